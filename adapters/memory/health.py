@@ -1,0 +1,3 @@
+class MemoryHealth:
+    async def ping(self) -> None:
+        """Memory always answers."""

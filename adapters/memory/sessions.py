@@ -1,0 +1,85 @@
+from datetime import datetime
+
+from adapters.memory.store import MemoryStore
+from application.ports import SessionFilter, SessionPosition
+from domain.errors import NotFound
+from domain.events import find_gaps
+from domain.session import Exit, Session
+
+
+class MemorySessionRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def add(self, session: Session) -> bool:
+        key = (session.tenant_id, session.id)
+        if key in self._store.sessions:
+            return False
+        self._store.sessions[key] = session.copy()
+        return True
+
+    async def get(self, tenant_id: str, session_id: str) -> Session | None:
+        stored = self._store.sessions.get((tenant_id, session_id))
+        return None if stored is None else self._read(stored)
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SessionFilter,
+        limit: int,
+        after: SessionPosition | None = None,
+    ) -> list[Session]:
+        found = [
+            s
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id
+            and _matches(s, where)
+            and (after is None or (s.started_at, s.id) < (after.started_at, after.id))
+        ]
+        found.sort(key=lambda s: (s.started_at, s.id), reverse=True)
+        return [self._read(s) for s in found[:limit]]
+
+    async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
+        stored = self._stored(tenant_id, session_id)
+        stored.heartbeat(at)
+        return self._read(stored)
+
+    async def close(self, tenant_id: str, session_id: str, exit: Exit) -> tuple[Session, bool]:
+        stored = self._stored(tenant_id, session_id)
+        closed = stored.close(exit)
+        return self._read(stored), closed
+
+    async def time_out_idle(
+        self, tenant_id: str, last_seen_before: datetime, limit: int
+    ) -> list[Session]:
+        stale = [
+            s
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id and s.is_active and s.last_seen_at < last_seen_before
+        ][:limit]
+        for session in stale:
+            session.close(session.time_out())
+        return [self._read(s) for s in stale]
+
+    def _stored(self, tenant_id: str, session_id: str) -> Session:
+        stored = self._store.sessions.get((tenant_id, session_id))
+        if stored is None:
+            raise NotFound(f"no session {session_id}")
+        return stored
+
+    def _read(self, stored: Session) -> Session:
+        session = stored.copy()
+        events = self._store.events.get((stored.tenant_id, stored.id), {})
+        session.event_gaps = find_gaps(sorted(events))
+        return session
+
+
+def _matches(session: Session, where: SessionFilter) -> bool:
+    return (
+        (where.kind is None or session.kind == where.kind)
+        and (where.resource_id is None or session.resource_id == where.resource_id)
+        and (where.subject_id is None or session.subject_id == where.subject_id)
+        and (where.status is None or session.status == where.status)
+        and (where.started_from is None or session.started_at >= where.started_from)
+        and (where.started_to is None or session.started_at < where.started_to)
+    )

@@ -1,0 +1,23 @@
+from adapters.memory.events import MemoryEventLog
+from adapters.memory.health import MemoryHealth
+from adapters.memory.sessions import MemorySessionRepository
+from adapters.memory.store import MemoryStore
+from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
+
+
+class MemoryStorage:
+    """Every in-memory repository over one store: the `memory://` storage family."""
+
+    def __init__(self) -> None:
+        store = MemoryStore()
+        self.sessions = MemorySessionRepository(store)
+        self.events = MemoryEventLog(store)
+        self.tenants = MemoryTenantRepository(store)
+        self.api_keys = MemoryApiKeyRepository(store)
+        self.health = MemoryHealth()
+
+    async def migrate(self) -> None:
+        """Nothing to create."""
+
+    async def close(self) -> None:
+        """Nothing to release."""

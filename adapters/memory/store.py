@@ -1,0 +1,16 @@
+from dataclasses import dataclass, field
+
+from domain.events import Event
+from domain.session import Session
+from domain.tenants import ApiKey, Tenant
+
+
+@dataclass
+class MemoryStore:
+    """The data of one in-memory storage, shared by its repositories."""
+
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = field(default_factory=dict)  # by secret hash
+    sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
+    # (tenant_id, session_id) -> sequence_no -> event
+    events: dict[tuple[str, str], dict[int, Event]] = field(default_factory=dict)

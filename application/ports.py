@@ -1,0 +1,129 @@
+"""The ports: what the use cases need from storage and the outside world.
+
+Whatever must be race-free is one method here, and its docstring is the contract that the
+storage contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.events import BatchOutcome, Distribution, Event
+from domain.session import Exit, Session, SessionStatus
+from domain.tenants import ApiKey, Tenant
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    kind: str | None = None
+    resource_id: str | None = None
+    subject_id: str | None = None
+    status: SessionStatus | None = None
+    started_from: datetime | None = None  # inclusive
+    started_to: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class SessionPosition:
+    """Where a newest-first listing of sessions stopped: the last session returned."""
+
+    started_at: datetime
+    id: str
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session) -> bool:
+        """Store a new session. False, storing nothing, when its id is taken in its tenant
+        (concurrent adds of one id: exactly one returns True)."""
+        ...
+
+    async def get(self, tenant_id: str, session_id: str) -> Session | None:
+        """The session with its usage and event gaps, or None (also for another tenant's id)."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SessionFilter,
+        limit: int,
+        after: SessionPosition | None = None,
+    ) -> list[Session]:
+        """Up to `limit` sessions, newest first (started_at, then id, descending), after `after`."""
+        ...
+
+    async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
+        """Move last_seen_at forward to `at` (never back). NotFound; Conflict if ended."""
+        ...
+
+    async def close(self, tenant_id: str, session_id: str, exit: Exit) -> tuple[Session, bool]:
+        """Close an active session with `exit` (Session.close), atomically: of any number of
+        concurrent callers exactly one gets True; the others get the stored session and False.
+        The exit's usage is added only by the caller that closes. NotFound; InvalidInput if the
+        exit is before the start."""
+        ...
+
+    async def time_out_idle(
+        self, tenant_id: str, last_seen_before: datetime, limit: int
+    ) -> list[Session]:
+        """Close up to `limit` active sessions last seen before the cutoff as timed_out, ended
+        at their last_seen_at; return only the sessions this call closed."""
+        ...
+
+
+class EventLog(Protocol):
+    async def append(self, tenant_id: str, events: Sequence[tuple[int, Event]]) -> BatchOutcome:
+        """Store a batch of (position in the client's batch, event) in a bounded number of
+        round trips. (session_id, sequence_no) is unique: one already stored, or repeated in the
+        batch, is a duplicate and adds nothing, even with concurrent copies of the batch.
+        Events of an unknown session are rejected as `session_not_found`, of an ended one as
+        `session_ended`. Meters of inserted events are added to their session's usage, and its
+        event count and highest sequence number move, in the same transaction."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        session_id: str,
+        limit: int,
+        after_sequence_no: int = 0,
+        type: str | None = None,
+        label: str | None = None,
+    ) -> list[Event]:
+        """Up to `limit` events of the session in sequence order, after `after_sequence_no`."""
+        ...
+
+    async def distribution(self, tenant_id: str, session_id: str, field: str) -> Distribution:
+        """Counts of the session's events by the value of `field` (label, type or category);
+        events without a value are not counted."""
+        ...
+
+
+class TenantRepository(Protocol):
+    async def add(self, tenant: Tenant) -> None:
+        """Store a new tenant; Conflict if the name is taken."""
+        ...
+
+    async def get(self, tenant_id: str) -> Tenant | None: ...
+
+    async def get_by_name(self, name: str) -> Tenant | None: ...
+
+    async def all(self) -> list[Tenant]: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def get_by_hash(self, secret_hash: str) -> ApiKey | None: ...
+
+
+class StorageHealth(Protocol):
+    async def ping(self) -> None:
+        """Return when the storage answers; raise otherwise."""
+        ...

@@ -1,0 +1,1 @@
+"""The sessionmeter domain: sessions, events, usage, tenants. Standard library only."""

@@ -1,0 +1,81 @@
+"""Events a session's client reports, numbered so that retries and losses are visible.
+
+Each event carries a sequence number unique within its session: a number seen twice is a
+retry (stored once), a number never seen is a gap.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain.clock import as_utc
+from domain.errors import InvalidInput
+from domain.session import JSONObject
+from domain.usage import Usage, validate_usage
+
+MAX_NAME_LENGTH = 64
+DISTRIBUTION_FIELDS = ("label", "type", "category")
+
+
+@dataclass(frozen=True)
+class Event:
+    session_id: str
+    sequence_no: int
+    type: str
+    at: datetime
+    category: str | None = None
+    label: str | None = None
+    data: JSONObject | None = None
+    meters: Usage = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sequence_no < 1:
+            raise InvalidInput("sequence_no", "must be 1 or more")
+        for name in ("type", "category", "label"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= len(value) <= MAX_NAME_LENGTH:
+                raise InvalidInput(name, f"must be 1-{MAX_NAME_LENGTH} characters")
+        object.__setattr__(self, "at", as_utc("at", self.at))
+        object.__setattr__(self, "meters", validate_usage("meters", self.meters))
+
+
+@dataclass(frozen=True)
+class EventRejection:
+    """Why one event of a batch was not stored (its position in the batch and a reason code)."""
+
+    index: int
+    error: str
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    inserted: int = 0
+    duplicates: int = 0
+    rejections: list[EventRejection] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.rejections)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    total: int
+    counts: dict[str, int]
+
+    @property
+    def percentages(self) -> dict[str, float]:
+        if not self.total:
+            return {}
+        return {value: round(100 * n / self.total, 2) for value, n in self.counts.items()}
+
+
+def find_gaps(sequence_numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """Ranges of missing sequence numbers, from 1 to the highest seen (input sorted ascending)."""
+    gaps: list[tuple[int, int]] = []
+    expected = 1
+    for number in sequence_numbers:
+        if number > expected:
+            gaps.append((expected, number - 1))
+        expected = max(expected, number + 1)
+    return gaps

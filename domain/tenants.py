@@ -1,0 +1,63 @@
+"""Tenants (the teams whose data is kept apart) and the API keys that act for them."""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from domain.errors import InvalidInput
+
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+KEY_PREFIX = "sm_"
+
+
+class Role(StrEnum):
+    INGEST = "ingest"  # sessions, events, exits, reads of its tenant's sessions
+    ADMIN = "admin"  # everything in its tenant
+
+    def allows(self, needed: "Role") -> bool:
+        return self is Role.ADMIN or self is needed
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    idle_timeout_seconds: int = 300
+    max_batch_events: int = 100
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+    settings: TenantSettings = field(default_factory=TenantSettings)
+
+    def __post_init__(self) -> None:
+        if not TENANT_NAME.match(self.name):
+            raise InvalidInput(
+                "name", "1-64 characters of A-Z a-z 0-9 _ . -, starting alphanumeric"
+            )
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key: only the hash of its secret is kept."""
+
+    id: str
+    tenant_id: str
+    role: Role
+    secret_hash: str
+    created_at: datetime
+
+    @classmethod
+    def issue(cls, id: str, tenant_id: str, role: Role, now: datetime) -> tuple["ApiKey", str]:
+        """A new key and its secret, which is shown once and never stored."""
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        return cls(id, tenant_id, role, hash_secret(secret), now), secret
+
+
+def hash_secret(secret: str) -> str:
+    # Secrets are 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()

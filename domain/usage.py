@@ -1,0 +1,56 @@
+"""Meter quantities: exact integers or decimals, never floats.
+
+A session's usage maps meter names (`seconds`, `tokens`, `cost_usd`, `video.seconds` …) to the sum
+of what its events and its exit reported. Integers stay integers; once a decimal is added the sum
+is a decimal. Decimals carry at most nine places so every store can hold them exactly.
+"""
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+
+from domain.errors import InvalidInput
+
+Quantity = int | Decimal
+Usage = dict[str, Quantity]
+
+METER_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+MAX_DECIMAL_PLACES = 9
+# One quantity stays below a billion units so that stores keeping nano-units in 64 bits hold sums.
+MAX_QUANTITY = Decimal(10) ** 9
+
+
+def normalize(q: Quantity) -> Quantity:
+    """Canonical form: ints as they are, decimals without trailing zeros or exponent."""
+    if isinstance(q, int):
+        return q
+    return Decimal(format(q.normalize(), "f"))
+
+
+def validate_usage(field: str, usage: Mapping[str, Quantity]) -> Usage:
+    checked: Usage = {}
+    for meter, quantity in usage.items():
+        where = f"{field}.{meter}"
+        if not METER_NAME.match(meter):
+            raise InvalidInput(where, "meter names are 1-64 characters of a-z 0-9 _ . -")
+        if isinstance(quantity, bool) or not isinstance(quantity, int | Decimal):
+            raise InvalidInput(where, "must be an integer or a decimal")
+        if isinstance(quantity, Decimal):
+            if not quantity.is_finite():
+                raise InvalidInput(where, "must be a finite number")
+            exponent = quantity.normalize().as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+                raise InvalidInput(where, f"at most {MAX_DECIMAL_PLACES} decimal places")
+        if quantity < 0:
+            raise InvalidInput(where, "must not be negative")
+        if quantity >= MAX_QUANTITY:
+            raise InvalidInput(where, f"must be below {MAX_QUANTITY}")
+        checked[meter] = normalize(quantity)
+    return checked
+
+
+def add_usage(usage: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> Usage:
+    total: Usage = dict(usage)
+    for meter, quantity in more.items():
+        total[meter] = normalize(total.get(meter, 0) + quantity)
+    return total

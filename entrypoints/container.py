@@ -1,0 +1,65 @@
+"""The composition root: the only place that chooses concrete classes.
+
+The storage family comes from the URL scheme of SESSIONMETER_STORAGE_URL; use cases receive the
+repositories of whichever family was chosen and never know which one it is.
+"""
+
+from dependency_injector import containers, providers
+
+from adapters.memory.storage import MemoryStorage
+from adapters.system_clock import SystemClock
+from application.authenticate import Authenticate
+from application.check_health import CheckHealth
+from application.create_api_key import CreateApiKey
+from application.create_tenant import CreateTenant
+from application.event_distribution import EventDistribution
+from application.get_session import GetSession
+from application.ingest_events import IngestEvents
+from application.list_events import ListEvents
+from application.list_sessions import ListSessions
+from application.reap_stale_sessions import ReapStaleSessions
+from application.record_exit import RecordExit
+from application.record_heartbeat import RecordHeartbeat
+from application.start_session import StartSession
+from entrypoints.settings import Settings
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration()
+
+    clock = providers.Singleton(SystemClock)
+    storage = providers.Selector(
+        config.storage.family,
+        memory=providers.Singleton(MemoryStorage),
+    )
+    sessions = storage.provided.sessions
+    events = storage.provided.events
+    tenants = storage.provided.tenants
+    api_keys = storage.provided.api_keys
+
+    # A singleton so its short-lived cache of keys is shared by every request of the process.
+    authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
+    check_health = providers.Factory(CheckHealth, storage=storage.provided.health)
+    create_tenant = providers.Factory(CreateTenant, tenants=tenants, clock=clock)
+    create_api_key = providers.Factory(CreateApiKey, tenants=tenants, keys=api_keys, clock=clock)
+    start_session = providers.Factory(StartSession, sessions=sessions, clock=clock)
+    record_heartbeat = providers.Factory(RecordHeartbeat, sessions=sessions, clock=clock)
+    record_exit = providers.Factory(RecordExit, sessions=sessions, clock=clock)
+    get_session = providers.Factory(GetSession, sessions=sessions)
+    list_sessions = providers.Factory(ListSessions, sessions=sessions)
+    ingest_events = providers.Factory(IngestEvents, events=events)
+    list_events = providers.Factory(ListEvents, get_session=get_session, events=events)
+    event_distribution = providers.Factory(
+        EventDistribution, get_session=get_session, events=events
+    )
+    reap_stale_sessions = providers.Factory(
+        ReapStaleSessions, tenants=tenants, sessions=sessions, clock=clock
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container()
+    container.config.from_dict(
+        {"storage": {"family": settings.storage_family, "url": settings.storage_url}}
+    )
+    return container
