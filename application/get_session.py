@@ -1,7 +1,7 @@
 """Read one session of a tenant."""
 
 from application.ports import SessionRepository
-from application.session_ids import canonical_session_id
+from application.session_ids import existing_session_id
 from domain.errors import NotFound
 from domain.session import Session
 
@@ -11,9 +11,7 @@ class GetSession:
         self._sessions = sessions
 
     async def __call__(self, tenant_id: str, session_id: str) -> Session:
-        session = await self._sessions.get(
-            tenant_id, canonical_session_id(session_id, "session_id")
-        )
+        session = await self._sessions.get(tenant_id, existing_session_id(session_id))
         if session is None:
             raise NotFound(f"no session {session_id}")
         return session

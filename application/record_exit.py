@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock, SessionRepository
-from application.session_ids import canonical_session_id
+from application.session_ids import existing_session_id
 from domain.clock import not_in_future
 from domain.errors import InvalidInput
 from domain.session import CLIENT_EXIT_STATUSES, Exit, JSONObject, Session, SessionStatus
@@ -45,6 +45,6 @@ class RecordExit:
             summary=command.summary,
             usage=command.usage,
         )
-        session_id = canonical_session_id(command.session_id, "session_id")
+        session_id = existing_session_id(command.session_id)
         session, closed = await self._sessions.close(command.tenant_id, session_id, exit)
         return RecordedExit(session, closed)

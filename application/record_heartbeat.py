@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from application.ports import Clock, SessionRepository
-from application.session_ids import canonical_session_id
+from application.session_ids import existing_session_id
 from domain.clock import not_in_future
 from domain.session import Session
 
@@ -24,5 +24,5 @@ class RecordHeartbeat:
     async def __call__(self, command: RecordHeartbeatCommand) -> Session:
         now = self._clock.now()
         at = now if command.at is None else not_in_future("at", command.at, now)
-        session_id = canonical_session_id(command.session_id, "session_id")
+        session_id = existing_session_id(command.session_id)
         return await self._sessions.heartbeat(command.tenant_id, session_id, at)

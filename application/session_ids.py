@@ -2,7 +2,7 @@
 
 import uuid
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotFound
 
 
 def new_session_id() -> str:
@@ -10,7 +10,23 @@ def new_session_id() -> str:
 
 
 def canonical_session_id(value: str, field: str = "id") -> str:
+    """The id a client proposes, in canonical form; a malformed one is invalid input."""
+    canonical = _canonical(value)
+    if canonical is None:
+        raise InvalidInput(field, "must be a UUID")
+    return canonical
+
+
+def existing_session_id(value: str) -> str:
+    """The id of a session a client refers to; a malformed one names no session."""
+    canonical = _canonical(value)
+    if canonical is None:
+        raise NotFound(f"no session {value}")
+    return canonical
+
+
+def _canonical(value: str) -> str | None:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidInput(field, "must be a UUID") from None
+        return None
