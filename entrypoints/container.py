@@ -7,6 +7,7 @@ repositories of whichever family was chosen and never know which one it is.
 from dependency_injector import containers, providers
 
 from adapters.memory.storage import MemoryStorage
+from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.system_clock import SystemClock
 from application.authenticate import Authenticate
 from application.check_health import CheckHealth
@@ -31,6 +32,7 @@ class Container(containers.DeclarativeContainer):
     storage = providers.Selector(
         config.storage.family,
         memory=providers.Singleton(MemoryStorage),
+        sqlalchemy=providers.Singleton(SqlAlchemyStorage, url=config.storage.url),
     )
     sessions = storage.provided.sessions
     events = storage.provided.events

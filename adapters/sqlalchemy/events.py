@@ -1,0 +1,182 @@
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.meters import add_usage
+from adapters.sqlalchemy.quantities import from_json, to_json
+from adapters.sqlalchemy.tables import events, sessions
+from domain.events import BatchOutcome, Distribution, Event, EventRejection
+from domain.session import SessionStatus
+from domain.usage import Usage
+from domain.usage import add_usage as sum_usage
+
+# Rows per INSERT statement: far below SQLite's limit on bound parameters.
+ROWS_PER_INSERT = 500
+
+
+class SqlEventLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def append(self, tenant_id: str, batch: Sequence[tuple[int, Event]]) -> BatchOutcome:
+        async with self._engine.begin() as conn:
+            status = await self._lock_sessions(conn, tenant_id, {e.session_id for _, e in batch})
+            rejections: list[EventRejection] = []
+            first_of: dict[tuple[str, int], tuple[int, Event]] = {}
+            ended: list[tuple[int, Event]] = []
+            for index, event in batch:
+                state = status.get(event.session_id)
+                if state is None:
+                    rejections.append(EventRejection(index, "session_not_found"))
+                elif state != SessionStatus.ACTIVE:
+                    ended.append((index, event))
+                else:
+                    first_of.setdefault((event.session_id, event.sequence_no), (index, event))
+            inserted = await self._insert(conn, tenant_id, [e for _, e in first_of.values()])
+            stored_before_end = await self._stored(conn, tenant_id, [e for _, e in ended])
+            rejections += [
+                EventRejection(i, "session_ended")
+                for i, e in ended
+                if (e.session_id, e.sequence_no) not in stored_before_end
+            ]
+            await self._count(conn, tenant_id, inserted)
+        duplicates = len(batch) - len(inserted) - len(rejections)
+        return BatchOutcome(len(inserted), duplicates, rejections)
+
+    async def find(
+        self,
+        tenant_id: str,
+        session_id: str,
+        limit: int,
+        after_sequence_no: int = 0,
+        type: str | None = None,
+        label: str | None = None,
+    ) -> list[Event]:
+        conditions = [
+            events.c.tenant_id == tenant_id,
+            events.c.session_id == session_id,
+            events.c.sequence_no > after_sequence_no,
+        ]
+        if type is not None:
+            conditions.append(events.c.type == type)
+        if label is not None:
+            conditions.append(events.c.label == label)
+        query = select(events).where(*conditions).order_by(events.c.sequence_no).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_from_row(row) for row in rows]
+
+    async def distribution(self, tenant_id: str, session_id: str, field: str) -> Distribution:
+        column = events.c[field]
+        query = (
+            select(column, func.count())
+            .where(
+                events.c.tenant_id == tenant_id,
+                events.c.session_id == session_id,
+                column.is_not(None),
+            )
+            .group_by(column)
+        )
+        async with self._engine.connect() as conn:
+            counts = {value: n for value, n in await conn.execute(query)}
+        return Distribution(total=sum(counts.values()), counts=counts)
+
+    async def _lock_sessions(
+        self, conn: AsyncConnection, tenant_id: str, session_ids: set[str]
+    ) -> dict[str, str]:
+        """The batch's sessions and their status, locked (in id order, so that batches touching
+        the same sessions never deadlock) so a concurrent exit waits until their usage is in."""
+        query = (
+            select(sessions.c.id, sessions.c.status)
+            .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids))
+            .order_by(sessions.c.id)
+            .with_for_update()
+        )
+        return {row.id: row.status for row in await conn.execute(query)}
+
+    async def _insert(
+        self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
+    ) -> list[Event]:
+        """Insert what is new; return the events this call stored (not those already there)."""
+        by_key = {(e.session_id, e.sequence_no): e for e in batch}
+        stored: list[Event] = []
+        for start in range(0, len(batch), ROWS_PER_INSERT):
+            rows = [_to_row(tenant_id, e) for e in batch[start : start + ROWS_PER_INSERT]]
+            stmt = (
+                insert(self._engine, events)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(events.c.session_id, events.c.sequence_no)
+            )
+            stored += [by_key[(r.session_id, r.sequence_no)] for r in await conn.execute(stmt)]
+        return stored
+
+    async def _stored(
+        self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
+    ) -> set[tuple[str, int]]:
+        if not batch:
+            return set()
+        keys = [(e.session_id, e.sequence_no) for e in batch]
+        query = select(events.c.session_id, events.c.sequence_no).where(
+            events.c.tenant_id == tenant_id,
+            tuple_(events.c.session_id, events.c.sequence_no).in_(keys),
+        )
+        return {(r.session_id, r.sequence_no) for r in await conn.execute(query)}
+
+    async def _count(self, conn: AsyncConnection, tenant_id: str, inserted: list[Event]) -> None:
+        """Add the stored events' meters to their sessions' usage and move their counters."""
+        if not inserted:
+            return
+        usage: dict[str, Usage] = defaultdict(dict)
+        counts: dict[str, list[int]] = defaultdict(list)
+        for event in inserted:
+            usage[event.session_id] = sum_usage(usage[event.session_id], event.meters)
+            counts[event.session_id].append(event.sequence_no)
+        await add_usage(conn, self._engine, tenant_id, usage)
+        highest = bindparam("highest")
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.tenant_id == tenant_id, sessions.c.id == bindparam("session"))
+            .values(
+                event_count=sessions.c.event_count + bindparam("added"),
+                max_sequence_no=case(
+                    (sessions.c.max_sequence_no < highest, highest),
+                    else_=sessions.c.max_sequence_no,
+                ),
+            ),
+            [
+                {"session": session_id, "added": len(numbers), "highest": max(numbers)}
+                for session_id, numbers in counts.items()
+            ],
+        )
+
+
+def _to_row(tenant_id: str, event: Event) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "session_id": event.session_id,
+        "sequence_no": event.sequence_no,
+        "type": event.type,
+        "at": event.at,
+        "category": event.category,
+        "label": event.label,
+        "data": event.data,
+        "meters": to_json(event.meters),
+    }
+
+
+def _from_row(row: Any) -> Event:
+    return Event(
+        session_id=row.session_id,
+        sequence_no=row.sequence_no,
+        type=row.type,
+        at=row.at,
+        category=row.category,
+        label=row.label,
+        data=row.data,
+        meters=from_json(row.meters),
+    )

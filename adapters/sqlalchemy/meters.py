@@ -1,0 +1,60 @@
+"""Reading and adding to the session_meters rows that hold each session's usage."""
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.quantities import from_nanos, to_nanos
+from adapters.sqlalchemy.tables import session_meters
+from domain.usage import Usage
+
+
+async def add_usage(
+    conn: AsyncConnection,
+    engine: AsyncEngine,
+    tenant_id: str,
+    usage_by_session: Mapping[str, Usage],
+) -> None:
+    """Add quantities to sessions' meters in one statement; concurrent adds both count."""
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "session_id": session_id,
+            "meter": meter,
+            "quantity_nanos": to_nanos(quantity),
+            "is_decimal": isinstance(quantity, Decimal),
+        }
+        for session_id, usage in usage_by_session.items()
+        for meter, quantity in usage.items()
+    ]
+    if not rows:
+        return
+    stmt = insert(engine, session_meters).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "session_id", "meter"],
+        set_={
+            "quantity_nanos": session_meters.c.quantity_nanos + stmt.excluded.quantity_nanos,
+            "is_decimal": or_(session_meters.c.is_decimal, stmt.excluded.is_decimal),
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def usage_of(
+    conn: AsyncConnection, tenant_id: str, session_ids: Iterable[str]
+) -> dict[str, Usage]:
+    ids = list(session_ids)
+    usage: dict[str, Usage] = {i: {} for i in ids}
+    if not ids:
+        return usage
+    rows = await conn.execute(
+        select(session_meters).where(
+            session_meters.c.tenant_id == tenant_id, session_meters.c.session_id.in_(ids)
+        )
+    )
+    for row in rows:
+        usage[row.session_id][row.meter] = from_nanos(row.quantity_nanos, row.is_decimal)
+    return usage

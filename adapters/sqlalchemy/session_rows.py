@@ -1,0 +1,98 @@
+"""Sessions to rows and back, with their usage and event gaps."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.sqlalchemy.meters import usage_of
+from adapters.sqlalchemy.tables import events
+from domain.session import Charge, ChargeState, Session, SessionStatus
+
+
+def to_row(session: Session) -> dict[str, Any]:
+    charge = session.charge
+    return {
+        "tenant_id": session.tenant_id,
+        "id": session.id,
+        "kind": session.kind,
+        "resource_id": session.resource_id,
+        "subject_id": session.subject_id,
+        "client_key": session.client_key,
+        "status": session.status.value,
+        "started_at": session.started_at,
+        "last_seen_at": session.last_seen_at,
+        "ended_at": session.ended_at,
+        "attributes": session.attributes,
+        "summary": session.summary,
+        "exit_reason": session.exit_reason,
+        "event_count": session.event_count,
+        "max_sequence_no": session.max_sequence_no,
+        "charge_state": session.charge_state.value,
+        "charge_credits": None if charge is None else charge.credits,
+        "charge_balance_after": None if charge is None else charge.balance_after,
+        "charge_warning": None if charge is None else charge.warning,
+    }
+
+
+async def load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Session]:
+    """Sessions from their rows, with usage (one query for all) and gaps (only where some exist)."""
+    if not rows:
+        return []
+    tenant_id = rows[0].tenant_id
+    usage = await usage_of(conn, tenant_id, [r.id for r in rows])
+    loaded = []
+    for row in rows:
+        session = _from_row(row)
+        session.usage = usage[row.id]
+        if row.event_count < row.max_sequence_no:
+            session.event_gaps = await _gaps(conn, tenant_id, row.id)
+        loaded.append(session)
+    return loaded
+
+
+def _from_row(row: Row[Any]) -> Session:
+    charge = None
+    if row.charge_credits is not None:
+        charge = Charge(row.charge_credits, row.charge_balance_after, row.charge_warning)
+    return Session(
+        tenant_id=row.tenant_id,
+        id=row.id,
+        kind=row.kind,
+        resource_id=row.resource_id,
+        subject_id=row.subject_id,
+        client_key=row.client_key,
+        started_at=row.started_at,
+        last_seen_at=row.last_seen_at,
+        status=SessionStatus(row.status),
+        ended_at=row.ended_at,
+        attributes=row.attributes,
+        event_count=row.event_count,
+        max_sequence_no=row.max_sequence_no,
+        summary=row.summary,
+        exit_reason=row.exit_reason,
+        charge=charge,
+        charge_state=ChargeState(row.charge_state),
+    )
+
+
+async def _gaps(conn: AsyncConnection, tenant_id: str, session_id: str) -> list[tuple[int, int]]:
+    """Missing sequence numbers, found by the database: each number after a jump, with the one
+    before it (the first number is compared with 0)."""
+    numbered = (
+        select(
+            events.c.sequence_no.label("n"),
+            func.coalesce(
+                func.lag(events.c.sequence_no).over(order_by=events.c.sequence_no), 0
+            ).label("previous"),
+        )
+        .where(events.c.tenant_id == tenant_id, events.c.session_id == session_id)
+        .subquery()
+    )
+    jumps = await conn.execute(
+        select(numbered.c.previous, numbered.c.n)
+        .where(numbered.c.n > numbered.c.previous + 1)
+        .order_by(numbered.c.n)
+    )
+    return [(previous + 1, n - 1) for previous, n in jumps]

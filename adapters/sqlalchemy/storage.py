@@ -1,0 +1,44 @@
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from adapters.sqlalchemy.engine import create_engine
+from adapters.sqlalchemy.events import SqlEventLog
+from adapters.sqlalchemy.health import SqlHealth
+from adapters.sqlalchemy.sessions import SqlSessionRepository
+from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant will do: it only has to be the same in every process that migrates.
+MIGRATION_LOCK = 7_415_962_301
+
+
+class SqlAlchemyStorage:
+    """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.sessions = SqlSessionRepository(self.engine)
+        self.events = SqlEventLog(self.engine)
+        self.tenants = SqlTenantRepository(self.engine)
+        self.api_keys = SqlApiKeyRepository(self.engine)
+        self.health = SqlHealth(self.engine)
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe to run again and from several processes."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

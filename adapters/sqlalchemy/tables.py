@@ -1,0 +1,115 @@
+"""The schema. Every tenant's rows are keyed by tenant_id, so no query can cross tenants."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out: PostgreSQL keeps timestamptz; SQLite, which has no time zones,
+    keeps naive UTC text that sorts in time order."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("settings", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("resource_id", String(200), nullable=False),
+    Column("subject_id", String(200)),
+    Column("client_key", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("attributes", JSON, nullable=False),
+    Column("summary", JSON),
+    Column("exit_reason", Text),
+    Column("event_count", Integer, nullable=False),
+    Column("max_sequence_no", BigInteger, nullable=False),
+    Column("charge_state", String(16), nullable=False),
+    Column("charge_credits", BigInteger),
+    Column("charge_balance_after", BigInteger),
+    Column("charge_warning", String(64)),
+    Index("ix_sessions_started", "tenant_id", "started_at", "id"),
+    Index("ix_sessions_idle", "tenant_id", "status", "last_seen_at"),
+    Index("ix_sessions_resource", "tenant_id", "resource_id", "started_at"),
+    Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
+    Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
+)
+
+# A session's usage, one row per meter. Sums are integer nano-units so SQLite adds decimals exactly;
+# is_decimal remembers whether the meter is shown as an integer or a decimal.
+session_meters = Table(
+    "session_meters",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("session_id", String(36), primary_key=True),
+    Column("meter", String(64), primary_key=True),
+    Column("quantity_nanos", BigInteger, nullable=False),
+    Column("is_decimal", Boolean, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("session_id", String(36), primary_key=True),
+    Column("sequence_no", BigInteger, primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("category", String(64)),
+    Column("label", String(64)),
+    Column("data", JSON),
+    Column("meters", JSON),
+)

@@ -1,0 +1,72 @@
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.tables import api_keys, tenants
+from domain.errors import Conflict
+from domain.tenants import ApiKey, Role, Tenant, TenantSettings
+
+
+class SqlTenantRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, tenant: Tenant) -> None:
+        row = {
+            "id": tenant.id,
+            "name": tenant.name,
+            "settings": asdict(tenant.settings),
+            "created_at": tenant.created_at,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(tenants.insert().values(row))
+        except IntegrityError:
+            raise Conflict(f"a tenant named {tenant.name} exists") from None
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        return await self._one(tenants.c.id == tenant_id)
+
+    async def get_by_name(self, name: str) -> Tenant | None:
+        return await self._one(tenants.c.name == name)
+
+    async def all(self) -> list[Tenant]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(tenants).order_by(tenants.c.name))
+        return [_tenant(row) for row in rows]
+
+    async def _one(self, condition: Any) -> Tenant | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(tenants).where(condition))).first()
+        return None if row is None else _tenant(row)
+
+
+class SqlApiKeyRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, key: ApiKey) -> None:
+        row = {
+            "id": key.id,
+            "tenant_id": key.tenant_id,
+            "role": key.role.value,
+            "secret_hash": key.secret_hash,
+            "created_at": key.created_at,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(api_keys.insert().values(row))
+
+    async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
+        async with self._engine.connect() as conn:
+            query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return ApiKey(row.id, row.tenant_id, Role(row.role), row.secret_hash, row.created_at)
+
+
+def _tenant(row: Any) -> Tenant:
+    return Tenant(row.id, row.name, row.created_at, TenantSettings(**row.settings))

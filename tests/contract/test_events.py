@@ -1,0 +1,206 @@
+"""EventLog contract: each (session, sequence number) once, usage counted once, gaps visible."""
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from domain.events import Event, EventRejection
+from domain.session import Exit, Session
+from domain.tenants import Tenant
+from tests.contract.builders import a_session, add_tenant, at, stored_session
+
+pytestmark = pytest.mark.anyio
+
+
+def event(session: Session, n: int, **fields: Any) -> Event:
+    return Event(
+        session_id=session.id, sequence_no=n, type=fields.pop("type", "tap"), at=at(n), **fields
+    )
+
+
+def batch(*events: Event) -> list[tuple[int, Event]]:
+    return list(enumerate(events))
+
+
+async def test_stored_events_read_back_in_sequence_order(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+    third = event(
+        session,
+        3,
+        type="analysis",
+        category="vision",
+        label="red",
+        data={"score": 0.93, "tags": ["a", "b"]},
+        meters={"cost_usd": Decimal("0.0042")},
+    )
+    first = event(session, 1, type="screen_enter", data={"screen": "intro"})
+    second = event(session, 2, meters={"tokens": 120})
+
+    outcome = await storage.events.append(tenant.id, batch(third, first, second))
+
+    assert (outcome.inserted, outcome.duplicates, outcome.rejections) == (3, 0, [])
+    assert await storage.events.find(tenant.id, session.id, limit=10) == [first, second, third]
+
+
+async def test_meters_of_inserted_events_add_up_exactly_in_the_session_usage(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    events = [
+        event(session, n, meters={"cost_usd": Decimal("0.1"), "tokens": 7}) for n in range(1, 11)
+    ]
+
+    await storage.events.append(tenant.id, batch(*events))
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.usage == {"cost_usd": Decimal("1"), "tokens": 70}
+    assert isinstance(stored.usage["cost_usd"], Decimal)
+    assert isinstance(stored.usage["tokens"], int)
+    assert stored.event_count == 10
+
+
+async def test_a_retried_batch_inserts_nothing_twice(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+    events = batch(*(event(session, n, meters={"photos": 1}) for n in (1, 2, 3)))
+    await storage.events.append(tenant.id, events)
+
+    outcome = await storage.events.append(tenant.id, events)
+
+    assert (outcome.inserted, outcome.duplicates, outcome.failed) == (0, 3, 0)
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.usage == {"photos": 3}
+    assert stored.event_count == 3
+
+
+async def test_a_number_repeated_within_one_batch_is_a_duplicate(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+
+    outcome = await storage.events.append(
+        tenant.id,
+        batch(event(session, 1, meters={"taps": 1}), event(session, 1, meters={"taps": 1})),
+    )
+
+    assert (outcome.inserted, outcome.duplicates) == (1, 1)
+    assert (await storage.sessions.get(tenant.id, session.id)).usage == {"taps": 1}
+
+
+async def test_eight_concurrent_copies_of_a_batch_insert_each_event_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    sessions = [await stored_session(storage, tenant) for _ in range(3)]
+    events = batch(
+        *(
+            event(s, n, meters={"seconds": 2, "cost_usd": Decimal("0.01")})
+            for s in sessions
+            for n in range(1, 21)
+        )
+    )
+
+    outcomes = await asyncio.gather(*(storage.events.append(tenant.id, events) for _ in range(8)))
+
+    assert sum(o.inserted for o in outcomes) == 60
+    assert sum(o.duplicates for o in outcomes) == 7 * 60
+    for s in sessions:
+        stored = await storage.sessions.get(tenant.id, s.id)
+        assert stored.usage == {"seconds": 40, "cost_usd": Decimal("0.2")}
+        assert stored.event_count == 20
+        assert stored.event_gaps == []
+
+
+async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_stored(
+    storage: Any, tenant: Tenant
+) -> None:
+    open_session = await stored_session(storage, tenant)
+    ended = await stored_session(storage, tenant)
+    await storage.events.append(tenant.id, batch(event(ended, 1)))
+    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(30)))
+    other = await add_tenant(storage, "globex")
+    foreign = await stored_session(storage, other)
+    unknown = a_session(tenant)
+
+    outcome = await storage.events.append(
+        tenant.id,
+        batch(
+            event(open_session, 1),
+            event(unknown, 1),
+            event(ended, 2),
+            event(ended, 1),  # already stored before the session ended
+            event(foreign, 1),  # another tenant's session does not exist here
+            event(open_session, 2),
+        ),
+    )
+
+    assert outcome.inserted == 2
+    assert outcome.duplicates == 1
+    assert sorted(outcome.rejections, key=lambda r: r.index) == [
+        EventRejection(1, "session_not_found"),
+        EventRejection(2, "session_ended"),
+        EventRejection(4, "session_not_found"),
+    ]
+    assert await storage.events.find(other.id, foreign.id, limit=10) == []
+
+
+async def test_a_lost_event_shows_up_as_a_gap(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+
+    await storage.events.append(tenant.id, batch(*(event(session, n) for n in (2, 3, 6, 10))))
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.event_gaps == [(1, 1), (4, 5), (7, 9)]
+    assert (stored.event_count, stored.max_sequence_no) == (4, 10)
+    await storage.events.append(tenant.id, batch(*(event(session, n) for n in (1, 4, 5, 7, 8, 9))))
+    assert (await storage.sessions.get(tenant.id, session.id)).event_gaps == []
+
+
+async def test_events_are_found_by_type_and_label_a_page_at_a_time(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    labels = ["red", "green", "red", None, "red", "yellow"]
+    await storage.events.append(
+        tenant.id,
+        batch(
+            *(
+                event(session, n, type="answer" if n % 2 else "tap", label=label)
+                for n, label in enumerate(labels, start=1)
+            )
+        ),
+    )
+
+    def numbers(events: list[Event]) -> list[int]:
+        return [e.sequence_no for e in events]
+
+    assert numbers(await storage.events.find(tenant.id, session.id, limit=2)) == [1, 2]
+    assert numbers(
+        await storage.events.find(tenant.id, session.id, limit=2, after_sequence_no=2)
+    ) == [3, 4]
+    assert numbers(await storage.events.find(tenant.id, session.id, limit=9, label="red")) == [
+        1,
+        3,
+        5,
+    ]
+    assert numbers(await storage.events.find(tenant.id, session.id, limit=9, type="answer")) == [
+        1,
+        3,
+        5,
+    ]
+
+
+async def test_distribution_counts_events_by_label(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+    labels = ["red", "green", "red", None, "red", "yellow"]
+    await storage.events.append(
+        tenant.id,
+        batch(*(event(session, n, label=label) for n, label in enumerate(labels, start=1))),
+    )
+
+    distribution = await storage.events.distribution(tenant.id, session.id, "label")
+
+    assert distribution.total == 5
+    assert distribution.counts == {"red": 3, "green": 1, "yellow": 1}
+    assert distribution.percentages == {"red": 60.0, "green": 20.0, "yellow": 20.0}
+    assert (await storage.events.distribution(tenant.id, session.id, "type")).counts == {"tap": 6}

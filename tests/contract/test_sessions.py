@@ -1,0 +1,241 @@
+"""SessionRepository contract: storing, reading, listing, heartbeats, closing once, timing out."""
+
+import asyncio
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.ports import SessionFilter, SessionPosition
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.session import ChargeState, Exit, SessionStatus
+from domain.tenants import Tenant
+from tests.contract.builders import a_session, add_tenant, at, stored_session
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_stored_session_reads_back_field_for_field(storage: Any, tenant: Tenant) -> None:
+    session = a_session(
+        tenant,
+        subject_id=None,
+        client_key="browser-7f3a",
+        attributes={"user_agent": "Firefox", "tab": 2, "ratio": 0.5, "beta": True},
+    )
+    assert await storage.sessions.add(session)
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+
+    assert stored == session
+    assert stored.started_at.tzinfo is not None and stored.started_at == at(0)
+
+
+async def test_an_id_is_stored_once_and_the_first_session_wins(
+    storage: Any, tenant: Tenant
+) -> None:
+    first = await stored_session(storage, tenant)
+    second = replace(a_session(tenant, kind="quiz"), id=first.id)
+
+    assert await storage.sessions.add(second) is False
+    assert (await storage.sessions.get(tenant.id, first.id)).kind == "webinar"
+
+
+async def test_concurrent_adds_of_one_id_store_it_exactly_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = a_session(tenant)
+
+    added = await asyncio.gather(*(storage.sessions.add(session.copy()) for _ in range(8)))
+
+    assert sorted(added) == [False] * 7 + [True]
+
+
+async def test_sessions_of_other_tenants_are_invisible(storage: Any, tenant: Tenant) -> None:
+    other = await add_tenant(storage, "globex")
+    mine = await stored_session(storage, tenant)
+    theirs = replace(a_session(other, kind="kiosk"), id=mine.id)
+
+    assert await storage.sessions.add(theirs)  # the same id in another tenant is another session
+    assert (await storage.sessions.get(tenant.id, mine.id)).kind == "webinar"
+    assert (await storage.sessions.get(other.id, mine.id)).kind == "kiosk"
+    assert await storage.sessions.get(tenant.id, "9b2f0a4e-0000-4000-8000-000000000000") is None
+
+
+async def test_heartbeats_move_last_seen_forward_never_back(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+
+    assert (await storage.sessions.heartbeat(tenant.id, session.id, at(5))).last_seen_at == at(5)
+    assert (await storage.sessions.heartbeat(tenant.id, session.id, at(3))).last_seen_at == at(5)
+    assert (await storage.sessions.get(tenant.id, session.id)).last_seen_at == at(5)
+
+
+async def test_heartbeats_of_unknown_or_ended_sessions_are_refused(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(1)))
+
+    with pytest.raises(Conflict):
+        await storage.sessions.heartbeat(tenant.id, session.id, at(2))
+    with pytest.raises(NotFound):
+        await storage.sessions.heartbeat(tenant.id, a_session(tenant).id, at(2))
+
+
+async def test_closing_records_the_exit(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+    exit = Exit(
+        at=at(30),
+        status=SessionStatus.ABANDONED,
+        reason="tab closed",
+        summary={"funnel": ["intro", "pricing"], "paid": False},
+        usage={"seconds": 1800, "cost_usd": Decimal("0.125")},
+    )
+
+    closed, did_close = await storage.sessions.close(tenant.id, session.id, exit)
+
+    assert did_close
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored == closed
+    assert stored.status is SessionStatus.ABANDONED
+    assert stored.ended_at == at(30) and stored.last_seen_at == at(30)
+    assert stored.duration_seconds == 1800.0
+    assert stored.exit_reason == "tab closed"
+    assert stored.summary == {"funnel": ["intro", "pricing"], "paid": False}
+    assert stored.usage == {"seconds": 1800, "cost_usd": Decimal("0.125")}
+    assert isinstance(stored.usage["seconds"], int)
+    assert stored.charge_state is ChargeState.NOT_CHARGED
+
+
+async def test_a_second_exit_is_a_replay_that_changes_nothing(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant)
+    first, _ = await storage.sessions.close(
+        tenant.id, session.id, Exit(at=at(10), usage={"seconds": 600})
+    )
+
+    again, did_close = await storage.sessions.close(
+        tenant.id, session.id, Exit(at=at(20), status=SessionStatus.FAILED, usage={"seconds": 5})
+    )
+
+    assert did_close is False
+    assert again == first
+    assert again.usage == {"seconds": 600}
+
+
+async def test_an_exit_before_the_start_is_refused_and_the_session_stays_open(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant, minutes=10)
+
+    with pytest.raises(InvalidInput):
+        await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)))
+
+    assert (await storage.sessions.get(tenant.id, session.id)).status is SessionStatus.ACTIVE
+
+
+async def test_closing_an_unknown_session_is_not_found(storage: Any, tenant: Tenant) -> None:
+    with pytest.raises(NotFound):
+        await storage.sessions.close(tenant.id, a_session(tenant).id, Exit(at=at(1)))
+
+
+async def test_sixteen_concurrent_exits_close_the_session_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+
+    results = await asyncio.gather(
+        *(
+            storage.sessions.close(tenant.id, session.id, Exit(at=at(i + 1), usage={"seconds": 1}))
+            for i in range(16)
+        )
+    )
+
+    assert sorted(did_close for _, did_close in results) == [False] * 15 + [True]
+    winner = next(s for s, did_close in results if did_close)
+    assert all(s.ended_at == winner.ended_at for s, _ in results)
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.usage == {"seconds": 1}
+    assert stored.ended_at == winner.ended_at
+
+
+async def test_listing_is_newest_first_and_filters(storage: Any, tenant: Tenant) -> None:
+    other = await add_tenant(storage, "globex")
+    await stored_session(storage, other, minutes=99)
+    a = await stored_session(storage, tenant, minutes=1, kind="practice", resource_id="set-1")
+    b = await stored_session(storage, tenant, minutes=2, subject_id="user-2")
+    c = await stored_session(storage, tenant, minutes=3)
+    await storage.sessions.close(tenant.id, c.id, Exit(at=at(4)))
+
+    async def ids(**where: Any) -> list[str]:
+        found = await storage.sessions.find(tenant.id, SessionFilter(**where), limit=10)
+        return [s.id for s in found]
+
+    assert await ids() == [c.id, b.id, a.id]
+    assert await ids(kind="practice") == [a.id]
+    assert await ids(resource_id="webinar-1") == [c.id, b.id]
+    assert await ids(subject_id="user-2") == [b.id]
+    assert await ids(status=SessionStatus.COMPLETED) == [c.id]
+    assert await ids(status=SessionStatus.ACTIVE) == [b.id, a.id]
+    assert await ids(started_from=at(2)) == [c.id, b.id]
+    assert await ids(started_to=at(2)) == [a.id]
+
+
+async def test_listing_pages_continue_after_a_position_without_repeats(
+    storage: Any, tenant: Tenant
+) -> None:
+    # Two sessions share a start instant, so the id breaks the tie.
+    sessions = [await stored_session(storage, tenant, minutes=i // 2) for i in range(7)]
+    expected = [s.id for s in sorted(sessions, key=lambda s: (s.started_at, s.id), reverse=True)]
+
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await storage.sessions.find(tenant.id, SessionFilter(), limit=3, after=after)
+        seen += [s.id for s in page]
+        if len(page) < 3:
+            break
+        after = SessionPosition(page[-1].started_at, page[-1].id)
+
+    assert seen == expected
+
+
+async def test_the_reaper_closes_stale_sessions_where_they_were_last_seen(
+    storage: Any, tenant: Tenant
+) -> None:
+    stale = await stored_session(storage, tenant)
+    await storage.sessions.heartbeat(tenant.id, stale.id, at(7))
+    fresh = await stored_session(storage, tenant, minutes=8)
+    ended = await stored_session(storage, tenant)
+    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(1)))
+    other = await add_tenant(storage, "globex")
+    elsewhere = await stored_session(storage, other)
+
+    closed = await storage.sessions.time_out_idle(tenant.id, at(7.5), limit=100)
+
+    assert [s.id for s in closed] == [stale.id]
+    stored = await storage.sessions.get(tenant.id, stale.id)
+    assert stored == closed[0]
+    assert stored.status is SessionStatus.TIMED_OUT
+    assert stored.ended_at == at(7)
+    assert stored.duration_seconds == 7 * 60
+    assert stored.charge_state is ChargeState.NOT_CHARGED
+    assert (await storage.sessions.get(tenant.id, fresh.id)).is_active
+    assert (await storage.sessions.get(other.id, elsewhere.id)).is_active
+    assert await storage.sessions.time_out_idle(tenant.id, at(7.5), limit=100) == []
+
+
+async def test_concurrent_reapers_close_each_stale_session_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    sessions = [await stored_session(storage, tenant) for _ in range(12)]
+
+    batches = await asyncio.gather(
+        *(storage.sessions.time_out_idle(tenant.id, at(60), limit=5) for _ in range(6))
+    )
+
+    closed_ids = [s.id for batch in batches for s in batch]
+    assert all(len(batch) <= 5 for batch in batches)
+    assert len(closed_ids) == len(set(closed_ids))
+    assert set(closed_ids) <= {s.id for s in sessions}
+    remaining = await storage.sessions.time_out_idle(tenant.id, at(60), limit=100)
+    assert len(closed_ids) + len(remaining) == 12

@@ -1,0 +1,46 @@
+"""TenantRepository and ApiKeyRepository contract."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.errors import Conflict
+from domain.tenants import ApiKey, Role, Tenant, TenantSettings
+from tests.contract.builders import T0, add_tenant
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tenants_are_found_by_id_and_by_name_with_their_settings(storage: Any) -> None:
+    tenant = await add_tenant(storage, "acme", idle_timeout_seconds=60, max_batch_events=10)
+    await add_tenant(storage, "globex")
+
+    assert await storage.tenants.get(tenant.id) == tenant
+    assert await storage.tenants.get_by_name("acme") == tenant
+    assert tenant.settings == TenantSettings(idle_timeout_seconds=60, max_batch_events=10)
+    assert [t.name for t in await storage.tenants.all()] == ["acme", "globex"]
+    assert await storage.tenants.get_by_name("initech") is None
+
+
+async def test_a_tenant_name_is_taken_once_even_by_concurrent_callers(storage: Any) -> None:
+    attempts = [Tenant(str(uuid.uuid4()), "acme", T0) for _ in range(6)]
+
+    results = await asyncio.gather(
+        *(storage.tenants.add(t) for t in attempts), return_exceptions=True
+    )
+
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if r is not None)
+    assert len(await storage.tenants.all()) == 1
+
+
+async def test_api_keys_are_found_by_the_hash_of_their_secret(storage: Any) -> None:
+    tenant = await add_tenant(storage)
+    key, secret = ApiKey.issue(str(uuid.uuid4()), tenant.id, Role.INGEST, T0)
+    await storage.api_keys.add(key)
+
+    assert secret not in key.secret_hash
+    assert await storage.api_keys.get_by_hash(key.secret_hash) == key
+    assert await storage.api_keys.get_by_hash("0" * 64) is None
