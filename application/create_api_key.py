@@ -3,7 +3,7 @@
 import uuid
 
 from application.ports import ApiKeyRepository, Clock, TenantRepository
-from domain.errors import NotFound
+from domain.errors import InvalidInput, NotFound
 from domain.tenants import ApiKey, Role
 
 
@@ -13,11 +13,15 @@ class CreateApiKey:
         self._keys = keys
         self._clock = clock
 
-    async def __call__(self, tenant_name: str, role: Role) -> tuple[ApiKey, str]:
+    async def __call__(self, tenant_name: str, role: Role | str) -> tuple[ApiKey, str]:
         """The stored key and its secret; the secret exists nowhere else afterwards."""
         tenant = await self._tenants.get_by_name(tenant_name)
         if tenant is None:
             raise NotFound(f"no tenant named {tenant_name}")
+        try:
+            role = Role(role)
+        except ValueError:
+            raise InvalidInput("role", "must be admin or ingest") from None
         key, secret = ApiKey.issue(str(uuid.uuid4()), tenant.id, role, self._clock.now())
         await self._keys.add(key)
         return key, secret

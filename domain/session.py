@@ -66,6 +66,9 @@ class SessionRequest:
     client_key: str | None = None
     started_at: datetime | None = None
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    # What the transport knows (user agent, referrer, address): stored where the client did not
+    # say otherwise, but not part of the request, so a retry from another address is a replay.
+    context: dict[str, AttributeValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ class Session:
             client_key=request.client_key,
             started_at=started_at,
             last_seen_at=started_at,
-            attributes=dict(request.attributes),
+            attributes={**request.context, **request.attributes},
         )
 
     @property

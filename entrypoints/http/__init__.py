@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar): controllers per resource, msgspec bodies, one error envelope."""

@@ -1,0 +1,80 @@
+"""The Litestar application: routes, the container bridge, errors, body limits, background jobs."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from importlib.metadata import version
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.background import every
+from entrypoints.http.controllers.events import EventController
+from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.sessions import SessionController
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.request import StrictJSONRequest
+from entrypoints.settings import Settings
+
+# Use cases handlers receive by parameter name. dependency-injector's own wiring does not work on
+# Litestar handlers (NOTES.md), so each is bridged with a Provide that asks the container.
+USE_CASES = (
+    "authenticate",
+    "check_health",
+    "start_session",
+    "record_heartbeat",
+    "record_exit",
+    "get_session",
+    "list_sessions",
+    "ingest_events",
+    "list_events",
+    "event_distribution",
+)
+
+
+def create_app(container: Container, settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def background_jobs(_: Litestar) -> AsyncIterator[None]:
+        reaper = None
+        if settings.reaper_interval_seconds > 0:
+            reap = container.reap_stale_sessions()
+            reaper = asyncio.create_task(every(settings.reaper_interval_seconds, reap))
+        try:
+            yield
+        finally:
+            if reaper is not None:
+                reaper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await reaper
+            await container.storage().close()
+
+    return Litestar(
+        route_handlers=[SessionController, EventController, health],
+        dependencies={name: _bridge(container, name) for name in USE_CASES},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_class=StrictJSONRequest,
+        request_max_body_size=settings.max_body_bytes,
+        lifespan=[background_jobs],
+        openapi_config=OpenAPIConfig(
+            title="sessionmeter", version=version("sessionmeter"), path="/schema"
+        ),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """For `uvicorn --factory`: each worker builds its own container from the environment."""
+    settings = Settings.from_env()
+    return create_app(build_container(settings), settings)
+
+
+def _bridge(container: Container, name: str) -> Provide:
+    provider = getattr(container, name)
+
+    def use_case() -> Any:
+        return provider()
+
+    return Provide(use_case, sync_to_thread=False)

@@ -1,0 +1,80 @@
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import Provide
+
+from application.authenticate import Principal
+from application.event_distribution import EventDistribution
+from application.ingest_events import IngestEvents, IngestEventsCommand
+from application.list_events import ListEvents
+from application.session_ids import canonical_session_id
+from domain.errors import InvalidInput
+from domain.events import Event, EventRejection
+from domain.tenants import Role
+from entrypoints.http.auth import requires
+from entrypoints.http.errors import field_error
+from entrypoints.http.schemas import (
+    BatchResultOut,
+    DistributionOut,
+    EventBatchBody,
+    EventBody,
+    EventPage,
+)
+
+
+class EventController(Controller):
+    path = "/v1"
+    tags = ["events"]
+    dependencies = {"caller": Provide(requires(Role.INGEST))}
+
+    @post("/events/batch", summary="Ingest a batch of events", status_code=200)
+    async def ingest(
+        self, data: EventBatchBody, caller: Principal, ingest_events: IngestEvents
+    ) -> BatchResultOut:
+        events = [_read_event(i, raw) for i, raw in enumerate(data.events)]
+        outcome = await ingest_events(IngestEventsCommand(caller.tenant, events))
+        return BatchResultOut.of(outcome)
+
+    @get("/sessions/{session_id:str}/events", summary="A session's events in sequence order")
+    async def list(
+        self,
+        session_id: str,
+        caller: Principal,
+        list_events: ListEvents,
+        type: str | None = None,
+        label: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> EventPage:
+        page = await list_events(caller.tenant.id, session_id, limit, cursor, type, label)
+        return EventPage.of(page)
+
+    @get("/sessions/{session_id:str}/distribution", summary="A session's events counted by a field")
+    async def distribution(
+        self,
+        session_id: str,
+        caller: Principal,
+        event_distribution: EventDistribution,
+        field: str = "label",
+    ) -> DistributionOut:
+        return DistributionOut.of(await event_distribution(caller.tenant.id, session_id, field))
+
+
+def _read_event(index: int, raw: msgspec.Raw) -> Event | EventRejection:
+    """One event of a batch, or why it cannot be stored: the others go ahead either way."""
+    try:
+        body = msgspec.json.decode(raw, type=EventBody, strict=True)
+        return Event(
+            session_id=canonical_session_id(body.session_id, "session_id"),
+            sequence_no=body.sequence_no,
+            type=body.type,
+            at=body.at,
+            category=body.category,
+            label=body.label,
+            data=body.data,
+            meters=body.meters,
+        )
+    except msgspec.ValidationError as error:
+        field = field_error(error)
+    except InvalidInput as error:
+        field = {"field": error.field, "message": error.message}
+    return EventRejection(index, f"validation_error: {field['field']}: {field['message']}")

@@ -1,0 +1,14 @@
+from typing import Any
+
+from litestar import Response, get
+
+from application.check_health import CheckHealth
+from entrypoints.http.errors import error_response
+from entrypoints.http.schemas import HealthOut
+
+
+@get("/health", tags=["health"], summary="Whether the service and its storage answer")
+async def health(check_health: CheckHealth) -> Response[Any]:
+    if await check_health():
+        return Response(HealthOut("ok"))
+    return error_response(503, "unavailable", "the storage does not answer")

@@ -1,0 +1,143 @@
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from application.authenticate import Principal
+from application.get_session import GetSession
+from application.list_sessions import ListSessions
+from application.ports import SessionFilter
+from application.record_exit import RecordExit, RecordExitCommand
+from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
+from application.start_session import StartSession, StartSessionCommand
+from domain.clock import as_utc
+from domain.errors import InvalidInput
+from domain.session import AttributeValue, SessionRequest, SessionStatus
+from domain.tenants import Role
+from entrypoints.http.auth import requires
+from entrypoints.http.schemas import (
+    ExitBody,
+    HeartbeatBody,
+    SessionOut,
+    SessionPage,
+    StartSessionBody,
+)
+
+
+class SessionController(Controller):
+    path = "/v1/sessions"
+    tags = ["sessions"]
+    dependencies = {"caller": Provide(requires(Role.INGEST))}
+
+    @post("/", summary="Start a session", status_code=201)
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        data: StartSessionBody,
+        caller: Principal,
+        start_session: StartSession,
+    ) -> Response[SessionOut]:
+        started = await start_session(
+            StartSessionCommand(
+                tenant_id=caller.tenant.id,
+                session_id=data.id,
+                request=SessionRequest(
+                    kind=data.kind,
+                    resource_id=data.resource_id,
+                    subject_id=data.subject_id,
+                    client_key=data.client_key,
+                    started_at=data.started_at,
+                    attributes=data.attributes,
+                    context=_request_context(request),
+                ),
+            )
+        )
+        return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
+
+    @get("/{session_id:str}", summary="Read a session")
+    async def read(self, session_id: str, caller: Principal, get_session: GetSession) -> SessionOut:
+        return SessionOut.of(await get_session(caller.tenant.id, session_id))
+
+    @get("/", summary="List sessions, newest first")
+    async def list(
+        self,
+        caller: Principal,
+        list_sessions: ListSessions,
+        kind: str | None = None,
+        resource_id: str | None = None,
+        subject_id: str | None = None,
+        status: str | None = None,
+        started_from: Annotated[datetime | None, Parameter(query="from")] = None,
+        started_to: Annotated[datetime | None, Parameter(query="to")] = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        where = SessionFilter(
+            kind=kind,
+            resource_id=resource_id,
+            subject_id=subject_id,
+            status=_status(status),
+            started_from=None if started_from is None else as_utc("from", started_from),
+            started_to=None if started_to is None else as_utc("to", started_to),
+        )
+        return SessionPage.of(await list_sessions(caller.tenant.id, where, limit, cursor))
+
+    @post("/{session_id:str}/heartbeat", summary="Keep a session alive", status_code=200)
+    async def heartbeat(
+        self,
+        session_id: str,
+        caller: Principal,
+        record_heartbeat: RecordHeartbeat,
+        data: HeartbeatBody | None = None,
+    ) -> SessionOut:
+        at = None if data is None else data.at
+        command = RecordHeartbeatCommand(caller.tenant.id, session_id, at)
+        return SessionOut.of(await record_heartbeat(command))
+
+    @post(
+        "/{session_id:str}/exit",
+        summary="Record an exit (also as text/plain, for navigator.sendBeacon)",
+        status_code=200,
+    )
+    async def exit(
+        self,
+        session_id: str,
+        caller: Principal,
+        record_exit: RecordExit,
+        data: ExitBody | None = None,
+    ) -> SessionOut:
+        body = data or ExitBody()
+        recorded = await record_exit(
+            RecordExitCommand(
+                tenant_id=caller.tenant.id,
+                session_id=session_id,
+                at=body.at,
+                status=body.status,
+                reason=body.reason,
+                summary=body.summary,
+                usage=body.usage,
+            )
+        )
+        return SessionOut.of(recorded.session)
+
+
+def _request_context(request: Request[Any, Any, Any]) -> dict[str, AttributeValue]:
+    context: dict[str, AttributeValue] = {}
+    for attribute, header in (("user_agent", "user-agent"), ("referrer", "referer")):
+        if value := request.headers.get(header):
+            context[attribute] = value
+    if request.client is not None:
+        context["ip"] = request.client.host
+    return context
+
+
+def _status(value: str | None) -> SessionStatus | None:
+    if value is None:
+        return None
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in SessionStatus)
+        raise InvalidInput("status", f"must be one of {allowed}") from None

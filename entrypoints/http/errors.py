@@ -1,0 +1,111 @@
+"""Every error leaves as `{"error": code, "detail": text}`; nothing else reaches a client."""
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+
+log = logging.getLogger(__name__)
+
+DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
+    InvalidInput: (422, "validation_error"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    PayloadTooLarge: (413, "payload_too_large"),
+    Unauthorized: (401, "unauthorized"),
+    Forbidden: (403, "forbidden"),
+}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def error_response(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
+    return Response(
+        {"error": code, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def invalid(fields: list[dict[str, str]]) -> Response[Any]:
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return error_response(422, "validation_error", detail, fields=fields)
+
+
+def field_error(error: msgspec.ValidationError) -> dict[str, str]:
+    """msgspec says "Expected `str`, got `int` - at `$.events[3].type`"; split off the path."""
+    message = str(error)
+    match = _PATH.search(message)
+    if match is None:
+        return {"field": "body", "message": message}
+    return {"field": match["path"] or "body", "message": message[: match.start()]}
+
+
+def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+    if isinstance(error, InvalidInput):
+        return invalid([{"field": error.field, "message": error.message}])
+    status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
+    return error_response(status, code, error.detail)
+
+
+def on_malformed_json(_: Request[Any, Any, Any], error: msgspec.DecodeError) -> Response[Any]:
+    return error_response(400, "malformed_json", f"the body is not valid JSON: {error}")
+
+
+def on_invalid_body(_: Request[Any, Any, Any], error: msgspec.ValidationError) -> Response[Any]:
+    return invalid([field_error(error)])
+
+
+def on_invalid_parameters(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
+    extra = error.extra if isinstance(error.extra, list) else []
+    fields = [
+        {"field": str(e.get("key", "request")), "message": str(e.get("message", error.detail))}
+        for e in extra
+        if isinstance(e, dict)
+    ]
+    return invalid(fields or [{"field": "request", "message": error.detail}])
+
+
+def on_http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    code = HTTP_CODES.get(error.status_code, "error")
+    return error_response(error.status_code, code, error.detail)
+
+
+def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side"
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    DomainError: on_domain_error,
+    msgspec.DecodeError: on_malformed_json,
+    msgspec.ValidationError: on_invalid_body,
+    ValidationException: on_invalid_parameters,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,170 @@
+"""Request and response bodies (msgspec Structs) and their mapping to and from the domain."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+
+from application.pagination import Page
+from domain.events import BatchOutcome, Distribution, Event
+from domain.session import Session
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
+Quantity = int | Decimal  # JSON numbers decode into Decimal exactly; decimals leave as strings
+Meters = dict[str, Quantity]
+AttributeValue = str | int | float | bool
+JSONObject = dict[str, Any]
+
+
+class StartSessionBody(msgspec.Struct, kw_only=True):
+    kind: str
+    resource_id: str
+    id: str | None = None
+    subject_id: str | None = None
+    client_key: str | None = None
+    started_at: Timestamp | None = None
+    attributes: dict[str, AttributeValue] = {}
+
+
+class HeartbeatBody(msgspec.Struct, kw_only=True):
+    at: Timestamp | None = None
+
+
+class ExitBody(msgspec.Struct, kw_only=True):
+    at: Timestamp | None = None
+    status: str = "completed"
+    reason: str | None = None
+    summary: JSONObject | None = None
+    usage: Meters = {}
+
+
+class EventBody(msgspec.Struct, kw_only=True):
+    session_id: str
+    sequence_no: int
+    type: str
+    at: Timestamp
+    category: str | None = None
+    label: str | None = None
+    data: JSONObject | None = None
+    meters: Meters = {}
+
+
+class EventBatchBody(msgspec.Struct, kw_only=True):
+    # Each event is decoded on its own, so one bad event does not sink the batch.
+    events: list[msgspec.Raw]
+
+
+class ChargeOut(msgspec.Struct):
+    credits: int
+    balance_after: int
+    warning: str | None
+
+
+class SessionOut(msgspec.Struct):
+    id: str
+    kind: str
+    resource_id: str
+    subject_id: str | None
+    client_key: str | None
+    status: str
+    started_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None
+    attributes: dict[str, AttributeValue]
+    usage: Meters
+    event_count: int
+    event_gaps: list[tuple[int, int]]
+    summary: JSONObject | None
+    exit_reason: str | None
+    charge: ChargeOut | None
+    charge_state: str
+
+    @classmethod
+    def of(cls, s: Session) -> "SessionOut":
+        charge = s.charge and ChargeOut(s.charge.credits, s.charge.balance_after, s.charge.warning)
+        return cls(
+            id=s.id,
+            kind=s.kind,
+            resource_id=s.resource_id,
+            subject_id=s.subject_id,
+            client_key=s.client_key,
+            status=s.status.value,
+            started_at=s.started_at,
+            last_seen_at=s.last_seen_at,
+            ended_at=s.ended_at,
+            duration_seconds=s.duration_seconds,
+            attributes=s.attributes,
+            usage=s.usage,
+            event_count=s.event_count,
+            event_gaps=s.event_gaps,
+            summary=s.summary,
+            exit_reason=s.exit_reason,
+            charge=charge,
+            charge_state=s.charge_state.value,
+        )
+
+
+class SessionPage(msgspec.Struct):
+    items: list[SessionOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Session]) -> "SessionPage":
+        return cls([SessionOut.of(s) for s in page.items], page.next_cursor)
+
+
+class EventOut(msgspec.Struct):
+    session_id: str
+    sequence_no: int
+    type: str
+    at: datetime
+    category: str | None
+    label: str | None
+    data: JSONObject | None
+    meters: Meters
+
+    @classmethod
+    def of(cls, e: Event) -> "EventOut":
+        return cls(e.session_id, e.sequence_no, e.type, e.at, e.category, e.label, e.data, e.meters)
+
+
+class EventPage(msgspec.Struct):
+    items: list[EventOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Event]) -> "EventPage":
+        return cls([EventOut.of(e) for e in page.items], page.next_cursor)
+
+
+class EventErrorOut(msgspec.Struct):
+    index: int
+    error: str
+
+
+class BatchResultOut(msgspec.Struct):
+    inserted: int
+    duplicates: int
+    failed: int
+    errors: list[EventErrorOut]
+
+    @classmethod
+    def of(cls, outcome: BatchOutcome) -> "BatchResultOut":
+        errors = [EventErrorOut(r.index, r.error) for r in outcome.rejections]
+        return cls(outcome.inserted, outcome.duplicates, outcome.failed, errors)
+
+
+class DistributionOut(msgspec.Struct):
+    total: int
+    counts: dict[str, int]
+    percentages: dict[str, float]
+
+    @classmethod
+    def of(cls, d: Distribution) -> "DistributionOut":
+        return cls(d.total, d.counts, d.percentages)
+
+
+class HealthOut(msgspec.Struct):
+    status: str
