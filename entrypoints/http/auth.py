@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from application.authenticate import Authenticate, Principal
 from domain.tenants import Role
@@ -24,7 +25,9 @@ def presented_key(request: Request[Any, Any, Any]) -> str | None:
 def requires(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks that its key has `role`."""
 
-    async def caller(request: Request[Any, Any, Any], authenticate: Authenticate) -> Principal:
+    async def caller(
+        request: Request[Any, Any, Any], authenticate: NamedDependency[Authenticate]
+    ) -> Principal:
         principal = await authenticate(presented_key(request))
         return principal.require(role)
 

@@ -42,6 +42,7 @@ HTTP_CODES = {
     503: "unavailable",
 }
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
@@ -59,9 +60,13 @@ def field_error(error: msgspec.ValidationError) -> dict[str, str]:
     """msgspec says "Expected `str`, got `int` - at `$.events[3].type`"; split off the path."""
     message = str(error)
     match = _PATH.search(message)
-    if match is None:
-        return {"field": "body", "message": message}
-    return {"field": match["path"] or "body", "message": message[: match.start()]}
+    path = match["path"] if match else ""
+    if match:
+        message = message[: match.start()]
+    if missing := _MISSING.match(message):
+        path = f"{path}.{missing['name']}" if path else missing["name"]
+        message = "is required"
+    return {"field": path or "body", "message": message}
 
 
 def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
@@ -89,7 +94,10 @@ def on_invalid_parameters(_: Request[Any, Any, Any], error: ValidationException)
     return invalid(fields or [{"field": "request", "message": error.detail}])
 
 
-def on_http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        # Litestar wraps unexpected exceptions in a 500 HTTPException before they get here.
+        return on_unexpected(request, error)
     code = HTTP_CODES.get(error.status_code, "error")
     return error_response(error.status_code, code, error.detail)
 

@@ -1,6 +1,7 @@
 import msgspec
 from litestar import Controller, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.authenticate import Principal
 from application.event_distribution import EventDistribution
@@ -28,7 +29,10 @@ class EventController(Controller):
 
     @post("/events/batch", summary="Ingest a batch of events", status_code=200)
     async def ingest(
-        self, data: EventBatchBody, caller: Principal, ingest_events: IngestEvents
+        self,
+        data: JSONBody[EventBatchBody],
+        caller: NamedDependency[Principal],
+        ingest_events: NamedDependency[IngestEvents],
     ) -> BatchResultOut:
         events = [_read_event(i, raw) for i, raw in enumerate(data.events)]
         outcome = await ingest_events(IngestEventsCommand(caller.tenant, events))
@@ -37,13 +41,13 @@ class EventController(Controller):
     @get("/sessions/{session_id:str}/events", summary="A session's events in sequence order")
     async def list(
         self,
-        session_id: str,
-        caller: Principal,
-        list_events: ListEvents,
-        type: str | None = None,
-        label: str | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
+        session_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        list_events: NamedDependency[ListEvents],
+        type: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> EventPage:
         page = await list_events(caller.tenant.id, session_id, limit, cursor, type, label)
         return EventPage.of(page)
@@ -51,10 +55,10 @@ class EventController(Controller):
     @get("/sessions/{session_id:str}/distribution", summary="A session's events counted by a field")
     async def distribution(
         self,
-        session_id: str,
-        caller: Principal,
-        event_distribution: EventDistribution,
-        field: str = "label",
+        session_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        event_distribution: NamedDependency[EventDistribution],
+        field: FromQuery[str] = "label",
     ) -> DistributionOut:
         return DistributionOut.of(await event_distribution(caller.tenant.id, session_id, field))
 

@@ -1,6 +1,7 @@
 from typing import Any
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from application.check_health import CheckHealth
 from entrypoints.http.errors import error_response
@@ -8,7 +9,7 @@ from entrypoints.http.schemas import HealthOut
 
 
 @get("/health", tags=["health"], summary="Whether the service and its storage answer")
-async def health(check_health: CheckHealth) -> Response[Any]:
+async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
     if await check_health():
         return Response(HealthOut("ok"))
     return error_response(503, "unavailable", "the storage does not answer")

@@ -2,8 +2,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from application.authenticate import Principal
 from application.get_session import GetSession
@@ -35,9 +35,9 @@ class SessionController(Controller):
     async def start(
         self,
         request: Request[Any, Any, Any],
-        data: StartSessionBody,
-        caller: Principal,
-        start_session: StartSession,
+        data: JSONBody[StartSessionBody],
+        caller: NamedDependency[Principal],
+        start_session: NamedDependency[StartSession],
     ) -> Response[SessionOut]:
         started = await start_session(
             StartSessionCommand(
@@ -57,22 +57,27 @@ class SessionController(Controller):
         return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
 
     @get("/{session_id:str}", summary="Read a session")
-    async def read(self, session_id: str, caller: Principal, get_session: GetSession) -> SessionOut:
+    async def read(
+        self,
+        session_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        get_session: NamedDependency[GetSession],
+    ) -> SessionOut:
         return SessionOut.of(await get_session(caller.tenant.id, session_id))
 
     @get("/", summary="List sessions, newest first")
     async def list(
         self,
-        caller: Principal,
-        list_sessions: ListSessions,
-        kind: str | None = None,
-        resource_id: str | None = None,
-        subject_id: str | None = None,
-        status: str | None = None,
-        started_from: Annotated[datetime | None, Parameter(query="from")] = None,
-        started_to: Annotated[datetime | None, Parameter(query="to")] = None,
-        limit: int | None = None,
-        cursor: str | None = None,
+        caller: NamedDependency[Principal],
+        list_sessions: NamedDependency[ListSessions],
+        kind: FromQuery[str | None] = None,
+        resource_id: FromQuery[str | None] = None,
+        subject_id: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        started_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        started_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
     ) -> SessionPage:
         where = SessionFilter(
             kind=kind,
@@ -87,10 +92,10 @@ class SessionController(Controller):
     @post("/{session_id:str}/heartbeat", summary="Keep a session alive", status_code=200)
     async def heartbeat(
         self,
-        session_id: str,
-        caller: Principal,
-        record_heartbeat: RecordHeartbeat,
-        data: HeartbeatBody | None = None,
+        session_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        record_heartbeat: NamedDependency[RecordHeartbeat],
+        data: JSONBody[HeartbeatBody | None] = None,
     ) -> SessionOut:
         at = None if data is None else data.at
         command = RecordHeartbeatCommand(caller.tenant.id, session_id, at)
@@ -103,10 +108,10 @@ class SessionController(Controller):
     )
     async def exit(
         self,
-        session_id: str,
-        caller: Principal,
-        record_exit: RecordExit,
-        data: ExitBody | None = None,
+        session_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        record_exit: NamedDependency[RecordExit],
+        data: JSONBody[ExitBody | None] = None,
     ) -> SessionOut:
         body = data or ExitBody()
         recorded = await record_exit(

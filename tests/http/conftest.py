@@ -1,0 +1,57 @@
+"""The real app over every backend: a tenant with ingest and admin keys, and a second tenant."""
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from litestar.testing import TestClient
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Api:
+    client: TestClient[Any]
+    container: Container
+    ingest: dict[str, str]  # headers carrying acme's ingest key
+    admin: dict[str, str]
+    other_tenant: dict[str, str]  # globex's ingest key
+
+    def run(self, make: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a coroutine on the app's own event loop (database connections belong to it)."""
+        return self.client.blocking_portal.call(make, *args)
+
+    def start(self, **body: Any) -> dict[str, Any]:
+        body = {"kind": "webinar", "resource_id": "webinar-1", "subject_id": "user-1", **body}
+        response = self.client.post("/v1/sessions", json=body, headers=self.ingest)
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
+
+async def _keys(container: Container) -> tuple[str, str, str]:
+    await container.create_tenant()("acme")
+    await container.create_tenant()("globex")
+    _, ingest = await container.create_api_key()("acme", "ingest")
+    _, admin = await container.create_api_key()("acme", "admin")
+    _, other = await container.create_api_key()("globex", "ingest")
+    return ingest, admin, other
+
+
+@pytest.fixture
+def api(storage_url: str) -> Iterator[Api]:
+    settings = Settings(storage_url=storage_url, reaper_interval_seconds=0)
+    container = build_container(settings)
+    with TestClient(create_app(container, settings)) as client:
+        ingest, admin, other = client.blocking_portal.call(_keys, container)
+        yield Api(
+            client,
+            container,
+            {"X-API-Key": ingest},
+            {"X-API-Key": admin},
+            {"X-API-Key": other},
+        )

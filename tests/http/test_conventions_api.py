@@ -1,0 +1,79 @@
+"""The conventions every endpoint shares: keys, roles, the error envelope, health and schema."""
+
+from typing import Any
+
+from dependency_injector import providers
+
+from application.get_session import GetSession
+from tests.http.conftest import Api
+from tests.http.envelope import assert_error
+
+
+def test_requests_without_a_known_key_are_unauthorized(api: Api) -> None:
+    assert_error(api.client.get("/v1/sessions"), 401, "unauthorized")
+    assert_error(
+        api.client.get("/v1/sessions", headers={"X-API-Key": "sm_nope"}), 401, "unauthorized"
+    )
+    assert_error(
+        api.client.get("/v1/sessions", headers={"Authorization": "Basic abc"}), 401, "unauthorized"
+    )
+
+
+def test_a_key_may_come_as_a_bearer_token_and_admin_keys_may_ingest(api: Api) -> None:
+    bearer = {"Authorization": "Bearer " + api.ingest["X-API-Key"]}
+    assert api.client.get("/v1/sessions", headers=bearer).status_code == 200
+    started = api.client.post(
+        "/v1/sessions",
+        json={"kind": "webinar", "resource_id": "w", "subject_id": "u"},
+        headers=api.admin,
+    )
+    assert started.status_code == 201
+
+
+def test_each_tenant_sees_only_its_own_sessions(api: Api) -> None:
+    mine = api.start()
+    theirs = api.client.get("/v1/sessions", headers=api.other_tenant).json()
+    assert theirs["items"] == []
+    assert [
+        s["id"] for s in api.client.get("/v1/sessions", headers=api.ingest).json()["items"]
+    ] == [mine["id"]]
+
+
+def test_unknown_routes_and_methods_answer_in_the_envelope(api: Api) -> None:
+    assert_error(api.client.get("/v1/nothing-here", headers=api.ingest), 404, "not_found")
+    assert_error(api.client.delete("/v1/sessions", headers=api.ingest), 405, "method_not_allowed")
+
+
+def test_health_says_whether_the_storage_answers(api: Api) -> None:
+    assert api.client.get("/health").json() == {"status": "ok"}
+
+    class Unreachable:
+        async def ping(self) -> None:
+            raise ConnectionError("storage is down")
+
+    class DownStorage:
+        health = Unreachable()
+
+    with api.container.storage.override(providers.Object(DownStorage())):
+        assert_error(api.client.get("/health"), 503, "unavailable")
+
+
+def test_an_unexpected_failure_is_a_500_without_a_trace(api: Api) -> None:
+    class Broken(GetSession):
+        async def __call__(self, *_: Any) -> Any:
+            raise RuntimeError("secret internals")
+
+    with api.container.get_session.override(providers.Object(Broken(sessions=None))):  # type: ignore[arg-type]
+        response = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.ingest)
+
+    body = assert_error(response, 500, "internal_error")
+    assert "secret internals" not in response.text and "fields" not in body
+
+
+def test_the_openapi_schema_documents_the_contract(api: Api) -> None:
+    schema = api.client.get("/schema/openapi.json").json()
+    assert {"/v1/sessions", "/v1/sessions/{session_id}/exit", "/v1/events/batch", "/health"} <= set(
+        schema["paths"]
+    )
+    start = schema["paths"]["/v1/sessions"]["post"]
+    assert "requestBody" in start
