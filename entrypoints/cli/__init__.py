@@ -1,0 +1,1 @@
+"""The `sessionmeter` command for operators."""

@@ -1,0 +1,152 @@
+"""`sessionmeter`: serve the API, migrate storage, create tenants and keys, reap stale sessions.
+
+Every option has an environment variable (shown in --help); options win over the environment.
+"""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from typing import Any, TypeVar
+
+import click
+import uvicorn
+
+from domain.errors import DomainError
+from entrypoints.container import Container, build_container
+from entrypoints.settings import DEFAULT_STORAGE_URL, Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
+    """Run one job against the configured storage, closing it afterwards; domain errors become
+    a one-line message and exit code 1, never a traceback."""
+    try:
+        container = build_container(ctx.obj)
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+    async def main() -> T:
+        try:
+            return await job(container)
+        finally:
+            await container.storage().close()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+
+
+@click.group()
+@click.version_option(version("sessionmeter"), prog_name="sessionmeter")
+@click.option(
+    "--storage-url",
+    envvar="SESSIONMETER_STORAGE_URL",
+    default=DEFAULT_STORAGE_URL,
+    show_default=True,
+    show_envvar=True,
+    help="sqlite:///path.db, postgresql://user@host/db or memory://",
+)
+@click.pass_context
+def cli(ctx: click.Context, storage_url: str) -> None:
+    """Meter sessions: record entry and exit, accumulate usage, report."""
+    ctx.obj = Settings.from_env(storage_url=storage_url)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="SESSIONMETER_HOST")
+@click.option("--port", default=8000, show_default=True, envvar="SESSIONMETER_PORT")
+@click.option("--workers", default=1, show_default=True, envvar="SESSIONMETER_WORKERS")
+@click.option(
+    "--reaper-interval",
+    type=float,
+    envvar="SESSIONMETER_REAPER_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between runs of the stale-session reaper (0 turns it off). [default: 30]",
+)
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    reaper_interval: float | None,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (migrating the storage first)."""
+    settings: Settings = ctx.obj
+    if settings.storage_family == "memory" and workers > 1:
+        raise click.ClickException("memory:// keeps data per process: serve it with one worker")
+    run(ctx, lambda c: c.storage().migrate())
+    # Workers build their own app from the environment, so configuration travels there.
+    os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
+    if reaper_interval is not None:
+        os.environ["SESSIONMETER_REAPER_INTERVAL_SECONDS"] = str(reaper_interval)
+    uvicorn.run(
+        "entrypoints.http.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+@cli.group()
+def db() -> None:
+    """The storage's schema."""
+
+
+@db.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Create or migrate the schema of the configured storage (safe to repeat)."""
+    run(ctx, lambda c: c.storage().migrate())
+    click.echo(f"storage is up to date ({ctx.obj.storage_family})")
+
+
+@cli.group()
+def tenants() -> None:
+    """Tenants: teams whose data is kept apart."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.pass_context
+def create_tenant(ctx: click.Context, name: str) -> None:
+    """Create a tenant."""
+    tenant = run(ctx, lambda c: c.create_tenant()(name))
+    click.echo(f"tenant {tenant.name} created (id {tenant.id})")
+
+
+@cli.group()
+def keys() -> None:
+    """API keys (stored hashed: a key is shown once)."""
+
+
+@keys.command("create")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--role", type=click.Choice(["admin", "ingest"]), required=True)
+@click.pass_context
+def create_key(ctx: click.Context, tenant_name: str, role: str) -> None:
+    """Create a key; the key alone is the last line printed."""
+    key, secret = run(ctx, lambda c: c.create_api_key()(tenant_name, role))
+    click.echo(f"{role} key {key.id} for tenant {tenant_name} (shown once, store it now):")
+    click.echo(secret)
+
+
+@cli.group()
+def sessions() -> None:
+    """Sessions."""
+
+
+@sessions.command("reap")
+@click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
+@click.pass_context
+def reap(ctx: click.Context, tenant_name: str | None) -> None:
+    """Close stale sessions now, where they were last seen."""
+    closed: Any = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
+    click.echo(f"{closed} stale session(s) closed")

@@ -1,0 +1,84 @@
+"""Operator commands on an embedded SQLite file, through click's runner."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from application.start_session import StartSessionCommand
+from domain.session import SessionRequest
+from entrypoints.cli.main import cli
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.conftest import run_async
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/operator.db"
+
+
+def sessionmeter(url: str, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--storage-url", url, *args])
+
+
+def test_upgrade_creates_the_schema_and_can_run_again(url: str, tmp_path: Path) -> None:
+    assert sessionmeter(url, "db", "upgrade").exit_code == 0
+    again = sessionmeter(url, "db", "upgrade")
+    assert again.exit_code == 0 and "up to date" in again.output
+    assert (tmp_path / "operator.db").exists()
+
+
+def test_a_tenant_name_is_taken_once(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    assert sessionmeter(url, "tenants", "create", "acme").exit_code == 0
+
+    duplicate = sessionmeter(url, "tenants", "create", "acme")
+
+    assert duplicate.exit_code == 1
+    assert "acme exists" in duplicate.output and "Traceback" not in duplicate.output
+
+
+def test_a_new_key_is_the_last_line_and_authenticates(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "acme")
+
+    created = sessionmeter(url, "keys", "create", "--tenant", "acme", "--role", "admin")
+
+    assert created.exit_code == 0
+    key = created.output.strip().splitlines()[-1]
+    container = build_container(Settings(storage_url=url))
+    principal = run_async(lambda: container.authenticate()(key))
+    assert principal.tenant.name == "acme" and principal.role == "admin"
+
+
+def test_keys_for_an_unknown_tenant_are_refused(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    refused = sessionmeter(url, "keys", "create", "--tenant", "nobody", "--role", "ingest")
+    assert refused.exit_code == 1 and "no tenant named nobody" in refused.output
+
+
+def test_an_unknown_storage_scheme_is_a_clear_error(tmp_path: Path) -> None:
+    refused = sessionmeter("mysql://db/x", "db", "upgrade")
+    assert refused.exit_code == 1 and "unsupported scheme" in refused.output
+
+
+def test_reap_closes_stale_sessions_of_a_tenant(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "acme")
+    container = build_container(Settings(storage_url=url))
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+
+    async def start_one() -> None:
+        tenant = await container.tenants().get_by_name("acme")
+        request = SessionRequest("kiosk", "booth-3", "device-9", started_at=long_ago)
+        await container.start_session()(StartSessionCommand(tenant.id, request))
+        await container.storage().close()
+
+    run_async(start_one)
+
+    reaped = sessionmeter(url, "sessions", "reap", "--tenant", "acme")
+
+    assert reaped.exit_code == 0 and "1 stale session(s) closed" in reaped.output
+    assert "0 stale" in sessionmeter(url, "sessions", "reap").output
