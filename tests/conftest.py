@@ -16,6 +16,7 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
+from tests.app_client import Api, serve_app
 from tests.servers import PostgresServer
 
 BACKENDS = ["memory", "sqlite", "postgresql"]
@@ -86,3 +87,9 @@ async def storage(storage_url: str) -> AsyncIterator[Any]:
     sql = SqlAlchemyStorage(storage_url)
     yield sql
     await sql.close()
+
+
+@pytest.fixture
+def api(storage_url: str) -> Iterator[Api]:
+    """The real app on a clean database of each backend."""
+    yield from serve_app(storage_url)

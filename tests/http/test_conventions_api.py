@@ -5,7 +5,7 @@ from typing import Any
 from dependency_injector import providers
 
 from application.get_session import GetSession
-from tests.http.conftest import Api
+from tests.app_client import Api
 from tests.http.envelope import assert_error
 
 

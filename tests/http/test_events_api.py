@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tests.http.conftest import Api
+from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
 AT = "2026-11-24T12:00:00Z"

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.http.conftest import Api
+from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
 

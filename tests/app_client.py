@@ -1,10 +1,10 @@
-"""The real app over every backend: a tenant with ingest and admin keys, and a second tenant."""
+"""The real app, in-process, over one backend: a tenant with ingest and admin keys, and a second
+tenant to prove isolation. Used by the HTTP tests and the pytest-bdd steps alike."""
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pytest
 from litestar.testing import TestClient
 
 from entrypoints.container import Container, build_container
@@ -42,8 +42,7 @@ async def _keys(container: Container) -> tuple[str, str, str]:
     return ingest, admin, other
 
 
-@pytest.fixture
-def api(storage_url: str) -> Iterator[Api]:
+def serve_app(storage_url: str) -> Iterator[Api]:
     settings = Settings(storage_url=storage_url, reaper_interval_seconds=0)
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
