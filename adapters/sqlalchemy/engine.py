@@ -7,6 +7,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+POOL_SIZE = 20  # per process; PostgreSQL allows 100 connections by default
+
 DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -26,7 +28,9 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(full)
         _serialise_sqlite_writers(engine)
         return engine
-    return create_async_engine(full, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # A fixed pool: under load requests queue for a connection instead of opening and closing
+    # overflow connections, each of which would cost a full PostgreSQL connect.
+    return create_async_engine(full, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
@@ -46,6 +50,14 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def single_statement(engine: AsyncEngine) -> AsyncEngine:
+    """For reads and one-statement writes: on PostgreSQL without BEGIN and COMMIT, which are
+    round trips that buy nothing there. SQLite keeps its transactions (they take the lock)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 def insert(engine: AsyncEngine, table: Table) -> Any:

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.tables import events, sessions
@@ -14,13 +14,11 @@ from domain.session import SessionStatus
 from domain.usage import Usage
 from domain.usage import add_usage as sum_usage
 
-# Rows per INSERT statement: far below SQLite's limit on bound parameters.
-ROWS_PER_INSERT = 500
-
 
 class SqlEventLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._single = single_statement(engine)
 
     async def append(self, tenant_id: str, batch: Sequence[tuple[int, Event]]) -> BatchOutcome:
         async with self._engine.begin() as conn:
@@ -66,7 +64,7 @@ class SqlEventLog:
         if label is not None:
             conditions.append(events.c.label == label)
         query = select(events).where(*conditions).order_by(events.c.sequence_no).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_from_row(row) for row in rows]
 
@@ -81,7 +79,7 @@ class SqlEventLog:
             )
             .group_by(column)
         )
-        async with self._engine.connect() as conn:
+        async with self._single.connect() as conn:
             counts = {value: n for value, n in await conn.execute(query)}
         return Distribution(total=sum(counts.values()), counts=counts)
 
@@ -101,19 +99,18 @@ class SqlEventLog:
     async def _insert(
         self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
     ) -> list[Event]:
-        """Insert what is new; return the events this call stored (not those already there)."""
+        """Insert what is new; return the events this call stored (not those already there).
+        One executemany: SQLAlchemy sends it as multi-row INSERTs from a cached statement."""
+        if not batch:
+            return []
         by_key = {(e.session_id, e.sequence_no): e for e in batch}
-        stored: list[Event] = []
-        for start in range(0, len(batch), ROWS_PER_INSERT):
-            rows = [_to_row(tenant_id, e) for e in batch[start : start + ROWS_PER_INSERT]]
-            stmt = (
-                insert(self._engine, events)
-                .values(rows)
-                .on_conflict_do_nothing()
-                .returning(events.c.session_id, events.c.sequence_no)
-            )
-            stored += [by_key[(r.session_id, r.sequence_no)] for r in await conn.execute(stmt)]
-        return stored
+        stmt = (
+            insert(self._engine, events)
+            .on_conflict_do_nothing()
+            .returning(events.c.session_id, events.c.sequence_no)
+        )
+        rows = await conn.execute(stmt, [_to_row(tenant_id, e) for e in batch])
+        return [by_key[(r.session_id, r.sequence_no)] for r in rows]
 
     async def _stored(
         self, conn: AsyncConnection, tenant_id: str, batch: list[Event]

@@ -32,7 +32,8 @@ async def add_usage(
     ]
     if not rows:
         return
-    stmt = insert(engine, session_meters).values(rows)
+    # executemany, not .values(rows): one cached statement whatever the number of rows.
+    stmt = insert(engine, session_meters)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "session_id", "meter"],
         set_={
@@ -40,7 +41,7 @@ async def add_usage(
             "is_decimal": or_(session_meters.c.is_decimal, stmt.excluded.is_decimal),
         },
     )
-    await conn.execute(stmt)
+    await conn.execute(stmt, rows)
 
 
 async def usage_of(

@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import sessions
@@ -19,15 +19,16 @@ CLOSING_COLUMNS = ("status", "ended_at", "last_seen_at", "exit_reason", "summary
 class SqlSessionRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._single = single_statement(engine)
 
     async def add(self, session: Session) -> bool:
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
-        async with self._engine.begin() as conn:
+        async with self._single.begin() as conn:
             result = await conn.execute(stmt)
         return bool(result.rowcount == 1)
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
-        async with self._engine.connect() as conn:
+        async with self._single.connect() as conn:
             found = await self._select(conn, _key(tenant_id, session_id))
         return found[0] if found else None
 
@@ -52,7 +53,7 @@ class SqlSessionRepository:
             .order_by(sessions.c.started_at.desc(), sessions.c.id.desc())
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._single.connect() as conn:
             return await load(conn, (await conn.execute(query)).all())
 
     async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
@@ -63,7 +64,7 @@ class SqlSessionRepository:
                 last_seen_at=case((sessions.c.last_seen_at < at, at), else_=sessions.c.last_seen_at)
             )
         )
-        async with self._engine.begin() as conn:
+        async with self._single.begin() as conn:
             result = await conn.execute(moved)
             found = await self._select(conn, _key(tenant_id, session_id))
         if not found:
@@ -82,7 +83,6 @@ class SqlSessionRepository:
             if closed:
                 await self._save_closing(conn, [session])
                 await add_usage(conn, self._engine, tenant_id, {session_id: exit.usage})
-                session = (await self._select(conn, _key(tenant_id, session_id)))[0]
         return session, closed
 
     async def time_out_idle(

@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.tables import api_keys, tenants
 from domain.errors import Conflict
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
@@ -12,7 +13,7 @@ from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 
 class SqlTenantRepository:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = single_statement(engine)
 
     async def add(self, tenant: Tenant) -> None:
         row = {
@@ -46,7 +47,7 @@ class SqlTenantRepository:
 
 class SqlApiKeyRepository:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._engine = single_statement(engine)
 
     async def add(self, key: ApiKey) -> None:
         row = {

@@ -66,6 +66,13 @@ def cli(ctx: click.Context, storage_url: str) -> None:
     show_envvar=True,
     help="Seconds between runs of the stale-session reaper (0 turns it off). [default: 30]",
 )
+@click.option(
+    "--keep-alive",
+    default=75,
+    show_default=True,
+    envvar="SESSIONMETER_KEEP_ALIVE_SECONDS",
+    help="Seconds an idle client connection stays open; longer than a load balancer's idle timeout.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(
@@ -74,6 +81,7 @@ def serve(
     port: int,
     workers: int,
     reaper_interval: float | None,
+    keep_alive: int,
     log_level: str,
 ) -> None:
     """Serve the HTTP API (migrating the storage first)."""
@@ -91,6 +99,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        timeout_keep_alive=keep_alive,
         log_level=log_level,
     )
 

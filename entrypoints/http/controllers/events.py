@@ -34,7 +34,7 @@ class EventController(Controller):
         caller: NamedDependency[Principal],
         ingest_events: NamedDependency[IngestEvents],
     ) -> BatchResultOut:
-        events = [_read_event(i, raw) for i, raw in enumerate(data.events)]
+        events = _read_events(data.events)
         outcome = await ingest_events(IngestEventsCommand(caller.tenant, events))
         return BatchResultOut.of(outcome)
 
@@ -63,10 +63,26 @@ class EventController(Controller):
         return DistributionOut.of(await event_distribution(caller.tenant.id, session_id, field))
 
 
+def _read_events(raws: list[msgspec.Raw]) -> list[Event | EventRejection]:
+    """The batch's events, read in one pass when they all decode (the usual case); otherwise
+    one by one, so that a bad event is reported and the others still go ahead."""
+    try:
+        bodies = msgspec.json.decode(b"[" + b",".join(raws) + b"]", type=list[EventBody])
+    except msgspec.ValidationError:
+        return [_read_event(i, raw) for i, raw in enumerate(raws)]
+    return [_to_event(i, body) for i, body in enumerate(bodies)]
+
+
 def _read_event(index: int, raw: msgspec.Raw) -> Event | EventRejection:
-    """One event of a batch, or why it cannot be stored: the others go ahead either way."""
     try:
         body = msgspec.json.decode(raw, type=EventBody, strict=True)
+    except msgspec.ValidationError as error:
+        return _rejection(index, field_error(error))
+    return _to_event(index, body)
+
+
+def _to_event(index: int, body: EventBody) -> Event | EventRejection:
+    try:
         return Event(
             session_id=canonical_session_id(body.session_id, "session_id"),
             sequence_no=body.sequence_no,
@@ -77,8 +93,9 @@ def _read_event(index: int, raw: msgspec.Raw) -> Event | EventRejection:
             data=body.data,
             meters=body.meters,
         )
-    except msgspec.ValidationError as error:
-        field = field_error(error)
     except InvalidInput as error:
-        field = {"field": error.field, "message": error.message}
+        return _rejection(index, {"field": error.field, "message": error.message})
+
+
+def _rejection(index: int, field: dict[str, str]) -> EventRejection:
     return EventRejection(index, f"validation_error: {field['field']}: {field['message']}")
