@@ -11,9 +11,11 @@ from datetime import datetime
 from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import JSONObject
+from domain.text import check_text
 from domain.usage import Usage, validate_usage
 
 MAX_NAME_LENGTH = 64
+MAX_SEQUENCE_NO = 2**63 - 1  # a signed 64-bit integer in every store
 DISTRIBUTION_FIELDS = ("label", "type", "category")
 
 
@@ -29,12 +31,12 @@ class Event:
     meters: Usage = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.sequence_no < 1:
-            raise InvalidInput("sequence_no", "must be 1 or more")
+        if not 1 <= self.sequence_no <= MAX_SEQUENCE_NO:
+            raise InvalidInput("sequence_no", f"must be 1-{MAX_SEQUENCE_NO}")
         for name in ("type", "category", "label"):
             value = getattr(self, name)
-            if value is not None and not 1 <= len(value) <= MAX_NAME_LENGTH:
-                raise InvalidInput(name, f"must be 1-{MAX_NAME_LENGTH} characters")
+            if value is not None:
+                check_text(name, value, MAX_NAME_LENGTH)
         object.__setattr__(self, "at", as_utc("at", self.at))
         object.__setattr__(self, "meters", validate_usage("meters", self.meters))
 

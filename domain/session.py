@@ -13,10 +13,12 @@ from typing import Any
 
 from domain.clock import as_utc, not_in_future
 from domain.errors import Conflict, InvalidInput
+from domain.text import check_text
 from domain.usage import Quantity, Usage, add_usage, validate_usage
 
 KIND_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_ID_LENGTH = 200
+MAX_REASON_LENGTH = 1000
 
 AttributeValue = str | int | float | bool
 JSONObject = dict[str, Any]
@@ -84,6 +86,8 @@ class Exit:
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", as_utc("at", self.at))
         object.__setattr__(self, "usage", validate_usage("usage", self.usage))
+        if self.reason is not None:
+            check_text("reason", self.reason, MAX_REASON_LENGTH)
 
 
 @dataclass
@@ -202,5 +206,4 @@ class Session:
 
 
 def _check_id(field_name: str, value: str) -> None:
-    if not 1 <= len(value) <= MAX_ID_LENGTH:
-        raise InvalidInput(field_name, f"must be 1-{MAX_ID_LENGTH} characters")
+    check_text(field_name, value, MAX_ID_LENGTH)
