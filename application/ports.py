@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.session import Exit, Session, SessionStatus
-from domain.tenants import ApiKey, Tenant
+from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
 class Clock(Protocol):
@@ -62,7 +63,13 @@ class SessionRepository(Protocol):
         """Move last_seen_at forward to `at` (never back). NotFound; Conflict if ended."""
         ...
 
-    async def close(self, tenant_id: str, session_id: str, exit: Exit) -> tuple[Session, bool]:
+    async def close(
+        self,
+        tenant_id: str,
+        session_id: str,
+        exit: Exit,
+        rated_kinds: frozenset[str] = frozenset(),
+    ) -> tuple[Session, bool]:
         """Close an active session with `exit` (Session.close), atomically: of any number of
         concurrent callers exactly one gets True; the others get the stored session and False.
         The exit's usage is added only by the caller that closes. NotFound; InvalidInput if the
@@ -70,10 +77,18 @@ class SessionRepository(Protocol):
         ...
 
     async def time_out_idle(
-        self, tenant_id: str, last_seen_before: datetime, limit: int
+        self,
+        tenant_id: str,
+        last_seen_before: datetime,
+        limit: int,
+        rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         """Close up to `limit` active sessions last seen before the cutoff as timed_out, ended
         at their last_seen_at; return only the sessions this call closed."""
+        ...
+
+    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+        """Closed sessions whose charge is not recorded yet (a crash between the two steps)."""
         ...
 
 
@@ -105,6 +120,42 @@ class EventLog(Protocol):
         ...
 
 
+class RateRepository(Protocol):
+    async def put(self, tenant_id: str, rate: Rate) -> None:
+        """Create or replace the rate of `rate.kind`."""
+        ...
+
+    async def all(self, tenant_id: str) -> list[Rate]: ...
+
+
+class CreditLedger(Protocol):
+    async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
+        """Record a grant once per idempotency key: (the entry, True), or, when the key is
+        taken in the tenant, (the stored entry, False) and nothing recorded."""
+        ...
+
+    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+        """Record the charge of a pending session, atomically and at most once whatever the
+        number of concurrent callers: one ledger entry of -credits (none for 0), the balance
+        after it, a negative_balance warning and an alert when that balance is below zero, and
+        the session marked charged. A session not pending is returned as it is."""
+        ...
+
+    async def balance(self, tenant_id: str, subject_id: str) -> Balance:
+        """The sums of the subject's ledger: the balance is always exactly their difference."""
+        ...
+
+    async def entries(
+        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries, oldest first (by created_at, then id), after entry `after`."""
+        ...
+
+    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
+        """The newest alerts first."""
+        ...
+
+
 class TenantRepository(Protocol):
     async def add(self, tenant: Tenant) -> None:
         """Store a new tenant; Conflict if the name is taken."""
@@ -115,6 +166,8 @@ class TenantRepository(Protocol):
     async def get_by_name(self, name: str) -> Tenant | None: ...
 
     async def all(self) -> list[Tenant]: ...
+
+    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant: ...
 
 
 class ApiKeyRepository(Protocol):

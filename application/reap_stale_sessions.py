@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from application.deduct_credits import DeductCredits
 from application.ports import Clock, SessionRepository, TenantRepository
 from domain.errors import NotFound
 
@@ -11,14 +12,20 @@ BATCH_SIZE = 500
 
 class ReapStaleSessions:
     def __init__(
-        self, tenants: TenantRepository, sessions: SessionRepository, clock: Clock
+        self,
+        tenants: TenantRepository,
+        sessions: SessionRepository,
+        deduct_credits: DeductCredits,
+        clock: Clock,
     ) -> None:
         self._tenants = tenants
         self._sessions = sessions
+        self._deduct_credits = deduct_credits
         self._clock = clock
 
     async def __call__(self, tenant_name: str | None = None) -> int:
-        """Close every stale session (of one tenant, or of all); return how many were closed."""
+        """Close every stale session (of one tenant, or of all) and charge it; settle charges a
+        crash left pending; return how many sessions were closed."""
         if tenant_name is None:
             tenants = await self._tenants.all()
         else:
@@ -30,9 +37,13 @@ class ReapStaleSessions:
         now = self._clock.now()
         for tenant in tenants:
             cutoff = now - timedelta(seconds=tenant.settings.idle_timeout_seconds)
+            rated = await self._deduct_credits.rated_kinds(tenant.id)
             while True:
-                batch = await self._sessions.time_out_idle(tenant.id, cutoff, BATCH_SIZE)
+                batch = await self._sessions.time_out_idle(tenant.id, cutoff, BATCH_SIZE, rated)
                 closed += len(batch)
                 if len(batch) < BATCH_SIZE:
                     break
+            while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE):
+                for session in pending:
+                    await self._deduct_credits(session)
         return closed

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from application.deduct_credits import DeductCredits
 from application.ports import Clock, SessionRepository
 from application.session_ids import existing_session_id
 from domain.clock import not_in_future
@@ -29,8 +30,11 @@ class RecordedExit:
 
 
 class RecordExit:
-    def __init__(self, sessions: SessionRepository, clock: Clock) -> None:
+    def __init__(
+        self, sessions: SessionRepository, deduct_credits: DeductCredits, clock: Clock
+    ) -> None:
         self._sessions = sessions
+        self._deduct_credits = deduct_credits
         self._clock = clock
 
     async def __call__(self, command: RecordExitCommand) -> RecordedExit:
@@ -46,5 +50,7 @@ class RecordExit:
             usage=command.usage,
         )
         session_id = existing_session_id(command.session_id)
-        session, closed = await self._sessions.close(command.tenant_id, session_id, exit)
-        return RecordedExit(session, closed)
+        rated = await self._deduct_credits.rated_kinds(command.tenant_id)
+        session, closed = await self._sessions.close(command.tenant_id, session_id, exit, rated)
+        # A replay settles too: it finishes a charge that a crash left pending.
+        return RecordedExit(await self._deduct_credits(session), closed)

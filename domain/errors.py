@@ -36,3 +36,12 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     pass
+
+
+class InsufficientCredits(DomainError):
+    """A rated session may not start: the balance is below the tenant's minimum (hard policy)."""
+
+    def __init__(self, balance: int, required: int) -> None:
+        super().__init__(f"the balance is {balance} credits; starting needs {required}")
+        self.balance = balance
+        self.required = required

@@ -44,6 +44,12 @@ CLIENT_EXIT_STATUSES = frozenset(
 )
 
 
+# Ways of ending that are charged; a cancelled or failed session costs nothing.
+CHARGED_STATUSES = frozenset(
+    {SessionStatus.COMPLETED, SessionStatus.ABANDONED, SessionStatus.TIMED_OUT}
+)
+
+
 class ChargeState(StrEnum):
     NONE = "none"  # still active
     PENDING = "pending"  # closed, its charge not yet recorded
@@ -174,8 +180,10 @@ class Session:
             raise Conflict(f"session {self.id} has ended")
         self.last_seen_at = max(self.last_seen_at, as_utc("at", at))
 
-    def close(self, exit: Exit) -> bool:
-        """Close the session; True if this call closed it, False if it was already closed."""
+    def close(self, exit: Exit, rated_kinds: frozenset[str] = frozenset()) -> bool:
+        """Close the session; True if this call closed it, False if it was already closed.
+        It is left to be charged when its kind has a rate, it has a subject to charge, and it
+        ended in a way that is charged."""
         if not self.is_active:
             return False
         if exit.at < self.started_at:
@@ -186,8 +194,15 @@ class Session:
         self.exit_reason = exit.reason
         self.summary = exit.summary
         self.usage = add_usage(self.usage, exit.usage)
-        self.charge_state = ChargeState.NOT_CHARGED
+        chargeable = (
+            self.kind in rated_kinds and not self.is_anonymous and exit.status in CHARGED_STATUSES
+        )
+        self.charge_state = ChargeState.PENDING if chargeable else ChargeState.NOT_CHARGED
         return True
+
+    def settle(self, charge: Charge) -> None:
+        self.charge = charge
+        self.charge_state = ChargeState.CHARGED
 
     def time_out(self) -> Exit:
         """The exit the reaper records: at the last sign of life, so no time is invented."""

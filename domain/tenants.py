@@ -21,10 +21,27 @@ class Role(StrEnum):
         return self is Role.ADMIN or self is needed
 
 
+class Overdraft(StrEnum):
+    SOFT = "soft"  # a charge may take the balance below zero; an alert is recorded
+    HARD = "hard"  # a rated session may not start below min_start_credits
+
+
 @dataclass(frozen=True)
 class TenantSettings:
     idle_timeout_seconds: int = 300
     max_batch_events: int = 100
+    overdraft: Overdraft = Overdraft.SOFT
+    min_start_credits: int = 0
+    upgrade_url: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overdraft", Overdraft(self.overdraft))
+        if not 10 <= self.idle_timeout_seconds <= 7 * 24 * 3600:
+            raise InvalidInput("idle_timeout_seconds", "must be 10 seconds to 7 days")
+        if not 1 <= self.max_batch_events <= 1000:
+            raise InvalidInput("max_batch_events", "must be 1-1000")
+        if self.min_start_credits < 0:
+            raise InvalidInput("min_start_credits", "must be 0 or more")
 
 
 @dataclass(frozen=True)

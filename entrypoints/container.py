@@ -13,15 +13,22 @@ from application.authenticate import Authenticate
 from application.check_health import CheckHealth
 from application.create_api_key import CreateApiKey
 from application.create_tenant import CreateTenant
+from application.deduct_credits import DeductCredits
 from application.event_distribution import EventDistribution
+from application.get_balance import GetBalance
 from application.get_session import GetSession
+from application.grant_credits import GrantCredits
 from application.ingest_events import IngestEvents
+from application.list_alerts import ListAlerts
 from application.list_events import ListEvents
+from application.list_ledger import ListLedger
 from application.list_sessions import ListSessions
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
+from application.set_rate import SetRate
 from application.start_session import StartSession
+from application.update_settings import UpdateSettings
 from entrypoints.settings import Settings
 
 
@@ -38,15 +45,22 @@ class Container(containers.DeclarativeContainer):
     events = storage.provided.events
     tenants = storage.provided.tenants
     api_keys = storage.provided.api_keys
+    rates = storage.provided.rates
+    ledger = storage.provided.ledger
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
     check_health = providers.Factory(CheckHealth, storage=storage.provided.health)
     create_tenant = providers.Factory(CreateTenant, tenants=tenants, clock=clock)
     create_api_key = providers.Factory(CreateApiKey, tenants=tenants, keys=api_keys, clock=clock)
-    start_session = providers.Factory(StartSession, sessions=sessions, clock=clock)
+    deduct_credits = providers.Factory(DeductCredits, rates=rates, ledger=ledger)
+    start_session = providers.Factory(
+        StartSession, sessions=sessions, rates=rates, ledger=ledger, clock=clock
+    )
     record_heartbeat = providers.Factory(RecordHeartbeat, sessions=sessions, clock=clock)
-    record_exit = providers.Factory(RecordExit, sessions=sessions, clock=clock)
+    record_exit = providers.Factory(
+        RecordExit, sessions=sessions, deduct_credits=deduct_credits, clock=clock
+    )
     get_session = providers.Factory(GetSession, sessions=sessions)
     list_sessions = providers.Factory(ListSessions, sessions=sessions)
     ingest_events = providers.Factory(IngestEvents, events=events)
@@ -55,8 +69,18 @@ class Container(containers.DeclarativeContainer):
         EventDistribution, get_session=get_session, events=events
     )
     reap_stale_sessions = providers.Factory(
-        ReapStaleSessions, tenants=tenants, sessions=sessions, clock=clock
+        ReapStaleSessions,
+        tenants=tenants,
+        sessions=sessions,
+        deduct_credits=deduct_credits,
+        clock=clock,
     )
+    set_rate = providers.Factory(SetRate, rates=rates)
+    grant_credits = providers.Factory(GrantCredits, ledger=ledger, clock=clock)
+    get_balance = providers.Factory(GetBalance, ledger=ledger)
+    list_ledger = providers.Factory(ListLedger, ledger=ledger)
+    list_alerts = providers.Factory(ListAlerts, ledger=ledger)
+    update_settings = providers.Factory(UpdateSettings, tenants=tenants)
 
 
 def build_container(settings: Settings) -> Container:

@@ -4,7 +4,7 @@ from adapters.memory.store import MemoryStore
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import NotFound
 from domain.events import find_gaps
-from domain.session import Exit, Session
+from domain.session import ChargeState, Exit, Session
 
 
 class MemorySessionRepository:
@@ -44,13 +44,23 @@ class MemorySessionRepository:
         stored.heartbeat(at)
         return self._read(stored)
 
-    async def close(self, tenant_id: str, session_id: str, exit: Exit) -> tuple[Session, bool]:
+    async def close(
+        self,
+        tenant_id: str,
+        session_id: str,
+        exit: Exit,
+        rated_kinds: frozenset[str] = frozenset(),
+    ) -> tuple[Session, bool]:
         stored = self._stored(tenant_id, session_id)
-        closed = stored.close(exit)
+        closed = stored.close(exit, rated_kinds)
         return self._read(stored), closed
 
     async def time_out_idle(
-        self, tenant_id: str, last_seen_before: datetime, limit: int
+        self,
+        tenant_id: str,
+        last_seen_before: datetime,
+        limit: int,
+        rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         stale = [
             s
@@ -58,8 +68,16 @@ class MemorySessionRepository:
             if tenant == tenant_id and s.is_active and s.last_seen_at < last_seen_before
         ][:limit]
         for session in stale:
-            session.close(session.time_out())
+            session.close(session.time_out(), rated_kinds)
         return [self._read(s) for s in stale]
+
+    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+        pending = [
+            s
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id and s.charge_state is ChargeState.PENDING
+        ]
+        return [self._read(s) for s in pending[:limit]]
 
     def _stored(self, tenant_id: str, session_id: str) -> Session:
         stored = self._store.sessions.get((tenant_id, session_id))

@@ -1,3 +1,4 @@
+from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
 from adapters.memory.sessions import MemorySessionRepository
@@ -14,6 +15,8 @@ class MemoryStorage:
         self.events = MemoryEventLog(store)
         self.tenants = MemoryTenantRepository(store)
         self.api_keys = MemoryApiKeyRepository(store)
+        self.rates = MemoryRateRepository(store)
+        self.ledger = MemoryCreditLedger(store)
         self.health = MemoryHealth()
 
     async def migrate(self) -> None:

@@ -1,5 +1,6 @@
 from dataclasses import dataclass, field
 
+from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
 from domain.session import Session
 from domain.tenants import ApiKey, Tenant
@@ -14,3 +15,6 @@ class MemoryStore:
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
     # (tenant_id, session_id) -> sequence_no -> event
     events: dict[tuple[str, str], dict[int, Event]] = field(default_factory=dict)
+    rates: dict[tuple[str, str], Rate] = field(default_factory=dict)  # (tenant_id, kind)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)

@@ -1,6 +1,8 @@
+from dataclasses import replace
+
 from adapters.memory.store import MemoryStore
 from domain.errors import Conflict
-from domain.tenants import ApiKey, Tenant
+from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
 class MemoryTenantRepository:
@@ -20,6 +22,11 @@ class MemoryTenantRepository:
 
     async def all(self) -> list[Tenant]:
         return sorted(self._store.tenants.values(), key=lambda t: t.name)
+
+    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
+        tenant = replace(self._store.tenants[tenant_id], settings=settings)
+        self._store.tenants[tenant_id] = tenant
+        return tenant
 
 
 class MemoryApiKeyRepository:

@@ -10,7 +10,7 @@ from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import sessions
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
-from domain.session import Exit, Session, SessionStatus
+from domain.session import ChargeState, Exit, Session, SessionStatus
 
 # Columns a closing changes; the rest of a session is fixed when it starts.
 CLOSING_COLUMNS = ("status", "ended_at", "last_seen_at", "exit_reason", "summary", "charge_state")
@@ -73,20 +73,30 @@ class SqlSessionRepository:
             raise Conflict(f"session {session_id} has ended")
         return found[0]
 
-    async def close(self, tenant_id: str, session_id: str, exit: Exit) -> tuple[Session, bool]:
+    async def close(
+        self,
+        tenant_id: str,
+        session_id: str,
+        exit: Exit,
+        rated_kinds: frozenset[str] = frozenset(),
+    ) -> tuple[Session, bool]:
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
             if not found:
                 raise NotFound(f"no session {session_id}")
             session = found[0]
-            closed = session.close(exit)
+            closed = session.close(exit, rated_kinds)
             if closed:
                 await self._save_closing(conn, [session])
                 await add_usage(conn, self._engine, tenant_id, {session_id: exit.usage})
         return session, closed
 
     async def time_out_idle(
-        self, tenant_id: str, last_seen_before: datetime, limit: int
+        self,
+        tenant_id: str,
+        last_seen_before: datetime,
+        limit: int,
+        rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         stale = [
             sessions.c.tenant_id == tenant_id,
@@ -97,9 +107,17 @@ class SqlSessionRepository:
             # SKIP LOCKED: concurrent reapers take disjoint sessions instead of queueing.
             found = await self._select(conn, stale, lock=True, skip_locked=True, limit=limit)
             for session in found:
-                session.close(session.time_out())
+                session.close(session.time_out(), rated_kinds)
             await self._save_closing(conn, found)
         return found
+
+    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+        pending = [
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.charge_state == ChargeState.PENDING,
+        ]
+        async with self._single.connect() as conn:
+            return await self._select(conn, pending, limit=limit)
 
     async def _select(
         self,

@@ -4,6 +4,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
+from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.health import SqlHealth
@@ -24,6 +25,8 @@ class SqlAlchemyStorage:
         self.events = SqlEventLog(self.engine)
         self.tenants = SqlTenantRepository(self.engine)
         self.api_keys = SqlApiKeyRepository(self.engine)
+        self.rates = SqlRateRepository(self.engine)
+        self.ledger = SqlCreditLedger(self.engine)
         self.health = SqlHealth(self.engine)
 
     async def migrate(self) -> None:

@@ -86,6 +86,7 @@ sessions = Table(
     Index("ix_sessions_resource", "tenant_id", "resource_id", "started_at"),
     Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
+    Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
 )
 
 # A session's usage, one row per meter. Sums are integer nano-units so SQLite adds decimals exactly;
@@ -112,4 +113,47 @@ events = Table(
     Column("label", String(64)),
     Column("data", JSON),
     Column("meters", JSON),
+)
+
+rates = Table(
+    "rates",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("credits_per_minute", BigInteger, nullable=False),
+    Column("rounding", String(16), nullable=False),
+    Column("meter_rates", JSON, nullable=False),  # {"meter": {"per": "decimal", "credits": int}}
+)
+
+# Grants and charges. A grant's idempotency key and a charge's session are each unique in their
+# tenant, so a retried grant or a second charge of one session cannot be written.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reason", Text),
+    Column("session_id", String(36)),
+    Column("idempotency_key", String(200)),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_ledger_subject", "tenant_id", "subject_id", "created_at", "id"),
+    Index("ux_ledger_idempotency_key", "tenant_id", "idempotency_key", unique=True),
+    Index("ux_ledger_session", "tenant_id", "session_id", unique=True),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("session_id", String(36)),
+    Column("detail", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_alerts_created", "tenant_id", "created_at"),
 )

@@ -1,13 +1,13 @@
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.tables import api_keys, tenants
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 
 
@@ -38,6 +38,16 @@ class SqlTenantRepository:
         async with self._engine.connect() as conn:
             rows = await conn.execute(select(tenants).order_by(tenants.c.name))
         return [_tenant(row) for row in rows]
+
+    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(tenants).where(tenants.c.id == tenant_id).values(settings=asdict(settings))
+            )
+        tenant = await self.get(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        return tenant
 
     async def _one(self, condition: Any) -> Tenant | None:
         async with self._engine.connect() as conn:

@@ -9,6 +9,7 @@ from adapters.memory.storage import MemoryStorage
 from application.authenticate import CACHE_TTL, Authenticate
 from application.create_api_key import CreateApiKey
 from application.create_tenant import CreateTenant
+from application.deduct_credits import DeductCredits
 from application.ingest_events import IngestEvents, IngestEventsCommand
 from application.list_sessions import ListSessions
 from application.ports import SessionFilter
@@ -25,6 +26,10 @@ from tests.fakes import FakeClock
 pytestmark = pytest.mark.anyio
 
 
+def charging(storage: MemoryStorage) -> DeductCredits:
+    return DeductCredits(storage.rates, storage.ledger)
+
+
 @pytest.fixture
 async def tenant(storage: MemoryStorage, clock: FakeClock) -> Tenant:
     return await CreateTenant(storage.tenants, clock)("acme")
@@ -36,13 +41,15 @@ async def start(storage: MemoryStorage, clock: FakeClock, tenant: Tenant, **fiel
         **{"kind": "webinar", "resource_id": "w1", "subject_id": "u1", **fields}
     )  # type: ignore[arg-type]
     command = StartSessionCommand(tenant.id, request, session_id)  # type: ignore[arg-type]
-    return (await StartSession(storage.sessions, clock)(command)).session.id
+    return (
+        await StartSession(storage.sessions, storage.rates, storage.ledger, clock)(command)
+    ).session.id
 
 
 async def test_a_client_supplied_id_makes_the_start_idempotent(
     storage: MemoryStorage, clock: FakeClock, tenant: Tenant
 ) -> None:
-    start_session = StartSession(storage.sessions, clock)
+    start_session = StartSession(storage.sessions, storage.rates, storage.ledger, clock)
     session_id = str(uuid.uuid4())
     request = SessionRequest("webinar", "w1", "u1")
 
@@ -66,7 +73,9 @@ async def test_heartbeats_and_exits_of_malformed_ids_find_nothing(
     with pytest.raises(NotFound):
         await RecordHeartbeat(storage.sessions, clock)(RecordHeartbeatCommand(tenant.id, "nope"))
     with pytest.raises(NotFound):
-        await RecordExit(storage.sessions, clock)(RecordExitCommand(tenant.id, "nope"))
+        await RecordExit(storage.sessions, charging(storage), clock)(
+            RecordExitCommand(tenant.id, "nope")
+        )
 
 
 async def test_a_client_may_not_say_its_session_timed_out(
@@ -74,7 +83,7 @@ async def test_a_client_may_not_say_its_session_timed_out(
 ) -> None:
     session_id = await start(storage, clock, tenant)
     with pytest.raises(InvalidInput) as refused:
-        await RecordExit(storage.sessions, clock)(
+        await RecordExit(storage.sessions, charging(storage), clock)(
             RecordExitCommand(tenant.id, session_id, status="timed_out")
         )
     assert refused.value.field == "status"
@@ -86,7 +95,9 @@ async def test_exit_defaults_to_now_and_completed(
     session_id = await start(storage, clock, tenant)
     clock.advance(90)
 
-    recorded = await RecordExit(storage.sessions, clock)(RecordExitCommand(tenant.id, session_id))
+    recorded = await RecordExit(storage.sessions, charging(storage), clock)(
+        RecordExitCommand(tenant.id, session_id)
+    )
 
     assert recorded.closed
     assert recorded.session.status is SessionStatus.COMPLETED
@@ -106,7 +117,7 @@ async def test_the_reaper_closes_only_sessions_idle_past_their_tenants_timeout(
     alive = await start(storage, clock, eager)
     clock.advance(200)
 
-    closed = await ReapStaleSessions(storage.tenants, storage.sessions, clock)()
+    closed = await ReapStaleSessions(storage.tenants, storage.sessions, charging(storage), clock)()
 
     assert closed == 1
     reaped = await storage.sessions.get(eager.id, idle)
@@ -114,7 +125,9 @@ async def test_the_reaper_closes_only_sessions_idle_past_their_tenants_timeout(
     assert (await storage.sessions.get(eager.id, alive)).is_active
     assert (await storage.sessions.get(patient.id, kept)).is_active
     with pytest.raises(NotFound):
-        await ReapStaleSessions(storage.tenants, storage.sessions, clock)("nobody")
+        await ReapStaleSessions(storage.tenants, storage.sessions, charging(storage), clock)(
+            "nobody"
+        )
 
 
 async def test_a_batch_over_the_tenants_limit_stores_nothing(

@@ -1,0 +1,103 @@
+import uuid
+
+from adapters.memory.store import MemoryStore
+from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
+from domain.errors import NotFound
+from domain.session import Charge, ChargeState, Session
+
+
+class MemoryRateRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def put(self, tenant_id: str, rate: Rate) -> None:
+        self._store.rates[(tenant_id, rate.kind)] = rate
+
+    async def all(self, tenant_id: str) -> list[Rate]:
+        return [r for (tenant, _), r in sorted(self._store.rates.items()) if tenant == tenant_id]
+
+
+class MemoryCreditLedger:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
+        for stored in self._store.ledger:
+            if (stored.tenant_id, stored.idempotency_key) == (
+                entry.tenant_id,
+                entry.idempotency_key,
+            ):
+                return stored, False
+        self._store.ledger.append(entry)
+        return entry, True
+
+    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+        session = self._store.sessions.get((tenant_id, session_id))
+        if session is None:
+            raise NotFound(f"no session {session_id}")
+        if (
+            session.charge_state is not ChargeState.PENDING
+            or session.subject_id is None
+            or session.ended_at is None
+        ):
+            return session.copy()
+        now = session.ended_at  # a charge is dated when its session ended
+        if credits:
+            self._store.ledger.append(
+                LedgerEntry(
+                    str(uuid.uuid4()),
+                    tenant_id,
+                    session.subject_id,
+                    -credits,
+                    EntryKind.CHARGE,
+                    now,
+                    f"{session.kind} session",
+                    session_id,
+                )
+            )
+        balance = (await self.balance(tenant_id, session.subject_id)).balance
+        warning = "negative_balance" if balance < 0 else None
+        if warning:
+            self._store.alerts.append(
+                Alert(
+                    str(uuid.uuid4()),
+                    tenant_id,
+                    warning,
+                    session.subject_id,
+                    session_id,
+                    f"charging {credits} credits left a balance of {balance}",
+                    now,
+                )
+            )
+        session.settle(Charge(credits, balance, warning))
+        return session.copy()
+
+    async def balance(self, tenant_id: str, subject_id: str) -> Balance:
+        amounts = [
+            e.amount
+            for e in self._store.ledger
+            if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
+        ]
+        return Balance(
+            subject_id, sum(a for a in amounts if a > 0), -sum(a for a in amounts if a < 0)
+        )
+
+    async def entries(
+        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        found = sorted(
+            (
+                e
+                for e in self._store.ledger
+                if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
+            ),
+            key=lambda e: (e.created_at, e.id),
+        )
+        if after is not None:
+            position = next((i for i, e in enumerate(found) if e.id == after), len(found))
+            found = found[position + 1 :]
+        return found[:limit]
+
+    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
+        found = [a for a in self._store.alerts if a.tenant_id == tenant_id]
+        return sorted(found, key=lambda a: (a.created_at, a.id), reverse=True)[:limit]

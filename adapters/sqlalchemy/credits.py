@@ -1,0 +1,216 @@
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.session_rows import load
+from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
+from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
+from domain.errors import NotFound
+from domain.session import Charge, ChargeState, Session
+
+
+class SqlRateRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def put(self, tenant_id: str, rate: Rate) -> None:
+        row = {
+            "tenant_id": tenant_id,
+            "kind": rate.kind,
+            "credits_per_minute": rate.credits_per_minute,
+            "rounding": rate.rounding.value,
+            "meter_rates": {
+                m: {"per": str(r.per), "credits": r.credits} for m, r in rate.meter_rates.items()
+            },
+        }
+        stmt = insert(self._engine, rates).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "kind"],
+            set_={c: stmt.excluded[c] for c in ("credits_per_minute", "rounding", "meter_rates")},
+        )
+        async with self._single.begin() as conn:
+            await conn.execute(stmt)
+
+    async def all(self, tenant_id: str) -> list[Rate]:
+        query = select(rates).where(rates.c.tenant_id == tenant_id).order_by(rates.c.kind)
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Rate(
+                r.kind,
+                r.credits_per_minute,
+                Rounding(r.rounding),
+                {m: MeterRate(Decimal(v["per"]), v["credits"]) for m, v in r.meter_rates.items()},
+            )
+            for r in rows
+        ]
+
+
+class SqlCreditLedger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
+        stmt = insert(self._engine, ledger_entries).values(_to_row(entry)).on_conflict_do_nothing()
+        async with self._single.begin() as conn:
+            inserted = (await conn.execute(stmt)).rowcount == 1
+        if inserted:
+            return entry, True
+        query = select(ledger_entries).where(
+            ledger_entries.c.tenant_id == entry.tenant_id,
+            ledger_entries.c.idempotency_key == entry.idempotency_key,
+        )
+        async with self._single.connect() as conn:
+            return _from_row((await conn.execute(query)).one()), False
+
+    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+        async with self._engine.begin() as conn:
+            # The row lock makes concurrent settlements queue; the unique index on
+            # (tenant_id, session_id) would refuse a second charge even without it.
+            query = (
+                select(sessions)
+                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+                .with_for_update()
+            )
+            found = await load(conn, (await conn.execute(query)).all())
+            if not found:
+                raise NotFound(f"no session {session_id}")
+            session = found[0]
+            if (
+                session.charge_state is not ChargeState.PENDING
+                or session.subject_id is None
+                or session.ended_at is None
+            ):
+                return session
+            if credits:
+                charge = LedgerEntry(
+                    str(uuid.uuid4()),
+                    tenant_id,
+                    session.subject_id,
+                    -credits,
+                    EntryKind.CHARGE,
+                    session.ended_at,
+                    f"{session.kind} session",
+                    session_id,
+                )
+                await conn.execute(ledger_entries.insert().values(_to_row(charge)))
+            balance = (await _sums(conn, tenant_id, session.subject_id)).balance
+            warning = "negative_balance" if balance < 0 else None
+            if warning:
+                await conn.execute(
+                    alerts.insert().values(
+                        id=str(uuid.uuid4()),
+                        tenant_id=tenant_id,
+                        kind=warning,
+                        subject_id=session.subject_id,
+                        session_id=session_id,
+                        detail=f"charging {credits} credits left a balance of {balance}",
+                        created_at=session.ended_at,
+                    )
+                )
+            session.settle(Charge(credits, balance, warning))
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+                .values(
+                    charge_state=session.charge_state.value,
+                    charge_credits=credits,
+                    charge_balance_after=balance,
+                    charge_warning=warning,
+                )
+            )
+        return session
+
+    async def balance(self, tenant_id: str, subject_id: str) -> Balance:
+        async with self._single.connect() as conn:
+            return await _sums(conn, tenant_id, subject_id)
+
+    async def entries(
+        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        mine = [ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.subject_id == subject_id]
+        conditions = list(mine)
+        if after is not None:
+            anchor = (
+                select(ledger_entries.c.created_at, ledger_entries.c.id)
+                .where(*mine, ledger_entries.c.id == after)
+                .subquery()
+            )
+            conditions.append(
+                or_(
+                    ledger_entries.c.created_at > select(anchor.c.created_at).scalar_subquery(),
+                    and_(
+                        ledger_entries.c.created_at
+                        == select(anchor.c.created_at).scalar_subquery(),
+                        ledger_entries.c.id > after,
+                    ),
+                )
+            )
+        query = (
+            select(ledger_entries)
+            .where(*conditions)
+            .order_by(ledger_entries.c.created_at, ledger_entries.c.id)
+            .limit(limit)
+        )
+        async with self._single.connect() as conn:
+            return [_from_row(r) for r in await conn.execute(query)]
+
+    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
+        query = (
+            select(alerts)
+            .where(alerts.c.tenant_id == tenant_id)
+            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+            .limit(limit)
+        )
+        async with self._single.connect() as conn:
+            return [
+                Alert(r.id, r.tenant_id, r.kind, r.subject_id, r.session_id, r.detail, r.created_at)
+                for r in await conn.execute(query)
+            ]
+
+
+async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
+    """Granted and consumed, summed by the database over the subject's ledger."""
+    amount = ledger_entries.c.amount
+    query = select(
+        func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
+        func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
+    ).where(ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.subject_id == subject_id)
+    granted, consumed = (await conn.execute(query)).one()
+    return Balance(subject_id, int(granted), int(consumed))
+
+
+def _to_row(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "tenant_id": entry.tenant_id,
+        "subject_id": entry.subject_id,
+        "amount": entry.amount,
+        "kind": entry.kind.value,
+        "reason": entry.reason,
+        "session_id": entry.session_id,
+        "idempotency_key": entry.idempotency_key,
+        "expires_at": entry.expires_at,
+        "created_at": entry.created_at,
+    }
+
+
+def _from_row(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        subject_id=row.subject_id,
+        amount=row.amount,
+        kind=EntryKind(row.kind),
+        created_at=row.created_at,
+        reason=row.reason,
+        session_id=row.session_id,
+        idempotency_key=row.idempotency_key,
+        expires_at=row.expires_at,
+    )

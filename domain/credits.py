@@ -1,0 +1,142 @@
+"""Credits: what a session costs, and the ledger that records grants and charges.
+
+A session's charge = rounding(duration minutes x credits_per_minute)
+                   + sum over meters of rounding(quantity / per x credits),
+computed with exact decimals. The balance of a subject is the sum of its ledger, always.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from domain.errors import InvalidInput
+from domain.session import Session
+from domain.text import check_text
+from domain.usage import METER_NAME
+
+
+class Rounding(StrEnum):
+    CEIL = "ceil"
+    FLOOR = "floor"
+    NEAREST = "nearest"
+
+    def apply(self, amount: Decimal) -> int:
+        mode = {"ceil": ROUND_CEILING, "floor": ROUND_FLOOR, "nearest": ROUND_HALF_UP}[self.value]
+        return int(amount.to_integral_value(rounding=mode))
+
+
+@dataclass(frozen=True)
+class MeterRate:
+    per: Decimal
+    credits: int
+
+
+@dataclass(frozen=True)
+class Rate:
+    kind: str
+    credits_per_minute: int
+    rounding: Rounding = Rounding.CEIL
+    meter_rates: dict[str, MeterRate] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.credits_per_minute < 0:
+            raise InvalidInput("credits_per_minute", "must be 0 or more")
+        for meter, rate in self.meter_rates.items():
+            if not METER_NAME.match(meter):
+                raise InvalidInput(f"meter_rates.{meter}", "is not a meter name")
+            if rate.per <= 0:
+                raise InvalidInput(f"meter_rates.{meter}.per", "must be more than 0")
+            if rate.credits < 0:
+                raise InvalidInput(f"meter_rates.{meter}.credits", "must be 0 or more")
+
+    def price(self, session: Session) -> int:
+        seconds = Decimal(session.duration_seconds or 0)
+        total = self.rounding.apply(seconds / 60 * self.credits_per_minute)
+        for meter, rate in self.meter_rates.items():
+            quantity = Decimal(session.usage.get(meter, 0))
+            total += self.rounding.apply(quantity / rate.per * rate.credits)
+        return total
+
+
+class EntryKind(StrEnum):
+    GRANT = "grant"
+    CHARGE = "charge"
+    ADJUSTMENT = "adjustment"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    tenant_id: str
+    subject_id: str
+    amount: int  # negative for charges
+    kind: EntryKind
+    created_at: datetime
+    reason: str | None = None
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def grant(
+        cls,
+        id: str,
+        tenant_id: str,
+        subject_id: str,
+        amount: int,
+        reason: str,
+        idempotency_key: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+    ) -> "LedgerEntry":
+        if amount <= 0:
+            raise InvalidInput("amount", "must be more than 0")
+        check_text("subject_id", subject_id, 200)
+        check_text("reason", reason, 1000)
+        check_text("idempotency_key", idempotency_key, 200)
+        return cls(
+            id,
+            tenant_id,
+            subject_id,
+            amount,
+            EntryKind.GRANT,
+            now,
+            reason,
+            None,
+            idempotency_key,
+            expires_at,
+        )
+
+    def same_grant_as(self, other: "LedgerEntry") -> bool:
+        """Whether `other` repeats this grant (a replay) rather than reusing its key."""
+        return (self.subject_id, self.amount, self.reason, self.expires_at) == (
+            other.subject_id,
+            other.amount,
+            other.reason,
+            other.expires_at,
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    subject_id: str
+    granted: int
+    consumed: int
+
+    @property
+    def balance(self) -> int:
+        return self.granted - self.consumed
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something an admin should look at, e.g. a charge that took a balance below zero."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    subject_id: str
+    session_id: str | None
+    detail: str
+    created_at: datetime
