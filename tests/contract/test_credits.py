@@ -1,0 +1,198 @@
+"""Rates and the CreditLedger contract: each session charged at most once, the balance always
+the sum of the ledger, grants once per key — with concurrent callers, on every backend."""
+
+import asyncio
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.deduct_credits import DeductCredits
+from application.reap_stale_sessions import ReapStaleSessions
+from application.record_exit import RecordExit, RecordExitCommand
+from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
+from domain.session import ChargeState, Exit, SessionStatus
+from domain.tenants import Tenant
+from tests.contract.builders import T0, at, stored_session
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
+
+
+def a_grant(tenant: Tenant, amount: int, key: str, subject: str = "user-1") -> LedgerEntry:
+    return LedgerEntry.grant(str(uuid.uuid4()), tenant.id, subject, amount, "top-up", key, T0)
+
+
+async def ledger_sum(storage: Any, tenant: Tenant, subject: str = "user-1") -> int:
+    entries = await storage.ledger.entries(tenant.id, subject, limit=500)
+    return sum(e.amount for e in entries)
+
+
+async def test_rates_are_stored_per_kind_and_replaced(storage: Any, tenant: Tenant) -> None:
+    await storage.rates.put(tenant.id, Rate("webinar", 1))
+    await storage.rates.put(tenant.id, COUNSELING)
+    await storage.rates.put(tenant.id, Rate("webinar", 5, Rounding.FLOOR))
+
+    assert await storage.rates.all(tenant.id) == [COUNSELING, Rate("webinar", 5, Rounding.FLOOR)]
+
+
+async def test_a_grant_is_recorded_once_per_key_even_concurrently(
+    storage: Any, tenant: Tenant
+) -> None:
+    results = await asyncio.gather(
+        *(storage.ledger.grant(a_grant(tenant, 100, "welcome")) for _ in range(8))
+    )
+
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    assert len({entry.id for entry, _ in results}) == 1
+    balance = await storage.ledger.balance(tenant.id, "user-1")
+    assert (balance.granted, balance.consumed, balance.balance) == (100, 0, 100)
+
+
+async def test_twelve_concurrent_exits_charge_the_session_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    await storage.ledger.grant(a_grant(tenant, 100, "welcome"))
+    session = await stored_session(storage, tenant, kind="counseling")
+    deduct = DeductCredits(storage.rates, storage.ledger)
+    rated = await deduct.rated_kinds(tenant.id)
+
+    async def exit_and_charge(minute: int) -> Any:
+        closed, _ = await storage.sessions.close(
+            tenant.id, session.id, Exit(at=at(2.5), usage={"analysis": 4}), rated
+        )
+        return await deduct(closed)
+
+    settled = await asyncio.gather(*(exit_and_charge(i) for i in range(12)))
+
+    # 2.5 minutes x 2 = 5, plus 4 analyses x 3 = 12: 17 credits, once.
+    assert {s.charge.credits for s in settled if s.charge} == {17}
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.charge_state is ChargeState.CHARGED
+    assert (stored.charge.credits, stored.charge.balance_after) == (17, 83)
+    entries = await storage.ledger.entries(tenant.id, "user-1", limit=10)
+    assert [(e.kind, e.amount, e.session_id) for e in entries if e.kind is EntryKind.CHARGE] == [
+        (EntryKind.CHARGE, -17, session.id)
+    ]
+    assert (
+        (await storage.ledger.balance(tenant.id, "user-1")).balance
+        == await ledger_sum(storage, tenant)
+        == 83
+    )
+
+
+async def test_concurrent_settlements_of_one_session_write_one_entry(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant, kind="counseling")
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
+
+    await asyncio.gather(*(storage.ledger.settle(tenant.id, session.id, 6) for _ in range(8)))
+
+    assert await ledger_sum(storage, tenant) == -6
+
+
+async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant) -> None:
+    session = await stored_session(storage, tenant, kind="counseling")
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
+
+    settled = await storage.ledger.settle(tenant.id, session.id, 6)
+
+    assert settled.charge is not None
+    assert (settled.charge.balance_after, settled.charge.warning) == (-6, "negative_balance")
+    (alert,) = await storage.ledger.alerts(tenant.id, limit=10)
+    assert (alert.kind, alert.subject_id, alert.session_id) == (
+        "negative_balance",
+        "user-1",
+        session.id,
+    )
+
+
+async def test_cancelled_failed_anonymous_and_unrated_sessions_are_not_charged(
+    storage: Any, tenant: Tenant
+) -> None:
+    rated = frozenset({"counseling"})
+    cases = [
+        (await stored_session(storage, tenant, kind="counseling"), SessionStatus.CANCELLED),
+        (await stored_session(storage, tenant, kind="counseling"), SessionStatus.FAILED),
+        (
+            await stored_session(
+                storage, tenant, kind="counseling", subject_id=None, client_key="b"
+            ),
+            SessionStatus.COMPLETED,
+        ),
+        (await stored_session(storage, tenant, kind="webinar"), SessionStatus.COMPLETED),
+    ]
+    for session, status in cases:
+        closed, _ = await storage.sessions.close(
+            tenant.id, session.id, Exit(at=at(5), status=status), rated
+        )
+        assert closed.charge_state is ChargeState.NOT_CHARGED
+        assert (await storage.ledger.settle(tenant.id, session.id, 10)).charge is None
+    assert await ledger_sum(storage, tenant) == 0
+
+
+async def test_sessions_left_pending_are_found_for_settling(storage: Any, tenant: Tenant) -> None:
+    pending = await stored_session(storage, tenant, kind="counseling")
+    await storage.sessions.close(tenant.id, pending.id, Exit(at=at(1)), frozenset({"counseling"}))
+    settled = await stored_session(storage, tenant, kind="counseling")
+    await storage.sessions.close(tenant.id, settled.id, Exit(at=at(1)), frozenset({"counseling"}))
+    await storage.ledger.settle(tenant.id, settled.id, 2)
+
+    assert [s.id for s in await storage.sessions.pending_charges(tenant.id, 10)] == [pending.id]
+
+
+async def test_the_ledger_reads_oldest_first_a_page_at_a_time(storage: Any, tenant: Tenant) -> None:
+    grants = [a_grant(tenant, n, f"key-{n}") for n in range(1, 6)]
+    for grant in grants:
+        await storage.ledger.grant(grant)
+    expected = [g.id for g in sorted(grants, key=lambda g: (g.created_at, g.id))]
+
+    first = await storage.ledger.entries(tenant.id, "user-1", limit=2)
+    rest = await storage.ledger.entries(tenant.id, "user-1", limit=10, after=first[-1].id)
+
+    assert [e.id for e in first + rest] == expected
+    assert await storage.ledger.entries(tenant.id, "someone-else", limit=10) == []
+
+
+class FailsOnce:
+    """A ledger whose first settlement fails, as if the process died between closing a session
+    and charging it."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the process died here")
+        return await self._ledger.settle(tenant_id, session_id, credits)
+
+
+async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
+    storage: Any, tenant: Tenant
+) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    session = await stored_session(storage, tenant, kind="counseling")
+    flaky = FailsOnce(storage.ledger)
+    deduct = DeductCredits(storage.rates, flaky)
+    clock = FakeClock(at(60))
+    record_exit = RecordExit(storage.sessions, deduct, clock)
+
+    with pytest.raises(ConnectionError):
+        await record_exit(RecordExitCommand(tenant.id, session.id, at=at(3)))
+    assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
+
+    await ReapStaleSessions(storage.tenants, storage.sessions, deduct, clock)()
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 6
+    assert await ledger_sum(storage, tenant) == -6
