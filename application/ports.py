@@ -134,7 +134,7 @@ class CreditLedger(Protocol):
         taken in the tenant, (the stored entry, False) and nothing recorded."""
         ...
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
         """Record the charge of a pending session, atomically and at most once whatever the
         number of concurrent callers: one ledger entry of -credits (none for 0), the balance
         after it, a negative_balance warning and an alert when that balance is below zero, and

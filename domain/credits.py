@@ -11,7 +11,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from domain.errors import InvalidInput
-from domain.session import Session
+from domain.session import KIND_PATTERN, Session
 from domain.text import check_text
 from domain.usage import METER_NAME
 
@@ -40,6 +40,12 @@ class Rate:
     meter_rates: dict[str, MeterRate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not KIND_PATTERN.match(self.kind):
+            raise InvalidInput("kind", "1-64 characters of a-z 0-9 _ . -")
+        try:
+            object.__setattr__(self, "rounding", Rounding(self.rounding))
+        except ValueError:
+            raise InvalidInput("rounding", "must be ceil, floor or nearest") from None
         if self.credits_per_minute < 0:
             raise InvalidInput("credits_per_minute", "must be 0 or more")
         for meter, rate in self.meter_rates.items():

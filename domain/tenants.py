@@ -35,7 +35,10 @@ class TenantSettings:
     upgrade_url: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "overdraft", Overdraft(self.overdraft))
+        try:
+            object.__setattr__(self, "overdraft", Overdraft(self.overdraft))
+        except ValueError:
+            raise InvalidInput("overdraft", "must be soft or hard") from None
         if not 10 <= self.idle_timeout_seconds <= 7 * 24 * 3600:
             raise InvalidInput("idle_timeout_seconds", "must be 10 seconds to 7 days")
         if not 1 <= self.max_batch_events <= 1000:

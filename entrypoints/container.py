@@ -53,7 +53,7 @@ class Container(containers.DeclarativeContainer):
     check_health = providers.Factory(CheckHealth, storage=storage.provided.health)
     create_tenant = providers.Factory(CreateTenant, tenants=tenants, clock=clock)
     create_api_key = providers.Factory(CreateApiKey, tenants=tenants, keys=api_keys, clock=clock)
-    deduct_credits = providers.Factory(DeductCredits, rates=rates, ledger=ledger)
+    deduct_credits = providers.Factory(DeductCredits, rates=rates, ledger=ledger, clock=clock)
     start_session = providers.Factory(
         StartSession, sessions=sessions, rates=rates, ledger=ledger, clock=clock
     )

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
@@ -31,17 +32,12 @@ class MemoryCreditLedger:
         self._store.ledger.append(entry)
         return entry, True
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
         session = self._store.sessions.get((tenant_id, session_id))
         if session is None:
             raise NotFound(f"no session {session_id}")
-        if (
-            session.charge_state is not ChargeState.PENDING
-            or session.subject_id is None
-            or session.ended_at is None
-        ):
+        if session.charge_state is not ChargeState.PENDING or session.subject_id is None:
             return session.copy()
-        now = session.ended_at  # a charge is dated when its session ended
         if credits:
             self._store.ledger.append(
                 LedgerEntry(
@@ -50,7 +46,7 @@ class MemoryCreditLedger:
                     session.subject_id,
                     -credits,
                     EntryKind.CHARGE,
-                    now,
+                    at,
                     f"{session.kind} session",
                     session_id,
                 )
@@ -66,7 +62,7 @@ class MemoryCreditLedger:
                     session.subject_id,
                     session_id,
                     f"charging {credits} credits left a balance of {balance}",
-                    now,
+                    at,
                 )
             )
         session.settle(Charge(credits, balance, warning))

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +70,7 @@ class SqlCreditLedger:
         async with self._single.connect() as conn:
             return _from_row((await conn.execute(query)).one()), False
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Session:
+    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
         async with self._engine.begin() as conn:
             # The row lock makes concurrent settlements queue; the unique index on
             # (tenant_id, session_id) would refuse a second charge even without it.
@@ -82,11 +83,7 @@ class SqlCreditLedger:
             if not found:
                 raise NotFound(f"no session {session_id}")
             session = found[0]
-            if (
-                session.charge_state is not ChargeState.PENDING
-                or session.subject_id is None
-                or session.ended_at is None
-            ):
+            if session.charge_state is not ChargeState.PENDING or session.subject_id is None:
                 return session
             if credits:
                 charge = LedgerEntry(
@@ -95,7 +92,7 @@ class SqlCreditLedger:
                     session.subject_id,
                     -credits,
                     EntryKind.CHARGE,
-                    session.ended_at,
+                    at,
                     f"{session.kind} session",
                     session_id,
                 )
@@ -111,7 +108,7 @@ class SqlCreditLedger:
                         subject_id=session.subject_id,
                         session_id=session_id,
                         detail=f"charging {credits} credits left a balance of {balance}",
-                        created_at=session.ended_at,
+                        created_at=at,
                     )
                 )
             session.settle(Charge(credits, balance, warning))

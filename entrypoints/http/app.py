@@ -7,14 +7,19 @@ from importlib.metadata import version
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.background import every
+from entrypoints.http.controllers.accounts import AccountController
+from entrypoints.http.controllers.alerts import alerts
 from entrypoints.http.controllers.events import EventController
 from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.rates import RateController
 from entrypoints.http.controllers.sessions import SessionController
+from entrypoints.http.controllers.settings import SettingsController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
 from entrypoints.settings import Settings
@@ -22,7 +27,6 @@ from entrypoints.settings import Settings
 # Use cases handlers receive by parameter name. dependency-injector's own wiring does not work on
 # Litestar handlers (NOTES.md), so each is bridged with a Provide that asks the container.
 USE_CASES = (
-    "authenticate",
     "check_health",
     "start_session",
     "record_heartbeat",
@@ -32,6 +36,12 @@ USE_CASES = (
     "ingest_events",
     "list_events",
     "event_distribution",
+    "set_rate",
+    "grant_credits",
+    "get_balance",
+    "list_ledger",
+    "update_settings",
+    "list_alerts",
 )
 
 
@@ -52,8 +62,18 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             await container.storage().close()
 
     return Litestar(
-        route_handlers=[SessionController, EventController, health],
+        route_handlers=[
+            SessionController,
+            EventController,
+            RateController,
+            AccountController,
+            SettingsController,
+            alerts,
+            health,
+        ],
         dependencies={name: _bridge(container, name) for name in USE_CASES},
+        # Guards cannot take dependencies: they find the authenticator in the app's state.
+        state=State({"authenticate": container.authenticate()}),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,

@@ -13,6 +13,7 @@ from domain.errors import (
     Conflict,
     DomainError,
     Forbidden,
+    InsufficientCredits,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
@@ -28,6 +29,7 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     PayloadTooLarge: (413, "payload_too_large"),
     Unauthorized: (401, "unauthorized"),
     Forbidden: (403, "forbidden"),
+    InsufficientCredits: (402, "insufficient_credits"),
 }
 HTTP_CODES = {
     400: "bad_request",
@@ -73,6 +75,10 @@ def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[A
     if isinstance(error, InvalidInput):
         return invalid([{"field": error.field, "message": error.message}])
     status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
+    if isinstance(error, InsufficientCredits):
+        return error_response(
+            status, code, error.detail, balance=error.balance, required=error.required
+        )
     return error_response(status, code, error.detail)
 
 

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 import msgspec
 
 from application.pagination import Page
+from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.session import Session
+from domain.tenants import TenantSettings
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
 Quantity = int | Decimal  # JSON numbers decode into Decimal exactly; decimals leave as strings
@@ -168,3 +170,119 @@ class DistributionOut(msgspec.Struct):
 
 class HealthOut(msgspec.Struct):
     status: str
+
+
+class MeterRateBody(msgspec.Struct):
+    per: Decimal
+    credits: int
+
+
+class RateBody(msgspec.Struct, kw_only=True):
+    credits_per_minute: int
+    rounding: str = "ceil"
+    meter_rates: dict[str, MeterRateBody] = {}
+
+
+class RateOut(msgspec.Struct):
+    kind: str
+    credits_per_minute: int
+    rounding: str
+    meter_rates: dict[str, MeterRateBody]
+
+    @classmethod
+    def of(cls, rate: Rate) -> "RateOut":
+        meters = {m: MeterRateBody(r.per, r.credits) for m, r in rate.meter_rates.items()}
+        return cls(rate.kind, rate.credits_per_minute, rate.rounding.value, meters)
+
+
+class GrantBody(msgspec.Struct, kw_only=True):
+    amount: int
+    reason: str
+    idempotency_key: str
+    expires_at: Timestamp | None = None
+
+
+class LedgerEntryOut(msgspec.Struct):
+    id: str
+    amount: int
+    kind: str
+    session_id: str | None
+    reason: str | None
+    created_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, e: LedgerEntry) -> "LedgerEntryOut":
+        return cls(e.id, e.amount, e.kind.value, e.session_id, e.reason, e.created_at, e.expires_at)
+
+
+class LedgerPage(msgspec.Struct):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[LedgerEntry]) -> "LedgerPage":
+        return cls([LedgerEntryOut.of(e) for e in page.items], page.next_cursor)
+
+
+class CreditsOut(msgspec.Struct):
+    subject_id: str
+    balance: int
+    granted: int
+    consumed: int
+
+    @classmethod
+    def of(cls, b: Balance) -> "CreditsOut":
+        return cls(b.subject_id, b.balance, b.granted, b.consumed)
+
+
+class SettingsBody(msgspec.Struct, kw_only=True):
+    """Only the fields sent change (UNSET tells "not sent" from null)."""
+
+    overdraft: str | msgspec.UnsetType = msgspec.UNSET
+    min_start_credits: int | msgspec.UnsetType = msgspec.UNSET
+    idle_timeout_seconds: int | msgspec.UnsetType = msgspec.UNSET
+    max_batch_events: int | msgspec.UnsetType = msgspec.UNSET
+    upgrade_url: str | msgspec.UnsetType | None = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not msgspec.UNSET
+        }
+
+
+class SettingsOut(msgspec.Struct):
+    overdraft: str
+    min_start_credits: int
+    idle_timeout_seconds: int
+    max_batch_events: int
+    upgrade_url: str | None
+
+    @classmethod
+    def of(cls, s: TenantSettings) -> "SettingsOut":
+        return cls(
+            s.overdraft.value,
+            s.min_start_credits,
+            s.idle_timeout_seconds,
+            s.max_batch_events,
+            s.upgrade_url,
+        )
+
+
+class AlertOut(msgspec.Struct):
+    id: str
+    kind: str
+    subject_id: str
+    session_id: str | None
+    detail: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Alert) -> "AlertOut":
+        return cls(a.id, a.kind, a.subject_id, a.session_id, a.detail, a.created_at)
+
+
+class AlertList(msgspec.Struct):
+    items: list[AlertOut]

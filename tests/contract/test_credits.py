@@ -58,7 +58,7 @@ async def test_twelve_concurrent_exits_charge_the_session_once(
     await storage.rates.put(tenant.id, COUNSELING)
     await storage.ledger.grant(a_grant(tenant, 100, "welcome"))
     session = await stored_session(storage, tenant, kind="counseling")
-    deduct = DeductCredits(storage.rates, storage.ledger)
+    deduct = DeductCredits(storage.rates, storage.ledger, FakeClock(at(60)))
     rated = await deduct.rated_kinds(tenant.id)
 
     async def exit_and_charge(minute: int) -> Any:
@@ -91,7 +91,9 @@ async def test_concurrent_settlements_of_one_session_write_one_entry(
     session = await stored_session(storage, tenant, kind="counseling")
     await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
 
-    await asyncio.gather(*(storage.ledger.settle(tenant.id, session.id, 6) for _ in range(8)))
+    await asyncio.gather(
+        *(storage.ledger.settle(tenant.id, session.id, 6, at(10)) for _ in range(8))
+    )
 
     assert await ledger_sum(storage, tenant) == -6
 
@@ -100,7 +102,7 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
     session = await stored_session(storage, tenant, kind="counseling")
     await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
 
-    settled = await storage.ledger.settle(tenant.id, session.id, 6)
+    settled = await storage.ledger.settle(tenant.id, session.id, 6, at(10))
 
     assert settled.charge is not None
     assert (settled.charge.balance_after, settled.charge.warning) == (-6, "negative_balance")
@@ -132,7 +134,7 @@ async def test_cancelled_failed_anonymous_and_unrated_sessions_are_not_charged(
             tenant.id, session.id, Exit(at=at(5), status=status), rated
         )
         assert closed.charge_state is ChargeState.NOT_CHARGED
-        assert (await storage.ledger.settle(tenant.id, session.id, 10)).charge is None
+        assert (await storage.ledger.settle(tenant.id, session.id, 10, at(10))).charge is None
     assert await ledger_sum(storage, tenant) == 0
 
 
@@ -141,7 +143,7 @@ async def test_sessions_left_pending_are_found_for_settling(storage: Any, tenant
     await storage.sessions.close(tenant.id, pending.id, Exit(at=at(1)), frozenset({"counseling"}))
     settled = await stored_session(storage, tenant, kind="counseling")
     await storage.sessions.close(tenant.id, settled.id, Exit(at=at(1)), frozenset({"counseling"}))
-    await storage.ledger.settle(tenant.id, settled.id, 2)
+    await storage.ledger.settle(tenant.id, settled.id, 2, at(10))
 
     assert [s.id for s in await storage.sessions.pending_charges(tenant.id, 10)] == [pending.id]
 
@@ -170,11 +172,11 @@ class FailsOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int) -> Any:
+    async def settle(self, tenant_id: str, session_id: str, credits: int, at: Any) -> Any:
         if not self.failed:
             self.failed = True
             raise ConnectionError("the process died here")
-        return await self._ledger.settle(tenant_id, session_id, credits)
+        return await self._ledger.settle(tenant_id, session_id, credits, at)
 
 
 async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
@@ -183,7 +185,7 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     await storage.rates.put(tenant.id, COUNSELING)
     session = await stored_session(storage, tenant, kind="counseling")
     flaky = FailsOnce(storage.ledger)
-    deduct = DeductCredits(storage.rates, flaky)
+    deduct = DeductCredits(storage.rates, flaky, FakeClock(at(60)))
     clock = FakeClock(at(60))
     record_exit = RecordExit(storage.sessions, deduct, clock)
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 
 def charging(storage: MemoryStorage) -> DeductCredits:
-    return DeductCredits(storage.rates, storage.ledger)
+    return DeductCredits(storage.rates, storage.ledger, FakeClock())
 
 
 @pytest.fixture

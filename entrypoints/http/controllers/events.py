@@ -1,6 +1,6 @@
 import msgspec
 from litestar import Controller, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.authenticate import Principal
@@ -11,7 +11,7 @@ from application.session_ids import canonical_session_id
 from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.tenants import Role
-from entrypoints.http.auth import requires
+from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.errors import field_error
 from entrypoints.http.schemas import (
     BatchResultOut,
@@ -25,7 +25,8 @@ from entrypoints.http.schemas import (
 class EventController(Controller):
     path = "/v1"
     tags = ["events"]
-    dependencies = {"caller": Provide(requires(Role.INGEST))}
+    guards = [requires(Role.INGEST)]
+    dependencies = {"caller": current_principal}
 
     @post("/events/batch", summary="Ingest a batch of events", status_code=200)
     async def ingest(

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from application.authenticate import Principal
@@ -16,7 +16,7 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
-from entrypoints.http.auth import requires
+from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.schemas import (
     ExitBody,
     HeartbeatBody,
@@ -29,7 +29,8 @@ from entrypoints.http.schemas import (
 class SessionController(Controller):
     path = "/v1/sessions"
     tags = ["sessions"]
-    dependencies = {"caller": Provide(requires(Role.INGEST))}
+    guards = [requires(Role.INGEST)]
+    dependencies = {"caller": current_principal}
 
     @post("/", summary="Start a session", status_code=201)
     async def start(
@@ -43,6 +44,7 @@ class SessionController(Controller):
             StartSessionCommand(
                 tenant_id=caller.tenant.id,
                 session_id=data.id,
+                settings=caller.tenant.settings,
                 request=SessionRequest(
                     kind=data.kind,
                     resource_id=data.resource_id,
