@@ -5,6 +5,7 @@ Every option has an environment variable (shown in --help); options win over the
 
 import asyncio
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -12,7 +13,10 @@ from typing import Any, TypeVar
 import click
 import uvicorn
 
-from domain.errors import DomainError
+from application.grant_credits import GrantCreditsCommand, Granted
+from domain.credits import Balance
+from domain.errors import DomainError, NotFound
+from domain.tenants import Tenant
 from entrypoints.container import Container, build_container
 from entrypoints.settings import DEFAULT_STORAGE_URL, Settings, SettingsError
 
@@ -159,3 +163,65 @@ def reap(ctx: click.Context, tenant_name: str | None) -> None:
     """Close stale sessions now, where they were last seen."""
     closed: Any = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
     click.echo(f"{closed} stale session(s) closed")
+
+
+@cli.group()
+def credits() -> None:
+    """Subjects' credits."""
+
+
+async def _tenant_named(container: Container, name: str) -> Tenant:
+    tenant = await container.tenants().get_by_name(name)
+    if tenant is None:
+        raise NotFound(f"no tenant named {name}")
+    return tenant
+
+
+@credits.command("grant")
+@click.argument("subject")
+@click.argument("amount", type=int)
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--reason", default="granted by an operator", show_default=True)
+@click.option(
+    "--idempotency-key",
+    help="Repeat the command with the same key and the grant is made once. [default: new]",
+)
+@click.pass_context
+def grant(
+    ctx: click.Context,
+    subject: str,
+    amount: int,
+    tenant_name: str,
+    reason: str,
+    idempotency_key: str | None,
+) -> None:
+    """Grant AMOUNT credits to SUBJECT."""
+    key = idempotency_key or str(uuid.uuid4())
+
+    async def job(c: Container) -> tuple[Granted, Balance]:
+        tenant = await _tenant_named(c, tenant_name)
+        command = GrantCreditsCommand(tenant.id, subject, amount, reason, key)
+        granted = await c.grant_credits()(command)
+        return granted, await c.get_balance()(tenant.id, subject)
+
+    granted, balance = run(ctx, job)
+    verb = "granted" if granted.created else "already granted"
+    click.echo(
+        f"{verb} {granted.entry.amount} credits to {subject} (key {key}); balance {balance.balance}"
+    )
+
+
+@credits.command("balance")
+@click.argument("subject")
+@click.option("--tenant", "tenant_name", required=True)
+@click.pass_context
+def balance(ctx: click.Context, subject: str, tenant_name: str) -> None:
+    """Show SUBJECT's balance, granted and consumed credits."""
+
+    async def job(c: Container) -> Balance:
+        return await c.get_balance()((await _tenant_named(c, tenant_name)).id, subject)
+
+    found = run(ctx, job)
+    click.echo(
+        f"{subject}: balance {found.balance} (granted {found.granted}, consumed {found.consumed})"
+    )

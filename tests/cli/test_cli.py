@@ -82,3 +82,42 @@ def test_reap_closes_stale_sessions_of_a_tenant(url: str) -> None:
 
     assert reaped.exit_code == 0 and "1 stale session(s) closed" in reaped.output
     assert "0 stale" in sessionmeter(url, "sessions", "reap").output
+
+
+def test_credits_are_granted_once_per_key_and_their_balance_shown(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "acme")
+
+    first = sessionmeter(
+        url,
+        "credits",
+        "grant",
+        "dr-kim",
+        "50",
+        "--tenant",
+        "acme",
+        "--idempotency-key",
+        "onboarding",
+    )
+    again = sessionmeter(
+        url,
+        "credits",
+        "grant",
+        "dr-kim",
+        "50",
+        "--tenant",
+        "acme",
+        "--idempotency-key",
+        "onboarding",
+    )
+    more = sessionmeter(url, "credits", "grant", "dr-kim", "25", "--tenant", "acme")
+    shown = sessionmeter(url, "credits", "balance", "dr-kim", "--tenant", "acme")
+
+    assert first.exit_code == 0 and "granted 50" in first.output
+    assert "already granted" in again.output
+    assert more.exit_code == 0
+    assert "balance 75 (granted 75, consumed 0)" in shown.output
+    refused = sessionmeter(url, "credits", "grant", "dr-kim", "0", "--tenant", "acme")
+    assert refused.exit_code == 1 and "amount" in refused.output
+    unknown = sessionmeter(url, "credits", "balance", "dr-kim", "--tenant", "nobody")
+    assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output
