@@ -11,6 +11,7 @@ from typing import Protocol
 
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
+from domain.plans import Plan, SessionLimit, Subscription
 from domain.session import Exit, Session, SessionStatus
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
@@ -40,9 +41,18 @@ class SessionPosition:
 
 
 class SessionRepository(Protocol):
-    async def add(self, session: Session) -> bool:
+    async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         """Store a new session. False, storing nothing, when its id is taken in its tenant
-        (concurrent adds of one id: exactly one returns True)."""
+        (concurrent adds of one id: exactly one returns True). With a limit, count the
+        subject's sessions of the limit's kinds on the resource and the insert as one atomic
+        step: at `limit.limit` sessions raise SessionLimitReached and store nothing, so of N
+        concurrent starts for the last slot exactly one succeeds."""
+        ...
+
+    async def count_started(
+        self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
+    ) -> int:
+        """Sessions of these kinds the subject has started on the resource, whatever their end."""
         ...
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
@@ -154,6 +164,40 @@ class CreditLedger(Protocol):
     async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
         """The newest alerts first."""
         ...
+
+
+class PlanRepository(Protocol):
+    async def put(self, tenant_id: str, plan: Plan) -> None:
+        """Create or replace a plan; a new default plan makes the others non-default."""
+        ...
+
+    async def all(self, tenant_id: str) -> list[Plan]: ...
+
+
+class SubscriptionRepository(Protocol):
+    async def put(self, tenant_id: str, subscription: Subscription) -> None:
+        """Set the subject's subscription, replacing any earlier one."""
+        ...
+
+    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None: ...
+
+
+class ResourceRegistry(Protocol):
+    async def register(
+        self,
+        tenant_id: str,
+        subject_id: str,
+        resource_id: str,
+        kind: str,
+        at: datetime,
+        monthly_limit: int | None,
+    ) -> bool:
+        """Register a resource for a subject once (False: it already was). With a limit, the
+        count of the subject's registrations in `at`'s calendar month (UTC) and the insert are
+        one atomic step: at the limit raise QuotaExceeded and store nothing."""
+        ...
+
+    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int: ...
 
 
 class TenantRepository(Protocol):

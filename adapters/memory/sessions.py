@@ -4,6 +4,7 @@ from adapters.memory.store import MemoryStore
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import NotFound
 from domain.events import find_gaps
+from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import ChargeState, Exit, Session
 
 
@@ -11,12 +12,29 @@ class MemorySessionRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def add(self, session: Session) -> bool:
+    async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         key = (session.tenant_id, session.id)
         if key in self._store.sessions:
             return False
+        if limit is not None:
+            used = await self.count_started(
+                session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+            )
+            if used >= limit.limit:
+                raise SessionLimitReached(used)
         self._store.sessions[key] = session.copy()
         return True
+
+    async def count_started(
+        self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
+    ) -> int:
+        return sum(
+            1
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id
+            and (s.subject_id, s.resource_id) == (subject_id, resource_id)
+            and s.kind in kinds
+        )
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         stored = self._store.sessions.get((tenant_id, session_id))

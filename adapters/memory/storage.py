@@ -1,6 +1,11 @@
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
+from adapters.memory.plans import (
+    MemoryPlanRepository,
+    MemoryResourceRegistry,
+    MemorySubscriptionRepository,
+)
 from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.store import MemoryStore
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
@@ -17,6 +22,9 @@ class MemoryStorage:
         self.api_keys = MemoryApiKeyRepository(store)
         self.rates = MemoryRateRepository(store)
         self.ledger = MemoryCreditLedger(store)
+        self.plans = MemoryPlanRepository(store)
+        self.subscriptions = MemorySubscriptionRepository(store)
+        self.resources = MemoryResourceRegistry(store)
         self.health = MemoryHealth()
 
     async def migrate(self) -> None:

@@ -1,7 +1,9 @@
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
+from domain.plans import Plan, Subscription
 from domain.session import Session
 from domain.tenants import ApiKey, Tenant
 
@@ -18,3 +20,7 @@ class MemoryStore:
     rates: dict[tuple[str, str], Rate] = field(default_factory=dict)  # (tenant_id, kind)
     ledger: list[LedgerEntry] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
+    subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
+    # (tenant_id, subject_id, resource_id) -> when it was registered
+    resources: dict[tuple[str, str, str], datetime] = field(default_factory=dict)

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 POOL_SIZE = 20  # per process; PostgreSQL allows 100 connections by default
 
@@ -65,3 +65,13 @@ def insert(engine: AsyncEngine, table: Table) -> Any:
     if engine.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+async def serialise(conn: AsyncConnection, *key: str) -> None:
+    """Make transactions that name the same key run one after the other (a PostgreSQL
+    transaction-level advisory lock). SQLite transactions are serialised already."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": "\x1f".join(key)},
+        )

@@ -1,15 +1,16 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import sessions
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
+from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import ChargeState, Exit, Session, SessionStatus
 
 # Columns a closing changes; the rest of a session is fixed when it starts.
@@ -21,11 +22,41 @@ class SqlSessionRepository:
         self._engine = engine
         self._single = single_statement(engine)
 
-    async def add(self, session: Session) -> bool:
+    async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
-        async with self._single.begin() as conn:
-            result = await conn.execute(stmt)
-        return bool(result.rowcount == 1)
+        if limit is None:
+            async with self._single.begin() as conn:
+                return bool((await conn.execute(stmt)).rowcount == 1)
+        async with self._engine.begin() as conn:
+            await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
+            used = await self._count(
+                conn, session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+            )
+            if used >= limit.limit:
+                raise SessionLimitReached(used)
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
+    async def count_started(
+        self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
+    ) -> int:
+        async with self._single.connect() as conn:
+            return await self._count(conn, tenant_id, subject_id, resource_id, kinds)
+
+    async def _count(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        subject_id: str,
+        resource_id: str,
+        kinds: frozenset[str],
+    ) -> int:
+        query = select(func.count()).where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.subject_id == subject_id,
+            sessions.c.resource_id == resource_id,
+            sessions.c.kind.in_(sorted(kinds)),
+        )
+        return int((await conn.execute(query)).scalar_one())
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         async with self._single.connect() as conn:

@@ -8,6 +8,11 @@ from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.health import SqlHealth
+from adapters.sqlalchemy.plans import (
+    SqlPlanRepository,
+    SqlResourceRegistry,
+    SqlSubscriptionRepository,
+)
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
 
@@ -27,6 +32,9 @@ class SqlAlchemyStorage:
         self.api_keys = SqlApiKeyRepository(self.engine)
         self.rates = SqlRateRepository(self.engine)
         self.ledger = SqlCreditLedger(self.engine)
+        self.plans = SqlPlanRepository(self.engine)
+        self.subscriptions = SqlSubscriptionRepository(self.engine)
+        self.resources = SqlResourceRegistry(self.engine)
         self.health = SqlHealth(self.engine)
 
     async def migrate(self) -> None:

@@ -87,6 +87,7 @@ sessions = Table(
     Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
     Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
+    Index("ix_sessions_subject_resource", "tenant_id", "subject_id", "resource_id", "kind"),
 )
 
 # A session's usage, one row per meter. Sums are integer nano-units so SQLite adds decimals exactly;
@@ -156,4 +157,35 @@ alerts = Table(
     Column("detail", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_alerts_created", "tenant_id", "created_at"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("is_default", Boolean, nullable=False),
+    Column("unlimited", Boolean, nullable=False),
+    Column("limits", JSON, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("starts_at", UTCDateTime),
+    Column("ends_at", UTCDateTime, nullable=False),
+)
+
+subject_resources = Table(
+    "subject_resources",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("resource_id", String(200), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+    Index("ix_subject_resources_month", "tenant_id", "subject_id", "registered_at"),
 )

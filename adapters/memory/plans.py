@@ -1,0 +1,63 @@
+from dataclasses import replace
+from datetime import datetime
+
+from adapters.memory.store import MemoryStore
+from domain.plans import Plan, QuotaExceeded, Subscription, month_of
+
+
+class MemoryPlanRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def put(self, tenant_id: str, plan: Plan) -> None:
+        if plan.default:
+            for key, other in self._store.plans.items():
+                if key[0] == tenant_id and other.default:
+                    self._store.plans[key] = replace(other, default=False)
+        self._store.plans[(tenant_id, plan.id)] = plan
+
+    async def all(self, tenant_id: str) -> list[Plan]:
+        return [p for (tenant, _), p in sorted(self._store.plans.items()) if tenant == tenant_id]
+
+
+class MemorySubscriptionRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def put(self, tenant_id: str, subscription: Subscription) -> None:
+        self._store.subscriptions[(tenant_id, subscription.subject_id)] = subscription
+
+    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
+        return self._store.subscriptions.get((tenant_id, subject_id))
+
+
+class MemoryResourceRegistry:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def register(
+        self,
+        tenant_id: str,
+        subject_id: str,
+        resource_id: str,
+        kind: str,
+        at: datetime,
+        monthly_limit: int | None,
+    ) -> bool:
+        key = (tenant_id, subject_id, resource_id)
+        if key in self._store.resources:
+            return False
+        if monthly_limit is not None:
+            used = await self.count_in_month(tenant_id, subject_id, at)
+            if used >= monthly_limit:
+                raise QuotaExceeded(monthly_limit, used)
+        self._store.resources[key] = at
+        return True
+
+    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
+        start, end = month_of(at)
+        return sum(
+            1
+            for (tenant, subject, _), registered in self._store.resources.items()
+            if (tenant, subject) == (tenant_id, subject_id) and start <= registered < end
+        )

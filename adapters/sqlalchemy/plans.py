@@ -1,0 +1,148 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.tables import plans, subject_resources, subscriptions
+from domain.plans import Plan, PlanLimits, QuotaExceeded, Subscription, month_of
+
+
+class SqlPlanRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def put(self, tenant_id: str, plan: Plan) -> None:
+        row = {
+            "tenant_id": tenant_id,
+            "id": plan.id,
+            "is_default": plan.default,
+            "unlimited": plan.unlimited,
+            "limits": {
+                "sessions_per_resource": plan.limits.sessions_per_resource,
+                "session_kinds": sorted(plan.limits.session_kinds),
+                "resources_per_month": plan.limits.resources_per_month,
+            },
+        }
+        stmt = insert(self._engine, plans).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "id"],
+            set_={c: stmt.excluded[c] for c in ("is_default", "unlimited", "limits")},
+        )
+        async with self._engine.begin() as conn:
+            if plan.default:
+                await conn.execute(
+                    update(plans)
+                    .where(plans.c.tenant_id == tenant_id, plans.c.id != plan.id)
+                    .values(is_default=False)
+                )
+            await conn.execute(stmt)
+
+    async def all(self, tenant_id: str) -> list[Plan]:
+        query = select(plans).where(plans.c.tenant_id == tenant_id).order_by(plans.c.id)
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Plan(
+                r.id,
+                r.is_default,
+                r.unlimited,
+                PlanLimits(
+                    r.limits["sessions_per_resource"],
+                    frozenset(r.limits["session_kinds"]),
+                    r.limits["resources_per_month"],
+                ),
+            )
+            for r in rows
+        ]
+
+
+class SqlSubscriptionRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def put(self, tenant_id: str, subscription: Subscription) -> None:
+        row = {
+            "tenant_id": tenant_id,
+            "subject_id": subscription.subject_id,
+            "plan_id": subscription.plan_id,
+            "starts_at": subscription.starts_at,
+            "ends_at": subscription.ends_at,
+        }
+        stmt = insert(self._engine, subscriptions).values(row)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "subject_id"],
+            set_={c: stmt.excluded[c] for c in ("plan_id", "starts_at", "ends_at")},
+        )
+        async with self._single.begin() as conn:
+            await conn.execute(stmt)
+
+    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
+        query = select(subscriptions).where(
+            subscriptions.c.tenant_id == tenant_id, subscriptions.c.subject_id == subject_id
+        )
+        async with self._single.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Subscription(row.subject_id, row.plan_id, row.ends_at, row.starts_at)
+
+
+class SqlResourceRegistry:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def register(
+        self,
+        tenant_id: str,
+        subject_id: str,
+        resource_id: str,
+        kind: str,
+        at: datetime,
+        monthly_limit: int | None,
+    ) -> bool:
+        row = {
+            "tenant_id": tenant_id,
+            "subject_id": subject_id,
+            "resource_id": resource_id,
+            "kind": kind,
+            "registered_at": at,
+        }
+        stmt = insert(self._engine, subject_resources).values(row).on_conflict_do_nothing()
+        async with self._engine.begin() as conn:
+            await serialise(conn, tenant_id, subject_id)
+            exists = await conn.execute(
+                select(subject_resources.c.resource_id).where(
+                    subject_resources.c.tenant_id == tenant_id,
+                    subject_resources.c.subject_id == subject_id,
+                    subject_resources.c.resource_id == resource_id,
+                )
+            )
+            if exists.first() is not None:
+                return False
+            if monthly_limit is not None:
+                used = await _count_in_month(conn, tenant_id, subject_id, at)
+                if used >= monthly_limit:
+                    raise QuotaExceeded(monthly_limit, used)
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
+    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
+        async with self._single.connect() as conn:
+            return await _count_in_month(conn, tenant_id, subject_id, at)
+
+
+async def _count_in_month(
+    conn: AsyncConnection, tenant_id: str, subject_id: str, at: datetime
+) -> int:
+    start, end = month_of(at)
+    query: Any = select(func.count()).where(
+        subject_resources.c.tenant_id == tenant_id,
+        subject_resources.c.subject_id == subject_id,
+        subject_resources.c.registered_at >= start,
+        subject_resources.c.registered_at < end,
+    )
+    return int((await conn.execute(query)).scalar_one())

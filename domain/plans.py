@@ -1,0 +1,131 @@
+"""Plans and trials: how many sessions a subject may start, and how many resources it may add.
+
+A subject is on the plan of its active subscription, or else on the tenant's default plan; a
+tenant without plans limits nothing. A session counts toward a limit when it starts.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from domain.errors import DomainError, InvalidInput
+from domain.session import KIND_PATTERN
+from domain.text import check_text
+
+PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    sessions_per_resource: int | None = None
+    session_kinds: frozenset[str] = frozenset()
+    resources_per_month: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session_kinds", frozenset(self.session_kinds))
+        for name in ("sessions_per_resource", "resources_per_month"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidInput(f"limits.{name}", "must be 0 or more")
+        for kind in self.session_kinds:
+            if not KIND_PATTERN.match(kind):
+                raise InvalidInput("limits.session_kinds", f"{kind!r} is not a session kind")
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    default: bool = False
+    unlimited: bool = False
+    limits: PlanLimits = field(default_factory=PlanLimits)
+
+    def __post_init__(self) -> None:
+        if not PLAN_ID.match(self.id):
+            raise InvalidInput("plan_id", "1-64 characters of A-Z a-z 0-9 _ . -")
+
+    def session_limit(self, kind: str) -> int | None:
+        """How many sessions of `kind` a subject may start per resource (None: no limit)."""
+        if self.unlimited or kind not in self.limits.session_kinds:
+            return None
+        return self.limits.sessions_per_resource
+
+    def resource_limit(self) -> int | None:
+        return None if self.unlimited else self.limits.resources_per_month
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subject_id: str
+    plan_id: str
+    ends_at: datetime
+    starts_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_text("subject_id", self.subject_id, 200)
+        if self.starts_at is not None and self.starts_at >= self.ends_at:
+            raise InvalidInput("ends_at", "must be after starts_at")
+
+    def active_at(self, at: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= at) and at < self.ends_at
+
+
+def month_of(at: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) that holds `at`: its first instant, and the next month's."""
+    start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, following
+
+
+@dataclass(frozen=True)
+class SessionLimit:
+    """At most `limit` sessions of these kinds by this subject on this resource, ever."""
+
+    subject_id: str
+    resource_id: str
+    kinds: frozenset[str]
+    limit: int
+
+
+@dataclass(frozen=True)
+class TrialStatus:
+    resource_id: str
+    is_free_trial: bool
+    sessions_used: int
+    sessions_remaining: int | None
+
+    @property
+    def can_start_session(self) -> bool:
+        return self.sessions_remaining is None or self.sessions_remaining > 0
+
+    @property
+    def requires_upgrade(self) -> bool:
+        return not self.can_start_session
+
+
+class SessionLimitReached(DomainError):
+    """A store refused a session because its limit was reached (`used` sessions exist)."""
+
+    def __init__(self, used: int) -> None:
+        super().__init__(f"{used} sessions already started")
+        self.used = used
+
+
+class TrialExhausted(DomainError):
+    def __init__(self, status: TrialStatus, upgrade_url: str | None) -> None:
+        super().__init__(
+            f"the free trial allows {status.sessions_used} sessions on {status.resource_id}; "
+            "upgrade to continue"
+        )
+        self.status = status
+        self.upgrade_url = upgrade_url
+
+
+class QuotaExceeded(DomainError):
+    def __init__(self, limit: int, used: int) -> None:
+        super().__init__(f"the plan allows {limit} resources a month; {used} are registered")
+        self.limit = limit
+        self.used = used

@@ -1,0 +1,100 @@
+"""Plans, subscriptions, resources and the trial limit at start — atomic under concurrency."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from domain.plans import (
+    Plan,
+    PlanLimits,
+    QuotaExceeded,
+    SessionLimit,
+    SessionLimitReached,
+    Subscription,
+)
+from domain.tenants import Tenant
+from tests.contract.builders import a_session, at, stored_session
+
+pytestmark = pytest.mark.anyio
+
+PRACTICE = frozenset({"practice", "mock_exam"})
+
+
+def limit(n: int, resource: str = "pdf-1") -> SessionLimit:
+    return SessionLimit("user-1", resource, PRACTICE, n)
+
+
+async def test_with_one_trial_slot_left_exactly_one_of_ten_starts_succeeds(
+    storage: Any, tenant: Tenant
+) -> None:
+    await stored_session(storage, tenant, kind="practice", resource_id="pdf-1")
+    attempts = [a_session(tenant, kind="mock_exam", resource_id="pdf-1") for _ in range(10)]
+
+    results = await asyncio.gather(
+        *(storage.sessions.add(s, limit(2)) for s in attempts), return_exceptions=True
+    )
+
+    assert sum(r is True for r in results) == 1
+    assert all(isinstance(r, SessionLimitReached) for r in results if r is not True)
+    assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-1", PRACTICE) == 2
+
+
+async def test_limits_count_only_their_kinds_subject_and_resource(
+    storage: Any, tenant: Tenant
+) -> None:
+    await stored_session(storage, tenant, kind="practice", resource_id="pdf-1")
+    await stored_session(storage, tenant, kind="webinar", resource_id="pdf-1")
+    await stored_session(storage, tenant, kind="practice", resource_id="pdf-2")
+    await stored_session(storage, tenant, kind="practice", resource_id="pdf-1", subject_id="user-2")
+
+    assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-1", PRACTICE) == 1
+    assert await storage.sessions.add(
+        a_session(tenant, kind="practice", resource_id="pdf-1"), limit(2)
+    )
+    with pytest.raises(SessionLimitReached):
+        await storage.sessions.add(
+            a_session(tenant, kind="practice", resource_id="pdf-1"), limit(2)
+        )
+
+
+async def test_one_default_plan_at_a_time(storage: Any, tenant: Tenant) -> None:
+    free = Plan("free", default=True, limits=PlanLimits(2, PRACTICE, 1))
+    await storage.plans.put(tenant.id, free)
+    await storage.plans.put(tenant.id, Plan("pass", unlimited=True))
+    await storage.plans.put(tenant.id, Plan("trial", default=True, limits=PlanLimits(1, PRACTICE)))
+
+    plans = {p.id: p for p in await storage.plans.all(tenant.id)}
+
+    assert [p.id for p in plans.values() if p.default] == ["trial"]
+    assert plans["free"].limits == free.limits and plans["pass"].unlimited
+
+
+async def test_a_subscription_is_replaced_not_added(storage: Any, tenant: Tenant) -> None:
+    await storage.subscriptions.put(tenant.id, Subscription("user-1", "pass", at(60)))
+    await storage.subscriptions.put(tenant.id, Subscription("user-1", "pro", at(120), at(1)))
+
+    assert await storage.subscriptions.get(tenant.id, "user-1") == Subscription(
+        "user-1", "pro", at(120), at(1)
+    )
+    assert await storage.subscriptions.get(tenant.id, "user-2") is None
+
+
+async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_concurrency(
+    storage: Any, tenant: Tenant
+) -> None:
+    assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), 2)
+    assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(1), 2)
+
+    results = await asyncio.gather(
+        *(
+            storage.resources.register(tenant.id, "user-1", f"pdf-{n}", "pdf", at(2), 2)
+            for n in range(2, 10)
+        ),
+        return_exceptions=True,
+    )
+
+    assert sum(r is True for r in results) == 1
+    assert all(isinstance(r, QuotaExceeded) for r in results if r is not True)
+    assert await storage.resources.count_in_month(tenant.id, "user-1", at(3)) == 2
+    assert await storage.resources.count_in_month(tenant.id, "user-1", at(60 * 24 * 40)) == 0
