@@ -2,9 +2,18 @@
 
 from dataclasses import dataclass, field
 
+from application.plan_of_subject import PlanOfSubject
 from application.ports import Clock, CreditLedger, RateRepository, SessionRepository
 from application.session_ids import canonical_session_id, new_session_id
 from domain.errors import Conflict, InsufficientCredits
+from domain.plans import (
+    Plan,
+    SessionLimit,
+    SessionLimitReached,
+    Subscription,
+    TrialExhausted,
+    trial_status,
+)
 from domain.session import Session, SessionRequest
 from domain.tenants import Overdraft, TenantSettings
 
@@ -29,11 +38,13 @@ class StartSession:
         sessions: SessionRepository,
         rates: RateRepository,
         ledger: CreditLedger,
+        plan_of_subject: PlanOfSubject,
         clock: Clock,
     ) -> None:
         self._sessions = sessions
         self._rates = rates
         self._ledger = ledger
+        self._plan_of_subject = plan_of_subject
         self._clock = clock
 
     async def __call__(self, command: StartSessionCommand) -> StartedSession:
@@ -46,7 +57,13 @@ class StartSession:
                 return replay
         session = Session.start(command.tenant_id, session_id, command.request, self._clock.now())
         await self._admit(command, session)
-        if await self._sessions.add(session):
+        plan, subscription = await self._plan_of(session)
+        try:
+            added = await self._sessions.add(session, _limit(session, plan))
+        except SessionLimitReached as reached:
+            status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
+            raise TrialExhausted(status, command.settings.upgrade_url) from None
+        if added:
             return StartedSession(session, created=True)
         # Another caller stored this id between our look-up and our insert.
         replay = await self._replay(command, session_id)
@@ -65,6 +82,13 @@ class StartSession:
         if balance < settings.min_start_credits:
             raise InsufficientCredits(balance, settings.min_start_credits)
 
+    async def _plan_of(self, session: Session) -> tuple[Plan | None, Subscription | None]:
+        if session.subject_id is None:  # anonymous sessions are never limited
+            return None, None
+        return await self._plan_of_subject(
+            session.tenant_id, session.subject_id, session.started_at
+        )
+
     async def _replay(self, command: StartSessionCommand, session_id: str) -> StartedSession | None:
         stored = await self._sessions.get(command.tenant_id, session_id)
         if stored is None:
@@ -72,3 +96,11 @@ class StartSession:
         if not stored.matches(command.request):
             raise Conflict(f"session {session_id} already exists with different content")
         return StartedSession(stored, created=False)
+
+
+def _limit(session: Session, plan: Plan | None) -> SessionLimit | None:
+    """The limit the subject's plan puts on sessions of this kind on this resource."""
+    allowed = None if plan is None else plan.session_limit(session.kind)
+    if plan is None or allowed is None or session.subject_id is None:
+        return None
+    return SessionLimit(session.subject_id, session.resource_id, plan.limits.session_kinds, allowed)

@@ -129,3 +129,12 @@ class QuotaExceeded(DomainError):
         super().__init__(f"the plan allows {limit} resources a month; {used} are registered")
         self.limit = limit
         self.used = used
+
+
+def trial_status(
+    resource_id: str, plan: Plan | None, subscribed: bool, sessions_used: int
+) -> TrialStatus:
+    """Where a subject stands on a resource: a free trial is a limited plan it did not buy."""
+    limit = None if plan is None or plan.unlimited else plan.limits.sessions_per_resource
+    remaining = None if limit is None else max(0, limit - sessions_used)
+    return TrialStatus(resource_id, limit is not None and not subscribed, sessions_used, remaining)

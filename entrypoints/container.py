@@ -16,18 +16,24 @@ from application.create_tenant import CreateTenant
 from application.deduct_credits import DeductCredits
 from application.event_distribution import EventDistribution
 from application.get_balance import GetBalance
+from application.get_limits import GetLimits
 from application.get_session import GetSession
+from application.get_trial_status import GetTrialStatus
 from application.grant_credits import GrantCredits
 from application.ingest_events import IngestEvents
 from application.list_alerts import ListAlerts
 from application.list_events import ListEvents
 from application.list_ledger import ListLedger
 from application.list_sessions import ListSessions
+from application.plan_of_subject import PlanOfSubject
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
+from application.register_resource import RegisterResource
+from application.set_plan import SetPlan
 from application.set_rate import SetRate
 from application.start_session import StartSession
+from application.subscribe import Subscribe
 from application.update_settings import UpdateSettings
 from entrypoints.settings import Settings
 
@@ -47,6 +53,9 @@ class Container(containers.DeclarativeContainer):
     api_keys = storage.provided.api_keys
     rates = storage.provided.rates
     ledger = storage.provided.ledger
+    plans = storage.provided.plans
+    subscriptions = storage.provided.subscriptions
+    resources = storage.provided.resources
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
@@ -54,8 +63,14 @@ class Container(containers.DeclarativeContainer):
     create_tenant = providers.Factory(CreateTenant, tenants=tenants, clock=clock)
     create_api_key = providers.Factory(CreateApiKey, tenants=tenants, keys=api_keys, clock=clock)
     deduct_credits = providers.Factory(DeductCredits, rates=rates, ledger=ledger, clock=clock)
+    plan_of_subject = providers.Factory(PlanOfSubject, plans=plans, subscriptions=subscriptions)
     start_session = providers.Factory(
-        StartSession, sessions=sessions, rates=rates, ledger=ledger, clock=clock
+        StartSession,
+        sessions=sessions,
+        rates=rates,
+        ledger=ledger,
+        plan_of_subject=plan_of_subject,
+        clock=clock,
     )
     record_heartbeat = providers.Factory(RecordHeartbeat, sessions=sessions, clock=clock)
     record_exit = providers.Factory(
@@ -81,6 +96,17 @@ class Container(containers.DeclarativeContainer):
     list_ledger = providers.Factory(ListLedger, ledger=ledger)
     list_alerts = providers.Factory(ListAlerts, ledger=ledger)
     update_settings = providers.Factory(UpdateSettings, tenants=tenants)
+    set_plan = providers.Factory(SetPlan, plans=plans)
+    subscribe = providers.Factory(Subscribe, plans=plans, subscriptions=subscriptions)
+    register_resource = providers.Factory(
+        RegisterResource, resources=resources, plan_of_subject=plan_of_subject, clock=clock
+    )
+    get_limits = providers.Factory(
+        GetLimits, plan_of_subject=plan_of_subject, resources=resources, clock=clock
+    )
+    get_trial_status = providers.Factory(
+        GetTrialStatus, plan_of_subject=plan_of_subject, sessions=sessions, clock=clock
+    )
 
 
 def build_container(settings: Settings) -> Container:

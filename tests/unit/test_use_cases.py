@@ -12,6 +12,7 @@ from application.create_tenant import CreateTenant
 from application.deduct_credits import DeductCredits
 from application.ingest_events import IngestEvents, IngestEventsCommand
 from application.list_sessions import ListSessions
+from application.plan_of_subject import PlanOfSubject
 from application.ports import SessionFilter
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit, RecordExitCommand
@@ -42,14 +43,26 @@ async def start(storage: MemoryStorage, clock: FakeClock, tenant: Tenant, **fiel
     )  # type: ignore[arg-type]
     command = StartSessionCommand(tenant.id, request, session_id)  # type: ignore[arg-type]
     return (
-        await StartSession(storage.sessions, storage.rates, storage.ledger, clock)(command)
+        await StartSession(
+            storage.sessions,
+            storage.rates,
+            storage.ledger,
+            PlanOfSubject(storage.plans, storage.subscriptions),
+            clock,
+        )(command)
     ).session.id
 
 
 async def test_a_client_supplied_id_makes_the_start_idempotent(
     storage: MemoryStorage, clock: FakeClock, tenant: Tenant
 ) -> None:
-    start_session = StartSession(storage.sessions, storage.rates, storage.ledger, clock)
+    start_session = StartSession(
+        storage.sessions,
+        storage.rates,
+        storage.ledger,
+        PlanOfSubject(storage.plans, storage.subscriptions),
+        clock,
+    )
     session_id = str(uuid.uuid4())
     request = SessionRequest("webinar", "w1", "u1")
 
