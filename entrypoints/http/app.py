@@ -17,6 +17,7 @@ from entrypoints.http.controllers.accounts import AccountController
 from entrypoints.http.controllers.alerts import alerts
 from entrypoints.http.controllers.events import EventController
 from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.plans import PlanController
 from entrypoints.http.controllers.rates import RateController
 from entrypoints.http.controllers.sessions import SessionController
 from entrypoints.http.controllers.settings import SettingsController
@@ -42,6 +43,11 @@ USE_CASES = (
     "list_ledger",
     "update_settings",
     "list_alerts",
+    "set_plan",
+    "subscribe",
+    "register_resource",
+    "get_limits",
+    "get_trial_status",
 )
 
 
@@ -66,6 +72,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             SessionController,
             EventController,
             RateController,
+            PlanController,
             AccountController,
             SettingsController,
             alerts,

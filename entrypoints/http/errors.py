@@ -19,6 +19,8 @@ from domain.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from domain.plans import QuotaExceeded, TrialExhausted
+from entrypoints.http.schemas import TrialStatusOut
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
     Unauthorized: (401, "unauthorized"),
     Forbidden: (403, "forbidden"),
     InsufficientCredits: (402, "insufficient_credits"),
+    TrialExhausted: (402, "trial_exhausted"),
+    QuotaExceeded: (402, "quota_exceeded"),
 }
 HTTP_CODES = {
     400: "bad_request",
@@ -75,11 +79,19 @@ def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[A
     if isinstance(error, InvalidInput):
         return invalid([{"field": error.field, "message": error.message}])
     status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
+    return error_response(status, code, error.detail, **_particulars(error))
+
+
+def _particulars(error: DomainError) -> dict[str, Any]:
+    """What a client needs besides the code to act on a 402."""
     if isinstance(error, InsufficientCredits):
-        return error_response(
-            status, code, error.detail, balance=error.balance, required=error.required
-        )
-    return error_response(status, code, error.detail)
+        return {"balance": error.balance, "required": error.required}
+    if isinstance(error, TrialExhausted):
+        status = msgspec.to_builtins(TrialStatusOut.of(error.status))
+        return {"trial_status": status, "upgrade_url": error.upgrade_url}
+    if isinstance(error, QuotaExceeded):
+        return {"limits": {"resources_per_month": error.limit, "resources_this_month": error.used}}
+    return {}
 
 
 def on_malformed_json(_: Request[Any, Any, Any], error: msgspec.DecodeError) -> Response[Any]:

@@ -1,21 +1,37 @@
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.authenticate import Principal
 from application.get_balance import GetBalance
+from application.get_limits import GetLimits
+from application.get_trial_status import GetTrialStatus
 from application.grant_credits import GrantCredits, GrantCreditsCommand
 from application.list_ledger import ListLedger
+from application.register_resource import RegisterResource
+from application.subscribe import Subscribe
+from domain.plans import Subscription
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
-from entrypoints.http.schemas import CreditsOut, GrantBody, LedgerEntryOut, LedgerPage
+from entrypoints.http.schemas import (
+    CreditsOut,
+    GrantBody,
+    LedgerEntryOut,
+    LedgerPage,
+    LimitsOut,
+    ResourceBody,
+    ResourceOut,
+    SubscriptionBody,
+    SubscriptionOut,
+    TrialStatusOut,
+)
 
 
 class AccountController(Controller):
-    """A subject's account: its credits (and, next, its plan and trial)."""
+    """A subject's account: its credits, its plan, its resources and trials."""
 
     path = "/v1/accounts/{subject_id:str}"
-    tags = ["credits"]
+    tags = ["accounts"]
     guards = [requires(Role.ADMIN)]
     dependencies = {"caller": current_principal}
 
@@ -59,3 +75,45 @@ class AccountController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> LedgerPage:
         return LedgerPage.of(await list_ledger(caller.tenant.id, subject_id, limit, cursor))
+
+    @put("/subscription", summary="Put the subject on a plan until a date")
+    async def subscribe(
+        self,
+        subject_id: FromPath[str],
+        data: JSONBody[SubscriptionBody],
+        caller: NamedDependency[Principal],
+        subscribe: NamedDependency[Subscribe],
+    ) -> SubscriptionOut:
+        subscription = Subscription(subject_id, data.plan_id, data.ends_at, data.starts_at)
+        return SubscriptionOut.of(await subscribe(caller.tenant.id, subscription))
+
+    @get("/limits", summary="What the subject's plan allows now")
+    async def limits(
+        self,
+        subject_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        get_limits: NamedDependency[GetLimits],
+    ) -> LimitsOut:
+        return LimitsOut.of(await get_limits(caller.tenant.id, subject_id))
+
+    @post("/resources", summary="Register a resource (within the monthly quota)", status_code=201)
+    async def register(
+        self,
+        subject_id: FromPath[str],
+        data: JSONBody[ResourceBody],
+        caller: NamedDependency[Principal],
+        register_resource: NamedDependency[RegisterResource],
+    ) -> Response[ResourceOut]:
+        created = await register_resource(caller.tenant.id, subject_id, data.resource_id, data.kind)
+        body = ResourceOut(subject_id, data.resource_id, data.kind)
+        return Response(body, status_code=201 if created else 200)
+
+    @get("/resources/{resource_id:str}/trial-status", summary="Where the subject stands on a trial")
+    async def trial_status(
+        self,
+        subject_id: FromPath[str],
+        resource_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        get_trial_status: NamedDependency[GetTrialStatus],
+    ) -> TrialStatusOut:
+        return TrialStatusOut.of(await get_trial_status(caller.tenant.id, subject_id, resource_id))

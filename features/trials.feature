@@ -1,0 +1,35 @@
+Feature: A free trial stops at its limit and points to the upgrade
+  An exam-prep app lets free users upload 1 PDF a month and practise each PDF twice, in
+  practice or mock-exam sessions; a session counts when it starts. The third start is refused
+  with the trial's status and the upgrade link. Users who bought the certification pass
+  practise without limit until their exam date, then are back on the free plan. Sessions of
+  kinds the plan does not name are never limited.
+
+  Background:
+    Given the exam-prep app's free plan allows 1 PDF a month and 2 practice sessions per PDF
+    And the certification pass practises without limit
+    And the upgrade page is "https://exam.example/upgrade"
+
+  Scenario: A free user practises a PDF twice, and the third start asks for an upgrade
+    Given free user "mina" uploaded PDF "biology-1"
+    When "mina" starts a practice session on "biology-1"
+    And "mina" starts a mock exam on "biology-1"
+    Then the trial of "mina" on "biology-1" has 0 sessions remaining
+    When "mina" starts a practice session on "biology-1"
+    Then the start is refused because the free trial is used up, pointing to the upgrade page
+
+  Scenario: A free user may upload one PDF a month
+    Given free user "mina" uploaded PDF "biology-1"
+    When "mina" uploads PDF "biology-2"
+    Then the upload is refused because this month's quota of 1 PDF is used
+
+  Scenario: The certification pass lifts the limit until the exam, then the user is free again
+    Given user "jun" bought the certification pass until an exam 30 days from now
+    When "jun" starts 3 practice sessions on "chemistry-1"
+    Then all 3 sessions started
+    When the exam date has passed
+    Then "jun" is on the "free" plan again
+
+  Scenario: Sessions of kinds the plan does not name are never limited
+    When "mina" watches webinar "exam-tips" 3 times
+    Then all 3 sessions started

@@ -1,0 +1,159 @@
+"""Steps of features/trials.feature."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from tests.app_client import Api
+from tests.fakes import FakeClock
+
+scenarios("trials.feature")
+
+
+@pytest.fixture
+def started() -> list[Any]:
+    """The answers to the starts of the scenario, in order."""
+    return []
+
+
+@given(
+    parsers.parse(
+        "the exam-prep app's free plan allows {pdfs:d} PDF a month and {sessions:d} practice "
+        "sessions per PDF"
+    )
+)
+def free_plan(api: Api, pdfs: int, sessions: int) -> None:
+    body = {
+        "default": True,
+        "limits": {
+            "sessions_per_resource": sessions,
+            "session_kinds": ["practice", "mock_exam"],
+            "resources_per_month": pdfs,
+        },
+    }
+    assert api.client.put("/v1/plans/free", json=body, headers=api.admin).status_code == 200
+
+
+@given("the certification pass practises without limit")
+def certification_pass(api: Api) -> None:
+    response = api.client.put(
+        "/v1/plans/certification", json={"unlimited": True}, headers=api.admin
+    )
+    assert response.status_code == 200
+
+
+@given(parsers.parse('the upgrade page is "{url}"'))
+def upgrade_page(api: Api, url: str) -> None:
+    assert (
+        api.client.put("/v1/settings", json={"upgrade_url": url}, headers=api.admin).status_code
+        == 200
+    )
+
+
+def upload(api: Api, name: str, pdf: str) -> Any:
+    return api.client.post(
+        f"/v1/accounts/{name}/resources",
+        json={"resource_id": pdf, "kind": "pdf"},
+        headers=api.admin,
+    )
+
+
+def start(api: Api, name: str, kind: str, resource: str) -> Any:
+    return api.client.post(
+        "/v1/sessions",
+        json={"kind": kind, "resource_id": resource, "subject_id": name},
+        headers=api.ingest,
+    )
+
+
+@given(parsers.parse('free user "{name}" uploaded PDF "{pdf}"'))
+def uploaded(api: Api, name: str, pdf: str) -> None:
+    assert upload(api, name, pdf).status_code == 201
+
+
+@given(
+    parsers.parse(
+        'user "{name}" bought the certification pass until an exam {days:d} days from now'
+    )
+)
+def bought_pass(api: Api, name: str, days: int) -> None:
+    exam = datetime.now(UTC) + timedelta(days=days)
+    response = api.client.put(
+        f"/v1/accounts/{name}/subscription",
+        json={"plan_id": "certification", "ends_at": exam.isoformat()},
+        headers=api.admin,
+    )
+    assert response.status_code == 200, response.text
+
+
+@when(parsers.parse('"{name}" starts a practice session on "{pdf}"'))
+def starts_practice(api: Api, started: list[Any], name: str, pdf: str) -> None:
+    started.append(start(api, name, "practice", pdf))
+
+
+@when(parsers.parse('"{name}" starts a mock exam on "{pdf}"'))
+def starts_mock_exam(api: Api, started: list[Any], name: str, pdf: str) -> None:
+    started.append(start(api, name, "mock_exam", pdf))
+
+
+@when(parsers.parse('"{name}" starts {count:d} practice sessions on "{pdf}"'))
+def starts_many(api: Api, started: list[Any], name: str, count: int, pdf: str) -> None:
+    started.extend(start(api, name, "practice", pdf) for _ in range(count))
+
+
+@when(parsers.parse('"{name}" watches webinar "{webinar}" {count:d} times'))
+def watches(api: Api, started: list[Any], name: str, webinar: str, count: int) -> None:
+    started.extend(start(api, name, "webinar", webinar) for _ in range(count))
+
+
+@when(parsers.parse('"{name}" uploads PDF "{pdf}"'), target_fixture="upload_answer")
+def uploads(api: Api, name: str, pdf: str) -> Any:
+    return upload(api, name, pdf)
+
+
+@when("the exam date has passed")
+def exam_passed(api: Api) -> None:
+    later = FakeClock(datetime.now(UTC) + timedelta(days=31))
+    api.container.clock.override(providers.Object(later))
+
+
+@then(parsers.parse('the trial of "{name}" on "{pdf}" has {remaining:d} sessions remaining'))
+def remaining(api: Api, name: str, pdf: str, remaining: int) -> None:
+    status = api.client.get(
+        f"/v1/accounts/{name}/resources/{pdf}/trial-status", headers=api.admin
+    ).json()
+    assert status["sessions_remaining"] == remaining
+    assert status["is_free_trial"] and status["requires_upgrade"] == (remaining == 0)
+
+
+@then("the start is refused because the free trial is used up, pointing to the upgrade page")
+def trial_refused(started: list[Any]) -> None:
+    refused = started[-1]
+    assert refused.status_code == 402
+    body = refused.json()
+    assert body["error"] == "trial_exhausted"
+    assert body["upgrade_url"] == "https://exam.example/upgrade"
+    assert body["trial_status"]["sessions_used"] == 2
+    assert body["trial_status"]["can_start_session"] is False
+
+
+@then(parsers.parse("the upload is refused because this month's quota of {pdfs:d} PDF is used"))
+def upload_refused(upload_answer: Any, pdfs: int) -> None:
+    assert upload_answer.status_code == 402
+    body = upload_answer.json()
+    assert body["error"] == "quota_exceeded"
+    assert body["limits"]["resources_per_month"] == pdfs
+
+
+@then(parsers.parse("all {count:d} sessions started"))
+def all_started(started: list[Any], count: int) -> None:
+    assert [r.status_code for r in started] == [201] * count
+
+
+@then(parsers.parse('"{name}" is on the "{plan}" plan again'))
+def on_plan(api: Api, name: str, plan: str) -> None:
+    limits = api.client.get(f"/v1/accounts/{name}/limits", headers=api.admin).json()
+    assert limits["plan_id"] == plan and limits["subscription_ends_at"] is None
