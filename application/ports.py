@@ -12,6 +12,7 @@ from typing import Protocol
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.plans import Plan, SessionLimit, Subscription
+from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Exit, Session, SessionStatus
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
@@ -198,6 +199,32 @@ class ResourceRegistry(Protocol):
         ...
 
     async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    """Sessions that started in [start, end); either bound may be open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class Reports(Protocol):
+    """Figures computed where the data lives: no method loads every session into Python."""
+
+    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+        """Per subject (anonymous sessions excluded), over exited sessions of the resource."""
+        ...
+
+    async def resources(
+        self, tenant_id: str, kind: str | None, window: Window
+    ) -> list[ResourceActivity]:
+        """Per resource with sessions started in the window, ordered by resource id."""
+        ...
+
+    async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats: ...
+
+    async def active(self, tenant_id: str, resource_id: str | None) -> int: ...
 
 
 class TenantRepository(Protocol):

@@ -6,6 +6,7 @@ from adapters.memory.plans import (
     MemoryResourceRegistry,
     MemorySubscriptionRepository,
 )
+from adapters.memory.reports import MemoryReports
 from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.store import MemoryStore
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
@@ -25,6 +26,7 @@ class MemoryStorage:
         self.plans = MemoryPlanRepository(store)
         self.subscriptions = MemorySubscriptionRepository(store)
         self.resources = MemoryResourceRegistry(store)
+        self.reports = MemoryReports(store)
         self.health = MemoryHealth()
 
     async def migrate(self) -> None:

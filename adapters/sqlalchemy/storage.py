@@ -13,6 +13,7 @@ from adapters.sqlalchemy.plans import (
     SqlResourceRegistry,
     SqlSubscriptionRepository,
 )
+from adapters.sqlalchemy.reports import SqlReports
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
 
@@ -35,6 +36,7 @@ class SqlAlchemyStorage:
         self.plans = SqlPlanRepository(self.engine)
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)
+        self.reports = SqlReports(self.engine)
         self.health = SqlHealth(self.engine)
 
     async def migrate(self) -> None:

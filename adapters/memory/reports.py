@@ -1,0 +1,81 @@
+from collections import defaultdict
+
+from adapters.memory.store import MemoryStore
+from application.ports import Window
+from domain.reports import ResourceActivity, UsageStats, WatchTime, peak_concurrency, unique_seconds
+from domain.session import Session
+from domain.usage import Usage, add_usage
+
+
+class MemoryReports:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+        by_subject: dict[str, list[Session]] = defaultdict(list)
+        for s in self._started_in(tenant_id, window):
+            if s.resource_id == resource_id and s.subject_id is not None and s.ended_at:
+                by_subject[s.subject_id].append(s)
+        return [
+            WatchTime(
+                subject,
+                len(visits),
+                sum(s.duration_seconds or 0 for s in visits),
+                unique_seconds((s.started_at, s.ended_at) for s in visits if s.ended_at),
+            )
+            for subject, visits in sorted(by_subject.items())
+        ]
+
+    async def resources(
+        self, tenant_id: str, kind: str | None, window: Window
+    ) -> list[ResourceActivity]:
+        by_resource: dict[str, list[Session]] = defaultdict(list)
+        for s in self._started_in(tenant_id, window):
+            if kind is None or s.kind == kind:
+                by_resource[s.resource_id].append(s)
+        report = []
+        for resource_id, found in sorted(by_resource.items()):
+            exited = [s for s in found if s.ended_at is not None]
+            report.append(
+                ResourceActivity(
+                    resource_id,
+                    total_sessions=len(found),
+                    unique_subjects=len({s.subject_id for s in found if s.subject_id}),
+                    exited_sessions=len(exited),
+                    total_duration_seconds=sum(s.duration_seconds or 0 for s in exited),
+                    active_now=sum(s.is_active for s in found),
+                    peak_concurrency=peak_concurrency((s.started_at, s.ended_at) for s in found),
+                )
+            )
+        return report
+
+    async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
+        mine = [s for s in self._started_in(tenant_id, window) if s.subject_id == subject_id]
+        meters: Usage = {}
+        for s in mine:
+            meters = add_usage(meters, s.usage)
+        return UsageStats(
+            total_sessions=len(mine),
+            total_duration_seconds=sum(s.duration_seconds or 0 for s in mine),
+            total_events=sum(s.event_count for s in mine),
+            total_credits_consumed=sum(s.charge.credits for s in mine if s.charge),
+            meters=meters,
+        )
+
+    async def active(self, tenant_id: str, resource_id: str | None) -> int:
+        return sum(
+            1
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id
+            and s.is_active
+            and (resource_id is None or s.resource_id == resource_id)
+        )
+
+    def _started_in(self, tenant_id: str, window: Window) -> list[Session]:
+        return [
+            s
+            for (tenant, _), s in self._store.sessions.items()
+            if tenant == tenant_id
+            and (window.start is None or s.started_at >= window.start)
+            and (window.end is None or s.started_at < window.end)
+        ]

@@ -1,0 +1,229 @@
+"""Reports computed by the database: GROUP BY and window functions, nothing loaded per session."""
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.quantities import from_nanos
+from adapters.sqlalchemy.tables import session_meters, sessions
+from application.ports import Window
+from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.session import SessionStatus
+
+
+class SqlReports:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = single_statement(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def _seconds(self, start: Any, end: Any) -> Any:
+        """end - start in seconds, in the dialect's own arithmetic."""
+        if self._sqlite:
+            return (func.julianday(end) - func.julianday(start)) * 86400.0
+        return func.extract("epoch", end - start)
+
+    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+        visits = (
+            select(
+                sessions.c.subject_id.label("subject"),
+                sessions.c.started_at.label("s"),
+                sessions.c.ended_at.label("e"),
+            )
+            .where(
+                sessions.c.tenant_id == tenant_id,
+                sessions.c.resource_id == resource_id,
+                sessions.c.subject_id.is_not(None),
+                sessions.c.ended_at.is_not(None),
+                *_started_in(window),
+            )
+            .cte("visits")
+        )
+        order = (visits.c.s, visits.c.e)
+        # A visit starts a new island of watching unless an earlier visit was still running.
+        reach = func.max(visits.c.e).over(
+            partition_by=visits.c.subject, order_by=order, rows=(None, -1)
+        )
+        marked = select(
+            visits.c.subject,
+            visits.c.s,
+            visits.c.e,
+            case((or_(reach.is_(None), visits.c.s > reach), 1), else_=0).label("starts_island"),
+        ).cte("marked")
+        numbered = select(
+            marked.c.subject,
+            marked.c.s,
+            marked.c.e,
+            func.sum(marked.c.starts_island)
+            .over(partition_by=marked.c.subject, order_by=(marked.c.s, marked.c.e), rows=(None, 0))
+            .label("island"),
+        ).cte("numbered")
+        islands = (
+            select(
+                numbered.c.subject,
+                func.min(numbered.c.s).label("s"),
+                func.max(numbered.c.e).label("e"),
+            )
+            .group_by(numbered.c.subject, numbered.c.island)
+            .cte("islands")
+        )
+        unique = (
+            select(
+                islands.c.subject,
+                func.sum(self._seconds(islands.c.s, islands.c.e)).label("unique_seconds"),
+            )
+            .group_by(islands.c.subject)
+            .cte("unique_time")
+        )
+        totals = (
+            select(
+                visits.c.subject,
+                func.count().label("visits"),
+                func.sum(self._seconds(visits.c.s, visits.c.e)).label("total_seconds"),
+            )
+            .group_by(visits.c.subject)
+            .cte("totals")
+        )
+        query = (
+            select(
+                totals.c.subject, totals.c.visits, totals.c.total_seconds, unique.c.unique_seconds
+            )
+            .join_from(totals, unique, totals.c.subject == unique.c.subject)
+            .order_by(totals.c.subject)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            WatchTime(r.subject, r.visits, _secs(r.total_seconds), _secs(r.unique_seconds))
+            for r in rows
+        ]
+
+    async def resources(
+        self, tenant_id: str, kind: str | None, window: Window
+    ) -> list[ResourceActivity]:
+        chosen = [sessions.c.tenant_id == tenant_id, *_started_in(window)]
+        if kind is not None:
+            chosen.append(sessions.c.kind == kind)
+        exited = sessions.c.ended_at.is_not(None)
+        totals = (
+            select(
+                sessions.c.resource_id.label("resource"),
+                func.count().label("sessions"),
+                func.count(sessions.c.subject_id.distinct()).label("subjects"),
+                func.count(sessions.c.ended_at).label("exited"),
+                func.sum(
+                    case((exited, self._seconds(sessions.c.started_at, sessions.c.ended_at)))
+                ).label("seconds"),
+                func.sum(case((sessions.c.status == SessionStatus.ACTIVE, 1), else_=0)).label(
+                    "active"
+                ),
+            )
+            .where(*chosen)
+            .group_by(sessions.c.resource_id)
+            .cte("totals")
+        )
+        # Concurrency: +1 at each start, -1 at each end; the running sum's maximum is the peak.
+        points = union_all(
+            select(
+                sessions.c.resource_id.label("resource"),
+                sessions.c.started_at.label("t"),
+                literal(1).label("step"),
+            ).where(*chosen),
+            select(sessions.c.resource_id, sessions.c.ended_at, literal(-1)).where(*chosen, exited),
+        ).subquery("points")
+        running = select(
+            points.c.resource,
+            func.sum(points.c.step)
+            .over(
+                partition_by=points.c.resource, order_by=(points.c.t, points.c.step), rows=(None, 0)
+            )
+            .label("open"),
+        ).subquery("running")
+        peaks = (
+            select(running.c.resource, func.max(running.c.open).label("peak"))
+            .group_by(running.c.resource)
+            .cte("peaks")
+        )
+        query = (
+            select(totals, peaks.c.peak)
+            .join_from(totals, peaks, totals.c.resource == peaks.c.resource)
+            .order_by(totals.c.resource)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            ResourceActivity(
+                r.resource,
+                r.sessions,
+                r.subjects,
+                r.exited,
+                _secs(r.seconds),
+                int(r.active),
+                int(r.peak),
+            )
+            for r in rows
+        ]
+
+    async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
+        mine = [
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.subject_id == subject_id,
+            *_started_in(window),
+        ]
+        totals = select(
+            func.count(),
+            func.sum(self._seconds(sessions.c.started_at, sessions.c.ended_at)),
+            func.coalesce(func.sum(sessions.c.event_count), 0),
+            func.coalesce(func.sum(sessions.c.charge_credits), 0),
+        ).where(*mine)
+        meters = (
+            select(
+                session_meters.c.meter,
+                func.sum(session_meters.c.quantity_nanos),
+                func.max(cast(session_meters.c.is_decimal, Integer)),
+            )
+            .join_from(
+                session_meters,
+                sessions,
+                and_(
+                    session_meters.c.tenant_id == sessions.c.tenant_id,
+                    session_meters.c.session_id == sessions.c.id,
+                ),
+            )
+            .where(*mine)
+            .group_by(session_meters.c.meter)
+        )
+        async with self._engine.connect() as conn:
+            count, seconds, events, credits = (await conn.execute(totals)).one()
+            sums = (await conn.execute(meters)).all()
+        return UsageStats(
+            total_sessions=count,
+            total_duration_seconds=_secs(seconds),
+            total_events=int(events),
+            total_credits_consumed=int(credits),
+            meters={m: from_nanos(int(n), bool(d)) for m, n, d in sums},
+        )
+
+    async def active(self, tenant_id: str, resource_id: str | None) -> int:
+        query = select(func.count()).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.status == SessionStatus.ACTIVE
+        )
+        if resource_id is not None:
+            query = query.where(sessions.c.resource_id == resource_id)
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+
+def _started_in(window: Window) -> list[Any]:
+    conditions = []
+    if window.start is not None:
+        conditions.append(sessions.c.started_at >= window.start)
+    if window.end is not None:
+        conditions.append(sessions.c.started_at < window.end)
+    return conditions
+
+
+def _secs(value: float | Decimal | None) -> float:
+    return float(value or 0)

@@ -1,0 +1,96 @@
+"""Reports contract: the same figures from every store, computed where the data lives."""
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from application.ports import Window
+from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.session import Exit, SessionStatus
+from domain.tenants import Tenant
+from tests.contract.builders import at, stored_session
+
+pytestmark = pytest.mark.anyio
+
+
+async def visit(
+    storage: Any, tenant: Tenant, start: float, end: float | None, **fields: Any
+) -> Any:
+    session = await stored_session(storage, tenant, minutes=start, **fields)
+    if end is not None:
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(at=at(end), **fields.get("exit", {}))
+        )
+    return session
+
+
+async def test_watch_time_counts_overlapping_tabs_once(storage: Any, tenant: Tenant) -> None:
+    await visit(storage, tenant, 0, 10, subject_id="ana")
+    await visit(storage, tenant, 5, 20, subject_id="ana")  # a second tab
+    await visit(storage, tenant, 30, 40, subject_id="ana")
+    await visit(storage, tenant, 2, 3, subject_id="ben")
+    await visit(storage, tenant, 2, None, subject_id="ben")  # still watching: not counted
+    await visit(storage, tenant, 1, 9, subject_id=None, client_key="tab")  # anonymous
+    await visit(storage, tenant, 1, 9, subject_id="ana", resource_id="other")
+
+    report = await storage.reports.watch_time(tenant.id, "webinar-1", Window())
+
+    assert report == [
+        WatchTime("ana", 3, 35 * 60, 30 * 60),
+        WatchTime("ben", 1, 60, 60),
+    ]
+    assert report[0].avg_seconds == 700.0
+    windowed = await storage.reports.watch_time(tenant.id, "webinar-1", Window(at(4), at(31)))
+    assert windowed == [WatchTime("ana", 2, 25 * 60, 25 * 60)]
+
+
+async def test_resources_report_sessions_viewers_duration_now_and_peak(
+    storage: Any, tenant: Tenant
+) -> None:
+    await visit(storage, tenant, 0, 10, subject_id="ana")
+    await visit(storage, tenant, 5, 20, subject_id="ana")
+    await visit(storage, tenant, 8, 12, subject_id="ben")
+    await visit(storage, tenant, 15, None, subject_id="cho")
+    await visit(storage, tenant, 12, 13, subject_id="dan")  # starts as ben leaves: no overlap
+    await visit(storage, tenant, 0, 5, subject_id="eve", resource_id="webinar-2", kind="quiz")
+
+    report = await storage.reports.resources(tenant.id, None, Window())
+
+    assert report == [
+        ResourceActivity("webinar-1", 5, 4, 4, (10 + 15 + 4 + 1) * 60, 1, 3),
+        ResourceActivity("webinar-2", 1, 1, 1, 300, 0, 1),
+    ]
+    assert report[0].avg_duration_seconds == 450.0
+    assert [
+        r.resource_id for r in await storage.reports.resources(tenant.id, "quiz", Window())
+    ] == ["webinar-2"]
+    assert await storage.reports.active(tenant.id, None) == 1
+    assert await storage.reports.active(tenant.id, "webinar-2") == 0
+
+
+async def test_usage_stats_add_up_a_subjects_sessions_exactly(storage: Any, tenant: Tenant) -> None:
+    first = await stored_session(storage, tenant, kind="counseling")
+    second = await stored_session(storage, tenant, minutes=10, kind="counseling")
+    await storage.sessions.close(
+        tenant.id, first.id, Exit(at=at(5), usage={"cost_usd": Decimal("0.10"), "tokens": 7})
+    )
+    await storage.sessions.close(
+        tenant.id,
+        second.id,
+        Exit(at=at(12), usage={"cost_usd": Decimal("0.20")}, status=SessionStatus.ABANDONED),
+        frozenset({"counseling"}),
+    )
+    await storage.ledger.settle(tenant.id, second.id, 4, at(13))
+    await visit(storage, tenant, 0, 1, subject_id="someone-else")
+
+    stats = await storage.reports.usage_stats(tenant.id, "user-1", Window())
+
+    assert stats == UsageStats(
+        total_sessions=2,
+        total_duration_seconds=7 * 60,
+        total_events=0,
+        total_credits_consumed=4,
+        meters={"cost_usd": Decimal("0.3"), "tokens": 7},
+    )
+    assert isinstance(stats.meters["cost_usd"], Decimal)
