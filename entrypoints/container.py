@@ -30,6 +30,10 @@ from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
 from application.register_resource import RegisterResource
+from application.report_active import ReportActive
+from application.report_resources import ReportResources
+from application.report_usage_stats import ReportUsageStats
+from application.report_watch_time import ReportWatchTime
 from application.set_plan import SetPlan
 from application.set_rate import SetRate
 from application.start_session import StartSession
@@ -56,6 +60,7 @@ class Container(containers.DeclarativeContainer):
     plans = storage.provided.plans
     subscriptions = storage.provided.subscriptions
     resources = storage.provided.resources
+    reports = storage.provided.reports
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
@@ -104,6 +109,10 @@ class Container(containers.DeclarativeContainer):
     get_limits = providers.Factory(
         GetLimits, plan_of_subject=plan_of_subject, resources=resources, clock=clock
     )
+    report_watch_time = providers.Factory(ReportWatchTime, reports=reports)
+    report_resources = providers.Factory(ReportResources, reports=reports)
+    report_usage_stats = providers.Factory(ReportUsageStats, reports=reports)
+    report_active = providers.Factory(ReportActive, reports=reports)
     get_trial_status = providers.Factory(
         GetTrialStatus, plan_of_subject=plan_of_subject, sessions=sessions, clock=clock
     )

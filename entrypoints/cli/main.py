@@ -4,6 +4,9 @@ Every option has an environment variable (shown in --help); options win over the
 """
 
 import asyncio
+import csv
+import io
+import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,6 +19,7 @@ import uvicorn
 from application.grant_credits import GrantCreditsCommand, Granted
 from domain.credits import Balance
 from domain.errors import DomainError, NotFound
+from domain.reports import WatchTime
 from domain.tenants import Tenant
 from entrypoints.container import Container, build_container
 from entrypoints.settings import DEFAULT_STORAGE_URL, Settings, SettingsError
@@ -225,3 +229,50 @@ def balance(ctx: click.Context, subject: str, tenant_name: str) -> None:
     click.echo(
         f"{subject}: balance {found.balance} (granted {found.granted}, consumed {found.consumed})"
     )
+
+
+@cli.group()
+def report() -> None:
+    """Reports."""
+
+
+WATCH_TIME_COLUMNS = ("subject_id", "visit_count", "total_seconds", "avg_seconds", "unique_seconds")
+
+
+@report.command("watch-time")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--resource", "resource_id", required=True, help="The webinar, room, … reported on.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_context
+def watch_time(ctx: click.Context, tenant_name: str, resource_id: str, output: str) -> None:
+    """Watch time per viewer of one resource (overlapping sessions counted once)."""
+
+    async def job(c: Container) -> list[WatchTime]:
+        tenant = await _tenant_named(c, tenant_name)
+        return await c.report_watch_time()(tenant.id, resource_id)
+
+    rows = [
+        (w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
+        for w in run(ctx, job)
+    ]
+    if output == "json":
+        click.echo(json.dumps([dict(zip(WATCH_TIME_COLUMNS, row, strict=True)) for row in rows]))
+    elif output == "csv":
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([WATCH_TIME_COLUMNS, *rows])
+        click.echo(text.getvalue(), nl=False)
+    else:
+        widths = [
+            max(len(str(v)) for v in column)
+            for column in zip(WATCH_TIME_COLUMNS, *rows, strict=True)
+        ]
+        for row in (WATCH_TIME_COLUMNS, *rows):
+            click.echo(
+                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )

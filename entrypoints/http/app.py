@@ -19,6 +19,7 @@ from entrypoints.http.controllers.events import EventController
 from entrypoints.http.controllers.health import health
 from entrypoints.http.controllers.plans import PlanController
 from entrypoints.http.controllers.rates import RateController
+from entrypoints.http.controllers.reports import ReportController
 from entrypoints.http.controllers.sessions import SessionController
 from entrypoints.http.controllers.settings import SettingsController
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -48,6 +49,10 @@ USE_CASES = (
     "register_resource",
     "get_limits",
     "get_trial_status",
+    "report_watch_time",
+    "report_resources",
+    "report_usage_stats",
+    "report_active",
 )
 
 
@@ -73,6 +78,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             EventController,
             RateController,
             PlanController,
+            ReportController,
             AccountController,
             SettingsController,
             alerts,

@@ -49,6 +49,7 @@ HTTP_CODES = {
 }
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
@@ -109,6 +110,8 @@ def on_invalid_parameters(_: Request[Any, Any, Any], error: ValidationException)
         for e in extra
         if isinstance(e, dict)
     ]
+    if not fields and (missing := _MISSING_PARAMETER.search(error.detail)):
+        fields = [{"field": missing["name"], "message": "is required"}]
     return invalid(fields or [{"field": "request", "message": error.detail}])
 
 

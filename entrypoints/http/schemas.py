@@ -11,6 +11,7 @@ from application.pagination import Page
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.plans import Plan, Subscription, TrialStatus
+from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Session
 from domain.tenants import TenantSettings
 
@@ -386,3 +387,67 @@ class TrialStatusOut(msgspec.Struct):
             t.can_start_session,
             t.requires_upgrade,
         )
+
+
+class WatchTimeOut(msgspec.Struct):
+    subject_id: str
+    visit_count: int
+    total_seconds: float
+    avg_seconds: float
+    unique_seconds: float
+
+    @classmethod
+    def of(cls, w: WatchTime) -> "WatchTimeOut":
+        return cls(w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
+
+
+class WatchTimeReport(msgspec.Struct):
+    items: list[WatchTimeOut]
+
+
+class ResourceActivityOut(msgspec.Struct):
+    resource_id: str
+    total_sessions: int
+    unique_subjects: int
+    total_duration_seconds: float
+    avg_duration_seconds: float
+    active_now: int
+    peak_concurrency: int
+
+    @classmethod
+    def of(cls, r: ResourceActivity) -> "ResourceActivityOut":
+        return cls(
+            r.resource_id,
+            r.total_sessions,
+            r.unique_subjects,
+            r.total_duration_seconds,
+            r.avg_duration_seconds,
+            r.active_now,
+            r.peak_concurrency,
+        )
+
+
+class ResourcesReport(msgspec.Struct):
+    items: list[ResourceActivityOut]
+
+
+class UsageStatsOut(msgspec.Struct):
+    total_sessions: int
+    total_duration_seconds: float
+    total_events: int
+    meters: Meters
+    total_credits_consumed: int
+
+    @classmethod
+    def of(cls, u: UsageStats) -> "UsageStatsOut":
+        return cls(
+            u.total_sessions,
+            u.total_duration_seconds,
+            u.total_events,
+            u.meters,
+            u.total_credits_consumed,
+        )
+
+
+class ActiveOut(msgspec.Struct):
+    active: int

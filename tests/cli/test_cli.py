@@ -1,11 +1,13 @@
 """Operator commands on an embedded SQLite file, through click's runner."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from application.record_exit import RecordExitCommand
 from application.start_session import StartSessionCommand
 from domain.session import SessionRequest
 from entrypoints.cli.main import cli
@@ -121,3 +123,45 @@ def test_credits_are_granted_once_per_key_and_their_balance_shown(url: str) -> N
     assert refused.exit_code == 1 and "amount" in refused.output
     unknown = sessionmeter(url, "credits", "balance", "dr-kim", "--tenant", "nobody")
     assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output
+
+
+def test_the_watch_time_report_prints_as_a_table_json_or_csv(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "acme")
+    container = build_container(Settings(storage_url=url))
+    start = datetime.now(UTC) - timedelta(hours=1)
+
+    async def two_visits() -> None:
+        tenant = await container.tenants().get_by_name("acme")
+        for subject, minutes in (("ana", 10), ("ben", 4)):
+            request = SessionRequest("webinar", "launch", subject, started_at=start)
+            started = await container.start_session()(StartSessionCommand(tenant.id, request))
+            await container.record_exit()(
+                RecordExitCommand(
+                    tenant.id, started.session.id, at=start + timedelta(minutes=minutes)
+                )
+            )
+        await container.storage().close()
+
+    run_async(two_visits)
+    args = ("report", "watch-time", "--tenant", "acme", "--resource", "launch")
+
+    table = sessionmeter(url, *args)
+    as_json = sessionmeter(url, *args, "--format", "json")
+    as_csv = sessionmeter(url, *args, "--format", "csv")
+
+    assert table.exit_code == 0 and table.output.splitlines()[0].split() == [
+        "subject_id",
+        "visit_count",
+        "total_seconds",
+        "avg_seconds",
+        "unique_seconds",
+    ]
+    assert json.loads(as_json.output)[0] == {
+        "subject_id": "ana",
+        "visit_count": 1,
+        "total_seconds": 600.0,
+        "avg_seconds": 600.0,
+        "unique_seconds": 600.0,
+    }
+    assert as_csv.output.splitlines()[2] == "ben,1,240.0,240.0,240.0"

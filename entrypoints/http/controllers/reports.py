@@ -1,0 +1,76 @@
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from application.authenticate import Principal
+from application.report_active import ReportActive
+from application.report_resources import ReportResources
+from application.report_usage_stats import ReportUsageStats
+from application.report_watch_time import ReportWatchTime
+from domain.tenants import Role
+from entrypoints.http.auth import current_principal, requires
+from entrypoints.http.schemas import (
+    ActiveOut,
+    ResourceActivityOut,
+    ResourcesReport,
+    UsageStatsOut,
+    WatchTimeOut,
+    WatchTimeReport,
+)
+
+From = Annotated[datetime | None, QueryParameter(name="from")]
+To = Annotated[datetime | None, QueryParameter(name="to")]
+
+
+class ReportController(Controller):
+    path = "/v1"
+    tags = ["reports"]
+    guards = [requires(Role.ADMIN)]
+    dependencies = {"caller": current_principal}
+
+    @get("/reports/watch-time", summary="Watch time per viewer of one resource")
+    async def watch_time(
+        self,
+        resource_id: FromQuery[str],
+        caller: NamedDependency[Principal],
+        report_watch_time: NamedDependency[ReportWatchTime],
+        start: From = None,
+        end: To = None,
+    ) -> WatchTimeReport:
+        rows = await report_watch_time(caller.tenant.id, resource_id, start, end)
+        return WatchTimeReport([WatchTimeOut.of(r) for r in rows])
+
+    @get("/reports/resources", summary="Sessions, viewers, durations, now and peak per resource")
+    async def resources(
+        self,
+        caller: NamedDependency[Principal],
+        report_resources: NamedDependency[ReportResources],
+        kind: FromQuery[str | None] = None,
+        start: From = None,
+        end: To = None,
+    ) -> ResourcesReport:
+        rows = await report_resources(caller.tenant.id, kind, start, end)
+        return ResourcesReport([ResourceActivityOut.of(r) for r in rows])
+
+    @get("/reports/active", summary="Sessions active now")
+    async def active(
+        self,
+        caller: NamedDependency[Principal],
+        report_active: NamedDependency[ReportActive],
+        resource_id: FromQuery[str | None] = None,
+    ) -> ActiveOut:
+        return ActiveOut(await report_active(caller.tenant.id, resource_id))
+
+    @get("/accounts/{subject_id:str}/usage-stats", summary="One subject's totals")
+    async def usage_stats(
+        self,
+        subject_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        report_usage_stats: NamedDependency[ReportUsageStats],
+        start: From = None,
+        end: To = None,
+    ) -> UsageStatsOut:
+        return UsageStatsOut.of(await report_usage_stats(caller.tenant.id, subject_id, start, end))

@@ -1,0 +1,109 @@
+"""Steps of features/reports.feature (the Background step is shared, in conftest)."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from tests.app_client import Api
+
+scenarios("reports.feature")
+
+# Every scenario's minute 0, far enough back that all its visits have ended by now.
+MINUTE_0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+
+
+def minute(n: int) -> str:
+    return (MINUTE_0 + timedelta(minutes=n)).isoformat()
+
+
+def visit(api: Api, viewer: str, webinar: str, start: int, end: int | None) -> None:
+    session = api.start(resource_id=webinar, subject_id=viewer, started_at=minute(start))
+    if end is not None:
+        response = api.client.post(
+            f"/v1/sessions/{session['id']}/exit", json={"at": minute(end)}, headers=api.ingest
+        )
+        assert response.status_code == 200, response.text
+
+
+@given(
+    parsers.re(
+        r'viewer "(?P<viewer>[^"]+)" watched webinar "(?P<webinar>[^"]+)" '
+        r"from minute (?P<start>\d+) to minute (?P<end>\d+)( in a second tab)?"
+    )
+)
+def watched(api: Api, viewer: str, webinar: str, start: str, end: str) -> None:
+    visit(api, viewer, webinar, int(start), int(end))
+
+
+@given(
+    parsers.parse('viewer "{viewer}" has been watching webinar "{webinar}" since minute {start:d}')
+)
+def watching(api: Api, viewer: str, webinar: str, start: int) -> None:
+    visit(api, viewer, webinar, start, None)
+
+
+@when(
+    parsers.parse('an analyst asks for the watch time of webinar "{webinar}"'),
+    target_fixture="report",
+)
+def watch_time(api: Api, webinar: str) -> dict[str, Any]:
+    response = api.client.get(
+        "/v1/reports/watch-time", params={"resource_id": webinar}, headers=api.admin
+    )
+    assert response.status_code == 200, response.text
+    return {row["subject_id"]: row for row in response.json()["items"]}
+
+
+@when("an analyst asks for the webinars report", target_fixture="report")
+def webinars(api: Api) -> dict[str, Any]:
+    response = api.client.get("/v1/reports/resources", headers=api.admin)
+    assert response.status_code == 200, response.text
+    return {row["resource_id"]: row for row in response.json()["items"]}
+
+
+@then(
+    parsers.re(
+        r'"(?P<viewer>[^"]+)" made (?P<visits>\d+) visits? for (?P<total>\d+) seconds in '
+        r"total, (?P<avg>\d+) on average, and watched (?P<unique>\d+) seconds"
+    )
+)
+def viewer_figures(
+    report: dict[str, Any], viewer: str, visits: str, total: str, avg: str, unique: str
+) -> None:
+    row = report[viewer]
+    assert (
+        row["visit_count"],
+        row["total_seconds"],
+        row["avg_seconds"],
+        row["unique_seconds"],
+    ) == (int(visits), float(total), float(avg), float(unique))
+
+
+@then(
+    parsers.parse(
+        'webinar "{webinar}" had {sessions:d} sessions from {viewers:d} viewers, {avg:d} seconds on average'
+    )
+)
+def webinar_figures(
+    report: dict[str, Any], webinar: str, sessions: int, viewers: int, avg: int
+) -> None:
+    row = report[webinar]
+    assert (row["total_sessions"], row["unique_subjects"], row["avg_duration_seconds"]) == (
+        sessions,
+        viewers,
+        float(avg),
+    )
+
+
+@then(
+    parsers.parse(
+        '{now:d} viewer is watching "{webinar}" now, and at most {peak:d} watched at once'
+    )
+)
+def now_and_peak(api: Api, report: dict[str, Any], now: int, webinar: str, peak: int) -> None:
+    assert (report[webinar]["active_now"], report[webinar]["peak_concurrency"]) == (now, peak)
+    active = api.client.get(
+        "/v1/reports/active", params={"resource_id": webinar}, headers=api.admin
+    )
+    assert active.json() == {"active": now}

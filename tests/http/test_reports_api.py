@@ -1,0 +1,44 @@
+"""Report endpoints: admin only, parameters checked, usage stats exact."""
+
+from tests.app_client import Api
+from tests.http.envelope import assert_error, invalid_fields
+
+
+def test_reports_need_an_admin_key_and_valid_parameters(api: Api) -> None:
+    assert_error(api.client.get("/v1/reports/active", headers=api.ingest), 403, "forbidden")
+    assert invalid_fields(api.client.get("/v1/reports/watch-time", headers=api.admin)) == [
+        "resource_id"
+    ]
+    naive = api.client.get(
+        "/v1/reports/resources", params={"from": "2026-11-01T00:00:00"}, headers=api.admin
+    )
+    assert invalid_fields(naive) == ["from"]
+
+
+def test_usage_stats_sum_a_subjects_sessions(api: Api) -> None:
+    session = api.start(subject_id="kiosk-7")
+    api.client.post(
+        "/v1/events/batch",
+        json={
+            "events": [
+                {
+                    "session_id": session["id"],
+                    "sequence_no": 1,
+                    "type": "photo",
+                    "at": session["started_at"],
+                    "meters": {"cost_usd": "0.05"},
+                }
+            ]
+        },
+        headers=api.ingest,
+    )
+    api.client.post(
+        f"/v1/sessions/{session['id']}/exit",
+        json={"usage": {"cost_usd": "0.10"}},
+        headers=api.ingest,
+    )
+
+    stats = api.client.get("/v1/accounts/kiosk-7/usage-stats", headers=api.admin).json()
+
+    assert stats["total_sessions"] == 1 and stats["total_events"] == 1
+    assert stats["meters"] == {"cost_usd": "0.15"} and stats["total_credits_consumed"] == 0
