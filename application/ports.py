@@ -13,7 +13,7 @@ from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.plans import Plan, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
-from domain.session import Exit, Session, SessionStatus
+from domain.session import Charge, Exit, Session, SessionStatus
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
@@ -145,11 +145,17 @@ class CreditLedger(Protocol):
         taken in the tenant, (the stored entry, False) and nothing recorded."""
         ...
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
+    async def settle(
+        self, tenant_id: str, session_id: str, credits: int, at: datetime
+    ) -> Charge | None:
         """Record the charge of a pending session, atomically and at most once whatever the
-        number of concurrent callers: one ledger entry of -credits (none for 0), the balance
-        after it, a negative_balance warning and an alert when that balance is below zero, and
-        the session marked charged. A session not pending is returned as it is."""
+        number of concurrent callers: one ledger entry of -credits (none for 0) dated `at`,
+        the balance after it, a negative_balance warning and an alert when that balance is
+        below zero, and the session marked charged. None when the session was not pending."""
+        ...
+
+    async def settled(self, tenant_id: str, session_id: str) -> Session:
+        """The session as its settlement left it (NotFound if there is none)."""
         ...
 
     async def balance(self, tenant_id: str, subject_id: str) -> Balance:

@@ -26,6 +26,7 @@ from application.list_events import ListEvents
 from application.list_ledger import ListLedger
 from application.list_sessions import ListSessions
 from application.plan_of_subject import PlanOfSubject
+from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
@@ -67,7 +68,11 @@ class Container(containers.DeclarativeContainer):
     check_health = providers.Factory(CheckHealth, storage=storage.provided.health)
     create_tenant = providers.Factory(CreateTenant, tenants=tenants, clock=clock)
     create_api_key = providers.Factory(CreateApiKey, tenants=tenants, keys=api_keys, clock=clock)
-    deduct_credits = providers.Factory(DeductCredits, rates=rates, ledger=ledger, clock=clock)
+    # A singleton so its short-lived memory of rates is shared by every request of the process.
+    rate_book = providers.Singleton(RateBook, rates=rates, clock=clock)
+    deduct_credits = providers.Factory(
+        DeductCredits, rate_book=rate_book, ledger=ledger, clock=clock
+    )
     plan_of_subject = providers.Factory(PlanOfSubject, plans=plans, subscriptions=subscriptions)
     start_session = providers.Factory(
         StartSession,
@@ -95,7 +100,7 @@ class Container(containers.DeclarativeContainer):
         deduct_credits=deduct_credits,
         clock=clock,
     )
-    set_rate = providers.Factory(SetRate, rates=rates)
+    set_rate = providers.Factory(SetRate, rate_book=rate_book)
     grant_credits = providers.Factory(GrantCredits, ledger=ledger, clock=clock)
     get_balance = providers.Factory(GetBalance, ledger=ledger)
     list_ledger = providers.Factory(ListLedger, ledger=ledger)

@@ -32,12 +32,14 @@ class MemoryCreditLedger:
         self._store.ledger.append(entry)
         return entry, True
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
+    async def settle(
+        self, tenant_id: str, session_id: str, credits: int, at: datetime
+    ) -> Charge | None:
         session = self._store.sessions.get((tenant_id, session_id))
         if session is None:
             raise NotFound(f"no session {session_id}")
         if session.charge_state is not ChargeState.PENDING or session.subject_id is None:
-            return session.copy()
+            return None
         if credits:
             self._store.ledger.append(
                 LedgerEntry(
@@ -65,7 +67,14 @@ class MemoryCreditLedger:
                     at,
                 )
             )
-        session.settle(Charge(credits, balance, warning))
+        charge = Charge(credits, balance, warning)
+        session.settle(charge)
+        return charge
+
+    async def settled(self, tenant_id: str, session_id: str) -> Session:
+        session = self._store.sessions.get((tenant_id, session_id))
+        if session is None:
+            raise NotFound(f"no session {session_id}")
         return session.copy()
 
     async def balance(self, tenant_id: str, subject_id: str) -> Balance:

@@ -70,34 +70,36 @@ class SqlCreditLedger:
         async with self._single.connect() as conn:
             return _from_row((await conn.execute(query)).one()), False
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int, at: datetime) -> Session:
+    async def settle(
+        self, tenant_id: str, session_id: str, credits: int, at: datetime
+    ) -> Charge | None:
+        key = (sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
         async with self._engine.begin() as conn:
             # The row lock makes concurrent settlements queue; the unique index on
             # (tenant_id, session_id) would refuse a second charge even without it.
-            query = (
-                select(sessions)
-                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+            found = await conn.execute(
+                select(sessions.c.charge_state, sessions.c.subject_id, sessions.c.kind)
+                .where(*key)
                 .with_for_update()
             )
-            found = await load(conn, (await conn.execute(query)).all())
-            if not found:
+            row = found.first()
+            if row is None:
                 raise NotFound(f"no session {session_id}")
-            session = found[0]
-            if session.charge_state is not ChargeState.PENDING or session.subject_id is None:
-                return session
+            if row.charge_state != ChargeState.PENDING or row.subject_id is None:
+                return None
             if credits:
-                charge = LedgerEntry(
+                charge_entry = LedgerEntry(
                     str(uuid.uuid4()),
                     tenant_id,
-                    session.subject_id,
+                    row.subject_id,
                     -credits,
                     EntryKind.CHARGE,
                     at,
-                    f"{session.kind} session",
+                    f"{row.kind} session",
                     session_id,
                 )
-                await conn.execute(ledger_entries.insert().values(_to_row(charge)))
-            balance = (await _sums(conn, tenant_id, session.subject_id)).balance
+                await conn.execute(ledger_entries.insert().values(_to_row(charge_entry)))
+            balance = (await _sums(conn, tenant_id, row.subject_id)).balance
             warning = "negative_balance" if balance < 0 else None
             if warning:
                 await conn.execute(
@@ -105,24 +107,33 @@ class SqlCreditLedger:
                         id=str(uuid.uuid4()),
                         tenant_id=tenant_id,
                         kind=warning,
-                        subject_id=session.subject_id,
+                        subject_id=row.subject_id,
                         session_id=session_id,
                         detail=f"charging {credits} credits left a balance of {balance}",
                         created_at=at,
                     )
                 )
-            session.settle(Charge(credits, balance, warning))
             await conn.execute(
                 update(sessions)
-                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+                .where(*key)
                 .values(
-                    charge_state=session.charge_state.value,
+                    charge_state=ChargeState.CHARGED.value,
                     charge_credits=credits,
                     charge_balance_after=balance,
                     charge_warning=warning,
                 )
             )
-        return session
+        return Charge(credits, balance, warning)
+
+    async def settled(self, tenant_id: str, session_id: str) -> Session:
+        query = select(sessions).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
+        )
+        async with self._single.connect() as conn:
+            found = await load(conn, (await conn.execute(query)).all())
+        if not found:
+            raise NotFound(f"no session {session_id}")
+        return found[0]
 
     async def balance(self, tenant_id: str, subject_id: str) -> Balance:
         async with self._single.connect() as conn:

@@ -3,7 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
@@ -23,7 +23,8 @@ class SqlReports:
         """end - start in seconds, in the dialect's own arithmetic."""
         if self._sqlite:
             return (func.julianday(end) - func.julianday(start)) * 86400.0
-        return func.extract("epoch", end - start)
+        # Double precision, not numeric: thousands of Decimals would cost more than the query.
+        return cast(func.extract("epoch", end - start), Float)
 
     async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
         visits = (
@@ -39,64 +40,34 @@ class SqlReports:
                 sessions.c.ended_at.is_not(None),
                 *_started_in(window),
             )
-            .cte("visits")
+            .subquery("visits")
         )
-        order = (visits.c.s, visits.c.e)
-        # A visit starts a new island of watching unless an earlier visit was still running.
+        # In start order, a visit adds to the time watched only what reaches past the furthest
+        # end of the subject's earlier visits (`reach`): overlapping tabs count once.
         reach = func.max(visits.c.e).over(
-            partition_by=visits.c.subject, order_by=order, rows=(None, -1)
+            partition_by=visits.c.subject, order_by=(visits.c.s, visits.c.e), rows=(None, -1)
         )
-        marked = select(
-            visits.c.subject,
-            visits.c.s,
-            visits.c.e,
-            case((or_(reach.is_(None), visits.c.s > reach), 1), else_=0).label("starts_island"),
-        ).cte("marked")
-        numbered = select(
-            marked.c.subject,
-            marked.c.s,
-            marked.c.e,
-            func.sum(marked.c.starts_island)
-            .over(partition_by=marked.c.subject, order_by=(marked.c.s, marked.c.e), rows=(None, 0))
-            .label("island"),
-        ).cte("numbered")
-        islands = (
-            select(
-                numbered.c.subject,
-                func.min(numbered.c.s).label("s"),
-                func.max(numbered.c.e).label("e"),
-            )
-            .group_by(numbered.c.subject, numbered.c.island)
-            .cte("islands")
-        )
-        unique = (
-            select(
-                islands.c.subject,
-                func.sum(self._seconds(islands.c.s, islands.c.e)).label("unique_seconds"),
-            )
-            .group_by(islands.c.subject)
-            .cte("unique_time")
-        )
-        totals = (
-            select(
-                visits.c.subject,
-                func.count().label("visits"),
-                func.sum(self._seconds(visits.c.s, visits.c.e)).label("total_seconds"),
-            )
-            .group_by(visits.c.subject)
-            .cte("totals")
+        reached = select(visits.c.subject, visits.c.s, visits.c.e, reach.label("reach")).subquery()
+        s, e, r = reached.c.s, reached.c.e, reached.c.reach
+        added = case(
+            (or_(r.is_(None), s >= r), self._seconds(s, e)),
+            (e > r, self._seconds(r, e)),
+            else_=0,
         )
         query = (
             select(
-                totals.c.subject, totals.c.visits, totals.c.total_seconds, unique.c.unique_seconds
+                reached.c.subject,
+                func.count().label("visits"),
+                func.sum(self._seconds(s, e)).label("total_seconds"),
+                func.sum(added).label("unique_seconds"),
             )
-            .join_from(totals, unique, totals.c.subject == unique.c.subject)
-            .order_by(totals.c.subject)
+            .group_by(reached.c.subject)
+            .order_by(reached.c.subject)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            WatchTime(r.subject, r.visits, _secs(r.total_seconds), _secs(r.unique_seconds))
+            WatchTime(r.subject, int(r.visits), _secs(r.total_seconds), _secs(r.unique_seconds))
             for r in rows
         ]
 

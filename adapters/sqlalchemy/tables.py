@@ -88,6 +88,15 @@ sessions = Table(
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
     Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
     Index("ix_sessions_subject_resource", "tenant_id", "subject_id", "resource_id", "kind"),
+    # Watch time reads a resource's sessions viewer by viewer, in start order, without sorting.
+    Index(
+        "ix_sessions_resource_viewers",
+        "tenant_id",
+        "resource_id",
+        "subject_id",
+        "started_at",
+        "ended_at",
+    ),
 )
 
 # A session's usage, one row per meter. Sums are integer nano-units so SQLite adds decimals exactly;

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from application.deduct_credits import DeductCredits
+from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit, RecordExitCommand
 from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
@@ -58,7 +59,9 @@ async def test_twelve_concurrent_exits_charge_the_session_once(
     await storage.rates.put(tenant.id, COUNSELING)
     await storage.ledger.grant(a_grant(tenant, 100, "welcome"))
     session = await stored_session(storage, tenant, kind="counseling")
-    deduct = DeductCredits(storage.rates, storage.ledger, FakeClock(at(60)))
+    deduct = DeductCredits(
+        RateBook(storage.rates, FakeClock(at(60))), storage.ledger, FakeClock(at(60))
+    )
     rated = await deduct.rated_kinds(tenant.id)
 
     async def exit_and_charge(minute: int) -> Any:
@@ -102,10 +105,11 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
     session = await stored_session(storage, tenant, kind="counseling")
     await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
 
-    settled = await storage.ledger.settle(tenant.id, session.id, 6, at(10))
+    charge = await storage.ledger.settle(tenant.id, session.id, 6, at(10))
 
-    assert settled.charge is not None
-    assert (settled.charge.balance_after, settled.charge.warning) == (-6, "negative_balance")
+    assert charge is not None
+    assert (charge.balance_after, charge.warning) == (-6, "negative_balance")
+    assert (await storage.ledger.settled(tenant.id, session.id)).charge == charge
     (alert,) = await storage.ledger.alerts(tenant.id, limit=10)
     assert (alert.kind, alert.subject_id, alert.session_id) == (
         "negative_balance",
@@ -134,7 +138,7 @@ async def test_cancelled_failed_anonymous_and_unrated_sessions_are_not_charged(
             tenant.id, session.id, Exit(at=at(5), status=status), rated
         )
         assert closed.charge_state is ChargeState.NOT_CHARGED
-        assert (await storage.ledger.settle(tenant.id, session.id, 10, at(10))).charge is None
+        assert await storage.ledger.settle(tenant.id, session.id, 10, at(10)) is None
     assert await ledger_sum(storage, tenant) == 0
 
 
@@ -185,8 +189,8 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     await storage.rates.put(tenant.id, COUNSELING)
     session = await stored_session(storage, tenant, kind="counseling")
     flaky = FailsOnce(storage.ledger)
-    deduct = DeductCredits(storage.rates, flaky, FakeClock(at(60)))
     clock = FakeClock(at(60))
+    deduct = DeductCredits(RateBook(storage.rates, clock), flaky, clock)
     record_exit = RecordExit(storage.sessions, deduct, clock)
 
     with pytest.raises(ConnectionError):

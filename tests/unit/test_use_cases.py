@@ -14,6 +14,7 @@ from application.ingest_events import IngestEvents, IngestEventsCommand
 from application.list_sessions import ListSessions
 from application.plan_of_subject import PlanOfSubject
 from application.ports import SessionFilter
+from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit, RecordExitCommand
 from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 
 def charging(storage: MemoryStorage) -> DeductCredits:
-    return DeductCredits(storage.rates, storage.ledger, FakeClock())
+    return DeductCredits(RateBook(storage.rates, FakeClock()), storage.ledger, FakeClock())
 
 
 @pytest.fixture

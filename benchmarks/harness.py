@@ -1,0 +1,158 @@
+"""What every benchmark needs: a throwaway PostgreSQL, a real `sessionmeter serve` on it, the
+operator CLI, a timed load loop, and the server's memory."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import PostgresServer, free_port  # noqa: E402
+
+SESSIONMETER = Path(sys.executable).parent / "sessionmeter"
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(SESSIONMETER), *args], env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+async def run_for(seconds: float, clients: int, one: Callable[[int], Awaitable[int]]) -> float:
+    """Run `one` in a loop in `clients` tasks for `seconds`; return units done per second."""
+    deadline = time.perf_counter() + seconds
+    done = [0] * clients
+
+    async def client(i: int) -> None:
+        while time.perf_counter() < deadline:
+            done[i] += await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return sum(done) / (time.perf_counter() - started)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def http_client(base: str, key: str, clients: int) -> aiohttp.ClientSession:
+    # aiohttp rather than httpx: at 32 concurrent requests httpx's own overhead, on the cores
+    # the server needs too, would be what this measures.
+    connector = aiohttp.TCPConnector(limit=clients)
+    return aiohttp.ClientSession(base, headers={"X-API-Key": key}, connector=connector)
+
+
+async def lifecycles(base: str, key: str, seconds: float, clients: int, kind: str) -> float:
+    """Start+exit pairs per second, each client a subject of its own."""
+    async with http_client(base, key, clients) as http:
+
+        async def pair(i: int) -> int:
+            body = {"kind": kind, "resource_id": "r1", "subject_id": f"u{i}"}
+            async with http.post("/v1/sessions", json=body) as started:
+                assert started.status == 201, await started.text()
+                session_id = (await started.json())["id"]
+            async with http.post(f"/v1/sessions/{session_id}/exit", json={}) as ended:
+                assert ended.status == 200, await ended.text()
+            return 1
+
+        return await run_for(seconds, clients, pair)
+
+
+def peak_rss_while(pid: int, work: Awaitable[dict[str, float]]) -> Awaitable[dict[str, float]]:
+    """Run `work`, sampling the RSS of `pid` (and its children); adds peak_rss_mb."""
+
+    async def sampled() -> dict[str, float]:
+        peak = 0.0
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, rss_mb(pid))
+                await asyncio.sleep(0.2)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            figures = await work
+        finally:
+            sampler.cancel()
+        return {**figures, "peak_rss_mb": peak}
+
+    return sampled()
+
+
+@dataclass
+class Service:
+    postgres_url: str
+    base: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        return cli(self.env, *args)
+
+
+@contextmanager
+def service(workers: int = 1) -> Iterator[Service]:
+    """PostgreSQL and `sessionmeter serve` on it, healthy, and both gone afterwards."""
+    with PostgresServer() as postgres:
+        env = {**os.environ, "SESSIONMETER_STORAGE_URL": postgres.url}
+        cli(env, "db", "upgrade")
+        port = free_port()
+        process = subprocess.Popen(
+            [
+                str(SESSIONMETER),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    if httpx.get(f"{base}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise SystemExit("the server did not become healthy")
+            yield Service(postgres.url, base, process, env)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
