@@ -28,6 +28,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/charging.py
+	$(BIN)/python benchmarks/watch_time_report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
