@@ -45,6 +45,12 @@ class Authenticate:
         self._cache[secret_hash] = (now + CACHE_TTL, principal)
         return principal
 
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Drop what is remembered of a tenant's keys, e.g. after its settings changed."""
+        for secret_hash, (_, principal) in list(self._cache.items()):
+            if principal.tenant.id == tenant_id:
+                del self._cache[secret_hash]
+
     async def _lookup(self, secret_hash: str) -> Principal:
         key = await self._keys.get_by_hash(secret_hash)
         tenant = None if key is None else await self._tenants.get(key.tenant_id)

@@ -3,14 +3,19 @@
 from dataclasses import asdict
 from typing import Any
 
+from application.authenticate import Authenticate
 from application.ports import TenantRepository
 from domain.tenants import Tenant, TenantSettings
 
 
 class UpdateSettings:
-    def __init__(self, tenants: TenantRepository) -> None:
+    def __init__(self, tenants: TenantRepository, authenticate: Authenticate) -> None:
         self._tenants = tenants
+        self._authenticate = authenticate
 
     async def __call__(self, tenant: Tenant, changes: dict[str, Any]) -> Tenant:
         settings = TenantSettings(**{**asdict(tenant.settings), **changes})
-        return await self._tenants.update_settings(tenant.id, settings)
+        updated = await self._tenants.update_settings(tenant.id, settings)
+        # This process applies the change at once; others within the key cache's lifetime.
+        self._authenticate.forget_tenant(tenant.id)
+        return updated

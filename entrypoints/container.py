@@ -105,7 +105,7 @@ class Container(containers.DeclarativeContainer):
     get_balance = providers.Factory(GetBalance, ledger=ledger)
     list_ledger = providers.Factory(ListLedger, ledger=ledger)
     list_alerts = providers.Factory(ListAlerts, ledger=ledger)
-    update_settings = providers.Factory(UpdateSettings, tenants=tenants)
+    update_settings = providers.Factory(UpdateSettings, tenants=tenants, authenticate=authenticate)
     set_plan = providers.Factory(SetPlan, plans=plans)
     subscribe = providers.Factory(Subscribe, plans=plans, subscriptions=subscriptions)
     register_resource = providers.Factory(

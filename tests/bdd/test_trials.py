@@ -135,7 +135,7 @@ def trial_refused(started: list[Any]) -> None:
     assert refused.status_code == 402
     body = refused.json()
     assert body["error"] == "trial_exhausted"
-    assert body["upgrade_url"] == "https://exam.example/upgrade"
+    assert body["upgrade_url"] == "https://exam.example/upgrade"  # set moments before
     assert body["trial_status"]["sessions_used"] == 2
     assert body["trial_status"]["can_start_session"] is False
 

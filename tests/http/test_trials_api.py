@@ -139,3 +139,17 @@ def test_over_the_monthly_quota_a_resource_is_a_402(api: Api) -> None:
 def test_plan_endpoints_need_an_admin_key(api: Api) -> None:
     assert_error(api.client.put("/v1/plans/free", json=FREE, headers=api.ingest), 403, "forbidden")
     assert_error(api.client.get("/v1/accounts/u/limits", headers=api.ingest), 403, "forbidden")
+
+
+def test_a_settings_change_applies_at_once_to_keys_already_in_use(api: Api) -> None:
+    put_plan(api, "free", FREE)
+    api.start(kind="practice", resource_id="pdf-1", subject_id="mina")  # the key is now cached
+    api.client.put("/v1/settings", json={"upgrade_url": "https://x.example/up"}, headers=api.admin)
+
+    refused = api.client.post(
+        "/v1/sessions",
+        json={"kind": "practice", "resource_id": "pdf-1", "subject_id": "mina"},
+        headers=api.ingest,
+    )
+
+    assert assert_error(refused, 402, "trial_exhausted")["upgrade_url"] == "https://x.example/up"
