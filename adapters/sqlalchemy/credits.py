@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
@@ -12,6 +12,40 @@ from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
+
+SETTLE_IN_ONE_STATEMENT = text("""
+WITH claimed AS (
+    UPDATE sessions AS s
+    SET charge_state = 'charged',
+        charge_credits = CAST(:credits AS bigint),
+        charge_balance_after = b.balance - CAST(:credits AS bigint),
+        charge_warning = CASE WHEN b.balance - CAST(:credits AS bigint) < 0
+                              THEN 'negative_balance' END
+    FROM (
+        SELECT coalesce(sum(l.amount), 0) AS balance
+        FROM ledger_entries AS l
+        WHERE l.tenant_id = :tenant
+          AND l.subject_id = (SELECT subject_id FROM sessions
+                              WHERE tenant_id = :tenant AND id = :session)
+    ) AS b
+    WHERE s.tenant_id = :tenant AND s.id = :session
+      AND s.charge_state = 'pending' AND s.subject_id IS NOT NULL
+    RETURNING s.subject_id, s.kind, s.charge_balance_after, s.charge_warning
+), charge AS (
+    INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason, session_id,
+                                created_at)
+    SELECT :entry, :tenant, subject_id, -CAST(:credits AS bigint), 'charge',
+           kind || ' session', :session, :at
+    FROM claimed WHERE CAST(:credits AS bigint) > 0
+), alert AS (
+    INSERT INTO alerts (id, tenant_id, kind, subject_id, session_id, detail, created_at)
+    SELECT :alert, :tenant, 'negative_balance', subject_id, :session,
+           'charging ' || CAST(:credits AS text) || ' credits left a balance of '
+           || CAST(charge_balance_after AS text), :at
+    FROM claimed WHERE charge_warning IS NOT NULL
+)
+SELECT charge_balance_after AS balance_after, charge_warning AS warning FROM claimed
+""")
 
 
 class SqlRateRepository:
@@ -73,6 +107,8 @@ class SqlCreditLedger:
     async def settle(
         self, tenant_id: str, session_id: str, credits: int, at: datetime
     ) -> Charge | None:
+        if self._engine.dialect.name == "postgresql":
+            return await self._settle_in_one_statement(tenant_id, session_id, credits, at)
         key = (sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
         async with self._engine.begin() as conn:
             # The row lock makes concurrent settlements queue; the unique index on
@@ -124,6 +160,35 @@ class SqlCreditLedger:
                 )
             )
         return Charge(credits, balance, warning)
+
+    async def _settle_in_one_statement(
+        self, tenant_id: str, session_id: str, credits: int, at: datetime
+    ) -> Charge | None:
+        """The same settlement as one PostgreSQL statement (data-modifying CTEs): one round trip
+        instead of six on the hot path of every charged exit. The conditional UPDATE claims the
+        pending session and locks it; a concurrent caller then finds it no longer pending."""
+        params = {
+            "tenant": tenant_id,
+            "session": session_id,
+            "credits": credits,
+            "at": at,
+            "entry": str(uuid.uuid4()),
+            "alert": str(uuid.uuid4()),
+        }
+        async with self._single.connect() as conn:
+            row = (await conn.execute(SETTLE_IN_ONE_STATEMENT, params)).first()
+        if row is None:
+            if await self._exists(tenant_id, session_id):
+                return None
+            raise NotFound(f"no session {session_id}")
+        return Charge(credits, row.balance_after, row.warning)
+
+    async def _exists(self, tenant_id: str, session_id: str) -> bool:
+        query = select(sessions.c.id).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
+        )
+        async with self._single.connect() as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         query = select(sessions).where(
