@@ -85,8 +85,9 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             health,
         ],
         dependencies={name: _bridge(container, name) for name in USE_CASES},
-        # Guards cannot take dependencies: they find the authenticator in the app's state.
-        state=State({"authenticate": container.authenticate()}),
+        # Guards cannot take dependencies: they find the authenticator's provider in the app's
+        # state and ask it on each request, so overrides apply as they do to the use cases.
+        state=State({"authenticate": container.authenticate}),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,

@@ -34,7 +34,7 @@ def requires(role: Role) -> Guard:
     """A guard that authenticates the caller and checks that its key has `role`."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        authenticate: Authenticate = connection.app.state.authenticate
+        authenticate: Authenticate = connection.app.state.authenticate()
         principal = await authenticate(presented_key(connection))
         connection.state.principal = principal.require(role)
 

@@ -20,6 +20,7 @@ from domain.errors import (
     Unauthorized,
 )
 from domain.plans import QuotaExceeded, TrialExhausted
+from entrypoints.http.request import BODY_PARAMETER
 from entrypoints.http.schemas import TrialStatusOut
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,14 @@ _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
-def error_response(status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[Any]:
     return Response(
-        {"error": code, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON
+        {"error": code, "detail": detail, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -103,10 +109,12 @@ def on_invalid_body(_: Request[Any, Any, Any], error: msgspec.ValidationError) -
     return invalid([field_error(error)])
 
 
-def on_invalid_parameters(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
+def on_invalid_parameters(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[Any]:
     extra = error.extra if isinstance(error.extra, list) else []
     fields = [
-        {"field": str(e.get("key", "request")), "message": str(e.get("message", error.detail))}
+        _parameter_error(request, str(e.get("key", "request")), str(e.get("message", error.detail)))
         for e in extra
         if isinstance(e, dict)
     ]
@@ -115,12 +123,24 @@ def on_invalid_parameters(_: Request[Any, Any, Any], error: ValidationException)
     return invalid(fields or [{"field": "request", "message": error.detail}])
 
 
+def _parameter_error(request: Request[Any, Any, Any], key: str, message: str) -> dict[str, str]:
+    """Litestar names a failed parameter by its Python name and a missing one by a bare KeyError
+    ("'data'"); say it the way the client wrote it: `from`, not `started_from`; `body`, not `data`."""
+    message = "is required" if message == repr(key) else message
+    if key == BODY_PARAMETER:
+        return {"field": "body", "message": message}
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    alias = getattr(parameter and parameter.kwarg_definition, "name", None)
+    return {"field": alias or key, "message": message}
+
+
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         # Litestar wraps unexpected exceptions in a 500 HTTPException before they get here.
         return on_unexpected(request, error)
     code = HTTP_CODES.get(error.status_code, "error")
-    return error_response(error.status_code, code, error.detail)
+    # Litestar's headers say how to recover (Allow on a 405), so they go out too.
+    return error_response(error.status_code, code, error.detail, headers=error.headers)
 
 
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:

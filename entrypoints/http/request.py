@@ -12,12 +12,15 @@ import msgspec
 from litestar import Request
 from litestar.types import Empty
 
+# Litestar's name for the handler parameter that receives the body.
+BODY_PARAMETER = "data"
+
 
 class StrictJSONRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         if self._json is Empty:
             body = await self.body()
-            data = self.route_handler.parsed_fn_signature.parameters.get("data")
+            data = self.route_handler.parsed_fn_signature.parameters.get(BODY_PARAMETER)
             target = Any if data is None else data.annotation
             self._json = msgspec.json.decode(body or b"null", type=target, strict=True)
         return self._json

@@ -1,12 +1,14 @@
 """The conventions every endpoint shares: keys, roles, the error envelope, health and schema."""
 
+from importlib.metadata import version
 from typing import Any
 
 from dependency_injector import providers
 
 from application.get_session import GetSession
+from domain.errors import Unauthorized
 from tests.app_client import Api
-from tests.http.envelope import assert_error
+from tests.http.envelope import assert_error, invalid_fields
 
 
 def test_requests_without_a_known_key_are_unauthorized(api: Api) -> None:
@@ -39,9 +41,28 @@ def test_each_tenant_sees_only_its_own_sessions(api: Api) -> None:
     ] == [mine["id"]]
 
 
+def test_a_key_is_checked_on_every_request_by_the_containers_authenticator(api: Api) -> None:
+    class RevokedEverything:
+        async def __call__(self, _: str | None) -> Any:
+            raise Unauthorized("revoked")
+
+    with api.container.authenticate.override(providers.Object(RevokedEverything())):
+        assert_error(api.client.get("/v1/sessions", headers=api.ingest), 401, "unauthorized")
+    assert api.client.get("/v1/sessions", headers=api.ingest).status_code == 200
+
+
 def test_unknown_routes_and_methods_answer_in_the_envelope(api: Api) -> None:
     assert_error(api.client.get("/v1/nothing-here", headers=api.ingest), 404, "not_found")
-    assert_error(api.client.delete("/v1/sessions", headers=api.ingest), 405, "method_not_allowed")
+    assert_error(api.client.get("/v1/nothing-here"), 404, "not_found")
+    wrong_method = api.client.delete("/v1/sessions", headers=api.ingest)
+    assert_error(wrong_method, 405, "method_not_allowed")
+    assert set(wrong_method.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_a_body_that_is_missing_or_not_an_object_names_the_body(api: Api) -> None:
+    for path in ("/v1/sessions", "/v1/events/batch"):
+        assert invalid_fields(api.client.post(path, headers=api.ingest)) == ["body"]
+        assert invalid_fields(api.client.post(path, json=[], headers=api.ingest)) == ["body"]
 
 
 def test_health_says_whether_the_storage_answers(api: Api) -> None:
@@ -71,7 +92,11 @@ def test_an_unexpected_failure_is_a_500_without_a_trace(api: Api) -> None:
 
 
 def test_the_openapi_schema_documents_the_contract(api: Api) -> None:
-    schema = api.client.get("/schema/openapi.json").json()
+    response = api.client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["info"] == {"title": "sessionmeter", "version": version("sessionmeter")}
+    assert api.client.get("/schema").status_code == 200
     assert {"/v1/sessions", "/v1/sessions/{session_id}/exit", "/v1/events/batch", "/health"} <= set(
         schema["paths"]
     )

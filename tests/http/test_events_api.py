@@ -78,6 +78,18 @@ def test_a_batch_over_the_limit_is_refused_whole(api: Api) -> None:
     assert events["items"] == []
 
 
+def test_the_batch_limit_is_the_tenants_setting(api: Api) -> None:
+    session = api.start()
+    changed = api.client.put("/v1/settings", json={"max_batch_events": 2}, headers=api.admin)
+    assert changed.status_code == 200, changed.text
+
+    refused = send(api, event(session, 1), event(session, 2), {"not": "an event"})
+    accepted = send(api, event(session, 1), event(session, 2))
+
+    assert_error(refused, 413, "payload_too_large")
+    assert accepted.status_code == 200 and accepted.json()["inserted"] == 2
+
+
 def test_a_body_over_one_mebibyte_is_refused_and_nothing_stored(api: Api) -> None:
     session = api.start()
     padding = "x" * (1024 * 1024)
