@@ -24,8 +24,11 @@ class ListSessions:
         if cursor is not None:
             started_at, session_id = decode_cursor(cursor, 2)
             try:
-                after = SessionPosition(datetime.fromisoformat(started_at), str(session_id))
+                position = datetime.fromisoformat(started_at)
             except (TypeError, ValueError):
-                raise InvalidInput("cursor", "is not a cursor this service returned") from None
+                position = None
+            if position is None or position.tzinfo is None:
+                raise InvalidInput("cursor", "is not a cursor this service returned")
+            after = SessionPosition(position, str(session_id))
         rows = await self._sessions.find(tenant_id, where, size + 1, after)
         return page_of(rows, size, lambda s: [s.started_at.isoformat(), s.id])

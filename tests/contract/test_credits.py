@@ -202,3 +202,28 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 6
     assert await ledger_sum(storage, tenant) == -6
+
+
+async def test_the_reaper_and_a_late_client_exit_racing_charge_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    sessions = [await stored_session(storage, tenant, kind="counseling") for _ in range(5)]
+    for s in sessions:
+        await storage.sessions.heartbeat(tenant.id, s.id, at(3))
+    clock = FakeClock(at(60))  # every session has been silent for most of an hour
+    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+    reap = ReapStaleSessions(storage.tenants, storage.sessions, deduct, clock)
+    record_exit = RecordExit(storage.sessions, deduct, clock)
+
+    await asyncio.gather(
+        reap(),
+        *(record_exit(RecordExitCommand(tenant.id, s.id, at=at(4))) for s in sessions),
+    )
+
+    entries = await storage.ledger.entries(tenant.id, "user-1", limit=50)
+    assert sorted(e.session_id for e in entries) == sorted(s.id for s in sessions)
+    for s in sessions:
+        stored = await storage.sessions.get(tenant.id, s.id)
+        assert stored.charge_state is ChargeState.CHARGED
+        assert stored.charge.credits == -next(e.amount for e in entries if e.session_id == s.id)
