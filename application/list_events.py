@@ -4,7 +4,7 @@ from application.get_session import GetSession
 from application.pagination import Page, check_limit, decode_cursor, page_of
 from application.ports import EventLog
 from domain.errors import InvalidInput
-from domain.events import Event
+from domain.events import MAX_SEQUENCE_NO, Event
 
 
 class ListEvents:
@@ -25,7 +25,8 @@ class ListEvents:
         after = 0
         if cursor is not None:
             (after,) = decode_cursor(cursor, 1)
-            if not isinstance(after, int):
+            valid = isinstance(after, int) and not isinstance(after, bool)
+            if not valid or not 0 <= after <= MAX_SEQUENCE_NO:
                 raise InvalidInput("cursor", "is not a cursor this service returned")
         session = await self._get_session(tenant_id, session_id)
         rows = await self._events.find(tenant_id, session.id, size + 1, after, type, label)

@@ -1,6 +1,6 @@
 """`sessionmeter`: serve the API, migrate storage, create tenants and keys, reap stale sessions.
 
-Every option has an environment variable (shown in --help); options win over the environment.
+Configuration options have environment variables (shown in --help); options win over them.
 """
 
 import asyncio
@@ -11,10 +11,12 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+from uvicorn.config import LOG_LEVELS
 
 from application.grant_credits import GrantCreditsCommand, Granted
 from domain.credits import Balance
@@ -22,18 +24,31 @@ from domain.errors import DomainError, NotFound
 from domain.reports import WatchTime
 from domain.tenants import Tenant
 from entrypoints.container import Container, build_container
-from entrypoints.settings import DEFAULT_STORAGE_URL, Settings, SettingsError
+from entrypoints.settings import DEFAULT_STORAGE_URL, Settings
 
 T = TypeVar("T")
 
+# Failures of the storage itself that an operator causes and fixes: a server that is down, a
+# file that cannot be opened, a schema not migrated yet.
+STORAGE_ERRORS = (OSError, SQLAlchemyError)
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The environment's settings with the command line's overrides. Read when a command needs
+    them, so that --help works whatever the environment holds; a bad value is one line."""
+    try:
+        settings = Settings.from_env(**ctx.obj)
+        settings.storage_family  # noqa: B018 - an unknown URL scheme raises here, not mid-command
+    except ValueError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    return settings
+
 
 def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
-    """Run one job against the configured storage, closing it afterwards; domain errors become
-    a one-line message and exit code 1, never a traceback."""
-    try:
-        container = build_container(ctx.obj)
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+    """Run one job against the configured storage, closing it afterwards; domain and storage
+    errors become a one-line message and exit code 1, never a traceback."""
+    settings = settings_of(ctx)
+    container = build_container(settings)
 
     async def main() -> T:
         try:
@@ -45,6 +60,13 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except DomainError as error:
         raise click.ClickException(error.detail) from None
+    except STORAGE_ERRORS as error:
+        # The driver's message is the first line; the rest (SQL, parameters) is for developers.
+        cause = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise click.ClickException(
+            f"storage error: {cause} (check --storage-url; a new database needs "
+            "`sessionmeter db upgrade`)"
+        ) from None
 
 
 @click.group()
@@ -60,28 +82,53 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
 @click.pass_context
 def cli(ctx: click.Context, storage_url: str) -> None:
     """Meter sessions: record entry and exit, accumulate usage, report."""
-    ctx.obj = Settings.from_env(storage_url=storage_url)
+    ctx.obj = {"storage_url": storage_url}
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="SESSIONMETER_HOST")
-@click.option("--port", default=8000, show_default=True, envvar="SESSIONMETER_PORT")
-@click.option("--workers", default=1, show_default=True, envvar="SESSIONMETER_WORKERS")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="SESSIONMETER_HOST", show_envvar=True
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    envvar="SESSIONMETER_PORT",
+    show_envvar=True,
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="SESSIONMETER_WORKERS",
+    show_envvar=True,
+)
 @click.option(
     "--reaper-interval",
-    type=float,
+    type=click.FloatRange(min=0),
     envvar="SESSIONMETER_REAPER_INTERVAL_SECONDS",
     show_envvar=True,
     help="Seconds between runs of the stale-session reaper (0 turns it off). [default: 30]",
 )
 @click.option(
     "--keep-alive",
+    type=click.IntRange(min=1),
     default=75,
     show_default=True,
     envvar="SESSIONMETER_KEEP_ALIVE_SECONDS",
+    show_envvar=True,
     help="Seconds an idle client connection stays open; longer than a load balancer's idle timeout.",
 )
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="SESSIONMETER_LOG_LEVEL",
+    show_envvar=True,
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -93,7 +140,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Serve the HTTP API (migrating the storage first)."""
-    settings: Settings = ctx.obj
+    settings = settings_of(ctx)
     if settings.storage_family == "memory" and workers > 1:
         raise click.ClickException("memory:// keeps data per process: serve it with one worker")
     run(ctx, lambda c: c.storage().migrate())
@@ -122,7 +169,7 @@ def db() -> None:
 def upgrade(ctx: click.Context) -> None:
     """Create or migrate the schema of the configured storage (safe to repeat)."""
     run(ctx, lambda c: c.storage().migrate())
-    click.echo(f"storage is up to date ({ctx.obj.storage_family})")
+    click.echo(f"storage is up to date ({settings_of(ctx).storage_family})")
 
 
 @cli.group()
@@ -165,7 +212,7 @@ def sessions() -> None:
 @click.pass_context
 def reap(ctx: click.Context, tenant_name: str | None) -> None:
     """Close stale sessions now, where they were last seen."""
-    closed: Any = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
+    closed = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
     click.echo(f"{closed} stale session(s) closed")
 
 

@@ -14,10 +14,19 @@ from domain.plans import Plan, Subscription, TrialStatus
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Session
 from domain.tenants import TenantSettings
+from domain.usage import Usage
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
-Quantity = int | Decimal  # JSON numbers decode into Decimal exactly; decimals leave as strings
+Quantity = int | Decimal  # JSON numbers decode into Decimal exactly
 Meters = dict[str, Quantity]
+MetersOut = dict[str, int | str]  # decimals leave as strings of plain digits
+
+
+def meters_out(usage: Usage) -> MetersOut:
+    """Decimals as plain digits: str() and msgspec would write 0.000000001 as "1E-9"."""
+    return {m: q if isinstance(q, int) else format(q, "f") for m, q in usage.items()}
+
+
 AttributeValue = str | int | float | bool
 JSONObject = dict[str, Any]
 
@@ -78,7 +87,7 @@ class SessionOut(msgspec.Struct):
     ended_at: datetime | None
     duration_seconds: float | None
     attributes: dict[str, AttributeValue]
-    usage: Meters
+    usage: MetersOut
     event_count: int
     event_gaps: list[tuple[int, int]]
     summary: JSONObject | None
@@ -101,7 +110,7 @@ class SessionOut(msgspec.Struct):
             ended_at=s.ended_at,
             duration_seconds=s.duration_seconds,
             attributes=s.attributes,
-            usage=s.usage,
+            usage=meters_out(s.usage),
             event_count=s.event_count,
             event_gaps=s.event_gaps,
             summary=s.summary,
@@ -128,11 +137,12 @@ class EventOut(msgspec.Struct):
     category: str | None
     label: str | None
     data: JSONObject | None
-    meters: Meters
+    meters: MetersOut
 
     @classmethod
     def of(cls, e: Event) -> "EventOut":
-        return cls(e.session_id, e.sequence_no, e.type, e.at, e.category, e.label, e.data, e.meters)
+        meters = meters_out(e.meters)
+        return cls(e.session_id, e.sequence_no, e.type, e.at, e.category, e.label, e.data, meters)
 
 
 class EventPage(msgspec.Struct):
@@ -435,7 +445,7 @@ class UsageStatsOut(msgspec.Struct):
     total_sessions: int
     total_duration_seconds: float
     total_events: int
-    meters: Meters
+    meters: MetersOut
     total_credits_consumed: int
 
     @classmethod
@@ -444,7 +454,7 @@ class UsageStatsOut(msgspec.Struct):
             u.total_sessions,
             u.total_duration_seconds,
             u.total_events,
-            u.meters,
+            meters_out(u.meters),
             u.total_credits_consumed,
         )
 

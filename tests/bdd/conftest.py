@@ -1,11 +1,16 @@
-"""Shared steps: a tenant's real app, and who is who in the story (name -> session)."""
+"""Shared steps and fixtures: a tenant's real app on every backend, who is who in the story
+(name -> session), and the app's clock, which the story moves instead of waiting."""
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pytest_bdd import given
+from dependency_injector import providers
+from pytest_bdd import given, parsers, when
 
 from tests.app_client import Api
+from tests.fakes import FakeClock
 
 
 @pytest.fixture
@@ -14,9 +19,28 @@ def visits() -> dict[str, dict[str, Any]]:
     return {}
 
 
+@pytest.fixture
+def clock(api: Api) -> Iterator[FakeClock]:
+    """The app's clock from the first step that needs it on: "25 minutes pass" is one call.
+    It starts at the real time, so that nothing the story records looks like the far past."""
+    fake = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    api.container.clock.override(providers.Object(fake))
+    yield fake
+    api.container.clock.reset_override()
+
+
 @given("a webinar platform that sends its viewers' visits to sessionmeter")
 def webinar_platform(api: Api) -> Api:
     return api
+
+
+TIME_PASSES = parsers.re(r"(?P<amount>\d+) (?P<unit>seconds|minutes) pass")
+
+
+@given(TIME_PASSES)
+@when(TIME_PASSES)
+def time_passes(clock: FakeClock, amount: str, unit: str) -> None:
+    clock.advance(int(amount) * (60 if unit == "minutes" else 1))
 
 
 @pytest.fixture(autouse=True)

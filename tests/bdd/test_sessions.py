@@ -1,49 +1,47 @@
-"""Steps of features/sessions.feature. Steps are synchronous: pytest-bdd cannot await."""
+"""Steps of features/sessions.feature. Steps are synchronous: pytest-bdd cannot await.
 
-from datetime import UTC, datetime, timedelta
+Time is the app's fake clock: a viewer joins "now", the story moves the clock, and exits and
+heartbeats carry no time of their own, as a browser's do.
+"""
+
+import uuid
 from typing import Any
 
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from tests.app_client import Api
+from tests.fakes import FakeClock
 
 scenarios("sessions.feature")
 
-
-def minutes_after(session: dict[str, Any], minutes: int) -> str:
-    return (datetime.fromisoformat(session["started_at"]) + timedelta(minutes=minutes)).isoformat()
+Visits = dict[str, dict[str, Any]]
 
 
-@given(parsers.parse('viewer "{name}" joined webinar "{webinar}" {minutes:d} minutes ago'))
-def joined(api: Api, visits: dict[str, Any], name: str, webinar: str, minutes: int) -> None:
-    started_at = datetime.now(UTC) - timedelta(minutes=minutes)
-    visits[name] = api.start(
-        resource_id=webinar, subject_id=name, started_at=started_at.isoformat()
-    )
+def visit_path(visits: Visits, name: str, action: str = "") -> str:
+    return f"/v1/sessions/{visits[name]['id']}{action}"
 
 
-@given(
-    parsers.parse('the tab of "{name}" last gave a sign of life {minutes:d} minutes after joining')
-)
-def last_heartbeat(api: Api, visits: dict[str, Any], name: str, minutes: int) -> None:
-    session = visits[name]
-    response = api.client.post(
-        f"/v1/sessions/{session['id']}/heartbeat",
-        json={"at": minutes_after(session, minutes)},
-        headers=api.ingest,
-    )
+def current(api: Api, visits: Visits, name: str) -> dict[str, Any]:
+    response = api.client.get(visit_path(visits, name), headers=api.ingest)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def sign_of_life(api: Api, visits: Visits, name: str) -> None:
+    response = api.client.post(visit_path(visits, name, "/heartbeat"), json={}, headers=api.ingest)
     assert response.status_code == 200, response.text
 
 
-@when(parsers.parse('"{name}" leaves {minutes:d} minutes after joining'))
-def leaves(api: Api, visits: dict[str, Any], name: str, minutes: int) -> None:
-    session = visits[name]
-    response = api.client.post(
-        f"/v1/sessions/{session['id']}/exit",
-        json={"at": minutes_after(session, minutes)},
-        headers=api.ingest,
-    )
+@given(parsers.parse('viewer "{name}" joins webinar "{webinar}"'))
+def joins(api: Api, clock: FakeClock, visits: Visits, name: str, webinar: str) -> None:
+    # Asking for the clock puts the app on it before the visit starts.
+    visits[name] = api.start(resource_id=webinar, subject_id=name)
+
+
+@when(parsers.parse('"{name}" leaves'))
+def leaves(api: Api, visits: Visits, name: str) -> None:
+    response = api.client.post(visit_path(visits, name, "/exit"), json={}, headers=api.ingest)
     assert response.status_code == 200, response.text
 
 
@@ -53,39 +51,33 @@ def exits() -> list[dict[str, Any]]:
     return []
 
 
-@when(parsers.parse('the tab of "{name}" closes and the browser sends the exit as a beacon'))
-def beacon(api: Api, visits: dict[str, Any], exits: list[Any], name: str) -> None:
+@when(
+    parsers.parse(
+        '"{name}" closes the tab after {count:d} chat messages and the browser sends the exit '
+        "as a beacon"
+    )
+)
+def beacon(api: Api, visits: Visits, exits: list[Any], name: str, count: int) -> None:
+    # navigator.sendBeacon can send only text/plain without a CORS preflight.
+    body = f'{{"status": "abandoned", "usage": {{"chat_messages": {count}}}}}'
     response = api.client.post(
-        f"/v1/sessions/{visits[name]['id']}/exit",
-        content=b'{"status": "abandoned"}',
+        visit_path(visits, name, "/exit"),
+        content=body.encode(),
         headers={**api.ingest, "Content-Type": "text/plain;charset=UTF-8"},
     )
+    assert response.status_code == 200, response.text
     exits.append(response.json())
 
 
 @when(parsers.parse('the same exit of "{name}" arrives a second time by fetch'))
-def second_exit(api: Api, visits: dict[str, Any], exits: list[Any], name: str) -> None:
+def second_exit(api: Api, visits: Visits, exits: list[Any], name: str) -> None:
     response = api.client.post(
-        f"/v1/sessions/{visits[name]['id']}/exit", json={"status": "abandoned"}, headers=api.ingest
+        visit_path(visits, name, "/exit"),
+        json={"status": "abandoned", "usage": {"chat_messages": 3}},
+        headers=api.ingest,
     )
+    assert response.status_code == 200, response.text
     exits.append(response.json())
-
-
-@when("the reaper runs")
-def reaper_runs(api: Api) -> None:
-    api.run(api.container.reap_stale_sessions())
-
-
-@then(parsers.parse('the visit of "{name}" is {status}'))
-def visit_status(api: Api, visits: dict[str, Any], name: str, status: str) -> None:
-    session = api.client.get(f"/v1/sessions/{visits[name]['id']}", headers=api.ingest).json()
-    assert session["status"] == status.replace(" ", "_")
-
-
-@then(parsers.parse('the watch time of "{name}" is {seconds:d} seconds'))
-def watch_time(api: Api, visits: dict[str, Any], name: str, seconds: int) -> None:
-    session = api.client.get(f"/v1/sessions/{visits[name]['id']}", headers=api.ingest).json()
-    assert session["duration_seconds"] == seconds
 
 
 @then(parsers.parse('both exits report the same end of the visit of "{name}"'))
@@ -96,6 +88,88 @@ def same_end(exits: list[Any], name: str) -> None:
         second["ended_at"],
         second["duration_seconds"],
     )
+
+
+@then(parsers.parse('the visit of "{name}" counts {count:d} chat messages'))
+def chat_messages(api: Api, visits: Visits, name: str, count: int) -> None:
+    assert current(api, visits, name)["usage"] == {"chat_messages": count}
+
+
+@given(parsers.parse("both tabs send a sign of life every minute for {minutes:d} minutes"))
+def both_alive(api: Api, clock: FakeClock, visits: Visits, minutes: int) -> None:
+    for _ in range(minutes):
+        clock.advance(60)
+        for name in visits:
+            sign_of_life(api, visits, name)
+
+
+@when(
+    parsers.parse(
+        'the tab of "{dead}" dies while "{alive}" keeps watching for another {minutes:d} minutes'
+    )
+)
+def one_dies(
+    api: Api, clock: FakeClock, visits: Visits, dead: str, alive: str, minutes: int
+) -> None:
+    for _ in range(minutes):
+        clock.advance(60)
+        sign_of_life(api, visits, alive)
+
+
+@when("the reaper runs")
+def reaper_runs(api: Api) -> None:
+    api.run(api.container.reap_stale_sessions())
+
+
+@then(parsers.parse('the visit of "{name}" is {status}'))
+def visit_status(api: Api, visits: Visits, name: str, status: str) -> None:
+    assert current(api, visits, name)["status"] == status.replace(" ", "_")
+
+
+@then(parsers.parse('the watch time of "{name}" is {seconds:d} seconds'))
+def watch_time(api: Api, visits: Visits, name: str, seconds: int) -> None:
+    assert current(api, visits, name)["duration_seconds"] == seconds
+
+
+@pytest.fixture
+def starts() -> list[Any]:
+    """The answers to each start of one visit, in order."""
+    return []
+
+
+@given(
+    parsers.parse('viewer "{name}" joins webinar "{webinar}" with a visit id her browser made up')
+)
+def joins_with_id(
+    api: Api, clock: FakeClock, visits: Visits, starts: list[Any], name: str, webinar: str
+) -> None:
+    body = {"id": str(uuid.uuid4()), "kind": "webinar", "resource_id": webinar, "subject_id": name}
+    response = api.client.post("/v1/sessions", json=body, headers=api.ingest)
+    assert response.status_code == 201, response.text
+    visits[name] = response.json()
+    starts.append(response)
+
+
+@when("the answer was lost, so the browser starts the same visit again")
+def start_again(api: Api, visits: Visits, starts: list[Any]) -> None:
+    body = {k: starts[0].json()[k] for k in ("id", "kind", "resource_id", "subject_id")}
+    starts.append(api.client.post("/v1/sessions", json=body, headers=api.ingest))
+
+
+@then("the browser is told about the visit it started first")
+def told_about_first(starts: list[Any]) -> None:
+    first, again = starts
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["started_at"] == first.json()["started_at"]
+
+
+@then(parsers.parse('"{name}" has {count:d} visit of webinar "{webinar}"'))
+def visit_count(api: Api, name: str, count: int, webinar: str) -> None:
+    response = api.client.get(
+        "/v1/sessions", params={"subject_id": name, "resource_id": webinar}, headers=api.ingest
+    )
+    assert len(response.json()["items"]) == count
 
 
 @when(
@@ -135,8 +209,8 @@ def recorded_for_key(attempt: Any, key: str) -> None:
 
 
 @when(parsers.parse('another team looks up the visit of "{name}"'), target_fixture="attempt")
-def other_team_looks(api: Api, visits: dict[str, Any], name: str) -> Any:
-    return api.client.get(f"/v1/sessions/{visits[name]['id']}", headers=api.other_tenant)
+def other_team_looks(api: Api, visits: Visits, name: str) -> Any:
+    return api.client.get(visit_path(visits, name), headers=api.other_tenant)
 
 
 @then("the visit is not found")

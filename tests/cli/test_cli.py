@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from entrypoints.cli.main import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.conftest import run_async
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_a_tenant_name_is_taken_once(url: str) -> None:
     duplicate = sessionmeter(url, "tenants", "create", "acme")
 
     assert duplicate.exit_code == 1
-    assert "acme exists" in duplicate.output and "Traceback" not in duplicate.output
+    assert duplicate.stderr.splitlines() == ["Error: a tenant named acme exists"]
 
 
 def test_a_new_key_is_the_last_line_and_authenticates(url: str) -> None:
@@ -48,8 +50,8 @@ def test_a_new_key_is_the_last_line_and_authenticates(url: str) -> None:
 
     created = sessionmeter(url, "keys", "create", "--tenant", "acme", "--role", "admin")
 
-    assert created.exit_code == 0
-    key = created.output.strip().splitlines()[-1]
+    assert created.exit_code == 0 and created.stderr == ""
+    key = created.stdout.splitlines()[-1]
     container = build_container(Settings(storage_url=url))
     principal = run_async(lambda: container.authenticate()(key))
     assert principal.tenant.name == "acme" and principal.role == "admin"
@@ -58,12 +60,54 @@ def test_a_new_key_is_the_last_line_and_authenticates(url: str) -> None:
 def test_keys_for_an_unknown_tenant_are_refused(url: str) -> None:
     sessionmeter(url, "db", "upgrade")
     refused = sessionmeter(url, "keys", "create", "--tenant", "nobody", "--role", "ingest")
-    assert refused.exit_code == 1 and "no tenant named nobody" in refused.output
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr == "Error: no tenant named nobody\n"
 
 
-def test_an_unknown_storage_scheme_is_a_clear_error(tmp_path: Path) -> None:
-    refused = sessionmeter("mysql://db/x", "db", "upgrade")
-    assert refused.exit_code == 1 and "unsupported scheme" in refused.output
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("serve",), ("sessions", "reap")])
+def test_an_unknown_storage_scheme_is_one_line(command: tuple[str, ...]) -> None:
+    refused = sessionmeter("mysql://db/x", *command)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: configuration: SESSIONMETER_STORAGE_URL: unsupported")
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_help_does_not_need_a_valid_configuration() -> None:
+    shown = sessionmeter("mysql://db/x", "keys", "create", "--help")
+    assert shown.exit_code == 0 and "--role [admin|ingest]" in shown.stdout
+
+
+def test_a_malformed_number_in_the_environment_is_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSIONMETER_REAPER_INTERVAL_SECONDS", "often")
+    refused = sessionmeter(url, "db", "upgrade")
+    assert refused.exit_code == 1 and refused.stderr.startswith("Error: configuration: ")
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_a_database_not_migrated_yet_is_a_storage_error_with_a_hint(url: str) -> None:
+    refused = sessionmeter(url, "tenants", "create", "acme")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: storage error: (sqlite3.OperationalError) no such")
+    assert "sessionmeter db upgrade" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_an_unreachable_database_is_a_storage_error() -> None:
+    refused = sessionmeter(f"postgresql://nobody@127.0.0.1:{free_port()}/x", "db", "upgrade")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: storage error: ") and "Connect call failed" in (
+        refused.stderr
+    )
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_the_version_is_the_package_version() -> None:
+    shown = CliRunner().invoke(cli, ["--version"])
+    assert (
+        shown.exit_code == 0
+        and shown.stdout == f"sessionmeter, version {version('sessionmeter')}\n"
+    )
 
 
 def test_reap_closes_stale_sessions_of_a_tenant(url: str) -> None:
@@ -82,8 +126,10 @@ def test_reap_closes_stale_sessions_of_a_tenant(url: str) -> None:
 
     reaped = sessionmeter(url, "sessions", "reap", "--tenant", "acme")
 
-    assert reaped.exit_code == 0 and "1 stale session(s) closed" in reaped.output
-    assert "0 stale" in sessionmeter(url, "sessions", "reap").output
+    assert reaped.exit_code == 0 and reaped.stdout == "1 stale session(s) closed\n"
+    assert sessionmeter(url, "sessions", "reap").stdout == "0 stale session(s) closed\n"
+    unknown = sessionmeter(url, "sessions", "reap", "--tenant", "nobody")
+    assert unknown.exit_code == 1 and unknown.stderr == "Error: no tenant named nobody\n"
 
 
 def test_credits_are_granted_once_per_key_and_their_balance_shown(url: str) -> None:
@@ -120,9 +166,9 @@ def test_credits_are_granted_once_per_key_and_their_balance_shown(url: str) -> N
     assert more.exit_code == 0
     assert "balance 75 (granted 75, consumed 0)" in shown.output
     refused = sessionmeter(url, "credits", "grant", "dr-kim", "0", "--tenant", "acme")
-    assert refused.exit_code == 1 and "amount" in refused.output
+    assert refused.exit_code == 1 and refused.stderr.startswith("Error: amount")
     unknown = sessionmeter(url, "credits", "balance", "dr-kim", "--tenant", "nobody")
-    assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output
+    assert unknown.exit_code == 1 and unknown.stderr == "Error: no tenant named nobody\n"
 
 
 def test_the_watch_time_report_prints_as_a_table_json_or_csv(url: str) -> None:

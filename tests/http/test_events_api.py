@@ -169,3 +169,15 @@ def test_events_of_unknown_sessions_cannot_be_read(api: Api) -> None:
     for path in ("events", "distribution"):
         response = api.client.get(f"/v1/sessions/{foreign['id']}/{path}", headers=api.ingest)
         assert_error(response, 404, "not_found")
+
+
+def test_tiny_decimals_leave_as_plain_digits(api: Api) -> None:
+    session = api.start()
+
+    ended = api.client.post(
+        f"/v1/sessions/{session['id']}/exit",
+        json={"usage": {"cost_usd": "0.000000001"}},
+        headers=api.ingest,
+    )
+
+    assert ended.json()["usage"] == {"cost_usd": "0.000000001"}

@@ -1,17 +1,21 @@
+"""The Session entity: what a valid start is, what a replay is, how it closes exactly once."""
+
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from domain.errors import Conflict, InvalidInput
-from domain.events import find_gaps
 from domain.session import ChargeState, Exit, Session, SessionRequest, SessionStatus
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
 
 
-def start(**fields: object) -> Session:
+def start(**fields: Any) -> Session:
     request = SessionRequest(
-        **{"kind": "webinar", "resource_id": "w1", "subject_id": "u1", **fields}  # type: ignore[arg-type]
+        **{"kind": "webinar", "resource_id": "w1", "subject_id": "u1", **fields}
     )
     return Session.start("t", "s", request, now=NOW)
 
@@ -20,25 +24,50 @@ def start(**fields: object) -> Session:
     ("fields", "field"),
     [
         ({"kind": "Webinar"}, "kind"),
+        ({"kind": "web inar"}, "kind"),
+        ({"kind": ""}, "kind"),
         ({"kind": "a" * 65}, "kind"),
         ({"resource_id": ""}, "resource_id"),
+        ({"resource_id": "r" * 201}, "resource_id"),
+        ({"resource_id": "w\x001"}, "resource_id"),
+        ({"subject_id": ""}, "subject_id"),
+        ({"subject_id": "u" * 201}, "subject_id"),
         ({"subject_id": None}, "client_key"),
-        ({"started_at": NOW + timedelta(minutes=6)}, "started_at"),
+        ({"subject_id": None, "client_key": ""}, "client_key"),
+        ({"subject_id": None, "client_key": "k" * 201}, "client_key"),
+        ({"started_at": NOW + 5 * MINUTE + timedelta(seconds=1)}, "started_at"),
         ({"started_at": datetime(2026, 11, 24, 12, 0)}, "started_at"),
     ],
+    ids=lambda value: repr(value)[:40],
 )
-def test_a_start_that_breaks_a_rule_names_the_field(fields: dict, field: str) -> None:
+def test_a_start_that_breaks_a_rule_names_the_field(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         start(**fields)
     assert refused.value.field == field
 
 
-def test_a_start_may_come_a_little_ahead_of_our_clock_and_in_any_offset() -> None:
-    ahead = start(started_at=NOW + timedelta(minutes=4))
-    assert ahead.started_at == NOW + timedelta(minutes=4)
+@pytest.mark.parametrize("kind", ["webinar", "mock_exam", "video.call-2", "k" * 64])
+def test_kinds_are_short_lowercase_names(kind: str) -> None:
+    assert start(kind=kind).kind == kind
+
+
+def test_an_anonymous_visitor_is_known_by_its_browser_key() -> None:
+    session = start(subject_id=None, client_key="tab-42")
+    assert session.is_anonymous and session.client_key == "tab-42"
+
+
+def test_a_start_may_come_up_to_5_minutes_ahead_of_our_clock_in_any_offset() -> None:
+    ahead = start(started_at=NOW + 5 * MINUTE)
+    assert ahead.started_at == ahead.last_seen_at == NOW + 5 * MINUTE
     tokyo = start(started_at=datetime(2026, 11, 24, 20, 0, tzinfo=timezone(timedelta(hours=9))))
     assert tokyo.started_at == datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
     assert tokyo.started_at.tzinfo is UTC
+
+
+def test_a_start_without_a_time_starts_now() -> None:
+    session = start()
+    assert session.started_at == session.last_seen_at == NOW
+    assert session.status is SessionStatus.ACTIVE and session.charge_state is ChargeState.NONE
 
 
 def test_attributes_from_the_request_context_yield_to_the_clients() -> None:
@@ -47,49 +76,104 @@ def test_attributes_from_the_request_context_yield_to_the_clients() -> None:
 
 
 def test_a_replay_matches_what_the_client_said_not_what_the_transport_added() -> None:
-    session = start(context={"ip": "1.2.3.4"})
-    assert session.matches(SessionRequest("webinar", "w1", "u1", context={"ip": "5.6.7.8"}))
-    assert not session.matches(SessionRequest("webinar", "w2", "u1"))
-    assert not session.matches(SessionRequest("webinar", "w1", "u1", started_at=NOW - timedelta(1)))
+    session = start(attributes={"app_version": "2.1"}, context={"ip": "1.2.3.4"})
+    assert session.matches(
+        SessionRequest("webinar", "w1", "u1", attributes={"app_version": "2.1"}, context={})
+    )
+    assert session.matches(
+        SessionRequest(
+            "webinar", "w1", "u1", started_at=NOW.astimezone(timezone(timedelta(hours=-5)))
+        )
+    )
 
 
-def test_closing_is_final_and_heartbeats_after_it_conflict() -> None:
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"kind": "practice"},
+        {"resource_id": "w2"},
+        {"subject_id": "u2"},
+        {"subject_id": None, "client_key": "tab-1"},
+        {"started_at": NOW - MINUTE},
+        {"attributes": {"app_version": "2.2"}},
+    ],
+    ids=repr,
+)
+def test_a_request_that_says_something_else_is_not_a_replay(changed: dict[str, Any]) -> None:
+    session = start(attributes={"app_version": "2.1"})
+    fields = {"kind": "webinar", "resource_id": "w1", "subject_id": "u1", **changed}
+    assert not session.matches(SessionRequest(**fields))
+
+
+def test_heartbeats_move_the_last_sign_of_life_forward_never_back() -> None:
     session = start()
-    assert session.close(Exit(at=NOW + timedelta(minutes=3), usage={"seconds": 180}))
+    session.heartbeat(NOW + 7 * MINUTE)
+    session.heartbeat(NOW + 2 * MINUTE)  # a late, out-of-order heartbeat
+    assert session.last_seen_at == NOW + 7 * MINUTE
+
+
+def test_closing_is_final_later_exits_change_nothing_and_heartbeats_conflict() -> None:
+    session = start()
+    assert session.close(Exit(at=NOW + 3 * MINUTE, usage={"seconds": 180}))
     assert session.duration_seconds == 180
     assert session.charge_state is ChargeState.NOT_CHARGED
 
-    assert not session.close(Exit(at=NOW + timedelta(minutes=9), usage={"seconds": 1}))
-    assert session.ended_at == NOW + timedelta(minutes=3) and session.usage == {"seconds": 180}
+    assert not session.close(
+        Exit(at=NOW + 9 * MINUTE, status=SessionStatus.FAILED, usage={"seconds": 1})
+    )
+    assert (session.status, session.ended_at, session.usage) == (
+        SessionStatus.COMPLETED,
+        NOW + 3 * MINUTE,
+        {"seconds": 180},
+    )
     with pytest.raises(Conflict):
-        session.heartbeat(NOW + timedelta(minutes=10))
+        session.heartbeat(NOW + 10 * MINUTE)
 
 
-def test_an_exit_before_the_start_is_refused() -> None:
+def test_an_exit_before_the_start_is_refused_and_leaves_the_session_open() -> None:
     session = start()
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as refused:
         session.close(Exit(at=NOW - timedelta(seconds=1)))
-    assert session.status is SessionStatus.ACTIVE
+    assert refused.value.field == "at"
+    assert session.is_active and session.ended_at is None
+
+
+def test_an_exit_adds_its_usage_to_what_events_reported() -> None:
+    session = start()
+    session.add_usage({"tokens": 100, "cost_usd": Decimal("0.1")})
+    session.close(Exit(at=NOW + MINUTE, usage={"tokens": 20, "cost_usd": Decimal("0.2")}))
+    assert session.usage == {"tokens": 120, "cost_usd": Decimal("0.3")}
+
+
+@pytest.mark.parametrize(
+    ("status", "rated", "subject", "state"),
+    [
+        (SessionStatus.COMPLETED, True, "u1", ChargeState.PENDING),
+        (SessionStatus.ABANDONED, True, "u1", ChargeState.PENDING),
+        (SessionStatus.TIMED_OUT, True, "u1", ChargeState.PENDING),
+        (SessionStatus.CANCELLED, True, "u1", ChargeState.NOT_CHARGED),
+        (SessionStatus.FAILED, True, "u1", ChargeState.NOT_CHARGED),
+        (SessionStatus.COMPLETED, False, "u1", ChargeState.NOT_CHARGED),
+        (SessionStatus.COMPLETED, True, None, ChargeState.NOT_CHARGED),
+    ],
+)
+def test_a_closed_session_awaits_a_charge_only_when_it_is_charged(
+    status: SessionStatus, rated: bool, subject: str | None, state: ChargeState
+) -> None:
+    session = start(subject_id=subject, client_key="tab-1")
+    session.close(Exit(at=NOW, status=status), frozenset({"webinar"} if rated else ()))
+    assert session.charge_state is state
 
 
 def test_the_reaper_ends_a_session_at_its_last_sign_of_life() -> None:
     session = start()
-    session.heartbeat(NOW + timedelta(minutes=7))
-    session.heartbeat(NOW + timedelta(minutes=2))  # late heartbeats never move it back
+    session.heartbeat(NOW + 7 * MINUTE)
     session.close(session.time_out())
     assert session.status is SessionStatus.TIMED_OUT
-    assert session.ended_at == NOW + timedelta(minutes=7)
+    assert session.ended_at == NOW + 7 * MINUTE and session.duration_seconds == 420
 
 
-@pytest.mark.parametrize(
-    ("numbers", "gaps"),
-    [
-        ([], []),
-        ([1, 2, 3], []),
-        ([1, 2, 5], [(3, 4)]),
-        ([3], [(1, 2)]),
-        ([2, 4, 4, 7], [(1, 1), (3, 3), (5, 6)]),
-    ],
-)
-def test_gaps_are_the_missing_numbers_up_to_the_highest(numbers: list[int], gaps: list) -> None:
-    assert find_gaps(numbers) == gaps
+def test_an_exit_time_without_an_offset_is_refused() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        Exit(at=datetime(2026, 11, 24, 12, 0))
+    assert refused.value.field == "at"

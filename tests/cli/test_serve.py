@@ -1,0 +1,72 @@
+"""`sessionmeter serve` up to the moment uvicorn takes over (the e2e test covers the rest)."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from entrypoints.cli import main
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What uvicorn would have been asked, with the environment its workers would inherit."""
+    calls: list[dict[str, Any]] = []
+    # serve writes these for its workers; monkeypatch puts the originals back afterwards.
+    monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
+    monkeypatch.setenv("SESSIONMETER_REAPER_INTERVAL_SECONDS", "30")
+
+    def run(app: str, **options: Any) -> None:
+        calls.append({"app": app, **options, "environ": dict(os.environ)})
+
+    monkeypatch.setattr(main.uvicorn, "run", run)
+    return calls
+
+
+def test_serve_migrates_an_empty_file_then_hands_its_settings_to_the_workers(
+    tmp_path: Path, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    (tmp_path / "fresh.db").touch()
+
+    options = ["--port", "8123", "--workers", "3", "--reaper-interval", "0.5"]
+
+    served = CliRunner().invoke(
+        main.cli, ["--storage-url", url, "serve", *options, "--log-level", "WARNING"]
+    )
+
+    assert served.exit_code == 0, served.output
+    [call] = uvicorn_runs
+    assert call["app"] == "entrypoints.http.app:app_from_env" and call["factory"] is True
+    assert (call["host"], call["port"], call["workers"]) == ("127.0.0.1", 8123, 3)
+    assert call["log_level"] == "warning"
+    assert call["environ"]["SESSIONMETER_STORAGE_URL"] == url
+    assert call["environ"]["SESSIONMETER_REAPER_INTERVAL_SECONDS"] == "0.5"
+    # Migrated before any worker started: the schema is there without `db upgrade`.
+    created = CliRunner().invoke(main.cli, ["--storage-url", url, "tenants", "create", "acme"])
+    assert created.exit_code == 0, created.output
+
+
+def test_memory_storage_is_refused_with_several_workers(
+    uvicorn_runs: list[dict[str, Any]],
+) -> None:
+    refused = CliRunner().invoke(
+        main.cli, ["--storage-url", "memory://", "serve", "--workers", "2"]
+    )
+
+    assert refused.exit_code == 1
+    assert refused.stderr == "Error: memory:// keeps data per process: serve it with one worker\n"
+    assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize(
+    "option", [("--workers", "0"), ("--port", "70000"), ("--log-level", "loud")]
+)
+def test_serve_refuses_impossible_options(
+    option: tuple[str, str], uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    refused = CliRunner().invoke(main.cli, ["--storage-url", "memory://", "serve", *option])
+    assert refused.exit_code == 2 and f"Invalid value for '{option[0]}'" in refused.stderr
+    assert uvicorn_runs == []

@@ -1,0 +1,234 @@
+"""Credits: how a session is priced, grants once per key, a charge once per session, and the
+overdraft policies."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from adapters.memory.storage import MemoryStorage
+from application.get_balance import GetBalance
+from application.grant_credits import GrantCredits, GrantCreditsCommand
+from application.list_alerts import ListAlerts
+from application.list_ledger import ListLedger
+from application.rate_book import RateBook
+from application.record_exit import RecordExit, RecordExitCommand
+from application.set_rate import SetRate
+from domain.credits import EntryKind, MeterRate, Rate, Rounding
+from domain.errors import Conflict, InsufficientCredits, InvalidInput
+from domain.session import ChargeState, Exit, Session, SessionRequest
+from domain.tenants import Tenant
+from tests.fakes import FakeClock
+from tests.unit.conftest import Starter, TenantMaker
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def ended(seconds: float, **usage: int | Decimal) -> Session:
+    session = Session.start("t", "s", SessionRequest("counseling", "room", "u1"), NOW)
+    session.close(Exit(at=NOW + timedelta(seconds=seconds), usage=usage))
+    return session
+
+
+@pytest.mark.parametrize(("rounding", "credits"), [("ceil", 2), ("floor", 1), ("nearest", 2)])
+def test_minutes_are_rounded_as_the_rate_says(rounding: str, credits: int) -> None:
+    rate = Rate("counseling", credits_per_minute=1, rounding=Rounding(rounding))
+    assert rate.price(ended(90)) == credits
+
+
+def test_meters_are_priced_per_unit_and_added_to_the_minutes() -> None:
+    rate = Rate(
+        "counseling",
+        credits_per_minute=2,
+        meter_rates={
+            "tokens": MeterRate(per=Decimal(1000), credits=1),
+            "cost_usd": MeterRate(per=Decimal("0.01"), credits=1),
+        },
+    )
+    session = ended(120, tokens=2500, cost_usd=Decimal("0.1") + Decimal("0.2"))
+    assert rate.price(session) == 2 * 2 + 3 + 30
+
+
+def test_a_free_rate_charges_nothing() -> None:
+    assert Rate("counseling", credits_per_minute=0).price(ended(3600)) == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"kind": "Counseling"}, "kind"),
+        ({"credits_per_minute": -1}, "credits_per_minute"),
+        ({"rounding": "up"}, "rounding"),
+        ({"meter_rates": {"Tokens": MeterRate(Decimal(1), 1)}}, "meter_rates.Tokens"),
+        ({"meter_rates": {"tokens": MeterRate(Decimal(0), 1)}}, "meter_rates.tokens.per"),
+        ({"meter_rates": {"tokens": MeterRate(Decimal(1), -1)}}, "meter_rates.tokens.credits"),
+    ],
+    ids=repr,
+)
+def test_a_rate_that_breaks_a_rule_names_the_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        Rate(**{"kind": "counseling", "credits_per_minute": 1, **fields})
+    assert refused.value.field == field
+
+
+@pytest.fixture
+def grant(storage: MemoryStorage, clock: FakeClock) -> GrantCredits:
+    return GrantCredits(storage.ledger, clock)
+
+
+def grant_of(
+    tenant_id: str, amount: int = 100, key: str = "welcome-u1", **fields: Any
+) -> GrantCreditsCommand:
+    return GrantCreditsCommand(tenant_id, "u1", amount, "welcome", key, **fields)
+
+
+async def test_a_grant_is_recorded_once_per_idempotency_key(
+    grant: GrantCredits, storage: MemoryStorage, tenant: Tenant
+) -> None:
+    first = await grant(grant_of(tenant.id))
+    again = await grant(grant_of(tenant.id))
+
+    assert first.created and not again.created and again.entry == first.entry
+    assert first.entry.kind is EntryKind.GRANT
+    assert (await GetBalance(storage.ledger)(tenant.id, "u1")).balance == 100
+
+
+async def test_a_key_reused_for_another_grant_is_a_conflict(
+    grant: GrantCredits, tenant: Tenant
+) -> None:
+    await grant(grant_of(tenant.id))
+    with pytest.raises(Conflict):
+        await grant(grant_of(tenant.id, amount=200))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"amount": 0}, "amount"),
+        ({"amount": -5}, "amount"),
+        ({"key": ""}, "idempotency_key"),
+        ({"expires_at": datetime(2027, 1, 1)}, "expires_at"),
+    ],
+    ids=repr,
+)
+async def test_a_grant_that_breaks_a_rule_names_the_field(
+    grant: GrantCredits, tenant: Tenant, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await grant(grant_of(tenant.id, **fields))
+    assert refused.value.field == field
+
+
+@pytest.fixture
+async def rated(rate_book: RateBook, tenant: Tenant) -> Rate:
+    return await SetRate(rate_book)(tenant.id, Rate("counseling", credits_per_minute=10))
+
+
+async def test_a_session_is_charged_once_however_often_it_exits(
+    start: Starter,
+    record_exit: RecordExit,
+    grant: GrantCredits,
+    storage: MemoryStorage,
+    clock: FakeClock,
+    tenant: Tenant,
+    rated: Rate,
+) -> None:
+    await grant(grant_of(tenant.id))
+    session = await start(kind="counseling")
+    clock.advance(150)
+
+    first = await record_exit(RecordExitCommand(tenant.id, session.id))
+    again = await record_exit(RecordExitCommand(tenant.id, session.id))
+
+    assert first.session.charge == again.session.charge
+    assert first.session.charge is not None
+    assert (first.session.charge.credits, first.session.charge.balance_after) == (25, 75)
+    ledger = await ListLedger(storage.ledger)(tenant.id, "u1")
+    assert [(e.kind, e.amount, e.session_id) for e in ledger.items] == [
+        (EntryKind.GRANT, 100, None),
+        (EntryKind.CHARGE, -25, session.id),
+    ]
+    balance = await GetBalance(storage.ledger)(tenant.id, "u1")
+    assert (balance.granted, balance.consumed, balance.balance) == (100, 25, 75)
+
+
+@pytest.mark.parametrize("status", ["cancelled", "failed"])
+async def test_cancelled_and_failed_sessions_are_never_charged(
+    start: Starter,
+    record_exit: RecordExit,
+    clock: FakeClock,
+    tenant: Tenant,
+    rated: Rate,
+    status: str,
+) -> None:
+    session = await start(kind="counseling")
+    clock.advance(600)
+    recorded = await record_exit(RecordExitCommand(tenant.id, session.id, status=status))
+    assert recorded.session.charge_state is ChargeState.NOT_CHARGED
+
+
+async def test_a_kind_without_a_rate_is_not_charged(
+    start: Starter, record_exit: RecordExit, clock: FakeClock, tenant: Tenant, rated: Rate
+) -> None:
+    session = await start(kind="webinar")
+    clock.advance(600)
+    recorded = await record_exit(RecordExitCommand(tenant.id, session.id))
+    assert recorded.session.charge_state is ChargeState.NOT_CHARGED
+
+
+async def test_a_soft_overdraft_charges_below_zero_with_a_warning_and_an_alert(
+    start: Starter,
+    record_exit: RecordExit,
+    storage: MemoryStorage,
+    clock: FakeClock,
+    tenant: Tenant,
+    rated: Rate,
+) -> None:
+    session = await start(kind="counseling")
+    clock.advance(60)
+
+    charge = (await record_exit(RecordExitCommand(tenant.id, session.id))).session.charge
+
+    assert charge is not None and (charge.balance_after, charge.warning) == (
+        -10,
+        "negative_balance",
+    )
+    alerts = await ListAlerts(storage.ledger)(tenant.id)
+    assert [(a.kind, a.subject_id, a.session_id) for a in alerts] == [
+        ("negative_balance", "u1", session.id)
+    ]
+
+
+async def test_a_new_rate_applies_to_the_next_exit_at_once(
+    start: Starter, record_exit: RecordExit, rate_book: RateBook, clock: FakeClock, tenant: Tenant
+) -> None:
+    session = await start(kind="counseling")
+    await rate_book.rates(tenant.id)  # remembered: no rate for counseling yet
+    await SetRate(rate_book)(tenant.id, Rate("counseling", credits_per_minute=1))
+    clock.advance(60)
+
+    recorded = await record_exit(RecordExitCommand(tenant.id, session.id))
+
+    assert recorded.session.charge is not None and recorded.session.charge.credits == 1
+
+
+async def test_a_hard_overdraft_refuses_a_rated_start_below_the_minimum(
+    start: Starter,
+    make_tenant: TenantMaker,
+    storage: MemoryStorage,
+    grant: GrantCredits,
+) -> None:
+    strict = await make_tenant("strict", overdraft="hard", min_start_credits=50)
+    await storage.rates.put(strict.id, Rate("counseling", credits_per_minute=10))
+
+    with pytest.raises(InsufficientCredits) as refused:
+        await start(tenant=strict, kind="counseling")
+    assert (refused.value.balance, refused.value.required) == (0, 50)
+
+    await start(tenant=strict, kind="webinar")  # not rated
+    await start(tenant=strict, kind="counseling", subject_id=None, client_key="tab")  # anonymous
+    await grant(grant_of(strict.id, amount=50))
+    await start(tenant=strict, kind="counseling")

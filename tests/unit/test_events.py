@@ -1,0 +1,65 @@
+"""Events: numbered so that retries and losses show, and counted by label for distributions."""
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from domain.errors import InvalidInput
+from domain.events import MAX_SEQUENCE_NO, Distribution, Event, find_gaps
+
+AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "gaps"),
+    [
+        ([], []),
+        ([1, 2, 3], []),
+        ([1, 2, 5], [(3, 4)]),
+        ([3], [(1, 2)]),
+        ([1], []),
+        ([2, 4, 4, 7], [(1, 1), (3, 3), (5, 6)]),
+    ],
+)
+def test_gaps_are_the_missing_numbers_up_to_the_highest(
+    numbers: list[int], gaps: list[tuple[int, int]]
+) -> None:
+    assert find_gaps(numbers) == gaps
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"sequence_no": 0}, "sequence_no"),
+        ({"sequence_no": MAX_SEQUENCE_NO + 1}, "sequence_no"),
+        ({"type": ""}, "type"),
+        ({"label": "x" * 65}, "label"),
+        ({"category": "a\x00b"}, "category"),
+        ({"at": datetime(2026, 11, 24, 12, 0)}, "at"),
+        ({"meters": {"photos": -1}}, "meters.photos"),
+    ],
+    ids=repr,
+)
+def test_an_event_that_breaks_a_rule_names_the_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        Event(**{"session_id": "s", "sequence_no": 1, "type": "tap", "at": AT, **fields})
+    assert refused.value.field == field
+
+
+def test_an_event_time_is_kept_in_utc() -> None:
+    event = Event("s", 1, "tap", datetime(2026, 11, 24, 21, 0, tzinfo=timezone(timedelta(hours=9))))
+    assert event.at == AT and event.at.tzinfo is UTC
+
+
+def test_percentages_are_shares_of_the_counted_events() -> None:
+    distribution = Distribution(total=20, counts={"red": 1, "yellow": 4, "green": 15})
+    assert distribution.percentages == {"red": 5.0, "yellow": 20.0, "green": 75.0}
+
+
+def test_percentages_are_rounded_to_two_places() -> None:
+    assert Distribution(3, {"a": 1, "b": 2}).percentages == {"a": 33.33, "b": 66.67}
+
+
+def test_nothing_counted_has_no_percentages() -> None:
+    assert Distribution(0, {}).percentages == {}

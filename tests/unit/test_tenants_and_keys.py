@@ -1,0 +1,176 @@
+"""CreateTenant, CreateApiKey, Authenticate, UpdateSettings and CheckHealth: who may act for
+which tenant, with which settings, and whether the service can serve at all."""
+
+from typing import Any
+
+import pytest
+
+from adapters.memory.health import MemoryHealth
+from adapters.memory.storage import MemoryStorage
+from application.authenticate import CACHE_TTL, Authenticate
+from application.check_health import CheckHealth
+from application.create_api_key import CreateApiKey
+from application.create_tenant import CreateTenant
+from application.update_settings import UpdateSettings
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from domain.tenants import KEY_PREFIX, Role, Tenant, hash_secret
+from tests.fakes import FakeClock, UnreachableStorage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def create_key(storage: MemoryStorage, clock: FakeClock) -> CreateApiKey:
+    return CreateApiKey(storage.tenants, storage.api_keys, clock)
+
+
+@pytest.fixture
+def authenticate(storage: MemoryStorage, clock: FakeClock) -> Authenticate:
+    return Authenticate(storage.api_keys, storage.tenants, clock)
+
+
+async def test_a_tenant_name_is_taken_once(
+    storage: MemoryStorage, clock: FakeClock, tenant: Tenant
+) -> None:
+    with pytest.raises(Conflict):
+        await CreateTenant(storage.tenants, clock)("acme")
+    assert await storage.tenants.all() == [tenant]
+
+
+@pytest.mark.parametrize("name", ["", "-acme", "a b", "a" * 65])
+async def test_a_tenant_name_is_a_short_plain_name(
+    storage: MemoryStorage, clock: FakeClock, name: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await CreateTenant(storage.tenants, clock)(name)
+    assert refused.value.field == "name"
+
+
+async def test_a_new_tenant_starts_with_the_default_settings(tenant: Tenant) -> None:
+    assert tenant.settings.idle_timeout_seconds == 300
+    assert tenant.settings.max_batch_events == 100
+
+
+async def test_only_the_hash_of_a_key_is_kept(
+    create_key: CreateApiKey, storage: MemoryStorage, tenant: Tenant
+) -> None:
+    key, secret = await create_key("acme", "ingest")
+    assert secret.startswith(KEY_PREFIX) and secret not in key.secret_hash
+    assert await storage.api_keys.get_by_hash(hash_secret(secret)) == key
+
+
+async def test_a_key_needs_a_known_tenant_and_role(
+    create_key: CreateApiKey, tenant: Tenant
+) -> None:
+    with pytest.raises(NotFound):
+        await create_key("nobody", Role.ADMIN)
+    with pytest.raises(InvalidInput) as refused:
+        await create_key("acme", "owner")
+    assert refused.value.field == "role"
+
+
+async def test_a_key_acts_for_its_tenant_with_its_role(
+    create_key: CreateApiKey, authenticate: Authenticate, tenant: Tenant
+) -> None:
+    _, secret = await create_key("acme", Role.INGEST)
+    principal = await authenticate(secret)
+    assert (principal.tenant, principal.role) == (tenant, Role.INGEST)
+
+
+@pytest.mark.parametrize("secret", [None, "", "sm_unknown", KEY_PREFIX])
+async def test_a_missing_or_unknown_key_is_unauthorized(
+    authenticate: Authenticate, tenant: Tenant, secret: str | None
+) -> None:
+    with pytest.raises(Unauthorized):
+        await authenticate(secret)
+
+
+@pytest.mark.parametrize(
+    ("role", "needed", "allowed"),
+    [
+        (Role.INGEST, Role.INGEST, True),
+        (Role.INGEST, Role.ADMIN, False),
+        (Role.ADMIN, Role.ADMIN, True),
+        (Role.ADMIN, Role.INGEST, True),  # an admin may do everything in its tenant
+    ],
+)
+async def test_a_role_allows_its_own_work_and_admin_allows_all(
+    create_key: CreateApiKey,
+    authenticate: Authenticate,
+    tenant: Tenant,
+    role: Role,
+    needed: Role,
+    allowed: bool,
+) -> None:
+    _, secret = await create_key("acme", role)
+    principal = await authenticate(secret)
+    assert role.allows(needed) is allowed
+    if allowed:
+        assert principal.require(needed) is principal
+    else:
+        with pytest.raises(Forbidden):
+            principal.require(needed)
+
+
+async def test_a_key_is_remembered_until_the_cache_expires(
+    create_key: CreateApiKey,
+    authenticate: Authenticate,
+    storage: MemoryStorage,
+    clock: FakeClock,
+    tenant: Tenant,
+) -> None:
+    _, secret = await create_key("acme", Role.INGEST)
+    principal = await authenticate(secret)
+    storage.api_keys._store.api_keys.clear()  # the key is revoked behind the cache's back
+
+    clock.advance(CACHE_TTL.total_seconds() - 1)
+    assert await authenticate(secret) == principal
+    clock.advance(1)
+    with pytest.raises(Unauthorized):
+        await authenticate(secret)
+
+
+async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name(
+    create_key: CreateApiKey,
+    authenticate: Authenticate,
+    storage: MemoryStorage,
+    tenant: Tenant,
+) -> None:
+    _, secret = await create_key("acme", Role.ADMIN)
+    before = (await authenticate(secret)).tenant
+
+    updated = await UpdateSettings(storage.tenants, authenticate)(
+        before, {"idle_timeout_seconds": 60}
+    )
+
+    assert updated.settings.idle_timeout_seconds == 60
+    assert updated.settings.max_batch_events == before.settings.max_batch_events
+    assert (await authenticate(secret)).tenant.settings.idle_timeout_seconds == 60
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"idle_timeout_seconds": 9}, "idle_timeout_seconds"),
+        ({"max_batch_events": 0}, "max_batch_events"),
+        ({"max_batch_events": 1001}, "max_batch_events"),
+        ({"overdraft": "maybe"}, "overdraft"),
+        ({"min_start_credits": -1}, "min_start_credits"),
+    ],
+)
+async def test_settings_out_of_bounds_are_refused(
+    storage: MemoryStorage,
+    authenticate: Authenticate,
+    tenant: Tenant,
+    changes: dict[str, Any],
+    field: str,
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await UpdateSettings(storage.tenants, authenticate)(tenant, changes)
+    assert refused.value.field == field
+    assert (await storage.tenants.get(tenant.id)) == tenant
+
+
+async def test_the_service_is_healthy_when_its_storage_answers() -> None:
+    assert await CheckHealth(MemoryHealth())() is True
+    assert await CheckHealth(UnreachableStorage())() is False

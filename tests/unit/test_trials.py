@@ -1,0 +1,220 @@
+"""Plans, subscriptions, trials and quotas: what a subject may start and register."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.memory.storage import MemoryStorage
+from application.get_limits import GetLimits
+from application.get_trial_status import GetTrialStatus
+from application.plan_of_subject import PlanOfSubject
+from application.register_resource import RegisterResource
+from application.set_plan import SetPlan
+from application.subscribe import Subscribe
+from domain.errors import InvalidInput
+from domain.plans import (
+    Plan,
+    PlanLimits,
+    QuotaExceeded,
+    Subscription,
+    TrialExhausted,
+    month_of,
+)
+from domain.tenants import Tenant
+from tests.fakes import FakeClock
+from tests.unit.conftest import Starter, TenantMaker
+
+pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+FREE = Plan(
+    "free",
+    default=True,
+    limits=PlanLimits(
+        sessions_per_resource=2, session_kinds=frozenset({"practice"}), resources_per_month=1
+    ),
+)
+PASS = Plan("pass", unlimited=True)
+
+
+def test_a_plan_limits_only_the_kinds_it_names() -> None:
+    assert FREE.session_limit("practice") == 2
+    assert FREE.session_limit("webinar") is None
+    assert PASS.session_limit("practice") is None and PASS.resource_limit() is None
+
+
+@pytest.mark.parametrize(
+    ("at", "month"),
+    [
+        (datetime(2026, 11, 24, 12, tzinfo=UTC), (datetime(2026, 11, 1, tzinfo=UTC), 12)),
+        (datetime(2026, 12, 31, 23, 59, tzinfo=UTC), (datetime(2026, 12, 1, tzinfo=UTC), 1)),
+    ],
+)
+def test_a_calendar_month_runs_to_the_first_of_the_next(
+    at: datetime, month: tuple[datetime, int]
+) -> None:
+    start, following = month_of(at)
+    assert start == month[0] and following.month == month[1] and following.day == 1
+
+
+def test_a_subscription_is_active_from_its_start_until_before_its_end() -> None:
+    ends = datetime(2027, 3, 1, tzinfo=UTC)
+    subscription = Subscription("u1", "pass", ends, starts_at=ends - timedelta(days=30))
+    assert subscription.active_at(ends - timedelta(seconds=1))
+    assert not subscription.active_at(ends)
+    assert not subscription.active_at(ends - timedelta(days=31))
+    with pytest.raises(InvalidInput):
+        Subscription("u1", "pass", ends, starts_at=ends)
+
+
+@pytest.fixture
+async def plans(storage: MemoryStorage, tenant: Tenant) -> None:
+    for plan in (FREE, PASS):
+        await SetPlan(storage.plans)(tenant.id, plan)
+
+
+@pytest.fixture
+def plan_of_subject(storage: MemoryStorage) -> PlanOfSubject:
+    return PlanOfSubject(storage.plans, storage.subscriptions)
+
+
+@pytest.fixture
+def trial_status(
+    storage: MemoryStorage, plan_of_subject: PlanOfSubject, clock: FakeClock
+) -> GetTrialStatus:
+    return GetTrialStatus(plan_of_subject, storage.sessions, clock)
+
+
+@pytest.fixture
+def subscribe(storage: MemoryStorage) -> Subscribe:
+    return Subscribe(storage.plans, storage.subscriptions)
+
+
+async def test_the_trial_ends_after_its_sessions_with_the_status_and_where_to_upgrade(
+    start: Starter, make_tenant: TenantMaker, storage: MemoryStorage
+) -> None:
+    shop = await make_tenant("shop", upgrade_url="https://example.com/upgrade")
+    await SetPlan(storage.plans)(shop.id, FREE)
+    for _ in range(2):
+        await start(tenant=shop, kind="practice", resource_id="set-1")
+
+    with pytest.raises(TrialExhausted) as refused:
+        await start(tenant=shop, kind="practice", resource_id="set-1")
+
+    status = refused.value.status
+    assert (status.sessions_used, status.sessions_remaining, status.requires_upgrade) == (
+        2,
+        0,
+        True,
+    )
+    assert refused.value.upgrade_url == "https://example.com/upgrade"
+
+
+@pytest.mark.usefixtures("plans")
+async def test_the_trial_counts_per_resource_and_kind_and_at_the_start(
+    start: Starter, trial_status: GetTrialStatus, tenant: Tenant
+) -> None:
+    await start(kind="practice", resource_id="set-1")  # still running, yet it counts
+
+    status = await trial_status(tenant.id, "u1", "set-1")
+
+    assert (status.is_free_trial, status.sessions_used, status.sessions_remaining) == (True, 1, 1)
+    assert status.can_start_session
+    await start(kind="practice", resource_id="set-1")
+    # Other resources, other kinds and other subjects count apart: none of these is refused.
+    await start(kind="practice", resource_id="set-2")
+    await start(kind="webinar", resource_id="set-1")
+    await start(kind="practice", resource_id="set-1", subject_id="u2")
+
+
+@pytest.mark.usefixtures("plans")
+async def test_a_subscriber_is_unlimited_until_the_subscription_ends(
+    start: Starter, subscribe: Subscribe, clock: FakeClock, tenant: Tenant
+) -> None:
+    await subscribe(tenant.id, Subscription("u1", "pass", clock.now() + timedelta(days=30)))
+    for _ in range(3):
+        await start(kind="practice", resource_id="set-1")
+
+    clock.advance(30 * DAY)  # the exam is over: back on the free plan, whose slots are used
+
+    with pytest.raises(TrialExhausted):
+        await start(kind="practice", resource_id="set-1")
+
+
+@pytest.mark.usefixtures("plans")
+async def test_a_subscription_needs_a_known_plan_and_an_end_with_an_offset(
+    subscribe: Subscribe, tenant: Tenant
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await subscribe(tenant.id, Subscription("u1", "gold", datetime(2027, 1, 1, tzinfo=UTC)))
+    assert refused.value.field == "plan_id"
+    with pytest.raises(InvalidInput) as refused:
+        await subscribe(tenant.id, Subscription("u1", "pass", datetime(2027, 1, 1)))
+    assert refused.value.field == "ends_at"
+
+
+async def test_a_tenant_without_plans_limits_nothing(
+    start: Starter, trial_status: GetTrialStatus, tenant: Tenant
+) -> None:
+    for _ in range(5):
+        await start(kind="practice", resource_id="set-1")
+    status = await trial_status(tenant.id, "u1", "set-1")
+    assert (status.is_free_trial, status.sessions_remaining) == (False, None)
+
+
+@pytest.fixture
+def register(
+    storage: MemoryStorage, plan_of_subject: PlanOfSubject, clock: FakeClock
+) -> RegisterResource:
+    return RegisterResource(storage.resources, plan_of_subject, clock)
+
+
+@pytest.mark.usefixtures("plans")
+async def test_resources_are_limited_per_calendar_month_and_a_replay_is_free(
+    register: RegisterResource,
+    storage: MemoryStorage,
+    plan_of_subject: PlanOfSubject,
+    clock: FakeClock,
+    tenant: Tenant,
+) -> None:
+    limits = GetLimits(plan_of_subject, storage.resources, clock)
+    assert await register(tenant.id, "u1", "pdf-1", "practice") is True
+    assert await register(tenant.id, "u1", "pdf-1", "practice") is False
+
+    with pytest.raises(QuotaExceeded) as refused:
+        await register(tenant.id, "u1", "pdf-2", "practice")
+    assert (refused.value.limit, refused.value.used) == (1, 1)
+    now = await limits(tenant.id, "u1")
+    assert (now.plan_id, now.resources_this_month, now.can_register_resource) == ("free", 1, False)
+
+    clock.advance(7 * DAY)  # 1 December
+    assert await register(tenant.id, "u1", "pdf-2", "practice") is True
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "kind", "field"),
+    [("", "practice", "resource_id"), ("pdf-1", "Practice", "kind")],
+)
+async def test_a_resource_needs_an_id_and_a_kind(
+    register: RegisterResource, tenant: Tenant, resource_id: str, kind: str, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await register(tenant.id, "u1", resource_id, kind)
+    assert refused.value.field == field
+
+
+@pytest.mark.usefixtures("plans")
+async def test_limits_show_the_subscription_and_its_end(
+    subscribe: Subscribe,
+    storage: MemoryStorage,
+    plan_of_subject: PlanOfSubject,
+    clock: FakeClock,
+    tenant: Tenant,
+) -> None:
+    ends = clock.now() + timedelta(days=30)
+    await subscribe(tenant.id, Subscription("u1", "pass", ends))
+
+    limits = await GetLimits(plan_of_subject, storage.resources, clock)(tenant.id, "u1")
+
+    assert (limits.plan_id, limits.unlimited, limits.subscription_ends_at) == ("pass", True, ends)
+    assert limits.sessions_per_resource is None and limits.can_register_resource
