@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from domain.clock import as_utc
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
 from domain.plans import Plan, SessionLimit, Subscription
@@ -213,6 +214,11 @@ class Window:
 
     start: datetime | None = None
     end: datetime | None = None
+
+    @classmethod
+    def between(cls, start: datetime | None, end: datetime | None) -> "Window":
+        """The window a client asked for with `from` and `to`, both with an offset."""
+        return cls(start and as_utc("from", start), end and as_utc("to", end))
 
 
 class Reports(Protocol):

@@ -2,8 +2,7 @@
 
 from datetime import datetime
 
-from application.ports import Reports
-from application.report_watch_time import window
+from application.ports import Reports, Window
 from domain.reports import ResourceActivity
 
 
@@ -18,4 +17,4 @@ class ReportResources:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[ResourceActivity]:
-        return await self._reports.resources(tenant_id, kind, window(start, end))
+        return await self._reports.resources(tenant_id, kind, Window.between(start, end))

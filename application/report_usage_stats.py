@@ -2,8 +2,7 @@
 
 from datetime import datetime
 
-from application.ports import Reports
-from application.report_watch_time import window
+from application.ports import Reports, Window
 from domain.reports import UsageStats
 
 
@@ -18,4 +17,4 @@ class ReportUsageStats:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> UsageStats:
-        return await self._reports.usage_stats(tenant_id, subject_id, window(start, end))
+        return await self._reports.usage_stats(tenant_id, subject_id, Window.between(start, end))

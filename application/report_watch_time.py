@@ -3,13 +3,8 @@
 from datetime import datetime
 
 from application.ports import Reports, Window
-from domain.clock import as_utc
 from domain.reports import WatchTime
 from domain.text import check_text
-
-
-def window(start: datetime | None, end: datetime | None) -> Window:
-    return Window(start and as_utc("from", start), end and as_utc("to", end))
 
 
 class ReportWatchTime:
@@ -24,4 +19,4 @@ class ReportWatchTime:
         end: datetime | None = None,
     ) -> list[WatchTime]:
         check_text("resource_id", resource_id, 200)
-        return await self._reports.watch_time(tenant_id, resource_id, window(start, end))
+        return await self._reports.watch_time(tenant_id, resource_id, Window.between(start, end))
