@@ -5,11 +5,12 @@
 Loads the sessions straight into PostgreSQL (COPY), each viewer visiting several times with some
 visits overlapping (two tabs), then times GET /v1/reports/watch-time through a real server:
 the database merges the overlaps and sums; the answer carries one row per viewer. Prints the
-median and worst of 7 runs, in ms (target: under 500 ms).
+median and worst of 15 runs, in ms (target: under 500 ms).
 """
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import time
@@ -17,10 +18,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
-from harness import service
+from harness import http_client, service
 
 RESOURCE = "launch-day"
+RUNS = 15
 
 
 async def load(dsn: str, tenant_name: str, sessions: int, viewers: int) -> None:
@@ -69,7 +70,10 @@ async def load(dsn: str, tenant_name: str, sessions: int, viewers: int) -> None:
                 "charge_state",
             ],
         )
-        await conn.execute("VACUUM ANALYZE sessions")  # as autovacuum leaves a live database
+        # As autovacuum leaves a live database. The test server commits asynchronously, and
+        # VACUUM marks no page all-visible until the COPY's commit is on disk: CHECKPOINT first.
+        await conn.execute("CHECKPOINT")
+        await conn.execute("VACUUM ANALYZE sessions")
     finally:
         await conn.close()
 
@@ -84,15 +88,7 @@ def main() -> None:
         svc.cli("tenants", "create", "bench")
         admin = svc.cli("keys", "create", "--tenant", "bench", "--role", "admin")
         asyncio.run(load(svc.postgres_url, "bench", args.sessions, args.viewers))
-        timings = []
-        with httpx.Client(base_url=svc.base, headers={"X-API-Key": admin}, timeout=120) as http:
-            for _ in range(8):
-                started = time.perf_counter()
-                response = http.get("/v1/reports/watch-time", params={"resource_id": RESOURCE})
-                timings.append((time.perf_counter() - started) * 1000)
-                response.raise_for_status()
-        rows = len(response.json()["items"])
-
+        timings, rows = asyncio.run(report(svc.base, admin, RUNS + 1))
     timings = timings[1:]  # the first run warms the caches
     print(
         f"watch-time report, {args.sessions:,} sessions from {args.viewers:,} viewers "
@@ -100,8 +96,21 @@ def main() -> None:
     )
     print(
         f"  median {statistics.median(timings):.0f} ms, worst {max(timings):.0f} ms "
-        "of 7 runs (target: under 500 ms)"
+        f"of {RUNS} runs (target: under 500 ms)"
     )
+
+
+async def report(base: str, key: str, runs: int) -> tuple[list[float], int]:
+    """Milliseconds per report, each until its last byte has arrived; and its row count."""
+    timings = []
+    async with http_client(base, key, clients=1) as http:
+        for _ in range(runs):
+            started = time.perf_counter()
+            async with http.get("/v1/reports/watch-time", params={"resource_id": RESOURCE}) as got:
+                body = await got.read()
+            timings.append((time.perf_counter() - started) * 1000)
+            assert got.status == 200, body[:500]
+    return timings, len(json.loads(body)["items"])
 
 
 if __name__ == "__main__":

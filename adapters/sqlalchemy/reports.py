@@ -3,7 +3,19 @@
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select, union_all
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
@@ -19,19 +31,34 @@ class SqlReports:
         self._engine = single_statement(engine)
         self._sqlite = engine.dialect.name == "sqlite"
 
-    def _seconds(self, start: Any, end: Any) -> Any:
-        """end - start in seconds, in the dialect's own arithmetic."""
+    def _span(self, start: Any, end: Any) -> Any:
+        """end - start, as the dialect sums it cheaply: an interval on PostgreSQL (turned into
+        seconds once per group by `_seconds`, not per row), seconds on SQLite."""
         if self._sqlite:
             return (func.julianday(end) - func.julianday(start)) * 86400.0
-        # Double precision, not numeric: thousands of Decimals would cost more than the query.
-        return cast(func.extract("epoch", end - start), Float)
+        return end - start
+
+    def _seconds(self, spans: Any) -> Any:
+        """A sum of spans in seconds, as a double: Decimals would cost more than the query."""
+        if self._sqlite:
+            return spans
+        return func.date_part(literal_column("'epoch'"), spans, type_=Float)
 
     async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+        # In start order, a visit adds to the time watched only what reaches past the furthest
+        # end of the subject's earlier visits (`reach`): overlapping tabs count once. The window
+        # orders by the stored columns so that ix_sessions_resource_viewers feeds it unsorted.
+        reach = func.max(sessions.c.ended_at).over(
+            partition_by=sessions.c.subject_id,
+            order_by=(sessions.c.started_at, sessions.c.ended_at),
+            rows=(None, -1),
+        )
         visits = (
             select(
                 sessions.c.subject_id.label("subject"),
                 sessions.c.started_at.label("s"),
                 sessions.c.ended_at.label("e"),
+                reach.label("reach"),
             )
             .where(
                 sessions.c.tenant_id == tenant_id,
@@ -42,33 +69,23 @@ class SqlReports:
             )
             .subquery("visits")
         )
-        # In start order, a visit adds to the time watched only what reaches past the furthest
-        # end of the subject's earlier visits (`reach`): overlapping tabs count once.
-        reach = func.max(visits.c.e).over(
-            partition_by=visits.c.subject, order_by=(visits.c.s, visits.c.e), rows=(None, -1)
-        )
-        reached = select(visits.c.subject, visits.c.s, visits.c.e, reach.label("reach")).subquery()
-        s, e, r = reached.c.s, reached.c.e, reached.c.reach
-        added = case(
-            (or_(r.is_(None), s >= r), self._seconds(s, e)),
-            (e > r, self._seconds(r, e)),
-            else_=0,
-        )
+        s, e, r = visits.c.s, visits.c.e, visits.c.reach
+        added = case((or_(r.is_(None), s >= r), self._span(s, e)), (e > r, self._span(r, e)))
         query = (
             select(
-                reached.c.subject,
+                visits.c.subject,
                 func.count().label("visits"),
-                func.sum(self._seconds(s, e)).label("total_seconds"),
-                func.sum(added).label("unique_seconds"),
+                self._seconds(func.sum(self._span(s, e))).label("total_seconds"),
+                self._seconds(func.sum(added)).label("unique_seconds"),
             )
-            .group_by(reached.c.subject)
-            .order_by(reached.c.subject)
+            .group_by(visits.c.subject)
+            .order_by(visits.c.subject)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            WatchTime(r.subject, int(r.visits), _secs(r.total_seconds), _secs(r.unique_seconds))
-            for r in rows
+            WatchTime(subject, visit_count, _secs(total), _secs(unique))
+            for subject, visit_count, total, unique in rows
         ]
 
     async def resources(
@@ -84,8 +101,8 @@ class SqlReports:
                 func.count().label("sessions"),
                 func.count(sessions.c.subject_id.distinct()).label("subjects"),
                 func.count(sessions.c.ended_at).label("exited"),
-                func.sum(
-                    case((exited, self._seconds(sessions.c.started_at, sessions.c.ended_at)))
+                self._seconds(
+                    func.sum(case((exited, self._span(sessions.c.started_at, sessions.c.ended_at))))
                 ).label("seconds"),
                 func.sum(case((sessions.c.status == SessionStatus.ACTIVE, 1), else_=0)).label(
                     "active"
@@ -145,7 +162,7 @@ class SqlReports:
         ]
         totals = select(
             func.count(),
-            func.sum(self._seconds(sessions.c.started_at, sessions.c.ended_at)),
+            self._seconds(func.sum(self._span(sessions.c.started_at, sessions.c.ended_at))),
             func.coalesce(func.sum(sessions.c.event_count), 0),
             func.coalesce(func.sum(sessions.c.charge_credits), 0),
         ).where(*mine)

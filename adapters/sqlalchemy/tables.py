@@ -87,8 +87,8 @@ sessions = Table(
     Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
     Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
-    Index("ix_sessions_subject_resource", "tenant_id", "subject_id", "resource_id", "kind"),
-    # Watch time reads a resource's sessions viewer by viewer, in start order, without sorting.
+    # Watch time reads a resource's sessions viewer by viewer, in start order, without sorting;
+    # trial limits count a subject's sessions on a resource with it too.
     Index(
         "ix_sessions_resource_viewers",
         "tenant_id",
