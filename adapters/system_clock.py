@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
+from domain.clock import to_the_millisecond
+
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return to_the_millisecond(datetime.now(UTC))

@@ -1,4 +1,5 @@
-"""Time rules shared by every entity: aware UTC instants, bounded client clock skew."""
+"""Time rules shared by every entity: aware UTC instants to the millisecond, bounded client clock
+skew."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,10 +9,16 @@ from domain.errors import InvalidInput
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
+def to_the_millisecond(at: datetime) -> datetime:
+    """Instants are kept to the millisecond: MongoDB's dates hold no more, and every store must
+    give the same answers (a tenant moved between stores keeps its figures)."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
 def as_utc(field: str, at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput(field, "timestamp must carry a UTC offset")
-    return at.astimezone(UTC)
+    return to_the_millisecond(at.astimezone(UTC))
 
 
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:

@@ -7,7 +7,7 @@ from typing import Any
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
 
-T0 = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=UTC)
+T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)  # instants are kept to the ms
 
 
 def at(minutes: float) -> datetime:

@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from domain.clock import to_the_millisecond
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -61,7 +62,7 @@ def test_an_anonymous_visitor_needs_a_browser_key(api: Api) -> None:
 
 def test_heartbeats_move_last_seen_forward(api: Api) -> None:
     session = api.start()
-    later = datetime.now(UTC) + timedelta(seconds=30)
+    later = to_the_millisecond(datetime.now(UTC) + timedelta(seconds=30))
 
     beat = api.client.post(
         f"/v1/sessions/{session['id']}/heartbeat", json={"at": iso(later)}, headers=api.ingest
