@@ -4,13 +4,13 @@ Each event carries a sequence number unique within its session: a number seen tw
 retry (stored once), a number never seen is a gap.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.clock import as_utc
 from domain.errors import InvalidInput
-from domain.session import JSONObject
+from domain.session import JSONObject, SessionStatus
 from domain.text import check_text
 from domain.usage import Usage, validate_usage
 
@@ -58,6 +58,33 @@ class BatchOutcome:
     @property
     def failed(self) -> int:
         return len(self.rejections)
+
+
+@dataclass
+class SortedBatch:
+    """A batch sorted by the state of its sessions, before anything is stored."""
+
+    rejections: list[EventRejection] = field(default_factory=list)  # unknown sessions
+    new: list[tuple[int, Event]] = field(default_factory=list)  # first of each number, to insert
+    ended: list[tuple[int, Event]] = field(default_factory=list)  # duplicates, or refused
+
+
+def sort_batch(batch: Iterable[tuple[int, Event]], status: Mapping[str, str]) -> SortedBatch:
+    """Sort (position, event) pairs by their session's status (absent: no such session). Of a
+    number repeated within the batch only the first is new; an event of an ended session is a
+    duplicate if it was stored before the end, else refused (the store knows which)."""
+    sorted_batch = SortedBatch()
+    first_of: dict[tuple[str, int], tuple[int, Event]] = {}
+    for index, event in batch:
+        state = status.get(event.session_id)
+        if state is None:
+            sorted_batch.rejections.append(EventRejection(index, "session_not_found"))
+        elif state != SessionStatus.ACTIVE:
+            sorted_batch.ended.append((index, event))
+        else:
+            first_of.setdefault((event.session_id, event.sequence_no), (index, event))
+    sorted_batch.new = list(first_of.values())
+    return sorted_batch
 
 
 @dataclass(frozen=True)

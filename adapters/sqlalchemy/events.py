@@ -9,8 +9,7 @@ from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.tables import events, sessions
-from domain.events import BatchOutcome, Distribution, Event, EventRejection
-from domain.session import SessionStatus
+from domain.events import BatchOutcome, Distribution, Event, EventRejection, sort_batch
 from domain.usage import Usage
 from domain.usage import add_usage as sum_usage
 
@@ -23,22 +22,14 @@ class SqlEventLog:
     async def append(self, tenant_id: str, batch: Sequence[tuple[int, Event]]) -> BatchOutcome:
         async with self._engine.begin() as conn:
             status = await self._lock_sessions(conn, tenant_id, {e.session_id for _, e in batch})
-            rejections: list[EventRejection] = []
-            first_of: dict[tuple[str, int], tuple[int, Event]] = {}
-            ended: list[tuple[int, Event]] = []
-            for index, event in batch:
-                state = status.get(event.session_id)
-                if state is None:
-                    rejections.append(EventRejection(index, "session_not_found"))
-                elif state != SessionStatus.ACTIVE:
-                    ended.append((index, event))
-                else:
-                    first_of.setdefault((event.session_id, event.sequence_no), (index, event))
-            inserted = await self._insert(conn, tenant_id, [e for _, e in first_of.values()])
-            stored_before_end = await self._stored(conn, tenant_id, [e for _, e in ended])
-            rejections += [
+            sorted_batch = sort_batch(batch, status)
+            inserted = await self._insert(conn, tenant_id, [e for _, e in sorted_batch.new])
+            stored_before_end = await self._stored(
+                conn, tenant_id, [e for _, e in sorted_batch.ended]
+            )
+            rejections = sorted_batch.rejections + [
                 EventRejection(i, "session_ended")
-                for i, e in ended
+                for i, e in sorted_batch.ended
                 if (e.session_id, e.sequence_no) not in stored_before_end
             ]
             await self._count(conn, tenant_id, inserted)
