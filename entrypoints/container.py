@@ -7,6 +7,7 @@ repositories of whichever family was chosen and never know which one it is.
 from dependency_injector import containers, providers
 
 from adapters.memory.storage import MemoryStorage
+from adapters.mongodb.storage import MongoStorage
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.system_clock import SystemClock
 from application.authenticate import Authenticate
@@ -51,6 +52,7 @@ class Container(containers.DeclarativeContainer):
         config.storage.family,
         memory=providers.Singleton(MemoryStorage),
         sqlalchemy=providers.Singleton(SqlAlchemyStorage, url=config.storage.url),
+        mongodb=providers.Singleton(MongoStorage, url=config.storage.url),
     )
     sessions = storage.provided.sessions
     events = storage.provided.events

@@ -11,6 +11,7 @@ FAMILIES = {
     "sqlite": "sqlalchemy",
     "postgresql": "sqlalchemy",
     "postgres": "sqlalchemy",
+    "mongodb": "mongodb",  # mongodb+srv:// too
 }
 
 

@@ -1,8 +1,10 @@
-"""Backends every storage-facing test runs against: memory, SQLite and a real PostgreSQL server.
+"""Backends every storage-facing test runs against: memory, SQLite, a real PostgreSQL server and a
+MongoDB wire-protocol server.
 
 `storage_url` gives each test a clean, migrated database of one family; `storage` is the storage
-object on it. PostgreSQL runs once per test run (tests/servers.py); each test gets its own database
-cloned from a migrated template, which is faster than migrating and isolates concurrent writers.
+object on it. The servers run once per test run (tests/servers.py). Each PostgreSQL test gets its
+own database cloned from a migrated template, which is faster than migrating and isolates
+concurrent writers; each MongoDB test gets its own database with its indexes created.
 """
 
 import asyncio
@@ -15,11 +17,12 @@ from typing import Any, TypeVar
 import pytest
 
 from adapters.memory.storage import MemoryStorage
+from adapters.mongodb.storage import MongoStorage, connect
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from tests.app_client import Api, serve_app
-from tests.servers import PostgresServer
+from tests.servers import MongoServer, PostgresServer
 
-BACKENDS = ["memory", "sqlite", "postgresql"]
+BACKENDS = ["memory", "sqlite", "postgresql", "mongodb"]
 TEMPLATE = "sessionmeter_template"
 T = TypeVar("T")
 _databases = itertools.count()
@@ -45,8 +48,17 @@ def _database_url(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+def open_storage(url: str) -> Any:
+    """The storage object of the family that serves `url`."""
+    if url == "memory://":
+        return MemoryStorage()
+    if url.startswith("mongodb"):
+        return MongoStorage(url)
+    return SqlAlchemyStorage(url)
+
+
 async def _migrate(url: str) -> None:
-    storage = SqlAlchemyStorage(url)
+    storage = open_storage(url)
     try:
         await storage.migrate()
     finally:
@@ -63,6 +75,20 @@ def postgres_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def mongodb_server() -> Iterator[MongoServer]:
+    with MongoServer() as server:
+        yield server
+
+
+async def _drop_database(url: str) -> None:
+    client = connect(url)
+    try:
+        await client.drop_database(client.get_default_database())
+    finally:
+        await client.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "memory":
@@ -71,6 +97,12 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         url = f"sqlite:///{tmp_path}/sessionmeter.db"
         run_async(lambda: _migrate(url))
         yield url
+    elif request.param == "mongodb":
+        mongodb: MongoServer = request.getfixturevalue("mongodb_server")
+        url = mongodb.database_url(f"test_{next(_databases)}")
+        run_async(lambda: _migrate(url))
+        yield url
+        run_async(lambda: _drop_database(url))
     else:
         server = request.getfixturevalue("postgres_url")
         name = f"test_{next(_databases)}"
@@ -81,12 +113,10 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 
 @pytest.fixture
 async def storage(storage_url: str) -> AsyncIterator[Any]:
-    if storage_url == "memory://":
-        yield MemoryStorage()
-        return
-    sql = SqlAlchemyStorage(storage_url)
-    yield sql
-    await sql.close()
+    opened = open_storage(storage_url)
+    yield opened
+    if storage_url != "memory://":
+        await opened.close()
 
 
 @pytest.fixture

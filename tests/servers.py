@@ -3,13 +3,19 @@
 PostgreSQL 15's initdb and pg_ctl come from the PATH or `pg_config --bindir`. initdb refuses to run
 as root, so as root the server runs as the `postgres` user. Set SESSIONMETER_TEST_POSTGRES_URL to
 use a server of your own instead.
+
+MongoDB: no mongod installs on these machines, so the tests run SecantusDB's Python server (the
+MongoDB wire protocol over TCP, WiredTiger storage, in memory). Set SESSIONMETER_TEST_MONGODB_URI
+to run the same tests against a real MongoDB 6+ instead.
 """
 
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -107,6 +113,78 @@ class PostgresServer:
             raise RuntimeError(f"{args[-1]} failed: {done.stderr or done.stdout}\n{tail}")
 
     def __enter__(self) -> "PostgresServer":
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MongoServer:
+    def __init__(self) -> None:
+        self.url = os.environ.get("SESSIONMETER_TEST_MONGODB_URI", "")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "MongoServer":
+        if self.url:
+            return self
+        port = free_port()
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                ":memory:",
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                error = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"the MongoDB test server exited: {error[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            self.stop()
+            raise RuntimeError("the MongoDB test server did not listen within 60 s")
+        self.url = f"mongodb://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def database_url(self, name: str) -> str:
+        """The server's URL naming a database of its own (options, if any, kept)."""
+        base, _, options = self.url.partition("?")
+        host = base.split("://", 1)[1].split("/", 1)[0]
+        scheme = base.split("://", 1)[0]
+        return f"{scheme}://{host}/{name}" + (f"?{options}" if options else "")
+
+    def __enter__(self) -> "MongoServer":
         return self.start()
 
     def __exit__(

@@ -1,0 +1,50 @@
+"""What domain values look like in documents, both ways.
+
+Meter names may contain dots (`video.seconds`), which MongoDB reads as paths, so in documents a
+dot is written as a colon (a character meter names never contain). Integer quantities are stored
+as integers and decimals as Decimal128, so that `$inc` and `$sum` stay exact and an integer meter
+that receives a decimal becomes a decimal, as in the domain.
+"""
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from bson.decimal128 import Decimal128
+
+from domain.usage import Quantity, Usage, normalize
+
+Document = dict[str, Any]
+
+
+def meter_field(meter: str) -> str:
+    return meter.replace(".", ":")
+
+
+def meter_name(field: str) -> str:
+    return field.replace(":", ".")
+
+
+def to_bson(quantity: Quantity) -> int | Decimal128:
+    return quantity if isinstance(quantity, int) else Decimal128(quantity)
+
+
+def from_bson(value: int | Decimal128 | Decimal) -> Quantity:
+    if isinstance(value, Decimal128):
+        return normalize(value.to_decimal())
+    if isinstance(value, Decimal):
+        return normalize(value)
+    return int(value)
+
+
+def usage_to_document(usage: Mapping[str, Quantity]) -> Document:
+    return {meter_field(m): to_bson(q) for m, q in usage.items()}
+
+
+def usage_from_document(document: Mapping[str, Any] | None) -> Usage:
+    return {meter_name(f): from_bson(q) for f, q in (document or {}).items()}
+
+
+def increments(prefix: str, usage: Mapping[str, Quantity]) -> Document:
+    """An `$inc` adding `usage` to the usage document at `prefix`."""
+    return {f"{prefix}.{meter_field(m)}": to_bson(q) for m, q in usage.items()}

@@ -1,0 +1,165 @@
+"""Every collection and its indexes: the unique ones carry the guarantees of the ports.
+
+Without multi-document transactions (many deployments are standalone servers), each race-free
+step of the ports is a single-document write that a unique index or a guarded
+`find_one_and_update` decides:
+
+- sessions (tenant_id, id): one session per id, whatever the number of concurrent starts.
+- sessions (tenant_id, subject_id, resource_id, slot.group, slot.n): a session started under a
+  trial limit takes a numbered slot; two starts cannot take the same slot, so of N concurrent
+  starts for the last one exactly one is stored.
+- events (tenant_id, session_id, sequence_no): an event is stored once.
+- ledger (tenant_id, idempotency_key) and (tenant_id, session_id): a grant per key, a charge per
+  session.
+- subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
+
+`sessionmeter db upgrade` creates them all; creating an index that exists is a no-op. Every key
+is ascending: MongoDB walks an index backwards for newest-first reads, and the test server
+(SecantusDB 0.7) drops the equal bound of a range ($gte) on a descending key.
+"""
+
+from pymongo import ASCENDING, IndexModel
+
+
+def _exists(field: str) -> dict[str, dict[str, dict[str, bool]]]:
+    return {"partialFilterExpression": {field: {"$exists": True}}}
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "tenants": [
+        IndexModel([("id", ASCENDING)], unique=True, name="ux_tenants_id"),
+        IndexModel([("name", ASCENDING)], unique=True, name="ux_tenants_name"),
+    ],
+    "api_keys": [
+        IndexModel([("secret_hash", ASCENDING)], unique=True, name="ux_api_keys_secret"),
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], name="ix_api_keys_tenant"),
+    ],
+    "sessions": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_sessions"),
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("subject_id", ASCENDING),
+                ("resource_id", ASCENDING),
+                ("slot.group", ASCENDING),
+                ("slot.n", ASCENDING),
+            ],
+            unique=True,
+            name="ux_sessions_trial_slot",
+            **_exists("slot"),
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("started_at", ASCENDING), ("id", ASCENDING)],
+            name="ix_sessions_started",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("status", ASCENDING), ("last_seen_at", ASCENDING)],
+            name="ix_sessions_idle",
+        ),
+        # Watch time reads a resource's sessions viewer by viewer in start order; trial limits
+        # count a subject's sessions on a resource with it too.
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("resource_id", ASCENDING),
+                ("subject_id", ASCENDING),
+                ("started_at", ASCENDING),
+            ],
+            name="ix_sessions_resource_viewers",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("started_at", ASCENDING)],
+            name="ix_sessions_subject",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("kind", ASCENDING), ("started_at", ASCENDING)],
+            name="ix_sessions_kind",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("charge_state", ASCENDING)],
+            name="ix_sessions_charge_state",
+        ),
+    ],
+    "events": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("session_id", ASCENDING), ("sequence_no", ASCENDING)],
+            unique=True,
+            name="ux_events",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("batch", ASCENDING)],
+            name="ix_events_uncounted",
+            **_exists("batch"),
+        ),
+    ],
+    "rates": [
+        IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING)], unique=True, name="ux_rates"),
+    ],
+    "ledger": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            unique=True,
+            name="ux_ledger_idempotency_key",
+            **_exists("idempotency_key"),
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("session_id", ASCENDING)],
+            unique=True,
+            name="ux_ledger_session",
+            **_exists("session_id"),
+        ),
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("subject_id", ASCENDING),
+                ("created_at", ASCENDING),
+                ("id", ASCENDING),
+            ],
+            name="ix_ledger_subject",
+        ),
+    ],
+    "alerts": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("session_id", ASCENDING), ("kind", ASCENDING)],
+            unique=True,
+            name="ux_alerts_session",
+            **_exists("session_id"),
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
+            name="ix_alerts_created",
+        ),
+    ],
+    "plans": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_plans"),
+    ],
+    "subscriptions": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
+            unique=True,
+            name="ux_subscriptions",
+        ),
+    ],
+    "subject_resources": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("resource_id", ASCENDING)],
+            unique=True,
+            name="ux_subject_resources",
+        ),
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("subject_id", ASCENDING),
+                ("slot.month", ASCENDING),
+                ("slot.n", ASCENDING),
+            ],
+            unique=True,
+            name="ux_subject_resources_monthly_slot",
+            **_exists("slot"),
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("registered_at", ASCENDING)],
+            name="ix_subject_resources_month",
+        ),
+    ],
+}

@@ -1,0 +1,123 @@
+"""Plans, subscriptions and resource registrations in MongoDB.
+
+A registration under a monthly quota takes a numbered slot of its month that a unique index keeps
+to one registration (see indexes.py): counting and inserting need no transaction.
+"""
+
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from adapters.mongodb.documents import Document
+from domain.plans import Plan, PlanLimits, QuotaExceeded, Subscription, month_of
+
+
+class MongoPlanRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._plans = db["plans"]
+
+    async def put(self, tenant_id: str, plan: Plan) -> None:
+        await self._plans.replace_one(
+            {"tenant_id": tenant_id, "id": plan.id},
+            {
+                "tenant_id": tenant_id,
+                "id": plan.id,
+                "default": plan.default,
+                "unlimited": plan.unlimited,
+                "limits": {
+                    "sessions_per_resource": plan.limits.sessions_per_resource,
+                    "session_kinds": sorted(plan.limits.session_kinds),
+                    "resources_per_month": plan.limits.resources_per_month,
+                },
+            },
+            upsert=True,
+        )
+        if plan.default:
+            await self._plans.update_many(
+                {"tenant_id": tenant_id, "id": {"$ne": plan.id}}, {"$set": {"default": False}}
+            )
+
+    async def all(self, tenant_id: str) -> list[Plan]:
+        cursor = self._plans.find({"tenant_id": tenant_id}, sort=[("id", 1)])
+        return [
+            Plan(
+                d["id"],
+                d["default"],
+                d["unlimited"],
+                PlanLimits(
+                    d["limits"]["sessions_per_resource"],
+                    frozenset(d["limits"]["session_kinds"]),
+                    d["limits"]["resources_per_month"],
+                ),
+            )
+            async for d in cursor
+        ]
+
+
+class MongoSubscriptionRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._subscriptions = db["subscriptions"]
+
+    async def put(self, tenant_id: str, subscription: Subscription) -> None:
+        await self._subscriptions.replace_one(
+            {"tenant_id": tenant_id, "subject_id": subscription.subject_id},
+            {
+                "tenant_id": tenant_id,
+                "subject_id": subscription.subject_id,
+                "plan_id": subscription.plan_id,
+                "starts_at": subscription.starts_at,
+                "ends_at": subscription.ends_at,
+            },
+            upsert=True,
+        )
+
+    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
+        found = await self._subscriptions.find_one(
+            {"tenant_id": tenant_id, "subject_id": subject_id}
+        )
+        if found is None:
+            return None
+        return Subscription(subject_id, found["plan_id"], found["ends_at"], found["starts_at"])
+
+
+class MongoResourceRegistry:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._registrations = db["subject_resources"]
+
+    async def register(
+        self,
+        tenant_id: str,
+        subject_id: str,
+        resource_id: str,
+        kind: str,
+        at: datetime,
+        monthly_limit: int | None,
+    ) -> bool:
+        key = {"tenant_id": tenant_id, "subject_id": subject_id, "resource_id": resource_id}
+        registration = {**key, "kind": kind, "registered_at": at}
+        while True:
+            if await self._registrations.find_one(key, {"_id": 1}) is not None:
+                return False
+            if monthly_limit is not None:
+                used = await self.count_in_month(tenant_id, subject_id, at)
+                if used >= monthly_limit:
+                    raise QuotaExceeded(monthly_limit, used)
+                registration["slot"] = {"month": month_of(at)[0].strftime("%Y-%m"), "n": used}
+            try:
+                await self._registrations.insert_one(dict(registration))
+                return True
+            except DuplicateKeyError:
+                # The resource was registered meanwhile, or another registration took slot
+                # `used`: look again (each retry follows someone else's success).
+                continue
+
+    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
+        start, end = month_of(at)
+        return await self._registrations.count_documents(
+            {
+                "tenant_id": tenant_id,
+                "subject_id": subject_id,
+                "registered_at": {"$gte": start, "$lt": end},
+            }
+        )

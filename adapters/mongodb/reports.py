@@ -1,0 +1,203 @@
+"""Reports computed by aggregation pipelines on the server: nothing is loaded per session.
+
+Date differences come out of MongoDB in milliseconds. A real mongod groups no input into no
+document at all, so every figure has its default for an empty result.
+"""
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.documents import Document, from_bson, meter_name
+from application.ports import Window
+from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.session import SessionStatus
+
+Pipeline = list[Document]
+EXITED = {"$ne": ["$ended_at", None]}
+DURATION_MS = {"$subtract": ["$ended_at", "$started_at"]}
+
+
+class MongoReports:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._sessions = db["sessions"]
+
+    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+        # In start order, a visit adds to the time watched only what reaches past the furthest
+        # end of the subject's earlier visits (`reach`): overlapping tabs count once.
+        rows = await self._run(
+            [
+                _match(
+                    tenant_id,
+                    window,
+                    resource_id=resource_id,
+                    subject_id={"$ne": None},
+                    ended_at={"$ne": None},
+                ),
+                {
+                    "$setWindowFields": {
+                        "partitionBy": "$subject_id",
+                        "sortBy": {"started_at": 1, "ended_at": 1},
+                        "output": {
+                            "reach": {
+                                "$max": "$ended_at",
+                                "window": {"documents": ["unbounded", -1]},
+                            }
+                        },
+                    }
+                },
+                {
+                    "$group": {
+                        "_id": "$subject_id",
+                        "visits": {"$sum": 1},
+                        "total_ms": {"$sum": DURATION_MS},
+                        "unique_ms": {"$sum": {"$max": [0, _past("$reach")]}},
+                    }
+                },
+                {"$sort": {"_id": 1}},
+            ]
+        )
+        return [
+            WatchTime(r["_id"], r["visits"], _seconds(r["total_ms"]), _seconds(r["unique_ms"]))
+            for r in rows
+        ]
+
+    async def resources(
+        self, tenant_id: str, kind: str | None, window: Window
+    ) -> list[ResourceActivity]:
+        chosen = _match(tenant_id, window, **({} if kind is None else {"kind": kind}))
+        totals = await self._run(
+            [
+                chosen,
+                {
+                    "$group": {
+                        "_id": "$resource_id",
+                        "sessions": {"$sum": 1},
+                        "subjects": {"$addToSet": "$subject_id"},
+                        "exited": {"$sum": {"$cond": [EXITED, 1, 0]}},
+                        "exited_ms": {"$sum": {"$cond": [EXITED, DURATION_MS, 0]}},
+                        "active": {
+                            "$sum": {"$cond": [{"$eq": ["$status", SessionStatus.ACTIVE]}, 1, 0]}
+                        },
+                    }
+                },
+                {
+                    "$project": {
+                        "sessions": 1,
+                        "exited": 1,
+                        "exited_ms": 1,
+                        "active": 1,
+                        # Anonymous sessions are not viewers.
+                        "subjects": {"$size": {"$setDifference": ["$subjects", [None]]}},
+                    }
+                },
+                {"$sort": {"_id": 1}},
+            ]
+        )
+        peaks = {r["_id"]: r["peak"] for r in await self._run([chosen, *_PEAK_CONCURRENCY])}
+        return [
+            ResourceActivity(
+                r["_id"],
+                r["sessions"],
+                r["subjects"],
+                r["exited"],
+                _seconds(r["exited_ms"]),
+                r["active"],
+                peaks.get(r["_id"], 0),
+            )
+            for r in totals
+        ]
+
+    async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
+        mine = _match(tenant_id, window, subject_id=subject_id)
+        totals = await self._run(
+            [
+                mine,
+                {
+                    "$group": {
+                        "_id": None,
+                        "sessions": {"$sum": 1},
+                        "ms": {"$sum": {"$cond": [EXITED, DURATION_MS, 0]}},
+                        "events": {"$sum": "$event_count"},
+                        "credits": {"$sum": {"$ifNull": ["$charge.credits", 0]}},
+                    }
+                },
+            ]
+        )
+        meters = await self._run(
+            [
+                mine,
+                {"$project": {"usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
+                {"$unwind": "$usage"},
+                # Decimal128 sums stay exact; integers summed stay integers.
+                {"$group": {"_id": "$usage.k", "sum": {"$sum": "$usage.v"}}},
+            ]
+        )
+        total = totals[0] if totals else {"sessions": 0, "ms": 0, "events": 0, "credits": 0}
+        return UsageStats(
+            total_sessions=total["sessions"],
+            total_duration_seconds=_seconds(total["ms"]),
+            total_events=total["events"],
+            total_credits_consumed=total["credits"],
+            meters={meter_name(m["_id"]): from_bson(m["sum"]) for m in meters},
+        )
+
+    async def active(self, tenant_id: str, resource_id: str | None) -> int:
+        query: Document = {"tenant_id": tenant_id, "status": SessionStatus.ACTIVE.value}
+        if resource_id is not None:
+            query["resource_id"] = resource_id
+        return await self._sessions.count_documents(query)
+
+    async def _run(self, pipeline: Pipeline) -> list[Document]:
+        return await (await self._sessions.aggregate(pipeline)).to_list(None)
+
+
+# Concurrency per resource: +1 at each start, -1 at each end; the running sum's maximum is the
+# peak. Ends sort before starts at the same instant: one leaving as another enters do not overlap.
+_PEAK_CONCURRENCY: Pipeline = [
+    {
+        "$project": {
+            "resource_id": 1,
+            "points": {
+                "$concatArrays": [
+                    [{"t": "$started_at", "step": 1}],
+                    {"$cond": [EXITED, [{"t": "$ended_at", "step": -1}], []]},
+                ]
+            },
+        }
+    },
+    {"$unwind": "$points"},
+    {
+        "$setWindowFields": {
+            "partitionBy": "$resource_id",
+            "sortBy": {"points.t": 1, "points.step": 1},
+            "output": {
+                "open": {"$sum": "$points.step", "window": {"documents": ["unbounded", "current"]}}
+            },
+        }
+    },
+    {"$group": {"_id": "$resource_id", "peak": {"$max": "$open"}}},
+]
+
+
+def _match(tenant_id: str, window: Window, **fields: Any) -> Document:
+    query: Document = {"tenant_id": tenant_id, **fields}
+    started: Document = {}
+    if window.start is not None:
+        started["$gte"] = window.start
+    if window.end is not None:
+        started["$lt"] = window.end
+    if started:
+        query["started_at"] = started
+    return {"$match": query}
+
+
+def _past(reach: str) -> Document:
+    """What a visit reaches past `reach` (all of it when there is no earlier visit)."""
+    return {
+        "$subtract": ["$ended_at", {"$max": ["$started_at", {"$ifNull": [reach, "$started_at"]}]}]
+    }
+
+
+def _seconds(milliseconds: int | float | None) -> float:
+    return (milliseconds or 0) / 1000

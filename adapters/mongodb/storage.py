@@ -1,0 +1,53 @@
+"""The `mongodb://` storage family: every repository over one pymongo async client."""
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.credits import MongoCreditLedger, MongoRateRepository
+from adapters.mongodb.documents import Document
+from adapters.mongodb.events import MongoEventLog
+from adapters.mongodb.health import MongoHealth
+from adapters.mongodb.indexes import INDEXES
+from adapters.mongodb.plans import (
+    MongoPlanRepository,
+    MongoResourceRegistry,
+    MongoSubscriptionRepository,
+)
+from adapters.mongodb.reports import MongoReports
+from adapters.mongodb.sessions import MongoSessionRepository
+from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
+
+DEFAULT_DATABASE = "sessionmeter"
+
+
+def connect(url: str) -> AsyncMongoClient[Document]:
+    # tz_aware: datetimes come back in UTC with their offset, as the domain requires.
+    return AsyncMongoClient(url, tz_aware=True, connect=False)
+
+
+class MongoStorage:
+    """The database named in the URL (default `sessionmeter`). Constructing does no I/O."""
+
+    def __init__(self, url: str) -> None:
+        self.client = connect(url)
+        db: AsyncDatabase[Document] = self.client.get_default_database(DEFAULT_DATABASE)
+        self.db = db
+        self.sessions = MongoSessionRepository(db)
+        self.events = MongoEventLog(db)
+        self.tenants = MongoTenantRepository(db)
+        self.api_keys = MongoApiKeyRepository(db)
+        self.rates = MongoRateRepository(db)
+        self.ledger = MongoCreditLedger(db)
+        self.plans = MongoPlanRepository(db)
+        self.subscriptions = MongoSubscriptionRepository(db)
+        self.resources = MongoResourceRegistry(db)
+        self.reports = MongoReports(db)
+        self.health = MongoHealth(db)
+
+    async def migrate(self) -> None:
+        """Create every collection's indexes; safe to run again and from several processes."""
+        for collection, indexes in INDEXES.items():
+            await self.db[collection].create_indexes(indexes)
+
+    async def close(self) -> None:
+        await self.client.close()

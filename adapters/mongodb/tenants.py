@@ -1,0 +1,83 @@
+from dataclasses import asdict
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from adapters.mongodb.documents import Document
+from domain.errors import Conflict, NotFound
+from domain.tenants import ApiKey, Role, Tenant, TenantSettings
+
+
+class MongoTenantRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._tenants = db["tenants"]
+
+    async def add(self, tenant: Tenant) -> None:
+        try:
+            await self._tenants.insert_one(_to_document(tenant))
+        except DuplicateKeyError:
+            raise Conflict(f"a tenant named {tenant.name} exists") from None
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        found = await self._tenants.find_one({"id": tenant_id})
+        return None if found is None else _from_document(found)
+
+    async def get_by_name(self, name: str) -> Tenant | None:
+        found = await self._tenants.find_one({"name": name})
+        return None if found is None else _from_document(found)
+
+    async def all(self) -> list[Tenant]:
+        return [_from_document(d) async for d in self._tenants.find(sort=[("name", 1)])]
+
+    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
+        updated = await self._tenants.find_one_and_update(
+            {"id": tenant_id},
+            {"$set": {"settings": asdict(settings)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        return _from_document(updated)
+
+
+class MongoApiKeyRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._keys = db["api_keys"]
+
+    async def add(self, key: ApiKey) -> None:
+        await self._keys.insert_one(
+            {
+                "id": key.id,
+                "tenant_id": key.tenant_id,
+                "role": key.role.value,
+                "secret_hash": key.secret_hash,
+                "created_at": key.created_at,
+            }
+        )
+
+    async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
+        found = await self._keys.find_one({"secret_hash": secret_hash})
+        if found is None:
+            return None
+        return ApiKey(
+            found["id"], found["tenant_id"], Role(found["role"]), secret_hash, found["created_at"]
+        )
+
+
+def _to_document(tenant: Tenant) -> Document:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "created_at": tenant.created_at,
+        "settings": asdict(tenant.settings),
+    }
+
+
+def _from_document(document: Document) -> Tenant:
+    return Tenant(
+        document["id"],
+        document["name"],
+        document["created_at"],
+        TenantSettings(**document["settings"]),
+    )

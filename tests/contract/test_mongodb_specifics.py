@@ -1,0 +1,124 @@
+"""What only the MongoDB family has to prove: without transactions, an append that dies between
+storing its events and counting them loses nothing and counts nothing twice; indexes are created
+idempotently."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import adapters.mongodb.events
+from adapters.mongodb import event_counting
+from adapters.mongodb.indexes import INDEXES
+from adapters.mongodb.storage import MongoStorage
+from domain.events import Event
+from domain.session import Exit
+from domain.tenants import Tenant
+from tests.contract.builders import add_tenant, at, stored_session
+from tests.servers import MongoServer
+
+pytestmark = pytest.mark.anyio
+on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
+
+
+@pytest.fixture
+async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
+    storage = MongoStorage(storage_url)
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+async def tenant(mongodb: MongoStorage) -> Tenant:
+    return await add_tenant(mongodb)
+
+
+@pytest.fixture
+def dying_append(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next append dies after its events are stored, before they are counted; its marks
+    count as stale at once (instead of after STALE_AFTER)."""
+    real = event_counting.count_batch
+    calls = 0
+
+    async def dies_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("the process died")
+        return await real(*args)
+
+    monkeypatch.setattr(adapters.mongodb.events, "count_batch", dies_once)
+    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
+
+
+@pytest.fixture
+async def after_a_dead_append(mongodb: MongoStorage, tenant: Tenant, dying_append: None) -> str:
+    """A session whose batch of three events was stored by an append that then died."""
+    session = await stored_session(mongodb, tenant)
+    with pytest.raises(ConnectionError):
+        await mongodb.events.append(tenant.id, _batch(session.id))
+    return session.id
+
+
+def _batch(session_id: str) -> list[tuple[int, Event]]:
+    return [
+        (i, Event(session_id, i + 1, "tick", at(1), meters={"tokens": 10, "cost": Decimal("0.1")}))
+        for i in range(3)
+    ]
+
+
+@on_mongodb
+async def test_a_retried_batch_counts_what_a_dead_append_stored_exactly_once(
+    mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
+) -> None:
+    first = await mongodb.events.append(tenant.id, _batch(after_a_dead_append))
+    again = await mongodb.events.append(tenant.id, _batch(after_a_dead_append))
+
+    assert (first.inserted, first.duplicates) == (0, 3)
+    assert (again.inserted, again.duplicates) == (0, 3)
+    stored = await mongodb.sessions.get(tenant.id, after_a_dead_append)
+    assert stored is not None
+    assert stored.usage == {"tokens": 30, "cost": Decimal("0.3")}
+    assert (stored.event_count, stored.max_sequence_no) == (3, 3)
+
+
+@on_mongodb
+async def test_closing_counts_what_a_dead_append_stored_before_the_session_ends(
+    mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
+) -> None:
+    closed, _ = await mongodb.sessions.close(
+        tenant.id, after_a_dead_append, Exit(at(5), usage={"tokens": 1})
+    )
+
+    assert closed.usage == {"tokens": 31, "cost": Decimal("0.3")}
+    assert closed.event_count == 3
+
+
+@on_mongodb
+async def test_the_reaper_counts_what_a_dead_append_stored_before_timing_sessions_out(
+    mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
+) -> None:
+    (timed_out,) = await mongodb.sessions.time_out_idle(tenant.id, at(60), 10)
+
+    assert timed_out.usage == {"tokens": 30, "cost": Decimal("0.3")}
+
+
+@on_mongodb
+async def test_creating_the_indexes_again_changes_nothing(mongodb: MongoStorage) -> None:
+    await mongodb.migrate()
+    await mongodb.migrate()
+
+    for collection, indexes in INDEXES.items():
+        names = {i["name"] async for i in await mongodb.db[collection].list_indexes()}
+        assert {i.document["name"] for i in indexes} <= names
+
+
+def test_a_database_of_its_own_keeps_the_servers_options() -> None:
+    server = MongoServer()
+    server.url = "mongodb://user:secret@db1:27017,db2:27017/admin?replicaSet=rs0"
+
+    assert server.database_url("test_1") == (
+        "mongodb://user:secret@db1:27017,db2:27017/test_1?replicaSet=rs0"
+    )
