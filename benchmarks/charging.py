@@ -1,8 +1,8 @@
 """What charging costs: session start+exit with a rate, next to the same lifecycle without one.
 
-    .venv/bin/python benchmarks/charging.py [--seconds 10] [--clients 32]
+    .venv/bin/python benchmarks/charging.py [--seconds 10] [--clients 32] [--storage mongodb]
 
-Through a real server on PostgreSQL, --clients concurrent clients each start and end sessions
+Through a real server on PostgreSQL (or the MongoDB test server), --clients concurrent clients each start and end sessions
 as their own subject for --seconds: first of a kind with no rate (nothing is charged), then of a
 kind priced at 2 credits a minute (every exit writes a ledger entry under the session's lock).
 Prints both rates and the cost multiplier of charging (target: at most 1.5x).
@@ -11,16 +11,17 @@ Prints both rates and the cost multiplier of charging (target: at most 1.5x).
 import argparse
 import asyncio
 
-from harness import http_client, lifecycles, service
+from harness import STORAGES, http_client, lifecycles, service
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--storage", choices=STORAGES, default="postgresql")
     args = parser.parse_args()
 
-    with service() as svc:
+    with service(storage=args.storage) as svc:
         svc.cli("tenants", "create", "bench")
         admin = svc.cli("keys", "create", "--tenant", "bench", "--role", "admin")
         for i in range(args.clients):
@@ -29,7 +30,7 @@ def main() -> None:
         plain = asyncio.run(lifecycles(svc.base, admin, args.seconds, args.clients, "webinar"))
         charged = asyncio.run(lifecycles(svc.base, admin, args.seconds, args.clients, "counseling"))
 
-    print(f"start+exit pairs/s, {args.clients} clients, PostgreSQL, {args.seconds:.0f} s each:")
+    print(f"start+exit pairs/s, {args.clients} clients, {args.storage}, {args.seconds:.0f} s each:")
     print(f"  (b) no rate (plain lifecycle): {plain:.0f}")
     print(f"  (a) charged at every exit:     {charged:.0f}")
     print(f"  charging costs {plain / charged:.2f}x the plain lifecycle (target <= 1.5x)")

@@ -1,5 +1,6 @@
-"""What every benchmark needs: a throwaway PostgreSQL, a real `sessionmeter serve` on it, the
-operator CLI, a timed load loop, and the server's memory."""
+"""What every benchmark needs: a throwaway database server (PostgreSQL, or the MongoDB test
+server), a real `sessionmeter serve` on it, the operator CLI, a timed load loop, and the server's
+memory."""
 
 import asyncio
 import os
@@ -18,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import PostgresServer, free_port  # noqa: E402
+from tests.servers import MongoServer, PostgresServer, free_port  # noqa: E402
 
 SESSIONMETER = Path(sys.executable).parent / "sessionmeter"
 
@@ -112,7 +113,7 @@ def peak_rss_while(pid: int, work: Awaitable[dict[str, float]]) -> Awaitable[dic
 
 @dataclass
 class Service:
-    postgres_url: str
+    storage_url: str
     base: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
@@ -121,11 +122,25 @@ class Service:
         return cli(self.env, *args)
 
 
+STORAGES = ("postgresql", "mongodb")
+
+
 @contextmanager
-def service(workers: int = 1) -> Iterator[Service]:
-    """PostgreSQL and `sessionmeter serve` on it, healthy, and both gone afterwards."""
-    with PostgresServer() as postgres:
-        env = {**os.environ, "SESSIONMETER_STORAGE_URL": postgres.url}
+def database(storage: str) -> Iterator[str]:
+    """The URL of a throwaway database of the family, gone afterwards."""
+    if storage == "mongodb":
+        with MongoServer() as mongodb:
+            yield mongodb.database_url("bench")
+    else:
+        with PostgresServer() as postgres:
+            yield postgres.url
+
+
+@contextmanager
+def service(workers: int = 1, storage: str = "postgresql") -> Iterator[Service]:
+    """A database and `sessionmeter serve` on it, healthy, and both gone afterwards."""
+    with database(storage) as url:
+        env = {**os.environ, "SESSIONMETER_STORAGE_URL": url}
         cli(env, "db", "upgrade")
         port = free_port()
         process = subprocess.Popen(
@@ -152,7 +167,7 @@ def service(workers: int = 1) -> Iterator[Service]:
                 time.sleep(0.2)
             else:
                 raise SystemExit("the server did not become healthy")
-            yield Service(postgres.url, base, process, env)
+            yield Service(url, base, process, env)
         finally:
             process.terminate()
             process.wait(timeout=30)

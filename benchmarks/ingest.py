@@ -1,6 +1,7 @@
-"""Ingest throughput through a real server process on PostgreSQL, next to the driver's own rate.
+"""Ingest throughput through a real server process, next to the database driver's own rate.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--clients 32] [--workers 1]
+                                          [--storage postgresql|mongodb]
 
 Measures, each for --seconds:
   (a) session start+exit pairs per second from --clients concurrent HTTP clients, next to the same
@@ -9,7 +10,9 @@ Measures, each for --seconds:
       written directly with asyncpg's executemany, batch by batch.
 It prints each rate, the ratio HTTP / direct, and the server's peak resident memory (RSS, summed
 over its worker processes). Client and server share this machine's cores, as they would in a
-small deployment; the ratio is the figure to watch.
+small deployment; the ratio is the figure to watch. With --storage mongodb the database is the
+MongoDB test server (SecantusDB, in Python): its figures show relative cost only, and the direct
+writes are pymongo's (insert_one + update_one; insert_many + update_one).
 """
 
 import argparse
@@ -19,7 +22,18 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from harness import Service, http_client, lifecycles, now, peak_rss_while, run_for, service
+from harness import (
+    STORAGES,
+    Service,
+    http_client,
+    lifecycles,
+    now,
+    peak_rss_while,
+    run_for,
+    service,
+)
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 BATCH = 100
 EVENT_CLIENTS = 8
@@ -123,29 +137,98 @@ async def direct_events(
     return await run_for(seconds, len(sessions), batch)
 
 
+async def mongo_lifecycle(
+    db: AsyncDatabase[dict], tenant_id: str, seconds: float, clients: int
+) -> float:
+    async def pair(i: int) -> int:
+        session_id = str(uuid.uuid4())
+        at = datetime.now(UTC)
+        await db["sessions"].insert_one(
+            {
+                "tenant_id": tenant_id,
+                "id": session_id,
+                "kind": "webinar",
+                "resource_id": "w1",
+                "subject_id": f"u{i}",
+                "status": "active",
+                "started_at": at,
+                "last_seen_at": at,
+                "attributes": {},
+                "usage": {},
+                "event_count": 0,
+                "max_sequence_no": 0,
+                "charge_state": "none",
+            }
+        )
+        ended = datetime.now(UTC)
+        await db["sessions"].update_one(
+            {"tenant_id": tenant_id, "id": session_id, "status": "active"},
+            {"$set": {"status": "completed", "ended_at": ended, "last_seen_at": ended}},
+        )
+        return 1
+
+    return await run_for(seconds, clients, pair)
+
+
+async def mongo_events(
+    db: AsyncDatabase[dict], tenant_id: str, sessions: list[str], seconds: float
+) -> float:
+    next_no = [10_000_000] * len(sessions)
+
+    async def batch(i: int) -> int:
+        first = next_no[i] + 1
+        next_no[i] += BATCH
+        at = datetime.now(UTC)
+        await db["events"].insert_many(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "session_id": sessions[i],
+                    "sequence_no": n,
+                    "type": "tap",
+                    "at": at,
+                    "label": "green",
+                    "meters": {"taps": 1},
+                }
+                for n in range(first, first + BATCH)
+            ],
+            ordered=False,
+        )
+        await db["sessions"].update_one(
+            {"tenant_id": tenant_id, "id": sessions[i]},
+            {"$inc": {"event_count": BATCH, "usage.taps": BATCH}},
+        )
+        return BATCH
+
+    return await run_for(seconds, len(sessions), batch)
+
+
 async def measure(
     args: argparse.Namespace, svc: Service, key: str, tenant_id: str
 ) -> dict[str, float]:
-    pool = await asyncpg.create_pool(svc.postgres_url, min_size=args.clients, max_size=args.clients)
-    try:
-        figures = {
-            "http_pairs": await lifecycles(svc.base, key, args.seconds, args.clients, "webinar"),
-            "direct_pairs": await direct_lifecycle(pool, tenant_id, args.seconds, args.clients),
-        }
-        sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-        figures["http_events"] = await http_events(svc.base, key, sessions, args.seconds)
-        figures["direct_events"] = await direct_events(pool, tenant_id, sessions, args.seconds)
+    figures = {"http_pairs": await lifecycles(svc.base, key, args.seconds, args.clients, "webinar")}
+    sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
+    figures["http_events"] = await http_events(svc.base, key, sessions, args.seconds)
+    if args.storage == "mongodb":
+        client: AsyncMongoClient[dict] = AsyncMongoClient(svc.storage_url, tz_aware=True)
+        db = client.get_default_database()
+        try:
+            figures["direct_pairs"] = await mongo_lifecycle(
+                db, tenant_id, args.seconds, args.clients
+            )
+            figures["direct_events"] = await mongo_events(db, tenant_id, sessions, args.seconds)
+        finally:
+            await client.close()
         return figures
+    pool = await asyncpg.create_pool(svc.storage_url, min_size=args.clients, max_size=args.clients)
+    try:
+        figures["direct_pairs"] = await direct_lifecycle(
+            pool, tenant_id, args.seconds, args.clients
+        )
+        figures["direct_events"] = await direct_events(pool, tenant_id, sessions, args.seconds)
     finally:
         await pool.close()
-
-
-async def tenant_of(dsn: str, name: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return str(await conn.fetchval("SELECT id FROM tenants WHERE name = $1", name))
-    finally:
-        await conn.close()
+    return figures
 
 
 def main() -> None:
@@ -153,26 +236,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--storage", choices=STORAGES, default="postgresql")
     args = parser.parse_args()
 
-    with service(args.workers) as svc:
-        svc.cli("tenants", "create", "bench")
+    with service(args.workers, args.storage) as svc:
+        # "tenant bench created (id …)"
+        tenant_id = svc.cli("tenants", "create", "bench").rsplit("(id ", 1)[1].rstrip(")")
         key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
-        tenant_id = asyncio.run(tenant_of(svc.postgres_url, "bench"))
         figures = asyncio.run(peak_rss_while(svc.process.pid, measure(args, svc, key, tenant_id)))
 
     print(
-        f"PostgreSQL 15, {os.cpu_count()} cores shared by client, server and database;"
+        f"{args.storage}, {os.cpu_count()} cores shared by client, server and database;"
         f" {args.workers} server worker(s), {args.seconds:.0f} s per figure"
     )
     print(
         f"(a) start+exit pairs/s, {args.clients} clients: HTTP {figures['http_pairs']:.0f}"
-        f"  direct asyncpg {figures['direct_pairs']:.0f}"
+        f"  direct {figures['direct_pairs']:.0f}"
         f"  ratio {figures['http_pairs'] / figures['direct_pairs']:.1%}"
     )
     print(
         f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients: HTTP {figures['http_events']:.0f}"
-        f"  direct asyncpg {figures['direct_events']:.0f}"
+        f"  direct {figures['direct_events']:.0f}"
         f"  ratio {figures['http_events'] / figures['direct_events']:.1%}"
     )
     print(f"server peak RSS: {figures['peak_rss_mb']:.0f} MB")

@@ -87,7 +87,7 @@ def main() -> None:
     with service() as svc:
         svc.cli("tenants", "create", "bench")
         admin = svc.cli("keys", "create", "--tenant", "bench", "--role", "admin")
-        asyncio.run(load(svc.postgres_url, "bench", args.sessions, args.viewers))
+        asyncio.run(load(svc.storage_url, "bench", args.sessions, args.viewers))
         timings, rows = asyncio.run(report(svc.base, admin, RUNS + 1))
     timings = timings[1:]  # the first run warms the caches
     print(
