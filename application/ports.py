@@ -4,7 +4,7 @@ Whatever must be race-free is one method here, and its docstring is the contract
 storage contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -12,7 +12,7 @@ from typing import Protocol
 from domain.clock import as_utc
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
-from domain.plans import Plan, SessionLimit, Subscription
+from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Charge, Exit, Session, SessionStatus
 from domain.tenants import ApiKey, Tenant, TenantSettings
@@ -262,4 +262,33 @@ class ApiKeyRepository(Protocol):
 class StorageHealth(Protocol):
     async def ping(self) -> None:
         """Return when the storage answers; raise otherwise."""
+        ...
+
+
+# Everything that makes up a tenant's state, as an export carries it.
+Record = (
+    Tenant
+    | ApiKey
+    | Rate
+    | Plan
+    | Subscription
+    | Registration
+    | Session
+    | Event
+    | LedgerEntry
+    | Alert
+)
+
+
+class TenantArchive(Protocol):
+    def export(self, tenant_id: str) -> AsyncIterator[Record]:
+        """The tenant's whole state, streamed (never loaded whole), in an order an import can
+        apply as it reads: the tenant, keys, rates, plans, subscriptions, registrations,
+        sessions, events, ledger entries, alerts."""
+        ...
+
+    async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
+        """Store the records that are not there yet, by their natural keys, exactly as given:
+        a session keeps its status, usage and charge; an event adds nothing to its session.
+        Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
         ...

@@ -69,6 +69,16 @@ class Subscription:
         return (self.starts_at is None or self.starts_at <= at) and at < self.ends_at
 
 
+@dataclass(frozen=True)
+class Registration:
+    """A resource a subject added (a PDF uploaded), counted against its monthly quota."""
+
+    subject_id: str
+    resource_id: str
+    kind: str
+    registered_at: datetime
+
+
 def month_of(at: datetime) -> tuple[datetime, datetime]:
     """The calendar month (UTC) that holds `at`: its first instant, and the next month's."""
     start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)

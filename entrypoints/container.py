@@ -16,11 +16,13 @@ from application.create_api_key import CreateApiKey
 from application.create_tenant import CreateTenant
 from application.deduct_credits import DeductCredits
 from application.event_distribution import EventDistribution
+from application.export_tenant import ExportTenant
 from application.get_balance import GetBalance
 from application.get_limits import GetLimits
 from application.get_session import GetSession
 from application.get_trial_status import GetTrialStatus
 from application.grant_credits import GrantCredits
+from application.import_tenant import ImportTenant
 from application.ingest_events import IngestEvents
 from application.list_alerts import ListAlerts
 from application.list_events import ListEvents
@@ -64,6 +66,7 @@ class Container(containers.DeclarativeContainer):
     subscriptions = storage.provided.subscriptions
     resources = storage.provided.resources
     reports = storage.provided.reports
+    archive = storage.provided.archive
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
@@ -123,6 +126,8 @@ class Container(containers.DeclarativeContainer):
     get_trial_status = providers.Factory(
         GetTrialStatus, plan_of_subject=plan_of_subject, sessions=sessions, clock=clock
     )
+    export_tenant = providers.Factory(ExportTenant, tenants=tenants, archive=archive)
+    import_tenant = providers.Factory(ImportTenant, archive=archive)
 
 
 def build_container(settings: Settings) -> Container:

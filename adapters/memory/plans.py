@@ -2,7 +2,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from domain.plans import Plan, QuotaExceeded, Subscription, month_of
+from domain.plans import Plan, QuotaExceeded, Registration, Subscription, month_of
 
 
 class MemoryPlanRepository:
@@ -51,13 +51,14 @@ class MemoryResourceRegistry:
             used = await self.count_in_month(tenant_id, subject_id, at)
             if used >= monthly_limit:
                 raise QuotaExceeded(monthly_limit, used)
-        self._store.resources[key] = at
+        self._store.resources[key] = Registration(subject_id, resource_id, kind, at)
         return True
 
     async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
         start, end = month_of(at)
         return sum(
             1
-            for (tenant, subject, _), registered in self._store.resources.items()
-            if (tenant, subject) == (tenant_id, subject_id) and start <= registered < end
+            for (tenant, subject, _), registration in self._store.resources.items()
+            if (tenant, subject) == (tenant_id, subject_id)
+            and start <= registration.registered_at < end
         )

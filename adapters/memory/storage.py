@@ -1,3 +1,4 @@
+from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
@@ -28,6 +29,7 @@ class MemoryStorage:
         self.resources = MemoryResourceRegistry(store)
         self.reports = MemoryReports(store)
         self.health = MemoryHealth()
+        self.archive = MemoryTenantArchive(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -1,9 +1,8 @@
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
-from domain.plans import Plan, Subscription
+from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
 from domain.tenants import ApiKey, Tenant
 
@@ -22,5 +21,4 @@ class MemoryStore:
     alerts: list[Alert] = field(default_factory=list)
     plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
-    # (tenant_id, subject_id, resource_id) -> when it was registered
-    resources: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)

@@ -31,33 +31,13 @@ class MongoRateRepository:
     async def put(self, tenant_id: str, rate: Rate) -> None:
         await self._rates.replace_one(
             {"tenant_id": tenant_id, "kind": rate.kind},
-            {
-                "tenant_id": tenant_id,
-                "kind": rate.kind,
-                "credits_per_minute": rate.credits_per_minute,
-                "rounding": rate.rounding.value,
-                "meter_rates": {
-                    meter_field(m): {"per": str(r.per), "credits": r.credits}
-                    for m, r in rate.meter_rates.items()
-                },
-            },
+            rate_to_document(tenant_id, rate),
             upsert=True,
         )
 
     async def all(self, tenant_id: str) -> list[Rate]:
         cursor = self._rates.find({"tenant_id": tenant_id}, sort=[("kind", 1)])
-        return [
-            Rate(
-                d["kind"],
-                d["credits_per_minute"],
-                Rounding(d["rounding"]),
-                {
-                    meter_name(f): MeterRate(Decimal(r["per"]), r["credits"])
-                    for f, r in d["meter_rates"].items()
-                },
-            )
-            async for d in cursor
-        ]
+        return [rate_from_document(d) async for d in cursor]
 
 
 class MongoCreditLedger:
@@ -69,13 +49,13 @@ class MongoCreditLedger:
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
         try:
-            await self._ledger.insert_one(_to_document(entry))
+            await self._ledger.insert_one(entry_to_document(entry))
         except DuplicateKeyError:
             stored = await self._ledger.find_one(
                 {"tenant_id": entry.tenant_id, "idempotency_key": entry.idempotency_key}
             )
             assert stored is not None  # the key is taken, and entries are never deleted
-            return _from_document(stored), False
+            return entry_from_document(stored), False
         return entry, True
 
     async def settle(
@@ -103,7 +83,7 @@ class MongoCreditLedger:
             )
             # A duplicate: an earlier settlement of this session wrote it, then stopped or lost.
             with suppress(DuplicateKeyError):
-                await self._ledger.insert_one(_to_document(charge))
+                await self._ledger.insert_one(entry_to_document(charge))
         balance = (await self.balance(tenant_id, subject_id)).balance
         warning = NEGATIVE_BALANCE if balance < 0 else None
         if warning:
@@ -160,24 +140,13 @@ class MongoCreditLedger:
                     {"created_at": anchor["created_at"], "id": {"$gt": after}},
                 ]
         cursor = self._ledger.find(query, sort=[("created_at", 1), ("id", 1)], limit=limit)
-        return [_from_document(d) async for d in cursor]
+        return [entry_from_document(d) async for d in cursor]
 
     async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
         cursor = self._alerts.find(
             {"tenant_id": tenant_id}, sort=[("created_at", -1), ("id", -1)], limit=limit
         )
-        return [
-            Alert(
-                d["id"],
-                d["tenant_id"],
-                d["kind"],
-                d["subject_id"],
-                d.get("session_id"),
-                d["detail"],
-                d["created_at"],
-            )
-            async for d in cursor
-        ]
+        return [alert_from_document(d) async for d in cursor]
 
     async def _alert(
         self,
@@ -204,7 +173,7 @@ class MongoCreditLedger:
             )
 
 
-def _to_document(entry: LedgerEntry) -> Document:
+def entry_to_document(entry: LedgerEntry) -> Document:
     document: Document = {
         "id": entry.id,
         "tenant_id": entry.tenant_id,
@@ -223,7 +192,7 @@ def _to_document(entry: LedgerEntry) -> Document:
     return document
 
 
-def _from_document(document: Document) -> LedgerEntry:
+def entry_from_document(document: Document) -> LedgerEntry:
     return LedgerEntry(
         id=document["id"],
         tenant_id=document["tenant_id"],
@@ -235,4 +204,41 @@ def _from_document(document: Document) -> LedgerEntry:
         session_id=document.get("session_id"),
         idempotency_key=document.get("idempotency_key"),
         expires_at=document["expires_at"],
+    )
+
+
+def rate_to_document(tenant_id: str, rate: Rate) -> Document:
+    return {
+        "tenant_id": tenant_id,
+        "kind": rate.kind,
+        "credits_per_minute": rate.credits_per_minute,
+        "rounding": rate.rounding.value,
+        "meter_rates": {
+            meter_field(m): {"per": str(r.per), "credits": r.credits}
+            for m, r in rate.meter_rates.items()
+        },
+    }
+
+
+def rate_from_document(document: Document) -> Rate:
+    return Rate(
+        document["kind"],
+        document["credits_per_minute"],
+        Rounding(document["rounding"]),
+        {
+            meter_name(f): MeterRate(Decimal(r["per"]), r["credits"])
+            for f, r in document["meter_rates"].items()
+        },
+    )
+
+
+def alert_from_document(document: Document) -> Alert:
+    return Alert(
+        document["id"],
+        document["tenant_id"],
+        document["kind"],
+        document["subject_id"],
+        document.get("session_id"),
+        document["detail"],
+        document["created_at"],
     )

@@ -96,6 +96,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tenant_id", ASCENDING), ("kind", ASCENDING)], unique=True, name="ux_rates"),
     ],
     "ledger": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_ledger"),
         IndexModel(
             [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)],
             unique=True,
@@ -119,6 +120,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     "alerts": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_alerts"),
         IndexModel(
             [("tenant_id", ASCENDING), ("session_id", ASCENDING), ("kind", ASCENDING)],
             unique=True,

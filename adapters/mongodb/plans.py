@@ -19,19 +19,7 @@ class MongoPlanRepository:
 
     async def put(self, tenant_id: str, plan: Plan) -> None:
         await self._plans.replace_one(
-            {"tenant_id": tenant_id, "id": plan.id},
-            {
-                "tenant_id": tenant_id,
-                "id": plan.id,
-                "default": plan.default,
-                "unlimited": plan.unlimited,
-                "limits": {
-                    "sessions_per_resource": plan.limits.sessions_per_resource,
-                    "session_kinds": sorted(plan.limits.session_kinds),
-                    "resources_per_month": plan.limits.resources_per_month,
-                },
-            },
-            upsert=True,
+            {"tenant_id": tenant_id, "id": plan.id}, plan_to_document(tenant_id, plan), upsert=True
         )
         if plan.default:
             await self._plans.update_many(
@@ -40,19 +28,7 @@ class MongoPlanRepository:
 
     async def all(self, tenant_id: str) -> list[Plan]:
         cursor = self._plans.find({"tenant_id": tenant_id}, sort=[("id", 1)])
-        return [
-            Plan(
-                d["id"],
-                d["default"],
-                d["unlimited"],
-                PlanLimits(
-                    d["limits"]["sessions_per_resource"],
-                    frozenset(d["limits"]["session_kinds"]),
-                    d["limits"]["resources_per_month"],
-                ),
-            )
-            async for d in cursor
-        ]
+        return [plan_from_document(d) async for d in cursor]
 
 
 class MongoSubscriptionRepository:
@@ -62,13 +38,7 @@ class MongoSubscriptionRepository:
     async def put(self, tenant_id: str, subscription: Subscription) -> None:
         await self._subscriptions.replace_one(
             {"tenant_id": tenant_id, "subject_id": subscription.subject_id},
-            {
-                "tenant_id": tenant_id,
-                "subject_id": subscription.subject_id,
-                "plan_id": subscription.plan_id,
-                "starts_at": subscription.starts_at,
-                "ends_at": subscription.ends_at,
-            },
+            subscription_to_document(tenant_id, subscription),
             upsert=True,
         )
 
@@ -76,9 +46,7 @@ class MongoSubscriptionRepository:
         found = await self._subscriptions.find_one(
             {"tenant_id": tenant_id, "subject_id": subject_id}
         )
-        if found is None:
-            return None
-        return Subscription(subject_id, found["plan_id"], found["ends_at"], found["starts_at"])
+        return None if found is None else subscription_from_document(found)
 
 
 class MongoResourceRegistry:
@@ -121,3 +89,47 @@ class MongoResourceRegistry:
                 "registered_at": {"$gte": start, "$lt": end},
             }
         )
+
+
+def plan_to_document(tenant_id: str, plan: Plan) -> Document:
+    return {
+        "tenant_id": tenant_id,
+        "id": plan.id,
+        "default": plan.default,
+        "unlimited": plan.unlimited,
+        "limits": {
+            "sessions_per_resource": plan.limits.sessions_per_resource,
+            "session_kinds": sorted(plan.limits.session_kinds),
+            "resources_per_month": plan.limits.resources_per_month,
+        },
+    }
+
+
+def plan_from_document(document: Document) -> Plan:
+    limits = document["limits"]
+    return Plan(
+        document["id"],
+        document["default"],
+        document["unlimited"],
+        PlanLimits(
+            limits["sessions_per_resource"],
+            frozenset(limits["session_kinds"]),
+            limits["resources_per_month"],
+        ),
+    )
+
+
+def subscription_to_document(tenant_id: str, subscription: Subscription) -> Document:
+    return {
+        "tenant_id": tenant_id,
+        "subject_id": subscription.subject_id,
+        "plan_id": subscription.plan_id,
+        "starts_at": subscription.starts_at,
+        "ends_at": subscription.ends_at,
+    }
+
+
+def subscription_from_document(document: Document) -> Subscription:
+    return Subscription(
+        document["subject_id"], document["plan_id"], document["ends_at"], document["starts_at"]
+    )

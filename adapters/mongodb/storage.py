@@ -3,6 +3,7 @@
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongodb.archive import MongoTenantArchive
 from adapters.mongodb.credits import MongoCreditLedger, MongoRateRepository
 from adapters.mongodb.documents import Document
 from adapters.mongodb.events import MongoEventLog
@@ -43,6 +44,7 @@ class MongoStorage:
         self.resources = MongoResourceRegistry(db)
         self.reports = MongoReports(db)
         self.health = MongoHealth(db)
+        self.archive = MongoTenantArchive(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

@@ -15,20 +15,20 @@ class MongoTenantRepository:
 
     async def add(self, tenant: Tenant) -> None:
         try:
-            await self._tenants.insert_one(_to_document(tenant))
+            await self._tenants.insert_one(tenant_to_document(tenant))
         except DuplicateKeyError:
             raise Conflict(f"a tenant named {tenant.name} exists") from None
 
     async def get(self, tenant_id: str) -> Tenant | None:
         found = await self._tenants.find_one({"id": tenant_id})
-        return None if found is None else _from_document(found)
+        return None if found is None else tenant_from_document(found)
 
     async def get_by_name(self, name: str) -> Tenant | None:
         found = await self._tenants.find_one({"name": name})
-        return None if found is None else _from_document(found)
+        return None if found is None else tenant_from_document(found)
 
     async def all(self) -> list[Tenant]:
-        return [_from_document(d) async for d in self._tenants.find(sort=[("name", 1)])]
+        return [tenant_from_document(d) async for d in self._tenants.find(sort=[("name", 1)])]
 
     async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
         updated = await self._tenants.find_one_and_update(
@@ -38,7 +38,7 @@ class MongoTenantRepository:
         )
         if updated is None:
             raise NotFound(f"no tenant {tenant_id}")
-        return _from_document(updated)
+        return tenant_from_document(updated)
 
 
 class MongoApiKeyRepository:
@@ -46,26 +46,14 @@ class MongoApiKeyRepository:
         self._keys = db["api_keys"]
 
     async def add(self, key: ApiKey) -> None:
-        await self._keys.insert_one(
-            {
-                "id": key.id,
-                "tenant_id": key.tenant_id,
-                "role": key.role.value,
-                "secret_hash": key.secret_hash,
-                "created_at": key.created_at,
-            }
-        )
+        await self._keys.insert_one(api_key_to_document(key))
 
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         found = await self._keys.find_one({"secret_hash": secret_hash})
-        if found is None:
-            return None
-        return ApiKey(
-            found["id"], found["tenant_id"], Role(found["role"]), secret_hash, found["created_at"]
-        )
+        return None if found is None else api_key_from_document(found)
 
 
-def _to_document(tenant: Tenant) -> Document:
+def tenant_to_document(tenant: Tenant) -> Document:
     return {
         "id": tenant.id,
         "name": tenant.name,
@@ -74,10 +62,30 @@ def _to_document(tenant: Tenant) -> Document:
     }
 
 
-def _from_document(document: Document) -> Tenant:
+def tenant_from_document(document: Document) -> Tenant:
     return Tenant(
         document["id"],
         document["name"],
         document["created_at"],
         TenantSettings(**document["settings"]),
+    )
+
+
+def api_key_to_document(key: ApiKey) -> Document:
+    return {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "role": key.role.value,
+        "secret_hash": key.secret_hash,
+        "created_at": key.created_at,
+    }
+
+
+def api_key_from_document(document: Document) -> ApiKey:
+    return ApiKey(
+        document["id"],
+        document["tenant_id"],
+        Role(document["role"]),
+        document["secret_hash"],
+        document["created_at"],
     )

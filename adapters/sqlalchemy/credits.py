@@ -54,16 +54,7 @@ class SqlRateRepository:
         self._single = single_statement(engine)
 
     async def put(self, tenant_id: str, rate: Rate) -> None:
-        row = {
-            "tenant_id": tenant_id,
-            "kind": rate.kind,
-            "credits_per_minute": rate.credits_per_minute,
-            "rounding": rate.rounding.value,
-            "meter_rates": {
-                m: {"per": str(r.per), "credits": r.credits} for m, r in rate.meter_rates.items()
-            },
-        }
-        stmt = insert(self._engine, rates).values(row)
+        stmt = insert(self._engine, rates).values(rate_to_row(tenant_id, rate))
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "kind"],
             set_={c: stmt.excluded[c] for c in ("credits_per_minute", "rounding", "meter_rates")},
@@ -75,15 +66,7 @@ class SqlRateRepository:
         query = select(rates).where(rates.c.tenant_id == tenant_id).order_by(rates.c.kind)
         async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            Rate(
-                r.kind,
-                r.credits_per_minute,
-                Rounding(r.rounding),
-                {m: MeterRate(Decimal(v["per"]), v["credits"]) for m, v in r.meter_rates.items()},
-            )
-            for r in rows
-        ]
+        return [rate_from_row(r) for r in rows]
 
 
 class SqlCreditLedger:
@@ -92,7 +75,11 @@ class SqlCreditLedger:
         self._single = single_statement(engine)
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
-        stmt = insert(self._engine, ledger_entries).values(_to_row(entry)).on_conflict_do_nothing()
+        stmt = (
+            insert(self._engine, ledger_entries)
+            .values(entry_to_row(entry))
+            .on_conflict_do_nothing()
+        )
         async with self._single.begin() as conn:
             inserted = (await conn.execute(stmt)).rowcount == 1
         if inserted:
@@ -102,7 +89,7 @@ class SqlCreditLedger:
             ledger_entries.c.idempotency_key == entry.idempotency_key,
         )
         async with self._single.connect() as conn:
-            return _from_row((await conn.execute(query)).one()), False
+            return entry_from_row((await conn.execute(query)).one()), False
 
     async def settle(
         self, tenant_id: str, session_id: str, credits: int, at: datetime
@@ -134,7 +121,7 @@ class SqlCreditLedger:
                     f"{row.kind} session",
                     session_id,
                 )
-                await conn.execute(ledger_entries.insert().values(_to_row(charge_entry)))
+                await conn.execute(ledger_entries.insert().values(entry_to_row(charge_entry)))
             balance = (await _sums(conn, tenant_id, row.subject_id)).balance
             warning = "negative_balance" if balance < 0 else None
             if warning:
@@ -232,7 +219,7 @@ class SqlCreditLedger:
             .limit(limit)
         )
         async with self._single.connect() as conn:
-            return [_from_row(r) for r in await conn.execute(query)]
+            return [entry_from_row(r) for r in await conn.execute(query)]
 
     async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
         query = (
@@ -242,10 +229,7 @@ class SqlCreditLedger:
             .limit(limit)
         )
         async with self._single.connect() as conn:
-            return [
-                Alert(r.id, r.tenant_id, r.kind, r.subject_id, r.session_id, r.detail, r.created_at)
-                for r in await conn.execute(query)
-            ]
+            return [alert_from_row(r) for r in await conn.execute(query)]
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
@@ -259,7 +243,7 @@ async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balan
     return Balance(subject_id, int(granted), int(consumed))
 
 
-def _to_row(entry: LedgerEntry) -> dict[str, Any]:
+def entry_to_row(entry: LedgerEntry) -> dict[str, Any]:
     return {
         "id": entry.id,
         "tenant_id": entry.tenant_id,
@@ -274,7 +258,7 @@ def _to_row(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> LedgerEntry:
+def entry_from_row(row: Any) -> LedgerEntry:
     return LedgerEntry(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -286,4 +270,31 @@ def _from_row(row: Any) -> LedgerEntry:
         session_id=row.session_id,
         idempotency_key=row.idempotency_key,
         expires_at=row.expires_at,
+    )
+
+
+def rate_to_row(tenant_id: str, rate: Rate) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "kind": rate.kind,
+        "credits_per_minute": rate.credits_per_minute,
+        "rounding": rate.rounding.value,
+        "meter_rates": {
+            m: {"per": str(r.per), "credits": r.credits} for m, r in rate.meter_rates.items()
+        },
+    }
+
+
+def rate_from_row(row: Any) -> Rate:
+    return Rate(
+        row.kind,
+        row.credits_per_minute,
+        Rounding(row.rounding),
+        {m: MeterRate(Decimal(v["per"]), v["credits"]) for m, v in row.meter_rates.items()},
+    )
+
+
+def alert_from_row(row: Any) -> Alert:
+    return Alert(
+        row.id, row.tenant_id, row.kind, row.subject_id, row.session_id, row.detail, row.created_at
     )

@@ -57,7 +57,7 @@ class SqlEventLog:
         query = select(events).where(*conditions).order_by(events.c.sequence_no).limit(limit)
         async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     async def distribution(self, tenant_id: str, session_id: str, field: str) -> Distribution:
         column = events.c[field]
@@ -100,7 +100,7 @@ class SqlEventLog:
             .on_conflict_do_nothing()
             .returning(events.c.session_id, events.c.sequence_no)
         )
-        rows = await conn.execute(stmt, [_to_row(tenant_id, e) for e in batch])
+        rows = await conn.execute(stmt, [event_to_row(tenant_id, e) for e in batch])
         return [by_key[(r.session_id, r.sequence_no)] for r in rows]
 
     async def _stored(
@@ -143,7 +143,7 @@ class SqlEventLog:
         )
 
 
-def _to_row(tenant_id: str, event: Event) -> dict[str, Any]:
+def event_to_row(tenant_id: str, event: Event) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
         "session_id": event.session_id,
@@ -157,7 +157,7 @@ def _to_row(tenant_id: str, event: Event) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> Event:
+def event_from_row(row: Any) -> Event:
     return Event(
         session_id=row.session_id,
         sequence_no=row.sequence_no,

@@ -15,18 +15,7 @@ class SqlPlanRepository:
         self._single = single_statement(engine)
 
     async def put(self, tenant_id: str, plan: Plan) -> None:
-        row = {
-            "tenant_id": tenant_id,
-            "id": plan.id,
-            "is_default": plan.default,
-            "unlimited": plan.unlimited,
-            "limits": {
-                "sessions_per_resource": plan.limits.sessions_per_resource,
-                "session_kinds": sorted(plan.limits.session_kinds),
-                "resources_per_month": plan.limits.resources_per_month,
-            },
-        }
-        stmt = insert(self._engine, plans).values(row)
+        stmt = insert(self._engine, plans).values(plan_to_row(tenant_id, plan))
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "id"],
             set_={c: stmt.excluded[c] for c in ("is_default", "unlimited", "limits")},
@@ -44,19 +33,7 @@ class SqlPlanRepository:
         query = select(plans).where(plans.c.tenant_id == tenant_id).order_by(plans.c.id)
         async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            Plan(
-                r.id,
-                r.is_default,
-                r.unlimited,
-                PlanLimits(
-                    r.limits["sessions_per_resource"],
-                    frozenset(r.limits["session_kinds"]),
-                    r.limits["resources_per_month"],
-                ),
-            )
-            for r in rows
-        ]
+        return [plan_from_row(r) for r in rows]
 
 
 class SqlSubscriptionRepository:
@@ -146,3 +123,30 @@ async def _count_in_month(
         subject_resources.c.registered_at < end,
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+def plan_to_row(tenant_id: str, plan: Plan) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "id": plan.id,
+        "is_default": plan.default,
+        "unlimited": plan.unlimited,
+        "limits": {
+            "sessions_per_resource": plan.limits.sessions_per_resource,
+            "session_kinds": sorted(plan.limits.session_kinds),
+            "resources_per_month": plan.limits.resources_per_month,
+        },
+    }
+
+
+def plan_from_row(row: Any) -> Plan:
+    return Plan(
+        row.id,
+        row.is_default,
+        row.unlimited,
+        PlanLimits(
+            row.limits["sessions_per_resource"],
+            frozenset(row.limits["session_kinds"]),
+            row.limits["resources_per_month"],
+        ),
+    )

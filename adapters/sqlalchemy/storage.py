@@ -4,6 +4,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
+from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.events import SqlEventLog
@@ -38,6 +39,7 @@ class SqlAlchemyStorage:
         self.resources = SqlResourceRegistry(self.engine)
         self.reports = SqlReports(self.engine)
         self.health = SqlHealth(self.engine)
+        self.archive = SqlTenantArchive(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -16,15 +16,9 @@ class SqlTenantRepository:
         self._engine = single_statement(engine)
 
     async def add(self, tenant: Tenant) -> None:
-        row = {
-            "id": tenant.id,
-            "name": tenant.name,
-            "settings": asdict(tenant.settings),
-            "created_at": tenant.created_at,
-        }
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(tenants.insert().values(row))
+                await conn.execute(tenants.insert().values(tenant_to_row(tenant)))
         except IntegrityError:
             raise Conflict(f"a tenant named {tenant.name} exists") from None
 
@@ -37,7 +31,7 @@ class SqlTenantRepository:
     async def all(self) -> list[Tenant]:
         async with self._engine.connect() as conn:
             rows = await conn.execute(select(tenants).order_by(tenants.c.name))
-        return [_tenant(row) for row in rows]
+        return [tenant_from_row(row) for row in rows]
 
     async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
         async with self._engine.begin() as conn:
@@ -52,7 +46,7 @@ class SqlTenantRepository:
     async def _one(self, condition: Any) -> Tenant | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(tenants).where(condition))).first()
-        return None if row is None else _tenant(row)
+        return None if row is None else tenant_from_row(row)
 
 
 class SqlApiKeyRepository:
@@ -60,24 +54,38 @@ class SqlApiKeyRepository:
         self._engine = single_statement(engine)
 
     async def add(self, key: ApiKey) -> None:
-        row = {
-            "id": key.id,
-            "tenant_id": key.tenant_id,
-            "role": key.role.value,
-            "secret_hash": key.secret_hash,
-            "created_at": key.created_at,
-        }
         async with self._engine.begin() as conn:
-            await conn.execute(api_keys.insert().values(row))
+            await conn.execute(api_keys.insert().values(api_key_to_row(key)))
 
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         async with self._engine.connect() as conn:
             query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
             row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return ApiKey(row.id, row.tenant_id, Role(row.role), row.secret_hash, row.created_at)
+        return None if row is None else api_key_from_row(row)
 
 
-def _tenant(row: Any) -> Tenant:
+def tenant_from_row(row: Any) -> Tenant:
     return Tenant(row.id, row.name, row.created_at, TenantSettings(**row.settings))
+
+
+def tenant_to_row(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "settings": asdict(tenant.settings),
+        "created_at": tenant.created_at,
+    }
+
+
+def api_key_to_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "role": key.role.value,
+        "secret_hash": key.secret_hash,
+        "created_at": key.created_at,
+    }
+
+
+def api_key_from_row(row: Any) -> ApiKey:
+    return ApiKey(row.id, row.tenant_id, Role(row.role), row.secret_hash, row.created_at)

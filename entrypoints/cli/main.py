@@ -1,4 +1,5 @@
-"""`sessionmeter`: serve the API, migrate storage, create tenants and keys, reap stale sessions.
+"""`sessionmeter`: serve the API, migrate storage, create tenants and keys, reap stale sessions,
+move a tenant between stores.
 
 Configuration options have environment variables (shown in --help); options win over them.
 """
@@ -8,17 +9,20 @@ import csv
 import io
 import json
 import os
+import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import version
 from typing import TypeVar
 
 import click
 import uvicorn
+from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.config import LOG_LEVELS
 
 from application.grant_credits import GrantCreditsCommand, Granted
+from application.import_tenant import ImportCounts
 from domain.credits import Balance
 from domain.errors import DomainError, NotFound
 from domain.reports import WatchTime
@@ -30,7 +34,7 @@ T = TypeVar("T")
 
 # Failures of the storage itself that an operator causes and fixes: a server that is down, a
 # file that cannot be opened, a schema not migrated yet.
-STORAGE_ERRORS = (OSError, SQLAlchemyError)
+STORAGE_ERRORS = (OSError, SQLAlchemyError, PyMongoError)
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -77,7 +81,7 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
     default=DEFAULT_STORAGE_URL,
     show_default=True,
     show_envvar=True,
-    help="sqlite:///path.db, postgresql://user@host/db or memory://",
+    help="sqlite:///path.db, postgresql://user@host/db, mongodb://host/db or memory://",
 )
 @click.pass_context
 def cli(ctx: click.Context, storage_url: str) -> None:
@@ -323,3 +327,56 @@ def watch_time(ctx: click.Context, tenant_name: str, resource_id: str, output: s
             click.echo(
                 "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
             )
+
+
+@cli.command("export")
+@click.option("--tenant", "tenant_name", required=True)
+@click.pass_context
+def export_tenant(ctx: click.Context, tenant_name: str) -> None:
+    """Write a tenant's whole state to standard output as JSON Lines (for `import`)."""
+    progress = Progress("exported")
+
+    async def job(c: Container) -> None:
+        async for line in await c.export_tenant()(tenant_name):
+            sys.stdout.write(line + "\n")
+            progress.one()
+
+    run(ctx, job)
+    progress.done()
+
+
+@cli.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.pass_context
+def import_tenant(ctx: click.Context, source: io.TextIOBase) -> None:
+    """Import a tenant exported from any store (a file, or standard input); repeating it adds
+    nothing."""
+    progress = Progress("read")
+
+    def lines() -> Iterator[str]:
+        for line in source:
+            progress.one()
+            yield line
+
+    counts: ImportCounts = run(ctx, lambda c: c.import_tenant()(lines()))
+    progress.done()
+    new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
+    click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")
+
+
+class Progress:
+    """A running count of records on standard error, only when a person is watching it."""
+
+    def __init__(self, verb: str) -> None:
+        self._verb = verb
+        self._count = 0
+        self._shown = sys.stderr.isatty()
+
+    def one(self) -> None:
+        self._count += 1
+        if self._shown and self._count % 1000 == 0:
+            click.echo(f"\r{self._verb} {self._count:,} records", nl=False, err=True)
+
+    def done(self) -> None:
+        if self._shown:
+            click.echo(f"\r{self._verb} {self._count:,} records", err=True)

@@ -2,10 +2,14 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from domain.session import Session, SessionRequest
-from domain.tenants import Tenant, TenantSettings
+from domain.credits import LedgerEntry, MeterRate, Rate
+from domain.events import Event
+from domain.plans import Plan, PlanLimits, Subscription
+from domain.session import Exit, Session, SessionRequest
+from domain.tenants import ApiKey, Overdraft, Role, Tenant, TenantSettings
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)  # instants are kept to the ms
 
@@ -40,3 +44,46 @@ async def stored_session(
     session = a_session(tenant, minutes, **fields)
     assert await storage.sessions.add(session)
     return session
+
+
+async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Tenant:
+    """A tenant with some of every kind of state: keys, rates, plans, a subscription, a
+    registration, active/closed/charged sessions with integer and decimal usage, events with a
+    gap, grants, charges and an alert."""
+    tenant = Tenant(str(uuid.uuid4()), name, T0, TenantSettings(overdraft=Overdraft.SOFT))
+    await storage.tenants.add(tenant)
+    key, _ = ApiKey.issue(str(uuid.uuid4()), tenant.id, Role.ADMIN, T0)
+    await storage.api_keys.add(key)
+    await storage.rates.put(
+        tenant.id, Rate("practice", 2, meter_rates={"pages.read": MeterRate(Decimal("0.5"), 1)})
+    )
+    free = PlanLimits(sessions_per_resource=2, session_kinds=frozenset({"practice", "mock"}))
+    await storage.plans.put(tenant.id, Plan("free", default=True, limits=free))
+    await storage.plans.put(tenant.id, Plan("pass", unlimited=True))
+    await storage.subscriptions.put(tenant.id, Subscription("jun", "pass", at(60 * 24 * 30)))
+    await storage.resources.register(tenant.id, "ana", "pdf-1", "pdf", at(0), None)
+    grant = LedgerEntry.grant(str(uuid.uuid4()), tenant.id, "ana", 5, "welcome", "g-1", T0)
+    await storage.ledger.grant(grant)
+    for n, (subject, usage) in enumerate(
+        [("ana", {"pages.read": Decimal("3.25"), "answers": 7}), ("ana", {"answers": 1})]
+    ):
+        session = await stored_session(
+            storage, tenant, n * 10, kind="practice", resource_id="pdf-1", subject_id=subject
+        )
+        batch = [
+            (
+                i,
+                Event(
+                    session.id, number, "answer", at(n * 10 + 1), label="b", meters={"answers": 1}
+                ),
+            )
+            for i, number in enumerate((1, 2, 4))
+        ]
+        await storage.events.append(tenant.id, batch)
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(at(n * 10 + 5), usage=usage), frozenset({"practice"})
+        )
+        await storage.ledger.settle(tenant.id, session.id, 4, at(n * 10 + 5))
+    await stored_session(storage, tenant, 30, resource_id="webinar-1", subject_id="jun")
+    await stored_session(storage, tenant, 31, subject_id=None, client_key="browser-1")
+    return tenant

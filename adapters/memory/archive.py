@@ -1,0 +1,88 @@
+from collections.abc import AsyncIterator, Hashable, Sequence
+from typing import TypeVar
+
+from adapters.memory.store import MemoryStore
+from application.ports import Record
+from domain.credits import Alert, LedgerEntry, Rate
+from domain.errors import Conflict
+from domain.events import Event
+from domain.plans import Plan, Registration, Subscription
+from domain.session import Session
+from domain.tenants import ApiKey, Tenant
+
+
+class MemoryTenantArchive:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def export(self, tenant_id: str) -> AsyncIterator[Record]:
+        store = self._store
+        yield store.tenants[tenant_id]
+        for key in store.api_keys.values():
+            if key.tenant_id == tenant_id:
+                yield key
+        for part in (store.rates, store.plans, store.subscriptions, store.resources):
+            for (tenant, *_), value in sorted(part.items(), key=lambda item: item[0]):
+                if tenant == tenant_id:
+                    yield value
+        for (tenant, _), session in sorted(store.sessions.items()):
+            if tenant == tenant_id:
+                yield session.copy()
+        for (tenant, _), events in sorted(store.events.items()):
+            if tenant == tenant_id:
+                for number in sorted(events):
+                    yield events[number]
+        for entries in (store.ledger, store.alerts):
+            for entry in entries:
+                if entry.tenant_id == tenant_id:
+                    yield entry
+
+    async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
+        return sum([self._restore(tenant_id, record) for record in records])
+
+    def _restore(self, tenant_id: str, record: Record) -> bool:
+        store = self._store
+        match record:
+            case Tenant():
+                if any(t.name == record.name and t.id != record.id for t in store.tenants.values()):
+                    raise Conflict(f"a tenant named {record.name} exists")
+                return _put_new(store.tenants, record.id, record)
+            case ApiKey():
+                return _put_new(store.api_keys, record.secret_hash, record)
+            case Rate():
+                return _put_new(store.rates, (tenant_id, record.kind), record)
+            case Plan():
+                return _put_new(store.plans, (tenant_id, record.id), record)
+            case Subscription():
+                return _put_new(store.subscriptions, (tenant_id, record.subject_id), record)
+            case Registration():
+                key = (tenant_id, record.subject_id, record.resource_id)
+                return _put_new(store.resources, key, record)
+            case Session():
+                return _put_new(store.sessions, (tenant_id, record.id), record.copy())
+            case Event():
+                events = store.events.setdefault((tenant_id, record.session_id), {})
+                return _put_new(events, record.sequence_no, record)
+            case LedgerEntry():
+                return _append_new(store.ledger, record)
+            case Alert():
+                return _append_new(store.alerts, record)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+E = TypeVar("E", LedgerEntry, Alert)
+
+
+def _put_new(where: dict[K, V], key: K, value: V) -> bool:
+    if key in where:
+        return False
+    where[key] = value
+    return True
+
+
+def _append_new(entries: list[E], entry: E) -> bool:
+    if any(e.id == entry.id for e in entries):
+        return False
+    entries.append(entry)
+    return True

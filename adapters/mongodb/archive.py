@@ -1,0 +1,128 @@
+"""A tenant's whole state out of and into MongoDB: streamed out collection by collection through
+cursors, and in by inserts that the unique indexes turn into no-ops for what is already there."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from adapters.mongodb import event_documents, session_documents
+from adapters.mongodb.credits import (
+    alert_from_document,
+    entry_from_document,
+    entry_to_document,
+    rate_from_document,
+    rate_to_document,
+)
+from adapters.mongodb.documents import Document
+from adapters.mongodb.plans import (
+    plan_from_document,
+    plan_to_document,
+    subscription_from_document,
+    subscription_to_document,
+)
+from adapters.mongodb.tenants import (
+    api_key_from_document,
+    api_key_to_document,
+    tenant_from_document,
+    tenant_to_document,
+)
+from application.ports import Record
+from domain.credits import Alert, LedgerEntry, Rate
+from domain.errors import Conflict
+from domain.events import Event
+from domain.plans import Plan, Registration, Subscription
+from domain.session import Session
+from domain.tenants import ApiKey, Tenant
+
+
+def _registration(document: Document) -> Registration:
+    return Registration(
+        document["subject_id"],
+        document["resource_id"],
+        document["kind"],
+        document["registered_at"],
+    )
+
+
+# Per record class, in the order an import applies them: its collection, the document of a
+# record, the record of a document, and the keys that order the export.
+CollectionOf = tuple[str, Callable[[Any, str], Document], Callable[[Document], Any], list[str]]
+COLLECTIONS: dict[type, CollectionOf] = {
+    ApiKey: ("api_keys", lambda r, _: api_key_to_document(r), api_key_from_document, ["id"]),
+    Rate: ("rates", lambda r, t: rate_to_document(t, r), rate_from_document, ["kind"]),
+    Plan: ("plans", lambda r, t: plan_to_document(t, r), plan_from_document, ["id"]),
+    Subscription: (
+        "subscriptions",
+        lambda r, t: subscription_to_document(t, r),
+        subscription_from_document,
+        ["subject_id"],
+    ),
+    Registration: (
+        "subject_resources",
+        lambda r, t: {"tenant_id": t, **asdict(r)},
+        _registration,
+        ["subject_id", "resource_id"],
+    ),
+    Session: (
+        "sessions",
+        lambda r, _: session_documents.to_document(r),
+        session_documents.from_document,
+        ["id"],
+    ),
+    Event: (
+        "events",
+        lambda r, t: event_documents.to_document(t, r),
+        event_documents.from_document,
+        ["session_id", "sequence_no"],
+    ),
+    LedgerEntry: (
+        "ledger",
+        lambda r, _: entry_to_document(r),
+        entry_from_document,
+        ["created_at", "id"],
+    ),
+    Alert: ("alerts", lambda r, _: asdict(r), alert_from_document, ["id"]),
+}
+
+
+class MongoTenantArchive:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+
+    async def export(self, tenant_id: str) -> AsyncIterator[Record]:
+        tenant = await self._db["tenants"].find_one({"id": tenant_id})
+        assert tenant is not None, f"no tenant {tenant_id}"
+        yield tenant_from_document(tenant)
+        for record_class, (collection, _, from_document, order) in COLLECTIONS.items():
+            cursor = self._db[collection].find(
+                {"tenant_id": tenant_id}, sort=[(key, 1) for key in order]
+            )
+            async for document in cursor:
+                if record_class is Session:  # with its event gaps
+                    yield await session_documents.load(self._db, document)
+                else:
+                    yield from_document(document)
+
+    async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
+        new = 0
+        for record in records:
+            if isinstance(record, Tenant):
+                await self._check_name(record)
+                collection, document = "tenants", tenant_to_document(record)
+            else:
+                collection, to_document, _, _ = COLLECTIONS[type(record)]
+                document = to_document(record, tenant_id)
+            try:
+                await self._db[collection].insert_one(document)
+                new += 1
+            except DuplicateKeyError:
+                pass  # there already: not new
+        return new
+
+    async def _check_name(self, tenant: Tenant) -> None:
+        holder = await self._db["tenants"].find_one({"name": tenant.name}, {"id": 1})
+        if holder is not None and holder["id"] != tenant.id:
+            raise Conflict(f"a tenant named {tenant.name} exists")

@@ -1,0 +1,159 @@
+"""A tenant's whole state out of and into SQL: streamed out table by table through server-side
+cursors, and in with INSERT … ON CONFLICT DO NOTHING, so an import run twice adds nothing."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.credits import (
+    alert_from_row,
+    entry_from_row,
+    entry_to_row,
+    rate_from_row,
+    rate_to_row,
+)
+from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.events import event_from_row, event_to_row
+from adapters.sqlalchemy.meters import add_usage
+from adapters.sqlalchemy.plans import plan_from_row, plan_to_row
+from adapters.sqlalchemy.session_rows import load, to_row
+from adapters.sqlalchemy.tables import (
+    alerts,
+    api_keys,
+    events,
+    ledger_entries,
+    plans,
+    rates,
+    sessions,
+    subject_resources,
+    subscriptions,
+    tenants,
+)
+from adapters.sqlalchemy.tenants import (
+    api_key_from_row,
+    api_key_to_row,
+    tenant_from_row,
+    tenant_to_row,
+)
+from application.ports import Record
+from domain.credits import Alert, LedgerEntry, Rate
+from domain.errors import Conflict
+from domain.events import Event
+from domain.plans import Plan, Registration, Subscription
+from domain.session import Session
+from domain.tenants import ApiKey, Tenant
+
+CHUNK = 500  # rows read at a time
+
+
+def _owned(record: Any, tenant_id: str) -> dict[str, Any]:
+    """The row of a record whose fields are the table's columns, but for the tenant."""
+    return {"tenant_id": tenant_id, **asdict(record)}
+
+
+def _registration(row: Any) -> Registration:
+    return Registration(row.subject_id, row.resource_id, row.kind, row.registered_at)
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(row.subject_id, row.plan_id, row.ends_at, row.starts_at)
+
+
+# Per table, in the order an import applies them: its record class, the row of a record, the
+# record of a row, and the columns that order the export. Sessions are read and written apart.
+TableOf = tuple[Table, Callable[[Any, str], dict[str, Any]], Callable[[Any], Any], tuple[str, ...]]
+BEFORE_SESSIONS: dict[type, TableOf] = {
+    ApiKey: (api_keys, lambda r, _: api_key_to_row(r), api_key_from_row, ("id",)),
+    Rate: (rates, lambda r, t: rate_to_row(t, r), rate_from_row, ("kind",)),
+    Plan: (plans, lambda r, t: plan_to_row(t, r), plan_from_row, ("id",)),
+    Subscription: (subscriptions, _owned, _subscription, ("subject_id",)),
+    Registration: (subject_resources, _owned, _registration, ("subject_id", "resource_id")),
+}
+AFTER_SESSIONS: dict[type, TableOf] = {
+    Event: (
+        events,
+        lambda r, t: event_to_row(t, r),
+        event_from_row,
+        ("session_id", "sequence_no"),
+    ),
+    LedgerEntry: (
+        ledger_entries,
+        lambda r, _: entry_to_row(r),
+        entry_from_row,
+        ("created_at", "id"),
+    ),
+    Alert: (alerts, lambda r, _: asdict(r), alert_from_row, ("id",)),
+}
+
+
+class SqlTenantArchive:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def export(self, tenant_id: str) -> AsyncIterator[Record]:
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).one()
+        yield tenant_from_row(found)
+        for table, _, from_row, order in BEFORE_SESSIONS.values():
+            async for row in self._rows(table, tenant_id, order):
+                yield from_row(row)
+        async for session in self._sessions(tenant_id):
+            yield session
+        for table, _, from_row, order in AFTER_SESSIONS.values():
+            async for row in self._rows(table, tenant_id, order):
+                yield from_row(row)
+
+    async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
+        new = 0
+        async with self._engine.begin() as conn:
+            for record in records:
+                match record:
+                    case Tenant():
+                        await self._check_name(conn, record)
+                        stmt = insert(self._engine, tenants).values(tenant_to_row(record))
+                    case Session():
+                        stmt = insert(self._engine, sessions).values(to_row(record))
+                    case _:
+                        table, to_row_of, _, _ = {**BEFORE_SESSIONS, **AFTER_SESSIONS}[type(record)]
+                        stmt = insert(self._engine, table).values(to_row_of(record, tenant_id))
+                stored = (await conn.execute(stmt.on_conflict_do_nothing())).rowcount == 1
+                if stored and isinstance(record, Session):
+                    await add_usage(conn, self._engine, tenant_id, {record.id: record.usage})
+                new += stored
+        return new
+
+    async def _check_name(self, conn: Any, tenant: Tenant) -> None:
+        holder = await conn.execute(select(tenants.c.id).where(tenants.c.name == tenant.name))
+        other = holder.scalar_one_or_none()
+        if other is not None and other != tenant.id:
+            raise Conflict(f"a tenant named {tenant.name} exists")
+
+    async def _rows(
+        self, table: Table, tenant_id: str, order: tuple[str, ...]
+    ) -> AsyncIterator[Any]:
+        query = (
+            select(table)
+            .where(table.c.tenant_id == tenant_id)
+            .order_by(*(table.c[c] for c in order))
+        )
+        async with self._engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=CHUNK))
+            async for row in result:
+                yield row
+
+    async def _sessions(self, tenant_id: str) -> AsyncIterator[Session]:
+        """Sessions a chunk at a time, each chunk with its usage and gaps read alongside."""
+        query = (
+            select(sessions)
+            .where(sessions.c.tenant_id == tenant_id)
+            .order_by(sessions.c.id)
+            .execution_options(yield_per=CHUNK)
+        )
+        async with self._engine.connect() as conn:
+            result = await conn.stream(query)
+            async for chunk in result.partitions(CHUNK):
+                for session in await load(conn, chunk):
+                    yield session

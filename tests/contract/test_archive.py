@@ -1,0 +1,61 @@
+"""A tenant's whole state exported, and imported into a store that has it already or not."""
+
+import json
+from typing import Any
+
+import pytest
+
+from application.export_tenant import ExportTenant
+from application.import_tenant import ImportTenant
+from domain.errors import Conflict
+from domain.tenants import Tenant
+from tests.contract.builders import T0, a_tenant_with_everything
+
+pytestmark = pytest.mark.anyio
+
+
+async def export(storage: Any, name: str) -> list[str]:
+    return [line async for line in await ExportTenant(storage.tenants, storage.archive)(name)]
+
+
+async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
+    await a_tenant_with_everything(storage)
+
+    lines = await export(storage, "exam-prep")
+
+    kinds = [json.loads(line)["record"] for line in lines[1:]]
+    assert kinds == sorted(kinds, key=kinds.index)  # grouped, in the order an import needs
+    assert set(kinds) == {
+        "tenant",
+        "api_key",
+        "rate",
+        "plan",
+        "subscription",
+        "registration",
+        "session",
+        "event",
+        "ledger_entry",
+        "alert",
+    }
+    assert kinds.count("session") == 4 and kinds.count("event") == 6
+
+
+async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -> None:
+    await a_tenant_with_everything(storage)
+    before = await export(storage, "exam-prep")
+
+    counts = await ImportTenant(storage.archive)(before)
+
+    assert sum(counts.new.values()) == 0
+    assert sum(counts.present.values()) == len(before) - 1
+    assert await export(storage, "exam-prep") == before
+
+
+async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> None:
+    await a_tenant_with_everything(storage)
+    lines = await export(storage, "exam-prep")
+    await storage.tenants.add(Tenant("another-id", "elsewhere", T0))
+    renamed = [lines[0], lines[1].replace('"name":"exam-prep"', '"name":"elsewhere"'), *lines[2:]]
+
+    with pytest.raises(Conflict):
+        await ImportTenant(storage.archive)(renamed)
