@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import nullcontext
 from importlib.metadata import version
 from typing import TypeVar
 
@@ -351,15 +352,17 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
 def import_tenant(ctx: click.Context, source: io.TextIOBase) -> None:
     """Import a tenant exported from any store (a file, or standard input); repeating it adds
     nothing."""
-    progress = Progress("read")
+    size = os.fstat(source.fileno()).st_size if source is not sys.stdin else 0
+    bar = click.progressbar(length=size, label="importing", file=sys.stderr)
+    with bar if _watched() and size else nullcontext() as shown:
 
-    def lines() -> Iterator[str]:
-        for line in source:
-            progress.one()
-            yield line
+        def lines() -> Iterator[str]:
+            for line in source:
+                if shown is not None:
+                    shown.update(len(line.encode()))
+                yield line
 
-    counts: ImportCounts = run(ctx, lambda c: c.import_tenant()(lines()))
-    progress.done()
+        counts: ImportCounts = run(ctx, lambda c: c.import_tenant()(lines()))
     new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
     click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")
 
@@ -370,7 +373,7 @@ class Progress:
     def __init__(self, verb: str) -> None:
         self._verb = verb
         self._count = 0
-        self._shown = sys.stderr.isatty()
+        self._shown = _watched()
 
     def one(self) -> None:
         self._count += 1
@@ -380,3 +383,7 @@ class Progress:
     def done(self) -> None:
         if self._shown:
             click.echo(f"\r{self._verb} {self._count:,} records", err=True)
+
+
+def _watched() -> bool:
+    return sys.stderr.isatty()
