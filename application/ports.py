@@ -12,6 +12,7 @@ from typing import Protocol
 from domain.clock import as_utc
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
+from domain.livekit import LiveKitAccount, RoomEvent
 from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Charge, Exit, Session, SessionStatus
@@ -291,4 +292,34 @@ class TenantArchive(Protocol):
         """Store the records that are not there yet, by their natural keys, exactly as given:
         a session keeps its status, usage and charge; an event adds nothing to its session.
         Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
+        ...
+
+
+class LiveKitAccounts(Protocol):
+    async def add(self, account: LiveKitAccount) -> None:
+        """Register an API key for a tenant, or replace its secret; Conflict if the key belongs
+        to another tenant."""
+        ...
+
+    async def get(self, api_key: str) -> LiveKitAccount | None: ...
+
+
+class WebhookLog(Protocol):
+    """Webhook ids already handled, so that a redelivery is recognised."""
+
+    async def seen(self, tenant_id: str, webhook_id: str) -> bool: ...
+
+    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
+        """Remember a handled webhook (again: nothing changes)."""
+        ...
+
+
+class WebhookVerifier(Protocol):
+    def issuer(self, token: str) -> str | None:
+        """The API key a token says it was signed with, before anything is verified."""
+        ...
+
+    def verify(self, body: str, token: str, account: LiveKitAccount) -> RoomEvent:
+        """The event in `body`, if `token` is the account's valid, unexpired signature of exactly
+        this body; Unauthorized otherwise."""
         ...

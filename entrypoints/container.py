@@ -6,10 +6,12 @@ repositories of whichever family was chosen and never know which one it is.
 
 from dependency_injector import containers, providers
 
+from adapters.livekit.webhook_verifier import LiveKitWebhookVerifier
 from adapters.memory.storage import MemoryStorage
 from adapters.mongodb.storage import MongoStorage
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.system_clock import SystemClock
+from application.add_livekit_account import AddLiveKitAccount
 from application.authenticate import Authenticate
 from application.check_health import CheckHealth
 from application.create_api_key import CreateApiKey
@@ -31,6 +33,7 @@ from application.list_sessions import ListSessions
 from application.plan_of_subject import PlanOfSubject
 from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
+from application.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
 from application.register_resource import RegisterResource
@@ -67,6 +70,9 @@ class Container(containers.DeclarativeContainer):
     resources = storage.provided.resources
     reports = storage.provided.reports
     archive = storage.provided.archive
+    livekit_accounts = storage.provided.livekit_accounts
+    webhooks = storage.provided.webhooks
+    webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
@@ -128,6 +134,18 @@ class Container(containers.DeclarativeContainer):
     )
     export_tenant = providers.Factory(ExportTenant, tenants=tenants, archive=archive)
     import_tenant = providers.Factory(ImportTenant, archive=archive)
+    add_livekit_account = providers.Factory(
+        AddLiveKitAccount, tenants=tenants, accounts=livekit_accounts
+    )
+    receive_livekit_webhook = providers.Factory(
+        ReceiveLiveKitWebhook,
+        verifier=webhook_verifier,
+        accounts=livekit_accounts,
+        webhooks=webhooks,
+        sessions=sessions,
+        record_exit=record_exit,
+        clock=clock,
+    )
 
 
 def build_container(settings: Settings) -> Container:

@@ -2,6 +2,7 @@ from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
+from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryWebhookLog
 from adapters.memory.plans import (
     MemoryPlanRepository,
     MemoryResourceRegistry,
@@ -30,6 +31,8 @@ class MemoryStorage:
         self.reports = MemoryReports(store)
         self.health = MemoryHealth()
         self.archive = MemoryTenantArchive(store)
+        self.livekit_accounts = MemoryLiveKitAccounts(store)
+        self.webhooks = MemoryWebhookLog(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

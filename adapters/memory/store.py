@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
 from domain.tenants import ApiKey, Tenant
@@ -22,3 +23,5 @@ class MemoryStore:
     plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
+    livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
+    webhooks: set[tuple[str, str]] = field(default_factory=set)  # (tenant_id, webhook id)

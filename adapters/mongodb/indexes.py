@@ -164,4 +164,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ix_subject_resources_month",
         ),
     ],
+    "livekit_accounts": [
+        IndexModel([("api_key", ASCENDING)], unique=True, name="ux_livekit_accounts"),
+    ],
+    "webhooks": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_webhooks"),
+    ],
 }

@@ -198,3 +198,19 @@ subject_resources = Table(
     Column("registered_at", UTCDateTime, nullable=False),
     Index("ix_subject_resources_month", "tenant_id", "subject_id", "registered_at"),
 )
+
+livekit_accounts = Table(
+    "livekit_accounts",
+    metadata,
+    Column("api_key", String(200), primary_key=True),
+    Column("tenant_id", String(36), nullable=False, index=True),
+    Column("api_secret", String(500), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)

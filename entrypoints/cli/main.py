@@ -387,3 +387,25 @@ class Progress:
 
 def _watched() -> bool:
     return sys.stderr.isatty()
+
+
+@cli.group()
+def livekit() -> None:
+    """LiveKit servers whose webhooks this service accepts."""
+
+
+@livekit.command("add")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--api-key", required=True, help="The `keys:` name in livekit.yaml.")
+@click.option(
+    "--api-secret",
+    required=True,
+    envvar="SESSIONMETER_LIVEKIT_API_SECRET",
+    show_envvar=True,
+    help="Its secret (stored to verify webhooks; never printed).",
+)
+@click.pass_context
+def add_livekit(ctx: click.Context, tenant_name: str, api_key: str, api_secret: str) -> None:
+    """Accept webhooks signed with this API key, as the tenant's."""
+    run(ctx, lambda c: c.add_livekit_account()(tenant_name, api_key, api_secret))
+    click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}")

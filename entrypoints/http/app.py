@@ -22,6 +22,7 @@ from entrypoints.http.controllers.rates import RateController
 from entrypoints.http.controllers.reports import ReportController
 from entrypoints.http.controllers.sessions import SessionController
 from entrypoints.http.controllers.settings import SettingsController
+from entrypoints.http.controllers.webhooks import livekit_webhook
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
 from entrypoints.settings import Settings
@@ -53,6 +54,7 @@ USE_CASES = (
     "report_resources",
     "report_usage_stats",
     "report_active",
+    "receive_livekit_webhook",
 )
 
 
@@ -83,6 +85,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             SettingsController,
             alerts,
             health,
+            livekit_webhook,
         ],
         dependencies={name: _bridge(container, name) for name in USE_CASES},
         # Guards cannot take dependencies: they find the authenticator's provider in the app's

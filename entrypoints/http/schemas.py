@@ -181,7 +181,7 @@ class DistributionOut(msgspec.Struct):
         return cls(d.total, d.counts, d.percentages)
 
 
-class HealthOut(msgspec.Struct):
+class StatusOut(msgspec.Struct):
     status: str
 
 

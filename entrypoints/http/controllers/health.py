@@ -5,11 +5,11 @@ from litestar.di import NamedDependency
 
 from application.check_health import CheckHealth
 from entrypoints.http.errors import error_response
-from entrypoints.http.schemas import HealthOut
+from entrypoints.http.schemas import StatusOut
 
 
 @get("/health", tags=["health"], summary="Whether the service and its storage answer")
 async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
     if await check_health():
-        return Response(HealthOut("ok"))
+        return Response(StatusOut("ok"))
     return error_response(503, "unavailable", "the storage does not answer")

@@ -1,0 +1,24 @@
+"""Operators register a LiveKit server's API key for a tenant, so its webhooks are accepted."""
+
+from application.ports import LiveKitAccounts, TenantRepository
+from domain.errors import InvalidInput, NotFound
+from domain.livekit import LiveKitAccount
+from domain.text import check_text
+
+
+class AddLiveKitAccount:
+    def __init__(self, tenants: TenantRepository, accounts: LiveKitAccounts) -> None:
+        self._tenants = tenants
+        self._accounts = accounts
+
+    async def __call__(self, tenant_name: str, api_key: str, api_secret: str) -> LiveKitAccount:
+        tenant = await self._tenants.get_by_name(tenant_name)
+        if tenant is None:
+            raise NotFound(f"no tenant named {tenant_name}")
+        check_text("api_key", api_key, 200)
+        check_text("api_secret", api_secret, 500)
+        if not api_key or not api_secret:
+            raise InvalidInput("api_key", "the key and the secret must not be empty")
+        account = LiveKitAccount(api_key, tenant.id, api_secret)
+        await self._accounts.add(account)
+        return account

@@ -1,0 +1,96 @@
+"""A LiveKit server reports what happened in its rooms; participants' stays become sessions.
+
+Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id comes
+from the room and participant sids, a join is recorded by whichever of `joined` and `left`
+arrives first (both carry when the participant joined), a second exit is a replay, and handled
+webhook ids are remembered. Times are when things happened on the LiveKit server.
+"""
+
+from application.ports import (
+    Clock,
+    LiveKitAccounts,
+    SessionFilter,
+    SessionRepository,
+    WebhookLog,
+    WebhookVerifier,
+)
+from application.record_exit import RecordExit, RecordExitCommand
+from domain.errors import Unauthorized
+from domain.livekit import KIND, RoomEvent, RoomEventKind
+from domain.session import Session, SessionRequest, SessionStatus
+
+EXIT_STATUS: dict[str, SessionStatus] = {
+    RoomEventKind.PARTICIPANT_LEFT: SessionStatus.COMPLETED,
+    RoomEventKind.PARTICIPANT_CONNECTION_ABORTED: SessionStatus.ABANDONED,
+}
+ROOM_PAGE = 500
+
+
+class ReceiveLiveKitWebhook:
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        accounts: LiveKitAccounts,
+        webhooks: WebhookLog,
+        sessions: SessionRepository,
+        record_exit: RecordExit,
+        clock: Clock,
+    ) -> None:
+        self._verifier = verifier
+        self._accounts = accounts
+        self._webhooks = webhooks
+        self._sessions = sessions
+        self._record_exit = record_exit
+        self._clock = clock
+
+    async def __call__(self, body: str, token: str) -> None:
+        api_key = self._verifier.issuer(token)
+        account = None if api_key is None else await self._accounts.get(api_key)
+        if account is None:
+            raise Unauthorized("the webhook is not signed with a registered LiveKit API key")
+        event = self._verifier.verify(body, token, account)
+        tenant_id = account.tenant_id
+        if await self._webhooks.seen(tenant_id, event.id):
+            return
+        if event.kind == RoomEventKind.PARTICIPANT_JOINED:
+            await self._joined(tenant_id, event)
+        elif event.kind in EXIT_STATUS:
+            await self._joined(tenant_id, event)  # a `left` may come first, or alone
+            await self._left(tenant_id, event.session_id, event, EXIT_STATUS[event.kind])
+        elif event.kind == RoomEventKind.ROOM_FINISHED:
+            await self._room_finished(tenant_id, event)
+        # Recorded last: a webhook that failed halfway is handled again when redelivered.
+        await self._webhooks.record(tenant_id, event.id, self._clock.now())
+
+    async def _joined(self, tenant_id: str, event: RoomEvent) -> None:
+        if event.participant_sid is None or event.identity is None:
+            return
+        request = SessionRequest(
+            kind=KIND,
+            resource_id=event.room_name,
+            subject_id=event.identity,
+            started_at=event.joined_at or event.created_at,
+            attributes={"room_sid": event.room_sid, "participant_sid": event.participant_sid},
+        )
+        session = Session.start(tenant_id, event.session_id, request, self._clock.now())
+        # The participant is in the room already: recorded whatever the plan says, once.
+        await self._sessions.add(session)
+
+    async def _left(
+        self, tenant_id: str, session_id: str, event: RoomEvent, status: SessionStatus
+    ) -> None:
+        # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
+        at = max(event.created_at, event.joined_at or event.created_at)
+        await self._record_exit(RecordExitCommand(tenant_id, session_id, at=at, status=status))
+
+    async def _room_finished(self, tenant_id: str, event: RoomEvent) -> None:
+        """Close every stay still open in the room (this instance of it: its sid)."""
+        where = SessionFilter(kind=KIND, resource_id=event.room_name, status=SessionStatus.ACTIVE)
+        while True:
+            page = await self._sessions.find(tenant_id, where, ROOM_PAGE)
+            open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
+            for session in open_here:
+                at = max(event.created_at, session.started_at)
+                await self._record_exit(RecordExitCommand(tenant_id, session.id, at=at))
+            if len(page) < ROOM_PAGE or not open_here:
+                return

@@ -1,0 +1,108 @@
+"""POST /v1/webhooks/livekit: signed webhooks become sessions, exactly once, in any order."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+
+from domain.errors import Conflict
+from tests.app_client import Api
+from tests.http.envelope import assert_error
+from tests.livekit_server import LiveKitServer
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture
+def livekit(api: Api) -> LiveKitServer:
+    server = LiveKitServer()
+    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
+    return server
+
+
+def deliver(api: Api, webhook: tuple[str, dict[str, str]]) -> Any:
+    raw, headers = webhook
+    return api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
+
+
+def stays(api: Api) -> list[dict[str, Any]]:
+    found = api.client.get("/v1/sessions", params={"kind": "livekit"}, headers=api.admin)
+    return list(found.json()["items"])
+
+
+def test_a_participant_who_joins_and_leaves_is_one_session_at_the_servers_times(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    joined = deliver(api, livekit.joined("ana", T0))
+    left = deliver(api, livekit.left("ana", T0, T0 + timedelta(minutes=50)))
+
+    assert joined.status_code == 200 and left.status_code == 200
+    (stay,) = stays(api)
+    assert (stay["kind"], stay["resource_id"], stay["subject_id"]) == ("livekit", "bootcamp", "ana")
+    assert stay["status"] == "completed" and stay["duration_seconds"] == 3000
+
+
+def test_webhooks_delivered_twice_and_out_of_order_count_once(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    joined = livekit.joined("ana", T0)
+    left = livekit.left("ana", T0, T0 + timedelta(minutes=20))
+
+    for webhook in (left, left, joined, joined):
+        assert deliver(api, webhook).status_code == 200
+
+    (stay,) = stays(api)
+    assert stay["status"] == "completed" and stay["duration_seconds"] == 1200
+
+
+def test_a_finished_room_closes_every_stay_still_open_in_it(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    for n, name in enumerate(("ana", "ben", "cy")):
+        deliver(api, livekit.joined(name, T0 + timedelta(minutes=n)))
+    deliver(api, livekit.left("ben", T0 + timedelta(minutes=1), T0 + timedelta(minutes=10)))
+
+    deliver(api, livekit.webhook("room_finished", T0 + timedelta(minutes=30)))
+
+    ended = {s["subject_id"]: s["ended_at"] for s in stays(api)}
+    assert all(s["status"] == "completed" for s in stays(api))
+    assert (
+        ended["ana"]
+        == ended["cy"]
+        == (T0 + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["no token", "other secret", "other body", "unknown key", "expired", "garbage"],
+)
+def test_a_webhook_whose_signature_does_not_hold_is_401_and_records_nothing(
+    api: Api, livekit: LiveKitServer, tamper: str
+) -> None:
+    raw, headers = livekit.joined("mallory", T0)
+    if tamper == "no token":
+        headers.pop("Authorization")
+    elif tamper == "other secret":
+        headers = LiveKitServer(secret="not-the-registered-secret-but-long-enough").headers(raw)
+    elif tamper == "other body":
+        raw = raw.replace("mallory", "mallory2")
+    elif tamper == "unknown key":
+        headers = LiveKitServer(key="APIunknown").headers(raw)
+    elif tamper == "expired":
+        claims = jwt.decode(headers["Authorization"], options={"verify_signature": False})
+        claims["exp"] = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())
+        headers["Authorization"] = jwt.encode(claims, livekit.secret, algorithm="HS256")
+    else:
+        headers["Authorization"] = "not.a.jwt"
+
+    refused = api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
+
+    assert_error(refused, 401, "unauthorized")
+    assert stays(api) == []
+
+
+def test_a_livekit_key_belongs_to_one_tenant(api: Api, livekit: LiveKitServer) -> None:
+    with pytest.raises(Conflict):
+        api.run(lambda: api.container.add_livekit_account()("globex", livekit.key, "x" * 40))
