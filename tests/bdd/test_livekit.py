@@ -1,0 +1,137 @@
+"""Steps of features/livekit.feature."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from tests.app_client import Api
+from tests.livekit_server import LiveKitServer
+
+scenarios("livekit.feature")
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+Webhook = tuple[str, dict[str, str]]
+
+
+@pytest.fixture
+def webhooks() -> list[Webhook]:
+    """What the LiveKit server has sent so far, in the order it sent it."""
+    return []
+
+
+@pytest.fixture
+def refused() -> list[Any]:
+    return []
+
+
+def room(name: str) -> LiveKitServer:
+    return LiveKitServer(room=name)
+
+
+def deliver(api: Api, webhook: Webhook) -> Any:
+    raw, headers = webhook
+    return api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
+
+
+def stays(api: Api, room_name: str) -> list[dict[str, Any]]:
+    found = api.client.get(
+        "/v1/sessions", params={"resource_id": room_name, "limit": 100}, headers=api.admin
+    )
+    return list(found.json()["items"])
+
+
+@given("a bootcamp whose LiveKit server sends its webhooks to sessionmeter")
+def bootcamp(api: Api) -> None:
+    server = LiveKitServer()
+    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
+
+
+@given(parsers.parse('{count:d} participants join room "{name}" over the first 10 minutes'))
+def many_join(webhooks: list[Webhook], count: int, name: str) -> None:
+    day = NOW - timedelta(hours=6)
+    for n in range(count):
+        webhooks.append(room(name).joined(f"p{n}", day + timedelta(seconds=n * 600 // count)))
+
+
+@given(parsers.parse("every participant leaves after {hours:d} hours"))
+def all_leave(webhooks: list[Webhook], hours: int) -> None:
+    joins = list(webhooks)
+    for raw, _ in joins:
+        body = json.loads(raw)
+        joined = datetime.fromtimestamp(int(body["createdAt"]), UTC)
+        identity = body["participant"]["identity"]
+        server = room(body["room"]["name"])
+        webhooks.append(server.left(identity, joined, joined + timedelta(hours=hours)))
+
+
+@when("each webhook arrives twice and the day's webhooks arrive in reverse order")
+def reversed_twice(api: Api, webhooks: list[Webhook]) -> None:
+    for webhook in reversed(webhooks):
+        for _ in range(2):
+            assert deliver(api, webhook).status_code == 200
+
+
+@given(
+    parsers.parse(
+        'participant "{who}" joined room "{name}" {minutes:d} minutes ago but that webhook was dropped'
+    )
+)
+def dropped_join(webhooks: list[Webhook], who: str, name: str, minutes: int) -> None:
+    joined = NOW - timedelta(minutes=minutes)
+    webhooks.append(room(name).left(who, joined, NOW))
+
+
+@when(parsers.parse('the webhook saying "{who}" left room "{name}" now arrives'))
+def late_leave(api: Api, webhooks: list[Webhook], who: str, name: str) -> None:
+    assert deliver(api, webhooks[-1]).status_code == 200
+
+
+@given(parsers.parse('participants "{first}" and "{second}" joined room "{name}" an hour ago'))
+def two_join(api: Api, first: str, second: str, name: str) -> None:
+    for who in (first, second):
+        assert deliver(api, room(name).joined(who, NOW - timedelta(hours=1))).status_code == 200
+
+
+@when(parsers.parse('room "{name}" finishes'))
+def room_finishes(api: Api, name: str) -> None:
+    assert deliver(api, room(name).webhook("room_finished", NOW)).status_code == 200
+
+
+@when(parsers.parse('a webhook signed with another secret says "{who}" joined room "{name}"'))
+def forged(api: Api, refused: list[Any], who: str, name: str) -> None:
+    forger = LiveKitServer(secret="someone-elses-secret-of-enough-length", room=name)
+    refused.append(deliver(api, forger.joined(who, NOW)))
+
+
+@then("it is refused as unauthorized")
+def is_refused(refused: list[Any]) -> None:
+    assert refused[-1].status_code == 401
+
+
+@then(parsers.parse('room "{name}" has {count:d} stays, all completed'))
+def room_has(api: Api, name: str, count: int) -> None:
+    found = stays(api, name)
+    assert len(found) == count
+    assert all(s["status"] == "completed" for s in found)
+
+
+@then(parsers.parse('every stay in room "{name}" lasted {hours:d} hours'))
+def every_stay_lasted(api: Api, name: str, hours: int) -> None:
+    assert {s["duration_seconds"] for s in stays(api, name)} == {hours * 3600}
+
+
+@then(parsers.parse('"{who}" stayed in room "{name}" for {minutes:d} minutes'))
+def stayed(api: Api, who: str, name: str, minutes: int) -> None:
+    (stay,) = [s for s in stays(api, name) if s["subject_id"] == who]
+    assert stay["duration_seconds"] == minutes * 60
+
+
+@then(parsers.parse('the watch time of room "{name}" is {hours:d} participant-hours'))
+def watch_time(api: Api, name: str, hours: int) -> None:
+    report = api.client.get(
+        "/v1/reports/watch-time", params={"resource_id": name}, headers=api.admin
+    ).json()
+    assert sum(row["total_seconds"] for row in report["items"]) == hours * 3600
