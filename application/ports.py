@@ -12,7 +12,7 @@ from typing import Protocol
 from domain.clock import as_utc
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.events import BatchOutcome, Distribution, Event
-from domain.livekit import LiveKitAccount, RoomEvent
+from domain.livekit import LiveKitAccount, RoomEvent, TrackReport
 from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Charge, Exit, Session, SessionStatus
@@ -322,4 +322,17 @@ class WebhookVerifier(Protocol):
     def verify(self, body: str, token: str, account: LiveKitAccount) -> RoomEvent:
         """The event in `body`, if `token` is the account's valid, unexpired signature of exactly
         this body; Unauthorized otherwise."""
+        ...
+
+
+class TrackLog(Protocol):
+    async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        """Merge what a webhook says of a track of the session (the first report of each end
+        wins). When both ends are known, add the track's seconds to the session's usage under
+        its meter, exactly once whoever completes it and whatever the session's status, in the
+        same atomic step that marks it counted. True when this call added them."""
+        ...
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        """The session's tracks published and not (yet) reported unpublished."""
         ...

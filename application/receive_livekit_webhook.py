@@ -1,4 +1,5 @@
-"""A LiveKit server reports what happened in its rooms; participants' stays become sessions.
+"""A LiveKit server reports what happened in its rooms; participants' stays become sessions,
+and the time their tracks were published adds to their usage (video, screen share, audio).
 
 Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id comes
 from the room and participant sids, a join is recorded by whichever of `joined` and `left`
@@ -6,17 +7,20 @@ arrives first (both carry when the participant joined), a second exit is a repla
 webhook ids are remembered. Times are when things happened on the LiveKit server.
 """
 
+from datetime import datetime
+
 from application.ports import (
     Clock,
     LiveKitAccounts,
     SessionFilter,
     SessionRepository,
+    TrackLog,
     WebhookLog,
     WebhookVerifier,
 )
 from application.record_exit import RecordExit, RecordExitCommand
 from domain.errors import Unauthorized
-from domain.livekit import KIND, RoomEvent, RoomEventKind
+from domain.livekit import KIND, TRACK_METERS, RoomEvent, RoomEventKind, TrackReport
 from domain.session import Session, SessionRequest, SessionStatus
 
 EXIT_STATUS: dict[str, SessionStatus] = {
@@ -33,6 +37,7 @@ class ReceiveLiveKitWebhook:
         accounts: LiveKitAccounts,
         webhooks: WebhookLog,
         sessions: SessionRepository,
+        tracks: TrackLog,
         record_exit: RecordExit,
         clock: Clock,
     ) -> None:
@@ -40,6 +45,7 @@ class ReceiveLiveKitWebhook:
         self._accounts = accounts
         self._webhooks = webhooks
         self._sessions = sessions
+        self._tracks = tracks
         self._record_exit = record_exit
         self._clock = clock
 
@@ -59,6 +65,9 @@ class ReceiveLiveKitWebhook:
             await self._left(tenant_id, event.session_id, event, EXIT_STATUS[event.kind])
         elif event.kind == RoomEventKind.ROOM_FINISHED:
             await self._room_finished(tenant_id, event)
+        elif event.kind in (RoomEventKind.TRACK_PUBLISHED, RoomEventKind.TRACK_UNPUBLISHED):
+            await self._joined(tenant_id, event)
+            await self._track(tenant_id, event)
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
         await self._webhooks.record(tenant_id, event.id, self._clock.now())
 
@@ -81,7 +90,27 @@ class ReceiveLiveKitWebhook:
     ) -> None:
         # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
         at = max(event.created_at, event.joined_at or event.created_at)
+        await self._end_tracks(tenant_id, session_id, at)
         await self._record_exit(RecordExitCommand(tenant_id, session_id, at=at, status=status))
+
+    async def _track(self, tenant_id: str, event: RoomEvent) -> None:
+        meter = TRACK_METERS.get(event.track_source or "")
+        if meter is None or event.track_sid is None:
+            return  # data tracks, screen-share audio: nothing this service meters
+        published = event.kind == RoomEventKind.TRACK_PUBLISHED
+        report = TrackReport(
+            event.track_sid,
+            meter,
+            published_at=event.created_at if published else None,
+            unpublished_at=None if published else event.created_at,
+        )
+        await self._tracks.record(tenant_id, event.session_id, report)
+
+    async def _end_tracks(self, tenant_id: str, session_id: str, at: datetime) -> None:
+        """A stay that ends ends its tracks: those still open are unpublished at its end."""
+        for track in await self._tracks.open_tracks(tenant_id, session_id):
+            ended = TrackReport(track.track_sid, track.meter, unpublished_at=at)
+            await self._tracks.record(tenant_id, session_id, ended)
 
     async def _room_finished(self, tenant_id: str, event: RoomEvent) -> None:
         """Close every stay still open in the room (this instance of it: its sid)."""
@@ -91,6 +120,7 @@ class ReceiveLiveKitWebhook:
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
                 at = max(event.created_at, session.started_at)
+                await self._end_tracks(tenant_id, session.id, at)
                 await self._record_exit(RecordExitCommand(tenant_id, session.id, at=at))
             if len(page) < ROOM_PAGE or not open_here:
                 return

@@ -19,6 +19,34 @@ class RoomEventKind(StrEnum):
     PARTICIPANT_LEFT = "participant_left"
     PARTICIPANT_CONNECTION_ABORTED = "participant_connection_aborted"
     ROOM_FINISHED = "room_finished"
+    TRACK_PUBLISHED = "track_published"
+    TRACK_UNPUBLISHED = "track_unpublished"
+
+
+# What a published track's time adds to its session's usage, by the track's source.
+TRACK_METERS = {
+    "CAMERA": "video.seconds",
+    "SCREEN_SHARE": "screen_share.seconds",
+    "MICROPHONE": "audio.seconds",
+}
+
+
+@dataclass(frozen=True)
+class TrackReport:
+    """What webhooks said of one track of a stay: when it was published and unpublished (each
+    known once it has been reported), and the meter its time adds to."""
+
+    track_sid: str
+    meter: str
+    published_at: datetime | None = None
+    unpublished_at: datetime | None = None
+
+    @property
+    def seconds(self) -> int | None:
+        """Whole seconds published (LiveKit stamps whole seconds), once both ends are known."""
+        if self.published_at is None or self.unpublished_at is None:
+            return None
+        return max(0, round((self.unpublished_at - self.published_at).total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -43,10 +71,23 @@ class RoomEvent:
     participant_sid: str | None = None
     identity: str | None = None
     joined_at: datetime | None = None
+    track_sid: str | None = None
+    track_source: str | None = None  # CAMERA, MICROPHONE, SCREEN_SHARE, …
 
     @property
     def session_id(self) -> str:
         return session_id_of(self.room_sid, self.participant_sid or "")
+
+
+def merge_reports(known: TrackReport, report: TrackReport) -> TrackReport:
+    """What is known of a track after another report of it: the first report of each end wins
+    (a redelivered webhook changes nothing)."""
+    return TrackReport(
+        known.track_sid,
+        known.meter,
+        known.published_at or report.published_at,
+        known.unpublished_at or report.unpublished_at,
+    )
 
 
 def session_id_of(room_sid: str, participant_sid: str) -> str:

@@ -72,6 +72,7 @@ class Container(containers.DeclarativeContainer):
     archive = storage.provided.archive
     livekit_accounts = storage.provided.livekit_accounts
     webhooks = storage.provided.webhooks
+    tracks = storage.provided.tracks
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
@@ -143,6 +144,7 @@ class Container(containers.DeclarativeContainer):
         accounts=livekit_accounts,
         webhooks=webhooks,
         sessions=sessions,
+        tracks=tracks,
         record_exit=record_exit,
         clock=clock,
     )

@@ -1,7 +1,8 @@
 Feature: A LiveKit server reports who was in its rooms, and each stay is recorded once
   A bootcamp runs its own LiveKit server. Its webhooks tell sessionmeter who joined and left
   which room and when; each participant's stay in a room becomes one session, timed by the
-  LiveKit server's clock. LiveKit redelivers webhooks and may deliver them out of order, or
+  LiveKit server's clock, and the time their camera, screen share and microphone were on adds
+  to the stay's usage. LiveKit redelivers webhooks and may deliver them out of order, or
   drop a join altogether: a stay is still recorded once, with the right times.
 
   Background:
@@ -9,22 +10,26 @@ Feature: A LiveKit server reports who was in its rooms, and each stay is recorde
 
   Scenario: A bootcamp day: 40 participants, webhooks twice and out of order
     Given 40 participants join room "day-1" over the first 10 minutes
+    And 10 of them share their screen for 30 minutes
     And every participant leaves after 5 hours
     When each webhook arrives twice and the day's webhooks arrive in reverse order
     Then room "day-1" has 40 stays, all completed
     And every stay in room "day-1" lasted 5 hours
     And the watch time of room "day-1" is 200 participant-hours
+    And the stays in room "day-1" add up to 300 minutes of screen share
 
   Scenario: A participant whose join was dropped is still recorded when they leave
     Given participant "ana" joined room "day-1" 30 minutes ago but that webhook was dropped
     When the webhook saying "ana" left room "day-1" now arrives
     Then "ana" stayed in room "day-1" for 30 minutes
 
-  Scenario: When the room finishes, the stays still open end with it
+  Scenario: When the room finishes, the stays still open end with it, and so do their cameras
     Given participants "ben" and "cy" joined room "day-1" an hour ago
+    And "ben" turned his camera on when he joined
     When room "day-1" finishes
     Then room "day-1" has 2 stays, all completed
     And every stay in room "day-1" lasted 1 hours
+    And the stays in room "day-1" add up to 60 minutes of video
 
   Scenario: A webhook that is not signed by the bootcamp's LiveKit server changes nothing
     When a webhook signed with another secret says "mallory" joined room "day-1"

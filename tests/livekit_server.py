@@ -42,6 +42,18 @@ class LiveKitServer:
     ) -> tuple[str, dict[str, str]]:
         return self.webhook(event, at, participant=self.participant(identity, joined))
 
+    def track(
+        self, event: str, identity: str, joined: datetime, sid: str, source: str, at: datetime
+    ) -> tuple[str, dict[str, str]]:
+        """track_published or track_unpublished of a participant's CAMERA, SCREEN_SHARE, …"""
+        kind = "AUDIO" if source == "MICROPHONE" else "VIDEO"
+        return self.webhook(
+            event,
+            at,
+            participant=self.participant(identity, joined),
+            track={"sid": sid, "type": kind, "source": source},
+        )
+
     def participant(self, identity: str, joined: datetime) -> dict[str, str]:
         return {
             "sid": f"PA_{identity}",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import jwt
 from livekit import api
+from livekit.protocol.models import TrackSource
 
 from domain.errors import Unauthorized
 from domain.livekit import LiveKitAccount, RoomEvent
@@ -29,6 +30,7 @@ class LiveKitWebhookVerifier:
         except Exception:  # livekit-api raises PyJWTError subclasses and bare Exceptions alike
             raise Unauthorized("the webhook's signature does not match its body") from None
         participant = event.participant if event.HasField("participant") else None
+        track = event.track if event.HasField("track") else None
         return RoomEvent(
             id=event.id,
             kind=event.event,
@@ -38,6 +40,8 @@ class LiveKitWebhookVerifier:
             participant_sid=participant.sid if participant else None,
             identity=participant.identity if participant else None,
             joined_at=_joined_at(participant) if participant else None,
+            track_sid=track.sid if track else None,
+            track_source=TrackSource.Name(track.source) if track else None,
         )
 
 

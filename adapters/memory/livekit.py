@@ -2,7 +2,7 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport, merge_reports
 
 
 class MemoryLiveKitAccounts:
@@ -28,3 +28,29 @@ class MemoryWebhookLog:
 
     async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
         self._store.webhooks.add((tenant_id, webhook_id))
+
+
+class MemoryTrackLog:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        key = (tenant_id, session_id, report.track_sid)
+        known, counted = self._store.tracks.get(key, (report, False))
+        merged = merge_reports(known, report)
+        seconds = merged.seconds
+        session = self._store.sessions.get((tenant_id, session_id))
+        adds = seconds is not None and not counted and session is not None
+        self._store.tracks[key] = (merged, counted or adds)
+        if adds and session is not None and seconds is not None:
+            session.add_usage({merged.meter: seconds})
+        return adds
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        return [
+            report
+            for (tenant, session, _), (report, _) in sorted(self._store.tracks.items())
+            if (tenant, session) == (tenant_id, session_id)
+            and report.published_at is not None
+            and report.unpublished_at is None
+        ]

@@ -2,7 +2,7 @@ from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
-from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryWebhookLog
+from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryTrackLog, MemoryWebhookLog
 from adapters.memory.plans import (
     MemoryPlanRepository,
     MemoryResourceRegistry,
@@ -33,6 +33,7 @@ class MemoryStorage:
         self.archive = MemoryTenantArchive(store)
         self.livekit_accounts = MemoryLiveKitAccounts(store)
         self.webhooks = MemoryWebhookLog(store)
+        self.tracks = MemoryTrackLog(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
 from domain.tenants import ApiKey, Tenant
@@ -25,3 +25,5 @@ class MemoryStore:
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
     livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
     webhooks: set[tuple[str, str]] = field(default_factory=set)  # (tenant_id, webhook id)
+    # (tenant_id, session_id, track_sid) -> what is known of the track, and whether it counted
+    tracks: dict[tuple[str, str, str], tuple[TrackReport, bool]] = field(default_factory=dict)

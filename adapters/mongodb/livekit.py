@@ -4,9 +4,9 @@ from datetime import datetime
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongodb.documents import Document
+from adapters.mongodb.documents import Document, increments
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport
 
 
 class MongoLiveKitAccounts:
@@ -51,3 +51,49 @@ class MongoWebhookLog:
                 {"$setOnInsert": {"received_at": at}},
                 upsert=True,
             )
+
+
+class MongoTrackLog:
+    """A stay's tracks live in its session's document (`tracks.<sid>`), so that marking a track
+    counted and adding its seconds to the usage are one single-document update."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._sessions = db["sessions"]
+
+    async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        key = {"tenant_id": tenant_id, "id": session_id}
+        track = f"tracks.{report.track_sid}"
+        for end in ("published_at", "unpublished_at"):
+            at = getattr(report, end)
+            if at is not None:  # the first report of each end wins
+                await self._sessions.update_one(
+                    {**key, f"{track}.{end}": None},
+                    {"$set": {f"{track}.{end}": at, f"{track}.meter": report.meter}},
+                )
+        found = await self._sessions.find_one(key, {track: 1})
+        known = ((found or {}).get("tracks") or {}).get(report.track_sid)
+        if known is None or known.get("counted"):
+            return False
+        seconds = _report(report.track_sid, known).seconds
+        if seconds is None:
+            return False
+        counted = await self._sessions.update_one(
+            {**key, f"{track}.counted": {"$ne": True}},
+            {
+                "$set": {f"{track}.counted": True},
+                "$inc": increments("usage", {report.meter: seconds}),
+            },
+        )
+        return counted.modified_count == 1
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})
+        tracks = (found or {}).get("tracks") or {}
+        reports = [_report(sid, known) for sid, known in sorted(tracks.items())]
+        return [r for r in reports if r.published_at is not None and r.unpublished_at is None]
+
+
+def _report(track_sid: str, known: Document) -> TrackReport:
+    return TrackReport(
+        track_sid, known["meter"], known.get("published_at"), known.get("unpublished_at")
+    )

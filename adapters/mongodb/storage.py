@@ -9,7 +9,7 @@ from adapters.mongodb.documents import Document
 from adapters.mongodb.events import MongoEventLog
 from adapters.mongodb.health import MongoHealth
 from adapters.mongodb.indexes import INDEXES
-from adapters.mongodb.livekit import MongoLiveKitAccounts, MongoWebhookLog
+from adapters.mongodb.livekit import MongoLiveKitAccounts, MongoTrackLog, MongoWebhookLog
 from adapters.mongodb.plans import (
     MongoPlanRepository,
     MongoResourceRegistry,
@@ -48,6 +48,7 @@ class MongoStorage:
         self.archive = MongoTenantArchive(db)
         self.livekit_accounts = MongoLiveKitAccounts(db)
         self.webhooks = MongoWebhookLog(db)
+        self.tracks = MongoTrackLog(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

@@ -1,12 +1,13 @@
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
-from adapters.sqlalchemy.tables import livekit_accounts, webhook_deliveries
+from adapters.sqlalchemy.meters import add_usage
+from adapters.sqlalchemy.tables import livekit_accounts, track_intervals, webhook_deliveries
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport
 
 
 class SqlLiveKitAccounts:
@@ -55,3 +56,64 @@ class SqlWebhookLog:
         )
         async with self._single.begin() as conn:
             await conn.execute(stmt)
+
+
+class SqlTrackLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        key = (
+            track_intervals.c.tenant_id == tenant_id,
+            track_intervals.c.session_id == session_id,
+            track_intervals.c.track_sid == report.track_sid,
+        )
+        new = insert(self._engine, track_intervals).values(
+            tenant_id=tenant_id,
+            session_id=session_id,
+            track_sid=report.track_sid,
+            meter=report.meter,
+            counted=False,
+        )
+        # The UPDATE locks the track's row: concurrent reports of it take turns, so only one
+        # finds it complete and not yet counted.
+        merged = (
+            update(track_intervals)
+            .where(*key)
+            .values(
+                published_at=func.coalesce(track_intervals.c.published_at, report.published_at),
+                unpublished_at=func.coalesce(
+                    track_intervals.c.unpublished_at, report.unpublished_at
+                ),
+            )
+            .returning(
+                track_intervals.c.published_at,
+                track_intervals.c.unpublished_at,
+                track_intervals.c.counted,
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(new.on_conflict_do_nothing())
+            published, unpublished, counted = (await conn.execute(merged)).one()
+            seconds = TrackReport(report.track_sid, report.meter, published, unpublished).seconds
+            if seconds is None or counted:
+                return False
+            await conn.execute(update(track_intervals).where(*key).values(counted=True))
+            await add_usage(conn, self._engine, tenant_id, {session_id: {report.meter: seconds}})
+        return True
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        query = (
+            select(track_intervals)
+            .where(
+                track_intervals.c.tenant_id == tenant_id,
+                track_intervals.c.session_id == session_id,
+                track_intervals.c.published_at.is_not(None),
+                track_intervals.c.unpublished_at.is_(None),
+            )
+            .order_by(track_intervals.c.track_sid)
+        )
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [TrackReport(r.track_sid, r.meter, r.published_at, None) for r in rows]

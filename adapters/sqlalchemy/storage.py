@@ -9,7 +9,7 @@ from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.health import SqlHealth
-from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlWebhookLog
+from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlTrackLog, SqlWebhookLog
 from adapters.sqlalchemy.plans import (
     SqlPlanRepository,
     SqlResourceRegistry,
@@ -43,6 +43,7 @@ class SqlAlchemyStorage:
         self.archive = SqlTenantArchive(self.engine)
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.engine)
+        self.tracks = SqlTrackLog(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -214,3 +214,15 @@ webhook_deliveries = Table(
     Column("id", String(200), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
 )
+
+track_intervals = Table(
+    "track_intervals",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("session_id", String(36), primary_key=True),
+    Column("track_sid", String(200), primary_key=True),
+    Column("meter", String(64), nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("unpublished_at", UTCDateTime),
+    Column("counted", Boolean, nullable=False),
+)

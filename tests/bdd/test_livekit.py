@@ -56,11 +56,37 @@ def many_join(webhooks: list[Webhook], count: int, name: str) -> None:
         webhooks.append(room(name).joined(f"p{n}", day + timedelta(seconds=n * 600 // count)))
 
 
+@given(parsers.parse("{count:d} of them share their screen for {minutes:d} minutes"))
+def share_screens(webhooks: list[Webhook], count: int, minutes: int) -> None:
+    for raw, _ in list(webhooks)[:count]:
+        body = json.loads(raw)
+        joined = datetime.fromtimestamp(int(body["createdAt"]), UTC)
+        who, server = body["participant"]["identity"], room(body["room"]["name"])
+        sid, start = f"TR_screen_{who}", joined + timedelta(hours=1)
+        webhooks.append(server.track("track_published", who, joined, sid, "SCREEN_SHARE", start))
+        end = start + timedelta(minutes=minutes)
+        webhooks.append(server.track("track_unpublished", who, joined, sid, "SCREEN_SHARE", end))
+
+
+@given(parsers.parse('"{who}" turned his camera on when he joined'))
+def camera_on(api: Api, who: str) -> None:
+    joined = NOW - timedelta(hours=1)
+    webhook = room("day-1").track("track_published", who, joined, f"TR_cam_{who}", "CAMERA", joined)
+    assert deliver(api, webhook).status_code == 200
+
+
+@then(parsers.parse('the stays in room "{name}" add up to {minutes:d} minutes of {what}'))
+def track_minutes(api: Api, name: str, minutes: int, what: str) -> None:
+    meter = {"screen share": "screen_share.seconds", "video": "video.seconds"}[what]
+    assert sum(int(s["usage"].get(meter, 0)) for s in stays(api, name)) == minutes * 60
+
+
 @given(parsers.parse("every participant leaves after {hours:d} hours"))
 def all_leave(webhooks: list[Webhook], hours: int) -> None:
-    joins = list(webhooks)
-    for raw, _ in joins:
+    for raw, _ in list(webhooks):
         body = json.loads(raw)
+        if body["event"] != "participant_joined":
+            continue
         joined = datetime.fromtimestamp(int(body["createdAt"]), UTC)
         identity = body["participant"]["identity"]
         server = room(body["room"]["name"])

@@ -74,6 +74,35 @@ def test_a_finished_room_closes_every_stay_still_open_in_it(
     )
 
 
+def test_published_tracks_add_video_screen_share_and_audio_seconds_once(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    def minute(n: int) -> datetime:
+        return T0 + timedelta(minutes=n)
+
+    camera = ("TR_cam", "CAMERA")
+    screen = ("TR_screen", "SCREEN_SHARE")
+    webhooks = [
+        livekit.joined("ana", T0),
+        livekit.track("track_published", "ana", T0, *camera, minute(1)),
+        livekit.track("track_unpublished", "ana", T0, *screen, minute(25)),  # before its publish
+        livekit.track("track_published", "ana", T0, *screen, minute(20)),
+        livekit.track("track_published", "ana", T0, "TR_mic", "MICROPHONE", minute(2)),
+        livekit.track("track_unpublished", "ana", T0, *camera, minute(11)),
+        # the microphone is still on when ana leaves: it ends with her stay
+        livekit.left("ana", T0, minute(30)),
+    ]
+    for webhook in webhooks + webhooks:  # and every webhook a second time
+        assert deliver(api, webhook).status_code == 200
+
+    (stay,) = stays(api)
+    assert stay["usage"] == {
+        "video.seconds": 600,
+        "screen_share.seconds": 300,
+        "audio.seconds": 1680,
+    }
+
+
 @pytest.mark.parametrize(
     "tamper",
     ["no token", "other secret", "other body", "unknown key", "expired", "garbage"],

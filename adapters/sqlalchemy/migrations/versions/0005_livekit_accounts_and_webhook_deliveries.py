@@ -1,4 +1,4 @@
-"""livekit accounts and webhook deliveries
+"""livekit accounts, webhook deliveries and track intervals
 
 Revision ID: 0005
 Revises: 0004
@@ -32,9 +32,21 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "id"),
     )
+    op.create_table(
+        "track_intervals",
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("session_id", sa.String(length=36), nullable=False),
+        sa.Column("track_sid", sa.String(length=200), nullable=False),
+        sa.Column("meter", sa.String(length=64), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("unpublished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("counted", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "session_id", "track_sid"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("track_intervals")
     op.drop_table("webhook_deliveries")
     op.drop_index("ix_livekit_accounts_tenant_id", table_name="livekit_accounts")
     op.drop_table("livekit_accounts")

@@ -1,0 +1,88 @@
+"""A stay's tracks: their published time adds to the session's usage exactly once, whatever
+the order and number of reports, on every store."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from domain.livekit import TrackReport
+from domain.session import Exit
+from domain.tenants import Tenant
+from tests.contract.builders import at, stored_session
+
+pytestmark = pytest.mark.anyio
+
+
+def published(sid: str, minute: float, meter: str = "video.seconds") -> TrackReport:
+    return TrackReport(sid, meter, published_at=at(minute))
+
+
+def unpublished(sid: str, minute: float, meter: str = "video.seconds") -> TrackReport:
+    return TrackReport(sid, meter, unpublished_at=at(minute))
+
+
+async def usage(storage: Any, tenant: Tenant, session_id: str) -> dict[str, Any]:
+    found = await storage.sessions.get(tenant.id, session_id)
+    return dict(found.usage)
+
+
+async def test_a_track_adds_its_seconds_once_when_both_ends_are_known(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+
+    first = await storage.tracks.record(tenant.id, session.id, published("TR_cam", 1))
+    second = await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 11))
+    again = await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 12))
+
+    assert (first, second, again) == (False, True, False)
+    assert await usage(storage, tenant, session.id) == {"video.seconds": 600}
+
+
+async def test_an_unpublish_before_its_publish_counts_when_the_publish_arrives(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+
+    await storage.tracks.record(
+        tenant.id, session.id, unpublished("TR_screen", 7, "screen_share.seconds")
+    )
+    assert await storage.tracks.open_tracks(tenant.id, session.id) == []
+    await storage.tracks.record(
+        tenant.id, session.id, published("TR_screen", 2, "screen_share.seconds")
+    )
+
+    assert await usage(storage, tenant, session.id) == {"screen_share.seconds": 300}
+
+
+async def test_concurrent_reports_completing_a_track_count_it_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    await storage.tracks.record(tenant.id, session.id, published("TR_mic", 0, "audio.seconds"))
+
+    added = await asyncio.gather(
+        *(
+            storage.tracks.record(tenant.id, session.id, unpublished("TR_mic", 3, "audio.seconds"))
+            for _ in range(8)
+        )
+    )
+
+    assert sorted(added) == [False] * 7 + [True]
+    assert await usage(storage, tenant, session.id) == {"audio.seconds": 180}
+
+
+async def test_open_tracks_are_those_published_and_not_unpublished_even_after_the_stay_ends(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    await storage.tracks.record(tenant.id, session.id, published("TR_a", 1))
+    await storage.tracks.record(tenant.id, session.id, published("TR_b", 1))
+    await storage.tracks.record(tenant.id, session.id, unpublished("TR_b", 2))
+    await storage.sessions.close(tenant.id, session.id, Exit(at(5)))
+
+    (still_open,) = await storage.tracks.open_tracks(tenant.id, session.id)
+    assert still_open == published("TR_a", 1)
+    assert await storage.tracks.record(tenant.id, session.id, unpublished("TR_a", 5))
+    assert await usage(storage, tenant, session.id) == {"video.seconds": 300}
