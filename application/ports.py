@@ -16,6 +16,7 @@ from domain.livekit import LiveKitAccount, RoomEvent, TrackReport
 from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Charge, Exit, Session, SessionStatus
+from domain.snapshots import MeasuredSnapshot, Snapshot
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
@@ -211,7 +212,7 @@ class ResourceRegistry(Protocol):
 
 @dataclass(frozen=True)
 class Window:
-    """Sessions that started in [start, end); either bound may be open."""
+    """Sessions that started (snapshots taken, …) in [start, end); either bound may be open."""
 
     start: datetime | None = None
     end: datetime | None = None
@@ -335,4 +336,20 @@ class TrackLog(Protocol):
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         """The session's tracks published and not (yet) reported unpublished."""
+        ...
+
+
+class SnapshotLog(Protocol):
+    async def add(self, tenant_id: str, snapshots: Sequence[Snapshot]) -> int:
+        """Store the snapshots not stored yet ((source, at) is unique: a resent one is a
+        duplicate); returns how many were new."""
+        ...
+
+    async def find(
+        self, tenant_id: str, source: str | None, window: Window, limit: int
+    ) -> list[MeasuredSnapshot]:
+        """Snapshots taken in the window (by source, then time), each with the traffic since the
+        previous snapshot of its source, computed where they are stored (see
+        domain.snapshots.traffic_delta) — so a snapshot that arrives late or out of order changes
+        the deltas around it as it should."""
         ...

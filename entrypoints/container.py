@@ -30,12 +30,14 @@ from application.list_alerts import ListAlerts
 from application.list_events import ListEvents
 from application.list_ledger import ListLedger
 from application.list_sessions import ListSessions
+from application.list_snapshots import ListSnapshots
 from application.plan_of_subject import PlanOfSubject
 from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
 from application.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
+from application.record_snapshots import RecordSnapshots
 from application.register_resource import RegisterResource
 from application.report_active import ReportActive
 from application.report_resources import ReportResources
@@ -73,6 +75,7 @@ class Container(containers.DeclarativeContainer):
     livekit_accounts = storage.provided.livekit_accounts
     webhooks = storage.provided.webhooks
     tracks = storage.provided.tracks
+    snapshots = storage.provided.snapshots
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
@@ -135,6 +138,8 @@ class Container(containers.DeclarativeContainer):
     )
     export_tenant = providers.Factory(ExportTenant, tenants=tenants, archive=archive)
     import_tenant = providers.Factory(ImportTenant, archive=archive)
+    record_snapshots = providers.Factory(RecordSnapshots, snapshots=snapshots)
+    list_snapshots = providers.Factory(ListSnapshots, snapshots=snapshots)
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=tenants, accounts=livekit_accounts
     )

@@ -10,6 +10,7 @@ from adapters.memory.plans import (
 )
 from adapters.memory.reports import MemoryReports
 from adapters.memory.sessions import MemorySessionRepository
+from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
 
@@ -34,6 +35,7 @@ class MemoryStorage:
         self.livekit_accounts = MemoryLiveKitAccounts(store)
         self.webhooks = MemoryWebhookLog(store)
         self.tracks = MemoryTrackLog(store)
+        self.snapshots = MemorySnapshotLog(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

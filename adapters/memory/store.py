@@ -1,10 +1,12 @@
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
 from domain.livekit import LiveKitAccount, TrackReport
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 
@@ -27,3 +29,4 @@ class MemoryStore:
     webhooks: set[tuple[str, str]] = field(default_factory=set)  # (tenant_id, webhook id)
     # (tenant_id, session_id, track_sid) -> what is known of the track, and whether it counted
     tracks: dict[tuple[str, str, str], tuple[TrackReport, bool]] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str, datetime], Snapshot] = field(default_factory=dict)

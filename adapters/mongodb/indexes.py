@@ -170,4 +170,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "webhooks": [
         IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_webhooks"),
     ],
+    "snapshots": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("source", ASCENDING), ("at", ASCENDING)],
+            unique=True,
+            name="ux_snapshots",
+        ),
+    ],
 }

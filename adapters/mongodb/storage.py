@@ -17,6 +17,7 @@ from adapters.mongodb.plans import (
 )
 from adapters.mongodb.reports import MongoReports
 from adapters.mongodb.sessions import MongoSessionRepository
+from adapters.mongodb.snapshots import MongoSnapshotLog
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
 
 DEFAULT_DATABASE = "sessionmeter"
@@ -49,6 +50,7 @@ class MongoStorage:
         self.livekit_accounts = MongoLiveKitAccounts(db)
         self.webhooks = MongoWebhookLog(db)
         self.tracks = MongoTrackLog(db)
+        self.snapshots = MongoSnapshotLog(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

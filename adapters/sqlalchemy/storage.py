@@ -17,6 +17,7 @@ from adapters.sqlalchemy.plans import (
 )
 from adapters.sqlalchemy.reports import SqlReports
 from adapters.sqlalchemy.sessions import SqlSessionRepository
+from adapters.sqlalchemy.snapshots import SqlSnapshotLog
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,6 +45,7 @@ class SqlAlchemyStorage:
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.engine)
         self.tracks = SqlTrackLog(self.engine)
+        self.snapshots = SqlSnapshotLog(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -225,4 +226,18 @@ track_intervals = Table(
     Column("published_at", UTCDateTime),
     Column("unpublished_at", UTCDateTime),
     Column("counted", Boolean, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("source", String(200), primary_key=True),
+    Column("at", UTCDateTime, primary_key=True),
+    Column("cpu_percent", Float, nullable=False),
+    Column("memory_percent", Float, nullable=False),
+    Column("memory_mb", Float, nullable=False),
+    Column("traffic_bytes_total", BigInteger, nullable=False),
+    Column("concurrent_users", Integer, nullable=False),
+    Column("active_rooms", Integer, nullable=False),
 )

@@ -13,8 +13,9 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import nullcontext
+from datetime import datetime
 from importlib.metadata import version
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 import uvicorn
@@ -25,8 +26,9 @@ from uvicorn.config import LOG_LEVELS
 from application.grant_credits import GrantCreditsCommand, Granted
 from application.import_tenant import ImportCounts
 from domain.credits import Balance
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError, InvalidInput, NotFound
 from domain.reports import WatchTime
+from domain.snapshots import Snapshot
 from domain.tenants import Tenant
 from entrypoints.container import Container, build_container
 from entrypoints.settings import DEFAULT_STORAGE_URL, Settings
@@ -409,3 +411,61 @@ def add_livekit(ctx: click.Context, tenant_name: str, api_key: str, api_secret: 
     """Accept webhooks signed with this API key, as the tenant's."""
     run(ctx, lambda c: c.add_livekit_account()(tenant_name, api_key, api_secret))
     click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}")
+
+
+@cli.group()
+def snapshots() -> None:
+    """Resource snapshots of media servers (CPU, memory, traffic, users)."""
+
+
+SNAPSHOT_BATCH = 1000
+
+
+@snapshots.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--tenant", "tenant_name", required=True)
+@click.pass_context
+def import_snapshots(ctx: click.Context, source: io.TextIOBase, tenant_name: str) -> None:
+    """Load a CSV (with a header row) or JSON Lines export of snapshots: source, at,
+    cpu_percent, memory_percent, memory_mb, traffic_bytes_total, concurrent_users,
+    active_rooms. Loading it again adds nothing."""
+
+    async def job(c: Container) -> tuple[int, int]:
+        tenant = await _tenant_named(c, tenant_name)
+        record, read, new, batch = c.record_snapshots(), 0, 0, []
+        for snapshot in _snapshot_rows(source):
+            batch.append(snapshot)
+            read += 1
+            if len(batch) == SNAPSHOT_BATCH:
+                new += await record(tenant.id, batch)
+                batch = []
+        return read, new + (await record(tenant.id, batch) if batch else 0)
+
+    read, new = run(ctx, job)
+    click.echo(f"{read} snapshot(s) read, {new} new, {read - new} already stored")
+
+
+def _snapshot_rows(source: io.TextIOBase) -> Iterator[Snapshot]:
+    lines = iter(source)
+    first = next(lines, "")
+    rows: Iterator[tuple[int, dict[str, Any]]]
+    if first.lstrip().startswith("{"):
+        rows = ((n, json.loads(line)) for n, line in enumerate([first, *lines], 1) if line.strip())
+    else:
+        rows = enumerate(csv.DictReader([first, *lines]), 2)
+    for number, row in rows:
+        try:
+            yield Snapshot(
+                str(row["source"]),
+                datetime.fromisoformat(str(row["at"])),
+                float(row["cpu_percent"]),
+                float(row["memory_percent"]),
+                float(row["memory_mb"]),
+                int(row["traffic_bytes_total"]),
+                int(row["concurrent_users"]),
+                int(row["active_rooms"]),
+            )
+        except InvalidInput as error:
+            raise InvalidInput(f"line {number}", error.detail) from None
+        except (KeyError, ValueError, TypeError) as error:
+            raise InvalidInput(f"line {number}", f"not a snapshot ({error!r})") from None

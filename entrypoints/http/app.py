@@ -22,6 +22,7 @@ from entrypoints.http.controllers.rates import RateController
 from entrypoints.http.controllers.reports import ReportController
 from entrypoints.http.controllers.sessions import SessionController
 from entrypoints.http.controllers.settings import SettingsController
+from entrypoints.http.controllers.snapshots import SnapshotController
 from entrypoints.http.controllers.webhooks import livekit_webhook
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
@@ -55,6 +56,8 @@ USE_CASES = (
     "report_usage_stats",
     "report_active",
     "receive_livekit_webhook",
+    "record_snapshots",
+    "list_snapshots",
 )
 
 
@@ -83,6 +86,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             ReportController,
             AccountController,
             SettingsController,
+            SnapshotController,
             alerts,
             health,
             livekit_webhook,

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
+from litestar.params import QueryParameter
 
 from application.get_limits import Limits
 from application.pagination import Page
@@ -13,6 +14,7 @@ from domain.events import BatchOutcome, Distribution, Event
 from domain.plans import Plan, Subscription, TrialStatus
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Session
+from domain.snapshots import MeasuredSnapshot
 from domain.tenants import TenantSettings
 from domain.usage import Usage
 
@@ -461,3 +463,59 @@ class UsageStatsOut(msgspec.Struct):
 
 class ActiveOut(msgspec.Struct):
     active: int
+
+
+# The window of a report or a listing: ?from=…&to=… (timestamps with an offset).
+From = Annotated[datetime | None, QueryParameter(name="from")]
+To = Annotated[datetime | None, QueryParameter(name="to")]
+
+
+class SnapshotBody(msgspec.Struct, kw_only=True):
+    source: str
+    at: datetime
+    cpu_percent: float
+    memory_percent: float
+    memory_mb: float
+    traffic_bytes_total: int
+    concurrent_users: int
+    active_rooms: int
+
+
+class SnapshotBatchBody(msgspec.Struct):
+    snapshots: list[SnapshotBody]
+
+
+class SnapshotsStored(msgspec.Struct):
+    inserted: int
+    duplicates: int
+
+
+class SnapshotOut(msgspec.Struct):
+    source: str
+    at: datetime
+    cpu_percent: float
+    memory_percent: float
+    memory_mb: float
+    traffic_bytes_total: int
+    traffic_bytes: int  # since the previous snapshot of the source
+    concurrent_users: int
+    active_rooms: int
+
+    @classmethod
+    def of(cls, measured: MeasuredSnapshot) -> "SnapshotOut":
+        s = measured.snapshot
+        return cls(
+            s.source,
+            s.at,
+            s.cpu_percent,
+            s.memory_percent,
+            s.memory_mb,
+            s.traffic_bytes_total,
+            measured.traffic_bytes,
+            s.concurrent_users,
+            s.active_rooms,
+        )
+
+
+class SnapshotPage(msgspec.Struct):
+    items: list[SnapshotOut]

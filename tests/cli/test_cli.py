@@ -211,3 +211,52 @@ def test_the_watch_time_report_prints_as_a_table_json_or_csv(url: str) -> None:
         "unique_seconds": 600.0,
     }
     assert as_csv.output.splitlines()[2] == "ben,1,240.0,240.0,240.0"
+
+
+def test_snapshots_load_from_csv_or_json_lines_once(url: str, tmp_path: Path) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "bootcamp")
+    header = "source,at,cpu_percent,memory_percent,memory_mb,traffic_bytes_total,"
+    header += "concurrent_users,active_rooms\n"
+    csv_file = tmp_path / "snapshots.csv"
+    csv_file.write_text(
+        header
+        + "lk-1,2026-11-24T10:00:00+00:00,30,40,2048,1000,10,1\n"
+        + "lk-1,2026-11-24T10:05:00+00:00,35,41,2050,4000,12,1\n"
+    )
+    lines = tmp_path / "snapshots.jsonl"
+    lines.write_text(
+        json.dumps(
+            {
+                "source": "lk-1",
+                "at": "2026-11-24T10:10:00+00:00",
+                "cpu_percent": 20,
+                "memory_percent": 40,
+                "memory_mb": 2000,
+                "traffic_bytes_total": 500,
+                "concurrent_users": 3,
+                "active_rooms": 1,
+            }
+        )
+        + "\n"
+    )
+
+    first = sessionmeter(url, "snapshots", "import", str(csv_file), "--tenant", "bootcamp")
+    again = sessionmeter(url, "snapshots", "import", str(csv_file), "--tenant", "bootcamp")
+    more = sessionmeter(url, "snapshots", "import", str(lines), "--tenant", "bootcamp")
+
+    assert first.output.strip() == "2 snapshot(s) read, 2 new, 0 already stored"
+    assert again.output.strip() == "2 snapshot(s) read, 0 new, 2 already stored"
+    assert more.exit_code == 0 and "1 new" in more.output
+
+
+def test_a_snapshot_file_with_a_bad_line_names_the_line(url: str, tmp_path: Path) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "bootcamp")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,at,cpu_percent\nlk-1,yesterday,30\n")
+
+    failed = sessionmeter(url, "snapshots", "import", str(bad), "--tenant", "bootcamp")
+
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith("Error: line 2: not a snapshot")

@@ -1,9 +1,6 @@
-from datetime import datetime
-from typing import Annotated
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery
 
 from application.authenticate import Principal
 from application.report_active import ReportActive
@@ -14,15 +11,14 @@ from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.schemas import (
     ActiveOut,
+    From,
     ResourceActivityOut,
     ResourcesReport,
+    To,
     UsageStatsOut,
     WatchTimeOut,
     WatchTimeReport,
 )
-
-From = Annotated[datetime | None, QueryParameter(name="from")]
-To = Annotated[datetime | None, QueryParameter(name="to")]
 
 
 class ReportController(Controller):
