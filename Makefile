@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/charging.py
 	$(BIN)/python benchmarks/watch_time_report.py
+	$(BIN)/python benchmarks/webhooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

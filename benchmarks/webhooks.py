@@ -1,0 +1,71 @@
+"""LiveKit webhook throughput: signed webhooks per second through a real server.
+
+    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--clients 16] [--storage mongodb]
+
+A bootcamp's rooms churn: each client is a LiveKit node sending, for participant after
+participant, participant_joined, track_published, track_unpublished and participant_left, each
+signed as LiveKit signs it (a JWT carrying the body's sha256). The server verifies every one,
+records each stay and track once, and answers. Prints webhooks per second and the server's
+peak memory.
+"""
+
+import argparse
+import asyncio
+import itertools
+import os
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from harness import STORAGES, peak_rss_while, run_for, service
+
+from tests.livekit_server import LiveKitServer  # harness puts the project on the path
+
+
+async def send(base: str, seconds: float, clients: int) -> dict[str, float]:
+    server = LiveKitServer()
+    people = itertools.count()
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, connector=connector) as http:
+
+        async def stay(i: int) -> int:
+            who, sid = f"p{next(people)}", f"TR_{i}"
+            webhooks = [
+                server.joined(who, start),
+                server.track("track_published", who, start, sid, "CAMERA", start),
+                server.track("track_unpublished", who, start, sid, "CAMERA", start),
+                server.left(who, start, start + timedelta(seconds=30)),
+            ]
+            for raw, headers in webhooks:
+                async with http.post("/v1/webhooks/livekit", data=raw, headers=headers) as r:
+                    assert r.status == 200, await r.text()
+            return len(webhooks)
+
+        return {"webhooks": await run_for(seconds, clients, stay)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--storage", choices=STORAGES, default="postgresql")
+    args = parser.parse_args()
+
+    with service(storage=args.storage) as svc:
+        svc.cli("tenants", "create", "bootcamp")
+        server = LiveKitServer()
+        svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
+                "--api-secret", server.secret)  # fmt: skip
+        figures = asyncio.run(
+            peak_rss_while(svc.process.pid, send(svc.base, args.seconds, args.clients))
+        )
+    print(
+        f"{args.storage}, {os.cpu_count()} cores shared by client, server and database; "
+        f"{args.clients} clients, {args.seconds:.0f} s"
+    )
+    print(f"signed LiveKit webhooks/s: {figures['webhooks']:.0f}")
+    print(f"server peak RSS: {figures['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
