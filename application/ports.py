@@ -279,6 +279,8 @@ Record = (
     | Event
     | LedgerEntry
     | Alert
+    | LiveKitAccount
+    | Snapshot
 )
 
 
@@ -286,7 +288,7 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions, registrations,
-        sessions, events, ledger entries, alerts."""
+        sessions, events, ledger entries, alerts, LiveKit keys, snapshots."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:

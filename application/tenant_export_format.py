@@ -18,8 +18,10 @@ from application.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import InvalidInput
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 FORMAT = "sessionmeter-export"
@@ -35,6 +37,8 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "event": Event,
     "ledger_entry": LedgerEntry,
     "alert": Alert,
+    "livekit_account": LiveKitAccount,  # with its secret: keep exports as safe as secrets
+    "snapshot": Snapshot,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 

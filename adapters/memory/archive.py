@@ -6,8 +6,10 @@ from application.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 
@@ -36,6 +38,12 @@ class MemoryTenantArchive:
             for entry in entries:
                 if entry.tenant_id == tenant_id:
                     yield entry
+        for _, account in sorted(store.livekit_accounts.items()):
+            if account.tenant_id == tenant_id:
+                yield account
+        for (tenant, *_), snapshot in sorted(store.snapshots.items()):
+            if tenant == tenant_id:
+                yield snapshot
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         return sum([self._restore(tenant_id, record) for record in records])
@@ -67,6 +75,10 @@ class MemoryTenantArchive:
                 return _append_new(store.ledger, record)
             case Alert():
                 return _append_new(store.alerts, record)
+            case LiveKitAccount():
+                return _put_new(store.livekit_accounts, record.api_key, record)
+            case Snapshot():
+                return _put_new(store.snapshots, (tenant_id, record.source, record.at), record)
 
 
 K = TypeVar("K", bound=Hashable)

@@ -2,7 +2,7 @@
 cursors, and in by inserts that the unique indexes turn into no-ops for what is already there."""
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -33,8 +33,10 @@ from application.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 
@@ -85,6 +87,18 @@ COLLECTIONS: dict[type, CollectionOf] = {
         ["created_at", "id"],
     ),
     Alert: ("alerts", lambda r, _: asdict(r), alert_from_document, ["id"]),
+    LiveKitAccount: (
+        "livekit_accounts",
+        lambda r, _: asdict(r),
+        lambda d: LiveKitAccount(d["api_key"], d["tenant_id"], d["api_secret"]),
+        ["api_key"],
+    ),
+    Snapshot: (
+        "snapshots",
+        lambda r, t: {"tenant_id": t, **asdict(r)},
+        lambda d: Snapshot(**{f.name: d[f.name] for f in fields(Snapshot)}),
+        ["source", "at"],
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 cursors, and in with INSERT … ON CONFLICT DO NOTHING, so an import run twice adds nothing."""
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -25,9 +25,11 @@ from adapters.sqlalchemy.tables import (
     api_keys,
     events,
     ledger_entries,
+    livekit_accounts,
     plans,
     rates,
     sessions,
+    snapshots,
     subject_resources,
     subscriptions,
     tenants,
@@ -42,8 +44,10 @@ from application.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, Registration, Subscription
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 CHUNK = 500  # rows read at a time
@@ -86,6 +90,18 @@ AFTER_SESSIONS: dict[type, TableOf] = {
         ("created_at", "id"),
     ),
     Alert: (alerts, lambda r, _: asdict(r), alert_from_row, ("id",)),
+    LiveKitAccount: (
+        livekit_accounts,
+        lambda r, _: asdict(r),
+        lambda row: LiveKitAccount(row.api_key, row.tenant_id, row.api_secret),
+        ("api_key",),
+    ),
+    Snapshot: (
+        snapshots,
+        _owned,
+        lambda row: Snapshot(**{f.name: getattr(row, f.name) for f in fields(Snapshot)}),
+        ("source", "at"),
+    ),
 }
 
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from domain.credits import LedgerEntry, MeterRate, Rate
 from domain.events import Event
+from domain.livekit import LiveKitAccount
 from domain.plans import Plan, PlanLimits, Subscription
 from domain.session import Exit, Session, SessionRequest
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Overdraft, Role, Tenant, TenantSettings
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)  # instants are kept to the ms
@@ -84,6 +86,11 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
             tenant.id, session.id, Exit(at(n * 10 + 5), usage=usage), frozenset({"practice"})
         )
         await storage.ledger.settle(tenant.id, session.id, 4, at(n * 10 + 5))
+    await storage.livekit_accounts.add(LiveKitAccount(f"API{name}", tenant.id, "s" * 40))
+    await storage.snapshots.add(
+        tenant.id,
+        [Snapshot("lk-1", at(m), 30.5, 41.0, 2048.0, m * 1000, 12, 1) for m in (0, 5)],
+    )
     await stored_session(storage, tenant, 30, resource_id="webinar-1", subject_id="jun")
     await stored_session(storage, tenant, 31, subject_id=None, client_key="browser-1")
     return tenant

@@ -36,6 +36,8 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "event",
         "ledger_entry",
         "alert",
+        "livekit_account",
+        "snapshot",
     }
     assert kinds.count("session") == 4 and kinds.count("event") == 6
 
