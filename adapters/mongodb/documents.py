@@ -11,10 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
+from pymongo.errors import BulkWriteError
 
 from domain.usage import Quantity, Usage, normalize
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 
 def meter_field(meter: str) -> str:
@@ -48,3 +50,12 @@ def usage_from_document(document: Mapping[str, Any] | None) -> Usage:
 def increments(prefix: str, usage: Mapping[str, Quantity]) -> Document:
     """An `$inc` adding `usage` to the usage document at `prefix`."""
     return {f"{prefix}.{meter_field(m)}": to_bson(q) for m, q in usage.items()}
+
+
+def duplicates_in(error: BulkWriteError) -> set[int]:
+    """The positions an unordered insert_many refused as already stored; any other failure
+    is raised again."""
+    errors = error.details["writeErrors"]
+    if any(e["code"] != DUPLICATE_KEY for e in errors):
+        raise error
+    return {e["index"] for e in errors}

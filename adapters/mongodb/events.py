@@ -7,12 +7,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.mongodb.documents import Document
+from adapters.mongodb.documents import Document, duplicates_in
 from adapters.mongodb.event_counting import count_batch, finish_stale_batches
 from adapters.mongodb.event_documents import from_document, to_document
 from domain.events import BatchOutcome, Distribution, Event, EventRejection, sort_batch
-
-DUPLICATE_KEY = 11000
 
 
 class MongoEventLog:
@@ -88,10 +86,7 @@ class MongoEventLog:
         try:
             await self._events.insert_many(documents, ordered=False)
         except BulkWriteError as error:
-            errors = error.details["writeErrors"]
-            if any(e["code"] != DUPLICATE_KEY for e in errors):
-                raise
-            failed = {e["index"] for e in errors}
+            failed = duplicates_in(error)
             stored = [e for i, e in enumerate(events) if i not in failed]
             return stored, {events[i].session_id for i in failed}
         return events, set()

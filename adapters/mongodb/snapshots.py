@@ -7,11 +7,10 @@ from dataclasses import asdict, fields
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.mongodb.documents import Document
+from adapters.mongodb.documents import Document, duplicates_in
 from application.ports import Window
 from domain.snapshots import MeasuredSnapshot, Snapshot
 
-DUPLICATE_KEY = 11000
 FIELDS = [f.name for f in fields(Snapshot)]
 
 
@@ -27,9 +26,7 @@ class MongoSnapshotLog:
                 [{"tenant_id": tenant_id, **asdict(s)} for s in batch], ordered=False
             )
         except BulkWriteError as error:
-            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
-            return int(error.details["nInserted"])
+            return len(batch) - len(duplicates_in(error))
         return len(stored.inserted_ids)
 
     async def find(
