@@ -355,3 +355,16 @@ class SnapshotLog(Protocol):
         domain.snapshots.traffic_delta) — so a snapshot that arrives late or out of order changes
         the deltas around it as it should."""
         ...
+
+
+class Retention(Protocol):
+    """Deletes in bounded batches, so that no delete holds a table-wide lock or runs long."""
+
+    async def delete_snapshots(self, tenant_id: str, taken_before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the tenant's snapshots taken before the cutoff; how many."""
+        ...
+
+    async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the tenant's events that happened before the cutoff (their
+        sessions keep the usage and counts they added); how many."""
+        ...

@@ -33,6 +33,9 @@ class TenantSettings:
     overdraft: Overdraft = Overdraft.SOFT
     min_start_credits: int = 0
     upgrade_url: str | None = None
+    # How long what grows fastest is kept; sessions and the ledger are kept for good.
+    snapshot_retention_days: int = 7
+    event_retention_days: int = 90
 
     def __post_init__(self) -> None:
         try:
@@ -45,6 +48,9 @@ class TenantSettings:
             raise InvalidInput("max_batch_events", "must be 1-1000")
         if self.min_start_credits < 0:
             raise InvalidInput("min_start_credits", "must be 0 or more")
+        for name in ("snapshot_retention_days", "event_retention_days"):
+            if not 1 <= getattr(self, name) <= 36500:
+                raise InvalidInput(name, "must be 1-36500 days")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from adapters.mongodb.storage import MongoStorage
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.system_clock import SystemClock
 from application.add_livekit_account import AddLiveKitAccount
+from application.apply_retention import ApplyRetention
 from application.authenticate import Authenticate
 from application.check_health import CheckHealth
 from application.create_api_key import CreateApiKey
@@ -76,6 +77,7 @@ class Container(containers.DeclarativeContainer):
     webhooks = storage.provided.webhooks
     tracks = storage.provided.tracks
     snapshots = storage.provided.snapshots
+    retention = storage.provided.retention
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
@@ -139,6 +141,9 @@ class Container(containers.DeclarativeContainer):
     export_tenant = providers.Factory(ExportTenant, tenants=tenants, archive=archive)
     import_tenant = providers.Factory(ImportTenant, archive=archive)
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=snapshots)
+    apply_retention = providers.Factory(
+        ApplyRetention, tenants=tenants, retention=retention, clock=clock
+    )
     list_snapshots = providers.Factory(ListSnapshots, snapshots=snapshots)
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=tenants, accounts=livekit_accounts

@@ -23,6 +23,7 @@ class SettingsError(ValueError):
 class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
     reaper_interval_seconds: float = 30.0
+    retention_interval_seconds: float = 3600.0
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -31,6 +32,9 @@ class Settings:
             "storage_url": os.environ.get("SESSIONMETER_STORAGE_URL", DEFAULT_STORAGE_URL),
             "reaper_interval_seconds": float(
                 os.environ.get("SESSIONMETER_REAPER_INTERVAL_SECONDS", "30")
+            ),
+            "retention_interval_seconds": float(
+                os.environ.get("SESSIONMETER_RETENTION_INTERVAL_SECONDS", "3600")
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -43,7 +43,9 @@ async def _keys(container: Container) -> tuple[str, str, str]:
 
 
 def serve_app(storage_url: str) -> Iterator[Api]:
-    settings = Settings(storage_url=storage_url, reaper_interval_seconds=0)
+    settings = Settings(
+        storage_url=storage_url, reaper_interval_seconds=0, retention_interval_seconds=0
+    )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
         ingest, admin, other = client.blocking_portal.call(_keys, container)

@@ -9,6 +9,7 @@ from adapters.memory.plans import (
     MemorySubscriptionRepository,
 )
 from adapters.memory.reports import MemoryReports
+from adapters.memory.retention import MemoryRetention
 from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
@@ -36,6 +37,7 @@ class MemoryStorage:
         self.webhooks = MemoryWebhookLog(store)
         self.tracks = MemoryTrackLog(store)
         self.snapshots = MemorySnapshotLog(store)
+        self.retention = MemoryRetention(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

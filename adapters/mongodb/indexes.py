@@ -86,6 +86,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="ux_events",
         ),
+        # Retention deletes a tenant's oldest events a batch at a time.
+        IndexModel([("tenant_id", ASCENDING), ("at", ASCENDING)], name="ix_events_at"),
         IndexModel(
             [("tenant_id", ASCENDING), ("batch", ASCENDING)],
             name="ix_events_uncounted",

@@ -16,6 +16,7 @@ from adapters.mongodb.plans import (
     MongoSubscriptionRepository,
 )
 from adapters.mongodb.reports import MongoReports
+from adapters.mongodb.retention import MongoRetention
 from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.snapshots import MongoSnapshotLog
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
@@ -51,6 +52,7 @@ class MongoStorage:
         self.webhooks = MongoWebhookLog(db)
         self.tracks = MongoTrackLog(db)
         self.snapshots = MongoSnapshotLog(db)
+        self.retention = MongoRetention(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

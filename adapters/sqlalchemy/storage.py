@@ -16,6 +16,7 @@ from adapters.sqlalchemy.plans import (
     SqlSubscriptionRepository,
 )
 from adapters.sqlalchemy.reports import SqlReports
+from adapters.sqlalchemy.retention import SqlRetention
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
@@ -46,6 +47,7 @@ class SqlAlchemyStorage:
         self.webhooks = SqlWebhookLog(self.engine)
         self.tracks = SqlTrackLog(self.engine)
         self.snapshots = SqlSnapshotLog(self.engine)
+        self.retention = SqlRetention(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

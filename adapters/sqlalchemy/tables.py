@@ -124,6 +124,8 @@ events = Table(
     Column("label", String(64)),
     Column("data", JSON),
     Column("meters", JSON),
+    # Retention deletes a tenant's oldest events a batch at a time.
+    Index("ix_events_at", "tenant_id", "at"),
 )
 
 rates = Table(

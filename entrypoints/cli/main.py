@@ -120,6 +120,13 @@ def cli(ctx: click.Context, storage_url: str) -> None:
     help="Seconds between runs of the stale-session reaper (0 turns it off). [default: 30]",
 )
 @click.option(
+    "--retention-interval",
+    type=click.FloatRange(min=0),
+    envvar="SESSIONMETER_RETENTION_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between runs of retention (0 turns it off). [default: 3600]",
+)
+@click.option(
     "--keep-alive",
     type=click.IntRange(min=1),
     default=75,
@@ -143,6 +150,7 @@ def serve(
     port: int,
     workers: int,
     reaper_interval: float | None,
+    retention_interval: float | None,
     keep_alive: int,
     log_level: str,
 ) -> None:
@@ -155,6 +163,8 @@ def serve(
     os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
     if reaper_interval is not None:
         os.environ["SESSIONMETER_REAPER_INTERVAL_SECONDS"] = str(reaper_interval)
+    if retention_interval is not None:
+        os.environ["SESSIONMETER_RETENTION_INTERVAL_SECONDS"] = str(retention_interval)
     uvicorn.run(
         "entrypoints.http.app:app_from_env",
         factory=True,
@@ -469,3 +479,17 @@ def _snapshot_rows(source: io.TextIOBase) -> Iterator[Snapshot]:
             raise InvalidInput(f"line {number}", error.detail) from None
         except (KeyError, ValueError, TypeError) as error:
             raise InvalidInput(f"line {number}", f"not a snapshot ({error!r})") from None
+
+
+@cli.group()
+def retention() -> None:
+    """Deleting what tenants keep only for a while (snapshots, events)."""
+
+
+@retention.command("apply")
+@click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
+@click.pass_context
+def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
+    """Delete snapshots and events older than each tenant keeps them, in bounded batches."""
+    deleted = run(ctx, lambda c: c.apply_retention()(tenant_name))
+    click.echo(f"deleted {deleted.snapshots} snapshot(s) and {deleted.events} event(s)")

@@ -64,17 +64,18 @@ USE_CASES = (
 def create_app(container: Container, settings: Settings) -> Litestar:
     @asynccontextmanager
     async def background_jobs(_: Litestar) -> AsyncIterator[None]:
-        reaper = None
-        if settings.reaper_interval_seconds > 0:
-            reap = container.reap_stale_sessions()
-            reaper = asyncio.create_task(every(settings.reaper_interval_seconds, reap))
+        schedule = [
+            (settings.reaper_interval_seconds, container.reap_stale_sessions()),
+            (settings.retention_interval_seconds, container.apply_retention()),
+        ]
+        jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
         try:
             yield
         finally:
-            if reaper is not None:
-                reaper.cancel()
+            for job in jobs:
+                job.cancel()
                 with suppress(asyncio.CancelledError):
-                    await reaper
+                    await job
             await container.storage().close()
 
     return Litestar(

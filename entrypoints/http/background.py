@@ -1,4 +1,4 @@
-"""Jobs the server runs on a schedule while it serves (the reaper today)."""
+"""Jobs the server runs on a schedule while it serves: the reaper, retention."""
 
 import asyncio
 import logging

@@ -259,6 +259,8 @@ class SettingsBody(msgspec.Struct, kw_only=True):
     idle_timeout_seconds: int | msgspec.UnsetType = msgspec.UNSET
     max_batch_events: int | msgspec.UnsetType = msgspec.UNSET
     upgrade_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    snapshot_retention_days: int | msgspec.UnsetType = msgspec.UNSET
+    event_retention_days: int | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -274,6 +276,8 @@ class SettingsOut(msgspec.Struct):
     idle_timeout_seconds: int
     max_batch_events: int
     upgrade_url: str | None
+    snapshot_retention_days: int
+    event_retention_days: int
 
     @classmethod
     def of(cls, s: TenantSettings) -> "SettingsOut":
@@ -283,6 +287,8 @@ class SettingsOut(msgspec.Struct):
             s.idle_timeout_seconds,
             s.max_batch_events,
             s.upgrade_url,
+            s.snapshot_retention_days,
+            s.event_retention_days,
         )
 
 

@@ -260,3 +260,20 @@ def test_a_snapshot_file_with_a_bad_line_names_the_line(url: str, tmp_path: Path
 
     assert failed.exit_code == 1
     assert failed.stderr.startswith("Error: line 2: not a snapshot")
+
+
+def test_retention_deletes_what_tenants_no_longer_keep(url: str, tmp_path: Path) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "bootcamp")
+    now = datetime.now(UTC)
+    header = "source,at,cpu_percent,memory_percent,memory_mb,traffic_bytes_total,"
+    rows = [f"lk-1,{(now - timedelta(days=d)).isoformat()},1,1,1,{d},1,1" for d in (1, 8, 9)]
+    old_and_new = tmp_path / "snapshots.csv"
+    old_and_new.write_text(header + "concurrent_users,active_rooms\n" + "\n".join(rows) + "\n")
+    sessionmeter(url, "snapshots", "import", str(old_and_new), "--tenant", "bootcamp")
+
+    applied = sessionmeter(url, "retention", "apply")
+    again = sessionmeter(url, "retention", "apply", "--tenant", "bootcamp")
+
+    assert applied.output.strip() == "deleted 2 snapshot(s) and 0 event(s)"
+    assert again.output.strip() == "deleted 0 snapshot(s) and 0 event(s)"

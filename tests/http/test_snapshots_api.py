@@ -49,3 +49,16 @@ def test_snapshots_are_for_admins_and_must_make_sense(api: Api) -> None:
     assert_error(ingest, 403, "forbidden")
     assert_error(over, 422, "validation_error")
     assert_error(wrong, 422, "validation_error")
+
+
+def test_how_long_snapshots_and_events_are_kept_is_a_setting(api: Api) -> None:
+    default = api.client.get("/v1/settings", headers=api.admin).json()
+    changed = api.client.put(
+        "/v1/settings", json={"snapshot_retention_days": 30}, headers=api.admin
+    )
+    never = api.client.put("/v1/settings", json={"event_retention_days": 0}, headers=api.admin)
+
+    assert (default["snapshot_retention_days"], default["event_retention_days"]) == (7, 90)
+    assert changed.json()["snapshot_retention_days"] == 30
+    assert changed.json()["event_retention_days"] == 90
+    assert_error(never, 422, "validation_error")

@@ -1,0 +1,30 @@
+from datetime import datetime
+
+from adapters.memory.store import MemoryStore
+
+
+class MemoryRetention:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def delete_snapshots(self, tenant_id: str, taken_before: datetime, limit: int) -> int:
+        old = [
+            key
+            for key in sorted(self._store.snapshots, key=lambda k: k[2])
+            if key[0] == tenant_id and key[2] < taken_before
+        ][:limit]
+        for key in old:
+            del self._store.snapshots[key]
+        return len(old)
+
+    async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
+        old = [
+            (session, number)
+            for (tenant, session), numbered in self._store.events.items()
+            if tenant == tenant_id
+            for number, event in numbered.items()
+            if event.at < before
+        ][:limit]
+        for session, number in old:
+            del self._store.events[(tenant_id, session)][number]
+        return len(old)

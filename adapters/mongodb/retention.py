@@ -1,0 +1,32 @@
+"""Retention in MongoDB: each call deletes one bounded batch of the oldest documents. (A TTL
+index cannot serve it: retention is set per tenant, a TTL index has one age for all.)"""
+
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.documents import Document
+
+
+class MongoRetention:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+
+    async def delete_snapshots(self, tenant_id: str, taken_before: datetime, limit: int) -> int:
+        return await self._delete("snapshots", tenant_id, taken_before, limit)
+
+    async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
+        return await self._delete("events", tenant_id, before, limit)
+
+    async def _delete(self, collection: str, tenant_id: str, before: datetime, limit: int) -> int:
+        oldest = self._db[collection].find(
+            {"tenant_id": tenant_id, "at": {"$lt": before}},
+            {"_id": 1},
+            sort=[("at", 1)],
+            limit=limit,
+        )
+        ids = [document["_id"] async for document in oldest]
+        if not ids:
+            return 0
+        deleted = await self._db[collection].delete_many({"_id": {"$in": ids}})
+        return deleted.deleted_count

@@ -1,0 +1,33 @@
+"""Retention in SQL: each call deletes one bounded batch, chosen by a subquery on an index, so
+that no statement locks a whole table or runs long."""
+
+from datetime import datetime
+
+from sqlalchemy import Column, Table, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.tables import events, snapshots
+
+
+class SqlRetention:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def delete_snapshots(self, tenant_id: str, taken_before: datetime, limit: int) -> int:
+        return await self._delete(snapshots, snapshots.c.at, tenant_id, taken_before, limit)
+
+    async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
+        return await self._delete(events, events.c.at, tenant_id, before, limit)
+
+    async def _delete(
+        self, table: Table, at: Column[datetime], tenant_id: str, before: datetime, limit: int
+    ) -> int:
+        key = tuple_(*table.primary_key.columns)
+        oldest = (
+            select(*table.primary_key.columns)
+            .where(table.c.tenant_id == tenant_id, at < before)
+            .order_by(at)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(delete(table).where(key.in_(oldest)))).rowcount
