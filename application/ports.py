@@ -15,6 +15,7 @@ from domain.events import BatchOutcome, Distribution, Event
 from domain.livekit import LiveKitAccount, RoomEvent, TrackReport
 from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.rollups import Activity, Period, Rollup
 from domain.session import Charge, Exit, Session, SessionStatus
 from domain.snapshots import MeasuredSnapshot, Snapshot
 from domain.tenants import ApiKey, Tenant, TenantSettings
@@ -367,4 +368,72 @@ class Retention(Protocol):
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         """Delete up to `limit` of the tenant's events that happened before the cutoff (their
         sessions keep the usage and counts they added); how many."""
+        ...
+
+    async def delete_rollups(
+        self, tenant_id: str, period: Period, started_before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of the tenant's rollups of that period whose bucket started
+        before the cutoff; how many buckets."""
+        ...
+
+
+class UsageSource(Protocol):
+    """The raw data of a bucket, aggregated where it is stored (memory does not grow with the
+    number of sessions or events in it)."""
+
+    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+        """Per kind and resource with anything in [start, end): sessions started and ended in
+        it, the seconds of [started_at, ended_at or last_seen_at) inside it, events that
+        happened in it, the usage of sessions that ended in it, and the seconds of closed tracks
+        inside it by meter. Ordered by kind, then resource."""
+        ...
+
+    async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        """When the oldest session still active started (its buckets are not final yet)."""
+        ...
+
+
+class RollupRepository(Protocol):
+    async def replace(self, tenant_id: str, rollup: Rollup) -> None:
+        """Store the bucket's rollup in place of whatever was stored for it, as one step: a
+        reader sees the old bucket or the new one, never a mix."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        period: Period,
+        window: Window,
+        kind: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[Rollup]:
+        """The buckets rolled up whose start is in the window, oldest first, with the activity
+        of that kind and resource only (when given)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RollupLease:
+    """A runner's exclusive hold on a tenant's rollups, and where the previous run said the
+    next one must start (None: never rolled up)."""
+
+    holder: str
+    resume_from: datetime | None
+
+
+class RollupLeases(Protocol):
+    async def acquire(
+        self, tenant_id: str, holder: str, now: datetime, until: datetime
+    ) -> RollupLease | None:
+        """Hold the tenant's rollups until `until`, unless another holder's lease is still
+        running at `now` (then None). Of concurrent callers at most one holds it."""
+        ...
+
+    async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
+        """Extend the holder's lease; False when it has lost it."""
+        ...
+
+    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+        """End the holder's lease and remember where the next run starts."""
         ...

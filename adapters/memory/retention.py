@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from domain.rollups import Period
 
 
 class MemoryRetention:
@@ -27,4 +28,16 @@ class MemoryRetention:
         ][:limit]
         for session, number in old:
             del self._store.events[(tenant_id, session)][number]
+        return len(old)
+
+    async def delete_rollups(
+        self, tenant_id: str, period: Period, started_before: datetime, limit: int
+    ) -> int:
+        old = [
+            key
+            for key in sorted(self._store.rollups, key=lambda k: k[2])
+            if key[:2] == (tenant_id, period) and key[2] < started_before
+        ][:limit]
+        for key in old:
+            del self._store.rollups[key]
         return len(old)

@@ -10,6 +10,7 @@ from adapters.memory.plans import (
 )
 from adapters.memory.reports import MemoryReports
 from adapters.memory.retention import MemoryRetention
+from adapters.memory.rollups import MemoryRollupLeases, MemoryRollupRepository, MemoryUsageSource
 from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
@@ -38,6 +39,9 @@ class MemoryStorage:
         self.tracks = MemoryTrackLog(store)
         self.snapshots = MemorySnapshotLog(store)
         self.retention = MemoryRetention(store)
+        self.usage_source = MemoryUsageSource(store)
+        self.rollups = MemoryRollupRepository(store)
+        self.rollup_leases = MemoryRollupLeases(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

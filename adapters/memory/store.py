@@ -5,6 +5,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.events import Event
 from domain.livekit import LiveKitAccount, TrackReport
 from domain.plans import Plan, Registration, Subscription
+from domain.rollups import Period, Rollup
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -30,3 +31,8 @@ class MemoryStore:
     # (tenant_id, session_id, track_sid) -> what is known of the track, and whether it counted
     tracks: dict[tuple[str, str, str], tuple[TrackReport, bool]] = field(default_factory=dict)
     snapshots: dict[tuple[str, str, datetime], Snapshot] = field(default_factory=dict)
+    rollups: dict[tuple[str, Period, datetime], Rollup] = field(default_factory=dict)
+    # tenant_id -> (lease holder, held until, where the next run resumes)
+    rollup_leases: dict[str, tuple[str | None, datetime | None, datetime | None]] = field(
+        default_factory=dict
+    )

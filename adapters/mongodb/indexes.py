@@ -12,6 +12,7 @@ step of the ports is a single-document write that a unique index or a guarded
 - ledger (tenant_id, idempotency_key) and (tenant_id, session_id): a grant per key, a charge per
   session.
 - subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
+- rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
 
 `sessionmeter db upgrade` creates them all; creating an index that exists is a no-op. Every key
 is ascending: MongoDB walks an index backwards for newest-first reads, and the test server
@@ -79,6 +80,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("charge_state", ASCENDING)],
             name="ix_sessions_charge_state",
         ),
+        # Rollups find the sessions that were still running in an hour by their end.
+        IndexModel([("tenant_id", ASCENDING), ("ended_at", ASCENDING)], name="ix_sessions_ended"),
     ],
     "events": [
         IndexModel(
@@ -178,5 +181,16 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="ux_snapshots",
         ),
+    ],
+    # One document per bucket (replaced whole) and one lease per tenant.
+    "rollups": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("period", ASCENDING), ("start", ASCENDING)],
+            unique=True,
+            name="ux_rollups",
+        ),
+    ],
+    "rollup_leases": [
+        IndexModel([("tenant_id", ASCENDING)], unique=True, name="ux_rollup_leases"),
     ],
 }

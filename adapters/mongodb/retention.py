@@ -6,6 +6,7 @@ from datetime import datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document
+from domain.rollups import Period
 
 
 class MongoRetention:
@@ -18,13 +19,18 @@ class MongoRetention:
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete("events", tenant_id, before, limit)
 
+    async def delete_rollups(
+        self, tenant_id: str, period: Period, started_before: datetime, limit: int
+    ) -> int:
+        old = {"tenant_id": tenant_id, "period": period.value, "start": {"$lt": started_before}}
+        return await self._delete_oldest("rollups", old, "start", limit)
+
     async def _delete(self, collection: str, tenant_id: str, before: datetime, limit: int) -> int:
-        oldest = self._db[collection].find(
-            {"tenant_id": tenant_id, "at": {"$lt": before}},
-            {"_id": 1},
-            sort=[("at", 1)],
-            limit=limit,
-        )
+        old = {"tenant_id": tenant_id, "at": {"$lt": before}}
+        return await self._delete_oldest(collection, old, "at", limit)
+
+    async def _delete_oldest(self, collection: str, query: Document, by: str, limit: int) -> int:
+        oldest = self._db[collection].find(query, {"_id": 1}, sort=[(by, 1)], limit=limit)
         ids = [document["_id"] async for document in oldest]
         if not ids:
             return 0

@@ -17,6 +17,7 @@ from adapters.mongodb.plans import (
 )
 from adapters.mongodb.reports import MongoReports
 from adapters.mongodb.retention import MongoRetention
+from adapters.mongodb.rollups import MongoRollupLeases, MongoRollupRepository, MongoUsageSource
 from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.snapshots import MongoSnapshotLog
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
@@ -53,6 +54,9 @@ class MongoStorage:
         self.tracks = MongoTrackLog(db)
         self.snapshots = MongoSnapshotLog(db)
         self.retention = MongoRetention(db)
+        self.usage_source = MongoUsageSource(db)
+        self.rollups = MongoRollupRepository(db)
+        self.rollup_leases = MongoRollupLeases(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

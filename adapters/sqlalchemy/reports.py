@@ -4,14 +4,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Float,
     Integer,
     and_,
     case,
     cast,
     func,
     literal,
-    literal_column,
     or_,
     select,
     union_all,
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.quantities import from_nanos
+from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import session_meters, sessions
 from application.ports import Window
 from domain.reports import ResourceActivity, UsageStats, WatchTime
@@ -29,20 +28,7 @@ from domain.session import SessionStatus
 class SqlReports:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
-        self._sqlite = engine.dialect.name == "sqlite"
-
-    def _span(self, start: Any, end: Any) -> Any:
-        """end - start, as the dialect sums it cheaply: an interval on PostgreSQL (turned into
-        seconds once per group by `_seconds`, not per row), seconds on SQLite."""
-        if self._sqlite:
-            return (func.julianday(end) - func.julianday(start)) * 86400.0
-        return end - start
-
-    def _seconds(self, spans: Any) -> Any:
-        """A sum of spans in seconds, as a double: Decimals would cost more than the query."""
-        if self._sqlite:
-            return spans
-        return func.date_part(literal_column("'epoch'"), spans, type_=Float)
+        self._spans = Spans(engine)
 
     async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
         # In start order, a visit adds to the time watched only what reaches past the furthest
@@ -70,13 +56,15 @@ class SqlReports:
             .subquery("visits")
         )
         s, e, r = visits.c.s, visits.c.e, visits.c.reach
-        added = case((or_(r.is_(None), s >= r), self._span(s, e)), (e > r, self._span(r, e)))
+        added = case(
+            (or_(r.is_(None), s >= r), self._spans.span(s, e)), (e > r, self._spans.span(r, e))
+        )
         query = (
             select(
                 visits.c.subject,
                 func.count().label("visits"),
-                self._seconds(func.sum(self._span(s, e))).label("total_seconds"),
-                self._seconds(func.sum(added)).label("unique_seconds"),
+                self._spans.seconds(func.sum(self._spans.span(s, e))).label("total_seconds"),
+                self._spans.seconds(func.sum(added)).label("unique_seconds"),
             )
             .group_by(visits.c.subject)
             .order_by(visits.c.subject)
@@ -101,8 +89,10 @@ class SqlReports:
                 func.count().label("sessions"),
                 func.count(sessions.c.subject_id.distinct()).label("subjects"),
                 func.count(sessions.c.ended_at).label("exited"),
-                self._seconds(
-                    func.sum(case((exited, self._span(sessions.c.started_at, sessions.c.ended_at))))
+                self._spans.seconds(
+                    func.sum(
+                        case((exited, self._spans.span(sessions.c.started_at, sessions.c.ended_at)))
+                    )
                 ).label("seconds"),
                 func.sum(case((sessions.c.status == SessionStatus.ACTIVE, 1), else_=0)).label(
                     "active"
@@ -162,7 +152,9 @@ class SqlReports:
         ]
         totals = select(
             func.count(),
-            self._seconds(func.sum(self._span(sessions.c.started_at, sessions.c.ended_at))),
+            self._spans.seconds(
+                func.sum(self._spans.span(sessions.c.started_at, sessions.c.ended_at))
+            ),
             func.coalesce(func.sum(sessions.c.event_count), 0),
             func.coalesce(func.sum(sessions.c.charge_credits), 0),
         ).where(*mine)

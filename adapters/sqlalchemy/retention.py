@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy import Column, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.tables import events, snapshots
+from adapters.sqlalchemy.tables import events, rollup_activity, rollup_load, snapshots
+from domain.rollups import Period
 
 
 class SqlRetention:
@@ -18,6 +19,31 @@ class SqlRetention:
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete(events, events.c.at, tenant_id, before, limit)
+
+    async def delete_rollups(
+        self, tenant_id: str, period: Period, started_before: datetime, limit: int
+    ) -> int:
+        oldest = (
+            select(rollup_load.c.bucket_start)
+            .where(
+                rollup_load.c.tenant_id == tenant_id,
+                rollup_load.c.period == period,
+                rollup_load.c.bucket_start < started_before,
+            )
+            .order_by(rollup_load.c.bucket_start)
+            .limit(limit)
+        )
+        async with self._engine.begin() as conn:
+            starts = list((await conn.execute(oldest)).scalars())
+            for table in (rollup_activity, rollup_load):
+                await conn.execute(
+                    delete(table).where(
+                        table.c.tenant_id == tenant_id,
+                        table.c.period == period,
+                        table.c.bucket_start.in_(starts),
+                    )
+                )
+        return len(starts)
 
     async def _delete(
         self, table: Table, at: Column[datetime], tenant_id: str, before: datetime, limit: int

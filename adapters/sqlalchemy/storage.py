@@ -17,6 +17,7 @@ from adapters.sqlalchemy.plans import (
 )
 from adapters.sqlalchemy.reports import SqlReports
 from adapters.sqlalchemy.retention import SqlRetention
+from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, SqlUsageSource
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
@@ -48,6 +49,9 @@ class SqlAlchemyStorage:
         self.tracks = SqlTrackLog(self.engine)
         self.snapshots = SqlSnapshotLog(self.engine)
         self.retention = SqlRetention(self.engine)
+        self.usage_source = SqlUsageSource(self.engine)
+        self.rollups = SqlRollupRepository(self.engine)
+        self.rollup_leases = SqlRollupLeases(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

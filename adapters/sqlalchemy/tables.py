@@ -88,6 +88,8 @@ sessions = Table(
     Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
     Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
+    # Rollups find the sessions that were still running in an hour by their end.
+    Index("ix_sessions_ended", "tenant_id", "ended_at"),
     # Watch time reads a resource's sessions viewer by viewer, in start order, without sorting;
     # trial limits count a subject's sessions on a resource with it too.
     Index(
@@ -228,6 +230,7 @@ track_intervals = Table(
     Column("published_at", UTCDateTime),
     Column("unpublished_at", UTCDateTime),
     Column("counted", Boolean, nullable=False),
+    Index("ix_track_intervals_unpublished", "tenant_id", "unpublished_at"),
 )
 
 snapshots = Table(
@@ -242,4 +245,46 @@ snapshots = Table(
     Column("traffic_bytes_total", BigInteger, nullable=False),
     Column("concurrent_users", Integer, nullable=False),
     Column("active_rooms", Integer, nullable=False),
+)
+
+# A rolled-up bucket: one rollup_load row (the servers' load; it marks the bucket as rolled up)
+# and a rollup_activity row per kind and resource with anything in it.
+rollup_load = Table(
+    "rollup_load",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("period", String(8), primary_key=True),
+    Column("bucket_start", UTCDateTime, primary_key=True),
+    Column("snapshots", BigInteger, nullable=False),
+    Column("traffic_bytes", BigInteger, nullable=False),
+    Column("cpu_percent_sum", Float, nullable=False),
+    Column("cpu_percent_max", Float, nullable=False),
+    Column("concurrent_users_sum", BigInteger, nullable=False),
+    Column("peak_concurrent_users", BigInteger, nullable=False),
+)
+
+rollup_activity = Table(
+    "rollup_activity",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("period", String(8), primary_key=True),
+    Column("bucket_start", UTCDateTime, primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("resource_id", String(200), primary_key=True),
+    Column("sessions_started", BigInteger, nullable=False),
+    Column("sessions_ended", BigInteger, nullable=False),
+    Column("active_seconds", Float, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("meters", JSON, nullable=False),  # decimals as strings (quantities.to_json)
+    Column("track_seconds", JSON, nullable=False),
+)
+
+# Who is rolling up a tenant now (until when), and where its next run starts.
+rollup_leases = Table(
+    "rollup_leases",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("holder", String(36)),
+    Column("held_until", UTCDateTime),
+    Column("resume_from", UTCDateTime),
 )

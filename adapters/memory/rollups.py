@@ -1,0 +1,117 @@
+from dataclasses import replace
+from datetime import datetime
+
+from adapters.memory.store import MemoryStore
+from application.ports import RollupLease, Window
+from domain.rollups import Activity, Period, Rollup, overlap_seconds
+
+
+class MemoryUsageSource:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+        by_key: dict[tuple[str, str], Activity] = {}
+
+        def add(kind: str, resource_id: str, more: Activity) -> None:
+            key = (kind, resource_id)
+            by_key[key] = by_key.get(key, Activity(kind, resource_id)) + more
+
+        sessions = {
+            sid: s for (tenant, sid), s in self._store.sessions.items() if tenant == tenant_id
+        }
+        length = end - start
+        for s in sessions.values():
+            seconds = overlap_seconds(s.started_at, s.ended_at or s.last_seen_at, start, length)
+            ended_here = s.ended_at is not None and start <= s.ended_at < end
+            more = Activity(
+                s.kind,
+                s.resource_id,
+                sessions_started=int(start <= s.started_at < end),
+                sessions_ended=int(ended_here),
+                active_seconds=seconds,
+                meters=s.usage if ended_here else {},
+            )
+            if more != Activity(s.kind, s.resource_id):
+                add(s.kind, s.resource_id, more)
+        for (tenant, sid), numbered in self._store.events.items():
+            in_bucket = sum(1 for e in numbered.values() if start <= e.at < end)
+            if tenant == tenant_id and in_bucket:
+                s = sessions[sid]
+                add(s.kind, s.resource_id, Activity(s.kind, s.resource_id, events=in_bucket))
+        for (tenant, sid, _), (track, _) in self._store.tracks.items():
+            if tenant != tenant_id or track.published_at is None or track.unpublished_at is None:
+                continue
+            seconds = overlap_seconds(track.published_at, track.unpublished_at, start, length)
+            if seconds:
+                s = sessions[sid]
+                more = Activity(s.kind, s.resource_id, track_seconds={track.meter: seconds})
+                add(s.kind, s.resource_id, more)
+        return [by_key[k] for k in sorted(by_key)]
+
+    async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        return min(
+            (
+                s.started_at
+                for (tenant, _), s in self._store.sessions.items()
+                if tenant == tenant_id and s.is_active
+            ),
+            default=None,
+        )
+
+
+class MemoryRollupRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def replace(self, tenant_id: str, rollup: Rollup) -> None:
+        self._store.rollups[(tenant_id, rollup.period, rollup.start)] = rollup
+
+    async def find(
+        self,
+        tenant_id: str,
+        period: Period,
+        window: Window,
+        kind: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[Rollup]:
+        found = []
+        for (tenant, p, start), rollup in sorted(self._store.rollups.items()):
+            inside = (window.start is None or window.start <= start) and (
+                window.end is None or start < window.end
+            )
+            if tenant == tenant_id and p == period and inside:
+                activity = [
+                    a
+                    for a in rollup.activity
+                    if kind in (None, a.kind) and resource_id in (None, a.resource_id)
+                ]
+                found.append(replace(rollup, activity=activity))
+        return found
+
+
+class MemoryRollupLeases:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def acquire(
+        self, tenant_id: str, holder: str, now: datetime, until: datetime
+    ) -> RollupLease | None:
+        held_by, held_until, resume_from = self._store.rollup_leases.get(
+            tenant_id, (None, None, None)
+        )
+        if held_by is not None and held_until is not None and held_until > now:
+            return None
+        self._store.rollup_leases[tenant_id] = (holder, until, resume_from)
+        return RollupLease(holder, resume_from)
+
+    async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
+        held_by, _, resume_from = self._store.rollup_leases.get(tenant_id, (None, None, None))
+        if held_by != holder:
+            return False
+        self._store.rollup_leases[tenant_id] = (holder, until, resume_from)
+        return True
+
+    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+        if self._store.rollup_leases.get(tenant_id, (None,))[0] == holder:
+            self._store.rollup_leases[tenant_id] = (None, None, resume_from)

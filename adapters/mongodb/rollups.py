@@ -1,0 +1,253 @@
+"""Rollups in MongoDB: an hour's figures by aggregation pipelines over the raw collections; a
+bucket is one document, so replacing it is one atomic write; a lease document per tenant."""
+
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from adapters.mongodb.documents import (
+    Document,
+    from_bson,
+    meter_field,
+    meter_name,
+    usage_from_document,
+    usage_to_document,
+)
+from application.ports import RollupLease, Window
+from domain.rollups import Activity, Period, Rollup, ServerLoad
+from domain.session import SessionStatus
+
+Pipeline = list[Document]
+BY = {"kind": "$kind", "resource_id": "$resource_id"}
+
+
+def _overlap_ms(start: Any, end: Any, b: datetime, e: datetime) -> Document:
+    return {"$subtract": [{"$min": [end, e]}, {"$max": [start, b]}]}
+
+
+class MongoUsageSource:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._sessions = db["sessions"]
+        self._events = db["events"]
+
+    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+        figures: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+            lambda: {"meters": {}, "track_seconds": {}}
+        )
+        mine = {"tenant_id": tenant_id}
+        inside = {"$gte": start, "$lt": end}
+        for row in await self._run([{"$match": {**mine, "started_at": inside}}, _COUNT]):
+            figures[_key(row)]["sessions_started"] = row["n"]
+        ended: Pipeline = [{"$match": {**mine, "ended_at": inside}}]
+        for row in await self._run([*ended, _COUNT]):
+            figures[_key(row)]["sessions_ended"] = row["n"]
+        usage = [
+            {"$project": {**BY, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
+            {"$unwind": "$usage"},
+            {"$group": {"_id": {**BY, "meter": "$usage.k"}, "sum": {"$sum": "$usage.v"}}},
+        ]
+        for row in await self._run([*ended, *usage]):
+            meter = meter_name(row["_id"]["meter"])
+            figures[_key(row)]["meters"][meter] = from_bson(row["sum"])
+        # Sessions that ran in the bucket; the index on ended_at finds them, nulls included.
+        running: Pipeline = [
+            {
+                "$match": {
+                    **mine,
+                    "$or": [{"ended_at": {"$gt": start}}, {"ended_at": None}],
+                    "started_at": {"$lt": end},
+                }
+            },
+            {"$addFields": {"until": {"$ifNull": ["$ended_at", "$last_seen_at"]}}},
+            {"$match": {"until": {"$gt": start}}},
+        ]
+        active = {
+            "$group": {
+                "_id": BY,
+                "ms": {"$sum": _overlap_ms("$started_at", "$until", start, end)},
+            }
+        }
+        for row in await self._run([*running, active]):
+            figures[_key(row)]["active_seconds"] = row["ms"] / 1000
+        tracks = [
+            {"$project": {**BY, "track": {"$objectToArray": {"$ifNull": ["$tracks", {}]}}}},
+            {"$unwind": "$track"},
+            {
+                "$match": {
+                    "track.v.published_at": {"$lt": end},
+                    "track.v.unpublished_at": {"$gt": start},
+                }
+            },
+            {
+                "$group": {
+                    "_id": {**BY, "meter": "$track.v.meter"},
+                    "ms": {
+                        "$sum": _overlap_ms(
+                            "$track.v.published_at", "$track.v.unpublished_at", start, end
+                        )
+                    },
+                }
+            },
+        ]
+        for row in await self._run([*running, *tracks]):
+            figures[_key(row)]["track_seconds"][row["_id"]["meter"]] = row["ms"] / 1000
+        await self._count_events(tenant_id, start, end, figures)
+        return [
+            Activity(kind, resource_id, **f) for (kind, resource_id), f in sorted(figures.items())
+        ]
+
+    async def _count_events(
+        self,
+        tenant_id: str,
+        start: datetime,
+        end: datetime,
+        figures: dict[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        """Events are counted per session by the server, then added up by their sessions'
+        kind and resource (memory grows with the sessions of the hour, not its events)."""
+        per_session = await (
+            await self._events.aggregate(
+                [
+                    {"$match": {"tenant_id": tenant_id, "at": {"$gte": start, "$lt": end}}},
+                    {"$group": {"_id": "$session_id", "n": {"$sum": 1}}},
+                ]
+            )
+        ).to_list(None)
+        counts = {row["_id"]: row["n"] for row in per_session}
+        found = self._sessions.find(
+            {"tenant_id": tenant_id, "id": {"$in": list(counts)}},
+            {"_id": 0, "id": 1, "kind": 1, "resource_id": 1},
+        )
+        async for session in found:
+            key = (session["kind"], session["resource_id"])
+            figures[key]["events"] = figures[key].get("events", 0) + counts[session["id"]]
+
+    async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        oldest = await self._sessions.find_one(
+            {"tenant_id": tenant_id, "status": SessionStatus.ACTIVE.value},
+            {"_id": 0, "started_at": 1},
+            sort=[("started_at", 1)],
+        )
+        return None if oldest is None else oldest["started_at"]
+
+    async def _run(self, pipeline: Pipeline) -> list[Document]:
+        return await (await self._sessions.aggregate(pipeline)).to_list(None)
+
+
+_COUNT = {"$group": {"_id": BY, "n": {"$sum": 1}}}
+
+
+def _key(row: Document) -> tuple[str, str]:
+    return row["_id"]["kind"], row["_id"]["resource_id"]
+
+
+class MongoRollupRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._rollups = db["rollups"]
+
+    async def replace(self, tenant_id: str, rollup: Rollup) -> None:
+        key = {"tenant_id": tenant_id, "period": rollup.period.value, "start": rollup.start}
+        document = {
+            **key,
+            "load": asdict(rollup.load),
+            "activity": [_activity_document(a) for a in rollup.activity],
+        }
+        try:
+            await self._rollups.replace_one(key, document, upsert=True)
+        except DuplicateKeyError:  # a concurrent first write of the bucket: replace it now
+            await self._rollups.replace_one(key, document)
+
+    async def find(
+        self,
+        tenant_id: str,
+        period: Period,
+        window: Window,
+        kind: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[Rollup]:
+        query: Document = {"tenant_id": tenant_id, "period": period.value}
+        started: Document = {}
+        if window.start is not None:
+            started["$gte"] = window.start
+        if window.end is not None:
+            started["$lt"] = window.end
+        if started:
+            query["start"] = started
+        found = []
+        async for document in self._rollups.find(query, sort=[("start", 1)]):
+            activity = [
+                _activity(a)
+                for a in document["activity"]
+                if kind in (None, a["kind"]) and resource_id in (None, a["resource_id"])
+            ]
+            found.append(
+                Rollup(period, document["start"], activity, ServerLoad(**document["load"]))
+            )
+        return found
+
+
+def _activity_document(a: Activity) -> Document:
+    return {
+        "kind": a.kind,
+        "resource_id": a.resource_id,
+        "sessions_started": a.sessions_started,
+        "sessions_ended": a.sessions_ended,
+        "active_seconds": a.active_seconds,
+        "events": a.events,
+        "meters": usage_to_document(a.meters),
+        "track_seconds": {meter_field(m): s for m, s in a.track_seconds.items()},
+    }
+
+
+def _activity(document: Document) -> Activity:
+    return Activity(
+        document["kind"],
+        document["resource_id"],
+        document["sessions_started"],
+        document["sessions_ended"],
+        document["active_seconds"],
+        document["events"],
+        usage_from_document(document["meters"]),
+        {meter_name(f): s for f, s in document["track_seconds"].items()},
+    )
+
+
+class MongoRollupLeases:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._leases = db["rollup_leases"]
+
+    async def acquire(
+        self, tenant_id: str, holder: str, now: datetime, until: datetime
+    ) -> RollupLease | None:
+        # Held by another, the filter matches nothing and the upsert collides with the unique
+        # tenant_id: only a free or expired lease (or none yet) is taken.
+        try:
+            taken = await self._leases.find_one_and_update(
+                {
+                    "tenant_id": tenant_id,
+                    "$or": [{"holder": None}, {"held_until": {"$lte": now}}],
+                },
+                {"$set": {"holder": holder, "held_until": until}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None
+        return RollupLease(holder, taken.get("resume_from"))
+
+    async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
+        renewed = await self._leases.update_one(
+            {"tenant_id": tenant_id, "holder": holder}, {"$set": {"held_until": until}}
+        )
+        return renewed.matched_count == 1
+
+    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+        await self._leases.update_one(
+            {"tenant_id": tenant_id, "holder": holder},
+            {"$set": {"holder": None, "held_until": None, "resume_from": resume_from}},
+        )

@@ -1,0 +1,272 @@
+"""Rollups in SQL: an hour's figures by GROUP BY over the raw tables (each query reads only what
+touches the hour, by index), buckets replaced in one transaction, a lease row per tenant."""
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, delete, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
+from adapters.sqlalchemy.spans import Spans
+from adapters.sqlalchemy.tables import (
+    UTCDateTime,
+    events,
+    rollup_activity,
+    rollup_leases,
+    rollup_load,
+    session_meters,
+    sessions,
+    track_intervals,
+)
+from application.ports import RollupLease, Window
+from domain.rollups import Activity, Period, Rollup, ServerLoad
+from domain.session import SessionStatus
+
+LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]
+
+
+class SqlUsageSource:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = single_statement(engine)
+        self._spans = Spans(engine)
+
+    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+        b, e = literal(start, UTCDateTime), literal(end, UTCDateTime)
+        spans = self._spans
+        by = (sessions.c.kind, sessions.c.resource_id)
+        mine = sessions.c.tenant_id == tenant_id
+        of_session = and_(sessions.c.tenant_id == tenant_id)
+        started = select(*by, func.count()).where(
+            mine, sessions.c.started_at >= start, sessions.c.started_at < end
+        )
+        ended = select(*by, func.count()).where(
+            mine, sessions.c.ended_at >= start, sessions.c.ended_at < end
+        )
+        until = func.coalesce(sessions.c.ended_at, sessions.c.last_seen_at)
+        active = select(
+            *by,
+            spans.seconds(
+                func.sum(spans.span(spans.later(sessions.c.started_at, b), spans.earlier(until, e)))
+            ),
+        ).where(
+            mine,
+            or_(sessions.c.ended_at > start, sessions.c.ended_at.is_(None)),
+            sessions.c.started_at < end,
+            until > start,
+        )
+        happened = (
+            select(*by, func.count())
+            .join_from(events, sessions, and_(of_session, events.c.session_id == sessions.c.id))
+            .where(events.c.tenant_id == tenant_id, events.c.at >= start, events.c.at < end)
+        )
+        meters = (
+            select(
+                *by,
+                session_meters.c.meter,
+                func.sum(session_meters.c.quantity_nanos),
+                func.max(cast(session_meters.c.is_decimal, Integer)),
+            )
+            .join_from(
+                sessions,
+                session_meters,
+                and_(
+                    session_meters.c.tenant_id == tenant_id,
+                    session_meters.c.session_id == sessions.c.id,
+                ),
+            )
+            .where(mine, sessions.c.ended_at >= start, sessions.c.ended_at < end)
+            .group_by(session_meters.c.meter)
+        )
+        t = track_intervals.c
+        tracks = (
+            select(
+                *by,
+                t.meter,
+                spans.seconds(
+                    func.sum(
+                        spans.span(
+                            spans.later(t.published_at, b), spans.earlier(t.unpublished_at, e)
+                        )
+                    )
+                ),
+            )
+            .join_from(track_intervals, sessions, and_(of_session, t.session_id == sessions.c.id))
+            .where(
+                t.tenant_id == tenant_id,
+                t.unpublished_at > start,
+                t.published_at < end,
+            )
+            .group_by(t.meter)
+        )
+        figures: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+            lambda: {"meters": {}, "track_seconds": {}}
+        )
+        async with self._engine.connect() as conn:
+            for name, query in (
+                ("sessions_started", started),
+                ("sessions_ended", ended),
+                ("active_seconds", active),
+                ("events", happened),
+            ):
+                for kind, resource_id, value in await conn.execute(query.group_by(*by)):
+                    figures[(kind, resource_id)][name] = value
+            for kind, resource_id, meter, nanos, is_decimal in await conn.execute(
+                meters.group_by(*by)
+            ):
+                figures[(kind, resource_id)]["meters"][meter] = from_nanos(
+                    int(nanos), bool(is_decimal)
+                )
+            for kind, resource_id, meter, seconds in await conn.execute(tracks.group_by(*by)):
+                figures[(kind, resource_id)]["track_seconds"][meter] = float(seconds)
+        return [
+            Activity(kind, resource_id, **f) for (kind, resource_id), f in sorted(figures.items())
+        ]
+
+    async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        query = select(func.min(sessions.c.started_at)).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.status == SessionStatus.ACTIVE
+        )
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).scalar_one()
+        return found
+
+
+class SqlRollupRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def replace(self, tenant_id: str, rollup: Rollup) -> None:
+        bucket = {"tenant_id": tenant_id, "period": rollup.period, "bucket_start": rollup.start}
+        activity = [
+            {
+                **bucket,
+                "kind": a.kind,
+                "resource_id": a.resource_id,
+                "sessions_started": a.sessions_started,
+                "sessions_ended": a.sessions_ended,
+                "active_seconds": a.active_seconds,
+                "events": a.events,
+                "meters": to_json(a.meters),
+                "track_seconds": dict(a.track_seconds),
+            }
+            for a in rollup.activity
+        ]
+        load = {**bucket, **{f: getattr(rollup.load, f) for f in LOAD_FIELDS}}
+        async with self._engine.begin() as conn:
+            await serialise(conn, "rollup", tenant_id, rollup.period, rollup.start.isoformat())
+            for table in (rollup_activity, rollup_load):
+                await conn.execute(delete(table).where(*_bucket(table, bucket)))
+            await conn.execute(rollup_load.insert().values(load))
+            if activity:
+                await conn.execute(rollup_activity.insert(), activity)
+
+    async def find(
+        self,
+        tenant_id: str,
+        period: Period,
+        window: Window,
+        kind: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[Rollup]:
+        loads = select(rollup_load).where(*_in_window(rollup_load, tenant_id, period, window))
+        chosen = _in_window(rollup_activity, tenant_id, period, window)
+        if kind is not None:
+            chosen.append(rollup_activity.c.kind == kind)
+        if resource_id is not None:
+            chosen.append(rollup_activity.c.resource_id == resource_id)
+        activity = select(rollup_activity).where(*chosen)
+        async with self._single.connect() as conn:
+            load_rows = (await conn.execute(loads.order_by(rollup_load.c.bucket_start))).all()
+            activity_rows = await conn.execute(
+                activity.order_by(
+                    rollup_activity.c.bucket_start,
+                    rollup_activity.c.kind,
+                    rollup_activity.c.resource_id,
+                )
+            )
+            by_bucket: dict[datetime, list[Activity]] = defaultdict(list)
+            for r in activity_rows:
+                by_bucket[r.bucket_start].append(
+                    Activity(
+                        r.kind,
+                        r.resource_id,
+                        r.sessions_started,
+                        r.sessions_ended,
+                        r.active_seconds,
+                        r.events,
+                        from_json(r.meters),
+                        r.track_seconds,
+                    )
+                )
+        return [
+            Rollup(
+                period,
+                r.bucket_start,
+                by_bucket[r.bucket_start],
+                ServerLoad(**{f: getattr(r, f) for f in LOAD_FIELDS}),
+            )
+            for r in load_rows
+        ]
+
+
+class SqlRollupLeases:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def acquire(
+        self, tenant_id: str, holder: str, now: datetime, until: datetime
+    ) -> RollupLease | None:
+        first = (
+            insert(self._engine, rollup_leases)
+            .values(tenant_id=tenant_id, holder=holder, held_until=until)
+            .on_conflict_do_nothing()
+        )
+        # The UPDATE locks the row; a concurrent acquirer re-reads it after this one commits and
+        # finds it held.
+        take = (
+            update(rollup_leases)
+            .where(
+                rollup_leases.c.tenant_id == tenant_id,
+                or_(rollup_leases.c.holder.is_(None), rollup_leases.c.held_until <= now),
+            )
+            .values(holder=holder, held_until=until)
+            .returning(rollup_leases.c.resume_from)
+        )
+        async with self._engine.begin() as conn:
+            if (await conn.execute(first)).rowcount == 1:
+                return RollupLease(holder, None)
+            taken = (await conn.execute(take)).first()
+        return None if taken is None else RollupLease(holder, taken.resume_from)
+
+    async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
+        return await self._update(tenant_id, holder, held_until=until)
+
+    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+        await self._update(tenant_id, holder, holder=None, held_until=None, resume_from=resume_from)
+
+    async def _update(self, tenant_id: str, current: str, **values: Any) -> bool:
+        stmt = (
+            update(rollup_leases)
+            .where(rollup_leases.c.tenant_id == tenant_id, rollup_leases.c.holder == current)
+            .values(**values)
+        )
+        async with self._single.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
+
+
+def _bucket(table: Any, bucket: dict[str, Any]) -> list[Any]:
+    return [table.c[name] == value for name, value in bucket.items()]
+
+
+def _in_window(table: Any, tenant_id: str, period: Period, window: Window) -> list[Any]:
+    chosen = [table.c.tenant_id == tenant_id, table.c.period == period]
+    if window.start is not None:
+        chosen.append(table.c.bucket_start >= window.start)
+    if window.end is not None:
+        chosen.append(table.c.bucket_start < window.end)
+    return chosen

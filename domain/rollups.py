@@ -1,0 +1,203 @@
+"""Rollups: what an hour or a day of a tenant's sessions and servers added up to.
+
+An hour is rolled up from the raw data: per kind and resource, the sessions that started and
+ended in it, the session-seconds that were active in it, the events that happened in it, the usage
+of the sessions that ended in it (a session's usage is final, and charged, only when it ends), and
+the published track time that fell in it (video, screen share, audio); for the tenant as a whole,
+what its servers' snapshots said (traffic, CPU, concurrent users). A day is the sum of its hours.
+Recomputing a bucket replaces it, so running a rollup twice changes nothing.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from domain.errors import InvalidInput
+from domain.reports import to_the_millisecond
+from domain.snapshots import MeasuredSnapshot
+from domain.usage import Usage, add_usage
+
+BYTES_PER_GB = 10**9  # traffic is billed in decimal gigabytes
+
+
+class Period(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def length(self) -> timedelta:
+        return timedelta(hours=1) if self is Period.HOUR else timedelta(days=1)
+
+    def start_of(self, at: datetime) -> datetime:
+        """The start of the bucket that holds `at` (UTC)."""
+        at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return at if self is Period.HOUR else at.replace(hour=0)
+
+    def buckets(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        """The starts of the buckets that overlap [start, end)."""
+        bucket = self.start_of(start)
+        while bucket < end:
+            yield bucket
+            bucket += self.length
+
+
+def period(value: str) -> Period:
+    try:
+        return Period(value)
+    except ValueError:
+        raise InvalidInput("bucket", "must be hour or day") from None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What sessions of one kind on one resource did in one bucket."""
+
+    kind: str
+    resource_id: str
+    sessions_started: int = 0
+    sessions_ended: int = 0
+    active_seconds: float = 0.0  # session-seconds inside the bucket (two viewers: twice)
+    events: int = 0
+    meters: Usage = field(default_factory=dict)  # usage of the sessions that ended in the bucket
+    # Published track time inside the bucket, by meter (video.seconds, screen_share.seconds …)
+    track_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # To the millisecond, so that every store gives the same figures.
+        object.__setattr__(self, "active_seconds", to_the_millisecond(self.active_seconds))
+        seconds = {m: to_the_millisecond(s) for m, s in self.track_seconds.items()}
+        object.__setattr__(self, "track_seconds", seconds)
+
+    def __add__(self, other: "Activity") -> "Activity":
+        return replace(
+            self,
+            sessions_started=self.sessions_started + other.sessions_started,
+            sessions_ended=self.sessions_ended + other.sessions_ended,
+            active_seconds=self.active_seconds + other.active_seconds,
+            events=self.events + other.events,
+            meters=add_usage(self.meters, other.meters),
+            track_seconds=_add_seconds(self.track_seconds, other.track_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class ServerLoad:
+    """What a tenant's servers reported in one bucket, summed over sources."""
+
+    snapshots: int = 0
+    traffic_bytes: int = 0
+    cpu_percent_sum: float = 0.0
+    cpu_percent_max: float = 0.0
+    concurrent_users_sum: int = 0
+    peak_concurrent_users: int = 0
+
+    def __add__(self, other: "ServerLoad") -> "ServerLoad":
+        return ServerLoad(
+            self.snapshots + other.snapshots,
+            self.traffic_bytes + other.traffic_bytes,
+            round(self.cpu_percent_sum + other.cpu_percent_sum, 6),
+            max(self.cpu_percent_max, other.cpu_percent_max),
+            self.concurrent_users_sum + other.concurrent_users_sum,
+            max(self.peak_concurrent_users, other.peak_concurrent_users),
+        )
+
+    @classmethod
+    def of(cls, snapshots: Iterable[MeasuredSnapshot]) -> "ServerLoad":
+        load = cls()
+        for measured in snapshots:
+            s = measured.snapshot
+            load += ServerLoad(
+                1,
+                measured.traffic_bytes,
+                s.cpu_percent,
+                s.cpu_percent,
+                s.concurrent_users,
+                s.concurrent_users,
+            )
+        return load
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One bucket of a tenant: its activity per kind and resource, and its servers' load."""
+
+    period: Period
+    start: datetime
+    activity: list[Activity] = field(default_factory=list)
+    load: ServerLoad = field(default_factory=ServerLoad)
+
+
+def day_of(hours: Iterable[Rollup], day: datetime) -> Rollup:
+    """A day's rollup: the sum of its hours, kind by kind and resource by resource."""
+    activity: dict[tuple[str, str], Activity] = {}
+    load = ServerLoad()
+    for hour in hours:
+        load += hour.load
+        for a in hour.activity:
+            key = (a.kind, a.resource_id)
+            activity[key] = activity[key] + a if key in activity else a
+    return Rollup(Period.DAY, day, [activity[k] for k in sorted(activity)], load)
+
+
+@dataclass(frozen=True)
+class UsageFigures:
+    """One bucket of the usage report: the activity of the kinds and resources asked for, and
+    the servers' load (which belongs to the tenant as a whole, whatever the filter)."""
+
+    period: Period
+    start: datetime
+    activity: Activity
+    load: ServerLoad
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.period.length
+
+    @property
+    def video_minutes(self) -> float:
+        return self.activity.track_seconds.get("video.seconds", 0.0) / 60
+
+    @property
+    def screen_share_minutes(self) -> float:
+        return self.activity.track_seconds.get("screen_share.seconds", 0.0) / 60
+
+    @property
+    def user_hours(self) -> float:
+        return self.activity.active_seconds / 3600
+
+    @property
+    def traffic_gb(self) -> float:
+        return self.load.traffic_bytes / BYTES_PER_GB
+
+    @property
+    def cpu_percent_avg(self) -> float | None:
+        return self.load.cpu_percent_sum / self.load.snapshots if self.load.snapshots else None
+
+    @property
+    def concurrent_users_avg(self) -> float | None:
+        return self.load.concurrent_users_sum / self.load.snapshots if self.load.snapshots else None
+
+
+def usage_figures(
+    rollup: Rollup, kind: str | None = None, resource_id: str | None = None
+) -> UsageFigures:
+    """The bucket's figures over the activity that matches the filter."""
+    total = Activity(kind or "", resource_id or "")
+    for a in rollup.activity:
+        if kind in (None, a.kind) and resource_id in (None, a.resource_id):
+            total += replace(a, kind=total.kind, resource_id=total.resource_id)
+    return UsageFigures(rollup.period, rollup.start, total, rollup.load)
+
+
+def overlap_seconds(start: datetime, end: datetime, bucket: datetime, length: timedelta) -> float:
+    """Seconds of [start, end) inside the bucket."""
+    inside = min(end, bucket + length) - max(start, bucket)
+    return max(0.0, inside.total_seconds())
+
+
+def _add_seconds(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    total = dict(a)
+    for meter, seconds in b.items():
+        total[meter] = total.get(meter, 0.0) + seconds
+    return total
