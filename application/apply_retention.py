@@ -1,11 +1,15 @@
-"""Old snapshots and events are deleted as each tenant's settings say (the server does it on a
-schedule; `sessionmeter retention apply` does it now)."""
+"""Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the server
+does it on a schedule; `sessionmeter retention apply` does it now). Daily rollups are kept for
+good unless a tenant sets a window for them; sessions and the ledger are never deleted."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from application.ports import Clock, Retention, TenantRepository
 from domain.errors import NotFound
+from domain.rollups import Period
+from domain.tenants import Tenant
 
 BATCH = 1000
 
@@ -14,6 +18,8 @@ BATCH = 1000
 class Deleted:
     snapshots: int = 0
     events: int = 0
+    hourly_rollups: int = 0
+    daily_rollups: int = 0
 
 
 class ApplyRetention:
@@ -31,13 +37,44 @@ class ApplyRetention:
                 raise NotFound(f"no tenant named {tenant_name}")
             tenants = [tenant]
         now = self._clock.now()
-        snapshots = events = 0
+        deleted = Deleted()
         for tenant in tenants:
-            settings = tenant.settings
-            cutoff = now - timedelta(days=settings.snapshot_retention_days)
-            while (n := await self._retention.delete_snapshots(tenant.id, cutoff, BATCH)) > 0:
-                snapshots += n
-            cutoff = now - timedelta(days=settings.event_retention_days)
-            while (n := await self._retention.delete_events(tenant.id, cutoff, BATCH)) > 0:
-                events += n
-        return Deleted(snapshots, events)
+            deleted = await self._apply(tenant, now, deleted)
+        return deleted
+
+    async def _apply(self, tenant: Tenant, now: datetime, so_far: Deleted) -> Deleted:
+        settings = tenant.settings
+        r, tid = self._retention, tenant.id
+
+        def before(days: int) -> datetime:
+            return now - timedelta(days=days)
+
+        snapshots = await _in_batches(
+            lambda: r.delete_snapshots(tid, before(settings.snapshot_retention_days), BATCH)
+        )
+        events = await _in_batches(
+            lambda: r.delete_events(tid, before(settings.event_retention_days), BATCH)
+        )
+        hourly = await _in_batches(
+            lambda: r.delete_rollups(
+                tid, Period.HOUR, before(settings.hourly_rollup_retention_days), BATCH
+            )
+        )
+        daily = 0
+        if (days := settings.daily_rollup_retention_days) is not None:
+            daily = await _in_batches(
+                lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
+            )
+        return Deleted(
+            so_far.snapshots + snapshots,
+            so_far.events + events,
+            so_far.hourly_rollups + hourly,
+            so_far.daily_rollups + daily,
+        )
+
+
+async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:
+    total = 0
+    while (n := await delete_batch()) > 0:
+        total += n
+    return total

@@ -105,6 +105,13 @@ class ReceiveLiveKitWebhook:
             unpublished_at=None if published else event.created_at,
         )
         await self._tracks.record(tenant_id, event.session_id, report)
+        if published:
+            # The stay may have ended already (its `left` overtook this webhook): the track
+            # ended with it.
+            session = await self._sessions.get(tenant_id, event.session_id)
+            if session is not None and session.ended_at is not None:
+                ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
+                await self._tracks.record(tenant_id, event.session_id, ended)
 
     async def _end_tracks(self, tenant_id: str, session_id: str, at: datetime) -> None:
         """A stay that ends ends its tracks: those still open are unpublished at its end."""

@@ -26,6 +26,14 @@ class Overdraft(StrEnum):
     HARD = "hard"  # a rated session may not start below min_start_credits
 
 
+RETENTION_SETTINGS = (
+    "snapshot_retention_days",
+    "event_retention_days",
+    "hourly_rollup_retention_days",
+    "daily_rollup_retention_days",
+)
+
+
 @dataclass(frozen=True)
 class TenantSettings:
     idle_timeout_seconds: int = 300
@@ -36,6 +44,8 @@ class TenantSettings:
     # How long what grows fastest is kept; sessions and the ledger are kept for good.
     snapshot_retention_days: int = 7
     event_retention_days: int = 90
+    hourly_rollup_retention_days: int = 90
+    daily_rollup_retention_days: int | None = None  # None: for good
 
     def __post_init__(self) -> None:
         try:
@@ -48,8 +58,9 @@ class TenantSettings:
             raise InvalidInput("max_batch_events", "must be 1-1000")
         if self.min_start_credits < 0:
             raise InvalidInput("min_start_credits", "must be 0 or more")
-        for name in ("snapshot_retention_days", "event_retention_days"):
-            if not 1 <= getattr(self, name) <= 36500:
+        for name in RETENTION_SETTINGS:
+            days = getattr(self, name)
+            if days is not None and not 1 <= days <= 36500:
                 raise InvalidInput(name, "must be 1-36500 days")
 
 

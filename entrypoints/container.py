@@ -41,9 +41,12 @@ from application.record_heartbeat import RecordHeartbeat
 from application.record_snapshots import RecordSnapshots
 from application.register_resource import RegisterResource
 from application.report_active import ReportActive
+from application.report_cost_model import ReportCostModel
 from application.report_resources import ReportResources
+from application.report_usage import ReportUsage
 from application.report_usage_stats import ReportUsageStats
 from application.report_watch_time import ReportWatchTime
+from application.roll_up_usage import RollUpUsage
 from application.set_plan import SetPlan
 from application.set_rate import SetRate
 from application.start_session import StartSession
@@ -78,6 +81,9 @@ class Container(containers.DeclarativeContainer):
     tracks = storage.provided.tracks
     snapshots = storage.provided.snapshots
     retention = storage.provided.retention
+    usage_source = storage.provided.usage_source
+    rollups = storage.provided.rollups
+    rollup_leases = storage.provided.rollup_leases
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
@@ -135,6 +141,17 @@ class Container(containers.DeclarativeContainer):
     report_resources = providers.Factory(ReportResources, reports=reports)
     report_usage_stats = providers.Factory(ReportUsageStats, reports=reports)
     report_active = providers.Factory(ReportActive, reports=reports)
+    report_usage = providers.Factory(ReportUsage, rollups=rollups, clock=clock)
+    report_cost_model = providers.Factory(ReportCostModel, rollups=rollups, clock=clock)
+    roll_up_usage = providers.Factory(
+        RollUpUsage,
+        tenants=tenants,
+        source=usage_source,
+        snapshots=snapshots,
+        rollups=rollups,
+        leases=rollup_leases,
+        clock=clock,
+    )
     get_trial_status = providers.Factory(
         GetTrialStatus, plan_of_subject=plan_of_subject, sessions=sessions, clock=clock
     )

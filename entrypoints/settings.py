@@ -24,6 +24,7 @@ class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
     reaper_interval_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
+    rollup_interval_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -35,6 +36,9 @@ class Settings:
             ),
             "retention_interval_seconds": float(
                 os.environ.get("SESSIONMETER_RETENTION_INTERVAL_SECONDS", "3600")
+            ),
+            "rollup_interval_seconds": float(
+                os.environ.get("SESSIONMETER_ROLLUP_INTERVAL_SECONDS", "300")
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

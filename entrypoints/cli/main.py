@@ -127,6 +127,13 @@ def cli(ctx: click.Context, storage_url: str) -> None:
     help="Seconds between runs of retention (0 turns it off). [default: 3600]",
 )
 @click.option(
+    "--rollup-interval",
+    type=click.FloatRange(min=0),
+    envvar="SESSIONMETER_ROLLUP_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between rollup runs (0 turns them off). [default: 300]",
+)
+@click.option(
     "--keep-alive",
     type=click.IntRange(min=1),
     default=75,
@@ -151,6 +158,7 @@ def serve(
     workers: int,
     reaper_interval: float | None,
     retention_interval: float | None,
+    rollup_interval: float | None,
     keep_alive: int,
     log_level: str,
 ) -> None:
@@ -165,6 +173,8 @@ def serve(
         os.environ["SESSIONMETER_REAPER_INTERVAL_SECONDS"] = str(reaper_interval)
     if retention_interval is not None:
         os.environ["SESSIONMETER_RETENTION_INTERVAL_SECONDS"] = str(retention_interval)
+    if rollup_interval is not None:
+        os.environ["SESSIONMETER_ROLLUP_INTERVAL_SECONDS"] = str(rollup_interval)
     uvicorn.run(
         "entrypoints.http.app:app_from_env",
         factory=True,
@@ -481,15 +491,77 @@ def _snapshot_rows(source: io.TextIOBase) -> Iterator[Snapshot]:
             raise InvalidInput(f"line {number}", f"not a snapshot ({error!r})") from None
 
 
+class Instant(click.ParamType):
+    name = "TIMESTAMP"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            at = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an RFC 3339 timestamp", param, ctx)
+        if at.tzinfo is None:
+            self.fail(f"{value!r} needs a UTC offset (Z or +HH:MM)", param, ctx)
+        return at
+
+
+INSTANT = Instant()
+
+
+@cli.command("rollup")
+@click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
+@click.option(
+    "--since",
+    type=INSTANT,
+    help="Recompute from this instant (RFC 3339, e.g. 2026-11-24T00:00:00Z) instead of where "
+    "the previous run stopped; e.g. after importing old snapshots.",
+)
+@click.pass_context
+def rollup(ctx: click.Context, tenant_name: str | None, since: datetime | None) -> None:
+    """Roll usage up into hours and days now (the server does it every few minutes)."""
+    bar = HourBar()
+    done = run(ctx, lambda c: c.roll_up_usage()(tenant_name, since, bar.show))
+    bar.done()
+    skipped = f"; {done.skipped} skipped (another runner had them)" if done.skipped else ""
+    click.echo(
+        f"rolled up {done.hours} hour(s) and {done.days} day(s) of {done.tenants} tenant(s)"
+        + skipped
+    )
+
+
+class HourBar:
+    """A progress bar of hours rolled up, on standard error when a person is watching."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._shown = _watched()
+
+    def show(self, done: int, planned: int) -> None:
+        if self._shown and planned:
+            filled = self.WIDTH * done // planned
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            click.echo(f"\rrolling up [{bar}] {done}/{planned} hours", nl=False, err=True)
+
+    def done(self) -> None:
+        if self._shown:
+            click.echo(err=True)
+
+
 @cli.group()
 def retention() -> None:
-    """Deleting what tenants keep only for a while (snapshots, events)."""
+    """Deleting what tenants keep only for a while (snapshots, events, hourly rollups)."""
 
 
 @retention.command("apply")
 @click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
 @click.pass_context
 def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
-    """Delete snapshots and events older than each tenant keeps them, in bounded batches."""
+    """Delete snapshots, events and rollups older than each tenant keeps them, in bounded
+    batches."""
     deleted = run(ctx, lambda c: c.apply_retention()(tenant_name))
-    click.echo(f"deleted {deleted.snapshots} snapshot(s) and {deleted.events} event(s)")
+    click.echo(
+        f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
+        f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s)"
+    )

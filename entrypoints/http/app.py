@@ -55,6 +55,8 @@ USE_CASES = (
     "report_resources",
     "report_usage_stats",
     "report_active",
+    "report_usage",
+    "report_cost_model",
     "receive_livekit_webhook",
     "record_snapshots",
     "list_snapshots",
@@ -67,6 +69,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
         schedule = [
             (settings.reaper_interval_seconds, container.reap_stale_sessions()),
             (settings.retention_interval_seconds, container.apply_retention()),
+            (settings.rollup_interval_seconds, container.roll_up_usage()),
         ]
         jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
         try:

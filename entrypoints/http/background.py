@@ -1,4 +1,4 @@
-"""Jobs the server runs on a schedule while it serves: the reaper, retention."""
+"""Jobs the server runs on a schedule while it serves: the reaper, rollups, retention."""
 
 import asyncio
 import logging

@@ -11,6 +11,7 @@ from pytest_bdd import given, parsers, when
 
 from tests.app_client import Api
 from tests.fakes import FakeClock
+from tests.livekit_server import LiveKitServer
 
 
 @pytest.fixture
@@ -32,6 +33,12 @@ def clock(api: Api) -> Iterator[FakeClock]:
 @given("a webinar platform that sends its viewers' visits to sessionmeter")
 def webinar_platform(api: Api) -> Api:
     return api
+
+
+@given("a bootcamp whose LiveKit server sends its webhooks to sessionmeter")
+def bootcamp(api: Api) -> None:
+    server = LiveKitServer()
+    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
 
 
 TIME_PASSES = parsers.re(r"(?P<amount>\d+) (?P<unit>seconds|minutes) pass")

@@ -43,12 +43,6 @@ def stays(api: Api, room_name: str) -> list[dict[str, Any]]:
     return list(found.json()["items"])
 
 
-@given("a bootcamp whose LiveKit server sends its webhooks to sessionmeter")
-def bootcamp(api: Api) -> None:
-    server = LiveKitServer()
-    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
-
-
 @given(parsers.parse('{count:d} participants join room "{name}" over the first 10 minutes'))
 def many_join(webhooks: list[Webhook], count: int, name: str) -> None:
     day = NOW - timedelta(hours=6)

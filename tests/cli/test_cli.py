@@ -1,6 +1,7 @@
 """Operator commands on an embedded SQLite file, through click's runner."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -275,5 +276,30 @@ def test_retention_deletes_what_tenants_no_longer_keep(url: str, tmp_path: Path)
     applied = sessionmeter(url, "retention", "apply")
     again = sessionmeter(url, "retention", "apply", "--tenant", "bootcamp")
 
-    assert applied.output.strip() == "deleted 2 snapshot(s) and 0 event(s)"
-    assert again.output.strip() == "deleted 0 snapshot(s) and 0 event(s)"
+    assert (
+        applied.output.strip()
+        == "deleted 2 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s)"
+    )
+    assert (
+        again.output.strip() == "deleted 0 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s)"
+    )
+
+
+def test_rollup_runs_from_where_it_stopped_or_from_since(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "bootcamp")
+    since = (datetime.now(UTC) - timedelta(hours=5)).replace(minute=30)
+
+    first = sessionmeter(url, "rollup")
+    backfill = sessionmeter(url, "rollup", "--tenant", "bootcamp", "--since", since.isoformat())
+    naive = sessionmeter(url, "rollup", "--since", "2026-11-24T00:00:00")
+    unknown = sessionmeter(url, "rollup", "--tenant", "nobody")
+
+    assert first.exit_code == 0, first.output
+    # The tenant's first hour (two, if the clock struck the hour in between).
+    assert re.fullmatch(
+        r"rolled up [12] hour\(s\) and [12] day\(s\) of 1 tenant\(s\)\n", first.output
+    )
+    assert backfill.output.startswith("rolled up 6 hour(s) and ")
+    assert naive.exit_code == 2 and "needs a UTC offset" in naive.output
+    assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output

@@ -4,17 +4,24 @@ from litestar.params import FromPath, FromQuery
 
 from application.authenticate import Principal
 from application.report_active import ReportActive
+from application.report_cost_model import ReportCostModel
 from application.report_resources import ReportResources
+from application.report_usage import ReportUsage
 from application.report_usage_stats import ReportUsageStats
 from application.report_watch_time import ReportWatchTime
+from domain.cost_model import Plan
+from domain.errors import InvalidInput
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.schemas import (
     ActiveOut,
+    CostModelOut,
     From,
     ResourceActivityOut,
     ResourcesReport,
     To,
+    UsageBucketOut,
+    UsageReport,
     UsageStatsOut,
     WatchTimeOut,
     WatchTimeReport,
@@ -70,3 +77,39 @@ class ReportController(Controller):
         end: To = None,
     ) -> UsageStatsOut:
         return UsageStatsOut.of(await report_usage_stats(caller.tenant.id, subject_id, start, end))
+
+    @get("/reports/usage", summary="Usage by hour or day, from the rollups")
+    async def usage(
+        self,
+        caller: NamedDependency[Principal],
+        report_usage: NamedDependency[ReportUsage],
+        bucket: FromQuery[str] = "hour",
+        start: From = None,
+        end: To = None,
+        kind: FromQuery[str | None] = None,
+        resource_id: FromQuery[str | None] = None,
+    ) -> UsageReport:
+        found = await report_usage(caller.tenant.id, bucket, start, end, kind, resource_id)
+        return UsageReport(bucket, [UsageBucketOut.of(f) for f in found])
+
+    @get(
+        "/reports/cost-model",
+        summary="Traffic and CPU per unit of use, fitted over hourly rollups; a plan priced",
+    )
+    async def cost_model(
+        self,
+        caller: NamedDependency[Principal],
+        report_cost_model: NamedDependency[ReportCostModel],
+        start: From = None,
+        end: To = None,
+        users: FromQuery[int | None] = None,
+        hours_per_day: FromQuery[float | None] = None,
+        days: FromQuery[int | None] = None,
+    ) -> CostModelOut:
+        plan = None
+        given = [v is not None for v in (users, hours_per_day, days)]
+        if any(given):
+            if not all(given):
+                raise InvalidInput("users", "users, hours_per_day and days go together")
+            plan = Plan(users or 0, hours_per_day or 0.0, days or 0)
+        return CostModelOut.of(await report_cost_model(caller.tenant.id, start, end, plan))
