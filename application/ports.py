@@ -334,7 +334,10 @@ class TrackLog(Protocol):
         """Merge what a webhook says of a track of the session (the first report of each end
         wins). When both ends are known, add the track's seconds to the session's usage under
         its meter, exactly once whoever completes it and whatever the session's status, in the
-        same atomic step that marks it counted. True when this call added them."""
+        same atomic step that marks it counted. True when this call added them.
+        Each end reported for the first time is also appended to the session's events
+        (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
+        sequence number, whatever the session's status."""
         ...
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:

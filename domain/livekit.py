@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from domain.events import Event
+
 KIND = "livekit"
 # Any fixed namespace works; it must never change, or ids of stays already recorded would.
 SESSION_NAMESPACE = uuid.UUID("6f1d5a3e-2c0b-4d8e-9a55-4c1b7e0f9d21")
@@ -28,6 +30,14 @@ TRACK_METERS = {
     "CAMERA": "video.seconds",
     "SCREEN_SHARE": "screen_share.seconds",
     "MICROPHONE": "audio.seconds",
+}
+
+
+# The session events a track's ends appear as (the old system's VIDEO_START/VIDEO_END, …).
+TRACK_EVENT_PREFIX = {
+    "video.seconds": "video",
+    "screen_share.seconds": "screen_share",
+    "audio.seconds": "audio",
 }
 
 
@@ -92,3 +102,35 @@ def merge_reports(known: TrackReport, report: TrackReport) -> TrackReport:
 
 def session_id_of(room_sid: str, participant_sid: str) -> str:
     return str(uuid.uuid5(SESSION_NAMESPACE, f"{room_sid}/{participant_sid}"))
+
+
+def new_ends(known: TrackReport | None, merged: TrackReport) -> list[tuple[str, datetime]]:
+    """The ends of a track that a report made known for the first time: ("start" | "end", at)."""
+    ends = []
+    if merged.published_at is not None and (known is None or known.published_at is None):
+        ends.append(("start", merged.published_at))
+    if merged.unpublished_at is not None and (known is None or known.unpublished_at is None):
+        ends.append(("end", merged.unpublished_at))
+    return ends
+
+
+def track_events(
+    session_id: str,
+    first_sequence_no: int,
+    meter: str,
+    track_sid: str,
+    ends: list[tuple[str, datetime]],
+) -> list[Event]:
+    """A track's newly known ends as session events, numbered from `first_sequence_no`."""
+    prefix = TRACK_EVENT_PREFIX.get(meter, meter.split(".")[0])
+    return [
+        Event(
+            session_id,
+            first_sequence_no + n,
+            f"{prefix}_{end}",
+            at,
+            category="track",
+            data={"track_sid": track_sid},
+        )
+        for n, (end, at) in enumerate(ends)
+    ]

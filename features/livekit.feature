@@ -2,8 +2,9 @@ Feature: A LiveKit server reports who was in its rooms, and each stay is recorde
   A bootcamp runs its own LiveKit server. Its webhooks tell sessionmeter who joined and left
   which room and when; each participant's stay in a room becomes one session, timed by the
   LiveKit server's clock, and the time their camera, screen share and microphone were on adds
-  to the stay's usage. LiveKit redelivers webhooks and may deliver them out of order, or
-  drop a join altogether: a stay is still recorded once, with the right times.
+  to the stay's usage and shows in its events (video_start, video_end, …). LiveKit redelivers
+  webhooks and may deliver them out of order, or drop a join altogether: a stay is still
+  recorded once, with the right times.
 
   Background:
     Given a bootcamp whose LiveKit server sends its webhooks to sessionmeter
@@ -30,6 +31,7 @@ Feature: A LiveKit server reports who was in its rooms, and each stay is recorde
     Then room "day-1" has 2 stays, all completed
     And every stay in room "day-1" lasted 1 hours
     And the stays in room "day-1" add up to 60 minutes of video
+    And the events of "ben"'s stay say when his camera went on and off
 
   Scenario: A webhook that is not signed by the bootcamp's LiveKit server changes nothing
     When a webhook signed with another secret says "mallory" joined room "day-1"

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount, TrackReport, merge_reports
+from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
 class MemoryLiveKitAccounts:
@@ -36,8 +36,12 @@ class MemoryTrackLog:
 
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
         key = (tenant_id, session_id, report.track_sid)
-        known, counted = self._store.tracks.get(key, (report, False))
+        stored = self._store.tracks.get(key)
+        known, counted = stored or (report, False)
         merged = merge_reports(known, report)
+        self._append_events(
+            tenant_id, session_id, merged, new_ends(None if stored is None else known, merged)
+        )
         seconds = merged.seconds
         session = self._store.sessions.get((tenant_id, session_id))
         adds = seconds is not None and not counted and session is not None
@@ -45,6 +49,19 @@ class MemoryTrackLog:
         if adds and session is not None and seconds is not None:
             session.add_usage({merged.meter: seconds})
         return adds
+
+    def _append_events(
+        self, tenant_id: str, session_id: str, track: TrackReport, ends: list[tuple[str, datetime]]
+    ) -> None:
+        session = self._store.sessions.get((tenant_id, session_id))
+        if session is None or not ends:
+            return
+        stored = self._store.events.setdefault((tenant_id, session_id), {})
+        first = session.max_sequence_no + 1
+        for event in track_events(session_id, first, track.meter, track.track_sid, ends):
+            stored[event.sequence_no] = event
+        session.event_count += len(ends)
+        session.max_sequence_no += len(ends)
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         return [

@@ -1,12 +1,14 @@
 from contextlib import suppress
 from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from adapters.mongodb import event_documents
 from adapters.mongodb.documents import Document, increments
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount, TrackReport
+from domain.livekit import LiveKitAccount, TrackReport, track_events
 
 
 class MongoLiveKitAccounts:
@@ -59,17 +61,36 @@ class MongoTrackLog:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
+        self._events = db["events"]
 
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
         key = {"tenant_id": tenant_id, "id": session_id}
         track = f"tracks.{report.track_sid}"
-        for end in ("published_at", "unpublished_at"):
+        for end, name in (("published_at", "start"), ("unpublished_at", "end")):
             at = getattr(report, end)
-            if at is not None:  # the first report of each end wins
-                await self._sessions.update_one(
-                    {**key, f"{track}.{end}": None},
-                    {"$set": {f"{track}.{end}": at, f"{track}.meter": report.meter}},
+            if at is None:
+                continue
+            # The first report of each end wins, and numbers its event in the same update.
+            first = await self._sessions.find_one_and_update(
+                {**key, f"{track}.{end}": None},
+                {
+                    "$set": {f"{track}.{end}": at, f"{track}.meter": report.meter},
+                    "$inc": {"max_sequence_no": 1, "event_count": 1},
+                },
+                {"_id": 0, "max_sequence_no": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if first is not None:
+                # A crash before this insert leaves a gap in the session's events, which its
+                # event_gaps show; the track itself is recorded exactly.
+                (event,) = track_events(
+                    session_id,
+                    first["max_sequence_no"],
+                    report.meter,
+                    report.track_sid,
+                    [(name, at)],
                 )
+                await self._events.insert_one(event_documents.to_document(tenant_id, event))
         found = await self._sessions.find_one(key, {track: 1})
         known = ((found or {}).get("tracks") or {}).get(report.track_sid)
         if known is None or known.get("counted"):

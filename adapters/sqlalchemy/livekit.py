@@ -1,13 +1,20 @@
 from datetime import datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.events import event_to_row
 from adapters.sqlalchemy.meters import add_usage
-from adapters.sqlalchemy.tables import livekit_accounts, track_intervals, webhook_deliveries
+from adapters.sqlalchemy.tables import (
+    events,
+    livekit_accounts,
+    sessions,
+    track_intervals,
+    webhook_deliveries,
+)
 from domain.errors import Conflict
-from domain.livekit import LiveKitAccount, TrackReport
+from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
 class SqlLiveKitAccounts:
@@ -76,32 +83,64 @@ class SqlTrackLog:
             meter=report.meter,
             counted=False,
         )
-        # The UPDATE locks the track's row: concurrent reports of it take turns, so only one
-        # finds it complete and not yet counted.
-        merged = (
-            update(track_intervals)
-            .where(*key)
-            .values(
-                published_at=func.coalesce(track_intervals.c.published_at, report.published_at),
-                unpublished_at=func.coalesce(
-                    track_intervals.c.unpublished_at, report.unpublished_at
-                ),
-            )
-            .returning(
+        # Locking the track's row makes concurrent reports of it take turns, so only one finds
+        # an end new, or the track complete and not yet counted.
+        stored = (
+            select(
                 track_intervals.c.published_at,
                 track_intervals.c.unpublished_at,
                 track_intervals.c.counted,
             )
+            .where(*key)
+            .with_for_update()
         )
         async with self._engine.begin() as conn:
             await conn.execute(new.on_conflict_do_nothing())
-            published, unpublished, counted = (await conn.execute(merged)).one()
-            seconds = TrackReport(report.track_sid, report.meter, published, unpublished).seconds
+            published, unpublished, counted = (await conn.execute(stored)).one()
+            known = TrackReport(report.track_sid, report.meter, published, unpublished)
+            merged = merge_reports(known, report)
+            ends = new_ends(known, merged)
+            if not ends:
+                return False
+            await conn.execute(
+                update(track_intervals)
+                .where(*key)
+                .values(published_at=merged.published_at, unpublished_at=merged.unpublished_at)
+            )
+            await self._append_events(conn, tenant_id, session_id, merged, ends)
+            seconds = merged.seconds
             if seconds is None or counted:
                 return False
             await conn.execute(update(track_intervals).where(*key).values(counted=True))
             await add_usage(conn, self._engine, tenant_id, {session_id: {report.meter: seconds}})
         return True
+
+    async def _append_events(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        session_id: str,
+        track: TrackReport,
+        ends: list[tuple[str, datetime]],
+    ) -> None:
+        numbered = (
+            update(sessions)
+            .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+            .values(
+                max_sequence_no=sessions.c.max_sequence_no + len(ends),
+                event_count=sessions.c.event_count + len(ends),
+            )
+            .returning(sessions.c.max_sequence_no)
+        )
+        last = (await conn.execute(numbered)).scalar_one_or_none()
+        if last is None:
+            return
+        first = last - len(ends) + 1
+        rows = [
+            event_to_row(tenant_id, e)
+            for e in track_events(session_id, first, track.meter, track.track_sid, ends)
+        ]
+        await conn.execute(events.insert(), rows)
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         query = (

@@ -155,3 +155,12 @@ def watch_time(api: Api, name: str, hours: int) -> None:
         "/v1/reports/watch-time", params={"resource_id": name}, headers=api.admin
     ).json()
     assert sum(row["total_seconds"] for row in report["items"]) == hours * 3600
+
+
+@then(parsers.parse('the events of "{who}"\'s stay say when his camera went on and off'))
+def camera_events(api: Api, who: str) -> None:
+    (stay,) = [s for s in stays(api, "day-1") if s["subject_id"] == who]
+    found = api.client.get(f"/v1/sessions/{stay['id']}/events", headers=api.admin).json()
+    turned = [(e["type"], e["at"]) for e in found["items"]]
+    on, off = stay["started_at"], stay["ended_at"]
+    assert turned == [("video_start", on), ("video_end", off)]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from domain.events import Event
 from domain.livekit import TrackReport
 from domain.session import Exit
 from domain.tenants import Tenant
@@ -86,3 +87,38 @@ async def test_open_tracks_are_those_published_and_not_unpublished_even_after_th
     assert still_open == published("TR_a", 1)
     assert await storage.tracks.record(tenant.id, session.id, unpublished("TR_a", 5))
     assert await usage(storage, tenant, session.id) == {"video.seconds": 300}
+
+
+async def test_each_end_of_a_track_appears_once_as_a_session_event_after_the_last_one(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    await storage.events.append(tenant.id, [(0, Event(session.id, 1, "join", at(0)))])
+
+    await storage.tracks.record(
+        tenant.id, session.id, unpublished("TR_screen", 9, "screen_share.seconds")
+    )
+    await storage.tracks.record(tenant.id, session.id, published("TR_cam", 1))
+    await asyncio.gather(
+        *(
+            storage.tracks.record(
+                tenant.id, session.id, published("TR_screen", 4, "screen_share.seconds")
+            )
+            for _ in range(4)
+        )
+    )
+    await storage.sessions.close(tenant.id, session.id, Exit(at(10)))
+    await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 10))
+    await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 11))
+
+    found = await storage.events.find(tenant.id, session.id, 10)
+    assert [(e.sequence_no, e.type, e.at, (e.data or {}).get("track_sid")) for e in found] == [
+        (1, "join", at(0), None),
+        (2, "screen_share_end", at(9), "TR_screen"),
+        (3, "video_start", at(1), "TR_cam"),
+        (4, "screen_share_start", at(4), "TR_screen"),
+        (5, "video_end", at(10), "TR_cam"),
+    ]
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert (stored.event_count, stored.event_gaps) == (5, [])
+    assert stored.usage == {"video.seconds": 540, "screen_share.seconds": 300}
