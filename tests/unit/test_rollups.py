@@ -1,0 +1,75 @@
+"""Buckets and their sums: the rules every store's rollups follow."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from domain.errors import InvalidInput
+from domain.rollups import (
+    Activity,
+    Period,
+    Rollup,
+    ServerLoad,
+    day_of,
+    overlap_seconds,
+    period,
+    usage_figures,
+)
+
+DAY = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def test_buckets_are_whole_utc_hours_and_days() -> None:
+    at = datetime(2026, 11, 24, 9, 45, 12, tzinfo=UTC)
+
+    assert Period.HOUR.start_of(at) == DAY + timedelta(hours=9)
+    assert Period.DAY.start_of(at) == DAY
+    hours = list(Period.HOUR.buckets(at, at + timedelta(hours=2)))
+    assert [h.hour for h in hours] == [9, 10, 11]
+    with pytest.raises(InvalidInput):
+        period("week")
+
+
+def test_only_the_part_of_an_interval_inside_a_bucket_counts() -> None:
+    bucket, length = DAY + timedelta(hours=9), timedelta(hours=1)
+
+    assert (
+        overlap_seconds(
+            bucket - timedelta(minutes=5), bucket + timedelta(minutes=5), bucket, length
+        )
+        == 300
+    )
+    assert (
+        overlap_seconds(bucket - timedelta(hours=2), bucket - timedelta(hours=1), bucket, length)
+        == 0
+    )
+
+
+def test_a_day_is_the_sum_of_its_hours_resource_by_resource() -> None:
+    nine = Rollup(
+        Period.HOUR,
+        DAY + timedelta(hours=9),
+        [
+            Activity("webinar", "w-1", 2, 1, 3600.0, 5, {"cost_usd": Decimal("0.5")}),
+            Activity("livekit", "room", 1, 0, 60.0, 0, {}, {"video.seconds": 60.0}),
+        ],
+        ServerLoad(6, 1000, 120.0, 30.0, 60, 12),
+    )
+    ten = Rollup(
+        Period.HOUR,
+        DAY + timedelta(hours=10),
+        [Activity("webinar", "w-1", 0, 1, 1800.0, 1, {"cost_usd": 1})],
+        ServerLoad(6, 500, 60.0, 45.0, 30, 8),
+    )
+
+    day = day_of([nine, ten], DAY)
+
+    assert day.activity == [
+        Activity("livekit", "room", 1, 0, 60.0, 0, {}, {"video.seconds": 60.0}),
+        Activity("webinar", "w-1", 2, 2, 5400.0, 6, {"cost_usd": Decimal("1.5")}),
+    ]
+    assert day.load == ServerLoad(12, 1500, 180.0, 45.0, 90, 12)
+    figures = usage_figures(day, kind="webinar")
+    assert (figures.activity.sessions_started, figures.cpu_percent_avg) == (2, 15.0)
+    assert usage_figures(day).video_minutes == 1.0
