@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/charging.py
 	$(BIN)/python benchmarks/watch_time_report.py
 	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/rollup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
