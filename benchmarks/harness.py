@@ -23,6 +23,23 @@ from tests.servers import MongoServer, PostgresServer, free_port  # noqa: E402
 
 SESSIONMETER = Path(sys.executable).parent / "sessionmeter"
 
+# The columns a benchmark COPYs a closed session's row into.
+SESSION_COLUMNS = [
+    "tenant_id",
+    "id",
+    "kind",
+    "resource_id",
+    "subject_id",
+    "status",
+    "started_at",
+    "last_seen_at",
+    "ended_at",
+    "attributes",
+    "event_count",
+    "max_sequence_no",
+    "charge_state",
+]
+
 
 def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(

@@ -20,26 +20,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from harness import ROOT, cli, database
+from harness import ROOT, SESSION_COLUMNS, cli, database
 
 ROOMS = 100
 DAY = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-
-SESSION_COLUMNS = [
-    "tenant_id",
-    "id",
-    "kind",
-    "resource_id",
-    "subject_id",
-    "status",
-    "started_at",
-    "last_seen_at",
-    "ended_at",
-    "attributes",
-    "event_count",
-    "max_sequence_no",
-    "charge_state",
-]
 
 
 async def load(dsn: str, events: int, per_session: int) -> None:

@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from harness import http_client, service
+from harness import SESSION_COLUMNS, http_client, service
 
 RESOURCE = "launch-day"
 RUNS = 15
@@ -54,21 +54,7 @@ async def load(dsn: str, tenant_name: str, sessions: int, viewers: int) -> None:
         await conn.copy_records_to_table(
             "sessions",
             records=rows,
-            columns=[
-                "tenant_id",
-                "id",
-                "kind",
-                "resource_id",
-                "subject_id",
-                "status",
-                "started_at",
-                "last_seen_at",
-                "ended_at",
-                "attributes",
-                "event_count",
-                "max_sequence_no",
-                "charge_state",
-            ],
+            columns=SESSION_COLUMNS,
         )
         # As autovacuum leaves a live database. The test server commits asynchronously, and
         # VACUUM marks no page all-visible until the COPY's commit is on disk: CHECKPOINT first.

@@ -110,24 +110,11 @@ class Prediction:
 
 def predict(model: CostModel, plan: Plan) -> Prediction:
     lines: list[str] = []
-    video = plan.video_minutes
-    per_minute = model.gb_per_video_minute
-    traffic = None
     base = f"{plan.users:,} users x {_num(plan.hours_per_day)} h/day x {plan.days} days"
-    if isinstance(per_minute, Fit):
-        traffic = per_minute.per_unit * video
-        lines.append(
-            f"{base} x 60 = {_num(video)} video-minutes; x {_num(per_minute.per_unit, 4)} GB "
-            f"per video-minute = {_num(traffic, 1)} GB ~ {_num(traffic / 1000, 2)} TB"
-        )
-    per_user_hour = model.gb_per_user_hour
-    by_user_hours = None
-    if isinstance(per_user_hour, Fit):
-        by_user_hours = per_user_hour.per_unit * plan.user_hours
-        lines.append(
-            f"{base} = {_num(plan.user_hours)} user-hours; x {_num(per_user_hour.per_unit, 4)} "
-            f"GB per user-hour = {_num(by_user_hours, 1)} GB ~ {_num(by_user_hours / 1000, 2)} TB"
-        )
+    traffic = _traffic(
+        model.gb_per_video_minute, plan.video_minutes, f"{base} x 60", "video-minute", lines
+    )
+    by_user_hours = _traffic(model.gb_per_user_hour, plan.user_hours, base, "user-hour", lines)
     per_user = model.cpu_percent_per_concurrent_user
     cpu = None
     if isinstance(per_user, Fit):
@@ -137,6 +124,20 @@ def predict(model: CostModel, plan: Plan) -> Prediction:
             f"= {_num(cpu, 1)} % CPU"
         )
     return Prediction(plan, traffic, by_user_hours, cpu, lines)
+
+
+def _traffic(
+    fit: Fit | Unfitted, amount: float, how: str, unit: str, lines: list[str]
+) -> float | None:
+    """GB for `amount` units at the fitted GB per unit, its arithmetic added to `lines`."""
+    if not isinstance(fit, Fit):
+        return None
+    gb = fit.per_unit * amount
+    lines.append(
+        f"{how} = {_num(amount)} {unit}s; x {_num(fit.per_unit, 4)} GB per {unit} "
+        f"= {_num(gb, 1)} GB ~ {_num(gb / 1000, 2)} TB"
+    )
+    return gb
 
 
 def _num(value: float, places: int = 0) -> str:

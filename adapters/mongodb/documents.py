@@ -19,6 +19,16 @@ Document = dict[str, Any]
 DUPLICATE_KEY = 11000
 
 
+def within(field: str, window: Any) -> Document:
+    """A filter on `field` for an application.ports.Window: [start, end), open bounds left out."""
+    bounds: Document = {}
+    if window.start is not None:
+        bounds["$gte"] = window.start
+    if window.end is not None:
+        bounds["$lt"] = window.end
+    return {field: bounds} if bounds else {}
+
+
 def meter_field(meter: str) -> str:
     return meter.replace(".", ":")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongodb.documents import Document, from_bson, meter_name
+from adapters.mongodb.documents import Document, from_bson, meter_name, within
 from application.ports import Window
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import SessionStatus
@@ -181,15 +181,7 @@ _PEAK_CONCURRENCY: Pipeline = [
 
 
 def _match(tenant_id: str, window: Window, **fields: Any) -> Document:
-    query: Document = {"tenant_id": tenant_id, **fields}
-    started: Document = {}
-    if window.start is not None:
-        started["$gte"] = window.start
-    if window.end is not None:
-        started["$lt"] = window.end
-    if started:
-        query["started_at"] = started
-    return {"$match": query}
+    return {"$match": {"tenant_id": tenant_id, **fields, **within("started_at", window)}}
 
 
 def _past(reach: str) -> Document:

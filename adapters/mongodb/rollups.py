@@ -17,6 +17,7 @@ from adapters.mongodb.documents import (
     meter_name,
     usage_from_document,
     usage_to_document,
+    within,
 )
 from application.ports import RollupLease, Window
 from domain.rollups import Activity, Period, Rollup, ServerLoad
@@ -170,14 +171,7 @@ class MongoRollupRepository:
         kind: str | None = None,
         resource_id: str | None = None,
     ) -> list[Rollup]:
-        query: Document = {"tenant_id": tenant_id, "period": period.value}
-        started: Document = {}
-        if window.start is not None:
-            started["$gte"] = window.start
-        if window.end is not None:
-            started["$lt"] = window.end
-        if started:
-            query["start"] = started
+        query = {"tenant_id": tenant_id, "period": period.value, **within("start", window)}
         found = []
         async for document in self._rollups.find(query, sort=[("start", 1)]):
             activity = [

@@ -2,13 +2,14 @@
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, Select, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
-from adapters.sqlalchemy.tables import session_meters
+from adapters.sqlalchemy.tables import session_meters, sessions
 from domain.usage import Usage
 
 
@@ -59,3 +60,25 @@ async def usage_of(
     for row in rows:
         usage[row.session_id][row.meter] = from_nanos(row.quantity_nanos, row.is_decimal)
     return usage
+
+
+def meter_sums(*by: Any) -> Select[Any]:
+    """Per `by` (columns of sessions) and meter: the sum in nano-units and whether any is a
+    decimal. The caller adds its WHERE on sessions and groups by `by`."""
+    return (
+        select(
+            *by,
+            session_meters.c.meter,
+            func.sum(session_meters.c.quantity_nanos),
+            func.max(cast(session_meters.c.is_decimal, Integer)),
+        )
+        .join_from(
+            sessions,
+            session_meters,
+            and_(
+                session_meters.c.tenant_id == sessions.c.tenant_id,
+                session_meters.c.session_id == sessions.c.id,
+            ),
+        )
+        .group_by(session_meters.c.meter)
+    )

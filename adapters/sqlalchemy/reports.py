@@ -4,10 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Integer,
-    and_,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -17,9 +14,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_nanos
 from adapters.sqlalchemy.spans import Spans
-from adapters.sqlalchemy.tables import session_meters, sessions
+from adapters.sqlalchemy.tables import sessions
 from application.ports import Window
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import SessionStatus
@@ -158,23 +156,7 @@ class SqlReports:
             func.coalesce(func.sum(sessions.c.event_count), 0),
             func.coalesce(func.sum(sessions.c.charge_credits), 0),
         ).where(*mine)
-        meters = (
-            select(
-                session_meters.c.meter,
-                func.sum(session_meters.c.quantity_nanos),
-                func.max(cast(session_meters.c.is_decimal, Integer)),
-            )
-            .join_from(
-                session_meters,
-                sessions,
-                and_(
-                    session_meters.c.tenant_id == sessions.c.tenant_id,
-                    session_meters.c.session_id == sessions.c.id,
-                ),
-            )
-            .where(*mine)
-            .group_by(session_meters.c.meter)
-        )
+        meters = meter_sums().where(*mine)
         async with self._engine.connect() as conn:
             count, seconds, events, credits = (await conn.execute(totals)).one()
             sums = (await conn.execute(meters)).all()

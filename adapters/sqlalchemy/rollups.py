@@ -5,10 +5,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, delete, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import (
@@ -17,7 +18,6 @@ from adapters.sqlalchemy.tables import (
     rollup_activity,
     rollup_leases,
     rollup_load,
-    session_meters,
     sessions,
     track_intervals,
 )
@@ -62,23 +62,8 @@ class SqlUsageSource:
             .join_from(events, sessions, and_(of_session, events.c.session_id == sessions.c.id))
             .where(events.c.tenant_id == tenant_id, events.c.at >= start, events.c.at < end)
         )
-        meters = (
-            select(
-                *by,
-                session_meters.c.meter,
-                func.sum(session_meters.c.quantity_nanos),
-                func.max(cast(session_meters.c.is_decimal, Integer)),
-            )
-            .join_from(
-                sessions,
-                session_meters,
-                and_(
-                    session_meters.c.tenant_id == tenant_id,
-                    session_meters.c.session_id == sessions.c.id,
-                ),
-            )
-            .where(mine, sessions.c.ended_at >= start, sessions.c.ended_at < end)
-            .group_by(session_meters.c.meter)
+        meters = meter_sums(*by).where(
+            mine, sessions.c.ended_at >= start, sessions.c.ended_at < end
         )
         t = track_intervals.c
         tracks = (
