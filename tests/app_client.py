@@ -43,8 +43,12 @@ async def _keys(container: Container) -> tuple[str, str, str]:
 
 
 def serve_app(storage_url: str) -> Iterator[Api]:
+    # No scheduled jobs: tests run them when their story says so.
     settings = Settings(
-        storage_url=storage_url, reaper_interval_seconds=0, retention_interval_seconds=0
+        storage_url=storage_url,
+        reaper_interval_seconds=0,
+        retention_interval_seconds=0,
+        rollup_interval_seconds=0,
     )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
