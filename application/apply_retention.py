@@ -1,6 +1,7 @@
 """Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the server
 does it on a schedule; `sessionmeter retention apply` does it now). Daily rollups are kept for
-good unless a tenant sets a window for them; sessions and the ledger are never deleted."""
+good unless a tenant sets a window for them; sessions and the ledger are never deleted. Handled
+webhook ids are forgotten after WEBHOOK_MEMORY."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 
 from application.ports import Clock, Retention, TenantRepository
 from domain.errors import NotFound
+from domain.livekit import WEBHOOK_MEMORY
 from domain.rollups import Period
 from domain.tenants import Tenant
 
@@ -20,6 +22,7 @@ class Deleted:
     events: int = 0
     hourly_rollups: int = 0
     daily_rollups: int = 0
+    webhook_ids: int = 0
 
 
 class ApplyRetention:
@@ -65,11 +68,13 @@ class ApplyRetention:
             daily = await _in_batches(
                 lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
             )
+        webhook_ids = await _in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
         return Deleted(
             so_far.snapshots + snapshots,
             so_far.events + events,
             so_far.hourly_rollups + hourly,
             so_far.daily_rollups + daily,
+            so_far.webhook_ids + webhook_ids,
         )
 
 

@@ -380,6 +380,11 @@ class Retention(Protocol):
         before the cutoff; how many buckets."""
         ...
 
+    async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
+        """Forget up to `limit` of the tenant's handled webhook ids received before the cutoff;
+        how many."""
+        ...
+
 
 class UsageSource(Protocol):
     """The raw data of a bucket, aggregated where it is stored (memory does not grow with the

@@ -6,12 +6,14 @@ webhook about that stay names the same session: a redelivered or reordered webho
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.events import Event
 
 KIND = "livekit"
+# How long a handled webhook's id is remembered: LiveKit retries a delivery for minutes, not days.
+WEBHOOK_MEMORY = timedelta(days=30)
 # Any fixed namespace works; it must never change, or ids of stays already recorded would.
 SESSION_NAMESPACE = uuid.UUID("6f1d5a3e-2c0b-4d8e-9a55-4c1b7e0f9d21")
 

@@ -27,7 +27,7 @@ class MemoryWebhookLog:
         return (tenant_id, webhook_id) in self._store.webhooks
 
     async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
-        self._store.webhooks.add((tenant_id, webhook_id))
+        self._store.webhooks.setdefault((tenant_id, webhook_id), at)
 
 
 class MemoryTrackLog:

@@ -30,6 +30,16 @@ class MemoryRetention:
             del self._store.events[(tenant_id, session)][number]
         return len(old)
 
+    async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
+        old = sorted(
+            (at, key)
+            for key, at in self._store.webhooks.items()
+            if key[0] == tenant_id and at < received_before
+        )[:limit]
+        for _, key in old:
+            del self._store.webhooks[key]
+        return len(old)
+
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int
     ) -> int:

@@ -27,7 +27,8 @@ class MemoryStore:
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
     livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
-    webhooks: set[tuple[str, str]] = field(default_factory=set)  # (tenant_id, webhook id)
+    # (tenant_id, webhook id) -> when it was handled
+    webhooks: dict[tuple[str, str], datetime] = field(default_factory=dict)
     # (tenant_id, session_id, track_sid) -> what is known of the track, and whether it counted
     tracks: dict[tuple[str, str, str], tuple[TrackReport, bool]] = field(default_factory=dict)
     snapshots: dict[tuple[str, str, datetime], Snapshot] = field(default_factory=dict)

@@ -21,6 +21,8 @@ is ascending: MongoDB walks an index backwards for newest-first reads, and the t
 
 from pymongo import ASCENDING, IndexModel
 
+from domain.livekit import WEBHOOK_MEMORY
+
 
 def _exists(field: str) -> dict[str, dict[str, dict[str, bool]]]:
     return {"partialFilterExpression": {field: {"$exists": True}}}
@@ -174,6 +176,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "webhooks": [
         IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_webhooks"),
+        # Handled webhook ids expire on their own (see retention.py).
+        IndexModel(
+            [("received_at", ASCENDING)],
+            expireAfterSeconds=int(WEBHOOK_MEMORY.total_seconds()),
+            name="ttl_webhooks_received",
+        ),
     ],
     "snapshots": [
         IndexModel(

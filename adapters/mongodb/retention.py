@@ -1,5 +1,7 @@
-"""Retention in MongoDB: each call deletes one bounded batch of the oldest documents. (A TTL
-index cannot serve it: retention is set per tenant, a TTL index has one age for all.)"""
+"""Retention in MongoDB: each call deletes one bounded batch of the oldest documents. A TTL index
+cannot serve snapshots, events or rollups, whose windows are set per tenant (a TTL index has one
+age for a whole collection); handled webhook ids, kept WEBHOOK_MEMORY for every tenant, also
+expire by a TTL index (indexes.py), so they go even where the retention job is turned off."""
 
 from datetime import datetime
 
@@ -18,6 +20,10 @@ class MongoRetention:
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete("events", tenant_id, before, limit)
+
+    async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
+        old = {"tenant_id": tenant_id, "received_at": {"$lt": received_before}}
+        return await self._delete_oldest("webhooks", old, "received_at", limit)
 
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int

@@ -6,7 +6,13 @@ from datetime import datetime
 from sqlalchemy import Column, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.tables import events, rollup_activity, rollup_load, snapshots
+from adapters.sqlalchemy.tables import (
+    events,
+    rollup_activity,
+    rollup_load,
+    snapshots,
+    webhook_deliveries,
+)
 from domain.rollups import Period
 
 
@@ -19,6 +25,10 @@ class SqlRetention:
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete(events, events.c.at, tenant_id, before, limit)
+
+    async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
+        received = webhook_deliveries.c.received_at
+        return await self._delete(webhook_deliveries, received, tenant_id, received_before, limit)
 
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int

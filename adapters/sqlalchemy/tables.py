@@ -218,6 +218,7 @@ webhook_deliveries = Table(
     Column("tenant_id", String(36), primary_key=True),
     Column("id", String(200), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_deliveries_received", "tenant_id", "received_at"),
 )
 
 track_intervals = Table(

@@ -563,5 +563,6 @@ def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
     deleted = run(ctx, lambda c: c.apply_retention()(tenant_name))
     click.echo(
         f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
-        f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s)"
+        f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "
+        f"{deleted.webhook_ids} webhook id(s)"
     )

@@ -1,6 +1,6 @@
 """What only the MongoDB family has to prove: without transactions, an append that dies between
 storing its events and counting them loses nothing and counts nothing twice; indexes are created
-idempotently."""
+idempotently; handled webhook ids expire by a TTL index."""
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,6 +14,7 @@ from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
 from adapters.mongodb.storage import MongoStorage
 from domain.events import Event
+from domain.livekit import WEBHOOK_MEMORY
 from domain.session import Exit
 from domain.tenants import Tenant
 from tests.contract.builders import add_tenant, at, stored_session
@@ -113,6 +114,15 @@ async def test_creating_the_indexes_again_changes_nothing(mongodb: MongoStorage)
     for collection, indexes in INDEXES.items():
         names = {i["name"] async for i in await mongodb.db[collection].list_indexes()}
         assert {i.document["name"] for i in indexes} <= names
+
+
+@on_mongodb
+async def test_handled_webhook_ids_expire_by_a_ttl_index(mongodb: MongoStorage) -> None:
+    indexes = {i["name"]: i async for i in await mongodb.db["webhooks"].list_indexes()}
+
+    ttl = indexes["ttl_webhooks_received"]
+    assert ttl["expireAfterSeconds"] == WEBHOOK_MEMORY.total_seconds()
+    assert list(ttl["key"]) == ["received_at"]
 
 
 def test_a_database_of_its_own_keeps_the_servers_options() -> None:

@@ -47,3 +47,22 @@ async def test_old_events_go_and_their_session_keeps_what_they_added(
     assert [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)] == [3, 4]
     kept = await storage.sessions.get(tenant.id, session.id)
     assert kept.usage == {"ticks": 4} and kept.event_count == 4
+
+
+async def test_handled_webhook_ids_are_forgotten_oldest_first(storage: Any, tenant: Tenant) -> None:
+    other = await add_tenant(storage, "globex")
+    for owner in (tenant, other):
+        for minute in range(3):
+            await storage.webhooks.record(owner.id, f"EV_{minute}", at(minute))
+
+    first = await storage.retention.forget_webhooks(tenant.id, at(2), 1)
+    second = await storage.retention.forget_webhooks(tenant.id, at(2), 1)
+    third = await storage.retention.forget_webhooks(tenant.id, at(2), 1)
+
+    assert (first, second, third) == (1, 1, 0)
+    assert [await storage.webhooks.seen(tenant.id, f"EV_{m}") for m in range(3)] == [
+        False,
+        False,
+        True,
+    ]
+    assert await storage.webhooks.seen(other.id, "EV_0")

@@ -1,4 +1,4 @@
-"""hourly and daily rollups, and what rollups read sessions and tracks by
+"""hourly and daily rollups, what rollups read sessions and tracks by, webhook ids by age
 
 Revision ID: 0008
 Revises: 0007
@@ -28,6 +28,9 @@ def upgrade() -> None:
     op.create_index("ix_sessions_ended", "sessions", ["tenant_id", "ended_at"])
     op.create_index(
         "ix_track_intervals_unpublished", "track_intervals", ["tenant_id", "unpublished_at"]
+    )
+    op.create_index(
+        "ix_webhook_deliveries_received", "webhook_deliveries", ["tenant_id", "received_at"]
     )
     op.create_table(
         "rollup_load",
@@ -67,5 +70,6 @@ def downgrade() -> None:
     op.drop_table("rollup_leases")
     op.drop_table("rollup_activity")
     op.drop_table("rollup_load")
+    op.drop_index("ix_webhook_deliveries_received", table_name="webhook_deliveries")
     op.drop_index("ix_track_intervals_unpublished", table_name="track_intervals")
     op.drop_index("ix_sessions_ended", table_name="sessions")
