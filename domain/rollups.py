@@ -163,6 +163,10 @@ class UsageFigures:
         return self.activity.track_seconds.get("screen_share.seconds", 0.0) / 60
 
     @property
+    def audio_minutes(self) -> float:
+        return self.activity.track_seconds.get("audio.seconds", 0.0) / 60
+
+    @property
     def user_hours(self) -> float:
         return self.activity.active_seconds / 3600
 

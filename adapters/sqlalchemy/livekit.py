@@ -84,34 +84,33 @@ class SqlTrackLog:
             counted=False,
         )
         # Locking the track's row makes concurrent reports of it take turns, so only one finds
-        # an end new, or the track complete and not yet counted.
+        # an end new; the one whose end completes the track counts it, in the same transaction.
         stored = (
-            select(
-                track_intervals.c.published_at,
-                track_intervals.c.unpublished_at,
-                track_intervals.c.counted,
-            )
+            select(track_intervals.c.published_at, track_intervals.c.unpublished_at)
             .where(*key)
             .with_for_update()
         )
         async with self._engine.begin() as conn:
             await conn.execute(new.on_conflict_do_nothing())
-            published, unpublished, counted = (await conn.execute(stored)).one()
+            published, unpublished = (await conn.execute(stored)).one()
             known = TrackReport(report.track_sid, report.meter, published, unpublished)
             merged = merge_reports(known, report)
             ends = new_ends(known, merged)
             if not ends:
                 return False
+            seconds = merged.seconds
             await conn.execute(
                 update(track_intervals)
                 .where(*key)
-                .values(published_at=merged.published_at, unpublished_at=merged.unpublished_at)
+                .values(
+                    published_at=merged.published_at,
+                    unpublished_at=merged.unpublished_at,
+                    counted=seconds is not None,
+                )
             )
             await self._append_events(conn, tenant_id, session_id, merged, ends)
-            seconds = merged.seconds
-            if seconds is None or counted:
+            if seconds is None:
                 return False
-            await conn.execute(update(track_intervals).where(*key).values(counted=True))
             await add_usage(conn, self._engine, tenant_id, {session_id: {report.meter: seconds}})
         return True
 

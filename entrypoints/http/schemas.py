@@ -572,7 +572,7 @@ class UsageBucketOut(msgspec.Struct):
             meters_out(a.meters),
             round(f.video_minutes, 3),
             round(f.screen_share_minutes, 3),
-            round(a.track_seconds.get("audio.seconds", 0.0) / 60, 3),
+            round(f.audio_minutes, 3),
             load.snapshots,
             round(f.traffic_gb, 6),
             None if f.cpu_percent_avg is None else round(f.cpu_percent_avg, 3),
