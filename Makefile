@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test lint unit bench mutants clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +33,28 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/rollup.py
 
+# The adapters' atomic port methods, as mutmut names their mutants (module.xǁClassǁmethod__mutmut_N
+# or module.x_function__mutmut_N; `?` stands for the ǁ): the steps that must be race-free, with
+# the helpers that hold their lock or guard.
+ATOMIC := \
+	$(foreach m,add heartbeat sign_of_life close time_out_idle _select _save _insert,\
+		'adapters.*.sessions.x?*SessionRepository?$(m)__mutmut_*') \
+	$(foreach m,append _lock_sessions _sessions _insert _count,\
+		'adapters.*.events.x?*EventLog?$(m)__mutmut_*') \
+	$(foreach m,settle _settle_in_one_statement,'adapters.*.credits.x?*CreditLedger?$(m)__mutmut_*') \
+	'adapters.mongodb.credits.x_finish_due__mutmut_*' \
+	'adapters.*.plans.x?*ResourceRegistry?register__mutmut_*' \
+	$(foreach m,acquire renew _update,'adapters.*.rollups.x?*RollupLeases?$(m)__mutmut_*') \
+	'adapters.mongodb.event_counting.x_*' \
+	'adapters.sqlalchemy.engine.x_serialise__mutmut_*'
+
+# Mutation testing of those methods against the contract suite ([tool.mutmut] in pyproject.toml):
+# every mutant should fail a test. Not part of `make test`: it takes an hour or more. One pytest at
+# a time, all on one PostgreSQL and one MongoDB server; the survivors are listed at the end.
+mutants: $(STAMP)
+	rm -rf mutants
+	$(BIN)/python -m tests.with_servers $(BIN)/mutmut run --max-children 1 $(ATOMIC)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants

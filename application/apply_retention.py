@@ -1,14 +1,15 @@
 """Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the server
 does it on a schedule; `sessionmeter retention apply` does it now). Daily rollups are kept for
 good unless a tenant sets a window for them; sessions and the ledger are never deleted. Handled
-webhook ids are forgotten after WEBHOOK_MEMORY."""
+webhook ids are forgotten after WEBHOOK_MEMORY. Tenants are served one at a time: one whose
+retention fails is reported in the result and the others are still served."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from application.ports import Clock, Retention, TenantRepository
-from domain.errors import NotFound
+from application.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.livekit import WEBHOOK_MEMORY
 from domain.rollups import Period
 from domain.tenants import Tenant
@@ -23,6 +24,17 @@ class Deleted:
     hourly_rollups: int = 0
     daily_rollups: int = 0
     webhook_ids: int = 0
+    failures: list[TenantFailure] = field(default_factory=list)  # tenants whose retention failed
+
+    def __add__(self, other: "Deleted") -> "Deleted":
+        return Deleted(
+            self.snapshots + other.snapshots,
+            self.events + other.events,
+            self.hourly_rollups + other.hourly_rollups,
+            self.daily_rollups + other.daily_rollups,
+            self.webhook_ids + other.webhook_ids,
+            self.failures + other.failures,
+        )
 
 
 class ApplyRetention:
@@ -32,20 +44,18 @@ class ApplyRetention:
         self._clock = clock
 
     async def __call__(self, tenant_name: str | None = None) -> Deleted:
-        if tenant_name is None:
-            tenants = await self._tenants.all()
-        else:
-            tenant = await self._tenants.get_by_name(tenant_name)
-            if tenant is None:
-                raise NotFound(f"no tenant named {tenant_name}")
-            tenants = [tenant]
+        tenants = await chosen_tenants(self._tenants, tenant_name)
         now = self._clock.now()
         deleted = Deleted()
-        for tenant in tenants:
-            deleted = await self._apply(tenant, now, deleted)
-        return deleted
 
-    async def _apply(self, tenant: Tenant, now: datetime, so_far: Deleted) -> Deleted:
+        async def apply(tenant: Tenant) -> None:
+            nonlocal deleted
+            deleted += await self._apply(tenant, now)
+
+        failures = await each_tenant(tenants, apply)
+        return replace(deleted, failures=failures)
+
+    async def _apply(self, tenant: Tenant, now: datetime) -> Deleted:
         settings = tenant.settings
         r, tid = self._retention, tenant.id
 
@@ -69,13 +79,7 @@ class ApplyRetention:
                 lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
             )
         webhook_ids = await _in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
-        return Deleted(
-            so_far.snapshots + snapshots,
-            so_far.events + events,
-            so_far.hourly_rollups + hourly,
-            so_far.daily_rollups + daily,
-            so_far.webhook_ids + webhook_ids,
-        )
+        return Deleted(snapshots, events, hourly, daily, webhook_ids)
 
 
 async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:

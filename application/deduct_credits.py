@@ -1,8 +1,14 @@
-"""Charge a closed session by its kind's rate: one ledger entry, at most once, ever."""
+"""Charge a closed session by its kind's rate, and settle it again each time a correction
+changes its price: one ledger entry per change, never two (domain.charging)."""
 
 from application.ports import Clock, CreditLedger
 from application.rate_book import RateBook
+from domain.charging import price
 from domain.session import ChargeState, Session
+
+# A settlement that loses its claim to a correction re-reads and tries the new revision; a
+# session corrected this many times during one settlement is left pending for the reaper.
+ATTEMPTS = 5
 
 
 class DeductCredits:
@@ -16,15 +22,20 @@ class DeductCredits:
         return frozenset(await self._rate_book.rates(tenant_id))
 
     async def __call__(self, session: Session) -> Session:
-        if session.charge_state is not ChargeState.PENDING:
-            return session
-        rate = (await self._rate_book.rates(session.tenant_id)).get(session.kind)
-        credits = 0 if rate is None else rate.price(session)
-        charge = await self._ledger.settle(
-            session.tenant_id, session.id, credits, self._clock.now()
-        )
-        if charge is not None:
-            session.settle(charge)
-        else:  # another caller settled it first: read what it recorded
+        for _ in range(ATTEMPTS):
+            if session.charge_state is not ChargeState.PENDING:
+                return session
+            rate = (await self._rate_book.rates(session.tenant_id)).get(session.kind)
+            charge = await self._ledger.settle(
+                session.tenant_id,
+                session.id,
+                session.charge_revision,
+                price(session, rate),
+                self._clock.now(),
+            )
+            if charge is not None:
+                session.settle(charge)
+                return session
+            # Settled by another caller, or corrected again since it was read.
             session = await self._ledger.settled(session.tenant_id, session.id)
         return session

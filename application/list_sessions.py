@@ -4,6 +4,7 @@ from datetime import datetime
 
 from application.pagination import Page, check_limit, decode_cursor, page_of
 from application.ports import SessionFilter, SessionPosition, SessionRepository
+from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import Session
 
@@ -24,11 +25,9 @@ class ListSessions:
         if cursor is not None:
             started_at, session_id = decode_cursor(cursor, 2)
             try:
-                position = datetime.fromisoformat(started_at)
-            except (TypeError, ValueError):
-                position = None
-            if position is None or position.tzinfo is None:
-                raise InvalidInput("cursor", "is not a cursor this service returned")
+                position = as_utc("cursor", datetime.fromisoformat(started_at))
+            except (TypeError, ValueError, InvalidInput):
+                raise InvalidInput("cursor", "is not a cursor this service returned") from None
             after = SessionPosition(position, str(session_id))
         rows = await self._sessions.find(tenant_id, where, size + 1, after)
         return page_of(rows, size, lambda s: [s.started_at.isoformat(), s.id])

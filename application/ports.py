@@ -6,7 +6,7 @@ storage contract suite (tests/contract) proves on every adapter with concurrent 
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.clock import as_utc
@@ -16,8 +16,9 @@ from domain.livekit import LiveKitAccount, RoomEvent, TrackReport
 from domain.plans import Plan, Registration, SessionLimit, Subscription
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.rollups import Activity, Period, Rollup
-from domain.session import Charge, Exit, Session, SessionStatus
+from domain.session import Charge, Closing, Exit, Session, SessionStatus
 from domain.snapshots import MeasuredSnapshot, Snapshot
+from domain.staleness import Staleness
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
@@ -78,43 +79,66 @@ class SessionRepository(Protocol):
         """Move last_seen_at forward to `at` (never back). NotFound; Conflict if ended."""
         ...
 
+    async def sign_of_life(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> Session:
+        """Apply Session.sign_of_life atomically (a concurrent close or reaper sees it before
+        or after, never half): an active session's last_seen_at moves forward to `at` (never
+        past now), a provisional end later evidence may move. NotFound."""
+        ...
+
     async def close(
         self,
         tenant_id: str,
         session_id: str,
         exit: Exit,
-        rated_kinds: frozenset[str] = frozenset(),
-    ) -> tuple[Session, bool]:
-        """Close an active session with `exit` (Session.close), atomically: of any number of
-        concurrent callers exactly one gets True; the others get the stored session and False.
-        The exit's usage is added only by the caller that closes. NotFound; InvalidInput if the
-        exit is before the start."""
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[Session, Closing]:
+        """End a session with `exit` (Session.close), atomically: of any number of concurrent
+        callers exactly one closes an active session (or corrects a provisional end); the others
+        get the stored session and REPLAY. The exit's usage is added only by the caller that
+        changed the session. NotFound; InvalidInput if the exit is before the start."""
         ...
 
     async def time_out_idle(
         self,
         tenant_id: str,
-        last_seen_before: datetime,
+        staleness: Staleness,
         limit: int,
         rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
-        """Close up to `limit` active sessions last seen before the cutoff as timed_out, ended
-        at their last_seen_at; return only the sessions this call closed."""
+        """Close up to `limit` stale active sessions (Staleness.is_stale) as timed_out, ended at
+        their last_seen_at; return only the sessions this call closed. A sign of life stored
+        before the close moves the cutoff's verdict: a session seen after its cutoff is not
+        closed, and none is closed at a last_seen_at older than one a caller was told of."""
         ...
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
-        """Closed sessions whose charge is not recorded yet (a crash between the two steps)."""
+        """Closed sessions whose charge (or its latest correction) is not recorded yet: a crash
+        between the two steps, or a correction whose settlement has not run."""
         ...
 
 
 class EventLog(Protocol):
-    async def append(self, tenant_id: str, events: Sequence[tuple[int, Event]]) -> BatchOutcome:
+    async def append(
+        self,
+        tenant_id: str,
+        events: Sequence[tuple[int, Event]],
+        now: datetime,
+        window: timedelta,
+    ) -> BatchOutcome:
         """Store a batch of (position in the client's batch, event) in a bounded number of
         round trips. (session_id, sequence_no) is unique: one already stored, or repeated in the
         batch, is a duplicate and adds nothing, even with concurrent copies of the batch.
-        Events of an unknown session are rejected as `session_not_found`, of an ended one as
-        `session_ended`. Meters of inserted events are added to their session's usage, and its
-        event count and highest sequence number move, in the same transaction."""
+        Events of an unknown session are rejected as `session_not_found`; the others are taken
+        or refused as their session says at the moment they are counted (Session.refusal:
+        `session_ended`, `late`). What is taken is counted by Session.record_events in the same
+        atomic step: meters add to the usage, counters and last_seen_at move, a provisional end
+        moves, and an ended session whose price may have changed is left pending a settlement
+        (its id in the outcome's `repriced`) — so a concurrent exit prices the session with
+        these meters or without them, never half."""
         ...
 
     async def find(
@@ -150,12 +174,14 @@ class CreditLedger(Protocol):
         ...
 
     async def settle(
-        self, tenant_id: str, session_id: str, credits: int, at: datetime
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
-        """Record the charge of a pending session, atomically and at most once whatever the
-        number of concurrent callers: one ledger entry of -credits (none for 0) dated `at`,
-        the balance after it, a negative_balance warning and an alert when that balance is
-        below zero, and the session marked charged. None when the session was not pending."""
+        """Settle revision `revision` of a pending session at `credits`, atomically and at most
+        once whatever the number of concurrent callers: what domain.charging.settle says (the
+        first settlement a charge entry, later ones an adjustment of the difference; none for a
+        difference of 0) dated `at`, the session's charge and its alert, and the session marked
+        charged. None when the session is not pending at that revision (settled by another
+        caller, or corrected again since: read it and settle the new revision)."""
         ...
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
@@ -302,10 +328,20 @@ class TenantArchive(Protocol):
 class LiveKitAccounts(Protocol):
     async def add(self, account: LiveKitAccount) -> None:
         """Register an API key for a tenant, or replace its secret; Conflict if the key belongs
-        to another tenant."""
+        to another tenant. The account's url replaces the stored one when given; None keeps it
+        (a secret rotated without --url does not forget the server)."""
         ...
 
     async def get(self, api_key: str) -> LiveKitAccount | None: ...
+
+    async def of_tenant(self, tenant_id: str) -> list[LiveKitAccount]:
+        """The tenant's accounts, by API key."""
+        ...
+
+    async def set_url(self, tenant_id: str, api_key: str, url: str | None) -> LiveKitAccount:
+        """Set (None: remove) the server URL of one of the tenant's keys; NotFound if the key
+        is not the tenant's."""
+        ...
 
 
 class WebhookLog(Protocol):
@@ -444,4 +480,31 @@ class RollupLeases(Protocol):
 
     async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
         """End the holder's lease and remember where the next run starts."""
+        ...
+
+    async def rewind(self, tenant_id: str, to: datetime) -> None:
+        """Late data changed the tenant's hours from `to` on: the next run that acquires the
+        lease resumes no later than `to`, even when a run holding it now releases it with a
+        later resume point. Concurrent rewinds keep the earliest. A tenant never rolled up has
+        nothing to rewind."""
+        ...
+
+
+class LiveKitUnavailable(Exception):
+    """A LiveKit server did not answer, or answered with an error (a refused key included):
+    what it would have said is unknown. `detail` is one line for an operator (the server's URL
+    aside)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RoomService(Protocol):
+    async def participants(self, account: LiveKitAccount, room: str) -> set[str] | None:
+        """The sids of the participants in the room now, asked of the account's server (which
+        must have a url) with its key; None when the server has no such room. Sids, not
+        identities: someone who left and joined again is a new participant (a new stay), so an
+        old stay of theirs must not look present. LiveKitUnavailable when the server does not
+        answer in a few seconds or answers with an error."""
         ...

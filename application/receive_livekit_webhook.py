@@ -7,21 +7,22 @@ arrives first (both carry when the participant joined), a second exit is a repla
 webhook ids are remembered. Times are when things happened on the LiveKit server.
 """
 
-from datetime import datetime
-
+from application.livekit_stays import end_stay
 from application.ports import (
     Clock,
     LiveKitAccounts,
     SessionFilter,
     SessionRepository,
+    TenantRepository,
     TrackLog,
     WebhookLog,
     WebhookVerifier,
 )
-from application.record_exit import RecordExit, RecordExitCommand
+from application.record_exit import RecordExit
 from domain.errors import Unauthorized
 from domain.livekit import KIND, TRACK_METERS, RoomEvent, RoomEventKind, TrackReport
 from domain.session import Session, SessionRequest, SessionStatus
+from domain.tenants import TenantSettings
 
 EXIT_STATUS: dict[str, SessionStatus] = {
     RoomEventKind.PARTICIPANT_LEFT: SessionStatus.COMPLETED,
@@ -39,8 +40,10 @@ class ReceiveLiveKitWebhook:
         sessions: SessionRepository,
         tracks: TrackLog,
         record_exit: RecordExit,
+        tenants: TenantRepository,
         clock: Clock,
     ) -> None:
+        self._tenants = tenants
         self._verifier = verifier
         self._accounts = accounts
         self._webhooks = webhooks
@@ -58,20 +61,23 @@ class ReceiveLiveKitWebhook:
         tenant_id = account.tenant_id
         if await self._webhooks.seen(tenant_id, event.id):
             return
+        tenant = await self._tenants.get(tenant_id)
+        settings = TenantSettings() if tenant is None else tenant.settings
         if event.kind == RoomEventKind.PARTICIPANT_JOINED:
-            await self._joined(tenant_id, event)
+            await self._joined(tenant_id, event, settings)
         elif event.kind in EXIT_STATUS:
-            await self._joined(tenant_id, event)  # a `left` may come first, or alone
-            await self._left(tenant_id, event.session_id, event, EXIT_STATUS[event.kind])
+            await self._joined(tenant_id, event, settings)  # a `left` may come first, or alone
+            status = EXIT_STATUS[event.kind]
+            await self._left(tenant_id, event.session_id, event, status, settings)
         elif event.kind == RoomEventKind.ROOM_FINISHED:
-            await self._room_finished(tenant_id, event)
+            await self._room_finished(tenant_id, event, settings)
         elif event.kind in (RoomEventKind.TRACK_PUBLISHED, RoomEventKind.TRACK_UNPUBLISHED):
-            await self._joined(tenant_id, event)
+            await self._joined(tenant_id, event, settings)
             await self._track(tenant_id, event)
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
         await self._webhooks.record(tenant_id, event.id, self._clock.now())
 
-    async def _joined(self, tenant_id: str, event: RoomEvent) -> None:
+    async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> None:
         if event.participant_sid is None or event.identity is None:
             return
         request = SessionRequest(
@@ -81,17 +87,27 @@ class ReceiveLiveKitWebhook:
             started_at=event.joined_at or event.created_at,
             attributes={"room_sid": event.room_sid, "participant_sid": event.participant_sid},
         )
-        session = Session.start(tenant_id, event.session_id, request, self._clock.now())
+        now = self._clock.now()
+        session = Session.start(tenant_id, event.session_id, request, now)
         # The participant is in the room already: recorded whatever the plan says, once.
         await self._sessions.add(session)
+        # LiveKit sends no heartbeats: every webhook of the stay is its sign of life.
+        window = settings.late_data_window
+        await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
 
     async def _left(
-        self, tenant_id: str, session_id: str, event: RoomEvent, status: SessionStatus
+        self,
+        tenant_id: str,
+        session_id: str,
+        event: RoomEvent,
+        status: SessionStatus,
+        settings: TenantSettings,
     ) -> None:
         # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
         at = max(event.created_at, event.joined_at or event.created_at)
-        await self._end_tracks(tenant_id, session_id, at)
-        await self._record_exit(RecordExitCommand(tenant_id, session_id, at=at, status=status))
+        await end_stay(
+            self._tracks, self._record_exit, tenant_id, session_id, at, status, settings=settings
+        )
 
     async def _track(self, tenant_id: str, event: RoomEvent) -> None:
         meter = TRACK_METERS.get(event.track_source or "")
@@ -107,19 +123,15 @@ class ReceiveLiveKitWebhook:
         await self._tracks.record(tenant_id, event.session_id, report)
         if published:
             # The stay may have ended already (its `left` overtook this webhook): the track
-            # ended with it.
+            # ended with it. A reaper's end is a guess that the `left` still corrects.
             session = await self._sessions.get(tenant_id, event.session_id)
-            if session is not None and session.ended_at is not None:
+            if session is not None and session.ended_at is not None and not session.is_provisional:
                 ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
                 await self._tracks.record(tenant_id, event.session_id, ended)
 
-    async def _end_tracks(self, tenant_id: str, session_id: str, at: datetime) -> None:
-        """A stay that ends ends its tracks: those still open are unpublished at its end."""
-        for track in await self._tracks.open_tracks(tenant_id, session_id):
-            ended = TrackReport(track.track_sid, track.meter, unpublished_at=at)
-            await self._tracks.record(tenant_id, session_id, ended)
-
-    async def _room_finished(self, tenant_id: str, event: RoomEvent) -> None:
+    async def _room_finished(
+        self, tenant_id: str, event: RoomEvent, settings: TenantSettings
+    ) -> None:
         """Close every stay still open in the room (this instance of it: its sid)."""
         where = SessionFilter(kind=KIND, resource_id=event.room_name, status=SessionStatus.ACTIVE)
         while True:
@@ -127,7 +139,8 @@ class ReceiveLiveKitWebhook:
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
                 at = max(event.created_at, session.started_at)
-                await self._end_tracks(tenant_id, session.id, at)
-                await self._record_exit(RecordExitCommand(tenant_id, session.id, at=at))
+                await end_stay(
+                    self._tracks, self._record_exit, tenant_id, session.id, at, settings=settings
+                )
             if len(page) < ROOM_PAGE or not open_here:
                 return

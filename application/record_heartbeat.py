@@ -1,12 +1,14 @@
-"""Keep a session alive: its last sign of life moves forward, never back."""
+"""Keep a session alive: its last sign of life moves forward, never back. The answer carries its
+running cost, so a client heartbeating a rated session sees its credits run down."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock, SessionRepository
+from application.running_cost import RunningCost, SessionView
 from application.session_ids import existing_session_id
-from domain.clock import not_in_future
-from domain.session import Session
+from domain.clock import happened
+from domain.tenants import TenantSettings
 
 
 @dataclass(frozen=True)
@@ -14,15 +16,21 @@ class RecordHeartbeatCommand:
     tenant_id: str
     session_id: str
     at: datetime | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)
 
 
 class RecordHeartbeat:
-    def __init__(self, sessions: SessionRepository, clock: Clock) -> None:
+    def __init__(
+        self, sessions: SessionRepository, running_cost: RunningCost, clock: Clock
+    ) -> None:
         self._sessions = sessions
+        self._running_cost = running_cost
         self._clock = clock
 
-    async def __call__(self, command: RecordHeartbeatCommand) -> Session:
+    async def __call__(self, command: RecordHeartbeatCommand) -> SessionView:
         now = self._clock.now()
-        at = now if command.at is None else not_in_future("at", command.at, now)
+        window = command.settings.late_data_window
+        at = now if command.at is None else happened("at", command.at, now, window)
         session_id = existing_session_id(command.session_id)
-        return await self._sessions.heartbeat(command.tenant_id, session_id, at)
+        session = await self._sessions.heartbeat(command.tenant_id, session_id, at)
+        return await self._running_cost.view(session, command.settings)

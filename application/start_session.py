@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from application.plan_of_subject import PlanOfSubject
 from application.ports import Clock, CreditLedger, RateRepository, SessionRepository
 from application.session_ids import canonical_session_id, new_session_id
+from domain.clock import happened
 from domain.errors import Conflict, InsufficientCredits
 from domain.plans import (
     Plan,
@@ -55,7 +56,10 @@ class StartSession:
             replay = await self._replay(command, session_id)
             if replay is not None:
                 return replay
-        session = Session.start(command.tenant_id, session_id, command.request, self._clock.now())
+        now = self._clock.now()
+        if (started_at := command.request.started_at) is not None:
+            happened("started_at", started_at, now, command.settings.late_data_window)
+        session = Session.start(command.tenant_id, session_id, command.request, now)
         await self._admit(command, session)
         plan, subscription = await self._plan_of(session)
         try:

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from application.ports import Record
+from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import InvalidInput
 from domain.events import Event
@@ -87,8 +88,22 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(cls: type, data: dict[str, Any]) -> Any:
+    """A field with a default may be missing: the export was written before the field existed
+    (a LiveKit account's url)."""
     hints = typing.get_type_hints(cls)
-    return cls(**{f.name: _value(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)})
+    return cls(
+        **{
+            f.name: _value(hints[f.name], data[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name in data or not _has_default(f)
+        }
+    )
+
+
+def _has_default(field: dataclasses.Field[Any]) -> bool:
+    return (
+        field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+    )
 
 
 def _value(hint: Any, raw: Any) -> Any:
@@ -97,7 +112,7 @@ def _value(hint: Any, raw: Any) -> Any:
     if hint is Any or raw is None:
         return raw
     if isinstance(raw, dict) and "$time" in raw:
-        return datetime.fromisoformat(raw["$time"])
+        return as_utc("$time", datetime.fromisoformat(raw["$time"]))
     if isinstance(raw, dict) and "$decimal" in raw:
         return Decimal(raw["$decimal"])
     origin = typing.get_origin(hint)

@@ -1,12 +1,18 @@
-"""Time rules shared by every entity: aware UTC instants to the millisecond, bounded client clock
-skew."""
+"""Time rules shared by every entity: aware UTC instants to the millisecond, within bounds every
+store and every computation on them can hold, bounded client clock skew, and how late data may
+come."""
 
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, Late
 
 # A client clock may run ahead of ours by this much; beyond it a timestamp is a mistake.
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+# No instant a client sends lies outside these: nothing metered happened before 2000, and dates
+# set ahead (a subscription's end) stay far from the limits of the stores and of date arithmetic
+# (PostgreSQL stored 0001-01-01 as -infinity; a rollup of it overflowed).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 
 
 def to_the_millisecond(at: datetime) -> datetime:
@@ -18,6 +24,8 @@ def to_the_millisecond(at: datetime) -> datetime:
 def as_utc(field: str, at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput(field, "timestamp must carry a UTC offset")
+    if not EARLIEST <= at <= LATEST:
+        raise InvalidInput(field, "must lie between 2000-01-01 and 2999-12-31")
     return to_the_millisecond(at.astimezone(UTC))
 
 
@@ -26,3 +34,21 @@ def not_in_future(field: str, at: datetime, now: datetime) -> datetime:
     if at > now + MAX_FUTURE_SKEW:
         raise InvalidInput(field, "is more than 5 minutes in the future")
     return at
+
+
+def happened(field: str, at: datetime, now: datetime, window: timedelta) -> datetime:
+    """An instant at which something happened: not in the future (beyond the skew), and not so
+    long ago that data about it is no longer taken (Late)."""
+    at = not_in_future(field, at, now)
+    if at < now - window:
+        raise Late(field, f"is more than {_span(window)} ago, beyond the late-data window")
+    return at
+
+
+def _span(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"

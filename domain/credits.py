@@ -13,7 +13,18 @@ from enum import StrEnum
 from domain.errors import InvalidInput
 from domain.session import KIND_PATTERN, Session
 from domain.text import check_text
-from domain.usage import METER_NAME
+from domain.usage import MAX_DECIMAL_PLACES, METER_NAME
+
+# Bounds that keep every price and balance far inside the signed 64-bit integers the stores hold
+# (README, "Limits"). A session lasts less than 1000 years (domain.clock) and each of its meters
+# adds up to less than 10^9, so its price is below 10^15 credits: a balance comes near 2^63 only
+# after some 9,000 sessions at that price, or 9 million of the largest grants.
+MAX_CREDITS_PER_MINUTE = 10**6
+MAX_METER_RATES = 32
+MAX_METER_CREDITS = 10**6
+MAX_CREDITS_PER_UNIT = 10**4  # a meter rate's credits / per
+MAX_PER = 10**9
+MAX_GRANT = 10**12
 
 
 class Rounding(StrEnum):
@@ -46,15 +57,14 @@ class Rate:
             object.__setattr__(self, "rounding", Rounding(self.rounding))
         except ValueError:
             raise InvalidInput("rounding", "must be ceil, floor or nearest") from None
-        if self.credits_per_minute < 0:
-            raise InvalidInput("credits_per_minute", "must be 0 or more")
+        if not 0 <= self.credits_per_minute <= MAX_CREDITS_PER_MINUTE:
+            raise InvalidInput("credits_per_minute", f"must be 0-{MAX_CREDITS_PER_MINUTE}")
+        if len(self.meter_rates) > MAX_METER_RATES:
+            raise InvalidInput("meter_rates", f"at most {MAX_METER_RATES} meters")
         for meter, rate in self.meter_rates.items():
             if not METER_NAME.match(meter):
                 raise InvalidInput(f"meter_rates.{meter}", "is not a meter name")
-            if rate.per <= 0:
-                raise InvalidInput(f"meter_rates.{meter}.per", "must be more than 0")
-            if rate.credits < 0:
-                raise InvalidInput(f"meter_rates.{meter}.credits", "must be 0 or more")
+            _check_meter_rate(f"meter_rates.{meter}", rate)
 
     def price(self, session: Session) -> int:
         seconds = Decimal(session.duration_seconds or 0)
@@ -63,6 +73,21 @@ class Rate:
             quantity = Decimal(session.usage.get(meter, 0))
             total += self.rounding.apply(quantity / rate.per * rate.credits)
         return total
+
+
+def _check_meter_rate(where: str, rate: MeterRate) -> None:
+    per = rate.per
+    if not per.is_finite() or not 0 < per <= MAX_PER:
+        raise InvalidInput(f"{where}.per", f"must be more than 0 and at most {MAX_PER}")
+    exponent = per.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+        raise InvalidInput(f"{where}.per", f"at most {MAX_DECIMAL_PLACES} decimal places")
+    if not 0 <= rate.credits <= MAX_METER_CREDITS:
+        raise InvalidInput(f"{where}.credits", f"must be 0-{MAX_METER_CREDITS}")
+    if rate.credits > per * MAX_CREDITS_PER_UNIT:
+        raise InvalidInput(
+            f"{where}.credits", f"at most {MAX_CREDITS_PER_UNIT} credits per unit (credits / per)"
+        )
 
 
 class EntryKind(StrEnum):
@@ -96,8 +121,8 @@ class LedgerEntry:
         now: datetime,
         expires_at: datetime | None = None,
     ) -> "LedgerEntry":
-        if amount <= 0:
-            raise InvalidInput("amount", "must be more than 0")
+        if not 0 < amount <= MAX_GRANT:
+            raise InvalidInput("amount", f"must be 1-{MAX_GRANT}")
         check_text("subject_id", subject_id, 200)
         check_text("reason", reason, 1000)
         check_text("idempotency_key", idempotency_key, 200)

@@ -18,6 +18,10 @@ class InvalidInput(DomainError):
         self.message = message
 
 
+class Late(InvalidInput):
+    """An instant too far in the past: data about it is no longer taken (the late-data window)."""
+
+
 class NotFound(DomainError):
     pass
 

@@ -6,12 +6,12 @@ retry (stored once), a number never seen is a gap.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.clock import as_utc
 from domain.errors import InvalidInput
-from domain.session import JSONObject, SessionStatus
-from domain.text import check_text
+from domain.session import JSONObject, Session
+from domain.text import check_json, check_text
 from domain.usage import Usage, validate_usage
 
 MAX_NAME_LENGTH = 64
@@ -39,6 +39,8 @@ class Event:
                 check_text(name, value, MAX_NAME_LENGTH)
         object.__setattr__(self, "at", as_utc("at", self.at))
         object.__setattr__(self, "meters", validate_usage("meters", self.meters))
+        if self.data is not None:
+            check_json("data", self.data)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class BatchOutcome:
     inserted: int = 0
     duplicates: int = 0
     rejections: list[EventRejection] = field(default_factory=list)
+    # Ended sessions the batch left pending a settlement (late meters, a moved end).
+    repriced: frozenset[str] = frozenset()
 
     @property
     def failed(self) -> int:
@@ -62,25 +66,40 @@ class BatchOutcome:
 
 @dataclass
 class SortedBatch:
-    """A batch sorted by the state of its sessions, before anything is stored."""
+    """A batch sorted by what its sessions take, before anything is stored."""
 
     rejections: list[EventRejection] = field(default_factory=list)  # unknown sessions
     new: list[tuple[int, Event]] = field(default_factory=list)  # first of each number, to insert
-    ended: list[tuple[int, Event]] = field(default_factory=list)  # duplicates, or refused
+    # Not taken (with the reason): a duplicate if stored already, else refused for that reason.
+    refused: list[tuple[int, Event, str]] = field(default_factory=list)
+
+    def rejected(self, stored: set[tuple[str, int]]) -> list[EventRejection]:
+        """Every rejection, given which of the refused events were `stored` before (those are
+        duplicates, not errors), in batch order."""
+        refused = [
+            EventRejection(i, reason)
+            for i, e, reason in self.refused
+            if (e.session_id, e.sequence_no) not in stored
+        ]
+        return sorted(self.rejections + refused, key=lambda r: r.index)
 
 
-def sort_batch(batch: Iterable[tuple[int, Event]], status: Mapping[str, str]) -> SortedBatch:
-    """Sort (position, event) pairs by their session's status (absent: no such session). Of a
-    number repeated within the batch only the first is new; an event of an ended session is a
-    duplicate if it was stored before the end, else refused (the store knows which)."""
+def sort_batch(
+    batch: Iterable[tuple[int, Event]],
+    sessions: Mapping[str, Session],
+    now: datetime,
+    window: timedelta,
+) -> SortedBatch:
+    """Sort (position, event) pairs by whether their session takes them (Session.refusal;
+    absent: no such session). Of a number repeated within the batch only the first is new."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
     for index, event in batch:
-        state = status.get(event.session_id)
-        if state is None:
+        session = sessions.get(event.session_id)
+        if session is None:
             sorted_batch.rejections.append(EventRejection(index, "session_not_found"))
-        elif state != SessionStatus.ACTIVE:
-            sorted_batch.ended.append((index, event))
+        elif (reason := session.refusal(event.at, now, window)) is not None:
+            sorted_batch.refused.append((index, event, reason))
         else:
             first_of.setdefault((event.session_id, event.sequence_no), (index, event))
     sorted_batch.new = list(first_of.values())

@@ -8,14 +8,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
+from domain.errors import InvalidInput
 from domain.events import Event
+from domain.text import check_text
 
 KIND = "livekit"
 # How long a handled webhook's id is remembered: LiveKit retries a delivery for minutes, not days.
 WEBHOOK_MEMORY = timedelta(days=30)
 # Any fixed namespace works; it must never change, or ids of stays already recorded would.
 SESSION_NAMESPACE = uuid.UUID("6f1d5a3e-2c0b-4d8e-9a55-4c1b7e0f9d21")
+MAX_URL_LENGTH = 500
+# Why reconciliation ended a stay: its participant was no longer in the room.
+RECONCILED = "reconciled"
 
 
 class RoomEventKind(StrEnum):
@@ -64,11 +70,30 @@ class TrackReport:
 @dataclass(frozen=True)
 class LiveKitAccount:
     """A LiveKit server's API key, the tenant its webhooks belong to, and the secret that
-    verifies them (kept to verify; never shown)."""
+    verifies them and signs requests to the server (kept; never shown). With the server's `url`,
+    reconciliation asks it who is in the rooms of open stays; without, only webhooks count."""
 
     api_key: str
     tenant_id: str
     api_secret: str
+    url: str | None = None
+
+
+def check_server_url(url: str | None) -> str | None:
+    """A LiveKit server's URL as reconciliation calls it (http or https; None: webhooks only)."""
+    if url is None:
+        return None
+    check_text("url", url, MAX_URL_LENGTH)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise InvalidInput("url", "is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url", "must be an http:// or https:// URL with a host")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise InvalidInput("url", "must not contain spaces or control characters")
+    return url
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from domain.session import KIND_PATTERN
 from domain.text import check_text
 
 PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# More sessions or resources than anyone uses, far inside what every store's integers hold.
+MAX_LIMIT = 10**9
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class PlanLimits:
         object.__setattr__(self, "session_kinds", frozenset(self.session_kinds))
         for name in ("sessions_per_resource", "resources_per_month"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise InvalidInput(f"limits.{name}", "must be 0 or more")
+            if value is not None and not 0 <= value <= MAX_LIMIT:
+                raise InvalidInput(f"limits.{name}", f"must be 0-{MAX_LIMIT}, or null")
         for kind in self.session_kinds:
             if not KIND_PATTERN.match(kind):
                 raise InvalidInput("limits.session_kinds", f"{kind!r} is not a session kind")

@@ -34,6 +34,11 @@ class Period(StrEnum):
         at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return at if self is Period.HOUR else at.replace(hour=0)
 
+    def start_at_or_after(self, at: datetime) -> datetime:
+        """The start of the first bucket that holds nothing from before `at`."""
+        start = self.start_of(at)
+        return start if start == at else start + self.length
+
     def buckets(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """The starts of the buckets that overlap [start, end)."""
         bucket = self.start_of(start)

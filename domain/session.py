@@ -1,20 +1,27 @@
 """A session: someone (or an anonymous browser) entering and leaving something.
 
-A session starts active, may be kept alive by heartbeats, and closes exactly once: by its client's
-exit, or by the reaper when heartbeats stop. Closing is final; a later exit is a replay of the
-first and changes nothing.
+A session starts active and is kept alive by signs of life (heartbeats, events, LiveKit webhooks,
+reconciliation), each of which moves `last_seen_at` forward (`Session.seen`). It closes once: by
+its client's exit, or by the reaper when signs of life stop. A client's end is final: a later exit
+is a replay of it and changes nothing. The reaper's end (`timed_out`, at the last sign of life) is
+a guess: within the late-data window, evidence dated after it moves it (`seen`) and the client's
+own exit replaces it once (`close`).
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.clock import as_utc, not_in_future
 from domain.errors import Conflict, InvalidInput
-from domain.text import check_text
+from domain.text import check_json, check_text
 from domain.usage import Quantity, Usage, add_usage, validate_usage
+
+if TYPE_CHECKING:  # events name their session; a session counts its events
+    from domain.events import Event
 
 KIND_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_ID_LENGTH = 200
@@ -48,6 +55,26 @@ CLIENT_EXIT_STATUSES = frozenset(
 CHARGED_STATUSES = frozenset(
     {SessionStatus.COMPLETED, SessionStatus.ABANDONED, SessionStatus.TIMED_OUT}
 )
+
+
+class Closing(StrEnum):
+    """What an exit did to a session."""
+
+    CLOSED = "closed"  # it ended an active session
+    CORRECTED = "corrected"  # it replaced the reaper's provisional end
+    REPLAY = "replay"  # nothing: the session had ended for good, or the window had passed
+
+    @property
+    def changed(self) -> bool:
+        return self is not Closing.REPLAY
+
+
+# What the rules below read when they decide on an ended or living session, and what they change:
+# a store writes back exactly these (and MongoDB guards its write on what was read).
+DECIDED_BY = ("status", "ended_at", "last_seen_at", "charge_state", "charge_revision")
+LIFE_CHANGES = ("last_seen_at", "ended_at", "charge_state", "charge_revision")  # sign_of_life
+END_CHANGES = (*DECIDED_BY, "exit_reason", "summary")  # close (its usage is added apart)
+EVENT_CHANGES = (*LIFE_CHANGES, "event_count", "max_sequence_no")  # record_events (and usage)
 
 
 class ChargeState(StrEnum):
@@ -88,12 +115,21 @@ class Exit:
     reason: str | None = None
     summary: JSONObject | None = None
     usage: Usage = field(default_factory=dict)
+    # The client said no time: `at` is when it was received, which does not replace a reaper's
+    # end (the session was over before the exit arrived).
+    at_is_default: bool = False
+
+    @property
+    def by_reaper(self) -> bool:
+        return self.status is SessionStatus.TIMED_OUT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", as_utc("at", self.at))
         object.__setattr__(self, "usage", validate_usage("usage", self.usage))
         if self.reason is not None:
             check_text("reason", self.reason, MAX_REASON_LENGTH)
+        if self.summary is not None:
+            check_json("summary", self.summary)
 
 
 @dataclass
@@ -117,6 +153,9 @@ class Session:
     exit_reason: str | None = None
     charge: Charge | None = None
     charge_state: ChargeState = ChargeState.NONE
+    # Moves on with every correction of an ended session's price basis; a settlement claims the
+    # revision it priced (domain.charging).
+    charge_revision: int = 0
 
     @classmethod
     def start(cls, tenant_id: str, id: str, request: SessionRequest, now: datetime) -> "Session":
@@ -175,30 +214,132 @@ class Session:
             and same_attributes
         )
 
+    @property
+    def is_provisional(self) -> bool:
+        """Whether its end is the reaper's guess, which later evidence may correct."""
+        return self.status is SessionStatus.TIMED_OUT
+
+    def correctable(self, now: datetime, window: timedelta) -> bool:
+        """Whether evidence arriving now may still move its end."""
+        return self.is_provisional and not self._past_window(now, window)
+
+    def _past_window(self, now: datetime, window: timedelta) -> bool:
+        return self.ended_at is not None and now - self.ended_at > window
+
     def heartbeat(self, at: datetime) -> None:
         if not self.is_active:
             raise Conflict(f"session {self.id} has ended")
         self.last_seen_at = max(self.last_seen_at, as_utc("at", at))
 
-    def close(self, exit: Exit, rated_kinds: frozenset[str] = frozenset()) -> bool:
-        """Close the session; True if this call closed it, False if it was already closed.
-        It is left to be charged when its kind has a rate, it has a subject to charge, and it
-        ended in a way that is charged."""
-        if not self.is_active:
+    def refusal(self, at: datetime, now: datetime, window: timedelta) -> str | None:
+        """Why an event dated `at` is not taken, or None when it is: an active session takes
+        every event; an ended one takes events dated up to its end (a kiosk flushing its buffer
+        after the exit), and a provisional end events after it too, while the window lasts."""
+        if self.is_active:
+            return None
+        if self._past_window(now, window):
+            return "late"
+        assert self.ended_at is not None
+        if at <= self.ended_at or self.is_provisional:
+            return None
+        return "session_ended"
+
+    def seen(self, at: datetime, now: datetime) -> bool:
+        """Take a sign of life dated `at` (never past now): an active session's last_seen_at
+        moves forward to it, never back; a provisional end earlier than `at` moves to it.
+        True when anything changed. Callers check `refusal` first."""
+        at = min(at, now)
+        if self.is_active:
+            moved = at > self.last_seen_at
+            self.last_seen_at = max(self.last_seen_at, at)
+            return moved
+        if self.is_provisional and self.ended_at is not None and at > self.ended_at:
+            self.ended_at = at
+            self.last_seen_at = max(self.last_seen_at, at)
+            return True
+        return False
+
+    def close(
+        self,
+        exit: Exit,
+        rated_kinds: frozenset[str] = frozenset(),
+        now: datetime | None = None,
+        window: timedelta | None = None,
+    ) -> Closing:
+        """End the session with `exit`. An active session closes; a provisional end is replaced
+        by a client's exit while the window lasts (`now` and `window` given); anything else is a
+        replay. A closed session is left to be charged when its kind has a rate, it has a
+        subject to charge, and it ended in a way that is charged."""
+        if self.is_active:
+            self._check_end(exit.at)
+            self.ended_at = exit.at
+            self.last_seen_at = max(self.last_seen_at, exit.at)
+            self._take(exit)
+            chargeable = self._chargeable(rated_kinds)
+            self.charge_state = ChargeState.PENDING if chargeable else ChargeState.NOT_CHARGED
+            return Closing.CLOSED
+        correcting = now is not None and window is not None and self.correctable(now, window)
+        if exit.by_reaper or not correcting:
+            return Closing.REPLAY
+        if not exit.at_is_default:
+            self._check_end(exit.at)
+            self.ended_at = exit.at
+            self.last_seen_at = max(self.last_seen_at, exit.at)
+        self._take(exit)
+        self._reprice()
+        if self.charge is None and not self._chargeable(rated_kinds):
+            self.charge_state = ChargeState.NOT_CHARGED  # never charged, and now never will be
+        return Closing.CORRECTED
+
+    def sign_of_life(self, at: datetime, now: datetime, window: timedelta) -> bool:
+        """Take a sign of life that comes with no data (a LiveKit webhook, reconciliation):
+        what `seen` does, where `refusal` allows it. True when anything changed."""
+        if self.refusal(at, now, window) is not None:
             return False
-        if exit.at < self.started_at:
+        moved = self.seen(at, now)
+        if moved and not self.is_active:
+            self._reprice()
+        return moved
+
+    def record_events(self, events: Sequence["Event"], now: datetime) -> Usage:
+        """Count events just stored for this session (each once; `refusal` let them in): their
+        meters add to its usage, the latest is a sign of life, and an ended session whose price
+        they may change (meters, a moved end) is left to be settled again. Returns the usage
+        they added."""
+        if not events:
+            return {}
+        moved = self.seen(max(e.at for e in events), now)
+        more: Usage = {}
+        for event in events:
+            more = add_usage(more, event.meters)
+        self.usage = add_usage(self.usage, more)
+        self.event_count += len(events)
+        self.max_sequence_no = max(self.max_sequence_no, *(e.sequence_no for e in events))
+        if not self.is_active and (moved or more):
+            self._reprice()
+        return more
+
+    def _reprice(self) -> None:
+        """Its price may have changed: a charged (or pending) session is pending again, under a
+        new revision, so the settlement of the old one cannot be claimed twice."""
+        if self.charge_state in (ChargeState.CHARGED, ChargeState.PENDING):
+            self.charge_revision += 1
+            self.charge_state = ChargeState.PENDING
+
+    def _check_end(self, at: datetime) -> None:
+        if at < self.started_at:
             raise InvalidInput("at", "the exit is before the session started")
+
+    def _take(self, exit: Exit) -> None:
         self.status = exit.status
-        self.ended_at = exit.at
-        self.last_seen_at = max(self.last_seen_at, exit.at)
         self.exit_reason = exit.reason
         self.summary = exit.summary
         self.usage = add_usage(self.usage, exit.usage)
-        chargeable = (
-            self.kind in rated_kinds and not self.is_anonymous and exit.status in CHARGED_STATUSES
+
+    def _chargeable(self, rated_kinds: frozenset[str]) -> bool:
+        return (
+            self.kind in rated_kinds and not self.is_anonymous and self.status in CHARGED_STATUSES
         )
-        self.charge_state = ChargeState.PENDING if chargeable else ChargeState.NOT_CHARGED
-        return True
 
     def settle(self, charge: Charge) -> None:
         self.charge = charge

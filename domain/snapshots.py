@@ -12,6 +12,8 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.text import check_text
 
+MAX_COUNT = 10**9  # users and rooms: SQL keeps them as 32-bit integers
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -37,6 +39,9 @@ class Snapshot:
                 raise InvalidInput(name, "must not be negative")
         if self.traffic_bytes_total >= 2**63:
             raise InvalidInput("traffic_bytes_total", "must be below 2^63")
+        for name in ("concurrent_users", "active_rooms"):
+            if getattr(self, name) > MAX_COUNT:
+                raise InvalidInput(name, f"must be at most {MAX_COUNT}")
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import InvalidInput
+from domain.session import KIND_PATTERN
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KEY_PREFIX = "sm_"
+MAX_SETTING_CREDITS = 10**15
 
 
 class Role(StrEnum):
@@ -34,9 +36,25 @@ RETENTION_SETTINGS = (
 )
 
 
+MAX_IDLE_TIMEOUT = 7 * 24 * 3600
+# Every kind but LiveKit stays: their server sends no heartbeats, so unless reconciliation keeps
+# them alive (their account has a server URL) only their webhooks end them.
+NEVER_IDLE_BY_DEFAULT = frozenset({"livekit"})
+
+
 @dataclass(frozen=True)
 class TenantSettings:
     idle_timeout_seconds: int = 300
+    # Per kind: seconds without a sign of life before the reaper closes a session, or None for
+    # never; a kind not listed uses idle_timeout_seconds.
+    idle_timeouts: dict[str, int | None] = field(default_factory=dict)
+    # Any session still active this long after its start is closed (None: no cap).
+    max_session_seconds: int | None = 86_400
+    # How long after an end (or an instant) late data still counts: events, corrections of a
+    # reaper's end, a client's own exit.
+    late_data_window_seconds: int = 604_800
+    # A running session's charge estimate warns when it leaves less than this (0: off).
+    low_balance_credits: int = 0
     max_batch_events: int = 100
     overdraft: Overdraft = Overdraft.SOFT
     min_start_credits: int = 0
@@ -52,16 +70,60 @@ class TenantSettings:
             object.__setattr__(self, "overdraft", Overdraft(self.overdraft))
         except ValueError:
             raise InvalidInput("overdraft", "must be soft or hard") from None
-        if not 10 <= self.idle_timeout_seconds <= 7 * 24 * 3600:
+        if not 10 <= self.idle_timeout_seconds <= MAX_IDLE_TIMEOUT:
             raise InvalidInput("idle_timeout_seconds", "must be 10 seconds to 7 days")
+        self._check_idle_timeouts()
+        if self.max_session_seconds is not None and not (
+            60 <= self.max_session_seconds <= 366 * 24 * 3600
+        ):
+            raise InvalidInput("max_session_seconds", "must be 60 seconds to 366 days, or null")
+        if not 60 <= self.late_data_window_seconds <= 30 * 24 * 3600:
+            raise InvalidInput("late_data_window_seconds", "must be 60 seconds to 30 days")
+        if not 0 <= self.low_balance_credits <= MAX_SETTING_CREDITS:
+            raise InvalidInput("low_balance_credits", f"must be 0-{MAX_SETTING_CREDITS}")
         if not 1 <= self.max_batch_events <= 1000:
             raise InvalidInput("max_batch_events", "must be 1-1000")
-        if self.min_start_credits < 0:
-            raise InvalidInput("min_start_credits", "must be 0 or more")
+        if not 0 <= self.min_start_credits <= MAX_SETTING_CREDITS:
+            raise InvalidInput("min_start_credits", f"must be 0-{MAX_SETTING_CREDITS}")
         for name in RETENTION_SETTINGS:
             days = getattr(self, name)
             if days is not None and not 1 <= days <= 36500:
                 raise InvalidInput(name, "must be 1-36500 days")
+
+    def _check_idle_timeouts(self) -> None:
+        if not isinstance(self.idle_timeouts, dict):
+            raise InvalidInput("idle_timeouts", "must be an object of kind: seconds or null")
+        if len(self.idle_timeouts) > 100:
+            raise InvalidInput("idle_timeouts", "at most 100 kinds")
+        for kind, seconds in self.idle_timeouts.items():
+            if not isinstance(kind, str) or not KIND_PATTERN.match(kind):
+                raise InvalidInput(f"idle_timeouts.{kind}", "is not a kind (a-z 0-9 _ . -)")
+            if seconds is None:
+                continue
+            if isinstance(seconds, bool) or not isinstance(seconds, int):
+                raise InvalidInput(f"idle_timeouts.{kind}", "must be whole seconds or null")
+            if not 10 <= seconds <= MAX_IDLE_TIMEOUT:
+                raise InvalidInput(f"idle_timeouts.{kind}", "must be 10 seconds to 7 days")
+
+    def idle_timeout(self, kind: str, reconciled: bool = False) -> timedelta | None:
+        """How long a session of `kind` may go without a sign of life (None: for ever).
+        `reconciled`: the tenant's LiveKit stays are kept alive by reconciliation."""
+        if kind in self.idle_timeouts:
+            seconds = self.idle_timeouts[kind]
+        elif kind in NEVER_IDLE_BY_DEFAULT and not reconciled:
+            seconds = None
+        else:
+            seconds = self.idle_timeout_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @property
+    def max_session(self) -> timedelta | None:
+        seconds = self.max_session_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    @property
+    def late_data_window(self) -> timedelta:
+        return timedelta(seconds=self.late_data_window_seconds)
 
 
 @dataclass(frozen=True)

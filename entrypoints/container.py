@@ -6,6 +6,7 @@ repositories of whichever family was chosen and never know which one it is.
 
 from dependency_injector import containers, providers
 
+from adapters.livekit.room_service import LiveKitRoomService
 from adapters.livekit.webhook_verifier import LiveKitWebhookVerifier
 from adapters.memory.storage import MemoryStorage
 from adapters.mongodb.storage import MongoStorage
@@ -34,8 +35,10 @@ from application.list_sessions import ListSessions
 from application.list_snapshots import ListSnapshots
 from application.plan_of_subject import PlanOfSubject
 from application.rate_book import RateBook
+from application.read_session import ReadSession
 from application.reap_stale_sessions import ReapStaleSessions
 from application.receive_livekit_webhook import ReceiveLiveKitWebhook
+from application.reconcile_livekit import ReconcileLiveKit
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
 from application.record_snapshots import RecordSnapshots
@@ -47,6 +50,9 @@ from application.report_usage import ReportUsage
 from application.report_usage_stats import ReportUsageStats
 from application.report_watch_time import ReportWatchTime
 from application.roll_up_usage import RollUpUsage
+from application.rollup_rewinds import RollupRewinds
+from application.running_cost import RunningCost
+from application.set_livekit_url import SetLiveKitUrl
 from application.set_plan import SetPlan
 from application.set_rate import SetRate
 from application.start_session import StartSession
@@ -85,6 +91,7 @@ class Container(containers.DeclarativeContainer):
     rollups = storage.provided.rollups
     rollup_leases = storage.provided.rollup_leases
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
+    livekit_rooms = providers.Singleton(LiveKitRoomService)
 
     # A singleton so its short-lived cache of keys is shared by every request of the process.
     authenticate = providers.Singleton(Authenticate, keys=api_keys, tenants=tenants, clock=clock)
@@ -105,13 +112,31 @@ class Container(containers.DeclarativeContainer):
         plan_of_subject=plan_of_subject,
         clock=clock,
     )
-    record_heartbeat = providers.Factory(RecordHeartbeat, sessions=sessions, clock=clock)
+    running_cost = providers.Factory(RunningCost, rate_book=rate_book, ledger=ledger, clock=clock)
+    record_heartbeat = providers.Factory(
+        RecordHeartbeat, sessions=sessions, running_cost=running_cost, clock=clock
+    )
+    rollup_rewinds = providers.Factory(RollupRewinds, leases=rollup_leases, clock=clock)
     record_exit = providers.Factory(
-        RecordExit, sessions=sessions, deduct_credits=deduct_credits, clock=clock
+        RecordExit,
+        sessions=sessions,
+        deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
+        clock=clock,
     )
     get_session = providers.Factory(GetSession, sessions=sessions)
+    read_session = providers.Factory(
+        ReadSession, get_session=get_session, running_cost=running_cost
+    )
     list_sessions = providers.Factory(ListSessions, sessions=sessions)
-    ingest_events = providers.Factory(IngestEvents, events=events)
+    ingest_events = providers.Factory(
+        IngestEvents,
+        events=events,
+        sessions=sessions,
+        deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
+        clock=clock,
+    )
     list_events = providers.Factory(ListEvents, get_session=get_session, events=events)
     event_distribution = providers.Factory(
         EventDistribution, get_session=get_session, events=events
@@ -120,6 +145,7 @@ class Container(containers.DeclarativeContainer):
         ReapStaleSessions,
         tenants=tenants,
         sessions=sessions,
+        livekit_accounts=livekit_accounts,
         deduct_credits=deduct_credits,
         clock=clock,
     )
@@ -172,6 +198,18 @@ class Container(containers.DeclarativeContainer):
         webhooks=webhooks,
         sessions=sessions,
         tracks=tracks,
+        record_exit=record_exit,
+        tenants=tenants,
+        clock=clock,
+    )
+    set_livekit_url = providers.Factory(SetLiveKitUrl, accounts=livekit_accounts)
+    reconcile_livekit = providers.Factory(
+        ReconcileLiveKit,
+        tenants=tenants,
+        accounts=livekit_accounts,
+        sessions=sessions,
+        tracks=tracks,
+        rooms=livekit_rooms,
         record_exit=record_exit,
         clock=clock,
     )

@@ -25,6 +25,7 @@ class Settings:
     reaper_interval_seconds: float = 30.0
     retention_interval_seconds: float = 3600.0
     rollup_interval_seconds: float = 300.0
+    livekit_reconcile_interval_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
 
     @classmethod
@@ -39,6 +40,9 @@ class Settings:
             ),
             "rollup_interval_seconds": float(
                 os.environ.get("SESSIONMETER_ROLLUP_INTERVAL_SECONDS", "300")
+            ),
+            "livekit_reconcile_interval_seconds": float(
+                os.environ.get("SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS", "300")
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

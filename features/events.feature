@@ -27,7 +27,7 @@ Feature: Events are counted once, and lost ones are visible
   Scenario: After the guest leaves, a retry is still recognised and new events are refused
     Given the kiosk has reported events 1 and 2
     And the guest has left
-    When the kiosk reports events 1 to 3
+    When a minute later the kiosk reports events 1 to 3
     Then events 1 and 2 are recognised as duplicates
     And event 3 is refused because the session has ended
 

@@ -37,3 +37,15 @@ Feature: A LiveKit server reports who was in its rooms, and each stay is recorde
     When a webhook signed with another secret says "mallory" joined room "day-1"
     Then it is refused as unauthorized
     And room "day-1" has 0 stays, all completed
+
+  Scenario: Reconciliation ends a stay whose `left` was dropped where it was last seen in the room
+    Given the bootcamp's LiveKit server answers at a URL sessionmeter knows
+    And participants "ana" and "ben" joined room "day-1" an hour ago
+    And the LiveKit server lists "ana" and "ben" in room "day-1"
+    And sessionmeter asks the LiveKit server who is in its rooms
+    And 10 minutes pass
+    And "ben" leaves room "day-1" but that webhook is dropped
+    And 20 minutes pass
+    When sessionmeter asks the LiveKit server who is in its rooms
+    Then "ana"'s stay is still active, last seen just now
+    And "ben"'s stay ended completed 30 minutes ago, reconciled

@@ -49,6 +49,7 @@ def serve_app(storage_url: str) -> Iterator[Api]:
         reaper_interval_seconds=0,
         retention_interval_seconds=0,
         rollup_interval_seconds=0,
+        livekit_reconcile_interval_seconds=0,
     )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:

@@ -9,6 +9,7 @@ concurrent writers; each MongoDB test gets its own database with its indexes cre
 
 import asyncio
 import itertools
+import os
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,12 @@ BACKENDS = ["memory", "sqlite", "postgresql", "mongodb"]
 TEMPLATE = "sessionmeter_template"
 T = TypeVar("T")
 _databases = itertools.count()
+
+
+def _database_name() -> str:
+    """A database name no other test process uses on a shared server (`make mutants` forks one
+    process per mutant from the same counter, and a killed one leaves its database behind)."""
+    return f"test_{os.getpid()}_{next(_databases)}"
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -99,13 +106,13 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         yield url
     elif request.param == "mongodb":
         mongodb: MongoServer = request.getfixturevalue("mongodb_server")
-        url = mongodb.database_url(f"test_{next(_databases)}")
+        url = mongodb.database_url(_database_name())
         run_async(lambda: _migrate(url))
         yield url
         run_async(lambda: _drop_database(url))
     else:
         server = request.getfixturevalue("postgres_url")
-        name = f"test_{next(_databases)}"
+        name = _database_name()
         _psql(server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         yield _database_url(server, name)
         _psql(server, f"DROP DATABASE {name} WITH (FORCE)")

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+from domain.livekit import LiveKitAccount
+
 
 class FakeClock:
     """A clock that moves only when a test says so."""
@@ -21,3 +23,20 @@ class UnreachableStorage:
 
     async def ping(self) -> None:
         raise ConnectionRefusedError("the database does not answer")
+
+
+class FakeRoomService:
+    """LiveKit servers as reconciliation asks them: who is in which room, by server URL. A
+    server whose URL is in `down` raises what it maps to."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, set[str]]] = {}  # url -> room -> participant sids
+        self.down: dict[str, Exception] = {}
+        self.asked: list[tuple[str | None, str]] = []  # (url, room), in order
+
+    async def participants(self, account: LiveKitAccount, room: str) -> set[str] | None:
+        self.asked.append((account.url, room))
+        if account.url in self.down:
+            raise self.down[account.url]
+        found = self.rooms.get(account.url or "", {}).get(room)
+        return None if found is None else set(found)

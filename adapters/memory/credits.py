@@ -2,6 +2,7 @@ import uuid
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from domain.charging import NEGATIVE_BALANCE, settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
@@ -33,43 +34,46 @@ class MemoryCreditLedger:
         return entry, True
 
     async def settle(
-        self, tenant_id: str, session_id: str, credits: int, at: datetime
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         session = self._store.sessions.get((tenant_id, session_id))
         if session is None:
             raise NotFound(f"no session {session_id}")
-        if session.charge_state is not ChargeState.PENDING or session.subject_id is None:
+        if (
+            session.charge_state is not ChargeState.PENDING
+            or session.charge_revision != revision
+            or session.subject_id is None
+        ):
             return None
-        if credits:
+        balance = (await self.balance(tenant_id, session.subject_id)).balance
+        settled = settle(session, credits, balance)
+        if settled.writes_entry:
             self._store.ledger.append(
                 LedgerEntry(
                     str(uuid.uuid4()),
                     tenant_id,
                     session.subject_id,
-                    -credits,
-                    EntryKind.CHARGE,
+                    settled.amount,
+                    settled.kind,
                     at,
-                    f"{session.kind} session",
+                    settled.reason,
                     session_id,
                 )
             )
-        balance = (await self.balance(tenant_id, session.subject_id)).balance
-        warning = "negative_balance" if balance < 0 else None
-        if warning:
+        if settled.alert:
             self._store.alerts.append(
                 Alert(
                     str(uuid.uuid4()),
                     tenant_id,
-                    warning,
+                    NEGATIVE_BALANCE,
                     session.subject_id,
                     session_id,
-                    f"charging {credits} credits left a balance of {balance}",
+                    settled.alert,
                     at,
                 )
             )
-        charge = Charge(credits, balance, warning)
-        session.settle(charge)
-        return charge
+        session.settle(settled.charge)
+        return settled.charge
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         session = self._store.sessions.get((tenant_id, session_id))
@@ -78,14 +82,11 @@ class MemoryCreditLedger:
         return session.copy()
 
     async def balance(self, tenant_id: str, subject_id: str) -> Balance:
-        amounts = [
-            e.amount
-            for e in self._store.ledger
-            if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
+        entries = [
+            e for e in self._store.ledger if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
         ]
-        return Balance(
-            subject_id, sum(a for a in amounts if a > 0), -sum(a for a in amounts if a < 0)
-        )
+        granted = sum(e.amount for e in entries if e.kind is EntryKind.GRANT)
+        return Balance(subject_id, granted, granted - sum(e.amount for e in entries))
 
     async def entries(
         self, tenant_id: str, subject_id: str, limit: int, after: str | None = None

@@ -1,34 +1,50 @@
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
-from domain.events import BatchOutcome, Distribution, Event, EventRejection
+from domain.events import BatchOutcome, Distribution, Event, sort_batch
 
 
 class MemoryEventLog:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def append(self, tenant_id: str, events: Sequence[tuple[int, Event]]) -> BatchOutcome:
-        inserted = duplicates = 0
-        rejections: list[EventRejection] = []
-        for index, event in events:
-            session = self._store.sessions.get((tenant_id, event.session_id))
-            if session is None:
-                rejections.append(EventRejection(index, "session_not_found"))
-                continue
+    async def append(
+        self,
+        tenant_id: str,
+        events: Sequence[tuple[int, Event]],
+        now: datetime,
+        window: timedelta,
+    ) -> BatchOutcome:
+        sessions = {
+            e.session_id: session
+            for _, e in events
+            if (session := self._store.sessions.get((tenant_id, e.session_id))) is not None
+        }
+        batch = sort_batch(events, sessions, now, window)
+        taken: dict[str, list[Event]] = defaultdict(list)
+        for _, event in batch.new:
             stored = self._store.events.setdefault((tenant_id, event.session_id), {})
-            if event.sequence_no in stored:
-                duplicates += 1
-            elif not session.is_active:
-                rejections.append(EventRejection(index, "session_ended"))
-            else:
+            if event.sequence_no not in stored:
                 stored[event.sequence_no] = event
-                session.add_usage(event.meters)
-                session.event_count += 1
-                session.max_sequence_no = max(session.max_sequence_no, event.sequence_no)
-                inserted += 1
-        return BatchOutcome(inserted, duplicates, rejections)
+                taken[event.session_id].append(event)
+        repriced = set()
+        for session_id, new in taken.items():
+            session = sessions[session_id]
+            revision = session.charge_revision
+            session.record_events(new, now)
+            if session.charge_revision != revision:
+                repriced.add(session_id)
+        stored_keys = {
+            (e.session_id, e.sequence_no)
+            for _, e, _ in batch.refused
+            if e.sequence_no in self._store.events.get((tenant_id, e.session_id), {})
+        }
+        rejections = batch.rejected(stored_keys)
+        inserted = sum(len(new) for new in taken.values())
+        duplicates = len(events) - inserted - len(rejections)
+        return BatchOutcome(inserted, duplicates, rejections, frozenset(repriced))
 
     async def find(
         self,

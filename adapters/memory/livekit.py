@@ -1,7 +1,8 @@
+from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
@@ -13,10 +14,23 @@ class MemoryLiveKitAccounts:
         held = self._store.livekit_accounts.get(account.api_key)
         if held is not None and held.tenant_id != account.tenant_id:
             raise Conflict(f"the LiveKit API key {account.api_key} belongs to another tenant")
+        if account.url is None and held is not None:
+            account = replace(account, url=held.url)
         self._store.livekit_accounts[account.api_key] = account
 
     async def get(self, api_key: str) -> LiveKitAccount | None:
         return self._store.livekit_accounts.get(api_key)
+
+    async def of_tenant(self, tenant_id: str) -> list[LiveKitAccount]:
+        accounts = self._store.livekit_accounts
+        return [accounts[key] for key in sorted(accounts) if accounts[key].tenant_id == tenant_id]
+
+    async def set_url(self, tenant_id: str, api_key: str, url: str | None) -> LiveKitAccount:
+        held = self._store.livekit_accounts.get(api_key)
+        if held is None or held.tenant_id != tenant_id:
+            raise NotFound(f"no LiveKit API key {api_key}")
+        account = self._store.livekit_accounts[api_key] = replace(held, url=url)
+        return account
 
 
 class MemoryWebhookLog:

@@ -102,6 +102,9 @@ class MemoryRollupLeases:
         )
         if held_by is not None and held_until is not None and held_until > now:
             return None
+        rewound = self._store.rollup_rewinds.pop(tenant_id, None)
+        if resume_from is not None and rewound is not None:
+            resume_from = min(resume_from, rewound)
         self._store.rollup_leases[tenant_id] = (holder, until, resume_from)
         return RollupLease(holder, resume_from)
 
@@ -115,3 +118,8 @@ class MemoryRollupLeases:
     async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
         if self._store.rollup_leases.get(tenant_id, (None,))[0] == holder:
             self._store.rollup_leases[tenant_id] = (None, None, resume_from)
+
+    async def rewind(self, tenant_id: str, to: datetime) -> None:
+        if tenant_id in self._store.rollup_leases:
+            known = self._store.rollup_rewinds.get(tenant_id, to)
+            self._store.rollup_rewinds[tenant_id] = min(known, to)

@@ -1,11 +1,12 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import NotFound
 from domain.events import find_gaps
 from domain.plans import SessionLimit, SessionLimitReached
-from domain.session import ChargeState, Exit, Session
+from domain.session import ChargeState, Closing, Exit, Session
+from domain.staleness import Staleness
 
 
 class MemorySessionRepository:
@@ -62,28 +63,38 @@ class MemorySessionRepository:
         stored.heartbeat(at)
         return self._read(stored)
 
+    async def sign_of_life(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> Session:
+        stored = self._stored(tenant_id, session_id)
+        stored.sign_of_life(at, now, window)
+        return self._read(stored)
+
     async def close(
         self,
         tenant_id: str,
         session_id: str,
         exit: Exit,
-        rated_kinds: frozenset[str] = frozenset(),
-    ) -> tuple[Session, bool]:
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[Session, Closing]:
+        # No await between reading and writing: one event loop runs this step whole.
         stored = self._stored(tenant_id, session_id)
-        closed = stored.close(exit, rated_kinds)
-        return self._read(stored), closed
+        closing = stored.close(exit, rated_kinds, now, window)
+        return self._read(stored), closing
 
     async def time_out_idle(
         self,
         tenant_id: str,
-        last_seen_before: datetime,
+        staleness: Staleness,
         limit: int,
         rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         stale = [
             s
             for (tenant, _), s in self._store.sessions.items()
-            if tenant == tenant_id and s.is_active and s.last_seen_at < last_seen_before
+            if tenant == tenant_id and staleness.is_stale(s)
         ][:limit]
         for session in stale:
             session.close(session.time_out(), rated_kinds)

@@ -37,3 +37,5 @@ class MemoryStore:
     rollup_leases: dict[str, tuple[str | None, datetime | None, datetime | None]] = field(
         default_factory=dict
     )
+    # tenant_id -> where late data asks the next rollup run to resume at the latest
+    rollup_rewinds: dict[str, datetime] = field(default_factory=dict)

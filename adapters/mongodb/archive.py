@@ -17,6 +17,7 @@ from adapters.mongodb.credits import (
     rate_to_document,
 )
 from adapters.mongodb.documents import Document
+from adapters.mongodb.livekit import account_from_document
 from adapters.mongodb.plans import (
     plan_from_document,
     plan_to_document,
@@ -90,7 +91,7 @@ COLLECTIONS: dict[type, CollectionOf] = {
     LiveKitAccount: (
         "livekit_accounts",
         lambda r, _: asdict(r),
-        lambda d: LiveKitAccount(d["api_key"], d["tenant_id"], d["api_secret"]),
+        account_from_document,
         ["api_key"],
     ),
     Snapshot: (

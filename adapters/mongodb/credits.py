@@ -1,9 +1,10 @@
 """Rates and the credit ledger in MongoDB.
 
-A settlement writes the charge entry first (a unique index allows one per session), then claims
-the pending session with a guarded update: of concurrent settlers exactly one claims it, and a
-settlement cut short after the entry is finished by the next one (the reaper) without a second
-entry. The balance is always the server's sum of the ledger.
+A settlement claims the pending revision of a session's charge with one guarded update that also
+notes on the session what it owes the ledger (`due`): of concurrent settlers exactly one claims
+it, and a settlement cut short after the claim is finished by the next settlement of the session
+or by the reaper (pending_charges). A unique index allows one entry per (session, revision), so
+finishing twice writes nothing twice. The balance is always the server's sum of the ledger.
 """
 
 import uuid
@@ -16,12 +17,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.documents import Document, meter_field, meter_name
-from adapters.mongodb.session_documents import load
+from adapters.mongodb.session_documents import from_document, load
+from domain.charging import NEGATIVE_BALANCE, settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
-
-NEGATIVE_BALANCE = "negative_balance"
 
 
 class MongoRateRepository:
@@ -59,47 +59,70 @@ class MongoCreditLedger:
         return entry, True
 
     async def settle(
-        self, tenant_id: str, session_id: str, credits: int, at: datetime
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         key = {"tenant_id": tenant_id, "id": session_id}
-        session = await self._sessions.find_one(
-            key, {"charge_state": 1, "subject_id": 1, "kind": 1}
-        )
-        if session is None:
+        found = await self._sessions.find_one(key)
+        if found is None:
             raise NotFound(f"no session {session_id}")
-        subject_id = session["subject_id"]
-        if session["charge_state"] != ChargeState.PENDING or subject_id is None:
+        if found.get("due"):  # a settlement cut short: its entry goes in before any other
+            await finish_due(self._db, found)
+        session = from_document(found)
+        pending = session.charge_state is ChargeState.PENDING
+        if not pending or session.charge_revision != revision or session.subject_id is None:
             return None
-        if credits:
-            charge = LedgerEntry(
+        balance = (await self.balance(tenant_id, session.subject_id)).balance
+        settled = settle(session, credits, balance)
+        due: Document = {"revision": revision, "entry": None, "alert": None}
+        if settled.writes_entry:
+            entry = LedgerEntry(
                 str(uuid.uuid4()),
                 tenant_id,
-                subject_id,
-                -credits,
-                EntryKind.CHARGE,
+                session.subject_id,
+                settled.amount,
+                settled.kind,
                 at,
-                f"{session['kind']} session",
+                settled.reason,
                 session_id,
             )
-            # A duplicate: an earlier settlement of this session wrote it, then stopped or lost.
-            with suppress(DuplicateKeyError):
-                await self._ledger.insert_one(entry_to_document(charge))
-        balance = (await self.balance(tenant_id, subject_id)).balance
-        warning = NEGATIVE_BALANCE if balance < 0 else None
-        if warning:
-            await self._alert(tenant_id, subject_id, session_id, credits, balance, at)
+            due["entry"] = entry_to_document(entry) | {"session_revision": revision}
+        if settled.alert:
+            due["alert"] = {
+                "id": str(uuid.uuid4()),
+                "tenant_id": tenant_id,
+                "kind": NEGATIVE_BALANCE,
+                "subject_id": session.subject_id,
+                "session_id": session_id,
+                "detail": settled.alert,
+                "created_at": at,
+            }
+        charge = settled.charge
+        # The claim records what it owes the ledger on the session itself, in the same write:
+        # whoever finds it there (this call, or the next settlement after a crash) writes it.
         claimed = await self._sessions.find_one_and_update(
-            {**key, "charge_state": ChargeState.PENDING.value},
+            {
+                **key,
+                "charge_state": ChargeState.PENDING.value,
+                "charge_revision": revision,
+                "due": None,
+            },
             {
                 "$set": {
                     "charge_state": ChargeState.CHARGED.value,
-                    "charge": {"credits": credits, "balance_after": balance, "warning": warning},
+                    "charge": {
+                        "credits": charge.credits,
+                        "balance_after": charge.balance_after,
+                        "warning": charge.warning,
+                    },
+                    "due": due,
                 }
             },
-            {"_id": 1},
             return_document=ReturnDocument.AFTER,
         )
-        return None if claimed is None else Charge(credits, balance, warning)
+        if claimed is None:
+            return None
+        await finish_due(self._db, claimed)
+        return charge
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})
@@ -108,17 +131,15 @@ class MongoCreditLedger:
         return await load(self._db, found)
 
     async def balance(self, tenant_id: str, subject_id: str) -> Balance:
+        is_grant = {"$eq": ["$kind", EntryKind.GRANT.value]}
         pipeline: list[Document] = [
             {"$match": {"tenant_id": tenant_id, "subject_id": subject_id}},
             {
                 "$group": {
                     "_id": None,
-                    "granted": {"$sum": {"$cond": [{"$gt": ["$amount", 0]}, "$amount", 0]}},
-                    "consumed": {
-                        "$sum": {
-                            "$cond": [{"$lt": ["$amount", 0]}, {"$multiply": ["$amount", -1]}, 0]
-                        }
-                    },
+                    "granted": {"$sum": {"$cond": [is_grant, "$amount", 0]}},
+                    # charges net of their adjustments
+                    "consumed": {"$sum": {"$cond": [is_grant, 0, {"$multiply": ["$amount", -1]}]}},
                 }
             },
         ]
@@ -148,29 +169,21 @@ class MongoCreditLedger:
         )
         return [alert_from_document(d) async for d in cursor]
 
-    async def _alert(
-        self,
-        tenant_id: str,
-        subject_id: str,
-        session_id: str,
-        credits: int,
-        balance: int,
-        at: datetime,
-    ) -> None:
-        """One alert per session, however often its settlement is retried."""
-        with suppress(DuplicateKeyError):  # a concurrent settler's upsert inserted it
-            await self._alerts.update_one(
-                {"tenant_id": tenant_id, "session_id": session_id, "kind": NEGATIVE_BALANCE},
-                {
-                    "$setOnInsert": {
-                        "id": str(uuid.uuid4()),
-                        "subject_id": subject_id,
-                        "detail": f"charging {credits} credits left a balance of {balance}",
-                        "created_at": at,
-                    }
-                },
-                upsert=True,
-            )
+
+async def finish_due(db: AsyncDatabase[Document], session: Document) -> None:
+    """Write the ledger entry and alert a settlement claimed on `session`, once (the unique
+    indexes refuse a second copy), then clear the claim's note of them."""
+    due = session["due"]
+    if due["entry"] is not None:
+        with suppress(DuplicateKeyError):
+            await db["ledger"].insert_one(dict(due["entry"]))
+    if due["alert"] is not None:
+        with suppress(DuplicateKeyError):
+            await db["alerts"].insert_one(dict(due["alert"]))
+    await db["sessions"].update_one(
+        {"tenant_id": session["tenant_id"], "id": session["id"], "due.revision": due["revision"]},
+        {"$set": {"due": None}},
+    )
 
 
 def entry_to_document(entry: LedgerEntry) -> Document:

@@ -2,6 +2,7 @@
 event_counting.py adds what was stored to the sessions exactly once."""
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -10,7 +11,9 @@ from pymongo.errors import BulkWriteError
 from adapters.mongodb.documents import Document, duplicates_in
 from adapters.mongodb.event_counting import count_batch, finish_stale_batches
 from adapters.mongodb.event_documents import from_document, to_document
-from domain.events import BatchOutcome, Distribution, Event, EventRejection, sort_batch
+from adapters.mongodb.session_documents import from_document as from_session_document
+from domain.events import BatchOutcome, Distribution, Event, sort_batch
+from domain.session import Session
 
 
 class MongoEventLog:
@@ -18,27 +21,31 @@ class MongoEventLog:
         self._db = db
         self._events = db["events"]
 
-    async def append(self, tenant_id: str, batch: Sequence[tuple[int, Event]]) -> BatchOutcome:
-        status = await self._status(tenant_id, {e.session_id for _, e in batch})
-        sorted_batch = sort_batch(batch, status)
+    async def append(
+        self,
+        tenant_id: str,
+        batch: Sequence[tuple[int, Event]],
+        now: datetime,
+        window: timedelta,
+    ) -> BatchOutcome:
+        found = await self._sessions(tenant_id, {e.session_id for _, e in batch})
+        sorted_batch = sort_batch(batch, found, now, window)
         token = ObjectId()
         inserted, repeated = await self._insert(tenant_id, [e for _, e in sorted_batch.new], token)
-        refused = await count_batch(self._db, tenant_id, token, inserted)
+        refused, repriced = await count_batch(self._db, tenant_id, token, inserted, now, window)
         if repeated:  # a retry: maybe of a batch whose append died before counting it
-            await finish_stale_batches(self._db, tenant_id, repeated)
-        # Events whose session ended before they were counted were refused by the end.
-        refused_keys = {(e.session_id, e.sequence_no) for e in refused}
-        ended = sorted_batch.ended + [
-            (i, e) for i, e in sorted_batch.new if (e.session_id, e.sequence_no) in refused_keys
+            await finish_stale_batches(self._db, tenant_id, repeated, window)
+        # Events their session no longer took when they were counted were refused then.
+        reasons = {(e.session_id, e.sequence_no): reason for e, reason in refused}
+        sorted_batch.refused += [
+            (i, e, reasons[(e.session_id, e.sequence_no)])
+            for i, e in sorted_batch.new
+            if (e.session_id, e.sequence_no) in reasons
         ]
-        stored_before_end = await self._stored(tenant_id, [e for _, e in ended])
-        rejections = sorted_batch.rejections + [
-            EventRejection(i, "session_ended")
-            for i, e in sorted(ended, key=lambda pair: pair[0])
-            if (e.session_id, e.sequence_no) not in stored_before_end
-        ]
+        stored_before = await self._stored(tenant_id, [e for _, e, _ in sorted_batch.refused])
+        rejections = sorted_batch.rejected(stored_before)
         counted = len(inserted) - len(refused)
-        return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections)
+        return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
 
     async def find(
         self,
@@ -69,11 +76,11 @@ class MongoEventLog:
         counts = {g["_id"]: g["n"] async for g in await self._events.aggregate(pipeline)}
         return Distribution(total=sum(counts.values()), counts=counts)
 
-    async def _status(self, tenant_id: str, session_ids: set[str]) -> dict[str, str]:
+    async def _sessions(self, tenant_id: str, session_ids: set[str]) -> dict[str, Session]:
         cursor = self._db["sessions"].find(
-            {"tenant_id": tenant_id, "id": {"$in": sorted(session_ids)}}, {"id": 1, "status": 1}
+            {"tenant_id": tenant_id, "id": {"$in": sorted(session_ids)}}
         )
-        return {document["id"]: document["status"] async for document in cursor}
+        return {document["id"]: from_session_document(document) async for document in cursor}
 
     async def _insert(
         self, tenant_id: str, events: list[Event], token: ObjectId

@@ -7,7 +7,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb import event_documents
 from adapters.mongodb.documents import Document, increments
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, track_events
 
 
@@ -17,11 +17,15 @@ class MongoLiveKitAccounts:
 
     async def add(self, account: LiveKitAccount) -> None:
         # Only the key's own tenant may replace its secret: for another tenant the filter
-        # matches nothing and the upsert collides with the key's unique index.
+        # matches nothing and the upsert collides with the key's unique index. An account
+        # without a url keeps the stored one.
+        changes = {"api_secret": account.api_secret}
+        if account.url is not None:
+            changes["url"] = account.url
         try:
             await self._accounts.update_one(
                 {"api_key": account.api_key, "tenant_id": account.tenant_id},
-                {"$set": {"api_secret": account.api_secret}},
+                {"$set": changes},
                 upsert=True,
             )
         except DuplicateKeyError:
@@ -31,9 +35,27 @@ class MongoLiveKitAccounts:
 
     async def get(self, api_key: str) -> LiveKitAccount | None:
         found = await self._accounts.find_one({"api_key": api_key})
+        return None if found is None else account_from_document(found)
+
+    async def of_tenant(self, tenant_id: str) -> list[LiveKitAccount]:
+        cursor = self._accounts.find({"tenant_id": tenant_id}, sort=[("api_key", 1)])
+        return [account_from_document(found) async for found in cursor]
+
+    async def set_url(self, tenant_id: str, api_key: str, url: str | None) -> LiveKitAccount:
+        found = await self._accounts.find_one_and_update(
+            {"api_key": api_key, "tenant_id": tenant_id},
+            {"$set": {"url": url}},
+            return_document=ReturnDocument.AFTER,
+        )
         if found is None:
-            return None
-        return LiveKitAccount(found["api_key"], found["tenant_id"], found["api_secret"])
+            raise NotFound(f"no LiveKit API key {api_key}")
+        return account_from_document(found)
+
+
+def account_from_document(found: Document) -> LiveKitAccount:
+    return LiveKitAccount(
+        found["api_key"], found["tenant_id"], found["api_secret"], found.get("url")
+    )
 
 
 class MongoWebhookLog:

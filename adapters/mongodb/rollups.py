@@ -232,7 +232,16 @@ class MongoRollupLeases:
             )
         except DuplicateKeyError:
             return None
-        return RollupLease(holder, taken.get("resume_from"))
+        resume_from, rewound = taken.get("resume_from"), taken.get("rewind_to")
+        if rewound is not None:
+            if resume_from is not None:
+                resume_from = min(resume_from, rewound)
+            # Only this rewind is consumed: one that lands meanwhile is left for the next run.
+            await self._leases.update_one(
+                {"tenant_id": tenant_id, "holder": holder, "rewind_to": rewound},
+                {"$set": {"rewind_to": None, "resume_from": resume_from}},
+            )
+        return RollupLease(holder, resume_from)
 
     async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
         renewed = await self._leases.update_one(
@@ -244,4 +253,13 @@ class MongoRollupLeases:
         await self._leases.update_one(
             {"tenant_id": tenant_id, "holder": holder},
             {"$set": {"holder": None, "held_until": None, "resume_from": resume_from}},
+        )
+
+    async def rewind(self, tenant_id: str, to: datetime) -> None:
+        await self._leases.update_one(
+            {
+                "tenant_id": tenant_id,
+                "$or": [{"rewind_to": None}, {"rewind_to": {"$gt": to}}],
+            },
+            {"$set": {"rewind_to": to}},
         )

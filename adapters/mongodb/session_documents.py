@@ -27,6 +27,7 @@ def to_document(session: Session) -> Document:
         "event_count": session.event_count,
         "max_sequence_no": session.max_sequence_no,
         "charge_state": session.charge_state.value,
+        "charge_revision": session.charge_revision,
         "charge": None
         if charge is None
         else {
@@ -61,6 +62,7 @@ def from_document(document: Document) -> Session:
         if charge is None
         else Charge(charge["credits"], charge["balance_after"], charge["warning"]),
         charge_state=ChargeState(document["charge_state"]),
+        charge_revision=document.get("charge_revision", 0),
     )
 
 

@@ -5,22 +5,36 @@ matches. A start under a trial limit takes a numbered slot that a unique index k
 session (see indexes.py), so counting and inserting need no transaction.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from adapters.mongodb.credits import finish_due
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.event_counting import finish_stale_batches
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
-from domain.session import ChargeState, Exit, Session, SessionStatus
+from domain.session import (
+    DECIDED_BY,
+    END_CHANGES,
+    LIFE_CHANGES,
+    ChargeState,
+    Closing,
+    Exit,
+    Session,
+    SessionStatus,
+)
+from domain.staleness import Staleness
+from domain.usage import Usage
 
 ACTIVE = SessionStatus.ACTIVE.value
+# A guarded write lost to a concurrent writer is decided again on what that writer left.
+ATTEMPTS = 20
 
 
 class MongoSessionRepository:
@@ -90,52 +104,75 @@ class MongoSessionRepository:
             raise NotFound(f"no session {session_id}")
         raise Conflict(f"session {session_id} has ended")
 
+    async def sign_of_life(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> Session:
+        for _ in range(ATTEMPTS):
+            found = await self._sessions.find_one(_key(tenant_id, session_id))
+            if found is None:
+                raise NotFound(f"no session {session_id}")
+            session = from_document(found)
+            if not session.sign_of_life(at, now, window):
+                return await load(self._db, found)
+            changed = await self._save(found, session, LIFE_CHANGES)
+            if changed is not None:
+                return changed
+        raise Conflict(f"session {session_id} changed too often to take a sign of life; retry")
+
     async def close(
         self,
         tenant_id: str,
         session_id: str,
         exit: Exit,
-        rated_kinds: frozenset[str] = frozenset(),
-    ) -> tuple[Session, bool]:
-        found = await self._sessions.find_one(_key(tenant_id, session_id))
-        if found is None:
-            raise NotFound(f"no session {session_id}")
-        if found["status"] == ACTIVE:
-            # Meters of events whose counting was cut short by a crash belong in the usage
-            # this close may charge.
-            await finish_stale_batches(self._db, tenant_id, [session_id])
-        closed = await self._close(from_document(found), exit, rated_kinds, {})
-        if closed is not None:
-            return closed, True
-        stored = await self.get(tenant_id, session_id)
-        assert stored is not None  # sessions are never deleted
-        return stored, False
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[Session, Closing]:
+        for _ in range(ATTEMPTS):
+            found = await self._sessions.find_one(_key(tenant_id, session_id))
+            if found is None:
+                raise NotFound(f"no session {session_id}")
+            if found["status"] == ACTIVE:
+                # Meters of events whose counting was cut short by a crash belong in the usage
+                # this close may charge.
+                await finish_stale_batches(self._db, tenant_id, [session_id])
+                found = await self._sessions.find_one(_key(tenant_id, session_id))
+                assert found is not None  # sessions are never deleted
+            session = from_document(found)
+            closing = session.close(exit, rated_kinds, now, window)
+            if not closing.changed:
+                return await load(self._db, found), closing
+            changed = await self._save(found, session, END_CHANGES, exit.usage)
+            if changed is not None:
+                return changed, closing
+        raise Conflict(f"session {session_id} changed too often to be closed; retry the exit")
 
     async def time_out_idle(
         self,
         tenant_id: str,
-        last_seen_before: datetime,
+        staleness: Staleness,
         limit: int,
         rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         await finish_stale_batches(self._db, tenant_id)
         stale = self._sessions.find(
-            {"tenant_id": tenant_id, "status": ACTIVE, "last_seen_at": {"$lt": last_seen_before}},
+            {"tenant_id": tenant_id, "status": ACTIVE, **_stale(staleness)},
             sort=[("id", 1)],
             limit=limit,
         )
         closed = []
         async for document in stale:
             session = from_document(document)
-            # Guarded on the last_seen_at it was read with: a heartbeat in between keeps it open.
-            timed_out = await self._close(
-                session, session.time_out(), rated_kinds, {"last_seen_at": session.last_seen_at}
-            )
+            session.close(session.time_out(), rated_kinds)
+            # Guarded on the session as read: a sign of life in between keeps it open.
+            timed_out = await self._save(document, session, END_CHANGES)
             if timed_out is not None:
                 closed.append(timed_out)
         return closed
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+        async for cut_short in self._sessions.find({"tenant_id": tenant_id, "due": {"$ne": None}}):
+            await finish_due(self._db, cut_short)
         cursor = self._sessions.find(
             {"tenant_id": tenant_id, "charge_state": ChargeState.PENDING.value},
             sort=[("id", 1)],
@@ -143,31 +180,21 @@ class MongoSessionRepository:
         )
         return [await load(self._db, document) async for document in cursor]
 
-    async def _close(
-        self, session: Session, exit: Exit, rated_kinds: frozenset[str], guard: Document
+    async def _save(
+        self, read: Document, session: Session, fields: tuple[str, ...], usage: Usage | None = None
     ) -> Session | None:
-        """Close `session` as read, if it is still active (and matches `guard`): the session as
-        closed by this call, or None when another caller closed it first."""
-        if not session.close(exit, rated_kinds):
-            return None
-        update: dict[str, Any] = {
-            "$set": {
-                "status": session.status.value,
-                "ended_at": session.ended_at,
-                "exit_reason": session.exit_reason,
-                "summary": session.summary,
-                "charge_state": session.charge_state.value,
-            },
-            "$max": {"last_seen_at": exit.at},
-        }
-        if exit.usage:  # added here, atomically, rather than overwriting what events added
-            update["$inc"] = increments("usage", exit.usage)
-        closed = await self._sessions.find_one_and_update(
-            {**_key(session.tenant_id, session.id), "status": ACTIVE, **guard},
+        """Write `fields` of `session` (decided from the document `read`) if the session is
+        still as read: the session as saved, or None when another writer changed it first."""
+        document = to_document(session)
+        update: dict[str, Any] = {"$set": {f: document[f] for f in fields}}
+        if usage:  # added here, atomically, rather than overwriting what events added
+            update["$inc"] = increments("usage", usage)
+        saved = await self._sessions.find_one_and_update(
+            {**_key(session.tenant_id, session.id), **{f: read.get(f) for f in DECIDED_BY}},
             update,
             return_document=ReturnDocument.AFTER,
         )
-        return None if closed is None else await load(self._db, closed)
+        return None if saved is None else await load(self._db, saved)
 
     async def _insert(self, document: Document) -> bool:
         try:
@@ -183,6 +210,22 @@ class MongoSessionRepository:
 
 def _key(tenant_id: str, session_id: str) -> Document:
     return {"tenant_id": tenant_id, "id": session_id}
+
+
+def _stale(staleness: Staleness) -> Document:
+    """Staleness.is_stale as a filter on active sessions."""
+    conditions: list[Document] = []
+    if staleness.started_before is not None:
+        conditions.append({"started_at": {"$lt": staleness.started_before}})
+    for kind, cutoff in staleness.by_kind.items():
+        if cutoff is not None:
+            conditions.append({"kind": kind, "last_seen_at": {"$lt": cutoff}})
+    if staleness.default is not None:
+        others: Document = {"last_seen_at": {"$lt": staleness.default}}
+        if staleness.by_kind:
+            others["kind"] = {"$nin": sorted(staleness.by_kind)}
+        conditions.append(others)
+    return {"$or": conditions} if conditions else {"_id": {"$exists": False}}
 
 
 def _filter(where: SessionFilter) -> Document:

@@ -8,7 +8,7 @@ from adapters.mongodb.credits import MongoCreditLedger, MongoRateRepository
 from adapters.mongodb.documents import Document
 from adapters.mongodb.events import MongoEventLog
 from adapters.mongodb.health import MongoHealth
-from adapters.mongodb.indexes import INDEXES
+from adapters.mongodb.indexes import INDEXES, RETIRED
 from adapters.mongodb.livekit import MongoLiveKitAccounts, MongoTrackLog, MongoWebhookLog
 from adapters.mongodb.plans import (
     MongoPlanRepository,
@@ -60,6 +60,11 @@ class MongoStorage:
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""
+        for collection, names in RETIRED.items():
+            existing = await self.db[collection].index_information()
+            for name in names:
+                if name in existing:
+                    await self.db[collection].drop_index(name)
         for collection, indexes in INDEXES.items():
             await self.db[collection].create_indexes(indexes)
 

@@ -17,6 +17,7 @@ from adapters.sqlalchemy.credits import (
 )
 from adapters.sqlalchemy.engine import insert
 from adapters.sqlalchemy.events import event_from_row, event_to_row
+from adapters.sqlalchemy.livekit import account_from_row
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.plans import plan_from_row, plan_to_row
 from adapters.sqlalchemy.session_rows import load, to_row
@@ -93,7 +94,7 @@ AFTER_SESSIONS: dict[type, TableOf] = {
     LiveKitAccount: (
         livekit_accounts,
         lambda r, _: asdict(r),
-        lambda row: LiveKitAccount(row.api_key, row.tenant_id, row.api_secret),
+        account_from_row,
         ("api_key",),
     ),
     Snapshot: (

@@ -7,42 +7,54 @@ from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
-from adapters.sqlalchemy.session_rows import load
+from adapters.sqlalchemy.session_rows import from_row, load
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
+from domain.charging import NEGATIVE_BALANCE, settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
 
+# domain.charging.settle as one PostgreSQL statement (the contract suite checks that both agree):
+# claim the pending revision (the row lock makes a concurrent claimer find it claimed), price the
+# entry against the balance, write the entry and the first charge's alert.
 SETTLE_IN_ONE_STATEMENT = text("""
-WITH claimed AS (
+WITH old AS (
+    SELECT subject_id, kind, charge_credits
+    FROM sessions
+    WHERE tenant_id = :tenant AND id = :session AND charge_state = 'pending'
+      AND charge_revision = :revision AND subject_id IS NOT NULL
+    FOR UPDATE
+), priced AS (
+    SELECT o.subject_id, o.kind, o.charge_credits IS NULL AS first,
+           coalesce(o.charge_credits, 0) - CAST(:credits AS bigint) AS amount,
+           (SELECT coalesce(sum(l.amount), 0) FROM ledger_entries AS l
+            WHERE l.tenant_id = :tenant AND l.subject_id = o.subject_id) AS balance_before
+    FROM old AS o
+), claimed AS (
     UPDATE sessions AS s
     SET charge_state = 'charged',
         charge_credits = CAST(:credits AS bigint),
-        charge_balance_after = b.balance - CAST(:credits AS bigint),
-        charge_warning = CASE WHEN b.balance - CAST(:credits AS bigint) < 0
+        charge_balance_after = p.balance_before + p.amount,
+        charge_warning = CASE WHEN p.balance_before + p.amount < 0
                               THEN 'negative_balance' END
-    FROM (
-        SELECT coalesce(sum(l.amount), 0) AS balance
-        FROM ledger_entries AS l
-        WHERE l.tenant_id = :tenant
-          AND l.subject_id = (SELECT subject_id FROM sessions
-                              WHERE tenant_id = :tenant AND id = :session)
-    ) AS b
+    FROM priced AS p
     WHERE s.tenant_id = :tenant AND s.id = :session
-      AND s.charge_state = 'pending' AND s.subject_id IS NOT NULL
-    RETURNING s.subject_id, s.kind, s.charge_balance_after, s.charge_warning
-), charge AS (
+      AND s.charge_state = 'pending' AND s.charge_revision = :revision
+    RETURNING p.subject_id, p.kind, p.first, p.amount, s.charge_balance_after, s.charge_warning
+), entry AS (
     INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason, session_id,
-                                created_at)
-    SELECT :entry, :tenant, subject_id, -CAST(:credits AS bigint), 'charge',
-           kind || ' session', :session, :at
-    FROM claimed WHERE CAST(:credits AS bigint) > 0
+                                session_revision, created_at)
+    SELECT :entry, :tenant, subject_id, amount,
+           CASE WHEN first THEN 'charge' ELSE 'adjustment' END,
+           kind || CASE WHEN first THEN ' session' ELSE ' session corrected' END,
+           :session, :revision, :at
+    FROM claimed WHERE amount <> 0
 ), alert AS (
     INSERT INTO alerts (id, tenant_id, kind, subject_id, session_id, detail, created_at)
     SELECT :alert, :tenant, 'negative_balance', subject_id, :session,
            'charging ' || CAST(:credits AS text) || ' credits left a balance of '
            || CAST(charge_balance_after AS text), :at
-    FROM claimed WHERE charge_warning IS NOT NULL
+    FROM claimed WHERE charge_warning IS NOT NULL AND first
 )
 SELECT charge_balance_after AS balance_after, charge_warning AS warning FROM claimed
 """)
@@ -92,71 +104,73 @@ class SqlCreditLedger:
             return entry_from_row((await conn.execute(query)).one()), False
 
     async def settle(
-        self, tenant_id: str, session_id: str, credits: int, at: datetime
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         if self._engine.dialect.name == "postgresql":
-            return await self._settle_in_one_statement(tenant_id, session_id, credits, at)
+            return await self._settle_in_one_statement(tenant_id, session_id, revision, credits, at)
         key = (sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
         async with self._engine.begin() as conn:
-            # The row lock makes concurrent settlements queue; the unique index on
-            # (tenant_id, session_id) would refuse a second charge even without it.
-            found = await conn.execute(
-                select(sessions.c.charge_state, sessions.c.subject_id, sessions.c.kind)
-                .where(*key)
-                .with_for_update()
-            )
-            row = found.first()
+            # SQLite serialises transactions (BEGIN IMMEDIATE); the unique index on
+            # (tenant_id, session_id, session_revision) would refuse a second entry anyway.
+            row = (await conn.execute(select(sessions).where(*key))).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
-            if row.charge_state != ChargeState.PENDING or row.subject_id is None:
+            session = from_row(row)
+            pending = session.charge_state is ChargeState.PENDING
+            if not pending or session.charge_revision != revision or session.subject_id is None:
                 return None
-            if credits:
-                charge_entry = LedgerEntry(
+            balance = (await _sums(conn, tenant_id, session.subject_id)).balance
+            settled = settle(session, credits, balance)
+            if settled.writes_entry:
+                entry = LedgerEntry(
                     str(uuid.uuid4()),
                     tenant_id,
-                    row.subject_id,
-                    -credits,
-                    EntryKind.CHARGE,
+                    session.subject_id,
+                    settled.amount,
+                    settled.kind,
                     at,
-                    f"{row.kind} session",
+                    settled.reason,
                     session_id,
                 )
-                await conn.execute(ledger_entries.insert().values(entry_to_row(charge_entry)))
-            balance = (await _sums(conn, tenant_id, row.subject_id)).balance
-            warning = "negative_balance" if balance < 0 else None
-            if warning:
+                await conn.execute(
+                    ledger_entries.insert().values(
+                        entry_to_row(entry) | {"session_revision": revision}
+                    )
+                )
+            if settled.alert:
                 await conn.execute(
                     alerts.insert().values(
                         id=str(uuid.uuid4()),
                         tenant_id=tenant_id,
-                        kind=warning,
-                        subject_id=row.subject_id,
+                        kind=NEGATIVE_BALANCE,
+                        subject_id=session.subject_id,
                         session_id=session_id,
-                        detail=f"charging {credits} credits left a balance of {balance}",
+                        detail=settled.alert,
                         created_at=at,
                     )
                 )
+            charge = settled.charge
             await conn.execute(
                 update(sessions)
                 .where(*key)
                 .values(
                     charge_state=ChargeState.CHARGED.value,
-                    charge_credits=credits,
-                    charge_balance_after=balance,
-                    charge_warning=warning,
+                    charge_credits=charge.credits,
+                    charge_balance_after=charge.balance_after,
+                    charge_warning=charge.warning,
                 )
             )
-        return Charge(credits, balance, warning)
+        return charge
 
     async def _settle_in_one_statement(
-        self, tenant_id: str, session_id: str, credits: int, at: datetime
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         """The same settlement as one PostgreSQL statement (data-modifying CTEs): one round trip
-        instead of six on the hot path of every charged exit. The conditional UPDATE claims the
-        pending session and locks it; a concurrent caller then finds it no longer pending."""
+        instead of six on the hot path of every charged exit."""
         params = {
             "tenant": tenant_id,
             "session": session_id,
+            "revision": revision,
             "credits": credits,
             "at": at,
             "entry": str(uuid.uuid4()),
@@ -233,11 +247,13 @@ class SqlCreditLedger:
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
-    """Granted and consumed, summed by the database over the subject's ledger."""
+    """Granted and consumed (charges net of their adjustments), summed by the database over the
+    subject's ledger."""
     amount = ledger_entries.c.amount
+    is_grant = ledger_entries.c.kind == EntryKind.GRANT.value
     query = select(
-        func.coalesce(func.sum(case((amount > 0, amount), else_=0)), 0),
-        func.coalesce(func.sum(case((amount < 0, -amount), else_=0)), 0),
+        func.coalesce(func.sum(case((is_grant, amount), else_=0)), 0),
+        func.coalesce(func.sum(case((is_grant, 0), else_=-amount)), 0),
     ).where(ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.subject_id == subject_id)
     granted, consumed = (await conn.execute(query)).one()
     return Balance(subject_id, int(granted), int(consumed))

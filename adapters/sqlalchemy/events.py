@@ -1,17 +1,19 @@
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.quantities import from_json, to_json
+from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.tables import events, sessions
-from domain.events import BatchOutcome, Distribution, Event, EventRejection, sort_batch
+from domain.events import BatchOutcome, Distribution, Event, sort_batch
+from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage
-from domain.usage import add_usage as sum_usage
 
 
 class SqlEventLog:
@@ -19,22 +21,24 @@ class SqlEventLog:
         self._engine = engine
         self._single = single_statement(engine)
 
-    async def append(self, tenant_id: str, batch: Sequence[tuple[int, Event]]) -> BatchOutcome:
+    async def append(
+        self,
+        tenant_id: str,
+        batch: Sequence[tuple[int, Event]],
+        now: datetime,
+        window: timedelta,
+    ) -> BatchOutcome:
         async with self._engine.begin() as conn:
-            status = await self._lock_sessions(conn, tenant_id, {e.session_id for _, e in batch})
-            sorted_batch = sort_batch(batch, status)
+            found = await self._lock_sessions(conn, tenant_id, {e.session_id for _, e in batch})
+            sorted_batch = sort_batch(batch, found, now, window)
             inserted = await self._insert(conn, tenant_id, [e for _, e in sorted_batch.new])
-            stored_before_end = await self._stored(
-                conn, tenant_id, [e for _, e in sorted_batch.ended]
+            stored_before = await self._stored(
+                conn, tenant_id, [e for _, e, _ in sorted_batch.refused]
             )
-            rejections = sorted_batch.rejections + [
-                EventRejection(i, "session_ended")
-                for i, e in sorted_batch.ended
-                if (e.session_id, e.sequence_no) not in stored_before_end
-            ]
-            await self._count(conn, tenant_id, inserted)
+            rejections = sorted_batch.rejected(stored_before)
+            repriced = await self._count(conn, tenant_id, found, inserted, now)
         duplicates = len(batch) - len(inserted) - len(rejections)
-        return BatchOutcome(len(inserted), duplicates, rejections)
+        return BatchOutcome(len(inserted), duplicates, rejections, repriced)
 
     async def find(
         self,
@@ -76,16 +80,16 @@ class SqlEventLog:
 
     async def _lock_sessions(
         self, conn: AsyncConnection, tenant_id: str, session_ids: set[str]
-    ) -> dict[str, str]:
-        """The batch's sessions and their status, locked (in id order, so that batches touching
-        the same sessions never deadlock) so a concurrent exit waits until their usage is in."""
+    ) -> dict[str, Session]:
+        """The batch's sessions, locked (in id order, so that batches touching the same sessions
+        never deadlock) so a concurrent exit waits until their usage is in."""
         query = (
-            select(sessions.c.id, sessions.c.status)
+            select(sessions)
             .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids))
             .order_by(sessions.c.id)
             .with_for_update()
         )
-        return {row.id: row.status for row in await conn.execute(query)}
+        return {row.id: from_row(row) for row in await conn.execute(query)}
 
     async def _insert(
         self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
@@ -115,32 +119,30 @@ class SqlEventLog:
         )
         return {(r.session_id, r.sequence_no) for r in await conn.execute(query)}
 
-    async def _count(self, conn: AsyncConnection, tenant_id: str, inserted: list[Event]) -> None:
-        """Add the stored events' meters to their sessions' usage and move their counters."""
-        if not inserted:
-            return
-        usage: dict[str, Usage] = defaultdict(dict)
-        counts: dict[str, list[int]] = defaultdict(list)
+    async def _count(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        found: dict[str, Session],
+        inserted: list[Event],
+        now: datetime,
+    ) -> frozenset[str]:
+        """Count the stored events into their sessions (Session.record_events): meters into the
+        usage rows, the rest into the session rows. The sessions left to settle again."""
+        by_session: dict[str, list[Event]] = defaultdict(list)
         for event in inserted:
-            usage[event.session_id] = sum_usage(usage[event.session_id], event.meters)
-            counts[event.session_id].append(event.sequence_no)
+            by_session[event.session_id].append(event)
+        usage: dict[str, Usage] = {}
+        repriced = set()
+        for session_id, new in by_session.items():
+            session = found[session_id]
+            revision = session.charge_revision
+            usage[session_id] = session.record_events(new, now)
+            if session.charge_revision != revision:
+                repriced.add(session_id)
         await add_usage(conn, self._engine, tenant_id, usage)
-        highest = bindparam("highest")
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.tenant_id == tenant_id, sessions.c.id == bindparam("session"))
-            .values(
-                event_count=sessions.c.event_count + bindparam("added"),
-                max_sequence_no=case(
-                    (sessions.c.max_sequence_no < highest, highest),
-                    else_=sessions.c.max_sequence_no,
-                ),
-            ),
-            [
-                {"session": session_id, "added": len(numbers), "highest": max(numbers)}
-                for session_id, numbers in counts.items()
-            ],
-        )
+        await save(conn, [found[i] for i in by_session], EVENT_CHANGES)
+        return frozenset(repriced)
 
 
 def event_to_row(tenant_id: str, event: Event) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
@@ -13,7 +14,7 @@ from adapters.sqlalchemy.tables import (
     track_intervals,
     webhook_deliveries,
 )
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
@@ -24,12 +25,19 @@ class SqlLiveKitAccounts:
 
     async def add(self, account: LiveKitAccount) -> None:
         stmt = insert(self._engine, livekit_accounts).values(
-            api_key=account.api_key, tenant_id=account.tenant_id, api_secret=account.api_secret
+            api_key=account.api_key,
+            tenant_id=account.tenant_id,
+            api_secret=account.api_secret,
+            url=account.url,
         )
-        # Only the key's own tenant may replace its secret.
+        # Only the key's own tenant may replace its secret; an account without a url keeps the
+        # stored one.
         stmt = stmt.on_conflict_do_update(
             index_elements=["api_key"],
-            set_={"api_secret": stmt.excluded.api_secret},
+            set_={
+                "api_secret": stmt.excluded.api_secret,
+                "url": func.coalesce(stmt.excluded.url, livekit_accounts.c.url),
+            },
             where=livekit_accounts.c.tenant_id == stmt.excluded.tenant_id,
         )
         async with self._single.begin() as conn:
@@ -40,7 +48,33 @@ class SqlLiveKitAccounts:
         query = select(livekit_accounts).where(livekit_accounts.c.api_key == api_key)
         async with self._single.connect() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else LiveKitAccount(row.api_key, row.tenant_id, row.api_secret)
+        return None if row is None else account_from_row(row)
+
+    async def of_tenant(self, tenant_id: str) -> list[LiveKitAccount]:
+        query = (
+            select(livekit_accounts)
+            .where(livekit_accounts.c.tenant_id == tenant_id)
+            .order_by(livekit_accounts.c.api_key)
+        )
+        async with self._single.connect() as conn:
+            return [account_from_row(row) for row in await conn.execute(query)]
+
+    async def set_url(self, tenant_id: str, api_key: str, url: str | None) -> LiveKitAccount:
+        stmt = (
+            update(livekit_accounts)
+            .where(livekit_accounts.c.api_key == api_key, livekit_accounts.c.tenant_id == tenant_id)
+            .values(url=url)
+            .returning(*livekit_accounts.c)
+        )
+        async with self._single.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"no LiveKit API key {api_key}")
+        return account_from_row(row)
+
+
+def account_from_row(row: Any) -> LiveKitAccount:
+    return LiveKitAccount(row.api_key, row.tenant_id, row.api_secret, row.url)
 
 
 class SqlWebhookLog:

@@ -5,7 +5,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
@@ -219,7 +219,19 @@ class SqlRollupLeases:
                 rollup_leases.c.tenant_id == tenant_id,
                 or_(rollup_leases.c.holder.is_(None), rollup_leases.c.held_until <= now),
             )
-            .values(holder=holder, held_until=until)
+            .values(
+                holder=holder,
+                held_until=until,
+                # Late data rewound it: resume there (right-hand sides read the old row).
+                resume_from=case(
+                    (
+                        rollup_leases.c.rewind_to < rollup_leases.c.resume_from,
+                        rollup_leases.c.rewind_to,
+                    ),
+                    else_=rollup_leases.c.resume_from,
+                ),
+                rewind_to=None,
+            )
             .returning(rollup_leases.c.resume_from)
         )
         async with self._engine.begin() as conn:
@@ -233,6 +245,18 @@ class SqlRollupLeases:
 
     async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
         await self._update(tenant_id, holder, holder=None, held_until=None, resume_from=resume_from)
+
+    async def rewind(self, tenant_id: str, to: datetime) -> None:
+        stmt = (
+            update(rollup_leases)
+            .where(
+                rollup_leases.c.tenant_id == tenant_id,
+                or_(rollup_leases.c.rewind_to.is_(None), rollup_leases.c.rewind_to > to),
+            )
+            .values(rewind_to=to)
+        )
+        async with self._single.begin() as conn:
+            await conn.execute(stmt)
 
     async def _update(self, tenant_id: str, current: str, **values: Any) -> bool:
         stmt = (

@@ -3,11 +3,11 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy.meters import usage_of
-from adapters.sqlalchemy.tables import events
+from adapters.sqlalchemy.tables import events, sessions
 from domain.session import Charge, ChargeState, Session, SessionStatus
 
 
@@ -33,6 +33,7 @@ def to_row(session: Session) -> dict[str, Any]:
         "charge_credits": None if charge is None else charge.credits,
         "charge_balance_after": None if charge is None else charge.balance_after,
         "charge_warning": None if charge is None else charge.warning,
+        "charge_revision": session.charge_revision,
     }
 
 
@@ -44,7 +45,7 @@ async def load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Session]
     usage = await usage_of(conn, tenant_id, [r.id for r in rows])
     loaded = []
     for row in rows:
-        session = _from_row(row)
+        session = from_row(row)
         session.usage = usage[row.id]
         if row.event_count < row.max_sequence_no:
             session.event_gaps = await _gaps(conn, tenant_id, row.id)
@@ -52,7 +53,8 @@ async def load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Session]
     return loaded
 
 
-def _from_row(row: Row[Any]) -> Session:
+def from_row(row: Row[Any]) -> Session:
+    """The session as its row holds it, without usage or event gaps (see `load`)."""
     charge = None
     if row.charge_credits is not None:
         charge = Charge(row.charge_credits, row.charge_balance_after, row.charge_warning)
@@ -74,6 +76,7 @@ def _from_row(row: Row[Any]) -> Session:
         exit_reason=row.exit_reason,
         charge=charge,
         charge_state=ChargeState(row.charge_state),
+        charge_revision=row.charge_revision,
     )
 
 
@@ -96,3 +99,22 @@ async def _gaps(conn: AsyncConnection, tenant_id: str, session_id: str) -> list[
         .order_by(numbered.c.n)
     )
     return [(previous + 1, n - 1) for previous, n in jumps]
+
+
+async def save(conn: AsyncConnection, changed: list[Session], columns: Sequence[str]) -> None:
+    """Write these columns of sessions read (and locked) in this transaction, in one statement."""
+    if not changed:
+        return
+    await conn.execute(
+        update(sessions)
+        .where(
+            sessions.c.tenant_id == bindparam("key_tenant"),
+            sessions.c.id == bindparam("key_id"),
+        )
+        .values({c: bindparam(f"new_{c}") for c in columns}),
+        [
+            {"key_tenant": s.tenant_id, "key_id": s.id}
+            | {f"new_{c}": v for c, v in to_row(s).items() if c in columns}
+            for s in changed
+        ],
+    )

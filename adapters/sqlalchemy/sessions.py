@@ -1,20 +1,26 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.meters import add_usage
-from adapters.sqlalchemy.session_rows import load, to_row
+from adapters.sqlalchemy.session_rows import load, save, to_row
 from adapters.sqlalchemy.tables import sessions
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
-from domain.session import ChargeState, Exit, Session, SessionStatus
-
-# Columns a closing changes; the rest of a session is fixed when it starts.
-CLOSING_COLUMNS = ("status", "ended_at", "last_seen_at", "exit_reason", "summary", "charge_state")
+from domain.session import (
+    END_CHANGES,
+    LIFE_CHANGES,
+    ChargeState,
+    Closing,
+    Exit,
+    Session,
+    SessionStatus,
+)
+from domain.staleness import Staleness
 
 
 class SqlSessionRepository:
@@ -104,43 +110,59 @@ class SqlSessionRepository:
             raise Conflict(f"session {session_id} has ended")
         return found[0]
 
-    async def close(
-        self,
-        tenant_id: str,
-        session_id: str,
-        exit: Exit,
-        rated_kinds: frozenset[str] = frozenset(),
-    ) -> tuple[Session, bool]:
+    async def sign_of_life(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> Session:
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
             if not found:
                 raise NotFound(f"no session {session_id}")
             session = found[0]
-            closed = session.close(exit, rated_kinds)
-            if closed:
-                await self._save_closing(conn, [session])
+            if session.sign_of_life(at, now, window):
+                await save(conn, [session], LIFE_CHANGES)
+        return session
+
+    async def close(
+        self,
+        tenant_id: str,
+        session_id: str,
+        exit: Exit,
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[Session, Closing]:
+        async with self._engine.begin() as conn:
+            found = await self._select(conn, _key(tenant_id, session_id), lock=True)
+            if not found:
+                raise NotFound(f"no session {session_id}")
+            session = found[0]
+            closing = session.close(exit, rated_kinds, now, window)
+            if closing.changed:
+                await save(conn, [session], END_CHANGES)
                 await add_usage(conn, self._engine, tenant_id, {session_id: exit.usage})
-        return session, closed
+        return session, closing
 
     async def time_out_idle(
         self,
         tenant_id: str,
-        last_seen_before: datetime,
+        staleness: Staleness,
         limit: int,
         rated_kinds: frozenset[str] = frozenset(),
     ) -> list[Session]:
         stale = [
             sessions.c.tenant_id == tenant_id,
             sessions.c.status == SessionStatus.ACTIVE,
-            sessions.c.last_seen_at < last_seen_before,
+            _stale(staleness),
         ]
         async with self._engine.begin() as conn:
-            # SKIP LOCKED: concurrent reapers take disjoint sessions instead of queueing.
+            # SKIP LOCKED: concurrent reapers take disjoint sessions instead of queueing. Rows are
+            # read under the lock, so a sign of life committed first is seen and spares its session.
             found = await self._select(conn, stale, lock=True, skip_locked=True, limit=limit)
-            for session in found:
+            closed = [s for s in found if staleness.is_stale(s)]
+            for session in closed:
                 session.close(session.time_out(), rated_kinds)
-            await self._save_closing(conn, found)
-        return found
+            await save(conn, closed, END_CHANGES)
+        return closed
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
         pending = [
@@ -163,26 +185,25 @@ class SqlSessionRepository:
             query = query.with_for_update(skip_locked=skip_locked)
         return await load(conn, (await conn.execute(query)).all())
 
-    async def _save_closing(self, conn: AsyncConnection, closed: list[Session]) -> None:
-        if not closed:
-            return
-        await conn.execute(
-            update(sessions)
-            .where(
-                sessions.c.tenant_id == bindparam("key_tenant"),
-                sessions.c.id == bindparam("key_id"),
-            )
-            .values({c: bindparam(f"new_{c}") for c in CLOSING_COLUMNS}),
-            [
-                {"key_tenant": s.tenant_id, "key_id": s.id}
-                | {f"new_{c}": v for c, v in to_row(s).items() if c in CLOSING_COLUMNS}
-                for s in closed
-            ],
-        )
-
 
 def _key(tenant_id: str, session_id: str) -> list[Any]:
     return [sessions.c.tenant_id == tenant_id, sessions.c.id == session_id]
+
+
+def _stale(staleness: Staleness) -> Any:
+    """Staleness.is_stale as a condition on active sessions' rows."""
+    conditions = []
+    if staleness.started_before is not None:
+        conditions.append(sessions.c.started_at < staleness.started_before)
+    for kind, cutoff in staleness.by_kind.items():
+        if cutoff is not None:
+            conditions.append(and_(sessions.c.kind == kind, sessions.c.last_seen_at < cutoff))
+    if staleness.default is not None:
+        others = sessions.c.last_seen_at < staleness.default
+        if staleness.by_kind:
+            others = and_(sessions.c.kind.not_in(sorted(staleness.by_kind)), others)
+        conditions.append(others)
+    return or_(*conditions) if conditions else false()
 
 
 def _filter(where: SessionFilter) -> list[Any]:

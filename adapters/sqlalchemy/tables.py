@@ -82,6 +82,8 @@ sessions = Table(
     Column("charge_credits", BigInteger),
     Column("charge_balance_after", BigInteger),
     Column("charge_warning", String(64)),
+    # How many corrections the charge has had: each writes one ledger entry of this revision.
+    Column("charge_revision", Integer, nullable=False, server_default="0"),
     Index("ix_sessions_started", "tenant_id", "started_at", "id"),
     Index("ix_sessions_idle", "tenant_id", "status", "last_seen_at"),
     Index("ix_sessions_resource", "tenant_id", "resource_id", "started_at"),
@@ -140,8 +142,9 @@ rates = Table(
     Column("meter_rates", JSON, nullable=False),  # {"meter": {"per": "decimal", "credits": int}}
 )
 
-# Grants and charges. A grant's idempotency key and a charge's session are each unique in their
-# tenant, so a retried grant or a second charge of one session cannot be written.
+# Grants, charges and their adjustments. A grant's idempotency key and a (session, revision) are
+# each unique in their tenant, so neither a retried grant nor a second charge or adjustment of one
+# revision of a session's charge can be written (the charge is revision 0).
 ledger_entries = Table(
     "ledger_entries",
     metadata,
@@ -152,12 +155,13 @@ ledger_entries = Table(
     Column("kind", String(16), nullable=False),
     Column("reason", Text),
     Column("session_id", String(36)),
+    Column("session_revision", Integer),
     Column("idempotency_key", String(200)),
     Column("expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_ledger_subject", "tenant_id", "subject_id", "created_at", "id"),
     Index("ux_ledger_idempotency_key", "tenant_id", "idempotency_key", unique=True),
-    Index("ux_ledger_session", "tenant_id", "session_id", unique=True),
+    Index("ux_ledger_session_revision", "tenant_id", "session_id", "session_revision", unique=True),
 )
 
 alerts = Table(
@@ -210,6 +214,7 @@ livekit_accounts = Table(
     Column("api_key", String(200), primary_key=True),
     Column("tenant_id", String(36), nullable=False, index=True),
     Column("api_secret", String(500), nullable=False),
+    Column("url", Text),  # the LiveKit server reconciliation asks; None: webhooks only
 )
 
 webhook_deliveries = Table(
@@ -288,4 +293,5 @@ rollup_leases = Table(
     Column("holder", String(36)),
     Column("held_until", UTCDateTime),
     Column("resume_from", UTCDateTime),
+    Column("rewind_to", UTCDateTime),  # late data asks the next run to resume here at the latest
 )

@@ -25,6 +25,7 @@ from uvicorn.config import LOG_LEVELS
 
 from application.grant_credits import GrantCreditsCommand, Granted
 from application.import_tenant import ImportCounts
+from application.tenant_jobs import TenantFailure
 from domain.credits import Balance
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.reports import WatchTime
@@ -74,6 +75,15 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
             f"storage error: {cause} (check --storage-url; a new database needs "
             "`sessionmeter db upgrade`)"
         ) from None
+
+
+def exit_on(ctx: click.Context, failures: list[TenantFailure]) -> None:
+    """A job served every tenant it could; those it could not are one line each on standard
+    error, and the exit status is 1."""
+    for failure in failures:
+        click.echo(f"Error: tenant {failure.tenant_name}: {failure.error}", err=True)
+    if failures:
+        ctx.exit(1)
 
 
 @click.group()
@@ -134,6 +144,14 @@ def cli(ctx: click.Context, storage_url: str) -> None:
     help="Seconds between rollup runs (0 turns them off). [default: 300]",
 )
 @click.option(
+    "--livekit-reconcile-interval",
+    type=click.FloatRange(min=0),
+    envvar="SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS",
+    show_envvar=True,
+    help="Seconds between asking LiveKit servers who is in the rooms of open stays (0 turns it "
+    "off). [default: 300]",
+)
+@click.option(
     "--keep-alive",
     type=click.IntRange(min=1),
     default=75,
@@ -159,6 +177,7 @@ def serve(
     reaper_interval: float | None,
     retention_interval: float | None,
     rollup_interval: float | None,
+    livekit_reconcile_interval: float | None,
     keep_alive: int,
     log_level: str,
 ) -> None:
@@ -175,6 +194,10 @@ def serve(
         os.environ["SESSIONMETER_RETENTION_INTERVAL_SECONDS"] = str(retention_interval)
     if rollup_interval is not None:
         os.environ["SESSIONMETER_ROLLUP_INTERVAL_SECONDS"] = str(rollup_interval)
+    if livekit_reconcile_interval is not None:
+        os.environ["SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS"] = str(
+            livekit_reconcile_interval
+        )
     uvicorn.run(
         "entrypoints.http.app:app_from_env",
         factory=True,
@@ -239,8 +262,9 @@ def sessions() -> None:
 @click.pass_context
 def reap(ctx: click.Context, tenant_name: str | None) -> None:
     """Close stale sessions now, where they were last seen."""
-    closed = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
-    click.echo(f"{closed} stale session(s) closed")
+    reaped = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
+    click.echo(f"{reaped.closed} stale session(s) closed")
+    exit_on(ctx, reaped.failures)
 
 
 @cli.group()
@@ -413,7 +437,7 @@ def _watched() -> bool:
 
 @cli.group()
 def livekit() -> None:
-    """LiveKit servers whose webhooks this service accepts."""
+    """LiveKit servers whose webhooks this service accepts, and whose rooms it reconciles."""
 
 
 @livekit.command("add")
@@ -424,13 +448,40 @@ def livekit() -> None:
     required=True,
     envvar="SESSIONMETER_LIVEKIT_API_SECRET",
     show_envvar=True,
-    help="Its secret (stored to verify webhooks; never printed).",
+    help="Its secret (stored to verify webhooks and sign requests; never printed).",
+)
+@click.option(
+    "--url",
+    help="The server's http(s) URL, e.g. https://lk.example.com: reconciliation asks it who is "
+    "in its rooms. [default: the one registered before, or none: webhooks only]",
 )
 @click.pass_context
-def add_livekit(ctx: click.Context, tenant_name: str, api_key: str, api_secret: str) -> None:
+def add_livekit(
+    ctx: click.Context, tenant_name: str, api_key: str, api_secret: str, url: str | None
+) -> None:
     """Accept webhooks signed with this API key, as the tenant's."""
-    run(ctx, lambda c: c.add_livekit_account()(tenant_name, api_key, api_secret))
-    click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}")
+    run(ctx, lambda c: c.add_livekit_account()(tenant_name, api_key, api_secret, url))
+    server = f" (server {url})" if url else ""
+    click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}{server}")
+
+
+@livekit.command("reconcile")
+@click.option("--tenant", "tenant_name", help="Only this tenant (default: every tenant).")
+@click.pass_context
+def reconcile_livekit(ctx: click.Context, tenant_name: str | None) -> None:
+    """Ask each LiveKit server with a URL who is in the rooms of open stays, now: a participant
+    still there was seen now, one who left ends where last seen. Exits 1 when a server did not
+    answer or a tenant failed (the others are reconciled all the same)."""
+    done = run(ctx, lambda c: c.reconcile_livekit()(tenant_name))
+    unknown = f", {done.unknown} left as they were" if done.unknown else ""
+    click.echo(
+        f"{done.present} stay(s) still in their room, {done.ended} ended{unknown} "
+        f"({done.tenants} tenant(s) with a LiveKit server)"
+    )
+    for problem in done.problems:
+        click.echo(f"Error: {problem}", err=True)
+    if done.problems:
+        ctx.exit(1)
 
 
 @cli.group()
@@ -528,6 +579,7 @@ def rollup(ctx: click.Context, tenant_name: str | None, since: datetime | None) 
         f"rolled up {done.hours} hour(s) and {done.days} day(s) of {done.tenants} tenant(s)"
         + skipped
     )
+    exit_on(ctx, done.failures)
 
 
 class HourBar:
@@ -566,3 +618,4 @@ def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
         f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "
         f"{deleted.webhook_ids} webhook id(s)"
     )
+    exit_on(ctx, deleted.failures)

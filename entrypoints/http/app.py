@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from importlib.metadata import version
 from typing import Any
 
@@ -12,11 +13,18 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from entrypoints.container import Container, build_container
-from entrypoints.http.background import every
+from entrypoints.http.background import (
+    apply_retention,
+    every,
+    reap_stale_sessions,
+    reconcile_livekit,
+    roll_up_usage,
+)
 from entrypoints.http.controllers.accounts import AccountController
 from entrypoints.http.controllers.alerts import alerts
 from entrypoints.http.controllers.events import EventController
 from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.livekit import LiveKitAccountController
 from entrypoints.http.controllers.plans import PlanController
 from entrypoints.http.controllers.rates import RateController
 from entrypoints.http.controllers.reports import ReportController
@@ -35,7 +43,7 @@ USE_CASES = (
     "start_session",
     "record_heartbeat",
     "record_exit",
-    "get_session",
+    "read_session",
     "list_sessions",
     "ingest_events",
     "list_events",
@@ -58,6 +66,7 @@ USE_CASES = (
     "report_usage",
     "report_cost_model",
     "receive_livekit_webhook",
+    "set_livekit_url",
     "record_snapshots",
     "list_snapshots",
 )
@@ -67,9 +76,19 @@ def create_app(container: Container, settings: Settings) -> Litestar:
     @asynccontextmanager
     async def background_jobs(_: Litestar) -> AsyncIterator[None]:
         schedule = [
-            (settings.reaper_interval_seconds, container.reap_stale_sessions()),
-            (settings.retention_interval_seconds, container.apply_retention()),
-            (settings.rollup_interval_seconds, container.roll_up_usage()),
+            (
+                settings.reaper_interval_seconds,
+                partial(reap_stale_sessions, container.reap_stale_sessions()),
+            ),
+            (
+                settings.retention_interval_seconds,
+                partial(apply_retention, container.apply_retention()),
+            ),
+            (settings.rollup_interval_seconds, partial(roll_up_usage, container.roll_up_usage())),
+            (
+                settings.livekit_reconcile_interval_seconds,
+                partial(reconcile_livekit, container.reconcile_livekit()),
+            ),
         ]
         jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
         try:
@@ -91,6 +110,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             AccountController,
             SettingsController,
             SnapshotController,
+            LiveKitAccountController,
             alerts,
             health,
             livekit_webhook,

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from domain.errors import (
@@ -15,13 +16,14 @@ from domain.errors import (
     Forbidden,
     InsufficientCredits,
     InvalidInput,
+    Late,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
 )
 from domain.plans import QuotaExceeded, TrialExhausted
 from entrypoints.http.request import BODY_PARAMETER
-from entrypoints.http.schemas import TrialStatusOut
+from entrypoints.http.schemas import ErrorOut, TrialStatusOut, ValidationErrorOut
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,30 @@ def field_error(error: msgspec.ValidationError) -> dict[str, str]:
     return {"field": path or "body", "message": message}
 
 
+def documented(errors: dict[int, str]) -> dict[int, ResponseSpec]:
+    """The OpenAPI responses of the errors a route answers (status: when), in their envelope;
+    a status with one error code is described with it (402 has several: say which in `when`)."""
+    return {
+        status: ResponseSpec(
+            ValidationErrorOut if status == 422 else ErrorOut,
+            description=f"`{code}`: {when}" if (code := _single_code(status)) else when,
+            generate_examples=False,
+        )
+        for status, when in errors.items()
+    }
+
+
+def _single_code(status: int) -> str | None:
+    # On a route with a body, a 400 is a body that is not JSON (bad parameters are 422s).
+    return {400: "malformed_json", 422: "validation_error"}.get(status, HTTP_CODES.get(status))
+
+
 def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     if isinstance(error, InvalidInput):
-        return invalid([{"field": error.field, "message": error.message}])
+        fields = [{"field": error.field, "message": error.message}]
+        if isinstance(error, Late):
+            return error_response(422, "late", error.detail, fields=fields)
+        return invalid(fields)
     status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
     return error_response(status, code, error.detail, **_particulars(error))
 

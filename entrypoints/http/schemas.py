@@ -10,14 +10,28 @@ from litestar.params import QueryParameter
 from application.get_limits import Limits
 from application.pagination import Page
 from application.report_cost_model import CostModelReport
+from application.running_cost import SessionView
+from domain.charging import Estimate
 from domain.cost_model import Fit, Prediction, Unfitted
-from domain.credits import Alert, Balance, LedgerEntry, Rate
+from domain.credits import (
+    MAX_CREDITS_PER_MINUTE,
+    MAX_CREDITS_PER_UNIT,
+    MAX_GRANT,
+    MAX_METER_CREDITS,
+    MAX_METER_RATES,
+    MAX_PER,
+    Alert,
+    Balance,
+    LedgerEntry,
+    Rate,
+)
 from domain.events import BatchOutcome, Distribution, Event
-from domain.plans import Plan, Subscription, TrialStatus
+from domain.livekit import LiveKitAccount
+from domain.plans import MAX_LIMIT, Plan, Subscription, TrialStatus
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.rollups import UsageFigures
 from domain.session import Session
-from domain.snapshots import MeasuredSnapshot
+from domain.snapshots import MAX_COUNT, MeasuredSnapshot
 from domain.tenants import TenantSettings
 from domain.usage import Usage
 
@@ -32,7 +46,9 @@ def meters_out(usage: Usage) -> MetersOut:
     return {m: q if isinstance(q, int) else format(q, "f") for m, q in usage.items()}
 
 
-AttributeValue = str | int | float | bool
+# Integers as every store holds them (MongoDB's are signed 64-bit).
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+AttributeValue = str | Int64 | float | bool
 JSONObject = dict[str, Any]
 
 
@@ -99,9 +115,12 @@ class SessionOut(msgspec.Struct):
     exit_reason: str | None
     charge: ChargeOut | None
     charge_state: str
+    # While an active session of a rated kind runs: its charge if it ended now. warning:
+    # credits_low (below the tenant's low_balance_credits) or credits_exhausted (below zero).
+    charge_estimate: ChargeOut | None = None
 
     @classmethod
-    def of(cls, s: Session) -> "SessionOut":
+    def of(cls, s: Session, estimate: Estimate | None = None) -> "SessionOut":
         charge = s.charge and ChargeOut(s.charge.credits, s.charge.balance_after, s.charge.warning)
         return cls(
             id=s.id,
@@ -122,7 +141,13 @@ class SessionOut(msgspec.Struct):
             exit_reason=s.exit_reason,
             charge=charge,
             charge_state=s.charge_state.value,
+            charge_estimate=estimate
+            and ChargeOut(estimate.credits, estimate.balance_after, estimate.warning),
         )
+
+    @classmethod
+    def of_view(cls, view: SessionView) -> "SessionOut":
+        return cls.of(view.session, view.charge_estimate)
 
 
 class SessionPage(msgspec.Struct):
@@ -190,15 +215,29 @@ class StatusOut(msgspec.Struct):
     status: str
 
 
+# Bounds keep every price and balance inside 64 bits (domain.credits). The fields of a meter's
+# rate are checked by the domain, which names the meter; the schema only describes them.
 class MeterRateBody(msgspec.Struct):
-    per: Decimal
-    credits: int
+    per: Annotated[
+        Decimal,
+        msgspec.Meta(
+            description=f"Units priced together: more than 0, at most {MAX_PER}, at most 9 "
+            "decimal places"
+        ),
+    ]
+    credits: Annotated[
+        int,
+        msgspec.Meta(
+            description=f"Credits per `per` units: 0-{MAX_METER_CREDITS}, and at most "
+            f"{MAX_CREDITS_PER_UNIT} per unit"
+        ),
+    ]
 
 
 class RateBody(msgspec.Struct, kw_only=True):
-    credits_per_minute: int
+    credits_per_minute: Annotated[int, msgspec.Meta(ge=0, le=MAX_CREDITS_PER_MINUTE)]
     rounding: str = "ceil"
-    meter_rates: dict[str, MeterRateBody] = {}
+    meter_rates: Annotated[dict[str, MeterRateBody], msgspec.Meta(max_length=MAX_METER_RATES)] = {}
 
 
 class RateOut(msgspec.Struct):
@@ -214,7 +253,7 @@ class RateOut(msgspec.Struct):
 
 
 class GrantBody(msgspec.Struct, kw_only=True):
-    amount: int
+    amount: Annotated[int, msgspec.Meta(ge=1, le=MAX_GRANT)]
     reason: str
     idempotency_key: str
     expires_at: Timestamp | None = None
@@ -254,19 +293,40 @@ class CreditsOut(msgspec.Struct):
         return cls(b.subject_id, b.balance, b.granted, b.consumed)
 
 
+def setting(low: int, high: int) -> Any:
+    """An integer setting, with the domain's bounds in the schema."""
+    return Annotated[int, msgspec.Meta(ge=low, le=high)]
+
+
 class SettingsBody(msgspec.Struct, kw_only=True):
     """Only the fields sent change (UNSET tells "not sent" from null)."""
 
     overdraft: str | msgspec.UnsetType = msgspec.UNSET
-    min_start_credits: int | msgspec.UnsetType = msgspec.UNSET
-    idle_timeout_seconds: int | msgspec.UnsetType = msgspec.UNSET
-    max_batch_events: int | msgspec.UnsetType = msgspec.UNSET
+    min_start_credits: setting(0, 10**15) | msgspec.UnsetType = msgspec.UNSET
+    idle_timeout_seconds: setting(10, 604_800) | msgspec.UnsetType = msgspec.UNSET
+    # Per kind: seconds (10 s to 7 days) or null (never closed for idleness). The values are
+    # checked by the domain, which names the kind of a bad one (msgspec would not).
+    idle_timeouts: (
+        Annotated[
+            dict[str, Any],
+            msgspec.Meta(
+                description="kind: seconds (10 to 604800) or null (never idle-reaped)",
+                examples=[{"livekit": 600, "recording": None}],
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    # null: no cap
+    max_session_seconds: setting(60, 366 * 86_400) | msgspec.UnsetType | None = msgspec.UNSET
+    late_data_window_seconds: setting(60, 30 * 86_400) | msgspec.UnsetType = msgspec.UNSET
+    low_balance_credits: setting(0, 10**15) | msgspec.UnsetType = msgspec.UNSET
+    max_batch_events: setting(1, 1000) | msgspec.UnsetType = msgspec.UNSET
     upgrade_url: str | msgspec.UnsetType | None = msgspec.UNSET
-    snapshot_retention_days: int | msgspec.UnsetType = msgspec.UNSET
-    event_retention_days: int | msgspec.UnsetType = msgspec.UNSET
-    hourly_rollup_retention_days: int | msgspec.UnsetType = msgspec.UNSET
+    snapshot_retention_days: setting(1, 36500) | msgspec.UnsetType = msgspec.UNSET
+    event_retention_days: setting(1, 36500) | msgspec.UnsetType = msgspec.UNSET
+    hourly_rollup_retention_days: setting(1, 36500) | msgspec.UnsetType = msgspec.UNSET
     # null keeps daily rollups for good (the default)
-    daily_rollup_retention_days: int | msgspec.UnsetType | None = msgspec.UNSET
+    daily_rollup_retention_days: setting(1, 36500) | msgspec.UnsetType | None = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -280,6 +340,10 @@ class SettingsOut(msgspec.Struct):
     overdraft: str
     min_start_credits: int
     idle_timeout_seconds: int
+    idle_timeouts: dict[str, int | None]
+    max_session_seconds: int | None
+    late_data_window_seconds: int
+    low_balance_credits: int
     max_batch_events: int
     upgrade_url: str | None
     snapshot_retention_days: int
@@ -293,6 +357,10 @@ class SettingsOut(msgspec.Struct):
             s.overdraft.value,
             s.min_start_credits,
             s.idle_timeout_seconds,
+            s.idle_timeouts,
+            s.max_session_seconds,
+            s.late_data_window_seconds,
+            s.low_balance_credits,
             s.max_batch_events,
             s.upgrade_url,
             s.snapshot_retention_days,
@@ -319,10 +387,13 @@ class AlertList(msgspec.Struct):
     items: list[AlertOut]
 
 
+PlanLimit = Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] | None  # null: no limit
+
+
 class PlanLimitsBody(msgspec.Struct, kw_only=True):
-    sessions_per_resource: int | None = None
+    sessions_per_resource: PlanLimit = None
     session_kinds: list[str] = []
-    resources_per_month: int | None = None
+    resources_per_month: PlanLimit = None
 
 
 class PlanBody(msgspec.Struct, kw_only=True):
@@ -486,15 +557,19 @@ From = Annotated[datetime | None, QueryParameter(name="from")]
 To = Annotated[datetime | None, QueryParameter(name="to")]
 
 
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+
+
 class SnapshotBody(msgspec.Struct, kw_only=True):
     source: str
-    at: datetime
-    cpu_percent: float
-    memory_percent: float
-    memory_mb: float
-    traffic_bytes_total: int
-    concurrent_users: int
-    active_rooms: int
+    at: Timestamp
+    cpu_percent: Percent
+    memory_percent: Percent
+    memory_mb: Annotated[float, msgspec.Meta(ge=0)]
+    traffic_bytes_total: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    concurrent_users: Count
+    active_rooms: Count
 
 
 class SnapshotBatchBody(msgspec.Struct):
@@ -655,3 +730,37 @@ class CostModelOut(msgspec.Struct):
             FitOut.of(model.cpu_percent_per_concurrent_user),
             None if prediction is None else PredictionOut.of(prediction),
         )
+
+
+class LiveKitUrlBody(msgspec.Struct, kw_only=True):
+    url: Annotated[
+        str | None,
+        msgspec.Meta(description="The LiveKit server's http(s) URL; null: webhooks only"),
+    ]
+
+
+class LiveKitAccountOut(msgspec.Struct):
+    api_key: str
+    url: str | None
+
+    @classmethod
+    def of(cls, account: LiveKitAccount) -> "LiveKitAccountOut":
+        return cls(account.api_key, account.url)  # never the secret
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error's envelope (entrypoints/http/errors.py)."""
+
+    error: str
+    detail: str
+
+
+class FieldErrorOut(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ValidationErrorOut(msgspec.Struct):
+    error: str
+    detail: str
+    fields: list[FieldErrorOut]

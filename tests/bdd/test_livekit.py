@@ -1,6 +1,7 @@
 """Steps of features/livekit.feature."""
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,6 +9,8 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from tests.app_client import Api
+from tests.fake_livekit import FakeLiveKit, fake_livekit
+from tests.fakes import FakeClock
 from tests.livekit_server import LiveKitServer
 
 scenarios("livekit.feature")
@@ -164,3 +167,59 @@ def camera_events(api: Api, who: str) -> None:
     turned = [(e["type"], e["at"]) for e in found["items"]]
     on, off = stay["started_at"], stay["ended_at"]
     assert turned == [("video_start", on), ("video_end", off)]
+
+
+@pytest.fixture
+def livekit_server() -> Iterator[FakeLiveKit]:
+    """The bootcamp's LiveKit server as reconciliation asks it (its RoomService API)."""
+    with fake_livekit() as server:
+        yield server
+
+
+@given("the bootcamp's LiveKit server answers at a URL sessionmeter knows")
+def server_url(api: Api, livekit_server: FakeLiveKit) -> None:
+    response = api.client.put(
+        f"/v1/livekit/accounts/{livekit_server.key}",
+        json={"url": livekit_server.url},
+        headers=api.admin,
+    )
+    assert response.status_code == 200, response.text
+
+
+@given(parsers.parse('the LiveKit server lists "{first}" and "{second}" in room "{name}"'))
+def listed(livekit_server: FakeLiveKit, first: str, second: str, name: str) -> None:
+    for who in (first, second):
+        livekit_server.join(name, f"PA_{who}", who)
+
+
+@given(parsers.parse('"{who}" leaves room "{name}" but that webhook is dropped'))
+def left_unsaid(livekit_server: FakeLiveKit, who: str, name: str) -> None:
+    livekit_server.leave(name, f"PA_{who}")
+
+
+@given("sessionmeter asks the LiveKit server who is in its rooms")
+@when("sessionmeter asks the LiveKit server who is in its rooms")
+def reconcile(api: Api, clock: FakeClock) -> None:
+    done = api.run(lambda: api.container.reconcile_livekit()())
+    assert done.problems == []
+
+
+@then(parsers.parse('"{who}"\'s stay is still active, last seen just now'))
+def still_there(api: Api, clock: FakeClock, who: str) -> None:
+    (stay,) = [s for s in stays(api, "day-1") if s["subject_id"] == who]
+    assert (stay["status"], stay["last_seen_at"]) == ("active", _instant(clock.now()))
+
+
+@then(parsers.parse('"{who}"\'s stay ended completed {minutes:d} minutes ago, reconciled'))
+def reconciled(api: Api, clock: FakeClock, who: str, minutes: int) -> None:
+    (stay,) = [s for s in stays(api, "day-1") if s["subject_id"] == who]
+    ended = _instant(clock.now() - timedelta(minutes=minutes))
+    assert (stay["status"], stay["ended_at"], stay["exit_reason"]) == (
+        "completed",
+        ended,
+        "reconciled",
+    )
+
+
+def _instant(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -16,6 +17,7 @@ from entrypoints.cli.main import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.conftest import run_async
+from tests.poisons import overflowing_rollups
 from tests.servers import free_port
 
 
@@ -251,6 +253,16 @@ def test_snapshots_load_from_csv_or_json_lines_once(url: str, tmp_path: Path) ->
     assert more.exit_code == 0 and "1 new" in more.output
 
 
+ZERO_LOAD = {
+    "cpu_percent": 0,
+    "memory_percent": 0,
+    "memory_mb": 0,
+    "traffic_bytes_total": 0,
+    "concurrent_users": 0,
+    "active_rooms": 0,
+}
+
+
 def test_a_snapshot_file_with_a_bad_line_names_the_line(url: str, tmp_path: Path) -> None:
     sessionmeter(url, "db", "upgrade")
     sessionmeter(url, "tenants", "create", "bootcamp")
@@ -286,6 +298,48 @@ def test_retention_deletes_what_tenants_no_longer_keep(url: str, tmp_path: Path)
     )
 
 
+def test_retention_serves_every_tenant_it_can_and_names_those_it_could_not(
+    url: str, tmp_path: Path
+) -> None:
+    sessionmeter(url, "db", "upgrade")
+    old = datetime.now(UTC) - timedelta(days=30)
+    snapshots = tmp_path / "snapshots.jsonl"
+    snapshots.write_text(json.dumps({"source": "lk-1", "at": old.isoformat(), **ZERO_LOAD}))
+    for tenant in ("acme", "bootcamp"):
+        sessionmeter(url, "tenants", "create", tenant)
+        sessionmeter(url, "snapshots", "import", str(snapshots), "--tenant", tenant)
+    with sqlite3.connect(tmp_path / "operator.db") as db:
+        # acme's snapshots are under a hold the store enforces: they cannot be deleted.
+        db.execute(
+            "CREATE TRIGGER hold BEFORE DELETE ON snapshots WHEN OLD.tenant_id = "
+            "(SELECT id FROM tenants WHERE name = 'acme') BEGIN SELECT RAISE(ABORT, 'on hold'); END"
+        )
+
+    applied = sessionmeter(url, "retention", "apply")
+
+    assert applied.exit_code == 1
+    assert applied.stdout.startswith("deleted 1 snapshot(s), ")
+    assert re.fullmatch(r"Error: tenant acme: \S+Error: .*on hold.*\n", applied.stderr)
+
+
+def test_rollup_serves_every_tenant_it_can_and_names_those_it_could_not(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    for tenant in ("acme", "bootcamp"):
+        sessionmeter(url, "tenants", "create", tenant)
+    overflowing_rollups(url, "acme")
+
+    rolled = sessionmeter(url, "rollup")
+    again = sessionmeter(url, "rollup", "--tenant", "bootcamp")
+
+    assert rolled.exit_code == 1
+    assert re.fullmatch(
+        r"rolled up \d+ hour\(s\) and \d+ day\(s\) of 1 tenant\(s\)\n", rolled.stdout
+    )
+    assert rolled.stderr.startswith("Error: tenant acme: ")
+    assert len(rolled.stderr.splitlines()) == 1
+    assert again.exit_code == 0, again.output
+
+
 def test_rollup_runs_from_where_it_stopped_or_from_since(url: str) -> None:
     sessionmeter(url, "db", "upgrade")
     sessionmeter(url, "tenants", "create", "bootcamp")
@@ -294,6 +348,7 @@ def test_rollup_runs_from_where_it_stopped_or_from_since(url: str) -> None:
     first = sessionmeter(url, "rollup")
     backfill = sessionmeter(url, "rollup", "--tenant", "bootcamp", "--since", since.isoformat())
     naive = sessionmeter(url, "rollup", "--since", "2026-11-24T00:00:00")
+    ancient = sessionmeter(url, "rollup", "--since", "0001-01-01T00:00:00Z")
     unknown = sessionmeter(url, "rollup", "--tenant", "nobody")
 
     assert first.exit_code == 0, first.output
@@ -303,4 +358,5 @@ def test_rollup_runs_from_where_it_stopped_or_from_since(url: str) -> None:
     )
     assert backfill.output.startswith("rolled up 6 hour(s) and ")
     assert naive.exit_code == 2 and "needs a UTC offset" in naive.output
+    assert ancient.exit_code == 1 and "since: must lie between 2000-01-01" in ancient.stderr
     assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output

@@ -16,6 +16,13 @@ from domain.tenants import ApiKey, Overdraft, Role, Tenant, TenantSettings
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)  # instants are kept to the ms
 
 
+# For the port methods that ask what time it is: long after every test's data, so nothing is
+# capped at now; OPEN lets late data in, SHUT lets no end be corrected.
+NOW = T0 + timedelta(days=365)
+OPEN = timedelta(days=400)
+SHUT = timedelta(0)
+
+
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
@@ -81,12 +88,19 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
             )
             for i, number in enumerate((1, 2, 4))
         ]
-        await storage.events.append(tenant.id, batch)
+        await storage.events.append(tenant.id, batch, NOW, OPEN)
         await storage.sessions.close(
-            tenant.id, session.id, Exit(at(n * 10 + 5), usage=usage), frozenset({"practice"})
+            tenant.id,
+            session.id,
+            Exit(at(n * 10 + 5), usage=usage),
+            frozenset({"practice"}),
+            NOW,
+            SHUT,
         )
-        await storage.ledger.settle(tenant.id, session.id, 4, at(n * 10 + 5))
-    await storage.livekit_accounts.add(LiveKitAccount(f"API{name}", tenant.id, "s" * 40))
+        await storage.ledger.settle(tenant.id, session.id, 0, 4, at(n * 10 + 5))
+    await storage.livekit_accounts.add(
+        LiveKitAccount(f"API{name}", tenant.id, "s" * 40, "https://lk.example.com")
+    )
     await storage.snapshots.add(
         tenant.id,
         [Snapshot("lk-1", at(m), 30.5, 41.0, 2048.0, m * 1000, 12, 1) for m in (0, 5)],

@@ -1,7 +1,9 @@
 """Fixtures of the storage contract suite: one suite, run against every storage family.
 
-`storage` (tests/conftest.py) is parametrised over memory, SQLite and a real PostgreSQL server; the
-tests here speak only to the ports, so what passes here behaves the same on every backend.
+`storage` (tests/conftest.py) is parametrised over memory, SQLite, a real PostgreSQL server and a
+MongoDB server; the tests here speak only to the ports, so what passes here behaves the same on every
+backend. Concurrent callers go through `race` (races.py): each has a storage object of its own and
+they all start at once.
 """
 
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 
 from domain.tenants import Tenant
 from tests.contract.builders import add_tenant
+from tests.contract.races import Race
 
 
 @pytest.fixture
@@ -20,3 +23,9 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def tenant(storage: Any) -> Tenant:
     return await add_tenant(storage)
+
+
+@pytest.fixture
+def race(storage_url: str, storage: Any) -> Race:
+    """Run callers concurrently, each on its own storage object of the test's database."""
+    return Race(storage_url, storage)

@@ -1,7 +1,6 @@
 """Rates and the CreditLedger contract: each session charged at most once, the balance always
 the sum of the ledger, grants once per key — with concurrent callers, on every backend."""
 
-import asyncio
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -12,10 +11,13 @@ from application.deduct_credits import DeductCredits
 from application.rate_book import RateBook
 from application.reap_stale_sessions import ReapStaleSessions
 from application.record_exit import RecordExit, RecordExitCommand
+from application.rollup_rewinds import RollupRewinds
 from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
-from domain.session import ChargeState, Exit, SessionStatus
+from domain.events import Event
+from domain.session import Charge, ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import T0, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, T0, at, stored_session
+from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -41,11 +43,9 @@ async def test_rates_are_stored_per_kind_and_replaced(storage: Any, tenant: Tena
 
 
 async def test_a_grant_is_recorded_once_per_key_even_concurrently(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
-    results = await asyncio.gather(
-        *(storage.ledger.grant(a_grant(tenant, 100, "welcome")) for _ in range(8))
-    )
+    results = await race(*[lambda s: s.ledger.grant(a_grant(tenant, 100, "welcome"))] * 8)
 
     assert sorted(created for _, created in results) == [False] * 7 + [True]
     assert len({entry.id for entry, _ in results}) == 1
@@ -54,23 +54,22 @@ async def test_a_grant_is_recorded_once_per_key_even_concurrently(
 
 
 async def test_twelve_concurrent_exits_charge_the_session_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     await storage.rates.put(tenant.id, COUNSELING)
     await storage.ledger.grant(a_grant(tenant, 100, "welcome"))
     session = await stored_session(storage, tenant, kind="counseling")
-    deduct = DeductCredits(
-        RateBook(storage.rates, FakeClock(at(60))), storage.ledger, FakeClock(at(60))
-    )
-    rated = await deduct.rated_kinds(tenant.id)
+    clock = FakeClock(at(60))
 
-    async def exit_and_charge(minute: int) -> Any:
+    async def exit_and_charge(storage: Any) -> Any:
+        deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+        rated = frozenset({COUNSELING.kind})
         closed, _ = await storage.sessions.close(
-            tenant.id, session.id, Exit(at=at(2.5), usage={"analysis": 4}), rated
+            tenant.id, session.id, Exit(at=at(2.5), usage={"analysis": 4}), rated, NOW, SHUT
         )
         return await deduct(closed)
 
-    settled = await asyncio.gather(*(exit_and_charge(i) for i in range(12)))
+    settled = await race(*[exit_and_charge] * 12)
 
     # 2.5 minutes x 2 = 5, plus 4 analyses x 3 = 12: 17 credits, once.
     assert {s.charge.credits for s in settled if s.charge} == {17}
@@ -89,23 +88,26 @@ async def test_twelve_concurrent_exits_charge_the_session_once(
 
 
 async def test_concurrent_settlements_of_one_session_write_one_entry(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     session = await stored_session(storage, tenant, kind="counseling")
-    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
-
-    await asyncio.gather(
-        *(storage.ledger.settle(tenant.id, session.id, 6, at(10)) for _ in range(8))
+    await storage.sessions.close(
+        tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}), NOW, SHUT
     )
 
+    charges = await race(*[lambda s: s.ledger.settle(tenant.id, session.id, 0, 6, at(10))] * 8)
+
+    assert [c for c in charges if c is not None] == [Charge(6, -6, "negative_balance")]
     assert await ledger_sum(storage, tenant) == -6
 
 
 async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant) -> None:
     session = await stored_session(storage, tenant, kind="counseling")
-    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}))
+    await storage.sessions.close(
+        tenant.id, session.id, Exit(at=at(3)), frozenset({"counseling"}), NOW, SHUT
+    )
 
-    charge = await storage.ledger.settle(tenant.id, session.id, 6, at(10))
+    charge = await storage.ledger.settle(tenant.id, session.id, 0, 6, at(10))
 
     assert charge is not None
     assert (charge.balance_after, charge.warning) == (-6, "negative_balance")
@@ -116,6 +118,53 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
         "user-1",
         session.id,
     )
+    assert (alert.detail, alert.created_at) == ("charging 6 credits left a balance of -6", at(10))
+    (entry,) = await storage.ledger.entries(tenant.id, "user-1", limit=10)
+    assert (entry.kind, entry.amount, entry.session_id, entry.created_at, entry.reason) == (
+        EntryKind.CHARGE,
+        -6,
+        session.id,
+        at(10),
+        "counseling session",
+    )
+
+
+async def test_a_settlement_claims_only_the_revision_it_priced(
+    storage: Any, tenant: Tenant
+) -> None:
+    # Charged at 10, then an analysis dated before its end arrives (late data is let in): the
+    # session is pending again under a new revision. Settling the old revision records nothing;
+    # settling the new one records the difference as one adjustment.
+    session = await stored_session(storage, tenant, kind="counseling")
+    active = await stored_session(storage, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)), rated, NOW, SHUT)
+    assert await storage.ledger.settle(tenant.id, session.id, 0, 10, at(6)) is not None
+
+    late = [
+        (0, Event(session.id, 1, "analysis", at(4), meters={"analysis": 1})),
+        (1, Event(active.id, 1, "analysis", at(4), meters={"analysis": 1})),
+    ]
+    outcome = await storage.events.append(tenant.id, late, NOW, OPEN)
+
+    assert (outcome.inserted, outcome.repriced) == (2, frozenset({session.id}))
+    pending = await storage.sessions.get(tenant.id, session.id)
+    assert pending.charge_state is ChargeState.PENDING and pending.charge_revision != 0
+    assert [s.id for s in await storage.sessions.pending_charges(tenant.id, 10)] == [session.id]
+    assert await storage.ledger.settle(tenant.id, session.id, 0, 13, at(7)) is None
+    assert await ledger_sum(storage, tenant) == -10
+    charge = await storage.ledger.settle(tenant.id, session.id, pending.charge_revision, 13, at(7))
+    assert charge is not None and charge.credits == 13
+    entries = await storage.ledger.entries(tenant.id, "user-1", limit=10)
+    assert sorted((e.kind, e.amount) for e in entries) == [
+        (EntryKind.ADJUSTMENT, -3),
+        (EntryKind.CHARGE, -10),
+    ]
+    assert (
+        await storage.ledger.settle(tenant.id, session.id, pending.charge_revision, 13, at(8))
+        is None
+    )
+    assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.CHARGED
 
 
 async def test_cancelled_failed_anonymous_and_unrated_sessions_are_not_charged(
@@ -135,19 +184,23 @@ async def test_cancelled_failed_anonymous_and_unrated_sessions_are_not_charged(
     ]
     for session, status in cases:
         closed, _ = await storage.sessions.close(
-            tenant.id, session.id, Exit(at=at(5), status=status), rated
+            tenant.id, session.id, Exit(at=at(5), status=status), rated, NOW, SHUT
         )
         assert closed.charge_state is ChargeState.NOT_CHARGED
-        assert await storage.ledger.settle(tenant.id, session.id, 10, at(10)) is None
+        assert await storage.ledger.settle(tenant.id, session.id, 0, 10, at(10)) is None
     assert await ledger_sum(storage, tenant) == 0
 
 
 async def test_sessions_left_pending_are_found_for_settling(storage: Any, tenant: Tenant) -> None:
     pending = await stored_session(storage, tenant, kind="counseling")
-    await storage.sessions.close(tenant.id, pending.id, Exit(at=at(1)), frozenset({"counseling"}))
+    await storage.sessions.close(
+        tenant.id, pending.id, Exit(at=at(1)), frozenset({"counseling"}), NOW, SHUT
+    )
     settled = await stored_session(storage, tenant, kind="counseling")
-    await storage.sessions.close(tenant.id, settled.id, Exit(at=at(1)), frozenset({"counseling"}))
-    await storage.ledger.settle(tenant.id, settled.id, 2, at(10))
+    await storage.sessions.close(
+        tenant.id, settled.id, Exit(at=at(1)), frozenset({"counseling"}), NOW, SHUT
+    )
+    await storage.ledger.settle(tenant.id, settled.id, 0, 2, at(10))
 
     assert [s.id for s in await storage.sessions.pending_charges(tenant.id, 10)] == [pending.id]
 
@@ -176,11 +229,13 @@ class FailsOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)
 
-    async def settle(self, tenant_id: str, session_id: str, credits: int, at: Any) -> Any:
+    async def settle(
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: Any
+    ) -> Any:
         if not self.failed:
             self.failed = True
             raise ConnectionError("the process died here")
-        return await self._ledger.settle(tenant_id, session_id, credits, at)
+        return await self._ledger.settle(tenant_id, session_id, revision, credits, at)
 
 
 async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
@@ -191,13 +246,17 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     flaky = FailsOnce(storage.ledger)
     clock = FakeClock(at(60))
     deduct = DeductCredits(RateBook(storage.rates, clock), flaky, clock)
-    record_exit = RecordExit(storage.sessions, deduct, clock)
+    record_exit = RecordExit(
+        storage.sessions, deduct, RollupRewinds(storage.rollup_leases, clock), clock
+    )
 
     with pytest.raises(ConnectionError):
         await record_exit(RecordExitCommand(tenant.id, session.id, at=at(3)))
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
 
-    await ReapStaleSessions(storage.tenants, storage.sessions, deduct, clock)()
+    await ReapStaleSessions(
+        storage.tenants, storage.sessions, storage.livekit_accounts, deduct, clock
+    )()
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 6
@@ -205,25 +264,41 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
 
 
 async def test_the_reaper_and_a_late_client_exit_racing_charge_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     await storage.rates.put(tenant.id, COUNSELING)
     sessions = [await stored_session(storage, tenant, kind="counseling") for _ in range(5)]
     for s in sessions:
         await storage.sessions.heartbeat(tenant.id, s.id, at(3))
     clock = FakeClock(at(60))  # every session has been silent for most of an hour
-    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
-    reap = ReapStaleSessions(storage.tenants, storage.sessions, deduct, clock)
-    record_exit = RecordExit(storage.sessions, deduct, clock)
 
-    await asyncio.gather(
-        reap(),
-        *(record_exit(RecordExitCommand(tenant.id, s.id, at=at(4))) for s in sessions),
-    )
+    def deduct(storage: Any) -> DeductCredits:
+        return DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
 
+    async def reap(storage: Any) -> Any:
+        return await ReapStaleSessions(
+            storage.tenants, storage.sessions, storage.livekit_accounts, deduct(storage), clock
+        )()
+
+    def client_exit(session_id: str) -> Call:
+        command = RecordExitCommand(tenant.id, session_id, at=at(4))
+        return lambda s: RecordExit(
+            s.sessions, deduct(s), RollupRewinds(s.rollup_leases, clock), clock
+        )(command)
+
+    await race(reap, *(client_exit(s.id) for s in sessions))
+
+    # Whichever came first, the client's exit is where each session ends (it replaces the
+    # reaper's guess), and its entries add up to its charge: a charge, maybe one adjustment.
     entries = await storage.ledger.entries(tenant.id, "user-1", limit=50)
-    assert sorted(e.session_id for e in entries) == sorted(s.id for s in sessions)
     for s in sessions:
         stored = await storage.sessions.get(tenant.id, s.id)
-        assert stored.charge_state is ChargeState.CHARGED
-        assert stored.charge.credits == -next(e.amount for e in entries if e.session_id == s.id)
+        assert (stored.status, stored.ended_at) == (SessionStatus.COMPLETED, at(4))
+        assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 8
+        mine = [e for e in entries if e.session_id == s.id]
+        assert sum(e.amount for e in mine) == -8
+        # (Both are dated by the same clock, so their order in the ledger is the ids'.)
+        assert sorted(e.kind for e in mine) in (
+            [EntryKind.CHARGE],
+            [EntryKind.ADJUSTMENT, EntryKind.CHARGE],
+        )

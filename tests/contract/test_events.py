@@ -1,15 +1,19 @@
 """EventLog contract: each (session, sequence number) once, usage counted once, gaps visible."""
 
-import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from application.deduct_credits import DeductCredits
+from application.rate_book import RateBook
+from domain.credits import MeterRate, Rate, Rounding
 from domain.events import Event, EventRejection
 from domain.session import Exit, Session
 from domain.tenants import Tenant
-from tests.contract.builders import a_session, add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, a_session, add_tenant, at, stored_session
+from tests.contract.races import Call, Race
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +42,7 @@ async def test_stored_events_read_back_in_sequence_order(storage: Any, tenant: T
     first = event(session, 1, type="screen_enter", data={"screen": "intro"})
     second = event(session, 2, meters={"tokens": 120})
 
-    outcome = await storage.events.append(tenant.id, batch(third, first, second))
+    outcome = await storage.events.append(tenant.id, batch(third, first, second), NOW, OPEN)
 
     assert (outcome.inserted, outcome.duplicates, outcome.rejections) == (3, 0, [])
     assert await storage.events.find(tenant.id, session.id, limit=10) == [first, second, third]
@@ -52,7 +56,7 @@ async def test_meters_of_inserted_events_add_up_exactly_in_the_session_usage(
         event(session, n, meters={"cost_usd": Decimal("0.1"), "tokens": 7}) for n in range(1, 11)
     ]
 
-    await storage.events.append(tenant.id, batch(*events))
+    await storage.events.append(tenant.id, batch(*events), NOW, OPEN)
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.usage == {"cost_usd": Decimal("1"), "tokens": 70}
@@ -64,14 +68,28 @@ async def test_meters_of_inserted_events_add_up_exactly_in_the_session_usage(
 async def test_a_retried_batch_inserts_nothing_twice(storage: Any, tenant: Tenant) -> None:
     session = await stored_session(storage, tenant)
     events = batch(*(event(session, n, meters={"photos": 1}) for n in (1, 2, 3)))
-    await storage.events.append(tenant.id, events)
+    await storage.events.append(tenant.id, events, NOW, OPEN)
 
-    outcome = await storage.events.append(tenant.id, events)
+    outcome = await storage.events.append(tenant.id, events, NOW, OPEN)
 
     assert (outcome.inserted, outcome.duplicates, outcome.failed) == (0, 3, 0)
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.usage == {"photos": 3}
     assert stored.event_count == 3
+
+
+async def test_a_batch_retried_after_its_session_ended_is_all_duplicates_even_when_late(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    events = batch(*(event(session, n, meters={"taps": 1}) for n in (1, 2)))
+    await storage.events.append(tenant.id, events, NOW, OPEN)
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)), frozenset(), NOW, SHUT)
+
+    outcome = await storage.events.append(tenant.id, events, NOW, SHUT)
+
+    assert (outcome.inserted, outcome.duplicates, outcome.rejections) == (0, 2, [])
+    assert (await storage.sessions.get(tenant.id, session.id)).usage == {"taps": 2}
 
 
 async def test_a_number_repeated_within_one_batch_is_a_duplicate(
@@ -82,6 +100,8 @@ async def test_a_number_repeated_within_one_batch_is_a_duplicate(
     outcome = await storage.events.append(
         tenant.id,
         batch(event(session, 1, meters={"taps": 1}), event(session, 1, meters={"taps": 1})),
+        NOW,
+        OPEN,
     )
 
     assert (outcome.inserted, outcome.duplicates) == (1, 1)
@@ -89,7 +109,7 @@ async def test_a_number_repeated_within_one_batch_is_a_duplicate(
 
 
 async def test_eight_concurrent_copies_of_a_batch_insert_each_event_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     sessions = [await stored_session(storage, tenant) for _ in range(3)]
     events = batch(
@@ -100,7 +120,7 @@ async def test_eight_concurrent_copies_of_a_batch_insert_each_event_once(
         )
     )
 
-    outcomes = await asyncio.gather(*(storage.events.append(tenant.id, events) for _ in range(8)))
+    outcomes = await race(*[lambda s: s.events.append(tenant.id, events, NOW, OPEN)] * 8)
 
     assert sum(o.inserted for o in outcomes) == 60
     assert sum(o.duplicates for o in outcomes) == 7 * 60
@@ -116,8 +136,9 @@ async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_sto
 ) -> None:
     open_session = await stored_session(storage, tenant)
     ended = await stored_session(storage, tenant)
-    await storage.events.append(tenant.id, batch(event(ended, 1)))
-    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(30)))
+    await storage.events.append(tenant.id, batch(event(ended, 1)), NOW, OPEN)
+    # Ended by its client before event 2 happened: it refuses what comes after its end.
+    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(1.5)), frozenset(), NOW, SHUT)
     other = await add_tenant(storage, "globex")
     foreign = await stored_session(storage, other)
     unknown = a_session(tenant)
@@ -132,6 +153,8 @@ async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_sto
             event(foreign, 1),  # another tenant's session does not exist here
             event(open_session, 2),
         ),
+        NOW,
+        OPEN,
     )
 
     assert outcome.inserted == 2
@@ -144,15 +167,72 @@ async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_sto
     assert await storage.events.find(other.id, foreign.id, limit=10) == []
 
 
+COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
+
+
+async def test_meters_racing_a_charged_exit_are_charged_or_refused_never_left_uncharged(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    # Four sessions, each raced by its own pair of callers: an exit at minute 2.5 that charges
+    # the session, and a batch of four events dated minute 3 with one analysis each. The meters
+    # either land before the close and are priced with it, or are refused as session_ended:
+    # what the session is charged is always the price of the usage it ends up with.
+    await storage.rates.put(tenant.id, COUNSELING)
+    sessions = [await stored_session(storage, tenant, kind="counseling") for _ in range(4)]
+    clock = FakeClock(at(60))
+
+    def exit_and_charge(session: Session) -> Call:
+        async def call(storage: Any) -> Any:
+            closed, _ = await storage.sessions.close(
+                tenant.id, session.id, Exit(at=at(2.5)), frozenset({COUNSELING.kind}), NOW, SHUT
+            )
+            return await DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)(
+                closed
+            )
+
+        return call
+
+    def send_batch(session: Session) -> Call:
+        events = batch(
+            *(Event(session.id, n, "analysis", at(3), meters={"analysis": 1}) for n in range(1, 5))
+        )
+        return lambda s: s.events.append(tenant.id, events, NOW, OPEN)
+
+    outcomes = (await race(*(call(s) for s in sessions for call in (exit_and_charge, send_batch))))[
+        1::2
+    ]
+
+    # A store that corrects charges settles what a correction left pending, as the reaper does.
+    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+    for pending in await storage.sessions.pending_charges(tenant.id, 10):
+        await deduct(pending)
+    entries = await storage.ledger.entries(tenant.id, "user-1", limit=100)
+    for session, outcome in zip(sessions, outcomes, strict=True):
+        stored = await storage.sessions.get(tenant.id, session.id)
+        landed = outcome.inserted == 4
+        assert landed or outcome.rejections == [
+            EventRejection(i, "session_ended") for i in range(4)
+        ]
+        assert stored.usage == ({"analysis": 4} if landed else {})
+        # 2.5 minutes x 2 = 5 credits, plus 3 per analysis in the usage: 17 or 5.
+        price = COUNSELING.price(stored)
+        charged = -sum(e.amount for e in entries if e.session_id == session.id)
+        assert (charged, stored.charge.credits) == (price, price), f"usage {stored.usage}"
+
+
 async def test_a_lost_event_shows_up_as_a_gap(storage: Any, tenant: Tenant) -> None:
     session = await stored_session(storage, tenant)
 
-    await storage.events.append(tenant.id, batch(*(event(session, n) for n in (2, 3, 6, 10))))
+    await storage.events.append(
+        tenant.id, batch(*(event(session, n) for n in (2, 3, 6, 10))), NOW, OPEN
+    )
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.event_gaps == [(1, 1), (4, 5), (7, 9)]
     assert (stored.event_count, stored.max_sequence_no) == (4, 10)
-    await storage.events.append(tenant.id, batch(*(event(session, n) for n in (1, 4, 5, 7, 8, 9))))
+    await storage.events.append(
+        tenant.id, batch(*(event(session, n) for n in (1, 4, 5, 7, 8, 9))), NOW, OPEN
+    )
     assert (await storage.sessions.get(tenant.id, session.id)).event_gaps == []
 
 
@@ -169,6 +249,8 @@ async def test_events_are_found_by_type_and_label_a_page_at_a_time(
                 for n, label in enumerate(labels, start=1)
             )
         ),
+        NOW,
+        OPEN,
     )
 
     def numbers(events: list[Event]) -> list[int]:
@@ -196,6 +278,8 @@ async def test_distribution_counts_events_by_label(storage: Any, tenant: Tenant)
     await storage.events.append(
         tenant.id,
         batch(*(event(session, n, label=label) for n, label in enumerate(labels, start=1))),
+        NOW,
+        OPEN,
     )
 
     distribution = await storage.events.distribution(tenant.id, session.id, "label")

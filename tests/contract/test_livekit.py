@@ -1,14 +1,16 @@
-"""LiveKit API keys and the log of handled webhooks, on every store."""
+"""LiveKit API keys (with their servers' URLs) and the log of handled webhooks, on every
+store."""
 
-import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount
 from domain.tenants import Tenant
 from tests.contract.builders import T0, add_tenant
+from tests.contract.races import Race
 
 pytestmark = pytest.mark.anyio
 
@@ -30,12 +32,57 @@ async def test_a_key_is_registered_for_one_tenant_which_may_replace_its_secret(
 
 
 async def test_a_handled_webhook_is_remembered_per_tenant_however_often_recorded(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     other = await add_tenant(storage, "globex")
     assert not await storage.webhooks.seen(tenant.id, "EV_1")
 
-    await asyncio.gather(*(storage.webhooks.record(tenant.id, "EV_1", T0) for _ in range(6)))
+    await race(*[lambda s: s.webhooks.record(tenant.id, "EV_1", T0)] * 6)
 
     assert await storage.webhooks.seen(tenant.id, "EV_1")
     assert not await storage.webhooks.seen(other.id, "EV_1")
+
+
+async def test_a_tenants_accounts_are_its_own_by_key_with_their_server_urls(
+    storage: Any, tenant: Tenant
+) -> None:
+    other = await add_tenant(storage, "globex")
+    b = LiveKitAccount("APIb", tenant.id, "secret-b", "https://lk.example.com")
+    a = LiveKitAccount("APIa", tenant.id, "secret-a")
+    for account in (b, a, LiveKitAccount("APIc", other.id, "secret-c", "http://10.0.0.7:7880")):
+        await storage.livekit_accounts.add(account)
+
+    assert await storage.livekit_accounts.of_tenant(tenant.id) == [a, b]
+    assert await storage.livekit_accounts.of_tenant("no-such-tenant") == []
+
+
+async def test_a_url_is_set_and_removed_only_by_the_keys_own_tenant(
+    storage: Any, tenant: Tenant
+) -> None:
+    other = await add_tenant(storage, "globex")
+    await storage.livekit_accounts.add(LiveKitAccount("APIkey", tenant.id, "secret"))
+
+    set_ = await storage.livekit_accounts.set_url(tenant.id, "APIkey", "https://lk.example.com")
+    with pytest.raises(NotFound):
+        await storage.livekit_accounts.set_url(other.id, "APIkey", "https://evil.example.com")
+    with pytest.raises(NotFound):
+        await storage.livekit_accounts.set_url(tenant.id, "APIother", "https://lk.example.com")
+
+    assert set_ == LiveKitAccount("APIkey", tenant.id, "secret", "https://lk.example.com")
+    assert await storage.livekit_accounts.get("APIkey") == set_
+    removed = await storage.livekit_accounts.set_url(tenant.id, "APIkey", None)
+    assert removed == await storage.livekit_accounts.get("APIkey") == replace(set_, url=None)
+
+
+async def test_a_new_secret_keeps_the_url_unless_another_is_given(
+    storage: Any, tenant: Tenant
+) -> None:
+    first = LiveKitAccount("APIkey", tenant.id, "first", "https://lk.example.com")
+    await storage.livekit_accounts.add(first)
+
+    await storage.livekit_accounts.add(LiveKitAccount("APIkey", tenant.id, "second"))
+    assert await storage.livekit_accounts.get("APIkey") == replace(first, api_secret="second")
+
+    moved = LiveKitAccount("APIkey", tenant.id, "third", "https://lk2.example.com")
+    await storage.livekit_accounts.add(moved)
+    assert await storage.livekit_accounts.get("APIkey") == moved

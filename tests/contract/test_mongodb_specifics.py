@@ -16,8 +16,9 @@ from adapters.mongodb.storage import MongoStorage
 from domain.events import Event
 from domain.livekit import WEBHOOK_MEMORY
 from domain.session import Exit
+from domain.staleness import Staleness
 from domain.tenants import Tenant
-from tests.contract.builders import add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, stored_session
 from tests.servers import MongoServer
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +60,7 @@ async def after_a_dead_append(mongodb: MongoStorage, tenant: Tenant, dying_appen
     """A session whose batch of three events was stored by an append that then died."""
     session = await stored_session(mongodb, tenant)
     with pytest.raises(ConnectionError):
-        await mongodb.events.append(tenant.id, _batch(session.id))
+        await mongodb.events.append(tenant.id, _batch(session.id), NOW, OPEN)
     return session.id
 
 
@@ -74,8 +75,8 @@ def _batch(session_id: str) -> list[tuple[int, Event]]:
 async def test_a_retried_batch_counts_what_a_dead_append_stored_exactly_once(
     mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
 ) -> None:
-    first = await mongodb.events.append(tenant.id, _batch(after_a_dead_append))
-    again = await mongodb.events.append(tenant.id, _batch(after_a_dead_append))
+    first = await mongodb.events.append(tenant.id, _batch(after_a_dead_append), NOW, OPEN)
+    again = await mongodb.events.append(tenant.id, _batch(after_a_dead_append), NOW, OPEN)
 
     assert (first.inserted, first.duplicates) == (0, 3)
     assert (again.inserted, again.duplicates) == (0, 3)
@@ -90,7 +91,7 @@ async def test_closing_counts_what_a_dead_append_stored_before_the_session_ends(
     mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
 ) -> None:
     closed, _ = await mongodb.sessions.close(
-        tenant.id, after_a_dead_append, Exit(at(5), usage={"tokens": 1})
+        tenant.id, after_a_dead_append, Exit(at(5), usage={"tokens": 1}), frozenset(), NOW, SHUT
     )
 
     assert closed.usage == {"tokens": 31, "cost": Decimal("0.3")}
@@ -101,7 +102,7 @@ async def test_closing_counts_what_a_dead_append_stored_before_the_session_ends(
 async def test_the_reaper_counts_what_a_dead_append_stored_before_timing_sessions_out(
     mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
 ) -> None:
-    (timed_out,) = await mongodb.sessions.time_out_idle(tenant.id, at(60), 10)
+    (timed_out,) = await mongodb.sessions.time_out_idle(tenant.id, Staleness(at(60)), 10)
 
     assert timed_out.usage == {"tokens": 30, "cost": Decimal("0.3")}
 

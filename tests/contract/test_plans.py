@@ -1,6 +1,5 @@
 """Plans, subscriptions, resources and the trial limit at start — atomic under concurrency."""
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -13,8 +12,10 @@ from domain.plans import (
     SessionLimitReached,
     Subscription,
 )
+from domain.session import Session
 from domain.tenants import Tenant
 from tests.contract.builders import a_session, at, stored_session
+from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
 
@@ -26,17 +27,19 @@ def limit(n: int, resource: str = "pdf-1") -> SessionLimit:
 
 
 async def test_with_one_trial_slot_left_exactly_one_of_ten_starts_succeeds(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     await stored_session(storage, tenant, kind="practice", resource_id="pdf-1")
     attempts = [a_session(tenant, kind="mock_exam", resource_id="pdf-1") for _ in range(10)]
 
-    results = await asyncio.gather(
-        *(storage.sessions.add(s, limit(2)) for s in attempts), return_exceptions=True
-    )
+    def start(session: Session) -> Call:
+        return lambda s: s.sessions.add(session, limit(2))
+
+    results = await race(*(start(a) for a in attempts), return_exceptions=True)
 
     assert sum(r is True for r in results) == 1
     assert all(isinstance(r, SessionLimitReached) for r in results if r is not True)
+    assert {r.used for r in results if r is not True} == {2}
     assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-1", PRACTICE) == 2
 
 
@@ -81,20 +84,18 @@ async def test_a_subscription_is_replaced_not_added(storage: Any, tenant: Tenant
 
 
 async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_concurrency(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), 2)
     assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(1), 2)
 
-    results = await asyncio.gather(
-        *(
-            storage.resources.register(tenant.id, "user-1", f"pdf-{n}", "pdf", at(2), 2)
-            for n in range(2, 10)
-        ),
-        return_exceptions=True,
-    )
+    def register(resource_id: str) -> Call:
+        return lambda s: s.resources.register(tenant.id, "user-1", resource_id, "pdf", at(2), 2)
+
+    results = await race(*(register(f"pdf-{n}") for n in range(2, 10)), return_exceptions=True)
 
     assert sum(r is True for r in results) == 1
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not True)
+    assert {(r.limit, r.used) for r in results if r is not True} == {(2, 2)}
     assert await storage.resources.count_in_month(tenant.id, "user-1", at(3)) == 2
     assert await storage.resources.count_in_month(tenant.id, "user-1", at(60 * 24 * 40)) == 0

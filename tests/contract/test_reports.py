@@ -9,7 +9,7 @@ from application.ports import Window
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import at, stored_session
+from tests.contract.builders import NOW, SHUT, at, stored_session
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,12 @@ async def visit(
     session = await stored_session(storage, tenant, minutes=start, **fields)
     if end is not None:
         await storage.sessions.close(
-            tenant.id, session.id, Exit(at=at(end), **fields.get("exit", {}))
+            tenant.id,
+            session.id,
+            Exit(at=at(end), **fields.get("exit", {})),
+            frozenset(),
+            NOW,
+            SHUT,
         )
     return session
 
@@ -73,15 +78,22 @@ async def test_usage_stats_add_up_a_subjects_sessions_exactly(storage: Any, tena
     first = await stored_session(storage, tenant, kind="counseling")
     second = await stored_session(storage, tenant, minutes=10, kind="counseling")
     await storage.sessions.close(
-        tenant.id, first.id, Exit(at=at(5), usage={"cost_usd": Decimal("0.10"), "tokens": 7})
+        tenant.id,
+        first.id,
+        Exit(at=at(5), usage={"cost_usd": Decimal("0.10"), "tokens": 7}),
+        frozenset(),
+        NOW,
+        SHUT,
     )
     await storage.sessions.close(
         tenant.id,
         second.id,
         Exit(at=at(12), usage={"cost_usd": Decimal("0.20")}, status=SessionStatus.ABANDONED),
         frozenset({"counseling"}),
+        NOW,
+        SHUT,
     )
-    await storage.ledger.settle(tenant.id, second.id, 4, at(13))
+    await storage.ledger.settle(tenant.id, second.id, 0, 4, at(13))
     await visit(storage, tenant, 0, 1, subject_id="someone-else")
 
     stats = await storage.reports.usage_stats(tenant.id, "user-1", Window())

@@ -8,7 +8,7 @@ from application.ports import Window
 from domain.events import Event
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
-from tests.contract.builders import add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, add_tenant, at, stored_session
 
 pytestmark = pytest.mark.anyio
 
@@ -39,6 +39,8 @@ async def test_old_events_go_and_their_session_keeps_what_they_added(
     await storage.events.append(
         tenant.id,
         [(n, Event(session.id, n + 1, "tick", at(n), meters={"ticks": 1})) for n in range(4)],
+        NOW,
+        OPEN,
     )
 
     deleted = await storage.retention.delete_events(tenant.id, at(2), 100)

@@ -1,7 +1,6 @@
 """Rollups on every store: what an hour's raw data adds up to, buckets replaced whole, one runner
 per tenant at a time, late data picked up by the next run."""
 
-import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -9,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.apply_retention import ApplyRetention
 from application.ports import Window
 from application.roll_up_usage import RollUpUsage
 from domain.events import Event
@@ -17,7 +17,8 @@ from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import Exit
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
-from tests.contract.builders import T0, add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, T0, add_tenant, at, stored_session
+from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -49,9 +50,16 @@ async def test_an_hour_adds_up_sessions_events_usage_and_tracks_by_kind_and_reso
             (1, Event(spanning.id, 2, "tap", in_hour(5))),
             (2, Event(spanning.id, 3, "tap", in_hour(6))),
         ],
+        NOW,
+        OPEN,
     )
     await storage.sessions.close(
-        tenant.id, spanning.id, Exit(in_hour(30), usage={"cost_usd": Decimal("0.25")})
+        tenant.id,
+        spanning.id,
+        Exit(in_hour(30), usage={"cost_usd": Decimal("0.25")}),
+        frozenset(),
+        NOW,
+        SHUT,
     )
     # Started in the hour and still active, last seen 50 minutes into it.
     active = await stored_session(storage, tenant, 60 + 40, resource_id="room-1", kind="livekit")
@@ -98,12 +106,14 @@ async def test_a_bucket_is_replaced_whole_and_read_back_by_kind_and_resource(
 
 
 async def test_one_runner_holds_a_tenant_until_it_releases_or_its_lease_runs_out(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     leases = storage.rollup_leases
-    held = await asyncio.gather(
-        *(leases.acquire(tenant.id, f"runner-{n}", at(0), at(10)) for n in range(8))
-    )
+
+    def acquire(holder: str) -> Call:
+        return lambda s: s.rollup_leases.acquire(tenant.id, holder, at(0), at(10))
+
+    held = await race(*(acquire(f"runner-{n}") for n in range(8)))
 
     winners = [lease for lease in held if lease is not None]
     assert len(winners) == 1 and winners[0].resume_from is None
@@ -118,6 +128,47 @@ async def test_one_runner_holds_a_tenant_until_it_releases_or_its_lease_runs_out
     taken = await leases.acquire(tenant.id, "after-crash", at(27), at(37))
     assert taken is not None and taken.resume_from == at(5)
     assert not await leases.renew(tenant.id, "next", at(40))
+
+
+async def test_a_runner_renewing_a_lease_that_ran_out_and_one_taking_it_never_both_hold_it(
+    storage: Any, race: Race
+) -> None:
+    # Six tenants whose leases ran out at minute 10: for each, the old holder renews while a
+    # new runner acquires at minute 10. One of them holds the tenant, never both.
+    tenants = [await add_tenant(storage, f"tenant-{n}") for n in range(6)]
+    for t in tenants:
+        assert await storage.rollup_leases.acquire(t.id, "old", at(0), at(10))
+
+    def renew(tenant: Tenant) -> Call:
+        return lambda s: s.rollup_leases.renew(tenant.id, "old", at(20))
+
+    def take_over(tenant: Tenant) -> Call:
+        return lambda s: s.rollup_leases.acquire(tenant.id, "new", at(10), at(20))
+
+    outcomes = await race(*(call(t) for t in tenants for call in (renew, take_over)))
+
+    for renewed, taken in zip(outcomes[::2], outcomes[1::2], strict=True):
+        assert renewed is (taken is None)
+        assert taken is None or taken.holder == "new"
+    for t, renewed in zip(tenants, outcomes[::2], strict=True):
+        # Whoever holds it: the other one can neither renew nor take it now.
+        loser = "new" if renewed else "old"
+        assert not await storage.rollup_leases.renew(t.id, loser, at(30))
+        assert await storage.rollup_leases.acquire(t.id, loser, at(15), at(30)) is None
+
+
+async def test_a_lease_is_free_from_the_instant_it_runs_out_and_none_is_renewed_unheld(
+    storage: Any, tenant: Tenant
+) -> None:
+    leases = storage.rollup_leases
+    assert not await leases.renew(tenant.id, "nobody", at(5))
+
+    assert await leases.acquire(tenant.id, "first", at(0), at(10))
+    assert await leases.acquire(tenant.id, "second", at(9), at(20)) is None
+    taken = await leases.acquire(tenant.id, "second", at(10), at(20))
+
+    assert taken is not None and taken.holder == "second"
+    assert not await leases.renew(tenant.id, "first", at(30))
 
 
 def roll_up(storage: Any, now_minutes: float) -> RollUpUsage:
@@ -135,7 +186,7 @@ async def test_a_run_rolls_up_hours_and_days_and_a_second_run_changes_nothing(
     storage: Any, tenant: Tenant
 ) -> None:
     session = await stored_session(storage, tenant, 10, resource_id="w-1")
-    await storage.sessions.close(tenant.id, session.id, Exit(at(100)))
+    await storage.sessions.close(tenant.id, session.id, Exit(at(100)), frozenset(), NOW, SHUT)
     await storage.snapshots.add(
         tenant.id,
         [Snapshot("lk-1", at(m), 20.0 + m / 10, 1, 1, m * 1_000_000, m // 10, 1) for m in (5, 65)],
@@ -172,7 +223,9 @@ async def test_a_session_that_ends_after_its_hours_were_rolled_up_is_counted_by_
     await storage.sessions.heartbeat(tenant.id, session.id, at(30))
     await roll_up(storage, 30)(tenant.name)
 
-    await storage.sessions.close(tenant.id, session.id, Exit(at(300), usage={"pages": 3}))
+    await storage.sessions.close(
+        tenant.id, session.id, Exit(at(300), usage={"pages": 3}), frozenset(), NOW, SHUT
+    )
     await roll_up(storage, 310)(tenant.name)
 
     day = (await storage.rollups.find(tenant.id, Period.DAY, Window()))[0]
@@ -182,13 +235,15 @@ async def test_a_session_that_ends_after_its_hours_were_rolled_up_is_counted_by_
 
 
 async def test_runners_started_together_roll_up_each_tenant_once_and_agree(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     for n in range(5):
         session = await stored_session(storage, tenant, n * 20, subject_id=f"u{n}")
-        await storage.sessions.close(tenant.id, session.id, Exit(at(n * 20 + 15)))
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(at(n * 20 + 15)), frozenset(), NOW, SHUT
+        )
 
-    runs = await asyncio.gather(*(roll_up(storage, 150)(tenant.name) for _ in range(6)))
+    runs = await race(*[lambda s: roll_up(s, 150)(tenant.name)] * 6)
     after_race = await storage.rollups.find(tenant.id, Period.HOUR, Window())
     await roll_up(storage, 150)(tenant.name, since=T0)
 
@@ -215,3 +270,27 @@ async def test_retention_deletes_old_hourly_buckets_a_batch_at_a_time(
     kept = await storage.rollups.find(tenant.id, Period.HOUR, Window())
     assert [r.start for r in kept] == [cutoff]
     assert len(await storage.rollups.find(tenant.id, Period.DAY, Window())) == 1
+
+
+async def test_a_run_reaching_back_past_retention_keeps_the_buckets_whose_sources_are_gone(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(
+        storage, "archive", event_retention_days=1, hourly_rollup_retention_days=1
+    )
+    for minutes in (-600, 480):  # at 02:00 and 20:00
+        await stored_session(storage, tenant, minutes, subject_id=f"u{minutes}")
+    midnight = at(-12 * 60)
+    await roll_up(storage, 600)(tenant.name, since=midnight)
+    [day] = await storage.rollups.find(tenant.id, Period.DAY, Window())
+    # A day later retention deletes the morning's hours; then an operator reaches back anyway.
+    a_day_later = 24 * 60
+    await ApplyRetention(storage.tenants, storage.retention, FakeClock(at(a_day_later)))()
+    run = await roll_up(storage, a_day_later)(tenant.name, since=midnight)
+
+    assert day.activity[0].sessions_started == 2
+    kept, next_day = await storage.rollups.find(tenant.id, Period.DAY, Window())
+    assert kept == day and run.days == 1  # only the next day was rebuilt
+    assert next_day.start == day.start + timedelta(days=1)
+    hours = await storage.rollups.find(tenant.id, Period.HOUR, Window())
+    assert hours[0].start > at(0)  # none recomputed from what retention left of it

@@ -1,6 +1,5 @@
 """SessionRepository contract: storing, reading, listing, heartbeats, closing once, timing out."""
 
-import asyncio
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -9,9 +8,11 @@ import pytest
 
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.session import ChargeState, Exit, SessionStatus
+from domain.session import ChargeState, Closing, Exit, SessionStatus
+from domain.staleness import Staleness
 from domain.tenants import Tenant
-from tests.contract.builders import a_session, add_tenant, at, stored_session
+from tests.contract.builders import NOW, SHUT, a_session, add_tenant, at, stored_session
+from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
 
@@ -42,11 +43,11 @@ async def test_an_id_is_stored_once_and_the_first_session_wins(
 
 
 async def test_concurrent_adds_of_one_id_store_it_exactly_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     session = a_session(tenant)
 
-    added = await asyncio.gather(*(storage.sessions.add(session.copy()) for _ in range(8)))
+    added = await race(*[lambda s: s.sessions.add(session.copy())] * 8)
 
     assert sorted(added) == [False] * 7 + [True]
 
@@ -74,7 +75,7 @@ async def test_heartbeats_of_unknown_or_ended_sessions_are_refused(
     storage: Any, tenant: Tenant
 ) -> None:
     session = await stored_session(storage, tenant)
-    await storage.sessions.close(tenant.id, session.id, Exit(at=at(1)))
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, SHUT)
 
     with pytest.raises(Conflict):
         await storage.sessions.heartbeat(tenant.id, session.id, at(2))
@@ -92,9 +93,11 @@ async def test_closing_records_the_exit(storage: Any, tenant: Tenant) -> None:
         usage={"seconds": 1800, "cost_usd": Decimal("0.125")},
     )
 
-    closed, did_close = await storage.sessions.close(tenant.id, session.id, exit)
+    closed, did_close = await storage.sessions.close(
+        tenant.id, session.id, exit, frozenset(), NOW, SHUT
+    )
 
-    assert did_close
+    assert did_close is Closing.CLOSED
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored == closed
     assert stored.status is SessionStatus.ABANDONED
@@ -110,14 +113,19 @@ async def test_closing_records_the_exit(storage: Any, tenant: Tenant) -> None:
 async def test_a_second_exit_is_a_replay_that_changes_nothing(storage: Any, tenant: Tenant) -> None:
     session = await stored_session(storage, tenant)
     first, _ = await storage.sessions.close(
-        tenant.id, session.id, Exit(at=at(10), usage={"seconds": 600})
+        tenant.id, session.id, Exit(at=at(10), usage={"seconds": 600}), frozenset(), NOW, SHUT
     )
 
     again, did_close = await storage.sessions.close(
-        tenant.id, session.id, Exit(at=at(20), status=SessionStatus.FAILED, usage={"seconds": 5})
+        tenant.id,
+        session.id,
+        Exit(at=at(20), status=SessionStatus.FAILED, usage={"seconds": 5}),
+        frozenset(),
+        NOW,
+        SHUT,
     )
 
-    assert did_close is False
+    assert did_close is Closing.REPLAY
     assert again == first
     assert again.usage == {"seconds": 600}
 
@@ -128,30 +136,32 @@ async def test_an_exit_before_the_start_is_refused_and_the_session_stays_open(
     session = await stored_session(storage, tenant, minutes=10)
 
     with pytest.raises(InvalidInput):
-        await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)))
+        await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)), frozenset(), NOW, SHUT)
 
     assert (await storage.sessions.get(tenant.id, session.id)).status is SessionStatus.ACTIVE
 
 
 async def test_closing_an_unknown_session_is_not_found(storage: Any, tenant: Tenant) -> None:
     with pytest.raises(NotFound):
-        await storage.sessions.close(tenant.id, a_session(tenant).id, Exit(at=at(1)))
+        await storage.sessions.close(
+            tenant.id, a_session(tenant).id, Exit(at=at(1)), frozenset(), NOW, SHUT
+        )
 
 
 async def test_sixteen_concurrent_exits_close_the_session_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     session = await stored_session(storage, tenant)
 
-    results = await asyncio.gather(
-        *(
-            storage.sessions.close(tenant.id, session.id, Exit(at=at(i + 1), usage={"seconds": 1}))
-            for i in range(16)
-        )
-    )
+    def exit_at(minute: int) -> Call:
+        exit = Exit(at=at(minute), usage={"seconds": 1})
+        return lambda s: s.sessions.close(tenant.id, session.id, exit, frozenset(), NOW, SHUT)
 
-    assert sorted(did_close for _, did_close in results) == [False] * 15 + [True]
-    winner = next(s for s, did_close in results if did_close)
+    results = await race(*(exit_at(i + 1) for i in range(16)))
+
+    closings = [closing for _, closing in results]
+    assert sorted(closings) == [Closing.CLOSED] + [Closing.REPLAY] * 15
+    winner = next(s for s, closing in results if closing is Closing.CLOSED)
     assert all(s.ended_at == winner.ended_at for s, _ in results)
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.usage == {"seconds": 1}
@@ -164,7 +174,7 @@ async def test_listing_is_newest_first_and_filters(storage: Any, tenant: Tenant)
     a = await stored_session(storage, tenant, minutes=1, kind="practice", resource_id="set-1")
     b = await stored_session(storage, tenant, minutes=2, subject_id="user-2")
     c = await stored_session(storage, tenant, minutes=3)
-    await storage.sessions.close(tenant.id, c.id, Exit(at=at(4)))
+    await storage.sessions.close(tenant.id, c.id, Exit(at=at(4)), frozenset(), NOW, SHUT)
 
     async def ids(**where: Any) -> list[str]:
         found = await storage.sessions.find(tenant.id, SessionFilter(**where), limit=10)
@@ -206,11 +216,11 @@ async def test_the_reaper_closes_stale_sessions_where_they_were_last_seen(
     await storage.sessions.heartbeat(tenant.id, stale.id, at(7))
     fresh = await stored_session(storage, tenant, minutes=8)
     ended = await stored_session(storage, tenant)
-    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(1)))
+    await storage.sessions.close(tenant.id, ended.id, Exit(at=at(1)), frozenset(), NOW, SHUT)
     other = await add_tenant(storage, "globex")
     elsewhere = await stored_session(storage, other)
 
-    closed = await storage.sessions.time_out_idle(tenant.id, at(7.5), limit=100)
+    closed = await storage.sessions.time_out_idle(tenant.id, Staleness(at(7.5)), limit=100)
 
     assert [s.id for s in closed] == [stale.id]
     stored = await storage.sessions.get(tenant.id, stale.id)
@@ -221,21 +231,61 @@ async def test_the_reaper_closes_stale_sessions_where_they_were_last_seen(
     assert stored.charge_state is ChargeState.NOT_CHARGED
     assert (await storage.sessions.get(tenant.id, fresh.id)).is_active
     assert (await storage.sessions.get(other.id, elsewhere.id)).is_active
-    assert await storage.sessions.time_out_idle(tenant.id, at(7.5), limit=100) == []
+    assert await storage.sessions.time_out_idle(tenant.id, Staleness(at(7.5)), limit=100) == []
 
 
 async def test_concurrent_reapers_close_each_stale_session_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     sessions = [await stored_session(storage, tenant) for _ in range(12)]
 
-    batches = await asyncio.gather(
-        *(storage.sessions.time_out_idle(tenant.id, at(60), limit=5) for _ in range(6))
+    batches = await race(
+        *[lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=5)] * 6
     )
 
     closed_ids = [s.id for batch in batches for s in batch]
     assert all(len(batch) <= 5 for batch in batches)
     assert len(closed_ids) == len(set(closed_ids))
     assert set(closed_ids) <= {s.id for s in sessions}
-    remaining = await storage.sessions.time_out_idle(tenant.id, at(60), limit=100)
+    remaining = await storage.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100)
     assert len(closed_ids) + len(remaining) == 12
+
+
+async def test_a_heartbeat_that_succeeded_is_never_undone_by_a_reaper_racing_it(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    # Forty sessions silent since minute 0; a reaper (cutoff: minute 60) sweeps them while four
+    # clients send each one heartbeat dated minute 90, from the other end of the id order so
+    # that they meet the reaper halfway: most heartbeats arrive after the reaper has read the
+    # sessions as stale and before it closes them.
+    ids = sorted([(await stored_session(storage, tenant)).id for _ in range(40)], reverse=True)
+
+    async def heartbeats(storage: Any, ids: list[str]) -> list[str]:
+        succeeded = []
+        for session_id in ids:
+            try:
+                await storage.sessions.heartbeat(tenant.id, session_id, at(90))
+            except Conflict:  # the reaper closed it first: this heartbeat failed, visibly
+                continue
+            succeeded.append(session_id)
+        return succeeded
+
+    def client(n: int) -> Call:
+        return lambda s: heartbeats(s, ids[n::4])
+
+    reaped, *beats = await race(
+        lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100),
+        *(client(n) for n in range(4)),
+    )
+
+    heard = {session_id for succeeded in beats for session_id in succeeded}
+    # Each heartbeat either succeeded or found the session closed by this reaper.
+    assert heard | {s.id for s in reaped} == set(ids)
+    undone = []
+    for session_id in sorted(heard):
+        stored = await storage.sessions.get(tenant.id, session_id)
+        # A session heard from at minute 90 was not silent since minute 0: it is still active, or
+        # ended no earlier than that heartbeat.
+        if stored.last_seen_at < at(90) or (stored.ended_at and stored.ended_at < at(90)):
+            undone.append((session_id, stored.status, stored.ended_at))
+    assert undone == [], f"{len(undone)} of {len(heard)} successful heartbeats were undone"

@@ -1,6 +1,5 @@
 """TenantRepository and ApiKeyRepository contract."""
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -9,6 +8,7 @@ import pytest
 from domain.errors import Conflict
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 from tests.contract.builders import T0, add_tenant
+from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
 
@@ -24,12 +24,15 @@ async def test_tenants_are_found_by_id_and_by_name_with_their_settings(storage: 
     assert await storage.tenants.get_by_name("initech") is None
 
 
-async def test_a_tenant_name_is_taken_once_even_by_concurrent_callers(storage: Any) -> None:
+async def test_a_tenant_name_is_taken_once_even_by_concurrent_callers(
+    storage: Any, race: Race
+) -> None:
     attempts = [Tenant(str(uuid.uuid4()), "acme", T0) for _ in range(6)]
 
-    results = await asyncio.gather(
-        *(storage.tenants.add(t) for t in attempts), return_exceptions=True
-    )
+    def add(tenant: Tenant) -> Call:
+        return lambda s: s.tenants.add(tenant)
+
+    results = await race(*(add(t) for t in attempts), return_exceptions=True)
 
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, Conflict) for r in results if r is not None)

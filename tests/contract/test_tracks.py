@@ -1,7 +1,6 @@
 """A stay's tracks: their published time adds to the session's usage exactly once, whatever
 the order and number of reports, on every store."""
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +9,8 @@ from domain.events import Event
 from domain.livekit import TrackReport
 from domain.session import Exit
 from domain.tenants import Tenant
-from tests.contract.builders import at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, at, stored_session
+from tests.contract.races import Race
 
 pytestmark = pytest.mark.anyio
 
@@ -58,17 +58,13 @@ async def test_an_unpublish_before_its_publish_counts_when_the_publish_arrives(
 
 
 async def test_concurrent_reports_completing_a_track_count_it_once(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     session = await stored_session(storage, tenant)
     await storage.tracks.record(tenant.id, session.id, published("TR_mic", 0, "audio.seconds"))
 
-    added = await asyncio.gather(
-        *(
-            storage.tracks.record(tenant.id, session.id, unpublished("TR_mic", 3, "audio.seconds"))
-            for _ in range(8)
-        )
-    )
+    report = unpublished("TR_mic", 3, "audio.seconds")
+    added = await race(*[lambda s: s.tracks.record(tenant.id, session.id, report)] * 8)
 
     assert sorted(added) == [False] * 7 + [True]
     assert await usage(storage, tenant, session.id) == {"audio.seconds": 180}
@@ -81,7 +77,7 @@ async def test_open_tracks_are_those_published_and_not_unpublished_even_after_th
     await storage.tracks.record(tenant.id, session.id, published("TR_a", 1))
     await storage.tracks.record(tenant.id, session.id, published("TR_b", 1))
     await storage.tracks.record(tenant.id, session.id, unpublished("TR_b", 2))
-    await storage.sessions.close(tenant.id, session.id, Exit(at(5)))
+    await storage.sessions.close(tenant.id, session.id, Exit(at(5)), frozenset(), NOW, SHUT)
 
     (still_open,) = await storage.tracks.open_tracks(tenant.id, session.id)
     assert still_open == published("TR_a", 1)
@@ -90,24 +86,18 @@ async def test_open_tracks_are_those_published_and_not_unpublished_even_after_th
 
 
 async def test_each_end_of_a_track_appears_once_as_a_session_event_after_the_last_one(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
     session = await stored_session(storage, tenant)
-    await storage.events.append(tenant.id, [(0, Event(session.id, 1, "join", at(0)))])
+    await storage.events.append(tenant.id, [(0, Event(session.id, 1, "join", at(0)))], NOW, OPEN)
 
     await storage.tracks.record(
         tenant.id, session.id, unpublished("TR_screen", 9, "screen_share.seconds")
     )
     await storage.tracks.record(tenant.id, session.id, published("TR_cam", 1))
-    await asyncio.gather(
-        *(
-            storage.tracks.record(
-                tenant.id, session.id, published("TR_screen", 4, "screen_share.seconds")
-            )
-            for _ in range(4)
-        )
-    )
-    await storage.sessions.close(tenant.id, session.id, Exit(at(10)))
+    report = published("TR_screen", 4, "screen_share.seconds")
+    await race(*[lambda s: s.tracks.record(tenant.id, session.id, report)] * 4)
+    await storage.sessions.close(tenant.id, session.id, Exit(at(10)), frozenset(), NOW, SHUT)
     await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 10))
     await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 11))
 

@@ -1,86 +1,15 @@
 """The real thing: `sessionmeter serve` as a process on an empty SQLite file, over a socket."""
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.e2e.serving import serving
 
 pytestmark = pytest.mark.slow
-
-SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
-HEALTHY_WITHIN_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    env: dict[str, str]
-
-    def operator(self, *args: str) -> str:
-        """Run a CLI command on the server's storage; its last line of standard output."""
-        done = subprocess.run(
-            [SESSIONMETER, *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stderr == "", done.stderr
-        return done.stdout.splitlines()[-1]
-
-    def client(self, key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
-
-
-@contextmanager
-def serving(tmp_path: Path, *options: str) -> Iterator[Server]:
-    """`sessionmeter serve` on an empty SQLite file until /health answers, then stopped. Its log
-    goes to a file (a pipe nobody reads could fill and stall it) that is printed on the way out:
-    pytest shows it when the test failed."""
-    database = tmp_path / "fresh.db"
-    database.touch()
-    env = {"SESSIONMETER_STORAGE_URL": f"sqlite:///{database}", "PATH": "/usr/bin:/bin"}
-    server = Server(f"http://127.0.0.1:{(port := free_port())}", env)
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [SESSIONMETER, "serve", "--port", str(port), "--log-level", "warning", *options],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_healthy(process, server.base_url)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        server_log = log_path.read_text()
-        print(f"--- sessionmeter serve (exit code {process.returncode}) ---\n{server_log}")
-    assert "Traceback" not in server_log, server_log
-
-
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
-    while True:
-        assert process.poll() is None, "the server exited before it was healthy"
-        try:
-            if httpx.get(f"{base_url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"no 200 from /health in {HEALTHY_WITHIN_SECONDS} s"
-        time.sleep(0.1)
 
 
 def test_a_session_lives_its_whole_life_through_a_real_server(tmp_path: Path) -> None:

@@ -1,11 +1,18 @@
 """Event batches through the API: partial failure, retries, limits, gaps, listing, distribution."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
-AT = "2026-11-24T12:00:00Z"
+# A minute before the tests began: never in the future, never late.
+AT = f"{datetime.now(UTC) - timedelta(minutes=1):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def after_now(minutes: int = 2) -> str:
+    """Later than any end a client just chose, within the clock skew a client may have."""
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
 
 
 def event(session: dict[str, Any], n: int, **fields: Any) -> dict[str, Any]:
@@ -26,7 +33,7 @@ def test_valid_events_are_stored_even_when_others_in_the_batch_fail(api: Api) ->
         api,
         event(session, 1, meters={"cost_usd": 0.1, "tokens": 12}),
         event(unknown, 1),
-        event(ended, 1),
+        {**event(ended, 1), "at": after_now()},  # its client ended it before this
         event(session, 0),
         {**event(session, 3), "at": "2026-11-24T12:00:00"},
         {**event(session, 4), "label": {"$gt": ""}},

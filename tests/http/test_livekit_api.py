@@ -8,7 +8,7 @@ import pytest
 
 from domain.errors import Conflict
 from tests.app_client import Api
-from tests.http.envelope import assert_error
+from tests.http.envelope import assert_error, invalid_fields
 from tests.livekit_server import LiveKitServer
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -135,3 +135,45 @@ def test_a_webhook_whose_signature_does_not_hold_is_401_and_records_nothing(
 def test_a_livekit_key_belongs_to_one_tenant(api: Api, livekit: LiveKitServer) -> None:
     with pytest.raises(Conflict):
         api.run(lambda: api.container.add_livekit_account()("globex", livekit.key, "x" * 40))
+
+
+def put_url(api: Api, key: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    return api.client.put(f"/v1/livekit/accounts/{key}", json=body, headers=headers or api.admin)
+
+
+def test_an_admin_sets_and_removes_the_url_of_its_livekit_server(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    set_ = put_url(api, livekit.key, {"url": "https://lk.example.com"})
+
+    assert set_.status_code == 200, set_.text
+    assert set_.json() == {"api_key": livekit.key, "url": "https://lk.example.com"}  # no secret
+    stored = api.run(lambda: api.container.livekit_accounts().get(livekit.key))
+    assert (stored.url, stored.api_secret) == ("https://lk.example.com", livekit.secret)
+    removed = put_url(api, livekit.key, {"url": None})
+    assert removed.json() == {"api_key": livekit.key, "url": None}
+
+
+def test_a_url_is_set_only_by_an_admin_on_its_own_key_and_only_a_valid_one(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    api.run(lambda: api.container.add_livekit_account()("globex", "APIglobex", "x" * 40))
+    url = {"url": "https://lk.example.com"}
+
+    assert_error(put_url(api, "APIglobex", url), 404, "not_found")
+    assert_error(put_url(api, "APIunknown", url), 404, "not_found")
+    assert_error(put_url(api, livekit.key, url, api.ingest), 403, "forbidden")
+    assert invalid_fields(put_url(api, livekit.key, {"url": "wss://lk.example.com"})) == ["url"]
+    assert invalid_fields(put_url(api, livekit.key, {"url": "x" * 501})) == ["url"]
+    assert invalid_fields(put_url(api, livekit.key, {})) == ["url"]
+    assert invalid_fields(put_url(api, livekit.key, {"url": 7})) == ["url"]
+    globex = api.run(lambda: api.container.livekit_accounts().get("APIglobex"))
+    assert globex.url is None
+
+
+def test_the_openapi_schema_documents_setting_a_livekit_url(api: Api) -> None:
+    schema = api.client.get("/schema/openapi.json").json()
+
+    operation = schema["paths"]["/v1/livekit/accounts/{api_key}"]["put"]
+    assert {"200", "401", "403", "404", "422"} <= set(operation["responses"])
+    assert "requestBody" in operation

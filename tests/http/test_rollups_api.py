@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
-HOUR = datetime(2026, 11, 24, 9, tzinfo=UTC)
+# Yesterday's: within the late-data window and the retention of events, whenever the test runs.
+HOUR = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 
 
 def test_usage_and_the_cost_model_need_an_admin_key(api: Api) -> None:
@@ -55,9 +56,7 @@ def test_a_rolled_up_session_shows_in_its_hours_and_day(api: Api) -> None:
     ).json()
 
     assert [h["start"] for h in hours["items"]] == [
-        "2026-11-24T09:00:00Z",
-        "2026-11-24T10:00:00Z",
-        "2026-11-24T11:00:00Z",
+        f"{HOUR + timedelta(hours=n):%Y-%m-%dT%H:%M:%SZ}" for n in range(3)
     ]
     first, second, third = hours["items"]
     assert (first["sessions_started"], first["active_seconds"], first["meters"]) == (1, 3600, {})

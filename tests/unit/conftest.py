@@ -17,6 +17,8 @@ from application.plan_of_subject import PlanOfSubject
 from application.rate_book import RateBook
 from application.record_exit import RecordExit
 from application.record_heartbeat import RecordHeartbeat
+from application.rollup_rewinds import RollupRewinds
+from application.running_cost import RunningCost
 from application.start_session import StartSession, StartSessionCommand
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
@@ -81,12 +83,21 @@ def start_session(storage: MemoryStorage, clock: FakeClock) -> StartSession:
 def record_exit(
     storage: MemoryStorage, deduct_credits: DeductCredits, clock: FakeClock
 ) -> RecordExit:
-    return RecordExit(storage.sessions, deduct_credits, clock)
+    return RecordExit(
+        storage.sessions, deduct_credits, RollupRewinds(storage.rollup_leases, clock), clock
+    )
 
 
 @pytest.fixture
-def record_heartbeat(storage: MemoryStorage, clock: FakeClock) -> RecordHeartbeat:
-    return RecordHeartbeat(storage.sessions, clock)
+def running_cost(storage: MemoryStorage, rate_book: RateBook, clock: FakeClock) -> RunningCost:
+    return RunningCost(rate_book, storage.ledger, clock)
+
+
+@pytest.fixture
+def record_heartbeat(
+    storage: MemoryStorage, running_cost: RunningCost, clock: FakeClock
+) -> RecordHeartbeat:
+    return RecordHeartbeat(storage.sessions, running_cost, clock)
 
 
 @pytest.fixture

@@ -15,10 +15,20 @@ from application.list_ledger import ListLedger
 from application.rate_book import RateBook
 from application.record_exit import RecordExit, RecordExitCommand
 from application.set_rate import SetRate
-from domain.credits import EntryKind, MeterRate, Rate, Rounding
+from domain.clock import EARLIEST, LATEST
+from domain.credits import (
+    MAX_CREDITS_PER_MINUTE,
+    MAX_CREDITS_PER_UNIT,
+    MAX_METER_RATES,
+    EntryKind,
+    MeterRate,
+    Rate,
+    Rounding,
+)
 from domain.errors import Conflict, InsufficientCredits, InvalidInput
 from domain.session import ChargeState, Exit, Session, SessionRequest
 from domain.tenants import Tenant
+from domain.usage import MAX_QUANTITY
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -65,6 +75,19 @@ def test_a_free_rate_charges_nothing() -> None:
         ({"meter_rates": {"Tokens": MeterRate(Decimal(1), 1)}}, "meter_rates.Tokens"),
         ({"meter_rates": {"tokens": MeterRate(Decimal(0), 1)}}, "meter_rates.tokens.per"),
         ({"meter_rates": {"tokens": MeterRate(Decimal(1), -1)}}, "meter_rates.tokens.credits"),
+        ({"credits_per_minute": 10**6 + 1}, "credits_per_minute"),
+        ({"meter_rates": {"tokens": MeterRate(Decimal("NaN"), 1)}}, "meter_rates.tokens.per"),
+        ({"meter_rates": {"tokens": MeterRate(Decimal(10**9 + 1), 1)}}, "meter_rates.tokens.per"),
+        ({"meter_rates": {"tokens": MeterRate(Decimal("1e-10"), 0)}}, "meter_rates.tokens.per"),
+        (
+            {"meter_rates": {"tokens": MeterRate(Decimal(10**3), 10**6 + 1)}},
+            "meter_rates.tokens.credits",
+        ),
+        (
+            {"meter_rates": {"tokens": MeterRate(Decimal("0.01"), 101)}},
+            "meter_rates.tokens.credits",
+        ),
+        ({"meter_rates": {f"m{n}": MeterRate(Decimal(1), 1) for n in range(33)}}, "meter_rates"),
     ],
     ids=repr,
 )
@@ -72,6 +95,15 @@ def test_a_rate_that_breaks_a_rule_names_the_field(fields: dict[str, Any], field
     with pytest.raises(InvalidInput) as refused:
         Rate(**{"kind": "counseling", "credits_per_minute": 1, **fields})
     assert refused.value.field == field
+
+
+def test_no_session_costs_10_to_the_15_credits_however_long_it_lasts_and_whatever_it_used() -> None:
+    meters = {f"m{n}": MeterRate(Decimal(1), MAX_CREDITS_PER_UNIT) for n in range(MAX_METER_RATES)}
+    rate = Rate("counseling", MAX_CREDITS_PER_MINUTE, Rounding.CEIL, meters)
+    session = ended(0, **{meter: MAX_QUANTITY - Decimal("1e-9") for meter in meters})
+    session.started_at, session.ended_at = EARLIEST, LATEST
+
+    assert rate.price(session) < 10**15
 
 
 @pytest.fixture

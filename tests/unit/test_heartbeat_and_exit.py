@@ -30,7 +30,7 @@ async def test_a_heartbeat_without_a_time_is_now(
     session = await start()
     clock.advance(MINUTE)
     alive = await record_heartbeat(RecordHeartbeatCommand(tenant.id, session.id))
-    assert alive.last_seen_at == clock.now()
+    assert alive.session.last_seen_at == clock.now()
 
 
 async def test_heartbeats_move_last_seen_forward_never_back(
@@ -47,7 +47,7 @@ async def test_heartbeats_move_last_seen_forward_never_back(
 
     answered = await record_heartbeat(RecordHeartbeatCommand(tenant.id, session.id, at=late))
 
-    assert answered.last_seen_at == clock.now()
+    assert answered.session.last_seen_at == clock.now()
     assert (await get_session(tenant.id, session.id)).last_seen_at == clock.now()
 
 
@@ -177,7 +177,10 @@ async def test_exit_usage_adds_exactly_to_what_events_reported(
     session = await start()
     meters: Usage = {"cost_usd": Decimal("0.1"), "tokens": 10}
     await storage.events.append(
-        tenant.id, [(0, Event(session.id, 1, "analysis", clock.now(), meters=meters))]
+        tenant.id,
+        [(0, Event(session.id, 1, "analysis", clock.now(), meters=meters))],
+        clock.now(),
+        tenant.settings.late_data_window,
     )
 
     recorded = await record_exit(

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
+from application.deduct_credits import DeductCredits
 from application.event_distribution import EventDistribution
 from application.get_session import GetSession
 from application.ingest_events import IngestEvents, IngestEventsCommand
 from application.list_events import ListEvents
 from application.pagination import encode_cursor
 from application.record_exit import RecordExit, RecordExitCommand
+from application.rollup_rewinds import RollupRewinds
 from domain.errors import InvalidInput, NotFound, PayloadTooLarge
 from domain.events import BatchOutcome, Event, EventRejection
 from domain.session import Session
@@ -29,9 +31,14 @@ MakeEvent = Callable[..., Event]
 
 
 @pytest.fixture
-def ingest(storage: MemoryStorage, tenant: Tenant) -> Ingest:
+def ingest(
+    storage: MemoryStorage, tenant: Tenant, deduct_credits: DeductCredits, clock: FakeClock
+) -> Ingest:
+    rewinds = RollupRewinds(storage.rollup_leases, clock)
+    use_case = IngestEvents(storage.events, storage.sessions, deduct_credits, rewinds, clock)
+
     async def ingest(*events: Event | EventRejection, to: Tenant = tenant) -> BatchOutcome:
-        return await IngestEvents(storage.events)(IngestEventsCommand(to, list(events)))
+        return await use_case(IngestEventsCommand(to, list(events)))
 
     return ingest
 
@@ -104,11 +111,12 @@ async def test_events_of_unknown_ended_or_other_tenants_sessions_fail_by_index(
     ended = await start()
     await record_exit(RecordExitCommand(tenant.id, ended.id))
     theirs = await start(tenant=await make_tenant("globex"))
+    clock.advance(1)
 
     result = await ingest(
         event(1),
         Event(str(uuid.uuid4()), 1, "tap", clock.now()),
-        Event(ended.id, 1, "tap", clock.now()),
+        Event(ended.id, 1, "tap", clock.now()),  # after the client's own end
         EventRejection(3, "validation_error: at: required"),
         Event(theirs.id, 1, "tap", clock.now()),
         event(2),
@@ -128,12 +136,18 @@ async def test_events_of_unknown_ended_or_other_tenants_sessions_fail_by_index(
 
 
 async def test_a_retry_that_arrives_after_the_exit_is_still_a_duplicate_not_an_error(
-    ingest: Ingest, event: MakeEvent, session: Session, record_exit: RecordExit, tenant: Tenant
+    ingest: Ingest,
+    event: MakeEvent,
+    session: Session,
+    record_exit: RecordExit,
+    tenant: Tenant,
+    clock: FakeClock,
 ) -> None:
     await ingest(event(1), event(2))
     await record_exit(RecordExitCommand(tenant.id, session.id))
+    clock.advance(1)
 
-    retry = await ingest(event(1), event(2), event(3))
+    retry = await ingest(event(1), event(2), event(3))  # 3 is dated after the end
 
     assert outcome(retry) == (0, 2, [(2, "session_ended")])
 
@@ -284,3 +298,26 @@ async def test_a_distribution_is_by_label_type_or_category_only(
     with pytest.raises(InvalidInput) as refused:
         await event_distribution(tenant.id, session.id, "data")
     assert refused.value.field == "field"
+
+
+async def test_late_events_send_the_next_rollup_run_back_to_their_hour(
+    ingest: Ingest,
+    event: MakeEvent,
+    session: Session,
+    record_exit: RecordExit,
+    storage: MemoryStorage,
+    tenant: Tenant,
+    clock: FakeClock,
+) -> None:
+    started = clock.now()
+    await record_exit(RecordExitCommand(tenant.id, session.id))
+    clock.advance(3 * 3600)
+    leases = storage.rollup_leases
+    assert await leases.acquire(tenant.id, "run", clock.now(), clock.now()) is not None
+    await leases.release(tenant.id, "run", clock.now())
+
+    await ingest(event(1, at=started))  # a buffer flushed three hours after the exit
+    await ingest(event(2))  # now: the next run covers it anyway
+
+    lease = await leases.acquire(tenant.id, "next", clock.now(), clock.now())
+    assert lease is not None and lease.resume_from == started.replace(minute=0, second=0)

@@ -1,5 +1,7 @@
 """ReapStaleSessions: a session whose client went silent closes where it was last seen."""
 
+from datetime import timedelta
+
 import pytest
 
 from adapters.memory.storage import MemoryStorage
@@ -17,13 +19,16 @@ from tests.unit.conftest import Starter, TenantMaker
 pytestmark = pytest.mark.anyio
 
 MINUTE = 60
+WEEK = timedelta(days=7)
 
 
 @pytest.fixture
 def reap(
     storage: MemoryStorage, deduct_credits: DeductCredits, clock: FakeClock
 ) -> ReapStaleSessions:
-    return ReapStaleSessions(storage.tenants, storage.sessions, deduct_credits, clock)
+    return ReapStaleSessions(
+        storage.tenants, storage.sessions, storage.livekit_accounts, deduct_credits, clock
+    )
 
 
 async def test_a_silent_session_ends_at_its_last_sign_of_life_not_when_reaped(
@@ -40,7 +45,7 @@ async def test_a_silent_session_ends_at_its_last_sign_of_life_not_when_reaped(
     last_seen = clock.now()
     clock.advance(20 * MINUTE)  # the tab died; the reaper notices much later
 
-    assert await reap() == 1
+    assert (await reap()).closed == 1
 
     reaped = await get_session(tenant.id, session.id)
     assert reaped.status is SessionStatus.TIMED_OUT
@@ -58,11 +63,11 @@ async def test_a_session_seen_within_the_idle_timeout_is_left_alone(
     session = await start()
     clock.advance(300)  # exactly the default timeout: not yet idle past it
 
-    assert await reap() == 0
+    assert (await reap()).closed == 0
     assert (await get_session(tenant.id, session.id)).is_active
 
     clock.advance(1)
-    assert await reap() == 1
+    assert (await reap()).closed == 1
 
 
 async def test_each_tenant_has_its_own_idle_timeout(
@@ -80,7 +85,7 @@ async def test_each_tenant_has_its_own_idle_timeout(
     alive = await start()
     clock.advance(200)
 
-    assert await reap() == 1
+    assert (await reap()).closed == 1
 
     assert (await get_session(tenant.id, idle.id)).status is SessionStatus.TIMED_OUT
     assert (await get_session(tenant.id, alive.id)).is_active
@@ -95,9 +100,9 @@ async def test_the_reaper_can_be_run_for_one_tenant(
     await start(tenant=other)
     clock.advance(10 * MINUTE)
 
-    assert await reap("globex") == 1
-    assert await reap("acme") == 1
-    assert await reap() == 0
+    assert (await reap("globex")).closed == 1
+    assert (await reap("acme")).closed == 1
+    assert (await reap()).closed == 0
     with pytest.raises(NotFound):
         await reap("nobody")
 
@@ -137,10 +142,10 @@ async def test_the_reaper_settles_a_charge_that_a_crash_left_pending(
     clock.advance(3 * MINUTE)
     # Closed in storage, then the process died before charging it.
     await storage.sessions.close(
-        tenant.id, session.id, Exit(at=clock.now()), frozenset({"webinar"})
+        tenant.id, session.id, Exit(at=clock.now()), frozenset({"webinar"}), clock.now(), WEEK
     )
 
-    assert await reap() == 0
+    assert (await reap()).closed == 0
 
     settled = await get_session(tenant.id, session.id)
     assert settled.charge_state is ChargeState.CHARGED

@@ -122,12 +122,16 @@ async def test_usage_stats_add_meters_exactly_over_an_accounts_sessions(
     await storage.events.append(
         tenant.id,
         [(0, Event(first, 1, "analysis", minute(1), meters={"cost_usd": Decimal("0.1")}))],
+        minute(41),
+        tenant.settings.late_data_window,
     )
     await visit(0, 30)
     second = await visit(40, None)
     await storage.events.append(
         tenant.id,
         [(0, Event(second, 1, "analysis", minute(41), meters={"cost_usd": Decimal("0.2")}))],
+        minute(41),
+        tenant.settings.late_data_window,
     )
 
     stats = await ReportUsageStats(storage.reports)(tenant.id, "u1")

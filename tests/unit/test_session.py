@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from domain.errors import Conflict, InvalidInput
-from domain.session import ChargeState, Exit, Session, SessionRequest, SessionStatus
+from domain.session import ChargeState, Closing, Exit, Session, SessionRequest, SessionStatus
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+WEEK = timedelta(days=7)
 
 
 def start(**fields: Any) -> Session:
@@ -114,13 +115,12 @@ def test_heartbeats_move_the_last_sign_of_life_forward_never_back() -> None:
 
 def test_closing_is_final_later_exits_change_nothing_and_heartbeats_conflict() -> None:
     session = start()
-    assert session.close(Exit(at=NOW + 3 * MINUTE, usage={"seconds": 180}))
+    assert session.close(Exit(at=NOW + 3 * MINUTE, usage={"seconds": 180})) is Closing.CLOSED
     assert session.duration_seconds == 180
     assert session.charge_state is ChargeState.NOT_CHARGED
 
-    assert not session.close(
-        Exit(at=NOW + 9 * MINUTE, status=SessionStatus.FAILED, usage={"seconds": 1})
-    )
+    later = Exit(at=NOW + 9 * MINUTE, status=SessionStatus.FAILED, usage={"seconds": 1})
+    assert session.close(later, now=NOW + 9 * MINUTE, window=WEEK) is Closing.REPLAY
     assert (session.status, session.ended_at, session.usage) == (
         SessionStatus.COMPLETED,
         NOW + 3 * MINUTE,

@@ -6,9 +6,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from application.authenticate import Principal
-from application.get_session import GetSession
 from application.list_sessions import ListSessions
 from application.ports import SessionFilter
+from application.read_session import ReadSession
 from application.record_exit import RecordExit, RecordExitCommand
 from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
 from application.start_session import StartSession, StartSessionCommand
@@ -17,6 +17,7 @@ from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
+from entrypoints.http.errors import documented
 from entrypoints.http.schemas import (
     ExitBody,
     HeartbeatBody,
@@ -25,6 +26,9 @@ from entrypoints.http.schemas import (
     StartSessionBody,
 )
 
+AUTH = "the API key is missing, unknown, revoked or expired"
+LATE = "`late` (same status) when it is dated more than the late-data window ago"
+
 
 class SessionController(Controller):
     path = "/v1/sessions"
@@ -32,7 +36,19 @@ class SessionController(Controller):
     guards = [requires(Role.INGEST)]
     dependencies = {"caller": current_principal}
 
-    @post("/", summary="Start a session", status_code=201)
+    @post(
+        "/",
+        summary="Start a session",
+        status_code=201,
+        responses=documented(
+            {
+                401: AUTH,
+                402: "`trial_exhausted` or `insufficient_credits`, with the particulars",
+                409: "the id exists with other content",
+                422: f"a field is invalid; {LATE}",
+            }
+        ),
+    )
     async def start(
         self,
         request: Request[Any, Any, Any],
@@ -58,14 +74,18 @@ class SessionController(Controller):
         )
         return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
 
-    @get("/{session_id:str}", summary="Read a session")
+    @get(
+        "/{session_id:str}",
+        summary="Read a session (an active rated one with its running cost, charge_estimate)",
+        responses=documented({401: AUTH, 404: "no such session in this tenant"}),
+    )
     async def read(
         self,
         session_id: FromPath[str],
         caller: NamedDependency[Principal],
-        get_session: NamedDependency[GetSession],
+        read_session: NamedDependency[ReadSession],
     ) -> SessionOut:
-        return SessionOut.of(await get_session(caller.tenant.id, session_id))
+        return SessionOut.of_view(await read_session(caller.tenant, session_id))
 
     @get("/", summary="List sessions, newest first")
     async def list(
@@ -91,7 +111,19 @@ class SessionController(Controller):
         )
         return SessionPage.of(await list_sessions(caller.tenant.id, where, limit, cursor))
 
-    @post("/{session_id:str}/heartbeat", summary="Keep a session alive", status_code=200)
+    @post(
+        "/{session_id:str}/heartbeat",
+        summary="Keep a session alive (the answer carries its running cost)",
+        status_code=200,
+        responses=documented(
+            {
+                401: AUTH,
+                404: "no such session in this tenant",
+                409: "the session has ended",
+                422: f"`at` is invalid; {LATE}",
+            }
+        ),
+    )
     async def heartbeat(
         self,
         session_id: FromPath[str],
@@ -100,13 +132,24 @@ class SessionController(Controller):
         data: JSONBody[HeartbeatBody | None] = None,
     ) -> SessionOut:
         at = None if data is None else data.at
-        command = RecordHeartbeatCommand(caller.tenant.id, session_id, at)
-        return SessionOut.of(await record_heartbeat(command))
+        command = RecordHeartbeatCommand(caller.tenant.id, session_id, at, caller.tenant.settings)
+        return SessionOut.of_view(await record_heartbeat(command))
 
     @post(
         "/{session_id:str}/exit",
         summary="Record an exit (also as text/plain, for navigator.sendBeacon)",
+        description="An active session closes. A session the reaper closed takes the client's "
+        "exit instead, once, within the late-data window (its `at`, or the reaper's end when it "
+        "has none); every other exit replays the first. A charged session whose price changed "
+        "gets one adjustment entry.",
         status_code=200,
+        responses=documented(
+            {
+                401: AUTH,
+                404: "no such session in this tenant",
+                422: f"a field is invalid, or the exit is before the start; {LATE}",
+            }
+        ),
     )
     async def exit(
         self,
@@ -125,6 +168,7 @@ class SessionController(Controller):
                 reason=body.reason,
                 summary=body.summary,
                 usage=body.usage,
+                settings=caller.tenant.settings,
             )
         )
         return SessionOut.of(recorded.session)

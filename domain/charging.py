@@ -1,0 +1,88 @@
+"""What a session is charged, and what its settlement writes to the ledger.
+
+A session is charged once when it closes, then corrected as often as its price changes (late
+meters, an end the reaper guessed and later evidence moved, the client's own exit): each change is
+one `adjustment` entry of the difference, so the session's charge is the sum of its entries and
+the balance stays the sum of the ledger. Every store numbers a session's settlements by its
+`charge_revision`: a correction of the session moves the revision on and leaves it pending, a
+settlement claims exactly the revision it priced, and the ledger holds at most one entry per
+(session, revision). So concurrent or retried settlements record each change exactly once.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from domain.credits import EntryKind, Rate
+from domain.session import CHARGED_STATUSES, Charge, Session
+
+NEGATIVE_BALANCE = "negative_balance"
+CREDITS_LOW = "credits_low"
+CREDITS_EXHAUSTED = "credits_exhausted"
+
+
+def price(session: Session, rate: Rate | None) -> int:
+    """What the ended session costs as it stands: nothing when its kind has no rate, it has no
+    subject, or it ended in a way that is not charged (cancelled, failed)."""
+    if rate is None or session.is_anonymous or session.status not in CHARGED_STATUSES:
+        return 0
+    return rate.price(session)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What settling one revision of a session's charge records."""
+
+    kind: EntryKind  # charge (the first) or adjustment
+    amount: int  # the ledger entry's amount (negative: consumed); no entry when 0
+    reason: str
+    charge: Charge  # the session's charge afterwards
+    alert: str | None  # the alert's text, when one is recorded
+
+    @property
+    def writes_entry(self) -> bool:
+        return self.amount != 0
+
+
+def settle(session: Session, credits: int, balance_before: int) -> Settlement:
+    """Settle the session at `credits` (its price now), the subject's balance being
+    `balance_before`. The first settlement is a charge; later ones adjust by the difference.
+    A balance left below zero is warned; the first charge that leaves it there is alerted."""
+    first = session.charge is None
+    charged_before = 0 if session.charge is None else session.charge.credits
+    amount = charged_before - credits
+    balance_after = balance_before + amount
+    warning = NEGATIVE_BALANCE if balance_after < 0 else None
+    alert = None
+    if warning and first:
+        alert = f"charging {credits} credits left a balance of {balance_after}"
+    return Settlement(
+        EntryKind.CHARGE if first else EntryKind.ADJUSTMENT,
+        amount,
+        f"{session.kind} session" if first else f"{session.kind} session corrected",
+        Charge(credits, balance_after, warning),
+        alert,
+    )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What an active session would cost if it ended now, and what that leaves."""
+
+    credits: int
+    balance_after: int
+    warning: str | None
+
+
+def estimate(
+    session: Session, rate: Rate, balance: int, now: datetime, low_balance: int
+) -> Estimate:
+    """The running cost of an active session of a rated kind, as if it ended now (completed)."""
+    ended_now = replace(session.copy(), ended_at=max(now, session.started_at))
+    credits = rate.price(ended_now)
+    left = balance - credits
+    warning = None
+    if left < 0:
+        warning = CREDITS_EXHAUSTED
+    elif left < low_balance:
+        warning = CREDITS_LOW
+    return Estimate(credits, left, warning)

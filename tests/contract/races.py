@@ -1,0 +1,95 @@
+"""Concurrent callers of the contract suite that really race, on every store.
+
+`Race` (the `race` fixture) runs each caller on a storage object of its own, as N processes of
+the service would: its own engine and connection pool, or its own MongoDB client, built from the
+URL of the test's database, in a thread of its own running its own event loop. Every caller opens
+a connection first (a ping), then waits at a barrier, and all of them make the racing call at
+once. So on SQLite N connections race for the write lock, on PostgreSQL N transactions for row
+locks and unique indexes, and on MongoDB N clients for conditional single-document writes.
+
+The memory store lives in one process and one event loop (the test's), so its callers run with
+asyncio.gather on the test's storage. That is a real race too, in the only sense this store has:
+each of its methods is atomic by construction, because nothing between reading and writing its
+dicts suspends (its `await`s only call coroutines that never await anything that yields), so one
+caller runs to completion before the next starts. A memory method that awaited real I/O in its
+critical step would have to take an asyncio.Lock; these tests would not see that it does not.
+"""
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from tests.conftest import open_storage
+
+Call = Callable[[Any], Awaitable[Any]]
+
+# No racing call of the suite takes more than a few seconds; a caller still running after this
+# is stuck (a mutant that never commits, a lock never released) and fails the test.
+TIMEOUT_SECONDS = 60.0
+
+
+class Race:
+    def __init__(self, storage_url: str, storage: Any) -> None:
+        self.storage_url = storage_url
+        self._storage = storage
+
+    async def __call__(self, *calls: Call, return_exceptions: bool = False) -> list[Any]:
+        """Each call's result (or, with return_exceptions, the exception it raised), in order.
+        Each call gets the storage it must use."""
+        if self.storage_url == "memory://":
+            return await asyncio.gather(
+                *(call(self._storage) for call in calls), return_exceptions=return_exceptions
+            )
+        outcomes = await asyncio.to_thread(_in_threads, self.storage_url, calls)
+        if not return_exceptions:
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        return outcomes
+
+
+class _NotStarted(Exception):
+    """A caller never made its call, because another failed to get ready."""
+
+
+def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
+    barrier = threading.Barrier(len(calls), timeout=TIMEOUT_SECONDS)
+    outcomes: list[Any] = [_NotStarted()] * len(calls)
+    setup_errors: list[BaseException] = []
+
+    def caller(index: int, call: Call) -> None:
+        loop = asyncio.new_event_loop()
+        storage = open_storage(url)
+        try:
+            try:
+                loop.run_until_complete(storage.health.ping())
+            except BaseException as error:
+                setup_errors.append(error)
+                barrier.abort()
+                return
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                return
+            try:
+                outcomes[index] = loop.run_until_complete(call(storage))
+            except Exception as error:
+                outcomes[index] = error
+        finally:
+            loop.run_until_complete(storage.close())
+            loop.close()
+
+    threads = [
+        threading.Thread(target=caller, args=(i, call), name=f"racer-{i}", daemon=True)
+        for i, call in enumerate(calls)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_SECONDS * 2)
+        if thread.is_alive():
+            raise TimeoutError(f"{thread.name} still running after {TIMEOUT_SECONDS * 2:.0f} s")
+    if setup_errors:
+        raise setup_errors[0]
+    return outcomes

@@ -1,0 +1,88 @@
+"""`sessionmeter serve` as a process, spoken to over a socket, with its log kept for the test."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.servers import free_port
+
+SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
+HEALTHY_WITHIN_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    env: dict[str, str]
+    log: Path  # what the server wrote so far
+
+    def operator(self, *args: str) -> str:
+        """Run a CLI command on the server's storage; its last line of standard output."""
+        done = subprocess.run(
+            [SESSIONMETER, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr
+        return done.stdout.splitlines()[-1]
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
+
+
+@contextmanager
+def serving(
+    tmp_path: Path, *options: str, storage_url: str | None = None, **settings: str
+) -> Iterator[Server]:
+    """`sessionmeter serve` until /health answers, then stopped: on `storage_url`, else on an
+    empty SQLite file; `settings` are SESSIONMETER_ environment variables without the prefix.
+    Its log goes to a file (a pipe nobody reads could fill and stall it) that is printed on the
+    way out: pytest shows it when the test failed."""
+    if storage_url is None:
+        database = tmp_path / "fresh.db"
+        database.touch()
+        storage_url = f"sqlite:///{database}"
+    env = {
+        "SESSIONMETER_STORAGE_URL": storage_url,
+        "PATH": "/usr/bin:/bin",
+        **{f"SESSIONMETER_{name.upper()}": value for name, value in settings.items()},
+    }
+    server = Server(f"http://127.0.0.1:{(port := free_port())}", env, tmp_path / "server.log")
+    with server.log.open("w") as log:
+        process = subprocess.Popen(
+            [SESSIONMETER, "serve", "--port", str(port), "--log-level", "warning", *options],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_healthy(process, server.base_url)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server_log = server.log.read_text()
+        print(f"--- sessionmeter serve (exit code {process.returncode}) ---\n{server_log}")
+    assert "Traceback" not in server_log, server_log
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+    while True:
+        assert process.poll() is None, "the server exited before it was healthy"
+        try:
+            if httpx.get(f"{base_url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"no 200 from /health in {HEALTHY_WITHIN_SECONDS} s"
+        time.sleep(0.1)
