@@ -12,7 +12,7 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import JSONObject, Session
 from domain.text import check_json, check_text
-from domain.usage import Usage, validate_usage
+from domain.usage import MAX_QUANTITY, Usage, add_usage, over_the_limit, validate_usage
 
 MAX_NAME_LENGTH = 64
 MAX_SEQUENCE_NO = 2**63 - 1  # a signed 64-bit integer in every store
@@ -91,17 +91,27 @@ def sort_batch(
     window: timedelta,
 ) -> SortedBatch:
     """Sort (position, event) pairs by whether their session takes them (Session.refusal;
-    absent: no such session). Of a number repeated within the batch only the first is new."""
+    absent: no such session; a meter's total reaching MAX_QUANTITY). Of a number repeated within
+    the batch only the first is new. The sessions must carry their usage."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
+    totals = {session_id: session.usage for session_id, session in sessions.items()}
     for index, event in batch:
         session = sessions.get(event.session_id)
         if session is None:
             sorted_batch.rejections.append(EventRejection(index, "session_not_found"))
-        elif (reason := session.refusal(event.at, now, window)) is not None:
+            continue
+        reason = session.refusal(event.at, now, window)
+        total = add_usage(totals[session.id], event.meters)
+        if reason is None and (meter := over_the_limit(total)) is not None:
+            reason = (
+                f"validation_error: meters.{meter}: the session's total would reach {MAX_QUANTITY}"
+            )
+        if reason is not None:
             sorted_batch.refused.append((index, event, reason))
-        else:
-            first_of.setdefault((event.session_id, event.sequence_no), (index, event))
+        elif (event.session_id, event.sequence_no) not in first_of:
+            first_of[(event.session_id, event.sequence_no)] = (index, event)
+            totals[session.id] = total
     sorted_batch.new = list(first_of.values())
     return sorted_batch
 

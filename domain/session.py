@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from domain.clock import as_utc, not_in_future
 from domain.errors import Conflict, InvalidInput
 from domain.text import check_json, check_text
-from domain.usage import Quantity, Usage, add_usage, validate_usage
+from domain.usage import (
+    MAX_QUANTITY,
+    Quantity,
+    Usage,
+    add_usage,
+    over_the_limit,
+    validate_usage,
+)
 
 if TYPE_CHECKING:  # events name their session; a session counts its events
     from domain.events import Event
@@ -331,10 +338,13 @@ class Session:
             raise InvalidInput("at", "the exit is before the session started")
 
     def _take(self, exit: Exit) -> None:
+        total = add_usage(self.usage, exit.usage)
+        if (meter := over_the_limit(total)) is not None:
+            raise InvalidInput(f"usage.{meter}", f"the session's total would reach {MAX_QUANTITY}")
         self.status = exit.status
         self.exit_reason = exit.reason
         self.summary = exit.summary
-        self.usage = add_usage(self.usage, exit.usage)
+        self.usage = total
 
     def _chargeable(self, rated_kinds: frozenset[str]) -> bool:
         return (

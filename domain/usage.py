@@ -16,7 +16,8 @@ Usage = dict[str, Quantity]
 
 METER_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 MAX_DECIMAL_PLACES = 9
-# One quantity stays below a billion units so that stores keeping nano-units in 64 bits hold sums.
+# A quantity, and a session's total of a meter, stay below a billion units: stores keeping
+# nano-units in 64 bits hold them, and prices computed from them stay far from 64-bit limits.
 MAX_QUANTITY = Decimal(10) ** 9
 
 
@@ -54,3 +55,8 @@ def add_usage(usage: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> Us
     for meter, quantity in more.items():
         total[meter] = normalize(total.get(meter, 0) + quantity)
     return total
+
+
+def over_the_limit(total: Mapping[str, Quantity]) -> str | None:
+    """The first meter whose total reaches MAX_QUANTITY, if any."""
+    return next((meter for meter, q in total.items() if q >= MAX_QUANTITY), None)

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
-from adapters.sqlalchemy.meters import add_usage
+from adapters.sqlalchemy.meters import add_usage, usage_of
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.tables import events, sessions
@@ -89,7 +89,10 @@ class SqlEventLog:
             .order_by(sessions.c.id)
             .with_for_update()
         )
-        return {row.id: from_row(row) for row in await conn.execute(query)}
+        found = {row.id: from_row(row) for row in await conn.execute(query)}
+        for session_id, usage in (await usage_of(conn, tenant_id, found)).items():
+            found[session_id].usage = usage  # meters' totals are bounded
+        return found
 
     async def _insert(
         self, conn: AsyncConnection, tenant_id: str, batch: list[Event]

@@ -10,6 +10,7 @@ import pytest
 from application.deduct_credits import DeductCredits
 from application.rate_book import RateBook
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
+from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.session import ChargeState, Closing, Exit, Session, SessionStatus
 from domain.staleness import Staleness
@@ -354,3 +355,29 @@ async def test_a_tenant_never_rolled_up_has_nothing_to_rewind(storage: Any, tena
     lease = await storage.rollup_leases.acquire(tenant.id, "first", at(10), at(20))
 
     assert lease is not None and lease.resume_from is None
+
+
+async def test_a_meters_total_stays_below_a_billion_whatever_adds_to_it(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant)
+    nearly = Decimal("999999999.5")
+    await append(storage, tenant, 5, event(session, 1, 1, meters={"bytes": nearly}))
+
+    outcome = await append(
+        storage,
+        tenant,
+        5,
+        event(session, 2, 2, meters={"bytes": 1}),
+        event(session, 3, 3, meters={"photos": 1}),
+    )
+    with pytest.raises(InvalidInput) as refused:
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(at=at(4), usage={"bytes": 1}), frozenset(), at(5), WINDOW
+        )
+
+    assert [r.index for r in outcome.rejections] == [0]
+    assert outcome.rejections[0].error.startswith("validation_error: meters.bytes")
+    assert refused.value.field == "usage.bytes"
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert stored.usage == {"bytes": nearly, "photos": 1} and stored.is_active
