@@ -1,0 +1,140 @@
+"""One real `sessionmeter serve` per store, its background jobs running every few seconds, with
+every live scenario (tests/live/scenarios.py) played against it at the same time.
+
+The tenant is set up the way an operator would: the CLI on the same storage URL (while the server
+starts: each command is a process that takes seconds to start), then the API. The server is
+stopped before the tests look at what the scenarios saw.
+"""
+
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    TEMPLATE,
+    _database_name,
+    _database_url,
+    _drop_database,
+    _migrate,
+    _psql,
+    run_async,
+)
+from tests.e2e.serving import SESSIONMETER, Server, serving
+from tests.live.scenarios import GRANTS, IDLE_TIMEOUT_SECONDS, RATES, SCENARIOS, Live, ok
+from tests.livekit_server import API_KEY, API_SECRET, LiveKitServer
+from tests.servers import MongoServer
+
+STORES = ["sqlite", "postgresql", "mongodb"]
+JOBS = {
+    "reaper_interval_seconds": "1",
+    "rollup_interval_seconds": "2",
+    "retention_interval_seconds": "5",
+    "livekit_reconcile_interval_seconds": "5",
+}
+TENANT = "live"
+SCENARIOS_WITHIN_SECONDS = 180  # each is bounded on its own; this bounds a stuck server
+
+
+@pytest.fixture(scope="module", params=STORES)
+def live_storage_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database of one store for the module's server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('live-sqlite')}/live.db"
+        run_async(lambda: _migrate(url))
+        yield url
+    elif request.param == "postgresql":
+        server: str = request.getfixturevalue("postgres_url")
+        name = _database_name()
+        _psql(server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        yield _database_url(server, name)
+        _psql(server, f"DROP DATABASE {name} WITH (FORCE)")
+    else:
+        mongodb: MongoServer = request.getfixturevalue("mongodb_server")
+        url = mongodb.database_url(_database_name())
+        run_async(lambda: _migrate(url))
+        yield url
+        run_async(lambda: _drop_database(url))
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    store: str
+    outcomes: dict[str, Future[Any]]
+    set_up_seconds: float  # the server's start and the tenant's set-up
+    scenarios_seconds: float  # every scenario, at once
+
+    def outcome(self, scenario: str) -> Any:
+        """What the scenario saw (its failure re-raised, with what was sent and answered)."""
+        return self.outcomes[scenario].result(timeout=0)
+
+
+@pytest.fixture(scope="module")
+def live(live_storage_url: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
+    store = live_storage_url.split(":", 1)[0]
+    began = time.monotonic()
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="operator") as cli,
+        ThreadPoolExecutor(len(SCENARIOS), thread_name_prefix="scenario") as pool,
+    ):
+        keys = cli.submit(operator_set_up, live_storage_url)  # while the server starts
+        with serving(
+            tmp_path_factory.mktemp(f"live-{store}"), storage_url=live_storage_url, **JOBS
+        ) as server:
+            tenant = configure(server, *keys.result())
+            set_up = time.monotonic()
+            outcomes = {name: pool.submit(play, tenant) for name, play in SCENARIOS.items()}
+            # A scenario still running then fails fast: the server stops.
+            wait(outcomes.values(), timeout=SCENARIOS_WITHIN_SECONDS)
+            played = time.monotonic()
+    run = LiveRun(store, outcomes, set_up - began, played - set_up)
+    print(
+        f"live on {store}: set-up {run.set_up_seconds:.1f} s, scenarios {run.scenarios_seconds:.1f} s"
+    )
+    return run
+
+
+def operator(storage_url: str, *args: str) -> str:
+    """A CLI command on the storage (as tests.e2e.serving.Server.operator, without a server)."""
+    env = {"SESSIONMETER_STORAGE_URL": storage_url, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [SESSIONMETER, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
+    return done.stdout.splitlines()[-1]
+
+
+def operator_set_up(storage_url: str) -> tuple[str, str]:
+    """The tenant, then at once its admin and ingest keys and its LiveKit account."""
+    operator(storage_url, "tenants", "create", TENANT)
+    livekit = ["livekit", "add", "--tenant", TENANT, "--api-key", API_KEY, "--api-secret"]
+    commands = [
+        ["keys", "create", "--tenant", TENANT, "--role", "admin"],
+        ["keys", "create", "--tenant", TENANT, "--role", "ingest"],
+        [*livekit, API_SECRET],
+    ]
+    with ThreadPoolExecutor(len(commands), thread_name_prefix="operator") as pool:
+        admin, ingest, _ = pool.map(lambda args: operator(storage_url, *args), commands)
+    return admin, ingest
+
+
+def configure(server: Server, admin_key: str, ingest_key: str) -> Live:
+    """The settings, rates and credits the scenarios need, through the API."""
+    live = Live(server, admin_key, ingest_key, LiveKitServer(API_KEY, API_SECRET))
+    with live.admin() as admin:
+        settings = ok(
+            admin.put("/v1/settings", json={"idle_timeout_seconds": IDLE_TIMEOUT_SECONDS})
+        )
+        assert settings["idle_timeout_seconds"] == IDLE_TIMEOUT_SECONDS, settings
+        for kind, credits_per_minute in RATES.items():
+            ok(admin.put(f"/v1/rates/{kind}", json={"credits_per_minute": credits_per_minute}))
+        for subject_id, amount in GRANTS.items():
+            grant = {"amount": amount, "reason": "live test", "idempotency_key": subject_id}
+            ok(admin.post(f"/v1/accounts/{subject_id}/credits/grants", json=grant), 201)
+    return live

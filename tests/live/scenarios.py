@@ -1,0 +1,340 @@
+"""What live clients do to a running server, in real time with present-time data: each scenario
+talks to the server over its socket, sleeps for real, and returns what it sent and what came back
+(the tests judge it). The scenarios run at the same time against one server (tests/live/conftest.py).
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import ceil
+from typing import Any
+
+import httpx
+
+from tests.e2e.serving import Server
+from tests.livekit_server import LiveKitServer
+
+IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the API accepts)
+# Rates the fixture puts: the counseling one counts every second; the kiosk one counts quarter
+# minutes, so that a reaper's end (6 s after the start), the end later events move it to (16-30 s)
+# and the client's exit a second later fall into prices that differ once, then not again.
+RATES = {"counseling": 60, "kiosk": 4}
+GRANTS = {"counselee-9": 1000, "visitor-4": 100}
+POLL_SECONDS = 0.25
+REAPED_WITHIN_SECONDS = 30
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Live:
+    """One tenant on a running server: its keys and the LiveKit server whose webhooks it takes."""
+
+    server: Server
+    admin_key: str
+    ingest_key: str
+    livekit: LiveKitServer
+
+    def ingest(self) -> httpx.Client:
+        return self.server.client(self.ingest_key)
+
+    def admin(self) -> httpx.Client:
+        return self.server.client(self.admin_key)
+
+
+def now() -> datetime:
+    """Now, to the millisecond (what every store keeps), so that sent and stored instants compare."""
+    at = datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def price(session: Json, credits_per_minute: int) -> int:
+    """What the rate (rounding ceil) makes of the session's duration as the API reports it."""
+    seconds = (instant(session["ended_at"]) - instant(session["started_at"])).total_seconds()
+    return ceil(round(seconds * 1000) * credits_per_minute / 60_000)
+
+
+def ok(response: httpx.Response, status: int = 200) -> Json:
+    assert response.status_code == status, (
+        f"{response.request.method} {response.request.url} -> {response.status_code} {response.text}"
+    )
+    body: Json = response.json()
+    return body
+
+
+def sleep_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def events(session_id: str, first_no: int, stamps: list[datetime], **fields: Any) -> Json:
+    return {
+        "events": [
+            {"session_id": session_id, "sequence_no": first_no + n, "at": at.isoformat(), **fields}
+            for n, at in enumerate(stamps)
+        ]
+    }
+
+
+def entries_of(admin: httpx.Client, subject_id: str) -> list[Json]:
+    page = ok(admin.get(f"/v1/accounts/{subject_id}/credits/ledger", params={"limit": 500}))
+    assert page["next_cursor"] is None, page
+    items: list[Json] = page["items"]
+    return items
+
+
+# 1. A LiveKit stay longer than the idle timeout: webhooks only, no heartbeats.
+
+
+STAY_SECONDS = 25
+MIDWAY_SECONDS = 15  # past the idle timeout and a reaper run or more
+
+
+@dataclass(frozen=True)
+class Stay:
+    joined_at: datetime
+    left_at: datetime
+    midway: Json  # the stay, MIDWAY_SECONDS after its last webhook
+    quiet_seconds: float  # how long it had had no sign of life when `midway` was read
+    final: Json
+
+
+def livekit_stay(live: Live) -> Stay:
+    room = LiveKitServer(live.livekit.key, live.livekit.secret, room="standup")
+    identity, camera = "speaker-1", "TR_camera"
+    with httpx.Client(base_url=live.server.base_url, timeout=30) as hooks, live.admin() as admin:
+
+        def deliver(webhook: tuple[str, dict[str, str]]) -> None:
+            raw, headers = webhook
+            ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
+
+        began = time.monotonic()
+        joined_at = now()
+        deliver(room.joined(identity, joined_at))
+        deliver(room.track("track_published", identity, joined_at, camera, "CAMERA", now()))
+        last_webhook = time.monotonic()
+        stays = ok(admin.get("/v1/sessions", params={"kind": "livekit", "resource_id": "standup"}))
+        assert len(stays["items"]) == 1, stays
+        session_id = stays["items"][0]["id"]
+
+        sleep_until(last_webhook + MIDWAY_SECONDS)
+        quiet_seconds = time.monotonic() - last_webhook
+        midway = ok(admin.get(f"/v1/sessions/{session_id}"))
+
+        sleep_until(began + STAY_SECONDS)
+        left_at = now()
+        deliver(room.track("track_unpublished", identity, joined_at, camera, "CAMERA", left_at))
+        deliver(room.left(identity, joined_at, left_at))
+        final = ok(admin.get(f"/v1/sessions/{session_id}"))
+    return Stay(joined_at, left_at, midway, quiet_seconds, final)
+
+
+# 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
+
+
+COUNSELING_SECONDS = 25
+ANALYSIS_EVERY_SECONDS = 3
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The session as read while it ran, and when (the reader's clock) the read was sent and
+    answered."""
+
+    sent_at: datetime
+    answered_at: datetime
+    session: Json
+
+
+@dataclass(frozen=True)
+class Counseling:
+    subject_id: str
+    started: Json
+    batches: list[Json]
+    readings: list[Reading]
+    exit: Json
+    exit_answered_at: datetime
+    final: Json
+    entries: list[Json]  # the subject's ledger
+
+
+def counseling(live: Live) -> Counseling:
+    subject_id = "counselee-9"
+    with live.ingest() as http:
+        started = ok(
+            http.post(
+                "/v1/sessions",
+                json={"kind": "counseling", "resource_id": "room-3", "subject_id": subject_id},
+            ),
+            201,
+        )
+        session_id = started["id"]
+        began = time.monotonic()
+        batches, readings = [], []
+        for n in range(COUNSELING_SECONDS // ANALYSIS_EVERY_SECONDS + 1):  # at 0, 3, …, 24 s
+            sleep_until(began + n * ANALYSIS_EVERY_SECONDS)
+            analysis = events(session_id, n + 1, [now()], type="analysis", label="green")
+            batches.append(ok(http.post("/v1/events/batch", json=analysis)))
+            sent_at = now()
+            session = ok(http.get(f"/v1/sessions/{session_id}"))
+            readings.append(Reading(sent_at, now(), session))
+        sleep_until(began + COUNSELING_SECONDS)
+        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+        exit_answered_at = now()
+        final = ok(http.get(f"/v1/sessions/{session_id}"))
+    with live.admin() as admin:
+        entries = entries_of(admin, subject_id)
+    return Counseling(
+        subject_id, started, batches, readings, exit, exit_answered_at, final, entries
+    )
+
+
+# 3. A kiosk that exits, then flushes the events it buffered before its exit.
+
+
+FLUSHED_EVENTS = 20
+
+
+@dataclass(frozen=True)
+class Flush:
+    stamps: list[datetime]
+    exit: Json
+    flush: Json
+    final: Json
+    stored: list[Json]  # the session's events as listed afterwards
+
+
+def kiosk_flush(live: Live) -> Flush:
+    with live.ingest() as http:
+        started = ok(
+            http.post(
+                "/v1/sessions",
+                json={"kind": "kiosk", "resource_id": "booth-3", "client_key": "kiosk-3"},
+            ),
+            201,
+        )
+        session_id = started["id"]
+        stamps = []
+        for _ in range(FLUSHED_EVENTS):  # buffered on the device, not sent
+            stamps.append(now())
+            time.sleep(0.1)
+        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+        flush = ok(
+            http.post(
+                "/v1/events/batch",
+                json=events(session_id, 1, stamps, type="tap", meters={"taps": 1}),
+            )
+        )
+        final = ok(http.get(f"/v1/sessions/{session_id}"))
+    with live.admin() as admin:
+        listed = ok(admin.get(f"/v1/sessions/{session_id}/events", params={"limit": 500}))
+    return Flush(stamps, exit, flush, final, listed["items"])
+
+
+# 4. A kiosk of a rated kind silent past the idle timeout (reaped, charged), then back: it sends
+# events dated now and its exit.
+
+
+ALIVE_FOR_SECONDS = 6  # its signs of life: events at 0, 3 and 6 s after its start
+LATE_EVENTS = 3
+
+
+@dataclass(frozen=True)
+class Return:
+    subject_id: str
+    signs_of_life: int  # events sent before it went silent
+    last_sign_of_life: datetime
+    reaped: Json  # the session first read ended and charged
+    reaped_seen_at: datetime
+    late_stamps: list[datetime]
+    late_batch: Json
+    after_events: Json
+    exit_at: datetime
+    exit: Json
+    final: Json
+    entries: list[Json]
+    balance: Json
+
+
+def silent_kiosk(live: Live) -> Return:
+    subject_id = "visitor-4"
+    with live.ingest() as http:
+        started = ok(
+            http.post(
+                "/v1/sessions",
+                json={"kind": "kiosk", "resource_id": "booth-4", "subject_id": subject_id},
+            ),
+            201,
+        )
+        session_id = started["id"]
+        began = time.monotonic()
+        alive = range(0, ALIVE_FOR_SECONDS + 1, 3)
+        for n, second in enumerate(alive, start=1):
+            sleep_until(began + second)
+            last_sign_of_life = now()
+            ok(
+                http.post(
+                    "/v1/events/batch", json=events(session_id, n, [last_sign_of_life], type="tap")
+                )
+            )
+
+        reaped = poll(
+            lambda: ok(http.get(f"/v1/sessions/{session_id}")),
+            lambda s: s["status"] != "active" and s["charge_state"] != "pending",
+            REAPED_WITHIN_SECONDS,
+        )
+        reaped_seen_at = now()
+
+        late_stamps = []
+        for _ in range(LATE_EVENTS):
+            late_stamps.append(now())
+            time.sleep(0.05)
+        late_batch = ok(
+            http.post(
+                "/v1/events/batch",
+                json=events(session_id, len(alive) + 1, late_stamps, type="tap"),
+            )
+        )
+        after_events = ok(http.get(f"/v1/sessions/{session_id}"))
+        time.sleep(1)
+        exit_at = now()
+        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={"at": exit_at.isoformat()}))
+        final = ok(http.get(f"/v1/sessions/{session_id}"))
+    with live.admin() as admin:
+        entries = entries_of(admin, subject_id)
+        balance = ok(admin.get(f"/v1/accounts/{subject_id}/credits"))
+    return Return(
+        subject_id,
+        len(alive),
+        last_sign_of_life,
+        reaped,
+        reaped_seen_at,
+        late_stamps,
+        late_batch,
+        after_events,
+        exit_at,
+        exit,
+        final,
+        entries,
+        balance,
+    )
+
+
+def poll(read: Callable[[], Json], until: Callable[[Json], bool], within: float) -> Json:
+    """The first reading that satisfies `until`, or the last one after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not until(reading := read()) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return reading
+
+
+SCENARIOS: dict[str, Callable[[Live], object]] = {
+    "livekit_stay": livekit_stay,
+    "counseling": counseling,
+    "kiosk_flush": kiosk_flush,
+    "silent_kiosk": silent_kiosk,
+}

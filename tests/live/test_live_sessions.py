@@ -1,0 +1,137 @@
+"""Live traffic on a real server whose background jobs run (the reaper every second, the tenant's
+idle timeout 10 s): clients in real time with present-time data, judged by the API's answers.
+
+Every scenario runs at once against one server per store (tests/live/conftest.py); each test
+judges one scenario's record of what it sent and what came back.
+"""
+
+from math import ceil
+
+import pytest
+
+from tests.live.conftest import LiveRun
+from tests.live.scenarios import (
+    COUNSELING_SECONDS,
+    FLUSHED_EVENTS,
+    GRANTS,
+    IDLE_TIMEOUT_SECONDS,
+    LATE_EVENTS,
+    MIDWAY_SECONDS,
+    RATES,
+    Counseling,
+    Flush,
+    Return,
+    Stay,
+    instant,
+    price,
+)
+
+pytestmark = pytest.mark.slow
+
+LIVEKIT_SLACK_SECONDS = 2  # LiveKit stamps whole seconds
+
+
+def test_a_livekit_stay_longer_than_the_idle_timeout_lasts_as_long_as_its_webhooks_say(
+    live: LiveRun,
+) -> None:
+    stay: Stay = live.outcome("livekit_stay")
+    real_seconds = (stay.left_at - stay.joined_at).total_seconds()
+
+    # Past the idle timeout and several reaper runs with no sign of life, still open.
+    assert stay.quiet_seconds >= MIDWAY_SECONDS > IDLE_TIMEOUT_SECONDS + 1
+    assert (stay.midway["status"], stay.midway["ended_at"]) == ("active", None), stay.midway
+    assert stay.final["status"] == "completed", stay.final
+    assert abs(stay.final["duration_seconds"] - real_seconds) <= LIVEKIT_SLACK_SECONDS, stay.final
+    video = float(stay.final["usage"].get("video.seconds", 0))
+    assert abs(video - real_seconds) <= LIVEKIT_SLACK_SECONDS, stay.final
+
+
+def test_a_session_sending_events_and_no_heartbeat_is_alive_and_charged_for_its_whole_time(
+    live: LiveRun,
+) -> None:
+    run: Counseling = live.outcome("counseling")
+    rate, granted = RATES["counseling"], GRANTS[run.subject_id]
+    started_at = instant(run.started["started_at"])
+
+    assert [batch["inserted"] for batch in run.batches] == [1] * len(run.batches), run.batches
+    # Read past the idle timeout after its start: the events kept it alive.
+    last = run.readings[-1]
+    assert (last.sent_at - started_at).total_seconds() > IDLE_TIMEOUT_SECONDS + 1
+    for reading in run.readings:
+        session, estimate = reading.session, reading.session["charge_estimate"]
+        assert session["status"] == "active" and session["ended_at"] is None, session
+        assert estimate is not None, session
+        # As if it ended now: between the prices at the read's sending and answering (±1 for
+        # instants kept to the millisecond).
+        low = ceil((reading.sent_at - started_at).total_seconds() * rate / 60) - 1
+        high = ceil((reading.answered_at - started_at).total_seconds() * rate / 60) + 1
+        assert low <= estimate["credits"] <= high, (reading.sent_at, reading.answered_at, session)
+        assert estimate["balance_after"] == granted - estimate["credits"], session
+
+    final = run.final
+    assert run.exit == final
+    assert final["status"] == "completed" and final["event_count"] == len(run.batches), final
+    assert final["started_at"] == run.started["started_at"], final
+    # Its whole time: from its start to its exit (sent COUNSELING_SECONDS after the start).
+    assert instant(final["ended_at"]) <= run.exit_answered_at, final
+    assert final["duration_seconds"] >= COUNSELING_SECONDS, final
+    assert final["charge"]["credits"] == price(final, rate) > 0, final
+    assert final["charge"]["balance_after"] == granted - final["charge"]["credits"], final
+    entries = [e for e in run.entries if e["session_id"] == final["id"]]
+    assert [(e["kind"], e["amount"]) for e in entries] == [
+        ("charge", -final["charge"]["credits"])
+    ], run.entries
+
+
+def test_events_a_kiosk_flushes_after_its_exit_are_all_kept(live: LiveRun) -> None:
+    run: Flush = live.outcome("kiosk_flush")
+
+    assert all(at <= instant(run.exit["ended_at"]) for at in run.stamps), run.exit
+    assert run.flush == {"inserted": FLUSHED_EVENTS, "duplicates": 0, "failed": 0, "errors": []}
+    final = run.final
+    assert (final["status"], final["ended_at"]) == ("completed", run.exit["ended_at"]), final
+    assert final["event_count"] == FLUSHED_EVENTS and final["event_gaps"] == [], final
+    assert final["usage"].get("taps") == FLUSHED_EVENTS, final
+    assert [e["sequence_no"] for e in run.stored] == list(range(1, FLUSHED_EVENTS + 1))
+    assert [instant(e["at"]) for e in run.stored] == run.stamps
+
+
+def test_a_reaped_kiosk_that_comes_back_ends_at_its_exit_and_is_charged_once_more(
+    live: LiveRun,
+) -> None:
+    run: Return = live.outcome("silent_kiosk")
+    rate = RATES["kiosk"]
+
+    # Reaped where it was last seen, not before its idle timeout, and charged for that.
+    reaped = run.reaped
+    assert reaped["status"] == "timed_out", reaped
+    assert instant(reaped["ended_at"]) == instant(reaped["last_seen_at"]) == run.last_sign_of_life
+    assert (run.reaped_seen_at - run.last_sign_of_life).total_seconds() >= IDLE_TIMEOUT_SECONDS
+    assert reaped["charge_state"] == "charged", reaped
+    assert reaped["charge"]["credits"] == price(reaped, rate), reaped
+
+    # Its events dated now move the reaper's end; its exit then replaces it.
+    assert run.late_batch["inserted"] == LATE_EVENTS, run.late_batch
+    after_events = run.after_events
+    assert after_events["status"] == "timed_out", after_events
+    assert instant(after_events["ended_at"]) == max(run.late_stamps), after_events
+    final = run.final
+    assert run.exit == final
+    assert (final["status"], instant(final["ended_at"])) == ("completed", run.exit_at), final
+    assert final["event_count"] == run.signs_of_life + LATE_EVENTS, final
+
+    # The scenario's timing puts the reaper's end and the moved end in different prices, the
+    # moved end and the exit in the same one: one correction changes the price.
+    assert price(reaped, rate) != price(after_events, rate) == price(final, rate), (
+        reaped,
+        after_events,
+        final,
+    )
+    entries = [e for e in run.entries if e["session_id"] == final["id"]]
+    assert sorted(e["kind"] for e in entries) == ["adjustment", "charge"], run.entries
+    [charge] = [e for e in entries if e["kind"] == "charge"]
+    assert charge["amount"] == -reaped["charge"]["credits"], run.entries
+    assert final["charge"]["credits"] == -sum(e["amount"] for e in entries), (final, run.entries)
+    assert final["charge"]["credits"] == price(final, rate), final
+    assert run.balance["balance"] == sum(e["amount"] for e in run.entries), run.balance
+    assert final["charge"]["balance_after"] == run.balance["balance"], (final, run.balance)
