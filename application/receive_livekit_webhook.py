@@ -7,6 +7,7 @@ arrives first (both carry when the participant joined), a second exit is a repla
 webhook ids are remembered. Times are when things happened on the LiveKit server.
 """
 
+from application.deduct_credits import DeductCredits
 from application.livekit_stays import end_stay
 from application.ports import (
     Clock,
@@ -40,9 +41,11 @@ class ReceiveLiveKitWebhook:
         sessions: SessionRepository,
         tracks: TrackLog,
         record_exit: RecordExit,
+        deduct_credits: DeductCredits,
         tenants: TenantRepository,
         clock: Clock,
     ) -> None:
+        self._deduct_credits = deduct_credits
         self._tenants = tenants
         self._verifier = verifier
         self._accounts = accounts
@@ -120,14 +123,21 @@ class ReceiveLiveKitWebhook:
             published_at=event.created_at if published else None,
             unpublished_at=None if published else event.created_at,
         )
-        await self._tracks.record(tenant_id, event.session_id, report)
+        await self._record_track(tenant_id, event.session_id, report)
         if published:
             # The stay may have ended already (its `left` overtook this webhook): the track
             # ended with it. A reaper's end is a guess that the `left` still corrects.
             session = await self._sessions.get(tenant_id, event.session_id)
             if session is not None and session.ended_at is not None and not session.is_provisional:
                 ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
-                await self._tracks.record(tenant_id, event.session_id, ended)
+                await self._record_track(tenant_id, event.session_id, ended)
+
+    async def _record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
+        """Merge a track report; seconds that land on a stay that has ended (its `left` came
+        first) change its price, so it is settled again."""
+        if await self._tracks.record(tenant_id, session_id, report):
+            session = await self._sessions.usage_added(tenant_id, session_id)
+            await self._deduct_credits(session)
 
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings

@@ -30,7 +30,8 @@ class RecordHeartbeat:
     async def __call__(self, command: RecordHeartbeatCommand) -> SessionView:
         now = self._clock.now()
         window = command.settings.late_data_window
-        at = now if command.at is None else happened("at", command.at, now, window)
+        # A client clock ahead of ours is taken as now: no time is invented.
+        at = now if command.at is None else min(happened("at", command.at, now, window), now)
         session_id = existing_session_id(command.session_id)
         session = await self._sessions.heartbeat(command.tenant_id, session_id, at)
         return await self._running_cost.view(session, command.settings)

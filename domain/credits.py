@@ -108,6 +108,9 @@ class LedgerEntry:
     session_id: str | None = None
     idempotency_key: str | None = None
     expires_at: datetime | None = None
+    # A charge's or adjustment's place among its session's settlements (domain.charging): one
+    # entry per (session, revision), whatever the store.
+    session_revision: int | None = None
 
     @classmethod
     def grant(

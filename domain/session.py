@@ -279,6 +279,7 @@ class Session:
         subject to charge, and it ended in a way that is charged."""
         if self.is_active:
             self._check_end(exit.at)
+            self._check_usage(exit)
             self.ended_at = exit.at
             self.last_seen_at = max(self.last_seen_at, exit.at)
             self._take(exit)
@@ -288,6 +289,7 @@ class Session:
         correcting = now is not None and window is not None and self.correctable(now, window)
         if exit.by_reaper or not correcting:
             return Closing.REPLAY
+        self._check_usage(exit)
         if not exit.at_is_default:
             self._check_end(exit.at)
             self.ended_at = exit.at
@@ -307,6 +309,14 @@ class Session:
         if moved and not self.is_active:
             self._reprice()
         return moved
+
+    def usage_added(self) -> bool:
+        """Usage reached it other than by an event or an exit (a LiveKit track's seconds): an
+        ended session's price may have changed. True when it is left to be settled again."""
+        revision = self.charge_revision
+        if not self.is_active:
+            self._reprice()
+        return self.charge_revision != revision
 
     def record_events(self, events: Sequence["Event"], now: datetime) -> Usage:
         """Count events just stored for this session (each once; `refusal` let them in): their
@@ -337,14 +347,17 @@ class Session:
         if at < self.started_at:
             raise InvalidInput("at", "the exit is before the session started")
 
-    def _take(self, exit: Exit) -> None:
+    def _check_usage(self, exit: Exit) -> None:
+        """The meters the exit adds stay below the limit (the reaper's exit adds none)."""
         total = add_usage(self.usage, exit.usage)
-        if (meter := over_the_limit(total)) is not None:
+        if (meter := over_the_limit({m: total[m] for m in exit.usage})) is not None:
             raise InvalidInput(f"usage.{meter}", f"the session's total would reach {MAX_QUANTITY}")
+
+    def _take(self, exit: Exit) -> None:
         self.status = exit.status
         self.exit_reason = exit.reason
         self.summary = exit.summary
-        self.usage = total
+        self.usage = add_usage(self.usage, exit.usage)
 
     def _chargeable(self, rated_kinds: frozenset[str]) -> bool:
         return (

@@ -199,6 +199,7 @@ class Container(containers.DeclarativeContainer):
         sessions=sessions,
         tracks=tracks,
         record_exit=record_exit,
+        deduct_credits=deduct_credits,
         tenants=tenants,
         clock=clock,
     )

@@ -58,6 +58,7 @@ class MemoryCreditLedger:
                     at,
                     settled.reason,
                     session_id,
+                    session_revision=revision,
                 )
             )
         if settled.alert:

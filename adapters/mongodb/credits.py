@@ -84,8 +84,9 @@ class MongoCreditLedger:
                 at,
                 settled.reason,
                 session_id,
+                session_revision=revision,
             )
-            due["entry"] = entry_to_document(entry) | {"session_revision": revision}
+            due["entry"] = entry_to_document(entry)
         if settled.alert:
             due["alert"] = {
                 "id": str(uuid.uuid4()),
@@ -200,6 +201,7 @@ def entry_to_document(entry: LedgerEntry) -> Document:
     # Absent rather than null: the unique indexes on them are partial ($exists).
     if entry.session_id is not None:
         document["session_id"] = entry.session_id
+        document["session_revision"] = entry.session_revision
     if entry.idempotency_key is not None:
         document["idempotency_key"] = entry.idempotency_key
     return document
@@ -217,6 +219,7 @@ def entry_from_document(document: Document) -> LedgerEntry:
         session_id=document.get("session_id"),
         idempotency_key=document.get("idempotency_key"),
         expires_at=document["expires_at"],
+        session_revision=document.get("session_revision"),
     )
 
 

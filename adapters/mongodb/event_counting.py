@@ -22,8 +22,8 @@ from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.event_documents import from_document as event_from_document
 from adapters.mongodb.session_documents import from_document, to_document
 from domain.errors import Conflict
-from domain.events import Event
-from domain.session import DECIDED_BY, LIFE_CHANGES
+from domain.events import Event, sort_batch
+from domain.session import DECIDED_BY, LIFE_CHANGES, Session
 from domain.tenants import TenantSettings
 
 # Older marks than this belong to an append that died; younger ones may still be in flight.
@@ -57,7 +57,8 @@ async def count_batch(
         {"tenant_id": tenant_id, "batch": token}, {"$unset": {"batch": ""}}
     )
     await db["sessions"].update_many(
-        {"tenant_id": tenant_id, "counting": token}, {"$pull": {"counting": token}}
+        {"tenant_id": tenant_id, "id": {"$in": list(by_session)}, "counting": token},
+        {"$pull": {"counting": token}},
     )
     return refused, frozenset(repriced)
 
@@ -72,51 +73,64 @@ async def _count_session(
     window: timedelta,
 ) -> tuple[list[tuple[Event, str]], bool]:
     key = {"tenant_id": tenant_id, "id": session_id}
+    refused: list[tuple[Event, str]] = []
     for _ in range(ATTEMPTS):
         found = await db["sessions"].find_one(key)
         if found is not None and token in found.get("counting", []):
-            return [], False  # another finisher counted them
-        refused: list[tuple[Event, str]] = []
-        taken: list[Event] = []
-        if found is None:
-            refused = [(e, "session_not_found") for e in events]
-        else:
-            session = from_document(found)
-            for event in events:
-                reason = session.refusal(event.at, now, window)
-                if reason is None:
-                    taken.append(event)
-                else:
-                    refused.append((event, reason))
-        if taken:
-            assert found is not None
-            revision = session.charge_revision
-            added = session.record_events(taken, now)
-            document = to_document(session)
-            counted = await db["sessions"].update_one(
-                {**key, "counting": {"$ne": token}, **{f: found.get(f) for f in DECIDED_BY}},
-                {
-                    "$inc": {**increments("usage", added), "event_count": len(taken)},
-                    "$max": {"max_sequence_no": session.max_sequence_no},
-                    "$set": {f: document[f] for f in LIFE_CHANGES},
-                    "$push": {"counting": token},
-                },
-            )
-            if not counted.modified_count:
-                continue  # the session changed since it was read: decide again
-        if refused:
+            return refused, False  # another finisher counted them
+        # Checked after reading the session: marks gone means another caller counted them (and
+        # moved event_count, which the guarded update below checks), so nothing is counted twice.
+        marked = {"tenant_id": tenant_id, "session_id": session_id, "batch": token}
+        if not await db["events"].count_documents(marked, limit=1):
+            return refused, False
+        session = None if found is None else from_document(found)
+        taken, refused_now = _decide(session, events, now, window)
+        # Refused first: a crash after the count must not leave them in the log.
+        if refused_now:
             await db["events"].delete_many(
                 {
-                    "tenant_id": tenant_id,
-                    "batch": token,
-                    "$or": [
-                        {"session_id": e.session_id, "sequence_no": e.sequence_no}
-                        for e, _ in refused
-                    ],
+                    **marked,
+                    "sequence_no": {"$in": [e.sequence_no for e, _ in refused_now]},
                 }
             )
-        return refused, bool(taken) and session.charge_revision != revision
+            refused += refused_now
+            events = taken
+        if session is None or not taken:
+            return refused, False
+        assert found is not None
+        revision = session.charge_revision
+        added = session.record_events(taken, now)
+        document = to_document(session)
+        counted = await db["sessions"].update_one(
+            {
+                **key,
+                "counting": {"$ne": token},
+                "event_count": found["event_count"],
+                **{f: found.get(f) for f in DECIDED_BY},
+            },
+            {
+                "$inc": {**increments("usage", added), "event_count": len(taken)},
+                "$max": {"max_sequence_no": session.max_sequence_no},
+                "$set": {f: document[f] for f in LIFE_CHANGES},
+                "$push": {"counting": token},
+            },
+        )
+        if counted.modified_count:
+            return refused, session.charge_revision != revision
+        # The session changed since it was read: decide again.
     raise Conflict(f"session {session_id} changed too often to count its events; retry the batch")
+
+
+def _decide(
+    session: Session | None, events: list[Event], now: datetime, window: timedelta
+) -> tuple[list[Event], list[tuple[Event, str]]]:
+    """The events the session takes now, and those it refuses with the reason (as sort_batch
+    decides them, on the session as it is when they are counted)."""
+    if session is None:
+        return [], [(e, "session_not_found") for e in events]
+    batch = sort_batch(enumerate(events), {session.id: session}, now, window)
+    taken = [e for _, e in batch.new]
+    return taken, [(e, reason) for _, e, reason in batch.refused]
 
 
 async def finish_stale_batches(

@@ -42,6 +42,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "sessions": [
         IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_sessions"),
+        # Settlements cut short (a claim whose ledger entry is not written yet): few, found fast.
+        IndexModel(
+            [("tenant_id", ASCENDING)],
+            name="ix_sessions_due",
+            **_exists("due.revision"),
+        ),
         IndexModel(
             [
                 ("tenant_id", ASCENDING),

@@ -5,6 +5,7 @@ matches. A start under a trial limit takes a numbered slot that a unique index k
 session (see indexes.py), so counting and inserting need no transaction.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,17 +108,29 @@ class MongoSessionRepository:
     async def sign_of_life(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
     ) -> Session:
+        return await self._change(
+            tenant_id, session_id, lambda session: session.sign_of_life(at, now, window)
+        )
+
+    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
+        return await self._change(tenant_id, session_id, Session.usage_added)
+
+    async def _change(
+        self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
+    ) -> Session:
+        """Let the domain change the session as read; save what a sign of life changes, if it is
+        still as read (else decide again)."""
         for _ in range(ATTEMPTS):
             found = await self._sessions.find_one(_key(tenant_id, session_id))
             if found is None:
                 raise NotFound(f"no session {session_id}")
             session = from_document(found)
-            if not session.sign_of_life(at, now, window):
+            if not change(session):
                 return await load(self._db, found)
             changed = await self._save(found, session, LIFE_CHANGES)
             if changed is not None:
                 return changed
-        raise Conflict(f"session {session_id} changed too often to take a sign of life; retry")
+        raise Conflict(f"session {session_id} changed too often to be updated; retry")
 
     async def close(
         self,
@@ -171,7 +184,8 @@ class MongoSessionRepository:
         return closed
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
-        async for cut_short in self._sessions.find({"tenant_id": tenant_id, "due": {"$ne": None}}):
+        cut_short_claims = {"tenant_id": tenant_id, "due.revision": {"$exists": True}}
+        async for cut_short in self._sessions.find(cut_short_claims):
             await finish_due(self._db, cut_short)
         cursor = self._sessions.find(
             {"tenant_id": tenant_id, "charge_state": ChargeState.PENDING.value},

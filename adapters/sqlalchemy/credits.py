@@ -131,12 +131,9 @@ class SqlCreditLedger:
                     at,
                     settled.reason,
                     session_id,
+                    session_revision=revision,
                 )
-                await conn.execute(
-                    ledger_entries.insert().values(
-                        entry_to_row(entry) | {"session_revision": revision}
-                    )
-                )
+                await conn.execute(ledger_entries.insert().values(entry_to_row(entry)))
             if settled.alert:
                 await conn.execute(
                     alerts.insert().values(
@@ -271,6 +268,7 @@ def entry_to_row(entry: LedgerEntry) -> dict[str, Any]:
         "idempotency_key": entry.idempotency_key,
         "expires_at": entry.expires_at,
         "created_at": entry.created_at,
+        "session_revision": entry.session_revision,
     }
 
 
@@ -286,6 +284,7 @@ def entry_from_row(row: Any) -> LedgerEntry:
         session_id=row.session_id,
         idempotency_key=row.idempotency_key,
         expires_at=row.expires_at,
+        session_revision=row.session_revision,
     )
 
 

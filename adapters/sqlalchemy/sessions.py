@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,12 +114,23 @@ class SqlSessionRepository:
     async def sign_of_life(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
     ) -> Session:
+        return await self._change(
+            tenant_id, session_id, lambda session: session.sign_of_life(at, now, window)
+        )
+
+    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
+        return await self._change(tenant_id, session_id, Session.usage_added)
+
+    async def _change(
+        self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
+    ) -> Session:
+        """Lock the session, let the domain change it, save what a sign of life changes."""
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
             if not found:
                 raise NotFound(f"no session {session_id}")
             session = found[0]
-            if session.sign_of_life(at, now, window):
+            if change(session):
                 await save(conn, [session], LIFE_CHANGES)
         return session
 

@@ -203,3 +203,15 @@ def test_a_running_session_past_its_credits_is_told_so_and_left_running(api: Api
 
     assert read["charge_estimate"]["warning"] == "credits_exhausted"
     assert read["charge_estimate"]["balance_after"] < 0 and read["status"] == "active"
+
+
+def test_a_heartbeat_from_a_clock_ahead_of_ours_counts_as_now(api: Api) -> None:
+    session = api.start()
+    ahead = iso(datetime.now(UTC) + timedelta(minutes=3))
+
+    answered = api.client.post(
+        f"/v1/sessions/{session['id']}/heartbeat", json={"at": ahead}, headers=api.ingest
+    ).json()
+
+    last_seen = datetime.fromisoformat(answered["last_seen_at"])
+    assert last_seen <= datetime.now(UTC) < datetime.fromisoformat(ahead)

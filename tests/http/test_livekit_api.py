@@ -177,3 +177,28 @@ def test_the_openapi_schema_documents_setting_a_livekit_url(api: Api) -> None:
     operation = schema["paths"]["/v1/livekit/accounts/{api_key}"]["put"]
     assert {"200", "401", "403", "404", "422"} <= set(operation["responses"])
     assert "requestBody" in operation
+
+
+def test_track_seconds_that_reach_a_charged_stay_late_are_charged_once(
+    api: Api, livekit: LiveKitServer
+) -> None:
+    """LiveKit reorders webhooks: a camera's `published` arriving after the stay's `left`."""
+    rate = {"credits_per_minute": 1, "meter_rates": {"video.seconds": {"per": 60, "credits": 2}}}
+    assert api.client.put("/v1/rates/livekit", json=rate, headers=api.admin).status_code == 200
+    deliver(api, livekit.joined("ana", T0))
+    deliver(api, livekit.left("ana", T0, T0 + timedelta(minutes=10)))
+    published = livekit.track(
+        "track_published", "ana", T0, "TR_cam", "CAMERA", T0 + timedelta(minutes=1)
+    )
+
+    assert deliver(api, published).status_code == 200
+    assert deliver(api, published).status_code == 200  # redelivered
+
+    (stay,) = stays(api)
+    assert stay["usage"] == {"video.seconds": 540}
+    assert stay["charge_state"] == "charged" and stay["charge"]["credits"] == 10 + 18
+    ledger = api.client.get("/v1/accounts/ana/credits/ledger", headers=api.admin).json()
+    assert sorted((e["kind"], e["amount"]) for e in ledger["items"]) == [
+        ("adjustment", -18),
+        ("charge", -10),
+    ]

@@ -248,3 +248,14 @@ def test_instants_are_bounded_and_late_ones_are_refused_as_late() -> None:
         happened("at", NOW + 6 * MINUTE, NOW, WEEK)
     with pytest.raises(InvalidInput, match="2000-01-01"):
         happened("at", datetime(1, 1, 1, tzinfo=UTC), NOW, WEEK * 10**6)
+
+
+def test_an_exit_refused_for_its_usage_changes_nothing_and_the_reaper_always_closes() -> None:
+    session = start()
+    session.record_events([analysis(1, 1, analysis=999_999_999)], NOW + 2 * MINUTE)
+
+    with pytest.raises(InvalidInput):
+        session.close(Exit(at=NOW + 3 * MINUTE, usage={"analysis": 1}))
+    assert (session.status, session.ended_at) == (Status.ACTIVE, None)
+
+    assert session.close(session.time_out()) is Closing.CLOSED  # adds nothing: never refused
