@@ -61,8 +61,8 @@ def test_an_anonymous_visitor_needs_a_browser_key(api: Api) -> None:
 
 
 def test_heartbeats_move_last_seen_forward(api: Api) -> None:
-    session = api.start()
-    later = to_the_millisecond(datetime.now(UTC) + timedelta(seconds=30))
+    session = api.start(started_at=iso(datetime.now(UTC) - timedelta(hours=1)))
+    later = to_the_millisecond(datetime.now(UTC) - timedelta(minutes=10))
 
     beat = api.client.post(
         f"/v1/sessions/{session['id']}/heartbeat", json={"at": iso(later)}, headers=api.ingest
