@@ -36,6 +36,10 @@ class SqlSessionRepository:
                 return bool((await conn.execute(stmt)).rowcount == 1)
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
+            # A retried start whose id is taken is a replay, even when it took the last slot.
+            taken = select(sessions.c.id).where(*_key(session.tenant_id, session.id))
+            if (await conn.execute(taken)).first() is not None:
+                return False
             used = await self._count(
                 conn, session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
             )

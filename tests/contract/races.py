@@ -60,10 +60,11 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
 
     def caller(index: int, call: Call) -> None:
         loop = asyncio.new_event_loop()
-        storage = open_storage(url)
+        storage = None
         try:
             try:
-                loop.run_until_complete(storage.health.ping())
+                storage = open_storage(url)
+                loop.run_until_complete(storage.health.ping())  # connected before the start
             except BaseException as error:
                 setup_errors.append(error)
                 barrier.abort()
@@ -77,7 +78,8 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
             except Exception as error:
                 outcomes[index] = error
         finally:
-            loop.run_until_complete(storage.close())
+            if storage is not None:
+                loop.run_until_complete(storage.close())
             loop.close()
 
     threads = [

@@ -129,6 +129,21 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
     )
 
 
+async def test_a_settlement_of_nothing_writes_no_entry_and_marks_the_session_charged(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = await stored_session(storage, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), rated, NOW, SHUT)
+
+    charge = await storage.ledger.settle(tenant.id, session.id, 0, 0, at(10))
+
+    assert charge == Charge(0, 0, None)
+    assert await storage.ledger.entries(tenant.id, "user-1", limit=10) == []
+    assert (await storage.ledger.settled(tenant.id, session.id)).charge_state is ChargeState.CHARGED
+    assert await storage.sessions.pending_charges(tenant.id, 10) == []
+
+
 async def test_a_settlement_claims_only_the_revision_it_priced(
     storage: Any, tenant: Tenant
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import adapters.mongodb.credits
 import adapters.mongodb.events
 from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
@@ -19,6 +20,7 @@ from domain.session import Exit
 from domain.staleness import Staleness
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, stored_session
+from tests.contract.races import Race
 from tests.servers import MongoServer
 
 pytestmark = pytest.mark.anyio
@@ -72,6 +74,24 @@ def _batch(session_id: str) -> list[tuple[int, Event]]:
 
 
 @on_mongodb
+async def test_an_append_that_finished_leaves_no_batch_marks_behind(
+    mongodb: MongoStorage, tenant: Tenant
+) -> None:
+    # The marks are only there while an append counts its batch: left behind, the sessions'
+    # lists of counted tokens would grow with every batch.
+    sessions = [await stored_session(mongodb, tenant) for _ in range(2)]
+    await mongodb.events.append(
+        tenant.id, [(i, e) for s in sessions for i, e in _batch(s.id)], NOW, OPEN
+    )
+
+    marked = await mongodb.db["events"].count_documents({"batch": {"$exists": True}})
+    documents = await mongodb.db["sessions"].find({"tenant_id": tenant.id}).to_list(None)
+    assert marked == 0
+    assert [d.get("counting") or [] for d in documents] == [[], []]
+    assert [d["event_count"] for d in documents] == [3, 3]
+
+
+@on_mongodb
 async def test_a_retried_batch_counts_what_a_dead_append_stored_exactly_once(
     mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
 ) -> None:
@@ -84,6 +104,24 @@ async def test_a_retried_batch_counts_what_a_dead_append_stored_exactly_once(
     assert stored is not None
     assert stored.usage == {"tokens": 30, "cost": Decimal("0.3")}
     assert (stored.event_count, stored.max_sequence_no) == (3, 3)
+
+
+@on_mongodb
+async def test_concurrent_retries_of_a_batch_a_dead_append_stored_count_it_once(
+    mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str, race: Race
+) -> None:
+    # Each retry finds the dead append's marks and finishes its counting: one of them counts
+    # the batch, and none counts it again, even one that read the marks before another
+    # finisher removed them.
+    retry = _batch(after_a_dead_append)
+
+    outcomes = await race(*[lambda s: s.events.append(tenant.id, retry, NOW, OPEN)] * 16)
+
+    assert [(o.inserted, o.duplicates) for o in outcomes] == [(0, 3)] * 16
+    stored = await mongodb.sessions.get(tenant.id, after_a_dead_append)
+    assert stored is not None
+    assert stored.usage == {"tokens": 30, "cost": Decimal("0.3")}
+    assert stored.event_count == 3
 
 
 @on_mongodb
@@ -133,3 +171,28 @@ def test_a_database_of_its_own_keeps_the_servers_options() -> None:
     assert server.database_url("test_1") == (
         "mongodb://user:secret@db1:27017,db2:27017/test_1?replicaSet=rs0"
     )
+
+
+@on_mongodb
+async def test_a_settlement_that_died_after_its_claim_is_finished_by_the_next_one(
+    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim marks the session charged and notes the entry it owes the ledger; the process
+    # dies before writing it. The next settlement of the session writes it, once.
+    session = await stored_session(mongodb, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    real = adapters.mongodb.credits.finish_due
+
+    async def dies(*args: Any) -> None:
+        raise ConnectionError("the process died")
+
+    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", dies)
+    with pytest.raises(ConnectionError):
+        await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10))
+    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", real)
+
+    assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11)) is None
+    entries = await mongodb.ledger.entries(tenant.id, "user-1", limit=10)
+    assert [(e.amount, e.created_at) for e in entries] == [(-6, at(10))]
+    assert (await mongodb.ledger.balance(tenant.id, "user-1")).balance == -6

@@ -14,7 +14,7 @@ from domain.plans import (
 )
 from domain.session import Session
 from domain.tenants import Tenant
-from tests.contract.builders import a_session, at, stored_session
+from tests.contract.builders import a_session, add_tenant, at, stored_session
 from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +61,32 @@ async def test_limits_count_only_their_kinds_subject_and_resource(
         )
 
 
+async def test_a_start_under_a_limit_is_a_replay_for_a_taken_id_and_counts_only_its_kinds(
+    storage: Any, tenant: Tenant
+) -> None:
+    first = a_session(tenant, kind="practice", resource_id="pdf-1")
+    assert await storage.sessions.add(first, limit(2))
+    assert await storage.sessions.add(first.copy(), limit(2)) is False
+    # Another limit on the same subject and resource counts its own kinds.
+    webinars = SessionLimit("user-1", "pdf-1", frozenset({"webinar"}), 1)
+    webinar = a_session(tenant, kind="webinar", resource_id="pdf-1")
+    assert await storage.sessions.add(webinar, webinars)
+    with pytest.raises(SessionLimitReached):
+        await storage.sessions.add(a_session(tenant, kind="webinar", resource_id="pdf-1"), webinars)
+    assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-1", PRACTICE) == 1
+
+
+async def test_a_start_whose_id_is_taken_is_a_replay_even_at_the_limit(
+    storage: Any, tenant: Tenant
+) -> None:
+    # A client's retry of the start that took the last slot (the two racing, both past the use
+    # case's look-up) must be told "taken" (a replay), not "limit reached" (a 402).
+    first = a_session(tenant, kind="practice", resource_id="pdf-1")
+    assert await storage.sessions.add(first, limit(1))
+
+    assert await storage.sessions.add(first.copy(), limit(1)) is False
+
+
 async def test_one_default_plan_at_a_time(storage: Any, tenant: Tenant) -> None:
     free = Plan("free", default=True, limits=PlanLimits(2, PRACTICE, 1))
     await storage.plans.put(tenant.id, free)
@@ -98,4 +124,18 @@ async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_c
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not True)
     assert {(r.limit, r.used) for r in results if r is not True} == {(2, 2)}
     assert await storage.resources.count_in_month(tenant.id, "user-1", at(3)) == 2
+    # At the limit, a resource registered already is just that, not over the quota.
+    assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(3), 2)
     assert await storage.resources.count_in_month(tenant.id, "user-1", at(60 * 24 * 40)) == 0
+
+
+async def test_a_resource_is_registered_once_per_subject_and_tenant(
+    storage: Any, tenant: Tenant
+) -> None:
+    other = await add_tenant(storage, "globex")
+
+    assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), None)
+    assert await storage.resources.register(tenant.id, "user-2", "pdf-1", "pdf", at(0), None)
+    assert await storage.resources.register(other.id, "user-1", "pdf-1", "pdf", at(0), None)
+    assert not await storage.resources.register(other.id, "user-1", "pdf-1", "pdf", at(1), None)
+    assert await storage.resources.count_in_month(other.id, "user-1", at(1)) == 1

@@ -169,6 +169,10 @@ async def test_a_lease_is_free_from_the_instant_it_runs_out_and_none_is_renewed_
 
     assert taken is not None and taken.holder == "second"
     assert not await leases.renew(tenant.id, "first", at(30))
+    # A renewed lease runs out at its new end just the same.
+    assert await leases.renew(tenant.id, "second", at(30))
+    assert await leases.acquire(tenant.id, "third", at(29), at(40)) is None
+    assert await leases.acquire(tenant.id, "third", at(30), at(40)) is not None
 
 
 def roll_up(storage: Any, now_minutes: float) -> RollUpUsage:

@@ -8,10 +8,11 @@ import pytest
 
 from application.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.session import ChargeState, Closing, Exit, SessionStatus
+from domain.events import Event
+from domain.session import ChargeState, Closing, Exit, Session, SessionStatus
 from domain.staleness import Staleness
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, SHUT, a_session, add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, a_session, add_tenant, at, stored_session
 from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
@@ -128,6 +129,28 @@ async def test_a_second_exit_is_a_replay_that_changes_nothing(storage: Any, tena
     assert did_close is Closing.REPLAY
     assert again == first
     assert again.usage == {"seconds": 600}
+
+
+async def test_the_session_an_exit_or_the_reaper_returns_has_its_event_gaps(
+    storage: Any, tenant: Tenant
+) -> None:
+    closed_one, replayed_one, timed_out_one = [await stored_session(storage, tenant) for _ in "abc"]
+    for s in (closed_one, replayed_one, timed_out_one):
+        numbered = [(i, Event(s.id, n, "tap", at(1))) for i, n in enumerate((1, 3))]
+        await storage.events.append(tenant.id, numbered, NOW, OPEN)
+    await storage.sessions.close(tenant.id, replayed_one.id, Exit(at(2)), frozenset(), NOW, SHUT)
+
+    closed, _ = await storage.sessions.close(
+        tenant.id, closed_one.id, Exit(at(2)), frozenset(), NOW, SHUT
+    )
+    replayed, closing = await storage.sessions.close(
+        tenant.id, replayed_one.id, Exit(at(3)), frozenset(), NOW, SHUT
+    )
+    (timed_out,) = await storage.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=10)
+
+    assert closing is Closing.REPLAY
+    assert [s.event_gaps for s in (closed, replayed, timed_out)] == [[(2, 2)]] * 3
+    assert timed_out.id == timed_out_one.id
 
 
 async def test_an_exit_before_the_start_is_refused_and_the_session_stays_open(
@@ -281,11 +304,49 @@ async def test_a_heartbeat_that_succeeded_is_never_undone_by_a_reaper_racing_it(
     heard = {session_id for succeeded in beats for session_id in succeeded}
     # Each heartbeat either succeeded or found the session closed by this reaper.
     assert heard | {s.id for s in reaped} == set(ids)
-    undone = []
-    for session_id in sorted(heard):
-        stored = await storage.sessions.get(tenant.id, session_id)
-        # A session heard from at minute 90 was not silent since minute 0: it is still active, or
-        # ended no earlier than that heartbeat.
-        if stored.last_seen_at < at(90) or (stored.ended_at and stored.ended_at < at(90)):
-            undone.append((session_id, stored.status, stored.ended_at))
+    # A session heard from at minute 90 was not silent since minute 0: it is still active, or
+    # ended no earlier than that heartbeat.
+    undone = [s for s in await stored(storage, tenant, sorted(heard)) if not seen_at_90(s)]
     assert undone == [], f"{len(undone)} of {len(heard)} successful heartbeats were undone"
+    assert not any(s.is_active for s in await stored(storage, tenant, [s.id for s in reaped]))
+
+
+async def stored(storage: Any, tenant: Tenant, ids: list[str]) -> list[Session]:
+    return [await storage.sessions.get(tenant.id, session_id) for session_id in ids]
+
+
+def seen_at_90(session: Session) -> bool:
+    """Whether the session kept a sign of life dated minute 90, and is consistent: active with
+    no end, or ended no earlier than that."""
+    if session.is_active:
+        return session.ended_at is None and session.last_seen_at >= at(90)
+    return session.ended_at is not None and session.last_seen_at >= session.ended_at >= at(90)
+
+
+async def test_signs_of_life_racing_the_reaper_are_never_lost(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    # As with heartbeats, but signs of life (webhooks, reconciliation) are taken even after the
+    # reaper's provisional end, while the late-data window lasts (it is open here): whichever
+    # comes first, every session ends up seen at minute 90, active or ended no earlier.
+    ids = sorted([(await stored_session(storage, tenant)).id for _ in range(40)], reverse=True)
+
+    async def signs(storage: Any, ids: list[str]) -> list[Any]:
+        return [
+            await storage.sessions.sign_of_life(tenant.id, session_id, at(90), NOW, OPEN)
+            for session_id in ids
+        ]
+
+    def client(n: int) -> Call:
+        return lambda s: signs(s, ids[n::4])
+
+    reaped, *answers = await race(
+        lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100),
+        *(client(n) for n in range(4)),
+    )
+
+    assert all(seen_at_90(a) for answered in answers for a in answered)
+    lost = [s for s in await stored(storage, tenant, ids) if not seen_at_90(s)]
+    assert lost == [], f"{len(lost)} of 40 signs of life were lost"
+    # The reaper's end is moved, never undone.
+    assert not any(s.is_active for s in await stored(storage, tenant, [s.id for s in reaped]))
