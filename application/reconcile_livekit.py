@@ -127,8 +127,8 @@ class ReconcileLiveKit:
                     try:
                         await self._stay(tenant, stay, rooms, done)
                     except DomainError as error:
-                        # A rule refused this stay's end (last seen beyond the late-data window):
-                        # said, and the tenant's other stays are still reconciled.
+                        # A rule refused this stay's end: said, and the tenant's other stays are
+                        # still reconciled.
                         failure = TenantFailure(tenant.name, f"stay {stay.id}: {error.detail}")
                         done.failures.append(failure)
                 if len(page) < PAGE:

@@ -9,10 +9,11 @@ settlement claims exactly the revision it priced, and the ledger holds at most o
 (session, revision). So concurrent or retried settlements record each change exactly once.
 """
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from domain.credits import EntryKind, Rate
+from domain.credits import Alert, EntryKind, LedgerEntry, Rate
 from domain.session import CHARGED_STATUSES, Charge, Session
 
 NEGATIVE_BALANCE = "negative_balance"
@@ -41,6 +42,37 @@ class Settlement:
     @property
     def writes_entry(self) -> bool:
         return self.amount != 0
+
+    def ledger_entry(self, session: Session, at: datetime) -> LedgerEntry | None:
+        """The entry it writes for `session` (as read, so of the revision claimed); none for a
+        difference of 0."""
+        if not self.writes_entry or session.subject_id is None:
+            return None
+        return LedgerEntry(
+            str(uuid.uuid4()),
+            session.tenant_id,
+            session.subject_id,
+            self.amount,
+            self.kind,
+            at,
+            self.reason,
+            session.id,
+            session_revision=session.charge_revision,
+        )
+
+    def alert_record(self, session: Session, at: datetime) -> Alert | None:
+        """The alert it records for `session`, if any."""
+        if self.alert is None or session.subject_id is None:
+            return None
+        return Alert(
+            str(uuid.uuid4()),
+            session.tenant_id,
+            NEGATIVE_BALANCE,
+            session.subject_id,
+            session.id,
+            self.alert,
+            at,
+        )
 
 
 def settle(session: Session, credits: int, balance_before: int) -> Settlement:

@@ -278,10 +278,8 @@ class Session:
         replay. A closed session is left to be charged when its kind has a rate, it has a
         subject to charge, and it ended in a way that is charged."""
         if self.is_active:
-            self._check_end(exit.at)
             self._check_usage(exit)
-            self.ended_at = exit.at
-            self.last_seen_at = max(self.last_seen_at, exit.at)
+            self._end_at(exit.at)
             self._take(exit)
             chargeable = self._chargeable(rated_kinds)
             self.charge_state = ChargeState.PENDING if chargeable else ChargeState.NOT_CHARGED
@@ -291,9 +289,7 @@ class Session:
             return Closing.REPLAY
         self._check_usage(exit)
         if not exit.at_is_default:
-            self._check_end(exit.at)
-            self.ended_at = exit.at
-            self.last_seen_at = max(self.last_seen_at, exit.at)
+            self._end_at(exit.at)
         self._take(exit)
         self._reprice()
         if self.charge is None and not self._chargeable(rated_kinds):
@@ -343,9 +339,11 @@ class Session:
             self.charge_revision += 1
             self.charge_state = ChargeState.PENDING
 
-    def _check_end(self, at: datetime) -> None:
+    def _end_at(self, at: datetime) -> None:
         if at < self.started_at:
             raise InvalidInput("at", "the exit is before the session started")
+        self.ended_at = at
+        self.last_seen_at = max(self.last_seen_at, at)
 
     def _check_usage(self, exit: Exit) -> None:
         """The meters the exit adds stay below the limit (the reaper's exit adds none)."""
@@ -362,6 +360,14 @@ class Session:
     def _chargeable(self, rated_kinds: frozenset[str]) -> bool:
         return (
             self.kind in rated_kinds and not self.is_anonymous and self.status in CHARGED_STATUSES
+        )
+
+    def awaits_settlement(self, revision: int) -> bool:
+        """Whether a settlement priced at `revision` may claim it now."""
+        return (
+            self.charge_state is ChargeState.PENDING
+            and self.charge_revision == revision
+            and self.subject_id is not None
         )
 
     def settle(self, charge: Charge) -> None:

@@ -1,11 +1,10 @@
-import uuid
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from domain.charging import NEGATIVE_BALANCE, settle
+from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
-from domain.session import Charge, ChargeState, Session
+from domain.session import Charge, Session
 
 
 class MemoryRateRepository:
@@ -39,40 +38,15 @@ class MemoryCreditLedger:
         session = self._store.sessions.get((tenant_id, session_id))
         if session is None:
             raise NotFound(f"no session {session_id}")
-        if (
-            session.charge_state is not ChargeState.PENDING
-            or session.charge_revision != revision
-            or session.subject_id is None
-        ):
+        if not session.awaits_settlement(revision):
             return None
+        assert session.subject_id is not None
         balance = (await self.balance(tenant_id, session.subject_id)).balance
         settled = settle(session, credits, balance)
-        if settled.writes_entry:
-            self._store.ledger.append(
-                LedgerEntry(
-                    str(uuid.uuid4()),
-                    tenant_id,
-                    session.subject_id,
-                    settled.amount,
-                    settled.kind,
-                    at,
-                    settled.reason,
-                    session_id,
-                    session_revision=revision,
-                )
-            )
-        if settled.alert:
-            self._store.alerts.append(
-                Alert(
-                    str(uuid.uuid4()),
-                    tenant_id,
-                    NEGATIVE_BALANCE,
-                    session.subject_id,
-                    session_id,
-                    settled.alert,
-                    at,
-                )
-            )
+        if (entry := settled.ledger_entry(session, at)) is not None:
+            self._store.ledger.append(entry)
+        if (alert := settled.alert_record(session, at)) is not None:
+            self._store.alerts.append(alert)
         session.settle(settled.charge)
         return settled.charge
 

@@ -7,8 +7,8 @@ or by the reaper (pending_charges). A unique index allows one entry per (session
 finishing twice writes nothing twice. The balance is always the server's sum of the ledger.
 """
 
-import uuid
 from contextlib import suppress
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.documents import Document, meter_field, meter_name
 from adapters.mongodb.session_documents import from_document, load
-from domain.charging import NEGATIVE_BALANCE, settle
+from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
@@ -68,35 +68,18 @@ class MongoCreditLedger:
         if found.get("due"):  # a settlement cut short: its entry goes in before any other
             await finish_due(self._db, found)
         session = from_document(found)
-        pending = session.charge_state is ChargeState.PENDING
-        if not pending or session.charge_revision != revision or session.subject_id is None:
+        if not session.awaits_settlement(revision):
             return None
+        assert session.subject_id is not None
         balance = (await self.balance(tenant_id, session.subject_id)).balance
         settled = settle(session, credits, balance)
-        due: Document = {"revision": revision, "entry": None, "alert": None}
-        if settled.writes_entry:
-            entry = LedgerEntry(
-                str(uuid.uuid4()),
-                tenant_id,
-                session.subject_id,
-                settled.amount,
-                settled.kind,
-                at,
-                settled.reason,
-                session_id,
-                session_revision=revision,
-            )
-            due["entry"] = entry_to_document(entry)
-        if settled.alert:
-            due["alert"] = {
-                "id": str(uuid.uuid4()),
-                "tenant_id": tenant_id,
-                "kind": NEGATIVE_BALANCE,
-                "subject_id": session.subject_id,
-                "session_id": session_id,
-                "detail": settled.alert,
-                "created_at": at,
-            }
+        entry = settled.ledger_entry(session, at)
+        alert = settled.alert_record(session, at)
+        due: Document = {
+            "revision": revision,
+            "entry": None if entry is None else entry_to_document(entry),
+            "alert": None if alert is None else asdict(alert),
+        }
         charge = settled.charge
         # The claim records what it owes the ledger on the session itself, in the same write:
         # whoever finds it there (this call, or the next settlement after a crash) writes it.

@@ -138,8 +138,9 @@ async def finish_stale_batches(
     tenant_id: str,
     session_ids: Iterable[str] | None = None,
     window: timedelta | None = None,
-) -> None:
-    """Count what appends that died left uncounted (of these sessions, or of the tenant)."""
+) -> bool:
+    """Count what appends that died left uncounted (of these sessions, or of the tenant); True
+    when there was any."""
     now = datetime.now(UTC)
     cutoff = ObjectId.from_datetime(now - STALE_AFTER)
     query: Document = {"tenant_id": tenant_id, "batch": {"$lt": cutoff}}
@@ -151,3 +152,4 @@ async def finish_stale_batches(
     window = window or TenantSettings().late_data_window
     for token, events in by_token.items():
         await count_batch(db, tenant_id, token, events, now, window)
+    return bool(by_token)

@@ -145,10 +145,11 @@ class MongoSessionRepository:
             found = await self._sessions.find_one(_key(tenant_id, session_id))
             if found is None:
                 raise NotFound(f"no session {session_id}")
-            if found["status"] == ACTIVE:
-                # Meters of events whose counting was cut short by a crash belong in the usage
-                # this close may charge.
-                await finish_stale_batches(self._db, tenant_id, [session_id])
+            # Meters of events whose counting was cut short by a crash belong in the usage this
+            # close may charge.
+            if found["status"] == ACTIVE and await finish_stale_batches(
+                self._db, tenant_id, [session_id], window
+            ):
                 found = await self._sessions.find_one(_key(tenant_id, session_id))
                 assert found is not None  # sessions are never deleted
             session = from_document(found)

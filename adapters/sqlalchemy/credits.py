@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.session_rows import from_row, load
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
-from domain.charging import NEGATIVE_BALANCE, settle
+from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
@@ -116,36 +117,15 @@ class SqlCreditLedger:
             if row is None:
                 raise NotFound(f"no session {session_id}")
             session = from_row(row)
-            pending = session.charge_state is ChargeState.PENDING
-            if not pending or session.charge_revision != revision or session.subject_id is None:
+            if not session.awaits_settlement(revision):
                 return None
+            assert session.subject_id is not None
             balance = (await _sums(conn, tenant_id, session.subject_id)).balance
             settled = settle(session, credits, balance)
-            if settled.writes_entry:
-                entry = LedgerEntry(
-                    str(uuid.uuid4()),
-                    tenant_id,
-                    session.subject_id,
-                    settled.amount,
-                    settled.kind,
-                    at,
-                    settled.reason,
-                    session_id,
-                    session_revision=revision,
-                )
+            if (entry := settled.ledger_entry(session, at)) is not None:
                 await conn.execute(ledger_entries.insert().values(entry_to_row(entry)))
-            if settled.alert:
-                await conn.execute(
-                    alerts.insert().values(
-                        id=str(uuid.uuid4()),
-                        tenant_id=tenant_id,
-                        kind=NEGATIVE_BALANCE,
-                        subject_id=session.subject_id,
-                        session_id=session_id,
-                        detail=settled.alert,
-                        created_at=at,
-                    )
-                )
+            if (alert := settled.alert_record(session, at)) is not None:
+                await conn.execute(alerts.insert().values(asdict(alert)))
             charge = settled.charge
             await conn.execute(
                 update(sessions)

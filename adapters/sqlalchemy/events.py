@@ -29,7 +29,10 @@ class SqlEventLog:
         window: timedelta,
     ) -> BatchOutcome:
         async with self._engine.begin() as conn:
-            found = await self._lock_sessions(conn, tenant_id, {e.session_id for _, e in batch})
+            metered = {e.session_id for _, e in batch if e.meters}
+            found = await self._lock_sessions(
+                conn, tenant_id, {e.session_id for _, e in batch}, metered
+            )
             sorted_batch = sort_batch(batch, found, now, window)
             inserted = await self._insert(conn, tenant_id, [e for _, e in sorted_batch.new])
             stored_before = await self._stored(
@@ -79,10 +82,11 @@ class SqlEventLog:
         return Distribution(total=sum(counts.values()), counts=counts)
 
     async def _lock_sessions(
-        self, conn: AsyncConnection, tenant_id: str, session_ids: set[str]
+        self, conn: AsyncConnection, tenant_id: str, session_ids: set[str], metered: set[str]
     ) -> dict[str, Session]:
         """The batch's sessions, locked (in id order, so that batches touching the same sessions
-        never deadlock) so a concurrent exit waits until their usage is in."""
+        never deadlock) so a concurrent exit waits until their usage is in. Usage is read only
+        for the sessions whose events carry meters: its totals are what the limit checks."""
         query = (
             select(sessions)
             .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids))
@@ -90,8 +94,8 @@ class SqlEventLog:
             .with_for_update()
         )
         found = {row.id: from_row(row) for row in await conn.execute(query)}
-        for session_id, usage in (await usage_of(conn, tenant_id, found)).items():
-            found[session_id].usage = usage  # meters' totals are bounded
+        for session_id, usage in (await usage_of(conn, tenant_id, metered & set(found))).items():
+            found[session_id].usage = usage
         return found
 
     async def _insert(
