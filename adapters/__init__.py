@@ -1,1 +1,1 @@
-"""Adapters: concrete implementations of the ports in application/ports.py."""
+"""Adapters: concrete implementations of the ports in application/<area>/ports.py."""

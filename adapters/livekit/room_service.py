@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
-from application.ports import LiveKitUnavailable
+from application.livekit.ports import LiveKitUnavailable
 from domain.livekit import LiveKitAccount
 
 # Reconciliation asks room after room on a schedule: a server that is slow to answer is taken as

@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import TypeVar
 
 from adapters.memory.store import MemoryStore
-from application.ports import Record
+from application.transfer.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event

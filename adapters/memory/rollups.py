@@ -2,7 +2,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from application.ports import RollupLease, Window
+from application.ports import Window
+from application.rollups.ports import RollupLease
 from domain.rollups import Activity, Period, Rollup, overlap_seconds
 
 

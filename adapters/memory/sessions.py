@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
-from application.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition
 from domain.errors import NotFound
 from domain.events import find_gaps
 from domain.plans import SessionLimit, SessionLimitReached

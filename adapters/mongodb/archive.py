@@ -30,7 +30,7 @@ from adapters.mongodb.tenants import (
     tenant_from_document,
     tenant_to_document,
 )
-from application.ports import Record
+from application.transfer.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event

@@ -19,7 +19,8 @@ from adapters.mongodb.documents import (
     usage_to_document,
     within,
 )
-from application.ports import RollupLease, Window
+from application.ports import Window
+from application.rollups.ports import RollupLease
 from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import SessionStatus
 

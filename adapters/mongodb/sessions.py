@@ -17,7 +17,7 @@ from adapters.mongodb.credits import finish_due
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.event_counting import finish_stale_batches
 from adapters.mongodb.session_documents import from_document, load, to_document
-from application.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import (

@@ -41,7 +41,7 @@ from adapters.sqlalchemy.tenants import (
     tenant_from_row,
     tenant_to_row,
 )
-from application.ports import Record
+from application.transfer.ports import Record
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event

@@ -21,7 +21,8 @@ from adapters.sqlalchemy.tables import (
     sessions,
     track_intervals,
 )
-from application.ports import RollupLease, Window
+from application.ports import Window
+from application.rollups.ports import RollupLease
 from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import SessionStatus
 

@@ -9,7 +9,7 @@ from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, save, to_row
 from adapters.sqlalchemy.tables import sessions
-from application.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import (

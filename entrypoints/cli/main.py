@@ -23,9 +23,9 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.exc import SQLAlchemyError
 from uvicorn.config import LOG_LEVELS
 
-from application.grant_credits import GrantCreditsCommand, Granted
-from application.import_tenant import ImportCounts
-from application.tenant_jobs import TenantFailure
+from application.credits.grant_credits import GrantCreditsCommand, Granted
+from application.tenants.tenant_jobs import TenantFailure
+from application.transfer.import_tenant import ImportCounts
 from domain.credits import Balance
 from domain.errors import DomainError, InvalidInput, NotFound
 from domain.reports import WatchTime

@@ -12,7 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 
-from application.authenticate import Authenticate, Principal
+from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
 
 BEARER = "bearer "

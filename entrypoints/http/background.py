@@ -5,11 +5,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from application.apply_retention import ApplyRetention
-from application.reap_stale_sessions import ReapStaleSessions
-from application.reconcile_livekit import ReconcileLiveKit
-from application.roll_up_usage import RollUpUsage
-from application.tenant_jobs import TenantFailure
+from application.livekit.reconcile_livekit import ReconcileLiveKit
+from application.retention.apply_retention import ApplyRetention
+from application.rollups.roll_up_usage import RollUpUsage
+from application.sessions.reap_stale_sessions import ReapStaleSessions
+from application.tenants.tenant_jobs import TenantFailure
 
 log = logging.getLogger(__name__)
 

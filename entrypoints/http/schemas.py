@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar.params import QueryParameter
 
-from application.get_limits import Limits
+from application.credits.running_cost import SessionView
 from application.pagination import Page
-from application.report_cost_model import CostModelReport
-from application.running_cost import SessionView
+from application.reports.report_cost_model import CostModelReport
+from application.trials.get_limits import Limits
 from domain.charging import Estimate
 from domain.cost_model import Fit, Prediction, Unfitted
 from domain.credits import (

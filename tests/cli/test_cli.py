@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from application.record_exit import RecordExitCommand
-from application.start_session import StartSessionCommand
+from application.sessions.record_exit import RecordExitCommand
+from application.sessions.start_session import StartSessionCommand
 from domain.session import SessionRequest
 from entrypoints.cli.main import cli
 from entrypoints.container import build_container

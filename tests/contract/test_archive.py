@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from application.export_tenant import ExportTenant
-from application.import_tenant import ImportTenant
+from application.transfer.export_tenant import ExportTenant
+from application.transfer.import_tenant import ImportTenant
 from domain.errors import Conflict
 from domain.tenants import Tenant
 from tests.contract.builders import T0, a_tenant_with_everything

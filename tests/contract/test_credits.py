@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from application.deduct_credits import DeductCredits
-from application.rate_book import RateBook
-from application.reap_stale_sessions import ReapStaleSessions
-from application.record_exit import RecordExit, RecordExitCommand
-from application.rollup_rewinds import RollupRewinds
+from application.credits.deduct_credits import DeductCredits
+from application.credits.rate_book import RateBook
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.reap_stale_sessions import ReapStaleSessions
+from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.session import Charge, ChargeState, Exit, SessionStatus

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from application.deduct_credits import DeductCredits
-from application.rate_book import RateBook
+from application.credits.deduct_credits import DeductCredits
+from application.credits.rate_book import RateBook
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
 from domain.errors import InvalidInput
 from domain.events import Event, EventRejection

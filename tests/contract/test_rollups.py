@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from application.apply_retention import ApplyRetention
 from application.ports import Window
-from application.roll_up_usage import RollUpUsage
+from application.retention.apply_retention import ApplyRetention
+from application.rollups.roll_up_usage import RollUpUsage
 from domain.events import Event
 from domain.livekit import TrackReport
 from domain.rollups import Activity, Period, Rollup, ServerLoad

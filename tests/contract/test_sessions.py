@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from application.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import Event
 from domain.session import ChargeState, Closing, Exit, Session, SessionStatus

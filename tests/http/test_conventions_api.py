@@ -5,7 +5,7 @@ from typing import Any
 
 from dependency_injector import providers
 
-from application.get_session import GetSession
+from application.sessions.get_session import GetSession
 from domain.errors import Unauthorized
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields

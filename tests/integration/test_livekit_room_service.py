@@ -10,7 +10,7 @@ import pytest
 from livekit import api
 
 from adapters.livekit.room_service import LiveKitRoomService
-from application.ports import LiveKitUnavailable
+from application.livekit.ports import LiveKitUnavailable
 from domain.livekit import LiveKitAccount
 from tests.fake_livekit import FakeLiveKit, fake_livekit, unreachable_url
 

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.create_tenant import CreateTenant
-from application.deduct_credits import DeductCredits
-from application.get_session import GetSession
-from application.plan_of_subject import PlanOfSubject
-from application.rate_book import RateBook
-from application.record_exit import RecordExit
-from application.record_heartbeat import RecordHeartbeat
-from application.rollup_rewinds import RollupRewinds
-from application.running_cost import RunningCost
-from application.start_session import StartSession, StartSessionCommand
+from application.credits.deduct_credits import DeductCredits
+from application.credits.rate_book import RateBook
+from application.credits.running_cost import RunningCost
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.get_session import GetSession
+from application.sessions.record_exit import RecordExit
+from application.sessions.record_heartbeat import RecordHeartbeat
+from application.sessions.start_session import StartSession, StartSessionCommand
+from application.tenants.create_tenant import CreateTenant
+from application.trials.plan_of_subject import PlanOfSubject
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
 from tests.fakes import FakeClock

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.get_balance import GetBalance
-from application.grant_credits import GrantCredits, GrantCreditsCommand
-from application.list_alerts import ListAlerts
-from application.list_ledger import ListLedger
-from application.rate_book import RateBook
-from application.record_exit import RecordExit, RecordExitCommand
-from application.set_rate import SetRate
+from application.credits.get_balance import GetBalance
+from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
+from application.credits.list_alerts import ListAlerts
+from application.credits.list_ledger import ListLedger
+from application.credits.rate_book import RateBook
+from application.credits.set_rate import SetRate
+from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.clock import EARLIEST, LATEST
 from domain.credits import (
     MAX_CREDITS_PER_MINUTE,

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.get_session import GetSession
-from application.record_exit import RecordExit, RecordExitCommand
-from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
+from application.sessions.get_session import GetSession
+from application.sessions.record_exit import RecordExit, RecordExitCommand
+from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.events import Event
 from domain.session import ChargeState, SessionStatus

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.deduct_credits import DeductCredits
-from application.event_distribution import EventDistribution
-from application.get_session import GetSession
-from application.ingest_events import IngestEvents, IngestEventsCommand
-from application.list_events import ListEvents
+from application.credits.deduct_credits import DeductCredits
+from application.events.event_distribution import EventDistribution
+from application.events.ingest_events import IngestEvents, IngestEventsCommand
+from application.events.list_events import ListEvents
 from application.pagination import encode_cursor
-from application.record_exit import RecordExit, RecordExitCommand
-from application.rollup_rewinds import RollupRewinds
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.get_session import GetSession
+from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput, NotFound, PayloadTooLarge
 from domain.events import BatchOutcome, Event, EventRejection
 from domain.session import Session

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.list_sessions import ListSessions
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
-from application.ports import SessionFilter
-from application.record_exit import RecordExit, RecordExitCommand
+from application.sessions.list_sessions import ListSessions
+from application.sessions.ports import SessionFilter
+from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
 from domain.session import SessionStatus
 from domain.tenants import Tenant

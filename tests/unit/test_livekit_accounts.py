@@ -6,9 +6,9 @@ import json
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.add_livekit_account import AddLiveKitAccount
-from application.set_livekit_url import SetLiveKitUrl
-from application.tenant_export_format import from_line, to_line
+from application.livekit.add_livekit_account import AddLiveKitAccount
+from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.transfer.tenant_export_format import from_line, to_line
 from domain.errors import InvalidInput, NotFound
 from domain.livekit import LiveKitAccount
 from domain.tenants import Tenant

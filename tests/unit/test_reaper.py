@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.deduct_credits import DeductCredits
-from application.get_session import GetSession
-from application.reap_stale_sessions import ReapStaleSessions
-from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
+from application.credits.deduct_credits import DeductCredits
+from application.sessions.get_session import GetSession
+from application.sessions.reap_stale_sessions import ReapStaleSessions
+from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
 from domain.credits import Rate
 from domain.errors import NotFound
 from domain.session import ChargeState, Exit, SessionStatus

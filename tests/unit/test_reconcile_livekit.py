@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.ports import LiveKitUnavailable
-from application.rate_book import RateBook
-from application.reconcile_livekit import ReconcileLiveKit, Unreachable
-from application.record_exit import RecordExit
-from application.tenant_jobs import TenantFailure
+from application.credits.rate_book import RateBook
+from application.livekit.ports import LiveKitUnavailable
+from application.livekit.reconcile_livekit import ReconcileLiveKit, Unreachable
+from application.sessions.record_exit import RecordExit
+from application.tenants.tenant_jobs import TenantFailure
 from domain.credits import Rate
 from domain.errors import NotFound
 from domain.livekit import KIND, LiveKitAccount, TrackReport, session_id_of

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.record_exit import RecordExit, RecordExitCommand
-from application.report_active import ReportActive
-from application.report_resources import ReportResources
-from application.report_usage_stats import ReportUsageStats
-from application.report_watch_time import ReportWatchTime
+from application.reports.report_active import ReportActive
+from application.reports.report_resources import ReportResources
+from application.reports.report_usage_stats import ReportUsageStats
+from application.reports.report_watch_time import ReportWatchTime
+from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
 from domain.events import Event
 from domain.reports import peak_concurrency, unique_seconds

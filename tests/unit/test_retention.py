@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.apply_retention import ApplyRetention
 from application.ports import Window
+from application.retention.apply_retention import ApplyRetention
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant, TenantSettings
 from tests.fakes import FakeClock

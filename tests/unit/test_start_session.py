@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.ports import SessionFilter
-from application.start_session import StartSession, StartSessionCommand
+from application.sessions.ports import SessionFilter
+from application.sessions.start_session import StartSession, StartSessionCommand
 from domain.errors import Conflict, InvalidInput
 from domain.session import SessionRequest
 from domain.tenants import Tenant

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.apply_retention import ApplyRetention
 from application.ports import Window
-from application.roll_up_usage import RollUpUsage
+from application.retention.apply_retention import ApplyRetention
+from application.rollups.roll_up_usage import RollUpUsage
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant
 from tests.fakes import FakeClock

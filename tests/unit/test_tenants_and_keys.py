@@ -7,11 +7,11 @@ import pytest
 
 from adapters.memory.health import MemoryHealth
 from adapters.memory.storage import MemoryStorage
-from application.authenticate import CACHE_TTL, Authenticate
-from application.check_health import CheckHealth
-from application.create_api_key import CreateApiKey
-from application.create_tenant import CreateTenant
-from application.update_settings import UpdateSettings
+from application.health.check_health import CheckHealth
+from application.tenants.authenticate import CACHE_TTL, Authenticate
+from application.tenants.create_api_key import CreateApiKey
+from application.tenants.create_tenant import CreateTenant
+from application.tenants.update_settings import UpdateSettings
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from domain.tenants import KEY_PREFIX, Role, Tenant, hash_secret
 from tests.fakes import FakeClock, UnreachableStorage

@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.get_limits import GetLimits
-from application.get_trial_status import GetTrialStatus
-from application.plan_of_subject import PlanOfSubject
-from application.register_resource import RegisterResource
-from application.set_plan import SetPlan
-from application.subscribe import Subscribe
+from application.trials.get_limits import GetLimits
+from application.trials.get_trial_status import GetTrialStatus
+from application.trials.plan_of_subject import PlanOfSubject
+from application.trials.register_resource import RegisterResource
+from application.trials.set_plan import SetPlan
+from application.trials.subscribe import Subscribe
 from domain.errors import InvalidInput
 from domain.plans import (
     Plan,

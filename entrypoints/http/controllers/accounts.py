@@ -2,14 +2,14 @@ from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.authenticate import Principal
-from application.get_balance import GetBalance
-from application.get_limits import GetLimits
-from application.get_trial_status import GetTrialStatus
-from application.grant_credits import GrantCredits, GrantCreditsCommand
-from application.list_ledger import ListLedger
-from application.register_resource import RegisterResource
-from application.subscribe import Subscribe
+from application.credits.get_balance import GetBalance
+from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
+from application.credits.list_ledger import ListLedger
+from application.tenants.authenticate import Principal
+from application.trials.get_limits import GetLimits
+from application.trials.get_trial_status import GetTrialStatus
+from application.trials.register_resource import RegisterResource
+from application.trials.subscribe import Subscribe
 from domain.plans import Subscription
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires

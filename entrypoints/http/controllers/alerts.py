@@ -2,8 +2,8 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
-from application.authenticate import Principal
-from application.list_alerts import ListAlerts
+from application.credits.list_alerts import ListAlerts
+from application.tenants.authenticate import Principal
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.schemas import AlertList, AlertOut

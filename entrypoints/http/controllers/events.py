@@ -3,11 +3,11 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.authenticate import Principal
-from application.event_distribution import EventDistribution
-from application.ingest_events import IngestEvents, IngestEventsCommand
-from application.list_events import ListEvents
-from application.session_ids import canonical_session_id
+from application.events.event_distribution import EventDistribution
+from application.events.ingest_events import IngestEvents, IngestEventsCommand
+from application.events.list_events import ListEvents
+from application.sessions.session_ids import canonical_session_id
+from application.tenants.authenticate import Principal
 from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.tenants import Role

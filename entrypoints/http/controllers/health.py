@@ -3,7 +3,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from application.check_health import CheckHealth
+from application.health.check_health import CheckHealth
 from entrypoints.http.errors import error_response
 from entrypoints.http.schemas import StatusOut
 

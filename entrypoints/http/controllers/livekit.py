@@ -2,8 +2,8 @@ from litestar import Controller, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.authenticate import Principal
-from application.set_livekit_url import SetLiveKitUrl
+from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.tenants.authenticate import Principal
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.errors import documented

@@ -2,8 +2,8 @@ from litestar import Controller, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.authenticate import Principal
-from application.set_plan import SetPlan
+from application.tenants.authenticate import Principal
+from application.trials.set_plan import SetPlan
 from domain.plans import Plan, PlanLimits
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires

@@ -2,8 +2,8 @@ from litestar import Controller, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.authenticate import Principal
-from application.set_rate import SetRate
+from application.credits.set_rate import SetRate
+from application.tenants.authenticate import Principal
 from domain.credits import MeterRate, Rate
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires

@@ -2,13 +2,13 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from application.authenticate import Principal
-from application.report_active import ReportActive
-from application.report_cost_model import ReportCostModel
-from application.report_resources import ReportResources
-from application.report_usage import ReportUsage
-from application.report_usage_stats import ReportUsageStats
-from application.report_watch_time import ReportWatchTime
+from application.reports.report_active import ReportActive
+from application.reports.report_cost_model import ReportCostModel
+from application.reports.report_resources import ReportResources
+from application.reports.report_usage import ReportUsage
+from application.reports.report_usage_stats import ReportUsageStats
+from application.reports.report_watch_time import ReportWatchTime
+from application.tenants.authenticate import Principal
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
 from domain.tenants import Role

@@ -5,13 +5,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from application.authenticate import Principal
-from application.list_sessions import ListSessions
-from application.ports import SessionFilter
-from application.read_session import ReadSession
-from application.record_exit import RecordExit, RecordExitCommand
-from application.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
-from application.start_session import StartSession, StartSessionCommand
+from application.sessions.list_sessions import ListSessions
+from application.sessions.ports import SessionFilter
+from application.sessions.read_session import ReadSession
+from application.sessions.record_exit import RecordExit, RecordExitCommand
+from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
+from application.sessions.start_session import StartSession, StartSessionCommand
+from application.tenants.authenticate import Principal
 from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus

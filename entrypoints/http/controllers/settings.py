@@ -2,8 +2,8 @@ from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from application.authenticate import Principal
-from application.update_settings import UpdateSettings
+from application.tenants.authenticate import Principal
+from application.tenants.update_settings import UpdateSettings
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires
 from entrypoints.http.schemas import SettingsBody, SettingsOut

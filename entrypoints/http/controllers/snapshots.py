@@ -2,9 +2,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from application.authenticate import Principal
-from application.list_snapshots import ListSnapshots
-from application.record_snapshots import RecordSnapshots
+from application.snapshots.list_snapshots import ListSnapshots
+from application.snapshots.record_snapshots import RecordSnapshots
+from application.tenants.authenticate import Principal
 from domain.snapshots import Snapshot
 from domain.tenants import Role
 from entrypoints.http.auth import current_principal, requires

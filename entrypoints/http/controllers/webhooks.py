@@ -3,7 +3,7 @@ from typing import Any
 from litestar import Request, post
 from litestar.di import NamedDependency
 
-from application.receive_livekit_webhook import ReceiveLiveKitWebhook
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from domain.errors import Unauthorized
 from entrypoints.http.schemas import StatusOut
 

@@ -1,0 +1,55 @@
+"""The ports of the credits area: what its use cases need from storage and the outside world.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.credits import Alert, Balance, LedgerEntry, Rate
+from domain.session import Charge, Session
+
+
+class RateRepository(Protocol):
+    async def put(self, tenant_id: str, rate: Rate) -> None:
+        """Create or replace the rate of `rate.kind`."""
+        ...
+
+    async def all(self, tenant_id: str) -> list[Rate]: ...
+
+
+class CreditLedger(Protocol):
+    async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
+        """Record a grant once per idempotency key: (the entry, True), or, when the key is
+        taken in the tenant, (the stored entry, False) and nothing recorded."""
+        ...
+
+    async def settle(
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
+    ) -> Charge | None:
+        """Settle revision `revision` of a pending session at `credits`, atomically and at most
+        once whatever the number of concurrent callers: what domain.charging.settle says (the
+        first settlement a charge entry, later ones an adjustment of the difference; none for a
+        difference of 0) dated `at`, the session's charge and its alert, and the session marked
+        charged. None when the session is not pending at that revision (settled by another
+        caller, or corrected again since: read it and settle the new revision)."""
+        ...
+
+    async def settled(self, tenant_id: str, session_id: str) -> Session:
+        """The session as its settlement left it (NotFound if there is none)."""
+        ...
+
+    async def balance(self, tenant_id: str, subject_id: str) -> Balance:
+        """The sums of the subject's ledger: the balance is always exactly their difference."""
+        ...
+
+    async def entries(
+        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries, oldest first (by created_at, then id), after entry `after`."""
+        ...
+
+    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
+        """The newest alerts first."""
+        ...

@@ -1,0 +1,80 @@
+"""Ingest a batch of events: store the valid ones once each, say what happened to every one.
+
+Events are signs of life: the latest of a batch moves its session's last_seen_at (never past
+now). An ended session still takes events dated up to its end within the late-data window (a
+kiosk flushing its buffer after the exit); one the reaper ended takes later ones too, and its
+end moves to them. Late meters of a charged session are settled as an adjustment, once, and the
+rollups of hours late data changed are recomputed by the next run.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from application.credits.deduct_credits import DeductCredits
+from application.events.ports import EventLog
+from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.ports import SessionRepository
+from domain.clock import happened
+from domain.errors import InvalidInput, Late, PayloadTooLarge
+from domain.events import BatchOutcome, Event, EventRejection
+from domain.tenants import Tenant
+
+
+@dataclass(frozen=True)
+class IngestEventsCommand:
+    tenant: Tenant
+    # In the client's order; an event that could not be read is already a rejection.
+    events: Sequence[Event | EventRejection]
+
+
+class IngestEvents:
+    def __init__(
+        self,
+        events: EventLog,
+        sessions: SessionRepository,
+        deduct_credits: DeductCredits,
+        rewinds: RollupRewinds,
+        clock: Clock,
+    ) -> None:
+        self._rewinds = rewinds
+        self._events = events
+        self._sessions = sessions
+        self._deduct_credits = deduct_credits
+        self._clock = clock
+
+    async def __call__(self, command: IngestEventsCommand) -> BatchOutcome:
+        settings = command.tenant.settings
+        limit = settings.max_batch_events
+        if len(command.events) > limit:
+            raise PayloadTooLarge(f"a batch holds at most {limit} events")
+        now = self._clock.now()
+        window = settings.late_data_window
+        valid: list[tuple[int, Event]] = []
+        refused: list[EventRejection] = []
+        for index, event in enumerate(command.events):
+            if isinstance(event, EventRejection):
+                refused.append(event)
+                continue
+            try:
+                happened("at", event.at, now, window)
+            except Late:
+                refused.append(EventRejection(index, "late"))
+            except InvalidInput as error:
+                refused.append(EventRejection(index, f"validation_error: at: {error.message}"))
+            else:
+                valid.append((index, event))
+        tenant_id = command.tenant.id
+        stored = (
+            await self._events.append(tenant_id, valid, now, window) if valid else BatchOutcome()
+        )
+        changed_since = [e.at for _, e in valid] if stored.inserted else []
+        for session_id in sorted(stored.repriced):
+            session = await self._sessions.get(tenant_id, session_id)
+            if session is not None:
+                await self._deduct_credits(session)
+                changed_since.append(session.started_at)  # its end may have moved
+        if changed_since:
+            await self._rewinds.changed_since(tenant_id, min(changed_since))
+        rejections = sorted([*refused, *stored.rejections], key=lambda r: r.index)
+        return BatchOutcome(stored.inserted, stored.duplicates, rejections, stored.repriced)

@@ -1,0 +1,10 @@
+"""LiveKit: signed webhooks become stays (sessions) and tracks; reconciliation asks the server.
+
+Use cases (one module each): `add_livekit_account`, `set_livekit_url`, `receive_livekit_webhook`,
+`reconcile_livekit`.
+
+Not use cases, shared by them:
+- `livekit_stays`: ending a stay, shared by the webhook and reconciliation.
+
+`ports.py`: what this area needs from storage and the outside world.
+"""

@@ -1,0 +1,86 @@
+"""The ports of the livekit area: what its use cases need from storage and the outside world.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.livekit import LiveKitAccount, RoomEvent, TrackReport
+
+
+class LiveKitAccounts(Protocol):
+    async def add(self, account: LiveKitAccount) -> None:
+        """Register an API key for a tenant, or replace its secret; Conflict if the key belongs
+        to another tenant. The account's url replaces the stored one when given; None keeps it
+        (a secret rotated without --url does not forget the server)."""
+        ...
+
+    async def get(self, api_key: str) -> LiveKitAccount | None: ...
+
+    async def of_tenant(self, tenant_id: str) -> list[LiveKitAccount]:
+        """The tenant's accounts, by API key."""
+        ...
+
+    async def set_url(self, tenant_id: str, api_key: str, url: str | None) -> LiveKitAccount:
+        """Set (None: remove) the server URL of one of the tenant's keys; NotFound if the key
+        is not the tenant's."""
+        ...
+
+
+class WebhookLog(Protocol):
+    """Webhook ids already handled, so that a redelivery is recognised."""
+
+    async def seen(self, tenant_id: str, webhook_id: str) -> bool: ...
+
+    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
+        """Remember a handled webhook (again: nothing changes)."""
+        ...
+
+
+class WebhookVerifier(Protocol):
+    def issuer(self, token: str) -> str | None:
+        """The API key a token says it was signed with, before anything is verified."""
+        ...
+
+    def verify(self, body: str, token: str, account: LiveKitAccount) -> RoomEvent:
+        """The event in `body`, if `token` is the account's valid, unexpired signature of exactly
+        this body; Unauthorized otherwise."""
+        ...
+
+
+class TrackLog(Protocol):
+    async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        """Merge what a webhook says of a track of the session (the first report of each end
+        wins). When both ends are known, add the track's seconds to the session's usage under
+        its meter, exactly once whoever completes it and whatever the session's status, in the
+        same atomic step that marks it counted. True when this call added them.
+        Each end reported for the first time is also appended to the session's events
+        (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
+        sequence number, whatever the session's status."""
+        ...
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        """The session's tracks published and not (yet) reported unpublished."""
+        ...
+
+
+class LiveKitUnavailable(Exception):
+    """A LiveKit server did not answer, or answered with an error (a refused key included):
+    what it would have said is unknown. `detail` is one line for an operator (the server's URL
+    aside)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RoomService(Protocol):
+    async def participants(self, account: LiveKitAccount, room: str) -> set[str] | None:
+        """The sids of the participants in the room now, asked of the account's server (which
+        must have a url) with its key; None when the server has no such room. Sids, not
+        identities: someone who left and joined again is a new participant (a new stay), so an
+        old stay of theirs must not look present. LiveKitUnavailable when the server does not
+        answer in a few seconds or answers with an error."""
+        ...

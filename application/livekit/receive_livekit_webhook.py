@@ -1,0 +1,150 @@
+"""A LiveKit server reports what happened in its rooms; participants' stays become sessions,
+and the time their tracks were published adds to their usage (video, screen share, audio).
+
+Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id comes
+from the room and participant sids, a join is recorded by whichever of `joined` and `left`
+arrives first (both carry when the participant joined), a second exit is a replay, and handled
+webhook ids are remembered. Times are when things happened on the LiveKit server.
+"""
+
+from application.credits.deduct_credits import DeductCredits
+from application.livekit.livekit_stays import end_stay
+from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog, WebhookVerifier
+from application.ports import Clock
+from application.sessions.ports import SessionFilter, SessionRepository
+from application.sessions.record_exit import RecordExit
+from application.tenants.ports import TenantRepository
+from domain.errors import Unauthorized
+from domain.livekit import KIND, TRACK_METERS, RoomEvent, RoomEventKind, TrackReport
+from domain.session import Session, SessionRequest, SessionStatus
+from domain.tenants import TenantSettings
+
+EXIT_STATUS: dict[str, SessionStatus] = {
+    RoomEventKind.PARTICIPANT_LEFT: SessionStatus.COMPLETED,
+    RoomEventKind.PARTICIPANT_CONNECTION_ABORTED: SessionStatus.ABANDONED,
+}
+ROOM_PAGE = 500
+
+
+class ReceiveLiveKitWebhook:
+    def __init__(
+        self,
+        verifier: WebhookVerifier,
+        accounts: LiveKitAccounts,
+        webhooks: WebhookLog,
+        sessions: SessionRepository,
+        tracks: TrackLog,
+        record_exit: RecordExit,
+        deduct_credits: DeductCredits,
+        tenants: TenantRepository,
+        clock: Clock,
+    ) -> None:
+        self._deduct_credits = deduct_credits
+        self._tenants = tenants
+        self._verifier = verifier
+        self._accounts = accounts
+        self._webhooks = webhooks
+        self._sessions = sessions
+        self._tracks = tracks
+        self._record_exit = record_exit
+        self._clock = clock
+
+    async def __call__(self, body: str, token: str) -> None:
+        api_key = self._verifier.issuer(token)
+        account = None if api_key is None else await self._accounts.get(api_key)
+        if account is None:
+            raise Unauthorized("the webhook is not signed with a registered LiveKit API key")
+        event = self._verifier.verify(body, token, account)
+        tenant_id = account.tenant_id
+        if await self._webhooks.seen(tenant_id, event.id):
+            return
+        tenant = await self._tenants.get(tenant_id)
+        settings = TenantSettings() if tenant is None else tenant.settings
+        if event.kind == RoomEventKind.PARTICIPANT_JOINED:
+            await self._joined(tenant_id, event, settings)
+        elif event.kind in EXIT_STATUS:
+            await self._joined(tenant_id, event, settings)  # a `left` may come first, or alone
+            status = EXIT_STATUS[event.kind]
+            await self._left(tenant_id, event.session_id, event, status, settings)
+        elif event.kind == RoomEventKind.ROOM_FINISHED:
+            await self._room_finished(tenant_id, event, settings)
+        elif event.kind in (RoomEventKind.TRACK_PUBLISHED, RoomEventKind.TRACK_UNPUBLISHED):
+            await self._joined(tenant_id, event, settings)
+            await self._track(tenant_id, event)
+        # Recorded last: a webhook that failed halfway is handled again when redelivered.
+        await self._webhooks.record(tenant_id, event.id, self._clock.now())
+
+    async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> None:
+        if event.participant_sid is None or event.identity is None:
+            return
+        request = SessionRequest(
+            kind=KIND,
+            resource_id=event.room_name,
+            subject_id=event.identity,
+            started_at=event.joined_at or event.created_at,
+            attributes={"room_sid": event.room_sid, "participant_sid": event.participant_sid},
+        )
+        now = self._clock.now()
+        session = Session.start(tenant_id, event.session_id, request, now)
+        # The participant is in the room already: recorded whatever the plan says, once.
+        await self._sessions.add(session)
+        # LiveKit sends no heartbeats: every webhook of the stay is its sign of life.
+        window = settings.late_data_window
+        await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
+
+    async def _left(
+        self,
+        tenant_id: str,
+        session_id: str,
+        event: RoomEvent,
+        status: SessionStatus,
+        settings: TenantSettings,
+    ) -> None:
+        # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
+        at = max(event.created_at, event.joined_at or event.created_at)
+        await end_stay(
+            self._tracks, self._record_exit, tenant_id, session_id, at, status, settings=settings
+        )
+
+    async def _track(self, tenant_id: str, event: RoomEvent) -> None:
+        meter = TRACK_METERS.get(event.track_source or "")
+        if meter is None or event.track_sid is None:
+            return  # data tracks, screen-share audio: nothing this service meters
+        published = event.kind == RoomEventKind.TRACK_PUBLISHED
+        report = TrackReport(
+            event.track_sid,
+            meter,
+            published_at=event.created_at if published else None,
+            unpublished_at=None if published else event.created_at,
+        )
+        await self._record_track(tenant_id, event.session_id, report)
+        if published:
+            # The stay may have ended already (its `left` overtook this webhook): the track
+            # ended with it. A reaper's end is a guess that the `left` still corrects.
+            session = await self._sessions.get(tenant_id, event.session_id)
+            if session is not None and session.ended_at is not None and not session.is_provisional:
+                ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
+                await self._record_track(tenant_id, event.session_id, ended)
+
+    async def _record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
+        """Merge a track report; seconds that land on a stay that has ended (its `left` came
+        first) change its price, so it is settled again."""
+        if await self._tracks.record(tenant_id, session_id, report):
+            session = await self._sessions.usage_added(tenant_id, session_id)
+            await self._deduct_credits(session)
+
+    async def _room_finished(
+        self, tenant_id: str, event: RoomEvent, settings: TenantSettings
+    ) -> None:
+        """Close every stay still open in the room (this instance of it: its sid)."""
+        where = SessionFilter(kind=KIND, resource_id=event.room_name, status=SessionStatus.ACTIVE)
+        while True:
+            page = await self._sessions.find(tenant_id, where, ROOM_PAGE)
+            open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
+            for session in open_here:
+                at = max(event.created_at, session.started_at)
+                await end_stay(
+                    self._tracks, self._record_exit, tenant_id, session.id, at, settings=settings
+                )
+            if len(page) < ROOM_PAGE or not open_here:
+                return

@@ -1,0 +1,91 @@
+"""Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the server
+does it on a schedule; `sessionmeter retention apply` does it now). Daily rollups are kept for
+good unless a tenant sets a window for them; sessions and the ledger are never deleted. Handled
+webhook ids are forgotten after WEBHOOK_MEMORY. Tenants are served one at a time: one whose
+retention fails is reported in the result and the others are still served."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from application.ports import Clock
+from application.retention.ports import Retention
+from application.tenants.ports import TenantRepository
+from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from domain.livekit import WEBHOOK_MEMORY
+from domain.rollups import Period
+from domain.tenants import Tenant
+
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Deleted:
+    snapshots: int = 0
+    events: int = 0
+    hourly_rollups: int = 0
+    daily_rollups: int = 0
+    webhook_ids: int = 0
+    failures: list[TenantFailure] = field(default_factory=list)  # tenants whose retention failed
+
+    def __add__(self, other: "Deleted") -> "Deleted":
+        return Deleted(
+            self.snapshots + other.snapshots,
+            self.events + other.events,
+            self.hourly_rollups + other.hourly_rollups,
+            self.daily_rollups + other.daily_rollups,
+            self.webhook_ids + other.webhook_ids,
+            self.failures + other.failures,
+        )
+
+
+class ApplyRetention:
+    def __init__(self, tenants: TenantRepository, retention: Retention, clock: Clock) -> None:
+        self._tenants = tenants
+        self._retention = retention
+        self._clock = clock
+
+    async def __call__(self, tenant_name: str | None = None) -> Deleted:
+        tenants = await chosen_tenants(self._tenants, tenant_name)
+        now = self._clock.now()
+        deleted = Deleted()
+
+        async def apply(tenant: Tenant) -> None:
+            nonlocal deleted
+            deleted += await self._apply(tenant, now)
+
+        failures = await each_tenant(tenants, apply)
+        return replace(deleted, failures=failures)
+
+    async def _apply(self, tenant: Tenant, now: datetime) -> Deleted:
+        settings = tenant.settings
+        r, tid = self._retention, tenant.id
+
+        def before(days: int) -> datetime:
+            return now - timedelta(days=days)
+
+        snapshots = await _in_batches(
+            lambda: r.delete_snapshots(tid, before(settings.snapshot_retention_days), BATCH)
+        )
+        events = await _in_batches(
+            lambda: r.delete_events(tid, before(settings.event_retention_days), BATCH)
+        )
+        hourly = await _in_batches(
+            lambda: r.delete_rollups(
+                tid, Period.HOUR, before(settings.hourly_rollup_retention_days), BATCH
+            )
+        )
+        daily = 0
+        if (days := settings.daily_rollup_retention_days) is not None:
+            daily = await _in_batches(
+                lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
+            )
+        webhook_ids = await _in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
+        return Deleted(snapshots, events, hourly, daily, webhook_ids)
+
+
+async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:
+    total = 0
+    while (n := await delete_batch()) > 0:
+        total += n
+    return total

@@ -1,0 +1,9 @@
+"""Rollups: hourly and daily usage buckets, rebuilt whole, rewound when late data arrives.
+
+Use cases (one module each): `roll_up_usage`.
+
+Not use cases, shared by them:
+- `rollup_rewinds`: marks hours that late data or a correction changed.
+
+`ports.py`: what this area needs from storage and the outside world.
+"""

@@ -1,0 +1,80 @@
+"""The ports of the rollups area: what its use cases need from storage and the outside world.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from application.ports import Window
+from domain.rollups import Activity, Period, Rollup
+
+
+class UsageSource(Protocol):
+    """The raw data of a bucket, aggregated where it is stored (memory does not grow with the
+    number of sessions or events in it)."""
+
+    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+        """Per kind and resource with anything in [start, end): sessions started and ended in
+        it, the seconds of [started_at, ended_at or last_seen_at) inside it, events that
+        happened in it, the usage of sessions that ended in it, and the seconds of closed tracks
+        inside it by meter. Ordered by kind, then resource."""
+        ...
+
+    async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        """When the oldest session still active started (its buckets are not final yet)."""
+        ...
+
+
+class RollupRepository(Protocol):
+    async def replace(self, tenant_id: str, rollup: Rollup) -> None:
+        """Store the bucket's rollup in place of whatever was stored for it, as one step: a
+        reader sees the old bucket or the new one, never a mix."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        period: Period,
+        window: Window,
+        kind: str | None = None,
+        resource_id: str | None = None,
+    ) -> list[Rollup]:
+        """The buckets rolled up whose start is in the window, oldest first, with the activity
+        of that kind and resource only (when given)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RollupLease:
+    """A runner's exclusive hold on a tenant's rollups, and where the previous run said the
+    next one must start (None: never rolled up)."""
+
+    holder: str
+    resume_from: datetime | None
+
+
+class RollupLeases(Protocol):
+    async def acquire(
+        self, tenant_id: str, holder: str, now: datetime, until: datetime
+    ) -> RollupLease | None:
+        """Hold the tenant's rollups until `until`, unless another holder's lease is still
+        running at `now` (then None). Of concurrent callers at most one holds it."""
+        ...
+
+    async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
+        """Extend the holder's lease; False when it has lost it."""
+        ...
+
+    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+        """End the holder's lease and remember where the next run starts."""
+        ...
+
+    async def rewind(self, tenant_id: str, to: datetime) -> None:
+        """Late data changed the tenant's hours from `to` on: the next run that acquires the
+        lease resumes no later than `to`, even when a run holding it now releases it with a
+        later resume point. Concurrent rewinds keep the earliest. A tenant never rolled up has
+        nothing to rewind."""
+        ...

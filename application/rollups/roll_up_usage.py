@@ -1,0 +1,205 @@
+"""Usage is rolled up into hours and days, tenant by tenant (the server on a schedule,
+`sessionmeter rollup` by hand).
+
+A run recomputes every hour from where the previous run said to resume up to the current hour,
+then the days those hours belong to; recomputing replaces, so a run repeated changes nothing.
+The next run resumes at the earliest of this run's current hour and the start of the oldest
+session still active (its hours change while it goes on and when it ends), less LATE_DATA for
+webhooks and snapshots that arrive late. A lease keeps two runners off one tenant at once: the
+second skips it, and the first's next run catches up whatever it missed.
+
+Retention deletes what buckets are made of (events, snapshots, hourly buckets), so a bucket is
+recomputed only while all of its sources are kept: an hour none of whose events are gone, whose
+servers' load comes from snapshots all kept or else from its stored hour; a day from its hours
+when this run recomputed all of them or none of the stored ones can have been deleted. Anything
+older keeps what it had, however far back a run is asked to reach (`rollup --since`).
+
+Tenants are served one at a time, and one whose run fails is reported in the result: its lease is
+given back without moving its resume point, and the run goes on with the next tenant.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from application.ports import Clock, Window
+from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
+from application.snapshots.ports import SnapshotLog
+from application.tenants.ports import TenantRepository
+from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from domain.clock import as_utc
+from domain.errors import Conflict
+from domain.rollups import Period, Rollup, ServerLoad, day_of
+from domain.tenants import Tenant
+
+LEASE = timedelta(minutes=10)  # renewed after every hour; outlives a runner that died
+LATE_DATA = timedelta(hours=1)
+MAX_SNAPSHOTS_PER_HOUR = 100_000  # one a second from 27 servers
+# Retention may run on another machine with its clock a little ahead, or while a long run goes
+# on: a bucket this close to a retention cutoff counts as partly deleted already.
+RETENTION_MARGIN = timedelta(hours=1)
+
+# Told (hours done, hours planned so far) as a run goes, for a progress bar.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RollupRun:
+    tenants: int = 0  # rolled up by this run
+    skipped: int = 0  # another runner held them
+    hours: int = 0
+    days: int = 0
+    failures: list[TenantFailure] = field(default_factory=list)  # tenants whose run failed
+
+    def __add__(self, other: "RollupRun") -> "RollupRun":
+        return RollupRun(
+            self.tenants + other.tenants,
+            self.skipped + other.skipped,
+            self.hours + other.hours,
+            self.days + other.days,
+            self.failures + other.failures,
+        )
+
+
+class RollUpUsage:
+    def __init__(
+        self,
+        tenants: TenantRepository,
+        source: UsageSource,
+        snapshots: SnapshotLog,
+        rollups: RollupRepository,
+        leases: RollupLeases,
+        clock: Clock,
+    ) -> None:
+        self._tenants = tenants
+        self._source = source
+        self._snapshots = snapshots
+        self._rollups = rollups
+        self._leases = leases
+        self._clock = clock
+
+    async def __call__(
+        self,
+        tenant_name: str | None = None,
+        since: datetime | None = None,
+        progress: Progress | None = None,
+    ) -> RollupRun:
+        """Roll up every tenant (or one), from `since` if given, else from where each tenant's
+        previous run said to resume."""
+        since = since and as_utc("since", since)
+        counter = _Counter(progress)
+        run = RollupRun()
+
+        async def roll_up(tenant: Tenant) -> None:
+            nonlocal run
+            run += await self._leased(tenant, since, counter)
+
+        failures = await each_tenant(await chosen_tenants(self._tenants, tenant_name), roll_up)
+        return replace(run, failures=failures)
+
+    async def _leased(
+        self, tenant: Tenant, since: datetime | None, counter: "_Counter"
+    ) -> RollupRun:
+        holder = str(uuid.uuid4())
+        now = self._clock.now()
+        lease = await self._leases.acquire(tenant.id, holder, now, now + LEASE)
+        if lease is None:
+            return RollupRun(skipped=1)
+        # Given back whatever happens; a run that failed leaves the resume point where it was.
+        resume_from = lease.resume_from or tenant.created_at
+        try:
+            hours, days, resume_from = await self._roll_up(tenant, lease, since, now, counter)
+        finally:
+            await self._leases.release(tenant.id, holder, resume_from)
+        return RollupRun(tenants=1, hours=hours, days=days)
+
+    async def _roll_up(
+        self,
+        tenant: Tenant,
+        lease: RollupLease,
+        since: datetime | None,
+        now: datetime,
+        counter: "_Counter",
+    ) -> tuple[int, int, datetime]:
+        """Hours rolled up, days rolled up, and where the next run resumes."""
+        settings = tenant.settings
+        snapshots_kept_from = _kept_from(now, settings.snapshot_retention_days)
+        oldest = max(
+            _kept_from(now, settings.event_retention_days),
+            min(snapshots_kept_from, _kept_from(now, settings.hourly_rollup_retention_days)),
+        )
+        start = max(since or lease.resume_from or tenant.created_at, oldest)
+        hours = list(Period.HOUR.buckets(start, now))
+        counter.plan(len(hours))
+        active_since = await self._source.earliest_active_start(tenant.id)
+        days = 0
+        for day, hours_of_day in groupby(hours, Period.DAY.start_of):
+            rolled = []
+            for hour in hours_of_day:
+                rolled.append(await self._roll_up_hour(tenant.id, hour, snapshots_kept_from))
+                if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
+                    raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
+                counter.advance()
+            days += await self._roll_up_day(tenant, day, rolled, whole=day >= hours[0])
+        # Never before the oldest hour a run may recompute (an active session's start may be far
+        # older, even older than date arithmetic allows).
+        resume_from = min(now, max(active_since or now, oldest)) - LATE_DATA
+        return len(hours), days, Period.HOUR.start_of(resume_from)
+
+    async def _roll_up_hour(
+        self, tenant_id: str, hour: datetime, snapshots_kept_from: datetime
+    ) -> Rollup:
+        end = hour + Period.HOUR.length
+        activity = await self._source.activity(tenant_id, hour, end)
+        if hour >= snapshots_kept_from:
+            measured = await self._snapshots.find(
+                tenant_id, None, Window(hour, end), MAX_SNAPSHOTS_PER_HOUR
+            )
+            load = ServerLoad.of(measured)
+        else:
+            # Retention has begun deleting this hour's snapshots: keep what was rolled up.
+            stored = await self._rollups.find(tenant_id, Period.HOUR, Window(hour, end))
+            load = stored[0].load if stored else ServerLoad()
+        rollup = Rollup(Period.HOUR, hour, activity, load)
+        await self._rollups.replace(tenant_id, rollup)
+        return rollup
+
+    async def _roll_up_day(
+        self, tenant: Tenant, day: datetime, rolled: list[Rollup], whole: bool
+    ) -> bool:
+        """Rebuild the day from its hours: those just `rolled` when they are the `whole` day,
+        else those stored, unless retention may have deleted some (then it stays as it was)."""
+        if not whole:
+            kept_from = _kept_from(self._clock.now(), tenant.settings.hourly_rollup_retention_days)
+            if day < kept_from:
+                return False
+            rolled = await self._rollups.find(
+                tenant.id, Period.HOUR, Window(day, day + Period.DAY.length)
+            )
+        await self._rollups.replace(tenant.id, day_of(rolled, day))
+        return True
+
+
+def _kept_from(now: datetime, retention_days: int) -> datetime:
+    """The first hour none of whose data kept for `retention_days` can have been deleted."""
+    return Period.HOUR.start_at_or_after(now - timedelta(days=retention_days) + RETENTION_MARGIN)
+
+
+class _Counter:
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._done = self._planned = 0
+
+    def plan(self, hours: int) -> None:
+        self._planned += hours
+        self._tell()
+
+    def advance(self) -> None:
+        self._done += 1
+        self._tell()
+
+    def _tell(self) -> None:
+        if self._progress is not None:
+            self._progress(self._done, self._planned)

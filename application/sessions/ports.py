@@ -1,0 +1,112 @@
+"""The ports of the sessions area: what its use cases need from storage and the outside world.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from domain.plans import SessionLimit
+from domain.session import Closing, Exit, Session, SessionStatus
+from domain.staleness import Staleness
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    kind: str | None = None
+    resource_id: str | None = None
+    subject_id: str | None = None
+    status: SessionStatus | None = None
+    started_from: datetime | None = None  # inclusive
+    started_to: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True)
+class SessionPosition:
+    """Where a newest-first listing of sessions stopped: the last session returned."""
+
+    started_at: datetime
+    id: str
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
+        """Store a new session. False, storing nothing, when its id is taken in its tenant
+        (concurrent adds of one id: exactly one returns True). With a limit, count the
+        subject's sessions of the limit's kinds on the resource and the insert as one atomic
+        step: at `limit.limit` sessions raise SessionLimitReached and store nothing, so of N
+        concurrent starts for the last slot exactly one succeeds."""
+        ...
+
+    async def count_started(
+        self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
+    ) -> int:
+        """Sessions of these kinds the subject has started on the resource, whatever their end."""
+        ...
+
+    async def get(self, tenant_id: str, session_id: str) -> Session | None:
+        """The session with its usage and event gaps, or None (also for another tenant's id)."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SessionFilter,
+        limit: int,
+        after: SessionPosition | None = None,
+    ) -> list[Session]:
+        """Up to `limit` sessions, newest first (started_at, then id, descending), after `after`."""
+        ...
+
+    async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
+        """Move last_seen_at forward to `at` (never back). NotFound; Conflict if ended."""
+        ...
+
+    async def sign_of_life(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> Session:
+        """Apply Session.sign_of_life atomically (a concurrent close or reaper sees it before
+        or after, never half): an active session's last_seen_at moves forward to `at` (never
+        past now), a provisional end later evidence may move. NotFound."""
+        ...
+
+    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
+        """Apply Session.usage_added atomically: usage reached the session other than by an
+        event or exit (a track's seconds), so an ended session is left pending a new settlement
+        under a new revision. NotFound."""
+        ...
+
+    async def close(
+        self,
+        tenant_id: str,
+        session_id: str,
+        exit: Exit,
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[Session, Closing]:
+        """End a session with `exit` (Session.close), atomically: of any number of concurrent
+        callers exactly one closes an active session (or corrects a provisional end); the others
+        get the stored session and REPLAY. The exit's usage is added only by the caller that
+        changed the session. NotFound; InvalidInput if the exit is before the start."""
+        ...
+
+    async def time_out_idle(
+        self,
+        tenant_id: str,
+        staleness: Staleness,
+        limit: int,
+        rated_kinds: frozenset[str] = frozenset(),
+    ) -> list[Session]:
+        """Close up to `limit` stale active sessions (Staleness.is_stale) as timed_out, ended at
+        their last_seen_at; return only the sessions this call closed. A sign of life stored
+        before the close moves the cutoff's verdict: a session seen after its cutoff is not
+        closed, and none is closed at a last_seen_at older than one a caller was told of."""
+        ...
+
+    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+        """Closed sessions whose charge (or its latest correction) is not recorded yet: a crash
+        between the two steps, or a correction whose settlement has not run."""
+        ...

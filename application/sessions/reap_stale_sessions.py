@@ -1,0 +1,73 @@
+"""Close sessions whose client stopped sending signs of life, where they were last seen.
+
+Each kind may have its own idle timeout (or none); any session running longer than the tenant's
+cap is closed too. The end the reaper chooses is a guess: later evidence may correct it (see
+record_exit and ingest_events). Tenants are reaped one by one, each in isolation.
+"""
+
+from dataclasses import dataclass, field
+
+from application.credits.deduct_credits import DeductCredits
+from application.livekit.ports import LiveKitAccounts
+from application.ports import Clock
+from application.sessions.ports import SessionRepository
+from application.tenants.ports import TenantRepository
+from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from domain.session import ChargeState
+from domain.staleness import Staleness
+from domain.tenants import Tenant
+
+# Sessions closed per storage call: bounded so a backlog never becomes one huge transaction.
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Reaped:
+    closed: int = 0
+    failures: list[TenantFailure] = field(default_factory=list)
+
+
+class ReapStaleSessions:
+    def __init__(
+        self,
+        tenants: TenantRepository,
+        sessions: SessionRepository,
+        livekit_accounts: LiveKitAccounts,
+        deduct_credits: DeductCredits,
+        clock: Clock,
+    ) -> None:
+        self._tenants = tenants
+        self._sessions = sessions
+        self._livekit_accounts = livekit_accounts
+        self._deduct_credits = deduct_credits
+        self._clock = clock
+
+    async def __call__(self, tenant_name: str | None = None) -> Reaped:
+        """Close every stale session (of one tenant, or of all) and charge it; settle charges
+        left pending (a crash, or a correction); say how many sessions were closed and which
+        tenants failed."""
+        closed = 0
+
+        async def reap(tenant: Tenant) -> None:
+            nonlocal closed
+            closed += await self._reap(tenant)
+
+        failures = await each_tenant(await chosen_tenants(self._tenants, tenant_name), reap)
+        return Reaped(closed, failures)
+
+    async def _reap(self, tenant: Tenant) -> int:
+        accounts = await self._livekit_accounts.of_tenant(tenant.id)
+        reconciled = any(account.url for account in accounts)
+        staleness = Staleness.of(tenant.settings, self._clock.now(), reconciled)
+        rated = await self._deduct_credits.rated_kinds(tenant.id)
+        closed = 0
+        while True:
+            batch = await self._sessions.time_out_idle(tenant.id, staleness, BATCH_SIZE, rated)
+            closed += len(batch)
+            if len(batch) < BATCH_SIZE:
+                break
+        while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE):
+            settled = [await self._deduct_credits(session) for session in pending]
+            if all(s.charge_state is ChargeState.PENDING for s in settled):
+                break  # corrected faster than settled: the next run tries again
+        return closed

@@ -1,0 +1,87 @@
+"""Record that someone left. An active session closes; a session the reaper closed (its end a
+guess from the last sign of life) takes the client's exit instead, once, within the late-data
+window — its time if the exit says one, else the reaper's; every other exit is a replay."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from application.credits.deduct_credits import DeductCredits
+from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.ports import SessionRepository
+from application.sessions.session_ids import existing_session_id
+from domain.clock import happened, not_in_future
+from domain.errors import InvalidInput
+from domain.session import CLIENT_EXIT_STATUSES, Closing, Exit, JSONObject, Session, SessionStatus
+from domain.tenants import TenantSettings
+from domain.usage import Usage
+
+
+@dataclass(frozen=True)
+class RecordExitCommand:
+    tenant_id: str
+    session_id: str
+    at: datetime | None = None
+    status: str = SessionStatus.COMPLETED
+    reason: str | None = None
+    summary: JSONObject | None = None
+    usage: Usage = field(default_factory=dict)
+    settings: TenantSettings = field(default_factory=TenantSettings)
+    # Said by the server that hosted the session (LiveKit, or reconciliation asking it), not by a
+    # client: its time is taken however long ago, since nothing else will ever end the session.
+    from_server: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedExit:
+    session: Session
+    closing: Closing
+
+    @property
+    def closed(self) -> bool:
+        """Whether this exit ended the session (False: a correction or a replay)."""
+        return self.closing is Closing.CLOSED
+
+
+class RecordExit:
+    def __init__(
+        self,
+        sessions: SessionRepository,
+        deduct_credits: DeductCredits,
+        rewinds: RollupRewinds,
+        clock: Clock,
+    ) -> None:
+        self._rewinds = rewinds
+        self._sessions = sessions
+        self._deduct_credits = deduct_credits
+        self._clock = clock
+
+    async def __call__(self, command: RecordExitCommand) -> RecordedExit:
+        if command.status not in CLIENT_EXIT_STATUSES:
+            allowed = ", ".join(sorted(CLIENT_EXIT_STATUSES))
+            raise InvalidInput("status", f"must be one of {allowed}")
+        now = self._clock.now()
+        window = command.settings.late_data_window
+        if command.at is None:
+            at = now
+        elif command.from_server:
+            at = not_in_future("at", command.at, now)
+        else:
+            at = happened("at", command.at, now, window)
+        exit = Exit(
+            at=at,
+            status=SessionStatus(command.status),
+            reason=command.reason,
+            summary=command.summary,
+            usage=command.usage,
+            at_is_default=command.at is None,
+        )
+        session_id = existing_session_id(command.session_id)
+        rated = await self._deduct_credits.rated_kinds(command.tenant_id)
+        session, closing = await self._sessions.close(
+            command.tenant_id, session_id, exit, rated, now, window
+        )
+        if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
+            await self._rewinds.changed_since(command.tenant_id, session.started_at)
+        # A replay settles too: it finishes a charge that a crash left pending.
+        return RecordedExit(await self._deduct_credits(session), closing)

@@ -1,0 +1,38 @@
+"""Keep a session alive: its last sign of life moves forward, never back. The answer carries its
+running cost, so a client heartbeating a rated session sees its credits run down."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from application.credits.running_cost import RunningCost, SessionView
+from application.ports import Clock
+from application.sessions.ports import SessionRepository
+from application.sessions.session_ids import existing_session_id
+from domain.clock import happened
+from domain.tenants import TenantSettings
+
+
+@dataclass(frozen=True)
+class RecordHeartbeatCommand:
+    tenant_id: str
+    session_id: str
+    at: datetime | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)
+
+
+class RecordHeartbeat:
+    def __init__(
+        self, sessions: SessionRepository, running_cost: RunningCost, clock: Clock
+    ) -> None:
+        self._sessions = sessions
+        self._running_cost = running_cost
+        self._clock = clock
+
+    async def __call__(self, command: RecordHeartbeatCommand) -> SessionView:
+        now = self._clock.now()
+        window = command.settings.late_data_window
+        # A client clock ahead of ours is taken as now: no time is invented.
+        at = now if command.at is None else min(happened("at", command.at, now, window), now)
+        session_id = existing_session_id(command.session_id)
+        session = await self._sessions.heartbeat(command.tenant_id, session_id, at)
+        return await self._running_cost.view(session, command.settings)

@@ -1,0 +1,112 @@
+"""Start a session; the same client-supplied id again is a replay, or a conflict if it differs."""
+
+from dataclasses import dataclass, field
+
+from application.credits.ports import CreditLedger, RateRepository
+from application.ports import Clock
+from application.sessions.ports import SessionRepository
+from application.sessions.session_ids import canonical_session_id, new_session_id
+from application.trials.plan_of_subject import PlanOfSubject
+from domain.clock import happened
+from domain.errors import Conflict, InsufficientCredits
+from domain.plans import (
+    Plan,
+    SessionLimit,
+    SessionLimitReached,
+    Subscription,
+    TrialExhausted,
+    trial_status,
+)
+from domain.session import Session, SessionRequest
+from domain.tenants import Overdraft, TenantSettings
+
+
+@dataclass(frozen=True)
+class StartSessionCommand:
+    tenant_id: str
+    request: SessionRequest
+    session_id: str | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    session: Session
+    created: bool  # False: a replay of an earlier start
+
+
+class StartSession:
+    def __init__(
+        self,
+        sessions: SessionRepository,
+        rates: RateRepository,
+        ledger: CreditLedger,
+        plan_of_subject: PlanOfSubject,
+        clock: Clock,
+    ) -> None:
+        self._sessions = sessions
+        self._rates = rates
+        self._ledger = ledger
+        self._plan_of_subject = plan_of_subject
+        self._clock = clock
+
+    async def __call__(self, command: StartSessionCommand) -> StartedSession:
+        if command.session_id is None:
+            session_id = new_session_id()
+        else:
+            session_id = canonical_session_id(command.session_id)
+            replay = await self._replay(command, session_id)
+            if replay is not None:
+                return replay
+        now = self._clock.now()
+        if (started_at := command.request.started_at) is not None:
+            happened("started_at", started_at, now, command.settings.late_data_window)
+        session = Session.start(command.tenant_id, session_id, command.request, now)
+        await self._admit(command, session)
+        plan, subscription = await self._plan_of(session)
+        try:
+            added = await self._sessions.add(session, _limit(session, plan))
+        except SessionLimitReached as reached:
+            status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
+            raise TrialExhausted(status, command.settings.upgrade_url) from None
+        if added:
+            return StartedSession(session, created=True)
+        # Another caller stored this id between our look-up and our insert.
+        replay = await self._replay(command, session_id)
+        if replay is None:
+            raise Conflict(f"session {session_id} could not be stored; retry the request")
+        return replay
+
+    async def _admit(self, command: StartSessionCommand, session: Session) -> None:
+        """Under the hard overdraft policy, a rated session needs the minimum balance to start."""
+        settings = command.settings
+        if settings.overdraft is not Overdraft.HARD or session.subject_id is None:
+            return
+        if session.kind not in {r.kind for r in await self._rates.all(command.tenant_id)}:
+            return
+        balance = (await self._ledger.balance(command.tenant_id, session.subject_id)).balance
+        if balance < settings.min_start_credits:
+            raise InsufficientCredits(balance, settings.min_start_credits)
+
+    async def _plan_of(self, session: Session) -> tuple[Plan | None, Subscription | None]:
+        if session.subject_id is None:  # anonymous sessions are never limited
+            return None, None
+        return await self._plan_of_subject(
+            session.tenant_id, session.subject_id, session.started_at
+        )
+
+    async def _replay(self, command: StartSessionCommand, session_id: str) -> StartedSession | None:
+        stored = await self._sessions.get(command.tenant_id, session_id)
+        if stored is None:
+            return None
+        if not stored.matches(command.request):
+            raise Conflict(f"session {session_id} already exists with different content")
+        return StartedSession(stored, created=False)
+
+
+def _limit(session: Session, plan: Plan | None) -> SessionLimit | None:
+    """The limit the subject's plan puts on sessions of this kind on this resource."""
+    allowed = None if plan is None else plan.session_limit(session.kind)
+    if plan is None or allowed is None or session.subject_id is None:
+        return None
+    return SessionLimit(session.subject_id, session.resource_id, plan.limits.session_kinds, allowed)

@@ -1,0 +1,59 @@
+"""An operator imports a tenant's state exported from any store; importing again adds nothing."""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from application.transfer.ports import Record, TenantArchive
+from application.transfer.tenant_export_format import TYPE_OF, from_line
+from domain.errors import InvalidInput
+from domain.tenants import Tenant
+
+BATCH = 500  # records held at once, whatever the size of the tenant
+
+
+@dataclass
+class ImportCounts:
+    new: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)
+
+
+class ImportTenant:
+    def __init__(self, archive: TenantArchive) -> None:
+        self._archive = archive
+
+    async def __call__(self, lines: Iterable[str]) -> ImportCounts:
+        counts = ImportCounts()
+        tenant_id: str | None = None
+        batch: list[Record] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            record = from_line(line, number)
+            if record is None:
+                continue
+            if isinstance(record, Tenant):
+                await self._flush(tenant_id, batch, counts)
+                tenant_id = record.id
+            elif tenant_id is None:
+                raise InvalidInput(f"line {number}", "a record before its tenant")
+            batch.append(record)
+            if len(batch) >= BATCH:
+                await self._flush(tenant_id, batch, counts)
+        await self._flush(tenant_id, batch, counts)
+        return counts
+
+    async def _flush(
+        self, tenant_id: str | None, batch: list[Record], counts: ImportCounts
+    ) -> None:
+        """Restore the batch a type at a time, so that counts say what was new of each."""
+        if tenant_id is None or not batch:
+            return
+        by_type: dict[str, list[Record]] = {}
+        for record in batch:
+            by_type.setdefault(TYPE_OF[type(record)], []).append(record)
+        for kind, records in by_type.items():
+            new = await self._archive.restore(tenant_id, records)
+            counts.new[kind] += new
+            counts.present[kind] += len(records) - new
+        batch.clear()

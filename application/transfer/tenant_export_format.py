@@ -1,0 +1,139 @@
+"""A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`.
+
+Exact both ways: instants are `{"$time": ISO 8601}`, decimals `{"$decimal": "0.1"}` (integers
+stay JSON integers), so quantities and money come back as the types they were. Each record's
+fields are those of its domain class, read back by the class's own type hints.
+"""
+
+import dataclasses
+import json
+import types
+import typing
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from application.transfer.ports import Record
+from domain.clock import as_utc
+from domain.credits import Alert, LedgerEntry, Rate
+from domain.errors import InvalidInput
+from domain.events import Event
+from domain.livekit import LiveKitAccount
+from domain.plans import Plan, Registration, Subscription
+from domain.session import Session
+from domain.snapshots import Snapshot
+from domain.tenants import ApiKey, Tenant
+
+FORMAT = "sessionmeter-export"
+VERSION = 1
+RECORD_TYPES: dict[str, type[Record]] = {
+    "tenant": Tenant,
+    "api_key": ApiKey,
+    "rate": Rate,
+    "plan": Plan,
+    "subscription": Subscription,
+    "registration": Registration,
+    "session": Session,
+    "event": Event,
+    "ledger_entry": LedgerEntry,
+    "alert": Alert,
+    "livekit_account": LiveKitAccount,  # with its secret: keep exports as safe as secrets
+    "snapshot": Snapshot,
+}
+TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
+
+
+def header(tenant_name: str) -> str:
+    return json.dumps({"record": FORMAT, "version": VERSION, "tenant": tenant_name})
+
+
+def to_line(record: Record) -> str:
+    return json.dumps({"record": TYPE_OF[type(record)], **_encode(record)}, separators=(",", ":"))
+
+
+def from_line(line: str, number: int) -> Record | None:
+    """The record on line `number`; None for the header. InvalidInput names the line."""
+    try:
+        data = json.loads(line)
+        kind = data.pop("record")
+        if kind == FORMAT:
+            if data.get("version") != VERSION:
+                raise ValueError(f"format version {data.get('version')} is not {VERSION}")
+            return None
+        record: Record = _decode(RECORD_TYPES[kind], data)
+        return record
+    except InvalidInput as error:
+        raise InvalidInput(f"line {number}", error.detail) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(f"line {number}", f"not a record of this format ({error})") from None
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return {"$time": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(cls: type, data: dict[str, Any]) -> Any:
+    """A field with a default may be missing: the export was written before the field existed
+    (a LiveKit account's url)."""
+    hints = typing.get_type_hints(cls)
+    return cls(
+        **{
+            f.name: _value(hints[f.name], data[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name in data or not _has_default(f)
+        }
+    )
+
+
+def _has_default(field: dataclasses.Field[Any]) -> bool:
+    return (
+        field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+    )
+
+
+def _value(hint: Any, raw: Any) -> Any:
+    """`raw` as the type `hint` names. Values typed Any (clients' JSON) are taken as they are,
+    so a client's own "$time" key is never mistaken for an instant."""
+    if hint is Any or raw is None:
+        return raw
+    if isinstance(raw, dict) and "$time" in raw:
+        return as_utc("$time", datetime.fromisoformat(raw["$time"]))
+    if isinstance(raw, dict) and "$decimal" in raw:
+        return Decimal(raw["$decimal"])
+    origin = typing.get_origin(hint)
+    arguments = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        structured = [a for a in arguments if dataclasses.is_dataclass(a) or _is_enum(a)]
+        return _value(structured[0], raw) if structured else raw
+    if dataclasses.is_dataclass(hint):
+        return _decode(typing.cast(type, hint), raw)
+    if _is_enum(hint):
+        return hint(raw)
+    if origin is dict:
+        return {k: _value(arguments[1], v) for k, v in raw.items()}
+    if origin is list:
+        return [_value(arguments[0], v) for v in raw]
+    if origin is tuple:
+        return tuple(raw)
+    if origin is frozenset:
+        return frozenset(raw)
+    return raw
+
+
+def _is_enum(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Enum)

@@ -1,0 +1,10 @@
+"""Plans, subscriptions, free trials and quotas: what a subject may start.
+
+Use cases (one module each): `set_plan`, `subscribe`, `register_resource`, `get_limits`,
+`get_trial_status`.
+
+Not use cases, shared by them:
+- `plan_of_subject`: which plan governs a subject at an instant.
+
+`ports.py`: what this area needs from storage and the outside world.
+"""

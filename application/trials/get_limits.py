@@ -1,0 +1,48 @@
+"""What a subject's plan allows now."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from application.ports import Clock
+from application.trials.plan_of_subject import PlanOfSubject
+from application.trials.ports import ResourceRegistry
+
+
+@dataclass(frozen=True)
+class Limits:
+    plan_id: str | None
+    unlimited: bool
+    sessions_per_resource: int | None
+    resources_per_month: int | None
+    resources_this_month: int
+    subscription_ends_at: datetime | None
+
+    @property
+    def can_register_resource(self) -> bool:
+        return (
+            self.resources_per_month is None or self.resources_this_month < self.resources_per_month
+        )
+
+
+class GetLimits:
+    def __init__(
+        self, plan_of_subject: PlanOfSubject, resources: ResourceRegistry, clock: Clock
+    ) -> None:
+        self._plan_of_subject = plan_of_subject
+        self._resources = resources
+        self._clock = clock
+
+    async def __call__(self, tenant_id: str, subject_id: str) -> Limits:
+        now = self._clock.now()
+        plan, subscription = await self._plan_of_subject(tenant_id, subject_id, now)
+        unlimited = plan is None or plan.unlimited
+        return Limits(
+            plan_id=None if plan is None else plan.id,
+            unlimited=unlimited,
+            sessions_per_resource=None
+            if unlimited or plan is None
+            else plan.limits.sessions_per_resource,
+            resources_per_month=None if plan is None else plan.resource_limit(),
+            resources_this_month=await self._resources.count_in_month(tenant_id, subject_id, now),
+            subscription_ends_at=None if subscription is None else subscription.ends_at,
+        )
