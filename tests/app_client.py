@@ -34,11 +34,11 @@ class Api:
 
 
 async def _keys(container: Container) -> tuple[str, str, str]:
-    await container.create_tenant()("acme")
-    await container.create_tenant()("globex")
-    _, ingest = await container.create_api_key()("acme", "ingest")
-    _, admin = await container.create_api_key()("acme", "admin")
-    _, other = await container.create_api_key()("globex", "ingest")
+    await container.use_cases.create_tenant()("acme")
+    await container.use_cases.create_tenant()("globex")
+    _, ingest = await container.use_cases.create_api_key()("acme", "ingest")
+    _, admin = await container.use_cases.create_api_key()("acme", "admin")
+    _, other = await container.use_cases.create_api_key()("globex", "ingest")
     return ingest, admin, other
 
 

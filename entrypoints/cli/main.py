@@ -32,6 +32,7 @@ from domain.reports import WatchTime
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
 from entrypoints.container import Container, build_container
+from entrypoints.lifespan import storage_opened
 from entrypoints.settings import DEFAULT_STORAGE_URL, Settings
 
 T = TypeVar("T")
@@ -59,10 +60,8 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
     container = build_container(settings)
 
     async def main() -> T:
-        try:
+        async with storage_opened(container):
             return await job(container)
-        finally:
-            await container.storage().close()
 
     try:
         return asyncio.run(main())
@@ -185,7 +184,7 @@ def serve(
     settings = settings_of(ctx)
     if settings.storage_family == "memory" and workers > 1:
         raise click.ClickException("memory:// keeps data per process: serve it with one worker")
-    run(ctx, lambda c: c.storage().migrate())
+    run(ctx, lambda c: c.storage.backend().migrate())
     # Workers build their own app from the environment, so configuration travels there.
     os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
     if reaper_interval is not None:
@@ -218,7 +217,7 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create or migrate the schema of the configured storage (safe to repeat)."""
-    run(ctx, lambda c: c.storage().migrate())
+    run(ctx, lambda c: c.storage.backend().migrate())
     click.echo(f"storage is up to date ({settings_of(ctx).storage_family})")
 
 
@@ -232,7 +231,7 @@ def tenants() -> None:
 @click.pass_context
 def create_tenant(ctx: click.Context, name: str) -> None:
     """Create a tenant."""
-    tenant = run(ctx, lambda c: c.create_tenant()(name))
+    tenant = run(ctx, lambda c: c.use_cases.create_tenant()(name))
     click.echo(f"tenant {tenant.name} created (id {tenant.id})")
 
 
@@ -247,7 +246,7 @@ def keys() -> None:
 @click.pass_context
 def create_key(ctx: click.Context, tenant_name: str, role: str) -> None:
     """Create a key; the key alone is the last line printed."""
-    key, secret = run(ctx, lambda c: c.create_api_key()(tenant_name, role))
+    key, secret = run(ctx, lambda c: c.use_cases.create_api_key()(tenant_name, role))
     click.echo(f"{role} key {key.id} for tenant {tenant_name} (shown once, store it now):")
     click.echo(secret)
 
@@ -262,7 +261,7 @@ def sessions() -> None:
 @click.pass_context
 def reap(ctx: click.Context, tenant_name: str | None) -> None:
     """Close stale sessions now, where they were last seen."""
-    reaped = run(ctx, lambda c: c.reap_stale_sessions()(tenant_name))
+    reaped = run(ctx, lambda c: c.jobs.reap_stale_sessions()(tenant_name))
     click.echo(f"{reaped.closed} stale session(s) closed")
     exit_on(ctx, reaped.failures)
 
@@ -273,7 +272,7 @@ def credits() -> None:
 
 
 async def _tenant_named(container: Container, name: str) -> Tenant:
-    tenant = await container.tenants().get_by_name(name)
+    tenant = await container.storage.tenants().get_by_name(name)
     if tenant is None:
         raise NotFound(f"no tenant named {name}")
     return tenant
@@ -303,8 +302,8 @@ def grant(
     async def job(c: Container) -> tuple[Granted, Balance]:
         tenant = await _tenant_named(c, tenant_name)
         command = GrantCreditsCommand(tenant.id, subject, amount, reason, key)
-        granted = await c.grant_credits()(command)
-        return granted, await c.get_balance()(tenant.id, subject)
+        granted = await c.use_cases.grant_credits()(command)
+        return granted, await c.use_cases.get_balance()(tenant.id, subject)
 
     granted, balance = run(ctx, job)
     verb = "granted" if granted.created else "already granted"
@@ -321,7 +320,7 @@ def balance(ctx: click.Context, subject: str, tenant_name: str) -> None:
     """Show SUBJECT's balance, granted and consumed credits."""
 
     async def job(c: Container) -> Balance:
-        return await c.get_balance()((await _tenant_named(c, tenant_name)).id, subject)
+        return await c.use_cases.get_balance()((await _tenant_named(c, tenant_name)).id, subject)
 
     found = run(ctx, job)
     click.echo(
@@ -353,7 +352,7 @@ def watch_time(ctx: click.Context, tenant_name: str, resource_id: str, output: s
 
     async def job(c: Container) -> list[WatchTime]:
         tenant = await _tenant_named(c, tenant_name)
-        return await c.report_watch_time()(tenant.id, resource_id)
+        return await c.use_cases.report_watch_time()(tenant.id, resource_id)
 
     rows = [
         (w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
@@ -384,7 +383,7 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
     progress = Progress("exported")
 
     async def job(c: Container) -> None:
-        async for line in await c.export_tenant()(tenant_name):
+        async for line in await c.use_cases.export_tenant()(tenant_name):
             sys.stdout.write(line + "\n")
             progress.one()
 
@@ -408,7 +407,7 @@ def import_tenant(ctx: click.Context, source: io.TextIOBase) -> None:
                     shown.update(len(line.encode()))
                 yield line
 
-        counts: ImportCounts = run(ctx, lambda c: c.import_tenant()(lines()))
+        counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(lines()))
     new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
     click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")
 
@@ -460,7 +459,7 @@ def add_livekit(
     ctx: click.Context, tenant_name: str, api_key: str, api_secret: str, url: str | None
 ) -> None:
     """Accept webhooks signed with this API key, as the tenant's."""
-    run(ctx, lambda c: c.add_livekit_account()(tenant_name, api_key, api_secret, url))
+    run(ctx, lambda c: c.use_cases.add_livekit_account()(tenant_name, api_key, api_secret, url))
     server = f" (server {url})" if url else ""
     click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}{server}")
 
@@ -472,7 +471,7 @@ def reconcile_livekit(ctx: click.Context, tenant_name: str | None) -> None:
     """Ask each LiveKit server with a URL who is in the rooms of open stays, now: a participant
     still there was seen now, one who left ends where last seen. Exits 1 when a server did not
     answer or a tenant failed (the others are reconciled all the same)."""
-    done = run(ctx, lambda c: c.reconcile_livekit()(tenant_name))
+    done = run(ctx, lambda c: c.jobs.reconcile_livekit()(tenant_name))
     unknown = f", {done.unknown} left as they were" if done.unknown else ""
     click.echo(
         f"{done.present} stay(s) still in their room, {done.ended} ended{unknown} "
@@ -503,7 +502,7 @@ def import_snapshots(ctx: click.Context, source: io.TextIOBase, tenant_name: str
 
     async def job(c: Container) -> tuple[int, int]:
         tenant = await _tenant_named(c, tenant_name)
-        record, read, new, batch = c.record_snapshots(), 0, 0, []
+        record, read, new, batch = c.use_cases.record_snapshots(), 0, 0, []
         for snapshot in _snapshot_rows(source):
             batch.append(snapshot)
             read += 1
@@ -572,7 +571,7 @@ INSTANT = Instant()
 def rollup(ctx: click.Context, tenant_name: str | None, since: datetime | None) -> None:
     """Roll usage up into hours and days now (the server does it every few minutes)."""
     bar = HourBar()
-    done = run(ctx, lambda c: c.roll_up_usage()(tenant_name, since, bar.show))
+    done = run(ctx, lambda c: c.jobs.roll_up_usage()(tenant_name, since, bar.show))
     bar.done()
     skipped = f"; {done.skipped} skipped (another runner had them)" if done.skipped else ""
     click.echo(
@@ -612,7 +611,7 @@ def retention() -> None:
 def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
     """Delete snapshots, events and rollups older than each tenant keeps them, in bounded
     batches."""
-    deleted = run(ctx, lambda c: c.apply_retention()(tenant_name))
+    deleted = run(ctx, lambda c: c.jobs.apply_retention()(tenant_name))
     click.echo(
         f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
         f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "

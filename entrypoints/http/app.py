@@ -7,6 +7,7 @@ from functools import partial
 from importlib.metadata import version
 from typing import Any
 
+from dependency_injector import providers
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -34,42 +35,8 @@ from entrypoints.http.controllers.snapshots import SnapshotController
 from entrypoints.http.controllers.webhooks import livekit_webhook
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
+from entrypoints.lifespan import storage_opened
 from entrypoints.settings import Settings
-
-# Use cases handlers receive by parameter name. dependency-injector's own wiring does not work on
-# Litestar handlers (NOTES.md), so each is bridged with a Provide that asks the container.
-USE_CASES = (
-    "check_health",
-    "start_session",
-    "record_heartbeat",
-    "record_exit",
-    "read_session",
-    "list_sessions",
-    "ingest_events",
-    "list_events",
-    "event_distribution",
-    "set_rate",
-    "grant_credits",
-    "get_balance",
-    "list_ledger",
-    "update_settings",
-    "list_alerts",
-    "set_plan",
-    "subscribe",
-    "register_resource",
-    "get_limits",
-    "get_trial_status",
-    "report_watch_time",
-    "report_resources",
-    "report_usage_stats",
-    "report_active",
-    "report_usage",
-    "report_cost_model",
-    "receive_livekit_webhook",
-    "set_livekit_url",
-    "record_snapshots",
-    "list_snapshots",
-)
 
 
 def create_app(container: Container, settings: Settings) -> Litestar:
@@ -78,27 +45,30 @@ def create_app(container: Container, settings: Settings) -> Litestar:
         schedule = [
             (
                 settings.reaper_interval_seconds,
-                partial(reap_stale_sessions, container.reap_stale_sessions()),
+                partial(reap_stale_sessions, container.jobs.reap_stale_sessions()),
             ),
             (
                 settings.retention_interval_seconds,
-                partial(apply_retention, container.apply_retention()),
+                partial(apply_retention, container.jobs.apply_retention()),
             ),
-            (settings.rollup_interval_seconds, partial(roll_up_usage, container.roll_up_usage())),
+            (
+                settings.rollup_interval_seconds,
+                partial(roll_up_usage, container.jobs.roll_up_usage()),
+            ),
             (
                 settings.livekit_reconcile_interval_seconds,
-                partial(reconcile_livekit, container.reconcile_livekit()),
+                partial(reconcile_livekit, container.jobs.reconcile_livekit()),
             ),
         ]
-        jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
-        try:
-            yield
-        finally:
-            for job in jobs:
-                job.cancel()
-                with suppress(asyncio.CancelledError):
-                    await job
-            await container.storage().close()
+        async with storage_opened(container):
+            jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
+            try:
+                yield
+            finally:
+                for job in jobs:
+                    job.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await job
 
     return Litestar(
         route_handlers=[
@@ -115,10 +85,10 @@ def create_app(container: Container, settings: Settings) -> Litestar:
             health,
             livekit_webhook,
         ],
-        dependencies={name: _bridge(container, name) for name in USE_CASES},
+        dependencies=use_case_dependencies(container),
         # Guards cannot take dependencies: they find the authenticator's provider in the app's
         # state and ask it on each request, so overrides apply as they do to the use cases.
-        state=State({"authenticate": container.authenticate}),
+        state=State({"authenticate": container.use_cases.authenticate}),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,
@@ -136,9 +106,19 @@ def app_from_env() -> Litestar:
     return create_app(build_container(settings), settings)
 
 
-def _bridge(container: Container, name: str) -> Provide:
-    provider = getattr(container, name)
+def use_case_dependencies(container: Container) -> dict[str, Provide]:
+    """Every use case of the container, as a dependency named like its provider: a handler asks
+    for `start_session` by parameter name. dependency-injector's own wiring does not work on
+    Litestar handlers, so each is bridged with a Provide that asks the container on each request
+    (an override made by a test applies at once)."""
+    return {
+        name: _bridge(provider)
+        for name, provider in container.use_cases.providers.items()
+        if not isinstance(provider, providers.DependenciesContainer)
+    }
 
+
+def _bridge(provider: providers.Provider[Any]) -> Provide:
     def use_case() -> Any:
         return provider()
 

@@ -25,9 +25,9 @@ def clock(api: Api) -> Iterator[FakeClock]:
     """The app's clock from the first step that needs it on: "25 minutes pass" is one call.
     It starts at the real time, so that nothing the story records looks like the far past."""
     fake = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    api.container.clock.override(providers.Object(fake))
+    api.container.outside.clock.override(providers.Object(fake))
     yield fake
-    api.container.clock.reset_override()
+    api.container.outside.clock.reset_override()
 
 
 @given("a webinar platform that sends its viewers' visits to sessionmeter")
@@ -38,7 +38,9 @@ def webinar_platform(api: Api) -> Api:
 @given("a bootcamp whose LiveKit server sends its webhooks to sessionmeter")
 def bootcamp(api: Api) -> None:
     server = LiveKitServer()
-    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
+    api.run(
+        lambda: api.container.use_cases.add_livekit_account()("acme", server.key, server.secret)
+    )
 
 
 TIME_PASSES = parsers.re(r"(?P<amount>\d+) (?P<unit>seconds|minutes) pass")

@@ -70,7 +70,7 @@ class Reaper:
     observers: list[Callable[[], None]] = field(default_factory=list)
 
     def run(self) -> None:
-        self.api.run(self.api.container.reap_stale_sessions())
+        self.api.run(self.api.container.jobs.reap_stale_sessions())
         self.last_run = self.clock.now()
 
     def pass_time(

@@ -200,7 +200,7 @@ def left_unsaid(livekit_server: FakeLiveKit, who: str, name: str) -> None:
 @given("sessionmeter asks the LiveKit server who is in its rooms")
 @when("sessionmeter asks the LiveKit server who is in its rooms")
 def reconcile(api: Api, clock: FakeClock) -> None:
-    done = api.run(lambda: api.container.reconcile_livekit()())
+    done = api.run(lambda: api.container.jobs.reconcile_livekit()())
     assert done.problems == []
 
 

@@ -112,7 +112,7 @@ def snapshots(api: Api, day: dict[str, Any], gb: float, cpu: int) -> None:
 
 @when("the operator rolls up the usage since yesterday morning")
 def roll_up(api: Api) -> None:
-    api.run(lambda: api.container.roll_up_usage()("acme", since=DAY))
+    api.run(lambda: api.container.jobs.roll_up_usage()("acme", since=DAY))
 
 
 def usage(api: Api, bucket: str, **params: Any) -> list[dict[str, Any]]:

@@ -118,7 +118,7 @@ def one_dies(
 
 @when("the reaper runs")
 def reaper_runs(api: Api) -> None:
-    api.run(api.container.reap_stale_sessions())
+    api.run(api.container.jobs.reap_stale_sessions())
 
 
 @then(parsers.parse('the visit of "{name}" is {status}'))

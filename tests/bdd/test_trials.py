@@ -117,7 +117,7 @@ def uploads(api: Api, name: str, pdf: str) -> Any:
 @when("the exam date has passed")
 def exam_passed(api: Api) -> None:
     later = FakeClock(datetime.now(UTC) + timedelta(days=31))
-    api.container.clock.override(providers.Object(later))
+    api.container.outside.clock.override(providers.Object(later))
 
 
 @then(parsers.parse('the trial of "{name}" on "{pdf}" has {remaining:d} sessions remaining'))

@@ -56,7 +56,7 @@ def test_a_new_key_is_the_last_line_and_authenticates(url: str) -> None:
     assert created.exit_code == 0 and created.stderr == ""
     key = created.stdout.splitlines()[-1]
     container = build_container(Settings(storage_url=url))
-    principal = run_async(lambda: container.authenticate()(key))
+    principal = run_async(lambda: container.use_cases.authenticate()(key))
     assert principal.tenant.name == "acme" and principal.role == "admin"
 
 
@@ -120,10 +120,10 @@ def test_reap_closes_stale_sessions_of_a_tenant(url: str) -> None:
     long_ago = datetime.now(UTC) - timedelta(hours=2)
 
     async def start_one() -> None:
-        tenant = await container.tenants().get_by_name("acme")
+        tenant = await container.storage.tenants().get_by_name("acme")
         request = SessionRequest("kiosk", "booth-3", "device-9", started_at=long_ago)
-        await container.start_session()(StartSessionCommand(tenant.id, request))
-        await container.storage().close()
+        await container.use_cases.start_session()(StartSessionCommand(tenant.id, request))
+        await container.storage.backend().close()
 
     run_async(start_one)
 
@@ -181,16 +181,18 @@ def test_the_watch_time_report_prints_as_a_table_json_or_csv(url: str) -> None:
     start = datetime.now(UTC) - timedelta(hours=1)
 
     async def two_visits() -> None:
-        tenant = await container.tenants().get_by_name("acme")
+        tenant = await container.storage.tenants().get_by_name("acme")
         for subject, minutes in (("ana", 10), ("ben", 4)):
             request = SessionRequest("webinar", "launch", subject, started_at=start)
-            started = await container.start_session()(StartSessionCommand(tenant.id, request))
-            await container.record_exit()(
+            started = await container.use_cases.start_session()(
+                StartSessionCommand(tenant.id, request)
+            )
+            await container.use_cases.record_exit()(
                 RecordExitCommand(
                     tenant.id, started.session.id, at=start + timedelta(minutes=minutes)
                 )
             )
-        await container.storage().close()
+        await container.storage.backend().close()
 
     run_async(two_visits)
     args = ("report", "watch-time", "--tenant", "acme", "--resource", "launch")

@@ -49,11 +49,11 @@ def on_storage(url: str, job: Callable[[Container, str], Awaitable[Any]]) -> Any
     async def main() -> Any:
         container = build_container(Settings(storage_url=url))
         try:
-            tenant = await container.tenants().get_by_name("acme")
+            tenant = await container.storage.tenants().get_by_name("acme")
             assert tenant is not None
             return await job(container, tenant.id)
         finally:
-            await container.storage().close()
+            await container.storage.backend().close()
 
     return run_async(main)
 
@@ -63,14 +63,14 @@ def join(url: str, room: str, identity: str) -> str:
     raw, headers = LiveKitServer(room=room).joined(identity, T0)
 
     async def deliver(c: Container, _: str) -> None:
-        await c.receive_livekit_webhook()(raw, headers["Authorization"])
+        await c.use_cases.receive_livekit_webhook()(raw, headers["Authorization"])
 
     on_storage(url, deliver)
     return session_id_of(f"RM_{room}", f"PA_{identity}")
 
 
 def stay(url: str, session_id: str) -> Session:
-    return on_storage(url, lambda c, tenant_id: c.sessions().get(tenant_id, session_id))
+    return on_storage(url, lambda c, tenant_id: c.storage.sessions().get(tenant_id, session_id))
 
 
 def test_add_registers_the_servers_url_keeps_it_with_a_new_secret_and_refuses_a_bad_one(
@@ -84,7 +84,7 @@ def test_add_registers_the_servers_url_keeps_it_with_a_new_secret_and_refuses_a_
     assert kept.exit_code == 0
     assert refused.exit_code == 1
     assert refused.stderr == "Error: url: must be an http:// or https:// URL with a host\n"
-    account = on_storage(url, lambda c, _: c.livekit_accounts().get(API_KEY))
+    account = on_storage(url, lambda c, _: c.storage.livekit_accounts().get(API_KEY))
     assert account.url == "https://lk.example.com"
 
 
@@ -96,8 +96,10 @@ def test_reconcile_keeps_present_stays_alive_and_ends_the_others_where_last_seen
         ana, ben = join(url, "bootcamp", "ana"), join(url, "bootcamp", "ben")
         cy = join(url, "standup", "cy")
         ben_last_seen = T0 + timedelta(minutes=10)
-        on_storage(url, lambda c, tenant_id: c.set_rate()(tenant_id, Rate(KIND, 1)))
-        on_storage(url, lambda c, tenant_id: c.sessions().heartbeat(tenant_id, ben, ben_last_seen))
+        on_storage(url, lambda c, tenant_id: c.use_cases.set_rate()(tenant_id, Rate(KIND, 1)))
+        on_storage(
+            url, lambda c, tenant_id: c.storage.sessions().heartbeat(tenant_id, ben, ben_last_seen)
+        )
         livekit.join("bootcamp", "PA_ana", "ana")  # ben left (his webhook dropped); standup ended
         before = datetime.now(UTC)
         done = sessionmeter(url, "livekit", "reconcile", "--tenant", "acme")
@@ -118,7 +120,7 @@ def test_reconcile_keeps_present_stays_alive_and_ends_the_others_where_last_seen
         assert ended.ended_at == last_seen
     charge = stay(url, ben).charge
     assert charge is not None and charge.credits == 10
-    entries = on_storage(url, lambda c, tenant_id: c.ledger().entries(tenant_id, "ben", 10))
+    entries = on_storage(url, lambda c, tenant_id: c.storage.ledger().entries(tenant_id, "ben", 10))
     assert len(entries) == 1  # charged once, however often reconciled
 
 

@@ -32,18 +32,18 @@ async def _figures(url: str, tenant_id: str) -> dict[str, Any]:
     c = build_container(Settings(storage_url=url))
     try:
         return {
-            "balances": [await c.get_balance()(tenant_id, s) for s in ("ana", "jun")],
+            "balances": [await c.use_cases.get_balance()(tenant_id, s) for s in ("ana", "jun")],
             "trials": [
-                await c.get_trial_status()(tenant_id, s, r)
+                await c.use_cases.get_trial_status()(tenant_id, s, r)
                 for s, r in (("ana", "pdf-1"), ("jun", "webinar-1"))
             ],
-            "watch time": await c.report_watch_time()(tenant_id, "pdf-1"),
-            "resources": await c.report_resources()(tenant_id),
-            "usage": await c.report_usage_stats()(tenant_id, "ana"),
-            "active": await c.report_active()(tenant_id, None),
+            "watch time": await c.use_cases.report_watch_time()(tenant_id, "pdf-1"),
+            "resources": await c.use_cases.report_resources()(tenant_id),
+            "usage": await c.use_cases.report_usage_stats()(tenant_id, "ana"),
+            "active": await c.use_cases.report_active()(tenant_id, None),
         }
     finally:
-        await c.storage().close()
+        await c.storage.backend().close()
 
 
 def test_a_tenant_moves_from_sqlite_to_postgresql_to_mongodb_and_keeps_every_figure(

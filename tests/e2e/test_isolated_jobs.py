@@ -25,12 +25,12 @@ def tenants_and_keys(storage_url: str) -> tuple[str, str]:
         container = build_container(Settings(storage_url=storage_url))
         try:
             for name in ("acme", "bootcamp"):
-                await container.create_tenant()(name)
-            _, ingest = await container.create_api_key()("bootcamp", "ingest")
-            _, admin = await container.create_api_key()("bootcamp", "admin")
+                await container.use_cases.create_tenant()(name)
+            _, ingest = await container.use_cases.create_api_key()("bootcamp", "ingest")
+            _, admin = await container.use_cases.create_api_key()("bootcamp", "admin")
             return ingest, admin
         finally:
-            await container.storage().close()
+            await container.storage.backend().close()
 
     return run_async(create)
 

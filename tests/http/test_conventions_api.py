@@ -46,7 +46,7 @@ def test_a_key_is_checked_on_every_request_by_the_containers_authenticator(api: 
         async def __call__(self, _: str | None) -> Any:
             raise Unauthorized("revoked")
 
-    with api.container.authenticate.override(providers.Object(RevokedEverything())):
+    with api.container.use_cases.authenticate.override(providers.Object(RevokedEverything())):
         assert_error(api.client.get("/v1/sessions", headers=api.ingest), 401, "unauthorized")
     assert api.client.get("/v1/sessions", headers=api.ingest).status_code == 200
 
@@ -75,7 +75,7 @@ def test_health_says_whether_the_storage_answers(api: Api) -> None:
     class DownStorage:
         health = Unreachable()
 
-    with api.container.storage.override(providers.Object(DownStorage())):
+    with api.container.storage.backend.override(providers.Object(DownStorage())):
         assert_error(api.client.get("/health"), 503, "unavailable")
 
 
@@ -84,7 +84,7 @@ def test_an_unexpected_failure_is_a_500_without_a_trace(api: Api) -> None:
         async def __call__(self, *_: Any) -> Any:
             raise RuntimeError("secret internals")
 
-    with api.container.get_session.override(providers.Object(Broken(sessions=None))):  # type: ignore[arg-type]
+    with api.container.use_cases.get_session.override(providers.Object(Broken(sessions=None))):  # type: ignore[arg-type]
         response = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.ingest)
 
     body = assert_error(response, 500, "internal_error")

@@ -149,7 +149,7 @@ def test_credit_endpoints_need_an_admin_key(api: Api) -> None:
 
 def test_each_tenant_has_its_own_credits(api: Api) -> None:
     grant(api, "shared-name", 40, "k")
-    _, other_admin = api.run(api.container.create_api_key(), "globex", "admin")
+    _, other_admin = api.run(api.container.use_cases.create_api_key(), "globex", "admin")
     theirs = api.client.get(
         "/v1/accounts/shared-name/credits", headers={"X-API-Key": other_admin}
     ).json()

@@ -27,7 +27,7 @@ def settings(api: Api, **changes: Any) -> Any:
 
 
 def reap(api: Api) -> None:
-    api.run(api.container.reap_stale_sessions())
+    api.run(api.container.jobs.reap_stale_sessions())
 
 
 def test_settings_take_per_kind_timeouts_a_cap_a_window_and_a_low_balance(api: Api) -> None:

@@ -17,7 +17,9 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 @pytest.fixture
 def livekit(api: Api) -> LiveKitServer:
     server = LiveKitServer()
-    api.run(lambda: api.container.add_livekit_account()("acme", server.key, server.secret))
+    api.run(
+        lambda: api.container.use_cases.add_livekit_account()("acme", server.key, server.secret)
+    )
     return server
 
 
@@ -134,7 +136,9 @@ def test_a_webhook_whose_signature_does_not_hold_is_401_and_records_nothing(
 
 def test_a_livekit_key_belongs_to_one_tenant(api: Api, livekit: LiveKitServer) -> None:
     with pytest.raises(Conflict):
-        api.run(lambda: api.container.add_livekit_account()("globex", livekit.key, "x" * 40))
+        api.run(
+            lambda: api.container.use_cases.add_livekit_account()("globex", livekit.key, "x" * 40)
+        )
 
 
 def put_url(api: Api, key: str, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -148,7 +152,7 @@ def test_an_admin_sets_and_removes_the_url_of_its_livekit_server(
 
     assert set_.status_code == 200, set_.text
     assert set_.json() == {"api_key": livekit.key, "url": "https://lk.example.com"}  # no secret
-    stored = api.run(lambda: api.container.livekit_accounts().get(livekit.key))
+    stored = api.run(lambda: api.container.storage.livekit_accounts().get(livekit.key))
     assert (stored.url, stored.api_secret) == ("https://lk.example.com", livekit.secret)
     removed = put_url(api, livekit.key, {"url": None})
     assert removed.json() == {"api_key": livekit.key, "url": None}
@@ -157,7 +161,7 @@ def test_an_admin_sets_and_removes_the_url_of_its_livekit_server(
 def test_a_url_is_set_only_by_an_admin_on_its_own_key_and_only_a_valid_one(
     api: Api, livekit: LiveKitServer
 ) -> None:
-    api.run(lambda: api.container.add_livekit_account()("globex", "APIglobex", "x" * 40))
+    api.run(lambda: api.container.use_cases.add_livekit_account()("globex", "APIglobex", "x" * 40))
     url = {"url": "https://lk.example.com"}
 
     assert_error(put_url(api, "APIglobex", url), 404, "not_found")
@@ -167,7 +171,7 @@ def test_a_url_is_set_only_by_an_admin_on_its_own_key_and_only_a_valid_one(
     assert invalid_fields(put_url(api, livekit.key, {"url": "x" * 501})) == ["url"]
     assert invalid_fields(put_url(api, livekit.key, {})) == ["url"]
     assert invalid_fields(put_url(api, livekit.key, {"url": 7})) == ["url"]
-    globex = api.run(lambda: api.container.livekit_accounts().get("APIglobex"))
+    globex = api.run(lambda: api.container.storage.livekit_accounts().get("APIglobex"))
     assert globex.url is None
 
 

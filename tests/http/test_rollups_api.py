@@ -43,7 +43,7 @@ def test_a_rolled_up_session_shows_in_its_hours_and_day(api: Api) -> None:
         json={"at": exit_at.isoformat(), "usage": {"cost_usd": "0.10"}},
         headers=api.ingest,
     )
-    api.run(lambda: api.container.roll_up_usage()("acme", since=HOUR))
+    api.run(lambda: api.container.jobs.roll_up_usage()("acme", since=HOUR))
     window = {"from": HOUR.isoformat(), "to": (HOUR + timedelta(hours=3)).isoformat()}
 
     hours = api.client.get(

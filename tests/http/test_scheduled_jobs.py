@@ -20,8 +20,8 @@ def test_the_server_reaps_a_silent_session_by_itself() -> None:
     settings = Settings(storage_url="memory://", reaper_interval_seconds=0.05)
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
-        client.blocking_portal.call(container.create_tenant(), "acme")
-        _, key = client.blocking_portal.call(container.create_api_key(), "acme", "ingest")
+        client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
+        _, key = client.blocking_portal.call(container.use_cases.create_api_key(), "acme", "ingest")
         silent_since = datetime.now(UTC) - timedelta(minutes=10)
         session = client.post(
             "/v1/sessions",
@@ -51,9 +51,13 @@ def test_the_server_rolls_usage_up_by_itself() -> None:
     )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
-        client.blocking_portal.call(container.create_tenant(), "acme")
-        _, ingest = client.blocking_portal.call(container.create_api_key(), "acme", "ingest")
-        _, admin = client.blocking_portal.call(container.create_api_key(), "acme", "admin")
+        client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
+        _, ingest = client.blocking_portal.call(
+            container.use_cases.create_api_key(), "acme", "ingest"
+        )
+        _, admin = client.blocking_portal.call(
+            container.use_cases.create_api_key(), "acme", "admin"
+        )
         client.post(
             "/v1/sessions",
             json={"kind": "kiosk", "resource_id": "booth-1", "subject_id": "k"},
@@ -82,11 +86,11 @@ def _reconciling_server() -> tuple[Settings, Container]:
 
 def _open_stay(client: TestClient[Any], container: Container, livekit_url: str) -> str:
     """acme with a LiveKit server at `livekit_url` and a stay its webhook opened; an admin key."""
-    client.blocking_portal.call(container.create_tenant(), "acme")
-    _, admin = client.blocking_portal.call(container.create_api_key(), "acme", "admin")
+    client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
+    _, admin = client.blocking_portal.call(container.use_cases.create_api_key(), "acme", "admin")
     server = LiveKitServer()
     client.blocking_portal.call(
-        container.add_livekit_account(), "acme", server.key, server.secret, livekit_url
+        container.use_cases.add_livekit_account(), "acme", server.key, server.secret, livekit_url
     )
     raw, headers = server.joined("ana", datetime.now(UTC) - timedelta(minutes=5))
     assert client.post("/v1/webhooks/livekit", content=raw, headers=headers).status_code == 200

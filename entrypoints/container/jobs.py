@@ -1,0 +1,45 @@
+"""The background jobs: what the server runs on a schedule and the CLI runs on demand."""
+
+from dependency_injector import containers, providers
+
+from application.livekit.reconcile_livekit import ReconcileLiveKit
+from application.retention.apply_retention import ApplyRetention
+from application.rollups.roll_up_usage import RollUpUsage
+from application.sessions.reap_stale_sessions import ReapStaleSessions
+
+
+class JobContainer(containers.DeclarativeContainer):
+    storage = providers.DependenciesContainer()
+    outside = providers.DependenciesContainer()
+    use_cases = providers.DependenciesContainer()
+
+    reap_stale_sessions = providers.Factory(
+        ReapStaleSessions,
+        tenants=storage.tenants,
+        sessions=storage.sessions,
+        livekit_accounts=storage.livekit_accounts,
+        deduct_credits=use_cases.deduct_credits,
+        clock=outside.clock,
+    )
+    roll_up_usage = providers.Factory(
+        RollUpUsage,
+        tenants=storage.tenants,
+        source=storage.usage_source,
+        snapshots=storage.snapshots,
+        rollups=storage.rollups,
+        leases=storage.rollup_leases,
+        clock=outside.clock,
+    )
+    apply_retention = providers.Factory(
+        ApplyRetention, tenants=storage.tenants, retention=storage.retention, clock=outside.clock
+    )
+    reconcile_livekit = providers.Factory(
+        ReconcileLiveKit,
+        tenants=storage.tenants,
+        accounts=storage.livekit_accounts,
+        sessions=storage.sessions,
+        tracks=storage.tracks,
+        rooms=outside.livekit_rooms,
+        record_exit=use_cases.record_exit,
+        clock=outside.clock,
+    )

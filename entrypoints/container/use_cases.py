@@ -1,0 +1,171 @@
+"""The use cases, each built from the storage and outside-world providers it needs.
+
+The only place that constructs use cases: the HTTP app, the CLI and the tests all ask this
+container (the HTTP app registers each provider here as a dependency of the same name).
+"""
+
+from dependency_injector import containers, providers
+
+from application.credits.deduct_credits import DeductCredits
+from application.credits.get_balance import GetBalance
+from application.credits.grant_credits import GrantCredits
+from application.credits.list_alerts import ListAlerts
+from application.credits.list_ledger import ListLedger
+from application.credits.rate_book import RateBook
+from application.credits.running_cost import RunningCost
+from application.credits.set_rate import SetRate
+from application.events.event_distribution import EventDistribution
+from application.events.ingest_events import IngestEvents
+from application.events.list_events import ListEvents
+from application.health.check_health import CheckHealth
+from application.livekit.add_livekit_account import AddLiveKitAccount
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
+from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.reports.report_active import ReportActive
+from application.reports.report_cost_model import ReportCostModel
+from application.reports.report_resources import ReportResources
+from application.reports.report_usage import ReportUsage
+from application.reports.report_usage_stats import ReportUsageStats
+from application.reports.report_watch_time import ReportWatchTime
+from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.get_session import GetSession
+from application.sessions.list_sessions import ListSessions
+from application.sessions.read_session import ReadSession
+from application.sessions.record_exit import RecordExit
+from application.sessions.record_heartbeat import RecordHeartbeat
+from application.sessions.start_session import StartSession
+from application.snapshots.list_snapshots import ListSnapshots
+from application.snapshots.record_snapshots import RecordSnapshots
+from application.tenants.authenticate import Authenticate
+from application.tenants.create_api_key import CreateApiKey
+from application.tenants.create_tenant import CreateTenant
+from application.tenants.update_settings import UpdateSettings
+from application.transfer.export_tenant import ExportTenant
+from application.transfer.import_tenant import ImportTenant
+from application.trials.get_limits import GetLimits
+from application.trials.get_trial_status import GetTrialStatus
+from application.trials.plan_of_subject import PlanOfSubject
+from application.trials.register_resource import RegisterResource
+from application.trials.set_plan import SetPlan
+from application.trials.subscribe import Subscribe
+
+
+class UseCaseContainer(containers.DeclarativeContainer):
+    storage = providers.DependenciesContainer()
+    outside = providers.DependenciesContainer()
+
+    # A singleton so its short-lived cache of keys is shared by every request of the process.
+    authenticate = providers.Singleton(
+        Authenticate, keys=storage.api_keys, tenants=storage.tenants, clock=outside.clock
+    )
+    check_health = providers.Factory(CheckHealth, storage=storage.health)
+    create_tenant = providers.Factory(CreateTenant, tenants=storage.tenants, clock=outside.clock)
+    create_api_key = providers.Factory(
+        CreateApiKey, tenants=storage.tenants, keys=storage.api_keys, clock=outside.clock
+    )
+    # A singleton so its short-lived memory of rates is shared by every request of the process.
+    rate_book = providers.Singleton(RateBook, rates=storage.rates, clock=outside.clock)
+    deduct_credits = providers.Factory(
+        DeductCredits, rate_book=rate_book, ledger=storage.ledger, clock=outside.clock
+    )
+    plan_of_subject = providers.Factory(
+        PlanOfSubject, plans=storage.plans, subscriptions=storage.subscriptions
+    )
+    start_session = providers.Factory(
+        StartSession,
+        sessions=storage.sessions,
+        rates=storage.rates,
+        ledger=storage.ledger,
+        plan_of_subject=plan_of_subject,
+        clock=outside.clock,
+    )
+    running_cost = providers.Factory(
+        RunningCost, rate_book=rate_book, ledger=storage.ledger, clock=outside.clock
+    )
+    record_heartbeat = providers.Factory(
+        RecordHeartbeat, sessions=storage.sessions, running_cost=running_cost, clock=outside.clock
+    )
+    rollup_rewinds = providers.Factory(
+        RollupRewinds, leases=storage.rollup_leases, clock=outside.clock
+    )
+    record_exit = providers.Factory(
+        RecordExit,
+        sessions=storage.sessions,
+        deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
+        clock=outside.clock,
+    )
+    get_session = providers.Factory(GetSession, sessions=storage.sessions)
+    read_session = providers.Factory(
+        ReadSession, get_session=get_session, running_cost=running_cost
+    )
+    list_sessions = providers.Factory(ListSessions, sessions=storage.sessions)
+    ingest_events = providers.Factory(
+        IngestEvents,
+        events=storage.events,
+        sessions=storage.sessions,
+        deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
+        clock=outside.clock,
+    )
+    list_events = providers.Factory(ListEvents, get_session=get_session, events=storage.events)
+    event_distribution = providers.Factory(
+        EventDistribution, get_session=get_session, events=storage.events
+    )
+    set_rate = providers.Factory(SetRate, rate_book=rate_book)
+    grant_credits = providers.Factory(GrantCredits, ledger=storage.ledger, clock=outside.clock)
+    get_balance = providers.Factory(GetBalance, ledger=storage.ledger)
+    list_ledger = providers.Factory(ListLedger, ledger=storage.ledger)
+    list_alerts = providers.Factory(ListAlerts, ledger=storage.ledger)
+    update_settings = providers.Factory(
+        UpdateSettings, tenants=storage.tenants, authenticate=authenticate
+    )
+    set_plan = providers.Factory(SetPlan, plans=storage.plans)
+    subscribe = providers.Factory(
+        Subscribe, plans=storage.plans, subscriptions=storage.subscriptions
+    )
+    register_resource = providers.Factory(
+        RegisterResource,
+        resources=storage.resources,
+        plan_of_subject=plan_of_subject,
+        clock=outside.clock,
+    )
+    get_limits = providers.Factory(
+        GetLimits, plan_of_subject=plan_of_subject, resources=storage.resources, clock=outside.clock
+    )
+    report_watch_time = providers.Factory(ReportWatchTime, reports=storage.reports)
+    report_resources = providers.Factory(ReportResources, reports=storage.reports)
+    report_usage_stats = providers.Factory(ReportUsageStats, reports=storage.reports)
+    report_active = providers.Factory(ReportActive, reports=storage.reports)
+    report_usage = providers.Factory(ReportUsage, rollups=storage.rollups, clock=outside.clock)
+    report_cost_model = providers.Factory(
+        ReportCostModel, rollups=storage.rollups, clock=outside.clock
+    )
+    get_trial_status = providers.Factory(
+        GetTrialStatus,
+        plan_of_subject=plan_of_subject,
+        sessions=storage.sessions,
+        clock=outside.clock,
+    )
+    export_tenant = providers.Factory(
+        ExportTenant, tenants=storage.tenants, archive=storage.archive
+    )
+    import_tenant = providers.Factory(ImportTenant, archive=storage.archive)
+    record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
+    list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)
+    add_livekit_account = providers.Factory(
+        AddLiveKitAccount, tenants=storage.tenants, accounts=storage.livekit_accounts
+    )
+    receive_livekit_webhook = providers.Factory(
+        ReceiveLiveKitWebhook,
+        verifier=outside.webhook_verifier,
+        accounts=storage.livekit_accounts,
+        webhooks=storage.webhooks,
+        sessions=storage.sessions,
+        tracks=storage.tracks,
+        record_exit=record_exit,
+        deduct_credits=deduct_credits,
+        tenants=storage.tenants,
+        clock=outside.clock,
+    )
+    set_livekit_url = providers.Factory(SetLiveKitUrl, accounts=storage.livekit_accounts)
