@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -106,7 +107,9 @@ async def lifecycles(base: str, key: str, seconds: float, clients: int, kind: st
         return await run_for(seconds, clients, pair)
 
 
-def peak_rss_while(pid: int, work: Awaitable[dict[str, float]]) -> Awaitable[dict[str, float]]:
+def peak_rss_while(
+    pid: int, work: Awaitable[dict[str, float]]
+) -> Coroutine[Any, Any, dict[str, float]]:
     """Run `work`, sampling the RSS of `pid` (and its children); adds peak_rss_mb."""
 
     async def sampled() -> dict[str, float]:

@@ -20,6 +20,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from harness import (
@@ -138,7 +139,7 @@ async def direct_events(
 
 
 async def mongo_lifecycle(
-    db: AsyncDatabase[dict], tenant_id: str, seconds: float, clients: int
+    db: AsyncDatabase[dict[str, Any]], tenant_id: str, seconds: float, clients: int
 ) -> float:
     async def pair(i: int) -> int:
         session_id = str(uuid.uuid4())
@@ -171,7 +172,7 @@ async def mongo_lifecycle(
 
 
 async def mongo_events(
-    db: AsyncDatabase[dict], tenant_id: str, sessions: list[str], seconds: float
+    db: AsyncDatabase[dict[str, Any]], tenant_id: str, sessions: list[str], seconds: float
 ) -> float:
     next_no = [10_000_000] * len(sessions)
 
@@ -210,7 +211,7 @@ async def measure(
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
     figures["http_events"] = await http_events(svc.base, key, sessions, args.seconds)
     if args.storage == "mongodb":
-        client: AsyncMongoClient[dict] = AsyncMongoClient(svc.storage_url, tz_aware=True)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(svc.storage_url, tz_aware=True)
         db = client.get_default_database()
         try:
             figures["direct_pairs"] = await mongo_lifecycle(

@@ -76,9 +76,15 @@ class Settlement:
 
 
 def settle(session: Session, credits: int, balance_before: int) -> Settlement:
-    """Settle the session at `credits` (its price now), the subject's balance being
-    `balance_before`. The first settlement is a charge; later ones adjust by the difference.
-    A balance left below zero is warned; the first charge that leaves it there is alerted."""
+    """Settle the ended session at `credits` (its price now), its subject's balance being
+    `balance_before`. Every store calls this inside its claim of the session's revision.
+
+    - The first settlement is a `charge` of the whole price, its reason "<kind> session"; each
+      later one, after a correction, is an `adjustment` of the difference, its reason "<kind>
+      session corrected". A difference of 0 writes no entry.
+    - A balance left below zero is warned (`negative_balance`); one left at zero or above is not.
+    - The first charge that leaves the balance below zero also alerts an admin ("charging 60
+      credits left a balance of -50"); adjustments never alert."""
     first = session.charge is None
     charged_before = 0 if session.charge is None else session.charge.credits
     amount = charged_before - credits

@@ -101,6 +101,26 @@ class SessionLimit:
     kinds: frozenset[str]
     limit: int
 
+    def admit(self, started: int) -> None:
+        """A subject who has started `started` such sessions may start one more while that is
+        fewer than the limit: a limit of 2 allows two sessions, and the third start is refused
+        (SessionLimitReached) without storing it."""
+        if sessions_remaining(self.limit, started) == 0:
+            raise SessionLimitReached(started)
+
+
+def sessions_remaining(limit: int, started: int) -> int:
+    """How many more sessions a limit of `limit` allows after `started` (never below zero)."""
+    return max(0, limit - started)
+
+
+def admit_resource(monthly_limit: int, registered: int) -> None:
+    """A subject who has added `registered` resources this calendar month (UTC) may add one
+    more while that is fewer than its plan's resources a month; at the quota the resource is
+    refused (QuotaExceeded) without registering it."""
+    if registered >= monthly_limit:
+        raise QuotaExceeded(monthly_limit, registered)
+
 
 @dataclass(frozen=True)
 class TrialStatus:
@@ -148,5 +168,5 @@ def trial_status(
 ) -> TrialStatus:
     """Where a subject stands on a resource: a free trial is a limited plan it did not buy."""
     limit = None if plan is None or plan.unlimited else plan.limits.sessions_per_resource
-    remaining = None if limit is None else max(0, limit - sessions_used)
+    remaining = None if limit is None else sessions_remaining(limit, sessions_used)
     return TrialStatus(resource_id, limit is not None and not subscribed, sessions_used, remaining)

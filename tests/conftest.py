@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from adapters.memory.storage import MemoryStorage
-from adapters.mongodb.storage import MongoStorage, connect
-from adapters.sqlalchemy.storage import SqlAlchemyStorage
+from adapters.mongodb.storage import connect
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.app_client import Api, serve_app
 from tests.servers import MongoServer, PostgresServer
 
@@ -56,12 +56,9 @@ def _database_url(server_url: str, name: str) -> str:
 
 
 def open_storage(url: str) -> Any:
-    """The storage object of the family that serves `url`."""
-    if url == "memory://":
-        return MemoryStorage()
-    if url.startswith("mongodb"):
-        return MongoStorage(url)
-    return SqlAlchemyStorage(url)
+    """A new storage object of the family that serves `url`, chosen and built by the container
+    as the service does (a container of its own, so each call opens its own engine or client)."""
+    return build_container(Settings(storage_url=url)).storage.backend()
 
 
 async def _migrate(url: str) -> None:

@@ -55,9 +55,7 @@ class FakeLiveKit:
         return f"http://{host!s}:{port}"
 
     def join(self, room: str, sid: str, identity: str, state: str = "ACTIVE") -> None:
-        participant = ParticipantInfo(
-            sid=sid, identity=identity, state=ParticipantInfo.State.Value(state)
-        )
+        participant = ParticipantInfo(sid=sid, identity=identity, state=state)
         self.rooms.setdefault(room, {})[sid] = participant
 
     def leave(self, room: str, sid: str) -> None:

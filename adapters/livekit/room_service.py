@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.protocol.models import ParticipantInfo
 
-from application.livekit.ports import LiveKitUnavailable
+from application.livekit.ports import LiveKitUnavailable, RoomService
 from domain.livekit import LiveKitAccount
 
 # Reconciliation asks room after room on a schedule: a server that is slow to answer is taken as
@@ -16,7 +16,7 @@ from domain.livekit import LiveKitAccount
 TIMEOUT_SECONDS = 5.0
 
 
-class LiveKitRoomService:
+class LiveKitRoomService(RoomService):
     def __init__(self, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self._timeout = timeout_seconds
 

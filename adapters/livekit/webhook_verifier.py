@@ -10,11 +10,12 @@ import jwt
 from livekit import api
 from livekit.protocol.models import TrackSource
 
+from application.livekit.ports import WebhookVerifier
 from domain.errors import Unauthorized
 from domain.livekit import LiveKitAccount, RoomEvent
 
 
-class LiveKitWebhookVerifier:
+class LiveKitWebhookVerifier(WebhookVerifier):
     def issuer(self, token: str) -> str | None:
         try:
             claims = jwt.decode(_bare(token), options={"verify_signature": False})

@@ -1,8 +1,8 @@
-from collections.abc import AsyncIterator, Hashable, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from adapters.memory.store import MemoryStore
-from application.transfer.ports import Record
+from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
@@ -13,7 +13,7 @@ from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 
-class MemoryTenantArchive:
+class MemoryTenantArchive(TenantArchive):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -23,7 +23,14 @@ class MemoryTenantArchive:
         for key in store.api_keys.values():
             if key.tenant_id == tenant_id:
                 yield key
-        for part in (store.rates, store.plans, store.subscriptions, store.resources):
+        # Keyed by (tenant_id, â¦): tuples of different lengths, hence Any.
+        parts: tuple[Mapping[Any, Record], ...] = (
+            store.rates,
+            store.plans,
+            store.subscriptions,
+            store.resources,
+        )
+        for part in parts:
             for (tenant, *_), value in sorted(part.items(), key=lambda item: item[0]):
                 if tenant == tenant_id:
                     yield value

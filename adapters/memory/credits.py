@@ -1,13 +1,14 @@
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
 from domain.session import Charge, Session
 
 
-class MemoryRateRepository:
+class MemoryRateRepository(RateRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -18,7 +19,7 @@ class MemoryRateRepository:
         return [r for (tenant, _), r in sorted(self._store.rates.items()) if tenant == tenant_id]
 
 
-class MemoryCreditLedger:
+class MemoryCreditLedger(CreditLedger):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

@@ -3,10 +3,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
+from application.events.ports import EventLog
 from domain.events import BatchOutcome, Distribution, Event, sort_batch
 
 
-class MemoryEventLog:
+class MemoryEventLog(EventLog):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

@@ -2,11 +2,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
-class MemoryLiveKitAccounts:
+class MemoryLiveKitAccounts(LiveKitAccounts):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -33,7 +34,7 @@ class MemoryLiveKitAccounts:
         return account
 
 
-class MemoryWebhookLog:
+class MemoryWebhookLog(WebhookLog):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -44,7 +45,7 @@ class MemoryWebhookLog:
         self._store.webhooks.setdefault((tenant_id, webhook_id), at)
 
 
-class MemoryTrackLog:
+class MemoryTrackLog(TrackLog):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

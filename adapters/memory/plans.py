@@ -2,10 +2,11 @@ from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from domain.plans import Plan, QuotaExceeded, Registration, Subscription, month_of
+from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.plans import Plan, Registration, Subscription, admit_resource, month_of
 
 
-class MemoryPlanRepository:
+class MemoryPlanRepository(PlanRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -20,7 +21,7 @@ class MemoryPlanRepository:
         return [p for (tenant, _), p in sorted(self._store.plans.items()) if tenant == tenant_id]
 
 
-class MemorySubscriptionRepository:
+class MemorySubscriptionRepository(SubscriptionRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -31,7 +32,7 @@ class MemorySubscriptionRepository:
         return self._store.subscriptions.get((tenant_id, subject_id))
 
 
-class MemoryResourceRegistry:
+class MemoryResourceRegistry(ResourceRegistry):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -48,9 +49,7 @@ class MemoryResourceRegistry:
         if key in self._store.resources:
             return False
         if monthly_limit is not None:
-            used = await self.count_in_month(tenant_id, subject_id, at)
-            if used >= monthly_limit:
-                raise QuotaExceeded(monthly_limit, used)
+            admit_resource(monthly_limit, await self.count_in_month(tenant_id, subject_id, at))
         self._store.resources[key] = Registration(subject_id, resource_id, kind, at)
         return True
 

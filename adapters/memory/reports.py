@@ -2,12 +2,13 @@ from collections import defaultdict
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
+from application.reports.ports import Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime, peak_concurrency, unique_seconds
 from domain.session import Session
 from domain.usage import Usage, add_usage
 
 
-class MemoryReports:
+class MemoryReports(Reports):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

@@ -1,10 +1,11 @@
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from application.retention.ports import Retention
 from domain.rollups import Period
 
 
-class MemoryRetention:
+class MemoryRetention(Retention):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

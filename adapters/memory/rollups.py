@@ -3,11 +3,11 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
-from application.rollups.ports import RollupLease
+from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.rollups import Activity, Period, Rollup, overlap_seconds
 
 
-class MemoryUsageSource:
+class MemoryUsageSource(UsageSource):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -61,7 +61,7 @@ class MemoryUsageSource:
         )
 
 
-class MemoryRollupRepository:
+class MemoryRollupRepository(RollupRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -91,7 +91,7 @@ class MemoryRollupRepository:
         return found
 
 
-class MemoryRollupLeases:
+class MemoryRollupLeases(RollupLeases):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

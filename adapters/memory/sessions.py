@@ -1,15 +1,15 @@
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
-from application.sessions.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import NotFound
 from domain.events import find_gaps
-from domain.plans import SessionLimit, SessionLimitReached
+from domain.plans import SessionLimit
 from domain.session import ChargeState, Closing, Exit, Session
 from domain.staleness import Staleness
 
 
-class MemorySessionRepository:
+class MemorySessionRepository(SessionRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -18,11 +18,11 @@ class MemorySessionRepository:
         if key in self._store.sessions:
             return False
         if limit is not None:
-            used = await self.count_started(
-                session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+            limit.admit(
+                await self.count_started(
+                    session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+                )
             )
-            if used >= limit.limit:
-                raise SessionLimitReached(used)
         self._store.sessions[key] = session.copy()
         return True
 

@@ -2,10 +2,11 @@ from collections.abc import Sequence
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
+from application.snapshots.ports import SnapshotLog
 from domain.snapshots import MeasuredSnapshot, Snapshot, traffic_delta
 
 
-class MemorySnapshotLog:
+class MemorySnapshotLog(SnapshotLog):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

@@ -15,9 +15,10 @@ from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
+from application.storage import Storage
 
 
-class MemoryStorage:
+class MemoryStorage(Storage):
     """Every in-memory repository over one store: the `memory://` storage family."""
 
     def __init__(self) -> None:

@@ -1,11 +1,12 @@
 from dataclasses import replace
 
 from adapters.memory.store import MemoryStore
+from application.tenants.ports import ApiKeyRepository, TenantRepository
 from domain.errors import Conflict
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
-class MemoryTenantRepository:
+class MemoryTenantRepository(TenantRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -29,7 +30,7 @@ class MemoryTenantRepository:
         return tenant
 
 
-class MemoryApiKeyRepository:
+class MemoryApiKeyRepository(ApiKeyRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 

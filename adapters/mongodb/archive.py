@@ -17,6 +17,7 @@ from adapters.mongodb.credits import (
     rate_to_document,
 )
 from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.livekit import account_from_document
 from adapters.mongodb.plans import (
     plan_from_document,
@@ -30,7 +31,7 @@ from adapters.mongodb.tenants import (
     tenant_from_document,
     tenant_to_document,
 )
-from application.transfer.ports import Record
+from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
@@ -103,7 +104,8 @@ COLLECTIONS: dict[type, CollectionOf] = {
 }
 
 
-class MongoTenantArchive:
+@raises_storage_errors
+class MongoTenantArchive(TenantArchive):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
 

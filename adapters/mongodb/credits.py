@@ -17,14 +17,20 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.documents import Document, meter_field, meter_name
-from adapters.mongodb.session_documents import from_document, load
+from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.session_documents import from_document, load, to_document
+from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
 
+# What settling a session's charge changes in its document (Session.settle).
+SETTLED_FIELDS = ("charge_state", "charge")
 
-class MongoRateRepository:
+
+@raises_storage_errors
+class MongoRateRepository(RateRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._rates = db["rates"]
 
@@ -40,7 +46,8 @@ class MongoRateRepository:
         return [rate_from_document(d) async for d in cursor]
 
 
-class MongoCreditLedger:
+@raises_storage_errors
+class MongoCreditLedger(CreditLedger):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._ledger = db["ledger"]
@@ -80,7 +87,8 @@ class MongoCreditLedger:
             "entry": None if entry is None else entry_to_document(entry),
             "alert": None if alert is None else asdict(alert),
         }
-        charge = settled.charge
+        session.settle(settled.charge)
+        document = to_document(session)
         # The claim records what it owes the ledger on the session itself, in the same write:
         # whoever finds it there (this call, or the next settlement after a crash) writes it.
         claimed = await self._sessions.find_one_and_update(
@@ -90,23 +98,13 @@ class MongoCreditLedger:
                 "charge_revision": revision,
                 "due": None,
             },
-            {
-                "$set": {
-                    "charge_state": ChargeState.CHARGED.value,
-                    "charge": {
-                        "credits": charge.credits,
-                        "balance_after": charge.balance_after,
-                        "warning": charge.warning,
-                    },
-                    "due": due,
-                }
-            },
+            {"$set": {**{f: document[f] for f in SETTLED_FIELDS}, "due": due}},
             return_document=ReturnDocument.AFTER,
         )
         if claimed is None:
             return None
         await finish_due(self._db, claimed)
-        return charge
+        return settled.charge
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})

@@ -9,14 +9,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from adapters.mongodb.documents import Document, duplicates_in
+from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import count_batch, finish_stale_batches
 from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
+from application.events.ports import EventLog
 from domain.events import BatchOutcome, Distribution, Event, sort_batch
 from domain.session import Session
 
 
-class MongoEventLog:
+@raises_storage_errors
+class MongoEventLog(EventLog):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._events = db["events"]

@@ -1,9 +1,12 @@
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
+from application.health.ports import StorageHealth
 
 
-class MongoHealth:
+@raises_storage_errors
+class MongoHealth(StorageHealth):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
 

@@ -7,11 +7,14 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb import event_documents
 from adapters.mongodb.documents import Document, increments
+from adapters.mongodb.errors import raises_storage_errors
+from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, track_events
 
 
-class MongoLiveKitAccounts:
+@raises_storage_errors
+class MongoLiveKitAccounts(LiveKitAccounts):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._accounts = db["livekit_accounts"]
 
@@ -58,7 +61,8 @@ def account_from_document(found: Document) -> LiveKitAccount:
     )
 
 
-class MongoWebhookLog:
+@raises_storage_errors
+class MongoWebhookLog(WebhookLog):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._webhooks = db["webhooks"]
 
@@ -77,7 +81,8 @@ class MongoWebhookLog:
             )
 
 
-class MongoTrackLog:
+@raises_storage_errors
+class MongoTrackLog(TrackLog):
     """A stay's tracks live in its session's document (`tracks.<sid>`), so that marking a track
     counted and adding its seconds to the usage are one single-document update."""
 

@@ -10,10 +10,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.documents import Document
-from domain.plans import Plan, PlanLimits, QuotaExceeded, Subscription, month_of
+from adapters.mongodb.errors import raises_storage_errors
+from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.plans import Plan, PlanLimits, Subscription, admit_resource, month_of
 
 
-class MongoPlanRepository:
+@raises_storage_errors
+class MongoPlanRepository(PlanRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._plans = db["plans"]
 
@@ -31,7 +34,8 @@ class MongoPlanRepository:
         return [plan_from_document(d) async for d in cursor]
 
 
-class MongoSubscriptionRepository:
+@raises_storage_errors
+class MongoSubscriptionRepository(SubscriptionRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._subscriptions = db["subscriptions"]
 
@@ -49,7 +53,8 @@ class MongoSubscriptionRepository:
         return None if found is None else subscription_from_document(found)
 
 
-class MongoResourceRegistry:
+@raises_storage_errors
+class MongoResourceRegistry(ResourceRegistry):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._registrations = db["subject_resources"]
 
@@ -69,8 +74,7 @@ class MongoResourceRegistry:
                 return False
             if monthly_limit is not None:
                 used = await self.count_in_month(tenant_id, subject_id, at)
-                if used >= monthly_limit:
-                    raise QuotaExceeded(monthly_limit, used)
+                admit_resource(monthly_limit, used)
                 registration["slot"] = {"month": month_of(at)[0].strftime("%Y-%m"), "n": used}
             try:
                 await self._registrations.insert_one(dict(registration))

@@ -9,7 +9,9 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document, from_bson, meter_name, within
+from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
+from application.reports.ports import Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import SessionStatus
 
@@ -18,7 +20,8 @@ EXITED = {"$ne": ["$ended_at", None]}
 DURATION_MS = {"$subtract": ["$ended_at", "$started_at"]}
 
 
-class MongoReports:
+@raises_storage_errors
+class MongoReports(Reports):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
 

@@ -8,10 +8,13 @@ from datetime import datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
+from application.retention.ports import Retention
 from domain.rollups import Period
 
 
-class MongoRetention:
+@raises_storage_errors
+class MongoRetention(Retention):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
 

@@ -19,8 +19,9 @@ from adapters.mongodb.documents import (
     usage_to_document,
     within,
 )
+from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
-from application.rollups.ports import RollupLease
+from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import SessionStatus
 
@@ -32,7 +33,8 @@ def _overlap_ms(start: Any, end: Any, b: datetime, e: datetime) -> Document:
     return {"$subtract": [{"$min": [end, e]}, {"$max": [start, b]}]}
 
 
-class MongoUsageSource:
+@raises_storage_errors
+class MongoUsageSource(UsageSource):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
         self._events = db["events"]
@@ -48,7 +50,7 @@ class MongoUsageSource:
         ended: Pipeline = [{"$match": {**mine, "ended_at": inside}}]
         for row in await self._run([*ended, _COUNT]):
             figures[_key(row)]["sessions_ended"] = row["n"]
-        usage = [
+        usage: Pipeline = [
             {"$project": {**BY, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
             {"$unwind": "$usage"},
             {"$group": {"_id": {**BY, "meter": "$usage.k"}, "sum": {"$sum": "$usage.v"}}},
@@ -76,7 +78,7 @@ class MongoUsageSource:
         }
         for row in await self._run([*running, active]):
             figures[_key(row)]["active_seconds"] = row["ms"] / 1000
-        tracks = [
+        tracks: Pipeline = [
             {"$project": {**BY, "track": {"$objectToArray": {"$ifNull": ["$tracks", {}]}}}},
             {"$unwind": "$track"},
             {
@@ -148,7 +150,8 @@ def _key(row: Document) -> tuple[str, str]:
     return row["_id"]["kind"], row["_id"]["resource_id"]
 
 
-class MongoRollupRepository:
+@raises_storage_errors
+class MongoRollupRepository(RollupRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._rollups = db["rollups"]
 
@@ -212,7 +215,8 @@ def _activity(document: Document) -> Activity:
     )
 
 
-class MongoRollupLeases:
+@raises_storage_errors
+class MongoRollupLeases(RollupLeases):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._leases = db["rollup_leases"]
 
@@ -233,6 +237,7 @@ class MongoRollupLeases:
             )
         except DuplicateKeyError:
             return None
+        assert taken is not None  # an upsert that returns the document AFTER always has one
         resume_from, rewound = taken.get("resume_from"), taken.get("rewind_to")
         if rewound is not None:
             if resume_from is not None:

@@ -15,11 +15,12 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.credits import finish_due
 from adapters.mongodb.documents import Document, increments
+from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import finish_stale_batches
 from adapters.mongodb.session_documents import from_document, load, to_document
-from application.sessions.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import Conflict, NotFound
-from domain.plans import SessionLimit, SessionLimitReached
+from domain.plans import SessionLimit
 from domain.session import (
     DECIDED_BY,
     END_CHANGES,
@@ -38,7 +39,8 @@ ACTIVE = SessionStatus.ACTIVE.value
 ATTEMPTS = 20
 
 
-class MongoSessionRepository:
+@raises_storage_errors
+class MongoSessionRepository(SessionRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._sessions = db["sessions"]
@@ -54,8 +56,7 @@ class MongoSessionRepository:
             used = await self.count_started(
                 session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
             )
-            if used >= limit.limit:
-                raise SessionLimitReached(used)
+            limit.admit(used)
             # A concurrent start that took slot `used` first makes this insert fail; counting
             # again then sees its session, so every retry follows someone else's success.
             if await self._insert({**document, "slot": {"group": group, "n": used}}):

@@ -8,13 +8,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from adapters.mongodb.documents import Document, duplicates_in
+from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
+from application.snapshots.ports import SnapshotLog
 from domain.snapshots import MeasuredSnapshot, Snapshot
 
 FIELDS = [f.name for f in fields(Snapshot)]
 
 
-class MongoSnapshotLog:
+@raises_storage_errors
+class MongoSnapshotLog(SnapshotLog):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._snapshots = db["snapshots"]
 

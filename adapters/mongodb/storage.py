@@ -6,6 +6,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongodb.archive import MongoTenantArchive
 from adapters.mongodb.credits import MongoCreditLedger, MongoRateRepository
 from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.events import MongoEventLog
 from adapters.mongodb.health import MongoHealth
 from adapters.mongodb.indexes import INDEXES, RETIRED
@@ -21,6 +22,7 @@ from adapters.mongodb.rollups import MongoRollupLeases, MongoRollupRepository, M
 from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.snapshots import MongoSnapshotLog
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
+from application.storage import Storage
 
 DEFAULT_DATABASE = "sessionmeter"
 
@@ -30,7 +32,8 @@ def connect(url: str) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(url, tz_aware=True, connect=False)
 
 
-class MongoStorage:
+@raises_storage_errors
+class MongoStorage(Storage):
     """The database named in the URL (default `sessionmeter`). Constructing does no I/O."""
 
     def __init__(self, url: str) -> None:

@@ -5,11 +5,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
+from application.tenants.ports import ApiKeyRepository, TenantRepository
 from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 
 
-class MongoTenantRepository:
+@raises_storage_errors
+class MongoTenantRepository(TenantRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._tenants = db["tenants"]
 
@@ -41,7 +44,8 @@ class MongoTenantRepository:
         return tenant_from_document(updated)
 
 
-class MongoApiKeyRepository:
+@raises_storage_errors
+class MongoApiKeyRepository(ApiKeyRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._keys = db["api_keys"]
 

@@ -16,6 +16,7 @@ from adapters.sqlalchemy.credits import (
     rate_to_row,
 )
 from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
 from adapters.sqlalchemy.livekit import account_from_row
 from adapters.sqlalchemy.meters import add_usage
@@ -41,7 +42,7 @@ from adapters.sqlalchemy.tenants import (
     tenant_from_row,
     tenant_to_row,
 )
-from application.transfer.ports import Record
+from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.errors import Conflict
 from domain.events import Event
@@ -106,7 +107,8 @@ AFTER_SESSIONS: dict[type, TableOf] = {
 }
 
 
-class SqlTenantArchive:
+@raises_storage_errors
+class SqlTenantArchive(TenantArchive):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

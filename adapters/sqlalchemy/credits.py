@@ -1,67 +1,35 @@
-import uuid
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import Table, Update, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
-from adapters.sqlalchemy.session_rows import from_row, load
+from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, from_row, load, to_row
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
+from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import settle
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
 
-# domain.charging.settle as one PostgreSQL statement (the contract suite checks that both agree):
-# claim the pending revision (the row lock makes a concurrent claimer find it claimed), price the
-# entry against the balance, write the entry and the first charge's alert.
-SETTLE_IN_ONE_STATEMENT = text("""
-WITH old AS (
-    SELECT subject_id, kind, charge_credits
-    FROM sessions
-    WHERE tenant_id = :tenant AND id = :session AND charge_state = 'pending'
-      AND charge_revision = :revision AND subject_id IS NOT NULL
-    FOR UPDATE
-), priced AS (
-    SELECT o.subject_id, o.kind, o.charge_credits IS NULL AS first,
-           coalesce(o.charge_credits, 0) - CAST(:credits AS bigint) AS amount,
-           (SELECT coalesce(sum(l.amount), 0) FROM ledger_entries AS l
-            WHERE l.tenant_id = :tenant AND l.subject_id = o.subject_id) AS balance_before
-    FROM old AS o
-), claimed AS (
-    UPDATE sessions AS s
-    SET charge_state = 'charged',
-        charge_credits = CAST(:credits AS bigint),
-        charge_balance_after = p.balance_before + p.amount,
-        charge_warning = CASE WHEN p.balance_before + p.amount < 0
-                              THEN 'negative_balance' END
-    FROM priced AS p
-    WHERE s.tenant_id = :tenant AND s.id = :session
-      AND s.charge_state = 'pending' AND s.charge_revision = :revision
-    RETURNING p.subject_id, p.kind, p.first, p.amount, s.charge_balance_after, s.charge_warning
-), entry AS (
-    INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason, session_id,
-                                session_revision, created_at)
-    SELECT :entry, :tenant, subject_id, amount,
-           CASE WHEN first THEN 'charge' ELSE 'adjustment' END,
-           kind || CASE WHEN first THEN ' session' ELSE ' session corrected' END,
-           :session, :revision, :at
-    FROM claimed WHERE amount <> 0
-), alert AS (
-    INSERT INTO alerts (id, tenant_id, kind, subject_id, session_id, detail, created_at)
-    SELECT :alert, :tenant, 'negative_balance', subject_id, :session,
-           'charging ' || CAST(:credits AS text) || ' credits left a balance of '
-           || CAST(charge_balance_after AS text), :at
-    FROM claimed WHERE charge_warning IS NOT NULL AND first
+# The balance of a session's subject (the sum of its ledger), read with the session's row.
+SUBJECT_BALANCE = (
+    select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
+    .where(
+        ledger_entries.c.tenant_id == sessions.c.tenant_id,
+        ledger_entries.c.subject_id == sessions.c.subject_id,
+    )
+    .scalar_subquery()
+    .label("balance")
 )
-SELECT charge_balance_after AS balance_after, charge_warning AS warning FROM claimed
-""")
 
 
-class SqlRateRepository:
+@raises_storage_errors
+class SqlRateRepository(RateRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -82,7 +50,8 @@ class SqlRateRepository:
         return [rate_from_row(r) for r in rows]
 
 
-class SqlCreditLedger:
+@raises_storage_errors
+class SqlCreditLedger(CreditLedger):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -107,66 +76,39 @@ class SqlCreditLedger:
     async def settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
-        if self._engine.dialect.name == "postgresql":
-            return await self._settle_in_one_statement(tenant_id, session_id, revision, credits, at)
+        """Read the session with its subject's balance, let domain.charging.settle decide, then
+        claim the revision read and write what the settlement records in one atomic step."""
         key = (sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
-        async with self._engine.begin() as conn:
-            # SQLite serialises transactions (BEGIN IMMEDIATE); the unique index on
-            # (tenant_id, session_id, session_revision) would refuse a second entry anyway.
-            row = (await conn.execute(select(sessions).where(*key))).first()
+        # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
+        # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction.
+        async with self._single.begin() as conn:
+            row = (await conn.execute(select(sessions, SUBJECT_BALANCE).where(*key))).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
             session = from_row(row)
             if not session.awaits_settlement(revision):
                 return None
-            assert session.subject_id is not None
-            balance = (await _sums(conn, tenant_id, session.subject_id)).balance
-            settled = settle(session, credits, balance)
+            settled = settle(session, credits, int(row.balance))  # PostgreSQL sums to a Decimal
+            records: list[tuple[Table, dict[str, Any]]] = []
             if (entry := settled.ledger_entry(session, at)) is not None:
-                await conn.execute(ledger_entries.insert().values(entry_to_row(entry)))
+                records.append((ledger_entries, entry_to_row(entry)))
             if (alert := settled.alert_record(session, at)) is not None:
-                await conn.execute(alerts.insert().values(asdict(alert)))
-            charge = settled.charge
-            await conn.execute(
+                records.append((alerts, asdict(alert)))
+            session.settle(settled.charge)
+            # Guarded on the pending revision the decision read: of concurrent settlers, or a
+            # settler racing a correction, only one claims it, and only its records are written.
+            claim = (
                 update(sessions)
-                .where(*key)
-                .values(
-                    charge_state=ChargeState.CHARGED.value,
-                    charge_credits=charge.credits,
-                    charge_balance_after=charge.balance_after,
-                    charge_warning=charge.warning,
+                .where(
+                    *key,
+                    sessions.c.charge_state == ChargeState.PENDING.value,
+                    sessions.c.charge_revision == revision,
                 )
+                .values({c: v for c, v in to_row(session).items() if c in SETTLED_COLUMNS})
             )
-        return charge
-
-    async def _settle_in_one_statement(
-        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
-    ) -> Charge | None:
-        """The same settlement as one PostgreSQL statement (data-modifying CTEs): one round trip
-        instead of six on the hot path of every charged exit."""
-        params = {
-            "tenant": tenant_id,
-            "session": session_id,
-            "revision": revision,
-            "credits": credits,
-            "at": at,
-            "entry": str(uuid.uuid4()),
-            "alert": str(uuid.uuid4()),
-        }
-        async with self._single.connect() as conn:
-            row = (await conn.execute(SETTLE_IN_ONE_STATEMENT, params)).first()
-        if row is None:
-            if await self._exists(tenant_id, session_id):
+            if not await _claim_and_record(conn, claim, records):
                 return None
-            raise NotFound(f"no session {session_id}")
-        return Charge(credits, row.balance_after, row.warning)
-
-    async def _exists(self, tenant_id: str, session_id: str) -> bool:
-        query = select(sessions.c.id).where(
-            sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
-        )
-        async with self._single.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+        return settled.charge
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         query = select(sessions).where(
@@ -221,6 +163,31 @@ class SqlCreditLedger:
         )
         async with self._single.connect() as conn:
             return [alert_from_row(r) for r in await conn.execute(query)]
+
+
+async def _claim_and_record(
+    conn: AsyncConnection, claim: Update, records: list[tuple[Table, dict[str, Any]]]
+) -> bool:
+    """Run the claim (an UPDATE of one row) and, when it claims, insert the records with it,
+    atomically. Whether it claimed."""
+    if conn.dialect.name == "postgresql":
+        # One statement of data-modifying CTEs: the records are inserted only from a claim made.
+        claimed = claim.returning(sessions.c.id).cte("claimed")
+        inserts = [
+            table.insert()
+            .from_select(
+                list(row),
+                select(*(literal(v, table.c[c].type) for c, v in row.items())).select_from(claimed),
+            )
+            .cte(f"record_{table.name}")
+            for table, row in records
+        ]
+        return (await conn.execute(select(claimed.c.id).add_cte(*inserts))).first() is not None
+    if (await conn.execute(claim)).rowcount != 1:
+        return False
+    for table, row in records:
+        await conn.execute(table.insert().values(row))
+    return True
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:

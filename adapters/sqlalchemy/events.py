@@ -7,16 +7,19 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import add_usage, usage_of
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.tables import events, sessions
+from application.events.ports import EventLog
 from domain.events import BatchOutcome, Distribution, Event, sort_batch
 from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage
 
 
-class SqlEventLog:
+@raises_storage_errors
+class SqlEventLog(EventLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)

@@ -1,8 +1,12 @@
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.errors import raises_storage_errors
+from application.health.ports import StorageHealth
 
-class SqlHealth:
+
+@raises_storage_errors
+class SqlHealth(StorageHealth):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

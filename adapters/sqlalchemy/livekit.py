@@ -5,6 +5,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_to_row
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.tables import (
@@ -14,11 +15,13 @@ from adapters.sqlalchemy.tables import (
     track_intervals,
     webhook_deliveries,
 )
+from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
 
 
-class SqlLiveKitAccounts:
+@raises_storage_errors
+class SqlLiveKitAccounts(LiveKitAccounts):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -77,7 +80,8 @@ def account_from_row(row: Any) -> LiveKitAccount:
     return LiveKitAccount(row.api_key, row.tenant_id, row.api_secret, row.url)
 
 
-class SqlWebhookLog:
+@raises_storage_errors
+class SqlWebhookLog(WebhookLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -99,7 +103,8 @@ class SqlWebhookLog:
             await conn.execute(stmt)
 
 
-class SqlTrackLog:
+@raises_storage_errors
+class SqlTrackLog(TrackLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)

@@ -5,11 +5,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import plans, subject_resources, subscriptions
-from domain.plans import Plan, PlanLimits, QuotaExceeded, Subscription, month_of
+from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.plans import Plan, PlanLimits, Subscription, admit_resource, month_of
 
 
-class SqlPlanRepository:
+@raises_storage_errors
+class SqlPlanRepository(PlanRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -36,7 +39,8 @@ class SqlPlanRepository:
         return [plan_from_row(r) for r in rows]
 
 
-class SqlSubscriptionRepository:
+@raises_storage_errors
+class SqlSubscriptionRepository(SubscriptionRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -68,7 +72,8 @@ class SqlSubscriptionRepository:
         return Subscription(row.subject_id, row.plan_id, row.ends_at, row.starts_at)
 
 
-class SqlResourceRegistry:
+@raises_storage_errors
+class SqlResourceRegistry(ResourceRegistry):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -103,8 +108,7 @@ class SqlResourceRegistry:
                 return False
             if monthly_limit is not None:
                 used = await _count_in_month(conn, tenant_id, subject_id, at)
-                if used >= monthly_limit:
-                    raise QuotaExceeded(monthly_limit, used)
+                admit_resource(monthly_limit, used)
             return bool((await conn.execute(stmt)).rowcount == 1)
 
     async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:

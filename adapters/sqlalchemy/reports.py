@@ -14,16 +14,19 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_nanos
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import sessions
 from application.ports import Window
+from application.reports.ports import Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.session import SessionStatus
 
 
-class SqlReports:
+@raises_storage_errors
+class SqlReports(Reports):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
         self._spans = Spans(engine)

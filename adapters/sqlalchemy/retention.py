@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import Column, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import (
     events,
     rollup_activity,
@@ -13,10 +14,12 @@ from adapters.sqlalchemy.tables import (
     snapshots,
     webhook_deliveries,
 )
+from application.retention.ports import Retention
 from domain.rollups import Period
 
 
-class SqlRetention:
+@raises_storage_errors
+class SqlRetention(Retention):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

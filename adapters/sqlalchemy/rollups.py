@@ -9,6 +9,7 @@ from sqlalchemy import and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
 from adapters.sqlalchemy.spans import Spans
@@ -22,14 +23,15 @@ from adapters.sqlalchemy.tables import (
     track_intervals,
 )
 from application.ports import Window
-from application.rollups.ports import RollupLease
+from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import SessionStatus
 
 LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]
 
 
-class SqlUsageSource:
+@raises_storage_errors
+class SqlUsageSource(UsageSource):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
         self._spans = Spans(engine)
@@ -116,11 +118,12 @@ class SqlUsageSource:
             sessions.c.tenant_id == tenant_id, sessions.c.status == SessionStatus.ACTIVE
         )
         async with self._engine.connect() as conn:
-            found = (await conn.execute(query)).scalar_one()
+            found: datetime | None = (await conn.execute(query)).scalar_one()
         return found
 
 
-class SqlRollupRepository:
+@raises_storage_errors
+class SqlRollupRepository(RollupRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -199,7 +202,8 @@ class SqlRollupRepository:
         ]
 
 
-class SqlRollupLeases:
+@raises_storage_errors
+class SqlRollupLeases(RollupLeases):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)

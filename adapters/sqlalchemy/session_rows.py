@@ -10,6 +10,9 @@ from adapters.sqlalchemy.meters import usage_of
 from adapters.sqlalchemy.tables import events, sessions
 from domain.session import Charge, ChargeState, Session, SessionStatus
 
+# What settling a session's charge changes in its row (Session.settle).
+SETTLED_COLUMNS = ("charge_state", "charge_credits", "charge_balance_after", "charge_warning")
+
 
 def to_row(session: Session) -> dict[str, Any]:
     charge = session.charge

@@ -6,12 +6,13 @@ from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, save, to_row
 from adapters.sqlalchemy.tables import sessions
-from application.sessions.ports import SessionFilter, SessionPosition
+from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import Conflict, NotFound
-from domain.plans import SessionLimit, SessionLimitReached
+from domain.plans import SessionLimit
 from domain.session import (
     END_CHANGES,
     LIFE_CHANGES,
@@ -24,7 +25,8 @@ from domain.session import (
 from domain.staleness import Staleness
 
 
-class SqlSessionRepository:
+@raises_storage_errors
+class SqlSessionRepository(SessionRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -40,11 +42,11 @@ class SqlSessionRepository:
             taken = select(sessions.c.id).where(*_key(session.tenant_id, session.id))
             if (await conn.execute(taken)).first() is not None:
                 return False
-            used = await self._count(
-                conn, session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+            limit.admit(
+                await self._count(
+                    conn, session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
+                )
             )
-            if used >= limit.limit:
-                raise SessionLimitReached(used)
             return bool((await conn.execute(stmt)).rowcount == 1)
 
     async def count_started(

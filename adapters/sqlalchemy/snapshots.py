@@ -9,14 +9,17 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import snapshots
 from application.ports import Window
+from application.snapshots.ports import SnapshotLog
 from domain.snapshots import MeasuredSnapshot, Snapshot
 
 FIELDS = [c.name for c in snapshots.columns if c.name != "tenant_id"]
 
 
-class SqlSnapshotLog:
+@raises_storage_errors
+class SqlSnapshotLog(SnapshotLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)

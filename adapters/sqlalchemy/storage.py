@@ -7,6 +7,7 @@ from sqlalchemy import Connection, text
 from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.health import SqlHealth
 from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlTrackLog, SqlWebhookLog
@@ -21,13 +22,15 @@ from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, Sq
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
+from application.storage import Storage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant will do: it only has to be the same in every process that migrates.
 MIGRATION_LOCK = 7_415_962_301
 
 
-class SqlAlchemyStorage:
+@raises_storage_errors
+class SqlAlchemyStorage(Storage):
     """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
 
     def __init__(self, url: str) -> None:

@@ -6,12 +6,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import api_keys, tenants
+from application.tenants.ports import ApiKeyRepository, TenantRepository
 from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 
 
-class SqlTenantRepository:
+@raises_storage_errors
+class SqlTenantRepository(TenantRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
 
@@ -49,7 +52,8 @@ class SqlTenantRepository:
         return None if row is None else tenant_from_row(row)
 
 
-class SqlApiKeyRepository:
+@raises_storage_errors
+class SqlApiKeyRepository(ApiKeyRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
 

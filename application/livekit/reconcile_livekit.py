@@ -1,4 +1,4 @@
-"""LiveKit drops webhooks (queues too deep, deliveries that waited too long: NOTES.md), so a stay
+"""LiveKit drops webhooks (when its queues are too deep or a delivery waited too long), so a stay
 can stay open after its participant left. For tenants whose LiveKit accounts have a server URL,
 ask the server who is in each room with open stays: a participant still there was seen now; one
 who is gone, or whose room no longer exists, left when last seen (`completed`, reason

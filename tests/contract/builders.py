@@ -5,6 +5,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from dependency_injector import providers
+
+from application.ports import Clock
+from application.storage import Storage
 from domain.credits import LedgerEntry, MeterRate, Rate
 from domain.events import Event
 from domain.livekit import LiveKitAccount
@@ -12,6 +16,8 @@ from domain.plans import Plan, PlanLimits, Subscription
 from domain.session import Exit, Session, SessionRequest
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Overdraft, Role, Tenant, TenantSettings
+from domain.usage import Usage
+from entrypoints.container import Container
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)  # instants are kept to the ms
 
@@ -27,7 +33,7 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-async def add_tenant(storage: Any, name: str = "acme", **settings: int) -> Tenant:
+async def add_tenant(storage: Any, name: str = "acme", **settings: Any) -> Tenant:
     tenant = Tenant(str(uuid.uuid4()), name, T0, TenantSettings(**settings))
     await storage.tenants.add(tenant)
     return tenant
@@ -73,9 +79,11 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
     await storage.resources.register(tenant.id, "ana", "pdf-1", "pdf", at(0), None)
     grant = LedgerEntry.grant(str(uuid.uuid4()), tenant.id, "ana", 5, "welcome", "g-1", T0)
     await storage.ledger.grant(grant)
-    for n, (subject, usage) in enumerate(
-        [("ana", {"pages.read": Decimal("3.25"), "answers": 7}), ("ana", {"answers": 1})]
-    ):
+    usages: list[tuple[str, Usage]] = [
+        ("ana", {"pages.read": Decimal("3.25"), "answers": 7}),
+        ("ana", {"answers": 1}),
+    ]
+    for n, (subject, usage) in enumerate(usages):
         session = await stored_session(
             storage, tenant, n * 10, kind="practice", resource_id="pdf-1", subject_id=subject
         )
@@ -108,3 +116,16 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
     await stored_session(storage, tenant, 30, resource_id="webinar-1", subject_id="jun")
     await stored_session(storage, tenant, 31, subject_id=None, client_key="browser-1")
     return tenant
+
+
+def wired(storage: Storage, clock: Clock | None = None, **ports: object) -> Container:
+    """The container's use cases and jobs on `storage` (the test's, or a racer's own), at
+    `clock` if given, with any of its ports replaced (`ledger=FailsOnce(...)`). A new container
+    each time: the rate book and the authenticator are singletons that keep their first clock."""
+    container = Container()
+    container.storage.backend.override(providers.Object(storage))
+    if clock is not None:
+        container.outside.clock.override(providers.Object(clock))
+    for name, port in ports.items():
+        getattr(container.storage, name).override(providers.Object(port))
+    return container

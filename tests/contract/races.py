@@ -1,10 +1,10 @@
 """Concurrent callers of the contract suite that really race, on every store.
 
 `Race` (the `race` fixture) runs each caller on a storage object of its own, as N processes of
-the service would: its own engine and connection pool, or its own MongoDB client, built from the
-URL of the test's database, in a thread of its own running its own event loop. Every caller opens
-a connection first (a ping), then waits at a barrier, and all of them make the racing call at
-once. So on SQLite N connections race for the write lock, on PostgreSQL N transactions for row
+the service would: its own engine and connection pool, or its own MongoDB client, built by a
+container of its own from the URL of the test's database, in a thread of its own running its
+own event loop. Every caller opens a connection first (a ping), then waits at a barrier, and all
+of them make the racing call at once. So on SQLite N connections race for the write lock, on PostgreSQL N transactions for row
 locks and unique indexes, and on MongoDB N clients for conditional single-document writes.
 
 The memory store lives in one process and one event loop (the test's), so its callers run with

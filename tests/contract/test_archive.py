@@ -5,17 +5,15 @@ from typing import Any
 
 import pytest
 
-from application.transfer.export_tenant import ExportTenant
-from application.transfer.import_tenant import ImportTenant
 from domain.errors import Conflict
 from domain.tenants import Tenant
-from tests.contract.builders import T0, a_tenant_with_everything
+from tests.contract.builders import T0, a_tenant_with_everything, wired
 
 pytestmark = pytest.mark.anyio
 
 
 async def export(storage: Any, name: str) -> list[str]:
-    return [line async for line in await ExportTenant(storage.tenants, storage.archive)(name)]
+    return [line async for line in await wired(storage).use_cases().export_tenant()(name)]
 
 
 async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
@@ -46,7 +44,7 @@ async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -
     await a_tenant_with_everything(storage)
     before = await export(storage, "exam-prep")
 
-    counts = await ImportTenant(storage.archive)(before)
+    counts = await wired(storage).use_cases().import_tenant()(before)
 
     assert sum(counts.new.values()) == 0
     assert sum(counts.present.values()) == len(before) - 1
@@ -60,4 +58,4 @@ async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> Non
     renamed = [lines[0], lines[1].replace('"name":"exam-prep"', '"name":"elsewhere"'), *lines[2:]]
 
     with pytest.raises(Conflict):
-        await ImportTenant(storage.archive)(renamed)
+        await wired(storage).use_cases().import_tenant()(renamed)

@@ -7,16 +7,12 @@ from typing import Any
 
 import pytest
 
-from application.credits.deduct_credits import DeductCredits
-from application.credits.rate_book import RateBook
-from application.rollups.rollup_rewinds import RollupRewinds
-from application.sessions.reap_stale_sessions import ReapStaleSessions
-from application.sessions.record_exit import RecordExit, RecordExitCommand
+from application.sessions.record_exit import RecordExitCommand
 from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.session import Charge, ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, T0, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, T0, at, stored_session, wired
 from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
@@ -62,7 +58,7 @@ async def test_twelve_concurrent_exits_charge_the_session_once(
     clock = FakeClock(at(60))
 
     async def exit_and_charge(storage: Any) -> Any:
-        deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+        deduct = wired(storage, clock).use_cases().deduct_credits()
         rated = frozenset({COUNSELING.kind})
         closed, _ = await storage.sessions.close(
             tenant.id, session.id, Exit(at=at(2.5), usage={"analysis": 4}), rated, NOW, SHUT
@@ -111,6 +107,7 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
 
     assert charge is not None
     assert (charge.balance_after, charge.warning) == (-6, "negative_balance")
+    assert type(charge.balance_after) is int  # a driver's Decimal would reach clients as a string
     assert (await storage.ledger.settled(tenant.id, session.id)).charge == charge
     (alert,) = await storage.ledger.alerts(tenant.id, limit=10)
     assert (alert.kind, alert.subject_id, alert.session_id) == (
@@ -127,6 +124,56 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
         at(10),
         "counseling session",
     )
+
+
+@pytest.mark.parametrize(
+    ("granted", "charge", "alert"),
+    [
+        (7, Charge(6, 1, None), None),
+        (6, Charge(6, 0, None), None),
+        (5, Charge(6, -1, "negative_balance"), "charging 6 credits left a balance of -1"),
+    ],
+)
+async def test_a_charge_is_warned_and_alerted_only_below_zero(
+    storage: Any, tenant: Tenant, granted: int, charge: Charge, alert: str | None
+) -> None:
+    await storage.ledger.grant(a_grant(tenant, granted, "welcome"))
+    session = await stored_session(storage, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(3)), rated, NOW, SHUT)
+
+    assert await storage.ledger.settle(tenant.id, session.id, 0, 6, at(10)) == charge
+
+    alerts = await storage.ledger.alerts(tenant.id, limit=10)
+    assert [(a.kind, a.detail) for a in alerts] == (
+        [] if alert is None else [(charge.warning, alert)]
+    )
+
+
+async def test_a_charge_and_its_correction_say_what_they_are_in_the_ledger(
+    storage: Any, tenant: Tenant
+) -> None:
+    # Charged 10 of a balance of 10 (left at zero), then a late analysis makes it 13: the
+    # adjustment of 3 takes the balance below zero, which is warned but not alerted again.
+    await storage.ledger.grant(a_grant(tenant, 10, "welcome"))
+    session = await stored_session(storage, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)), rated, NOW, SHUT)
+    assert await storage.ledger.settle(tenant.id, session.id, 0, 10, at(6)) == Charge(10, 0, None)
+    late = Event(session.id, 1, "analysis", at(4), meters={"analysis": 1})
+    await storage.events.append(tenant.id, [(0, late)], NOW, OPEN)
+    revision = (await storage.sessions.get(tenant.id, session.id)).charge_revision
+
+    charge = await storage.ledger.settle(tenant.id, session.id, revision, 13, at(7))
+
+    assert charge == Charge(13, -3, "negative_balance")
+    entries = await storage.ledger.entries(tenant.id, "user-1", limit=10)
+    assert [(e.kind, e.amount, e.reason, e.session_revision) for e in entries] == [
+        (EntryKind.GRANT, 10, "top-up", None),
+        (EntryKind.CHARGE, -10, "counseling session", 0),
+        (EntryKind.ADJUSTMENT, -3, "counseling session corrected", revision),
+    ]
+    assert await storage.ledger.alerts(tenant.id, limit=10) == []
 
 
 async def test_a_settlement_of_nothing_writes_no_entry_and_marks_the_session_charged(
@@ -260,18 +307,14 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     session = await stored_session(storage, tenant, kind="counseling")
     flaky = FailsOnce(storage.ledger)
     clock = FakeClock(at(60))
-    deduct = DeductCredits(RateBook(storage.rates, clock), flaky, clock)
-    record_exit = RecordExit(
-        storage.sessions, deduct, RollupRewinds(storage.rollup_leases, clock), clock
-    )
+    container = wired(storage, clock, ledger=flaky)
+    record_exit = container.use_cases().record_exit()
 
     with pytest.raises(ConnectionError):
         await record_exit(RecordExitCommand(tenant.id, session.id, at=at(3)))
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
 
-    await ReapStaleSessions(
-        storage.tenants, storage.sessions, storage.livekit_accounts, deduct, clock
-    )()
+    await container.jobs().reap_stale_sessions()()
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 6
@@ -287,19 +330,12 @@ async def test_the_reaper_and_a_late_client_exit_racing_charge_once(
         await storage.sessions.heartbeat(tenant.id, s.id, at(3))
     clock = FakeClock(at(60))  # every session has been silent for most of an hour
 
-    def deduct(storage: Any) -> DeductCredits:
-        return DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
-
     async def reap(storage: Any) -> Any:
-        return await ReapStaleSessions(
-            storage.tenants, storage.sessions, storage.livekit_accounts, deduct(storage), clock
-        )()
+        return await wired(storage, clock).jobs().reap_stale_sessions()()
 
     def client_exit(session_id: str) -> Call:
         command = RecordExitCommand(tenant.id, session_id, at=at(4))
-        return lambda s: RecordExit(
-            s.sessions, deduct(s), RollupRewinds(s.rollup_leases, clock), clock
-        )(command)
+        return lambda s: wired(s, clock).use_cases().record_exit()(command)
 
     await race(reap, *(client_exit(s.id) for s in sessions))
 

@@ -5,13 +5,20 @@ from typing import Any
 
 import pytest
 
-from application.credits.deduct_credits import DeductCredits
-from application.credits.rate_book import RateBook
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
 from domain.events import Event, EventRejection
 from domain.session import Exit, Session
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, a_session, add_tenant, at, stored_session
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    SHUT,
+    a_session,
+    add_tenant,
+    at,
+    stored_session,
+    wired,
+)
 from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
@@ -186,7 +193,7 @@ async def test_meters_racing_charged_exits_are_charged_or_refused_never_left_unc
             closed, _ = await storage.sessions.close(
                 tenant.id, session.id, Exit(at=at(2.5)), frozenset({COUNSELING.kind}), NOW, SHUT
             )
-            deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+            deduct = wired(storage, clock).use_cases().deduct_credits()
             return await deduct(closed)
 
         return call
@@ -205,7 +212,7 @@ async def test_meters_racing_charged_exits_are_charged_or_refused_never_left_unc
     )
 
     # A store that corrects charges settles what a correction left pending, as the reaper does.
-    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+    deduct = wired(storage, clock).use_cases().deduct_credits()
     for pending in await storage.sessions.pending_charges(tenant.id, 10):
         await deduct(pending)
     entries = await storage.ledger.entries(tenant.id, "user-1", limit=100)
@@ -220,10 +227,12 @@ async def test_meters_racing_charged_exits_are_charged_or_refused_never_left_unc
         assert stored.usage == ({"analysis": 4} if taken else {})
         # 2.5 minutes x 2 = 5 credits, plus 3 per analysis in the usage: 17 or 5.
         price = COUNSELING.price(stored)
-        mine = [e for e in entries if e.session_id == session.id]
-        assert (-sum(e.amount for e in mine), stored.charge.credits) == (price, price), stored.usage
+        charged = [e for e in entries if e.session_id == session.id]
+        assert (-sum(e.amount for e in charged), stored.charge.credits) == (price, price), (
+            stored.usage
+        )
         # Meters dated after a client's exit never reach it: one charge, never corrected.
-        assert [e.kind for e in mine] == [EntryKind.CHARGE]
+        assert [e.kind for e in charged] == [EntryKind.CHARGE]
     assert (outcome.inserted, outcome.duplicates) == (4 * landed, 0)
 
 

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from application.credits.deduct_credits import DeductCredits
-from application.credits.rate_book import RateBook
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
 from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.session import ChargeState, Closing, Exit, Session, SessionStatus
 from domain.staleness import Staleness
 from domain.tenants import Tenant, TenantSettings
-from tests.contract.builders import add_tenant, at, stored_session
+from tests.contract.builders import add_tenant, at, stored_session, wired
 from tests.contract.races import Race
 from tests.fakes import FakeClock
 
@@ -38,14 +37,13 @@ async def append(storage: Any, tenant: Tenant, now: float, *events: Event) -> An
 async def reaped(storage: Any, tenant: Tenant, session: Session, now: float) -> Session:
     """The session closed by the reaper at its last sign of life."""
     staleness = Staleness(default=at(now) - timedelta(minutes=5))
-    closed = await storage.sessions.time_out_idle(tenant.id, staleness, 100, RATED)
+    closed: list[Session] = await storage.sessions.time_out_idle(tenant.id, staleness, 100, RATED)
     assert [s.id for s in closed] == [session.id]
     return closed[0]
 
 
 def settler(storage: Any, now: float) -> DeductCredits:
-    clock = FakeClock(at(now))
-    return DeductCredits(RateBook(storage.rates, clock), storage.ledger, clock)
+    return wired(storage, FakeClock(at(now))).use_cases().deduct_credits()
 
 
 async def entries_of(storage: Any, tenant: Tenant, session: Session) -> list[Any]:
@@ -306,6 +304,7 @@ async def test_a_cancelled_exit_of_a_reaped_charged_session_refunds_its_charge(
     await storage.sessions.heartbeat(tenant.id, session.id, at(4))
     await reaped(storage, tenant, session, 10)
     charged = await settler(storage, 10)(await storage.sessions.get(tenant.id, session.id))
+    assert charged.charge is not None
     assert charged.charge.credits == 8
 
     cancelled, _ = await storage.sessions.close(
@@ -313,6 +312,7 @@ async def test_a_cancelled_exit_of_a_reaped_charged_session_refunds_its_charge(
     )
     settled = await settler(storage, 11)(cancelled)
 
+    assert settled.charge is not None
     assert settled.charge.credits == 0
     entries = await entries_of(storage, tenant, session)
     assert sorted((e.kind, e.amount, e.reason) for e in entries) == [

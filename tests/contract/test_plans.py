@@ -61,6 +61,26 @@ async def test_limits_count_only_their_kinds_subject_and_resource(
         )
 
 
+async def test_a_limit_of_two_admits_the_second_start_and_refuses_the_third(
+    storage: Any, tenant: Tenant
+) -> None:
+    def on(resource_id: str, kind: str = "practice") -> Session:
+        return a_session(tenant, kind=kind, resource_id=resource_id)
+
+    with pytest.raises(SessionLimitReached) as none_allowed:
+        await storage.sessions.add(on("pdf-2"), limit(0, "pdf-2"))
+    assert none_allowed.value.used == 0
+
+    assert await storage.sessions.add(on("pdf-1"), limit(2))
+    assert await storage.sessions.add(on("pdf-1", "mock_exam"), limit(2))
+    with pytest.raises(SessionLimitReached) as over:
+        await storage.sessions.add(on("pdf-1"), limit(2))
+
+    assert over.value.used == 2
+    assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-1", PRACTICE) == 2
+    assert await storage.sessions.count_started(tenant.id, "user-1", "pdf-2", PRACTICE) == 0
+
+
 async def test_a_start_under_a_limit_is_a_replay_for_a_taken_id_and_counts_only_its_kinds(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -127,6 +147,25 @@ async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_c
     # At the limit, a resource registered already is just that, not over the quota.
     assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(3), 2)
     assert await storage.resources.count_in_month(tenant.id, "user-1", at(60 * 24 * 40)) == 0
+
+
+async def test_a_monthly_quota_of_one_admits_one_resource_and_refuses_the_second(
+    storage: Any, tenant: Tenant
+) -> None:
+    with pytest.raises(QuotaExceeded) as none_allowed:
+        await storage.resources.register(tenant.id, "user-2", "pdf-1", "pdf", at(0), 0)
+    assert (none_allowed.value.limit, none_allowed.value.used) == (0, 0)
+
+    assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), 1)
+    with pytest.raises(QuotaExceeded) as over:
+        await storage.resources.register(tenant.id, "user-1", "pdf-2", "pdf", at(1), 1)
+
+    assert (over.value.limit, over.value.used) == (1, 1)
+    # The next calendar month has its own quota.
+    assert await storage.resources.register(
+        tenant.id, "user-1", "pdf-2", "pdf", at(60 * 24 * 40), 1
+    )
+    assert await storage.resources.count_in_month(tenant.id, "user-2", at(0)) == 0
 
 
 async def test_a_resource_is_registered_once_per_subject_and_tenant(

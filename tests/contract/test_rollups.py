@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from application.ports import Window
-from application.retention.apply_retention import ApplyRetention
 from application.rollups.roll_up_usage import RollUpUsage
 from domain.events import Event
 from domain.livekit import TrackReport
@@ -17,7 +16,7 @@ from domain.rollups import Activity, Period, Rollup, ServerLoad
 from domain.session import Exit
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, T0, add_tenant, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, T0, add_tenant, at, stored_session, wired
 from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
@@ -176,14 +175,7 @@ async def test_a_lease_is_free_from_the_instant_it_runs_out_and_none_is_renewed_
 
 
 def roll_up(storage: Any, now_minutes: float) -> RollUpUsage:
-    return RollUpUsage(
-        storage.tenants,
-        storage.usage_source,
-        storage.snapshots,
-        storage.rollups,
-        storage.rollup_leases,
-        FakeClock(at(now_minutes)),
-    )
+    return wired(storage, FakeClock(at(now_minutes))).jobs().roll_up_usage()
 
 
 async def test_a_run_rolls_up_hours_and_days_and_a_second_run_changes_nothing(
@@ -289,7 +281,7 @@ async def test_a_run_reaching_back_past_retention_keeps_the_buckets_whose_source
     [day] = await storage.rollups.find(tenant.id, Period.DAY, Window())
     # A day later retention deletes the morning's hours; then an operator reaches back anyway.
     a_day_later = 24 * 60
-    await ApplyRetention(storage.tenants, storage.retention, FakeClock(at(a_day_later)))()
+    await wired(storage, FakeClock(at(a_day_later))).jobs().apply_retention()()
     run = await roll_up(storage, a_day_later)(tenant.name, since=midnight)
 
     assert day.activity[0].sessions_started == 2

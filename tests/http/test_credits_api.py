@@ -16,7 +16,7 @@ def counseling_rate(api: Api, **body: Any) -> Any:
     return api.client.put("/v1/rates/counseling", json=body, headers=api.admin)
 
 
-def grant(api: Api, subject: str, amount: int, key: str, **body: Any) -> Any:
+def grant(api: Api, subject: str, amount: object, key: str, **body: Any) -> Any:
     return api.client.post(
         f"/v1/accounts/{subject}/credits/grants",
         json={"amount": amount, "reason": "welcome", "idempotency_key": key, **body},
@@ -141,7 +141,7 @@ def test_credit_endpoints_need_an_admin_key(api: Api) -> None:
         ("put", "/v1/settings"),
         ("get", "/v1/alerts"),
     ]:
-        kwargs = {"json": {}} if method != "get" else {}
+        kwargs: dict[str, Any] = {"json": {}} if method != "get" else {}
         response = getattr(api.client, method)(path, headers=api.ingest, **kwargs)
         assert_error(response, 403, "forbidden")
         assert_error(getattr(api.client, method)(path, **kwargs), 401, "unauthorized")

@@ -146,9 +146,9 @@ def test_integers_beyond_what_keeps_prices_and_balances_in_64_bits_are_422_namin
     )
     assert largest.status_code == 200, largest.text
     assert grant(10**12).status_code == 201
-    started = datetime.now(UTC) - timedelta(days=2)
-    session = api.start(kind="kiosk", subject_id="u", started_at=started.isoformat())
-    ended = started + timedelta(days=1)
+    started_at = datetime.now(UTC) - timedelta(days=2)
+    session = api.start(kind="kiosk", subject_id="u", started_at=started_at.isoformat())
+    ended = started_at + timedelta(days=1)
     exit = {"at": ended.isoformat(), "usage": {"photos": 999_999_999}}
     closed = api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.ingest)
     price = 24 * 60 * 10**6 + 999_999_999 * 10_000

@@ -17,10 +17,10 @@ def test_usage_and_the_cost_model_need_an_admin_key(api: Api) -> None:
 
 
 def test_bad_windows_buckets_and_plans_are_422_naming_the_parameter(api: Api) -> None:
-    def usage(**params: object) -> list[str]:
+    def usage(**params: str | int) -> list[str]:
         return invalid_fields(api.client.get("/v1/reports/usage", params=params, headers=api.admin))
 
-    def cost_model(**params: object) -> list[str]:
+    def cost_model(**params: str | int) -> list[str]:
         return invalid_fields(
             api.client.get("/v1/reports/cost-model", params=params, headers=api.admin)
         )

@@ -1,27 +1,30 @@
-"""Unit tests run the use cases on the in-memory adapters, wired by hand, with a fake clock.
+"""Unit tests run the use cases on the in-memory adapters, built by the container exactly as the
+app builds them, with a fake clock.
 
 The in-memory storage is the real adapter (the contract suite proves it behaves like the
-others); only time is faked, so that "30 minutes later" is one call.
+others); only time is faked, so that "30 minutes later" is one call. A test that needs another
+fake of the outside world (a LiveKit server, a database that does not answer) overrides that
+provider of `container` before it asks for a use case.
 """
 
 import uuid
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 
 from adapters.memory.storage import MemoryStorage
-from application.credits.deduct_credits import DeductCredits
 from application.credits.rate_book import RateBook
-from application.credits.running_cost import RunningCost
-from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.get_session import GetSession
 from application.sessions.record_exit import RecordExit
 from application.sessions.record_heartbeat import RecordHeartbeat
 from application.sessions.start_session import StartSession, StartSessionCommand
-from application.tenants.create_tenant import CreateTenant
-from application.trials.plan_of_subject import PlanOfSubject
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
+from entrypoints.container import Container, build_container
+from entrypoints.container.jobs import JobContainer
+from entrypoints.container.use_cases import UseCaseContainer
+from entrypoints.settings import Settings
 from tests.fakes import FakeClock
 
 
@@ -36,13 +39,34 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage() -> MemoryStorage:
-    return MemoryStorage()
+def container(clock: FakeClock) -> Container:
+    container = build_container(Settings(storage_url="memory://"))
+    container.outside.clock.override(providers.Object(clock))
+    return container
+
+
+# The wired sub-containers themselves: their providers keep their types, which a lookup through
+# `container.use_cases.<name>` loses. Overrides made on `container` later still reach them.
+@pytest.fixture
+def use_cases(container: Container) -> UseCaseContainer:
+    return container.use_cases()
 
 
 @pytest.fixture
-async def tenant(storage: MemoryStorage, clock: FakeClock) -> Tenant:
-    return await CreateTenant(storage.tenants, clock)("acme")
+def jobs(container: Container) -> JobContainer:
+    return container.jobs()
+
+
+@pytest.fixture
+def storage(container: Container) -> MemoryStorage:
+    storage = container.storage.backend()
+    assert isinstance(storage, MemoryStorage)
+    return storage
+
+
+@pytest.fixture
+async def tenant(use_cases: UseCaseContainer) -> Tenant:
+    return await use_cases.create_tenant()("acme")
 
 
 class TenantMaker:
@@ -64,45 +88,28 @@ def make_tenant(storage: MemoryStorage, clock: FakeClock) -> TenantMaker:
 
 
 @pytest.fixture
-def rate_book(storage: MemoryStorage, clock: FakeClock) -> RateBook:
-    return RateBook(storage.rates, clock)
+def rate_book(use_cases: UseCaseContainer) -> RateBook:
+    return use_cases.rate_book()
 
 
 @pytest.fixture
-def deduct_credits(storage: MemoryStorage, rate_book: RateBook, clock: FakeClock) -> DeductCredits:
-    return DeductCredits(rate_book, storage.ledger, clock)
+def start_session(use_cases: UseCaseContainer) -> StartSession:
+    return use_cases.start_session()
 
 
 @pytest.fixture
-def start_session(storage: MemoryStorage, clock: FakeClock) -> StartSession:
-    plan_of_subject = PlanOfSubject(storage.plans, storage.subscriptions)
-    return StartSession(storage.sessions, storage.rates, storage.ledger, plan_of_subject, clock)
+def record_exit(use_cases: UseCaseContainer) -> RecordExit:
+    return use_cases.record_exit()
 
 
 @pytest.fixture
-def record_exit(
-    storage: MemoryStorage, deduct_credits: DeductCredits, clock: FakeClock
-) -> RecordExit:
-    return RecordExit(
-        storage.sessions, deduct_credits, RollupRewinds(storage.rollup_leases, clock), clock
-    )
+def record_heartbeat(use_cases: UseCaseContainer) -> RecordHeartbeat:
+    return use_cases.record_heartbeat()
 
 
 @pytest.fixture
-def running_cost(storage: MemoryStorage, rate_book: RateBook, clock: FakeClock) -> RunningCost:
-    return RunningCost(rate_book, storage.ledger, clock)
-
-
-@pytest.fixture
-def record_heartbeat(
-    storage: MemoryStorage, running_cost: RunningCost, clock: FakeClock
-) -> RecordHeartbeat:
-    return RecordHeartbeat(storage.sessions, running_cost, clock)
-
-
-@pytest.fixture
-def get_session(storage: MemoryStorage) -> GetSession:
-    return GetSession(storage.sessions)
+def get_session(use_cases: UseCaseContainer) -> GetSession:
+    return use_cases.get_session()
 
 
 class Starter:

@@ -8,13 +8,10 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.credits.get_balance import GetBalance
 from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
-from application.credits.list_alerts import ListAlerts
-from application.credits.list_ledger import ListLedger
 from application.credits.rate_book import RateBook
-from application.credits.set_rate import SetRate
 from application.sessions.record_exit import RecordExit, RecordExitCommand
+from domain.charging import settle
 from domain.clock import EARLIEST, LATEST
 from domain.credits import (
     MAX_CREDITS_PER_MINUTE,
@@ -26,9 +23,10 @@ from domain.credits import (
     Rounding,
 )
 from domain.errors import Conflict, InsufficientCredits, InvalidInput
-from domain.session import ChargeState, Exit, Session, SessionRequest
+from domain.session import Charge, ChargeState, Exit, Session, SessionRequest
 from domain.tenants import Tenant
 from domain.usage import MAX_QUANTITY
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -106,9 +104,30 @@ def test_no_session_costs_10_to_the_15_credits_however_long_it_lasts_and_whateve
     assert rate.price(session) < 10**15
 
 
+@pytest.mark.parametrize(
+    ("balance_before", "warning", "alert"),
+    [
+        (6, None, None),
+        (5, "negative_balance", "charging 6 credits left a balance of -1"),
+    ],
+)
+def test_a_first_charge_is_warned_and_alerted_only_when_it_leaves_the_balance_below_zero(
+    balance_before: int, warning: str | None, alert: str | None
+) -> None:
+    settled = settle(ended(180), credits=6, balance_before=balance_before)
+
+    assert (settled.kind, settled.amount, settled.reason) == (
+        EntryKind.CHARGE,
+        -6,
+        "counseling session",
+    )
+    assert settled.charge == Charge(6, balance_before - 6, warning)
+    assert settled.alert == alert
+
+
 @pytest.fixture
-def grant(storage: MemoryStorage, clock: FakeClock) -> GrantCredits:
-    return GrantCredits(storage.ledger, clock)
+def grant(use_cases: UseCaseContainer) -> GrantCredits:
+    return use_cases.grant_credits()
 
 
 def grant_of(
@@ -118,14 +137,14 @@ def grant_of(
 
 
 async def test_a_grant_is_recorded_once_per_idempotency_key(
-    grant: GrantCredits, storage: MemoryStorage, tenant: Tenant
+    grant: GrantCredits, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     first = await grant(grant_of(tenant.id))
     again = await grant(grant_of(tenant.id))
 
     assert first.created and not again.created and again.entry == first.entry
     assert first.entry.kind is EntryKind.GRANT
-    assert (await GetBalance(storage.ledger)(tenant.id, "u1")).balance == 100
+    assert (await use_cases.get_balance()(tenant.id, "u1")).balance == 100
 
 
 async def test_a_key_reused_for_another_grant_is_a_conflict(
@@ -155,15 +174,15 @@ async def test_a_grant_that_breaks_a_rule_names_the_field(
 
 
 @pytest.fixture
-async def rated(rate_book: RateBook, tenant: Tenant) -> Rate:
-    return await SetRate(rate_book)(tenant.id, Rate("counseling", credits_per_minute=10))
+async def rated(use_cases: UseCaseContainer, tenant: Tenant) -> Rate:
+    return await use_cases.set_rate()(tenant.id, Rate("counseling", credits_per_minute=10))
 
 
 async def test_a_session_is_charged_once_however_often_it_exits(
     start: Starter,
     record_exit: RecordExit,
     grant: GrantCredits,
-    storage: MemoryStorage,
+    use_cases: UseCaseContainer,
     clock: FakeClock,
     tenant: Tenant,
     rated: Rate,
@@ -178,12 +197,12 @@ async def test_a_session_is_charged_once_however_often_it_exits(
     assert first.session.charge == again.session.charge
     assert first.session.charge is not None
     assert (first.session.charge.credits, first.session.charge.balance_after) == (25, 75)
-    ledger = await ListLedger(storage.ledger)(tenant.id, "u1")
+    ledger = await use_cases.list_ledger()(tenant.id, "u1")
     assert [(e.kind, e.amount, e.session_id) for e in ledger.items] == [
         (EntryKind.GRANT, 100, None),
         (EntryKind.CHARGE, -25, session.id),
     ]
-    balance = await GetBalance(storage.ledger)(tenant.id, "u1")
+    balance = await use_cases.get_balance()(tenant.id, "u1")
     assert (balance.granted, balance.consumed, balance.balance) == (100, 25, 75)
 
 
@@ -214,7 +233,7 @@ async def test_a_kind_without_a_rate_is_not_charged(
 async def test_a_soft_overdraft_charges_below_zero_with_a_warning_and_an_alert(
     start: Starter,
     record_exit: RecordExit,
-    storage: MemoryStorage,
+    use_cases: UseCaseContainer,
     clock: FakeClock,
     tenant: Tenant,
     rated: Rate,
@@ -228,18 +247,23 @@ async def test_a_soft_overdraft_charges_below_zero_with_a_warning_and_an_alert(
         -10,
         "negative_balance",
     )
-    alerts = await ListAlerts(storage.ledger)(tenant.id)
+    alerts = await use_cases.list_alerts()(tenant.id)
     assert [(a.kind, a.subject_id, a.session_id) for a in alerts] == [
         ("negative_balance", "u1", session.id)
     ]
 
 
 async def test_a_new_rate_applies_to_the_next_exit_at_once(
-    start: Starter, record_exit: RecordExit, rate_book: RateBook, clock: FakeClock, tenant: Tenant
+    start: Starter,
+    record_exit: RecordExit,
+    rate_book: RateBook,
+    use_cases: UseCaseContainer,
+    clock: FakeClock,
+    tenant: Tenant,
 ) -> None:
     session = await start(kind="counseling")
     await rate_book.rates(tenant.id)  # remembered: no rate for counseling yet
-    await SetRate(rate_book)(tenant.id, Rate("counseling", credits_per_minute=1))
+    await use_cases.set_rate()(tenant.id, Rate("counseling", credits_per_minute=1))
     clock.advance(60)
 
     recorded = await record_exit(RecordExitCommand(tenant.id, session.id))

@@ -9,18 +9,17 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.credits.deduct_credits import DeductCredits
 from application.events.event_distribution import EventDistribution
-from application.events.ingest_events import IngestEvents, IngestEventsCommand
+from application.events.ingest_events import IngestEventsCommand
 from application.events.list_events import ListEvents
 from application.pagination import encode_cursor
-from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.get_session import GetSession
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput, NotFound, PayloadTooLarge
 from domain.events import BatchOutcome, Event, EventRejection
 from domain.session import Session
 from domain.tenants import Tenant
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -31,11 +30,8 @@ MakeEvent = Callable[..., Event]
 
 
 @pytest.fixture
-def ingest(
-    storage: MemoryStorage, tenant: Tenant, deduct_credits: DeductCredits, clock: FakeClock
-) -> Ingest:
-    rewinds = RollupRewinds(storage.rollup_leases, clock)
-    use_case = IngestEvents(storage.events, storage.sessions, deduct_credits, rewinds, clock)
+def ingest(use_cases: UseCaseContainer, tenant: Tenant) -> Ingest:
+    use_case = use_cases.ingest_events()
 
     async def ingest(*events: Event | EventRejection, to: Tenant = tenant) -> BatchOutcome:
         return await use_case(IngestEventsCommand(to, list(events)))
@@ -203,13 +199,13 @@ async def test_a_late_event_fills_its_gap(
 
 
 @pytest.fixture
-def list_events(storage: MemoryStorage, get_session: GetSession) -> ListEvents:
-    return ListEvents(get_session, storage.events)
+def list_events(use_cases: UseCaseContainer) -> ListEvents:
+    return use_cases.list_events()
 
 
 @pytest.fixture
-def event_distribution(storage: MemoryStorage, get_session: GetSession) -> EventDistribution:
-    return EventDistribution(get_session, storage.events)
+def event_distribution(use_cases: UseCaseContainer) -> EventDistribution:
+    return use_cases.event_distribution()
 
 
 async def test_events_are_listed_in_sequence_order_page_by_page(

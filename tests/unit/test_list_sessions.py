@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from adapters.memory.storage import MemoryStorage
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
 from application.sessions.list_sessions import ListSessions
 from application.sessions.ports import SessionFilter
@@ -13,6 +12,7 @@ from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
 from domain.session import SessionStatus
 from domain.tenants import Tenant
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def list_sessions(storage: MemoryStorage) -> ListSessions:
-    return ListSessions(storage.sessions)
+def list_sessions(use_cases: UseCaseContainer) -> ListSessions:
+    return use_cases.list_sessions()
 
 
 async def walk(list_sessions: ListSessions, tenant: Tenant, limit: int, **where: Any) -> list[str]:

@@ -12,6 +12,7 @@ from application.transfer.tenant_export_format import from_line, to_line
 from domain.errors import InvalidInput, NotFound
 from domain.livekit import LiveKitAccount
 from domain.tenants import Tenant
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.unit.conftest import TenantMaker
 
 pytestmark = pytest.mark.anyio
@@ -30,13 +31,13 @@ NOT_URLS = [
 
 
 @pytest.fixture
-def add(storage: MemoryStorage) -> AddLiveKitAccount:
-    return AddLiveKitAccount(storage.tenants, storage.livekit_accounts)
+def add(use_cases: UseCaseContainer) -> AddLiveKitAccount:
+    return use_cases.add_livekit_account()
 
 
 @pytest.fixture
-def set_url(storage: MemoryStorage) -> SetLiveKitUrl:
-    return SetLiveKitUrl(storage.livekit_accounts)
+def set_url(use_cases: UseCaseContainer) -> SetLiveKitUrl:
+    return use_cases.set_livekit_url()
 
 
 @pytest.mark.parametrize("url", ["https://lk.example.com", "http://10.0.0.7:7880/livekit"])

@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.credits.deduct_credits import DeductCredits
 from application.sessions.get_session import GetSession
 from application.sessions.reap_stale_sessions import ReapStaleSessions
 from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
@@ -13,6 +12,7 @@ from domain.credits import Rate
 from domain.errors import NotFound
 from domain.session import ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
+from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -23,12 +23,8 @@ WEEK = timedelta(days=7)
 
 
 @pytest.fixture
-def reap(
-    storage: MemoryStorage, deduct_credits: DeductCredits, clock: FakeClock
-) -> ReapStaleSessions:
-    return ReapStaleSessions(
-        storage.tenants, storage.sessions, storage.livekit_accounts, deduct_credits, clock
-    )
+def reap(jobs: JobContainer) -> ReapStaleSessions:
+    return jobs.reap_stale_sessions()
 
 
 async def test_a_silent_session_ends_at_its_last_sign_of_life_not_when_reaped(

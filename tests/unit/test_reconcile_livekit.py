@@ -5,18 +5,20 @@ changes nothing."""
 from datetime import datetime, timedelta
 
 import pytest
+from dependency_injector import providers
 
 from adapters.memory.storage import MemoryStorage
 from application.credits.rate_book import RateBook
 from application.livekit.ports import LiveKitUnavailable
 from application.livekit.reconcile_livekit import ReconcileLiveKit, Unreachable
-from application.sessions.record_exit import RecordExit
 from application.tenants.tenant_jobs import TenantFailure
 from domain.credits import Rate
 from domain.errors import NotFound
 from domain.livekit import KIND, LiveKitAccount, TrackReport, session_id_of
-from domain.session import Session, SessionRequest, SessionStatus
+from domain.session import AttributeValue, Session, SessionRequest, SessionStatus
 from domain.tenants import Tenant
+from entrypoints.container import Container
+from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock, FakeRoomService
 from tests.unit.conftest import TenantMaker
 
@@ -32,18 +34,9 @@ def rooms() -> FakeRoomService:
 
 
 @pytest.fixture
-def reconcile(
-    storage: MemoryStorage, rooms: FakeRoomService, record_exit: RecordExit, clock: FakeClock
-) -> ReconcileLiveKit:
-    return ReconcileLiveKit(
-        storage.tenants,
-        storage.livekit_accounts,
-        storage.sessions,
-        storage.tracks,
-        rooms,
-        record_exit,
-        clock,
-    )
+def reconcile(container: Container, jobs: JobContainer, rooms: FakeRoomService) -> ReconcileLiveKit:
+    container.outside.livekit_rooms.override(providers.Object(rooms))
+    return jobs.reconcile_livekit()
 
 
 class Stays:
@@ -53,7 +46,12 @@ class Stays:
         self._storage = storage
 
     async def open(
-        self, tenant: Tenant, room: str, identity: str, joined: datetime, **attributes: str
+        self,
+        tenant: Tenant,
+        room: str,
+        identity: str,
+        joined: datetime,
+        **attributes: AttributeValue,
     ) -> Session:
         sid = f"PA_{identity}"
         request = SessionRequest(

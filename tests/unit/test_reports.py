@@ -9,15 +9,12 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.reports.report_active import ReportActive
-from application.reports.report_resources import ReportResources
-from application.reports.report_usage_stats import ReportUsageStats
-from application.reports.report_watch_time import ReportWatchTime
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
 from domain.events import Event
 from domain.reports import peak_concurrency, unique_seconds
 from domain.tenants import Tenant
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter
 
@@ -66,7 +63,7 @@ def late_clock(clock: FakeClock) -> FakeClock:
 
 @pytest.mark.usefixtures("late_clock")
 async def test_watch_time_per_viewer_counts_two_tabs_once(
-    visit: Visit, storage: MemoryStorage, tenant: Tenant
+    visit: Visit, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     await visit(0, 10)
     await visit(5, 20)
@@ -76,7 +73,7 @@ async def test_watch_time_per_viewer_counts_two_tabs_once(
     await visit(0, 30, subject_id=None, client_key="tab")  # anonymous: nobody to report
     await visit(0, 30, resource_id="w2")
 
-    report = await ReportWatchTime(storage.reports)(tenant.id, "w1")
+    report = await use_cases.report_watch_time()(tenant.id, "w1")
 
     assert [
         (w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
@@ -86,37 +83,37 @@ async def test_watch_time_per_viewer_counts_two_tabs_once(
 
 @pytest.mark.usefixtures("late_clock")
 async def test_watch_time_can_be_limited_to_a_window_of_start_times(
-    visit: Visit, storage: MemoryStorage, tenant: Tenant
+    visit: Visit, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     await visit(0, 10)
     await visit(30, 40)
-    report = await ReportWatchTime(storage.reports)(tenant.id, "w1", minute(20), minute(60))
+    report = await use_cases.report_watch_time()(tenant.id, "w1", minute(20), minute(60))
     assert [(w.visit_count, w.total_seconds) for w in report] == [(1, 600.0)]
     with pytest.raises(InvalidInput) as refused:
-        await ReportWatchTime(storage.reports)(tenant.id, "w1", datetime(2026, 11, 24))
+        await use_cases.report_watch_time()(tenant.id, "w1", datetime(2026, 11, 24))
     assert refused.value.field == "from"
 
 
 @pytest.mark.usefixtures("late_clock")
 async def test_resource_activity_counts_every_start_and_the_durations_of_exits(
-    visit: Visit, storage: MemoryStorage, tenant: Tenant
+    visit: Visit, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     await visit(0, 10)
     await visit(5, None, subject_id="u2")
     await visit(8, 20, subject_id="u2")
 
-    (activity,) = await ReportResources(storage.reports)(tenant.id, kind="webinar")
+    (activity,) = await use_cases.report_resources()(tenant.id, kind="webinar")
 
     assert (activity.resource_id, activity.total_sessions, activity.unique_subjects) == ("w1", 3, 2)
     assert (activity.total_duration_seconds, activity.avg_duration_seconds) == (1320.0, 660.0)
     assert (activity.active_now, activity.peak_concurrency) == (1, 3)
-    assert await ReportActive(storage.reports)(tenant.id, "w1") == 1
-    assert await ReportActive(storage.reports)(tenant.id, "w2") == 0
+    assert await use_cases.report_active()(tenant.id, "w1") == 1
+    assert await use_cases.report_active()(tenant.id, "w2") == 0
 
 
 @pytest.mark.usefixtures("late_clock")
 async def test_usage_stats_add_meters_exactly_over_an_accounts_sessions(
-    visit: Visit, storage: MemoryStorage, tenant: Tenant
+    visit: Visit, storage: MemoryStorage, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     first = await visit(0, None)
     await storage.events.append(
@@ -134,7 +131,7 @@ async def test_usage_stats_add_meters_exactly_over_an_accounts_sessions(
         tenant.settings.late_data_window,
     )
 
-    stats = await ReportUsageStats(storage.reports)(tenant.id, "u1")
+    stats = await use_cases.report_usage_stats()(tenant.id, "u1")
 
     assert (stats.total_sessions, stats.total_duration_seconds, stats.total_events) == (3, 1800, 2)
     assert stats.meters == {"cost_usd": Decimal("0.3")}

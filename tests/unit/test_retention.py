@@ -7,16 +7,16 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from application.ports import Window
-from application.retention.apply_retention import ApplyRetention
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant, TenantSettings
+from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
-    storage: MemoryStorage, tenant: Tenant, clock: FakeClock
+    storage: MemoryStorage, jobs: JobContainer, tenant: Tenant, clock: FakeClock
 ) -> None:
     now = clock.now()
     for days_ago in (91, 89):
@@ -24,7 +24,7 @@ async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
         await storage.rollups.replace(tenant.id, Rollup(Period.HOUR, start))
     old_day = Period.DAY.start_of(now - timedelta(days=400))
     await storage.rollups.replace(tenant.id, Rollup(Period.DAY, old_day))
-    apply = ApplyRetention(storage.tenants, storage.retention, clock)
+    apply = jobs.apply_retention()
 
     by_default = await apply("acme")
     await storage.tenants.update_settings(

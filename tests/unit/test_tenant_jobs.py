@@ -7,10 +7,9 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from application.ports import Window
-from application.retention.apply_retention import ApplyRetention
-from application.rollups.roll_up_usage import RollUpUsage
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant
+from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -28,20 +27,14 @@ async def test_a_tenant_whose_rollup_fails_is_reported_its_lease_given_back_and_
     tenant: Tenant,
     make_tenant: TenantMaker,
     start: Starter,
+    jobs: JobContainer,
     clock: FakeClock,
 ) -> None:
     make_unusable(tenant)  # acme: the first served
     fine = await make_tenant("bootcamp")
     await start(fine)
     clock.advance(3600)
-    roll_up = RollUpUsage(
-        storage.tenants,
-        storage.usage_source,
-        storage.snapshots,
-        storage.rollups,
-        storage.rollup_leases,
-        clock,
-    )
+    roll_up = jobs.roll_up_usage()
 
     run = await roll_up()
 
@@ -57,14 +50,18 @@ async def test_a_tenant_whose_rollup_fails_is_reported_its_lease_given_back_and_
 
 
 async def test_a_tenant_whose_retention_fails_is_reported_and_others_served(
-    storage: MemoryStorage, tenant: Tenant, make_tenant: TenantMaker, clock: FakeClock
+    storage: MemoryStorage,
+    tenant: Tenant,
+    make_tenant: TenantMaker,
+    jobs: JobContainer,
+    clock: FakeClock,
 ) -> None:
     make_unusable(tenant)
     fine = await make_tenant("bootcamp")
     old_hour = Period.HOUR.start_of(clock.now() - timedelta(days=100))
     await storage.rollups.replace(fine.id, Rollup(Period.HOUR, old_hour))
 
-    deleted = await ApplyRetention(storage.tenants, storage.retention, clock)()
+    deleted = await jobs.apply_retention()()
 
     assert [f.tenant_name for f in deleted.failures] == ["acme"]
     assert deleted.hourly_rollups == 1

@@ -4,45 +4,42 @@ which tenant, with which settings, and whether the service can serve at all."""
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 
-from adapters.memory.health import MemoryHealth
 from adapters.memory.storage import MemoryStorage
-from application.health.check_health import CheckHealth
 from application.tenants.authenticate import CACHE_TTL, Authenticate
 from application.tenants.create_api_key import CreateApiKey
-from application.tenants.create_tenant import CreateTenant
-from application.tenants.update_settings import UpdateSettings
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from domain.tenants import KEY_PREFIX, Role, Tenant, hash_secret
+from entrypoints.container import Container
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock, UnreachableStorage
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def create_key(storage: MemoryStorage, clock: FakeClock) -> CreateApiKey:
-    return CreateApiKey(storage.tenants, storage.api_keys, clock)
+def create_key(use_cases: UseCaseContainer) -> CreateApiKey:
+    return use_cases.create_api_key()
 
 
 @pytest.fixture
-def authenticate(storage: MemoryStorage, clock: FakeClock) -> Authenticate:
-    return Authenticate(storage.api_keys, storage.tenants, clock)
+def authenticate(use_cases: UseCaseContainer) -> Authenticate:
+    return use_cases.authenticate()
 
 
 async def test_a_tenant_name_is_taken_once(
-    storage: MemoryStorage, clock: FakeClock, tenant: Tenant
+    storage: MemoryStorage, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     with pytest.raises(Conflict):
-        await CreateTenant(storage.tenants, clock)("acme")
+        await use_cases.create_tenant()("acme")
     assert await storage.tenants.all() == [tenant]
 
 
 @pytest.mark.parametrize("name", ["", "-acme", "a b", "a" * 65])
-async def test_a_tenant_name_is_a_short_plain_name(
-    storage: MemoryStorage, clock: FakeClock, name: str
-) -> None:
+async def test_a_tenant_name_is_a_short_plain_name(use_cases: UseCaseContainer, name: str) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await CreateTenant(storage.tenants, clock)(name)
+        await use_cases.create_tenant()(name)
     assert refused.value.field == "name"
 
 
@@ -133,15 +130,13 @@ async def test_a_key_is_remembered_until_the_cache_expires(
 async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name(
     create_key: CreateApiKey,
     authenticate: Authenticate,
-    storage: MemoryStorage,
+    use_cases: UseCaseContainer,
     tenant: Tenant,
 ) -> None:
     _, secret = await create_key("acme", Role.ADMIN)
     before = (await authenticate(secret)).tenant
 
-    updated = await UpdateSettings(storage.tenants, authenticate)(
-        before, {"idle_timeout_seconds": 60}
-    )
+    updated = await use_cases.update_settings()(before, {"idle_timeout_seconds": 60})
 
     assert updated.settings.idle_timeout_seconds == 60
     assert updated.settings.max_batch_events == before.settings.max_batch_events
@@ -160,17 +155,20 @@ async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name
 )
 async def test_settings_out_of_bounds_are_refused(
     storage: MemoryStorage,
-    authenticate: Authenticate,
+    use_cases: UseCaseContainer,
     tenant: Tenant,
     changes: dict[str, Any],
     field: str,
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await UpdateSettings(storage.tenants, authenticate)(tenant, changes)
+        await use_cases.update_settings()(tenant, changes)
     assert refused.value.field == field
     assert (await storage.tenants.get(tenant.id)) == tenant
 
 
-async def test_the_service_is_healthy_when_its_storage_answers() -> None:
-    assert await CheckHealth(MemoryHealth())() is True
-    assert await CheckHealth(UnreachableStorage())() is False
+async def test_the_service_is_healthy_when_its_storage_answers(
+    container: Container, use_cases: UseCaseContainer
+) -> None:
+    assert await use_cases.check_health()() is True
+    container.storage.health.override(providers.Object(UnreachableStorage()))
+    assert await use_cases.check_health()() is False

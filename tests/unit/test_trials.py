@@ -4,23 +4,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.memory.storage import MemoryStorage
-from application.trials.get_limits import GetLimits
 from application.trials.get_trial_status import GetTrialStatus
-from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.register_resource import RegisterResource
-from application.trials.set_plan import SetPlan
 from application.trials.subscribe import Subscribe
 from domain.errors import InvalidInput
 from domain.plans import (
     Plan,
     PlanLimits,
     QuotaExceeded,
+    SessionLimit,
+    SessionLimitReached,
     Subscription,
     TrialExhausted,
+    admit_resource,
     month_of,
 )
 from domain.tenants import Tenant
+from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -41,6 +41,21 @@ def test_a_plan_limits_only_the_kinds_it_names() -> None:
     assert FREE.session_limit("practice") == 2
     assert FREE.session_limit("webinar") is None
     assert PASS.session_limit("practice") is None and PASS.resource_limit() is None
+
+
+def test_a_limit_of_two_sessions_admits_a_second_and_refuses_a_third() -> None:
+    limit = SessionLimit("u1", "pdf-1", frozenset({"practice"}), 2)
+    limit.admit(1)
+    with pytest.raises(SessionLimitReached) as reached:
+        limit.admit(2)
+    assert reached.value.used == 2
+
+
+def test_a_quota_of_one_resource_a_month_admits_the_first_and_refuses_the_second() -> None:
+    admit_resource(1, 0)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        admit_resource(1, 1)
+    assert (exceeded.value.limit, exceeded.value.used) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -68,33 +83,26 @@ def test_a_subscription_is_active_from_its_start_until_before_its_end() -> None:
 
 
 @pytest.fixture
-async def plans(storage: MemoryStorage, tenant: Tenant) -> None:
+async def plans(use_cases: UseCaseContainer, tenant: Tenant) -> None:
     for plan in (FREE, PASS):
-        await SetPlan(storage.plans)(tenant.id, plan)
+        await use_cases.set_plan()(tenant.id, plan)
 
 
 @pytest.fixture
-def plan_of_subject(storage: MemoryStorage) -> PlanOfSubject:
-    return PlanOfSubject(storage.plans, storage.subscriptions)
+def trial_status(use_cases: UseCaseContainer) -> GetTrialStatus:
+    return use_cases.get_trial_status()
 
 
 @pytest.fixture
-def trial_status(
-    storage: MemoryStorage, plan_of_subject: PlanOfSubject, clock: FakeClock
-) -> GetTrialStatus:
-    return GetTrialStatus(plan_of_subject, storage.sessions, clock)
-
-
-@pytest.fixture
-def subscribe(storage: MemoryStorage) -> Subscribe:
-    return Subscribe(storage.plans, storage.subscriptions)
+def subscribe(use_cases: UseCaseContainer) -> Subscribe:
+    return use_cases.subscribe()
 
 
 async def test_the_trial_ends_after_its_sessions_with_the_status_and_where_to_upgrade(
-    start: Starter, make_tenant: TenantMaker, storage: MemoryStorage
+    start: Starter, make_tenant: TenantMaker, use_cases: UseCaseContainer
 ) -> None:
     shop = await make_tenant("shop", upgrade_url="https://example.com/upgrade")
-    await SetPlan(storage.plans)(shop.id, FREE)
+    await use_cases.set_plan()(shop.id, FREE)
     for _ in range(2):
         await start(tenant=shop, kind="practice", resource_id="set-1")
 
@@ -163,21 +171,18 @@ async def test_a_tenant_without_plans_limits_nothing(
 
 
 @pytest.fixture
-def register(
-    storage: MemoryStorage, plan_of_subject: PlanOfSubject, clock: FakeClock
-) -> RegisterResource:
-    return RegisterResource(storage.resources, plan_of_subject, clock)
+def register(use_cases: UseCaseContainer) -> RegisterResource:
+    return use_cases.register_resource()
 
 
 @pytest.mark.usefixtures("plans")
 async def test_resources_are_limited_per_calendar_month_and_a_replay_is_free(
     register: RegisterResource,
-    storage: MemoryStorage,
-    plan_of_subject: PlanOfSubject,
+    use_cases: UseCaseContainer,
     clock: FakeClock,
     tenant: Tenant,
 ) -> None:
-    limits = GetLimits(plan_of_subject, storage.resources, clock)
+    limits = use_cases.get_limits()
     assert await register(tenant.id, "u1", "pdf-1", "practice") is True
     assert await register(tenant.id, "u1", "pdf-1", "practice") is False
 
@@ -206,15 +211,14 @@ async def test_a_resource_needs_an_id_and_a_kind(
 @pytest.mark.usefixtures("plans")
 async def test_limits_show_the_subscription_and_its_end(
     subscribe: Subscribe,
-    storage: MemoryStorage,
-    plan_of_subject: PlanOfSubject,
+    use_cases: UseCaseContainer,
     clock: FakeClock,
     tenant: Tenant,
 ) -> None:
     ends = clock.now() + timedelta(days=30)
     await subscribe(tenant.id, Subscription("u1", "pass", ends))
 
-    limits = await GetLimits(plan_of_subject, storage.resources, clock)(tenant.id, "u1")
+    limits = await use_cases.get_limits()(tenant.id, "u1")
 
     assert (limits.plan_id, limits.unlimited, limits.subscription_ends_at) == ("pass", True, ends)
     assert limits.sessions_per_resource is None and limits.can_register_resource

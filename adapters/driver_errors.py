@@ -1,0 +1,73 @@
+"""Driver errors leave an adapter as the application's StorageError, at the edge of its methods.
+
+Each storage family names the driver errors it translates (adapters/<family>/errors.py) and
+decorates its adapter classes with the result. The translation wraps each public method as a
+whole, so what a method catches itself (a duplicate key meaning "already stored") never
+reaches it.
+"""
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from contextlib import aclosing
+from typing import Any, ParamSpec, TypeVar
+
+from application.storage import StorageError
+
+AdapterClass = TypeVar("AdapterClass", bound=type)
+P = ParamSpec("P")
+R = TypeVar("R")
+DriverErrors = tuple[type[Exception], ...]
+
+
+def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], AdapterClass]:
+    """A class decorator: where one of `driver_errors` escapes a public async method (or async
+    generator) of the class, StorageError is raised from it instead."""
+
+    def translate(cls: AdapterClass) -> AdapterClass:
+        for name, member in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            if inspect.iscoroutinefunction(member):
+                setattr(cls, name, _coroutine(member, driver_errors))
+            elif inspect.isasyncgenfunction(member):
+                setattr(cls, name, _generator(member, driver_errors))
+        return cls
+
+    return translate
+
+
+def storage_error(error: Exception) -> StorageError:
+    # The driver's first line says what failed; the SQL and parameters after it are for
+    # developers, who find them on the chained cause.
+    return StorageError((str(error).strip() or type(error).__name__).splitlines()[0])
+
+
+def _coroutine(
+    method: Callable[P, Coroutine[Any, Any, R]], driver_errors: DriverErrors
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    @functools.wraps(method)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except driver_errors as error:
+            raise storage_error(error) from error
+
+    return translated
+
+
+def _generator(
+    method: Callable[P, AsyncGenerator[R, None]], driver_errors: DriverErrors
+) -> Callable[P, AsyncGenerator[R, None]]:
+    @functools.wraps(method)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[R, None]:
+        try:
+            # A consumer that stops early closes the method's generator too, at once, so that
+            # the cursor or connection it holds is released in this task.
+            async with aclosing(method(*args, **kwargs)) as items:
+                async for item in items:
+                    yield item
+        except driver_errors as error:
+            raise storage_error(error) from error
+
+    return translated

@@ -1,0 +1,13 @@
+"""The SQL family's driver errors, raised to the application as StorageError.
+
+Every SQLAlchemy error that escapes an adapter method: the methods catch those that carry a
+meaning themselves (an IntegrityError is a key already taken), so what is left is the store
+failing (unreachable, not migrated, locked past busy_timeout, no pooled connection in time).
+asyncpg raises OSError itself when it cannot reach the server (refused, timed out).
+"""
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.driver_errors import translating
+
+raises_storage_errors = translating(SQLAlchemyError, OSError)

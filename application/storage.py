@@ -1,0 +1,58 @@
+"""What the use cases and entry points may know about storage: the ports one storage family
+provides together, and how storage failing looks."""
+
+from typing import Protocol
+
+from application.credits.ports import CreditLedger, RateRepository
+from application.events.ports import EventLog
+from application.health.ports import StorageHealth
+from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
+from application.reports.ports import Reports
+from application.retention.ports import Retention
+from application.rollups.ports import RollupLeases, RollupRepository, UsageSource
+from application.sessions.ports import SessionRepository
+from application.snapshots.ports import SnapshotLog
+from application.tenants.ports import ApiKeyRepository, TenantRepository
+from application.transfer.ports import TenantArchive
+from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+
+
+class StorageError(Exception):
+    """The storage itself failed in a way an operator causes and fixes: a server that is down, a
+    file that cannot be opened, a schema not migrated yet. Adapters raise it in place of their
+    driver's errors; its message is the driver's first line, without SQL or parameters."""
+
+
+class Storage(Protocol):
+    """One storage family (memory, SQL, MongoDB): every repository over one store, opened by
+    constructing it and released by `close`."""
+
+    sessions: SessionRepository
+    events: EventLog
+    tenants: TenantRepository
+    api_keys: ApiKeyRepository
+    rates: RateRepository
+    ledger: CreditLedger
+    plans: PlanRepository
+    subscriptions: SubscriptionRepository
+    resources: ResourceRegistry
+    reports: Reports
+    health: StorageHealth
+    archive: TenantArchive
+    livekit_accounts: LiveKitAccounts
+    webhooks: WebhookLog
+    tracks: TrackLog
+    snapshots: SnapshotLog
+    retention: Retention
+    usage_source: UsageSource
+    rollups: RollupRepository
+    rollup_leases: RollupLeases
+
+    async def migrate(self) -> None:
+        """Create or upgrade what the store needs (tables, indexes); safe to run again and from
+        several processes at once."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the storage is not used afterwards."""
+        ...
