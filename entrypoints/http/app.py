@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import partial
 from importlib.metadata import version
-from typing import Any
+from typing import Any, cast
 
 from dependency_injector import providers
 from litestar import Litestar
@@ -21,20 +21,9 @@ from entrypoints.http.background import (
     reconcile_livekit,
     roll_up_usage,
 )
-from entrypoints.http.controllers.accounts import AccountController
-from entrypoints.http.controllers.alerts import alerts
-from entrypoints.http.controllers.events import EventController
-from entrypoints.http.controllers.health import health
-from entrypoints.http.controllers.livekit import LiveKitAccountController
-from entrypoints.http.controllers.plans import PlanController
-from entrypoints.http.controllers.rates import RateController
-from entrypoints.http.controllers.reports import ReportController
-from entrypoints.http.controllers.sessions import SessionController
-from entrypoints.http.controllers.settings import SettingsController
-from entrypoints.http.controllers.snapshots import SnapshotController
-from entrypoints.http.controllers.webhooks import livekit_webhook
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
+from entrypoints.http.routes import ROUTES
 from entrypoints.lifespan import storage_opened
 from entrypoints.settings import Settings
 
@@ -71,20 +60,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
                         await job
 
     return Litestar(
-        route_handlers=[
-            SessionController,
-            EventController,
-            RateController,
-            PlanController,
-            ReportController,
-            AccountController,
-            SettingsController,
-            SnapshotController,
-            LiveKitAccountController,
-            alerts,
-            health,
-            livekit_webhook,
-        ],
+        route_handlers=ROUTES,
         dependencies=use_case_dependencies(container),
         # Guards cannot take dependencies: they find the authenticator's provider in the app's
         # state and ask it on each request, so overrides apply as they do to the use cases.
@@ -111,9 +87,12 @@ def use_case_dependencies(container: Container) -> dict[str, Provide]:
     for `start_session` by parameter name. dependency-injector's own wiring does not work on
     Litestar handlers, so each is bridged with a Provide that asks the container on each request
     (an override made by a test applies at once)."""
+    # dependency-injector's stubs read any attribute of a Container provider as one of its
+    # providers, `providers` too; at run time it is the nested container's dict of them.
+    use_cases = cast(dict[str, providers.Provider[Any]], container.use_cases.providers)
     return {
         name: _bridge(provider)
-        for name, provider in container.use_cases.providers.items()
+        for name, provider in use_cases.items()
         if not isinstance(provider, providers.DependenciesContainer)
     }
 

@@ -1,10 +1,11 @@
 """API keys in, a Principal (tenant and role) out.
 
-Each controller has a guard for the role it needs. Guards run before Litestar reads the body,
-so a caller without the right key learns 401 or 403, never what its body got wrong.
+The /v1 router has one guard, `authenticated`, and each controller under it says the role its
+routes need with `opt = needs(role)`.
+Guards run before Litestar reads the body, so a caller without the right key learns 401 or 403,
+never what its body got wrong.
 """
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
@@ -16,8 +17,13 @@ from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
 
 BEARER = "bearer "
+# The key of a layer's `opt` that names the role its routes need.
+ROLE = "role"
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+def needs(role: Role) -> dict[str, Role]:
+    """The `opt` of a layer whose routes need a key with `role`."""
+    return {ROLE: role}
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -30,15 +36,13 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
-def requires(role: Role) -> Guard:
-    """A guard that authenticates the caller and checks that its key has `role`."""
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        authenticate: Authenticate = connection.app.state.authenticate()
-        principal = await authenticate(presented_key(connection))
-        connection.state.principal = principal.require(role)
-
-    return guard
+async def authenticated(
+    connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+) -> None:
+    """Authenticate the caller and check that its key has the role the route needs."""
+    authenticate: Authenticate = connection.app.state.authenticate()
+    principal = await authenticate(presented_key(connection))
+    connection.state.principal = principal.require(route_handler.opt[ROLE])
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
@@ -46,5 +50,5 @@ def _principal(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-# The `caller` parameter of handlers behind a guard: the principal the guard resolved.
+# The `caller` parameter of handlers behind the guard: the principal the guard resolved.
 current_principal = Provide(_principal, sync_to_thread=False)

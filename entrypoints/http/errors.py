@@ -9,6 +9,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from domain.errors import (
     Conflict,
@@ -23,7 +24,8 @@ from domain.errors import (
 )
 from domain.plans import QuotaExceeded, TrialExhausted
 from entrypoints.http.request import BODY_PARAMETER
-from entrypoints.http.schemas import ErrorOut, TrialStatusOut, ValidationErrorOut
+from entrypoints.http.schemas.common import ErrorOut, ValidationErrorOut
+from entrypoints.http.schemas.trials import TrialStatusOut
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +175,7 @@ def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response
     )
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: on_domain_error,
     msgspec.DecodeError: on_malformed_json,
     msgspec.ValidationError: on_invalid_body,

@@ -1,3 +1,5 @@
+"""Events: a batch in; a session's events and their counts out."""
+
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -11,24 +13,31 @@ from application.tenants.authenticate import Principal
 from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
+from entrypoints.http.auth import needs
 from entrypoints.http.errors import field_error
-from entrypoints.http.schemas import (
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import Page
+from entrypoints.http.schemas.events import (
     BatchResultOut,
     DistributionOut,
     EventBatchBody,
     EventBody,
-    EventPage,
+    EventOut,
 )
 
 
-class EventController(Controller):
-    path = "/v1"
+class EventsController(Controller):
+    path = "/"
     tags = ["events"]
-    guards = [requires(Role.INGEST)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.INGEST)
 
-    @post("/events/batch", summary="Ingest a batch of events", status_code=200)
+    @post(
+        "/events/batch",
+        summary="Ingest a batch of events",
+        operation_id="ingestEvents",
+        description=rules_of(IngestEvents),
+        status_code=200,
+    )
     async def ingest(
         self,
         data: JSONBody[EventBatchBody],
@@ -39,7 +48,12 @@ class EventController(Controller):
         outcome = await ingest_events(IngestEventsCommand(caller.tenant, events))
         return BatchResultOut.of(outcome)
 
-    @get("/sessions/{session_id:str}/events", summary="A session's events in sequence order")
+    @get(
+        "/sessions/{session_id:str}/events",
+        summary="A session's events in sequence order",
+        operation_id="listEvents",
+        description=rules_of(ListEvents),
+    )
     async def list(
         self,
         session_id: FromPath[str],
@@ -49,11 +63,16 @@ class EventController(Controller):
         label: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
-    ) -> EventPage:
+    ) -> Page[EventOut]:
         page = await list_events(caller.tenant.id, session_id, limit, cursor, type, label)
-        return EventPage.of(page)
+        return Page.of(page, EventOut.of)
 
-    @get("/sessions/{session_id:str}/distribution", summary="A session's events counted by a field")
+    @get(
+        "/sessions/{session_id:str}/distribution",
+        summary="A session's events counted by a field",
+        operation_id="eventDistribution",
+        description=rules_of(EventDistribution),
+    )
     async def distribution(
         self,
         session_id: FromPath[str],

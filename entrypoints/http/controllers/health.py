@@ -1,3 +1,5 @@
+"""Health: whether the service and its storage answer (no key, outside /v1)."""
+
 from typing import Any
 
 from litestar import Response, get
@@ -5,10 +7,17 @@ from litestar.di import NamedDependency
 
 from application.health.check_health import CheckHealth
 from entrypoints.http.errors import error_response
-from entrypoints.http.schemas import StatusOut
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import StatusOut
 
 
-@get("/health", tags=["health"], summary="Whether the service and its storage answer")
+@get(
+    "/health",
+    tags=["health"],
+    summary="Whether the service and its storage answer",
+    operation_id="checkHealth",
+    description=rules_of(CheckHealth),
+)
 async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
     if await check_health():
         return Response(StatusOut("ok"))

@@ -1,28 +1,35 @@
-from litestar import Controller, put
+"""LiveKit: the tenant's accounts (under /v1, with an admin key) and LiveKit's own webhooks."""
+
+from typing import Any
+
+from litestar import Controller, Request, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.livekit.set_livekit_url import SetLiveKitUrl
 from application.tenants.authenticate import Principal
+from domain.errors import Unauthorized
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
+from entrypoints.http.auth import needs
 from entrypoints.http.errors import documented
-from entrypoints.http.schemas import LiveKitAccountOut, LiveKitUrlBody
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import StatusOut
+from entrypoints.http.schemas.livekit import LiveKitAccountOut, LiveKitUrlBody
 
 
-class LiveKitAccountController(Controller):
+class LiveKitController(Controller):
     """The tenant's LiveKit API keys (registered by an operator: `sessionmeter livekit add`)."""
 
-    path = "/v1/livekit/accounts"
+    path = "/livekit/accounts"
     tags = ["livekit"]
-    guards = [requires(Role.ADMIN)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.ADMIN)
 
     @put(
         "/{api_key:str}",
         summary="Set the URL of the LiveKit server behind an API key (null: webhooks only)",
-        description="With a URL, reconciliation asks that server who is in the rooms of open "
-        "stays: a participant still there was seen now, one who left ends where last seen.",
+        operation_id="setLiveKitUrl",
+        description=rules_of(SetLiveKitUrl),
         responses=documented(
             {
                 400: "the body is not JSON",
@@ -41,3 +48,25 @@ class LiveKitAccountController(Controller):
         set_livekit_url: NamedDependency[SetLiveKitUrl],
     ) -> LiveKitAccountOut:
         return LiveKitAccountOut.of(await set_livekit_url(caller.tenant.id, api_key, data.url))
+
+
+# Not under the /v1 router: LiveKit holds no API key of ours, it signs each webhook instead.
+@post(
+    "/v1/webhooks/livekit",
+    tags=["webhooks"],
+    summary="LiveKit's webhooks (signed with a registered API key): participants become sessions",
+    operation_id="receiveLiveKitWebhook",
+    description=rules_of(ReceiveLiveKitWebhook),
+    status_code=200,
+)
+async def livekit_webhook(
+    request: Request[Any, Any, Any],
+    receive_livekit_webhook: NamedDependency[ReceiveLiveKitWebhook],
+) -> StatusOut:
+    # The raw body, as signed: re-serialised JSON would not match the token's hash.
+    try:
+        body = (await request.body()).decode()
+    except UnicodeDecodeError:
+        raise Unauthorized("the webhook's signature does not match its body") from None
+    await receive_livekit_webhook(body, request.headers.get("authorization", ""))
+    return StatusOut("ok")

@@ -1,3 +1,5 @@
+"""Reports: watch time, resources, what is active, a subject's totals, usage and the cost model."""
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -12,29 +14,31 @@ from application.tenants.authenticate import Principal
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
-from entrypoints.http.schemas import (
+from entrypoints.http.auth import needs
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import From, Listing, To
+from entrypoints.http.schemas.reports import (
     ActiveOut,
     CostModelOut,
-    From,
     ResourceActivityOut,
-    ResourcesReport,
-    To,
     UsageBucketOut,
     UsageReport,
     UsageStatsOut,
     WatchTimeOut,
-    WatchTimeReport,
 )
 
 
-class ReportController(Controller):
-    path = "/v1"
+class ReportsController(Controller):
+    path = "/"
     tags = ["reports"]
-    guards = [requires(Role.ADMIN)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.ADMIN)
 
-    @get("/reports/watch-time", summary="Watch time per viewer of one resource")
+    @get(
+        "/reports/watch-time",
+        summary="Watch time per viewer of one resource",
+        operation_id="reportWatchTime",
+        description=rules_of(ReportWatchTime),
+    )
     async def watch_time(
         self,
         resource_id: FromQuery[str],
@@ -42,11 +46,16 @@ class ReportController(Controller):
         report_watch_time: NamedDependency[ReportWatchTime],
         start: From = None,
         end: To = None,
-    ) -> WatchTimeReport:
+    ) -> Listing[WatchTimeOut]:
         rows = await report_watch_time(caller.tenant.id, resource_id, start, end)
-        return WatchTimeReport([WatchTimeOut.of(r) for r in rows])
+        return Listing([WatchTimeOut.of(r) for r in rows])
 
-    @get("/reports/resources", summary="Sessions, viewers, durations, now and peak per resource")
+    @get(
+        "/reports/resources",
+        summary="Sessions, viewers, durations, now and peak per resource",
+        operation_id="reportResources",
+        description=rules_of(ReportResources),
+    )
     async def resources(
         self,
         caller: NamedDependency[Principal],
@@ -54,11 +63,16 @@ class ReportController(Controller):
         kind: FromQuery[str | None] = None,
         start: From = None,
         end: To = None,
-    ) -> ResourcesReport:
+    ) -> Listing[ResourceActivityOut]:
         rows = await report_resources(caller.tenant.id, kind, start, end)
-        return ResourcesReport([ResourceActivityOut.of(r) for r in rows])
+        return Listing([ResourceActivityOut.of(r) for r in rows])
 
-    @get("/reports/active", summary="Sessions active now")
+    @get(
+        "/reports/active",
+        summary="Sessions active now",
+        operation_id="reportActive",
+        description=rules_of(ReportActive),
+    )
     async def active(
         self,
         caller: NamedDependency[Principal],
@@ -67,7 +81,12 @@ class ReportController(Controller):
     ) -> ActiveOut:
         return ActiveOut(await report_active(caller.tenant.id, resource_id))
 
-    @get("/accounts/{subject_id:str}/usage-stats", summary="One subject's totals")
+    @get(
+        "/accounts/{subject_id:str}/usage-stats",
+        summary="One subject's totals",
+        operation_id="reportUsageStats",
+        description=rules_of(ReportUsageStats),
+    )
     async def usage_stats(
         self,
         subject_id: FromPath[str],
@@ -78,7 +97,12 @@ class ReportController(Controller):
     ) -> UsageStatsOut:
         return UsageStatsOut.of(await report_usage_stats(caller.tenant.id, subject_id, start, end))
 
-    @get("/reports/usage", summary="Usage by hour or day, from the rollups")
+    @get(
+        "/reports/usage",
+        summary="Usage by hour or day, from the rollups",
+        operation_id="reportUsage",
+        description=rules_of(ReportUsage),
+    )
     async def usage(
         self,
         caller: NamedDependency[Principal],
@@ -95,6 +119,8 @@ class ReportController(Controller):
     @get(
         "/reports/cost-model",
         summary="Traffic and CPU per unit of use, fitted over hourly rollups; a plan priced",
+        operation_id="reportCostModel",
+        description=rules_of(ReportCostModel),
     )
     async def cost_model(
         self,

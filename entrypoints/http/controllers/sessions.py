@@ -1,9 +1,10 @@
-from datetime import datetime
-from typing import Annotated, Any
+"""Sessions: start, heartbeat, exit, read and list."""
+
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.sessions.list_sessions import ListSessions
 from application.sessions.ports import SessionFilter
@@ -16,29 +17,26 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
+from entrypoints.http.auth import needs
 from entrypoints.http.errors import documented
-from entrypoints.http.schemas import (
-    ExitBody,
-    HeartbeatBody,
-    SessionOut,
-    SessionPage,
-    StartSessionBody,
-)
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import From, Page, To
+from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOut, StartSessionBody
 
 AUTH = "the API key is missing, unknown, revoked or expired"
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
 
 
-class SessionController(Controller):
-    path = "/v1/sessions"
+class SessionsController(Controller):
+    path = "/sessions"
     tags = ["sessions"]
-    guards = [requires(Role.INGEST)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.INGEST)
 
     @post(
         "/",
         summary="Start a session",
+        operation_id="startSession",
+        description=rules_of(StartSession),
         status_code=201,
         responses=documented(
             {
@@ -77,6 +75,8 @@ class SessionController(Controller):
     @get(
         "/{session_id:str}",
         summary="Read a session (an active rated one with its running cost, charge_estimate)",
+        operation_id="readSession",
+        description=rules_of(ReadSession),
         responses=documented({401: AUTH, 404: "no such session in this tenant"}),
     )
     async def read(
@@ -87,7 +87,12 @@ class SessionController(Controller):
     ) -> SessionOut:
         return SessionOut.of_view(await read_session(caller.tenant, session_id))
 
-    @get("/", summary="List sessions, newest first")
+    @get(
+        "/",
+        summary="List sessions, newest first",
+        operation_id="listSessions",
+        description=rules_of(ListSessions),
+    )
     async def list(
         self,
         caller: NamedDependency[Principal],
@@ -96,11 +101,11 @@ class SessionController(Controller):
         resource_id: FromQuery[str | None] = None,
         subject_id: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
-        started_from: Annotated[datetime | None, QueryParameter(name="from")] = None,
-        started_to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        started_from: From = None,
+        started_to: To = None,
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
-    ) -> SessionPage:
+    ) -> Page[SessionOut]:
         where = SessionFilter(
             kind=kind,
             resource_id=resource_id,
@@ -109,11 +114,14 @@ class SessionController(Controller):
             started_from=None if started_from is None else as_utc("from", started_from),
             started_to=None if started_to is None else as_utc("to", started_to),
         )
-        return SessionPage.of(await list_sessions(caller.tenant.id, where, limit, cursor))
+        page = await list_sessions(caller.tenant.id, where, limit, cursor)
+        return Page.of(page, SessionOut.of)
 
     @post(
         "/{session_id:str}/heartbeat",
         summary="Keep a session alive (the answer carries its running cost)",
+        operation_id="recordHeartbeat",
+        description=rules_of(RecordHeartbeat),
         status_code=200,
         responses=documented(
             {
@@ -138,10 +146,8 @@ class SessionController(Controller):
     @post(
         "/{session_id:str}/exit",
         summary="Record an exit (also as text/plain, for navigator.sendBeacon)",
-        description="An active session closes. A session the reaper closed takes the client's "
-        "exit instead, once, within the late-data window (its `at`, or the reaper's end when it "
-        "has none); every other exit replays the first. A charged session whose price changed "
-        "gets one adjustment entry.",
+        operation_id="recordExit",
+        description=rules_of(RecordExit),
         status_code=200,
         responses=documented(
             {

@@ -1,3 +1,5 @@
+"""Server-load snapshots: recorded one or a batch at a time, read back with their traffic."""
+
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
@@ -7,25 +9,29 @@ from application.snapshots.record_snapshots import RecordSnapshots
 from application.tenants.authenticate import Principal
 from domain.snapshots import Snapshot
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
-from entrypoints.http.schemas import (
-    From,
+from entrypoints.http.auth import needs
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import From, Listing, To
+from entrypoints.http.schemas.snapshots import (
     SnapshotBatchBody,
     SnapshotBody,
     SnapshotOut,
-    SnapshotPage,
     SnapshotsStored,
-    To,
 )
 
 
-class SnapshotController(Controller):
-    path = "/v1/snapshots"
+class SnapshotsController(Controller):
+    path = "/snapshots"
     tags = ["snapshots"]
-    guards = [requires(Role.ADMIN)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.ADMIN)
 
-    @post("/", summary="Record one resource snapshot of a media server", status_code=200)
+    @post(
+        "/",
+        summary="Record one resource snapshot of a media server",
+        operation_id="recordSnapshot",
+        description=rules_of(RecordSnapshots),
+        status_code=200,
+    )
     async def record_one(
         self,
         data: JSONBody[SnapshotBody],
@@ -34,7 +40,13 @@ class SnapshotController(Controller):
     ) -> SnapshotsStored:
         return await _record(caller, record_snapshots, [data])
 
-    @post("/batch", summary="Record a batch of resource snapshots", status_code=200)
+    @post(
+        "/batch",
+        summary="Record a batch of resource snapshots",
+        operation_id="recordSnapshots",
+        description=rules_of(RecordSnapshots),
+        status_code=200,
+    )
     async def record_batch(
         self,
         data: JSONBody[SnapshotBatchBody],
@@ -43,7 +55,12 @@ class SnapshotController(Controller):
     ) -> SnapshotsStored:
         return await _record(caller, record_snapshots, data.snapshots)
 
-    @get("/", summary="Snapshots with the traffic since each one's previous")
+    @get(
+        "/",
+        summary="Snapshots with the traffic since each one's previous",
+        operation_id="listSnapshots",
+        description=rules_of(ListSnapshots),
+    )
     async def list_snapshots(
         self,
         caller: NamedDependency[Principal],
@@ -52,9 +69,9 @@ class SnapshotController(Controller):
         start: From = None,
         end: To = None,
         limit: FromQuery[int] = 100,
-    ) -> SnapshotPage:
+    ) -> Listing[SnapshotOut]:
         found = await list_snapshots(caller.tenant.id, source, start, end, limit)
-        return SnapshotPage([SnapshotOut.of(m) for m in found])
+        return Listing([SnapshotOut.of(m) for m in found])
 
 
 async def _record(

@@ -1,3 +1,5 @@
+"""The tenant's settings."""
+
 from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -5,21 +7,27 @@ from litestar.params import JSONBody
 from application.tenants.authenticate import Principal
 from application.tenants.update_settings import UpdateSettings
 from domain.tenants import Role
-from entrypoints.http.auth import current_principal, requires
-from entrypoints.http.schemas import SettingsBody, SettingsOut
+from entrypoints.http.auth import needs
+from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.tenants import SettingsBody, SettingsOut
 
 
 class SettingsController(Controller):
-    path = "/v1/settings"
+    path = "/settings"
     tags = ["settings"]
-    guards = [requires(Role.ADMIN)]
-    dependencies = {"caller": current_principal}
+    opt = needs(Role.ADMIN)
 
-    @get("/", summary="The tenant's settings")
+    # Calls no use case: the guard has already read the caller's tenant, settings included.
+    @get("/", summary="The tenant's settings", operation_id="readSettings")
     async def read(self, caller: NamedDependency[Principal]) -> SettingsOut:
         return SettingsOut.of(caller.tenant.settings)
 
-    @put("/", summary="Change the tenant's settings (fields not sent keep their values)")
+    @put(
+        "/",
+        summary="Change the tenant's settings (fields not sent keep their values)",
+        operation_id="updateSettings",
+        description=rules_of(UpdateSettings),
+    )
     async def change(
         self,
         data: JSONBody[SettingsBody],

@@ -1,0 +1,36 @@
+"""Every route: the /v1 API, which API keys open, and the two doors that take no key."""
+
+from litestar import Router
+from litestar.types import ControllerRouterHandler
+
+from domain.tenants import Role
+from entrypoints.http.auth import authenticated, current_principal, needs
+from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.events import EventsController
+from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.livekit import LiveKitController, livekit_webhook
+from entrypoints.http.controllers.reports import ReportsController
+from entrypoints.http.controllers.sessions import SessionsController
+from entrypoints.http.controllers.snapshots import SnapshotsController
+from entrypoints.http.controllers.tenants import SettingsController
+from entrypoints.http.controllers.trials import TrialsController
+
+v1 = Router(
+    path="/v1",
+    route_handlers=[
+        SessionsController,
+        EventsController,
+        SnapshotsController,
+        CreditsController,
+        TrialsController,
+        ReportsController,
+        LiveKitController,
+        SettingsController,
+    ],
+    guards=[authenticated],
+    dependencies={"caller": current_principal},
+    # Each controller says the role it needs; one that forgets needs the most.
+    opt=needs(Role.ADMIN),
+)
+
+ROUTES: list[ControllerRouterHandler] = [v1, health, livekit_webhook]

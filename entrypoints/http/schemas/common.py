@@ -1,0 +1,69 @@
+"""What the areas' bodies share: timestamps, meters, JSON objects, the report window, lists and
+pages, and the error envelope."""
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from litestar.params import QueryParameter
+
+from application import pagination
+from domain.usage import Usage
+
+T = TypeVar("T")
+Found = TypeVar("Found")
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
+Quantity = int | Decimal  # JSON numbers decode into Decimal exactly
+Meters = dict[str, Quantity]
+MetersOut = dict[str, int | str]  # decimals leave as strings of plain digits
+JSONObject = dict[str, Any]
+
+# The window of a report or a listing: ?from=…&to=… (timestamps with an offset).
+From = Annotated[datetime | None, QueryParameter(name="from")]
+To = Annotated[datetime | None, QueryParameter(name="to")]
+
+
+def meters_out(usage: Usage) -> MetersOut:
+    """Decimals as plain digits: str() and msgspec would write 0.000000001 as "1E-9"."""
+    return {m: q if isinstance(q, int) else format(q, "f") for m, q in usage.items()}
+
+
+class Listing(msgspec.Struct, Generic[T]):
+    """Everything found, in one answer."""
+
+    items: list[T]
+
+
+class Page(Listing[T]):
+    """One page of a cursor-paginated listing; `next_cursor` asks for the next (null: the last)."""
+
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: pagination.Page[Found], out: Callable[[Found], T]) -> "Page[T]":
+        return cls([out(item) for item in page.items], page.next_cursor)
+
+
+class StatusOut(msgspec.Struct):
+    status: str
+
+
+class ErrorOut(msgspec.Struct):
+    """Every error's envelope (entrypoints/http/errors.py)."""
+
+    error: str
+    detail: str
+
+
+class FieldErrorOut(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ValidationErrorOut(msgspec.Struct):
+    error: str
+    detail: str
+    fields: list[FieldErrorOut]

@@ -1,0 +1,67 @@
+"""The bodies of events: a batch in, what became of each event, events and their counts out."""
+
+from datetime import datetime
+
+import msgspec
+
+from domain.events import BatchOutcome, Distribution, Event
+from entrypoints.http.schemas.common import JSONObject, Meters, MetersOut, Timestamp, meters_out
+
+
+class EventBody(msgspec.Struct, kw_only=True):
+    session_id: str
+    sequence_no: int
+    type: str
+    at: Timestamp
+    category: str | None = None
+    label: str | None = None
+    data: JSONObject | None = None
+    meters: Meters = {}
+
+
+class EventBatchBody(msgspec.Struct, kw_only=True):
+    # Each event is decoded on its own, so one bad event does not sink the batch.
+    events: list[msgspec.Raw]
+
+
+class EventOut(msgspec.Struct):
+    session_id: str
+    sequence_no: int
+    type: str
+    at: datetime
+    category: str | None
+    label: str | None
+    data: JSONObject | None
+    meters: MetersOut
+
+    @classmethod
+    def of(cls, e: Event) -> "EventOut":
+        meters = meters_out(e.meters)
+        return cls(e.session_id, e.sequence_no, e.type, e.at, e.category, e.label, e.data, meters)
+
+
+class EventErrorOut(msgspec.Struct):
+    index: int
+    error: str
+
+
+class BatchResultOut(msgspec.Struct):
+    inserted: int
+    duplicates: int
+    failed: int
+    errors: list[EventErrorOut]
+
+    @classmethod
+    def of(cls, outcome: BatchOutcome) -> "BatchResultOut":
+        errors = [EventErrorOut(r.index, r.error) for r in outcome.rejections]
+        return cls(outcome.inserted, outcome.duplicates, outcome.failed, errors)
+
+
+class DistributionOut(msgspec.Struct):
+    total: int
+    counts: dict[str, int]
+    percentages: dict[str, float]
+
+    @classmethod
+    def of(cls, d: Distribution) -> "DistributionOut":
+        return cls(d.total, d.counts, d.percentages)
