@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from click.testing import CliRunner, Result
 
 from domain.credits import Rate
 from domain.livekit import KIND, session_id_of
 from domain.session import Session, SessionStatus
-from entrypoints.cli import main
 from entrypoints.cli.main import cli
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -70,7 +70,10 @@ def join(url: str, room: str, identity: str) -> str:
 
 
 def stay(url: str, session_id: str) -> Session:
-    return on_storage(url, lambda c, tenant_id: c.storage.sessions().get(tenant_id, session_id))
+    found: Session = on_storage(
+        url, lambda c, tenant_id: c.storage.sessions().get(tenant_id, session_id)
+    )
+    return found
 
 
 def test_add_registers_the_servers_url_keeps_it_with_a_new_secret_and_refuses_a_bad_one(
@@ -147,7 +150,7 @@ def test_serve_hands_the_reconcile_interval_to_its_workers(
     # serve writes these for its workers; monkeypatch puts the originals back afterwards.
     monkeypatch.setenv("SESSIONMETER_STORAGE_URL", url)
     monkeypatch.setenv("SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS", "300")
-    monkeypatch.setattr(main.uvicorn, "run", lambda *_, **__: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
 
     served = sessionmeter(url, "serve", "--livekit-reconcile-interval", "0")
 

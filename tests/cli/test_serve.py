@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 from entrypoints.cli import main
@@ -21,7 +22,7 @@ def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def run(app: str, **options: Any) -> None:
         calls.append({"app": app, **options, "environ": dict(os.environ)})
 
-    monkeypatch.setattr(main.uvicorn, "run", run)
+    monkeypatch.setattr(uvicorn, "run", run)
     return calls
 
 

@@ -1,6 +1,7 @@
 """Moving a tenant between stores with `sessionmeter export` and `sessionmeter import`."""
 
 import itertools
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_a_tenant_moves_from_sqlite_to_postgresql_to_mongodb_and_keeps_every_fig
 
     exports = [sessionmeter(url, "export", "--tenant", "exam-prep").output for url in stores]
     assert exports[0] == exports[1] == exports[2]
-    figures = [run_async(lambda url=url: _figures(url, tenant_id)) for url in stores]
+    figures = [run_async(partial(_figures, url, tenant_id)) for url in stores]
     assert figures[0] == figures[1] == figures[2]
     assert figures[0]["balances"][0].consumed == 8 and figures[0]["usage"].meters
 

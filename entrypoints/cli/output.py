@@ -1,0 +1,97 @@
+"""What commands show besides their result line: rows in a chosen format, and progress on
+standard error while a person is watching it (never in a pipe or a log)."""
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO
+
+import click
+
+format_option = click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+
+
+def echo_rows(output: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Rows under their column names, in the format of `format_option`: an aligned table, a JSON
+    array of objects, or CSV with a header row."""
+    if output == "json":
+        click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows]))
+    elif output == "csv":
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows([columns, *rows])
+        click.echo(text.getvalue(), nl=False)
+    else:
+        widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows, strict=True)]
+        for row in (columns, *rows):
+            click.echo(
+                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+
+def watched() -> bool:
+    return sys.stderr.isatty()
+
+
+class Progress:
+    """A running count of records on standard error."""
+
+    def __init__(self, verb: str) -> None:
+        self._verb = verb
+        self._count = 0
+        self._shown = watched()
+
+    def one(self) -> None:
+        self._count += 1
+        if self._shown and self._count % 1000 == 0:
+            click.echo(f"\r{self._verb} {self._count:,} records", nl=False, err=True)
+
+    def done(self) -> None:
+        if self._shown:
+            click.echo(f"\r{self._verb} {self._count:,} records", err=True)
+
+
+class HourBar:
+    """A progress bar of hours rolled up, on standard error."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._shown = watched()
+
+    def show(self, done: int, planned: int) -> None:
+        if self._shown and planned:
+            filled = self.WIDTH * done // planned
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            click.echo(f"\rrolling up [{bar}] {done}/{planned} hours", nl=False, err=True)
+
+    def done(self) -> None:
+        if self._shown:
+            click.echo(err=True)
+
+
+@contextmanager
+def lines_read(source: IO[str], label: str) -> Iterator[Iterator[str]]:
+    """The lines of a file, with a bar of the bytes read on standard error (standard input has
+    no size to measure against, so it has none)."""
+    size = os.fstat(source.fileno()).st_size if source is not sys.stdin else 0
+    if not (watched() and size):
+        yield iter(source)
+        return
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
+
+        def lines() -> Iterator[str]:
+            for line in source:
+                bar.update(len(line.encode()))
+                yield line
+
+        yield lines()

@@ -1,0 +1,26 @@
+"""`sessionmeter retention`: deleting what tenants keep only for a while."""
+
+import click
+
+from entrypoints.cli.options import tenant_option
+from entrypoints.cli.running import exit_on_failures, run
+
+
+@click.group()
+def retention() -> None:
+    """Deleting what tenants keep only for a while (snapshots, events, hourly rollups)."""
+
+
+@retention.command("apply")
+@tenant_option(required=False)
+@click.pass_context
+def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
+    """Delete snapshots, events and rollups older than each tenant keeps them, in bounded
+    batches."""
+    deleted = run(ctx, lambda c: c.jobs.apply_retention()(tenant_name))
+    click.echo(
+        f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
+        f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "
+        f"{deleted.webhook_ids} webhook id(s)"
+    )
+    exit_on_failures(ctx, deleted.failures)

@@ -1,0 +1,116 @@
+"""`sessionmeter serve`: the HTTP API, with its background jobs."""
+
+import os
+from collections.abc import Callable
+
+import click
+import uvicorn
+from uvicorn.config import LOG_LEVELS
+
+from entrypoints.cli.options import Decorated
+from entrypoints.cli.running import run, settings_of
+
+
+def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], Decorated]:
+    """Seconds between runs of a background job, unset: the server's default."""
+    return click.option(
+        flag, type=click.FloatRange(min=0), envvar=envvar, show_envvar=True, help=text
+    )
+
+
+@click.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="SESSIONMETER_HOST", show_envvar=True
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    envvar="SESSIONMETER_PORT",
+    show_envvar=True,
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="SESSIONMETER_WORKERS",
+    show_envvar=True,
+)
+@interval_option(
+    "--reaper-interval",
+    "SESSIONMETER_REAPER_INTERVAL_SECONDS",
+    "Seconds between runs of the stale-session reaper (0 turns it off). [default: 30]",
+)
+@interval_option(
+    "--retention-interval",
+    "SESSIONMETER_RETENTION_INTERVAL_SECONDS",
+    "Seconds between runs of retention (0 turns it off). [default: 3600]",
+)
+@interval_option(
+    "--rollup-interval",
+    "SESSIONMETER_ROLLUP_INTERVAL_SECONDS",
+    "Seconds between rollup runs (0 turns them off). [default: 300]",
+)
+@interval_option(
+    "--livekit-reconcile-interval",
+    "SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS",
+    "Seconds between asking LiveKit servers who is in the rooms of open stays (0 turns it "
+    "off). [default: 300]",
+)
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(min=1),
+    default=75,
+    show_default=True,
+    envvar="SESSIONMETER_KEEP_ALIVE_SECONDS",
+    show_envvar=True,
+    help="Seconds an idle client connection stays open; longer than a load balancer's idle timeout.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="SESSIONMETER_LOG_LEVEL",
+    show_envvar=True,
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    reaper_interval: float | None,
+    retention_interval: float | None,
+    rollup_interval: float | None,
+    livekit_reconcile_interval: float | None,
+    keep_alive: int,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API (migrating the storage first)."""
+    settings = settings_of(ctx)
+    if settings.storage_family == "memory" and workers > 1:
+        raise click.ClickException("memory:// keeps data per process: serve it with one worker")
+    run(ctx, lambda c: c.storage.backend().migrate())
+    # Workers build their own app from the environment, so configuration travels there.
+    os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
+    intervals = {
+        "SESSIONMETER_REAPER_INTERVAL_SECONDS": reaper_interval,
+        "SESSIONMETER_RETENTION_INTERVAL_SECONDS": retention_interval,
+        "SESSIONMETER_ROLLUP_INTERVAL_SECONDS": rollup_interval,
+        "SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS": livekit_reconcile_interval,
+    }
+    for name, seconds in intervals.items():
+        if seconds is not None:
+            os.environ[name] = str(seconds)
+    uvicorn.run(
+        "entrypoints.http.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_keep_alive=keep_alive,
+        log_level=log_level,
+    )

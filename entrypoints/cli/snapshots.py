@@ -1,0 +1,74 @@
+"""`sessionmeter snapshots`: media servers' resource snapshots loaded from a file."""
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO, Any
+
+import click
+
+from application.snapshots.record_snapshots import RecordSnapshots
+from domain.errors import InvalidInput
+from domain.snapshots import Snapshot
+from entrypoints.cli.options import tenant_option
+from entrypoints.cli.running import run, tenant_named
+from entrypoints.container import Container
+
+SNAPSHOT_BATCH = 1000
+
+
+@click.group()
+def snapshots() -> None:
+    """Resource snapshots of media servers (CPU, memory, traffic, users)."""
+
+
+@snapshots.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@tenant_option(required=True)
+@click.pass_context
+def import_snapshots(ctx: click.Context, source: IO[str], tenant_name: str) -> None:
+    """Load a CSV (with a header row) or JSON Lines export of snapshots: source, at,
+    cpu_percent, memory_percent, memory_mb, traffic_bytes_total, concurrent_users,
+    active_rooms. Loading it again adds nothing."""
+
+    async def job(c: Container) -> tuple[int, int]:
+        tenant = await tenant_named(c, tenant_name)
+        record: RecordSnapshots = c.use_cases.record_snapshots()
+        read, new, batch = 0, 0, []
+        for snapshot in _snapshot_rows(source):
+            batch.append(snapshot)
+            read += 1
+            if len(batch) == SNAPSHOT_BATCH:
+                new += await record(tenant.id, batch)
+                batch = []
+        return read, new + (await record(tenant.id, batch) if batch else 0)
+
+    read, new = run(ctx, job)
+    click.echo(f"{read} snapshot(s) read, {new} new, {read - new} already stored")
+
+
+def _snapshot_rows(source: IO[str]) -> Iterator[Snapshot]:
+    lines = iter(source)
+    first = next(lines, "")
+    rows: Iterator[tuple[int, dict[str, Any]]]
+    if first.lstrip().startswith("{"):
+        rows = ((n, json.loads(line)) for n, line in enumerate([first, *lines], 1) if line.strip())
+    else:
+        rows = enumerate(csv.DictReader([first, *lines]), 2)
+    for number, row in rows:
+        try:
+            yield Snapshot(
+                str(row["source"]),
+                datetime.fromisoformat(str(row["at"])),
+                float(row["cpu_percent"]),
+                float(row["memory_percent"]),
+                float(row["memory_mb"]),
+                int(row["traffic_bytes_total"]),
+                int(row["concurrent_users"]),
+                int(row["active_rooms"]),
+            )
+        except InvalidInput as error:
+            raise InvalidInput(f"line {number}", error.detail) from None
+        except (KeyError, ValueError, TypeError) as error:
+            raise InvalidInput(f"line {number}", f"not a snapshot ({error!r})") from None

@@ -1,0 +1,40 @@
+"""`sessionmeter export` and `import`: a tenant moved between stores."""
+
+import sys
+from typing import IO
+
+import click
+
+from application.transfer.import_tenant import ImportCounts
+from entrypoints.cli.options import tenant_option
+from entrypoints.cli.output import Progress, lines_read
+from entrypoints.cli.running import run
+from entrypoints.container import Container
+
+
+@click.command("export")
+@tenant_option(required=True)
+@click.pass_context
+def export_tenant(ctx: click.Context, tenant_name: str) -> None:
+    """Write a tenant's whole state to standard output as JSON Lines (for `import`)."""
+    progress = Progress("exported")
+
+    async def job(c: Container) -> None:
+        async for line in await c.use_cases.export_tenant()(tenant_name):
+            sys.stdout.write(line + "\n")
+            progress.one()
+
+    run(ctx, job)
+    progress.done()
+
+
+@click.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.pass_context
+def import_tenant(ctx: click.Context, source: IO[str]) -> None:
+    """Import a tenant exported from any store (a file, or standard input); repeating it adds
+    nothing."""
+    with lines_read(source, "importing") as lines:
+        counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(lines))
+    new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
+    click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")
