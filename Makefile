@@ -26,6 +26,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The domain and use cases on the in-memory adapters: seconds, no servers.
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/charging.py

@@ -1,3 +1,4 @@
+@credits
 Feature: A counseling recording is charged once, when it ends
   An AI counseling app prices each recording when it ends, by its length, and records the
   charge as one entry in the counselor's ledger. Retries never charge twice; a failed or
@@ -20,10 +21,14 @@ Feature: A counseling recording is charged once, when it ends
     And the app sends the end of that recording 3 more times
     Then "dr-kim" has 80 credits left
 
-  Scenario: A failed or cancelled recording costs nothing
-    When a recording of "dr-kim" fails after 10 minutes
-    And a recording of "dr-kim" is cancelled after 5 minutes
+  Scenario Outline: A recording that fails or is cancelled costs nothing
+    When a recording of "dr-kim" ends <status> after <minutes> minutes
     Then "dr-kim" has 100 credits left
+
+    Examples:
+      | status    | minutes |
+      | failed    | 10      |
+      | cancelled | 5       |
 
   Scenario: With the soft policy a counselor finishes past zero and an admin is told
     Given counselor "dr-lee" has 10 credits

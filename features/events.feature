@@ -1,3 +1,4 @@
+@events
 Feature: Events are counted once, and lost ones are visible
   Kiosks and apps report what happened in numbered batches. Each number counts once, however
   often it is sent, and so does everything it used; a number that never arrives shows up as a

@@ -1,3 +1,4 @@
+@livekit
 Feature: A LiveKit server reports who was in its rooms, and each stay is recorded once
   A bootcamp runs its own LiveKit server. Its webhooks tell sessionmeter who joined and left
   which room and when; each participant's stay in a room becomes one session, timed by the

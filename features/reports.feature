@@ -1,3 +1,4 @@
+@reports
 Feature: Watch-time reports for a webinar platform
   Per viewer: how often they came, how long they stayed in total and on average, and the time
   they actually watched when two tabs overlapped. Per webinar: sessions, unique viewers,

@@ -1,3 +1,4 @@
+@rollups
 Feature: Rollups add up each hour and day, and the cost model prices plans from them
   A bootcamp runs its own LiveKit server and wants to know what a plan will cost in traffic
   before selling it. sessionmeter rolls the rooms' sessions and the media server's snapshots

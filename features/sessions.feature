@@ -1,3 +1,4 @@
+@sessions
 Feature: A session records who entered what, and for how long
   sessionmeter keeps one record per visit: when someone entered, when they left and how.
   Watch time is the time between entering and leaving, never more: when a tab dies, the

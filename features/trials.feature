@@ -1,3 +1,4 @@
+@trials
 Feature: A free trial stops at its limit and points to the upgrade
   An exam-prep app lets free users upload 1 PDF a month and practise each PDF twice, in
   practice or mock-exam sessions; a session counts when it starts. The third start is refused

@@ -1,13 +1,14 @@
 """Shared steps and fixtures: a tenant's real app on every backend, who is who in the story
 (name -> session), and the app's clock, which the story moves instead of waiting."""
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from dependency_injector import providers
-from pytest_bdd import given, parsers, when
+from pytest_bdd import given, parsers, then, when
 
 from tests.app_client import Api
 from tests.fakes import FakeClock
@@ -52,8 +53,29 @@ def time_passes(clock: FakeClock, amount: str, unit: str) -> None:
     clock.advance(int(amount) * (60 if unit == "minutes" else 1))
 
 
+# Who pays: a counselor, a store. Their credits are granted and read by an admin.
+ACCOUNT = r'(?:counselor |store )?"(?P<name>[^"]+)"'
+
+
+@given(parsers.re(ACCOUNT + r" has (?P<credits>\d+) credits$"))
+def has_credits(api: Api, name: str, credits: str) -> None:
+    response = api.client.post(
+        f"/v1/accounts/{name}/credits/grants",
+        json={"amount": int(credits), "reason": "plan", "idempotency_key": str(uuid.uuid4())},
+        headers=api.admin,
+    )
+    assert response.status_code == 201, response.text
+
+
+@then(parsers.re(ACCOUNT + r" has (?P<credits>-?\d+) credits left$"))
+def credits_left(api: Api, name: str, credits: str) -> None:
+    response = api.client.get(f"/v1/accounts/{name}/credits", headers=api.admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["balance"] == int(credits)
+
+
 @pytest.fixture(autouse=True)
 def on_every_backend(api: Api) -> Api:
-    """Asked for up front so that every scenario runs on memory, SQLite and PostgreSQL
-    (pytest parametrises only fixtures it sees before the steps run)."""
+    """Asked for up front so that every scenario runs on every store: memory, SQLite,
+    PostgreSQL and MongoDB (pytest parametrises only fixtures it sees before the steps run)."""
     return api

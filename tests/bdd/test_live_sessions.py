@@ -5,7 +5,6 @@ when the story says: once ("the reaper runs"), or on a schedule ("the reaper run
 minutes") that the steps moving time honour, as the server's scheduler would.
 """
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -154,21 +153,6 @@ def put_settings(api: Api, **changes: Any) -> dict[str, Any]:
 def put_rate(api: Api, kind: str, **rate: Any) -> None:
     response = api.client.put(f"/v1/rates/{kind}", json=rate, headers=api.admin)
     assert response.status_code == 200, response.text
-
-
-def grant(api: Api, subject: str, credits: int) -> None:
-    response = api.client.post(
-        f"/v1/accounts/{subject}/credits/grants",
-        json={"amount": credits, "reason": "plan", "idempotency_key": str(uuid.uuid4())},
-        headers=api.admin,
-    )
-    assert response.status_code == 201, response.text
-
-
-def balance(api: Api, subject: str) -> int:
-    response = api.client.get(f"/v1/accounts/{subject}/credits", headers=api.admin)
-    assert response.status_code == 200, response.text
-    return int(response.json()["balance"])
 
 
 def ledger_of_session(api: Api, subject: str, session_id: str) -> list[dict[str, Any]]:
@@ -379,11 +363,6 @@ def low_balance(api: Api, credits: int) -> None:
     assert put_settings(api, low_balance_credits=credits)["low_balance_credits"] == credits
 
 
-@given(parsers.parse('counselor "{name}" has {credits:d} credits'))
-def counselor_credits(api: Api, name: str, credits: int) -> None:
-    grant(api, name, credits)
-
-
 @when(
     parsers.parse(
         '"{name}" records for {minutes:d} minutes, the app posting an analysis every '
@@ -436,11 +415,6 @@ def recording_charged(api: Api, story: Story, name: str, credits: int) -> None:
     assert (recording["charge_state"], recording["charge"]["credits"]) == ("charged", credits)
     entries = ledger_of_session(api, name, recording["id"])
     assert [(e["kind"], e["amount"]) for e in entries] == [("charge", -credits)]
-
-
-@then(parsers.parse('"{name}" has {credits:d} credits left'))
-def counselor_left(api: Api, name: str, credits: int) -> None:
-    assert balance(api, name) == credits
 
 
 @then(
@@ -566,11 +540,6 @@ def kiosk_per_photo(api: Api, credits: int) -> None:
     put_rate(
         api, "kiosk", credits_per_minute=0, meter_rates={"photos": {"per": 1, "credits": credits}}
     )
-
-
-@given(parsers.parse('store "{store}" has {credits:d} credits'))
-def store_credits(api: Api, store: str, credits: int) -> None:
-    grant(api, store, credits)
 
 
 def start_kiosk(api: Api, clock: FakeClock, story: Story, booth: str, payer: str) -> None:
@@ -712,11 +681,6 @@ def charged_once_adjusted_once(api: Api, story: Story, store: str, credits: int)
     assert sorted(e["kind"] for e in entries) == ["adjustment", "charge"], entries
     assert sum(e["amount"] for e in entries) == -credits
     assert all(e["amount"] < 0 for e in entries), entries
-
-
-@then(parsers.parse('store "{store}" has {credits:d} credits left'))
-def store_left(api: Api, store: str, credits: int) -> None:
-    assert balance(api, store) == credits
 
 
 @given(

@@ -196,7 +196,12 @@ def answer() -> dict[str, Any]:
     )
 )
 def ask_for_a_plan(api: Api, answer: dict[str, Any], users: int, hours: int, days: int) -> None:
-    params = {"from": DAY.isoformat(), "users": users, "hours_per_day": hours, "days": days}
+    params: dict[str, str | int] = {
+        "from": DAY.isoformat(),
+        "users": users,
+        "hours_per_day": hours,
+        "days": days,
+    }
     response = api.client.get("/v1/reports/cost-model", params=params, headers=api.admin)
     assert response.status_code == 200, response.text
     answer.update(response.json())
