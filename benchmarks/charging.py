@@ -4,7 +4,8 @@
 
 Through a real server on PostgreSQL (or the MongoDB test server), --clients concurrent clients each start and end sessions
 as their own subject for --seconds: first of a kind with no rate (nothing is charged), then of a
-kind priced at 2 credits a minute (every exit writes a ledger entry under the session's lock).
+kind priced at 2 credits a minute (every exit is settled: the session read with its subject's
+balance, domain.charging.settle, then the claim of its revision with the ledger entry).
 Prints both rates and the cost multiplier of charging (target: at most 1.5x).
 """
 

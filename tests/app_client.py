@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 from litestar.testing import TestClient
 
+from application.tenants.create_api_key import CreateApiKeyCommand
+from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
@@ -34,12 +36,14 @@ class Api:
 
 
 async def _keys(container: Container) -> tuple[str, str, str]:
-    await container.use_cases.create_tenant()("acme")
-    await container.use_cases.create_tenant()("globex")
-    _, ingest = await container.use_cases.create_api_key()("acme", "ingest")
-    _, admin = await container.use_cases.create_api_key()("acme", "admin")
-    _, other = await container.use_cases.create_api_key()("globex", "ingest")
-    return ingest, admin, other
+    create_tenant = container.use_cases.create_tenant()
+    create_api_key = container.use_cases.create_api_key()
+    await create_tenant(CreateTenantCommand("acme"))
+    await create_tenant(CreateTenantCommand("globex"))
+    ingest = await create_api_key(CreateApiKeyCommand("acme", "ingest"))
+    admin = await create_api_key(CreateApiKeyCommand("acme", "admin"))
+    other = await create_api_key(CreateApiKeyCommand("globex", "ingest"))
+    return ingest.secret, admin.secret, other.secret
 
 
 def serve_app(storage_url: str) -> Iterator[Api]:

@@ -1,12 +1,23 @@
-"""A subject's credits: granted, consumed, and the balance (always the sum of the ledger)."""
+"""Read a subject's credits."""
+
+from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
 from domain.credits import Balance
 
 
+@dataclass(frozen=True)
+class GetBalanceQuery:
+    tenant_id: str
+    subject_id: str
+
+
 class GetBalance:
+    """A subject's credits: granted, consumed, and the balance, which is always the sum of its
+    ledger entries (grants, charges and adjustments)."""
+
     def __init__(self, ledger: CreditLedger) -> None:
         self._ledger = ledger
 
-    async def __call__(self, tenant_id: str, subject_id: str) -> Balance:
-        return await self._ledger.balance(tenant_id, subject_id)
+    async def __call__(self, query: GetBalanceQuery) -> Balance:
+        return await self._ledger.balance(query.tenant_id, query.subject_id)

@@ -1,18 +1,30 @@
-"""A subject's ledger entries, oldest first, one page at a time."""
+"""List a subject's ledger entries."""
+
+from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
 from application.pagination import Page, check_limit, decode_cursor, page_of
 from domain.credits import LedgerEntry
 
 
+@dataclass(frozen=True)
+class ListLedgerQuery:
+    tenant_id: str
+    subject_id: str
+    limit: int | None = None
+    cursor: str | None = None
+
+
 class ListLedger:
+    """A subject's ledger entries (grants, charges, adjustments), oldest first, one page at a
+    time: up to `limit` entries (default 50, at most 500), and a cursor for the next page while
+    there are more."""
+
     def __init__(self, ledger: CreditLedger) -> None:
         self._ledger = ledger
 
-    async def __call__(
-        self, tenant_id: str, subject_id: str, limit: int | None = None, cursor: str | None = None
-    ) -> Page[LedgerEntry]:
-        size = check_limit(limit)
-        after = None if cursor is None else str(decode_cursor(cursor, 1)[0])
-        rows = await self._ledger.entries(tenant_id, subject_id, size + 1, after)
+    async def __call__(self, query: ListLedgerQuery) -> Page[LedgerEntry]:
+        size = check_limit(query.limit)
+        after = None if query.cursor is None else str(decode_cursor(query.cursor, 1)[0])
+        rows = await self._ledger.entries(query.tenant_id, query.subject_id, size + 1, after)
         return page_of(rows, size, lambda e: [e.id])

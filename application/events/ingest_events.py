@@ -1,11 +1,4 @@
-"""Ingest a batch of events: store the valid ones once each, say what happened to every one.
-
-Events are signs of life: the latest of a batch moves its session's last_seen_at (never past
-now). An ended session still takes events dated up to its end within the late-data window (a
-kiosk flushing its buffer after the exit); one the reaper ended takes later ones too, and its
-end moves to them. Late meters of a charged session are settled as an adjustment, once, and the
-rollups of hours late data changed are recomputed by the next run.
-"""
+"""Ingest a batch of events."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +22,18 @@ class IngestEventsCommand:
 
 
 class IngestEvents:
+    """Ingest a batch of events: store the valid ones once each, say what happened to every one.
+    A batch holds at most the tenant's `max_batch_events`. An event already stored (the same
+    session and sequence number) is a duplicate and adds nothing; one of an unknown session is
+    rejected (`session_not_found`), and so is one dated more than the late-data window ago
+    (`late`).
+
+    Events are signs of life: the latest of a batch moves its session's last_seen_at (never past
+    now). An ended session still takes events dated up to its end within the late-data window (a
+    kiosk flushing its buffer after the exit); one the reaper ended takes later ones too, and its
+    end moves to them. Late meters of a charged session are settled as an adjustment, once, and
+    the rollups of hours late data changed are recomputed by the next run."""
+
     def __init__(
         self,
         events: EventLog,

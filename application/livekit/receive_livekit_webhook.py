@@ -1,11 +1,6 @@
-"""A LiveKit server reports what happened in its rooms; participants' stays become sessions,
-and the time their tracks were published adds to their usage (video, screen share, audio).
+"""A LiveKit server's signed webhook: participants' stays become sessions, tracks add usage."""
 
-Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id comes
-from the room and participant sids, a join is recorded by whichever of `joined` and `left`
-arrives first (both carry when the participant joined), a second exit is a replay, and handled
-webhook ids are remembered. Times are when things happened on the LiveKit server.
-"""
+from dataclasses import dataclass
 
 from application.credits.deduct_credits import DeductCredits
 from application.livekit.livekit_stays import end_stay
@@ -26,7 +21,33 @@ EXIT_STATUS: dict[str, SessionStatus] = {
 ROOM_PAGE = 500
 
 
+@dataclass(frozen=True)
+class ReceiveLiveKitWebhookCommand:
+    body: str  # the raw body, exactly as signed
+    token: str  # the Authorization header's signed token
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    """A verified webhook and what became of it."""
+
+    tenant_id: str  # the tenant of the API key that signed it
+    webhook_id: str
+    kind: str  # a RoomEventKind, or another event this service ignores
+    redelivered: bool  # handled before: nothing changed
+
+
 class ReceiveLiveKitWebhook:
+    """A LiveKit server reports what happened in its rooms; participants' stays become sessions,
+    and the time their tracks were published adds to their usage (video, screen share, audio).
+
+    Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id
+    comes from the room and participant sids, a join is recorded by whichever of `joined` and
+    `left` arrives first (both carry when the participant joined), a second exit is a replay,
+    and handled webhook ids are remembered. Times are when things happened on the LiveKit server.
+    Unauthorized unless the webhook is signed, for exactly this body, with a registered API key.
+    """
+
     def __init__(
         self,
         verifier: WebhookVerifier,
@@ -49,15 +70,15 @@ class ReceiveLiveKitWebhook:
         self._record_exit = record_exit
         self._clock = clock
 
-    async def __call__(self, body: str, token: str) -> None:
-        api_key = self._verifier.issuer(token)
+    async def __call__(self, command: ReceiveLiveKitWebhookCommand) -> ReceivedWebhook:
+        api_key = self._verifier.issuer(command.token)
         account = None if api_key is None else await self._accounts.get(api_key)
         if account is None:
             raise Unauthorized("the webhook is not signed with a registered LiveKit API key")
-        event = self._verifier.verify(body, token, account)
+        event = self._verifier.verify(command.body, command.token, account)
         tenant_id = account.tenant_id
         if await self._webhooks.seen(tenant_id, event.id):
-            return
+            return ReceivedWebhook(tenant_id, event.id, event.kind, redelivered=True)
         tenant = await self._tenants.get(tenant_id)
         settings = TenantSettings() if tenant is None else tenant.settings
         if event.kind == RoomEventKind.PARTICIPANT_JOINED:
@@ -73,6 +94,7 @@ class ReceiveLiveKitWebhook:
             await self._track(tenant_id, event)
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
         await self._webhooks.record(tenant_id, event.id, self._clock.now())
+        return ReceivedWebhook(tenant_id, event.id, event.kind, redelivered=False)
 
     async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> None:
         if event.participant_sid is None or event.identity is None:

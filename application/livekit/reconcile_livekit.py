@@ -1,10 +1,4 @@
-"""LiveKit drops webhooks (when its queues are too deep or a delivery waited too long), so a stay
-can stay open after its participant left. For tenants whose LiveKit accounts have a server URL,
-ask the server who is in each room with open stays: a participant still there was seen now; one
-who is gone, or whose room no longer exists, left when last seen (`completed`, reason
-`reconciled`, charged like any exit). A server that does not answer changes nothing for its
-rooms and is reported; one tenant's failure does not stop the others.
-"""
+"""Reconciliation: LiveKit servers are asked who is still in the rooms of open stays."""
 
 from dataclasses import dataclass, field
 
@@ -79,7 +73,21 @@ class _Rooms:
         return present
 
 
+@dataclass(frozen=True)
+class ReconcileLiveKitCommand:
+    tenant_name: str | None = None  # None: every tenant
+
+
 class ReconcileLiveKit:
+    """LiveKit drops webhooks (when its queues are too deep or a delivery waited too long), so a
+    stay can stay open after its participant left. For tenants whose LiveKit accounts have a
+    server URL, ask the server who is in each room with open stays: a participant still there was
+    seen now; one who is gone, or whose room no longer exists, left when last seen (`completed`,
+    reason `reconciled`, charged like any exit). A server that does not answer changes nothing for
+    its rooms and is reported; one tenant's failure does not stop the others.
+
+    Every tenant's open stays are reconciled, or one tenant's (NotFound if there is none)."""
+
     def __init__(
         self,
         tenants: TenantRepository,
@@ -98,10 +106,9 @@ class ReconcileLiveKit:
         self._record_exit = record_exit
         self._clock = clock
 
-    async def __call__(self, tenant_name: str | None = None) -> Reconciled:
-        """Reconcile every tenant's open stays, or one tenant's (NotFound if there is none)."""
+    async def __call__(self, command: ReconcileLiveKitCommand) -> Reconciled:
         done = Reconciled()
-        chosen = await chosen_tenants(self._tenants, tenant_name)
+        chosen = await chosen_tenants(self._tenants, command.tenant_name)
         failed = await each_tenant(chosen, lambda tenant: self._tenant(tenant, done))
         done.failures.extend(failed)
         return done

@@ -13,6 +13,14 @@ DEFAULT_SPAN = timedelta(days=30)
 
 
 @dataclass(frozen=True)
+class ReportCostModelQuery:
+    tenant_id: str
+    start: datetime | None = None
+    end: datetime | None = None
+    plan: Plan | None = None
+
+
+@dataclass(frozen=True)
 class CostModelReport:
     start: datetime
     end: datetime
@@ -21,21 +29,23 @@ class CostModelReport:
 
 
 class ReportCostModel:
+    """The cost model, fitted over the hourly rollups that start in the window asked for (`from`
+    inclusive, `to` exclusive; by default the last 30 days; `from` before `to`, at most 1000
+    hours apart): traffic GB per video-minute and per user-hour, and CPU % per concurrent user,
+    through the origin. Each fit states how many hours it used and how well the line fits; with
+    fewer than 3 hours that have both figures it says so instead of a number. Given a plan
+    (users, hours a day, days, all three together), it predicts what the plan needs and shows
+    its arithmetic."""
+
     def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
         self._rollups = rollups
         self._clock = clock
 
-    async def __call__(
-        self,
-        tenant_id: str,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        plan: Plan | None = None,
-    ) -> CostModelReport:
-        """Fitted over the hours in [start, end) (default: the last 30 days)."""
-        window = bounded_window(Period.HOUR, start, end, self._clock.now(), DEFAULT_SPAN)
+    async def __call__(self, query: ReportCostModelQuery) -> CostModelReport:
+        now = self._clock.now()
+        window = bounded_window(Period.HOUR, query.start, query.end, now, DEFAULT_SPAN)
         assert window.start is not None and window.end is not None
-        hours = await self._rollups.find(tenant_id, Period.HOUR, window)
+        hours = await self._rollups.find(query.tenant_id, Period.HOUR, window)
         model = fit_cost_model(usage_figures(hour) for hour in hours)
-        prediction = None if plan is None else predict(model, plan)
+        prediction = None if query.plan is None else predict(model, query.plan)
         return CostModelReport(window.start, window.end, model, prediction)

@@ -1,5 +1,6 @@
 """Per resource: sessions, unique subjects, durations, who is there now, and the peak."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from application.ports import Window
@@ -7,15 +8,24 @@ from application.reports.ports import Reports
 from domain.reports import ResourceActivity
 
 
+@dataclass(frozen=True)
+class ReportResourcesQuery:
+    tenant_id: str
+    kind: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
 class ReportResources:
+    """Per resource with sessions started in the window asked for (`from` inclusive, `to`
+    exclusive, either open; both with an offset), of one kind or of all, ordered by resource id:
+    how many sessions started (active ones too) and from how many unique subjects, the average
+    duration of those that ended, how many of them are active now, and the peak (the most active
+    at once)."""
+
     def __init__(self, reports: Reports) -> None:
         self._reports = reports
 
-    async def __call__(
-        self,
-        tenant_id: str,
-        kind: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[ResourceActivity]:
-        return await self._reports.resources(tenant_id, kind, Window.between(start, end))
+    async def __call__(self, query: ReportResourcesQuery) -> list[ResourceActivity]:
+        window = Window.between(query.start, query.end)
+        return await self._reports.resources(query.tenant_id, query.kind, window)

@@ -1,5 +1,6 @@
-"""Admins read usage by hour or day from the rollups (fast however much raw data there is)."""
+"""Admins read usage by hour or day from the rollups."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from application.ports import Clock, Window
@@ -11,25 +12,33 @@ MAX_BUCKETS = 1000
 DEFAULT_SPAN = {Period.HOUR: timedelta(hours=24), Period.DAY: timedelta(days=30)}
 
 
+@dataclass(frozen=True)
+class ReportUsageQuery:
+    tenant_id: str
+    bucket: str
+    start: datetime | None = None
+    end: datetime | None = None
+    kind: str | None = None
+    resource_id: str | None = None
+
+
 class ReportUsage:
+    """Usage by hour or day, read from the rollups (fast however much raw data there is): the
+    buckets rolled up that start in the window asked for (`from` inclusive, `to` exclusive),
+    oldest first. By default the window is the last 24 hours for hours and the last 30 days for
+    days; `from` must be before `to`, at most 1000 buckets apart. Session figures cover the kind
+    and resource asked for (default: all); server figures (traffic, CPU, concurrent users, from
+    snapshots) cover the whole tenant. Figures are as of the last rollup run."""
+
     def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
         self._rollups = rollups
         self._clock = clock
 
-    async def __call__(
-        self,
-        tenant_id: str,
-        bucket: str,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        kind: str | None = None,
-        resource_id: str | None = None,
-    ) -> list[UsageFigures]:
-        """The buckets rolled up that start in [start, end) (default: the last day of hours,
-        or the last 30 days), oldest first."""
-        size = period(bucket)
-        window = bounded_window(size, start, end, self._clock.now())
-        found = await self._rollups.find(tenant_id, size, window, kind, resource_id)
+    async def __call__(self, query: ReportUsageQuery) -> list[UsageFigures]:
+        kind, resource_id = query.kind, query.resource_id
+        size = period(query.bucket)
+        window = bounded_window(size, query.start, query.end, self._clock.now())
+        found = await self._rollups.find(query.tenant_id, size, window, kind, resource_id)
         return [usage_figures(rollup, kind, resource_id) for rollup in found]
 
 

@@ -1,5 +1,6 @@
-"""Watch time per viewer of one resource: visits, total, average, and time actually watched."""
+"""Watch time per viewer of one resource."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from application.ports import Window
@@ -8,16 +9,24 @@ from domain.reports import WatchTime
 from domain.text import check_text
 
 
+@dataclass(frozen=True)
+class ReportWatchTimeQuery:
+    tenant_id: str
+    resource_id: str
+    start: datetime | None = None
+    end: datetime | None = None
+
+
 class ReportWatchTime:
+    """Watch time per viewer of one resource, over the viewers' sessions that ended and started
+    in the window asked for (`from` inclusive, `to` exclusive, either open; both with an
+    offset); anonymous sessions are left out. Per viewer: visits, total and average seconds, and
+    the time actually watched, where overlapping sessions (two tabs) count once."""
+
     def __init__(self, reports: Reports) -> None:
         self._reports = reports
 
-    async def __call__(
-        self,
-        tenant_id: str,
-        resource_id: str,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[WatchTime]:
-        check_text("resource_id", resource_id, 200)
-        return await self._reports.watch_time(tenant_id, resource_id, Window.between(start, end))
+    async def __call__(self, query: ReportWatchTimeQuery) -> list[WatchTime]:
+        check_text("resource_id", query.resource_id, 200)
+        window = Window.between(query.start, query.end)
+        return await self._reports.watch_time(query.tenant_id, query.resource_id, window)

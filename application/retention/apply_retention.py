@@ -1,8 +1,4 @@
-"""Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the server
-does it on a schedule; `sessionmeter retention apply` does it now). Daily rollups are kept for
-good unless a tenant sets a window for them; sessions and the ledger are never deleted. Handled
-webhook ids are forgotten after WEBHOOK_MEMORY. Tenants are served one at a time: one whose
-retention fails is reported in the result and the others are still served."""
+"""Delete what each tenant keeps no longer."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +13,11 @@ from domain.rollups import Period
 from domain.tenants import Tenant
 
 BATCH = 1000
+
+
+@dataclass(frozen=True)
+class ApplyRetentionCommand:
+    tenant_name: str | None = None  # None: every tenant
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,20 @@ class Deleted:
 
 
 class ApplyRetention:
+    """Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the
+    server does it on a schedule; `sessionmeter retention apply` does it now), in bounded
+    batches. Daily rollups are kept for good unless a tenant sets a window for them; sessions and
+    the ledger are never deleted. Handled LiveKit webhook ids are forgotten after 30 days
+    (WEBHOOK_MEMORY). Tenants are served one at a time: one whose retention fails is reported in
+    the result and the others are still served."""
+
     def __init__(self, tenants: TenantRepository, retention: Retention, clock: Clock) -> None:
         self._tenants = tenants
         self._retention = retention
         self._clock = clock
 
-    async def __call__(self, tenant_name: str | None = None) -> Deleted:
-        tenants = await chosen_tenants(self._tenants, tenant_name)
+    async def __call__(self, command: ApplyRetentionCommand) -> Deleted:
+        tenants = await chosen_tenants(self._tenants, command.tenant_name)
         now = self._clock.now()
         deleted = Deleted()
 

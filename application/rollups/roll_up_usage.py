@@ -1,22 +1,4 @@
-"""Usage is rolled up into hours and days, tenant by tenant (the server on a schedule,
-`sessionmeter rollup` by hand).
-
-A run recomputes every hour from where the previous run said to resume up to the current hour,
-then the days those hours belong to; recomputing replaces, so a run repeated changes nothing.
-The next run resumes at the earliest of this run's current hour and the start of the oldest
-session still active (its hours change while it goes on and when it ends), less LATE_DATA for
-webhooks and snapshots that arrive late. A lease keeps two runners off one tenant at once: the
-second skips it, and the first's next run catches up whatever it missed.
-
-Retention deletes what buckets are made of (events, snapshots, hourly buckets), so a bucket is
-recomputed only while all of its sources are kept: an hour none of whose events are gone, whose
-servers' load comes from snapshots all kept or else from its stored hour; a day from its hours
-when this run recomputed all of them or none of the stored ones can have been deleted. Anything
-older keeps what it had, however far back a run is asked to reach (`rollup --since`).
-
-Tenants are served one at a time, and one whose run fails is reported in the result: its lease is
-given back without moving its resume point, and the run goes on with the next tenant.
-"""
+"""Roll usage up into hourly and daily buckets, tenant by tenant."""
 
 import uuid
 from collections.abc import Callable
@@ -63,7 +45,38 @@ class RollupRun:
         )
 
 
+@dataclass(frozen=True)
+class RollUpUsageCommand:
+    tenant_name: str | None = None  # None: every tenant
+    since: datetime | None = None  # None: from where each tenant's previous run said to resume
+    progress: Progress | None = None
+
+
 class RollUpUsage:
+    """Usage is rolled up into hours and days, tenant by tenant (the server on a schedule,
+    `sessionmeter rollup` by hand), for every tenant or the one named (NotFound if there is
+    none).
+
+    A run recomputes every hour from where the previous run said to resume (or from `since`,
+    when given) up to the current hour, then the days those hours belong to; recomputing
+    replaces, so a run repeated changes nothing. The next run resumes at the earliest of this
+    run's current hour and the start of the oldest session still active (its hours change while
+    it goes on and when it ends), less LATE_DATA for webhooks and snapshots that arrive late. A
+    lease keeps two runners off one tenant at once: the second skips it, and the first's next
+    run catches up whatever it missed.
+
+    Retention deletes what buckets are made of (events, snapshots, hourly buckets), so a bucket
+    is recomputed only while all of its sources are kept: an hour none of whose events are gone,
+    whose servers' load comes from snapshots all kept or else from its stored hour; a day from
+    its hours when this run recomputed all of them or none of the stored ones can have been
+    deleted. Anything older keeps what it had, however far back a run is asked to reach
+    (`rollup --since`).
+
+    Tenants are served one at a time, and one whose run fails is reported in the result: its
+    lease is given back without moving its resume point, and the run goes on with the next
+    tenant.
+    """
+
     def __init__(
         self,
         tenants: TenantRepository,
@@ -80,23 +93,17 @@ class RollUpUsage:
         self._leases = leases
         self._clock = clock
 
-    async def __call__(
-        self,
-        tenant_name: str | None = None,
-        since: datetime | None = None,
-        progress: Progress | None = None,
-    ) -> RollupRun:
-        """Roll up every tenant (or one), from `since` if given, else from where each tenant's
-        previous run said to resume."""
-        since = since and as_utc("since", since)
-        counter = _Counter(progress)
+    async def __call__(self, command: RollUpUsageCommand) -> RollupRun:
+        since = command.since and as_utc("since", command.since)
+        counter = _Counter(command.progress)
         run = RollupRun()
 
         async def roll_up(tenant: Tenant) -> None:
             nonlocal run
             run += await self._leased(tenant, since, counter)
 
-        failures = await each_tenant(await chosen_tenants(self._tenants, tenant_name), roll_up)
+        chosen = await chosen_tenants(self._tenants, command.tenant_name)
+        failures = await each_tenant(chosen, roll_up)
         return replace(run, failures=failures)
 
     async def _leased(

@@ -1,5 +1,6 @@
-"""List a tenant's sessions, newest first, one page at a time."""
+"""List a tenant's sessions."""
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.pagination import Page, check_limit, decode_cursor, page_of
@@ -9,25 +10,32 @@ from domain.errors import InvalidInput
 from domain.session import Session
 
 
+@dataclass(frozen=True)
+class ListSessionsQuery:
+    tenant_id: str
+    where: SessionFilter = field(default_factory=SessionFilter)
+    limit: int | None = None
+    cursor: str | None = None
+
+
 class ListSessions:
+    """A tenant's sessions, newest first, one page at a time, filtered by kind, resource, subject,
+    status and when they started. A page holds `limit` sessions (50 unless told, at most 500);
+    its `next_cursor`, passed back as `cursor`, continues where it stopped, and is null on the
+    last page. A cursor this service did not return is invalid input."""
+
     def __init__(self, sessions: SessionRepository) -> None:
         self._sessions = sessions
 
-    async def __call__(
-        self,
-        tenant_id: str,
-        where: SessionFilter,
-        limit: int | None = None,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        size = check_limit(limit)
+    async def __call__(self, query: ListSessionsQuery) -> Page[Session]:
+        size = check_limit(query.limit)
         after = None
-        if cursor is not None:
-            started_at, session_id = decode_cursor(cursor, 2)
+        if query.cursor is not None:
+            started_at, session_id = decode_cursor(query.cursor, 2)
             try:
                 position = as_utc("cursor", datetime.fromisoformat(started_at))
             except (TypeError, ValueError, InvalidInput):
                 raise InvalidInput("cursor", "is not a cursor this service returned") from None
             after = SessionPosition(position, str(session_id))
-        rows = await self._sessions.find(tenant_id, where, size + 1, after)
+        rows = await self._sessions.find(query.tenant_id, query.where, size + 1, after)
         return page_of(rows, size, lambda s: [s.started_at.isoformat(), s.id])

@@ -1,15 +1,28 @@
-"""Read one session of a tenant as its client sees it, with its running cost."""
+"""Read one session of a tenant as its client sees it."""
+
+from dataclasses import dataclass
 
 from application.credits.running_cost import RunningCost, SessionView
 from application.sessions.get_session import GetSession
-from domain.tenants import Tenant
+from domain.tenants import TenantSettings
+
+
+@dataclass(frozen=True)
+class ReadSessionQuery:
+    tenant_id: str
+    session_id: str
+    settings: TenantSettings
 
 
 class ReadSession:
+    """One session of the tenant, as its client sees it: an active session of a rated kind comes
+    with its running cost (what it would be charged if it ended now, and what that leaves of its
+    subject's balance). A session of another tenant, or an id that is not a UUID, is not found."""
+
     def __init__(self, get_session: GetSession, running_cost: RunningCost) -> None:
         self._get_session = get_session
         self._running_cost = running_cost
 
-    async def __call__(self, tenant: Tenant, session_id: str) -> SessionView:
-        session = await self._get_session(tenant.id, session_id)
-        return await self._running_cost.view(session, tenant.settings)
+    async def __call__(self, query: ReadSessionQuery) -> SessionView:
+        session = await self._get_session(query.tenant_id, query.session_id)
+        return await self._running_cost.view(session, query.settings)

@@ -1,9 +1,4 @@
-"""Close sessions whose client stopped sending signs of life, where they were last seen.
-
-Each kind may have its own idle timeout (or none); any session running longer than the tenant's
-cap is closed too. The end the reaper chooses is a guess: later evidence may correct it (see
-record_exit and ingest_events). Tenants are reaped one by one, each in isolation.
-"""
+"""Close the sessions whose client stopped sending signs of life."""
 
 from dataclasses import dataclass, field
 
@@ -22,12 +17,24 @@ BATCH_SIZE = 500
 
 
 @dataclass(frozen=True)
+class ReapStaleSessionsCommand:
+    tenant_name: str | None = None  # None: every tenant
+
+
+@dataclass(frozen=True)
 class Reaped:
     closed: int = 0
     failures: list[TenantFailure] = field(default_factory=list)
 
 
 class ReapStaleSessions:
+    """Close every session whose client stopped sending signs of life, where it was last seen,
+    and charge it; settle the charges left pending (by a crash, or by a correction). Each kind
+    may have its own idle timeout (or none); any session running longer than the tenant's cap is
+    closed too. The end the reaper chooses is a guess: later evidence (a client's exit, events
+    dated after it) may correct it. Tenants are reaped one by one, each in isolation: the result
+    says how many sessions were closed and which tenants failed."""
+
     def __init__(
         self,
         tenants: TenantRepository,
@@ -42,17 +49,14 @@ class ReapStaleSessions:
         self._deduct_credits = deduct_credits
         self._clock = clock
 
-    async def __call__(self, tenant_name: str | None = None) -> Reaped:
-        """Close every stale session (of one tenant, or of all) and charge it; settle charges
-        left pending (a crash, or a correction); say how many sessions were closed and which
-        tenants failed."""
+    async def __call__(self, command: ReapStaleSessionsCommand) -> Reaped:
         closed = 0
 
         async def reap(tenant: Tenant) -> None:
             nonlocal closed
             closed += await self._reap(tenant)
 
-        failures = await each_tenant(await chosen_tenants(self._tenants, tenant_name), reap)
+        failures = await each_tenant(await chosen_tenants(self._tenants, command.tenant_name), reap)
         return Reaped(closed, failures)
 
     async def _reap(self, tenant: Tenant) -> int:

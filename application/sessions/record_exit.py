@@ -1,7 +1,4 @@
-"""Record that someone left. An active session closes; a session the reaper closed (its end a
-guess from the last sign of life) takes the client's exit instead, once, within the late-data
-window — its time if the exit says one, else the reaper's; every other exit is a replay. A
-charged session whose price changed gets one adjustment entry."""
+"""Record that someone left."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +42,11 @@ class RecordedExit:
 
 
 class RecordExit:
+    """Record that someone left. An active session closes; a session the reaper closed (its end a
+    guess from the last sign of life) takes the client's exit instead, once, within the late-data
+    window — its time if the exit says one, else the reaper's; every other exit is a replay. A
+    charged session whose price changed gets one adjustment entry."""
+
     def __init__(
         self,
         sessions: SessionRepository,

@@ -1,5 +1,4 @@
-"""Keep a session alive: its last sign of life moves forward, never back. The answer carries its
-running cost, so a client heartbeating a rated session sees its credits run down."""
+"""Keep a session alive."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,11 @@ class RecordHeartbeatCommand:
 
 
 class RecordHeartbeat:
+    """Keep a session alive: its last sign of life moves forward, never back (a heartbeat dated a
+    little ahead of the service's clock counts as now). An ended session takes no heartbeat. The
+    answer carries its running cost, so a client heartbeating a rated session sees its credits
+    run down."""
+
     def __init__(
         self, sessions: SessionRepository, running_cost: RunningCost, clock: Clock
     ) -> None:

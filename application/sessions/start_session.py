@@ -1,4 +1,4 @@
-"""Start a session; the same client-supplied id again is a replay, or a conflict if it differs."""
+"""Start a session."""
 
 from dataclasses import dataclass, field
 
@@ -36,6 +36,13 @@ class StartedSession:
 
 
 class StartSession:
+    """Start a session. A client may supply its id: the same id again is a replay of the start,
+    or a conflict if its content differs. A `started_at` may be in the past, within the late-data
+    window, but not in the future. Under the hard overdraft policy, a session of a rated kind
+    starts only if its subject's balance reaches the tenant's minimum. A subject whose plan limits
+    its sessions on a resource is refused once the limit is used up (trial exhausted, with its
+    trial status and the tenant's upgrade URL); anonymous sessions are never limited."""
+
     def __init__(
         self,
         sessions: SessionRepository,

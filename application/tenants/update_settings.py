@@ -1,6 +1,6 @@
-"""Change a tenant's settings; fields not given keep their values."""
+"""Change a tenant's settings."""
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from application.tenants.authenticate import Authenticate
@@ -8,14 +8,25 @@ from application.tenants.ports import TenantRepository
 from domain.tenants import Tenant, TenantSettings
 
 
+@dataclass(frozen=True)
+class UpdateSettingsCommand:
+    tenant: Tenant  # as the caller's key resolved it
+    changes: dict[str, Any]  # TenantSettings fields and their new values
+
+
 class UpdateSettings:
+    """Change a tenant's settings; fields not given keep their values. A value out of its bounds
+    is InvalidInput naming the field, and nothing changes. The server that took the change
+    applies it at once, others within a few seconds (they remember keys briefly)."""
+
     def __init__(self, tenants: TenantRepository, authenticate: Authenticate) -> None:
         self._tenants = tenants
         self._authenticate = authenticate
 
-    async def __call__(self, tenant: Tenant, changes: dict[str, Any]) -> Tenant:
-        settings = TenantSettings(**{**asdict(tenant.settings), **changes})
+    async def __call__(self, command: UpdateSettingsCommand) -> Tenant:
+        tenant = command.tenant
+        settings = TenantSettings(**{**asdict(tenant.settings), **command.changes})
         updated = await self._tenants.update_settings(tenant.id, settings)
-        # This process applies the change at once; others within the key cache's lifetime.
+        # Others apply it within the key cache's lifetime (authenticate.CACHE_TTL).
         self._authenticate.forget_tenant(tenant.id)
         return updated

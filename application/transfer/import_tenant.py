@@ -1,4 +1,4 @@
-"""An operator imports a tenant's state exported from any store; importing again adds nothing."""
+"""Import a tenant's state exported from any store."""
 
 from collections import Counter
 from collections.abc import Iterable
@@ -12,21 +12,34 @@ from domain.tenants import Tenant
 BATCH = 500  # records held at once, whatever the size of the tenant
 
 
+@dataclass(frozen=True)
+class ImportTenantCommand:
+    lines: Iterable[str]  # an export's lines, read as they are needed
+
+
 @dataclass
 class ImportCounts:
+    """Records imported (new) and found already there (present), by record type."""
+
     new: Counter[str] = field(default_factory=Counter)
     present: Counter[str] = field(default_factory=Counter)
 
 
 class ImportTenant:
+    """An operator imports a tenant's state exported from any store; importing again adds
+    nothing. Records are stored exactly as exported (a session keeps its status, usage and
+    charge), in batches of at most 500 whatever the size of the tenant. InvalidInput names the
+    first line that is not a record of the export format, or a record before its tenant;
+    Conflict if another tenant holds the tenant's name."""
+
     def __init__(self, archive: TenantArchive) -> None:
         self._archive = archive
 
-    async def __call__(self, lines: Iterable[str]) -> ImportCounts:
+    async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
         counts = ImportCounts()
         tenant_id: str | None = None
         batch: list[Record] = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(command.lines, start=1):
             if not line.strip():
                 continue
             record = from_line(line, number)

@@ -4,7 +4,7 @@ Use cases (one module each): `set_plan`, `subscribe`, `register_resource`, `get_
 `get_trial_status`.
 
 Not use cases, shared by them:
-- `plan_of_subject`: which plan governs a subject at an instant.
+- `plan_of_subject`: which plan governs a subject at an instant (also asked by `start_session`).
 
 `ports.py`: what this area needs from storage and the outside world.
 """

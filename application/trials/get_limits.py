@@ -9,6 +9,12 @@ from application.trials.ports import ResourceRegistry
 
 
 @dataclass(frozen=True)
+class GetLimitsQuery:
+    tenant_id: str
+    subject_id: str
+
+
+@dataclass(frozen=True)
 class Limits:
     plan_id: str | None
     unlimited: bool
@@ -25,6 +31,11 @@ class Limits:
 
 
 class GetLimits:
+    """What a subject's plan allows now: the plan it is on (its active subscription's, or else
+    the tenant's default; none when the tenant defines no plans, and then nothing is limited),
+    the sessions it may start per resource, its quota of resources a month and how many it has
+    registered this calendar month (UTC), and when its subscription ends."""
+
     def __init__(
         self, plan_of_subject: PlanOfSubject, resources: ResourceRegistry, clock: Clock
     ) -> None:
@@ -32,7 +43,8 @@ class GetLimits:
         self._resources = resources
         self._clock = clock
 
-    async def __call__(self, tenant_id: str, subject_id: str) -> Limits:
+    async def __call__(self, query: GetLimitsQuery) -> Limits:
+        tenant_id, subject_id = query.tenant_id, query.subject_id
         now = self._clock.now()
         plan, subscription = await self._plan_of_subject(tenant_id, subject_id, now)
         unlimited = plan is None or plan.unlimited

@@ -1,4 +1,6 @@
-"""A subject adds a resource (e.g. uploads a PDF to practise), within its plan's monthly quota."""
+"""A subject adds a resource, within its plan's monthly quota."""
+
+from dataclasses import dataclass
 
 from application.ports import Clock
 from application.trials.plan_of_subject import PlanOfSubject
@@ -8,7 +10,29 @@ from domain.session import KIND_PATTERN
 from domain.text import check_text
 
 
+@dataclass(frozen=True)
+class RegisterResourceCommand:
+    tenant_id: str
+    subject_id: str
+    resource_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    subject_id: str
+    resource_id: str
+    kind: str
+    created: bool  # False: it was registered already (a replay)
+
+
 class RegisterResource:
+    """A subject adds a resource (e.g. uploads a PDF to practise), within its plan's quota of
+    resources a month: while the subject has added fewer than the quota this calendar month
+    (UTC) it may add one more; at the quota the resource is refused and nothing is registered.
+    Registering a resource the subject has registered already is a replay that changes nothing
+    (even at the quota)."""
+
     def __init__(
         self, resources: ResourceRegistry, plan_of_subject: PlanOfSubject, clock: Clock
     ) -> None:
@@ -16,12 +40,14 @@ class RegisterResource:
         self._plan_of_subject = plan_of_subject
         self._clock = clock
 
-    async def __call__(self, tenant_id: str, subject_id: str, resource_id: str, kind: str) -> bool:
-        """True when registered now, False when it already was (a replay)."""
-        check_text("resource_id", resource_id, 200)
-        if not KIND_PATTERN.match(kind):
+    async def __call__(self, command: RegisterResourceCommand) -> RegisteredResource:
+        check_text("resource_id", command.resource_id, 200)
+        if not KIND_PATTERN.match(command.kind):
             raise InvalidInput("kind", "1-64 characters of a-z 0-9 _ . -")
         now = self._clock.now()
-        plan, _ = await self._plan_of_subject(tenant_id, subject_id, now)
+        plan, _ = await self._plan_of_subject(command.tenant_id, command.subject_id, now)
         limit = None if plan is None else plan.resource_limit()
-        return await self._resources.register(tenant_id, subject_id, resource_id, kind, now, limit)
+        created = await self._resources.register(
+            command.tenant_id, command.subject_id, command.resource_id, command.kind, now, limit
+        )
+        return RegisteredResource(command.subject_id, command.resource_id, command.kind, created)

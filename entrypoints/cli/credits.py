@@ -4,7 +4,7 @@ import uuid
 
 import click
 
-from application.credits.get_balance import GetBalance
+from application.credits.get_balance import GetBalance, GetBalanceQuery
 from application.credits.grant_credits import GrantCredits, GrantCreditsCommand, Granted
 from domain.credits import Balance
 from entrypoints.cli.options import tenant_option
@@ -43,7 +43,7 @@ def grant(
         grant_credits: GrantCredits = c.use_cases.grant_credits()
         granted = await grant_credits(GrantCreditsCommand(tenant.id, subject, amount, reason, key))
         get_balance: GetBalance = c.use_cases.get_balance()
-        return granted, await get_balance(tenant.id, subject)
+        return granted, await get_balance(GetBalanceQuery(tenant.id, subject))
 
     granted, balance = run(ctx, job)
     verb = "granted" if granted.created else "already granted"
@@ -61,7 +61,8 @@ def balance(ctx: click.Context, subject: str, tenant_name: str) -> None:
 
     async def job(c: Container) -> Balance:
         get_balance: GetBalance = c.use_cases.get_balance()
-        return await get_balance((await tenant_named(c, tenant_name)).id, subject)
+        tenant = await tenant_named(c, tenant_name)
+        return await get_balance(GetBalanceQuery(tenant.id, subject))
 
     found = run(ctx, job)
     click.echo(

@@ -2,6 +2,7 @@
 
 import click
 
+from application.tenants.create_api_key import CreateApiKeyCommand
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.running import run
 
@@ -17,6 +18,7 @@ def keys() -> None:
 @click.pass_context
 def create_key(ctx: click.Context, tenant_name: str, role: str) -> None:
     """Create a key; the key alone is the last line printed."""
-    key, secret = run(ctx, lambda c: c.use_cases.create_api_key()(tenant_name, role))
-    click.echo(f"{role} key {key.id} for tenant {tenant_name} (shown once, store it now):")
-    click.echo(secret)
+    command = CreateApiKeyCommand(tenant_name, role)
+    created = run(ctx, lambda c: c.use_cases.create_api_key()(command))
+    click.echo(f"{role} key {created.key.id} for tenant {tenant_name} (shown once, store it now):")
+    click.echo(created.secret)

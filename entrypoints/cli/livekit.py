@@ -2,6 +2,8 @@
 
 import click
 
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
+from application.livekit.reconcile_livekit import ReconcileLiveKitCommand
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.running import exit_on, run
 
@@ -31,7 +33,8 @@ def add_livekit(
     ctx: click.Context, tenant_name: str, api_key: str, api_secret: str, url: str | None
 ) -> None:
     """Accept webhooks signed with this API key, as the tenant's."""
-    run(ctx, lambda c: c.use_cases.add_livekit_account()(tenant_name, api_key, api_secret, url))
+    command = AddLiveKitAccountCommand(tenant_name, api_key, api_secret, url)
+    run(ctx, lambda c: c.use_cases.add_livekit_account()(command))
     server = f" (server {url})" if url else ""
     click.echo(f"LiveKit API key {api_key} registered for tenant {tenant_name}{server}")
 
@@ -43,7 +46,8 @@ def reconcile_livekit(ctx: click.Context, tenant_name: str | None) -> None:
     """Ask each LiveKit server with a URL who is in the rooms of open stays, now: a participant
     still there was seen now, one who left ends where last seen. Exits 1 when a server did not
     answer or a tenant failed (the others are reconciled all the same)."""
-    done = run(ctx, lambda c: c.jobs.reconcile_livekit()(tenant_name))
+    command = ReconcileLiveKitCommand(tenant_name)
+    done = run(ctx, lambda c: c.jobs.reconcile_livekit()(command))
     unknown = f", {done.unknown} left as they were" if done.unknown else ""
     click.echo(
         f"{done.present} stay(s) still in their room, {done.ended} ended{unknown} "

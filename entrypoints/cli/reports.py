@@ -2,7 +2,7 @@
 
 import click
 
-from application.reports.report_watch_time import ReportWatchTime
+from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
 from domain.reports import WatchTime
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.output import echo_rows, format_option
@@ -29,7 +29,7 @@ def watch_time(ctx: click.Context, tenant_name: str, resource_id: str, output: s
     async def job(c: Container) -> list[WatchTime]:
         tenant = await tenant_named(c, tenant_name)
         report_watch_time: ReportWatchTime = c.use_cases.report_watch_time()
-        return await report_watch_time(tenant.id, resource_id)
+        return await report_watch_time(ReportWatchTimeQuery(tenant.id, resource_id))
 
     rows = [
         (w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)

@@ -2,6 +2,7 @@
 
 import click
 
+from application.retention.apply_retention import ApplyRetentionCommand
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.running import exit_on_failures, run
 
@@ -17,7 +18,8 @@ def retention() -> None:
 def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
     """Delete snapshots, events and rollups older than each tenant keeps them, in bounded
     batches."""
-    deleted = run(ctx, lambda c: c.jobs.apply_retention()(tenant_name))
+    command = ApplyRetentionCommand(tenant_name)
+    deleted = run(ctx, lambda c: c.jobs.apply_retention()(command))
     click.echo(
         f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
         f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import click
 
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from entrypoints.cli.options import INSTANT, tenant_option
 from entrypoints.cli.output import HourBar
 from entrypoints.cli.running import exit_on_failures, run
@@ -21,7 +22,8 @@ from entrypoints.cli.running import exit_on_failures, run
 def rollup(ctx: click.Context, tenant_name: str | None, since: datetime | None) -> None:
     """Roll usage up into hours and days now (the server does it every few minutes)."""
     bar = HourBar()
-    done = run(ctx, lambda c: c.jobs.roll_up_usage()(tenant_name, since, bar.show))
+    command = RollUpUsageCommand(tenant_name, since, bar.show)
+    done = run(ctx, lambda c: c.jobs.roll_up_usage()(command))
     bar.done()
     skipped = f"; {done.skipped} skipped (another runner had them)" if done.skipped else ""
     click.echo(

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import click
 
-from application.snapshots.record_snapshots import RecordSnapshots
+from application.snapshots.record_snapshots import RecordSnapshots, RecordSnapshotsCommand
 from domain.errors import InvalidInput
 from domain.snapshots import Snapshot
 from entrypoints.cli.options import tenant_option
@@ -40,9 +40,11 @@ def import_snapshots(ctx: click.Context, source: IO[str], tenant_name: str) -> N
             batch.append(snapshot)
             read += 1
             if len(batch) == SNAPSHOT_BATCH:
-                new += await record(tenant.id, batch)
+                new += (await record(RecordSnapshotsCommand(tenant.id, batch))).new
                 batch = []
-        return read, new + (await record(tenant.id, batch) if batch else 0)
+        if batch:
+            new += (await record(RecordSnapshotsCommand(tenant.id, batch))).new
+        return read, new
 
     read, new = run(ctx, job)
     click.echo(f"{read} snapshot(s) read, {new} new, {read - new} already stored")

@@ -2,6 +2,7 @@
 
 import click
 
+from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.cli.running import run
 
 
@@ -15,5 +16,5 @@ def tenants() -> None:
 @click.pass_context
 def create_tenant(ctx: click.Context, name: str) -> None:
     """Create a tenant."""
-    tenant = run(ctx, lambda c: c.use_cases.create_tenant()(name))
+    tenant = run(ctx, lambda c: c.use_cases.create_tenant()(CreateTenantCommand(name)))
     click.echo(f"tenant {tenant.name} created (id {tenant.id})")

@@ -5,7 +5,8 @@ from typing import IO
 
 import click
 
-from application.transfer.import_tenant import ImportCounts
+from application.transfer.export_tenant import ExportTenantQuery
+from application.transfer.import_tenant import ImportCounts, ImportTenantCommand
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.output import Progress, lines_read
 from entrypoints.cli.running import run
@@ -20,7 +21,8 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
     progress = Progress("exported")
 
     async def job(c: Container) -> None:
-        async for line in await c.use_cases.export_tenant()(tenant_name):
+        export = await c.use_cases.export_tenant()(ExportTenantQuery(tenant_name))
+        async for line in export.lines:
             sys.stdout.write(line + "\n")
             progress.one()
 
@@ -35,6 +37,7 @@ def import_tenant(ctx: click.Context, source: IO[str]) -> None:
     """Import a tenant exported from any store (a file, or standard input); repeating it adds
     nothing."""
     with lines_read(source, "importing") as lines:
-        counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(lines))
+        command = ImportTenantCommand(lines)
+        counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(command))
     new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
     click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")

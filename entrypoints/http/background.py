@@ -5,10 +5,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from application.livekit.reconcile_livekit import ReconcileLiveKit
-from application.retention.apply_retention import ApplyRetention
-from application.rollups.roll_up_usage import RollUpUsage
-from application.sessions.reap_stale_sessions import ReapStaleSessions
+from application.livekit.reconcile_livekit import ReconcileLiveKit, ReconcileLiveKitCommand
+from application.retention.apply_retention import ApplyRetention, ApplyRetentionCommand
+from application.rollups.roll_up_usage import RollUpUsage, RollUpUsageCommand
+from application.sessions.reap_stale_sessions import ReapStaleSessions, ReapStaleSessionsCommand
 from application.tenants.tenant_jobs import TenantFailure
 
 log = logging.getLogger(__name__)
@@ -26,17 +26,17 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
 
 async def reap_stale_sessions(reap: ReapStaleSessions) -> None:
     """One reaper run; each tenant it could not reap is one log line."""
-    log_failures("reaper", (await reap()).failures)
+    log_failures("reaper", (await reap(ReapStaleSessionsCommand())).failures)
 
 
 async def roll_up_usage(roll_up: RollUpUsage) -> None:
     """One rollup run; each tenant whose rollup failed is one log line."""
-    log_failures("rollups", (await roll_up()).failures)
+    log_failures("rollups", (await roll_up(RollUpUsageCommand())).failures)
 
 
 async def apply_retention(apply: ApplyRetention) -> None:
     """One retention run; each tenant whose retention failed is one log line."""
-    log_failures("retention", (await apply()).failures)
+    log_failures("retention", (await apply(ApplyRetentionCommand())).failures)
 
 
 def log_failures(job: str, failures: list[TenantFailure]) -> None:
@@ -48,7 +48,7 @@ def log_failures(job: str, failures: list[TenantFailure]) -> None:
 async def reconcile_livekit(reconcile: ReconcileLiveKit) -> None:
     """One reconciliation run; each server that did not answer and each tenant that failed is
     one log line (the run served the others)."""
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
     for problem in done.problems:
         log.warning("LiveKit reconciliation: %s", problem)
     if done.ended:

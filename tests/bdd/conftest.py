@@ -10,6 +10,7 @@ import pytest
 from dependency_injector import providers
 from pytest_bdd import given, parsers, then, when
 
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
 from tests.app_client import Api
 from tests.fakes import FakeClock
 from tests.livekit_server import LiveKitServer
@@ -39,9 +40,8 @@ def webinar_platform(api: Api) -> Api:
 @given("a bootcamp whose LiveKit server sends its webhooks to sessionmeter")
 def bootcamp(api: Api) -> None:
     server = LiveKitServer()
-    api.run(
-        lambda: api.container.use_cases.add_livekit_account()("acme", server.key, server.secret)
-    )
+    command = AddLiveKitAccountCommand("acme", server.key, server.secret)
+    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
 
 
 TIME_PASSES = parsers.re(r"(?P<amount>\d+) (?P<unit>seconds|minutes) pass")

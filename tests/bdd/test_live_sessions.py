@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from tests.app_client import Api
 from tests.fakes import FakeClock
 from tests.livekit_server import API_KEY, LiveKitServer
@@ -69,7 +70,7 @@ class Reaper:
     observers: list[Callable[[], None]] = field(default_factory=list)
 
     def run(self) -> None:
-        self.api.run(self.api.container.jobs.reap_stale_sessions())
+        self.api.run(self.api.container.jobs.reap_stale_sessions(), ReapStaleSessionsCommand())
         self.last_run = self.clock.now()
 
     def pass_time(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.livekit.reconcile_livekit import ReconcileLiveKitCommand
 from tests.app_client import Api
 from tests.fake_livekit import FakeLiveKit, fake_livekit
 from tests.fakes import FakeClock
@@ -200,7 +201,7 @@ def left_unsaid(livekit_server: FakeLiveKit, who: str, name: str) -> None:
 @given("sessionmeter asks the LiveKit server who is in its rooms")
 @when("sessionmeter asks the LiveKit server who is in its rooms")
 def reconcile(api: Api, clock: FakeClock) -> None:
-    done = api.run(lambda: api.container.jobs.reconcile_livekit()())
+    done = api.run(lambda: api.container.jobs.reconcile_livekit()(ReconcileLiveKitCommand()))
     assert done.problems == []
 
 

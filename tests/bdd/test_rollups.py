@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from tests.app_client import Api
 from tests.bdd.test_livekit import Webhook, deliver, room
 
@@ -112,7 +113,8 @@ def snapshots(api: Api, day: dict[str, Any], gb: float, cpu: int) -> None:
 
 @when("the operator rolls up the usage since yesterday morning")
 def roll_up(api: Api) -> None:
-    api.run(lambda: api.container.jobs.roll_up_usage()("acme", since=DAY))
+    command = RollUpUsageCommand("acme", since=DAY)
+    api.run(lambda: api.container.jobs.roll_up_usage()(command))
 
 
 def usage(api: Api, bucket: str, **params: Any) -> list[dict[str, Any]]:

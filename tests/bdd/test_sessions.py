@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from tests.app_client import Api
 from tests.fakes import FakeClock
 
@@ -118,7 +119,7 @@ def one_dies(
 
 @when("the reaper runs")
 def reaper_runs(api: Api) -> None:
-    api.run(api.container.jobs.reap_stale_sessions())
+    api.run(api.container.jobs.reap_stale_sessions(), ReapStaleSessionsCommand())
 
 
 @then(parsers.parse('the visit of "{name}" is {status}'))

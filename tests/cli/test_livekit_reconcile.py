@@ -11,6 +11,8 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
+from application.credits.set_rate import SetRateCommand
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhookCommand
 from domain.credits import Rate
 from domain.livekit import KIND, session_id_of
 from domain.session import Session, SessionStatus
@@ -63,7 +65,8 @@ def join(url: str, room: str, identity: str) -> str:
     raw, headers = LiveKitServer(room=room).joined(identity, T0)
 
     async def deliver(c: Container, _: str) -> None:
-        await c.use_cases.receive_livekit_webhook()(raw, headers["Authorization"])
+        command = ReceiveLiveKitWebhookCommand(raw, headers["Authorization"])
+        await c.use_cases.receive_livekit_webhook()(command)
 
     on_storage(url, deliver)
     return session_id_of(f"RM_{room}", f"PA_{identity}")
@@ -99,7 +102,10 @@ def test_reconcile_keeps_present_stays_alive_and_ends_the_others_where_last_seen
         ana, ben = join(url, "bootcamp", "ana"), join(url, "bootcamp", "ben")
         cy = join(url, "standup", "cy")
         ben_last_seen = T0 + timedelta(minutes=10)
-        on_storage(url, lambda c, tenant_id: c.use_cases.set_rate()(tenant_id, Rate(KIND, 1)))
+        on_storage(
+            url,
+            lambda c, tenant_id: c.use_cases.set_rate()(SetRateCommand(tenant_id, Rate(KIND, 1))),
+        )
         on_storage(
             url, lambda c, tenant_id: c.storage.sessions().heartbeat(tenant_id, ben, ben_last_seen)
         )

@@ -7,6 +7,12 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from application.credits.get_balance import GetBalanceQuery
+from application.reports.report_active import ReportActiveQuery
+from application.reports.report_resources import ReportResourcesQuery
+from application.reports.report_usage_stats import ReportUsageStatsQuery
+from application.reports.report_watch_time import ReportWatchTimeQuery
+from application.trials.get_trial_status import GetTrialStatusQuery
 from entrypoints.cli.main import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
@@ -33,15 +39,24 @@ async def _figures(url: str, tenant_id: str) -> dict[str, Any]:
     c = build_container(Settings(storage_url=url))
     try:
         return {
-            "balances": [await c.use_cases.get_balance()(tenant_id, s) for s in ("ana", "jun")],
+            "balances": [
+                await c.use_cases.get_balance()(GetBalanceQuery(tenant_id, s))
+                for s in ("ana", "jun")
+            ],
             "trials": [
-                await c.use_cases.get_trial_status()(tenant_id, s, r)
+                await c.use_cases.get_trial_status()(GetTrialStatusQuery(tenant_id, s, r))
                 for s, r in (("ana", "pdf-1"), ("jun", "webinar-1"))
             ],
-            "watch time": await c.use_cases.report_watch_time()(tenant_id, "pdf-1"),
-            "resources": await c.use_cases.report_resources()(tenant_id),
-            "usage": await c.use_cases.report_usage_stats()(tenant_id, "ana"),
-            "active": await c.use_cases.report_active()(tenant_id, None),
+            "watch time": await c.use_cases.report_watch_time()(
+                ReportWatchTimeQuery(tenant_id, "pdf-1")
+            ),
+            "resources": await c.use_cases.report_resources()(ReportResourcesQuery(tenant_id)),
+            "usage": await c.use_cases.report_usage_stats()(
+                ReportUsageStatsQuery(tenant_id, "ana")
+            ),
+            "active": (
+                await c.use_cases.report_active()(ReportActiveQuery(tenant_id, None))
+            ).active,
         }
     finally:
         await c.storage.backend().close()

@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from application.transfer.export_tenant import ExportTenantQuery
+from application.transfer.import_tenant import ImportTenantCommand
 from domain.errors import Conflict
 from domain.tenants import Tenant
 from tests.contract.builders import T0, a_tenant_with_everything, wired
@@ -13,7 +15,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def export(storage: Any, name: str) -> list[str]:
-    return [line async for line in await wired(storage).use_cases().export_tenant()(name)]
+    exported = await wired(storage).use_cases().export_tenant()(ExportTenantQuery(name))
+    return [line async for line in exported.lines]
 
 
 async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
@@ -44,7 +47,7 @@ async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -
     await a_tenant_with_everything(storage)
     before = await export(storage, "exam-prep")
 
-    counts = await wired(storage).use_cases().import_tenant()(before)
+    counts = await wired(storage).use_cases().import_tenant()(ImportTenantCommand(before))
 
     assert sum(counts.new.values()) == 0
     assert sum(counts.present.values()) == len(before) - 1
@@ -58,4 +61,4 @@ async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> Non
     renamed = [lines[0], lines[1].replace('"name":"exam-prep"', '"name":"elsewhere"'), *lines[2:]]
 
     with pytest.raises(Conflict):
-        await wired(storage).use_cases().import_tenant()(renamed)
+        await wired(storage).use_cases().import_tenant()(ImportTenantCommand(renamed))

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
 from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.events import Event
@@ -314,7 +315,7 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
         await record_exit(RecordExitCommand(tenant.id, session.id, at=at(3)))
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
 
-    await container.jobs().reap_stale_sessions()()
+    await container.jobs().reap_stale_sessions()(ReapStaleSessionsCommand())
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == 6
@@ -331,7 +332,8 @@ async def test_the_reaper_and_a_late_client_exit_racing_charge_once(
     clock = FakeClock(at(60))  # every session has been silent for most of an hour
 
     async def reap(storage: Any) -> Any:
-        return await wired(storage, clock).jobs().reap_stale_sessions()()
+        reap_stale_sessions = wired(storage, clock).jobs().reap_stale_sessions()
+        return await reap_stale_sessions(ReapStaleSessionsCommand())
 
     def client_exit(session_id: str) -> Call:
         command = RecordExitCommand(tenant.id, session_id, at=at(4))

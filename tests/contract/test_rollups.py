@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from application.ports import Window
-from application.rollups.roll_up_usage import RollUpUsage
+from application.retention.apply_retention import ApplyRetentionCommand
+from application.rollups.roll_up_usage import RollUpUsage, RollUpUsageCommand
 from domain.events import Event
 from domain.livekit import TrackReport
 from domain.rollups import Activity, Period, Rollup, ServerLoad
@@ -188,10 +189,10 @@ async def test_a_run_rolls_up_hours_and_days_and_a_second_run_changes_nothing(
         [Snapshot("lk-1", at(m), 20.0 + m / 10, 1, 1, m * 1_000_000, m // 10, 1) for m in (5, 65)],
     )
 
-    run = await roll_up(storage, 200)(tenant.name)
+    run = await roll_up(storage, 200)(RollUpUsageCommand(tenant.name))
     hours = await storage.rollups.find(tenant.id, Period.HOUR, Window())
     days = await storage.rollups.find(tenant.id, Period.DAY, Window())
-    again = await roll_up(storage, 200)(tenant.name, since=T0)
+    again = await roll_up(storage, 200)(RollUpUsageCommand(tenant.name, since=T0))
 
     assert (run.tenants, run.hours, run.days) == (1, 4, 1)  # 12:00 to 15:00
     assert [h.start.hour for h in hours] == [12, 13, 14, 15]
@@ -217,12 +218,12 @@ async def test_a_session_that_ends_after_its_hours_were_rolled_up_is_counted_by_
 ) -> None:
     session = await stored_session(storage, tenant, 0, resource_id="w-1")
     await storage.sessions.heartbeat(tenant.id, session.id, at(30))
-    await roll_up(storage, 30)(tenant.name)
+    await roll_up(storage, 30)(RollUpUsageCommand(tenant.name))
 
     await storage.sessions.close(
         tenant.id, session.id, Exit(at(300), usage={"pages": 3}), frozenset(), NOW, SHUT
     )
-    await roll_up(storage, 310)(tenant.name)
+    await roll_up(storage, 310)(RollUpUsageCommand(tenant.name))
 
     day = (await storage.rollups.find(tenant.id, Period.DAY, Window()))[0]
     assert day.activity[0].sessions_ended == 1
@@ -239,9 +240,9 @@ async def test_runners_started_together_roll_up_each_tenant_once_and_agree(
             tenant.id, session.id, Exit(at(n * 20 + 15)), frozenset(), NOW, SHUT
         )
 
-    runs = await race(*[lambda s: roll_up(s, 150)(tenant.name)] * 6)
+    runs = await race(*[lambda s: roll_up(s, 150)(RollUpUsageCommand(tenant.name))] * 6)
     after_race = await storage.rollups.find(tenant.id, Period.HOUR, Window())
-    await roll_up(storage, 150)(tenant.name, since=T0)
+    await roll_up(storage, 150)(RollUpUsageCommand(tenant.name, since=T0))
 
     assert sum(r.tenants for r in runs) >= 1
     assert sum(r.tenants + r.skipped for r in runs) == 6
@@ -277,12 +278,13 @@ async def test_a_run_reaching_back_past_retention_keeps_the_buckets_whose_source
     for minutes in (-600, 480):  # at 02:00 and 20:00
         await stored_session(storage, tenant, minutes, subject_id=f"u{minutes}")
     midnight = at(-12 * 60)
-    await roll_up(storage, 600)(tenant.name, since=midnight)
+    await roll_up(storage, 600)(RollUpUsageCommand(tenant.name, since=midnight))
     [day] = await storage.rollups.find(tenant.id, Period.DAY, Window())
     # A day later retention deletes the morning's hours; then an operator reaches back anyway.
     a_day_later = 24 * 60
-    await wired(storage, FakeClock(at(a_day_later))).jobs().apply_retention()()
-    run = await roll_up(storage, a_day_later)(tenant.name, since=midnight)
+    retention = wired(storage, FakeClock(at(a_day_later))).jobs().apply_retention()
+    await retention(ApplyRetentionCommand())
+    run = await roll_up(storage, a_day_later)(RollUpUsageCommand(tenant.name, since=midnight))
 
     assert day.activity[0].sessions_started == 2
     kept, next_day = await storage.rollups.find(tenant.id, Period.DAY, Window())

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from application.tenants.create_api_key import CreateApiKeyCommand
+from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.conftest import run_async
@@ -25,10 +27,11 @@ def tenants_and_keys(storage_url: str) -> tuple[str, str]:
         container = build_container(Settings(storage_url=storage_url))
         try:
             for name in ("acme", "bootcamp"):
-                await container.use_cases.create_tenant()(name)
-            _, ingest = await container.use_cases.create_api_key()("bootcamp", "ingest")
-            _, admin = await container.use_cases.create_api_key()("bootcamp", "admin")
-            return ingest, admin
+                await container.use_cases.create_tenant()(CreateTenantCommand(name))
+            create_api_key = container.use_cases.create_api_key()
+            ingest = await create_api_key(CreateApiKeyCommand("bootcamp", "ingest"))
+            admin = await create_api_key(CreateApiKeyCommand("bootcamp", "admin"))
+            return ingest.secret, admin.secret
         finally:
             await container.storage.backend().close()
 

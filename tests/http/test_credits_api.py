@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from application.tenants.create_api_key import CreateApiKeyCommand
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -149,7 +150,8 @@ def test_credit_endpoints_need_an_admin_key(api: Api) -> None:
 
 def test_each_tenant_has_its_own_credits(api: Api) -> None:
     grant(api, "shared-name", 40, "k")
-    _, other_admin = api.run(api.container.use_cases.create_api_key(), "globex", "admin")
+    command = CreateApiKeyCommand("globex", "admin")
+    other_admin = api.run(api.container.use_cases.create_api_key(), command).secret
     theirs = api.client.get(
         "/v1/accounts/shared-name/credits", headers={"X-API-Key": other_admin}
     ).json()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -27,7 +28,7 @@ def settings(api: Api, **changes: Any) -> Any:
 
 
 def reap(api: Api) -> None:
-    api.run(api.container.jobs.reap_stale_sessions())
+    api.run(api.container.jobs.reap_stale_sessions(), ReapStaleSessionsCommand())
 
 
 def test_settings_take_per_kind_timeouts_a_cap_a_window_and_a_low_balance(api: Api) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import jwt
 import pytest
 
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
 from domain.errors import Conflict
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
@@ -17,9 +18,8 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 @pytest.fixture
 def livekit(api: Api) -> LiveKitServer:
     server = LiveKitServer()
-    api.run(
-        lambda: api.container.use_cases.add_livekit_account()("acme", server.key, server.secret)
-    )
+    command = AddLiveKitAccountCommand("acme", server.key, server.secret)
+    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
     return server
 
 
@@ -135,10 +135,9 @@ def test_a_webhook_whose_signature_does_not_hold_is_401_and_records_nothing(
 
 
 def test_a_livekit_key_belongs_to_one_tenant(api: Api, livekit: LiveKitServer) -> None:
+    command = AddLiveKitAccountCommand("globex", livekit.key, "x" * 40)
     with pytest.raises(Conflict):
-        api.run(
-            lambda: api.container.use_cases.add_livekit_account()("globex", livekit.key, "x" * 40)
-        )
+        api.run(lambda: api.container.use_cases.add_livekit_account()(command))
 
 
 def put_url(api: Api, key: str, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -161,7 +160,8 @@ def test_an_admin_sets_and_removes_the_url_of_its_livekit_server(
 def test_a_url_is_set_only_by_an_admin_on_its_own_key_and_only_a_valid_one(
     api: Api, livekit: LiveKitServer
 ) -> None:
-    api.run(lambda: api.container.use_cases.add_livekit_account()("globex", "APIglobex", "x" * 40))
+    command = AddLiveKitAccountCommand("globex", "APIglobex", "x" * 40)
+    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
     url = {"url": "https://lk.example.com"}
 
     assert_error(put_url(api, "APIglobex", url), 404, "not_found")

@@ -3,6 +3,7 @@ it, and the figures of a rolled-up session."""
 
 from datetime import UTC, datetime, timedelta
 
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -43,7 +44,8 @@ def test_a_rolled_up_session_shows_in_its_hours_and_day(api: Api) -> None:
         json={"at": exit_at.isoformat(), "usage": {"cost_usd": "0.10"}},
         headers=api.ingest,
     )
-    api.run(lambda: api.container.jobs.roll_up_usage()("acme", since=HOUR))
+    command = RollUpUsageCommand("acme", since=HOUR)
+    api.run(lambda: api.container.jobs.roll_up_usage()(command))
     window = {"from": HOUR.isoformat(), "to": (HOUR + timedelta(hours=3)).isoformat()}
 
     hours = api.client.get(

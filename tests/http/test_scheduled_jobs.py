@@ -8,6 +8,9 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
+from application.tenants.create_api_key import CreateApiKeyCommand
+from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.container import Container, build_container
 from entrypoints.http import background
 from entrypoints.http.app import create_app
@@ -20,8 +23,12 @@ def test_the_server_reaps_a_silent_session_by_itself() -> None:
     settings = Settings(storage_url="memory://", reaper_interval_seconds=0.05)
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
-        client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
-        _, key = client.blocking_portal.call(container.use_cases.create_api_key(), "acme", "ingest")
+        client.blocking_portal.call(
+            container.use_cases.create_tenant(), CreateTenantCommand("acme")
+        )
+        key = client.blocking_portal.call(
+            container.use_cases.create_api_key(), CreateApiKeyCommand("acme", "ingest")
+        ).secret
         silent_since = datetime.now(UTC) - timedelta(minutes=10)
         session = client.post(
             "/v1/sessions",
@@ -51,13 +58,15 @@ def test_the_server_rolls_usage_up_by_itself() -> None:
     )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
-        client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
-        _, ingest = client.blocking_portal.call(
-            container.use_cases.create_api_key(), "acme", "ingest"
+        client.blocking_portal.call(
+            container.use_cases.create_tenant(), CreateTenantCommand("acme")
         )
-        _, admin = client.blocking_portal.call(
-            container.use_cases.create_api_key(), "acme", "admin"
-        )
+        ingest = client.blocking_portal.call(
+            container.use_cases.create_api_key(), CreateApiKeyCommand("acme", "ingest")
+        ).secret
+        admin = client.blocking_portal.call(
+            container.use_cases.create_api_key(), CreateApiKeyCommand("acme", "admin")
+        ).secret
         client.post(
             "/v1/sessions",
             json={"kind": "kiosk", "resource_id": "booth-1", "subject_id": "k"},
@@ -86,11 +95,14 @@ def _reconciling_server() -> tuple[Settings, Container]:
 
 def _open_stay(client: TestClient[Any], container: Container, livekit_url: str) -> str:
     """acme with a LiveKit server at `livekit_url` and a stay its webhook opened; an admin key."""
-    client.blocking_portal.call(container.use_cases.create_tenant(), "acme")
-    _, admin = client.blocking_portal.call(container.use_cases.create_api_key(), "acme", "admin")
+    client.blocking_portal.call(container.use_cases.create_tenant(), CreateTenantCommand("acme"))
+    admin = client.blocking_portal.call(
+        container.use_cases.create_api_key(), CreateApiKeyCommand("acme", "admin")
+    ).secret
     server = LiveKitServer()
     client.blocking_portal.call(
-        container.use_cases.add_livekit_account(), "acme", server.key, server.secret, livekit_url
+        container.use_cases.add_livekit_account(),
+        AddLiveKitAccountCommand("acme", server.key, server.secret, livekit_url),
     )
     raw, headers = server.joined("ana", datetime.now(UTC) - timedelta(minutes=5))
     assert client.post("/v1/webhooks/livekit", content=raw, headers=headers).status_code == 200

@@ -19,6 +19,7 @@ from application.sessions.get_session import GetSession
 from application.sessions.record_exit import RecordExit
 from application.sessions.record_heartbeat import RecordHeartbeat
 from application.sessions.start_session import StartSession, StartSessionCommand
+from application.tenants.create_tenant import CreateTenantCommand
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
 from entrypoints.container import Container, build_container
@@ -66,7 +67,7 @@ def storage(container: Container) -> MemoryStorage:
 
 @pytest.fixture
 async def tenant(use_cases: UseCaseContainer) -> Tenant:
-    return await use_cases.create_tenant()("acme")
+    return await use_cases.create_tenant()(CreateTenantCommand("acme"))
 
 
 class TenantMaker:

@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
+from application.credits.get_balance import GetBalanceQuery
 from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
+from application.credits.list_alerts import ListAlertsQuery
+from application.credits.list_ledger import ListLedgerQuery
 from application.credits.rate_book import RateBook
+from application.credits.set_rate import SetRateCommand
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.charging import settle
 from domain.clock import EARLIEST, LATEST
@@ -144,7 +148,7 @@ async def test_a_grant_is_recorded_once_per_idempotency_key(
 
     assert first.created and not again.created and again.entry == first.entry
     assert first.entry.kind is EntryKind.GRANT
-    assert (await use_cases.get_balance()(tenant.id, "u1")).balance == 100
+    assert (await use_cases.get_balance()(GetBalanceQuery(tenant.id, "u1"))).balance == 100
 
 
 async def test_a_key_reused_for_another_grant_is_a_conflict(
@@ -175,7 +179,8 @@ async def test_a_grant_that_breaks_a_rule_names_the_field(
 
 @pytest.fixture
 async def rated(use_cases: UseCaseContainer, tenant: Tenant) -> Rate:
-    return await use_cases.set_rate()(tenant.id, Rate("counseling", credits_per_minute=10))
+    rate = Rate("counseling", credits_per_minute=10)
+    return await use_cases.set_rate()(SetRateCommand(tenant.id, rate))
 
 
 async def test_a_session_is_charged_once_however_often_it_exits(
@@ -197,12 +202,12 @@ async def test_a_session_is_charged_once_however_often_it_exits(
     assert first.session.charge == again.session.charge
     assert first.session.charge is not None
     assert (first.session.charge.credits, first.session.charge.balance_after) == (25, 75)
-    ledger = await use_cases.list_ledger()(tenant.id, "u1")
+    ledger = await use_cases.list_ledger()(ListLedgerQuery(tenant.id, "u1"))
     assert [(e.kind, e.amount, e.session_id) for e in ledger.items] == [
         (EntryKind.GRANT, 100, None),
         (EntryKind.CHARGE, -25, session.id),
     ]
-    balance = await use_cases.get_balance()(tenant.id, "u1")
+    balance = await use_cases.get_balance()(GetBalanceQuery(tenant.id, "u1"))
     assert (balance.granted, balance.consumed, balance.balance) == (100, 25, 75)
 
 
@@ -247,7 +252,7 @@ async def test_a_soft_overdraft_charges_below_zero_with_a_warning_and_an_alert(
         -10,
         "negative_balance",
     )
-    alerts = await use_cases.list_alerts()(tenant.id)
+    alerts = await use_cases.list_alerts()(ListAlertsQuery(tenant.id))
     assert [(a.kind, a.subject_id, a.session_id) for a in alerts] == [
         ("negative_balance", "u1", session.id)
     ]
@@ -263,7 +268,7 @@ async def test_a_new_rate_applies_to_the_next_exit_at_once(
 ) -> None:
     session = await start(kind="counseling")
     await rate_book.rates(tenant.id)  # remembered: no rate for counseling yet
-    await use_cases.set_rate()(tenant.id, Rate("counseling", credits_per_minute=1))
+    await use_cases.set_rate()(SetRateCommand(tenant.id, Rate("counseling", credits_per_minute=1)))
     clock.advance(60)
 
     recorded = await record_exit(RecordExitCommand(tenant.id, session.id))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.events.event_distribution import EventDistribution
+from application.events.event_distribution import EventDistribution, EventDistributionQuery
 from application.events.ingest_events import IngestEventsCommand
-from application.events.list_events import ListEvents
+from application.events.list_events import ListEvents, ListEventsQuery
 from application.pagination import encode_cursor
 from application.sessions.get_session import GetSession
 from application.sessions.record_exit import RecordExit, RecordExitCommand
@@ -215,7 +215,7 @@ async def test_events_are_listed_in_sequence_order_page_by_page(
 
     seen, cursor = [], None
     while True:
-        page = await list_events(tenant.id, session.id, limit=2, cursor=cursor)
+        page = await list_events(ListEventsQuery(tenant.id, session.id, limit=2, cursor=cursor))
         seen += [e.sequence_no for e in page.items]
         if (cursor := page.next_cursor) is None:
             break
@@ -231,7 +231,7 @@ async def test_events_can_be_listed_by_type_and_label(
         event(2, type="answer", label="green"),
         event(3, type="screen_enter"),
     )
-    reds = await list_events(tenant.id, session.id, type="answer", label="red")
+    reds = await list_events(ListEventsQuery(tenant.id, session.id, type="answer", label="red"))
     assert [e.sequence_no for e in reds.items] == [1]
 
 
@@ -248,7 +248,7 @@ async def test_a_cursor_the_service_did_not_give_is_invalid(
     session: Session, list_events: ListEvents, tenant: Tenant, cursor: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await list_events(tenant.id, session.id, cursor=cursor)
+        await list_events(ListEventsQuery(tenant.id, session.id, cursor=cursor))
     assert refused.value.field == "cursor"
 
 
@@ -257,7 +257,7 @@ async def test_a_cursor_past_any_sequence_number_is_invalid(
     session: Session, list_events: ListEvents, tenant: Tenant, position: int
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await list_events(tenant.id, session.id, cursor=encode_cursor([position]))
+        await list_events(ListEventsQuery(tenant.id, session.id, cursor=encode_cursor([position])))
     assert refused.value.field == "cursor"
 
 
@@ -265,9 +265,9 @@ async def test_events_of_a_session_that_is_not_there_are_not_found(
     list_events: ListEvents, event_distribution: EventDistribution, tenant: Tenant
 ) -> None:
     with pytest.raises(NotFound):
-        await list_events(tenant.id, str(uuid.uuid4()))
+        await list_events(ListEventsQuery(tenant.id, str(uuid.uuid4())))
     with pytest.raises(NotFound):
-        await event_distribution(tenant.id, "nope", "label")
+        await event_distribution(EventDistributionQuery(tenant.id, "nope", "label"))
 
 
 async def test_answers_are_counted_by_label_with_their_percentages(
@@ -281,7 +281,7 @@ async def test_answers_are_counted_by_label_with_their_percentages(
     await ingest(*(event(n, type="answer", label=label) for n, label in enumerate(labels, 1)))
     await ingest(event(21, type="screen_enter"))  # no label: not counted
 
-    distribution = await event_distribution(tenant.id, session.id, "label")
+    distribution = await event_distribution(EventDistributionQuery(tenant.id, session.id, "label"))
 
     assert distribution.total == 20
     assert distribution.counts == {"red": 1, "yellow": 4, "green": 15}
@@ -292,7 +292,7 @@ async def test_a_distribution_is_by_label_type_or_category_only(
     session: Session, event_distribution: EventDistribution, tenant: Tenant
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await event_distribution(tenant.id, session.id, "data")
+        await event_distribution(EventDistributionQuery(tenant.id, session.id, "data"))
     assert refused.value.field == "field"
 
 

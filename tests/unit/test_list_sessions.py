@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from application.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
-from application.sessions.list_sessions import ListSessions
+from application.sessions.list_sessions import ListSessions, ListSessionsQuery
 from application.sessions.ports import SessionFilter
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
@@ -28,7 +28,9 @@ async def walk(list_sessions: ListSessions, tenant: Tenant, limit: int, **where:
     seen: list[str] = []
     cursor = None
     while True:
-        page = await list_sessions(tenant.id, SessionFilter(**where), limit=limit, cursor=cursor)
+        page = await list_sessions(
+            ListSessionsQuery(tenant.id, SessionFilter(**where), limit=limit, cursor=cursor)
+        )
         seen += [s.id for s in page.items]
         if (cursor := page.next_cursor) is None:
             return seen
@@ -58,7 +60,7 @@ async def test_a_full_last_page_says_there_is_no_more(
 ) -> None:
     for _ in range(3):
         await start()
-    page = await list_sessions(tenant.id, SessionFilter(), limit=3)
+    page = await list_sessions(ListSessionsQuery(tenant.id, SessionFilter(), limit=3))
     assert len(page.items) == 3 and page.next_cursor is None
 
 
@@ -98,11 +100,21 @@ async def test_the_page_size_defaults_to_50_and_is_bounded(
 ) -> None:
     for _ in range(DEFAULT_LIMIT + 1):
         await start()
-    assert len((await list_sessions(tenant.id, SessionFilter())).items) == DEFAULT_LIMIT
-    assert len((await list_sessions(tenant.id, SessionFilter(), limit=MAX_LIMIT)).items) == 51
+    assert (
+        len((await list_sessions(ListSessionsQuery(tenant.id, SessionFilter()))).items)
+        == DEFAULT_LIMIT
+    )
+    assert (
+        len(
+            (
+                await list_sessions(ListSessionsQuery(tenant.id, SessionFilter(), limit=MAX_LIMIT))
+            ).items
+        )
+        == 51
+    )
     for limit in (0, -1, MAX_LIMIT + 1):
         with pytest.raises(InvalidInput) as refused:
-            await list_sessions(tenant.id, SessionFilter(), limit=limit)
+            await list_sessions(ListSessionsQuery(tenant.id, SessionFilter(), limit=limit))
         assert refused.value.field == "limit"
 
 
@@ -122,7 +134,7 @@ async def test_a_cursor_the_service_did_not_give_is_invalid(
 ) -> None:
     await start()
     with pytest.raises(InvalidInput) as refused:
-        await list_sessions(tenant.id, SessionFilter(), cursor=cursor)
+        await list_sessions(ListSessionsQuery(tenant.id, SessionFilter(), cursor=cursor))
     assert refused.value.field == "cursor"
 
 
@@ -132,5 +144,7 @@ async def test_a_cursor_with_a_timestamp_without_an_offset_is_invalid(
     session = await start()
     naive = (session.started_at + timedelta(seconds=1)).replace(tzinfo=None).isoformat()
     with pytest.raises(InvalidInput) as refused:
-        await list_sessions(tenant.id, SessionFilter(), cursor=encode_cursor([naive, "x"]))
+        await list_sessions(
+            ListSessionsQuery(tenant.id, SessionFilter(), cursor=encode_cursor([naive, "x"]))
+        )
     assert refused.value.field == "cursor"

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from adapters.memory.storage import MemoryStorage
-from application.livekit.add_livekit_account import AddLiveKitAccount
-from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.livekit.add_livekit_account import AddLiveKitAccount, AddLiveKitAccountCommand
+from application.livekit.set_livekit_url import SetLiveKitUrl, SetLiveKitUrlCommand
 from application.transfer.tenant_export_format import from_line, to_line
 from domain.errors import InvalidInput, NotFound
 from domain.livekit import LiveKitAccount
@@ -44,7 +44,7 @@ def set_url(use_cases: UseCaseContainer) -> SetLiveKitUrl:
 async def test_an_operator_registers_a_key_with_its_servers_url(
     add: AddLiveKitAccount, storage: MemoryStorage, tenant: Tenant, url: str
 ) -> None:
-    await add("acme", "APIkey", "secret", url)
+    await add(AddLiveKitAccountCommand("acme", "APIkey", "secret", url))
     assert await storage.livekit_accounts.of_tenant(tenant.id) == [
         LiveKitAccount("APIkey", tenant.id, "secret", url)
     ]
@@ -59,10 +59,10 @@ async def test_a_url_that_is_not_an_http_servers_is_refused_where_it_is_set(
     url: str,
 ) -> None:
     with pytest.raises(InvalidInput) as added:
-        await add("acme", "APIkey", "secret", url)
-    await add("acme", "APIkey", "secret")
+        await add(AddLiveKitAccountCommand("acme", "APIkey", "secret", url))
+    await add(AddLiveKitAccountCommand("acme", "APIkey", "secret"))
     with pytest.raises(InvalidInput) as set_:
-        await set_url(tenant.id, "APIkey", url)
+        await set_url(SetLiveKitUrlCommand(tenant.id, "APIkey", url))
 
     assert added.value.field == set_.value.field == "url"
     assert (await storage.livekit_accounts.get("APIkey")) == LiveKitAccount(
@@ -74,14 +74,13 @@ async def test_an_admin_sets_and_removes_the_url_of_its_own_keys_only(
     add: AddLiveKitAccount, set_url: SetLiveKitUrl, tenant: Tenant, make_tenant: TenantMaker
 ) -> None:
     globex = await make_tenant("globex")
-    await add("acme", "APIkey", "secret")
+    await add(AddLiveKitAccountCommand("acme", "APIkey", "secret"))
 
-    assert (await set_url(tenant.id, "APIkey", "https://lk.example.com")).url == (
-        "https://lk.example.com"
-    )
-    assert (await set_url(tenant.id, "APIkey", None)).url is None
+    set_ = SetLiveKitUrlCommand(tenant.id, "APIkey", "https://lk.example.com")
+    assert (await set_url(set_)).url == "https://lk.example.com"
+    assert (await set_url(SetLiveKitUrlCommand(tenant.id, "APIkey", None))).url is None
     with pytest.raises(NotFound):
-        await set_url(globex.id, "APIkey", "https://lk.example.com")
+        await set_url(SetLiveKitUrlCommand(globex.id, "APIkey", "https://lk.example.com"))
 
 
 def test_an_export_carries_the_url_and_an_older_one_without_it_still_imports() -> None:

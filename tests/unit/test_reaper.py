@@ -6,7 +6,7 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from application.sessions.get_session import GetSession
-from application.sessions.reap_stale_sessions import ReapStaleSessions
+from application.sessions.reap_stale_sessions import ReapStaleSessions, ReapStaleSessionsCommand
 from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
 from domain.credits import Rate
 from domain.errors import NotFound
@@ -41,7 +41,7 @@ async def test_a_silent_session_ends_at_its_last_sign_of_life_not_when_reaped(
     last_seen = clock.now()
     clock.advance(20 * MINUTE)  # the tab died; the reaper notices much later
 
-    assert (await reap()).closed == 1
+    assert (await reap(ReapStaleSessionsCommand())).closed == 1
 
     reaped = await get_session(tenant.id, session.id)
     assert reaped.status is SessionStatus.TIMED_OUT
@@ -59,11 +59,11 @@ async def test_a_session_seen_within_the_idle_timeout_is_left_alone(
     session = await start()
     clock.advance(300)  # exactly the default timeout: not yet idle past it
 
-    assert (await reap()).closed == 0
+    assert (await reap(ReapStaleSessionsCommand())).closed == 0
     assert (await get_session(tenant.id, session.id)).is_active
 
     clock.advance(1)
-    assert (await reap()).closed == 1
+    assert (await reap(ReapStaleSessionsCommand())).closed == 1
 
 
 async def test_each_tenant_has_its_own_idle_timeout(
@@ -81,7 +81,7 @@ async def test_each_tenant_has_its_own_idle_timeout(
     alive = await start()
     clock.advance(200)
 
-    assert (await reap()).closed == 1
+    assert (await reap(ReapStaleSessionsCommand())).closed == 1
 
     assert (await get_session(tenant.id, idle.id)).status is SessionStatus.TIMED_OUT
     assert (await get_session(tenant.id, alive.id)).is_active
@@ -96,11 +96,11 @@ async def test_the_reaper_can_be_run_for_one_tenant(
     await start(tenant=other)
     clock.advance(10 * MINUTE)
 
-    assert (await reap("globex")).closed == 1
-    assert (await reap("acme")).closed == 1
-    assert (await reap()).closed == 0
+    assert (await reap(ReapStaleSessionsCommand("globex"))).closed == 1
+    assert (await reap(ReapStaleSessionsCommand("acme"))).closed == 1
+    assert (await reap(ReapStaleSessionsCommand())).closed == 0
     with pytest.raises(NotFound):
-        await reap("nobody")
+        await reap(ReapStaleSessionsCommand("nobody"))
 
 
 async def test_a_reaped_session_is_charged_only_for_the_time_it_was_seen(
@@ -118,7 +118,7 @@ async def test_a_reaped_session_is_charged_only_for_the_time_it_was_seen(
     await record_heartbeat(RecordHeartbeatCommand(tenant.id, session.id))
     clock.advance(30 * MINUTE)
 
-    await reap()
+    await reap(ReapStaleSessionsCommand())
 
     reaped = await get_session(tenant.id, session.id)
     assert reaped.charge_state is ChargeState.CHARGED
@@ -141,7 +141,7 @@ async def test_the_reaper_settles_a_charge_that_a_crash_left_pending(
         tenant.id, session.id, Exit(at=clock.now()), frozenset({"webinar"}), clock.now(), WEEK
     )
 
-    assert (await reap()).closed == 0
+    assert (await reap(ReapStaleSessionsCommand())).closed == 0
 
     settled = await get_session(tenant.id, session.id)
     assert settled.charge_state is ChargeState.CHARGED

@@ -10,7 +10,11 @@ from dependency_injector import providers
 from adapters.memory.storage import MemoryStorage
 from application.credits.rate_book import RateBook
 from application.livekit.ports import LiveKitUnavailable
-from application.livekit.reconcile_livekit import ReconcileLiveKit, Unreachable
+from application.livekit.reconcile_livekit import (
+    ReconcileLiveKit,
+    ReconcileLiveKitCommand,
+    Unreachable,
+)
 from application.tenants.tenant_jobs import TenantFailure
 from domain.credits import Rate
 from domain.errors import NotFound
@@ -93,7 +97,7 @@ async def test_a_participant_still_in_the_room_was_seen_now(
     rooms.rooms[LK] = {"bootcamp": {"PA_ana", "PA_ben"}}
     clock.advance(30 * MINUTE)
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert (done.present, done.ended, done.problems) == (1, 0, [])
     kept = await stays.get(stay)
@@ -119,7 +123,10 @@ async def test_a_participant_gone_ends_completed_where_last_seen_charged_once(
     rooms.rooms[LK] = {"bootcamp": {"PA_ben"}}  # ana's `left` webhook was dropped
     clock.advance(60 * MINUTE)
 
-    first, again = await reconcile(), await reconcile()
+    first, again = (
+        await reconcile(ReconcileLiveKitCommand()),
+        await reconcile(ReconcileLiveKitCommand()),
+    )
 
     assert (first.ended, again.ended, again.present) == (1, 0, 0)
     ended = await stays.get(stay)
@@ -144,7 +151,7 @@ async def test_a_room_that_no_longer_exists_ends_every_stay_in_it(
     rooms.rooms[LK] = {"standup": {"PA_cy"}}
     clock.advance(10 * MINUTE)
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert (done.ended, done.present) == (2, 1)
     assert [(await stays.get(s)).status for s in closed] == [SessionStatus.COMPLETED] * 2
@@ -170,7 +177,7 @@ async def test_a_server_that_does_not_answer_changes_nothing_and_is_reported(
     rooms.rooms["https://lk.globex.test"] = {"r1": set()}
     clock.advance(10 * MINUTE)
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert done.unreachable == [Unreachable("acme", LK, "no answer within 5 s")]
     assert done.problems == [f"tenant acme: LiveKit server {LK}: no answer within 5 s"]
@@ -198,7 +205,7 @@ async def test_a_tenant_that_fails_is_reported_and_the_others_are_served(
     served = await stays.open(globex, "r1", "ben", clock.now())
     rooms.rooms["https://lk.globex.test"] = {}
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert done.failures == [TenantFailure("acme", "RuntimeError: something nobody expected")]
     assert (await stays.get(served)).status is SessionStatus.COMPLETED
@@ -217,7 +224,7 @@ async def test_a_room_may_be_on_any_of_the_tenants_servers(
     stay = await stays.open(tenant, "bootcamp", "ana", clock.now())
     rooms.rooms["https://lk2.example.com"] = {"bootcamp": {"PA_ana"}}
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert (done.present, done.ended) == (1, 0)
     assert (await stays.get(stay)).is_active
@@ -239,7 +246,7 @@ async def test_tenants_without_a_server_and_stays_no_webhook_opened_are_left_alo
     await with_server(storage, webhooks_only, url=None)
     untouched = await stays.open(webhooks_only, "bootcamp", "ben", clock.now())
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert (done.tenants, done.present, done.ended, done.unknown) == (1, 0, 0, 0)
     assert await stays.get(by_a_client) == by_a_client
@@ -262,11 +269,11 @@ async def test_one_tenant_is_reconciled_by_name(
         await stays.open(each, "bootcamp", f"{each.name}-user", clock.now())
     rooms.rooms[LK] = {"bootcamp": set()}
 
-    done = await reconcile("globex")
+    done = await reconcile(ReconcileLiveKitCommand("globex"))
 
     assert (done.tenants, done.ended) == (1, 1)
     with pytest.raises(NotFound):
-        await reconcile("nobody")
+        await reconcile(ReconcileLiveKitCommand("nobody"))
 
 
 async def test_a_stay_last_seen_before_the_late_data_window_still_ends_where_it_was_seen(
@@ -286,7 +293,7 @@ async def test_a_stay_last_seen_before_the_late_data_window_still_ends_where_it_
     await storage.sessions.heartbeat(tenant.id, gone.id, now - timedelta(hours=1))
     rooms.rooms[LK] = {"bootcamp": set()}
 
-    done = await reconcile()
+    done = await reconcile(ReconcileLiveKitCommand())
 
     assert done.failures == [] and done.ended == 2
     ended = await stays.get(forgotten)

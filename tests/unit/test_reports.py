@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
+from application.reports.report_active import ReportActiveQuery
+from application.reports.report_resources import ReportResourcesQuery
+from application.reports.report_usage_stats import ReportUsageStatsQuery
+from application.reports.report_watch_time import ReportWatchTimeQuery
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from domain.errors import InvalidInput
 from domain.events import Event
@@ -73,7 +77,7 @@ async def test_watch_time_per_viewer_counts_two_tabs_once(
     await visit(0, 30, subject_id=None, client_key="tab")  # anonymous: nobody to report
     await visit(0, 30, resource_id="w2")
 
-    report = await use_cases.report_watch_time()(tenant.id, "w1")
+    report = await use_cases.report_watch_time()(ReportWatchTimeQuery(tenant.id, "w1"))
 
     assert [
         (w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
@@ -87,10 +91,11 @@ async def test_watch_time_can_be_limited_to_a_window_of_start_times(
 ) -> None:
     await visit(0, 10)
     await visit(30, 40)
-    report = await use_cases.report_watch_time()(tenant.id, "w1", minute(20), minute(60))
+    report_watch_time = use_cases.report_watch_time()
+    report = await report_watch_time(ReportWatchTimeQuery(tenant.id, "w1", minute(20), minute(60)))
     assert [(w.visit_count, w.total_seconds) for w in report] == [(1, 600.0)]
     with pytest.raises(InvalidInput) as refused:
-        await use_cases.report_watch_time()(tenant.id, "w1", datetime(2026, 11, 24))
+        await report_watch_time(ReportWatchTimeQuery(tenant.id, "w1", datetime(2026, 11, 24)))
     assert refused.value.field == "from"
 
 
@@ -102,13 +107,16 @@ async def test_resource_activity_counts_every_start_and_the_durations_of_exits(
     await visit(5, None, subject_id="u2")
     await visit(8, 20, subject_id="u2")
 
-    (activity,) = await use_cases.report_resources()(tenant.id, kind="webinar")
+    (activity,) = await use_cases.report_resources()(
+        ReportResourcesQuery(tenant.id, kind="webinar")
+    )
 
     assert (activity.resource_id, activity.total_sessions, activity.unique_subjects) == ("w1", 3, 2)
     assert (activity.total_duration_seconds, activity.avg_duration_seconds) == (1320.0, 660.0)
     assert (activity.active_now, activity.peak_concurrency) == (1, 3)
-    assert await use_cases.report_active()(tenant.id, "w1") == 1
-    assert await use_cases.report_active()(tenant.id, "w2") == 0
+    report_active = use_cases.report_active()
+    assert (await report_active(ReportActiveQuery(tenant.id, "w1"))).active == 1
+    assert (await report_active(ReportActiveQuery(tenant.id, "w2"))).active == 0
 
 
 @pytest.mark.usefixtures("late_clock")
@@ -131,7 +139,7 @@ async def test_usage_stats_add_meters_exactly_over_an_accounts_sessions(
         tenant.settings.late_data_window,
     )
 
-    stats = await use_cases.report_usage_stats()(tenant.id, "u1")
+    stats = await use_cases.report_usage_stats()(ReportUsageStatsQuery(tenant.id, "u1"))
 
     assert (stats.total_sessions, stats.total_duration_seconds, stats.total_events) == (3, 1800, 2)
     assert stats.meters == {"cost_usd": Decimal("0.3")}

@@ -7,6 +7,7 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from application.ports import Window
+from application.retention.apply_retention import ApplyRetentionCommand
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant, TenantSettings
 from entrypoints.container.jobs import JobContainer
@@ -26,11 +27,11 @@ async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
     await storage.rollups.replace(tenant.id, Rollup(Period.DAY, old_day))
     apply = jobs.apply_retention()
 
-    by_default = await apply("acme")
+    by_default = await apply(ApplyRetentionCommand("acme"))
     await storage.tenants.update_settings(
         tenant.id, TenantSettings(daily_rollup_retention_days=365)
     )
-    with_a_window = await apply("acme")
+    with_a_window = await apply(ApplyRetentionCommand("acme"))
 
     assert (by_default.hourly_rollups, by_default.daily_rollups) == (1, 0)
     assert (with_a_window.hourly_rollups, with_a_window.daily_rollups) == (0, 1)

@@ -7,6 +7,8 @@ import pytest
 
 from adapters.memory.storage import MemoryStorage
 from application.ports import Window
+from application.retention.apply_retention import ApplyRetentionCommand
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from domain.rollups import Period, Rollup
 from domain.tenants import Tenant
 from entrypoints.container.jobs import JobContainer
@@ -36,7 +38,7 @@ async def test_a_tenant_whose_rollup_fails_is_reported_its_lease_given_back_and_
     clock.advance(3600)
     roll_up = jobs.roll_up_usage()
 
-    run = await roll_up()
+    run = await roll_up(RollUpUsageCommand())
 
     assert [(f.tenant_name, f.error.split(":")[0]) for f in run.failures] == [
         ("acme", "OverflowError")
@@ -61,7 +63,7 @@ async def test_a_tenant_whose_retention_fails_is_reported_and_others_served(
     old_hour = Period.HOUR.start_of(clock.now() - timedelta(days=100))
     await storage.rollups.replace(fine.id, Rollup(Period.HOUR, old_hour))
 
-    deleted = await jobs.apply_retention()()
+    deleted = await jobs.apply_retention()(ApplyRetentionCommand())
 
     assert [f.tenant_name for f in deleted.failures] == ["acme"]
     assert deleted.hourly_rollups == 1

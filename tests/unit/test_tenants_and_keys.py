@@ -7,8 +7,11 @@ import pytest
 from dependency_injector import providers
 
 from adapters.memory.storage import MemoryStorage
+from application.health.check_health import CheckHealthQuery
 from application.tenants.authenticate import CACHE_TTL, Authenticate
-from application.tenants.create_api_key import CreateApiKey
+from application.tenants.create_api_key import CreateApiKey, CreateApiKeyCommand
+from application.tenants.create_tenant import CreateTenantCommand
+from application.tenants.update_settings import UpdateSettingsCommand
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from domain.tenants import KEY_PREFIX, Role, Tenant, hash_secret
 from entrypoints.container import Container
@@ -32,14 +35,14 @@ async def test_a_tenant_name_is_taken_once(
     storage: MemoryStorage, use_cases: UseCaseContainer, tenant: Tenant
 ) -> None:
     with pytest.raises(Conflict):
-        await use_cases.create_tenant()("acme")
+        await use_cases.create_tenant()(CreateTenantCommand("acme"))
     assert await storage.tenants.all() == [tenant]
 
 
 @pytest.mark.parametrize("name", ["", "-acme", "a b", "a" * 65])
 async def test_a_tenant_name_is_a_short_plain_name(use_cases: UseCaseContainer, name: str) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await use_cases.create_tenant()(name)
+        await use_cases.create_tenant()(CreateTenantCommand(name))
     assert refused.value.field == "name"
 
 
@@ -51,7 +54,8 @@ async def test_a_new_tenant_starts_with_the_default_settings(tenant: Tenant) -> 
 async def test_only_the_hash_of_a_key_is_kept(
     create_key: CreateApiKey, storage: MemoryStorage, tenant: Tenant
 ) -> None:
-    key, secret = await create_key("acme", "ingest")
+    created = await create_key(CreateApiKeyCommand("acme", "ingest"))
+    key, secret = created.key, created.secret
     assert secret.startswith(KEY_PREFIX) and secret not in key.secret_hash
     assert await storage.api_keys.get_by_hash(hash_secret(secret)) == key
 
@@ -60,16 +64,16 @@ async def test_a_key_needs_a_known_tenant_and_role(
     create_key: CreateApiKey, tenant: Tenant
 ) -> None:
     with pytest.raises(NotFound):
-        await create_key("nobody", Role.ADMIN)
+        await create_key(CreateApiKeyCommand("nobody", Role.ADMIN))
     with pytest.raises(InvalidInput) as refused:
-        await create_key("acme", "owner")
+        await create_key(CreateApiKeyCommand("acme", "owner"))
     assert refused.value.field == "role"
 
 
 async def test_a_key_acts_for_its_tenant_with_its_role(
     create_key: CreateApiKey, authenticate: Authenticate, tenant: Tenant
 ) -> None:
-    _, secret = await create_key("acme", Role.INGEST)
+    secret = (await create_key(CreateApiKeyCommand("acme", Role.INGEST))).secret
     principal = await authenticate(secret)
     assert (principal.tenant, principal.role) == (tenant, Role.INGEST)
 
@@ -99,7 +103,7 @@ async def test_a_role_allows_its_own_work_and_admin_allows_all(
     needed: Role,
     allowed: bool,
 ) -> None:
-    _, secret = await create_key("acme", role)
+    secret = (await create_key(CreateApiKeyCommand("acme", role))).secret
     principal = await authenticate(secret)
     assert role.allows(needed) is allowed
     if allowed:
@@ -116,7 +120,7 @@ async def test_a_key_is_remembered_until_the_cache_expires(
     clock: FakeClock,
     tenant: Tenant,
 ) -> None:
-    _, secret = await create_key("acme", Role.INGEST)
+    secret = (await create_key(CreateApiKeyCommand("acme", Role.INGEST))).secret
     principal = await authenticate(secret)
     storage.api_keys._store.api_keys.clear()  # the key is revoked behind the cache's back
 
@@ -133,10 +137,12 @@ async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name
     use_cases: UseCaseContainer,
     tenant: Tenant,
 ) -> None:
-    _, secret = await create_key("acme", Role.ADMIN)
+    secret = (await create_key(CreateApiKeyCommand("acme", Role.ADMIN))).secret
     before = (await authenticate(secret)).tenant
 
-    updated = await use_cases.update_settings()(before, {"idle_timeout_seconds": 60})
+    updated = await use_cases.update_settings()(
+        UpdateSettingsCommand(before, {"idle_timeout_seconds": 60})
+    )
 
     assert updated.settings.idle_timeout_seconds == 60
     assert updated.settings.max_batch_events == before.settings.max_batch_events
@@ -161,7 +167,7 @@ async def test_settings_out_of_bounds_are_refused(
     field: str,
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await use_cases.update_settings()(tenant, changes)
+        await use_cases.update_settings()(UpdateSettingsCommand(tenant, changes))
     assert refused.value.field == field
     assert (await storage.tenants.get(tenant.id)) == tenant
 
@@ -169,6 +175,6 @@ async def test_settings_out_of_bounds_are_refused(
 async def test_the_service_is_healthy_when_its_storage_answers(
     container: Container, use_cases: UseCaseContainer
 ) -> None:
-    assert await use_cases.check_health()() is True
+    assert (await use_cases.check_health()(CheckHealthQuery())).storage_answers is True
     container.storage.health.override(providers.Object(UnreachableStorage()))
-    assert await use_cases.check_health()() is False
+    assert (await use_cases.check_health()(CheckHealthQuery())).storage_answers is False

@@ -4,9 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from application.trials.get_trial_status import GetTrialStatus
-from application.trials.register_resource import RegisterResource
-from application.trials.subscribe import Subscribe
+from application.trials.get_limits import GetLimitsQuery
+from application.trials.get_trial_status import GetTrialStatus, GetTrialStatusQuery
+from application.trials.register_resource import RegisterResource, RegisterResourceCommand
+from application.trials.set_plan import SetPlanCommand
+from application.trials.subscribe import Subscribe, SubscribeCommand
 from domain.errors import InvalidInput
 from domain.plans import (
     Plan,
@@ -85,7 +87,7 @@ def test_a_subscription_is_active_from_its_start_until_before_its_end() -> None:
 @pytest.fixture
 async def plans(use_cases: UseCaseContainer, tenant: Tenant) -> None:
     for plan in (FREE, PASS):
-        await use_cases.set_plan()(tenant.id, plan)
+        await use_cases.set_plan()(SetPlanCommand(tenant.id, plan))
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ async def test_the_trial_ends_after_its_sessions_with_the_status_and_where_to_up
     start: Starter, make_tenant: TenantMaker, use_cases: UseCaseContainer
 ) -> None:
     shop = await make_tenant("shop", upgrade_url="https://example.com/upgrade")
-    await use_cases.set_plan()(shop.id, FREE)
+    await use_cases.set_plan()(SetPlanCommand(shop.id, FREE))
     for _ in range(2):
         await start(tenant=shop, kind="practice", resource_id="set-1")
 
@@ -124,7 +126,7 @@ async def test_the_trial_counts_per_resource_and_kind_and_at_the_start(
 ) -> None:
     await start(kind="practice", resource_id="set-1")  # still running, yet it counts
 
-    status = await trial_status(tenant.id, "u1", "set-1")
+    status = await trial_status(GetTrialStatusQuery(tenant.id, "u1", "set-1"))
 
     assert (status.is_free_trial, status.sessions_used, status.sessions_remaining) == (True, 1, 1)
     assert status.can_start_session
@@ -139,7 +141,8 @@ async def test_the_trial_counts_per_resource_and_kind_and_at_the_start(
 async def test_a_subscriber_is_unlimited_until_the_subscription_ends(
     start: Starter, subscribe: Subscribe, clock: FakeClock, tenant: Tenant
 ) -> None:
-    await subscribe(tenant.id, Subscription("u1", "pass", clock.now() + timedelta(days=30)))
+    subscription = Subscription("u1", "pass", clock.now() + timedelta(days=30))
+    await subscribe(SubscribeCommand(tenant.id, subscription))
     for _ in range(3):
         await start(kind="practice", resource_id="set-1")
 
@@ -154,10 +157,12 @@ async def test_a_subscription_needs_a_known_plan_and_an_end_with_an_offset(
     subscribe: Subscribe, tenant: Tenant
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await subscribe(tenant.id, Subscription("u1", "gold", datetime(2027, 1, 1, tzinfo=UTC)))
+        gold = Subscription("u1", "gold", datetime(2027, 1, 1, tzinfo=UTC))
+        await subscribe(SubscribeCommand(tenant.id, gold))
     assert refused.value.field == "plan_id"
     with pytest.raises(InvalidInput) as refused:
-        await subscribe(tenant.id, Subscription("u1", "pass", datetime(2027, 1, 1)))
+        naive = Subscription("u1", "pass", datetime(2027, 1, 1))
+        await subscribe(SubscribeCommand(tenant.id, naive))
     assert refused.value.field == "ends_at"
 
 
@@ -166,7 +171,7 @@ async def test_a_tenant_without_plans_limits_nothing(
 ) -> None:
     for _ in range(5):
         await start(kind="practice", resource_id="set-1")
-    status = await trial_status(tenant.id, "u1", "set-1")
+    status = await trial_status(GetTrialStatusQuery(tenant.id, "u1", "set-1"))
     assert (status.is_free_trial, status.sessions_remaining) == (False, None)
 
 
@@ -183,17 +188,19 @@ async def test_resources_are_limited_per_calendar_month_and_a_replay_is_free(
     tenant: Tenant,
 ) -> None:
     limits = use_cases.get_limits()
-    assert await register(tenant.id, "u1", "pdf-1", "practice") is True
-    assert await register(tenant.id, "u1", "pdf-1", "practice") is False
+    pdf_1 = RegisterResourceCommand(tenant.id, "u1", "pdf-1", "practice")
+    pdf_2 = RegisterResourceCommand(tenant.id, "u1", "pdf-2", "practice")
+    assert (await register(pdf_1)).created is True
+    assert (await register(pdf_1)).created is False
 
     with pytest.raises(QuotaExceeded) as refused:
-        await register(tenant.id, "u1", "pdf-2", "practice")
+        await register(pdf_2)
     assert (refused.value.limit, refused.value.used) == (1, 1)
-    now = await limits(tenant.id, "u1")
+    now = await limits(GetLimitsQuery(tenant.id, "u1"))
     assert (now.plan_id, now.resources_this_month, now.can_register_resource) == ("free", 1, False)
 
     clock.advance(7 * DAY)  # 1 December
-    assert await register(tenant.id, "u1", "pdf-2", "practice") is True
+    assert (await register(pdf_2)).created is True
 
 
 @pytest.mark.parametrize(
@@ -204,7 +211,7 @@ async def test_a_resource_needs_an_id_and_a_kind(
     register: RegisterResource, tenant: Tenant, resource_id: str, kind: str, field: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await register(tenant.id, "u1", resource_id, kind)
+        await register(RegisterResourceCommand(tenant.id, "u1", resource_id, kind))
     assert refused.value.field == field
 
 
@@ -216,9 +223,9 @@ async def test_limits_show_the_subscription_and_its_end(
     tenant: Tenant,
 ) -> None:
     ends = clock.now() + timedelta(days=30)
-    await subscribe(tenant.id, Subscription("u1", "pass", ends))
+    await subscribe(SubscribeCommand(tenant.id, Subscription("u1", "pass", ends)))
 
-    limits = await use_cases.get_limits()(tenant.id, "u1")
+    limits = await use_cases.get_limits()(GetLimitsQuery(tenant.id, "u1"))
 
     assert (limits.plan_id, limits.unlimited, limits.subscription_ends_at) == ("pass", True, ends)
     assert limits.sessions_per_resource is None and limits.can_register_resource

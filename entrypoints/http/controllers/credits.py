@@ -4,11 +4,11 @@ from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.credits.get_balance import GetBalance
+from application.credits.get_balance import GetBalance, GetBalanceQuery
 from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
-from application.credits.list_alerts import ListAlerts
-from application.credits.list_ledger import ListLedger
-from application.credits.set_rate import SetRate
+from application.credits.list_alerts import ListAlerts, ListAlertsQuery
+from application.credits.list_ledger import ListLedger, ListLedgerQuery
+from application.credits.set_rate import SetRate, SetRateCommand
 from application.tenants.authenticate import Principal
 from domain.credits import MeterRate, Rate
 from domain.tenants import Role
@@ -45,7 +45,7 @@ class CreditsController(Controller):
     ) -> RateOut:
         meters = {m: MeterRate(r.per, r.credits) for m, r in data.meter_rates.items()}
         rate = Rate(kind, data.credits_per_minute, data.rounding, meters)  # type: ignore[arg-type]
-        return RateOut.of(await set_rate(caller.tenant.id, rate))
+        return RateOut.of(await set_rate(SetRateCommand(caller.tenant.id, rate)))
 
     @post(
         "/accounts/{subject_id:str}/credits/grants",
@@ -86,7 +86,7 @@ class CreditsController(Controller):
         caller: NamedDependency[Principal],
         get_balance: NamedDependency[GetBalance],
     ) -> CreditsOut:
-        return CreditsOut.of(await get_balance(caller.tenant.id, subject_id))
+        return CreditsOut.of(await get_balance(GetBalanceQuery(caller.tenant.id, subject_id)))
 
     @get(
         "/accounts/{subject_id:str}/credits/ledger",
@@ -102,7 +102,7 @@ class CreditsController(Controller):
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> Page[LedgerEntryOut]:
-        page = await list_ledger(caller.tenant.id, subject_id, limit, cursor)
+        page = await list_ledger(ListLedgerQuery(caller.tenant.id, subject_id, limit, cursor))
         return Page.of(page, LedgerEntryOut.of)
 
     @get(
@@ -117,4 +117,5 @@ class CreditsController(Controller):
         list_alerts: NamedDependency[ListAlerts],
         limit: FromQuery[int | None] = None,
     ) -> Listing[AlertOut]:
-        return Listing([AlertOut.of(a) for a in await list_alerts(caller.tenant.id, limit)])
+        alerts = await list_alerts(ListAlertsQuery(caller.tenant.id, limit))
+        return Listing([AlertOut.of(a) for a in alerts])

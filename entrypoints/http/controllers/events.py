@@ -5,9 +5,9 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.events.event_distribution import EventDistribution
+from application.events.event_distribution import EventDistribution, EventDistributionQuery
 from application.events.ingest_events import IngestEvents, IngestEventsCommand
-from application.events.list_events import ListEvents
+from application.events.list_events import ListEvents, ListEventsQuery
 from application.sessions.session_ids import canonical_session_id
 from application.tenants.authenticate import Principal
 from domain.errors import InvalidInput
@@ -64,7 +64,8 @@ class EventsController(Controller):
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> Page[EventOut]:
-        page = await list_events(caller.tenant.id, session_id, limit, cursor, type, label)
+        query = ListEventsQuery(caller.tenant.id, session_id, limit, cursor, type, label)
+        page = await list_events(query)
         return Page.of(page, EventOut.of)
 
     @get(
@@ -80,7 +81,8 @@ class EventsController(Controller):
         event_distribution: NamedDependency[EventDistribution],
         field: FromQuery[str] = "label",
     ) -> DistributionOut:
-        return DistributionOut.of(await event_distribution(caller.tenant.id, session_id, field))
+        query = EventDistributionQuery(caller.tenant.id, session_id, field)
+        return DistributionOut.of(await event_distribution(query))
 
 
 def _read_events(raws: list[msgspec.Raw]) -> list[Event | EventRejection]:

@@ -5,7 +5,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from application.health.check_health import CheckHealth
+from application.health.check_health import CheckHealth, CheckHealthQuery
 from entrypoints.http.errors import error_response
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import StatusOut
@@ -19,6 +19,6 @@ from entrypoints.http.schemas.common import StatusOut
     description=rules_of(CheckHealth),
 )
 async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
-    if await check_health():
+    if (await check_health(CheckHealthQuery())).storage_answers:
         return Response(StatusOut("ok"))
     return error_response(503, "unavailable", "the storage does not answer")

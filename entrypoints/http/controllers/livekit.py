@@ -6,8 +6,11 @@ from litestar import Controller, Request, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
-from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.livekit.receive_livekit_webhook import (
+    ReceiveLiveKitWebhook,
+    ReceiveLiveKitWebhookCommand,
+)
+from application.livekit.set_livekit_url import SetLiveKitUrl, SetLiveKitUrlCommand
 from application.tenants.authenticate import Principal
 from domain.errors import Unauthorized
 from domain.tenants import Role
@@ -47,7 +50,8 @@ class LiveKitController(Controller):
         caller: NamedDependency[Principal],
         set_livekit_url: NamedDependency[SetLiveKitUrl],
     ) -> LiveKitAccountOut:
-        return LiveKitAccountOut.of(await set_livekit_url(caller.tenant.id, api_key, data.url))
+        command = SetLiveKitUrlCommand(caller.tenant.id, api_key, data.url)
+        return LiveKitAccountOut.of(await set_livekit_url(command))
 
 
 # Not under the /v1 router: LiveKit holds no API key of ours, it signs each webhook instead.
@@ -68,5 +72,6 @@ async def livekit_webhook(
         body = (await request.body()).decode()
     except UnicodeDecodeError:
         raise Unauthorized("the webhook's signature does not match its body") from None
-    await receive_livekit_webhook(body, request.headers.get("authorization", ""))
+    token = request.headers.get("authorization", "")
+    await receive_livekit_webhook(ReceiveLiveKitWebhookCommand(body, token))
     return StatusOut("ok")

@@ -4,12 +4,12 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from application.reports.report_active import ReportActive
-from application.reports.report_cost_model import ReportCostModel
-from application.reports.report_resources import ReportResources
-from application.reports.report_usage import ReportUsage
-from application.reports.report_usage_stats import ReportUsageStats
-from application.reports.report_watch_time import ReportWatchTime
+from application.reports.report_active import ReportActive, ReportActiveQuery
+from application.reports.report_cost_model import ReportCostModel, ReportCostModelQuery
+from application.reports.report_resources import ReportResources, ReportResourcesQuery
+from application.reports.report_usage import ReportUsage, ReportUsageQuery
+from application.reports.report_usage_stats import ReportUsageStats, ReportUsageStatsQuery
+from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
 from application.tenants.authenticate import Principal
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
@@ -47,7 +47,9 @@ class ReportsController(Controller):
         start: From = None,
         end: To = None,
     ) -> Listing[WatchTimeOut]:
-        rows = await report_watch_time(caller.tenant.id, resource_id, start, end)
+        rows = await report_watch_time(
+            ReportWatchTimeQuery(caller.tenant.id, resource_id, start, end)
+        )
         return Listing([WatchTimeOut.of(r) for r in rows])
 
     @get(
@@ -64,7 +66,7 @@ class ReportsController(Controller):
         start: From = None,
         end: To = None,
     ) -> Listing[ResourceActivityOut]:
-        rows = await report_resources(caller.tenant.id, kind, start, end)
+        rows = await report_resources(ReportResourcesQuery(caller.tenant.id, kind, start, end))
         return Listing([ResourceActivityOut.of(r) for r in rows])
 
     @get(
@@ -79,7 +81,8 @@ class ReportsController(Controller):
         report_active: NamedDependency[ReportActive],
         resource_id: FromQuery[str | None] = None,
     ) -> ActiveOut:
-        return ActiveOut(await report_active(caller.tenant.id, resource_id))
+        found = await report_active(ReportActiveQuery(caller.tenant.id, resource_id))
+        return ActiveOut(found.active)
 
     @get(
         "/accounts/{subject_id:str}/usage-stats",
@@ -95,7 +98,10 @@ class ReportsController(Controller):
         start: From = None,
         end: To = None,
     ) -> UsageStatsOut:
-        return UsageStatsOut.of(await report_usage_stats(caller.tenant.id, subject_id, start, end))
+        stats = await report_usage_stats(
+            ReportUsageStatsQuery(caller.tenant.id, subject_id, start, end)
+        )
+        return UsageStatsOut.of(stats)
 
     @get(
         "/reports/usage",
@@ -113,7 +119,9 @@ class ReportsController(Controller):
         kind: FromQuery[str | None] = None,
         resource_id: FromQuery[str | None] = None,
     ) -> UsageReport:
-        found = await report_usage(caller.tenant.id, bucket, start, end, kind, resource_id)
+        found = await report_usage(
+            ReportUsageQuery(caller.tenant.id, bucket, start, end, kind, resource_id)
+        )
         return UsageReport(bucket, [UsageBucketOut.of(f) for f in found])
 
     @get(
@@ -138,4 +146,5 @@ class ReportsController(Controller):
             if not all(given):
                 raise InvalidInput("users", "users, hours_per_day and days go together")
             plan = Plan(users or 0, hours_per_day or 0.0, days or 0)
-        return CostModelOut.of(await report_cost_model(caller.tenant.id, start, end, plan))
+        report = await report_cost_model(ReportCostModelQuery(caller.tenant.id, start, end, plan))
+        return CostModelOut.of(report)

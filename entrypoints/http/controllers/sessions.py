@@ -6,9 +6,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.sessions.list_sessions import ListSessions
+from application.sessions.list_sessions import ListSessions, ListSessionsQuery
 from application.sessions.ports import SessionFilter
-from application.sessions.read_session import ReadSession
+from application.sessions.read_session import ReadSession, ReadSessionQuery
 from application.sessions.record_exit import RecordExit, RecordExitCommand
 from application.sessions.record_heartbeat import RecordHeartbeat, RecordHeartbeatCommand
 from application.sessions.start_session import StartSession, StartSessionCommand
@@ -85,7 +85,8 @@ class SessionsController(Controller):
         caller: NamedDependency[Principal],
         read_session: NamedDependency[ReadSession],
     ) -> SessionOut:
-        return SessionOut.of_view(await read_session(caller.tenant, session_id))
+        query = ReadSessionQuery(caller.tenant.id, session_id, caller.tenant.settings)
+        return SessionOut.of_view(await read_session(query))
 
     @get(
         "/",
@@ -114,7 +115,7 @@ class SessionsController(Controller):
             started_from=None if started_from is None else as_utc("from", started_from),
             started_to=None if started_to is None else as_utc("to", started_to),
         )
-        page = await list_sessions(caller.tenant.id, where, limit, cursor)
+        page = await list_sessions(ListSessionsQuery(caller.tenant.id, where, limit, cursor))
         return Page.of(page, SessionOut.of)
 
     @post(

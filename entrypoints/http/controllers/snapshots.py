@@ -4,8 +4,8 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from application.snapshots.list_snapshots import ListSnapshots
-from application.snapshots.record_snapshots import RecordSnapshots
+from application.snapshots.list_snapshots import ListSnapshots, ListSnapshotsQuery
+from application.snapshots.record_snapshots import RecordSnapshots, RecordSnapshotsCommand
 from application.tenants.authenticate import Principal
 from domain.snapshots import Snapshot
 from domain.tenants import Role
@@ -70,7 +70,9 @@ class SnapshotsController(Controller):
         end: To = None,
         limit: FromQuery[int] = 100,
     ) -> Listing[SnapshotOut]:
-        found = await list_snapshots(caller.tenant.id, source, start, end, limit)
+        found = await list_snapshots(
+            ListSnapshotsQuery(caller.tenant.id, source, start, end, limit)
+        )
         return Listing([SnapshotOut.of(m) for m in found])
 
 
@@ -90,5 +92,5 @@ async def _record(
         )
         for b in bodies
     ]
-    inserted = await record_snapshots(caller.tenant.id, snapshots)
-    return SnapshotsStored(inserted, len(snapshots) - inserted)
+    recorded = await record_snapshots(RecordSnapshotsCommand(caller.tenant.id, snapshots))
+    return SnapshotsStored(recorded.new, len(snapshots) - recorded.new)

@@ -5,7 +5,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.tenants.authenticate import Principal
-from application.tenants.update_settings import UpdateSettings
+from application.tenants.update_settings import UpdateSettings, UpdateSettingsCommand
 from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.openapi import rules_of
@@ -34,5 +34,5 @@ class SettingsController(Controller):
         caller: NamedDependency[Principal],
         update_settings: NamedDependency[UpdateSettings],
     ) -> SettingsOut:
-        tenant = await update_settings(caller.tenant, data.changes())
+        tenant = await update_settings(UpdateSettingsCommand(caller.tenant, data.changes()))
         return SettingsOut.of(tenant.settings)

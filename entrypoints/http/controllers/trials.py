@@ -5,11 +5,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from application.tenants.authenticate import Principal
-from application.trials.get_limits import GetLimits
-from application.trials.get_trial_status import GetTrialStatus
-from application.trials.register_resource import RegisterResource
-from application.trials.set_plan import SetPlan
-from application.trials.subscribe import Subscribe
+from application.trials.get_limits import GetLimits, GetLimitsQuery
+from application.trials.get_trial_status import GetTrialStatus, GetTrialStatusQuery
+from application.trials.register_resource import RegisterResource, RegisterResourceCommand
+from application.trials.set_plan import SetPlan, SetPlanCommand
+from application.trials.subscribe import Subscribe, SubscribeCommand
 from domain.plans import Plan, PlanLimits, Subscription
 from domain.tenants import Role
 from entrypoints.http.auth import needs
@@ -50,7 +50,7 @@ class TrialsController(Controller):
             data.limits.resources_per_month,
         )
         plan = Plan(plan_id, data.default, data.unlimited, limits)
-        return PlanOut.of(await set_plan(caller.tenant.id, plan))
+        return PlanOut.of(await set_plan(SetPlanCommand(caller.tenant.id, plan)))
 
     @put(
         "/accounts/{subject_id:str}/subscription",
@@ -66,7 +66,7 @@ class TrialsController(Controller):
         subscribe: NamedDependency[Subscribe],
     ) -> SubscriptionOut:
         subscription = Subscription(subject_id, data.plan_id, data.ends_at, data.starts_at)
-        return SubscriptionOut.of(await subscribe(caller.tenant.id, subscription))
+        return SubscriptionOut.of(await subscribe(SubscribeCommand(caller.tenant.id, subscription)))
 
     @get(
         "/accounts/{subject_id:str}/limits",
@@ -80,7 +80,7 @@ class TrialsController(Controller):
         caller: NamedDependency[Principal],
         get_limits: NamedDependency[GetLimits],
     ) -> LimitsOut:
-        return LimitsOut.of(await get_limits(caller.tenant.id, subject_id))
+        return LimitsOut.of(await get_limits(GetLimitsQuery(caller.tenant.id, subject_id)))
 
     @post(
         "/accounts/{subject_id:str}/resources",
@@ -96,9 +96,11 @@ class TrialsController(Controller):
         caller: NamedDependency[Principal],
         register_resource: NamedDependency[RegisterResource],
     ) -> Response[ResourceOut]:
-        created = await register_resource(caller.tenant.id, subject_id, data.resource_id, data.kind)
-        body = ResourceOut(subject_id, data.resource_id, data.kind)
-        return Response(body, status_code=201 if created else 200)
+        registered = await register_resource(
+            RegisterResourceCommand(caller.tenant.id, subject_id, data.resource_id, data.kind)
+        )
+        body = ResourceOut(registered.subject_id, registered.resource_id, registered.kind)
+        return Response(body, status_code=201 if registered.created else 200)
 
     @get(
         "/accounts/{subject_id:str}/resources/{resource_id:str}/trial-status",
@@ -113,4 +115,7 @@ class TrialsController(Controller):
         caller: NamedDependency[Principal],
         get_trial_status: NamedDependency[GetTrialStatus],
     ) -> TrialStatusOut:
-        return TrialStatusOut.of(await get_trial_status(caller.tenant.id, subject_id, resource_id))
+        status = await get_trial_status(
+            GetTrialStatusQuery(caller.tenant.id, subject_id, resource_id)
+        )
+        return TrialStatusOut.of(status)
