@@ -41,11 +41,12 @@ bench: $(STAMP)
 # or module.x_function__mutmut_N; `?` stands for the ǁ): the steps that must be race-free, with
 # the helpers that hold their lock or guard.
 ATOMIC := \
-	$(foreach m,add heartbeat sign_of_life close time_out_idle _select _save _insert,\
+	$(foreach m,add heartbeat sign_of_life usage_added close time_out_idle _change _select _save _insert,\
 		'adapters.*.sessions.x?*SessionRepository?$(m)__mutmut_*') \
 	$(foreach m,append _lock_sessions _sessions _insert _count,\
 		'adapters.*.events.x?*EventLog?$(m)__mutmut_*') \
-	$(foreach m,settle _settle_in_one_statement,'adapters.*.credits.x?*CreditLedger?$(m)__mutmut_*') \
+	'adapters.*.credits.x?*CreditLedger?settle__mutmut_*' \
+	'adapters.sqlalchemy.credits.x__claim_and_record__mutmut_*' \
 	'adapters.mongodb.credits.x_finish_due__mutmut_*' \
 	'adapters.*.plans.x?*ResourceRegistry?register__mutmut_*' \
 	$(foreach m,acquire renew _update,'adapters.*.rollups.x?*RollupLeases?$(m)__mutmut_*') \

@@ -1,1 +1,2 @@
-"""Adapters: concrete implementations of the ports in application/<area>/ports.py."""
+"""Adapters: concrete implementations of the ports in application/<area>/ports.py, of the shared
+ones in application/ports.py (the clock) and of application.storage.Storage (one per family)."""

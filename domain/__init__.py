@@ -1,1 +1,2 @@
-"""The sessionmeter domain: sessions, events, usage, tenants. Standard library only."""
+"""The sessionmeter domain: sessions, events, usage, tenants, credits and charging, plans and
+trials, LiveKit stays, rollups and reports. Standard library only."""
