@@ -141,6 +141,29 @@ def new_ends(known: TrackReport | None, merged: TrackReport) -> list[tuple[str, 
     return ends
 
 
+@dataclass(frozen=True)
+class TrackChange:
+    """What one report changes of a track as a store keeps it (a TrackLog.record decided)."""
+
+    track: TrackReport  # what is known of it afterwards
+    ends: list[tuple[str, datetime]]  # ends known for the first time: each is a session event
+    seconds: int | None  # what this report adds to its session's usage (None: nothing)
+    counted: bool  # whether its seconds are in the usage afterwards
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.ends) or self.seconds is not None
+
+
+def report_track(known: TrackReport | None, counted: bool, report: TrackReport) -> TrackChange:
+    """A report of a track that is known as `known` (None: never reported) and whose seconds
+    are `counted` or not yet: the first report of each end wins (merge_reports), and the
+    track's seconds are added once, by whichever report makes both ends known."""
+    merged = report if known is None else merge_reports(known, report)
+    seconds = None if counted else merged.seconds
+    return TrackChange(merged, new_ends(known, merged), seconds, counted or seconds is not None)
+
+
 def track_events(
     session_id: str,
     first_sequence_no: int,

@@ -4,7 +4,7 @@ from datetime import datetime
 from adapters.memory.store import MemoryStore
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
-from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
+from domain.livekit import LiveKitAccount, TrackReport, report_track, track_events
 
 
 class MemoryLiveKitAccounts(LiveKitAccounts):
@@ -50,33 +50,25 @@ class MemoryTrackLog(TrackLog):
         self._store = store
 
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
+        session = self._store.sessions.get((tenant_id, session_id))
+        if session is None:
+            return False  # no session, no tracks: nothing kept
         key = (tenant_id, session_id, report.track_sid)
-        stored = self._store.tracks.get(key)
-        known, counted = stored or (report, False)
-        merged = merge_reports(known, report)
-        self._append_events(
-            tenant_id, session_id, merged, new_ends(None if stored is None else known, merged)
-        )
-        seconds = merged.seconds
-        session = self._store.sessions.get((tenant_id, session_id))
-        adds = seconds is not None and not counted and session is not None
-        self._store.tracks[key] = (merged, counted or adds)
-        if adds and session is not None and seconds is not None:
-            session.add_usage({merged.meter: seconds})
-        return adds
-
-    def _append_events(
-        self, tenant_id: str, session_id: str, track: TrackReport, ends: list[tuple[str, datetime]]
-    ) -> None:
-        session = self._store.sessions.get((tenant_id, session_id))
-        if session is None or not ends:
-            return
-        stored = self._store.events.setdefault((tenant_id, session_id), {})
-        first = session.max_sequence_no + 1
-        for event in track_events(session_id, first, track.meter, track.track_sid, ends):
-            stored[event.sequence_no] = event
-        session.event_count += len(ends)
-        session.max_sequence_no += len(ends)
+        known, counted = self._store.tracks.get(key, (None, False))
+        change = report_track(known, counted, report)
+        self._store.tracks[key] = (change.track, change.counted)
+        if change.ends:
+            first = session.max_sequence_no + 1
+            stored = self._store.events.setdefault((tenant_id, session_id), {})
+            track = change.track
+            for event in track_events(session_id, first, track.meter, track.track_sid, change.ends):
+                stored[event.sequence_no] = event
+            session.event_count += len(change.ends)
+            session.max_sequence_no += len(change.ends)
+        if change.seconds is None:
+            return False
+        session.add_usage({change.track.meter: change.seconds})
+        return True
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         return [

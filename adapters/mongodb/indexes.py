@@ -13,6 +13,8 @@ step of the ports is a single-document write that a unique index or a guarded
   key, one entry per revision of a session's charge (the charge, then its adjustments).
 - subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
 - rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
+- plans (tenant_id) where default: at most one default plan per tenant, whatever the number of
+  concurrent puts of default plans (see plans.py).
 
 `sessionmeter db upgrade` creates them all; creating an index that exists is a no-op. Every key
 is ascending: MongoDB walks an index backwards for newest-first reads, and the test server
@@ -93,6 +95,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # Rollups find the sessions that were still running in an hour by their end.
         IndexModel([("tenant_id", ASCENDING), ("ended_at", ASCENDING)], name="ix_sessions_ended"),
+        # … and those with track time in an hour by when their last track ended.
+        IndexModel(
+            [("tenant_id", ASCENDING), ("tracks_until", ASCENDING)],
+            name="ix_sessions_tracks_until",
+            **_exists("tracks_until"),
+        ),
     ],
     "events": [
         IndexModel(
@@ -150,6 +158,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "plans": [
         IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_plans"),
+        IndexModel(
+            [("tenant_id", ASCENDING)],
+            unique=True,
+            name="ux_plans_default",
+            partialFilterExpression={"default": True},
+        ),
     ],
     "subscriptions": [
         IndexModel(

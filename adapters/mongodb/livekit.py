@@ -10,7 +10,10 @@ from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.errors import raises_storage_errors
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
-from domain.livekit import LiveKitAccount, TrackReport, track_events
+from domain.livekit import LiveKitAccount, TrackChange, TrackReport, report_track, track_events
+
+# A guarded write lost to a concurrent report is decided again on what that report left.
+ATTEMPTS = 20
 
 
 @raises_storage_errors
@@ -83,8 +86,11 @@ class MongoWebhookLog(WebhookLog):
 
 @raises_storage_errors
 class MongoTrackLog(TrackLog):
-    """A stay's tracks live in its session's document (`tracks.<sid>`), so that marking a track
-    counted and adding its seconds to the usage are one single-document update."""
+    """A stay's tracks live in its session's document (`tracks.<sid>`), so that recording an
+    end, numbering its event and adding the track's seconds to the usage are one
+    single-document update, guarded on the track as read. The document also keeps when its
+    last known track ended (`tracks_until`) and its first began (`tracks_from`), so that rollups
+    find the sessions with track time in an hour by index (see rollups.py)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
@@ -93,52 +99,74 @@ class MongoTrackLog(TrackLog):
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
         key = {"tenant_id": tenant_id, "id": session_id}
         track = f"tracks.{report.track_sid}"
-        for end, name in (("published_at", "start"), ("unpublished_at", "end")):
-            at = getattr(report, end)
-            if at is None:
-                continue
-            # The first report of each end wins, and numbers its event in the same update.
-            first = await self._sessions.find_one_and_update(
-                {**key, f"{track}.{end}": None},
-                {
-                    "$set": {f"{track}.{end}": at, f"{track}.meter": report.meter},
-                    "$inc": {"max_sequence_no": 1, "event_count": 1},
-                },
+        for _ in range(ATTEMPTS):
+            found = await self._sessions.find_one(key, {"_id": 0, track: 1})
+            if found is None:
+                return False  # no session, no tracks: nothing kept
+            stored = (found.get("tracks") or {}).get(report.track_sid)
+            known = None if stored is None else _report(report.track_sid, stored)
+            counted = bool(stored and stored.get("counted"))
+            change = report_track(known, counted, report)
+            if not change.changed:
+                return False
+            # Guarded on the track as read: ends are only ever set and `counted` only turned
+            # on, so a concurrent report that changed it first fails the guard, and this one is
+            # decided again on what it left.
+            guard = {
+                f"{track}.published_at": None if known is None else known.published_at,
+                f"{track}.unpublished_at": None if known is None else known.unpublished_at,
+                f"{track}.counted": True if counted else {"$ne": True},
+            }
+            written = await self._sessions.find_one_and_update(
+                {**key, **guard},
+                _update(track, change),
                 {"_id": 0, "max_sequence_no": 1},
                 return_document=ReturnDocument.AFTER,
             )
-            if first is not None:
+            if written is None:
+                continue
+            if change.ends:
                 # A crash before this insert leaves a gap in the session's events, which its
                 # event_gaps show; the track itself is recorded exactly.
-                (event,) = track_events(
-                    session_id,
-                    first["max_sequence_no"],
-                    report.meter,
-                    report.track_sid,
-                    [(name, at)],
+                first = written["max_sequence_no"] - len(change.ends) + 1
+                t = change.track
+                recorded = track_events(session_id, first, t.meter, t.track_sid, change.ends)
+                await self._events.insert_many(
+                    [event_documents.to_document(tenant_id, e) for e in recorded]
                 )
-                await self._events.insert_one(event_documents.to_document(tenant_id, event))
-        found = await self._sessions.find_one(key, {track: 1})
-        known = ((found or {}).get("tracks") or {}).get(report.track_sid)
-        if known is None or known.get("counted"):
-            return False
-        seconds = _report(report.track_sid, known).seconds
-        if seconds is None:
-            return False
-        counted = await self._sessions.update_one(
-            {**key, f"{track}.counted": {"$ne": True}},
-            {
-                "$set": {f"{track}.counted": True},
-                "$inc": increments("usage", {report.meter: seconds}),
-            },
-        )
-        return counted.modified_count == 1
+            return change.seconds is not None
+        raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})
         tracks = (found or {}).get("tracks") or {}
         reports = [_report(sid, known) for sid, known in sorted(tracks.items())]
         return [r for r in reports if r.published_at is not None and r.unpublished_at is None]
+
+
+def _update(track: str, change: TrackChange) -> Document:
+    """The write of what a report changed of a track (at `track`, tracks.<sid>)."""
+    t = change.track
+    update: Document = {
+        "$set": {
+            f"{track}.meter": t.meter,
+            f"{track}.published_at": t.published_at,
+            f"{track}.unpublished_at": t.unpublished_at,
+            f"{track}.counted": change.counted,
+        }
+    }
+    increments_: Document = {}
+    if change.ends:
+        increments_.update({"max_sequence_no": len(change.ends), "event_count": len(change.ends)})
+    if change.seconds is not None:
+        increments_.update(increments("usage", {t.meter: change.seconds}))
+    if increments_:
+        update["$inc"] = increments_
+    if t.published_at is not None:
+        update["$min"] = {"tracks_from": t.published_at}
+    if t.unpublished_at is not None:
+        update["$max"] = {"tracks_until": t.unpublished_at}
+    return update
 
 
 def _report(track_sid: str, known: Document) -> TrackReport:

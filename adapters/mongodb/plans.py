@@ -12,7 +12,11 @@ from pymongo.errors import DuplicateKeyError
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.errors import Conflict
 from domain.plans import Plan, PlanLimits, Subscription, admit_resource, month_of
+
+# A default plan's write lost to a concurrent one is tried again.
+ATTEMPTS = 20
 
 
 @raises_storage_errors
@@ -21,13 +25,24 @@ class MongoPlanRepository(PlanRepository):
         self._plans = db["plans"]
 
     async def put(self, tenant_id: str, plan: Plan) -> None:
-        await self._plans.replace_one(
-            {"tenant_id": tenant_id, "id": plan.id}, plan_to_document(tenant_id, plan), upsert=True
-        )
-        if plan.default:
-            await self._plans.update_many(
-                {"tenant_id": tenant_id, "id": {"$ne": plan.id}}, {"$set": {"default": False}}
-            )
+        # A unique index keeps one default plan per tenant (see indexes.py): while another plan
+        # is the default, writing a default plan fails; that one stops being the default and
+        # the write is tried again. Of concurrent puts of default plans the last to write wins;
+        # until it has, no plan is the default (for a moment, not two).
+        document = plan_to_document(tenant_id, plan)
+        for _ in range(ATTEMPTS):
+            try:
+                await self._plans.replace_one(
+                    {"tenant_id": tenant_id, "id": plan.id}, document, upsert=True
+                )
+                return
+            except DuplicateKeyError:  # another default, or a concurrent first put of this id
+                if plan.default:
+                    await self._plans.update_many(
+                        {"tenant_id": tenant_id, "id": {"$ne": plan.id}, "default": True},
+                        {"$set": {"default": False}},
+                    )
+        raise Conflict(f"plan {plan.id} was changed too often to be stored; retry")
 
     async def all(self, tenant_id: str) -> list[Plan]:
         cursor = self._plans.find({"tenant_id": tenant_id}, sort=[("id", 1)])

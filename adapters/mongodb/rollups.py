@@ -59,14 +59,12 @@ class MongoUsageSource(UsageSource):
             meter = meter_name(row["_id"]["meter"])
             figures[_key(row)]["meters"][meter] = from_bson(row["sum"])
         # Sessions that ran in the bucket; the index on ended_at finds them, nulls included.
+        ran = {
+            "$or": [{"ended_at": {"$gt": start}}, {"ended_at": None}],
+            "started_at": {"$lt": end},
+        }
         running: Pipeline = [
-            {
-                "$match": {
-                    **mine,
-                    "$or": [{"ended_at": {"$gt": start}}, {"ended_at": None}],
-                    "started_at": {"$lt": end},
-                }
-            },
+            {"$match": {**mine, **ran}},
             {"$addFields": {"until": {"$ifNull": ["$ended_at", "$last_seen_at"]}}},
             {"$match": {"until": {"$gt": start}}},
         ]
@@ -78,6 +76,21 @@ class MongoUsageSource(UsageSource):
         }
         for row in await self._run([*running, active]):
             figures[_key(row)]["active_seconds"] = row["ms"] / 1000
+        # Track time counts in the hours it fell in, whether or not its session ran in them (a
+        # track may be unpublished after its stay's end): sessions are found by their tracks'
+        # span, by index. Documents from before tracks_until was kept (it is written with every
+        # end) are found as before, by their own time.
+        with_tracks: Pipeline = [
+            {
+                "$match": {
+                    **mine,
+                    "$or": [
+                        {"tracks_until": {"$gt": start}, "tracks_from": {"$lt": end}},
+                        {**ran, "tracks_until": None, "tracks": {"$ne": None}},
+                    ],
+                }
+            }
+        ]
         tracks: Pipeline = [
             {"$project": {**BY, "track": {"$objectToArray": {"$ifNull": ["$tracks", {}]}}}},
             {"$unwind": "$track"},
@@ -98,7 +111,7 @@ class MongoUsageSource(UsageSource):
                 }
             },
         ]
-        for row in await self._run([*running, *tracks]):
+        for row in await self._run([*with_tracks, *tracks]):
             figures[_key(row)]["track_seconds"][row["_id"]["meter"]] = row["ms"] / 1000
         await self._count_events(tenant_id, start, end, figures)
         return [

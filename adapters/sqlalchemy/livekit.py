@@ -17,7 +17,8 @@ from adapters.sqlalchemy.tables import (
 )
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
-from domain.livekit import LiveKitAccount, TrackReport, merge_reports, new_ends, track_events
+from domain.livekit import LiveKitAccount, TrackReport, report_track, track_events
+from domain.usage import Usage
 
 
 @raises_storage_errors
@@ -115,6 +116,10 @@ class SqlTrackLog(TrackLog):
             track_intervals.c.session_id == session_id,
             track_intervals.c.track_sid == report.track_sid,
         )
+        # Sessions are never deleted: one seen here is still there when this commits.
+        exists = select(sessions.c.id).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
+        )
         new = insert(self._engine, track_intervals).values(
             tenant_id=tenant_id,
             session_id=session_id,
@@ -124,33 +129,30 @@ class SqlTrackLog(TrackLog):
         )
         # Locking the track's row makes concurrent reports of it take turns, so only one finds
         # an end new; the one whose end completes the track counts it, in the same transaction.
-        stored = (
-            select(track_intervals.c.published_at, track_intervals.c.unpublished_at)
-            .where(*key)
-            .with_for_update()
-        )
+        stored = select(track_intervals).where(*key).with_for_update()
         async with self._engine.begin() as conn:
+            if (await conn.execute(exists)).first() is None:
+                return False  # no session, no tracks: nothing kept
             await conn.execute(new.on_conflict_do_nothing())
-            published, unpublished = (await conn.execute(stored)).one()
-            known = TrackReport(report.track_sid, report.meter, published, unpublished)
-            merged = merge_reports(known, report)
-            ends = new_ends(known, merged)
-            if not ends:
+            row = (await conn.execute(stored)).one()
+            known = TrackReport(row.track_sid, row.meter, row.published_at, row.unpublished_at)
+            change = report_track(known, row.counted, report)
+            if not change.changed:
                 return False
-            seconds = merged.seconds
             await conn.execute(
                 update(track_intervals)
                 .where(*key)
                 .values(
-                    published_at=merged.published_at,
-                    unpublished_at=merged.unpublished_at,
-                    counted=seconds is not None,
+                    published_at=change.track.published_at,
+                    unpublished_at=change.track.unpublished_at,
+                    counted=change.counted,
                 )
             )
-            await self._append_events(conn, tenant_id, session_id, merged, ends)
-            if seconds is None:
+            await self._append_events(conn, tenant_id, session_id, change.track, change.ends)
+            if change.seconds is None:
                 return False
-            await add_usage(conn, self._engine, tenant_id, {session_id: {report.meter: seconds}})
+            added: Usage = {change.track.meter: change.seconds}
+            await add_usage(conn, self._engine, tenant_id, {session_id: added})
         return True
 
     async def _append_events(
@@ -161,6 +163,8 @@ class SqlTrackLog(TrackLog):
         track: TrackReport,
         ends: list[tuple[str, datetime]],
     ) -> None:
+        if not ends:
+            return
         numbered = (
             update(sessions)
             .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)

@@ -25,6 +25,9 @@ class SqlPlanRepository(PlanRepository):
         )
         async with self._engine.begin() as conn:
             if plan.default:
+                # Concurrent puts of default plans take turns, so each one's UPDATE sees the
+                # plan the one before it made the default (READ COMMITTED reads it afresh).
+                await serialise(conn, tenant_id, "default plan")
                 await conn.execute(
                     update(plans)
                     .where(plans.c.tenant_id == tenant_id, plans.c.id != plan.id)

@@ -58,7 +58,11 @@ class TrackLog(Protocol):
         same atomic step that marks it counted. True when this call added them.
         Each end reported for the first time is also appended to the session's events
         (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
-        sequence number, whatever the session's status."""
+        sequence number, whatever the session's status. domain.livekit.report_track decides.
+        A session that does not exist has no tracks: the report is neither kept nor counted
+        (False), and a session stored later knows nothing of it. (The webhook's use case stores
+        the stay's session before it reports a track, unless the webhook does not say whose
+        track it is.)"""
         ...
 
     async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:

@@ -12,7 +12,9 @@ from domain.plans import Plan, Subscription
 
 class PlanRepository(Protocol):
     async def put(self, tenant_id: str, plan: Plan) -> None:
-        """Create or replace a plan; a new default plan makes the others non-default."""
+        """Create or replace a plan; a new default plan makes the others non-default, so a
+        tenant has at most one default plan: of default plans put at once, exactly one is the
+        default afterwards."""
         ...
 
     async def all(self, tenant_id: str) -> list[Plan]: ...

@@ -119,6 +119,23 @@ async def test_one_default_plan_at_a_time(storage: Any, tenant: Tenant) -> None:
     assert plans["free"].limits == free.limits and plans["pass"].unlimited
 
 
+async def test_of_default_plans_put_at_once_exactly_one_is_the_default_afterwards(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    await storage.plans.put(tenant.id, Plan("free", default=True))
+    contenders = [Plan(f"trial-{n}", default=True, limits=PlanLimits(n)) for n in range(8)]
+
+    def put(plan: Plan) -> Call:
+        return lambda s: s.plans.put(tenant.id, plan)
+
+    await race(*(put(p) for p in contenders))
+
+    plans = await storage.plans.all(tenant.id)
+    assert sorted(p.id for p in plans) == ["free", *(p.id for p in contenders)]
+    (default,) = [p for p in plans if p.default]
+    assert default in contenders
+
+
 async def test_a_subscription_is_replaced_not_added(storage: Any, tenant: Tenant) -> None:
     await storage.subscriptions.put(tenant.id, Subscription("user-1", "pass", at(60)))
     await storage.subscriptions.put(tenant.id, Subscription("user-1", "pro", at(120), at(1)))

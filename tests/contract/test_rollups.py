@@ -83,6 +83,39 @@ async def test_an_hour_adds_up_sessions_events_usage_and_tracks_by_kind_and_reso
     ]
 
 
+async def test_track_time_counts_in_the_hours_it_was_published_even_after_its_stay_ended(
+    storage: Any, tenant: Tenant
+) -> None:
+    """A bucket's track seconds are the published track time that fell in it, whether or not
+    the track's stay ran in it: reordered webhooks may unpublish a track after its stay's end,
+    and the hours still add up to what the track added to the session's usage."""
+    second = timedelta(seconds=1)
+    stay = await stored_session(storage, tenant, 30, resource_id="room-1", kind="livekit")
+    await storage.sessions.close(tenant.id, stay.id, Exit(HOUR - second), frozenset(), NOW, SHUT)
+    # Unpublished a second after the stay's end, in its hour, and one into the next hour.
+    for sid, meter, unpublished_at in (
+        ("TR_mic", "audio.seconds", HOUR),
+        ("TR_cam", "video.seconds", HOUR + second),
+    ):
+        await storage.tracks.record(
+            tenant.id, stay.id, TrackReport(sid, meter, published_at=in_hour(-20))
+        )
+        await storage.tracks.record(
+            tenant.id, stay.id, TrackReport(sid, meter, unpublished_at=unpublished_at)
+        )
+
+    before = await storage.usage_source.activity(tenant.id, HOUR - timedelta(hours=1), HOUR)
+    after = await storage.usage_source.activity(tenant.id, HOUR, HOUR + timedelta(hours=1))
+
+    assert [a.track_seconds for a in before] == [
+        {"audio.seconds": 20 * 60, "video.seconds": 20 * 60}
+    ]
+    # Its two unpublishes are session events of the hour too.
+    assert after == [Activity("livekit", "room-1", events=2, track_seconds={"video.seconds": 1})]
+    found = await storage.sessions.get(tenant.id, stay.id)
+    assert found.usage == {"audio.seconds": 20 * 60, "video.seconds": 20 * 60 + 1}
+
+
 async def test_a_bucket_is_replaced_whole_and_read_back_by_kind_and_resource(
     storage: Any, tenant: Tenant
 ) -> None:

@@ -9,7 +9,7 @@ from domain.events import Event
 from domain.livekit import TrackReport
 from domain.session import Exit
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, at, stored_session
+from tests.contract.builders import NOW, OPEN, SHUT, a_session, at, stored_session
 from tests.contract.races import Race
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +112,27 @@ async def test_each_end_of_a_track_appears_once_as_a_session_event_after_the_las
     stored = await storage.sessions.get(tenant.id, session.id)
     assert (stored.event_count, stored.event_gaps) == (5, [])
     assert stored.usage == {"video.seconds": 540, "screen_share.seconds": 300}
+
+
+async def test_a_track_of_a_session_that_does_not_exist_is_neither_kept_nor_counted(
+    storage: Any, tenant: Tenant
+) -> None:
+    session = a_session(tenant)  # its stay's session is not stored (yet)
+
+    first = await storage.tracks.record(tenant.id, session.id, published("TR_cam", 1))
+    second = await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 11))
+
+    assert (first, second) == (False, False)
+    assert await storage.tracks.open_tracks(tenant.id, session.id) == []
+    # The session stored afterwards knows nothing of those reports: its track starts afresh.
+    assert await storage.sessions.add(session)
+    assert not await storage.tracks.record(tenant.id, session.id, unpublished("TR_cam", 11))
+    assert await storage.sessions.get(tenant.id, session.id) is not None
+    assert await usage(storage, tenant, session.id) == {}
+    assert await storage.tracks.record(tenant.id, session.id, published("TR_cam", 2))
+    assert await usage(storage, tenant, session.id) == {"video.seconds": 540}
+    found = await storage.events.find(tenant.id, session.id, 10)
+    assert [(e.sequence_no, e.type, e.at) for e in found] == [
+        (1, "video_end", at(11)),
+        (2, "video_start", at(2)),
+    ]
