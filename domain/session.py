@@ -233,10 +233,15 @@ class Session:
     def _past_window(self, now: datetime, window: timedelta) -> bool:
         return self.ended_at is not None and now - self.ended_at > window
 
-    def heartbeat(self, at: datetime) -> None:
+    def heartbeat(self, at: datetime) -> bool:
+        """Take a client's heartbeat dated `at`: an active session's last_seen_at moves forward
+        to it, never back; an ended session takes none (Conflict). True when it moved."""
         if not self.is_active:
             raise Conflict(f"session {self.id} has ended")
-        self.last_seen_at = max(self.last_seen_at, as_utc("at", at))
+        at = as_utc("at", at)
+        moved = at > self.last_seen_at
+        self.last_seen_at = max(self.last_seen_at, at)
+        return moved
 
     def refusal(self, at: datetime, now: datetime, window: timedelta) -> str | None:
         """Why an event dated `at` is not taken, or None when it is: an active session takes

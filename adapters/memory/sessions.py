@@ -94,8 +94,12 @@ class MemorySessionRepository(SessionRepository):
         tenant_id: str,
         staleness: Staleness,
         limit: int,
-        rated_kinds: frozenset[str] = frozenset(),
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
     ) -> list[Session]:
+        # `now` and `window` go unused: an append counts its events in its own atomic step, so
+        # none are left uncounted here.
         stale = [
             s
             for (tenant, _), s in self._store.sessions.items()

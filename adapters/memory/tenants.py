@@ -2,7 +2,7 @@ from dataclasses import replace
 
 from adapters.memory.store import MemoryStore
 from application.tenants.ports import ApiKeyRepository, TenantRepository
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Tenant, TenantSettings
 
 
@@ -25,7 +25,10 @@ class MemoryTenantRepository(TenantRepository):
         return sorted(self._store.tenants.values(), key=lambda t: t.name)
 
     async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
-        tenant = replace(self._store.tenants[tenant_id], settings=settings)
+        stored = self._store.tenants.get(tenant_id)
+        if stored is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        tenant = replace(stored, settings=settings)
         self._store.tenants[tenant_id] = tenant
         return tenant
 

@@ -8,7 +8,7 @@ list: so the step happens at most once per session, whoever runs it, and a sessi
 in between is read and decided again. Events the session no longer takes when they are counted
 (it ended, the window passed) are deleted and refused. Then the marks are removed. A crash
 between the steps leaves marked events behind; `finish_stale_batches` completes them later (a
-retried batch, a close, the reaper).
+retried batch, a close, the reaper), deciding on that caller's clock and late-data window.
 """
 
 from collections import defaultdict
@@ -24,7 +24,6 @@ from adapters.mongodb.session_documents import from_document, to_document
 from domain.errors import Conflict
 from domain.events import Event, sort_batch
 from domain.session import DECIDED_BY, LIFE_CHANGES, Session
-from domain.tenants import TenantSettings
 
 # Older marks than this belong to an append that died; younger ones may still be in flight.
 STALE_AFTER = timedelta(seconds=30)
@@ -136,20 +135,21 @@ def _decide(
 async def finish_stale_batches(
     db: AsyncDatabase[Document],
     tenant_id: str,
+    now: datetime,
+    window: timedelta,
     session_ids: Iterable[str] | None = None,
-    window: timedelta | None = None,
 ) -> bool:
-    """Count what appends that died left uncounted (of these sessions, or of the tenant); True
-    when there was any."""
-    now = datetime.now(UTC)
-    cutoff = ObjectId.from_datetime(now - STALE_AFTER)
+    """Count what appends that died left uncounted (of these sessions, or of the tenant), deciding
+    on the caller's `now` and late-data `window` as the append would have; True when there was
+    any."""
+    # Marks are ObjectIds stamped by the wall clock, so their age is read on it.
+    cutoff = ObjectId.from_datetime(datetime.now(UTC) - STALE_AFTER)
     query: Document = {"tenant_id": tenant_id, "batch": {"$lt": cutoff}}
     if session_ids is not None:
         query["session_id"] = {"$in": list(session_ids)}
     by_token: dict[ObjectId, list[Event]] = defaultdict(list)
     async for document in db["events"].find(query):
         by_token[document["batch"]].append(event_from_document(document))
-    window = window or TenantSettings().late_data_window
     for token, events in by_token.items():
         await count_batch(db, tenant_id, token, events, now, window)
     return bool(by_token)

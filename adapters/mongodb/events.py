@@ -37,7 +37,7 @@ class MongoEventLog(EventLog):
         inserted, repeated = await self._insert(tenant_id, [e for _, e in sorted_batch.new], token)
         refused, repriced = await count_batch(self._db, tenant_id, token, inserted, now, window)
         if repeated:  # a retry: maybe of a batch whose append died before counting it
-            await finish_stale_batches(self._db, tenant_id, repeated, window)
+            await finish_stale_batches(self._db, tenant_id, now, window, repeated)
         # Events their session no longer took when they were counted were refused then.
         reasons = {(e.session_id, e.sequence_no): reason for e, reason in refused}
         sorted_batch.refused += [

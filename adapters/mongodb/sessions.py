@@ -95,16 +95,7 @@ class MongoSessionRepository(SessionRepository):
         return [await load(self._db, document) async for document in cursor]
 
     async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
-        moved = await self._sessions.find_one_and_update(
-            {**_key(tenant_id, session_id), "status": ACTIVE},
-            {"$max": {"last_seen_at": at}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if moved is not None:
-            return await load(self._db, moved)
-        if not await self._exists(tenant_id, session_id):
-            raise NotFound(f"no session {session_id}")
-        raise Conflict(f"session {session_id} has ended")
+        return await self._change(tenant_id, session_id, lambda session: session.heartbeat(at))
 
     async def sign_of_life(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
@@ -120,7 +111,7 @@ class MongoSessionRepository(SessionRepository):
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
     ) -> Session:
         """Let the domain change the session as read; save what a sign of life changes, if it is
-        still as read (else decide again)."""
+        still as read (else decide again). A decision that raises (Conflict) has written nothing."""
         for _ in range(ATTEMPTS):
             found = await self._sessions.find_one(_key(tenant_id, session_id))
             if found is None:
@@ -149,7 +140,7 @@ class MongoSessionRepository(SessionRepository):
             # Meters of events whose counting was cut short by a crash belong in the usage this
             # close may charge.
             if found["status"] == ACTIVE and await finish_stale_batches(
-                self._db, tenant_id, [session_id], window
+                self._db, tenant_id, now, window, [session_id]
             ):
                 found = await self._sessions.find_one(_key(tenant_id, session_id))
                 assert found is not None  # sessions are never deleted
@@ -167,9 +158,11 @@ class MongoSessionRepository(SessionRepository):
         tenant_id: str,
         staleness: Staleness,
         limit: int,
-        rated_kinds: frozenset[str] = frozenset(),
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
     ) -> list[Session]:
-        await finish_stale_batches(self._db, tenant_id)
+        await finish_stale_batches(self._db, tenant_id, now, window)
         stale = self._sessions.find(
             {"tenant_id": tenant_id, "status": ACTIVE, **_stale(staleness)},
             sort=[("id", 1)],
@@ -178,6 +171,8 @@ class MongoSessionRepository(SessionRepository):
         closed = []
         async for document in stale:
             session = from_document(document)
+            if not staleness.is_stale(session):  # the filter only narrows; the domain decides
+                continue
             session.close(session.time_out(), rated_kinds)
             # Guarded on the session as read: a sign of life in between keeps it open.
             timed_out = await self._save(document, session, END_CHANGES)

@@ -2,7 +2,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
@@ -11,7 +11,7 @@ from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, save, to_row
 from adapters.sqlalchemy.tables import sessions
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
-from domain.errors import Conflict, NotFound
+from domain.errors import NotFound
 from domain.plans import SessionLimit
 from domain.session import (
     END_CHANGES,
@@ -101,21 +101,7 @@ class SqlSessionRepository(SessionRepository):
             return await load(conn, (await conn.execute(query)).all())
 
     async def heartbeat(self, tenant_id: str, session_id: str, at: datetime) -> Session:
-        moved = (
-            update(sessions)
-            .where(*_key(tenant_id, session_id), sessions.c.status == SessionStatus.ACTIVE)
-            .values(
-                last_seen_at=case((sessions.c.last_seen_at < at, at), else_=sessions.c.last_seen_at)
-            )
-        )
-        async with self._single.begin() as conn:
-            result = await conn.execute(moved)
-            found = await self._select(conn, _key(tenant_id, session_id))
-        if not found:
-            raise NotFound(f"no session {session_id}")
-        if result.rowcount == 0:
-            raise Conflict(f"session {session_id} has ended")
-        return found[0]
+        return await self._change(tenant_id, session_id, lambda session: session.heartbeat(at))
 
     async def sign_of_life(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
@@ -130,7 +116,8 @@ class SqlSessionRepository(SessionRepository):
     async def _change(
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
     ) -> Session:
-        """Lock the session, let the domain change it, save what a sign of life changes."""
+        """Lock the session, let the domain change it, save what a sign of life changes. A
+        decision that raises (Conflict) leaves the transaction rolled back, nothing saved."""
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
             if not found:
@@ -165,8 +152,12 @@ class SqlSessionRepository(SessionRepository):
         tenant_id: str,
         staleness: Staleness,
         limit: int,
-        rated_kinds: frozenset[str] = frozenset(),
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
     ) -> list[Session]:
+        # `now` and `window` go unused: an append counts its events in its own atomic step, so
+        # none are left uncounted here.
         stale = [
             sessions.c.tenant_id == tenant_id,
             sessions.c.status == SessionStatus.ACTIVE,

@@ -98,12 +98,17 @@ class SessionRepository(Protocol):
         tenant_id: str,
         staleness: Staleness,
         limit: int,
-        rated_kinds: frozenset[str] = frozenset(),
+        rated_kinds: frozenset[str],
+        now: datetime,
+        window: timedelta,
     ) -> list[Session]:
         """Close up to `limit` stale active sessions (Staleness.is_stale) as timed_out, ended at
         their last_seen_at; return only the sessions this call closed. A sign of life stored
         before the close moves the cutoff's verdict: a session seen after its cutoff is not
-        closed, and none is closed at a last_seen_at older than one a caller was told of."""
+        closed, and none is closed at a last_seen_at older than one a caller was told of.
+        Stored events not yet counted into their sessions (an append that died halfway, where a
+        store has no transaction) are counted first, decided at `now` within the late-data
+        `window` as the append would have decided them."""
         ...
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:

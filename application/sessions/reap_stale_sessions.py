@@ -28,12 +28,20 @@ class Reaped:
 
 
 class ReapStaleSessions:
-    """Close every session whose client stopped sending signs of life, where it was last seen,
-    and charge it; settle the charges left pending (by a crash, or by a correction). Each kind
-    may have its own idle timeout (or none); any session running longer than the tenant's cap is
-    closed too. The end the reaper chooses is a guess: later evidence (a client's exit, events
-    dated after it) may correct it. Tenants are reaped one by one, each in isolation: the result
-    says how many sessions were closed and which tenants failed."""
+    """Close every active session whose client stopped sending signs of life, where it was last
+    seen (`domain.session.Session.time_out`: ended at its `last_seen_at`, so no time is
+    invented), and charge it; settle the charges left pending (by a crash, or by a correction).
+
+    The cutoffs are `domain.staleness.Staleness.of`: a session goes idle after its kind's
+    timeout (the tenant's `idle_timeouts`, in seconds or null for never; a kind not listed
+    after `idle_timeout_seconds`, 300 unless set), and any session still active
+    `max_session_seconds` after its start (a day unless set; null: no cap) is closed however
+    alive it is. LiveKit stays (kind `livekit`) send no heartbeat, so they never go idle unless
+    one of the tenant's LiveKit accounts has a server URL (reconciliation then keeps the stays
+    of participants still present alive) or `idle_timeouts` names the kind. The end the reaper
+    chooses is a guess: later evidence (a client's exit, events dated after it) may correct
+    it. Tenants are reaped one by one, each in isolation: the result says how many sessions
+    were closed and which tenants failed."""
 
     def __init__(
         self,
@@ -62,11 +70,15 @@ class ReapStaleSessions:
     async def _reap(self, tenant: Tenant) -> int:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
         reconciled = any(account.url for account in accounts)
-        staleness = Staleness.of(tenant.settings, self._clock.now(), reconciled)
+        now = self._clock.now()
+        staleness = Staleness.of(tenant.settings, now, reconciled)
+        window = tenant.settings.late_data_window
         rated = await self._deduct_credits.rated_kinds(tenant.id)
         closed = 0
         while True:
-            batch = await self._sessions.time_out_idle(tenant.id, staleness, BATCH_SIZE, rated)
+            batch = await self._sessions.time_out_idle(
+                tenant.id, staleness, BATCH_SIZE, rated, now, window
+            )
             closed += len(batch)
             if len(batch) < BATCH_SIZE:
                 break

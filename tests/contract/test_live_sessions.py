@@ -37,7 +37,9 @@ async def append(storage: Any, tenant: Tenant, now: float, *events: Event) -> An
 async def reaped(storage: Any, tenant: Tenant, session: Session, now: float) -> Session:
     """The session closed by the reaper at its last sign of life."""
     staleness = Staleness(default=at(now) - timedelta(minutes=5))
-    closed: list[Session] = await storage.sessions.time_out_idle(tenant.id, staleness, 100, RATED)
+    closed: list[Session] = await storage.sessions.time_out_idle(
+        tenant.id, staleness, 100, RATED, at(now), WINDOW
+    )
     assert [s.id for s in closed] == [session.id]
     return closed[0]
 
@@ -83,7 +85,9 @@ async def test_a_session_sending_events_is_not_reaped(storage: Any, tenant: Tena
     await append(storage, tenant, 9, event(talking, 1, 9))
 
     staleness = Staleness(default=at(10) - timedelta(minutes=5))
-    closed = await storage.sessions.time_out_idle(tenant.id, staleness, 100)
+    closed = await storage.sessions.time_out_idle(
+        tenant.id, staleness, 100, frozenset(), at(10), WINDOW
+    )
 
     assert [s.id for s in closed] == [silent.id]
 
@@ -104,7 +108,9 @@ async def test_each_kind_has_its_idle_timeout_and_the_cap_closes_any_kind(
     await storage.sessions.heartbeat(tenant.id, marathon.id, at(60))
 
     staleness = Staleness.of(settings, at(61), reconciled=False)
-    closed = await storage.sessions.time_out_idle(tenant.id, staleness, 100)
+    closed = await storage.sessions.time_out_idle(
+        tenant.id, staleness, 100, frozenset(), at(61), WINDOW
+    )
 
     assert {s.id for s in closed} == {kiosk.id, marathon.id}
     assert {s.id for s in closed}.isdisjoint({livekit.id, recording.id, webinar.id})
@@ -118,7 +124,9 @@ async def test_a_reconciled_tenants_livekit_stays_time_out_like_other_kinds(
     stay = await stored_session(storage, tenant, 0, kind="livekit")
 
     staleness = Staleness.of(TenantSettings(), at(10), reconciled=True)
-    closed = await storage.sessions.time_out_idle(tenant.id, staleness, 100)
+    closed = await storage.sessions.time_out_idle(
+        tenant.id, staleness, 100, frozenset(), at(10), WINDOW
+    )
 
     assert [s.id for s in closed] == [stay.id]
 
@@ -212,7 +220,7 @@ async def test_an_exit_without_a_time_keeps_the_reapers_end_and_the_window_close
     await storage.sessions.heartbeat(tenant.id, kept.id, at(3))
     await storage.sessions.heartbeat(tenant.id, too_late.id, at(3))
     staleness = Staleness(default=at(10) - timedelta(minutes=5))
-    await storage.sessions.time_out_idle(tenant.id, staleness, 100)
+    await storage.sessions.time_out_idle(tenant.id, staleness, 100, frozenset(), at(10), WINDOW)
 
     received = Exit(at=at(30), at_is_default=True)
     stored, closing = await storage.sessions.close(

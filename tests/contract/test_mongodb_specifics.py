@@ -1,9 +1,10 @@
 """What only the MongoDB family has to prove: without transactions, an append that dies between
-storing its events and counting them loses nothing and counts nothing twice; indexes are created
-idempotently; handled webhook ids expire by a TTL index."""
+storing its events and counting them loses nothing and counts nothing twice, and what it left is
+decided on the clock and window of whoever finishes it; the reaper's query only narrows what the
+domain decides; indexes are created idempotently; handled webhook ids expire by a TTL index."""
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import adapters.mongodb.credits
 import adapters.mongodb.events
+import adapters.mongodb.sessions
 from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
 from adapters.mongodb.storage import MongoStorage
@@ -19,12 +21,18 @@ from domain.livekit import WEBHOOK_MEMORY
 from domain.session import Exit
 from domain.staleness import Staleness
 from domain.tenants import Tenant
+from domain.usage import Usage
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, stored_session
 from tests.contract.races import Race
 from tests.servers import MongoServer
 
 pytestmark = pytest.mark.anyio
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
+
+DAY = timedelta(days=1)
+Counted = tuple[datetime, int, Usage]  # a session's ended_at, event_count and usage
+COUNTED: Counted = (at(1), 3, {"tokens": 30, "cost": Decimal("0.3")})  # the end moved to them
+LATE: Counted = (at(0), 0, {})  # the reaper's end stands, the events are deleted
 
 
 @pytest.fixture
@@ -63,6 +71,19 @@ async def after_a_dead_append(mongodb: MongoStorage, tenant: Tenant, dying_appen
     session = await stored_session(mongodb, tenant)
     with pytest.raises(ConnectionError):
         await mongodb.events.append(tenant.id, _batch(session.id), NOW, OPEN)
+    return session.id
+
+
+@pytest.fixture
+async def reaped_then_a_dead_append(
+    mongodb: MongoStorage, tenant: Tenant, dying_append: None
+) -> str:
+    """A session the reaper ended at minute 0, and a batch of three events dated minute 1 (after
+    that end, so taken within a day of it) stored at minute 10 by an append that then died."""
+    session = await stored_session(mongodb, tenant)
+    await mongodb.sessions.time_out_idle(tenant.id, Staleness(at(5)), 10, frozenset(), at(10), DAY)
+    with pytest.raises(ConnectionError):
+        await mongodb.events.append(tenant.id, _batch(session.id), at(10), DAY)
     return session.id
 
 
@@ -140,9 +161,58 @@ async def test_closing_counts_what_a_dead_append_stored_before_the_session_ends(
 async def test_the_reaper_counts_what_a_dead_append_stored_before_timing_sessions_out(
     mongodb: MongoStorage, tenant: Tenant, after_a_dead_append: str
 ) -> None:
-    (timed_out,) = await mongodb.sessions.time_out_idle(tenant.id, Staleness(at(60)), 10)
+    (timed_out,) = await mongodb.sessions.time_out_idle(
+        tenant.id, Staleness(at(60)), 10, frozenset(), NOW, OPEN
+    )
 
     assert timed_out.usage == {"tokens": 30, "cost": Decimal("0.3")}
+
+
+@on_mongodb
+@pytest.mark.parametrize(
+    ("finisher", "now", "expected"),
+    [("the reaper", at(20), COUNTED), ("a retry", at(20), COUNTED), ("the reaper", NOW, LATE)],
+)
+async def test_what_a_dead_append_left_is_decided_on_the_finishers_clock_and_window(
+    mongodb: MongoStorage,
+    tenant: Tenant,
+    reaped_then_a_dead_append: str,
+    finisher: str,
+    now: datetime,
+    expected: Counted,
+) -> None:
+    # As any store decides a batch on its append's clock and window: at minute 20 the events
+    # are within a day of the reaper's end and move it; a year later they are late.
+    session_id = reaped_then_a_dead_append
+    if finisher == "the reaper":
+        await mongodb.sessions.time_out_idle(tenant.id, Staleness(at(5)), 10, frozenset(), now, DAY)
+    else:
+        await mongodb.events.append(tenant.id, _batch(session_id), now, DAY)
+
+    stored = await mongodb.sessions.get(tenant.id, session_id)
+    assert stored is not None
+    assert (stored.ended_at, stored.event_count, stored.usage) == expected
+    logged = await mongodb.events.find(tenant.id, session_id, limit=10)
+    assert len(logged) == stored.event_count
+
+
+@on_mongodb
+async def test_the_reapers_query_only_narrows_the_domain_decides_what_is_stale(
+    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the query broader than Staleness.is_stale, a session seen after its cutoff would
+    # still not be closed.
+    stale = await stored_session(mongodb, tenant)
+    fresh = await stored_session(mongodb, tenant, minutes=8)
+    monkeypatch.setattr(adapters.mongodb.sessions, "_stale", lambda staleness: {})
+
+    closed = await mongodb.sessions.time_out_idle(
+        tenant.id, Staleness(at(5)), 10, frozenset(), NOW, OPEN
+    )
+
+    assert [s.id for s in closed] == [stale.id]
+    fresh_now = await mongodb.sessions.get(tenant.id, fresh.id)
+    assert fresh_now is not None and fresh_now.is_active
 
 
 @on_mongodb

@@ -72,6 +72,23 @@ async def test_heartbeats_move_last_seen_forward_never_back(storage: Any, tenant
     assert (await storage.sessions.get(tenant.id, session.id)).last_seen_at == at(5)
 
 
+async def test_concurrent_heartbeats_leave_the_latest_sign_of_life(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    # Each store decides a heartbeat on the session as read (Session.heartbeat) and saves it in
+    # its atomic step: none may overwrite a later heartbeat with its own earlier one.
+    session = await stored_session(storage, tenant)
+    minutes = range(1, 9)
+
+    def beat(minute: int) -> Call:
+        return lambda s: s.sessions.heartbeat(tenant.id, session.id, at(minute))
+
+    answers = await race(*(beat(m) for m in minutes))
+
+    assert all(a.last_seen_at >= at(m) for a, m in zip(answers, minutes, strict=True))
+    assert (await storage.sessions.get(tenant.id, session.id)).last_seen_at == at(8)
+
+
 async def test_heartbeats_of_unknown_or_ended_sessions_are_refused(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -146,7 +163,9 @@ async def test_the_session_an_exit_or_the_reaper_returns_has_its_event_gaps(
     replayed, closing = await storage.sessions.close(
         tenant.id, replayed_one.id, Exit(at(3)), frozenset(), NOW, SHUT
     )
-    (timed_out,) = await storage.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=10)
+    (timed_out,) = await storage.sessions.time_out_idle(
+        tenant.id, Staleness(at(60)), 10, frozenset(), NOW, OPEN
+    )
 
     assert closing is Closing.REPLAY
     assert [s.event_gaps for s in (closed, replayed, timed_out)] == [[(2, 2)]] * 3
@@ -243,7 +262,9 @@ async def test_the_reaper_closes_stale_sessions_where_they_were_last_seen(
     other = await add_tenant(storage, "globex")
     elsewhere = await stored_session(storage, other)
 
-    closed = await storage.sessions.time_out_idle(tenant.id, Staleness(at(7.5)), limit=100)
+    closed = await storage.sessions.time_out_idle(
+        tenant.id, Staleness(at(7.5)), 100, frozenset(), NOW, OPEN
+    )
 
     assert [s.id for s in closed] == [stale.id]
     stored = await storage.sessions.get(tenant.id, stale.id)
@@ -254,7 +275,12 @@ async def test_the_reaper_closes_stale_sessions_where_they_were_last_seen(
     assert stored.charge_state is ChargeState.NOT_CHARGED
     assert (await storage.sessions.get(tenant.id, fresh.id)).is_active
     assert (await storage.sessions.get(other.id, elsewhere.id)).is_active
-    assert await storage.sessions.time_out_idle(tenant.id, Staleness(at(7.5)), limit=100) == []
+    assert (
+        await storage.sessions.time_out_idle(
+            tenant.id, Staleness(at(7.5)), 100, frozenset(), NOW, OPEN
+        )
+        == []
+    )
 
 
 async def test_concurrent_reapers_close_each_stale_session_once(
@@ -263,14 +289,21 @@ async def test_concurrent_reapers_close_each_stale_session_once(
     sessions = [await stored_session(storage, tenant) for _ in range(12)]
 
     batches = await race(
-        *[lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=5)] * 6
+        *[
+            lambda s: s.sessions.time_out_idle(
+                tenant.id, Staleness(at(60)), 5, frozenset(), NOW, OPEN
+            )
+        ]
+        * 6
     )
 
     closed_ids = [s.id for batch in batches for s in batch]
     assert all(len(batch) <= 5 for batch in batches)
     assert len(closed_ids) == len(set(closed_ids))
     assert set(closed_ids) <= {s.id for s in sessions}
-    remaining = await storage.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100)
+    remaining = await storage.sessions.time_out_idle(
+        tenant.id, Staleness(at(60)), 100, frozenset(), NOW, OPEN
+    )
     assert len(closed_ids) + len(remaining) == 12
 
 
@@ -297,7 +330,9 @@ async def test_a_heartbeat_that_succeeded_is_never_undone_by_a_reaper_racing_it(
         return lambda s: heartbeats(s, ids[n::4])
 
     reaped, *beats = await race(
-        lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100),
+        lambda s: s.sessions.time_out_idle(
+            tenant.id, Staleness(at(60)), 100, frozenset(), NOW, OPEN
+        ),
         *(client(n) for n in range(4)),
     )
 
@@ -341,7 +376,9 @@ async def test_signs_of_life_racing_the_reaper_are_never_lost(
         return lambda s: signs(s, ids[n::4])
 
     reaped, *answers = await race(
-        lambda s: s.sessions.time_out_idle(tenant.id, Staleness(at(60)), limit=100),
+        lambda s: s.sessions.time_out_idle(
+            tenant.id, Staleness(at(60)), 100, frozenset(), NOW, OPEN
+        ),
         *(client(n) for n in range(4)),
     )
 

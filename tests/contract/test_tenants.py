@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 from tests.contract.builders import T0, add_tenant
 from tests.contract.races import Call, Race
@@ -37,6 +37,15 @@ async def test_a_tenant_name_is_taken_once_even_by_concurrent_callers(
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, Conflict) for r in results if r is not None)
     assert len(await storage.tenants.all()) == 1
+
+
+async def test_settings_of_an_unknown_tenant_are_not_found_and_create_nothing(
+    storage: Any,
+) -> None:
+    with pytest.raises(NotFound):
+        await storage.tenants.update_settings(str(uuid.uuid4()), TenantSettings())
+
+    assert await storage.tenants.all() == []
 
 
 async def test_api_keys_are_found_by_the_hash_of_their_secret(storage: Any) -> None:

@@ -108,8 +108,8 @@ def test_a_request_that_says_something_else_is_not_a_replay(changed: dict[str, A
 
 def test_heartbeats_move_the_last_sign_of_life_forward_never_back() -> None:
     session = start()
-    session.heartbeat(NOW + 7 * MINUTE)
-    session.heartbeat(NOW + 2 * MINUTE)  # a late, out-of-order heartbeat
+    assert session.heartbeat(NOW + 7 * MINUTE)
+    assert not session.heartbeat(NOW + 2 * MINUTE)  # a late, out-of-order heartbeat
     assert session.last_seen_at == NOW + 7 * MINUTE
 
 
