@@ -45,11 +45,15 @@ class Plan:
         if not PLAN_ID.match(self.id):
             raise InvalidInput("plan_id", "1-64 characters of A-Z a-z 0-9 _ . -")
 
+    def sessions_limit(self) -> int | None:
+        """How many sessions of the kinds it names a subject may start per resource, all those
+        kinds counted together (None: no limit)."""
+        return None if self.unlimited else self.limits.sessions_per_resource
+
     def session_limit(self, kind: str) -> int | None:
-        """How many sessions of `kind` a subject may start per resource (None: no limit)."""
-        if self.unlimited or kind not in self.limits.session_kinds:
-            return None
-        return self.limits.sessions_per_resource
+        """How many sessions of `kind` a subject may start per resource (None: no limit, as for
+        every kind the plan does not name)."""
+        return self.sessions_limit() if kind in self.limits.session_kinds else None
 
     def resource_limit(self) -> int | None:
         return None if self.unlimited else self.limits.resources_per_month
@@ -114,11 +118,23 @@ def sessions_remaining(limit: int, started: int) -> int:
     return max(0, limit - started)
 
 
+def resources_remaining(monthly_limit: int, registered: int) -> int:
+    """How many more resources a quota of `monthly_limit` a month allows after `registered`
+    this calendar month (never below zero)."""
+    return max(0, monthly_limit - registered)
+
+
+def can_register_resource(monthly_limit: int | None, registered: int) -> bool:
+    """Whether a subject who has added `registered` resources this calendar month may add one
+    more (None: no quota): what admit_resource decides, asked without registering."""
+    return monthly_limit is None or resources_remaining(monthly_limit, registered) > 0
+
+
 def admit_resource(monthly_limit: int, registered: int) -> None:
     """A subject who has added `registered` resources this calendar month (UTC) may add one
     more while that is fewer than its plan's resources a month; at the quota the resource is
     refused (QuotaExceeded) without registering it."""
-    if registered >= monthly_limit:
+    if not can_register_resource(monthly_limit, registered):
         raise QuotaExceeded(monthly_limit, registered)
 
 
@@ -167,6 +183,6 @@ def trial_status(
     resource_id: str, plan: Plan | None, subscribed: bool, sessions_used: int
 ) -> TrialStatus:
     """Where a subject stands on a resource: a free trial is a limited plan it did not buy."""
-    limit = None if plan is None or plan.unlimited else plan.limits.sessions_per_resource
+    limit = None if plan is None else plan.sessions_limit()
     remaining = None if limit is None else sessions_remaining(limit, sessions_used)
     return TrialStatus(resource_id, limit is not None and not subscribed, sessions_used, remaining)

@@ -13,6 +13,20 @@ ATTEMPTS = 5
 
 
 class DeductCredits:
+    """A service, not a route (RecordExit, IngestEvents, ReceiveLiveKitWebhook and the reaper
+    call it): settle the charge of a closed session that is left pending, once per change.
+
+    The session is priced as it stands (`domain.charging.price`: by its kind's rate; nothing
+    for a kind without a rate, an anonymous session, or one that ended cancelled or failed),
+    and the store claims exactly the session's `charge_revision` while it writes what
+    `domain.charging.settle` says (`CreditLedger.settle`): the first settlement is a `charge`
+    entry, each later one, after a correction moved the revision on, an `adjustment` of the
+    difference (none for a difference of 0); a balance left below zero is warned
+    (`negative_balance`), and a charge that leaves it there, never an adjustment, also alerts
+    an admin. A caller that loses the claim (another caller settled it, or it was corrected
+    again meanwhile) reads the session again and settles its new revision, up to 5 times; what
+    is still pending then is settled by the reaper. A session not pending is returned as is."""
+
     def __init__(self, rate_book: RateBook, ledger: CreditLedger, clock: Clock) -> None:
         self._rate_book = rate_book
         self._ledger = ledger

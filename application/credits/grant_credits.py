@@ -28,10 +28,11 @@ class Granted:
 
 
 class GrantCredits:
-    """Grant credits to a subject (1 to 10^12 at a time, optionally expiring at an instant with
-    an offset), once per idempotency key: the same key again with the same grant (subject,
-    amount, reason, expiry) is a replay that records nothing and returns the grant first made;
-    the same key with a different grant is a conflict."""
+    """Grant credits to a subject (1 to 10^12 at a time), once per idempotency key: the same key
+    again with the same grant (subject, amount, reason, expiry) is a replay that records nothing
+    and returns the grant first made; the same key with a different grant is a conflict. An
+    `expires_at` (with an offset) is recorded with the grant, but nothing expires yet: the
+    balance counts every grant."""
 
     def __init__(self, ledger: CreditLedger, clock: Clock) -> None:
         self._ledger = ledger

@@ -13,10 +13,11 @@ class SetRateCommand:
 
 
 class SetRate:
-    """Price a kind of session: credits per minute and per meter quantity, rounded up, down or
-    to the nearest credit. The rate replaces the kind's previous one and prices sessions as they
-    are charged from now on (every server process uses it within a few seconds). Sessions of a
-    kind without a rate cost nothing."""
+    """Price a kind of session: credits per minute and per meter quantity, the minutes and each
+    meter rounded apart, up (the default), down or to the nearest credit
+    (`domain.credits.Rate.price`). The rate replaces the kind's previous one and prices
+    sessions as they are charged from now on (every server process uses it within a few
+    seconds). Sessions of a kind without a rate cost nothing."""
 
     def __init__(self, rate_book: RateBook) -> None:
         self._rate_book = rate_book

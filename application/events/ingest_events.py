@@ -22,17 +22,29 @@ class IngestEventsCommand:
 
 
 class IngestEvents:
-    """Ingest a batch of events: store the valid ones once each, say what happened to every one.
-    A batch holds at most the tenant's `max_batch_events`. An event already stored (the same
-    session and sequence number) is a duplicate and adds nothing; one of an unknown session is
-    rejected (`session_not_found`), and so is one dated more than the late-data window ago
-    (`late`).
+    """Ingest a batch of events: store each valid one once, and say what became of every one
+    (by its position in the batch). A batch holds at most the tenant's `max_batch_events` (100
+    unless set); a larger one is refused whole (`payload_too_large`). Otherwise each event is
+    judged on its own, and one refused does not hold back the others:
 
-    Events are signs of life: the latest of a batch moves its session's last_seen_at (never past
-    now). An ended session still takes events dated up to its end within the late-data window (a
-    kiosk flushing its buffer after the exit); one the reaper ended takes later ones too, and its
-    end moves to them. Late meters of a charged session are settled as an adjustment, once, and
-    the rollups of hours late data changed are recomputed by the next run."""
+    - a duplicate, adding nothing: an event already stored (the same session and sequence
+      number), before or earlier in the batch, even if its session has ended since;
+    - `validation_error: <field>: <why>`: a field is missing or malformed, the event is dated
+      more than 5 minutes ahead of the service's clock, or a meter's total for its session
+      would reach 10^9;
+    - `session_not_found`: the tenant has no session of that id;
+    - `late`: the event is dated more than the late-data window ago, or its session ended
+      longer ago than that;
+    - `session_ended`: the event is dated after its session's end, and a client ended it.
+
+    Where it is decided: `domain.clock.happened` (the date), then `domain.events.sort_batch`
+    and `domain.session.Session.refusal`: an active session takes every event; an ended one
+    takes events dated up to its end while the late-data window lasts (a kiosk flushing its
+    buffer after the exit); one the reaper ended takes later ones too, and its end moves to
+    them (`Session.record_events`). Events are signs of life: the latest of a batch moves its
+    session's last_seen_at (never past now). Meters add to the session's usage once; late
+    meters or a moved end of a charged session are settled as one adjustment (DeductCredits),
+    and the rollups of hours late data changed are recomputed by the next run."""
 
     def __init__(
         self,

@@ -22,8 +22,9 @@ class AddLiveKitAccount:
     and optionally the server's URL, so that reconciliation can ask it who is in its rooms.
 
     Registering a key again replaces its secret. A url replaces the stored one; without a url
-    the stored one is kept. NotFound if there is no tenant of that name; InvalidInput for an
-    empty key or secret, or a URL that is not http(s)."""
+    the stored one is kept. NotFound if there is no tenant of that name; Conflict if the key
+    belongs to another tenant; InvalidInput for an empty key or secret, or a URL that is not
+    http(s)."""
 
     def __init__(self, tenants: TenantRepository, accounts: LiveKitAccounts) -> None:
         self._tenants = tenants

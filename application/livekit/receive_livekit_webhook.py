@@ -38,15 +38,21 @@ class ReceivedWebhook:
 
 
 class ReceiveLiveKitWebhook:
-    """A LiveKit server reports what happened in its rooms; participants' stays become sessions,
-    and the time their tracks were published adds to their usage (video, screen share, audio).
+    """A LiveKit server reports what happened in its rooms; participants' stays become sessions
+    of kind `livekit`, and the time their tracks were published adds to their usage (video,
+    screen share, audio). `participant_left` ends a stay `completed`,
+    `participant_connection_aborted` `abandoned`, and `room_finished` ends every stay still open
+    in the room; tracks still published end with their stay, which is then charged like any
+    exit (RecordExit). Every webhook of a stay is a sign of life (`Session.sign_of_life`):
+    LiveKit sends no heartbeat.
 
     Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id
-    comes from the room and participant sids, a join is recorded by whichever of `joined` and
-    `left` arrives first (both carry when the participant joined), a second exit is a replay,
-    and handled webhook ids are remembered. Times are when things happened on the LiveKit server.
-    Unauthorized unless the webhook is signed, for exactly this body, with a registered API key.
-    """
+    comes from the room and participant sids (`domain.livekit.session_id_of`), a join is
+    recorded by the first webhook of the stay to arrive, whichever it is (each carries when the
+    participant joined), whatever the subject's plan allows, a second exit is a replay, and
+    handled webhook ids are remembered for 30 days. Times are when things happened on the
+    LiveKit server. Unauthorized unless the webhook is signed, for exactly this body, with a
+    registered API key."""
 
     def __init__(
         self,

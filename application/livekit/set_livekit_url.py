@@ -15,7 +15,9 @@ class SetLiveKitUrlCommand:
 
 class SetLiveKitUrl:
     """An admin sets, or removes, the URL of the LiveKit server behind one of the tenant's API
-    keys: with it, reconciliation asks that server who is in the rooms of open stays.
+    keys: with it, reconciliation asks that server who is in the rooms of open stays, and so
+    the reaper closes the tenant's LiveKit stays that go idle like any other kind's (without
+    one, only webhooks end them; see ReapStaleSessions).
 
     NotFound if the key is not the tenant's; InvalidInput for a URL that is not http(s)."""
 

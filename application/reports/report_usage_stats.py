@@ -18,8 +18,8 @@ class ReportUsageStatsQuery:
 
 class ReportUsageStats:
     """One subject's totals over its sessions started in the window asked for (`from`
-    inclusive, `to` exclusive, either open; both with an offset): sessions, time, events,
-    meters and credits consumed."""
+    inclusive, `to` exclusive, either open; both with an offset): sessions, time (of those
+    that ended), events, meters and credits consumed."""
 
     def __init__(self, reports: Reports) -> None:
         self._reports = reports

@@ -21,7 +21,8 @@ class ReportWatchTime:
     """Watch time per viewer of one resource, over the viewers' sessions that ended and started
     in the window asked for (`from` inclusive, `to` exclusive, either open; both with an
     offset); anonymous sessions are left out. Per viewer: visits, total and average seconds, and
-    the time actually watched, where overlapping sessions (two tabs) count once."""
+    the time actually watched, where overlapping sessions (two tabs) count once
+    (`domain.reports.unique_seconds`: the length of the union of the visits)."""
 
     def __init__(self, reports: Reports) -> None:
         self._reports = reports

@@ -15,9 +15,12 @@ class ReadSessionQuery:
 
 
 class ReadSession:
-    """One session of the tenant, as its client sees it: an active session of a rated kind comes
-    with its running cost (what it would be charged if it ended now, and what that leaves of its
-    subject's balance). A session of another tenant, or an id that is not a UUID, is not found."""
+    """One session of the tenant, as its client sees it: an active session of a rated kind with
+    a subject comes with its running cost (`domain.charging.estimate`: what it would be charged
+    if it ended now, and what that leaves of its subject's balance), warning `credits_exhausted`
+    when that would be below zero and `credits_low` when below the tenant's
+    `low_balance_credits` (0: no such warning). Nothing is closed for it: the client decides. A
+    session of another tenant, or an id that is not a UUID, is not found."""
 
     def __init__(self, get_session: GetSession, running_cost: RunningCost) -> None:
         self._get_session = get_session

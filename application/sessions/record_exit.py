@@ -42,10 +42,22 @@ class RecordedExit:
 
 
 class RecordExit:
-    """Record that someone left. An active session closes; a session the reaper closed (its end a
-    guess from the last sign of life) takes the client's exit instead, once, within the late-data
-    window — its time if the exit says one, else the reaper's; every other exit is a replay. A
-    charged session whose price changed gets one adjustment entry."""
+    """Record that someone left: with a `status` of completed (the default), abandoned,
+    cancelled or failed (`timed_out` is the reaper's alone), at `at` (by default when the exit
+    arrives; at most 5 minutes ahead of the service's clock, and `late` if older than the
+    late-data window), optionally with a reason, a summary and usage to add.
+
+    What an exit does is decided by `domain.session.Session.close` (→ `Closing`): an active
+    session closes; a session the reaper closed (its end a guess from the last sign of life)
+    takes the client's exit instead, once, within the late-data window — its time if the exit
+    says one, else the reaper's; every other exit is a replay, answered with the session as
+    stored. Only an exit that closed or corrected the session adds its usage. A replayed exit
+    changes nothing and charges nothing; it only finishes a charge a crash left pending.
+
+    Charging follows (DeductCredits, `domain.charging.price`): a closed session is charged
+    when its kind has a rate, it has a subject, and it ended completed, abandoned or timed out
+    (cancelled and failed cost nothing); a charged session whose price a correction changed
+    gets one adjustment entry."""
 
     def __init__(
         self,

@@ -20,10 +20,11 @@ class RecordHeartbeatCommand:
 
 
 class RecordHeartbeat:
-    """Keep a session alive: its last sign of life moves forward, never back (a heartbeat dated a
-    little ahead of the service's clock counts as now). An ended session takes no heartbeat. The
-    answer carries its running cost, so a client heartbeating a rated session sees its credits
-    run down."""
+    """Keep a session alive: its last sign of life moves forward, never back. A heartbeat's `at`
+    (by default now) dated up to 5 minutes ahead of the service's clock counts as now; further
+    ahead is invalid, and older than the late-data window `late`. An ended session takes no
+    heartbeat (conflict). The answer carries its running cost, as a read does, so a client
+    heartbeating a rated session sees its credits run down."""
 
     def __init__(
         self, sessions: SessionRepository, running_cost: RunningCost, clock: Clock

@@ -36,12 +36,25 @@ class StartedSession:
 
 
 class StartSession:
-    """Start a session. A client may supply its id: the same id again is a replay of the start,
-    or a conflict if its content differs. A `started_at` may be in the past, within the late-data
-    window, but not in the future. Under the hard overdraft policy, a session of a rated kind
-    starts only if its subject's balance reaches the tenant's minimum. A subject whose plan limits
-    its sessions on a resource is refused once the limit is used up (trial exhausted, with its
-    trial status and the tenant's upgrade URL); anonymous sessions are never limited."""
+    """Start a session of a `kind` on a `resource_id`, for a `subject_id` or, for an anonymous
+    visitor, a `client_key` (one of the two is required). A client may supply the session's id
+    (a UUID): the same id again with the same content is a replay that answers with the session
+    first started (200) and checks nothing again; with other content it is a conflict. A
+    `started_at` (by default now) may lie in the past within the late-data window (older is
+    `late`), and at most 5 minutes ahead of the service's clock (`domain.clock.MAX_FUTURE_SKEW`,
+    for clients' clock skew).
+
+    Under the hard overdraft policy, a session of a rated kind with a subject starts only if
+    the subject's balance reaches the tenant's `min_start_credits` (else
+    `insufficient_credits`, with the balance and the minimum).
+
+    A subject's plan (the one it is on when the session starts) may limit its sessions per
+    resource: the kinds the plan names count together against one limit, and kinds the plan
+    does not name are never limited, nor are anonymous sessions. A session counts when it
+    starts, whatever its end. The start that would pass the limit is refused and not stored
+    (`trial_exhausted`, with the trial status and the tenant's upgrade URL): the store counts
+    and inserts in one step, deciding with `domain.plans.SessionLimit.admit`, so concurrent
+    starts never pass it together."""
 
     def __init__(
         self,
@@ -112,7 +125,8 @@ class StartSession:
 
 
 def _limit(session: Session, plan: Plan | None) -> SessionLimit | None:
-    """The limit the subject's plan puts on sessions of this kind on this resource."""
+    """The limit the subject's plan puts on sessions of this kind on this resource: none for a
+    kind the plan does not name; else one limit shared by all the kinds it names."""
     allowed = None if plan is None else plan.session_limit(session.kind)
     if plan is None or allowed is None or session.subject_id is None:
         return None

@@ -6,6 +6,7 @@ from datetime import datetime
 from application.ports import Clock
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.ports import ResourceRegistry
+from domain import plans
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,16 @@ class Limits:
 
     @property
     def can_register_resource(self) -> bool:
-        return (
-            self.resources_per_month is None or self.resources_this_month < self.resources_per_month
-        )
+        return plans.can_register_resource(self.resources_per_month, self.resources_this_month)
 
 
 class GetLimits:
     """What a subject's plan allows now: the plan it is on (its active subscription's, or else
-    the tenant's default; none when the tenant defines no plans, and then nothing is limited),
-    the sessions it may start per resource, its quota of resources a month and how many it has
-    registered this calendar month (UTC), and when its subscription ends."""
+    the tenant's default; none when there is no such plan, and then nothing is limited), the
+    sessions it may start per resource of the kinds the plan names, its quota of resources a
+    month, how many it has registered this calendar month (UTC) and whether it may register
+    another (`domain.plans.can_register_resource`, the rule registering applies), and when its
+    subscription ends."""
 
     def __init__(
         self, plan_of_subject: PlanOfSubject, resources: ResourceRegistry, clock: Clock
@@ -47,13 +48,10 @@ class GetLimits:
         tenant_id, subject_id = query.tenant_id, query.subject_id
         now = self._clock.now()
         plan, subscription = await self._plan_of_subject(tenant_id, subject_id, now)
-        unlimited = plan is None or plan.unlimited
         return Limits(
             plan_id=None if plan is None else plan.id,
-            unlimited=unlimited,
-            sessions_per_resource=None
-            if unlimited or plan is None
-            else plan.limits.sessions_per_resource,
+            unlimited=plan is None or plan.unlimited,
+            sessions_per_resource=None if plan is None else plan.sessions_limit(),
             resources_per_month=None if plan is None else plan.resource_limit(),
             resources_this_month=await self._resources.count_in_month(tenant_id, subject_id, now),
             subscription_ends_at=None if subscription is None else subscription.ends_at,

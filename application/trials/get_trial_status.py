@@ -19,7 +19,8 @@ class GetTrialStatus:
     """Where a subject stands on one resource: the sessions it has started there of the kinds
     its plan limits (a session counts when it starts, whatever its end), and how many more it
     may start (no number when its plan does not limit them). It is a free trial when the limit
-    comes from a plan the subject did not subscribe to (the tenant's default plan)."""
+    comes from a plan the subject did not subscribe to (the tenant's default plan); decided by
+    `domain.plans.trial_status`, with the limit a start is refused at."""
 
     def __init__(
         self, plan_of_subject: PlanOfSubject, sessions: SessionRepository, clock: Clock

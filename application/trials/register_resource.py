@@ -29,9 +29,12 @@ class RegisteredResource:
 class RegisterResource:
     """A subject adds a resource (e.g. uploads a PDF to practise), within its plan's quota of
     resources a month: while the subject has added fewer than the quota this calendar month
-    (UTC) it may add one more; at the quota the resource is refused and nothing is registered.
-    Registering a resource the subject has registered already is a replay that changes nothing
-    (even at the quota)."""
+    (UTC) it may add one more; at the quota the resource is refused and nothing is registered
+    (`quota_exceeded`, with the quota and how many are registered). The store counts and
+    registers in one step, deciding with `domain.plans.admit_resource`, so concurrent adds
+    never pass the quota together. The plan is the one the subject is on now; without a plan,
+    or on one that sets no quota, nothing is limited. Registering a resource the subject has
+    registered already is a replay that changes nothing (even at the quota)."""
 
     def __init__(
         self, resources: ResourceRegistry, plan_of_subject: PlanOfSubject, clock: Clock

@@ -50,6 +50,29 @@ async def test_watch_time_counts_overlapping_tabs_once(storage: Any, tenant: Ten
     assert windowed == [WatchTime("ana", 2, 25 * 60, 25 * 60)]
 
 
+async def test_watch_time_counts_a_visit_inside_an_earlier_one_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    # A visit wholly inside an earlier one adds nothing to the time watched (in SQL its share
+    # is NULL, which the sum must skip), and a later visit adds only what reaches past the
+    # furthest end so far, not past the end of the visit just before it.
+    await visit(storage, tenant, 0, 20, subject_id="ana")
+    await visit(storage, tenant, 5, 10, subject_id="ana")  # inside 0-20
+    await visit(storage, tenant, 12, 14, subject_id="ana")  # inside 0-20, after 5-10 ended
+    await visit(storage, tenant, 15, 25, subject_id="ana")  # 20-25 is new
+    await visit(storage, tenant, 0, 20, subject_id="ben")
+    await visit(storage, tenant, 5, 10, subject_id="ben")  # his last visit adds nothing
+
+    report = await storage.reports.watch_time(tenant.id, "webinar-1", Window())
+
+    # ana: 20 + 5 + 2 + 10 minutes of visits; watched the union 0-25.
+    # ben: 20 + 5 minutes of visits; watched the union 0-20.
+    assert report == [
+        WatchTime("ana", 4, 37 * 60, 25 * 60),
+        WatchTime("ben", 2, 25 * 60, 20 * 60),
+    ]
+
+
 async def test_resources_report_sessions_viewers_duration_now_and_peak(
     storage: Any, tenant: Tenant
 ) -> None:

@@ -19,8 +19,11 @@ from domain.plans import (
     Subscription,
     TrialExhausted,
     admit_resource,
+    can_register_resource,
     month_of,
+    resources_remaining,
 )
+from domain.plans import trial_status as status_on
 from domain.tenants import Tenant
 from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
@@ -45,6 +48,16 @@ def test_a_plan_limits_only_the_kinds_it_names() -> None:
     assert PASS.session_limit("practice") is None and PASS.resource_limit() is None
 
 
+def test_a_plans_session_limit_is_one_number_for_all_the_kinds_it_names() -> None:
+    both = Plan("both", limits=PlanLimits(2, frozenset({"practice", "mock"})))
+    assert both.sessions_limit() == both.session_limit("mock") == both.session_limit("practice")
+    assert PASS.sessions_limit() is None
+    # The trial status reports the same limit the start is refused at.
+    assert status_on("set-1", both, False, 1).sessions_remaining == 1
+    assert status_on("set-1", PASS, True, 5).sessions_remaining is None
+    assert status_on("set-1", None, False, 5).sessions_remaining is None
+
+
 def test_a_limit_of_two_sessions_admits_a_second_and_refuses_a_third() -> None:
     limit = SessionLimit("u1", "pdf-1", frozenset({"practice"}), 2)
     limit.admit(1)
@@ -58,6 +71,19 @@ def test_a_quota_of_one_resource_a_month_admits_the_first_and_refuses_the_second
     with pytest.raises(QuotaExceeded) as exceeded:
         admit_resource(1, 1)
     assert (exceeded.value.limit, exceeded.value.used) == (1, 1)
+
+
+def test_a_quota_leaves_what_is_not_registered_yet_and_never_less_than_nothing() -> None:
+    assert [resources_remaining(2, n) for n in range(4)] == [2, 1, 0, 0]
+    # What the limits report says agrees with what registering decides.
+    for registered in range(4):
+        try:
+            admit_resource(2, registered)
+            admitted = True
+        except QuotaExceeded:
+            admitted = False
+        assert can_register_resource(2, registered) is admitted
+    assert can_register_resource(None, 10**6)
 
 
 @pytest.mark.parametrize(
