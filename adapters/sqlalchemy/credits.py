@@ -1,9 +1,10 @@
+import functools
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, Update, and_, case, func, literal, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
@@ -26,6 +27,27 @@ SUBJECT_BALANCE = (
     .scalar_subquery()
     .label("balance")
 )
+
+# Settling is on the hot path of every charged exit: its statements are built once, with bind
+# parameters (building and cache-keying them on each call cost more than the database did).
+SESSION_WITH_BALANCE = select(sessions, SUBJECT_BALANCE).where(
+    sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session")
+)
+# Guarded on the pending revision the decision read: of concurrent settlers, or a settler racing
+# a correction, only one claims it, and only its records are written.
+CLAIM = (
+    update(sessions)
+    .where(
+        sessions.c.tenant_id == bindparam("tenant"),
+        sessions.c.id == bindparam("session"),
+        sessions.c.charge_state == ChargeState.PENDING.value,
+        sessions.c.charge_revision == bindparam("revision"),
+    )
+    .values({c: bindparam(f"new_{c}") for c in SETTLED_COLUMNS})
+)
+RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
+# What a settlement writes besides the claim: (table name, its columns) per record.
+Shape = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @raises_storage_errors
@@ -78,11 +100,11 @@ class SqlCreditLedger(CreditLedger):
     ) -> Charge | None:
         """Read the session with its subject's balance, let domain.charging.settle decide, then
         claim the revision read and write what the settlement records in one atomic step."""
-        key = (sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+        key = {"tenant": tenant_id, "session": session_id}
         # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
         # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction.
         async with self._single.begin() as conn:
-            row = (await conn.execute(select(sessions, SUBJECT_BALANCE).where(*key))).first()
+            row = (await conn.execute(SESSION_WITH_BALANCE, key)).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
             session = from_row(row)
@@ -95,17 +117,11 @@ class SqlCreditLedger(CreditLedger):
             if (alert := settled.alert_record(session, at)) is not None:
                 records.append((alerts, asdict(alert)))
             session.settle(settled.charge)
-            # Guarded on the pending revision the decision read: of concurrent settlers, or a
-            # settler racing a correction, only one claims it, and only its records are written.
-            claim = (
-                update(sessions)
-                .where(
-                    *key,
-                    sessions.c.charge_state == ChargeState.PENDING.value,
-                    sessions.c.charge_revision == revision,
-                )
-                .values({c: v for c, v in to_row(session).items() if c in SETTLED_COLUMNS})
-            )
+            claim = {
+                **key,
+                "revision": revision,
+                **{f"new_{c}": v for c, v in to_row(session).items() if c in SETTLED_COLUMNS},
+            }
             if not await _claim_and_record(conn, claim, records):
                 return None
         return settled.charge
@@ -166,28 +182,34 @@ class SqlCreditLedger(CreditLedger):
 
 
 async def _claim_and_record(
-    conn: AsyncConnection, claim: Update, records: list[tuple[Table, dict[str, Any]]]
+    conn: AsyncConnection, claim: dict[str, Any], records: list[tuple[Table, dict[str, Any]]]
 ) -> bool:
-    """Run the claim (an UPDATE of one row) and, when it claims, insert the records with it,
-    atomically. Whether it claimed."""
+    """Run the claim (CLAIM with these parameters) and, when it claims, insert the records with
+    it, atomically. Whether it claimed."""
     if conn.dialect.name == "postgresql":
-        # One statement of data-modifying CTEs: the records are inserted only from a claim made.
-        claimed = claim.returning(sessions.c.id).cte("claimed")
-        inserts = [
-            table.insert()
-            .from_select(
-                list(row),
-                select(*(literal(v, table.c[c].type) for c, v in row.items())).select_from(claimed),
-            )
-            .cte(f"record_{table.name}")
-            for table, row in records
-        ]
-        return (await conn.execute(select(claimed.c.id).add_cte(*inserts))).first() is not None
-    if (await conn.execute(claim)).rowcount != 1:
+        shape = tuple((table.name, tuple(row)) for table, row in records)
+        values = {f"{table.name}_{c}": v for table, row in records for c, v in row.items()}
+        found = await conn.execute(_claim_with_records(shape), {**claim, **values})
+        return found.first() is not None
+    if (await conn.execute(CLAIM, claim)).rowcount != 1:
         return False
     for table, row in records:
-        await conn.execute(table.insert().values(row))
+        await conn.execute(table.insert(), row)
     return True
+
+
+@functools.cache
+def _claim_with_records(shape: Shape) -> Select[Any]:
+    """CLAIM and the inserts of records of this shape as one PostgreSQL statement of
+    data-modifying CTEs: the records are inserted only from a claim made. Built once per shape."""
+    claimed = CLAIM.returning(sessions.c.id).cte("claimed")
+    inserts = []
+    for name, columns in shape:
+        table = RECORD_TABLES[name]
+        values = select(*(bindparam(f"{name}_{c}", type_=table.c[c].type) for c in columns))
+        insert_record = table.insert().from_select(list(columns), values.select_from(claimed))
+        inserts.append(insert_record.cte(f"record_{name}"))
+    return select(claimed.c.id).add_cte(*inserts)
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
