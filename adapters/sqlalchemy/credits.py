@@ -9,7 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, from_row, load, to_row
+from adapters.sqlalchemy.session_rows import (
+    SETTLED_COLUMNS,
+    assignments,
+    from_row,
+    load,
+    new_values,
+)
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import settle
@@ -43,7 +49,7 @@ CLAIM = (
         sessions.c.charge_state == ChargeState.PENDING.value,
         sessions.c.charge_revision == bindparam("revision"),
     )
-    .values({c: bindparam(f"new_{c}") for c in SETTLED_COLUMNS})
+    .values(assignments(SETTLED_COLUMNS))
 )
 RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
 # What a settlement writes besides the claim: (table name, its columns) per record.
@@ -117,11 +123,7 @@ class SqlCreditLedger(CreditLedger):
             if (alert := settled.alert_record(session, at)) is not None:
                 records.append((alerts, asdict(alert)))
             session.settle(settled.charge)
-            claim = {
-                **key,
-                "revision": revision,
-                **{f"new_{c}": v for c, v in to_row(session).items() if c in SETTLED_COLUMNS},
-            }
+            claim = {**key, "revision": revision, **new_values(session, SETTLED_COLUMNS)}
             if not await _claim_and_record(conn, claim, records):
                 return None
         return settled.charge

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import BindParameter, Row, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy.meters import usage_of
@@ -114,10 +114,18 @@ async def save(conn: AsyncConnection, changed: list[Session], columns: Sequence[
             sessions.c.tenant_id == bindparam("key_tenant"),
             sessions.c.id == bindparam("key_id"),
         )
-        .values({c: bindparam(f"new_{c}") for c in columns}),
-        [
-            {"key_tenant": s.tenant_id, "key_id": s.id}
-            | {f"new_{c}": v for c, v in to_row(s).items() if c in columns}
-            for s in changed
-        ],
+        .values(assignments(columns)),
+        [{"key_tenant": s.tenant_id, "key_id": s.id} | new_values(s, columns) for s in changed],
     )
+
+
+def assignments(columns: Sequence[str]) -> dict[str, BindParameter[Any]]:
+    """The SET clause of an UPDATE of these columns of sessions, each taking its value from the
+    parameter `new_<column>` (new_values gives them)."""
+    return {c: bindparam(f"new_{c}") for c in columns}
+
+
+def new_values(session: Session, columns: Sequence[str]) -> dict[str, Any]:
+    """The `new_<column>` parameters of an UPDATE of these columns, from `session`."""
+    row = to_row(session)
+    return {f"new_{c}": row[c] for c in columns}
