@@ -5,8 +5,10 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from domain.clock import as_utc
 from domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
@@ -42,6 +44,15 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(position, list) or len(position) != arity:
         raise InvalidInput("cursor", "is not a cursor this service returned")
     return position
+
+
+def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (instant, id) a newest-first listing stopped at."""
+    at, id = decode_cursor(cursor, 2)
+    try:
+        return as_utc("cursor", datetime.fromisoformat(at)), str(id)
+    except (TypeError, ValueError, InvalidInput):
+        raise InvalidInput("cursor", "is not a cursor this service returned") from None
 
 
 def page_of(rows: list[T], limit: int, position: Callable[[T], list[Any]]) -> Page[T]:

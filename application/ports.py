@@ -24,3 +24,6 @@ class Window:
     def between(cls, start: datetime | None, end: datetime | None) -> "Window":
         """The window a client asked for with `from` and `to`, both with an offset."""
         return cls(start and as_utc("from", start), end and as_utc("to", end))
+
+    def __contains__(self, at: datetime) -> bool:
+        return (self.start is None or self.start <= at) and (self.end is None or at < self.end)

@@ -12,6 +12,7 @@ from application.retention.ports import Retention
 from application.rollups.ports import RollupLeases, RollupRepository, UsageSource
 from application.sessions.ports import SessionRepository
 from application.snapshots.ports import SnapshotLog
+from application.telemetry.ports import ErrorLog, MetricLog, SaleBook
 from application.tenants.ports import ApiKeyRepository, TenantRepository
 from application.transfer.ports import TenantArchive
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
@@ -47,6 +48,9 @@ class Storage(Protocol):
     usage_source: UsageSource
     rollups: RollupRepository
     rollup_leases: RollupLeases
+    errors: ErrorLog
+    metrics: MetricLog
+    sales: SaleBook
 
     async def migrate(self) -> None:
         """Create or upgrade what the store needs (tables, indexes); safe to run again and from

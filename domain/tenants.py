@@ -33,6 +33,8 @@ RETENTION_SETTINGS = (
     "event_retention_days",
     "hourly_rollup_retention_days",
     "daily_rollup_retention_days",
+    "error_retention_days",
+    "performance_retention_days",
 )
 
 
@@ -59,11 +61,14 @@ class TenantSettings:
     overdraft: Overdraft = Overdraft.SOFT
     min_start_credits: int = 0
     upgrade_url: str | None = None
-    # How long what grows fastest is kept; sessions and the ledger are kept for good.
+    # How long what grows fastest is kept; sessions, sales and the ledger are kept for good.
     snapshot_retention_days: int = 7
     event_retention_days: int = 90
     hourly_rollup_retention_days: int = 90
     daily_rollup_retention_days: int | None = None  # None: for good
+    # Kiosk telemetry; sales are kept for good.
+    error_retention_days: int = 365
+    performance_retention_days: int = 90
 
     def __post_init__(self) -> None:
         try:

@@ -45,3 +45,23 @@ def check_json(field: str, value: Any, depth: int = 0) -> Any:
     else:
         raise InvalidInput(field, "is not a JSON value")
     return value
+
+
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_TEXT = 1000
+
+
+def check_attributes(field: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """A flat map of short names to strings, numbers or booleans: what reports group by."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise InvalidInput(field, f"at most {MAX_ATTRIBUTES} attributes")
+    for key, value in attributes.items():
+        check_text(f"{field} keys", key, MAX_ATTRIBUTE_KEY)
+        if isinstance(value, str):
+            check_text(f"{field}.{key}", value, MAX_ATTRIBUTE_TEXT)
+        elif not isinstance(value, bool | int | float):
+            raise InvalidInput(f"{field}.{key}", "must be a string, number or boolean")
+        else:
+            check_json(f"{field}.{key}", value)
+    return attributes

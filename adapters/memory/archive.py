@@ -4,10 +4,13 @@ from typing import Any, TypeVar
 from adapters.memory.store import MemoryStore
 from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -51,6 +54,15 @@ class MemoryTenantArchive(TenantArchive):
         for (tenant, *_), snapshot in sorted(store.snapshots.items()):
             if tenant == tenant_id:
                 yield snapshot
+        telemetry: tuple[Mapping[tuple[str, str], Record], ...] = (
+            store.errors,
+            store.metrics,
+            store.sales,
+        )
+        for records in telemetry:
+            for (tenant, _), record in sorted(records.items(), key=lambda item: item[0]):
+                if tenant == tenant_id:
+                    yield record
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         return sum([self._restore(tenant_id, record) for record in records])
@@ -86,6 +98,12 @@ class MemoryTenantArchive(TenantArchive):
                 return _put_new(store.livekit_accounts, record.api_key, record)
             case Snapshot():
                 return _put_new(store.snapshots, (tenant_id, record.source, record.at), record)
+            case ErrorReport():
+                return _put_new(store.errors, (tenant_id, record.id), record)
+            case Metric():
+                return _put_new(store.metrics, (tenant_id, record.id), record)
+            case Sale():
+                return _put_new(store.sales, (tenant_id, record.id), record)
 
 
 K = TypeVar("K", bound=Hashable)

@@ -1,8 +1,12 @@
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from adapters.memory.store import MemoryStore
 from application.retention.ports import Retention
 from domain.rollups import Period
+
+R = TypeVar("R")
 
 
 class MemoryRetention(Retention):
@@ -31,6 +35,14 @@ class MemoryRetention(Retention):
             del self._store.events[(tenant_id, session)][number]
         return len(old)
 
+    async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
+        return _delete_old(self._store.errors, tenant_id, lambda e: e.at < before, limit)
+
+    async def delete_metrics(self, tenant_id: str, started_before: datetime, limit: int) -> int:
+        return _delete_old(
+            self._store.metrics, tenant_id, lambda m: m.started_at < started_before, limit
+        )
+
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
         old = sorted(
             (at, key)
@@ -52,3 +64,12 @@ class MemoryRetention(Retention):
         for key in old:
             del self._store.rollups[key]
         return len(old)
+
+
+def _delete_old(
+    records: dict[tuple[str, str], R], tenant_id: str, is_old: Callable[[R], bool], limit: int
+) -> int:
+    old = [key for key, record in records.items() if key[0] == tenant_id and is_old(record)]
+    for key in old[:limit]:
+        del records[key]
+    return len(old[:limit])

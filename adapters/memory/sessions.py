@@ -1,3 +1,4 @@
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
@@ -36,6 +37,9 @@ class MemorySessionRepository(SessionRepository):
             and (s.subject_id, s.resource_id) == (subject_id, resource_id)
             and s.kind in kinds
         )
+
+    async def existing(self, tenant_id: str, session_ids: Collection[str]) -> set[str]:
+        return {i for i in session_ids if (tenant_id, i) in self._store.sessions}
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         stored = self._store.sessions.get((tenant_id, session_id))

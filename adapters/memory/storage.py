@@ -14,6 +14,7 @@ from adapters.memory.rollups import MemoryRollupLeases, MemoryRollupRepository, 
 from adapters.memory.sessions import MemorySessionRepository
 from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
+from adapters.memory.telemetry import MemoryErrorLog, MemoryMetricLog, MemorySaleBook
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
 from application.storage import Storage
 
@@ -43,6 +44,9 @@ class MemoryStorage(Storage):
         self.usage_source = MemoryUsageSource(store)
         self.rollups = MemoryRollupRepository(store)
         self.rollup_leases = MemoryRollupLeases(store)
+        self.errors = MemoryErrorLog(store)
+        self.metrics = MemoryMetricLog(store)
+        self.sales = MemorySaleBook(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

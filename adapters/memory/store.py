@@ -2,10 +2,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.events import Event
 from domain.livekit import LiveKitAccount, TrackReport
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
 from domain.rollups import Period, Rollup
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -39,3 +42,7 @@ class MemoryStore:
     )
     # tenant_id -> where late data asks the next rollup run to resume at the latest
     rollup_rewinds: dict[str, datetime] = field(default_factory=dict)
+    # Telemetry by (tenant_id, client id)
+    errors: dict[tuple[str, str], ErrorReport] = field(default_factory=dict)
+    metrics: dict[tuple[str, str], Metric] = field(default_factory=dict)
+    sales: dict[tuple[str, str], Sale] = field(default_factory=dict)

@@ -5,7 +5,7 @@ matches. A start under a trial limit takes a numbered slot that a unique index k
 session (see indexes.py), so counting and inserting need no transaction.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,12 @@ class MongoSessionRepository(SessionRepository):
                 "kind": {"$in": sorted(kinds)},
             }
         )
+
+    async def existing(self, tenant_id: str, session_ids: Collection[str]) -> set[str]:
+        if not session_ids:
+            return set()
+        query = {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}}
+        return {d["id"] async for d in self._sessions.find(query, {"id": 1, "_id": 0})}
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         found = await self._sessions.find_one(_key(tenant_id, session_id))

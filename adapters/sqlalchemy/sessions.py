@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,15 @@ class SqlSessionRepository(SessionRepository):
             sessions.c.kind.in_(sorted(kinds)),
         )
         return int((await conn.execute(query)).scalar_one())
+
+    async def existing(self, tenant_id: str, session_ids: Collection[str]) -> set[str]:
+        if not session_ids:
+            return set()
+        query = select(sessions.c.id).where(
+            sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids)
+        )
+        async with self._single.connect() as conn:
+            return set((await conn.execute(query)).scalars())
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         async with self._single.connect() as conn:

@@ -27,6 +27,8 @@ class Deleted:
     hourly_rollups: int = 0
     daily_rollups: int = 0
     webhook_ids: int = 0
+    errors: int = 0
+    metrics: int = 0
     failures: list[TenantFailure] = field(default_factory=list)  # tenants whose retention failed
 
     def __add__(self, other: "Deleted") -> "Deleted":
@@ -36,15 +38,18 @@ class Deleted:
             self.hourly_rollups + other.hourly_rollups,
             self.daily_rollups + other.daily_rollups,
             self.webhook_ids + other.webhook_ids,
+            self.errors + other.errors,
+            self.metrics + other.metrics,
             self.failures + other.failures,
         )
 
 
 class ApplyRetention:
-    """Old snapshots, events and hourly rollups are deleted as each tenant's settings say (the
-    server does it on a schedule; `sessionmeter retention apply` does it now), in bounded
-    batches. Daily rollups are kept for good unless a tenant sets a window for them; sessions and
-    the ledger are never deleted. Handled LiveKit webhook ids are forgotten after 30 days
+    """Old snapshots, events, hourly rollups, device errors (365 days unless set) and performance
+    metrics (90 days) are deleted as each tenant's settings say (the server does it on a
+    schedule; `sessionmeter retention apply` does it now), in bounded batches. Daily rollups are
+    kept for good unless a tenant sets a window for them; sessions, sales and the ledger are never
+    deleted (so no sale loses its session). Handled LiveKit webhook ids are forgotten after 30 days
     (WEBHOOK_MEMORY). Tenants are served one at a time: one whose retention fails is reported in
     the result and the others are still served."""
 
@@ -89,7 +94,13 @@ class ApplyRetention:
                 lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
             )
         webhook_ids = await _in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
-        return Deleted(snapshots, events, hourly, daily, webhook_ids)
+        errors = await _in_batches(
+            lambda: r.delete_errors(tid, before(settings.error_retention_days), BATCH)
+        )
+        metrics = await _in_batches(
+            lambda: r.delete_metrics(tid, before(settings.performance_retention_days), BATCH)
+        )
+        return Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics)
 
 
 async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:

@@ -22,6 +22,15 @@ class Retention(Protocol):
         sessions keep the usage and counts they added); how many."""
         ...
 
+    async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the tenant's errors that happened before the cutoff; how many."""
+        ...
+
+    async def delete_metrics(self, tenant_id: str, started_before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the tenant's performance metrics that started before the
+        cutoff; how many."""
+        ...
+
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int
     ) -> int:

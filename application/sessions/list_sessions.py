@@ -1,12 +1,9 @@
 """List a tenant's sessions."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from application.pagination import Page, check_limit, decode_cursor, page_of
+from application.pagination import Page, check_limit, decode_instant_cursor, page_of
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
-from domain.clock import as_utc
-from domain.errors import InvalidInput
 from domain.session import Session
 
 
@@ -31,11 +28,6 @@ class ListSessions:
         size = check_limit(query.limit)
         after = None
         if query.cursor is not None:
-            started_at, session_id = decode_cursor(query.cursor, 2)
-            try:
-                position = as_utc("cursor", datetime.fromisoformat(started_at))
-            except (TypeError, ValueError, InvalidInput):
-                raise InvalidInput("cursor", "is not a cursor this service returned") from None
-            after = SessionPosition(position, str(session_id))
+            after = SessionPosition(*decode_instant_cursor(query.cursor))
         rows = await self._sessions.find(query.tenant_id, query.where, size + 1, after)
         return page_of(rows, size, lambda s: [s.started_at.isoformat(), s.id])

@@ -4,6 +4,7 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -44,6 +45,10 @@ class SessionRepository(Protocol):
         self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
     ) -> int:
         """Sessions of these kinds the subject has started on the resource, whatever their end."""
+        ...
+
+    async def existing(self, tenant_id: str, session_ids: Collection[str]) -> set[str]:
+        """Which of these ids name a session of the tenant."""
         ...
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:

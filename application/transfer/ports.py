@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.events import Event
 from domain.livekit import LiveKitAccount
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -29,6 +32,9 @@ Record = (
     | Alert
     | LiveKitAccount
     | Snapshot
+    | ErrorReport
+    | Metric
+    | Sale
 )
 
 
@@ -36,7 +42,8 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions, registrations,
-        sessions, events, ledger entries, alerts, LiveKit keys, snapshots."""
+        sessions, events, ledger entries, alerts, LiveKit keys, snapshots, errors, metrics, sales
+        (with their settlement)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:

@@ -1,6 +1,7 @@
 """A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`.
 
-Exact both ways: instants are `{"$time": ISO 8601}`, decimals `{"$decimal": "0.1"}` (integers
+Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
+`{"$decimal": "0.1"}` (integers
 stay JSON integers), so quantities and money come back as the types they were. Each record's
 fields are those of its domain class, read back by the class's own type hints.
 """
@@ -9,7 +10,7 @@ import dataclasses
 import json
 import types
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -17,10 +18,13 @@ from typing import Any
 from application.transfer.ports import Record
 from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.errors import InvalidInput
 from domain.events import Event
 from domain.livekit import LiveKitAccount
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -40,6 +44,9 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "alert": Alert,
     "livekit_account": LiveKitAccount,  # with its secret: keep exports as safe as secrets
     "snapshot": Snapshot,
+    "error": ErrorReport,
+    "metric": Metric,
+    "sale": Sale,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 
@@ -74,6 +81,8 @@ def _encode(value: Any) -> Any:
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
         return {"$time": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
     if isinstance(value, Decimal):
         return {"$decimal": str(value)}
     if isinstance(value, Enum):
@@ -113,6 +122,8 @@ def _value(hint: Any, raw: Any) -> Any:
         return raw
     if isinstance(raw, dict) and "$time" in raw:
         return as_utc("$time", datetime.fromisoformat(raw["$time"]))
+    if isinstance(raw, dict) and "$date" in raw:
+        return date.fromisoformat(raw["$date"])
     if isinstance(raw, dict) and "$decimal" in raw:
         return Decimal(raw["$decimal"])
     origin = typing.get_origin(hint)
@@ -128,8 +139,8 @@ def _value(hint: Any, raw: Any) -> Any:
         return {k: _value(arguments[1], v) for k, v in raw.items()}
     if origin is list:
         return [_value(arguments[0], v) for v in raw]
-    if origin is tuple:
-        return tuple(raw)
+    if origin is tuple:  # tuple[X, ...]
+        return tuple(_value(arguments[0], v) for v in raw)
     if origin is frozenset:
         return frozenset(raw)
     return raw

@@ -1,0 +1,188 @@
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Generic
+
+from adapters.memory.store import MemoryStore
+from application.ports import Window
+from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport
+from domain.money import sum_by_currency
+from domain.performance import GroupBy, Metric, PerformanceRow, percentile_rows
+from domain.sales import (
+    PaymentMethod,
+    Sale,
+    SaleFigures,
+    SalesFilter,
+    SalesGroupBy,
+    SalesGrouping,
+    SaleStatus,
+    Settlement,
+    SettlementState,
+    attribute_text,
+)
+
+
+class _MemoryRecordLog(Generic[Record]):
+    def __init__(self, records: dict[tuple[str, str], Record]) -> None:
+        self._records: dict[tuple[str, str], Record] = records
+
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+        outcome: list[Record | None] = []
+        for record in records:
+            stored = self._records.get((tenant_id, record.id))
+            if stored is None:
+                self._records[(tenant_id, record.id)] = record
+            outcome.append(stored)
+        return outcome
+
+    def _of(self, tenant_id: str) -> list[Record]:
+        return [r for (tenant, _), r in self._records.items() if tenant == tenant_id]
+
+
+def _newest_first(
+    records: list[Record], at: Callable[[Record], object], limit: int, after: Position | None
+) -> list[Record]:
+    def key(r: Record) -> tuple[object, str]:
+        return at(r), r.id
+
+    found = [r for r in records if after is None or key(r) < (after.at, after.id)]
+    return sorted(found, key=key, reverse=True)[:limit]
+
+
+class MemoryErrorLog(_MemoryRecordLog[ErrorReport], ErrorLog):
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store.errors)
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[ErrorReport]:
+        found = [e for e in self._of(tenant_id) if e.at in window and _matches(e, where)]
+        return _newest_first(found, lambda e: e.at, limit, after)
+
+    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
+        by_fingerprint: dict[str, list[ErrorReport]] = defaultdict(list)
+        for e in self._of(tenant_id):
+            if e.at in window and _matches(e, where):
+                by_fingerprint[e.fingerprint].append(e)
+        groups = []
+        for fingerprint, errors in by_fingerprint.items():
+            latest = max(errors, key=lambda e: (e.at, e.id))
+            versions: dict[str, int] = defaultdict(int)
+            for e in errors:
+                versions[e.app_version] += 1
+            groups.append(
+                ErrorGroup(
+                    fingerprint=fingerprint,
+                    type=latest.type,
+                    code=latest.code,
+                    sample_message=latest.message,
+                    count=len(errors),
+                    devices=len({e.device_id for e in errors}),
+                    sessions=len({e.session_id for e in errors if e.session_id}),
+                    first_seen=min(e.at for e in errors),
+                    last_seen=latest.at,
+                    app_versions=dict(versions),
+                    severity=max((e.severity for e in errors), key=lambda s: s.rank),
+                    sales_lost=sum(e.sale_lost for e in errors),
+                    estimated_loss=sum_by_currency(
+                        (loss.currency, loss.amount) for e in errors if (loss := e.loss)
+                    ),
+                )
+            )
+        return sorted(groups, key=lambda g: (-g.count, g.fingerprint))
+
+
+def _matches(e: ErrorReport, where: ErrorFilter) -> bool:
+    return all(wanted is None or getattr(e, name) == wanted for name, wanted in vars(where).items())
+
+
+class MemoryMetricLog(_MemoryRecordLog[Metric], MetricLog):
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store.metrics)
+
+    async def report(
+        self, tenant_id: str, type: str | None, window: Window, group_by: GroupBy
+    ) -> list[PerformanceRow]:
+        durations: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+        steps: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+        for m in self._of(tenant_id):
+            if m.started_at in window and type in (None, m.type):
+                group = getattr(m, group_by.value)
+                durations[(m.type, group)].append((m.duration_ms, m.success))
+                for step, ms in m.breakdown.items():
+                    steps[(m.type, group, step)].append(ms)
+        return percentile_rows(durations, steps)
+
+
+class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store.sales)
+
+    async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
+        return {i: s for i in sale_ids if (s := self._records.get((tenant_id, i)))}
+
+    async def move_settlement(
+        self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
+    ) -> bool:
+        sale = self._records.get((tenant_id, sale_id))
+        if sale is None or sale.settlement.state is not expected:
+            return False
+        self._records[(tenant_id, sale_id)] = replace(sale, settlement=settlement)
+        return True
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SalesFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[Sale]:
+        found = [
+            s
+            for s in self._of(tenant_id)
+            if s.occurred_at in window
+            and where.session_id in (None, s.session_id)
+            and where.device_id in (None, s.device_id)
+            and where.state in (None, s.settlement.state)
+        ]
+        return _newest_first(found, lambda s: s.occurred_at, limit, after)
+
+    async def report(
+        self, tenant_id: str, window: Window, grouping: SalesGrouping, currency: str | None
+    ) -> list[SaleFigures]:
+        sums: dict[
+            tuple[str | None, str, SaleStatus, PaymentMethod, SettlementState], list[Decimal]
+        ]
+        sums = {}
+        for s in self._of(tenant_id):
+            if s.occurred_at not in window or currency not in (None, s.currency):
+                continue
+            key = (
+                _group_of(s, grouping),
+                s.currency,
+                s.status,
+                s.payment_method,
+                s.settlement.state,
+            )
+            a = s.amounts
+            total = sums.setdefault(key, [Decimal(0)] * 5)
+            for i, value in enumerate((Decimal(1), a.gross, a.discount, a.tax, a.net)):
+                total[i] += value
+        return [SaleFigures(*key, int(figures[0]), *figures[1:]) for key, figures in sums.items()]
+
+
+def _group_of(sale: Sale, grouping: SalesGrouping) -> str | None:
+    if grouping.by is SalesGroupBy.DEVICE_ID:
+        return sale.device_id
+    if grouping.by is SalesGroupBy.DAY:
+        return sale.occurred_at.date().isoformat()
+    value = sale.attributes.get(grouping.attribute or "")
+    return None if value is None else attribute_text(value)

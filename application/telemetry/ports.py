@@ -1,0 +1,99 @@
+"""The ports of the telemetry area: what its use cases need from storage.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from application.ports import Window
+from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport
+from domain.performance import GroupBy, Metric, PerformanceRow
+from domain.sales import Sale, SaleFigures, SalesFilter, SalesGrouping, Settlement, SettlementState
+
+Record = TypeVar("Record", bound=ErrorReport | Metric | Sale)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a newest-first listing stopped: the instant and id of the last record returned."""
+
+    at: datetime
+    id: str
+
+
+class RecordLog(Protocol[Record]):
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+        """Store every record whose id is new in the tenant, in one bounded number of round
+        trips. For each record, in order: None if this call stored it, else the record already
+        stored under its id (earlier, by a concurrent call, or earlier in this batch) — the
+        caller decides whether that is a replay or a conflict. Of concurrent adds of one id
+        exactly one stores it."""
+        ...
+
+
+class ErrorLog(RecordLog[ErrorReport], Protocol):
+    async def find(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[ErrorReport]:
+        """Up to `limit` errors that happened in the window, newest first (at, then id,
+        descending), after `after`."""
+        ...
+
+    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
+        """The errors of the window grouped by fingerprint (see ErrorGroup), counted where they
+        are stored; most frequent first, then by fingerprint."""
+        ...
+
+
+class MetricLog(RecordLog[Metric], Protocol):
+    async def report(
+        self, tenant_id: str, type: str | None, window: Window, group_by: GroupBy
+    ) -> list[PerformanceRow]:
+        """Metrics that started in the window, per (type, group) in that order: count,
+        successes, exact nearest-rank percentiles of the durations and of each breakdown step
+        (domain.performance.rank), computed by the store without loading the window into
+        this process's memory."""
+        ...
+
+
+class SaleBook(RecordLog[Sale], Protocol):
+    async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
+        """The tenant's sales of these ids that exist, by id."""
+        ...
+
+    async def move_settlement(
+        self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
+    ) -> bool:
+        """Replace the sale's settlement if its state is still `expected`; False (changing
+        nothing) when it is not, or there is no such sale. Of concurrent moves from one state
+        exactly one succeeds."""
+        ...
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SalesFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[Sale]:
+        """Up to `limit` sales that occurred in the window, newest first (occurred_at, then id,
+        descending), after `after`."""
+        ...
+
+    async def report(
+        self, tenant_id: str, window: Window, grouping: SalesGrouping, currency: str | None
+    ) -> list[SaleFigures]:
+        """The sales that occurred in the window (in one currency if given), summed exactly by
+        (group, currency, status, payment method, settlement state). The group of a sale is its
+        device, its UTC day (YYYY-MM-DD) or the text of its attribute (None without one)."""
+        ...

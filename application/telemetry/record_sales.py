@@ -1,0 +1,58 @@
+"""Record the sales kiosks make."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from application.ports import Clock
+from application.sessions.ports import SessionRepository
+from application.telemetry.ports import SaleBook
+from application.telemetry.recorded import Recorded, RecordOnce
+from domain.errors import InvalidInput
+from domain.sales import Sale
+
+
+@dataclass(frozen=True)
+class RecordSalesCommand:
+    tenant_id: str
+    # In the client's order; one that could not be read is already the reason why.
+    sales: Sequence[Sale | InvalidInput]
+
+
+class RecordSales:
+    """A kiosk records each sale of a session: exact decimal amounts (at most 9 places, not
+    negative, net no larger than gross + tax) in an ISO 4217 currency, the payment method and
+    status; it starts pending settlement. A refund is a sale of its own, status `refunded`,
+    naming the sale it refunds in `refund_of`: that sale must exist (sent before, or earlier in
+    the same batch), be no refund itself, and be in the same currency. As errors are, each sale
+    is new, a replay (the same id and content, whatever its settlement has become since), a
+    `conflict` (the id with other content) or a `validation_error` (naming the field; its
+    session must exist in the tenant)."""
+
+    def __init__(self, sales: SaleBook, sessions: SessionRepository, clock: Clock) -> None:
+        self._sales = sales
+        self._record = RecordOnce(sales, sessions, clock, _instant, Sale.same_as)
+
+    async def __call__(self, command: RecordSalesCommand) -> Recorded[Sale]:
+        self._record.check_size(command.sales, "sales")
+        sales = [s for s in command.sales if isinstance(s, Sale)]
+        refunded = {s.refund_of for s in sales if s.refund_of}
+        known = await self._sales.get_many(command.tenant_id, sorted(refunded)) if refunded else {}
+        known.update({s.id: s for s in sales if s.id in refunded and s.id not in known})
+
+        def refund_checked(sale: Sale) -> InvalidInput | None:
+            if sale.refund_of is None:
+                return None
+            if (original := known.get(sale.refund_of)) is None:
+                return InvalidInput("refund_of", "no such sale in this tenant")
+            try:
+                sale.check_refunds(original)
+            except InvalidInput as error:
+                return error
+            return None
+
+        return await self._record(command.tenant_id, command.sales, refund_checked)
+
+
+def _instant(sale: Sale) -> tuple[str, datetime]:
+    return "occurred_at", sale.occurred_at

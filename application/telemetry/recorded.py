@@ -1,0 +1,138 @@
+"""What recording errors, metrics and sales share: each record is judged on its own, stored once
+by its client id, and its session, if it names one, must exist."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic
+
+from application.ports import Clock
+from application.sessions.ports import SessionRepository
+from application.telemetry.ports import Record as R
+from application.telemetry.ports import RecordLog
+from domain.clock import not_in_future
+from domain.errors import Conflict, DomainError, InvalidInput, PayloadTooLarge
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ItemOutcome(Generic[R]):
+    """What became of one record: stored now (created), stored before (a replay: `record` is
+    what was stored), or refused, with why."""
+
+    record: R | None
+    created: bool = False
+    refused: InvalidInput | Conflict | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    error: str  # "validation_error: <field>: <why>" or "conflict: <why>"
+
+
+@dataclass(frozen=True)
+class Recorded(Generic[R]):
+    """Every record's outcome, in the order sent."""
+
+    items: list[ItemOutcome[R]]
+
+    @property
+    def inserted(self) -> int:
+        return sum(i.created for i in self.items)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(i.record is not None and not i.created for i in self.items)
+
+    @property
+    def rejections(self) -> list[Rejection]:
+        return [
+            Rejection(index, _reason(item.refused))
+            for index, item in enumerate(self.items)
+            if item.refused is not None
+        ]
+
+    def only(self) -> R:
+        """The record of a batch of one, or why it was refused (raised)."""
+        (item,) = self.items
+        if item.refused is not None:
+            raise item.refused
+        assert item.record is not None
+        return item.record
+
+
+def _reason(error: DomainError) -> str:
+    if isinstance(error, InvalidInput):
+        return f"validation_error: {error.field}: {error.message}"
+    return f"conflict: {error.detail}"
+
+
+ID_TAKEN = "the id is taken by a record with other content"
+NO_SESSION = "no such session in this tenant"
+
+
+class RecordOnce(Generic[R]):
+    """Stores a batch as the three record use cases do (their docstrings state the rules)."""
+
+    def __init__(
+        self,
+        log: RecordLog[R],
+        sessions: SessionRepository,
+        clock: Clock,
+        instant: Callable[[R], tuple[str, datetime]],
+        same: Callable[[R, R], bool],
+    ) -> None:
+        self._log = log
+        self._sessions = sessions
+        self._clock = clock
+        self._instant = instant
+        self._same = same
+
+    def check_size(self, records: Sequence[object], name: str) -> None:
+        if len(records) > MAX_BATCH:
+            raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} {name}")
+
+    async def __call__(
+        self,
+        tenant_id: str,
+        records: Sequence[R | InvalidInput],
+        check: Callable[[R], InvalidInput | None] = lambda _: None,
+    ) -> Recorded[R]:
+        """`check`: a further rule of the caller's, judged after the shared ones."""
+        now = self._clock.now()
+        outcomes: dict[int, ItemOutcome[R]] = {}
+        candidates: list[tuple[int, R]] = []
+        for i, record in enumerate(records):
+            try:
+                if isinstance(record, InvalidInput):
+                    raise record
+                not_in_future(*self._instant(record), now)
+            except InvalidInput as error:
+                outcomes[i] = ItemOutcome(None, refused=error)
+            else:
+                candidates.append((i, record))
+        named = {r.session_id for _, r in candidates if r.session_id}
+        known = await self._sessions.existing(tenant_id, named) if named else set()
+        to_store: list[tuple[int, R]] = []
+        for i, record in candidates:
+            if record.session_id and record.session_id not in known:
+                refusal: InvalidInput | None = InvalidInput("session_id", NO_SESSION)
+            else:
+                refusal = check(record)
+            if refusal is None:
+                to_store.append((i, record))
+            else:
+                outcomes[i] = ItemOutcome(None, refused=refusal)
+        stored = await self._log.add(tenant_id, [r for _, r in to_store]) if to_store else []
+        for (i, record), before in zip(to_store, stored, strict=True):
+            outcomes[i] = self._judged(record, before)
+        return Recorded([outcomes[i] for i in range(len(records))])
+
+    def _judged(self, record: R, before: R | None) -> ItemOutcome[R]:
+        if before is None:
+            return ItemOutcome(record, created=True)
+        if self._same(before, record):
+            return ItemOutcome(before)
+        return ItemOutcome(None, refused=Conflict(ID_TAKEN))
