@@ -15,6 +15,8 @@ step of the ports is a single-document write that a unique index or a guarded
 - rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
 - plans (tenant_id) where default: at most one default plan per tenant, whatever the number of
   concurrent puts of default plans (see plans.py).
+- errors, performance_metrics, sales (tenant_id, id): a record per client id; of concurrent adds
+  of one id one inserts it and the others read it back (telemetry.py).
 
 `sessionmeter db upgrade` creates them all; creating an index that exists is a no-op. Every key
 is ascending: MongoDB walks an index backwards for newest-first reads, and the test server
@@ -224,5 +226,43 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "rollup_leases": [
         IndexModel([("tenant_id", ASCENDING)], unique=True, name="ux_rollup_leases"),
+    ],
+    # Kiosk telemetry: listed newest first (at, then id), reported and deleted by time.
+    "errors": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_errors"),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("at", ASCENDING), ("id", ASCENDING)], name="ix_errors_at"
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("fingerprint", ASCENDING), ("at", ASCENDING)],
+            name="ix_errors_fingerprint",
+        ),
+    ],
+    "performance_metrics": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("id", ASCENDING)],
+            unique=True,
+            name="ux_performance_metrics",
+        ),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("started_at", ASCENDING)],
+            name="ix_performance_metrics_started",
+        ),
+    ],
+    "sales": [
+        IndexModel([("tenant_id", ASCENDING), ("id", ASCENDING)], unique=True, name="ux_sales"),
+        IndexModel(
+            [("tenant_id", ASCENDING), ("occurred_at", ASCENDING), ("id", ASCENDING)],
+            name="ix_sales_occurred",
+        ),
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("session_id", ASCENDING),
+                ("occurred_at", ASCENDING),
+                ("id", ASCENDING),
+            ],
+            name="ix_sales_session",
+        ),
     ],
 }

@@ -1,7 +1,8 @@
 """Retention in MongoDB: each call deletes one bounded batch of the oldest documents. A TTL index
-cannot serve snapshots, events or rollups, whose windows are set per tenant (a TTL index has one
-age for a whole collection); handled webhook ids, kept WEBHOOK_MEMORY for every tenant, also
-expire by a TTL index (indexes.py), so they go even where the retention job is turned off."""
+cannot serve snapshots, events, errors, metrics or rollups, whose windows are set per tenant (a
+TTL index has one age for a whole collection); handled webhook ids, kept WEBHOOK_MEMORY for
+every tenant, also expire by a TTL index (indexes.py), so they go even where the retention job
+is turned off."""
 
 from datetime import datetime
 
@@ -23,6 +24,13 @@ class MongoRetention(Retention):
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete("events", tenant_id, before, limit)
+
+    async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
+        return await self._delete("errors", tenant_id, before, limit)
+
+    async def delete_metrics(self, tenant_id: str, started_before: datetime, limit: int) -> int:
+        old = {"tenant_id": tenant_id, "started_at": {"$lt": started_before}}
+        return await self._delete_oldest("performance_metrics", old, "started_at", limit)
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
         old = {"tenant_id": tenant_id, "received_at": {"$lt": received_before}}

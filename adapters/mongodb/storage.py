@@ -21,6 +21,7 @@ from adapters.mongodb.retention import MongoRetention
 from adapters.mongodb.rollups import MongoRollupLeases, MongoRollupRepository, MongoUsageSource
 from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.snapshots import MongoSnapshotLog
+from adapters.mongodb.telemetry import MongoErrorLog, MongoMetricLog, MongoSaleBook
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
 from application.storage import Storage
 
@@ -60,6 +61,9 @@ class MongoStorage(Storage):
         self.usage_source = MongoUsageSource(db)
         self.rollups = MongoRollupRepository(db)
         self.rollup_leases = MongoRollupLeases(db)
+        self.errors = MongoErrorLog(db)
+        self.metrics = MongoMetricLog(db)
+        self.sales = MongoSaleBook(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

@@ -3,12 +3,15 @@ that no statement locks a whole table or runs long."""
 
 from datetime import datetime
 
-from sqlalchemy import Column, Table, delete, select, tuple_
+from sqlalchemy import Column, Delete, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import (
+    errors,
     events,
+    performance_metrics,
+    performance_steps,
     rollup_activity,
     rollup_load,
     snapshots,
@@ -28,6 +31,19 @@ class SqlRetention(Retention):
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete(events, events.c.at, tenant_id, before, limit)
+
+    async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
+        return await self._delete(errors, errors.c.at, tenant_id, before, limit)
+
+    async def delete_metrics(self, tenant_id: str, started_before: datetime, limit: int) -> int:
+        metrics, steps = performance_metrics, performance_steps
+        oldest = _oldest(metrics, metrics.c.started_at, tenant_id, started_before, limit)
+        async with self._engine.begin() as conn:
+            ids = list((await conn.execute(oldest.returning(metrics.c.id))).scalars())
+            await conn.execute(
+                delete(steps).where(steps.c.tenant_id == tenant_id, steps.c.metric_id.in_(ids))
+            )
+        return len(ids)
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
         received = webhook_deliveries.c.received_at
@@ -61,12 +77,19 @@ class SqlRetention(Retention):
     async def _delete(
         self, table: Table, at: Column[datetime], tenant_id: str, before: datetime, limit: int
     ) -> int:
-        key = tuple_(*table.primary_key.columns)
-        oldest = (
-            select(*table.primary_key.columns)
-            .where(table.c.tenant_id == tenant_id, at < before)
-            .order_by(at)
-            .limit(limit)
-        )
         async with self._engine.begin() as conn:
-            return (await conn.execute(delete(table).where(key.in_(oldest)))).rowcount
+            return (await conn.execute(_oldest(table, at, tenant_id, before, limit))).rowcount
+
+
+def _oldest(
+    table: Table, at: Column[datetime], tenant_id: str, before: datetime, limit: int
+) -> Delete:
+    """Deletes the tenant's `limit` oldest rows (by `at`) from before the cutoff."""
+    key = tuple_(*table.primary_key.columns)
+    oldest = (
+        select(*table.primary_key.columns)
+        .where(table.c.tenant_id == tenant_id, at < before)
+        .order_by(at)
+        .limit(limit)
+    )
+    return delete(table).where(key.in_(oldest))

@@ -21,6 +21,7 @@ from adapters.sqlalchemy.retention import SqlRetention
 from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, SqlUsageSource
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
+from adapters.sqlalchemy.telemetry import SqlErrorLog, SqlMetricLog, SqlSaleBook
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
 from application.storage import Storage
 
@@ -55,6 +56,9 @@ class SqlAlchemyStorage(Storage):
         self.usage_source = SqlUsageSource(self.engine)
         self.rollups = SqlRollupRepository(self.engine)
         self.rollup_leases = SqlRollupLeases(self.engine)
+        self.errors = SqlErrorLog(self.engine)
+        self.metrics = SqlMetricLog(self.engine)
+        self.sales = SqlSaleBook(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -294,4 +295,92 @@ rollup_leases = Table(
     Column("held_until", UTCDateTime),
     Column("resume_from", UTCDateTime),
     Column("rewind_to", UTCDateTime),  # late data asks the next run to resume here at the latest
+)
+
+
+def _amount(name: str, nullable: bool = False) -> list[Column[int]]:
+    """An exact amount (domain.money) as whole units and nano-units (0-999,999,999): two integer
+    columns, because 10^15 in nano-units overflows BIGINT, and integer sums stay exact on SQLite."""
+    return [
+        Column(f"{name}_units", BigInteger, nullable=nullable),
+        Column(f"{name}_nanos", BigInteger, nullable=nullable),
+    ]
+
+
+# Kiosk telemetry, one row per client id in a tenant. What the queries filter, group and sum on
+# are columns; the rest of a record is its JSON document.
+errors = Table(
+    "errors",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("device_id", String(200), nullable=False),
+    Column("session_id", String(200)),
+    Column("app_version", String(200), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("code", String(200)),
+    Column("message", Text, nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("sale_lost", Boolean, nullable=False),
+    Column("loss_currency", String(3)),
+    *_amount("loss", nullable=True),
+    Column("document", JSON, nullable=False),  # build, stack trace, breadcrumbs, context, …
+    Index("ix_errors_at", "tenant_id", "at", "id"),
+    Index("ix_errors_fingerprint", "tenant_id", "fingerprint", "at"),
+)
+
+performance_metrics = Table(
+    "performance_metrics",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("device_id", String(200), nullable=False),
+    Column("app_version", String(200), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("document", JSON, nullable=False),  # session, error code, breakdown, context
+    Index("ix_performance_metrics_started", "tenant_id", "started_at"),
+)
+
+# A metric's breakdown again, a row per step, for the step percentiles; deleted with its metric.
+performance_steps = Table(
+    "performance_steps",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("metric_id", String(200), primary_key=True),
+    Column("step", String(200), primary_key=True),
+    Column("duration_ms", Float, nullable=False),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("session_id", String(200), nullable=False),
+    Column("device_id", String(200), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payment_method", String(16), nullable=False),
+    Column("refund_of", String(200)),
+    *_amount("gross"),
+    *_amount("discount"),
+    *_amount("tax"),
+    *_amount("net"),
+    Column("items", JSON, nullable=False),  # unit prices as strings, so they come back exact
+    Column("attributes", JSON, nullable=False),
+    # Each attribute as a report groups by it (domain.sales.attribute_text): SQLite can neither
+    # give back a stored float as JSON spells it nor find every key by a JSON path.
+    Column("attribute_texts", JSON, nullable=False),
+    Column("settlement_state", String(16), nullable=False),
+    Column("settlement_date", Date),
+    Column("processed_at", UTCDateTime),
+    Column("batch_id", String(200)),
+    Index("ix_sales_occurred", "tenant_id", "occurred_at", "id"),
+    Index("ix_sales_session", "tenant_id", "session_id"),
 )

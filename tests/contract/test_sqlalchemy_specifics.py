@@ -4,11 +4,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
+from adapters.sqlalchemy.tables import metadata
 
 pytestmark = pytest.mark.anyio
 
@@ -47,3 +50,16 @@ def test_urls_as_users_write_them_get_the_async_driver(given: str, expected: str
 )
 def test_quantities_survive_nano_units_exactly(quantity: int | Decimal) -> None:
     assert from_nanos(to_nanos(quantity), isinstance(quantity, Decimal)) == quantity
+
+
+async def test_the_migrations_build_the_tables_the_code_declares(tmp_path: Path) -> None:
+    storage = SqlAlchemyStorage(f"sqlite:///{tmp_path}/m.db")
+    try:
+        await storage.migrate()
+        async with storage.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+            )
+    finally:
+        await storage.close()
+    assert diff == []

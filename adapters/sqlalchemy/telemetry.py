@@ -1,0 +1,417 @@
+"""Kiosk telemetry in SQL: errors, performance metrics and sales, one row per client id (the
+primary key decides which of concurrent adds stores it), reported by GROUP BY where they are
+stored."""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, Generic
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Select,
+    String,
+    Subquery,
+    Table,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.tables import errors, performance_metrics, performance_steps, sales
+from adapters.sqlalchemy.telemetry_rows import (
+    AMOUNTS,
+    amount_of,
+    error_of,
+    error_row,
+    metric_of,
+    metric_row,
+    sale_of,
+    sale_row,
+    settlement_columns,
+    step_rows,
+)
+from application.ports import Window
+from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport, Severity
+from domain.performance import (
+    PERCENTILES,
+    STEP_PERCENTILES,
+    GroupBy,
+    Metric,
+    PerformanceRow,
+    StepTimes,
+)
+from domain.sales import (
+    PaymentMethod,
+    Sale,
+    SaleFigures,
+    SalesFilter,
+    SalesGroupBy,
+    SalesGrouping,
+    SaleStatus,
+    Settlement,
+    SettlementState,
+)
+
+SEVERITY_RANK = {s.value: s.rank for s in Severity}
+
+
+class _Dialect:
+    """What SQLite and PostgreSQL spell differently in the reports."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def ranked(self, rows: Select[Any], partition: Sequence[Any], value: Any) -> Subquery:
+        """`rows` as a subquery `percentile` can read: on SQLite, which has no percentile
+        function, with each row's place in its partition (`rn`) and the partition's size (`n`)."""
+        if self._sqlite:
+            rows = rows.add_columns(
+                func.row_number().over(partition_by=partition, order_by=value).label("rn"),
+                func.count().over(partition_by=partition).label("n"),
+            )
+        return rows.subquery()
+
+    def percentile(self, ranked: Subquery, percentile: int) -> ColumnElement[float]:
+        """The nearest-rank percentile of `ranked.c.ms` per group (domain.performance.rank):
+        PostgreSQL's percentile_disc is it; on SQLite, the value at rank ceil(p * n / 100)."""
+        ms = ranked.c.ms
+        if self._sqlite:
+            rank = (percentile * ranked.c.n + 99) // 100
+            return func.max(case((ranked.c.rn == rank, ms)))
+        return func.percentile_disc(percentile / 100).within_group(ms)
+
+    def utc_day(self, at: Column[Any]) -> ColumnElement[str]:
+        if self._sqlite:  # naive UTC text
+            return func.date(at, type_=String)
+        return func.to_char(func.timezone("UTC", at), "YYYY-MM-DD", type_=String)
+
+    def attribute_text(self, texts: Column[Any], key: str) -> ColumnElement[str]:
+        if self._sqlite:  # json_each finds any key, where a JSON path cannot spell some
+            each = func.json_each(texts).table_valued("key", "value")
+            return select(each.c.value).where(each.c.key == key).scalar_subquery()
+        text: ColumnElement[str] = texts[key].as_string()
+        return text
+
+
+class _SqlRecordLog(Generic[Record]):
+    """What the three logs share: adding by client id, and newest-first pages."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        to_row: Callable[[str, Record], dict[str, Any]],
+        from_row: Callable[[Any], Record],
+    ) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+        self._dialect = _Dialect(engine)
+        self._table = table
+        self._to_row = to_row
+        self._from_row = from_row
+
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+        if not records:
+            return []
+        firsts = {r.id: r for r in reversed(records)}  # the first of each id in the batch
+        table = self._table
+        stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt, [self._to_row(tenant_id, r) for r in firsts.values()])
+            stored = set(result.scalars())
+            others = [i for i in firsts if i not in stored]
+            before = {r.id: r for r in await self._get(conn, tenant_id, others)}
+            await self._add_parts(conn, tenant_id, [firsts[i] for i in stored])
+        outcome: list[Record | None] = []
+        for record in records:
+            if record.id in stored:
+                outcome.append(None if record is firsts[record.id] else firsts[record.id])
+            else:
+                outcome.append(before.get(record.id))  # None only if retention deleted it since
+        return outcome
+
+    async def _add_parts(self, conn: AsyncConnection, tenant_id: str, stored: list[Record]) -> None:
+        """Rows of the records this add stored that live in other tables."""
+
+    async def _get(self, conn: AsyncConnection, tenant_id: str, ids: list[str]) -> list[Record]:
+        if not ids:
+            return []
+        query = select(self._table).where(
+            self._table.c.tenant_id == tenant_id, self._table.c.id.in_(ids)
+        )
+        return [self._from_row(row) for row in await conn.execute(query)]
+
+    async def _newest_first(
+        self,
+        at: Column[Any],
+        conditions: list[ColumnElement[bool]],
+        window: Window,
+        limit: int,
+        after: Position | None,
+    ) -> list[Record]:
+        table = self._table
+        conditions = [*conditions, *_within(at, window)]
+        if after is not None:
+            conditions.append(
+                or_(at < after.at, and_(at == after.at, table.c.id < after.id)),
+            )
+        query = select(table).where(*conditions).order_by(at.desc(), table.c.id.desc()).limit(limit)
+        async with self._single.connect() as conn:
+            return [self._from_row(row) for row in await conn.execute(query)]
+
+
+def _within(at: Column[Any], window: Window) -> list[ColumnElement[bool]]:
+    conditions = []
+    if window.start is not None:
+        conditions.append(at >= window.start)
+    if window.end is not None:
+        conditions.append(at < window.end)
+    return conditions
+
+
+def _sums(rows: Any, name: str) -> list[ColumnElement[Any]]:
+    """The sums of an amount's two columns, for `amount_of`."""
+    return [func.sum(rows[f"{name}_units"]), func.sum(rows[f"{name}_nanos"])]
+
+
+@raises_storage_errors
+class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, errors, error_row, error_of)
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[ErrorReport]:
+        return await self._newest_first(
+            errors.c.at, _matching(tenant_id, where), window, limit, after
+        )
+
+    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
+        e = errors.c
+        chosen = [*_matching(tenant_id, where), *_within(e.at, window)]
+        counted = (
+            select(
+                e.fingerprint,
+                func.count().label("total"),
+                func.count(e.device_id.distinct()).label("devices"),
+                func.count(e.session_id.distinct()).label("sessions"),
+                func.min(e.at).label("first_seen"),
+                func.max(e.at).label("last_seen"),
+                func.max(case(SEVERITY_RANK, value=e.severity)).label("worst"),
+                func.count(case((e.sale_lost, 1))).label("sales_lost"),
+            )
+            .where(*chosen)
+            .group_by(e.fingerprint)
+            .subquery()
+        )
+        newest = func.row_number().over(
+            partition_by=e.fingerprint, order_by=(e.at.desc(), e.id.desc())
+        )
+        ranked = select(e.fingerprint, e.type, e.code, e.message, newest.label("n")).where(*chosen)
+        latest = ranked.subquery()
+        groups = select(counted, latest.c.type, latest.c.code, latest.c.message).join_from(
+            counted, latest, and_(latest.c.fingerprint == counted.c.fingerprint, latest.c.n == 1)
+        )
+        versions = select(e.fingerprint, e.app_version, func.count()).where(*chosen)
+        losses = select(e.fingerprint, e.loss_currency, *_sums(e, "loss")).where(
+            *chosen, e.loss_currency.is_not(None)
+        )
+        app_versions: dict[str, dict[str, int]] = defaultdict(dict)
+        estimated_loss: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        async with self._single.connect() as conn:
+            found = (await conn.execute(groups)).all()
+            for fingerprint, version, n in await conn.execute(
+                versions.group_by(e.fingerprint, e.app_version)
+            ):
+                app_versions[fingerprint][version] = n
+            for fingerprint, currency, units, nanos in await conn.execute(
+                losses.group_by(e.fingerprint, e.loss_currency)
+            ):
+                estimated_loss[fingerprint][currency] = amount_of(units, nanos)
+        report = [
+            ErrorGroup(
+                fingerprint=g.fingerprint,
+                type=g.type,
+                code=g.code,
+                sample_message=g.message,
+                count=g.total,
+                devices=g.devices,
+                sessions=g.sessions,
+                first_seen=g.first_seen,
+                last_seen=g.last_seen,
+                app_versions=app_versions[g.fingerprint],
+                severity=list(Severity)[g.worst],
+                sales_lost=g.sales_lost,
+                estimated_loss=estimated_loss[g.fingerprint],
+            )
+            for g in found
+        ]
+        return sorted(report, key=lambda g: (-g.count, g.fingerprint))
+
+
+def _matching(tenant_id: str, where: ErrorFilter) -> list[ColumnElement[bool]]:
+    return [errors.c.tenant_id == tenant_id] + [
+        errors.c[name] == wanted for name, wanted in vars(where).items() if wanted is not None
+    ]
+
+
+@raises_storage_errors
+class SqlMetricLog(_SqlRecordLog[Metric], MetricLog):
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, performance_metrics, metric_row, metric_of)
+
+    async def _add_parts(self, conn: AsyncConnection, tenant_id: str, stored: list[Metric]) -> None:
+        steps = [row for metric in stored for row in step_rows(tenant_id, metric)]
+        if steps:
+            await conn.execute(performance_steps.insert(), steps)
+
+    async def report(
+        self, tenant_id: str, type: str | None, window: Window, group_by: GroupBy
+    ) -> list[PerformanceRow]:
+        m, s = performance_metrics.c, performance_steps.c
+        group = m[group_by.value]
+        chosen = [m.tenant_id == tenant_id, *_within(m.started_at, window)]
+        if type is not None:
+            chosen.append(m.type == type)
+        metrics = select(m.type, group.label("grp"), m.success, m.duration_ms.label("ms"))
+        durations = self._dialect.ranked(metrics.where(*chosen), (m.type, group), m.duration_ms)
+        steps = self._dialect.ranked(
+            select(m.type, group.label("grp"), s.step, s.duration_ms.label("ms"))
+            .join_from(
+                performance_steps,
+                performance_metrics,
+                and_(m.tenant_id == s.tenant_id, m.id == s.metric_id),
+            )
+            .where(*chosen),
+            (m.type, group, s.step),
+            s.duration_ms,
+        )
+        per_metric = self._figures(
+            durations,
+            ("type", "grp"),
+            PERCENTILES,
+            func.count(),
+            func.count(case((durations.c.success, 1))),
+            func.max(durations.c.ms),
+        )
+        per_step = self._figures(steps, ("type", "grp", "step"), STEP_PERCENTILES)
+        breakdowns: dict[tuple[str, str], dict[str, StepTimes]] = defaultdict(dict)
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(per_metric)).all()
+            for t, g, step, p50, p95 in await conn.execute(per_step):
+                breakdowns[(t, g)][step] = StepTimes(p50, p95)
+        return sorted(
+            (
+                PerformanceRow(t, g, n, ok, p50, p95, p99, ms, breakdowns[(t, g)])
+                for t, g, n, ok, ms, p50, p95, p99 in rows
+            ),
+            key=lambda r: (r.type, r.group),
+        )
+
+    def _figures(
+        self, ranked: Subquery, keys: Sequence[str], percentiles: Sequence[int], *figures: Any
+    ) -> Select[Any]:
+        """Per group of `keys`: the keys, the figures, then the percentiles of `ms`."""
+        group = [ranked.c[k] for k in keys]
+        return select(
+            *group, *figures, *(self._dialect.percentile(ranked, p) for p in percentiles)
+        ).group_by(*group)
+
+
+@raises_storage_errors
+class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, sales, sale_row, sale_of)
+
+    async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
+        async with self._single.connect() as conn:
+            return {s.id: s for s in await self._get(conn, tenant_id, list(sale_ids))}
+
+    async def move_settlement(
+        self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
+    ) -> bool:
+        stmt = (
+            update(sales)
+            .where(
+                sales.c.tenant_id == tenant_id,
+                sales.c.id == sale_id,
+                sales.c.settlement_state == expected.value,
+            )
+            .values(settlement_columns(settlement))
+        )
+        async with self._single.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount == 1)
+
+    async def find(
+        self,
+        tenant_id: str,
+        where: SalesFilter,
+        window: Window,
+        limit: int,
+        after: Position | None = None,
+    ) -> list[Sale]:
+        s = sales.c
+        conditions = [s.tenant_id == tenant_id]
+        for column, wanted in (
+            (s.session_id, where.session_id),
+            (s.device_id, where.device_id),
+            (s.settlement_state, where.state),
+        ):
+            if wanted is not None:
+                conditions.append(column == wanted)
+        return await self._newest_first(s.occurred_at, conditions, window, limit, after)
+
+    async def report(
+        self, tenant_id: str, window: Window, grouping: SalesGrouping, currency: str | None
+    ) -> list[SaleFigures]:
+        s = sales.c
+        chosen = [s.tenant_id == tenant_id, *_within(s.occurred_at, window)]
+        if currency is not None:
+            chosen.append(s.currency == currency)
+        keys = (s.currency, s.status, s.payment_method, s.settlement_state)
+        amounts = [s[f"{name}_{part}"] for name in AMOUNTS for part in ("units", "nanos")]
+        # Grouped outside the subquery that names the group: PostgreSQL would not see an
+        # expression with a parameter (the attribute's key) in SELECT and GROUP BY as the same.
+        rows = select(self._group(grouping).label("grp"), *keys, *amounts).where(*chosen).subquery()
+        r = rows.c
+        query = select(
+            r.grp,
+            *(r[k.name] for k in keys),
+            func.count(),
+            *(total for name in AMOUNTS for total in _sums(r, name)),
+        ).group_by(r.grp, *(r[k.name] for k in keys))
+        async with self._single.connect() as conn:
+            found = (await conn.execute(query)).all()
+        return [
+            SaleFigures(
+                group,
+                currency,
+                SaleStatus(status),
+                PaymentMethod(method),
+                SettlementState(state),
+                count,
+                *(amount_of(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)),
+            )
+            for group, currency, status, method, state, count, *sums in found
+        ]
+
+    def _group(self, grouping: SalesGrouping) -> ColumnElement[str]:
+        if grouping.by is SalesGroupBy.DEVICE_ID:
+            return sales.c.device_id
+        if grouping.by is SalesGroupBy.DAY:
+            return self._dialect.utc_day(sales.c.occurred_at)
+        return self._dialect.attribute_text(sales.c.attribute_texts, grouping.attribute or "")
