@@ -8,9 +8,13 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
 from typing import IO
 
 import click
+
+from domain.money import amount_text
 
 format_option = click.option(
     "--format",
@@ -25,8 +29,11 @@ def echo_rows(output: str, columns: Sequence[str], rows: Sequence[Sequence[objec
     """Rows under their column names, in the format of `format_option`: an aligned table, a JSON
     array of objects, or CSV with a header row."""
     if output == "json":
-        click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows]))
-    elif output == "csv":
+        objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        click.echo(json.dumps(objects, default=_plain))
+        return
+    rows = [[_cell(v) for v in row] for row in rows]
+    if output == "csv":
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([columns, *rows])
         click.echo(text.getvalue(), nl=False)
@@ -95,3 +102,21 @@ def lines_read(source: IO[str], label: str) -> Iterator[Iterator[str]]:
                 yield line
 
         yield lines()
+
+
+def _plain(value: object) -> object:
+    """What JSON has no type for: exact decimals as strings of digits, instants in RFC 3339."""
+    if isinstance(value, Decimal):
+        return amount_text(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not shown")
+
+
+def _cell(value: object) -> object:
+    """A table or CSV cell: maps as JSON, decimals and instants as `_plain` says."""
+    if isinstance(value, dict):
+        return json.dumps(value, default=_plain)
+    if isinstance(value, Decimal | datetime):
+        return _plain(value)
+    return value

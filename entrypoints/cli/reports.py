@@ -1,10 +1,21 @@
 """`sessionmeter report`: reports."""
 
+from collections.abc import Callable
+from datetime import datetime
+
 import click
 
 from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
+from application.telemetry.report_errors import ErrorsReport, ReportErrors, ReportErrorsQuery
+from application.telemetry.report_performance import (
+    PerformanceReport,
+    ReportPerformance,
+    ReportPerformanceQuery,
+)
+from application.telemetry.report_sales import ReportSales, ReportSalesQuery, SalesReport
+from domain.performance import GroupBy, PerformanceRow
 from domain.reports import WatchTime
-from entrypoints.cli.options import tenant_option
+from entrypoints.cli.options import INSTANT, tenant_option
 from entrypoints.cli.output import echo_rows, format_option
 from entrypoints.cli.running import run, tenant_named
 from entrypoints.container import Container
@@ -36,3 +47,132 @@ def watch_time(ctx: click.Context, tenant_name: str, resource_id: str, output: s
         for w in run(ctx, job)
     ]
     echo_rows(output, WATCH_TIME_COLUMNS, rows)
+
+
+window_options = [
+    click.option("--from", "start", type=INSTANT, help="From this instant (RFC 3339), inclusive."),
+    click.option("--to", "end", type=INSTANT, help="To this instant (RFC 3339), exclusive."),
+]
+
+
+def with_window(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(window_options):
+        command = option(command)
+    return command
+
+
+ERROR_COLUMNS = (
+    "fingerprint", "type", "code", "sample_message", "count", "devices", "sessions",
+    "first_seen", "last_seen", "app_versions", "severity", "sales_lost", "estimated_loss",
+)  # fmt: skip
+
+
+@report.command("errors")
+@tenant_option(required=True)
+@with_window
+@click.option("--app-version", help="Only errors of this app version.")
+@click.option("--device", "device_id", help="Only errors of this device.")
+@format_option
+@click.pass_context
+def errors(
+    ctx: click.Context,
+    tenant_name: str,
+    start: datetime | None,
+    end: datetime | None,
+    app_version: str | None,
+    device_id: str | None,
+    output: str,
+) -> None:
+    """Device errors grouped by fingerprint (one fault across devices and builds), most
+    frequent first."""
+
+    async def job(c: Container) -> ErrorsReport:
+        tenant = await tenant_named(c, tenant_name)
+        report_errors: ReportErrors = c.use_cases.report_errors()
+        return await report_errors(ReportErrorsQuery(tenant.id, start, end, app_version, device_id))
+
+    rows = [[getattr(g, c) for c in ERROR_COLUMNS] for g in run(ctx, job).items]
+    echo_rows(output, ERROR_COLUMNS, rows)
+
+
+PERFORMANCE_COLUMNS = (
+    "type", "group", "count", "success_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "breakdown",
+)  # fmt: skip
+
+
+@report.command("performance")
+@tenant_option(required=True)
+@with_window
+@click.option("--type", "type_", help="Only metrics of this type (capture, print, …).")
+@click.option(
+    "--group-by",
+    type=click.Choice([g.value for g in GroupBy]),
+    default=GroupBy.APP_VERSION.value,
+    show_default=True,
+)
+@format_option
+@click.pass_context
+def performance(
+    ctx: click.Context,
+    tenant_name: str,
+    start: datetime | None,
+    end: datetime | None,
+    type_: str | None,
+    group_by: str,
+    output: str,
+) -> None:
+    """Exact duration percentiles (nearest rank) per type and app version or device."""
+
+    async def job(c: Container) -> PerformanceReport:
+        tenant = await tenant_named(c, tenant_name)
+        report_performance: ReportPerformance = c.use_cases.report_performance()
+        return await report_performance(
+            ReportPerformanceQuery(tenant.id, type_, start, end, group_by)
+        )
+
+    rows = [
+        [*(getattr(r, c) for c in PERFORMANCE_COLUMNS[:-1]), _steps(r)] for r in run(ctx, job).items
+    ]
+    echo_rows(output, PERFORMANCE_COLUMNS, rows)
+
+
+def _steps(row: PerformanceRow) -> dict[str, dict[str, float]]:
+    return {step: vars(times) for step, times in row.breakdown.items()}
+
+
+SALES_COLUMNS = (
+    "group", "currency", "count", "gross", "discount", "tax", "net", "refunded", "by_method",
+    "by_state",
+)  # fmt: skip
+
+
+@report.command("sales")
+@tenant_option(required=True)
+@with_window
+@click.option(
+    "--group-by",
+    default="device_id",
+    show_default=True,
+    help="device_id, day (UTC) or attributes.<key>.",
+)
+@click.option("--currency", help="Only sales in this ISO 4217 currency.")
+@format_option
+@click.pass_context
+def sales(
+    ctx: click.Context,
+    tenant_name: str,
+    start: datetime | None,
+    end: datetime | None,
+    group_by: str,
+    currency: str | None,
+    output: str,
+) -> None:
+    """Sales per device, day or attribute, per currency (currencies are never added up)."""
+
+    async def job(c: Container) -> SalesReport:
+        tenant = await tenant_named(c, tenant_name)
+        report_sales: ReportSales = c.use_cases.report_sales()
+        return await report_sales(ReportSalesQuery(tenant.id, start, end, group_by, currency))
+
+    rows = [[getattr(t, c) for c in SALES_COLUMNS] for t in run(ctx, job).items]
+    echo_rows(output, SALES_COLUMNS, rows)

@@ -16,13 +16,14 @@ def retention() -> None:
 @tenant_option(required=False)
 @click.pass_context
 def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
-    """Delete snapshots, events and rollups older than each tenant keeps them, in bounded
-    batches."""
+    """Delete snapshots, events, rollups, device errors and performance metrics older than each
+    tenant keeps them, in bounded batches."""
     command = ApplyRetentionCommand(tenant_name)
     deleted = run(ctx, lambda c: c.jobs.apply_retention()(command))
     click.echo(
         f"deleted {deleted.snapshots} snapshot(s), {deleted.events} event(s), "
         f"{deleted.hourly_rollups} hourly and {deleted.daily_rollups} daily rollup(s), "
-        f"{deleted.webhook_ids} webhook id(s)"
+        f"{deleted.webhook_ids} webhook id(s), {deleted.errors} error(s), "
+        f"{deleted.metrics} performance metric(s)"
     )
     exit_on_failures(ctx, deleted.failures)

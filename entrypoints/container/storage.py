@@ -36,3 +36,6 @@ class StorageContainer(containers.DeclarativeContainer):
     usage_source = backend.provided.usage_source
     rollups = backend.provided.rollups
     rollup_leases = backend.provided.rollup_leases
+    errors = backend.provided.errors
+    metrics = backend.provided.metrics
+    sales = backend.provided.sales

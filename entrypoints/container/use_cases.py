@@ -36,6 +36,15 @@ from application.sessions.record_heartbeat import RecordHeartbeat
 from application.sessions.start_session import StartSession
 from application.snapshots.list_snapshots import ListSnapshots
 from application.snapshots.record_snapshots import RecordSnapshots
+from application.telemetry.list_errors import ListErrors
+from application.telemetry.list_sales import ListSales
+from application.telemetry.move_settlement import MoveSettlement
+from application.telemetry.record_errors import RecordErrors
+from application.telemetry.record_metrics import RecordMetrics
+from application.telemetry.record_sales import RecordSales
+from application.telemetry.report_errors import ReportErrors
+from application.telemetry.report_performance import ReportPerformance
+from application.telemetry.report_sales import ReportSales
 from application.tenants.authenticate import Authenticate
 from application.tenants.create_api_key import CreateApiKey
 from application.tenants.create_tenant import CreateTenant
@@ -153,6 +162,21 @@ class UseCaseContainer(containers.DeclarativeContainer):
     import_tenant = providers.Factory(ImportTenant, archive=storage.archive)
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
     list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)
+    record_errors = providers.Factory(
+        RecordErrors, errors=storage.errors, sessions=storage.sessions, clock=outside.clock
+    )
+    list_errors = providers.Factory(ListErrors, errors=storage.errors)
+    report_errors = providers.Factory(ReportErrors, errors=storage.errors)
+    record_metrics = providers.Factory(
+        RecordMetrics, metrics=storage.metrics, sessions=storage.sessions, clock=outside.clock
+    )
+    report_performance = providers.Factory(ReportPerformance, metrics=storage.metrics)
+    record_sales = providers.Factory(
+        RecordSales, sales=storage.sales, sessions=storage.sessions, clock=outside.clock
+    )
+    move_settlement = providers.Factory(MoveSettlement, sales=storage.sales)
+    list_sales = providers.Factory(ListSales, sales=storage.sales)
+    report_sales = providers.Factory(ReportSales, sales=storage.sales)
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=storage.tenants, accounts=storage.livekit_accounts
     )

@@ -23,6 +23,7 @@ from domain.errors import (
     Unauthorized,
 )
 from domain.plans import QuotaExceeded, TrialExhausted
+from domain.sales import SettlementMoveRefused
 from entrypoints.http.request import BODY_PARAMETER
 from entrypoints.http.schemas.common import ErrorOut, ValidationErrorOut
 from entrypoints.http.schemas.trials import TrialStatusOut
@@ -115,7 +116,7 @@ def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[A
 
 
 def _particulars(error: DomainError) -> dict[str, Any]:
-    """What a client needs besides the code to act on a 402."""
+    """What a client needs besides the code to act on a 402 or a refused settlement move."""
     if isinstance(error, InsufficientCredits):
         return {"balance": error.balance, "required": error.required}
     if isinstance(error, TrialExhausted):
@@ -123,6 +124,8 @@ def _particulars(error: DomainError) -> dict[str, Any]:
         return {"trial_status": status, "upgrade_url": error.upgrade_url}
     if isinstance(error, QuotaExceeded):
         return {"limits": {"resources_per_month": error.limit, "resources_this_month": error.used}}
+    if isinstance(error, SettlementMoveRefused):
+        return {"current_state": error.current}
     return {}
 
 

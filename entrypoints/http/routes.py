@@ -6,10 +6,13 @@ from litestar.types import ControllerRouterHandler
 from domain.tenants import Role
 from entrypoints.http.auth import authenticated, current_principal, needs
 from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.errors import ErrorsController
 from entrypoints.http.controllers.events import EventsController
 from entrypoints.http.controllers.health import health
 from entrypoints.http.controllers.livekit import LiveKitController, livekit_webhook
+from entrypoints.http.controllers.performance import PerformanceController
 from entrypoints.http.controllers.reports import ReportsController
+from entrypoints.http.controllers.sales import SalesController
 from entrypoints.http.controllers.sessions import SessionsController
 from entrypoints.http.controllers.snapshots import SnapshotsController
 from entrypoints.http.controllers.tenants import SettingsController
@@ -21,6 +24,9 @@ v1 = Router(
         SessionsController,
         EventsController,
         SnapshotsController,
+        ErrorsController,
+        PerformanceController,
+        SalesController,
         CreditsController,
         TrialsController,
         ReportsController,

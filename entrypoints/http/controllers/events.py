@@ -14,11 +14,10 @@ from domain.errors import InvalidInput
 from domain.events import Event, EventRejection
 from domain.tenants import Role
 from entrypoints.http.auth import needs
-from entrypoints.http.errors import field_error
+from entrypoints.http.batches import read_items
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import Page
+from entrypoints.http.schemas.common import BatchResultOut, Page
 from entrypoints.http.schemas.events import (
-    BatchResultOut,
     DistributionOut,
     EventBatchBody,
     EventBody,
@@ -86,38 +85,22 @@ class EventsController(Controller):
 
 
 def _read_events(raws: list[msgspec.Raw]) -> list[Event | EventRejection]:
-    """The batch's events, read in one pass when they all decode (the usual case); otherwise
-    one by one, so that a bad event is reported and the others still go ahead."""
-    try:
-        bodies = msgspec.json.decode(b"[" + b",".join(raws) + b"]", type=list[EventBody])
-    except msgspec.ValidationError:
-        return [_read_event(i, raw) for i, raw in enumerate(raws)]
-    return [_to_event(i, body) for i, body in enumerate(bodies)]
+    return [
+        EventRejection(i, f"validation_error: {e.field}: {e.message}")
+        if isinstance(e, InvalidInput)
+        else e
+        for i, e in enumerate(read_items(raws, EventBody, _to_event))
+    ]
 
 
-def _read_event(index: int, raw: msgspec.Raw) -> Event | EventRejection:
-    try:
-        body = msgspec.json.decode(raw, type=EventBody, strict=True)
-    except msgspec.ValidationError as error:
-        return _rejection(index, field_error(error))
-    return _to_event(index, body)
-
-
-def _to_event(index: int, body: EventBody) -> Event | EventRejection:
-    try:
-        return Event(
-            session_id=canonical_session_id(body.session_id, "session_id"),
-            sequence_no=body.sequence_no,
-            type=body.type,
-            at=body.at,
-            category=body.category,
-            label=body.label,
-            data=body.data,
-            meters=body.meters,
-        )
-    except InvalidInput as error:
-        return _rejection(index, {"field": error.field, "message": error.message})
-
-
-def _rejection(index: int, field: dict[str, str]) -> EventRejection:
-    return EventRejection(index, f"validation_error: {field['field']}: {field['message']}")
+def _to_event(body: EventBody) -> Event:
+    return Event(
+        session_id=canonical_session_id(body.session_id, "session_id"),
+        sequence_no=body.sequence_no,
+        type=body.type,
+        at=body.at,
+        category=body.category,
+        label=body.label,
+        data=body.data,
+        meters=body.meters,
+    )

@@ -10,6 +10,9 @@ from application.reports.report_resources import ReportResources, ReportResource
 from application.reports.report_usage import ReportUsage, ReportUsageQuery
 from application.reports.report_usage_stats import ReportUsageStats, ReportUsageStatsQuery
 from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
+from application.telemetry.report_errors import ReportErrors, ReportErrorsQuery
+from application.telemetry.report_performance import ReportPerformance, ReportPerformanceQuery
+from application.telemetry.report_sales import ReportSales, ReportSalesQuery
 from application.tenants.authenticate import Principal
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
@@ -17,6 +20,8 @@ from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import From, Listing, To
+from entrypoints.http.schemas.errors import ErrorGroupOut
+from entrypoints.http.schemas.performance import PerformanceRowOut
 from entrypoints.http.schemas.reports import (
     ActiveOut,
     CostModelOut,
@@ -26,6 +31,7 @@ from entrypoints.http.schemas.reports import (
     UsageStatsOut,
     WatchTimeOut,
 )
+from entrypoints.http.schemas.sales import SalesTotalOut
 
 
 class ReportsController(Controller):
@@ -148,3 +154,60 @@ class ReportsController(Controller):
             plan = Plan(users or 0, hours_per_day or 0.0, days or 0)
         report = await report_cost_model(ReportCostModelQuery(caller.tenant.id, start, end, plan))
         return CostModelOut.of(report)
+
+    @get(
+        "/reports/errors",
+        summary="Faults grouped by fingerprint, most frequent first",
+        operation_id="reportErrors",
+        description=rules_of(ReportErrors),
+    )
+    async def errors(
+        self,
+        caller: NamedDependency[Principal],
+        report_errors: NamedDependency[ReportErrors],
+        start: From = None,
+        end: To = None,
+        app_version: FromQuery[str | None] = None,
+        device_id: FromQuery[str | None] = None,
+    ) -> Listing[ErrorGroupOut]:
+        query = ReportErrorsQuery(caller.tenant.id, start, end, app_version, device_id)
+        report = await report_errors(query)
+        return Listing([ErrorGroupOut.of(g) for g in report.items])
+
+    @get(
+        "/reports/performance",
+        summary="Exact duration percentiles per type and app version or device",
+        operation_id="reportPerformance",
+        description=rules_of(ReportPerformance),
+    )
+    async def performance(
+        self,
+        caller: NamedDependency[Principal],
+        report_performance: NamedDependency[ReportPerformance],
+        type: FromQuery[str | None] = None,
+        start: From = None,
+        end: To = None,
+        group_by: FromQuery[str] = "app_version",
+    ) -> Listing[PerformanceRowOut]:
+        query = ReportPerformanceQuery(caller.tenant.id, type, start, end, group_by)
+        report = await report_performance(query)
+        return Listing([PerformanceRowOut.of(r) for r in report.items])
+
+    @get(
+        "/reports/sales",
+        summary="Sales per device, day or attribute, per currency",
+        operation_id="reportSales",
+        description=rules_of(ReportSales),
+    )
+    async def sales(
+        self,
+        caller: NamedDependency[Principal],
+        report_sales: NamedDependency[ReportSales],
+        start: From = None,
+        end: To = None,
+        group_by: FromQuery[str] = "device_id",
+        currency: FromQuery[str | None] = None,
+    ) -> Listing[SalesTotalOut]:
+        query = ReportSalesQuery(caller.tenant.id, start, end, group_by, currency)
+        report = await report_sales(query)
+        return Listing([SalesTotalOut.of(t) for t in report.items])

@@ -1,10 +1,10 @@
 """What the areas' bodies share: timestamps, meters, JSON objects, the report window, lists and
 pages, and the error envelope."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
@@ -67,3 +67,41 @@ class ValidationErrorOut(msgspec.Struct):
     error: str
     detail: str
     fields: list[FieldErrorOut]
+
+
+class Rejected(Protocol):
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def error(self) -> str: ...
+
+
+class BatchOutcome(Protocol):
+    """What a batch endpoint says of its batch (events, errors, metrics)."""
+
+    @property
+    def inserted(self) -> int: ...
+
+    @property
+    def duplicates(self) -> int: ...
+
+    @property
+    def rejections(self) -> Sequence[Rejected]: ...
+
+
+class ItemErrorOut(msgspec.Struct):
+    index: int
+    error: str
+
+
+class BatchResultOut(msgspec.Struct):
+    inserted: int
+    duplicates: int
+    failed: int
+    errors: list[ItemErrorOut]
+
+    @classmethod
+    def of(cls, outcome: BatchOutcome) -> "BatchResultOut":
+        errors = [ItemErrorOut(r.index, r.error) for r in outcome.rejections]
+        return cls(outcome.inserted, outcome.duplicates, len(errors), errors)

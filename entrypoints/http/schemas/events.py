@@ -4,7 +4,7 @@ from datetime import datetime
 
 import msgspec
 
-from domain.events import BatchOutcome, Distribution, Event
+from domain.events import Distribution, Event
 from entrypoints.http.schemas.common import JSONObject, Meters, MetersOut, Timestamp, meters_out
 
 
@@ -38,23 +38,6 @@ class EventOut(msgspec.Struct):
     def of(cls, e: Event) -> "EventOut":
         meters = meters_out(e.meters)
         return cls(e.session_id, e.sequence_no, e.type, e.at, e.category, e.label, e.data, meters)
-
-
-class EventErrorOut(msgspec.Struct):
-    index: int
-    error: str
-
-
-class BatchResultOut(msgspec.Struct):
-    inserted: int
-    duplicates: int
-    failed: int
-    errors: list[EventErrorOut]
-
-    @classmethod
-    def of(cls, outcome: BatchOutcome) -> "BatchResultOut":
-        errors = [EventErrorOut(r.index, r.error) for r in outcome.rejections]
-        return cls(outcome.inserted, outcome.duplicates, outcome.failed, errors)
 
 
 class DistributionOut(msgspec.Struct):

@@ -49,6 +49,8 @@ class SettingsBody(msgspec.Struct, kw_only=True):
     hourly_rollup_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
     # null keeps daily rollups for good (the default)
     daily_rollup_retention_days: RetentionDays | msgspec.UnsetType | None = msgspec.UNSET
+    error_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
+    performance_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,8 @@ class SettingsOut(msgspec.Struct):
     event_retention_days: int
     hourly_rollup_retention_days: int
     daily_rollup_retention_days: int | None
+    error_retention_days: int
+    performance_retention_days: int
 
     @classmethod
     def of(cls, s: TenantSettings) -> "SettingsOut":
@@ -89,4 +93,6 @@ class SettingsOut(msgspec.Struct):
             s.event_retention_days,
             s.hourly_rollup_retention_days,
             s.daily_rollup_retention_days,
+            s.error_retention_days,
+            s.performance_retention_days,
         )
