@@ -25,6 +25,14 @@ from adapters.mongodb.plans import (
     subscription_from_document,
     subscription_to_document,
 )
+from adapters.mongodb.telemetry_documents import (
+    error_from_document,
+    error_to_document,
+    metric_from_document,
+    metric_to_document,
+    sale_from_document,
+    sale_to_document,
+)
 from adapters.mongodb.tenants import (
     api_key_from_document,
     api_key_to_document,
@@ -33,10 +41,13 @@ from adapters.mongodb.tenants import (
 )
 from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -101,6 +112,14 @@ COLLECTIONS: dict[type, CollectionOf] = {
         lambda d: Snapshot(**{f.name: d[f.name] for f in fields(Snapshot)}),
         ["source", "at"],
     ),
+    ErrorReport: ("errors", lambda r, t: error_to_document(t, r), error_from_document, ["id"]),
+    Metric: (
+        "performance_metrics",
+        lambda r, t: metric_to_document(t, r),
+        metric_from_document,
+        ["id"],
+    ),
+    Sale: ("sales", lambda r, t: sale_to_document(t, r), sale_from_document, ["id"]),
 }
 
 

@@ -25,16 +25,29 @@ from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import (
     alerts,
     api_keys,
+    errors,
     events,
     ledger_entries,
     livekit_accounts,
+    performance_metrics,
+    performance_steps,
     plans,
     rates,
+    sales,
     sessions,
     snapshots,
     subject_resources,
     subscriptions,
     tenants,
+)
+from adapters.sqlalchemy.telemetry_rows import (
+    error_of,
+    error_row,
+    metric_of,
+    metric_row,
+    sale_of,
+    sale_row,
+    step_rows,
 )
 from adapters.sqlalchemy.tenants import (
     api_key_from_row,
@@ -44,10 +57,13 @@ from adapters.sqlalchemy.tenants import (
 )
 from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
+from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
+from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription
+from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -104,6 +120,9 @@ AFTER_SESSIONS: dict[type, TableOf] = {
         lambda row: Snapshot(**{f.name: getattr(row, f.name) for f in fields(Snapshot)}),
         ("source", "at"),
     ),
+    ErrorReport: (errors, lambda r, t: error_row(t, r), error_of, ("id",)),
+    Metric: (performance_metrics, lambda r, t: metric_row(t, r), metric_of, ("id",)),
+    Sale: (sales, lambda r, t: sale_row(t, r), sale_of, ("id",)),
 }
 
 
@@ -141,6 +160,8 @@ class SqlTenantArchive(TenantArchive):
                 stored = (await conn.execute(stmt.on_conflict_do_nothing())).rowcount == 1
                 if stored and isinstance(record, Session):
                     await add_usage(conn, self._engine, tenant_id, {record.id: record.usage})
+                if stored and isinstance(record, Metric) and record.breakdown:
+                    await conn.execute(performance_steps.insert(), step_rows(tenant_id, record))
                 new += stored
         return new
 

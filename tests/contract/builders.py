@@ -13,6 +13,7 @@ from domain.credits import LedgerEntry, MeterRate, Rate
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.plans import Plan, PlanLimits, Subscription
+from domain.sales import Settlement, SettlementState
 from domain.session import Exit, Session, SessionRequest
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Overdraft, Role, Tenant, TenantSettings
@@ -114,8 +115,24 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
         [Snapshot("lk-1", at(m), 30.5, 41.0, 2048.0, m * 1000, 12, 1) for m in (0, 5)],
     )
     await stored_session(storage, tenant, 30, resource_id="webinar-1", subject_id="jun")
-    await stored_session(storage, tenant, 31, subject_id=None, client_key="browser-1")
+    kiosk = await stored_session(storage, tenant, 31, subject_id=None, client_key="browser-1")
+    await _kiosk_telemetry(storage, tenant, kiosk.id)
     return tenant
+
+
+async def _kiosk_telemetry(storage: Any, tenant: Tenant, session_id: str) -> None:
+    """Every kind of telemetry, a settled sale and its refund among it."""
+    # Imported here: the telemetry builders build on this module's instants.
+    from tests.contract.telemetry_builders import a_full_error, a_metric, a_refund, a_sale
+
+    await storage.errors.add(tenant.id, [a_full_error("crash-1", session_id)])
+    await storage.metrics.add(
+        tenant.id, [a_metric("capture-1", 812.5, breakdown={"focus": 120.0}, context={"iso": 800})]
+    )
+    sale = a_sale("sale-1", session_id, attributes={"store": "gangnam", "copies": 2})
+    await storage.sales.add(tenant.id, [sale, a_refund("refund-1", sale, "5000")])
+    settled = Settlement(SettlementState.SETTLED, at(60 * 24).date(), at(60 * 30), "batch-1")
+    await storage.sales.move_settlement(tenant.id, "sale-1", SettlementState.PENDING, settled)
 
 
 def wired(storage: Storage, clock: Clock | None = None, **ports: object) -> Container:

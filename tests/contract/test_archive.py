@@ -39,8 +39,12 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "alert",
         "livekit_account",
         "snapshot",
+        "error",
+        "metric",
+        "sale",
     }
     assert kinds.count("session") == 4 and kinds.count("event") == 6
+    assert kinds.count("sale") == 2  # the sale and its refund
 
 
 async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -> None:
