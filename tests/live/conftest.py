@@ -25,7 +25,15 @@ from tests.conftest import (
     run_async,
 )
 from tests.e2e.serving import SESSIONMETER, Server, serving
-from tests.live.scenarios import GRANTS, IDLE_TIMEOUT_SECONDS, RATES, SCENARIOS, Live, ok
+from tests.live.scenarios import (
+    GRANTS,
+    IDLE_TIMEOUT_SECONDS,
+    RATES,
+    SCENARIOS,
+    TELEMETRY_RETENTION_DAYS,
+    Live,
+    ok,
+)
 from tests.livekit_server import API_KEY, API_SECRET, LiveKitServer
 from tests.servers import MongoServer
 
@@ -129,7 +137,14 @@ def configure(server: Server, admin_key: str, ingest_key: str) -> Live:
     live = Live(server, admin_key, ingest_key, LiveKitServer(API_KEY, API_SECRET))
     with live.admin() as admin:
         settings = ok(
-            admin.put("/v1/settings", json={"idle_timeout_seconds": IDLE_TIMEOUT_SECONDS})
+            admin.put(
+                "/v1/settings",
+                json={
+                    "idle_timeout_seconds": IDLE_TIMEOUT_SECONDS,
+                    "error_retention_days": TELEMETRY_RETENTION_DAYS,
+                    "performance_retention_days": TELEMETRY_RETENTION_DAYS,
+                },
+            )
         )
         assert settings["idle_timeout_seconds"] == IDLE_TIMEOUT_SECONDS, settings
         for kind, credits_per_minute in RATES.items():

@@ -6,7 +6,7 @@ talks to the server over its socket, sleeps for real, and returns what it sent a
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from math import ceil
 from typing import Any
 
@@ -324,6 +324,163 @@ def silent_kiosk(live: Live) -> Return:
     )
 
 
+# 5. A kiosk's day of telemetry while retention runs: a customer's session with its sale, its
+# capture and print times and a printer crash sent as they happen; the app's start error before
+# any session; a refund; a settlement. And a buffer flushed after an hour offline, plus a metric
+# and an error older than the tenant keeps them (its retention set to 1 day by the fixture):
+# retention deletes those two and nothing else.
+
+
+TELEMETRY_RETENTION_DAYS = 1
+CAPTURES = 6
+KEPT_WITHIN_SECONDS = 20  # retention runs every 5 s
+
+
+@dataclass(frozen=True)
+class KioskDay:
+    session: Json
+    sent: dict[str, Json]  # what each POST answered, by what it was
+    flush: dict[str, Json]  # the batches flushed after the hour offline
+    settled: Json
+    errors: Json  # the report, after retention deleted the old error
+    performance: Json
+    sales: Json
+    final_session: Json
+
+
+def kiosk_day(live: Live) -> KioskDay:
+    hour_ago = now() - timedelta(hours=1)
+    long_ago = now() - timedelta(days=TELEMETRY_RETENTION_DAYS + 1)
+    sent: dict[str, Json] = {}
+
+    def metric(id: str, type: str, ms: float, at: datetime, **fields: Any) -> Json:
+        return {
+            "id": id,
+            "device_id": "booth-7",
+            "app_version": "2.0.0",
+            "type": type,
+            "started_at": at.isoformat(),
+            "duration_ms": ms,
+            "success": True,
+            **fields,
+        }
+
+    def error(id: str, at: datetime, **fields: Any) -> Json:
+        return {
+            "id": id,
+            "at": at.isoformat(),
+            "device_id": "booth-7",
+            "app_version": "2.0.0",
+            "severity": "fatal",
+            "type": "PrinterError",
+            "code": "JAM",
+            "message": "paper jam in tray 2",
+            **fields,
+        }
+
+    with live.ingest() as http:
+        sent["boot_error"] = ok(
+            http.post("/v1/errors", json=error("boot", now(), type="BootError")), 201
+        )
+        session = ok(
+            http.post(
+                "/v1/sessions",
+                json={"kind": "photo", "resource_id": "booth-7", "client_key": "booth-7"},
+            ),
+            201,
+        )
+        sid = session["id"]
+        for n in range(CAPTURES):  # as they happen, a little apart
+            sent[f"capture-{n}"] = ok(
+                http.post(
+                    "/v1/performance",
+                    json=metric(f"cap-{n}", "capture", 800.0 + 100 * n, now(), session_id=sid),
+                ),
+                201,
+            )
+            time.sleep(0.5)
+        sale = {
+            "id": "sale-1",
+            "session_id": sid,
+            "device_id": "booth-7",
+            "occurred_at": now().isoformat(),
+            "currency": "KRW",
+            "amounts": {"gross": "15000", "discount": "0", "tax": "1363.64", "net": "15000"},
+            "payment_method": "card",
+        }
+        sent["sale"] = ok(http.post("/v1/sales", json=sale), 201)
+        crash = error(
+            "crash",
+            now(),
+            session_id=sid,
+            impact={"sale_lost": True, "estimated_loss": {"amount": "15000", "currency": "KRW"}},
+        )
+        sent["crash"] = ok(http.post("/v1/errors", json=crash), 201)
+        refund = {
+            **sale,
+            "id": "refund-1",
+            "status": "refunded",
+            "refund_of": "sale-1",
+            "occurred_at": now().isoformat(),
+        }
+        sent["refund"] = ok(http.post("/v1/sales", json=refund), 201)
+        ok(http.post(f"/v1/sessions/{sid}/exit", json={}))
+
+        # The hour offline: another booth's buffer, flushed after its session ended.
+        offline = ok(
+            http.post(
+                "/v1/sessions",
+                json={
+                    "kind": "photo",
+                    "resource_id": "booth-8",
+                    "client_key": "booth-8",
+                    "started_at": hour_ago.isoformat(),
+                },
+            ),
+            201,
+        )["id"]
+        ok(
+            http.post(
+                f"/v1/sessions/{offline}/exit",
+                json={"at": (hour_ago + timedelta(minutes=5)).isoformat()},
+            )
+        )
+        offline_print = metric(
+            "offline-print", "print", 4000.0, hour_ago, device_id="booth-8", session_id=offline
+        )
+        buffered_errors = [
+            error("offline-crash", hour_ago + timedelta(minutes=2), device_id="booth-8",
+                  app_version="1.9.0", session_id=offline),
+            error("too-old", long_ago, device_id="booth-8"),
+        ]  # fmt: skip
+        buffered_metrics = [offline_print, metric("too-old", "capture", 99_999.0, long_ago)]
+        flush = {
+            "errors": ok(http.post("/v1/errors/batch", json={"errors": buffered_errors})),
+            "metrics": ok(http.post("/v1/performance/batch", json={"metrics": buffered_metrics})),
+            "again": ok(http.post("/v1/performance/batch", json={"metrics": [offline_print]})),
+        }
+    with live.admin() as admin:
+        settled = ok(
+            admin.patch(
+                "/v1/sales/sale-1/settlement", json={"state": "settled", "batch_id": "card-batch-1"}
+            )
+        )
+        window = {"from": (long_ago - timedelta(hours=1)).isoformat()}
+        errors = poll(
+            lambda: ok(admin.get("/v1/reports/errors", params=window)),
+            lambda r: sum(g["count"] for g in r["items"]) == 3,
+            KEPT_WITHIN_SECONDS,
+        )
+        performance = poll(
+            lambda: ok(admin.get("/v1/reports/performance", params=window)),
+            lambda r: all(row["max_ms"] < 99_999.0 for row in r["items"]),
+            KEPT_WITHIN_SECONDS,
+        )
+        sales = ok(admin.get("/v1/reports/sales", params={"group_by": "device_id"}))
+        final_session = ok(admin.get(f"/v1/sessions/{sid}"))
+    return KioskDay(session, sent, flush, settled, errors, performance, sales, final_session)
+
+
 def poll(read: Callable[[], Json], until: Callable[[Json], bool], within: float) -> Json:
     """The first reading that satisfies `until`, or the last one after `within` seconds."""
     deadline = time.monotonic() + within
@@ -337,4 +494,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,
     "silent_kiosk": silent_kiosk,
+    "kiosk_day": kiosk_day,
 }

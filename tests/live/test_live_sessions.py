@@ -11,6 +11,7 @@ import pytest
 
 from tests.live.conftest import LiveRun
 from tests.live.scenarios import (
+    CAPTURES,
     COUNSELING_SECONDS,
     FLUSHED_EVENTS,
     GRANTS,
@@ -20,6 +21,7 @@ from tests.live.scenarios import (
     RATES,
     Counseling,
     Flush,
+    KioskDay,
     Return,
     Stay,
     instant,
@@ -135,3 +137,29 @@ def test_a_reaped_kiosk_that_comes_back_ends_at_its_exit_and_is_charged_once_mor
     assert final["charge"]["credits"] == price(final, rate), final
     assert run.balance["balance"] == sum(e["amount"] for e in run.entries), run.balance
     assert final["charge"]["balance_after"] == run.balance["balance"], (final, run.balance)
+
+
+def test_a_kiosks_telemetry_is_kept_reported_and_pruned_by_retention_as_it_runs(
+    live: LiveRun,
+) -> None:
+    day: KioskDay = live.outcome("kiosk_day")
+
+    assert day.flush["errors"]["inserted"] == 2 and day.flush["metrics"]["inserted"] == 2, day.flush
+    assert day.flush["again"] == {"inserted": 0, "duplicates": 1, "failed": 0, "errors": []}
+    # Retention deleted what is older than the tenant keeps, and only that.
+    faults = {g["type"]: g for g in day.errors["items"]}
+    assert sum(g["count"] for g in faults.values()) == 3, day.errors
+    jam = faults["PrinterError"]
+    assert (jam["count"], jam["devices"], jam["sessions"]) == (2, 2, 2), jam
+    assert jam["app_versions"] == {"2.0.0": 1, "1.9.0": 1} and jam["sales_lost"] == 1, jam
+    assert jam["estimated_loss"] == {"KRW": "15000"}, jam
+    rows = {(r["type"], r["group"]): r for r in day.performance["items"]}
+    assert set(rows) == {("capture", "2.0.0"), ("print", "2.0.0")}, rows
+    capture = rows[("capture", "2.0.0")]
+    assert (capture["count"], capture["p50_ms"], capture["max_ms"]) == (CAPTURES, 1000.0, 1300.0)
+    assert rows[("print", "2.0.0")]["max_ms"] == 4000.0
+    (booth,) = [t for t in day.sales["items"] if t["group"] == "booth-7"]
+    assert (booth["count"], booth["net"], booth["refunded"]) == (1, "15000", "15000"), booth
+    assert booth["by_state"] == {"settled": "15000"}, booth
+    assert day.settled["settlement"]["batch_id"] == "card-batch-1"
+    assert day.final_session["id"] == day.session["id"]  # a sold session stays
