@@ -18,7 +18,9 @@ from domain.cost_model import Plan
 from domain.errors import InvalidInput
 from domain.tenants import Role
 from entrypoints.http.auth import needs
+from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
+from entrypoints.http.recorded import AUTH
 from entrypoints.http.schemas.common import From, Listing, To
 from entrypoints.http.schemas.errors import ErrorGroupOut
 from entrypoints.http.schemas.performance import PerformanceRowOut
@@ -32,6 +34,12 @@ from entrypoints.http.schemas.reports import (
     WatchTimeOut,
 )
 from entrypoints.http.schemas.sales import SalesTotalOut
+
+TELEMETRY_REPORT = {
+    401: AUTH,
+    403: "the key is not an admin key",
+    422: "a parameter is invalid (named in `fields`): the window, group_by, currency",
+}
 
 
 class ReportsController(Controller):
@@ -160,6 +168,7 @@ class ReportsController(Controller):
         summary="Faults grouped by fingerprint, most frequent first",
         operation_id="reportErrors",
         description=rules_of(ReportErrors),
+        responses=documented(TELEMETRY_REPORT),
     )
     async def errors(
         self,
@@ -179,6 +188,7 @@ class ReportsController(Controller):
         summary="Exact duration percentiles per type and app version or device",
         operation_id="reportPerformance",
         description=rules_of(ReportPerformance),
+        responses=documented(TELEMETRY_REPORT),
     )
     async def performance(
         self,
@@ -198,6 +208,7 @@ class ReportsController(Controller):
         summary="Sales per device, day or attribute, per currency",
         operation_id="reportSales",
         description=rules_of(ReportSales),
+        responses=documented(TELEMETRY_REPORT),
     )
     async def sales(
         self,
