@@ -13,6 +13,7 @@ from domain.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_CURSOR = 1000  # characters; the longest real one holds an instant and a 200-character id
 
 T = TypeVar("T")
 
@@ -37,9 +38,13 @@ def encode_cursor(position: list[Any]) -> str:
 
 def decode_cursor(cursor: str, arity: int) -> list[Any]:
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("longer than any cursor this service returns")
         padded = cursor + "=" * (-len(cursor) % 4)
         position = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        # Text a store can hold: a forged "\ud800" would reach the driver and fail there.
+        json.dumps(position, ensure_ascii=False).encode()
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
         position = None
     if not isinstance(position, list) or len(position) != arity:
         raise InvalidInput("cursor", "is not a cursor this service returned")
@@ -50,7 +55,9 @@ def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
     """The (instant, id) a newest-first listing stopped at."""
     at, id = decode_cursor(cursor, 2)
     try:
-        return as_utc("cursor", datetime.fromisoformat(at)), str(id)
+        if not isinstance(id, str):
+            raise TypeError(id)
+        return as_utc("cursor", datetime.fromisoformat(at)), id
     except (TypeError, ValueError, InvalidInput):
         raise InvalidInput("cursor", "is not a cursor this service returned") from None
 

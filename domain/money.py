@@ -5,12 +5,14 @@ reports), not negative, and below 10^15 (so every store keeps them, and sums of 
 """
 
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation
 
 from domain.errors import InvalidInput
 
 MAX_PLACES = 9
 MAX_AMOUNT = Decimal(10) ** 15
+# Sums of amounts are exact: the default context's 28 digits would round a total of 10^19.
+EXACT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Inexact])
 
 # ISO 4217 active codes (2024), with the funds and metals codes payment systems do not use left out.
 _CODES = """
@@ -42,18 +44,24 @@ def check_amount(field: str, amount: Decimal) -> Decimal:
         raise InvalidInput(field, "must be a finite decimal amount")
     if amount < 0:
         raise InvalidInput(field, "must not be negative")
+    if amount >= MAX_AMOUNT:  # first: below it, quantizing to 9 places cannot overflow
+        raise InvalidInput(field, "must be below 10^15")
     if exponent < -MAX_PLACES and amount != amount.quantize(Decimal(1).scaleb(-MAX_PLACES)):
         raise InvalidInput(field, f"has more than {MAX_PLACES} decimal places")
-    if amount >= MAX_AMOUNT:
-        raise InvalidInput(field, "must be below 10^15")
     return canonical(amount)
 
 
 def canonical(amount: Decimal) -> Decimal:
     """One spelling of a value, so that "5.10", "5.1" and 5.1e0 are the same amount everywhere
     (an idempotent replay compares them; stores give them back in their own spelling)."""
-    normal = amount.normalize()
-    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+    normal = amount.normalize(EXACT)
+    if normal.is_zero():
+        return Decimal(0)  # not -0
+    return (
+        normal.quantize(Decimal(1), context=EXACT)
+        if normal == normal.to_integral_value()
+        else normal
+    )
 
 
 def amount_text(amount: Decimal) -> str:
@@ -65,5 +73,5 @@ def sum_by_currency(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     """Totals per currency: amounts of different currencies are never added together."""
     totals: dict[str, Decimal] = {}
     for currency, amount in pairs:
-        totals[currency] = totals.get(currency, Decimal(0)) + amount
+        totals[currency] = EXACT.add(totals.get(currency, Decimal(0)), amount)
     return {currency: canonical(total) for currency, total in totals.items()}

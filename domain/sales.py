@@ -11,9 +11,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from domain.clock import as_utc
+from domain.clock import EARLIEST, LATEST, as_utc
 from domain.errors import Conflict, InvalidInput
-from domain.money import check_amount, check_currency
+from domain.money import EXACT, check_amount, check_currency
 from domain.session import AttributeValue
 from domain.text import check_attributes, check_text
 
@@ -73,6 +73,10 @@ class Settlement:
             raise InvalidInput("state", "must be pending, settled or disputed") from None
         if self.processed_at is not None:
             object.__setattr__(self, "processed_at", as_utc("processed_at", self.processed_at))
+        if self.scheduled_date is not None and not (
+            EARLIEST.date() <= self.scheduled_date <= LATEST.date()
+        ):
+            raise InvalidInput("scheduled_date", "must lie between 2000-01-01 and 2999-12-31")
         if self.batch_id is not None:
             check_text("batch_id", self.batch_id, MAX_ID_LENGTH)
 
@@ -162,8 +166,10 @@ class Sale:
 
     def check_refunds(self, refunded: "Sale") -> None:
         """A refund gives back money of one sale, in its currency, from its session's device."""
-        if refunded.status is SaleStatus.REFUNDED:
-            raise InvalidInput("refund_of", "names a refund, not a sale")
+        if refunded.status is not SaleStatus.COMPLETED:
+            raise InvalidInput(
+                "refund_of", f"names a {refunded.status} sale; only completed ones are refunded"
+            )
         if refunded.currency != self.currency:
             raise InvalidInput("currency", f"must be {refunded.currency}, the refunded sale's")
 
@@ -240,20 +246,20 @@ def sales_totals(figures: list[SaleFigures]) -> list[SalesTotal]:
             f.group, f.currency, 0, zero, zero, zero, zero, zero, {}, {}
         )
         if f.status is SaleStatus.REFUNDED:
-            t = _with(t, refunded=t.refunded + f.net)
+            t = _with(t, refunded=EXACT.add(t.refunded, f.net))
         elif f.status is SaleStatus.COMPLETED:
             by_method = {
                 **t.by_method,
-                f.payment_method: t.by_method.get(f.payment_method, zero) + f.net,
+                f.payment_method: EXACT.add(t.by_method.get(f.payment_method, zero), f.net),
             }
-            by_state = {**t.by_state, f.state: t.by_state.get(f.state, zero) + f.net}
+            by_state = {**t.by_state, f.state: EXACT.add(t.by_state.get(f.state, zero), f.net)}
             t = _with(
                 t,
                 count=t.count + f.count,
-                gross=t.gross + f.gross,
-                discount=t.discount + f.discount,
-                tax=t.tax + f.tax,
-                net=t.net + f.net,
+                gross=EXACT.add(t.gross, f.gross),
+                discount=EXACT.add(t.discount, f.discount),
+                tax=EXACT.add(t.tax, f.tax),
+                net=EXACT.add(t.net, f.net),
                 by_method=by_method,
                 by_state=by_state,
             )

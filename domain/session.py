@@ -30,7 +30,7 @@ from domain.usage import (
 if TYPE_CHECKING:  # events name their session; a session counts its events
     from domain.events import Event
 
-KIND_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
+KIND_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}\Z")  # with .match; \Z, since $ takes a final \n
 MAX_ID_LENGTH = 200
 MAX_REASON_LENGTH = 1000
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from adapters.sqlalchemy.quantities import NANOS
 from domain.error_reports import Breadcrumb, ErrorReport, Impact, Loss, Severity
-from domain.money import canonical
+from domain.money import EXACT, canonical
 from domain.performance import Metric
 from domain.sales import (
     Amounts,
@@ -34,7 +34,7 @@ def amount_columns(name: str, amount: Decimal | None) -> dict[str, int | None]:
 def amount_of(units: int | Decimal, nanos: int | Decimal) -> Decimal:
     """An amount, or a sum of amounts, from its whole units and nano-units (PostgreSQL sums
     BIGINTs into NUMERIC, SQLite into integers)."""
-    return canonical(Decimal(int(units) * NANOS + int(nanos)).scaleb(-9))
+    return canonical(Decimal(int(units) * NANOS + int(nanos)).scaleb(-9, EXACT))
 
 
 def error_row(tenant_id: str, error: ErrorReport) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def read_items(
     they all decode (the usual case); otherwise one by one, so that each bad one is named."""
     try:
         bodies = msgspec.json.decode(b"[" + b",".join(raws) + b"]", type=list[body])  # type: ignore[valid-type]
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, RecursionError):
         return [_read_item(raw, body, build) for raw in raws]
     return [_built(b, build) for b in bodies]
 
@@ -32,6 +32,8 @@ def _read_item(
     except msgspec.ValidationError as error:
         problem = field_error(error)
         return InvalidInput(problem["field"], problem["message"])
+    except RecursionError:
+        return InvalidInput("body", "JSON nested too deep")
     return _built(decoded, build)
 
 

@@ -22,5 +22,8 @@ class StrictJSONRequest(Request[Any, Any, Any]):
             body = await self.body()
             data = self.route_handler.parsed_fn_signature.parameters.get(BODY_PARAMETER)
             target = Any if data is None else data.annotation
-            self._json = msgspec.json.decode(body or b"null", type=target, strict=True)
+            try:
+                self._json = msgspec.json.decode(body or b"null", type=target, strict=True)
+            except RecursionError:
+                raise msgspec.DecodeError("JSON nested too deep") from None
         return self._json

@@ -1,6 +1,8 @@
 """Kiosk telemetry through the real app on every store: errors, performance metrics and sales
 in, each once by its id; lists and reports out; bad items refused by name, the rest stored."""
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -347,3 +349,56 @@ def test_telemetry_of_one_tenant_is_invisible_to_another(api: Api) -> None:
 
     assert invalid_fields(theirs) == ["session_id"]
     assert invalid_fields(error) == ["session_id"]
+
+
+def test_what_a_hostile_review_found_is_refused_by_name_not_failed_on(api: Api) -> None:
+    """Each of these once answered 500 or stored what it should have refused."""
+    session = api.start(kind="kiosk", resource_id="kiosk-1", subject_id=None, client_key="k1")
+    sid = session["id"]
+    huge = "12345678901234567890123.0000000001"  # quantizing it overflowed the decimal context
+
+    def sale(**fields: Any) -> Any:
+        return api.client.post("/v1/sales", json={**a_sale("h", sid), **fields}, headers=api.ingest)
+
+    assert invalid_fields(sale(amounts={"gross": huge, "net": "1"})) == ["amounts.gross"]
+    assert invalid_fields(sale(attributes={"store": {"nested": 1}})) == ["attributes.store"]
+    assert invalid_fields(sale(attributes={"store": None})) == ["attributes.store"]
+    zero = sale(id="zero", amounts={"gross": "-0", "discount": "-0.00", "net": "-0"})
+    assert zero.json()["amounts"]["gross"] == "0", zero.text
+    loss = {"sale_lost": True, "estimated_loss": {"amount": huge, "currency": "KRW"}}
+    batch = api.client.post(
+        "/v1/errors/batch",
+        json={"errors": [an_error("ok"), an_error("huge", impact=loss), [[[[[[]]]]]]]},
+        headers=api.ingest,
+    )
+    assert batch.status_code == 200 and batch.json()["inserted"] == 1, batch.text
+    deep = json.dumps(an_error("deep"))[:-1] + ', "context": ' + '{"a": ' * 100_000 + "{}"
+    deep += "}" * 100_000 + "}"
+    nested = api.client.post("/v1/errors", content=deep, headers=api.ingest)
+    assert_error(nested, 400, "malformed_json")
+    metric = api.client.post(
+        "/v1/performance", json=a_metric("nl", 5.0, type="capture\n"), headers=api.ingest
+    )
+    assert invalid_fields(metric) == ["type"]
+    for forged in (
+        "[" * 5000 + "]" * 5000,
+        '["2026-01-01T00:00:00+00:00","\\ud800"]',
+        '["2026-01-01T00:00:00+00:00", 7]',
+    ):
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode()
+        listed = api.client.get("/v1/errors", params={"cursor": cursor}, headers=api.admin)
+        assert invalid_fields(listed) == ["cursor"]
+    api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.ingest)
+    upper = api.client.get("/v1/sales", params={"session_id": sid.upper()}, headers=api.admin)
+    assert sorted(s["id"] for s in upper.json()["items"]) == ["s1", "zero"]
+    failed = api.client.post(
+        "/v1/sales", json=a_sale("f", sid, status="failed"), headers=api.ingest
+    )
+    assert failed.status_code == 201
+    assert invalid_fields(sale(id="r", status="refunded", refund_of="f")) == ["refund_of"]
+    early = api.client.patch(
+        "/v1/sales/s1/settlement",
+        json={"state": "settled", "scheduled_date": "0001-01-01"},
+        headers=api.admin,
+    )
+    assert invalid_fields(early) == ["scheduled_date"]

@@ -92,6 +92,7 @@ class SalesController(Controller):
         limit: FromQuery[int | None] = None,
         cursor: FromQuery[str | None] = None,
     ) -> Page[SaleOut]:
-        where = SalesFilter(session_id, device_id, settlement_state)
+        session = session_id and canonical_session_id(session_id, "session_id")
+        where = SalesFilter(session, device_id, settlement_state)
         query = ListSalesQuery(caller.tenant.id, where, start, end, limit, cursor)
         return Page.of(await list_sales(query), SaleOut.of)
