@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.errors import InvalidInput
+from domain.errors import Forbidden, InvalidInput
 from domain.session import KIND_PATTERN
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -16,11 +16,27 @@ MAX_SETTING_CREDITS = 10**15
 
 
 class Role(StrEnum):
-    INGEST = "ingest"  # sessions, events, exits, reads of its tenant's sessions
+    """What a key may do; each role may do all that the roles before it may."""
+
+    # Public-grade, held by a browser, kiosk or device: writes sessions, events, exits and
+    # telemetry, and reads only a session it names — never anything that moves money or limits.
+    INGEST = "ingest"
+    APP = "app"  # a product's own back end: all that ingest does, reads, resources, settlements
     ADMIN = "admin"  # everything in its tenant
 
     def allows(self, needed: "Role") -> bool:
-        return self is Role.ADMIN or self is needed
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+    def check_writes(self, kind: str, billed: frozenset[str]) -> None:
+        """A browser's or device's claim about who it is cannot be trusted, so an ingest key may
+        not write what moves money or limits: sessions of a kind with a rate or named by a plan's
+        limits (their starts, heartbeats, exits and meters come from the product's back end)."""
+        if self is Role.INGEST and kind in billed:
+            raise Forbidden(
+                f"sessions of kind {kind} are billed or limited: "
+                "start them from your back end (an app key)"
+            )
 
 
 class Overdraft(StrEnum):

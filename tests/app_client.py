@@ -20,9 +20,10 @@ T = TypeVar("T")
 class Api:
     client: TestClient[Any]
     container: Container
-    ingest: dict[str, str]  # headers carrying acme's ingest key
+    app: dict[str, str]  # headers carrying acme's app key: its product's back end
+    ingest: dict[str, str]  # acme's ingest key: a browser's or a kiosk's
     admin: dict[str, str]
-    other_tenant: dict[str, str]  # globex's ingest key
+    other_tenant: dict[str, str]  # globex's app key
 
     def run(self, make: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a coroutine on the app's own event loop (database connections belong to it)."""
@@ -30,20 +31,21 @@ class Api:
 
     def start(self, **body: Any) -> dict[str, Any]:
         body = {"kind": "webinar", "resource_id": "webinar-1", "subject_id": "user-1", **body}
-        response = self.client.post("/v1/sessions", json=body, headers=self.ingest)
+        response = self.client.post("/v1/sessions", json=body, headers=self.app)
         assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
 
-async def _keys(container: Container) -> tuple[str, str, str]:
+async def _keys(container: Container) -> tuple[str, str, str, str]:
     create_tenant = container.use_cases.create_tenant()
     create_api_key = container.use_cases.create_api_key()
     await create_tenant(CreateTenantCommand("acme"))
     await create_tenant(CreateTenantCommand("globex"))
+    app = await create_api_key(CreateApiKeyCommand("acme", "app"))
     ingest = await create_api_key(CreateApiKeyCommand("acme", "ingest"))
     admin = await create_api_key(CreateApiKeyCommand("acme", "admin"))
-    other = await create_api_key(CreateApiKeyCommand("globex", "ingest"))
-    return ingest.secret, admin.secret, other.secret
+    other = await create_api_key(CreateApiKeyCommand("globex", "app"))
+    return app.secret, ingest.secret, admin.secret, other.secret
 
 
 def serve_app(storage_url: str) -> Iterator[Api]:
@@ -57,10 +59,11 @@ def serve_app(storage_url: str) -> Iterator[Api]:
     )
     container = build_container(settings)
     with TestClient(create_app(container, settings)) as client:
-        ingest, admin, other = client.blocking_portal.call(_keys, container)
+        app, ingest, admin, other = client.blocking_portal.call(_keys, container)
         yield Api(
             client,
             container,
+            {"X-API-Key": app},
             {"X-API-Key": ingest},
             {"X-API-Key": admin},
             {"X-API-Key": other},

@@ -7,11 +7,12 @@ from application.credits.deduct_credits import DeductCredits
 from application.events.ports import EventLog
 from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from domain.clock import happened
-from domain.errors import InvalidInput, Late, PayloadTooLarge
+from domain.errors import Forbidden, InvalidInput, Late, PayloadTooLarge
 from domain.events import BatchOutcome, Event, EventRejection
-from domain.tenants import Tenant
+from domain.tenants import Role, Tenant
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class IngestEventsCommand:
     tenant: Tenant
     # In the client's order; an event that could not be read is already a rejection.
     events: Sequence[Event | EventRejection]
+    # The caller's key: an ingest key may not add meters to billed or limited kinds.
+    role: Role = Role.APP
 
 
 class IngestEvents:
@@ -35,7 +38,9 @@ class IngestEvents:
     - `session_not_found`: the tenant has no session of that id;
     - `late`: the event is dated more than the late-data window ago, or its session ended
       longer ago than that;
-    - `session_ended`: the event is dated after its session's end, and a client ended it.
+    - `session_ended`: the event is dated after its session's end, and a client ended it;
+    - `forbidden: …`: an ingest key sent meters for a session of a kind that has a rate or that
+      a plan's limits name (its meters come from the product's back end; see BilledKinds).
 
     Where it is decided: `domain.clock.happened` (the date), then `domain.events.sort_batch`
     and `domain.session.Session.refusal`: an active session takes every event; an ended one
@@ -52,8 +57,10 @@ class IngestEvents:
         sessions: SessionRepository,
         deduct_credits: DeductCredits,
         rewinds: RollupRewinds,
+        billed_kinds: BilledKinds,
         clock: Clock,
     ) -> None:
+        self._billed_kinds = billed_kinds
         self._rewinds = rewinds
         self._events = events
         self._sessions = sessions
@@ -82,6 +89,9 @@ class IngestEvents:
             else:
                 valid.append((index, event))
         tenant_id = command.tenant.id
+        if command.role is Role.INGEST:
+            valid, unbilled = await self._metered_by_ingest(tenant_id, valid)
+            refused += unbilled
         stored = (
             await self._events.append(tenant_id, valid, now, window) if valid else BatchOutcome()
         )
@@ -95,3 +105,27 @@ class IngestEvents:
             await self._rewinds.changed_since(tenant_id, min(changed_since))
         rejections = sorted([*refused, *stored.rejections], key=lambda r: r.index)
         return BatchOutcome(stored.inserted, stored.duplicates, rejections, stored.repriced)
+
+    async def _metered_by_ingest(
+        self, tenant_id: str, events: list[tuple[int, Event]]
+    ) -> tuple[list[tuple[int, Event]], list[EventRejection]]:
+        """An ingest key's events split into those taken and those whose meters it may not add."""
+        metered = {e.session_id for _, e in events if e.meters}
+        if not metered:
+            return events, []
+        billed = await self._billed_kinds.of(tenant_id)
+        kinds = {}
+        for session_id in metered:
+            session = await self._sessions.get(tenant_id, session_id)
+            if session is not None:
+                kinds[session_id] = session.kind
+        taken, refused = [], []
+        for index, event in events:
+            try:
+                if event.meters and event.session_id in kinds:
+                    Role.INGEST.check_writes(kinds[event.session_id], billed)
+            except Forbidden as forbidden:
+                refused.append(EventRejection(index, f"forbidden: {forbidden.detail}"))
+            else:
+                taken.append((index, event))
+        return taken, refused

@@ -6,12 +6,13 @@ from datetime import datetime
 from application.credits.deduct_credits import DeductCredits
 from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.billed_kinds import BilledKinds, check_writes
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import existing_session_id
 from domain.clock import happened, not_in_future
 from domain.errors import InvalidInput
 from domain.session import CLIENT_EXIT_STATUSES, Closing, Exit, JSONObject, Session, SessionStatus
-from domain.tenants import TenantSettings
+from domain.tenants import Role, TenantSettings
 from domain.usage import Usage
 
 
@@ -28,6 +29,8 @@ class RecordExitCommand:
     # Said by the server that hosted the session (LiveKit, or reconciliation asking it), not by a
     # client: its time is taken however long ago, since nothing else will ever end the session.
     from_server: bool = False
+    # The caller's key: an ingest key may not write billed or limited kinds (BilledKinds).
+    role: Role = Role.APP
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class RecordExit:
     takes the client's exit instead, once, within the late-data window — its time if the exit
     says one, else the reaper's; every other exit is a replay, answered with the session as
     stored. Only an exit that closed or corrected the session adds its usage. A replayed exit
-    changes nothing and charges nothing; it only finishes a charge a crash left pending.
+    changes nothing and charges nothing; it only finishes a charge a crash left pending. An
+    ingest key may not exit a session of a billed or limited kind (`forbidden`; see BilledKinds).
 
     Charging follows (DeductCredits, `domain.charging.price`): a closed session is charged
     when its kind has a rate, it has a subject, and it ended completed, abandoned or timed out
@@ -64,8 +68,10 @@ class RecordExit:
         sessions: SessionRepository,
         deduct_credits: DeductCredits,
         rewinds: RollupRewinds,
+        billed_kinds: BilledKinds,
         clock: Clock,
     ) -> None:
+        self._billed_kinds = billed_kinds
         self._rewinds = rewinds
         self._sessions = sessions
         self._deduct_credits = deduct_credits
@@ -92,6 +98,7 @@ class RecordExit:
             at_is_default=command.at is None,
         )
         session_id = existing_session_id(command.session_id)
+        await check_writes(self._sessions, self._billed_kinds, command, session_id)
         rated = await self._deduct_credits.rated_kinds(command.tenant_id)
         session, closing = await self._sessions.close(
             command.tenant_id, session_id, exit, rated, now, window

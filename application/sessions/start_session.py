@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from application.credits.ports import CreditLedger, RateRepository
 from application.ports import Clock
+from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import canonical_session_id, new_session_id
 from application.trials.plan_of_subject import PlanOfSubject
@@ -18,7 +19,7 @@ from domain.plans import (
     trial_status,
 )
 from domain.session import Session, SessionRequest
-from domain.tenants import Overdraft, TenantSettings
+from domain.tenants import Overdraft, Role, TenantSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class StartSessionCommand:
     request: SessionRequest
     session_id: str | None = None
     settings: TenantSettings = field(default_factory=TenantSettings)
+    # The caller's key: an ingest key may not write billed or limited kinds (BilledKinds).
+    role: Role = Role.APP
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,11 @@ class StartSession:
     starts, whatever its end. The start that would pass the limit is refused and not stored
     (`trial_exhausted`, with the trial status and the tenant's upgrade URL): the store counts
     and inserts in one step, deciding with `domain.plans.SessionLimit.admit`, so concurrent
-    starts never pass it together."""
+    starts never pass it together.
+
+    An ingest key (a browser's, a kiosk's) may not start a session of a kind that has a rate or
+    that a plan's limits name (`forbidden`): the product's back end starts those with an app
+    key."""
 
     def __init__(
         self,
@@ -62,8 +69,10 @@ class StartSession:
         rates: RateRepository,
         ledger: CreditLedger,
         plan_of_subject: PlanOfSubject,
+        billed_kinds: BilledKinds,
         clock: Clock,
     ) -> None:
+        self._billed_kinds = billed_kinds
         self._sessions = sessions
         self._rates = rates
         self._ledger = ledger
@@ -71,6 +80,7 @@ class StartSession:
         self._clock = clock
 
     async def __call__(self, command: StartSessionCommand) -> StartedSession:
+        await self._billed_kinds.check(command.tenant_id, command.role, {command.request.kind})
         if command.session_id is None:
             session_id = new_session_id()
         else:

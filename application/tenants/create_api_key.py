@@ -39,7 +39,7 @@ class CreateApiKey:
         try:
             role = Role(command.role)
         except ValueError:
-            raise InvalidInput("role", "must be admin or ingest") from None
+            raise InvalidInput("role", "must be ingest, app or admin") from None
         key, secret = ApiKey.issue(str(uuid.uuid4()), tenant.id, role, self._clock.now())
         await self._keys.add(key)
         return CreatedApiKey(key, secret)

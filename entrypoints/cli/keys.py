@@ -3,6 +3,7 @@
 import click
 
 from application.tenants.create_api_key import CreateApiKeyCommand
+from domain.tenants import Role
 from entrypoints.cli.options import tenant_option
 from entrypoints.cli.running import run
 
@@ -14,7 +15,7 @@ def keys() -> None:
 
 @keys.command("create")
 @tenant_option(required=True)
-@click.option("--role", type=click.Choice(["admin", "ingest"]), required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.pass_context
 def create_key(ctx: click.Context, tenant_name: str, role: str) -> None:
     """Create a key; the key alone is the last line printed."""

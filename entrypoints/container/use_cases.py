@@ -28,6 +28,7 @@ from application.reports.report_usage import ReportUsage
 from application.reports.report_usage_stats import ReportUsageStats
 from application.reports.report_watch_time import ReportWatchTime
 from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.billed_kinds import BilledKinds
 from application.sessions.get_session import GetSession
 from application.sessions.list_sessions import ListSessions
 from application.sessions.read_session import ReadSession
@@ -80,19 +81,25 @@ class UseCaseContainer(containers.DeclarativeContainer):
     plan_of_subject = providers.Factory(
         PlanOfSubject, plans=storage.plans, subscriptions=storage.subscriptions
     )
+    billed_kinds = providers.Factory(BilledKinds, rates=storage.rates, plans=storage.plans)
     start_session = providers.Factory(
         StartSession,
         sessions=storage.sessions,
         rates=storage.rates,
         ledger=storage.ledger,
         plan_of_subject=plan_of_subject,
+        billed_kinds=billed_kinds,
         clock=outside.clock,
     )
     running_cost = providers.Factory(
         RunningCost, rate_book=rate_book, ledger=storage.ledger, clock=outside.clock
     )
     record_heartbeat = providers.Factory(
-        RecordHeartbeat, sessions=storage.sessions, running_cost=running_cost, clock=outside.clock
+        RecordHeartbeat,
+        sessions=storage.sessions,
+        running_cost=running_cost,
+        billed_kinds=billed_kinds,
+        clock=outside.clock,
     )
     rollup_rewinds = providers.Factory(
         RollupRewinds, leases=storage.rollup_leases, clock=outside.clock
@@ -102,6 +109,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         sessions=storage.sessions,
         deduct_credits=deduct_credits,
         rewinds=rollup_rewinds,
+        billed_kinds=billed_kinds,
         clock=outside.clock,
     )
     get_session = providers.Factory(GetSession, sessions=storage.sessions)
@@ -115,6 +123,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         sessions=storage.sessions,
         deduct_credits=deduct_credits,
         rewinds=rollup_rewinds,
+        billed_kinds=billed_kinds,
         clock=outside.clock,
     )
     list_events = providers.Factory(ListEvents, get_session=get_session, events=storage.events)

@@ -49,7 +49,7 @@ def record(api: Api, name: str, seconds: float, status: str = "completed") -> di
     response = api.client.post(
         f"/v1/sessions/{session['id']}/exit",
         json={"at": (started + timedelta(seconds=seconds)).isoformat(), "status": status},
-        headers=api.ingest,
+        headers=api.app,
     )
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -70,7 +70,7 @@ def records_minutes(api: Api, recordings: list[Any], name: str, minutes: int) ->
 @when(parsers.parse("the app sends the end of that recording {times:d} more times"))
 def retries(api: Api, recordings: list[Any], times: int) -> None:
     for _ in range(times):
-        response = api.client.post(f"/v1/sessions/{recordings[-1]['id']}/exit", headers=api.ingest)
+        response = api.client.post(f"/v1/sessions/{recordings[-1]['id']}/exit", headers=api.app)
         assert response.json()["charge"] == recordings[-1]["charge"]
 
 
@@ -84,7 +84,7 @@ def tries_to_start(api: Api, name: str) -> Any:
     return api.client.post(
         "/v1/sessions",
         json={"kind": "counseling", "resource_id": "recording", "subject_id": name},
-        headers=api.ingest,
+        headers=api.app,
     )
 
 

@@ -22,7 +22,7 @@ def kiosk_session(api: Api, clock: FakeClock, booth: str) -> Kiosk:
 
 
 def send(api: Api, events: list[dict[str, Any]]) -> Any:
-    return api.client.post("/v1/events/batch", json={"events": events}, headers=api.ingest)
+    return api.client.post("/v1/events/batch", json={"events": events}, headers=api.app)
 
 
 def events(kiosk: Kiosk, clock: FakeClock, numbers: Iterable[int], **fields: Any) -> list[Any]:
@@ -40,7 +40,7 @@ def report(api: Api, kiosk: Kiosk, clock: FakeClock, numbers: Iterable[int], **f
 
 
 def session(api: Api, kiosk: Kiosk) -> dict[str, Any]:
-    return dict(api.client.get(f"/v1/sessions/{kiosk['id']}", headers=api.ingest).json())
+    return dict(api.client.get(f"/v1/sessions/{kiosk['id']}", headers=api.app).json())
 
 
 # Money-like quantities travel as decimal strings, so no float ever rounds them.
@@ -106,7 +106,7 @@ def report_one_bad(api: Api, kiosk: Kiosk, clock: FakeClock) -> Any:
 
 @then("events 1 and 3 are stored")
 def stored(api: Api, kiosk: Kiosk) -> None:
-    page = api.client.get(f"/v1/sessions/{kiosk['id']}/events", headers=api.ingest).json()
+    page = api.client.get(f"/v1/sessions/{kiosk['id']}/events", headers=api.app).json()
     assert [e["sequence_no"] for e in page["items"]] == [1, 3]
 
 
@@ -124,7 +124,7 @@ def reported_two(api: Api, kiosk: Kiosk, clock: FakeClock) -> None:
 
 @given("the guest has left")
 def guest_left(api: Api, kiosk: Kiosk) -> None:
-    response = api.client.post(f"/v1/sessions/{kiosk['id']}/exit", json={}, headers=api.ingest)
+    response = api.client.post(f"/v1/sessions/{kiosk['id']}/exit", json={}, headers=api.app)
     assert response.status_code == 200, response.text
 
 
@@ -176,6 +176,6 @@ def report_results(
 @then(parsers.parse("the results are {red:g}% red, {yellow:g}% yellow and {green:g}% green"))
 def shares(api: Api, kiosk: Kiosk, red: float, yellow: float, green: float) -> None:
     response = api.client.get(
-        f"/v1/sessions/{kiosk['id']}/distribution", params={"field": "label"}, headers=api.ingest
+        f"/v1/sessions/{kiosk['id']}/distribution", params={"field": "label"}, headers=api.app
     )
     assert response.json()["percentages"] == {"red": red, "yellow": yellow, "green": green}

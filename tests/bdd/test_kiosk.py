@@ -153,7 +153,7 @@ class Kiosk:
         return {kind: self.post(kind, records) for kind, records in self.kept.items() if records}
 
     def post(self, kind: str, records: list[Body]) -> Outcome:
-        client, headers = self.api.client, self.api.ingest
+        client, headers = self.api.client, self.api.app
         if kind == "sales":  # sales have no batch endpoint: one request a sale
             answers = [client.post("/v1/sales", json=sale, headers=headers) for sale in records]
             codes = [a.status_code for a in answers]
@@ -166,7 +166,7 @@ class Kiosk:
 
     def post_exit(self, exit: Body) -> None:
         path = f"/v1/sessions/{self.session['id']}/exit"
-        response = self.api.client.post(path, json=exit, headers=self.api.ingest)
+        response = self.api.client.post(path, json=exit, headers=self.api.app)
         assert response.status_code == 200, response.text
         self.session = response.json()
 
@@ -182,7 +182,7 @@ def read(api: Api, path: str, **params: str) -> list[Body]:
 
 
 def session_of(api: Api, kiosk: Kiosk) -> Body:
-    response = api.client.get(f"/v1/sessions/{kiosk.session['id']}", headers=api.ingest)
+    response = api.client.get(f"/v1/sessions/{kiosk.session['id']}", headers=api.app)
     assert response.status_code == 200, response.text
     return dict(response.json())
 

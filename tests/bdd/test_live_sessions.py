@@ -103,7 +103,7 @@ def reaper(api: Api, clock: FakeClock) -> Reaper:
 
 
 def session_of(api: Api, session_id: str) -> dict[str, Any]:
-    response = api.client.get(f"/v1/sessions/{session_id}", headers=api.ingest)
+    response = api.client.get(f"/v1/sessions/{session_id}", headers=api.app)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -125,7 +125,7 @@ def event(story: Story, at: datetime, type: str = "tap", **fields: Any) -> dict[
 
 
 def send(api: Api, story: Story, events: list[dict[str, Any]]) -> dict[str, Any]:
-    response = api.client.post("/v1/events/batch", json={"events": events}, headers=api.ingest)
+    response = api.client.post("/v1/events/batch", json={"events": events}, headers=api.app)
     assert response.status_code == 200, response.text
     outcome = dict(response.json())
     story.outcomes.append(outcome)
@@ -134,13 +134,13 @@ def send(api: Api, story: Story, events: list[dict[str, Any]]) -> dict[str, Any]
 
 def heartbeat(api: Api, story: Story) -> None:
     path = f"/v1/sessions/{story.session['id']}/heartbeat"
-    response = api.client.post(path, json={}, headers=api.ingest)
+    response = api.client.post(path, json={}, headers=api.app)
     assert response.status_code == 200, response.text
 
 
 def exit_session(api: Api, story: Story, body: dict[str, Any]) -> Any:
     path = f"/v1/sessions/{story.session['id']}/exit"
-    response = api.client.post(path, json=body, headers=api.ingest)
+    response = api.client.post(path, json=body, headers=api.app)
     story.exits.append(response)
     return response
 
@@ -663,7 +663,7 @@ def counts_events(api: Api, story: Story, count: int) -> None:
     session = current(api, story)
     assert (session["event_count"], session["event_gaps"]) == (count, [])
     page = api.client.get(
-        f"/v1/sessions/{session['id']}/events", params={"limit": 500}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/events", params={"limit": 500}, headers=api.app
     ).json()
     assert [e["sequence_no"] for e in page["items"]] == list(range(1, count + 1))
 

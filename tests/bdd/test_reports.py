@@ -21,7 +21,7 @@ def visit(api: Api, viewer: str, webinar: str, start: int, end: int | None) -> N
     session = api.start(resource_id=webinar, subject_id=viewer, started_at=minute(start))
     if end is not None:
         response = api.client.post(
-            f"/v1/sessions/{session['id']}/exit", json={"at": minute(end)}, headers=api.ingest
+            f"/v1/sessions/{session['id']}/exit", json={"at": minute(end)}, headers=api.app
         )
         assert response.status_code == 200, response.text
 

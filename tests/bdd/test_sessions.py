@@ -24,13 +24,13 @@ def visit_path(visits: Visits, name: str, action: str = "") -> str:
 
 
 def current(api: Api, visits: Visits, name: str) -> dict[str, Any]:
-    response = api.client.get(visit_path(visits, name), headers=api.ingest)
+    response = api.client.get(visit_path(visits, name), headers=api.app)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def sign_of_life(api: Api, visits: Visits, name: str) -> None:
-    response = api.client.post(visit_path(visits, name, "/heartbeat"), json={}, headers=api.ingest)
+    response = api.client.post(visit_path(visits, name, "/heartbeat"), json={}, headers=api.app)
     assert response.status_code == 200, response.text
 
 
@@ -42,7 +42,7 @@ def joins(api: Api, clock: FakeClock, visits: Visits, name: str, webinar: str) -
 
 @when(parsers.parse('"{name}" leaves'))
 def leaves(api: Api, visits: Visits, name: str) -> None:
-    response = api.client.post(visit_path(visits, name, "/exit"), json={}, headers=api.ingest)
+    response = api.client.post(visit_path(visits, name, "/exit"), json={}, headers=api.app)
     assert response.status_code == 200, response.text
 
 
@@ -64,7 +64,7 @@ def beacon(api: Api, visits: Visits, exits: list[Any], name: str, count: int) ->
     response = api.client.post(
         visit_path(visits, name, "/exit"),
         content=body.encode(),
-        headers={**api.ingest, "Content-Type": "text/plain;charset=UTF-8"},
+        headers={**api.app, "Content-Type": "text/plain;charset=UTF-8"},
     )
     assert response.status_code == 200, response.text
     exits.append(response.json())
@@ -75,7 +75,7 @@ def second_exit(api: Api, visits: Visits, exits: list[Any], name: str) -> None:
     response = api.client.post(
         visit_path(visits, name, "/exit"),
         json={"status": "abandoned", "usage": {"chat_messages": 3}},
-        headers=api.ingest,
+        headers=api.app,
     )
     assert response.status_code == 200, response.text
     exits.append(response.json())
@@ -145,7 +145,7 @@ def joins_with_id(
     api: Api, clock: FakeClock, visits: Visits, starts: list[Any], name: str, webinar: str
 ) -> None:
     body = {"id": str(uuid.uuid4()), "kind": "webinar", "resource_id": webinar, "subject_id": name}
-    response = api.client.post("/v1/sessions", json=body, headers=api.ingest)
+    response = api.client.post("/v1/sessions", json=body, headers=api.app)
     assert response.status_code == 201, response.text
     visits[name] = response.json()
     starts.append(response)
@@ -154,7 +154,7 @@ def joins_with_id(
 @when("the answer was lost, so the browser starts the same visit again")
 def start_again(api: Api, visits: Visits, starts: list[Any]) -> None:
     body = {k: starts[0].json()[k] for k in ("id", "kind", "resource_id", "subject_id")}
-    starts.append(api.client.post("/v1/sessions", json=body, headers=api.ingest))
+    starts.append(api.client.post("/v1/sessions", json=body, headers=api.app))
 
 
 @then("the browser is told about the visit it started first")
@@ -168,7 +168,7 @@ def told_about_first(starts: list[Any]) -> None:
 @then(parsers.parse('"{name}" has {count:d} visit of webinar "{webinar}"'))
 def visit_count(api: Api, name: str, count: int, webinar: str) -> None:
     response = api.client.get(
-        "/v1/sessions", params={"subject_id": name, "resource_id": webinar}, headers=api.ingest
+        "/v1/sessions", params={"subject_id": name, "resource_id": webinar}, headers=api.app
     )
     assert len(response.json()["items"]) == count
 
@@ -179,7 +179,7 @@ def visit_count(api: Api, name: str, count: int, webinar: str) -> None:
 )
 def anonymous_without_key(api: Api, webinar: str) -> Any:
     return api.client.post(
-        "/v1/sessions", json={"kind": "webinar", "resource_id": webinar}, headers=api.ingest
+        "/v1/sessions", json={"kind": "webinar", "resource_id": webinar}, headers=api.app
     )
 
 
@@ -199,7 +199,7 @@ def anonymous_with_key(api: Api, webinar: str, key: str) -> Any:
     return api.client.post(
         "/v1/sessions",
         json={"kind": "webinar", "resource_id": webinar, "client_key": key},
-        headers=api.ingest,
+        headers=api.app,
     )
 
 

@@ -65,7 +65,7 @@ def start(api: Api, name: str, kind: str, resource: str) -> Any:
     return api.client.post(
         "/v1/sessions",
         json={"kind": kind, "resource_id": resource, "subject_id": name},
-        headers=api.ingest,
+        headers=api.app,
     )
 
 

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 def test_a_session_lives_its_whole_life_through_a_real_server(tmp_path: Path) -> None:
     with serving(tmp_path) as server:
         server.operator("tenants", "create", "acme")
-        ingest_key = server.operator("keys", "create", "--tenant", "acme", "--role", "ingest")
+        # The kiosk kind is rated: its sessions come from the product's back end.
+        app_key = server.operator("keys", "create", "--tenant", "acme", "--role", "app")
         admin_key = server.operator("keys", "create", "--tenant", "acme", "--role", "admin")
         server.operator("credits", "grant", "guest-7", "100", "--tenant", "acme")
         with server.client(admin_key) as admin:
@@ -23,7 +24,7 @@ def test_a_session_lives_its_whole_life_through_a_real_server(tmp_path: Path) ->
             assert rate.status_code == 200, rate.text
 
         started_at = datetime.now(UTC) - timedelta(minutes=10)
-        with server.client(ingest_key) as http:
+        with server.client(app_key) as http:
             start = http.post(
                 "/v1/sessions",
                 json={

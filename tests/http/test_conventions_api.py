@@ -22,7 +22,7 @@ def test_requests_without_a_known_key_are_unauthorized(api: Api) -> None:
 
 
 def test_a_key_may_come_as_a_bearer_token_and_admin_keys_may_ingest(api: Api) -> None:
-    bearer = {"Authorization": "Bearer " + api.ingest["X-API-Key"]}
+    bearer = {"Authorization": "Bearer " + api.app["X-API-Key"]}
     assert api.client.get("/v1/sessions", headers=bearer).status_code == 200
     started = api.client.post(
         "/v1/sessions",
@@ -36,9 +36,9 @@ def test_each_tenant_sees_only_its_own_sessions(api: Api) -> None:
     mine = api.start()
     theirs = api.client.get("/v1/sessions", headers=api.other_tenant).json()
     assert theirs["items"] == []
-    assert [
-        s["id"] for s in api.client.get("/v1/sessions", headers=api.ingest).json()["items"]
-    ] == [mine["id"]]
+    assert [s["id"] for s in api.client.get("/v1/sessions", headers=api.app).json()["items"]] == [
+        mine["id"]
+    ]
 
 
 def test_a_key_is_checked_on_every_request_by_the_containers_authenticator(api: Api) -> None:
@@ -47,22 +47,22 @@ def test_a_key_is_checked_on_every_request_by_the_containers_authenticator(api: 
             raise Unauthorized("revoked")
 
     with api.container.use_cases.authenticate.override(providers.Object(RevokedEverything())):
-        assert_error(api.client.get("/v1/sessions", headers=api.ingest), 401, "unauthorized")
-    assert api.client.get("/v1/sessions", headers=api.ingest).status_code == 200
+        assert_error(api.client.get("/v1/sessions", headers=api.app), 401, "unauthorized")
+    assert api.client.get("/v1/sessions", headers=api.app).status_code == 200
 
 
 def test_unknown_routes_and_methods_answer_in_the_envelope(api: Api) -> None:
-    assert_error(api.client.get("/v1/nothing-here", headers=api.ingest), 404, "not_found")
+    assert_error(api.client.get("/v1/nothing-here", headers=api.app), 404, "not_found")
     assert_error(api.client.get("/v1/nothing-here"), 404, "not_found")
-    wrong_method = api.client.delete("/v1/sessions", headers=api.ingest)
+    wrong_method = api.client.delete("/v1/sessions", headers=api.app)
     assert_error(wrong_method, 405, "method_not_allowed")
     assert set(wrong_method.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
 def test_a_body_that_is_missing_or_not_an_object_names_the_body(api: Api) -> None:
     for path in ("/v1/sessions", "/v1/events/batch"):
-        assert invalid_fields(api.client.post(path, headers=api.ingest)) == ["body"]
-        assert invalid_fields(api.client.post(path, json=[], headers=api.ingest)) == ["body"]
+        assert invalid_fields(api.client.post(path, headers=api.app)) == ["body"]
+        assert invalid_fields(api.client.post(path, json=[], headers=api.app)) == ["body"]
 
 
 def test_health_says_whether_the_storage_answers(api: Api) -> None:
@@ -85,7 +85,7 @@ def test_an_unexpected_failure_is_a_500_without_a_trace(api: Api) -> None:
             raise RuntimeError("secret internals")
 
     with api.container.use_cases.get_session.override(providers.Object(Broken(sessions=None))):  # type: ignore[arg-type]
-        response = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.ingest)
+        response = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.app)
 
     body = assert_error(response, 500, "internal_error")
     assert "secret internals" not in response.text and "fields" not in body

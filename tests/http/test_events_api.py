@@ -20,13 +20,13 @@ def event(session: dict[str, Any], n: int, **fields: Any) -> dict[str, Any]:
 
 
 def send(api: Api, *events: dict[str, Any]) -> Any:
-    return api.client.post("/v1/events/batch", json={"events": list(events)}, headers=api.ingest)
+    return api.client.post("/v1/events/batch", json={"events": list(events)}, headers=api.app)
 
 
 def test_valid_events_are_stored_even_when_others_in_the_batch_fail(api: Api) -> None:
     session = api.start()
     ended = api.start()
-    api.client.post(f"/v1/sessions/{ended['id']}/exit", json={}, headers=api.ingest)
+    api.client.post(f"/v1/sessions/{ended['id']}/exit", json={}, headers=api.app)
     unknown = {"id": "0b5e6c1a-1111-4111-8111-111111111111"}
 
     response = send(
@@ -48,7 +48,7 @@ def test_valid_events_are_stored_even_when_others_in_the_batch_fail(api: Api) ->
     assert errors[3].startswith("validation_error: sequence_no")
     assert errors[4].startswith("validation_error: at")
     assert errors[5].startswith("validation_error: label")
-    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
     assert stored["usage"] == {"cost_usd": "0.1", "tokens": 12}
     assert stored["event_count"] == 2
 
@@ -62,7 +62,7 @@ def test_a_retried_batch_counts_nothing_twice(api: Api) -> None:
 
     assert (first["inserted"], first["duplicates"]) == (3, 0)
     assert (retry["inserted"], retry["duplicates"], retry["failed"]) == (0, 3, 0)
-    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
     assert stored["usage"] == {"photos": 3}
 
 
@@ -71,7 +71,7 @@ def test_a_lost_event_shows_up_as_a_gap(api: Api) -> None:
 
     send(api, *(event(session, n) for n in (1, 2, 4, 5, 9)))
 
-    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
     assert stored["event_gaps"] == [[3, 3], [6, 8]]
 
 
@@ -81,7 +81,7 @@ def test_a_batch_over_the_limit_is_refused_whole(api: Api) -> None:
     response = send(api, *(event(session, n) for n in range(1, 102)))
 
     assert_error(response, 413, "payload_too_large")
-    events = api.client.get(f"/v1/sessions/{session['id']}/events", headers=api.ingest).json()
+    events = api.client.get(f"/v1/sessions/{session['id']}/events", headers=api.app).json()
     assert events["items"] == []
 
 
@@ -104,15 +104,15 @@ def test_a_body_over_one_mebibyte_is_refused_and_nothing_stored(api: Api) -> Non
     response = send(api, event(session, 1, data={"padding": padding}))
 
     assert_error(response, 413, "payload_too_large")
-    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
     assert stored["event_count"] == 0
 
 
 def test_a_batch_that_is_not_a_batch_is_refused(api: Api) -> None:
     assert invalid_fields(
-        api.client.post("/v1/events/batch", json={"events": {}}, headers=api.ingest)
+        api.client.post("/v1/events/batch", json={"events": {}}, headers=api.app)
     ) == ["events"]
-    assert invalid_fields(api.client.post("/v1/events/batch", json={}, headers=api.ingest)) == [
+    assert invalid_fields(api.client.post("/v1/events/batch", json={}, headers=api.app)) == [
         "events"
     ]
 
@@ -123,11 +123,11 @@ def test_events_are_listed_in_sequence_order_a_page_at_a_time(api: Api) -> None:
     send(api, *(event(session, n, label=label) for n, label in enumerate(labels, start=1)))
     path = f"/v1/sessions/{session['id']}"
 
-    first = api.client.get(f"{path}/events", params={"limit": 3}, headers=api.ingest).json()
+    first = api.client.get(f"{path}/events", params={"limit": 3}, headers=api.app).json()
     rest = api.client.get(
-        f"{path}/events", params={"limit": 3, "cursor": first["next_cursor"]}, headers=api.ingest
+        f"{path}/events", params={"limit": 3, "cursor": first["next_cursor"]}, headers=api.app
     ).json()
-    red = api.client.get(f"{path}/events", params={"label": "red"}, headers=api.ingest).json()
+    red = api.client.get(f"{path}/events", params={"label": "red"}, headers=api.app).json()
 
     assert [e["sequence_no"] for e in first["items"]] == [1, 2, 3]
     assert [e["sequence_no"] for e in rest["items"]] == [4, 5] and rest["next_cursor"] is None
@@ -150,7 +150,7 @@ def test_the_distribution_of_labels_counts_and_percentages(api: Api) -> None:
     send(api, *(event(session, n, label=label) for n, label in enumerate(labels, start=1)))
 
     response = api.client.get(
-        f"/v1/sessions/{session['id']}/distribution", params={"field": "label"}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/distribution", params={"field": "label"}, headers=api.app
     )
 
     assert response.json() == {
@@ -162,7 +162,7 @@ def test_the_distribution_of_labels_counts_and_percentages(api: Api) -> None:
         api.client.get(
             f"/v1/sessions/{session['id']}/distribution",
             params={"field": "data"},
-            headers=api.ingest,
+            headers=api.app,
         )
     ) == ["field"]
 
@@ -174,7 +174,7 @@ def test_events_of_unknown_sessions_cannot_be_read(api: Api) -> None:
         headers=api.other_tenant,
     ).json()
     for path in ("events", "distribution"):
-        response = api.client.get(f"/v1/sessions/{foreign['id']}/{path}", headers=api.ingest)
+        response = api.client.get(f"/v1/sessions/{foreign['id']}/{path}", headers=api.app)
         assert_error(response, 404, "not_found")
 
 
@@ -184,7 +184,7 @@ def test_tiny_decimals_leave_as_plain_digits(api: Api) -> None:
     ended = api.client.post(
         f"/v1/sessions/{session['id']}/exit",
         json={"usage": {"cost_usd": "0.000000001"}},
-        headers=api.ingest,
+        headers=api.app,
     )
 
     assert ended.json()["usage"] == {"cost_usd": "0.000000001"}

@@ -25,11 +25,11 @@ SNAPSHOT = {
 def test_nul_characters_in_text_are_invalid_input(api: Api) -> None:
     for field in ("resource_id", "subject_id", "kind"):
         body = {"kind": "webinar", "resource_id": "w", "subject_id": "u", field: "a\u0000b"}
-        response = api.client.post("/v1/sessions", json=body, headers=api.ingest)
+        response = api.client.post("/v1/sessions", json=body, headers=api.app)
         assert invalid_fields(response) == [field]
     session = api.start()
     exit = api.client.post(
-        f"/v1/sessions/{session['id']}/exit", json={"reason": "gone\u0000"}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/exit", json={"reason": "gone\u0000"}, headers=api.app
     )
     assert invalid_fields(exit) == ["reason"]
 
@@ -43,7 +43,7 @@ def test_events_with_numbers_or_text_no_database_holds_are_rejected_alone(api: A
         {"session_id": session["id"], "sequence_no": 3, "type": "tap", "at": AT},
     ]
 
-    response = api.client.post("/v1/events/batch", json={"events": events}, headers=api.ingest)
+    response = api.client.post("/v1/events/batch", json={"events": events}, headers=api.app)
 
     assert response.status_code == 200, response.text
     body = response.json()
@@ -71,12 +71,10 @@ def test_instants_no_store_or_date_arithmetic_holds_are_422_wherever_they_are_se
     cursor = base64.urlsafe_b64encode(json.dumps([FIRST_DAY, session["id"]]).encode()).decode()
     put("/v1/plans/pass", json={}, headers=api.admin)
     for at in (FIRST_DAY, LAST_DAY):
-        start = post("/v1/sessions", json={"started_at": at, **START}, headers=api.ingest)
+        start = post("/v1/sessions", json={"started_at": at, **START}, headers=api.app)
         assert refused(start) == ["started_at"]
         for action in ("heartbeat", "exit"):
-            sent = post(
-                f"/v1/sessions/{session['id']}/{action}", json={"at": at}, headers=api.ingest
-            )
+            sent = post(f"/v1/sessions/{session['id']}/{action}", json={"at": at}, headers=api.app)
             assert refused(sent) == ["at"]
         snapshot = post("/v1/snapshots", json={**SNAPSHOT, "at": at}, headers=api.admin)
         assert refused(snapshot) == ["at"]
@@ -87,7 +85,7 @@ def test_instants_no_store_or_date_arithmetic_holds_are_422_wherever_they_are_se
         granted = post("/v1/accounts/u/credits/grants", json=grant, headers=api.admin)
         assert refused(granted) == ["expires_at"]
         event = {"session_id": session["id"], "sequence_no": 1, "type": "tap", "at": at}
-        batch = post("/v1/events/batch", json={"events": [event]}, headers=api.ingest).json()
+        batch = post("/v1/events/batch", json={"events": [event]}, headers=api.app).json()
         assert batch["failed"] == 1 and ": at: " in batch["errors"][0]["error"]
         for path in (
             "/v1/sessions",
@@ -134,7 +132,7 @@ def test_integers_beyond_what_keeps_prices_and_balances_in_64_bits_are_422_namin
     defined = api.client.put("/v1/plans/free", json=plan, headers=api.admin)
     assert refused(defined) == ["limits.sessions_per_resource"]
     attributes = {**START, "attributes": {"score": 2**63}}
-    started = api.client.post("/v1/sessions", json=attributes, headers=api.ingest)
+    started = api.client.post("/v1/sessions", json=attributes, headers=api.app)
     assert refused(started) == ["attributes[...]"]
     for field, value in (("concurrent_users", 2**31), ("traffic_bytes_total", 2**63)):
         snapshot = {**SNAPSHOT, "at": AT, field: value}
@@ -150,7 +148,7 @@ def test_integers_beyond_what_keeps_prices_and_balances_in_64_bits_are_422_namin
     session = api.start(kind="kiosk", subject_id="u", started_at=started_at.isoformat())
     ended = started_at + timedelta(days=1)
     exit = {"at": ended.isoformat(), "usage": {"photos": 999_999_999}}
-    closed = api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.ingest)
+    closed = api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.app)
     price = 24 * 60 * 10**6 + 999_999_999 * 10_000
     assert closed.json()["charge"]["credits"] == price, closed.text
     assert closed.json()["charge"]["balance_after"] == 10**12 - price
@@ -172,13 +170,13 @@ def test_json_documents_no_store_keeps_as_sent_are_422_naming_where(api: Api) ->
     batch = api.client.post(
         "/v1/events/batch",
         json={"events": [{**event, "data": {"scores": [1, 2**64]}}, {**event, "sequence_no": 2}]},
-        headers=api.ingest,
+        headers=api.app,
     ).json()
     exit = api.client.post(
-        f"{path}/exit", json={"summary": {"payment": {"amount": -(2**70)}}}, headers=api.ingest
+        f"{path}/exit", json={"summary": {"payment": {"amount": -(2**70)}}}, headers=api.app
     )
 
     assert batch["inserted"] == 1
     assert batch["errors"][0]["error"].startswith("validation_error: data.scores[1]")
     assert invalid_fields(exit) == ["summary.payment.amount"]
-    assert api.client.get(path, headers=api.ingest).json()["status"] == "active"
+    assert api.client.get(path, headers=api.app).json()["status"] == "active"

@@ -74,15 +74,15 @@ def test_instants_older_than_the_window_are_late(api: Api) -> None:
     start = api.client.post(
         "/v1/sessions",
         json={"kind": "webinar", "resource_id": "w", "subject_id": "u", "started_at": ago(hours=2)},
-        headers=api.ingest,
+        headers=api.app,
     )
-    heartbeat = api.client.post(f"{path}/heartbeat", json={"at": ago(hours=2)}, headers=api.ingest)
-    exit = api.client.post(f"{path}/exit", json={"at": ago(hours=2)}, headers=api.ingest)
+    heartbeat = api.client.post(f"{path}/heartbeat", json={"at": ago(hours=2)}, headers=api.app)
+    exit = api.client.post(f"{path}/exit", json={"at": ago(hours=2)}, headers=api.app)
 
     for response in (start, heartbeat, exit):
         body = assert_error(response, 422, "late")
         assert body["fields"][0]["field"] in ("started_at", "at")
-    assert api.client.get(path, headers=api.ingest).json()["status"] == "active"
+    assert api.client.get(path, headers=api.app).json()["status"] == "active"
 
 
 def test_a_stored_start_replays_even_when_its_time_is_now_late(api: Api) -> None:
@@ -94,10 +94,10 @@ def test_a_stored_start_replays_even_when_its_time_is_now_late(api: Api) -> None
         "subject_id": "u",
         "started_at": ago(minutes=50),
     }
-    assert api.client.post("/v1/sessions", json=body, headers=api.ingest).status_code == 201
+    assert api.client.post("/v1/sessions", json=body, headers=api.app).status_code == 201
     assert settings(api, late_data_window_seconds=600).status_code == 200
 
-    again = api.client.post("/v1/sessions", json=body, headers=api.ingest)
+    again = api.client.post("/v1/sessions", json=body, headers=api.app)
 
     assert again.status_code == 200 and again.json()["id"] == session_id
 
@@ -117,7 +117,7 @@ def test_events_too_old_are_late_and_events_from_the_future_invalid(api: Api) ->
                 event(3, ago(seconds=1)),
             ]
         },
-        headers=api.ingest,
+        headers=api.app,
     )
 
     body = response.json()
@@ -125,7 +125,7 @@ def test_events_too_old_are_late_and_events_from_the_future_invalid(api: Api) ->
     errors = {e["index"]: e["error"] for e in body["errors"]}
     assert errors[0] == "late"
     assert errors[1].startswith("validation_error: at") and "future" in errors[1]
-    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    stored = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
     assert stored["event_count"] == 1
 
 
@@ -139,7 +139,7 @@ def test_instants_before_2000_are_refused_not_stored(api: Api) -> None:
                 "subject_id": "u",
                 "started_at": started_at,
             },
-            headers=api.ingest,
+            headers=api.app,
         )
         assert response.status_code == 422, response.text
 
@@ -153,13 +153,13 @@ def test_a_reaped_sessions_own_exit_replaces_the_reapers_end_and_corrects_its_ch
     session = api.start(kind="kiosk", resource_id="booth-1", started_at=ago(seconds=90))
     path = f"/v1/sessions/{session['id']}"
     reap(api)
-    reaped = api.client.get(path, headers=api.ingest).json()
+    reaped = api.client.get(path, headers=api.app).json()
     assert (reaped["status"], reaped["ended_at"]) == ("timed_out", session["started_at"])
     assert reaped["charge"]["credits"] == 0
 
     exit_at = ago(seconds=30)
-    exited = api.client.post(f"{path}/exit", json={"at": exit_at}, headers=api.ingest)
-    retried = api.client.post(f"{path}/exit", json={"at": ago(seconds=1)}, headers=api.ingest)
+    exited = api.client.post(f"{path}/exit", json={"at": exit_at}, headers=api.app)
+    retried = api.client.post(f"{path}/exit", json={"at": ago(seconds=1)}, headers=api.app)
 
     assert exited.status_code == 200, exited.text
     body = exited.json()
@@ -184,15 +184,15 @@ def test_a_running_rated_session_shows_its_cost_and_warns_before_credits_run_out
     session = api.start(kind="counseling", resource_id="case-1", started_at=ago(minutes=8))
     path = f"/v1/sessions/{session['id']}"
 
-    low = api.client.get(path, headers=api.ingest).json()["charge_estimate"]
-    heartbeat = api.client.post(f"{path}/heartbeat", json={}, headers=api.ingest).json()
-    unrated = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.ingest).json()
+    low = api.client.get(path, headers=api.app).json()["charge_estimate"]
+    heartbeat = api.client.post(f"{path}/heartbeat", json={}, headers=api.app).json()
+    unrated = api.client.get(f"/v1/sessions/{api.start()['id']}", headers=api.app).json()
 
     assert 80 <= low["credits"] <= 81 and low["warning"] == "credits_low"  # 8 minutes
     assert low["balance_after"] == 100 - low["credits"]
     assert heartbeat["charge_estimate"]["warning"] == "credits_low"
     assert unrated["charge_estimate"] is None
-    assert api.client.get(path, headers=api.ingest).json()["status"] == "active"
+    assert api.client.get(path, headers=api.app).json()["status"] == "active"
 
 
 def test_a_running_session_past_its_credits_is_told_so_and_left_running(api: Api) -> None:
@@ -200,7 +200,7 @@ def test_a_running_session_past_its_credits_is_told_so_and_left_running(api: Api
     assert api.client.put("/v1/rates/counseling", json=rate, headers=api.admin).status_code == 200
     session = api.start(kind="counseling", resource_id="case-1", started_at=ago(minutes=2))
 
-    read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest).json()
+    read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app).json()
 
     assert read["charge_estimate"]["warning"] == "credits_exhausted"
     assert read["charge_estimate"]["balance_after"] < 0 and read["status"] == "active"
@@ -211,7 +211,7 @@ def test_a_heartbeat_from_a_clock_ahead_of_ours_counts_as_now(api: Api) -> None:
     ahead = iso(datetime.now(UTC) + timedelta(minutes=3))
 
     answered = api.client.post(
-        f"/v1/sessions/{session['id']}/heartbeat", json={"at": ahead}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/heartbeat", json={"at": ahead}, headers=api.app
     ).json()
 
     last_seen = datetime.fromisoformat(answered["last_seen_at"])

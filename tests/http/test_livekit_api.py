@@ -166,7 +166,7 @@ def test_a_url_is_set_only_by_an_admin_on_its_own_key_and_only_a_valid_one(
 
     assert_error(put_url(api, "APIglobex", url), 404, "not_found")
     assert_error(put_url(api, "APIunknown", url), 404, "not_found")
-    assert_error(put_url(api, livekit.key, url, api.ingest), 403, "forbidden")
+    assert_error(put_url(api, livekit.key, url, api.app), 403, "forbidden")
     assert invalid_fields(put_url(api, livekit.key, {"url": "wss://lk.example.com"})) == ["url"]
     assert invalid_fields(put_url(api, livekit.key, {"url": "x" * 501})) == ["url"]
     assert invalid_fields(put_url(api, livekit.key, {})) == ["url"]

@@ -5,7 +5,7 @@ from tests.http.envelope import assert_error, invalid_fields
 
 
 def test_reports_need_an_admin_key_and_valid_parameters(api: Api) -> None:
-    assert_error(api.client.get("/v1/reports/active", headers=api.ingest), 403, "forbidden")
+    assert_error(api.client.get("/v1/reports/active", headers=api.app), 403, "forbidden")
     assert invalid_fields(api.client.get("/v1/reports/watch-time", headers=api.admin)) == [
         "resource_id"
     ]
@@ -30,12 +30,12 @@ def test_usage_stats_sum_a_subjects_sessions(api: Api) -> None:
                 }
             ]
         },
-        headers=api.ingest,
+        headers=api.app,
     )
     api.client.post(
         f"/v1/sessions/{session['id']}/exit",
         json={"usage": {"cost_usd": "0.10"}},
-        headers=api.ingest,
+        headers=api.app,
     )
 
     stats = api.client.get("/v1/accounts/kiosk-7/usage-stats", headers=api.admin).json()

@@ -13,7 +13,7 @@ HOUR = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, micro
 
 def test_usage_and_the_cost_model_need_an_admin_key(api: Api) -> None:
     for path in ("/v1/reports/usage", "/v1/reports/cost-model"):
-        assert_error(api.client.get(path, headers=api.ingest), 403, "forbidden")
+        assert_error(api.client.get(path, headers=api.app), 403, "forbidden")
         assert_error(api.client.get(path), 401, "unauthorized")
 
 
@@ -42,7 +42,7 @@ def test_a_rolled_up_session_shows_in_its_hours_and_day(api: Api) -> None:
     api.client.post(
         f"/v1/sessions/{session['id']}/exit",
         json={"at": exit_at.isoformat(), "usage": {"cost_usd": "0.10"}},
-        headers=api.ingest,
+        headers=api.app,
     )
     command = RollUpUsageCommand("acme", since=HOUR)
     api.run(lambda: api.container.jobs.roll_up_usage()(command))

@@ -21,7 +21,7 @@ def test_a_session_starts_and_reads_back(api: Api) -> None:
             "subject_id": "user-1",
             "attributes": {"app_version": "3.2", "tab": 1},
         },
-        headers={**api.ingest, "User-Agent": "Firefox/140", "Referer": "https://example.test/"},
+        headers={**api.app, "User-Agent": "Firefox/140", "Referer": "https://example.test/"},
     )
 
     assert started.status_code == 201, started.text
@@ -33,7 +33,7 @@ def test_a_session_starts_and_reads_back(api: Api) -> None:
     assert session["attributes"]["user_agent"] == "Firefox/140"
     assert session["attributes"]["referrer"] == "https://example.test/"
     assert session["attributes"]["app_version"] == "3.2" and "ip" in session["attributes"]
-    read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.ingest)
+    read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app)
     assert read.status_code == 200 and read.json() == session
 
 
@@ -41,11 +41,9 @@ def test_the_same_id_and_content_is_a_replay_and_different_content_a_conflict(ap
     session_id = str(uuid.uuid4())
     body = {"id": session_id, "kind": "practice", "resource_id": "set-9", "subject_id": "u"}
 
-    first = api.client.post("/v1/sessions", json=body, headers=api.ingest)
-    again = api.client.post("/v1/sessions", json=body, headers=api.ingest)
-    other = api.client.post(
-        "/v1/sessions", json={**body, "resource_id": "set-10"}, headers=api.ingest
-    )
+    first = api.client.post("/v1/sessions", json=body, headers=api.app)
+    again = api.client.post("/v1/sessions", json=body, headers=api.app)
+    other = api.client.post("/v1/sessions", json={**body, "resource_id": "set-10"}, headers=api.app)
 
     assert first.status_code == 201
     assert again.status_code == 200 and again.json() == first.json()
@@ -54,7 +52,7 @@ def test_the_same_id_and_content_is_a_replay_and_different_content_a_conflict(ap
 
 def test_an_anonymous_visitor_needs_a_browser_key(api: Api) -> None:
     missing = api.client.post(
-        "/v1/sessions", json={"kind": "webinar", "resource_id": "w"}, headers=api.ingest
+        "/v1/sessions", json={"kind": "webinar", "resource_id": "w"}, headers=api.app
     )
     assert invalid_fields(missing) == ["client_key"]
     assert api.start(subject_id=None, client_key="browser-1")["subject_id"] is None
@@ -65,12 +63,12 @@ def test_heartbeats_move_last_seen_forward(api: Api) -> None:
     later = to_the_millisecond(datetime.now(UTC) - timedelta(minutes=10))
 
     beat = api.client.post(
-        f"/v1/sessions/{session['id']}/heartbeat", json={"at": iso(later)}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/heartbeat", json={"at": iso(later)}, headers=api.app
     )
     earlier = api.client.post(
         f"/v1/sessions/{session['id']}/heartbeat",
         json={"at": session["started_at"]},
-        headers=api.ingest,
+        headers=api.app,
     )
 
     assert beat.status_code == 200 and beat.json()["last_seen_at"] == iso(later)
@@ -90,10 +88,10 @@ def test_an_exit_closes_the_session_and_a_second_exit_replays_it(api: Api) -> No
             "summary": {"funnel": ["lobby", "talk"]},
             "usage": {"seconds": 1500, "cost_usd": "0.25"},
         },
-        headers=api.ingest,
+        headers=api.app,
     )
     again = api.client.post(
-        f"/v1/sessions/{session['id']}/exit", json={"usage": {"seconds": 99}}, headers=api.ingest
+        f"/v1/sessions/{session['id']}/exit", json={"usage": {"seconds": 99}}, headers=api.app
     )
 
     assert ended.status_code == 200, ended.text
@@ -112,9 +110,9 @@ def test_a_beacon_exit_sent_as_text_plain_counts(api: Api) -> None:
     beacon = api.client.post(
         f"/v1/sessions/{session['id']}/exit",
         content=b'{"status": "abandoned"}',
-        headers={**api.ingest, "Content-Type": "text/plain;charset=UTF-8"},
+        headers={**api.app, "Content-Type": "text/plain;charset=UTF-8"},
     )
-    empty = api.client.post(f"/v1/sessions/{api.start()['id']}/exit", headers=api.ingest)
+    empty = api.client.post(f"/v1/sessions/{api.start()['id']}/exit", headers=api.app)
 
     assert beacon.status_code == 200 and beacon.json()["status"] == "abandoned"
     assert empty.status_code == 200 and empty.json()["status"] == "completed"
@@ -126,13 +124,13 @@ def test_exits_and_heartbeats_that_cannot_be_are_refused(api: Api) -> None:
     path = f"/v1/sessions/{session['id']}"
 
     assert invalid_fields(
-        api.client.post(f"{path}/exit", json={"at": iso(before)}, headers=api.ingest)
+        api.client.post(f"{path}/exit", json={"at": iso(before)}, headers=api.app)
     ) == ["at"]
     assert invalid_fields(
-        api.client.post(f"{path}/exit", json={"status": "timed_out"}, headers=api.ingest)
+        api.client.post(f"{path}/exit", json={"status": "timed_out"}, headers=api.app)
     ) == ["status"]
-    api.client.post(f"{path}/exit", json={}, headers=api.ingest)
-    assert_error(api.client.post(f"{path}/heartbeat", headers=api.ingest), 409, "conflict")
+    api.client.post(f"{path}/exit", json={}, headers=api.app)
+    assert_error(api.client.post(f"{path}/heartbeat", headers=api.app), 409, "conflict")
 
 
 def test_unknown_malformed_and_foreign_sessions_are_not_found(api: Api) -> None:
@@ -144,13 +142,13 @@ def test_unknown_malformed_and_foreign_sessions_are_not_found(api: Api) -> None:
 
     for session_id in (str(uuid.uuid4()), "not-a-uuid", foreign["id"]):
         assert_error(
-            api.client.get(f"/v1/sessions/{session_id}", headers=api.ingest), 404, "not_found"
+            api.client.get(f"/v1/sessions/{session_id}", headers=api.app), 404, "not_found"
         )
         assert_error(
-            api.client.post(f"/v1/sessions/{session_id}/exit", headers=api.ingest), 404, "not_found"
+            api.client.post(f"/v1/sessions/{session_id}/exit", headers=api.app), 404, "not_found"
         )
         assert_error(
-            api.client.post(f"/v1/sessions/{session_id}/heartbeat", headers=api.ingest),
+            api.client.post(f"/v1/sessions/{session_id}/heartbeat", headers=api.app),
             404,
             "not_found",
         )
@@ -172,7 +170,7 @@ def test_bad_session_input_names_the_field(api: Api) -> None:
         ({"resource_id": "w", "subject_id": "u"}, "kind"),
     ]
     for body, field in cases:
-        response = api.client.post("/v1/sessions", json=body, headers=api.ingest)
+        response = api.client.post("/v1/sessions", json=body, headers=api.app)
         assert invalid_fields(response) == [field], body
 
 
@@ -180,7 +178,7 @@ def test_malformed_json_is_a_400(api: Api) -> None:
     response = api.client.post(
         "/v1/sessions",
         content=b'{"kind": "webinar",',
-        headers={**api.ingest, "Content-Type": "application/json"},
+        headers={**api.app, "Content-Type": "application/json"},
     )
     assert_error(response, 400, "malformed_json")
 
@@ -191,7 +189,7 @@ def test_sessions_are_listed_newest_first_with_filters_and_pages(api: Api) -> No
         api.start(started_at=iso(t0 + timedelta(minutes=i)), kind="quiz" if i % 2 else "webinar")
         for i in range(5)
     ]
-    api.client.post(f"/v1/sessions/{made[0]['id']}/exit", json={}, headers=api.ingest)
+    api.client.post(f"/v1/sessions/{made[0]['id']}/exit", json={}, headers=api.app)
     api.client.post(
         "/v1/sessions",
         json={"kind": "webinar", "resource_id": "x", "subject_id": "y"},
@@ -201,14 +199,14 @@ def test_sessions_are_listed_newest_first_with_filters_and_pages(api: Api) -> No
     seen, cursor = [], None
     while True:
         params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = api.client.get("/v1/sessions", params=params, headers=api.ingest).json()
+        page = api.client.get("/v1/sessions", params=params, headers=api.app).json()
         seen += [s["id"] for s in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
 
     def ids(**params: str) -> list[str]:
-        response = api.client.get("/v1/sessions", params=params, headers=api.ingest)
+        response = api.client.get("/v1/sessions", params=params, headers=api.app)
         assert response.status_code == 200, response.text
         return [s["id"] for s in response.json()["items"]]
 
@@ -217,16 +215,14 @@ def test_sessions_are_listed_newest_first_with_filters_and_pages(api: Api) -> No
     assert ids(status="completed") == [made[0]["id"]]
     assert ids(**{"from": iso(t0 + timedelta(minutes=3))}) == [made[4]["id"], made[3]["id"]]
     assert ids(to=iso(t0 + timedelta(minutes=1))) == [made[0]["id"]]
-    assert invalid_fields(api.client.get("/v1/sessions?limit=0", headers=api.ingest)) == ["limit"]
-    assert invalid_fields(api.client.get("/v1/sessions?limit=501", headers=api.ingest)) == ["limit"]
-    assert invalid_fields(api.client.get("/v1/sessions?limit=ten", headers=api.ingest)) == ["limit"]
-    assert invalid_fields(api.client.get("/v1/sessions?cursor=zzz", headers=api.ingest)) == [
-        "cursor"
-    ]
-    assert invalid_fields(api.client.get("/v1/sessions?status=paused", headers=api.ingest)) == [
+    assert invalid_fields(api.client.get("/v1/sessions?limit=0", headers=api.app)) == ["limit"]
+    assert invalid_fields(api.client.get("/v1/sessions?limit=501", headers=api.app)) == ["limit"]
+    assert invalid_fields(api.client.get("/v1/sessions?limit=ten", headers=api.app)) == ["limit"]
+    assert invalid_fields(api.client.get("/v1/sessions?cursor=zzz", headers=api.app)) == ["cursor"]
+    assert invalid_fields(api.client.get("/v1/sessions?status=paused", headers=api.app)) == [
         "status"
     ]
     for bound in ("from", "to"):
         for bad in ("2026-11-24T10:00:00", "yesterday"):
-            response = api.client.get("/v1/sessions", params={bound: bad}, headers=api.ingest)
+            response = api.client.get("/v1/sessions", params={bound: bad}, headers=api.app)
             assert invalid_fields(response) == [bound], (bound, bad)

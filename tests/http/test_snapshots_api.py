@@ -40,7 +40,7 @@ def test_snapshots_are_recorded_once_and_read_back_with_their_traffic(api: Api) 
 
 
 def test_snapshots_are_for_admins_and_must_make_sense(api: Api) -> None:
-    ingest = api.client.post("/v1/snapshots", json=snapshot(0, 1), headers=api.ingest)
+    ingest = api.client.post("/v1/snapshots", json=snapshot(0, 1), headers=api.app)
     over = api.client.post("/v1/snapshots", json=snapshot(0, 1, cpu_percent=140), headers=api.admin)
     wrong = api.client.post(
         "/v1/snapshots", json=snapshot(0, 1, traffic_bytes_total="lots"), headers=api.admin

@@ -65,9 +65,9 @@ def test_an_error_is_stored_once_with_its_fingerprint_and_an_id_with_other_conte
         impact={"sale_lost": True, "estimated_loss": {"amount": "15000.5", "currency": "KRW"}},
     )
 
-    first = api.client.post("/v1/errors", json=body, headers=api.ingest)
-    again = api.client.post("/v1/errors", json=body, headers=api.ingest)
-    other = api.client.post("/v1/errors", json={**body, "message": "other"}, headers=api.ingest)
+    first = api.client.post("/v1/errors", json=body, headers=api.app)
+    again = api.client.post("/v1/errors", json=body, headers=api.app)
+    other = api.client.post("/v1/errors", json={**body, "message": "other"}, headers=api.app)
 
     assert first.status_code == 201, first.text
     assert again.status_code == 200 and again.json() == first.json()
@@ -81,7 +81,7 @@ def test_a_batch_of_errors_stores_the_good_ones_and_names_what_is_wrong_with_the
     api: Api,
 ) -> None:
     session = api.start(kind="kiosk", resource_id="kiosk-1", subject_id=None, client_key="k1")
-    api.client.post(f"/v1/sessions/{session['id']}/exit", json={}, headers=api.ingest)
+    api.client.post(f"/v1/sessions/{session['id']}/exit", json={}, headers=api.app)
     no_device = {k: v for k, v in an_error("bad-1").items() if k != "device_id"}
     batch = [
         an_error("boot", type="StartupError"),  # before any session exists
@@ -94,7 +94,7 @@ def test_a_batch_of_errors_stores_the_good_ones_and_names_what_is_wrong_with_the
         an_error("boot", type="StartupError"),  # resent in the same batch
     ]
 
-    result = api.client.post("/v1/errors/batch", json={"errors": batch}, headers=api.ingest)
+    result = api.client.post("/v1/errors/batch", json={"errors": batch}, headers=api.app)
 
     assert result.status_code == 200, result.text
     body = result.json()
@@ -111,7 +111,7 @@ def test_a_batch_of_errors_stores_the_good_ones_and_names_what_is_wrong_with_the
     too_many = api.client.post(
         "/v1/errors/batch",
         json={"errors": [an_error(f"x{i}") for i in range(101)]},
-        headers=api.ingest,
+        headers=api.app,
     )
     assert_error(too_many, 413, "payload_too_large")
 
@@ -130,7 +130,7 @@ def test_the_same_fault_on_two_builds_groups_as_one_in_the_error_report(api: Api
         jam("c", "kiosk-2", "1.5.0", 131, "3.5", "USD"),
         an_error("d", type="CameraError"),
     ]
-    api.client.post("/v1/errors/batch", json={"errors": errors}, headers=api.ingest)
+    api.client.post("/v1/errors/batch", json={"errors": errors}, headers=api.app)
 
     report = api.client.get(
         "/v1/reports/errors", params={"from": ts(0), "to": ts(60)}, headers=api.admin
@@ -156,9 +156,9 @@ def test_performance_percentiles_per_version_show_the_slow_capture(api: Api) -> 
         a_metric("backwards", 0, duration_ms=None, ended_at=ts(1)),
     ]
 
-    stored = api.client.post("/v1/performance/batch", json={"metrics": metrics}, headers=api.ingest)
+    stored = api.client.post("/v1/performance/batch", json={"metrics": metrics}, headers=api.app)
     one = api.client.post(
-        "/v1/performance", json=a_metric("single", 50.0, type="print"), headers=api.ingest
+        "/v1/performance", json=a_metric("single", 50.0, type="print"), headers=api.app
     )
     report = api.client.get(
         "/v1/reports/performance", params={"type": "capture", "from": ts(0)}, headers=api.admin
@@ -199,10 +199,10 @@ def test_a_sale_is_recorded_exactly_and_refused_by_name_when_it_is_wrong(api: Ap
     session = api.start(kind="kiosk", resource_id="kiosk-1", subject_id=None, client_key="k1")
     sid = session["id"]
 
-    sale = api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.ingest)
-    again = api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.ingest)
+    sale = api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.app)
+    again = api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.app)
     other = api.client.post(
-        "/v1/sales", json=a_sale("s1", sid, payment_method="cash"), headers=api.ingest
+        "/v1/sales", json=a_sale("s1", sid, payment_method="cash"), headers=api.app
     )
 
     assert sale.status_code == 201, sale.text
@@ -223,7 +223,7 @@ def test_a_sale_is_recorded_exactly_and_refused_by_name_when_it_is_wrong(api: Ap
 
     def refused(**fields: Any) -> list[str]:
         body = {**a_sale("bad", sid), **fields}
-        return invalid_fields(api.client.post("/v1/sales", json=body, headers=api.ingest))
+        return invalid_fields(api.client.post("/v1/sales", json=body, headers=api.app))
 
     assert refused(amounts={"gross": "1.0000000001", "net": "1"}) == ["amounts.gross"]
     assert refused(amounts={"gross": "-1", "net": "0"}) == ["amounts.gross"]
@@ -241,7 +241,7 @@ def test_settlement_moves_along_its_state_machine_and_refunds_are_sales_of_their
 ) -> None:
     session = api.start(kind="kiosk", resource_id="kiosk-1", subject_id=None, client_key="k1")
     sid = session["id"]
-    api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.ingest)
+    api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.app)
     api.client.post(
         "/v1/sales",
         json=a_sale(
@@ -251,7 +251,7 @@ def test_settlement_moves_along_its_state_machine_and_refunds_are_sales_of_their
             amounts={"gross": "12.5", "net": "12.5"},
             attributes={"store": "gangnam"},
         ),
-        headers=api.ingest,
+        headers=api.app,
     )
     refund = api.client.post(
         "/v1/sales",
@@ -263,7 +263,7 @@ def test_settlement_moves_along_its_state_machine_and_refunds_are_sales_of_their
             occurred_at=ts(30),
             amounts={"gross": "18000", "net": "18000"},
         ),
-        headers=api.ingest,
+        headers=api.app,
     )
 
     def move(sale: str, headers: dict[str, str] | None = None, **body: Any) -> Any:
@@ -358,7 +358,7 @@ def test_what_a_hostile_review_found_is_refused_by_name_not_failed_on(api: Api) 
     huge = "12345678901234567890123.0000000001"  # quantizing it overflowed the decimal context
 
     def sale(**fields: Any) -> Any:
-        return api.client.post("/v1/sales", json={**a_sale("h", sid), **fields}, headers=api.ingest)
+        return api.client.post("/v1/sales", json={**a_sale("h", sid), **fields}, headers=api.app)
 
     assert invalid_fields(sale(amounts={"gross": huge, "net": "1"})) == ["amounts.gross"]
     assert invalid_fields(sale(attributes={"store": {"nested": 1}})) == ["attributes.store"]
@@ -369,15 +369,15 @@ def test_what_a_hostile_review_found_is_refused_by_name_not_failed_on(api: Api) 
     batch = api.client.post(
         "/v1/errors/batch",
         json={"errors": [an_error("ok"), an_error("huge", impact=loss), [[[[[[]]]]]]]},
-        headers=api.ingest,
+        headers=api.app,
     )
     assert batch.status_code == 200 and batch.json()["inserted"] == 1, batch.text
     deep = json.dumps(an_error("deep"))[:-1] + ', "context": ' + '{"a": ' * 100_000 + "{}"
     deep += "}" * 100_000 + "}"
-    nested = api.client.post("/v1/errors", content=deep, headers=api.ingest)
+    nested = api.client.post("/v1/errors", content=deep, headers=api.app)
     assert_error(nested, 400, "malformed_json")
     metric = api.client.post(
-        "/v1/performance", json=a_metric("nl", 5.0, type="capture\n"), headers=api.ingest
+        "/v1/performance", json=a_metric("nl", 5.0, type="capture\n"), headers=api.app
     )
     assert invalid_fields(metric) == ["type"]
     for forged in (
@@ -388,12 +388,10 @@ def test_what_a_hostile_review_found_is_refused_by_name_not_failed_on(api: Api) 
         cursor = base64.urlsafe_b64encode(forged.encode()).decode()
         listed = api.client.get("/v1/errors", params={"cursor": cursor}, headers=api.admin)
         assert invalid_fields(listed) == ["cursor"]
-    api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.ingest)
+    api.client.post("/v1/sales", json=a_sale("s1", sid), headers=api.app)
     upper = api.client.get("/v1/sales", params={"session_id": sid.upper()}, headers=api.admin)
     assert sorted(s["id"] for s in upper.json()["items"]) == ["s1", "zero"]
-    failed = api.client.post(
-        "/v1/sales", json=a_sale("f", sid, status="failed"), headers=api.ingest
-    )
+    failed = api.client.post("/v1/sales", json=a_sale("f", sid, status="failed"), headers=api.app)
     assert failed.status_code == 201
     assert invalid_fields(sale(id="r", status="refunded", refund_of="f")) == ["refund_of"]
     early = api.client.patch(

@@ -62,7 +62,7 @@ def test_the_limited_start_is_a_402_with_the_trial_status(api: Api) -> None:
     refused = api.client.post(
         "/v1/sessions",
         json={"kind": "practice", "resource_id": "pdf-1", "subject_id": "mina"},
-        headers=api.ingest,
+        headers=api.app,
     )
 
     body = assert_error(refused, 402, "trial_exhausted")
@@ -70,7 +70,7 @@ def test_the_limited_start_is_a_402_with_the_trial_status(api: Api) -> None:
     anonymous = api.client.post(
         "/v1/sessions",
         json={"kind": "practice", "resource_id": "pdf-1", "client_key": "tab"},
-        headers=api.ingest,
+        headers=api.app,
     )
     assert anonymous.status_code == 201
 
@@ -136,9 +136,10 @@ def test_over_the_monthly_quota_a_resource_is_a_402(api: Api) -> None:
     assert body["limits"] == {"resources_per_month": 1, "resources_this_month": 1}
 
 
-def test_plan_endpoints_need_an_admin_key(api: Api) -> None:
-    assert_error(api.client.put("/v1/plans/free", json=FREE, headers=api.ingest), 403, "forbidden")
+def test_plans_are_set_by_admins_and_limits_read_by_back_ends(api: Api) -> None:
+    assert_error(api.client.put("/v1/plans/free", json=FREE, headers=api.app), 403, "forbidden")
     assert_error(api.client.get("/v1/accounts/u/limits", headers=api.ingest), 403, "forbidden")
+    assert api.client.get("/v1/accounts/u/limits", headers=api.app).status_code == 200
 
 
 def test_a_settings_change_applies_at_once_to_keys_already_in_use(api: Api) -> None:
@@ -149,7 +150,7 @@ def test_a_settings_change_applies_at_once_to_keys_already_in_use(api: Api) -> N
     refused = api.client.post(
         "/v1/sessions",
         json={"kind": "practice", "resource_id": "pdf-1", "subject_id": "mina"},
-        headers=api.ingest,
+        headers=api.app,
     )
 
     assert assert_error(refused, 402, "trial_exhausted")["upgrade_url"] == "https://x.example/up"

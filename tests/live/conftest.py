@@ -118,23 +118,24 @@ def operator(storage_url: str, *args: str) -> str:
     return done.stdout.splitlines()[-1]
 
 
-def operator_set_up(storage_url: str) -> tuple[str, str]:
-    """The tenant, then at once its admin and ingest keys and its LiveKit account."""
+def operator_set_up(storage_url: str) -> tuple[str, str, str]:
+    """The tenant, then at once its admin, ingest and app keys and its LiveKit account."""
     operator(storage_url, "tenants", "create", TENANT)
     livekit = ["livekit", "add", "--tenant", TENANT, "--api-key", API_KEY, "--api-secret"]
     commands = [
         ["keys", "create", "--tenant", TENANT, "--role", "admin"],
         ["keys", "create", "--tenant", TENANT, "--role", "ingest"],
+        ["keys", "create", "--tenant", TENANT, "--role", "app"],
         [*livekit, API_SECRET],
     ]
     with ThreadPoolExecutor(len(commands), thread_name_prefix="operator") as pool:
-        admin, ingest, _ = pool.map(lambda args: operator(storage_url, *args), commands)
-    return admin, ingest
+        admin, ingest, app, _ = pool.map(lambda args: operator(storage_url, *args), commands)
+    return admin, ingest, app
 
 
-def configure(server: Server, admin_key: str, ingest_key: str) -> Live:
+def configure(server: Server, admin_key: str, ingest_key: str, app_key: str) -> Live:
     """The settings, rates and credits the scenarios need, through the API."""
-    live = Live(server, admin_key, ingest_key, LiveKitServer(API_KEY, API_SECRET))
+    live = Live(server, admin_key, ingest_key, app_key, LiveKitServer(API_KEY, API_SECRET))
     with live.admin() as admin:
         settings = ok(
             admin.put(

@@ -33,11 +33,15 @@ class Live:
 
     server: Server
     admin_key: str
-    ingest_key: str
+    ingest_key: str  # a device's: unrated kinds and telemetry
+    app_key: str  # the product's back end: the rated kinds (counseling, kiosk)
     livekit: LiveKitServer
 
     def ingest(self) -> httpx.Client:
         return self.server.client(self.ingest_key)
+
+    def app(self) -> httpx.Client:
+        return self.server.client(self.app_key)
 
     def admin(self) -> httpx.Client:
         return self.server.client(self.admin_key)
@@ -164,7 +168,7 @@ class Counseling:
 
 def counseling(live: Live) -> Counseling:
     subject_id = "counselee-9"
-    with live.ingest() as http:
+    with live.app() as http:
         started = ok(
             http.post(
                 "/v1/sessions",
@@ -209,7 +213,7 @@ class Flush:
 
 
 def kiosk_flush(live: Live) -> Flush:
-    with live.ingest() as http:
+    with live.app() as http:
         started = ok(
             http.post(
                 "/v1/sessions",
@@ -262,7 +266,7 @@ class Return:
 
 def silent_kiosk(live: Live) -> Return:
     subject_id = "visitor-4"
-    with live.ingest() as http:
+    with live.app() as http:
         started = ok(
             http.post(
                 "/v1/sessions",

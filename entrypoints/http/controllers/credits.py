@@ -78,6 +78,7 @@ class CreditsController(Controller):
         "/accounts/{subject_id:str}/credits",
         summary="Balance, granted and consumed credits",
         operation_id="getBalance",
+        opt=needs(Role.APP),
         description=rules_of(GetBalance),
     )
     async def credits(
@@ -92,6 +93,7 @@ class CreditsController(Controller):
         "/accounts/{subject_id:str}/credits/ledger",
         summary="Grants and charges, oldest first",
         operation_id="listLedger",
+        opt=needs(Role.APP),
         description=rules_of(ListLedger),
     )
     async def ledger(

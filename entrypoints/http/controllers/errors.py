@@ -63,9 +63,13 @@ class ErrorsController(Controller):
         summary="List errors, newest first",
         operation_id="listErrors",
         description=rules_of(ListErrors),
-        opt=needs(Role.ADMIN),
+        opt=needs(Role.APP),
         responses=documented(
-            {401: AUTH, 403: "the key is not an admin key", 422: "a filter is invalid"}
+            {
+                401: AUTH,
+                403: "the key is an ingest key: this needs an app or admin key",
+                422: "a filter is invalid",
+            }
         ),
     )
     async def list(

@@ -44,13 +44,14 @@ class EventsController(Controller):
         ingest_events: NamedDependency[IngestEvents],
     ) -> BatchResultOut:
         events = _read_events(data.events)
-        outcome = await ingest_events(IngestEventsCommand(caller.tenant, events))
+        outcome = await ingest_events(IngestEventsCommand(caller.tenant, events, caller.role))
         return BatchResultOut.of(outcome)
 
     @get(
         "/sessions/{session_id:str}/events",
         summary="A session's events in sequence order",
         operation_id="listEvents",
+        opt=needs(Role.APP),
         description=rules_of(ListEvents),
     )
     async def list(
@@ -71,6 +72,7 @@ class EventsController(Controller):
         "/sessions/{session_id:str}/distribution",
         summary="A session's events counted by a field",
         operation_id="eventDistribution",
+        opt=needs(Role.APP),
         description=rules_of(EventDistribution),
     )
     async def distribution(

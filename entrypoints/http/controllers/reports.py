@@ -102,6 +102,7 @@ class ReportsController(Controller):
         "/accounts/{subject_id:str}/usage-stats",
         summary="One subject's totals",
         operation_id="reportUsageStats",
+        opt=needs(Role.APP),
         description=rules_of(ReportUsageStats),
     )
     async def usage_stats(

@@ -20,7 +20,7 @@ from entrypoints.http.recorded import AUTH, ONE, created_or_replayed
 from entrypoints.http.schemas.common import From, Page, To
 from entrypoints.http.schemas.sales import SaleBody, SaleOut, SettlementBody, a_sale
 
-ADMIN = "the key is not an admin key"
+APP = "the key is an ingest key: this needs an app or admin key"
 
 
 class SalesController(Controller):
@@ -51,11 +51,11 @@ class SalesController(Controller):
         summary="Move a sale's settlement",
         operation_id="moveSettlement",
         description=rules_of(MoveSettlement),
-        opt=needs(Role.ADMIN),
+        opt=needs(Role.APP),
         responses=documented(
             {
                 401: AUTH,
-                403: ADMIN,
+                403: APP,
                 404: "no such sale in this tenant",
                 409: "the move is not allowed from the sale's state (`current_state` says it)",
                 422: "a field is invalid",
@@ -77,8 +77,8 @@ class SalesController(Controller):
         summary="List sales, newest first",
         operation_id="listSales",
         description=rules_of(ListSales),
-        opt=needs(Role.ADMIN),
-        responses=documented({401: AUTH, 403: ADMIN, 422: "a filter is invalid"}),
+        opt=needs(Role.APP),
+        responses=documented({401: AUTH, 403: APP, 422: "a filter is invalid"}),
     )
     async def list(
         self,

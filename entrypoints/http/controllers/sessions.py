@@ -25,6 +25,7 @@ from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOu
 
 AUTH = "the API key is missing, unknown, revoked or expired"
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
+BILLED = "an ingest key, for a session of a kind that has a rate or a plan limits"
 
 
 class SessionsController(Controller):
@@ -42,6 +43,7 @@ class SessionsController(Controller):
             {
                 401: AUTH,
                 402: "`trial_exhausted` or `insufficient_credits`, with the particulars",
+                403: BILLED,
                 409: "the id exists with other content",
                 422: f"a field is invalid; {LATE}",
             }
@@ -68,6 +70,7 @@ class SessionsController(Controller):
                     attributes=data.attributes,
                     context=_request_context(request),
                 ),
+                role=caller.role,
             )
         )
         return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
@@ -92,6 +95,7 @@ class SessionsController(Controller):
         "/",
         summary="List sessions, newest first",
         operation_id="listSessions",
+        opt=needs(Role.APP),
         description=rules_of(ListSessions),
     )
     async def list(
@@ -127,6 +131,7 @@ class SessionsController(Controller):
         responses=documented(
             {
                 401: AUTH,
+                403: BILLED,
                 404: "no such session in this tenant",
                 409: "the session has ended",
                 422: f"`at` is invalid; {LATE}",
@@ -141,7 +146,9 @@ class SessionsController(Controller):
         data: JSONBody[HeartbeatBody | None] = None,
     ) -> SessionOut:
         at = None if data is None else data.at
-        command = RecordHeartbeatCommand(caller.tenant.id, session_id, at, caller.tenant.settings)
+        command = RecordHeartbeatCommand(
+            caller.tenant.id, session_id, at, caller.tenant.settings, caller.role
+        )
         return SessionOut.of_view(await record_heartbeat(command))
 
     @post(
@@ -153,6 +160,7 @@ class SessionsController(Controller):
         responses=documented(
             {
                 401: AUTH,
+                403: BILLED,
                 404: "no such session in this tenant",
                 422: f"a field is invalid, or the exit is before the start; {LATE}",
             }
@@ -176,6 +184,7 @@ class SessionsController(Controller):
                 summary=body.summary,
                 usage=body.usage,
                 settings=caller.tenant.settings,
+                role=caller.role,
             )
         )
         return SessionOut.of(recorded.session)

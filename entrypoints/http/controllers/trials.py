@@ -72,6 +72,7 @@ class TrialsController(Controller):
         "/accounts/{subject_id:str}/limits",
         summary="What the subject's plan allows now",
         operation_id="getLimits",
+        opt=needs(Role.APP),
         description=rules_of(GetLimits),
     )
     async def limits(
@@ -86,6 +87,7 @@ class TrialsController(Controller):
         "/accounts/{subject_id:str}/resources",
         summary="Register a resource (within the monthly quota)",
         operation_id="registerResource",
+        opt=needs(Role.APP),
         description=rules_of(RegisterResource),
         status_code=201,
     )
@@ -106,6 +108,7 @@ class TrialsController(Controller):
         "/accounts/{subject_id:str}/resources/{resource_id:str}/trial-status",
         summary="Where the subject stands on a trial",
         operation_id="getTrialStatus",
+        opt=needs(Role.APP),
         description=rules_of(GetTrialStatus),
     )
     async def trial_status(
