@@ -57,13 +57,16 @@ class Kiosk:
     kept_exit: Body | None = None
 
     def start(self) -> None:
-        self.session = self.api.start(
-            kind="kiosk",
-            resource_id=self.device,
-            subject_id=None,
-            client_key=f"{self.device}-guest",
-            attributes={"app_version": self.app_version},
-        )
+        """With the kiosk's own key (ingest, public-grade): kiosk sessions are not billed here."""
+        body = {
+            "kind": "kiosk",
+            "resource_id": self.device,
+            "client_key": f"{self.device}-guest",
+            "attributes": {"app_version": self.app_version},
+        }
+        started = self.api.client.post("/v1/sessions", json=body, headers=self.api.ingest)
+        assert started.status_code == 201, started.text
+        self.session = started.json()
         self.started = self.clock.now()
         self.sequence_no = 0
 
@@ -153,7 +156,7 @@ class Kiosk:
         return {kind: self.post(kind, records) for kind, records in self.kept.items() if records}
 
     def post(self, kind: str, records: list[Body]) -> Outcome:
-        client, headers = self.api.client, self.api.app
+        client, headers = self.api.client, self.api.ingest
         if kind == "sales":  # sales have no batch endpoint: one request a sale
             answers = [client.post("/v1/sales", json=sale, headers=headers) for sale in records]
             codes = [a.status_code for a in answers]
@@ -166,7 +169,7 @@ class Kiosk:
 
     def post_exit(self, exit: Body) -> None:
         path = f"/v1/sessions/{self.session['id']}/exit"
-        response = self.api.client.post(path, json=exit, headers=self.api.app)
+        response = self.api.client.post(path, json=exit, headers=self.api.ingest)
         assert response.status_code == 200, response.text
         self.session = response.json()
 
