@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.clock import as_utc
 from domain.errors import Forbidden, InvalidInput
 from domain.session import KIND_PATTERN
+from domain.text import check_text
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KEY_PREFIX = "sm_"
 MAX_SETTING_CREDITS = 10**15
+MAX_KEY_NAME = 200
 
 
 class Role(StrEnum):
@@ -170,12 +173,42 @@ class ApiKey:
     role: Role
     secret_hash: str
     created_at: datetime
+    name: str | None = None  # what it is for: "kiosk 17", "billing back end"
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None  # to the minute
 
     @classmethod
-    def issue(cls, id: str, tenant_id: str, role: Role, now: datetime) -> tuple["ApiKey", str]:
+    def issue(
+        cls,
+        id: str,
+        tenant_id: str,
+        role: Role,
+        now: datetime,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> tuple["ApiKey", str]:
         """A new key and its secret, which is shown once and never stored."""
+        if name is not None:
+            check_text("name", name, MAX_KEY_NAME)
+        if expires_at is not None and as_utc("expires_at", expires_at) <= now:
+            raise InvalidInput("expires_at", "must lie in the future")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        return cls(id, tenant_id, role, hash_secret(secret), now), secret
+        key = cls(id, tenant_id, role, hash_secret(secret), now, name, expires_at)
+        return key, secret
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why the key no longer opens anything, or None."""
+        if self.revoked_at is not None:
+            return "the API key was revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "the API key has expired"
+        return None
+
+    def used_at(self, now: datetime) -> datetime | None:
+        """The minute to record as its last use, if its record is a minute behind (None)."""
+        minute = now.replace(second=0, microsecond=0)
+        return None if self.last_used_at is not None and self.last_used_at >= minute else minute
 
 
 def hash_secret(secret: str) -> str:

@@ -1,4 +1,5 @@
 from dataclasses import replace
+from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.tenants.ports import ApiKeyRepository, TenantRepository
@@ -42,3 +43,20 @@ class MemoryApiKeyRepository(ApiKeyRepository):
 
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         return self._store.api_keys.get(secret_hash)
+
+    async def find(self, tenant_id: str) -> list[ApiKey]:
+        mine = [k for k in self._store.api_keys.values() if k.tenant_id == tenant_id]
+        return sorted(mine, key=lambda k: (k.created_at, k.id))
+
+    async def revoke(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        for secret_hash, key in self._store.api_keys.items():
+            if key.tenant_id == tenant_id and key.id == key_id:
+                if key.revoked_at is None:
+                    key = self._store.api_keys[secret_hash] = replace(key, revoked_at=at)
+                return key
+        return None
+
+    async def used(self, key_id: str, minute: datetime) -> None:
+        for secret_hash, key in self._store.api_keys.items():
+            if key.id == key_id and (key.last_used_at is None or key.last_used_at < minute):
+                self._store.api_keys[secret_hash] = replace(key, last_used_at=minute)

@@ -1,4 +1,6 @@
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -9,6 +11,8 @@ from adapters.mongodb.errors import raises_storage_errors
 from application.tenants.ports import ApiKeyRepository, TenantRepository
 from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
+
+KEY_FIELDS = [f.name for f in fields(ApiKey)]
 
 
 @raises_storage_errors
@@ -52,6 +56,20 @@ class MongoApiKeyRepository(ApiKeyRepository):
     async def add(self, key: ApiKey) -> None:
         await self._keys.insert_one(api_key_to_document(key))
 
+    async def find(self, tenant_id: str) -> list[ApiKey]:
+        cursor = self._keys.find({"tenant_id": tenant_id}, sort=[("created_at", 1), ("id", 1)])
+        return [api_key_from_document(d) async for d in cursor]
+
+    async def revoke(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        mine = {"tenant_id": tenant_id, "id": key_id}
+        await self._keys.update_one({**mine, "revoked_at": None}, {"$set": {"revoked_at": at}})
+        found = await self._keys.find_one(mine)
+        return None if found is None else api_key_from_document(found)
+
+    async def used(self, key_id: str, minute: datetime) -> None:
+        # $max moves it forward only, and a key stored before it had one has none (null < date).
+        await self._keys.update_one({"id": key_id}, {"$max": {"last_used_at": minute}})
+
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         found = await self._keys.find_one({"secret_hash": secret_hash})
         return None if found is None else api_key_from_document(found)
@@ -76,20 +94,10 @@ def tenant_from_document(document: Document) -> Tenant:
 
 
 def api_key_to_document(key: ApiKey) -> Document:
-    return {
-        "id": key.id,
-        "tenant_id": key.tenant_id,
-        "role": key.role.value,
-        "secret_hash": key.secret_hash,
-        "created_at": key.created_at,
-    }
+    return {**asdict(key), "role": key.role.value}
 
 
 def api_key_from_document(document: Document) -> ApiKey:
-    return ApiKey(
-        document["id"],
-        document["tenant_id"],
-        Role(document["role"]),
-        document["secret_hash"],
-        document["created_at"],
-    )
+    # Keys stored before a field existed lack it.
+    stored: dict[str, Any] = {name: document.get(name) for name in KEY_FIELDS}
+    return ApiKey(**{**stored, "role": Role(document["role"])})

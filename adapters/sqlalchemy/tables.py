@@ -59,6 +59,10 @@ api_keys = Table(
     Column("role", String(16), nullable=False),
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("name", String(200)),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
 )
 
 sessions = Table(

@@ -1,7 +1,8 @@
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,6 +62,31 @@ class SqlApiKeyRepository(ApiKeyRepository):
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(api_key_to_row(key)))
 
+    async def find(self, tenant_id: str) -> list[ApiKey]:
+        query = (
+            select(api_keys)
+            .where(api_keys.c.tenant_id == tenant_id)
+            .order_by(api_keys.c.created_at, api_keys.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [api_key_from_row(row) for row in await conn.execute(query)]
+
+    async def revoke(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        mine = [api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(api_keys).where(*mine, api_keys.c.revoked_at.is_(None)).values(revoked_at=at)
+            )
+            row = (await conn.execute(select(api_keys).where(*mine))).one_or_none()
+        return None if row is None else api_key_from_row(row)
+
+    async def used(self, key_id: str, minute: datetime) -> None:
+        earlier = or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < minute)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id, earlier).values(last_used_at=minute)
+            )
+
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
         async with self._engine.connect() as conn:
             query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
@@ -82,14 +108,8 @@ def tenant_to_row(tenant: Tenant) -> dict[str, Any]:
 
 
 def api_key_to_row(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "tenant_id": key.tenant_id,
-        "role": key.role.value,
-        "secret_hash": key.secret_hash,
-        "created_at": key.created_at,
-    }
+    return {**asdict(key), "role": key.role.value}
 
 
 def api_key_from_row(row: Any) -> ApiKey:
-    return ApiKey(row.id, row.tenant_id, Role(row.role), row.secret_hash, row.created_at)
+    return ApiKey(**{**row._mapping, "role": Role(row.role)})

@@ -40,7 +40,7 @@ class Authenticate:
         cached = self._cache.get(secret_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = await self._lookup(secret_hash)
+        principal = await self._lookup(secret_hash, now)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[secret_hash] = (now + CACHE_TTL, principal)
@@ -52,9 +52,18 @@ class Authenticate:
             if principal.tenant.id == tenant_id:
                 del self._cache[secret_hash]
 
-    async def _lookup(self, secret_hash: str) -> Principal:
+    def forget_key(self, secret_hash: str) -> None:
+        """Drop what is remembered of one key, e.g. after it was revoked."""
+        self._cache.pop(secret_hash, None)
+
+    async def _lookup(self, secret_hash: str, now: datetime) -> Principal:
         key = await self._keys.get_by_hash(secret_hash)
         tenant = None if key is None else await self._tenants.get(key.tenant_id)
         if key is None or tenant is None:
             raise Unauthorized("unknown API key")
+        if (refusal := key.refusal(now)) is not None:
+            raise Unauthorized(refusal)
+        # Looked up at most once per cache period per process, so this write is rare.
+        if (minute := key.used_at(now)) is not None:
+            await self._keys.used(key.id, minute)
         return Principal(tenant, key.role)

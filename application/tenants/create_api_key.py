@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from application.ports import Clock
 from application.tenants.ports import ApiKeyRepository, TenantRepository
@@ -13,6 +14,8 @@ from domain.tenants import ApiKey, Role
 class CreateApiKeyCommand:
     tenant_name: str
     role: Role | str
+    name: str | None = None
+    expires_at: datetime | None = None  # None: until revoked
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,10 @@ class CreatedApiKey:
 
 
 class CreateApiKey:
-    """Operators issue API keys, admin or ingest: the secret is shown once, only its hash is kept.
-    NotFound if there is no tenant of that name; InvalidInput for another role."""
+    """Operators issue API keys — `ingest` (a browser's, a kiosk's), `app` (a product's back end)
+    or `admin` — optionally named and expiring: the secret is shown once, only its hash is kept.
+    NotFound if there is no tenant of that name; InvalidInput for another role, an empty or long
+    name, or an expiry that is not in the future."""
 
     def __init__(self, tenants: TenantRepository, keys: ApiKeyRepository, clock: Clock) -> None:
         self._tenants = tenants
@@ -40,6 +45,8 @@ class CreateApiKey:
             role = Role(command.role)
         except ValueError:
             raise InvalidInput("role", "must be ingest, app or admin") from None
-        key, secret = ApiKey.issue(str(uuid.uuid4()), tenant.id, role, self._clock.now())
+        key, secret = ApiKey.issue(
+            str(uuid.uuid4()), tenant.id, role, self._clock.now(), command.name, command.expires_at
+        )
         await self._keys.add(key)
         return CreatedApiKey(key, secret)

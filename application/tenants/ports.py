@@ -4,6 +4,7 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from datetime import datetime
 from typing import Protocol
 
 from domain.tenants import ApiKey, Tenant, TenantSettings
@@ -27,3 +28,16 @@ class ApiKeyRepository(Protocol):
     async def add(self, key: ApiKey) -> None: ...
 
     async def get_by_hash(self, secret_hash: str) -> ApiKey | None: ...
+
+    async def find(self, tenant_id: str) -> list[ApiKey]:
+        """The tenant's keys, oldest first, revoked ones too."""
+        ...
+
+    async def revoke(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        """Mark the key revoked at `at` unless it is already (then it keeps its first
+        revocation); the key as stored afterwards, or None if the tenant has no such key."""
+        ...
+
+    async def used(self, key_id: str, minute: datetime) -> None:
+        """Record the key's last use, moving it forward only (concurrent callers: the latest)."""
+        ...

@@ -1,11 +1,17 @@
 """`sessionmeter keys`: tenants' API keys."""
 
+from datetime import datetime
+
 import click
 
 from application.tenants.create_api_key import CreateApiKeyCommand
-from domain.tenants import Role
-from entrypoints.cli.options import tenant_option
-from entrypoints.cli.running import run
+from application.tenants.list_api_keys import ApiKeys, ListApiKeys, ListApiKeysQuery
+from application.tenants.revoke_api_key import RevokeApiKey, RevokeApiKeyCommand
+from domain.tenants import ApiKey, Role
+from entrypoints.cli.options import INSTANT, tenant_option
+from entrypoints.cli.output import echo_rows, format_option
+from entrypoints.cli.running import run, tenant_named
+from entrypoints.container import Container
 
 
 @click.group()
@@ -16,10 +22,53 @@ def keys() -> None:
 @keys.command("create")
 @tenant_option(required=True)
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", help="What the key is for: kiosk-17, billing back end.")
+@click.option("--expires-at", type=INSTANT, help="When it stops working (RFC 3339).")
 @click.pass_context
-def create_key(ctx: click.Context, tenant_name: str, role: str) -> None:
+def create_key(
+    ctx: click.Context,
+    tenant_name: str,
+    role: str,
+    name: str | None,
+    expires_at: datetime | None,
+) -> None:
     """Create a key; the key alone is the last line printed."""
-    command = CreateApiKeyCommand(tenant_name, role)
+    command = CreateApiKeyCommand(tenant_name, role, name, expires_at)
     created = run(ctx, lambda c: c.use_cases.create_api_key()(command))
     click.echo(f"{role} key {created.key.id} for tenant {tenant_name} (shown once, store it now):")
     click.echo(created.secret)
+
+
+KEY_COLUMNS = ("id", "name", "role", "created_at", "expires_at", "revoked_at", "last_used_at")
+
+
+@keys.command("list")
+@tenant_option(required=True)
+@format_option
+@click.pass_context
+def list_keys(ctx: click.Context, tenant_name: str, output: str) -> None:
+    """The tenant's keys, revoked ones too (never their secrets)."""
+
+    async def job(c: Container) -> ApiKeys:
+        tenant = await tenant_named(c, tenant_name)
+        list_api_keys: ListApiKeys = c.use_cases.list_api_keys()
+        return await list_api_keys(ListApiKeysQuery(tenant.id))
+
+    rows = [[getattr(k, column) for column in KEY_COLUMNS] for k in run(ctx, job).items]
+    echo_rows(output, KEY_COLUMNS, rows)
+
+
+@keys.command("revoke")
+@tenant_option(required=True)
+@click.argument("key_id")
+@click.pass_context
+def revoke_key(ctx: click.Context, tenant_name: str, key_id: str) -> None:
+    """Revoke a key: refused at once, by every server within 5 seconds."""
+
+    async def job(c: Container) -> ApiKey:
+        tenant = await tenant_named(c, tenant_name)
+        revoke_api_key: RevokeApiKey = c.use_cases.revoke_api_key()
+        return await revoke_api_key(RevokeApiKeyCommand(tenant.id, key_id))
+
+    revoked = run(ctx, job)
+    click.echo(f"key {revoked.id} revoked at {revoked.revoked_at:%Y-%m-%dT%H:%M:%SZ}")

@@ -49,6 +49,8 @@ from application.telemetry.report_sales import ReportSales
 from application.tenants.authenticate import Authenticate
 from application.tenants.create_api_key import CreateApiKey
 from application.tenants.create_tenant import CreateTenant
+from application.tenants.list_api_keys import ListApiKeys
+from application.tenants.revoke_api_key import RevokeApiKey
 from application.tenants.update_settings import UpdateSettings
 from application.transfer.export_tenant import ExportTenant
 from application.transfer.import_tenant import ImportTenant
@@ -72,6 +74,10 @@ class UseCaseContainer(containers.DeclarativeContainer):
     create_tenant = providers.Factory(CreateTenant, tenants=storage.tenants, clock=outside.clock)
     create_api_key = providers.Factory(
         CreateApiKey, tenants=storage.tenants, keys=storage.api_keys, clock=outside.clock
+    )
+    list_api_keys = providers.Factory(ListApiKeys, keys=storage.api_keys)
+    revoke_api_key = providers.Factory(
+        RevokeApiKey, keys=storage.api_keys, authenticate=authenticate, clock=outside.clock
     )
     # A singleton so its short-lived memory of rates is shared by every request of the process.
     rate_book = providers.Singleton(RateBook, rates=storage.rates, clock=outside.clock)

@@ -55,6 +55,7 @@ HTTP_CODES = {
 }
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
@@ -84,6 +85,9 @@ def field_error(error: msgspec.ValidationError) -> dict[str, str]:
     if missing := _MISSING.match(message):
         path = f"{path}.{missing['name']}" if path else missing["name"]
         message = "is required"
+    elif unknown := _UNKNOWN.match(message):  # a typo in a configuration body is not ignored
+        path = f"{path}.{unknown['name']}" if path else unknown["name"]
+        message = "is not a field of this body"
     return {"field": path or "body", "message": message}
 
 

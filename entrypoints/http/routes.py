@@ -9,6 +9,7 @@ from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.errors import ErrorsController
 from entrypoints.http.controllers.events import EventsController
 from entrypoints.http.controllers.health import health
+from entrypoints.http.controllers.keys import KeysController
 from entrypoints.http.controllers.livekit import LiveKitController, livekit_webhook
 from entrypoints.http.controllers.performance import PerformanceController
 from entrypoints.http.controllers.reports import ReportsController
@@ -32,6 +33,7 @@ v1 = Router(
         ReportsController,
         LiveKitController,
         SettingsController,
+        KeysController,
     ],
     guards=[authenticated],
     dependencies={"caller": current_principal},

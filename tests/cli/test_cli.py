@@ -362,3 +362,39 @@ def test_rollup_runs_from_where_it_stopped_or_from_since(url: str) -> None:
     assert naive.exit_code == 2 and "needs a UTC offset" in naive.output
     assert ancient.exit_code == 1 and "since: must lie between 2000-01-01" in ancient.stderr
     assert unknown.exit_code == 1 and "no tenant named nobody" in unknown.output
+
+
+def test_keys_are_listed_and_revoked_from_the_command_line(url: str) -> None:
+    sessionmeter(url, "db", "upgrade")
+    sessionmeter(url, "tenants", "create", "acme")
+    created = sessionmeter(
+        url, "keys", "create", "--tenant", "acme", "--role", "ingest", "--name", "kiosk-17"
+    )
+    key_id = created.output.split()[2]
+
+    listed = sessionmeter(url, "keys", "list", "--tenant", "acme", "--format", "json")
+    revoked = sessionmeter(url, "keys", "revoke", key_id, "--tenant", "acme")
+    unknown = sessionmeter(url, "keys", "revoke", "nope", "--tenant", "acme")
+    past = sessionmeter(
+        url,
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--role",
+        "app",
+        "--expires-at",
+        "2020-01-01T00:00:00Z",
+    )
+
+    (shown,) = json.loads(listed.output)
+    assert (shown["id"], shown["name"], shown["role"], shown["revoked_at"]) == (
+        key_id,
+        "kiosk-17",
+        "ingest",
+        None,
+    )
+    assert created.output.splitlines()[-1] not in listed.output  # never the secret
+    assert revoked.exit_code == 0 and revoked.output.startswith(f"key {key_id} revoked at ")
+    assert unknown.exit_code == 1 and "no API key nope" in unknown.stderr
+    assert past.exit_code == 1 and "expires_at" in past.stderr

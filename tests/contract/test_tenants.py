@@ -1,6 +1,8 @@
 """TenantRepository and ApiKeyRepository contract."""
 
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -56,3 +58,29 @@ async def test_api_keys_are_found_by_the_hash_of_their_secret(storage: Any) -> N
     assert secret not in key.secret_hash
     assert await storage.api_keys.get_by_hash(key.secret_hash) == key
     assert await storage.api_keys.get_by_hash("0" * 64) is None
+
+
+async def test_keys_are_listed_revoked_once_and_their_use_recorded_forward_only(
+    storage: Any,
+) -> None:
+    tenant, other = await add_tenant(storage), await add_tenant(storage, "other")
+    expires = T0 + timedelta(days=30)
+    first, _ = ApiKey.issue("k-1", tenant.id, Role.INGEST, T0, "kiosk-17", expires)
+    second, _ = ApiKey.issue("k-2", tenant.id, Role.APP, T0 + timedelta(minutes=1))
+    theirs, _ = ApiKey.issue("k-3", other.id, Role.ADMIN, T0)
+    for key in (second, first, theirs):
+        await storage.api_keys.add(key)
+
+    revoked = await storage.api_keys.revoke(tenant.id, "k-1", T0 + timedelta(hours=1))
+    again = await storage.api_keys.revoke(tenant.id, "k-1", T0 + timedelta(hours=2))
+    not_mine = await storage.api_keys.revoke(tenant.id, "k-3", T0)
+    await storage.api_keys.used("k-2", T0 + timedelta(minutes=5))
+    await storage.api_keys.used("k-2", T0 + timedelta(minutes=3))  # a slower process, later
+
+    assert revoked == again == replace(first, revoked_at=T0 + timedelta(hours=1))
+    assert not_mine is None
+    listed = await storage.api_keys.find(tenant.id)
+    assert [k.id for k in listed] == ["k-1", "k-2"]
+    assert listed[0].name == "kiosk-17" and listed[0].expires_at == expires
+    assert listed[1].last_used_at == T0 + timedelta(minutes=5)
+    assert (await storage.api_keys.get_by_hash(theirs.secret_hash)) == theirs

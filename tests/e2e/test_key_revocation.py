@@ -1,0 +1,42 @@
+"""A revoked key is refused by every server process within 5 seconds, not only by the one that
+revoked it: each process remembers a key that long at most."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.serving import serving
+
+pytestmark = pytest.mark.slow
+
+WITHIN_SECONDS = 5
+
+
+def test_a_key_revoked_on_one_server_is_refused_by_another_within_5_seconds(tmp_path: Path) -> None:
+    database = tmp_path / "shared.db"
+    database.touch()
+    url = f"sqlite:///{database}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        serving(tmp_path / "a", storage_url=url) as one,
+        serving(tmp_path / "b", storage_url=url) as two,
+    ):
+        one.operator("tenants", "create", "acme")
+        admin = one.operator("keys", "create", "--tenant", "acme", "--role", "admin")
+        leaked = one.operator(
+            "keys", "create", "--tenant", "acme", "--role", "app", "--name", "leaked"
+        )
+        with one.client(admin) as on_one, two.client(leaked) as on_two:
+            assert on_two.get("/v1/sessions").status_code == 200  # remembered by process two
+            (key,) = [k for k in on_one.get("/v1/keys").json()["items"] if k["name"] == "leaked"]
+            assert on_one.delete(f"/v1/keys/{key['id']}").status_code == 200
+            revoked_at = time.monotonic()
+            while (status := on_two.get("/v1/sessions").status_code) == 200:
+                assert time.monotonic() - revoked_at < WITHIN_SECONDS + 1, "still accepted"
+                time.sleep(0.1)
+            refused_after = time.monotonic() - revoked_at
+
+    assert status == 401
+    assert refused_after <= WITHIN_SECONDS + 0.5
