@@ -102,3 +102,29 @@ def test_the_openapi_schema_documents_the_contract(api: Api) -> None:
     )
     start = schema["paths"]["/v1/sessions"]["post"]
     assert "requestBody" in start
+
+
+def test_a_typo_in_a_configuration_body_is_named_not_ignored(api: Api) -> None:
+    """A misspelt setting would otherwise be dropped without a word (the tenant believes it set
+    an idle timeout it never did)."""
+    cases = [
+        ("put", "/v1/settings", {"idle_timeout_second": 60}, "idle_timeout_second"),
+        ("put", "/v1/rates/counseling", {"credits_per_minute": 2, "roundng": "ceil"}, "roundng"),
+        (
+            "post",
+            "/v1/accounts/ana/credits/grants",
+            {"amount": 5, "reason": "r", "idempotency_key": "k", "expires": 1},
+            "expires",
+        ),
+        (
+            "put",
+            "/v1/plans/free",
+            {"limits": {"sessions_per_resourse": 2}},
+            "limits.sessions_per_resourse",
+        ),
+        ("put", "/v1/accounts/ana/subscription", {"plan_id": "free", "ends": "x"}, "ends"),
+        ("post", "/v1/keys", {"role": "app", "resource": "kiosk-1"}, "resource"),
+    ]
+    for method, path, body, field in cases:
+        response = getattr(api.client, method)(path, json=body, headers=api.admin)
+        assert invalid_fields(response) == [field], (path, response.text)

@@ -23,7 +23,7 @@ from entrypoints.http.schemas.common import Timestamp
 
 # Bounds keep every price and balance inside 64 bits (domain.credits). The fields of a meter's
 # rate are checked by the domain, which names the meter; the schema only describes them.
-class MeterRateBody(msgspec.Struct):
+class MeterRateBody(msgspec.Struct, forbid_unknown_fields=True):
     per: Annotated[
         Decimal,
         msgspec.Meta(
@@ -40,7 +40,7 @@ class MeterRateBody(msgspec.Struct):
     ]
 
 
-class RateBody(msgspec.Struct, kw_only=True):
+class RateBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     credits_per_minute: Annotated[int, msgspec.Meta(ge=0, le=MAX_CREDITS_PER_MINUTE)]
     rounding: str = "ceil"
     meter_rates: Annotated[dict[str, MeterRateBody], msgspec.Meta(max_length=MAX_METER_RATES)] = {}
@@ -58,7 +58,7 @@ class RateOut(msgspec.Struct):
         return cls(rate.kind, rate.credits_per_minute, rate.rounding.value, meters)
 
 
-class GrantBody(msgspec.Struct, kw_only=True):
+class GrantBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount: Annotated[int, msgspec.Meta(ge=1, le=MAX_GRANT)]
     reason: str
     idempotency_key: str

@@ -7,7 +7,7 @@ import msgspec
 from domain.livekit import LiveKitAccount
 
 
-class LiveKitUrlBody(msgspec.Struct, kw_only=True):
+class LiveKitUrlBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: Annotated[
         str | None,
         msgspec.Meta(description="The LiveKit server's http(s) URL; null: webhooks only"),

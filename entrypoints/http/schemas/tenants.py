@@ -16,7 +16,7 @@ CreditsSetting = Annotated[int, setting(0, 10**15)]
 RetentionDays = Annotated[int, setting(1, 36500)]
 
 
-class SettingsBody(msgspec.Struct, kw_only=True):
+class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields sent change (UNSET tells "not sent" from null)."""
 
     overdraft: str | msgspec.UnsetType = msgspec.UNSET

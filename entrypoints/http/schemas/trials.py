@@ -12,13 +12,13 @@ from entrypoints.http.schemas.common import Timestamp
 PlanLimit = Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] | None  # null: no limit
 
 
-class PlanLimitsBody(msgspec.Struct, kw_only=True):
+class PlanLimitsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sessions_per_resource: PlanLimit = None
     session_kinds: list[str] = []
     resources_per_month: PlanLimit = None
 
 
-class PlanBody(msgspec.Struct, kw_only=True):
+class PlanBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default: bool = False
     unlimited: bool = False
     limits: PlanLimitsBody = msgspec.field(default_factory=PlanLimitsBody)
@@ -40,7 +40,7 @@ class PlanOut(msgspec.Struct):
         return cls(plan.id, plan.default, plan.unlimited, limits)
 
 
-class SubscriptionBody(msgspec.Struct, kw_only=True):
+class SubscriptionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plan_id: str
     ends_at: Timestamp
     starts_at: Timestamp | None = None
@@ -79,7 +79,7 @@ class LimitsOut(msgspec.Struct):
         )
 
 
-class ResourceBody(msgspec.Struct, kw_only=True):
+class ResourceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     resource_id: str
     kind: str
 
