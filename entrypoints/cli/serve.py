@@ -1,5 +1,6 @@
 """`sessionmeter serve`: the HTTP API, with its background jobs."""
 
+import ipaddress
 import os
 from collections.abc import Callable
 
@@ -16,6 +17,22 @@ def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], 
     return click.option(
         flag, type=click.FloatRange(min=0), envvar=envvar, show_envvar=True, help=text
     )
+
+
+def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """The proxy list as uvicorn takes it, every entry checked: uvicorn itself would take a
+    malformed address for a literal that matches nothing, and trust no proxy without a word."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if entries == ["*"]:
+        return "*"
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{entry!r} is not an IP address or network (e.g. 10.0.0.0/8); use * for any"
+            ) from None
+    return ",".join(entries)
 
 
 @click.command()
@@ -69,6 +86,17 @@ def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], 
     help="Seconds an idle client connection stays open; longer than a load balancer's idle timeout.",
 )
 @click.option(
+    "--forwarded-allow-ips",
+    "proxies",
+    default="",
+    envvar="SESSIONMETER_FORWARDED_ALLOW_IPS",
+    show_envvar=True,
+    callback=trusted_proxies,
+    help="Addresses or networks (CIDR), comma-separated, of the reverse proxies in front: from "
+    "them X-Forwarded-For gives the client's address (a session's `ip`); `*` trusts any peer "
+    "(only behind a proxy that overwrites the header). Unset: no proxy is trusted.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
     default="info",
@@ -87,6 +115,7 @@ def serve(
     rollup_interval: float | None,
     livekit_reconcile_interval: float | None,
     keep_alive: int,
+    proxies: str,
     log_level: str,
 ) -> None:
     """Serve the HTTP API (migrating the storage first)."""
@@ -112,5 +141,8 @@ def serve(
         port=port,
         workers=workers,
         timeout_keep_alive=keep_alive,
+        # Uvicorn trusts 127.0.0.1 unless told: a client on the host could then forge its address.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         log_level=log_level,
     )

@@ -63,7 +63,14 @@ def test_memory_storage_is_refused_with_several_workers(
 
 
 @pytest.mark.parametrize(
-    "option", [("--workers", "0"), ("--port", "70000"), ("--log-level", "loud")]
+    "option",
+    [
+        ("--workers", "0"),
+        ("--port", "70000"),
+        ("--log-level", "loud"),
+        ("--forwarded-allow-ips", "10.0.0.0/33"),
+        ("--forwarded-allow-ips", "10.0.0.1, lb.internal"),
+    ],
 )
 def test_serve_refuses_impossible_options(
     option: tuple[str, str], uvicorn_runs: list[dict[str, Any]]
@@ -71,3 +78,21 @@ def test_serve_refuses_impossible_options(
     refused = CliRunner().invoke(main.cli, ["--storage-url", "memory://", "serve", *option])
     assert refused.exit_code == 2 and f"Invalid value for '{option[0]}'" in refused.stderr
     assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize(
+    ("given", "trusted"),
+    [(None, None), ("10.0.0.0/8, 192.168.1.7 ,::1", "10.0.0.0/8,192.168.1.7,::1"), ("*", "*")],
+)
+def test_only_the_proxies_named_may_say_who_the_client_is(
+    given: str | None, trusted: str | None, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    """Uvicorn on its own trusts X-Forwarded-For from 127.0.0.1, so anyone on the host could
+    claim any address: unless proxies are named, none is trusted."""
+    option = [] if given is None else ["--forwarded-allow-ips", given]
+
+    served = CliRunner().invoke(main.cli, ["--storage-url", "memory://", "serve", *option])
+
+    assert served.exit_code == 0, served.output
+    [call] = uvicorn_runs
+    assert (call["proxy_headers"], call["forwarded_allow_ips"]) == (trusted is not None, trusted)

@@ -97,3 +97,23 @@ def test_every_worker_gets_the_settings_and_reaps_silent_sessions(tmp_path: Path
 
     assert session["status"] == "timed_out"
     assert session["ended_at"] == session["last_seen_at"] == session["started_at"]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "recorded"),
+    [((), "127.0.0.1"), (("--forwarded-allow-ips", "127.0.0.1"), "203.0.113.9")],
+)
+def test_a_visitors_address_comes_from_a_trusted_proxy_only(
+    tmp_path: Path, proxies: tuple[str, ...], recorded: str
+) -> None:
+    with serving(tmp_path, *proxies) as server:
+        server.operator("tenants", "create", "acme")
+        key = server.operator("keys", "create", "--tenant", "acme", "--role", "ingest")
+        with server.client(key) as http:
+            started = http.post(
+                "/v1/sessions",
+                json={"kind": "webinar", "resource_id": "launch", "client_key": "tab-1"},
+                headers={"X-Forwarded-For": "203.0.113.9"},
+            )
+    assert started.status_code == 201, started.text
+    assert started.json()["attributes"]["ip"] == recorded
