@@ -2,7 +2,7 @@
 
 from typing import Protocol
 
-from application.credits.ports import RateRepository
+from application.credits.rate_book import RateBook
 from application.sessions.ports import SessionRepository
 from application.trials.ports import PlanRepository
 from domain.errors import NotFound
@@ -14,8 +14,8 @@ class BilledKinds:
     change what someone is charged or may still do, so they come from an `app` or `admin` key
     (domain.tenants.Role.check_writes). Read only when the caller holds an ingest key."""
 
-    def __init__(self, rates: RateRepository, plans: PlanRepository) -> None:
-        self._rates = rates
+    def __init__(self, rate_book: RateBook, plans: PlanRepository) -> None:
+        self._rate_book = rate_book
         self._plans = plans
 
     async def check(self, tenant_id: str, role: Role, kinds: set[str]) -> None:
@@ -26,7 +26,7 @@ class BilledKinds:
             role.check_writes(kind, billed)
 
     async def of(self, tenant_id: str) -> frozenset[str]:
-        billed = {r.kind for r in await self._rates.all(tenant_id)}
+        billed = set(await self._rate_book.rates(tenant_id))
         for plan in await self._plans.all(tenant_id):
             billed |= plan.limits.session_kinds
         return frozenset(billed)

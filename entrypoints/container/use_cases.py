@@ -87,7 +87,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     plan_of_subject = providers.Factory(
         PlanOfSubject, plans=storage.plans, subscriptions=storage.subscriptions
     )
-    billed_kinds = providers.Factory(BilledKinds, rates=storage.rates, plans=storage.plans)
+    billed_kinds = providers.Factory(BilledKinds, rate_book=rate_book, plans=storage.plans)
     start_session = providers.Factory(
         StartSession,
         sessions=storage.sessions,

@@ -17,6 +17,10 @@ from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
 
 BEARER = "bearer "
+# How routes document a refused key (their 401 and 403 responses in the OpenAPI schema).
+AUTH = "the API key is missing, unknown, revoked or expired"
+NEEDS_APP = "the key is an ingest key: this needs an app or admin key"
+NEEDS_ADMIN = "the key is not an admin key"
 # The key of a layer's `opt` that names the role its routes need.
 ROLE = "role"
 

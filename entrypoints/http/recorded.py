@@ -8,10 +8,10 @@ from litestar import Response
 
 from application.telemetry.ports import Record
 from application.telemetry.recorded import Recorded
+from entrypoints.http.auth import AUTH
 
 Out = TypeVar("Out")
 
-AUTH = "the API key is missing, unknown, revoked or expired"
 ONE = {
     401: AUTH,
     409: "the id was stored with other content",

@@ -10,11 +10,11 @@ from application.telemetry.record_errors import RecordErrors, RecordErrorsComman
 from application.tenants.authenticate import Principal
 from domain.error_reports import ErrorFilter, ErrorReport, Severity
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, NEEDS_APP, needs
 from entrypoints.http.batches import read_items
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.recorded import AUTH, BATCH, ONE, created_or_replayed
+from entrypoints.http.recorded import BATCH, ONE, created_or_replayed
 from entrypoints.http.schemas.common import BatchResultOut, From, Page, To
 from entrypoints.http.schemas.errors import ErrorBatchBody, ErrorBody, ErrorOut, error_report
 
@@ -67,7 +67,7 @@ class ErrorsController(Controller):
         responses=documented(
             {
                 401: AUTH,
-                403: "the key is an ingest key: this needs an app or admin key",
+                403: NEEDS_APP,
                 422: "a filter is invalid",
             }
         ),

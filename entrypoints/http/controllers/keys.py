@@ -9,14 +9,11 @@ from application.tenants.create_api_key import CreateApiKey, CreateApiKeyCommand
 from application.tenants.list_api_keys import ListApiKeys, ListApiKeysQuery
 from application.tenants.revoke_api_key import RevokeApiKey, RevokeApiKeyCommand
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.recorded import AUTH
 from entrypoints.http.schemas.common import Listing
 from entrypoints.http.schemas.keys import IssuedKeyOut, KeyBody, KeyOut
-
-ADMIN = "the key is not an admin key"
 
 
 class KeysController(Controller):
@@ -30,7 +27,7 @@ class KeysController(Controller):
         operation_id="createApiKey",
         description=rules_of(CreateApiKey),
         status_code=201,
-        responses=documented({401: AUTH, 403: ADMIN, 422: "a field is invalid or unknown"}),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN, 422: "a field is invalid or unknown"}),
     )
     async def create(
         self,
@@ -47,7 +44,7 @@ class KeysController(Controller):
         summary="The tenant's API keys (never their secrets)",
         operation_id="listApiKeys",
         description=rules_of(ListApiKeys),
-        responses=documented({401: AUTH, 403: ADMIN}),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
     )
     async def list(
         self, caller: NamedDependency[Principal], list_api_keys: NamedDependency[ListApiKeys]
@@ -61,7 +58,7 @@ class KeysController(Controller):
         operation_id="revokeApiKey",
         description=rules_of(RevokeApiKey),
         status_code=200,
-        responses=documented({401: AUTH, 403: ADMIN, 404: "no such key in this tenant"}),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN, 404: "no such key in this tenant"}),
     )
     async def revoke(
         self,

@@ -14,7 +14,7 @@ from application.livekit.set_livekit_url import SetLiveKitUrl, SetLiveKitUrlComm
 from application.tenants.authenticate import Principal
 from domain.errors import Unauthorized
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import StatusOut
@@ -37,7 +37,7 @@ class LiveKitController(Controller):
             {
                 400: "the body is not JSON",
                 401: "the API key of the request is missing, unknown, revoked or expired",
-                403: "the key is not an admin key",
+                403: NEEDS_ADMIN,
                 404: "the LiveKit API key is not one of this tenant's",
                 422: "the url is not an http(s) URL of at most 500 characters",
             }

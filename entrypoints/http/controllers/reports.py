@@ -17,10 +17,9 @@ from application.tenants.authenticate import Principal
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.recorded import AUTH
 from entrypoints.http.schemas.common import From, Listing, To
 from entrypoints.http.schemas.errors import ErrorGroupOut
 from entrypoints.http.schemas.performance import PerformanceRowOut
@@ -37,7 +36,7 @@ from entrypoints.http.schemas.sales import SalesTotalOut
 
 TELEMETRY_REPORT = {
     401: AUTH,
-    403: "the key is not an admin key",
+    403: NEEDS_ADMIN,
     422: "a parameter is invalid (named in `fields`): the window, group_by, currency",
 }
 

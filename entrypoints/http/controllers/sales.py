@@ -13,14 +13,12 @@ from application.telemetry.record_sales import RecordSales, RecordSalesCommand
 from application.tenants.authenticate import Principal
 from domain.sales import SalesFilter, SettlementState
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, NEEDS_APP, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.recorded import AUTH, ONE, created_or_replayed
+from entrypoints.http.recorded import ONE, created_or_replayed
 from entrypoints.http.schemas.common import From, Page, To
 from entrypoints.http.schemas.sales import SaleBody, SaleOut, SettlementBody, a_sale
-
-APP = "the key is an ingest key: this needs an app or admin key"
 
 
 class SalesController(Controller):
@@ -55,7 +53,7 @@ class SalesController(Controller):
         responses=documented(
             {
                 401: AUTH,
-                403: APP,
+                403: NEEDS_APP,
                 404: "no such sale in this tenant",
                 409: "the move is not allowed from the sale's state (`current_state` says it)",
                 422: "a field is invalid",
@@ -78,7 +76,7 @@ class SalesController(Controller):
         operation_id="listSales",
         description=rules_of(ListSales),
         opt=needs(Role.APP),
-        responses=documented({401: AUTH, 403: APP, 422: "a filter is invalid"}),
+        responses=documented({401: AUTH, 403: NEEDS_APP, 422: "a filter is invalid"}),
     )
     async def list(
         self,

@@ -17,13 +17,12 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import From, Page, To
 from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOut, StartSessionBody
 
-AUTH = "the API key is missing, unknown, revoked or expired"
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
 BILLED = "an ingest key, for a session of a kind that has a rate or a plan limits"
 
