@@ -42,13 +42,23 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
             raise ValueError("longer than any cursor this service returns")
         padded = cursor + "=" * (-len(cursor) % 4)
         position = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        # Text a store can hold: a forged "\ud800" would reach the driver and fail there.
-        json.dumps(position, ensure_ascii=False).encode()
     except (binascii.Error, ValueError, UnicodeError, RecursionError):
         position = None
-    if not isinstance(position, list) or len(position) != arity:
+    if not isinstance(position, list) or len(position) != arity or not all(map(_held, position)):
         raise InvalidInput("cursor", "is not a cursor this service returned")
     return position
+
+
+def _held(value: Any) -> bool:
+    # An integer, or text every store can compare with its own: a forged lone surrogate or NUL
+    # would reach the driver and fail there.
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:

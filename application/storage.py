@@ -4,6 +4,7 @@ provides together, and how storage failing looks."""
 from typing import Protocol
 
 from application.credits.ports import CreditLedger, RateRepository
+from application.data_rights.ports import Erasure
 from application.events.ports import EventLog
 from application.health.ports import StorageHealth
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
@@ -51,6 +52,7 @@ class Storage(Protocol):
     errors: ErrorLog
     metrics: MetricLog
     sales: SaleBook
+    erasure: Erasure
 
     async def migrate(self) -> None:
         """Create or upgrade what the store needs (tables, indexes); safe to run again and from

@@ -141,6 +141,17 @@ class Service:
     def cli(self, *args: str) -> str:
         return cli(self.env, *args)
 
+    def unlimited_tenant(self, name: str) -> str:
+        """Create a tenant whose keys have no rate limit (a benchmark measures the service, not
+        its limiter); its id."""
+        created = self.cli("tenants", "create", name)
+        admin = self.cli("keys", "create", "--tenant", name, "--role", "admin")
+        unlimited = {"rate_limit_per_second": None}
+        httpx.put(
+            f"{self.base}/v1/settings", json=unlimited, headers={"X-API-Key": admin}
+        ).raise_for_status()
+        return created.rsplit("(id ", 1)[1].rstrip(")")
+
 
 STORAGES = ("postgresql", "mongodb")
 

@@ -242,7 +242,7 @@ def main() -> None:
 
     with service(args.workers, args.storage) as svc:
         # "tenant bench created (id …)"
-        tenant_id = svc.cli("tenants", "create", "bench").rsplit("(id ", 1)[1].rstrip(")")
+        tenant_id = svc.unlimited_tenant("bench")
         key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
         figures = asyncio.run(peak_rss_while(svc.process.pid, measure(args, svc, key, tenant_id)))
 

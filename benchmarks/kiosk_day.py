@@ -473,7 +473,7 @@ def main() -> None:
         flush=True,
     )
     with service(args.workers, args.storage) as svc:
-        svc.cli("tenants", "create", "fleet")
+        svc.unlimited_tenant("fleet")
         ingest_key = svc.cli("keys", "create", "--tenant", "fleet", "--role", "ingest")
         admin_key = svc.cli("keys", "create", "--tenant", "fleet", "--role", "admin")
         figures = asyncio.run(

@@ -5,10 +5,11 @@ retry (stored once), a number never seen is a gap.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.clock import as_utc
+from domain.erasure import is_pseudonym
 from domain.errors import InvalidInput
 from domain.session import JSONObject, Session
 from domain.text import check_json, check_text
@@ -92,7 +93,8 @@ def sort_batch(
 ) -> SortedBatch:
     """Sort (position, event) pairs by whether their session takes them (Session.refusal;
     absent: no such session; a meter's total reaching MAX_QUANTITY). Of a number repeated within
-    the batch only the first is new. The sessions must carry their usage."""
+    the batch only the first is new; a new event of an erased session comes without its label
+    and data (domain.erasure). The sessions must carry their usage."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
     totals = {session_id: session.usage for session_id, session in sessions.items()}
@@ -110,6 +112,9 @@ def sort_batch(
         if reason is not None:
             sorted_batch.refused.append((index, event, reason))
         elif (event.session_id, event.sequence_no) not in first_of:
+            if is_pseudonym(session.subject_id) or is_pseudonym(session.client_key):
+                # Its person was forgotten while their client still sent: what it says is not kept.
+                event = replace(event, label=None, data=None)
             first_of[(event.session_id, event.sequence_no)] = (index, event)
             totals[session.id] = total
     sorted_batch.new = list(first_of.values())

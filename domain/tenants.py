@@ -3,19 +3,21 @@
 import hashlib
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.clock import as_utc
 from domain.errors import Forbidden, InvalidInput
-from domain.session import KIND_PATTERN
+from domain.session import KIND_PATTERN, MAX_ID_LENGTH
 from domain.text import check_text
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KEY_PREFIX = "sm_"
 MAX_SETTING_CREDITS = 10**15
 MAX_KEY_NAME = 200
+MAX_KEY_RESOURCES = 100
 
 
 class Role(StrEnum):
@@ -31,15 +33,30 @@ class Role(StrEnum):
         order = list(Role)
         return order.index(self) >= order.index(needed)
 
+
+@dataclass(frozen=True)
+class Access:
+    """What a caller's key may write: its role and, for a device's key, its scope."""
+
+    role: Role = Role.APP
+    # The resources (or kiosk devices) a scoped ingest key writes for; None: the whole tenant.
+    resources: frozenset[str] | None = None
+
     def check_writes(self, kind: str, billed: frozenset[str]) -> None:
         """A browser's or device's claim about who it is cannot be trusted, so an ingest key may
         not write what moves money or limits: sessions of a kind with a rate or named by a plan's
         limits (their starts, heartbeats, exits and meters come from the product's back end)."""
-        if self is Role.INGEST and kind in billed:
+        if self.role is Role.INGEST and kind in billed:
             raise Forbidden(
                 f"sessions of kind {kind} are billed or limited: "
                 "start them from your back end (an app key)"
             )
+
+    def check_scope(self, resource_id: str) -> None:
+        """A scoped key writes only for its own resources or devices: a leaked kiosk key cannot
+        touch another kiosk's sessions or telemetry."""
+        if self.resources is not None and resource_id not in self.resources:
+            raise Forbidden(f"this key is scoped to other resources than {resource_id}")
 
 
 class Overdraft(StrEnum):
@@ -54,10 +71,14 @@ RETENTION_SETTINGS = (
     "daily_rollup_retention_days",
     "error_retention_days",
     "performance_retention_days",
+    "session_retention_days",
 )
+MAX_PERSONAL_ATTRIBUTES = 100
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 MAX_IDLE_TIMEOUT = 7 * 24 * 3600
+MAX_RATE_LIMIT = 1_000_000
 # Every kind but LiveKit stays: their server sends no heartbeats, so unless reconciliation keeps
 # them alive (their account has a server URL) only their webhooks end them.
 NEVER_IDLE_BY_DEFAULT = frozenset({"livekit"})
@@ -80,6 +101,8 @@ class TenantSettings:
     overdraft: Overdraft = Overdraft.SOFT
     min_start_credits: int = 0
     upgrade_url: str | None = None
+    # Requests per second each ingest or app key may send (None: no limit); admin keys have none.
+    rate_limit_per_second: int | None = 200
     # How long what grows fastest is kept; sessions, sales and the ledger are kept for good.
     snapshot_retention_days: int = 7
     event_retention_days: int = 90
@@ -88,6 +111,12 @@ class TenantSettings:
     # Kiosk telemetry; sales are kept for good.
     error_retention_days: int = 365
     performance_retention_days: int = 90
+    # Ended sessions older than this go with their events, unless a sale or a charge names them
+    # (the books keep them); None: for good.
+    session_retention_days: int | None = None
+    # Attributes that name or trace a person besides ip, user_agent and referrer (domain.erasure):
+    # erasing a subject removes them from its sessions and sales.
+    personal_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -107,12 +136,17 @@ class TenantSettings:
             raise InvalidInput("low_balance_credits", f"must be 0-{MAX_SETTING_CREDITS}")
         if not 1 <= self.max_batch_events <= 1000:
             raise InvalidInput("max_batch_events", "must be 1-1000")
+        if self.rate_limit_per_second is not None and not (
+            1 <= self.rate_limit_per_second <= MAX_RATE_LIMIT
+        ):
+            raise InvalidInput("rate_limit_per_second", f"must be 1-{MAX_RATE_LIMIT}, or null")
         if not 0 <= self.min_start_credits <= MAX_SETTING_CREDITS:
             raise InvalidInput("min_start_credits", f"must be 0-{MAX_SETTING_CREDITS}")
         for name in RETENTION_SETTINGS:
             days = getattr(self, name)
             if days is not None and not 1 <= days <= 36500:
                 raise InvalidInput(name, "must be 1-36500 days")
+        self._check_personal_attributes()
 
     def _check_idle_timeouts(self) -> None:
         if not isinstance(self.idle_timeouts, dict):
@@ -128,6 +162,21 @@ class TenantSettings:
                 raise InvalidInput(f"idle_timeouts.{kind}", "must be whole seconds or null")
             if not 10 <= seconds <= MAX_IDLE_TIMEOUT:
                 raise InvalidInput(f"idle_timeouts.{kind}", "must be 10 seconds to 7 days")
+
+    def _check_personal_attributes(self) -> None:
+        names = self.personal_attributes
+        if not isinstance(names, list | tuple):
+            raise InvalidInput("personal_attributes", "must be a list of attribute names")
+        if len(names) > MAX_PERSONAL_ATTRIBUTES:
+            raise InvalidInput("personal_attributes", f"at most {MAX_PERSONAL_ATTRIBUTES} names")
+        for name in names:
+            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+                raise InvalidInput(
+                    "personal_attributes",
+                    f"{name!r} is not an attribute name (A-Z a-z 0-9 _ . : -)",
+                )
+        # Stores give back a JSON list: a tuple, so settings read back equal those stored.
+        object.__setattr__(self, "personal_attributes", tuple(dict.fromkeys(names)))
 
     def idle_timeout(self, kind: str, reconciled: bool = False) -> timedelta | None:
         """How long a session of `kind` may go without a sign of life (None: for ever).
@@ -177,6 +226,7 @@ class ApiKey:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None  # to the minute
+    resources: frozenset[str] | None = None  # a device's key: Access.resources
 
     @classmethod
     def issue(
@@ -187,15 +237,21 @@ class ApiKey:
         now: datetime,
         name: str | None = None,
         expires_at: datetime | None = None,
+        resources: Collection[str] | None = None,
     ) -> tuple["ApiKey", str]:
         """A new key and its secret, which is shown once and never stored."""
         if name is not None:
             check_text("name", name, MAX_KEY_NAME)
         if expires_at is not None and as_utc("expires_at", expires_at) <= now:
             raise InvalidInput("expires_at", "must lie in the future")
+        scope = None if resources is None else _scope(role, resources)
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = cls(id, tenant_id, role, hash_secret(secret), now, name, expires_at)
+        key = cls(id, tenant_id, role, hash_secret(secret), now, name, expires_at, resources=scope)
         return key, secret
+
+    @property
+    def access(self) -> Access:
+        return Access(self.role, self.resources)
 
     def refusal(self, now: datetime) -> str | None:
         """Why the key no longer opens anything, or None."""
@@ -209,6 +265,17 @@ class ApiKey:
         """The minute to record as its last use, if its record is a minute behind (None)."""
         minute = now.replace(second=0, microsecond=0)
         return None if self.last_used_at is not None and self.last_used_at >= minute else minute
+
+
+def _scope(role: Role, resources: Collection[str]) -> frozenset[str]:
+    # App and admin keys read the whole tenant, so a scope on them would promise what it cannot.
+    if role is not Role.INGEST:
+        raise InvalidInput("resources", "only ingest keys are scoped: leave it out or null")
+    if isinstance(resources, str) or not 1 <= len(resources) <= MAX_KEY_RESOURCES:
+        raise InvalidInput("resources", f"must list 1-{MAX_KEY_RESOURCES} resource or device ids")
+    for index, resource_id in enumerate(resources):
+        check_text(f"resources[{index}]", resource_id, MAX_ID_LENGTH)
+    return frozenset(resources)
 
 
 def hash_secret(secret: str) -> str:

@@ -11,7 +11,7 @@ from livekit import api
 from livekit.protocol.models import TrackSource
 
 from application.livekit.ports import WebhookVerifier
-from domain.errors import Unauthorized
+from domain.errors import InvalidInput, Unauthorized
 from domain.livekit import LiveKitAccount, RoomEvent
 
 
@@ -35,7 +35,7 @@ class LiveKitWebhookVerifier(WebhookVerifier):
         return RoomEvent(
             id=event.id,
             kind=event.event,
-            created_at=datetime.fromtimestamp(event.created_at, UTC),
+            created_at=_instant("createdAt", event.created_at),
             room_sid=event.room.sid,
             room_name=event.room.name,
             participant_sid=participant.sid if participant else None,
@@ -55,4 +55,12 @@ def _joined_at(participant: object) -> datetime | None:
     milliseconds = (
         getattr(participant, "joined_at_ms", 0) or getattr(participant, "joined_at", 0) * 1000
     )
-    return datetime.fromtimestamp(milliseconds / 1000, UTC) if milliseconds else None
+    return _instant("participant.joinedAt", milliseconds / 1000) if milliseconds else None
+
+
+def _instant(field: str, seconds: float) -> datetime:
+    # Signed by the tenant's own server, but still only numbers: one past the calendar is bad input.
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidInput(field, "is not an instant a calendar holds") from None

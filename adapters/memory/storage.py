@@ -1,5 +1,6 @@
 from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
+from adapters.memory.erasure import MemoryErasure
 from adapters.memory.events import MemoryEventLog
 from adapters.memory.health import MemoryHealth
 from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryTrackLog, MemoryWebhookLog
@@ -47,6 +48,7 @@ class MemoryStorage(Storage):
         self.errors = MemoryErrorLog(store)
         self.metrics = MemoryMetricLog(store)
         self.sales = MemorySaleBook(store)
+        self.erasure = MemoryErasure(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -6,6 +6,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongodb.archive import MongoTenantArchive
 from adapters.mongodb.credits import MongoCreditLedger, MongoRateRepository
 from adapters.mongodb.documents import Document
+from adapters.mongodb.erasure import MongoErasure
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.events import MongoEventLog
 from adapters.mongodb.health import MongoHealth
@@ -64,6 +65,7 @@ class MongoStorage(Storage):
         self.errors = MongoErrorLog(db)
         self.metrics = MongoMetricLog(db)
         self.sales = MongoSaleBook(db)
+        self.erasure = MongoErasure(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

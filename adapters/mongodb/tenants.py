@@ -94,10 +94,19 @@ def tenant_from_document(document: Document) -> Tenant:
 
 
 def api_key_to_document(key: ApiKey) -> Document:
-    return {**asdict(key), "role": key.role.value}
+    return {**asdict(key), "role": key.role.value, "resources": _listed(key.resources)}
 
 
 def api_key_from_document(document: Document) -> ApiKey:
     # Keys stored before a field existed lack it.
     stored: dict[str, Any] = {name: document.get(name) for name in KEY_FIELDS}
-    return ApiKey(**{**stored, "role": Role(document["role"])})
+    scope = _set(document.get("resources"))
+    return ApiKey(**{**stored, "role": Role(document["role"]), "resources": scope})
+
+
+def _listed(resources: frozenset[str] | None) -> list[str] | None:
+    return None if resources is None else sorted(resources)
+
+
+def _set(resources: list[str] | None) -> frozenset[str] | None:
+    return None if resources is None else frozenset(resources)

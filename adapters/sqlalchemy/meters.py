@@ -4,11 +4,24 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, cast, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from adapters.sqlalchemy.engine import insert
-from adapters.sqlalchemy.quantities import from_nanos, to_nanos
+from adapters.sqlalchemy.quantities import NANOS, from_nanos, to_nanos
 from adapters.sqlalchemy.tables import session_meters, sessions
 from domain.usage import Usage
 
@@ -62,6 +75,29 @@ async def usage_of(
     return usage
 
 
+class _Digits(TypeDecorator[int]):
+    """An integer the query hands back as its decimal digits."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> int | None:
+        return None if value is None else int(value)
+
+
+def _exact_sum(nanos: ColumnElement[int]) -> ColumnElement[int]:
+    """SUM(nanos), exact however large. A session holds less than 10^18 nano-units
+    (domain.usage.MAX_QUANTITY), but ten of them can pass 2^63, where SQLite's sum() fails:
+    whole units and the nano-units left over are summed apart (each sum far inside 64 bits),
+    then written out as the digits of one integer."""
+    whole = cast(func.sum(nanos // NANOS), BigInteger)
+    rest = cast(func.sum(nanos % NANOS), BigInteger)
+    units = cast(whole + rest // NANOS, String)
+    # rest % NANOS as nine digits: the leading 1 of a ten-digit number keeps its zeros.
+    fraction = func.substr(cast(rest % NANOS + NANOS, String), 2)
+    return type_coerce(units + fraction, _Digits())
+
+
 def meter_sums(*by: Any) -> Select[Any]:
     """Per `by` (columns of sessions) and meter: the sum in nano-units and whether any is a
     decimal. The caller adds its WHERE on sessions and groups by `by`."""
@@ -69,7 +105,7 @@ def meter_sums(*by: Any) -> Select[Any]:
         select(
             *by,
             session_meters.c.meter,
-            func.sum(session_meters.c.quantity_nanos),
+            _exact_sum(session_meters.c.quantity_nanos),
             func.max(cast(session_meters.c.is_decimal, Integer)),
         )
         .join_from(

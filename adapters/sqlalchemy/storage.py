@@ -7,6 +7,7 @@ from sqlalchemy import Connection, text
 from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
 from adapters.sqlalchemy.engine import create_engine
+from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.health import SqlHealth
@@ -59,6 +60,7 @@ class SqlAlchemyStorage(Storage):
         self.errors = SqlErrorLog(self.engine)
         self.metrics = SqlMetricLog(self.engine)
         self.sales = SqlSaleBook(self.engine)
+        self.erasure = SqlErasure(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -63,6 +63,7 @@ api_keys = Table(
     Column("expires_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
     Column("last_used_at", UTCDateTime),
+    Column("resources", JSON),  # a scoped key's resource ids; NULL: the whole tenant
 )
 
 sessions = Table(
@@ -200,6 +201,19 @@ subscriptions = Table(
     Column("plan_id", String(64), nullable=False),
     Column("starts_at", UTCDateTime),
     Column("ends_at", UTCDateTime, nullable=False),
+)
+
+# Every subscription put, the subject's `number`-th from 1; `subscriptions` keeps the current one.
+subscription_history = Table(
+    "subscription_history",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("starts_at", UTCDateTime),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
 )
 
 subject_resources = Table(

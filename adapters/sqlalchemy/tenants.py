@@ -108,8 +108,16 @@ def tenant_to_row(tenant: Tenant) -> dict[str, Any]:
 
 
 def api_key_to_row(key: ApiKey) -> dict[str, Any]:
-    return {**asdict(key), "role": key.role.value}
+    return {**asdict(key), "role": key.role.value, "resources": _listed(key.resources)}
 
 
 def api_key_from_row(row: Any) -> ApiKey:
-    return ApiKey(**{**row._mapping, "role": Role(row.role)})
+    return ApiKey(**{**row._mapping, "role": Role(row.role), "resources": _set(row.resources)})
+
+
+def _listed(resources: frozenset[str] | None) -> list[str] | None:
+    return None if resources is None else sorted(resources)
+
+
+def _set(resources: list[str] | None) -> frozenset[str] | None:
+    return None if resources is None else frozenset(resources)

@@ -1,7 +1,7 @@
 """Ingest a batch of events."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from application.credits.deduct_credits import DeductCredits
 from application.events.ports import EventLog
@@ -12,7 +12,7 @@ from application.sessions.ports import SessionRepository
 from domain.clock import happened
 from domain.errors import Forbidden, InvalidInput, Late, PayloadTooLarge
 from domain.events import BatchOutcome, Event, EventRejection
-from domain.tenants import Role, Tenant
+from domain.tenants import Access, Role, Tenant
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,9 @@ class IngestEventsCommand:
     tenant: Tenant
     # In the client's order; an event that could not be read is already a rejection.
     events: Sequence[Event | EventRejection]
-    # The caller's key: an ingest key may not add meters to billed or limited kinds.
-    role: Role = Role.APP
+    # The caller's key: an ingest key may not add meters to billed or limited kinds, nor a
+    # scoped one write sessions of other resources.
+    access: Access = field(default_factory=Access)
 
 
 class IngestEvents:
@@ -40,7 +41,8 @@ class IngestEvents:
       longer ago than that;
     - `session_ended`: the event is dated after its session's end, and a client ended it;
     - `forbidden: …`: an ingest key sent meters for a session of a kind that has a rate or that
-      a plan's limits name (its meters come from the product's back end; see BilledKinds).
+      a plan's limits name (its meters come from the product's back end; see BilledKinds), or
+      a key scoped to resources sent an event of a session of another resource.
 
     Where it is decided: `domain.clock.happened` (the date), then `domain.events.sort_batch`
     and `domain.session.Session.refusal`: an active session takes every event; an ended one
@@ -89,9 +91,9 @@ class IngestEvents:
             else:
                 valid.append((index, event))
         tenant_id = command.tenant.id
-        if command.role is Role.INGEST:
-            valid, unbilled = await self._metered_by_ingest(tenant_id, valid)
-            refused += unbilled
+        if command.access.role is Role.INGEST:
+            valid, forbidden = await self._allowed_to_ingest_key(tenant_id, command.access, valid)
+            refused += forbidden
         stored = (
             await self._events.append(tenant_id, valid, now, window) if valid else BatchOutcome()
         )
@@ -106,24 +108,29 @@ class IngestEvents:
         rejections = sorted([*refused, *stored.rejections], key=lambda r: r.index)
         return BatchOutcome(stored.inserted, stored.duplicates, rejections, stored.repriced)
 
-    async def _metered_by_ingest(
-        self, tenant_id: str, events: list[tuple[int, Event]]
+    async def _allowed_to_ingest_key(
+        self, tenant_id: str, access: Access, events: list[tuple[int, Event]]
     ) -> tuple[list[tuple[int, Event]], list[EventRejection]]:
-        """An ingest key's events split into those taken and those whose meters it may not add."""
-        metered = {e.session_id for _, e in events if e.meters}
-        if not metered:
+        """An ingest key's events split into those taken and those it may not write: meters of a
+        billed or limited kind, and (for a scoped key) any event of another resource's session."""
+        scoped = access.resources is not None
+        judged = {e.session_id for _, e in events if scoped or e.meters}
+        if not judged:
             return events, []
-        billed = await self._billed_kinds.of(tenant_id)
-        kinds = {}
-        for session_id in metered:
+        metered = any(e.meters for _, e in events)
+        billed = await self._billed_kinds.of(tenant_id) if metered else frozenset()
+        sessions = {}
+        for session_id in judged:
             session = await self._sessions.get(tenant_id, session_id)
             if session is not None:
-                kinds[session_id] = session.kind
+                sessions[session_id] = session
         taken, refused = [], []
         for index, event in events:
             try:
-                if event.meters and event.session_id in kinds:
-                    Role.INGEST.check_writes(kinds[event.session_id], billed)
+                if (session := sessions.get(event.session_id)) is not None:
+                    access.check_scope(session.resource_id)
+                    if event.meters:
+                        access.check_writes(session.kind, billed)
             except Forbidden as forbidden:
                 refused.append(EventRejection(index, f"forbidden: {forbidden.detail}"))
             else:

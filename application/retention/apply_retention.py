@@ -1,9 +1,10 @@
 """Delete what each tenant keeps no longer."""
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from application.data_rights.ports import Erasure
+from application.data_rights.sweeps import SESSIONS, delete, in_batches
 from application.ports import Clock
 from application.retention.ports import Retention
 from application.tenants.ports import TenantRepository
@@ -29,6 +30,7 @@ class Deleted:
     webhook_ids: int = 0
     errors: int = 0
     metrics: int = 0
+    sessions: int = 0
     failures: list[TenantFailure] = field(default_factory=list)  # tenants whose retention failed
 
     def __add__(self, other: "Deleted") -> "Deleted":
@@ -40,6 +42,7 @@ class Deleted:
             self.webhook_ids + other.webhook_ids,
             self.errors + other.errors,
             self.metrics + other.metrics,
+            self.sessions + other.sessions,
             self.failures + other.failures,
         )
 
@@ -48,14 +51,19 @@ class ApplyRetention:
     """Old snapshots, events, hourly rollups, device errors (365 days unless set) and performance
     metrics (90 days) are deleted as each tenant's settings say (the server does it on a
     schedule; `sessionmeter retention apply` does it now), in bounded batches. Daily rollups are
-    kept for good unless a tenant sets a window for them; sessions, sales and the ledger are never
-    deleted (so no sale loses its session). Handled LiveKit webhook ids are forgotten after 30 days
+    kept for good unless a tenant sets a window for them; sales and the ledger are never deleted.
+    Ended sessions go with their events once older than `session_retention_days` (unset:
+    kept for good), except those a sale or a ledger entry names or whose charge is pending or
+    charged: the books keep them. Handled LiveKit webhook ids are forgotten after 30 days
     (WEBHOOK_MEMORY). Tenants are served one at a time: one whose retention fails is reported in
     the result and the others are still served."""
 
-    def __init__(self, tenants: TenantRepository, retention: Retention, clock: Clock) -> None:
+    def __init__(
+        self, tenants: TenantRepository, retention: Retention, erasure: Erasure, clock: Clock
+    ) -> None:
         self._tenants = tenants
         self._retention = retention
+        self._erasure = erasure
         self._clock = clock
 
     async def __call__(self, command: ApplyRetentionCommand) -> Deleted:
@@ -77,34 +85,31 @@ class ApplyRetention:
         def before(days: int) -> datetime:
             return now - timedelta(days=days)
 
-        snapshots = await _in_batches(
+        snapshots = await in_batches(
             lambda: r.delete_snapshots(tid, before(settings.snapshot_retention_days), BATCH)
         )
-        events = await _in_batches(
+        events = await in_batches(
             lambda: r.delete_events(tid, before(settings.event_retention_days), BATCH)
         )
-        hourly = await _in_batches(
+        hourly = await in_batches(
             lambda: r.delete_rollups(
                 tid, Period.HOUR, before(settings.hourly_rollup_retention_days), BATCH
             )
         )
         daily = 0
         if (days := settings.daily_rollup_retention_days) is not None:
-            daily = await _in_batches(
-                lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH)
-            )
-        webhook_ids = await _in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
-        errors = await _in_batches(
+            daily = await in_batches(lambda: r.delete_rollups(tid, Period.DAY, before(days), BATCH))
+        webhook_ids = await in_batches(lambda: r.forget_webhooks(tid, now - WEBHOOK_MEMORY, BATCH))
+        errors = await in_batches(
             lambda: r.delete_errors(tid, before(settings.error_retention_days), BATCH)
         )
-        metrics = await _in_batches(
+        metrics = await in_batches(
             lambda: r.delete_metrics(tid, before(settings.performance_retention_days), BATCH)
         )
-        return Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics)
-
-
-async def _in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:
-    total = 0
-    while (n := await delete_batch()) > 0:
-        total += n
-    return total
+        sessions = 0
+        if (kept_days := settings.session_retention_days) is not None:
+            cutoff = before(kept_days)
+            while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
+                removed = await delete(self._erasure, tid, ids)
+                sessions, events = sessions + removed.sessions, events + removed.events
+        return Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions)

@@ -1,10 +1,10 @@
 """Read one session of a tenant as its client sees it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from application.credits.running_cost import RunningCost, SessionView
 from application.sessions.get_session import GetSession
-from domain.tenants import TenantSettings
+from domain.tenants import Access, TenantSettings
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,9 @@ class ReadSessionQuery:
     tenant_id: str
     session_id: str
     settings: TenantSettings
+    access: Access = field(
+        default_factory=Access
+    )  # a scoped key reads only sessions of its resources
 
 
 class ReadSession:
@@ -20,7 +23,8 @@ class ReadSession:
     if it ended now, and what that leaves of its subject's balance), warning `credits_exhausted`
     when that would be below zero and `credits_low` when below the tenant's
     `low_balance_credits` (0: no such warning). Nothing is closed for it: the client decides. A
-    session of another tenant, or an id that is not a UUID, is not found."""
+    session of another tenant, or an id that is not a UUID, is not found; a key scoped to
+    resources reads sessions of those only (`forbidden`)."""
 
     def __init__(self, get_session: GetSession, running_cost: RunningCost) -> None:
         self._get_session = get_session
@@ -28,4 +32,5 @@ class ReadSession:
 
     async def __call__(self, query: ReadSessionQuery) -> SessionView:
         session = await self._get_session(query.tenant_id, query.session_id)
+        query.access.check_scope(session.resource_id)
         return await self._running_cost.view(session, query.settings)

@@ -12,7 +12,7 @@ from application.sessions.session_ids import existing_session_id
 from domain.clock import happened, not_in_future
 from domain.errors import InvalidInput
 from domain.session import CLIENT_EXIT_STATUSES, Closing, Exit, JSONObject, Session, SessionStatus
-from domain.tenants import Role, TenantSettings
+from domain.tenants import Access, TenantSettings
 from domain.usage import Usage
 
 
@@ -29,8 +29,9 @@ class RecordExitCommand:
     # Said by the server that hosted the session (LiveKit, or reconciliation asking it), not by a
     # client: its time is taken however long ago, since nothing else will ever end the session.
     from_server: bool = False
-    # The caller's key: an ingest key may not write billed or limited kinds (BilledKinds).
-    role: Role = Role.APP
+    # The caller's key: an ingest key may not write billed or limited kinds, nor a scoped one
+    # other resources (BilledKinds).
+    access: Access = field(default_factory=Access)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class RecordExit:
     says one, else the reaper's; every other exit is a replay, answered with the session as
     stored. Only an exit that closed or corrected the session adds its usage. A replayed exit
     changes nothing and charges nothing; it only finishes a charge a crash left pending. An
-    ingest key may not exit a session of a billed or limited kind (`forbidden`; see BilledKinds).
+    ingest key may not exit a session of a billed or limited kind, nor a scoped key a session of
+    another resource (`forbidden`; see BilledKinds).
 
     Charging follows (DeductCredits, `domain.charging.price`): a closed session is charged
     when its kind has a rate, it has a subject, and it ended completed, abandoned or timed out

@@ -9,7 +9,7 @@ from application.sessions.billed_kinds import BilledKinds, check_writes
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import existing_session_id
 from domain.clock import happened
-from domain.tenants import Role, TenantSettings
+from domain.tenants import Access, TenantSettings
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,9 @@ class RecordHeartbeatCommand:
     session_id: str
     at: datetime | None = None
     settings: TenantSettings = field(default_factory=TenantSettings)
-    # The caller's key: an ingest key may not write billed or limited kinds (BilledKinds).
-    role: Role = Role.APP
+    # The caller's key: an ingest key may not write billed or limited kinds, nor a scoped one
+    # other resources (BilledKinds).
+    access: Access = field(default_factory=Access)
 
 
 class RecordHeartbeat:
@@ -28,7 +29,8 @@ class RecordHeartbeat:
     ahead is invalid, and older than the late-data window `late`. An ended session takes no
     heartbeat (conflict). The answer carries its running cost, as a read does, so a client
     heartbeating a rated session sees its credits run down. An ingest key may not heartbeat a
-    session of a billed or limited kind (`forbidden`; see BilledKinds)."""
+    session of a billed or limited kind, nor a scoped key a session of another resource
+    (`forbidden`; see BilledKinds)."""
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from domain.plans import (
     trial_status,
 )
 from domain.session import Session, SessionRequest
-from domain.tenants import Overdraft, Role, TenantSettings
+from domain.tenants import Access, Overdraft, TenantSettings
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,9 @@ class StartSessionCommand:
     request: SessionRequest
     session_id: str | None = None
     settings: TenantSettings = field(default_factory=TenantSettings)
-    # The caller's key: an ingest key may not write billed or limited kinds (BilledKinds).
-    role: Role = Role.APP
+    # The caller's key: an ingest key may not write billed or limited kinds, nor a scoped one
+    # other resources (BilledKinds).
+    access: Access = field(default_factory=Access)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class StartSession:
 
     An ingest key (a browser's, a kiosk's) may not start a session of a kind that has a rate or
     that a plan's limits name (`forbidden`): the product's back end starts those with an app
-    key."""
+    key. A key scoped to resources starts sessions of those resources only (`forbidden`)."""
 
     def __init__(
         self,
@@ -80,7 +81,8 @@ class StartSession:
         self._clock = clock
 
     async def __call__(self, command: StartSessionCommand) -> StartedSession:
-        await self._billed_kinds.check(command.tenant_id, command.role, {command.request.kind})
+        command.access.check_scope(command.request.resource_id)
+        await self._billed_kinds.check(command.tenant_id, command.access, command.request.kind)
         if command.session_id is None:
             session_id = new_session_id()
         else:

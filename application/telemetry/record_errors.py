@@ -1,7 +1,7 @@
 """Record errors devices report."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock
@@ -10,6 +10,7 @@ from application.telemetry.ports import ErrorLog
 from application.telemetry.recorded import Recorded, RecordOnce
 from domain.error_reports import ErrorReport
 from domain.errors import InvalidInput
+from domain.tenants import Access
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class RecordErrorsCommand:
     tenant_id: str
     # In the client's order; one that could not be read is already the reason why.
     errors: Sequence[ErrorReport | InvalidInput]
+    access: Access = field(
+        default_factory=Access
+    )  # the caller's key: a scoped one sends only its devices' records
 
 
 class RecordErrors:
@@ -40,7 +44,7 @@ class RecordErrors:
         self._record = RecordOnce(errors, sessions, clock, _instant, ErrorReport.__eq__)
 
     async def __call__(self, command: RecordErrorsCommand) -> Recorded[ErrorReport]:
-        self._record.check_size(command.errors, "errors")
+        self._record.check_batch(command.errors, "errors", command.access)
         return await self._record(command.tenant_id, command.errors)
 
 

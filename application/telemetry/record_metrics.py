@@ -1,7 +1,7 @@
 """Record how long devices took to do things."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock
@@ -10,6 +10,7 @@ from application.telemetry.ports import MetricLog
 from application.telemetry.recorded import Recorded, RecordOnce
 from domain.errors import InvalidInput
 from domain.performance import Metric
+from domain.tenants import Access
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class RecordMetricsCommand:
     tenant_id: str
     # In the client's order; one that could not be read is already the reason why.
     metrics: Sequence[Metric | InvalidInput]
+    access: Access = field(
+        default_factory=Access
+    )  # the caller's key: a scoped one sends only its devices' records
 
 
 class RecordMetrics:
@@ -32,7 +36,7 @@ class RecordMetrics:
         self._record = RecordOnce(metrics, sessions, clock, _instant, Metric.__eq__)
 
     async def __call__(self, command: RecordMetricsCommand) -> Recorded[Metric]:
-        self._record.check_size(command.metrics, "metrics")
+        self._record.check_batch(command.metrics, "metrics", command.access)
         return await self._record(command.tenant_id, command.metrics)
 
 

@@ -1,7 +1,7 @@
 """Record the sales kiosks make."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock
@@ -10,6 +10,7 @@ from application.telemetry.ports import SaleBook
 from application.telemetry.recorded import Recorded, RecordOnce
 from domain.errors import InvalidInput
 from domain.sales import Sale
+from domain.tenants import Access
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class RecordSalesCommand:
     tenant_id: str
     # In the client's order; one that could not be read is already the reason why.
     sales: Sequence[Sale | InvalidInput]
+    access: Access = field(
+        default_factory=Access
+    )  # the caller's key: a scoped one sends only its devices' records
 
 
 class RecordSales:
@@ -34,7 +38,7 @@ class RecordSales:
         self._record = RecordOnce(sales, sessions, clock, _instant, Sale.same_as)
 
     async def __call__(self, command: RecordSalesCommand) -> Recorded[Sale]:
-        self._record.check_size(command.sales, "sales")
+        self._record.check_batch(command.sales, "sales", command.access)
         sales = [s for s in command.sales if isinstance(s, Sale)]
         refunded = {s.refund_of for s in sales if s.refund_of}
         known = await self._sales.get_many(command.tenant_id, sorted(refunded)) if refunded else {}

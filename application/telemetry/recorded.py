@@ -12,6 +12,7 @@ from application.telemetry.ports import Record as R
 from application.telemetry.ports import RecordLog
 from domain.clock import not_in_future
 from domain.errors import Conflict, DomainError, InvalidInput, PayloadTooLarge
+from domain.tenants import Access
 
 MAX_BATCH = 100
 
@@ -90,9 +91,14 @@ class RecordOnce(Generic[R]):
         self._instant = instant
         self._same = same
 
-    def check_size(self, records: Sequence[object], name: str) -> None:
+    def check_batch(self, records: Sequence[R | InvalidInput], name: str, access: Access) -> None:
+        """Refuse a batch whole if it is too large or its key's scope lacks a device of it: a
+        device's key sends only its own telemetry (`forbidden`)."""
         if len(records) > MAX_BATCH:
             raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} {name}")
+        for record in records:
+            if not isinstance(record, InvalidInput):
+                access.check_scope(record.device_id)
 
     async def __call__(
         self,

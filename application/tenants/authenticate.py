@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from application.ports import Clock
 from application.tenants.ports import ApiKeyRepository, TenantRepository
 from domain.errors import Forbidden, Unauthorized
-from domain.tenants import Role, Tenant, hash_secret
+from domain.tenants import Access, Role, Tenant, hash_secret
 
 # Keys are looked up on every request; remembering them briefly keeps that off the database.
 # A change to a tenant's settings reaches every process within this time.
@@ -17,7 +17,12 @@ CACHE_SIZE = 1024
 @dataclass(frozen=True)
 class Principal:
     tenant: Tenant
-    role: Role
+    access: Access
+    key_id: str
+
+    @property
+    def role(self) -> Role:
+        return self.access.role
 
     def require(self, role: Role) -> "Principal":
         if not self.role.allows(role):
@@ -66,4 +71,4 @@ class Authenticate:
         # Looked up at most once per cache period per process, so this write is rare.
         if (minute := key.used_at(now)) is not None:
             await self._keys.used(key.id, minute)
-        return Principal(tenant, key.role)
+        return Principal(tenant, key.access, key.id)

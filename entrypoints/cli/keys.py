@@ -24,6 +24,12 @@ def keys() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--name", help="What the key is for: kiosk-17, billing back end.")
 @click.option("--expires-at", type=INSTANT, help="When it stops working (RFC 3339).")
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    help="An ingest key for this resource or device only (repeat for several).",
+)
 @click.pass_context
 def create_key(
     ctx: click.Context,
@@ -31,15 +37,25 @@ def create_key(
     role: str,
     name: str | None,
     expires_at: datetime | None,
+    resources: tuple[str, ...],
 ) -> None:
     """Create a key; the key alone is the last line printed."""
-    command = CreateApiKeyCommand(tenant_name, role, name, expires_at)
+    command = CreateApiKeyCommand(tenant_name, role, name, expires_at, resources or None)
     created = run(ctx, lambda c: c.use_cases.create_api_key()(command))
     click.echo(f"{role} key {created.key.id} for tenant {tenant_name} (shown once, store it now):")
     click.echo(created.secret)
 
 
-KEY_COLUMNS = ("id", "name", "role", "created_at", "expires_at", "revoked_at", "last_used_at")
+KEY_COLUMNS = (
+    "id",
+    "name",
+    "role",
+    "resources",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+)
 
 
 @keys.command("list")

@@ -105,7 +105,10 @@ def lines_read(source: IO[str], label: str) -> Iterator[Iterator[str]]:
 
 
 def _plain(value: object) -> object:
-    """What JSON has no type for: exact decimals as strings of digits, instants in RFC 3339."""
+    """What JSON has no type for: exact decimals as strings of digits, instants in RFC 3339,
+    sets as sorted lists."""
+    if isinstance(value, frozenset):
+        return sorted(value)
     if isinstance(value, Decimal):
         return amount_text(value)
     if isinstance(value, datetime):
@@ -114,9 +117,12 @@ def _plain(value: object) -> object:
 
 
 def _cell(value: object) -> object:
-    """A table or CSV cell: maps as JSON, decimals and instants as `_plain` says."""
+    """A table or CSV cell: maps as JSON, sets as their sorted items, decimals and instants as
+    `_plain` says."""
     if isinstance(value, dict):
         return json.dumps(value, default=_plain)
+    if isinstance(value, frozenset):
+        return " ".join(sorted(value))
     if isinstance(value, Decimal | datetime):
         return _plain(value)
     return value

@@ -9,6 +9,7 @@ import uvicorn
 from uvicorn.config import LOG_LEVELS
 
 from entrypoints.cli.options import Decorated
+from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV
 from entrypoints.cli.running import run, settings_of
 
 
@@ -86,6 +87,27 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
     help="Seconds an idle client connection stays open; longer than a load balancer's idle timeout.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT_SECONDS,
+    show_default=True,
+    envvar=TIMEOUT_ENV,
+    show_envvar=True,
+    help="Seconds a request may take to arrive whole (headers and body); then 408 and the "
+    "connection is closed, so a client that trickles bytes cannot hold it for good.",
+)
+@click.option(
+    "--graceful-shutdown",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    envvar="SESSIONMETER_GRACEFUL_SHUTDOWN_SECONDS",
+    show_envvar=True,
+    help="Seconds a stop waits for the requests in progress before cancelling them: a client "
+    "that trickles its body would otherwise hold the stop up for good. Keep it below your "
+    "orchestrator's grace period (30 s on Kubernetes).",
+)
+@click.option(
     "--forwarded-allow-ips",
     "proxies",
     default="",
@@ -115,6 +137,8 @@ def serve(
     rollup_interval: float | None,
     livekit_reconcile_interval: float | None,
     keep_alive: int,
+    request_timeout: float,
+    graceful_shutdown: int,
     proxies: str,
     log_level: str,
 ) -> None:
@@ -134,13 +158,16 @@ def serve(
     for name, seconds in intervals.items():
         if seconds is not None:
             os.environ[name] = str(seconds)
+    os.environ[TIMEOUT_ENV] = str(request_timeout)
     uvicorn.run(
         "entrypoints.http.app:app_from_env",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        http="entrypoints.cli.request_deadline:RequestDeadline",
         timeout_keep_alive=keep_alive,
+        timeout_graceful_shutdown=graceful_shutdown,
         # Uvicorn trusts 127.0.0.1 unless told: a client on the host could then forge its address.
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,

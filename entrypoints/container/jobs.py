@@ -31,7 +31,11 @@ class JobContainer(containers.DeclarativeContainer):
         clock=outside.clock,
     )
     apply_retention = providers.Factory(
-        ApplyRetention, tenants=storage.tenants, retention=storage.retention, clock=outside.clock
+        ApplyRetention,
+        tenants=storage.tenants,
+        retention=storage.retention,
+        erasure=storage.erasure,
+        clock=outside.clock,
     )
     reconcile_livekit = providers.Factory(
         ReconcileLiveKit,

@@ -39,3 +39,4 @@ class StorageContainer(containers.DeclarativeContainer):
     errors = backend.provided.errors
     metrics = backend.provided.metrics
     sales = backend.provided.sales
+    erasure = backend.provided.erasure

@@ -14,6 +14,8 @@ from application.credits.list_ledger import ListLedger
 from application.credits.rate_book import RateBook
 from application.credits.running_cost import RunningCost
 from application.credits.set_rate import SetRate
+from application.data_rights.delete_resource import DeleteResource
+from application.data_rights.erase_subject import EraseSubject
 from application.events.event_distribution import EventDistribution
 from application.events.ingest_events import IngestEvents
 from application.events.list_events import ListEvents
@@ -55,7 +57,10 @@ from application.tenants.update_settings import UpdateSettings
 from application.transfer.export_tenant import ExportTenant
 from application.transfer.import_tenant import ImportTenant
 from application.trials.get_limits import GetLimits
+from application.trials.get_plan import GetPlan
 from application.trials.get_trial_status import GetTrialStatus
+from application.trials.list_plans import ListPlans
+from application.trials.list_subscriptions import ListSubscriptions
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.register_resource import RegisterResource
 from application.trials.set_plan import SetPlan
@@ -146,8 +151,14 @@ class UseCaseContainer(containers.DeclarativeContainer):
     )
     set_plan = providers.Factory(SetPlan, plans=storage.plans)
     subscribe = providers.Factory(
-        Subscribe, plans=storage.plans, subscriptions=storage.subscriptions
+        Subscribe,
+        plans=storage.plans,
+        subscriptions=storage.subscriptions,
+        clock=outside.clock,
     )
+    list_plans = providers.Factory(ListPlans, plans=storage.plans)
+    get_plan = providers.Factory(GetPlan, plans=storage.plans)
+    list_subscriptions = providers.Factory(ListSubscriptions, subscriptions=storage.subscriptions)
     register_resource = providers.Factory(
         RegisterResource,
         resources=storage.resources,
@@ -192,6 +203,8 @@ class UseCaseContainer(containers.DeclarativeContainer):
     move_settlement = providers.Factory(MoveSettlement, sales=storage.sales)
     list_sales = providers.Factory(ListSales, sales=storage.sales)
     report_sales = providers.Factory(ReportSales, sales=storage.sales)
+    erase_subject = providers.Factory(EraseSubject, erasure=storage.erasure)
+    delete_resource = providers.Factory(DeleteResource, erasure=storage.erasure)
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=storage.tenants, accounts=storage.livekit_accounts
     )

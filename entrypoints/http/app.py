@@ -22,6 +22,8 @@ from entrypoints.http.background import (
     roll_up_usage,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.openapi import COMPONENTS
+from entrypoints.http.rate_limits import RateLimits
 from entrypoints.http.request import StrictJSONRequest
 from entrypoints.http.routes import ROUTES
 from entrypoints.lifespan import storage_opened
@@ -63,14 +65,20 @@ def create_app(container: Container, settings: Settings) -> Litestar:
         route_handlers=ROUTES,
         dependencies=use_case_dependencies(container),
         # Guards cannot take dependencies: they find the authenticator's provider in the app's
-        # state and ask it on each request, so overrides apply as they do to the use cases.
-        state=State({"authenticate": container.use_cases.authenticate}),
+        # state and ask it on each request, so overrides apply as they do to the use cases; the
+        # rate limits' counts live as long as this app (one per process).
+        state=State(
+            {"authenticate": container.use_cases.authenticate, "rate_limits": RateLimits()}
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[background_jobs],
         openapi_config=OpenAPIConfig(
-            title="sessionmeter", version=version("sessionmeter"), path="/schema"
+            title="sessionmeter",
+            version=version("sessionmeter"),
+            path="/schema",
+            components=COMPONENTS,
         ),
         debug=False,
     )

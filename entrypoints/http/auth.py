@@ -15,12 +15,14 @@ from litestar.handlers import BaseRouteHandler
 
 from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
+from entrypoints.http.rate_limits import RateLimits
 
 BEARER = "bearer "
 # How routes document a refused key (their 401 and 403 responses in the OpenAPI schema).
 AUTH = "the API key is missing, unknown, revoked or expired"
 NEEDS_APP = "the key is an ingest key: this needs an app or admin key"
 NEEDS_ADMIN = "the key is not an admin key"
+OUT_OF_SCOPE = "the key is scoped to other resources or devices"
 # The key of a layer's `opt` that names the role its routes need.
 ROLE = "role"
 
@@ -43,10 +45,13 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 async def authenticated(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
-    """Authenticate the caller and check that its key has the role the route needs."""
+    """Authenticate the caller, check that its key has the role the route needs, and count the
+    request against the key's rate limit."""
     authenticate: Authenticate = connection.app.state.authenticate()
     principal = await authenticate(presented_key(connection))
     connection.state.principal = principal.require(route_handler.opt[ROLE])
+    rate_limits: RateLimits = connection.app.state.rate_limits
+    await rate_limits.count(principal)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

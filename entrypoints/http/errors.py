@@ -53,9 +53,14 @@ HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+# How Litestar says a client left while its body was read (a slow one cut off by the request
+# deadline, or one that hung up): the client's doing, answered to no one, not an error of ours.
+CLIENT_GONE = "client disconnected prematurely"
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
+_BOUND = re.compile(r"^Expected `(?:int|float)` (?P<op>[<>]=?) (?P<limit>\S+)$")
+_BOUND_WORDS = {"<=": "at most", ">=": "at least", "<": "below", ">": "above"}
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
@@ -88,7 +93,36 @@ def field_error(error: msgspec.ValidationError) -> dict[str, str]:
     elif unknown := _UNKNOWN.match(message):  # a typo in a configuration body is not ignored
         path = f"{path}.{unknown['name']}" if path else unknown["name"]
         message = "is not a field of this body"
+    elif bound := _BOUND.match(message):  # "Expected `int` <= 1000000": the product's words
+        message = f"must be {_BOUND_WORDS[bound['op']]} {bound['limit']}"
     return {"field": path or "body", "message": message}
+
+
+class InsufficientCreditsOut(msgspec.Struct, tag_field="error", tag="insufficient_credits"):
+    detail: str
+    balance: int
+    required: int
+
+
+class TrialExhaustedOut(msgspec.Struct, tag_field="error", tag="trial_exhausted"):
+    detail: str
+    trial_status: TrialStatusOut
+    upgrade_url: str | None
+
+
+class QuotaOut(msgspec.Struct):
+    resources_per_month: int
+    resources_this_month: int
+
+
+class QuotaExceededOut(msgspec.Struct, tag_field="error", tag="quota_exceeded"):
+    detail: str
+    limits: QuotaOut
+
+
+# A 402's envelope carries the particulars of its code (`_particulars`), one schema per code.
+PaymentRequiredOut = InsufficientCreditsOut | TrialExhaustedOut | QuotaExceededOut
+_ENVELOPES: dict[int, Any] = {402: PaymentRequiredOut, 422: ValidationErrorOut}
 
 
 def documented(errors: dict[int, str]) -> dict[int, ResponseSpec]:
@@ -96,7 +130,7 @@ def documented(errors: dict[int, str]) -> dict[int, ResponseSpec]:
     a status with one error code is described with it (402 has several: say which in `when`)."""
     return {
         status: ResponseSpec(
-            ValidationErrorOut if status == 422 else ErrorOut,
+            _ENVELOPES.get(status, ErrorOut),
             description=f"`{code}`: {when}" if (code := _single_code(status)) else when,
             generate_examples=False,
         )
@@ -167,6 +201,9 @@ def _parameter_error(request: Request[Any, Any, Any], key: str, message: str) ->
 
 
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    if error.detail == CLIENT_GONE:
+        log.info("%s %s: %s", request.method, request.url.path, CLIENT_GONE)
+        return error_response(400, "bad_request", "the body did not arrive whole")
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         # Litestar wraps unexpected exceptions in a 500 HTTPException before they get here.
         return on_unexpected(request, error)

@@ -8,17 +8,19 @@ from litestar import Response
 
 from application.telemetry.ports import Record
 from application.telemetry.recorded import Recorded
-from entrypoints.http.auth import AUTH
+from entrypoints.http.auth import AUTH, OUT_OF_SCOPE
 
 Out = TypeVar("Out")
 
 ONE = {
     401: AUTH,
+    403: OUT_OF_SCOPE,
     409: "the id was stored with other content",
     422: "a field is invalid (named in `fields`), or the session it names does not exist",
 }
 BATCH = {
     401: AUTH,
+    403: OUT_OF_SCOPE + " (a device's key sends only its own records)",
     413: "more than 100 items in the batch",
     422: "the body is not an object with the list",
 }

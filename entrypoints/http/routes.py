@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 from domain.tenants import Role
 from entrypoints.http.auth import authenticated, current_principal, needs
 from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.data_rights import DataRightsController
 from entrypoints.http.controllers.errors import ErrorsController
 from entrypoints.http.controllers.events import EventsController
 from entrypoints.http.controllers.health import health
@@ -18,6 +19,8 @@ from entrypoints.http.controllers.sessions import SessionsController
 from entrypoints.http.controllers.snapshots import SnapshotsController
 from entrypoints.http.controllers.tenants import SettingsController
 from entrypoints.http.controllers.trials import TrialsController
+from entrypoints.http.openapi import KEYED, declare_responses
+from entrypoints.http.request import text_in_the_url
 
 v1 = Router(
     path="/v1",
@@ -34,11 +37,17 @@ v1 = Router(
         LiveKitController,
         SettingsController,
         KeysController,
+        DataRightsController,
     ],
-    guards=[authenticated],
+    # After the key: a caller without one learns 401 first.
+    guards=[authenticated, text_in_the_url],
+    security=KEYED,
     dependencies={"caller": current_principal},
     # Each controller says the role it needs; one that forgets needs the most.
     opt=needs(Role.ADMIN),
 )
 
+# Each route declares what only it answers; what the guard, bodies and parameters answer, and
+# the 200 of a replay, are declared for all of them at once.
+declare_responses([v1, health, livekit_webhook])
 ROUTES: list[ControllerRouterHandler] = [v1, health, livekit_webhook]

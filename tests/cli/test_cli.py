@@ -292,11 +292,11 @@ def test_retention_deletes_what_tenants_no_longer_keep(url: str, tmp_path: Path)
 
     assert (
         applied.output.strip()
-        == "deleted 2 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s)"
+        == "deleted 2 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s)"
     )
     assert (
         again.output.strip()
-        == "deleted 0 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s)"
+        == "deleted 0 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s)"
     )
 
 
@@ -368,7 +368,9 @@ def test_keys_are_listed_and_revoked_from_the_command_line(url: str) -> None:
     sessionmeter(url, "db", "upgrade")
     sessionmeter(url, "tenants", "create", "acme")
     created = sessionmeter(
-        url, "keys", "create", "--tenant", "acme", "--role", "ingest", "--name", "kiosk-17"
+        url,
+        *("keys", "create", "--tenant", "acme", "--role", "ingest", "--name", "kiosk-17"),
+        *("--resource", "kiosk-17", "--resource", "booth-a"),
     )
     key_id = created.output.split()[2]
 
@@ -394,6 +396,7 @@ def test_keys_are_listed_and_revoked_from_the_command_line(url: str) -> None:
         "ingest",
         None,
     )
+    assert shown["resources"] == ["booth-a", "kiosk-17"]
     assert created.output.splitlines()[-1] not in listed.output  # never the secret
     assert revoked.exit_code == 0 and revoked.output.startswith(f"key {key_id} revoked at ")
     assert unknown.exit_code == 1 and "no API key nope" in unknown.stderr

@@ -65,7 +65,8 @@ async def test_keys_are_listed_revoked_once_and_their_use_recorded_forward_only(
 ) -> None:
     tenant, other = await add_tenant(storage), await add_tenant(storage, "other")
     expires = T0 + timedelta(days=30)
-    first, _ = ApiKey.issue("k-1", tenant.id, Role.INGEST, T0, "kiosk-17", expires)
+    scope = ["kiosk-17", "kiosk-18"]
+    first, _ = ApiKey.issue("k-1", tenant.id, Role.INGEST, T0, "kiosk-17", expires, scope)
     second, _ = ApiKey.issue("k-2", tenant.id, Role.APP, T0 + timedelta(minutes=1))
     theirs, _ = ApiKey.issue("k-3", other.id, Role.ADMIN, T0)
     for key in (second, first, theirs):
@@ -82,5 +83,6 @@ async def test_keys_are_listed_revoked_once_and_their_use_recorded_forward_only(
     listed = await storage.api_keys.find(tenant.id)
     assert [k.id for k in listed] == ["k-1", "k-2"]
     assert listed[0].name == "kiosk-17" and listed[0].expires_at == expires
+    assert listed[0].resources == frozenset(scope) and listed[1].resources is None
     assert listed[1].last_used_at == T0 + timedelta(minutes=5)
     assert (await storage.api_keys.get_by_hash(theirs.secret_hash)) == theirs

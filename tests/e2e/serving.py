@@ -1,11 +1,13 @@
 """`sessionmeter serve` as a process, spoken to over a socket, with its log kept for the test."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,7 @@ class Server:
     base_url: str
     env: dict[str, str]
     log: Path  # what the server wrote so far
+    pid: int = 0  # the `sessionmeter serve` process's
 
     def operator(self, *args: str) -> str:
         """Run a CLI command on the server's storage; its last line of standard output."""
@@ -33,6 +36,20 @@ class Server:
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (uvicorn's workers): it dies mid-write,
+        as on a power cut or the OOM killer, with no shutdown of any kind. Each is frozen first
+        (SIGSTOP, from the top), so that no worker serves on or is replaced while the others die."""
+        frozen: list[int] = []
+        alive = [self.pid]
+        while alive:
+            pid = alive.pop()
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(pid)
+            alive += _children_of(pid)
+        for pid in frozen:
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextmanager
@@ -60,6 +77,7 @@ def serving(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    server = replace(server, pid=process.pid)
     try:
         _wait_until_healthy(process, server.base_url)
         yield server
@@ -86,3 +104,16 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str) -> None
             pass
         assert time.monotonic() < deadline, f"no 200 from /health in {HEALTHY_WITHIN_SECONDS} s"
         time.sleep(0.1)
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # past "pid (command name)"
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children

@@ -1,5 +1,6 @@
 """POST /v1/webhooks/livekit: signed webhooks become sessions, exactly once, in any order."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,6 +132,24 @@ def test_a_webhook_whose_signature_does_not_hold_is_401_and_records_nothing(
     refused = api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
 
     assert_error(refused, 401, "unauthorized")
+    assert stays(api) == []
+
+
+@pytest.mark.parametrize("seconds", [2**63 - 1, -(2**63), 253_402_300_800])  # … year 10000
+@pytest.mark.parametrize("field", ["createdAt", "participant.joinedAt"])
+def test_a_signed_webhook_dated_past_the_calendar_is_invalid_not_a_500(
+    api: Api, livekit: LiveKitServer, field: str, seconds: int
+) -> None:
+    body = json.loads(livekit.joined("ana", T0)[0])
+    if field == "createdAt":
+        body["createdAt"] = str(seconds)
+    else:
+        body["participant"]["joinedAt"] = str(seconds)
+    raw = json.dumps(body)
+
+    refused = api.client.post("/v1/webhooks/livekit", content=raw, headers=livekit.headers(raw))
+
+    assert invalid_fields(refused) == [field]
     assert stays(api) == []
 
 

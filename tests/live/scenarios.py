@@ -485,6 +485,48 @@ def kiosk_day(live: Live) -> KioskDay:
     return KioskDay(session, sent, flush, settled, errors, performance, sales, final_session)
 
 
+# 6. Session retention while it runs: the tenant keeps sessions 1 day; an unrated session and a
+# charged one, both ended 2 days ago, then the window set: retention deletes the first only.
+
+
+@dataclass(frozen=True)
+class Retained:
+    unbilled: Json  # its exit's answer
+    charged: Json
+    unbilled_gone_after: float | None  # seconds until GET answered 404 (None: it never did)
+    charged_after: Json
+
+
+def session_retention(live: Live) -> Retained:
+    two_days_ago = now() - timedelta(days=2)
+
+    def ended_two_days_ago(http: httpx.Client, kind: str, subject_id: str) -> Json:
+        body = {
+            "kind": kind,
+            "resource_id": "archive-1",
+            "subject_id": subject_id,
+            "started_at": two_days_ago.isoformat(),
+        }
+        sid = ok(http.post("/v1/sessions", json=body), 201)["id"]
+        # The reaper may end it first (it is long silent): the exit corrects that end.
+        end = {"at": (two_days_ago + timedelta(seconds=30)).isoformat()}
+        return ok(http.post(f"/v1/sessions/{sid}/exit", json=end))
+
+    with live.app() as http:
+        unbilled = ended_two_days_ago(http, "lecture", "archivist-1")
+        charged = ended_two_days_ago(http, "counseling", "archivist-2")
+    with live.admin() as admin:
+        ok(admin.put("/v1/settings", json={"session_retention_days": 1}))
+        began, gone_after = time.monotonic(), None
+        while time.monotonic() - began < KEPT_WITHIN_SECONDS:
+            if admin.get(f"/v1/sessions/{unbilled['id']}").status_code == 404:
+                gone_after = time.monotonic() - began
+                break
+            time.sleep(POLL_SECONDS)
+        charged_after = ok(admin.get(f"/v1/sessions/{charged['id']}"))
+    return Retained(unbilled, charged, gone_after, charged_after)
+
+
 def poll(read: Callable[[], Json], until: Callable[[Json], bool], within: float) -> Json:
     """The first reading that satisfies `until`, or the last one after `within` seconds."""
     deadline = time.monotonic() + within
@@ -499,4 +541,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "kiosk_flush": kiosk_flush,
     "silent_kiosk": silent_kiosk,
     "kiosk_day": kiosk_day,
+    "session_retention": session_retention,
 }

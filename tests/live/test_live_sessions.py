@@ -22,6 +22,7 @@ from tests.live.scenarios import (
     Counseling,
     Flush,
     KioskDay,
+    Retained,
     Return,
     Stay,
     instant,
@@ -163,3 +164,12 @@ def test_a_kiosks_telemetry_is_kept_reported_and_pruned_by_retention_as_it_runs(
     assert booth["by_state"] == {"settled": "15000"}, booth
     assert day.settled["settlement"]["batch_id"] == "card-batch-1"
     assert day.final_session["id"] == day.session["id"]  # a sold session stays
+
+
+def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live: LiveRun) -> None:
+    kept: Retained = live.outcome("session_retention")
+
+    assert kept.unbilled["charge_state"] == "not_charged", kept.unbilled
+    assert kept.charged["charge_state"] == "charged", kept.charged
+    assert kept.unbilled_gone_after is not None, "retention never deleted the unbilled session"
+    assert kept.charged_after["charge"] == kept.charged["charge"], kept.charged_after

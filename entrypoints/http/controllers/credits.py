@@ -13,6 +13,7 @@ from application.tenants.authenticate import Principal
 from domain.credits import MeterRate, Rate
 from domain.tenants import Role
 from entrypoints.http.auth import needs
+from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import Listing, Page
 from entrypoints.http.schemas.credits import (
@@ -53,6 +54,7 @@ class CreditsController(Controller):
         operation_id="grantCredits",
         description=rules_of(GrantCredits),
         status_code=201,
+        responses=documented({409: "the idempotency key was used for a grant of other content"}),
     )
     async def grant(
         self,

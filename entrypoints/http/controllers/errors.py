@@ -38,7 +38,9 @@ class ErrorsController(Controller):
         caller: NamedDependency[Principal],
         record_errors: NamedDependency[RecordErrors],
     ) -> Response[ErrorOut]:
-        recorded = await record_errors(RecordErrorsCommand(caller.tenant.id, [_error(data)]))
+        recorded = await record_errors(
+            RecordErrorsCommand(caller.tenant.id, [_error(data)], caller.access)
+        )
         return created_or_replayed(recorded, ErrorOut.of)
 
     @post(
@@ -56,7 +58,9 @@ class ErrorsController(Controller):
         record_errors: NamedDependency[RecordErrors],
     ) -> BatchResultOut:
         errors = read_items(data.errors, ErrorBody, _error)
-        return BatchResultOut.of(await record_errors(RecordErrorsCommand(caller.tenant.id, errors)))
+        return BatchResultOut.of(
+            await record_errors(RecordErrorsCommand(caller.tenant.id, errors, caller.access))
+        )
 
     @get(
         "/",

@@ -15,6 +15,7 @@ from domain.events import Event, EventRejection
 from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.batches import read_items
+from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import BatchResultOut, Page
 from entrypoints.http.schemas.events import (
@@ -44,7 +45,7 @@ class EventsController(Controller):
         ingest_events: NamedDependency[IngestEvents],
     ) -> BatchResultOut:
         events = _read_events(data.events)
-        outcome = await ingest_events(IngestEventsCommand(caller.tenant, events, caller.role))
+        outcome = await ingest_events(IngestEventsCommand(caller.tenant, events, caller.access))
         return BatchResultOut.of(outcome)
 
     @get(
@@ -53,6 +54,7 @@ class EventsController(Controller):
         operation_id="listEvents",
         opt=needs(Role.APP),
         description=rules_of(ListEvents),
+        responses=documented({404: "no such session in this tenant"}),
     )
     async def list(
         self,
@@ -74,6 +76,7 @@ class EventsController(Controller):
         operation_id="eventDistribution",
         opt=needs(Role.APP),
         description=rules_of(EventDistribution),
+        responses=documented({404: "no such session in this tenant"}),
     )
     async def distribution(
         self,

@@ -6,7 +6,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 
 from application.health.check_health import CheckHealth, CheckHealthQuery
-from entrypoints.http.errors import error_response
+from entrypoints.http.errors import documented, error_response
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import StatusOut
 
@@ -17,6 +17,7 @@ from entrypoints.http.schemas.common import StatusOut
     summary="Whether the service and its storage answer",
     operation_id="checkHealth",
     description=rules_of(CheckHealth),
+    responses=documented({503: "the storage does not answer"}),
 )
 async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
     if (await check_health(CheckHealthQuery())).storage_answers:

@@ -35,7 +35,9 @@ class KeysController(Controller):
         caller: NamedDependency[Principal],
         create_api_key: NamedDependency[CreateApiKey],
     ) -> IssuedKeyOut:
-        command = CreateApiKeyCommand(caller.tenant.name, data.role, data.name, data.expires_at)
+        command = CreateApiKeyCommand(
+            caller.tenant.name, data.role, data.name, data.expires_at, data.resources
+        )
         created = await create_api_key(command)
         return IssuedKeyOut.issued(created.key, created.secret)
 

@@ -62,6 +62,12 @@ class LiveKitController(Controller):
     operation_id="receiveLiveKitWebhook",
     description=rules_of(ReceiveLiveKitWebhook),
     status_code=200,
+    responses=documented(
+        {
+            401: "the signature (Authorization) is missing, not of a registered LiveKit API key, "
+            "or does not match the body"
+        }
+    ),
 )
 async def livekit_webhook(
     request: Request[Any, Any, Any],

@@ -37,7 +37,9 @@ class PerformanceController(Controller):
         caller: NamedDependency[Principal],
         record_metrics: NamedDependency[RecordMetrics],
     ) -> Response[MetricOut]:
-        recorded = await record_metrics(RecordMetricsCommand(caller.tenant.id, [_metric(data)]))
+        recorded = await record_metrics(
+            RecordMetricsCommand(caller.tenant.id, [_metric(data)], caller.access)
+        )
         return created_or_replayed(recorded, MetricOut.of)
 
     @post(
@@ -55,7 +57,7 @@ class PerformanceController(Controller):
         record_metrics: NamedDependency[RecordMetrics],
     ) -> BatchResultOut:
         metrics = read_items(data.metrics, MetricBody, _metric)
-        command = RecordMetricsCommand(caller.tenant.id, metrics)
+        command = RecordMetricsCommand(caller.tenant.id, metrics, caller.access)
         return BatchResultOut.of(await record_metrics(command))
 
 

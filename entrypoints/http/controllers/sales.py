@@ -41,7 +41,7 @@ class SalesController(Controller):
         record_sales: NamedDependency[RecordSales],
     ) -> Response[SaleOut]:
         sale = a_sale(data, canonical_session_id(data.session_id, "session_id"))
-        recorded = await record_sales(RecordSalesCommand(caller.tenant.id, [sale]))
+        recorded = await record_sales(RecordSalesCommand(caller.tenant.id, [sale], caller.access))
         return created_or_replayed(recorded, SaleOut.of)
 
     @patch(

@@ -17,14 +17,16 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
-from entrypoints.http.auth import AUTH, needs
+from entrypoints.http.auth import AUTH, OUT_OF_SCOPE, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import From, Page, To
 from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOut, StartSessionBody
 
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
-BILLED = "an ingest key, for a session of a kind that has a rate or a plan limits"
+BILLED = (
+    f"an ingest key, for a session of a kind that has a rate or a plan limits; or {OUT_OF_SCOPE}"
+)
 
 
 class SessionsController(Controller):
@@ -69,7 +71,7 @@ class SessionsController(Controller):
                     attributes=data.attributes,
                     context=_request_context(request),
                 ),
-                role=caller.role,
+                access=caller.access,
             )
         )
         return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
@@ -79,7 +81,7 @@ class SessionsController(Controller):
         summary="Read a session (an active rated one with its running cost, charge_estimate)",
         operation_id="readSession",
         description=rules_of(ReadSession),
-        responses=documented({401: AUTH, 404: "no such session in this tenant"}),
+        responses=documented({401: AUTH, 403: OUT_OF_SCOPE, 404: "no such session in this tenant"}),
     )
     async def read(
         self,
@@ -87,7 +89,9 @@ class SessionsController(Controller):
         caller: NamedDependency[Principal],
         read_session: NamedDependency[ReadSession],
     ) -> SessionOut:
-        query = ReadSessionQuery(caller.tenant.id, session_id, caller.tenant.settings)
+        query = ReadSessionQuery(
+            caller.tenant.id, session_id, caller.tenant.settings, caller.access
+        )
         return SessionOut.of_view(await read_session(query))
 
     @get(
@@ -104,6 +108,7 @@ class SessionsController(Controller):
         kind: FromQuery[str | None] = None,
         resource_id: FromQuery[str | None] = None,
         subject_id: FromQuery[str | None] = None,
+        client_key: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         started_from: From = None,
         started_to: To = None,
@@ -114,6 +119,7 @@ class SessionsController(Controller):
             kind=kind,
             resource_id=resource_id,
             subject_id=subject_id,
+            client_key=client_key,
             status=_status(status),
             started_from=None if started_from is None else as_utc("from", started_from),
             started_to=None if started_to is None else as_utc("to", started_to),
@@ -146,7 +152,7 @@ class SessionsController(Controller):
     ) -> SessionOut:
         at = None if data is None else data.at
         command = RecordHeartbeatCommand(
-            caller.tenant.id, session_id, at, caller.tenant.settings, caller.role
+            caller.tenant.id, session_id, at, caller.tenant.settings, caller.access
         )
         return SessionOut.of_view(await record_heartbeat(command))
 
@@ -183,7 +189,7 @@ class SessionsController(Controller):
                 summary=body.summary,
                 usage=body.usage,
                 settings=caller.tenant.settings,
-                role=caller.role,
+                access=caller.access,
             )
         )
         return SessionOut.of(recorded.session)

@@ -6,14 +6,19 @@ from litestar.params import FromPath, JSONBody
 
 from application.tenants.authenticate import Principal
 from application.trials.get_limits import GetLimits, GetLimitsQuery
+from application.trials.get_plan import GetPlan, GetPlanQuery
 from application.trials.get_trial_status import GetTrialStatus, GetTrialStatusQuery
+from application.trials.list_plans import ListPlans, ListPlansQuery
+from application.trials.list_subscriptions import ListSubscriptions, ListSubscriptionsQuery
 from application.trials.register_resource import RegisterResource, RegisterResourceCommand
 from application.trials.set_plan import SetPlan, SetPlanCommand
 from application.trials.subscribe import Subscribe, SubscribeCommand
 from domain.plans import Plan, PlanLimits, Subscription
 from domain.tenants import Role
-from entrypoints.http.auth import needs
+from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
+from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
+from entrypoints.http.schemas.common import Listing
 from entrypoints.http.schemas.trials import (
     LimitsOut,
     PlanBody,
@@ -22,6 +27,7 @@ from entrypoints.http.schemas.trials import (
     ResourceOut,
     SubscriptionBody,
     SubscriptionOut,
+    SubscriptionSetOut,
     TrialStatusOut,
 )
 
@@ -51,6 +57,50 @@ class TrialsController(Controller):
         )
         plan = Plan(plan_id, data.default, data.unlimited, limits)
         return PlanOut.of(await set_plan(SetPlanCommand(caller.tenant.id, plan)))
+
+    @get(
+        "/plans",
+        summary="Read back the tenant's plans",
+        operation_id="listPlans",
+        description=rules_of(ListPlans),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
+    )
+    async def list_plans(
+        self, caller: NamedDependency[Principal], list_plans: NamedDependency[ListPlans]
+    ) -> Listing[PlanOut]:
+        plans = await list_plans(ListPlansQuery(caller.tenant.id))
+        return Listing([PlanOut.of(p) for p in plans])
+
+    @get(
+        "/plans/{plan_id:str}",
+        summary="Read back one plan",
+        operation_id="getPlan",
+        description=rules_of(GetPlan),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN, 404: "no such plan in this tenant"}),
+    )
+    async def get_plan(
+        self,
+        plan_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        get_plan: NamedDependency[GetPlan],
+    ) -> PlanOut:
+        return PlanOut.of(await get_plan(GetPlanQuery(caller.tenant.id, plan_id)))
+
+    @get(
+        "/accounts/{subject_id:str}/subscriptions",
+        summary="The subject's subscription history, newest first",
+        operation_id="listSubscriptions",
+        description=rules_of(ListSubscriptions),
+        responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
+    )
+    async def subscriptions(
+        self,
+        subject_id: FromPath[str],
+        caller: NamedDependency[Principal],
+        list_subscriptions: NamedDependency[ListSubscriptions],
+    ) -> Listing[SubscriptionSetOut]:
+        history = await list_subscriptions(ListSubscriptionsQuery(caller.tenant.id, subject_id))
+        return Listing([SubscriptionSetOut.of_entry(e) for e in history])
 
     @put(
         "/accounts/{subject_id:str}/subscription",
@@ -90,6 +140,7 @@ class TrialsController(Controller):
         opt=needs(Role.APP),
         description=rules_of(RegisterResource),
         status_code=201,
+        responses=documented({402: "`quota_exceeded`, with the plan's limits"}),
     )
     async def register(
         self,

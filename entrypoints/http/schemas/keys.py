@@ -12,6 +12,7 @@ class KeyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     role: Role
     name: str | None = None
     expires_at: Timestamp | None = None  # null: until revoked
+    resources: list[str] | None = None  # an ingest key for these resources or devices only
 
 
 class KeyOut(msgspec.Struct):
@@ -22,6 +23,7 @@ class KeyOut(msgspec.Struct):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None  # to the minute
+    resources: list[str] | None  # null: the whole tenant
 
     @classmethod
     def of(cls, k: ApiKey) -> "KeyOut":
@@ -36,8 +38,18 @@ class IssuedKeyOut(KeyOut):
         return cls(*_shown(k), secret)
 
 
-Shown = tuple[str, str | None, Role, datetime, datetime | None, datetime | None, datetime | None]
+Shown = tuple[
+    str,
+    str | None,
+    Role,
+    datetime,
+    datetime | None,
+    datetime | None,
+    datetime | None,
+    list[str] | None,
+]
 
 
 def _shown(k: ApiKey) -> Shown:
-    return k.id, k.name, k.role, k.created_at, k.expires_at, k.revoked_at, k.last_used_at
+    resources = None if k.resources is None else sorted(k.resources)
+    return k.id, k.name, k.role, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, resources

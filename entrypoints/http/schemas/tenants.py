@@ -44,6 +44,10 @@ class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     low_balance_credits: CreditsSetting | msgspec.UnsetType = msgspec.UNSET
     max_batch_events: Annotated[int, setting(1, 1000)] | msgspec.UnsetType = msgspec.UNSET
     upgrade_url: str | msgspec.UnsetType | None = msgspec.UNSET
+    # per ingest or app key and server process; null: no limit (admin keys have none)
+    rate_limit_per_second: Annotated[int, setting(1, 1_000_000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
     snapshot_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
     event_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
     hourly_rollup_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
@@ -51,6 +55,20 @@ class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     daily_rollup_retention_days: RetentionDays | msgspec.UnsetType | None = msgspec.UNSET
     error_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
     performance_retention_days: RetentionDays | msgspec.UnsetType = msgspec.UNSET
+    # null keeps ended sessions for good (the default)
+    session_retention_days: RetentionDays | msgspec.UnsetType | None = msgspec.UNSET
+    # The names are checked by the domain, which says which one is bad.
+    personal_attributes: (
+        Annotated[
+            list[Any],
+            msgspec.Meta(
+                max_length=100,
+                description="attribute names erasure removes besides ip, user_agent, referrer",
+                examples=[["email", "phone"]],
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -70,12 +88,15 @@ class SettingsOut(msgspec.Struct):
     low_balance_credits: int
     max_batch_events: int
     upgrade_url: str | None
+    rate_limit_per_second: int | None
     snapshot_retention_days: int
     event_retention_days: int
     hourly_rollup_retention_days: int
     daily_rollup_retention_days: int | None
     error_retention_days: int
     performance_retention_days: int
+    session_retention_days: int | None
+    personal_attributes: list[str]
 
     @classmethod
     def of(cls, s: TenantSettings) -> "SettingsOut":
@@ -89,10 +110,13 @@ class SettingsOut(msgspec.Struct):
             s.low_balance_credits,
             s.max_batch_events,
             s.upgrade_url,
+            s.rate_limit_per_second,
             s.snapshot_retention_days,
             s.event_retention_days,
             s.hourly_rollup_retention_days,
             s.daily_rollup_retention_days,
             s.error_retention_days,
             s.performance_retention_days,
+            s.session_retention_days,
+            list(s.personal_attributes),
         )

@@ -1,0 +1,240 @@
+"""Erasure in MongoDB, without multi-document transactions: bulk work goes a bounded batch of
+documents at a time (ids found, then one update or delete by id), and each session is erased or
+deleted by one write guarded on what was read, so of concurrent callers one does it and counts
+it. Its events, errors and sales follow that write."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.session_documents import from_document
+from adapters.mongodb.telemetry_documents import (
+    error_from_document,
+    error_to_document,
+    sale_from_document,
+    sale_to_document,
+)
+from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
+from domain.erasure import Forgetting, erased_error
+from domain.session import ChargeState
+
+BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
+# What erasure changes in an error's and a sale's document (domain.erasure).
+ERROR_FIELDS = ("context", "breadcrumbs")
+SALE_FIELDS = ("attributes", "attribute_texts")
+HOLDING = {"$or": [{"data": {"$ne": None}}, {"label": {"$ne": None}}]}
+
+
+@raises_storage_errors
+class MongoErasure(Erasure):
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+        self._sessions = db["sessions"]
+        self._events = db["events"]
+
+    async def sessions(
+        self, tenant_id: str, of: SessionsOf, limit: int, after: SessionPlace | None = None
+    ) -> list[SessionPlace]:
+        query: Document = {"tenant_id": tenant_id}
+        if of.subject_id is not None:
+            query["subject_id"] = of.subject_id
+        if of.resource_id is not None:
+            query["resource_id"] = of.resource_id
+        if after is not None:
+            query["$or"] = [
+                {"started_at": {"$gt": after.started_at}},
+                {"started_at": after.started_at, "id": {"$gt": after.id}},
+            ]
+        found = self._sessions.find(
+            query,
+            {"_id": 0, "started_at": 1, "id": 1},
+            sort=[("started_at", 1), ("id", 1)],
+            limit=limit,
+        )
+        return [SessionPlace(d["started_at"], d["id"]) async for d in found]
+
+    async def billed(self, tenant_id: str, session_ids: Sequence[str]) -> set[str]:
+        ids = list(session_ids)
+        charged = self._sessions.find(
+            {"tenant_id": tenant_id, "id": {"$in": ids}, "charge_state": {"$in": BILLED_STATES}},
+            {"_id": 0, "id": 1},
+        )
+        billed = {d["id"] async for d in charged}
+        for collection in ("ledger", "sales"):
+            named = await self._db[collection].distinct(
+                "session_id", {"tenant_id": tenant_id, "session_id": {"$in": ids}}
+            )
+            billed.update(named)
+        return billed
+
+    async def expired_sessions(
+        self, tenant_id: str, ended_before: datetime, limit: int
+    ) -> list[str]:
+        # Sessions with sales but no charge match too: walk on past them to `limit` others.
+        ended = self._sessions.find(
+            {
+                "tenant_id": tenant_id,
+                "ended_at": {"$lt": ended_before},
+                "charge_state": {"$nin": BILLED_STATES},
+            },
+            {"_id": 0, "id": 1},
+            sort=[("ended_at", 1)],
+            batch_size=limit,
+        )
+        expired: list[str] = []
+        page: list[str] = []
+        async for document in ended:
+            page.append(document["id"])
+            if len(page) == limit:
+                expired += await self._unbilled(tenant_id, page)
+                page = []
+                if len(expired) >= limit:
+                    break
+        expired += await self._unbilled(tenant_id, page)
+        return expired[:limit]
+
+    async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        return await self._clear_events(tenant_id, session_ids, limit)
+
+    async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        ids = await _ids(self._events, _of_sessions(tenant_id, session_ids), limit)
+        if not ids:
+            return 0
+        return (await self._events.delete_many({"_id": {"$in": ids}})).deleted_count
+
+    async def erase_sessions(
+        self, tenant_id: str, session_ids: Sequence[str], forgetting: Forgetting
+    ) -> Erased:
+        erased = []
+        query = {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}}
+        async for document in self._sessions.find(query):
+            session = from_document(document)
+            if not forgetting.erase(session):
+                continue
+            # Guarded on what was read: of racing erasures, one writes.
+            guard = {"_id": document["_id"], "subject_id": document["subject_id"]}
+            guard |= {"client_key": document["client_key"], "attributes": document["attributes"]}
+            changes = {
+                "subject_id": session.subject_id,
+                "client_key": session.client_key,
+                "attributes": session.attributes,
+            }
+            if (await self._sessions.update_one(guard, {"$set": changes})).modified_count:
+                erased.append(session.id)
+        cleared = await self._clear_events(tenant_id, erased, None)
+
+        def erased_sale(document: Document) -> Document:
+            sale = sale_from_document(document)
+            attributes = forgetting.attributes(sale.attributes)
+            return sale_to_document(tenant_id, replace(sale, attributes=attributes))
+
+        def error(document: Document) -> Document:
+            return error_to_document(tenant_id, erased_error(error_from_document(document)))
+
+        errors = await self._rewrite("errors", tenant_id, erased, error, ERROR_FIELDS)
+        sales = await self._rewrite("sales", tenant_id, erased, erased_sale, SALE_FIELDS)
+        return Erased(len(erased), cleared, errors, sales)
+
+    async def delete_sessions(self, tenant_id: str, session_ids: Sequence[str]) -> Removed:
+        kept = await self.billed(tenant_id, session_ids)
+        sessions = events = 0
+        for session_id in session_ids:
+            if session_id in kept:
+                continue
+            gone = await self._sessions.delete_one(
+                {"tenant_id": tenant_id, "id": session_id, "charge_state": {"$nin": BILLED_STATES}}
+            )
+            if gone.deleted_count:
+                sessions += 1
+                deleted = await self._events.delete_many(_of_sessions(tenant_id, [session_id]))
+                events += deleted.deleted_count
+        return Removed(sessions, events, frozenset(kept))
+
+    async def move_subject(
+        self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
+    ) -> int:
+        moved = 0
+        for name in (
+            "ledger",
+            "alerts",
+            "subscriptions",
+            "subscription_history",
+            "subject_resources",
+        ):
+            collection = self._db[name]
+            of_subject = {"tenant_id": tenant_id, "subject_id": subject_id}
+            ids = await _ids(collection, of_subject, limit - moved)
+            if ids:
+                changed = await collection.update_many(
+                    {"_id": {"$in": ids}, **of_subject}, {"$set": {"subject_id": pseudonym}}
+                )
+                moved += changed.modified_count
+            if moved >= limit:
+                break
+        return moved
+
+    async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:
+        rollups = self._db["rollups"]
+        holding = {"tenant_id": tenant_id, "activity.resource_id": resource_id}
+        removed = 0
+        async for document in rollups.find(holding, {"activity.resource_id": 1}, limit=limit):
+            result = await rollups.update_one(
+                {"_id": document["_id"]}, {"$pull": {"activity": {"resource_id": resource_id}}}
+            )
+            if result.modified_count:
+                removed += sum(a["resource_id"] == resource_id for a in document["activity"])
+        return removed
+
+    async def _unbilled(self, tenant_id: str, session_ids: list[str]) -> list[str]:
+        billed = await self.billed(tenant_id, session_ids) if session_ids else set()
+        return [i for i in session_ids if i not in billed]
+
+    async def _clear_events(
+        self, tenant_id: str, session_ids: Sequence[str], limit: int | None
+    ) -> int:
+        holding = {**_of_sessions(tenant_id, session_ids), **HOLDING}
+        if limit is None:
+            cleared = await self._events.update_many(
+                holding, {"$set": {"data": None, "label": None}}
+            )
+            return cleared.modified_count
+        ids = await _ids(self._events, holding, limit)
+        if not ids:
+            return 0
+        cleared = await self._events.update_many(
+            {"_id": {"$in": ids}, **HOLDING}, {"$set": {"data": None, "label": None}}
+        )
+        return cleared.modified_count
+
+    async def _rewrite(
+        self,
+        collection: str,
+        tenant_id: str,
+        session_ids: list[str],
+        erased: Callable[[Document], Document],
+        fields: Sequence[str],
+    ) -> int:
+        """Write these fields of each record of the sessions as `erased` makes them; how many."""
+        records = self._db[collection]
+        count = 0
+        async for document in records.find(_of_sessions(tenant_id, session_ids)):
+            new = erased(document)
+            await records.update_one(
+                {"_id": document["_id"]}, {"$set": {f: new[f] for f in fields}}
+            )
+            count += 1
+        return count
+
+
+def _of_sessions(tenant_id: str, session_ids: Sequence[str]) -> Document:
+    return {"tenant_id": tenant_id, "session_id": {"$in": list(session_ids)}}
+
+
+async def _ids(collection: AsyncCollection[Document], query: Document, limit: int) -> list[Any]:
+    return [d["_id"] async for d in collection.find(query, {"_id": 1}, limit=limit)]

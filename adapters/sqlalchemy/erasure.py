@@ -1,0 +1,272 @@
+"""Erasure in SQL. Bulk work goes in bounded statements (a subquery with a LIMIT picks the
+rows); the step that changes sessions locks their rows in id order, as event ingest does, so an
+event batch for one of them commits wholly before the step (and is erased with it) or after."""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    false,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.session_rows import from_row, save
+from adapters.sqlalchemy.tables import (
+    alerts,
+    errors,
+    events,
+    ledger_entries,
+    rollup_activity,
+    sales,
+    session_meters,
+    sessions,
+    subject_resources,
+    subscription_history,
+    subscriptions,
+    track_intervals,
+)
+from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
+from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
+from domain.erasure import Forgetting, erased_error
+from domain.session import ChargeState
+
+# What erasing a session changes in its row (domain.erasure.Forgetting.erase).
+ERASED_COLUMNS = ("subject_id", "client_key", "attributes")
+BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
+# What a session's id names besides its row; events are counted apart.
+SESSION_PARTS = (session_meters, track_intervals)
+
+
+@raises_storage_errors
+class SqlErasure(Erasure):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def sessions(
+        self, tenant_id: str, of: SessionsOf, limit: int, after: SessionPlace | None = None
+    ) -> list[SessionPlace]:
+        s = sessions.c
+        conditions = [s.tenant_id == tenant_id]
+        if of.subject_id is not None:
+            conditions.append(s.subject_id == of.subject_id)
+        if of.resource_id is not None:
+            conditions.append(s.resource_id == of.resource_id)
+        if after is not None:
+            conditions.append(
+                or_(
+                    s.started_at > after.started_at,
+                    and_(s.started_at == after.started_at, s.id > after.id),
+                )
+            )
+        query = (
+            select(s.started_at, s.id).where(*conditions).order_by(s.started_at, s.id).limit(limit)
+        )
+        async with self._single.connect() as conn:
+            return [SessionPlace(r.started_at, r.id) for r in await conn.execute(query)]
+
+    async def billed(self, tenant_id: str, session_ids: Sequence[str]) -> set[str]:
+        async with self._single.connect() as conn:
+            return await _billed(conn, tenant_id, session_ids)
+
+    async def expired_sessions(
+        self, tenant_id: str, ended_before: datetime, limit: int
+    ) -> list[str]:
+        query = (
+            select(sessions.c.id)
+            .where(
+                sessions.c.tenant_id == tenant_id,
+                sessions.c.ended_at < ended_before,
+                not_(_is_billed(tenant_id)),
+            )
+            .order_by(sessions.c.ended_at)
+            .limit(limit)
+        )
+        async with self._single.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        async with self._engine.begin() as conn:
+            return await _clear_events(conn, tenant_id, session_ids, limit)
+
+    async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        key = tuple_(events.c.session_id, events.c.sequence_no)
+        some = _of_sessions(events, tenant_id, session_ids)
+        picked = select(events.c.session_id, events.c.sequence_no).where(*some).limit(limit)
+        async with self._engine.begin() as conn:
+            deleted = await conn.execute(delete(events).where(*some, key.in_(picked)))
+            return deleted.rowcount
+
+    async def erase_sessions(
+        self, tenant_id: str, session_ids: Sequence[str], forgetting: Forgetting
+    ) -> Erased:
+        async with self._engine.begin() as conn:
+            locked = await _lock(conn, tenant_id, session_ids)
+            erased = [session for session in map(from_row, locked) if forgetting.erase(session)]
+            await save(conn, erased, ERASED_COLUMNS)
+            ids = [session.id for session in erased]
+            cleared = await _clear_events(conn, tenant_id, ids, None)
+            errors_erased = await self._erase_errors(conn, tenant_id, ids)
+            sales_erased = await self._erase_sales(conn, tenant_id, ids, forgetting)
+        return Erased(len(erased), cleared, errors_erased, sales_erased)
+
+    async def delete_sessions(self, tenant_id: str, session_ids: Sequence[str]) -> Removed:
+        async with self._engine.begin() as conn:
+            found = [row.id for row in await _lock(conn, tenant_id, session_ids)]
+            kept = await _billed(conn, tenant_id, found)
+            doomed = [i for i in found if i not in kept]
+            gone = await conn.execute(
+                delete(events).where(*_of_sessions(events, tenant_id, doomed))
+            )
+            for part in SESSION_PARTS:
+                await conn.execute(delete(part).where(*_of_sessions(part, tenant_id, doomed)))
+            await conn.execute(
+                delete(sessions).where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(doomed))
+            )
+        return Removed(len(doomed), gone.rowcount, frozenset(kept))
+
+    async def move_subject(
+        self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
+    ) -> int:
+        moved = 0
+        async with self._engine.begin() as conn:
+            for table in (
+                ledger_entries,
+                alerts,
+                subscriptions,
+                subscription_history,
+                subject_resources,
+            ):
+                key = tuple_(*table.primary_key.columns)
+                of_subject = (table.c.tenant_id == tenant_id, table.c.subject_id == subject_id)
+                picked = select(*table.primary_key.columns).where(*of_subject).limit(limit - moved)
+                changed = await conn.execute(
+                    update(table).where(*of_subject, key.in_(picked)).values(subject_id=pseudonym)
+                )
+                moved += changed.rowcount
+                if moved >= limit:
+                    break
+        return moved
+
+    async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:
+        a = rollup_activity
+        of_resource = (a.c.tenant_id == tenant_id, a.c.resource_id == resource_id)
+        picked = select(*a.primary_key.columns).where(*of_resource).limit(limit)
+        async with self._engine.begin() as conn:
+            deleted = await conn.execute(
+                delete(a).where(*of_resource, tuple_(*a.primary_key.columns).in_(picked))
+            )
+            return deleted.rowcount
+
+    async def _erase_errors(
+        self, conn: AsyncConnection, tenant_id: str, session_ids: list[str]
+    ) -> int:
+        found = await conn.execute(
+            select(errors).where(*_of_sessions(errors, tenant_id, session_ids))
+        )
+        erased = [error_row(tenant_id, erased_error(error_of(row))) for row in found]
+        await _rewrite(conn, errors, erased, ("document",))
+        return len(erased)
+
+    async def _erase_sales(
+        self, conn: AsyncConnection, tenant_id: str, session_ids: list[str], forgetting: Forgetting
+    ) -> int:
+        found = await conn.execute(
+            select(sales).where(*_of_sessions(sales, tenant_id, session_ids))
+        )
+        erased = [
+            sale_row(tenant_id, replace(sale, attributes=forgetting.attributes(sale.attributes)))
+            for sale in map(sale_of, found)
+        ]
+        await _rewrite(conn, sales, erased, ("attributes", "attribute_texts"))
+        return len(erased)
+
+
+async def _lock(conn: AsyncConnection, tenant_id: str, session_ids: Sequence[str]) -> list[Any]:
+    """The sessions' rows, locked in id order (as event ingest locks them: no deadlock)."""
+    query = (
+        select(sessions)
+        .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids))
+        .order_by(sessions.c.id)
+        .with_for_update()
+    )
+    return list(await conn.execute(query))
+
+
+def _is_billed(tenant_id: str) -> ColumnElement[bool]:
+    """Whether the session of the row a query reads is billed: a sale or a ledger entry names
+    it, or its charge is pending or charged."""
+    return or_(
+        sessions.c.charge_state.in_(BILLED_STATES),
+        exists().where(
+            ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.session_id == sessions.c.id
+        ),
+        exists().where(sales.c.tenant_id == tenant_id, sales.c.session_id == sessions.c.id),
+    )
+
+
+async def _billed(conn: AsyncConnection, tenant_id: str, session_ids: Sequence[str]) -> set[str]:
+    if not session_ids:
+        return set()
+    query = select(sessions.c.id).where(
+        sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids), _is_billed(tenant_id)
+    )
+    return set((await conn.execute(query)).scalars())
+
+
+def _of_sessions(table: Table, tenant_id: str, session_ids: Sequence[str]) -> tuple[Any, ...]:
+    if not session_ids:
+        return (false(),)
+    return (table.c.tenant_id == tenant_id, table.c.session_id.in_(session_ids))
+
+
+async def _clear_events(
+    conn: AsyncConnection, tenant_id: str, session_ids: Sequence[str], limit: int | None
+) -> int:
+    """Clear data and label of up to `limit` (None: all) events of the sessions holding either.
+    A JSON column keeps None as JSON null, so that is no data either."""
+    holding = (
+        *_of_sessions(events, tenant_id, session_ids),
+        or_(
+            events.c.label.is_not(None),
+            and_(events.c.data.is_not(None), cast(events.c.data, Text) != "null"),
+        ),
+    )
+    clear = update(events).values(data=None, label=None)
+    if limit is None:
+        return (await conn.execute(clear.where(*holding))).rowcount
+    key = tuple_(events.c.session_id, events.c.sequence_no)
+    picked = select(events.c.session_id, events.c.sequence_no).where(*holding).limit(limit)
+    return (await conn.execute(clear.where(*holding, key.in_(picked)))).rowcount
+
+
+async def _rewrite(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], columns: Sequence[str]
+) -> None:
+    """Write these columns of rows read in this transaction, by primary key, in one statement."""
+    if not rows:
+        return
+    key = [c.name for c in table.primary_key.columns]
+    await conn.execute(
+        update(table)
+        .where(*(table.c[k] == bindparam(f"key_{k}") for k in key))
+        .values({c: bindparam(f"new_{c}") for c in columns}),
+        [{f"key_{k}": row[k] for k in key} | {f"new_{c}": row[c] for c in columns} for row in rows],
+    )

@@ -1,0 +1,55 @@
+"""Forget a person: erase a subject's personal data from everything of it the books keep."""
+
+from dataclasses import dataclass
+
+from application.data_rights.ports import Erased, Erasure, SessionsOf
+from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
+from domain.erasure import Forgetting, Pseudonyms
+from domain.tenants import Tenant
+
+
+@dataclass(frozen=True)
+class EraseSubjectCommand:
+    tenant: Tenant  # as the caller's key resolved it
+    subject_id: str
+
+
+class EraseSubject:
+    """A subject's sessions keep their times, kinds, resources, status, usage and charges, and
+    lose the subject: it is replaced by a pseudonym, `erased:` and 32 random hex digits drawn
+    once per call (so every record of the subject in the call gets the same one, and no request
+    can resolve it back: it is not a hash a guessed id could be checked against). They lose their
+    client key (a pseudonym too), the attributes `ip`, `user_agent`, `referrer` and those named in
+    the setting `personal_attributes`; their events lose `data` and `label`; their errors lose
+    their context and what their breadcrumbs said; their sales lose their personal attributes
+    (amounts, status and settlement stay). The subject's ledger entries, alerts, subscription
+    and resource registrations move to the pseudonym, so its balance is still the sum of its
+    ledger and the books balance. Counts: sessions erased, events that held data or a label,
+    errors and sales of those sessions. Idempotent: erasing again, or a subject never seen,
+    answers zero counts.
+
+    Work goes in bounded steps (100 sessions, 1000 events at a time). Everything stored before
+    the call is erased. An event that arrives for a session while it is erased is stored either
+    before the session's erasure step (and cleared by it) or after it, under the pseudonym,
+    as its client sent it. Two erasures of one subject at once each erase part of it, each under
+    its own pseudonym (each part balances by itself); their counts add up to the whole. A charge
+    settled at the very instant its ledger moves may land under the subject: erasing again
+    moves it."""
+
+    def __init__(self, erasure: Erasure) -> None:
+        self._erasure = erasure
+
+    async def __call__(self, command: EraseSubjectCommand) -> Erased:
+        tenant, subject_id = command.tenant, command.subject_id
+        pseudonym = Pseudonyms()
+        forgetting = Forgetting(pseudonym, tenant.settings.personal_attributes, subject_id)
+        erased = Erased()
+        # Erased sessions no longer match the subject, so each page starts from the first.
+        of_subject = SessionsOf(subject_id=subject_id)
+        while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
+            ids = [s.id for s in found]
+            erased += await erase(self._erasure, tenant.id, ids, forgetting)
+        # After the sessions, so that a charge settled meanwhile is moved too.
+        moved_to = pseudonym.of(subject_id)
+        await in_batches(lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH))
+        return erased

@@ -1,0 +1,124 @@
+"""The ports of the data rights area: what its use cases need from storage.
+
+Whatever must be race-free is one method here; its docstring is the contract that the storage
+contract suite (tests/contract) proves on every adapter with concurrent callers.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.erasure import Forgetting
+
+
+@dataclass(frozen=True)
+class SessionsOf:
+    """Whose or what sessions: a subject's or a resource's (exactly one of the two)."""
+
+    subject_id: str | None = None
+    resource_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionPlace:
+    """A session's place in start order (the order the stores' indexes keep): where a walk
+    through a subject's or resource's sessions stopped."""
+
+    started_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What one erasure step took personal data out of."""
+
+    sessions: int = 0
+    events: int = 0  # that held data or a label
+    errors: int = 0
+    sales: int = 0
+
+    def __add__(self, other: "Erased") -> "Erased":
+        return Erased(
+            self.sessions + other.sessions,
+            self.events + other.events,
+            self.errors + other.errors,
+            self.sales + other.sales,
+        )
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What one deletion step removed, and the sessions it kept because a sale or a charge
+    names them."""
+
+    sessions: int = 0
+    events: int = 0
+    kept: frozenset[str] = frozenset()
+
+
+class Erasure(Protocol):
+    """Erases and deletes sessions and what hangs off them (events, usage, errors, sales), a
+    bounded step at a time. The step that changes a session (`erase_sessions`,
+    `delete_sessions`) holds what event ingest holds on it (SQL: the session's row lock; MongoDB:
+    a write guarded on what was read), so an event racing it is stored either before the step
+    (and erased or deleted by it) or after (on MongoDB, a deleted session's racing event may be
+    left behind without its session: no listing reaches it, retention removes it by age)."""
+
+    async def sessions(
+        self, tenant_id: str, of: SessionsOf, limit: int, after: SessionPlace | None = None
+    ) -> list[SessionPlace]:
+        """Up to `limit` of the tenant's sessions of that subject or resource, in start order
+        (started_at, then id), after `after`."""
+        ...
+
+    async def billed(self, tenant_id: str, session_ids: Sequence[str]) -> set[str]:
+        """Which of these sessions a sale or a ledger entry names, or whose charge is pending
+        or charged: the books keep them."""
+        ...
+
+    async def expired_sessions(
+        self, tenant_id: str, ended_before: datetime, limit: int
+    ) -> list[str]:
+        """Up to `limit` ids of the tenant's sessions that ended before the cutoff and are not
+        billed (see `billed`), oldest end first."""
+        ...
+
+    async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        """Clear `data` and `label` of up to `limit` events of these sessions that hold either;
+        how many."""
+        ...
+
+    async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        """Delete up to `limit` events of these sessions; how many."""
+        ...
+
+    async def erase_sessions(
+        self, tenant_id: str, session_ids: Sequence[str], forgetting: Forgetting
+    ) -> Erased:
+        """One atomic step: each of these sessions that `forgetting.erase` changes is saved so,
+        and with it its events left holding data or a label are cleared, its errors lose what
+        `domain.erasure.erased_error` takes and its sales their personal attributes (only those
+        columns are written: a settlement moving meanwhile is kept). Of concurrent callers on
+        one session exactly one erases it; the counts are of what this call changed (errors and
+        sales: those of the sessions it erased)."""
+        ...
+
+    async def delete_sessions(self, tenant_id: str, session_ids: Sequence[str]) -> Removed:
+        """One atomic step: delete these sessions with their events, usage and LiveKit tracks,
+        except those billed (see `billed`, decided in the step), which are kept and named.
+        Of concurrent callers each session is deleted and counted once."""
+        ...
+
+    async def move_subject(
+        self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
+    ) -> int:
+        """Move up to `limit` of the subject's ledger entries, alerts, subscription and resource
+        registrations to the pseudonym (balances, limits and quotas follow them); how many."""
+        ...
+
+    async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:
+        """Remove a bounded part of the resource's rolled-up activity (at most `limit` rows of
+        one bucket and kind, or the rows of `limit` buckets; the buckets' server load stays);
+        how many (bucket, kind) rows went."""
+        ...
