@@ -76,6 +76,17 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class SubscriptionSet:
+    """One entry of a subject's subscription history: the subscription put as the subject's
+    `number`-th (from 1), at `set_at`. The highest number is the subject's current
+    subscription; the others were replaced (an entry stays whether or not it ever applied)."""
+
+    subscription: Subscription
+    set_at: datetime
+    number: int
+
+
+@dataclass(frozen=True)
 class Registration:
     """A resource a subject added (a PDF uploaded), counted against its monthly quota."""
 

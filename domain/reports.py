@@ -37,7 +37,9 @@ class ResourceActivity:
     resource_id: str
     total_sessions: int  # started in the window, active ones too
     unique_subjects: int
-    exited_sessions: int
+    # Who came: the subjects, and the anonymous sessions' distinct client keys (browsers).
+    unique_visitors: int
+    exited_sessions: int  # ended, whatever the status: an end is recorded with all but active
     total_duration_seconds: float  # exited sessions only
     active_now: int
     peak_concurrency: int

@@ -24,3 +24,29 @@ Feature: Watch-time reports for a webinar platform
     When an analyst asks for the webinars report
     Then webinar "launch-day" had 4 sessions from 3 viewers, 580 seconds on average
     And 1 viewer is watching "launch-day" now, and at most 3 watched at once
+
+  Scenario: The webinar team counts unique visitors, anonymous browsers included
+    Viewers who did not sign in are told apart by their browser's key: each browser is one
+    visitor however often it came back, and a viewer who signed in is one visitor.
+    Given these visits to webinar "open-house":
+      | who       | signed in | from minute | to minute |
+      | ana       | yes       | 0           | 10        |
+      | ana       | yes       | 20          | 30        |
+      | browser-1 | no        | 0           | 5         |
+      | browser-1 | no        | 6           | 9         |
+      | browser-2 | no        | 3           | 4         |
+    When an analyst asks for the webinars report
+    Then webinar "open-house" had 5 sessions from 3 unique visitors, 1 of them signed in
+    And the sessions of browser "browser-1" are listed apart
+
+  Scenario: The webinar team counts the sessions that really ended
+    A session still going has not ended, however long ago it started; one that was left or
+    timed out has.
+    Given these visits to webinar "open-house":
+      | who       | signed in | from minute | to minute |
+      | ana       | yes       | 0           | 10        |
+      | ben       | yes       | 5           |           |
+      | browser-1 | no        | 3           | 4         |
+      | browser-2 | no        | 6           |           |
+    When an analyst asks for the webinars report
+    Then 2 of the 4 sessions of webinar "open-house" really ended, and 2 are still going

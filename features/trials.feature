@@ -34,3 +34,13 @@ Feature: A free trial stops at its limit and points to the upgrade
   Scenario: Sessions of kinds the plan does not name are never limited
     When "mina" watches webinar "exam-tips" 3 times
     Then all 3 sessions started
+
+  Scenario: An admin reads back the plans and a subject's subscription history
+    Given user "jun" bought the certification pass until an exam 30 days from now
+    And user "jun" bought the certification pass until an exam 60 days from now
+    When an admin reads back the plans
+    Then the plans are:
+      | plan          | default | unlimited | sessions per PDF | PDFs a month |
+      | certification | no      | yes       |                  |              |
+      | free          | yes     | no        | 2                | 1            |
+    And the subscription history of "jun" lists the passes until the exams in 60 and 30 days, newest first

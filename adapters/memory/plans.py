@@ -3,7 +3,14 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
-from domain.plans import Plan, Registration, Subscription, admit_resource, month_of
+from domain.plans import (
+    Plan,
+    Registration,
+    Subscription,
+    SubscriptionSet,
+    admit_resource,
+    month_of,
+)
 
 
 class MemoryPlanRepository(PlanRepository):
@@ -20,16 +27,26 @@ class MemoryPlanRepository(PlanRepository):
     async def all(self, tenant_id: str) -> list[Plan]:
         return [p for (tenant, _), p in sorted(self._store.plans.items()) if tenant == tenant_id]
 
+    async def get(self, tenant_id: str, plan_id: str) -> Plan | None:
+        return self._store.plans.get((tenant_id, plan_id))
+
 
 class MemorySubscriptionRepository(SubscriptionRepository):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def put(self, tenant_id: str, subscription: Subscription) -> None:
-        self._store.subscriptions[(tenant_id, subscription.subject_id)] = subscription
+    async def put(self, tenant_id: str, subscription: Subscription, set_at: datetime) -> None:
+        key = (tenant_id, subscription.subject_id)
+        history = self._store.subscription_history.setdefault(key, [])
+        number = history[-1].number + 1 if history else 1
+        history.append(SubscriptionSet(subscription, set_at, number))
+        self._store.subscriptions[key] = subscription
 
     async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
         return self._store.subscriptions.get((tenant_id, subject_id))
+
+    async def history(self, tenant_id: str, subject_id: str) -> list[SubscriptionSet]:
+        return self._store.subscription_history.get((tenant_id, subject_id), [])[::-1]
 
 
 class MemoryResourceRegistry(ResourceRegistry):

@@ -42,6 +42,9 @@ class MemoryReports(Reports):
                     resource_id,
                     total_sessions=len(found),
                     unique_subjects=len({s.subject_id for s in found if s.subject_id}),
+                    unique_visitors=len(
+                        {(s.subject_id, s.client_key if s.is_anonymous else None) for s in found}
+                    ),
                     exited_sessions=len(exited),
                     total_duration_seconds=sum(s.duration_seconds or 0 for s in exited),
                     active_now=sum(s.is_active for s in found),

@@ -139,6 +139,7 @@ def _matches(session: Session, where: SessionFilter) -> bool:
         (where.kind is None or session.kind == where.kind)
         and (where.resource_id is None or session.resource_id == where.resource_id)
         and (where.subject_id is None or session.subject_id == where.subject_id)
+        and (where.client_key is None or session.client_key == where.client_key)
         and (where.status is None or session.status == where.status)
         and (where.started_from is None or session.started_at >= where.started_from)
         and (where.started_to is None or session.started_at < where.started_to)

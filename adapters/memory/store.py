@@ -6,7 +6,7 @@ from domain.error_reports import ErrorReport
 from domain.events import Event
 from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.rollups import Period, Rollup
 from domain.sales import Sale
 from domain.session import Session
@@ -28,6 +28,8 @@ class MemoryStore:
     alerts: list[Alert] = field(default_factory=list)
     plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
+    # (tenant_id, subject_id): oldest first
+    subscription_history: dict[tuple[str, str], list[SubscriptionSet]] = field(default_factory=dict)
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
     livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
     # (tenant_id, webhook id) -> when it was handled

@@ -1,11 +1,14 @@
 """Plans, subscriptions and resource registrations in MongoDB.
 
 A registration under a monthly quota takes a numbered slot of its month that a unique index keeps
-to one registration (see indexes.py): counting and inserting need no transaction.
+to one registration (see indexes.py): counting and inserting need no transaction. The current
+subscription's document counts its subject's puts (`puts`): the number of the history entry
+each put adds.
 """
 
 from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -13,7 +16,14 @@ from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
 from domain.errors import Conflict
-from domain.plans import Plan, PlanLimits, Subscription, admit_resource, month_of
+from domain.plans import (
+    Plan,
+    PlanLimits,
+    Subscription,
+    SubscriptionSet,
+    admit_resource,
+    month_of,
+)
 
 # A default plan's write lost to a concurrent one is tried again.
 ATTEMPTS = 20
@@ -48,24 +58,51 @@ class MongoPlanRepository(PlanRepository):
         cursor = self._plans.find({"tenant_id": tenant_id}, sort=[("id", 1)])
         return [plan_from_document(d) async for d in cursor]
 
+    async def get(self, tenant_id: str, plan_id: str) -> Plan | None:
+        found = await self._plans.find_one({"tenant_id": tenant_id, "id": plan_id})
+        return None if found is None else plan_from_document(found)
+
 
 @raises_storage_errors
 class MongoSubscriptionRepository(SubscriptionRepository):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._subscriptions = db["subscriptions"]
+        self._history = db["subscription_history"]
 
-    async def put(self, tenant_id: str, subscription: Subscription) -> None:
-        await self._subscriptions.replace_one(
-            {"tenant_id": tenant_id, "subject_id": subscription.subject_id},
-            subscription_to_document(tenant_id, subscription),
-            upsert=True,
-        )
+    async def put(self, tenant_id: str, subscription: Subscription, set_at: datetime) -> None:
+        # One write sets the subscription and takes the subject's next history number, so of
+        # concurrent puts the one numbered highest is current. Then the history entry.
+        of_subject = {"tenant_id": tenant_id, "subject_id": subscription.subject_id}
+        change = {"$set": subscription_to_document(tenant_id, subscription), "$inc": {"puts": 1}}
+        for _ in range(ATTEMPTS):
+            try:
+                counted = await self._subscriptions.find_one_and_update(
+                    of_subject,
+                    change,
+                    {"puts": 1},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                break
+            except DuplicateKeyError:  # a concurrent first put inserted it: update it now
+                continue
+        else:
+            raise Conflict(f"the subscription of {subscription.subject_id} changed too often")
+        assert counted is not None  # upserted and returned after the change
+        entry = SubscriptionSet(subscription, set_at, counted["puts"])
+        await self._history.insert_one(subscription_set_to_document(tenant_id, entry))
 
     async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
         found = await self._subscriptions.find_one(
             {"tenant_id": tenant_id, "subject_id": subject_id}
         )
         return None if found is None else subscription_from_document(found)
+
+    async def history(self, tenant_id: str, subject_id: str) -> list[SubscriptionSet]:
+        cursor = self._history.find(
+            {"tenant_id": tenant_id, "subject_id": subject_id}, sort=[("number", -1)]
+        )
+        return [subscription_set_from_document(d) async for d in cursor]
 
 
 @raises_storage_errors
@@ -151,4 +188,15 @@ def subscription_to_document(tenant_id: str, subscription: Subscription) -> Docu
 def subscription_from_document(document: Document) -> Subscription:
     return Subscription(
         document["subject_id"], document["plan_id"], document["ends_at"], document["starts_at"]
+    )
+
+
+def subscription_set_to_document(tenant_id: str, entry: SubscriptionSet) -> Document:
+    document = subscription_to_document(tenant_id, entry.subscription)
+    return {**document, "set_at": entry.set_at, "number": entry.number}
+
+
+def subscription_set_from_document(document: Document) -> SubscriptionSet:
+    return SubscriptionSet(
+        subscription_from_document(document), document["set_at"], document["number"]
     )

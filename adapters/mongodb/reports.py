@@ -77,6 +77,12 @@ class MongoReports(Reports):
                         "_id": "$resource_id",
                         "sessions": {"$sum": 1},
                         "subjects": {"$addToSet": "$subject_id"},
+                        # The client keys of anonymous sessions (null for the others).
+                        "browsers": {
+                            "$addToSet": {
+                                "$cond": [{"$ifNull": ["$subject_id", False]}, None, "$client_key"]
+                            }
+                        },
                         "exited": {"$sum": {"$cond": [EXITED, 1, 0]}},
                         "exited_ms": {"$sum": {"$cond": [EXITED, DURATION_MS, 0]}},
                         "active": {
@@ -92,6 +98,7 @@ class MongoReports(Reports):
                         "active": 1,
                         # Anonymous sessions are not viewers.
                         "subjects": {"$size": {"$setDifference": ["$subjects", [None]]}},
+                        "browsers": {"$size": {"$setDifference": ["$browsers", [None]]}},
                     }
                 },
                 {"$sort": {"_id": 1}},
@@ -103,6 +110,7 @@ class MongoReports(Reports):
                 r["_id"],
                 r["sessions"],
                 r["subjects"],
+                r["subjects"] + r["browsers"],
                 r["exited"],
                 _seconds(r["exited_ms"]),
                 r["active"],

@@ -252,6 +252,7 @@ def _filter(where: SessionFilter) -> Document:
             ("kind", where.kind),
             ("resource_id", where.resource_id),
             ("subject_id", where.subject_id),
+            ("client_key", where.client_key),
             ("status", where.status and where.status.value),
         )
         if value is not None

@@ -6,9 +6,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.tables import plans, subject_resources, subscriptions
+from adapters.sqlalchemy.tables import (
+    plans,
+    subject_resources,
+    subscription_history,
+    subscriptions,
+)
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
-from domain.plans import Plan, PlanLimits, Subscription, admit_resource, month_of
+from domain.plans import (
+    Plan,
+    PlanLimits,
+    Subscription,
+    SubscriptionSet,
+    admit_resource,
+    month_of,
+)
 
 
 @raises_storage_errors
@@ -41,6 +53,12 @@ class SqlPlanRepository(PlanRepository):
             rows = (await conn.execute(query)).all()
         return [plan_from_row(r) for r in rows]
 
+    async def get(self, tenant_id: str, plan_id: str) -> Plan | None:
+        query = select(plans).where(plans.c.tenant_id == tenant_id, plans.c.id == plan_id)
+        async with self._single.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else plan_from_row(row)
+
 
 @raises_storage_errors
 class SqlSubscriptionRepository(SubscriptionRepository):
@@ -48,20 +66,24 @@ class SqlSubscriptionRepository(SubscriptionRepository):
         self._engine = engine
         self._single = single_statement(engine)
 
-    async def put(self, tenant_id: str, subscription: Subscription) -> None:
-        row = {
-            "tenant_id": tenant_id,
-            "subject_id": subscription.subject_id,
-            "plan_id": subscription.plan_id,
-            "starts_at": subscription.starts_at,
-            "ends_at": subscription.ends_at,
-        }
+    async def put(self, tenant_id: str, subscription: Subscription, set_at: datetime) -> None:
+        row = subscription_to_row(tenant_id, subscription)
         stmt = insert(self._engine, subscriptions).values(row)
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "subject_id"],
             set_={c: stmt.excluded[c] for c in ("plan_id", "starts_at", "ends_at")},
         )
-        async with self._single.begin() as conn:
+        h = subscription_history
+        last: Any = select(func.coalesce(func.max(h.c.number), 0)).where(
+            h.c.tenant_id == tenant_id, h.c.subject_id == subscription.subject_id
+        )
+        async with self._engine.begin() as conn:
+            # Puts for one subject take turns, so each numbers its entry after the last one
+            # and the highest-numbered is the current subscription.
+            await serialise(conn, tenant_id, "subscription", subscription.subject_id)
+            number = int((await conn.execute(last)).scalar_one()) + 1
+            entry = SubscriptionSet(subscription, set_at, number)
+            await conn.execute(h.insert().values(subscription_set_to_row(tenant_id, entry)))
             await conn.execute(stmt)
 
     async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
@@ -72,7 +94,18 @@ class SqlSubscriptionRepository(SubscriptionRepository):
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Subscription(row.subject_id, row.plan_id, row.ends_at, row.starts_at)
+        return subscription_from_row(row)
+
+    async def history(self, tenant_id: str, subject_id: str) -> list[SubscriptionSet]:
+        h = subscription_history
+        query = (
+            select(h)
+            .where(h.c.tenant_id == tenant_id, h.c.subject_id == subject_id)
+            .order_by(h.c.number.desc())
+        )
+        async with self._single.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [subscription_set_from_row(r) for r in rows]
 
 
 @raises_storage_errors
@@ -144,6 +177,29 @@ def plan_to_row(tenant_id: str, plan: Plan) -> dict[str, Any]:
             "resources_per_month": plan.limits.resources_per_month,
         },
     }
+
+
+def subscription_to_row(tenant_id: str, subscription: Subscription) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "subject_id": subscription.subject_id,
+        "plan_id": subscription.plan_id,
+        "starts_at": subscription.starts_at,
+        "ends_at": subscription.ends_at,
+    }
+
+
+def subscription_from_row(row: Any) -> Subscription:
+    return Subscription(row.subject_id, row.plan_id, row.ends_at, row.starts_at)
+
+
+def subscription_set_to_row(tenant_id: str, entry: SubscriptionSet) -> dict[str, Any]:
+    row = subscription_to_row(tenant_id, entry.subscription)
+    return {**row, "set_at": entry.set_at, "number": entry.number}
+
+
+def subscription_set_from_row(row: Any) -> SubscriptionSet:
+    return SubscriptionSet(subscription_from_row(row), row.set_at, row.number)
 
 
 def plan_from_row(row: Any) -> Plan:

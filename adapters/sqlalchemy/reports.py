@@ -89,6 +89,9 @@ class SqlReports(Reports):
                 sessions.c.resource_id.label("resource"),
                 func.count().label("sessions"),
                 func.count(sessions.c.subject_id.distinct()).label("subjects"),
+                func.count(
+                    case((sessions.c.subject_id.is_(None), sessions.c.client_key)).distinct()
+                ).label("browsers"),
                 func.count(sessions.c.ended_at).label("exited"),
                 self._spans.seconds(
                     func.sum(
@@ -137,6 +140,7 @@ class SqlReports(Reports):
                 r.resource,
                 r.sessions,
                 r.subjects,
+                r.subjects + r.browsers,
                 r.exited,
                 _secs(r.seconds),
                 int(r.active),

@@ -230,6 +230,7 @@ def _filter(where: SessionFilter) -> list[Any]:
         (sessions.c.kind, where.kind),
         (sessions.c.resource_id, where.resource_id),
         (sessions.c.subject_id, where.subject_id),
+        (sessions.c.client_key, where.client_key),
         (sessions.c.status, where.status),
     ):
         if value is not None:

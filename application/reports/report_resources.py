@@ -19,9 +19,10 @@ class ReportResourcesQuery:
 class ReportResources:
     """Per resource with sessions started in the window asked for (`from` inclusive, `to`
     exclusive, either open; both with an offset), of one kind or of all, ordered by resource id:
-    how many sessions started (active ones too) and from how many unique subjects, the average
-    duration of those that ended, how many of them are active now, and the peak (the most active
-    at once)."""
+    how many sessions started (active ones too) and from how many unique subjects; how many
+    unique visitors (those subjects plus the distinct client keys of anonymous sessions, one per
+    browser or device); how many of them ended (are no longer active, whatever the status) and
+    their average duration; how many are active now, and the peak (the most active at once)."""
 
     def __init__(self, reports: Reports) -> None:
         self._reports = reports

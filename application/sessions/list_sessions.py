@@ -17,9 +17,10 @@ class ListSessionsQuery:
 
 class ListSessions:
     """A tenant's sessions, newest first, one page at a time, filtered by kind, resource, subject,
-    status and when they started. A page holds `limit` sessions (50 unless told, at most 500);
-    its `next_cursor`, passed back as `cursor`, continues where it stopped, and is null on the
-    last page. A cursor this service did not return is invalid input."""
+    client key (one anonymous browser or device), status and when they started. A page holds
+    `limit` sessions (50 unless told, at most 500); its `next_cursor`, passed back as `cursor`,
+    continues where it stopped, and is null on the last page. A cursor this service did not
+    return is invalid input."""
 
     def __init__(self, sessions: SessionRepository) -> None:
         self._sessions = sessions

@@ -19,6 +19,7 @@ class SessionFilter:
     kind: str | None = None
     resource_id: str | None = None
     subject_id: str | None = None
+    client_key: str | None = None  # an anonymous browser's or device's sessions
     status: SessionStatus | None = None
     started_from: datetime | None = None  # inclusive
     started_to: datetime | None = None  # exclusive

@@ -7,7 +7,7 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 from datetime import datetime
 from typing import Protocol
 
-from domain.plans import Plan, Subscription
+from domain.plans import Plan, Subscription, SubscriptionSet
 
 
 class PlanRepository(Protocol):
@@ -17,15 +17,31 @@ class PlanRepository(Protocol):
         default afterwards."""
         ...
 
-    async def all(self, tenant_id: str) -> list[Plan]: ...
+    async def all(self, tenant_id: str) -> list[Plan]:
+        """The tenant's plans, ordered by id."""
+        ...
+
+    async def get(self, tenant_id: str, plan_id: str) -> Plan | None:
+        """The tenant's plan of this id, or None."""
+        ...
 
 
 class SubscriptionRepository(Protocol):
-    async def put(self, tenant_id: str, subscription: Subscription) -> None:
-        """Set the subject's subscription, replacing any earlier one."""
+    async def put(self, tenant_id: str, subscription: Subscription, set_at: datetime) -> None:
+        """Set the subject's subscription, replacing any earlier one, and add it to the
+        subject's history as its next entry (numbered from 1). Of concurrent puts for one
+        subject each gets a number of its own, and the one numbered highest is the current
+        subscription afterwards; the current subscription is always in the history."""
         ...
 
-    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None: ...
+    async def get(self, tenant_id: str, subject_id: str) -> Subscription | None:
+        """The subject's current subscription (the latest put), or None; as fast as one
+        lookup by key, whatever the length of the history."""
+        ...
+
+    async def history(self, tenant_id: str, subject_id: str) -> list[SubscriptionSet]:
+        """Every subscription ever put for the subject, newest (highest number) first."""
+        ...
 
 
 class ResourceRegistry(Protocol):

@@ -107,3 +107,64 @@ def now_and_peak(api: Api, report: dict[str, Any], now: int, webinar: str, peak:
         "/v1/reports/active", params={"resource_id": webinar}, headers=api.admin
     )
     assert active.json() == {"active": now}
+
+
+@given(parsers.parse('these visits to webinar "{webinar}":'), target_fixture="visits")
+def visits_table(api: Api, webinar: str, datatable: list[list[str]]) -> list[dict[str, Any]]:
+    _, *rows = datatable  # who, signed in, from minute, to minute
+    made = []
+    for who, signed_in, start, end in rows:
+        # A viewer who did not sign in is known by the key of their browser.
+        visitor = (
+            {"subject_id": who} if signed_in == "yes" else {"subject_id": None, "client_key": who}
+        )
+        session = api.start(resource_id=webinar, started_at=minute(int(start)), **visitor)
+        if end:
+            response = api.client.post(
+                f"/v1/sessions/{session['id']}/exit", json={"at": minute(int(end))}, headers=api.app
+            )
+            assert response.status_code == 200, response.text
+        made.append(session)
+    return made
+
+
+@then(
+    parsers.parse(
+        'webinar "{webinar}" had {sessions:d} sessions from {visitors:d} unique visitors, '
+        "{signed_in:d} of them signed in"
+    )
+)
+def unique_visitors(
+    report: dict[str, Any], webinar: str, sessions: int, visitors: int, signed_in: int
+) -> None:
+    row = report[webinar]
+    assert (row["total_sessions"], row["unique_visitors"], row["unique_subjects"]) == (
+        sessions,
+        visitors,
+        signed_in,
+    )
+
+
+@then(parsers.parse('the sessions of browser "{browser}" are listed apart'))
+def listed_by_browser(api: Api, visits: list[dict[str, Any]], browser: str) -> None:
+    response = api.client.get("/v1/sessions", params={"client_key": browser}, headers=api.app)
+    assert response.status_code == 200, response.text
+    expected = [v["id"] for v in visits if v["client_key"] == browser]
+    assert sorted(s["id"] for s in response.json()["items"]) == sorted(expected)
+
+
+@then(
+    parsers.parse(
+        '{ended:d} of the {sessions:d} sessions of webinar "{webinar}" really ended, '
+        "and {going:d} are still going"
+    )
+)
+def really_ended(
+    report: dict[str, Any], ended: int, sessions: int, webinar: str, going: int
+) -> None:
+    row = report[webinar]
+    assert (row["ended_sessions"], row["total_sessions"], row["active_now"]) == (
+        ended,
+        sessions,
+        going,
+    )

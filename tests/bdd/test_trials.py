@@ -157,3 +157,47 @@ def all_started(started: list[Any], count: int) -> None:
 def on_plan(api: Api, name: str, plan: str) -> None:
     limits = api.client.get(f"/v1/accounts/{name}/limits", headers=api.admin).json()
     assert limits["plan_id"] == plan and limits["subscription_ends_at"] is None
+
+
+@when("an admin reads back the plans", target_fixture="plans")
+def read_back_plans(api: Api) -> list[dict[str, Any]]:
+    response = api.client.get("/v1/plans", headers=api.admin)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+@then("the plans are:")
+def plans_are(plans: list[dict[str, Any]], datatable: list[list[str]]) -> None:
+    def cell(value: Any) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return "" if value is None else str(value)
+
+    _, *expected = datatable
+    assert [
+        [
+            p["plan_id"],
+            cell(p["default"]),
+            cell(p["unlimited"]),
+            cell(p["limits"]["sessions_per_resource"]),
+            cell(p["limits"]["resources_per_month"]),
+        ]
+        for p in plans
+    ] == expected
+
+
+@then(
+    parsers.parse(
+        'the subscription history of "{name}" lists the passes until the exams in {later:d} '
+        "and {earlier:d} days, newest first"
+    )
+)
+def subscription_history(api: Api, name: str, later: int, earlier: int) -> None:
+    response = api.client.get(f"/v1/accounts/{name}/subscriptions", headers=api.admin)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    now = datetime.now(UTC)
+    days = [round((datetime.fromisoformat(i["ends_at"]) - now) / timedelta(days=1)) for i in items]
+    assert [i["plan_id"] for i in items] == ["certification", "certification"]
+    assert days == [later, earlier]
+    assert items[0]["set_at"] >= items[1]["set_at"]

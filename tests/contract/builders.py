@@ -76,7 +76,7 @@ async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Ten
     free = PlanLimits(sessions_per_resource=2, session_kinds=frozenset({"practice", "mock"}))
     await storage.plans.put(tenant.id, Plan("free", default=True, limits=free))
     await storage.plans.put(tenant.id, Plan("pass", unlimited=True))
-    await storage.subscriptions.put(tenant.id, Subscription("jun", "pass", at(60 * 24 * 30)))
+    await storage.subscriptions.put(tenant.id, Subscription("jun", "pass", at(60 * 24 * 30)), T0)
     await storage.resources.register(tenant.id, "ana", "pdf-1", "pdf", at(0), None)
     grant = LedgerEntry.grant(str(uuid.uuid4()), tenant.id, "ana", 5, "welcome", "g-1", T0)
     await storage.ledger.grant(grant)

@@ -11,6 +11,7 @@ from domain.plans import (
     SessionLimit,
     SessionLimitReached,
     Subscription,
+    SubscriptionSet,
 )
 from domain.session import Session
 from domain.tenants import Tenant
@@ -136,14 +137,57 @@ async def test_of_default_plans_put_at_once_exactly_one_is_the_default_afterward
     assert default in contenders
 
 
-async def test_a_subscription_is_replaced_not_added(storage: Any, tenant: Tenant) -> None:
-    await storage.subscriptions.put(tenant.id, Subscription("user-1", "pass", at(60)))
-    await storage.subscriptions.put(tenant.id, Subscription("user-1", "pro", at(120), at(1)))
+async def test_a_plan_reads_back_by_id_in_its_tenant_only(storage: Any, tenant: Tenant) -> None:
+    limits = PlanLimits(3, frozenset({"practice", "mock"}), 10)
+    await storage.plans.put(tenant.id, Plan("free", default=True, limits=limits))
+    other = await add_tenant(storage, "globex")
+    await storage.plans.put(other.id, Plan("pro", unlimited=True))
 
-    assert await storage.subscriptions.get(tenant.id, "user-1") == Subscription(
-        "user-1", "pro", at(120), at(1)
+    assert await storage.plans.get(tenant.id, "free") == Plan("free", True, False, limits)
+    assert await storage.plans.get(tenant.id, "pro") is None
+    assert await storage.plans.all(tenant.id) == [Plan("free", True, False, limits)]
+
+
+async def test_a_subscription_is_replaced_and_the_history_keeps_every_one(
+    storage: Any, tenant: Tenant
+) -> None:
+    first, second = (
+        Subscription("user-1", "pass", at(60)),
+        Subscription("user-1", "pro", at(120), at(1)),
     )
-    assert await storage.subscriptions.get(tenant.id, "user-2") is None
+    await storage.subscriptions.put(tenant.id, first, at(0))
+    await storage.subscriptions.put(tenant.id, second, at(1))
+    await storage.subscriptions.put(tenant.id, Subscription("user-2", "pass", at(60)), at(2))
+
+    assert await storage.subscriptions.get(tenant.id, "user-1") == second
+    assert await storage.subscriptions.get(tenant.id, "user-3") is None
+    assert await storage.subscriptions.history(tenant.id, "user-1") == [
+        SubscriptionSet(second, at(1), 2),
+        SubscriptionSet(first, at(0), 1),
+    ]
+    assert await storage.subscriptions.history(tenant.id, "user-3") == []
+    other = await add_tenant(storage, "globex")
+    assert await storage.subscriptions.history(other.id, "user-1") == []
+
+
+async def test_concurrent_subscriptions_of_one_subject_each_take_a_number_and_the_last_is_current(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    await storage.subscriptions.put(tenant.id, Subscription("user-1", "pass", at(60)), at(0))
+    contenders = [Subscription("user-1", f"plan-{n}", at(60 + n)) for n in range(6)]
+
+    def put(subscription: Subscription) -> Call:
+        return lambda s: s.subscriptions.put(tenant.id, subscription, at(1))
+
+    await race(*(put(c) for c in contenders))
+
+    history = await storage.subscriptions.history(tenant.id, "user-1")
+    assert [h.number for h in history] == [7, 6, 5, 4, 3, 2, 1]
+    assert sorted(h.subscription.plan_id for h in history[:-1]) == sorted(
+        c.plan_id for c in contenders
+    )
+    # The current subscription is the one numbered highest.
+    assert await storage.subscriptions.get(tenant.id, "user-1") == history[0].subscription
 
 
 async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_concurrency(

@@ -86,8 +86,8 @@ async def test_resources_report_sessions_viewers_duration_now_and_peak(
     report = await storage.reports.resources(tenant.id, None, Window())
 
     assert report == [
-        ResourceActivity("webinar-1", 5, 4, 4, (10 + 15 + 4 + 1) * 60, 1, 3),
-        ResourceActivity("webinar-2", 1, 1, 1, 300, 0, 1),
+        ResourceActivity("webinar-1", 5, 4, 4, 4, (10 + 15 + 4 + 1) * 60, 1, 3),
+        ResourceActivity("webinar-2", 1, 1, 1, 1, 300, 0, 1),
     ]
     assert report[0].avg_duration_seconds == 450.0
     assert [
@@ -95,6 +95,35 @@ async def test_resources_report_sessions_viewers_duration_now_and_peak(
     ] == ["webinar-2"]
     assert await storage.reports.active(tenant.id, None) == 1
     assert await storage.reports.active(tenant.id, "webinar-2") == 0
+
+
+async def test_resources_report_unique_visitors_with_anonymous_browsers_and_ended_sessions(
+    storage: Any, tenant: Tenant
+) -> None:
+    await visit(storage, tenant, 0, 10, subject_id="ana")
+    await visit(storage, tenant, 20, 30, subject_id="ana")  # ana again: one visitor
+    await visit(storage, tenant, 5, None, subject_id="ben")  # still watching
+    await visit(storage, tenant, 1, 2, subject_id="cho", client_key="tab-3")  # signed in
+    await visit(storage, tenant, 0, 5, subject_id=None, client_key="tab-1")
+    await visit(storage, tenant, 6, None, subject_id=None, client_key="tab-1")  # tab-1 again
+    left = await visit(storage, tenant, 3, None, subject_id=None, client_key="tab-2")
+    gave_up = Exit(at=at(4), status=SessionStatus.ABANDONED)
+    await storage.sessions.close(tenant.id, left.id, gave_up, frozenset(), NOW, SHUT)
+    # A browser is counted by its anonymous sessions, apart from who signed in with it.
+    await visit(storage, tenant, 7, 8, subject_id=None, client_key="tab-3")
+    await visit(storage, tenant, 0, 1, subject_id=None, client_key="tab-9", resource_id="other")
+
+    report = await storage.reports.resources(tenant.id, None, Window())
+    webinar = next(r for r in report if r.resource_id == "webinar-1")
+
+    # ana, ben, cho; then the browsers tab-1, tab-2 and tab-3.
+    assert (webinar.total_sessions, webinar.unique_subjects, webinar.unique_visitors) == (8, 3, 6)
+    # Every session but the two still active ended, whatever its status.
+    assert (webinar.exited_sessions, webinar.active_now) == (6, 2)
+    windowed = await storage.reports.resources(tenant.id, None, Window(at(5), at(21)))
+    assert [(r.resource_id, r.unique_visitors, r.exited_sessions) for r in windowed] == [
+        ("webinar-1", 4, 2)  # ana (her second visit), ben, tab-1, tab-3; two of them ended
+    ]
 
 
 async def test_usage_stats_add_up_a_subjects_sessions_exactly(storage: Any, tenant: Tenant) -> None:

@@ -232,6 +232,24 @@ async def test_listing_is_newest_first_and_filters(storage: Any, tenant: Tenant)
     assert await ids(started_to=at(2)) == [a.id]
 
 
+async def test_listing_filters_by_an_anonymous_browsers_client_key(
+    storage: Any, tenant: Tenant
+) -> None:
+    first = await stored_session(storage, tenant, minutes=1, subject_id=None, client_key="tab-1")
+    await stored_session(storage, tenant, minutes=2, subject_id=None, client_key="tab-2")
+    signed_in = await stored_session(storage, tenant, minutes=3, client_key="tab-1")
+    other = await add_tenant(storage, "globex")
+    await stored_session(storage, other, minutes=4, subject_id=None, client_key="tab-1")
+
+    async def ids(**where: Any) -> list[str]:
+        found = await storage.sessions.find(tenant.id, SessionFilter(**where), limit=10)
+        return [s.id for s in found]
+
+    assert await ids(client_key="tab-1") == [signed_in.id, first.id]
+    assert await ids(client_key="tab-1", subject_id="user-1") == [signed_in.id]
+    assert await ids(client_key="nobody") == []
+
+
 async def test_listing_pages_continue_after_a_position_without_repeats(
     storage: Any, tenant: Tenant
 ) -> None:

@@ -42,3 +42,21 @@ def test_usage_stats_sum_a_subjects_sessions(api: Api) -> None:
 
     assert stats["total_sessions"] == 1 and stats["total_events"] == 1
     assert stats["meters"] == {"cost_usd": "0.15"} and stats["total_credits_consumed"] == 0
+
+
+def test_the_resources_report_counts_anonymous_browsers_and_ended_sessions(api: Api) -> None:
+    ana = api.start(subject_id="ana")
+    api.start(subject_id="ana")
+    api.start(subject_id=None, client_key="tab-1")
+    gone = api.start(subject_id=None, client_key="tab-1")
+    api.start(subject_id=None, client_key="tab-2")
+    for session in (ana, gone):
+        api.client.post(f"/v1/sessions/{session['id']}/exit", json={}, headers=api.app)
+
+    report = api.client.get("/v1/reports/resources", headers=api.admin)
+
+    assert report.status_code == 200
+    (webinar,) = report.json()["items"]
+    assert webinar["total_sessions"] == 5
+    assert (webinar["unique_subjects"], webinar["unique_visitors"]) == (1, 3)
+    assert (webinar["ended_sessions"], webinar["active_now"]) == (2, 3)

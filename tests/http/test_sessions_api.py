@@ -226,3 +226,15 @@ def test_sessions_are_listed_newest_first_with_filters_and_pages(api: Api) -> No
         for bad in ("2026-11-24T10:00:00", "yesterday"):
             response = api.client.get("/v1/sessions", params={bound: bad}, headers=api.app)
             assert invalid_fields(response) == [bound], (bound, bad)
+
+
+def test_sessions_are_listed_by_an_anonymous_browsers_client_key(api: Api) -> None:
+    first = api.start(subject_id=None, client_key="tab-1")
+    api.start(subject_id=None, client_key="tab-2")
+    second = api.start(subject_id=None, client_key="tab-1")
+
+    listed = api.client.get("/v1/sessions", params={"client_key": "tab-1"}, headers=api.app)
+
+    assert listed.status_code == 200
+    assert {s["id"] for s in listed.json()["items"]} == {first["id"], second["id"]}
+    assert all(s["client_key"] == "tab-1" for s in listed.json()["items"])

@@ -154,3 +154,58 @@ def test_a_settings_change_applies_at_once_to_keys_already_in_use(api: Api) -> N
     )
 
     assert assert_error(refused, 402, "trial_exhausted")["upgrade_url"] == "https://x.example/up"
+
+
+def test_an_admin_reads_back_the_plans_and_one_plan(api: Api) -> None:
+    put_plan(api, "free", FREE)
+    put_plan(api, "pass", {"unlimited": True})
+
+    plans = api.client.get("/v1/plans", headers=api.admin)
+    one = api.client.get("/v1/plans/pass", headers=api.admin)
+
+    assert plans.status_code == 200
+    assert [(p["plan_id"], p["default"]) for p in plans.json()["items"]] == [
+        ("free", True),
+        ("pass", False),
+    ]
+    assert plans.json()["items"][0]["limits"] == FREE["limits"]
+    assert one.json() == {
+        "plan_id": "pass",
+        "default": False,
+        "unlimited": True,
+        "limits": {"sessions_per_resource": None, "session_kinds": [], "resources_per_month": None},
+    }
+    assert_error(api.client.get("/v1/plans/gold", headers=api.admin), 404, "not_found")
+
+
+def test_the_subscription_history_is_newest_first_with_when_each_was_set(api: Api) -> None:
+    put_plan(api, "free", FREE)
+    put_plan(api, "pass", {"unlimited": True})
+    for plan_id, ends_at in (("pass", "2027-01-31T00:00:00Z"), ("free", "2027-03-01T00:00:00Z")):
+        response = api.client.put(
+            "/v1/accounts/mina/subscription",
+            json={"plan_id": plan_id, "ends_at": ends_at},
+            headers=api.admin,
+        )
+        assert response.status_code == 200, response.text
+
+    history = api.client.get("/v1/accounts/mina/subscriptions", headers=api.admin)
+    nobody = api.client.get("/v1/accounts/nobody/subscriptions", headers=api.admin)
+
+    assert history.status_code == 200
+    items = history.json()["items"]
+    assert [(i["plan_id"], i["ends_at"], i["number"]) for i in items] == [
+        ("free", "2027-03-01T00:00:00Z", 2),
+        ("pass", "2027-01-31T00:00:00Z", 1),
+    ]
+    assert all(i["subject_id"] == "mina" and i["set_at"].endswith("Z") for i in items)
+    assert items[0]["set_at"] >= items[1]["set_at"]
+    assert nobody.json() == {"items": []}
+
+
+def test_plans_and_subscriptions_are_read_back_with_an_admin_key_only(api: Api) -> None:
+    put_plan(api, "free", FREE)
+    for path in ("/v1/plans", "/v1/plans/free", "/v1/accounts/mina/subscriptions"):
+        for headers in (api.app, api.ingest):
+            assert_error(api.client.get(path, headers=headers), 403, "forbidden")
+        assert_error(api.client.get(path), 401, "unauthorized")

@@ -32,6 +32,8 @@ class ResourceActivityOut(msgspec.Struct):
     avg_duration_seconds: float
     active_now: int
     peak_concurrency: int
+    unique_visitors: int  # subjects plus anonymous client keys
+    ended_sessions: int  # no longer active
 
     @classmethod
     def of(cls, r: ResourceActivity) -> "ResourceActivityOut":
@@ -43,6 +45,8 @@ class ResourceActivityOut(msgspec.Struct):
             r.avg_duration_seconds,
             r.active_now,
             r.peak_concurrency,
+            r.unique_visitors,
+            r.exited_sessions,
         )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 import msgspec
 
 from application.trials.get_limits import Limits
-from domain.plans import MAX_LIMIT, Plan, Subscription, TrialStatus
+from domain.plans import MAX_LIMIT, Plan, Subscription, SubscriptionSet, TrialStatus
 from entrypoints.http.schemas.common import Timestamp
 
 PlanLimit = Annotated[int, msgspec.Meta(ge=0, le=MAX_LIMIT)] | None  # null: no limit
@@ -55,6 +55,19 @@ class SubscriptionOut(msgspec.Struct):
     @classmethod
     def of(cls, s: Subscription) -> "SubscriptionOut":
         return cls(s.subject_id, s.plan_id, s.starts_at, s.ends_at)
+
+
+class SubscriptionSetOut(SubscriptionOut):
+    """A subscription of a subject's history: when it was set, and its place in the history
+    (1 for the first; the highest is the current subscription)."""
+
+    set_at: datetime
+    number: int
+
+    @classmethod
+    def of_entry(cls, entry: SubscriptionSet) -> "SubscriptionSetOut":
+        s = entry.subscription
+        return cls(s.subject_id, s.plan_id, s.starts_at, s.ends_at, entry.set_at, entry.number)
 
 
 class LimitsOut(msgspec.Struct):
