@@ -9,7 +9,7 @@ from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -27,16 +27,18 @@ class MemoryTenantArchive(TenantArchive):
             if key.tenant_id == tenant_id:
                 yield key
         # Keyed by (tenant_id, â¦): tuples of different lengths, hence Any.
-        parts: tuple[Mapping[Any, Record], ...] = (
+        parts: tuple[Mapping[Any, Record | list[SubscriptionSet]], ...] = (
             store.rates,
             store.plans,
             store.subscriptions,
+            store.subscription_history,
             store.resources,
         )
         for part in parts:
             for (tenant, *_), value in sorted(part.items(), key=lambda item: item[0]):
                 if tenant == tenant_id:
-                    yield value
+                    for record in value if isinstance(value, list) else [value]:
+                        yield record
         for (tenant, _), session in sorted(store.sessions.items()):
             if tenant == tenant_id:
                 yield session.copy()
@@ -82,6 +84,14 @@ class MemoryTenantArchive(TenantArchive):
                 return _put_new(store.plans, (tenant_id, record.id), record)
             case Subscription():
                 return _put_new(store.subscriptions, (tenant_id, record.subject_id), record)
+            case SubscriptionSet():
+                subject = (tenant_id, record.subscription.subject_id)
+                history = store.subscription_history.setdefault(subject, [])
+                if any(e.number == record.number for e in history):
+                    return False
+                history.append(record)
+                history.sort(key=lambda e: e.number)
+                return True
             case Registration():
                 key = (tenant_id, record.subject_id, record.resource_id)
                 return _put_new(store.resources, key, record)

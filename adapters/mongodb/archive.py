@@ -23,6 +23,8 @@ from adapters.mongodb.plans import (
     plan_from_document,
     plan_to_document,
     subscription_from_document,
+    subscription_set_from_document,
+    subscription_set_to_document,
     subscription_to_document,
 )
 from adapters.mongodb.telemetry_documents import (
@@ -46,7 +48,7 @@ from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -74,6 +76,12 @@ COLLECTIONS: dict[type, CollectionOf] = {
         lambda r, t: subscription_to_document(t, r),
         subscription_from_document,
         ["subject_id"],
+    ),
+    SubscriptionSet: (
+        "subscription_history",
+        lambda r, t: subscription_set_to_document(t, r),
+        subscription_set_from_document,
+        ["subject_id", "number"],
     ),
     Registration: (
         "subject_resources",
@@ -156,7 +164,15 @@ class MongoTenantArchive(TenantArchive):
                 new += 1
             except DuplicateKeyError:
                 pass  # there already: not new
+            if isinstance(record, SubscriptionSet):
+                await self._count_puts(tenant_id, record)
         return new
+
+    async def _count_puts(self, tenant_id: str, entry: SubscriptionSet) -> None:
+        """The subject's next put is numbered after every restored entry (the subscription
+        counts its puts: MongoSubscriptionRepository.put)."""
+        of_subject = {"tenant_id": tenant_id, "subject_id": entry.subscription.subject_id}
+        await self._db["subscriptions"].update_one(of_subject, {"$max": {"puts": entry.number}})
 
     async def _check_name(self, tenant: Tenant) -> None:
         holder = await self._db["tenants"].find_one({"name": tenant.name}, {"id": 1})

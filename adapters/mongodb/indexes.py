@@ -174,6 +174,13 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ux_subscriptions",
         ),
     ],
+    "subscription_history": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("number", ASCENDING)],
+            unique=True,
+            name="ux_subscription_history",
+        ),
+    ],
     "subject_resources": [
         IndexModel(
             [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("resource_id", ASCENDING)],

@@ -20,7 +20,12 @@ from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
 from adapters.sqlalchemy.livekit import account_from_row
 from adapters.sqlalchemy.meters import add_usage
-from adapters.sqlalchemy.plans import plan_from_row, plan_to_row
+from adapters.sqlalchemy.plans import (
+    plan_from_row,
+    plan_to_row,
+    subscription_set_from_row,
+    subscription_set_to_row,
+)
 from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import (
     alerts,
@@ -37,6 +42,7 @@ from adapters.sqlalchemy.tables import (
     sessions,
     snapshots,
     subject_resources,
+    subscription_history,
     subscriptions,
     tenants,
 )
@@ -62,7 +68,7 @@ from domain.errors import Conflict
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -92,6 +98,12 @@ BEFORE_SESSIONS: dict[type, TableOf] = {
     Rate: (rates, lambda r, t: rate_to_row(t, r), rate_from_row, ("kind",)),
     Plan: (plans, lambda r, t: plan_to_row(t, r), plan_from_row, ("id",)),
     Subscription: (subscriptions, _owned, _subscription, ("subject_id",)),
+    SubscriptionSet: (
+        subscription_history,
+        lambda r, t: subscription_set_to_row(t, r),
+        subscription_set_from_row,
+        ("subject_id", "number"),
+    ),
     Registration: (subject_resources, _owned, _registration, ("subject_id", "resource_id")),
 }
 AFTER_SESSIONS: dict[type, TableOf] = {

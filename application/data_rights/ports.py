@@ -113,8 +113,9 @@ class Erasure(Protocol):
     async def move_subject(
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
     ) -> int:
-        """Move up to `limit` of the subject's ledger entries, alerts, subscription and resource
-        registrations to the pseudonym (balances, limits and quotas follow them); how many."""
+        """Move up to `limit` of the subject's ledger entries, alerts, subscription (with its
+        history) and resource registrations to the pseudonym (balances, limits and quotas follow
+        them); how many."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

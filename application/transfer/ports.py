@@ -12,7 +12,7 @@ from domain.error_reports import ErrorReport
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -25,6 +25,7 @@ Record = (
     | Rate
     | Plan
     | Subscription
+    | SubscriptionSet
     | Registration
     | Session
     | Event
@@ -41,9 +42,9 @@ Record = (
 class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
-        apply as it reads: the tenant, keys, rates, plans, subscriptions, registrations,
-        sessions, events, ledger entries, alerts, LiveKit keys, snapshots, errors, metrics, sales
-        (with their settlement)."""
+        apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
+        registrations, sessions, events, ledger entries, alerts, LiveKit keys, snapshots, errors,
+        metrics, sales (with their settlement)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:

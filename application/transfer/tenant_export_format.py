@@ -23,7 +23,7 @@ from domain.errors import InvalidInput
 from domain.events import Event
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
-from domain.plans import Plan, Registration, Subscription
+from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -37,6 +37,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "rate": Rate,
     "plan": Plan,
     "subscription": Subscription,
+    "subscription_set": SubscriptionSet,
     "registration": Registration,
     "session": Session,
     "event": Event,

@@ -8,8 +8,9 @@ import pytest
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from domain.errors import Conflict
+from domain.plans import Subscription
 from domain.tenants import Tenant
-from tests.contract.builders import T0, a_tenant_with_everything, wired
+from tests.contract.builders import T0, a_tenant_with_everything, at, wired
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +33,7 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "rate",
         "plan",
         "subscription",
+        "subscription_set",
         "registration",
         "session",
         "event",
@@ -56,6 +58,23 @@ async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -
     assert sum(counts.new.values()) == 0
     assert sum(counts.present.values()) == len(before) - 1
     assert await export(storage, "exam-prep") == before
+
+
+async def test_an_imported_subscription_history_goes_on_where_it_stopped(storage: Any) -> None:
+    tenant = await a_tenant_with_everything(storage)
+    lines = await export(storage, "exam-prep")
+    moved = lines[1].replace(tenant.id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
+
+    await (
+        wired(storage)
+        .use_cases()
+        .import_tenant()(ImportTenantCommand([lines[0], moved, *lines[2:]]))
+    )
+    await storage.subscriptions.put("moved-id", Subscription("jun", "free", at(60)), at(5))
+
+    history = await storage.subscriptions.history("moved-id", "jun")
+    assert [(e.number, e.subscription.plan_id) for e in history] == [(2, "free"), (1, "pass")]
+    assert (await storage.subscriptions.get("moved-id", "jun")).plan_id == "free"
 
 
 async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> None:

@@ -382,7 +382,13 @@ def kiosk_day(live: Live) -> KioskDay:
             **fields,
         }
 
-    with live.ingest() as http:
+    def device_key(booth: str) -> httpx.Client:
+        """A kiosk's own key, scoped to it: a key lifted from one booth writes for no other."""
+        body = {"role": "ingest", "name": booth, "resources": [booth]}
+        with live.admin() as admin:
+            return live.server.client(ok(admin.post("/v1/keys", json=body), 201)["secret"])
+
+    with device_key("booth-7") as http:
         sent["boot_error"] = ok(
             http.post("/v1/errors", json=error("boot", now(), type="BootError")), 201
         )
@@ -429,8 +435,10 @@ def kiosk_day(live: Live) -> KioskDay:
         }
         sent["refund"] = ok(http.post("/v1/sales", json=refund), 201)
         ok(http.post(f"/v1/sessions/{sid}/exit", json={}))
+        ok(http.post("/v1/errors", json=error("not-mine", now(), device_id="booth-8")), 403)
 
-        # The hour offline: another booth's buffer, flushed after its session ended.
+    # The hour offline: another booth's buffer, flushed after its session ended.
+    with device_key("booth-8") as http:
         offline = ok(
             http.post(
                 "/v1/sessions",
@@ -457,7 +465,8 @@ def kiosk_day(live: Live) -> KioskDay:
                   app_version="1.9.0", session_id=offline),
             error("too-old", long_ago, device_id="booth-8"),
         ]  # fmt: skip
-        buffered_metrics = [offline_print, metric("too-old", "capture", 99_999.0, long_ago)]
+        too_old = metric("too-old", "capture", 99_999.0, long_ago, device_id="booth-8")
+        buffered_metrics = [offline_print, too_old]
         flush = {
             "errors": ok(http.post("/v1/errors/batch", json={"errors": buffered_errors})),
             "metrics": ok(http.post("/v1/performance/batch", json={"metrics": buffered_metrics})),
