@@ -50,6 +50,7 @@ ATOMIC := \
 	'adapters.sqlalchemy.credits.x__claim_and_record__mutmut_*' \
 	'adapters.mongodb.credits.x_finish_due__mutmut_*' \
 	'adapters.*.plans.x?*ResourceRegistry?register__mutmut_*' \
+	'adapters.*.refused_starts.x?*RefusedStarts?record__mutmut_*' \
 	$(foreach m,acquire renew _update,'adapters.*.rollups.x?*RollupLeases?$(m)__mutmut_*') \
 	'adapters.mongodb.event_counting.x_*' \
 	'adapters.sqlalchemy.engine.x_serialise__mutmut_*'

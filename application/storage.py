@@ -6,6 +6,7 @@ from typing import Protocol
 from application.credits.ports import CreditLedger, RateRepository
 from application.data_rights.ports import Erasure
 from application.events.ports import EventLog
+from application.funnels.ports import FunnelEvents, FunnelRepository
 from application.health.ports import StorageHealth
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from application.reports.ports import Reports
@@ -16,7 +17,13 @@ from application.snapshots.ports import SnapshotLog
 from application.telemetry.ports import ErrorLog, MetricLog, SaleBook
 from application.tenants.ports import ApiKeyRepository, TenantRepository
 from application.transfer.ports import TenantArchive
-from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from application.trials.ports import (
+    PlanRepository,
+    RefusedStarts,
+    ResourceRegistry,
+    SubscriptionRepository,
+    TrialSessions,
+)
 
 
 class StorageError(Exception):
@@ -53,6 +60,10 @@ class Storage(Protocol):
     metrics: MetricLog
     sales: SaleBook
     erasure: Erasure
+    refused_starts: RefusedStarts
+    trial_sessions: TrialSessions
+    funnels: FunnelRepository
+    funnel_events: FunnelEvents
 
     async def migrate(self) -> None:
         """Create or upgrade what the store needs (tables, indexes); safe to run again and from

@@ -1,52 +1,124 @@
 @reports
-Feature: Watch-time reports for a webinar platform
-  Per viewer: how often they came, how long they stayed in total and on average, and the time
-  they actually watched when two tabs overlapped. Per webinar: sessions, unique viewers,
-  average duration, viewers now and the peak.
+Feature: Reports for the people who read them
+  The webinar team and the kiosk operator ask their own questions of the same sessions and
+  events.
 
-  Background:
-    Given a webinar platform that sends its viewers' visits to sessionmeter
+  Rule: The webinar team reads watch time per viewer and activity per webinar
+    Per viewer: how often they came, how long they stayed in total and on average, and the time
+    they actually watched when two tabs overlapped. Per webinar: sessions, unique viewers,
+    average duration, viewers now and the peak.
 
-  Scenario: A viewer with two overlapping tabs is counted once for the time watched
-    Given viewer "ana" watched webinar "launch-day" from minute 0 to minute 10
-    And viewer "ana" watched webinar "launch-day" from minute 5 to minute 20 in a second tab
-    And viewer "ana" watched webinar "launch-day" from minute 30 to minute 40
-    And viewer "ben" watched webinar "launch-day" from minute 2 to minute 3
-    When an analyst asks for the watch time of webinar "launch-day"
-    Then "ana" made 3 visits for 2100 seconds in total, 700 on average, and watched 1800 seconds
-    And "ben" made 1 visit for 60 seconds in total, 60 on average, and watched 60 seconds
+    Background:
+      Given a webinar platform that sends its viewers' visits to sessionmeter
 
-  Scenario: A webinar's sessions, viewers, viewers now and the peak
-    Given viewer "ana" watched webinar "launch-day" from minute 0 to minute 10
-    And viewer "ana" watched webinar "launch-day" from minute 5 to minute 20 in a second tab
-    And viewer "ben" watched webinar "launch-day" from minute 8 to minute 12
-    And viewer "cho" has been watching webinar "launch-day" since minute 15
-    When an analyst asks for the webinars report
-    Then webinar "launch-day" had 4 sessions from 3 viewers, 580 seconds on average
-    And 1 viewer is watching "launch-day" now, and at most 3 watched at once
+    Scenario: A viewer with two overlapping tabs is counted once for the time watched
+      Given viewer "ana" watched webinar "launch-day" from minute 0 to minute 10
+      And viewer "ana" watched webinar "launch-day" from minute 5 to minute 20 in a second tab
+      And viewer "ana" watched webinar "launch-day" from minute 30 to minute 40
+      And viewer "ben" watched webinar "launch-day" from minute 2 to minute 3
+      When an analyst asks for the watch time of webinar "launch-day"
+      Then "ana" made 3 visits for 2100 seconds in total, 700 on average, and watched 1800 seconds
+      And "ben" made 1 visit for 60 seconds in total, 60 on average, and watched 60 seconds
 
-  Scenario: The webinar team counts unique visitors, anonymous browsers included
-    Viewers who did not sign in are told apart by their browser's key: each browser is one
-    visitor however often it came back, and a viewer who signed in is one visitor.
-    Given these visits to webinar "open-house":
-      | who       | signed in | from minute | to minute |
-      | ana       | yes       | 0           | 10        |
-      | ana       | yes       | 20          | 30        |
-      | browser-1 | no        | 0           | 5         |
-      | browser-1 | no        | 6           | 9         |
-      | browser-2 | no        | 3           | 4         |
-    When an analyst asks for the webinars report
-    Then webinar "open-house" had 5 sessions from 3 unique visitors, 1 of them signed in
-    And the sessions of browser "browser-1" are listed apart
+    Scenario: A webinar's sessions, viewers, viewers now and the peak
+      Given viewer "ana" watched webinar "launch-day" from minute 0 to minute 10
+      And viewer "ana" watched webinar "launch-day" from minute 5 to minute 20 in a second tab
+      And viewer "ben" watched webinar "launch-day" from minute 8 to minute 12
+      And viewer "cho" has been watching webinar "launch-day" since minute 15
+      When an analyst asks for the webinars report
+      Then webinar "launch-day" had 4 sessions from 3 viewers, 580 seconds on average
+      And 1 viewer is watching "launch-day" now, and at most 3 watched at once
 
-  Scenario: The webinar team counts the sessions that really ended
-    A session still going has not ended, however long ago it started; one that was left or
-    timed out has.
-    Given these visits to webinar "open-house":
-      | who       | signed in | from minute | to minute |
-      | ana       | yes       | 0           | 10        |
-      | ben       | yes       | 5           |           |
-      | browser-1 | no        | 3           | 4         |
-      | browser-2 | no        | 6           |           |
-    When an analyst asks for the webinars report
-    Then 2 of the 4 sessions of webinar "open-house" really ended, and 2 are still going
+    Scenario: The webinar team counts unique visitors, anonymous browsers included
+      Viewers who did not sign in are told apart by their browser's key: each browser is one
+      visitor however often it came back, and a viewer who signed in is one visitor.
+      Given these visits to webinar "open-house":
+        | who       | signed in | from minute | to minute |
+        | ana       | yes       | 0           | 10        |
+        | ana       | yes       | 20          | 30        |
+        | browser-1 | no        | 0           | 5         |
+        | browser-1 | no        | 6           | 9         |
+        | browser-2 | no        | 3           | 4         |
+      When an analyst asks for the webinars report
+      Then webinar "open-house" had 5 sessions from 3 unique visitors, 1 of them signed in
+      And the sessions of browser "browser-1" are listed apart
+
+    Scenario: The webinar team counts the sessions that really ended
+      A session still going has not ended, however long ago it started; one that was left or
+      timed out has.
+      Given these visits to webinar "open-house":
+        | who       | signed in | from minute | to minute |
+        | ana       | yes       | 0           | 10        |
+        | ben       | yes       | 5           |           |
+        | browser-1 | no        | 3           | 4         |
+        | browser-2 | no        | 6           |           |
+      When an analyst asks for the webinars report
+      Then 2 of the 4 sessions of webinar "open-house" really ended, and 2 are still going
+
+  Rule: The kiosk operator sees where in the funnel customers give up
+    A customer at a photo kiosk goes through its screens in order: frame → background →
+    character → capture → review → payment → print. A screen counts once the one before it was
+    reached (coming back to a screen, or touching a later one too early, moves nothing). A
+    customer who did not complete gave up at the last screen they reached.
+
+    Background:
+      Given the operator defines the photo kiosk's funnel:
+        | stage      | event        | label      |
+        | frame      | screen_enter | frame      |
+        | background | screen_enter | background |
+        | character  | screen_enter | character  |
+        | capture    | capture      |            |
+        | review     | screen_enter | review     |
+        | payment    | payment      |            |
+        | print      | print        |            |
+
+    @kiosk
+    Scenario: Customers who give up are counted at the last screen they reached
+      Given these customers at the kiosk today:
+        | customer | screens, in the order they saw them                           | seconds on each | how it ended |
+        | 1        | frame, background, character, capture, review, payment, print | 30              | completed    |
+        | 2        | frame, background, character, capture, review, payment, print | 60              | completed    |
+        | 3        | frame, background, character, capture, review                 | 90              | abandoned    |
+        | 4        | frame, background                                             | 60              | abandoned    |
+        | 5        | frame                                                         | 60              | cancelled    |
+        | 6        |                                                               | 60              | abandoned    |
+      When the operator asks for the funnel report
+      Then the funnel reads:
+        | stage      | reached | from previous | from start | gave up here | median seconds |
+        | frame      | 5       | 83.33%        | 83.33%     | 1            | 60             |
+        | background | 4       | 80%           | 66.67%     | 1            | 60             |
+        | character  | 3       | 75%           | 50%        | 0            | 60             |
+        | capture    | 3       | 100%          | 50%        | 0            | 60             |
+        | review     | 3       | 100%          | 50%        | 1            | 45             |
+        | payment    | 2       | 66.67%        | 33.33%     | 0            | 45             |
+        | print      | 2       | 100%          | 33.33%     | 0            |                |
+      And the sessions ended like this:
+        | completed | abandoned | cancelled | failed | active |
+        | 2         | 3         | 1         | 0      | 0      |
+
+    @kiosk
+    Scenario: A screen touched too early, or seen again, moves no one along
+      Given these customers at the kiosk today:
+        | customer | screens, in the order they saw them     | seconds on each | how it ended |
+        | 1        | capture, frame, background, frame       | 60              | abandoned    |
+        | 2        | frame, character, background, character | 60              | abandoned    |
+      When the operator asks for the funnel report
+      Then the funnel reads:
+        | stage      | reached | gave up here |
+        | frame      | 2       | 0            |
+        | background | 2       | 1            |
+        | character  | 1       | 1            |
+        | capture    | 0       | 0            |
+
+    @kiosk
+    Scenario: A customer still at the kiosk counts at the screen they are on until they complete
+      Given these customers at the kiosk today:
+        | customer | screens, in the order they saw them | seconds on each | how it ended |
+        | 1        | frame, background, character        | 60              | still there  |
+      When the operator asks for the funnel report
+      Then the funnel reads:
+        | stage     | reached | gave up here |
+        | character | 1       | 1            |
+      And the sessions ended like this:
+        | completed | active |
+        | 0         | 1      |

@@ -44,3 +44,26 @@ Feature: A free trial stops at its limit and points to the upgrade
       | certification | no      | yes       |                  |              |
       | free          | yes     | no        | 2                | 1            |
     And the subscription history of "jun" lists the passes until the exams in 60 and 30 days, newest first
+
+  Scenario: The team reads how the free trial went: who ran out, who then paid, what was refused
+    Given free user "mina" uploaded PDF "biology-1"
+    When "mina" starts 3 practice sessions on "biology-1"
+    And "mina" uploads PDF "biology-2"
+    And "ben" starts 3 practice sessions on "chemistry-1"
+    And "sora" starts a practice session on "physics-1"
+    And user "mina" bought the certification pass until an exam 30 days from now
+    And "mina" starts a practice session on "biology-1"
+    And an admin reads the trial report of the last 30 days
+    Then the trial report says:
+      | figure                              | value |
+      | free users who practised            | 3     |
+      | free practice sessions used         | 5     |
+      | average free sessions per user      | 1.667 |
+      | users who used up their free trial  | 2     |
+      | free users who then bought the pass | 1     |
+      | conversion rate                     | 0.333 |
+    And the refused starts were:
+      | reason                         | starts |
+      | the free trial was used up     | 2      |
+      | the month's PDF quota was used | 1      |
+      | not enough credits             | 0      |

@@ -7,6 +7,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
@@ -33,6 +34,7 @@ class MemoryTenantArchive(TenantArchive):
             store.subscriptions,
             store.subscription_history,
             store.resources,
+            store.funnels,
         )
         for part in parts:
             for (tenant, *_), value in sorted(part.items(), key=lambda item: item[0]):
@@ -95,6 +97,8 @@ class MemoryTenantArchive(TenantArchive):
             case Registration():
                 key = (tenant_id, record.subject_id, record.resource_id)
                 return _put_new(store.resources, key, record)
+            case Funnel():
+                return _put_new(store.funnels, (tenant_id, record.name), record)
             case Session():
                 return _put_new(store.sessions, (tenant_id, record.id), record.copy())
             case Event():

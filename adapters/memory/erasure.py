@@ -130,6 +130,11 @@ class MemoryErasure(Erasure):
                     registration, subject_id=pseudonym
                 )
                 moved += 1
+        for tenant, refused in list(store.refused_starts):
+            if moved < limit and (tenant, refused.subject_id) == (tenant_id, subject_id):
+                count = store.refused_starts.pop((tenant, refused))
+                store.refused_starts[(tenant, replace(refused, subject_id=pseudonym))] = count
+                moved += 1
         return moved
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

@@ -2,6 +2,7 @@ from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.erasure import MemoryErasure
 from adapters.memory.events import MemoryEventLog
+from adapters.memory.funnels import MemoryFunnelEvents, MemoryFunnelRepository
 from adapters.memory.health import MemoryHealth
 from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryTrackLog, MemoryWebhookLog
 from adapters.memory.plans import (
@@ -9,6 +10,7 @@ from adapters.memory.plans import (
     MemoryResourceRegistry,
     MemorySubscriptionRepository,
 )
+from adapters.memory.refused_starts import MemoryRefusedStarts
 from adapters.memory.reports import MemoryReports
 from adapters.memory.retention import MemoryRetention
 from adapters.memory.rollups import MemoryRollupLeases, MemoryRollupRepository, MemoryUsageSource
@@ -17,6 +19,7 @@ from adapters.memory.snapshots import MemorySnapshotLog
 from adapters.memory.store import MemoryStore
 from adapters.memory.telemetry import MemoryErrorLog, MemoryMetricLog, MemorySaleBook
 from adapters.memory.tenants import MemoryApiKeyRepository, MemoryTenantRepository
+from adapters.memory.trial_sessions import MemoryTrialSessions
 from application.storage import Storage
 
 
@@ -49,6 +52,10 @@ class MemoryStorage(Storage):
         self.metrics = MemoryMetricLog(store)
         self.sales = MemorySaleBook(store)
         self.erasure = MemoryErasure(store)
+        self.refused_starts = MemoryRefusedStarts(store)
+        self.trial_sessions = MemoryTrialSessions(store)
+        self.funnels = MemoryFunnelRepository(store)
+        self.funnel_events = MemoryFunnelEvents(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -4,9 +4,11 @@ from datetime import datetime
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.refusals import RefusedStart
 from domain.rollups import Period, Rollup
 from domain.sales import Sale
 from domain.session import Session
@@ -31,6 +33,7 @@ class MemoryStore:
     # (tenant_id, subject_id): oldest first
     subscription_history: dict[tuple[str, str], list[SubscriptionSet]] = field(default_factory=dict)
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
+    funnels: dict[tuple[str, str], Funnel] = field(default_factory=dict)  # (tenant_id, name)
     livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
     # (tenant_id, webhook id) -> when it was handled
     webhooks: dict[tuple[str, str], datetime] = field(default_factory=dict)
@@ -48,3 +51,5 @@ class MemoryStore:
     errors: dict[tuple[str, str], ErrorReport] = field(default_factory=dict)
     metrics: dict[tuple[str, str], Metric] = field(default_factory=dict)
     sales: dict[tuple[str, str], Sale] = field(default_factory=dict)
+    # (tenant_id, refusal) -> how many times it happened that day
+    refused_starts: dict[tuple[str, RefusedStart], int] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from adapters.mongodb.credits import (
 )
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
 from adapters.mongodb.livekit import account_from_document
 from adapters.mongodb.plans import (
     plan_from_document,
@@ -46,6 +47,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
@@ -88,6 +90,12 @@ COLLECTIONS: dict[type, CollectionOf] = {
         lambda r, t: {"tenant_id": t, **asdict(r)},
         _registration,
         ["subject_id", "resource_id"],
+    ),
+    Funnel: (
+        "funnels",
+        lambda r, t: funnel_to_document(t, r),
+        funnel_from_document,
+        ["name"],
     ),
     Session: (
         "sessions",

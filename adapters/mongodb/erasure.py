@@ -166,6 +166,7 @@ class MongoErasure(Erasure):
             "subscriptions",
             "subscription_history",
             "subject_resources",
+            "refused_starts",
         ):
             collection = self._db[name]
             of_subject = {"tenant_id": tenant_id, "subject_id": subject_id}

@@ -13,10 +13,13 @@ step of the ports is a single-document write that a unique index or a guarded
   key, one entry per revision of a session's charge (the charge, then its adjustments).
 - subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
 - rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
+- funnels (tenant_id, name): one funnel per name, whatever the number of concurrent puts.
 - plans (tenant_id) where default: at most one default plan per tenant, whatever the number of
   concurrent puts of default plans (see plans.py).
 - errors, performance_metrics, sales (tenant_id, id): a record per client id; of concurrent adds
   of one id one inserts it and the others read it back (telemetry.py).
+- refused_starts (tenant_id, day, subject_id, kind, reason): one counter per refusal and day,
+  that concurrent upserts with `$inc` add to (refused_starts.py).
 
 `sessionmeter db upgrade` creates them all; creating an index that exists is a no-op. Every key
 is ascending: MongoDB walks an index backwards for newest-first reads, and the test server
@@ -179,6 +182,22 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("number", ASCENDING)],
             unique=True,
             name="ux_subscription_history",
+        ),
+    ],
+    "funnels": [
+        IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True, name="ux_funnels"),
+    ],
+    "refused_starts": [
+        IndexModel(
+            [
+                ("tenant_id", ASCENDING),
+                ("day", ASCENDING),
+                ("subject_id", ASCENDING),
+                ("kind", ASCENDING),
+                ("reason", ASCENDING),
+            ],
+            unique=True,
+            name="ux_refused_starts",
         ),
     ],
     "subject_resources": [

@@ -9,6 +9,7 @@ from adapters.mongodb.documents import Document
 from adapters.mongodb.erasure import MongoErasure
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.events import MongoEventLog
+from adapters.mongodb.funnels import MongoFunnelEvents, MongoFunnelRepository
 from adapters.mongodb.health import MongoHealth
 from adapters.mongodb.indexes import INDEXES, RETIRED
 from adapters.mongodb.livekit import MongoLiveKitAccounts, MongoTrackLog, MongoWebhookLog
@@ -17,6 +18,7 @@ from adapters.mongodb.plans import (
     MongoResourceRegistry,
     MongoSubscriptionRepository,
 )
+from adapters.mongodb.refused_starts import MongoRefusedStarts
 from adapters.mongodb.reports import MongoReports
 from adapters.mongodb.retention import MongoRetention
 from adapters.mongodb.rollups import MongoRollupLeases, MongoRollupRepository, MongoUsageSource
@@ -24,6 +26,7 @@ from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.snapshots import MongoSnapshotLog
 from adapters.mongodb.telemetry import MongoErrorLog, MongoMetricLog, MongoSaleBook
 from adapters.mongodb.tenants import MongoApiKeyRepository, MongoTenantRepository
+from adapters.mongodb.trial_sessions import MongoTrialSessions
 from application.storage import Storage
 
 DEFAULT_DATABASE = "sessionmeter"
@@ -66,6 +69,10 @@ class MongoStorage(Storage):
         self.metrics = MongoMetricLog(db)
         self.sales = MongoSaleBook(db)
         self.erasure = MongoErasure(db)
+        self.refused_starts = MongoRefusedStarts(db)
+        self.trial_sessions = MongoTrialSessions(db)
+        self.funnels = MongoFunnelRepository(db)
+        self.funnel_events = MongoFunnelEvents(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

@@ -18,6 +18,7 @@ from adapters.sqlalchemy.credits import (
 from adapters.sqlalchemy.engine import insert
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
+from adapters.sqlalchemy.funnels import funnel_from_row, funnel_to_row
 from adapters.sqlalchemy.livekit import account_from_row
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.plans import (
@@ -32,6 +33,7 @@ from adapters.sqlalchemy.tables import (
     api_keys,
     errors,
     events,
+    funnels,
     ledger_entries,
     livekit_accounts,
     performance_metrics,
@@ -66,6 +68,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
@@ -105,6 +108,7 @@ BEFORE_SESSIONS: dict[type, TableOf] = {
         ("subject_id", "number"),
     ),
     Registration: (subject_resources, _owned, _registration, ("subject_id", "resource_id")),
+    Funnel: (funnels, lambda r, t: funnel_to_row(t, r), funnel_from_row, ("name",)),
 }
 AFTER_SESSIONS: dict[type, TableOf] = {
     Event: (

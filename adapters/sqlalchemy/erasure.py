@@ -33,6 +33,7 @@ from adapters.sqlalchemy.tables import (
     errors,
     events,
     ledger_entries,
+    refused_starts,
     rollup_activity,
     sales,
     session_meters,
@@ -153,6 +154,7 @@ class SqlErasure(Erasure):
                 subscriptions,
                 subscription_history,
                 subject_resources,
+                refused_starts,
             ):
                 key = tuple_(*table.primary_key.columns)
                 of_subject = (table.c.tenant_id == tenant_id, table.c.subject_id == subject_id)

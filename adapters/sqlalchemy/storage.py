@@ -10,6 +10,7 @@ from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
+from adapters.sqlalchemy.funnels import SqlFunnelEvents, SqlFunnelRepository
 from adapters.sqlalchemy.health import SqlHealth
 from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlTrackLog, SqlWebhookLog
 from adapters.sqlalchemy.plans import (
@@ -17,6 +18,7 @@ from adapters.sqlalchemy.plans import (
     SqlResourceRegistry,
     SqlSubscriptionRepository,
 )
+from adapters.sqlalchemy.refused_starts import SqlRefusedStarts
 from adapters.sqlalchemy.reports import SqlReports
 from adapters.sqlalchemy.retention import SqlRetention
 from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, SqlUsageSource
@@ -24,6 +26,7 @@ from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
 from adapters.sqlalchemy.telemetry import SqlErrorLog, SqlMetricLog, SqlSaleBook
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
+from adapters.sqlalchemy.trial_sessions import SqlTrialSessions
 from application.storage import Storage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -61,6 +64,10 @@ class SqlAlchemyStorage(Storage):
         self.metrics = SqlMetricLog(self.engine)
         self.sales = SqlSaleBook(self.engine)
         self.erasure = SqlErasure(self.engine)
+        self.refused_starts = SqlRefusedStarts(self.engine)
+        self.trial_sessions = SqlTrialSessions(self.engine)
+        self.funnels = SqlFunnelRepository(self.engine)
+        self.funnel_events = SqlFunnelEvents(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -216,6 +216,19 @@ subscription_history = Table(
     Column("set_at", UTCDateTime, nullable=False),
 )
 
+# Starts refused for payment (402), counted per subject, kind, reason and day: one upsert that adds
+# one, so concurrent refusals each count. Keyed by day first, as the trial report reads days.
+refused_starts = Table(
+    "refused_starts",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
 subject_resources = Table(
     "subject_resources",
     metadata,
@@ -225,6 +238,16 @@ subject_resources = Table(
     Column("kind", String(64), nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Index("ix_subject_resources_month", "tenant_id", "subject_id", "registered_at"),
+)
+
+# A funnel's stages as JSON: [{"name": …, "match": {"type": …, "label": …, "category": …}}].
+funnels = Table(
+    "funnels",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("stages", JSON, nullable=False),
 )
 
 livekit_accounts = Table(

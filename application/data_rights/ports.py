@@ -114,8 +114,8 @@ class Erasure(Protocol):
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
     ) -> int:
         """Move up to `limit` of the subject's ledger entries, alerts, subscription (with its
-        history) and resource registrations to the pseudonym (balances, limits and quotas follow
-        them); how many."""
+        history), resource registrations and refused-start counts to the pseudonym (balances,
+        limits, quotas and the trial report follow them); how many."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

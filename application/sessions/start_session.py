@@ -8,6 +8,7 @@ from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import canonical_session_id, new_session_id
 from application.trials.plan_of_subject import PlanOfSubject
+from application.trials.ports import RefusedStarts
 from domain.clock import happened
 from domain.errors import Conflict, InsufficientCredits
 from domain.plans import (
@@ -18,6 +19,7 @@ from domain.plans import (
     TrialExhausted,
     trial_status,
 )
+from domain.refusals import Refusal, RefusedStart
 from domain.session import Session, SessionRequest
 from domain.tenants import Access, Overdraft, TenantSettings
 
@@ -62,7 +64,10 @@ class StartSession:
 
     An ingest key (a browser's, a kiosk's) may not start a session of a kind that has a rate or
     that a plan's limits name (`forbidden`): the product's back end starts those with an app
-    key. A key scoped to resources starts sessions of those resources only (`forbidden`)."""
+    key. A key scoped to resources starts sessions of those resources only (`forbidden`).
+
+    Each start refused `trial_exhausted` or `insufficient_credits` is counted for the trial
+    report (per subject, kind, reason and day) before the refusal is answered."""
 
     def __init__(
         self,
@@ -71,9 +76,11 @@ class StartSession:
         ledger: CreditLedger,
         plan_of_subject: PlanOfSubject,
         billed_kinds: BilledKinds,
+        refused_starts: RefusedStarts,
         clock: Clock,
     ) -> None:
         self._billed_kinds = billed_kinds
+        self._refused_starts = refused_starts
         self._sessions = sessions
         self._rates = rates
         self._ledger = ledger
@@ -99,6 +106,7 @@ class StartSession:
         try:
             added = await self._sessions.add(session, _limit(session, plan))
         except SessionLimitReached as reached:
+            await self._refused(session, Refusal.TRIAL_EXHAUSTED)
             status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
             raise TrialExhausted(status, command.settings.upgrade_url) from None
         if added:
@@ -118,7 +126,13 @@ class StartSession:
             return
         balance = (await self._ledger.balance(command.tenant_id, session.subject_id)).balance
         if balance < settings.min_start_credits:
+            await self._refused(session, Refusal.INSUFFICIENT_CREDITS)
             raise InsufficientCredits(balance, settings.min_start_credits)
+
+    async def _refused(self, session: Session, reason: Refusal) -> None:
+        assert session.subject_id is not None  # only a subject's starts are refused for payment
+        refused = RefusedStart.at(self._clock.now(), session.subject_id, session.kind, reason)
+        await self._refused_starts.record(session.tenant_id, refused)
 
     async def _plan_of(self, session: Session) -> tuple[Plan | None, Subscription | None]:
         if session.subject_id is None:  # anonymous sessions are never limited

@@ -10,6 +10,7 @@ from typing import Protocol
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
@@ -27,6 +28,7 @@ Record = (
     | Subscription
     | SubscriptionSet
     | Registration
+    | Funnel
     | Session
     | Event
     | LedgerEntry
@@ -43,8 +45,8 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
-        registrations, sessions, events, ledger entries, alerts, LiveKit keys, snapshots, errors,
-        metrics, sales (with their settlement)."""
+        registrations, funnels, sessions, events, ledger entries, alerts, LiveKit keys, snapshots,
+        errors, metrics, sales (with their settlement)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:

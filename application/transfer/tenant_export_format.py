@@ -21,6 +21,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import InvalidInput
 from domain.events import Event
+from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
@@ -39,6 +40,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "subscription": Subscription,
     "subscription_set": SubscriptionSet,
     "registration": Registration,
+    "funnel": Funnel,
     "session": Session,
     "event": Event,
     "ledger_entry": LedgerEntry,

@@ -4,10 +4,12 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from domain.plans import Plan, Subscription, SubscriptionSet
+from domain.refusals import RefusedStart
+from domain.trial_report import FreeTrial, RefusalTally, TrialUse
 
 
 class PlanRepository(Protocol):
@@ -60,3 +62,27 @@ class ResourceRegistry(Protocol):
         ...
 
     async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int: ...
+
+
+class RefusedStarts(Protocol):
+    async def record(self, tenant_id: str, refused: RefusedStart) -> None:
+        """Count one refused start on its (subject, kind, reason, day): one atomic increment,
+        so of concurrent records of the same refusal each counts once."""
+        ...
+
+    async def tally(self, tenant_id: str, first_day: date, last_day: date) -> RefusalTally:
+        """The refused starts of the days from `first_day` to `last_day` (both included): per
+        reason, and the distinct subjects refused `trial_exhausted`; counted by the store."""
+        ...
+
+
+class TrialSessions(Protocol):
+    async def use(
+        self, tenant_id: str, start: datetime, end: datetime, trial: FreeTrial
+    ) -> TrialUse:
+        """Over the sessions started in [start, end) that are trial sessions
+        (`FreeTrial.counts`, given the subject's subscription in force at the start,
+        `domain.trial_report.in_force_at`): how many subjects, how many sessions, and how many
+        of those subjects converted (`FreeTrial.converts`, after the subject's first trial
+        session of the window). Counted by the store, not by loading the sessions."""
+        ...

@@ -4,8 +4,10 @@ from dataclasses import dataclass
 
 from application.ports import Clock
 from application.trials.plan_of_subject import PlanOfSubject
-from application.trials.ports import ResourceRegistry
+from application.trials.ports import RefusedStarts, ResourceRegistry
 from domain.errors import InvalidInput
+from domain.plans import QuotaExceeded
+from domain.refusals import Refusal, RefusedStart
 from domain.session import KIND_PATTERN
 from domain.text import check_text
 
@@ -34,12 +36,18 @@ class RegisterResource:
     registers in one step, deciding with `domain.plans.admit_resource`, so concurrent adds
     never pass the quota together. The plan is the one the subject is on now; without a plan,
     or on one that sets no quota, nothing is limited. Registering a resource the subject has
-    registered already is a replay that changes nothing (even at the quota)."""
+    registered already is a replay that changes nothing (even at the quota). Each refusal is
+    counted for the trial report (per subject, kind, reason and day) before it is answered."""
 
     def __init__(
-        self, resources: ResourceRegistry, plan_of_subject: PlanOfSubject, clock: Clock
+        self,
+        resources: ResourceRegistry,
+        plan_of_subject: PlanOfSubject,
+        refused_starts: RefusedStarts,
+        clock: Clock,
     ) -> None:
         self._resources = resources
+        self._refused_starts = refused_starts
         self._plan_of_subject = plan_of_subject
         self._clock = clock
 
@@ -50,7 +58,12 @@ class RegisterResource:
         now = self._clock.now()
         plan, _ = await self._plan_of_subject(command.tenant_id, command.subject_id, now)
         limit = None if plan is None else plan.resource_limit()
-        created = await self._resources.register(
-            command.tenant_id, command.subject_id, command.resource_id, command.kind, now, limit
-        )
+        try:
+            created = await self._resources.register(
+                command.tenant_id, command.subject_id, command.resource_id, command.kind, now, limit
+            )
+        except QuotaExceeded:
+            refused = RefusedStart.at(now, command.subject_id, command.kind, Refusal.QUOTA_EXCEEDED)
+            await self._refused_starts.record(command.tenant_id, refused)
+            raise
         return RegisteredResource(command.subject_id, command.resource_id, command.kind, created)

@@ -117,8 +117,10 @@ def _plain(value: object) -> object:
 
 
 def _cell(value: object) -> object:
-    """A table or CSV cell: maps as JSON, sets as their sorted items, decimals and instants as
-    `_plain` says."""
+    """A table or CSV cell: nothing as an empty cell, maps as JSON, sets as their sorted items,
+    decimals and instants as `_plain` says."""
+    if value is None:
+        return ""
     if isinstance(value, dict):
         return json.dumps(value, default=_plain)
     if isinstance(value, frozenset):

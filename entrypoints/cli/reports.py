@@ -1,10 +1,13 @@
 """`sessionmeter report`: reports."""
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 
 import click
 
+from application.funnels.report_funnel import ReportFunnel, ReportFunnelQuery
 from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
 from application.telemetry.report_errors import ErrorsReport, ReportErrors, ReportErrorsQuery
 from application.telemetry.report_performance import (
@@ -13,8 +16,12 @@ from application.telemetry.report_performance import (
     ReportPerformanceQuery,
 )
 from application.telemetry.report_sales import ReportSales, ReportSalesQuery, SalesReport
+from application.trials.report_trials import ReportTrials, ReportTrialsQuery
+from domain.funnels import FunnelFigures
 from domain.performance import GroupBy, PerformanceRow
+from domain.refusals import Refusal
 from domain.reports import WatchTime
+from domain.trial_report import TrialReport
 from entrypoints.cli.options import INSTANT, tenant_option
 from entrypoints.cli.output import echo_rows, format_option
 from entrypoints.cli.running import run, tenant_named
@@ -140,6 +147,47 @@ def _steps(row: PerformanceRow) -> dict[str, dict[str, float]]:
     return {step: vars(times) for step, times in row.breakdown.items()}
 
 
+FUNNEL_COLUMNS = (
+    "name", "reached", "conversion_from_previous", "conversion_from_start", "dropped_here",
+    "median_seconds_in_stage",
+)  # fmt: skip
+
+
+@report.command("funnel")
+@click.argument("name")
+@tenant_option(required=True)
+@with_window
+@format_option
+@click.pass_context
+def funnel(
+    ctx: click.Context,
+    name: str,
+    tenant_name: str,
+    start: datetime | None,
+    end: datetime | None,
+    output: str,
+) -> None:
+    """Where the sessions of a funnel's kind stopped (default: the last 30 days): a row per
+    stage; JSON is the whole report, the table ends with the sessions and their exit statuses
+    (CSV has the stage rows alone)."""
+
+    async def job(c: Container) -> FunnelFigures:
+        tenant = await tenant_named(c, tenant_name)
+        report_funnel: ReportFunnel = c.use_cases.report_funnel()
+        return await report_funnel(ReportFunnelQuery(tenant.id, name, start, end))
+
+    figures = run(ctx, job)
+    if output == "json":
+        click.echo(json.dumps(asdict(figures)))
+        return
+    echo_rows(
+        output, FUNNEL_COLUMNS, [[getattr(s, c) for c in FUNNEL_COLUMNS] for s in figures.stages]
+    )
+    if output == "table":
+        exits = "  ".join(f"{status} {n}" for status, n in figures.exit_statuses.items())
+        click.echo(f"\nsessions {figures.sessions}  {exits}")
+
+
 SALES_COLUMNS = (
     "group", "currency", "count", "gross", "discount", "tax", "net", "refunded", "by_method",
     "by_state",
@@ -176,3 +224,42 @@ def sales(
 
     rows = [[getattr(t, c) for c in SALES_COLUMNS] for t in run(ctx, job).items]
     echo_rows(output, SALES_COLUMNS, rows)
+
+
+@report.command("trials")
+@tenant_option(required=True)
+@with_window
+@format_option
+@click.pass_context
+def trials(
+    ctx: click.Context,
+    tenant_name: str,
+    start: datetime | None,
+    end: datetime | None,
+    output: str,
+) -> None:
+    """How free trials went (default: the last 30 days): trial subjects and the sessions they
+    used, who ran out, who then paid, and the starts refused per reason. JSON is the API's
+    object; the table and CSV have one row, a column per refusal reason."""
+
+    async def job(c: Container) -> TrialReport:
+        tenant = await tenant_named(c, tenant_name)
+        report_trials: ReportTrials = c.use_cases.report_trials()
+        return await report_trials(ReportTrialsQuery(tenant.id, start, end))
+
+    found = run(ctx, job)
+    window = {"from": found.start.isoformat(), "to": found.end.isoformat()}
+    figures = {
+        "trial_subjects": found.use.subjects,
+        "sessions_used": found.use.sessions,
+        "avg_sessions_per_subject": found.avg_sessions_per_subject,
+        "subjects_exhausted": found.refusals.subjects_exhausted,
+        "conversions": found.use.conversions,
+        "conversion_rate": found.conversion_rate,
+    }
+    refused = {reason.value: found.refusals.of(reason) for reason in Refusal}
+    if output == "json":
+        click.echo(json.dumps({**window, **figures, "refused_starts": refused}))
+        return
+    row = {**window, **figures, **refused}
+    echo_rows(output, list(row), [list(row.values())])

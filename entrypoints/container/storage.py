@@ -40,3 +40,7 @@ class StorageContainer(containers.DeclarativeContainer):
     metrics = backend.provided.metrics
     sales = backend.provided.sales
     erasure = backend.provided.erasure
+    refused_starts = backend.provided.refused_starts
+    trial_sessions = backend.provided.trial_sessions
+    funnels = backend.provided.funnels
+    funnel_events = backend.provided.funnel_events

@@ -19,6 +19,11 @@ from application.data_rights.erase_subject import EraseSubject
 from application.events.event_distribution import EventDistribution
 from application.events.ingest_events import IngestEvents
 from application.events.list_events import ListEvents
+from application.funnels.delete_funnel import DeleteFunnel
+from application.funnels.get_funnel import GetFunnel
+from application.funnels.list_funnels import ListFunnels
+from application.funnels.report_funnel import ReportFunnel
+from application.funnels.set_funnel import SetFunnel
 from application.health.check_health import CheckHealth
 from application.livekit.add_livekit_account import AddLiveKitAccount
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
@@ -63,6 +68,7 @@ from application.trials.list_plans import ListPlans
 from application.trials.list_subscriptions import ListSubscriptions
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.register_resource import RegisterResource
+from application.trials.report_trials import ReportTrials
 from application.trials.set_plan import SetPlan
 from application.trials.subscribe import Subscribe
 
@@ -100,6 +106,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         ledger=storage.ledger,
         plan_of_subject=plan_of_subject,
         billed_kinds=billed_kinds,
+        refused_starts=storage.refused_starts,
         clock=outside.clock,
     )
     running_cost = providers.Factory(
@@ -163,6 +170,14 @@ class UseCaseContainer(containers.DeclarativeContainer):
         RegisterResource,
         resources=storage.resources,
         plan_of_subject=plan_of_subject,
+        refused_starts=storage.refused_starts,
+        clock=outside.clock,
+    )
+    report_trials = providers.Factory(
+        ReportTrials,
+        plans=storage.plans,
+        trial_sessions=storage.trial_sessions,
+        refused_starts=storage.refused_starts,
         clock=outside.clock,
     )
     get_limits = providers.Factory(
@@ -204,6 +219,13 @@ class UseCaseContainer(containers.DeclarativeContainer):
     list_sales = providers.Factory(ListSales, sales=storage.sales)
     report_sales = providers.Factory(ReportSales, sales=storage.sales)
     erase_subject = providers.Factory(EraseSubject, erasure=storage.erasure)
+    set_funnel = providers.Factory(SetFunnel, funnels=storage.funnels)
+    list_funnels = providers.Factory(ListFunnels, funnels=storage.funnels)
+    get_funnel = providers.Factory(GetFunnel, funnels=storage.funnels)
+    delete_funnel = providers.Factory(DeleteFunnel, funnels=storage.funnels)
+    report_funnel = providers.Factory(
+        ReportFunnel, funnels=storage.funnels, events=storage.funnel_events, clock=outside.clock
+    )
     delete_resource = providers.Factory(DeleteResource, erasure=storage.erasure)
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=storage.tenants, accounts=storage.livekit_accounts

@@ -60,6 +60,7 @@ _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
 _BOUND = re.compile(r"^Expected `(?:int|float)` (?P<op>[<>]=?) (?P<limit>\S+)$")
+_LENGTH = re.compile(r"^Expected `array` of length (?P<op>[<>]=?) (?P<limit>\d+)$")
 _BOUND_WORDS = {"<=": "at most", ">=": "at least", "<": "below", ">": "above"}
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
@@ -95,6 +96,8 @@ def field_error(error: msgspec.ValidationError) -> dict[str, str]:
         message = "is not a field of this body"
     elif bound := _BOUND.match(message):  # "Expected `int` <= 1000000": the product's words
         message = f"must be {_BOUND_WORDS[bound['op']]} {bound['limit']}"
+    elif length := _LENGTH.match(message):  # "Expected `array` of length >= 2"
+        message = f"must have {_BOUND_WORDS[length['op']]} {length['limit']} items"
     return {"field": path or "body", "message": message}
 
 

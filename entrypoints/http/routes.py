@@ -9,6 +9,7 @@ from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.data_rights import DataRightsController
 from entrypoints.http.controllers.errors import ErrorsController
 from entrypoints.http.controllers.events import EventsController
+from entrypoints.http.controllers.funnels import FunnelsController
 from entrypoints.http.controllers.health import health
 from entrypoints.http.controllers.keys import KeysController
 from entrypoints.http.controllers.livekit import LiveKitController, livekit_webhook
@@ -34,6 +35,7 @@ v1 = Router(
         CreditsController,
         TrialsController,
         ReportsController,
+        FunnelsController,
         LiveKitController,
         SettingsController,
         KeysController,

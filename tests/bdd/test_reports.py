@@ -168,3 +168,91 @@ def really_ended(
         sessions,
         going,
     )
+
+
+# The kiosk operator's funnel: each screen a stage, matched by its event (and label).
+@given(parsers.parse("the operator defines the photo kiosk's funnel:"), target_fixture="screens")
+def photo_funnel(api: Api, datatable: list[list[str]]) -> dict[str, dict[str, str]]:
+    _, *rows = datatable  # stage, event, label
+    screens = {
+        stage: {"type": event, **({"label": label} if label else {})}
+        for stage, event, label in rows
+    }
+    body = {"kind": "kiosk", "stages": [{"name": n, "match": m} for n, m in screens.items()]}
+    response = api.client.put("/v1/funnels/photo", json=body, headers=api.admin)
+    assert response.status_code == 200, response.text
+    return screens
+
+
+ENDINGS = {"still there": None}
+
+
+@given(parsers.parse("these customers at the kiosk today:"))
+def customers(api: Api, screens: dict[str, dict[str, str]], datatable: list[list[str]]) -> None:
+    """Each customer a kiosk session, each screen an event `seconds on each` after the one
+    before, and the exit that long after the last."""
+    _, *rows = datatable  # customer, screens, seconds on each, how it ended
+    for customer, seen, seconds, ended in rows:
+        start = MINUTE_0 + timedelta(minutes=15 * int(customer))
+        step = timedelta(seconds=int(seconds))
+        session = api.start(
+            kind="kiosk", resource_id="kiosk-1", subject_id=None,
+            client_key=f"customer-{customer}", started_at=start.isoformat(),
+        )  # fmt: skip
+        names = [s.strip() for s in seen.split(",") if s.strip()]
+        events = [
+            {"session_id": session["id"], "sequence_no": n, "at": (start + n * step).isoformat(),
+             **screens[name]}
+            for n, name in enumerate(names, start=1)
+        ]  # fmt: skip
+        if events:
+            sent = api.client.post("/v1/events/batch", json={"events": events}, headers=api.app)
+            assert sent.status_code == 200 and sent.json()["failed"] == 0, sent.text
+        status = ENDINGS.get(ended, ended)
+        if status is not None:
+            end = start + (len(names) + 1) * step
+            left = api.client.post(
+                f"/v1/sessions/{session['id']}/exit",
+                json={"at": end.isoformat(), "status": status},
+                headers=api.app,
+            )
+            assert left.status_code == 200, left.text
+
+
+@when("the operator asks for the funnel report", target_fixture="report")
+def funnel_report(api: Api) -> dict[str, Any]:
+    response = api.client.get("/v1/reports/funnel/photo", headers=api.admin)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def percent(ratio: float | None) -> str:
+    return "" if ratio is None else f"{round(ratio * 100, 2):g}%"
+
+
+# What the operator's columns say of a stage's figures.
+STAGE_COLUMNS = {
+    "reached": lambda s: str(s["reached"]),
+    "from previous": lambda s: percent(s["conversion_from_previous"]),
+    "from start": lambda s: percent(s["conversion_from_start"]),
+    "gave up here": lambda s: str(s["dropped_here"]),
+    "median seconds": lambda s: (
+        "" if s["median_seconds_in_stage"] is None else f"{s['median_seconds_in_stage']:g}"
+    ),
+}
+
+
+@then(parsers.parse("the funnel reads:"))
+def funnel_reads(report: dict[str, Any], datatable: list[list[str]]) -> None:
+    (_, *columns), *rows = datatable
+    stages = {s["name"]: s for s in report["stages"]}
+    found = [[name, *(STAGE_COLUMNS[c](stages[name]) for c in columns)] for name, *_ in rows]
+    assert found == rows
+
+
+@then(parsers.parse("the sessions ended like this:"))
+def ended_like(report: dict[str, Any], datatable: list[list[str]]) -> None:
+    statuses, counts = datatable
+    assert {s: report["exit_statuses"][s] for s in statuses} == dict(
+        zip(statuses, map(int, counts), strict=True)
+    )

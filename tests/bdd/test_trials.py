@@ -74,11 +74,13 @@ def uploaded(api: Api, name: str, pdf: str) -> None:
     assert upload(api, name, pdf).status_code == 201
 
 
-@given(
-    parsers.parse(
-        'user "{name}" bought the certification pass until an exam {days:d} days from now'
-    )
+BOUGHT_PASS = parsers.parse(
+    'user "{name}" bought the certification pass until an exam {days:d} days from now'
 )
+
+
+@given(BOUGHT_PASS)
+@when(BOUGHT_PASS)
 def bought_pass(api: Api, name: str, days: int) -> None:
     exam = datetime.now(UTC) + timedelta(days=days)
     response = api.client.put(
@@ -201,3 +203,38 @@ def subscription_history(api: Api, name: str, later: int, earlier: int) -> None:
     assert [i["plan_id"] for i in items] == ["certification", "certification"]
     assert days == [later, earlier]
     assert items[0]["set_at"] >= items[1]["set_at"]
+
+
+@when("an admin reads the trial report of the last 30 days", target_fixture="trial_report")
+def read_trial_report(api: Api) -> dict[str, Any]:
+    response = api.client.get("/v1/reports/trials", headers=api.admin)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+TRIAL_FIGURES = {
+    "free users who practised": "trial_subjects",
+    "free practice sessions used": "sessions_used",
+    "average free sessions per user": "avg_sessions_per_subject",
+    "users who used up their free trial": "subjects_exhausted",
+    "free users who then bought the pass": "conversions",
+    "conversion rate": "conversion_rate",
+}
+REFUSALS = {
+    "the free trial was used up": "trial_exhausted",
+    "the month's PDF quota was used": "quota_exceeded",
+    "not enough credits": "insufficient_credits",
+}
+
+
+@then("the trial report says:")
+def trial_report_says(trial_report: dict[str, Any], datatable: list[list[str]]) -> None:
+    _, *rows = datatable
+    assert [[label, str(trial_report[TRIAL_FIGURES[label]])] for label, _ in rows] == rows
+
+
+@then("the refused starts were:")
+def refused_starts_were(trial_report: dict[str, Any], datatable: list[list[str]]) -> None:
+    _, *rows = datatable
+    refused = trial_report["refused_starts"]
+    assert [[reason, str(refused[REFUSALS[reason]])] for reason, _ in rows] == rows

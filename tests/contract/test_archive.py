@@ -8,6 +8,7 @@ import pytest
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from domain.errors import Conflict
+from domain.funnels import Funnel, Stage, StageMatch
 from domain.plans import Subscription
 from domain.tenants import Tenant
 from tests.contract.builders import T0, a_tenant_with_everything, at, wired
@@ -20,8 +21,21 @@ async def export(storage: Any, name: str) -> list[str]:
     return [line async for line in exported.lines]
 
 
+PHOTO = Funnel(
+    "photo",
+    "kiosk",
+    (Stage("frame", StageMatch("screen_enter", label="frame")), Stage("pay", StageMatch("pay"))),
+)
+
+
+async def everything_and_a_funnel(storage: Any) -> Tenant:
+    tenant = await a_tenant_with_everything(storage)
+    await storage.funnels.put(tenant.id, PHOTO)
+    return tenant
+
+
 async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
-    await a_tenant_with_everything(storage)
+    await everything_and_a_funnel(storage)
 
     lines = await export(storage, "exam-prep")
 
@@ -35,6 +49,7 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "subscription",
         "subscription_set",
         "registration",
+        "funnel",
         "session",
         "event",
         "ledger_entry",
@@ -50,7 +65,7 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
 
 
 async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -> None:
-    await a_tenant_with_everything(storage)
+    await everything_and_a_funnel(storage)
     before = await export(storage, "exam-prep")
 
     counts = await wired(storage).use_cases().import_tenant()(ImportTenantCommand(before))
@@ -75,6 +90,20 @@ async def test_an_imported_subscription_history_goes_on_where_it_stopped(storage
     history = await storage.subscriptions.history("moved-id", "jun")
     assert [(e.number, e.subscription.plan_id) for e in history] == [(2, "free"), (1, "pass")]
     assert (await storage.subscriptions.get("moved-id", "jun")).plan_id == "free"
+
+
+async def test_an_imported_funnel_is_the_funnel_exported(storage: Any) -> None:
+    tenant = await everything_and_a_funnel(storage)
+    lines = await export(storage, "exam-prep")
+    moved = lines[1].replace(tenant.id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
+
+    await (
+        wired(storage)
+        .use_cases()
+        .import_tenant()(ImportTenantCommand([lines[0], moved, *lines[2:]]))
+    )
+
+    assert await storage.funnels.all("moved-id") == [PHOTO]
 
 
 async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> None:

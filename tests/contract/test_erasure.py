@@ -18,6 +18,7 @@ from domain.erasure import is_pseudonym
 from domain.error_reports import ErrorFilter
 from domain.events import Event
 from domain.plans import Subscription
+from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Activity, Period, Rollup
 from domain.sales import SalesFilter
 from domain.session import Exit, Session
@@ -107,8 +108,12 @@ async def test_an_erased_subject_keeps_its_sessions_and_books_under_a_pseudonym(
     visit = await a_visit(storage, tenant)
     other = await stored_session(storage, tenant, subject_id="bo", attributes=dict(PERSONAL))
     await with_events(storage, tenant, other)
+    refused = RefusedStart("ana", "practice", Refusal.TRIAL_EXHAUSTED, at(0).date())
+    await storage.refused_starts.record(tenant.id, refused)
 
     erased = await erase(storage, tenant, "ana")
+    # Refused again after the erasure: someone new to the books, counted apart.
+    await storage.refused_starts.record(tenant.id, refused)
 
     assert erased == Erased(sessions=2, events=3, errors=1, sales=1)
     viewing = await storage.sessions.get(tenant.id, visit.viewing.id)
@@ -152,6 +157,9 @@ async def test_an_erased_subject_keeps_its_sessions_and_books_under_a_pseudonym(
     assert await storage.resources.count_in_month(tenant.id, pseudonym, at(0)) == 1
     assert await storage.resources.count_in_month(tenant.id, "ana", at(0)) == 0
     assert await storage.sessions.find(tenant.id, SessionFilter(subject_id="ana"), 10) == []
+    day = at(0).date()
+    tally = await storage.refused_starts.tally(tenant.id, day, day)
+    assert (tally.of(Refusal.TRIAL_EXHAUSTED), tally.subjects_exhausted) == (2, 2)
     # Someone else's are untouched.
     kept = await storage.sessions.get(tenant.id, other.id)
     assert (kept.subject_id, kept.attributes) == ("bo", PERSONAL)

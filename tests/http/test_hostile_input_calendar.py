@@ -51,6 +51,8 @@ WINDOWED = (
     "/v1/reports/errors",
     "/v1/reports/performance",
     "/v1/reports/sales",
+    "/v1/reports/trials",
+    "/v1/reports/funnel/booth",
 )
 
 

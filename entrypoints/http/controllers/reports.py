@@ -4,6 +4,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
+from application.funnels.report_funnel import ReportFunnel, ReportFunnelQuery
 from application.reports.report_active import ReportActive, ReportActiveQuery
 from application.reports.report_cost_model import ReportCostModel, ReportCostModelQuery
 from application.reports.report_resources import ReportResources, ReportResourcesQuery
@@ -14,6 +15,7 @@ from application.telemetry.report_errors import ReportErrors, ReportErrorsQuery
 from application.telemetry.report_performance import ReportPerformance, ReportPerformanceQuery
 from application.telemetry.report_sales import ReportSales, ReportSalesQuery
 from application.tenants.authenticate import Principal
+from application.trials.report_trials import ReportTrials, ReportTrialsQuery
 from domain.cost_model import Plan
 from domain.errors import InvalidInput
 from domain.tenants import Role
@@ -22,6 +24,7 @@ from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import From, Listing, To
 from entrypoints.http.schemas.errors import ErrorGroupOut
+from entrypoints.http.schemas.funnels import FunnelReportOut
 from entrypoints.http.schemas.performance import PerformanceRowOut
 from entrypoints.http.schemas.reports import (
     ActiveOut,
@@ -33,6 +36,7 @@ from entrypoints.http.schemas.reports import (
     WatchTimeOut,
 )
 from entrypoints.http.schemas.sales import SalesTotalOut
+from entrypoints.http.schemas.trial_report import TrialReportOut
 
 TELEMETRY_REPORT = {
     401: AUTH,
@@ -164,6 +168,29 @@ class ReportsController(Controller):
         return CostModelOut.of(report)
 
     @get(
+        "/reports/trials",
+        summary="Free trials: who used them, ran out, paid; starts refused and why",
+        operation_id="reportTrials",
+        description=rules_of(ReportTrials),
+        responses=documented(
+            {
+                401: AUTH,
+                403: NEEDS_ADMIN,
+                422: "`from` or `to` is invalid, or `from` is not before `to`",
+            }
+        ),
+    )
+    async def trials(
+        self,
+        caller: NamedDependency[Principal],
+        report_trials: NamedDependency[ReportTrials],
+        start: From = None,
+        end: To = None,
+    ) -> TrialReportOut:
+        report = await report_trials(ReportTrialsQuery(caller.tenant.id, start, end))
+        return TrialReportOut.of(report)
+
+    @get(
         "/reports/errors",
         summary="Faults grouped by fingerprint, most frequent first",
         operation_id="reportErrors",
@@ -202,6 +229,31 @@ class ReportsController(Controller):
         query = ReportPerformanceQuery(caller.tenant.id, type, start, end, group_by)
         report = await report_performance(query)
         return Listing([PerformanceRowOut.of(r) for r in report.items])
+
+    @get(
+        "/reports/funnel/{name:str}",
+        summary="How far sessions got through a funnel's stages, and where they stopped",
+        operation_id="reportFunnel",
+        description=rules_of(ReportFunnel),
+        responses=documented(
+            {
+                401: AUTH,
+                403: NEEDS_ADMIN,
+                404: "no such funnel in this tenant",
+                422: "a parameter is invalid (named in `fields`): from must be before to",
+            }
+        ),
+    )
+    async def funnel(
+        self,
+        name: FromPath[str],
+        caller: NamedDependency[Principal],
+        report_funnel: NamedDependency[ReportFunnel],
+        start: From = None,
+        end: To = None,
+    ) -> FunnelReportOut:
+        figures = await report_funnel(ReportFunnelQuery(caller.tenant.id, name, start, end))
+        return FunnelReportOut.of(figures)
 
     @get(
         "/reports/sales",

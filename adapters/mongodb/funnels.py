@@ -1,0 +1,129 @@
+"""Funnels in MongoDB, and the events a funnel report reads: the window's sessions a batch at a
+time, each batch's matching events in one sorted query."""
+
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.documents import Document, within
+from adapters.mongodb.errors import raises_storage_errors
+from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.ports import Window
+from domain.funnels import Funnel, Stage, StageMatch, Touch, Trail, trails_of
+from domain.session import SessionStatus
+
+# Sessions whose events one query reads while a report streams a window.
+CHUNK = 500
+
+
+@raises_storage_errors
+class MongoFunnelRepository(FunnelRepository):
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._funnels = db["funnels"]
+
+    async def put(self, tenant_id: str, funnel: Funnel) -> None:
+        await self._funnels.replace_one(
+            {"tenant_id": tenant_id, "name": funnel.name},
+            funnel_to_document(tenant_id, funnel),
+            upsert=True,
+        )
+
+    async def get(self, tenant_id: str, name: str) -> Funnel | None:
+        document = await self._funnels.find_one({"tenant_id": tenant_id, "name": name})
+        return None if document is None else funnel_from_document(document)
+
+    async def all(self, tenant_id: str) -> list[Funnel]:
+        cursor = self._funnels.find({"tenant_id": tenant_id}, sort=[("name", 1)])
+        return [funnel_from_document(d) async for d in cursor]
+
+    async def delete(self, tenant_id: str, name: str) -> Funnel | None:
+        document = await self._funnels.find_one_and_delete({"tenant_id": tenant_id, "name": name})
+        return None if document is None else funnel_from_document(document)
+
+
+@raises_storage_errors
+class MongoFunnelEvents(FunnelEvents):
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._sessions = db["sessions"]
+        self._events = db["events"]
+
+    async def trails(
+        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+    ) -> AsyncIterator[Trail]:
+        async for trail in trails_of(self._touches(tenant_id, kind, window, types)):
+            yield trail
+
+    async def _touches(
+        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+    ) -> AsyncIterator[tuple[str, SessionStatus, Touch]]:
+        cursor = self._sessions.find(
+            _of_kind(tenant_id, kind, window),
+            {"_id": 0, "id": 1, "status": 1},
+            sort=[("id", 1)],
+            batch_size=CHUNK,
+        )
+        statuses: dict[str, SessionStatus] = {}
+        async for session in cursor:
+            statuses[session["id"]] = SessionStatus(session["status"])
+            if len(statuses) == CHUNK:
+                async for row in self._of_sessions(tenant_id, statuses, types):
+                    yield row
+                statuses = {}
+        async for row in self._of_sessions(tenant_id, statuses, types):
+            yield row
+
+    async def _of_sessions(
+        self, tenant_id: str, statuses: dict[str, SessionStatus], types: frozenset[str]
+    ) -> AsyncIterator[tuple[str, SessionStatus, Touch]]:
+        if not statuses:
+            return
+        cursor = self._events.find(
+            {
+                "tenant_id": tenant_id,
+                "session_id": {"$in": sorted(statuses)},
+                "type": {"$in": sorted(types)},
+            },
+            {
+                "_id": 0,
+                "session_id": 1,
+                "sequence_no": 1,
+                "at": 1,
+                "type": 1,
+                "label": 1,
+                "category": 1,
+            },
+            sort=[("session_id", 1), ("at", 1), ("sequence_no", 1)],
+        )
+        async for e in cursor:
+            touch = Touch(e["sequence_no"], e["at"], e["type"], e["label"], e["category"])
+            yield e["session_id"], statuses[e["session_id"]], touch
+
+    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
+        cursor = await self._sessions.aggregate(
+            [
+                {"$match": _of_kind(tenant_id, kind, window)},
+                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+            ]
+        )
+        return {SessionStatus(d["_id"]): d["count"] async for d in cursor}
+
+
+def _of_kind(tenant_id: str, kind: str, window: Window) -> Document:
+    """Sessions of the kind started in the window (ix_sessions_kind)."""
+    return {"tenant_id": tenant_id, "kind": kind, **within("started_at", window)}
+
+
+def funnel_to_document(tenant_id: str, funnel: Funnel) -> Document:
+    stages = [asdict(s) for s in funnel.stages]
+    return {"tenant_id": tenant_id, "name": funnel.name, "kind": funnel.kind, "stages": stages}
+
+
+def funnel_from_document(document: Document) -> Funnel:
+    stages: list[Any] = document["stages"]
+    return Funnel(
+        document["name"],
+        document["kind"],
+        tuple(Stage(s["name"], StageMatch(**s["match"])) for s in stages),
+    )

@@ -1,0 +1,43 @@
+"""The ports of the funnels area: what its use cases need from storage."""
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from application.ports import Window
+from domain.funnels import Funnel, Trail
+from domain.session import SessionStatus
+
+
+class FunnelRepository(Protocol):
+    async def put(self, tenant_id: str, funnel: Funnel) -> None:
+        """Store the funnel, replacing any of the same name."""
+        ...
+
+    async def get(self, tenant_id: str, name: str) -> Funnel | None: ...
+
+    async def all(self, tenant_id: str) -> list[Funnel]:
+        """The tenant's funnels, ordered by name."""
+        ...
+
+    async def delete(self, tenant_id: str, name: str) -> Funnel | None:
+        """Remove the funnel; the funnel removed (None: there was none)."""
+        ...
+
+
+class FunnelEvents(Protocol):
+    """What a funnel report reads of sessions and their events, without loading them whole."""
+
+    def trails(
+        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+    ) -> AsyncIterator[Trail]:
+        """The sessions of `kind` started in the window that have events of these types, one
+        Trail at a time, streamed from the store (never the window's events all at once): each
+        with its status and only its events of these types, ordered by (at, sequence_no). The
+        store filters by type and orders by (session_id, at, sequence_no); sessions without such
+        events are left out."""
+        ...
+
+    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
+        """How many sessions of `kind` started in the window are in each status (counted by the
+        store; statuses without sessions may be left out)."""
+        ...
