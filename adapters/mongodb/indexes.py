@@ -90,6 +90,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("started_at", ASCENDING)],
             name="ix_sessions_subject",
         ),
+        # An anonymous visitor's sessions (the sessions list by client_key).
+        IndexModel(
+            [("tenant_id", ASCENDING), ("client_key", ASCENDING), ("started_at", ASCENDING)],
+            name="ix_sessions_client_key",
+        ),
         IndexModel(
             [("tenant_id", ASCENDING), ("kind", ASCENDING), ("started_at", ASCENDING)],
             name="ix_sessions_kind",

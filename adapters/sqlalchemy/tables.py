@@ -94,6 +94,7 @@ sessions = Table(
     Index("ix_sessions_idle", "tenant_id", "status", "last_seen_at"),
     Index("ix_sessions_resource", "tenant_id", "resource_id", "started_at"),
     Index("ix_sessions_subject", "tenant_id", "subject_id", "started_at"),
+    Index("ix_sessions_client_key", "tenant_id", "client_key", "started_at"),
     Index("ix_sessions_kind", "tenant_id", "kind", "started_at"),
     Index("ix_sessions_charge_state", "tenant_id", "charge_state"),
     # Rollups find the sessions that were still running in an hour by their end.
