@@ -16,6 +16,9 @@ from domain.error_reports import ErrorReport
 from domain.session import AttributeValue, Session
 
 PSEUDONYM_PREFIX = "erased:"
+# What erasing a session may change: its people, its attributes, and what its exit said in the
+# client's own words (a summary and a reason are free-form, so they may name anyone).
+ERASED_FIELDS = ("subject_id", "client_key", "attributes", "summary", "exit_reason")
 # Filled in by the transport when a client does not say otherwise: always someone's.
 ALWAYS_PERSONAL = frozenset({"ip", "user_agent", "referrer"})
 
@@ -33,8 +36,6 @@ class Pseudonyms:
     given: dict[str, str] = field(default_factory=dict)
 
     def of(self, identifier: str) -> str:
-        if is_pseudonym(identifier):
-            return identifier
         return self.given.setdefault(identifier, PSEUDONYM_PREFIX + secrets.token_hex(16))
 
 
@@ -60,15 +61,17 @@ class Forgetting:
         if self.subject_id is not None and session.subject_id != self.subject_id:
             return False
         subject = session.subject_id if self.keeps_subjects else self._pseudonym(session.subject_id)
-        client_key = self._pseudonym(session.client_key)
-        attributes = self.attributes(session.attributes)
-        if (subject, client_key, attributes) == (
-            session.subject_id,
-            session.client_key,
-            session.attributes,
-        ):
+        erased = {  # ERASED_FIELDS
+            "subject_id": subject,
+            "client_key": self._pseudonym(session.client_key),
+            "attributes": self.attributes(session.attributes),
+            "summary": None,
+            "exit_reason": None,
+        }
+        if all(getattr(session, name) == value for name, value in erased.items()):
             return False
-        session.subject_id, session.client_key, session.attributes = subject, client_key, attributes
+        for name, value in erased.items():
+            setattr(session, name, value)
         return True
 
     def attributes(self, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
@@ -77,7 +80,11 @@ class Forgetting:
         return {name: value for name, value in attributes.items() if name not in personal}
 
     def _pseudonym(self, identifier: str | None) -> str | None:
-        return None if identifier is None else self.pseudonyms.of(identifier)
+        """A pseudonym stays what it is (erasing again changes nothing), unless it is the very
+        subject being erased: an id that merely looks like one still names someone."""
+        if identifier is None or (is_pseudonym(identifier) and identifier != self.subject_id):
+            return identifier
+        return self.pseudonyms.of(identifier)
 
 
 def erased_error(error: ErrorReport) -> ErrorReport:

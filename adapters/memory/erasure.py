@@ -101,7 +101,8 @@ class MemoryErasure(Erasure):
         store, moved = self._store, 0
         for i, entry in enumerate(store.ledger):
             if moved < limit and (entry.tenant_id, entry.subject_id) == (tenant_id, subject_id):
-                store.ledger[i] = replace(entry, subject_id=pseudonym)
+                # see Erasure.move_subject
+                store.ledger[i] = replace(entry, subject_id=pseudonym, idempotency_key=None)
                 moved += 1
         for i, alert in enumerate(store.alerts):
             if moved < limit and (alert.tenant_id, alert.subject_id) == (tenant_id, subject_id):

@@ -21,7 +21,7 @@ from adapters.mongodb.telemetry_documents import (
     sale_to_document,
 )
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
-from domain.erasure import Forgetting, erased_error
+from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
 from domain.session import ChargeState
 
 BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
@@ -118,13 +118,8 @@ class MongoErasure(Erasure):
             if not forgetting.erase(session):
                 continue
             # Guarded on what was read: of racing erasures, one writes.
-            guard = {"_id": document["_id"], "subject_id": document["subject_id"]}
-            guard |= {"client_key": document["client_key"], "attributes": document["attributes"]}
-            changes = {
-                "subject_id": session.subject_id,
-                "client_key": session.client_key,
-                "attributes": session.attributes,
-            }
+            guard = {"_id": document["_id"], **{f: document.get(f) for f in ERASED_FIELDS}}
+            changes = {f: getattr(session, f) for f in ERASED_FIELDS}
             if (await self._sessions.update_one(guard, {"$set": changes})).modified_count:
                 erased.append(session.id)
         cleared = await self._clear_events(tenant_id, erased, None)
@@ -172,9 +167,10 @@ class MongoErasure(Erasure):
             of_subject = {"tenant_id": tenant_id, "subject_id": subject_id}
             ids = await _ids(collection, of_subject, limit - moved)
             if ids:
-                changed = await collection.update_many(
-                    {"_id": {"$in": ids}, **of_subject}, {"$set": {"subject_id": pseudonym}}
-                )
+                change: Document = {"$set": {"subject_id": pseudonym}}
+                if name == "ledger":
+                    change["$unset"] = {"idempotency_key": ""}  # see Erasure.move_subject
+                changed = await collection.update_many({"_id": {"$in": ids}, **of_subject}, change)
                 moved += changed.modified_count
             if moved >= limit:
                 break

@@ -45,11 +45,9 @@ from adapters.sqlalchemy.tables import (
 )
 from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
-from domain.erasure import Forgetting, erased_error
+from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
 from domain.session import ChargeState
 
-# What erasing a session changes in its row (domain.erasure.Forgetting.erase).
-ERASED_COLUMNS = ("subject_id", "client_key", "attributes")
 BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
 # What a session's id names besides its row; events are counted apart.
 SESSION_PARTS = (session_meters, track_intervals)
@@ -121,7 +119,7 @@ class SqlErasure(Erasure):
         async with self._engine.begin() as conn:
             locked = await _lock(conn, tenant_id, session_ids)
             erased = [session for session in map(from_row, locked) if forgetting.erase(session)]
-            await save(conn, erased, ERASED_COLUMNS)
+            await save(conn, erased, ERASED_FIELDS)
             ids = [session.id for session in erased]
             cleared = await _clear_events(conn, tenant_id, ids, None)
             errors_erased = await self._erase_errors(conn, tenant_id, ids)
@@ -159,8 +157,11 @@ class SqlErasure(Erasure):
                 key = tuple_(*table.primary_key.columns)
                 of_subject = (table.c.tenant_id == tenant_id, table.c.subject_id == subject_id)
                 picked = select(*table.primary_key.columns).where(*of_subject).limit(limit - moved)
+                moved_to: dict[str, Any] = {"subject_id": pseudonym}
+                if table is ledger_entries:
+                    moved_to["idempotency_key"] = None  # see Erasure.move_subject
                 changed = await conn.execute(
-                    update(table).where(*of_subject, key.in_(picked)).values(subject_id=pseudonym)
+                    update(table).where(*of_subject, key.in_(picked)).values(moved_to)
                 )
                 moved += changed.rowcount
                 if moved >= limit:

@@ -44,11 +44,14 @@ class EraseSubject:
         pseudonym = Pseudonyms()
         forgetting = Forgetting(pseudonym, tenant.settings.personal_attributes, subject_id)
         erased = Erased()
-        # Erased sessions no longer match the subject, so each page starts from the first.
+        # Erased sessions no longer match the subject, so each page starts from the first; a
+        # page of which nothing could be erased (a racing erasure took it) ends the sweep.
         of_subject = SessionsOf(subject_id=subject_id)
         while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
-            ids = [s.id for s in found]
-            erased += await erase(self._erasure, tenant.id, ids, forgetting)
+            page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
+            erased += page
+            if not page.sessions:
+                break
         # After the sessions, so that a charge settled meanwhile is moved too.
         moved_to = pseudonym.of(subject_id)
         await in_batches(lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH))

@@ -115,7 +115,9 @@ class Erasure(Protocol):
     ) -> int:
         """Move up to `limit` of the subject's ledger entries, alerts, subscription (with its
         history), resource registrations and refused-start counts to the pseudonym (balances,
-        limits, quotas and the trial report follow them); how many."""
+        limits, quotas and the trial report follow them); how many. Moved grants lose their
+        idempotency keys: a key often names the person, and a grant sent with it afterwards is
+        for someone new."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

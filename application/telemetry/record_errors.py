@@ -44,7 +44,7 @@ class RecordErrors:
         self._record = RecordOnce(errors, sessions, clock, _instant, ErrorReport.__eq__)
 
     async def __call__(self, command: RecordErrorsCommand) -> Recorded[ErrorReport]:
-        self._record.check_batch(command.errors, "errors", command.access)
+        await self._record.check_batch(command.tenant_id, command.errors, "errors", command.access)
         return await self._record(command.tenant_id, command.errors)
 
 

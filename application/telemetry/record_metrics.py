@@ -36,7 +36,9 @@ class RecordMetrics:
         self._record = RecordOnce(metrics, sessions, clock, _instant, Metric.__eq__)
 
     async def __call__(self, command: RecordMetricsCommand) -> Recorded[Metric]:
-        self._record.check_batch(command.metrics, "metrics", command.access)
+        await self._record.check_batch(
+            command.tenant_id, command.metrics, "metrics", command.access
+        )
         return await self._record(command.tenant_id, command.metrics)
 
 

@@ -38,10 +38,12 @@ class RecordSales:
         self._record = RecordOnce(sales, sessions, clock, _instant, Sale.same_as)
 
     async def __call__(self, command: RecordSalesCommand) -> Recorded[Sale]:
-        self._record.check_batch(command.sales, "sales", command.access)
+        await self._record.check_batch(command.tenant_id, command.sales, "sales", command.access)
         sales = [s for s in command.sales if isinstance(s, Sale)]
         refunded = {s.refund_of for s in sales if s.refund_of}
         known = await self._sales.get_many(command.tenant_id, sorted(refunded)) if refunded else {}
+        for original in known.values():  # a device's key refunds only its own sales
+            command.access.check_scope(original.device_id)
         known.update({s.id: s for s in sales if s.id in refunded and s.id not in known})
 
         def refund_checked(sale: Sale) -> InvalidInput | None:

@@ -91,14 +91,23 @@ class RecordOnce(Generic[R]):
         self._instant = instant
         self._same = same
 
-    def check_batch(self, records: Sequence[R | InvalidInput], name: str, access: Access) -> None:
-        """Refuse a batch whole if it is too large or its key's scope lacks a device of it: a
-        device's key sends only its own telemetry (`forbidden`)."""
+    async def check_batch(
+        self, tenant_id: str, records: Sequence[R | InvalidInput], name: str, access: Access
+    ) -> None:
+        """Refuse a batch whole if it is too large, or if a key scoped to resources sends a
+        record of another device or naming another resource's session (`forbidden`): a
+        device's key sends only its own telemetry."""
         if len(records) > MAX_BATCH:
             raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} {name}")
-        for record in records:
-            if not isinstance(record, InvalidInput):
-                access.check_scope(record.device_id)
+        if access.resources is None:
+            return
+        readable = [r for r in records if not isinstance(r, InvalidInput)]
+        for record in readable:
+            access.check_scope(record.device_id)
+        for session_id in sorted({r.session_id for r in readable if r.session_id}):
+            session = await self._sessions.get(tenant_id, session_id)
+            if session is not None:  # an unknown one is refused item by item later
+                access.check_scope(session.resource_id)
 
     async def __call__(
         self,

@@ -29,7 +29,16 @@ def test_one_erasure_gives_each_identifier_one_random_pseudonym() -> None:
     assert is_pseudonym(ana) and len(ana) == len("erased:") + 32
     assert pseudonyms.of("ana") == ana and pseudonyms.of("bo") != ana
     assert others.of("ana") != ana  # not a hash: a guess cannot be checked against it
-    assert pseudonyms.of(ana) == ana  # what is erased stays as it is
+
+
+def test_a_pseudonym_stays_unless_it_is_the_subject_being_erased() -> None:
+    forgetting = Forgetting(Pseudonyms(), subject_id="erased:ana")
+    erased_before = a_session(subject_id="erased:ana", client_key="erased:" + "0" * 32)
+
+    assert forgetting.erase(erased_before)
+
+    assert erased_before.client_key == "erased:" + "0" * 32  # erased before: stays as it is
+    assert is_pseudonym(erased_before.subject_id) and erased_before.subject_id != "erased:ana"
 
 
 def test_a_session_loses_its_subject_client_key_and_personal_attributes_once() -> None:

@@ -1,8 +1,11 @@
-"""Hostile review of issue 14 (keys, roles and data rights): what a scoped device key, a careless
-client or an erasure request still got through. Each test is a finding, failing until fixed."""
+"""What a hostile review of scoped keys and erasure got through, each kept as a regression: a
+device's key hanging records on another resource's session or refunding another device's sale,
+and erasures that left free-form exit text, looped on an id that looks like a pseudonym, or kept
+a grant's idempotency key."""
 
 from typing import Any
 
+from domain.erasure import Pseudonyms
 from tests.app_client import Api
 from tests.http.envelope import assert_error
 from tests.http.test_erasure_api import exported, set_up_billing, ts
@@ -94,18 +97,12 @@ def test_erasure_clears_the_free_form_exit_summary_and_reason(api: Api) -> None:
     assert "ana@example.com" not in exported(api)
 
 
-def test_erasure_clears_the_context_of_the_subjects_performance_metrics(api: Api) -> None:
-    session = api.start(subject_id="ana", kind="kiosk", resource_id="kiosk-1")
-    metric = a_metric("m-ana", 120, session_id=session["id"], context={"email": "ana@example.com"})
-    assert _post(api, api.app, "/v1/performance", metric).status_code == 201
-
-    assert api.client.delete("/v1/subjects/ana", headers=api.admin).status_code == 200
-
-    assert "ana@example.com" not in exported(api)
-
-
 def test_a_subject_whose_id_looks_like_a_pseudonym_is_still_erased(api: Api) -> None:
+    """A client may name a subject `erased:…` (or an admin erase a pseudonym again): it once kept
+    the id as its own pseudonym, so its sessions still matched and the erasure looped for ever
+    (checked first, so that this test fails instead of hanging)."""
     subject = "erased:ana-lima@example.com"
+    assert Pseudonyms().of(subject) != subject
     session = api.start(subject_id=subject)
 
     assert api.client.delete(f"/v1/subjects/{subject}", headers=api.admin).status_code == 200
