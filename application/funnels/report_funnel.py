@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from application.funnels.ports import FunnelEvents, FunnelRepository
 from application.ports import Clock, Window
-from domain.errors import InvalidInput, NotFound
+from domain.errors import NotFound
 from domain.funnels import FunnelFigures, FunnelTally
 
 DEFAULT_SPAN = timedelta(days=30)
@@ -40,7 +40,8 @@ class ReportFunnel:
         self._clock = clock
 
     async def __call__(self, query: ReportFunnelQuery) -> FunnelFigures:
-        window = self._window(query.start, query.end)  # a bad window is wrong for any funnel
+        # A bad window is wrong for any funnel: judged first.
+        window = Window.closed(query.start, query.end, self._clock.now(), DEFAULT_SPAN)
         funnel = await self._funnels.get(query.tenant_id, query.name)
         if funnel is None:
             raise NotFound(f"no funnel {query.name}")
@@ -50,11 +51,3 @@ class ReportFunnel:
             tally.add(trail)
         statuses = await self._events.statuses(query.tenant_id, funnel.kind, window)
         return tally.figures(statuses)
-
-    def _window(self, start: datetime | None, end: datetime | None) -> Window:
-        asked = Window.between(start, end)
-        last = asked.end or self._clock.now()
-        first = asked.start or last - DEFAULT_SPAN
-        if first >= last:
-            raise InvalidInput("from", "must be before to")
-        return Window(first, last)

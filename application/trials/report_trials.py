@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 
 from application.ports import Clock, Window
 from application.trials.ports import PlanRepository, RefusedStarts, TrialSessions
-from domain.errors import InvalidInput
 from domain.refusals import days_of
 from domain.trial_report import FreeTrial, TrialReport, TrialUse
 
@@ -59,7 +58,9 @@ class ReportTrials:
         self._clock = clock
 
     async def __call__(self, query: ReportTrialsQuery) -> TrialReport:
-        start, end = self._window(query)
+        window = Window.closed(query.start, query.end, self._clock.now(), DEFAULT_SPAN)
+        start, end = window.start, window.end
+        assert start is not None and end is not None  # closed: both bounds set
         trial = FreeTrial.of(await self._plans.all(query.tenant_id))
         use = (
             TrialUse()
@@ -68,11 +69,3 @@ class ReportTrials:
         )
         refusals = await self._refused_starts.tally(query.tenant_id, *days_of(start, end))
         return TrialReport(start, end, use, refusals)
-
-    def _window(self, query: ReportTrialsQuery) -> tuple[datetime, datetime]:
-        asked = Window.between(query.start, query.end)
-        end = asked.end or self._clock.now()
-        start = asked.start or end - DEFAULT_SPAN
-        if start >= end:
-            raise InvalidInput("from", "must be before to")
-        return start, end
