@@ -22,6 +22,7 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 RATES = {"counseling": 60, "kiosk": 4}
 GRANTS = {"counselee-9": 1000, "visitor-4": 100}
 POLL_SECONDS = 0.25
+CHARGED_WITHIN_SECONDS = 10  # a charge left pending is finished by the reaper
 REAPED_WITHIN_SECONDS = 30
 
 Json = dict[str, Any]
@@ -536,6 +537,53 @@ def session_retention(live: Live) -> Retained:
     return Retained(unbilled, charged, gone_after, charged_after)
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    funnel: Json  # the intake funnel's report, read before the erasure
+    erased: Json  # DELETE /v1/subjects/mina's answer
+    session: Json  # the session read after it
+    events: Json
+    balance: Json  # the pseudonym's
+    ledger: Json
+
+
+def forgotten_client(live: Live) -> Forgotten:
+    """A counseling client's session, charged, and her intake read as a funnel; then she asks
+    to be forgotten while the reaper, rollups and retention run."""
+    with live.app() as http:
+        body = {
+            "kind": "counseling",
+            "resource_id": "room-9",
+            "subject_id": "mina",
+            "attributes": {"email": "mina@example.com"},
+        }
+        sid = ok(http.post("/v1/sessions", json=body), 201)["id"]
+        steps = [
+            {"session_id": sid, "sequence_no": n, "type": step, "at": now().isoformat()}
+            | {"label": "mina", "data": {"note": "what mina said"}}
+            for n, step in ((1, "intake"), (2, "assessment"))
+        ]
+        ok(http.post("/v1/events/batch", json={"events": steps}))
+        time.sleep(1)
+        ok(http.post(f"/v1/sessions/{sid}/exit", json={"summary": {"note": "mina is fine"}}))
+    stages = [{"name": step, "match": {"type": step}} for step in ("intake", "assessment")]
+    with live.admin() as admin:
+        ok(admin.put("/v1/funnels/intake", json={"kind": "counseling", "stages": stages}))
+        funnel = ok(admin.get("/v1/reports/funnel/intake"))
+        poll(lambda: ok(admin.get(f"/v1/sessions/{sid}")), charged, CHARGED_WITHIN_SECONDS)
+        ok(admin.put("/v1/settings", json={"personal_attributes": ["email"]}))
+        erased = ok(admin.delete("/v1/subjects/mina"))
+        session = ok(admin.get(f"/v1/sessions/{sid}"))
+        events = ok(admin.get(f"/v1/sessions/{sid}/events"))
+        account = f"/v1/accounts/{session['subject_id']}/credits"
+        balance, ledger = ok(admin.get(account)), ok(admin.get(f"{account}/ledger"))
+    return Forgotten(funnel, erased, session, events, balance, ledger)
+
+
+def charged(session: Json) -> bool:
+    return bool(session["charge_state"] == "charged")
+
+
 def poll(read: Callable[[], Json], until: Callable[[Json], bool], within: float) -> Json:
     """The first reading that satisfies `until`, or the last one after `within` seconds."""
     deadline = time.monotonic() + within
@@ -551,4 +599,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "silent_kiosk": silent_kiosk,
     "kiosk_day": kiosk_day,
     "session_retention": session_retention,
+    "forgotten_client": forgotten_client,
 }

@@ -21,6 +21,7 @@ from tests.live.scenarios import (
     RATES,
     Counseling,
     Flush,
+    Forgotten,
     KioskDay,
     Retained,
     Return,
@@ -173,3 +174,20 @@ def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live:
     assert kept.charged["charge_state"] == "charged", kept.charged
     assert kept.unbilled_gone_after is not None, "retention never deleted the unbilled session"
     assert kept.charged_after["charge"] == kept.charged["charge"], kept.charged_after
+
+
+def test_a_client_forgotten_while_the_jobs_run_keeps_her_charge_and_nothing_else(
+    live: LiveRun,
+) -> None:
+    mina: Forgotten = live.outcome("forgotten_client")
+
+    (intake, assessment) = mina.funnel["stages"]
+    assert intake["reached"] >= 1 and assessment["reached"] >= 1, mina.funnel
+    assert (mina.erased["sessions"], mina.erased["events"]) == (1, 2), mina.erased
+    assert mina.session["subject_id"].startswith("erased:"), mina.session
+    assert "email" not in mina.session["attributes"] and mina.session["summary"] is None
+    assert mina.session["charge_state"] == "charged", mina.session
+    assert [(e["label"], e["data"]) for e in mina.events["items"]] == [(None, None)] * 2
+    entries = mina.ledger["items"]
+    assert [e["amount"] for e in entries] == [-mina.session["charge"]["credits"]], entries
+    assert mina.balance["balance"] == sum(e["amount"] for e in entries)
