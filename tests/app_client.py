@@ -5,12 +5,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from application.tenants.create_api_key import CreateApiKeyCommand
 from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.container import Container, build_container
-from entrypoints.http.app import create_app
+from entrypoints.http.app import bind, create_app
 from entrypoints.settings import Settings
 
 T = TypeVar("T")
@@ -53,6 +54,21 @@ async def _keys(container: Container) -> tuple[str, str, str, str]:
     return app.secret, ingest.secret, admin.secret, other.secret
 
 
+_apps: dict[Settings, Litestar] = {}
+
+
+def _app(container: Container, settings: Settings) -> Litestar:
+    """One app for every test: building one takes Litestar a quarter of a second, and each test
+    binds its own container to it (a test that runs the server process gets an app of its
+    own)."""
+    shared = replace(settings, storage_url="")
+    if shared not in _apps:
+        _apps[shared] = create_app(container, settings)
+    app = _apps[shared]
+    bind(app, container, settings)
+    return app
+
+
 def serve_app(storage_url: str) -> Iterator[Api]:
     # No scheduled jobs: tests run them when their story says so.
     settings = Settings(
@@ -63,7 +79,7 @@ def serve_app(storage_url: str) -> Iterator[Api]:
         livekit_reconcile_interval_seconds=0,
     )
     container = build_container(settings)
-    with TestClient(create_app(container, settings)) as client:
+    with TestClient(_app(container, settings)) as client:
         app, ingest, admin, other = client.blocking_portal.call(_keys, container)
         yield Api(
             client,

@@ -31,45 +31,9 @@ from entrypoints.settings import Settings
 
 
 def create_app(container: Container, settings: Settings) -> Litestar:
-    @asynccontextmanager
-    async def background_jobs(_: Litestar) -> AsyncIterator[None]:
-        schedule = [
-            (
-                settings.reaper_interval_seconds,
-                partial(reap_stale_sessions, container.jobs.reap_stale_sessions()),
-            ),
-            (
-                settings.retention_interval_seconds,
-                partial(apply_retention, container.jobs.apply_retention()),
-            ),
-            (
-                settings.rollup_interval_seconds,
-                partial(roll_up_usage, container.jobs.roll_up_usage()),
-            ),
-            (
-                settings.livekit_reconcile_interval_seconds,
-                partial(reconcile_livekit, container.jobs.reconcile_livekit()),
-            ),
-        ]
-        async with storage_opened(container):
-            jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
-            try:
-                yield
-            finally:
-                for job in jobs:
-                    job.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await job
-
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         dependencies=use_case_dependencies(container),
-        # Guards cannot take dependencies: they find the authenticator's provider in the app's
-        # state and ask it on each request, so overrides apply as they do to the use cases; the
-        # rate limits' counts live as long as this app (one per process).
-        state=State(
-            {"authenticate": container.use_cases.authenticate, "rate_limits": RateLimits()}
-        ),
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,
@@ -82,6 +46,52 @@ def create_app(container: Container, settings: Settings) -> Litestar:
         ),
         debug=False,
     )
+    bind(app, container, settings)
+    return app
+
+
+def bind(app: Litestar, container: Container, settings: Settings) -> None:
+    """Point the app at a container. The use cases, the auth guard (guards cannot take
+    dependencies) and the background jobs find it in the app's state on each request or start,
+    so a test's override applies at once and one app can serve test after test, each on a
+    container of its own. Rate limits count afresh; they live as long as the binding (in
+    production, the process)."""
+    app.state.container = container
+    app.state.settings = settings
+    app.state.rate_limits = RateLimits()
+
+
+@asynccontextmanager
+async def background_jobs(app: Litestar) -> AsyncIterator[None]:
+    container: Container = app.state.container
+    settings: Settings = app.state.settings
+    schedule = [
+        (
+            settings.reaper_interval_seconds,
+            partial(reap_stale_sessions, container.jobs.reap_stale_sessions()),
+        ),
+        (
+            settings.retention_interval_seconds,
+            partial(apply_retention, container.jobs.apply_retention()),
+        ),
+        (
+            settings.rollup_interval_seconds,
+            partial(roll_up_usage, container.jobs.roll_up_usage()),
+        ),
+        (
+            settings.livekit_reconcile_interval_seconds,
+            partial(reconcile_livekit, container.jobs.reconcile_livekit()),
+        ),
+    ]
+    async with storage_opened(container):
+        jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
+        try:
+            yield
+        finally:
+            for job in jobs:
+                job.cancel()
+                with suppress(asyncio.CancelledError):
+                    await job
 
 
 def app_from_env() -> Litestar:
@@ -93,20 +103,20 @@ def app_from_env() -> Litestar:
 def use_case_dependencies(container: Container) -> dict[str, Provide]:
     """Every use case of the container, as a dependency named like its provider: a handler asks
     for `start_session` by parameter name. dependency-injector's own wiring does not work on
-    Litestar handlers, so each is bridged with a Provide that asks the container on each request
-    (an override made by a test applies at once)."""
+    Litestar handlers, so each is bridged with a Provide that asks the bound container (`bind`)
+    on each request."""
     # dependency-injector's stubs read any attribute of a Container provider as one of its
     # providers, `providers` too; at run time it is the nested container's dict of them.
     use_cases = cast(dict[str, providers.Provider[Any]], container.use_cases.providers)
     return {
-        name: _bridge(provider)
+        name: _bridge(name)
         for name, provider in use_cases.items()
         if not isinstance(provider, providers.DependenciesContainer)
     }
 
 
-def _bridge(provider: providers.Provider[Any]) -> Provide:
-    def use_case() -> Any:
-        return provider()
+def _bridge(name: str) -> Provide:
+    def use_case(state: State) -> Any:
+        return getattr(state.container.use_cases, name)()
 
     return Provide(use_case, sync_to_thread=False)

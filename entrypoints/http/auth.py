@@ -47,7 +47,7 @@ async def authenticated(
 ) -> None:
     """Authenticate the caller, check that its key has the role the route needs, and count the
     request against the key's rate limit."""
-    authenticate: Authenticate = connection.app.state.authenticate()
+    authenticate: Authenticate = connection.app.state.container.use_cases.authenticate()
     principal = await authenticate(presented_key(connection))
     connection.state.principal = principal.require(route_handler.opt[ROLE])
     rate_limits: RateLimits = connection.app.state.rate_limits

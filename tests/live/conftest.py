@@ -15,15 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    TEMPLATE,
-    _database_name,
-    _database_url,
-    _drop_database,
-    _migrate,
-    _psql,
-    run_async,
-)
+from tests.conftest import Databases
 from tests.e2e.serving import SESSIONMETER, Server, serving
 from tests.live.scenarios import (
     GRANTS,
@@ -35,7 +27,6 @@ from tests.live.scenarios import (
     ok,
 )
 from tests.livekit_server import API_KEY, API_SECRET, LiveKitServer
-from tests.servers import MongoServer
 
 STORES = ["sqlite", "postgresql", "mongodb"]
 JOBS = {
@@ -49,26 +40,10 @@ SCENARIOS_WITHIN_SECONDS = 180  # each is bounded on its own; this bounds a stuc
 
 
 @pytest.fixture(scope="module", params=STORES)
-def live_storage_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def live_storage_url(request: pytest.FixtureRequest, databases: Databases) -> Iterator[str]:
     """A migrated, empty database of one store for the module's server."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('live-sqlite')}/live.db"
-        run_async(lambda: _migrate(url))
+    with databases.fresh(request.param) as url:
         yield url
-    elif request.param == "postgresql":
-        server: str = request.getfixturevalue("postgres_url")
-        name = _database_name()
-        _psql(server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-        yield _database_url(server, name)
-        _psql(server, f"DROP DATABASE {name} WITH (FORCE)")
-    else:
-        mongodb: MongoServer = request.getfixturevalue("mongodb_server")
-        url = mongodb.database_url(_database_name())
-        run_async(lambda: _migrate(url))
-        yield url
-        run_async(lambda: _drop_database(url))
 
 
 @dataclass(frozen=True)
