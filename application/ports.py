@@ -1,9 +1,10 @@
 """What every area shares: the clock, and the window a query covers."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
+from domain.calendar import Calendar, Period
 from domain.clock import as_utc
 from domain.errors import InvalidInput
 
@@ -27,14 +28,22 @@ class Window:
         return cls(start and as_utc("from", start), end and as_utc("to", end))
 
     @classmethod
-    def closed(
-        cls, start: datetime | None, end: datetime | None, now: datetime, span: timedelta
+    def of_days(
+        cls,
+        start: datetime | None,
+        end: datetime | None,
+        now: datetime,
+        calendar: Calendar,
+        days: int,
     ) -> "Window":
-        """The window asked for with both bounds: `to` by default now, `from` by default `span`
-        before `to`; `from` must come before `to`."""
+        """The window asked for with both bounds, by default whole days of the tenant's
+        calendar: `to` by default the end of today, `from` by default the start of the day
+        `days` days before `to`'s day; `from` must come before `to`."""
         asked = cls.between(start, end)
-        last = asked.end or now
-        first = asked.start or last - span
+        last = asked.end or calendar.bucket(Period.DAY, now).end
+        first = asked.start or calendar.shift(
+            Period.DAY, calendar.start_of(Period.DAY, last), -days
+        )
         if first >= last:
             raise InvalidInput("from", "must be before to")
         return cls(first, last)

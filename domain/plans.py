@@ -6,8 +6,9 @@ tenant without plans limits nothing. A session counts toward a limit when it sta
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from domain.calendar import Bucket
 from domain.errors import DomainError, InvalidInput
 from domain.session import KIND_PATTERN
 from domain.text import check_text
@@ -96,15 +97,13 @@ class Registration:
     registered_at: datetime
 
 
-def month_of(at: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (UTC) that holds `at`: its first instant, and the next month's."""
-    start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-    return start, following
+@dataclass(frozen=True)
+class MonthlyQuota:
+    """A plan's resources a month, and the month they are counted in: a calendar month of the
+    tenant's time zone."""
+
+    limit: int
+    month: Bucket
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 trial report can say how many starts were refused and why."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+
+from domain.calendar import Calendar
 
 
 class Refusal(StrEnum):
@@ -25,17 +27,14 @@ class RefusedStart:
     day: date
 
     @classmethod
-    def at(cls, when: datetime, subject_id: str, kind: str, reason: Refusal) -> "RefusedStart":
-        """A refusal made at the instant `when`, counted on its day."""
-        return cls(subject_id, kind, reason, day_of(when))
+    def at(
+        cls, when: datetime, subject_id: str, kind: str, reason: Refusal, calendar: Calendar
+    ) -> "RefusedStart":
+        """A refusal made at the instant `when`, counted on its day of the tenant's calendar."""
+        return cls(subject_id, kind, reason, calendar.date_of(when))
 
 
-def day_of(at: datetime, zone: tzinfo = UTC) -> date:
-    """The calendar day that holds `at` in `zone` (UTC until tenants have a time zone)."""
-    return at.astimezone(zone).date()
-
-
-def days_of(start: datetime, end: datetime, zone: tzinfo = UTC) -> tuple[date, date]:
+def days_of(start: datetime, end: datetime, calendar: Calendar) -> tuple[date, date]:
     """The first and last calendar days that the window [start, end) touches: refusals are
     kept per day, so a report counts those of every day it touches."""
-    return day_of(start, zone), day_of(end - timedelta(microseconds=1), zone)
+    return calendar.date_of(start), calendar.date_of(end - timedelta(microseconds=1))

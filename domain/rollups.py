@@ -8,50 +8,16 @@ what its servers' snapshots said (traffic, CPU, concurrent users). A day is the 
 Recomputing a bucket replaces it, so running a rollup twice changes nothing.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 
-from domain.errors import InvalidInput
+from domain.calendar import Bucket, Period
 from domain.reports import to_the_millisecond
 from domain.snapshots import MeasuredSnapshot
 from domain.usage import Usage, add_usage
 
 BYTES_PER_GB = 10**9  # traffic is billed in decimal gigabytes
-
-
-class Period(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-
-    @property
-    def length(self) -> timedelta:
-        return timedelta(hours=1) if self is Period.HOUR else timedelta(days=1)
-
-    def start_of(self, at: datetime) -> datetime:
-        """The start of the bucket that holds `at` (UTC)."""
-        at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        return at if self is Period.HOUR else at.replace(hour=0)
-
-    def start_at_or_after(self, at: datetime) -> datetime:
-        """The start of the first bucket that holds nothing from before `at`."""
-        start = self.start_of(at)
-        return start if start == at else start + self.length
-
-    def buckets(self, start: datetime, end: datetime) -> Iterator[datetime]:
-        """The starts of the buckets that overlap [start, end)."""
-        bucket = self.start_of(start)
-        while bucket < end:
-            yield bucket
-            bucket += self.length
-
-
-def period(value: str) -> Period:
-    try:
-        return Period(value)
-    except ValueError:
-        raise InvalidInput("bucket", "must be hour or day") from None
 
 
 @dataclass(frozen=True)
@@ -125,7 +91,8 @@ class ServerLoad:
 
 @dataclass(frozen=True)
 class Rollup:
-    """One bucket of a tenant: its activity per kind and resource, and its servers' load."""
+    """One bucket of a tenant: its activity per kind and resource, and its servers' load. Hours
+    and days are stored; weeks and months are sums of days when a report asks."""
 
     period: Period
     start: datetime
@@ -133,16 +100,17 @@ class Rollup:
     load: ServerLoad = field(default_factory=ServerLoad)
 
 
-def day_of(hours: Iterable[Rollup], day: datetime) -> Rollup:
-    """A day's rollup: the sum of its hours, kind by kind and resource by resource."""
+def sum_of(parts: Iterable[Rollup], period: Period, start: datetime) -> Rollup:
+    """A longer bucket's rollup (a day from its hours, a week from its days): the sum of its
+    parts, kind by kind and resource by resource."""
     activity: dict[tuple[str, str], Activity] = {}
     load = ServerLoad()
-    for hour in hours:
-        load += hour.load
-        for a in hour.activity:
+    for part in parts:
+        load += part.load
+        for a in part.activity:
             key = (a.kind, a.resource_id)
             activity[key] = activity[key] + a if key in activity else a
-    return Rollup(Period.DAY, day, [activity[k] for k in sorted(activity)], load)
+    return Rollup(period, start, [activity[k] for k in sorted(activity)], load)
 
 
 @dataclass(frozen=True)
@@ -150,14 +118,9 @@ class UsageFigures:
     """One bucket of the usage report: the activity of the kinds and resources asked for, and
     the servers' load (which belongs to the tenant as a whole, whatever the filter)."""
 
-    period: Period
-    start: datetime
+    bucket: Bucket
     activity: Activity
     load: ServerLoad
-
-    @property
-    def end(self) -> datetime:
-        return self.start + self.period.length
 
     @property
     def video_minutes(self) -> float:
@@ -189,14 +152,14 @@ class UsageFigures:
 
 
 def usage_figures(
-    rollup: Rollup, kind: str | None = None, resource_id: str | None = None
+    rollup: Rollup, bucket: Bucket, kind: str | None = None, resource_id: str | None = None
 ) -> UsageFigures:
     """The bucket's figures over the activity that matches the filter."""
     total = Activity(kind or "", resource_id or "")
     for a in rollup.activity:
         if kind in (None, a.kind) and resource_id in (None, a.resource_id):
             total += replace(a, kind=total.kind, resource_id=total.resource_id)
-    return UsageFigures(rollup.period, rollup.start, total, rollup.load)
+    return UsageFigures(bucket, total, rollup.load)
 
 
 def overlap_seconds(start: datetime, end: datetime, bucket: datetime, length: timedelta) -> float:

@@ -184,11 +184,12 @@ class SalesGroupBy(StrEnum):
 class SalesGrouping:
     by: SalesGroupBy
     attribute: str | None = None  # with ATTRIBUTE
+    time_zone: str = "UTC"  # with DAY: the tenant's, whose calendar days group
 
     @classmethod
-    def parse(cls, text: str) -> "SalesGrouping":
+    def parse(cls, text: str, time_zone: str = "UTC") -> "SalesGrouping":
         if text in (SalesGroupBy.DEVICE_ID, SalesGroupBy.DAY):
-            return cls(SalesGroupBy(text))
+            return cls(SalesGroupBy(text), time_zone=time_zone)
         prefix = "attributes."
         if text.startswith(prefix) and 1 <= len(text) - len(prefix) <= 64:
             return cls(SalesGroupBy.ATTRIBUTE, text[len(prefix) :])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.calendar import Calendar, zone
 from domain.clock import as_utc
 from domain.errors import Forbidden, InvalidInput
 from domain.session import KIND_PATTERN, MAX_ID_LENGTH
@@ -74,6 +75,7 @@ RETENTION_SETTINGS = (
     "session_retention_days",
 )
 MAX_PERSONAL_ATTRIBUTES = 100
+MAX_DIMENSIONS = 8
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -117,6 +119,11 @@ class TenantSettings:
     # Attributes that name or trace a person besides ip, user_agent and referrer (domain.erasure):
     # erasing a subject removes them from its sessions and sales.
     personal_attributes: tuple[str, ...] = ()
+    # IANA name: day, week and month buckets, monthly quotas and report windows follow its
+    # calendar (domain.calendar).
+    time_zone: str = "UTC"
+    # Attribute keys that reports may group by, and rollups pre-aggregate by.
+    dimensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -146,7 +153,11 @@ class TenantSettings:
             days = getattr(self, name)
             if days is not None and not 1 <= days <= 36500:
                 raise InvalidInput(name, "must be 1-36500 days")
-        self._check_personal_attributes()
+        self._check_attribute_names("personal_attributes", MAX_PERSONAL_ATTRIBUTES)
+        self._check_attribute_names("dimensions", MAX_DIMENSIONS)
+        if not isinstance(self.time_zone, str):
+            raise InvalidInput("time_zone", "must be an IANA time zone name")
+        zone(self.time_zone)  # an unknown zone is refused here, not in a report
 
     def _check_idle_timeouts(self) -> None:
         if not isinstance(self.idle_timeouts, dict):
@@ -163,20 +174,23 @@ class TenantSettings:
             if not 10 <= seconds <= MAX_IDLE_TIMEOUT:
                 raise InvalidInput(f"idle_timeouts.{kind}", "must be 10 seconds to 7 days")
 
-    def _check_personal_attributes(self) -> None:
-        names = self.personal_attributes
+    def _check_attribute_names(self, setting: str, most: int) -> None:
+        names = getattr(self, setting)
         if not isinstance(names, list | tuple):
-            raise InvalidInput("personal_attributes", "must be a list of attribute names")
-        if len(names) > MAX_PERSONAL_ATTRIBUTES:
-            raise InvalidInput("personal_attributes", f"at most {MAX_PERSONAL_ATTRIBUTES} names")
+            raise InvalidInput(setting, "must be a list of attribute names")
+        if len(names) > most:
+            raise InvalidInput(setting, f"at most {most} names")
         for name in names:
             if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
                 raise InvalidInput(
-                    "personal_attributes",
-                    f"{name!r} is not an attribute name (A-Z a-z 0-9 _ . : -)",
+                    setting, f"{name!r} is not an attribute name (A-Z a-z 0-9 _ . : -)"
                 )
         # Stores give back a JSON list: a tuple, so settings read back equal those stored.
-        object.__setattr__(self, "personal_attributes", tuple(dict.fromkeys(names)))
+        object.__setattr__(self, setting, tuple(dict.fromkeys(names)))
+
+    @property
+    def calendar(self) -> Calendar:
+        return Calendar(self.time_zone)
 
     def idle_timeout(self, kind: str, reconciled: bool = False) -> timedelta | None:
         """How long a session of `kind` may go without a sign of life (None: for ever).

@@ -3,8 +3,11 @@ show that one tenant's bad data stalls nobody else."""
 
 from datetime import UTC, datetime, timedelta
 
-from domain.rollups import Activity, Period, Rollup
+from domain.calendar import Calendar, Period
+from domain.rollups import Activity, Rollup
 from tests.conftest import open_storage, run_async
+
+UTC_DAYS = Calendar()
 
 
 def overflowing_rollups(storage_url: str, tenant_name: str) -> None:
@@ -16,7 +19,7 @@ def overflowing_rollups(storage_url: str, tenant_name: str) -> None:
         try:
             tenant = await storage.tenants.get_by_name(tenant_name)
             now = datetime.now(UTC)
-            yesterday = Period.DAY.start_of(now) - timedelta(days=1)
+            yesterday = UTC_DAYS.start_of(Period.DAY, now) - timedelta(days=1)
             for hour in (3, 4):
                 activity = [Activity("kiosk", "booth-1", sessions_started=2**62)]
                 start = yesterday + timedelta(hours=hour)

@@ -3,13 +3,14 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.calendar import Bucket
 from domain.plans import (
+    MonthlyQuota,
     Plan,
     Registration,
     Subscription,
     SubscriptionSet,
     admit_resource,
-    month_of,
 )
 
 
@@ -60,18 +61,20 @@ class MemoryResourceRegistry(ResourceRegistry):
         resource_id: str,
         kind: str,
         at: datetime,
-        monthly_limit: int | None,
+        quota: MonthlyQuota | None,
     ) -> bool:
         key = (tenant_id, subject_id, resource_id)
         if key in self._store.resources:
             return False
-        if monthly_limit is not None:
-            admit_resource(monthly_limit, await self.count_in_month(tenant_id, subject_id, at))
+        if quota is not None:
+            admit_resource(
+                quota.limit, await self.count_in_month(tenant_id, subject_id, quota.month)
+            )
         self._store.resources[key] = Registration(subject_id, resource_id, kind, at)
         return True
 
-    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
-        start, end = month_of(at)
+    async def count_in_month(self, tenant_id: str, subject_id: str, month: Bucket) -> int:
+        start, end = month.start, month.end
         return sum(
             1
             for (tenant, subject, _), registration in self._store.resources.items()

@@ -4,7 +4,7 @@ from typing import TypeVar
 
 from adapters.memory.store import MemoryStore
 from application.retention.ports import Retention
-from domain.rollups import Period
+from domain.calendar import Period
 
 R = TypeVar("R")
 

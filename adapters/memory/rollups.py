@@ -4,7 +4,8 @@ from datetime import datetime
 from adapters.memory.store import MemoryStore
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.rollups import Activity, Period, Rollup, overlap_seconds
+from domain.calendar import Period
+from domain.rollups import Activity, Rollup, overlap_seconds
 
 
 class MemoryUsageSource(UsageSource):

@@ -1,6 +1,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from domain.calendar import Period
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
@@ -9,7 +10,7 @@ from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.refusals import RefusedStart
-from domain.rollups import Period, Rollup
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot

@@ -7,6 +7,7 @@ from typing import Generic
 from adapters.memory.store import MemoryStore
 from application.ports import Window
 from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from domain.calendar import Calendar
 from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport
 from domain.money import sum_by_currency
 from domain.performance import GroupBy, Metric, PerformanceRow, percentile_rows
@@ -183,6 +184,6 @@ def _group_of(sale: Sale, grouping: SalesGrouping) -> str | None:
     if grouping.by is SalesGroupBy.DEVICE_ID:
         return sale.device_id
     if grouping.by is SalesGroupBy.DAY:
-        return sale.occurred_at.date().isoformat()
+        return Calendar(grouping.time_zone).date_of(sale.occurred_at).isoformat()
     value = sale.attributes.get(grouping.attribute or "")
     return None if value is None else attribute_text(value)

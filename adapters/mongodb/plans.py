@@ -15,14 +15,15 @@ from pymongo.errors import DuplicateKeyError
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.calendar import Bucket
 from domain.errors import Conflict
 from domain.plans import (
+    MonthlyQuota,
     Plan,
     PlanLimits,
     Subscription,
     SubscriptionSet,
     admit_resource,
-    month_of,
 )
 
 # A default plan's write lost to a concurrent one is tried again.
@@ -117,17 +118,17 @@ class MongoResourceRegistry(ResourceRegistry):
         resource_id: str,
         kind: str,
         at: datetime,
-        monthly_limit: int | None,
+        quota: MonthlyQuota | None,
     ) -> bool:
         key = {"tenant_id": tenant_id, "subject_id": subject_id, "resource_id": resource_id}
         registration = {**key, "kind": kind, "registered_at": at}
         while True:
             if await self._registrations.find_one(key, {"_id": 1}) is not None:
                 return False
-            if monthly_limit is not None:
-                used = await self.count_in_month(tenant_id, subject_id, at)
-                admit_resource(monthly_limit, used)
-                registration["slot"] = {"month": month_of(at)[0].strftime("%Y-%m"), "n": used}
+            if quota is not None:
+                used = await self.count_in_month(tenant_id, subject_id, quota.month)
+                admit_resource(quota.limit, used)
+                registration["slot"] = {"month": quota.month.label, "n": used}
             try:
                 await self._registrations.insert_one(dict(registration))
                 return True
@@ -136,8 +137,8 @@ class MongoResourceRegistry(ResourceRegistry):
                 # `used`: look again (each retry follows someone else's success).
                 continue
 
-    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
-        start, end = month_of(at)
+    async def count_in_month(self, tenant_id: str, subject_id: str, month: Bucket) -> int:
+        start, end = month.start, month.end
         return await self._registrations.count_documents(
             {
                 "tenant_id": tenant_id,

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.retention.ports import Retention
-from domain.rollups import Period
+from domain.calendar import Period
 
 
 @raises_storage_errors

@@ -22,7 +22,8 @@ from adapters.mongodb.documents import (
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.rollups import Activity, Period, Rollup, ServerLoad
+from domain.calendar import Period
+from domain.rollups import Activity, Rollup, ServerLoad
 from domain.session import SessionStatus
 
 Pipeline = list[Document]

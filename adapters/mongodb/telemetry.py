@@ -331,7 +331,13 @@ def _group_of_sale(grouping: SalesGrouping) -> str | Document:
     if grouping.by is SalesGroupBy.DEVICE_ID:
         return "$device_id"
     if grouping.by is SalesGroupBy.DAY:
-        return {"$dateToString": {"date": "$occurred_at", "format": "%Y-%m-%d"}}  # in UTC
+        return {
+            "$dateToString": {
+                "date": "$occurred_at",
+                "format": "%Y-%m-%d",
+                "timezone": grouping.time_zone,
+            }
+        }
     # $getField: an attribute's name may hold dots or start with $.
     return {"$getField": {"field": {"$literal": grouping.attribute}, "input": "$attribute_texts"}}
 

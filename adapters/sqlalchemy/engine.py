@@ -1,11 +1,14 @@
 """Engines for the two SQL families, and the dialect-specific INSERT they need."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from domain.calendar import Calendar
 
 POOL_SIZE = 20  # per process; PostgreSQL allows 100 connections by default
 
@@ -46,10 +49,20 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        dbapi_connection.create_function("local_date", 2, _local_date, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _local_date(at: str | None, time_zone: str) -> str | None:
+    """SQLite's local_date(at, zone): the calendar day of a stored instant (naive UTC text) in an
+    IANA time zone, which SQLite's own date functions cannot reach."""
+    if at is None:
+        return None
+    instant = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    return Calendar(time_zone).date_of(instant).isoformat()
 
 
 def single_statement(engine: AsyncEngine) -> AsyncEngine:

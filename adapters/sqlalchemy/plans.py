@@ -13,13 +13,14 @@ from adapters.sqlalchemy.tables import (
     subscriptions,
 )
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
+from domain.calendar import Bucket
 from domain.plans import (
+    MonthlyQuota,
     Plan,
     PlanLimits,
     Subscription,
     SubscriptionSet,
     admit_resource,
-    month_of,
 )
 
 
@@ -121,7 +122,7 @@ class SqlResourceRegistry(ResourceRegistry):
         resource_id: str,
         kind: str,
         at: datetime,
-        monthly_limit: int | None,
+        quota: MonthlyQuota | None,
     ) -> bool:
         row = {
             "tenant_id": tenant_id,
@@ -142,20 +143,20 @@ class SqlResourceRegistry(ResourceRegistry):
             )
             if exists.first() is not None:
                 return False
-            if monthly_limit is not None:
-                used = await _count_in_month(conn, tenant_id, subject_id, at)
-                admit_resource(monthly_limit, used)
+            if quota is not None:
+                used = await _count_in_month(conn, tenant_id, subject_id, quota.month)
+                admit_resource(quota.limit, used)
             return bool((await conn.execute(stmt)).rowcount == 1)
 
-    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int:
+    async def count_in_month(self, tenant_id: str, subject_id: str, month: Bucket) -> int:
         async with self._single.connect() as conn:
-            return await _count_in_month(conn, tenant_id, subject_id, at)
+            return await _count_in_month(conn, tenant_id, subject_id, month)
 
 
 async def _count_in_month(
-    conn: AsyncConnection, tenant_id: str, subject_id: str, at: datetime
+    conn: AsyncConnection, tenant_id: str, subject_id: str, month: Bucket
 ) -> int:
-    start, end = month_of(at)
+    start, end = month.start, month.end
     query: Any = select(func.count()).where(
         subject_resources.c.tenant_id == tenant_id,
         subject_resources.c.subject_id == subject_id,

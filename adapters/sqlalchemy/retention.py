@@ -18,7 +18,7 @@ from adapters.sqlalchemy.tables import (
     webhook_deliveries,
 )
 from application.retention.ports import Retention
-from domain.rollups import Period
+from domain.calendar import Period
 
 
 @raises_storage_errors

@@ -24,7 +24,8 @@ from adapters.sqlalchemy.tables import (
 )
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.rollups import Activity, Period, Rollup, ServerLoad
+from domain.calendar import Period
+from domain.rollups import Activity, Rollup, ServerLoad
 from domain.session import SessionStatus
 
 LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]

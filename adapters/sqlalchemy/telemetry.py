@@ -89,10 +89,11 @@ class _Dialect:
             return func.max(case((ranked.c.rn == rank, ms)))
         return func.percentile_disc(percentile / 100).within_group(ms)
 
-    def utc_day(self, at: Column[Any]) -> ColumnElement[str]:
-        if self._sqlite:  # naive UTC text
-            return func.date(at, type_=String)
-        return func.to_char(func.timezone("UTC", at), "YYYY-MM-DD", type_=String)
+    def local_day(self, at: Column[Any], time_zone: str) -> ColumnElement[str]:
+        """The calendar day (YYYY-MM-DD) that holds `at` in the time zone."""
+        if self._sqlite:  # SQLite knows no zones: the function the engine adds (engine.py)
+            return func.local_date(at, time_zone, type_=String)
+        return func.to_char(func.timezone(time_zone, at), "YYYY-MM-DD", type_=String)
 
     def attribute_text(self, texts: Column[Any], key: str) -> ColumnElement[str]:
         if self._sqlite:  # json_each finds any key, where a JSON path cannot spell some
@@ -413,5 +414,5 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
         if grouping.by is SalesGroupBy.DEVICE_ID:
             return sales.c.device_id
         if grouping.by is SalesGroupBy.DAY:
-            return self._dialect.utc_day(sales.c.occurred_at)
+            return self._dialect.local_day(sales.c.occurred_at, grouping.time_zone)
         return self._dialect.attribute_text(sales.c.attribute_texts, grouping.attribute or "")

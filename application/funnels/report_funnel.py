@@ -1,14 +1,15 @@
 """Report how far the sessions of a funnel's kind got through its stages."""
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from application.funnels.ports import FunnelEvents, FunnelRepository
 from application.ports import Clock, Window
+from domain.calendar import Calendar
 from domain.errors import NotFound
 from domain.funnels import FunnelFigures, FunnelTally
 
-DEFAULT_SPAN = timedelta(days=30)
+DEFAULT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -17,12 +18,13 @@ class ReportFunnelQuery:
     name: str
     start: datetime | None = None
     end: datetime | None = None
+    calendar: Calendar = field(default_factory=Calendar)  # the tenant's
 
 
 class ReportFunnel:
     """Where the sessions of the funnel's kind that started in the window (`from` inclusive,
-    `to` exclusive; by default the 30 days before `to`, which defaults to now; `from` must be
-    before `to`) stopped. A session reaches a stage with the first event matching it at or
+    `to` exclusive; by default the last 30 days of the tenant's time zone, today included, or
+    the 30 days before `to`'s day; `from` must be before `to`) stopped. A session reaches a stage with the first event matching it at or
     after the moment it reached the stage before, in the order of `at` then `sequence_no` (one
     event reaches one stage; a match before the previous stage was reached does not count).
     Per stage: `reached`; `conversion_from_previous` (reached / the previous stage's reached;
@@ -41,7 +43,9 @@ class ReportFunnel:
 
     async def __call__(self, query: ReportFunnelQuery) -> FunnelFigures:
         # A bad window is wrong for any funnel: judged first.
-        window = Window.closed(query.start, query.end, self._clock.now(), DEFAULT_SPAN)
+        window = Window.of_days(
+            query.start, query.end, self._clock.now(), query.calendar, DEFAULT_DAYS
+        )
         funnel = await self._funnels.get(query.tenant_id, query.name)
         if funnel is None:
             raise NotFound(f"no funnel {query.name}")

@@ -1,15 +1,17 @@
 """Admins fit the cost model over hourly rollups, and price a plan with it."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from application.ports import Clock
 from application.reports.report_usage import bounded_window
 from application.rollups.ports import RollupRepository
+from domain.calendar import Calendar, Period
 from domain.cost_model import CostModel, Plan, Prediction, fit_cost_model, predict
-from domain.rollups import Period, usage_figures
+from domain.rollups import usage_figures
 
-DEFAULT_SPAN = timedelta(days=30)
+DEFAULT_HOURS = 30 * 24
+UTC_HOURS = Calendar()  # hours are UTC hours in every time zone
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,11 @@ class ReportCostModel:
 
     async def __call__(self, query: ReportCostModelQuery) -> CostModelReport:
         now = self._clock.now()
-        window = bounded_window(Period.HOUR, query.start, query.end, now, DEFAULT_SPAN)
+        window = bounded_window(UTC_HOURS, Period.HOUR, query.start, query.end, now, DEFAULT_HOURS)
         assert window.start is not None and window.end is not None
         hours = await self._rollups.find(query.tenant_id, Period.HOUR, window)
-        model = fit_cost_model(usage_figures(hour) for hour in hours)
+        model = fit_cost_model(
+            usage_figures(hour, UTC_HOURS.bucket(Period.HOUR, hour.start)) for hour in hours
+        )
         prediction = None if query.plan is None else predict(model, query.plan)
         return CostModelReport(window.start, window.end, model, prediction)

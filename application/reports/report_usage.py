@@ -1,15 +1,18 @@
-"""Admins read usage by hour or day from the rollups."""
+"""Admins read usage by hour, day, week or month from the rollups."""
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby, islice
 
 from application.ports import Clock, Window
 from application.rollups.ports import RollupRepository
+from domain.calendar import Bucket, Calendar, Period, period
 from domain.errors import InvalidInput
-from domain.rollups import Period, UsageFigures, period, usage_figures
+from domain.rollups import Rollup, UsageFigures, sum_of, usage_figures
 
 MAX_BUCKETS = 1000
-DEFAULT_SPAN = {Period.HOUR: timedelta(hours=24), Period.DAY: timedelta(days=30)}
+DEFAULT_BUCKETS = {Period.HOUR: 24, Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
 @dataclass(frozen=True)
@@ -20,14 +23,17 @@ class ReportUsageQuery:
     end: datetime | None = None
     kind: str | None = None
     resource_id: str | None = None
+    calendar: Calendar = field(default_factory=Calendar)  # the tenant's
 
 
 class ReportUsage:
-    """Usage by hour or day, read from the rollups (fast however much raw data there is): the
-    buckets rolled up that start in the window asked for (`from` inclusive, `to` exclusive),
-    oldest first. By default the window is the last 24 hours for hours and the last 30 days for
-    days; `from` must be before `to`, at most 1000 buckets apart. Session figures cover the kind
-    and resource asked for (default: all); server figures (traffic, CPU, concurrent users, from
+    """Usage by hour, day, week or month, read from the rollups (fast however much raw data
+    there is): the buckets rolled up that start in the window asked for (`from` inclusive, `to`
+    exclusive), oldest first. Hours are UTC hours; days, ISO weeks (from Monday) and months are
+    those of the tenant's time zone, each with its label in local time. By default the window
+    holds the current bucket and the ones before it: 24 hours, 30 days, 12 weeks or 12 months;
+    `from` must be before `to`, at most 1000 buckets apart. Session figures cover the kind and
+    resource asked for (default: all); server figures (traffic, CPU, concurrent users, from
     snapshots) cover the whole tenant. Figures are as of the last rollup run."""
 
     def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
@@ -35,26 +41,56 @@ class ReportUsage:
         self._clock = clock
 
     async def __call__(self, query: ReportUsageQuery) -> list[UsageFigures]:
-        kind, resource_id = query.kind, query.resource_id
+        kind, resource_id, calendar = query.kind, query.resource_id, query.calendar
         size = period(query.bucket)
-        window = bounded_window(size, query.start, query.end, self._clock.now())
-        found = await self._rollups.find(query.tenant_id, size, window, kind, resource_id)
-        return [usage_figures(rollup, kind, resource_id) for rollup in found]
+        window = bounded_window(calendar, size, query.start, query.end, self._clock.now())
+        buckets = list(_starting_in(calendar, size, window))
+        if not buckets:
+            return []
+        stored = Period.HOUR if size is Period.HOUR else Period.DAY
+        found = await self._rollups.find(
+            query.tenant_id, stored, Window(buckets[0].start, buckets[-1].end), kind, resource_id
+        )
+        if size is not Period.HOUR:
+            found = _summed(calendar, size, found)
+        return [
+            usage_figures(rollup, calendar.bucket(size, rollup.start), kind, resource_id)
+            for rollup in found
+        ]
+
+
+def _summed(calendar: Calendar, size: Period, days: list[Rollup]) -> list[Rollup]:
+    """Stored days summed into the buckets asked for. A day cut by another time zone (the
+    tenant's before it changed) is none of this calendar's and is left out."""
+    own = [d for d in days if calendar.start_of(Period.DAY, d.start) == d.start]
+    return [
+        sum_of(parts, size, start)
+        for start, parts in groupby(own, lambda d: calendar.start_of(size, d.start))
+    ]
 
 
 def bounded_window(
+    calendar: Calendar,
     size: Period,
     start: datetime | None,
     end: datetime | None,
     now: datetime,
-    default_span: timedelta | None = None,
+    default_buckets: int | None = None,
 ) -> Window:
-    """The window asked for, defaulted and checked: at most MAX_BUCKETS buckets."""
+    """The window asked for, defaulted and checked: by default the current bucket and
+    `default_buckets` - 1 before it; at most MAX_BUCKETS buckets starting in it."""
     asked = Window.between(start, end)
-    last = asked.end or size.start_of(now) + size.length
-    first = asked.start or last - (default_span or DEFAULT_SPAN[size])
+    last = asked.end or calendar.bucket(size, now).end
+    count = default_buckets or DEFAULT_BUCKETS[size]
+    first = asked.start or calendar.shift(size, calendar.start_of(size, last), -count)
     if first >= last:
         raise InvalidInput("from", "must be before to")
-    if (last - first) / size.length > MAX_BUCKETS:
+    window = Window(first, last)
+    if len(list(islice(_starting_in(calendar, size, window), MAX_BUCKETS + 1))) > MAX_BUCKETS:
         raise InvalidInput("to", f"at most {MAX_BUCKETS} {size.value}s between from and to")
-    return Window(first, last)
+    return window
+
+
+def _starting_in(calendar: Calendar, size: Period, window: Window) -> Iterator[Bucket]:
+    assert window.start is not None and window.end is not None
+    return (b for b in calendar.buckets(size, window.start, window.end) if b.start >= window.start)

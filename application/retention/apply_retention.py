@@ -9,8 +9,8 @@ from application.ports import Clock
 from application.retention.ports import Retention
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from domain.calendar import Period
 from domain.livekit import WEBHOOK_MEMORY
-from domain.rollups import Period
 from domain.tenants import Tenant
 
 BATCH = 1000

@@ -7,7 +7,7 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 from datetime import datetime
 from typing import Protocol
 
-from domain.rollups import Period
+from domain.calendar import Period
 
 
 class Retention(Protocol):

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Protocol
 
 from application.ports import Window
-from domain.rollups import Activity, Period, Rollup
+from domain.calendar import Period
+from domain.rollups import Activity, Rollup
 
 
 class UsageSource(Protocol):

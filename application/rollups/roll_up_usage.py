@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import groupby
 
 from application.ports import Clock, Window
@@ -11,9 +12,10 @@ from application.rollups.ports import RollupLease, RollupLeases, RollupRepositor
 from application.snapshots.ports import SnapshotLog
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from domain.calendar import HOUR, Period, hour_of
 from domain.clock import as_utc
 from domain.errors import Conflict
-from domain.rollups import Period, Rollup, ServerLoad, day_of
+from domain.rollups import Rollup, ServerLoad, sum_of
 from domain.tenants import Tenant
 
 LEASE = timedelta(minutes=10)  # renewed after every hour; outlives a runner that died
@@ -58,8 +60,8 @@ class RollUpUsage:
     none).
 
     A run recomputes every hour from where the previous run said to resume (or from `since`,
-    when given) up to the current hour, then the days those hours belong to; recomputing
-    replaces, so a run repeated changes nothing. The next run resumes at the earliest of this
+    when given) up to the current hour, then the days (of the tenant's time zone) those hours
+    belong to; recomputing replaces, so a run repeated changes nothing. The next run resumes at the earliest of this
     run's current hour and the start of the oldest session still active (its hours change while
     it goes on and when it ends), less LATE_DATA for webhooks and snapshots that arrive late. A
     lease keeps two runners off one tenant at once: the second skips it, and the first's next
@@ -132,33 +134,37 @@ class RollUpUsage:
     ) -> tuple[int, int, datetime]:
         """Hours rolled up, days rolled up, and where the next run resumes."""
         settings = tenant.settings
+        calendar = settings.calendar
         snapshots_kept_from = _kept_from(now, settings.snapshot_retention_days)
+        events_kept_from = _kept_from(now, settings.event_retention_days)
         oldest = max(
-            _kept_from(now, settings.event_retention_days),
+            events_kept_from,
             min(snapshots_kept_from, _kept_from(now, settings.hourly_rollup_retention_days)),
         )
         start = max(since or lease.resume_from or tenant.created_at, oldest)
-        hours = list(Period.HOUR.buckets(start, now))
+        hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
         counter.plan(len(hours))
         active_since = await self._source.earliest_active_start(tenant.id)
         days = 0
-        for day, hours_of_day in groupby(hours, Period.DAY.start_of):
+        for day, hours_of_day in groupby(hours, partial(calendar.start_of, Period.DAY)):
             rolled = []
             for hour in hours_of_day:
                 rolled.append(await self._roll_up_hour(tenant.id, hour, snapshots_kept_from))
                 if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
                     raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
                 counter.advance()
-            days += await self._roll_up_day(tenant, day, rolled, whole=day >= hours[0])
+            # Whole: no hour of the day starts before this run's first.
+            whole = hours[0] - HOUR < day
+            days += await self._roll_up_day(tenant, day, rolled, whole, events_kept_from)
         # Never before the oldest hour a run may recompute (an active session's start may be far
         # older, even older than date arithmetic allows).
         resume_from = min(now, max(active_since or now, oldest)) - LATE_DATA
-        return len(hours), days, Period.HOUR.start_of(resume_from)
+        return len(hours), days, hour_of(resume_from)
 
     async def _roll_up_hour(
         self, tenant_id: str, hour: datetime, snapshots_kept_from: datetime
     ) -> Rollup:
-        end = hour + Period.HOUR.length
+        end = hour + HOUR
         activity = await self._source.activity(tenant_id, hour, end)
         if hour >= snapshots_kept_from:
             measured = await self._snapshots.find(
@@ -174,24 +180,39 @@ class RollUpUsage:
         return rollup
 
     async def _roll_up_day(
-        self, tenant: Tenant, day: datetime, rolled: list[Rollup], whole: bool
+        self,
+        tenant: Tenant,
+        day: datetime,
+        rolled: list[Rollup],
+        whole: bool,
+        events_kept_from: datetime,
     ) -> bool:
-        """Rebuild the day from its hours: those just `rolled` when they are the `whole` day,
-        else those stored, unless retention may have deleted some (then it stays as it was)."""
+        """Rebuild the tenant's local day from its hours: those just `rolled` when they are the
+        `whole` day, else those stored, unless retention may have deleted some (then it stays as
+        it was). A day that does not start on a UTC hour (Asia/Kolkata's) is no sum of hours:
+        its sessions' activity is aggregated from the raw data over the day's own bounds, and
+        its servers' load is that of the hours that start in it."""
+        calendar = tenant.settings.calendar
+        end = calendar.shift(Period.DAY, day, 1)
         if not whole:
             kept_from = _kept_from(self._clock.now(), tenant.settings.hourly_rollup_retention_days)
             if day < kept_from:
                 return False
-            rolled = await self._rollups.find(
-                tenant.id, Period.HOUR, Window(day, day + Period.DAY.length)
-            )
-        await self._rollups.replace(tenant.id, day_of(rolled, day))
+            rolled = await self._rollups.find(tenant.id, Period.HOUR, Window(day, end))
+        rollup = sum_of(rolled, Period.DAY, day)
+        if not calendar.on_the_hour(day):
+            if day < events_kept_from:
+                return False
+            rollup = replace(rollup, activity=await self._source.activity(tenant.id, day, end))
+        await self._rollups.replace(tenant.id, rollup)
         return True
 
 
 def _kept_from(now: datetime, retention_days: int) -> datetime:
     """The first hour none of whose data kept for `retention_days` can have been deleted."""
-    return Period.HOUR.start_at_or_after(now - timedelta(days=retention_days) + RETENTION_MARGIN)
+    kept_from = now - timedelta(days=retention_days) + RETENTION_MARGIN
+    start = hour_of(kept_from)
+    return start if start == kept_from else start + HOUR
 
 
 class _Counter:

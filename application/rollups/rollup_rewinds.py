@@ -7,7 +7,7 @@ from datetime import datetime
 from application.ports import Clock
 from application.rollups.ports import RollupLeases
 from application.rollups.roll_up_usage import LATE_DATA
-from domain.rollups import Period
+from domain.calendar import hour_of
 
 
 class RollupRewinds:
@@ -19,4 +19,4 @@ class RollupRewinds:
         """The tenant's data changed from `since` on. Within LATE_DATA of now every run
         recomputes anyway; older hours are rewound to."""
         if since < self._clock.now() - LATE_DATA:
-            await self._leases.rewind(tenant_id, Period.HOUR.start_of(since))
+            await self._leases.rewind(tenant_id, hour_of(since))

@@ -9,6 +9,7 @@ from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import canonical_session_id, new_session_id
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.ports import RefusedStarts
+from domain.calendar import Calendar
 from domain.clock import happened
 from domain.errors import Conflict, InsufficientCredits
 from domain.plans import (
@@ -106,7 +107,7 @@ class StartSession:
         try:
             added = await self._sessions.add(session, _limit(session, plan))
         except SessionLimitReached as reached:
-            await self._refused(session, Refusal.TRIAL_EXHAUSTED)
+            await self._refused(session, Refusal.TRIAL_EXHAUSTED, command.settings.calendar)
             status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
             raise TrialExhausted(status, command.settings.upgrade_url) from None
         if added:
@@ -126,12 +127,13 @@ class StartSession:
             return
         balance = (await self._ledger.balance(command.tenant_id, session.subject_id)).balance
         if balance < settings.min_start_credits:
-            await self._refused(session, Refusal.INSUFFICIENT_CREDITS)
+            await self._refused(session, Refusal.INSUFFICIENT_CREDITS, settings.calendar)
             raise InsufficientCredits(balance, settings.min_start_credits)
 
-    async def _refused(self, session: Session, reason: Refusal) -> None:
+    async def _refused(self, session: Session, reason: Refusal, calendar: Calendar) -> None:
         assert session.subject_id is not None  # only a subject's starts are refused for payment
-        refused = RefusedStart.at(self._clock.now(), session.subject_id, session.kind, reason)
+        now = self._clock.now()
+        refused = RefusedStart.at(now, session.subject_id, session.kind, reason, calendar)
         await self._refused_starts.record(session.tenant_id, refused)
 
     async def _plan_of(self, session: Session) -> tuple[Plan | None, Subscription | None]:

@@ -95,5 +95,5 @@ class SaleBook(RecordLog[Sale], Protocol):
     ) -> list[SaleFigures]:
         """The sales that occurred in the window (in one currency if given), summed exactly by
         (group, currency, status, payment method, settlement state). The group of a sale is its
-        device, its UTC day (YYYY-MM-DD) or the text of its attribute (None without one)."""
+        device, its calendar day in the grouping's time zone (YYYY-MM-DD) or the text of its attribute (None without one)."""
         ...

@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.authenticate import Authenticate
 from application.tenants.ports import TenantRepository
 from domain.tenants import Tenant, TenantSettings
@@ -17,16 +18,25 @@ class UpdateSettingsCommand:
 class UpdateSettings:
     """Change a tenant's settings; fields not given keep their values. A value out of its bounds
     is InvalidInput naming the field, and nothing changes. The server that took the change
-    applies it at once, others within a few seconds (they remember keys briefly)."""
+    applies it at once, others within a few seconds (they remember keys briefly).
 
-    def __init__(self, tenants: TenantRepository, authenticate: Authenticate) -> None:
+    A new time zone cuts days elsewhere: the next rollup run recomputes every day whose raw
+    data is still kept, in the new zone. Days older than that keep the old zone's cut, and the
+    day, week and month reports leave them out."""
+
+    def __init__(
+        self, tenants: TenantRepository, authenticate: Authenticate, rewinds: RollupRewinds
+    ) -> None:
         self._tenants = tenants
         self._authenticate = authenticate
+        self._rewinds = rewinds
 
     async def __call__(self, command: UpdateSettingsCommand) -> Tenant:
         tenant = command.tenant
         settings = TenantSettings(**{**asdict(tenant.settings), **command.changes})
         updated = await self._tenants.update_settings(tenant.id, settings)
+        if settings.time_zone != tenant.settings.time_zone:
+            await self._rewinds.changed_since(tenant.id, tenant.created_at)
         # Others apply it within the key cache's lifetime (authenticate.CACHE_TTL).
         self._authenticate.forget_tenant(tenant.id)
         return updated

@@ -7,7 +7,8 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 from datetime import date, datetime
 from typing import Protocol
 
-from domain.plans import Plan, Subscription, SubscriptionSet
+from domain.calendar import Bucket
+from domain.plans import MonthlyQuota, Plan, Subscription, SubscriptionSet
 from domain.refusals import RefusedStart
 from domain.trial_report import FreeTrial, RefusalTally, TrialUse
 
@@ -54,14 +55,16 @@ class ResourceRegistry(Protocol):
         resource_id: str,
         kind: str,
         at: datetime,
-        monthly_limit: int | None,
+        quota: MonthlyQuota | None,
     ) -> bool:
-        """Register a resource for a subject once (False: it already was). With a limit, the
-        count of the subject's registrations in `at`'s calendar month (UTC) and the insert are
-        one atomic step: at the limit raise QuotaExceeded and store nothing."""
+        """Register a resource for a subject once (False: it already was). With a quota, the
+        count of the subject's registrations in its month and the insert are one atomic step:
+        at the limit raise QuotaExceeded and store nothing."""
         ...
 
-    async def count_in_month(self, tenant_id: str, subject_id: str, at: datetime) -> int: ...
+    async def count_in_month(self, tenant_id: str, subject_id: str, month: Bucket) -> int:
+        """The subject's registrations in the month (registered_at in [start, end))."""
+        ...
 
 
 class RefusedStarts(Protocol):

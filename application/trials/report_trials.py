@@ -1,14 +1,15 @@
 """Admins read how free trials go: who used them, who ran out, who paid, what was refused."""
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from application.ports import Clock, Window
 from application.trials.ports import PlanRepository, RefusedStarts, TrialSessions
+from domain.calendar import Calendar
 from domain.refusals import days_of
 from domain.trial_report import FreeTrial, TrialReport, TrialUse
 
-DEFAULT_SPAN = timedelta(days=30)
+DEFAULT_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -16,12 +17,13 @@ class ReportTrialsQuery:
     tenant_id: str
     start: datetime | None = None
     end: datetime | None = None
+    calendar: Calendar = field(default_factory=Calendar)  # the tenant's
 
 
 class ReportTrials:
     """How free trials go over a window (`from` inclusive, `to` exclusive, both with an offset;
-    by default the last 30 days, or the 30 days before `to`, or from `from` until now; `from`
-    must be before `to`).
+    by default the last 30 days of the tenant's time zone, today included, or the 30 days
+    before `to`'s day, or from `from` to the end of today; `from` must be before `to`).
 
     A trial session is a session with a subject, of a kind the tenant's default plan limits,
     started while the subject had no subscription in force to one of the tenant's plans (a
@@ -41,7 +43,7 @@ class ReportTrials:
       limit), `quota_exceeded` (adding a resource over the monthly quota) and
       `insufficient_credits` (below the minimum balance to start); `subjects_exhausted`: the
       distinct subjects refused `trial_exhausted`. Refusals are kept per subject, kind, reason
-      and UTC day, so they count for every day the window touches.
+      and day of the tenant's time zone, so they count for every day the window touches.
 
     Every figure is counted by the store."""
 
@@ -58,7 +60,9 @@ class ReportTrials:
         self._clock = clock
 
     async def __call__(self, query: ReportTrialsQuery) -> TrialReport:
-        window = Window.closed(query.start, query.end, self._clock.now(), DEFAULT_SPAN)
+        window = Window.of_days(
+            query.start, query.end, self._clock.now(), query.calendar, DEFAULT_DAYS
+        )
         start, end = window.start, window.end
         assert start is not None and end is not None  # closed: both bounds set
         trial = FreeTrial.of(await self._plans.all(query.tenant_id))
@@ -67,5 +71,6 @@ class ReportTrials:
             if trial is None
             else await self._trial_sessions.use(query.tenant_id, start, end, trial)
         )
-        refusals = await self._refused_starts.tally(query.tenant_id, *days_of(start, end))
+        days = days_of(start, end, query.calendar)
+        refusals = await self._refused_starts.tally(query.tenant_id, *days)
         return TrialReport(start, end, use, refusals)

@@ -174,7 +174,8 @@ def funnel(
     async def job(c: Container) -> FunnelFigures:
         tenant = await tenant_named(c, tenant_name)
         report_funnel: ReportFunnel = c.use_cases.report_funnel()
-        return await report_funnel(ReportFunnelQuery(tenant.id, name, start, end))
+        calendar = tenant.settings.calendar
+        return await report_funnel(ReportFunnelQuery(tenant.id, name, start, end, calendar))
 
     figures = run(ctx, job)
     if output == "json":
@@ -220,7 +221,9 @@ def sales(
     async def job(c: Container) -> SalesReport:
         tenant = await tenant_named(c, tenant_name)
         report_sales: ReportSales = c.use_cases.report_sales()
-        return await report_sales(ReportSalesQuery(tenant.id, start, end, group_by, currency))
+        calendar = tenant.settings.calendar
+        query = ReportSalesQuery(tenant.id, start, end, group_by, currency, calendar)
+        return await report_sales(query)
 
     rows = [[getattr(t, c) for c in SALES_COLUMNS] for t in run(ctx, job).items]
     echo_rows(output, SALES_COLUMNS, rows)
@@ -245,7 +248,8 @@ def trials(
     async def job(c: Container) -> TrialReport:
         tenant = await tenant_named(c, tenant_name)
         report_trials: ReportTrials = c.use_cases.report_trials()
-        return await report_trials(ReportTrialsQuery(tenant.id, start, end))
+        calendar = tenant.settings.calendar
+        return await report_trials(ReportTrialsQuery(tenant.id, start, end, calendar))
 
     found = run(ctx, job)
     window = {"from": found.start.isoformat(), "to": found.end.isoformat()}

@@ -154,7 +154,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     list_ledger = providers.Factory(ListLedger, ledger=storage.ledger)
     list_alerts = providers.Factory(ListAlerts, ledger=storage.ledger)
     update_settings = providers.Factory(
-        UpdateSettings, tenants=storage.tenants, authenticate=authenticate
+        UpdateSettings, tenants=storage.tenants, authenticate=authenticate, rewinds=rollup_rewinds
     )
     set_plan = providers.Factory(SetPlan, plans=storage.plans)
     subscribe = providers.Factory(

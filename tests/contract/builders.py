@@ -9,10 +9,11 @@ from dependency_injector import providers
 
 from application.ports import Clock
 from application.storage import Storage
+from domain.calendar import Bucket, Calendar, Period
 from domain.credits import LedgerEntry, MeterRate, Rate
 from domain.events import Event
 from domain.livekit import LiveKitAccount
-from domain.plans import Plan, PlanLimits, Subscription
+from domain.plans import MonthlyQuota, Plan, PlanLimits, Subscription
 from domain.sales import Settlement, SettlementState
 from domain.session import Exit, Session, SessionRequest
 from domain.snapshots import Snapshot
@@ -32,6 +33,16 @@ SHUT = timedelta(0)
 
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+def month_of(instant: datetime) -> Bucket:
+    """The UTC calendar month that holds the instant."""
+    return Calendar().bucket(Period.MONTH, instant)
+
+
+def quota(limit: int, instant: datetime) -> MonthlyQuota:
+    """A quota of `limit` resources in the UTC month of the instant."""
+    return MonthlyQuota(limit, month_of(instant))
 
 
 async def add_tenant(storage: Any, name: str = "acme", **settings: Any) -> Tenant:

@@ -13,17 +13,28 @@ from application.data_rights.ports import Erased, SessionsOf
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.sessions.ports import SessionFilter
+from domain.calendar import Period
 from domain.credits import LedgerEntry
 from domain.erasure import is_pseudonym
 from domain.error_reports import ErrorFilter
 from domain.events import Event
 from domain.plans import Subscription
 from domain.refusals import Refusal, RefusedStart
-from domain.rollups import Activity, Period, Rollup
+from domain.rollups import Activity, Rollup
 from domain.sales import SalesFilter
 from domain.session import Exit, Session
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, T0, add_tenant, at, stored_session, wired
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    SHUT,
+    T0,
+    add_tenant,
+    at,
+    month_of,
+    stored_session,
+    wired,
+)
 from tests.contract.races import Race
 from tests.contract.telemetry_builders import a_full_error, a_sale
 from tests.fakes import FakeClock
@@ -154,8 +165,8 @@ async def test_an_erased_subject_keeps_its_sessions_and_books_under_a_pseudonym(
         (1, "trial", at(0)),
     ]
     assert {h.subscription.subject_id for h in history} == {pseudonym}
-    assert await storage.resources.count_in_month(tenant.id, pseudonym, at(0)) == 1
-    assert await storage.resources.count_in_month(tenant.id, "ana", at(0)) == 0
+    assert await storage.resources.count_in_month(tenant.id, pseudonym, month_of(at(0))) == 1
+    assert await storage.resources.count_in_month(tenant.id, "ana", month_of(at(0))) == 0
     assert await storage.sessions.find(tenant.id, SessionFilter(subject_id="ana"), 10) == []
     day = at(0).date()
     tally = await storage.refused_starts.tally(tenant.id, day, day)

@@ -15,7 +15,7 @@ from domain.plans import (
 )
 from domain.session import Session
 from domain.tenants import Tenant
-from tests.contract.builders import a_session, add_tenant, at, stored_session
+from tests.contract.builders import a_session, add_tenant, at, month_of, quota, stored_session
 from tests.contract.races import Call, Race
 
 pytestmark = pytest.mark.anyio
@@ -193,40 +193,56 @@ async def test_concurrent_subscriptions_of_one_subject_each_take_a_number_and_th
 async def test_resources_are_registered_once_and_the_monthly_quota_holds_under_concurrency(
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
-    assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), 2)
-    assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(1), 2)
+    assert await storage.resources.register(
+        tenant.id, "user-1", "pdf-1", "pdf", at(0), quota(2, at(0))
+    )
+    assert not await storage.resources.register(
+        tenant.id, "user-1", "pdf-1", "pdf", at(1), quota(2, at(1))
+    )
 
     def register(resource_id: str) -> Call:
-        return lambda s: s.resources.register(tenant.id, "user-1", resource_id, "pdf", at(2), 2)
+        return lambda s: s.resources.register(
+            tenant.id, "user-1", resource_id, "pdf", at(2), quota(2, at(2))
+        )
 
     results = await race(*(register(f"pdf-{n}") for n in range(2, 10)), return_exceptions=True)
 
     assert sum(r is True for r in results) == 1
     assert all(isinstance(r, QuotaExceeded) for r in results if r is not True)
     assert {(r.limit, r.used) for r in results if r is not True} == {(2, 2)}
-    assert await storage.resources.count_in_month(tenant.id, "user-1", at(3)) == 2
+    assert await storage.resources.count_in_month(tenant.id, "user-1", month_of(at(3))) == 2
     # At the limit, a resource registered already is just that, not over the quota.
-    assert not await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(3), 2)
-    assert await storage.resources.count_in_month(tenant.id, "user-1", at(60 * 24 * 40)) == 0
+    assert not await storage.resources.register(
+        tenant.id, "user-1", "pdf-1", "pdf", at(3), quota(2, at(3))
+    )
+    assert (
+        await storage.resources.count_in_month(tenant.id, "user-1", month_of(at(60 * 24 * 40))) == 0
+    )
 
 
 async def test_a_monthly_quota_of_one_admits_one_resource_and_refuses_the_second(
     storage: Any, tenant: Tenant
 ) -> None:
     with pytest.raises(QuotaExceeded) as none_allowed:
-        await storage.resources.register(tenant.id, "user-2", "pdf-1", "pdf", at(0), 0)
+        await storage.resources.register(
+            tenant.id, "user-2", "pdf-1", "pdf", at(0), quota(0, at(0))
+        )
     assert (none_allowed.value.limit, none_allowed.value.used) == (0, 0)
 
-    assert await storage.resources.register(tenant.id, "user-1", "pdf-1", "pdf", at(0), 1)
+    assert await storage.resources.register(
+        tenant.id, "user-1", "pdf-1", "pdf", at(0), quota(1, at(0))
+    )
     with pytest.raises(QuotaExceeded) as over:
-        await storage.resources.register(tenant.id, "user-1", "pdf-2", "pdf", at(1), 1)
+        await storage.resources.register(
+            tenant.id, "user-1", "pdf-2", "pdf", at(1), quota(1, at(1))
+        )
 
     assert (over.value.limit, over.value.used) == (1, 1)
     # The next calendar month has its own quota.
     assert await storage.resources.register(
-        tenant.id, "user-1", "pdf-2", "pdf", at(60 * 24 * 40), 1
+        tenant.id, "user-1", "pdf-2", "pdf", at(60 * 24 * 40), quota(1, at(60 * 24 * 40))
     )
-    assert await storage.resources.count_in_month(tenant.id, "user-2", at(0)) == 0
+    assert await storage.resources.count_in_month(tenant.id, "user-2", month_of(at(0))) == 0
 
 
 async def test_a_resource_is_registered_once_per_subject_and_tenant(
@@ -238,4 +254,4 @@ async def test_a_resource_is_registered_once_per_subject_and_tenant(
     assert await storage.resources.register(tenant.id, "user-2", "pdf-1", "pdf", at(0), None)
     assert await storage.resources.register(other.id, "user-1", "pdf-1", "pdf", at(0), None)
     assert not await storage.resources.register(other.id, "user-1", "pdf-1", "pdf", at(1), None)
-    assert await storage.resources.count_in_month(other.id, "user-1", at(1)) == 1
+    assert await storage.resources.count_in_month(other.id, "user-1", month_of(at(1))) == 1

@@ -11,9 +11,10 @@ import pytest
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsage, RollUpUsageCommand
+from domain.calendar import Period
 from domain.events import Event
 from domain.livekit import TrackReport
-from domain.rollups import Activity, Period, Rollup, ServerLoad
+from domain.rollups import Activity, Rollup, ServerLoad
 from domain.session import Exit
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant

@@ -2,6 +2,7 @@
 it, and the figures of a rolled-up session."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from tests.app_client import Api
@@ -26,7 +27,8 @@ def test_bad_windows_buckets_and_plans_are_422_naming_the_parameter(api: Api) ->
             api.client.get("/v1/reports/cost-model", params=params, headers=api.admin)
         )
 
-    assert usage(bucket="week") == ["bucket"]
+    assert usage(bucket="fortnight") == ["bucket"]
+    assert usage(bucket="week", **{"from": "2000-01-03T00:00:00Z"}) == ["to"]  # 1,000 weeks
     assert usage(**{"from": "2026-11-24T00:00:00"}) == ["from"]
     assert usage(**{"from": "2026-11-24T00:00:00Z", "to": "2026-11-23T00:00:00Z"}) == ["from"]
     assert usage(**{"from": "2026-01-01T00:00:00Z", "to": "2026-11-24T00:00:00Z"}) == ["to"]
@@ -66,3 +68,54 @@ def test_a_rolled_up_session_shows_in_its_hours_and_day(api: Api) -> None:
     assert second["meters"] == {"cost_usd": "0.1"}
     assert third["active_seconds"] == 0 and third["cpu_percent_avg"] is None
     assert [h["active_seconds"] for h in other["items"]] == [0, 0, 0]
+
+
+def test_a_tenant_in_seoul_reads_its_own_days_weeks_and_months(api: Api) -> None:
+    settings = api.client.put("/v1/settings", json={"time_zone": "Asia/Seoul"}, headers=api.admin)
+    # Late in the evening in Seoul two days ago: the session runs past its midnight.
+    seoul = ZoneInfo("Asia/Seoul")
+    evening = (datetime.now(seoul) - timedelta(days=2)).replace(
+        hour=23, minute=0, second=0, microsecond=0
+    )
+    session = api.start(started_at=evening.isoformat())
+    api.client.post(
+        f"/v1/sessions/{session['id']}/exit",
+        json={"at": (evening + timedelta(hours=2)).isoformat()},
+        headers=api.app,
+    )
+    api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=evening)))
+
+    def used(bucket: str) -> list[tuple[str, str, float]]:
+        report = api.client.get("/v1/reports/usage", params={"bucket": bucket}, headers=api.admin)
+        assert report.status_code == 200, report.text
+        items = report.json()["items"]
+        return [(b["label"], b["start"], b["active_seconds"]) for b in items if b["active_seconds"]]
+
+    midnight = evening.replace(hour=0) + timedelta(days=1)
+    assert settings.json()["time_zone"] == "Asia/Seoul"
+    assert used("day") == [
+        (
+            f"{evening:%Y-%m-%d}",
+            f"{evening.replace(hour=0).astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            3600,
+        ),
+        (f"{midnight:%Y-%m-%d}", f"{midnight.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}", 3600),
+    ]
+    weeks = {f"{d:%G-W%V}" for d in (evening, midnight)}
+    assert [label for label, _, _ in used("week")] == sorted(weeks)
+    assert sum(seconds for _, _, seconds in used("month")) == 7200
+    assert [label for label, _, _ in used("month")] == sorted(
+        {f"{d:%Y-%m}" for d in (evening, midnight)}
+    )
+
+
+def test_an_unknown_zone_or_too_many_dimensions_are_422_naming_the_setting(api: Api) -> None:
+    def settings(**body: object) -> list[str]:
+        return invalid_fields(api.client.put("/v1/settings", json=body, headers=api.admin))
+
+    assert settings(time_zone="Mars/Olympus") == ["time_zone"]
+    assert settings(time_zone="Asia/Seoul/../../etc") == ["time_zone"]
+    assert settings(dimensions=[f"d{n}" for n in range(9)]) == ["dimensions"]
+    assert settings(dimensions=["store id"]) == ["dimensions"]
+    kept = api.client.get("/v1/settings", headers=api.admin).json()
+    assert (kept["time_zone"], kept["dimensions"]) == ("UTC", [])

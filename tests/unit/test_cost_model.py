@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.calendar import Calendar, Period
 from domain.cost_model import (
     MIN_HOURS,
     Fit,
@@ -15,7 +16,7 @@ from domain.cost_model import (
     predict,
 )
 from domain.errors import InvalidInput
-from domain.rollups import Activity, Period, ServerLoad, UsageFigures
+from domain.rollups import Activity, ServerLoad, UsageFigures
 
 HOUR = datetime(2026, 11, 24, 9, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def hour(n: int, video_minutes: float, gb: float, users: int = 0, cpu: float = 0
         track_seconds={"video.seconds": video_minutes * 60},
     )
     load = ServerLoad(1, round(gb * 10**9), cpu, cpu, users, users) if gb or cpu else ServerLoad()
-    return UsageFigures(Period.HOUR, HOUR + timedelta(hours=n), activity, load)
+    return UsageFigures(Calendar().bucket(Period.HOUR, HOUR + timedelta(hours=n)), activity, load)
 
 
 def test_a_line_through_the_origin_fits_exact_data_perfectly() -> None:

@@ -9,8 +9,9 @@ import pytest
 from adapters.memory.storage import MemoryStorage
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
+from domain.calendar import Calendar, Period, hour_of
 from domain.error_reports import ErrorFilter
-from domain.rollups import Period, Rollup
+from domain.rollups import Rollup
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
 from entrypoints.container.jobs import JobContainer
@@ -19,15 +20,17 @@ from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
+UTC_DAYS = Calendar()
+
 
 async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
     storage: MemoryStorage, jobs: JobContainer, tenant: Tenant, clock: FakeClock
 ) -> None:
     now = clock.now()
     for days_ago in (91, 89):
-        start = Period.HOUR.start_of(now - timedelta(days=days_ago))
+        start = hour_of(now - timedelta(days=days_ago))
         await storage.rollups.replace(tenant.id, Rollup(Period.HOUR, start))
-    old_day = Period.DAY.start_of(now - timedelta(days=400))
+    old_day = UTC_DAYS.start_of(Period.DAY, now - timedelta(days=400))
     await storage.rollups.replace(tenant.id, Rollup(Period.DAY, old_day))
     apply = jobs.apply_retention()
 
@@ -40,7 +43,7 @@ async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
     assert (by_default.hourly_rollups, by_default.daily_rollups) == (1, 0)
     assert (with_a_window.hourly_rollups, with_a_window.daily_rollups) == (0, 1)
     kept = await storage.rollups.find(tenant.id, Period.HOUR, Window())
-    assert [r.start for r in kept] == [Period.HOUR.start_of(now - timedelta(days=89))]
+    assert [r.start for r in kept] == [hour_of(now - timedelta(days=89))]
 
 
 async def test_errors_go_after_a_year_metrics_after_90_days_and_sales_never(

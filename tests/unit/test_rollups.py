@@ -3,32 +3,17 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
-from domain.errors import InvalidInput
+from domain.calendar import Calendar, Period
 from domain.rollups import (
     Activity,
-    Period,
     Rollup,
     ServerLoad,
-    day_of,
     overlap_seconds,
-    period,
+    sum_of,
     usage_figures,
 )
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
-
-
-def test_buckets_are_whole_utc_hours_and_days() -> None:
-    at = datetime(2026, 11, 24, 9, 45, 12, tzinfo=UTC)
-
-    assert Period.HOUR.start_of(at) == DAY + timedelta(hours=9)
-    assert Period.DAY.start_of(at) == DAY
-    hours = list(Period.HOUR.buckets(at, at + timedelta(hours=2)))
-    assert [h.hour for h in hours] == [9, 10, 11]
-    with pytest.raises(InvalidInput):
-        period("week")
 
 
 def test_only_the_part_of_an_interval_inside_a_bucket_counts() -> None:
@@ -63,13 +48,14 @@ def test_a_day_is_the_sum_of_its_hours_resource_by_resource() -> None:
         ServerLoad(6, 500, 60.0, 45.0, 30, 8),
     )
 
-    day = day_of([nine, ten], DAY)
+    day = sum_of([nine, ten], Period.DAY, DAY)
 
     assert day.activity == [
         Activity("livekit", "room", 1, 0, 60.0, 0, {}, {"video.seconds": 60.0}),
         Activity("webinar", "w-1", 2, 2, 5400.0, 6, {"cost_usd": Decimal("1.5")}),
     ]
     assert day.load == ServerLoad(12, 1500, 180.0, 45.0, 90, 12)
-    figures = usage_figures(day, kind="webinar")
+    bucket = Calendar().bucket(Period.DAY, DAY)
+    figures = usage_figures(day, bucket, kind="webinar")
     assert (figures.activity.sessions_started, figures.cpu_percent_avg) == (2, 15.0)
-    assert usage_figures(day).video_minutes == 1.0
+    assert usage_figures(day, bucket).video_minutes == 1.0

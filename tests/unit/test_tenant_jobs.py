@@ -9,7 +9,8 @@ from adapters.memory.storage import MemoryStorage
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
-from domain.rollups import Period, Rollup
+from domain.calendar import Period, hour_of
+from domain.rollups import Rollup
 from domain.tenants import Tenant
 from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock
@@ -60,7 +61,7 @@ async def test_a_tenant_whose_retention_fails_is_reported_and_others_served(
 ) -> None:
     make_unusable(tenant)
     fine = await make_tenant("bootcamp")
-    old_hour = Period.HOUR.start_of(clock.now() - timedelta(days=100))
+    old_hour = hour_of(clock.now() - timedelta(days=100))
     await storage.rollups.replace(fine.id, Rollup(Period.HOUR, old_hour))
 
     deleted = await jobs.apply_retention()(ApplyRetentionCommand())

@@ -2,14 +2,14 @@
 the report's window."""
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from application.trials.report_trials import ReportTrialsQuery
+from domain.calendar import Calendar, Period
 from domain.errors import InvalidInput
 from domain.plans import Plan, PlanLimits, Subscription, SubscriptionSet
-from domain.refusals import Refusal, RefusedStart, day_of, days_of
+from domain.refusals import Refusal, RefusedStart, days_of
 from domain.trial_report import FreeTrial, RefusalTally, TrialReport, TrialUse, in_force_at
 from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
@@ -20,14 +20,18 @@ T = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
 LIMITED = PlanLimits(sessions_per_resource=2, session_kinds=frozenset({"practice"}))
 FREE = Plan("free", default=True, limits=LIMITED)
 PASS = Plan("pass", unlimited=True)
+UTC_DAYS = Calendar()
+SEOUL = Calendar("Asia/Seoul")
 
 
-def test_a_refusal_counts_on_its_day_and_a_window_touches_whole_days() -> None:
-    assert RefusedStart.at(T, "ana", "practice", Refusal.TRIAL_EXHAUSTED).day == date(2026, 12, 1)
-    assert day_of(T, ZoneInfo("Asia/Seoul")) == date(2026, 12, 2)  # ready for tenant zones
+def test_a_refusal_counts_on_its_local_day_and_a_window_touches_whole_days() -> None:
+    refused = Refusal.TRIAL_EXHAUSTED
+    assert RefusedStart.at(T, "ana", "practice", refused, UTC_DAYS).day == date(2026, 12, 1)
+    assert RefusedStart.at(T, "ana", "practice", refused, SEOUL).day == date(2026, 12, 2)
     midnight = datetime(2026, 12, 3, tzinfo=UTC)
-    assert days_of(T, midnight) == (date(2026, 12, 1), date(2026, 12, 2))  # `to` is exclusive
-    assert days_of(T, T + timedelta(minutes=1)) == (date(2026, 12, 1), date(2026, 12, 1))
+    assert days_of(T, midnight, UTC_DAYS) == (date(2026, 12, 1), date(2026, 12, 2))  # exclusive
+    assert days_of(T, T + timedelta(minutes=1), UTC_DAYS) == (date(2026, 12, 1), date(2026, 12, 1))
+    assert days_of(T, midnight, SEOUL) == (date(2026, 12, 2), date(2026, 12, 3))
 
 
 def test_a_free_trial_needs_a_default_plan_that_limits_sessions() -> None:
@@ -70,19 +74,23 @@ def test_averages_are_null_without_trial_subjects() -> None:
     assert (some.avg_sessions_per_subject, some.conversion_rate) == (1.667, 0.333)
 
 
-async def test_the_window_is_the_last_30_days_unless_asked(
+async def test_the_window_is_the_last_30_local_days_unless_asked(
     use_cases: UseCaseContainer, clock: FakeClock
 ) -> None:
     report_trials = use_cases.report_trials()
     now = clock.now()
+    today = SEOUL.bucket(Period.DAY, now)
 
-    default = await report_trials(ReportTrialsQuery("acme"))
-    until = await report_trials(ReportTrialsQuery("acme", end=now - timedelta(days=1)))
-    since = await report_trials(ReportTrialsQuery("acme", start=now - timedelta(days=2)))
+    default = await report_trials(ReportTrialsQuery("acme", calendar=SEOUL))
+    until = await report_trials(ReportTrialsQuery("acme", end=today.start, calendar=SEOUL))
+    since = await report_trials(
+        ReportTrialsQuery("acme", start=now - timedelta(days=2), calendar=SEOUL)
+    )
 
-    assert (default.start, default.end) == (now - timedelta(days=30), now)
-    assert until.start == now - timedelta(days=31)
-    assert (since.start, since.end) == (now - timedelta(days=2), now)
+    assert (default.start, default.end) == (today.end - timedelta(days=30), today.end)
+    assert default.start.astimezone(SEOUL.zone).hour == 0
+    assert (until.start, until.end) == (today.start - timedelta(days=30), today.start)
+    assert (since.start, since.end) == (now - timedelta(days=2), today.end)
     with pytest.raises(InvalidInput) as backwards:
         await report_trials(ReportTrialsQuery("acme", start=now, end=now))
     assert backwards.value.field == "from"

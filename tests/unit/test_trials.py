@@ -20,7 +20,6 @@ from domain.plans import (
     TrialExhausted,
     admit_resource,
     can_register_resource,
-    month_of,
     resources_remaining,
 )
 from domain.plans import trial_status as status_on
@@ -84,20 +83,6 @@ def test_a_quota_leaves_what_is_not_registered_yet_and_never_less_than_nothing()
             admitted = False
         assert can_register_resource(2, registered) is admitted
     assert can_register_resource(None, 10**6)
-
-
-@pytest.mark.parametrize(
-    ("at", "month"),
-    [
-        (datetime(2026, 11, 24, 12, tzinfo=UTC), (datetime(2026, 11, 1, tzinfo=UTC), 12)),
-        (datetime(2026, 12, 31, 23, 59, tzinfo=UTC), (datetime(2026, 12, 1, tzinfo=UTC), 1)),
-    ],
-)
-def test_a_calendar_month_runs_to_the_first_of_the_next(
-    at: datetime, month: tuple[datetime, int]
-) -> None:
-    start, following = month_of(at)
-    assert start == month[0] and following.month == month[1] and following.day == 1
 
 
 def test_a_subscription_is_active_from_its_start_until_before_its_end() -> None:

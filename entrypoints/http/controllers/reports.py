@@ -138,7 +138,15 @@ class ReportsController(Controller):
         resource_id: FromQuery[str | None] = None,
     ) -> UsageReport:
         found = await report_usage(
-            ReportUsageQuery(caller.tenant.id, bucket, start, end, kind, resource_id)
+            ReportUsageQuery(
+                caller.tenant.id,
+                bucket,
+                start,
+                end,
+                kind,
+                resource_id,
+                caller.tenant.settings.calendar,
+            )
         )
         return UsageReport(bucket, [UsageBucketOut.of(f) for f in found])
 
@@ -187,7 +195,8 @@ class ReportsController(Controller):
         start: From = None,
         end: To = None,
     ) -> TrialReportOut:
-        report = await report_trials(ReportTrialsQuery(caller.tenant.id, start, end))
+        calendar = caller.tenant.settings.calendar
+        report = await report_trials(ReportTrialsQuery(caller.tenant.id, start, end, calendar))
         return TrialReportOut.of(report)
 
     @get(
@@ -252,7 +261,10 @@ class ReportsController(Controller):
         start: From = None,
         end: To = None,
     ) -> FunnelReportOut:
-        figures = await report_funnel(ReportFunnelQuery(caller.tenant.id, name, start, end))
+        calendar = caller.tenant.settings.calendar
+        figures = await report_funnel(
+            ReportFunnelQuery(caller.tenant.id, name, start, end, calendar)
+        )
         return FunnelReportOut.of(figures)
 
     @get(
@@ -271,6 +283,7 @@ class ReportsController(Controller):
         group_by: FromQuery[str] = "device_id",
         currency: FromQuery[str | None] = None,
     ) -> Listing[SalesTotalOut]:
-        query = ReportSalesQuery(caller.tenant.id, start, end, group_by, currency)
+        calendar = caller.tenant.settings.calendar
+        query = ReportSalesQuery(caller.tenant.id, start, end, group_by, currency, calendar)
         report = await report_sales(query)
         return Listing([SalesTotalOut.of(t) for t in report.items])

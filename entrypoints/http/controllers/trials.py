@@ -131,7 +131,10 @@ class TrialsController(Controller):
         caller: NamedDependency[Principal],
         get_limits: NamedDependency[GetLimits],
     ) -> LimitsOut:
-        return LimitsOut.of(await get_limits(GetLimitsQuery(caller.tenant.id, subject_id)))
+        calendar = caller.tenant.settings.calendar
+        return LimitsOut.of(
+            await get_limits(GetLimitsQuery(caller.tenant.id, subject_id, calendar))
+        )
 
     @post(
         "/accounts/{subject_id:str}/resources",
@@ -150,7 +153,13 @@ class TrialsController(Controller):
         register_resource: NamedDependency[RegisterResource],
     ) -> Response[ResourceOut]:
         registered = await register_resource(
-            RegisterResourceCommand(caller.tenant.id, subject_id, data.resource_id, data.kind)
+            RegisterResourceCommand(
+                caller.tenant.id,
+                subject_id,
+                data.resource_id,
+                data.kind,
+                caller.tenant.settings.calendar,
+            )
         )
         body = ResourceOut(registered.subject_id, registered.resource_id, registered.kind)
         return Response(body, status_code=201 if registered.created else 200)

@@ -73,11 +73,12 @@ class ActiveOut(msgspec.Struct):
 
 
 class UsageBucketOut(msgspec.Struct):
-    """One hour or day. Session figures cover the kinds and resources asked for; server
-    figures (traffic, CPU, concurrent users, from snapshots) cover the whole tenant."""
+    """One hour, day, week or month. Session figures cover the kinds and resources asked for;
+    server figures (traffic, CPU, concurrent users, from snapshots) cover the whole tenant."""
 
     start: datetime
     end: datetime
+    label: str  # in the tenant's time zone: 2026-12-01, 2026-W49, 2026-12 (hours: UTC)
     sessions_started: int
     sessions_ended: int
     active_seconds: float  # session-seconds inside the bucket (subject-seconds)
@@ -98,8 +99,9 @@ class UsageBucketOut(msgspec.Struct):
         a, load = f.activity, f.load
         measured = load.snapshots > 0
         return cls(
-            f.start,
-            f.end,
+            f.bucket.start,
+            f.bucket.end,
+            f.bucket.label,
             a.sessions_started,
             a.sessions_ended,
             a.active_seconds,

@@ -69,6 +69,28 @@ class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    time_zone: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=64,
+                description="IANA name: the calendar of day, week and month buckets",
+                examples=["Asia/Seoul"],
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    dimensions: (
+        Annotated[
+            list[Any],
+            msgspec.Meta(
+                max_length=100,
+                description="attribute keys reports may group by (at most 8)",
+                examples=[["store_id", "group_id", "country"]],
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -97,6 +119,8 @@ class SettingsOut(msgspec.Struct):
     performance_retention_days: int
     session_retention_days: int | None
     personal_attributes: list[str]
+    time_zone: str
+    dimensions: list[str]
 
     @classmethod
     def of(cls, s: TenantSettings) -> "SettingsOut":
@@ -119,4 +143,6 @@ class SettingsOut(msgspec.Struct):
             s.performance_retention_days,
             s.session_retention_days,
             list(s.personal_attributes),
+            s.time_zone,
+            list(s.dimensions),
         )

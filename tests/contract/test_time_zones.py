@@ -1,0 +1,162 @@
+"""A tenant's time zone on every store: days rolled up over local midnights (from hours where
+they line up, from the raw data where they do not), weeks and months summed from those days,
+sales grouped by local day, and monthly quotas counted in local months."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from application.ports import Window
+from application.reports.report_usage import ReportUsageQuery
+from application.rollups.roll_up_usage import RollUpUsageCommand
+from application.tenants.update_settings import UpdateSettingsCommand
+from domain.calendar import Calendar, Period
+from domain.plans import MonthlyQuota, QuotaExceeded
+from domain.sales import SalesGrouping
+from domain.session import Exit
+from tests.contract.builders import NOW, SHUT, add_tenant, stored_session, wired
+from tests.contract.telemetry_builders import a_sale
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+SEOUL = Calendar("Asia/Seoul")
+KOLKATA = Calendar("Asia/Kolkata")
+# 14:30 UTC on Tuesday 24 November 2026: 23:30 in Seoul, 20:00 in Kolkata.
+EVENING = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+
+
+def utc(minutes: float) -> datetime:
+    return EVENING + timedelta(minutes=minutes)
+
+
+async def visits(storage: Any, tenant: Any, *spans: tuple[float, float]) -> None:
+    """Sessions of one webinar, each from its start to its end (minutes after EVENING)."""
+    base = (EVENING - tenant.created_at).total_seconds() / 60
+    for start, end in spans:
+        session = await stored_session(storage, tenant, base + start, resource_id="w-1")
+        await storage.sessions.close(tenant.id, session.id, Exit(utc(end)), frozenset(), NOW, SHUT)
+
+
+async def roll_up(storage: Any, tenant: Any) -> None:
+    """Rolled up by a run a day after EVENING's."""
+    container = wired(storage, FakeClock(utc(24 * 60)))
+    await container.jobs().roll_up_usage()(RollUpUsageCommand(tenant.name))
+
+
+async def report(storage: Any, tenant: Any, bucket: str) -> list[Any]:
+    report = wired(storage, FakeClock(utc(24 * 60))).use_cases().report_usage()
+    calendar = tenant.settings.calendar
+    november = calendar.start_of(Period.MONTH, EVENING)
+    window = (november, calendar.shift(Period.MONTH, november, 2))
+    return await report(ReportUsageQuery(tenant.id, bucket, *window, calendar=calendar))
+
+
+async def test_seoul_days_run_from_its_midnight_and_sum_into_weeks_and_months(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "seoul", time_zone="Asia/Seoul")
+    # 23:00-23:20 and 23:40-00:20 in Seoul on the 24th, then 01:00-02:00 on the 25th.
+    await visits(storage, tenant, (-30, -10), (10, 50), (90, 150))
+
+    await roll_up(storage, tenant)
+    days = await report(storage, tenant, "day")
+    weeks = await report(storage, tenant, "week")
+    months = await report(storage, tenant, "month")
+
+    by_label = {d.bucket.label: d for d in days if d.activity.sessions_started}
+    assert sorted(by_label) == ["2026-11-24", "2026-11-25"]
+    first, second = by_label["2026-11-24"], by_label["2026-11-25"]
+    assert first.bucket.start == datetime(2026, 11, 23, 15, tzinfo=UTC)
+    assert (first.activity.sessions_started, first.activity.sessions_ended) == (2, 1)
+    assert first.activity.active_seconds == (20 + 20) * 60  # the second visit until midnight
+    assert (second.activity.sessions_started, second.activity.sessions_ended) == (1, 2)
+    assert second.activity.active_seconds == (20 + 60) * 60
+    assert [(w.bucket.label, w.activity.sessions_started) for w in weeks] == [("2026-W48", 3)]
+    assert weeks[0].bucket.start == datetime(2026, 11, 22, 15, tzinfo=UTC)  # Monday in Seoul
+    assert [(m.bucket.label, m.activity.active_seconds) for m in months] == [("2026-11", 7200.0)]
+
+
+async def test_kolkata_days_start_at_half_past_and_are_counted_from_the_raw_data(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "kolkata", time_zone="Asia/Kolkata")
+    # 18:30 UTC is midnight in Kolkata: 23:50-00:10 there, then 00:20-00:40.
+    await visits(storage, tenant, (230, 250), (260, 280))
+
+    await roll_up(storage, tenant)
+    days = await report(storage, tenant, "day")
+
+    used = [(d.bucket.label, d.bucket.start) for d in days if d.activity.active_seconds]
+    assert used == [
+        ("2026-11-24", datetime(2026, 11, 23, 18, 30, tzinfo=UTC)),
+        ("2026-11-25", datetime(2026, 11, 24, 18, 30, tzinfo=UTC)),
+    ]
+    first, second = (d.activity for d in days if d.activity.active_seconds)
+    assert (first.sessions_started, first.sessions_ended, first.active_seconds) == (1, 0, 600.0)
+    assert (second.sessions_started, second.sessions_ended, second.active_seconds) == (
+        1,
+        2,
+        600.0 + 1200.0,
+    )
+
+
+async def test_a_new_time_zone_recuts_the_days_and_the_old_cut_is_not_reported(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "moving")
+    await visits(storage, tenant, (-30, -10), (10, 50))
+    await roll_up(storage, tenant)
+    in_utc = await report(storage, tenant, "day")
+    container = wired(storage, FakeClock(utc(24 * 60)))
+    change = UpdateSettingsCommand(tenant, {"time_zone": "Asia/Seoul"})
+    moved = await container.use_cases().update_settings()(change)
+
+    await roll_up(storage, moved)
+    in_seoul = await report(storage, moved, "day")
+
+    assert [d.bucket.label for d in in_utc if d.activity.sessions_started] == ["2026-11-24"]
+    assert all(d.bucket.start.hour == 15 for d in in_seoul)
+    started = [(d.bucket.label, d.activity.sessions_started) for d in in_seoul]
+    assert [s for s in started if s[1]] == [("2026-11-24", 2)]
+
+
+async def test_sales_are_grouped_by_the_day_of_the_tenants_zone(storage: Any) -> None:
+    tenant = await add_tenant(storage)
+    session = await stored_session(storage, tenant)
+    minutes = (EVENING - tenant.created_at).total_seconds() / 60
+    await storage.sales.add(
+        tenant.id, [a_sale("late", session.id, minutes + 40), a_sale("early", session.id, minutes)]
+    )
+
+    async def days(time_zone: str) -> list[str | None]:
+        grouping = SalesGrouping.parse("day", time_zone)
+        figures = await storage.sales.report(tenant.id, Window(), grouping, None)
+        return sorted({f.group for f in figures})
+
+    assert await days("UTC") == ["2026-11-24"]
+    assert await days("Asia/Seoul") == ["2026-11-24", "2026-11-25"]  # 23:30 and 00:10 there
+
+
+async def test_a_monthly_quota_counts_the_local_month(storage: Any) -> None:
+    tenant = await add_tenant(storage)
+    # 1 December 00:30 in Seoul is still November in UTC.
+    december_in_seoul = datetime(2026, 11, 30, 15, 30, tzinfo=UTC)
+    november = SEOUL.bucket(Period.MONTH, december_in_seoul - timedelta(hours=1))
+    december = SEOUL.bucket(Period.MONTH, december_in_seoul)
+    registry = storage.resources
+
+    await registry.register(
+        tenant.id, "u1", "pdf-1", "practice", december_in_seoul - timedelta(hours=1), None
+    )
+    await registry.register(
+        tenant.id, "u1", "pdf-2", "practice", december_in_seoul, MonthlyQuota(1, december)
+    )
+
+    assert await registry.count_in_month(tenant.id, "u1", november) == 1
+    assert await registry.count_in_month(tenant.id, "u1", december) == 1
+    with pytest.raises(QuotaExceeded):
+        await registry.register(
+            tenant.id, "u1", "pdf-3", "practice", december_in_seoul, MonthlyQuota(1, december)
+        )
