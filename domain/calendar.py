@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from domain.errors import InvalidInput
 
@@ -37,13 +38,18 @@ def hour_of(at: datetime) -> datetime:
 
 
 def zone(name: str) -> tzinfo:
-    """The IANA time zone named (`Asia/Seoul`, `UTC`)."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            "time_zone", "must be an IANA time zone name such as UTC or Asia/Seoul"
-        ) from None
+    """The IANA time zone named (`Asia/Seoul`, `UTC`). Only names of the zone database are
+    looked up: ZoneInfo would read any path it is given (a folder, a name too long for the file
+    system) and fail in ways of its own."""
+    if name not in _zone_names():
+        raise InvalidInput("time_zone", "must be an IANA time zone name such as UTC or Asia/Seoul")
+    return ZoneInfo(name)
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    # localtime is the machine's own zone, whatever it is: two servers could disagree.
+    return frozenset(available_timezones()) - {"localtime"}
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,21 @@ from datetime import datetime, timedelta
 
 from domain.calendar import Bucket, Period
 from domain.reports import to_the_millisecond
+from domain.sales import attribute_text
+from domain.session import AttributeValue
 from domain.snapshots import MeasuredSnapshot
 from domain.usage import Usage, add_usage
 
 BYTES_PER_GB = 10**9  # traffic is billed in decimal gigabytes
+
+# The tenant's dimensions (attribute keys) that a row's sessions have, with their values as text,
+# by key: rollups are kept per kind, resource and these, so that reports group and filter by them.
+Dimensions = tuple[tuple[str, str], ...]
+
+
+def dimensions_of(attributes: Mapping[str, AttributeValue], keys: Iterable[str]) -> Dimensions:
+    """The values a session's attributes give the dimensions `keys` (those it has)."""
+    return tuple(sorted((k, attribute_text(attributes[k])) for k in keys if k in attributes))
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class Activity:
     meters: Usage = field(default_factory=dict)  # usage of the sessions that ended in the bucket
     # Published track time inside the bucket, by meter (video.seconds, screen_share.seconds …)
     track_seconds: Mapping[str, float] = field(default_factory=dict)
+    dimensions: Dimensions = ()
 
     def __post_init__(self) -> None:
         # To the millisecond, so that every store gives the same figures.
@@ -103,12 +115,12 @@ class Rollup:
 def sum_of(parts: Iterable[Rollup], period: Period, start: datetime) -> Rollup:
     """A longer bucket's rollup (a day from its hours, a week from its days): the sum of its
     parts, kind by kind and resource by resource."""
-    activity: dict[tuple[str, str], Activity] = {}
+    activity: dict[tuple[str, str, Dimensions], Activity] = {}
     load = ServerLoad()
     for part in parts:
         load += part.load
         for a in part.activity:
-            key = (a.kind, a.resource_id)
+            key = (a.kind, a.resource_id, a.dimensions)
             activity[key] = activity[key] + a if key in activity else a
     return Rollup(period, start, [activity[k] for k in sorted(activity)], load)
 
@@ -121,6 +133,7 @@ class UsageFigures:
     bucket: Bucket
     activity: Activity
     load: ServerLoad
+    group: str | None = None  # the dimension's value, when grouped by one
 
     @property
     def video_minutes(self) -> float:
@@ -151,15 +164,42 @@ class UsageFigures:
         return self.load.concurrent_users_sum / self.load.snapshots if self.load.snapshots else None
 
 
+@dataclass(frozen=True)
+class UsageFilter:
+    """Which activity a usage figure covers, and the dimension it is grouped by."""
+
+    kind: str | None = None
+    resource_id: str | None = None
+    dimensions: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
+    group_by: str | None = None  # a dimension's key
+
+    def matches(self, a: Activity) -> bool:
+        values = dict(a.dimensions)
+        return (
+            self.kind in (None, a.kind)
+            and self.resource_id in (None, a.resource_id)
+            and all(values.get(k) == v for k, v in self.dimensions.items())
+        )
+
+    def group_of(self, a: Activity) -> str | None:
+        return None if self.group_by is None else dict(a.dimensions).get(self.group_by)
+
+
 def usage_figures(
-    rollup: Rollup, bucket: Bucket, kind: str | None = None, resource_id: str | None = None
-) -> UsageFigures:
-    """The bucket's figures over the activity that matches the filter."""
-    total = Activity(kind or "", resource_id or "")
+    rollup: Rollup, bucket: Bucket, chosen: UsageFilter | None = None
+) -> list[UsageFigures]:
+    """The bucket's figures over the activity the filter chooses: one, or one per value of the
+    dimension grouped by (sessions without it last, as None), in order of value."""
+    chosen = chosen or UsageFilter()
+    empty = Activity(chosen.kind or "", chosen.resource_id or "")
+    totals: dict[str | None, Activity] = {} if chosen.group_by else {None: empty}
     for a in rollup.activity:
-        if kind in (None, a.kind) and resource_id in (None, a.resource_id):
-            total += replace(a, kind=total.kind, resource_id=total.resource_id)
-    return UsageFigures(bucket, total, rollup.load)
+        if chosen.matches(a):
+            group = chosen.group_of(a)
+            plain = replace(a, kind=empty.kind, resource_id=empty.resource_id, dimensions=())
+            totals[group] = totals.get(group, empty) + plain
+    order = sorted(totals, key=lambda g: (g is None, g or ""))
+    return [UsageFigures(bucket, totals[g], rollup.load, g) for g in order]
 
 
 def overlap_seconds(start: datetime, end: datetime, bucket: datetime, length: timedelta) -> float:

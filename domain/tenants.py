@@ -188,6 +188,13 @@ class TenantSettings:
         # Stores give back a JSON list: a tuple, so settings read back equal those stored.
         object.__setattr__(self, setting, tuple(dict.fromkeys(names)))
 
+    def dimension(self, field: str, key: str) -> str:
+        """`key` if it is one of the declared dimensions; else InvalidInput naming `field`."""
+        if key not in self.dimensions:
+            allowed = ", ".join(self.dimensions) or "none are declared (settings.dimensions)"
+            raise InvalidInput(field, f"must be a declared dimension: {allowed}")
+        return key
+
     @property
     def calendar(self) -> Calendar:
         return Calendar(self.time_zone)

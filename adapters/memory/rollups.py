@@ -1,54 +1,56 @@
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
-from domain.rollups import Activity, Rollup, overlap_seconds
+from domain.rollups import Activity, Dimensions, Rollup, dimensions_of, overlap_seconds
+from domain.session import Session
 
 
 class MemoryUsageSource(UsageSource):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
-        by_key: dict[tuple[str, str], Activity] = {}
+    async def activity(
+        self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
+    ) -> list[Activity]:
+        by_key: dict[tuple[str, str, Dimensions], Activity] = {}
 
-        def add(kind: str, resource_id: str, more: Activity) -> None:
-            key = (kind, resource_id)
-            by_key[key] = by_key.get(key, Activity(kind, resource_id)) + more
+        def add(s: Session, **figures: Any) -> None:
+            more = Activity(s.kind, s.resource_id, **figures, dimensions=keys[s.id])
+            key = (s.kind, s.resource_id, more.dimensions)
+            by_key[key] = by_key.get(key, Activity(*key[:2], dimensions=key[2])) + more
 
         sessions = {
             sid: s for (tenant, sid), s in self._store.sessions.items() if tenant == tenant_id
         }
+        keys = {sid: dimensions_of(s.attributes, dimensions) for sid, s in sessions.items()}
         length = end - start
         for s in sessions.values():
             seconds = overlap_seconds(s.started_at, s.ended_at or s.last_seen_at, start, length)
             ended_here = s.ended_at is not None and start <= s.ended_at < end
-            more = Activity(
-                s.kind,
-                s.resource_id,
-                sessions_started=int(start <= s.started_at < end),
-                sessions_ended=int(ended_here),
-                active_seconds=seconds,
-                meters=s.usage if ended_here else {},
-            )
-            if more != Activity(s.kind, s.resource_id):
-                add(s.kind, s.resource_id, more)
+            figures = {
+                "sessions_started": int(start <= s.started_at < end),
+                "sessions_ended": int(ended_here),
+                "active_seconds": seconds,
+                "meters": s.usage if ended_here else {},
+            }
+            if any(figures.values()):
+                add(s, **figures)
         for (tenant, sid), numbered in self._store.events.items():
             in_bucket = sum(1 for e in numbered.values() if start <= e.at < end)
             if tenant == tenant_id and in_bucket:
-                s = sessions[sid]
-                add(s.kind, s.resource_id, Activity(s.kind, s.resource_id, events=in_bucket))
+                add(sessions[sid], events=in_bucket)
         for (tenant, sid, _), (track, _) in self._store.tracks.items():
             if tenant != tenant_id or track.published_at is None or track.unpublished_at is None:
                 continue
             seconds = overlap_seconds(track.published_at, track.unpublished_at, start, length)
             if seconds:
-                s = sessions[sid]
-                more = Activity(s.kind, s.resource_id, track_seconds={track.meter: seconds})
-                add(s.kind, s.resource_id, more)
+                add(sessions[sid], track_seconds={track.meter: seconds})
         return [by_key[k] for k in sorted(by_key)]
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:

@@ -128,7 +128,9 @@ class MongoResourceRegistry(ResourceRegistry):
             if quota is not None:
                 used = await self.count_in_month(tenant_id, subject_id, quota.month)
                 admit_resource(quota.limit, used)
-                registration["slot"] = {"month": quota.month.label, "n": used}
+                # By the month's first instant, not its label: after a change of time zone the
+                # same label names another month, whose slots would collide with the old ones.
+                registration["slot"] = {"month": quota.month.start, "n": used}
             try:
                 await self._registrations.insert_one(dict(registration))
                 return True

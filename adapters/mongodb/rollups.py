@@ -2,6 +2,7 @@
 bucket is one document, so replacing it is one atomic write; a lease document per tenant."""
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -23,11 +24,10 @@ from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
-from domain.rollups import Activity, Rollup, ServerLoad
+from domain.rollups import Activity, Dimensions, Rollup, ServerLoad, dimensions_of
 from domain.session import SessionStatus
 
 Pipeline = list[Document]
-BY = {"kind": "$kind", "resource_id": "$resource_id"}
 
 
 def _overlap_ms(start: Any, end: Any, b: datetime, e: datetime) -> Document:
@@ -40,25 +40,36 @@ class MongoUsageSource(UsageSource):
         self._sessions = db["sessions"]
         self._events = db["events"]
 
-    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
-        figures: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+    async def activity(
+        self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
+    ) -> list[Activity]:
+        figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
             lambda: {"meters": {}, "track_seconds": {}}
         )
+        by = _by(dimensions)
+        count = {"$group": {"_id": by, "n": {"$sum": 1}}}
+
+        def key(row: Document) -> tuple[str, str, Dimensions]:
+            group = row["_id"]
+            present = ((k, group.get(f"d{n}")) for n, k in enumerate(dimensions))
+            values = tuple(sorted((k, v) for k, v in present if v is not None))
+            return group["kind"], group["resource_id"], values
+
         mine = {"tenant_id": tenant_id}
         inside = {"$gte": start, "$lt": end}
-        for row in await self._run([{"$match": {**mine, "started_at": inside}}, _COUNT]):
-            figures[_key(row)]["sessions_started"] = row["n"]
+        for row in await self._run([{"$match": {**mine, "started_at": inside}}, count]):
+            figures[key(row)]["sessions_started"] = row["n"]
         ended: Pipeline = [{"$match": {**mine, "ended_at": inside}}]
-        for row in await self._run([*ended, _COUNT]):
-            figures[_key(row)]["sessions_ended"] = row["n"]
+        for row in await self._run([*ended, count]):
+            figures[key(row)]["sessions_ended"] = row["n"]
         usage: Pipeline = [
-            {"$project": {**BY, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
+            {"$project": {**by, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
             {"$unwind": "$usage"},
-            {"$group": {"_id": {**BY, "meter": "$usage.k"}, "sum": {"$sum": "$usage.v"}}},
+            {"$group": {"_id": {**by, "meter": "$usage.k"}, "sum": {"$sum": "$usage.v"}}},
         ]
         for row in await self._run([*ended, *usage]):
             meter = meter_name(row["_id"]["meter"])
-            figures[_key(row)]["meters"][meter] = from_bson(row["sum"])
+            figures[key(row)]["meters"][meter] = from_bson(row["sum"])
         # Sessions that ran in the bucket; the index on ended_at finds them, nulls included.
         ran = {
             "$or": [{"ended_at": {"$gt": start}}, {"ended_at": None}],
@@ -71,12 +82,12 @@ class MongoUsageSource(UsageSource):
         ]
         active = {
             "$group": {
-                "_id": BY,
+                "_id": by,
                 "ms": {"$sum": _overlap_ms("$started_at", "$until", start, end)},
             }
         }
         for row in await self._run([*running, active]):
-            figures[_key(row)]["active_seconds"] = row["ms"] / 1000
+            figures[key(row)]["active_seconds"] = row["ms"] / 1000
         # Track time counts in the hours it fell in, whether or not its session ran in them (a
         # track may be unpublished after its stay's end): sessions are found by their tracks'
         # span, by index. Documents from before tracks_until was kept (it is written with every
@@ -93,7 +104,7 @@ class MongoUsageSource(UsageSource):
             }
         ]
         tracks: Pipeline = [
-            {"$project": {**BY, "track": {"$objectToArray": {"$ifNull": ["$tracks", {}]}}}},
+            {"$project": {**by, "track": {"$objectToArray": {"$ifNull": ["$tracks", {}]}}}},
             {"$unwind": "$track"},
             {
                 "$match": {
@@ -103,7 +114,7 @@ class MongoUsageSource(UsageSource):
             },
             {
                 "$group": {
-                    "_id": {**BY, "meter": "$track.v.meter"},
+                    "_id": {**by, "meter": "$track.v.meter"},
                     "ms": {
                         "$sum": _overlap_ms(
                             "$track.v.published_at", "$track.v.unpublished_at", start, end
@@ -113,10 +124,11 @@ class MongoUsageSource(UsageSource):
             },
         ]
         for row in await self._run([*with_tracks, *tracks]):
-            figures[_key(row)]["track_seconds"][row["_id"]["meter"]] = row["ms"] / 1000
-        await self._count_events(tenant_id, start, end, figures)
+            figures[key(row)]["track_seconds"][row["_id"]["meter"]] = row["ms"] / 1000
+        await self._count_events(tenant_id, start, end, dimensions, figures)
         return [
-            Activity(kind, resource_id, **f) for (kind, resource_id), f in sorted(figures.items())
+            Activity(kind, resource_id, **f, dimensions=values)
+            for (kind, resource_id, values), f in sorted(figures.items())
         ]
 
     async def _count_events(
@@ -124,7 +136,8 @@ class MongoUsageSource(UsageSource):
         tenant_id: str,
         start: datetime,
         end: datetime,
-        figures: dict[tuple[str, str], dict[str, Any]],
+        dimensions: Sequence[str],
+        figures: dict[tuple[str, str, Dimensions], dict[str, Any]],
     ) -> None:
         """Events are counted per session by the server, then added up by their sessions'
         kind and resource (memory grows with the sessions of the hour, not its events)."""
@@ -139,10 +152,11 @@ class MongoUsageSource(UsageSource):
         counts = {row["_id"]: row["n"] for row in per_session}
         found = self._sessions.find(
             {"tenant_id": tenant_id, "id": {"$in": list(counts)}},
-            {"_id": 0, "id": 1, "kind": 1, "resource_id": 1},
+            {"_id": 0, "id": 1, "kind": 1, "resource_id": 1, "attributes": 1},
         )
         async for session in found:
-            key = (session["kind"], session["resource_id"])
+            values = dimensions_of(session.get("attributes") or {}, dimensions)
+            key = (session["kind"], session["resource_id"], values)
             figures[key]["events"] = figures[key].get("events", 0) + counts[session["id"]]
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
@@ -157,11 +171,16 @@ class MongoUsageSource(UsageSource):
         return await (await self._sessions.aggregate(pipeline)).to_list(None)
 
 
-_COUNT = {"$group": {"_id": BY, "n": {"$sum": 1}}}
-
-
-def _key(row: Document) -> tuple[str, str]:
-    return row["_id"]["kind"], row["_id"]["resource_id"]
+def _by(dimensions: Sequence[str]) -> Document:
+    """Group by kind, resource and each dimension's value as domain.rollups.dimensions_of spells
+    it (d0, d1, …: a key may hold dots); $getField, as a key may also start with $."""
+    by: Document = {"kind": "$kind", "resource_id": "$resource_id"}
+    for n, key in enumerate(dimensions):
+        value = {"$getField": {"field": {"$literal": key}, "input": "$attributes"}}
+        # A number or boolean as JSON spells it (true, 3, 1.5); missing stays null.
+        as_text = {"$toString": value}
+        by[f"d{n}"] = {"$cond": [{"$eq": [{"$type": value}, "string"]}, value, as_text]}
+    return by
 
 
 @raises_storage_errors
@@ -213,6 +232,7 @@ def _activity_document(a: Activity) -> Document:
         "events": a.events,
         "meters": usage_to_document(a.meters),
         "track_seconds": {meter_field(m): s for m, s in a.track_seconds.items()},
+        "dimensions": [list(pair) for pair in a.dimensions],
     }
 
 
@@ -226,6 +246,7 @@ def _activity(document: Document) -> Activity:
         document["events"],
         usage_from_document(document["meters"]),
         {meter_name(f): s for f, s in document["track_seconds"].items()},
+        tuple((k, v) for k, v in document.get("dimensions", [])),
     )
 
 

@@ -1,11 +1,25 @@
 """Rollups in SQL: an hour's figures by GROUP BY over the raw tables (each query reads only what
 touches the hour, by index), buckets replaced in one transaction, a lease row per tenant."""
 
+import json
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
@@ -25,7 +39,7 @@ from adapters.sqlalchemy.tables import (
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
-from domain.rollups import Activity, Rollup, ServerLoad
+from domain.rollups import Activity, Dimensions, Rollup, ServerLoad
 from domain.session import SessionStatus
 
 LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]
@@ -36,11 +50,21 @@ class SqlUsageSource(UsageSource):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
         self._spans = Spans(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
 
-    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
+    async def activity(
+        self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
+    ) -> list[Activity]:
         b, e = literal(start, UTCDateTime), literal(end, UTCDateTime)
         spans = self._spans
-        by = (sessions.c.kind, sessions.c.resource_id)
+        values = [self._dimension(key).label(f"d{n}") for n, key in enumerate(dimensions)]
+        by = (sessions.c.kind, sessions.c.resource_id, *values)
+        width = len(by)
+
+        def key(row: Any) -> tuple[str, str, Dimensions]:
+            present = zip(dimensions, row[2:width], strict=True)
+            return row[0], row[1], tuple(sorted((k, v) for k, v in present if v is not None))
+
         mine = sessions.c.tenant_id == tenant_id
         of_session = and_(sessions.c.tenant_id == tenant_id)
         started = select(*by, func.count()).where(
@@ -90,7 +114,7 @@ class SqlUsageSource(UsageSource):
             )
             .group_by(t.meter)
         )
-        figures: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
             lambda: {"meters": {}, "track_seconds": {}}
         )
         async with self._engine.connect() as conn:
@@ -100,19 +124,32 @@ class SqlUsageSource(UsageSource):
                 ("active_seconds", active),
                 ("events", happened),
             ):
-                for kind, resource_id, value in await conn.execute(query.group_by(*by)):
-                    figures[(kind, resource_id)][name] = value
-            for kind, resource_id, meter, nanos, is_decimal in await conn.execute(
-                meters.group_by(*by)
-            ):
-                figures[(kind, resource_id)]["meters"][meter] = from_nanos(
-                    int(nanos), bool(is_decimal)
-                )
-            for kind, resource_id, meter, seconds in await conn.execute(tracks.group_by(*by)):
-                figures[(kind, resource_id)]["track_seconds"][meter] = float(seconds)
+                for row in await conn.execute(query.group_by(*by)):
+                    figures[key(row)][name] = row[width]
+            for row in await conn.execute(meters.group_by(*by)):
+                meter, nanos, is_decimal = row[width:]
+                figures[key(row)]["meters"][meter] = from_nanos(int(nanos), bool(is_decimal))
+            for row in await conn.execute(tracks.group_by(*by)):
+                meter, seconds = row[width:]
+                figures[key(row)]["track_seconds"][meter] = float(seconds)
         return [
-            Activity(kind, resource_id, **f) for (kind, resource_id), f in sorted(figures.items())
+            Activity(kind, resource_id, **f, dimensions=values)
+            for (kind, resource_id, values), f in sorted(figures.items())
         ]
+
+    def _dimension(self, key: str) -> ColumnElement[Any]:
+        """A session's attribute as domain.rollups.dimensions_of spells it: a string as it is,
+        anything else as its JSON text; NULL without it."""
+        if self._sqlite:
+            path = f'$."{key}"'  # dimension keys hold no quotes (domain.tenants.ATTRIBUTE_NAME)
+            kind = func.json_type(sessions.c.attributes, path)
+            value = case(
+                (kind == "text", func.json_extract(sessions.c.attributes, path)),
+                (kind != "null", sessions.c.attributes.op("->")(path)),  # JSON text
+            )
+            return type_coerce(value, String)  # text, not JSON to decode
+        text: ColumnElement[Any] = sessions.c.attributes[key].as_string()
+        return text
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
         query = select(func.min(sessions.c.started_at)).where(
@@ -142,6 +179,7 @@ class SqlRollupRepository(RollupRepository):
                 "events": a.events,
                 "meters": to_json(a.meters),
                 "track_seconds": dict(a.track_seconds),
+                "dimensions": json.dumps(a.dimensions) if a.dimensions else "",
             }
             for a in rollup.activity
         ]
@@ -176,6 +214,7 @@ class SqlRollupRepository(RollupRepository):
                     rollup_activity.c.bucket_start,
                     rollup_activity.c.kind,
                     rollup_activity.c.resource_id,
+                    rollup_activity.c.dimensions,
                 )
             )
             by_bucket: dict[datetime, list[Activity]] = defaultdict(list)
@@ -190,13 +229,15 @@ class SqlRollupRepository(RollupRepository):
                         r.events,
                         from_json(r.meters),
                         r.track_seconds,
+                        tuple((k, v) for k, v in json.loads(r.dimensions or "[]")),
                     )
                 )
         return [
             Rollup(
                 period,
                 r.bucket_start,
-                by_bucket[r.bucket_start],
+                # In the order the domain sorts them (JSON text may sort otherwise).
+                sorted(by_bucket[r.bucket_start], key=_activity_order),
                 ServerLoad(**{f: getattr(r, f) for f in LOAD_FIELDS}),
             )
             for r in load_rows
@@ -272,6 +313,10 @@ class SqlRollupLeases(RollupLeases):
         )
         async with self._single.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount)
+
+
+def _activity_order(a: Activity) -> tuple[str, str, Dimensions]:
+    return a.kind, a.resource_id, a.dimensions
 
 
 def _bucket(table: Any, bucket: dict[str, Any]) -> list[Any]:

@@ -297,7 +297,7 @@ snapshots = Table(
 )
 
 # A rolled-up bucket: one rollup_load row (the servers' load; it marks the bucket as rolled up)
-# and a rollup_activity row per kind and resource with anything in it.
+# and a rollup_activity row per kind, resource and dimension values with anything in it.
 rollup_load = Table(
     "rollup_load",
     metadata,
@@ -326,6 +326,8 @@ rollup_activity = Table(
     Column("events", BigInteger, nullable=False),
     Column("meters", JSON, nullable=False),  # decimals as strings (quantities.to_json)
     Column("track_seconds", JSON, nullable=False),
+    # The values of the tenant's dimensions, as JSON text of [[key, value], …] by key ("": none).
+    Column("dimensions", Text, primary_key=True, server_default=""),
 )
 
 # Who is rolling up a tenant now (until when), and where its next run starts.

@@ -49,7 +49,9 @@ class ReportCostModel:
         assert window.start is not None and window.end is not None
         hours = await self._rollups.find(query.tenant_id, Period.HOUR, window)
         model = fit_cost_model(
-            usage_figures(hour, UTC_HOURS.bucket(Period.HOUR, hour.start)) for hour in hours
+            figures
+            for hour in hours
+            for figures in usage_figures(hour, UTC_HOURS.bucket(Period.HOUR, hour.start))
         )
         prediction = None if query.plan is None else predict(model, query.plan)
         return CostModelReport(window.start, window.end, model, prediction)

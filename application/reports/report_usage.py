@@ -1,6 +1,6 @@
 """Admins read usage by hour, day, week or month from the rollups."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby, islice
@@ -9,9 +9,11 @@ from application.ports import Clock, Window
 from application.rollups.ports import RollupRepository
 from domain.calendar import Bucket, Calendar, Period, period
 from domain.errors import InvalidInput
-from domain.rollups import Rollup, UsageFigures, sum_of, usage_figures
+from domain.rollups import Rollup, UsageFigures, UsageFilter, sum_of, usage_figures
+from domain.tenants import TenantSettings
 
 MAX_BUCKETS = 1000
+ATTRIBUTES = "attributes."
 DEFAULT_BUCKETS = {Period.HOUR: 24, Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
@@ -23,7 +25,9 @@ class ReportUsageQuery:
     end: datetime | None = None
     kind: str | None = None
     resource_id: str | None = None
-    calendar: Calendar = field(default_factory=Calendar)  # the tenant's
+    settings: TenantSettings = field(default_factory=TenantSettings)  # zone and dimensions
+    where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
+    group_by: str | None = None  # attributes.<key>
 
 
 class ReportUsage:
@@ -33,7 +37,10 @@ class ReportUsage:
     those of the tenant's time zone, each with its label in local time. By default the window
     holds the current bucket and the ones before it: 24 hours, 30 days, 12 weeks or 12 months;
     `from` must be before `to`, at most 1000 buckets apart. Session figures cover the kind and
-    resource asked for (default: all); server figures (traffic, CPU, concurrent users, from
+    resource asked for (default: all) and the sessions whose attributes have the values asked
+    for (`attributes.<key>=<value>`), one figure per bucket, or per bucket and value of
+    `group_by=attributes.<key>` (sessions without it last, as null); both only by declared
+    dimensions, which rollups keep apart. Server figures (traffic, CPU, concurrent users, from
     snapshots) cover the whole tenant. Figures are as of the last rollup run."""
 
     def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
@@ -41,7 +48,8 @@ class ReportUsage:
         self._clock = clock
 
     async def __call__(self, query: ReportUsageQuery) -> list[UsageFigures]:
-        kind, resource_id, calendar = query.kind, query.resource_id, query.calendar
+        calendar, chosen = query.settings.calendar, usage_filter(query)
+        kind, resource_id = query.kind, query.resource_id
         size = period(query.bucket)
         window = bounded_window(calendar, size, query.start, query.end, self._clock.now())
         buckets = list(_starting_in(calendar, size, window))
@@ -54,9 +62,22 @@ class ReportUsage:
         if size is not Period.HOUR:
             found = _summed(calendar, size, found)
         return [
-            usage_figures(rollup, calendar.bucket(size, rollup.start), kind, resource_id)
+            figures
             for rollup in found
+            for figures in usage_figures(rollup, calendar.bucket(size, rollup.start), chosen)
         ]
+
+
+def usage_filter(query: ReportUsageQuery) -> UsageFilter:
+    settings = query.settings
+    where = {settings.dimension(f"attributes.{k}", k): v for k, v in query.where.items()}
+    group_by = None
+    if query.group_by is not None:
+        key = query.group_by.removeprefix(ATTRIBUTES)
+        if key == query.group_by:
+            raise InvalidInput("group_by", "must be attributes.<key> of a declared dimension")
+        group_by = settings.dimension("group_by", key)
+    return UsageFilter(query.kind, query.resource_id, where, group_by)
 
 
 def _summed(calendar: Calendar, size: Period, days: list[Rollup]) -> list[Rollup]:

@@ -4,6 +4,7 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,11 +18,14 @@ class UsageSource(Protocol):
     """The raw data of a bucket, aggregated where it is stored (memory does not grow with the
     number of sessions or events in it)."""
 
-    async def activity(self, tenant_id: str, start: datetime, end: datetime) -> list[Activity]:
-        """Per kind and resource with anything in [start, end): sessions started and ended in
-        it, the seconds of [started_at, ended_at or last_seen_at) inside it, events that
-        happened in it, the usage of sessions that ended in it, and the seconds of closed tracks
-        inside it by meter. Ordered by kind, then resource."""
+    async def activity(
+        self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
+    ) -> list[Activity]:
+        """Per kind, resource and values of the `dimensions` (attribute keys; each session's
+        values as domain.rollups.dimensions_of spells them) with anything in [start, end):
+        sessions started and ended in it, the seconds of [started_at, ended_at or last_seen_at)
+        inside it, events that happened in it, the usage of sessions that ended in it, and the
+        seconds of closed tracks inside it by meter. Ordered by kind, resource, dimensions."""
         ...
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:

@@ -149,7 +149,7 @@ class RollUpUsage:
         for day, hours_of_day in groupby(hours, partial(calendar.start_of, Period.DAY)):
             rolled = []
             for hour in hours_of_day:
-                rolled.append(await self._roll_up_hour(tenant.id, hour, snapshots_kept_from))
+                rolled.append(await self._roll_up_hour(tenant, hour, snapshots_kept_from))
                 if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
                     raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
                 counter.advance()
@@ -162,10 +162,10 @@ class RollUpUsage:
         return len(hours), days, hour_of(resume_from)
 
     async def _roll_up_hour(
-        self, tenant_id: str, hour: datetime, snapshots_kept_from: datetime
+        self, tenant: Tenant, hour: datetime, snapshots_kept_from: datetime
     ) -> Rollup:
-        end = hour + HOUR
-        activity = await self._source.activity(tenant_id, hour, end)
+        tenant_id, end = tenant.id, hour + HOUR
+        activity = await self._source.activity(tenant_id, hour, end, tenant.settings.dimensions)
         if hour >= snapshots_kept_from:
             measured = await self._snapshots.find(
                 tenant_id, None, Window(hour, end), MAX_SNAPSHOTS_PER_HOUR
@@ -203,7 +203,10 @@ class RollUpUsage:
         if not calendar.on_the_hour(day):
             if day < events_kept_from:
                 return False
-            rollup = replace(rollup, activity=await self._source.activity(tenant.id, day, end))
+            activity = await self._source.activity(
+                tenant.id, day, end, tenant.settings.dimensions
+            )
+            rollup = replace(rollup, activity=activity)
         await self._rollups.replace(tenant.id, rollup)
         return True
 

@@ -20,9 +20,10 @@ class UpdateSettings:
     is InvalidInput naming the field, and nothing changes. The server that took the change
     applies it at once, others within a few seconds (they remember keys briefly).
 
-    A new time zone cuts days elsewhere: the next rollup run recomputes every day whose raw
-    data is still kept, in the new zone. Days older than that keep the old zone's cut, and the
-    day, week and month reports leave them out."""
+    A new time zone cuts days elsewhere, and new dimensions split rollups otherwise: the next
+    rollup run recomputes every hour and day whose raw data is still kept. Days older than that
+    keep the old zone's cut (the day, week and month reports leave them out) and the old
+    dimensions (a dimension added later reads as absent there)."""
 
     def __init__(
         self, tenants: TenantRepository, authenticate: Authenticate, rewinds: RollupRewinds
@@ -35,7 +36,8 @@ class UpdateSettings:
         tenant = command.tenant
         settings = TenantSettings(**{**asdict(tenant.settings), **command.changes})
         updated = await self._tenants.update_settings(tenant.id, settings)
-        if settings.time_zone != tenant.settings.time_zone:
+        before = tenant.settings
+        if (settings.time_zone, settings.dimensions) != (before.time_zone, before.dimensions):
             await self._rewinds.changed_since(tenant.id, tenant.created_at)
         # Others apply it within the key cache's lifetime (authenticate.CACHE_TTL).
         self._authenticate.forget_tenant(tenant.id)

@@ -2,6 +2,7 @@
 it, and the figures of a rolled-up session."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from application.rollups.roll_up_usage import RollUpUsageCommand
@@ -119,3 +120,35 @@ def test_an_unknown_zone_or_too_many_dimensions_are_422_naming_the_setting(api: 
     assert settings(dimensions=["store id"]) == ["dimensions"]
     kept = api.client.get("/v1/settings", headers=api.admin).json()
     assert (kept["time_zone"], kept["dimensions"]) == ("UTC", [])
+
+
+def test_usage_is_grouped_and_filtered_by_declared_dimensions_only(api: Api) -> None:
+    api.client.put("/v1/settings", json={"dimensions": ["store_id"]}, headers=api.admin)
+    for store in ("S1", "S1", "S2"):
+        session = api.start(started_at=HOUR.isoformat(), attributes={"store_id": store})
+        api.client.post(
+            f"/v1/sessions/{session['id']}/exit",
+            json={"at": (HOUR + timedelta(minutes=30)).isoformat()},
+            headers=api.app,
+        )
+    api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=HOUR)))
+    window = {"from": HOUR.isoformat(), "to": (HOUR + timedelta(hours=1)).isoformat()}
+
+    def usage(**params: str) -> Any:
+        return api.client.get(
+            "/v1/reports/usage", params={"bucket": "hour", **window, **params}, headers=api.admin
+        )
+
+    grouped = usage(group_by="attributes.store_id").json()["items"]
+    s2 = usage(**{"attributes.store_id": "S2"}).json()["items"]
+
+    assert [(b["group"], b["sessions_started"], b["active_seconds"]) for b in grouped] == [
+        ("S1", 2, 3600),
+        ("S2", 1, 1800),
+    ]
+    assert [(b["group"], b["sessions_started"]) for b in s2] == [(None, 1)]
+    refused = usage(group_by="attributes.country")
+    assert invalid_fields(refused) == ["group_by"]
+    assert "store_id" in refused.text
+    assert invalid_fields(usage(**{"attributes.country": "KR"})) == ["attributes.country"]
+    assert invalid_fields(usage(group_by="store_id")) == ["group_by"]

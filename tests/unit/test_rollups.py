@@ -8,6 +8,8 @@ from domain.rollups import (
     Activity,
     Rollup,
     ServerLoad,
+    UsageFilter,
+    dimensions_of,
     overlap_seconds,
     sum_of,
     usage_figures,
@@ -56,6 +58,43 @@ def test_a_day_is_the_sum_of_its_hours_resource_by_resource() -> None:
     ]
     assert day.load == ServerLoad(12, 1500, 180.0, 45.0, 90, 12)
     bucket = Calendar().bucket(Period.DAY, DAY)
-    figures = usage_figures(day, bucket, kind="webinar")
+    (figures,) = usage_figures(day, bucket, UsageFilter(kind="webinar"))
     assert (figures.activity.sessions_started, figures.cpu_percent_avg) == (2, 15.0)
-    assert usage_figures(day, bucket).video_minutes == 1.0
+    assert usage_figures(day, bucket)[0].video_minutes == 1.0
+
+
+def test_activity_is_kept_apart_by_dimension_and_grouped_or_filtered_by_one() -> None:
+    seoul, busan = (("country", "KR"), ("store_id", "S1")), (("store_id", "S2"),)
+    hour = Rollup(
+        Period.HOUR,
+        DAY,
+        [
+            Activity("kiosk", "k-1", 2, 0, 60.0, dimensions=seoul),
+            Activity("kiosk", "k-1", 1, 0, 30.0),
+            Activity("kiosk", "k-2", 3, 0, 90.0, dimensions=busan),
+        ],
+    )
+    again = Rollup(
+        Period.HOUR, DAY + timedelta(hours=1), [Activity("kiosk", "k-1", 1, dimensions=seoul)]
+    )
+    bucket = Calendar().bucket(Period.DAY, DAY)
+
+    day = sum_of([hour, again], Period.DAY, DAY)
+    by_store = usage_figures(day, bucket, UsageFilter(group_by="store_id"))
+    korea = usage_figures(day, bucket, UsageFilter(dimensions={"country": "KR"}))
+
+    assert [(a.resource_id, a.dimensions, a.sessions_started) for a in day.activity] == [
+        ("k-1", (), 1),
+        ("k-1", seoul, 3),
+        ("k-2", busan, 3),
+    ]
+    assert [(f.group, f.activity.sessions_started) for f in by_store] == [
+        ("S1", 3),
+        ("S2", 3),
+        (None, 1),
+    ]
+    assert [(f.group, f.activity.active_seconds) for f in korea] == [(None, 60.0)]
+    assert dimensions_of({"store_id": 7, "country": "KR", "x": True}, ["store_id", "country"]) == (
+        ("country", "KR"),
+        ("store_id", "7"),
+    )

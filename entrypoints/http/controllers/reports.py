@@ -1,6 +1,8 @@
 """Reports: watch time, resources, what is active, a subject's totals, usage and the cost model."""
 
-from litestar import Controller, get
+from typing import Any
+
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
@@ -22,7 +24,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import From, Listing, To
+from entrypoints.http.schemas.common import From, Listing, To, attribute_filters
 from entrypoints.http.schemas.errors import ErrorGroupOut
 from entrypoints.http.schemas.funnels import FunnelReportOut
 from entrypoints.http.schemas.performance import PerformanceRowOut
@@ -123,12 +125,13 @@ class ReportsController(Controller):
 
     @get(
         "/reports/usage",
-        summary="Usage by hour or day, from the rollups",
+        summary="Usage by hour, day, week or month, from the rollups",
         operation_id="reportUsage",
         description=rules_of(ReportUsage),
     )
     async def usage(
         self,
+        request: Request[Any, Any, Any],
         caller: NamedDependency[Principal],
         report_usage: NamedDependency[ReportUsage],
         bucket: FromQuery[str] = "hour",
@@ -136,6 +139,7 @@ class ReportsController(Controller):
         end: To = None,
         kind: FromQuery[str | None] = None,
         resource_id: FromQuery[str | None] = None,
+        group_by: FromQuery[str | None] = None,
     ) -> UsageReport:
         found = await report_usage(
             ReportUsageQuery(
@@ -145,7 +149,9 @@ class ReportsController(Controller):
                 end,
                 kind,
                 resource_id,
-                caller.tenant.settings.calendar,
+                caller.tenant.settings,
+                attribute_filters(request),
+                group_by,
             )
         )
         return UsageReport(bucket, [UsageBucketOut.of(f) for f in found])

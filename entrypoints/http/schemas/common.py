@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.params import QueryParameter
 
 from application import pagination
@@ -24,6 +25,19 @@ JSONObject = dict[str, Any]
 # The window of a report or a listing: ?from=…&to=… (timestamps with an offset).
 From = Annotated[datetime | None, QueryParameter(name="from")]
 To = Annotated[datetime | None, QueryParameter(name="to")]
+
+
+ATTRIBUTE_FILTER = "attributes."
+
+
+def attribute_filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The `attributes.<key>=<value>` parameters of a query (their names cannot be declared
+    one by one: a tenant chooses its keys), by key."""
+    return {
+        name.removeprefix(ATTRIBUTE_FILTER): value
+        for name, value in request.query_params.items()
+        if name.startswith(ATTRIBUTE_FILTER)
+    }
 
 
 def meters_out(usage: Usage) -> MetersOut:

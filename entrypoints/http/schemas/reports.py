@@ -79,6 +79,7 @@ class UsageBucketOut(msgspec.Struct):
     start: datetime
     end: datetime
     label: str  # in the tenant's time zone: 2026-12-01, 2026-W49, 2026-12 (hours: UTC)
+    group: str | None  # with group_by: the dimension's value (null: sessions without it)
     sessions_started: int
     sessions_ended: int
     active_seconds: float  # session-seconds inside the bucket (subject-seconds)
@@ -102,6 +103,7 @@ class UsageBucketOut(msgspec.Struct):
             f.bucket.start,
             f.bucket.end,
             f.bucket.label,
+            f.group,
             a.sessions_started,
             a.sessions_ended,
             a.active_seconds,

@@ -84,8 +84,8 @@ class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         Annotated[
             list[Any],
             msgspec.Meta(
-                max_length=100,
-                description="attribute keys reports may group by (at most 8)",
+                max_length=8,
+                description="attribute keys reports may group by",
                 examples=[["store_id", "group_id", "country"]],
             ),
         ]

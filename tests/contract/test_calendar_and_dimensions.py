@@ -1,6 +1,7 @@
-"""A tenant's time zone on every store: days rolled up over local midnights (from hours where
-they line up, from the raw data where they do not), weeks and months summed from those days,
-sales grouped by local day, and monthly quotas counted in local months."""
+"""A tenant's calendar and dimensions on every store: days rolled up over local midnights (from
+hours where they line up, from the raw data where they do not), weeks and months summed from
+those days, sales grouped by local day, monthly quotas counted in local months, and rollups kept
+apart by the declared dimensions that reports group and filter by."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +13,12 @@ from application.reports.report_usage import ReportUsageQuery
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.tenants.update_settings import UpdateSettingsCommand
 from domain.calendar import Calendar, Period
+from domain.errors import InvalidInput
+from domain.events import Event
 from domain.plans import MonthlyQuota, QuotaExceeded
 from domain.sales import SalesGrouping
 from domain.session import Exit
-from tests.contract.builders import NOW, SHUT, add_tenant, stored_session, wired
+from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, stored_session, wired
 from tests.contract.telemetry_builders import a_sale
 from tests.fakes import FakeClock
 
@@ -50,7 +53,7 @@ async def report(storage: Any, tenant: Any, bucket: str) -> list[Any]:
     calendar = tenant.settings.calendar
     november = calendar.start_of(Period.MONTH, EVENING)
     window = (november, calendar.shift(Period.MONTH, november, 2))
-    return await report(ReportUsageQuery(tenant.id, bucket, *window, calendar=calendar))
+    return await report(ReportUsageQuery(tenant.id, bucket, *window, settings=tenant.settings))
 
 
 async def test_seoul_days_run_from_its_midnight_and_sum_into_weeks_and_months(
@@ -160,3 +163,62 @@ async def test_a_monthly_quota_counts_the_local_month(storage: Any) -> None:
         await registry.register(
             tenant.id, "u1", "pdf-3", "practice", december_in_seoul, MonthlyQuota(1, december)
         )
+
+
+async def test_rollups_keep_declared_dimensions_apart_and_reports_group_and_filter_by_them(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "kiosks", dimensions=("store_id", "country"))
+    base = (EVENING - tenant.created_at).total_seconds() / 60
+    stores = [
+        {"store_id": "S1", "country": "KR", "operator": "x"},
+        {"store_id": "S1", "country": "KR"},
+        {"store_id": "S2", "country": "JP"},
+        {"store_id": 7, "country": "JP"},  # not a string: its JSON text
+        {},
+    ]
+    for n, attributes in enumerate(stores):
+        session = await stored_session(
+            storage, tenant, base + n, resource_id="k-1", kind="kiosk", attributes=attributes
+        )
+        await storage.events.append(
+            tenant.id, [(0, Event(session.id, 1, "tap", utc(n + 0.5)))], NOW, OPEN
+        )
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(utc(n + 10)), frozenset(), NOW, SHUT
+        )
+    await roll_up(storage, tenant)
+    usage = wired(storage, FakeClock(utc(24 * 60))).use_cases().report_usage()
+
+    async def figures(**chosen: Any) -> list[tuple[str | None, int, int, float]]:
+        query = ReportUsageQuery(
+            tenant.id, "day", utc(-24 * 60), utc(24 * 60), settings=tenant.settings, **chosen
+        )
+        return [
+            (f.group, f.activity.sessions_started, f.activity.events, f.activity.active_seconds)
+            for f in await usage(query)
+            if f.activity.sessions_started
+        ]
+
+    assert await figures(group_by="attributes.store_id") == [
+        ("7", 1, 1, 600.0),
+        ("S1", 2, 2, 1200.0),
+        ("S2", 1, 1, 600.0),
+        (None, 1, 1, 600.0),
+    ]
+    assert await figures(where={"country": "JP"}) == [(None, 2, 2, 1200.0)]
+    assert await figures(where={"country": "KR"}, group_by="attributes.store_id") == [
+        ("S1", 2, 2, 1200.0)
+    ]
+    hours = await storage.rollups.find(tenant.id, Period.HOUR, Window(utc(-60), utc(60)))
+    kept = {a.dimensions for hour in hours for a in hour.activity}
+    assert kept == {
+        (("country", "KR"), ("store_id", "S1")),
+        (("country", "JP"), ("store_id", "S2")),
+        (("country", "JP"), ("store_id", "7")),
+        (),
+    }
+    for undeclared in ({"where": {"operator": "x"}}, {"group_by": "attributes.operator"}):
+        with pytest.raises(InvalidInput) as refused:
+            await figures(**undeclared)
+        assert "store_id, country" in refused.value.message
