@@ -122,3 +122,23 @@ Feature: Reports for the people who read them
       And the sessions ended like this:
         | completed | active |
         | 0         | 1      |
+
+  Rule: The kiosk operator reads each store's usage by the days of Seoul
+    A tenant in Seoul counts Seoul's days: one starts at midnight there, 15:00 UTC the day
+    before. The stores are a dimension the tenant declares, so the rollups keep them apart and
+    the day's usage reads per store. A session's time counts in the day it fell in.
+
+    @kiosk
+    Scenario: Sessions late in the evening and after midnight fall into Seoul's days, per store
+      Given a kiosk operator in Seoul whose reports keep stores apart
+      And these booth sessions, in Seoul's time:
+        | store | day          | from  | to    |
+        | S1    | two days ago | 23:00 | 23:20 |
+        | S1    | two days ago | 23:50 | 00:10 |
+        | S2    | yesterday    | 01:00 | 01:30 |
+      When the usage is rolled up and the operator asks for it by day and store
+      Then the usage reads:
+        | day          | store | sessions started | sessions ended | minutes |
+        | two days ago | S1    | 2                | 1              | 30      |
+        | yesterday    | S1    | 0                | 1              | 10      |
+        | yesterday    | S2    | 1                | 1              | 30      |

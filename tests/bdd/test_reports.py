@@ -1,10 +1,12 @@
 """Steps of features/reports.feature (the Background step is shared, in conftest)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from tests.app_client import Api
 
 scenarios("reports.feature")
@@ -256,3 +258,66 @@ def ended_like(report: dict[str, Any], datatable: list[list[str]]) -> None:
     assert {s: report["exit_statuses"][s] for s in statuses} == dict(
         zip(statuses, map(int, counts), strict=True)
     )
+
+
+SEOUL = ZoneInfo("Asia/Seoul")
+DAYS_AGO = {"two days ago": 2, "yesterday": 1}
+
+
+def seoul_day(day: str) -> date:
+    return (datetime.now(SEOUL) - timedelta(days=DAYS_AGO[day])).date()
+
+
+@given("a kiosk operator in Seoul whose reports keep stores apart")
+def operator_in_seoul(api: Api) -> None:
+    settings = {"time_zone": "Asia/Seoul", "dimensions": ["store_id"]}
+    response = api.client.put("/v1/settings", json=settings, headers=api.admin)
+    assert response.status_code == 200, response.text
+
+
+@given(parsers.parse("these booth sessions, in Seoul's time:"))
+def booth_sessions(api: Api, datatable: list[list[str]]) -> None:
+    for store, day, start, end in datatable[1:]:
+        started = datetime.combine(seoul_day(day), time.fromisoformat(start), SEOUL)
+        ended = datetime.combine(seoul_day(day), time.fromisoformat(end), SEOUL)
+        if ended < started:  # past midnight
+            ended += timedelta(days=1)
+        session = api.start(
+            kind="booth",
+            resource_id="booth-1",
+            started_at=started.isoformat(),
+            attributes={"store_id": store},
+        )
+        exit = {"at": ended.isoformat()}
+        response = api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.app)
+        assert response.status_code == 200, response.text
+
+
+@when(
+    "the usage is rolled up and the operator asks for it by day and store",
+    target_fixture="report",
+)
+def usage_by_store(api: Api) -> dict[str, Any]:
+    since = datetime.now(UTC) - timedelta(days=3)
+    api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=since)))
+    params = {"bucket": "day", "group_by": "attributes.store_id"}
+    response = api.client.get("/v1/reports/usage", params=params, headers=api.admin)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@then(parsers.parse("the usage reads:"))
+def usage_reads(report: dict[str, Any], datatable: list[list[str]]) -> None:
+    days = {seoul_day(day).isoformat(): day for day in DAYS_AGO}
+    read = [
+        [
+            days[b["label"]],
+            b["group"],
+            str(b["sessions_started"]),
+            str(b["sessions_ended"]),
+            f"{b['active_seconds'] / 60:g}",
+        ]
+        for b in report["items"]
+        if b["label"] in days and b["group"] is not None
+    ]
+    assert read == datatable[1:]

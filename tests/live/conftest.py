@@ -117,6 +117,9 @@ def configure(server: Server, admin_key: str, ingest_key: str, app_key: str) -> 
                 "/v1/settings",
                 json={
                     "idle_timeout_seconds": IDLE_TIMEOUT_SECONDS,
+                    # Reports count Seoul's days, and keep stores apart (scenario store_days).
+                    "time_zone": "Asia/Seoul",
+                    "dimensions": ["store_id"],
                     "error_retention_days": TELEMETRY_RETENTION_DAYS,
                     "performance_retention_days": TELEMETRY_RETENTION_DAYS,
                 },

@@ -580,6 +580,63 @@ def forgotten_client(live: Live) -> Forgotten:
     return Forgotten(funnel, erased, session, events, balance, ledger)
 
 
+@dataclass(frozen=True)
+class StoreDays:
+    started: list[Json]  # the sessions, as the server answered their starts
+    days: Json  # usage by day, per store, once the server's rollup job had counted them all
+    weeks: Json
+
+
+# A store's booth sessions: the tenant runs on Seoul's calendar and keeps stores apart
+# (tests/live/conftest.py configure).
+STORE_VISITS = ("live-S1", "live-S1", "live-S2")
+ROLLED_UP_WITHIN_SECONDS = 30
+
+
+def store_days(live: Live) -> StoreDays:
+    """Walk-ins at two stores' booths, counted by the running server's rollup job into days of
+    Seoul, per store."""
+    with live.ingest() as http:
+        started = [
+            ok(
+                http.post(
+                    "/v1/sessions",
+                    json={
+                        "kind": "booth",
+                        "resource_id": "booth-1",
+                        "client_key": f"walk-in-{n}",
+                        "attributes": {"store_id": store},
+                    },
+                ),
+                201,
+            )
+            for n, store in enumerate(STORE_VISITS)
+        ]
+        time.sleep(1)
+        for session in started:
+            ok(http.post(f"/v1/sessions/{session['id']}/exit", json={}))
+
+    def usage(bucket: str) -> Json:
+        params = {"bucket": bucket, "group_by": "attributes.store_id"}
+        with live.admin() as admin:
+            return ok(admin.get("/v1/reports/usage", params=params))
+
+    def all_counted(report: Json) -> bool:
+        return per_store(report, "sessions_ended") == {"live-S1": 2, "live-S2": 1}
+
+    days = poll(lambda: usage("day"), all_counted, ROLLED_UP_WITHIN_SECONDS)
+    return StoreDays(started, days, usage("week"))
+
+
+def per_store(report: Json, figure: str) -> dict[str, int]:
+    """A usage report's figure summed over its buckets, for this scenario's stores."""
+    totals: dict[str, int] = {}
+    for bucket in report["items"]:
+        if bucket["group"] in STORE_VISITS:
+            totals[bucket["group"]] = totals.get(bucket["group"], 0) + bucket[figure]
+    return totals
+
+
 def charged(session: Json) -> bool:
     return bool(session["charge_state"] == "charged")
 
@@ -600,4 +657,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "kiosk_day": kiosk_day,
     "session_retention": session_retention,
     "forgotten_client": forgotten_client,
+    "store_days": store_days,
 }

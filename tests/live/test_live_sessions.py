@@ -5,7 +5,9 @@ Every scenario runs at once against one server per store (tests/live/conftest.py
 judges one scenario's record of what it sent and what came back.
 """
 
+from datetime import date, time, timedelta
 from math import ceil
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.live.scenarios import (
     LATE_EVENTS,
     MIDWAY_SECONDS,
     RATES,
+    STORE_VISITS,
     Counseling,
     Flush,
     Forgotten,
@@ -26,7 +29,9 @@ from tests.live.scenarios import (
     Retained,
     Return,
     Stay,
+    StoreDays,
     instant,
+    per_store,
     price,
 )
 
@@ -191,3 +196,23 @@ def test_a_client_forgotten_while_the_jobs_run_keeps_her_charge_and_nothing_else
     entries = mina.ledger["items"]
     assert [e["amount"] for e in entries] == [-mina.session["charge"]["credits"]], entries
     assert mina.balance["balance"] == sum(e["amount"] for e in entries)
+
+
+def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: LiveRun) -> None:
+    run: StoreDays = live.outcome("store_days")
+    seoul = ZoneInfo("Asia/Seoul")
+
+    assert per_store(run.days, "sessions_started") == {"live-S1": 2, "live-S2": 1}, run.days
+    assert per_store(run.days, "sessions_ended") == {"live-S1": 2, "live-S2": 1}, run.days
+    local_days = {instant(s["started_at"]).astimezone(seoul).date() for s in run.started}
+    days = [b for b in run.days["items"] if b["group"] in STORE_VISITS]
+    for day in days:
+        start, end = instant(day["start"]), instant(day["end"])
+        assert start.astimezone(seoul).time() == time(0), day  # Seoul's midnight: 15:00 UTC
+        assert (end - start, day["label"]) == (
+            timedelta(days=1),
+            f"{start.astimezone(seoul):%Y-%m-%d}",
+        )
+    assert {date.fromisoformat(d["label"]) for d in days} == local_days, run.days
+    weeks = {b["label"] for b in run.weeks["items"] if b["group"] in STORE_VISITS}
+    assert weeks == {f"{d:%G-W%V}" for d in local_days}, run.weeks
