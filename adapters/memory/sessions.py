@@ -6,6 +6,7 @@ from application.sessions.ports import SessionFilter, SessionPosition, SessionRe
 from domain.errors import NotFound
 from domain.events import find_gaps
 from domain.plans import SessionLimit
+from domain.rollups import dimensions_of
 from domain.session import ChargeState, Closing, Exit, Session
 from domain.staleness import Staleness
 
@@ -143,4 +144,8 @@ def _matches(session: Session, where: SessionFilter) -> bool:
         and (where.status is None or session.status == where.status)
         and (where.started_from is None or session.started_at >= where.started_from)
         and (where.started_to is None or session.started_at < where.started_to)
+        and all(
+            dimensions_of(session.attributes, [key]) == ((key, value),)
+            for key, value in where.attributes.items()
+        )
     )

@@ -11,6 +11,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from adapters.mongodb.dimensions import dimension
 from adapters.mongodb.documents import (
     Document,
     from_bson,
@@ -176,10 +177,7 @@ def _by(dimensions: Sequence[str]) -> Document:
     it (d0, d1, …: a key may hold dots); $getField, as a key may also start with $."""
     by: Document = {"kind": "$kind", "resource_id": "$resource_id"}
     for n, key in enumerate(dimensions):
-        value = {"$getField": {"field": {"$literal": key}, "input": "$attributes"}}
-        # A number or boolean as JSON spells it (true, 3, 1.5); missing stays null.
-        as_text = {"$toString": value}
-        by[f"d{n}"] = {"$cond": [{"$eq": [{"$type": value}, "string"]}, value, as_text]}
+        by[f"d{n}"] = dimension(key)
     return by
 
 

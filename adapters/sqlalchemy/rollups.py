@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    String,
     and_,
     case,
     delete,
@@ -17,11 +15,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
@@ -57,7 +55,7 @@ class SqlUsageSource(UsageSource):
     ) -> list[Activity]:
         b, e = literal(start, UTCDateTime), literal(end, UTCDateTime)
         spans = self._spans
-        values = [self._dimension(key).label(f"d{n}") for n, key in enumerate(dimensions)]
+        values = [dimension(key, self._sqlite).label(f"d{n}") for n, key in enumerate(dimensions)]
         by = (sessions.c.kind, sessions.c.resource_id, *values)
         width = len(by)
 
@@ -136,20 +134,6 @@ class SqlUsageSource(UsageSource):
             Activity(kind, resource_id, **f, dimensions=values)
             for (kind, resource_id, values), f in sorted(figures.items())
         ]
-
-    def _dimension(self, key: str) -> ColumnElement[Any]:
-        """A session's attribute as domain.rollups.dimensions_of spells it: a string as it is,
-        anything else as its JSON text; NULL without it."""
-        if self._sqlite:
-            path = f'$."{key}"'  # dimension keys hold no quotes (domain.tenants.ATTRIBUTE_NAME)
-            kind = func.json_type(sessions.c.attributes, path)
-            value = case(
-                (kind == "text", func.json_extract(sessions.c.attributes, path)),
-                (kind != "null", sessions.c.attributes.op("->")(path)),  # JSON text
-            )
-            return type_coerce(value, String)  # text, not JSON to decode
-        text: ColumnElement[Any] = sessions.c.attributes[key].as_string()
-        return text
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
         query = select(func.min(sessions.c.started_at)).where(

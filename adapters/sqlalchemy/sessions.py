@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import add_usage
@@ -30,6 +31,7 @@ class SqlSessionRepository(SessionRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
@@ -92,7 +94,7 @@ class SqlSessionRepository(SessionRepository):
         limit: int,
         after: SessionPosition | None = None,
     ) -> list[Session]:
-        conditions = [sessions.c.tenant_id == tenant_id, *_filter(where)]
+        conditions = [sessions.c.tenant_id == tenant_id, *_filter(where, self._sqlite)]
         if after is not None:
             conditions.append(
                 or_(
@@ -224,7 +226,7 @@ def _stale(staleness: Staleness) -> Any:
     return or_(*conditions) if conditions else false()
 
 
-def _filter(where: SessionFilter) -> list[Any]:
+def _filter(where: SessionFilter, sqlite: bool) -> list[Any]:
     conditions: list[Any] = []
     for column, value in (
         (sessions.c.kind, where.kind),
@@ -239,4 +241,6 @@ def _filter(where: SessionFilter) -> list[Any]:
         conditions.append(sessions.c.started_at >= where.started_from)
     if where.started_to is not None:
         conditions.append(sessions.c.started_at < where.started_to)
+    for key, value in where.attributes.items():
+        conditions.append(dimension(key, sqlite) == value)  # NULL, never true, without it
     return conditions

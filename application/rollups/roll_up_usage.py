@@ -203,9 +203,7 @@ class RollUpUsage:
         if not calendar.on_the_hour(day):
             if day < events_kept_from:
                 return False
-            activity = await self._source.activity(
-                tenant.id, day, end, tenant.settings.dimensions
-            )
+            activity = await self._source.activity(tenant.id, day, end, tenant.settings.dimensions)
             rollup = replace(rollup, activity=activity)
         await self._rollups.replace(tenant.id, rollup)
         return True

@@ -4,8 +4,8 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -23,6 +23,10 @@ class SessionFilter:
     status: SessionStatus | None = None
     started_from: datetime | None = None  # inclusive
     started_to: datetime | None = None  # exclusive
+    # Declared dimensions' values by key, all to match: an attribute's value as
+    # domain.rollups.dimensions_of spells it (a string as it is; a number or boolean as JSON text,
+    # 7, 1.5, true). A session without the attribute never matches.
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import AUTH, OUT_OF_SCOPE, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import From, Page, To
+from entrypoints.http.schemas.common import From, Page, To, attribute_filters
 from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOut, StartSessionBody
 
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
@@ -103,6 +103,7 @@ class SessionsController(Controller):
     )
     async def list(
         self,
+        request: Request[Any, Any, Any],
         caller: NamedDependency[Principal],
         list_sessions: NamedDependency[ListSessions],
         kind: FromQuery[str | None] = None,
@@ -123,8 +124,10 @@ class SessionsController(Controller):
             status=_status(status),
             started_from=None if started_from is None else as_utc("from", started_from),
             started_to=None if started_to is None else as_utc("to", started_to),
+            attributes=attribute_filters(request),
         )
-        page = await list_sessions(ListSessionsQuery(caller.tenant.id, where, limit, cursor))
+        query = ListSessionsQuery(caller.tenant.id, where, limit, cursor, caller.tenant.settings)
+        page = await list_sessions(query)
         return Page.of(page, SessionOut.of)
 
     @post(
