@@ -86,6 +86,11 @@ class Calendar:
         start = self.start_of(period, at)
         return Bucket(period, start, self.shift(period, start, 1), self._label(period, start))
 
+    def day(self, day: date) -> Bucket:
+        """The local calendar day `day`."""
+        start = self._midnight(day)
+        return Bucket(Period.DAY, start, self.shift(Period.DAY, start, 1), day.isoformat())
+
     def buckets(self, period: Period, start: datetime, end: datetime) -> Iterator[Bucket]:
         """The buckets that overlap [start, end), oldest first."""
         bucket = self.bucket(period, start)

@@ -45,10 +45,14 @@ class Activity:
     # Published track time inside the bucket, by meter (video.seconds, screen_share.seconds …)
     track_seconds: Mapping[str, float] = field(default_factory=dict)
     dimensions: Dimensions = ()
+    # The sessions that ended in the bucket by status, and their seconds from start to end.
+    ended_statuses: Mapping[str, int] = field(default_factory=dict)
+    ended_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # To the millisecond, so that every store gives the same figures.
         object.__setattr__(self, "active_seconds", to_the_millisecond(self.active_seconds))
+        object.__setattr__(self, "ended_seconds", to_the_millisecond(self.ended_seconds))
         seconds = {m: to_the_millisecond(s) for m, s in self.track_seconds.items()}
         object.__setattr__(self, "track_seconds", seconds)
 
@@ -61,6 +65,8 @@ class Activity:
             events=self.events + other.events,
             meters=add_usage(self.meters, other.meters),
             track_seconds=_add_seconds(self.track_seconds, other.track_seconds),
+            ended_statuses=_add_counts(self.ended_statuses, other.ended_statuses),
+            ended_seconds=self.ended_seconds + other.ended_seconds,
         )
 
 
@@ -172,6 +178,7 @@ class UsageFilter:
     resource_id: str | None = None
     dimensions: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
     group_by: str | None = None  # a dimension's key
+    group_by_resource: bool = False
 
     def matches(self, a: Activity) -> bool:
         values = dict(a.dimensions)
@@ -181,7 +188,13 @@ class UsageFilter:
             and all(values.get(k) == v for k, v in self.dimensions.items())
         )
 
+    @property
+    def grouped(self) -> bool:
+        return self.group_by is not None or self.group_by_resource
+
     def group_of(self, a: Activity) -> str | None:
+        if self.group_by_resource:
+            return a.resource_id
         return None if self.group_by is None else dict(a.dimensions).get(self.group_by)
 
 
@@ -192,7 +205,7 @@ def usage_figures(
     dimension grouped by (sessions without it last, as None), in order of value."""
     chosen = chosen or UsageFilter()
     empty = Activity(chosen.kind or "", chosen.resource_id or "")
-    totals: dict[str | None, Activity] = {} if chosen.group_by else {None: empty}
+    totals: dict[str | None, Activity] = {} if chosen.grouped else {None: empty}
     for a in rollup.activity:
         if chosen.matches(a):
             group = chosen.group_of(a)
@@ -206,6 +219,10 @@ def overlap_seconds(start: datetime, end: datetime, bucket: datetime, length: ti
     """Seconds of [start, end) inside the bucket."""
     inside = min(end, bucket + length) - max(start, bucket)
     return max(0.0, inside.total_seconds())
+
+
+def _add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in sorted({*a, *b})}
 
 
 def _add_seconds(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:

@@ -142,3 +142,21 @@ Feature: Reports for the people who read them
         | two days ago | S1    | 2                | 1              | 30      |
         | yesterday    | S1    | 0                | 1              | 10      |
         | yesterday    | S2    | 1                | 1              | 30      |
+
+    @kiosk
+    Scenario: The day's summary per store: who came, who finished, how long they stayed
+      A session counts as started on the day it started, and as completed or abandoned on the
+      day it ended; its duration runs from its start to its end.
+      Given a kiosk operator in Seoul whose reports keep stores apart
+      And these booth sessions, in Seoul's time:
+        | store | day          | from  | to    | how it ended |
+        | S1    | yesterday    | 10:00 | 10:10 | completed    |
+        | S1    | yesterday    | 11:00 | 11:30 | abandoned    |
+        | S1    | yesterday    | 12:00 | 12:20 | completed    |
+        | S2    | two days ago | 23:50 | 00:10 | completed    |
+        | S2    | yesterday    | 18:00 | 18:40 | abandoned    |
+      When the usage is rolled up and the operator asks for the summary of yesterday
+      Then the summary reads:
+        | store | sessions started | completed | abandoned | completion rate | average minutes |
+        | S1    | 3                | 2         | 1         | 67%             | 20              |
+        | S2    | 1                | 1         | 1         | 50%             | 30              |

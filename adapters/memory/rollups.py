@@ -38,6 +38,8 @@ class MemoryUsageSource(UsageSource):
                 "sessions_ended": int(ended_here),
                 "active_seconds": seconds,
                 "meters": s.usage if ended_here else {},
+                "ended_statuses": {s.status.value: 1} if ended_here else {},
+                "ended_seconds": s.duration_seconds if ended_here else 0.0,
             }
             if any(figures.values()):
                 add(s, **figures)

@@ -45,7 +45,7 @@ class MongoUsageSource(UsageSource):
         self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
     ) -> list[Activity]:
         figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {"meters": {}, "track_seconds": {}}
+            lambda: {"meters": {}, "track_seconds": {}, "ended_statuses": {}}
         )
         by = _by(dimensions)
         count = {"$group": {"_id": by, "n": {"$sum": 1}}}
@@ -61,8 +61,18 @@ class MongoUsageSource(UsageSource):
         for row in await self._run([{"$match": {**mine, "started_at": inside}}, count]):
             figures[key(row)]["sessions_started"] = row["n"]
         ended: Pipeline = [{"$match": {**mine, "ended_at": inside}}]
-        for row in await self._run([*ended, count]):
-            figures[key(row)]["sessions_ended"] = row["n"]
+        by_status = {
+            "$group": {
+                "_id": {**by, "status": "$status"},
+                "n": {"$sum": 1},
+                "ms": {"$sum": {"$subtract": ["$ended_at", "$started_at"]}},
+            }
+        }
+        for row in await self._run([*ended, by_status]):
+            found = figures[key(row)]
+            found["ended_statuses"][row["_id"]["status"]] = row["n"]
+            found["sessions_ended"] = found.get("sessions_ended", 0) + row["n"]
+            found["ended_seconds"] = found.get("ended_seconds", 0.0) + row["ms"] / 1000
         usage: Pipeline = [
             {"$project": {**by, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
             {"$unwind": "$usage"},
@@ -231,6 +241,8 @@ def _activity_document(a: Activity) -> Document:
         "meters": usage_to_document(a.meters),
         "track_seconds": {meter_field(m): s for m, s in a.track_seconds.items()},
         "dimensions": [list(pair) for pair in a.dimensions],
+        "ended_statuses": dict(a.ended_statuses),
+        "ended_seconds": a.ended_seconds,
     }
 
 
@@ -245,6 +257,8 @@ def _activity(document: Document) -> Activity:
         usage_from_document(document["meters"]),
         {meter_name(f): s for f, s in document["track_seconds"].items()},
         tuple((k, v) for k, v in document.get("dimensions", [])),
+        document.get("ended_statuses", {}),
+        document.get("ended_seconds", 0.0),
     )
 
 

@@ -68,9 +68,12 @@ class SqlUsageSource(UsageSource):
         started = select(*by, func.count()).where(
             mine, sessions.c.started_at >= start, sessions.c.started_at < end
         )
-        ended = select(*by, func.count()).where(
-            mine, sessions.c.ended_at >= start, sessions.c.ended_at < end
-        )
+        ended = select(
+            *by,
+            sessions.c.status,
+            func.count(),
+            spans.seconds(func.sum(spans.span(sessions.c.started_at, sessions.c.ended_at))),
+        ).where(mine, sessions.c.ended_at >= start, sessions.c.ended_at < end)
         until = func.coalesce(sessions.c.ended_at, sessions.c.last_seen_at)
         active = select(
             *by,
@@ -113,17 +116,22 @@ class SqlUsageSource(UsageSource):
             .group_by(t.meter)
         )
         figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {"meters": {}, "track_seconds": {}}
+            lambda: {"meters": {}, "track_seconds": {}, "ended_statuses": {}}
         )
         async with self._engine.connect() as conn:
             for name, query in (
                 ("sessions_started", started),
-                ("sessions_ended", ended),
                 ("active_seconds", active),
                 ("events", happened),
             ):
                 for row in await conn.execute(query.group_by(*by)):
                     figures[key(row)][name] = row[width]
+            for row in await conn.execute(ended.group_by(*by, sessions.c.status)):
+                status, count, seconds = row[width:]
+                found = figures[key(row)]
+                found["ended_statuses"][status] = count
+                found["sessions_ended"] = found.get("sessions_ended", 0) + count
+                found["ended_seconds"] = found.get("ended_seconds", 0.0) + float(seconds)
             for row in await conn.execute(meters.group_by(*by)):
                 meter, nanos, is_decimal = row[width:]
                 figures[key(row)]["meters"][meter] = from_nanos(int(nanos), bool(is_decimal))
@@ -164,6 +172,8 @@ class SqlRollupRepository(RollupRepository):
                 "meters": to_json(a.meters),
                 "track_seconds": dict(a.track_seconds),
                 "dimensions": json.dumps(a.dimensions) if a.dimensions else "",
+                "ended_statuses": dict(a.ended_statuses),
+                "ended_seconds": a.ended_seconds,
             }
             for a in rollup.activity
         ]
@@ -214,6 +224,8 @@ class SqlRollupRepository(RollupRepository):
                         from_json(r.meters),
                         r.track_seconds,
                         tuple((k, v) for k, v in json.loads(r.dimensions or "[]")),
+                        r.ended_statuses,
+                        r.ended_seconds,
                     )
                 )
         return [

@@ -328,6 +328,9 @@ rollup_activity = Table(
     Column("track_seconds", JSON, nullable=False),
     # The values of the tenant's dimensions, as JSON text of [[key, value], …] by key ("": none).
     Column("dimensions", Text, primary_key=True, server_default=""),
+    # The sessions that ended in the bucket, by status, and their seconds from start to end.
+    Column("ended_statuses", JSON, nullable=False, server_default="{}"),
+    Column("ended_seconds", Float, nullable=False, server_default="0"),
 )
 
 # Who is rolling up a tenant now (until when), and where its next run starts.

@@ -8,6 +8,7 @@ from datetime import datetime
 import click
 
 from application.funnels.report_funnel import ReportFunnel, ReportFunnelQuery
+from application.reports.report_daily import RESOURCE, ReportDaily, ReportDailyQuery
 from application.reports.report_watch_time import ReportWatchTime, ReportWatchTimeQuery
 from application.telemetry.report_errors import ErrorsReport, ReportErrors, ReportErrorsQuery
 from application.telemetry.report_performance import (
@@ -17,6 +18,7 @@ from application.telemetry.report_performance import (
 )
 from application.telemetry.report_sales import ReportSales, ReportSalesQuery, SalesReport
 from application.trials.report_trials import ReportTrials, ReportTrialsQuery
+from domain.daily_summary import DailySummary
 from domain.funnels import FunnelFigures
 from domain.performance import GroupBy, PerformanceRow
 from domain.refusals import Refusal
@@ -189,6 +191,51 @@ def funnel(
         click.echo(f"\nsessions {figures.sessions}  {exits}")
 
 
+DAILY_COLUMNS = (
+    "group", "sessions_started", "sessions_ended", "completed", "abandoned", "timed_out",
+    "completion_rate", "average_duration_seconds", "events",
+)  # fmt: skip
+
+
+@report.command("daily")
+@tenant_option(required=True)
+@click.option("--date", "day", help="YYYY-MM-DD, a day of the tenant's time zone [default: today]")
+@click.option(
+    "--group-by",
+    default=RESOURCE,
+    show_default=True,
+    help="resource_id, or attributes.<key> of a declared dimension.",
+)
+@click.option("--kind", help="Only sessions of this kind.")
+@format_option
+@click.pass_context
+def daily(
+    ctx: click.Context,
+    tenant_name: str,
+    day: str | None,
+    group_by: str,
+    kind: str | None,
+    output: str,
+) -> None:
+    """One day of the tenant's calendar per resource or dimension, from the rollups: a row per
+    group; JSON is the API's object."""
+
+    async def job(c: Container) -> DailySummary:
+        tenant = await tenant_named(c, tenant_name)
+        report_daily: ReportDaily = c.use_cases.report_daily()
+        query = ReportDailyQuery(tenant.id, day, group_by, kind, tenant.settings)
+        return await report_daily(query)
+
+    summary = run(ctx, job)
+    rows = [[getattr(g, c) for c in DAILY_COLUMNS] for g in summary.groups]
+    if output == "json":
+        bounds = {"start": summary.day.start.isoformat(), "end": summary.day.end.isoformat()}
+        items = [dict(zip(DAILY_COLUMNS, row, strict=True)) for row in rows]
+        click.echo(json.dumps({"date": summary.day.label, **bounds, "items": items}))
+        return
+    echo_rows(output, DAILY_COLUMNS, rows)
+
+
 SALES_COLUMNS = (
     "group", "currency", "count", "gross", "discount", "tax", "net", "refunded", "by_method",
     "by_state",
@@ -202,7 +249,7 @@ SALES_COLUMNS = (
     "--group-by",
     default="device_id",
     show_default=True,
-    help="device_id, day (UTC) or attributes.<key>.",
+    help="device_id, day (of the tenant's time zone) or attributes.<key>.",
 )
 @click.option("--currency", help="Only sales in this ISO 4217 currency.")
 @format_option

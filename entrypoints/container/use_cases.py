@@ -30,6 +30,7 @@ from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.livekit.set_livekit_url import SetLiveKitUrl
 from application.reports.report_active import ReportActive
 from application.reports.report_cost_model import ReportCostModel
+from application.reports.report_daily import ReportDaily
 from application.reports.report_resources import ReportResources
 from application.reports.report_usage import ReportUsage
 from application.reports.report_usage_stats import ReportUsageStats
@@ -188,6 +189,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     report_usage_stats = providers.Factory(ReportUsageStats, reports=storage.reports)
     report_active = providers.Factory(ReportActive, reports=storage.reports)
     report_usage = providers.Factory(ReportUsage, rollups=storage.rollups, clock=outside.clock)
+    report_daily = providers.Factory(ReportDaily, rollups=storage.rollups, clock=outside.clock)
     report_cost_model = providers.Factory(
         ReportCostModel, rollups=storage.rollups, clock=outside.clock
     )

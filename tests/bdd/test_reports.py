@@ -277,7 +277,10 @@ def operator_in_seoul(api: Api) -> None:
 
 @given(parsers.parse("these booth sessions, in Seoul's time:"))
 def booth_sessions(api: Api, datatable: list[list[str]]) -> None:
-    for store, day, start, end in datatable[1:]:
+    header, *rows = datatable
+    for row in rows:
+        visit = dict(zip(header, row, strict=True))
+        store, day, start, end = visit["store"], visit["day"], visit["from"], visit["to"]
         started = datetime.combine(seoul_day(day), time.fromisoformat(start), SEOUL)
         ended = datetime.combine(seoul_day(day), time.fromisoformat(end), SEOUL)
         if ended < started:  # past midnight
@@ -288,7 +291,7 @@ def booth_sessions(api: Api, datatable: list[list[str]]) -> None:
             started_at=started.isoformat(),
             attributes={"store_id": store},
         )
-        exit = {"at": ended.isoformat()}
+        exit = {"at": ended.isoformat(), "status": visit.get("how it ended", "completed")}
         response = api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.app)
         assert response.status_code == 200, response.text
 
@@ -319,5 +322,34 @@ def usage_reads(report: dict[str, Any], datatable: list[list[str]]) -> None:
         ]
         for b in report["items"]
         if b["label"] in days and b["group"] is not None
+    ]
+    assert read == datatable[1:]
+
+
+@when(
+    parsers.parse("the usage is rolled up and the operator asks for the summary of {day}"),
+    target_fixture="report",
+)
+def daily_summary(api: Api, day: str) -> dict[str, Any]:
+    since = datetime.now(UTC) - timedelta(days=3)
+    api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=since)))
+    params = {"date": seoul_day(day).isoformat(), "group_by": "attributes.store_id"}
+    response = api.client.get("/v1/reports/daily", params=params, headers=api.admin)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@then(parsers.parse("the summary reads:"))
+def summary_reads(report: dict[str, Any], datatable: list[list[str]]) -> None:
+    read = [
+        [
+            g["group"],
+            str(g["sessions_started"]),
+            str(g["completed"]),
+            str(g["abandoned"]),
+            f"{g['completion_rate']:.0%}",
+            f"{g['average_duration_seconds'] / 60:g}",
+        ]
+        for g in report["items"]
     ]
     assert read == datatable[1:]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from application.ports import Window
+from application.reports.report_daily import ReportDailyQuery
 from application.reports.report_usage import ReportUsageQuery
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.tenants.update_settings import UpdateSettingsCommand
@@ -17,7 +18,7 @@ from domain.errors import InvalidInput
 from domain.events import Event
 from domain.plans import MonthlyQuota, QuotaExceeded
 from domain.sales import SalesGrouping
-from domain.session import Exit
+from domain.session import Exit, SessionStatus
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, stored_session, wired
 from tests.contract.telemetry_builders import a_sale
 from tests.fakes import FakeClock
@@ -222,3 +223,60 @@ async def test_rollups_keep_declared_dimensions_apart_and_reports_group_and_filt
         with pytest.raises(InvalidInput) as refused:
             await figures(**undeclared)
         assert "store_id, country" in refused.value.message
+
+
+async def test_the_daily_summary_reads_each_stores_local_day_from_the_rollups(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "booths", time_zone="Asia/Seoul", dimensions=("store_id",))
+    base = (EVENING - tenant.created_at).total_seconds() / 60
+    # Around midnight in Seoul (EVENING + 30 minutes): (store, booth, start, end, how it ended)
+    visits = [
+        ("S1", "booth-1", 70, 80, SessionStatus.COMPLETED),
+        ("S1", "booth-1", 75, 105, SessionStatus.ABANDONED),
+        ("S1", "booth-2", 80, 90, SessionStatus.COMPLETED),
+        ("S2", "booth-3", 85, 100, SessionStatus.TIMED_OUT),
+        ("S2", "booth-3", 0, 20, SessionStatus.COMPLETED),  # all of it the day before, in Seoul
+        ("S2", "booth-3", 95, None, None),  # still there
+    ]
+    for store, booth, start, end, status in visits:
+        session = await stored_session(
+            storage, tenant, base + start, resource_id=booth, attributes={"store_id": store}
+        )
+        if end is not None:
+            exit = Exit(utc(end), status or SessionStatus.COMPLETED)
+            await storage.sessions.close(tenant.id, session.id, exit, frozenset(), NOW, SHUT)
+    await roll_up(storage, tenant)
+    report = wired(storage, FakeClock(utc(24 * 60))).use_cases().report_daily()
+
+    async def day(group_by: str, date: str = "2026-11-25") -> list[tuple[Any, ...]]:
+        query = ReportDailyQuery(tenant.id, date, group_by, settings=tenant.settings)
+        summary = await report(query)
+        assert summary.day.start == datetime(2026, 11, 24, 15, tzinfo=UTC)
+        return [
+            (
+                g.group,
+                g.sessions_started,
+                (g.completed, g.abandoned, g.timed_out),
+                g.completion_rate,
+                g.average_duration_seconds,
+            )
+            for g in summary.groups
+        ]
+
+    assert await day("attributes.store_id") == [
+        ("S1", 3, (2, 1, 0), 0.6667, 600 * 5 / 3),  # 10, 30 and 10 minutes
+        ("S2", 2, (0, 0, 1), 0.0, 900.0),
+    ]
+    assert await day("resource_id") == [
+        ("booth-1", 2, (1, 1, 0), 0.5, 1200.0),
+        ("booth-2", 1, (1, 0, 0), 1.0, 600.0),
+        ("booth-3", 2, (0, 0, 1), 0.0, 900.0),
+    ]
+    with pytest.raises(InvalidInput) as refused:
+        await day("attributes.country")
+    assert refused.value.field == "group_by"
+    for bad in ("2026-13-01", "25/11/2026", "1999-12-31", "2026-11-25T00:00"):
+        with pytest.raises(InvalidInput) as refused:
+            await day("resource_id", bad)
+        assert refused.value.field == "date"

@@ -80,6 +80,8 @@ async def test_an_hour_adds_up_sessions_events_usage_and_tracks_by_kind_and_reso
             events=2,
             meters={"cost_usd": Decimal("0.25"), "video.seconds": 1800},
             track_seconds={"video.seconds": 20 * 60},
+            ended_statuses={"completed": 1},
+            ended_seconds=(in_hour(30) - spanning.started_at).total_seconds(),
         )
     ]
 
@@ -238,8 +240,20 @@ async def test_a_run_rolls_up_hours_and_days_and_a_second_run_changes_nothing(
     ]
     assert hours[1].load == ServerLoad(1, 60_000_000, 26.5, 26.5, 6, 6)
     day = days[0]
+    ran = (at(100) - at(10)).total_seconds()
     assert day.activity == [
-        Activity("webinar", "w-1", 1, 1, (at(100) - at(10)).total_seconds(), 0, {}, {})
+        Activity(
+            "webinar",
+            "w-1",
+            1,
+            1,
+            ran,
+            0,
+            {},
+            {},
+            ended_statuses={"completed": 1},
+            ended_seconds=ran,
+        )
     ]
     assert day.load == ServerLoad(2, 60_000_000, 47.0, 26.5, 6, 6)
     assert await storage.rollups.find(tenant.id, Period.HOUR, Window()) == hours

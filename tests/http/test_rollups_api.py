@@ -152,3 +152,51 @@ def test_usage_is_grouped_and_filtered_by_declared_dimensions_only(api: Api) -> 
     assert "store_id" in refused.text
     assert invalid_fields(usage(**{"attributes.country": "KR"})) == ["attributes.country"]
     assert invalid_fields(usage(group_by="store_id")) == ["group_by"]
+
+
+def test_the_daily_summary_reads_a_local_day_per_resource_or_store(api: Api) -> None:
+    settings = {"time_zone": "Asia/Seoul", "dimensions": ["store_id"]}
+    assert api.client.put("/v1/settings", json=settings, headers=api.admin).status_code == 200
+    seoul = ZoneInfo("Asia/Seoul")
+    noon = (datetime.now(seoul) - timedelta(days=2)).replace(hour=12, minute=0, second=0)
+    for minutes, status, store in (
+        (10, "completed", "S1"),
+        (30, "abandoned", "S1"),
+        (20, "completed", "S2"),
+    ):
+        session = api.start(started_at=noon.isoformat(), attributes={"store_id": store})
+        api.client.post(
+            f"/v1/sessions/{session['id']}/exit",
+            json={"at": (noon + timedelta(minutes=minutes)).isoformat(), "status": status},
+            headers=api.app,
+        )
+    api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=noon)))
+
+    def daily(**params: str) -> Any:
+        return api.client.get("/v1/reports/daily", params=params, headers=api.admin)
+
+    by_store = daily(date=f"{noon:%Y-%m-%d}", group_by="attributes.store_id")
+    by_webinar = daily(date=f"{noon:%Y-%m-%d}").json()
+
+    assert by_store.status_code == 200, by_store.text
+    body = by_store.json()
+    assert (body["date"], body["start"]) == (
+        f"{noon:%Y-%m-%d}",
+        f"{noon.replace(hour=0).astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+    )
+    assert [
+        (
+            g["group"],
+            g["completed"],
+            g["abandoned"],
+            g["completion_rate"],
+            g["average_duration_seconds"],
+        )
+        for g in body["items"]
+    ] == [("S1", 1, 1, 0.5, 1200.0), ("S2", 1, 0, 1.0, 1200.0)]
+    assert [(g["group"], g["sessions_started"]) for g in by_webinar["items"]] == [("webinar-1", 3)]
+    assert daily().json()["date"] == f"{datetime.now(seoul):%Y-%m-%d}"  # today, in Seoul
+    assert invalid_fields(daily(date="2026-02-30")) == ["date"]
+    assert invalid_fields(daily(group_by="attributes.country")) == ["group_by"]
+    assert invalid_fields(daily(group_by="store_id")) == ["group_by"]
+    assert_error(api.client.get("/v1/reports/daily", headers=api.app), 403, "forbidden")

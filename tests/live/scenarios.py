@@ -585,6 +585,7 @@ class StoreDays:
     started: list[Json]  # the sessions, as the server answered their starts
     days: Json  # usage by day, per store, once the server's rollup job had counted them all
     weeks: Json
+    summaries: list[Json]  # the daily summary per store of each local day they started on
 
 
 # A store's booth sessions: the tenant runs on Seoul's calendar and keeps stores apart
@@ -625,7 +626,17 @@ def store_days(live: Live) -> StoreDays:
         return per_store(report, "sessions_ended") == {"live-S1": 2, "live-S2": 1}
 
     days = poll(lambda: usage("day"), all_counted, ROLLED_UP_WITHIN_SECONDS)
-    return StoreDays(started, days, usage("week"))
+    dates = sorted({b["label"] for b in days["items"] if b["group"] in STORE_VISITS})
+    with live.admin() as admin:
+        summaries = [
+            ok(
+                admin.get(
+                    "/v1/reports/daily", params={"date": d, "group_by": "attributes.store_id"}
+                )
+            )
+            for d in dates
+        ]
+    return StoreDays(started, days, usage("week"), summaries)
 
 
 def per_store(report: Json, figure: str) -> dict[str, int]:

@@ -216,3 +216,9 @@ def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: 
     assert {date.fromisoformat(d["label"]) for d in days} == local_days, run.days
     weeks = {b["label"] for b in run.weeks["items"] if b["group"] in STORE_VISITS}
     assert weeks == {f"{d:%G-W%V}" for d in local_days}, run.weeks
+    completed: dict[str, int] = {}
+    for summary in run.summaries:  # one per local day (two when the walk-ins span midnight)
+        for g in summary["items"]:
+            if g["group"] in STORE_VISITS:
+                completed[g["group"]] = completed.get(g["group"], 0) + g["completed"]
+    assert completed == {"live-S1": 2, "live-S2": 1}, run.summaries

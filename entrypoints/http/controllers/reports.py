@@ -1,14 +1,15 @@
 """Reports: watch time, resources, what is active, a subject's totals, usage and the cost model."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from application.funnels.report_funnel import ReportFunnel, ReportFunnelQuery
 from application.reports.report_active import ReportActive, ReportActiveQuery
 from application.reports.report_cost_model import ReportCostModel, ReportCostModelQuery
+from application.reports.report_daily import RESOURCE, ReportDaily, ReportDailyQuery
 from application.reports.report_resources import ReportResources, ReportResourcesQuery
 from application.reports.report_usage import ReportUsage, ReportUsageQuery
 from application.reports.report_usage_stats import ReportUsageStats, ReportUsageStatsQuery
@@ -31,6 +32,7 @@ from entrypoints.http.schemas.performance import PerformanceRowOut
 from entrypoints.http.schemas.reports import (
     ActiveOut,
     CostModelOut,
+    DailySummaryOut,
     ResourceActivityOut,
     UsageBucketOut,
     UsageReport,
@@ -155,6 +157,23 @@ class ReportsController(Controller):
             )
         )
         return UsageReport(bucket, [UsageBucketOut.of(f) for f in found])
+
+    @get(
+        "/reports/daily",
+        summary="One day of the tenant's calendar per resource or dimension, from the rollups",
+        operation_id="reportDaily",
+        description=rules_of(ReportDaily),
+    )
+    async def daily(
+        self,
+        caller: NamedDependency[Principal],
+        report_daily: NamedDependency[ReportDaily],
+        day: Annotated[str | None, QueryParameter(name="date")] = None,
+        group_by: FromQuery[str] = RESOURCE,
+        kind: FromQuery[str | None] = None,
+    ) -> DailySummaryOut:
+        query = ReportDailyQuery(caller.tenant.id, day, group_by, kind, caller.tenant.settings)
+        return DailySummaryOut.of(await report_daily(query))
 
     @get(
         "/reports/cost-model",

@@ -7,6 +7,7 @@ import msgspec
 
 from application.reports.report_cost_model import CostModelReport
 from domain.cost_model import Fit, Prediction, Unfitted
+from domain.daily_summary import DailyFigures, DailySummary
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.rollups import UsageFigures
 from entrypoints.http.schemas.common import MetersOut, meters_out
@@ -124,6 +125,44 @@ class UsageBucketOut(msgspec.Struct):
 class UsageReport(msgspec.Struct):
     bucket: str
     items: list[UsageBucketOut]
+
+
+class DailyGroupOut(msgspec.Struct):
+    group: str | None  # the resource, or the dimension's value (null: sessions without it)
+    sessions_started: int
+    sessions_ended: int
+    completed: int
+    abandoned: int
+    timed_out: int
+    completion_rate: float | None
+    average_duration_seconds: float | None
+    events: int
+
+    @classmethod
+    def of(cls, f: DailyFigures) -> "DailyGroupOut":
+        return cls(
+            f.group,
+            f.sessions_started,
+            f.sessions_ended,
+            f.completed,
+            f.abandoned,
+            f.timed_out,
+            f.completion_rate,
+            f.average_duration_seconds,
+            f.events,
+        )
+
+
+class DailySummaryOut(msgspec.Struct):
+    date: str  # the local day, YYYY-MM-DD
+    start: datetime  # its bounds in UTC
+    end: datetime
+    items: list[DailyGroupOut]
+
+    @classmethod
+    def of(cls, s: DailySummary) -> "DailySummaryOut":
+        day = s.day
+        return cls(day.label, day.start, day.end, [DailyGroupOut.of(g) for g in s.groups])
 
 
 class FitOut(msgspec.Struct):

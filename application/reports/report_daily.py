@@ -1,0 +1,71 @@
+"""Admins read one day of the tenant's calendar per store, from the rollups."""
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from application.ports import Clock, Window
+from application.reports.report_usage import ATTRIBUTES
+from application.rollups.ports import RollupRepository
+from domain.calendar import Period
+from domain.daily_summary import DailyFigures, DailySummary
+from domain.errors import InvalidInput
+from domain.rollups import UsageFilter, usage_figures
+from domain.tenants import TenantSettings
+
+RESOURCE = "resource_id"
+
+
+@dataclass(frozen=True)
+class ReportDailyQuery:
+    tenant_id: str
+    day: str | None = None  # YYYY-MM-DD; None: today
+    group_by: str = RESOURCE
+    kind: str | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)  # zone and dimensions
+
+
+class ReportDaily:
+    """One day of the tenant's time zone (`date`, YYYY-MM-DD; by default today), per resource or
+    per value of a declared dimension (`group_by=resource_id|attributes.<key>`; sessions without
+    it last, as null), optionally of one `kind`: sessions started that day; of those that ended
+    that day, how many did and how (completed, abandoned, timed out), the completion rate
+    (completed among them, 4 places) and their average duration (start to end, to the
+    millisecond; both null when none ended); and the events that day. Read from the day's
+    rollup, as of the last rollup run; a day not rolled up yet has no groups."""
+
+    def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
+        self._rollups = rollups
+        self._clock = clock
+
+    async def __call__(self, query: ReportDailyQuery) -> DailySummary:
+        calendar = query.settings.calendar
+        if query.day is None:
+            day = calendar.bucket(Period.DAY, self._clock.now())
+        else:
+            day = calendar.day(_date("date", query.day))
+        chosen = _grouping(query)
+        found = await self._rollups.find(
+            query.tenant_id, Period.DAY, Window(day.start, day.end), query.kind
+        )
+        own = [r for r in found if r.start == day.start]  # not a day cut by another zone
+        groups = [f for rollup in own for f in usage_figures(rollup, day, chosen)]
+        return DailySummary(day, [DailyFigures.of(g) for g in groups])
+
+
+def _grouping(query: ReportDailyQuery) -> UsageFilter:
+    if query.group_by == RESOURCE:
+        return UsageFilter(kind=query.kind, group_by_resource=True)
+    key = query.group_by.removeprefix(ATTRIBUTES)
+    if key == query.group_by:
+        raise InvalidInput("group_by", "must be resource_id or attributes.<key>")
+    return UsageFilter(kind=query.kind, group_by=query.settings.dimension("group_by", key))
+
+
+def _date(field: str, text: str) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(field, "must be a date, YYYY-MM-DD") from None
+    if len(text) != 10 or not 2000 <= day.year <= 2999:
+        raise InvalidInput(field, "must be a date, YYYY-MM-DD, in 2000-2999")
+    return day
