@@ -2,12 +2,19 @@
 day of the tenant's calendar, read from that day's rollup."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from domain.calendar import Bucket
 from domain.funnels import ratio
 from domain.reports import to_the_millisecond
 from domain.rollups import UsageFigures
 from domain.session import SessionStatus
+
+
+@dataclass(frozen=True)
+class CurrencySales:
+    count: int  # completed sales
+    net: Decimal  # their net, less the refunds'
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,9 @@ class DailyFigures:
     timed_out: int
     events: int
     ended_seconds: float  # of the sessions that ended, from start to end
+    errors: int  # device errors naming the group's sessions
+    fatal_errors: int
+    sales: dict[str, CurrencySales]  # per currency
 
     @classmethod
     def of(cls, figures: UsageFigures) -> "DailyFigures":
@@ -34,6 +44,12 @@ class DailyFigures:
             ended.get(SessionStatus.TIMED_OUT, 0),
             a.events,
             a.ended_seconds,
+            a.errors,
+            a.fatal_errors,
+            {
+                currency: CurrencySales(a.sales.get(currency, 0), net)
+                for currency, net in sorted(a.sales_net.items())
+            },
         )
 
     @property

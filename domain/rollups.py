@@ -11,8 +11,10 @@ Recomputing a bucket replaces it, so running a rollup twice changes nothing.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from domain.calendar import Bucket, Period
+from domain.money import sum_by_currency
 from domain.reports import to_the_millisecond
 from domain.sales import attribute_text
 from domain.session import AttributeValue
@@ -48,6 +50,13 @@ class Activity:
     # The sessions that ended in the bucket by status, and their seconds from start to end.
     ended_statuses: Mapping[str, int] = field(default_factory=dict)
     ended_seconds: float = 0.0
+    # Device errors in the bucket that name one of the row's sessions, and the fatal ones.
+    errors: int = 0
+    fatal_errors: int = 0
+    # The row's sessions' sales in the bucket, per currency: how many completed, and their net
+    # less that of the refunds (exact decimals).
+    sales: Mapping[str, int] = field(default_factory=dict)
+    sales_net: Mapping[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # To the millisecond, so that every store gives the same figures.
@@ -67,6 +76,10 @@ class Activity:
             track_seconds=_add_seconds(self.track_seconds, other.track_seconds),
             ended_statuses=_add_counts(self.ended_statuses, other.ended_statuses),
             ended_seconds=self.ended_seconds + other.ended_seconds,
+            errors=self.errors + other.errors,
+            fatal_errors=self.fatal_errors + other.fatal_errors,
+            sales=_add_counts(self.sales, other.sales),
+            sales_net=sum_by_currency([*self.sales_net.items(), *other.sales_net.items()]),
         )
 
 

@@ -7,7 +7,9 @@ from adapters.memory.store import MemoryStore
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
+from domain.error_reports import Severity
 from domain.rollups import Activity, Dimensions, Rollup, dimensions_of, overlap_seconds
+from domain.sales import SaleStatus
 from domain.session import Session
 
 
@@ -53,6 +55,24 @@ class MemoryUsageSource(UsageSource):
             seconds = overlap_seconds(track.published_at, track.unpublished_at, start, length)
             if seconds:
                 add(sessions[sid], track_seconds={track.meter: seconds})
+        for (tenant, _), error in self._store.errors.items():
+            if tenant == tenant_id and error.session_id in sessions and start <= error.at < end:
+                fatal = int(error.severity is Severity.FATAL)
+                add(sessions[error.session_id], errors=1, fatal_errors=fatal)
+        for (tenant, _), sale in self._store.sales.items():
+            if tenant != tenant_id or sale.session_id not in sessions:
+                continue
+            if not start <= sale.occurred_at < end:
+                continue
+            net = sale.amounts.net
+            if sale.status is SaleStatus.COMPLETED:
+                add(
+                    sessions[sale.session_id],
+                    sales={sale.currency: 1},
+                    sales_net={sale.currency: net},
+                )
+            elif sale.status is SaleStatus.REFUNDED:
+                add(sessions[sale.session_id], sales_net={sale.currency: -net})
         return [by_key[k] for k in sorted(by_key)]
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:

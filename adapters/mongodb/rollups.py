@@ -5,9 +5,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from bson import Decimal128
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -25,10 +28,13 @@ from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
+from domain.money import sum_by_currency
 from domain.rollups import Activity, Dimensions, Rollup, ServerLoad, dimensions_of
+from domain.sales import SaleStatus
 from domain.session import SessionStatus
 
 Pipeline = list[Document]
+SOLD = [SaleStatus.COMPLETED.value, SaleStatus.REFUNDED.value]  # failed sales move no money
 
 
 def _overlap_ms(start: Any, end: Any, b: datetime, e: datetime) -> Document:
@@ -40,12 +46,20 @@ class MongoUsageSource(UsageSource):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
         self._events = db["events"]
+        self._errors = db["errors"]
+        self._sales = db["sales"]
 
     async def activity(
         self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
     ) -> list[Activity]:
         figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {"meters": {}, "track_seconds": {}, "ended_statuses": {}}
+            lambda: {
+                "meters": {},
+                "track_seconds": {},
+                "ended_statuses": {},
+                "sales": {},
+                "sales_net": {},
+            }
         )
         by = _by(dimensions)
         count = {"$group": {"_id": by, "n": {"$sum": 1}}}
@@ -150,25 +164,71 @@ class MongoUsageSource(UsageSource):
         dimensions: Sequence[str],
         figures: dict[tuple[str, str, Dimensions], dict[str, Any]],
     ) -> None:
-        """Events are counted per session by the server, then added up by their sessions'
-        kind and resource (memory grows with the sessions of the hour, not its events)."""
-        per_session = await (
-            await self._events.aggregate(
-                [
-                    {"$match": {"tenant_id": tenant_id, "at": {"$gte": start, "$lt": end}}},
-                    {"$group": {"_id": "$session_id", "n": {"$sum": 1}}},
-                ]
-            )
-        ).to_list(None)
-        counts = {row["_id"]: row["n"] for row in per_session}
+        """Events, device errors and sales are counted per session by the server, then added up
+        by their sessions' kind, resource and dimensions (memory grows with the sessions of the
+        hour, not with its events)."""
+        inside = {"$gte": start, "$lt": end}
+        events = await self._per_session(
+            self._events,
+            {"tenant_id": tenant_id, "at": inside},
+            {"n": {"$sum": 1}},
+        )
+        errors = await self._per_session(
+            self._errors,
+            {"tenant_id": tenant_id, "at": inside, "session_id": {"$ne": None}},
+            {
+                "n": {"$sum": 1},
+                "fatal": {"$sum": {"$cond": [{"$eq": ["$severity", "fatal"]}, 1, 0]}},
+            },
+        )
+        sales = await self._per_session(
+            self._sales,
+            {"tenant_id": tenant_id, "occurred_at": inside, "status": {"$in": SOLD}},
+            {"n": {"$sum": 1}, "net": {"$sum": "$amounts.net"}},
+            currency="$currency",
+            status="$status",
+        )
+        ids = {row["_id"]["session_id"] for rows in (events, errors, sales) for row in rows}
+        keys = await self._keys_of(tenant_id, ids, dimensions)
+        for row in events:
+            found = figures[keys[row["_id"]["session_id"]]]
+            found["events"] = found.get("events", 0) + row["n"]
+        for row in errors:
+            found = figures[keys[row["_id"]["session_id"]]]
+            found["errors"] = found.get("errors", 0) + row["n"]
+            found["fatal_errors"] = found.get("fatal_errors", 0) + row["fatal"]
+        for row in sales:
+            found = figures[keys[row["_id"]["session_id"]]]
+            currency, net = row["_id"]["currency"], Decimal(str(from_bson(row["net"])))
+            if row["_id"]["status"] == SaleStatus.COMPLETED:
+                found["sales"][currency] = found["sales"].get(currency, 0) + row["n"]
+            else:
+                net = -net
+            found["sales_net"] = sum_by_currency([*found["sales_net"].items(), (currency, net)])
+
+    @staticmethod
+    async def _per_session(
+        collection: AsyncCollection[Document], match: Document, sums: Document, **by: str
+    ) -> list[Document]:
+        grouped = {"$group": {"_id": {"session_id": "$session_id", **by}, **sums}}
+        return await (await collection.aggregate([{"$match": match}, grouped])).to_list(None)
+
+    async def _keys_of(
+        self, tenant_id: str, ids: set[str], dimensions: Sequence[str]
+    ) -> dict[str, tuple[str, str, Dimensions]]:
+        """The kind, resource and dimension values of each session named."""
         found = self._sessions.find(
-            {"tenant_id": tenant_id, "id": {"$in": list(counts)}},
+            {"tenant_id": tenant_id, "id": {"$in": list(ids)}},
             {"_id": 0, "id": 1, "kind": 1, "resource_id": 1, "attributes": 1},
         )
-        async for session in found:
-            values = dimensions_of(session.get("attributes") or {}, dimensions)
-            key = (session["kind"], session["resource_id"], values)
-            figures[key]["events"] = figures[key].get("events", 0) + counts[session["id"]]
+        return {
+            session["id"]: (
+                session["kind"],
+                session["resource_id"],
+                dimensions_of(session.get("attributes") or {}, dimensions),
+            )
+            async for session in found
+        }
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
         oldest = await self._sessions.find_one(
@@ -243,6 +303,10 @@ def _activity_document(a: Activity) -> Document:
         "dimensions": [list(pair) for pair in a.dimensions],
         "ended_statuses": dict(a.ended_statuses),
         "ended_seconds": a.ended_seconds,
+        "errors": a.errors,
+        "fatal_errors": a.fatal_errors,
+        "sales": dict(a.sales),
+        "sales_net": {c: Decimal128(net) for c, net in a.sales_net.items()},
     }
 
 
@@ -259,6 +323,10 @@ def _activity(document: Document) -> Activity:
         tuple((k, v) for k, v in document.get("dimensions", [])),
         document.get("ended_statuses", {}),
         document.get("ended_seconds", 0.0),
+        document.get("errors", 0),
+        document.get("fatal_errors", 0),
+        document.get("sales", {}),
+        {c: net.to_decimal() for c, net in document.get("sales_net", {}).items()},
     )
 
 

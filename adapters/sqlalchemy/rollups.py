@@ -5,6 +5,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -27,17 +28,23 @@ from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import (
     UTCDateTime,
+    errors,
     events,
     rollup_activity,
     rollup_leases,
     rollup_load,
+    sales,
     sessions,
     track_intervals,
 )
+from adapters.sqlalchemy.telemetry_rows import amount_of, amount_sums
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
+from domain.error_reports import Severity
+from domain.money import amount_text, sum_by_currency
 from domain.rollups import Activity, Dimensions, Rollup, ServerLoad
+from domain.sales import SaleStatus
 from domain.session import SessionStatus
 
 LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]
@@ -94,6 +101,22 @@ class SqlUsageSource(UsageSource):
         meters = meter_sums(*by).where(
             mine, sessions.c.ended_at >= start, sessions.c.ended_at < end
         )
+        err, sold = errors.c, sales.c
+        raised = (
+            select(*by, func.count(), func.sum(case((err.severity == Severity.FATAL, 1), else_=0)))
+            .join_from(errors, sessions, and_(of_session, err.session_id == sessions.c.id))
+            .where(err.tenant_id == tenant_id, err.at >= start, err.at < end)
+        )
+        selling = (
+            select(*by, sold.currency, sold.status, func.count(), *amount_sums(sold, "net"))
+            .join_from(sales, sessions, and_(of_session, sold.session_id == sessions.c.id))
+            .where(
+                sold.tenant_id == tenant_id,
+                sold.occurred_at >= start,
+                sold.occurred_at < end,
+                sold.status.in_([SaleStatus.COMPLETED, SaleStatus.REFUNDED]),
+            )
+        )
         t = track_intervals.c
         tracks = (
             select(
@@ -116,7 +139,13 @@ class SqlUsageSource(UsageSource):
             .group_by(t.meter)
         )
         figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {"meters": {}, "track_seconds": {}, "ended_statuses": {}}
+            lambda: {
+                "meters": {},
+                "track_seconds": {},
+                "ended_statuses": {},
+                "sales": {},
+                "sales_net": {},
+            }
         )
         async with self._engine.connect() as conn:
             for name, query in (
@@ -138,6 +167,18 @@ class SqlUsageSource(UsageSource):
             for row in await conn.execute(tracks.group_by(*by)):
                 meter, seconds = row[width:]
                 figures[key(row)]["track_seconds"][meter] = float(seconds)
+            for row in await conn.execute(raised.group_by(*by)):
+                found = figures[key(row)]
+                found["errors"], found["fatal_errors"] = (int(n) for n in row[width:])
+            for row in await conn.execute(selling.group_by(*by, sold.currency, sold.status)):
+                currency, status, count, units, nanos = row[width:]
+                found = figures[key(row)]
+                net = amount_of(units, nanos)
+                if status == SaleStatus.COMPLETED:
+                    found["sales"][currency] = count
+                else:
+                    net = -net
+                found["sales_net"] = sum_by_currency([*found["sales_net"].items(), (currency, net)])
         return [
             Activity(kind, resource_id, **f, dimensions=values)
             for (kind, resource_id, values), f in sorted(figures.items())
@@ -174,6 +215,10 @@ class SqlRollupRepository(RollupRepository):
                 "dimensions": json.dumps(a.dimensions) if a.dimensions else "",
                 "ended_statuses": dict(a.ended_statuses),
                 "ended_seconds": a.ended_seconds,
+                "errors": a.errors,
+                "fatal_errors": a.fatal_errors,
+                "sales": dict(a.sales),
+                "sales_net": {c: amount_text(net) for c, net in a.sales_net.items()},
             }
             for a in rollup.activity
         ]
@@ -226,6 +271,10 @@ class SqlRollupRepository(RollupRepository):
                         tuple((k, v) for k, v in json.loads(r.dimensions or "[]")),
                         r.ended_statuses,
                         r.ended_seconds,
+                        r.errors,
+                        r.fatal_errors,
+                        r.sales,
+                        {c: Decimal(net) for c, net in r.sales_net.items()},
                     )
                 )
         return [

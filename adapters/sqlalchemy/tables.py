@@ -331,6 +331,12 @@ rollup_activity = Table(
     # The sessions that ended in the bucket, by status, and their seconds from start to end.
     Column("ended_statuses", JSON, nullable=False, server_default="{}"),
     Column("ended_seconds", Float, nullable=False, server_default="0"),
+    # Errors naming the row's sessions, the fatal ones, and their sales per currency: completed
+    # ones counted, and their net less the refunds' (decimal strings).
+    Column("errors", BigInteger, nullable=False, server_default="0"),
+    Column("fatal_errors", BigInteger, nullable=False, server_default="0"),
+    Column("sales", JSON, nullable=False, server_default="{}"),
+    Column("sales_net", JSON, nullable=False, server_default="{}"),
 )
 
 # Who is rolling up a tenant now (until when), and where its next run starts.

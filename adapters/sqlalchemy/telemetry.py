@@ -29,6 +29,7 @@ from adapters.sqlalchemy.tables import errors, performance_metrics, performance_
 from adapters.sqlalchemy.telemetry_rows import (
     AMOUNTS,
     amount_of,
+    amount_sums,
     error_of,
     error_row,
     metric_of,
@@ -179,11 +180,6 @@ def _within(at: Column[Any], window: Window) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _sums(rows: Any, name: str) -> list[ColumnElement[Any]]:
-    """The sums of an amount's two columns, for `amount_of`."""
-    return [func.sum(rows[f"{name}_units"]), func.sum(rows[f"{name}_nanos"])]
-
-
 @raises_storage_errors
 class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
     def __init__(self, engine: AsyncEngine) -> None:
@@ -228,7 +224,7 @@ class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
             counted, latest, and_(latest.c.fingerprint == counted.c.fingerprint, latest.c.n == 1)
         )
         versions = select(e.fingerprint, e.app_version, func.count()).where(*chosen)
-        losses = select(e.fingerprint, e.loss_currency, *_sums(e, "loss")).where(
+        losses = select(e.fingerprint, e.loss_currency, *amount_sums(e, "loss")).where(
             *chosen, e.loss_currency.is_not(None)
         )
         app_versions: dict[str, dict[str, int]] = defaultdict(dict)
@@ -393,7 +389,7 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
             r.grp,
             *(r[k.name] for k in keys),
             func.count(),
-            *(total for name in AMOUNTS for total in _sums(r, name)),
+            *(total for name in AMOUNTS for total in amount_sums(r, name)),
         ).group_by(r.grp, *(r[k.name] for k in keys))
         async with self._single.connect() as conn:
             found = (await conn.execute(query)).all()

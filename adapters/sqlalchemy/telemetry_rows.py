@@ -5,6 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import ColumnElement, func
+
 from adapters.sqlalchemy.quantities import NANOS
 from domain.error_reports import Breadcrumb, ErrorReport, Impact, Loss, Severity
 from domain.money import EXACT, canonical
@@ -35,6 +37,11 @@ def amount_of(units: int | Decimal, nanos: int | Decimal) -> Decimal:
     """An amount, or a sum of amounts, from its whole units and nano-units (PostgreSQL sums
     BIGINTs into NUMERIC, SQLite into integers)."""
     return canonical(Decimal(int(units) * NANOS + int(nanos)).scaleb(-9, EXACT))
+
+
+def amount_sums(rows: Any, name: str) -> list[ColumnElement[Any]]:
+    """The sums of an amount's two columns, for `amount_of`."""
+    return [func.sum(rows[f"{name}_units"]), func.sum(rows[f"{name}_nanos"])]
 
 
 def error_row(tenant_id: str, error: ErrorReport) -> dict[str, Any]:

@@ -30,7 +30,9 @@ class ReportDaily:
     it last, as null), optionally of one `kind`: sessions started that day; of those that ended
     that day, how many did and how (completed, abandoned, timed out), the completion rate
     (completed among them, 4 places) and their average duration (start to end, to the
-    millisecond; both null when none ended); and the events that day. Read from the day's
+    millisecond; both null when none ended); the events that day; the device errors that day
+    naming the group's sessions (and the fatal ones); and its sessions' sales that day per
+    currency (completed ones counted; net less the refunds', exact). Read from the day's
     rollup, as of the last rollup run; a day not rolled up yet has no groups."""
 
     def __init__(self, rollups: RollupRepository, clock: Clock) -> None:

@@ -18,8 +18,9 @@ from application.telemetry.report_performance import (
 )
 from application.telemetry.report_sales import ReportSales, ReportSalesQuery, SalesReport
 from application.trials.report_trials import ReportTrials, ReportTrialsQuery
-from domain.daily_summary import DailySummary
+from domain.daily_summary import DailyFigures, DailySummary
 from domain.funnels import FunnelFigures
+from domain.money import amount_text
 from domain.performance import GroupBy, PerformanceRow
 from domain.refusals import Refusal
 from domain.reports import WatchTime
@@ -193,7 +194,7 @@ def funnel(
 
 DAILY_COLUMNS = (
     "group", "sessions_started", "sessions_ended", "completed", "abandoned", "timed_out",
-    "completion_rate", "average_duration_seconds", "events",
+    "completion_rate", "average_duration_seconds", "events", "errors", "fatal_errors", "sales",
 )  # fmt: skip
 
 
@@ -227,13 +228,19 @@ def daily(
         return await report_daily(query)
 
     summary = run(ctx, job)
-    rows = [[getattr(g, c) for c in DAILY_COLUMNS] for g in summary.groups]
+    rows = [[_daily_cell(g, c) for c in DAILY_COLUMNS] for g in summary.groups]
     if output == "json":
         bounds = {"start": summary.day.start.isoformat(), "end": summary.day.end.isoformat()}
         items = [dict(zip(DAILY_COLUMNS, row, strict=True)) for row in rows]
         click.echo(json.dumps({"date": summary.day.label, **bounds, "items": items}))
         return
     echo_rows(output, DAILY_COLUMNS, rows)
+
+
+def _daily_cell(figures: DailyFigures, column: str) -> object:
+    if column == "sales":  # per currency, exact
+        return {c: {"count": s.count, "net": amount_text(s.net)} for c, s in figures.sales.items()}
+    return getattr(figures, column)
 
 
 SALES_COLUMNS = (

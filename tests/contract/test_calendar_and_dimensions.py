@@ -4,6 +4,7 @@ those days, sales grouped by local day, monthly quotas counted in local months, 
 apart by the declared dimensions that reports group and filter by."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,13 +15,15 @@ from application.reports.report_usage import ReportUsageQuery
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.tenants.update_settings import UpdateSettingsCommand
 from domain.calendar import Calendar, Period
+from domain.daily_summary import CurrencySales
+from domain.error_reports import Severity
 from domain.errors import InvalidInput
 from domain.events import Event
 from domain.plans import MonthlyQuota, QuotaExceeded
-from domain.sales import SalesGrouping
+from domain.sales import SalesGrouping, SaleStatus
 from domain.session import Exit, SessionStatus
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, stored_session, wired
-from tests.contract.telemetry_builders import a_sale
+from tests.contract.telemetry_builders import a_refund, a_sale, amounts, an_error
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -239,13 +242,36 @@ async def test_the_daily_summary_reads_each_stores_local_day_from_the_rollups(
         ("S2", "booth-3", 0, 20, SessionStatus.COMPLETED),  # all of it the day before, in Seoul
         ("S2", "booth-3", 95, None, None),  # still there
     ]
+    ids = []
     for store, booth, start, end, status in visits:
         session = await stored_session(
             storage, tenant, base + start, resource_id=booth, attributes={"store_id": store}
         )
+        ids.append(session.id)
         if end is not None:
             exit = Exit(utc(end), status or SessionStatus.COMPLETED)
             await storage.sessions.close(tenant.id, session.id, exit, frozenset(), NOW, SHUT)
+    # Errors and sales count on the day they happened, with their session's store.
+    await storage.errors.add(
+        tenant.id,
+        [
+            an_error("jam", base + 72, session_id=ids[0], severity=Severity.FATAL),
+            an_error("retry", base + 73, session_id=ids[0]),
+            an_error("yesterday's", base + 10, session_id=ids[4]),
+            an_error("no session", base + 72),
+        ],
+    )
+    sold = a_sale("s1", ids[0], base + 78, amounts=amounts("20000"))
+    await storage.sales.add(
+        tenant.id,
+        [
+            sold,
+            a_sale("s2", ids[2], base + 88, amounts=amounts("15000")),
+            a_refund("r1", sold, "5000", minutes=base + 100),
+            a_sale("s3", ids[3], base + 90, status=SaleStatus.FAILED, amounts=amounts("9")),
+            a_sale("s4", ids[3], base + 91, currency="USD", amounts=amounts("12.5")),
+        ],
+    )
     await roll_up(storage, tenant)
     report = wired(storage, FakeClock(utc(24 * 60))).use_cases().report_daily()
 
@@ -263,6 +289,18 @@ async def test_the_daily_summary_reads_each_stores_local_day_from_the_rollups(
             )
             for g in summary.groups
         ]
+
+    stores = (
+        await report(
+            ReportDailyQuery(
+                tenant.id, "2026-11-25", "attributes.store_id", settings=tenant.settings
+            )
+        )
+    ).groups
+    assert [(g.group, g.errors, g.fatal_errors, g.sales) for g in stores] == [
+        ("S1", 2, 1, {"KRW": CurrencySales(2, Decimal("30000"))}),
+        ("S2", 0, 0, {"USD": CurrencySales(1, Decimal("12.5"))}),
+    ]
 
     assert await day("attributes.store_id") == [
         ("S1", 3, (2, 1, 0), 0.6667, 600 * 5 / 3),  # 10, 30 and 10 minutes

@@ -170,6 +170,17 @@ def test_the_daily_summary_reads_a_local_day_per_resource_or_store(api: Api) -> 
             json={"at": (noon + timedelta(minutes=minutes)).isoformat(), "status": status},
             headers=api.app,
         )
+    sale = {
+        "id": "sale-1",
+        "session_id": session["id"],
+        "device_id": "kiosk-1",
+        "occurred_at": (noon + timedelta(minutes=5)).isoformat(),
+        "currency": "KRW",
+        "amounts": {"gross": "20000", "discount": "0", "tax": "0", "net": "20000"},
+        "payment_method": "card",
+        "status": "completed",
+    }
+    assert api.client.post("/v1/sales", json=sale, headers=api.ingest).status_code == 201
     api.run(lambda: api.container.jobs.roll_up_usage()(RollUpUsageCommand("acme", since=noon)))
 
     def daily(**params: str) -> Any:
@@ -194,6 +205,10 @@ def test_the_daily_summary_reads_a_local_day_per_resource_or_store(api: Api) -> 
         )
         for g in body["items"]
     ] == [("S1", 1, 1, 0.5, 1200.0), ("S2", 1, 0, 1.0, 1200.0)]
+    assert [(g["group"], g["errors"], g["sales"]) for g in body["items"]] == [
+        ("S1", {"count": 0, "fatal": 0}, {}),
+        ("S2", {"count": 0, "fatal": 0}, {"KRW": {"count": 1, "net": "20000"}}),
+    ]
     assert [(g["group"], g["sessions_started"]) for g in by_webinar["items"]] == [("webinar-1", 3)]
     assert daily().json()["date"] == f"{datetime.now(seoul):%Y-%m-%d}"  # today, in Seoul
     assert invalid_fields(daily(date="2026-02-30")) == ["date"]

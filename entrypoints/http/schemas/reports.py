@@ -8,6 +8,7 @@ import msgspec
 from application.reports.report_cost_model import CostModelReport
 from domain.cost_model import Fit, Prediction, Unfitted
 from domain.daily_summary import DailyFigures, DailySummary
+from domain.money import amount_text
 from domain.reports import ResourceActivity, UsageStats, WatchTime
 from domain.rollups import UsageFigures
 from entrypoints.http.schemas.common import MetersOut, meters_out
@@ -127,6 +128,16 @@ class UsageReport(msgspec.Struct):
     items: list[UsageBucketOut]
 
 
+class DailyErrorsOut(msgspec.Struct):
+    count: int
+    fatal: int
+
+
+class CurrencySalesOut(msgspec.Struct):
+    count: int  # completed sales
+    net: str  # their net less the refunds', exact
+
+
 class DailyGroupOut(msgspec.Struct):
     group: str | None  # the resource, or the dimension's value (null: sessions without it)
     sessions_started: int
@@ -137,6 +148,8 @@ class DailyGroupOut(msgspec.Struct):
     completion_rate: float | None
     average_duration_seconds: float | None
     events: int
+    errors: DailyErrorsOut
+    sales: dict[str, CurrencySalesOut]  # per currency; net as a decimal string
 
     @classmethod
     def of(cls, f: DailyFigures) -> "DailyGroupOut":
@@ -150,6 +163,8 @@ class DailyGroupOut(msgspec.Struct):
             f.completion_rate,
             f.average_duration_seconds,
             f.events,
+            DailyErrorsOut(f.errors, f.fatal_errors),
+            {c: CurrencySalesOut(s.count, amount_text(s.net)) for c, s in f.sales.items()},
         )
 
 
