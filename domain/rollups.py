@@ -8,15 +8,17 @@ what its servers' snapshots said (traffic, CPU, concurrent users). A day is the 
 Recomputing a bucket replaces it, so running a rollup twice changes nothing.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from domain.calendar import Bucket, Period
 from domain.money import sum_by_currency
 from domain.reports import to_the_millisecond
-from domain.sales import attribute_text
+from domain.sales import SaleStatus, attribute_text
 from domain.session import AttributeValue
 from domain.snapshots import MeasuredSnapshot
 from domain.usage import Usage, add_usage
@@ -81,6 +83,53 @@ class Activity:
             sales=_add_counts(self.sales, other.sales),
             sales_net=sum_by_currency([*self.sales_net.items(), *other.sales_net.items()]),
         )
+
+
+ActivityKey = tuple[str, str, Dimensions]  # kind, resource, dimension values
+
+
+class ActivityTally:
+    """What a store adds up per kind, resource and dimensions, figure by figure as one query
+    after another answers, and the Activity rows it makes (ordered by key)."""
+
+    def __init__(self) -> None:
+        self._figures: defaultdict[ActivityKey, dict[str, Any]] = defaultdict(
+            lambda: {
+                "meters": {},
+                "track_seconds": {},
+                "ended_statuses": {},
+                "sales": {},
+                "sales_net": {},
+            }
+        )
+
+    def __getitem__(self, key: ActivityKey) -> dict[str, Any]:
+        """The key's figures so far, by Activity field name, to set or add to."""
+        return self._figures[key]
+
+    def add(self, key: ActivityKey, figure: str, amount: float) -> None:
+        found = self._figures[key]
+        found[figure] = found.get(figure, 0) + amount
+
+    def ended(self, key: ActivityKey, status: str, count: int, seconds: float) -> None:
+        self._figures[key]["ended_statuses"][status] = count
+        self.add(key, "sessions_ended", count)
+        self.add(key, "ended_seconds", seconds)
+
+    def sold(self, key: ActivityKey, currency: str, status: str, count: int, net: Decimal) -> None:
+        """Completed sales count and add their net; refunds take theirs off."""
+        found = self._figures[key]
+        if status == SaleStatus.COMPLETED:
+            found["sales"][currency] = found["sales"].get(currency, 0) + count
+        else:
+            net = -net
+        found["sales_net"] = sum_by_currency([*found["sales_net"].items(), (currency, net)])
+
+    def rows(self) -> list[Activity]:
+        return [
+            Activity(kind, resource_id, **figures, dimensions=values)
+            for (kind, resource_id, values), figures in sorted(self._figures.items())
+        ]
 
 
 @dataclass(frozen=True)

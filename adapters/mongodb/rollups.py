@@ -1,7 +1,6 @@
 """Rollups in MongoDB: an hour's figures by aggregation pipelines over the raw collections; a
 bucket is one document, so replacing it is one atomic write; a lease document per tenant."""
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -28,8 +27,7 @@ from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
-from domain.money import sum_by_currency
-from domain.rollups import Activity, Dimensions, Rollup, ServerLoad, dimensions_of
+from domain.rollups import Activity, ActivityTally, Dimensions, Rollup, ServerLoad, dimensions_of
 from domain.sales import SaleStatus
 from domain.session import SessionStatus
 
@@ -52,15 +50,7 @@ class MongoUsageSource(UsageSource):
     async def activity(
         self, tenant_id: str, start: datetime, end: datetime, dimensions: Sequence[str] = ()
     ) -> list[Activity]:
-        figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {
-                "meters": {},
-                "track_seconds": {},
-                "ended_statuses": {},
-                "sales": {},
-                "sales_net": {},
-            }
-        )
+        figures = ActivityTally()
         by = _by(dimensions)
         count = {"$group": {"_id": by, "n": {"$sum": 1}}}
 
@@ -83,10 +73,7 @@ class MongoUsageSource(UsageSource):
             }
         }
         for row in await self._run([*ended, by_status]):
-            found = figures[key(row)]
-            found["ended_statuses"][row["_id"]["status"]] = row["n"]
-            found["sessions_ended"] = found.get("sessions_ended", 0) + row["n"]
-            found["ended_seconds"] = found.get("ended_seconds", 0.0) + row["ms"] / 1000
+            figures.ended(key(row), row["_id"]["status"], row["n"], row["ms"] / 1000)
         usage: Pipeline = [
             {"$project": {**by, "usage": {"$objectToArray": {"$ifNull": ["$usage", {}]}}}},
             {"$unwind": "$usage"},
@@ -151,10 +138,7 @@ class MongoUsageSource(UsageSource):
         for row in await self._run([*with_tracks, *tracks]):
             figures[key(row)]["track_seconds"][row["_id"]["meter"]] = row["ms"] / 1000
         await self._count_events(tenant_id, start, end, dimensions, figures)
-        return [
-            Activity(kind, resource_id, **f, dimensions=values)
-            for (kind, resource_id, values), f in sorted(figures.items())
-        ]
+        return figures.rows()
 
     async def _count_events(
         self,
@@ -162,7 +146,7 @@ class MongoUsageSource(UsageSource):
         start: datetime,
         end: datetime,
         dimensions: Sequence[str],
-        figures: dict[tuple[str, str, Dimensions], dict[str, Any]],
+        figures: ActivityTally,
     ) -> None:
         """Events, device errors and sales are counted per session by the server, then added up
         by their sessions' kind, resource and dimensions (memory grows with the sessions of the
@@ -191,20 +175,16 @@ class MongoUsageSource(UsageSource):
         ids = {row["_id"]["session_id"] for rows in (events, errors, sales) for row in rows}
         keys = await self._keys_of(tenant_id, ids, dimensions)
         for row in events:
-            found = figures[keys[row["_id"]["session_id"]]]
-            found["events"] = found.get("events", 0) + row["n"]
+            figures.add(keys[row["_id"]["session_id"]], "events", row["n"])
         for row in errors:
-            found = figures[keys[row["_id"]["session_id"]]]
-            found["errors"] = found.get("errors", 0) + row["n"]
-            found["fatal_errors"] = found.get("fatal_errors", 0) + row["fatal"]
+            key = keys[row["_id"]["session_id"]]
+            figures.add(key, "errors", row["n"])
+            figures.add(key, "fatal_errors", row["fatal"])
         for row in sales:
-            found = figures[keys[row["_id"]["session_id"]]]
-            currency, net = row["_id"]["currency"], Decimal(str(from_bson(row["net"])))
-            if row["_id"]["status"] == SaleStatus.COMPLETED:
-                found["sales"][currency] = found["sales"].get(currency, 0) + row["n"]
-            else:
-                net = -net
-            found["sales_net"] = sum_by_currency([*found["sales_net"].items(), (currency, net)])
+            group, net = row["_id"], Decimal(str(from_bson(row["net"])))
+            figures.sold(
+                keys[group["session_id"]], group["currency"], group["status"], row["n"], net
+            )
 
     @staticmethod
     async def _per_session(

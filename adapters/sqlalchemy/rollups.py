@@ -42,8 +42,8 @@ from application.ports import Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from domain.calendar import Period
 from domain.error_reports import Severity
-from domain.money import amount_text, sum_by_currency
-from domain.rollups import Activity, Dimensions, Rollup, ServerLoad
+from domain.money import amount_text
+from domain.rollups import Activity, ActivityTally, Dimensions, Rollup, ServerLoad
 from domain.sales import SaleStatus
 from domain.session import SessionStatus
 
@@ -138,15 +138,7 @@ class SqlUsageSource(UsageSource):
             )
             .group_by(t.meter)
         )
-        figures: dict[tuple[str, str, Dimensions], dict[str, Any]] = defaultdict(
-            lambda: {
-                "meters": {},
-                "track_seconds": {},
-                "ended_statuses": {},
-                "sales": {},
-                "sales_net": {},
-            }
-        )
+        figures = ActivityTally()
         async with self._engine.connect() as conn:
             for name, query in (
                 ("sessions_started", started),
@@ -157,10 +149,7 @@ class SqlUsageSource(UsageSource):
                     figures[key(row)][name] = row[width]
             for row in await conn.execute(ended.group_by(*by, sessions.c.status)):
                 status, count, seconds = row[width:]
-                found = figures[key(row)]
-                found["ended_statuses"][status] = count
-                found["sessions_ended"] = found.get("sessions_ended", 0) + count
-                found["ended_seconds"] = found.get("ended_seconds", 0.0) + float(seconds)
+                figures.ended(key(row), status, count, float(seconds))
             for row in await conn.execute(meters.group_by(*by)):
                 meter, nanos, is_decimal = row[width:]
                 figures[key(row)]["meters"][meter] = from_nanos(int(nanos), bool(is_decimal))
@@ -172,17 +161,8 @@ class SqlUsageSource(UsageSource):
                 found["errors"], found["fatal_errors"] = (int(n) for n in row[width:])
             for row in await conn.execute(selling.group_by(*by, sold.currency, sold.status)):
                 currency, status, count, units, nanos = row[width:]
-                found = figures[key(row)]
-                net = amount_of(units, nanos)
-                if status == SaleStatus.COMPLETED:
-                    found["sales"][currency] = count
-                else:
-                    net = -net
-                found["sales_net"] = sum_by_currency([*found["sales_net"].items(), (currency, net)])
-        return [
-            Activity(kind, resource_id, **f, dimensions=values)
-            for (kind, resource_id, values), f in sorted(figures.items())
-        ]
+                figures.sold(key(row), currency, status, count, amount_of(units, nanos))
+        return figures.rows()
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
         query = select(func.min(sessions.c.started_at)).where(
