@@ -109,19 +109,20 @@ class Trail:
     session_id: str
     status: SessionStatus
     touches: list[Touch]
+    group: str | None = None  # the value of the dimension a report groups by
 
 
 async def trails_of(
-    rows: AsyncIterable[tuple[str, SessionStatus, Touch]],
+    rows: AsyncIterable[tuple[str, SessionStatus, str | None, Touch]],
 ) -> AsyncIterator[Trail]:
-    """(session_id, status, touch) rows ordered by session, one Trail per session as soon as
-    its last row is read."""
+    """(session_id, status, group, touch) rows ordered by session, one Trail per session as soon
+    as its last row is read."""
     current: Trail | None = None
-    async for session_id, status, touch in rows:
+    async for session_id, status, group, touch in rows:
         if current is None or current.session_id != session_id:
             if current is not None:
                 yield current
-            current = Trail(session_id, status, [])
+            current = Trail(session_id, status, [], group)
         current.touches.append(touch)
     if current is not None:
         yield current
@@ -142,6 +143,14 @@ class FunnelFigures:
     sessions: int
     stages: list[StageFigures]
     exit_statuses: dict[str, int]
+    # With group_by: the same figures per value of the dimension (None: sessions without it).
+    groups: list["FunnelGroup"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FunnelGroup:
+    group: str | None
+    figures: FunnelFigures
 
 
 @dataclass

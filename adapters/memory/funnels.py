@@ -2,9 +2,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 from adapters.memory.store import MemoryStore
-from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.funnels.ports import ALL_SESSIONS, FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Window
 from domain.funnels import Funnel, Touch, Trail
+from domain.rollups import dimensions_of
 from domain.session import Session, SessionStatus
 
 
@@ -30,9 +31,15 @@ class MemoryFunnelEvents(FunnelEvents):
         self._store = store
 
     async def trails(
-        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+        self,
+        tenant_id: str,
+        kind: str,
+        window: Window,
+        types: frozenset[str],
+        scope: FunnelScope = ALL_SESSIONS,
     ) -> AsyncIterator[Trail]:
-        for session in sorted(self._sessions(tenant_id, kind, window), key=lambda s: s.id):
+        chosen = self._sessions(tenant_id, kind, window, scope)
+        for session in sorted(chosen, key=lambda s: s.id):
             events = self._store.events.get((tenant_id, session.id), {}).values()
             touches = [
                 Touch(e.sequence_no, e.at, e.type, e.label, e.category)
@@ -40,14 +47,32 @@ class MemoryFunnelEvents(FunnelEvents):
                 if e.type in types
             ]
             if touches:
-                yield Trail(session.id, session.status, touches)
+                yield Trail(session.id, session.status, touches, _group(session, scope))
 
-    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
-        return dict(Counter(s.status for s in self._sessions(tenant_id, kind, window)))
+    async def statuses(
+        self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
+    ) -> dict[str | None, dict[SessionStatus, int]]:
+        counts: dict[str | None, Counter[SessionStatus]] = {}
+        for s in self._sessions(tenant_id, kind, window, scope):
+            counts.setdefault(_group(s, scope), Counter())[s.status] += 1
+        return {group: dict(counted) for group, counted in counts.items()}
 
-    def _sessions(self, tenant_id: str, kind: str, window: Window) -> list[Session]:
+    def _sessions(
+        self, tenant_id: str, kind: str, window: Window, scope: FunnelScope
+    ) -> list[Session]:
         return [
             s
             for (tenant, _), s in self._store.sessions.items()
-            if tenant == tenant_id and s.kind == kind and s.started_at in window
+            if tenant == tenant_id
+            and s.kind == kind
+            and s.started_at in window
+            and all(_value(s, k) == v for k, v in scope.where.items())
         ]
+
+
+def _value(session: Session, key: str) -> str | None:
+    return dict(dimensions_of(session.attributes, [key])).get(key)
+
+
+def _group(session: Session, scope: FunnelScope) -> str | None:
+    return None if scope.group_by is None else _value(session, scope.group_by)

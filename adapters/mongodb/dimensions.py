@@ -1,6 +1,8 @@
 """A session's attribute as a dimension's value in MongoDB: what rollups group by and the
 sessions list filters on, so both spell a value alike."""
 
+from collections.abc import Mapping
+
 from adapters.mongodb.documents import Document
 
 
@@ -11,3 +13,13 @@ def dimension(key: str) -> Document:
     value = {"$getField": {"field": {"$literal": key}, "input": "$attributes"}}
     as_text = {"$toString": value}
     return {"$cond": [{"$eq": [{"$type": value}, "string"]}, value, as_text]}
+
+
+def having(values: Mapping[str, str]) -> Document:
+    """A match on sessions whose dimensions have these values (empty: every session). Missing,
+    a dimension is null: never equal to a value. $literal, as a value may start with $ (it would
+    name a field)."""
+    if not values:
+        return {}
+    equal = [{"$eq": [dimension(key), {"$literal": value}]} for key, value in values.items()]
+    return {"$expr": {"$and": equal}}

@@ -7,11 +7,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongodb.dimensions import dimension, having
 from adapters.mongodb.documents import Document, within
 from adapters.mongodb.errors import raises_storage_errors
-from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.funnels.ports import ALL_SESSIONS, FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Window
 from domain.funnels import Funnel, Stage, StageMatch, Touch, Trail, trails_of
+from domain.rollups import dimensions_of
 from domain.session import SessionStatus
 
 # Sessions whose events one query reads while a report streams a window.
@@ -50,39 +52,52 @@ class MongoFunnelEvents(FunnelEvents):
         self._events = db["events"]
 
     async def trails(
-        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+        self,
+        tenant_id: str,
+        kind: str,
+        window: Window,
+        types: frozenset[str],
+        scope: FunnelScope = ALL_SESSIONS,
     ) -> AsyncIterator[Trail]:
-        async for trail in trails_of(self._touches(tenant_id, kind, window, types)):
+        async for trail in trails_of(self._touches(tenant_id, kind, window, types, scope)):
             yield trail
 
     async def _touches(
-        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
-    ) -> AsyncIterator[tuple[str, SessionStatus, Touch]]:
+        self,
+        tenant_id: str,
+        kind: str,
+        window: Window,
+        types: frozenset[str],
+        scope: FunnelScope,
+    ) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
         cursor = self._sessions.find(
-            _of_kind(tenant_id, kind, window),
-            {"_id": 0, "id": 1, "status": 1},
+            _of_kind(tenant_id, kind, window, scope),
+            {"_id": 0, "id": 1, "status": 1, "attributes": 1},
             sort=[("id", 1)],
             batch_size=CHUNK,
         )
-        statuses: dict[str, SessionStatus] = {}
+        sessions: dict[str, tuple[SessionStatus, str | None]] = {}
         async for session in cursor:
-            statuses[session["id"]] = SessionStatus(session["status"])
-            if len(statuses) == CHUNK:
-                async for row in self._of_sessions(tenant_id, statuses, types):
+            sessions[session["id"]] = (SessionStatus(session["status"]), _group(session, scope))
+            if len(sessions) == CHUNK:
+                async for row in self._of_sessions(tenant_id, sessions, types):
                     yield row
-                statuses = {}
-        async for row in self._of_sessions(tenant_id, statuses, types):
+                sessions = {}
+        async for row in self._of_sessions(tenant_id, sessions, types):
             yield row
 
     async def _of_sessions(
-        self, tenant_id: str, statuses: dict[str, SessionStatus], types: frozenset[str]
-    ) -> AsyncIterator[tuple[str, SessionStatus, Touch]]:
-        if not statuses:
+        self,
+        tenant_id: str,
+        sessions: dict[str, tuple[SessionStatus, str | None]],
+        types: frozenset[str],
+    ) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
+        if not sessions:
             return
         cursor = self._events.find(
             {
                 "tenant_id": tenant_id,
-                "session_id": {"$in": sorted(statuses)},
+                "session_id": {"$in": sorted(sessions)},
                 "type": {"$in": sorted(types)},
             },
             {
@@ -98,21 +113,47 @@ class MongoFunnelEvents(FunnelEvents):
         )
         async for e in cursor:
             touch = Touch(e["sequence_no"], e["at"], e["type"], e["label"], e["category"])
-            yield e["session_id"], statuses[e["session_id"]], touch
+            yield e["session_id"], *sessions[e["session_id"]], touch
 
-    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
+    async def statuses(
+        self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
+    ) -> dict[str | None, dict[SessionStatus, int]]:
+        group = None if scope.group_by is None else dimension(scope.group_by)
         cursor = await self._sessions.aggregate(
             [
-                {"$match": _of_kind(tenant_id, kind, window)},
-                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+                {"$match": _of_kind(tenant_id, kind, window, scope)},
+                {
+                    "$group": {
+                        "_id": {"group": group, "status": "$status"},
+                        "count": {"$sum": 1},
+                    }
+                },
             ]
         )
-        return {SessionStatus(d["_id"]): d["count"] async for d in cursor}
+        counts: dict[str | None, dict[SessionStatus, int]] = {}
+        async for d in cursor:
+            key = d["_id"]
+            counts.setdefault(key.get("group"), {})[SessionStatus(key["status"])] = d["count"]
+        return counts
 
 
-def _of_kind(tenant_id: str, kind: str, window: Window) -> Document:
-    """Sessions of the kind started in the window (ix_sessions_kind)."""
-    return {"tenant_id": tenant_id, "kind": kind, **within("started_at", window)}
+def _group(session: Document, scope: FunnelScope) -> str | None:
+    if scope.group_by is None:
+        return None
+    return dict(dimensions_of(session.get("attributes") or {}, [scope.group_by])).get(
+        scope.group_by
+    )
+
+
+def _of_kind(tenant_id: str, kind: str, window: Window, scope: FunnelScope) -> Document:
+    """Sessions of the kind started in the window (ix_sessions_kind), with the values the scope
+    asks for."""
+    return {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        **within("started_at", window),
+        **having(scope.where),
+    }
 
 
 def funnel_to_document(tenant_id: str, funnel: Funnel) -> Document:

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.credits import finish_due
-from adapters.mongodb.dimensions import dimension
+from adapters.mongodb.dimensions import having
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import finish_stale_batches
@@ -265,12 +265,4 @@ def _filter(where: SessionFilter) -> Document:
         started["$lt"] = where.started_to
     if started:
         query["started_at"] = started
-    if where.attributes:
-        # Missing, the expression is null: never equal to a value. $literal, as a value may
-        # start with $ (it would name a field).
-        equal = [
-            {"$eq": [dimension(key), {"$literal": value}]}
-            for key, value in where.attributes.items()
-        ]
-        query["$expr"] = {"$and": equal}
-    return query
+    return {**query, **having(where.attributes)}

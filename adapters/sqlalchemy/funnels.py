@@ -2,13 +2,19 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, null, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import events, funnels, sessions
-from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.funnels.ports import (
+    ALL_SESSIONS,
+    FunnelEvents,
+    FunnelRepository,
+    FunnelScope,
+)
 from application.ports import Window
 from domain.funnels import Funnel, Stage, StageMatch, Touch, Trail, trails_of
 from domain.session import SessionStatus
@@ -59,14 +65,21 @@ class SqlFunnelEvents(FunnelEvents):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
 
     async def trails(
-        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+        self,
+        tenant_id: str,
+        kind: str,
+        window: Window,
+        types: frozenset[str],
+        scope: FunnelScope = ALL_SESSIONS,
     ) -> AsyncIterator[Trail]:
         query = (
             select(
                 events.c.session_id,
                 sessions.c.status,
+                self._group(scope).label("grp"),
                 events.c.sequence_no,
                 events.c.at,
                 events.c.type,
@@ -78,7 +91,7 @@ class SqlFunnelEvents(FunnelEvents):
                 (sessions.c.tenant_id == events.c.tenant_id)
                 & (sessions.c.id == events.c.session_id),
             )
-            .where(*_of_kind(tenant_id, kind, window), events.c.type.in_(sorted(types)))
+            .where(*self._of_kind(tenant_id, kind, window, scope), events.c.type.in_(sorted(types)))
             .order_by(events.c.session_id, events.c.at, events.c.sequence_no)
             .execution_options(yield_per=CHUNK)
         )
@@ -89,34 +102,48 @@ class SqlFunnelEvents(FunnelEvents):
             async for trail in trails_of(_touches(result)):
                 yield trail
 
-    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
-        query = (
-            select(sessions.c.status, func.count())
-            .where(*_of_kind(tenant_id, kind, window))
-            .group_by(sessions.c.status)
+    async def statuses(
+        self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
+    ) -> dict[str | None, dict[SessionStatus, int]]:
+        # Grouped outside the subquery that names the group: PostgreSQL would not see an
+        # expression with a parameter (the attribute's key) in SELECT and GROUP BY as the same.
+        rows = (
+            select(sessions.c.status, self._group(scope).label("grp"))
+            .where(*self._of_kind(tenant_id, kind, window, scope))
+            .subquery()
         )
+        query = select(rows.c.grp, rows.c.status, func.count()).group_by(rows.c.grp, rows.c.status)
+        counts: dict[str | None, dict[SessionStatus, int]] = {}
         async with self._single.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {SessionStatus(status): count for status, count in rows}
+            for group, status, count in await conn.execute(query):
+                counts.setdefault(group, {})[SessionStatus(status)] = count
+        return counts
+
+    def _group(self, scope: FunnelScope) -> Any:
+        if scope.group_by is None:
+            return null()
+        return dimension(scope.group_by, self._sqlite)
+
+    def _of_kind(self, tenant_id: str, kind: str, window: Window, scope: FunnelScope) -> list[Any]:
+        """Sessions of the kind started in the window (ix_sessions_kind), with the values the
+        scope asks for."""
+        conditions = [sessions.c.tenant_id == tenant_id, sessions.c.kind == kind]
+        if window.start is not None:
+            conditions.append(sessions.c.started_at >= window.start)
+        if window.end is not None:
+            conditions.append(sessions.c.started_at < window.end)
+        conditions += [dimension(k, self._sqlite) == v for k, v in scope.where.items()]
+        return conditions
 
 
-async def _touches(rows: Any) -> AsyncIterator[tuple[str, SessionStatus, Touch]]:
+async def _touches(rows: Any) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
     async for r in rows:
         yield (
             r.session_id,
             SessionStatus(r.status),
+            r.grp,
             Touch(r.sequence_no, r.at, r.type, r.label, r.category),
         )
-
-
-def _of_kind(tenant_id: str, kind: str, window: Window) -> list[Any]:
-    """Sessions of the kind started in the window (ix_sessions_kind)."""
-    conditions = [sessions.c.tenant_id == tenant_id, sessions.c.kind == kind]
-    if window.start is not None:
-        conditions.append(sessions.c.started_at >= window.start)
-    if window.end is not None:
-        conditions.append(sessions.c.started_at < window.end)
-    return conditions
 
 
 def funnel_to_row(tenant_id: str, funnel: Funnel) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The ports of the funnels area: what its use cases need from storage."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from application.ports import Window
@@ -24,20 +25,41 @@ class FunnelRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FunnelScope:
+    """Which sessions a funnel report covers besides kind and window, and how it splits them:
+    by declared dimensions' values (as domain.rollups.dimensions_of spells them)."""
+
+    where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
+    group_by: str | None = None  # a dimension's key
+
+
+ALL_SESSIONS = FunnelScope()
+
+
 class FunnelEvents(Protocol):
     """What a funnel report reads of sessions and their events, without loading them whole."""
 
     def trails(
-        self, tenant_id: str, kind: str, window: Window, types: frozenset[str]
+        self,
+        tenant_id: str,
+        kind: str,
+        window: Window,
+        types: frozenset[str],
+        scope: FunnelScope = ALL_SESSIONS,
     ) -> AsyncIterator[Trail]:
-        """The sessions of `kind` started in the window that have events of these types, one
-        Trail at a time, streamed from the store (never the window's events all at once): each
-        with its status and only its events of these types, ordered by (at, sequence_no). The
-        store filters by type and orders by (session_id, at, sequence_no); sessions without such
-        events are left out."""
+        """The sessions of `kind` started in the window (and in the scope) that have events of
+        these types, one Trail at a time, streamed from the store (never the window's events all
+        at once): each with its status, its group (the scope's dimension's value, or None), and
+        only its events of these types, ordered by (at, sequence_no). The store filters by type
+        and orders by (session_id, at, sequence_no); sessions without such events are left
+        out."""
         ...
 
-    async def statuses(self, tenant_id: str, kind: str, window: Window) -> dict[SessionStatus, int]:
-        """How many sessions of `kind` started in the window are in each status (counted by the
-        store; statuses without sessions may be left out)."""
+    async def statuses(
+        self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
+    ) -> dict[str | None, dict[SessionStatus, int]]:
+        """How many sessions of `kind` started in the window (and in the scope) are in each
+        status, per group (the key None holds them all when the scope groups by nothing);
+        counted by the store; statuses without sessions may be left out."""
         ...

@@ -1,13 +1,17 @@
 """Report how far the sessions of a funnel's kind got through its stages."""
 
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.funnels.ports import FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Clock, Window
-from domain.calendar import Calendar
+from application.reports.report_usage import usage_filter
 from domain.errors import NotFound
-from domain.funnels import FunnelFigures, FunnelTally
+from domain.funnels import FunnelFigures, FunnelGroup, FunnelTally
+from domain.session import SessionStatus
+from domain.tenants import TenantSettings
 
 DEFAULT_DAYS = 30
 
@@ -18,7 +22,9 @@ class ReportFunnelQuery:
     name: str
     start: datetime | None = None
     end: datetime | None = None
-    calendar: Calendar = field(default_factory=Calendar)  # the tenant's
+    settings: TenantSettings = field(default_factory=TenantSettings)  # zone and dimensions
+    where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
+    group_by: str | None = None  # attributes.<key>
 
 
 class ReportFunnel:
@@ -34,7 +40,9 @@ class ReportFunnel:
     `median_seconds_in_stage` (the median, to the millisecond, of the time from reaching it to
     reaching the next stage over the sessions that reached both; null for the last stage or
     when none did). `exit_statuses` counts the window's sessions by status, every status named.
-    An unknown funnel is not found."""
+    `attributes.<key>=<value>` keeps the sessions with those values, and
+    `group_by=attributes.<key>` adds the same figures per value in `groups` (sessions without
+    it last, as null); both only by declared dimensions. An unknown funnel is not found."""
 
     def __init__(self, funnels: FunnelRepository, events: FunnelEvents, clock: Clock) -> None:
         self._funnels = funnels
@@ -43,15 +51,33 @@ class ReportFunnel:
 
     async def __call__(self, query: ReportFunnelQuery) -> FunnelFigures:
         # A bad window is wrong for any funnel: judged first.
-        window = Window.of_days(
-            query.start, query.end, self._clock.now(), query.calendar, DEFAULT_DAYS
-        )
+        now, calendar = self._clock.now(), query.settings.calendar
+        window = Window.of_days(query.start, query.end, now, calendar, DEFAULT_DAYS)
+        chosen = usage_filter(query.settings, query.where, query.group_by)
+        scope = FunnelScope(chosen.dimensions, chosen.group_by)
         funnel = await self._funnels.get(query.tenant_id, query.name)
         if funnel is None:
             raise NotFound(f"no funnel {query.name}")
         tally = FunnelTally(funnel)
-        trails = self._events.trails(query.tenant_id, funnel.kind, window, funnel.types)
+        groups: dict[str | None, FunnelTally] = {}
+        trails = self._events.trails(query.tenant_id, funnel.kind, window, funnel.types, scope)
         async for trail in trails:
             tally.add(trail)
-        statuses = await self._events.statuses(query.tenant_id, funnel.kind, window)
-        return tally.figures(statuses)
+            if scope.group_by is not None:
+                groups.setdefault(trail.group, FunnelTally(funnel)).add(trail)
+        statuses = await self._events.statuses(query.tenant_id, funnel.kind, window, scope)
+        figures = tally.figures(_together(statuses.values()))
+        if scope.group_by is None:
+            return figures
+        grouped = [
+            FunnelGroup(g, groups.get(g, FunnelTally(funnel)).figures(statuses.get(g, {})))
+            for g in sorted({*statuses, *groups}, key=lambda g: (g is None, g or ""))
+        ]
+        return replace(figures, groups=grouped)
+
+
+def _together(counts: Iterable[Mapping[SessionStatus, int]]) -> dict[SessionStatus, int]:
+    total: Counter[SessionStatus] = Counter()
+    for group in counts:
+        total.update(group)
+    return dict(total)

@@ -48,7 +48,10 @@ class ReportUsage:
         self._clock = clock
 
     async def __call__(self, query: ReportUsageQuery) -> list[UsageFigures]:
-        calendar, chosen = query.settings.calendar, usage_filter(query)
+        calendar = query.settings.calendar
+        chosen = usage_filter(
+            query.settings, query.where, query.group_by, query.kind, query.resource_id
+        )
         kind, resource_id = query.kind, query.resource_id
         size = period(query.bucket)
         window = bounded_window(calendar, size, query.start, query.end, self._clock.now())
@@ -68,16 +71,23 @@ class ReportUsage:
         ]
 
 
-def usage_filter(query: ReportUsageQuery) -> UsageFilter:
-    settings = query.settings
-    where = {settings.dimension(f"attributes.{k}", k): v for k, v in query.where.items()}
-    group_by = None
-    if query.group_by is not None:
-        key = query.group_by.removeprefix(ATTRIBUTES)
-        if key == query.group_by:
+def usage_filter(
+    settings: TenantSettings,
+    where: Mapping[str, str],
+    group_by: str | None,
+    kind: str | None = None,
+    resource_id: str | None = None,
+) -> UsageFilter:
+    """The sessions a report covers and the dimension it groups by, from its parameters:
+    `attributes.<key>=<value>` and `group_by=attributes.<key>`, declared keys only."""
+    values = {settings.dimension(f"attributes.{k}", k): v for k, v in where.items()}
+    key = None
+    if group_by is not None:
+        key = group_by.removeprefix(ATTRIBUTES)
+        if key == group_by:
             raise InvalidInput("group_by", "must be attributes.<key> of a declared dimension")
-        group_by = settings.dimension("group_by", key)
-    return UsageFilter(query.kind, query.resource_id, where, group_by)
+        settings.dimension("group_by", key)
+    return UsageFilter(kind, resource_id, values, key)
 
 
 def _summed(calendar: Calendar, size: Period, days: list[Rollup]) -> list[Rollup]:

@@ -177,8 +177,7 @@ def funnel(
     async def job(c: Container) -> FunnelFigures:
         tenant = await tenant_named(c, tenant_name)
         report_funnel: ReportFunnel = c.use_cases.report_funnel()
-        calendar = tenant.settings.calendar
-        return await report_funnel(ReportFunnelQuery(tenant.id, name, start, end, calendar))
+        return await report_funnel(ReportFunnelQuery(tenant.id, name, start, end, tenant.settings))
 
     figures = run(ctx, job)
     if output == "json":

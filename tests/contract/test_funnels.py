@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from application.funnels.ports import FunnelScope
 from application.funnels.report_funnel import ReportFunnelQuery
 from application.ports import Window
 from domain.events import Event
@@ -130,7 +131,7 @@ async def test_statuses_count_the_windows_sessions_of_the_kind(
 ) -> None:
     await a_day_at_the_kiosk(storage, tenant)
 
-    counts = await storage.funnel_events.statuses(tenant.id, "kiosk", WINDOW)
+    counts = (await storage.funnel_events.statuses(tenant.id, "kiosk", WINDOW))[None]
 
     assert {s: n for s, n in counts.items() if n} == {
         SessionStatus.COMPLETED: 1,
@@ -166,3 +167,35 @@ async def test_the_same_data_set_gives_the_same_report_on_every_store(
     assert report.exit_statuses == {
         "active": 1, "completed": 1, "abandoned": 1, "timed_out": 1, "cancelled": 1, "failed": 0,
     }  # fmt: skip
+
+
+async def test_a_scope_keeps_the_sessions_with_its_values_and_tells_each_ones_group(
+    storage: Any, tenant: Tenant
+) -> None:
+    stores = {
+        "ana": {"store_id": "S1"},
+        "ben": {"store_id": 7},
+        "cho": {},
+        "dan": {"store_id": "S1"},
+    }
+    for n, (who, attributes) in enumerate(stores.items()):
+        session = await stored_session(
+            storage, tenant, n, kind="kiosk", resource_id=who, attributes=attributes
+        )
+        event = Event(session.id, 1, "capture", at(n + 0.5))
+        await storage.events.append(tenant.id, [(0, event)], NOW, OPEN)
+    events = storage.funnel_events
+
+    async def groups(scope: FunnelScope) -> list[tuple[str, str | None]]:
+        trails = events.trails(tenant.id, "kiosk", WINDOW, frozenset({"capture"}), scope)
+        found = [(t.session_id, t.group) async for t in trails]
+        return sorted(found, key=lambda pair: pair[1] or "~")
+
+    by_store = await groups(FunnelScope(group_by="store_id"))
+    counted = await events.statuses(tenant.id, "kiosk", WINDOW, FunnelScope(group_by="store_id"))
+    only_s1 = await events.statuses(tenant.id, "kiosk", WINDOW, FunnelScope({"store_id": "S1"}))
+
+    assert [group for _, group in by_store] == ["7", "S1", "S1", None]
+    assert {g: sum(c.values()) for g, c in counted.items()} == {"S1": 2, "7": 1, None: 1}
+    assert {g: sum(c.values()) for g, c in only_s1.items()} == {None: 2}
+    assert len(await groups(FunnelScope({"store_id": "7"}))) == 1

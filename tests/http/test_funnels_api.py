@@ -30,10 +30,14 @@ def put(api: Api, name: str, body: Any, headers: dict[str, str] | None = None) -
     return api.client.put(f"/v1/funnels/{name}", json=body, headers=headers or api.admin)
 
 
-def visit(api: Api, start: int, events: list[Screen], status: str | None) -> None:
-    """A kiosk session from minute `start`, an event a minute, then its exit (if any)."""
+def visit(
+    api: Api, start: int, events: list[Screen], status: str | None, store: str | None = None
+) -> None:
+    """A kiosk session from minute `start` (at a store, if named), an event a minute, then its
+    exit (if any)."""
+    attributes = {} if store is None else {"store_id": store}
     session = api.start(kind="kiosk", resource_id="kiosk-1", subject_id=None, client_key="k",
-                        started_at=minute(start))  # fmt: skip
+                        started_at=minute(start), attributes=attributes)  # fmt: skip
     batch = [
         {
             "session_id": session["id"],
@@ -143,7 +147,35 @@ def test_the_report_says_how_far_the_kiosks_customers_got(api: Api) -> None:
         ],
         "exit_statuses": {"active": 0, "completed": 1, "abandoned": 2, "timed_out": 0,
                           "cancelled": 1, "failed": 1},
+        "groups": [],
     }  # fmt: skip
+
+
+def test_the_report_splits_by_store_and_keeps_one_store_when_asked(api: Api) -> None:
+    put(api, "photo", PHOTO)
+    api.client.put("/v1/settings", json={"dimensions": ["store_id"]}, headers=api.admin)
+    frame = ("screen_enter", {"label": "frame"})
+    capture: Screen = ("capture", {})
+    visit(api, 0, [frame, capture], "completed", store="S1")
+    visit(api, 1, [frame], "abandoned", store="S1")
+    visit(api, 2, [frame, capture], "completed", store="S2")
+
+    def report(**params: str) -> Any:
+        return api.client.get("/v1/reports/funnel/photo", params=params, headers=api.admin)
+
+    grouped = report(group_by="attributes.store_id").json()
+    s2 = report(**{"attributes.store_id": "S2"}).json()
+
+    assert grouped["sessions"] == 3
+    assert [
+        (g["group"], g["sessions"], [s["reached"] for s in g["stages"]]) for g in grouped["groups"]
+    ] == [
+        ("S1", 2, [2, 1, 0]),
+        ("S2", 1, [1, 1, 0]),
+    ]
+    assert (s2["sessions"], s2["groups"]) == (1, [])
+    assert invalid_fields(report(group_by="attributes.country")) == ["group_by"]
+    assert invalid_fields(report(**{"attributes.country": "KR"})) == ["attributes.country"]
 
 
 def test_the_reports_window_is_by_session_start(api: Api) -> None:

@@ -274,23 +274,24 @@ class ReportsController(Controller):
                 401: AUTH,
                 403: NEEDS_ADMIN,
                 404: "no such funnel in this tenant",
-                422: "a parameter is invalid (named in `fields`): from must be before to",
+                422: "a parameter is invalid (named in `fields`): from must be before to; "
+                "group_by and attributes.<key> name declared dimensions",
             }
         ),
     )
     async def funnel(
         self,
+        request: Request[Any, Any, Any],
         name: FromPath[str],
         caller: NamedDependency[Principal],
         report_funnel: NamedDependency[ReportFunnel],
         start: From = None,
         end: To = None,
+        group_by: FromQuery[str | None] = None,
     ) -> FunnelReportOut:
-        calendar = caller.tenant.settings.calendar
-        figures = await report_funnel(
-            ReportFunnelQuery(caller.tenant.id, name, start, end, calendar)
-        )
-        return FunnelReportOut.of(figures)
+        settings, where = caller.tenant.settings, attribute_filters(request)
+        query = ReportFunnelQuery(caller.tenant.id, name, start, end, settings, where, group_by)
+        return FunnelReportOut.of(await report_funnel(query))
 
     @get(
         "/reports/sales",

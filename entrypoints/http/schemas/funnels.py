@@ -56,12 +56,25 @@ class StageFiguresOut(msgspec.Struct):
     median_seconds_in_stage: float | None
 
 
-class FunnelReportOut(msgspec.Struct):
+class FunnelGroupOut(msgspec.Struct):
+    group: str | None  # the dimension's value (null: sessions without it)
     sessions: int
     stages: list[StageFiguresOut]
     exit_statuses: dict[str, int]
 
+
+class FunnelReportOut(msgspec.Struct):
+    sessions: int
+    stages: list[StageFiguresOut]
+    exit_statuses: dict[str, int]
+    groups: list[FunnelGroupOut]  # with group_by; empty without
+
     @classmethod
     def of(cls, figures: FunnelFigures) -> "FunnelReportOut":
-        stages = [StageFiguresOut(**vars(s)) for s in figures.stages]
-        return cls(figures.sessions, stages, figures.exit_statuses)
+        groups = [FunnelGroupOut(g.group, *_parts(g.figures)) for g in figures.groups]
+        return cls(*_parts(figures), groups)
+
+
+def _parts(figures: FunnelFigures) -> tuple[int, list[StageFiguresOut], dict[str, int]]:
+    stages = [StageFiguresOut(**vars(s)) for s in figures.stages]
+    return figures.sessions, stages, figures.exit_statuses
