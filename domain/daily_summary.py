@@ -30,6 +30,9 @@ class DailyFigures:
     errors: int  # device errors naming the group's sessions
     fatal_errors: int
     sales: dict[str, CurrencySales]  # per currency
+    # Of the group's sessions of the funnel's kind started that day, the share that reached its
+    # last stage (None: no funnel applies, or no such session).
+    funnel_conversion: float | None = None
 
     @classmethod
     def of(cls, figures: UsageFigures) -> "DailyFigures":
@@ -69,3 +72,4 @@ class DailyFigures:
 class DailySummary:
     day: Bucket
     groups: list[DailyFigures]
+    funnel: str | None = None  # the funnel whose conversion the groups give

@@ -72,7 +72,7 @@ class MongoFunnelEvents(FunnelEvents):
     ) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
         cursor = self._sessions.find(
             _of_kind(tenant_id, kind, window, scope),
-            {"_id": 0, "id": 1, "status": 1, "attributes": 1},
+            {"_id": 0, "id": 1, "status": 1, "resource_id": 1, "attributes": 1},
             sort=[("id", 1)],
             batch_size=CHUNK,
         )
@@ -118,7 +118,9 @@ class MongoFunnelEvents(FunnelEvents):
     async def statuses(
         self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
     ) -> dict[str | None, dict[SessionStatus, int]]:
-        group = None if scope.group_by is None else dimension(scope.group_by)
+        group: Any = None if scope.group_by is None else dimension(scope.group_by)
+        if scope.group_by_resource:
+            group = "$resource_id"
         cursor = await self._sessions.aggregate(
             [
                 {"$match": _of_kind(tenant_id, kind, window, scope)},
@@ -138,6 +140,8 @@ class MongoFunnelEvents(FunnelEvents):
 
 
 def _group(session: Document, scope: FunnelScope) -> str | None:
+    if scope.group_by_resource:
+        return str(session["resource_id"])
     if scope.group_by is None:
         return None
     return dict(dimensions_of(session.get("attributes") or {}, [scope.group_by])).get(

@@ -120,6 +120,8 @@ class SqlFunnelEvents(FunnelEvents):
         return counts
 
     def _group(self, scope: FunnelScope) -> Any:
+        if scope.group_by_resource:
+            return sessions.c.resource_id
         if scope.group_by is None:
             return null()
         return dimension(scope.group_by, self._sqlite)

@@ -32,6 +32,11 @@ class FunnelScope:
 
     where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
     group_by: str | None = None  # a dimension's key
+    group_by_resource: bool = False  # (the daily summary's) by resource instead
+
+    @property
+    def grouped(self) -> bool:
+        return self.group_by is not None or self.group_by_resource
 
 
 ALL_SESSIONS = FunnelScope()

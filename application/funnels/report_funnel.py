@@ -9,7 +9,7 @@ from application.funnels.ports import FunnelEvents, FunnelRepository, FunnelScop
 from application.ports import Clock, Window
 from application.reports.report_usage import usage_filter
 from domain.errors import NotFound
-from domain.funnels import FunnelFigures, FunnelGroup, FunnelTally
+from domain.funnels import Funnel, FunnelFigures, FunnelGroup, FunnelTally
 from domain.session import SessionStatus
 from domain.tenants import TenantSettings
 
@@ -58,22 +58,29 @@ class ReportFunnel:
         funnel = await self._funnels.get(query.tenant_id, query.name)
         if funnel is None:
             raise NotFound(f"no funnel {query.name}")
-        tally = FunnelTally(funnel)
-        groups: dict[str | None, FunnelTally] = {}
-        trails = self._events.trails(query.tenant_id, funnel.kind, window, funnel.types, scope)
-        async for trail in trails:
-            tally.add(trail)
-            if scope.group_by is not None:
-                groups.setdefault(trail.group, FunnelTally(funnel)).add(trail)
-        statuses = await self._events.statuses(query.tenant_id, funnel.kind, window, scope)
-        figures = tally.figures(_together(statuses.values()))
-        if scope.group_by is None:
-            return figures
-        grouped = [
-            FunnelGroup(g, groups.get(g, FunnelTally(funnel)).figures(statuses.get(g, {})))
-            for g in sorted({*statuses, *groups}, key=lambda g: (g is None, g or ""))
-        ]
-        return replace(figures, groups=grouped)
+        return await funnel_figures(self._events, query.tenant_id, funnel, window, scope)
+
+
+async def funnel_figures(
+    events: FunnelEvents, tenant_id: str, funnel: Funnel, window: Window, scope: FunnelScope
+) -> FunnelFigures:
+    """The funnel over its kind's sessions started in the window and in the scope, as a whole
+    and, when the scope groups, per group."""
+    tally = FunnelTally(funnel)
+    groups: dict[str | None, FunnelTally] = {}
+    async for trail in events.trails(tenant_id, funnel.kind, window, funnel.types, scope):
+        tally.add(trail)
+        if scope.grouped:
+            groups.setdefault(trail.group, FunnelTally(funnel)).add(trail)
+    statuses = await events.statuses(tenant_id, funnel.kind, window, scope)
+    figures = tally.figures(_together(statuses.values()))
+    if not scope.grouped:
+        return figures
+    grouped = [
+        FunnelGroup(g, groups.get(g, FunnelTally(funnel)).figures(statuses.get(g, {})))
+        for g in sorted({*statuses, *groups}, key=lambda g: (g is None, g or ""))
+    ]
+    return replace(figures, groups=grouped)
 
 
 def _together(counts: Iterable[Mapping[SessionStatus, int]]) -> dict[SessionStatus, int]:

@@ -1,8 +1,10 @@
 """Admins read one day of the tenant's calendar per store, from the rollups."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
+from application.funnels.ports import FunnelEvents, FunnelRepository, FunnelScope
+from application.funnels.report_funnel import funnel_figures
 from application.ports import Clock, Window
 from application.reports.report_usage import ATTRIBUTES
 from application.rollups.ports import RollupRepository
@@ -33,10 +35,23 @@ class ReportDaily:
     millisecond; both null when none ended); the events that day; the device errors that day
     naming the group's sessions (and the fatal ones); and its sessions' sales that day per
     currency (completed ones counted; net less the refunds', exact). Read from the day's
-    rollup, as of the last rollup run; a day not rolled up yet has no groups."""
+    rollup, as of the last rollup run; a day not rolled up yet has no groups.
 
-    def __init__(self, rollups: RollupRepository, clock: Clock) -> None:
+    When the tenant has exactly one funnel (of the `kind` asked for, if one is), each group also
+    gives that funnel's conversion: of its sessions of the funnel's kind started that day, the
+    share that reached the last stage (4 places; null without such sessions). That figure is
+    read from the day's events, not from the rollups."""
+
+    def __init__(
+        self,
+        rollups: RollupRepository,
+        funnels: FunnelRepository,
+        funnel_events: FunnelEvents,
+        clock: Clock,
+    ) -> None:
         self._rollups = rollups
+        self._funnels = funnels
+        self._funnel_events = funnel_events
         self._clock = clock
 
     async def __call__(self, query: ReportDailyQuery) -> DailySummary:
@@ -50,8 +65,19 @@ class ReportDaily:
             query.tenant_id, Period.DAY, Window(day.start, day.end), query.kind
         )
         own = [r for r in found if r.start == day.start]  # not a day cut by another zone
-        groups = [f for rollup in own for f in usage_figures(rollup, day, chosen)]
-        return DailySummary(day, [DailyFigures.of(g) for g in groups])
+        groups = [DailyFigures.of(f) for rollup in own for f in usage_figures(rollup, day, chosen)]
+        funnels = [
+            f for f in await self._funnels.all(query.tenant_id) if query.kind in (None, f.kind)
+        ]
+        if len(funnels) != 1:
+            return DailySummary(day, groups)
+        (funnel,) = funnels
+        scope = FunnelScope(group_by=chosen.group_by, group_by_resource=chosen.group_by_resource)
+        window = Window(day.start, day.end)
+        figures = await funnel_figures(self._funnel_events, query.tenant_id, funnel, window, scope)
+        conversion = {g.group: g.figures.stages[-1].conversion_from_start for g in figures.groups}
+        converted = [replace(g, funnel_conversion=conversion.get(g.group)) for g in groups]
+        return DailySummary(day, converted, funnel.name)
 
 
 def _grouping(query: ReportDailyQuery) -> UsageFilter:

@@ -194,6 +194,7 @@ def funnel(
 DAILY_COLUMNS = (
     "group", "sessions_started", "sessions_ended", "completed", "abandoned", "timed_out",
     "completion_rate", "average_duration_seconds", "events", "errors", "fatal_errors", "sales",
+    "funnel_conversion",
 )  # fmt: skip
 
 

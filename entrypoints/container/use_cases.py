@@ -189,7 +189,13 @@ class UseCaseContainer(containers.DeclarativeContainer):
     report_usage_stats = providers.Factory(ReportUsageStats, reports=storage.reports)
     report_active = providers.Factory(ReportActive, reports=storage.reports)
     report_usage = providers.Factory(ReportUsage, rollups=storage.rollups, clock=outside.clock)
-    report_daily = providers.Factory(ReportDaily, rollups=storage.rollups, clock=outside.clock)
+    report_daily = providers.Factory(
+        ReportDaily,
+        rollups=storage.rollups,
+        funnels=storage.funnels,
+        funnel_events=storage.funnel_events,
+        clock=outside.clock,
+    )
     report_cost_model = providers.Factory(
         ReportCostModel, rollups=storage.rollups, clock=outside.clock
     )

@@ -19,6 +19,7 @@ from domain.daily_summary import CurrencySales
 from domain.error_reports import Severity
 from domain.errors import InvalidInput
 from domain.events import Event
+from domain.funnels import Funnel, Stage, StageMatch
 from domain.plans import MonthlyQuota, QuotaExceeded
 from domain.sales import SalesGrouping, SaleStatus
 from domain.session import Exit, SessionStatus
@@ -318,3 +319,41 @@ async def test_the_daily_summary_reads_each_stores_local_day_from_the_rollups(
         with pytest.raises(InvalidInput) as refused:
             await day("resource_id", bad)
         assert refused.value.field == "date"
+
+
+async def test_the_daily_summary_gives_the_tenants_one_funnels_conversion_per_store(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "photo", time_zone="Asia/Seoul", dimensions=("store_id",))
+    base = (EVENING - tenant.created_at).total_seconds() / 60
+    # After Seoul's midnight (EVENING + 30 minutes): who, store, the screens they reached.
+    for n, (store, screens) in enumerate(
+        [("S1", ["frame", "print"]), ("S1", ["frame"]), ("S2", ["frame", "print"])]
+    ):
+        session = await stored_session(
+            storage,
+            tenant,
+            base + 40 + n,
+            kind="kiosk",
+            resource_id=f"booth-{store}",
+            attributes={"store_id": store},
+        )
+        touched = [Event(session.id, i + 1, s, utc(41 + n + i / 10)) for i, s in enumerate(screens)]
+        await storage.events.append(tenant.id, list(enumerate(touched)), NOW, OPEN)
+    stages = tuple(Stage(s, StageMatch(type=s)) for s in ("frame", "print"))
+    await storage.funnels.put(tenant.id, Funnel("photo", "kiosk", stages))
+    await roll_up(storage, tenant)
+    report = wired(storage, FakeClock(utc(24 * 60))).use_cases().report_daily()
+
+    async def conversions(group_by: str) -> tuple[str | None, list[tuple[str | None, Any]]]:
+        query = ReportDailyQuery(tenant.id, "2026-11-25", group_by, settings=tenant.settings)
+        summary = await report(query)
+        return summary.funnel, [(g.group, g.funnel_conversion) for g in summary.groups]
+
+    assert await conversions("attributes.store_id") == ("photo", [("S1", 0.5), ("S2", 1.0)])
+    assert await conversions("resource_id") == (
+        "photo",
+        [("booth-S1", 0.5), ("booth-S2", 1.0)],
+    )
+    await storage.funnels.put(tenant.id, Funnel("lobby", "kiosk", stages))  # which one? none
+    assert await conversions("resource_id") == (None, [("booth-S1", None), ("booth-S2", None)])

@@ -150,6 +150,7 @@ class DailyGroupOut(msgspec.Struct):
     events: int
     errors: DailyErrorsOut
     sales: dict[str, CurrencySalesOut]  # per currency; net as a decimal string
+    funnel_conversion: float | None  # the summary's funnel's, when it has one
 
     @classmethod
     def of(cls, f: DailyFigures) -> "DailyGroupOut":
@@ -165,6 +166,7 @@ class DailyGroupOut(msgspec.Struct):
             f.events,
             DailyErrorsOut(f.errors, f.fatal_errors),
             {c: CurrencySalesOut(s.count, amount_text(s.net)) for c, s in f.sales.items()},
+            f.funnel_conversion,
         )
 
 
@@ -172,12 +174,14 @@ class DailySummaryOut(msgspec.Struct):
     date: str  # the local day, YYYY-MM-DD
     start: datetime  # its bounds in UTC
     end: datetime
+    funnel: str | None  # the funnel whose conversion each item gives (null: none applies)
     items: list[DailyGroupOut]
 
     @classmethod
     def of(cls, s: DailySummary) -> "DailySummaryOut":
         day = s.day
-        return cls(day.label, day.start, day.end, [DailyGroupOut.of(g) for g in s.groups])
+        groups = [DailyGroupOut.of(g) for g in s.groups]
+        return cls(day.label, day.start, day.end, s.funnel, groups)
 
 
 class FitOut(msgspec.Struct):
