@@ -3,7 +3,7 @@
 import hashlib
 import re
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -194,6 +194,11 @@ class TenantSettings:
             allowed = ", ".join(self.dimensions) or "none are declared (settings.dimensions)"
             raise InvalidInput(field, f"must be a declared dimension: {allowed}")
         return key
+
+    def chosen(self, where: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+        """`attributes.<key>=<value>` filters, by key, each key a declared dimension (else
+        InvalidInput naming `attributes.<key>`)."""
+        return tuple(sorted((self.dimension(f"attributes.{k}", k), v) for k, v in where.items()))
 
     @property
     def calendar(self) -> Calendar:

@@ -2,8 +2,9 @@ from collections import defaultdict
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
-from application.reports.ports import Reports
+from application.reports.ports import EVERY, Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime, peak_concurrency, unique_seconds
+from domain.rollups import Dimensions, dimensions_of
 from domain.session import Session
 from domain.usage import Usage, add_usage
 
@@ -12,9 +13,11 @@ class MemoryReports(Reports):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+    async def watch_time(
+        self, tenant_id: str, resource_id: str, window: Window, where: Dimensions = EVERY
+    ) -> list[WatchTime]:
         by_subject: dict[str, list[Session]] = defaultdict(list)
-        for s in self._started_in(tenant_id, window):
+        for s in self._started_in(tenant_id, window, where):
             if s.resource_id == resource_id and s.subject_id is not None and s.ended_at:
                 by_subject[s.subject_id].append(s)
         return [
@@ -28,10 +31,10 @@ class MemoryReports(Reports):
         ]
 
     async def resources(
-        self, tenant_id: str, kind: str | None, window: Window
+        self, tenant_id: str, kind: str | None, window: Window, where: Dimensions = EVERY
     ) -> list[ResourceActivity]:
         by_resource: dict[str, list[Session]] = defaultdict(list)
-        for s in self._started_in(tenant_id, window):
+        for s in self._started_in(tenant_id, window, where):
             if kind is None or s.kind == kind:
                 by_resource[s.resource_id].append(s)
         report = []
@@ -75,11 +78,15 @@ class MemoryReports(Reports):
             and (resource_id is None or s.resource_id == resource_id)
         )
 
-    def _started_in(self, tenant_id: str, window: Window) -> list[Session]:
+    def _started_in(
+        self, tenant_id: str, window: Window, where: Dimensions = EVERY
+    ) -> list[Session]:
+        keys = [key for key, _ in where]
         return [
             s
             for (tenant, _), s in self._store.sessions.items()
             if tenant == tenant_id
             and (window.start is None or s.started_at >= window.start)
             and (window.end is None or s.started_at < window.end)
+            and set(where) <= set(dimensions_of(s.attributes, keys))
         ]

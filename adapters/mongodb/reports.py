@@ -8,11 +8,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongodb.dimensions import having
 from adapters.mongodb.documents import Document, from_bson, meter_name, within
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
-from application.reports.ports import Reports
+from application.reports.ports import EVERY, Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.rollups import Dimensions
 from domain.session import SessionStatus
 
 Pipeline = list[Document]
@@ -25,7 +27,9 @@ class MongoReports(Reports):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._sessions = db["sessions"]
 
-    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+    async def watch_time(
+        self, tenant_id: str, resource_id: str, window: Window, where: Dimensions = EVERY
+    ) -> list[WatchTime]:
         # In start order, a visit adds to the time watched only what reaches past the furthest
         # end of the subject's earlier visits (`reach`): overlapping tabs count once.
         rows = await self._run(
@@ -33,6 +37,7 @@ class MongoReports(Reports):
                 _match(
                     tenant_id,
                     window,
+                    where,
                     resource_id=resource_id,
                     subject_id={"$ne": None},
                     ended_at={"$ne": None},
@@ -66,9 +71,9 @@ class MongoReports(Reports):
         ]
 
     async def resources(
-        self, tenant_id: str, kind: str | None, window: Window
+        self, tenant_id: str, kind: str | None, window: Window, where: Dimensions = EVERY
     ) -> list[ResourceActivity]:
-        chosen = _match(tenant_id, window, **({} if kind is None else {"kind": kind}))
+        chosen = _match(tenant_id, window, where, **({} if kind is None else {"kind": kind}))
         totals = await self._run(
             [
                 chosen,
@@ -120,7 +125,7 @@ class MongoReports(Reports):
         ]
 
     async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
-        mine = _match(tenant_id, window, subject_id=subject_id)
+        mine = _match(tenant_id, window, EVERY, subject_id=subject_id)
         totals = await self._run(
             [
                 mine,
@@ -191,8 +196,9 @@ _PEAK_CONCURRENCY: Pipeline = [
 ]
 
 
-def _match(tenant_id: str, window: Window, **fields: Any) -> Document:
-    return {"$match": {"tenant_id": tenant_id, **fields, **within("started_at", window)}}
+def _match(tenant_id: str, window: Window, where: Dimensions, **fields: Any) -> Document:
+    chosen = {"tenant_id": tenant_id, **fields, **within("started_at", window)}
+    return {"$match": {**chosen, **having(dict(where))}}
 
 
 def _past(reach: str) -> Document:

@@ -13,6 +13,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
@@ -20,8 +21,9 @@ from adapters.sqlalchemy.quantities import from_nanos
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import sessions
 from application.ports import Window
-from application.reports.ports import Reports
+from application.reports.ports import EVERY, Reports
 from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.rollups import Dimensions
 from domain.session import SessionStatus
 
 
@@ -30,8 +32,11 @@ class SqlReports(Reports):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
         self._spans = Spans(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
 
-    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
+    async def watch_time(
+        self, tenant_id: str, resource_id: str, window: Window, where: Dimensions = EVERY
+    ) -> list[WatchTime]:
         # In start order, a visit adds to the time watched only what reaches past the furthest
         # end of the subject's earlier visits (`reach`): overlapping tabs count once. The window
         # orders by the stored columns so that ix_sessions_resource_viewers feeds it unsorted.
@@ -53,6 +58,7 @@ class SqlReports(Reports):
                 sessions.c.subject_id.is_not(None),
                 sessions.c.ended_at.is_not(None),
                 *_started_in(window),
+                *self._having(where),
             )
             .subquery("visits")
         )
@@ -78,9 +84,9 @@ class SqlReports(Reports):
         ]
 
     async def resources(
-        self, tenant_id: str, kind: str | None, window: Window
+        self, tenant_id: str, kind: str | None, window: Window, where: Dimensions = EVERY
     ) -> list[ResourceActivity]:
-        chosen = [sessions.c.tenant_id == tenant_id, *_started_in(window)]
+        chosen = [sessions.c.tenant_id == tenant_id, *_started_in(window), *self._having(where)]
         if kind is not None:
             chosen.append(sessions.c.kind == kind)
         exited = sessions.c.ended_at.is_not(None)
@@ -148,6 +154,9 @@ class SqlReports(Reports):
             )
             for r in rows
         ]
+
+    def _having(self, where: Dimensions) -> list[Any]:
+        return [dimension(key, self._sqlite) == value for key, value in where]
 
     async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
         mine = [

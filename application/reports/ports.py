@@ -8,19 +8,26 @@ from typing import Protocol
 
 from application.ports import Window
 from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.rollups import Dimensions
+
+EVERY: Dimensions = ()  # no dimension asked for: every session
 
 
 class Reports(Protocol):
     """Figures computed where the data lives: no method loads every session into Python."""
 
-    async def watch_time(self, tenant_id: str, resource_id: str, window: Window) -> list[WatchTime]:
-        """Per subject (anonymous sessions excluded), over exited sessions of the resource."""
+    async def watch_time(
+        self, tenant_id: str, resource_id: str, window: Window, where: Dimensions = EVERY
+    ) -> list[WatchTime]:
+        """Per subject (anonymous sessions excluded), over exited sessions of the resource
+        (with those dimensions' values, as domain.rollups.dimensions_of spells them)."""
         ...
 
     async def resources(
-        self, tenant_id: str, kind: str | None, window: Window
+        self, tenant_id: str, kind: str | None, window: Window, where: Dimensions = EVERY
     ) -> list[ResourceActivity]:
-        """Per resource with sessions started in the window, ordered by resource id."""
+        """Per resource with sessions started in the window (and with those dimensions'
+        values), ordered by resource id."""
         ...
 
     async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats: ...

@@ -80,7 +80,7 @@ def usage_filter(
 ) -> UsageFilter:
     """The sessions a report covers and the dimension it groups by, from its parameters:
     `attributes.<key>=<value>` and `group_by=attributes.<key>`, declared keys only."""
-    values = {settings.dimension(f"attributes.{k}", k): v for k, v in where.items()}
+    values = dict(settings.chosen(where))
     key = None
     if group_by is not None:
         key = group_by.removeprefix(ATTRIBUTES)

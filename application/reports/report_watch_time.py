@@ -1,11 +1,13 @@
 """Watch time per viewer of one resource."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Window
 from application.reports.ports import Reports
 from domain.reports import WatchTime
+from domain.tenants import TenantSettings
 from domain.text import check_text
 
 
@@ -15,6 +17,8 @@ class ReportWatchTimeQuery:
     resource_id: str
     start: datetime | None = None
     end: datetime | None = None
+    settings: TenantSettings = field(default_factory=TenantSettings)  # the declared dimensions
+    where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
 
 
 class ReportWatchTime:
@@ -22,7 +26,9 @@ class ReportWatchTime:
     in the window asked for (`from` inclusive, `to` exclusive, either open; both with an
     offset); anonymous sessions are left out. Per viewer: visits, total and average seconds, and
     the time actually watched, where overlapping sessions (two tabs) count once
-    (`domain.reports.unique_seconds`: the length of the union of the visits)."""
+    (`domain.reports.unique_seconds`: the length of the union of the visits).
+    `attributes.<key>=<value>` (declared dimensions only) keeps the sessions with those values:
+    one client's viewers."""
 
     def __init__(self, reports: Reports) -> None:
         self._reports = reports
@@ -30,4 +36,5 @@ class ReportWatchTime:
     async def __call__(self, query: ReportWatchTimeQuery) -> list[WatchTime]:
         check_text("resource_id", query.resource_id, 200)
         window = Window.between(query.start, query.end)
-        return await self._reports.watch_time(query.tenant_id, query.resource_id, window)
+        where = query.settings.chosen(query.where)
+        return await self._reports.watch_time(query.tenant_id, query.resource_id, window, where)

@@ -33,8 +33,7 @@ class ListSessions:
 
     async def __call__(self, query: ListSessionsQuery) -> Page[Session]:
         size = check_limit(query.limit)
-        for key in query.where.attributes:
-            query.settings.dimension(f"attributes.{key}", key)
+        query.settings.chosen(query.where.attributes)  # declared dimensions only
         after = None
         if query.cursor is not None:
             after = SessionPosition(*decode_instant_cursor(query.cursor))

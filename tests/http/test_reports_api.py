@@ -1,5 +1,8 @@
 """Report endpoints: admin only, parameters checked, usage stats exact."""
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -60,3 +63,42 @@ def test_the_resources_report_counts_anonymous_browsers_and_ended_sessions(api: 
     assert webinar["total_sessions"] == 5
     assert (webinar["unique_subjects"], webinar["unique_visitors"]) == (1, 3)
     assert (webinar["ended_sessions"], webinar["active_now"]) == (2, 3)
+
+
+def test_an_agencys_webinars_and_a_clients_viewers_are_read_by_declared_dimension(
+    api: Api,
+) -> None:
+    api.client.put("/v1/settings", json={"dimensions": ["agency", "client"]}, headers=api.admin)
+    started = datetime.now(UTC) - timedelta(hours=2)
+    for viewer, webinar, agency, client in (
+        ("ana", "w-1", "north", "acme-bank"),
+        ("ben", "w-1", "north", "acme-bank"),
+        ("cho", "w-2", "north", "zeta-ins"),
+        ("dan", "w-3", "south", "acme-bank"),
+    ):
+        session = api.start(
+            resource_id=webinar,
+            subject_id=viewer,
+            started_at=started.isoformat(),
+            attributes={"agency": agency, "client": client},
+        )
+        exit = {"at": (started + timedelta(minutes=30)).isoformat()}
+        api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.app)
+
+    def report(path: str, **params: str) -> Any:
+        return api.client.get(f"/v1/reports/{path}", params=params, headers=api.admin)
+
+    north = report("resources", **{"attributes.agency": "north"}).json()["items"]
+    bank = report("resources", **{"attributes.client": "acme-bank"}).json()["items"]
+    w1_bank = report("watch-time", resource_id="w-1", **{"attributes.client": "acme-bank"})
+    w2_bank = report("watch-time", resource_id="w-2", **{"attributes.client": "acme-bank"})
+
+    assert [(r["resource_id"], r["total_sessions"]) for r in north] == [("w-1", 2), ("w-2", 1)]
+    assert [(r["resource_id"], r["total_sessions"]) for r in bank] == [("w-1", 2), ("w-3", 1)]
+    assert [v["subject_id"] for v in w1_bank.json()["items"]] == ["ana", "ben"]
+    assert w2_bank.json()["items"] == []
+    refused = report("resources", **{"attributes.country": "KR"})
+    assert invalid_fields(refused) == ["attributes.country"]
+    assert invalid_fields(report("watch-time", resource_id="w-1", **{"attributes.x": "1"})) == [
+        "attributes.x"
+    ]

@@ -62,14 +62,16 @@ class ReportsController(Controller):
     )
     async def watch_time(
         self,
+        request: Request[Any, Any, Any],
         resource_id: FromQuery[str],
         caller: NamedDependency[Principal],
         report_watch_time: NamedDependency[ReportWatchTime],
         start: From = None,
         end: To = None,
     ) -> Listing[WatchTimeOut]:
+        settings, where = caller.tenant.settings, attribute_filters(request)
         rows = await report_watch_time(
-            ReportWatchTimeQuery(caller.tenant.id, resource_id, start, end)
+            ReportWatchTimeQuery(caller.tenant.id, resource_id, start, end, settings, where)
         )
         return Listing([WatchTimeOut.of(r) for r in rows])
 
@@ -81,13 +83,16 @@ class ReportsController(Controller):
     )
     async def resources(
         self,
+        request: Request[Any, Any, Any],
         caller: NamedDependency[Principal],
         report_resources: NamedDependency[ReportResources],
         kind: FromQuery[str | None] = None,
         start: From = None,
         end: To = None,
     ) -> Listing[ResourceActivityOut]:
-        rows = await report_resources(ReportResourcesQuery(caller.tenant.id, kind, start, end))
+        settings, where = caller.tenant.settings, attribute_filters(request)
+        query = ReportResourcesQuery(caller.tenant.id, kind, start, end, settings, where)
+        rows = await report_resources(query)
         return Listing([ResourceActivityOut.of(r) for r in rows])
 
     @get(
