@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench mutants clean
+.PHONY: run test test-every-store lint unit bench mutants clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The HTTP and BDD suites on the MongoDB test server too (they leave it out by default: the
+# contract suite proves every store); half again as long.
+test-every-store: lint
+	SESSIONMETER_TEST_EVERY_STORE=1 $(BIN)/pytest
 
 # The domain and use cases on the in-memory adapters: seconds, no servers.
 unit: $(STAMP)

@@ -12,6 +12,7 @@ from pytest_bdd import given, parsers, then, when
 
 from application.livekit.add_livekit_account import AddLiveKitAccountCommand
 from tests.app_client import Api
+from tests.conftest import api_storage_url  # noqa: F401 (this suite's storage_url fixture)
 from tests.fakes import FakeClock
 from tests.livekit_server import LiveKitServer
 
