@@ -3,6 +3,7 @@ hours where they line up, from the raw data where they do not), weeks and months
 those days, sales grouped by local day, monthly quotas counted in local months, and rollups kept
 apart by the declared dimensions that reports group and filter by."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -357,3 +358,28 @@ async def test_the_daily_summary_gives_the_tenants_one_funnels_conversion_per_st
     )
     await storage.funnels.put(tenant.id, Funnel("lobby", "kiosk", stages))  # which one? none
     assert await conversions("resource_id") == (None, [("booth-S1", None), ("booth-S2", None)])
+
+
+async def test_after_a_change_of_zone_a_months_quota_counts_in_a_slot_of_its_own(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage)
+    # 02:00 UTC on 1 November: November in UTC, still October in New York.
+    first = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    november_utc = Calendar().bucket(Period.MONTH, first)
+    later = first + timedelta(days=10)
+    november_there = Calendar("America/New_York").bucket(Period.MONTH, later)
+    registry = storage.resources
+    await registry.register(tenant.id, "mina", "pdf-1", "pdf", first, MonthlyQuota(1, november_utc))
+
+    # MongoDB keyed its monthly slots by the month's label: both are "2026-11", and the second
+    # registration collided with the first for ever.
+    registered = await asyncio.wait_for(
+        registry.register(
+            tenant.id, "mina", "pdf-2", "pdf", later, MonthlyQuota(1, november_there)
+        ),
+        timeout=10,
+    )
+
+    assert registered
+    assert await registry.count_in_month(tenant.id, "mina", november_there) == 1
