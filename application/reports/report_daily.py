@@ -60,10 +60,8 @@ class ReportDaily:
             day = calendar.bucket(Period.DAY, self._clock.now())
         else:
             day = calendar.day(_date("date", query.day))
-        chosen = _grouping(query)
-        found = await self._rollups.find(
-            query.tenant_id, Period.DAY, Window(day.start, day.end), query.kind
-        )
+        chosen, window = _grouping(query), Window(day.start, day.end)
+        found = await self._rollups.find(query.tenant_id, Period.DAY, window, query.kind)
         own = [r for r in found if r.start == day.start]  # not a day cut by another zone
         groups = [DailyFigures.of(f) for rollup in own for f in usage_figures(rollup, day, chosen)]
         funnels = [
@@ -73,7 +71,6 @@ class ReportDaily:
             return DailySummary(day, groups)
         (funnel,) = funnels
         scope = FunnelScope(group_by=chosen.group_by, group_by_resource=chosen.group_by_resource)
-        window = Window(day.start, day.end)
         figures = await funnel_figures(self._funnel_events, query.tenant_id, funnel, window, scope)
         conversion = {g.group: g.figures.stages[-1].conversion_from_start for g in figures.groups}
         converted = [replace(g, funnel_conversion=conversion.get(g.group)) for g in groups]

@@ -586,6 +586,8 @@ class StoreDays:
     days: Json  # usage by day, per store, once the server's rollup job had counted them all
     weeks: Json
     summaries: list[Json]  # the daily summary per store of each local day they started on
+    s2_sessions: Json  # the sessions list, store live-S2's only
+    s2_resources: Json  # the resources report, store live-S2's sessions only
 
 
 # A store's booth sessions: the tenant runs on Seoul's calendar and keeps stores apart
@@ -636,7 +638,10 @@ def store_days(live: Live) -> StoreDays:
             )
             for d in dates
         ]
-    return StoreDays(started, days, usage("week"), summaries)
+        s2 = {"attributes.store_id": "live-S2"}
+        s2_sessions = ok(admin.get("/v1/sessions", params={**s2, "kind": "booth"}))
+        s2_resources = ok(admin.get("/v1/reports/resources", params={**s2, "kind": "booth"}))
+    return StoreDays(started, days, usage("week"), summaries, s2_sessions, s2_resources)
 
 
 def per_store(report: Json, figure: str) -> dict[str, int]:

@@ -222,3 +222,7 @@ def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: 
             if g["group"] in STORE_VISITS:
                 completed[g["group"]] = completed.get(g["group"], 0) + g["completed"]
     assert completed == {"live-S1": 2, "live-S2": 1}, run.summaries
+    s2 = [s["id"] for s in run.started if s["attributes"].get("store_id") == "live-S2"]
+    assert [s["id"] for s in run.s2_sessions["items"]] == s2, run.s2_sessions
+    booths = [(r["resource_id"], r["total_sessions"]) for r in run.s2_resources["items"]]
+    assert booths == [("booth-1", 1)], run.s2_resources
