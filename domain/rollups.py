@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
-from domain.calendar import Bucket, Period
+from domain.calendar import Bucket, Calendar, Period
 from domain.money import sum_by_currency
 from domain.reports import to_the_millisecond
 from domain.sales import SaleStatus, attribute_text
@@ -275,6 +276,32 @@ def usage_figures(
             totals[group] = totals.get(group, empty) + plain
     order = sorted(totals, key=lambda g: (g is None, g or ""))
     return [UsageFigures(bucket, totals[g], rollup.load, g) for g in order]
+
+
+def stored_period(size: Period) -> Period:
+    """What the rollups keep for a report by `size`: hours for hours, days for the rest (weeks
+    and months are sums of days)."""
+    return Period.HOUR if size is Period.HOUR else Period.DAY
+
+
+def figures_by_bucket(
+    found: Iterable[Rollup], calendar: Calendar, size: Period, chosen: UsageFilter
+) -> list[UsageFigures]:
+    """The usage report from the stored rollups (oldest first): summed into the calendar's
+    buckets of `size`, and per bucket the figures over the activity the filter chooses. A day
+    cut by another time zone (the tenant's before it changed) is none of this calendar's and is
+    left out."""
+    if size is not Period.HOUR:
+        own = [d for d in found if calendar.start_of(Period.DAY, d.start) == d.start]
+        found = [
+            sum_of(parts, size, start)
+            for start, parts in groupby(own, lambda d: calendar.start_of(size, d.start))
+        ]
+    return [
+        figures
+        for rollup in found
+        for figures in usage_figures(rollup, calendar.bucket(size, rollup.start), chosen)
+    ]
 
 
 def overlap_seconds(start: datetime, end: datetime, bucket: datetime, length: timedelta) -> float:

@@ -5,10 +5,19 @@ from typing import Any
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
+from application.rollups.figures_from_found import figures_from_found
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.calendar import Period
+from domain.calendar import Calendar, Period
 from domain.error_reports import Severity
-from domain.rollups import Activity, Dimensions, Rollup, dimensions_of, overlap_seconds
+from domain.rollups import (
+    Activity,
+    Dimensions,
+    Rollup,
+    UsageFigures,
+    UsageFilter,
+    dimensions_of,
+    overlap_seconds,
+)
 from domain.sales import SaleStatus
 from domain.session import Session
 
@@ -114,6 +123,16 @@ class MemoryRollupRepository(RollupRepository):
                 ]
                 found.append(replace(rollup, activity=activity))
         return found
+
+    async def figures(
+        self,
+        tenant_id: str,
+        size: Period,
+        window: Window,
+        calendar: Calendar,
+        chosen: UsageFilter,
+    ) -> list[UsageFigures]:
+        return await figures_from_found(self, tenant_id, size, window, calendar, chosen)
 
 
 class MemoryRollupLeases(RollupLeases):

@@ -25,9 +25,19 @@ from adapters.mongodb.documents import (
 )
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
+from application.rollups.figures_from_found import figures_from_found
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.calendar import Period
-from domain.rollups import Activity, ActivityTally, Dimensions, Rollup, ServerLoad, dimensions_of
+from domain.calendar import Calendar, Period
+from domain.rollups import (
+    Activity,
+    ActivityTally,
+    Dimensions,
+    Rollup,
+    ServerLoad,
+    UsageFigures,
+    UsageFilter,
+    dimensions_of,
+)
 from domain.sales import SaleStatus
 from domain.session import SessionStatus
 
@@ -268,6 +278,16 @@ class MongoRollupRepository(RollupRepository):
                 Rollup(period, document["start"], activity, ServerLoad(**document["load"]))
             )
         return found
+
+    async def figures(
+        self,
+        tenant_id: str,
+        size: Period,
+        window: Window,
+        calendar: Calendar,
+        chosen: UsageFilter,
+    ) -> list[UsageFigures]:
+        return await figures_from_found(self, tenant_id, size, window, calendar, chosen)
 
 
 def _activity_document(a: Activity) -> Document:

@@ -25,6 +25,7 @@ from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
+from adapters.sqlalchemy.rollup_sums import LOAD_FIELDS, in_window, summed_figures
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import (
     UTCDateTime,
@@ -39,15 +40,22 @@ from adapters.sqlalchemy.tables import (
 )
 from adapters.sqlalchemy.telemetry_rows import amount_of, amount_sums
 from application.ports import Window
+from application.rollups.figures_from_found import figures_from_found
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
-from domain.calendar import Period
+from domain.calendar import Calendar, Period
 from domain.error_reports import Severity
 from domain.money import amount_text
-from domain.rollups import Activity, ActivityTally, Dimensions, Rollup, ServerLoad
+from domain.rollups import (
+    Activity,
+    ActivityTally,
+    Dimensions,
+    Rollup,
+    ServerLoad,
+    UsageFigures,
+    UsageFilter,
+)
 from domain.sales import SaleStatus
 from domain.session import SessionStatus
-
-LOAD_FIELDS = [c.name for c in rollup_load.columns][3:]
 
 
 @raises_storage_errors
@@ -178,6 +186,7 @@ class SqlRollupRepository(RollupRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
 
     async def replace(self, tenant_id: str, rollup: Rollup) -> None:
         bucket = {"tenant_id": tenant_id, "period": rollup.period, "bucket_start": rollup.start}
@@ -219,8 +228,8 @@ class SqlRollupRepository(RollupRepository):
         kind: str | None = None,
         resource_id: str | None = None,
     ) -> list[Rollup]:
-        loads = select(rollup_load).where(*_in_window(rollup_load, tenant_id, period, window))
-        chosen = _in_window(rollup_activity, tenant_id, period, window)
+        loads = select(rollup_load).where(*in_window(rollup_load, tenant_id, period, window))
+        chosen = in_window(rollup_activity, tenant_id, period, window)
         if kind is not None:
             chosen.append(rollup_activity.c.kind == kind)
         if resource_id is not None:
@@ -267,6 +276,19 @@ class SqlRollupRepository(RollupRepository):
             )
             for r in load_rows
         ]
+
+    async def figures(
+        self,
+        tenant_id: str,
+        size: Period,
+        window: Window,
+        calendar: Calendar,
+        chosen: UsageFilter,
+    ) -> list[UsageFigures]:
+        if self._sqlite:  # the embedded store: little data, and no exact decimal sums in SQL
+            return await figures_from_found(self, tenant_id, size, window, calendar, chosen)
+        async with self._single.connect() as conn:
+            return await summed_figures(conn, tenant_id, size, window, calendar, chosen)
 
 
 @raises_storage_errors
@@ -346,12 +368,3 @@ def _activity_order(a: Activity) -> tuple[str, str, Dimensions]:
 
 def _bucket(table: Any, bucket: dict[str, Any]) -> list[Any]:
     return [table.c[name] == value for name, value in bucket.items()]
-
-
-def _in_window(table: Any, tenant_id: str, period: Period, window: Window) -> list[Any]:
-    chosen = [table.c.tenant_id == tenant_id, table.c.period == period]
-    if window.start is not None:
-        chosen.append(table.c.bucket_start >= window.start)
-    if window.end is not None:
-        chosen.append(table.c.bucket_start < window.end)
-    return chosen

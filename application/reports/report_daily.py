@@ -11,7 +11,7 @@ from application.rollups.ports import RollupRepository
 from domain.calendar import Period
 from domain.daily_summary import DailyFigures, DailySummary
 from domain.errors import InvalidInput
-from domain.rollups import UsageFilter, usage_figures
+from domain.rollups import UsageFilter
 from domain.tenants import TenantSettings
 
 RESOURCE = "resource_id"
@@ -61,9 +61,8 @@ class ReportDaily:
         else:
             day = calendar.day(_date("date", query.day))
         chosen, window = _grouping(query), Window(day.start, day.end)
-        found = await self._rollups.find(query.tenant_id, Period.DAY, window, query.kind)
-        own = [r for r in found if r.start == day.start]  # not a day cut by another zone
-        groups = [DailyFigures.of(f) for rollup in own for f in usage_figures(rollup, day, chosen)]
+        found = await self._rollups.figures(query.tenant_id, Period.DAY, window, calendar, chosen)
+        groups = [DailyFigures.of(f) for f in found]
         funnels = [
             f for f in await self._funnels.all(query.tenant_id) if query.kind in (None, f.kind)
         ]

@@ -3,13 +3,13 @@
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import groupby, islice
+from itertools import islice
 
 from application.ports import Clock, Window
 from application.rollups.ports import RollupRepository
 from domain.calendar import Bucket, Calendar, Period, period
 from domain.errors import InvalidInput
-from domain.rollups import Rollup, UsageFigures, UsageFilter, sum_of, usage_figures
+from domain.rollups import UsageFigures, UsageFilter
 from domain.tenants import TenantSettings
 
 MAX_BUCKETS = 1000
@@ -52,23 +52,13 @@ class ReportUsage:
         chosen = usage_filter(
             query.settings, query.where, query.group_by, query.kind, query.resource_id
         )
-        kind, resource_id = query.kind, query.resource_id
         size = period(query.bucket)
         window = bounded_window(calendar, size, query.start, query.end, self._clock.now())
         buckets = list(_starting_in(calendar, size, window))
         if not buckets:
             return []
-        stored = Period.HOUR if size is Period.HOUR else Period.DAY
-        found = await self._rollups.find(
-            query.tenant_id, stored, Window(buckets[0].start, buckets[-1].end), kind, resource_id
-        )
-        if size is not Period.HOUR:
-            found = _summed(calendar, size, found)
-        return [
-            figures
-            for rollup in found
-            for figures in usage_figures(rollup, calendar.bucket(size, rollup.start), chosen)
-        ]
+        window = Window(buckets[0].start, buckets[-1].end)
+        return await self._rollups.figures(query.tenant_id, size, window, calendar, chosen)
 
 
 def usage_filter(
@@ -88,16 +78,6 @@ def usage_filter(
             raise InvalidInput("group_by", "must be attributes.<key> of a declared dimension")
         settings.dimension("group_by", key)
     return UsageFilter(kind, resource_id, values, key)
-
-
-def _summed(calendar: Calendar, size: Period, days: list[Rollup]) -> list[Rollup]:
-    """Stored days summed into the buckets asked for. A day cut by another time zone (the
-    tenant's before it changed) is none of this calendar's and is left out."""
-    own = [d for d in days if calendar.start_of(Period.DAY, d.start) == d.start]
-    return [
-        sum_of(parts, size, start)
-        for start, parts in groupby(own, lambda d: calendar.start_of(size, d.start))
-    ]
 
 
 def bounded_window(

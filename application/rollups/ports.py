@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Protocol
 
 from application.ports import Window
-from domain.calendar import Period
-from domain.rollups import Activity, Rollup
+from domain.calendar import Calendar, Period
+from domain.rollups import Activity, Rollup, UsageFigures, UsageFilter
 
 
 class UsageSource(Protocol):
@@ -49,6 +49,20 @@ class RollupRepository(Protocol):
     ) -> list[Rollup]:
         """The buckets rolled up whose start is in the window, oldest first, with the activity
         of that kind and resource only (when given)."""
+        ...
+
+    async def figures(
+        self,
+        tenant_id: str,
+        size: Period,
+        window: Window,
+        calendar: Calendar,
+        chosen: UsageFilter,
+    ) -> list[UsageFigures]:
+        """The usage report: what domain.rollups.figures_by_bucket makes of the rollups of
+        stored_period(size) found in the window (kind and resource as chosen). A store that can
+        add them up where they are does, so that a month of thousands of resources' days is a
+        few rows to fetch."""
         ...
 
 
