@@ -182,8 +182,9 @@ def service(workers: int = 1, storage: str = "postgresql") -> Iterator[Service]:
                 str(port),
                 "--workers",
                 str(workers),
+                # Quiet unless asked: SESSIONMETER_LOG_LEVEL=info measures a line per request.
                 "--log-level",
-                "warning",
+                os.environ.get("SESSIONMETER_LOG_LEVEL", "warning"),
             ],
             env=env,
         )

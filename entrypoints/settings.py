@@ -1,7 +1,8 @@
 """Configuration from the environment (every CLI option has a matching variable)."""
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 DEFAULT_STORAGE_URL = "sqlite:///./sessionmeter.db"
 
@@ -19,6 +20,24 @@ class SettingsError(ValueError):
     pass
 
 
+# What a browser sends as Origin: scheme, host and port, nothing after. `*` within one stands for
+# any text (https://*.example.com), and `*` alone for any origin.
+ORIGIN = re.compile(r"\*|https?://[^/?#\s]+")
+
+
+def origins(listed: str) -> tuple[str, ...]:
+    """Comma-separated origins, each checked: one with a path or a trailing slash would match no
+    browser's Origin header, and the tracker would fail without a word."""
+    entries = tuple(entry.strip() for entry in listed.split(",") if entry.strip())
+    for entry in entries:
+        if not ORIGIN.fullmatch(entry):
+            raise SettingsError(
+                f"SESSIONMETER_CORS_ORIGINS: {entry!r} is not an origin "
+                "(scheme://host[:port], e.g. https://shop.example.com)"
+            )
+    return entries
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
@@ -27,6 +46,11 @@ class Settings:
     rollup_interval_seconds: float = 300.0
     livekit_reconcile_interval_seconds: float = 300.0
     max_body_bytes: int = 1024 * 1024
+    # /metrics asks for `Authorization: Bearer <token>` when set; else it is open. Kept out of
+    # the repr, so that printing the settings never prints it.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Origins whose pages may call the API (CORS: the tracker on a site's pages); none: no CORS.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -44,6 +68,8 @@ class Settings:
             "livekit_reconcile_interval_seconds": float(
                 os.environ.get("SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS", "300")
             ),
+            "metrics_token": os.environ.get("SESSIONMETER_METRICS_TOKEN") or None,
+            "cors_origins": origins(os.environ.get("SESSIONMETER_CORS_ORIGINS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

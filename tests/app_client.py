@@ -2,6 +2,7 @@
 tenant to prove isolation. Used by the HTTP tests and the pytest-bdd steps alike."""
 
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -89,3 +90,19 @@ def serve_app(storage_url: str) -> Iterator[Api]:
             {"X-API-Key": admin},
             {"X-API-Key": other},
         )
+
+
+@contextmanager
+def app_of_its_own(**settings: Any) -> Iterator[TestClient[Litestar]]:
+    """An app built for settings the shared one cannot take (CORS, a metrics token: read when
+    the app is built), on memory and without background jobs."""
+    config = Settings(
+        storage_url="memory://",
+        reaper_interval_seconds=0,
+        retention_interval_seconds=0,
+        rollup_interval_seconds=0,
+        livekit_reconcile_interval_seconds=0,
+        **settings,
+    )
+    with TestClient(create_app(build_container(config), config)) as client:
+        yield client

@@ -7,7 +7,7 @@ from application.livekit.livekit_stays import end_stay
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog, WebhookVerifier
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionRepository
-from application.sessions.record_exit import RecordExit
+from application.sessions.record_exit import RecordedExit, RecordExit
 from application.tenants.ports import TenantRepository
 from domain.errors import Unauthorized
 from domain.livekit import KIND, TRACK_METERS, RoomEvent, RoomEventKind, TrackReport
@@ -35,6 +35,8 @@ class ReceivedWebhook:
     webhook_id: str
     kind: str  # a RoomEventKind, or another event this service ignores
     redelivered: bool  # handled before: nothing changed
+    started: bool = False  # it opened a stay
+    ended: tuple[RecordedExit, ...] = ()  # the stays it closed
 
 
 class ReceiveLiveKitWebhook:
@@ -87,24 +89,28 @@ class ReceiveLiveKitWebhook:
             return ReceivedWebhook(tenant_id, event.id, event.kind, redelivered=True)
         tenant = await self._tenants.get(tenant_id)
         settings = TenantSettings() if tenant is None else tenant.settings
+        started, ended = False, []
         if event.kind == RoomEventKind.PARTICIPANT_JOINED:
-            await self._joined(tenant_id, event, settings)
+            started = await self._joined(tenant_id, event, settings)
         elif event.kind in EXIT_STATUS:
-            await self._joined(tenant_id, event, settings)  # a `left` may come first, or alone
+            # A `left` may come first, or alone.
+            started = await self._joined(tenant_id, event, settings)
             status = EXIT_STATUS[event.kind]
-            await self._left(tenant_id, event.session_id, event, status, settings)
+            ended.append(await self._left(tenant_id, event.session_id, event, status, settings))
         elif event.kind == RoomEventKind.ROOM_FINISHED:
-            await self._room_finished(tenant_id, event, settings)
+            ended = await self._room_finished(tenant_id, event, settings)
         elif event.kind in (RoomEventKind.TRACK_PUBLISHED, RoomEventKind.TRACK_UNPUBLISHED):
-            await self._joined(tenant_id, event, settings)
+            started = await self._joined(tenant_id, event, settings)
             await self._track(tenant_id, event)
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
         await self._webhooks.record(tenant_id, event.id, self._clock.now())
-        return ReceivedWebhook(tenant_id, event.id, event.kind, redelivered=False)
+        closed = tuple(stay for stay in ended if stay.closed)
+        return ReceivedWebhook(tenant_id, event.id, event.kind, False, started, closed)
 
-    async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> None:
+    async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> bool:
+        """Open the participant's stay unless it is open; whether this opened it."""
         if event.participant_sid is None or event.identity is None:
-            return
+            return False
         request = SessionRequest(
             kind=KIND,
             resource_id=event.room_name,
@@ -115,10 +121,11 @@ class ReceiveLiveKitWebhook:
         now = self._clock.now()
         session = Session.start(tenant_id, event.session_id, request, now)
         # The participant is in the room already: recorded whatever the plan says, once.
-        await self._sessions.add(session)
+        added = await self._sessions.add(session)
         # LiveKit sends no heartbeats: every webhook of the stay is its sign of life.
         window = settings.late_data_window
         await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
+        return added
 
     async def _left(
         self,
@@ -127,10 +134,10 @@ class ReceiveLiveKitWebhook:
         event: RoomEvent,
         status: SessionStatus,
         settings: TenantSettings,
-    ) -> None:
+    ) -> RecordedExit:
         # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
         at = max(event.created_at, event.joined_at or event.created_at)
-        await end_stay(
+        return await end_stay(
             self._tracks, self._record_exit, tenant_id, session_id, at, status, settings=settings
         )
 
@@ -163,16 +170,24 @@ class ReceiveLiveKitWebhook:
 
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings
-    ) -> None:
+    ) -> list[RecordedExit]:
         """Close every stay still open in the room (this instance of it: its sid)."""
         where = SessionFilter(kind=KIND, resource_id=event.room_name, status=SessionStatus.ACTIVE)
+        ended = []
         while True:
             page = await self._sessions.find(tenant_id, where, ROOM_PAGE)
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
                 at = max(event.created_at, session.started_at)
-                await end_stay(
-                    self._tracks, self._record_exit, tenant_id, session.id, at, settings=settings
+                ended.append(
+                    await end_stay(
+                        self._tracks,
+                        self._record_exit,
+                        tenant_id,
+                        session.id,
+                        at,
+                        settings=settings,
+                    )
                 )
             if len(page) < ROOM_PAGE or not open_here:
-                return
+                return ended

@@ -1,10 +1,12 @@
 """Close the sessions whose client stopped sending signs of life."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from application.credits.deduct_credits import DeductCredits
 from application.livekit.ports import LiveKitAccounts
 from application.ports import Clock
+from application.reports.ports import Reports
 from application.sessions.ports import SessionRepository
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
@@ -25,6 +27,10 @@ class ReapStaleSessionsCommand:
 class Reaped:
     closed: int = 0
     failures: list[TenantFailure] = field(default_factory=list)
+    # The sessions closed, counted by (kind, status), for the server's metrics.
+    closed_by: dict[tuple[str, str], int] = field(default_factory=dict)
+    credits_charged: int = 0  # by the first charges this run settled (corrections not counted)
+    active: int = 0  # sessions still active afterwards, in the tenants reaped
 
 
 class ReapStaleSessions:
@@ -41,7 +47,8 @@ class ReapStaleSessions:
     of participants still present alive) or `idle_timeouts` names the kind. The end the reaper
     chooses is a guess: later evidence (a client's exit, events dated after it) may correct
     it. Tenants are reaped one by one, each in isolation: the result says how many sessions
-    were closed and which tenants failed."""
+    were closed (by kind and status), what their charges came to, how many sessions are still
+    active, and which tenants failed."""
 
     def __init__(
         self,
@@ -49,8 +56,10 @@ class ReapStaleSessions:
         sessions: SessionRepository,
         livekit_accounts: LiveKitAccounts,
         deduct_credits: DeductCredits,
+        reports: Reports,
         clock: Clock,
     ) -> None:
+        self._reports = reports
         self._tenants = tenants
         self._sessions = sessions
         self._livekit_accounts = livekit_accounts
@@ -58,32 +67,47 @@ class ReapStaleSessions:
         self._clock = clock
 
     async def __call__(self, command: ReapStaleSessionsCommand) -> Reaped:
-        closed = 0
+        run = _Run()
 
         async def reap(tenant: Tenant) -> None:
-            nonlocal closed
-            closed += await self._reap(tenant)
+            await self._reap(tenant, run)
+            run.active += await self._reports.active(tenant.id, None)
 
         failures = await each_tenant(await chosen_tenants(self._tenants, command.tenant_name), reap)
-        return Reaped(closed, failures)
+        closed_by = dict(run.closed_by)
+        return Reaped(sum(closed_by.values()), failures, closed_by, run.credits, run.active)
 
-    async def _reap(self, tenant: Tenant) -> int:
+    async def _reap(self, tenant: Tenant, run: "_Run") -> None:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
         reconciled = any(account.url for account in accounts)
         now = self._clock.now()
         staleness = Staleness.of(tenant.settings, now, reconciled)
         window = tenant.settings.late_data_window
         rated = await self._deduct_credits.rated_kinds(tenant.id)
-        closed = 0
         while True:
             batch = await self._sessions.time_out_idle(
                 tenant.id, staleness, BATCH_SIZE, rated, now, window
             )
-            closed += len(batch)
+            run.closed_by.update((s.kind, s.status.value) for s in batch)
             if len(batch) < BATCH_SIZE:
                 break
         while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE):
             settled = [await self._deduct_credits(session) for session in pending]
+            run.credits += sum(
+                s.charge.credits
+                for s in settled
+                if s.charge is not None
+                and s.charge_state is ChargeState.CHARGED
+                and s.charge_revision == 0
+            )
             if all(s.charge_state is ChargeState.PENDING for s in settled):
                 break  # corrected faster than settled: the next run tries again
-        return closed
+
+
+@dataclass
+class _Run:
+    """What a run has done so far, over the tenants reaped."""
+
+    closed_by: Counter[tuple[str, str]] = field(default_factory=Counter)
+    credits: int = 0
+    active: int = 0

@@ -44,6 +44,13 @@ class RecordedExit:
         """Whether this exit ended the session (False: a correction or a replay)."""
         return self.closing is Closing.CLOSED
 
+    @property
+    def credits_charged(self) -> int:
+        """The credits this exit charged when it closed the session (0: it charged nothing, or
+        only corrected a charge)."""
+        charge = self.session.charge
+        return charge.credits if self.closed and charge is not None else 0
+
 
 class RecordExit:
     """Record that someone left: with a `status` of completed (the default), abandoned,

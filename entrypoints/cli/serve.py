@@ -2,7 +2,9 @@
 
 import ipaddress
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 import uvicorn
@@ -11,6 +13,14 @@ from uvicorn.config import LOG_LEVELS
 from entrypoints.cli.options import Decorated
 from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV
 from entrypoints.cli.running import run, settings_of
+from entrypoints.logs import FORMATS, LogFormat, default_format, logging_config
+from entrypoints.settings import SettingsError, origins
+
+# prometheus_client's: where each worker process writes its metrics for /metrics to sum.
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+CORS_ENV = "SESSIONMETER_CORS_ORIGINS"
 
 
 def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], Decorated]:
@@ -18,6 +28,17 @@ def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], 
     return click.option(
         flag, type=click.FloatRange(min=0), envvar=envvar, show_envvar=True, help=text
     )
+
+
+def allow_origins(listed: str | None) -> None:
+    """Checked here, then handed to the workers through the environment they build their app
+    from (entrypoints.settings reads it there)."""
+    if listed is None:
+        return
+    try:
+        os.environ[CORS_ENV] = ",".join(origins(listed))
+    except SettingsError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -119,12 +140,29 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "(only behind a proxy that overwrites the header). Unset: no proxy is trusted.",
 )
 @click.option(
+    "--cors-origins",
+    envvar=CORS_ENV,
+    show_envvar=True,
+    expose_value=False,
+    callback=lambda _ctx, _param, value: allow_origins(value),
+    help="Origins (scheme://host[:port], comma-separated) whose pages may call the API: the "
+    "sites running the tracker (/v1/tracker.js). Unset: no CORS, only pages of the API's own "
+    "origin (the dashboard).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
     default="info",
     show_default=True,
     envvar="SESSIONMETER_LOG_LEVEL",
     show_envvar=True,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    envvar="SESSIONMETER_LOG_FORMAT",
+    show_envvar=True,
+    help="One JSON object a line, or text for a person. [default: text on a terminal, else json]",
 )
 @click.pass_context
 def serve(
@@ -141,6 +179,7 @@ def serve(
     graceful_shutdown: int,
     proxies: str,
     log_level: str,
+    log_format: LogFormat | None,
 ) -> None:
     """Serve the HTTP API (migrating the storage first)."""
     settings = settings_of(ctx)
@@ -159,17 +198,40 @@ def serve(
         if seconds is not None:
             os.environ[name] = str(seconds)
     os.environ[TIMEOUT_ENV] = str(request_timeout)
-    uvicorn.run(
-        "entrypoints.http.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http="entrypoints.cli.request_deadline:RequestDeadline",
-        timeout_keep_alive=keep_alive,
-        timeout_graceful_shutdown=graceful_shutdown,
-        # Uvicorn trusts 127.0.0.1 unless told: a client on the host could then forge its address.
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        log_level=log_level,
-    )
+    with metrics_shared(workers):
+        uvicorn.run(
+            "entrypoints.http.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http="entrypoints.cli.request_deadline:RequestDeadline",
+            timeout_keep_alive=keep_alive,
+            timeout_graceful_shutdown=graceful_shutdown,
+            # Uvicorn trusts 127.0.0.1 unless told: a client on the host could forge its address.
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
+            log_level=log_level,
+            log_config=logging_config(log_format or default_format(), log_level),
+            # The app logs each request itself (entrypoints/http/traffic.py), with its route
+            # template, tenant and request id, and never the query string (the exit's beacon
+            # may carry its key there).
+            access_log=False,
+        )
+
+
+@contextmanager
+def metrics_shared(workers: int) -> Iterator[None]:
+    """With several workers, a directory where each writes its metrics and /metrics reads them
+    all: a fresh temporary one, removed when the server stops, unless the environment names one
+    (then it is the operator's to empty between runs). It is in the environment before any
+    worker starts, as prometheus_client needs. One process keeps its metrics in memory."""
+    if workers == 1 or os.environ.get(METRICS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="sessionmeter-metrics-") as directory:
+        os.environ[METRICS_DIR] = directory
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIR]

@@ -19,6 +19,7 @@ class JobContainer(containers.DeclarativeContainer):
         sessions=storage.sessions,
         livekit_accounts=storage.livekit_accounts,
         deduct_credits=use_cases.deduct_credits,
+        reports=storage.reports,
         clock=outside.clock,
     )
     roll_up_usage = providers.Factory(

@@ -3,7 +3,6 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from functools import partial
 from importlib.metadata import version
 from typing import Any, cast
 
@@ -14,18 +13,16 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from entrypoints.container import Container, build_container
-from entrypoints.http.background import (
-    apply_retention,
-    every,
-    reap_stale_sessions,
-    reconcile_livekit,
-    roll_up_usage,
-)
+from entrypoints.http.api_reference import RENDER_PLUGINS
+from entrypoints.http.background import every, livekit_reconciliation, reaper, retention, rollups
+from entrypoints.http.cross_origin import cors
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import COMPONENTS
 from entrypoints.http.rate_limits import RateLimits
 from entrypoints.http.request import StrictJSONRequest
 from entrypoints.http.routes import ROUTES
+from entrypoints.http.traffic import observed
 from entrypoints.lifespan import storage_opened
 from entrypoints.settings import Settings
 
@@ -33,19 +30,27 @@ from entrypoints.settings import Settings
 def create_app(container: Container, settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=ROUTES,
-        dependencies=use_case_dependencies(container),
+        dependencies={**use_case_dependencies(container), "metrics": current_metrics},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[background_jobs],
+        lifespan=[metrics_of_this_process, background_jobs],
         openapi_config=OpenAPIConfig(
             title="sessionmeter",
             version=version("sessionmeter"),
             path="/schema",
             components=COMPONENTS,
+            render_plugins=RENDER_PLUGINS,
         ),
+        cors_config=cors(settings),
+        # Logging is configured where the process starts (`sessionmeter serve`: its format and
+        # level, in every worker), not replaced by Litestar's own when the app is built.
+        logging_config=None,
         debug=False,
     )
+    # Outermost, around Litestar's exception handling: every answer, a 404 too, is counted,
+    # logged and carries its X-Request-ID (entrypoints/http/traffic.py).
+    app.asgi_handler = observed(app.asgi_handler)
     bind(app, container, settings)
     return app
 
@@ -54,37 +59,51 @@ def bind(app: Litestar, container: Container, settings: Settings) -> None:
     """Point the app at a container. The use cases, the auth guard (guards cannot take
     dependencies) and the background jobs find it in the app's state on each request or start,
     so a test's override applies at once and one app can serve test after test, each on a
-    container of its own. Rate limits count afresh; they live as long as the binding (in
-    production, the process)."""
+    container of its own. Rate limits and metrics count afresh; they live as long as the binding
+    (in production, the process)."""
     app.state.container = container
     app.state.settings = settings
     app.state.rate_limits = RateLimits()
+    app.state.metrics = Metrics()
+
+
+@asynccontextmanager
+async def metrics_of_this_process(app: Litestar) -> AsyncIterator[None]:
+    """With several workers: a worker that starts forgets the live gauges of workers that died
+    (uvicorn replaces a worker that crashed), and its own stop counting when it stops."""
+    metrics: Metrics = app.state.metrics
+    metrics.forget_dead_processes()
+    try:
+        yield
+    finally:
+        metrics.leave()
 
 
 @asynccontextmanager
 async def background_jobs(app: Litestar) -> AsyncIterator[None]:
     container: Container = app.state.container
     settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
     schedule = [
-        (
-            settings.reaper_interval_seconds,
-            partial(reap_stale_sessions, container.jobs.reap_stale_sessions()),
-        ),
+        (settings.reaper_interval_seconds, "reaper", reaper(container.jobs.reap_stale_sessions())),
         (
             settings.retention_interval_seconds,
-            partial(apply_retention, container.jobs.apply_retention()),
+            "retention",
+            retention(container.jobs.apply_retention()),
         ),
-        (
-            settings.rollup_interval_seconds,
-            partial(roll_up_usage, container.jobs.roll_up_usage()),
-        ),
+        (settings.rollup_interval_seconds, "rollups", rollups(container.jobs.roll_up_usage())),
         (
             settings.livekit_reconcile_interval_seconds,
-            partial(reconcile_livekit, container.jobs.reconcile_livekit()),
+            "livekit_reconcile",
+            livekit_reconciliation(container.jobs.reconcile_livekit()),
         ),
     ]
     async with storage_opened(container):
-        jobs = [asyncio.create_task(every(s, job)) for s, job in schedule if s > 0]
+        jobs = [
+            asyncio.create_task(every(seconds, name, job, metrics))
+            for seconds, name, job in schedule
+            if seconds > 0
+        ]
         try:
             yield
         finally:
@@ -113,6 +132,15 @@ def use_case_dependencies(container: Container) -> dict[str, Provide]:
         for name, provider in use_cases.items()
         if not isinstance(provider, providers.DependenciesContainer)
     }
+
+
+def _metrics(state: State) -> Metrics:
+    metrics: Metrics = state.metrics
+    return metrics
+
+
+# The `metrics` parameter of handlers that count what their use case did.
+current_metrics = Provide(_metrics, sync_to_thread=False)
 
 
 def _bridge(name: str) -> Provide:

@@ -25,6 +25,10 @@ NEEDS_ADMIN = "the key is not an admin key"
 OUT_OF_SCOPE = "the key is scoped to other resources or devices"
 # The key of a layer's `opt` that names the role its routes need.
 ROLE = "role"
+# The key of the `opt` of the one route that also takes its API key as the query parameter `key`:
+# the exit, which pages send with navigator.sendBeacon as they go, and a beacon cannot set
+# headers. Elsewhere a key in the URL is ignored: URLs end up in logs and browser histories.
+KEY_IN_QUERY = "key_in_query"
 
 
 def needs(role: Role) -> dict[str, Role]:
@@ -39,6 +43,8 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     authorization = connection.headers.get("authorization", "")
     if authorization.lower().startswith(BEARER):
         return authorization[len(BEARER) :].strip()
+    if connection.route_handler.opt.get(KEY_IN_QUERY):
+        return connection.query_params.get("key")
     return None
 
 

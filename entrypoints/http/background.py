@@ -1,42 +1,111 @@
 """Jobs the server runs on a schedule while it serves: the reaper, rollups, retention, LiveKit
-reconciliation."""
+reconciliation. Each run is one log line with its counts and duration, and counted in the
+metrics; what a run could not do (a tenant that failed, a server that did not answer) is one
+line more each."""
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from application.livekit.reconcile_livekit import ReconcileLiveKit, ReconcileLiveKitCommand
 from application.retention.apply_retention import ApplyRetention, ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsage, RollUpUsageCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessions, ReapStaleSessionsCommand
 from application.tenants.tenant_jobs import TenantFailure
+from domain.livekit import KIND
+from domain.session import SessionStatus
+from entrypoints.http.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
-async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+@dataclass(frozen=True)
+class JobRun:
+    """What a run did, as counts for its log line; partial: some of it could not be done."""
+
+    counts: dict[str, int]
+    partial: bool
+
+
+Job = Callable[[Metrics], Awaitable[JobRun]]
+
+
+async def every(seconds: float, name: str, job: Job, metrics: Metrics) -> None:
     """Run `job` every `seconds` until cancelled; a failed run is logged and the next one tried."""
     while True:
         await asyncio.sleep(seconds)
+        started = time.perf_counter()
         try:
-            await job()
+            run = await job(metrics)
         except Exception:
-            log.exception("scheduled job failed; trying again in %s s", seconds)
+            took = time.perf_counter() - started
+            metrics.job_run(name, "failed", took)
+            fields = {"job": name, "outcome": "failed", "ms": round(took * 1000, 1)}
+            log.exception(
+                "scheduled job %s failed; trying again in %s s",
+                name,
+                seconds,
+                extra={"fields": fields},
+            )
+            continue
+        took = time.perf_counter() - started
+        outcome = "partial" if run.partial else "ok"
+        metrics.job_run(name, outcome, took)
+        fields = {"job": name, "outcome": outcome, "ms": round(took * 1000, 1), **run.counts}
+        log.info("job %s ran", name, extra={"fields": fields})
 
 
-async def reap_stale_sessions(reap: ReapStaleSessions) -> None:
-    """One reaper run; each tenant it could not reap is one log line."""
-    log_failures("reaper", (await reap(ReapStaleSessionsCommand())).failures)
+def reaper(reap: ReapStaleSessions) -> Job:
+    async def run(metrics: Metrics) -> JobRun:
+        reaped = await reap(ReapStaleSessionsCommand())
+        for (kind, status), count in reaped.closed_by.items():
+            metrics.sessions_closed(kind, status, "reaper", count)
+        metrics.credits_charged(reaped.credits_charged)
+        metrics.sessions_active(reaped.active)
+        log_failures("reaper", reaped.failures)
+        counts = {"sessions_reaped": reaped.closed, "sessions_active": reaped.active}
+        return JobRun(counts, partial=bool(reaped.failures))
+
+    return run
 
 
-async def roll_up_usage(roll_up: RollUpUsage) -> None:
-    """One rollup run; each tenant whose rollup failed is one log line."""
-    log_failures("rollups", (await roll_up(RollUpUsageCommand())).failures)
+def rollups(roll_up: RollUpUsage) -> Job:
+    async def run(_: Metrics) -> JobRun:
+        done = await roll_up(RollUpUsageCommand())
+        log_failures("rollups", done.failures)
+        counts = {
+            "tenants": done.tenants,
+            "tenants_skipped": done.skipped,
+            "hours_rolled_up": done.hours,
+            "days_rolled_up": done.days,
+        }
+        return JobRun(counts, partial=bool(done.failures))
+
+    return run
 
 
-async def apply_retention(apply: ApplyRetention) -> None:
-    """One retention run; each tenant whose retention failed is one log line."""
-    log_failures("retention", (await apply(ApplyRetentionCommand())).failures)
+def retention(apply: ApplyRetention) -> Job:
+    async def run(_: Metrics) -> JobRun:
+        deleted = await apply(ApplyRetentionCommand())
+        log_failures("retention", deleted.failures)
+        counts = {
+            f"{what}_deleted": getattr(deleted, what)
+            for what in (
+                "sessions",
+                "events",
+                "snapshots",
+                "errors",
+                "metrics",
+                "hourly_rollups",
+                "daily_rollups",
+                "webhook_ids",
+            )
+        }
+        return JobRun(counts, partial=bool(deleted.failures))
+
+    return run
 
 
 def log_failures(job: str, failures: list[TenantFailure]) -> None:
@@ -45,11 +114,20 @@ def log_failures(job: str, failures: list[TenantFailure]) -> None:
         log.error("%s: tenant %s failed: %s", job, failure.tenant_name, failure.error)
 
 
-async def reconcile_livekit(reconcile: ReconcileLiveKit) -> None:
-    """One reconciliation run; each server that did not answer and each tenant that failed is
-    one log line (the run served the others)."""
-    done = await reconcile(ReconcileLiveKitCommand())
-    for problem in done.problems:
-        log.warning("LiveKit reconciliation: %s", problem)
-    if done.ended:
-        log.info("LiveKit reconciliation ended %s stay(s) whose participant had left", done.ended)
+def livekit_reconciliation(reconcile: ReconcileLiveKit) -> Job:
+    async def run(metrics: Metrics) -> JobRun:
+        done = await reconcile(ReconcileLiveKitCommand())
+        for problem in done.problems:
+            log.warning("LiveKit reconciliation: %s", problem)
+        # Reconciliation ends a stay (kind `livekit`) as `completed`: its participant had left.
+        metrics.sessions_closed(KIND, SessionStatus.COMPLETED.value, "reconcile", done.ended)
+        metrics.credits_charged(done.credits_charged)
+        counts = {
+            "tenants": done.tenants,
+            "stays_present": done.present,
+            "stays_ended": done.ended,
+            "stays_unknown": done.unknown,
+        }
+        return JobRun(counts, partial=bool(done.problems))
+
+    return run

@@ -8,7 +8,11 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_402_PAYMENT_REQUIRED,
+    HTTP_429_TOO_MANY_REQUESTS,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
 from litestar.types import ExceptionHandlersMap
 
 from domain.errors import (
@@ -24,6 +28,7 @@ from domain.errors import (
 )
 from domain.plans import QuotaExceeded, TrialExhausted
 from domain.sales import SettlementMoveRefused
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.request import BODY_PARAMETER
 from entrypoints.http.schemas.common import ErrorOut, ValidationErrorOut
 from entrypoints.http.schemas.trials import TrialStatusOut
@@ -146,14 +151,22 @@ def _single_code(status: int) -> str | None:
     return {400: "malformed_json", 422: "validation_error"}.get(status, HTTP_CODES.get(status))
 
 
-def on_domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
+def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Response[Any]:
     if isinstance(error, InvalidInput):
         fields = [{"field": error.field, "message": error.message}]
         if isinstance(error, Late):
             return error_response(422, "late", error.detail, fields=fields)
         return invalid(fields)
     status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
+    if status == HTTP_402_PAYMENT_REQUIRED:
+        _refused(request, code)
     return error_response(status, code, error.detail, **_particulars(error))
+
+
+def _refused(request: Request[Any, Any, Any], reason: str) -> None:
+    """A refusal for payment or rate, counted in the metrics by its code."""
+    metrics: Metrics = request.app.state.metrics
+    metrics.refused(reason)
 
 
 def _particulars(error: DomainError) -> dict[str, Any]:
@@ -211,6 +224,8 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
         # Litestar wraps unexpected exceptions in a 500 HTTPException before they get here.
         return on_unexpected(request, error)
     code = HTTP_CODES.get(error.status_code, "error")
+    if error.status_code == HTTP_429_TOO_MANY_REQUESTS:
+        _refused(request, code)
     # Litestar's headers say how to recover (Allow on a 405), so they go out too.
     return error_response(error.status_code, code, error.detail, headers=error.headers)
 

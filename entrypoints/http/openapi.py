@@ -28,14 +28,23 @@ from entrypoints.http.auth import AUTH, NEEDS_ADMIN, NEEDS_APP, ROLE, authentica
 from entrypoints.http.errors import documented
 from entrypoints.http.request import BODY_PARAMETER
 
-# The two ways a request carries its API key (entrypoints/http/auth.presented_key).
+# The ways a request carries its API key (entrypoints/http/auth.presented_key): two on every
+# route, and a third on the exit alone, for beacons.
 COMPONENTS = Components(
     security_schemes={
         "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
         "bearer": SecurityScheme(type="http", scheme="bearer", description="the API key"),
+        "keyInQuery": SecurityScheme(
+            type="apiKey",
+            name="key",
+            security_scheme_in="query",
+            description="the API key, on the exit route only (navigator.sendBeacon cannot set "
+            "headers); give a page an ingest key",
+        ),
     }
 )
 KEYED: list[SecurityRequirement] = [{"apiKey": []}, {"bearer": []}]
+KEY_IN_QUERY_TOO: list[SecurityRequirement] = [{"keyInQuery": []}]
 REPLAYED = "the same request again (by id or idempotency key): what was stored the first time"
 RATE_LIMITED = (
     "the key made more requests than its tenant's `rate_limit_per_second` allows: "

@@ -1,4 +1,6 @@
-"""Every route: the /v1 API, which API keys open, and the two doors that take no key."""
+"""Every route: the /v1 API, which API keys open, and the doors that take no key: health,
+LiveKit's webhooks (signed), the metrics (their own token, if set), the tracker script, the
+dashboard and the files it loads."""
 
 from litestar import Router
 from litestar.types import ControllerRouterHandler
@@ -6,6 +8,7 @@ from litestar.types import ControllerRouterHandler
 from domain.tenants import Role
 from entrypoints.http.auth import authenticated, current_principal, needs
 from entrypoints.http.controllers.credits import CreditsController
+from entrypoints.http.controllers.dashboard import dashboard, vendored
 from entrypoints.http.controllers.data_rights import DataRightsController
 from entrypoints.http.controllers.errors import ErrorsController
 from entrypoints.http.controllers.events import EventsController
@@ -13,12 +16,14 @@ from entrypoints.http.controllers.funnels import FunnelsController
 from entrypoints.http.controllers.health import health
 from entrypoints.http.controllers.keys import KeysController
 from entrypoints.http.controllers.livekit import LiveKitController, livekit_webhook
+from entrypoints.http.controllers.metrics import metrics
 from entrypoints.http.controllers.performance import PerformanceController
 from entrypoints.http.controllers.reports import ReportsController
 from entrypoints.http.controllers.sales import SalesController
 from entrypoints.http.controllers.sessions import SessionsController
 from entrypoints.http.controllers.snapshots import SnapshotsController
 from entrypoints.http.controllers.tenants import SettingsController
+from entrypoints.http.controllers.tracker import tracker
 from entrypoints.http.controllers.trials import TrialsController
 from entrypoints.http.openapi import KEYED, declare_responses
 from entrypoints.http.request import text_in_the_url
@@ -51,5 +56,14 @@ v1 = Router(
 
 # Each route declares what only it answers; what the guard, bodies and parameters answer, and
 # the 200 of a replay, are declared for all of them at once.
-declare_responses([v1, health, livekit_webhook])
-ROUTES: list[ControllerRouterHandler] = [v1, health, livekit_webhook]
+declare_responses([v1, health, livekit_webhook, metrics])
+# Outside /v1's key guard: pages (the dashboard asks for a key itself) and the tracker script.
+ROUTES: list[ControllerRouterHandler] = [
+    v1,
+    health,
+    livekit_webhook,
+    metrics,
+    tracker,
+    dashboard,
+    vendored,
+]

@@ -96,3 +96,71 @@ def test_only_the_proxies_named_may_say_who_the_client_is(
     assert served.exit_code == 0, served.output
     [call] = uvicorn_runs
     assert (call["proxy_headers"], call["forwarded_allow_ips"]) == (trusted is not None, trusted)
+
+
+def test_several_workers_share_a_fresh_metrics_directory_gone_at_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    seen: list[str | None] = []
+
+    def run(app: str, **options: Any) -> None:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        assert directory is None or Path(directory).is_dir()
+        seen.append(directory)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    url = ["--storage-url", "sqlite:///:memory:"]
+
+    for workers in ("1", "2"):
+        served = CliRunner().invoke(main.cli, [*url, "serve", "--workers", workers])
+        assert served.exit_code == 0, served.output
+
+    one, two = seen
+    assert one is None  # one process keeps its metrics in memory
+    assert two is not None and not Path(two).exists()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_a_metrics_directory_the_environment_names_is_used_and_kept(
+    tmp_path: Path, uvicorn_runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    url = f"sqlite:///{tmp_path}/fresh.db"
+
+    served = CliRunner().invoke(main.cli, ["--storage-url", url, "serve", "--workers", "2"])
+
+    assert served.exit_code == 0, served.output
+    assert uvicorn_runs[0]["environ"]["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert tmp_path.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "formatter"),
+    [
+        ([], {}, "JsonFormatter"),  # not a terminal: a collector reads it
+        (["--log-format", "text"], {}, "TextFormatter"),
+        ([], {"SESSIONMETER_LOG_FORMAT": "text"}, "TextFormatter"),
+        (["--log-format", "json"], {"SESSIONMETER_LOG_FORMAT": "text"}, "JsonFormatter"),
+    ],
+)
+def test_the_log_format_reaches_every_logger_and_replaces_the_access_log(
+    uvicorn_runs: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    env: dict[str, str],
+    formatter: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    served = CliRunner().invoke(main.cli, ["serve", "--log-level", "info", *flags])
+
+    assert served.exit_code == 0, served.output
+    [call] = uvicorn_runs
+    config = call["log_config"]
+    assert config["formatters"]["chosen"]["()"] == f"entrypoints.logs.{formatter}"
+    assert config["root"] == {"handlers": ["stderr"], "level": "INFO"}
+    assert config["loggers"]["uvicorn.access"] == {"handlers": [], "propagate": True}
+    assert call["access_log"] is False

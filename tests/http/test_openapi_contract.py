@@ -14,7 +14,12 @@ from tests.http.test_credits_api import counseling_rate
 from tests.http.test_trials_api import FREE, put_plan
 
 METHODS = {"get", "put", "post", "delete", "patch"}
-KEYLESS = {"/v1/webhooks/livekit"}  # LiveKit signs its webhooks; it holds no API key of ours
+KEYLESS = {
+    "/v1/webhooks/livekit",  # LiveKit signs its webhooks; it holds no API key of ours
+    "/v1/tracker.js",  # a script for any web page
+}
+# The exit also takes its key in the URL, for navigator.sendBeacon (it can set no header).
+BEACON = {("POST", "/v1/sessions/{session_id}/exit")}
 PAYMENT_CODES = {"insufficient_credits", "trial_exhausted", "quota_exceeded"}
 on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
@@ -83,7 +88,11 @@ def test_every_keyed_operation_declares_401_and_429_with_retry_after(
     assert len(keyed) > 40
     for method, path, operation in keyed:
         errors = _errors(operation)
-        assert operation["security"] == [{"apiKey": []}, {"bearer": []}], (method, path)
+        key_in_query: list[dict[str, list[str]]] = (
+            [{"keyInQuery": []}] if (method, path) in BEACON else []
+        )
+        expected = [{"apiKey": []}, {"bearer": []}, *key_in_query]
+        assert operation["security"] == expected, (method, path)
         assert {401, 429} <= set(errors), (method, path)
         retry_after = errors[429]["headers"]["Retry-After"]
         assert retry_after["required"] and retry_after["schema"]["type"] == "integer"

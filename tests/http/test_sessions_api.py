@@ -33,6 +33,8 @@ def test_a_session_starts_and_reads_back(api: Api) -> None:
     assert session["attributes"]["user_agent"] == "Firefox/140"
     assert session["attributes"]["referrer"] == "https://example.test/"
     assert session["attributes"]["app_version"] == "3.2" and "ip" in session["attributes"]
+    # The start alone says how long the session may stay silent (the tenant's default here).
+    assert session.pop("idle_timeout_seconds") == 300
     read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app)
     assert read.status_code == 200 and read.json() == session
 

@@ -16,6 +16,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.batches import read_items
 from entrypoints.http.errors import documented
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import BatchResultOut, Page
 from entrypoints.http.schemas.events import (
@@ -43,9 +44,11 @@ class EventsController(Controller):
         data: JSONBody[EventBatchBody],
         caller: NamedDependency[Principal],
         ingest_events: NamedDependency[IngestEvents],
+        metrics: NamedDependency[Metrics],
     ) -> BatchResultOut:
         events = _read_events(data.events)
         outcome = await ingest_events(IngestEventsCommand(caller.tenant, events, caller.access))
+        metrics.events(outcome.inserted, outcome.duplicates, len(outcome.rejections))
         return BatchResultOut.of(outcome)
 
     @get(

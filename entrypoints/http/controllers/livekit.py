@@ -7,15 +7,18 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from application.livekit.receive_livekit_webhook import (
+    ReceivedWebhook,
     ReceiveLiveKitWebhook,
     ReceiveLiveKitWebhookCommand,
 )
 from application.livekit.set_livekit_url import SetLiveKitUrl, SetLiveKitUrlCommand
 from application.tenants.authenticate import Principal
-from domain.errors import Unauthorized
+from domain.errors import DomainError, Unauthorized
+from domain.livekit import KIND
 from domain.tenants import Role
 from entrypoints.http.auth import NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import StatusOut
 from entrypoints.http.schemas.livekit import LiveKitAccountOut, LiveKitUrlBody
@@ -72,12 +75,32 @@ class LiveKitController(Controller):
 async def livekit_webhook(
     request: Request[Any, Any, Any],
     receive_livekit_webhook: NamedDependency[ReceiveLiveKitWebhook],
+    metrics: NamedDependency[Metrics],
 ) -> StatusOut:
+    try:
+        received = await _receive(request, receive_livekit_webhook)
+    except DomainError:
+        metrics.webhook("refused")
+        raise
+    except Exception:
+        metrics.webhook("failed")
+        raise
+    metrics.webhook("redelivered" if received.redelivered else "handled")
+    if received.started:
+        metrics.session_started(KIND)
+    for stay in received.ended:
+        metrics.sessions_closed(KIND, stay.session.status, "webhook")
+        metrics.credits_charged(stay.credits_charged)
+    return StatusOut("ok")
+
+
+async def _receive(
+    request: Request[Any, Any, Any], receive_livekit_webhook: ReceiveLiveKitWebhook
+) -> ReceivedWebhook:
     # The raw body, as signed: re-serialised JSON would not match the token's hash.
     try:
         body = (await request.body()).decode()
     except UnicodeDecodeError:
         raise Unauthorized("the webhook's signature does not match its body") from None
     token = request.headers.get("authorization", "")
-    await receive_livekit_webhook(ReceiveLiveKitWebhookCommand(body, token))
-    return StatusOut("ok")
+    return await receive_livekit_webhook(ReceiveLiveKitWebhookCommand(body, token))

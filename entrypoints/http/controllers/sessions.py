@@ -17,15 +17,28 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
-from entrypoints.http.auth import AUTH, OUT_OF_SCOPE, needs
+from entrypoints.http.auth import AUTH, KEY_IN_QUERY, OUT_OF_SCOPE, needs
 from entrypoints.http.errors import documented
-from entrypoints.http.openapi import rules_of
+from entrypoints.http.metrics import Metrics
+from entrypoints.http.openapi import KEY_IN_QUERY_TOO, rules_of
 from entrypoints.http.schemas.common import From, Page, To, attribute_filters
-from entrypoints.http.schemas.sessions import ExitBody, HeartbeatBody, SessionOut, StartSessionBody
+from entrypoints.http.schemas.sessions import (
+    ExitBody,
+    HeartbeatBody,
+    SessionOut,
+    StartedSessionOut,
+    StartSessionBody,
+)
 
 LATE = "`late` (same status) when it is dated more than the late-data window ago"
 BILLED = (
     f"an ingest key, for a session of a kind that has a rate or a plan limits; or {OUT_OF_SCOPE}"
+)
+BEACON = (
+    "A page sends its exit with `navigator.sendBeacon`, which can set no header: this route "
+    "alone also takes the API key as the query parameter `key` "
+    "(`POST /v1/sessions/{id}/exit?key=...`, body JSON as text/plain); a header, when sent, "
+    "wins. Put only an ingest key in a URL: URLs are kept in logs."
 )
 
 
@@ -56,7 +69,8 @@ class SessionsController(Controller):
         data: JSONBody[StartSessionBody],
         caller: NamedDependency[Principal],
         start_session: NamedDependency[StartSession],
-    ) -> Response[SessionOut]:
+        metrics: NamedDependency[Metrics],
+    ) -> Response[StartedSessionOut]:
         started = await start_session(
             StartSessionCommand(
                 tenant_id=caller.tenant.id,
@@ -74,7 +88,10 @@ class SessionsController(Controller):
                 access=caller.access,
             )
         )
-        return Response(SessionOut.of(started.session), status_code=201 if started.created else 200)
+        if started.created:
+            metrics.session_started(started.session.kind)
+        session = StartedSessionOut.of_start(started.session, caller.tenant.settings)
+        return Response(session, status_code=201 if started.created else 200)
 
     @get(
         "/{session_id:str}",
@@ -163,8 +180,10 @@ class SessionsController(Controller):
         "/{session_id:str}/exit",
         summary="Record an exit (also as text/plain, for navigator.sendBeacon)",
         operation_id="recordExit",
-        description=rules_of(RecordExit),
+        description=f"{rules_of(RecordExit)}\n\n{BEACON}",
         status_code=200,
+        opt={KEY_IN_QUERY: True},
+        security=KEY_IN_QUERY_TOO,
         responses=documented(
             {
                 401: AUTH,
@@ -179,6 +198,7 @@ class SessionsController(Controller):
         session_id: FromPath[str],
         caller: NamedDependency[Principal],
         record_exit: NamedDependency[RecordExit],
+        metrics: NamedDependency[Metrics],
         data: JSONBody[ExitBody | None] = None,
     ) -> SessionOut:
         body = data or ExitBody()
@@ -195,6 +215,9 @@ class SessionsController(Controller):
                 access=caller.access,
             )
         )
+        if recorded.closed:
+            metrics.sessions_closed(recorded.session.kind, recorded.session.status, "client")
+            metrics.credits_charged(recorded.credits_charged)
         return SessionOut.of(recorded.session)
 
 

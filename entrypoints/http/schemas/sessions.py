@@ -1,13 +1,14 @@
 """The bodies of sessions: start, heartbeat, exit, and a session as its client sees it."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 import msgspec
 
 from application.credits.running_cost import SessionView
 from domain.charging import Estimate
 from domain.session import Charge, Session
+from domain.tenants import TenantSettings
 from entrypoints.http.schemas.common import JSONObject, Meters, MetersOut, Timestamp, meters_out
 
 # Integers as every store holds them (MongoDB's are signed 64-bit).
@@ -71,7 +72,7 @@ class SessionOut(msgspec.Struct):
     charge_estimate: ChargeOut | None = None
 
     @classmethod
-    def of(cls, s: Session, estimate: Estimate | None = None) -> "SessionOut":
+    def of(cls, s: Session, estimate: Estimate | None = None) -> Self:
         return cls(
             id=s.id,
             kind=s.kind,
@@ -97,3 +98,19 @@ class SessionOut(msgspec.Struct):
     @classmethod
     def of_view(cls, view: SessionView) -> "SessionOut":
         return cls.of(view.session, view.charge_estimate)
+
+
+class StartedSessionOut(SessionOut):
+    """A session as its start answers it: with how long it may stay silent."""
+
+    # Seconds without a sign of life (heartbeat, event) before the reaper ends it; null: never
+    # for idleness. The shortest it can be for the kind (a LiveKit stay's depends on
+    # reconciliation), so a client that heartbeats within it is never cut off; the tracker
+    # heartbeats at a third of it.
+    idle_timeout_seconds: int | None = None
+
+    @classmethod
+    def of_start(cls, s: Session, settings: TenantSettings) -> "StartedSessionOut":
+        timeout = settings.idle_timeout(s.kind, reconciled=True)
+        seconds = None if timeout is None else int(timeout.total_seconds())
+        return msgspec.structs.replace(cls.of(s), idle_timeout_seconds=seconds)
