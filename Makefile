@@ -23,12 +23,19 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# tests/browser drive Debian's Chromium (Playwright's own browser download does not work here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
 # The HTTP and BDD suites on the MongoDB test server too (they leave it out by default: the
 # contract suite proves every store); half again as long.
-test-every-store: lint
+test-every-store: lint $(CHROMIUM)
 	SESSIONMETER_TEST_EVERY_STORE=1 $(BIN)/pytest
 
 # The domain and use cases on the in-memory adapters: seconds, no servers.
