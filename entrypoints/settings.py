@@ -68,7 +68,9 @@ class Settings:
             "livekit_reconcile_interval_seconds": float(
                 os.environ.get("SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS", "300")
             ),
-            "metrics_token": os.environ.get("SESSIONMETER_METRICS_TOKEN") or None,
+            # Trimmed, as Prometheus trims the token it reads from a file: a token kept in a
+            # file with its newline would otherwise never match.
+            "metrics_token": os.environ.get("SESSIONMETER_METRICS_TOKEN", "").strip() or None,
             "cors_origins": origins(os.environ.get("SESSIONMETER_CORS_ORIGINS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

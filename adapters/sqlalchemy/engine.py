@@ -26,14 +26,18 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """Its errors name the statement that failed, never the values bound to it: those come from
+    requests (subject ids, attributes), and the errors of a request are logged."""
     full = make_url(async_url(url))
     if full.get_backend_name() == "sqlite":
-        engine = create_async_engine(full)
+        engine = create_async_engine(full, hide_parameters=True)
         _serialise_sqlite_writers(engine)
         return engine
     # A fixed pool: under load requests queue for a connection instead of opening and closing
     # overflow connections, each of which would cost a full PostgreSQL connect.
-    return create_async_engine(full, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30)
+    return create_async_engine(
+        full, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30, hide_parameters=True
+    )
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

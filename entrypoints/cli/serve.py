@@ -21,6 +21,9 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 CORS_ENV = "SESSIONMETER_CORS_ORIGINS"
+# uvicorn's levels but `trace`, at which uvicorn logs every request's ASGI scope, query string
+# included: the exit's beacon carries its key there (`?key=`), and no key is ever logged.
+SAFE_LOG_LEVELS = [level for level in LOG_LEVELS if level != "trace"]
 
 
 def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], Decorated]:
@@ -151,7 +154,7 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
 )
 @click.option(
     "--log-level",
-    type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+    type=click.Choice(SAFE_LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
     envvar="SESSIONMETER_LOG_LEVEL",
@@ -226,7 +229,16 @@ def metrics_shared(workers: int) -> Iterator[None]:
     all: a fresh temporary one, removed when the server stops, unless the environment names one
     (then it is the operator's to empty between runs). It is in the environment before any
     worker starts, as prometheus_client needs. One process keeps its metrics in memory."""
-    if workers == 1 or os.environ.get(METRICS_DIR):
+    if named := os.environ.get(METRICS_DIR):
+        # Gone since it was named (a /run or /tmp path after a reboot): made, empty, rather than
+        # every worker failing to start (and uvicorn replacing them forever).
+        try:
+            os.makedirs(named, exist_ok=True)
+        except OSError as error:
+            raise click.ClickException(f"{METRICS_DIR}={named}: {error.strerror}") from None
+        yield
+        return
+    if workers == 1:
         yield
         return
     with tempfile.TemporaryDirectory(prefix="sessionmeter-metrics-") as directory:

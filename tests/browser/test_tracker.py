@@ -143,3 +143,76 @@ def test_without_an_option_the_tracker_says_so_and_sends_nothing(
 def load(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_load_state("networkidle")
+
+
+# The tracker on a page whose fetch and sendBeacon are stand-ins the test steers: the start
+# fails or is refused as the test says, and every request is noted.
+STEERED = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Steered</title><link rel="icon" href="data:,">
+<script>
+  window.sent = {{ starts: [], beacons: [] }};
+  window.startAnswers = {answers};
+  window.fetch = async (url, init) => {{
+    const body = JSON.parse(init.body);
+    if (!url.endsWith("/v1/sessions")) return new Response("{{}}", {{ status: 200 }});
+    window.sent.starts.push(body.id);
+    const status = window.startAnswers.shift() ?? 201;
+    if (status === 0) throw new TypeError("Failed to fetch");
+    const answer = status === 201 ? {{ id: body.id, idle_timeout_seconds: 300 }} : {{ error: "x" }};
+    return new Response(JSON.stringify(answer), {{ status }});
+  }};
+  navigator.sendBeacon = (url) => {{ window.sent.beacons.push(url); return true; }};
+</script>
+<script src="{server}/v1/tracker.js"></script></head>
+<body><script>
+  sessionmeter.start({{ endpoint: "{server}", key: "sm_page_key", kind: "webinar", resourceId: "r" }});
+</script></body></html>
+"""
+
+
+def steered(site: Site, page: Page, answers: str) -> None:
+    name = f"steered-{uuid.uuid4().hex}.html"
+    html = STEERED.format(server=site.server.base_url, answers=answers)
+    (site.pages_folder / name).write_text(html)
+    page.goto(f"{site.pages}/{name}")
+
+
+def left_and_restored(page: Page) -> None:
+    """What the page sees of a trip to the back/forward cache and back."""
+    page.evaluate(
+        """() => {
+        dispatchEvent(new PageTransitionEvent("pagehide", { persisted: true }));
+        dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+    }"""
+    )
+
+
+def test_a_start_still_retrying_when_its_page_went_is_not_sent_again(
+    site: Site, watched: Watched
+) -> None:
+    """The first start meets a network error and waits a second to retry; meanwhile the page
+    goes to the bfcache and comes back, starting a new session. The old start must not be
+    retried: it would open a session nobody heartbeats or ends (reaped later, counted, billed)."""
+    page = watched.page
+    steered(site, page, "[0]")
+    page.wait_for_function("() => window.sent.starts.length === 1")
+
+    left_and_restored(page)
+    page.wait_for_timeout(2500)  # past the first retry's back-off
+
+    first, *later = page.evaluate("() => window.sent.starts")
+    assert len(later) == 1 and later[0] != first, later
+
+
+def test_a_refused_start_sends_no_exit_when_its_page_goes(site: Site, watched: Watched) -> None:
+    """A start refused (403: a wrong key) opened no session: the page's exit beacon would carry
+    its key in a URL for nothing."""
+    page = watched.page
+    steered(site, page, "[403]")
+    page.wait_for_function("() => window.sent.starts.length === 1")
+    page.wait_for_timeout(200)
+
+    page.evaluate('() => dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false }))')
+
+    assert page.evaluate("() => window.sent.beacons") == []
+    assert len(watched.errors) == 1 and "403" in watched.errors[0]

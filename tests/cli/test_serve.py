@@ -164,3 +164,44 @@ def test_the_log_format_reaches_every_logger_and_replaces_the_access_log(
     assert config["root"] == {"handlers": ["stderr"], "level": "INFO"}
     assert config["loggers"]["uvicorn.access"] == {"handlers": [], "propagate": True}
     assert call["access_log"] is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"), [(["--log-level", "trace"], {}), ([], {"SESSIONMETER_LOG_LEVEL": "TRACE"})]
+)
+def test_no_log_level_logs_the_query_string_and_its_key(
+    uvicorn_runs: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    env: dict[str, str],
+) -> None:
+    """uvicorn's `trace` level logs every ASGI scope, query string included: the exit's beacon
+    carries its key there (`?key=`), and the log must never hold a key."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    refused = CliRunner().invoke(main.cli, ["serve", *flags])
+
+    assert refused.exit_code == 2, refused.output
+    assert "trace" in refused.output.lower()
+    assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_metrics_directory_the_environment_names_but_lacks_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR left in the environment whose directory is gone (a /run or /tmp
+    path after a reboot): every worker would fail to build its app and, with several, uvicorn
+    would replace them forever while the port, bound by the parent, takes connections."""
+    monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
+    gone = tmp_path / "gone" / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(gone))
+    seen: list[bool] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(gone.is_dir()))
+    url = f"sqlite:///{tmp_path}/fresh.db"
+
+    served = CliRunner().invoke(main.cli, ["--storage-url", url, "serve", "--workers", workers])
+
+    assert served.exit_code == 0, served.output
+    assert seen == [True]

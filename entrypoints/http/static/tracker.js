@@ -51,9 +51,13 @@
     var body = { id: uuid(), kind: o.kind, resource_id: o.resourceId, attributes: o.attributes || {} };
     if (o.subjectId) body.subject_id = o.subjectId;
     else body.client_key = this.clientKey;
-    this.session = { id: body.id, idleSeconds: DEFAULT_IDLE_TIMEOUT_SECONDS, started: false };
+    var session = { id: body.id, idleSeconds: DEFAULT_IDLE_TIMEOUT_SECONDS, started: false };
+    this.session = session;
     for (var attempt = 0; attempt < START_ATTEMPTS; attempt++) {
       if (attempt > 0) await wait(Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempt - 1)));
+      // The page went (its exit is sent) or began anew meanwhile: a retry now would open a
+      // session nobody keeps alive or ends.
+      if (this.session !== session) return;
       var answer;
       try {
         answer = await this.post(this.base, body);
@@ -63,6 +67,7 @@
       if (answer.status === 429 || answer.status >= 500) continue;
       if (!answer.ok) {
         console.error("sessionmeter: the session was not started:", answer.status, await answer.text());
+        if (this.session === session) this.session = null; // nothing to end when the page goes
         return;
       }
       var started = await answer.json();
