@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rollup.py
 	$(BIN)/python benchmarks/kiosk_day.py
 	$(BIN)/python benchmarks/reports.py
+	$(BIN)/python benchmarks/operating.py
 
 # The adapters' atomic port methods, as mutmut names their mutants (module.xǁClassǁmethod__mutmut_N
 # or module.x_function__mutmut_N; `?` stands for the ǁ): the steps that must be race-free, with

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,14 +49,18 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (a server's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if not children.exists():
+        return [pid]
+    return [pid, *(int(p) for p in children.read_text().split())]
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB."""
     total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
+    for p in family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -64,6 +68,20 @@ def rss_mb(pid: int) -> float:
         except FileNotFoundError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process and its live children have used so far."""
+    ticks = 0
+    for p in family(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def run_for(seconds: float, clients: int, one: Callable[[int], Awaitable[int]]) -> float:
@@ -171,35 +189,42 @@ def database(storage: str) -> Iterator[str]:
 def service(workers: int = 1, storage: str = "postgresql") -> Iterator[Service]:
     """A database and `sessionmeter serve` on it, healthy, and both gone afterwards."""
     with database(storage) as url:
-        env = {**os.environ, "SESSIONMETER_STORAGE_URL": url}
-        cli(env, "db", "upgrade")
-        port = free_port()
-        process = subprocess.Popen(
-            [
-                str(SESSIONMETER),
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                # Quiet unless asked: SESSIONMETER_LOG_LEVEL=info measures a line per request.
-                "--log-level",
-                os.environ.get("SESSIONMETER_LOG_LEVEL", "warning"),
-            ],
-            env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{base}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-            else:
-                raise SystemExit("the server did not become healthy")
-            yield Service(url, base, process, env)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        cli({**os.environ, "SESSIONMETER_STORAGE_URL": url}, "db", "upgrade")
+        with server(url, workers) as svc:
+            yield svc
+
+
+@contextmanager
+def server(
+    url: str,
+    workers: int = 1,
+    log_level: str | None = None,
+    log_format: str | None = None,
+    log_file: Path | None = None,
+) -> Iterator[Service]:
+    """`sessionmeter serve` on the (upgraded) database at `url`, healthy, and gone afterwards.
+    Its log lines go to `log_file` if given, else to this process's standard error."""
+    env = {**os.environ, "SESSIONMETER_STORAGE_URL": url}
+    port = free_port()
+    # Quiet unless asked: SESSIONMETER_LOG_LEVEL=info measures a line per request.
+    level = log_level or os.environ.get("SESSIONMETER_LOG_LEVEL", "warning")
+    command = [str(SESSIONMETER), "serve", "--port", str(port), "--workers", str(workers)]
+    command += ["--log-level", level, *(["--log-format", log_format] if log_format else [])]
+    with ExitStack() as files:  # the server keeps a copy of the log file's descriptor
+        log = files.enter_context(open(log_file, "ab")) if log_file else None
+        process = subprocess.Popen(command, env=env, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not become healthy")
+        yield Service(url, base, process, env)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
