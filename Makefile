@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-every-store lint unit bench mutants clean
+.PHONY: run test test-every-store fuzz lint unit bench mutants clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -30,13 +30,21 @@ $(CHROMIUM):
 	  { apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Two workers: the tests of real server processes (mostly waiting) go to one of them, in order,
+# beside the in-process tests (tests/conftest.py SERVER_TESTS).
+PYTEST := $(BIN)/pytest -n 2 --dist loadgroup
+
 test: lint $(CHROMIUM)
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The HTTP and BDD suites on the MongoDB test server too (they leave it out by default: the
 # contract suite proves every store); half again as long.
 test-every-store: lint $(CHROMIUM)
-	SESSIONMETER_TEST_EVERY_STORE=1 $(BIN)/pytest
+	SESSIONMETER_TEST_EVERY_STORE=1 $(PYTEST)
+
+# The schemathesis run with five times the suite's examples per operation (tests/http/test_fuzzing.py).
+fuzz: $(STAMP)
+	SESSIONMETER_FUZZ_EXAMPLES=150 $(BIN)/pytest -m fuzz
 
 # The domain and use cases on the in-memory adapters: seconds, no servers.
 unit: $(STAMP)

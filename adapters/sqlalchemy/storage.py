@@ -1,7 +1,5 @@
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, text
 
 from adapters.sqlalchemy.archive import SqlTenantArchive
@@ -79,6 +77,11 @@ class SqlAlchemyStorage(Storage):
 
 
 def _upgrade(connection: Connection) -> None:
+    # Imported here: alembic is half a second of every process's start (each CLI command, each
+    # server worker) that only a migration needs.
+    from alembic import command
+    from alembic.config import Config
+
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
     config = Config()

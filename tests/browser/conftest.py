@@ -65,10 +65,12 @@ class QuietHandler(SimpleHTTPRequestHandler):
         """The pages' requests are the test's business, not its output."""
 
 
-@pytest.fixture(scope="session")
+# Closed when the browser tests are done: Playwright's sync API keeps its event loop running on
+# the main thread, and a later test's asyncio.run would fail.
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail("no /usr/bin/chromium: apt-get install -y chromium (.ci/run does)")
+        pytest.fail("no /usr/bin/chromium: apt-get install -y chromium (make test does)")
     with sync_playwright() as playwright:
         yield launch(playwright)
 

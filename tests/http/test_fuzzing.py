@@ -3,10 +3,12 @@ operation, valid and invalid inputs alike, with an admin key (past every guard),
 browser or device makes with an ingest key. No input makes a 5xx; every answer's status, content
 type and body are the ones the schema declares for it, so every error is in the envelope.
 
-Examples are bounded and derandomised: the run is the same on every machine and takes about two
-minutes on two cores. A failure prints the request that reproduces it (as curl); keep it as a plain
+Examples are bounded and derandomised: the run is the same on every machine. The suite tries
+EXAMPLES inputs per operation (about a minute on two cores); `make fuzz` tries five times as many
+(SESSIONMETER_FUZZ_EXAMPLES). A failure prints the request that reproduces it (as curl); keep it as a plain
 test in test_fuzzing_regressions.py when fixing it."""
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,6 +41,7 @@ CHECKS = [
     response_schema_conformance,
 ]
 Test = Callable[..., None]
+EXAMPLES = int(os.environ.get("SESSIONMETER_FUZZ_EXAMPLES", "30"))
 # What a browser, kiosk or device writes with its ingest key.
 DEVICE_WRITES = ["sessions", "events", "kiosk telemetry", "snapshots"]
 
@@ -97,7 +100,7 @@ def test_the_fuzzed_schema_is_the_one_the_server_serves(server: Server) -> None:
 
 
 @each_operation_of(schema)
-@bounded(examples=75)
+@bounded(examples=EXAMPLES)
 def test_no_request_breaks_the_schemas_word(case: Any, server: Server, admin_key: str) -> None:
     case.call_and_validate(
         base_url=server.base_url, headers={"X-API-Key": admin_key}, checks=CHECKS
@@ -105,7 +108,7 @@ def test_no_request_breaks_the_schemas_word(case: Any, server: Server, admin_key
 
 
 @each_operation_of(device_writes)
-@bounded(examples=25)
+@bounded(examples=max(1, EXAMPLES // 3))
 def test_no_write_with_a_device_key_breaks_the_schemas_word(
     case: Any, server: Server, ingest_key: str
 ) -> None:

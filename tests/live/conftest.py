@@ -1,5 +1,6 @@
 """One real `sessionmeter serve` per store, its background jobs running every few seconds, with
-every live scenario (tests/live/scenarios.py) played against it at the same time.
+every live scenario (tests/live/scenarios.py) played against it at the same time, and the three
+stores' servers running side by side.
 
 The tenant is set up the way an operator would: the CLI on the same storage URL (while the server
 starts: each command is a process that takes seconds to start), then the API. The server is
@@ -8,9 +9,10 @@ stopped before the tests look at what the scenarios saw.
 
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,13 +41,6 @@ TENANT = "live"
 SCENARIOS_WITHIN_SECONDS = 180  # each is bounded on its own; this bounds a stuck server
 
 
-@pytest.fixture(scope="module", params=STORES)
-def live_storage_url(request: pytest.FixtureRequest, databases: Databases) -> Iterator[str]:
-    """A migrated, empty database of one store for the module's server."""
-    with databases.fresh(request.param) as url:
-        yield url
-
-
 @dataclass(frozen=True)
 class LiveRun:
     store: str
@@ -59,18 +54,35 @@ class LiveRun:
 
 
 @pytest.fixture(scope="module")
-def live(live_storage_url: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
-    store = live_storage_url.split(":", 1)[0]
+def live_runs(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> dict[str, LiveRun]:
+    """Every store's server at the same time: the scenarios mostly wait for the clock (stays,
+    the idle timeout, reaper and rollup runs), so three servers take the time of one."""
+    with ExitStack() as databases_in_use:
+        urls = {store: databases_in_use.enter_context(databases.fresh(store)) for store in STORES}
+        folders = {store: tmp_path_factory.mktemp(f"live-{store}") for store in STORES}
+        with ThreadPoolExecutor(len(STORES), thread_name_prefix="store") as stores:
+            runs = {
+                store: stores.submit(live_run, store, url, folders[store])
+                for store, url in urls.items()
+            }
+        return {store: run.result() for store, run in runs.items()}
+
+
+@pytest.fixture(params=STORES)
+def live(request: pytest.FixtureRequest, live_runs: dict[str, LiveRun]) -> LiveRun:
+    return live_runs[request.param]
+
+
+def live_run(store: str, storage_url: str, folder: Path) -> LiveRun:
+    """One store's server started, its tenant set up, and every scenario played against it."""
     began = time.monotonic()
     with (
         ThreadPoolExecutor(1, thread_name_prefix="operator") as cli,
         ThreadPoolExecutor(len(SCENARIOS), thread_name_prefix="scenario") as pool,
     ):
-        keys = cli.submit(operator_set_up, live_storage_url)  # while the server starts
-        with serving(
-            tmp_path_factory.mktemp(f"live-{store}"), storage_url=live_storage_url, **JOBS
-        ) as server:
-            tenant = configure(server, *keys.result())
+        keys = cli.submit(operator_set_up, storage_url)  # while the server starts
+        with serving(folder, storage_url=storage_url, **JOBS) as server:
+            tenant = configure(server, keys.result())
             set_up = time.monotonic()
             outcomes = {name: pool.submit(play, tenant) for name, play in SCENARIOS.items()}
             # A scenario still running then fails fast: the server stops.
@@ -93,23 +105,25 @@ def operator(storage_url: str, *args: str) -> str:
     return done.stdout.splitlines()[-1]
 
 
-def operator_set_up(storage_url: str) -> tuple[str, str, str]:
-    """The tenant, then at once its admin, ingest and app keys and its LiveKit account."""
+def operator_set_up(storage_url: str) -> str:
+    """The tenant, then at once its admin key and its LiveKit account: the CLI's part (each
+    command is a process that takes seconds of CPU to start, and three stores start at once)."""
     operator(storage_url, "tenants", "create", TENANT)
     livekit = ["livekit", "add", "--tenant", TENANT, "--api-key", API_KEY, "--api-secret"]
-    commands = [
-        ["keys", "create", "--tenant", TENANT, "--role", "admin"],
-        ["keys", "create", "--tenant", TENANT, "--role", "ingest"],
-        ["keys", "create", "--tenant", TENANT, "--role", "app"],
-        [*livekit, API_SECRET],
-    ]
+    commands = [["keys", "create", "--tenant", TENANT, "--role", "admin"], [*livekit, API_SECRET]]
     with ThreadPoolExecutor(len(commands), thread_name_prefix="operator") as pool:
-        admin, ingest, app, _ = pool.map(lambda args: operator(storage_url, *args), commands)
-    return admin, ingest, app
+        admin, _ = pool.map(lambda args: operator(storage_url, *args), commands)
+    return admin
 
 
-def configure(server: Server, admin_key: str, ingest_key: str, app_key: str) -> Live:
-    """The settings, rates and credits the scenarios need, through the API."""
+def configure(server: Server, admin_key: str) -> Live:
+    """The ingest and app keys, the settings, rates and credits the scenarios need, through the
+    API."""
+    with server.client(admin_key) as admin:
+        ingest_key, app_key = (
+            ok(admin.post("/v1/keys", json={"role": role}), 201)["secret"]
+            for role in ("ingest", "app")
+        )
     live = Live(server, admin_key, ingest_key, app_key, LiveKitServer(API_KEY, API_SECRET))
     with live.admin() as admin:
         settings = ok(

@@ -108,7 +108,9 @@ async def test_a_retry_from_another_address_is_still_a_replay(
     assert not again.created and again.session.attributes == {"ip": "10.0.0.1"}
 
 
-@pytest.mark.parametrize("bad_id", ["not-a-uuid", "", "1234", str(uuid.uuid4()) + "0"])
+@pytest.mark.parametrize(
+    "bad_id", ["not-a-uuid", "", "1234", "8c1f3a52-5d0e-4b7e-9f6a-2f1c9d3e4b5a0"]
+)
 async def test_an_id_that_is_not_a_uuid_is_invalid_input(
     start_session: StartSession, tenant: Tenant, bad_id: str
 ) -> None:
