@@ -102,6 +102,7 @@ MIDWAY_SECONDS = 15  # past the idle timeout and a reaper run or more
 @dataclass(frozen=True)
 class Stay:
     joined_at: datetime
+    published_at: datetime  # the camera's (after the join's answer: later under load)
     left_at: datetime
     midway: Json  # the stay, MIDWAY_SECONDS after its last webhook
     quiet_seconds: float  # how long it had had no sign of life when `midway` was read
@@ -120,7 +121,8 @@ def livekit_stay(live: Live) -> Stay:
         began = time.monotonic()
         joined_at = now()
         deliver(room.joined(identity, joined_at))
-        deliver(room.track("track_published", identity, joined_at, camera, "CAMERA", now()))
+        published_at = now()
+        deliver(room.track("track_published", identity, joined_at, camera, "CAMERA", published_at))
         last_webhook = time.monotonic()
         stays = ok(admin.get("/v1/sessions", params={"kind": "livekit", "resource_id": "standup"}))
         assert len(stays["items"]) == 1, stays
@@ -135,7 +137,7 @@ def livekit_stay(live: Live) -> Stay:
         deliver(room.track("track_unpublished", identity, joined_at, camera, "CAMERA", left_at))
         deliver(room.left(identity, joined_at, left_at))
         final = ok(admin.get(f"/v1/sessions/{session_id}"))
-    return Stay(joined_at, left_at, midway, quiet_seconds, final)
+    return Stay(joined_at, published_at, left_at, midway, quiet_seconds, final)
 
 
 # 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
