@@ -22,8 +22,10 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 RATES = {"counseling": 60, "kiosk": 4}
 GRANTS = {"counselee-9": 1000, "visitor-4": 100}
 POLL_SECONDS = 0.25
-CHARGED_WITHIN_SECONDS = 10  # a charge left pending is finished by the reaper
-REAPED_WITHIN_SECONDS = 30
+# Bounds, not waits (each poll returns as soon as it sees what it waits for): generous, since
+# three stores' servers play at once beside the suite's other worker on 2 cores.
+CHARGED_WITHIN_SECONDS = 30  # a charge left pending is finished by the reaper
+REAPED_WITHIN_SECONDS = 60
 
 Json = dict[str, Any]
 
@@ -340,7 +342,7 @@ def silent_kiosk(live: Live) -> Return:
 
 TELEMETRY_RETENTION_DAYS = 1
 CAPTURES = 6
-KEPT_WITHIN_SECONDS = 20  # retention runs every 5 s
+KEPT_WITHIN_SECONDS = 60  # retention runs every 5 s
 
 
 @dataclass(frozen=True)
@@ -595,7 +597,7 @@ class StoreDays:
 # A store's booth sessions: the tenant runs on Seoul's calendar and keeps stores apart
 # (tests/live/conftest.py configure).
 STORE_VISITS = ("live-S1", "live-S1", "live-S2")
-ROLLED_UP_WITHIN_SECONDS = 30
+ROLLED_UP_WITHIN_SECONDS = 60  # rollups run every 2 s
 
 
 def store_days(live: Live) -> StoreDays:
