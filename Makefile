@@ -30,9 +30,10 @@ $(CHROMIUM):
 	  { apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Two workers: the tests of real server processes (mostly waiting) go to one of them, in order,
-# beside the in-process tests (tests/conftest.py SERVER_TESTS).
-PYTEST := $(BIN)/pytest -n 2 --dist loadgroup
+# Two workers, each taking whole test files (a module's servers start once): the tests of real
+# server processes, which mostly wait, run beside the in-process ones. (`--dist loadgroup` would
+# keep chosen tests together, but pytest-xdist 3.8 cannot mark them on pytest 9.)
+PYTEST := $(BIN)/pytest -n 2 --dist loadfile
 
 test: lint $(CHROMIUM)
 	$(PYTEST)

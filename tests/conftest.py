@@ -28,18 +28,6 @@ from entrypoints.settings import Settings
 from tests.app_client import Api, serve_app
 from tests.servers import MongoServer, PostgresServer
 
-# Tests that start real server processes spend most of their time waiting (for a server to
-# start, a reaper run, a stay to last): with pytest-xdist (`make test` runs two workers) they all
-# go to one worker, in order, while the other runs the in-process tests; the rest share out.
-SERVER_TESTS = ("e2e", "live", "browser")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent.name in SERVER_TESTS:
-            item.add_marker(pytest.mark.xdist_group("servers"))
-
-
 BACKENDS = ["memory", "sqlite", "postgresql", "mongodb"]
 # The HTTP and BDD suites prove the API, the contract suite every store (and the live servers run
 # on each): the API suites leave out the MongoDB test server, by far the slowest, unless

@@ -15,8 +15,8 @@ import httpx
 from tests.servers import free_port
 
 SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
-# A bound for a server that never comes up: a start takes seconds, but CI runs the server tests
-# beside the in-process ones (pytest-xdist), and several servers may start at once.
+# A bound for a server that never comes up: a start takes seconds, but `make test` runs the server
+# tests beside the in-process ones (pytest-xdist), and several servers may start at once.
 HEALTHY_WITHIN_SECONDS = 90
 
 

@@ -53,9 +53,7 @@ class LiveRun:
         return self.outcomes[scenario].result(timeout=0)
 
 
-# Once per test process: pytest-xdist may hand a worker the live tests in more than one batch,
-# and a module fixture would then play every scenario again.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_runs(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> dict[str, LiveRun]:
     """Every store's server at the same time: the scenarios mostly wait for the clock (stays,
     the idle timeout, reaper and rollup runs), so three servers take the time of one."""
