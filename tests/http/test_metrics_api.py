@@ -26,7 +26,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 def samples(client: TestClient[Any], **headers: str) -> Samples:
     answer = client.get("/metrics", headers=headers)
     assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return samples_of(answer.text)
 
 

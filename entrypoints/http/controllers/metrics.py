@@ -5,7 +5,6 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.openapi import ResponseSpec
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from entrypoints.http.errors import documented, error_response
 from entrypoints.http.metrics import Metrics
@@ -15,6 +14,9 @@ BEARER = "bearer "
 NEEDS_TOKEN = (
     "SESSIONMETER_METRICS_TOKEN is set and the request's Authorization is not `Bearer <that token>`"
 )
+
+
+EXPOSITION = "text/plain; version=0.0.4"
 
 
 @get(
@@ -44,7 +46,8 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[Any]:
     if settings.metrics_token and not _bears(request.headers.get("authorization"), settings):
         return error_response(401, "unauthorized", "this needs the metrics token")
     collected: Metrics = request.app.state.metrics
-    return Response(collected.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    # Prometheus's text format; Litestar adds the charset to a text/ type itself.
+    return Response(collected.exposition(), media_type=EXPOSITION)
 
 
 def _bears(authorization: str | None, settings: Settings) -> bool:
