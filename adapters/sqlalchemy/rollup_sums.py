@@ -95,10 +95,6 @@ async def summed_figures(
         .subquery("chosen")
     )
     tallies: dict[int, ActivityTally] = defaultdict(ActivityTally)
-
-    def figures_of(row: Any) -> dict[str, Any]:
-        return tallies[row.place][_key(chosen, row.grp)]
-
     figures = (
         *(func.sum(rows.c[name]).label(name) for name in COUNTS),
         *(func.sum(rows.c[name]).label(name) for name in SECONDS),
@@ -156,9 +152,9 @@ ADD: dict[str, Callable[[list[Any]], Any]] = {
 }
 
 
-def _by_group(query: Select[Any], rows: Any, *more: Any) -> Select[Any]:
-    by = (rows.c.place, rows.c.grp, *more)
-    return query.add_columns(rows.c.place, rows.c.grp).select_from(rows).group_by(*by)
+def _by_group(query: Select[Any], rows: Any) -> Select[Any]:
+    by = (rows.c.place, rows.c.grp)
+    return query.add_columns(*by).select_from(rows).group_by(*by)
 
 
 def _chosen(chosen: UsageFilter) -> Iterable[ColumnElement[bool]]:

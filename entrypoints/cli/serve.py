@@ -33,13 +33,12 @@ def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], 
     )
 
 
-def allow_origins(listed: str | None) -> None:
-    """Checked here, then handed to the workers through the environment they build their app
-    from (entrypoints.settings reads it there)."""
+def checked_origins(_ctx: click.Context, _param: click.Parameter, listed: str | None) -> str | None:
+    """The origins as entrypoints.settings reads them in each worker, every entry checked here."""
     if listed is None:
-        return
+        return None
     try:
-        os.environ[CORS_ENV] = ",".join(origins(listed))
+        return ",".join(origins(listed))
     except SettingsError as error:
         raise click.BadParameter(str(error)) from None
 
@@ -146,8 +145,7 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "--cors-origins",
     envvar=CORS_ENV,
     show_envvar=True,
-    expose_value=False,
-    callback=lambda _ctx, _param, value: allow_origins(value),
+    callback=checked_origins,
     help="Origins (scheme://host[:port], comma-separated) whose pages may call the API: the "
     "sites running the tracker (/v1/tracker.js). Unset: no CORS, only pages of the API's own "
     "origin (the dashboard).",
@@ -181,6 +179,7 @@ def serve(
     request_timeout: float,
     graceful_shutdown: int,
     proxies: str,
+    cors_origins: str | None,
     log_level: str,
     log_format: LogFormat | None,
 ) -> None:
@@ -191,15 +190,16 @@ def serve(
     run(ctx, lambda c: c.storage.backend().migrate())
     # Workers build their own app from the environment, so configuration travels there.
     os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
-    intervals = {
+    given = {
         "SESSIONMETER_REAPER_INTERVAL_SECONDS": reaper_interval,
         "SESSIONMETER_RETENTION_INTERVAL_SECONDS": retention_interval,
         "SESSIONMETER_ROLLUP_INTERVAL_SECONDS": rollup_interval,
         "SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS": livekit_reconcile_interval,
+        CORS_ENV: cors_origins,
     }
-    for name, seconds in intervals.items():
-        if seconds is not None:
-            os.environ[name] = str(seconds)
+    for name, value in given.items():
+        if value is not None:
+            os.environ[name] = str(value)
     os.environ[TIMEOUT_ENV] = str(request_timeout)
     with metrics_shared(workers):
         uvicorn.run(

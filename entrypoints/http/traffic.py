@@ -67,6 +67,8 @@ def _record(scope: HTTPScope, rid: str, status: int, seconds: float) -> None:
     method: str = scope["method"]
     metrics: Metrics = scope["app"].state.metrics
     metrics.request(method, route, status, seconds)
+    if not log.isEnabledFor(logging.INFO):  # request lines off: nothing more to make
+        return
     fields: dict[str, Any] = {
         "method": method,
         "route": route,
