@@ -6,7 +6,7 @@ from typing import Protocol
 from application.credits.ports import CreditLedger, RateRepository
 from application.data_rights.ports import Erasure
 from application.events.ports import EventLog
-from application.funnels.ports import FunnelEvents, FunnelRepository
+from application.funnels.ports import FunnelDays, FunnelEvents, FunnelRepository
 from application.health.ports import StorageHealth
 from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
 from application.reports.ports import Reports
@@ -64,6 +64,7 @@ class Storage(Protocol):
     trial_sessions: TrialSessions
     funnels: FunnelRepository
     funnel_events: FunnelEvents
+    funnel_days: FunnelDays
 
     async def migrate(self) -> None:
         """Create or upgrade what the store needs (tables, indexes); safe to run again and from

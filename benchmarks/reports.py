@@ -24,9 +24,11 @@ asyncpg alone (how much of the time is the database). The server's background jo
 nothing but the requests runs during the timings. --runs 3 shortens a trial at a larger scale.
 
 What reads what: the usage report reads day rollups only; the daily summary reads the day's
-rollup and, as the tenant has exactly one funnel, the day's raw events for its conversion; the
-funnel report reads the window's raw events (joined to their sessions), the trial report the
-window's raw sessions, the watch-time report the resource's raw sessions.
+rollup and, as the tenant has exactly one funnel, that funnel's rows of the day (rolled up by
+the same `rollup` run, one per booth and dimension values) for its conversion; the funnel
+report reads the funnel's 30 whole-day rollups (each day's tally: stage counts and times in
+stage counted to 3 significant digits); the trial report reads the window's raw sessions, the
+watch-time report the resource's raw sessions.
 """
 
 import argparse
@@ -285,11 +287,8 @@ WHERE tenant_id = $1 AND period = 'day' AND bucket_start >= $2 AND bucket_start 
 ORDER BY bucket_start, kind, resource_id, dimensions
 """
 FUNNEL_ROWS = """
-SELECT e.session_id, s.status, e.sequence_no, e.at, e.type, e.label, e.category
-FROM events e JOIN sessions s ON s.tenant_id = e.tenant_id AND s.id = e.session_id
-WHERE s.tenant_id = $1 AND s.kind = 'kiosk' AND s.started_at >= $2 AND s.started_at < $3
-  AND e.type = 'screen_enter'
-ORDER BY e.session_id, e.at, e.sequence_no
+SELECT tally FROM funnel_days
+WHERE tenant_id = $1 AND funnel = 'photo' AND day_start >= $2 AND day_start < $3
 """
 
 

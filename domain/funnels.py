@@ -8,10 +8,13 @@ one was reached does not count. `dropped_here` counts the sessions that reached 
 later one, and did not complete.
 """
 
-import statistics
+import hashlib
+import json
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from domain.errors import InvalidInput
 from domain.events import MAX_NAME_LENGTH
@@ -19,10 +22,12 @@ from domain.session import KIND_PATTERN, SessionStatus
 from domain.text import check_text
 
 MIN_STAGES, MAX_STAGES = 2, 20
-# Conversions are ratios to 4 decimal places (0.8333); medians are seconds to the millisecond,
-# the precision instants are kept to (domain/clock.py).
+# Conversions are ratios to 4 decimal places (0.8333). Times in a stage are counted in
+# milliseconds (the precision instants are kept to, domain/clock.py) to 3 significant digits: a
+# median is off by at most 0.5 %, and a month of them adds up in a few thousand counts.
 RATIO_PLACES = 4
 SECONDS_PLACES = 3
+SIGNIFICANT_DIGITS = 3
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,12 @@ class Funnel:
                 value = getattr(stage.match, part)
                 if value is not None or part == "type":
                     check_text(f"stages[{i}].match.{part}", value, MAX_NAME_LENGTH)
+
+    def fingerprint(self, dimensions: Iterable[str]) -> str:
+        """Names what a rollup of the funnel counted: its kind and stages, and the dimensions
+        its rows are split by. A rollup of another definition or other dimensions is not its."""
+        counted = [self.kind, [asdict(s) for s in self.stages], sorted(dimensions)]
+        return hashlib.sha256(json.dumps(counted, sort_keys=True).encode()).hexdigest()[:32]
 
     @property
     def types(self) -> frozenset[str]:
@@ -155,39 +166,75 @@ class FunnelGroup:
 
 @dataclass
 class FunnelTally:
-    """The paths of one group of sessions (today the whole window; one tally per group value
-    once reports group), folded one session at a time."""
+    """How far a group of sessions got, folded one session at a time; tallies of different
+    sessions add up (rollups keep one a day per group, and a report adds the days it covers)."""
 
-    funnel: Funnel
+    stages: int
     reached: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
-    # Per stage but the last: seconds from reaching it to reaching the next, one per session.
-    durations: list[list[float]] = field(default_factory=list)
+    # Per stage but the last: how many sessions spent each time there before reaching the next
+    # (milliseconds to SIGNIFICANT_DIGITS, so that a month of them is a few thousand counts).
+    durations: list[Counter[int]] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)  # every session of the group
 
     def __post_init__(self) -> None:
-        count = len(self.funnel.stages)
-        self.reached = [0] * count
-        self.dropped = [0] * count
-        self.durations = [[] for _ in range(count - 1)]
+        self.reached = self.reached or [0] * self.stages
+        self.dropped = self.dropped or [0] * self.stages
+        self.durations = self.durations or [Counter() for _ in range(self.stages - 1)]
 
-    def add(self, trail: Trail) -> None:
-        path = self.funnel.path(trail.touches)
+    @classmethod
+    def of(cls, funnel: Funnel) -> "FunnelTally":
+        return cls(len(funnel.stages))
+
+    def add(self, funnel: Funnel, trail: Trail) -> None:
+        """One session's events (the session itself is counted by `count`)."""
+        path = funnel.path(trail.touches)
         for i, at in enumerate(path):
             self.reached[i] += 1
             if i + 1 < len(path):
-                self.durations[i].append((path[i + 1] - at).total_seconds())
+                self.durations[i][time_in_stage(path[i + 1] - at)] += 1
         if path and trail.status is not SessionStatus.COMPLETED:
             self.dropped[len(path) - 1] += 1
 
-    def figures(self, statuses: Mapping[SessionStatus, int]) -> FunnelFigures:
-        """The report, given how many of the group's sessions ended (or not yet) in each status:
-        their sum is the number of sessions, the start of the funnel."""
-        sessions = sum(statuses.values())
+    def count(self, statuses: Mapping[SessionStatus, int]) -> None:
+        """The group's sessions by status, those without any matching event included."""
+        self.statuses.update({s.value: n for s, n in statuses.items()})
+
+    def __iadd__(self, other: "FunnelTally") -> "FunnelTally":
+        for i in range(self.stages):
+            self.reached[i] += other.reached[i]
+            self.dropped[i] += other.dropped[i]
+        for mine, theirs in zip(self.durations, other.durations, strict=True):
+            mine.update(theirs)
+        self.statuses.update(other.statuses)
+        return self
+
+    def document(self) -> dict[str, Any]:
+        """The tally as JSON values, as rollups keep it."""
+        return {
+            "reached": self.reached,
+            "dropped": self.dropped,
+            "durations": [{str(ms): n for ms, n in sorted(d.items())} for d in self.durations],
+            "statuses": dict(self.statuses),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> "FunnelTally":
+        return cls(
+            len(document["reached"]),
+            list(document["reached"]),
+            list(document["dropped"]),
+            [Counter({int(ms): n for ms, n in d.items()}) for d in document["durations"]],
+            Counter(document["statuses"]),
+        )
+
+    def figures(self, funnel: Funnel) -> FunnelFigures:
+        sessions = sum(self.statuses.values())
         stages = []
         previous = sessions
-        for i, stage in enumerate(self.funnel.stages):
+        for i, stage in enumerate(funnel.stages):
             reached = self.reached[i]
-            durations = self.durations[i] if i < len(self.durations) else []
+            durations = self.durations[i] if i < len(self.durations) else Counter()
             stages.append(
                 StageFigures(
                     stage.name,
@@ -195,12 +242,38 @@ class FunnelTally:
                     ratio(reached, previous),
                     ratio(reached, sessions),
                     self.dropped[i],
-                    round(statistics.median(durations), SECONDS_PLACES) if durations else None,
+                    median_seconds(durations),
                 )
             )
             previous = reached
-        exits = {status.value: statuses.get(status, 0) for status in SessionStatus}
+        exits = {status.value: self.statuses.get(status.value, 0) for status in SessionStatus}
         return FunnelFigures(sessions, stages, exits)
+
+
+def time_in_stage(spent: timedelta) -> int:
+    """Milliseconds to SIGNIFICANT_DIGITS (12,345 ms is 12,300; under a second, exact)."""
+    ms = round(spent.total_seconds() * 1000)
+    places = len(str(abs(ms))) - SIGNIFICANT_DIGITS
+    return round(ms, -places) if places > 0 else ms
+
+
+def median_seconds(durations: Mapping[int, int]) -> float | None:
+    """The median of times counted in milliseconds, in seconds (the mean of the middle two of an
+    even count, as statistics.median); None when there are none."""
+    total = sum(durations.values())
+    if not total:
+        return None
+    middle = [(total - 1) // 2, total // 2]  # 0-based ranks of the middle one or two
+    values: list[int] = []
+    seen = 0
+    for ms in sorted(durations):
+        seen += durations[ms]
+        while middle and middle[0] < seen:
+            values.append(ms)
+            middle.pop(0)
+        if not middle:
+            break
+    return round(sum(values) / len(values) / 1000, SECONDS_PLACES)
 
 
 def ratio(part: int, whole: int) -> float | None:

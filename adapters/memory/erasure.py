@@ -150,6 +150,10 @@ class MemoryErasure(Erasure):
             activity = [a for a in rollup.activity if a.resource_id != resource_id]
             removed += len(rollup.activity) - len(activity)
             self._store.rollups[key] = replace(rollup, activity=activity)
+        for day_key, day in self._store.funnel_days.items():
+            if day_key[0] == tenant_id:
+                rows = [row for row in day.rows if row.resource_id != resource_id]
+                self._store.funnel_days[day_key] = replace(day, final=False, rows=rows)
         return removed
 
     def _billed(self, tenant_id: str, session_id: str) -> bool:

@@ -75,6 +75,4 @@ def _value(session: Session, key: str) -> str | None:
 
 
 def _group(session: Session, scope: FunnelScope) -> str | None:
-    if scope.group_by_resource:
-        return session.resource_id
-    return None if scope.group_by is None else _value(session, scope.group_by)
+    return scope.group_of(session.resource_id, dimensions_of(session.attributes, scope.keys))

@@ -63,6 +63,10 @@ class MemoryRetention(Retention):
         ][:limit]
         for key in old:
             del self._store.rollups[key]
+        if period is Period.DAY:  # funnels' days go with the days (a few a day)
+            days = self._store.funnel_days
+            for day in [k for k in days if k[0] == tenant_id and k[2] < started_before]:
+                del days[day]
         return len(old)
 
 

@@ -2,6 +2,7 @@ from adapters.memory.archive import MemoryTenantArchive
 from adapters.memory.credits import MemoryCreditLedger, MemoryRateRepository
 from adapters.memory.erasure import MemoryErasure
 from adapters.memory.events import MemoryEventLog
+from adapters.memory.funnel_days import MemoryFunnelDays
 from adapters.memory.funnels import MemoryFunnelEvents, MemoryFunnelRepository
 from adapters.memory.health import MemoryHealth
 from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryTrackLog, MemoryWebhookLog
@@ -56,6 +57,7 @@ class MemoryStorage(Storage):
         self.trial_sessions = MemoryTrialSessions(store)
         self.funnels = MemoryFunnelRepository(store)
         self.funnel_events = MemoryFunnelEvents(store)
+        self.funnel_days = MemoryFunnelDays(store)
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -1,6 +1,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from application.funnels.ports import FunnelDay
 from domain.calendar import Period
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
@@ -35,6 +36,8 @@ class MemoryStore:
     subscription_history: dict[tuple[str, str], list[SubscriptionSet]] = field(default_factory=dict)
     resources: dict[tuple[str, str, str], Registration] = field(default_factory=dict)
     funnels: dict[tuple[str, str], Funnel] = field(default_factory=dict)  # (tenant_id, name)
+    # (tenant_id, funnel name, day start)
+    funnel_days: dict[tuple[str, str, datetime], FunnelDay] = field(default_factory=dict)
     livekit_accounts: dict[str, LiveKitAccount] = field(default_factory=dict)  # by API key
     # (tenant_id, webhook id) -> when it was handled
     webhooks: dict[tuple[str, str], datetime] = field(default_factory=dict)

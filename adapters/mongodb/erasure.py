@@ -186,6 +186,11 @@ class MongoErasure(Erasure):
             )
             if result.modified_count:
                 removed += sum(a["resource_id"] == resource_id for a in document["activity"])
+        # Funnels' days lose its rows, and are recounted from what is left of the events.
+        await self._db["funnel_days"].update_many(
+            {"tenant_id": tenant_id},
+            {"$pull": {"rows": {"resource_id": resource_id}}, "$set": {"final": False}},
+        )
         return removed
 
     async def _unbilled(self, tenant_id: str, session_ids: list[str]) -> list[str]:

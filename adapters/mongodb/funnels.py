@@ -1,6 +1,7 @@
 """Funnels in MongoDB, and the events a funnel report reads: the window's sessions a batch at a
 time, each batch's matching events in one sorted query."""
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -118,35 +119,28 @@ class MongoFunnelEvents(FunnelEvents):
     async def statuses(
         self, tenant_id: str, kind: str, window: Window, scope: FunnelScope = ALL_SESSIONS
     ) -> dict[str | None, dict[SessionStatus, int]]:
-        group: Any = None if scope.group_by is None else dimension(scope.group_by)
-        if scope.group_by_resource:
-            group = "$resource_id"
+        by: Document = {f"d{n}": dimension(k) for n, k in enumerate(scope.keys)}
+        if scope.by_resource:
+            by["resource_id"] = "$resource_id"
         cursor = await self._sessions.aggregate(
             [
                 {"$match": _of_kind(tenant_id, kind, window, scope)},
-                {
-                    "$group": {
-                        "_id": {"group": group, "status": "$status"},
-                        "count": {"$sum": 1},
-                    }
-                },
+                {"$group": {"_id": {**by, "status": "$status"}, "count": {"$sum": 1}}},
             ]
         )
-        counts: dict[str | None, dict[SessionStatus, int]] = {}
+        counts: dict[str | None, Counter[SessionStatus]] = {}
         async for d in cursor:
             key = d["_id"]
-            counts.setdefault(key.get("group"), {})[SessionStatus(key["status"])] = d["count"]
-        return counts
+            present = ((k, key.get(f"d{n}")) for n, k in enumerate(scope.keys))
+            values = tuple((k, v) for k, v in present if v is not None)
+            group = scope.group_of(str(key.get("resource_id", "")), values)
+            counts.setdefault(group, Counter())[SessionStatus(key["status"])] += d["count"]
+        return {group: dict(counted) for group, counted in counts.items()}
 
 
 def _group(session: Document, scope: FunnelScope) -> str | None:
-    if scope.group_by_resource:
-        return str(session["resource_id"])
-    if scope.group_by is None:
-        return None
-    return dict(dimensions_of(session.get("attributes") or {}, [scope.group_by])).get(
-        scope.group_by
-    )
+    values = dimensions_of(session.get("attributes") or {}, scope.keys)
+    return scope.group_of(str(session["resource_id"]), values)
 
 
 def _of_kind(tenant_id: str, kind: str, window: Window, scope: FunnelScope) -> Document:

@@ -255,6 +255,14 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ux_rollups",
         ),
     ],
+    # One document per funnel and day (replaced whole), its rows inside.
+    "funnel_days": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("funnel", ASCENDING), ("day_start", ASCENDING)],
+            unique=True,
+            name="ux_funnel_days",
+        ),
+    ],
     "rollup_leases": [
         IndexModel([("tenant_id", ASCENDING)], unique=True, name="ux_rollup_leases"),
     ],

@@ -40,6 +40,9 @@ class MongoRetention(Retention):
         self, tenant_id: str, period: Period, started_before: datetime, limit: int
     ) -> int:
         old = {"tenant_id": tenant_id, "period": period.value, "start": {"$lt": started_before}}
+        if period is Period.DAY:  # funnels' days go with the days (a document a day)
+            days = {"tenant_id": tenant_id, "day_start": {"$lt": started_before}}
+            await self._db["funnel_days"].delete_many(days)
         return await self._delete_oldest("rollups", old, "start", limit)
 
     async def _delete(self, collection: str, tenant_id: str, before: datetime, limit: int) -> int:

@@ -9,6 +9,7 @@ from adapters.mongodb.documents import Document
 from adapters.mongodb.erasure import MongoErasure
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.events import MongoEventLog
+from adapters.mongodb.funnel_days import MongoFunnelDays
 from adapters.mongodb.funnels import MongoFunnelEvents, MongoFunnelRepository
 from adapters.mongodb.health import MongoHealth
 from adapters.mongodb.indexes import INDEXES, RETIRED
@@ -73,6 +74,7 @@ class MongoStorage(Storage):
         self.trial_sessions = MongoTrialSessions(db)
         self.funnels = MongoFunnelRepository(db)
         self.funnel_events = MongoFunnelEvents(db)
+        self.funnel_days = MongoFunnelDays(db)
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

@@ -32,6 +32,8 @@ from adapters.sqlalchemy.tables import (
     alerts,
     errors,
     events,
+    funnel_day_rows,
+    funnel_days,
     ledger_entries,
     refused_starts,
     rollup_activity,
@@ -175,6 +177,16 @@ class SqlErasure(Erasure):
         async with self._engine.begin() as conn:
             deleted = await conn.execute(
                 delete(a).where(*of_resource, tuple_(*a.primary_key.columns).in_(picked))
+            )
+            # Funnels' days lose its rows, and are recounted from what is left of the events.
+            rows = funnel_day_rows.c
+            await conn.execute(
+                delete(funnel_day_rows).where(
+                    rows.tenant_id == tenant_id, rows.resource_id == resource_id
+                )
+            )
+            await conn.execute(
+                update(funnel_days).where(funnel_days.c.tenant_id == tenant_id).values(final=False)
             )
             return deleted.rowcount
 

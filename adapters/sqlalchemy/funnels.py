@@ -1,8 +1,9 @@
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import delete, func, null, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.dimensions import dimension
@@ -79,7 +80,7 @@ class SqlFunnelEvents(FunnelEvents):
             select(
                 events.c.session_id,
                 sessions.c.status,
-                self._group(scope).label("grp"),
+                *self._group(scope),
                 events.c.sequence_no,
                 events.c.at,
                 events.c.type,
@@ -99,7 +100,7 @@ class SqlFunnelEvents(FunnelEvents):
         # never all in memory.
         async with self._engine.connect() as conn:
             result = await conn.stream(query)
-            async for trail in trails_of(_touches(result)):
+            async for trail in trails_of(_touches(result, scope)):
                 yield trail
 
     async def statuses(
@@ -108,23 +109,23 @@ class SqlFunnelEvents(FunnelEvents):
         # Grouped outside the subquery that names the group: PostgreSQL would not see an
         # expression with a parameter (the attribute's key) in SELECT and GROUP BY as the same.
         rows = (
-            select(sessions.c.status, self._group(scope).label("grp"))
+            select(sessions.c.status, *self._group(scope))
             .where(*self._of_kind(tenant_id, kind, window, scope))
             .subquery()
         )
-        query = select(rows.c.grp, rows.c.status, func.count()).group_by(rows.c.grp, rows.c.status)
-        counts: dict[str | None, dict[SessionStatus, int]] = {}
+        by = [c for c in rows.c if c.name != "status"]
+        query = select(rows.c.status, func.count(), *by).group_by(rows.c.status, *by)
+        counts: dict[str | None, Counter[SessionStatus]] = {}
         async with self._single.connect() as conn:
-            for group, status, count in await conn.execute(query):
-                counts.setdefault(group, {})[SessionStatus(status)] = count
-        return counts
+            for row in await conn.execute(query):
+                group = _group_of(row, scope)
+                counts.setdefault(group, Counter())[SessionStatus(row.status)] += row[1]
+        return {group: dict(counted) for group, counted in counts.items()}
 
-    def _group(self, scope: FunnelScope) -> Any:
-        if scope.group_by_resource:
-            return sessions.c.resource_id
-        if scope.group_by is None:
-            return null()
-        return dimension(scope.group_by, self._sqlite)
+    def _group(self, scope: FunnelScope) -> list[Any]:
+        """The columns that tell a session's group (_group_of reads them)."""
+        values = [dimension(k, self._sqlite).label(f"d{n}") for n, k in enumerate(scope.keys)]
+        return [sessions.c.resource_id, *values] if scope.by_resource else values
 
     def _of_kind(self, tenant_id: str, kind: str, window: Window, scope: FunnelScope) -> list[Any]:
         """Sessions of the kind started in the window (ix_sessions_kind), with the values the
@@ -138,7 +139,15 @@ class SqlFunnelEvents(FunnelEvents):
         return conditions
 
 
-async def _touches(rows: Any) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
+def _group_of(row: Any, scope: FunnelScope) -> str | None:
+    present = ((k, row._mapping[f"d{n}"]) for n, k in enumerate(scope.keys))
+    values = tuple((k, v) for k, v in present if v is not None)
+    return scope.group_of(row.resource_id if scope.by_resource else "", values)
+
+
+async def _touches(
+    rows: Any, scope: FunnelScope
+) -> AsyncIterator[tuple[str, SessionStatus, str | None, Touch]]:
     # A chunk at a time: each row read from the async stream alone costs a switch of greenlets,
     # which was most of a month's funnel report.
     async for chunk in rows.partitions(CHUNK):
@@ -146,7 +155,7 @@ async def _touches(rows: Any) -> AsyncIterator[tuple[str, SessionStatus, str | N
             yield (
                 r.session_id,
                 SessionStatus(r.status),
-                r.grp,
+                _group_of(r, scope),
                 Touch(r.sequence_no, r.at, r.type, r.label, r.category),
             )
 

@@ -10,6 +10,8 @@ from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import (
     errors,
     events,
+    funnel_day_rows,
+    funnel_days,
     performance_metrics,
     performance_steps,
     rollup_activity,
@@ -72,6 +74,13 @@ class SqlRetention(Retention):
                         table.c.bucket_start.in_(starts),
                     )
                 )
+            if period is Period.DAY:  # funnels' days go with the days (a few rows a day)
+                for table in (funnel_days, funnel_day_rows):
+                    await conn.execute(
+                        delete(table).where(
+                            table.c.tenant_id == tenant_id, table.c.day_start < started_before
+                        )
+                    )
         return len(starts)
 
     async def _delete(

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.sqlalchemy.dimensions import having_values
 from adapters.sqlalchemy.quantities import from_json
 from adapters.sqlalchemy.tables import rollup_activity, rollup_load
 from application.ports import Window
@@ -163,10 +164,7 @@ def _chosen(chosen: UsageFilter) -> Iterable[ColumnElement[bool]]:
         yield a.kind == chosen.kind
     if chosen.resource_id is not None:
         yield a.resource_id == chosen.resource_id
-    for pair in chosen.dimensions.items():
-        # The row's dimensions are JSON text of [key, value] pairs; a pair's own text, quotes
-        # escaped inside its strings, appears in it only as that pair.
-        yield a.dimensions.contains(json.dumps(list(pair)), autoescape=True)
+    yield from having_values(a.dimensions, chosen.dimensions)
 
 
 def _group(chosen: UsageFilter) -> ColumnElement[Any]:

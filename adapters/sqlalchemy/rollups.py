@@ -1,7 +1,6 @@
 """Rollups in SQL: an hour's figures by GROUP BY over the raw tables (each query reads only what
 touches the hour, by index), buckets replaced in one transaction, a lease row per tenant."""
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.dimensions import dimension
+from adapters.sqlalchemy.dimensions import dimension, dimensions_of_text, dimensions_text
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
@@ -201,7 +200,7 @@ class SqlRollupRepository(RollupRepository):
                 "events": a.events,
                 "meters": to_json(a.meters),
                 "track_seconds": dict(a.track_seconds),
-                "dimensions": json.dumps(a.dimensions) if a.dimensions else "",
+                "dimensions": dimensions_text(a.dimensions),
                 "ended_statuses": dict(a.ended_statuses),
                 "ended_seconds": a.ended_seconds,
                 "errors": a.errors,
@@ -257,7 +256,7 @@ class SqlRollupRepository(RollupRepository):
                         r.events,
                         from_json(r.meters),
                         r.track_seconds,
-                        tuple((k, v) for k, v in json.loads(r.dimensions or "[]")),
+                        dimensions_of_text(r.dimensions),
                         r.ended_statuses,
                         r.ended_seconds,
                         r.errors,

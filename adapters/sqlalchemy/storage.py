@@ -8,6 +8,7 @@ from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
+from adapters.sqlalchemy.funnel_days import SqlFunnelDays
 from adapters.sqlalchemy.funnels import SqlFunnelEvents, SqlFunnelRepository
 from adapters.sqlalchemy.health import SqlHealth
 from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlTrackLog, SqlWebhookLog
@@ -66,6 +67,7 @@ class SqlAlchemyStorage(Storage):
         self.trial_sessions = SqlTrialSessions(self.engine)
         self.funnels = SqlFunnelRepository(self.engine)
         self.funnel_events = SqlFunnelEvents(self.engine)
+        self.funnel_days = SqlFunnelDays(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

@@ -251,6 +251,30 @@ funnels = Table(
     Column("stages", JSON, nullable=False),
 )
 
+# A funnel rolled up over the sessions started in one day of the tenant's calendar: the day
+# (what it counted, whether final, its whole tally) and its rows per resource and dimension values.
+funnel_days = Table(
+    "funnel_days",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("funnel", String(64), primary_key=True),
+    Column("day_start", UTCDateTime, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("tally", JSON, nullable=False),  # domain.funnels.FunnelTally.document()
+)
+
+funnel_day_rows = Table(
+    "funnel_day_rows",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("funnel", String(64), primary_key=True),
+    Column("day_start", UTCDateTime, primary_key=True),
+    Column("resource_id", String(200), primary_key=True),
+    Column("dimensions", Text, primary_key=True),  # as rollup_activity.dimensions
+    Column("tally", JSON, nullable=False),
+)
+
 livekit_accounts = Table(
     "livekit_accounts",
     metadata,

@@ -123,5 +123,6 @@ class Erasure(Protocol):
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:
         """Remove a bounded part of the resource's rolled-up activity (at most `limit` rows of
         one bucket and kind, or the rows of `limit` buckets; the buckets' server load stays);
-        how many (bucket, kind) rows went."""
+        how many (bucket, kind) rows went. Funnels' days lose the resource's rows and are no
+        longer final (the next rollup recounts them from the events left)."""
         ...

@@ -1,16 +1,15 @@
 """Report how far the sessions of a funnel's kind got through its stages."""
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from application.funnels.ports import FunnelEvents, FunnelRepository, FunnelScope
+from application.funnels.count_funnel import count_funnel
+from application.funnels.ports import FunnelDays, FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Clock, Window
 from application.reports.report_usage import usage_filter
 from domain.errors import NotFound
-from domain.funnels import Funnel, FunnelFigures, FunnelGroup, FunnelTally
-from domain.session import SessionStatus
+from domain.funnels import FunnelFigures
 from domain.tenants import TenantSettings
 
 DEFAULT_DAYS = 30
@@ -37,16 +36,26 @@ class ReportFunnel:
     for the first stage, / sessions) and `conversion_from_start` (reached / sessions), ratios
     rounded half-to-even to 4 decimal places, null when dividing by 0; `dropped_here` (reached
     it, no later stage, and did not complete, whether it ended otherwise or is still active);
-    `median_seconds_in_stage` (the median, to the millisecond, of the time from reaching it to
-    reaching the next stage over the sessions that reached both; null for the last stage or
-    when none did). `exit_statuses` counts the window's sessions by status, every status named.
+    `median_seconds_in_stage` (the median of the time from reaching it to reaching the next
+    stage over the sessions that reached both, each time counted to 3 significant digits of a
+    millisecond; null for the last stage or when none did). `exit_statuses` counts the window's sessions by status, every status named.
     `attributes.<key>=<value>` keeps the sessions with those values, and
     `group_by=attributes.<key>` adds the same figures per value in `groups` (sessions without
-    it last, as null); both only by declared dimensions. An unknown funnel is not found."""
+    it last, as null); both only by declared dimensions. An unknown funnel is not found.
 
-    def __init__(self, funnels: FunnelRepository, events: FunnelEvents, clock: Clock) -> None:
+    Days rolled up for good (RollUpFunnels) are read from their rollups, the rest of the
+    window from the events: the figures are the same either way."""
+
+    def __init__(
+        self,
+        funnels: FunnelRepository,
+        events: FunnelEvents,
+        days: FunnelDays,
+        clock: Clock,
+    ) -> None:
         self._funnels = funnels
         self._events = events
+        self._days = days
         self._clock = clock
 
     async def __call__(self, query: ReportFunnelQuery) -> FunnelFigures:
@@ -58,33 +67,7 @@ class ReportFunnel:
         funnel = await self._funnels.get(query.tenant_id, query.name)
         if funnel is None:
             raise NotFound(f"no funnel {query.name}")
-        return await funnel_figures(self._events, query.tenant_id, funnel, window, scope)
-
-
-async def funnel_figures(
-    events: FunnelEvents, tenant_id: str, funnel: Funnel, window: Window, scope: FunnelScope
-) -> FunnelFigures:
-    """The funnel over its kind's sessions started in the window and in the scope, as a whole
-    and, when the scope groups, per group."""
-    tally = FunnelTally(funnel)
-    groups: dict[str | None, FunnelTally] = {}
-    async for trail in events.trails(tenant_id, funnel.kind, window, funnel.types, scope):
-        tally.add(trail)
-        if scope.grouped:
-            groups.setdefault(trail.group, FunnelTally(funnel)).add(trail)
-    statuses = await events.statuses(tenant_id, funnel.kind, window, scope)
-    figures = tally.figures(_together(statuses.values()))
-    if not scope.grouped:
-        return figures
-    grouped = [
-        FunnelGroup(g, groups.get(g, FunnelTally(funnel)).figures(statuses.get(g, {})))
-        for g in sorted({*statuses, *groups}, key=lambda g: (g is None, g or ""))
-    ]
-    return replace(figures, groups=grouped)
-
-
-def _together(counts: Iterable[Mapping[SessionStatus, int]]) -> dict[SessionStatus, int]:
-    total: Counter[SessionStatus] = Counter()
-    for group in counts:
-        total.update(group)
-    return dict(total)
+        count = await count_funnel(
+            self._events, self._days, query.tenant_id, funnel, window, query.settings, scope
+        )
+        return count.figures(scope.grouped)

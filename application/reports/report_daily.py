@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from application.funnels.ports import FunnelEvents, FunnelRepository, FunnelScope
-from application.funnels.report_funnel import funnel_figures
+from application.funnels.count_funnel import count_funnel
+from application.funnels.ports import FunnelDays, FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Clock, Window
 from application.reports.report_usage import ATTRIBUTES
 from application.rollups.ports import RollupRepository
@@ -40,18 +40,21 @@ class ReportDaily:
     When the tenant has exactly one funnel (of the `kind` asked for, if one is), each group also
     gives that funnel's conversion: of its sessions of the funnel's kind started that day, the
     share that reached the last stage (4 places; null without such sessions). That figure is
-    read from the day's events, not from the rollups."""
+    read as the funnel report reads it: from the funnel's rollup once the day is rolled up for
+    good, from the day's events until then."""
 
     def __init__(
         self,
         rollups: RollupRepository,
         funnels: FunnelRepository,
         funnel_events: FunnelEvents,
+        funnel_days: FunnelDays,
         clock: Clock,
     ) -> None:
         self._rollups = rollups
         self._funnels = funnels
         self._funnel_events = funnel_events
+        self._funnel_days = funnel_days
         self._clock = clock
 
     async def __call__(self, query: ReportDailyQuery) -> DailySummary:
@@ -70,7 +73,16 @@ class ReportDaily:
             return DailySummary(day, groups)
         (funnel,) = funnels
         scope = FunnelScope(group_by=chosen.group_by, group_by_resource=chosen.group_by_resource)
-        figures = await funnel_figures(self._funnel_events, query.tenant_id, funnel, window, scope)
+        count = await count_funnel(
+            self._funnel_events,
+            self._funnel_days,
+            query.tenant_id,
+            funnel,
+            window,
+            query.settings,
+            scope,
+        )
+        figures = count.figures(grouped=True)
         conversion = {g.group: g.figures.stages[-1].conversion_from_start for g in figures.groups}
         converted = [replace(g, funnel_conversion=conversion.get(g.group)) for g in groups]
         return DailySummary(day, converted, funnel.name)

@@ -35,7 +35,8 @@ class Retention(Protocol):
         self, tenant_id: str, period: Period, started_before: datetime, limit: int
     ) -> int:
         """Delete up to `limit` of the tenant's rollups of that period whose bucket started
-        before the cutoff; how many buckets."""
+        before the cutoff; how many buckets. Days take the funnels' days before the cutoff with
+        them (a few rows a day, not counted)."""
         ...
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:

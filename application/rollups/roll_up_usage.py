@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
 
+from application.funnels.roll_up_funnels import RollUpFunnels
 from application.ports import Clock, Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from application.snapshots.ports import SnapshotLog
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
-from domain.calendar import HOUR, Period, hour_of
+from domain.calendar import HOUR, Bucket, Period, hour_of
 from domain.clock import as_utc
 from domain.errors import Conflict
 from domain.rollups import Rollup, ServerLoad, sum_of
@@ -36,6 +37,7 @@ class RollupRun:
     hours: int = 0
     days: int = 0
     failures: list[TenantFailure] = field(default_factory=list)  # tenants whose run failed
+    funnel_days: int = 0  # a funnel's day each
 
     def __add__(self, other: "RollupRun") -> "RollupRun":
         return RollupRun(
@@ -44,6 +46,7 @@ class RollupRun:
             self.hours + other.hours,
             self.days + other.days,
             self.failures + other.failures,
+            self.funnel_days + other.funnel_days,
         )
 
 
@@ -74,6 +77,10 @@ class RollUpUsage:
     deleted. Anything older keeps what it had, however far back a run is asked to reach
     (`rollup --since`).
 
+    Then the tenant's funnels (RollUpFunnels) for the days it recomputed and any other day
+    since the tenant's creation (or `since`, when older) whose events are all kept that they
+    lack, final when the day ends before the next run's resume point.
+
     Tenants are served one at a time, and one whose run fails is reported in the result: its
     lease is given back without moving its resume point, and the run goes on with the next
     tenant.
@@ -86,6 +93,7 @@ class RollUpUsage:
         snapshots: SnapshotLog,
         rollups: RollupRepository,
         leases: RollupLeases,
+        funnels: RollUpFunnels,
         clock: Clock,
     ) -> None:
         self._tenants = tenants
@@ -93,6 +101,7 @@ class RollUpUsage:
         self._snapshots = snapshots
         self._rollups = rollups
         self._leases = leases
+        self._funnels = funnels
         self._clock = clock
 
     async def __call__(self, command: RollUpUsageCommand) -> RollupRun:
@@ -119,10 +128,11 @@ class RollUpUsage:
         # Given back whatever happens; a run that failed leaves the resume point where it was.
         resume_from = lease.resume_from or tenant.created_at
         try:
-            hours, days, resume_from = await self._roll_up(tenant, lease, since, now, counter)
+            run = await self._roll_up(tenant, lease, since, now, counter)
+            resume_from = run.resume_from
         finally:
             await self._leases.release(tenant.id, holder, resume_from)
-        return RollupRun(tenants=1, hours=hours, days=days)
+        return RollupRun(tenants=1, hours=run.hours, days=run.days, funnel_days=run.funnel_days)
 
     async def _roll_up(
         self,
@@ -131,8 +141,7 @@ class RollUpUsage:
         since: datetime | None,
         now: datetime,
         counter: "_Counter",
-    ) -> tuple[int, int, datetime]:
-        """Hours rolled up, days rolled up, and where the next run resumes."""
+    ) -> "_TenantRun":
         settings = tenant.settings
         calendar = settings.calendar
         snapshots_kept_from = _kept_from(now, settings.snapshot_retention_days)
@@ -145,21 +154,48 @@ class RollUpUsage:
         hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
         counter.plan(len(hours))
         active_since = await self._source.earliest_active_start(tenant.id)
-        days = 0
+        # Never before the oldest hour a run may recompute (an active session's start may be far
+        # older, even older than date arithmetic allows).
+        resume_from = hour_of(min(now, max(active_since or now, oldest)) - LATE_DATA)
+        days, recomputed = 0, []
         for day, hours_of_day in groupby(hours, partial(calendar.start_of, Period.DAY)):
             rolled = []
             for hour in hours_of_day:
                 rolled.append(await self._roll_up_hour(tenant, hour, snapshots_kept_from))
-                if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
-                    raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
+                await self._renew(tenant, lease)
                 counter.advance()
             # Whole: no hour of the day starts before this run's first.
             whole = hours[0] - HOUR < day
             days += await self._roll_up_day(tenant, day, rolled, whole, events_kept_from)
-        # Never before the oldest hour a run may recompute (an active session's start may be far
-        # older, even older than date arithmetic allows).
-        resume_from = min(now, max(active_since or now, oldest)) - LATE_DATA
-        return len(hours), days, hour_of(resume_from)
+            recomputed.append(day)
+        # From the tenant's creation, or from `since` when older (data imported or loaded).
+        first = min(tenant.created_at, since or tenant.created_at)
+        kept = calendar.buckets(Period.DAY, max(events_kept_from, first), now)
+        # A day is tallied from its events: only while all of them are kept.
+        whole_days = [d for d in kept if d.start >= events_kept_from]
+        funnel_days = await self._roll_up_funnels(
+            tenant, lease, whole_days, recomputed, resume_from
+        )
+        return _TenantRun(len(hours), days, funnel_days, resume_from)
+
+    async def _roll_up_funnels(
+        self,
+        tenant: Tenant,
+        lease: RollupLease,
+        days: list[Bucket],
+        recomputed: list[datetime],
+        resume_from: datetime,
+    ) -> int:
+        """The funnels' days due among `days`, final when they end before `resume_from`."""
+        due = await self._funnels.due(tenant, days, recomputed)
+        for funnel, day in due:
+            await self._funnels.roll_up(tenant, funnel, day, final=day.end <= resume_from)
+            await self._renew(tenant, lease)
+        return len(due)
+
+    async def _renew(self, tenant: Tenant, lease: RollupLease) -> None:
+        if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
+            raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
 
     async def _roll_up_hour(
         self, tenant: Tenant, hour: datetime, snapshots_kept_from: datetime
@@ -207,6 +243,14 @@ class RollUpUsage:
             rollup = replace(rollup, activity=activity)
         await self._rollups.replace(tenant.id, rollup)
         return True
+
+
+@dataclass(frozen=True)
+class _TenantRun:
+    hours: int
+    days: int
+    funnel_days: int
+    resume_from: datetime  # where the tenant's next run starts
 
 
 def _kept_from(now: datetime, retention_days: int) -> datetime:

@@ -25,9 +25,11 @@ def rollup(ctx: click.Context, tenant_name: str | None, since: datetime | None) 
     command = RollUpUsageCommand(tenant_name, since, bar.show)
     done = run(ctx, lambda c: c.jobs.roll_up_usage()(command))
     bar.done()
+    funnels = f", and {done.funnel_days} funnel day(s)" if done.funnel_days else ""
     skipped = f"; {done.skipped} skipped (another runner had them)" if done.skipped else ""
     click.echo(
         f"rolled up {done.hours} hour(s) and {done.days} day(s) of {done.tenants} tenant(s)"
+        + funnels
         + skipped
     )
     exit_on_failures(ctx, done.failures)

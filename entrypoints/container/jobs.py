@@ -2,6 +2,7 @@
 
 from dependency_injector import containers, providers
 
+from application.funnels.roll_up_funnels import RollUpFunnels
 from application.livekit.reconcile_livekit import ReconcileLiveKit
 from application.retention.apply_retention import ApplyRetention
 from application.rollups.roll_up_usage import RollUpUsage
@@ -29,6 +30,12 @@ class JobContainer(containers.DeclarativeContainer):
         snapshots=storage.snapshots,
         rollups=storage.rollups,
         leases=storage.rollup_leases,
+        funnels=providers.Factory(
+            RollUpFunnels,
+            funnels=storage.funnels,
+            events=storage.funnel_events,
+            days=storage.funnel_days,
+        ),
         clock=outside.clock,
     )
     apply_retention = providers.Factory(

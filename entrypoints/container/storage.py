@@ -44,3 +44,4 @@ class StorageContainer(containers.DeclarativeContainer):
     trial_sessions = backend.provided.trial_sessions
     funnels = backend.provided.funnels
     funnel_events = backend.provided.funnel_events
+    funnel_days = backend.provided.funnel_days

@@ -194,6 +194,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         rollups=storage.rollups,
         funnels=storage.funnels,
         funnel_events=storage.funnel_events,
+        funnel_days=storage.funnel_days,
         clock=outside.clock,
     )
     report_cost_model = providers.Factory(
@@ -230,9 +231,15 @@ class UseCaseContainer(containers.DeclarativeContainer):
     set_funnel = providers.Factory(SetFunnel, funnels=storage.funnels)
     list_funnels = providers.Factory(ListFunnels, funnels=storage.funnels)
     get_funnel = providers.Factory(GetFunnel, funnels=storage.funnels)
-    delete_funnel = providers.Factory(DeleteFunnel, funnels=storage.funnels)
+    delete_funnel = providers.Factory(
+        DeleteFunnel, funnels=storage.funnels, days=storage.funnel_days
+    )
     report_funnel = providers.Factory(
-        ReportFunnel, funnels=storage.funnels, events=storage.funnel_events, clock=outside.clock
+        ReportFunnel,
+        funnels=storage.funnels,
+        events=storage.funnel_events,
+        days=storage.funnel_days,
+        clock=outside.clock,
     )
     delete_resource = providers.Factory(DeleteResource, erasure=storage.erasure)
     add_livekit_account = providers.Factory(

@@ -80,6 +80,7 @@ def rollups(roll_up: RollUpUsage) -> Job:
             "tenants_skipped": done.skipped,
             "hours_rolled_up": done.hours,
             "days_rolled_up": done.days,
+            "funnel_days_rolled_up": done.funnel_days,
         }
         return JobRun(counts, partial=bool(done.failures))
 

@@ -592,6 +592,8 @@ class StoreDays:
     summaries: list[Json]  # the daily summary per store of each local day they started on
     s2_sessions: Json  # the sessions list, store live-S2's only
     s2_resources: Json  # the resources report, store live-S2's sessions only
+    funnel: Json  # the booth's funnel per store, after a rollup run that rolled its day up
+    rollup_runs: dict[str, float]  # the server's rollup job runs by outcome, then
 
 
 # A store's booth sessions: the tenant runs on Seoul's calendar and keeps stores apart
@@ -600,9 +602,19 @@ STORE_VISITS = ("live-S1", "live-S1", "live-S2")
 ROLLED_UP_WITHIN_SECONDS = 60  # rollups run every 2 s
 
 
+# The booth's funnel, and the screens each walk-in saw.
+BOOTH_FUNNEL = [
+    {"name": "frame", "match": {"type": "screen_enter", "label": "frame"}},
+    {"name": "print", "match": {"type": "print"}},
+]
+SCREENS = (["frame", "print"], ["frame"], ["frame", "print"])
+
+
 def store_days(live: Live) -> StoreDays:
     """Walk-ins at two stores' booths, counted by the running server's rollup job into days of
-    Seoul, per store."""
+    Seoul, per store, and through the booth's funnel."""
+    with live.admin() as admin:
+        ok(admin.put("/v1/funnels/booth_visit", json={"kind": "booth", "stages": BOOTH_FUNNEL}))
     with live.ingest() as http:
         started = [
             ok(
@@ -619,6 +631,18 @@ def store_days(live: Live) -> StoreDays:
             )
             for n, store in enumerate(STORE_VISITS)
         ]
+        for session, screens in zip(started, SCREENS, strict=True):
+            seen = [
+                {"type": "print"}
+                if screen == "print"
+                else {"type": "screen_enter", "label": screen}
+                for screen in screens
+            ]
+            stamps = [now() for _ in seen]
+            batch = events(session["id"], 1, stamps)
+            for event, fields in zip(batch["events"], seen, strict=True):
+                event.update(fields)
+            ok(http.post("/v1/events/batch", json=batch))
         time.sleep(1)
         for session in started:
             ok(http.post(f"/v1/sessions/{session['id']}/exit", json={}))
@@ -632,20 +656,39 @@ def store_days(live: Live) -> StoreDays:
         return per_store(report, "sessions_ended") == {"live-S1": 2, "live-S2": 1}
 
     days = poll(lambda: usage("day"), all_counted, ROLLED_UP_WITHIN_SECONDS)
+    # A whole run after the one that counted them: it rolled the funnel's day up too.
+    runs_then = rollup_runs(live)
+    runs = poll(
+        lambda: rollup_runs(live),
+        lambda runs: sum(runs.values()) > sum(runs_then.values()) + 1,
+        ROLLED_UP_WITHIN_SECONDS,
+    )
     dates = sorted({b["label"] for b in days["items"] if b["group"] in STORE_VISITS})
+    by_store = {"group_by": "attributes.store_id"}
     with live.admin() as admin:
         summaries = [
-            ok(
-                admin.get(
-                    "/v1/reports/daily", params={"date": d, "group_by": "attributes.store_id"}
-                )
-            )
+            ok(admin.get("/v1/reports/daily", params={"date": d, "kind": "booth", **by_store}))
             for d in dates
         ]
+        funnel = ok(admin.get("/v1/reports/funnel/booth_visit", params=by_store))
         s2 = {"attributes.store_id": "live-S2"}
         s2_sessions = ok(admin.get("/v1/sessions", params={**s2, "kind": "booth"}))
         s2_resources = ok(admin.get("/v1/reports/resources", params={**s2, "kind": "booth"}))
-    return StoreDays(started, days, usage("week"), summaries, s2_sessions, s2_resources)
+    return StoreDays(
+        started, days, usage("week"), summaries, s2_sessions, s2_resources, funnel, runs
+    )
+
+
+def rollup_runs(live: Live) -> dict[str, float]:
+    """The server's rollup job runs so far, by outcome (ok, partial, failed), from /metrics."""
+    with live.admin() as admin:
+        text = admin.get("/metrics").text
+    runs = {}
+    for line in text.splitlines():
+        if line.startswith("sessionmeter_job_runs_total{") and 'job="rollups"' in line:
+            outcome = line.split('outcome="')[1].split('"')[0]
+            runs[outcome] = float(line.rsplit(" ", 1)[1])
+    return runs
 
 
 def per_store(report: Json, figure: str) -> dict[str, int]:

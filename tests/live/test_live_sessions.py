@@ -227,3 +227,22 @@ def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: 
     assert [s["id"] for s in run.s2_sessions["items"]] == s2, run.s2_sessions
     booths = [(r["resource_id"], r["total_sessions"]) for r in run.s2_resources["items"]]
     assert booths == [("booth-1", 1)], run.s2_resources
+
+
+def test_the_rollup_job_rolls_funnels_up_as_it_runs_and_the_funnel_still_counts_today(
+    live: LiveRun,
+) -> None:
+    run: StoreDays = live.outcome("store_days")
+
+    # Every rollup run went through, the funnels' days included.
+    assert set(run.rollup_runs) == {"ok"}, run.rollup_runs
+    groups = {g["group"]: g for g in run.funnel["groups"] if g["group"] in STORE_VISITS}
+    reached = {store: [s["reached"] for s in g["stages"]] for store, g in groups.items()}
+    assert reached == {"live-S1": [2, 1], "live-S2": [1, 1]}, run.funnel
+    conversion = {
+        g["group"]: g["funnel_conversion"]
+        for summary in run.summaries
+        for g in summary["items"]
+        if g["group"] in STORE_VISITS
+    }
+    assert conversion == {"live-S1": 0.5, "live-S2": 1.0}, run.summaries

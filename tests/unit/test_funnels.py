@@ -1,11 +1,21 @@
 """The funnel rules: how far one session got, and the figures of many."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.errors import InvalidInput
-from domain.funnels import Funnel, FunnelTally, Stage, StageMatch, Touch, Trail
+from domain.funnels import (
+    Funnel,
+    FunnelTally,
+    Stage,
+    StageMatch,
+    Touch,
+    Trail,
+    median_seconds,
+    time_in_stage,
+)
 from domain.session import SessionStatus
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -94,23 +104,27 @@ def test_label_and_category_must_match_when_the_stage_names_them() -> None:
     assert path == [1, 2]
 
 
-def test_the_figures_of_many_sessions() -> None:
-    tally = FunnelTally(KIOSK)
+def four_sessions() -> FunnelTally:
+    tally = FunnelTally.of(KIOSK)
     full = [
         touch(1, 0, "screen_enter", "frame"),
         touch(2, 10, "capture"),
         touch(3, 30, "payment", category="card"),
     ]
-    tally.add(Trail("a", SessionStatus.COMPLETED, full))
-    tally.add(Trail("b", SessionStatus.ABANDONED, [*full[:1], touch(2, 20, "capture")]))
-    tally.add(Trail("c", SessionStatus.TIMED_OUT, full[:1]))
+    tally.add(KIOSK, Trail("a", SessionStatus.COMPLETED, full))
+    tally.add(KIOSK, Trail("b", SessionStatus.ABANDONED, [*full[:1], touch(2, 20, "capture")]))
+    tally.add(KIOSK, Trail("c", SessionStatus.TIMED_OUT, full[:1]))
     # Reached the end but did not complete: dropped at the last stage.
-    tally.add(Trail("d", SessionStatus.FAILED, full))
-
-    figures = tally.figures(
+    tally.add(KIOSK, Trail("d", SessionStatus.FAILED, full))
+    tally.count(
         {SessionStatus.COMPLETED: 1, SessionStatus.ABANDONED: 2, SessionStatus.TIMED_OUT: 1,
          SessionStatus.FAILED: 1, SessionStatus.ACTIVE: 1}
     )  # fmt: skip
+    return tally
+
+
+def test_the_figures_of_many_sessions() -> None:
+    figures = four_sessions().figures(KIOSK)
 
     assert figures.sessions == 6
     assert [
@@ -127,8 +141,50 @@ def test_the_figures_of_many_sessions() -> None:
     }  # fmt: skip
 
 
+def test_tallies_add_up_as_one_tally_of_all_their_sessions() -> None:
+    one_day, other_day = four_sessions(), four_sessions()
+    other_day.add(KIOSK, Trail("e", SessionStatus.COMPLETED, [touch(1, 0, "screen_enter", "frame"),
+                                                               touch(2, 40, "capture")]))  # fmt: skip
+    other_day.count({SessionStatus.COMPLETED: 1})
+
+    both = FunnelTally.of(KIOSK)
+    both += one_day
+    both += FunnelTally.from_document(json.loads(json.dumps(other_day.document())))
+    figures = both.figures(KIOSK)
+
+    assert figures.sessions == 13
+    assert [(s.reached, s.dropped_here, s.median_seconds_in_stage) for s in figures.stages] == [
+        (9, 2, 10.0),  # to the capture: 10, 20, 10 twice, and 40: 10 10 10 10 20 20 40
+        (7, 2, 20.0),  # to the payment: 20, 20 twice
+        (4, 2, None),
+    ]
+    assert figures.exit_statuses["completed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("seconds", "counted_ms"),
+    [(0.0004, 0), (0.999, 999), (1.2344, 1230), (12.345, 12300), (12.351, 12400), (61.0, 61000),
+     (3599.5, 3600000)],
+)  # fmt: skip
+def test_a_time_in_stage_is_counted_to_three_significant_digits(
+    seconds: float, counted_ms: int
+) -> None:
+    assert time_in_stage(timedelta(seconds=seconds)) == counted_ms
+
+
+@pytest.mark.parametrize(
+    ("counted", "median"),
+    [({}, None), ({5000: 1}, 5.0), ({1000: 1, 2000: 1}, 1.5), ({1000: 2, 9000: 1}, 1.0),
+     ({1000: 1, 2000: 1, 3000: 1, 4000: 1}, 2.5), ({1: 1, 2: 2}, 0.002)],
+)  # fmt: skip
+def test_the_median_of_counted_times_is_the_middle_one_or_the_mean_of_the_middle_two(
+    counted: dict[int, int], median: float | None
+) -> None:
+    assert median_seconds(counted) == median
+
+
 def test_no_sessions_give_no_ratios() -> None:
-    figures = FunnelTally(KIOSK).figures({})
+    figures = FunnelTally.of(KIOSK).figures(KIOSK)
 
     assert figures.sessions == 0
     assert {(s.conversion_from_previous, s.conversion_from_start) for s in figures.stages} == {

@@ -1,0 +1,74 @@
+"""Funnels' days in MongoDB: a document per funnel and day, its rows inside, replaced whole (one
+write, so a reader sees the old day or the new one)."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from adapters.mongodb.documents import Document
+from adapters.mongodb.errors import raises_storage_errors
+from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from domain.funnels import FunnelTally
+
+
+@raises_storage_errors
+class MongoFunnelDays(FunnelDays):
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._days = db["funnel_days"]
+
+    async def replace(self, tenant_id: str, funnel: str, day: FunnelDay) -> None:
+        key = {"tenant_id": tenant_id, "funnel": funnel, "day_start": day.start}
+        rows = [
+            {
+                "resource_id": row.resource_id,
+                "dimensions": [list(pair) for pair in row.dimensions],
+                "tally": row.tally.document(),
+            }
+            for row in day.rows
+        ]
+        document = {
+            **key,
+            "fingerprint": day.fingerprint,
+            "final": day.final,
+            "tally": day.whole.document(),
+            "rows": rows,
+        }
+        await self._days.replace_one(key, document, upsert=True)
+
+    async def stored(
+        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+    ) -> dict[datetime, bool]:
+        found = self._days.find(
+            {**_of_days(tenant_id, funnel, starts), "fingerprint": fingerprint},
+            {"_id": 0, "day_start": 1, "final": 1},
+        )
+        return {d["day_start"]: d["final"] async for d in found}
+
+    async def wholes(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime]
+    ) -> list[FunnelTally]:
+        found = self._days.find(_of_days(tenant_id, funnel, starts), {"_id": 0, "tally": 1})
+        return [FunnelTally.from_document(d["tally"]) async for d in found]
+
+    async def rows(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], where: Mapping[str, str]
+    ) -> list[FunnelRow]:
+        # Every row of the days: the caller keeps those with the values asked for.
+        found = self._days.find(_of_days(tenant_id, funnel, starts), {"_id": 0, "rows": 1})
+        return [
+            FunnelRow(
+                row["resource_id"],
+                tuple((k, v) for k, v in row["dimensions"]),
+                FunnelTally.from_document(row["tally"]),
+            )
+            async for d in found
+            for row in d["rows"]
+        ]
+
+    async def forget(self, tenant_id: str, funnel: str) -> None:
+        await self._days.delete_many({"tenant_id": tenant_id, "funnel": funnel})
+
+
+def _of_days(tenant_id: str, funnel: str, starts: Sequence[datetime]) -> Document:
+    return {"tenant_id": tenant_id, "funnel": funnel, "day_start": {"$in": list(starts)}}

@@ -1,0 +1,96 @@
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.sqlalchemy.dimensions import dimensions_of_text, dimensions_text, having_values
+from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.tables import funnel_day_rows, funnel_days
+from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from domain.funnels import FunnelTally
+
+
+@raises_storage_errors
+class SqlFunnelDays(FunnelDays):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def replace(self, tenant_id: str, funnel: str, day: FunnelDay) -> None:
+        key = {"tenant_id": tenant_id, "funnel": funnel, "day_start": day.start}
+        rows = [
+            {
+                **key,
+                "resource_id": row.resource_id,
+                "dimensions": dimensions_text(row.dimensions),
+                "tally": row.tally.document(),
+            }
+            for row in day.rows
+        ]
+        stored = {
+            **key,
+            "fingerprint": day.fingerprint,
+            "final": day.final,
+            "tally": day.whole.document(),
+        }
+        async with self._engine.begin() as conn:
+            for table in (funnel_days, funnel_day_rows):
+                await conn.execute(
+                    delete(table).where(*_of_days(table, tenant_id, funnel, [day.start]))
+                )
+            await conn.execute(funnel_days.insert().values(stored))
+            if rows:
+                await conn.execute(funnel_day_rows.insert(), rows)
+
+    async def stored(
+        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+    ) -> dict[datetime, bool]:
+        query = select(funnel_days.c.day_start, funnel_days.c.final).where(
+            *_of_days(funnel_days, tenant_id, funnel, starts),
+            funnel_days.c.fingerprint == fingerprint,
+        )
+        async with self._single.connect() as conn:
+            return {start: final for start, final in await conn.execute(query)}
+
+    async def wholes(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime]
+    ) -> list[FunnelTally]:
+        query = select(funnel_days.c.tally).where(*_of_days(funnel_days, tenant_id, funnel, starts))
+        async with self._single.connect() as conn:
+            return [FunnelTally.from_document(t) for t in (await conn.execute(query)).scalars()]
+
+    async def rows(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], where: Mapping[str, str]
+    ) -> list[FunnelRow]:
+        r = funnel_day_rows.c
+        query = select(r.resource_id, r.dimensions, r.tally).where(
+            *_of_days(funnel_day_rows, tenant_id, funnel, starts),
+            *having_values(r.dimensions, where),
+        )
+        async with self._single.connect() as conn:
+            found = await conn.execute(query)
+            return [
+                FunnelRow(
+                    row.resource_id,
+                    dimensions_of_text(row.dimensions),
+                    FunnelTally.from_document(row.tally),
+                )
+                for row in found
+            ]
+
+    async def forget(self, tenant_id: str, funnel: str) -> None:
+        async with self._engine.begin() as conn:
+            for table in (funnel_days, funnel_day_rows):
+                await conn.execute(delete(table).where(*_of_days(table, tenant_id, funnel)))
+
+
+def _of_days(
+    table: Any, tenant_id: str, funnel: str, starts: Sequence[datetime] | None = None
+) -> list[Any]:
+    chosen = [table.c.tenant_id == tenant_id, table.c.funnel == funnel]
+    if starts is not None:
+        chosen.append(table.c.day_start.in_(starts))
+    return chosen
