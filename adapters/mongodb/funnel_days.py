@@ -1,5 +1,6 @@
 """Funnels' days in MongoDB: a document per funnel and day, its rows inside, replaced whole (one
-write, so a reader sees the old day or the new one)."""
+write, so a reader sees the old day or the new one). A row is about 300 bytes: a document's
+16 MB holds some 50,000 resource and dimension values a day."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
