@@ -40,9 +40,8 @@ class RollUpFunnels:
         """Of `days`, those to roll up for each funnel: the `recomputed` ones, and those not
         stored final with the funnel's current fingerprint."""
         due = []
-        dimensions = tenant.settings.dimensions
+        dimensions, starts = tenant.settings.dimensions, [d.start for d in days]
         for funnel in await self._funnels.all(tenant.id):
-            starts = [d.start for d in days]
             fingerprint = funnel.fingerprint(dimensions)
             stored = await self._days.stored(tenant.id, funnel.name, fingerprint, starts)
             due += [(funnel, d) for d in days if d.start in recomputed or not stored.get(d.start)]
