@@ -7,6 +7,7 @@ the rules, and the in-memory store uses them directly.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from domain.usage import Usage
 
@@ -15,12 +16,15 @@ Interval = tuple[datetime, datetime]
 
 @dataclass(frozen=True, slots=True)
 class WatchTime:
-    """One subject's time on a resource, over its exited sessions."""
+    """One subject's time on a resource, over its exited sessions; or, grouped by a dimension,
+    the time of the viewers' sessions with one value of it (no subject named)."""
 
-    subject_id: str
+    subject_id: str | None  # None in a group's figures
     visit_count: int
     total_seconds: float
-    unique_seconds: float  # overlapping sessions (two tabs) counted once
+    # Overlapping sessions (two tabs) of one subject counted once; a group's: its subjects' sum.
+    unique_seconds: float
+    group: str | None = None  # the dimension's value, when grouped (None: sessions without it)
 
     def __post_init__(self) -> None:
         _to_the_millisecond(self, "total_seconds", "unique_seconds")
@@ -34,7 +38,10 @@ class WatchTime:
 
 @dataclass(frozen=True)
 class ResourceActivity:
-    resource_id: str
+    """The sessions of one resource; or, grouped by a dimension, those with one value of it
+    across resources (no resource named)."""
+
+    resource_id: str | None  # None in a group's figures
     total_sessions: int  # started in the window, active ones too
     unique_subjects: int
     # Who came: the subjects, and the anonymous sessions' distinct client keys (browsers).
@@ -43,6 +50,7 @@ class ResourceActivity:
     total_duration_seconds: float  # exited sessions only
     active_now: int
     peak_concurrency: int
+    group: str | None = None  # the dimension's value, when grouped (None: sessions without it)
 
     def __post_init__(self) -> None:
         _to_the_millisecond(self, "total_duration_seconds")
@@ -64,6 +72,33 @@ class UsageStats:
 
     def __post_init__(self) -> None:
         _to_the_millisecond(self, "total_duration_seconds")
+
+
+def keyed(key: str | None, group_by: str | None) -> tuple[str | None, str | None]:
+    """A report row's own key (its resource or subject) and its group, from the value a store
+    grouped it by: grouped by a dimension, that value is the group and the row names no
+    resource or subject."""
+    return (key, None) if group_by is None else (None, key)
+
+
+def group_order(group: str | None) -> tuple[bool, str]:
+    """Groups in the order of their values, the sessions without the dimension (None) last."""
+    return group is None, group or ""
+
+
+class Grouped(Protocol):
+    """A report row that may belong to a group (WatchTime, ResourceActivity)."""
+
+    @property
+    def group(self) -> str | None: ...
+
+
+GroupedRow = TypeVar("GroupedRow", bound=Grouped)
+
+
+def in_group_order(rows: Iterable[GroupedRow]) -> list[GroupedRow]:
+    """A grouped report's rows in the order of their groups (`group_order`)."""
+    return sorted(rows, key=lambda row: group_order(row.group))
 
 
 def to_the_millisecond(seconds: float) -> float:

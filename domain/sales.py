@@ -14,6 +14,7 @@ from enum import StrEnum
 from domain.clock import EARLIEST, LATEST, as_utc
 from domain.errors import Conflict, InvalidInput
 from domain.money import EXACT, check_amount, check_currency
+from domain.reports import group_order
 from domain.session import AttributeValue
 from domain.text import check_attributes, check_text
 
@@ -265,7 +266,7 @@ def sales_totals(figures: list[SaleFigures]) -> list[SalesTotal]:
                 by_state=by_state,
             )
         totals[key] = t
-    return [totals[k] for k in sorted(totals, key=lambda k: (k[0] is None, k[0] or "", k[1]))]
+    return [totals[k] for k in sorted(totals, key=lambda k: (*group_order(k[0]), k[1]))]
 
 
 def _with(total: SalesTotal, **changes: object) -> SalesTotal:

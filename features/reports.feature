@@ -6,7 +6,7 @@ Feature: Reports for the people who read them
   Rule: The webinar team reads watch time per viewer and activity per webinar
     Per viewer: how often they came, how long they stayed in total and on average, and the time
     they actually watched when two tabs overlapped. Per webinar: sessions, unique viewers,
-    average duration, viewers now and the peak.
+    average duration, viewers now and the peak. Either can be read per agency instead.
 
     Background:
       Given a webinar platform that sends its viewers' visits to sessionmeter
@@ -54,6 +54,26 @@ Feature: Reports for the people who read them
         | browser-2 | no        | 6           |           |
       When an analyst asks for the webinars report
       Then 2 of the 4 sessions of webinar "open-house" really ended, and 2 are still going
+
+    Scenario: The webinar team reads a webinar's watch time per agency
+      The platform runs webinars for several agencies and tells each visit's agency; declared
+      as a dimension, it splits the watch time. An agency's figures add up its viewers': a
+      viewer's overlapping tabs count once, two viewers watching at once count twice. Visits
+      that named no agency are counted apart, last.
+      Given the webinar team's reports keep agencies apart
+      And these visits to webinar "launch-day":
+        | who | agency | from minute | to minute |
+        | ana | north  | 0           | 10        |
+        | ana | north  | 5           | 20        |
+        | ben | north  | 2           | 3         |
+        | cho | south  | 0           | 30        |
+        | dan |        | 0           | 15        |
+      When an analyst asks for the watch time of webinar "launch-day" per agency
+      Then the watch time per agency reads:
+        | agency    | visits | seconds in total | on average | watched |
+        | north     | 3      | 1560             | 520        | 1260    |
+        | south     | 1      | 1800             | 1800       | 1800    |
+        | no agency | 1      | 900              | 900        | 900     |
 
   Rule: The kiosk operator sees where in the funnel customers give up
     A customer at a photo kiosk goes through its screens in order: frame → background →

@@ -8,16 +8,17 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from adapters.mongodb.dimensions import having
+from adapters.mongodb.dimensions import dimension, having
 from adapters.mongodb.documents import Document, from_bson, meter_name, within
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.reports.ports import EVERY, Reports
-from domain.reports import ResourceActivity, UsageStats, WatchTime
+from domain.reports import ResourceActivity, UsageStats, WatchTime, keyed
 from domain.rollups import Dimensions
 from domain.session import SessionStatus
 
 Pipeline = list[Document]
+Expression = str | Document  # a field path ("$resource_id") or an aggregation expression
 EXITED = {"$ne": ["$ended_at", None]}
 DURATION_MS = {"$subtract": ["$ended_at", "$started_at"]}
 
@@ -28,10 +29,18 @@ class MongoReports(Reports):
         self._sessions = db["sessions"]
 
     async def watch_time(
-        self, tenant_id: str, resource_id: str, window: Window, where: Dimensions = EVERY
+        self,
+        tenant_id: str,
+        resource_id: str,
+        window: Window,
+        where: Dimensions = EVERY,
+        group_by: str | None = None,
     ) -> list[WatchTime]:
         # In start order, a visit adds to the time watched only what reaches past the furthest
-        # end of the subject's earlier visits (`reach`): overlapping tabs count once.
+        # end of the subject's earlier visits (`reach`): overlapping tabs count once. Grouped,
+        # a subject's visits are taken group by group: in each, its own union.
+        per = _per("$subject_id", group_by)
+        viewer = "$subject_id" if group_by is None else {"group": per, "subject": "$subject_id"}
         rows = await self._run(
             [
                 _match(
@@ -44,7 +53,7 @@ class MongoReports(Reports):
                 ),
                 {
                     "$setWindowFields": {
-                        "partitionBy": "$subject_id",
+                        "partitionBy": viewer,
                         "sortBy": {"started_at": 1, "ended_at": 1},
                         "output": {
                             "reach": {
@@ -56,7 +65,7 @@ class MongoReports(Reports):
                 },
                 {
                     "$group": {
-                        "_id": "$subject_id",
+                        "_id": per,
                         "visits": {"$sum": 1},
                         "total_ms": {"$sum": DURATION_MS},
                         "unique_ms": {"$sum": {"$max": [0, _past("$reach")]}},
@@ -65,21 +74,29 @@ class MongoReports(Reports):
                 {"$sort": {"_id": 1}},
             ]
         )
-        return [
-            WatchTime(r["_id"], r["visits"], _seconds(r["total_ms"]), _seconds(r["unique_ms"]))
-            for r in rows
-        ]
+        report = []
+        for r in rows:
+            subject_id, group = keyed(r["_id"], group_by)
+            total, unique = _seconds(r["total_ms"]), _seconds(r["unique_ms"])
+            report.append(WatchTime(subject_id, r["visits"], total, unique, group))
+        return report
 
     async def resources(
-        self, tenant_id: str, kind: str | None, window: Window, where: Dimensions = EVERY
+        self,
+        tenant_id: str,
+        kind: str | None,
+        window: Window,
+        where: Dimensions = EVERY,
+        group_by: str | None = None,
     ) -> list[ResourceActivity]:
         chosen = _match(tenant_id, window, where, **({} if kind is None else {"kind": kind}))
+        per = _per("$resource_id", group_by)
         totals = await self._run(
             [
                 chosen,
                 {
                     "$group": {
-                        "_id": "$resource_id",
+                        "_id": per,
                         "sessions": {"$sum": 1},
                         "subjects": {"$addToSet": "$subject_id"},
                         # The client keys of anonymous sessions (null for the others).
@@ -109,20 +126,24 @@ class MongoReports(Reports):
                 {"$sort": {"_id": 1}},
             ]
         )
-        peaks = {r["_id"]: r["peak"] for r in await self._run([chosen, *_PEAK_CONCURRENCY])}
-        return [
-            ResourceActivity(
-                r["_id"],
-                r["sessions"],
-                r["subjects"],
-                r["subjects"] + r["browsers"],
-                r["exited"],
-                _seconds(r["exited_ms"]),
-                r["active"],
-                peaks.get(r["_id"], 0),
+        peaks = {r["_id"]: r["peak"] for r in await self._run([chosen, *_peak_concurrency(per)])}
+        report = []
+        for r in totals:
+            resource_id, group = keyed(r["_id"], group_by)
+            report.append(
+                ResourceActivity(
+                    resource_id,
+                    r["sessions"],
+                    r["subjects"],
+                    r["subjects"] + r["browsers"],
+                    r["exited"],
+                    _seconds(r["exited_ms"]),
+                    r["active"],
+                    peaks.get(r["_id"], 0),
+                    group,
+                )
             )
-            for r in totals
-        ]
+        return report
 
     async def usage_stats(self, tenant_id: str, subject_id: str, window: Window) -> UsageStats:
         mine = _match(tenant_id, window, EVERY, subject_id=subject_id)
@@ -168,32 +189,43 @@ class MongoReports(Reports):
         return await (await self._sessions.aggregate(pipeline)).to_list(None)
 
 
-# Concurrency per resource: +1 at each start, -1 at each end; the running sum's maximum is the
-# peak. Ends sort before starts at the same instant: one leaving as another enters do not overlap.
-_PEAK_CONCURRENCY: Pipeline = [
-    {
-        "$project": {
-            "resource_id": 1,
-            "points": {
-                "$concatArrays": [
-                    [{"t": "$started_at", "step": 1}],
-                    {"$cond": [EXITED, [{"t": "$ended_at", "step": -1}], []]},
-                ]
-            },
-        }
-    },
-    {"$unwind": "$points"},
-    {
-        "$setWindowFields": {
-            "partitionBy": "$resource_id",
-            "sortBy": {"points.t": 1, "points.step": 1},
-            "output": {
-                "open": {"$sum": "$points.step", "window": {"documents": ["unbounded", "current"]}}
-            },
-        }
-    },
-    {"$group": {"_id": "$resource_id", "peak": {"$max": "$open"}}},
-]
+def _peak_concurrency(per: Expression) -> Pipeline:
+    """The peak per resource or group (`per`): +1 at each start, -1 at each end; the running
+    sum's maximum is the peak. Ends sort before starts at the same instant: one leaving as
+    another enters do not overlap."""
+    return [
+        {
+            "$project": {
+                "per": per,
+                "points": {
+                    "$concatArrays": [
+                        [{"t": "$started_at", "step": 1}],
+                        {"$cond": [EXITED, [{"t": "$ended_at", "step": -1}], []]},
+                    ]
+                },
+            }
+        },
+        {"$unwind": "$points"},
+        {
+            "$setWindowFields": {
+                "partitionBy": "$per",
+                "sortBy": {"points.t": 1, "points.step": 1},
+                "output": {
+                    "open": {
+                        "$sum": "$points.step",
+                        "window": {"documents": ["unbounded", "current"]},
+                    }
+                },
+            }
+        },
+        {"$group": {"_id": "$per", "peak": {"$max": "$open"}}},
+    ]
+
+
+def _per(own: str, group_by: str | None) -> Expression:
+    """What a report's rows are per: its own field (a resource, a subject) or, grouped, the
+    value of a dimension (missing: null)."""
+    return own if group_by is None else dimension(group_by)
 
 
 def _match(tenant_id: str, window: Window, where: Dimensions, **fields: Any) -> Document:

@@ -71,13 +71,18 @@ def usage_filter(
     """The sessions a report covers and the dimension it groups by, from its parameters:
     `attributes.<key>=<value>` and `group_by=attributes.<key>`, declared keys only."""
     values = dict(settings.chosen(where))
-    key = None
-    if group_by is not None:
-        key = group_by.removeprefix(ATTRIBUTES)
-        if key == group_by:
-            raise InvalidInput("group_by", "must be attributes.<key> of a declared dimension")
-        settings.dimension("group_by", key)
-    return UsageFilter(kind, resource_id, values, key)
+    return UsageFilter(kind, resource_id, values, grouped_by(settings, group_by))
+
+
+def grouped_by(settings: TenantSettings, group_by: str | None) -> str | None:
+    """The key of the dimension `group_by=attributes.<key>` names (None: not grouped); a
+    declared dimension only, else InvalidInput naming `group_by` and the declared ones."""
+    if group_by is None:
+        return None
+    key = group_by.removeprefix(ATTRIBUTES)
+    if key == group_by:
+        raise InvalidInput("group_by", "must be attributes.<key> of a declared dimension")
+    return settings.dimension("group_by", key)
 
 
 def bounded_window(

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from application.ports import Window
 from application.reports.ports import Reports
-from domain.reports import WatchTime
+from application.reports.report_usage import grouped_by
+from domain.reports import WatchTime, in_group_order
 from domain.tenants import TenantSettings
 from domain.text import check_text
 
@@ -19,6 +20,7 @@ class ReportWatchTimeQuery:
     end: datetime | None = None
     settings: TenantSettings = field(default_factory=TenantSettings)  # the declared dimensions
     where: Mapping[str, str] = field(default_factory=dict)  # attributes.<key>=<value>
+    group_by: str | None = None  # attributes.<key>
 
 
 class ReportWatchTime:
@@ -28,7 +30,11 @@ class ReportWatchTime:
     the time actually watched, where overlapping sessions (two tabs) count once
     (`domain.reports.unique_seconds`: the length of the union of the visits).
     `attributes.<key>=<value>` (declared dimensions only) keeps the sessions with those values:
-    one client's viewers."""
+    one client's viewers. `group_by=attributes.<key>` (a declared dimension only) gives one item
+    per value of it among those sessions instead of one per viewer, ordered by value, the
+    sessions without it last (`group` null), `subject_id` null: the group's visits, total
+    seconds, their average (total / visits), and the time watched summed over its viewers, each
+    viewer's the union of their visits in the group. Ungrouped, `group` is null."""
 
     def __init__(self, reports: Reports) -> None:
         self._reports = reports
@@ -37,4 +43,8 @@ class ReportWatchTime:
         check_text("resource_id", query.resource_id, 200)
         window = Window.between(query.start, query.end)
         where = query.settings.chosen(query.where)
-        return await self._reports.watch_time(query.tenant_id, query.resource_id, window, where)
+        group_by = grouped_by(query.settings, query.group_by)
+        found = await self._reports.watch_time(
+            query.tenant_id, query.resource_id, window, where, group_by
+        )
+        return found if group_by is None else in_group_order(found)

@@ -19,13 +19,16 @@ def minute(n: int) -> str:
     return (MINUTE_0 + timedelta(minutes=n)).isoformat()
 
 
-def visit(api: Api, viewer: str, webinar: str, start: int, end: int | None) -> None:
-    session = api.start(resource_id=webinar, subject_id=viewer, started_at=minute(start))
+def visit(api: Api, webinar: str, start: int, end: int | None, **visitor: Any) -> dict[str, Any]:
+    """A visit from minute `start` to `end` (None: still there) by `visitor` (subject_id,
+    client_key, attributes)."""
+    session = api.start(resource_id=webinar, started_at=minute(start), **visitor)
     if end is not None:
         response = api.client.post(
             f"/v1/sessions/{session['id']}/exit", json={"at": minute(end)}, headers=api.app
         )
         assert response.status_code == 200, response.text
+    return session
 
 
 @given(
@@ -35,14 +38,14 @@ def visit(api: Api, viewer: str, webinar: str, start: int, end: int | None) -> N
     )
 )
 def watched(api: Api, viewer: str, webinar: str, start: str, end: str) -> None:
-    visit(api, viewer, webinar, int(start), int(end))
+    visit(api, webinar, int(start), int(end), subject_id=viewer)
 
 
 @given(
     parsers.parse('viewer "{viewer}" has been watching webinar "{webinar}" since minute {start:d}')
 )
 def watching(api: Api, viewer: str, webinar: str, start: int) -> None:
-    visit(api, viewer, webinar, start, None)
+    visit(api, webinar, start, None, subject_id=viewer)
 
 
 @when(
@@ -113,20 +116,19 @@ def now_and_peak(api: Api, report: dict[str, Any], now: int, webinar: str, peak:
 
 @given(parsers.parse('these visits to webinar "{webinar}":'), target_fixture="visits")
 def visits_table(api: Api, webinar: str, datatable: list[list[str]]) -> list[dict[str, Any]]:
-    _, *rows = datatable  # who, signed in, from minute, to minute
+    header, *rows = datatable  # who, and: signed in (default yes), agency, from/to minute
     made = []
-    for who, signed_in, start, end in rows:
+    for row in rows:
+        seen = dict(zip(header, row, strict=True))
+        who, end, agency = seen["who"], seen["to minute"], seen.get("agency")
         # A viewer who did not sign in is known by the key of their browser.
-        visitor = (
-            {"subject_id": who} if signed_in == "yes" else {"subject_id": None, "client_key": who}
+        signed_in = seen.get("signed in", "yes") == "yes"
+        visitor = {"subject_id": who} if signed_in else {"subject_id": None, "client_key": who}
+        attributes = {"agency": agency} if agency else {}
+        start = int(seen["from minute"])
+        made.append(
+            visit(api, webinar, start, int(end) if end else None, **visitor, attributes=attributes)
         )
-        session = api.start(resource_id=webinar, started_at=minute(int(start)), **visitor)
-        if end:
-            response = api.client.post(
-                f"/v1/sessions/{session['id']}/exit", json={"at": minute(int(end))}, headers=api.app
-            )
-            assert response.status_code == 200, response.text
-        made.append(session)
     return made
 
 
@@ -170,6 +172,39 @@ def really_ended(
         sessions,
         going,
     )
+
+
+@given("the webinar team's reports keep agencies apart")
+def agencies_apart(api: Api) -> None:
+    response = api.client.put("/v1/settings", json={"dimensions": ["agency"]}, headers=api.admin)
+    assert response.status_code == 200, response.text
+
+
+@when(
+    parsers.parse('an analyst asks for the watch time of webinar "{webinar}" per agency'),
+    target_fixture="report",
+)
+def watch_time_per_agency(api: Api, webinar: str) -> list[dict[str, Any]]:
+    params = {"resource_id": webinar, "group_by": "attributes.agency"}
+    response = api.client.get("/v1/reports/watch-time", params=params, headers=api.admin)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+@then(parsers.parse("the watch time per agency reads:"))
+def watch_time_per_agency_reads(report: list[dict[str, Any]], datatable: list[list[str]]) -> None:
+    read = [
+        [
+            "no agency" if g["group"] is None else g["group"],
+            str(g["visit_count"]),
+            f"{g['total_seconds']:g}",
+            f"{g['avg_seconds']:g}",
+            f"{g['unique_seconds']:g}",
+        ]
+        for g in report
+    ]
+    assert read == datatable[1:]
+    assert all(g["subject_id"] is None for g in report)
 
 
 # The kiosk operator's funnel: each screen a stage, matched by its event (and label).

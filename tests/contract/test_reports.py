@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from application.ports import Window
-from domain.reports import ResourceActivity, UsageStats, WatchTime
+from application.reports.ports import EVERY
+from domain.reports import ResourceActivity, UsageStats, WatchTime, in_group_order
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, SHUT, at, stored_session
@@ -158,3 +159,84 @@ async def test_usage_stats_add_up_a_subjects_sessions_exactly(storage: Any, tena
         meters={"cost_usd": Decimal("0.3"), "tokens": 7},
     )
     assert isinstance(stats.meters["cost_usd"], Decimal)
+
+
+async def test_the_resources_report_grouped_by_a_dimension_counts_each_groups_sessions(
+    storage: Any, tenant: Tenant
+) -> None:
+    def of(agency: Any) -> dict[str, Any]:
+        return {"attributes": {"agency": agency, "room": "A"}}
+
+    await visit(storage, tenant, 0, 10, subject_id="ana", **of("north"))
+    # ana again, on the agency's other webinar: one subject and one visitor of the group.
+    await visit(storage, tenant, 5, 20, subject_id="ana", resource_id="webinar-2", **of("north"))
+    await visit(storage, tenant, 8, 12, subject_id="ben", **of("north"))  # 3 at once at 8-10
+    await visit(storage, tenant, 15, None, subject_id="cho", resource_id="webinar-2", **of("north"))
+    await visit(storage, tenant, 30, 40, subject_id=None, client_key="tab-1", **of("north"))
+    await visit(storage, tenant, 0, 5, subject_id="dan", **of("south"))
+    await visit(storage, tenant, 5, 15, subject_id="dan", **of("south"))  # as the first ends
+    # Without the attribute: the last group, null. A number is grouped as its JSON text.
+    await visit(storage, tenant, 0, 30, subject_id="eve", resource_id="webinar-2")
+    await visit(storage, tenant, 10, 20, subject_id="fay", attributes={"room": "A"})
+    await visit(storage, tenant, 0, 1, subject_id="gus", **of(7))
+
+    report = await storage.reports.resources(tenant.id, None, Window(), EVERY, "agency")
+
+    assert in_group_order(report) == [
+        ResourceActivity(None, 1, 1, 1, 1, 60, 0, 1, group="7"),
+        ResourceActivity(None, 5, 3, 4, 4, (10 + 15 + 4 + 10) * 60, 1, 3, group="north"),
+        ResourceActivity(None, 2, 1, 1, 2, 15 * 60, 0, 1, group="south"),
+        ResourceActivity(None, 2, 2, 2, 2, 40 * 60, 0, 2, group=None),
+    ]
+    # Filtered too: the groups of the sessions kept, the windowed sessions' figures.
+    room_a = await storage.reports.resources(
+        tenant.id, None, Window(at(5), at(31)), (("room", "A"),), "agency"
+    )
+    assert in_group_order(room_a) == [
+        ResourceActivity(None, 4, 3, 4, 3, (15 + 4 + 10) * 60, 1, 2, group="north"),
+        ResourceActivity(None, 1, 1, 1, 1, 10 * 60, 0, 1, group="south"),
+        ResourceActivity(None, 1, 1, 1, 1, 10 * 60, 0, 1, group=None),
+    ]
+    ungrouped = await storage.reports.resources(tenant.id, None, Window())
+    assert [(r.resource_id, r.group, r.total_sessions) for r in ungrouped] == [
+        ("webinar-1", None, 7),
+        ("webinar-2", None, 3),
+    ]
+
+
+async def test_watch_time_grouped_by_a_dimension_sums_each_viewers_time_in_the_group(
+    storage: Any, tenant: Tenant
+) -> None:
+    def of(agency: str) -> dict[str, Any]:
+        return {"attributes": {"agency": agency}}
+
+    await visit(storage, tenant, 0, 10, subject_id="ana", **of("north"))
+    await visit(storage, tenant, 5, 20, subject_id="ana", **of("north"))  # a second tab
+    # ana's visit of another group overlaps her first group's: in its own group it counts whole.
+    await visit(storage, tenant, 15, 25, subject_id="ana", **of("south"))
+    await visit(storage, tenant, 2, 3, subject_id="ben", **of("north"))  # two viewers: both
+    await visit(storage, tenant, 50, 55, subject_id="ben")
+    await visit(storage, tenant, 50, 60, subject_id="cho")
+    await visit(storage, tenant, 2, None, subject_id="dan", **of("north"))  # still watching
+    await visit(storage, tenant, 1, 9, subject_id=None, client_key="tab", **of("north"))
+    await visit(storage, tenant, 1, 9, subject_id="ana", resource_id="other", **of("north"))
+
+    report = await storage.reports.watch_time(tenant.id, "webinar-1", Window(), EVERY, "agency")
+
+    # north: ana 10 + 15 minutes, watched 0-20; ben 1 minute. The others' visits count whole.
+    assert in_group_order(report) == [
+        WatchTime(None, 3, (10 + 15 + 1) * 60, (20 + 1) * 60, group="north"),
+        WatchTime(None, 1, 10 * 60, 10 * 60, group="south"),
+        WatchTime(None, 2, 15 * 60, 15 * 60, group=None),
+    ]
+    assert in_group_order(report)[0].avg_seconds == 520.0
+    windowed = await storage.reports.watch_time(
+        tenant.id, "webinar-1", Window(at(4), at(31)), (("agency", "north"),), "agency"
+    )
+    assert windowed == [WatchTime(None, 1, 15 * 60, 15 * 60, group="north")]
+    ungrouped = await storage.reports.watch_time(tenant.id, "webinar-1", Window())
+    assert [(w.subject_id, w.group, w.unique_seconds) for w in ungrouped] == [
+        ("ana", None, 25 * 60),
+        ("ben", None, 6 * 60),
+        ("cho", None, 10 * 60),
+    ]

@@ -102,3 +102,123 @@ def test_an_agencys_webinars_and_a_clients_viewers_are_read_by_declared_dimensio
     assert invalid_fields(report("watch-time", resource_id="w-1", **{"attributes.x": "1"})) == [
         "attributes.x"
     ]
+
+
+def agency_webinars(api: Api) -> None:
+    """Viewers of two agencies' webinars, and one who came without an agency; each visit 30
+    minutes, ana's two tabs overlapping by 15."""
+    api.client.put("/v1/settings", json={"dimensions": ["agency", "client"]}, headers=api.admin)
+    started = datetime.now(UTC) - timedelta(hours=2)
+    for viewer, webinar, agency, minute in (
+        ("ana", "w-1", "north", 0),
+        ("ana", "w-1", "north", 15),
+        ("ana", "w-2", "north", 0),
+        ("ben", "w-1", "south", 0),
+        ("cho", "w-1", None, 0),
+    ):
+        start = started + timedelta(minutes=minute)
+        session = api.start(
+            resource_id=webinar,
+            subject_id=viewer,
+            started_at=start.isoformat(),
+            attributes={} if agency is None else {"agency": agency},
+        )
+        exit = {"at": (start + timedelta(minutes=30)).isoformat()}
+        api.client.post(f"/v1/sessions/{session['id']}/exit", json=exit, headers=api.app)
+
+
+def test_the_resources_report_groups_by_a_declared_dimension(api: Api) -> None:
+    agency_webinars(api)
+
+    def report(**params: str) -> Any:
+        return api.client.get("/v1/reports/resources", params=params, headers=api.admin)
+
+    grouped = report(group_by="attributes.agency")
+
+    assert grouped.status_code == 200, grouped.text
+    north, south, without = grouped.json()["items"]
+    assert (north["group"], north["resource_id"]) == ("north", None)
+    assert (north["total_sessions"], north["unique_subjects"], north["unique_visitors"]) == (
+        3,
+        1,
+        1,
+    )
+    assert (north["peak_concurrency"], north["avg_duration_seconds"]) == (3, 1800.0)
+    assert [(g["group"], g["total_sessions"]) for g in (south, without)] == [
+        ("south", 1),
+        (None, 1),
+    ]
+    refused = report(group_by="attributes.country")
+    assert invalid_fields(refused) == ["group_by"]
+    assert "agency, client" in refused.json()["fields"][0]["message"]
+    assert invalid_fields(report(group_by="agency")) == ["group_by"]
+    w1, w2 = report().json()["items"]
+    assert w1 == {
+        "resource_id": "w-1",
+        "group": None,
+        "total_sessions": 4,
+        "unique_subjects": 3,
+        "total_duration_seconds": 4 * 1800.0,
+        "avg_duration_seconds": 1800.0,
+        "active_now": 0,
+        "peak_concurrency": 4,
+        "unique_visitors": 3,
+        "ended_sessions": 4,
+    }
+    assert (w2["resource_id"], w2["group"], w2["total_sessions"]) == ("w-2", None, 1)
+
+
+def test_watch_time_groups_by_a_declared_dimension(api: Api) -> None:
+    agency_webinars(api)
+
+    def report(**params: str) -> Any:
+        return api.client.get(
+            "/v1/reports/watch-time", params={"resource_id": "w-1", **params}, headers=api.admin
+        )
+
+    grouped = report(group_by="attributes.agency")
+
+    assert grouped.status_code == 200, grouped.text
+    assert grouped.json()["items"] == [
+        {
+            "subject_id": None,
+            "group": "north",
+            "visit_count": 2,
+            "total_seconds": 3600.0,
+            "avg_seconds": 1800.0,
+            "unique_seconds": 2700.0,  # ana's two tabs overlap by 15 minutes
+        },
+        {
+            "subject_id": None,
+            "group": "south",
+            "visit_count": 1,
+            "total_seconds": 1800.0,
+            "avg_seconds": 1800.0,
+            "unique_seconds": 1800.0,
+        },
+        {
+            "subject_id": None,
+            "group": None,
+            "visit_count": 1,
+            "total_seconds": 1800.0,
+            "avg_seconds": 1800.0,
+            "unique_seconds": 1800.0,
+        },
+    ]
+    refused = report(group_by="attributes.country")
+    assert invalid_fields(refused) == ["group_by"]
+    assert "agency, client" in refused.json()["fields"][0]["message"]
+    ungrouped = report().json()["items"]
+    assert ungrouped[0] == {
+        "subject_id": "ana",
+        "group": None,
+        "visit_count": 2,
+        "total_seconds": 3600.0,
+        "avg_seconds": 1800.0,
+        "unique_seconds": 2700.0,
+    }
+    assert [(v["subject_id"], v["group"]) for v in ungrouped] == [
+        ("ana", None),
+        ("ben", None),
+        ("cho", None),
+    ]

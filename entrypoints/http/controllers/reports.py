@@ -56,7 +56,7 @@ class ReportsController(Controller):
 
     @get(
         "/reports/watch-time",
-        summary="Watch time per viewer of one resource",
+        summary="Watch time per viewer of one resource, or per value of a dimension",
         operation_id="reportWatchTime",
         description=rules_of(ReportWatchTime),
     )
@@ -68,16 +68,19 @@ class ReportsController(Controller):
         report_watch_time: NamedDependency[ReportWatchTime],
         start: From = None,
         end: To = None,
+        group_by: FromQuery[str | None] = None,
     ) -> Listing[WatchTimeOut]:
         settings, where = caller.tenant.settings, attribute_filters(request)
         rows = await report_watch_time(
-            ReportWatchTimeQuery(caller.tenant.id, resource_id, start, end, settings, where)
+            ReportWatchTimeQuery(
+                caller.tenant.id, resource_id, start, end, settings, where, group_by
+            )
         )
         return Listing([WatchTimeOut.of(r) for r in rows])
 
     @get(
         "/reports/resources",
-        summary="Sessions, viewers, durations, now and peak per resource",
+        summary="Sessions, viewers, durations, now and peak per resource or dimension value",
         operation_id="reportResources",
         description=rules_of(ReportResources),
     )
@@ -89,9 +92,10 @@ class ReportsController(Controller):
         kind: FromQuery[str | None] = None,
         start: From = None,
         end: To = None,
+        group_by: FromQuery[str | None] = None,
     ) -> Listing[ResourceActivityOut]:
         settings, where = caller.tenant.settings, attribute_filters(request)
-        query = ReportResourcesQuery(caller.tenant.id, kind, start, end, settings, where)
+        query = ReportResourcesQuery(caller.tenant.id, kind, start, end, settings, where, group_by)
         rows = await report_resources(query)
         return Listing([ResourceActivityOut.of(r) for r in rows])
 

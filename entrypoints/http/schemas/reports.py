@@ -15,19 +15,28 @@ from entrypoints.http.schemas.common import MetersOut, meters_out
 
 
 class WatchTimeOut(msgspec.Struct):
-    subject_id: str
+    subject_id: str | None  # null with group_by
+    group: str | None  # with group_by: the dimension's value (null: sessions without it)
     visit_count: int
     total_seconds: float
     avg_seconds: float
-    unique_seconds: float
+    unique_seconds: float  # grouped: each viewer's union of visits in the group, summed
 
     @classmethod
     def of(cls, w: WatchTime) -> "WatchTimeOut":
-        return cls(w.subject_id, w.visit_count, w.total_seconds, w.avg_seconds, w.unique_seconds)
+        return cls(
+            w.subject_id,
+            w.group,
+            w.visit_count,
+            w.total_seconds,
+            w.avg_seconds,
+            w.unique_seconds,
+        )
 
 
 class ResourceActivityOut(msgspec.Struct):
-    resource_id: str
+    resource_id: str | None  # null with group_by
+    group: str | None  # with group_by: the dimension's value (null: sessions without it)
     total_sessions: int
     unique_subjects: int
     total_duration_seconds: float
@@ -41,6 +50,7 @@ class ResourceActivityOut(msgspec.Struct):
     def of(cls, r: ResourceActivity) -> "ResourceActivityOut":
         return cls(
             r.resource_id,
+            r.group,
             r.total_sessions,
             r.unique_subjects,
             r.total_duration_seconds,
