@@ -3,6 +3,7 @@ every device and build: its fingerprint."""
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -170,9 +171,38 @@ class ErrorFilter:
     severity: Severity | None = None
 
 
+class ErrorGroupBy(StrEnum):
+    """What the errors report may be grouped by besides the fingerprint (`group_by`)."""
+
+    DAY = "day"  # a calendar day of the tenant's time zone
+
+
+@dataclass(frozen=True)
+class ErrorGrouping:
+    """How the errors report cuts its window: one group per fingerprint over all of it, or, by
+    day, one per (calendar day of `time_zone`, fingerprint)."""
+
+    by: ErrorGroupBy | None = None
+    time_zone: str = "UTC"  # with DAY: the tenant's, whose calendar days group
+
+    @classmethod
+    def parse(cls, text: str | None, time_zone: str = "UTC") -> "ErrorGrouping":
+        """The report's `group_by`: absent, or one of ErrorGroupBy."""
+        if text is None:
+            return cls()
+        try:
+            return cls(ErrorGroupBy(text), time_zone)
+        except ValueError:
+            raise InvalidInput("group_by", f"must be {', '.join(ErrorGroupBy)}") from None
+
+
+PER_FINGERPRINT = ErrorGrouping()
+
+
 @dataclass(frozen=True)
 class ErrorGroup:
-    """One fault in a report: every error of one fingerprint in the window."""
+    """One fault in a report: every error of one fingerprint in the window (grouped by day:
+    in one calendar day of the window)."""
 
     fingerprint: str
     type: str  # of its latest error, as are code and sample_message
@@ -187,3 +217,10 @@ class ErrorGroup:
     severity: Severity  # the worst seen
     sales_lost: int
     estimated_loss: dict[str, Decimal] = field(default_factory=dict)  # per currency
+    day: str | None = None  # grouped by day: its label in the time zone (YYYY-MM-DD)
+
+
+def in_report_order(groups: Iterable[ErrorGroup]) -> list[ErrorGroup]:
+    """Oldest day first (a report by day; labels sort as their days do), then the most frequent
+    fault first, then by fingerprint."""
+    return sorted(groups, key=lambda g: (g.day or "", -g.count, g.fingerprint))

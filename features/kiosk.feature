@@ -51,6 +51,29 @@ Feature: A day of a small fleet of photo kiosks, read back from what the kiosks 
       | PrinterError | JAM       | 2     | 2      | 2        | 1.4.2: 1, 1.5.0: 1 | fatal   | 2          | 30000 KRW      |
       | PrinterError | PAPER_OUT | 1     | 1      | 1        | 1.5.0: 1           | warning | 0          |                |
 
+  Scenario: The operator in Seoul reads the faults per day of Seoul, split at midnight there
+    Seoul's day starts at its midnight, 15:00 UTC the day before: a jam at 23:50 and another at
+    00:10 happen on the same UTC day, yet on two days of the operator's calendar. Each day's row
+    counts that day's faults alone.
+
+    Given the operator's kiosks stand in Seoul
+    And the kiosks reported these faults, in Seoul's time:
+      | kiosk   | day          | at    | fault        | severity |
+      | booth-1 | two days ago | 22:00 | paper jam    | error    |
+      | booth-2 | two days ago | 23:50 | paper jam    | fatal    |
+      | booth-3 | yesterday    | 00:10 | paper jam    | error    |
+      | booth-3 | yesterday    | 00:20 | out of paper | warning  |
+      | booth-1 | yesterday    | 09:00 | out of paper | warning  |
+    Then the error report per day reads, oldest day first, then most frequent first:
+      | day          | code      | times | kiosks | worst   |
+      | two days ago | JAM       | 2     | 2      | fatal   |
+      | yesterday    | PAPER_OUT | 2     | 2      | warning |
+      | yesterday    | JAM       | 1     | 1      | error   |
+    And the error report reads, most frequent first:
+      | code      | times | kiosks | worst   |
+      | JAM       | 3     | 3      | fatal   |
+      | PAPER_OUT | 2     | 2      | warning |
+
   Scenario: Capture is slow on the new version: the median hides it, the 95th percentile shows it
     When the kiosks capture photos in these times:
       | kiosk   | photos | each in |

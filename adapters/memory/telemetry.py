@@ -1,6 +1,7 @@
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Generic
 
@@ -8,7 +9,15 @@ from adapters.memory.store import MemoryStore
 from application.ports import Window
 from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
 from domain.calendar import Calendar
-from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport
+from domain.error_reports import (
+    PER_FINGERPRINT,
+    ErrorFilter,
+    ErrorGroup,
+    ErrorGroupBy,
+    ErrorGrouping,
+    ErrorReport,
+    in_report_order,
+)
 from domain.money import sum_by_currency
 from domain.performance import GroupBy, Metric, PerformanceRow, percentile_rows
 from domain.sales import (
@@ -67,37 +76,45 @@ class MemoryErrorLog(_MemoryRecordLog[ErrorReport], ErrorLog):
         found = [e for e in self._of(tenant_id) if e.at in window and _matches(e, where)]
         return _newest_first(found, lambda e: e.at, limit, after)
 
-    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
-        by_fingerprint: dict[str, list[ErrorReport]] = defaultdict(list)
+    async def report(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        grouping: ErrorGrouping = PER_FINGERPRINT,
+    ) -> list[ErrorGroup]:
+        by_day = grouping.by is ErrorGroupBy.DAY
+        groups: dict[tuple[str | None, str], list[ErrorReport]] = defaultdict(list)
         for e in self._of(tenant_id):
             if e.at in window and _matches(e, where):
-                by_fingerprint[e.fingerprint].append(e)
-        groups = []
-        for fingerprint, errors in by_fingerprint.items():
-            latest = max(errors, key=lambda e: (e.at, e.id))
-            versions: dict[str, int] = defaultdict(int)
-            for e in errors:
-                versions[e.app_version] += 1
-            groups.append(
-                ErrorGroup(
-                    fingerprint=fingerprint,
-                    type=latest.type,
-                    code=latest.code,
-                    sample_message=latest.message,
-                    count=len(errors),
-                    devices=len({e.device_id for e in errors}),
-                    sessions=len({e.session_id for e in errors if e.session_id}),
-                    first_seen=min(e.at for e in errors),
-                    last_seen=latest.at,
-                    app_versions=dict(versions),
-                    severity=max((e.severity for e in errors), key=lambda s: s.rank),
-                    sales_lost=sum(e.sale_lost for e in errors),
-                    estimated_loss=sum_by_currency(
-                        (loss.currency, loss.amount) for e in errors if (loss := e.loss)
-                    ),
-                )
-            )
-        return sorted(groups, key=lambda g: (-g.count, g.fingerprint))
+                day = _local_day(e.at, grouping.time_zone) if by_day else None
+                groups[(day, e.fingerprint)].append(e)
+        return in_report_order(_error_group(*key, errors) for key, errors in groups.items())
+
+
+def _error_group(day: str | None, fingerprint: str, errors: list[ErrorReport]) -> ErrorGroup:
+    latest = max(errors, key=lambda e: (e.at, e.id))
+    versions: dict[str, int] = defaultdict(int)
+    for e in errors:
+        versions[e.app_version] += 1
+    return ErrorGroup(
+        fingerprint=fingerprint,
+        type=latest.type,
+        code=latest.code,
+        sample_message=latest.message,
+        count=len(errors),
+        devices=len({e.device_id for e in errors}),
+        sessions=len({e.session_id for e in errors if e.session_id}),
+        first_seen=min(e.at for e in errors),
+        last_seen=latest.at,
+        app_versions=dict(versions),
+        severity=max((e.severity for e in errors), key=lambda s: s.rank),
+        sales_lost=sum(e.sale_lost for e in errors),
+        estimated_loss=sum_by_currency(
+            (loss.currency, loss.amount) for e in errors if (loss := e.loss)
+        ),
+        day=day,
+    )
 
 
 def _matches(e: ErrorReport, where: ErrorFilter) -> bool:
@@ -184,6 +201,12 @@ def _group_of(sale: Sale, grouping: SalesGrouping) -> str | None:
     if grouping.by is SalesGroupBy.DEVICE_ID:
         return sale.device_id
     if grouping.by is SalesGroupBy.DAY:
-        return Calendar(grouping.time_zone).date_of(sale.occurred_at).isoformat()
+        return _local_day(sale.occurred_at, grouping.time_zone)
     value = sale.attributes.get(grouping.attribute or "")
     return None if value is None else attribute_text(value)
+
+
+def _local_day(at: datetime, time_zone: str) -> str:
+    """The calendar day (YYYY-MM-DD) that holds `at` in the time zone: the group of the sales
+    and errors reports by day."""
+    return Calendar(time_zone).date_of(at).isoformat()

@@ -28,7 +28,16 @@ from adapters.mongodb.telemetry_documents import (
 )
 from application.ports import Window
 from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
-from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport, Severity
+from domain.error_reports import (
+    PER_FINGERPRINT,
+    ErrorFilter,
+    ErrorGroup,
+    ErrorGroupBy,
+    ErrorGrouping,
+    ErrorReport,
+    Severity,
+    in_report_order,
+)
 from domain.money import sum_by_currency
 from domain.performance import (
     PERCENTILES,
@@ -129,6 +138,12 @@ def _equal_to(wanted: Mapping[str, object]) -> Document:
 _SEVERITY_RANK = {"$indexOfArray": [[s.value for s in Severity], "$severity"]}
 
 
+def _local_day(instant: str, time_zone: str) -> Document:
+    """The calendar day (YYYY-MM-DD) that holds the instant (a field path, `$at`) in the time
+    zone: the group of the sales and errors reports by day."""
+    return {"$dateToString": {"date": instant, "format": "%Y-%m-%d", "timezone": time_zone}}
+
+
 def _distinct_count(sets: str) -> Document:
     """How many distinct values, but null, the arrays of arrays at `sets` hold together."""
     union = {
@@ -152,12 +167,23 @@ class MongoErrorLog(_MongoRecordLog[ErrorReport], ErrorLog):
     ) -> list[ErrorReport]:
         return await self._newest_first(self._query(tenant_id, where), "at", window, limit, after)
 
-    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
-        # Grouped by (fingerprint, app version, loss currency) first, then by fingerprint: each
-        # group's counts per version and losses per currency come out as a few sub-rows.
+    async def report(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        grouping: ErrorGrouping = PER_FINGERPRINT,
+    ) -> list[ErrorGroup]:
+        # Grouped by (day, fingerprint, app version, loss currency) first, then by (day,
+        # fingerprint): each group's counts per version and losses per currency come out as a
+        # few sub-rows. Without a grouping by day there is no day: a group per fingerprint.
+        day: Document = {}
+        if grouping.by is ErrorGroupBy.DAY:
+            day = {"day": _local_day("$at", grouping.time_zone)}
         latest = {"at": "$at", "id": "$id", "type": "$type", "code": "$code", "message": "$message"}
         by_version_and_currency = {
             "_id": {
+                **day,
                 "fingerprint": "$fingerprint",
                 "version": "$app_version",
                 "currency": "$impact.estimated_loss.currency",
@@ -173,7 +199,7 @@ class MongoErrorLog(_MongoRecordLog[ErrorReport], ErrorLog):
             "latest": {"$top": {"sortBy": {"at": -1, "id": -1}, "output": latest}},
         }
         by_fingerprint = {
-            "_id": "$_id.fingerprint",
+            "_id": {"day": "$_id.day", "fingerprint": "$_id.fingerprint"},
             "count": {"$sum": "$count"},
             "devices": {"$push": "$devices"},
             "sessions": {"$push": "$sessions"},
@@ -195,9 +221,8 @@ class MongoErrorLog(_MongoRecordLog[ErrorReport], ErrorLog):
                     "sessions": _distinct_count("$sessions"),
                 }
             },
-            {"$sort": {"count": -1, "_id": 1}},
         ]
-        return [_error_group(row) for row in await self._aggregate(pipeline)]
+        return in_report_order(_error_group(row) for row in await self._aggregate(pipeline))
 
     @staticmethod
     def _query(tenant_id: str, where: ErrorFilter) -> Document:
@@ -210,7 +235,7 @@ def _error_group(row: Document) -> ErrorGroup:
         versions[v["version"]] += v["count"]
     latest = row["latest"]
     return ErrorGroup(
-        fingerprint=row["_id"],
+        fingerprint=row["_id"]["fingerprint"],
         type=latest["type"],
         code=latest["code"],
         sample_message=latest["message"],
@@ -227,6 +252,7 @@ def _error_group(row: Document) -> ErrorGroup:
             for loss in row["losses"]
             if loss.get("currency") is not None
         ),
+        day=row["_id"].get("day"),  # not grouped by day: left out (or null)
     )
 
 
@@ -331,13 +357,7 @@ def _group_of_sale(grouping: SalesGrouping) -> str | Document:
     if grouping.by is SalesGroupBy.DEVICE_ID:
         return "$device_id"
     if grouping.by is SalesGroupBy.DAY:
-        return {
-            "$dateToString": {
-                "date": "$occurred_at",
-                "format": "%Y-%m-%d",
-                "timezone": grouping.time_zone,
-            }
-        }
+        return _local_day("$occurred_at", grouping.time_zone)
     # $getField: an attribute's name may hold dots or start with $.
     return {"$getField": {"field": {"$literal": grouping.attribute}, "input": "$attribute_texts"}}
 

@@ -16,7 +16,9 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    cast,
     func,
+    null,
     or_,
     select,
     update,
@@ -41,7 +43,16 @@ from adapters.sqlalchemy.telemetry_rows import (
 )
 from application.ports import Window
 from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
-from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport, Severity
+from domain.error_reports import (
+    PER_FINGERPRINT,
+    ErrorFilter,
+    ErrorGroup,
+    ErrorGroupBy,
+    ErrorGrouping,
+    ErrorReport,
+    Severity,
+    in_report_order,
+)
 from domain.performance import (
     PERCENTILES,
     STEP_PERCENTILES,
@@ -197,49 +208,60 @@ class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
             errors.c.at, _matching(tenant_id, where), window, limit, after
         )
 
-    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
+    async def report(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        grouping: ErrorGrouping = PER_FINGERPRINT,
+    ) -> list[ErrorGroup]:
         e = errors.c
-        chosen = [*_matching(tenant_id, where), *_within(e.at, window)]
-        counted = (
-            select(
-                e.fingerprint,
-                func.count().label("total"),
-                func.count(e.device_id.distinct()).label("devices"),
-                func.count(e.session_id.distinct()).label("sessions"),
-                func.min(e.at).label("first_seen"),
-                func.max(e.at).label("last_seen"),
-                func.max(case(SEVERITY_RANK, value=e.severity)).label("worst"),
-                func.count(case((e.sale_lost, 1))).label("sales_lost"),
-            )
-            .where(*chosen)
-            .group_by(e.fingerprint)
+        # Grouped outside the subquery that names the day: PostgreSQL would not see an
+        # expression with a parameter (the time zone) in SELECT and GROUP BY as the same.
+        chosen = (
+            select(self._day(grouping).label("day"), *(e[name] for name in _REPORTED))
+            .where(*_matching(tenant_id, where), *_within(e.at, window))
             .subquery()
         )
-        newest = func.row_number().over(
-            partition_by=e.fingerprint, order_by=(e.at.desc(), e.id.desc())
+        r = chosen.c
+        group = (r.day, r.fingerprint)
+        counted = (
+            select(
+                *group,
+                func.count().label("total"),
+                func.count(r.device_id.distinct()).label("devices"),
+                func.count(r.session_id.distinct()).label("sessions"),
+                func.min(r.at).label("first_seen"),
+                func.max(r.at).label("last_seen"),
+                func.max(case(SEVERITY_RANK, value=r.severity)).label("worst"),
+                func.count(case((r.sale_lost, 1))).label("sales_lost"),
+            )
+            .group_by(*group)
+            .subquery()
         )
-        ranked = select(e.fingerprint, e.type, e.code, e.message, newest.label("n")).where(*chosen)
-        latest = ranked.subquery()
+        newest = func.row_number().over(partition_by=group, order_by=(r.at.desc(), r.id.desc()))
+        latest = select(*group, r.type, r.code, r.message, newest.label("n")).subquery()
+        same_group = [latest.c.fingerprint == counted.c.fingerprint, latest.c.n == 1]
+        if grouping.by is ErrorGroupBy.DAY:  # else every day is NULL, and NULL equals nothing
+            same_group.append(latest.c.day == counted.c.day)
         groups = select(counted, latest.c.type, latest.c.code, latest.c.message).join_from(
-            counted, latest, and_(latest.c.fingerprint == counted.c.fingerprint, latest.c.n == 1)
+            counted, latest, and_(*same_group)
         )
-        versions = select(e.fingerprint, e.app_version, func.count()).where(*chosen)
-        losses = select(e.fingerprint, e.loss_currency, *amount_sums(e, "loss")).where(
-            *chosen, e.loss_currency.is_not(None)
+        versions = select(*group, r.app_version, func.count()).group_by(*group, r.app_version)
+        losses = (
+            select(*group, r.loss_currency, *amount_sums(r, "loss"))
+            .where(r.loss_currency.is_not(None))
+            .group_by(*group, r.loss_currency)
         )
-        app_versions: dict[str, dict[str, int]] = defaultdict(dict)
-        estimated_loss: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        app_versions: dict[tuple[str | None, str], dict[str, int]] = defaultdict(dict)
+        estimated_loss: dict[tuple[str | None, str], dict[str, Decimal]] = defaultdict(dict)
         async with self._single.connect() as conn:
             found = (await conn.execute(groups)).all()
-            for fingerprint, version, n in await conn.execute(
-                versions.group_by(e.fingerprint, e.app_version)
-            ):
-                app_versions[fingerprint][version] = n
-            for fingerprint, currency, units, nanos in await conn.execute(
-                losses.group_by(e.fingerprint, e.loss_currency)
-            ):
-                estimated_loss[fingerprint][currency] = amount_of(units, nanos)
-        report = [
+            for day, fingerprint, version, n in await conn.execute(versions):
+                app_versions[(day, fingerprint)][version] = n
+            for day, fingerprint, currency, units, nanos in await conn.execute(losses):
+                estimated_loss[(day, fingerprint)][currency] = amount_of(units, nanos)
+        return in_report_order(
             ErrorGroup(
                 fingerprint=g.fingerprint,
                 type=g.type,
@@ -250,14 +272,26 @@ class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
                 sessions=g.sessions,
                 first_seen=g.first_seen,
                 last_seen=g.last_seen,
-                app_versions=app_versions[g.fingerprint],
+                app_versions=app_versions[(g.day, g.fingerprint)],
                 severity=list(Severity)[g.worst],
                 sales_lost=g.sales_lost,
-                estimated_loss=estimated_loss[g.fingerprint],
+                estimated_loss=estimated_loss[(g.day, g.fingerprint)],
+                day=g.day,
             )
             for g in found
-        ]
-        return sorted(report, key=lambda g: (-g.count, g.fingerprint))
+        )
+
+    def _day(self, grouping: ErrorGrouping) -> ColumnElement[str]:
+        if grouping.by is ErrorGroupBy.DAY:
+            return self._dialect.local_day(errors.c.at, grouping.time_zone)
+        return cast(null(), String)  # one day for all: a group per fingerprint
+
+
+# The columns of an error the report reads.
+_REPORTED = (
+    "fingerprint", "at", "id", "device_id", "session_id", "app_version", "severity",
+    "sale_lost", "loss_currency", "loss_units", "loss_nanos", "type", "code", "message",
+)  # fmt: skip
 
 
 def _matching(tenant_id: str, where: ErrorFilter) -> list[ColumnElement[bool]]:

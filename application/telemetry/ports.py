@@ -10,7 +10,13 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from application.ports import Window
-from domain.error_reports import ErrorFilter, ErrorGroup, ErrorReport
+from domain.error_reports import (
+    PER_FINGERPRINT,
+    ErrorFilter,
+    ErrorGroup,
+    ErrorGrouping,
+    ErrorReport,
+)
 from domain.performance import GroupBy, Metric, PerformanceRow
 from domain.sales import Sale, SaleFigures, SalesFilter, SalesGrouping, Settlement, SettlementState
 
@@ -48,9 +54,17 @@ class ErrorLog(RecordLog[ErrorReport], Protocol):
         descending), after `after`."""
         ...
 
-    async def report(self, tenant_id: str, where: ErrorFilter, window: Window) -> list[ErrorGroup]:
-        """The errors of the window grouped by fingerprint (see ErrorGroup), counted where they
-        are stored; most frequent first, then by fingerprint."""
+    async def report(
+        self,
+        tenant_id: str,
+        where: ErrorFilter,
+        window: Window,
+        grouping: ErrorGrouping = PER_FINGERPRINT,
+    ) -> list[ErrorGroup]:
+        """The errors of the window grouped by fingerprint (see ErrorGroup) or, by day, by
+        (calendar day of the grouping's time zone, fingerprint), each such group what the
+        ungrouped report gives for that day's part of the window. Counted where they are
+        stored; in domain.error_reports.in_report_order."""
         ...
 
 

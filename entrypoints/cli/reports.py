@@ -19,6 +19,7 @@ from application.telemetry.report_performance import (
 from application.telemetry.report_sales import ReportSales, ReportSalesQuery, SalesReport
 from application.trials.report_trials import ReportTrials, ReportTrialsQuery
 from domain.daily_summary import DailyFigures, DailySummary
+from domain.error_reports import ErrorGroupBy
 from domain.funnels import FunnelFigures
 from domain.money import amount_text
 from domain.performance import GroupBy, PerformanceRow
@@ -82,6 +83,11 @@ ERROR_COLUMNS = (
 @with_window
 @click.option("--app-version", help="Only errors of this app version.")
 @click.option("--device", "device_id", help="Only errors of this device.")
+@click.option(
+    "--group-by",
+    type=click.Choice([g.value for g in ErrorGroupBy]),
+    help="day: a row per fault and calendar day of the tenant's time zone.",
+)
 @format_option
 @click.pass_context
 def errors(
@@ -91,18 +97,22 @@ def errors(
     end: datetime | None,
     app_version: str | None,
     device_id: str | None,
+    group_by: str | None,
     output: str,
 ) -> None:
     """Device errors grouped by fingerprint (one fault across devices and builds), most
-    frequent first."""
+    frequent first; by day, oldest day first, with the day in the first column."""
 
     async def job(c: Container) -> ErrorsReport:
         tenant = await tenant_named(c, tenant_name)
         report_errors: ReportErrors = c.use_cases.report_errors()
-        return await report_errors(ReportErrorsQuery(tenant.id, start, end, app_version, device_id))
+        calendar = tenant.settings.calendar
+        query = ReportErrorsQuery(tenant.id, start, end, app_version, device_id, group_by, calendar)
+        return await report_errors(query)
 
-    rows = [[getattr(g, c) for c in ERROR_COLUMNS] for g in run(ctx, job).items]
-    echo_rows(output, ERROR_COLUMNS, rows)
+    columns = ERROR_COLUMNS if group_by is None else ("day", *ERROR_COLUMNS)
+    rows = [[getattr(g, c) for c in columns] for g in run(ctx, job).items]
+    echo_rows(output, columns, rows)
 
 
 PERFORMANCE_COLUMNS = (

@@ -9,9 +9,10 @@ by column, each cell read as what it stands for (a count, an amount, a text).
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
@@ -436,6 +437,42 @@ def paper_out(kiosk: Kiosk, minute: str) -> None:
 @then("the error report reads, most frequent first:")
 def error_report(api: Api, datatable: Table) -> None:
     reads(read(api, "/v1/reports/errors"), datatable, ERROR_GROUPS)
+
+
+SEOUL = ZoneInfo("Asia/Seoul")
+DAYS_AGO = {"two days ago": 2, "yesterday": 1}
+FAULTS = {
+    "paper jam": {"type": "PrinterError", "code": "JAM", "message": "paper jam"},
+    "out of paper": PAPER_OUT,
+}
+
+
+def seoul_day(clock: FakeClock, day: str) -> date:
+    """`yesterday`, `two days ago`: a day of Seoul's calendar before the story's today there."""
+    return clock.now().astimezone(SEOUL).date() - timedelta(days=DAYS_AGO[day])
+
+
+@given("the operator's kiosks stand in Seoul")
+def kiosks_in_seoul(api: Api) -> None:
+    response = api.client.put("/v1/settings", json={"time_zone": "Asia/Seoul"}, headers=api.admin)
+    assert response.status_code == 200, response.text
+
+
+@given("the kiosks reported these faults, in Seoul's time:")
+def faults_in_seoul(fleet: Fleet, clock: FakeClock, datatable: Table) -> None:
+    header, *rows = datatable
+    assert header == ["kiosk", "day", "at", "fault", "severity"]
+    for device, day, at, fault, severity in rows:
+        local = datetime.combine(seoul_day(clock, day), time.fromisoformat(at), SEOUL)
+        fields = {**FAULTS[fault], "severity": severity, "at": local.isoformat()}
+        kiosk = fleet[device]
+        kiosk.send("errors", kiosk.error(**fields))
+
+
+@then("the error report per day reads, oldest day first, then most frequent first:")
+def error_report_per_day(api: Api, clock: FakeClock, datatable: Table) -> None:
+    day: Column = (lambda group: group["day"], lambda cell: seoul_day(clock, cell).isoformat())
+    reads(read(api, "/v1/reports/errors", group_by="day"), datatable, {**ERROR_GROUPS, "day": day})
 
 
 # --- performance ------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def test_the_kiosk_reports_print_as_a_table_json_or_csv(url: str) -> None:  # no
     a_kiosk_hour(url)
 
     errors = sessionmeter(url, "report", "errors", "--tenant", "acme", "--format", "json")
+    per_day = sessionmeter(url, "report", "errors", "--tenant", "acme", "--group-by", "day")
     performance = sessionmeter(url, "report", "performance", "--tenant", "acme", "--format", "csv")
     sales = sessionmeter(url, "report", "sales", "--tenant", "acme", "--group-by", "day")
     bad = sessionmeter(url, "report", "sales", "--tenant", "acme", "--group-by", "store")
@@ -71,6 +72,11 @@ def test_the_kiosk_reports_print_as_a_table_json_or_csv(url: str) -> None:  # no
     assert errors.exit_code == 0, errors.output
     (fault,) = json.loads(errors.output)
     assert (fault["count"], fault["devices"], fault["estimated_loss"]) == (2, 2, {"KRW": "24001"})
+    header, row = per_day.output.splitlines()  # the tenant's days are UTC's
+    assert (header.split()[:2], row.split()[:1]) == (
+        ["day", "fingerprint"],
+        [(NOW - timedelta(minutes=30)).date().isoformat()],
+    )
     rows = list(csv.DictReader(io.StringIO(performance.output)))
     assert [(r["type"], r["count"], r["p50_ms"], r["max_ms"]) for r in rows] == [
         ("capture", "4", "200.0", "400.0")

@@ -2,7 +2,8 @@
 client id, listed and reported where they are stored."""
 
 import random
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from application.ports import Window
 from application.telemetry.ports import Position
-from domain.error_reports import ErrorFilter, Severity
+from domain.error_reports import ErrorFilter, ErrorGroup, ErrorGrouping, ErrorReport, Severity
 from domain.performance import GroupBy, StepTimes, nearest_rank
 from domain.sales import (
     PaymentMethod,
@@ -219,6 +220,110 @@ async def test_the_error_report_by_version_or_device_and_most_frequent_first(
     assert [(g.type, g.app_versions) for g in one_device] == [("B", {"1.4.2": 2})]
     other = await add_tenant(storage, "other")
     assert await storage.errors.report(other.id, ErrorFilter(), Window()) == []
+
+
+async def test_the_error_report_by_day_gives_each_local_day_what_a_window_of_it_alone_gives(
+    storage: Any,
+) -> None:
+    tenant = await add_tenant(storage, "seoul", time_zone="Asia/Seoul")
+    s1, s2 = await stored_session(storage, tenant), await stored_session(storage, tenant)
+    seoul = tenant.settings.calendar
+    # Midnight of 25 November in Seoul is 15:00 UTC on the 24th: one UTC day holds both sides.
+    midnight = seoul.day(date(2026, 11, 25)).start
+    jam = 'File "/opt/kiosk/printer.py", line 120, in print_photo'  # one fault, many messages
+
+    def around_midnight(id: str, minutes: float, **fields: Any) -> ErrorReport:
+        return an_error(id, at=midnight + timedelta(minutes=minutes), **fields)
+
+    camera = {"type": "CameraError", "code": "CAM_TIMEOUT"}
+    await storage.errors.add(
+        tenant.id,
+        [
+            around_midnight("j1", -50, session_id=s1.id, stack_trace=jam, impact=loss("0.1")),
+            around_midnight("c1", -20, **camera),
+            around_midnight(
+                "j2",
+                -1 / 60,  # a second before midnight
+                device_id="kiosk-2",
+                app_version="1.5.0",
+                session_id=s2.id,
+                stack_trace=jam,
+                severity=Severity.FATAL,
+                impact=loss("0.2"),
+            ),
+            around_midnight(
+                "j3",
+                0,
+                device_id="kiosk-2",
+                app_version="1.5.0",
+                session_id=s2.id,
+                stack_trace=jam,
+                severity=Severity.WARNING,
+                impact=loss("9.99", "USD"),
+            ),
+            around_midnight("j4", 30, device_id="kiosk-3", stack_trace=jam, message="tray 2"),
+            around_midnight("c2", 40, **camera),
+            around_midnight("c3", 50, device_id="kiosk-2", app_version="1.5.0", **camera),
+            around_midnight("next-day", 24 * 60 + 1, device_id="kiosk-9"),
+        ],
+    )
+
+    async def by_day(time_zone: str) -> list[ErrorGroup]:
+        grouping = ErrorGrouping.parse("day", time_zone)
+        report: list[ErrorGroup] = await storage.errors.report(
+            tenant.id, EVERY_ERROR, ANY_TIME, grouping
+        )
+        return report
+
+    in_seoul, in_utc = await by_day(seoul.time_zone), await by_day("UTC")
+
+    days = ["2026-11-24", "2026-11-25", "2026-11-26"]
+    assert [g.day for g in in_seoul] == [days[0]] * 2 + [days[1]] * 2 + [days[2]]
+    for label in days:
+        day = seoul.day(date.fromisoformat(label))
+        alone = await storage.errors.report(tenant.id, EVERY_ERROR, Window(day.start, day.end))
+        assert [replace(g, day=None) for g in in_seoul if g.day == label] == alone, label
+    jam_before, camera_before, *_ = in_seoul
+    jam_after = next(g for g in in_seoul if g.day == days[1] and g.type == "PrinterError")
+    assert (jam_before.count, jam_before.devices, jam_before.sessions) == (2, 2, 2)
+    assert (jam_before.severity, jam_before.sales_lost) == (Severity.FATAL, 2)
+    assert jam_before.estimated_loss == {"KRW": Decimal("0.3")}
+    assert jam_before.app_versions == {"1.4.2": 1, "1.5.0": 1}
+    assert (jam_before.last_seen, jam_after.first_seen) == (
+        midnight - timedelta(seconds=1),
+        midnight,
+    )
+    assert (jam_after.count, jam_after.sessions, jam_after.severity) == (2, 1, Severity.ERROR)
+    assert (jam_after.sample_message, jam_after.estimated_loss) == (
+        "tray 2",
+        {"USD": Decimal("9.99")},
+    )
+    assert camera_before.count == 1
+    assert [(g.day, g.type, g.count) for g in in_utc] == [
+        ("2026-11-24", "PrinterError", 4),
+        ("2026-11-24", "CameraError", 3),
+        ("2026-11-25", "PrinterError", 1),
+    ]
+    ungrouped = await storage.errors.report(tenant.id, EVERY_ERROR, ANY_TIME)
+    assert [(g.day, g.count) for g in ungrouped] == [(None, 4), (None, 3), (None, 1)]
+
+
+async def test_the_day_the_clocks_go_back_groups_its_25_hours_of_errors(storage: Any) -> None:
+    tenant = await add_tenant(storage, "new-york", time_zone="America/New_York")
+    new_york = tenant.settings.calendar
+    fall_back = new_york.day(date(2026, 11, 1))  # 02:00 daylight time is 01:00 standard time
+    assert fall_back.end - fall_back.start == timedelta(hours=25)
+    instants = [
+        fall_back.start + timedelta(minutes=30),  # 00:30, daylight time
+        fall_back.end - timedelta(minutes=30),  # 23:30, standard time: still 1 November
+        fall_back.end + timedelta(minutes=10),  # 00:10 on 2 November
+    ]
+    await storage.errors.add(tenant.id, [an_error(f"e{i}", at=t) for i, t in enumerate(instants)])
+
+    grouping = ErrorGrouping.parse("day", new_york.time_zone)
+    report = await storage.errors.report(tenant.id, EVERY_ERROR, ANY_TIME, grouping)
+
+    assert [(g.day, g.count) for g in report] == [("2026-11-01", 2), ("2026-11-02", 1)]
 
 
 # --- performance --------------------------------------------------------------------------

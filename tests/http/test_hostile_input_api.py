@@ -255,7 +255,7 @@ def test_a_nul_in_a_path_segment_query_parameter_or_cursor_is_422_naming_it(api:
         "/v1/reports/resources": ("kind",),
         "/v1/reports/watch-time": ("resource_id",),
         "/v1/reports/usage": ("bucket", "kind", "resource_id"),
-        "/v1/reports/errors": ("app_version", "device_id"),
+        "/v1/reports/errors": ("app_version", "device_id", "group_by"),
         "/v1/reports/performance": ("type", "group_by"),
         "/v1/reports/sales": ("group_by", "currency"),
     }

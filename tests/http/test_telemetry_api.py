@@ -3,8 +3,9 @@ in, each once by its id; lists and reports out; bad items refused by name, the r
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
@@ -145,6 +146,50 @@ def test_the_same_fault_on_two_builds_groups_as_one_in_the_error_report(api: Api
     assert camera["count"] == 1
     assert [e["id"] for e in listed.json()["items"]] == ["c", "b"]
     assert api.client.get("/v1/reports/errors", headers=api.other_tenant).status_code == 403
+
+
+def test_the_error_report_per_day_counts_the_days_of_the_tenants_zone(api: Api) -> None:
+    settings = api.client.put("/v1/settings", json={"time_zone": "Asia/Seoul"}, headers=api.admin)
+    assert settings.status_code == 200, settings.text
+    seoul = ZoneInfo("Asia/Seoul")
+    yesterday = datetime.now(seoul).date() - timedelta(days=1)
+    # Yesterday's midnight in Seoul, 15:00 UTC the day before: the same UTC day on both sides.
+    midnight = datetime.combine(yesterday, time(), seoul)
+
+    def around_midnight(id: str, minutes: int, **fields: Any) -> dict[str, Any]:
+        return an_error(id, at=(midnight + timedelta(minutes=minutes)).isoformat(), **fields)
+
+    jam = {"stack_trace": 'File "printer.py", line 120, in feed'}  # one fault, two messages
+    errors = [
+        around_midnight("before", -10, **jam),
+        around_midnight("after", 10, device_id="kiosk-2", severity="fatal", **jam),
+        around_midnight("camera", 20, type="CameraError"),
+        around_midnight("again", 30, message="paper jam on tray 2", **jam),
+    ]
+    sent = api.client.post("/v1/errors/batch", json={"errors": errors}, headers=api.app)
+    assert sent.json()["inserted"] == 4, sent.text
+
+    def report(**params: str) -> Any:
+        return api.client.get("/v1/reports/errors", params=params, headers=api.admin)
+
+    per_day, whole, weekly = report(group_by="day"), report(), report(group_by="week")
+
+    assert per_day.status_code == 200, per_day.text
+    days = [(yesterday - timedelta(days=1)).isoformat(), yesterday.isoformat()]
+    assert [
+        (g["day"], g["type"], g["count"], g["devices"], g["severity"], g["sample_message"])
+        for g in per_day.json()["items"]
+    ] == [
+        (days[0], "PrinterError", 1, 1, "error", "paper jam"),
+        (days[1], "PrinterError", 2, 2, "fatal", "paper jam on tray 2"),
+        (days[1], "CameraError", 1, 1, "error", "paper jam"),
+    ]
+    assert [(g["day"], g["type"], g["count"]) for g in whole.json()["items"]] == [
+        (None, "PrinterError", 3),
+        (None, "CameraError", 1),
+    ]
+    body = assert_error(weekly, 422, "validation_error")
+    assert body["fields"] == [{"field": "group_by", "message": "must be day"}]
 
 
 def test_performance_percentiles_per_version_show_the_slow_capture(api: Api) -> None:

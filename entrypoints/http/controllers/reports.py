@@ -235,7 +235,7 @@ class ReportsController(Controller):
 
     @get(
         "/reports/errors",
-        summary="Faults grouped by fingerprint, most frequent first",
+        summary="Faults grouped by fingerprint (per day, if asked), most frequent first",
         operation_id="reportErrors",
         description=rules_of(ReportErrors),
         responses=documented(TELEMETRY_REPORT),
@@ -248,8 +248,12 @@ class ReportsController(Controller):
         end: To = None,
         app_version: FromQuery[str | None] = None,
         device_id: FromQuery[str | None] = None,
+        group_by: FromQuery[str | None] = None,
     ) -> Listing[ErrorGroupOut]:
-        query = ReportErrorsQuery(caller.tenant.id, start, end, app_version, device_id)
+        calendar = caller.tenant.settings.calendar
+        query = ReportErrorsQuery(
+            caller.tenant.id, start, end, app_version, device_id, group_by, calendar
+        )
         report = await report_errors(query)
         return Listing([ErrorGroupOut.of(g) for g in report.items])
 

@@ -136,6 +136,7 @@ def error_report(body: ErrorBody, session_id: str | None) -> ErrorReport:
 
 
 class ErrorGroupOut(msgspec.Struct):
+    day: str | None  # with group_by=day: the tenant's calendar day (YYYY-MM-DD); else null
     fingerprint: str
     type: str
     code: str | None
@@ -154,6 +155,6 @@ class ErrorGroupOut(msgspec.Struct):
     def of(cls, g: ErrorGroup) -> "ErrorGroupOut":
         loss = {currency: amount_text(amount) for currency, amount in g.estimated_loss.items()}
         return cls(
-            g.fingerprint, g.type, g.code, g.sample_message, g.count, g.devices, g.sessions,
-            g.first_seen, g.last_seen, g.app_versions, g.severity, g.sales_lost, loss,
+            g.day, g.fingerprint, g.type, g.code, g.sample_message, g.count, g.devices,
+            g.sessions, g.first_seen, g.last_seen, g.app_versions, g.severity, g.sales_lost, loss,
         )  # fmt: skip
