@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.calendar import Bucket, Calendar, Period
 from domain.money import sum_by_currency
-from domain.reports import to_the_millisecond
+from domain.reports import group_order, to_the_millisecond
 from domain.sales import SaleStatus, attribute_text
 from domain.session import AttributeValue
 from domain.snapshots import MeasuredSnapshot
@@ -260,6 +260,57 @@ class UsageFilter:
             return a.resource_id
         return None if self.group_by is None else dict(a.dimensions).get(self.group_by)
 
+    @property
+    def summed_by(self) -> str | None:
+        """The grouping whose group sums (group_sums) answer this filter, if one does: the
+        filter groups that way (or not at all), and picks no resource and no dimension value
+        but, perhaps, one of the dimension it groups by (`group_value`)."""
+        if self.resource_id is not None or set(self.dimensions) - {self.group_by}:
+            return None
+        if self.group_by_resource:
+            return BY_RESOURCE
+        return WHOLE if self.group_by is None else ATTRIBUTES + self.group_by
+
+    @property
+    def group_value(self) -> str | None:
+        """With summed_by, the one value of its dimension chosen (None: every value)."""
+        return None if self.group_by is None else self.dimensions.get(self.group_by)
+
+
+# How the usage report groups a bucket's activity when it chooses among none of it: as a whole,
+# per resource, per value of one dimension ("attributes.<key>").
+WHOLE = ""
+BY_RESOURCE = "resource_id"
+ATTRIBUTES = "attributes."
+
+
+@dataclass(frozen=True)
+class GroupSum:
+    """A bucket's activity of one kind summed over one group of a grouping (a store that adds
+    the usage report up itself keeps these, so that a month per store reads a row per store,
+    kind and day rather than one per resource and set of values)."""
+
+    grouping: str  # WHOLE, BY_RESOURCE or ATTRIBUTES + a dimension's key
+    group: str | None  # the resource or the dimension's value (None: whole, or without it)
+    activity: Activity  # the kind's, with no resource or dimension values of its own
+
+
+def group_sums(activity: Iterable[Activity]) -> list[GroupSum]:
+    """The activity summed per kind for every grouping it can be reported by: as a whole, per
+    resource, and per value of each dimension any row has (rows without it as None)."""
+    rows = list(activity)
+    keys = sorted({k for a in rows for k, _ in a.dimensions})
+    sums: dict[tuple[str, str | None, str], Activity] = {}
+    for a in rows:
+        values = dict(a.dimensions)
+        plain = replace(a, resource_id="", dimensions=())
+        groups = [(WHOLE, None), (BY_RESOURCE, a.resource_id)]
+        groups += [(ATTRIBUTES + k, values.get(k)) for k in keys]
+        for grouping, group in groups:
+            key = (grouping, group, a.kind)
+            sums[key] = sums[key] + plain if key in sums else plain
+    return [GroupSum(g, v, sums[g, v, kind]) for g, v, kind in sums]
+
 
 def usage_figures(
     rollup: Rollup, bucket: Bucket, chosen: UsageFilter | None = None
@@ -268,14 +319,23 @@ def usage_figures(
     dimension grouped by (sessions without it last, as None), in order of value."""
     chosen = chosen or UsageFilter()
     empty = Activity(chosen.kind or "", chosen.resource_id or "")
-    totals: dict[str | None, Activity] = {} if chosen.grouped else {None: empty}
+    totals: dict[str | None, Activity] = {}
     for a in rollup.activity:
         if chosen.matches(a):
             group = chosen.group_of(a)
             plain = replace(a, kind=empty.kind, resource_id=empty.resource_id, dimensions=())
             totals[group] = totals.get(group, empty) + plain
-    order = sorted(totals, key=lambda g: (g is None, g or ""))
-    return [UsageFigures(bucket, totals[g], rollup.load, g) for g in order]
+    return grouped_figures(bucket, rollup.load, totals, chosen)
+
+
+def grouped_figures(
+    bucket: Bucket, load: ServerLoad, totals: Mapping[str | None, Activity], chosen: UsageFilter
+) -> list[UsageFigures]:
+    """The bucket's figures from the chosen activity already summed per group (with the
+    filter's kind and resource, no dimension values): as usage_figures gives them."""
+    if not chosen.grouped:
+        totals = {None: totals.get(None) or Activity(chosen.kind or "", chosen.resource_id or "")}
+    return [UsageFigures(bucket, totals[g], load, g) for g in sorted(totals, key=group_order)]
 
 
 def stored_period(size: Period) -> Period:

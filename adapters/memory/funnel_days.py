@@ -2,6 +2,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
+from application.funnels.group_tallies import group_tallies
 from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
 from domain.funnels import FunnelTally
 
@@ -28,6 +29,12 @@ class MemoryFunnelDays(FunnelDays):
         self, tenant_id: str, funnel: str, starts: Sequence[datetime], where: Mapping[str, str]
     ) -> list[FunnelRow]:
         return [row for d in self._days(tenant_id, funnel, starts) for row in d.rows]
+
+    async def groups(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], grouping: str
+    ) -> list[tuple[str | None, FunnelTally]]:
+        days = self._days(tenant_id, funnel, starts)
+        return [pair for d in days for pair in group_tallies(d.rows, grouping).items()]
 
     async def forget(self, tenant_id: str, funnel: str) -> None:
         for key in [k for k in self._store.funnel_days if k[:2] == (tenant_id, funnel)]:

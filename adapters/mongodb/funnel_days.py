@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
+from application.funnels.group_tallies import group_tallies
 from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
 from domain.funnels import FunnelTally
 
@@ -56,15 +57,28 @@ class MongoFunnelDays(FunnelDays):
         self, tenant_id: str, funnel: str, starts: Sequence[datetime], where: Mapping[str, str]
     ) -> list[FunnelRow]:
         # Every row of the days: the caller keeps those with the values asked for.
+        return [row for day in await self._rows_by_day(tenant_id, funnel, starts) for row in day]
+
+    async def groups(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], grouping: str
+    ) -> list[tuple[str | None, FunnelTally]]:
+        days = await self._rows_by_day(tenant_id, funnel, starts)
+        return [pair for rows in days for pair in group_tallies(rows, grouping).items()]
+
+    async def _rows_by_day(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime]
+    ) -> list[list[FunnelRow]]:
         found = self._days.find(_of_days(tenant_id, funnel, starts), {"_id": 0, "rows": 1})
         return [
-            FunnelRow(
-                row["resource_id"],
-                tuple((k, v) for k, v in row["dimensions"]),
-                FunnelTally.from_document(row["tally"]),
-            )
+            [
+                FunnelRow(
+                    row["resource_id"],
+                    tuple((k, v) for k, v in row["dimensions"]),
+                    FunnelTally.from_document(row["tally"]),
+                )
+                for row in d["rows"]
+            ]
             async for d in found
-            for row in d["rows"]
         ]
 
     async def forget(self, tenant_id: str, funnel: str) -> None:

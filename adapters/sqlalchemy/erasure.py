@@ -32,11 +32,13 @@ from adapters.sqlalchemy.tables import (
     alerts,
     errors,
     events,
+    funnel_day_groups,
     funnel_day_rows,
     funnel_days,
     ledger_entries,
     refused_starts,
     rollup_activity,
+    rollup_groups,
     sales,
     session_meters,
     sessions,
@@ -48,6 +50,7 @@ from adapters.sqlalchemy.tables import (
 from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
+from domain.rollups import BY_RESOURCE
 from domain.session import ChargeState
 
 BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
@@ -174,15 +177,31 @@ class SqlErasure(Erasure):
         a = rollup_activity
         of_resource = (a.c.tenant_id == tenant_id, a.c.resource_id == resource_id)
         picked = select(*a.primary_key.columns).where(*of_resource).limit(limit)
+        g = rollup_groups.c
+        its_buckets = select(a.c.period, a.c.bucket_start).where(*of_resource)
         async with self._engine.begin() as conn:
+            # Its buckets' group sums count it: gone, those buckets are summed from their rows.
+            await conn.execute(
+                delete(rollup_groups).where(
+                    g.tenant_id == tenant_id, tuple_(g.period, g.bucket_start).in_(its_buckets)
+                )
+            )
             deleted = await conn.execute(
                 delete(a).where(*of_resource, tuple_(*a.primary_key.columns).in_(picked))
             )
-            # Funnels' days lose its rows, and are recounted from what is left of the events.
-            rows = funnel_day_rows.c
+            # Funnels' days lose its rows and groups, and are recounted from what is left of the
+            # events.
+            rows, groups = funnel_day_rows.c, funnel_day_groups.c
             await conn.execute(
                 delete(funnel_day_rows).where(
                     rows.tenant_id == tenant_id, rows.resource_id == resource_id
+                )
+            )
+            await conn.execute(
+                delete(funnel_day_groups).where(
+                    groups.tenant_id == tenant_id,
+                    groups.grouping == BY_RESOURCE,
+                    groups.grp == resource_id,
                 )
             )
             await conn.execute(

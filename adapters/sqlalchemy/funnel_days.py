@@ -1,3 +1,6 @@
+"""Funnels' days in SQL: a row per funnel and day, its rows per resource and dimension values,
+and those rows added up per group of each grouping, replaced together in one transaction."""
+
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -8,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.sqlalchemy.dimensions import dimensions_of_text, dimensions_text, having_values
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.tables import funnel_day_rows, funnel_days
+from adapters.sqlalchemy.tables import funnel_day_groups, funnel_day_rows, funnel_days
+from application.funnels.group_tallies import group_tallies, groupings
 from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
 from domain.funnels import FunnelTally
+
+# A funnel's days, all in these tables.
+TABLES = (funnel_days, funnel_day_rows, funnel_day_groups)
 
 
 @raises_storage_errors
@@ -30,6 +37,11 @@ class SqlFunnelDays(FunnelDays):
             }
             for row in day.rows
         ]
+        groups = [
+            {**key, "grouping": grouping, "grp": group, "tally": tally.document()}
+            for grouping in groupings(day.dimensions)
+            for group, tally in group_tallies(day.rows, grouping).items()
+        ]
         stored = {
             **key,
             "fingerprint": day.fingerprint,
@@ -37,13 +49,14 @@ class SqlFunnelDays(FunnelDays):
             "tally": day.whole.document(),
         }
         async with self._engine.begin() as conn:
-            for table in (funnel_days, funnel_day_rows):
+            for table in TABLES:
                 await conn.execute(
                     delete(table).where(*_of_days(table, tenant_id, funnel, [day.start]))
                 )
             await conn.execute(funnel_days.insert().values(stored))
-            if rows:
-                await conn.execute(funnel_day_rows.insert(), rows)
+            for table, values in ((funnel_day_rows, rows), (funnel_day_groups, groups)):
+                if values:
+                    await conn.execute(table.insert(), values)
 
     async def stored(
         self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
@@ -81,9 +94,20 @@ class SqlFunnelDays(FunnelDays):
                 for row in found
             ]
 
+    async def groups(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], grouping: str
+    ) -> list[tuple[str | None, FunnelTally]]:
+        g = funnel_day_groups.c
+        query = select(g.grp, g.tally).where(
+            *_of_days(funnel_day_groups, tenant_id, funnel, starts), g.grouping == grouping
+        )
+        async with self._single.connect() as conn:
+            found = await conn.execute(query)
+            return [(row.grp, FunnelTally.from_document(row.tally)) for row in found]
+
     async def forget(self, tenant_id: str, funnel: str) -> None:
         async with self._engine.begin() as conn:
-            for table in (funnel_days, funnel_day_rows):
+            for table in TABLES:
                 await conn.execute(delete(table).where(*_of_days(table, tenant_id, funnel)))
 
 

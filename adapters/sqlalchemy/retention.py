@@ -7,14 +7,14 @@ from sqlalchemy import Column, Delete, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.funnel_days import TABLES as FUNNEL_DAY_TABLES
 from adapters.sqlalchemy.tables import (
     errors,
     events,
-    funnel_day_rows,
-    funnel_days,
     performance_metrics,
     performance_steps,
     rollup_activity,
+    rollup_groups,
     rollup_load,
     snapshots,
     webhook_deliveries,
@@ -66,7 +66,7 @@ class SqlRetention(Retention):
         )
         async with self._engine.begin() as conn:
             starts = list((await conn.execute(oldest)).scalars())
-            for table in (rollup_activity, rollup_load):
+            for table in (rollup_activity, rollup_groups, rollup_load):
                 await conn.execute(
                     delete(table).where(
                         table.c.tenant_id == tenant_id,
@@ -75,7 +75,7 @@ class SqlRetention(Retention):
                     )
                 )
             if period is Period.DAY:  # funnels' days go with the days (a few rows a day)
-                for table in (funnel_days, funnel_day_rows):
+                for table in FUNNEL_DAY_TABLES:
                     await conn.execute(
                         delete(table).where(
                             table.c.tenant_id == tenant_id, table.c.day_start < started_before

@@ -11,7 +11,7 @@ time zone left out, figures per bucket over the activity chosen, per group when 
 
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -20,29 +20,34 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Text,
     and_,
     case,
+    cast,
+    exists,
+    false,
     func,
     literal,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy.dimensions import having_values
 from adapters.sqlalchemy.quantities import from_json
-from adapters.sqlalchemy.tables import rollup_activity, rollup_load
+from adapters.sqlalchemy.tables import rollup_activity, rollup_groups, rollup_load
 from application.ports import Window
 from domain.calendar import Bucket, Calendar, Period
 from domain.money import sum_by_currency
 from domain.rollups import (
-    ActivityKey,
-    ActivityTally,
-    Rollup,
+    BY_RESOURCE,
+    Activity,
+    GroupSum,
     ServerLoad,
     UsageFigures,
     UsageFilter,
+    grouped_figures,
     stored_period,
-    usage_figures,
 )
 from domain.usage import Usage, add_usage
 
@@ -62,66 +67,109 @@ async def summed_figures(
     chosen: UsageFilter,
 ) -> list[UsageFigures]:
     stored = stored_period(size)
-    a = rollup_activity.c
-    of_window = in_window(rollup_load, tenant_id, stored, window)
-    loads = await conn.execute(select(rollup_load).where(*of_window).order_by("bucket_start"))
+    summed_by = chosen.summed_by
+    loads = await conn.execute(
+        select(rollup_load, _has_groups(summed_by).label("has_groups"))
+        .where(*in_window(rollup_load, tenant_id, stored, window))
+        .order_by("bucket_start")
+    )
     buckets: dict[datetime, Bucket] = {}
     load: dict[datetime, ServerLoad] = defaultdict(ServerLoad)
-    foreign = []  # days of the tenant's zone before it changed: none of this calendar's
+    # The stored buckets of this calendar: those summed per group of the report's grouping, and
+    # those read row by row. (Days of the tenant's zone before it changed are none of them.)
+    grouped: list[datetime] = []
+    ungrouped: list[datetime] = []
     for row in loads:
         if (
             stored is Period.DAY
             and calendar.start_of(Period.DAY, row.bucket_start) != row.bucket_start
         ):
-            foreign.append(row.bucket_start)
             continue
         bucket = calendar.bucket(size, row.bucket_start)
         buckets[bucket.start] = bucket
         load[bucket.start] += ServerLoad(**{f: getattr(row, f) for f in LOAD_FIELDS})
+        (grouped if row.has_groups else ungrouped).append(row.bucket_start)
     if not buckets:
         return []
     starts = list(buckets)
-    place = case(
-        *(
-            (and_(a.bucket_start >= buckets[s].start, a.bucket_start < buckets[s].end), n)
-            for n, s in enumerate(starts)
+    parts = []
+    if grouped:
+        g = rollup_groups.c
+        parts.append(
+            select(_place(g.bucket_start, buckets), g.grp, *_figures(rollup_groups)).where(
+                *in_window(rollup_groups, tenant_id, stored, window),
+                g.grouping == summed_by,
+                g.bucket_start.in_(grouped),
+                *_chosen_groups(chosen),
+            )
         )
-    )
-    where = [*in_window(rollup_activity, tenant_id, stored, window), *_chosen(chosen)]
-    if foreign:
-        where.append(a.bucket_start.not_in(foreign))
-    rows = (
-        select(place.label("place"), _group(chosen).label("grp"), rollup_activity)
-        .where(*where)
-        .subquery("chosen")
-    )
-    tallies: dict[int, ActivityTally] = defaultdict(ActivityTally)
+    if ungrouped:
+        a = rollup_activity.c
+        parts.append(
+            select(
+                _place(a.bucket_start, buckets), _group(chosen), *_figures(rollup_activity)
+            ).where(
+                *in_window(rollup_activity, tenant_id, stored, window),
+                a.bucket_start.in_(ungrouped),
+                *_chosen(chosen),
+            )
+        )
+    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("chosen")
     figures = (
         *(func.sum(rows.c[name]).label(name) for name in COUNTS),
         *(func.sum(rows.c[name]).label(name) for name in SECONDS),
-        # The per-key figures are few keys in small objects: gathered here, added up below (the
-        # database would parse each object once more per figure to add them itself).
-        *(func.json_agg(rows.c[name]).label(name) for name in MAPS),
+        # The per-key figures are few keys in small objects, most of them empty: the others
+        # gathered here, added up below (the database would parse each object once more per
+        # figure to add them itself).
+        *(
+            func.json_agg(rows.c[name]).filter(cast(rows.c[name], Text) != "{}").label(name)
+            for name in MAPS
+        ),
     )
+    totals: dict[int, dict[str | None, Activity]] = defaultdict(dict)
     for row in await conn.execute(_by_group(select(*figures), rows)):
-        found = tallies[row.place][_key(chosen, row.grp)]
-        found.update({name: int(getattr(row, name)) for name in COUNTS})
-        found.update({name: float(getattr(row, name)) for name in SECONDS})
-        found.update({name: ADD[name](getattr(row, name)) for name in MAPS})
+        summed: dict[str, Any] = {name: int(getattr(row, name)) for name in COUNTS}
+        summed.update({name: float(getattr(row, name)) for name in SECONDS})
+        summed.update({name: ADD[name](getattr(row, name) or []) for name in MAPS})
+        group = _group_of(chosen, row.grp)
+        totals[row.place][group] = Activity(chosen.kind or "", chosen.resource_id or "", **summed)
     return [
         figure
         for n, start in enumerate(starts)
-        for figure in usage_figures(
-            Rollup(size, start, tallies[n].rows(), load[start]), buckets[start], chosen
-        )
+        for figure in grouped_figures(buckets[start], load[start], totals[n], chosen)
     ]
 
 
+def _has_groups(summed_by: str | None) -> ColumnElement[bool]:
+    """Whether a rollup_load row's bucket has the group sums of this grouping."""
+    if summed_by is None:
+        return false()
+    g, load = rollup_groups.c, rollup_load.c
+    return exists().where(
+        g.tenant_id == load.tenant_id,
+        g.period == load.period,
+        g.grouping == summed_by,
+        g.bucket_start == load.bucket_start,
+    )
+
+
+def _place(column: Any, buckets: dict[datetime, Bucket]) -> ColumnElement[int]:
+    """The report's bucket (its number, in order) a stored bucket starting at `column` is in."""
+    return case(
+        *((and_(column >= b.start, column < b.end), n) for n, b in enumerate(buckets.values()))
+    ).label("place")
+
+
+def _figures(table: Any) -> list[Any]:
+    return [table.c[name] for name in (*COUNTS, *SECONDS, *MAPS)]
+
+
 def _counts(objects: list[dict[str, int]]) -> dict[str, int]:
-    total: Counter[str] = Counter()
+    total: dict[str, int] = {}
     for counts in objects:
-        total.update(counts)
-    return dict(total)
+        for key, count in counts.items():
+            total[key] = total.get(key, 0) + count
+    return total
 
 
 def _seconds(objects: list[dict[str, float]]) -> dict[str, float]:
@@ -167,26 +215,41 @@ def _chosen(chosen: UsageFilter) -> Iterable[ColumnElement[bool]]:
     yield from having_values(a.dimensions, chosen.dimensions)
 
 
+def _chosen_groups(chosen: UsageFilter) -> Iterable[ColumnElement[bool]]:
+    g = rollup_groups.c
+    if chosen.kind is not None:
+        yield g.kind == chosen.kind
+    if chosen.group_value is not None:
+        yield g.grp == json.dumps(chosen.group_value)
+
+
+def group_text(sum: GroupSum) -> str | None:
+    """A group sum's group as a rollup_groups row keeps it: as _group reads a rollup_activity
+    row's (a dimension's value as its JSON string), so that both read alike."""
+    if sum.group is None or sum.grouping == BY_RESOURCE:
+        return sum.group
+    return json.dumps(sum.group)
+
+
 def _group(chosen: UsageFilter) -> ColumnElement[Any]:
     a = rollup_activity.c
     if chosen.group_by_resource:
-        return a.resource_id
+        return a.resource_id.label("grp")
     if chosen.group_by is None:
-        return literal(None)
+        return literal(None).label("grp")
     # The value's JSON string (escapes and all) read off the row's text by a pattern: parsing
     # every row's JSON would cost several times as much. _key decodes it.
     key = json.dumps(chosen.group_by)
     pattern = r"\[" + re.escape(key) + r', ("(?:[^"\\]|\\.)*")\]'
-    return func.substring(a.dimensions, pattern)
+    return func.substring(a.dimensions, pattern).label("grp")
 
 
-def _key(chosen: UsageFilter, group: str | None) -> ActivityKey:
-    """A summed row's key, spelt so that usage_figures chooses it and finds its group."""
-    values = dict(chosen.dimensions)
-    if chosen.group_by is not None and group is not None:
-        values[chosen.group_by] = group = json.loads(group)
-    resource = group if chosen.group_by_resource else chosen.resource_id
-    return chosen.kind or "", resource or "", tuple(sorted(values.items()))
+def _group_of(chosen: UsageFilter, group: str | None) -> str | None:
+    """A summed row's group as the report names it (_group read a dimension's as JSON)."""
+    if chosen.group_by is None or group is None:
+        return group
+    value: str = json.loads(group)
+    return value
 
 
 def in_window(table: Any, tenant_id: str, period: Period, window: Window) -> list[Any]:

@@ -24,13 +24,14 @@ from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
-from adapters.sqlalchemy.rollup_sums import LOAD_FIELDS, in_window, summed_figures
+from adapters.sqlalchemy.rollup_sums import LOAD_FIELDS, group_text, in_window, summed_figures
 from adapters.sqlalchemy.spans import Spans
 from adapters.sqlalchemy.tables import (
     UTCDateTime,
     errors,
     events,
     rollup_activity,
+    rollup_groups,
     rollup_leases,
     rollup_load,
     sales,
@@ -52,6 +53,7 @@ from domain.rollups import (
     ServerLoad,
     UsageFigures,
     UsageFilter,
+    group_sums,
 )
 from domain.sales import SaleStatus
 from domain.session import SessionStatus
@@ -194,30 +196,30 @@ class SqlRollupRepository(RollupRepository):
                 **bucket,
                 "kind": a.kind,
                 "resource_id": a.resource_id,
-                "sessions_started": a.sessions_started,
-                "sessions_ended": a.sessions_ended,
-                "active_seconds": a.active_seconds,
-                "events": a.events,
-                "meters": to_json(a.meters),
-                "track_seconds": dict(a.track_seconds),
                 "dimensions": dimensions_text(a.dimensions),
-                "ended_statuses": dict(a.ended_statuses),
-                "ended_seconds": a.ended_seconds,
-                "errors": a.errors,
-                "fatal_errors": a.fatal_errors,
-                "sales": dict(a.sales),
-                "sales_net": {c: amount_text(net) for c, net in a.sales_net.items()},
+                **_figures(a),
             }
             for a in rollup.activity
         ]
+        # Only PostgreSQL adds the usage report up in SQL (rollup_sums); elsewhere unread.
+        groups = (
+            []
+            if self._sqlite
+            else [
+                {**bucket, "grouping": g.grouping, "kind": g.activity.kind, "grp": group_text(g)}
+                | _figures(g.activity)
+                for g in group_sums(rollup.activity)
+            ]
+        )
         load = {**bucket, **{f: getattr(rollup.load, f) for f in LOAD_FIELDS}}
         async with self._engine.begin() as conn:
             await serialise(conn, "rollup", tenant_id, rollup.period, rollup.start.isoformat())
-            for table in (rollup_activity, rollup_load):
+            for table in (rollup_activity, rollup_groups, rollup_load):
                 await conn.execute(delete(table).where(*_bucket(table, bucket)))
             await conn.execute(rollup_load.insert().values(load))
-            if activity:
-                await conn.execute(rollup_activity.insert(), activity)
+            for table, rows in ((rollup_activity, activity), (rollup_groups, groups)):
+                if rows:
+                    await conn.execute(table.insert(), rows)
 
     async def find(
         self,
@@ -359,6 +361,24 @@ class SqlRollupLeases(RollupLeases):
         )
         async with self._single.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount)
+
+
+def _figures(a: Activity) -> dict[str, Any]:
+    """An Activity's figures as a rollup row keeps them (tables.activity_figures)."""
+    return {
+        "sessions_started": a.sessions_started,
+        "sessions_ended": a.sessions_ended,
+        "active_seconds": a.active_seconds,
+        "events": a.events,
+        "meters": to_json(a.meters),
+        "track_seconds": dict(a.track_seconds),
+        "ended_statuses": dict(a.ended_statuses),
+        "ended_seconds": a.ended_seconds,
+        "errors": a.errors,
+        "fatal_errors": a.fatal_errors,
+        "sales": dict(a.sales),
+        "sales_net": {c: amount_text(net) for c, net in a.sales_net.items()},
+    }
 
 
 def _activity_order(a: Activity) -> tuple[str, str, Dimensions]:

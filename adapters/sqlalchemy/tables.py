@@ -1,6 +1,7 @@
 """The schema. Every tenant's rows are keyed by tenant_id, so no query can cross tenants."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -275,6 +276,20 @@ funnel_day_rows = Table(
     Column("tally", JSON, nullable=False),
 )
 
+# The day's rows added up per group of each grouping (application.funnels.group_tallies): what a
+# report grouped per resource or dimension reads.
+funnel_day_groups = Table(
+    "funnel_day_groups",
+    metadata,
+    Column("tenant_id", String(36), nullable=False),
+    Column("funnel", String(64), nullable=False),
+    Column("day_start", UTCDateTime, nullable=False),
+    Column("grouping", String(80), nullable=False),
+    Column("grp", Text, nullable=True),  # the resource or the dimension's value; NULL: without
+    Column("tally", JSON, nullable=False),
+    Index("ix_funnel_day_groups", "tenant_id", "funnel", "grouping", "day_start"),
+)
+
 livekit_accounts = Table(
     "livekit_accounts",
     metadata,
@@ -336,6 +351,28 @@ rollup_load = Table(
     Column("peak_concurrent_users", BigInteger, nullable=False),
 )
 
+
+def activity_figures() -> list[Column[Any]]:
+    """What a rollup row keeps of its sessions' activity (domain.rollups.Activity)."""
+    return [
+        Column("sessions_started", BigInteger, nullable=False),
+        Column("sessions_ended", BigInteger, nullable=False),
+        Column("active_seconds", Float, nullable=False),
+        Column("events", BigInteger, nullable=False),
+        Column("meters", JSON, nullable=False),  # decimals as strings (quantities.to_json)
+        Column("track_seconds", JSON, nullable=False),
+        # The sessions that ended in the bucket, by status, and their seconds from start to end.
+        Column("ended_statuses", JSON, nullable=False, server_default="{}"),
+        Column("ended_seconds", Float, nullable=False, server_default="0"),
+        # Errors naming the row's sessions, the fatal ones, and their sales per currency:
+        # completed ones counted, and their net less the refunds' (decimal strings).
+        Column("errors", BigInteger, nullable=False, server_default="0"),
+        Column("fatal_errors", BigInteger, nullable=False, server_default="0"),
+        Column("sales", JSON, nullable=False, server_default="{}"),
+        Column("sales_net", JSON, nullable=False, server_default="{}"),
+    ]
+
+
 rollup_activity = Table(
     "rollup_activity",
     metadata,
@@ -344,23 +381,28 @@ rollup_activity = Table(
     Column("bucket_start", UTCDateTime, primary_key=True),
     Column("kind", String(64), primary_key=True),
     Column("resource_id", String(200), primary_key=True),
-    Column("sessions_started", BigInteger, nullable=False),
-    Column("sessions_ended", BigInteger, nullable=False),
-    Column("active_seconds", Float, nullable=False),
-    Column("events", BigInteger, nullable=False),
-    Column("meters", JSON, nullable=False),  # decimals as strings (quantities.to_json)
-    Column("track_seconds", JSON, nullable=False),
     # The values of the tenant's dimensions, as JSON text of [[key, value], …] by key ("": none).
     Column("dimensions", Text, primary_key=True, server_default=""),
-    # The sessions that ended in the bucket, by status, and their seconds from start to end.
-    Column("ended_statuses", JSON, nullable=False, server_default="{}"),
-    Column("ended_seconds", Float, nullable=False, server_default="0"),
-    # Errors naming the row's sessions, the fatal ones, and their sales per currency: completed
-    # ones counted, and their net less the refunds' (decimal strings).
-    Column("errors", BigInteger, nullable=False, server_default="0"),
-    Column("fatal_errors", BigInteger, nullable=False, server_default="0"),
-    Column("sales", JSON, nullable=False, server_default="{}"),
-    Column("sales_net", JSON, nullable=False, server_default="{}"),
+    *activity_figures(),
+)
+
+# PostgreSQL's bucket's activity summed per kind and group of each grouping (domain.rollups.
+# group_sums), written with the bucket: what the usage report adds up when it chooses nothing
+# but the grouping. A bucket without a grouping's rows (rolled up before they were kept, or a
+# resource's rows erased since) is added up from rollup_activity.
+rollup_groups = Table(
+    "rollup_groups",
+    metadata,
+    Column("tenant_id", String(36), nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("bucket_start", UTCDateTime, nullable=False),
+    Column("grouping", String(80), nullable=False),
+    Column("kind", String(64), nullable=False),
+    # The group as rollup_sums reads a row's: the resource id, a dimension's value as its JSON
+    # string, NULL for the whole or for sessions without the dimension.
+    Column("grp", Text, nullable=True),
+    *activity_figures(),
+    Index("ix_rollup_groups", "tenant_id", "period", "grouping", "bucket_start"),
 )
 
 # Who is rolling up a tenant now (until when), and where its next run starts.

@@ -10,6 +10,7 @@ from application.funnels.ports import FunnelDays, FunnelEvents, FunnelScope
 from application.ports import Window
 from domain.calendar import Calendar, Period
 from domain.funnels import Funnel, FunnelFigures, FunnelGroup, FunnelTally
+from domain.reports import group_order
 from domain.tenants import TenantSettings
 
 
@@ -33,7 +34,7 @@ class FunnelCount:
         figures = self.whole.figures(self.funnel)
         if not grouped:
             return figures
-        ordered = sorted(self.groups, key=lambda g: (g is None, g or ""))
+        ordered = sorted(self.groups, key=group_order)
         groups = [FunnelGroup(g, self.groups[g].figures(self.funnel)) for g in ordered]
         return replace(figures, groups=groups)
 
@@ -89,9 +90,13 @@ async def _add_rolled_up(
     scope: FunnelScope,
 ) -> None:
     name = count.funnel.name
-    if not scope.grouped and not scope.where:
+    if not scope.where and scope.by_row is None:  # read as added up per day and group
         for tally in await days.wholes(tenant_id, name, starts):
             count.whole += tally
+        if scope.grouping is not None:
+            for group, tally in await days.groups(tenant_id, name, starts, scope.grouping):
+                mine = count.group(group)
+                mine += tally
         return
     for row in await days.rows(tenant_id, name, starts, scope.where):
         if scope.matches(row.dimensions):

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from application.ports import Window
 from domain.funnels import Funnel, FunnelTally, Trail
-from domain.rollups import Dimensions
+from domain.rollups import ATTRIBUTES, BY_RESOURCE, Dimensions
 from domain.session import SessionStatus
 
 
@@ -63,6 +63,14 @@ class FunnelScope:
         if self.group_by_resource:
             return resource_id
         return None if self.group_by is None else dict(dimensions).get(self.group_by)
+
+    @property
+    def grouping(self) -> str | None:
+        """How the scope groups, as application.funnels.group_tallies spells it (None: it does
+        not, or by rows)."""
+        if self.group_by_resource:
+            return BY_RESOURCE
+        return None if self.group_by is None else ATTRIBUTES + self.group_by
 
     def matches(self, dimensions: Dimensions) -> bool:
         values = dict(dimensions)
@@ -131,6 +139,7 @@ class FunnelDay:
     final: bool
     whole: FunnelTally
     rows: list[FunnelRow]
+    dimensions: tuple[str, ...] = ()  # the keys its rows are split by
 
 
 class FunnelDays(Protocol):
@@ -159,6 +168,13 @@ class FunnelDays(Protocol):
     ) -> list[FunnelRow]:
         """The rows of the days starting at `starts`, at least those whose dimensions have all
         the values in `where` (a store may leave the choosing to its caller)."""
+        ...
+
+    async def groups(
+        self, tenant_id: str, funnel: str, starts: Sequence[datetime], grouping: str
+    ) -> list[tuple[str | None, FunnelTally]]:
+        """The rows of the days starting at `starts` added up per group of the grouping
+        (application.funnels.group_tallies), a day at a time: the caller adds the days up."""
         ...
 
     async def forget(self, tenant_id: str, funnel: str) -> None:

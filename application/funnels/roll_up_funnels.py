@@ -58,5 +58,5 @@ class RollUpFunnels:
             resource_id, values = row_of_group(group)
             rows.append(FunnelRow(resource_id, values, tally))
         fingerprint = funnel.fingerprint(dimensions)
-        stored = FunnelDay(day.start, fingerprint, final, count.whole, rows)
+        stored = FunnelDay(day.start, fingerprint, final, count.whole, rows, tuple(dimensions))
         await self._days.replace(tenant.id, funnel.name, stored)

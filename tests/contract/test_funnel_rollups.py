@@ -94,7 +94,12 @@ async def rolled_up_for_good(storage: Any, tenant: Tenant) -> tuple[Tenant, dict
 
 
 def asked_ways() -> list[dict[str, Any]]:
-    return [{}, {"where": {"store_id": "S2"}}, {"group_by": "attributes.store_id"}]
+    return [
+        {},
+        {"where": {"store_id": "S2"}},
+        {"group_by": "attributes.store_id"},
+        {"group_by": "attributes.country"},
+    ]
 
 
 async def test_a_day_rolled_up_for_good_gives_what_its_events_give(

@@ -105,3 +105,32 @@ async def test_hours_are_reported_as_stored(storage: Any, tenant: Tenant) -> Non
 
     assert found == figures_by_bucket(stored[2:20], SEOUL, Period.HOUR, chosen)
     assert len({f.bucket.start for f in found}) == 18
+
+
+async def test_a_resource_erased_from_some_days_leaves_the_sums_of_what_is_left(
+    storage: Any, tenant: Tenant
+) -> None:
+    days = [SEOUL.shift(Period.DAY, FIRST_DAY, n) for n in range(10)]
+    stored = rollups(Period.DAY, days)
+    # res-1 only on the last 4 days: the others keep whatever a store sums ahead.
+    stored = [
+        Rollup(r.period, r.start, [a for a in r.activity if a.resource_id != "res-1" or n >= 6])
+        for n, r in enumerate(stored)
+    ]
+    for rollup in stored:
+        await storage.rollups.replace(tenant.id, rollup)
+
+    while await storage.erasure.delete_rollups(tenant.id, "res-1", 5):
+        pass
+
+    left = [
+        Rollup(r.period, r.start, [a for a in r.activity if a.resource_id != "res-1"], r.load)
+        for r in stored
+    ]
+    for size in (Period.DAY, Period.WEEK):
+        for name, chosen in FILTERS.items():
+            found = await storage.rollups.figures(
+                tenant.id, size, Window(days[0], days[-1]), SEOUL, chosen
+            )
+
+            assert found == figures_by_bucket(left[:-1], SEOUL, size, chosen), (size, name)
