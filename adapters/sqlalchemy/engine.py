@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -29,14 +30,24 @@ def create_engine(url: str) -> AsyncEngine:
     """Its errors name the statement that failed, never the values bound to it: those come from
     requests (subject ids, attributes), and the errors of a request are logged."""
     full = make_url(async_url(url))
+    # JSON columns decoded by msgspec: the same values as json.loads, in a third of the time
+    # (reports read thousands of small JSON objects).
+    common: dict[str, Any] = {"hide_parameters": True, "json_deserializer": msgspec.json.decode}
     if full.get_backend_name() == "sqlite":
-        engine = create_async_engine(full, hide_parameters=True)
+        engine = create_async_engine(full, **common)
         _serialise_sqlite_writers(engine)
         return engine
     # A fixed pool: under load requests queue for a connection instead of opening and closing
-    # overflow connections, each of which would cost a full PostgreSQL connect.
+    # overflow connections, each of which would cost a full PostgreSQL connect. No JIT: it
+    # compiles any query the planner guesses costly (a correlated subquery is enough) and took
+    # 40 ms of a 100 ms report; our queries are indexed and short.
     return create_async_engine(
-        full, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30, hide_parameters=True
+        full,
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=30,
+        connect_args={"server_settings": {"jit": "off"}},
+        **common,
     )
 
 
