@@ -352,6 +352,7 @@ class KioskDay:
     flush: dict[str, Json]  # the batches flushed after the hour offline
     settled: Json
     errors: Json  # the report, after retention deleted the old error
+    errors_by_day: Json  # the same, per day of the tenant's calendar
     performance: Json
     sales: Json
     final_session: Json
@@ -489,6 +490,7 @@ def kiosk_day(live: Live) -> KioskDay:
             lambda r: sum(g["count"] for g in r["items"]) == 3,
             KEPT_WITHIN_SECONDS,
         )
+        errors_by_day = ok(admin.get("/v1/reports/errors", params={**window, "group_by": "day"}))
         performance = poll(
             lambda: ok(admin.get("/v1/reports/performance", params=window)),
             lambda r: all(row["max_ms"] < 99_999.0 for row in r["items"]),
@@ -496,7 +498,9 @@ def kiosk_day(live: Live) -> KioskDay:
         )
         sales = ok(admin.get("/v1/reports/sales", params={"group_by": "device_id"}))
         final_session = ok(admin.get(f"/v1/sessions/{sid}"))
-    return KioskDay(session, sent, flush, settled, errors, performance, sales, final_session)
+    return KioskDay(
+        session, sent, flush, settled, errors, errors_by_day, performance, sales, final_session
+    )
 
 
 # 6. Session retention while it runs: the tenant keeps sessions 1 day; an unrated session and a
@@ -592,6 +596,7 @@ class StoreDays:
     summaries: list[Json]  # the daily summary per store of each local day they started on
     s2_sessions: Json  # the sessions list, store live-S2's only
     s2_resources: Json  # the resources report, store live-S2's sessions only
+    store_resources: Json  # the resources report per store
     funnel: Json  # the booth's funnel per store, after a rollup run that rolled its day up
     rollup_runs: dict[str, float]  # the server's rollup job runs by outcome, then
 
@@ -674,8 +679,9 @@ def store_days(live: Live) -> StoreDays:
         s2 = {"attributes.store_id": "live-S2"}
         s2_sessions = ok(admin.get("/v1/sessions", params={**s2, "kind": "booth"}))
         s2_resources = ok(admin.get("/v1/reports/resources", params={**s2, "kind": "booth"}))
+        stores = ok(admin.get("/v1/reports/resources", params={**by_store, "kind": "booth"}))
     return StoreDays(
-        started, days, usage("week"), summaries, s2_sessions, s2_resources, funnel, runs
+        started, days, usage("week"), summaries, s2_sessions, s2_resources, stores, funnel, runs
     )
 
 

@@ -161,6 +161,16 @@ def test_a_kiosks_telemetry_is_kept_reported_and_pruned_by_retention_as_it_runs(
     assert (jam["count"], jam["devices"], jam["sessions"]) == (2, 2, 2), jam
     assert jam["app_versions"] == {"2.0.0": 1, "1.9.0": 1} and jam["sales_lost"] == 1, jam
     assert jam["estimated_loss"] == {"KRW": "15000"}, jam
+    # Per day of Seoul: the same faults, each day's own, oldest day first.
+    by_day = day.errors_by_day["items"]
+    assert sum(g["count"] for g in by_day) == 3, day.errors_by_day
+    labels = [g["day"] for g in by_day]
+    assert labels == sorted(labels), labels
+    seoul = ZoneInfo("Asia/Seoul")
+    for fault in by_day:
+        seen = {instant(fault[k]).astimezone(seoul).date() for k in ("first_seen", "last_seen")}
+        assert seen == {date.fromisoformat(fault["day"])}, fault
+    assert {g["fingerprint"] for g in by_day} == {g["fingerprint"] for g in faults.values()}
     rows = {(r["type"], r["group"]): r for r in day.performance["items"]}
     assert set(rows) == {("capture", "2.0.0"), ("print", "2.0.0")}, rows
     capture = rows[("capture", "2.0.0")]
@@ -227,6 +237,9 @@ def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: 
     assert [s["id"] for s in run.s2_sessions["items"]] == s2, run.s2_sessions
     booths = [(r["resource_id"], r["total_sessions"]) for r in run.s2_resources["items"]]
     assert booths == [("booth-1", 1)], run.s2_resources
+    stores = {r["group"]: r for r in run.store_resources["items"] if r["group"] in STORE_VISITS}
+    assert {g: r["total_sessions"] for g, r in stores.items()} == {"live-S1": 2, "live-S2": 1}
+    assert {r["resource_id"] for r in stores.values()} == {None}, run.store_resources
 
 
 def test_the_rollup_job_rolls_funnels_up_as_it_runs_and_the_funnel_still_counts_today(
