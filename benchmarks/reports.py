@@ -23,12 +23,13 @@ next to the daily, usage and funnel reports, the rows they ask the database for,
 asyncpg alone (how much of the time is the database). The server's background jobs are off, so
 nothing but the requests runs during the timings. --runs 3 shortens a trial at a larger scale.
 
-What reads what: the usage report reads day rollups only; the daily summary reads the day's
-rollup and, as the tenant has exactly one funnel, that funnel's rows of the day (rolled up by
-the same `rollup` run, one per booth and dimension values) for its conversion; the funnel
-report reads the funnel's 30 whole-day rollups (each day's tally: stage counts and times in
-stage counted to 3 significant digits); the trial report reads the window's raw sessions, the
-watch-time report the resource's raw sessions.
+What reads what: the usage report reads the day rollups' sums per store (rollup_groups: a row
+per store, kind and day); the daily summary reads the day's sums per store and, as the tenant
+has exactly one funnel, that funnel's tallies of the day per store (funnel_day_groups, made by
+the same `rollup` run) for its conversion; the funnel report reads the funnel's 30 whole-day
+rollups (each day's tally: stage counts and times in stage counted to 3 significant digits);
+the trial report reads the window's raw practice sessions (by kind) and the subscribers'
+histories, the watch-time report the resource's raw sessions.
 """
 
 import argparse
@@ -279,12 +280,12 @@ def rows_of(answer: Any) -> str:
     return ""
 
 
-# What the daily, usage and funnel reports ask the database (adapters/sqlalchemy/rollups.py
-# `find`, funnels.py `trails`), fetched whole with asyncpg: how much of a report is the database.
+# The rows the daily, usage and funnel reports add up (adapters/sqlalchemy/rollup_sums.py,
+# funnel_days.py), fetched whole with asyncpg: how much of a report is the database.
 ROLLUP_ROWS = """
-SELECT * FROM rollup_activity
-WHERE tenant_id = $1 AND period = 'day' AND bucket_start >= $2 AND bucket_start < $3
-ORDER BY bucket_start, kind, resource_id, dimensions
+SELECT * FROM rollup_groups
+WHERE tenant_id = $1 AND period = 'day' AND grouping = 'attributes.store_id'
+  AND bucket_start >= $2 AND bucket_start < $3
 """
 FUNNEL_ROWS = """
 SELECT tally FROM funnel_days
