@@ -3,6 +3,8 @@ resources' days is tens of thousands of rows: fetched and added in Python they t
 Here one query sums the counts and seconds per bucket and group, and gathers each group's
 per-key figures (meters, statuses, currencies: small JSON objects) for Python to add; summing
 those in SQL too (json_each) parsed every object once per figure and was slower than fetching.
+A report that chooses nothing but its grouping reads the buckets' sums per group (rollup_groups,
+written with each bucket): a row per store and day instead of one per resource and values.
 
 What comes back is what domain.rollups.figures_by_bucket makes of the same rows (the contract
 suite compares the stores): the calendar's buckets of the rollups found, a day cut by another
