@@ -267,9 +267,7 @@ class UsageFilter:
         but, perhaps, one of the dimension it groups by (`group_value`)."""
         if self.resource_id is not None or set(self.dimensions) - {self.group_by}:
             return None
-        if self.group_by_resource:
-            return BY_RESOURCE
-        return WHOLE if self.group_by is None else ATTRIBUTES + self.group_by
+        return grouping_of(self.group_by, self.group_by_resource)
 
     @property
     def group_value(self) -> str | None:
@@ -282,6 +280,13 @@ class UsageFilter:
 WHOLE = ""
 BY_RESOURCE = "resource_id"
 ATTRIBUTES = "attributes."
+
+
+def grouping_of(group_by: str | None, by_resource: bool) -> str:
+    """A report's grouping (by a dimension's key, or by resource), spelt as above."""
+    if by_resource:
+        return BY_RESOURCE
+    return WHOLE if group_by is None else ATTRIBUTES + group_by
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from application.ports import Window
 from domain.funnels import Funnel, FunnelTally, Trail
-from domain.rollups import ATTRIBUTES, BY_RESOURCE, Dimensions
+from domain.rollups import Dimensions, grouping_of
 from domain.session import SessionStatus
 
 
@@ -68,9 +68,9 @@ class FunnelScope:
     def grouping(self) -> str | None:
         """How the scope groups, as application.funnels.group_tallies spells it (None: it does
         not, or by rows)."""
-        if self.group_by_resource:
-            return BY_RESOURCE
-        return None if self.group_by is None else ATTRIBUTES + self.group_by
+        if self.by_row is not None or not self.grouped:
+            return None
+        return grouping_of(self.group_by, self.group_by_resource)
 
     def matches(self, dimensions: Dimensions) -> bool:
         values = dict(dimensions)

@@ -6,12 +6,11 @@ from datetime import date
 from application.funnels.count_funnel import count_funnel
 from application.funnels.ports import FunnelDays, FunnelEvents, FunnelRepository, FunnelScope
 from application.ports import Clock, Window
-from application.reports.report_usage import ATTRIBUTES
 from application.rollups.ports import RollupRepository
 from domain.calendar import Period
 from domain.daily_summary import DailyFigures, DailySummary
 from domain.errors import InvalidInput
-from domain.rollups import UsageFilter
+from domain.rollups import ATTRIBUTES, UsageFilter
 from domain.tenants import TenantSettings
 
 RESOURCE = "resource_id"

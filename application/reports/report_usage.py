@@ -9,11 +9,10 @@ from application.ports import Clock, Window
 from application.rollups.ports import RollupRepository
 from domain.calendar import Bucket, Calendar, Period, period
 from domain.errors import InvalidInput
-from domain.rollups import UsageFigures, UsageFilter
+from domain.rollups import ATTRIBUTES, UsageFigures, UsageFilter
 from domain.tenants import TenantSettings
 
 MAX_BUCKETS = 1000
-ATTRIBUTES = "attributes."
 DEFAULT_BUCKETS = {Period.HOUR: 24, Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}
 
 
