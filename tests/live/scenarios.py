@@ -718,6 +718,45 @@ def poll(read: Callable[[], Json], until: Callable[[Json], bool], within: float)
     return reading
 
 
+@dataclass
+class TrialWeek:
+    refused: Json  # a third try at the quiz, past the free plan's limit
+    trials: Json  # the trial report, after one of the two took the paid plan
+    watch_time: Json  # the quiz's watch time per store
+
+
+# The free plan lets a student take the live quiz twice; the pass has no limit.
+FREE_QUIZ = {"default": True, "limits": {"sessions_per_resource": 2, "session_kinds": ["quiz"]}}
+
+
+def trial_week(live: Live) -> TrialWeek:
+    """Two students try the quiz for free at two stores (not store_days's); one runs out, the
+    other pays."""
+    with live.admin() as admin:
+        ok(admin.put("/v1/plans/live-free", json=FREE_QUIZ))
+        ok(admin.put("/v1/plans/live-pass", json={"unlimited": True}))
+
+    def quiz(subject: str, store: str) -> httpx.Response:
+        body = {"kind": "quiz", "resource_id": "quiz-1", "subject_id": subject}
+        return http.post("/v1/sessions", json={**body, "attributes": {"store_id": store}})
+
+    with live.app() as http:
+        tries = [("sora", "quiz-S1"), ("sora", "quiz-S1"), ("hana", "quiz-S2")]
+        started = [ok(quiz(subject, store), 201) for subject, store in tries]
+        refused = quiz("sora", "quiz-S1").json()
+        time.sleep(1)
+        for session in started:
+            ok(http.post(f"/v1/sessions/{session['id']}/exit", json={}))
+    with live.admin() as admin:
+        until = (now() + timedelta(days=30)).isoformat()
+        pass_ = {"plan_id": "live-pass", "ends_at": until}
+        ok(admin.put("/v1/accounts/hana/subscription", json=pass_))
+        trials = ok(admin.get("/v1/reports/trials"))
+        watched = {"resource_id": "quiz-1", "group_by": "attributes.store_id"}
+        watch_time = ok(admin.get("/v1/reports/watch-time", params=watched))
+    return TrialWeek(refused, trials, watch_time)
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "counseling": counseling,
@@ -727,4 +766,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "session_retention": session_retention,
     "forgotten_client": forgotten_client,
     "store_days": store_days,
+    "trial_week": trial_week,
 }

@@ -30,6 +30,7 @@ from tests.live.scenarios import (
     Return,
     Stay,
     StoreDays,
+    TrialWeek,
     instant,
     per_store,
     price,
@@ -259,3 +260,22 @@ def test_the_rollup_job_rolls_funnels_up_as_it_runs_and_the_funnel_still_counts_
         if g["group"] in STORE_VISITS
     }
     assert conversion == {"live-S1": 0.5, "live-S2": 1.0}, run.summaries
+
+
+def test_free_trials_run_out_and_convert_and_watch_time_splits_by_store_as_it_runs(
+    live: LiveRun,
+) -> None:
+    run: TrialWeek = live.outcome("trial_week")
+
+    assert run.refused["error"] == "trial_exhausted", run.refused
+    trials = run.trials
+    assert (trials["trial_subjects"], trials["sessions_used"]) == (2, 3), trials
+    assert (trials["conversions"], trials["conversion_rate"]) == (1, 0.5), trials
+    assert trials["refused_starts"]["trial_exhausted"] == 1, trials
+    assert trials["subjects_exhausted"] == 1, trials
+    stores = {r["group"]: r for r in run.watch_time["items"]}
+    assert {g: r["visit_count"] for g, r in stores.items()} == {"quiz-S1": 2, "quiz-S2": 1}
+    assert {r["subject_id"] for r in stores.values()} == {None}, run.watch_time
+    # Sora's two visits overlapped: watched once, though they add up to more.
+    s1 = stores["quiz-S1"]
+    assert 0 < s1["unique_seconds"] < s1["total_seconds"], s1
