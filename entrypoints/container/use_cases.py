@@ -67,6 +67,7 @@ from application.trials.get_plan import GetPlan
 from application.trials.get_trial_status import GetTrialStatus
 from application.trials.list_plans import ListPlans
 from application.trials.list_subscriptions import ListSubscriptions
+from application.trials.plan_book import PlanBook
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.register_resource import RegisterResource
 from application.trials.report_trials import ReportTrials
@@ -96,10 +97,12 @@ class UseCaseContainer(containers.DeclarativeContainer):
     deduct_credits = providers.Factory(
         DeductCredits, rate_book=rate_book, ledger=storage.ledger, clock=outside.clock
     )
+    # Likewise for plans: every start reads them.
+    plan_book = providers.Singleton(PlanBook, plans=storage.plans, clock=outside.clock)
     plan_of_subject = providers.Factory(
-        PlanOfSubject, plans=storage.plans, subscriptions=storage.subscriptions
+        PlanOfSubject, plans=plan_book, subscriptions=storage.subscriptions
     )
-    billed_kinds = providers.Factory(BilledKinds, rate_book=rate_book, plans=storage.plans)
+    billed_kinds = providers.Factory(BilledKinds, rate_book=rate_book, plans=plan_book)
     start_session = providers.Factory(
         StartSession,
         sessions=storage.sessions,
@@ -157,7 +160,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     update_settings = providers.Factory(
         UpdateSettings, tenants=storage.tenants, authenticate=authenticate, rewinds=rollup_rewinds
     )
-    set_plan = providers.Factory(SetPlan, plans=storage.plans)
+    set_plan = providers.Factory(SetPlan, plans=plan_book)
     subscribe = providers.Factory(
         Subscribe,
         plans=storage.plans,

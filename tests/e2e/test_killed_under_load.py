@@ -177,7 +177,7 @@ class Client:
 def rated_tenant(storage_url: str) -> dict[str, str]:
     """A tenant whose KIND sessions are charged, and its app and admin keys by role: set before
     any server starts, since a rate set on one server process reaches the others only after
-    `application.credits.rate_book.TTL`."""
+    `application.remembered.TTL`."""
 
     async def set_up() -> dict[str, str]:
         container = build_container(Settings(storage_url=storage_url))
