@@ -18,7 +18,8 @@ LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 def to_the_millisecond(at: datetime) -> datetime:
     """Instants are kept to the millisecond: MongoDB's dates hold no more, and every store must
     give the same answers (a tenant moved between stores keeps its figures)."""
-    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+    extra = at.microsecond % 1000
+    return at.replace(microsecond=at.microsecond - extra) if extra else at
 
 
 def as_utc(field: str, at: datetime) -> datetime:
@@ -26,7 +27,7 @@ def as_utc(field: str, at: datetime) -> datetime:
         raise InvalidInput(field, "timestamp must carry a UTC offset")
     if not EARLIEST <= at <= LATEST:
         raise InvalidInput(field, "must lie between 2000-01-01 and 2999-12-31")
-    return to_the_millisecond(at.astimezone(UTC))
+    return to_the_millisecond(at if at.tzinfo is UTC else at.astimezone(UTC))
 
 
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:

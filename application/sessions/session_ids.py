@@ -1,6 +1,7 @@
 """Session ids are UUIDs; a client that supplies one makes its start idempotent."""
 
 import uuid
+from functools import lru_cache
 
 from domain.errors import InvalidInput, NotFound
 
@@ -25,6 +26,8 @@ def existing_session_id(value: str) -> str:
     return canonical
 
 
+# Batches name the same few sessions over and over; parsing a UUID costs more than a lookup.
+@lru_cache(maxsize=4096)
 def _canonical(value: str) -> str | None:
     try:
         return str(uuid.UUID(value))
