@@ -4,14 +4,15 @@ Each event carries a sequence number unique within its session: a number seen tw
 retry (stored once), a number never seen is a gap.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.clock import as_utc
 from domain.erasure import is_pseudonym
-from domain.errors import InvalidInput
+from domain.errors import Forbidden, InvalidInput
 from domain.session import JSONObject, Session
+from domain.tenants import Access
 from domain.text import check_json, check_text
 from domain.usage import MAX_QUANTITY, Usage, add_usage, over_the_limit, validate_usage
 
@@ -42,6 +43,26 @@ class Event:
         object.__setattr__(self, "meters", validate_usage("meters", self.meters))
         if self.data is not None:
             check_json("data", self.data)
+
+
+# Whether the caller may write an event into a session: None, or the reason it may not.
+Admission = Callable[[Session, "Event"], str | None]
+
+
+def admission_of(access: Access, billed: frozenset[str]) -> Admission:
+    """What a key may write into existing sessions (`Access.check_scope`, and meters only of
+    kinds that are not `billed`: `Access.check_writes`), judged on the sessions as stored."""
+
+    def admits(session: Session, event: Event) -> str | None:
+        try:
+            access.check_scope(session.resource_id)
+            if event.meters:
+                access.check_writes(session.kind, billed)
+        except Forbidden as forbidden:
+            return f"forbidden: {forbidden.detail}"
+        return None
+
+    return admits
 
 
 @dataclass(frozen=True)
@@ -90,11 +111,13 @@ def sort_batch(
     sessions: Mapping[str, Session],
     now: datetime,
     window: timedelta,
+    admits: Admission | None = None,
 ) -> SortedBatch:
     """Sort (position, event) pairs by whether their session takes them (Session.refusal;
-    absent: no such session; a meter's total reaching MAX_QUANTITY). Of a number repeated within
-    the batch only the first is new; a new event of an erased session comes without its label
-    and data (domain.erasure). The sessions must carry their usage."""
+    absent: no such session; a meter's total reaching MAX_QUANTITY) and the caller may write
+    into it (`admits`; what it refuses is refused even if stored before). Of a number repeated
+    within the batch only the first is new; a new event of an erased session comes without its
+    label and data (domain.erasure). The sessions must carry their usage."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
     totals = {session_id: session.usage for session_id, session in sessions.items()}
@@ -102,6 +125,9 @@ def sort_batch(
         session = sessions.get(event.session_id)
         if session is None:
             sorted_batch.rejections.append(EventRejection(index, "session_not_found"))
+            continue
+        if admits is not None and (forbidden := admits(session, event)) is not None:
+            sorted_batch.rejections.append(EventRejection(index, forbidden))
             continue
         reason = session.refusal(event.at, now, window)
         total = add_usage(totals[session.id], event.meters)
@@ -119,6 +145,26 @@ def sort_batch(
             totals[session.id] = total
     sorted_batch.new = list(first_of.values())
     return sorted_batch
+
+
+def count_into_sessions(
+    sessions: Mapping[str, Session], stored: Iterable[Event], now: datetime
+) -> tuple[dict[str, Usage], frozenset[str]]:
+    """Count events just stored into their sessions, each session's together
+    (Session.record_events): what each session's meters gained, and the ended sessions whose
+    price may have changed (left pending a settlement)."""
+    by_session: dict[str, list[Event]] = {}
+    for event in stored:
+        by_session.setdefault(event.session_id, []).append(event)
+    usage: dict[str, Usage] = {}
+    repriced = set()
+    for session_id, new in by_session.items():
+        session = sessions[session_id]
+        revision = session.charge_revision
+        usage[session_id] = session.record_events(new, now)
+        if session.charge_revision != revision:
+            repriced.add(session_id)
+    return usage, frozenset(repriced)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ own exit replaces it once (`close`).
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -397,3 +397,7 @@ class Session:
 
 def _check_id(field_name: str, value: str) -> None:
     check_text(field_name, value, MAX_ID_LENGTH)
+
+
+# Whether the caller may write into a session as stored: raises (Forbidden) if not.
+WriteCheck = Callable[[Session], None]

@@ -1,10 +1,17 @@
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
 from application.events.ports import EventLog
-from domain.events import BatchOutcome, Distribution, Event, sort_batch
+from domain.events import (
+    Admission,
+    BatchOutcome,
+    Distribution,
+    Event,
+    count_into_sessions,
+    sort_batch,
+)
 
 
 class MemoryEventLog(EventLog):
@@ -17,35 +24,29 @@ class MemoryEventLog(EventLog):
         events: Sequence[tuple[int, Event]],
         now: datetime,
         window: timedelta,
+        admits: Admission | None = None,
     ) -> BatchOutcome:
         sessions = {
             e.session_id: session
             for _, e in events
             if (session := self._store.sessions.get((tenant_id, e.session_id))) is not None
         }
-        batch = sort_batch(events, sessions, now, window)
-        taken: dict[str, list[Event]] = defaultdict(list)
+        batch = sort_batch(events, sessions, now, window, admits)
+        taken: list[Event] = []
         for _, event in batch.new:
             stored = self._store.events.setdefault((tenant_id, event.session_id), {})
             if event.sequence_no not in stored:
                 stored[event.sequence_no] = event
-                taken[event.session_id].append(event)
-        repriced = set()
-        for session_id, new in taken.items():
-            session = sessions[session_id]
-            revision = session.charge_revision
-            session.record_events(new, now)
-            if session.charge_revision != revision:
-                repriced.add(session_id)
+                taken.append(event)
+        _, repriced = count_into_sessions(sessions, taken, now)
         stored_keys = {
             (e.session_id, e.sequence_no)
             for _, e, _ in batch.refused
             if e.sequence_no in self._store.events.get((tenant_id, e.session_id), {})
         }
         rejections = batch.rejected(stored_keys)
-        inserted = sum(len(new) for new in taken.values())
-        duplicates = len(events) - inserted - len(rejections)
-        return BatchOutcome(inserted, duplicates, rejections, frozenset(repriced))
+        duplicates = len(events) - len(taken) - len(rejections)
+        return BatchOutcome(len(taken), duplicates, rejections, repriced)
 
     async def find(
         self,

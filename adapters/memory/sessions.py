@@ -7,7 +7,7 @@ from domain.errors import NotFound
 from domain.events import find_gaps
 from domain.plans import SessionLimit
 from domain.rollups import dimensions_of
-from domain.session import ChargeState, Closing, Exit, Session
+from domain.session import ChargeState, Closing, Exit, Session, WriteCheck
 from domain.staleness import Staleness
 
 
@@ -88,9 +88,12 @@ class MemorySessionRepository(SessionRepository):
         rated_kinds: frozenset[str],
         now: datetime,
         window: timedelta,
+        check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
         # No await between reading and writing: one event loop runs this step whole.
         stored = self._stored(tenant_id, session_id)
+        if check is not None:
+            check(stored)
         closing = stored.close(exit, rated_kinds, now, window)
         return self._read(stored), closing
 

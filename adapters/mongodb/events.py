@@ -14,7 +14,7 @@ from adapters.mongodb.event_counting import count_batch, finish_stale_batches
 from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
 from application.events.ports import EventLog
-from domain.events import BatchOutcome, Distribution, Event, sort_batch
+from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
 from domain.session import Session
 
 
@@ -30,9 +30,10 @@ class MongoEventLog(EventLog):
         batch: Sequence[tuple[int, Event]],
         now: datetime,
         window: timedelta,
+        admits: Admission | None = None,
     ) -> BatchOutcome:
         found = await self._sessions(tenant_id, {e.session_id for _, e in batch})
-        sorted_batch = sort_batch(batch, found, now, window)
+        sorted_batch = sort_batch(batch, found, now, window, admits)
         token = ObjectId()
         inserted, repeated = await self._insert(tenant_id, [e for _, e in sorted_batch.new], token)
         refused, repriced = await count_batch(self._db, tenant_id, token, inserted, now, window)

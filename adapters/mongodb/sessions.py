@@ -31,6 +31,7 @@ from domain.session import (
     Exit,
     Session,
     SessionStatus,
+    WriteCheck,
 )
 from domain.staleness import Staleness
 from domain.usage import Usage
@@ -139,11 +140,14 @@ class MongoSessionRepository(SessionRepository):
         rated_kinds: frozenset[str],
         now: datetime,
         window: timedelta,
+        check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
         for _ in range(ATTEMPTS):
             found = await self._sessions.find_one(_key(tenant_id, session_id))
             if found is None:
                 raise NotFound(f"no session {session_id}")
+            if check is not None:  # the kind and resource it judges never change
+                check(from_document(found))
             # Meters of events whose counting was cut short by a crash belong in the usage this
             # close may charge.
             if found["status"] == ACTIVE and await finish_stale_batches(

@@ -1,4 +1,3 @@
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -6,14 +5,17 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.event_batches import BatchWriter, Key, append_batch
 from adapters.sqlalchemy.meters import add_usage, usage_of
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.tables import events, sessions
 from application.events.ports import EventLog
-from domain.events import BatchOutcome, Distribution, Event, sort_batch
+from domain.events import Admission, BatchOutcome, Distribution, Event
 from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage
 
@@ -23,6 +25,7 @@ class SqlEventLog(EventLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._postgresql = engine.dialect.name == "postgresql"
 
     async def append(
         self,
@@ -30,21 +33,17 @@ class SqlEventLog(EventLog):
         batch: Sequence[tuple[int, Event]],
         now: datetime,
         window: timedelta,
+        admits: Admission | None = None,
     ) -> BatchOutcome:
+        if self._postgresql:
+            # The hot path of ingest: its statements go to asyncpg as they are, arrays and all,
+            # without SQLAlchemy's per-row and per-statement work (adapters.sqlalchemy.asyncpg_statements).
+            async with asyncpg_transaction(self._engine) as driver:
+                writer: BatchWriter = AsyncpgBatchWriter(driver, tenant_id)
+                return await append_batch(writer, batch, now, window, admits)
         async with self._engine.begin() as conn:
-            metered = {e.session_id for _, e in batch if e.meters}
-            found = await self._lock_sessions(
-                conn, tenant_id, {e.session_id for _, e in batch}, metered
-            )
-            sorted_batch = sort_batch(batch, found, now, window)
-            inserted = await self._insert(conn, tenant_id, [e for _, e in sorted_batch.new])
-            stored_before = await self._stored(
-                conn, tenant_id, [e for _, e, _ in sorted_batch.refused]
-            )
-            rejections = sorted_batch.rejected(stored_before)
-            repriced = await self._count(conn, tenant_id, found, inserted, now)
-        duplicates = len(batch) - len(inserted) - len(rejections)
-        return BatchOutcome(len(inserted), duplicates, rejections, repriced)
+            writer = _CoreBatchWriter(conn, self._engine, tenant_id)
+            return await append_batch(writer, batch, now, window, admits)
 
     async def find(
         self,
@@ -84,75 +83,48 @@ class SqlEventLog(EventLog):
             counts = {value: n for value, n in await conn.execute(query)}
         return Distribution(total=sum(counts.values()), counts=counts)
 
-    async def _lock_sessions(
-        self, conn: AsyncConnection, tenant_id: str, session_ids: set[str], metered: set[str]
-    ) -> dict[str, Session]:
-        """The batch's sessions, locked (in id order, so that batches touching the same sessions
-        never deadlock) so a concurrent exit waits until their usage is in. Usage is read only
-        for the sessions whose events carry meters: its totals are what the limit checks."""
+
+class _CoreBatchWriter(BatchWriter):
+    """The batch's statements through SQLAlchemy Core (SQLite)."""
+
+    def __init__(self, conn: AsyncConnection, engine: AsyncEngine, tenant_id: str) -> None:
+        self._conn = conn
+        self._engine = engine
+        self._tenant_id = tenant_id
+
+    async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
         query = (
             select(sessions)
-            .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(session_ids))
+            .where(sessions.c.tenant_id == self._tenant_id, sessions.c.id.in_(session_ids))
             .order_by(sessions.c.id)
             .with_for_update()
         )
-        found = {row.id: from_row(row) for row in await conn.execute(query)}
-        for session_id, usage in (await usage_of(conn, tenant_id, metered & set(found))).items():
-            found[session_id].usage = usage
+        found = {row.id: from_row(row) for row in await self._conn.execute(query)}
+        usage = await usage_of(self._conn, self._tenant_id, metered & set(found))
+        for session_id, meters in usage.items():
+            found[session_id].usage = meters
         return found
 
-    async def _insert(
-        self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
-    ) -> list[Event]:
-        """Insert what is new; return the events this call stored (not those already there).
-        One executemany: SQLAlchemy sends it as multi-row INSERTs from a cached statement."""
-        if not batch:
-            return []
-        by_key = {(e.session_id, e.sequence_no): e for e in batch}
+    async def insert(self, batch: list[Event]) -> list[Key]:
+        # One executemany: SQLAlchemy sends it as multi-row INSERTs from a cached statement.
         stmt = (
             insert(self._engine, events)
             .on_conflict_do_nothing()
             .returning(events.c.session_id, events.c.sequence_no)
         )
-        rows = await conn.execute(stmt, [event_to_row(tenant_id, e) for e in batch])
-        return [by_key[(r.session_id, r.sequence_no)] for r in rows]
+        rows = await self._conn.execute(stmt, [event_to_row(self._tenant_id, e) for e in batch])
+        return [(r.session_id, r.sequence_no) for r in rows]
 
-    async def _stored(
-        self, conn: AsyncConnection, tenant_id: str, batch: list[Event]
-    ) -> set[tuple[str, int]]:
-        if not batch:
-            return set()
-        keys = [(e.session_id, e.sequence_no) for e in batch]
+    async def stored(self, keys: list[Key]) -> set[Key]:
         query = select(events.c.session_id, events.c.sequence_no).where(
-            events.c.tenant_id == tenant_id,
+            events.c.tenant_id == self._tenant_id,
             tuple_(events.c.session_id, events.c.sequence_no).in_(keys),
         )
-        return {(r.session_id, r.sequence_no) for r in await conn.execute(query)}
+        return {(r.session_id, r.sequence_no) for r in await self._conn.execute(query)}
 
-    async def _count(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        found: dict[str, Session],
-        inserted: list[Event],
-        now: datetime,
-    ) -> frozenset[str]:
-        """Count the stored events into their sessions (Session.record_events): meters into the
-        usage rows, the rest into the session rows. The sessions left to settle again."""
-        by_session: dict[str, list[Event]] = defaultdict(list)
-        for event in inserted:
-            by_session[event.session_id].append(event)
-        usage: dict[str, Usage] = {}
-        repriced = set()
-        for session_id, new in by_session.items():
-            session = found[session_id]
-            revision = session.charge_revision
-            usage[session_id] = session.record_events(new, now)
-            if session.charge_revision != revision:
-                repriced.add(session_id)
-        await add_usage(conn, self._engine, tenant_id, usage)
-        await save(conn, [found[i] for i in by_session], EVENT_CHANGES)
-        return frozenset(repriced)
+    async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
+        await add_usage(self._conn, self._engine, self._tenant_id, usage)
+        await save(self._conn, changed, EVENT_CHANGES)
 
 
 def event_to_row(tenant_id: str, event: Event) -> dict[str, Any]:

@@ -56,8 +56,9 @@ async def load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Session]
     return loaded
 
 
-def from_row(row: Row[Any]) -> Session:
-    """The session as its row holds it, without usage or event gaps (see `load`)."""
+def from_row(row: Any) -> Session:
+    """The session as its row holds it (a Row, or anything with its columns as attributes),
+    without usage or event gaps (see `load`)."""
     charge = None
     if row.charge_credits is not None:
         charge = Charge(row.charge_credits, row.charge_balance_after, row.charge_warning)

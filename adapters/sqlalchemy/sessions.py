@@ -5,6 +5,8 @@ from typing import Any
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection, asyncpg_transaction
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
@@ -22,6 +24,7 @@ from domain.session import (
     Exit,
     Session,
     SessionStatus,
+    WriteCheck,
 )
 from domain.staleness import Staleness
 
@@ -32,8 +35,12 @@ class SqlSessionRepository(SessionRepository):
         self._engine = engine
         self._single = single_statement(engine)
         self._sqlite = engine.dialect.name == "sqlite"
+        self._postgresql = engine.dialect.name == "postgresql"
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
+        if limit is None and self._postgresql:  # the lifecycle's hot path
+            async with asyncpg_connection(self._engine) as driver:
+                return await asyncpg_sessions.insert(driver, session)
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
         if limit is None:
             async with self._single.begin() as conn:
@@ -146,12 +153,25 @@ class SqlSessionRepository(SessionRepository):
         rated_kinds: frozenset[str],
         now: datetime,
         window: timedelta,
+        check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
+        if self._postgresql:  # the lifecycle's hot path (adapters.sqlalchemy.asyncpg_statements)
+            async with asyncpg_transaction(self._engine) as driver:
+                session = _the_one(
+                    await asyncpg_sessions.lock(driver, tenant_id, [session_id]), session_id
+                )
+                if check is not None:
+                    check(session)
+                closing = session.close(exit, rated_kinds, now, window)
+                if closing.changed:
+                    await asyncpg_sessions.save(driver, [session], END_CHANGES)
+                    await asyncpg_sessions.add_usage(driver, tenant_id, {session_id: exit.usage})
+            return session, closing
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
-            if not found:
-                raise NotFound(f"no session {session_id}")
-            session = found[0]
+            session = _the_one({s.id: s for s in found}, session_id)
+            if check is not None:
+                check(session)
             closing = session.close(exit, rated_kinds, now, window)
             if closing.changed:
                 await save(conn, [session], END_CHANGES)
@@ -204,6 +224,12 @@ class SqlSessionRepository(SessionRepository):
         if lock:  # SQLite has no row locks: its transactions are already serialised
             query = query.with_for_update(skip_locked=skip_locked)
         return await load(conn, (await conn.execute(query)).all())
+
+
+def _the_one(found: dict[str, Session], session_id: str) -> Session:
+    if session_id not in found:
+        raise NotFound(f"no session {session_id}")
+    return found[session_id]
 
 
 def _key(tenant_id: str, session_id: str) -> list[Any]:

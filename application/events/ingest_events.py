@@ -10,8 +10,8 @@ from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from domain.clock import happened
-from domain.errors import Forbidden, InvalidInput, Late, PayloadTooLarge
-from domain.events import BatchOutcome, Event, EventRejection
+from domain.errors import InvalidInput, Late, PayloadTooLarge
+from domain.events import Admission, BatchOutcome, Event, EventRejection, admission_of
 from domain.tenants import Access, Role, Tenant
 
 
@@ -91,11 +91,12 @@ class IngestEvents:
             else:
                 valid.append((index, event))
         tenant_id = command.tenant.id
-        if command.access.role is Role.INGEST:
-            valid, forbidden = await self._allowed_to_ingest_key(tenant_id, command.access, valid)
-            refused += forbidden
         stored = (
-            await self._events.append(tenant_id, valid, now, window) if valid else BatchOutcome()
+            await self._events.append(
+                tenant_id, valid, now, window, await self._admission(tenant_id, command, valid)
+            )
+            if valid
+            else BatchOutcome()
         )
         changed_since = [e.at for _, e in valid] if stored.inserted else []
         for session_id in sorted(stored.repriced):
@@ -108,31 +109,14 @@ class IngestEvents:
         rejections = sorted([*refused, *stored.rejections], key=lambda r: r.index)
         return BatchOutcome(stored.inserted, stored.duplicates, rejections, stored.repriced)
 
-    async def _allowed_to_ingest_key(
-        self, tenant_id: str, access: Access, events: list[tuple[int, Event]]
-    ) -> tuple[list[tuple[int, Event]], list[EventRejection]]:
-        """An ingest key's events split into those taken and those it may not write: meters of a
-        billed or limited kind, and (for a scoped key) any event of another resource's session."""
-        scoped = access.resources is not None
-        judged = {e.session_id for _, e in events if scoped or e.meters}
-        if not judged:
-            return events, []
+    async def _admission(
+        self, tenant_id: str, command: IngestEventsCommand, events: list[tuple[int, Event]]
+    ) -> Admission | None:
+        """An ingest key may not add meters to billed or limited kinds, nor a scoped one write
+        into sessions of other resources; the store judges each event on its locked session."""
+        access = command.access
+        if access.role is not Role.INGEST:
+            return None
         metered = any(e.meters for _, e in events)
         billed = await self._billed_kinds.of(tenant_id) if metered else frozenset()
-        sessions = {}
-        for session_id in judged:
-            session = await self._sessions.get(tenant_id, session_id)
-            if session is not None:
-                sessions[session_id] = session
-        taken, refused = [], []
-        for index, event in events:
-            try:
-                if (session := sessions.get(event.session_id)) is not None:
-                    access.check_scope(session.resource_id)
-                    if event.meters:
-                        access.check_writes(session.kind, billed)
-            except Forbidden as forbidden:
-                refused.append(EventRejection(index, f"forbidden: {forbidden.detail}"))
-            else:
-                taken.append((index, event))
-        return taken, refused
+        return admission_of(access, billed)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from domain.events import BatchOutcome, Distribution, Event
+from domain.events import Admission, BatchOutcome, Distribution, Event
 
 
 class EventLog(Protocol):
@@ -18,11 +18,13 @@ class EventLog(Protocol):
         events: Sequence[tuple[int, Event]],
         now: datetime,
         window: timedelta,
+        admits: Admission | None = None,
     ) -> BatchOutcome:
         """Store a batch of (position in the client's batch, event) in a bounded number of
         round trips. (session_id, sequence_no) is unique: one already stored, or repeated in the
         batch, is a duplicate and adds nothing, even with concurrent copies of the batch.
-        Events of an unknown session are rejected as `session_not_found`; the others are taken
+        Events of an unknown session are rejected as `session_not_found`, those the caller may
+        not write (`admits`, judged on the stored session) as it says; the others are taken
         or refused as their session says at the moment they are counted (Session.refusal:
         `session_ended`, `late`). What is taken is counted by Session.record_events in the same
         atomic step: meters add to the usage, counters and last_seen_at move, a provisional end

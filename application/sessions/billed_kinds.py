@@ -7,6 +7,7 @@ from application.credits.rate_book import RateBook
 from application.sessions.ports import SessionRepository
 from application.trials.ports import PlanRepository
 from domain.errors import NotFound
+from domain.session import Session, WriteCheck
 from domain.tenants import Access, Role
 
 
@@ -22,6 +23,19 @@ class BilledKinds:
     async def check(self, tenant_id: str, access: Access, kind: str) -> None:
         if access.role is Role.INGEST:
             access.check_writes(kind, await self.of(tenant_id))
+
+    async def write_check(self, tenant_id: str, access: Access) -> WriteCheck | None:
+        """How to judge the key's write into an existing session (by the session's resource and
+        kind, as stored); None for a key that may write into any."""
+        if access.role is not Role.INGEST:
+            return None
+        billed = await self.of(tenant_id)
+
+        def check(session: Session) -> None:
+            access.check_scope(session.resource_id)
+            access.check_writes(session.kind, billed)
+
+        return check
 
     async def of(self, tenant_id: str) -> frozenset[str]:
         billed = set(await self._rate_book.rates(tenant_id))
@@ -42,11 +56,10 @@ async def check_writes(
     sessions: SessionRepository, billed_kinds: BilledKinds, command: WriteCommand, session_id: str
 ) -> None:
     """An ingest key's write to an existing session: judged by the session's resource and kind."""
-    access = command.access
-    if access.role is not Role.INGEST:
+    check = await billed_kinds.write_check(command.tenant_id, command.access)
+    if check is None:
         return
     session = await sessions.get(command.tenant_id, session_id)
     if session is None:
         raise NotFound(f"no session {session_id}")
-    access.check_scope(session.resource_id)
-    await billed_kinds.check(command.tenant_id, access, session.kind)
+    check(session)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.plans import SessionLimit
-from domain.session import Closing, Exit, Session, SessionStatus
+from domain.session import Closing, Exit, Session, SessionStatus, WriteCheck
 from domain.staleness import Staleness
 
 
@@ -96,11 +96,13 @@ class SessionRepository(Protocol):
         rated_kinds: frozenset[str],
         now: datetime,
         window: timedelta,
+        check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
         """End a session with `exit` (Session.close), atomically: of any number of concurrent
         callers exactly one closes an active session (or corrects a provisional end); the others
         get the stored session and REPLAY. The exit's usage is added only by the caller that
-        changed the session. NotFound; InvalidInput if the exit is before the start."""
+        changed the session. NotFound; InvalidInput if the exit is before the start; what
+        `check` raises, judging the stored session, before anything changes."""
         ...
 
     async def time_out_idle(

@@ -6,7 +6,7 @@ from datetime import datetime
 from application.credits.deduct_credits import DeductCredits
 from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
-from application.sessions.billed_kinds import BilledKinds, check_writes
+from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import existing_session_id
 from domain.clock import happened, not_in_future
@@ -107,10 +107,10 @@ class RecordExit:
             at_is_default=command.at is None,
         )
         session_id = existing_session_id(command.session_id)
-        await check_writes(self._sessions, self._billed_kinds, command, session_id)
+        check = await self._billed_kinds.write_check(command.tenant_id, command.access)
         rated = await self._deduct_credits.rated_kinds(command.tenant_id)
         session, closing = await self._sessions.close(
-            command.tenant_id, session_id, exit, rated, now, window
+            command.tenant_id, session_id, exit, rated, now, window, check
         )
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)

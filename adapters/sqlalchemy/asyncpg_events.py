@@ -1,0 +1,55 @@
+"""A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
+
+from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.asyncpg_statements import Driver, json_text, unnest
+from adapters.sqlalchemy.event_batches import BatchWriter, Key
+from adapters.sqlalchemy.quantities import to_json
+from adapters.sqlalchemy.tables import events
+from domain.events import Event
+from domain.session import EVENT_CHANGES, Session
+from domain.usage import Usage
+
+EVENT_COLUMNS = ("session_id", "sequence_no", "type", "at", "category", "label", "data", "meters")
+
+INSERT_EVENTS = (
+    f"INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
+    f" SELECT $1, * FROM {unnest(events, EVENT_COLUMNS, 2)}"
+    " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no"
+)
+STORED_EVENTS = (
+    "SELECT session_id, sequence_no FROM events WHERE tenant_id = $1"
+    f" AND (session_id, sequence_no) IN (SELECT * FROM {unnest(events, EVENT_COLUMNS[:2], 2)})"
+)
+
+
+class AsyncpgBatchWriter(BatchWriter):
+    def __init__(self, driver: Driver, tenant_id: str) -> None:
+        self._driver = driver
+        self._tenant_id = tenant_id
+
+    async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
+        # Usage comes with every session: in the same statement, it costs nothing more.
+        return await asyncpg_sessions.lock(self._driver, self._tenant_id, sorted(session_ids))
+
+    async def insert(self, batch: list[Event]) -> list[Key]:
+        columns = [
+            [e.session_id for e in batch],
+            [e.sequence_no for e in batch],
+            [e.type for e in batch],
+            [e.at for e in batch],
+            [e.category for e in batch],
+            [e.label for e in batch],
+            [json_text(e.data) for e in batch],
+            [json_text(to_json(e.meters)) for e in batch],
+        ]
+        rows = await self._driver.fetch(INSERT_EVENTS, self._tenant_id, *columns)
+        return [(row[0], row[1]) for row in rows]
+
+    async def stored(self, keys: list[Key]) -> set[Key]:
+        session_ids, numbers = zip(*keys, strict=True)
+        rows = await self._driver.fetch(STORED_EVENTS, self._tenant_id, session_ids, numbers)
+        return {(row[0], row[1]) for row in rows}
+
+    async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
+        await asyncpg_sessions.add_usage(self._driver, self._tenant_id, usage)
+        await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES)

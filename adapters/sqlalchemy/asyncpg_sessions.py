@@ -1,0 +1,99 @@
+"""Sessions read, locked and written through asyncpg (adapters.sqlalchemy.asyncpg_statements):
+the statements of the lifecycle and of ingest."""
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from functools import cache
+from types import SimpleNamespace
+
+from adapters.sqlalchemy.asyncpg_statements import Driver, json_text, unnest
+from adapters.sqlalchemy.quantities import from_nanos, to_nanos
+from adapters.sqlalchemy.session_rows import from_row, to_row
+from adapters.sqlalchemy.tables import session_meters, sessions
+from domain.session import Session
+from domain.usage import Usage
+
+JSON_COLUMNS = ("attributes", "summary")
+METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
+
+# Each session with its meters, in one round trip: [[meter, nanos, is_decimal], …].
+_WITH_METERS = (
+    "SELECT s.*, (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
+    " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
+    " FROM sessions s WHERE s.tenant_id = $1"
+)
+# In id order, so that writers locking several sessions never deadlock.
+LOCK_ONE = f"{_WITH_METERS} AND s.id = $2 FOR UPDATE OF s"
+LOCK_MANY = f"{_WITH_METERS} AND s.id = ANY($2::varchar[]) ORDER BY s.id FOR UPDATE OF s"
+GAPS = (
+    "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
+    " coalesce(lag(sequence_no) OVER (ORDER BY sequence_no), 0) AS previous"
+    " FROM events WHERE tenant_id = $1 AND session_id = $2) numbered"
+    " WHERE n > previous + 1 ORDER BY n"
+)
+ADD_USAGE = (
+    f"INSERT INTO session_meters (tenant_id, {', '.join(METER_COLUMNS)})"
+    f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, 2)}"
+    " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
+    " quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos,"
+    " is_decimal = session_meters.is_decimal OR excluded.is_decimal"
+)
+_COLUMNS = tuple(sessions.c.keys())
+INSERT = (
+    f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
+)
+
+
+async def lock(driver: Driver, tenant_id: str, session_ids: Sequence[str]) -> dict[str, Session]:
+    """The sessions of these ids, locked until the transaction ends, with usage and gaps."""
+    if len(session_ids) == 1:
+        rows = await driver.fetch(LOCK_ONE, tenant_id, session_ids[0])
+    else:
+        rows = await driver.fetch(LOCK_MANY, tenant_id, list(session_ids))
+    found = {}
+    for row in rows:
+        session = found[row["id"]] = from_row(SimpleNamespace(**row))
+        session.usage = {m: from_nanos(nanos, decimal) for m, nanos, decimal in row["meters"] or ()}
+        if row["event_count"] < row["max_sequence_no"]:
+            session.event_gaps = [
+                tuple(gap) for gap in await driver.fetch(GAPS, tenant_id, row["id"])
+            ]
+    return found
+
+
+async def insert(driver: Driver, session: Session) -> bool:
+    """Store a new session; False (nothing stored) if its id is taken."""
+    row = to_row(session)
+    values = [json_text(row[c]) if c in JSON_COLUMNS else row[c] for c in _COLUMNS]
+    return bool(await driver.execute(INSERT, *values) == "INSERT 0 1")
+
+
+async def save(driver: Driver, changed: Sequence[Session], columns: Sequence[str]) -> None:
+    """Write these columns of sessions locked in this transaction, in one statement."""
+    rows = [to_row(session) for session in changed]
+    values = [
+        [json_text(row[c]) if c in JSON_COLUMNS else row[c] for row in rows]
+        for c in ("id", *columns)
+    ]
+    await driver.execute(_update(tuple(columns)), changed[0].tenant_id, *values)
+
+
+async def add_usage(driver: Driver, tenant_id: str, usage: Mapping[str, Usage]) -> None:
+    """Add quantities to sessions' meters; concurrent adds both count."""
+    meters = [
+        (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
+        for session_id, added in usage.items()
+        for meter, quantity in added.items()
+    ]
+    if meters:
+        await driver.execute(ADD_USAGE, tenant_id, *zip(*meters, strict=True))
+
+
+@cache
+def _update(columns: tuple[str, ...]) -> str:
+    return (
+        f"UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
+        f" FROM {unnest(sessions, ('id', *columns), 2)} AS v(id, {', '.join(columns)})"
+        " WHERE s.tenant_id = $1 AND s.id = v.id"
+    )

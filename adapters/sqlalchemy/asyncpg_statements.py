@@ -1,0 +1,55 @@
+"""Statements sent straight to asyncpg, on a connection of the SQLAlchemy engine's pool.
+
+For the hot paths only (ingest, the session lifecycle): there SQLAlchemy's work per execution
+(cache keys, parameter processing row by row, result adaptation, a greenlet switch) cost more
+than the database did. A batch of rows goes as one array per column (`unnest`), so a statement
+costs the same whatever the batch's size. Everything else keeps SQLAlchemy Core.
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Driver = Any  # an asyncpg.Connection (asyncpg ships no type hints)
+
+
+@asynccontextmanager
+async def asyncpg_connection(engine: AsyncEngine) -> AsyncIterator[Driver]:
+    """A pooled connection's asyncpg connection (each statement its own transaction). One that
+    broke on the way is dropped from the pool rather than handed to the next request."""
+    async with engine.connect() as conn:
+        driver: Driver = (await conn.get_raw_connection()).driver_connection
+        try:
+            yield driver
+        except BaseException:
+            if driver.is_closed():
+                await conn.invalidate()
+            raise
+
+
+@asynccontextmanager
+async def asyncpg_transaction(engine: AsyncEngine) -> AsyncIterator[Driver]:
+    """As asyncpg_connection, in a transaction."""
+    async with asyncpg_connection(engine) as driver, driver.transaction():
+        yield driver
+
+
+def unnest(table: Table, columns: Sequence[str], first: int) -> str:
+    """`unnest($first::type[], …)`: rows passed as one array parameter per column, each array
+    of the column's own type."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = (
+        f"${n}::{table.c[column].type.compile(dialect=dialect)}[]"
+        for n, column in enumerate(columns, start=first)
+    )
+    return f"unnest({', '.join(arrays)})"
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's parameter: the engine's codec for asyncpg takes its text."""
+    return None if value is None else msgspec.json.encode(value).decode()
