@@ -51,5 +51,4 @@ class AsyncpgBatchWriter(BatchWriter):
         return {(row[0], row[1]) for row in rows}
 
     async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
-        await asyncpg_sessions.add_usage(self._driver, self._tenant_id, usage)
-        await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES)
+        await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES, usage)

@@ -31,7 +31,9 @@ GAPS = (
     " FROM events WHERE tenant_id = $1 AND session_id = $2) numbered"
     " WHERE n > previous + 1 ORDER BY n"
 )
-ADD_USAGE = (
+# Usage added as `save` writes: quantities added to the sessions' meters (concurrent adds both
+# count), the rows given as arrays from $2.
+_ADD_USAGE = (
     f"INSERT INTO session_meters (tenant_id, {', '.join(METER_COLUMNS)})"
     f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, 2)}"
     " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
@@ -69,31 +71,35 @@ async def insert(driver: Driver, session: Session) -> bool:
     return bool(await driver.execute(INSERT, *values) == "INSERT 0 1")
 
 
-async def save(driver: Driver, changed: Sequence[Session], columns: Sequence[str]) -> None:
-    """Write these columns of sessions locked in this transaction, in one statement."""
-    rows = [to_row(session) for session in changed]
-    values = [
-        [json_text(row[c]) if c in JSON_COLUMNS else row[c] for row in rows]
-        for c in ("id", *columns)
-    ]
-    await driver.execute(_update(tuple(columns)), changed[0].tenant_id, *values)
-
-
-async def add_usage(driver: Driver, tenant_id: str, usage: Mapping[str, Usage]) -> None:
-    """Add quantities to sessions' meters; concurrent adds both count."""
+async def save(
+    driver: Driver,
+    changed: Sequence[Session],
+    columns: Sequence[str],
+    usage: Mapping[str, Usage],
+) -> None:
+    """Write these columns of sessions locked in this transaction and add `usage` to their
+    meters, in one statement."""
     meters = [
         (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
         for session_id, added in usage.items()
         for meter, quantity in added.items()
     ]
-    if meters:
-        await driver.execute(ADD_USAGE, tenant_id, *zip(*meters, strict=True))
+    rows = [to_row(session) for session in changed]
+    values = [
+        [json_text(row[c]) if c in JSON_COLUMNS else row[c] for row in rows]
+        for c in ("id", *columns)
+    ]
+    meter_values = [list(column) for column in zip(*meters, strict=True)] or [[]] * 4
+    statement = _save(tuple(columns))
+    await driver.execute(statement, changed[0].tenant_id, *meter_values, *values)
 
 
 @cache
-def _update(columns: tuple[str, ...]) -> str:
+def _save(columns: tuple[str, ...]) -> str:
+    first = 2 + len(METER_COLUMNS)
     return (
-        f"UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
-        f" FROM {unnest(sessions, ('id', *columns), 2)} AS v(id, {', '.join(columns)})"
+        f"WITH added AS ({_ADD_USAGE})"
+        f" UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
+        f" FROM {unnest(sessions, ('id', *columns), first)} AS v(id, {', '.join(columns)})"
         " WHERE s.tenant_id = $1 AND s.id = v.id"
     )

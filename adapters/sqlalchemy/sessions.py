@@ -164,8 +164,8 @@ class SqlSessionRepository(SessionRepository):
                     check(session)
                 closing = session.close(exit, rated_kinds, now, window)
                 if closing.changed:
-                    await asyncpg_sessions.save(driver, [session], END_CHANGES)
-                    await asyncpg_sessions.add_usage(driver, tenant_id, {session_id: exit.usage})
+                    usage = {session_id: exit.usage}
+                    await asyncpg_sessions.save(driver, [session], END_CHANGES, usage)
             return session, closing
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
