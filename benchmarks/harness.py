@@ -1,11 +1,14 @@
-"""What every benchmark needs: a throwaway database server (PostgreSQL, or the MongoDB test
-server), a real `sessionmeter serve` on it, the operator CLI, a timed load loop, and the server's
-memory."""
+"""What every benchmark needs: a throwaway database (a PostgreSQL server, a SQLite file, or the
+MongoDB test server), a real `sessionmeter serve` on it, the operator CLI, timed load loops, and
+the server's memory."""
 
+import argparse
 import asyncio
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
@@ -57,17 +60,33 @@ def family(pid: int) -> list[int]:
     return [pid, *(int(p) for p in children.read_text().split())]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MB."""
-    total = 0
-    for p in family(pid):
+def workers_of(pid: int) -> list[int]:
+    """The processes of a server that serve requests: the workers uvicorn spawned, or the server
+    itself when it has none. (Its other child is multiprocessing's resource tracker.)"""
+    spawned = []
+    for p in family(pid)[1:]:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes():
+                spawned.append(p)
         except FileNotFoundError:
             pass
-    return total / 1024
+    return spawned or [pid]
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of one process, in MB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    return sum(process_rss_mb(p) for p in family(pid))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,6 +114,24 @@ async def run_for(seconds: float, clients: int, one: Callable[[int], Awaitable[i
 
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
+    return sum(done) / (time.perf_counter() - started)
+
+
+def run_threads(seconds: float, threads: int, one: Callable[[int], int]) -> float:
+    """`run_for` for blocking drivers (sqlite3): `one` in a loop in `threads` threads."""
+    deadline = time.perf_counter() + seconds
+    done = [0] * threads
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < deadline:
+            done[i] += one(i)
+
+    running = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
     return sum(done) / (time.perf_counter() - started)
 
 
@@ -128,15 +165,17 @@ async def lifecycles(base: str, key: str, seconds: float, clients: int, kind: st
 def peak_rss_while(
     pid: int, work: Awaitable[dict[str, float]]
 ) -> Coroutine[Any, Any, dict[str, float]]:
-    """Run `work`, sampling the RSS of `pid` (and its children); adds peak_rss_mb."""
+    """Run `work`, sampling the RSS of `pid` and its children; adds peak_rss_mb (their sum) and
+    peak_worker_rss_mb (the largest of its workers)."""
 
     async def sampled() -> dict[str, float]:
-        peak = 0.0
+        peak = peak_worker = 0.0
 
         async def sample() -> None:
-            nonlocal peak
+            nonlocal peak, peak_worker
             while True:
                 peak = max(peak, rss_mb(pid))
+                peak_worker = max(peak_worker, *(process_rss_mb(p) for p in workers_of(pid)))
                 await asyncio.sleep(0.2)
 
         sampler = asyncio.create_task(sample())
@@ -144,9 +183,30 @@ def peak_rss_while(
             figures = await work
         finally:
             sampler.cancel()
-        return {**figures, "peak_rss_mb": peak}
+        return {**figures, "peak_rss_mb": peak, "peak_worker_rss_mb": peak_worker}
 
     return sampled()
+
+
+def rss_line(figures: dict[str, float], workers: int) -> str:
+    """The server's peak memory as a benchmark prints it: per worker, then all its processes."""
+    return (
+        f"server peak RSS, {workers} worker(s): {figures['peak_worker_rss_mb']:.0f} MB per worker"
+        f" (the largest; target < 250 MB), {figures['peak_rss_mb']:.0f} MB over all its processes"
+    )
+
+
+def add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--compare-workers",
+        action="store_true",
+        help="the HTTP figures with 1 and then 2 server workers (a fresh service each)",
+    )
+
+
+def worker_counts(args: argparse.Namespace) -> list[int]:
+    return [1, 2] if args.compare_workers else [args.workers]
 
 
 @dataclass
@@ -171,7 +231,7 @@ class Service:
         return created.rsplit("(id ", 1)[1].rstrip(")")
 
 
-STORAGES = ("postgresql", "mongodb")
+STORAGES = ("postgresql", "sqlite", "mongodb")
 
 
 @contextmanager
@@ -180,6 +240,9 @@ def database(storage: str) -> Iterator[str]:
     if storage == "mongodb":
         with MongoServer() as mongodb:
             yield mongodb.database_url("bench")
+    elif storage == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="sessionmeter-sqlite-") as directory:
+            yield f"sqlite:///{directory}/bench.db"
     else:
         with PostgresServer() as postgres:
             yield postgres.url
@@ -215,16 +278,38 @@ def server(
         process = subprocess.Popen(command, env=env, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit("the server did not become healthy")
+        # Generous: on a busy machine uvicorn replaces a worker that takes over 5 s to import the
+        # app, so several workers can take a minute to come up.
+        deadline = time.monotonic() + 180
+        wait_until_healthy(base, process, deadline)
+        if workers > 1:
+            wait_for_workers(process.pid, workers, deadline)
         yield Service(url, base, process, env)
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited ({process.returncode})")
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not become healthy")
+
+
+def wait_for_workers(pid: int, workers: int, deadline: float) -> None:
+    """/health answers as soon as one worker is up; a figure of several workers needs them all.
+    Up: all spawned, the same ones for a second, and idle (one still starting burns CPU importing
+    the app)."""
+    while time.monotonic() < deadline:
+        before, cpu = workers_of(pid), cpu_seconds(pid)
+        time.sleep(1)
+        if len(before) == workers and workers_of(pid) == before and cpu_seconds(pid) - cpu < 0.1:
+            return
+    raise SystemExit(f"the server's {workers} workers did not all come up")

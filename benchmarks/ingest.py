@@ -1,24 +1,44 @@
 """Ingest throughput through a real server process, next to the database driver's own rate.
 
     .venv/bin/python benchmarks/ingest.py [--seconds 10] [--clients 32] [--workers 1]
-                                          [--storage postgresql|mongodb]
+                                          [--compare-workers]
+                                          [--storage postgresql|sqlite|mongodb]
 
 Measures, each for --seconds:
   (a) session start+exit pairs per second from --clients concurrent HTTP clients, next to the same
-      two writes (INSERT the session, UPDATE it closed) done directly with asyncpg by as many tasks;
-  (b) events per second through POST /v1/events/batch in batches of 100, next to the same rows
-      written directly with asyncpg's executemany, batch by batch.
-It prints each rate, the ratio HTTP / direct, and the server's peak resident memory (RSS, summed
-over its worker processes). Client and server share this machine's cores, as they would in a
-small deployment; the ratio is the figure to watch. With --storage mongodb the database is the
-MongoDB test server (SecantusDB, in Python): its figures show relative cost only, and the direct
-writes are pymongo's (insert_one + update_one; insert_many + update_one).
+      two writes (INSERT the session, UPDATE it closed; a transaction each) done directly;
+  (b) events per second through POST /v1/events/batch in batches of 100 from 8 clients, next to
+      the same rows written directly, batch by batch, each batch in one transaction with the
+      UPDATE that counts it into its session.
+Direct writes, by storage:
+  postgresql  asyncpg. Pairs: as many tasks as clients. Events, every way the driver has: an
+              executemany of INSERT … ON CONFLICT DO NOTHING; one INSERT … SELECT FROM unnest(…)
+              ON CONFLICT DO NOTHING; COPY into a temporary table, then INSERT … SELECT … ON
+              CONFLICT DO NOTHING; and plain COPY into events, which does not skip duplicates (a
+              duplicate fails the batch), so it is printed for information only.
+  sqlite      the sqlite3 module on the server's own file, with the server's PRAGMAs (WAL,
+              synchronous=NORMAL, BEGIN IMMEDIATE): one thread writing sequentially (SQLite has
+              one writer), and 8 threads each with its connection. Events: executemany of INSERT
+              OR IGNORE.
+  mongodb     pymongo (insert_one + update_one; insert_many + update_one) against the MongoDB
+              test server (SecantusDB, in Python): its figures show relative cost only.
+Each HTTP figure's ratio is against the fastest direct way that writes the same rows with the same
+guarantees (each event once, duplicates skipped); the script says which. --compare-workers runs the
+HTTP figures with 1 and then 2 server workers, each on a fresh service of the same storage (the
+direct figures are measured once, on the first). Last the server's peak resident memory per worker
+(its largest process) and over all its processes. Client and server share this machine's cores, as
+they would in a small deployment; the ratio is the figure to watch.
 """
 
 import argparse
 import asyncio
+import itertools
 import os
+import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,46 +46,115 @@ import asyncpg
 from harness import (
     STORAGES,
     Service,
+    add_worker_flags,
     http_client,
     lifecycles,
     now,
     peak_rss_while,
+    rss_line,
     run_for,
+    run_threads,
     service,
+    worker_counts,
 )
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from domain.clock import to_the_millisecond  # harness puts the project on the path
+
 BATCH = 100
 EVENT_CLIENTS = 8
+SQLITE_THREADS = EVENT_CLIENTS  # the "several threads" next to the one: one per events client
+FIRST_DIRECT_NO = 10_000_000  # far above the numbers the HTTP clients send
+
+EVENT_COLUMNS = ["tenant_id", "session_id", "sequence_no", "type", "at", "label", "meters"]
+EventRow = tuple[str, str, int, str, Any, str, str]
+
+PG_SESSION_INSERT = (
+    "INSERT INTO sessions (tenant_id, id, kind, resource_id, subject_id, status,"
+    " started_at, last_seen_at, attributes, event_count, max_sequence_no, charge_state)"
+    " VALUES ($1, $2, 'webinar', 'w1', $3, 'active', $4, $4, '{}', 0, 0, 'none')"
+)
+PG_SESSION_CLOSE = (
+    "UPDATE sessions SET status = 'completed', ended_at = $3, last_seen_at = $3,"
+    " charge_state = 'not_charged' WHERE tenant_id = $1 AND id = $2 AND status = 'active'"
+)
+PG_SESSION_COUNT = (
+    "UPDATE sessions SET event_count = event_count + $3,"
+    " max_sequence_no = greatest(max_sequence_no, $4) WHERE tenant_id = $1 AND id = $2"
+)
+PG_EVENTS_VALUES = (
+    "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+)
+PG_EVENTS_UNNEST = (
+    "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
+    " SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::timestamptz[], $6::text[],"
+    " $7::json[]) ON CONFLICT DO NOTHING"
+)
+# Emptied at each commit, so every batch finds it empty.
+PG_EVENTS_IN = "CREATE TEMPORARY TABLE events_in (LIKE events) ON COMMIT DELETE ROWS"
+PG_EVENTS_FROM_TEMPORARY = (
+    "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
+    " SELECT tenant_id, session_id, sequence_no, type, at, label, meters FROM events_in"
+    " ON CONFLICT DO NOTHING"
+)
+
+SQLITE_SESSION_INSERT = (
+    "INSERT INTO sessions (tenant_id, id, kind, resource_id, subject_id, status,"
+    " started_at, last_seen_at, attributes, event_count, max_sequence_no, charge_state)"
+    " VALUES (?1, ?2, 'webinar', 'w1', ?3, 'active', ?4, ?4, '{}', 0, 0, 'none')"
+)
+SQLITE_SESSION_CLOSE = (
+    "UPDATE sessions SET status = 'completed', ended_at = ?3, last_seen_at = ?3,"
+    " charge_state = 'not_charged' WHERE tenant_id = ?1 AND id = ?2 AND status = 'active'"
+)
+SQLITE_SESSION_COUNT = (
+    "UPDATE sessions SET event_count = event_count + ?3,"
+    " max_sequence_no = max(max_sequence_no, ?4) WHERE tenant_id = ?1 AND id = ?2"
+)
+SQLITE_EVENTS = (
+    "INSERT OR IGNORE INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-async def direct_lifecycle(
-    pool: asyncpg.Pool, tenant_id: str, seconds: float, clients: int
-) -> float:
-    async def pair(i: int) -> int:
-        session_id = str(uuid.uuid4())
-        at = datetime.now(UTC)
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO sessions (tenant_id, id, kind, resource_id, subject_id, status,"
-                " started_at, last_seen_at, attributes, event_count, max_sequence_no, charge_state)"
-                " VALUES ($1, $2, 'webinar', 'w1', $3, 'active', $4, $4, '{}', 0, 0, 'none')",
-                tenant_id,
-                session_id,
-                f"u{i}",
-                at,
-            )
-            await conn.execute(
-                "UPDATE sessions SET status = 'completed', ended_at = $3, last_seen_at = $3,"
-                " charge_state = 'not_charged' WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
-                tenant_id,
-                session_id,
-                datetime.now(UTC),
-            )
-        return 1
+@dataclass(frozen=True)
+class Baseline:
+    """A direct way of writing, and its rate."""
 
-    return await run_for(seconds, clients, pair)
+    name: str
+    rate: float
+    # Writes each event once and skips duplicates, as the service does: only such a way is a
+    # fair baseline for the service's ratio.
+    skips_duplicates: bool = True
+
+
+@dataclass(frozen=True)
+class Baselines:
+    pairs: list[Baseline]
+    events: list[Baseline]
+
+
+class Numbers:
+    """The next sequence numbers of each session's direct batches. Never reused from one way of
+    writing to the next: plain COPY fails on a duplicate, and the others would skip it."""
+
+    def __init__(self, sessions: int) -> None:
+        self._last = [FIRST_DIRECT_NO] * sessions
+
+    def take(self, i: int) -> range:
+        first = self._last[i] + 1
+        self._last[i] += BATCH
+        return range(first, first + BATCH)
+
+
+def event_rows(tenant_id: str, session_id: str, numbers: range, at: Any) -> list[EventRow]:
+    """The rows the HTTP clients' events make (`at` as the driver takes an instant)."""
+    return [(tenant_id, session_id, n, "tap", at, "green", '{"taps": 1}') for n in numbers]
+
+
+# HTTP
 
 
 async def open_sessions(base: str, key: str, count: int) -> list[str]:
@@ -104,41 +193,202 @@ async def http_events(base: str, key: str, sessions: list[str], seconds: float) 
         return await run_for(seconds, len(sessions), batch)
 
 
-async def direct_events(
-    pool: asyncpg.Pool, tenant_id: str, sessions: list[str], seconds: float
+async def http_figures(
+    args: argparse.Namespace, base: str, key: str, sessions: list[str]
+) -> dict[str, float]:
+    return {
+        "pairs": await lifecycles(base, key, args.seconds, args.clients, "webinar"),
+        "events": await http_events(base, key, sessions, args.seconds),
+    }
+
+
+# PostgreSQL, asyncpg
+
+Write = Callable[[asyncpg.Connection, list[EventRow]], Awaitable[Any]]
+Setup = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+async def pg_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> float:
+    async with asyncpg.create_pool(url, min_size=clients, max_size=clients) as pool:
+
+        async def pair(i: int) -> int:
+            session_id = str(uuid.uuid4())
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    PG_SESSION_INSERT, tenant_id, session_id, f"u{i}", datetime.now(UTC)
+                )
+                await conn.execute(PG_SESSION_CLOSE, tenant_id, session_id, datetime.now(UTC))
+            return 1
+
+        return await run_for(seconds, clients, pair)
+
+
+async def pg_events(
+    url: str,
+    tenant_id: str,
+    sessions: list[str],
+    numbers: Numbers,
+    seconds: float,
+    write: Write,
+    setup: Setup | None = None,
 ) -> float:
-    # Same rows, same per-batch session update, numbered far above the HTTP run's numbers.
-    next_no = [10_000_000] * len(sessions)
+    """Batches written by `write`, each in a transaction with its session's UPDATE. A pool of
+    its own, so what `setup` leaves on a connection cannot weigh on another way of writing."""
+    size = len(sessions)
+    async with asyncpg.create_pool(url, min_size=size, max_size=size, init=setup) as pool:
 
-    async def batch(i: int) -> int:
-        first = next_no[i] + 1
-        next_no[i] += BATCH
-        at = datetime.now(UTC)
-        rows = [
-            (tenant_id, sessions[i], n, "tap", at, "green", '{"taps": 1}')
-            for n in range(first, first + BATCH)
-        ]
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                rows,
-            )
-            await conn.execute(
-                "UPDATE sessions SET event_count = event_count + $3,"
-                " max_sequence_no = greatest(max_sequence_no, $4)"
-                " WHERE tenant_id = $1 AND id = $2",
-                tenant_id,
-                sessions[i],
-                BATCH,
-                next_no[i],
-            )
-        return BATCH
+        async def batch(i: int) -> int:
+            taken = numbers.take(i)
+            rows = event_rows(tenant_id, sessions[i], taken, datetime.now(UTC))
+            async with pool.acquire() as conn, conn.transaction():
+                await write(conn, rows)
+                await conn.execute(PG_SESSION_COUNT, tenant_id, sessions[i], BATCH, taken[-1])
+            return BATCH
 
-    return await run_for(seconds, len(sessions), batch)
+        return await run_for(seconds, size, batch)
 
 
-async def mongo_lifecycle(
+async def executemany(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    await conn.executemany(PG_EVENTS_VALUES, rows)
+
+
+async def unnest(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    # One statement, one round trip: the batch as an array a column.
+    tenant_ids, session_ids, *columns = zip(*rows, strict=True)
+    await conn.execute(PG_EVENTS_UNNEST, tenant_ids[0], session_ids[0], *columns)
+
+
+async def create_events_in(conn: asyncpg.Connection) -> None:
+    await conn.execute(PG_EVENTS_IN)
+
+
+async def copy_then_insert(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    await conn.copy_records_to_table("events_in", records=rows, columns=EVENT_COLUMNS)
+    await conn.execute(PG_EVENTS_FROM_TEMPORARY)
+
+
+async def copy(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
+
+
+async def pg_baselines(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
+) -> Baselines:
+    pairs = await pg_pairs(url, tenant_id, args.seconds, args.clients)
+    numbers = Numbers(len(sessions))
+
+    async def rate(write: Write, setup: Setup | None = None) -> float:
+        return await pg_events(url, tenant_id, sessions, numbers, args.seconds, write, setup)
+
+    return Baselines(
+        pairs=[Baseline("asyncpg INSERT, then UPDATE (autocommit)", pairs)],
+        events=[
+            Baseline(
+                "asyncpg executemany INSERT … ON CONFLICT DO NOTHING", await rate(executemany)
+            ),
+            Baseline("asyncpg INSERT … SELECT FROM unnest(…) ON CONFLICT …", await rate(unnest)),
+            Baseline(
+                "asyncpg COPY to a temporary table, INSERT … SELECT … ON CONFLICT …",
+                await rate(copy_then_insert, create_events_in),
+            ),
+            Baseline("asyncpg COPY into events", await rate(copy), skips_duplicates=False),
+        ],
+    )
+
+
+# SQLite, sqlite3
+
+
+def sqlite_connect(path: str) -> sqlite3.Connection:
+    """Set up as the service's engine sets up its connections (adapters/sqlalchemy/engine.py),
+    so that a commit costs both sides the same."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+@contextmanager
+def sqlite_connections(path: str, count: int) -> Iterator[list[sqlite3.Connection]]:
+    connections = [sqlite_connect(path) for _ in range(count)]
+    try:
+        yield connections
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that takes the write lock when it begins, as the service's do."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def sqlite_instant(at: datetime) -> str:
+    """An instant as the service stores it in SQLite (UTCDateTime): naive UTC text, to the
+    millisecond, its microseconds always written."""
+    return to_the_millisecond(at.astimezone(UTC)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def sqlite_pairs(path: str, tenant_id: str, seconds: float, threads: int) -> float:
+    with sqlite_connections(path, threads) as connections:
+
+        def pair(i: int) -> int:
+            conn, session_id = connections[i], str(uuid.uuid4())
+            with immediate(conn):
+                started = sqlite_instant(datetime.now(UTC))
+                conn.execute(SQLITE_SESSION_INSERT, (tenant_id, session_id, f"u{i}", started))
+            with immediate(conn):
+                ended = sqlite_instant(datetime.now(UTC))
+                conn.execute(SQLITE_SESSION_CLOSE, (tenant_id, session_id, ended))
+            return 1
+
+        return run_threads(seconds, threads, pair)
+
+
+def sqlite_events(
+    path: str, tenant_id: str, sessions: list[str], numbers: Numbers, seconds: float, threads: int
+) -> float:
+    # Each thread takes its share of the sessions in turn; one thread takes them all.
+    turns = [itertools.cycle(range(t, len(sessions), threads)) for t in range(threads)]
+    with sqlite_connections(path, threads) as connections:
+
+        def batch(t: int) -> int:
+            conn, i = connections[t], next(turns[t])
+            taken = numbers.take(i)
+            at = sqlite_instant(datetime.now(UTC))
+            with immediate(conn):
+                conn.executemany(SQLITE_EVENTS, event_rows(tenant_id, sessions[i], taken, at))
+                conn.execute(SQLITE_SESSION_COUNT, (tenant_id, sessions[i], BATCH, taken[-1]))
+            return BATCH
+
+        return run_threads(seconds, threads, batch)
+
+
+def sqlite_baselines(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
+) -> Baselines:
+    path = url.removeprefix("sqlite:///")
+    numbers = Numbers(len(sessions))
+    pairs, events = [], []
+    for threads in (1, SQLITE_THREADS):
+        name = f"sqlite3, {threads} thread(s)"
+        pairs.append(Baseline(name, sqlite_pairs(path, tenant_id, args.seconds, threads)))
+        rate = sqlite_events(path, tenant_id, sessions, numbers, args.seconds, threads)
+        events.append(Baseline(f"{name}, executemany INSERT OR IGNORE", rate))
+    return Baselines(pairs, events)
+
+
+# MongoDB, pymongo
+
+
+async def mongo_pairs(
     db: AsyncDatabase[dict[str, Any]], tenant_id: str, seconds: float, clients: int
 ) -> float:
     async def pair(i: int) -> int:
@@ -174,27 +424,14 @@ async def mongo_lifecycle(
 async def mongo_events(
     db: AsyncDatabase[dict[str, Any]], tenant_id: str, sessions: list[str], seconds: float
 ) -> float:
-    next_no = [10_000_000] * len(sessions)
+    numbers = Numbers(len(sessions))
 
     async def batch(i: int) -> int:
-        first = next_no[i] + 1
-        next_no[i] += BATCH
-        at = datetime.now(UTC)
-        await db["events"].insert_many(
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "session_id": sessions[i],
-                    "sequence_no": n,
-                    "type": "tap",
-                    "at": at,
-                    "label": "green",
-                    "meters": {"taps": 1},
-                }
-                for n in range(first, first + BATCH)
-            ],
-            ordered=False,
-        )
+        rows = event_rows(tenant_id, sessions[i], numbers.take(i), datetime.now(UTC))
+        documents = [
+            {**dict(zip(EVENT_COLUMNS, row, strict=True)), "meters": {"taps": 1}} for row in rows
+        ]
+        await db["events"].insert_many(documents, ordered=False)
         await db["sessions"].update_one(
             {"tenant_id": tenant_id, "id": sessions[i]},
             {"$inc": {"event_count": BATCH, "usage.taps": BATCH}},
@@ -204,63 +441,88 @@ async def mongo_events(
     return await run_for(seconds, len(sessions), batch)
 
 
-async def measure(
-    args: argparse.Namespace, svc: Service, key: str, tenant_id: str
-) -> dict[str, float]:
-    figures = {"http_pairs": await lifecycles(svc.base, key, args.seconds, args.clients, "webinar")}
-    sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-    figures["http_events"] = await http_events(svc.base, key, sessions, args.seconds)
-    if args.storage == "mongodb":
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(svc.storage_url, tz_aware=True)
-        db = client.get_default_database()
-        try:
-            figures["direct_pairs"] = await mongo_lifecycle(
-                db, tenant_id, args.seconds, args.clients
-            )
-            figures["direct_events"] = await mongo_events(db, tenant_id, sessions, args.seconds)
-        finally:
-            await client.close()
-        return figures
-    pool = await asyncpg.create_pool(svc.storage_url, min_size=args.clients, max_size=args.clients)
+async def mongo_baselines(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
+) -> Baselines:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    db = client.get_default_database()
     try:
-        figures["direct_pairs"] = await direct_lifecycle(
-            pool, tenant_id, args.seconds, args.clients
-        )
-        figures["direct_events"] = await direct_events(pool, tenant_id, sessions, args.seconds)
+        pairs = await mongo_pairs(db, tenant_id, args.seconds, args.clients)
+        events = await mongo_events(db, tenant_id, sessions, args.seconds)
     finally:
-        await pool.close()
-    return figures
+        await client.close()
+    return Baselines(
+        [Baseline("pymongo insert_one + update_one", pairs)],
+        [Baseline("pymongo insert_many (unordered) + update_one", events)],
+    )
+
+
+def direct_baselines(
+    args: argparse.Namespace, svc: Service, tenant_id: str, sessions: list[str]
+) -> Baselines:
+    if args.storage == "sqlite":
+        return sqlite_baselines(args, svc.storage_url, tenant_id, sessions)
+    measure = mongo_baselines if args.storage == "mongodb" else pg_baselines
+    return asyncio.run(measure(args, svc.storage_url, tenant_id, sessions))
+
+
+# The figures
+
+
+def ratio_baseline(baselines: list[Baseline]) -> Baseline:
+    return max((b for b in baselines if b.skips_duplicates), key=lambda b: b.rate)
+
+
+def print_figures(title: str, baselines: list[Baseline], http: dict[int, float]) -> None:
+    best = ratio_baseline(baselines)
+    print(title)
+    for b in baselines:
+        note = ""
+        if b is best and len(baselines) > 1:
+            note = "  <- the ratio's baseline: the fastest with the service's guarantees"
+        elif not b.skips_duplicates:
+            note = "  (information only: does not skip duplicates, fails on one)"
+        print(f"  direct {b.name:<76} {b.rate:>8,.0f}{note}")
+    for workers, rate in http.items():
+        label = f"HTTP, {workers} server worker(s)"
+        print(f"  {label:<83} {rate:>8,.0f}  ratio {rate / best.rate:.1%}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--storage", choices=STORAGES, default="postgresql")
+    add_worker_flags(parser)
     args = parser.parse_args()
 
-    with service(args.workers, args.storage) as svc:
-        # "tenant bench created (id …)"
-        tenant_id = svc.unlimited_tenant("bench")
-        key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
-        figures = asyncio.run(peak_rss_while(svc.process.pid, measure(args, svc, key, tenant_id)))
+    http: dict[int, dict[str, float]] = {}
+    direct = None
+    for workers in worker_counts(args):
+        with service(workers, args.storage) as svc:
+            tenant_id = svc.unlimited_tenant("bench")
+            key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
+            sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
+            http[workers] = asyncio.run(
+                peak_rss_while(svc.process.pid, http_figures(args, svc.base, key, sessions))
+            )
+            # Once: what the driver does does not depend on the server's workers.
+            if direct is None:
+                direct = direct_baselines(args, svc, tenant_id, sessions)
+    assert direct is not None
 
     print(
         f"{args.storage}, {os.cpu_count()} cores shared by client, server and database;"
-        f" {args.workers} server worker(s), {args.seconds:.0f} s per figure"
+        f" {args.seconds:g} s per figure"
     )
-    print(
-        f"(a) start+exit pairs/s, {args.clients} clients: HTTP {figures['http_pairs']:.0f}"
-        f"  direct {figures['direct_pairs']:.0f}"
-        f"  ratio {figures['http_pairs'] / figures['direct_pairs']:.1%}"
+    pairs = {workers: figures["pairs"] for workers, figures in http.items()}
+    print_figures(f"(a) start+exit pairs/s, {args.clients} HTTP clients", direct.pairs, pairs)
+    events = {workers: figures["events"] for workers, figures in http.items()}
+    print_figures(
+        f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients", direct.events, events
     )
-    print(
-        f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients: HTTP {figures['http_events']:.0f}"
-        f"  direct {figures['direct_events']:.0f}"
-        f"  ratio {figures['http_events'] / figures['direct_events']:.1%}"
-    )
-    print(f"server peak RSS: {figures['peak_rss_mb']:.0f} MB")
+    for workers, figures in http.items():
+        print(rss_line(figures, workers))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A seed fleet's kiosk day through a real server, then the three kiosk reports over that day.
 
-    .venv/bin/python benchmarks/kiosk_day.py [--storage postgresql|mongodb] [--scale 1.0]
+    .venv/bin/python benchmarks/kiosk_day.py [--storage postgresql|sqlite|mongodb] [--scale 1.0]
                                              [--clients 16] [--workers 1]
 
 One day of a fleet (the 24 hours before now, so nothing is late) sent through HTTP as kiosks
@@ -462,9 +462,11 @@ def main() -> None:
     args = parser.parse_args()
 
     day = Day.drawn(args.scale)
-    database = "the MongoDB test server (SecantusDB, not a real mongod)"
-    if args.storage == "postgresql":
-        database = "PostgreSQL 15"
+    database = {
+        "postgresql": "PostgreSQL 15",
+        "sqlite": "SQLite",
+        "mongodb": "the MongoDB test server (SecantusDB, not a real mongod)",
+    }[args.storage]
     print(f"kiosk day, scale {args.scale:g}, on {database}:")
     print(f"  {day}")
     print(

@@ -1,12 +1,15 @@
 """LiveKit webhook throughput: signed webhooks per second through a real server.
 
-    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--clients 16] [--storage mongodb]
+    .venv/bin/python benchmarks/webhooks.py [--seconds 10] [--clients 16] [--workers 1]
+                                            [--compare-workers]
+                                            [--storage postgresql|sqlite|mongodb]
 
 A bootcamp's rooms churn: each client is a LiveKit node sending, for participant after
 participant, participant_joined, track_published, track_unpublished and participant_left, each
 signed as LiveKit signs it (a JWT carrying the body's sha256). The server verifies every one,
 records each stay and track once, and answers. Prints webhooks per second and the server's
-peak memory.
+peak memory, per worker and over all its processes. --compare-workers measures with 1 and then 2
+server workers, each on a fresh service of the same storage.
 """
 
 import argparse
@@ -16,7 +19,15 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from harness import STORAGES, peak_rss_while, run_for, service
+from harness import (
+    STORAGES,
+    add_worker_flags,
+    peak_rss_while,
+    rss_line,
+    run_for,
+    service,
+    worker_counts,
+)
 
 from tests.livekit_server import LiveKitServer  # harness puts the project on the path
 
@@ -44,27 +55,35 @@ async def send(base: str, seconds: float, clients: int) -> dict[str, float]:
         return {"webhooks": await run_for(seconds, clients, stay)}
 
 
+def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, float]:
+    with service(workers, storage) as svc:
+        svc.cli("tenants", "create", "bootcamp")
+        server = LiveKitServer()
+        svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
+                "--api-secret", server.secret)  # fmt: skip
+        return asyncio.run(peak_rss_while(svc.process.pid, send(svc.base, seconds, clients)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--storage", choices=STORAGES, default="postgresql")
+    add_worker_flags(parser)
     args = parser.parse_args()
 
-    with service(storage=args.storage) as svc:
-        svc.cli("tenants", "create", "bootcamp")
-        server = LiveKitServer()
-        svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
-                "--api-secret", server.secret)  # fmt: skip
-        figures = asyncio.run(
-            peak_rss_while(svc.process.pid, send(svc.base, args.seconds, args.clients))
-        )
+    figures = {
+        workers: measure(workers, args.storage, args.seconds, args.clients)
+        for workers in worker_counts(args)
+    }
     print(
         f"{args.storage}, {os.cpu_count()} cores shared by client, server and database; "
-        f"{args.clients} clients, {args.seconds:.0f} s"
+        f"{args.clients} clients, {args.seconds:g} s"
     )
-    print(f"signed LiveKit webhooks/s: {figures['webhooks']:.0f}")
-    print(f"server peak RSS: {figures['peak_rss_mb']:.0f} MB")
+    for workers, measured in figures.items():
+        print(f"signed LiveKit webhooks/s, {workers} server worker(s): {measured['webhooks']:.0f}")
+    for workers, measured in figures.items():
+        print(rss_line(measured, workers))
 
 
 if __name__ == "__main__":
