@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
 from types import SimpleNamespace
+from typing import Any
 
 from adapters.sqlalchemy.asyncpg_statements import Driver, json_text, unnest
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
@@ -22,8 +23,9 @@ _WITH_METERS = (
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
     " FROM sessions s WHERE s.tenant_id = $1"
 )
+READ_ONE = f"{_WITH_METERS} AND s.id = $2"
 # In id order, so that writers locking several sessions never deadlock.
-LOCK_ONE = f"{_WITH_METERS} AND s.id = $2 FOR UPDATE OF s"
+LOCK_ONE = f"{READ_ONE} FOR UPDATE OF s"
 LOCK_MANY = f"{_WITH_METERS} AND s.id = ANY($2::varchar[]) ORDER BY s.id FOR UPDATE OF s"
 GAPS = (
     "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
@@ -50,17 +52,24 @@ INSERT = (
 async def lock(driver: Driver, tenant_id: str, session_ids: Sequence[str]) -> dict[str, Session]:
     """The sessions of these ids, locked until the transaction ends, with usage and gaps."""
     if len(session_ids) == 1:
-        rows = await driver.fetch(LOCK_ONE, tenant_id, session_ids[0])
-    else:
-        rows = await driver.fetch(LOCK_MANY, tenant_id, list(session_ids))
+        return await _loaded(driver, await driver.fetch(LOCK_ONE, tenant_id, session_ids[0]))
+    return await _loaded(driver, await driver.fetch(LOCK_MANY, tenant_id, list(session_ids)))
+
+
+async def read(driver: Driver, tenant_id: str, session_id: str) -> Session | None:
+    """The session of this id, with usage and gaps, or None."""
+    found = await _loaded(driver, await driver.fetch(READ_ONE, tenant_id, session_id))
+    return found.get(session_id)
+
+
+async def _loaded(driver: Driver, rows: Sequence[Any]) -> dict[str, Session]:
     found = {}
     for row in rows:
         session = found[row["id"]] = from_row(SimpleNamespace(**row))
         session.usage = {m: from_nanos(nanos, decimal) for m, nanos, decimal in row["meters"] or ()}
         if row["event_count"] < row["max_sequence_no"]:
-            session.event_gaps = [
-                tuple(gap) for gap in await driver.fetch(GAPS, tenant_id, row["id"])
-            ]
+            gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
+            session.event_gaps = [(first, last) for first, last in gaps]
     return found
 
 

@@ -90,6 +90,9 @@ class SqlSessionRepository(SessionRepository):
             return set((await conn.execute(query)).scalars())
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
+        if self._postgresql:
+            async with asyncpg_connection(self._engine) as driver:
+                return await asyncpg_sessions.read(driver, tenant_id, session_id)
         async with self._single.connect() as conn:
             found = await self._select(conn, _key(tenant_id, session_id))
         return found[0] if found else None
@@ -136,6 +139,13 @@ class SqlSessionRepository(SessionRepository):
     ) -> Session:
         """Lock the session, let the domain change it, save what a sign of life changes. A
         decision that raises (Conflict) leaves the transaction rolled back, nothing saved."""
+        if self._postgresql:  # heartbeats and webhooks: hot paths too
+            async with asyncpg_transaction(self._engine) as driver:
+                locked = await asyncpg_sessions.lock(driver, tenant_id, [session_id])
+                session = _the_one(locked, session_id)
+                if change(session):
+                    await asyncpg_sessions.save(driver, [session], LIFE_CHANGES, {})
+            return session
         async with self._engine.begin() as conn:
             found = await self._select(conn, _key(tenant_id, session_id), lock=True)
             if not found:
