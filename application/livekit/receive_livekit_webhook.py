@@ -119,12 +119,15 @@ class ReceiveLiveKitWebhook:
             attributes={"room_sid": event.room_sid, "participant_sid": event.participant_sid},
         )
         now = self._clock.now()
+        window = settings.late_data_window
         session = Session.start(tenant_id, event.session_id, request, now)
+        # LiveKit sends no heartbeats: every webhook of the stay is its sign of life (a new
+        # stay is stored with it already).
+        session.sign_of_life(event.created_at, now, window)
         # The participant is in the room already: recorded whatever the plan says, once.
         added = await self._sessions.add(session)
-        # LiveKit sends no heartbeats: every webhook of the stay is its sign of life.
-        window = settings.late_data_window
-        await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
+        if not added:
+            await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
         return added
 
     async def _left(
