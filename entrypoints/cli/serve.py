@@ -211,6 +211,9 @@ def serve(
             http="entrypoints.cli.request_deadline:RequestDeadline",
             timeout_keep_alive=keep_alive,
             timeout_graceful_shutdown=graceful_shutdown,
+            # A worker that does not answer uvicorn's ping in time is killed and replaced. Its
+            # default, 5 s, killed workers still importing the app on a busy machine, in a loop.
+            timeout_worker_healthcheck=30,
             # Uvicorn trusts 127.0.0.1 unless told: a client on the host could forge its address.
             proxy_headers=bool(proxies),
             forwarded_allow_ips=proxies or None,
