@@ -1,9 +1,12 @@
 """Plans, subscriptions, trials and quotas: what a subject may start and register."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.memory.storage import MemoryStorage
+from application.remembered import TTL
 from application.trials.get_limits import GetLimitsQuery
 from application.trials.get_trial_status import GetTrialStatus, GetTrialStatusQuery
 from application.trials.register_resource import RegisterResource, RegisterResourceCommand
@@ -240,3 +243,27 @@ async def test_limits_show_the_subscription_and_its_end(
 
     assert (limits.plan_id, limits.unlimited, limits.subscription_ends_at) == ("pass", True, ends)
     assert limits.sessions_per_resource is None and limits.can_register_resource
+
+
+async def test_a_plan_set_here_limits_the_next_start_at_once(
+    start: Starter, use_cases: UseCaseContainer, tenant: Tenant
+) -> None:
+    await start(kind="practice", resource_id="pdf-1")  # the tenant's plans are remembered: none
+    await use_cases.set_plan()(SetPlanCommand(tenant.id, replace(FREE, limits=replace(
+        FREE.limits, sessions_per_resource=1))))  # fmt: skip
+
+    with pytest.raises(TrialExhausted):
+        await start(kind="practice", resource_id="pdf-1")
+
+
+async def test_a_plan_set_by_another_process_reaches_this_one_when_its_memory_expires(
+    start: Starter, storage: MemoryStorage, tenant: Tenant, clock: FakeClock
+) -> None:
+    await start(kind="practice", resource_id="pdf-1")  # remembered: no plans
+    await storage.plans.put(tenant.id, replace(FREE, limits=replace(
+        FREE.limits, sessions_per_resource=1)))  # fmt: skip
+    await start(kind="practice", resource_id="pdf-1")  # not limited yet: within the TTL
+    clock.advance(TTL.total_seconds())
+
+    with pytest.raises(TrialExhausted):
+        await start(kind="practice", resource_id="pdf-1")
