@@ -3,11 +3,22 @@
 Every SQLAlchemy error that escapes an adapter method: the methods catch those that carry a
 meaning themselves (an IntegrityError is a key already taken), so what is left is the store
 failing (unreachable, not migrated, locked past busy_timeout, no pooled connection in time).
-asyncpg raises OSError itself when it cannot reach the server (refused, timed out).
+asyncpg raises OSError itself when it cannot reach the server (refused, timed out). The hot
+paths that use the drivers directly (asyncpg_statements, sqlite_statements) meet the drivers'
+own errors.
 """
+
+import sqlite3
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.driver_errors import translating
 
-raises_storage_errors = translating(SQLAlchemyError, OSError)
+try:
+    from asyncpg import InterfaceError, PostgresError
+
+    ASYNCPG_ERRORS: tuple[type[Exception], ...] = (PostgresError, InterfaceError)
+except ImportError:  # asyncpg is the `postgres` extra
+    ASYNCPG_ERRORS = ()
+
+raises_storage_errors = translating(SQLAlchemyError, OSError, sqlite3.Error, *ASYNCPG_ERRORS)

@@ -1,23 +1,22 @@
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
 from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
-from adapters.sqlalchemy.engine import insert, single_statement
+from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.event_batches import BatchWriter, Key, append_batch
-from adapters.sqlalchemy.meters import add_usage, usage_of
+from adapters.sqlalchemy.event_batches import BatchWriter, append_batch
 from adapters.sqlalchemy.quantities import from_json, to_json
-from adapters.sqlalchemy.session_rows import from_row, save
-from adapters.sqlalchemy.tables import events, sessions
+from adapters.sqlalchemy.sqlite_events import SqliteBatchWriter
+from adapters.sqlalchemy.sqlite_statements import in_transaction, on_sqlite_thread, run_unsuspended
+from adapters.sqlalchemy.tables import events
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event
-from domain.session import EVENT_CHANGES, Session
-from domain.usage import Usage
 
 
 @raises_storage_errors
@@ -37,13 +36,19 @@ class SqlEventLog(EventLog):
     ) -> BatchOutcome:
         if self._postgresql:
             # The hot path of ingest: its statements go to asyncpg as they are, arrays and all,
-            # without SQLAlchemy's per-row and per-statement work (adapters.sqlalchemy.asyncpg_statements).
+            # without SQLAlchemy's work per row and per statement (asyncpg_statements).
             async with asyncpg_transaction(self._engine) as driver:
                 writer: BatchWriter = AsyncpgBatchWriter(driver, tenant_id)
                 return await append_batch(writer, batch, now, window, admits)
-        async with self._engine.begin() as conn:
-            writer = _CoreBatchWriter(conn, self._engine, tenant_id)
-            return await append_batch(writer, batch, now, window, admits)
+
+        def append_here(connection: sqlite3.Connection) -> BatchOutcome:
+            writer = SqliteBatchWriter(connection, tenant_id)
+            return run_unsuspended(append_batch(writer, batch, now, window, admits))
+
+        # The same steps with sqlite3, the whole transaction in one hop to SQLite's thread.
+        return await on_sqlite_thread(
+            self._engine, lambda connection: in_transaction(connection, append_here)
+        )
 
     async def find(
         self,
@@ -82,49 +87,6 @@ class SqlEventLog(EventLog):
         async with self._single.connect() as conn:
             counts = {value: n for value, n in await conn.execute(query)}
         return Distribution(total=sum(counts.values()), counts=counts)
-
-
-class _CoreBatchWriter(BatchWriter):
-    """The batch's statements through SQLAlchemy Core (SQLite)."""
-
-    def __init__(self, conn: AsyncConnection, engine: AsyncEngine, tenant_id: str) -> None:
-        self._conn = conn
-        self._engine = engine
-        self._tenant_id = tenant_id
-
-    async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
-        query = (
-            select(sessions)
-            .where(sessions.c.tenant_id == self._tenant_id, sessions.c.id.in_(session_ids))
-            .order_by(sessions.c.id)
-            .with_for_update()
-        )
-        found = {row.id: from_row(row) for row in await self._conn.execute(query)}
-        usage = await usage_of(self._conn, self._tenant_id, metered & set(found))
-        for session_id, meters in usage.items():
-            found[session_id].usage = meters
-        return found
-
-    async def insert(self, batch: list[Event]) -> list[Key]:
-        # One executemany: SQLAlchemy sends it as multi-row INSERTs from a cached statement.
-        stmt = (
-            insert(self._engine, events)
-            .on_conflict_do_nothing()
-            .returning(events.c.session_id, events.c.sequence_no)
-        )
-        rows = await self._conn.execute(stmt, [event_to_row(self._tenant_id, e) for e in batch])
-        return [(r.session_id, r.sequence_no) for r in rows]
-
-    async def stored(self, keys: list[Key]) -> set[Key]:
-        query = select(events.c.session_id, events.c.sequence_no).where(
-            events.c.tenant_id == self._tenant_id,
-            tuple_(events.c.session_id, events.c.sequence_no).in_(keys),
-        )
-        return {(r.session_id, r.sequence_no) for r in await self._conn.execute(query)}
-
-    async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
-        await add_usage(self._conn, self._engine, self._tenant_id, usage)
-        await save(self._conn, changed, EVENT_CHANGES)
 
 
 def event_to_row(tenant_id: str, event: Event) -> dict[str, Any]:

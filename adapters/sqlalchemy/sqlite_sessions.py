@@ -1,0 +1,99 @@
+"""Sessions read, locked and written with sqlite3 on SQLite's thread
+(adapters.sqlalchemy.sqlite_statements): the statements of the lifecycle and of ingest."""
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from adapters.sqlalchemy.quantities import from_nanos, to_nanos
+from adapters.sqlalchemy.session_rows import from_row, to_row
+from adapters.sqlalchemy.sqlite_statements import instant, instant_of, json_of, json_text
+from adapters.sqlalchemy.tables import sessions
+from domain.session import Session
+from domain.usage import Usage
+
+INSTANT_COLUMNS = ("started_at", "last_seen_at", "ended_at")
+JSON_COLUMNS = ("attributes", "summary")
+_COLUMNS = tuple(sessions.c.keys())
+
+INSERT = (
+    f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    " ON CONFLICT DO NOTHING"
+)
+METERS = "SELECT meter, quantity_nanos, is_decimal FROM session_meters WHERE tenant_id = ? AND session_id = ?"
+GAPS = (
+    "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
+    " coalesce(lag(sequence_no) OVER (ORDER BY sequence_no), 0) AS previous"
+    " FROM events WHERE tenant_id = ? AND session_id = ?) WHERE n > previous + 1 ORDER BY n"
+)
+ADD_USAGE = (
+    "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos, is_decimal)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
+    " quantity_nanos = quantity_nanos + excluded.quantity_nanos,"
+    " is_decimal = is_decimal OR excluded.is_decimal"
+)
+
+
+def read(connection: sqlite3.Connection, tenant_id: str, ids: Iterable[str]) -> dict[str, Session]:
+    """The sessions of these ids, with usage and gaps. (In a transaction they are as locked as
+    SQLite locks: its writers take the database's one write lock first.)"""
+    ids = list(ids)
+    cursor = connection.execute(
+        f"SELECT * FROM sessions WHERE tenant_id = ? AND id IN ({', '.join('?' * len(ids))})",
+        [tenant_id, *ids],
+    )
+    names = [column[0] for column in cursor.description]
+    found = {}
+    for values in cursor.fetchall():
+        row = SimpleNamespace(**dict(zip(names, values, strict=True)))
+        for name in INSTANT_COLUMNS:
+            setattr(row, name, instant_of(getattr(row, name)))
+        for name in JSON_COLUMNS:
+            setattr(row, name, json_of(getattr(row, name)))
+        session = found[row.id] = from_row(row)
+        meters = connection.execute(METERS, (tenant_id, row.id))
+        session.usage = {m: from_nanos(nanos, bool(decimal)) for m, nanos, decimal in meters}
+        if row.event_count < row.max_sequence_no:
+            gaps = connection.execute(GAPS, (tenant_id, row.id))
+            session.event_gaps = [(first, last) for first, last in gaps]
+    return found
+
+
+def insert(connection: sqlite3.Connection, session: Session) -> bool:
+    """Store a new session; False (nothing stored) if its id is taken."""
+    return connection.execute(INSERT, _values(to_row(session), _COLUMNS)).rowcount == 1
+
+
+def save(
+    connection: sqlite3.Connection,
+    changed: Sequence[Session],
+    columns: Sequence[str],
+    usage: Mapping[str, Usage],
+) -> None:
+    """Write these columns of sessions read in this transaction and add `usage` to their meters."""
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    connection.executemany(
+        f"UPDATE sessions SET {assignments} WHERE tenant_id = ? AND id = ?",
+        [[*_values(to_row(s), columns), s.tenant_id, s.id] for s in changed],
+    )
+    connection.executemany(
+        ADD_USAGE,
+        [
+            (s.tenant_id, s.id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
+            for s in changed
+            for meter, quantity in usage.get(s.id, {}).items()
+        ],
+    )
+
+
+def _values(row: dict[str, Any], columns: Sequence[str]) -> list[Any]:
+    return [
+        instant(row[c])
+        if c in INSTANT_COLUMNS
+        else json_text(row[c])
+        if c in JSON_COLUMNS
+        else row[c]
+        for c in columns
+    ]

@@ -1,0 +1,78 @@
+"""Statements run on SQLite's own thread with the sqlite3 module: a whole step in one hop.
+
+aiosqlite runs each statement on the connection's thread and hands its result back to the event
+loop: a hop per statement, with SQLAlchemy's work per execution on top, cost more than SQLite
+did. The hot paths (ingest, the session lifecycle) instead send one function to that thread,
+which runs its whole transaction with sqlite3. Values are kept as SQLAlchemy keeps them
+(adapters.sqlalchemy.tables): instants as naive UTC text, JSON as text.
+"""
+
+import sqlite3
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Result = TypeVar("Result")
+
+
+async def on_sqlite_thread(
+    engine: AsyncEngine, work: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    """`work(connection)` run on the thread of a pooled connection, with its sqlite3 one."""
+    async with engine.connect() as conn:
+        aiosqlite = (await conn.get_raw_connection()).driver_connection
+        assert aiosqlite is not None
+        # aiosqlite's own way of running a call on its thread (private in 0.22, pinned).
+        result: Result = await aiosqlite._execute(work, aiosqlite._conn)
+        return result
+
+
+def in_transaction(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    """`work` in a transaction that takes the write lock first, as the engine's do
+    (adapters.sqlalchemy.engine): concurrent writers queue instead of failing halfway."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
+def run_unsuspended(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    """The result of a coroutine whose awaits all return at once (they only call sqlite3), run
+    here: the steps shared with PostgreSQL's async driver (event_batches.append_batch), run
+    on SQLite's thread."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: Result = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a step on SQLite's thread waited for something")
+
+
+def instant(at: datetime | None) -> str | None:
+    """An instant as SQLAlchemy's SQLite DateTime keeps it (UTCDateTime: naive UTC)."""
+    if at is None:
+        return None
+    at = at.astimezone(UTC)
+    return f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond:06d}"
+
+
+def instant_of(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def json_of(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
