@@ -5,13 +5,11 @@ from typing import Any
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy import asyncpg_sessions
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection, asyncpg_transaction
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.session_rows import load, save, to_row
+from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
 from adapters.sqlalchemy.tables import sessions
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import NotFound
@@ -35,16 +33,11 @@ class SqlSessionRepository(SessionRepository):
         self._engine = engine
         self._single = single_statement(engine)
         self._sqlite = engine.dialect.name == "sqlite"
-        self._postgresql = engine.dialect.name == "postgresql"
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
-        if limit is None and self._postgresql:  # the lifecycle's hot path
-            async with asyncpg_connection(self._engine) as driver:
-                return await asyncpg_sessions.insert(driver, session)
+        if limit is None:  # the lifecycle's hot path
+            return await on_connection(self._engine, lambda rows: rows.insert(session))
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
-        if limit is None:
-            async with self._single.begin() as conn:
-                return bool((await conn.execute(stmt)).rowcount == 1)
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
             # A retried start whose id is taken is a replay, even when it took the last slot.
@@ -90,12 +83,7 @@ class SqlSessionRepository(SessionRepository):
             return set((await conn.execute(query)).scalars())
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
-        if self._postgresql:
-            async with asyncpg_connection(self._engine) as driver:
-                return await asyncpg_sessions.read(driver, tenant_id, session_id)
-        async with self._single.connect() as conn:
-            found = await self._select(conn, _key(tenant_id, session_id))
-        return found[0] if found else None
+        return await on_connection(self._engine, lambda rows: rows.read(tenant_id, session_id))
 
     async def find(
         self,
@@ -139,21 +127,14 @@ class SqlSessionRepository(SessionRepository):
     ) -> Session:
         """Lock the session, let the domain change it, save what a sign of life changes. A
         decision that raises (Conflict) leaves the transaction rolled back, nothing saved."""
-        if self._postgresql:  # heartbeats and webhooks: hot paths too
-            async with asyncpg_transaction(self._engine) as driver:
-                locked = await asyncpg_sessions.lock(driver, tenant_id, [session_id])
-                session = _the_one(locked, session_id)
-                if change(session):
-                    await asyncpg_sessions.save(driver, [session], LIFE_CHANGES, {})
-            return session
-        async with self._engine.begin() as conn:
-            found = await self._select(conn, _key(tenant_id, session_id), lock=True)
-            if not found:
-                raise NotFound(f"no session {session_id}")
-            session = found[0]
+
+        async def changed(rows: SessionRows) -> Session:
+            session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
             if change(session):
-                await save(conn, [session], LIFE_CHANGES)
-        return session
+                await rows.save([session], LIFE_CHANGES, {})
+            return session
+
+        return await in_transaction(self._engine, changed)
 
     async def close(
         self,
@@ -165,28 +146,16 @@ class SqlSessionRepository(SessionRepository):
         window: timedelta,
         check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
-        if self._postgresql:  # the lifecycle's hot path (adapters.sqlalchemy.asyncpg_statements)
-            async with asyncpg_transaction(self._engine) as driver:
-                session = _the_one(
-                    await asyncpg_sessions.lock(driver, tenant_id, [session_id]), session_id
-                )
-                if check is not None:
-                    check(session)
-                closing = session.close(exit, rated_kinds, now, window)
-                if closing.changed:
-                    usage = {session_id: exit.usage}
-                    await asyncpg_sessions.save(driver, [session], END_CHANGES, usage)
-            return session, closing
-        async with self._engine.begin() as conn:
-            found = await self._select(conn, _key(tenant_id, session_id), lock=True)
-            session = _the_one({s.id: s for s in found}, session_id)
+        async def closed(rows: SessionRows) -> tuple[Session, Closing]:
+            session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
             if check is not None:
                 check(session)
             closing = session.close(exit, rated_kinds, now, window)
             if closing.changed:
-                await save(conn, [session], END_CHANGES)
-                await add_usage(conn, self._engine, tenant_id, {session_id: exit.usage})
-        return session, closing
+                await rows.save([session], END_CHANGES, {session_id: exit.usage})
+            return session, closing
+
+        return await in_transaction(self._engine, closed)
 
     async def time_out_idle(
         self,

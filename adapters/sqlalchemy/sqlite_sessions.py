@@ -61,6 +61,17 @@ def read(connection: sqlite3.Connection, tenant_id: str, ids: Iterable[str]) -> 
     return found
 
 
+def read_one(connection: sqlite3.Connection, tenant_id: str, session_id: str) -> Session | None:
+    """The session of this id, or None; its row, usage and gaps from one snapshot."""
+    if connection.in_transaction:
+        return read(connection, tenant_id, [session_id]).get(session_id)
+    connection.execute("BEGIN")  # deferred: a snapshot, no write lock
+    try:
+        return read(connection, tenant_id, [session_id]).get(session_id)
+    finally:
+        connection.execute("COMMIT")
+
+
 def insert(connection: sqlite3.Connection, session: Session) -> bool:
     """Store a new session; False (nothing stored) if its id is taken."""
     return connection.execute(INSERT, _values(to_row(session), _COLUMNS)).rowcount == 1
