@@ -56,12 +56,14 @@ async def in_transaction(engine: AsyncEngine, step: Step[Result]) -> Result:
     )
 
 
-async def on_connection(engine: AsyncEngine, step: Step[Result]) -> Result:
+async def on_connection(engine: AsyncEngine, step: Step[Result], writes: bool) -> Result:
     """`step` outside a transaction: for one statement (each is atomic on its own)."""
     if engine.dialect.name == "postgresql":
         async with asyncpg_connection(engine) as driver:
             return await step(_AsyncpgRows(driver))
-    return await on_sqlite_thread(engine, lambda c: run_unsuspended(step(_SqliteRows(c))))
+    return await on_sqlite_thread(
+        engine, lambda c: run_unsuspended(step(_SqliteRows(c))), writes=writes
+    )
 
 
 class _AsyncpgRows(SessionRows):

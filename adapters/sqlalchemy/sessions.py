@@ -36,7 +36,9 @@ class SqlSessionRepository(SessionRepository):
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         if limit is None:  # the lifecycle's hot path
-            return await on_connection(self._engine, lambda rows: rows.insert(session))
+            return await on_connection(
+                self._engine, lambda rows: rows.insert(session), writes=True
+            )
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
@@ -83,7 +85,9 @@ class SqlSessionRepository(SessionRepository):
             return set((await conn.execute(query)).scalars())
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
-        return await on_connection(self._engine, lambda rows: rows.read(tenant_id, session_id))
+        return await on_connection(
+            self._engine, lambda rows: rows.read(tenant_id, session_id), writes=False
+        )
 
     async def find(
         self,
