@@ -34,7 +34,10 @@ def create_engine(url: str) -> AsyncEngine:
     # (reports read thousands of small JSON objects).
     common: dict[str, Any] = {"hide_parameters": True, "json_deserializer": msgspec.json.decode}
     if full.get_backend_name() == "sqlite":
-        engine = create_async_engine(full, **common)
+        # No rollback when a connection goes back to the pool: every transaction has ended by
+        # then (SQLAlchemy's end with their Connection; the direct paths' with their step), and
+        # with aiosqlite the rollback was a hop to SQLite's thread per checkout, as dear as a step.
+        engine = create_async_engine(full, pool_reset_on_return=None, **common)
         _serialise_sqlite_writers(engine)
         return engine
     # A fixed pool: under load requests queue for a connection instead of opening and closing
