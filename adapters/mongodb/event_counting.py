@@ -6,16 +6,25 @@ last_seen_at, a provisional end, a new charge revision) in one update guarded on
 it was read and on `counting != token`, which also records the token in the session's `counting`
 list: so the step happens at most once per session, whoever runs it, and a session that changed
 in between is read and decided again. Events the session no longer takes when they are counted
-(it ended, the window passed) are deleted and refused. Then the marks are removed. A crash
-between the steps leaves marked events behind; `finish_stale_batches` completes them later (a
-retried batch, a close, the reaper), deciding on that caller's clock and late-data window.
+(it ended, the window passed) are deleted and refused. Then the marks are removed, then the
+token. A crash between the steps leaves marked events behind; `finish_stale_batches` completes
+them later (a retried batch, a close, the reaper), deciding on that caller's clock and late-data
+window.
+
+On MongoDB 8.0+ an append sends all of these steps at once, as one ordered client-level bulk
+write (`counting_writes`, used by MongoEventLog.append), counting on the sessions as it read
+them before inserting: the same steps in the same order, so a command cut short anywhere leaves
+what a crash between two of them leaves. `count_batch` takes the long way, a step per command,
+reading each session again: for what such a command left undone, and for the finishers.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
+from pymongo import UpdateMany, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document, increments
@@ -28,6 +37,58 @@ from domain.session import DECIDED_BY, LIFE_CHANGES, Session
 # Older marks than this belong to an append that died; younger ones may still be in flight.
 STALE_AFTER = timedelta(seconds=30)
 ATTEMPTS = 20
+# Added to an update guarded on a session's `_id` and state as read, with upsert: when the
+# session changed, the insert the upsert then attempts would change the `_id` from the filter,
+# which MongoDB refuses (ImmutableField), so it never inserts, and an ordered bulk write stops
+# at the update instead of going on as if it had counted.
+NEVER_INSERTED: Document = {"$setOnInsert": {"_id": "never inserted"}}
+
+
+@dataclass(frozen=True)
+class CountingWrites:
+    """The counting steps of one batch as write models of an ordered client-level bulk write."""
+
+    writes: list[UpdateOne | UpdateMany]  # first a count per session, as in `counts`
+    # The session of each count, and whether the count leaves it pending a new settlement.
+    counts: list[tuple[str, bool]]
+
+    def repriced_before(self, position: int) -> frozenset[str]:
+        """The sessions left pending a settlement by the counts before `position` in `writes`
+        (those done when the command stopped there)."""
+        return frozenset(s for s, repriced in self.counts[:position] if repriced)
+
+
+def counting_writes(
+    db: AsyncDatabase[Document],
+    tenant_id: str,
+    token: ObjectId,
+    events: Sequence[Event],
+    read: Mapping[str, Document],
+    now: datetime,
+) -> CountingWrites:
+    """Counting `events`, stored under `token`, into their sessions as `read` (which take every
+    one: sort_batch decided on the same documents), then removing the marks and the token. Each
+    count is guarded on its session as read and cannot insert (NEVER_INSERTED): a session that
+    changed since stops the command there, and the long way (count_batch) decides again."""
+    by_session = _by_session(events)
+    writes: list[UpdateOne | UpdateMany] = []
+    counts = []
+    for session_id, taken in by_session.items():
+        found = read[session_id]
+        guard, update, was_repriced = _count(found, token, taken, now)
+        writes.append(
+            UpdateOne(
+                {"_id": found["_id"], **guard},
+                {**update, **NEVER_INSERTED},
+                upsert=True,
+                namespace=f"{db.name}.sessions",
+            )
+        )
+        counts.append((session_id, was_repriced))
+    (marks, unmark), (tokens, untoken) = _cleanup(tenant_id, token, by_session)
+    writes.append(UpdateMany(marks, unmark, namespace=f"{db.name}.events"))
+    writes.append(UpdateMany(tokens, untoken, namespace=f"{db.name}.sessions"))
+    return CountingWrites(writes, counts)
 
 
 async def count_batch(
@@ -38,11 +99,12 @@ async def count_batch(
     now: datetime,
     window: timedelta,
 ) -> tuple[list[tuple[Event, str]], frozenset[str]]:
-    """Count the events stored under `token`. Returns those refused when counted (deleted),
-    with the reason, and the ended sessions left pending a new settlement."""
-    by_session: dict[str, list[Event]] = defaultdict(list)
-    for event in inserted:
-        by_session[event.session_id].append(event)
+    """Count the events stored under `token` that are not counted yet. Returns those refused
+    when counted (deleted), with the reason, and the ended sessions left pending a new
+    settlement."""
+    by_session = _by_session(inserted)
+    if not by_session:
+        return [], frozenset()
     refused: list[tuple[Event, str]] = []
     repriced: set[str] = set()
     for session_id, events in by_session.items():
@@ -52,13 +114,9 @@ async def count_batch(
         refused += refused_here
         if was_repriced:
             repriced.add(session_id)
-    await db["events"].update_many(
-        {"tenant_id": tenant_id, "batch": token}, {"$unset": {"batch": ""}}
-    )
-    await db["sessions"].update_many(
-        {"tenant_id": tenant_id, "id": {"$in": list(by_session)}, "counting": token},
-        {"$pull": {"counting": token}},
-    )
+    (marks, unmark), (tokens, untoken) = _cleanup(tenant_id, token, by_session)
+    await db["events"].update_many(marks, unmark)
+    await db["sessions"].update_many(tokens, untoken)
     return refused, frozenset(repriced)
 
 
@@ -94,30 +152,61 @@ async def _count_session(
             )
             refused += refused_now
             events = taken
-        if session is None or not taken:
+        if found is None or not taken:
             return refused, False
-        assert found is not None
-        revision = session.charge_revision
-        added = session.record_events(taken, now)
-        document = to_document(session)
-        counted = await db["sessions"].update_one(
-            {
-                **key,
-                "counting": {"$ne": token},
-                "event_count": found["event_count"],
-                **{f: found.get(f) for f in DECIDED_BY},
-            },
-            {
-                "$inc": {**increments("usage", added), "event_count": len(taken)},
-                "$max": {"max_sequence_no": session.max_sequence_no},
-                "$set": {f: document[f] for f in LIFE_CHANGES},
-                "$push": {"counting": token},
-            },
-        )
+        guard, update, was_repriced = _count(found, token, taken, now)
+        counted = await db["sessions"].update_one(guard, update)
         if counted.modified_count:
-            return refused, session.charge_revision != revision
+            return refused, was_repriced
         # The session changed since it was read: decide again.
     raise Conflict(f"session {session_id} changed too often to count its events; retry the batch")
+
+
+def _count(
+    found: Document, token: ObjectId, taken: list[Event], now: datetime
+) -> tuple[Document, Document, bool]:
+    """The update that counts `taken` into the session `found` (which takes them all): its
+    filter, guarded on the session as read and on not having counted `token`; the update, which
+    records `token`; and whether the count leaves the session pending a new settlement."""
+    session = from_document(found)
+    revision = session.charge_revision
+    added = session.record_events(taken, now)
+    document = to_document(session)
+    guard = {
+        "tenant_id": session.tenant_id,
+        "id": session.id,
+        "counting": {"$ne": token},
+        "event_count": found["event_count"],
+        **{f: found.get(f) for f in DECIDED_BY},
+    }
+    update = {
+        "$inc": {**increments("usage", added), "event_count": len(taken)},
+        "$max": {"max_sequence_no": session.max_sequence_no},
+        "$set": {f: document[f] for f in LIFE_CHANGES},
+        "$push": {"counting": token},
+    }
+    return guard, update, session.charge_revision != revision
+
+
+def _cleanup(
+    tenant_id: str, token: ObjectId, session_ids: Iterable[str]
+) -> tuple[tuple[Document, Document], tuple[Document, Document]]:
+    """The last two steps, as (filter, update): remove the marks of the events, then the token
+    from the sessions that counted them."""
+    return (
+        ({"tenant_id": tenant_id, "batch": token}, {"$unset": {"batch": ""}}),
+        (
+            {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}, "counting": token},
+            {"$pull": {"counting": token}},
+        ),
+    )
+
+
+def _by_session(events: Iterable[Event]) -> dict[str, list[Event]]:
+    by_session: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_session[event.session_id].append(event)
+    return by_session
 
 
 def _decide(
@@ -132,6 +221,20 @@ def _decide(
     return taken, [(e, reason) for _, e, reason in batch.refused]
 
 
+def uncounted(tenant_id: str, into: str) -> Document:
+    """A `$lookup` stage over sessions: into the field `into`, the events of each session that
+    an append which died left marked (older than STALE_AFTER), for `finish_batches`."""
+    return {
+        "$lookup": {
+            "from": "events",
+            "localField": "id",
+            "foreignField": "session_id",
+            "pipeline": [{"$match": {"tenant_id": tenant_id, "batch": {"$lt": _stale_before()}}}],
+            "as": into,
+        }
+    }
+
+
 async def finish_stale_batches(
     db: AsyncDatabase[Document],
     tenant_id: str,
@@ -142,14 +245,31 @@ async def finish_stale_batches(
     """Count what appends that died left uncounted (of these sessions, or of the tenant), deciding
     on the caller's `now` and late-data `window` as the append would have; True when there was
     any."""
-    # Marks are ObjectIds stamped by the wall clock, so their age is read on it.
-    cutoff = ObjectId.from_datetime(datetime.now(UTC) - STALE_AFTER)
-    query: Document = {"tenant_id": tenant_id, "batch": {"$lt": cutoff}}
+    query: Document = {"tenant_id": tenant_id, "batch": {"$lt": _stale_before()}}
     if session_ids is not None:
         query["session_id"] = {"$in": list(session_ids)}
+    return await finish_batches(
+        db, tenant_id, await db["events"].find(query).to_list(None), now, window
+    )
+
+
+async def finish_batches(
+    db: AsyncDatabase[Document],
+    tenant_id: str,
+    marked: Iterable[Document],
+    now: datetime,
+    window: timedelta,
+) -> bool:
+    """Count the `marked` events (documents, as stored) that appends which died left, as
+    `finish_stale_batches` does; True when there were any."""
     by_token: dict[ObjectId, list[Event]] = defaultdict(list)
-    async for document in db["events"].find(query):
+    for document in marked:
         by_token[document["batch"]].append(event_from_document(document))
     for token, events in by_token.items():
         await count_batch(db, tenant_id, token, events, now, window)
     return bool(by_token)
+
+
+def _stale_before() -> ObjectId:
+    # Marks are ObjectIds stamped by the wall clock, so their age is read on it.
+    return ObjectId.from_datetime(datetime.now(UTC) - STALE_AFTER)

@@ -1,21 +1,41 @@
 """The event log in MongoDB: a unique index stores each (session, sequence_no) once, and
-event_counting.py adds what was stored to the sessions exactly once."""
+event_counting.py adds what was stored to the sessions exactly once.
+
+An append is two round trips on MongoDB 8.0+ when its events are new and their sessions did not
+change meanwhile (a client's batch into its active session):
+
+1. `find` the batch's sessions: sort_batch decides on them what each session takes (and what
+   the caller may write), and Session.record_events what counting it changes;
+2. one ordered client-level `bulkWrite` over both collections: insert the new events marked
+   with a batch token, then event_counting's steps (count each session, guarded on it as read
+   in 1; remove the marks; remove the token).
+
+The command stops at the first event stored before (a retry, a concurrent copy of the batch) or
+at the first session that changed since 1, and the append finishes the long way: the rest of
+the events by an unordered insert_many (which names every duplicate), then count_batch for what
+is not counted yet (3 round trips a session, reading it again, and 2 to remove marks and token);
+for duplicates, one `find` of marks a dead append left among their sessions (a retry finishes
+such a batch). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
+A server before 8.0, which has no bulkWrite command, takes the long way for every batch. Events
+refused by their sessions (ended, late, the meter limit) cost one `find` more: of those stored
+before, which are duplicates, not errors.
+"""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bson import ObjectId
+from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, InvalidOperation
 
-from adapters.mongodb.documents import Document, duplicates_in
+from adapters.mongodb.documents import DUPLICATE_KEY, Document, duplicates_in
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.event_counting import count_batch, finish_stale_batches
+from adapters.mongodb.event_counting import count_batch, counting_writes, finish_stale_batches
 from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
-from domain.session import Session
 
 
 @raises_storage_errors
@@ -23,6 +43,7 @@ class MongoEventLog(EventLog):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._events = db["events"]
+        self._one_command = True  # False once the server says it has no bulkWrite (before 8.0)
 
     async def append(
         self,
@@ -33,12 +54,11 @@ class MongoEventLog(EventLog):
         admits: Admission | None = None,
     ) -> BatchOutcome:
         found = await self._sessions(tenant_id, {e.session_id for _, e in batch})
-        sorted_batch = sort_batch(batch, found, now, window, admits)
-        token = ObjectId()
-        inserted, repeated = await self._insert(tenant_id, [e for _, e in sorted_batch.new], token)
-        refused, repriced = await count_batch(self._db, tenant_id, token, inserted, now, window)
-        if repeated:  # a retry: maybe of a batch whose append died before counting it
-            await finish_stale_batches(self._db, tenant_id, now, window, repeated)
+        sessions = {i: from_session_document(d) for i, d in found.items()}
+        sorted_batch = sort_batch(batch, sessions, now, window, admits)
+        inserted, refused, repriced = await self._store(
+            tenant_id, [e for _, e in sorted_batch.new], found, now, window
+        )
         # Events their session no longer took when they were counted were refused then.
         reasons = {(e.session_id, e.sequence_no): reason for e, reason in refused}
         sorted_batch.refused += [
@@ -48,7 +68,7 @@ class MongoEventLog(EventLog):
         ]
         stored_before = await self._stored(tenant_id, [e for _, e, _ in sorted_batch.refused])
         rejections = sorted_batch.rejected(stored_before)
-        counted = len(inserted) - len(refused)
+        counted = inserted - len(refused)
         return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
 
     async def find(
@@ -80,11 +100,61 @@ class MongoEventLog(EventLog):
         counts = {g["_id"]: g["n"] async for g in await self._events.aggregate(pipeline)}
         return Distribution(total=sum(counts.values()), counts=counts)
 
-    async def _sessions(self, tenant_id: str, session_ids: set[str]) -> dict[str, Session]:
+    async def _sessions(self, tenant_id: str, session_ids: set[str]) -> dict[str, Document]:
         cursor = self._db["sessions"].find(
             {"tenant_id": tenant_id, "id": {"$in": sorted(session_ids)}}
         )
-        return {document["id"]: from_session_document(document) async for document in cursor}
+        return {document["id"]: document async for document in cursor}
+
+    async def _store(
+        self,
+        tenant_id: str,
+        events: list[Event],
+        read: dict[str, Document],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[int, list[tuple[Event, str]], frozenset[str]]:
+        """Insert the new `events` and count them into their sessions, `read` before: how many
+        were inserted, those refused when counted (deleted since), and the ended sessions left
+        pending a new settlement."""
+        if not events:
+            return 0, [], frozenset()
+        token = ObjectId()
+        inserts = [
+            InsertOne({**to_document(tenant_id, e), "batch": token}, namespace=self._namespace)
+            for e in events
+        ]
+        counting = counting_writes(self._db, tenant_id, token, events, read, now)
+        done: list[Event] = []  # inserted by the command
+        rest = events  # left for the long way to insert
+        repeated: set[str] = set()  # sessions of events stored before
+        repriced: frozenset[str] = frozenset()
+        if self._one_command:
+            try:
+                await self._db.client.bulk_write([*inserts, *counting.writes], ordered=True)
+                return len(events), [], counting.repriced_before(len(counting.writes))
+            except InvalidOperation:  # not sent: the server is older than MongoDB 8.0
+                self._one_command = False
+            except ClientBulkWriteException as error:
+                stopped, code = _stopped_at(error)
+                if stopped < len(events):  # at an event stored before
+                    if code != DUPLICATE_KEY:
+                        raise
+                    done, rest = events[:stopped], events[stopped + 1 :]
+                    repeated.add(events[stopped].session_id)
+                else:  # at a session that changed since it was read: counted up to there
+                    done, rest = events, []
+                    repriced = counting.repriced_before(stopped - len(events))
+        more, repeated_too = await self._insert(tenant_id, rest, token)
+        inserted = [*done, *more]
+        refused, recounted = await count_batch(self._db, tenant_id, token, inserted, now, window)
+        if repeated := repeated | repeated_too:  # maybe a retry of a batch whose append died
+            await finish_stale_batches(self._db, tenant_id, now, window, repeated)
+        return len(inserted), refused, repriced | recounted
+
+    @property
+    def _namespace(self) -> str:
+        return f"{self._db.name}.events"
 
     async def _insert(
         self, tenant_id: str, events: list[Event], token: ObjectId
@@ -113,3 +183,14 @@ class MongoEventLog(EventLog):
             {"session_id": 1, "sequence_no": 1},
         )
         return {(d["session_id"], d["sequence_no"]) async for d in cursor}
+
+
+def _stopped_at(error: ClientBulkWriteException) -> tuple[int, int]:
+    """Where an ordered bulk write stopped at a write error, and its code; any other failure
+    (the server unreachable, a write concern not met) is raised again: how much of the command
+    was done is not known, and what it left marked is for the finishers."""
+    details = error.details
+    if details.get("error") is not None or details.get("writeConcernErrors"):
+        raise error
+    (first,) = details["writeErrors"]  # an ordered write stops at its first
+    return int(first["idx"]), int(first["code"])

@@ -3,6 +3,12 @@
 A close is `find_one_and_update` on {id, status: active}: of concurrent closers exactly one
 matches. A start under a trial limit takes a numbered slot that a unique index keeps to one
 session (see indexes.py), so counting and inserting need no transaction.
+
+Round trips: a start is an insert; under a trial limit a count, then the insert (a `find` more
+for a start refused at the limit, or whose insert a concurrent start refused). A close is two:
+an `aggregate` that reads the session with the events of any batch whose append died before
+counting them (counted first: their meters belong in what the close prices), then the guarded
+`find_one_and_update`. Loading a session's event gaps, where it has some, is one more.
 """
 
 from collections.abc import Callable, Collection
@@ -17,11 +23,11 @@ from adapters.mongodb.credits import finish_due
 from adapters.mongodb.dimensions import having
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.event_counting import finish_stale_batches
+from adapters.mongodb.event_counting import finish_batches, finish_stale_batches, uncounted
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import Conflict, NotFound
-from domain.plans import SessionLimit
+from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import (
     DECIDED_BY,
     END_CHANGES,
@@ -53,16 +59,22 @@ class MongoSessionRepository(SessionRepository):
             return await self._insert(document)
         group = ",".join(sorted(limit.kinds))
         while True:
-            if await self._exists(session.tenant_id, session.id):
-                return False
             used = await self.count_started(
                 session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
             )
-            limit.admit(used)
-            # A concurrent start that took slot `used` first makes this insert fail; counting
-            # again then sees its session, so every retry follows someone else's success.
+            try:
+                limit.admit(used)
+            except SessionLimitReached:
+                if await self._exists(session.tenant_id, session.id):
+                    return False  # a start of a session stored already is not refused
+                raise
             if await self._insert({**document, "slot": {"group": group, "n": used}}):
                 return True
+            # The id is taken (its unique index refused the insert), or a concurrent start took
+            # slot `used` first: counting again then sees its session, so every retry follows
+            # someone else's success.
+            if await self._exists(session.tenant_id, session.id):
+                return False
 
     async def count_started(
         self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
@@ -143,18 +155,23 @@ class MongoSessionRepository(SessionRepository):
         check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
         for _ in range(ATTEMPTS):
-            found = await self._sessions.find_one(_key(tenant_id, session_id))
-            if found is None:
+            # With the events of any batch whose counting was cut short by a crash: their
+            # meters belong in the usage this close may charge.
+            read = await self._sessions.aggregate(
+                [{"$match": _key(tenant_id, session_id)}, uncounted(tenant_id, "uncounted")]
+            )
+            documents = await read.to_list(1)
+            if not documents:
                 raise NotFound(f"no session {session_id}")
+            found = documents[0]
+            marked = found.pop("uncounted")
             if check is not None:  # the kind and resource it judges never change
                 check(from_document(found))
-            # Meters of events whose counting was cut short by a crash belong in the usage this
-            # close may charge.
-            if found["status"] == ACTIVE and await finish_stale_batches(
-                self._db, tenant_id, now, window, [session_id]
-            ):
-                found = await self._sessions.find_one(_key(tenant_id, session_id))
-                assert found is not None  # sessions are never deleted
+            if marked and found["status"] == ACTIVE:
+                await finish_batches(self._db, tenant_id, marked, now, window)
+                counted = await self._sessions.find_one(_key(tenant_id, session_id))
+                assert counted is not None  # sessions are never deleted
+                found = counted
             session = from_document(found)
             closing = session.close(exit, rated_kinds, now, window)
             if not closing.changed:

@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient, InsertOne
 
 import adapters.mongodb.credits
-import adapters.mongodb.events
 import adapters.mongodb.sessions
 from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
@@ -49,19 +49,21 @@ async def tenant(mongodb: MongoStorage) -> Tenant:
 
 @pytest.fixture
 def dying_append(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The next append dies after its events are stored, before they are counted; its marks
-    count as stale at once (instead of after STALE_AFTER)."""
-    real = event_counting.count_batch
+    """The next append dies after its events are stored, before they are counted (its one
+    command cut short after the inserts); its marks count as stale at once (instead of after
+    STALE_AFTER)."""
+    real = AsyncMongoClient.bulk_write
     calls = 0
 
-    async def dies_once(*args: Any) -> Any:
+    async def dies_once(client: Any, writes: list[Any], **options: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
+            await real(client, [w for w in writes if isinstance(w, InsertOne)], **options)
             raise ConnectionError("the process died")
-        return await real(*args)
+        return await real(client, writes, **options)
 
-    monkeypatch.setattr(adapters.mongodb.events, "count_batch", dies_once)
+    monkeypatch.setattr(AsyncMongoClient, "bulk_write", dies_once)
     monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
 
 
