@@ -28,8 +28,8 @@ class AsyncpgBatchWriter(BatchWriter):
         self._tenant_id = tenant_id
 
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
-        # Usage comes with every session: in the same statement, it costs nothing more.
-        return await asyncpg_sessions.lock(self._driver, self._tenant_id, sorted(session_ids))
+        ids = sorted(session_ids)
+        return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
         columns = [

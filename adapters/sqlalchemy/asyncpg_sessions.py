@@ -1,7 +1,7 @@
 """Sessions read, locked and written through asyncpg (adapters.sqlalchemy.asyncpg_statements):
 the statements of the lifecycle and of ingest."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from functools import cache
 from types import SimpleNamespace
@@ -17,16 +17,23 @@ from domain.usage import Usage
 JSON_COLUMNS = ("attributes", "summary")
 METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
 
-# Each session with its meters, in one round trip: [[meter, nanos, is_decimal], …].
-_WITH_METERS = (
+# A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]].
+READ_ONE = (
     "SELECT s.*, (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
-    " FROM sessions s WHERE s.tenant_id = $1"
+    " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
 )
-READ_ONE = f"{_WITH_METERS} AND s.id = $2"
-# In id order, so that writers locking several sessions never deadlock.
-LOCK_ONE = f"{READ_ONE} FOR UPDATE OF s"
-LOCK_MANY = f"{_WITH_METERS} AND s.id = ANY($2::varchar[]) ORDER BY s.id FOR UPDATE OF s"
+# Locked in id order, so that writers locking several sessions never deadlock. Their meters come
+# from the next statement: a statement that waited for the lock sees the locked rows as the
+# writer before it left them, but other tables as of its own start (READ COMMITTED re-reads only
+# the rows it locks), so meters read with the lock could lack what that writer added.
+LOCK = (
+    "SELECT * FROM sessions WHERE tenant_id = $1 AND id = ANY($2::varchar[]) ORDER BY id FOR UPDATE"
+)
+METERS = (
+    "SELECT session_id, meter, quantity_nanos, is_decimal FROM session_meters"
+    " WHERE tenant_id = $1 AND session_id = ANY($2::varchar[])"
+)
 GAPS = (
     "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
     " coalesce(lag(sequence_no) OVER (ORDER BY sequence_no), 0) AS previous"
@@ -49,11 +56,20 @@ INSERT = (
 )
 
 
-async def lock(driver: Driver, tenant_id: str, session_ids: Sequence[str]) -> dict[str, Session]:
-    """The sessions of these ids, locked until the transaction ends, with usage and gaps."""
-    if len(session_ids) == 1:
-        return await _loaded(driver, await driver.fetch(LOCK_ONE, tenant_id, session_ids[0]))
-    return await _loaded(driver, await driver.fetch(LOCK_MANY, tenant_id, list(session_ids)))
+async def lock(
+    driver: Driver,
+    tenant_id: str,
+    session_ids: Sequence[str],
+    metered: Collection[str] | None = None,
+) -> dict[str, Session]:
+    """The sessions of these ids, locked until the transaction ends, with gaps, and with usage
+    (of the `metered` ones only, if given)."""
+    found = await _loaded(driver, await driver.fetch(LOCK, tenant_id, list(session_ids)))
+    wanted = [i for i in found if metered is None or i in metered]
+    if wanted:
+        for session_id, meter, nanos, decimal in await driver.fetch(METERS, tenant_id, wanted):
+            found[session_id].usage[meter] = from_nanos(nanos, decimal)
+    return found
 
 
 async def read(driver: Driver, tenant_id: str, session_id: str) -> Session | None:
@@ -66,7 +82,8 @@ async def _loaded(driver: Driver, rows: Sequence[Any]) -> dict[str, Session]:
     found = {}
     for row in rows:
         session = found[row["id"]] = from_row(SimpleNamespace(**row))
-        session.usage = {m: from_nanos(nanos, decimal) for m, nanos, decimal in row["meters"] or ()}
+        meters = row.get("meters") or ()
+        session.usage = {meter: from_nanos(nanos, decimal) for meter, nanos, decimal in meters}
         if row["event_count"] < row["max_sequence_no"]:
             gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
             session.event_gaps = [(first, last) for first, last in gaps]
