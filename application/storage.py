@@ -65,6 +65,9 @@ class Storage(Protocol):
     funnels: FunnelRepository
     funnel_events: FunnelEvents
     funnel_days: FunnelDays
+    # Seconds a job that writes batch after batch (the reaper) leaves between two, so that the
+    # requests waiting to write get their turn: 0 where writers do not queue for one lock.
+    batch_pause_seconds: float
 
     async def migrate(self) -> None:
         """Create or upgrade what the store needs (tables, indexes); safe to run again and from

@@ -10,11 +10,12 @@ settlement claims exactly the revision it priced, and the ledger holds at most o
 """
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain.credits import Alert, EntryKind, LedgerEntry, Rate
-from domain.session import CHARGED_STATUSES, Charge, Session
+from domain.session import CHARGED_STATUSES, Charge, ChargeState, Session
 
 NEGATIVE_BALANCE = "negative_balance"
 CREDITS_LOW = "credits_low"
@@ -100,6 +101,84 @@ def settle(session: Session, credits: int, balance_before: int) -> Settlement:
         Charge(credits, balance_after, warning),
         alert,
     )
+
+
+@dataclass(frozen=True)
+class Priced:
+    """A settlement asked for: `session` as read, pending at its charge_revision, priced at
+    `credits` (`price`)."""
+
+    session: Session
+    credits: int
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    @property
+    def revision(self) -> int:
+        return self.session.charge_revision
+
+    def claimable(self, state: ChargeState, revision: int) -> bool:
+        """Whether the session, stored now at charge `state` and `revision`, may be settled as
+        priced: it is still pending at the revision read. Its charge so far is then the one read
+        too, since only a settlement changes a charge, and a settlement leaves it charged."""
+        return (
+            state is ChargeState.PENDING
+            and revision == self.revision
+            and self.session.subject_id is not None
+        )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One session's settlement within a batch: what settling it (as read, so at the revision
+    claimed) records."""
+
+    session: Session
+    settlement: Settlement
+
+    @property
+    def charge(self) -> Charge:
+        return self.settlement.charge
+
+    def ledger_entry(self, at: datetime) -> LedgerEntry | None:
+        return self.settlement.ledger_entry(self.session, at)
+
+    def alert_record(self, at: datetime) -> Alert | None:
+        return self.settlement.alert_record(self.session, at)
+
+    def settled_session(self) -> Session:
+        """The session as its settlement leaves it (a copy: the one read is left as read)."""
+        settled = self.session.copy()
+        settled.settle(self.charge)
+        return settled
+
+
+def settle_batch(claimed: Iterable[Priced], balances: Mapping[str, int]) -> list[Settled]:
+    """Settle a batch of sessions, each as `settle` would, one after the other in session id
+    order: `claimed` are those a store found claimable (`Priced.claimable`) under its claim of
+    them, `balances` their subjects' balances before the batch (`subjects_of`; a subject
+    missing has none). Each subject's balance carries the amounts of its sessions settled
+    before, so the warnings and alerts are what settling them one at a time records. A session
+    given twice is settled once."""
+    running = dict(balances)
+    settled: list[Settled] = []
+    seen: set[str] = set()
+    for asked in sorted(claimed, key=lambda p: p.session_id):
+        subject = asked.session.subject_id
+        if asked.session_id in seen or subject is None:
+            continue
+        seen.add(asked.session_id)
+        settlement = settle(asked.session, asked.credits, running.get(subject, 0))
+        running[subject] = settlement.charge.balance_after
+        settled.append(Settled(asked.session, settlement))
+    return settled
+
+
+def subjects_of(priced: Iterable[Priced]) -> set[str]:
+    """The subjects whose balances settling these sessions needs."""
+    return {p.session.subject_id for p in priced if p.session.subject_id is not None}
 
 
 @dataclass(frozen=True)

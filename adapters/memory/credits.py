@@ -1,8 +1,9 @@
+from collections.abc import Sequence
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.credits.ports import CreditLedger, RateRepository
-from domain.charging import settle
+from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
 from domain.session import Charge, Session
@@ -50,6 +51,30 @@ class MemoryCreditLedger(CreditLedger):
             self._store.alerts.append(alert)
         session.settle(settled.charge)
         return settled.charge
+
+    async def settle_many(
+        self, tenant_id: str, priced: Sequence[Priced], at: datetime
+    ) -> dict[str, Charge]:
+        # Nothing here awaits anything that suspends: one event loop runs the batch whole.
+        claimed = [
+            p
+            for p in priced
+            if (stored := self._store.sessions.get((tenant_id, p.session_id))) is not None
+            and p.claimable(stored.charge_state, stored.charge_revision)
+        ]
+        balances = dict.fromkeys(subjects_of(claimed), 0)
+        for e in self._store.ledger:
+            if e.tenant_id == tenant_id and e.subject_id in balances:
+                balances[e.subject_id] += e.amount
+        charges = {}
+        for settled in settle_batch(claimed, balances):
+            if (entry := settled.ledger_entry(at)) is not None:
+                self._store.ledger.append(entry)
+            if (alert := settled.alert_record(at)) is not None:
+                self._store.alerts.append(alert)
+            self._store.sessions[(tenant_id, settled.session.id)].settle(settled.charge)
+            charges[settled.session.id] = settled.charge
+        return charges
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         session = self._store.sessions.get((tenant_id, session_id))

@@ -58,6 +58,7 @@ class MemoryStorage(Storage):
         self.funnels = MemoryFunnelRepository(store)
         self.funnel_events = MemoryFunnelEvents(store)
         self.funnel_days = MemoryFunnelDays(store)
+        self.batch_pause_seconds = 0.0
 
     async def migrate(self) -> None:
         """Nothing to create."""

@@ -7,20 +7,23 @@ or by the reaper (pending_charges). A unique index allows one entry per (session
 finishing twice writes nothing twice. The balance is always the server's sum of the ledger.
 """
 
+import uuid
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from adapters.mongodb.documents import Document, meter_field, meter_name
+from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.credits.ports import CreditLedger, RateRepository
-from domain.charging import settle
+from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
@@ -106,6 +109,94 @@ class MongoCreditLedger(CreditLedger):
         await finish_due(self._db, claimed)
         return settled.charge
 
+    async def settle_many(
+        self, tenant_id: str, priced: Sequence[Priced], at: datetime
+    ) -> dict[str, Charge]:
+        """`settle`, a batch at a time: the sessions' charge states read at once (a settlement
+        cut short on one is finished first), their subjects' balances summed in one
+        aggregation, domain.charging.settle_batch decides, then one unordered bulk write of
+        guarded claims, each noting on its session what it owes the ledger and this call's
+        claim id. The sessions found carrying that id were claimed here: their entries and
+        alerts are inserted (two unordered inserts; the unique indexes refuse a second copy),
+        then their notes cleared. A crash anywhere leaves each claim's note for the next
+        settlement of the session, or pending_charges, to finish."""
+        if not priced:
+            return {}
+        ids = sorted({p.session_id for p in priced})
+        stored: dict[str, tuple[ChargeState, int]] = {}
+        cursor = self._sessions.find(
+            {"tenant_id": tenant_id, "id": {"$in": ids}},
+            {"id": 1, "charge_state": 1, "charge_revision": 1, "due": 1, "tenant_id": 1},
+        )
+        async for document in cursor:
+            if document.get("due"):  # a settlement cut short: its entry goes in before any other
+                await finish_due(self._db, document)
+            state = ChargeState(document["charge_state"])
+            stored[document["id"]] = (state, document.get("charge_revision", 0))
+        claimed = [
+            p for p in priced if p.session_id in stored and p.claimable(*stored[p.session_id])
+        ]
+        decided = settle_batch(claimed, await self._balances(tenant_id, subjects_of(claimed)))
+        if not decided:
+            return {}
+        claim = str(uuid.uuid4())
+        claims = []
+        for d in decided:
+            entry, alert = d.ledger_entry(at), d.alert_record(at)
+            due: Document = {
+                "revision": d.session.charge_revision,
+                "entry": None if entry is None else entry_to_document(entry),
+                "alert": None if alert is None else asdict(alert),
+                "claim": claim,
+            }
+            document = to_document(d.settled_session())
+            claims.append(
+                UpdateOne(
+                    {
+                        "tenant_id": tenant_id,
+                        "id": d.session.id,
+                        "charge_state": ChargeState.PENDING.value,
+                        "charge_revision": d.session.charge_revision,
+                        "due": None,
+                    },
+                    {"$set": {**{f: document[f] for f in SETTLED_FIELDS}, "due": due}},
+                )
+            )
+        await self._sessions.bulk_write(claims, ordered=False)
+        # Claimed here: still noted with this call's claim id. (A concurrent settlement of one of
+        # them may have finished its note already: that session is settled, but not reported
+        # settled here, and its caller reads it again.)
+        claimed_here = {
+            document["id"]: document["due"]
+            async for document in self._sessions.find(
+                {
+                    "tenant_id": tenant_id,
+                    "id": {"$in": [d.session.id for d in decided]},
+                    "due.claim": claim,
+                },
+                {"due": 1, "id": 1},
+            )
+        }
+        notes = list(claimed_here.values())
+        await _insert_once(self._ledger, [n["entry"] for n in notes if n["entry"] is not None])
+        await _insert_once(self._alerts, [n["alert"] for n in notes if n["alert"] is not None])
+        await self._sessions.update_many(
+            {"tenant_id": tenant_id, "id": {"$in": list(claimed_here)}, "due.claim": claim},
+            {"$set": {"due": None}},
+        )
+        return {d.session.id: d.charge for d in decided if d.session.id in claimed_here}
+
+    async def _balances(self, tenant_id: str, subjects: set[str]) -> dict[str, int]:
+        """The subjects' balances (sums of their ledgers), in one aggregation."""
+        if not subjects:
+            return {}
+        pipeline: list[Document] = [
+            {"$match": {"tenant_id": tenant_id, "subject_id": {"$in": sorted(subjects)}}},
+            {"$group": {"_id": "$subject_id", "balance": {"$sum": "$amount"}}},
+        ]
+        sums = await (await self._ledger.aggregate(pipeline)).to_list(None)
+        return {s["_id"]: int(s["balance"]) for s in sums}
+
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})
         if found is None:
@@ -166,6 +257,16 @@ async def finish_due(db: AsyncDatabase[Document], session: Document) -> None:
         {"tenant_id": session["tenant_id"], "id": session["id"], "due.revision": due["revision"]},
         {"$set": {"due": None}},
     )
+
+
+async def _insert_once(collection: AsyncCollection[Document], documents: list[Document]) -> None:
+    """Insert the documents; those already stored (a unique index refuses them) stay as they are."""
+    if not documents:
+        return
+    try:
+        await collection.insert_many([dict(d) for d in documents], ordered=False)
+    except BulkWriteError as error:
+        duplicates_in(error)  # any other failure is raised again
 
 
 def entry_to_document(entry: LedgerEntry) -> Document:

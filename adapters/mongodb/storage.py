@@ -75,6 +75,7 @@ class MongoStorage(Storage):
         self.funnels = MongoFunnelRepository(db)
         self.funnel_events = MongoFunnelEvents(db)
         self.funnel_days = MongoFunnelDays(db)
+        self.batch_pause_seconds = 0.0
 
     async def migrate(self) -> None:
         """Create every collection's indexes; safe to run again and from several processes."""

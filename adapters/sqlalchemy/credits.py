@@ -1,4 +1,5 @@
 import functools
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -7,6 +8,8 @@ from typing import Any
 from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.session_rows import (
@@ -16,9 +19,13 @@ from adapters.sqlalchemy.session_rows import (
     load,
     new_values,
 )
+from adapters.sqlalchemy.settlement_batches import SettlementWriter
+from adapters.sqlalchemy.sqlite_settlements import SqliteSettlementWriter
+from adapters.sqlalchemy.sqlite_statements import in_transaction as sqlite_transaction
+from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread, run_unsuspended
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, RateRepository
-from domain.charging import settle
+from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
@@ -128,6 +135,29 @@ class SqlCreditLedger(CreditLedger):
                 return None
         return settled.charge
 
+    async def settle_many(
+        self, tenant_id: str, priced: Sequence[Priced], at: datetime
+    ) -> dict[str, Charge]:
+        """One transaction (adapters.sqlalchemy.settlement_batches), sent to the driver directly:
+        asyncpg on PostgreSQL, its statements costing the same whatever the batch's size;
+        sqlite3 on SQLite's thread."""
+        if not priced:
+            return {}
+        if self._engine.dialect.name == "postgresql":
+            async with asyncpg_transaction(self._engine) as driver:
+                return await _settle_batch(AsyncpgSettlementWriter(driver, tenant_id), priced, at)
+        # SQLite: the whole transaction in one hop to its thread, after this process's writers
+        # already waiting (sqlite_statements.on_sqlite_thread).
+        return await on_sqlite_thread(
+            self._engine,
+            lambda c: sqlite_transaction(
+                c,
+                lambda c: run_unsuspended(
+                    _settle_batch(SqliteSettlementWriter(c, tenant_id), priced, at)
+                ),
+            ),
+        )
+
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         query = select(sessions).where(
             sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
@@ -181,6 +211,26 @@ class SqlCreditLedger(CreditLedger):
         )
         async with self._single.connect() as conn:
             return [alert_from_row(r) for r in await conn.execute(query)]
+
+
+async def _settle_batch(
+    writer: SettlementWriter, priced: Sequence[Priced], at: datetime
+) -> dict[str, Charge]:
+    """Lock and read the sessions' charge states, keep those still claimable as priced, sum
+    their subjects' balances, let domain.charging.settle_batch decide, write what it decided."""
+    states = await writer.charge_states(sorted({p.session_id for p in priced}))
+    claimed = [p for p in priced if p.session_id in states and p.claimable(*states[p.session_id])]
+    subjects = sorted(subjects_of(claimed))
+    if not subjects:
+        return {}
+    decided = settle_batch(claimed, await writer.balances(subjects))
+    charges = {d.session.id: d.charge for d in decided}
+    await writer.write(
+        charges,
+        [entry_to_row(e) for d in decided if (e := d.ledger_entry(at)) is not None],
+        [asdict(a) for d in decided if (a := d.alert_record(at)) is not None],
+    )
+    return charges
 
 
 async def _claim_and_record(

@@ -83,6 +83,18 @@ def _local_date(at: str | None, time_zone: str) -> str | None:
     return Calendar(time_zone).date_of(instant).isoformat()
 
 
+# SQLite's busy handler retries a waiting writer after 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50
+# and then every 100 ms: a job that takes the lock again at once would hold it whenever they look.
+SQLITE_BATCH_PAUSE_SECONDS = 0.1
+
+
+def batch_pause_seconds(engine: AsyncEngine) -> float:
+    """Storage.batch_pause_seconds: SQLite's writers queue for one lock, and each waiting one
+    retries on its own schedule; PostgreSQL's lock rows, which batch jobs and requests do not
+    share."""
+    return SQLITE_BATCH_PAUSE_SECONDS if engine.dialect.name == "sqlite" else 0.0
+
+
 def single_statement(engine: AsyncEngine) -> AsyncEngine:
     """For reads and one-statement writes: on PostgreSQL without BEGIN and COMMIT, which are
     round trips that buy nothing there. SQLite keeps its transactions (they take the lock)."""

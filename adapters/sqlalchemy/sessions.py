@@ -2,14 +2,18 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.sqlalchemy import asyncpg_time_outs, sqlite_time_outs
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.session_rows import load, save, to_row
+from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
+from adapters.sqlalchemy.sqlite_statements import in_transaction as sqlite_transaction
+from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread
 from adapters.sqlalchemy.tables import sessions
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import NotFound
@@ -21,7 +25,6 @@ from domain.session import (
     Closing,
     Exit,
     Session,
-    SessionStatus,
     WriteCheck,
 )
 from domain.staleness import Staleness
@@ -36,9 +39,7 @@ class SqlSessionRepository(SessionRepository):
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         if limit is None:  # the lifecycle's hot path
-            return await on_connection(
-                self._engine, lambda rows: rows.insert(session), writes=True
-            )
+            return await on_connection(self._engine, lambda rows: rows.insert(session), writes=True)
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
@@ -172,20 +173,21 @@ class SqlSessionRepository(SessionRepository):
     ) -> list[Session]:
         # `now` and `window` go unused: an append counts its events in its own atomic step, so
         # none are left uncounted here.
-        stale = [
-            sessions.c.tenant_id == tenant_id,
-            sessions.c.status == SessionStatus.ACTIVE,
-            _stale(staleness),
-        ]
-        async with self._engine.begin() as conn:
-            # SKIP LOCKED: concurrent reapers take disjoint sessions instead of queueing. Rows are
-            # read under the lock, so a sign of life committed first is seen and spares its session.
-            found = await self._select(conn, stale, lock=True, skip_locked=True, limit=limit)
-            closed = [s for s in found if staleness.is_stale(s)]
-            for session in closed:
-                session.close(session.time_out(), rated_kinds)
-            await save(conn, closed, END_CHANGES)
-        return closed
+        # One statement (adapters.sqlalchemy.time_outs) sent to the driver directly.
+        if self._sqlite:  # in one hop to its thread, after this process's writers waiting
+            return await on_sqlite_thread(
+                self._engine,
+                lambda c: sqlite_transaction(
+                    c,
+                    lambda c: sqlite_time_outs.time_out(
+                        c, tenant_id, staleness, limit, rated_kinds
+                    ),
+                ),
+            )
+        async with asyncpg_transaction(self._engine) as driver:
+            return await asyncpg_time_outs.time_out(
+                driver, tenant_id, staleness, limit, rated_kinds
+            )
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
         pending = [
@@ -217,22 +219,6 @@ def _the_one(found: dict[str, Session], session_id: str) -> Session:
 
 def _key(tenant_id: str, session_id: str) -> list[Any]:
     return [sessions.c.tenant_id == tenant_id, sessions.c.id == session_id]
-
-
-def _stale(staleness: Staleness) -> Any:
-    """Staleness.is_stale as a condition on active sessions' rows."""
-    conditions = []
-    if staleness.started_before is not None:
-        conditions.append(sessions.c.started_at < staleness.started_before)
-    for kind, cutoff in staleness.by_kind.items():
-        if cutoff is not None:
-            conditions.append(and_(sessions.c.kind == kind, sessions.c.last_seen_at < cutoff))
-    if staleness.default is not None:
-        others = sessions.c.last_seen_at < staleness.default
-        if staleness.by_kind:
-            others = and_(sessions.c.kind.not_in(sorted(staleness.by_kind)), others)
-        conditions.append(others)
-    return or_(*conditions) if conditions else false()
 
 
 def _filter(where: SessionFilter, sqlite: bool) -> list[Any]:

@@ -4,7 +4,7 @@ from sqlalchemy import Connection, text
 
 from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
-from adapters.sqlalchemy.engine import create_engine
+from adapters.sqlalchemy.engine import batch_pause_seconds, create_engine
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
@@ -68,6 +68,7 @@ class SqlAlchemyStorage(Storage):
         self.funnels = SqlFunnelRepository(self.engine)
         self.funnel_events = SqlFunnelEvents(self.engine)
         self.funnel_days = SqlFunnelDays(self.engine)
+        self.batch_pause_seconds = batch_pause_seconds(self.engine)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""

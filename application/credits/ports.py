@@ -4,9 +4,11 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from domain.charging import Priced
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.session import Charge, Session
 
@@ -34,6 +36,21 @@ class CreditLedger(Protocol):
         difference of 0) dated `at`, the session's charge and its alert, and the session marked
         charged. None when the session is not pending at that revision (settled by another
         caller, or corrected again since: read it and settle the new revision)."""
+        ...
+
+    async def settle_many(
+        self, tenant_id: str, priced: Sequence[Priced], at: datetime
+    ) -> dict[str, Charge]:
+        """`settle` for a batch of the tenant's sessions (a few hundred at most) in one atomic
+        step, at most once per session whatever concurrent `settle` or `settle_many` callers
+        do: each session still pending at the revision it was read at (`Priced.claimable`) is
+        settled at its price as domain.charging.settle_batch says (as many `settle` calls one
+        after the other would: each subject's balance carries the sessions settled before it),
+        dated `at`, and its charge returned by session id. A session missing from the result
+        was not settled here (settled by another caller, or corrected since: read it and settle
+        the new revision). MongoDB, without multi-document transactions, claims each session
+        with the note of what it owes the ledger, as `settle` does: a crash halfway leaves
+        nothing settled twice or lost."""
         ...
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:

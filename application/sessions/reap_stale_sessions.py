@@ -1,5 +1,6 @@
 """Close the sessions whose client stopped sending signs of life."""
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -10,11 +11,12 @@ from application.reports.ports import Reports
 from application.sessions.ports import SessionRepository
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
-from domain.session import ChargeState
+from domain.session import ChargeState, Session
 from domain.staleness import Staleness
 from domain.tenants import Tenant
 
-# Sessions closed per storage call: bounded so a backlog never becomes one huge transaction.
+# Sessions closed, and then charged, per storage call: bounded so a backlog never becomes one huge
+# transaction.
 BATCH_SIZE = 500
 
 
@@ -48,7 +50,11 @@ class ReapStaleSessions:
     chooses is a guess: later evidence (a client's exit, events dated after it) may correct
     it. Tenants are reaped one by one, each in isolation: the result says how many sessions
     were closed (by kind and status), what their charges came to, how many sessions are still
-    active, and which tenants failed."""
+    active, and which tenants failed.
+
+    A backlog goes BATCH_SIZE sessions at a time: each batch is closed in one storage step and
+    charged in another (DeductCredits.settle_many), and the storage's `batch_pause_seconds`
+    separates one batch from the next, so requests waiting to write are served meanwhile."""
 
     def __init__(
         self,
@@ -58,8 +64,10 @@ class ReapStaleSessions:
         deduct_credits: DeductCredits,
         reports: Reports,
         clock: Clock,
+        pause_seconds: float = 0.0,
     ) -> None:
         self._reports = reports
+        self._pause_seconds = pause_seconds
         self._tenants = tenants
         self._sessions = sessions
         self._livekit_accounts = livekit_accounts
@@ -84,24 +92,35 @@ class ReapStaleSessions:
         staleness = Staleness.of(tenant.settings, now, reconciled)
         window = tenant.settings.late_data_window
         rated = await self._deduct_credits.rated_kinds(tenant.id)
+        # Each batch is closed, then charged, in two bounded storage steps (a crash between them
+        # leaves its sessions pending: the loop below settles them, in this run or the next),
+        # and requests are served between batches.
         while True:
             batch = await self._sessions.time_out_idle(
                 tenant.id, staleness, BATCH_SIZE, rated, now, window
             )
             run.closed_by.update((s.kind, s.status.value) for s in batch)
+            await self._charge([s for s in batch if s.charge_state is ChargeState.PENDING], run)
             if len(batch) < BATCH_SIZE:
                 break
+            await asyncio.sleep(self._pause_seconds)
         while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE):
-            settled = [await self._deduct_credits(session) for session in pending]
-            run.credits += sum(
-                s.charge.credits
-                for s in settled
-                if s.charge is not None
-                and s.charge_state is ChargeState.CHARGED
-                and s.charge_revision == 0
-            )
+            settled = await self._charge(pending, run)
             if all(s.charge_state is ChargeState.PENDING for s in settled):
                 break  # corrected faster than settled: the next run tries again
+            await asyncio.sleep(self._pause_seconds)
+
+    async def _charge(self, pending: list[Session], run: "_Run") -> list[Session]:
+        """Settle a batch of pending sessions (DeductCredits.settle_many: one storage step)."""
+        settled = await self._deduct_credits.settle_many(pending)
+        run.credits += sum(
+            s.charge.credits
+            for s in settled
+            if s.charge is not None
+            and s.charge_state is ChargeState.CHARGED
+            and s.charge_revision == 0
+        )
+        return settled
 
 
 @dataclass

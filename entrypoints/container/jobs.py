@@ -22,6 +22,7 @@ class JobContainer(containers.DeclarativeContainer):
         deduct_credits=use_cases.deduct_credits,
         reports=storage.reports,
         clock=outside.clock,
+        pause_seconds=storage.batch_pause_seconds,
     )
     roll_up_usage = providers.Factory(
         RollUpUsage,

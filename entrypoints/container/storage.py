@@ -45,3 +45,4 @@ class StorageContainer(containers.DeclarativeContainer):
     funnels = backend.provided.funnels
     funnel_events = backend.provided.funnel_events
     funnel_days = backend.provided.funnel_days
+    batch_pause_seconds = backend.provided.batch_pause_seconds

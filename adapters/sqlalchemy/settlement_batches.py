@@ -1,0 +1,45 @@
+"""A batch of settlements (CreditLedger.settle_many) in one transaction: what it asks of the
+driver it is sent to (asyncpg_settlements on PostgreSQL, sqlite_settlements on SQLite's thread).
+
+The transaction locks the sessions' charge states (in id order, as every lock of several
+sessions is taken), sums their subjects' balances, and then writes what
+domain.charging.settle_batch decided: the settled sessions, the ledger entries, the alerts. Under
+those locks a session read pending at its revision stays so until the commit, so every claim
+holds; the unique (session, revision) index of the ledger is the last word all the same.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from domain.session import Charge, ChargeState
+
+Row = Mapping[str, Any]
+
+
+class SettlementWriter(Protocol):
+    async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
+        """The charge state and revision of each session found (ids sorted), locked until the
+        transaction ends."""
+        ...
+
+    async def balances(self, subject_ids: list[str]) -> dict[str, int]:
+        """Each subject's balance (the sum of its ledger); a subject without entries may be
+        left out."""
+        ...
+
+    async def write(
+        self, charges: Mapping[str, Charge], entries: Sequence[Row], raised: Sequence[Row]
+    ) -> None:
+        """Mark the sessions settled at their charges; insert the entries and the alerts (rows
+        as the tables' columns name them)."""
+        ...
+
+
+def settled_values(charge: Charge) -> dict[str, Any]:
+    """The SETTLED_COLUMNS of a session settled at `charge` (Session.settle)."""
+    return {
+        "charge_state": ChargeState.CHARGED.value,
+        "charge_credits": charge.credits,
+        "charge_balance_after": charge.balance_after,
+        "charge_warning": charge.warning,
+    }

@@ -1,0 +1,71 @@
+"""A batch of settlements written with sqlite3 on SQLite's thread
+(adapters.sqlalchemy.sqlite_statements): the steps of adapters.sqlalchemy.settlement_batches in
+one hop, their rows passed to sqlite3's executemany as SQLAlchemy would store them."""
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
+from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, settled_values
+from adapters.sqlalchemy.sqlite_statements import instant
+from adapters.sqlalchemy.tables import alerts, ledger_entries
+from domain.session import Charge, ChargeState
+
+SETTLE = (
+    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in SETTLED_COLUMNS)}"
+    " WHERE tenant_id = ? AND id = ?"
+)
+ENTRY_COLUMNS = tuple(c.key for c in ledger_entries.c)
+ALERT_COLUMNS = tuple(c.key for c in alerts.c)
+INSTANT_COLUMNS = ("expires_at", "created_at")
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+INSERT_ENTRY = _insert("ledger_entries", ENTRY_COLUMNS)
+INSERT_ALERT = _insert("alerts", ALERT_COLUMNS)
+
+
+class SqliteSettlementWriter(SettlementWriter):
+    """On a connection in a transaction that took the write lock (sqlite_statements
+    .in_transaction): every read is as locked as SQLite locks. Its awaits return at once."""
+
+    def __init__(self, connection: sqlite3.Connection, tenant_id: str) -> None:
+        self._connection = connection
+        self._tenant_id = tenant_id
+
+    async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
+        found = self._connection.execute(
+            "SELECT id, charge_state, charge_revision FROM sessions"
+            f" WHERE tenant_id = ? AND id IN ({', '.join('?' * len(session_ids))})",
+            [self._tenant_id, *session_ids],
+        )
+        return {row[0]: (ChargeState(row[1]), row[2]) for row in found}
+
+    async def balances(self, subject_ids: list[str]) -> dict[str, int]:
+        sums = self._connection.execute(
+            "SELECT subject_id, sum(amount) FROM ledger_entries"
+            f" WHERE tenant_id = ? AND subject_id IN ({', '.join('?' * len(subject_ids))})"
+            " GROUP BY subject_id",
+            [self._tenant_id, *subject_ids],
+        )
+        return {subject: int(total) for subject, total in sums}
+
+    async def write(
+        self, charges: Mapping[str, Charge], entries: Sequence[Row], raised: Sequence[Row]
+    ) -> None:
+        self._connection.executemany(
+            SETTLE,
+            [
+                [*_values(settled_values(charge), SETTLED_COLUMNS), self._tenant_id, session_id]
+                for session_id, charge in charges.items()
+            ],
+        )
+        self._connection.executemany(INSERT_ENTRY, [_values(e, ENTRY_COLUMNS) for e in entries])
+        self._connection.executemany(INSERT_ALERT, [_values(a, ALERT_COLUMNS) for a in raised])
+
+
+def _values(row: Row, columns: Sequence[str]) -> list[object]:
+    return [instant(row[c]) if c in INSTANT_COLUMNS else row[c] for c in columns]
