@@ -1,17 +1,22 @@
 """What only the SQL family has to prove: its migrations, URLs and the SQLite default."""
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
+from domain.session import Exit
+from domain.tenants import Tenant
+from tests.contract.builders import NOW, OPEN, at, stored_session
 
 pytestmark = pytest.mark.anyio
 
@@ -63,3 +68,36 @@ async def test_the_migrations_build_the_tables_the_code_declares(tmp_path: Path)
     finally:
         await storage.close()
     assert diff == []
+
+
+async def test_an_exit_that_waited_for_the_lock_reads_the_usage_its_holder_added(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """PostgreSQL re-reads the rows a waiting statement locks, but nothing else: the exit's
+    meters must come from a statement after the lock, or it prices the session without what the
+    transaction it waited for added."""
+    if not storage_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's row locks under READ COMMITTED")
+    session = await stored_session(storage, tenant)
+    key = {"t": tenant.id, "i": session.id}
+    async with storage.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT 1 FROM sessions WHERE tenant_id = :t AND id = :i FOR UPDATE"), key
+        )
+        await holder.execute(
+            text(
+                "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos,"
+                " is_decimal) VALUES (:t, :i, 'minutes', 5000000000, false)"
+            ),
+            key,
+        )
+        exiting = asyncio.create_task(
+            storage.sessions.close(tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, OPEN)
+        )
+        await asyncio.sleep(0.5)
+        assert not exiting.done()  # it waits for the lock
+        await holder.commit()
+
+    closed, _ = await exiting
+
+    assert closed.usage == {"minutes": 5}
