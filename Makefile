@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/webhooks.py
 	$(BIN)/python benchmarks/rollup.py
 	$(BIN)/python benchmarks/kiosk_day.py
+	$(BIN)/python benchmarks/reaper.py
 	$(BIN)/python benchmarks/reports.py
 	$(BIN)/python benchmarks/operating.py
 
