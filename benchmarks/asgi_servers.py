@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from harness import (
     ROOT,
     Service,
@@ -63,6 +62,7 @@ from harness import (
     rss_mb,
     run_for,
     server,
+    wait_until_healthy,
 )
 from ingest import BATCH, EVENT_CLIENTS, http_events, open_sessions
 
@@ -164,19 +164,6 @@ def granian_command(given: str | None) -> list[str] | None:
     return None
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(150):
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited ({process.returncode}) before it was healthy")
-        try:
-            if httpx.get(f"{base}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become healthy")
-
-
 @contextmanager
 def serving(candidate: Candidate, url: str, log_config: Path) -> Iterator[Service]:
     """The candidate serving the app on the database at `url`, healthy, and gone afterwards."""
@@ -195,7 +182,7 @@ def serving(candidate: Candidate, url: str, log_config: Path) -> Iterator[Servic
     process = subprocess.Popen(candidate.command(port, log_config), env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(base, process)
+        wait_until_healthy(base, process, time.monotonic() + 30)
         yield Service(url, base, process, env)
     finally:
         process.terminate()

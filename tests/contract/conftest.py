@@ -6,10 +6,12 @@ backend. Concurrent callers go through `race` (races.py): each has a storage obj
 they all start at once.
 """
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from adapters.mongodb.storage import MongoStorage
 from domain.tenants import Tenant
 from tests.contract.builders import add_tenant
 from tests.contract.races import Race
@@ -23,6 +25,14 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def tenant(storage: Any) -> Tenant:
     return await add_tenant(storage)
+
+
+@pytest.fixture
+async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
+    """The test's MongoDB storage as itself (for the tests of what only MongoDB has to prove)."""
+    storage = MongoStorage(storage_url)
+    yield storage
+    await storage.close()
 
 
 @pytest.fixture

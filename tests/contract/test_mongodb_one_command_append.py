@@ -5,7 +5,7 @@ counts each event exactly once; stopped at a session that changed since it was r
 session erased meanwhile, the long way decides again and nothing is counted twice, lost or
 invented; a server without the bulkWrite command (before MongoDB 8.0) gets the same results."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,13 +28,6 @@ on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 
 DAY = timedelta(days=1)
 BulkWrite = Callable[..., Any]
-
-
-@pytest.fixture
-async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
-    storage = MongoStorage(storage_url)
-    yield storage
-    await storage.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ storing its events and counting them loses nothing and counts nothing twice, and
 decided on the clock and window of whoever finishes it; the reaper's query only narrows what the
 domain decides; indexes are created idempotently; handled webhook ids expire by a TTL index."""
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,13 +32,6 @@ DAY = timedelta(days=1)
 Counted = tuple[datetime, int, Usage]  # a session's ended_at, event_count and usage
 COUNTED: Counted = (at(1), 3, {"tokens": 30, "cost": Decimal("0.3")})  # the end moved to them
 LATE: Counted = (at(0), 0, {})  # the reaper's end stands, the events are deleted
-
-
-@pytest.fixture
-async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
-    storage = MongoStorage(storage_url)
-    yield storage
-    await storage.close()
 
 
 @pytest.fixture
