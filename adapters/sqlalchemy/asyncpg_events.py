@@ -1,7 +1,8 @@
 """A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
 
 from adapters.sqlalchemy import asyncpg_sessions
-from adapters.sqlalchemy.asyncpg_statements import Driver, json_text, unnest
+from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
+from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.event_batches import BatchWriter, Key
 from adapters.sqlalchemy.quantities import to_json
 from adapters.sqlalchemy.tables import events

@@ -7,7 +7,8 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from adapters.sqlalchemy.asyncpg_statements import Driver, json_text, unnest
+from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
+from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.session_rows import from_row, to_row
 from adapters.sqlalchemy.tables import session_meters, sessions

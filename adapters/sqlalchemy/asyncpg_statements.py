@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,8 +47,3 @@ def unnest(table: Table, columns: Sequence[str], first: int) -> str:
         for n, column in enumerate(columns, start=first)
     )
     return f"unnest({', '.join(arrays)})"
-
-
-def json_text(value: Any) -> str | None:
-    """A JSON column's parameter: the engine's codec for asyncpg takes its text."""
-    return None if value is None else msgspec.json.encode(value).decode()

@@ -9,7 +9,7 @@ from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
+from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.session_rows import (
@@ -21,8 +21,6 @@ from adapters.sqlalchemy.session_rows import (
 )
 from adapters.sqlalchemy.settlement_batches import SettlementWriter
 from adapters.sqlalchemy.sqlite_settlements import SqliteSettlementWriter
-from adapters.sqlalchemy.sqlite_statements import in_transaction as sqlite_transaction
-from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread, run_unsuspended
 from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
@@ -138,24 +136,16 @@ class SqlCreditLedger(CreditLedger):
     async def settle_many(
         self, tenant_id: str, priced: Sequence[Priced], at: datetime
     ) -> dict[str, Charge]:
-        """One transaction (adapters.sqlalchemy.settlement_batches), sent to the driver directly:
-        asyncpg on PostgreSQL, its statements costing the same whatever the batch's size;
-        sqlite3 on SQLite's thread."""
+        """One transaction (adapters.sqlalchemy.settlement_batches), sent to the driver directly
+        (driver_steps): on PostgreSQL its statements cost the same whatever the batch's size."""
         if not priced:
             return {}
-        if self._engine.dialect.name == "postgresql":
-            async with asyncpg_transaction(self._engine) as driver:
-                return await _settle_batch(AsyncpgSettlementWriter(driver, tenant_id), priced, at)
-        # SQLite: the whole transaction in one hop to its thread, after this process's writers
-        # already waiting (sqlite_statements.on_sqlite_thread).
-        return await on_sqlite_thread(
-            self._engine,
-            lambda c: sqlite_transaction(
-                c,
-                lambda c: run_unsuspended(
-                    _settle_batch(SqliteSettlementWriter(c, tenant_id), priced, at)
-                ),
-            ),
+        writers: Writers[SettlementWriter] = Writers(
+            lambda driver: AsyncpgSettlementWriter(driver, tenant_id),
+            lambda connection: SqliteSettlementWriter(connection, tenant_id),
+        )
+        return await in_transaction(
+            self._engine, writers, lambda writer: _settle_batch(writer, priced, at)
         )
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:

@@ -20,6 +20,12 @@ DRIVERS = {
 }
 
 
+def json_text(value: Any) -> str | None:
+    """A JSON column's value as the drivers take it when written to directly (the hot paths:
+    asyncpg's codec from the engine, sqlite3): its text, None for SQL NULL."""
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
 def async_url(url: str) -> str:
     """`sqlite:///x.db` / `postgresql://…` as users write them, with the async driver named."""
     scheme, rest = url.split(":", 1)

@@ -1,4 +1,3 @@
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -7,13 +6,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
+from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.event_batches import BatchWriter, append_batch
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.sqlite_events import SqliteBatchWriter
-from adapters.sqlalchemy.sqlite_statements import in_transaction, on_sqlite_thread, run_unsuspended
 from adapters.sqlalchemy.tables import events
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event
@@ -24,7 +22,6 @@ class SqlEventLog(EventLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
-        self._postgresql = engine.dialect.name == "postgresql"
 
     async def append(
         self,
@@ -34,20 +31,14 @@ class SqlEventLog(EventLog):
         window: timedelta,
         admits: Admission | None = None,
     ) -> BatchOutcome:
-        if self._postgresql:
-            # The hot path of ingest: its statements go to asyncpg as they are, arrays and all,
-            # without SQLAlchemy's work per row and per statement (asyncpg_statements).
-            async with asyncpg_transaction(self._engine) as driver:
-                writer: BatchWriter = AsyncpgBatchWriter(driver, tenant_id)
-                return await append_batch(writer, batch, now, window, admits)
-
-        def append_here(connection: sqlite3.Connection) -> BatchOutcome:
-            writer = SqliteBatchWriter(connection, tenant_id)
-            return run_unsuspended(append_batch(writer, batch, now, window, admits))
-
-        # The same steps with sqlite3, the whole transaction in one hop to SQLite's thread.
-        return await on_sqlite_thread(
-            self._engine, lambda connection: in_transaction(connection, append_here)
+        # The hot path of ingest: its statements go to the driver as they are (driver_steps),
+        # without SQLAlchemy's work per row and per statement.
+        writers: Writers[BatchWriter] = Writers(
+            lambda driver: AsyncpgBatchWriter(driver, tenant_id),
+            lambda connection: SqliteBatchWriter(connection, tenant_id),
+        )
+        return await in_transaction(
+            self._engine, writers, lambda writer: append_batch(writer, batch, now, window, admits)
         )
 
     async def find(

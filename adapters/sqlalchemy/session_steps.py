@@ -1,10 +1,5 @@
-"""The session lifecycle's hot paths on either SQL engine, their statements sent to its driver
-directly (asyncpg_sessions on PostgreSQL, sqlite_sessions on SQLite's thread).
-
-A step is written once, against SessionRows; `in_transaction` and `on_connection` run it with
-the engine's rows. On SQLite its awaits return at once, and the whole step runs in one hop to
-SQLite's thread (sqlite_statements.run_unsuspended).
-"""
+"""The session lifecycle's hot paths on either SQL engine (adapters.sqlalchemy.driver_steps):
+steps written once against SessionRows, which asyncpg_sessions and sqlite_sessions provide."""
 
 import sqlite3
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -12,14 +7,9 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy import asyncpg_sessions, sqlite_sessions
-from adapters.sqlalchemy.asyncpg_statements import (
-    Driver,
-    asyncpg_connection,
-    asyncpg_transaction,
-)
-from adapters.sqlalchemy.sqlite_statements import in_transaction as sqlite_transaction
-from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread, run_unsuspended
+from adapters.sqlalchemy import asyncpg_sessions, driver_steps, sqlite_sessions
+from adapters.sqlalchemy.asyncpg_statements import Driver
+from adapters.sqlalchemy.driver_steps import Writers
 from domain.session import Session
 from domain.usage import Usage
 
@@ -44,26 +34,19 @@ class SessionRows(Protocol):
         ...
 
 
-Step = Callable[[SessionRows], Coroutine[Any, Any, Result]]
+async def in_transaction(
+    engine: AsyncEngine, step: Callable[[SessionRows], Coroutine[Any, Any, Result]]
+) -> Result:
+    return await driver_steps.in_transaction(engine, ROWS, step)
 
 
-async def in_transaction(engine: AsyncEngine, step: Step[Result]) -> Result:
-    if engine.dialect.name == "postgresql":
-        async with asyncpg_transaction(engine) as driver:
-            return await step(_AsyncpgRows(driver))
-    return await on_sqlite_thread(
-        engine, lambda c: sqlite_transaction(c, lambda c: run_unsuspended(step(_SqliteRows(c))))
-    )
-
-
-async def on_connection(engine: AsyncEngine, step: Step[Result], writes: bool) -> Result:
+async def on_connection(
+    engine: AsyncEngine,
+    step: Callable[[SessionRows], Coroutine[Any, Any, Result]],
+    writes: bool,
+) -> Result:
     """`step` outside a transaction: for one statement (each is atomic on its own)."""
-    if engine.dialect.name == "postgresql":
-        async with asyncpg_connection(engine) as driver:
-            return await step(_AsyncpgRows(driver))
-    return await on_sqlite_thread(
-        engine, lambda c: run_unsuspended(step(_SqliteRows(c))), writes=writes
-    )
+    return await driver_steps.on_connection(engine, ROWS, step, writes)
 
 
 class _AsyncpgRows(SessionRows):
@@ -103,3 +86,6 @@ class _SqliteRows(SessionRows):
         self, changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]
     ) -> None:
         sqlite_sessions.save(self._connection, changed, columns, usage)
+
+
+ROWS: Writers[SessionRows] = Writers(_AsyncpgRows, _SqliteRows)

@@ -1,3 +1,4 @@
+import functools
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -6,15 +7,15 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy import asyncpg_time_outs, sqlite_time_outs
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_transaction
 from adapters.sqlalchemy.dimensions import dimension
+from adapters.sqlalchemy.driver_steps import Writers
+from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
-from adapters.sqlalchemy.sqlite_statements import in_transaction as sqlite_transaction
-from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread
 from adapters.sqlalchemy.tables import sessions
+from adapters.sqlalchemy.time_outs import TimeOut
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.errors import NotFound
 from domain.plans import SessionLimit
@@ -174,20 +175,15 @@ class SqlSessionRepository(SessionRepository):
         # `now` and `window` go unused: an append counts its events in its own atomic step, so
         # none are left uncounted here.
         # One statement (adapters.sqlalchemy.time_outs) sent to the driver directly.
-        if self._sqlite:  # in one hop to its thread, after this process's writers waiting
-            return await on_sqlite_thread(
-                self._engine,
-                lambda c: sqlite_transaction(
-                    c,
-                    lambda c: sqlite_time_outs.time_out(
-                        c, tenant_id, staleness, limit, rated_kinds
-                    ),
-                ),
-            )
-        async with asyncpg_transaction(self._engine) as driver:
-            return await asyncpg_time_outs.time_out(
-                driver, tenant_id, staleness, limit, rated_kinds
-            )
+        writers: Writers[TimeOut] = Writers(
+            lambda driver: functools.partial(asyncpg_time_outs.time_out, driver),
+            lambda connection: functools.partial(sqlite_time_outs.time_out, connection),
+        )
+        return await driver_transaction(
+            self._engine,
+            writers,
+            lambda time_out: time_out(tenant_id, staleness, limit, rated_kinds),
+        )
 
     async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
         pending = [

@@ -4,9 +4,10 @@
 import sqlite3
 
 from adapters.sqlalchemy import sqlite_sessions
+from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.event_batches import BatchWriter, Key
 from adapters.sqlalchemy.quantities import to_json
-from adapters.sqlalchemy.sqlite_statements import instant, json_text
+from adapters.sqlalchemy.sqlite_statements import instant
 from domain.events import Event
 from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage

@@ -7,9 +7,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.session_rows import from_row, to_row
-from adapters.sqlalchemy.sqlite_statements import instant, instant_of, json_of, json_text
+from adapters.sqlalchemy.sqlite_statements import instant, instant_of, json_of
 from adapters.sqlalchemy.tables import sessions
 from domain.session import Session
 from domain.usage import Usage

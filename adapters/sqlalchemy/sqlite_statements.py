@@ -88,9 +88,5 @@ def instant_of(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def json_text(value: Any) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
-
-
 def json_of(text: str | None) -> Any:
     return None if text is None else msgspec.json.decode(text)

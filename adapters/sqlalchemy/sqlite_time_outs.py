@@ -10,7 +10,7 @@ from domain.session import Session
 from domain.staleness import Staleness
 
 
-def time_out(
+async def time_out(
     connection: sqlite3.Connection,
     tenant_id: str,
     staleness: Staleness,
@@ -18,7 +18,8 @@ def time_out(
     rated_kinds: frozenset[str],
 ) -> list[Session]:
     """Close up to `limit` stale active sessions, in a transaction that took the write lock; the
-    sessions closed, with usage and gaps, in id order."""
+    sessions closed, with usage and gaps, in id order. (Async only to share the steps'
+    signature: it waits for nothing.)"""
     parameter = Positional(instant)
     statement = time_out_statement(tenant_id, staleness, limit, rated_kinds, parameter, "")
     ids = [row[0] for row in connection.execute(statement, parameter.values).fetchall()]

@@ -16,15 +16,18 @@ next run, and a row changed since the statement began is checked again under its
 of life committed first spares its session. SQLite's writers take its one lock in turn.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from domain.session import ChargeState, SessionStatus
+from domain.session import ChargeState, Session, SessionStatus
 from domain.staleness import Staleness
 
 # A parameter's placeholder in the statement, the parameter kept in order by the caller.
 Parameter = Callable[[Any], str]
+# A driver's time_out (asyncpg_time_outs, sqlite_time_outs) on its connection: (tenant_id,
+# staleness, limit, rated_kinds) -> the sessions closed, in id order.
+TimeOut = Callable[[str, Staleness, int, frozenset[str]], Coroutine[Any, Any, list[Session]]]
 
 
 def time_out_statement(
