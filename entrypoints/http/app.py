@@ -16,6 +16,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.api_reference import RENDER_PLUGINS
 from entrypoints.http.background import every, livekit_reconciliation, reaper, retention, rollups
 from entrypoints.http.cross_origin import cors
+from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import COMPONENTS
@@ -28,6 +29,7 @@ from entrypoints.settings import Settings
 
 
 def create_app(container: Container, settings: Settings) -> Litestar:
+    resolve_dependencies_in_order()
     app = Litestar(
         route_handlers=ROUTES,
         dependencies={**use_case_dependencies(container), "metrics": current_metrics},
