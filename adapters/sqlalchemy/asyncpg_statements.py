@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+from adapters.sqlalchemy.engine import pooled_connection
 
 Driver = Any  # an asyncpg.Connection (asyncpg ships no type hints)
 
@@ -21,13 +24,13 @@ Driver = Any  # an asyncpg.Connection (asyncpg ships no type hints)
 async def asyncpg_connection(engine: AsyncEngine) -> AsyncIterator[Driver]:
     """A pooled connection's asyncpg connection (each statement its own transaction). One that
     broke on the way is dropped from the pool rather than handed to the next request."""
-    async with engine.connect() as conn:
-        driver: Driver = (await conn.get_raw_connection()).driver_connection
+    async with pooled_connection(engine) as pooled:
+        driver: Driver = pooled.driver_connection
         try:
             yield driver
         except BaseException:
             if driver.is_closed():
-                await conn.invalidate()
+                await greenlet_spawn(pooled.invalidate)
             raise
 
 

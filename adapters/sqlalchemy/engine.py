@@ -1,5 +1,7 @@
 """Engines for the two SQL families, and the dialect-specific INSERT they need."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,6 +10,8 @@ from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from domain.calendar import Calendar
 
@@ -24,6 +28,20 @@ def json_text(value: Any) -> str | None:
     """A JSON column's value as the drivers take it when written to directly (the hot paths:
     asyncpg's codec from the engine, sqlite3): its text, None for SQL NULL."""
     return None if value is None else msgspec.json.encode(value).decode()
+
+
+@asynccontextmanager
+async def pooled_connection(engine: AsyncEngine) -> AsyncIterator[PoolProxiedConnection]:
+    """A connection of the engine's pool, for the hot paths that talk to its driver themselves
+    (asyncpg_statements, sqlite_statements): without the Connection SQLAlchemy wraps around it in
+    `engine.connect()`, a checkout and return cost a third of the CPU."""
+    connection = await engine.raw_connection()
+    try:
+        yield connection
+    finally:
+        # Returning it may close it (a pool that is full, a connection invalidated): that awaits
+        # the driver, which SQLAlchemy does only inside its greenlet.
+        await greenlet_spawn(connection.close)
 
 
 def async_url(url: str) -> str:

@@ -18,6 +18,8 @@ import msgspec
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.engine import pooled_connection
+
 Result = TypeVar("Result")
 
 
@@ -40,8 +42,8 @@ async def on_sqlite_thread(
 
 
 async def _on_thread(engine: AsyncEngine, work: Callable[[sqlite3.Connection], Result]) -> Result:
-    async with engine.connect() as conn:
-        aiosqlite = (await conn.get_raw_connection()).driver_connection
+    async with pooled_connection(engine) as pooled:
+        aiosqlite = pooled.driver_connection
         assert aiosqlite is not None
         # aiosqlite's own way of running a call on its thread (private in 0.22, pinned).
         result: Result = await aiosqlite._execute(work, aiosqlite._conn)
