@@ -2,6 +2,7 @@
 the statements of the lifecycle and of ingest."""
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from types import SimpleNamespace
@@ -18,9 +19,11 @@ from domain.usage import Usage
 JSON_COLUMNS = ("attributes", "summary")
 METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
 
-# A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]].
+# A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]],
+# and the version of its row (PostgreSQL's xmin: a new one with every UPDATE).
 READ_ONE = (
-    "SELECT s.*, (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
+    "SELECT s.*, s.xmin::text::bigint AS row_version,"
+    " (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
     " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
 )
@@ -41,15 +44,20 @@ GAPS = (
     " FROM events WHERE tenant_id = $1 AND session_id = $2) numbered"
     " WHERE n > previous + 1 ORDER BY n"
 )
-# Usage added as `save` writes: quantities added to the sessions' meters (concurrent adds both
-# count), the rows given as arrays from $2.
-_ADD_USAGE = (
-    f"INSERT INTO session_meters (tenant_id, {', '.join(METER_COLUMNS)})"
-    f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, 2)}"
-    " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
-    " quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos,"
-    " is_decimal = session_meters.is_decimal OR excluded.is_decimal"
-)
+
+
+def _add_usage(condition: str = "TRUE") -> str:
+    """Usage added as `save` writes: quantities added to the sessions' meters (concurrent adds
+    both count), the rows given as arrays from $2; only if `condition` holds."""
+    return (
+        f"INSERT INTO session_meters (tenant_id, {', '.join(METER_COLUMNS)})"
+        f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, 2)} WHERE {condition}"
+        " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
+        " quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos,"
+        " is_decimal = session_meters.is_decimal OR excluded.is_decimal"
+    )
+
+
 _COLUMNS = tuple(sessions.c.keys())
 INSERT = (
     f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
@@ -75,8 +83,31 @@ async def lock(
 
 async def read(driver: Driver, tenant_id: str, session_id: str) -> Session | None:
     """The session of this id, with usage and gaps, or None."""
-    found = await _loaded(driver, await driver.fetch(READ_ONE, tenant_id, session_id))
-    return found.get(session_id)
+    found = await read_versioned(driver, tenant_id, session_id)
+    return None if found is None else found[0]
+
+
+@dataclass(frozen=True)
+class Version:
+    """What a session was when read: its row's version, and how many meters it had with what
+    total (quantities only ever grow, so an addition changes one or the other). Usage is added
+    to meters without always writing the session's row (a LiveKit track's seconds)."""
+
+    row: int
+    meters: int
+    nanos: int
+
+
+async def read_versioned(
+    driver: Driver, tenant_id: str, session_id: str
+) -> tuple[Session, Version] | None:
+    """The session of this id, with usage and gaps, and its Version; or None."""
+    rows = await driver.fetch(READ_ONE, tenant_id, session_id)
+    if not rows:
+        return None
+    meters = rows[0]["meters"] or ()
+    version = Version(rows[0]["row_version"], len(meters), sum(nanos for _, nanos, _ in meters))
+    return (await _loaded(driver, rows))[session_id], version
 
 
 async def _loaded(driver: Driver, rows: Sequence[Any]) -> dict[str, Session]:
@@ -106,6 +137,38 @@ async def save(
 ) -> None:
     """Write these columns of sessions locked in this transaction and add `usage` to their
     meters, in one statement."""
+    statement = _save(tuple(columns))
+    await driver.execute(statement, changed[0].tenant_id, *_save_values(changed, columns, usage))
+
+
+async def save_unless_changed(
+    driver: Driver,
+    session: Session,
+    version: Version,
+    columns: Sequence[str],
+    usage: Usage,
+) -> bool:
+    """As `save`, without a lock and in one statement, for a session read at `version`: written
+    only if it is still that version, else nothing is (False). The statement's UPDATE waits for
+    a writer holding the row and then sees its row as that writer left it."""
+    values = _save_values([session], columns, {session.id: usage})
+    statement = _save_unless_changed(tuple(columns))
+    written = await driver.fetchval(
+        statement,
+        session.tenant_id,
+        *values,
+        version.row,
+        version.meters,
+        Decimal(version.nanos),
+    )
+    return bool(written)
+
+
+def _save_values(
+    changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]
+) -> list[list[Any]]:
+    """The arrays `save` binds from $2: the meters' four columns, then the sessions' id and
+    `columns`."""
     meters = [
         (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
         for session_id, added in usage.items()
@@ -117,16 +180,34 @@ async def save(
         for c in ("id", *columns)
     ]
     meter_values = [list(column) for column in zip(*meters, strict=True)] or [[]] * 4
-    statement = _save(tuple(columns))
-    await driver.execute(statement, changed[0].tenant_id, *meter_values, *values)
+    return [*meter_values, *values]
+
+
+def _update(columns: tuple[str, ...], condition: str = "TRUE") -> str:
+    first = 2 + len(METER_COLUMNS)
+    return (
+        f"UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
+        f" FROM {unnest(sessions, ('id', *columns), first)} AS v(id, {', '.join(columns)})"
+        f" WHERE s.tenant_id = $1 AND s.id = v.id AND {condition}"
+    )
 
 
 @cache
 def _save(columns: tuple[str, ...]) -> str:
-    first = 2 + len(METER_COLUMNS)
+    return f"WITH added AS ({_add_usage()}) {_update(columns)}"
+
+
+@cache
+def _save_unless_changed(columns: tuple[str, ...]) -> str:
+    version = 2 + len(METER_COLUMNS) + 1 + len(columns)
+    unchanged = (
+        f"s.xmin::text::bigint = ${version}"
+        " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
+        f" WHERE m.tenant_id = $1 AND m.session_id = s.id) = (${version + 1}::bigint,"
+        f" ${version + 2}::numeric)"
+    )
     return (
-        f"WITH added AS ({_ADD_USAGE})"
-        f" UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
-        f" FROM {unnest(sessions, ('id', *columns), first)} AS v(id, {', '.join(columns)})"
-        " WHERE s.tenant_id = $1 AND s.id = v.id"
+        f"WITH updated AS ({_update(columns, unchanged)} RETURNING s.id),"
+        f" added AS ({_add_usage('EXISTS (SELECT FROM updated)')})"
+        " SELECT count(*) FROM updated"
     )

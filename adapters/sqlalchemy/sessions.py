@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy import asyncpg_time_outs, sqlite_time_outs
+from adapters.sqlalchemy import asyncpg_sessions, asyncpg_time_outs, sqlite_time_outs
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
@@ -29,6 +30,7 @@ from domain.session import (
     WriteCheck,
 )
 from domain.staleness import Staleness
+from domain.usage import Usage
 
 
 @raises_storage_errors
@@ -152,16 +154,48 @@ class SqlSessionRepository(SessionRepository):
         window: timedelta,
         check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
-        async def closed(rows: SessionRows) -> tuple[Session, Closing]:
-            session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
+        def decided(session: Session) -> Closing:
             if check is not None:
                 check(session)
-            closing = session.close(exit, rated_kinds, now, window)
+            return session.close(exit, rated_kinds, now, window)
+
+        async def closed(rows: SessionRows) -> tuple[Session, Closing]:
+            session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
+            closing = decided(session)
             if closing.changed:
                 await rows.save([session], END_CHANGES, {session_id: exit.usage})
             return session, closing
 
+        if not self._sqlite:
+            unless_changed = await self._close_unless_changed(
+                tenant_id, session_id, decided, exit.usage
+            )
+            if unless_changed is not None:
+                return unless_changed
         return await in_transaction(self._engine, closed)
+
+    async def _close_unless_changed(
+        self,
+        tenant_id: str,
+        session_id: str,
+        decided: Callable[[Session], Closing],
+        usage: Usage,
+    ) -> tuple[Session, Closing] | None:
+        """PostgreSQL: an exit in two statements and no transaction, where the locked way takes
+        five (BEGIN, lock, meters, save, COMMIT): read the session, decide, and write only if it
+        is still as read. None if it was not (someone wrote to it in between, or it is not
+        there): then the exit is taken the locked way. A replay writes nothing."""
+        async with asyncpg_connection(self._engine) as driver:
+            read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id)
+            if read is None:
+                return None
+            session, version = read
+            closing = decided(session)
+            if closing.changed and not await asyncpg_sessions.save_unless_changed(
+                driver, session, version, END_CHANGES, usage
+            ):
+                return None
+            return session, closing
 
     async def time_out_idle(
         self,

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
@@ -70,27 +71,32 @@ async def test_the_migrations_build_the_tables_the_code_declares(tmp_path: Path)
     assert diff == []
 
 
+METERS_ADDED = text(
+    "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos, is_decimal)"
+    " VALUES (:t, :i, 'minutes', 5000000000, false)"
+)
+
+
+def on_postgresql(storage_url: str) -> None:
+    if not storage_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's row locks and row versions under READ COMMITTED")
+
+
 async def test_an_exit_that_waited_for_the_lock_reads_the_usage_its_holder_added(
     storage: Any, storage_url: str, tenant: Tenant
 ) -> None:
-    """PostgreSQL re-reads the rows a waiting statement locks, but nothing else: the exit's
-    meters must come from a statement after the lock, or it prices the session without what the
-    transaction it waited for added."""
-    if not storage_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's row locks under READ COMMITTED")
+    """PostgreSQL re-reads the rows a waiting statement locks, but nothing else: an exit that
+    waited for a writer (one that writes the session and adds to its meters, as every writer
+    holding a session does) must price the session with what that writer added."""
+    on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
     key = {"t": tenant.id, "i": session.id}
     async with storage.engine.connect() as holder:
         await holder.execute(
-            text("SELECT 1 FROM sessions WHERE tenant_id = :t AND id = :i FOR UPDATE"), key
-        )
-        await holder.execute(
-            text(
-                "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos,"
-                " is_decimal) VALUES (:t, :i, 'minutes', 5000000000, false)"
-            ),
+            text("UPDATE sessions SET event_count = event_count WHERE tenant_id = :t AND id = :i"),
             key,
         )
+        await holder.execute(METERS_ADDED, key)
         exiting = asyncio.create_task(
             storage.sessions.close(tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, OPEN)
         )
@@ -101,3 +107,30 @@ async def test_an_exit_that_waited_for_the_lock_reads_the_usage_its_holder_added
     closed, _ = await exiting
 
     assert closed.usage == {"minutes": 5}
+
+
+async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
+    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exit reads the session, then writes it unless it changed. Usage can be added without
+    writing the session's row (a LiveKit track's seconds): that too is a change, and the exit
+    is then taken under the lock, with the usage."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    read_versioned = asyncpg_sessions.read_versioned
+
+    async def read_then_usage_added(*args: Any) -> Any:
+        read = await read_versioned(*args)
+        async with storage.engine.begin() as other:
+            await other.execute(METERS_ADDED, {"t": tenant.id, "i": session.id})
+        return read
+
+    monkeypatch.setattr(asyncpg_sessions, "read_versioned", read_then_usage_added)
+    closed, closing = await storage.sessions.close(
+        tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, OPEN
+    )
+    monkeypatch.undo()
+
+    assert closed.usage == {"minutes": 5}
+    assert closing.changed
+    assert (await storage.sessions.get(tenant.id, session.id)).ended_at == at(1)
