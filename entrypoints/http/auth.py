@@ -1,7 +1,7 @@
 """API keys in, a Principal (tenant and role) out.
 
-The /v1 router has one guard, `authenticated`, and each controller under it says the role its
-routes need with `opt = needs(role)`.
+The /v1 router has one guard, `admitted` (the key, then the URL's text), and each controller
+under it says the role its routes need with `opt = needs(role)`.
 Guards run before Litestar reads the body, so a caller without the right key learns 401 or 403,
 never what its body got wrong.
 """
@@ -16,6 +16,7 @@ from litestar.handlers import BaseRouteHandler
 from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
 from entrypoints.http.rate_limits import RateLimits
+from entrypoints.http.request import text_in_the_url
 
 BEARER = "bearer "
 # How routes document a refused key (their 401 and 403 responses in the OpenAPI schema).
@@ -58,6 +59,15 @@ async def authenticated(
     connection.state.principal = principal.require(route_handler.opt[ROLE])
     rate_limits: RateLimits = connection.app.state.rate_limits
     await rate_limits.count(principal)
+
+
+async def admitted(
+    connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+) -> None:
+    """The /v1 guard. The key first: a caller without one learns 401 before anything about its
+    URL. One guard calling both, not two: Litestar copies the route handler for each guard."""
+    await authenticated(connection, route_handler)
+    await text_in_the_url(connection, route_handler)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

@@ -24,7 +24,7 @@ from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from domain.tenants import Role
-from entrypoints.http.auth import AUTH, NEEDS_ADMIN, NEEDS_APP, ROLE, authenticated
+from entrypoints.http.auth import AUTH, NEEDS_ADMIN, NEEDS_APP, ROLE, admitted
 from entrypoints.http.errors import documented
 from entrypoints.http.request import BODY_PARAMETER
 
@@ -123,7 +123,7 @@ def _replay(handler: HTTPRouteHandler) -> dict[int, ResponseSpec]:
 def _answered(handler: HTTPRouteHandler) -> dict[int, str]:
     errors: dict[int, str] = {}
     layers = handler.ownership_layers
-    if any(authenticated in (layer.guards or ()) for layer in layers):
+    if any(admitted in (layer.guards or ()) for layer in layers):
         errors[401] = AUTH
         # The guard reads the role the innermost layer names (Litestar merges `opt` downwards).
         opts = [layer.opt or {} for layer in reversed(layers)]

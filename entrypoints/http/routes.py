@@ -6,7 +6,7 @@ from litestar import Router
 from litestar.types import ControllerRouterHandler
 
 from domain.tenants import Role
-from entrypoints.http.auth import authenticated, current_principal, needs
+from entrypoints.http.auth import admitted, current_principal, needs
 from entrypoints.http.controllers.credits import CreditsController
 from entrypoints.http.controllers.dashboard import dashboard, vendored
 from entrypoints.http.controllers.data_rights import DataRightsController
@@ -26,7 +26,6 @@ from entrypoints.http.controllers.tenants import SettingsController
 from entrypoints.http.controllers.tracker import tracker
 from entrypoints.http.controllers.trials import TrialsController
 from entrypoints.http.openapi import KEYED, declare_responses
-from entrypoints.http.request import text_in_the_url
 
 v1 = Router(
     path="/v1",
@@ -46,8 +45,7 @@ v1 = Router(
         KeysController,
         DataRightsController,
     ],
-    # After the key: a caller without one learns 401 first.
-    guards=[authenticated, text_in_the_url],
+    guards=[admitted],
     security=KEYED,
     dependencies={"caller": current_principal},
     # Each controller says the role it needs; one that forgets needs the most.
