@@ -128,7 +128,14 @@ class SqlSessionRepository(SessionRepository):
         )
 
     async def usage_added(self, tenant_id: str, session_id: str) -> Session:
-        return await self._change(tenant_id, session_id, Session.usage_added)
+        def added(session: Session) -> bool:
+            session.usage_added()
+            # Written even when unchanged: the new row version tells an exit that read the
+            # session before this usage came, and writes it only if unchanged (`close`), to
+            # read it again, even when its statement began before this usage was committed.
+            return True
+
+        return await self._change(tenant_id, session_id, added)
 
     async def _change(
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
@@ -184,7 +191,13 @@ class SqlSessionRepository(SessionRepository):
         """PostgreSQL: an exit in two statements and no transaction, where the locked way takes
         five (BEGIN, lock, meters, save, COMMIT): read the session, decide, and write only if it
         is still as read. None if it was not (someone wrote to it in between, or it is not
-        there): then the exit is taken the locked way. A replay writes nothing."""
+        there): then the exit is taken the locked way. A replay writes nothing.
+
+        Usage added without a write to the session's row (a LiveKit track's seconds) is a change
+        too: the meters' fingerprint in the Version catches it if committed before the write's
+        statement began; if after, the `usage_added` that follows it (which always writes the
+        row) either changes the row before the write locks it, or settles the exit's price
+        again after."""
         async with asyncpg_connection(self._engine) as driver:
             read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id)
             if read is None:
