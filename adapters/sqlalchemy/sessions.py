@@ -1,7 +1,7 @@
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,6 +31,8 @@ from domain.session import (
 )
 from domain.staleness import Staleness
 from domain.usage import Usage
+
+Outcome = TypeVar("Outcome")
 
 
 @raises_storage_errors
@@ -140,8 +142,11 @@ class SqlSessionRepository(SessionRepository):
     async def _change(
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
     ) -> Session:
-        """Lock the session, let the domain change it, save what a sign of life changes. A
-        decision that raises (Conflict) leaves the transaction rolled back, nothing saved."""
+        """Let the domain change the session, save what a sign of life changes. A decision that
+        raises (Conflict) saves nothing."""
+
+        def decided(session: Session) -> tuple[Session, bool]:
+            return session, change(session)
 
         async def changed(rows: SessionRows) -> Session:
             session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
@@ -149,6 +154,10 @@ class SqlSessionRepository(SessionRepository):
                 await rows.save([session], LIFE_CHANGES, {})
             return session
 
+        if not self._sqlite:
+            written = await self._unless_changed(tenant_id, session_id, decided, LIFE_CHANGES, {})
+            if written is not None:
+                return written
         return await in_transaction(self._engine, changed)
 
     async def close(
@@ -161,37 +170,41 @@ class SqlSessionRepository(SessionRepository):
         window: timedelta,
         check: WriteCheck | None = None,
     ) -> tuple[Session, Closing]:
-        def decided(session: Session) -> Closing:
+        def decided(session: Session) -> tuple[tuple[Session, Closing], bool]:
             if check is not None:
                 check(session)
-            return session.close(exit, rated_kinds, now, window)
+            closing = session.close(exit, rated_kinds, now, window)
+            return (session, closing), closing.changed
 
         async def closed(rows: SessionRows) -> tuple[Session, Closing]:
             session = _the_one(await rows.lock(tenant_id, [session_id]), session_id)
-            closing = decided(session)
-            if closing.changed:
+            outcome, changed = decided(session)
+            if changed:
                 await rows.save([session], END_CHANGES, {session_id: exit.usage})
-            return session, closing
+            return outcome
 
         if not self._sqlite:
-            unless_changed = await self._close_unless_changed(
-                tenant_id, session_id, decided, exit.usage
+            written = await self._unless_changed(
+                tenant_id, session_id, decided, END_CHANGES, exit.usage
             )
-            if unless_changed is not None:
-                return unless_changed
+            if written is not None:
+                return written
         return await in_transaction(self._engine, closed)
 
-    async def _close_unless_changed(
+    async def _unless_changed(
         self,
         tenant_id: str,
         session_id: str,
-        decided: Callable[[Session], Closing],
+        decided: Callable[[Session], tuple[Outcome, bool]],
+        columns: Sequence[str],
         usage: Usage,
-    ) -> tuple[Session, Closing] | None:
-        """PostgreSQL: an exit in two statements and no transaction, where the locked way takes
-        five (BEGIN, lock, meters, save, COMMIT): read the session, decide, and write only if it
-        is still as read. None if it was not (someone wrote to it in between, or it is not
-        there): then the exit is taken the locked way. A replay writes nothing.
+    ) -> Outcome | None:
+        """PostgreSQL: a change of one session (an exit, a sign of life) in two statements and
+        no transaction, where the locked way takes five (BEGIN, lock, meters, save, COMMIT):
+        read the session, let the domain decide (the outcome, and whether to write), and write
+        `columns` and `usage` only if it is still as read. None if it was not (someone wrote to
+        it in between, or it is not there): then the change is made the locked way. A decision
+        to write nothing (a replay) writes nothing.
 
         Usage added without a write to the session's row (a LiveKit track's seconds) is a change
         too: the meters' fingerprint in the Version catches it if committed before the write's
@@ -203,12 +216,12 @@ class SqlSessionRepository(SessionRepository):
             if read is None:
                 return None
             session, version = read
-            closing = decided(session)
-            if closing.changed and not await asyncpg_sessions.save_unless_changed(
-                driver, session, version, END_CHANGES, usage
+            outcome, write = decided(session)
+            if write and not await asyncpg_sessions.save_unless_changed(
+                driver, session, version, columns, usage
             ):
                 return None
-            return session, closing
+            return outcome
 
     async def time_out_idle(
         self,

@@ -15,7 +15,8 @@ from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
-from domain.session import Exit
+from domain.errors import Conflict
+from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, at, stored_session
 
@@ -134,3 +135,34 @@ async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
     assert closed.usage == {"minutes": 5}
     assert closing.changed
     assert (await storage.sessions.get(tenant.id, session.id)).ended_at == at(1)
+
+
+async def test_a_heartbeat_never_undoes_an_exit_written_between_its_read_and_its_write(
+    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heartbeat reads the session, then writes it unless it changed: an exit written in
+    between is a change, and the heartbeat, taken again under the lock, finds it ended."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    read_versioned = asyncpg_sessions.read_versioned
+    exited: list[bool] = []
+
+    async def read_then_exit(*args: Any) -> Any:
+        read = await read_versioned(*args)
+        if not exited:
+            exited.append(True)
+            exit = Exit(at=at(1))
+            await storage.sessions.close(tenant.id, session.id, exit, frozenset(), NOW, OPEN)
+        return read
+
+    monkeypatch.setattr(asyncpg_sessions, "read_versioned", read_then_exit)
+    with pytest.raises(Conflict):
+        await storage.sessions.heartbeat(tenant.id, session.id, at(2))
+    monkeypatch.undo()
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert (stored.status, stored.ended_at, stored.last_seen_at) == (
+        SessionStatus.COMPLETED,
+        at(1),
+        at(1),
+    )
