@@ -15,19 +15,27 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 
 
+# Each part of a millisecond, made once: subtracting one is a tenth of the cost of
+# `datetime.replace` (every event's instant goes through here).
+_UNDER_A_MILLISECOND = tuple(timedelta(microseconds=n) for n in range(1000))
+
+
 def to_the_millisecond(at: datetime) -> datetime:
     """Instants are kept to the millisecond: MongoDB's dates hold no more, and every store must
     give the same answers (a tenant moved between stores keeps its figures)."""
     extra = at.microsecond % 1000
-    return at.replace(microsecond=at.microsecond - extra) if extra else at
+    # Never crosses a second, so the same as replacing the microseconds, in any time zone.
+    return at - _UNDER_A_MILLISECOND[extra] if extra else at
 
 
 def as_utc(field: str, at: datetime) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise InvalidInput(field, "timestamp must carry a UTC offset")
+    if at.tzinfo is not UTC:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidInput(field, "timestamp must carry a UTC offset")
+        at = at.astimezone(UTC)
     if not EARLIEST <= at <= LATEST:
         raise InvalidInput(field, "must lie between 2000-01-01 and 2999-12-31")
-    return to_the_millisecond(at if at.tzinfo is UTC else at.astimezone(UTC))
+    return to_the_millisecond(at)
 
 
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:
