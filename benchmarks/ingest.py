@@ -13,8 +13,9 @@ Measures, each for --seconds:
 Direct writes, by storage:
   postgresql  asyncpg. Pairs: as many tasks as clients. Events, every way the driver has: an
               executemany of INSERT … ON CONFLICT DO NOTHING; one INSERT … SELECT FROM unnest(…)
-              ON CONFLICT DO NOTHING; COPY into a temporary table, then INSERT … SELECT … ON
-              CONFLICT DO NOTHING; and plain COPY into events, which does not skip duplicates (a
+              ON CONFLICT DO NOTHING; the same from json_to_recordset(…), the rows as one JSON
+              document (the service's way); COPY into a temporary table, then INSERT … SELECT …
+              ON CONFLICT DO NOTHING; and plain COPY into events, which does not skip duplicates (a
               duplicate fails the batch), so it is printed for information only.
   sqlite      the sqlite3 module on the server's own file, with the server's PRAGMAs (WAL,
               synchronous=NORMAL, BEGIN IMMEDIATE): one thread writing sequentially (SQLite has
@@ -43,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from harness import (
     STORAGES,
     Service,
@@ -57,6 +59,7 @@ from harness import (
     service,
     worker_counts,
 )
+from msgspec import Raw
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -91,6 +94,12 @@ PG_EVENTS_UNNEST = (
     "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
     " SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::timestamptz[], $6::text[],"
     " $7::json[]) ON CONFLICT DO NOTHING"
+)
+PG_EVENTS_JSON = (
+    "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
+    " SELECT $1, $2, r.* FROM json_to_recordset($3::json)"
+    " AS r(sequence_no bigint, type text, at timestamptz, label text, meters json)"
+    " ON CONFLICT DO NOTHING"
 )
 # Emptied at each commit, so every batch finds it empty.
 PG_EVENTS_IN = "CREATE TEMPORARY TABLE events_in (LIKE events) ON COMMIT DELETE ROWS"
@@ -258,6 +267,17 @@ async def unnest(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     await conn.execute(PG_EVENTS_UNNEST, tenant_ids[0], session_ids[0], *columns)
 
 
+async def json_recordset(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    # One statement, one parameter: the batch as one JSON document, encoded at once.
+    document = [
+        {"sequence_no": n, "type": kind, "at": at, "label": label, "meters": Raw(meters)}
+        for _, _, n, kind, at, label, meters in rows
+    ]
+    await conn.execute(
+        PG_EVENTS_JSON, rows[0][0], rows[0][1], msgspec.json.encode(document).decode()
+    )
+
+
 async def create_events_in(conn: asyncpg.Connection) -> None:
     await conn.execute(PG_EVENTS_IN)
 
@@ -287,6 +307,10 @@ async def pg_baselines(
                 "asyncpg executemany INSERT … ON CONFLICT DO NOTHING", await rate(executemany)
             ),
             Baseline("asyncpg INSERT … SELECT FROM unnest(…) ON CONFLICT …", await rate(unnest)),
+            Baseline(
+                "asyncpg INSERT … SELECT FROM json_to_recordset(…) ON CONFLICT …",
+                await rate(json_recordset),
+            ),
             Baseline(
                 "asyncpg COPY to a temporary table, INSERT … SELECT … ON CONFLICT …",
                 await rate(copy_then_insert, create_events_in),

@@ -1,8 +1,9 @@
 """A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
 
+import msgspec
+
 from adapters.sqlalchemy import asyncpg_sessions
-from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
-from adapters.sqlalchemy.engine import json_text
+from adapters.sqlalchemy.asyncpg_statements import Driver, json_rows, unnest
 from adapters.sqlalchemy.event_batches import BatchWriter, Key
 from adapters.sqlalchemy.quantities import to_json
 from adapters.sqlalchemy.tables import events
@@ -14,7 +15,7 @@ EVENT_COLUMNS = ("session_id", "sequence_no", "type", "at", "category", "label",
 
 INSERT_EVENTS = (
     f"INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
-    f" SELECT $1, * FROM {unnest(events, EVENT_COLUMNS, 2)}"
+    f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, 2)}"
     " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no"
 )
 STORED_EVENTS = (
@@ -33,18 +34,22 @@ class AsyncpgBatchWriter(BatchWriter):
         return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
-        columns = [
-            [e.session_id for e in batch],
-            [e.sequence_no for e in batch],
-            [e.type for e in batch],
-            [e.at for e in batch],
-            [e.category for e in batch],
-            [e.label for e in batch],
-            [json_text(e.data) for e in batch],
-            [json_text(to_json(e.meters)) for e in batch],
+        rows = [
+            {
+                "session_id": e.session_id,
+                "sequence_no": e.sequence_no,
+                "type": e.type,
+                "at": e.at,
+                "category": e.category,
+                "label": e.label,
+                "data": e.data,
+                "meters": to_json(e.meters),
+            }
+            for e in batch
         ]
-        rows = await self._driver.fetch(INSERT_EVENTS, self._tenant_id, *columns)
-        return [(row[0], row[1]) for row in rows]
+        document = msgspec.json.encode(rows).decode()
+        stored = await self._driver.fetch(INSERT_EVENTS, self._tenant_id, document)
+        return [(row[0], row[1]) for row in stored]
 
     async def stored(self, keys: list[Key]) -> set[Key]:
         session_ids, numbers = zip(*keys, strict=True)
