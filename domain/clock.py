@@ -29,13 +29,13 @@ def to_the_millisecond(at: datetime) -> datetime:
 
 
 def as_utc(field: str, at: datetime) -> datetime:
-    if at.tzinfo is not UTC:
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise InvalidInput(field, "timestamp must carry a UTC offset")
-        at = at.astimezone(UTC)
+    utc = at.tzinfo is UTC
+    if not utc and (at.tzinfo is None or at.utcoffset() is None):
+        raise InvalidInput(field, "timestamp must carry a UTC offset")
+    # Before converting: an instant near datetime's limits has no UTC counterpart.
     if not EARLIEST <= at <= LATEST:
         raise InvalidInput(field, "must lie between 2000-01-01 and 2999-12-31")
-    return to_the_millisecond(at)
+    return to_the_millisecond(at if utc else at.astimezone(UTC))
 
 
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:

@@ -25,3 +25,23 @@ def test_a_client_clock_may_run_five_minutes_ahead_but_no_more() -> None:
     assert not_in_future("at", now + timedelta(minutes=5), now) == now + timedelta(minutes=5)
     with pytest.raises(InvalidInput, match="future"):
         not_in_future("at", now + timedelta(minutes=5, seconds=1), now)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_an_instant_beyond_the_bounds_is_invalid_whatever_its_offset(given: datetime) -> None:
+    # Near datetime's own limits an instant has no UTC counterpart: refused, not converted.
+    with pytest.raises(InvalidInput, match="between"):
+        as_utc("at", given)
+
+
+def test_an_instant_in_utc_is_cut_to_the_millisecond_never_rounded() -> None:
+    given = datetime(2026, 11, 24, 12, 0, 59, 999999, tzinfo=UTC)
+
+    assert as_utc("at", given) == datetime(2026, 11, 24, 12, 0, 59, 999000, tzinfo=UTC)
