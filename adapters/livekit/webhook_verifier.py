@@ -4,9 +4,10 @@ The token is a JWT whose issuer is the API key and whose `sha256` claim is the h
 body; livekit-api checks signature, expiry (with a minute of leeway) and the hash.
 """
 
+import base64
 from datetime import UTC, datetime
 
-import jwt
+import msgspec
 from livekit import api
 from livekit.protocol.models import TrackSource
 
@@ -17,11 +18,14 @@ from domain.livekit import LiveKitAccount, RoomEvent
 
 class LiveKitWebhookVerifier(WebhookVerifier):
     def issuer(self, token: str) -> str | None:
+        # Read, not verified: only to pick the secret `verify` checks the token with. Decoded
+        # here, it costs a tenth of pyjwt's full decode, which `verify` does anyway.
+        payload = _bare(token).split(".")[1:2]
         try:
-            claims = jwt.decode(_bare(token), options={"verify_signature": False})
-        except jwt.PyJWTError:
+            claims = msgspec.json.decode(base64.urlsafe_b64decode(payload[0] + "=="))
+            issuer = claims["iss"]
+        except (IndexError, ValueError, TypeError, KeyError):  # ValueError: bad base64 or JSON
             return None
-        issuer = claims.get("iss")
         return issuer if isinstance(issuer, str) else None
 
     def verify(self, body: str, token: str, account: LiveKitAccount) -> RoomEvent:

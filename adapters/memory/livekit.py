@@ -41,8 +41,11 @@ class MemoryWebhookLog(WebhookLog):
     async def seen(self, tenant_id: str, webhook_id: str) -> bool:
         return (tenant_id, webhook_id) in self._store.webhooks
 
-    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
-        self._store.webhooks.setdefault((tenant_id, webhook_id), at)
+    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
+        if (tenant_id, webhook_id) in self._store.webhooks:
+            return False
+        self._store.webhooks[(tenant_id, webhook_id)] = at
+        return True
 
 
 class MemoryTrackLog(TrackLog):

@@ -1,4 +1,3 @@
-from contextlib import suppress
 from datetime import datetime
 
 from pymongo import ReturnDocument
@@ -75,13 +74,16 @@ class MongoWebhookLog(WebhookLog):
         )
         return found is not None
 
-    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
-        with suppress(DuplicateKeyError):  # a concurrent delivery of it recorded it first
-            await self._webhooks.update_one(
+    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
+        try:
+            done = await self._webhooks.update_one(
                 {"tenant_id": tenant_id, "id": webhook_id},
                 {"$setOnInsert": {"received_at": at}},
                 upsert=True,
             )
+        except DuplicateKeyError:  # a concurrent delivery of it recorded it first
+            return False
+        return done.upserted_id is not None
 
 
 @raises_storage_errors

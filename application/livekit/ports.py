@@ -34,8 +34,10 @@ class WebhookLog(Protocol):
 
     async def seen(self, tenant_id: str, webhook_id: str) -> bool: ...
 
-    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> None:
-        """Remember a handled webhook (again: nothing changes)."""
+    async def record(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
+        """Remember a handled webhook; True when this call did, False when it was remembered
+        already (again: nothing changes). Of concurrent callers recording one id, exactly one
+        gets True."""
         ...
 
 

@@ -3,14 +3,15 @@
 from dataclasses import dataclass
 
 from application.credits.deduct_credits import DeductCredits
+from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.livekit_stays import end_stay
-from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog, WebhookVerifier
+from application.livekit.ports import TrackLog, WebhookLog, WebhookVerifier
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionRepository
 from application.sessions.record_exit import RecordedExit, RecordExit
 from application.tenants.ports import TenantRepository
-from domain.errors import Unauthorized
-from domain.livekit import KIND, TRACK_METERS, RoomEvent, RoomEventKind, TrackReport
+from domain.errors import NotFound, Unauthorized
+from domain.livekit import KIND, TRACK_METERS, LiveKitAccount, RoomEvent, RoomEventKind, TrackReport
 from domain.session import Session, SessionRequest, SessionStatus
 from domain.tenants import TenantSettings
 
@@ -34,7 +35,7 @@ class ReceivedWebhook:
     tenant_id: str  # the tenant of the API key that signed it
     webhook_id: str
     kind: str  # a RoomEventKind, or another event this service ignores
-    redelivered: bool  # handled before: nothing changed
+    redelivered: bool  # handled before (so nothing changed, every step being idempotent)
     started: bool = False  # it opened a stay
     ended: tuple[RecordedExit, ...] = ()  # the stays it closed
 
@@ -51,21 +52,22 @@ class ReceiveLiveKitWebhook:
     Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id
     comes from the room and participant sids (`domain.livekit.session_id_of`), a join is
     recorded by the first webhook of the stay to arrive, whichever it is (each carries when the
-    participant joined), whatever the subject's plan allows, a second exit is a replay, and
-    handled webhook ids are remembered for 30 days. Times are when things happened on the
-    LiveKit server. Unauthorized unless the webhook is signed, for exactly this body, with a
+    participant joined), whatever the subject's plan allows, a track's ends count once each,
+    and a second exit is a replay: a redelivered webhook is handled again and changes nothing
+    (handled webhook ids are remembered for 30 days, to tell it apart). Times are when things
+    happened on the LiveKit server. Unauthorized unless the webhook is signed, for exactly this body, with a
     registered API key."""
 
     def __init__(
         self,
         verifier: WebhookVerifier,
-        accounts: LiveKitAccounts,
+        accounts: LiveKitAccountBook,
         webhooks: WebhookLog,
         sessions: SessionRepository,
         tracks: TrackLog,
         record_exit: RecordExit,
         deduct_credits: DeductCredits,
-        tenants: TenantRepository,
+        tenants: TenantRepository,  # remembered briefly (TenantBook): read for settings only
         clock: Clock,
     ) -> None:
         self._deduct_credits = deduct_credits
@@ -79,14 +81,8 @@ class ReceiveLiveKitWebhook:
         self._clock = clock
 
     async def __call__(self, command: ReceiveLiveKitWebhookCommand) -> ReceivedWebhook:
-        api_key = self._verifier.issuer(command.token)
-        account = None if api_key is None else await self._accounts.get(api_key)
-        if account is None:
-            raise Unauthorized("the webhook is not signed with a registered LiveKit API key")
-        event = self._verifier.verify(command.body, command.token, account)
+        event, account = await self._verified(command)
         tenant_id = account.tenant_id
-        if await self._webhooks.seen(tenant_id, event.id):
-            return ReceivedWebhook(tenant_id, event.id, event.kind, redelivered=True)
         tenant = await self._tenants.get(tenant_id)
         settings = TenantSettings() if tenant is None else tenant.settings
         started, ended = False, []
@@ -103,9 +99,25 @@ class ReceiveLiveKitWebhook:
             started = await self._joined(tenant_id, event, settings)
             await self._track(tenant_id, event)
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
-        await self._webhooks.record(tenant_id, event.id, self._clock.now())
+        new = await self._webhooks.record(tenant_id, event.id, self._clock.now())
         closed = tuple(stay for stay in ended if stay.closed)
-        return ReceivedWebhook(tenant_id, event.id, event.kind, False, started, closed)
+        return ReceivedWebhook(tenant_id, event.id, event.kind, not new, started, closed)
+
+    async def _verified(
+        self, command: ReceiveLiveKitWebhookCommand
+    ) -> tuple[RoomEvent, LiveKitAccount]:
+        api_key = self._verifier.issuer(command.token)
+        account = None if api_key is None else await self._accounts.get(api_key)
+        if api_key is None or account is None:
+            raise Unauthorized("the webhook is not signed with a registered LiveKit API key")
+        try:
+            return self._verifier.verify(command.body, command.token, account), account
+        except Unauthorized:
+            # The account was remembered: its secret may have been replaced since, elsewhere.
+            stored = await self._accounts.stored(api_key)
+            if stored is None or stored == account:
+                raise
+            return self._verifier.verify(command.body, command.token, stored), stored
 
     async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> bool:
         """Open the participant's stay unless it is open; whether this opened it."""
@@ -123,6 +135,16 @@ class ReceiveLiveKitWebhook:
         session = Session.start(tenant_id, event.session_id, request, now)
         # LiveKit sends no heartbeats: every webhook of the stay is its sign of life (a new
         # stay is stored with it already).
+        if event.kind != RoomEventKind.PARTICIPANT_JOINED:
+            # A webhook past the join mostly finds its stay stored: its sign of life, tried
+            # first, is then its only write (NotFound: it overtook the join, or that was lost).
+            try:
+                await self._sessions.sign_of_life(
+                    tenant_id, session.id, event.created_at, now, window
+                )
+                return False
+            except NotFound:
+                pass
         session.sign_of_life(event.created_at, now, window)
         # The participant is in the room already: recorded whatever the plan says, once.
         added = await self._sessions.add(session)

@@ -25,6 +25,7 @@ from application.funnels.list_funnels import ListFunnels
 from application.funnels.report_funnel import ReportFunnel
 from application.funnels.set_funnel import SetFunnel
 from application.health.check_health import CheckHealth
+from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.add_livekit_account import AddLiveKitAccount
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.livekit.set_livekit_url import SetLiveKitUrl
@@ -59,6 +60,7 @@ from application.tenants.create_api_key import CreateApiKey
 from application.tenants.create_tenant import CreateTenant
 from application.tenants.list_api_keys import ListApiKeys
 from application.tenants.revoke_api_key import RevokeApiKey
+from application.tenants.tenant_book import TenantBook
 from application.tenants.update_settings import UpdateSettings
 from application.transfer.export_tenant import ExportTenant
 from application.transfer.import_tenant import ImportTenant
@@ -157,8 +159,11 @@ class UseCaseContainer(containers.DeclarativeContainer):
     get_balance = providers.Factory(GetBalance, ledger=storage.ledger)
     list_ledger = providers.Factory(ListLedger, ledger=storage.ledger)
     list_alerts = providers.Factory(ListAlerts, ledger=storage.ledger)
+    # Tenants for their settings, remembered like plans; settings change through it, so that
+    # this process applies them at once.
+    tenant_book = providers.Singleton(TenantBook, tenants=storage.tenants, clock=outside.clock)
     update_settings = providers.Factory(
-        UpdateSettings, tenants=storage.tenants, authenticate=authenticate, rewinds=rollup_rewinds
+        UpdateSettings, tenants=tenant_book, authenticate=authenticate, rewinds=rollup_rewinds
     )
     set_plan = providers.Factory(SetPlan, plans=plan_book)
     subscribe = providers.Factory(
@@ -245,19 +250,24 @@ class UseCaseContainer(containers.DeclarativeContainer):
         clock=outside.clock,
     )
     delete_resource = providers.Factory(DeleteResource, erasure=storage.erasure)
+    # Every webhook asks for its signer's account: remembered like plans, and changed through
+    # the same book so that this process forgets at once.
+    livekit_account_book = providers.Singleton(
+        LiveKitAccountBook, accounts=storage.livekit_accounts, clock=outside.clock
+    )
     add_livekit_account = providers.Factory(
-        AddLiveKitAccount, tenants=storage.tenants, accounts=storage.livekit_accounts
+        AddLiveKitAccount, tenants=storage.tenants, accounts=livekit_account_book
     )
     receive_livekit_webhook = providers.Factory(
         ReceiveLiveKitWebhook,
         verifier=outside.webhook_verifier,
-        accounts=storage.livekit_accounts,
+        accounts=livekit_account_book,
         webhooks=storage.webhooks,
         sessions=storage.sessions,
         tracks=storage.tracks,
         record_exit=record_exit,
         deduct_credits=deduct_credits,
-        tenants=storage.tenants,
+        tenants=tenant_book,
         clock=outside.clock,
     )
-    set_livekit_url = providers.Factory(SetLiveKitUrl, accounts=storage.livekit_accounts)
+    set_livekit_url = providers.Factory(SetLiveKitUrl, accounts=livekit_account_book)

@@ -1,13 +1,16 @@
-"""LiveKit API keys (with their servers' URLs) and the log of handled webhooks, on every
-store."""
+"""LiveKit API keys (with their servers' URLs), the log of handled webhooks, and what the
+webhook relies on of sessions, on every store."""
 
+import uuid
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount
+from domain.session import Session, SessionRequest
 from domain.tenants import Tenant
 from tests.contract.builders import T0, add_tenant
 from tests.contract.races import Race
@@ -37,8 +40,10 @@ async def test_a_handled_webhook_is_remembered_per_tenant_however_often_recorded
     other = await add_tenant(storage, "globex")
     assert not await storage.webhooks.seen(tenant.id, "EV_1")
 
-    await race(*[lambda s: s.webhooks.record(tenant.id, "EV_1", T0)] * 6)
+    recorded = await race(*[lambda s: s.webhooks.record(tenant.id, "EV_1", T0)] * 6)
 
+    assert sorted(recorded) == [False] * 5 + [True]
+    assert not await storage.webhooks.record(tenant.id, "EV_1", T0)
     assert await storage.webhooks.seen(tenant.id, "EV_1")
     assert not await storage.webhooks.seen(other.id, "EV_1")
 
@@ -86,3 +91,17 @@ async def test_a_new_secret_keeps_the_url_unless_another_is_given(
     moved = LiveKitAccount("APIkey", tenant.id, "third", "https://lk2.example.com")
     await storage.livekit_accounts.add(moved)
     assert await storage.livekit_accounts.get("APIkey") == moved
+
+
+async def test_a_sign_of_life_for_a_stay_not_stored_yet_is_not_found_and_stores_nothing(
+    storage: Any, tenant: Tenant
+) -> None:
+    # A webhook past the join tries the stay's sign of life first, and opens the stay when it
+    # is not found (its join was overtaken, or dropped).
+    session = Session.start(tenant.id, str(uuid.uuid4()), SessionRequest("livekit", "r", "u"), T0)
+
+    with pytest.raises(NotFound):
+        await storage.sessions.sign_of_life(tenant.id, session.id, T0, T0, timedelta(days=7))
+
+    assert await storage.sessions.get(tenant.id, session.id) is None
+    assert await storage.sessions.add(session)

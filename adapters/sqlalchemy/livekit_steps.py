@@ -1,0 +1,52 @@
+"""The LiveKit webhook's storage steps on either SQL engine (adapters.sqlalchemy.driver_steps):
+the webhook log's and the track log's, written once against LiveKitRows, which asyncpg_livekit
+and sqlite_livekit provide. Every webhook runs several of them; through SQLAlchemy Core, its
+work per statement cost more than the database did."""
+
+from datetime import datetime
+from typing import Protocol
+
+from domain.livekit import TrackChange, TrackReport, report_track
+
+Stored = tuple[TrackReport, bool]  # a track as stored, and whether its seconds are counted
+
+
+class LiveKitRows(Protocol):
+    async def seen(self, tenant_id: str, webhook_id: str) -> bool: ...
+
+    async def record_webhook(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
+        """WebhookLog.record."""
+        ...
+
+    async def track(self, tenant_id: str, session_id: str, report: TrackReport) -> Stored | None:
+        """The track as stored; stored first (no end known, not counted) when new. None, and
+        nothing stored, when the session does not exist."""
+        ...
+
+    async def save_track(
+        self, tenant_id: str, session_id: str, stored: Stored, change: TrackChange
+    ) -> bool:
+        """Atomically, if the track is still as `stored`: write it as `change` leaves it, append
+        its new ends to the session's events after its highest sequence number, and add its
+        seconds to the session's usage. False, and nothing written, if it changed since."""
+        ...
+
+    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]: ...
+
+
+async def record_track(
+    rows: LiveKitRows, tenant_id: str, session_id: str, report: TrackReport
+) -> bool:
+    """TrackLog.record, without a transaction around it: a report decided on a track that
+    another changed meanwhile writes nothing and is decided again on what that one left, so
+    only one report finds an end new, and only the one that completes the track counts it. (A
+    track changes at most three times: each end once, counted once, so this ends.)"""
+    while True:
+        stored = await rows.track(tenant_id, session_id, report)
+        if stored is None:
+            return False  # no session, no tracks: nothing kept
+        change = report_track(*stored, report)
+        if not change.changed:
+            return False
+        if await rows.save_track(tenant_id, session_id, stored, change):
+            return change.seconds is not None
