@@ -53,11 +53,12 @@ from typing import Any
 from harness import (
     ROOT,
     Service,
+    api_headers,
     cli,
+    connections,
     cpu_seconds,
     database,
     family,
-    http_client,
     lifecycles,
     rss_mb,
     run_for,
@@ -190,12 +191,11 @@ def serving(candidate: Candidate, url: str, log_config: Path) -> Iterator[Servic
 
 
 async def gets(base: str, key: str, path: str, seconds: float) -> float:
-    async with http_client(base, key, CLIENTS) as http:
+    async with connections(base, CLIENTS, api_headers(key)) as http:
 
-        async def one(_i: int) -> int:
-            async with http.get(path) as r:
-                assert r.status == 200, await r.text()
-                await r.read()
+        async def one(i: int) -> int:
+            status, body = await http[i].request("GET", path)
+            assert status == 200, body
             return 1
 
         return await run_for(seconds, CLIENTS, one)

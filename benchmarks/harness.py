@@ -1,6 +1,6 @@
 """What every benchmark needs: a throwaway database (a PostgreSQL server, a SQLite file, or the
-MongoDB test server), a real `sessionmeter serve` on it, the operator CLI, timed load loops, and
-the server's memory."""
+MongoDB test server), a real `sessionmeter serve` on it, the operator CLI, timed load loops, the
+minimal HTTP client that drives them, and the server's memory."""
 
 import argparse
 import asyncio
@@ -10,15 +10,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import ExitStack, contextmanager
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
+import asyncpg
 import httpx
+import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -135,28 +138,148 @@ def run_threads(seconds: float, threads: int, one: Callable[[int], int]) -> floa
     return sum(done) / (time.perf_counter() - started)
 
 
+async def analyze(url: str) -> None:
+    """The planner's statistics on a PostgreSQL database, as a running deployment has them
+    (autovacuum analyses a table about a minute after it fills). A fresh database has none, and
+    PostgreSQL then reads a session by its key through an index on its tenant alone: a scan of
+    the tenant's sessions, dearer with each one stored (an exit's two statements took 3.6 ms of
+    the database's time after 2,000 pairs instead of 1 ms). A figure taken then measures that,
+    and the direct writes, measured later on tables autovacuum had analysed by then, do not.
+    Nothing to do on the other stores."""
+    if url.startswith("postgresql"):
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
 def http_client(base: str, key: str, clients: int) -> aiohttp.ClientSession:
-    # aiohttp rather than httpx: at 32 concurrent requests httpx's own overhead, on the cores
-    # the server needs too, would be what this measures.
+    """A full HTTP client, for the benchmarks that time the server's work on few requests; a
+    throughput figure drives its load through `Connection`s."""
     connector = aiohttp.TCPConnector(limit=clients)
     return aiohttp.ClientSession(base, headers={"X-API-Key": key}, connector=connector)
 
 
+def header_lines(headers: dict[str, str]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: the throughput benchmarks' load generator, doing the
+    least a client can (as wrk does). aiohttp's own CPU came to ~0.8 ms a request (1.6 ms a
+    start+exit pair): on 2 cores shared by client, server and database, up to a third of the
+    machine, so the client, not the server, was what a figure measured.
+
+    A request is one bytes formatting and one write; a response is read as its status code, its
+    headers up to the blank line and a Content-Length body, which the service's answers always
+    carry (no chunked ones). uvicorn writes a response's head and body apart, so one may come in
+    pieces; several may come in one."""
+
+    def __init__(self, host: str, headers: dict[str, str]) -> None:
+        self._headers = header_lines({"Host": host, **headers})  # sent with every request
+        self._transport: asyncio.Transport | None = None
+        self._received = bytearray()
+        self._responses: deque[asyncio.Future[tuple[int, bytes]]] = deque()
+
+    @classmethod
+    async def open(cls, base: str, headers: dict[str, str]) -> "Connection":
+        """A connection to the server at `base` (http://host:port), sending `headers` with
+        every request."""
+        host = base.removeprefix("http://")
+        name, port = host.rsplit(":", 1)
+        _, connection = await asyncio.get_running_loop().create_connection(
+            lambda: cls(host, headers), name, int(port)
+        )
+        return connection
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: bytes = b""
+    ) -> tuple[int, bytes]:
+        """The status and body of the response; `headers` as `header_lines` makes them."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionError("the connection is closed")
+        transport.write(
+            b"%b %b HTTP/1.1\r\n%b%bContent-Length: %d\r\n\r\n%b"
+            % (method.encode(), path.encode(), self._headers, headers, len(body), body)
+        )
+        response: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._responses.append(response)
+        return await response
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += data
+        while self._responses:
+            blank = self._received.find(b"\r\n\r\n")
+            if blank < 0:
+                return
+            head = bytes(self._received[: blank + 2]).lower()  # each header line ends in \r\n
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:  # asyncio closes the connection: the request raises this
+                raise ValueError(f"a response without Content-Length: {head!r}")
+            start = blank + 4
+            end = start + int(head[at + 17 : head.index(b"\r\n", at + 2)])
+            if len(self._received) < end:
+                return
+            body = bytes(self._received[start:end])
+            del self._received[:end]
+            response = self._responses.popleft()
+            if not response.cancelled():
+                response.set_result((int(head[9:12]), body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for response in self._responses:
+            if not response.cancelled():
+                response.set_exception(exc or ConnectionError("the server closed the connection"))
+        self._responses.clear()
+
+
+@asynccontextmanager
+async def connections(
+    base: str, count: int, headers: dict[str, str]
+) -> AsyncIterator[list[Connection]]:
+    """`count` connections to the server at `base`, closed afterwards."""
+    opened: list[Connection] = []
+    try:
+        for _ in range(count):
+            opened.append(await Connection.open(base, headers))
+        yield opened
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+def api_headers(key: str) -> dict[str, str]:
+    """The headers of a JSON request to the API with `key`."""
+    return {"Content-Type": "application/json", "X-API-Key": key}
+
+
 async def lifecycles(base: str, key: str, seconds: float, clients: int, kind: str) -> float:
     """Start+exit pairs per second, each client a subject of its own."""
-    async with http_client(base, key, clients) as http:
+    starts = [
+        msgspec.json.encode({"kind": kind, "resource_id": "r1", "subject_id": f"u{i}"})
+        for i in range(clients)
+    ]
+    async with connections(base, clients, api_headers(key)) as http:
 
         async def pair(i: int) -> int:
-            body = {"kind": kind, "resource_id": "r1", "subject_id": f"u{i}"}
-            async with http.post("/v1/sessions", json=body) as started:
-                assert started.status == 201, await started.text()
-                session_id = (await started.json())["id"]
-            async with http.post(f"/v1/sessions/{session_id}/exit", json={}) as ended:
-                assert ended.status == 200, await ended.text()
+            status, body = await http[i].request("POST", "/v1/sessions", starts[i])
+            assert status == 201, body
+            session_id = msgspec.json.decode(body)["id"]
+            status, body = await http[i].request("POST", f"/v1/sessions/{session_id}/exit", b"{}")
+            assert status == 200, body
             return 1
 
         return await run_for(seconds, clients, pair)

@@ -7,9 +7,10 @@
 A bootcamp's rooms churn: each client is a LiveKit node sending, for participant after
 participant, participant_joined, track_published, track_unpublished and participant_left, each
 signed as LiveKit signs it (a JWT carrying the body's sha256). The server verifies every one,
-records each stay and track once, and answers. Prints webhooks per second and the server's
-peak memory, per worker and over all its processes. --compare-workers measures with 1 and then 2
-server workers, each on a fresh service of the same storage.
+records each stay and track once, and answers. Timed after a second of the same load and an
+ANALYZE (harness.analyze). Prints webhooks per second and the server's peak memory, per worker and
+over all its processes. --compare-workers measures with 1 and then 2 server workers, each on a
+fresh service of the same storage.
 """
 
 import argparse
@@ -18,10 +19,13 @@ import itertools
 import os
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 from harness import (
     STORAGES,
+    Service,
     add_worker_flags,
+    analyze,
+    connections,
+    header_lines,
     peak_rss_while,
     rss_line,
     run_for,
@@ -32,12 +36,11 @@ from harness import (
 from tests.livekit_server import LiveKitServer  # harness puts the project on the path
 
 
-async def send(base: str, seconds: float, clients: int) -> dict[str, float]:
+async def send(svc: Service, seconds: float, clients: int) -> dict[str, float]:
     server = LiveKitServer()
     people = itertools.count()
     start = datetime.now(UTC) - timedelta(minutes=1)
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(base, connector=connector) as http:
+    async with connections(svc.base, clients, {}) as http:
 
         async def stay(i: int) -> int:
             who, sid = f"p{next(people)}", f"TR_{i}"
@@ -48,10 +51,15 @@ async def send(base: str, seconds: float, clients: int) -> dict[str, float]:
                 server.left(who, start, start + timedelta(seconds=30)),
             ]
             for raw, headers in webhooks:
-                async with http.post("/v1/webhooks/livekit", data=raw, headers=headers) as r:
-                    assert r.status == 200, await r.text()
+                status, body = await http[i].request(
+                    "POST", "/v1/webhooks/livekit", raw.encode(), header_lines(headers)
+                )
+                assert status == 200, body
             return len(webhooks)
 
+        # A second of stays first, so that the tables have rows to analyse.
+        await run_for(1, clients, stay)
+        await analyze(svc.storage_url)
         return {"webhooks": await run_for(seconds, clients, stay)}
 
 
@@ -61,7 +69,7 @@ def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[st
         server = LiveKitServer()
         svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
                 "--api-secret", server.secret)  # fmt: skip
-        return asyncio.run(peak_rss_while(svc.process.pid, send(svc.base, seconds, clients)))
+        return asyncio.run(peak_rss_while(svc.process.pid, send(svc, seconds, clients)))
 
 
 def main() -> None:
