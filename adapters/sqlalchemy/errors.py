@@ -5,7 +5,9 @@ meaning themselves (an IntegrityError is a key already taken), so what is left i
 failing (unreachable, not migrated, locked past busy_timeout, no pooled connection in time).
 asyncpg raises OSError itself when it cannot reach the server (refused, timed out). The hot
 paths that use the drivers directly (asyncpg_statements, sqlite_statements) meet the drivers'
-own errors.
+own errors: among them InternalClientError, which asyncpg raises on a connection the server
+dropped while it sat in the pool (the next query finds the server's goodbye where a reply
+should be).
 """
 
 import sqlite3
@@ -15,9 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.driver_errors import translating
 
 try:
-    from asyncpg import InterfaceError, PostgresError
+    from asyncpg import InterfaceError, InternalClientError, PostgresError
 
-    ASYNCPG_ERRORS: tuple[type[Exception], ...] = (PostgresError, InterfaceError)
+    ASYNCPG_ERRORS: tuple[type[Exception], ...] = (
+        PostgresError,
+        InterfaceError,
+        InternalClientError,
+    )
 except ImportError:  # asyncpg is the `postgres` extra
     ASYNCPG_ERRORS = ()
 

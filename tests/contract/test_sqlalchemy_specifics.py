@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,6 +16,7 @@ from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
+from application.storage import StorageError
 from domain.errors import Conflict
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
@@ -166,3 +168,54 @@ async def test_a_heartbeat_never_undoes_an_exit_written_between_its_read_and_its
         at(1),
         at(1),
     )
+
+
+async def _connections_dropped_by_the_database(storage_url: str) -> None:
+    """What a database restart or an idle-connection timeout does: every other connection
+    closed from the server's side."""
+    admin = await asyncpg.connect(storage_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("first", ["a hot path", "a SQLAlchemy statement"])
+async def test_the_hot_paths_recover_from_connections_the_database_dropped(
+    storage: Any, storage_url: str, tenant: Tenant, first: str
+) -> None:
+    """The hot paths give connections back to the pool without SQLAlchemy's greenlet: a
+    connection the database dropped fails the request that finds it (nothing tells the pool
+    before) with a storage error, and is opened again by the next that takes it. Whether the
+    pool learns of it from a hot path (that one connection) or from a SQLAlchemy statement (the
+    whole pool, renewed one connection at a time), the service comes back."""
+    on_postgresql(storage_url)
+    # Several idle connections in the pool, each of which the database will have dropped.
+    sessions = await asyncio.gather(*(stored_session(storage, tenant) for _ in range(5)))
+    pool = storage.engine.sync_engine.pool
+    assert pool.checkedin() >= 2
+    await _connections_dropped_by_the_database(storage_url)
+
+    if first == "a SQLAlchemy statement":
+        with pytest.raises(StorageError):
+            await storage.tenants.get(tenant.id)
+    failures = 0
+    while failures <= pool.size():
+        try:
+            assert await storage.sessions.get(tenant.id, sessions[0].id) is not None
+            break
+        except StorageError:  # one per connection the database dropped, never a 500
+            failures += 1
+    assert failures <= pool.size()
+
+    # Every connection now works, opened again where it had been dropped.
+    exits = [
+        storage.sessions.close(tenant.id, s.id, Exit(at=at(1)), frozenset(), NOW, OPEN)
+        for s in sessions
+    ]
+    closed = await asyncio.gather(*exits)
+    assert all(c.ended_at == at(1) for c, _ in closed)
+    assert pool.overflow() <= 0
