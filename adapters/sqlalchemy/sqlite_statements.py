@@ -7,7 +7,6 @@ which runs its whole transaction with sqlite3. Values are kept as SQLAlchemy kee
 (adapters.sqlalchemy.tables): instants as naive UTC text, JSON as text.
 """
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -17,37 +16,66 @@ from weakref import WeakKeyDictionary
 import msgspec
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from adapters.sqlalchemy.engine import pooled_connection
 
 Result = TypeVar("Result")
 
 
-# SQLite has one writer at a time. Writers of this process queue here, in the event loop, for
-# their turn: waiting in SQLite's busy handler instead, they slept and retried (1, 2, 5 … ms)
-# and the lock stood idle between (32 concurrent starts and exits: 60 pairs a second, not 1,000).
-# Other processes' writers still queue in the busy handler (busy_timeout).
-_WRITERS: "WeakKeyDictionary[Engine, asyncio.Lock]" = WeakKeyDictionary()
+# SQLite has one writer at a time. This process's writers take turns on one connection of the
+# pool, kept for them: its thread runs their steps back to back, each as soon as the one before
+# ends. Waiting in SQLite's busy handler instead, they slept and retried (1, 2, 5 … ms) and the
+# lock stood idle between (32 concurrent starts and exits: 60 pairs a second, not 1,000). Taking
+# turns at an asyncio.Lock, each waited for the event loop to hand it the lock, behind the work
+# of every other request in flight: under 32 clients, milliseconds per write where SQLite took a
+# fraction of one, and half the pairs a second. Other processes' writers still queue in the busy
+# handler (busy_timeout).
+_WRITERS: "WeakKeyDictionary[Engine, PoolProxiedConnection]" = WeakKeyDictionary()
 
 
 async def on_sqlite_thread(
     engine: AsyncEngine, work: Callable[[sqlite3.Connection], Result], writes: bool = True
 ) -> Result:
-    """`work(connection)` run on the thread of a pooled connection, with its sqlite3 one; after
-    this process's other writers if it `writes`."""
+    """`work(connection)` run on the thread of a pooled connection, with its sqlite3 one; on the
+    writers' connection, after this process's other writers, if it `writes`."""
     if not writes:
-        return await _on_thread(engine, work)
-    async with _WRITERS.setdefault(engine.sync_engine, asyncio.Lock()):
-        return await _on_thread(engine, work)
+        async with pooled_connection(engine) as pooled:
+            return await _on_thread(pooled, work)
+    return await _on_thread(await _writers_connection(engine), work)
 
 
-async def _on_thread(engine: AsyncEngine, work: Callable[[sqlite3.Connection], Result]) -> Result:
-    async with pooled_connection(engine) as pooled:
-        aiosqlite = pooled.driver_connection
-        assert aiosqlite is not None
-        # aiosqlite's own way of running a call on its thread (private in 0.22, pinned).
-        result: Result = await aiosqlite._execute(work, aiosqlite._conn)
-        return result
+async def _writers_connection(engine: AsyncEngine) -> PoolProxiedConnection:
+    """The connection this process's writers share: checked out of the pool at the first write,
+    given back by `release_writers_connection`."""
+    kept = _WRITERS.get(engine.sync_engine)
+    if kept is None:
+        taken = await engine.raw_connection()
+        # Another first writer may have taken one meanwhile: the first kept is the one.
+        kept = _WRITERS.setdefault(engine.sync_engine, taken)
+        if kept is not taken:
+            await greenlet_spawn(taken.close)
+    return kept
+
+
+async def release_writers_connection(engine: AsyncEngine) -> None:
+    """Give the writers' connection back to the pool, so that disposing of the engine closes
+    it (and its thread)."""
+    kept = _WRITERS.pop(engine.sync_engine, None)
+    if kept is not None:
+        await greenlet_spawn(kept.close)
+
+
+async def _on_thread(
+    pooled: PoolProxiedConnection, work: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    aiosqlite = pooled.driver_connection
+    assert aiosqlite is not None
+    # aiosqlite's own way of running a call on its thread (private in 0.22, pinned): calls run
+    # in the order they were sent.
+    result: Result = await aiosqlite._execute(work, aiosqlite._conn)
+    return result
 
 
 def in_transaction(

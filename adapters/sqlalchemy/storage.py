@@ -23,6 +23,7 @@ from adapters.sqlalchemy.retention import SqlRetention
 from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, SqlUsageSource
 from adapters.sqlalchemy.sessions import SqlSessionRepository
 from adapters.sqlalchemy.snapshots import SqlSnapshotLog
+from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.telemetry import SqlErrorLog, SqlMetricLog, SqlSaleBook
 from adapters.sqlalchemy.tenants import SqlApiKeyRepository, SqlTenantRepository
 from adapters.sqlalchemy.trial_sessions import SqlTrialSessions
@@ -76,6 +77,7 @@ class SqlAlchemyStorage(Storage):
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
+        await release_writers_connection(self.engine)
         await self.engine.dispose()
 
 

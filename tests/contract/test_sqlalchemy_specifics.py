@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
+from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
 from application.storage import StorageError
@@ -219,3 +220,25 @@ async def test_the_hot_paths_recover_from_connections_the_database_dropped(
     closed = await asyncio.gather(*exits)
     assert all(c.ended_at == at(1) for c, _ in closed)
     assert pool.overflow() <= 0
+
+
+async def test_sqlite_writers_of_a_process_take_turns_on_one_connection(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """SQLite has one writer: a process's writers queue on one connection, kept for them, whose
+    thread runs their steps one after the other; the pool's other connections serve reads. It
+    goes back to the pool when the storage closes, so that disposing of the engine closes it."""
+    if not storage_url.startswith("sqlite"):
+        pytest.skip("SQLite's one writer")
+    sessions = await asyncio.gather(*(stored_session(storage, tenant) for _ in range(20)))
+    exits = [
+        storage.sessions.close(tenant.id, s.id, Exit(at=at(1)), frozenset(), NOW, OPEN)
+        for s in sessions
+    ]
+    closed = await asyncio.gather(*exits)
+    pool = storage.engine.sync_engine.pool
+
+    assert all(c.ended_at == at(1) for c, _ in closed)
+    assert pool.checkedout() == 1  # the writers' connection
+    await release_writers_connection(storage.engine)
+    assert pool.checkedout() == 0
