@@ -1,5 +1,5 @@
-"""What a tenant rarely changes and many requests read (its rates, its plans), remembered briefly
-per process."""
+"""What rarely changes and many requests read (a tenant's rates, plans and settings, a LiveKit
+account), remembered briefly per process."""
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -19,14 +19,19 @@ class Remembered(Generic[Value]):
         self._clock = clock
         self._known: dict[str, tuple[datetime, Value]] = {}
 
-    async def of(self, tenant_id: str, load: Callable[[], Awaitable[Value]]) -> Value:
+    async def of(
+        self, key: str, load: Callable[[], Awaitable[Value]], remember_none: bool = True
+    ) -> Value:
+        """What `load` gives for `key`, remembered for the TTL; with `remember_none` False, a
+        None (nothing found) is not, so what is stored later, elsewhere, is found at once."""
         now = self._clock.now()
-        known = self._known.get(tenant_id)
+        known = self._known.get(key)
         if known is not None and known[0] > now:
             return known[1]
         value = await load()
-        self._known[tenant_id] = (now + TTL, value)
+        if value is not None or remember_none:
+            self._known[key] = (now + TTL, value)
         return value
 
-    def forget(self, tenant_id: str) -> None:
-        self._known.pop(tenant_id, None)
+    def forget(self, key: str) -> None:
+        self._known.pop(key, None)

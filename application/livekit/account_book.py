@@ -29,11 +29,11 @@ class LiveKitAccountBook(LiveKitAccounts):
             self._known.forget(account.api_key)
 
     async def get(self, api_key: str) -> LiveKitAccount | None:
-        account = await self._known.of(api_key, lambda: self._accounts.get(api_key))
-        if account is None:
-            # Not remembered: keys a LiveKit server sends that nobody registered would pile up.
-            self._known.forget(api_key)
-        return account
+        # None is not remembered: keys a LiveKit server sends that nobody registered would pile
+        # up, and one registered elsewhere later would wait for the TTL.
+        return await self._known.of(
+            api_key, lambda: self._accounts.get(api_key), remember_none=False
+        )
 
     async def stored(self, api_key: str) -> LiveKitAccount | None:
         """The account as stored now, remembered from here on."""

@@ -55,8 +55,8 @@ class ReceiveLiveKitWebhook:
     participant joined), whatever the subject's plan allows, a track's ends count once each,
     and a second exit is a replay: a redelivered webhook is handled again and changes nothing
     (handled webhook ids are remembered for 30 days, to tell it apart). Times are when things
-    happened on the LiveKit server. Unauthorized unless the webhook is signed, for exactly this body, with a
-    registered API key."""
+    happened on the LiveKit server. Unauthorized unless the webhook is signed, for exactly this
+    body, with a registered API key."""
 
     def __init__(
         self,

@@ -20,10 +20,9 @@ class TenantBook(TenantRepository):
         await self._tenants.add(tenant)
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        tenant = await self._known.of(tenant_id, lambda: self._tenants.get(tenant_id))
-        if tenant is None:
-            self._known.forget(tenant_id)
-        return tenant
+        return await self._known.of(
+            tenant_id, lambda: self._tenants.get(tenant_id), remember_none=False
+        )
 
     async def get_by_name(self, name: str) -> Tenant | None:
         return await self._tenants.get_by_name(name)

@@ -15,6 +15,7 @@ from dependency_injector import providers
 
 from adapters.memory.storage import MemoryStorage
 from application.credits.rate_book import RateBook
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.sessions.get_session import GetSession
 from application.sessions.record_exit import RecordExit
 from application.sessions.record_heartbeat import RecordHeartbeat
@@ -68,6 +69,12 @@ def storage(container: Container) -> MemoryStorage:
 @pytest.fixture
 async def tenant(use_cases: UseCaseContainer) -> Tenant:
     return await use_cases.create_tenant()(CreateTenantCommand("acme"))
+
+
+@pytest.fixture
+def receive(use_cases: UseCaseContainer) -> ReceiveLiveKitWebhook:
+    """The LiveKit webhook's use case, as the route gets it."""
+    return use_cases.receive_livekit_webhook()
 
 
 class TenantMaker:

@@ -24,11 +24,6 @@ pytestmark = pytest.mark.anyio
 STAY = session_id_of("RM_bootcamp", "PA_ana")
 
 
-@pytest.fixture
-def receive(use_cases: UseCaseContainer) -> ReceiveLiveKitWebhook:
-    return use_cases.receive_livekit_webhook()
-
-
 async def test_each_webhook_of_a_stay_redelivered_changes_nothing_and_says_so(
     receive: ReceiveLiveKitWebhook,
     use_cases: UseCaseContainer,

@@ -28,11 +28,6 @@ OLD, NEW = "an-old-secret-of-at-least-thirty-two-chars", "a-new-secret-of-at-lea
 STAY = session_id_of("RM_bootcamp", "PA_ana")
 
 
-@pytest.fixture
-def receive(use_cases: UseCaseContainer) -> ReceiveLiveKitWebhook:
-    return use_cases.receive_livekit_webhook()
-
-
 async def joined(receive: ReceiveLiveKitWebhook, server: LiveKitServer, clock: FakeClock) -> str:
     body, headers = server.joined("ana", clock.now())
     received = await receive(ReceiveLiveKitWebhookCommand(body, headers["Authorization"]))
@@ -42,6 +37,14 @@ async def joined(receive: ReceiveLiveKitWebhook, server: LiveKitServer, clock: F
 async def registered_elsewhere(storage: MemoryStorage, tenant: Tenant, secret: str) -> None:
     """As the CLI of another process registers a key: past this process's memory."""
     await storage.livekit_accounts.add(LiveKitAccount(API_KEY, tenant.id, secret))
+
+
+async def remembered_with_old_secret(
+    receive: ReceiveLiveKitWebhook, storage: MemoryStorage, tenant: Tenant, clock: FakeClock
+) -> None:
+    """The key registered elsewhere with OLD, and remembered here by a webhook it signed."""
+    await registered_elsewhere(storage, tenant, OLD)
+    assert await joined(receive, LiveKitServer(secret=OLD), clock) == tenant.id
 
 
 async def test_a_key_registered_elsewhere_after_a_refusal_counts_at_its_next_webhook(
@@ -58,8 +61,7 @@ async def test_a_key_registered_elsewhere_after_a_refusal_counts_at_its_next_web
 async def test_a_secret_replaced_elsewhere_counts_at_its_first_webhook(
     receive: ReceiveLiveKitWebhook, storage: MemoryStorage, tenant: Tenant, clock: FakeClock
 ) -> None:
-    await registered_elsewhere(storage, tenant, OLD)
-    assert await joined(receive, LiveKitServer(secret=OLD), clock) == tenant.id
+    await remembered_with_old_secret(receive, storage, tenant, clock)
 
     await registered_elsewhere(storage, tenant, NEW)
 
@@ -69,8 +71,7 @@ async def test_a_secret_replaced_elsewhere_counts_at_its_first_webhook(
 async def test_a_secret_replaced_elsewhere_still_works_here_for_the_ttl_at_most(
     receive: ReceiveLiveKitWebhook, storage: MemoryStorage, tenant: Tenant, clock: FakeClock
 ) -> None:
-    await registered_elsewhere(storage, tenant, OLD)
-    assert await joined(receive, LiveKitServer(secret=OLD), clock) == tenant.id
+    await remembered_with_old_secret(receive, storage, tenant, clock)
 
     await registered_elsewhere(storage, tenant, NEW)
 
@@ -87,8 +88,7 @@ async def test_a_secret_replaced_through_this_process_ends_the_old_one_at_once(
     tenant: Tenant,
     clock: FakeClock,
 ) -> None:
-    await registered_elsewhere(storage, tenant, OLD)
-    assert await joined(receive, LiveKitServer(secret=OLD), clock) == tenant.id
+    await remembered_with_old_secret(receive, storage, tenant, clock)
 
     await use_cases.livekit_account_book().add(LiveKitAccount(API_KEY, tenant.id, NEW))
 
