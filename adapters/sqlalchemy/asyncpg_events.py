@@ -31,7 +31,7 @@ class AsyncpgBatchWriter(BatchWriter):
 
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
         ids = sorted(session_ids)
-        return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered)
+        return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered, gaps=False)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
         rows = [

@@ -70,10 +70,12 @@ async def lock(
     tenant_id: str,
     session_ids: Sequence[str],
     metered: Collection[str] | None = None,
+    gaps: bool = True,
 ) -> dict[str, Session]:
-    """The sessions of these ids, locked until the transaction ends, with gaps, and with usage
-    (of the `metered` ones only, if given)."""
-    found = await _loaded(driver, await driver.fetch(LOCK, tenant_id, list(session_ids)))
+    """The sessions of these ids, locked until the transaction ends, with usage (of the
+    `metered` ones only, if given) and with gaps unless told not to (finding them reads all of
+    a session's events)."""
+    found = await _loaded(driver, await driver.fetch(LOCK, tenant_id, list(session_ids)), gaps)
     wanted = [i for i in found if metered is None or i in metered]
     if wanted:
         for session_id, meter, nanos, decimal in await driver.fetch(METERS, tenant_id, wanted):
@@ -110,13 +112,13 @@ async def read_versioned(
     return (await _loaded(driver, rows))[session_id], version
 
 
-async def _loaded(driver: Driver, rows: Sequence[Any]) -> dict[str, Session]:
+async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dict[str, Session]:
     found = {}
     for row in rows:
         session = found[row["id"]] = from_row(SimpleNamespace(**row))
         meters = row.get("meters") or ()
         session.usage = {meter: from_nanos(nanos, decimal) for meter, nanos, decimal in meters}
-        if row["event_count"] < row["max_sequence_no"]:
+        if gaps and row["event_count"] < row["max_sequence_no"]:
             gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
             session.event_gaps = [(first, last) for first, last in gaps]
     return found

@@ -16,7 +16,9 @@ class BatchWriter(Protocol):
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
         """The batch's sessions, locked (in id order, so that batches touching the same
         sessions never deadlock) so a concurrent exit waits until their usage is in. Usage is
-        read only for the `metered` sessions: its totals are what the limit checks."""
+        read only for the `metered` sessions: its totals are what the limit checks. Event gaps
+        are not read: a batch does not need them, and finding them reads all of a session's
+        events (a session that lost one would pay that on every batch)."""
         ...
 
     async def insert(self, batch: list[Event]) -> list[Key]:

@@ -17,6 +17,15 @@ from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event
 
 
+def batch_writers(tenant_id: str) -> Writers[BatchWriter]:
+    """The hot path of ingest: its statements go to the driver as they are (driver_steps),
+    without SQLAlchemy's work per row and per statement."""
+    return Writers(
+        lambda driver: AsyncpgBatchWriter(driver, tenant_id),
+        lambda connection: SqliteBatchWriter(connection, tenant_id),
+    )
+
+
 @raises_storage_errors
 class SqlEventLog(EventLog):
     def __init__(self, engine: AsyncEngine) -> None:
@@ -31,14 +40,10 @@ class SqlEventLog(EventLog):
         window: timedelta,
         admits: Admission | None = None,
     ) -> BatchOutcome:
-        # The hot path of ingest: its statements go to the driver as they are (driver_steps),
-        # without SQLAlchemy's work per row and per statement.
-        writers: Writers[BatchWriter] = Writers(
-            lambda driver: AsyncpgBatchWriter(driver, tenant_id),
-            lambda connection: SqliteBatchWriter(connection, tenant_id),
-        )
         return await in_transaction(
-            self._engine, writers, lambda writer: append_batch(writer, batch, now, window, admits)
+            self._engine,
+            batch_writers(tenant_id),
+            lambda writer: append_batch(writer, batch, now, window, admits),
         )
 
     async def find(

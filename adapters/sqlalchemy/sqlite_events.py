@@ -27,7 +27,8 @@ class SqliteBatchWriter(BatchWriter):
         self._tenant_id = tenant_id
 
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
-        return sqlite_sessions.read(self._connection, self._tenant_id, sorted(session_ids))
+        ids = sorted(session_ids)
+        return sqlite_sessions.read(self._connection, self._tenant_id, ids, gaps=False)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
         stored = []

@@ -37,9 +37,12 @@ ADD_USAGE = (
 )
 
 
-def read(connection: sqlite3.Connection, tenant_id: str, ids: Iterable[str]) -> dict[str, Session]:
-    """The sessions of these ids, with usage and gaps. (In a transaction they are as locked as
-    SQLite locks: its writers take the database's one write lock first.)"""
+def read(
+    connection: sqlite3.Connection, tenant_id: str, ids: Iterable[str], gaps: bool = True
+) -> dict[str, Session]:
+    """The sessions of these ids, with usage, and with gaps unless told not to (finding them
+    reads all of a session's events). (In a transaction they are as locked as SQLite locks:
+    its writers take the database's one write lock first.)"""
     ids = list(ids)
     cursor = connection.execute(
         f"SELECT * FROM sessions WHERE tenant_id = ? AND id IN ({', '.join('?' * len(ids))})",
@@ -56,9 +59,9 @@ def read(connection: sqlite3.Connection, tenant_id: str, ids: Iterable[str]) -> 
         session = found[row.id] = from_row(row)
         meters = connection.execute(METERS, (tenant_id, row.id))
         session.usage = {m: from_nanos(nanos, bool(decimal)) for m, nanos, decimal in meters}
-        if row.event_count < row.max_sequence_no:
-            gaps = connection.execute(GAPS, (tenant_id, row.id))
-            session.event_gaps = [(first, last) for first, last in gaps]
+        if gaps and row.event_count < row.max_sequence_no:
+            found_gaps = connection.execute(GAPS, (tenant_id, row.id))
+            session.event_gaps = [(first, last) for first, last in found_gaps]
     return found
 
 

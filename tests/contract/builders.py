@@ -73,6 +73,17 @@ async def stored_session(
     return session
 
 
+def event(session: Session, n: int, **fields: Any) -> Event:
+    """The session's event number `n`, dated `n` minutes after T0."""
+    return Event(
+        session_id=session.id, sequence_no=n, type=fields.pop("type", "tap"), at=at(n), **fields
+    )
+
+
+def batch(*events: Event) -> list[tuple[int, Event]]:
+    return list(enumerate(events))
+
+
 async def a_tenant_with_everything(storage: Any, name: str = "exam-prep") -> Tenant:
     """A tenant with some of every kind of state: keys, rates, plans, a subscription, a
     registration, active/closed/charged sessions with integer and decimal usage, events with a

@@ -16,6 +16,8 @@ from tests.contract.builders import (
     a_session,
     add_tenant,
     at,
+    batch,
+    event,
     stored_session,
     wired,
 )
@@ -23,16 +25,6 @@ from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-def event(session: Session, n: int, **fields: Any) -> Event:
-    return Event(
-        session_id=session.id, sequence_no=n, type=fields.pop("type", "tap"), at=at(n), **fields
-    )
-
-
-def batch(*events: Event) -> list[tuple[int, Event]]:
-    return list(enumerate(events))
 
 
 async def test_stored_events_read_back_in_sequence_order(storage: Any, tenant: Tenant) -> None:
