@@ -2,6 +2,7 @@
 store and every computation on them can hold, bounded client clock skew, and how late data may
 come."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidInput, Late
@@ -38,20 +39,38 @@ def as_utc(field: str, at: datetime) -> datetime:
     return to_the_millisecond(at if utc else at.astimezone(UTC))
 
 
+IN_THE_FUTURE = "is more than 5 minutes in the future"
+
+
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:
     at = as_utc(field, at)
     if at > now + MAX_FUTURE_SKEW:
-        raise InvalidInput(field, "is more than 5 minutes in the future")
+        raise InvalidInput(field, IN_THE_FUTURE)
     return at
 
 
 def happened(field: str, at: datetime, now: datetime, window: timedelta) -> datetime:
     """An instant at which something happened: not in the future (beyond the skew), and not so
     long ago that data about it is no longer taken (Late)."""
-    at = not_in_future(field, at, now)
-    if at < now - window:
-        raise Late(field, f"is more than {_span(window)} ago, beyond the late-data window")
-    return at
+    return happened_by(now, window)(field, at)
+
+
+def happened_by(now: datetime, window: timedelta) -> Callable[[str, datetime], datetime]:
+    """`happened` for many instants judged at one `now` (a batch's events): its bounds are
+    worked out once."""
+    # No instant is earlier than EARLIEST: a longer window changes nothing, and might not fit
+    # in a datetime.
+    earliest, latest = now - min(window, now - EARLIEST), now + MAX_FUTURE_SKEW
+
+    def judged(field: str, at: datetime) -> datetime:
+        at = as_utc(field, at)
+        if at > latest:
+            raise InvalidInput(field, IN_THE_FUTURE)
+        if at < earliest:
+            raise Late(field, f"is more than {_span(window)} ago, beyond the late-data window")
+        return at
+
+    return judged
 
 
 def _span(window: timedelta) -> str:

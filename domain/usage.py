@@ -60,9 +60,23 @@ def _checked_quantity(where: str, quantity: Quantity) -> Quantity:
 
 def add_usage(usage: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> Usage:
     total: Usage = dict(usage)
-    for meter, quantity in more.items():
-        total[meter] = normalize(total.get(meter, 0) + quantity)
+    add_into(total, more)
     return total
+
+
+def add_into(total: Usage, more: Mapping[str, Quantity]) -> None:
+    """`more` added to `total` in place: for sums over many events, without a copy each."""
+    for meter, quantity in more.items():
+        added = total.get(meter, 0) + quantity
+        total[meter] = added if type(added) is int else normalize(added)
+
+
+def first_over_the_limit(total: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> str | None:
+    """The first meter of `more` whose total would reach MAX_QUANTITY with it, if any."""
+    for meter, quantity in more.items():
+        if total.get(meter, 0) + quantity >= MAX_QUANTITY:
+            return meter
+    return None
 
 
 def over_the_limit(total: Mapping[str, Quantity]) -> str | None:

@@ -9,7 +9,7 @@ from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
-from domain.clock import happened
+from domain.clock import happened_by
 from domain.errors import InvalidInput, Late, PayloadTooLarge
 from domain.events import Admission, BatchOutcome, Event, EventRejection, admission_of
 from domain.tenants import Access, Role, Tenant
@@ -76,6 +76,7 @@ class IngestEvents:
             raise PayloadTooLarge(f"a batch holds at most {limit} events")
         now = self._clock.now()
         window = settings.late_data_window
+        judged = happened_by(now, window)
         valid: list[tuple[int, Event]] = []
         refused: list[EventRejection] = []
         for index, event in enumerate(command.events):
@@ -83,7 +84,7 @@ class IngestEvents:
                 refused.append(event)
                 continue
             try:
-                happened("at", event.at, now, window)
+                judged("at", event.at)
             except Late:
                 refused.append(EventRejection(index, "late"))
             except InvalidInput as error:
