@@ -1,17 +1,20 @@
 """A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
 
+from dataclasses import fields
+
 import msgspec
 
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_statements import Driver, json_rows, unnest
 from adapters.sqlalchemy.event_batches import BatchWriter, Key
-from adapters.sqlalchemy.quantities import to_json
 from adapters.sqlalchemy.tables import events
 from domain.events import Event
 from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage
 
-EVENT_COLUMNS = ("session_id", "sequence_no", "type", "at", "category", "label", "data", "meters")
+# The rows go as the events encode (msgspec, dataclass fields by name; a decimal quantity as
+# a string, as quantities.to_json writes it): each field is the column of its name.
+EVENT_COLUMNS = tuple(field.name for field in fields(Event))
 
 INSERT_EVENTS = (
     f"INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
@@ -34,20 +37,7 @@ class AsyncpgBatchWriter(BatchWriter):
         return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered, gaps=False)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
-        rows = [
-            {
-                "session_id": e.session_id,
-                "sequence_no": e.sequence_no,
-                "type": e.type,
-                "at": e.at,
-                "category": e.category,
-                "label": e.label,
-                "data": e.data,
-                "meters": to_json(e.meters),
-            }
-            for e in batch
-        ]
-        document = msgspec.json.encode(rows).decode()
+        document = msgspec.json.encode(batch).decode()
         stored = await self._driver.fetch(INSERT_EVENTS, self._tenant_id, document)
         return [(row[0], row[1]) for row in stored]
 

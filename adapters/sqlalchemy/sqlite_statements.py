@@ -110,8 +110,7 @@ def instant(at: datetime | None) -> str | None:
     """An instant as SQLAlchemy's SQLite DateTime keeps it (UTCDateTime: naive UTC)."""
     if at is None:
         return None
-    at = at.astimezone(UTC)
-    return f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond:06d}"
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def instant_of(text: str | None) -> datetime | None:
