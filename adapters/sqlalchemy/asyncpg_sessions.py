@@ -119,8 +119,8 @@ async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dic
         meters = row.get("meters") or ()
         session.usage = {meter: from_nanos(nanos, decimal) for meter, nanos, decimal in meters}
         if gaps and row["event_count"] < row["max_sequence_no"]:
-            gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
-            session.event_gaps = [(first, last) for first, last in gaps]
+            found_gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
+            session.event_gaps = [(first, last) for first, last in found_gaps]
     return found
 
 
