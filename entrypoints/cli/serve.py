@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
-import uvicorn
 from uvicorn.config import LOG_LEVELS
 
 from entrypoints.cli.options import Decorated
 from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV
 from entrypoints.cli.running import run, settings_of
+from entrypoints.cli.worker_sockets import run_server
 from entrypoints.logs import FORMATS, LogFormat, default_format, logging_config
 from entrypoints.settings import SettingsError, origins
 
@@ -202,8 +202,7 @@ def serve(
             os.environ[name] = str(value)
     os.environ[TIMEOUT_ENV] = str(request_timeout)
     with metrics_shared(workers):
-        uvicorn.run(
-            "entrypoints.http.app:app_from_env",
+        run_server(
             factory=True,
             host=host,
             port=port,

@@ -1,28 +1,28 @@
 """`sessionmeter serve` up to the moment uvicorn takes over (the e2e test covers the rest)."""
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
-from entrypoints.cli import main
+from entrypoints.cli import main, serve
 
 
 @pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What uvicorn would have been asked, with the environment its workers would inherit."""
+    """What the server would have been run with, with the environment its workers would inherit."""
     calls: list[dict[str, Any]] = []
     # serve writes these for its workers; monkeypatch puts the originals back afterwards.
     monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
     monkeypatch.setenv("SESSIONMETER_REAPER_INTERVAL_SECONDS", "30")
 
-    def run(app: str, **options: Any) -> None:
-        calls.append({"app": app, **options, "environ": dict(os.environ)})
+    def run(**options: Any) -> None:
+        calls.append({**options, "environ": dict(os.environ)})
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(serve, "run_server", run)
     return calls
 
 
@@ -40,7 +40,7 @@ def test_serve_migrates_an_empty_file_then_hands_its_settings_to_the_workers(
 
     assert served.exit_code == 0, served.output
     [call] = uvicorn_runs
-    assert call["app"] == "entrypoints.http.app:app_from_env" and call["factory"] is True
+    assert call["factory"] is True
     assert (call["host"], call["port"], call["workers"]) == ("127.0.0.1", 8123, 3)
     assert call["log_level"] == "warning"
     assert call["environ"]["SESSIONMETER_STORAGE_URL"] == url
@@ -105,12 +105,12 @@ def test_several_workers_share_a_fresh_metrics_directory_gone_at_exit(
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     seen: list[str | None] = []
 
-    def run(app: str, **options: Any) -> None:
+    def run(**options: Any) -> None:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         assert directory is None or Path(directory).is_dir()
         seen.append(directory)
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(serve, "run_server", run)
     url = ["--storage-url", "sqlite:///:memory:"]
 
     for workers in ("1", "2"):
@@ -198,10 +198,29 @@ def test_a_metrics_directory_the_environment_names_but_lacks_is_made(
     gone = tmp_path / "gone" / "metrics"
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(gone))
     seen: list[bool] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(gone.is_dir()))
+    monkeypatch.setattr(serve, "run_server", lambda **options: seen.append(gone.is_dir()))
     url = f"sqlite:///{tmp_path}/fresh.db"
 
     served = CliRunner().invoke(main.cli, ["--storage-url", url, "serve", "--workers", workers])
 
     assert served.exit_code == 0, served.output
     assert seen == [True]
+
+
+def test_several_workers_on_a_port_taken_stop_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker binds a socket of its own (entrypoints/cli/worker_sockets.py); the port is
+    checked before any starts."""
+    monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        url = f"sqlite:///{tmp_path}/fresh.db"
+        options = ["serve", "--workers", "2", "--port", port]
+
+        refused = CliRunner().invoke(main.cli, ["--storage-url", url, *options])
+
+    assert refused.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in refused.output

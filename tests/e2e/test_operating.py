@@ -1,12 +1,15 @@
 """Operating the real server: /metrics summed over its workers, the reaper's runs counted, and a
 log of JSON lines (one per request, one per job run) that never holds a key or a secret."""
 
+import asyncio
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -86,6 +89,57 @@ def test_metrics_sum_every_workers_counts(tmp_path: Path) -> None:
     assert value(found, STARTS[0], **labels) == sent
     assert value(found, "sessionmeter_sessions_started_total", kind="webinar") == sent
     assert not directory.exists()  # removed when the server stopped
+
+
+def listening_sockets(pid: int, port: int) -> set[int]:
+    """The sockets (inodes) process `pid` listens on at `port` (Linux's /proc)."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                listening.add(inode)
+    links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    held = {int(link[len("socket:[") : -1]) for link in links if link.startswith("socket:[")}
+    return listening & held
+
+
+async def starts_on_new_connections(server: Server, key: str, count: int) -> None:
+    """`count` connections opened at once, as a client's pool does, a session started on each."""
+    address = urlsplit(server.base_url)
+    body = json.dumps({"kind": "webinar", "resource_id": "w-1", "subject_id": "viewer"})
+    request = (
+        f"POST /v1/sessions HTTP/1.1\r\nHost: {address.netloc}\r\nX-API-Key: {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+    async def start() -> None:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(request.encode())
+        assert (await reader.readline()).startswith(b"HTTP/1.1 201")
+        writer.close()
+
+    await asyncio.gather(*(start() for _ in range(count)))
+
+
+def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own, and the kernel spreads connections over
+    them: with one socket shared, the worker that woke first to a burst of connections (a
+    proxy's pool, a LiveKit server) often took them all while the other idled
+    (entrypoints/cli/worker_sockets.py)."""
+    with serving(tmp_path, "--workers", "2") as server:
+        keys = tenant_with_keys(server)
+        directory = metrics_dir(server)
+        port = urlsplit(server.base_url).port
+        assert port is not None
+        listeners = [listening_sockets(pid, port) for pid in _children_of(server.pid)]
+        asyncio.run(starts_on_new_connections(server, keys["app"], 40))
+        per_worker = starts_per_worker(directory)
+
+    first, second = [sockets for sockets in listeners if sockets]  # two workers listen
+    assert len(first) == len(second) == 1 and first != second
+    assert len(per_worker) == 2 and sum(per_worker.values()) == 40, per_worker
 
 
 def test_the_reapers_runs_and_what_it_closed_are_counted(tmp_path: Path) -> None:
