@@ -94,16 +94,35 @@ def rss_mb(pid: int) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process and its live children have used so far."""
-    ticks = 0
-    for p in family(pid):
-        try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-        except FileNotFoundError:
-            continue
-        # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu_seconds(p) for p in family(pid))
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) one process has used so far (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return 0.0
+    # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def workers_cores(pid: int) -> Iterator[list[float]]:
+    """Each of the server's workers' share of a core while the block runs (filled in as it
+    ends): a worker near 0 beside a busy one means the connections were not spread over them."""
+    workers = workers_of(pid)
+    before = [process_cpu_seconds(p) for p in workers]
+    start = time.perf_counter()
+    shares: list[float] = []
+    yield shares
+    elapsed = time.perf_counter() - start
+    shares += [(process_cpu_seconds(p) - b) / elapsed for p, b in zip(workers, before, strict=True)]
+
+
+def cores_text(shares: list[float]) -> str:
+    return " / ".join(f"{share:.2f}" for share in shares)
 
 
 async def run_for(seconds: float, clients: int, one: Callable[[int], Awaitable[int]]) -> float:
@@ -286,12 +305,12 @@ async def lifecycles(base: str, key: str, seconds: float, clients: int, kind: st
 
 
 def peak_rss_while(
-    pid: int, work: Awaitable[dict[str, float]]
-) -> Coroutine[Any, Any, dict[str, float]]:
+    pid: int, work: Awaitable[dict[str, Any]]
+) -> Coroutine[Any, Any, dict[str, Any]]:
     """Run `work`, sampling the RSS of `pid` and its children; adds peak_rss_mb (their sum) and
     peak_worker_rss_mb (the largest of its workers)."""
 
-    async def sampled() -> dict[str, float]:
+    async def sampled() -> dict[str, Any]:
         peak = peak_worker = 0.0
 
         async def sample() -> None:

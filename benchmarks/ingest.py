@@ -54,6 +54,7 @@ from harness import (
     analyze,
     api_headers,
     connections,
+    cores_text,
     lifecycles,
     now,
     peak_rss_while,
@@ -62,6 +63,7 @@ from harness import (
     run_threads,
     service,
     worker_counts,
+    workers_cores,
 )
 from msgspec import Raw
 from pymongo import AsyncMongoClient
@@ -210,12 +212,15 @@ async def http_events(base: str, key: str, sessions: list[str], seconds: float) 
 
 
 async def http_figures(
-    args: argparse.Namespace, base: str, key: str, sessions: list[str]
-) -> dict[str, float]:
-    return {
-        "pairs": await lifecycles(base, key, args.seconds, args.clients, "webinar"),
-        "events": await http_events(base, key, sessions, args.seconds),
-    }
+    args: argparse.Namespace, svc: Service, key: str, sessions: list[str]
+) -> dict[str, Any]:
+    """Pairs, then events, per second; and each worker's share of a core meanwhile."""
+    with workers_cores(svc.process.pid) as pairs_cores:
+        pairs = await lifecycles(svc.base, key, args.seconds, args.clients, "webinar")
+    with workers_cores(svc.process.pid) as events_cores:
+        events = await http_events(svc.base, key, sessions, args.seconds)
+    cores = f"pairs {cores_text(pairs_cores)}, events {cores_text(events_cores)}"
+    return {"pairs": pairs, "events": events, "cores": cores}
 
 
 # PostgreSQL, asyncpg
@@ -527,7 +532,7 @@ def main() -> None:
     add_worker_flags(parser)
     args = parser.parse_args()
 
-    http: dict[int, dict[str, float]] = {}
+    http: dict[int, dict[str, Any]] = {}
     direct = None
     for workers in worker_counts(args):
         with service(workers, args.storage) as svc:
@@ -536,7 +541,7 @@ def main() -> None:
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
             asyncio.run(analyze(svc.storage_url))
             http[workers] = asyncio.run(
-                peak_rss_while(svc.process.pid, http_figures(args, svc.base, key, sessions))
+                peak_rss_while(svc.process.pid, http_figures(args, svc, key, sessions))
             )
             # Once: what the driver does does not depend on the server's workers.
             if direct is None:
@@ -553,6 +558,8 @@ def main() -> None:
     print_figures(
         f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients", direct.events, events
     )
+    for workers, figures in http.items():
+        print(f"server CPU, {workers} worker(s), cores each: {figures['cores']}")
     for workers, figures in http.items():
         print(rss_line(figures, workers))
 

@@ -20,6 +20,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from harness import (
     STORAGES,
@@ -27,12 +28,14 @@ from harness import (
     add_worker_flags,
     analyze,
     connections,
+    cores_text,
     header_lines,
     peak_rss_while,
     rss_line,
     run_for,
     service,
     worker_counts,
+    workers_cores,
 )
 
 from tests.livekit_server import LiveKitServer  # harness puts the project on the path
@@ -55,7 +58,7 @@ def signed_stays(server: LiveKitServer) -> Iterator[list[tuple[bytes, bytes]]]:
         yield [(raw.encode(), header_lines(headers)) for raw, headers in webhooks]
 
 
-async def send(svc: Service, seconds: float, clients: int) -> dict[str, float]:
+async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
     # Signing costs the client 0.2 ms a webhook, on the cores the server and the database use:
     # LiveKit signs on its own machines, so the stays are signed first (and more as needed).
     signed = signed_stays(LiveKitServer())
@@ -73,10 +76,12 @@ async def send(svc: Service, seconds: float, clients: int) -> dict[str, float]:
         # A second of stays first, so that the tables have rows to analyse.
         await run_for(1, clients, stay)
         await analyze(svc.storage_url)
-        return {"webhooks": await run_for(seconds, clients, stay)}
+        with workers_cores(svc.process.pid) as cores:
+            webhooks = await run_for(seconds, clients, stay)
+        return {"webhooks": webhooks, "cores": cores_text(cores)}
 
 
-def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, float]:
+def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, Any]:
     with service(workers, storage) as svc:
         svc.cli("tenants", "create", "bootcamp")
         server = LiveKitServer()
@@ -102,7 +107,10 @@ def main() -> None:
         f"{args.clients} clients, {args.seconds:g} s"
     )
     for workers, measured in figures.items():
-        print(f"signed LiveKit webhooks/s, {workers} server worker(s): {measured['webhooks']:.0f}")
+        print(
+            f"signed LiveKit webhooks/s, {workers} server worker(s): {measured['webhooks']:.0f}"
+            f"  (cores each: {measured['cores']})"
+        )
     for workers, measured in figures.items():
         print(rss_line(measured, workers))
 
