@@ -28,8 +28,8 @@ guarantees (each event once, duplicates skipped); the script says which. --compa
 HTTP figures with 1 and then 2 server workers, each on a fresh service of the same storage (the
 direct figures are measured once, on the first). Both sides run on analysed tables
 (harness.analyze), and the HTTP load comes from harness.Connection, a client that costs a quarter
-of aiohttp's CPU. Last the server's peak resident memory per worker (its largest process) and over
-all its processes. Client and server share this machine's cores, as they would in a small
+of aiohttp's CPU. Last each server worker's share of a core during each HTTP figure, and the
+server's peak resident memory per worker (its largest process) and over all its processes. Client and server share this machine's cores, as they would in a small
 deployment; the ratio is the figure to watch.
 """
 
@@ -214,9 +214,13 @@ async def http_events(base: str, key: str, sessions: list[str], seconds: float) 
 async def http_figures(
     args: argparse.Namespace, svc: Service, key: str, sessions: list[str]
 ) -> dict[str, Any]:
-    """Pairs, then events, per second; and each worker's share of a core meanwhile."""
+    """Pairs, then events, per second, each on tables analysed just before (the pairs add
+    thousands of sessions: unanalysed, they cost the events' statements 3-10 times as much in
+    the database); and each worker's share of a core meanwhile."""
+    await analyze(svc.storage_url)
     with workers_cores(svc.process.pid) as pairs_cores:
         pairs = await lifecycles(svc.base, key, args.seconds, args.clients, "webinar")
+    await analyze(svc.storage_url)
     with workers_cores(svc.process.pid) as events_cores:
         events = await http_events(svc.base, key, sessions, args.seconds)
     cores = f"pairs {cores_text(pairs_cores)}, events {cores_text(events_cores)}"
@@ -539,7 +543,6 @@ def main() -> None:
             tenant_id = svc.unlimited_tenant("bench")
             key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
-            asyncio.run(analyze(svc.storage_url))
             http[workers] = asyncio.run(
                 peak_rss_while(svc.process.pid, http_figures(args, svc, key, sessions))
             )
