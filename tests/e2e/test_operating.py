@@ -4,6 +4,7 @@ log of JSON lines (one per request, one per job run) that never holds a key or a
 import asyncio
 import json
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from tests.e2e.serving import Server, _children_of, serving
+from tests.e2e.serving import HEALTHY_WITHIN_SECONDS, Server, _children_of, serving
 from tests.http.test_trials_api import FREE
 from tests.livekit_server import API_SECRET, LiveKitServer
 from tests.metrics_samples import Samples, samples_of, value
@@ -100,8 +101,14 @@ def listening_sockets(pid: int, port: int) -> set[int]:
             local, state, inode = fields[1], fields[3], int(fields[9])
             if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
                 listening.add(inode)
-    links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-    held = {int(link[len("socket:[") : -1]) for link in links if link.startswith("socket:[")}
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            held.add(int(link[len("socket:[") : -1]))
     return listening & held
 
 
@@ -140,6 +147,35 @@ def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) 
     first, second = [sockets for sockets in listeners if sockets]  # two workers listen
     assert len(first) == len(second) == 1 and first != second
     assert len(per_worker) == 2 and sum(per_worker.values()) == 40, per_worker
+
+
+def test_a_worker_that_died_is_replaced_by_one_listening_on_a_socket_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """uvicorn replaces a worker that died; the replacement binds a socket of its own too
+    (entrypoints/cli/worker_sockets.OwnSocket), and the service answers on it."""
+    with serving(tmp_path, "--workers", "2") as server:
+        port = urlsplit(server.base_url).port
+        assert port is not None
+
+        def listening() -> dict[int, set[int]]:
+            by_worker = {pid: listening_sockets(pid, port) for pid in _children_of(server.pid)}
+            return {pid: sockets for pid, sockets in by_worker.items() if sockets}
+
+        deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+        while len(before := listening()) < 2:  # the second worker may still be starting
+            assert time.monotonic() < deadline, before
+            time.sleep(0.2)
+        died = min(before)
+        os.kill(died, signal.SIGKILL)
+        while len(after := listening()) < 2 or died in after:
+            assert time.monotonic() < deadline, after
+            time.sleep(0.2)
+        answers = [httpx.get(f"{server.base_url}/health").status_code for _ in range(20)]
+
+    [replacement] = set(after) - set(before)
+    assert after[replacement] not in before.values()
+    assert answers == [200] * 20
 
 
 def test_the_reapers_runs_and_what_it_closed_are_counted(tmp_path: Path) -> None:
