@@ -14,7 +14,7 @@ from domain.errors import Forbidden, InvalidInput
 from domain.session import JSONObject, Session
 from domain.tenants import Access
 from domain.text import check_json, check_text
-from domain.usage import MAX_QUANTITY, Usage, add_into, first_over_the_limit, validate_usage
+from domain.usage import MAX_QUANTITY, Usage, add_into, over_the_limit, validate_usage
 
 MAX_NAME_LENGTH = 64
 MAX_SEQUENCE_NO = 2**63 - 1  # a signed 64-bit integer in every store
@@ -140,7 +140,7 @@ def sort_batch(
             continue
         reason = session.refusal(event.at, now, window)
         total = totals[session.id]
-        if reason is None and (meter := first_over_the_limit(total, event.meters)) is not None:
+        if reason is None and (meter := over_the_limit(total, event.meters)) is not None:
             reason = (
                 f"validation_error: meters.{meter}: the session's total would reach {MAX_QUANTITY}"
             )

@@ -353,8 +353,7 @@ class Session:
 
     def _check_usage(self, exit: Exit) -> None:
         """The meters the exit adds stay below the limit (the reaper's exit adds none)."""
-        total = add_usage(self.usage, exit.usage)
-        if (meter := over_the_limit({m: total[m] for m in exit.usage})) is not None:
+        if (meter := over_the_limit(self.usage, exit.usage)) is not None:
             raise InvalidInput(f"usage.{meter}", f"the session's total would reach {MAX_QUANTITY}")
 
     def _take(self, exit: Exit) -> None:

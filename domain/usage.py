@@ -71,14 +71,9 @@ def add_into(total: Usage, more: Mapping[str, Quantity]) -> None:
         total[meter] = added if type(added) is int else normalize(added)
 
 
-def first_over_the_limit(total: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> str | None:
+def over_the_limit(total: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> str | None:
     """The first meter of `more` whose total would reach MAX_QUANTITY with it, if any."""
     for meter, quantity in more.items():
         if total.get(meter, 0) + quantity >= MAX_QUANTITY:
             return meter
     return None
-
-
-def over_the_limit(total: Mapping[str, Quantity]) -> str | None:
-    """The first meter whose total reaches MAX_QUANTITY, if any."""
-    return next((meter for meter, q in total.items() if q >= MAX_QUANTITY), None)
