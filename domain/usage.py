@@ -68,7 +68,7 @@ def add_into(total: Usage, more: Mapping[str, Quantity]) -> None:
     """`more` added to `total` in place: for sums over many events, without a copy each."""
     for meter, quantity in more.items():
         added = total.get(meter, 0) + quantity
-        total[meter] = added if type(added) is int else normalize(added)
+        total[meter] = added if type(added) is int else normalize(added)  # ints: no call
 
 
 def over_the_limit(total: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> str | None:
