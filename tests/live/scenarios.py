@@ -757,6 +757,41 @@ def trial_week(live: Live) -> TrialWeek:
     return TrialWeek(refused, trials, watch_time)
 
 
+# A kiosk whose second batch never arrived: its later batches count in full (a batch does
+# not read the session's gaps), keep it alive past the idle timeout, and its exit names the gap.
+
+
+GAPPED_BATCHES = 8  # one every 2 s, the last 14 s after the start: past the idle timeout
+GAPPED_EVERY_SECONDS = 2
+GAPPED_BATCH_EVENTS = 5
+LOST_BATCH = 1  # the second
+
+
+@dataclass(frozen=True)
+class Gapped:
+    batches: list[Json]  # what each batch that arrived was told
+    exit: Json
+
+
+def lost_batch(live: Live) -> Gapped:
+    with live.app() as http:
+        body = {"kind": "kiosk", "resource_id": "booth-7", "client_key": "kiosk-7"}
+        session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+        began = time.monotonic()
+        batches = []
+        for n in range(GAPPED_BATCHES):
+            sleep_until(began + n * GAPPED_EVERY_SECONDS)
+            if n == LOST_BATCH:
+                continue  # lost on the way
+            stamps = [now()] * GAPPED_BATCH_EVENTS
+            batch = events(
+                session_id, n * GAPPED_BATCH_EVENTS + 1, stamps, type="tap", meters={"taps": 1}
+            )
+            batches.append(ok(http.post("/v1/events/batch", json=batch)))
+        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+    return Gapped(batches, exit)
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "counseling": counseling,
@@ -767,4 +802,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "forgotten_client": forgotten_client,
     "store_days": store_days,
     "trial_week": trial_week,
+    "lost_batch": lost_batch,
 }

@@ -16,15 +16,19 @@ from tests.live.scenarios import (
     CAPTURES,
     COUNSELING_SECONDS,
     FLUSHED_EVENTS,
+    GAPPED_BATCH_EVENTS,
+    GAPPED_BATCHES,
     GRANTS,
     IDLE_TIMEOUT_SECONDS,
     LATE_EVENTS,
+    LOST_BATCH,
     MIDWAY_SECONDS,
     RATES,
     STORE_VISITS,
     Counseling,
     Flush,
     Forgotten,
+    Gapped,
     KioskDay,
     Retained,
     Return,
@@ -105,6 +109,22 @@ def test_events_a_kiosk_flushes_after_its_exit_are_all_kept(live: LiveRun) -> No
     assert final["usage"].get("taps") == FLUSHED_EVENTS, final
     assert [e["sequence_no"] for e in run.stored] == list(range(1, FLUSHED_EVENTS + 1))
     assert [instant(e["at"]) for e in run.stored] == run.stamps
+
+
+def test_a_kiosk_that_lost_a_batch_counts_every_later_one_and_its_exit_names_the_gap(
+    live: LiveRun,
+) -> None:
+    run: Gapped = live.outcome("lost_batch")
+    arrived = GAPPED_BATCHES - 1
+    lost_from = LOST_BATCH * GAPPED_BATCH_EVENTS + 1
+
+    assert [b["inserted"] for b in run.batches] == [GAPPED_BATCH_EVENTS] * arrived, run.batches
+    exit = run.exit
+    # Alive past the idle timeout on its events alone, and closed by its exit.
+    assert exit["status"] == "completed", exit
+    assert exit["duration_seconds"] > IDLE_TIMEOUT_SECONDS, exit
+    assert exit["event_count"] == arrived * GAPPED_BATCH_EVENTS == exit["usage"]["taps"], exit
+    assert exit["event_gaps"] == [[lost_from, lost_from + GAPPED_BATCH_EVENTS - 1]], exit
 
 
 def test_a_reaped_kiosk_that_comes_back_ends_at_its_exit_and_is_charged_once_more(
