@@ -55,6 +55,7 @@ from harness import (
     api_headers,
     connections,
     cores_text,
+    deployed_sessions,
     lifecycles,
     now,
     peak_rss_while,
@@ -62,6 +63,7 @@ from harness import (
     run_for,
     run_threads,
     service,
+    store_sessions,
     worker_counts,
     workers_cores,
 )
@@ -541,6 +543,8 @@ def main() -> None:
     for workers in worker_counts(args):
         with service(workers, args.storage) as svc:
             tenant_id = svc.unlimited_tenant("bench")
+            if args.storage != "mongodb":  # the MongoDB test server plans nothing ahead
+                asyncio.run(store_sessions(svc.storage_url, deployed_sessions(tenant_id)))
             key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
             http[workers] = asyncio.run(

@@ -22,7 +22,6 @@ each subject's balance equal to the sum of its ledger.
 
 import argparse
 import asyncio
-import json
 import os
 import sqlite3
 import statistics
@@ -35,7 +34,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from harness import SESSION_COLUMNS, Service, http_client, service
+from harness import Service, http_client, service, store_sessions
 
 KIND = "counseling"
 RATE_PER_MINUTE = 2
@@ -103,35 +102,7 @@ class Books:
         self.sqlite = url.startswith("sqlite")
 
     async def seed(self, rows: list[dict[str, Any]], analyze: bool) -> None:
-        if self.sqlite:
-            await asyncio.to_thread(self._seed_sqlite, rows, analyze)
-            return
-        conn = await asyncpg.connect(self.url)
-        try:
-            records = [
-                tuple(json.dumps(r[c]) if c == "attributes" else r[c] for c in SESSION_COLUMNS)
-                for r in rows
-            ]
-            await conn.copy_records_to_table("sessions", records=records, columns=SESSION_COLUMNS)
-            if analyze:
-                await conn.execute("ANALYZE sessions")
-        finally:
-            await conn.close()
-
-    def _seed_sqlite(self, rows: list[dict[str, Any]], analyze: bool) -> None:
-        # The service's own table: its column types write what the service reads.
-        from sqlalchemy import create_engine
-
-        from adapters.sqlalchemy.tables import sessions
-
-        engine = create_engine(self.url)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sessions.insert(), rows)
-                if analyze:
-                    conn.exec_driver_sql("ANALYZE sessions")
-        finally:
-            engine.dispose()
+        await store_sessions(self.url, rows, analyze)
 
     async def counts(self) -> tuple[int, int]:
         active, pending = await self._one(self.COUNTS)
