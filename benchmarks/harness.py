@@ -434,13 +434,17 @@ class Service:
     def unlimited_tenant(self, name: str) -> str:
         """Create a tenant whose keys have no rate limit (a benchmark measures the service, not
         its limiter); its id."""
-        created = self.cli("tenants", "create", name)
+        tenant_id = self.create_tenant(name)
         admin = self.cli("keys", "create", "--tenant", name, "--role", "admin")
         unlimited = {"rate_limit_per_second": None}
         httpx.put(
             f"{self.base}/v1/settings", json=unlimited, headers={"X-API-Key": admin}
         ).raise_for_status()
-        return created.rsplit("(id ", 1)[1].rstrip(")")
+        return tenant_id
+
+    def create_tenant(self, name: str) -> str:
+        """A new tenant's id."""
+        return self.cli("tenants", "create", name).rsplit("(id ", 1)[1].rstrip(")")
 
 
 STORAGES = ("postgresql", "sqlite", "mongodb")

@@ -26,7 +26,8 @@ Direct writes, by storage:
 Each HTTP figure's ratio is against the fastest direct way that writes the same rows with the same
 guarantees (each event once, duplicates skipped); the script says which. --compare-workers runs the
 HTTP figures with 1 and then 2 server workers, each on a fresh service of the same storage (the
-direct figures are measured once, on the first). Both sides run on analysed tables
+direct figures are measured once, on the first). Both sides run on a tenant that holds a
+deployment's sessions already (harness.deployed_sessions) and on analysed tables
 (harness.analyze), and the HTTP load comes from harness.Connection, a client that costs a quarter
 of aiohttp's CPU. Last each server worker's share of a core during each HTTP figure, and the
 server's peak resident memory per worker (its largest process) and over all its processes. Client and server share this machine's cores, as they would in a small
