@@ -16,10 +16,11 @@ def read_items(
     raws: list[msgspec.Raw], body: type[Body], build: Callable[[Body], Item]
 ) -> list[Item | InvalidInput]:
     """Each item built from its body, or why it could not be. All are decoded in one pass when
-    they all decode (the usual case); otherwise one by one, so that each bad one is named."""
+    they all decode (the usual case); otherwise one by one, so that each bad one is named.
+    `body` may be a domain dataclass, which judges itself as it is decoded (InvalidInput)."""
     try:
         bodies = msgspec.json.decode(b"[" + b",".join(raws) + b"]", type=list[body])  # type: ignore[valid-type]
-    except (msgspec.ValidationError, RecursionError):
+    except (msgspec.ValidationError, InvalidInput, RecursionError):
         return [_read_item(raw, body, build) for raw in raws]
     return [_built(b, build) for b in bodies]
 
@@ -32,6 +33,8 @@ def _read_item(
     except msgspec.ValidationError as error:
         problem = field_error(error)
         return InvalidInput(problem["field"], problem["message"])
+    except InvalidInput as error:
+        return error
     except RecursionError:
         return InvalidInput("body", "JSON nested too deep")
     return _built(decoded, build)

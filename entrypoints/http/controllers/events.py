@@ -1,5 +1,7 @@
 """Events: a batch in; a session's events and their counts out."""
 
+from dataclasses import replace
+
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -22,7 +24,6 @@ from entrypoints.http.schemas.common import BatchResultOut, Page
 from entrypoints.http.schemas.events import (
     DistributionOut,
     EventBatchBody,
-    EventBody,
     EventOut,
 )
 
@@ -93,22 +94,16 @@ class EventsController(Controller):
 
 
 def _read_events(raws: list[msgspec.Raw]) -> list[Event | EventRejection]:
+    """The batch's events, decoded straight into the domain's Event (which checks each field as
+    it is built: a third of a batch's CPU went to building a body and then an Event from it)."""
     return [
         EventRejection(i, f"validation_error: {e.field}: {e.message}")
         if isinstance(e, InvalidInput)
         else e
-        for i, e in enumerate(read_items(raws, EventBody, _to_event))
+        for i, e in enumerate(read_items(raws, Event, _with_canonical_id))
     ]
 
 
-def _to_event(body: EventBody) -> Event:
-    return Event(
-        session_id=canonical_session_id(body.session_id, "session_id"),
-        sequence_no=body.sequence_no,
-        type=body.type,
-        at=body.at,
-        category=body.category,
-        label=body.label,
-        data=body.data,
-        meters=body.meters,
-    )
+def _with_canonical_id(event: Event) -> Event:
+    session_id = canonical_session_id(event.session_id, "session_id")
+    return event if session_id == event.session_id else replace(event, session_id=session_id)

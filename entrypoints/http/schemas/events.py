@@ -5,18 +5,7 @@ from datetime import datetime
 import msgspec
 
 from domain.events import Distribution, Event
-from entrypoints.http.schemas.common import JSONObject, Meters, MetersOut, Timestamp, meters_out
-
-
-class EventBody(msgspec.Struct, kw_only=True):
-    session_id: str
-    sequence_no: int
-    type: str
-    at: Timestamp
-    category: str | None = None
-    label: str | None = None
-    data: JSONObject | None = None
-    meters: Meters = {}
+from entrypoints.http.schemas.common import JSONObject, MetersOut, meters_out
 
 
 class EventBatchBody(msgspec.Struct, kw_only=True):
