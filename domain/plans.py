@@ -13,7 +13,7 @@ from domain.errors import DomainError, InvalidInput
 from domain.session import KIND_PATTERN
 from domain.text import check_text
 
-PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PLAN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")  # with .match; \Z, since $ takes a final \n
 # More sessions or resources than anyone uses, far inside what every store's integers hold.
 MAX_LIMIT = 10**9
 

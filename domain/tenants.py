@@ -14,7 +14,7 @@ from domain.errors import Forbidden, InvalidInput
 from domain.session import KIND_PATTERN, MAX_ID_LENGTH
 from domain.text import check_text
 
-TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: $ takes a final \n
 KEY_PREFIX = "sm_"
 MAX_SETTING_CREDITS = 10**15
 MAX_KEY_NAME = 200
@@ -76,7 +76,7 @@ RETENTION_SETTINGS = (
 )
 MAX_PERSONAL_ATTRIBUTES = 100
 MAX_DIMENSIONS = 8
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")  # \Z: $ takes a final \n
 
 
 MAX_IDLE_TIMEOUT = 7 * 24 * 3600

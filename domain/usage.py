@@ -14,7 +14,7 @@ from domain.errors import InvalidInput
 Quantity = int | Decimal
 Usage = dict[str, Quantity]
 
-METER_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+METER_NAME = re.compile(r"[a-z0-9_.-]{1,64}\Z")  # with .match; \Z, since $ takes a final \n
 MAX_DECIMAL_PLACES = 9
 # A quantity, and a session's total of a meter, stay below a billion units: stores keeping
 # nano-units in 64 bits hold them, and prices computed from them stay far from 64-bit limits.
