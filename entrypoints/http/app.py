@@ -18,6 +18,7 @@ from entrypoints.http.background import every, livekit_reconciliation, reaper, r
 from entrypoints.http.cross_origin import cors
 from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.guards_on_the_handler import guards_on_the_handler
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import COMPONENTS
 from entrypoints.http.rate_limits import RateLimits
@@ -30,6 +31,7 @@ from entrypoints.settings import Settings
 
 def create_app(container: Container, settings: Settings) -> Litestar:
     resolve_dependencies_in_order()
+    guards_on_the_handler()
     app = Litestar(
         route_handlers=ROUTES,
         dependencies={**use_case_dependencies(container), "metrics": current_metrics},
