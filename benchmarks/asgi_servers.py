@@ -65,7 +65,7 @@ from harness import (
     server,
     wait_until_healthy,
 )
-from ingest import BATCH, EVENT_CLIENTS, http_events, open_sessions
+from ingest import BATCH, EVENT_CLIENTS, Numbers, http_events, open_sessions
 
 from entrypoints.cli.request_deadline import TIMEOUT_ENV
 from entrypoints.cli.serve import serve
@@ -214,7 +214,7 @@ async def pairs(svc: Service, key: str, seconds: float) -> float:
 
 async def events(svc: Service, key: str, seconds: float) -> float:
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-    return await http_events(svc.base, key, sessions, seconds)
+    return await http_events(svc.base, key, sessions, Numbers(len(sessions), after=0), seconds)
 
 
 async def health(svc: Service, key: str, seconds: float) -> float:

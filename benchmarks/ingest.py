@@ -23,15 +23,17 @@ Direct writes, by storage:
               OR IGNORE.
   mongodb     pymongo (insert_one + update_one; insert_many + update_one) against the MongoDB
               test server (SecantusDB, in Python): its figures show relative cost only.
-Each HTTP figure's ratio is against the fastest direct way that writes the same rows with the same
-guarantees (each event once, duplicates skipped); the script says which. --compare-workers runs the
-HTTP figures with 1 and then 2 server workers, each on a fresh service of the same storage (the
-direct figures are measured once, on the first). Both sides run on a tenant that holds a
-deployment's sessions already (harness.deployed_sessions) and on analysed tables
-(harness.analyze), and the HTTP load comes from harness.Connection, a client that costs a quarter
-of aiohttp's CPU. Last each server worker's share of a core during each HTTP figure, and the
-server's peak resident memory per worker (its largest process) and over all its processes. Client and server share this machine's cores, as they would in a small
-deployment; the ratio is the figure to watch.
+Every direct way is timed once, on the first service. Each HTTP figure's ratio is then against the
+fastest that writes the same rows with the same guarantees (each event once, duplicates skipped),
+timed again in turns with it: 3 slices of each, one after the other, so that both see the same
+moods of this shared VM (its speed moves by a fifth or more from one minute to the next).
+--compare-workers runs the HTTP figures with 1 and then 2 server workers, each on a fresh service
+of the same storage. Both sides run on a tenant that holds a deployment's sessions already
+(harness.deployed_sessions) and on analysed tables (harness.analyze), and the HTTP load comes
+from harness.Connection, a client that costs a quarter of aiohttp's CPU. Last each server
+worker's share of a core during the HTTP slices, and the server's peak resident memory per worker
+(its largest process) and over all its processes. Client and server share this machine's cores,
+as they would in a small deployment; the ratio is the figure to watch.
 """
 
 import argparse
@@ -44,6 +46,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from statistics import mean
 from typing import Any
 
 import asyncpg
@@ -78,6 +81,7 @@ BATCH = 100
 EVENT_CLIENTS = 8
 SQLITE_THREADS = EVENT_CLIENTS  # the "several threads" next to the one: one per events client
 FIRST_DIRECT_NO = 10_000_000  # far above the numbers the HTTP clients send
+ROUNDS = 3  # slices of an HTTP figure and of its direct baseline, taken in turn
 
 EVENT_COLUMNS = ["tenant_id", "session_id", "sequence_no", "type", "at", "label", "meters"]
 EventRow = tuple[str, str, int, str, Any, str, str]
@@ -138,28 +142,29 @@ SQLITE_EVENTS = (
 
 
 @dataclass(frozen=True)
-class Baseline:
-    """A direct way of writing, and its rate."""
+class Way:
+    """A direct way of writing, timed for some seconds by `rate`."""
 
     name: str
-    rate: float
+    rate: Callable[[float], Awaitable[float]]
     # Writes each event once and skips duplicates, as the service does: only such a way is a
     # fair baseline for the service's ratio.
     skips_duplicates: bool = True
 
 
 @dataclass(frozen=True)
-class Baselines:
-    pairs: list[Baseline]
-    events: list[Baseline]
+class Ways:
+    pairs: list[Way]
+    events: list[Way]
 
 
 class Numbers:
-    """The next sequence numbers of each session's direct batches. Never reused from one way of
-    writing to the next: plain COPY fails on a duplicate, and the others would skip it."""
+    """The next sequence numbers of each session's batches, after `after`. Never reused from one
+    slice or way of writing to the next: plain COPY fails on a duplicate, and the others would
+    skip it."""
 
-    def __init__(self, sessions: int) -> None:
-        self._last = [FIRST_DIRECT_NO] * sessions
+    def __init__(self, sessions: int, after: int = FIRST_DIRECT_NO) -> None:
+        self._last = [after] * sessions
 
     def take(self, i: int) -> range:
         first = self._last[i] + 1
@@ -186,13 +191,13 @@ async def open_sessions(base: str, key: str, count: int) -> list[str]:
         return ids
 
 
-async def http_events(base: str, key: str, sessions: list[str], seconds: float) -> float:
-    next_no = [0] * len(sessions)
+async def http_events(
+    base: str, key: str, sessions: list[str], numbers: Numbers, seconds: float
+) -> float:
     async with connections(base, len(sessions), api_headers(key)) as http:
 
         async def batch(i: int) -> int:
-            first = next_no[i] + 1
-            next_no[i] += BATCH
+            taken = numbers.take(i)
             at = now()  # one instant a batch, as the direct writes have
             events = [
                 {
@@ -203,7 +208,7 @@ async def http_events(base: str, key: str, sessions: list[str], seconds: float) 
                     "label": "green",
                     "meters": {"taps": 1},
                 }
-                for n in range(first, first + BATCH)
+                for n in taken
             ]
             body = msgspec.json.encode({"events": events})
             status, answer = await http[i].request("POST", "/v1/events/batch", body)
@@ -214,20 +219,58 @@ async def http_events(base: str, key: str, sessions: list[str], seconds: float) 
         return await run_for(seconds, len(sessions), batch)
 
 
-async def http_figures(
-    args: argparse.Namespace, svc: Service, key: str, sessions: list[str]
+async def in_turns(
+    http: Callable[[float], Awaitable[float]], direct: Way, seconds: float, pid: int
+) -> tuple[float, float, list[float]]:
+    """An HTTP rate and the direct one it is compared with, each the mean of ROUNDS slices
+    taken in turn (this VM's speed moves by a fifth or more from one minute to the next: rates
+    taken a minute apart made ratios of 34 % and 62 % of the same code); and each server
+    worker's share of a core during the HTTP slices."""
+    http_rates, direct_rates, shares = [], [], []
+    for _ in range(ROUNDS):
+        with workers_cores(pid) as cores:
+            http_rates.append(await http(seconds / ROUNDS))
+        shares.append(cores)
+        direct_rates.append(await direct.rate(seconds / ROUNDS))
+    return (
+        mean(http_rates),
+        mean(direct_rates),
+        [mean(worker) for worker in zip(*shares, strict=True)],
+    )
+
+
+async def figures(
+    args: argparse.Namespace, svc: Service, key: str, sessions: list[str], best: dict[str, Way]
 ) -> dict[str, Any]:
-    """Pairs, then events, per second, each on tables analysed just before (the pairs add
-    thousands of sessions: unanalysed, they cost the events' statements 3-10 times as much in
-    the database); and each worker's share of a core meanwhile."""
-    await analyze(svc.storage_url)
-    with workers_cores(svc.process.pid) as pairs_cores:
-        pairs = await lifecycles(svc.base, key, args.seconds, args.clients, "webinar")
-    await analyze(svc.storage_url)
-    with workers_cores(svc.process.pid) as events_cores:
-        events = await http_events(svc.base, key, sessions, args.seconds)
-    cores = f"pairs {cores_text(pairs_cores)}, events {cores_text(events_cores)}"
-    return {"pairs": pairs, "events": events, "cores": cores}
+    """Pairs, then events, per second through HTTP, in turns with the `best` direct way of
+    each, each on tables analysed just before (the pairs add thousands of sessions: unanalysed,
+    they cost the events' statements 3-10 times as much in the database)."""
+    pid = svc.process.pid
+
+    def pairs(seconds: float) -> Awaitable[float]:
+        return lifecycles(svc.base, key, seconds, args.clients, "webinar")
+
+    numbers = Numbers(len(sessions), after=0)
+
+    def events(seconds: float) -> Awaitable[float]:
+        return http_events(svc.base, key, sessions, numbers, seconds)
+
+    found: dict[str, Any] = {}
+    for kind, http in (("pairs", pairs), ("events", events)):
+        await analyze(svc.storage_url)
+        found[kind], found[f"{kind} direct"], cores = await in_turns(
+            http, best[kind], args.seconds, pid
+        )
+        found[f"{kind} cores"] = cores_text(cores)
+    return found
+
+
+async def survey(args: argparse.Namespace, ways: Ways) -> dict[str, list[tuple[Way, float]]]:
+    """Every direct way of writing, timed once: which is fastest, and by how much."""
+    return {
+        kind: [(way, await way.rate(args.seconds)) for way in getattr(ways, kind)]
+        for kind in ("pairs", "events")
+    }
 
 
 # PostgreSQL, asyncpg
@@ -310,31 +353,31 @@ async def copy(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
-async def pg_baselines(
-    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
-) -> Baselines:
-    pairs = await pg_pairs(url, tenant_id, args.seconds, args.clients)
+def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
     numbers = Numbers(len(sessions))
 
-    async def rate(write: Write, setup: Setup | None = None) -> float:
-        return await pg_events(url, tenant_id, sessions, numbers, args.seconds, write, setup)
+    def events(write: Write, setup: Setup | None = None) -> Callable[[float], Awaitable[float]]:
+        return lambda seconds: pg_events(url, tenant_id, sessions, numbers, seconds, write, setup)
 
-    return Baselines(
-        pairs=[Baseline("asyncpg INSERT, then UPDATE (autocommit)", pairs)],
+    return Ways(
+        pairs=[
+            Way(
+                "asyncpg INSERT, then UPDATE (autocommit)",
+                lambda seconds: pg_pairs(url, tenant_id, seconds, args.clients),
+            )
+        ],
         events=[
-            Baseline(
-                "asyncpg executemany INSERT … ON CONFLICT DO NOTHING", await rate(executemany)
-            ),
-            Baseline("asyncpg INSERT … SELECT FROM unnest(…) ON CONFLICT …", await rate(unnest)),
-            Baseline(
+            Way("asyncpg executemany INSERT … ON CONFLICT DO NOTHING", events(executemany)),
+            Way("asyncpg INSERT … SELECT FROM unnest(…) ON CONFLICT …", events(unnest)),
+            Way(
                 "asyncpg INSERT … SELECT FROM json_to_recordset(…) ON CONFLICT …",
-                await rate(json_recordset),
+                events(json_recordset),
             ),
-            Baseline(
+            Way(
                 "asyncpg COPY to a temporary table, INSERT … SELECT … ON CONFLICT …",
-                await rate(copy_then_insert, create_events_in),
+                events(copy_then_insert, create_events_in),
             ),
-            Baseline("asyncpg COPY into events", await rate(copy), skips_duplicates=False),
+            Way("asyncpg COPY into events", events(copy), skips_duplicates=False),
         ],
     )
 
@@ -414,18 +457,24 @@ def sqlite_events(
         return run_threads(seconds, threads, batch)
 
 
-def sqlite_baselines(
-    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
-) -> Baselines:
+def sqlite_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
     path = url.removeprefix("sqlite:///")
     numbers = Numbers(len(sessions))
     pairs, events = [], []
     for threads in (1, SQLITE_THREADS):
         name = f"sqlite3, {threads} thread(s)"
-        pairs.append(Baseline(name, sqlite_pairs(path, tenant_id, args.seconds, threads)))
-        rate = sqlite_events(path, tenant_id, sessions, numbers, args.seconds, threads)
-        events.append(Baseline(f"{name}, executemany INSERT OR IGNORE", rate))
-    return Baselines(pairs, events)
+
+        def paired(seconds: float, threads: int = threads) -> Awaitable[float]:
+            return asyncio.to_thread(sqlite_pairs, path, tenant_id, seconds, threads)
+
+        def batched(seconds: float, threads: int = threads) -> Awaitable[float]:
+            return asyncio.to_thread(
+                sqlite_events, path, tenant_id, sessions, numbers, seconds, threads
+            )
+
+        pairs.append(Way(name, paired))
+        events.append(Way(f"{name}, executemany INSERT OR IGNORE", batched))
+    return Ways(pairs, events)
 
 
 # MongoDB, pymongo
@@ -465,9 +514,12 @@ async def mongo_pairs(
 
 
 async def mongo_events(
-    db: AsyncDatabase[dict[str, Any]], tenant_id: str, sessions: list[str], seconds: float
+    db: AsyncDatabase[dict[str, Any]],
+    tenant_id: str,
+    sessions: list[str],
+    numbers: Numbers,
+    seconds: float,
 ) -> float:
-    numbers = Numbers(len(sessions))
 
     async def batch(i: int) -> int:
         rows = event_rows(tenant_id, sessions[i], numbers.take(i), datetime.now(UTC))
@@ -484,51 +536,70 @@ async def mongo_events(
     return await run_for(seconds, len(sessions), batch)
 
 
-async def mongo_baselines(
-    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]
-) -> Baselines:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
-    db = client.get_default_database()
-    try:
-        pairs = await mongo_pairs(db, tenant_id, args.seconds, args.clients)
-        events = await mongo_events(db, tenant_id, sessions, args.seconds)
-    finally:
-        await client.close()
-    return Baselines(
-        [Baseline("pymongo insert_one + update_one", pairs)],
-        [Baseline("pymongo insert_many (unordered) + update_one", events)],
+def mongo_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
+    numbers = Numbers(len(sessions))
+
+    def timed(
+        measure: Callable[[AsyncDatabase[dict[str, Any]], float], Awaitable[float]],
+    ) -> Callable[[float], Awaitable[float]]:
+        async def rate(seconds: float) -> float:
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+            try:
+                return await measure(client.get_default_database(), seconds)
+            finally:
+                await client.close()
+
+        return rate
+
+    return Ways(
+        [
+            Way(
+                "pymongo insert_one + update_one",
+                timed(lambda db, seconds: mongo_pairs(db, tenant_id, seconds, args.clients)),
+            )
+        ],
+        [
+            Way(
+                "pymongo insert_many (unordered) + update_one",
+                timed(lambda db, seconds: mongo_events(db, tenant_id, sessions, numbers, seconds)),
+            )
+        ],
     )
 
 
-def direct_baselines(
+def direct_ways(
     args: argparse.Namespace, svc: Service, tenant_id: str, sessions: list[str]
-) -> Baselines:
-    if args.storage == "sqlite":
-        return sqlite_baselines(args, svc.storage_url, tenant_id, sessions)
-    measure = mongo_baselines if args.storage == "mongodb" else pg_baselines
-    return asyncio.run(measure(args, svc.storage_url, tenant_id, sessions))
+) -> Ways:
+    ways = {"sqlite": sqlite_ways, "mongodb": mongo_ways}.get(args.storage, pg_ways)
+    return ways(args, svc.storage_url, tenant_id, sessions)
 
 
 # The figures
 
 
-def ratio_baseline(baselines: list[Baseline]) -> Baseline:
-    return max((b for b in baselines if b.skips_duplicates), key=lambda b: b.rate)
+def fastest(surveyed: list[tuple[Way, float]]) -> int:
+    """Which way is the ratio's baseline: the fastest that keeps the service's guarantees."""
+    kept = [(rate, i) for i, (way, rate) in enumerate(surveyed) if way.skips_duplicates]
+    return max(kept)[1]
 
 
-def print_figures(title: str, baselines: list[Baseline], http: dict[int, float]) -> None:
-    best = ratio_baseline(baselines)
+def print_figures(
+    title: str, kind: str, surveyed: list[tuple[Way, float]], http: dict[int, dict[str, Any]]
+) -> None:
+    best = fastest(surveyed)
     print(title)
-    for b in baselines:
+    for i, (way, rate) in enumerate(surveyed):
         note = ""
-        if b is best and len(baselines) > 1:
-            note = "  <- the ratio's baseline: the fastest with the service's guarantees"
-        elif not b.skips_duplicates:
+        if i == best and len(surveyed) > 1:
+            note = "  <- the fastest with the service's guarantees: the ratio's baseline"
+        elif not way.skips_duplicates:
             note = "  (information only: does not skip duplicates, fails on one)"
-        print(f"  direct {b.name:<76} {b.rate:>8,.0f}{note}")
-    for workers, rate in http.items():
-        label = f"HTTP, {workers} server worker(s)"
-        print(f"  {label:<83} {rate:>8,.0f}  ratio {rate / best.rate:.1%}")
+        print(f"  direct {way.name:<76} {rate:>8,.0f}{note}")
+    for workers, found in http.items():
+        label = f"HTTP, {workers} server worker(s), in turns with it (direct {found[f'{kind} direct']:,.0f})"
+        print(
+            f"  {label:<83} {found[kind]:>8,.0f}  ratio {found[kind] / found[f'{kind} direct']:.1%}"
+        )
 
 
 def main() -> None:
@@ -540,7 +611,7 @@ def main() -> None:
     args = parser.parse_args()
 
     http: dict[int, dict[str, Any]] = {}
-    direct = None
+    surveyed: dict[str, list[tuple[Way, float]]] = {}
     for workers in worker_counts(args):
         with service(workers, args.storage) as svc:
             tenant_id = svc.unlimited_tenant("bench")
@@ -548,28 +619,34 @@ def main() -> None:
                 asyncio.run(store_sessions(svc.storage_url, deployed_sessions(tenant_id)))
             key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
-            http[workers] = asyncio.run(
-                peak_rss_while(svc.process.pid, http_figures(args, svc, key, sessions))
-            )
+            ways = direct_ways(args, svc, tenant_id, sessions)
             # Once: what the driver does does not depend on the server's workers.
-            if direct is None:
-                direct = direct_baselines(args, svc, tenant_id, sessions)
-    assert direct is not None
+            surveyed = surveyed or asyncio.run(survey(args, ways))
+            best = {kind: getattr(ways, kind)[fastest(surveyed[kind])] for kind in surveyed}
+            http[workers] = asyncio.run(
+                peak_rss_while(svc.process.pid, figures(args, svc, key, sessions, best))
+            )
 
     print(
         f"{args.storage}, {os.cpu_count()} cores shared by client, server and database;"
-        f" {args.seconds:g} s per figure"
+        f" {args.seconds:g} s per figure, HTTP and direct in {ROUNDS} turns each"
     )
-    pairs = {workers: figures["pairs"] for workers, figures in http.items()}
-    print_figures(f"(a) start+exit pairs/s, {args.clients} HTTP clients", direct.pairs, pairs)
-    events = {workers: figures["events"] for workers, figures in http.items()}
     print_figures(
-        f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients", direct.events, events
+        f"(a) start+exit pairs/s, {args.clients} HTTP clients", "pairs", surveyed["pairs"], http
     )
-    for workers, figures in http.items():
-        print(f"server CPU, {workers} worker(s), cores each: {figures['cores']}")
-    for workers, figures in http.items():
-        print(rss_line(figures, workers))
+    print_figures(
+        f"(b) events/s, batches of {BATCH}, {EVENT_CLIENTS} clients",
+        "events",
+        surveyed["events"],
+        http,
+    )
+    for workers, found in http.items():
+        print(
+            f"server CPU, {workers} worker(s), cores each: pairs {found['pairs cores']},"
+            f" events {found['events cores']}"
+        )
+    for workers, found in http.items():
+        print(rss_line(found, workers))
 
 
 if __name__ == "__main__":
