@@ -87,10 +87,23 @@ class WritersLockFile:
             self._opened = True
             _, _, path = connection.execute("PRAGMA database_list").fetchone()  # main's file
             if path and sys.platform != "win32":
-                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-                self._descriptor = os.open(f"{path}-writers", flags, 0o600)
-                weakref.finalize(self, os.close, self._descriptor)
+                self._descriptor = _opened_beside(path)
+                if self._descriptor is not None:
+                    weakref.finalize(self, os.close, self._descriptor)
         return self._descriptor
+
+
+def _opened_beside(path: str) -> int | None:
+    """The lock file of the database at `path`, made with the database's permissions (as SQLite
+    makes its -wal and -shm files) and opened for reading, which is all flock needs, so that
+    processes of other users who may read the database share it. None if it cannot be opened
+    (say, made by a user whose file this one may not read): the writers then queue in SQLite's
+    busy handler, as they did before it."""
+    try:
+        mode = os.stat(path).st_mode & 0o666
+        return os.open(f"{path}-writers", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)

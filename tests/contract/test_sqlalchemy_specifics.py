@@ -26,7 +26,7 @@ from application.storage import StorageError
 from domain.errors import Conflict
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, at, batch, event, stored_session
+from tests.contract.builders import NOW, OPEN, add_tenant, at, batch, event, stored_session
 
 pytestmark = pytest.mark.anyio
 
@@ -307,6 +307,27 @@ async def test_sqlite_writers_of_another_process_get_their_turn_while_one_writes
 
     # Each waited a few ms here; in the busy handler some waited 0.5-4 s.
     assert max(waits) < 0.5, [round(wait, 3) for wait in waits]
+
+
+async def test_sqlite_writers_without_a_lock_file_they_may_open_still_write(
+    tmp_path: Path,
+) -> None:
+    """The lock file only makes the turns fair: where it cannot be opened (here, a link into a
+    folder that does not exist), the writers queue in SQLite's busy handler and every write
+    goes through."""
+    storage = SqlAlchemyStorage(f"sqlite:///{tmp_path}/shared.db")
+    (tmp_path / "shared.db-writers").symlink_to(tmp_path / "missing" / "writers")
+    try:
+        await storage.migrate()
+        tenant = await add_tenant(storage)
+        session = await stored_session(storage, tenant)
+        stored = await storage.events.append(tenant.id, batch(event(session, 1)), NOW, OPEN)
+    finally:
+        await release_writers_connection(storage.engine)
+        await storage.close()
+
+    assert stored.inserted == 1
+    assert not (tmp_path / "missing").exists()
 
 
 async def test_a_batch_locks_its_sessions_without_reading_their_gaps(
