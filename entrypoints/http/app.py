@@ -20,7 +20,7 @@ from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.guards_on_the_handler import guards_on_the_handler
 from entrypoints.http.metrics import Metrics
-from entrypoints.http.openapi import COMPONENTS
+from entrypoints.http.openapi import COMPONENTS, RawItemSchemas
 from entrypoints.http.rate_limits import RateLimits
 from entrypoints.http.request import StrictJSONRequest
 from entrypoints.http.routes import ROUTES
@@ -37,6 +37,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
         dependencies={**use_case_dependencies(container), "metrics": current_metrics},
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=StrictJSONRequest,
+        plugins=[RawItemSchemas()],
         request_max_body_size=settings.max_body_bytes,
         lifespan=[metrics_of_this_process, background_jobs],
         openapi_config=OpenAPIConfig(

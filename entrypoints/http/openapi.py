@@ -4,7 +4,9 @@ error it can answer, in the envelope it answers them in."""
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
+import msgspec
 from litestar import Response, Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
@@ -20,13 +22,19 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.params import CookieParameter, HeaderParameter, PathParameter, QueryParameter
+from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.typing import FieldDefinition
 
 from domain.tenants import Role
 from entrypoints.http.auth import AUTH, NEEDS_ADMIN, NEEDS_APP, ROLE, admitted
 from entrypoints.http.errors import documented
 from entrypoints.http.request import BODY_PARAMETER
+from entrypoints.http.schemas.common import DOCUMENTED_AS
+
+if TYPE_CHECKING:  # Litestar's own plugin protocol names it so
+    from litestar._openapi.schema_generation import SchemaCreator
 
 # The ways a request carries its API key (entrypoints/http/auth.presented_key): two on every
 # route, and a third on the exit alone, for beacons.
@@ -150,3 +158,29 @@ def _litestars_error(response: OpenAPIResponse | Reference) -> bool:
         isinstance(m.schema, Schema) and set(m.schema.properties or ()) == LITESTAR_ERROR
         for m in media_types
     )
+
+
+class RawItemSchemas(OpenAPISchemaPlugin):
+    """A raw batch item (`Annotated[msgspec.Raw, documented_as(T)]`) in the schema: a `T`. The
+    batch routes decode each item on their own; without this, clients generating code from the
+    schema saw their items as any JSON value."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return _documented_as(field_definition) is not None
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: "SchemaCreator"
+    ) -> Schema:
+        item = _documented_as(field_definition)
+        schema = schema_creator.for_field_definition(FieldDefinition.from_annotation(item))
+        return cast(Schema, schema)  # a Reference to the item's component, which serves as one
+
+
+def _documented_as(field_definition: FieldDefinition) -> type | None:
+    if field_definition.annotation is not msgspec.Raw:
+        return None
+    for meta in field_definition.metadata:
+        if isinstance(meta, msgspec.Meta) and meta.extra and DOCUMENTED_AS in meta.extra:
+            item: type = meta.extra[DOCUMENTED_AS]
+            return item
+    return None

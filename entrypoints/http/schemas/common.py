@@ -27,6 +27,17 @@ From = Annotated[datetime | None, QueryParameter(name="from")]
 To = Annotated[datetime | None, QueryParameter(name="to")]
 
 
+# The key of a raw batch item's msgspec.Meta naming the type that documents it.
+DOCUMENTED_AS = "documented_as"
+
+
+def documented_as(item: type) -> msgspec.Meta:
+    """For `Annotated[msgspec.Raw, documented_as(T)]`: a batch's item, kept raw so that each is
+    decoded on its own (one bad item does not sink the batch), which the OpenAPI schema shows as
+    a `T` (entrypoints/http/openapi.RawItemSchemas), not as any JSON value."""
+    return msgspec.Meta(extra={DOCUMENTED_AS: item})
+
+
 ATTRIBUTE_FILTER = "attributes."
 
 

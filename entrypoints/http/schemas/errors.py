@@ -2,12 +2,13 @@
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
 from domain.error_reports import Breadcrumb, ErrorGroup, ErrorReport, Impact, Loss, Severity
 from domain.money import amount_text
-from entrypoints.http.schemas.common import JSONObject, Timestamp
+from entrypoints.http.schemas.common import JSONObject, Timestamp, documented_as
 
 
 class BreadcrumbBody(msgspec.Struct, kw_only=True):
@@ -50,8 +51,7 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 
 class ErrorBatchBody(msgspec.Struct, kw_only=True):
-    # Each error is decoded on its own, so one bad error does not sink the batch.
-    errors: list[msgspec.Raw]
+    errors: list[Annotated[msgspec.Raw, documented_as(ErrorBody)]]
 
 
 class LossOut(msgspec.Struct):

@@ -1,16 +1,16 @@
 """The bodies of events: a batch in, what became of each event, events and their counts out."""
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
 from domain.events import Distribution, Event
-from entrypoints.http.schemas.common import JSONObject, MetersOut, meters_out
+from entrypoints.http.schemas.common import JSONObject, MetersOut, documented_as, meters_out
 
 
 class EventBatchBody(msgspec.Struct, kw_only=True):
-    # Each event is decoded on its own, so one bad event does not sink the batch.
-    events: list[msgspec.Raw]
+    events: list[Annotated[msgspec.Raw, documented_as(Event)]]
 
 
 class EventOut(msgspec.Struct):

@@ -1,13 +1,13 @@
 """The bodies of performance metrics: one or a batch in, the percentile report out."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from domain.errors import InvalidInput
 from domain.performance import Metric, PerformanceRow
-from entrypoints.http.schemas.common import JSONObject, Timestamp
+from entrypoints.http.schemas.common import JSONObject, Timestamp, documented_as
 
 
 class MetricBody(msgspec.Struct, kw_only=True):
@@ -26,8 +26,7 @@ class MetricBody(msgspec.Struct, kw_only=True):
 
 
 class MetricBatchBody(msgspec.Struct, kw_only=True):
-    # Each metric is decoded on its own, so one bad metric does not sink the batch.
-    metrics: list[msgspec.Raw]
+    metrics: list[Annotated[msgspec.Raw, documented_as(MetricBody)]]
 
 
 class MetricOut(msgspec.Struct):
