@@ -446,6 +446,12 @@ class Service:
         """A new tenant's id."""
         return self.cli("tenants", "create", name).rsplit("(id ", 1)[1].rstrip(")")
 
+    def store_deployed_sessions(self, tenant_id: str) -> None:
+        """Give the tenant a deployment's sessions (deployed_sessions) before anything is timed;
+        not on the MongoDB test server, which plans nothing ahead."""
+        if not self.storage_url.startswith("mongodb"):
+            asyncio.run(store_sessions(self.storage_url, deployed_sessions(tenant_id)))
+
 
 STORAGES = ("postgresql", "sqlite", "mongodb")
 

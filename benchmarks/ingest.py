@@ -59,7 +59,6 @@ from harness import (
     api_headers,
     connections,
     cores_text,
-    deployed_sessions,
     lifecycles,
     now,
     peak_rss_while,
@@ -67,7 +66,6 @@ from harness import (
     run_for,
     run_threads,
     service,
-    store_sessions,
     worker_counts,
     workers_cores,
 )
@@ -596,10 +594,9 @@ def print_figures(
             note = "  (information only: does not skip duplicates, fails on one)"
         print(f"  direct {way.name:<76} {rate:>8,.0f}{note}")
     for workers, found in http.items():
-        label = f"HTTP, {workers} server worker(s), in turns with it (direct {found[f'{kind} direct']:,.0f})"
-        print(
-            f"  {label:<83} {found[kind]:>8,.0f}  ratio {found[kind] / found[f'{kind} direct']:.1%}"
-        )
+        rate, direct = found[kind], found[f"{kind} direct"]
+        label = f"HTTP, {workers} server worker(s), in turns with it (direct {direct:,.0f})"
+        print(f"  {label:<83} {rate:>8,.0f}  ratio {rate / direct:.1%}")
 
 
 def main() -> None:
@@ -615,8 +612,7 @@ def main() -> None:
     for workers in worker_counts(args):
         with service(workers, args.storage) as svc:
             tenant_id = svc.unlimited_tenant("bench")
-            if args.storage != "mongodb":  # the MongoDB test server plans nothing ahead
-                asyncio.run(store_sessions(svc.storage_url, deployed_sessions(tenant_id)))
+            svc.store_deployed_sessions(tenant_id)
             key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
             ways = direct_ways(args, svc, tenant_id, sessions)

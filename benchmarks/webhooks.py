@@ -10,8 +10,8 @@ signed as LiveKit signs it (a JWT carrying the body's sha256; signed before the 
 as LiveKit signs on its own machines). The server verifies every one, records each stay and
 track once, and answers. The tenant holds a deployment's sessions already
 (harness.deployed_sessions), and the figure is timed after a second of the same load and an
-ANALYZE (harness.analyze). Prints webhooks per second and the server's peak memory, per worker and over
-all its processes. --compare-workers measures with 1 and then 2 server workers, each on a
+ANALYZE (harness.analyze). Prints webhooks per second and the server's peak memory, per worker
+and over all its processes. --compare-workers measures with 1 and then 2 server workers, each on a
 fresh service of the same storage.
 """
 
@@ -30,13 +30,11 @@ from harness import (
     analyze,
     connections,
     cores_text,
-    deployed_sessions,
     header_lines,
     peak_rss_while,
     rss_line,
     run_for,
     service,
-    store_sessions,
     worker_counts,
     workers_cores,
 )
@@ -87,8 +85,7 @@ async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
 def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, Any]:
     with service(workers, storage) as svc:
         tenant_id = svc.create_tenant("bootcamp")
-        if storage != "mongodb":  # the MongoDB test server plans nothing ahead
-            asyncio.run(store_sessions(svc.storage_url, deployed_sessions(tenant_id)))
+        svc.store_deployed_sessions(tenant_id)
         server = LiveKitServer()
         svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
                 "--api-secret", server.secret)  # fmt: skip
