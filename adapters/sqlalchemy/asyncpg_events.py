@@ -16,10 +16,18 @@ from domain.usage import Usage
 # a string, as quantities.to_json writes it): each field is the column of its name.
 EVENT_COLUMNS = tuple(field.name for field in fields(Event))
 
-INSERT_EVENTS = (
-    f"INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
-    f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, 2)}"
-    " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no"
+# The events as one JSON document, then how many there are. Their usage is counted, as
+# asyncpg_sessions.save does it, only if all of them were stored; when they were not, the keys of
+# those that were.
+_DOCUMENT = asyncpg_sessions.after_save_values(EVENT_CHANGES)
+_ALL_STORED = f"(SELECT count(*) FROM stored) = ${_DOCUMENT + 1}"
+INSERT_COUNTED = (
+    f"WITH stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
+    f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, _DOCUMENT)}"
+    " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no),"
+    f" {asyncpg_sessions.save_if(EVENT_CHANGES, _ALL_STORED)}"
+    " SELECT array_agg(session_id), array_agg(sequence_no) FROM stored"
+    f" HAVING count(*) <> ${_DOCUMENT + 1}"
 )
 STORED_EVENTS = (
     "SELECT session_id, sequence_no FROM events WHERE tenant_id = $1"
@@ -36,10 +44,15 @@ class AsyncpgBatchWriter(BatchWriter):
         ids = sorted(session_ids)
         return await asyncpg_sessions.lock(self._driver, self._tenant_id, ids, metered, gaps=False)
 
-    async def insert(self, batch: list[Event]) -> list[Key]:
+    async def insert_counted(
+        self, batch: list[Event], usage: dict[str, Usage], changed: list[Session]
+    ) -> list[Key] | None:
+        counted = asyncpg_sessions.save_values(changed, EVENT_CHANGES, usage)
         document = msgspec.json.encode(batch).decode()
-        stored = await self._driver.fetch(INSERT_EVENTS, self._tenant_id, document)
-        return [(row[0], row[1]) for row in stored]
+        stored = await self._driver.fetchrow(
+            INSERT_COUNTED, self._tenant_id, *counted, document, len(batch)
+        )
+        return None if stored is None else list(zip(stored[0] or (), stored[1] or (), strict=True))
 
     async def stored(self, keys: list[Key]) -> set[Key]:
         session_ids, numbers = zip(*keys, strict=True)

@@ -140,7 +140,7 @@ async def save(
     """Write these columns of sessions locked in this transaction and add `usage` to their
     meters, in one statement."""
     statement = _save(tuple(columns))
-    await driver.execute(statement, changed[0].tenant_id, *_save_values(changed, columns, usage))
+    await driver.execute(statement, changed[0].tenant_id, *save_values(changed, columns, usage))
 
 
 async def save_unless_changed(
@@ -153,7 +153,7 @@ async def save_unless_changed(
     """As `save`, without a lock and in one statement, for a session read at `version`: written
     only if it is still that version, else nothing is (False). The statement's UPDATE waits for
     a writer holding the row and then sees its row as that writer left it."""
-    values = _save_values([session], columns, {session.id: usage})
+    values = save_values([session], columns, {session.id: usage})
     statement = _save_unless_changed(tuple(columns))
     written = await driver.fetchval(
         statement,
@@ -166,11 +166,11 @@ async def save_unless_changed(
     return bool(written)
 
 
-def _save_values(
+def save_values(
     changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]
 ) -> list[list[Any]]:
     """The arrays `save` binds from $2: the meters' four columns, then the sessions' id and
-    `columns`."""
+    `columns` (up to `after_save_values`)."""
     meters = [
         (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
         for session_id, added in usage.items()
@@ -194,14 +194,26 @@ def _update(columns: tuple[str, ...], condition: str = "TRUE") -> str:
     )
 
 
+def after_save_values(columns: Sequence[str]) -> int:
+    """The first parameter after `save_values`' arrays."""
+    return 2 + len(METER_COLUMNS) + 1 + len(columns)
+
+
 @cache
 def _save(columns: tuple[str, ...]) -> str:
     return f"WITH added AS ({_add_usage()}) {_update(columns)}"
 
 
 @cache
+def save_if(columns: tuple[str, ...], condition: str) -> str:
+    """`save` as two CTEs of a larger statement (`added`, `updated`), each writing only if
+    `condition` holds; bound as `save` is, the larger statement's own parameters after them."""
+    return f"added AS ({_add_usage(condition)}), updated AS ({_update(columns, condition)})"
+
+
+@cache
 def _save_unless_changed(columns: tuple[str, ...]) -> str:
-    version = 2 + len(METER_COLUMNS) + 1 + len(columns)
+    version = after_save_values(columns)
     unchanged = (
         f"s.xmin::text::bigint = ${version}"
         " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"

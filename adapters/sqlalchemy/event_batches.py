@@ -21,8 +21,12 @@ class BatchWriter(Protocol):
         events (a session that lost one would pay that on every batch)."""
         ...
 
-    async def insert(self, batch: list[Event]) -> list[Key]:
-        """Insert the events not stored yet; the keys of those this call stored."""
+    async def insert_counted(
+        self, batch: list[Event], usage: dict[str, Usage], changed: list[Session]
+    ) -> list[Key] | None:
+        """Insert the events not stored yet. If that was all of them: count `usage` into
+        `changed` as `count` does, and None. Else nothing is counted: the keys of those this
+        call stored."""
         ...
 
     async def stored(self, keys: list[Key]) -> set[Key]:
@@ -42,16 +46,40 @@ async def append_batch(
     admits: Admission | None,
 ) -> BatchOutcome:
     """EventLog.append's steps: lock the sessions, sort the batch (domain.events.sort_batch),
-    insert what is new, tell duplicates from refusals, count what was stored."""
+    insert what is new and count it, tell duplicates from refusals."""
+    session_ids = {e.session_id for _, e in batch}
     metered = {e.session_id for _, e in batch if e.meters}
-    found = await writer.lock_sessions({e.session_id for _, e in batch}, metered)
+    found = await writer.lock_sessions(session_ids, metered)
     sorted_batch = sort_batch(batch, found, now, window, admits)
-    new = {(e.session_id, e.sequence_no): e for _, e in sorted_batch.new}
-    inserted = [new[key] for key in await writer.insert(list(new.values()))] if new else []
+    new = [e for _, e in sorted_batch.new]
+    inserted, repriced = 0, frozenset[str]()
+    if new:
+        # Counted as if every new event were stored, in the insert's own step: the usual case.
+        usage, repriced = count_into_sessions(found, new, now)
+        stored = await writer.insert_counted(new, usage, [found[i] for i in usage])
+        inserted = len(new)
+        if stored is not None:  # some were stored already (a retry): count only the others
+            inserted, repriced = await _count_stored(writer, session_ids, metered, new, stored, now)
     refused = [(e.session_id, e.sequence_no) for _, e, _ in sorted_batch.refused]
     rejections = sorted_batch.rejected(await writer.stored(refused) if refused else set())
+    duplicates = len(batch) - inserted - len(rejections)
+    return BatchOutcome(inserted, duplicates, rejections, repriced)
+
+
+async def _count_stored(
+    writer: BatchWriter,
+    session_ids: set[str],
+    metered: set[str],
+    new: list[Event],
+    stored: list[Key],
+    now: datetime,
+) -> tuple[int, frozenset[str]]:
+    """Count the events of `new` whose keys this transaction `stored` into their sessions, read
+    again: the copies read before counted all of `new`, a count the database did not keep."""
+    found = await writer.lock_sessions(session_ids, metered)
+    keys = set(stored)
+    inserted = [e for e in new if (e.session_id, e.sequence_no) in keys]
     usage, repriced = count_into_sessions(found, inserted, now)
     if usage:
         await writer.count(usage, [found[session_id] for session_id in usage])
-    duplicates = len(batch) - len(inserted) - len(rejections)
-    return BatchOutcome(len(inserted), duplicates, rejections, repriced)
+    return len(inserted), repriced

@@ -31,6 +31,7 @@ class SqliteBatchWriter(BatchWriter):
         return sqlite_sessions.read(self._connection, self._tenant_id, ids, gaps=False)
 
     async def insert(self, batch: list[Event]) -> list[Key]:
+        """Insert the events not stored yet; the keys of those this call stored."""
         stored = []
         for e in batch:
             row = (self._tenant_id, e.session_id, e.sequence_no, e.type, instant(e.at))
@@ -38,6 +39,15 @@ class SqliteBatchWriter(BatchWriter):
             if self._connection.execute(INSERT_EVENT, row + more).rowcount == 1:
                 stored.append((e.session_id, e.sequence_no))
         return stored
+
+    async def insert_counted(
+        self, batch: list[Event], usage: dict[str, Usage], changed: list[Session]
+    ) -> list[Key] | None:
+        stored = await self.insert(batch)
+        if len(stored) < len(batch):
+            return stored
+        await self.count(usage, changed)
+        return None
 
     async def stored(self, keys: list[Key]) -> set[Key]:
         find = self._connection.execute

@@ -77,6 +77,29 @@ async def test_a_retried_batch_inserts_nothing_twice(storage: Any, tenant: Tenan
     assert stored.event_count == 3
 
 
+async def test_a_batch_resent_with_more_events_counts_only_those_not_stored_before(
+    storage: Any, tenant: Tenant
+) -> None:
+    resent, fresh = await stored_session(storage, tenant), await stored_session(storage, tenant)
+    taken = {"photos": 1, "seconds": Decimal("0.5")}
+    await storage.events.append(
+        tenant.id, batch(*(event(resent, n, meters=taken) for n in (1, 2))), NOW, OPEN
+    )
+
+    outcome = await storage.events.append(
+        tenant.id,
+        batch(*(event(s, n, meters=taken) for s in (resent, fresh) for n in (1, 2, 3))),
+        NOW,
+        OPEN,
+    )
+
+    assert (outcome.inserted, outcome.duplicates, outcome.failed) == (4, 2, 0)
+    for session in (resent, fresh):
+        stored = await storage.sessions.get(tenant.id, session.id)
+        assert stored.usage == {"photos": 3, "seconds": Decimal("1.5")}
+        assert (stored.event_count, stored.max_sequence_no) == (3, 3)
+
+
 async def test_a_batch_retried_after_its_session_ended_is_all_duplicates_even_when_late(
     storage: Any, tenant: Tenant
 ) -> None:
