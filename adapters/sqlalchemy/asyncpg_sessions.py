@@ -27,16 +27,16 @@ READ_ONE = (
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
     " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
 )
-# Locked in id order, so that writers locking several sessions never deadlock. Their meters come
-# from the next statement: a statement that waited for the lock sees the locked rows as the
-# writer before it left them, but other tables as of its own start (READ COMMITTED re-reads only
-# the rows it locks), so meters read with the lock could lack what that writer added.
+# Locked in id order, so that writers locking several sessions never deadlock, each with its
+# meters if it is among $3. A statement that waited for the lock sees the locked rows as the writer
+# before it left them, but other tables as of its own start (READ COMMITTED re-reads only the rows
+# it locks): the meters are read by session_usage_now (migration 0022), whose query takes a
+# snapshot of its own when called, after the row's lock.
 LOCK = (
-    "SELECT * FROM sessions WHERE tenant_id = $1 AND id = ANY($2::varchar[]) ORDER BY id FOR UPDATE"
-)
-METERS = (
-    "SELECT session_id, meter, quantity_nanos, is_decimal FROM session_meters"
-    " WHERE tenant_id = $1 AND session_id = ANY($2::varchar[])"
+    "WITH locked AS MATERIALIZED (SELECT * FROM sessions"
+    " WHERE tenant_id = $1 AND id = ANY($2::varchar[]) ORDER BY id FOR UPDATE)"
+    " SELECT *, CASE WHEN id = ANY($3::varchar[]) THEN session_usage_now(tenant_id, id) END"
+    " AS meters FROM locked"
 )
 GAPS = (
     "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
@@ -75,12 +75,9 @@ async def lock(
     """The sessions of these ids, locked until the transaction ends, with usage (of the
     `metered` ones only, if given) and with gaps unless told not to (finding them reads all of
     a session's events)."""
-    found = await _loaded(driver, await driver.fetch(LOCK, tenant_id, list(session_ids)), gaps)
-    wanted = [i for i in found if metered is None or i in metered]
-    if wanted:
-        for session_id, meter, nanos, decimal in await driver.fetch(METERS, tenant_id, wanted):
-            found[session_id].usage[meter] = from_nanos(nanos, decimal)
-    return found
+    ids = list(session_ids)
+    rows = await driver.fetch(LOCK, tenant_id, ids, ids if metered is None else list(metered))
+    return await _loaded(driver, rows, gaps)
 
 
 async def read(driver: Driver, tenant_id: str, session_id: str) -> Session | None:

@@ -26,6 +26,7 @@ from application.storage import StorageError
 from domain.errors import Conflict
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
+from domain.usage import MAX_QUANTITY
 from tests.contract.builders import NOW, OPEN, add_tenant, at, batch, event, stored_session
 
 pytestmark = pytest.mark.anyio
@@ -116,6 +117,47 @@ async def test_an_exit_that_waited_for_the_lock_reads_the_usage_its_holder_added
     closed, _ = await exiting
 
     assert closed.usage == {"minutes": 5}
+
+
+async def test_a_batch_that_waited_for_the_lock_judges_its_meters_by_what_the_holder_added(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """As for the exit: a batch that waited for a writer of its session must judge its meters
+    against the usage that writer added (here, all but the last unit a meter may hold)."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    key = {"t": tenant.id, "i": session.id}
+    nearly_full = {**key, "n": to_nanos(MAX_QUANTITY - 1)}
+    async with storage.engine.connect() as holder:
+        await holder.execute(
+            text("UPDATE sessions SET event_count = event_count WHERE tenant_id = :t AND id = :i"),
+            key,
+        )
+        await holder.execute(
+            text(
+                "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos,"
+                " is_decimal) VALUES (:t, :i, 'minutes', :n, false)"
+            ),
+            nearly_full,
+        )
+        appending = asyncio.create_task(
+            storage.events.append(
+                tenant.id, batch(event(session, 1, meters={"minutes": 1})), NOW, OPEN
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not appending.done()  # it waits for the lock
+        await holder.commit()
+
+    outcome = await appending
+
+    assert (outcome.inserted, [r.error for r in outcome.rejections]) == (
+        0,
+        [f"validation_error: meters.minutes: the session's total would reach {MAX_QUANTITY}"],
+    )
+    assert (await storage.sessions.get(tenant.id, session.id)).usage == {
+        "minutes": MAX_QUANTITY - 1
+    }
 
 
 async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
