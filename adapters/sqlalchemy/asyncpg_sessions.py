@@ -27,16 +27,16 @@ READ_ONE = (
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
     " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
 )
-# Locked in id order, so that writers locking several sessions never deadlock, each with its
-# meters if it is among $3. A statement that waited for the lock sees the locked rows as the writer
+# Locked in id order, so that writers locking several sessions never deadlock; with the meters
+# of those among $3. A statement that waited for the lock sees the locked rows as the writer
 # before it left them, but other tables as of its own start (READ COMMITTED re-reads only the rows
 # it locks): the meters are read by session_usage_now (migration 0022), whose query takes a
-# snapshot of its own when called, after the row's lock.
+# snapshot of its own when called, once its argument has every row locked.
 LOCK = (
     "WITH locked AS MATERIALIZED (SELECT * FROM sessions"
     " WHERE tenant_id = $1 AND id = ANY($2::varchar[]) ORDER BY id FOR UPDATE)"
-    " SELECT *, CASE WHEN id = ANY($3::varchar[]) THEN session_usage_now(tenant_id, id) END"
-    " AS meters FROM locked"
+    " SELECT l.*, u.meters FROM locked l LEFT JOIN session_usage_now($1,"
+    " ARRAY(SELECT id FROM locked WHERE id = ANY($3::varchar[]))) u ON u.id = l.id"
 )
 GAPS = (
     "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"

@@ -1,9 +1,9 @@
-"""session usage read under the lock: on PostgreSQL, a function that reads a session's meters
-with a snapshot of its own. The statement that locks a batch's sessions calls it for each row it
-locked: a statement that waited for a writer's lock sees the locked row as that writer left it,
-but other tables only as of its own start, which would miss the usage the writer added; each
-query in a VOLATILE PL/pgSQL function takes a new snapshot, after the lock. It saves the batch a
-second statement (the meters read after the lock) and its round trip.
+"""session usage read under the lock: on PostgreSQL, a function that reads sessions' meters
+with a snapshot of its own. The statement that locks a batch's sessions calls it once it has
+locked them all: a statement that waited for a writer's lock sees the locked rows as that writer
+left them, but other tables only as of its own start, which would miss the usage the writer
+added; each query in a VOLATILE PL/pgSQL function takes a new snapshot, after the locks. It saves
+a second statement (the meters read after the lock) and its round trip.
 
 Revision ID: 0022
 Revises: 0021
@@ -19,16 +19,19 @@ down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# [[meter, quantity_nanos, is_decimal], …] or NULL, as asyncpg_sessions reads a session's meters.
+# Each session's meters as [[meter, quantity_nanos, is_decimal], …], as asyncpg_sessions reads
+# them; a session without meters has no row.
 CREATE = """
-CREATE FUNCTION session_usage_now(p_tenant_id varchar, p_session_id varchar) RETURNS json
+CREATE FUNCTION session_usage_now(p_tenant_id varchar, p_session_ids varchar[])
+RETURNS TABLE (id varchar, meters json)
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    usage json;
 BEGIN
-    SELECT json_agg(json_build_array(meter, quantity_nanos, is_decimal)) INTO usage
-    FROM session_meters WHERE tenant_id = p_tenant_id AND session_id = p_session_id;
-    RETURN usage;
+    RETURN QUERY
+    SELECT m.session_id::varchar,
+           json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))
+    FROM session_meters m
+    WHERE m.tenant_id = p_tenant_id AND m.session_id = ANY(p_session_ids)
+    GROUP BY m.session_id;
 END
 $$
 """
@@ -41,4 +44,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION session_usage_now(varchar, varchar)")
+        op.execute("DROP FUNCTION session_usage_now(varchar, varchar[])")
