@@ -759,12 +759,15 @@ def trial_week(live: Live) -> TrialWeek:
 
 # A kiosk whose second batch never arrived: its later batches count in full (a batch does
 # not read the session's gaps), keep it alive past the idle timeout, and its exit names the gap.
+# The answer to its fifth never reached it: it sends those events again with the sixth's, and
+# only the sixth's count.
 
 
 GAPPED_BATCHES = 8  # one every 2 s, the last 14 s after the start: past the idle timeout
 GAPPED_EVERY_SECONDS = 2
 GAPPED_BATCH_EVENTS = 5
 LOST_BATCH = 1  # the second
+RESENT_BATCH = 4  # the fifth
 
 
 @dataclass(frozen=True)
@@ -778,14 +781,16 @@ def lost_batch(live: Live) -> Gapped:
         body = {"kind": "kiosk", "resource_id": "booth-7", "client_key": "kiosk-7"}
         session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
         began = time.monotonic()
-        batches = []
+        batches, stamps_of = [], {}
         for n in range(GAPPED_BATCHES):
             sleep_until(began + n * GAPPED_EVERY_SECONDS)
             if n == LOST_BATCH:
                 continue  # lost on the way
-            stamps = [now()] * GAPPED_BATCH_EVENTS
+            stamps_of[n] = [now()] * GAPPED_BATCH_EVENTS
+            first = n - 1 if n == RESENT_BATCH + 1 else n
+            stamps = [at for sent in range(first, n + 1) for at in stamps_of[sent]]
             batch = events(
-                session_id, n * GAPPED_BATCH_EVENTS + 1, stamps, type="tap", meters={"taps": 1}
+                session_id, first * GAPPED_BATCH_EVENTS + 1, stamps, type="tap", meters={"taps": 1}
             )
             batches.append(ok(http.post("/v1/events/batch", json=batch)))
         exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
