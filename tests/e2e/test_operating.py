@@ -63,6 +63,17 @@ def starts_per_worker(directory: Path) -> dict[str, float]:
     return {worker: n for worker, n in counted.items() if n}
 
 
+def starts_counted(directory: Path, expected: int) -> dict[str, float]:
+    """starts_per_worker once `expected` starts are counted, or after 5 s: a worker counts a
+    request once it has answered, so a client can read the answer before it is counted."""
+    deadline = time.monotonic() + 5
+    while sum((counted := starts_per_worker(directory)).values()) < expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return counted
+
+
 def test_metrics_sum_every_workers_counts(tmp_path: Path) -> None:
     with serving(tmp_path, "--workers", "2") as server:
         keys = tenant_with_keys(server)
@@ -142,7 +153,7 @@ def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) 
         assert port is not None
         listeners = [listening_sockets(pid, port) for pid in _children_of(server.pid)]
         asyncio.run(starts_on_new_connections(server, keys["app"], 40))
-        per_worker = starts_per_worker(directory)
+        per_worker = starts_counted(directory, 40)
 
     first, second = [sockets for sockets in listeners if sockets]  # two workers listen
     assert len(first) == len(second) == 1 and first != second
