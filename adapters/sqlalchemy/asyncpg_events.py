@@ -20,14 +20,15 @@ EVENT_COLUMNS = tuple(field.name for field in fields(Event))
 # asyncpg_sessions.save does it, only if all of them were stored; when they were not, the keys of
 # those that were.
 _DOCUMENT = asyncpg_sessions.after_save_values(EVENT_CHANGES)
-_ALL_STORED = f"(SELECT count(*) FROM stored) = ${_DOCUMENT + 1}"
+_HOW_MANY = f"${_DOCUMENT + 1}"
+_ALL_STORED = f"(SELECT count(*) FROM stored) = {_HOW_MANY}"
 INSERT_COUNTED = (
     f"WITH stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
     f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, _DOCUMENT)}"
     " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no),"
     f" {asyncpg_sessions.save_if(EVENT_CHANGES, _ALL_STORED)}"
     " SELECT array_agg(session_id), array_agg(sequence_no) FROM stored"
-    f" HAVING count(*) <> ${_DOCUMENT + 1}"
+    f" HAVING count(*) <> {_HOW_MANY}"
 )
 STORED_EVENTS = (
     "SELECT session_id, sequence_no FROM events WHERE tenant_id = $1"

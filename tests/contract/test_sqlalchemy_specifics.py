@@ -3,9 +3,10 @@
 import asyncio
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -24,7 +25,7 @@ from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
 from application.storage import StorageError
 from domain.errors import Conflict
-from domain.session import Exit, SessionStatus
+from domain.session import Exit, Session, SessionStatus
 from domain.tenants import Tenant
 from domain.usage import MAX_QUANTITY
 from tests.contract.builders import NOW, OPEN, add_tenant, at, batch, event, stored_session
@@ -83,8 +84,29 @@ async def test_the_migrations_build_the_tables_the_code_declares(tmp_path: Path)
 
 METERS_ADDED = text(
     "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos, is_decimal)"
-    " VALUES (:t, :i, 'minutes', 5000000000, false)"
+    " VALUES (:t, :i, 'minutes', :n, false)"
 )
+Done = TypeVar("Done")
+
+
+async def after_a_holder_added_minutes(
+    storage: Any, session: Session, minutes: int, waiting: Callable[[], Coroutine[Any, Any, Done]]
+) -> Done:
+    """`waiting()` begun while another transaction holds the session (it writes the session and
+    adds `minutes` to its meters, as every writer holding a session does), which it waits for;
+    what it gave once that transaction committed."""
+    key = {"t": session.tenant_id, "i": session.id}
+    async with storage.engine.connect() as holder:
+        await holder.execute(
+            text("UPDATE sessions SET event_count = event_count WHERE tenant_id = :t AND id = :i"),
+            key,
+        )
+        await holder.execute(METERS_ADDED, {**key, "n": to_nanos(minutes)})
+        task = asyncio.create_task(waiting())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # it waits for the lock
+        await holder.commit()
+    return await task
 
 
 def on_postgresql(storage_url: str) -> None:
@@ -100,21 +122,15 @@ async def test_an_exit_that_waited_for_the_lock_reads_the_usage_its_holder_added
     holding a session does) must price the session with what that writer added."""
     on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
-    key = {"t": tenant.id, "i": session.id}
-    async with storage.engine.connect() as holder:
-        await holder.execute(
-            text("UPDATE sessions SET event_count = event_count WHERE tenant_id = :t AND id = :i"),
-            key,
-        )
-        await holder.execute(METERS_ADDED, key)
-        exiting = asyncio.create_task(
-            storage.sessions.close(tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, OPEN)
-        )
-        await asyncio.sleep(0.5)
-        assert not exiting.done()  # it waits for the lock
-        await holder.commit()
 
-    closed, _ = await exiting
+    closed, _ = await after_a_holder_added_minutes(
+        storage,
+        session,
+        5,
+        lambda: storage.sessions.close(
+            tenant.id, session.id, Exit(at=at(1)), frozenset(), NOW, OPEN
+        ),
+    )
 
     assert closed.usage == {"minutes": 5}
 
@@ -126,30 +142,15 @@ async def test_a_batch_that_waited_for_the_lock_judges_its_meters_by_what_the_ho
     against the usage that writer added (here, all but the last unit a meter may hold)."""
     on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
-    key = {"t": tenant.id, "i": session.id}
-    nearly_full = {**key, "n": to_nanos(MAX_QUANTITY - 1)}
-    async with storage.engine.connect() as holder:
-        await holder.execute(
-            text("UPDATE sessions SET event_count = event_count WHERE tenant_id = :t AND id = :i"),
-            key,
-        )
-        await holder.execute(
-            text(
-                "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos,"
-                " is_decimal) VALUES (:t, :i, 'minutes', :n, false)"
-            ),
-            nearly_full,
-        )
-        appending = asyncio.create_task(
-            storage.events.append(
-                tenant.id, batch(event(session, 1, meters={"minutes": 1})), NOW, OPEN
-            )
-        )
-        await asyncio.sleep(0.5)
-        assert not appending.done()  # it waits for the lock
-        await holder.commit()
 
-    outcome = await appending
+    outcome = await after_a_holder_added_minutes(
+        storage,
+        session,
+        MAX_QUANTITY - 1,
+        lambda: storage.events.append(
+            tenant.id, batch(event(session, 1, meters={"minutes": 1})), NOW, OPEN
+        ),
+    )
 
     assert (outcome.inserted, [r.error for r in outcome.rejections]) == (
         0,
@@ -173,7 +174,7 @@ async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
     async def read_then_usage_added(*args: Any) -> Any:
         read = await read_versioned(*args)
         async with storage.engine.begin() as other:
-            await other.execute(METERS_ADDED, {"t": tenant.id, "i": session.id})
+            await other.execute(METERS_ADDED, {"t": tenant.id, "i": session.id, "n": to_nanos(5)})
         return read
 
     monkeypatch.setattr(asyncpg_sessions, "read_versioned", read_then_usage_added)
