@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.driver_steps import in_transaction
 from adapters.sqlalchemy.engine import async_url
 from adapters.sqlalchemy.event_batches import BatchWriter
@@ -403,3 +404,31 @@ async def test_postgresql_analyses_the_sessions_after_a_small_share_of_them_chan
             text("SELECT reloptions FROM pg_class WHERE relname = 'sessions'")
         )
     assert "autovacuum_analyze_scale_factor=0.002" in options
+
+
+async def test_the_request_paths_keep_one_plan_a_statement_and_reports_plan_for_their_values(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """PostgreSQL plans a statement with array parameters (a batch's rows, a session's save)
+    again on every execution, unless told to keep a generic plan: the request paths'
+    connections keep one, planning cost more than those statements. Reports and jobs, whose
+    best plan depends on the range they read, plan for the values they are given."""
+    on_postgresql(storage_url)
+    sessions = [await stored_session(storage, tenant) for _ in range(2)]
+    for n in range(1, 9):
+        await storage.events.append(
+            tenant.id, batch(*(event(s, n) for s in sessions[: 1 + n % 2])), NOW, OPEN
+        )
+    await storage.sessions.close(tenant.id, sessions[0].id, Exit(at=at(1)), frozenset(), NOW, OPEN)
+
+    async with asyncpg_connection(storage.engine) as driver:
+        plans = await driver.fetch(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        )
+    async with storage.report_engine.connect() as conn:
+        reports_plan = await conn.scalar(text("SHOW plan_cache_mode"))
+
+    inserts = [p for p in plans if p["statement"].startswith("WITH stored AS (INSERT INTO events")]
+    assert inserts and inserts[0]["generic_plans"] >= 1
+    assert [p["statement"] for p in plans if p["custom_plans"]] == []
+    assert reports_plan == "auto"
