@@ -112,8 +112,12 @@ def listening_sockets(pid: int, port: int) -> set[int]:
             local, state, inode = fields[1], fields[3], int(fields[9])
             if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
                 listening.add(inode)
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:
+        return set()  # the process ended meanwhile (a worker the test killed, reaped)
     held = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    for fd in fds:
         try:
             link = os.readlink(fd)
         except FileNotFoundError:
