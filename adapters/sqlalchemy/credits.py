@@ -85,9 +85,10 @@ class SqlRateRepository(RateRepository):
 
 @raises_storage_errors
 class SqlCreditLedger(CreditLedger):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
         stmt = (
@@ -145,7 +146,7 @@ class SqlCreditLedger(CreditLedger):
             lambda connection: SqliteSettlementWriter(connection, tenant_id),
         )
         return await in_transaction(
-            self._engine, writers, lambda writer: _settle_batch(writer, priced, at)
+            self._driver, writers, lambda writer: _settle_batch(writer, priced, at)
         )
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:

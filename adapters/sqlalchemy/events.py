@@ -28,9 +28,10 @@ def batch_writers(tenant_id: str) -> Writers[BatchWriter]:
 
 @raises_storage_errors
 class SqlEventLog(EventLog):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
 
     async def append(
         self,
@@ -41,7 +42,7 @@ class SqlEventLog(EventLog):
         admits: Admission | None = None,
     ) -> BatchOutcome:
         return await in_transaction(
-            self._engine,
+            self._driver,
             batch_writers(tenant_id),
             lambda writer: append_batch(writer, batch, now, window, admits),
         )

@@ -37,14 +37,15 @@ Outcome = TypeVar("Outcome")
 
 @raises_storage_errors
 class SqlSessionRepository(SessionRepository):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
         self._sqlite = engine.dialect.name == "sqlite"
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         if limit is None:  # the lifecycle's hot path
-            return await on_connection(self._engine, lambda rows: rows.insert(session), writes=True)
+            return await on_connection(self._driver, lambda rows: rows.insert(session), writes=True)
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
@@ -92,7 +93,7 @@ class SqlSessionRepository(SessionRepository):
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
         return await on_connection(
-            self._engine, lambda rows: rows.read(tenant_id, session_id), writes=False
+            self._driver, lambda rows: rows.read(tenant_id, session_id), writes=False
         )
 
     async def find(
@@ -158,7 +159,7 @@ class SqlSessionRepository(SessionRepository):
             written = await self._unless_changed(tenant_id, session_id, decided, LIFE_CHANGES, {})
             if written is not None:
                 return written
-        return await in_transaction(self._engine, changed)
+        return await in_transaction(self._driver, changed)
 
     async def close(
         self,
@@ -189,7 +190,7 @@ class SqlSessionRepository(SessionRepository):
             )
             if written is not None:
                 return written
-        return await in_transaction(self._engine, closed)
+        return await in_transaction(self._driver, closed)
 
     async def _unless_changed(
         self,
@@ -211,7 +212,7 @@ class SqlSessionRepository(SessionRepository):
         statement began; if after, the `usage_added` that follows it (which always writes the
         row) either changes the row before the write locks it, or settles the exit's price
         again after."""
-        async with asyncpg_connection(self._engine) as driver:
+        async with asyncpg_connection(self._driver) as driver:
             read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id)
             if read is None:
                 return None
@@ -240,7 +241,7 @@ class SqlSessionRepository(SessionRepository):
             lambda connection: functools.partial(sqlite_time_outs.time_out, connection),
         )
         return await driver_transaction(
-            self._engine,
+            self._driver,
             writers,
             lambda time_out: time_out(tenant_id, staleness, limit, rated_kinds),
         )

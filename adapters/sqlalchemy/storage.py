@@ -4,7 +4,7 @@ from sqlalchemy import Connection, text
 
 from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
-from adapters.sqlalchemy.engine import batch_pause_seconds, create_engine, create_report_engine
+from adapters.sqlalchemy.engine import batch_pause_seconds, create_driver_engine, create_engine
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
@@ -39,39 +39,39 @@ class SqlAlchemyStorage(Storage):
     """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
 
     def __init__(self, url: str) -> None:
-        # The request paths' repositories find rows by key; reports and jobs read ranges
-        # (engine.create_engine says why they plan apart).
         self.engine = create_engine(url)
-        self.report_engine = create_report_engine(url, self.engine)
-        self.sessions = SqlSessionRepository(self.engine)
-        self.events = SqlEventLog(self.engine)
+        # The hot paths' statements sent to the driver go through connections of their own
+        # (engine.create_driver_engine says why).
+        self.driver_engine = create_driver_engine(url, self.engine)
+        self.sessions = SqlSessionRepository(self.engine, self.driver_engine)
+        self.events = SqlEventLog(self.engine, self.driver_engine)
         self.tenants = SqlTenantRepository(self.engine)
         self.api_keys = SqlApiKeyRepository(self.engine)
         self.rates = SqlRateRepository(self.engine)
-        self.ledger = SqlCreditLedger(self.engine)
+        self.ledger = SqlCreditLedger(self.engine, self.driver_engine)
         self.plans = SqlPlanRepository(self.engine)
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)
+        self.reports = SqlReports(self.engine)
+        self.health = SqlHealth(self.engine)
+        self.archive = SqlTenantArchive(self.engine)
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
-        self.webhooks = SqlWebhookLog(self.engine)
-        self.tracks = SqlTrackLog(self.engine)
+        self.webhooks = SqlWebhookLog(self.driver_engine)
+        self.tracks = SqlTrackLog(self.driver_engine)
         self.snapshots = SqlSnapshotLog(self.engine)
+        self.retention = SqlRetention(self.engine)
+        self.usage_source = SqlUsageSource(self.engine)
+        self.rollups = SqlRollupRepository(self.engine)
+        self.rollup_leases = SqlRollupLeases(self.engine)
+        self.errors = SqlErrorLog(self.engine)
+        self.metrics = SqlMetricLog(self.engine)
+        self.sales = SqlSaleBook(self.engine)
+        self.erasure = SqlErasure(self.engine)
         self.refused_starts = SqlRefusedStarts(self.engine)
         self.trial_sessions = SqlTrialSessions(self.engine)
-        self.reports = SqlReports(self.report_engine)
-        self.health = SqlHealth(self.report_engine)
-        self.archive = SqlTenantArchive(self.report_engine)
-        self.retention = SqlRetention(self.report_engine)
-        self.usage_source = SqlUsageSource(self.report_engine)
-        self.rollups = SqlRollupRepository(self.report_engine)
-        self.rollup_leases = SqlRollupLeases(self.report_engine)
-        self.errors = SqlErrorLog(self.report_engine)
-        self.metrics = SqlMetricLog(self.report_engine)
-        self.sales = SqlSaleBook(self.report_engine)
-        self.erasure = SqlErasure(self.report_engine)
-        self.funnels = SqlFunnelRepository(self.report_engine)
-        self.funnel_events = SqlFunnelEvents(self.report_engine)
-        self.funnel_days = SqlFunnelDays(self.report_engine)
+        self.funnels = SqlFunnelRepository(self.engine)
+        self.funnel_events = SqlFunnelEvents(self.engine)
+        self.funnel_days = SqlFunnelDays(self.engine)
         self.batch_pause_seconds = batch_pause_seconds(self.engine)
 
     async def migrate(self) -> None:
@@ -82,8 +82,8 @@ class SqlAlchemyStorage(Storage):
     async def close(self) -> None:
         await release_writers_connection(self.engine)
         await self.engine.dispose()
-        if self.report_engine is not self.engine:
-            await self.report_engine.dispose()
+        if self.driver_engine is not self.engine:
+            await self.driver_engine.dispose()
 
 
 def _upgrade(connection: Connection) -> None:

@@ -241,13 +241,12 @@ async def test_the_hot_paths_recover_from_connections_the_database_dropped(
 ) -> None:
     """The hot paths give connections back to the pool without SQLAlchemy's greenlet: a
     connection the database dropped fails the request that finds it (nothing tells the pool
-    before) with a storage error, and is opened again by the next that takes it. Whether the
-    pool learns of it from a hot path (that one connection) or from a SQLAlchemy statement (the
-    whole pool, renewed one connection at a time), the service comes back."""
+    before) with a storage error, and is opened again by the next that takes it. Whether a
+    SQLAlchemy statement found its own pool's dropped first or not, the service comes back."""
     on_postgresql(storage_url)
     # Several idle connections in the pool, each of which the database will have dropped.
     sessions = await asyncio.gather(*(stored_session(storage, tenant) for _ in range(5)))
-    pool = storage.engine.sync_engine.pool
+    pool = storage.driver_engine.sync_engine.pool
     assert pool.checkedin() >= 2
     await _connections_dropped_by_the_database(storage_url)
 
@@ -408,14 +407,14 @@ async def test_postgresql_analyses_the_sessions_after_a_small_share_of_them_chan
     assert "autovacuum_analyze_scale_factor=0.002" in options
 
 
-async def test_the_request_paths_keep_one_plan_a_statement_and_ranges_are_planned_for_theirs(
+async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_their_values(
     storage: Any, storage_url: str, tenant: Tenant
 ) -> None:
     """PostgreSQL plans a statement with array parameters (a batch's rows, a session's save)
-    again on every execution, unless told to keep a generic plan: the request paths'
-    connections keep one, planning cost more than those statements. What reads a range, whose
-    best plan depends on it, is planned for its values: the reaper's pick (a generic plan took
-    it from 18 to 264 ms on a backlog), reports and jobs."""
+    again on every execution, unless told to keep a generic plan: the connections of the
+    statements sent to the driver keep one, planning cost more than those statements. What
+    reads a range or filters on a skewed column is planned for its values: the reaper's pick (a
+    generic plan took it from 18 to 264 ms on a backlog), and everything SQLAlchemy sends."""
     on_postgresql(storage_url)
     sessions = [await stored_session(storage, tenant) for _ in range(3)]
     for n in range(1, 9):
@@ -427,12 +426,12 @@ async def test_the_request_paths_keep_one_plan_a_statement_and_ranges_are_planne
         staleness = Staleness(default=NOW + timedelta(minutes=1))
         await storage.sessions.time_out_idle(tenant.id, staleness, 1, frozenset(), NOW, OPEN)
 
-    async with asyncpg_connection(storage.engine) as driver:
+    async with asyncpg_connection(storage.driver_engine) as driver:
         plans = await driver.fetch(
             "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
         )
-    async with storage.report_engine.connect() as conn:
-        reports_plan = await conn.scalar(text("SHOW plan_cache_mode"))
+    async with storage.engine.connect() as conn:
+        sqlalchemy_plans = await conn.scalar(text("SHOW plan_cache_mode"))
 
     def planned(start: str) -> tuple[int, int]:
         """(generic, custom) plans of the statement that starts so."""
@@ -443,4 +442,4 @@ async def test_the_request_paths_keep_one_plan_a_statement_and_ranges_are_planne
     assert batch_insert[0] >= 1 and exit_save[0] >= 1
     assert batch_insert[1] == exit_save[1] == 0
     assert planned("WITH picked AS") == (0, 2)
-    assert reports_plan == "auto"
+    assert sqlalchemy_plans == "auto"
