@@ -26,6 +26,7 @@ from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
 from application.storage import StorageError
+from domain.charging import Priced
 from domain.errors import Conflict
 from domain.session import Exit, Session, SessionStatus
 from domain.staleness import Staleness
@@ -413,8 +414,9 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
     """PostgreSQL plans a statement with array parameters (a batch's rows, a session's save)
     again on every execution, unless told to keep a generic plan: the connections of the
     statements sent to the driver keep one, planning cost more than those statements. What
-    reads a range or filters on a skewed column is planned for its values: the reaper's pick (a
-    generic plan took it from 18 to 264 ms on a backlog), and everything SQLAlchemy sends."""
+    reads a range, a growing aggregate or a skewed column is planned for its values: the
+    reaper's pick (a generic plan took it from 18 to 264 ms on a backlog), a settlement's
+    balances, and everything SQLAlchemy sends."""
     on_postgresql(storage_url)
     sessions = [await stored_session(storage, tenant) for _ in range(3)]
     for n in range(1, 9):
@@ -425,6 +427,11 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
     for _ in range(2):
         staleness = Staleness(default=NOW + timedelta(minutes=1))
         await storage.sessions.time_out_idle(tenant.id, staleness, 1, frozenset(), NOW, OPEN)
+        rated = await stored_session(storage, tenant, kind="counseling", subject_id="ann")
+        pending, _ = await storage.sessions.close(
+            tenant.id, rated.id, Exit(at=at(1)), frozenset({"counseling"}), NOW, OPEN
+        )
+        assert await storage.ledger.settle_many(tenant.id, [Priced(pending, 2)], at(2))
 
     async with asyncpg_connection(storage.driver_engine) as driver:
         plans = await driver.fetch(
@@ -442,4 +449,5 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
     assert batch_insert[0] >= 1 and exit_save[0] >= 1
     assert batch_insert[1] == exit_save[1] == 0
     assert planned("WITH picked AS") == (0, 2)
+    assert planned("SELECT k.subject_id") == (0, 2)  # a settlement's balances
     assert sqlalchemy_plans == "auto"
