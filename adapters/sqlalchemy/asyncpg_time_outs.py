@@ -17,10 +17,6 @@ async def time_out(
 ) -> list[Session]:
     """Close up to `limit` stale active sessions, in a transaction; the sessions closed, read
     under the locks taken, with usage and gaps, in id order."""
-    # The pick's best plan depends on its cutoffs and limit (a few sessions gone quiet, or a
-    # backlog of thousands): planned for them, unlike the other statements sent to the driver
-    # (engine.create_driver_engine). A generic plan took 264 ms a pick on the reaper's benchmark.
-    await driver.execute("SET LOCAL plan_cache_mode = auto")
     parameter = Numbered()
     statement = time_out_statement(
         tenant_id, staleness, limit, rated_kinds, parameter, " FOR UPDATE SKIP LOCKED"

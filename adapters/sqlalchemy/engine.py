@@ -105,7 +105,8 @@ def create_driver_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     by key, so one plan serves every value. What SQLAlchemy sends stays on `engine`, planned as
     PostgreSQL chooses: its filters on skewed columns (the sessions pending a charge among a
     million charged) need plans made for their values, and a generic plan read a tenant's every
-    session to find none (15.7 ms against 0.07 on 20,000)."""
+    session to find none (15.7 ms against 0.07 on 20,000). So do two steps sent to the driver,
+    which run on `engine` for it: the reaper's time-out and a settlement."""
     if engine.dialect.name == "sqlite":
         return engine
     return create_engine(url, generic_plans=True)

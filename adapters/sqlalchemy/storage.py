@@ -48,7 +48,7 @@ class SqlAlchemyStorage(Storage):
         self.tenants = SqlTenantRepository(self.engine)
         self.api_keys = SqlApiKeyRepository(self.engine)
         self.rates = SqlRateRepository(self.engine)
-        self.ledger = SqlCreditLedger(self.engine, self.driver_engine)
+        self.ledger = SqlCreditLedger(self.engine)
         self.plans = SqlPlanRepository(self.engine)
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)

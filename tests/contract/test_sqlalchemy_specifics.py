@@ -4,6 +4,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -408,6 +409,16 @@ async def test_postgresql_analyses_the_sessions_after_a_small_share_of_them_chan
     assert "autovacuum_analyze_scale_factor=0.002" in options
 
 
+async def prepared_statements(engine: Any) -> list[Any]:
+    """The prepared statements of every connection the engine's pool holds, with how often each
+    was planned generically and for its values (a connection's own view: all taken at once)."""
+    async with AsyncExitStack() as stack:
+        idle = engine.sync_engine.pool.checkedin()
+        drivers = [await stack.enter_async_context(asyncpg_connection(engine)) for _ in range(idle)]
+        query = "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+        return [row for driver in drivers for row in await driver.fetch(query)]
+
+
 async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_their_values(
     storage: Any, storage_url: str, tenant: Tenant
 ) -> None:
@@ -433,17 +444,17 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
         )
         assert await storage.ledger.settle_many(tenant.id, [Priced(pending, 2)], at(2))
 
-    async with asyncpg_connection(storage.driver_engine) as driver:
-        plans = await driver.fetch(
-            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-        )
+    plans = await prepared_statements(storage.driver_engine) + await prepared_statements(
+        storage.engine
+    )
     async with storage.engine.connect() as conn:
         sqlalchemy_plans = await conn.scalar(text("SHOW plan_cache_mode"))
 
     def planned(start: str) -> tuple[int, int]:
-        """(generic, custom) plans of the statement that starts so."""
-        (found,) = [p for p in plans if p["statement"].startswith(start)]
-        return found["generic_plans"], found["custom_plans"]
+        """(generic, custom) plans of the statement that starts so, on every connection."""
+        found = [p for p in plans if p["statement"].startswith(start)]
+        assert found, start
+        return sum(p["generic_plans"] for p in found), sum(p["custom_plans"] for p in found)
 
     batch_insert, exit_save = planned("WITH stored AS"), planned("WITH updated AS")
     assert batch_insert[0] >= 1 and exit_save[0] >= 1
