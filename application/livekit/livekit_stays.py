@@ -1,36 +1,66 @@
-"""How a LiveKit stay ends, whoever noticed it (a webhook, reconciliation): its tracks still
-published end with it, then the stay exits through RecordExit (closed once, charged once)."""
+"""How a LiveKit stay's tracks reach its usage and how a stay ends, whoever noticed it (a
+webhook, reconciliation): its tracks still published end with it, then the stay exits through
+RecordExit (closed once, charged once)."""
 
 from datetime import datetime
 
+from application.credits.deduct_credits import DeductCredits
 from application.livekit.ports import TrackLog
+from application.sessions.ports import SessionRepository
 from application.sessions.record_exit import RecordedExit, RecordExit, RecordExitCommand
 from domain.livekit import TrackReport
 from domain.session import SessionStatus
 from domain.tenants import TenantSettings
 
 
-async def end_stay(
-    tracks: TrackLog,
-    record_exit: RecordExit,
-    tenant_id: str,
-    session_id: str,
-    at: datetime,
-    status: SessionStatus = SessionStatus.COMPLETED,
-    reason: str | None = None,
-    settings: TenantSettings | None = None,
-) -> RecordedExit:
-    # Tracks first: the exit prices the stay, so its usage must already hold their seconds.
-    for track in await tracks.open_tracks(tenant_id, session_id):
-        ended = TrackReport(track.track_sid, track.meter, unpublished_at=at)
-        await tracks.record(tenant_id, session_id, ended)
-    command = RecordExitCommand(
-        tenant_id,
-        session_id,
-        at=at,
-        status=status,
-        reason=reason,
-        settings=settings or TenantSettings(),
-        from_server=True,
-    )
-    return await record_exit(command)
+class LiveKitStays:
+    def __init__(
+        self,
+        tracks: TrackLog,
+        sessions: SessionRepository,
+        record_exit: RecordExit,
+        deduct_credits: DeductCredits,
+    ) -> None:
+        self._tracks = tracks
+        self._sessions = sessions
+        self._record_exit = record_exit
+        self._deduct_credits = deduct_credits
+
+    async def record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
+        """Merge a track report; seconds that land on a stay that has ended (its `left` came
+        first, or ended it meanwhile) change its price, so it is settled again."""
+        if await self._tracks.record(tenant_id, session_id, report):
+            session = await self._sessions.usage_added(tenant_id, session_id)
+            await self._deduct_credits(session)
+
+    async def end(
+        self,
+        tenant_id: str,
+        session_id: str,
+        at: datetime,
+        status: SessionStatus = SessionStatus.COMPLETED,
+        reason: str | None = None,
+        settings: TenantSettings | None = None,
+    ) -> RecordedExit:
+        # Tracks first: the exit prices the stay, so its usage must already hold their seconds.
+        await self._end_tracks(tenant_id, session_id, at)
+        command = RecordExitCommand(
+            tenant_id,
+            session_id,
+            at=at,
+            status=status,
+            reason=reason,
+            settings=settings or TenantSettings(),
+            from_server=True,
+        )
+        exited = await self._record_exit(command)
+        # A track whose `track_published` was handled while the stay ended was not open when
+        # looked at above. That webhook looks for the stay's end only after recording the track,
+        # so one of the two sees the other: this look, made after the exit, or that one.
+        await self._end_tracks(tenant_id, session_id, exited.session.ended_at or at)
+        return exited
+
+    async def _end_tracks(self, tenant_id: str, session_id: str, at: datetime) -> None:
+        for track in await self._tracks.open_tracks(tenant_id, session_id):
+            ended = TrackReport(track.track_sid, track.meter, unpublished_at=at)
+            await self.record_track(tenant_id, session_id, ended)

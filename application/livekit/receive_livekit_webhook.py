@@ -2,13 +2,12 @@
 
 from dataclasses import dataclass
 
-from application.credits.deduct_credits import DeductCredits
 from application.livekit.account_book import LiveKitAccountBook
-from application.livekit.livekit_stays import end_stay
-from application.livekit.ports import TrackLog, WebhookLog, WebhookVerifier
+from application.livekit.livekit_stays import LiveKitStays
+from application.livekit.ports import WebhookLog, WebhookVerifier
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionRepository
-from application.sessions.record_exit import RecordedExit, RecordExit
+from application.sessions.record_exit import RecordedExit
 from application.tenants.ports import TenantRepository
 from domain.errors import NotFound, Unauthorized
 from domain.livekit import KIND, TRACK_METERS, LiveKitAccount, RoomEvent, RoomEventKind, TrackReport
@@ -64,20 +63,16 @@ class ReceiveLiveKitWebhook:
         accounts: LiveKitAccountBook,
         webhooks: WebhookLog,
         sessions: SessionRepository,
-        tracks: TrackLog,
-        record_exit: RecordExit,
-        deduct_credits: DeductCredits,
+        stays: LiveKitStays,
         tenants: TenantRepository,  # remembered briefly (TenantBook): read for settings only
         clock: Clock,
     ) -> None:
-        self._deduct_credits = deduct_credits
         self._tenants = tenants
         self._verifier = verifier
         self._accounts = accounts
         self._webhooks = webhooks
         self._sessions = sessions
-        self._tracks = tracks
-        self._record_exit = record_exit
+        self._stays = stays
         self._clock = clock
 
     async def __call__(self, command: ReceiveLiveKitWebhookCommand) -> ReceivedWebhook:
@@ -162,9 +157,7 @@ class ReceiveLiveKitWebhook:
     ) -> RecordedExit:
         # LiveKit stamps whole seconds: a stay shorter than that must not end before it began.
         at = max(event.created_at, event.joined_at or event.created_at)
-        return await end_stay(
-            self._tracks, self._record_exit, tenant_id, session_id, at, status, settings=settings
-        )
+        return await self._stays.end(tenant_id, session_id, at, status, settings=settings)
 
     async def _track(self, tenant_id: str, event: RoomEvent) -> None:
         meter = TRACK_METERS.get(event.track_source or "")
@@ -177,21 +170,15 @@ class ReceiveLiveKitWebhook:
             published_at=event.created_at if published else None,
             unpublished_at=None if published else event.created_at,
         )
-        await self._record_track(tenant_id, event.session_id, report)
+        await self._stays.record_track(tenant_id, event.session_id, report)
         if published:
-            # The stay may have ended already (its `left` overtook this webhook): the track
-            # ended with it. A reaper's end is a guess that the `left` still corrects.
+            # The stay may have ended already (its `left` overtook this webhook, or ended it
+            # while the track was recorded: LiveKitStays.end looks again after its exit): the
+            # track ended with it. A reaper's end is a guess that the `left` still corrects.
             session = await self._sessions.get(tenant_id, event.session_id)
             if session is not None and session.ended_at is not None and not session.is_provisional:
                 ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
-                await self._record_track(tenant_id, event.session_id, ended)
-
-    async def _record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
-        """Merge a track report; seconds that land on a stay that has ended (its `left` came
-        first) change its price, so it is settled again."""
-        if await self._tracks.record(tenant_id, session_id, report):
-            session = await self._sessions.usage_added(tenant_id, session_id)
-            await self._deduct_credits(session)
+                await self._stays.record_track(tenant_id, event.session_id, ended)
 
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings
@@ -204,15 +191,6 @@ class ReceiveLiveKitWebhook:
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
                 at = max(event.created_at, session.started_at)
-                ended.append(
-                    await end_stay(
-                        self._tracks,
-                        self._record_exit,
-                        tenant_id,
-                        session.id,
-                        at,
-                        settings=settings,
-                    )
-                )
+                ended.append(await self._stays.end(tenant_id, session.id, at, settings=settings))
             if len(page) < ROOM_PAGE or not open_here:
                 return ended

@@ -2,11 +2,10 @@
 
 from dataclasses import dataclass, field
 
-from application.livekit.livekit_stays import end_stay
-from application.livekit.ports import LiveKitAccounts, LiveKitUnavailable, RoomService, TrackLog
+from application.livekit.livekit_stays import LiveKitStays
+from application.livekit.ports import LiveKitAccounts, LiveKitUnavailable, RoomService
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
-from application.sessions.record_exit import RecordExit
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.errors import DomainError
@@ -94,17 +93,15 @@ class ReconcileLiveKit:
         tenants: TenantRepository,
         accounts: LiveKitAccounts,
         sessions: SessionRepository,
-        tracks: TrackLog,
+        stays: LiveKitStays,
         rooms: RoomService,
-        record_exit: RecordExit,
         clock: Clock,
     ) -> None:
         self._tenants = tenants
         self._accounts = accounts
         self._sessions = sessions
-        self._tracks = tracks
+        self._stays = stays
         self._rooms = rooms
-        self._record_exit = record_exit
         self._clock = clock
 
     async def __call__(self, command: ReconcileLiveKitCommand) -> Reconciled:
@@ -153,9 +150,7 @@ class ReconcileLiveKit:
             await self._sessions.sign_of_life(tenant.id, stay.id, now, now, window)
             done.present += 1
         else:
-            exited = await end_stay(
-                self._tracks,
-                self._record_exit,
+            exited = await self._stays.end(
                 tenant.id,
                 stay.id,
                 stay.last_seen_at,

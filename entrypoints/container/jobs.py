@@ -51,8 +51,7 @@ class JobContainer(containers.DeclarativeContainer):
         tenants=storage.tenants,
         accounts=storage.livekit_accounts,
         sessions=storage.sessions,
-        tracks=storage.tracks,
+        stays=use_cases.livekit_stays,
         rooms=outside.livekit_rooms,
-        record_exit=use_cases.record_exit,
         clock=outside.clock,
     )

@@ -27,6 +27,7 @@ from application.funnels.set_funnel import SetFunnel
 from application.health.check_health import CheckHealth
 from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.add_livekit_account import AddLiveKitAccount
+from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.livekit.set_livekit_url import SetLiveKitUrl
 from application.reports.report_active import ReportActive
@@ -258,15 +259,20 @@ class UseCaseContainer(containers.DeclarativeContainer):
     add_livekit_account = providers.Factory(
         AddLiveKitAccount, tenants=storage.tenants, accounts=livekit_account_book
     )
+    livekit_stays = providers.Factory(
+        LiveKitStays,
+        tracks=storage.tracks,
+        sessions=storage.sessions,
+        record_exit=record_exit,
+        deduct_credits=deduct_credits,
+    )
     receive_livekit_webhook = providers.Factory(
         ReceiveLiveKitWebhook,
         verifier=outside.webhook_verifier,
         accounts=livekit_account_book,
         webhooks=storage.webhooks,
         sessions=storage.sessions,
-        tracks=storage.tracks,
-        record_exit=record_exit,
-        deduct_credits=deduct_credits,
+        stays=livekit_stays,
         tenants=tenant_book,
         clock=outside.clock,
     )

@@ -3,8 +3,10 @@ talks to the server over its socket, sleeps for real, and returns what it sent a
 (the tests judge it). The scenarios run at the same time against one server (tests/live/conftest.py).
 """
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import ceil
@@ -140,6 +142,54 @@ def livekit_stay(live: Live) -> Stay:
         deliver(room.left(identity, joined_at, left_at))
         final = ok(admin.get(f"/v1/sessions/{session_id}"))
     return Stay(joined_at, published_at, left_at, midway, quiet_seconds, final)
+
+
+# 1b. An all-hands that ends: each camera's `track_published`, held up on LiveKit's side, reaches
+# the server at the same moment as its participant's `left`, each on a connection of its own.
+
+
+ALL_HANDS = 10
+
+
+@dataclass(frozen=True)
+class AllHands:
+    camera_seconds: dict[str, int]  # per participant, from LiveKit's stamps
+    stays: dict[str, Json]  # per participant, read after both webhooks were answered
+
+
+def all_hands(live: Live) -> AllHands:
+    room = LiveKitServer(live.livekit.key, live.livekit.secret, room="all-hands")
+    people = [f"attendee-{n}" for n in range(ALL_HANDS)]
+    joined_at = now()
+    with live.admin() as admin:
+        for who in people:
+            raw, headers = room.joined(who, joined_at)
+            ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
+    published_at = joined_at + timedelta(seconds=1)
+    time.sleep(3)
+    left_at = now()
+    last = []
+    for who in people:
+        cam = room.track("track_published", who, joined_at, f"TR_{who}", "CAMERA", published_at)
+        last += [cam, room.left(who, joined_at, left_at)]
+    ready = threading.Barrier(len(last))
+
+    def deliver(webhook: tuple[str, dict[str, str]]) -> None:
+        raw, headers = webhook
+        with httpx.Client(base_url=live.server.base_url, timeout=30) as hooks:
+            ok(hooks.get("/health"))  # connected before the barrier
+            ready.wait()
+            ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
+
+    with ThreadPoolExecutor(len(last)) as senders:
+        list(senders.map(deliver, last))
+    with live.admin() as admin:
+        found = ok(
+            admin.get("/v1/sessions", params={"kind": "livekit", "resource_id": "all-hands"})
+        )
+    stays = {stay["subject_id"]: stay for stay in found["items"]}
+    seconds = int(left_at.timestamp()) - int(published_at.timestamp())
+    return AllHands({who: seconds for who in people}, stays)
 
 
 # 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
@@ -799,6 +849,7 @@ def lost_batch(live: Live) -> Gapped:
 
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
+    "all_hands": all_hands,
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,
     "silent_kiosk": silent_kiosk,

@@ -26,6 +26,7 @@ from tests.live.scenarios import (
     RATES,
     RESENT_BATCH,
     STORE_VISITS,
+    AllHands,
     Counseling,
     Flush,
     Forgotten,
@@ -60,6 +61,17 @@ def test_a_livekit_stay_longer_than_the_idle_timeout_lasts_as_long_as_its_webhoo
     video = float(stay.final["usage"].get("video.seconds", 0))
     camera_seconds = (stay.left_at - stay.published_at).total_seconds()
     assert abs(video - camera_seconds) <= LIVEKIT_SLACK_SECONDS, stay.final
+
+
+def test_a_camera_published_as_its_participant_leaves_ends_with_the_stay(live: LiveRun) -> None:
+    """Both webhooks are handled at once, so the `left` may look for open tracks before the
+    camera is recorded: its seconds still count, and no track stays open."""
+    meeting: AllHands = live.outcome("all_hands")
+
+    assert sorted(meeting.stays) == sorted(meeting.camera_seconds)
+    for who, stay in meeting.stays.items():
+        assert stay["status"] == "completed", stay
+        assert float(stay["usage"].get("video.seconds", 0)) == meeting.camera_seconds[who], stay
 
 
 def test_a_session_sending_events_and_no_heartbeat_is_alive_and_charged_for_its_whole_time(
