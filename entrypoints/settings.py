@@ -38,6 +38,26 @@ def origins(listed: str) -> tuple[str, ...]:
     return entries
 
 
+CONNECTIONS_ENV = "SESSIONMETER_POSTGRES_CONNECTIONS"
+# One for the hot paths' statements and one for the rest, at the least.
+MIN_CONNECTIONS = 2
+
+
+def connections(given: str | None) -> int | None:
+    """The PostgreSQL connections a process may keep, as the environment says (None: unset)."""
+    if given is None or not given.strip():
+        return None
+    try:
+        count = int(given)
+    except ValueError:
+        count = 0
+    if count < MIN_CONNECTIONS:
+        raise SettingsError(
+            f"{CONNECTIONS_ENV}: {given!r} is not a whole number of at least {MIN_CONNECTIONS}"
+        )
+    return count
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
@@ -51,6 +71,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     # Origins whose pages may call the API (CORS: the tracker on a site's pages); none: no CORS.
     cors_origins: tuple[str, ...] = ()
+    # PostgreSQL connections a process keeps at most; None: the storage's default (30).
+    postgres_connections: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -72,6 +94,7 @@ class Settings:
             # file with its newline would otherwise never match.
             "metrics_token": os.environ.get("SESSIONMETER_METRICS_TOKEN", "").strip() or None,
             "cors_origins": origins(os.environ.get("SESSIONMETER_CORS_ORIGINS", "")),
+            "postgres_connections": connections(os.environ.get(CONNECTIONS_ENV)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -15,10 +15,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from domain.calendar import Calendar
 
-# Connections per process (PostgreSQL allows 100 by default): the hot paths' statements sent to
-# the driver (create_driver_engine), and everything SQLAlchemy sends.
-DRIVER_POOL_SIZE = 20
-POOL_SIZE = 10
+# PostgreSQL connections a process keeps at most (PostgreSQL allows 100 by default), unless told.
+DEFAULT_CONNECTIONS = 30
 
 DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -60,9 +58,18 @@ def async_url(url: str) -> str:
     return DRIVERS.get(scheme.lower(), scheme) + ":" + rest
 
 
-def create_engine(url: str, generic_plans: bool = False) -> AsyncEngine:
+def pool_sizes(connections: int) -> tuple[int, int]:
+    """A process's PostgreSQL connections (at least 2) shared between its two engines: two
+    thirds to the hot paths' statements sent to the driver (create_driver_engine), the rest to
+    everything SQLAlchemy sends."""
+    driver = max(1, connections * 2 // 3)
+    return driver, connections - driver
+
+
+def create_engine(url: str, generic_plans: bool = False, pool_size: int = 10) -> AsyncEngine:
     """Its errors name the statement that failed, never the values bound to it: those come from
-    requests (subject ids, attributes), and the errors of a request are logged."""
+    requests (subject ids, attributes), and the errors of a request are logged. On PostgreSQL
+    it keeps up to `pool_size` connections."""
     full = make_url(async_url(url))
     # JSON columns decoded by msgspec: the same values as json.loads, in a third of the time
     # (reports read thousands of small JSON objects).
@@ -83,7 +90,7 @@ def create_engine(url: str, generic_plans: bool = False) -> AsyncEngine:
         settings["plan_cache_mode"] = "force_generic_plan"
     return create_async_engine(
         full,
-        pool_size=DRIVER_POOL_SIZE if generic_plans else POOL_SIZE,
+        pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
         connect_args={"server_settings": settings},
@@ -91,7 +98,7 @@ def create_engine(url: str, generic_plans: bool = False) -> AsyncEngine:
     )
 
 
-def create_driver_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int = 20) -> AsyncEngine:
     """The engine whose connections the hot paths' statements go to the driver on
     (asyncpg_statements); on SQLite `engine` itself, whose writers take turns on one connection
     (sqlite_statements).
@@ -109,7 +116,7 @@ def create_driver_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     which run on `engine` for it: the reaper's time-out and a settlement."""
     if engine.dialect.name == "sqlite":
         return engine
-    return create_engine(url, generic_plans=True)
+    return create_engine(url, generic_plans=True, pool_size=pool_size)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

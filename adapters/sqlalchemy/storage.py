@@ -4,7 +4,13 @@ from sqlalchemy import Connection, text
 
 from adapters.sqlalchemy.archive import SqlTenantArchive
 from adapters.sqlalchemy.credits import SqlCreditLedger, SqlRateRepository
-from adapters.sqlalchemy.engine import batch_pause_seconds, create_driver_engine, create_engine
+from adapters.sqlalchemy.engine import (
+    DEFAULT_CONNECTIONS,
+    batch_pause_seconds,
+    create_driver_engine,
+    create_engine,
+    pool_sizes,
+)
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import SqlEventLog
@@ -38,11 +44,14 @@ MIGRATION_LOCK = 7_415_962_301
 class SqlAlchemyStorage(Storage):
     """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
+    def __init__(self, url: str, connections: int | None = None) -> None:
+        """`connections`: how many PostgreSQL connections this process may keep (None:
+        engine.DEFAULT_CONNECTIONS)."""
+        driver_pool, pool = pool_sizes(connections or DEFAULT_CONNECTIONS)
+        self.engine = create_engine(url, pool_size=pool)
         # The hot paths' statements sent to the driver go through connections of their own
         # (engine.create_driver_engine says why).
-        self.driver_engine = create_driver_engine(url, self.engine)
+        self.driver_engine = create_driver_engine(url, self.engine, driver_pool)
         self.sessions = SqlSessionRepository(self.engine, self.driver_engine)
         self.events = SqlEventLog(self.engine, self.driver_engine)
         self.tenants = SqlTenantRepository(self.engine)

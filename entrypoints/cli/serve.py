@@ -14,7 +14,7 @@ from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_EN
 from entrypoints.cli.running import run, settings_of
 from entrypoints.cli.worker_sockets import run_server
 from entrypoints.logs import FORMATS, LogFormat, default_format, logging_config
-from entrypoints.settings import SettingsError, origins
+from entrypoints.settings import CONNECTIONS_ENV, MIN_CONNECTIONS, SettingsError, origins
 
 # prometheus_client's: where each worker process writes its metrics for /metrics to sum.
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -151,6 +151,15 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "origin (the dashboard).",
 )
 @click.option(
+    "--postgres-connections",
+    type=click.IntRange(min=MIN_CONNECTIONS),
+    envvar=CONNECTIONS_ENV,
+    show_envvar=True,
+    help="PostgreSQL connections each worker keeps at most: two thirds for the hot paths' "
+    "statements, the rest for the others; a request waits for one when all are busy. "
+    "[default: 30]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(SAFE_LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -180,6 +189,7 @@ def serve(
     graceful_shutdown: int,
     proxies: str,
     cors_origins: str | None,
+    postgres_connections: int | None,
     log_level: str,
     log_format: LogFormat | None,
 ) -> None:
@@ -196,6 +206,7 @@ def serve(
         "SESSIONMETER_ROLLUP_INTERVAL_SECONDS": rollup_interval,
         "SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS": livekit_reconcile_interval,
         CORS_ENV: cors_origins,
+        CONNECTIONS_ENV: postgres_connections,
     }
     for name, value in given.items():
         if value is not None:

@@ -28,6 +28,12 @@ class Container(containers.DeclarativeContainer):
 def build_container(settings: Settings) -> Container:
     container = Container()
     container.config.from_dict(
-        {"storage": {"family": settings.storage_family, "url": settings.storage_url}}
+        {
+            "storage": {
+                "family": settings.storage_family,
+                "url": settings.storage_url,
+                "postgres_connections": settings.postgres_connections,
+            }
+        }
     )
     return container

@@ -13,7 +13,9 @@ class StorageContainer(containers.DeclarativeContainer):
     backend = providers.Selector(
         config.family,
         memory=providers.Singleton(MemoryStorage),
-        sqlalchemy=providers.Singleton(SqlAlchemyStorage, url=config.url),
+        sqlalchemy=providers.Singleton(
+            SqlAlchemyStorage, url=config.url, connections=config.postgres_connections
+        ),
         mongodb=providers.Singleton(MongoStorage, url=config.url),
     )
     sessions = backend.provided.sessions

@@ -89,6 +89,19 @@ def test_a_malformed_number_in_the_environment_is_one_line(
     assert len(refused.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("given", ["many", "1", "-4", "2.5"])
+def test_postgres_connections_are_a_whole_number_of_at_least_two(
+    url: str, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.setenv("SESSIONMETER_POSTGRES_CONNECTIONS", given)
+    refused = sessionmeter(url, "db", "upgrade")
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"Error: configuration: SESSIONMETER_POSTGRES_CONNECTIONS: {given!r} is not a whole "
+        "number of at least 2\n"
+    )
+
+
 def test_a_database_not_migrated_yet_is_a_storage_error_with_a_hint(url: str) -> None:
     refused = sessionmeter(url, "tenants", "create", "acme")
     assert refused.exit_code == 1
