@@ -150,10 +150,15 @@ class ReconcileLiveKit:
             await self._sessions.sign_of_life(tenant.id, stay.id, now, now, window)
             done.present += 1
         else:
+            # Asking the server took time, during which a webhook may have been a sign of life:
+            # the stay ends when it was last seen as stored now, not as the page read it.
+            current = await self._sessions.get(tenant.id, stay.id)
+            if current is None:
+                return  # deleted meanwhile
             exited = await self._stays.end(
                 tenant.id,
                 stay.id,
-                stay.last_seen_at,
+                current.last_seen_at,
                 reason=RECONCILED,
                 settings=tenant.settings,
             )

@@ -13,6 +13,9 @@ each of its methods is atomic by construction, because nothing between reading a
 dicts suspends (its `await`s only call coroutines that never await anything that yields), so one
 caller runs to completion before the next starts. A memory method that awaited real I/O in its
 critical step would have to take an asyncio.Lock; these tests would not see that it does not.
+
+A free race shows what happens when callers start at once; `Pause` and `after` force one
+interleaving: a racer stopped at one port call while another racer runs from start to end.
 """
 
 import asyncio
@@ -95,3 +98,60 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
     if setup_errors:
         raise setup_errors[0]
     return outcomes
+
+
+# A racer waiting for another longer than this is stuck.
+WAIT_SECONDS = 30.0
+
+
+class Pause:
+    """A racer's port whose first call of `method` lets another racer go (`reached`) and waits
+    until it is done (`go`): before the call, or after it (its result held back meanwhile)."""
+
+    def __init__(
+        self,
+        port: Any,
+        method: str,
+        reached: threading.Event,
+        go: threading.Event,
+        before: bool = True,
+    ) -> None:
+        self._port, self._method, self._before = port, method, before
+        self._reached, self._go = reached, go
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._port, name)
+        if name != self._method:
+            return found
+
+        async def paused(*args: Any, **kwargs: Any) -> Any:
+            if self._before:
+                await self._pause()
+            result = await found(*args, **kwargs)
+            if not self._before:
+                await self._pause()
+            return result
+
+        return paused
+
+    async def _pause(self) -> None:
+        if self._reached.is_set():
+            return
+        self._reached.set()
+        # In a thread: the memory store's racers share this event loop.
+        assert await asyncio.to_thread(self._go.wait, WAIT_SECONDS), "the other racer hung"
+
+
+def after(reached: threading.Event, go: threading.Event, call: Call) -> Call:
+    """A racer that waits until the paused one is stopped (`reached`), makes its call, then
+    lets the paused racer go on."""
+
+    async def racer(storage: Any) -> Any:
+        waited = await asyncio.to_thread(reached.wait, WAIT_SECONDS)
+        assert waited, "the paused racer never paused"
+        try:
+            return await call(storage)
+        finally:
+            go.set()
+
+    return racer
