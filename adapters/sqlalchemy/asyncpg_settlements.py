@@ -7,11 +7,22 @@ without fresh statistics (a tenant's sessions loaded in bulk a moment ago have n
 from collections.abc import Mapping, Sequence
 
 from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
+from adapters.sqlalchemy.engine import SEPARATOR
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
-from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, settled_values
+from adapters.sqlalchemy.settlement_batches import (
+    Row,
+    SettlementWriter,
+    ledger_lock,
+    settled_values,
+)
 from adapters.sqlalchemy.tables import alerts, ledger_entries, sessions
 from domain.session import Charge, ChargeState
 
+# In the order of the keys given (sorted): engine.serialise's lock, for each key.
+LOCK_SUBJECTS = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(k.key, 0))"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
+)
 # In the order of the ids given (sorted): locks of several sessions are taken in id order.
 LOCK = (
     "SELECT s.id, s.charge_state, s.charge_revision FROM unnest($2::varchar[]) AS k(id)"
@@ -47,6 +58,10 @@ class AsyncpgSettlementWriter(SettlementWriter):
     def __init__(self, driver: Driver, tenant_id: str) -> None:
         self._driver = driver
         self._tenant_id = tenant_id
+
+    async def lock_subjects(self, subject_ids: list[str]) -> None:
+        keys = [SEPARATOR.join(ledger_lock(self._tenant_id, s)) for s in sorted(subject_ids)]
+        await self._driver.execute(LOCK_SUBJECTS, keys)
 
     async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
         rows = await self._driver.fetch(LOCK, self._tenant_id, sorted(session_ids))

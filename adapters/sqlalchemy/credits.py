@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
@@ -43,6 +43,14 @@ SUBJECT_BALANCE = (
 # parameters (building and cache-keying them on each call cost more than the database did).
 SESSION_WITH_BALANCE = select(sessions, SUBJECT_BALANCE).where(
     sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session")
+)
+# The lock of the session's subject's ledger (settlement_batches.ledger_lock, as
+# engine.serialise takes it), in a statement of its own: a read in the same statement would
+# see the ledger as of before the wait.
+LOCK_LEDGER_OF_SESSION = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended("
+    "concat_ws(chr(31), 'ledger', tenant_id, subject_id), 0))"
+    " FROM sessions WHERE tenant_id = :tenant AND id = :session AND subject_id IS NOT NULL"
 )
 # Guarded on the pending revision the decision read: of concurrent settlers, or a settler racing
 # a correction, only one claims it, and only its records are written.
@@ -112,9 +120,12 @@ class SqlCreditLedger(CreditLedger):
         """Read the session with its subject's balance, let domain.charging.settle decide, then
         claim the revision read and write what the settlement records in one atomic step."""
         key = {"tenant": tenant_id, "session": session_id}
-        # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
-        # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction.
-        async with self._single.begin() as conn:
+        # One transaction, under the lock of the subject's ledger (SQLite's write lock there):
+        # two settlements of one subject that both read its balance before either charged
+        # would decide their balance_after, warnings and alerts from a balance without the other.
+        async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(LOCK_LEDGER_OF_SESSION, key)
             row = (await conn.execute(SESSION_WITH_BALANCE, key)).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
@@ -209,8 +220,10 @@ class SqlCreditLedger(CreditLedger):
 async def _settle_batch(
     writer: SettlementWriter, priced: Sequence[Priced], at: datetime
 ) -> dict[str, Charge]:
-    """Lock and read the sessions' charge states, keep those still claimable as priced, sum
-    their subjects' balances, let domain.charging.settle_batch decide, write what it decided."""
+    """Lock the subjects' ledgers, lock and read the sessions' charge states, keep those still
+    claimable as priced, sum their subjects' balances, let domain.charging.settle_batch decide,
+    write what it decided."""
+    await writer.lock_subjects(sorted(subjects_of(priced)))
     states = await writer.charge_states(sorted({p.session_id for p in priced}))
     claimed = [p for p in priced if p.session_id in states and p.claimable(*states[p.session_id])]
     subjects = sorted(subjects_of(claimed))

@@ -175,11 +175,15 @@ def insert(engine: AsyncEngine, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+# Between the parts of a lock's key.
+SEPARATOR = "\x1f"
+
+
 async def serialise(conn: AsyncConnection, *key: str) -> None:
     """Make transactions that name the same key run one after the other (a PostgreSQL
     transaction-level advisory lock). SQLite transactions are serialised already."""
     if conn.dialect.name == "postgresql":
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": "\x1f".join(key)},
+            {"key": SEPARATOR.join(key)},
         )

@@ -1,11 +1,14 @@
 """A batch of settlements (CreditLedger.settle_many) in one transaction: what it asks of the
 driver it is sent to (asyncpg_settlements on PostgreSQL, sqlite_settlements on SQLite's thread).
 
-The transaction locks the sessions' charge states (in id order, as every lock of several
-sessions is taken), sums their subjects' balances, and then writes what
-domain.charging.settle_batch decided: the settled sessions, the ledger entries, the alerts. Under
-those locks a session read pending at its revision stays so until the commit, so every claim
-holds; the unique (session, revision) index of the ledger is the last word all the same.
+The transaction takes its subjects' ledger locks (in subject order, before any session's: a
+single settlement takes its subject's, then its session's), locks the sessions' charge states
+(in id order, as every lock of several sessions is taken), sums their subjects' balances, and
+then writes what domain.charging.settle_batch decided: the settled sessions, the ledger entries,
+the alerts. Under those locks a session read pending at its revision stays so until the commit,
+so every claim holds, and no other settlement of those subjects charges between the balances
+read and the entries written; the unique (session, revision) index of the ledger is the last
+word all the same.
 """
 
 from collections.abc import Mapping, Sequence
@@ -16,7 +19,17 @@ from domain.session import Charge, ChargeState
 Row = Mapping[str, Any]
 
 
+def ledger_lock(tenant_id: str, subject_id: str) -> tuple[str, ...]:
+    """The key of the lock a settlement takes on its subject's ledger (engine.serialise), so
+    that settlements of one subject read its balance one after the other."""
+    return ("ledger", tenant_id, subject_id)
+
+
 class SettlementWriter(Protocol):
+    async def lock_subjects(self, subject_ids: list[str]) -> None:
+        """Take these subjects' ledger locks (ids sorted), held until the transaction ends."""
+        ...
+
     async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
         """The charge state and revision of each session found (ids sorted), locked until the
         transaction ends."""

@@ -36,6 +36,9 @@ class SqliteSettlementWriter(SettlementWriter):
         self._connection = connection
         self._tenant_id = tenant_id
 
+    async def lock_subjects(self, subject_ids: list[str]) -> None:
+        """Nothing: the transaction holds SQLite's one write lock."""
+
     async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
         found = self._connection.execute(
             "SELECT id, charge_state, charge_revision FROM sessions"

@@ -35,7 +35,11 @@ class CreditLedger(Protocol):
         first settlement a charge entry, later ones an adjustment of the difference; none for a
         difference of 0) dated `at`, the session's charge and its alert, and the session marked
         charged. None when the session is not pending at that revision (settled by another
-        caller, or corrected again since: read it and settle the new revision)."""
+        caller, or corrected again since: read it and settle the new revision).
+        Settlements of one subject (by `settle` and `settle_many`) take turns: each reads the
+        balance with the charges of those before it, so its balance_after, warning and alert
+        are those of some order of them. (Not yet on MongoDB: see
+        tests/contract/test_use_case_races.py.)"""
         ...
 
     async def settle_many(
