@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import Numeric, Select, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
@@ -44,13 +44,15 @@ SUBJECT_BALANCE = (
 SESSION_WITH_BALANCE = select(sessions, SUBJECT_BALANCE).where(
     sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session")
 )
-# The lock of the session's subject's ledger (settlement_batches.ledger_lock, as
-# engine.serialise takes it), in a statement of its own: a read in the same statement would
-# see the ledger as of before the wait.
-LOCK_LEDGER_OF_SESSION = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended("
-    "concat_ws(chr(31), 'ledger', tenant_id, subject_id), 0))"
-    " FROM sessions WHERE tenant_id = :tenant AND id = :session AND subject_id IS NOT NULL"
+# Two settlements of one subject that both read its balance before either charged would decide
+# their balance_after, warnings and alerts from a balance without the other's charge. So on
+# PostgreSQL a claim takes the subject's ledger lock (held until it commits; the reaper's batch
+# takes the same) and holds only if the balance is still the one read; else it claims nothing
+# and DeductCredits reads again. Migration 0023's function sums the ledger after the lock.
+BALANCE_UNCHANGED = or_(
+    sessions.c.subject_id.is_(None),
+    func.ledger_balance_locked(sessions.c.tenant_id, sessions.c.subject_id)
+    == bindparam("balance", type_=Numeric()),
 )
 # Guarded on the pending revision the decision read: of concurrent settlers, or a settler racing
 # a correction, only one claims it, and only its records are written.
@@ -120,12 +122,11 @@ class SqlCreditLedger(CreditLedger):
         """Read the session with its subject's balance, let domain.charging.settle decide, then
         claim the revision read and write what the settlement records in one atomic step."""
         key = {"tenant": tenant_id, "session": session_id}
-        # One transaction, under the lock of the subject's ledger (SQLite's write lock there):
-        # two settlements of one subject that both read its balance before either charged
-        # would decide their balance_after, warnings and alerts from a balance without the other.
-        async with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(LOCK_LEDGER_OF_SESSION, key)
+        # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
+        # COMMIT on the hot path of every charged exit), the claim holding only while the
+        # subject's balance is the one read (BALANCE_UNCHANGED); SQLite runs them in one
+        # transaction, which takes its write lock.
+        async with self._single.begin() as conn:
             row = (await conn.execute(SESSION_WITH_BALANCE, key)).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
@@ -139,7 +140,12 @@ class SqlCreditLedger(CreditLedger):
             if (alert := settled.alert_record(session, at)) is not None:
                 records.append((alerts, asdict(alert)))
             session.settle(settled.charge)
-            claim = {**key, "revision": revision, **new_values(session, SETTLED_COLUMNS)}
+            claim = {
+                **key,
+                "revision": revision,
+                "balance": row.balance,
+                **new_values(session, SETTLED_COLUMNS),
+            }
             if not await _claim_and_record(conn, claim, records):
                 return None
         return settled.charge
@@ -260,7 +266,7 @@ async def _claim_and_record(
 def _claim_with_records(shape: Shape) -> Select[Any]:
     """CLAIM and the inserts of records of this shape as one PostgreSQL statement of
     data-modifying CTEs: the records are inserted only from a claim made. Built once per shape."""
-    claimed = CLAIM.returning(sessions.c.id).cte("claimed")
+    claimed = CLAIM.where(BALANCE_UNCHANGED).returning(sessions.c.id).cte("claimed")
     inserts = []
     for name, columns in shape:
         table = RECORD_TABLES[name]

@@ -36,9 +36,10 @@ class CreditLedger(Protocol):
         difference of 0) dated `at`, the session's charge and its alert, and the session marked
         charged. None when the session is not pending at that revision (settled by another
         caller, or corrected again since: read it and settle the new revision).
-        Settlements of one subject (by `settle` and `settle_many`) take turns: each reads the
-        balance with the charges of those before it, so its balance_after, warning and alert
-        are those of some order of them. (Not yet on MongoDB: see
+        Settlements of one subject (by `settle` and `settle_many`) take turns: each decides
+        from the balance with the charges of those before it, so its balance_after, warning and
+        alert are those of some order of them; a `settle` whose subject's balance changed after
+        it read it claims nothing (None: read it and settle again). (Not yet on MongoDB: see
         tests/contract/test_use_case_races.py.)"""
         ...
 

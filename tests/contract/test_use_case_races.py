@@ -153,6 +153,12 @@ def analyses(tenant: Tenant, session_id: str, *minutes: int) -> Call:
     )
 
 
+async def settle_what_is_pending(storage: Any, tenant: Tenant) -> None:
+    """What the reaper does for a settlement that lost its claim too often to others."""
+    for pending in await storage.sessions.pending_charges(tenant.id, 100):
+        await wired(storage, CLOCK).use_cases().deduct_credits()(pending)
+
+
 async def counseling_of_ana(storage: Any, tenant: Tenant, count: int) -> list[Any]:
     """`count` rated sessions of one subject."""
     await storage.rates.put(tenant.id, COUNSELING)
@@ -186,17 +192,18 @@ async def test_exits_of_one_subjects_sessions_at_once_each_charge_sees_the_ones_
 ) -> None:
     """Ten sessions of one subject exit at once, each charged 6 of a balance of 50: as if one
     after the other, the charges leave 44, 38, ..., -4, -10, the last two warned and alerted.
-    A settlement reads the balance and then charges: without the subject's settlements taking
-    turns, several read one balance (before, on PostgreSQL: [2, 8, 8, 38, 38, 38, 44, 44, 44, 44]
+    A settlement reads the balance and then charges: without the subject's claims taking turns
+    and holding only on the balance read, several read one balance (before, on PostgreSQL: [2, 8, 8, 38, 38, 38, 44, 44, 44, 44]
     and no alert)."""
     if storage_url.startswith("mongodb"):
         pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
     await storage.ledger.grant(a_grant(tenant, 50, "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
 
-    exited = await race(*(exits(tenant, s.id, 3) for s in sessions))
+    await race(*(exits(tenant, s.id, 3) for s in sessions))
+    await settle_what_is_pending(storage, tenant)
 
-    charges = [e.session.charge for e in exited]
+    charges = [(await storage.sessions.get(tenant.id, s.id)).charge for s in sessions]
     assert all(c is not None and c.credits == 6 for c in charges)
     assert (await storage.ledger.balance(tenant.id, "ana")).balance == 50 - 60
     alerts = await storage.ledger.alerts(tenant.id, limit=50)
@@ -233,9 +240,10 @@ async def test_the_reapers_settlements_and_exits_of_one_subject_at_once_each_see
     async def settle_batch(s: Any) -> Any:
         return await wired(s, CLOCK).use_cases().deduct_credits().settle_many(closed)
 
-    outcomes = await race(settle_batch, *(exits(tenant, s.id, 3) for s in exiting))
+    await race(settle_batch, *(exits(tenant, s.id, 3) for s in exiting))
+    await settle_what_is_pending(storage, tenant)
 
-    charges = [s.charge for s in outcomes[0]] + [e.session.charge for e in outcomes[1:]]
+    charges = [(await storage.sessions.get(tenant.id, s.id)).charge for s in sessions]
     assert (
         sorted(c.balance_after for c in charges if c is not None),
         len(await storage.ledger.alerts(tenant.id, limit=50)),
@@ -257,8 +265,7 @@ async def test_exits_and_metered_batches_of_the_same_sessions_are_charged_for_ev
             for f in (exits(tenant, s.id, 3, {"analysis": 1}), analyses(tenant, s.id, 1, 2))
         )
     )
-    for pending in await storage.sessions.pending_charges(tenant.id, 100):  # the reaper's repair
-        await wired(storage, CLOCK).use_cases().deduct_credits()(pending)
+    await settle_what_is_pending(storage, tenant)
 
     price = 2 * 3 + 3 * 3  # three minutes, three analyses
     right = (SessionStatus.COMPLETED, at(3), 3, ChargeState.CHARGED, price, -price)
