@@ -22,7 +22,7 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 # minutes, so that a reaper's end (6 s after the start), the end later events move it to (16-30 s)
 # and the client's exit a second later fall into prices that differ once, then not again.
 RATES = {"counseling": 60, "kiosk": 4}
-GRANTS = {"counselee-9": 1000, "visitor-4": 100}
+GRANTS = {"counselee-9": 1000, "visitor-4": 100, "clinic-3": 1000}
 POLL_SECONDS = 0.25
 # Bounds, not waits (each poll returns as soon as it sees what it waits for): generous, since
 # three stores' servers play at once beside the suite's other worker on 2 cores.
@@ -190,6 +190,43 @@ def all_hands(live: Live) -> AllHands:
     stays = {stay["subject_id"]: stay for stay in found["items"]}
     seconds = int(left_at.timestamp()) - int(published_at.timestamp())
     return AllHands({who: seconds for who in people}, stays)
+
+
+# 1c. One clinic's counselors end their sessions at the same moment: one subject, each exit
+# charged from the balance the charges before it left.
+
+
+CLINIC_SESSIONS = 8
+
+
+@dataclass(frozen=True)
+class Clinic:
+    granted: int
+    sessions: list[Json]  # as stored once charged
+
+
+def clinic_hour(live: Live) -> Clinic:
+    body = {"kind": "counseling", "resource_id": "room-3", "subject_id": "clinic-3"}
+    with live.app() as http:
+        ids = [ok(http.post("/v1/sessions", json=body), 201)["id"] for _ in range(CLINIC_SESSIONS)]
+    time.sleep(2)
+    ready = threading.Barrier(CLINIC_SESSIONS)
+
+    def leave(session_id: str) -> None:
+        with live.app() as http:
+            ok(http.get("/health"))  # connected before the barrier
+            ready.wait()
+            ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+
+    with ThreadPoolExecutor(CLINIC_SESSIONS) as counselors:
+        list(counselors.map(leave, ids))
+    with live.admin() as admin:
+
+        def read(session_id: str) -> Callable[[], Json]:
+            return lambda: ok(admin.get(f"/v1/sessions/{session_id}"))
+
+        stored = [poll(read(i), charged, CHARGED_WITHIN_SECONDS) for i in ids]
+    return Clinic(GRANTS["clinic-3"], stored)
 
 
 # 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
@@ -850,6 +887,7 @@ def lost_batch(live: Live) -> Gapped:
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
+    "clinic_hour": clinic_hour,
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,
     "silent_kiosk": silent_kiosk,
