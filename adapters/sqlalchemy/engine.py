@@ -66,7 +66,7 @@ def pool_sizes(connections: int) -> tuple[int, int]:
     return driver, connections - driver
 
 
-def create_engine(url: str, generic_plans: bool = False, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int, generic_plans: bool = False) -> AsyncEngine:
     """Its errors name the statement that failed, never the values bound to it: those come from
     requests (subject ids, attributes), and the errors of a request are logged. On PostgreSQL
     it keeps up to `pool_size` connections."""
@@ -98,7 +98,7 @@ def create_engine(url: str, generic_plans: bool = False, pool_size: int = 10) ->
     )
 
 
-def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int = 20) -> AsyncEngine:
+def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int) -> AsyncEngine:
     """The engine whose connections the hot paths' statements go to the driver on
     (asyncpg_statements); on SQLite `engine` itself, whose writers take turns on one connection
     (sqlite_statements).
@@ -116,7 +116,7 @@ def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int = 20) -> 
     which run on `engine` for it: the reaper's time-out and a settlement."""
     if engine.dialect.name == "sqlite":
         return engine
-    return create_engine(url, generic_plans=True, pool_size=pool_size)
+    return create_engine(url, pool_size, generic_plans=True)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

@@ -48,7 +48,7 @@ class SqlAlchemyStorage(Storage):
         """`connections`: how many PostgreSQL connections this process may keep (None:
         engine.DEFAULT_CONNECTIONS)."""
         driver_pool, pool = pool_sizes(connections or DEFAULT_CONNECTIONS)
-        self.engine = create_engine(url, pool_size=pool)
+        self.engine = create_engine(url, pool)
         # The hot paths' statements sent to the driver go through connections of their own
         # (engine.create_driver_engine says why).
         self.driver_engine = create_driver_engine(url, self.engine, driver_pool)

@@ -157,6 +157,10 @@ async def _kiosk_telemetry(storage: Any, tenant: Tenant, session_id: str) -> Non
     await storage.sales.move_settlement(tenant.id, "sale-1", SettlementState.PENDING, settled)
 
 
+def a_grant(tenant: Tenant, amount: int, key: str, subject: str = "user-1") -> LedgerEntry:
+    return LedgerEntry.grant(str(uuid.uuid4()), tenant.id, subject, amount, "top-up", key, T0)
+
+
 def wired(storage: Storage, clock: Clock | None = None, **ports: object) -> Container:
     """The container's use cases and jobs on `storage` (the test's, or a racer's own), at
     `clock` if given, with any of its ports replaced (`ledger=FailsOnce(...)`). A new container

@@ -104,6 +104,12 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
 WAIT_SECONDS = 30.0
 
 
+async def wait_for(event: threading.Event) -> None:
+    """Until another racer sets `event`; in a thread, since the memory store's racers share
+    this event loop."""
+    assert await asyncio.to_thread(event.wait, WAIT_SECONDS), "the other racer never got there"
+
+
 class Pause:
     """A racer's port whose first call of `method` lets another racer go (`reached`) and waits
     until it is done (`go`): before the call, or after it (its result held back meanwhile)."""
@@ -138,8 +144,7 @@ class Pause:
         if self._reached.is_set():
             return
         self._reached.set()
-        # In a thread: the memory store's racers share this event loop.
-        assert await asyncio.to_thread(self._go.wait, WAIT_SECONDS), "the other racer hung"
+        await wait_for(self._go)
 
 
 def after(reached: threading.Event, go: threading.Event, call: Call) -> Call:
@@ -147,8 +152,7 @@ def after(reached: threading.Event, go: threading.Event, call: Call) -> Call:
     lets the paused racer go on."""
 
     async def racer(storage: Any) -> Any:
-        waited = await asyncio.to_thread(reached.wait, WAIT_SECONDS)
-        assert waited, "the paused racer never paused"
+        await wait_for(reached)
         try:
             return await call(storage)
         finally:

@@ -1,7 +1,6 @@
 """Rates and the CreditLedger contract: each session charged at most once, the balance always
 the sum of the ledger, grants once per key — with concurrent callers, on every backend."""
 
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -9,21 +8,17 @@ import pytest
 
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
-from domain.credits import EntryKind, LedgerEntry, MeterRate, Rate, Rounding
+from domain.credits import EntryKind, MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.session import Charge, ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, T0, at, stored_session, wired
+from tests.contract.builders import NOW, OPEN, SHUT, a_grant, at, stored_session, wired
 from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
-
-
-def a_grant(tenant: Tenant, amount: int, key: str, subject: str = "user-1") -> LedgerEntry:
-    return LedgerEntry.grant(str(uuid.uuid4()), tenant.id, subject, amount, "top-up", key, T0)
 
 
 async def ledger_sum(storage: Any, tenant: Tenant, subject: str = "user-1") -> int:

@@ -70,7 +70,7 @@ async def _unmigrated(storage_url: str, tmp_path: Path) -> AsyncIterator[str]:
         yield f"sqlite:///{tmp_path}/unmigrated.db"
         return
     name = f"{storage_url.rsplit('/', 1)[1]}_unmigrated"
-    engine = create_engine(storage_url)
+    engine = create_engine(storage_url, pool_size=1)
     server = engine.execution_options(isolation_level="AUTOCOMMIT")
     try:
         async with server.connect() as conn:

@@ -5,9 +5,7 @@ store.
 The races marked `xfail(strict=True)` are known to end wrong (found in review on 2026-12-03):
 each forces the interleaving that does, and fails loudly once it no longer does."""
 
-import asyncio
 import threading
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,28 +17,19 @@ from application.events.ingest_events import IngestEventsCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
 from application.sessions.start_session import StartSessionCommand
-from domain.credits import LedgerEntry, MeterRate, Rate, Rounding
+from domain.credits import MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.plans import Plan, PlanLimits, TrialExhausted
 from domain.session import ChargeState, Exit, SessionRequest, SessionStatus
 from domain.tenants import Tenant
 from domain.usage import Usage
-from tests.contract.builders import T0, at, stored_session, wired
-from tests.contract.races import WAIT_SECONDS, Call, Race
+from tests.contract.builders import a_grant, at, stored_session, wired
+from tests.contract.races import Call, Race, wait_for
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
-
-
-def a_grant(tenant: Tenant, amount: int, subject: str) -> LedgerEntry:
-    key = str(uuid.uuid4())
-    return LedgerEntry.grant(str(uuid.uuid4()), tenant.id, subject, amount, "top-up", key, T0)
-
-
-async def wait_for(event: threading.Event) -> None:
-    assert await asyncio.to_thread(event.wait, WAIT_SECONDS), "the other racer never got there"
 
 
 class Proxy:
@@ -105,7 +94,7 @@ async def test_a_charge_settled_while_its_subject_is_erased_sees_the_subjects_ba
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
     await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "ana"))
+    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
     clock = FakeClock(at(60))
     at_settle, erased, settled = threading.Event(), threading.Event(), threading.Event()
@@ -197,7 +186,7 @@ async def test_exits_of_one_subjects_sessions_at_once_each_charge_sees_the_ones_
     and no alert)."""
     if storage_url.startswith("mongodb"):
         pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
-    await storage.ledger.grant(a_grant(tenant, 50, "ana"))
+    await storage.ledger.grant(a_grant(tenant, 50, "g-1", "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
 
     await race(*(exits(tenant, s.id, 3) for s in sessions))
@@ -222,7 +211,7 @@ async def test_the_reapers_settlements_and_exits_of_one_subject_at_once_each_see
     does (first, before any session's), so none of them deadlocks and each sees the others."""
     if storage_url.startswith("mongodb"):
         pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
-    await storage.ledger.grant(a_grant(tenant, 50, "ana"))
+    await storage.ledger.grant(a_grant(tenant, 50, "g-1", "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
     reaped, exiting = sessions[:5], sessions[5:]
     closed = []
