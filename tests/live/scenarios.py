@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.serving import Server
+from tests.fake_livekit import fake_livekit
 from tests.livekit_server import LiveKitServer
 
 IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the API accepts)
@@ -190,6 +191,60 @@ def all_hands(live: Live) -> AllHands:
     stays = {stay["subject_id"]: stay for stay in found["items"]}
     seconds = int(left_at.timestamp()) - int(published_at.timestamp())
     return AllHands({who: seconds for who in people}, stays)
+
+
+# 1b'. A stay whose `left` LiveKit never sent: reconciliation asks the tenant's LiveKit server
+# (a second tenant's, with a server URL) and ends it when last seen.
+
+
+RECONCILED_WITHIN_SECONDS = 30  # the server reconciles every 5 s
+RECONCILING_KEY = "APIreconciled"
+RECONCILING_SECRET = "another-secret-of-at-least-thirty-two-chars"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    present: Json  # the stay after a run or more while its participant was in the room
+    unpublished_at: datetime  # the camera's end: the last webhook, after the participant left
+    final: Json
+
+
+def reconciled_stay(live: Live) -> Reconciled:
+    live.server.operator("tenants", "create", "telehealth")
+    admin_key = live.server.operator("keys", "create", "--tenant", "telehealth", "--role", "admin")
+    room = LiveKitServer(RECONCILING_KEY, RECONCILING_SECRET, room="consult-1")
+    with fake_livekit(RECONCILING_KEY, RECONCILING_SECRET) as livekit:
+        live.server.operator(
+            "livekit", "add", "--tenant", "telehealth", "--api-key", RECONCILING_KEY,
+            "--api-secret", RECONCILING_SECRET, "--url", livekit.url,
+        )  # fmt: skip
+        with live.server.client(admin_key) as admin:
+
+            def deliver(webhook: tuple[str, dict[str, str]]) -> None:
+                raw, headers = webhook
+                ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
+
+            def stay() -> Json:
+                found = ok(admin.get("/v1/sessions", params={"resource_id": "consult-1"}))
+                stays: list[Json] = found["items"]
+                assert len(stays) == 1, found
+                return stays[0]
+
+            joined_at = now()
+            livekit.join("consult-1", "PA_dr-kim", "dr-kim")
+            deliver(room.joined("dr-kim", joined_at))
+            deliver(room.track("track_published", "dr-kim", joined_at, "TR_cam", "CAMERA", now()))
+            time.sleep(7)  # a reconciliation run or more: she is in the room
+            present = stay()
+            livekit.leave("consult-1", "PA_dr-kim")
+            unpublished_at = now()
+            deliver(
+                room.track(
+                    "track_unpublished", "dr-kim", joined_at, "TR_cam", "CAMERA", unpublished_at
+                )
+            )
+            final = poll(stay, lambda s: s["status"] != "active", RECONCILED_WITHIN_SECONDS)
+    return Reconciled(present, unpublished_at, final)
 
 
 # 1c. One clinic's counselors end their sessions at the same moment: one subject, each exit
@@ -887,6 +942,7 @@ def lost_batch(live: Live) -> Gapped:
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
+    "reconciled_stay": reconciled_stay,
     "clinic_hour": clinic_hour,
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,

@@ -33,6 +33,7 @@ from tests.live.scenarios import (
     Forgotten,
     Gapped,
     KioskDay,
+    Reconciled,
     Retained,
     Return,
     Stay,
@@ -73,6 +74,23 @@ def test_a_camera_published_as_its_participant_leaves_ends_with_the_stay(live: L
     for who, stay in meeting.stays.items():
         assert stay["status"] == "completed", stay
         assert float(stay["usage"].get("video.seconds", 0)) == meeting.camera_seconds[who], stay
+
+
+def test_a_stay_whose_left_never_came_is_ended_by_reconciliation_when_last_seen(
+    live: LiveRun,
+) -> None:
+    """While the participant is in the room, reconciliation keeps the stay open; once LiveKit's
+    server says she is gone, it ends at its last sign of life as stored: the camera's end,
+    which came after she left the room."""
+    reconciled: Reconciled = live.outcome("reconciled_stay")
+
+    assert reconciled.present["status"] == "active", reconciled.present
+    final = reconciled.final
+    assert (final["status"], final["exit_reason"]) == ("completed", "reconciled"), final
+    ended_at = instant(final["ended_at"])
+    assert ended_at == instant(final["last_seen_at"]), final
+    assert ended_at >= reconciled.unpublished_at.replace(microsecond=0), final
+    assert float(final["usage"]["video.seconds"]) > 0, final
 
 
 def test_a_subjects_exits_at_once_are_each_charged_from_the_balance_the_others_left(
