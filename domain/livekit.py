@@ -52,12 +52,16 @@ TRACK_EVENT_PREFIX = {
 @dataclass(frozen=True)
 class TrackReport:
     """What webhooks said of one track of a stay: when it was published and unpublished (each
-    known once it has been reported), and the meter its time adds to."""
+    known once it has been reported), and the meter its time adds to. An end that LiveKit did
+    not report but the track's stay gave it, ending while the track was open, is
+    `end_from_stay`: it stands for the track's end only until LiveKit's own report of it or the
+    stay's final end replaces it (merge_reports)."""
 
     track_sid: str
     meter: str
     published_at: datetime | None = None
     unpublished_at: datetime | None = None
+    end_from_stay: bool = False
 
     @property
     def seconds(self) -> int | None:
@@ -118,12 +122,18 @@ class RoomEvent:
 
 def merge_reports(known: TrackReport, report: TrackReport) -> TrackReport:
     """What is known of a track after another report of it: the first report of each end wins
-    (a redelivered webhook changes nothing)."""
+    (a redelivered webhook changes nothing), except an end from the track's stay, which any
+    reported end replaces: LiveKit's own (the track ended before its stay) or the stay's again
+    (two enders of a stay raced, and the end it kept is the one its tracks must take)."""
+    end = known
+    if known.unpublished_at is None or (known.end_from_stay and report.unpublished_at):
+        end = report
     return TrackReport(
         known.track_sid,
         known.meter,
         known.published_at or report.published_at,
-        known.unpublished_at or report.unpublished_at,
+        end.unpublished_at,
+        end.end_from_stay and end.unpublished_at is not None,
     )
 
 
@@ -132,11 +142,14 @@ def session_id_of(room_sid: str, participant_sid: str) -> str:
 
 
 def new_ends(known: TrackReport | None, merged: TrackReport) -> list[tuple[str, datetime]]:
-    """The ends of a track that a report made known for the first time: ("start" | "end", at)."""
+    """The ends of a track that a report made known, for the first time or (its end, when the
+    stay's end is replaced) again: ("start" | "end", at)."""
     ends = []
     if merged.published_at is not None and (known is None or known.published_at is None):
         ends.append(("start", merged.published_at))
-    if merged.unpublished_at is not None and (known is None or known.unpublished_at is None):
+    if merged.unpublished_at is not None and (
+        known is None or known.unpublished_at != merged.unpublished_at
+    ):
         ends.append(("end", merged.unpublished_at))
     return ends
 
@@ -146,22 +159,32 @@ class TrackChange:
     """What one report changes of a track as a store keeps it (a TrackLog.record decided)."""
 
     track: TrackReport  # what is known of it afterwards
-    ends: list[tuple[str, datetime]]  # ends known for the first time: each is a session event
-    seconds: int | None  # what this report adds to its session's usage (None: nothing)
+    ends: list[tuple[str, datetime]]  # ends known for the first time, or again: session events
+    # What this report adds to its session's usage (None: nothing); below 0 when a corrected
+    # end shortens a track whose seconds were counted.
+    seconds: int | None
     counted: bool  # whether its seconds are in the usage afterwards
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.ends) or self.seconds is not None
+    changed: bool  # whether the track is stored otherwise afterwards
 
 
 def report_track(known: TrackReport | None, counted: bool, report: TrackReport) -> TrackChange:
     """A report of a track that is known as `known` (None: never reported) and whose seconds
-    are `counted` or not yet: the first report of each end wins (merge_reports), and the
-    track's seconds are added once, by whichever report makes both ends known."""
+    are `counted` or not yet: merge_reports decides its ends. The track's seconds are added by
+    whichever report makes both ends known, and a report that moves an end of a counted track
+    adds the difference, so that its usage always holds its seconds once."""
     merged = report if known is None else merge_reports(known, report)
-    seconds = None if counted else merged.seconds
-    return TrackChange(merged, new_ends(known, merged), seconds, counted or seconds is not None)
+    seconds = merged.seconds
+    if counted and known is not None and seconds is not None and known.seconds is not None:
+        seconds = (seconds - known.seconds) or None
+    elif counted:
+        seconds = None
+    return TrackChange(
+        merged,
+        new_ends(known, merged),
+        seconds,
+        counted or seconds is not None,
+        merged != known or seconds is not None,
+    )
 
 
 def track_events(

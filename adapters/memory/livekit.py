@@ -73,11 +73,11 @@ class MemoryTrackLog(TrackLog):
         session.add_usage({change.track.meter: change.seconds})
         return True
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         return [
             report
             for (tenant, session, _), (report, _) in sorted(self._store.tracks.items())
             if (tenant, session) == (tenant_id, session_id)
             and report.published_at is not None
-            and report.unpublished_at is None
+            and (report.unpublished_at is None or report.end_from_stay)
         ]

@@ -111,12 +111,13 @@ class MongoTrackLog(TrackLog):
             change = report_track(known, counted, report)
             if not change.changed:
                 return False
-            # Guarded on the track as read: ends are only ever set and `counted` only turned
-            # on, so a concurrent report that changed it first fails the guard, and this one is
-            # decided again on what it left.
+            # Guarded on the track as read: a concurrent report that changed it first fails the
+            # guard, and this one is decided again on what it left.
+            from_stay = known is not None and known.end_from_stay
             guard = {
                 f"{track}.published_at": None if known is None else known.published_at,
                 f"{track}.unpublished_at": None if known is None else known.unpublished_at,
+                f"{track}.end_from_stay": True if from_stay else {"$ne": True},
                 f"{track}.counted": True if counted else {"$ne": True},
             }
             written = await self._sessions.find_one_and_update(
@@ -139,11 +140,17 @@ class MongoTrackLog(TrackLog):
             return change.seconds is not None
         raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
-        found = await self._sessions.find_one({"tenant_id": tenant_id, "id": session_id})
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        found = await self._sessions.find_one(
+            {"tenant_id": tenant_id, "id": session_id}, {"_id": 0, "tracks": 1}
+        )
         tracks = (found or {}).get("tracks") or {}
         reports = [_report(sid, known) for sid, known in sorted(tracks.items())]
-        return [r for r in reports if r.published_at is not None and r.unpublished_at is None]
+        return [
+            r
+            for r in reports
+            if r.published_at is not None and (r.unpublished_at is None or r.end_from_stay)
+        ]
 
 
 def _update(track: str, change: TrackChange) -> Document:
@@ -154,6 +161,7 @@ def _update(track: str, change: TrackChange) -> Document:
             f"{track}.meter": t.meter,
             f"{track}.published_at": t.published_at,
             f"{track}.unpublished_at": t.unpublished_at,
+            f"{track}.end_from_stay": t.end_from_stay,
             f"{track}.counted": change.counted,
         }
     }
@@ -173,5 +181,9 @@ def _update(track: str, change: TrackChange) -> Document:
 
 def _report(track_sid: str, known: Document) -> TrackReport:
     return TrackReport(
-        track_sid, known["meter"], known.get("published_at"), known.get("unpublished_at")
+        track_sid,
+        known["meter"],
+        known.get("published_at"),
+        known.get("unpublished_at"),
+        bool(known.get("end_from_stay")),
     )

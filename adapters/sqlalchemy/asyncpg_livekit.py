@@ -23,35 +23,37 @@ TRACK = (
     "INSERT INTO track_intervals (tenant_id, session_id, track_sid, meter, counted)"
     " SELECT tenant_id, id, $3, $4, false FROM sessions WHERE tenant_id = $1 AND id = $2"
     " ON CONFLICT (tenant_id, session_id, track_sid) DO UPDATE SET meter = track_intervals.meter"
-    " RETURNING meter, published_at, unpublished_at, counted"
+    " RETURNING meter, published_at, unpublished_at, end_from_stay, counted"
 )
 EVENT_COLUMNS = ("type", "at", "category", "label", "data", "meters")
 _EVENTS = ", ".join(EVENT_COLUMNS)
 # All or nothing, in one statement: the track, if it is still as its report was decided on
 # (a concurrent report's change makes the UPDATE match no row, and the rest follows it); its
-# new ends as events, numbered after the session's highest sequence number ($10 of them, the
-# sequence numbers given counting from 1); its seconds ($17, or NULL) added to its meter.
+# new ends as events, numbered after the session's highest sequence number ($12 of them, the
+# sequence numbers given counting from 1); its seconds ($19, or NULL) added to its meter.
 SAVE_TRACK = (
     "WITH track AS (UPDATE track_intervals SET published_at = $4, unpublished_at = $5,"
-    " counted = $6 WHERE tenant_id = $1 AND session_id = $2 AND track_sid = $3"
-    " AND published_at IS NOT DISTINCT FROM $7::timestamptz"
-    " AND unpublished_at IS NOT DISTINCT FROM $8::timestamptz AND counted = $9 RETURNING meter),"
-    " numbered AS (UPDATE sessions SET max_sequence_no = max_sequence_no + $10::int,"
-    " event_count = event_count + $10::int WHERE tenant_id = $1 AND id = $2 AND $10::int > 0"
-    " AND EXISTS (SELECT FROM track) RETURNING max_sequence_no - $10::int AS highest),"
+    " end_from_stay = $6, counted = $7 WHERE tenant_id = $1 AND session_id = $2"
+    " AND track_sid = $3 AND published_at IS NOT DISTINCT FROM $8::timestamptz"
+    " AND unpublished_at IS NOT DISTINCT FROM $9::timestamptz AND end_from_stay = $10"
+    " AND counted = $11 RETURNING meter),"
+    " numbered AS (UPDATE sessions SET max_sequence_no = max_sequence_no + $12::int,"
+    " event_count = event_count + $12::int WHERE tenant_id = $1 AND id = $2 AND $12::int > 0"
+    " AND EXISTS (SELECT FROM track) RETURNING max_sequence_no - $12::int AS highest),"
     f" appended AS (INSERT INTO events (tenant_id, session_id, sequence_no, {_EVENTS})"
     f" SELECT $1, $2, highest + n, {_EVENTS} FROM numbered,"
-    f" {unnest(events, EVENT_COLUMNS, 11)} WITH ORDINALITY AS e({_EVENTS}, n)),"
+    f" {unnest(events, EVENT_COLUMNS, 13)} WITH ORDINALITY AS e({_EVENTS}, n)),"
     " added AS (INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos,"
-    " is_decimal) SELECT $1, $2, meter, $17::bigint, false FROM track WHERE $17 IS NOT NULL"
+    " is_decimal) SELECT $1, $2, meter, $19::bigint, false FROM track WHERE $19 IS NOT NULL"
     " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE"
     " SET quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos)"
     " SELECT count(*) FROM track"
 )
-OPEN_TRACKS = (
-    "SELECT track_sid, meter, published_at FROM track_intervals"
+TRACKS_ENDING_WITH_STAY = (
+    "SELECT track_sid, meter, published_at, unpublished_at, end_from_stay FROM track_intervals"
     " WHERE tenant_id = $1 AND session_id = $2"
-    " AND published_at IS NOT NULL AND unpublished_at IS NULL ORDER BY track_sid"
+    " AND published_at IS NOT NULL AND (unpublished_at IS NULL OR end_from_stay)"
+    " ORDER BY track_sid"
 )
 
 
@@ -70,8 +72,9 @@ class AsyncpgLiveKitRows(LiveKitRows):
         row = await self._driver.fetchrow(TRACK, *key, report.meter)
         if row is None:
             return None
-        meter, published_at, unpublished_at, counted = row
-        return TrackReport(report.track_sid, meter, published_at, unpublished_at), counted
+        meter, published_at, unpublished_at, end_from_stay, counted = row
+        known = TrackReport(report.track_sid, meter, published_at, unpublished_at, end_from_stay)
+        return known, counted
 
     async def save_track(
         self, tenant_id: str, session_id: str, stored: Stored, change: TrackChange
@@ -86,9 +89,11 @@ class AsyncpgLiveKitRows(LiveKitRows):
             track.track_sid,
             track.published_at,
             track.unpublished_at,
+            track.end_from_stay,
             change.counted,
             known.published_at,
             known.unpublished_at,
+            known.end_from_stay,
             counted,
             len(ends),
             [e.type for e in ends],
@@ -101,6 +106,6 @@ class AsyncpgLiveKitRows(LiveKitRows):
         )
         return bool(saved)
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
-        rows = await self._driver.fetch(OPEN_TRACKS, tenant_id, session_id)
-        return [TrackReport(sid, meter, published_at, None) for sid, meter, published_at in rows]
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        rows = await self._driver.fetch(TRACKS_ENDING_WITH_STAY, tenant_id, session_id)
+        return [TrackReport(*row) for row in rows]

@@ -112,7 +112,10 @@ class SqlTrackLog(TrackLog):
             writes=True,
         )
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         return await on_connection(
-            self._engine, ROWS, lambda rows: rows.open_tracks(tenant_id, session_id), writes=False
+            self._engine,
+            ROWS,
+            lambda rows: rows.tracks_ending_with_stay(tenant_id, session_id),
+            writes=False,
         )

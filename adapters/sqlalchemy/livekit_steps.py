@@ -31,7 +31,9 @@ class LiveKitRows(Protocol):
         seconds to the session's usage. False, and nothing written, if it changed since."""
         ...
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]: ...
+    async def tracks_ending_with_stay(
+        self, tenant_id: str, session_id: str
+    ) -> list[TrackReport]: ...
 
 
 async def record_track(
@@ -40,7 +42,8 @@ async def record_track(
     """TrackLog.record, without a transaction around it: a report decided on a track that
     another changed meanwhile writes nothing and is decided again on what that one left, so
     only one report finds an end new, and only the one that completes the track counts it. (A
-    track changes at most three times: each end once, counted once, so this ends.)"""
+    track changes a few times: each end once, counted once, and its end again as often as its
+    stay's enders race, so this ends.)"""
     while True:
         stored = await rows.track(tenant_id, session_id, report)
         if stored is None:

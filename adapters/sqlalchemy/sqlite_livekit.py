@@ -27,22 +27,23 @@ TRACK = (
     "INSERT INTO track_intervals (tenant_id, session_id, track_sid, meter, counted)"
     " SELECT tenant_id, id, ?, ?, 0 FROM sessions WHERE tenant_id = ? AND id = ?"
     " ON CONFLICT (tenant_id, session_id, track_sid) DO UPDATE SET meter = meter"
-    " RETURNING meter, published_at, unpublished_at, counted"
+    " RETURNING meter, published_at, unpublished_at, end_from_stay, counted"
 )
 # Only if the track is still as its report was decided on (another process may have changed it).
 SAVE_TRACK = (
-    "UPDATE track_intervals SET published_at = ?, unpublished_at = ?, counted = ?"
-    " WHERE tenant_id = ? AND session_id = ? AND track_sid = ?"
-    " AND published_at IS ? AND unpublished_at IS ? AND counted = ?"
+    "UPDATE track_intervals SET published_at = ?, unpublished_at = ?, end_from_stay = ?,"
+    " counted = ? WHERE tenant_id = ? AND session_id = ? AND track_sid = ?"
+    " AND published_at IS ? AND unpublished_at IS ? AND end_from_stay = ? AND counted = ?"
 )
 NUMBER_EVENTS = (
     "UPDATE sessions SET max_sequence_no = max_sequence_no + ?, event_count = event_count + ?"
     " WHERE tenant_id = ? AND id = ? RETURNING max_sequence_no"
 )
-OPEN_TRACKS = (
-    "SELECT track_sid, meter, published_at FROM track_intervals"
+TRACKS_ENDING_WITH_STAY = (
+    "SELECT track_sid, meter, published_at, unpublished_at, end_from_stay FROM track_intervals"
     " WHERE tenant_id = ? AND session_id = ?"
-    " AND published_at IS NOT NULL AND unpublished_at IS NULL ORDER BY track_sid"
+    " AND published_at IS NOT NULL AND (unpublished_at IS NULL OR end_from_stay)"
+    " ORDER BY track_sid"
 )
 
 
@@ -64,9 +65,13 @@ class SqliteLiveKitRows(LiveKitRows):
         rows = self._connection.execute(TRACK, values).fetchall()
         if not rows:
             return None
-        ((meter, published_at, unpublished_at, counted),) = rows
+        ((meter, published_at, unpublished_at, end_from_stay, counted),) = rows
         known = TrackReport(
-            report.track_sid, meter, instant_of(published_at), instant_of(unpublished_at)
+            report.track_sid,
+            meter,
+            instant_of(published_at),
+            instant_of(unpublished_at),
+            bool(end_from_stay),
         )
         return known, bool(counted)
 
@@ -78,9 +83,12 @@ class SqliteLiveKitRows(LiveKitRows):
             self._connection, lambda c: _save_track(c, tenant_id, session_id, stored, change)
         )
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
-        rows = self._connection.execute(OPEN_TRACKS, (tenant_id, session_id))
-        return [TrackReport(sid, meter, instant_of(at), None) for sid, meter, at in rows]
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        rows = self._connection.execute(TRACKS_ENDING_WITH_STAY, (tenant_id, session_id))
+        return [
+            TrackReport(sid, meter, instant_of(start), instant_of(end), bool(from_stay))
+            for sid, meter, start, end, from_stay in rows
+        ]
 
 
 def _save_track(
@@ -92,8 +100,18 @@ def _save_track(
 ) -> bool:
     (known, counted), track, ends = stored, change.track, change.ends
     key = (tenant_id, session_id, track.track_sid)
-    new = (instant(track.published_at), instant(track.unpublished_at), change.counted)
-    old = (instant(known.published_at), instant(known.unpublished_at), counted)
+    new = (
+        instant(track.published_at),
+        instant(track.unpublished_at),
+        track.end_from_stay,
+        change.counted,
+    )
+    old = (
+        instant(known.published_at),
+        instant(known.unpublished_at),
+        known.end_from_stay,
+        counted,
+    )
     if connection.execute(SAVE_TRACK, (*new, *key, *old)).rowcount == 0:
         return False
     if ends:

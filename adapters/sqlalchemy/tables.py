@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
 
@@ -317,6 +318,7 @@ track_intervals = Table(
     Column("meter", String(64), nullable=False),
     Column("published_at", UTCDateTime),
     Column("unpublished_at", UTCDateTime),
+    Column("end_from_stay", Boolean, nullable=False, server_default=false()),
     Column("counted", Boolean, nullable=False),
     Index("ix_track_intervals_unpublished", "tenant_id", "unpublished_at"),
 )

@@ -43,7 +43,9 @@ class LiveKitStays:
         settings: TenantSettings | None = None,
     ) -> RecordedExit:
         # Tracks first: the exit prices the stay, so its usage must already hold their seconds.
-        await self._end_tracks(tenant_id, session_id, at)
+        for track in await self._tracks.tracks_ending_with_stay(tenant_id, session_id):
+            if track.unpublished_at is None:
+                await self.end_track(tenant_id, session_id, track, at)
         command = RecordExitCommand(
             tenant_id,
             session_id,
@@ -54,13 +56,20 @@ class LiveKitStays:
             from_server=True,
         )
         exited = await self._record_exit(command)
-        # A track whose `track_published` was handled while the stay ended was not open when
-        # looked at above. That webhook looks for the stay's end only after recording the track,
-        # so one of the two sees the other: this look, made after the exit, or that one.
-        await self._end_tracks(tenant_id, session_id, exited.session.ended_at or at)
+        # The stay's tracks take the end it kept, which another ender may have decided (this
+        # one's time above was then not the stay's), and a track whose `track_published` was
+        # handled while the stay ended was not open above. That webhook looks for the stay's end
+        # only after recording the track, so one of the two sees the other: this look, made
+        # after the exit, or that one.
+        ended_at = exited.session.ended_at or at
+        for track in await self._tracks.tracks_ending_with_stay(tenant_id, session_id):
+            if track.unpublished_at != ended_at:
+                await self.end_track(tenant_id, session_id, track, ended_at)
         return exited
 
-    async def _end_tracks(self, tenant_id: str, session_id: str, at: datetime) -> None:
-        for track in await self._tracks.open_tracks(tenant_id, session_id):
-            ended = TrackReport(track.track_sid, track.meter, unpublished_at=at)
-            await self.record_track(tenant_id, session_id, ended)
+    async def end_track(
+        self, tenant_id: str, session_id: str, track: TrackReport, at: datetime
+    ) -> None:
+        """End a track with its stay, at `at`, unless LiveKit reports its own end."""
+        ended = TrackReport(track.track_sid, track.meter, unpublished_at=at, end_from_stay=True)
+        await self.record_track(tenant_id, session_id, ended)

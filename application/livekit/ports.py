@@ -54,11 +54,14 @@ class WebhookVerifier(Protocol):
 
 class TrackLog(Protocol):
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
-        """Merge what a webhook says of a track of the session (the first report of each end
-        wins). When both ends are known, add the track's seconds to the session's usage under
-        its meter, exactly once whoever completes it and whatever the session's status, in the
-        same atomic step that marks it counted. True when this call added them.
-        Each end reported for the first time is also appended to the session's events
+        """Merge what a webhook, or the track's stay ending, says of a track of the session
+        (domain.livekit.merge_reports: the first report of each end wins, but an end from the
+        stay is replaced by any other). When both ends are known, add the track's seconds to the
+        session's usage under its meter, exactly once whoever completes it and whatever the
+        session's status, in the same atomic step that marks it counted; a report that moves an
+        end of a counted track adds the difference in that step (below zero when it shortens
+        it). True when this call changed the usage.
+        Each end made known, for the first time or again, is also appended to the session's events
         (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
         sequence number, whatever the session's status. domain.livekit.report_track decides.
         A session that does not exist has no tracks: the report is neither kept nor counted
@@ -67,8 +70,9 @@ class TrackLog(Protocol):
         track it is.)"""
         ...
 
-    async def open_tracks(self, tenant_id: str, session_id: str) -> list[TrackReport]:
-        """The session's tracks published and not (yet) reported unpublished."""
+    async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
+        """The session's published tracks whose end LiveKit has not reported: still open, or
+        ended with their stay (`end_from_stay`), by track sid."""
         ...
 
 

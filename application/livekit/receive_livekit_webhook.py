@@ -177,8 +177,7 @@ class ReceiveLiveKitWebhook:
             # track ended with it. A reaper's end is a guess that the `left` still corrects.
             session = await self._sessions.get(tenant_id, event.session_id)
             if session is not None and session.ended_at is not None and not session.is_provisional:
-                ended = TrackReport(report.track_sid, meter, unpublished_at=session.ended_at)
-                await self._stays.record_track(tenant_id, event.session_id, ended)
+                await self._stays.end_track(tenant_id, event.session_id, report, session.ended_at)
 
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings

@@ -124,7 +124,11 @@ async def charged_once(storage: Any, tenant: Tenant, server: LiveKitServer, who:
     return (
         stay.ended_at,
         stay.usage.get("video.seconds"),
-        await storage.tracks.open_tracks(tenant.id, stay.id),
+        [
+            t
+            for t in await storage.tracks.tracks_ending_with_stay(tenant.id, stay.id)
+            if not t.unpublished_at
+        ],
         stay.charge_state,
         stay.charge.credits if stay.charge else None,
         await ledger_total(storage, tenant, who, stay),
@@ -143,7 +147,7 @@ async def test_a_track_published_between_a_lefts_look_at_the_tracks_and_its_exit
     reached, go = threading.Event(), threading.Event()
 
     async def leave(s: Any) -> Any:
-        looks = Pause(s.tracks, "open_tracks", reached, go, before=False)
+        looks = Pause(s.tracks, "tracks_ending_with_stay", reached, go, before=False)
         return await deliver(s, server.left("ana", JOINED, LEFT), tracks=looks)
 
     await race(leave, after(reached, go, delivers(published(server, "ana"))))
@@ -246,15 +250,6 @@ async def test_reconciliation_ends_a_stay_at_its_last_sign_of_life_when_it_ends_
     assert stay.usage.get("video.seconds") == 19 * 60
 
 
-# Known wrong (review of 2026-12-03). Each stay's end and its tracks' ends are decided apart:
-# an ender ends the open tracks at its own time before its exit, and the first end reported of
-# a track wins, so when two enders race, the tracks may take the loser's time.
-ENDS_APART = pytest.mark.xfail(
-    strict=True, reason="a stay's tracks take the time of the ender that lost its close"
-)
-
-
-@ENDS_APART
 async def test_a_room_finishing_while_a_left_closes_the_stay_counts_its_camera_to_the_left(
     storage: Any, tenant: Tenant, server: LiveKitServer, race: Race
 ) -> None:
@@ -272,7 +267,6 @@ async def test_a_room_finishing_while_a_left_closes_the_stay_counts_its_camera_t
     assert await charged_once(storage, tenant, server, "ana") == RIGHT
 
 
-@ENDS_APART
 async def test_reconciliation_ending_a_stay_as_its_left_arrives_counts_the_camera_to_the_left(
     storage: Any, tenant: Tenant, server: LiveKitServer, race: Race
 ) -> None:
@@ -290,7 +284,6 @@ async def test_reconciliation_ending_a_stay_as_its_left_arrives_counts_the_camer
     assert await charged_once(storage, tenant, server, "ana") == RIGHT
 
 
-@ENDS_APART
 async def test_a_tracks_own_unpublish_beats_the_end_its_stays_left_gives_it(
     storage: Any, tenant: Tenant, server: LiveKitServer, race: Race
 ) -> None:
@@ -344,3 +337,16 @@ async def test_a_join_delivered_after_its_room_finished_is_ended_with_the_room(
 
     stay = await settled_stay(storage, tenant, server, "ana")
     assert stay.status is not SessionStatus.ACTIVE
+
+
+# Known wrong: a stay's end is its first ender's. room_finished's end (or reconciliation's) is
+# the server's guess, but unlike the reaper's, the participant's own `left` does not replace it.
+@pytest.mark.xfail(strict=True, reason="a left after its room's room_finished is a replay")
+async def test_a_left_delivered_after_its_rooms_end_still_ends_the_stay_when_it_left(
+    storage: Any, tenant: Tenant, server: LiveKitServer
+) -> None:
+    await joined_with_camera(storage, server)
+    await deliver(storage, room_finished(server, at(60)))
+    await deliver(storage, server.left("ana", JOINED, LEFT))
+
+    assert await charged_once(storage, tenant, server, "ana") == RIGHT

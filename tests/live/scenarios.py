@@ -173,7 +173,14 @@ def all_hands(live: Live) -> AllHands:
     for who in people:
         cam = room.track("track_published", who, joined_at, f"TR_{who}", "CAMERA", published_at)
         last += [cam, room.left(who, joined_at, left_at)]
-    ready = threading.Barrier(len(last))
+    delivered_at_once(live, last)
+    seconds = int(left_at.timestamp()) - int(published_at.timestamp())
+    return AllHands({who: seconds for who in people}, stays_in(live, "all-hands"))
+
+
+def delivered_at_once(live: Live, webhooks: list[tuple[str, dict[str, str]]]) -> None:
+    """Each webhook sent on a connection of its own, all at the same moment."""
+    ready = threading.Barrier(len(webhooks))
 
     def deliver(webhook: tuple[str, dict[str, str]]) -> None:
         raw, headers = webhook
@@ -182,15 +189,54 @@ def all_hands(live: Live) -> AllHands:
             ready.wait()
             ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
 
-    with ThreadPoolExecutor(len(last)) as senders:
-        list(senders.map(deliver, last))
+    with ThreadPoolExecutor(len(webhooks)) as senders:
+        list(senders.map(deliver, webhooks))
+
+
+def stays_in(live: Live, room: str) -> dict[str, Json]:
+    """The room's stays, by participant."""
     with live.admin() as admin:
-        found = ok(
-            admin.get("/v1/sessions", params={"kind": "livekit", "resource_id": "all-hands"})
-        )
-    stays = {stay["subject_id"]: stay for stay in found["items"]}
-    seconds = int(left_at.timestamp()) - int(published_at.timestamp())
-    return AllHands({who: seconds for who in people}, stays)
+        found = ok(admin.get("/v1/sessions", params={"kind": "livekit", "resource_id": room}))
+    return {stay["subject_id"]: stay for stay in found["items"]}
+
+
+# 1b''. A room closed with its participants in it (LiveKit's DeleteRoom): each participant's
+# `left`, the `track_unpublished` of half of their cameras (turned off a second earlier; the
+# others end with their stay) and the room's `room_finished` reach the server at the same moment.
+
+
+CLOSING_ROOM = 8
+
+
+def closing_room(live: Live) -> AllHands:
+    room = LiveKitServer(live.livekit.key, live.livekit.secret, room="office-hours")
+    people = [f"student-{n}" for n in range(CLOSING_ROOM)]
+    joined_at = now()
+    published_at = joined_at + timedelta(seconds=1)
+    with live.admin() as admin:
+        for who in people:
+            for raw, headers in (
+                room.joined(who, joined_at),
+                room.track("track_published", who, joined_at, f"TR_{who}", "CAMERA", published_at),
+            ):
+                ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
+    time.sleep(3)
+    off_at = now()
+    time.sleep(1)
+    left_at = now()
+    last = [room.webhook("room_finished", left_at)]
+    camera_seconds = {}
+    for n, who in enumerate(people):
+        ended_at = left_at
+        if n % 2:
+            ended_at = off_at
+            last.append(
+                room.track("track_unpublished", who, joined_at, f"TR_{who}", "CAMERA", off_at)
+            )
+        last.append(room.left(who, joined_at, left_at))
+        camera_seconds[who] = int(ended_at.timestamp()) - int(published_at.timestamp())
+    delivered_at_once(live, last)
+    return AllHands(camera_seconds, stays_in(live, "office-hours"))
 
 
 # 1b'. A stay whose `left` LiveKit never sent: reconciliation asks the tenant's LiveKit server
@@ -942,6 +988,7 @@ def lost_batch(live: Live) -> Gapped:
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
+    "closing_room": closing_room,
     "reconciled_stay": reconciled_stay,
     "clinic_hour": clinic_hour,
     "counseling": counseling,

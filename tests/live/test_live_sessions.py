@@ -76,6 +76,19 @@ def test_a_camera_published_as_its_participant_leaves_ends_with_the_stay(live: L
         assert float(stay["usage"].get("video.seconds", 0)) == meeting.camera_seconds[who], stay
 
 
+def test_a_room_closed_with_its_participants_in_it_counts_each_camera_to_its_own_end(
+    live: LiveRun,
+) -> None:
+    """Lefts, cameras' ends and the room's end are handled at once: a camera ends when LiveKit
+    said it did, else when its participant left."""
+    room: AllHands = live.outcome("closing_room")
+
+    assert sorted(room.stays) == sorted(room.camera_seconds)
+    for who, stay in room.stays.items():
+        assert stay["status"] == "completed", stay
+        assert float(stay["usage"].get("video.seconds", 0)) == room.camera_seconds[who], stay
+
+
 def test_a_stay_whose_left_never_came_is_ended_by_reconciliation_when_last_seen(
     live: LiveRun,
 ) -> None:
