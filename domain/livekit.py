@@ -20,8 +20,6 @@ WEBHOOK_MEMORY = timedelta(days=30)
 # Any fixed namespace works; it must never change, or ids of stays already recorded would.
 SESSION_NAMESPACE = uuid.UUID("6f1d5a3e-2c0b-4d8e-9a55-4c1b7e0f9d21")
 MAX_URL_LENGTH = 500
-# Why reconciliation ended a stay: its participant was no longer in the room.
-RECONCILED = "reconciled"
 
 
 class RoomEventKind(StrEnum):

@@ -5,7 +5,8 @@ reconciliation), each of which moves `last_seen_at` forward (`Session.seen`). It
 its client's exit, or by the reaper when signs of life stop. A client's end is final: a later exit
 is a replay of it and changes nothing. The reaper's end (`timed_out`, at the last sign of life) is
 a guess: within the late-data window, evidence dated after it moves it (`seen`) and the client's
-own exit replaces it once (`close`).
+own exit replaces it once (`close`). So are the ends the server guesses for a LiveKit stay whose
+`left` it has not heard (GUESSED_END_REASONS).
 """
 
 import re
@@ -65,11 +66,20 @@ CHARGED_STATUSES = frozenset(
 )
 
 
+# Exit reasons of ends the server guesses, as the reaper does, for a session that said nothing:
+# reconciliation's (the LiveKit participant was gone: ended when last seen) and a room's end
+# (LiveKit's `room_finished` comes after its participants left). The session's own exit
+# replaces them once; another guess does not.
+RECONCILED = "reconciled"
+ROOM_FINISHED = "room_finished"
+GUESSED_END_REASONS = frozenset({RECONCILED, ROOM_FINISHED})
+
+
 class Closing(StrEnum):
     """What an exit did to a session."""
 
     CLOSED = "closed"  # it ended an active session
-    CORRECTED = "corrected"  # it replaced the reaper's provisional end
+    CORRECTED = "corrected"  # it replaced a provisional end (the reaper's or a guess)
     REPLAY = "replay"  # nothing: the session had ended for good, or the window had passed
 
     @property
@@ -79,9 +89,16 @@ class Closing(StrEnum):
 
 # What the rules below read when they decide on an ended or living session, and what they change:
 # a store writes back exactly these (and MongoDB guards its write on what was read).
-DECIDED_BY = ("status", "ended_at", "last_seen_at", "charge_state", "charge_revision")
+DECIDED_BY = (
+    "status",
+    "exit_reason",
+    "ended_at",
+    "last_seen_at",
+    "charge_state",
+    "charge_revision",
+)
 LIFE_CHANGES = ("last_seen_at", "ended_at", "charge_state", "charge_revision")  # sign_of_life
-END_CHANGES = (*DECIDED_BY, "exit_reason", "summary")  # close (its usage is added apart)
+END_CHANGES = (*DECIDED_BY, "summary")  # close (its usage is added apart)
 EVENT_CHANGES = (*LIFE_CHANGES, "event_count", "max_sequence_no")  # record_events (and usage)
 
 
@@ -130,6 +147,11 @@ class Exit:
     @property
     def by_reaper(self) -> bool:
         return self.status is SessionStatus.TIMED_OUT
+
+    @property
+    def is_guess(self) -> bool:
+        """Whether it is the server's guess (the reaper's, or of GUESSED_END_REASONS)."""
+        return self.by_reaper or self.reason in GUESSED_END_REASONS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", as_utc("at", self.at))
@@ -224,8 +246,11 @@ class Session:
 
     @property
     def is_provisional(self) -> bool:
-        """Whether its end is the reaper's guess, which later evidence may correct."""
-        return self.status is SessionStatus.TIMED_OUT
+        """Whether its end is a guess (the reaper's, or of GUESSED_END_REASONS), which later
+        evidence may correct."""
+        return self.status is SessionStatus.TIMED_OUT or (
+            self.status is not SessionStatus.ACTIVE and self.exit_reason in GUESSED_END_REASONS
+        )
 
     def correctable(self, now: datetime, window: timedelta) -> bool:
         """Whether evidence arriving now may still move its end."""
@@ -280,8 +305,8 @@ class Session:
         window: timedelta | None = None,
     ) -> Closing:
         """End the session with `exit`. An active session closes; a provisional end is replaced
-        by a client's exit while the window lasts (`now` and `window` given); anything else is a
-        replay. A closed session is left to be charged when its kind has a rate, it has a
+        by a client's exit while the window lasts (`now` and `window` given), and the reaper's
+        by a guess too; anything else is a replay. A closed session is left to be charged when its kind has a rate, it has a
         subject to charge, and it ended in a way that is charged."""
         if self.is_active:
             self._check_usage(exit)
@@ -293,6 +318,8 @@ class Session:
         correcting = now is not None and window is not None and self.correctable(now, window)
         if exit.by_reaper or not correcting:
             return Closing.REPLAY
+        if exit.is_guess and self.status is not SessionStatus.TIMED_OUT:
+            return Closing.REPLAY  # a guess does not replace another guess
         self._check_usage(exit)
         if not exit.at_is_default:
             self._end_at(exit.at)

@@ -34,6 +34,16 @@ Feature: A LiveKit server reports who was in its rooms, and each stay is recorde
     And the stays in room "day-1" add up to 60 minutes of video
     And the events of "ben"'s stay say when his camera went on and off
 
+  Scenario: A participant's own leaving replaces the room's end when its webhook arrives late
+    Given participants "ben" and "cy" joined room "day-1" an hour ago
+    And "ben" turned his camera on when he joined
+    And "ben" left room "day-1" 20 minutes ago but that webhook is delayed
+    When room "day-1" finishes
+    And the delayed webhook arrives
+    Then "ben" stayed in room "day-1" for 40 minutes
+    And "cy" stayed in room "day-1" for 60 minutes
+    And the stays in room "day-1" add up to 40 minutes of video
+
   Scenario: A webhook that is not signed by the bootcamp's LiveKit server changes nothing
     When a webhook signed with another secret says "mallory" joined room "day-1"
     Then it is refused as unauthorized

@@ -11,7 +11,7 @@ from application.sessions.record_exit import RecordedExit
 from application.tenants.ports import TenantRepository
 from domain.errors import NotFound, Unauthorized
 from domain.livekit import KIND, TRACK_METERS, LiveKitAccount, RoomEvent, RoomEventKind, TrackReport
-from domain.session import Session, SessionRequest, SessionStatus
+from domain.session import ROOM_FINISHED, Session, SessionRequest, SessionStatus
 from domain.tenants import TenantSettings
 
 EXIT_STATUS: dict[str, SessionStatus] = {
@@ -174,9 +174,10 @@ class ReceiveLiveKitWebhook:
         if published:
             # The stay may have ended already (its `left` overtook this webhook, or ended it
             # while the track was recorded: LiveKitStays.end looks again after its exit): the
-            # track ended with it. A reaper's end is a guess that the `left` still corrects.
+            # track ended with it, until its own end or the stay's `left` replaces that (a
+            # guessed end of the stay's: the reaper's, reconciliation's, its room's).
             session = await self._sessions.get(tenant_id, event.session_id)
-            if session is not None and session.ended_at is not None and not session.is_provisional:
+            if session is not None and session.ended_at is not None:
                 await self._stays.end_track(tenant_id, event.session_id, report, session.ended_at)
 
     async def _room_finished(
@@ -190,6 +191,9 @@ class ReceiveLiveKitWebhook:
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
                 at = max(event.created_at, session.started_at)
-                ended.append(await self._stays.end(tenant_id, session.id, at, settings=settings))
+                exited = await self._stays.end(
+                    tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
+                )
+                ended.append(exited)
             if len(page) < ROOM_PAGE or not open_here:
                 return ended

@@ -9,8 +9,8 @@ from application.sessions.ports import SessionFilter, SessionPosition, SessionRe
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.errors import DomainError
-from domain.livekit import KIND, RECONCILED, LiveKitAccount
-from domain.session import Session, SessionStatus
+from domain.livekit import KIND, LiveKitAccount
+from domain.session import RECONCILED, Session, SessionStatus
 from domain.tenants import Tenant
 
 OPEN_STAYS = SessionFilter(kind=KIND, status=SessionStatus.ACTIVE)

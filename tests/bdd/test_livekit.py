@@ -113,6 +113,20 @@ def late_leave(api: Api, webhooks: list[Webhook], who: str, name: str) -> None:
     assert deliver(api, webhooks[-1]).status_code == 200
 
 
+@given(
+    parsers.parse('"{who}" left room "{name}" {minutes:d} minutes ago but that webhook is delayed')
+)
+def delayed_leave(webhooks: list[Webhook], who: str, name: str, minutes: int) -> None:
+    webhooks.append(
+        room(name).left(who, NOW - timedelta(hours=1), NOW - timedelta(minutes=minutes))
+    )
+
+
+@when("the delayed webhook arrives")
+def delayed_arrives(api: Api, webhooks: list[Webhook]) -> None:
+    assert deliver(api, webhooks.pop()).status_code == 200
+
+
 @given(parsers.parse('participants "{first}" and "{second}" joined room "{name}" an hour ago'))
 def two_join(api: Api, first: str, second: str, name: str) -> None:
     for who in (first, second):

@@ -339,14 +339,26 @@ async def test_a_join_delivered_after_its_room_finished_is_ended_with_the_room(
     assert stay.status is not SessionStatus.ACTIVE
 
 
-# Known wrong: a stay's end is its first ender's. room_finished's end (or reconciliation's) is
-# the server's guess, but unlike the reaper's, the participant's own `left` does not replace it.
-@pytest.mark.xfail(strict=True, reason="a left after its room's room_finished is a replay")
 async def test_a_left_delivered_after_its_rooms_end_still_ends_the_stay_when_it_left(
     storage: Any, tenant: Tenant, server: LiveKitServer
 ) -> None:
+    """room_finished's end is a guess (the participant left before the room ended), which the
+    participant's own `left` replaces; the room's end then changes nothing."""
     await joined_with_camera(storage, server)
     await deliver(storage, room_finished(server, at(60)))
+    await deliver(storage, server.left("ana", JOINED, LEFT))
+    await deliver(storage, room_finished(server, at(61)))
+
+    assert await charged_once(storage, tenant, server, "ana") == RIGHT
+
+
+async def test_a_left_delivered_after_reconciliation_ended_its_stay_ends_it_when_it_left(
+    storage: Any, tenant: Tenant, server: LiveKitServer
+) -> None:
+    """Reconciliation ends a stay at its last sign of life (the camera's publish, at 1): a
+    guess that the participant's own `left` replaces."""
+    await joined_with_camera(storage, server)
+    await reconcile(storage, tenant, gone(server))
     await deliver(storage, server.left("ana", JOINED, LEFT))
 
     assert await charged_once(storage, tenant, server, "ana") == RIGHT

@@ -11,7 +11,16 @@ from domain.clock import happened
 from domain.credits import EntryKind, Rate
 from domain.errors import InvalidInput, Late
 from domain.events import Event
-from domain.session import Charge, ChargeState, Closing, Exit, Session, SessionRequest
+from domain.session import (
+    RECONCILED,
+    ROOM_FINISHED,
+    Charge,
+    ChargeState,
+    Closing,
+    Exit,
+    Session,
+    SessionRequest,
+)
 from domain.session import SessionStatus as Status
 from domain.staleness import Staleness
 from domain.tenants import TenantSettings
@@ -120,6 +129,33 @@ def test_no_correction_after_the_window_nor_by_the_reaper_itself() -> None:
     assert session.close(Exit(at=NOW), RATED, NOW + 4 * MINUTE + WEEK * 2, WEEK) is Closing.REPLAY
     assert session.close(session.time_out(), RATED, NOW + 5 * MINUTE, WEEK) is Closing.REPLAY
     assert session.status is Status.TIMED_OUT
+
+
+@pytest.mark.parametrize("guess", [RECONCILED, ROOM_FINISHED])
+def test_a_guessed_end_is_replaced_by_the_sessions_own_exit_once_and_by_no_other_guess(
+    guess: str,
+) -> None:
+    session = start("livekit")
+    ended = Exit(at=NOW + 60 * MINUTE, reason=guess)
+    assert session.close(ended, RATED, NOW + 60 * MINUTE, WEEK) is Closing.CLOSED
+    assert session.is_provisional
+
+    again = Exit(at=NOW + 70 * MINUTE, reason=ROOM_FINISHED)
+    assert session.close(again, RATED, NOW + 70 * MINUTE, WEEK) is Closing.REPLAY
+    assert session.close(session.time_out(), RATED, NOW + 70 * MINUTE, WEEK) is Closing.REPLAY
+    left = Exit(at=NOW + 11 * MINUTE)
+    assert session.close(left, RATED, NOW + 70 * MINUTE, WEEK) is Closing.CORRECTED
+    assert (session.ended_at, session.exit_reason) == (NOW + 11 * MINUTE, None)
+    assert not session.is_provisional
+
+
+def test_a_guess_replaces_the_reapers_end_and_the_sessions_own_exit_replaces_that() -> None:
+    session = reaped_at(4)
+    finished = Exit(at=NOW + 60 * MINUTE, reason=ROOM_FINISHED)
+    assert session.close(finished, RATED, NOW + 60 * MINUTE, WEEK) is Closing.CORRECTED
+    left = Exit(at=NOW + 11 * MINUTE)
+    assert session.close(left, RATED, NOW + 61 * MINUTE, WEEK) is Closing.CORRECTED
+    assert (session.status, session.ended_at) == (Status.COMPLETED, NOW + 11 * MINUTE)
 
 
 def test_a_pending_reaped_session_cancelled_by_its_client_is_never_charged() -> None:
