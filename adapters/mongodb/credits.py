@@ -21,6 +21,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.ledger_turns import WAIT_SECONDS, LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
@@ -56,6 +57,7 @@ class MongoCreditLedger(CreditLedger):
         self._ledger = db["ledger"]
         self._alerts = db["alerts"]
         self._sessions = db["sessions"]
+        self._turns = LedgerTurns(db)
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
         try:
@@ -80,6 +82,18 @@ class MongoCreditLedger(CreditLedger):
         session = from_document(found)
         if not session.awaits_settlement(revision):
             return None
+        assert session.subject_id is not None
+        subject = {session.subject_id}
+        async with self._turns.held(tenant_id, subject, WAIT_SECONDS) as held:
+            if held != subject:
+                return None  # read again: the subject's other settlements took long
+            return await self._settle(session, revision, credits, at)
+
+    async def _settle(
+        self, session: Session, revision: int, credits: int, at: datetime
+    ) -> Charge | None:
+        """`settle`, holding the subject's turn."""
+        tenant_id, key = session.tenant_id, {"tenant_id": session.tenant_id, "id": session.id}
         assert session.subject_id is not None
         balance = (await self.balance(tenant_id, session.subject_id)).balance
         settled = settle(session, credits, balance)
@@ -120,6 +134,20 @@ class MongoCreditLedger(CreditLedger):
         alerts are inserted (two unordered inserts; the unique indexes refuse a second copy),
         then their notes cleared. A crash anywhere leaves each claim's note for the next
         settlement of the session, or pending_charges, to finish."""
+        if not priced:
+            return {}
+        # The subjects' turns free now; the sessions of the others are left out (their callers
+        # settle them one by one, waiting for their turn).
+        async with self._turns.held(tenant_id, subjects_of(priced)) as held:
+            mine = [
+                p for p in priced if p.session.subject_id is None or p.session.subject_id in held
+            ]
+            return await self._settle_many(tenant_id, mine, at)
+
+    async def _settle_many(
+        self, tenant_id: str, priced: Sequence[Priced], at: datetime
+    ) -> dict[str, Charge]:
+        """`settle_many`, holding the turns of the sessions' subjects."""
         if not priced:
             return {}
         ids = sorted({p.session_id for p in priced})

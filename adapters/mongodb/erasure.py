@@ -162,6 +162,7 @@ class MongoErasure(Erasure):
             "subscription_history",
             "subject_resources",
             "refused_starts",
+            "ledger_turns",  # a turn its settlement died holding
         ):
             collection = self._db[name]
             of_subject = {"tenant_id": tenant_id, "subject_id": subject_id}

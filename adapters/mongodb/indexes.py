@@ -13,6 +13,7 @@ step of the ports is a single-document write that a unique index or a guarded
   key, one entry per revision of a session's charge (the charge, then its adjustments).
 - subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
 - rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
+- ledger_turns (tenant_id, subject_id): one settlement of a subject at a time (ledger_turns.py).
 - funnels (tenant_id, name): one funnel per name, whatever the number of concurrent puts.
 - plans (tenant_id) where default: at most one default plan per tenant, whatever the number of
   concurrent puts of default plans (see plans.py).
@@ -265,6 +266,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "rollup_leases": [
         IndexModel([("tenant_id", ASCENDING)], unique=True, name="ux_rollup_leases"),
+    ],
+    "ledger_turns": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
+            unique=True,
+            name="ux_ledger_turns",
+        ),
     ],
     # Kiosk telemetry: listed newest first (at, then id), reported and deleted by time.
     "errors": [

@@ -39,8 +39,8 @@ class CreditLedger(Protocol):
         Settlements of one subject (by `settle` and `settle_many`) take turns: each decides
         from the balance with the charges of those before it, so its balance_after, warning and
         alert are those of some order of them; a `settle` whose subject's balance changed after
-        it read it claims nothing (None: read it and settle again). (Not yet on MongoDB: see
-        tests/contract/test_use_case_races.py.)"""
+        it read it claims nothing (None: read it and settle again), and so does one that
+        waited for its turn for seconds."""
         ...
 
     async def settle_many(

@@ -3,7 +3,7 @@ storing its events and counting them loses nothing and counts nothing twice, and
 decided on the clock and window of whoever finishes it; the reaper's query only narrows what the
 domain decides; indexes are created idempotently; handled webhook ids expire by a TTL index."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -260,3 +260,26 @@ async def test_a_settlement_that_died_after_its_claim_is_finished_by_the_next_on
     entries = await mongodb.ledger.entries(tenant.id, "user-1", limit=10)
     assert [(e.amount, e.created_at) for e in entries] == [(-6, at(10))]
     assert (await mongodb.ledger.balance(tenant.id, "user-1")).balance == -6
+
+
+@on_mongodb
+async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_lease_ends(
+    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settlements of a subject take turns through a document that the holder deletes when done;
+    # one that died left it. Until its lease ends, a settlement of the subject waits for it,
+    # then claims nothing (read again, then the reaper's); after, it takes the turn.
+    monkeypatch.setattr(adapters.mongodb.credits, "WAIT_SECONDS", 0.2)
+    session = await stored_session(mongodb, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    turns = mongodb.db["ledger_turns"]
+    died = {"tenant_id": tenant.id, "subject_id": "user-1", "holder": "a process that died"}
+    await turns.insert_one({**died, "held_until": datetime.now(UTC) + timedelta(minutes=1)})
+
+    assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10)) is None
+    await turns.update_one(died, {"$set": {"held_until": datetime.now(UTC)}})
+    charge = await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11))
+
+    assert charge is not None and (charge.credits, charge.balance_after) == (6, -6)
+    assert await turns.count_documents({}) == 0  # given back

@@ -184,8 +184,6 @@ async def test_exits_of_one_subjects_sessions_at_once_each_charge_sees_the_ones_
     A settlement reads the balance and then charges: without the subject's claims taking turns
     and holding only on the balance read, several read one balance (before, on PostgreSQL: [2, 8, 8, 38, 38, 38, 44, 44, 44, 44]
     and no alert)."""
-    if storage_url.startswith("mongodb"):
-        pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
     await storage.ledger.grant(a_grant(tenant, 50, "g-1", "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
 
@@ -209,8 +207,6 @@ async def test_the_reapers_settlements_and_exits_of_one_subject_at_once_each_see
     """The reaper settles five closed sessions of a subject in one batch while five other
     sessions of the subject exit: the batch takes the subject's lock as a single settlement
     does (first, before any session's), so none of them deadlocks and each sees the others."""
-    if storage_url.startswith("mongodb"):
-        pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
     await storage.ledger.grant(a_grant(tenant, 50, "g-1", "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
     reaped, exiting = sessions[:5], sessions[5:]

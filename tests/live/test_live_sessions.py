@@ -111,8 +111,6 @@ def test_a_subjects_exits_at_once_are_each_charged_from_the_balance_the_others_l
 ) -> None:
     """Taken in the order of their balances, each charge leaves the one before less itself:
     no two decided from one balance."""
-    if live.store == "mongodb":
-        pytest.skip("known: MongoDB's settlements of one subject do not take turns yet")
     clinic: Clinic = live.outcome("clinic_hour")
 
     charges = sorted(

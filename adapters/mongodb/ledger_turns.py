@@ -1,0 +1,85 @@
+"""Settlements of one subject take turns on MongoDB (CreditLedger.settle), which has no
+multi-document transaction here to make a balance read and the entry it decides one step.
+
+A settlement holds its subject's turn from before it reads the balance until its entry is
+written: a document per (tenant, subject) in `ledger_turns`, inserted by the holder (the unique
+index refuses a second) and deleted when it is done, so that the collection is empty but for
+settlements under way. A holder that dies leaves its document, which the next settlement takes
+over once it is older than LEASE. (One that outlived its lease could decide from a balance that
+another changes meanwhile: its balance_after and alert would be of the wrong order; the ledger,
+summed, stays exact.)"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from adapters.mongodb.documents import Document, duplicates_in
+
+LEASE = timedelta(seconds=30)
+# A settlement waits this long for its subject's turn, then claims nothing (it is read again,
+# and what is still pending after its attempts is the reaper's).
+WAIT_SECONDS = 5.0
+FIRST_PAUSE_SECONDS = 0.002
+LONGEST_PAUSE_SECONDS = 0.05
+
+
+class LedgerTurns:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._turns = db["ledger_turns"]
+
+    @asynccontextmanager
+    async def held(
+        self, tenant_id: str, subjects: Collection[str], wait_seconds: float = 0
+    ) -> AsyncIterator[set[str]]:
+        """Hold the turns of the subjects that can be held within `wait_seconds` (0: those free
+        now), and yield them; they are given back on leaving. A caller that waits holds one
+        subject at most, and one that holds several never waits, so no two wait on each other."""
+        holder = str(uuid.uuid4())
+        wanted = set(subjects)
+        held = await self._take(tenant_id, wanted, holder)
+        deadline = time.monotonic() + wait_seconds
+        pause = FIRST_PAUSE_SECONDS
+        while held != wanted and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
+            held |= await self._take(tenant_id, wanted - held, holder)
+        try:
+            yield held
+        finally:
+            if held:
+                await self._turns.delete_many(
+                    {"tenant_id": tenant_id, "subject_id": {"$in": sorted(held)}, "holder": holder}
+                )
+
+    async def _take(self, tenant_id: str, subjects: set[str], holder: str) -> set[str]:
+        """The subjects whose turn this call took, in one write: a turn held by another, and
+        not expired, matches no document, and its upsert collides with the unique index."""
+        if not subjects:
+            return set()
+        now = datetime.now(UTC)
+        ordered = sorted(subjects)
+        takes = [
+            UpdateOne(
+                {
+                    "tenant_id": tenant_id,
+                    "subject_id": subject,
+                    "held_until": {"$lte": now},
+                },
+                {"$set": {"holder": holder, "held_until": now + LEASE}},
+                upsert=True,
+            )
+            for subject in ordered
+        ]
+        try:
+            await self._turns.bulk_write(takes, ordered=False)
+        except BulkWriteError as error:
+            refused = duplicates_in(error)
+            return {s for n, s in enumerate(ordered) if n not in refused}
+        return subjects
