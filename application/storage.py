@@ -8,7 +8,7 @@ from application.data_rights.ports import Erasure
 from application.events.ports import EventLog
 from application.funnels.ports import FunnelDays, FunnelEvents, FunnelRepository
 from application.health.ports import StorageHealth
-from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
+from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from application.reports.ports import Reports
 from application.retention.ports import Retention
 from application.rollups.ports import RollupLeases, RollupRepository, UsageSource
@@ -51,6 +51,7 @@ class Storage(Protocol):
     livekit_accounts: LiveKitAccounts
     webhooks: WebhookLog
     tracks: TrackLog
+    finished_rooms: FinishedRooms
     snapshots: SnapshotLog
     retention: Retention
     usage_source: UsageSource

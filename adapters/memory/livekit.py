@@ -2,7 +2,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from adapters.memory.store import MemoryStore
-from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
+from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport, report_track, track_events
 
@@ -81,3 +81,14 @@ class MemoryTrackLog(TrackLog):
             and report.published_at is not None
             and (report.unpublished_at is None or report.end_from_stay)
         ]
+
+
+class MemoryFinishedRooms(FinishedRooms):
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def finish(self, tenant_id: str, room_sid: str, at: datetime) -> None:
+        self._store.finished_rooms.setdefault((tenant_id, room_sid), at)
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        return self._store.finished_rooms.get((tenant_id, room_sid))

@@ -44,14 +44,17 @@ class MemoryRetention(Retention):
         )
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
-        old = sorted(
-            (at, key)
-            for key, at in self._store.webhooks.items()
-            if key[0] == tenant_id and at < received_before
-        )[:limit]
-        for _, key in old:
-            del self._store.webhooks[key]
-        return len(old)
+        forgotten = 0
+        for memory in (self._store.webhooks, self._store.finished_rooms):
+            old = sorted(
+                (at, key)
+                for key, at in memory.items()
+                if key[0] == tenant_id and at < received_before
+            )[: limit - forgotten]
+            for _, key in old:
+                del memory[key]
+            forgotten += len(old)
+        return forgotten
 
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int

@@ -5,7 +5,12 @@ from adapters.memory.events import MemoryEventLog
 from adapters.memory.funnel_days import MemoryFunnelDays
 from adapters.memory.funnels import MemoryFunnelEvents, MemoryFunnelRepository
 from adapters.memory.health import MemoryHealth
-from adapters.memory.livekit import MemoryLiveKitAccounts, MemoryTrackLog, MemoryWebhookLog
+from adapters.memory.livekit import (
+    MemoryFinishedRooms,
+    MemoryLiveKitAccounts,
+    MemoryTrackLog,
+    MemoryWebhookLog,
+)
 from adapters.memory.plans import (
     MemoryPlanRepository,
     MemoryResourceRegistry,
@@ -44,6 +49,7 @@ class MemoryStorage(Storage):
         self.livekit_accounts = MemoryLiveKitAccounts(store)
         self.webhooks = MemoryWebhookLog(store)
         self.tracks = MemoryTrackLog(store)
+        self.finished_rooms = MemoryFinishedRooms(store)
         self.snapshots = MemorySnapshotLog(store)
         self.retention = MemoryRetention(store)
         self.usage_source = MemoryUsageSource(store)

@@ -43,6 +43,7 @@ class MemoryStore:
     webhooks: dict[tuple[str, str], datetime] = field(default_factory=dict)
     # (tenant_id, session_id, track_sid) -> what is known of the track, and whether it counted
     tracks: dict[tuple[str, str, str], tuple[TrackReport, bool]] = field(default_factory=dict)
+    finished_rooms: dict[tuple[str, str], datetime] = field(default_factory=dict)
     snapshots: dict[tuple[str, str, datetime], Snapshot] = field(default_factory=dict)
     rollups: dict[tuple[str, Period, datetime], Rollup] = field(default_factory=dict)
     # tenant_id -> (lease holder, held until, where the next run resumes)

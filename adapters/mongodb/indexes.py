@@ -241,6 +241,19 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ttl_webhooks_received",
         ),
     ],
+    "finished_rooms": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("room_sid", ASCENDING)],
+            unique=True,
+            name="ux_finished_rooms",
+        ),
+        # Forgotten with the handled webhook ids, on their own.
+        IndexModel(
+            [("finished_at", ASCENDING)],
+            expireAfterSeconds=int(WEBHOOK_MEMORY.total_seconds()),
+            name="ttl_finished_rooms",
+        ),
+    ],
     "snapshots": [
         IndexModel(
             [("tenant_id", ASCENDING), ("source", ASCENDING), ("at", ASCENDING)],

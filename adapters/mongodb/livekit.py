@@ -1,3 +1,4 @@
+from contextlib import suppress
 from datetime import datetime
 
 from pymongo import ReturnDocument
@@ -7,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 from adapters.mongodb import event_documents
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.errors import raises_storage_errors
-from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
+from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackChange, TrackReport, report_track, track_events
 
@@ -84,6 +85,27 @@ class MongoWebhookLog(WebhookLog):
         except DuplicateKeyError:  # a concurrent delivery of it recorded it first
             return False
         return done.upserted_id is not None
+
+
+@raises_storage_errors
+class MongoFinishedRooms(FinishedRooms):
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._rooms = db["finished_rooms"]
+
+    async def finish(self, tenant_id: str, room_sid: str, at: datetime) -> None:
+        # A concurrent finish of the room inserted it first: its time stands.
+        with suppress(DuplicateKeyError):
+            await self._rooms.update_one(
+                {"tenant_id": tenant_id, "room_sid": room_sid},
+                {"$setOnInsert": {"finished_at": at}},
+                upsert=True,
+            )
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        found = await self._rooms.find_one(
+            {"tenant_id": tenant_id, "room_sid": room_sid}, {"_id": 0, "finished_at": 1}
+        )
+        return None if found is None else found["finished_at"]
 
 
 @raises_storage_errors

@@ -34,7 +34,12 @@ class MongoRetention(Retention):
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
         old = {"tenant_id": tenant_id, "received_at": {"$lt": received_before}}
-        return await self._delete_oldest("webhooks", old, "received_at", limit)
+        ids = await self._delete_oldest("webhooks", old, "received_at", limit)
+        if ids == limit:  # (a limit of 0 would be none)
+            return ids
+        finished = {"tenant_id": tenant_id, "finished_at": {"$lt": received_before}}
+        rooms = await self._delete_oldest("finished_rooms", finished, "finished_at", limit - ids)
+        return ids + rooms
 
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int

@@ -13,7 +13,12 @@ from adapters.mongodb.funnel_days import MongoFunnelDays
 from adapters.mongodb.funnels import MongoFunnelEvents, MongoFunnelRepository
 from adapters.mongodb.health import MongoHealth
 from adapters.mongodb.indexes import INDEXES, RETIRED
-from adapters.mongodb.livekit import MongoLiveKitAccounts, MongoTrackLog, MongoWebhookLog
+from adapters.mongodb.livekit import (
+    MongoFinishedRooms,
+    MongoLiveKitAccounts,
+    MongoTrackLog,
+    MongoWebhookLog,
+)
 from adapters.mongodb.plans import (
     MongoPlanRepository,
     MongoResourceRegistry,
@@ -61,6 +66,7 @@ class MongoStorage(Storage):
         self.livekit_accounts = MongoLiveKitAccounts(db)
         self.webhooks = MongoWebhookLog(db)
         self.tracks = MongoTrackLog(db)
+        self.finished_rooms = MongoFinishedRooms(db)
         self.snapshots = MongoSnapshotLog(db)
         self.retention = MongoRetention(db)
         self.usage_source = MongoUsageSource(db)

@@ -10,8 +10,8 @@ from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.livekit_steps import LiveKitRows, record_track
 from adapters.sqlalchemy.sqlite_livekit import SqliteLiveKitRows
-from adapters.sqlalchemy.tables import livekit_accounts
-from application.livekit.ports import LiveKitAccounts, TrackLog, WebhookLog
+from adapters.sqlalchemy.tables import finished_rooms, livekit_accounts
+from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
 from domain.livekit import LiveKitAccount, TrackReport
 
@@ -119,3 +119,26 @@ class SqlTrackLog(TrackLog):
             lambda rows: rows.tracks_ending_with_stay(tenant_id, session_id),
             writes=False,
         )
+
+
+@raises_storage_errors
+class SqlFinishedRooms(FinishedRooms):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._single = single_statement(engine)
+
+    async def finish(self, tenant_id: str, room_sid: str, at: datetime) -> None:
+        stmt = insert(self._engine, finished_rooms).values(
+            tenant_id=tenant_id, room_sid=room_sid, finished_at=at
+        )
+        async with self._single.begin() as conn:
+            await conn.execute(stmt.on_conflict_do_nothing())
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        rooms = finished_rooms.c
+        query = select(rooms.finished_at).where(
+            rooms.tenant_id == tenant_id, rooms.room_sid == room_sid
+        )
+        async with self._single.connect() as conn:
+            found: datetime | None = (await conn.execute(query)).scalar()
+        return found

@@ -11,6 +11,7 @@ from adapters.sqlalchemy.funnel_days import TABLES as FUNNEL_DAY_TABLES
 from adapters.sqlalchemy.tables import (
     errors,
     events,
+    finished_rooms,
     performance_metrics,
     performance_steps,
     rollup_activity,
@@ -49,7 +50,14 @@ class SqlRetention(Retention):
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
         received = webhook_deliveries.c.received_at
-        return await self._delete(webhook_deliveries, received, tenant_id, received_before, limit)
+        ids = await self._delete(webhook_deliveries, received, tenant_id, received_before, limit)
+        if ids == limit:
+            return ids
+        finished = finished_rooms.c.finished_at
+        rooms = await self._delete(
+            finished_rooms, finished, tenant_id, received_before, limit - ids
+        )
+        return ids + rooms
 
     async def delete_rollups(
         self, tenant_id: str, period: Period, started_before: datetime, limit: int

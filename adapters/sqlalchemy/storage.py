@@ -17,7 +17,12 @@ from adapters.sqlalchemy.events import SqlEventLog
 from adapters.sqlalchemy.funnel_days import SqlFunnelDays
 from adapters.sqlalchemy.funnels import SqlFunnelEvents, SqlFunnelRepository
 from adapters.sqlalchemy.health import SqlHealth
-from adapters.sqlalchemy.livekit import SqlLiveKitAccounts, SqlTrackLog, SqlWebhookLog
+from adapters.sqlalchemy.livekit import (
+    SqlFinishedRooms,
+    SqlLiveKitAccounts,
+    SqlTrackLog,
+    SqlWebhookLog,
+)
 from adapters.sqlalchemy.plans import (
     SqlPlanRepository,
     SqlResourceRegistry,
@@ -67,6 +72,7 @@ class SqlAlchemyStorage(Storage):
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.driver_engine)
         self.tracks = SqlTrackLog(self.driver_engine)
+        self.finished_rooms = SqlFinishedRooms(self.engine)
         self.snapshots = SqlSnapshotLog(self.engine)
         self.retention = SqlRetention(self.engine)
         self.usage_source = SqlUsageSource(self.engine)

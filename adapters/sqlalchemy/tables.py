@@ -309,6 +309,16 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_received", "tenant_id", "received_at"),
 )
 
+# Rooms whose room_finished was handled, by room sid (application.livekit.ports.FinishedRooms).
+finished_rooms = Table(
+    "finished_rooms",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("room_sid", String(200), primary_key=True),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Index("ix_finished_rooms_finished", "tenant_id", "finished_at"),
+)
+
 track_intervals = Table(
     "track_intervals",
     metadata,

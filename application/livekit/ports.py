@@ -41,6 +41,20 @@ class WebhookLog(Protocol):
         ...
 
 
+class FinishedRooms(Protocol):
+    """Rooms whose `room_finished` was handled (by room sid: a room's name is used again), kept
+    as long as handled webhook ids (WEBHOOK_MEMORY, by RetentionStore.forget_webhooks), so that
+    a stay stored after its room finished ends with it."""
+
+    async def finish(self, tenant_id: str, room_sid: str, at: datetime) -> None:
+        """Remember that the room finished at `at`; a room remembered already keeps its time."""
+        ...
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        """When the room finished, if that is remembered."""
+        ...
+
+
 class WebhookVerifier(Protocol):
     def issuer(self, token: str) -> str | None:
         """The API key a token says it was signed with, before anything is verified."""

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.livekit_stays import LiveKitStays
-from application.livekit.ports import WebhookLog, WebhookVerifier
+from application.livekit.ports import FinishedRooms, WebhookLog, WebhookVerifier
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionRepository
 from application.sessions.record_exit import RecordedExit
@@ -44,7 +44,7 @@ class ReceiveLiveKitWebhook:
     of kind `livekit`, and the time their tracks were published adds to their usage (video,
     screen share, audio). `participant_left` ends a stay `completed`,
     `participant_connection_aborted` `abandoned`, and `room_finished` ends every stay still open
-    in the room; tracks still published end with their stay, which is then charged like any
+    in the room, and any stored after it (FinishedRooms); tracks still published end with their stay, which is then charged like any
     exit (RecordExit). Every webhook of a stay is a sign of life (`Session.sign_of_life`):
     LiveKit sends no heartbeat.
 
@@ -64,6 +64,7 @@ class ReceiveLiveKitWebhook:
         webhooks: WebhookLog,
         sessions: SessionRepository,
         stays: LiveKitStays,
+        finished_rooms: FinishedRooms,
         tenants: TenantRepository,  # remembered briefly (TenantBook): read for settings only
         clock: Clock,
     ) -> None:
@@ -73,6 +74,7 @@ class ReceiveLiveKitWebhook:
         self._webhooks = webhooks
         self._sessions = sessions
         self._stays = stays
+        self._finished_rooms = finished_rooms
         self._clock = clock
 
     async def __call__(self, command: ReceiveLiveKitWebhookCommand) -> ReceivedWebhook:
@@ -145,7 +147,17 @@ class ReceiveLiveKitWebhook:
         added = await self._sessions.add(session)
         if not added:
             await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
-        return added
+            return False
+        # Its room may have finished (its join came late, or while room_finished closed the
+        # room's stays). That webhook remembers the room before it looks for open stays, so
+        # one of the two sees the other: this look, made after the stay is stored, or that one.
+        finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
+        if finished_at is not None:
+            at = max(finished_at, session.started_at)
+            await self._stays.end(
+                tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
+            )
+        return True
 
     async def _left(
         self,
@@ -183,7 +195,9 @@ class ReceiveLiveKitWebhook:
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings
     ) -> list[RecordedExit]:
-        """Close every stay still open in the room (this instance of it: its sid)."""
+        """Close every stay still open in the room (this instance of it: its sid), and remember
+        that it finished for the stays stored later."""
+        await self._finished_rooms.finish(tenant_id, event.room_sid, event.created_at)
         where = SessionFilter(kind=KIND, resource_id=event.room_name, status=SessionStatus.ACTIVE)
         ended = []
         while True:

@@ -40,6 +40,6 @@ class Retention(Protocol):
         ...
 
     async def forget_webhooks(self, tenant_id: str, received_before: datetime, limit: int) -> int:
-        """Forget up to `limit` of the tenant's handled webhook ids received before the cutoff;
-        how many."""
+        """Forget up to `limit` of the tenant's handled webhook ids received before the cutoff,
+        and of its rooms finished before it (FinishedRooms); how many."""
         ...

@@ -33,6 +33,7 @@ class StorageContainer(containers.DeclarativeContainer):
     livekit_accounts = backend.provided.livekit_accounts
     webhooks = backend.provided.webhooks
     tracks = backend.provided.tracks
+    finished_rooms = backend.provided.finished_rooms
     snapshots = backend.provided.snapshots
     retention = backend.provided.retention
     usage_source = backend.provided.usage_source

@@ -273,6 +273,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         webhooks=storage.webhooks,
         sessions=storage.sessions,
         stays=livekit_stays,
+        finished_rooms=storage.finished_rooms,
         tenants=tenant_book,
         clock=outside.clock,
     )

@@ -48,6 +48,23 @@ async def test_a_handled_webhook_is_remembered_per_tenant_however_often_recorded
     assert not await storage.webhooks.seen(other.id, "EV_1")
 
 
+async def test_a_finished_room_is_remembered_per_tenant_with_its_first_finish(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    other = await add_tenant(storage, "globex")
+    assert await storage.finished_rooms.finished_at(tenant.id, "RM_1") is None
+
+    times = [T0 + timedelta(seconds=n) for n in range(6)]
+    await race(*[lambda s, t=t: s.finished_rooms.finish(tenant.id, "RM_1", t) for t in times])
+    first = await storage.finished_rooms.finished_at(tenant.id, "RM_1")
+    await storage.finished_rooms.finish(tenant.id, "RM_1", T0 + timedelta(hours=1))
+
+    assert first in times
+    assert await storage.finished_rooms.finished_at(tenant.id, "RM_1") == first
+    assert await storage.finished_rooms.finished_at(other.id, "RM_1") is None
+    assert await storage.finished_rooms.finished_at(tenant.id, "RM_2") is None
+
+
 async def test_a_tenants_accounts_are_its_own_by_key_with_their_server_urls(
     storage: Any, tenant: Tenant
 ) -> None:

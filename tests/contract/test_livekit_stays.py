@@ -304,15 +304,6 @@ async def test_a_tracks_own_unpublish_beats_the_end_its_stays_left_gives_it(
     assert await ledger_total(storage, tenant, "ana", stay) == -(11 + 4 * 2)
 
 
-# Known wrong (review of 2026-12-03): nothing remembers that a room finished, so a stay stored
-# after its room_finished was handled stays open; only the reaper's guess or reconciliation,
-# for an account with a server URL, ends it.
-ROOM_FORGOTTEN = pytest.mark.xfail(
-    strict=True, reason="a stay opened after its room finished stays open"
-)
-
-
-@ROOM_FORGOTTEN
 async def test_a_stay_joined_while_its_room_finishes_is_ended_with_the_room(
     storage: Any, tenant: Tenant, server: LiveKitServer, race: Race
 ) -> None:
@@ -325,10 +316,12 @@ async def test_a_stay_joined_while_its_room_finishes_is_ended_with_the_room(
     await race(finish, after(reached, go, delivers(server.joined("ana", JOINED))))
 
     stay = await settled_stay(storage, tenant, server, "ana")
-    assert stay.status is not SessionStatus.ACTIVE
+    assert (stay.status, stay.ended_at, stay.exit_reason) == ENDED_WITH_THE_ROOM
 
 
-@ROOM_FORGOTTEN
+ENDED_WITH_THE_ROOM = (SessionStatus.COMPLETED, stamped(60), "room_finished")
+
+
 async def test_a_join_delivered_after_its_room_finished_is_ended_with_the_room(
     storage: Any, tenant: Tenant, server: LiveKitServer
 ) -> None:
@@ -336,7 +329,18 @@ async def test_a_join_delivered_after_its_room_finished_is_ended_with_the_room(
     await deliver(storage, server.joined("ana", JOINED))
 
     stay = await settled_stay(storage, tenant, server, "ana")
-    assert stay.status is not SessionStatus.ACTIVE
+    assert (stay.status, stay.ended_at, stay.exit_reason) == ENDED_WITH_THE_ROOM
+
+
+async def test_a_stays_webhooks_delivered_after_its_room_finished_end_it_when_she_left(
+    storage: Any, tenant: Tenant, server: LiveKitServer
+) -> None:
+    """The room's end holds the stay's place until her own `left` says when she left."""
+    await deliver(storage, room_finished(server, at(60)))
+    await joined_with_camera(storage, server)
+    await deliver(storage, server.left("ana", JOINED, LEFT))
+
+    assert await charged_once(storage, tenant, server, "ana") == RIGHT
 
 
 async def test_a_left_delivered_after_its_rooms_end_still_ends_the_stay_when_it_left(

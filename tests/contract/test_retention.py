@@ -68,3 +68,19 @@ async def test_handled_webhook_ids_are_forgotten_oldest_first(storage: Any, tena
         True,
     ]
     assert await storage.webhooks.seen(other.id, "EV_0")
+
+
+async def test_finished_rooms_are_forgotten_with_the_webhook_ids_oldest_first(
+    storage: Any, tenant: Tenant
+) -> None:
+    await storage.webhooks.record(tenant.id, "EV_0", at(0))
+    for minute in range(3):
+        await storage.finished_rooms.finish(tenant.id, f"RM_{minute}", at(minute))
+
+    first = await storage.retention.forget_webhooks(tenant.id, at(2), 2)
+    second = await storage.retention.forget_webhooks(tenant.id, at(2), 2)
+
+    assert (first, second) == (2, 1)
+    assert not await storage.webhooks.seen(tenant.id, "EV_0")
+    remembered = [await storage.finished_rooms.finished_at(tenant.id, f"RM_{m}") for m in range(3)]
+    assert remembered == [None, None, at(2)]
