@@ -200,7 +200,7 @@ def stays_in(live: Live, room: str) -> dict[str, Json]:
     return {stay["subject_id"]: stay for stay in found["items"]}
 
 
-# 1b''. A room closed with its participants in it (LiveKit's DeleteRoom): each participant's
+# 1c. A room closed with its participants in it (LiveKit's DeleteRoom): each participant's
 # `left`, the `track_unpublished` of half of their cameras (turned off a second earlier; the
 # others end with their stay) and the room's `room_finished` reach the server at the same moment.
 
@@ -237,6 +237,31 @@ def closing_room(live: Live) -> AllHands:
         camera_seconds[who] = int(ended_at.timestamp()) - int(published_at.timestamp())
     delivered_at_once(live, last)
     return AllHands(camera_seconds, stays_in(live, "office-hours"))
+
+
+# 1d. A participant whose join LiveKit delivers only after her room finished (a retry),
+# and whose `left` it never delivers.
+
+
+@dataclass(frozen=True)
+class LateJoin:
+    finished_at: datetime
+    stay: Json  # as read once the join was answered
+
+
+def late_join(live: Live) -> LateJoin:
+    room = LiveKitServer(live.livekit.key, live.livekit.secret, room="late-room")
+    joined_at = now()
+    time.sleep(2)
+    finished_at = now()
+    with live.admin() as admin:
+        for raw, headers in (
+            room.webhook("room_finished", finished_at),
+            room.joined("latecomer", joined_at),
+        ):
+            ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
+    (stay,) = stays_in(live, "late-room").values()
+    return LateJoin(finished_at, stay)
 
 
 # 1b'. A stay whose `left` LiveKit never sent: reconciliation asks the tenant's LiveKit server
@@ -992,6 +1017,7 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
     "closing_room": closing_room,
+    "late_join": late_join,
     "reconciled_stay": reconciled_stay,
     "clinic_hour": clinic_hour,
     "counseling": counseling,

@@ -33,6 +33,7 @@ from tests.live.scenarios import (
     Forgotten,
     Gapped,
     KioskDay,
+    LateJoin,
     Reconciled,
     Retained,
     Return,
@@ -87,6 +88,16 @@ def test_a_room_closed_with_its_participants_in_it_counts_each_camera_to_its_own
     for who, stay in room.stays.items():
         assert stay["status"] == "completed", stay
         assert float(stay["usage"].get("video.seconds", 0)) == room.camera_seconds[who], stay
+
+
+def test_a_join_delivered_after_its_room_finished_ends_with_the_room(live: LiveRun) -> None:
+    """Its `left` never comes and LiveKit stays are never idle: without the room's end the stay
+    would stay open until the session cap."""
+    late: LateJoin = live.outcome("late_join")
+
+    stay = late.stay
+    assert (stay["status"], stay["exit_reason"]) == ("completed", "room_finished"), stay
+    assert instant(stay["ended_at"]) == late.finished_at.replace(microsecond=0), stay
 
 
 def test_a_stay_whose_left_never_came_is_ended_by_reconciliation_when_last_seen(
