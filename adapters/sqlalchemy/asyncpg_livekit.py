@@ -15,6 +15,7 @@ RECORD = (
     "INSERT INTO webhook_deliveries (tenant_id, id, received_at) VALUES ($1, $2, $3)"
     " ON CONFLICT DO NOTHING"
 )
+FINISHED_AT = "SELECT finished_at FROM finished_rooms WHERE tenant_id = $1 AND room_sid = $2"
 # Stored unless it is, and returned as it is either way: DO UPDATE, unlike DO NOTHING, returns a
 # row stored by a transaction that committed after this statement began. A track of a session
 # that does not exist selects no row: nothing is stored, nothing returned. (Sessions are never
@@ -66,6 +67,10 @@ class AsyncpgLiveKitRows(LiveKitRows):
 
     async def record_webhook(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
         return bool(await self._driver.execute(RECORD, tenant_id, webhook_id, at) == "INSERT 0 1")
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        found: datetime | None = await self._driver.fetchval(FINISHED_AT, tenant_id, room_sid)
+        return found
 
     async def track(self, tenant_id: str, session_id: str, report: TrackReport) -> Stored | None:
         key = (tenant_id, session_id, report.track_sid)

@@ -123,8 +123,9 @@ class SqlTrackLog(TrackLog):
 
 @raises_storage_errors
 class SqlFinishedRooms(FinishedRooms):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
         self._engine = engine
+        self._driver_engine = driver_engine
         self._single = single_statement(engine)
 
     async def finish(self, tenant_id: str, room_sid: str, at: datetime) -> None:
@@ -135,10 +136,10 @@ class SqlFinishedRooms(FinishedRooms):
             await conn.execute(stmt.on_conflict_do_nothing())
 
     async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
-        rooms = finished_rooms.c
-        query = select(rooms.finished_at).where(
-            rooms.tenant_id == tenant_id, rooms.room_sid == room_sid
+        # Every new stay asks (a webhook's hot path): straight to the driver.
+        return await on_connection(
+            self._driver_engine,
+            ROWS,
+            lambda rows: rows.finished_at(tenant_id, room_sid),
+            writes=False,
         )
-        async with self._single.connect() as conn:
-            found: datetime | None = (await conn.execute(query)).scalar()
-        return found

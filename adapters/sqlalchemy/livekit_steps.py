@@ -1,5 +1,5 @@
 """The LiveKit webhook's storage steps on either SQL engine (adapters.sqlalchemy.driver_steps):
-the webhook log's and the track log's, written once against LiveKitRows, which asyncpg_livekit
+the webhook log's, the track log's and a finished room's read, written once against LiveKitRows, which asyncpg_livekit
 and sqlite_livekit provide. Every webhook runs several of them; through SQLAlchemy Core, its
 work per statement cost more than the database did."""
 
@@ -16,6 +16,10 @@ class LiveKitRows(Protocol):
 
     async def record_webhook(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
         """WebhookLog.record."""
+        ...
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        """FinishedRooms.finished_at (read for every new stay)."""
         ...
 
     async def track(self, tenant_id: str, session_id: str, report: TrackReport) -> Stored | None:

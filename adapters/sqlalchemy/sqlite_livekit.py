@@ -21,6 +21,7 @@ RECORD = (
     "INSERT INTO webhook_deliveries (tenant_id, id, received_at) VALUES (?, ?, ?)"
     " ON CONFLICT DO NOTHING"
 )
+FINISHED_AT = "SELECT finished_at FROM finished_rooms WHERE tenant_id = ? AND room_sid = ?"
 # As asyncpg_livekit's: stored unless it is, returned as it is; nothing for a session that does
 # not exist.
 TRACK = (
@@ -58,6 +59,10 @@ class SqliteLiveKitRows(LiveKitRows):
 
     async def record_webhook(self, tenant_id: str, webhook_id: str, at: datetime) -> bool:
         return self._connection.execute(RECORD, (tenant_id, webhook_id, instant(at))).rowcount == 1
+
+    async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
+        found = self._connection.execute(FINISHED_AT, (tenant_id, room_sid)).fetchone()
+        return None if found is None else instant_of(found[0])
 
     async def track(self, tenant_id: str, session_id: str, report: TrackReport) -> Stored | None:
         values = (report.track_sid, report.meter, tenant_id, session_id)

@@ -72,7 +72,7 @@ class SqlAlchemyStorage(Storage):
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.driver_engine)
         self.tracks = SqlTrackLog(self.driver_engine)
-        self.finished_rooms = SqlFinishedRooms(self.engine)
+        self.finished_rooms = SqlFinishedRooms(self.engine, self.driver_engine)
         self.snapshots = SqlSnapshotLog(self.engine)
         self.retention = SqlRetention(self.engine)
         self.usage_source = SqlUsageSource(self.engine)
