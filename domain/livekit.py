@@ -165,6 +165,12 @@ class TrackChange:
     changed: bool  # whether the track is stored otherwise afterwards
 
 
+def stays_end_required(report: TrackReport) -> datetime | None:
+    """The end its stay must still have (or none yet) for a report to be kept: an end from the
+    stay is the stay's, and one that another ender's exit has since corrected is stale."""
+    return report.unpublished_at if report.end_from_stay else None
+
+
 def report_track(known: TrackReport | None, counted: bool, report: TrackReport) -> TrackChange:
     """A report of a track that is known as `known` (None: never reported) and whose seconds
     are `counted` or not yet: merge_reports decides its ends. The track's seconds are added by

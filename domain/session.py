@@ -284,14 +284,17 @@ class Session:
 
     def seen(self, at: datetime, now: datetime) -> bool:
         """Take a sign of life dated `at` (never past now): an active session's last_seen_at
-        moves forward to it, never back; a provisional end earlier than `at` moves to it.
+        moves forward to it, never back; a provisional end earlier than `at` moves to it (but
+        not its room's end).
         True when anything changed. Callers check `refusal` first."""
         at = min(at, now)
         if self.is_active:
             moved = at > self.last_seen_at
             self.last_seen_at = max(self.last_seen_at, at)
             return moved
-        if self.is_provisional and self.ended_at is not None and at > self.ended_at:
+        # Nobody is present in a finished room: evidence after its end moves no stay's end.
+        movable = self.is_provisional and self.exit_reason != ROOM_FINISHED
+        if movable and self.ended_at is not None and at > self.ended_at:
             self.ended_at = at
             self.last_seen_at = max(self.last_seen_at, at)
             return True

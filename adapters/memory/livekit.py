@@ -4,7 +4,13 @@ from datetime import datetime
 from adapters.memory.store import MemoryStore
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
-from domain.livekit import LiveKitAccount, TrackReport, report_track, track_events
+from domain.livekit import (
+    LiveKitAccount,
+    TrackReport,
+    report_track,
+    stays_end_required,
+    track_events,
+)
 
 
 class MemoryLiveKitAccounts(LiveKitAccounts):
@@ -56,6 +62,9 @@ class MemoryTrackLog(TrackLog):
         session = self._store.sessions.get((tenant_id, session_id))
         if session is None:
             return False  # no session, no tracks: nothing kept
+        required = stays_end_required(report)
+        if required is not None and session.ended_at not in (None, required):
+            return False  # a stale ender's
         key = (tenant_id, session_id, report.track_sid)
         known, counted = self._store.tracks.get(key, (None, False))
         change = report_track(known, counted, report)

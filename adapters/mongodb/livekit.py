@@ -10,7 +10,14 @@ from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.errors import raises_storage_errors
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
-from domain.livekit import LiveKitAccount, TrackChange, TrackReport, report_track, track_events
+from domain.livekit import (
+    LiveKitAccount,
+    TrackChange,
+    TrackReport,
+    report_track,
+    stays_end_required,
+    track_events,
+)
 
 # A guarded write lost to a concurrent report is decided again on what that report left.
 ATTEMPTS = 20
@@ -124,9 +131,13 @@ class MongoTrackLog(TrackLog):
         key = {"tenant_id": tenant_id, "id": session_id}
         track = f"tracks.{report.track_sid}"
         for _ in range(ATTEMPTS):
-            found = await self._sessions.find_one(key, {"_id": 0, track: 1})
+            found = await self._sessions.find_one(key, {"_id": 0, track: 1, "ended_at": 1})
             if found is None:
                 return False  # no session, no tracks: nothing kept
+            ended_at = found.get("ended_at")
+            required = stays_end_required(report)
+            if required is not None and ended_at not in (None, required):
+                return False  # a stale ender's
             stored = (found.get("tracks") or {}).get(report.track_sid)
             known = None if stored is None else _report(report.track_sid, stored)
             counted = bool(stored and stored.get("counted"))
@@ -137,6 +148,7 @@ class MongoTrackLog(TrackLog):
             # guard, and this one is decided again on what it left.
             from_stay = known is not None and known.end_from_stay
             guard = {
+                "ended_at": ended_at,
                 f"{track}.published_at": None if known is None else known.published_at,
                 f"{track}.unpublished_at": None if known is None else known.unpublished_at,
                 f"{track}.end_from_stay": True if from_stay else {"$ne": True},

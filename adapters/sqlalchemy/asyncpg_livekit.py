@@ -28,16 +28,21 @@ TRACK = (
 )
 EVENT_COLUMNS = ("type", "at", "category", "label", "data", "meters")
 _EVENTS = ", ".join(EVENT_COLUMNS)
-# All or nothing, in one statement: the track, if it is still as its report was decided on
-# (a concurrent report's change makes the UPDATE match no row, and the rest follows it); its
-# new ends as events, numbered after the session's highest sequence number ($12 of them, the
-# sequence numbers given counting from 1); its seconds ($19, or NULL) added to its meter.
+# All or nothing, in one statement: the session locked first (every track report takes the
+# session's row before the track's), and only while it has not ended or ends at $20 when given
+# (an end from the stay: a stale ender's changes nothing); the track, if it is still as its
+# report was decided on (a concurrent report's change makes the UPDATE match no row, and the
+# rest follows it); its new ends as events, numbered after the session's highest sequence
+# number ($12 of them, the sequence numbers given counting from 1); its seconds ($19, or NULL)
+# added to its meter. Answers whether the track and the session were found as required.
 SAVE_TRACK = (
-    "WITH track AS (UPDATE track_intervals SET published_at = $4, unpublished_at = $5,"
+    "WITH stay AS (SELECT FROM sessions WHERE tenant_id = $1 AND id = $2"
+    " AND ($20::timestamptz IS NULL OR ended_at IS NULL OR ended_at = $20) FOR UPDATE),"
+    " track AS (UPDATE track_intervals SET published_at = $4, unpublished_at = $5,"
     " end_from_stay = $6, counted = $7 WHERE tenant_id = $1 AND session_id = $2"
     " AND track_sid = $3 AND published_at IS NOT DISTINCT FROM $8::timestamptz"
     " AND unpublished_at IS NOT DISTINCT FROM $9::timestamptz AND end_from_stay = $10"
-    " AND counted = $11 RETURNING meter),"
+    " AND counted = $11 AND EXISTS (SELECT FROM stay) RETURNING meter),"
     " numbered AS (UPDATE sessions SET max_sequence_no = max_sequence_no + $12::int,"
     " event_count = event_count + $12::int WHERE tenant_id = $1 AND id = $2 AND $12::int > 0"
     " AND EXISTS (SELECT FROM track) RETURNING max_sequence_no - $12::int AS highest),"
@@ -48,7 +53,7 @@ SAVE_TRACK = (
     " is_decimal) SELECT $1, $2, meter, $19::bigint, false FROM track WHERE $19 IS NOT NULL"
     " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE"
     " SET quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos)"
-    " SELECT count(*) FROM track"
+    " SELECT (SELECT count(*) FROM track), (SELECT count(*) FROM stay)"
 )
 TRACKS_ENDING_WITH_STAY = (
     "SELECT track_sid, meter, published_at, unpublished_at, end_from_stay FROM track_intervals"
@@ -82,12 +87,17 @@ class AsyncpgLiveKitRows(LiveKitRows):
         return known, counted
 
     async def save_track(
-        self, tenant_id: str, session_id: str, stored: Stored, change: TrackChange
-    ) -> bool:
+        self,
+        tenant_id: str,
+        session_id: str,
+        stored: Stored,
+        change: TrackChange,
+        required: datetime | None,
+    ) -> bool | None:
         (known, counted), track = stored, change.track
         # Numbered from 1 here; the statement adds the session's highest sequence number.
         ends = track_events(session_id, 1, track.meter, track.track_sid, change.ends)
-        saved = await self._driver.fetchval(
+        saved, found = await self._driver.fetchrow(
             SAVE_TRACK,
             tenant_id,
             session_id,
@@ -108,8 +118,9 @@ class AsyncpgLiveKitRows(LiveKitRows):
             [json_text(e.data) for e in ends],
             [json_text(to_json(e.meters)) for e in ends],
             None if change.seconds is None else to_nanos(change.seconds),
+            required,
         )
-        return bool(saved)
+        return bool(saved) if found else None
 
     async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         rows = await self._driver.fetch(TRACKS_ENDING_WITH_STAY, tenant_id, session_id)

@@ -6,7 +6,7 @@ work per statement cost more than the database did."""
 from datetime import datetime
 from typing import Protocol
 
-from domain.livekit import TrackChange, TrackReport, report_track
+from domain.livekit import TrackChange, TrackReport, report_track, stays_end_required
 
 Stored = tuple[TrackReport, bool]  # a track as stored, and whether its seconds are counted
 
@@ -28,11 +28,18 @@ class LiveKitRows(Protocol):
         ...
 
     async def save_track(
-        self, tenant_id: str, session_id: str, stored: Stored, change: TrackChange
-    ) -> bool:
-        """Atomically, if the track is still as `stored`: write it as `change` leaves it, append
-        its new ends to the session's events after its highest sequence number, and add its
-        seconds to the session's usage. False, and nothing written, if it changed since."""
+        self,
+        tenant_id: str,
+        session_id: str,
+        stored: Stored,
+        change: TrackChange,
+        required: datetime | None,
+    ) -> bool | None:
+        """Atomically, if the track is still as `stored` and its session has not ended, or ends
+        at `required` when given: write the track as `change` leaves it, append its new ends to
+        the session's events after its highest sequence number, and add its seconds to the
+        session's usage. Nothing written, and False if the track changed since, None if the
+        session ends otherwise."""
         ...
 
     async def tracks_ending_with_stay(
@@ -55,5 +62,10 @@ async def record_track(
         change = report_track(*stored, report)
         if not change.changed:
             return False
-        if await rows.save_track(tenant_id, session_id, stored, change):
+        saved = await rows.save_track(
+            tenant_id, session_id, stored, change, stays_end_required(report)
+        )
+        if saved is None:
+            return False  # a stale ender's: its stay ends otherwise now
+        if saved:
             return change.seconds is not None

@@ -36,6 +36,7 @@ SAVE_TRACK = (
     " counted = ? WHERE tenant_id = ? AND session_id = ? AND track_sid = ?"
     " AND published_at IS ? AND unpublished_at IS ? AND end_from_stay = ? AND counted = ?"
 )
+ENDED_AT = "SELECT ended_at FROM sessions WHERE tenant_id = ? AND id = ?"
 NUMBER_EVENTS = (
     "UPDATE sessions SET max_sequence_no = max_sequence_no + ?, event_count = event_count + ?"
     " WHERE tenant_id = ? AND id = ? RETURNING max_sequence_no"
@@ -81,11 +82,17 @@ class SqliteLiveKitRows(LiveKitRows):
         return known, bool(counted)
 
     async def save_track(
-        self, tenant_id: str, session_id: str, stored: Stored, change: TrackChange
-    ) -> bool:
-        # One transaction: every statement of it or none.
+        self,
+        tenant_id: str,
+        session_id: str,
+        stored: Stored,
+        change: TrackChange,
+        required: datetime | None,
+    ) -> bool | None:
+        # One transaction, which holds the write lock: every statement of it or none.
         return in_transaction(
-            self._connection, lambda c: _save_track(c, tenant_id, session_id, stored, change)
+            self._connection,
+            lambda c: _save_track(c, tenant_id, session_id, stored, change, required),
         )
 
     async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
@@ -102,8 +109,13 @@ def _save_track(
     session_id: str,
     stored: Stored,
     change: TrackChange,
-) -> bool:
+    required: datetime | None,
+) -> bool | None:
     (known, counted), track, ends = stored, change.track, change.ends
+    if required is not None:
+        ((ended_at,),) = connection.execute(ENDED_AT, (tenant_id, session_id)).fetchall()
+        if ended_at is not None and instant_of(ended_at) != required:
+            return None
     key = (tenant_id, session_id, track.track_sid)
     new = (
         instant(track.published_at),

@@ -60,12 +60,18 @@ class LiveKitStays:
         # one's time above was then not the stay's), and a track whose `track_published` was
         # handled while the stay ended was not open above. That webhook looks for the stay's end
         # only after recording the track, so one of the two sees the other: this look, made
-        # after the exit, or that one.
-        ended_at = exited.session.ended_at or at
+        # after the exit, or that one. The end is read again: another ender's exit may have
+        # corrected this one's since (a `left` replacing a guess).
+        stay = await self._sessions.get(tenant_id, session_id)
+        ended_at = stay.ended_at if stay is not None and stay.ended_at else exited.session.ended_at
+        await self.follow_end(tenant_id, session_id, ended_at or at)
+        return exited
+
+    async def follow_end(self, tenant_id: str, session_id: str, ended_at: datetime) -> None:
+        """The tracks that ended with the stay (or are still open) take its end, `ended_at`."""
         for track in await self._tracks.tracks_ending_with_stay(tenant_id, session_id):
             if track.unpublished_at != ended_at:
                 await self.end_track(tenant_id, session_id, track, ended_at)
-        return exited
 
     async def end_track(
         self, tenant_id: str, session_id: str, track: TrackReport, at: datetime

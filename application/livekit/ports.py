@@ -70,7 +70,9 @@ class TrackLog(Protocol):
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
         """Merge what a webhook, or the track's stay ending, says of a track of the session
         (domain.livekit.merge_reports: the first report of each end wins, but an end from the
-        stay is replaced by any other). When both ends are known, add the track's seconds to the
+        stay is replaced by any other). A report of an end from the stay is kept only while the
+        stay has not ended, or ends then (domain.livekit.stays_end_required), in the same atomic
+        step: an ender whose end another's exit has corrected changes nothing. When both ends are known, add the track's seconds to the
         session's usage under its meter, exactly once whoever completes it and whatever the
         session's status, in the same atomic step that marks it counted; a report that moves an
         end of a counted track adds the difference in that step (below zero when it shortens

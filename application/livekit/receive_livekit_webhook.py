@@ -1,6 +1,7 @@
 """A LiveKit server's signed webhook: participants' stays become sessions, tracks add usage."""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.livekit_stays import LiveKitStays
@@ -86,8 +87,8 @@ class ReceiveLiveKitWebhook:
         if event.kind == RoomEventKind.PARTICIPANT_JOINED:
             started = await self._joined(tenant_id, event, settings)
         elif event.kind in EXIT_STATUS:
-            # A `left` may come first, or alone.
-            started = await self._joined(tenant_id, event, settings)
+            # A `left` may come first, or alone (it ends the stay itself, finished room or not).
+            started = await self._joined(tenant_id, event, settings, ends_with_room=False)
             status = EXIT_STATUS[event.kind]
             ended.append(await self._left(tenant_id, event.session_id, event, status, settings))
         elif event.kind == RoomEventKind.ROOM_FINISHED:
@@ -116,8 +117,15 @@ class ReceiveLiveKitWebhook:
                 raise
             return self._verifier.verify(command.body, command.token, stored), stored
 
-    async def _joined(self, tenant_id: str, event: RoomEvent, settings: TenantSettings) -> bool:
-        """Open the participant's stay unless it is open; whether this opened it."""
+    async def _joined(
+        self,
+        tenant_id: str,
+        event: RoomEvent,
+        settings: TenantSettings,
+        ends_with_room: bool = True,
+    ) -> bool:
+        """Open the participant's stay unless it is open; whether this opened it. A stay opened
+        in a room that finished ends with it, unless `ends_with_room` is False."""
         if event.participant_sid is None or event.identity is None:
             return False
         request = SessionRequest(
@@ -136,9 +144,7 @@ class ReceiveLiveKitWebhook:
             # A webhook past the join mostly finds its stay stored: its sign of life, tried
             # first, is then its only write (NotFound: it overtook the join, or that was lost).
             try:
-                await self._sessions.sign_of_life(
-                    tenant_id, session.id, event.created_at, now, window
-                )
+                await self._seen(tenant_id, session.id, event.created_at, now, window)
                 return False
             except NotFound:
                 pass
@@ -146,11 +152,13 @@ class ReceiveLiveKitWebhook:
         # The participant is in the room already: recorded whatever the plan says, once.
         added = await self._sessions.add(session)
         if not added:
-            await self._sessions.sign_of_life(tenant_id, session.id, event.created_at, now, window)
+            await self._seen(tenant_id, session.id, event.created_at, now, window)
             return False
         # Its room may have finished (its join came late, or while room_finished closed the
         # room's stays). That webhook remembers the room before it looks for open stays, so
         # one of the two sees the other: this look, made after the stay is stored, or that one.
+        if not ends_with_room:
+            return True
         finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
         if finished_at is not None:
             at = max(finished_at, session.started_at)
@@ -158,6 +166,15 @@ class ReceiveLiveKitWebhook:
                 tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
             )
         return True
+
+    async def _seen(
+        self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
+    ) -> None:
+        """The webhook as the stay's sign of life. It may move a guessed end of the stay (the
+        reaper's, reconciliation's): the tracks that ended with the stay follow it."""
+        stay = await self._sessions.sign_of_life(tenant_id, session_id, at, now, window)
+        if stay.is_provisional and stay.ended_at is not None:
+            await self._stays.follow_end(tenant_id, session_id, stay.ended_at)
 
     async def _left(
         self,
