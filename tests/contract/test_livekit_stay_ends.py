@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from domain.livekit import LiveKitAccount, session_id_of
+from domain.livekit import session_id_of
 from domain.session import ChargeState, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import add_tenant, at
 from tests.contract.races import Pause, Race, after, wait_for
 from tests.contract.test_livekit_stays import (
-    RATE,
     RIGHT,
     URL,
     charged_once,
@@ -26,6 +25,7 @@ from tests.contract.test_livekit_stays import (
     gone,
     joined_with_camera,
     ledger_total,
+    livekit_server_of,
     published,
     reconcile,
     room_finished,
@@ -41,10 +41,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def server(storage: Any, tenant: Tenant) -> LiveKitServer:
-    server = LiveKitServer()
-    await storage.livekit_accounts.add(LiveKitAccount(server.key, tenant.id, server.secret, URL))
-    await storage.rates.put(tenant.id, RATE)
-    return server
+    return await livekit_server_of(storage, tenant)
 
 
 class PauseNth:
@@ -183,9 +180,7 @@ async def test_a_left_first_in_a_finished_room_keeps_the_rooms_end_past_the_wind
     Right: the webhook that is the participant's own exit ends the stay, not the room's guess
     (_joined should not end with the room a stay it opens for an exit)."""
     tenant = await add_tenant(storage, "short", late_data_window_seconds=600)
-    server = LiveKitServer()
-    await storage.livekit_accounts.add(LiveKitAccount(server.key, tenant.id, server.secret, URL))
-    await storage.rates.put(tenant.id, RATE)
+    server = await livekit_server_of(storage, tenant)
     await deliver(storage, room_finished(server, at(60)))
 
     await deliver(storage, server.left("ana", at(0), at(11)))

@@ -47,6 +47,11 @@ def stamped(minutes: float) -> datetime:
 
 @pytest.fixture
 async def server(storage: Any, tenant: Tenant) -> LiveKitServer:
+    return await livekit_server_of(storage, tenant)
+
+
+async def livekit_server_of(storage: Any, tenant: Tenant) -> LiveKitServer:
+    """A LiveKit server of the tenant's (its account has a URL), and a rate for its stays."""
     server = LiveKitServer()
     await storage.livekit_accounts.add(LiveKitAccount(server.key, tenant.id, server.secret, URL))
     await storage.rates.put(tenant.id, RATE)
