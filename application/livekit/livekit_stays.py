@@ -6,10 +6,11 @@ from datetime import datetime
 
 from application.credits.deduct_credits import DeductCredits
 from application.livekit.ports import TrackLog
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
 from application.sessions.record_exit import RecordedExit, RecordExit, RecordExitCommand
 from domain.livekit import TrackReport
-from domain.session import SessionStatus
+from domain.session import Session, SessionStatus
 from domain.tenants import TenantSettings
 
 
@@ -20,17 +21,21 @@ class LiveKitStays:
         sessions: SessionRepository,
         record_exit: RecordExit,
         deduct_credits: DeductCredits,
+        rewinds: RollupRewinds,
     ) -> None:
         self._tracks = tracks
         self._sessions = sessions
         self._record_exit = record_exit
         self._deduct_credits = deduct_credits
+        self._rewinds = rewinds
 
     async def record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
         """Merge a track report; seconds that land on a stay that has ended (its `left` came
-        first, or ended it meanwhile) change its price, so it is settled again."""
+        first, or ended it meanwhile) change its price, so it is settled again, and the hours
+        of a stay rolled up already are rolled up again."""
         if await self._tracks.record(tenant_id, session_id, report):
             session = await self._sessions.usage_added(tenant_id, session_id)
+            await self._rewinds.changed_since(tenant_id, session.started_at)
             await self._deduct_credits(session)
 
     async def end(
@@ -67,8 +72,16 @@ class LiveKitStays:
         await self.follow_end(tenant_id, session_id, ended_at or at)
         return exited
 
+    async def end_moved(self, stay: Session) -> None:
+        """A sign of life may have moved the ended stay's guessed end: its tracks follow it,
+        and its hours are rolled up again."""
+        assert stay.ended_at is not None, "an ended stay"
+        await self._rewinds.changed_since(stay.tenant_id, stay.started_at)
+        await self.follow_end(stay.tenant_id, stay.id, stay.ended_at)
+
     async def follow_end(self, tenant_id: str, session_id: str, ended_at: datetime) -> None:
-        """The tracks that ended with the stay (or are still open) take its end, `ended_at`."""
+        """The tracks that ended with the stay (or are still open) take its end, `ended_at`
+        (each track whose seconds change sends rollups back: record_track)."""
         for track in await self._tracks.tracks_ending_with_stay(tenant_id, session_id):
             if track.unpublished_at != ended_at:
                 await self.end_track(tenant_id, session_id, track, ended_at)

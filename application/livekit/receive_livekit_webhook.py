@@ -171,10 +171,10 @@ class ReceiveLiveKitWebhook:
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
     ) -> None:
         """The webhook as the stay's sign of life. It may move a guessed end of the stay (the
-        reaper's, reconciliation's): the tracks that ended with the stay follow it."""
+        reaper's, reconciliation's): LiveKitStays.end_moved."""
         stay = await self._sessions.sign_of_life(tenant_id, session_id, at, now, window)
         if stay.is_provisional and stay.ended_at is not None:
-            await self._stays.follow_end(tenant_id, session_id, stay.ended_at)
+            await self._stays.end_moved(stay)
 
     async def _left(
         self,

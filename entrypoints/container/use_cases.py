@@ -265,6 +265,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         sessions=storage.sessions,
         record_exit=record_exit,
         deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
     )
     receive_livekit_webhook = providers.Factory(
         ReceiveLiveKitWebhook,

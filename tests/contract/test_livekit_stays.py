@@ -371,3 +371,22 @@ async def test_a_left_delivered_after_reconciliation_ended_its_stay_ends_it_when
     await deliver(storage, server.left("ana", JOINED, LEFT))
 
     assert await charged_once(storage, tenant, server, "ana") == RIGHT
+
+
+async def test_a_camera_end_arriving_after_its_hours_were_rolled_up_sends_the_rollups_back(
+    storage: Any, tenant: Tenant, server: LiveKitServer
+) -> None:
+    """Hours older than rollups' late-data margin are not recomputed unless asked: a track's
+    seconds that reach them later ask, from the stay's start."""
+    await joined_with_camera(storage, server)
+    later = at(5 * 60)
+    leases = storage.rollup_leases
+    assert await leases.acquire(tenant.id, "run", later, later) is not None
+    await leases.release(tenant.id, "run", later)
+
+    receive = wired(storage, FakeClock(later)).use_cases().receive_livekit_webhook()
+    body, headers = unpublished(server, "ana", at(5))
+    await receive(ReceiveLiveKitWebhookCommand(body, headers["Authorization"]))
+
+    lease = await leases.acquire(tenant.id, "next", later, later)
+    assert lease is not None and lease.resume_from == stamped(0).replace(minute=0, second=0)
