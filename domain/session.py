@@ -309,8 +309,9 @@ class Session:
     ) -> Closing:
         """End the session with `exit`. An active session closes; a provisional end is replaced
         by a client's exit while the window lasts (`now` and `window` given), and the reaper's
-        by a guess too; anything else is a replay. A closed session is left to be charged when its kind has a rate, it has a
-        subject to charge, and it ended in a way that is charged."""
+        by a guess too; anything else is a replay. A closed session is left to be charged when
+        its kind has a rate, it has a subject to charge, and it ended in a way that is
+        charged."""
         if self.is_active:
             self._check_usage(exit)
             self._end_at(exit.at)

@@ -1,7 +1,7 @@
 """The LiveKit webhook's storage steps on either SQL engine (adapters.sqlalchemy.driver_steps):
-the webhook log's, the track log's and a finished room's read, written once against LiveKitRows, which asyncpg_livekit
-and sqlite_livekit provide. Every webhook runs several of them; through SQLAlchemy Core, its
-work per statement cost more than the database did."""
+the webhook log's, the track log's and a finished room's read, written once against
+LiveKitRows, which asyncpg_livekit and sqlite_livekit provide. Every webhook runs several of
+them; through SQLAlchemy Core, its work per statement cost more than the database did."""
 
 from datetime import datetime
 from typing import Protocol

@@ -65,11 +65,10 @@ class LiveKitStays:
         # one's time above was then not the stay's), and a track whose `track_published` was
         # handled while the stay ended was not open above. That webhook looks for the stay's end
         # only after recording the track, so one of the two sees the other: this look, made
-        # after the exit, or that one. The end is read again: another ender's exit may have
-        # corrected this one's since (a `left` replacing a guess).
-        stay = await self._sessions.get(tenant_id, session_id)
-        ended_at = stay.ended_at if stay is not None and stay.ended_at else exited.session.ended_at
-        await self.follow_end(tenant_id, session_id, ended_at or at)
+        # after the exit, or that one. If another ender's exit has corrected the end since (a
+        # `left` replacing a guess), the store keeps none of these (TrackLog.record), and that
+        # ender's own look ends the tracks at the end it left.
+        await self.follow_end(tenant_id, session_id, exited.session.ended_at or at)
         return exited
 
     async def end_moved(self, stay: Session) -> None:

@@ -72,13 +72,13 @@ class TrackLog(Protocol):
         (domain.livekit.merge_reports: the first report of each end wins, but an end from the
         stay is replaced by any other). A report of an end from the stay is kept only while the
         stay has not ended, or ends then (domain.livekit.stays_end_required), in the same atomic
-        step: an ender whose end another's exit has corrected changes nothing. When both ends are known, add the track's seconds to the
-        session's usage under its meter, exactly once whoever completes it and whatever the
-        session's status, in the same atomic step that marks it counted; a report that moves an
-        end of a counted track adds the difference in that step (below zero when it shortens
-        it). True when this call changed the usage.
-        Each end made known, for the first time or again, is also appended to the session's events
-        (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
+        step: an ender whose end another's exit has corrected changes nothing. When both ends
+        are known, add the track's seconds to the session's usage under its meter, exactly once
+        whoever completes it and whatever the session's status, in the same atomic step that
+        marks it counted; a report that moves an end of a counted track adds the difference in
+        that step (below zero when it shortens it). True when this call changed the usage.
+        Each end made known, for the first time or again, is also appended to the session's
+        events (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
         sequence number, whatever the session's status. domain.livekit.report_track decides.
         A session that does not exist has no tracks: the report is neither kept nor counted
         (False), and a session stored later knows nothing of it. (The webhook's use case stores

@@ -45,9 +45,9 @@ class ReceiveLiveKitWebhook:
     of kind `livekit`, and the time their tracks were published adds to their usage (video,
     screen share, audio). `participant_left` ends a stay `completed`,
     `participant_connection_aborted` `abandoned`, and `room_finished` ends every stay still open
-    in the room, and any stored after it (FinishedRooms); tracks still published end with their stay, which is then charged like any
-    exit (RecordExit). Every webhook of a stay is a sign of life (`Session.sign_of_life`):
-    LiveKit sends no heartbeat.
+    in the room, and any stored after it (FinishedRooms); tracks still published end with their
+    stay, which is then charged like any exit (RecordExit). Every webhook of a stay is a sign
+    of life (`Session.sign_of_life`): LiveKit sends no heartbeat.
 
     Webhooks are redelivered and reordered, so every step is idempotent: a stay's session id
     comes from the room and participant sids (`domain.livekit.session_id_of`), a join is

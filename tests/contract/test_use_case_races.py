@@ -182,8 +182,8 @@ async def test_exits_of_one_subjects_sessions_at_once_each_charge_sees_the_ones_
     """Ten sessions of one subject exit at once, each charged 6 of a balance of 50: as if one
     after the other, the charges leave 44, 38, ..., -4, -10, the last two warned and alerted.
     A settlement reads the balance and then charges: without the subject's claims taking turns
-    and holding only on the balance read, several read one balance (before, on PostgreSQL: [2, 8, 8, 38, 38, 38, 44, 44, 44, 44]
-    and no alert)."""
+    and holding only on the balance read, several read one balance (before, on PostgreSQL:
+    [2, 8, 8, 38, 38, 38, 44, 44, 44, 44] and no alert)."""
     await storage.ledger.grant(a_grant(tenant, 50, "g-1", "ana"))
     sessions = await counseling_of_ana(storage, tenant, 10)
 
