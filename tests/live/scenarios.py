@@ -239,29 +239,33 @@ def closing_room(live: Live) -> AllHands:
     return AllHands(camera_seconds, stays_in(live, "office-hours"))
 
 
-# 1d. A participant whose join LiveKit delivers only after her room finished (a retry),
-# and whose `left` it never delivers.
+# 1d. Two participants whose join LiveKit delivers only after their room finished (a retry):
+# the left of one never comes; the other's comes last, saying she left a second before the end.
 
 
 @dataclass(frozen=True)
 class LateJoin:
     finished_at: datetime
-    stay: Json  # as read once the join was answered
+    left_at: datetime  # the second participant's
+    stays: dict[str, Json]  # by participant, as read once every webhook was answered
 
 
 def late_join(live: Live) -> LateJoin:
     room = LiveKitServer(live.livekit.key, live.livekit.secret, room="late-room")
     joined_at = now()
-    time.sleep(2)
+    time.sleep(1)
+    left_at = now()
+    time.sleep(1)
     finished_at = now()
     with live.admin() as admin:
         for raw, headers in (
             room.webhook("room_finished", finished_at),
             room.joined("latecomer", joined_at),
+            room.joined("early-leaver", joined_at),
+            room.left("early-leaver", joined_at, left_at),
         ):
             ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
-    (stay,) = stays_in(live, "late-room").values()
-    return LateJoin(finished_at, stay)
+    return LateJoin(finished_at, left_at, stays_in(live, "late-room"))
 
 
 # 1b'. A stay whose `left` LiveKit never sent: reconciliation asks the tenant's LiveKit server

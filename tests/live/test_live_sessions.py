@@ -95,9 +95,20 @@ def test_a_join_delivered_after_its_room_finished_ends_with_the_room(live: LiveR
     would stay open until the session cap."""
     late: LateJoin = live.outcome("late_join")
 
-    stay = late.stay
+    stay = late.stays["latecomer"]
     assert (stay["status"], stay["exit_reason"]) == ("completed", "room_finished"), stay
     assert instant(stay["ended_at"]) == late.finished_at.replace(microsecond=0), stay
+
+
+def test_a_left_delivered_after_its_room_finished_ends_the_stay_when_she_left(
+    live: LiveRun,
+) -> None:
+    """The room's end is a guess that her own `left`, arriving later, replaces."""
+    late: LateJoin = live.outcome("late_join")
+
+    stay = late.stays["early-leaver"]
+    assert (stay["status"], stay["exit_reason"]) == ("completed", None), stay
+    assert instant(stay["ended_at"]) == late.left_at.replace(microsecond=0), stay
 
 
 def test_a_stay_whose_left_never_came_is_ended_by_reconciliation_when_last_seen(
