@@ -119,14 +119,17 @@ class Priced:
     def revision(self) -> int:
         return self.session.charge_revision
 
-    def claimable(self, state: ChargeState, revision: int) -> bool:
-        """Whether the session, stored now at charge `state` and `revision`, may be settled as
-        priced: it is still pending at the revision read. Its charge so far is then the one read
-        too, since only a settlement changes a charge, and a settlement leaves it charged."""
+    def claimable(self, state: ChargeState, revision: int, subject_id: str | None) -> bool:
+        """Whether the session, stored now at charge `state` and `revision` and of `subject_id`,
+        may be settled as priced: it is still pending at the revision read, and still of the
+        subject read (an erasure may have given it a pseudonym since, and moved the ledger the
+        price was to be drawn from). Its charge so far is then the one read too, since only a
+        settlement changes a charge, and a settlement leaves it charged."""
         return (
             state is ChargeState.PENDING
             and revision == self.revision
             and self.session.subject_id is not None
+            and subject_id == self.session.subject_id
         )
 
 

@@ -1,6 +1,7 @@
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
 from adapters.memory.store import MemoryStore
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
@@ -43,6 +44,10 @@ class MemoryCreditLedger(CreditLedger):
         if not session.awaits_settlement(revision):
             return None
         assert session.subject_id is not None
+        if (tenant_id, session.subject_id) in self._store.held_ledgers:
+            # An erasure is moving the subject's ledger: wait for it, then read the session again.
+            await polled(self._ledger_free(tenant_id, session.subject_id), SETTLEMENT_WAIT_SECONDS)
+            return None
         balance = (await self.balance(tenant_id, session.subject_id)).balance
         settled = settle(session, credits, balance)
         if (entry := settled.ledger_entry(session, at)) is not None:
@@ -60,7 +65,8 @@ class MemoryCreditLedger(CreditLedger):
             p
             for p in priced
             if (stored := self._store.sessions.get((tenant_id, p.session_id))) is not None
-            and p.claimable(stored.charge_state, stored.charge_revision)
+            and p.claimable(stored.charge_state, stored.charge_revision, stored.subject_id)
+            and (tenant_id, stored.subject_id) not in self._store.held_ledgers
         ]
         balances = dict.fromkeys(subjects_of(claimed), 0)
         for e in self._store.ledger:
@@ -75,6 +81,12 @@ class MemoryCreditLedger(CreditLedger):
             self._store.sessions[(tenant_id, settled.session.id)].settle(settled.charge)
             charges[settled.session.id] = settled.charge
         return charges
+
+    def _ledger_free(self, tenant_id: str, subject_id: str) -> Callable[[], Awaitable[bool]]:
+        async def free() -> bool:
+            return (tenant_id, subject_id) not in self._store.held_ledgers
+
+        return free
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:
         session = self._store.sessions.get((tenant_id, session_id))

@@ -1,15 +1,18 @@
 """Erasure in memory: each method runs to its end without suspending, so it is atomic."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
+from adapters.ledger_holds import holding
 from adapters.memory.store import MemoryStore
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import Forgetting, erased_error
 from domain.session import ChargeState
 
 BILLED_STATES = (ChargeState.PENDING, ChargeState.CHARGED)
+Done = TypeVar("Done")
 
 
 class MemoryErasure(Erasure):
@@ -94,6 +97,23 @@ class MemoryErasure(Erasure):
             for key in [k for k in self._store.tracks if k[:2] == (tenant_id, session_id)]:
                 del self._store.tracks[key]
         return Removed(sessions, events, kept)
+
+    async def with_ledgers_held(
+        self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
+    ) -> Done:
+        ledgers = {(tenant_id, s) for s in subject_ids}
+        held = self._store.held_ledgers
+
+        async def hold() -> bool:
+            if held & ledgers:
+                return False
+            held.update(ledgers)
+            return True
+
+        async def give_back() -> None:
+            held.difference_update(ledgers)
+
+        return await holding(hold, give_back, work)
 
     async def move_subject(
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int

@@ -29,6 +29,8 @@ class MemoryStore:
     events: dict[tuple[str, str], dict[int, Event]] = field(default_factory=dict)
     rates: dict[tuple[str, str], Rate] = field(default_factory=dict)  # (tenant_id, kind)
     ledger: list[LedgerEntry] = field(default_factory=list)
+    # (tenant_id, subject_id) of the ledgers an erasure holds (Erasure.with_ledgers_held)
+    held_ledgers: set[tuple[str, str]] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
     plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)

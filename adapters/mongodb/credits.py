@@ -19,9 +19,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.ledger_turns import WAIT_SECONDS, LedgerTurns
+from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
@@ -84,7 +85,7 @@ class MongoCreditLedger(CreditLedger):
             return None
         assert session.subject_id is not None
         subject = {session.subject_id}
-        async with self._turns.held(tenant_id, subject, WAIT_SECONDS) as held:
+        async with self._turns.held(tenant_id, subject, SETTLEMENT_WAIT_SECONDS) as held:
             if held != subject:
                 return None  # read again: the subject's other settlements took long
             return await self._settle(session, revision, credits, at)
@@ -113,6 +114,7 @@ class MongoCreditLedger(CreditLedger):
                 **key,
                 "charge_state": ChargeState.PENDING.value,
                 "charge_revision": revision,
+                "subject_id": session.subject_id,  # not erased since: see Priced.claimable
                 "due": None,
             },
             {"$set": {**{f: document[f] for f in SETTLED_FIELDS}, "due": due}},
@@ -151,16 +153,24 @@ class MongoCreditLedger(CreditLedger):
         if not priced:
             return {}
         ids = sorted({p.session_id for p in priced})
-        stored: dict[str, tuple[ChargeState, int]] = {}
+        stored: dict[str, tuple[ChargeState, int, str | None]] = {}
         cursor = self._sessions.find(
             {"tenant_id": tenant_id, "id": {"$in": ids}},
-            {"id": 1, "charge_state": 1, "charge_revision": 1, "due": 1, "tenant_id": 1},
+            {
+                "id": 1,
+                "charge_state": 1,
+                "charge_revision": 1,
+                "subject_id": 1,
+                "due": 1,
+                "tenant_id": 1,
+            },
         )
         async for document in cursor:
             if document.get("due"):  # a settlement cut short: its entry goes in before any other
                 await finish_due(self._db, document)
             state = ChargeState(document["charge_state"])
-            stored[document["id"]] = (state, document.get("charge_revision", 0))
+            revision = document.get("charge_revision", 0)
+            stored[document["id"]] = (state, revision, document.get("subject_id"))
         claimed = [
             p for p in priced if p.session_id in stored and p.claimable(*stored[p.session_id])
         ]
@@ -185,6 +195,7 @@ class MongoCreditLedger(CreditLedger):
                         "id": d.session.id,
                         "charge_state": ChargeState.PENDING.value,
                         "charge_revision": d.session.charge_revision,
+                        "subject_id": d.session.subject_id,
                         "due": None,
                     },
                     {"$set": {**{f: document[f] for f in SETTLED_FIELDS}, "due": due}},

@@ -3,16 +3,18 @@ documents at a time (ids found, then one update or delete by id), and each sessi
 deleted by one write guarded on what was read, so of concurrent callers one does it and counts
 it. Its events, errors and sales follow that write."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document
 from adapters.mongodb.telemetry_documents import (
     error_from_document,
@@ -22,6 +24,7 @@ from adapters.mongodb.telemetry_documents import (
 )
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
+from domain.errors import Conflict
 from domain.session import ChargeState
 
 BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
@@ -29,6 +32,7 @@ BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
 ERROR_FIELDS = ("context", "breadcrumbs")
 SALE_FIELDS = ("attributes", "attribute_texts")
 HOLDING = {"$or": [{"data": {"$ne": None}}, {"label": {"$ne": None}}]}
+Done = TypeVar("Done")
 
 
 @raises_storage_errors
@@ -37,6 +41,7 @@ class MongoErasure(Erasure):
         self._db = db
         self._sessions = db["sessions"]
         self._events = db["events"]
+        self._turns = LedgerTurns(db)
 
     async def sessions(
         self, tenant_id: str, of: SessionsOf, limit: int, after: SessionPlace | None = None
@@ -151,6 +156,16 @@ class MongoErasure(Erasure):
                 events += deleted.deleted_count
         return Removed(sessions, events, frozenset(kept))
 
+    async def with_ledgers_held(
+        self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
+    ) -> Done:
+        """The subjects' settlement turns (ledger_turns), for ERASURE_LEASE at most."""
+        wanted = set(subject_ids)
+        async with self._turns.held(tenant_id, wanted, ERASURE_WAIT_SECONDS, ERASURE_LEASE) as held:
+            if held != wanted:
+                raise Conflict(BUSY)
+            return await work()
+
     async def move_subject(
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int
     ) -> int:
@@ -162,7 +177,6 @@ class MongoErasure(Erasure):
             "subscription_history",
             "subject_resources",
             "refused_starts",
-            "ledger_turns",  # a turn its settlement died holding
         ):
             collection = self._db[name]
             of_subject = {"tenant_id": tenant_id, "subject_id": subject_id}

@@ -4,13 +4,13 @@ multi-document transaction here to make a balance read and the entry it decides 
 A settlement holds its subject's turn from before it reads the balance until its entry is
 written: a document per (tenant, subject) in `ledger_turns`, inserted by the holder (the unique
 index refuses a second) and deleted when it is done, so that the collection is empty but for
-settlements under way. A holder that dies leaves its document, which the next settlement takes
-over once it is older than LEASE. (One that outlived its lease could decide from a balance that
+settlements and erasures under way. An erasure holds its subject's turn and its pseudonym's
+from before it gives out the pseudonym until the ledger has moved (Erasure.with_ledgers_held).
+A holder that dies leaves its document, which the next holder takes over once its lease (a
+settlement's LEASE; an erasure's ERASURE_LEASE) has run out. (One that outlived its lease could decide from a balance that
 another changes meanwhile: its balance_after and alert would be of the wrong order; the ledger,
 summed, stays exact.)"""
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -20,14 +20,10 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from adapters.ledger_holds import polled
 from adapters.mongodb.documents import Document, duplicates_in
 
 LEASE = timedelta(seconds=30)
-# A settlement waits this long for its subject's turn, then claims nothing (it is read again,
-# and what is still pending after its attempts is the reaper's).
-WAIT_SECONDS = 5.0
-FIRST_PAUSE_SECONDS = 0.002
-LONGEST_PAUSE_SECONDS = 0.05
 
 
 class LedgerTurns:
@@ -36,20 +32,26 @@ class LedgerTurns:
 
     @asynccontextmanager
     async def held(
-        self, tenant_id: str, subjects: Collection[str], wait_seconds: float = 0
+        self,
+        tenant_id: str,
+        subjects: Collection[str],
+        wait_seconds: float = 0,
+        lease: timedelta = LEASE,
     ) -> AsyncIterator[set[str]]:
         """Hold the turns of the subjects that can be held within `wait_seconds` (0: those free
-        now), and yield them; they are given back on leaving. A caller that waits holds one
-        subject at most, and one that holds several never waits, so no two wait on each other."""
+        now), for `lease` at most, and yield them; they are given back on leaving. A settlement
+        that waits holds one subject at most, and one that holds several never waits; an
+        erasure waits holding its pseudonym, which no one else wants before it gives it out. So
+        none waits on another in a circle."""
         holder = str(uuid.uuid4())
         wanted = set(subjects)
-        held = await self._take(tenant_id, wanted, holder)
-        deadline = time.monotonic() + wait_seconds
-        pause = FIRST_PAUSE_SECONDS
-        while held != wanted and time.monotonic() < deadline:
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
-            held |= await self._take(tenant_id, wanted - held, holder)
+        held: set[str] = set()
+
+        async def take_the_rest() -> bool:
+            held.update(await self._take(tenant_id, wanted - held, holder, lease))
+            return held == wanted
+
+        await polled(take_the_rest, wait_seconds)
         try:
             yield held
         finally:
@@ -58,7 +60,9 @@ class LedgerTurns:
                     {"tenant_id": tenant_id, "subject_id": {"$in": sorted(held)}, "holder": holder}
                 )
 
-    async def _take(self, tenant_id: str, subjects: set[str], holder: str) -> set[str]:
+    async def _take(
+        self, tenant_id: str, subjects: set[str], holder: str, lease: timedelta
+    ) -> set[str]:
         """The subjects whose turn this call took, in one write: a turn held by another, and
         not expired, matches no document, and its upsert collides with the unique index."""
         if not subjects:
@@ -72,7 +76,7 @@ class LedgerTurns:
                     "subject_id": subject,
                     "held_until": {"$lte": now},
                 },
-                {"$set": {"holder": holder, "held_until": now + LEASE}},
+                {"$set": {"holder": holder, "held_until": now + lease}},
                 upsert=True,
             )
             for subject in ordered

@@ -12,6 +12,7 @@ from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
 from adapters.sqlalchemy.settlement_batches import (
     Row,
     SettlementWriter,
+    Stored,
     ledger_lock,
     settled_values,
 )
@@ -25,8 +26,9 @@ LOCK_SUBJECTS = (
 )
 # In the order of the ids given (sorted): locks of several sessions are taken in id order.
 LOCK = (
-    "SELECT s.id, s.charge_state, s.charge_revision FROM unnest($2::varchar[]) AS k(id)"
-    " CROSS JOIN LATERAL (SELECT id, charge_state, charge_revision FROM sessions"
+    "SELECT s.id, s.charge_state, s.charge_revision, s.subject_id"
+    " FROM unnest($2::varchar[]) AS k(id)"
+    " CROSS JOIN LATERAL (SELECT id, charge_state, charge_revision, subject_id FROM sessions"
     " WHERE tenant_id = $1 AND id = k.id FOR UPDATE) AS s"
 )
 BALANCES = (
@@ -63,9 +65,9 @@ class AsyncpgSettlementWriter(SettlementWriter):
         keys = [SEPARATOR.join(ledger_lock(self._tenant_id, s)) for s in sorted(subject_ids)]
         await self._driver.execute(LOCK_SUBJECTS, keys)
 
-    async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
+    async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
         rows = await self._driver.fetch(LOCK, self._tenant_id, sorted(session_ids))
-        return {row[0]: (ChargeState(row[1]), row[2]) for row in rows}
+        return {row[0]: (ChargeState(row[1]), row[2], row[3]) for row in rows}
 
     async def balances(self, subject_ids: list[str]) -> dict[str, int]:
         rows = await self._driver.fetch(BALANCES, self._tenant_id, subject_ids)

@@ -1,13 +1,27 @@
 import functools
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, Select, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Numeric,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
@@ -21,7 +35,14 @@ from adapters.sqlalchemy.session_rows import (
 )
 from adapters.sqlalchemy.settlement_batches import SettlementWriter
 from adapters.sqlalchemy.sqlite_settlements import SqliteSettlementWriter
-from adapters.sqlalchemy.tables import alerts, ledger_entries, rates, sessions
+from adapters.sqlalchemy.tables import (
+    UTCDateTime,
+    alerts,
+    ledger_entries,
+    ledger_holds,
+    rates,
+    sessions,
+)
 from application.credits.ports import CreditLedger, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
@@ -54,8 +75,27 @@ BALANCE_UNCHANGED = or_(
     func.ledger_balance_locked(sessions.c.tenant_id, sessions.c.subject_id)
     == bindparam("balance", type_=Numeric()),
 )
-# Guarded on the pending revision the decision read: of concurrent settlers, or a settler racing
-# a correction, only one claims it, and only its records are written.
+# On SQLite, whether an erasure holds the subject's ledger (tables.ledger_holds), read with it.
+HELD_BY_ERASURE = (
+    exists()
+    .where(
+        ledger_holds.c.tenant_id == sessions.c.tenant_id,
+        ledger_holds.c.subject_id == sessions.c.subject_id,
+        ledger_holds.c.held_until > bindparam("now", type_=UTCDateTime()),
+    )
+    .label("held")
+)
+SQLITE_SESSION_WITH_BALANCE = SESSION_WITH_BALANCE.add_columns(HELD_BY_ERASURE)
+
+
+class Held:
+    """What a settlement on SQLite finds when an erasure holds its subject's ledger."""
+
+
+HELD = Held()
+# Guarded on the pending revision and the subject the decision read: of concurrent settlers, or
+# a settler racing a correction, only one claims it, and only its records are written; one that
+# an erasure overtook (Priced.claimable) claims nothing.
 CLAIM = (
     update(sessions)
     .where(
@@ -63,6 +103,7 @@ CLAIM = (
         sessions.c.id == bindparam("session"),
         sessions.c.charge_state == ChargeState.PENDING.value,
         sessions.c.charge_revision == bindparam("revision"),
+        sessions.c.subject_id.is_not_distinct_from(bindparam("subject", type_=String())),
     )
     .values(assignments(SETTLED_COLUMNS))
 )
@@ -98,6 +139,9 @@ class SqlCreditLedger(CreditLedger):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
+        self._session_with_balance = (
+            SQLITE_SESSION_WITH_BALANCE if engine.dialect.name == "sqlite" else SESSION_WITH_BALANCE
+        )
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
         stmt = (
@@ -120,32 +164,54 @@ class SqlCreditLedger(CreditLedger):
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         """Read the session with its subject's balance, let domain.charging.settle decide, then
-        claim the revision read and write what the settlement records in one atomic step."""
+        claim the revision read and write what the settlement records in one atomic step. On
+        SQLite, a session whose subject's ledger an erasure holds is read again until it is
+        given back, for SETTLEMENT_WAIT_SECONDS at most; then it claims nothing."""
+        settled: Charge | None = None
+
+        async def attempt() -> bool:
+            nonlocal settled
+            outcome = await self._settle(tenant_id, session_id, revision, credits, at)
+            if isinstance(outcome, Held):
+                return False
+            settled = outcome
+            return True
+
+        await polled(attempt, SETTLEMENT_WAIT_SECONDS)
+        return settled
+
+    async def _settle(
+        self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
+    ) -> Charge | Held | None:
         key = {"tenant": tenant_id, "session": session_id}
         # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
         # COMMIT on the hot path of every charged exit), the claim holding only while the
         # subject's balance is the one read (BALANCE_UNCHANGED); SQLite runs them in one
         # transaction, which takes its write lock.
         async with self._single.begin() as conn:
-            row = (await conn.execute(SESSION_WITH_BALANCE, key)).first()
+            now = datetime.now(UTC)
+            row = (await conn.execute(self._session_with_balance, {**key, "now": now})).first()
             if row is None:
                 raise NotFound(f"no session {session_id}")
             session = from_row(row)
             if not session.awaits_settlement(revision):
                 return None
+            if row._mapping.get("held"):
+                return HELD
             settled = settle(session, credits, int(row.balance))  # PostgreSQL sums to a Decimal
             records: list[tuple[Table, dict[str, Any]]] = []
             if (entry := settled.ledger_entry(session, at)) is not None:
                 records.append((ledger_entries, entry_to_row(entry)))
             if (alert := settled.alert_record(session, at)) is not None:
                 records.append((alerts, asdict(alert)))
-            session.settle(settled.charge)
             claim = {
                 **key,
                 "revision": revision,
+                "subject": session.subject_id,
                 "balance": row.balance,
-                **new_values(session, SETTLED_COLUMNS),
             }
+            session.settle(settled.charge)
+            claim.update(new_values(session, SETTLED_COLUMNS))
             if not await _claim_and_record(conn, claim, records):
                 return None
         return settled.charge

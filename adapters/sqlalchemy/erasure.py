@@ -2,10 +2,11 @@
 rows); the step that changes sessions locks their rows in id order, as event ingest does, so an
 event batch for one of them commits wholly before the step (and is erased with it) or after."""
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -17,17 +18,22 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     not_,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy.engine import single_statement
+from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding
+from adapters.sqlalchemy.engine import serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.session_rows import from_row, save
+from adapters.sqlalchemy.settlement_batches import ledger_lock
 from adapters.sqlalchemy.tables import (
     alerts,
     errors,
@@ -36,6 +42,7 @@ from adapters.sqlalchemy.tables import (
     funnel_day_rows,
     funnel_days,
     ledger_entries,
+    ledger_holds,
     refused_starts,
     rollup_activity,
     rollup_groups,
@@ -50,12 +57,15 @@ from adapters.sqlalchemy.tables import (
 from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
+from domain.errors import Conflict
 from domain.rollups import BY_RESOURCE
 from domain.session import ChargeState
 
 BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
 # What a session's id names besides its row; events are counted apart.
 SESSION_PARTS = (session_meters, track_intervals)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
+Done = TypeVar("Done")
 
 
 @raises_storage_errors
@@ -145,6 +155,61 @@ class SqlErasure(Erasure):
                 delete(sessions).where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(doomed))
             )
         return Removed(len(doomed), gone.rowcount, frozenset(kept))
+
+    async def with_ledgers_held(
+        self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
+    ) -> Done:
+        """PostgreSQL: the subjects' ledger locks, which every settlement takes before it claims
+        (settlement_batches.ledger_lock), in subject order as a batch takes them, held by a
+        transaction of their own while `work` runs on other connections; whatever ends that
+        transaction gives them back. SQLite: rows of ledger_holds, which a settlement reads.
+        Conflict when another holder keeps one for ERASURE_WAIT_SECONDS."""
+        subjects = sorted(set(subject_ids))
+        if self._engine.dialect.name == "postgresql":
+            async with self._engine.begin() as conn:
+                wait = f"{int(ERASURE_WAIT_SECONDS * 1000)}ms"
+                await conn.execute(
+                    text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait}
+                )
+                try:
+                    for subject in subjects:
+                        await serialise(conn, *ledger_lock(tenant_id, subject))
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                        raise Conflict(BUSY) from error
+                    raise
+                return await work()
+        holder = str(uuid.uuid4())
+        h = ledger_holds.c
+        theirs = (h.tenant_id == tenant_id, h.subject_id.in_(subjects))
+
+        async def hold() -> bool:
+            now = datetime.now(UTC)
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(ledger_holds).where(*theirs, h.held_until <= now))
+                held = select(func.count()).select_from(ledger_holds).where(*theirs)
+                if (await conn.execute(held)).scalar_one():
+                    return False
+                until = now + ERASURE_LEASE
+                await conn.execute(
+                    ledger_holds.insert(),
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "subject_id": s,
+                            "holder": holder,
+                            "held_until": until,
+                        }
+                        for s in subjects
+                    ],
+                )
+            return True
+
+        async def give_back() -> None:
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(ledger_holds).where(h.holder == holder))
+
+        return await holding(hold, give_back, work)
 
     async def move_subject(
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from domain.session import Charge, ChargeState
 
 Row = Mapping[str, Any]
+# What a claim checks of a session as stored (Priced.claimable): charge state, revision, subject.
+Stored = tuple[ChargeState, int, str | None]
 
 
 def ledger_lock(tenant_id: str, subject_id: str) -> tuple[str, ...]:
@@ -30,9 +32,10 @@ class SettlementWriter(Protocol):
         """Take these subjects' ledger locks (ids sorted), held until the transaction ends."""
         ...
 
-    async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
-        """The charge state and revision of each session found (ids sorted), locked until the
-        transaction ends."""
+    async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
+        """The charge state, revision and subject of each session found (ids sorted), locked
+        until the transaction ends; on SQLite, not those whose subject's ledger an erasure
+        holds (tables.ledger_holds)."""
         ...
 
     async def balances(self, subject_ids: list[str]) -> dict[str, int]:

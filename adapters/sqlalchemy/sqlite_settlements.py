@@ -4,9 +4,10 @@ one hop, their rows passed to sqlite3's executemany as SQLAlchemy would store th
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
-from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, settled_values
+from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, Stored, settled_values
 from adapters.sqlalchemy.sqlite_statements import instant
 from adapters.sqlalchemy.tables import alerts, ledger_entries
 from domain.session import Charge, ChargeState
@@ -39,13 +40,15 @@ class SqliteSettlementWriter(SettlementWriter):
     async def lock_subjects(self, subject_ids: list[str]) -> None:
         """Nothing: the transaction holds SQLite's one write lock."""
 
-    async def charge_states(self, session_ids: list[str]) -> dict[str, tuple[ChargeState, int]]:
+    async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
         found = self._connection.execute(
-            "SELECT id, charge_state, charge_revision FROM sessions"
-            f" WHERE tenant_id = ? AND id IN ({', '.join('?' * len(session_ids))})",
-            [self._tenant_id, *session_ids],
+            "SELECT id, charge_state, charge_revision, subject_id FROM sessions AS s"
+            f" WHERE tenant_id = ? AND id IN ({', '.join('?' * len(session_ids))})"
+            " AND NOT EXISTS (SELECT 1 FROM ledger_holds AS h WHERE h.tenant_id = s.tenant_id"
+            " AND h.subject_id = s.subject_id AND h.held_until > ?)",
+            [self._tenant_id, *session_ids, instant(datetime.now(UTC))],
         )
-        return {row[0]: (ChargeState(row[1]), row[2]) for row in found}
+        return {row[0]: (ChargeState(row[1]), row[2], row[3]) for row in found}
 
     async def balances(self, subject_ids: list[str]) -> dict[str, int]:
         sums = self._connection.execute(

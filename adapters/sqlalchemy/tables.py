@@ -173,6 +173,18 @@ ledger_entries = Table(
     Index("ux_ledger_session_revision", "tenant_id", "session_id", "session_revision", unique=True),
 )
 
+# The subjects' ledgers an erasure holds, on SQLite (Erasure.with_ledgers_held): a settlement
+# claims nothing while its subject's is held. PostgreSQL holds them with the advisory locks its
+# settlements take (settlement_batches.ledger_lock), and leaves this table empty.
+ledger_holds = Table(
+    "ledger_holds",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("holder", String(36), nullable=False),
+    Column("held_until", UTCDateTime, nullable=False),
+)
+
 alerts = Table(
     "alerts",
     metadata,

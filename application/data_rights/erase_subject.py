@@ -31,10 +31,13 @@ class EraseSubject:
     Work goes in bounded steps (100 sessions, 1000 events at a time). Everything stored before
     the call is erased. An event that arrives for a session while it is erased is stored either
     before the session's erasure step (and cleared by it) or after it, under the pseudonym,
-    as its client sent it. Two erasures of one subject at once each erase part of it, each under
-    its own pseudonym (each part balances by itself); their counts add up to the whole. A charge
-    settled at the very instant its ledger moves may land under the subject: erasing again
-    moves it."""
+    as its client sent it. Two erasures of one subject at once take turns: the second erases
+    what the first left, under its own pseudonym; their counts add up to the whole.
+
+    The subject's ledger and its pseudonym's are held from before the first session gets the
+    pseudonym until the ledger has moved (`Erasure.with_ledgers_held`): a charge settled in
+    between would decide from the pseudonym's balance, still empty, or land under the subject
+    after its ledger moved. Such a charge waits for the erasure, or is settled again after it."""
 
     def __init__(self, erasure: Erasure) -> None:
         self._erasure = erasure
@@ -43,16 +46,24 @@ class EraseSubject:
         tenant, subject_id = command.tenant, command.subject_id
         pseudonym = Pseudonyms()
         forgetting = Forgetting(pseudonym, tenant.settings.personal_attributes, subject_id)
-        erased = Erased()
-        # Erased sessions no longer match the subject, so each page starts from the first; a
-        # page of which nothing could be erased (a racing erasure took it) ends the sweep.
-        of_subject = SessionsOf(subject_id=subject_id)
-        while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
-            page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
-            erased += page
-            if not page.sessions:
-                break
-        # After the sessions, so that a charge settled meanwhile is moved too.
         moved_to = pseudonym.of(subject_id)
-        await in_batches(lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH))
-        return erased
+
+        async def erase_and_move() -> Erased:
+            erased = Erased()
+            # Erased sessions no longer match the subject, so each page starts from the first;
+            # a page of which nothing could be erased (a racing erasure took it) ends the sweep.
+            of_subject = SessionsOf(subject_id=subject_id)
+            while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
+                page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
+                erased += page
+                if not page.sessions:
+                    break
+            # After the sessions, so that a charge settled before them is moved too.
+            await in_batches(
+                lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH)
+            )
+            return erased
+
+        return await self._erasure.with_ledgers_held(
+            tenant.id, (subject_id, moved_to), erase_and_move
+        )

@@ -4,12 +4,14 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from domain.erasure import Forgetting
+
+Done = TypeVar("Done")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,18 @@ class Erasure(Protocol):
         limits, quotas and the trial report follow them); how many. Moved grants lose their
         idempotency keys: a key often names the person, and a grant sent with it afterwards is
         for someone new."""
+        ...
+
+    async def with_ledgers_held(
+        self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
+    ) -> Done:
+        """Run `work` holding these subjects' ledgers, and return what it returns. Meanwhile no
+        settlement of a session of theirs (CreditLedger.settle, settle_many) decides from their
+        balances: it waits for `work` to end, or claims nothing and is settled again later
+        (DeductCredits reads it again; the reaper settles what is still pending). Two holders
+        of one subject take turns; one that waited 40 s for another raises Conflict. A holder
+        that dies gives its ledgers back (PostgreSQL: with its connection; SQLite and MongoDB:
+        when its lease of 10 minutes runs out)."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+import adapters.ledger_holds
+import adapters.mongodb.erasure
+import adapters.sqlalchemy.erasure
 from application.data_rights.delete_resource import DeletedResource, DeleteResourceCommand
 from application.data_rights.erase_subject import EraseSubjectCommand
 from application.data_rights.ports import Erased, SessionsOf
@@ -17,6 +20,7 @@ from domain.calendar import Period
 from domain.credits import LedgerEntry
 from domain.erasure import is_pseudonym
 from domain.error_reports import ErrorFilter
+from domain.errors import Conflict
 from domain.events import Event
 from domain.plans import Subscription
 from domain.refusals import Refusal, RefusedStart
@@ -232,16 +236,34 @@ async def test_two_erasures_of_one_subject_at_once_erase_each_session_once(
 
     first, second = await race(erasing, erasing)
 
-    assert first + second == Erased(sessions=6, events=12)
+    # They take turns on the subject's ledger: the second finds nothing left.
+    assert {first, second} == {Erased(sessions=6, events=12), Erased()}
     for session in sessions:
         erased = await storage.sessions.get(tenant.id, session.id)
         assert is_pseudonym(erased.subject_id)
         assert all(e.data is None for e in await storage.events.find(tenant.id, session.id, 10))
-    # The grant went with one of the two; each pseudonym's balance is the sum of its ledger.
+    # The grant went with the first; its pseudonym's balance is the sum of its ledger.
     ledger = [r async for r in storage.archive.export(tenant.id) if isinstance(r, LedgerEntry)]
     assert [(is_pseudonym(e.subject_id), e.amount) for e in ledger] == [(True, 50)]
     (entry,) = ledger
     assert (await storage.ledger.balance(tenant.id, entry.subject_id)).balance == 50
+
+
+async def test_an_erasure_that_waits_too_long_for_another_of_its_subject_is_refused(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
+        monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.3)
+    session = await stored_session(storage, tenant, subject_id="ana")
+
+    async def erasing_meanwhile() -> None:
+        with pytest.raises(Conflict, match="another erasure of this subject"):
+            await erase(storage, tenant, "ana")
+
+    await storage.erasure.with_ledgers_held(tenant.id, ["ana", "erased:1"], erasing_meanwhile)
+
+    assert (await storage.sessions.get(tenant.id, session.id)).subject_id == "ana"
+    assert await erase(storage, tenant, "ana") == Erased(sessions=1)
 
 
 async def test_an_erasure_racing_event_ingest_erases_every_event_stored_before_it(

@@ -1,9 +1,6 @@
 """A LiveKit stay's webhooks handled at the same time by separate processes, with each other,
 with reconciliation and with the reaper, on every store: each stay closed and charged once, its
-tracks counted once and none left open.
-
-The races marked `xfail(strict=True)` are known to end wrong (found in review on 2026-12-03):
-each forces the interleaving that does, and fails loudly once it no longer does."""
+tracks counted once and none left open."""
 
 import threading
 from datetime import datetime

@@ -269,7 +269,7 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
     # Settlements of a subject take turns through a document that the holder deletes when done;
     # one that died left it. Until its lease ends, a settlement of the subject waits for it,
     # then claims nothing (read again, then the reaper's); after, it takes the turn.
-    monkeypatch.setattr(adapters.mongodb.credits, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(adapters.mongodb.credits, "SETTLEMENT_WAIT_SECONDS", 0.2)
     session = await stored_session(mongodb, tenant, kind="counseling")
     rated = frozenset({"counseling"})
     await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)

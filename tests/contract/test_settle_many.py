@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import application.sessions.reap_stale_sessions as reaper
+from application.data_rights.erase_subject import EraseSubjectCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from domain.charging import Priced
 from domain.credits import EntryKind, LedgerEntry, Rate
@@ -167,6 +168,31 @@ async def test_a_batch_records_what_one_settlement_at_a_time_would(storage: Any)
         ("s3", "charging 4 credits left a balance of -1"),
         ("s4", "charging 2 credits left a balance of -3"),
     ]
+
+
+async def test_a_session_whose_subject_was_erased_since_it_was_priced_is_charged_to_the_pseudonym(
+    storage: Any, tenant: Tenant
+) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    await grant(storage, tenant, "ann", 100)
+    session = await closed(storage, tenant, "ann", 3)
+    # Erased after the batch read the session: the session and the ledger move to a pseudonym.
+    use_cases = wired(storage, FakeClock(at(20))).use_cases()
+    await use_cases.erase_subject()(EraseSubjectCommand(tenant, "ann"))
+    pseudonym = (await storage.sessions.get(tenant.id, session.id)).subject_id
+
+    # Charged as read, it would land under "ann" (balance -6), after her ledger moved.
+    assert await storage.ledger.settle_many(tenant.id, [Priced(session, 6)], at(20)) == {}
+    assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
+
+    (settled,) = await use_cases.deduct_credits().settle_many([session])
+
+    assert settled.charge == Charge(6, 94, None)
+    assert await session_entries(storage, tenant, "ann") == {}
+    assert await session_entries(storage, tenant, pseudonym) == {
+        session.id: [(EntryKind.CHARGE, -6, 0)]
+    }
+    await assert_books_balance(storage, tenant, ["ann", pseudonym])
 
 
 async def test_a_session_corrected_since_it_was_priced_is_left_to_its_new_revision(

@@ -75,17 +75,18 @@ def test_a_correction_is_settled_as_an_adjustment_of_the_difference() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "revision", "claimable"),
+    ("state", "revision", "subject", "claimable"),
     [
-        (ChargeState.PENDING, 0, True),
-        (ChargeState.CHARGED, 0, False),  # settled by another caller
-        (ChargeState.PENDING, 1, False),  # corrected since it was read
+        (ChargeState.PENDING, 0, "ann", True),
+        (ChargeState.CHARGED, 0, "ann", False),  # settled by another caller
+        (ChargeState.PENDING, 1, "ann", False),  # corrected since it was read
+        (ChargeState.PENDING, 0, "erased:0f", False),  # its subject erased since
     ],
 )
-def test_a_session_is_claimable_only_still_pending_at_the_revision_read(
-    state: ChargeState, revision: int, claimable: bool
+def test_a_session_is_claimable_only_still_pending_at_the_revision_and_of_the_subject_read(
+    state: ChargeState, revision: int, subject: str, claimable: bool
 ) -> None:
-    assert Priced(ended("s1"), 6).claimable(state, revision) is claimable
+    assert Priced(ended("s1", "ann"), 6).claimable(state, revision, subject) is claimable
 
 
 def test_subjects_are_those_of_the_sessions_settled() -> None:

@@ -25,7 +25,13 @@ class DataRightsController(Controller):
         operation_id="eraseSubject",
         description=rules_of(EraseSubject),
         status_code=200,
-        responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
+        responses=documented(
+            {
+                401: AUTH,
+                403: NEEDS_ADMIN,
+                409: "another erasure of the subject has held its ledger for 40 s: try again",
+            }
+        ),
     )
     async def erase_subject(
         self,
