@@ -23,7 +23,7 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 # minutes, so that a reaper's end (6 s after the start), the end later events move it to (16-30 s)
 # and the client's exit a second later fall into prices that differ once, then not again.
 RATES = {"counseling": 60, "kiosk": 4}
-GRANTS = {"counselee-9": 1000, "visitor-4": 100, "clinic-3": 1000}
+GRANTS = {"counselee-9": 1000, "visitor-4": 100, "clinic-3": 1000, "noor": 1000}
 POLL_SECONDS = 0.25
 # Bounds, not waits (each poll returns as soon as it sees what it waits for): generous, since
 # three stores' servers play at once beside the suite's other worker on 2 cores.
@@ -809,6 +809,58 @@ def forgotten_client(live: Live) -> Forgotten:
 
 
 @dataclass(frozen=True)
+class ErasedLeaving:
+    granted: int
+    erased: Json  # DELETE /v1/subjects/noor's answer
+    sessions: list[Json]  # as stored once charged
+    ledger: Json  # the pseudonym's
+    left_behind: Json  # what "noor"'s own ledger still lists
+
+
+ERASED_LEAVING_SESSIONS = 6
+
+
+def erased_while_leaving(live: Live) -> ErasedLeaving:
+    """A client's sessions all end while she asks to be forgotten: their exits, and so their
+    charges, race the erasure that moves her sessions and ledger to a pseudonym."""
+    body = {"kind": "counseling", "resource_id": "room-4", "subject_id": "noor"}
+    with live.app() as http:
+        ids = [
+            ok(http.post("/v1/sessions", json=body), 201)["id"]
+            for _ in range(ERASED_LEAVING_SESSIONS)
+        ]
+    time.sleep(2)
+    ready = threading.Barrier(ERASED_LEAVING_SESSIONS + 1)
+
+    def leave(session_id: str) -> Json:
+        with live.app() as http:
+            ok(http.post(f"/v1/sessions/{session_id}/heartbeat"))  # see clinic_hour
+            ready.wait()
+            return ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+
+    def forget() -> Json:
+        with live.admin() as admin:
+            ready.wait()
+            return ok(admin.delete("/v1/subjects/noor"))
+
+    with ThreadPoolExecutor(ERASED_LEAVING_SESSIONS + 1) as clients:
+        exits = [clients.submit(leave, i) for i in ids]
+        erasure = clients.submit(forget)
+        for exit in exits:
+            exit.result()
+        erased = erasure.result()
+    with live.admin() as admin:
+
+        def read(session_id: str) -> Callable[[], Json]:
+            return lambda: ok(admin.get(f"/v1/sessions/{session_id}"))
+
+        stored = [poll(read(i), charged, CHARGED_WITHIN_SECONDS) for i in ids]
+        ledger = ok(admin.get(f"/v1/accounts/{stored[0]['subject_id']}/credits/ledger"))
+        left_behind = ok(admin.get("/v1/accounts/noor/credits/ledger"))
+    return ErasedLeaving(GRANTS["noor"], erased, stored, ledger, left_behind)
+
+
+@dataclass(frozen=True)
 class StoreDays:
     started: list[Json]  # the sessions, as the server answered their starts
     days: Json  # usage by day, per store, once the server's rollup job had counted them all
@@ -1030,6 +1082,7 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "kiosk_day": kiosk_day,
     "session_retention": session_retention,
     "forgotten_client": forgotten_client,
+    "erased_while_leaving": erased_while_leaving,
     "store_days": store_days,
     "trial_week": trial_week,
     "lost_batch": lost_batch,

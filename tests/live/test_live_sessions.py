@@ -15,6 +15,7 @@ from tests.live.conftest import LiveRun
 from tests.live.scenarios import (
     CAPTURES,
     COUNSELING_SECONDS,
+    ERASED_LEAVING_SESSIONS,
     FLUSHED_EVENTS,
     GAPPED_BATCH_EVENTS,
     GAPPED_BATCHES,
@@ -29,9 +30,11 @@ from tests.live.scenarios import (
     AllHands,
     Clinic,
     Counseling,
+    ErasedLeaving,
     Flush,
     Forgotten,
     Gapped,
+    Json,
     KioskDay,
     LateJoin,
     Reconciled,
@@ -135,11 +138,14 @@ def test_a_subjects_exits_at_once_are_each_charged_from_the_balance_the_others_l
     no two decided from one balance."""
     clinic: Clinic = live.outcome("clinic_hour")
 
-    charges = sorted(
-        (s["charge"] for s in clinic.sessions), key=lambda c: c["balance_after"], reverse=True
-    )
-    assert all(s["charge_state"] == "charged" for s in clinic.sessions), clinic.sessions
-    balance = clinic.granted
+    assert_charged_one_after_another(clinic.granted, clinic.sessions)
+
+
+def assert_charged_one_after_another(granted: int, sessions: list[Json]) -> None:
+    """Taken in the order of their balances, each charge leaves the one before less itself."""
+    charges = sorted((s["charge"] for s in sessions), key=lambda c: -c["balance_after"])
+    assert all(s["charge_state"] == "charged" for s in sessions), sessions
+    balance = granted
     for charge in charges:
         balance -= charge["credits"]
         assert charge["balance_after"] == balance, charges
@@ -317,6 +323,22 @@ def test_a_client_forgotten_while_the_jobs_run_keeps_her_charge_and_nothing_else
     entries = mina.ledger["items"]
     assert [e["amount"] for e in entries] == [-mina.session["charge"]["credits"]], entries
     assert mina.balance["balance"] == sum(e["amount"] for e in entries)
+
+
+def test_exits_racing_their_subjects_erasure_are_charged_from_her_whole_balance_under_the_pseudonym(
+    live: LiveRun,
+) -> None:
+    run: ErasedLeaving = live.outcome("erased_while_leaving")
+
+    assert run.erased["sessions"] == ERASED_LEAVING_SESSIONS, run.erased
+    pseudonyms = {s["subject_id"] for s in run.sessions}
+    assert len(pseudonyms) == 1 and next(iter(pseudonyms)).startswith("erased:"), pseudonyms
+    # None decided from a half-moved ledger: each from the balance the others left of the grant.
+    assert_charged_one_after_another(run.granted, run.sessions)
+    entries = run.ledger["items"]
+    charges = sorted(-e["amount"] for e in entries if e["kind"] == "charge")
+    assert charges == sorted(s["charge"]["credits"] for s in run.sessions), entries
+    assert run.left_behind["items"] == [], run.left_behind
 
 
 def test_stores_are_counted_apart_in_seoul_days_by_the_running_rollup_job(live: LiveRun) -> None:
