@@ -40,7 +40,8 @@ def origins(listed: str) -> tuple[str, ...]:
 
 CONNECTIONS_ENV = "SESSIONMETER_POSTGRES_CONNECTIONS"
 # One for the hot paths' statements and one for the rest, at the least.
-MIN_CONNECTIONS = 2
+# An erasure holds one of SQLAlchemy's connections while its work takes another (engine.pool_sizes).
+MIN_CONNECTIONS = 3
 
 
 def connections(given: str | None) -> int | None:

@@ -3,7 +3,7 @@ from datetime import datetime
 
 from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
 from adapters.memory.store import MemoryStore
-from application.credits.ports import CreditLedger, RateRepository
+from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
@@ -46,7 +46,9 @@ class MemoryCreditLedger(CreditLedger):
         assert session.subject_id is not None
         if (tenant_id, session.subject_id) in self._store.held_ledgers:
             # An erasure is moving the subject's ledger: wait for it, then read the session again.
-            await polled(self._ledger_free(tenant_id, session.subject_id), SETTLEMENT_WAIT_SECONDS)
+            free = self._ledger_free(tenant_id, session.subject_id)
+            if not await polled(free, SETTLEMENT_WAIT_SECONDS):
+                raise LedgerHeld(session.subject_id)
             return None
         balance = (await self.balance(tenant_id, session.subject_id)).balance
         settled = settle(session, credits, balance)

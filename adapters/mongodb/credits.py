@@ -24,7 +24,7 @@ from adapters.mongodb.documents import Document, duplicates_in, meter_field, met
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
-from application.credits.ports import CreditLedger, RateRepository
+from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
@@ -86,8 +86,8 @@ class MongoCreditLedger(CreditLedger):
         assert session.subject_id is not None
         subject = {session.subject_id}
         async with self._turns.held(tenant_id, subject, SETTLEMENT_WAIT_SECONDS) as held:
-            if held != subject:
-                return None  # read again: the subject's other settlements took long
+            if held != subject:  # an erasure holds it, or its other settlements took long
+                raise LedgerHeld(session.subject_id)
             return await self._settle(session, revision, credits, at)
 
     async def _settle(

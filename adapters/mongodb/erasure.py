@@ -12,6 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS
+from adapters.mongodb.credits import finish_due
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
@@ -119,6 +120,10 @@ class MongoErasure(Erasure):
         erased = []
         query = {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}}
         async for document in self._sessions.find(query):
+            if document.get("due"):
+                # A settlement that died owes the ledger this entry, under the subject: in it
+                # goes before the ledger moves (the erasure holds the subject's turn).
+                await finish_due(self._db, document)
             session = from_document(document)
             if not forgetting.erase(session):
                 continue

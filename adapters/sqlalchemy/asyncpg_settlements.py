@@ -19,9 +19,9 @@ from adapters.sqlalchemy.settlement_batches import (
 from adapters.sqlalchemy.tables import alerts, ledger_entries, sessions
 from domain.session import Charge, ChargeState
 
-# In the order of the keys given (sorted): engine.serialise's lock, for each key.
+# In the order of the keys given (sorted): engine.serialise's lock for each key, if it is free.
 LOCK_SUBJECTS = (
-    "SELECT pg_advisory_xact_lock(hashtextextended(k.key, 0))"
+    "SELECT pg_try_advisory_xact_lock(hashtextextended(k.key, 0))"
     " FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) ORDER BY k.n"
 )
 # In the order of the ids given (sorted): locks of several sessions are taken in id order.
@@ -61,9 +61,11 @@ class AsyncpgSettlementWriter(SettlementWriter):
         self._driver = driver
         self._tenant_id = tenant_id
 
-    async def lock_subjects(self, subject_ids: list[str]) -> None:
-        keys = [SEPARATOR.join(ledger_lock(self._tenant_id, s)) for s in sorted(subject_ids)]
-        await self._driver.execute(LOCK_SUBJECTS, keys)
+    async def lock_subjects(self, subject_ids: list[str]) -> set[str]:
+        subjects = sorted(subject_ids)
+        keys = [SEPARATOR.join(ledger_lock(self._tenant_id, s)) for s in subjects]
+        taken = await self._driver.fetch(LOCK_SUBJECTS, keys)
+        return {s for s, row in zip(subjects, taken, strict=True) if row[0]}
 
     async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
         rows = await self._driver.fetch(LOCK, self._tenant_id, sorted(session_ids))

@@ -19,13 +19,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
-from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.session_rows import (
     SETTLED_COLUMNS,
     assignments,
@@ -43,7 +44,7 @@ from adapters.sqlalchemy.tables import (
     rates,
     sessions,
 )
-from application.credits.ports import CreditLedger, RateRepository
+from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
@@ -164,9 +165,10 @@ class SqlCreditLedger(CreditLedger):
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | None:
         """Read the session with its subject's balance, let domain.charging.settle decide, then
-        claim the revision read and write what the settlement records in one atomic step. On
-        SQLite, a session whose subject's ledger an erasure holds is read again until it is
-        given back, for SETTLEMENT_WAIT_SECONDS at most; then it claims nothing."""
+        claim the revision read and write what the settlement records in one atomic step. A
+        session whose subject's ledger an erasure holds waits for it for SETTLEMENT_WAIT_SECONDS
+        at most, then LedgerHeld: on PostgreSQL the claim waits for the ledger's lock (migration
+        0027's lock_timeout); on SQLite the session is read again until the hold is gone."""
         settled: Charge | None = None
 
         async def attempt() -> bool:
@@ -177,7 +179,8 @@ class SqlCreditLedger(CreditLedger):
             settled = outcome
             return True
 
-        await polled(attempt, SETTLEMENT_WAIT_SECONDS)
+        if not await polled(attempt, SETTLEMENT_WAIT_SECONDS):
+            raise LedgerHeld(session_id)
         return settled
 
     async def _settle(
@@ -212,8 +215,13 @@ class SqlCreditLedger(CreditLedger):
             }
             session.settle(settled.charge)
             claim.update(new_values(session, SETTLED_COLUMNS))
-            if not await _claim_and_record(conn, claim, records):
-                return None
+            try:
+                if not await _claim_and_record(conn, claim, records):
+                    return None
+            except DBAPIError as error:
+                if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
+                    raise LedgerHeld(session_id) from error
+                raise
         return settled.charge
 
     async def settle_many(
@@ -292,10 +300,13 @@ class SqlCreditLedger(CreditLedger):
 async def _settle_batch(
     writer: SettlementWriter, priced: Sequence[Priced], at: datetime
 ) -> dict[str, Charge]:
-    """Lock the subjects' ledgers, lock and read the sessions' charge states, keep those still
-    claimable as priced, sum their subjects' balances, let domain.charging.settle_batch decide,
+    """Lock the subjects' ledgers that are free, lock and read their sessions' charge states,
+    keep those still claimable as priced, sum their subjects' balances, let domain.charging.settle_batch decide,
     write what it decided."""
-    await writer.lock_subjects(sorted(subjects_of(priced)))
+    taken = await writer.lock_subjects(sorted(subjects_of(priced)))
+    priced = [p for p in priced if p.session.subject_id in taken]
+    if not priced:
+        return {}
     states = await writer.charge_states(sorted({p.session_id for p in priced}))
     claimed = [p for p in priced if p.session_id in states and p.claimable(*states[p.session_id])]
     subjects = sorted(subjects_of(claimed))

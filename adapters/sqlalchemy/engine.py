@@ -59,10 +59,11 @@ def async_url(url: str) -> str:
 
 
 def pool_sizes(connections: int) -> tuple[int, int]:
-    """A process's PostgreSQL connections (at least 2) shared between its two engines: two
+    """A process's PostgreSQL connections (at least 3) shared between its two engines: two
     thirds to the hot paths' statements sent to the driver (create_driver_engine), the rest to
-    everything SQLAlchemy sends."""
-    driver = max(1, connections * 2 // 3)
+    everything SQLAlchemy sends, at least 2 (an erasure holds its subject's ledger on one while
+    its work goes on another: Erasure.with_ledgers_held)."""
+    driver = max(1, min(connections * 2 // 3, connections - 2))
     return driver, connections - driver
 
 

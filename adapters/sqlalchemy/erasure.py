@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding
 from adapters.sqlalchemy.engine import serialise, single_statement
-from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.settlement_batches import ledger_lock
 from adapters.sqlalchemy.tables import (
@@ -64,7 +64,6 @@ from domain.session import ChargeState
 BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
 # What a session's id names besides its row; events are counted apart.
 SESSION_PARTS = (session_meters, track_intervals)
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 Done = TypeVar("Done")
 
 
@@ -175,7 +174,7 @@ class SqlErasure(Erasure):
                     for subject in subjects:
                         await serialise(conn, *ledger_lock(tenant_id, subject))
                 except DBAPIError as error:
-                    if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                    if lock_timed_out(error):
                         raise Conflict(BUSY) from error
                     raise
                 return await work()

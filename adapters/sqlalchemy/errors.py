@@ -12,7 +12,7 @@ should be).
 
 import sqlite3
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapters.driver_errors import translating
 
@@ -28,3 +28,8 @@ except ImportError:  # asyncpg is the `postgres` extra
     ASYNCPG_ERRORS = ()
 
 raises_storage_errors = translating(SQLAlchemyError, OSError, sqlite3.Error, *ASYNCPG_ERRORS)
+
+
+def lock_timed_out(error: DBAPIError) -> bool:
+    """Whether PostgreSQL gave up waiting for a lock (its lock_timeout ran out)."""
+    return getattr(error.orig, "sqlstate", None) == "55P03"

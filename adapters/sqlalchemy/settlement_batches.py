@@ -1,8 +1,8 @@
 """A batch of settlements (CreditLedger.settle_many) in one transaction: what it asks of the
 driver it is sent to (asyncpg_settlements on PostgreSQL, sqlite_settlements on SQLite's thread).
 
-The transaction takes its subjects' ledger locks (in subject order, before any session's: a
-single settlement takes its subject's, then its session's), locks the sessions' charge states
+The transaction takes its subjects' ledger locks that are free (in subject order, before any
+session's: a single settlement takes its subject's, then its session's), locks the sessions' charge states
 (in id order, as every lock of several sessions is taken), sums their subjects' balances, and
 then writes what domain.charging.settle_batch decided: the settled sessions, the ledger entries,
 the alerts. Under those locks a session read pending at its revision stays so until the commit,
@@ -28,14 +28,15 @@ def ledger_lock(tenant_id: str, subject_id: str) -> tuple[str, ...]:
 
 
 class SettlementWriter(Protocol):
-    async def lock_subjects(self, subject_ids: list[str]) -> None:
-        """Take these subjects' ledger locks (ids sorted), held until the transaction ends."""
+    async def lock_subjects(self, subject_ids: list[str]) -> set[str]:
+        """Take those of these subjects' ledger locks that are free (ids sorted), held until the
+        transaction ends; the subjects taken. A batch waits for no ledger: one an erasure
+        holds, or a single settlement, is left to the sessions' single settlements."""
         ...
 
     async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
         """The charge state, revision and subject of each session found (ids sorted), locked
-        until the transaction ends; on SQLite, not those whose subject's ledger an erasure
-        holds (tables.ledger_holds)."""
+        until the transaction ends."""
         ...
 
     async def balances(self, subject_ids: list[str]) -> dict[str, int]:

@@ -37,16 +37,22 @@ class SqliteSettlementWriter(SettlementWriter):
         self._connection = connection
         self._tenant_id = tenant_id
 
-    async def lock_subjects(self, subject_ids: list[str]) -> None:
-        """Nothing: the transaction holds SQLite's one write lock."""
+    async def lock_subjects(self, subject_ids: list[str]) -> set[str]:
+        """Those whose ledger no erasure holds (tables.ledger_holds): the transaction holds
+        SQLite's one write lock, which serialises the settlements."""
+        held = self._connection.execute(
+            "SELECT subject_id FROM ledger_holds"
+            f" WHERE tenant_id = ? AND subject_id IN ({', '.join('?' * len(subject_ids))})"
+            " AND held_until > ?",
+            [self._tenant_id, *subject_ids, instant(datetime.now(UTC))],
+        )
+        return set(subject_ids) - {row[0] for row in held}
 
     async def charge_states(self, session_ids: list[str]) -> dict[str, Stored]:
         found = self._connection.execute(
-            "SELECT id, charge_state, charge_revision, subject_id FROM sessions AS s"
-            f" WHERE tenant_id = ? AND id IN ({', '.join('?' * len(session_ids))})"
-            " AND NOT EXISTS (SELECT 1 FROM ledger_holds AS h WHERE h.tenant_id = s.tenant_id"
-            " AND h.subject_id = s.subject_id AND h.held_until > ?)",
-            [self._tenant_id, *session_ids, instant(datetime.now(UTC))],
+            "SELECT id, charge_state, charge_revision, subject_id FROM sessions"
+            f" WHERE tenant_id = ? AND id IN ({', '.join('?' * len(session_ids))})",
+            [self._tenant_id, *session_ids],
         )
         return {row[0]: (ChargeState(row[1]), row[2], row[3]) for row in found}
 

@@ -3,7 +3,7 @@ changes its price: one ledger entry per change, never two (domain.charging)."""
 
 from collections.abc import Sequence
 
-from application.credits.ports import CreditLedger
+from application.credits.ports import CreditLedger, LedgerHeld
 from application.credits.rate_book import RateBook
 from application.ports import Clock
 from domain.charging import Priced, price
@@ -27,7 +27,9 @@ class DeductCredits:
     (`negative_balance`), and a charge that leaves it there, never an adjustment, also alerts
     an admin. A caller that loses the claim (another caller settled it, or it was corrected
     again meanwhile) reads the session again and settles its new revision, up to 5 times; what
-    is still pending then is settled by the reaper. A session not pending is returned as is."""
+    is still pending then is settled by the reaper, and so is a session whose subject's ledger
+    an erasure holds longer than a settlement waits (LedgerHeld). A session not pending is
+    returned as is."""
 
     def __init__(self, rate_book: RateBook, ledger: CreditLedger, clock: Clock) -> None:
         self._rate_book = rate_book
@@ -43,8 +45,10 @@ class DeductCredits:
         sessions (the reaper's, a few hundred at most) in one atomic step of the store
         (`CreditLedger.settle_many`) instead of one per session: the same prices, entries,
         warnings and alerts. A session whose claim is lost to another caller or a correction
-        is read again and settled on its own, as a single settlement would be. Returns the
-        sessions, in order, as settled (or as they are when not pending)."""
+        (or whose subject's ledger was held) is read again and settled on its own, as a single
+        settlement would be; once one is left pending, the others of its subject are left for
+        the next run. Returns the sessions, in order, as settled (or as they are when not
+        pending)."""
         pending = [s for s in sessions if s.charge_state is ChargeState.PENDING]
         if not pending:
             return list(sessions)
@@ -54,13 +58,18 @@ class DeductCredits:
         priced = [Priced(s, price(s, rates.get(s.kind))) for s in pending]
         charges = await self._ledger.settle_many(tenant_id, priced, self._clock.now())
         settled = []
+        # Subjects one of whose sessions was left pending: their others wait for the next run
+        # (an erasure holding a ledger would keep each waiting for seconds).
+        left: set[str] = set()
         for session in sessions:
             if session.charge_state is ChargeState.PENDING:
                 charge = charges.get(session.id)
-                if charge is None:  # settled by another caller, or corrected again since
-                    session = await self(await self._ledger.settled(tenant_id, session.id))
-                else:
+                if charge is not None:
                     session.settle(charge)
+                elif (subject := session.subject_id) not in left:  # claimed, corrected, held
+                    session = await self(await self._ledger.settled(tenant_id, session.id))
+                    if session.charge_state is ChargeState.PENDING and subject is not None:
+                        left.add(subject)
             settled.append(session)
         return settled
 
@@ -69,13 +78,17 @@ class DeductCredits:
             if session.charge_state is not ChargeState.PENDING:
                 return session
             rate = (await self._rate_book.rates(session.tenant_id)).get(session.kind)
-            charge = await self._ledger.settle(
-                session.tenant_id,
-                session.id,
-                session.charge_revision,
-                price(session, rate),
-                self._clock.now(),
-            )
+            try:
+                charge = await self._ledger.settle(
+                    session.tenant_id,
+                    session.id,
+                    session.charge_revision,
+                    price(session, rate),
+                    self._clock.now(),
+                )
+            except LedgerHeld:
+                return session  # pending: the reaper's
+
             if charge is not None:
                 session.settle(charge)
                 return session

@@ -13,6 +13,12 @@ from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.session import Charge, Session
 
 
+class LedgerHeld(Exception):
+    """A settlement found its subject's ledger held (by an erasure moving it) for longer than a
+    settlement waits, a few seconds: it claimed nothing, and the session stays pending (the
+    reaper settles it)."""
+
+
 class RateRepository(Protocol):
     async def put(self, tenant_id: str, rate: Rate) -> None:
         """Create or replace the rate of `rate.kind`."""
@@ -39,8 +45,9 @@ class CreditLedger(Protocol):
         Settlements of one subject (by `settle` and `settle_many`) take turns: each decides
         from the balance with the charges of those before it, so its balance_after, warning and
         alert are those of some order of them; a `settle` whose subject's balance changed after
-        it read it claims nothing (None: read it and settle again), and so does one that
-        waited for its turn for seconds."""
+        it read it claims nothing (None: read it and settle again). A session whose subject's
+        ledger is held (Erasure.with_ledgers_held), or whose subject's other settlements keep
+        it waiting, is waited for a few seconds, then LedgerHeld is raised."""
         ...
 
     async def settle_many(
@@ -53,9 +60,10 @@ class CreditLedger(Protocol):
         after the other would: each subject's balance carries the sessions settled before it),
         dated `at`, and its charge returned by session id. A session missing from the result
         was not settled here (settled by another caller, or corrected since: read it and settle
-        the new revision). MongoDB, without multi-document transactions, claims each session
-        with the note of what it owes the ledger, as `settle` does: a crash halfway leaves
-        nothing settled twice or lost."""
+        the new revision; or its subject's ledger was held or busy: a single `settle` waits
+        for it). MongoDB, without multi-document transactions, claims each session with the
+        note of what it owes the ledger, as `settle` does: a crash halfway leaves nothing
+        settled twice or lost."""
         ...
 
     async def settled(self, tenant_id: str, session_id: str) -> Session:

@@ -127,11 +127,12 @@ class Erasure(Protocol):
     ) -> Done:
         """Run `work` holding these subjects' ledgers, and return what it returns. Meanwhile no
         settlement of a session of theirs (CreditLedger.settle, settle_many) decides from their
-        balances: it waits for `work` to end, or claims nothing and is settled again later
-        (DeductCredits reads it again; the reaper settles what is still pending). Two holders
+        balances: it waits for `work` to end, a few seconds at most, then claims nothing
+        (CreditLedger.settle raises LedgerHeld; the reaper settles it later). Two holders
         of one subject take turns; one that waited 40 s for another raises Conflict. A holder
         that dies gives its ledgers back (PostgreSQL: with its connection; SQLite and MongoDB:
-        when its lease of 10 minutes runs out)."""
+        when its lease of 10 minutes runs out; a holder still working then no longer holds
+        them)."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:

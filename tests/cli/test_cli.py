@@ -89,8 +89,8 @@ def test_a_malformed_number_in_the_environment_is_one_line(
     assert len(refused.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("given", ["many", "1", "-4", "2.5"])
-def test_postgres_connections_are_a_whole_number_of_at_least_two(
+@pytest.mark.parametrize("given", ["many", "2", "-4", "2.5"])
+def test_postgres_connections_are_a_whole_number_of_at_least_three(
     url: str, monkeypatch: pytest.MonkeyPatch, given: str
 ) -> None:
     monkeypatch.setenv("SESSIONMETER_POSTGRES_CONNECTIONS", given)
@@ -98,7 +98,7 @@ def test_postgres_connections_are_a_whole_number_of_at_least_two(
     assert refused.exit_code == 1
     assert refused.stderr == (
         f"Error: configuration: SESSIONMETER_POSTGRES_CONNECTIONS: {given!r} is not a whole "
-        "number of at least 2\n"
+        "number of at least 3\n"
     )
 
 

@@ -15,6 +15,7 @@ import adapters.mongodb.sessions
 from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
 from adapters.mongodb.storage import MongoStorage
+from application.credits.ports import LedgerHeld
 from domain.events import Event
 from domain.livekit import WEBHOOK_MEMORY
 from domain.session import Exit
@@ -268,7 +269,7 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
 ) -> None:
     # Settlements of a subject take turns through a document that the holder deletes when done;
     # one that died left it. Until its lease ends, a settlement of the subject waits for it,
-    # then claims nothing (read again, then the reaper's); after, it takes the turn.
+    # then claims nothing (LedgerHeld: the reaper's); after, it takes the turn.
     monkeypatch.setattr(adapters.mongodb.credits, "SETTLEMENT_WAIT_SECONDS", 0.2)
     session = await stored_session(mongodb, tenant, kind="counseling")
     rated = frozenset({"counseling"})
@@ -277,7 +278,8 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
     died = {"tenant_id": tenant.id, "subject_id": "user-1", "holder": "a process that died"}
     await turns.insert_one({**died, "held_until": datetime.now(UTC) + timedelta(minutes=1)})
 
-    assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10)) is None
+    with pytest.raises(LedgerHeld):
+        await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10))
     await turns.update_one(died, {"$set": {"held_until": datetime.now(UTC)}})
     charge = await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11))
 

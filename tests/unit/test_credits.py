@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from adapters.memory.storage import MemoryStorage
+from application.credits.deduct_credits import DeductCredits
 from application.credits.get_balance import GetBalanceQuery
 from application.credits.grant_credits import GrantCredits, GrantCreditsCommand
 from application.credits.list_alerts import ListAlertsQuery
 from application.credits.list_ledger import ListLedgerQuery
+from application.credits.ports import LedgerHeld
 from application.credits.rate_book import RateBook
 from application.credits.set_rate import SetRateCommand
 from application.sessions.record_exit import RecordExit, RecordExitCommand
@@ -293,3 +295,63 @@ async def test_a_hard_overdraft_refuses_a_rated_start_below_the_minimum(
     await start(tenant=strict, kind="counseling", subject_id=None, client_key="tab")  # anonymous
     await grant(grant_of(strict.id, amount=50))
     await start(tenant=strict, kind="counseling")
+
+
+class HeldLedger:
+    """A ledger whose subjects' ledgers an erasure holds: every settlement waited its while and
+    raises LedgerHeld; the batch leaves every session out."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.settlements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def settle(self, tenant_id: str, session_id: str, *args: Any) -> Any:
+        self.settlements.append(session_id)
+        raise LedgerHeld("u1")
+
+    async def settle_many(self, *args: Any) -> dict[str, Charge]:
+        return {}
+
+
+def pending(session_id: str, minutes: int) -> Session:
+    """A counseling session of u1 ended after `minutes`, pending its charge."""
+    session = Session.start("t", session_id, SessionRequest("counseling", "room", "u1"), NOW)
+    session.close(Exit(at=NOW + timedelta(minutes=minutes)), frozenset({"counseling"}))
+    return session
+
+
+async def held(sessions: list[Session], clock: FakeClock) -> tuple[DeductCredits, HeldLedger]:
+    storage = MemoryStorage()
+    await storage.rates.put("t", Rate("counseling", 2))
+    for session in sessions:
+        await storage.sessions.add(session.copy())
+    ledger = HeldLedger(storage.ledger)
+    return DeductCredits(RateBook(storage.rates, clock), ledger, clock), ledger
+
+
+async def test_a_charge_whose_ledger_is_held_is_left_pending_for_the_reaper_at_once(
+    clock: FakeClock,
+) -> None:
+    session = pending("s1", 3)
+    deduct, ledger = await held([session], clock)
+
+    settled = await deduct(session)
+
+    # Not read again and waited for again, ATTEMPTS times: one wait, then the reaper's.
+    assert settled.charge_state is ChargeState.PENDING
+    assert ledger.settlements == ["s1"]
+
+
+async def test_the_reapers_batch_leaves_a_held_subjects_other_sessions_for_its_next_run(
+    clock: FakeClock,
+) -> None:
+    sessions = [pending(f"s{n}", n) for n in (1, 2, 3)]
+    deduct, ledger = await held(sessions, clock)
+
+    settled = await deduct.settle_many(sessions)
+
+    assert [s.charge_state for s in settled] == [ChargeState.PENDING] * 3
+    assert ledger.settlements == ["s1"]
