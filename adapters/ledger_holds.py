@@ -3,8 +3,10 @@
 and how they wait: short pauses, doubling, until it is free or their time is up."""
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
@@ -13,8 +15,8 @@ from domain.errors import Conflict
 # A settlement waits this long for its subject's ledger, then claims nothing (it is read again,
 # and what is still pending after its attempts is the reaper's).
 SETTLEMENT_WAIT_SECONDS = 5.0
-# An erasure holds its ledgers this long at most where nothing gives them back when its process
-# dies (SQLite, MongoDB); one that takes longer may see a settlement decide meanwhile.
+# Where nothing gives an erasure's ledgers back when its process dies (SQLite, MongoDB), it holds
+# them on a lease, renewed while it works: a dead erasure's ledgers are free this long after.
 ERASURE_LEASE = timedelta(minutes=10)
 # An erasure waits this long for a ledger another holds (past a MongoDB settlement's lease of
 # 30 s, so a dead settlement's turn is taken over), then fails: the service is busy, try again.
@@ -23,6 +25,7 @@ BUSY = "another erasure of this subject is under way: try again when it is done"
 FIRST_PAUSE_SECONDS = 0.002
 LONGEST_PAUSE_SECONDS = 0.05
 Done = TypeVar("Done")
+log = logging.getLogger(__name__)
 
 
 async def polled(attempt: Callable[[], Awaitable[bool]], seconds: float) -> bool:
@@ -52,3 +55,27 @@ async def holding(
         return await work()
     finally:
         await give_back()
+
+
+@asynccontextmanager
+async def renewed(renew: Callable[[], Awaitable[object]], lease: timedelta) -> AsyncIterator[None]:
+    """While the block runs, `renew` a lease a third of it apart, so that a holder still working
+    keeps what it holds. A renewal that fails is logged and not tried again: the lease then
+    runs out as a dead holder's would."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            await renew()
+
+    keeping = asyncio.create_task(keep())
+    try:
+        yield
+    finally:
+        keeping.cancel()
+        try:
+            await keeping
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("an erasure's lease on its ledgers could not be renewed")

@@ -164,9 +164,12 @@ class MongoErasure(Erasure):
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
     ) -> Done:
-        """The subjects' settlement turns (ledger_turns), for ERASURE_LEASE at most."""
+        """The subjects' settlement turns (ledger_turns), on a lease of ERASURE_LEASE renewed
+        while `work` runs."""
         wanted = set(subject_ids)
-        async with self._turns.held(tenant_id, wanted, ERASURE_WAIT_SECONDS, ERASURE_LEASE) as held:
+        async with self._turns.held(
+            tenant_id, wanted, ERASURE_WAIT_SECONDS, ERASURE_LEASE, renew=True
+        ) as held:
             if held != wanted:
                 raise Conflict(BUSY)
             return await work()

@@ -20,7 +20,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.ledger_holds import polled
+from adapters.ledger_holds import polled, renewed
 from adapters.mongodb.documents import Document, duplicates_in
 
 LEASE = timedelta(seconds=30)
@@ -37,9 +37,11 @@ class LedgerTurns:
         subjects: Collection[str],
         wait_seconds: float = 0,
         lease: timedelta = LEASE,
+        renew: bool = False,
     ) -> AsyncIterator[set[str]]:
         """Hold the turns of the subjects that can be held within `wait_seconds` (0: those free
-        now), for `lease` at most, and yield them; they are given back on leaving. A settlement
+        now), for `lease` at most, and yield them; they are given back on leaving (with `renew`,
+        their lease is renewed meanwhile: an erasure's, which may work long). A settlement
         that waits holds one subject at most, and one that holds several never waits; an
         erasure waits holding its pseudonym, which no one else wants before it gives it out. So
         none waits on another in a circle."""
@@ -51,9 +53,19 @@ class LedgerTurns:
             held.update(await self._take(tenant_id, wanted - held, holder, lease))
             return held == wanted
 
+        async def keep() -> None:
+            until = datetime.now(UTC) + lease
+            await self._turns.update_many(
+                {"tenant_id": tenant_id, "holder": holder}, {"$set": {"held_until": until}}
+            )
+
         await polled(take_the_rest, wait_seconds)
         try:
-            yield held
+            if renew:
+                async with renewed(keep, lease):
+                    yield held
+            else:
+                yield held
         finally:
             if held:
                 await self._turns.delete_many(

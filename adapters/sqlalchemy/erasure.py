@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding
+from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding, renewed
 from adapters.sqlalchemy.engine import serialise, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.session_rows import from_row, save
@@ -161,7 +161,8 @@ class SqlErasure(Erasure):
         """PostgreSQL: the subjects' ledger locks, which every settlement takes before it claims
         (settlement_batches.ledger_lock), in subject order as a batch takes them, held by a
         transaction of their own while `work` runs on other connections; whatever ends that
-        transaction gives them back. SQLite: rows of ledger_holds, which a settlement reads.
+        transaction gives them back. SQLite: rows of ledger_holds, which a settlement reads,
+        on a lease renewed while `work` runs.
         Conflict when another holder keeps one for ERASURE_WAIT_SECONDS."""
         subjects = sorted(set(subject_ids))
         if self._engine.dialect.name == "postgresql":
@@ -204,11 +205,22 @@ class SqlErasure(Erasure):
                 )
             return True
 
+        async def renew() -> None:
+            until = datetime.now(UTC) + ERASURE_LEASE
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(ledger_holds).where(h.holder == holder).values(held_until=until)
+                )
+
+        async def kept_while_working() -> Done:
+            async with renewed(renew, ERASURE_LEASE):
+                return await work()
+
         async def give_back() -> None:
             async with self._engine.begin() as conn:
                 await conn.execute(delete(ledger_holds).where(h.holder == holder))
 
-        return await holding(hold, give_back, work)
+        return await holding(hold, give_back, kept_while_working)
 
     async def move_subject(
         self, tenant_id: str, subject_id: str, pseudonym: str, limit: int

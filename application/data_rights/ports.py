@@ -131,8 +131,7 @@ class Erasure(Protocol):
         (CreditLedger.settle raises LedgerHeld; the reaper settles it later). Two holders
         of one subject take turns; one that waited 40 s for another raises Conflict. A holder
         that dies gives its ledgers back (PostgreSQL: with its connection; SQLite and MongoDB:
-        when its lease of 10 minutes runs out; a holder still working then no longer holds
-        them)."""
+        when its lease runs out, 10 minutes after it last renewed it while working)."""
         ...
 
     async def delete_rollups(self, tenant_id: str, resource_id: str, limit: int) -> int:
