@@ -29,6 +29,9 @@ POLL_SECONDS = 0.25
 # three stores' servers play at once beside the suite's other worker on 2 cores.
 CHARGED_WITHIN_SECONDS = 30  # a charge left pending is finished by the reaper
 REAPED_WITHIN_SECONDS = 60
+# Clients that act at once meet at a barrier first; one that failed on its way there breaks it
+# for the others after this, rather than leaving them waiting for good.
+TOGETHER_WITHIN_SECONDS = 60
 
 Json = dict[str, Any]
 
@@ -180,7 +183,7 @@ def all_hands(live: Live) -> AllHands:
 
 def delivered_at_once(live: Live, webhooks: list[tuple[str, dict[str, str]]]) -> None:
     """Each webhook sent on a connection of its own, all at the same moment."""
-    ready = threading.Barrier(len(webhooks))
+    ready = threading.Barrier(len(webhooks), timeout=TOGETHER_WITHIN_SECONDS)
 
     def deliver(webhook: tuple[str, dict[str, str]]) -> None:
         raw, headers = webhook
@@ -340,7 +343,7 @@ def clinic_hour(live: Live) -> Clinic:
     with live.app() as http:
         ids = [ok(http.post("/v1/sessions", json=body), 201)["id"] for _ in range(CLINIC_SESSIONS)]
     time.sleep(2)
-    ready = threading.Barrier(CLINIC_SESSIONS)
+    ready = threading.Barrier(CLINIC_SESSIONS, timeout=TOGETHER_WITHIN_SECONDS)
 
     def leave(session_id: str) -> None:
         with live.app() as http:
@@ -830,7 +833,7 @@ def erased_while_leaving(live: Live) -> ErasedLeaving:
             for _ in range(ERASED_LEAVING_SESSIONS)
         ]
     time.sleep(2)
-    ready = threading.Barrier(ERASED_LEAVING_SESSIONS + 1)
+    ready = threading.Barrier(ERASED_LEAVING_SESSIONS + 1, timeout=TOGETHER_WITHIN_SECONDS)
 
     def leave(session_id: str) -> Json:
         with live.app() as http:
