@@ -12,8 +12,9 @@ from typing import TypeVar
 
 from domain.errors import Conflict
 
-# A settlement waits this long for its subject's ledger, then claims nothing (it is read again,
-# and what is still pending after its attempts is the reaper's).
+# A settlement waits this long for its subject's ledger, then claims nothing and leaves the session
+# to the reaper (memory, MongoDB, and PostgreSQL's lock_timeout in migration 0027; SQLite does not
+# wait: each look would take its one write lock).
 SETTLEMENT_WAIT_SECONDS = 5.0
 # Where nothing gives an erasure's ledgers back when its process dies (SQLite, MongoDB), it holds
 # them on a lease, renewed while it works: a dead erasure's ledgers are free this long after.

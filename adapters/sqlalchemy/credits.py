@@ -22,7 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
@@ -166,22 +165,14 @@ class SqlCreditLedger(CreditLedger):
     ) -> Charge | None:
         """Read the session with its subject's balance, let domain.charging.settle decide, then
         claim the revision read and write what the settlement records in one atomic step. A
-        session whose subject's ledger an erasure holds waits for it for SETTLEMENT_WAIT_SECONDS
-        at most, then LedgerHeld: on PostgreSQL the claim waits for the ledger's lock (migration
-        0027's lock_timeout); on SQLite the session is read again until the hold is gone."""
-        settled: Charge | None = None
-
-        async def attempt() -> bool:
-            nonlocal settled
-            outcome = await self._settle(tenant_id, session_id, revision, credits, at)
-            if isinstance(outcome, Held):
-                return False
-            settled = outcome
-            return True
-
-        if not await polled(attempt, SETTLEMENT_WAIT_SECONDS):
+        session whose subject's ledger an erasure holds raises LedgerHeld: on PostgreSQL once
+        the claim waited 5 s for the ledger's lock (migration 0027's lock_timeout); on SQLite
+        at once, since every look takes SQLite's one write lock, which the erasure's steps and
+        every other writer are waiting for (polled, it kept heartbeats out for seconds)."""
+        outcome = await self._settle(tenant_id, session_id, revision, credits, at)
+        if isinstance(outcome, Held):
             raise LedgerHeld(session_id)
-        return settled
+        return outcome
 
     async def _settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime

@@ -80,7 +80,7 @@ class FailsToMove(Proxy):
 @pytest.fixture
 def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """A settlement waits WAIT for a held ledger (not 5 s), an erasure 0.5 s (not 40 s)."""
-    for module in (adapters.memory.credits, adapters.sqlalchemy.credits, adapters.mongodb.credits):
+    for module in (adapters.memory.credits, adapters.mongodb.credits):  # SQLite waits not at all
         monkeypatch.setattr(module, "SETTLEMENT_WAIT_SECONDS", WAIT)
     for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
         monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
@@ -98,6 +98,16 @@ async def closed(storage: Any, tenant: Tenant, subject: str = "ana") -> Session:
 async def erase(storage: Any, tenant: Tenant, subject: str = "ana", **ports: Any) -> Erased:
     use_cases = wired(storage, CLOCK, **ports).use_cases()
     return await use_cases.erase_subject()(EraseSubjectCommand(tenant, subject))
+
+
+async def settled_by_the_reaper(
+    storage: Any, tenant: Tenant, sessions: list[Session]
+) -> list[Session]:
+    """The sessions as stored once the reaper settled what the race left pending (on SQLite a
+    settlement that finds its ledger held leaves it to the reaper at once)."""
+    deduct = wired(storage, CLOCK).use_cases().deduct_credits()
+    await deduct.settle_many(await storage.sessions.pending_charges(tenant.id, 10))
+    return [await storage.sessions.get(tenant.id, s.id) for s in sessions]
 
 
 def exit_of(tenant: Tenant, session: Session) -> RecordExitCommand:
@@ -315,12 +325,13 @@ async def test_the_reapers_batch_priced_before_an_erasure_and_settled_during_it_
         await wait_for(read)
         return await erase(s, tenant, erasure=Stepwise(s.erasure, holding, erased, done))
 
-    settled, _ = await race(reap, forget)
+    await race(reap, forget)
+    settled = await settled_by_the_reaper(storage, tenant, pending)
 
-    pseudonym = (await storage.sessions.get(tenant.id, pending[0].id)).subject_id
+    pseudonym = settled[0].subject_id
     assert is_pseudonym(pseudonym)
-    assert sorted(s.charge.balance_after for s in settled) == [88, 94]
-    assert all(s.charge.warning is None for s in settled)
+    assert sorted(s.charge.balance_after for s in settled if s.charge) == [88, 94]
+    assert all(s.charge and s.charge.warning is None for s in settled)
     assert (await storage.ledger.balance(tenant.id, "ana")).balance == 0
     assert await storage.ledger.entries(tenant.id, "ana", limit=10) == []
     assert (await storage.ledger.balance(tenant.id, pseudonym)).balance == 88
@@ -531,6 +542,7 @@ async def test_an_erasure_longer_than_its_lease_still_holds_the_ledger(
         await asyncio.sleep(1.5)  # the lease has run out; the erasure still works
         return await wired(s, CLOCK).use_cases().record_exit()(exit_of(tenant, session))
 
-    _, exited = await race(forget, leave)
+    await race(forget, leave)
 
-    assert exited.session.charge == Charge(6, 94, None)
+    (settled,) = await settled_by_the_reaper(storage, tenant, [session])
+    assert settled.charge == Charge(6, 94, None)
