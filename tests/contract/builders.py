@@ -4,9 +4,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from dependency_injector import providers
 
+import adapters.mongodb.credits
 from application.ports import Clock
 from application.storage import Storage
 from domain.calendar import Bucket, Calendar, Period
@@ -172,3 +175,14 @@ def wired(storage: Storage, clock: Clock | None = None, **ports: object) -> Cont
     for name, port in ports.items():
         getattr(container.storage, name).override(providers.Object(port))
     return container
+
+
+async def claimed_by_a_settlement_that_died(storage: Any, tenant_id: str, session_id: str) -> None:
+    """MongoDB: a settlement of the session (revision 0 at 6 credits, at minute 10) claims it,
+    noting on it the entry it owes the ledger, and its process dies before writing the entry."""
+
+    async def dies(*args: Any) -> None:
+        raise ConnectionError("the process died")
+
+    with patch.object(adapters.mongodb.credits, "finish_due", dies), pytest.raises(ConnectionError):
+        await storage.ledger.settle(tenant_id, session_id, 0, 6, at(10))

@@ -159,3 +159,13 @@ def after(reached: threading.Event, go: threading.Event, call: Call) -> Call:
             go.set()
 
     return racer
+
+
+class Proxy:
+    """A port that forwards what it does not override."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

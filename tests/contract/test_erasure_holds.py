@@ -28,8 +28,16 @@ from domain.erasure import is_pseudonym
 from domain.session import Charge, ChargeState, Exit, Session
 from domain.tenants import Tenant
 from entrypoints.settings import MIN_CONNECTIONS
-from tests.contract.builders import NOW, SHUT, a_grant, at, stored_session, wired
-from tests.contract.races import Race, wait_for
+from tests.contract.builders import (
+    NOW,
+    SHUT,
+    a_grant,
+    at,
+    claimed_by_a_settlement_that_died,
+    stored_session,
+    wired,
+)
+from tests.contract.races import Proxy, Race, wait_for
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -41,16 +49,6 @@ RATED = frozenset({"counseling"})
 CLOCK = FakeClock(at(60))
 # The settlement's wait for a held ledger, shortened so that ATTEMPTS of it stay quick.
 WAIT = 0.5
-
-
-class Proxy:
-    """A port that forwards what it does not override."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class HoldsAfterErasing(Proxy):
@@ -84,6 +82,11 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "SETTLEMENT_WAIT_SECONDS", WAIT)
     for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
         monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
+
+
+async def ana_has_100_credits_for_counseling(storage: Any, tenant: Tenant) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
 
 
 async def closed(storage: Any, tenant: Tenant, subject: str = "ana") -> Session:
@@ -126,8 +129,7 @@ async def test_an_exit_during_a_long_erasure_waits_no_longer_than_one_settlement
     the client's exit closes the session and settles it. The charge may wait for the hold
     WAIT (5 s at most), then is left pending for the reaper (LedgerHeld): the exit answers
     then, not after ATTEMPTS x WAIT (had DeductCredits read again and waited again)."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
     holding = threading.Event()
 
@@ -155,8 +157,7 @@ async def test_the_reapers_batch_during_a_long_erasure_leaves_the_held_sessions_
     meanwhile. Its store step leaves the held sessions out; DeductCredits settles the first
     on its own, which waits WAIT and is left pending, and leaves the subject's others for the
     next run: the reaper does not stall 3 x ATTEMPTS x WAIT."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     pending = [await closed(storage, tenant) for _ in range(3)]
     holding = threading.Event()
 
@@ -192,8 +193,7 @@ async def test_an_erasure_that_fails_midway_and_is_retried_leaves_no_charge_draw
     should be drawn from the subject's 100 credits (94 left, no warning), under one
     pseudonym; it is drawn from the first pseudonym's empty ledger: -6, a negative_balance
     warning and an admin alert, while the 100 credits sit under a second pseudonym."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
 
     with pytest.raises((ConnectionError, StorageError)):
@@ -304,8 +304,7 @@ async def test_the_reapers_batch_priced_before_an_erasure_and_settled_during_it_
     single settlements wait for the erasure. Each session is charged once, from the subject's
     whole balance, under the pseudonym: 94 then 88 (without the hold: -6 and -12, warned and
     alerted)."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     pending = [await closed(storage, tenant) for _ in range(2)]
     read, holding, erased, done = (threading.Event() for _ in range(4))
 
@@ -351,8 +350,7 @@ async def test_a_claim_read_before_the_hold_and_made_during_it_waits_and_is_sett
     locks would deadlock with it) or after (`erased`: the claim finds another subject). It
     claims nothing; read again, the session is charged 6 from 100 under the pseudonym, once
     (without the hold, `erased` draws it from the pseudonym's empty ledger: -6)."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
     read, holding, erased, done = (threading.Event() for _ in range(4))
     claim = adapters.sqlalchemy.credits._claim_and_record
@@ -457,8 +455,7 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
     0027's lock_timeout: LedgerHeld), the erasure goes on, and the sessions, pending, are
     then charged from her whole balance. (Had the claims waited for the lock, nothing would
     have moved until the pool's 30 s timeout failed the erasure.)"""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     pending = [await closed(storage, tenant) for _ in range(9)]
     holding = threading.Event()
 
@@ -488,7 +485,7 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
 
 @on_mongodb
 async def test_an_entry_owed_by_a_settlement_that_died_is_written_under_the_pseudonym(
-    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    storage: Any, tenant: Tenant
 ) -> None:
     """MongoDB: a settlement claims the session (noting on it the entry it owes the ledger,
     subject ana) and dies before writing the entry; its turn is given back (or its lease runs
@@ -498,15 +495,7 @@ async def test_an_entry_owed_by_a_settlement_that_died_is_written_under_the_pseu
     100, missing the charge.)"""
     await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
     session = await closed(storage, tenant)
-    real = adapters.mongodb.credits.finish_due
-
-    async def dies(*args: Any) -> None:
-        raise ConnectionError("the process died")
-
-    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", dies)
-    with pytest.raises(ConnectionError):
-        await storage.ledger.settle(tenant.id, session.id, 0, 6, at(10))
-    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", real)
+    await claimed_by_a_settlement_that_died(storage, tenant.id, session.id)
 
     assert (await erase(storage, tenant)).sessions == 1
     await storage.sessions.pending_charges(tenant.id, 10)  # the reaper finishes the note
@@ -529,8 +518,7 @@ async def test_an_erasure_longer_than_its_lease_still_holds_the_ledger(
     erasure works (unrenewed, the exit settled from the pseudonym's ledger, still empty: -6)."""
     for module in (adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
         monkeypatch.setattr(module, "ERASURE_LEASE", timedelta(seconds=1))
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
     holding = threading.Event()
 

@@ -22,7 +22,15 @@ from domain.session import Exit
 from domain.staleness import Staleness
 from domain.tenants import Tenant
 from domain.usage import Usage
-from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, stored_session
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    SHUT,
+    add_tenant,
+    at,
+    claimed_by_a_settlement_that_died,
+    stored_session,
+)
 from tests.contract.races import Race
 from tests.servers import MongoServer
 
@@ -240,22 +248,14 @@ def test_a_database_of_its_own_keeps_the_servers_options() -> None:
 
 @on_mongodb
 async def test_a_settlement_that_died_after_its_claim_is_finished_by_the_next_one(
-    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    mongodb: MongoStorage, tenant: Tenant
 ) -> None:
     # The claim marks the session charged and notes the entry it owes the ledger; the process
     # dies before writing it. The next settlement of the session writes it, once.
     session = await stored_session(mongodb, tenant, kind="counseling")
     rated = frozenset({"counseling"})
     await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
-    real = adapters.mongodb.credits.finish_due
-
-    async def dies(*args: Any) -> None:
-        raise ConnectionError("the process died")
-
-    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", dies)
-    with pytest.raises(ConnectionError):
-        await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10))
-    monkeypatch.setattr(adapters.mongodb.credits, "finish_due", real)
+    await claimed_by_a_settlement_that_died(mongodb, tenant.id, session.id)
 
     assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11)) is None
     entries = await mongodb.ledger.entries(tenant.id, "user-1", limit=10)

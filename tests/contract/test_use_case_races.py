@@ -22,22 +22,12 @@ from domain.session import ChargeState, Exit, SessionRequest, SessionStatus
 from domain.tenants import Tenant
 from domain.usage import Usage
 from tests.contract.builders import a_grant, at, stored_session, wired
-from tests.contract.races import Call, Race, wait_for
+from tests.contract.races import Call, Proxy, Race, wait_for
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
-
-
-class Proxy:
-    """A port that forwards what it does not override."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 # An erasure of the subject between an exit's close and its settlement
