@@ -63,8 +63,8 @@ def increments(prefix: str, usage: Mapping[str, Quantity]) -> Document:
 
 
 def duplicates_in(error: BulkWriteError) -> set[int]:
-    """The positions an unordered insert_many refused as already stored; any other failure
-    is raised again."""
+    """The positions a bulk write refused as already stored (an ordered one stops at the
+    first); any other failure is raised again."""
     errors = error.details["writeErrors"]
     if any(e["code"] != DUPLICATE_KEY for e in errors):
         raise error

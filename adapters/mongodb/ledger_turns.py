@@ -41,16 +41,19 @@ class LedgerTurns:
     ) -> AsyncIterator[set[str]]:
         """Hold the turns of the subjects that can be held within `wait_seconds` (0: those free
         now), for `lease` at most, and yield them; they are given back on leaving (with `renew`,
-        their lease is renewed meanwhile: an erasure's, which may work long). A settlement
-        that waits holds one subject at most, and one that holds several never waits; an
-        erasure waits holding its pseudonym, which no one else wants before it gives it out. So
-        none waits on another in a circle."""
+        their lease is renewed meanwhile: an erasure's, which may work long). A caller that
+        waits takes its subjects in order and stops at the first another holds, so it waits
+        holding only subjects before it: two erasures of one subject want the same two turns
+        (its own and its pseudonym's), and none waits on another in a circle. One that does
+        not wait (a batch) takes all those free."""
         holder = str(uuid.uuid4())
         wanted = set(subjects)
         held: set[str] = set()
 
         async def take_the_rest() -> bool:
-            held.update(await self._take(tenant_id, wanted - held, holder, lease))
+            held.update(
+                await self._take(tenant_id, wanted - held, holder, lease, in_order=wait_seconds > 0)
+            )
             return held == wanted
 
         async def keep() -> None:
@@ -73,10 +76,11 @@ class LedgerTurns:
                 )
 
     async def _take(
-        self, tenant_id: str, subjects: set[str], holder: str, lease: timedelta
+        self, tenant_id: str, subjects: set[str], holder: str, lease: timedelta, in_order: bool
     ) -> set[str]:
         """The subjects whose turn this call took, in one write: a turn held by another, and
-        not expired, matches no document, and its upsert collides with the unique index."""
+        not expired, matches no document, and its upsert collides with the unique index.
+        `in_order`: in subject order, up to the first held by another."""
         if not subjects:
             return set()
         now = datetime.now(UTC)
@@ -94,8 +98,10 @@ class LedgerTurns:
             for subject in ordered
         ]
         try:
-            await self._turns.bulk_write(takes, ordered=False)
+            await self._turns.bulk_write(takes, ordered=in_order)
         except BulkWriteError as error:
             refused = duplicates_in(error)
+            if in_order:  # the writes after the first refused were not made
+                return set(ordered[: min(refused)])
             return {s for n, s in enumerate(ordered) if n not in refused}
         return subjects

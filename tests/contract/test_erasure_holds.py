@@ -175,6 +175,25 @@ async def test_the_reapers_batch_during_a_long_erasure_leaves_the_held_sessions_
     assert waited < WAIT + 1.0, f"the batch took {waited:.1f} s"
 
 
+# Erasures of one subject at once
+
+
+async def test_holders_of_the_same_ledgers_at_once_take_turns_without_waiting_in_a_circle(
+    storage: Any, tenant: Tenant, race: Race, short_waits: None
+) -> None:
+    """Two erasures of one subject at once hold the same two ledgers, the subject's and its
+    kept pseudonym's (Erasure.pseudonym_for). Round after round, both hold them in turn,
+    neither refused. On MongoDB each took the turns it could: one got the subject's, the
+    other the pseudonym's, and each waited for the other until one was refused (Conflict)."""
+    ledgers = ["ana", "erased:kept"]
+    for _ in range(40):
+
+        async def holding(racer: Any) -> None:
+            await racer.erasure.with_ledgers_held(tenant.id, ledgers, lambda: asyncio.sleep(0))
+
+        await race(holding, holding)
+
+
 # A failure or a cancellation midway
 
 
