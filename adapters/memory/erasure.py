@@ -98,6 +98,12 @@ class MemoryErasure(Erasure):
                 del self._store.tracks[key]
         return Removed(sessions, events, kept)
 
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+        return self._store.erasures_under_way.setdefault((tenant_id, subject_id), drawn)
+
+    async def finished(self, tenant_id: str, subject_id: str) -> None:
+        self._store.erasures_under_way.pop((tenant_id, subject_id), None)
+
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
     ) -> Done:

@@ -4,12 +4,14 @@ deleted by one write guarded on what was read, so of concurrent callers one does
 it. Its events, errors and sales follow that write."""
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS
 from adapters.mongodb.credits import finish_due
@@ -43,6 +45,7 @@ class MongoErasure(Erasure):
         self._sessions = db["sessions"]
         self._events = db["events"]
         self._turns = LedgerTurns(db)
+        self._under_way = db["erasures_under_way"]
 
     async def sessions(
         self, tenant_id: str, of: SessionsOf, limit: int, after: SessionPlace | None = None
@@ -160,6 +163,22 @@ class MongoErasure(Erasure):
                 deleted = await self._events.delete_many(_of_sessions(tenant_id, [session_id]))
                 events += deleted.deleted_count
         return Removed(sessions, events, frozenset(kept))
+
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+        under_way = {"tenant_id": tenant_id, "subject_id": subject_id}
+        while True:
+            # Of concurrent upserts one inserts; the others (DuplicateKeyError) read its
+            # pseudonym, unless that erasure finished in between: then they try again.
+            with suppress(DuplicateKeyError):
+                await self._under_way.update_one(
+                    under_way, {"$setOnInsert": {"pseudonym": drawn}}, upsert=True
+                )
+            kept = await self._under_way.find_one(under_way, {"_id": 0, "pseudonym": 1})
+            if kept is not None:
+                return str(kept["pseudonym"])
+
+    async def finished(self, tenant_id: str, subject_id: str) -> None:
+        await self._under_way.delete_one({"tenant_id": tenant_id, "subject_id": subject_id})
 
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]

@@ -14,6 +14,8 @@ step of the ports is a single-document write that a unique index or a guarded
 - subject_resources (tenant_id, subject_id, resource_id) and the monthly slot: as for sessions.
 - rollup_leases (tenant_id): one lease document per tenant, so one rollup runner at a time.
 - ledger_turns (tenant_id, subject_id): one settlement of a subject at a time (ledger_turns.py).
+- erasures_under_way (tenant_id, subject_id): one pseudonym per erasure of a subject, whatever
+  the number of concurrent or retried erasures (erasure.py).
 - funnels (tenant_id, name): one funnel per name, whatever the number of concurrent puts.
 - plans (tenant_id) where default: at most one default plan per tenant, whatever the number of
   concurrent puts of default plans (see plans.py).
@@ -285,6 +287,13 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
             unique=True,
             name="ux_ledger_turns",
+        ),
+    ],
+    "erasures_under_way": [
+        IndexModel(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
+            unique=True,
+            name="ux_erasures_under_way",
         ),
     ],
     # Kiosk telemetry: listed newest first (at, then id), reported and deleted by time.

@@ -30,12 +30,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding, renewed
-from adapters.sqlalchemy.engine import serialise, single_statement
+from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.settlement_batches import ledger_lock
 from adapters.sqlalchemy.tables import (
     alerts,
+    erasures_under_way,
     errors,
     events,
     funnel_day_groups,
@@ -154,6 +155,30 @@ class SqlErasure(Erasure):
                 delete(sessions).where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(doomed))
             )
         return Removed(len(doomed), gone.rowcount, frozenset(kept))
+
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+        u = erasures_under_way.c
+        under_way = (u.tenant_id == tenant_id, u.subject_id == subject_id)
+        row = {"tenant_id": tenant_id, "subject_id": subject_id, "pseudonym": drawn}
+        while True:
+            # The insert waits for a concurrent one of the same subject, then does nothing; the
+            # read finds that one's pseudonym unless its erasure finished in between: again.
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(self._engine, erasures_under_way).values(row).on_conflict_do_nothing()
+                )
+                kept = (await conn.execute(select(u.pseudonym).where(*under_way))).scalar()
+            if kept is not None:
+                return str(kept)
+
+    async def finished(self, tenant_id: str, subject_id: str) -> None:
+        u = erasures_under_way.c
+        async with self._single.begin() as conn:
+            await conn.execute(
+                delete(erasures_under_way).where(
+                    u.tenant_id == tenant_id, u.subject_id == subject_id
+                )
+            )
 
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]

@@ -185,6 +185,16 @@ ledger_holds = Table(
     Column("held_until", UTCDateTime, nullable=False),
 )
 
+# The pseudonym of each subject whose erasure is under way (Erasure.pseudonym_for): an erasure
+# that fails midway leaves it here, so that erasing again finishes under the same one.
+erasures_under_way = Table(
+    "erasures_under_way",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("pseudonym", String(64), nullable=False),
+)
+
 alerts = Table(
     "alerts",
     metadata,

@@ -17,8 +17,8 @@ class EraseSubjectCommand:
 class EraseSubject:
     """A subject's sessions keep their times, kinds, resources, status, usage and charges, and
     lose the subject: it is replaced by a pseudonym, `erased:` and 32 random hex digits drawn
-    once per call (so every record of the subject in the call gets the same one, and no request
-    can resolve it back: it is not a hash a guessed id could be checked against). They lose their
+    once per erasure (so every record of the subject gets the same one, and no request can
+    resolve it back: it is not a hash a guessed id could be checked against). They lose their
     client key (a pseudonym too), the attributes `ip`, `user_agent`, `referrer` and those named in
     the setting `personal_attributes`; their events lose `data` and `label`; their errors lose
     their context and what their breadcrumbs said; their sales lose their personal attributes
@@ -32,7 +32,10 @@ class EraseSubject:
     the call is erased. An event that arrives for a session while it is erased is stored either
     before the session's erasure step (and cleared by it) or after it, under the pseudonym,
     as its client sent it. Two erasures of one subject at once take turns: the second erases
-    what the first left, under its own pseudonym; their counts add up to the whole.
+    what the first left, under the same pseudonym; their counts add up to the whole. An erasure
+    that fails midway (sessions under the pseudonym, the ledger not moved yet) leaves its
+    pseudonym kept (`Erasure.pseudonym_for`): erasing again finishes the job under it, so the
+    sessions and their ledger end under one pseudonym.
 
     The subject's ledger and its pseudonym's are held from before the first session gets the
     pseudonym until the ledger has moved (`Erasure.with_ledgers_held`): a charge settled in
@@ -44,9 +47,10 @@ class EraseSubject:
 
     async def __call__(self, command: EraseSubjectCommand) -> Erased:
         tenant, subject_id = command.tenant, command.subject_id
-        pseudonym = Pseudonyms()
-        forgetting = Forgetting(pseudonym, tenant.settings.personal_attributes, subject_id)
-        moved_to = pseudonym.of(subject_id)
+        drawn = Pseudonyms().of(subject_id)
+        moved_to = await self._erasure.pseudonym_for(tenant.id, subject_id, drawn)
+        pseudonyms = Pseudonyms({subject_id: moved_to})
+        forgetting = Forgetting(pseudonyms, tenant.settings.personal_attributes, subject_id)
 
         async def erase_and_move() -> Erased:
             erased = Erased()
@@ -62,6 +66,7 @@ class EraseSubject:
             await in_batches(
                 lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH)
             )
+            await self._erasure.finished(tenant.id, subject_id)
             return erased
 
         return await self._erasure.with_ledgers_held(

@@ -122,6 +122,17 @@ class Erasure(Protocol):
         for someone new."""
         ...
 
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+        """The pseudonym the subject's erasure gives it: the one an erasure of it that did not
+        finish gave (it failed or died after some of the subject's records took it), else
+        `drawn`, kept from now until `finished`. Concurrent callers all get the same one."""
+        ...
+
+    async def finished(self, tenant_id: str, subject_id: str) -> None:
+        """The subject's erasure is done: its pseudonym is no longer kept (nothing stored links
+        the subject to it any more), and a later erasure draws a new one."""
+        ...
+
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]
     ) -> Done:

@@ -249,6 +249,32 @@ async def test_two_erasures_of_one_subject_at_once_erase_each_session_once(
     assert (await storage.ledger.balance(tenant.id, entry.subject_id)).balance == 50
 
 
+async def test_an_erasure_under_way_keeps_one_pseudonym_for_its_subject_until_it_is_done(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    """Callers asking at once for the pseudonym of one subject's erasure all get the same one
+    (one of those they drew); another subject gets its own. Once an erasure is done nothing
+    keeps it: the next erasure of the subject draws anew."""
+    e = storage.erasure
+
+    def asking(drawn: str) -> Any:
+        return lambda racer: racer.erasure.pseudonym_for(tenant.id, "ana", drawn)
+
+    drawn = [f"erased:{n}" for n in range(4)]
+    kept = await race(*(asking(d) for d in drawn))
+
+    assert len(set(kept)) == 1 and kept[0] in drawn
+    assert await e.pseudonym_for(tenant.id, "ana", "erased:late") == kept[0]
+    assert await e.pseudonym_for(tenant.id, "bo", "erased:bo") == "erased:bo"
+    await e.finished(tenant.id, "ana")
+    assert await e.pseudonym_for(tenant.id, "ana", "erased:next") == "erased:next"
+    assert await e.pseudonym_for(tenant.id, "bo", "erased:again") == "erased:bo"
+
+    await stored_session(storage, tenant, subject_id="cy")
+    assert await erase(storage, tenant, "cy") == Erased(sessions=1)
+    assert await e.pseudonym_for(tenant.id, "cy", "erased:cy") == "erased:cy"
+
+
 async def test_an_erasure_that_waits_too_long_for_another_of_its_subject_is_refused(
     storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,7 @@
 """Review of Erasure.with_ledgers_held (75d6c63): an erasure holds the subject's and its
 pseudonym's ledgers while it gives the sessions the pseudonym and moves the ledger, so that no
 settlement decides from a half-moved ledger. Each test forces one interleaving, a failure, a
-cancellation or a pool of connections against the hold; those marked xfail(strict) end wrong."""
+cancellation or a pool of connections against the hold."""
 
 import asyncio
 import threading
@@ -197,21 +197,16 @@ async def test_holders_of_the_same_ledgers_at_once_take_turns_without_waiting_in
 # A failure or a cancellation midway
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an erasure that fails after giving out the pseudonym leaves the ledger under the"
-    " subject; the retry moves it to a second pseudonym; the exit is drawn from 0 (-6)",
-)
 async def test_an_erasure_that_fails_midway_and_is_retried_leaves_no_charge_drawn_from_nothing(
     storage: Any, tenant: Tenant
 ) -> None:
     """The erasure gives the sessions their pseudonym, then its move of the ledger fails: the
     hold is given back with the ledger half moved (sessions under the pseudonym, the grant
-    still under the subject). The operator retries the erasure (it succeeds, erasing nothing
-    more but moving the ledger to a pseudonym of its own); then the client exits. The charge
-    should be drawn from the subject's 100 credits (94 left, no warning), under one
-    pseudonym; it is drawn from the first pseudonym's empty ledger: -6, a negative_balance
-    warning and an admin alert, while the 100 credits sit under a second pseudonym."""
+    still under the subject). The operator retries the erasure, which erases nothing more and
+    moves the ledger to the same pseudonym (before 2026-12-04, to one of its own: the exit
+    was then drawn from the first pseudonym's empty ledger, -6, a negative_balance warning
+    and an admin alert). The client exits: the charge is drawn from the subject's 100
+    credits, 94 left, no warning, under one pseudonym."""
     await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
 
