@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from adapters.ledger_holds import holding
 from adapters.memory.store import MemoryStore
+from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import Forgetting, erased_error
 from domain.session import ChargeState
@@ -15,7 +16,7 @@ BILLED_STATES = (ChargeState.PENDING, ChargeState.CHARGED)
 Done = TypeVar("Done")
 
 
-class MemoryErasure(Erasure):
+class MemoryErasure(Erasure, UnfinishedErasures):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -100,6 +101,10 @@ class MemoryErasure(Erasure):
 
     async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
         return self._store.erasures_under_way.setdefault((tenant_id, subject_id), drawn)
+
+    async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
+        under_way = self._store.erasures_under_way.items()
+        return any(t == tenant_id and p == pseudonym for (t, _), p in under_way)
 
     async def finished(self, tenant_id: str, subject_id: str) -> None:
         self._store.erasures_under_way.pop((tenant_id, subject_id), None)

@@ -25,6 +25,7 @@ from adapters.mongodb.telemetry_documents import (
     sale_from_document,
     sale_to_document,
 )
+from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
 from domain.errors import Conflict
@@ -39,7 +40,7 @@ Done = TypeVar("Done")
 
 
 @raises_storage_errors
-class MongoErasure(Erasure):
+class MongoErasure(Erasure, UnfinishedErasures):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
         self._sessions = db["sessions"]
@@ -176,6 +177,10 @@ class MongoErasure(Erasure):
             kept = await self._under_way.find_one(under_way, {"_id": 0, "pseudonym": 1})
             if kept is not None:
                 return str(kept["pseudonym"])
+
+    async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
+        found = await self._under_way.find_one({"tenant_id": tenant_id, "pseudonym": pseudonym})
+        return found is not None
 
     async def finished(self, tenant_id: str, subject_id: str) -> None:
         await self._under_way.delete_one({"tenant_id": tenant_id, "subject_id": subject_id})

@@ -295,6 +295,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="ux_erasures_under_way",
         ),
+        # A settlement asks whether its session's pseudonym is an unfinished erasure's.
+        IndexModel(
+            [("tenant_id", ASCENDING), ("pseudonym", ASCENDING)],
+            name="ix_erasures_under_way_pseudonym",
+        ),
     ],
     # Kiosk telemetry: listed newest first (at, then id), reported and deleted by time.
     "errors": [

@@ -56,6 +56,7 @@ from adapters.sqlalchemy.tables import (
     track_intervals,
 )
 from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
+from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
 from domain.errors import Conflict
@@ -69,7 +70,7 @@ Done = TypeVar("Done")
 
 
 @raises_storage_errors
-class SqlErasure(Erasure):
+class SqlErasure(Erasure, UnfinishedErasures):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
@@ -170,6 +171,12 @@ class SqlErasure(Erasure):
                 kept = (await conn.execute(select(u.pseudonym).where(*under_way))).scalar()
             if kept is not None:
                 return str(kept)
+
+    async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
+        u = erasures_under_way.c
+        query = select(u.subject_id).where(u.tenant_id == tenant_id, u.pseudonym == pseudonym)
+        async with self._single.connect() as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def finished(self, tenant_id: str, subject_id: str) -> None:
         u = erasures_under_way.c

@@ -186,13 +186,15 @@ ledger_holds = Table(
 )
 
 # The pseudonym of each subject whose erasure is under way (Erasure.pseudonym_for): an erasure
-# that fails midway leaves it here, so that erasing again finishes under the same one.
+# that fails midway leaves it here, so that erasing again finishes under the same one, and its
+# pseudonym's sessions are not charged meanwhile (UnfinishedErasures).
 erasures_under_way = Table(
     "erasures_under_way",
     metadata,
     Column("tenant_id", String(36), primary_key=True),
     Column("subject_id", String(200), primary_key=True),
     Column("pseudonym", String(64), nullable=False),
+    Index("ux_erasures_under_way_pseudonym", "tenant_id", "pseudonym", unique=True),
 )
 
 alerts = Table(

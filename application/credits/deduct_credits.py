@@ -1,12 +1,13 @@
 """Charge a closed session by its kind's rate, and settle it again each time a correction
 changes its price: one ledger entry per change, never two (domain.charging)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from application.credits.ports import CreditLedger, LedgerHeld
+from application.credits.ports import CreditLedger, LedgerHeld, UnfinishedErasures
 from application.credits.rate_book import RateBook
 from application.ports import Clock
 from domain.charging import Priced, price
+from domain.erasure import is_pseudonym
 from domain.session import ChargeState, Session
 
 # A settlement that loses its claim to a correction re-reads and tries the new revision; a
@@ -28,12 +29,20 @@ class DeductCredits:
     an admin. A caller that loses the claim (another caller settled it, or it was corrected
     again meanwhile) reads the session again and settles its new revision, up to 5 times; what
     is still pending then is settled by the reaper, and so is a session whose subject's ledger
-    an erasure holds longer than a settlement waits (LedgerHeld). A session not pending is
-    returned as is."""
+    an erasure holds longer than a settlement waits (LedgerHeld), or whose subject is the
+    pseudonym of an erasure that is unfinished (it failed before its ledger moved: the reaper
+    settles it once the erasure is retried). A session not pending is returned as is."""
 
-    def __init__(self, rate_book: RateBook, ledger: CreditLedger, clock: Clock) -> None:
+    def __init__(
+        self,
+        rate_book: RateBook,
+        ledger: CreditLedger,
+        erasures: UnfinishedErasures,
+        clock: Clock,
+    ) -> None:
         self._rate_book = rate_book
         self._ledger = ledger
+        self._erasures = erasures
         self._clock = clock
 
     async def rated_kinds(self, tenant_id: str) -> frozenset[str]:
@@ -54,13 +63,15 @@ class DeductCredits:
             return list(sessions)
         tenant_id = pending[0].tenant_id
         assert all(s.tenant_id == tenant_id for s in pending), "one tenant's sessions"
+        # Subjects whose sessions are left pending for the next run: those an unfinished erasure
+        # gave out, and those one of whose sessions was left pending below (an erasure holding
+        # a ledger would keep each of the others waiting for seconds).
+        left = await self._unfinished_erasures(tenant_id, {s.subject_id for s in pending})
+        pending = [s for s in pending if s.subject_id not in left]
         rates = await self._rate_book.rates(tenant_id)
         priced = [Priced(s, price(s, rates.get(s.kind))) for s in pending]
         charges = await self._ledger.settle_many(tenant_id, priced, self._clock.now())
         settled = []
-        # Subjects one of whose sessions was left pending: their others wait for the next run
-        # (an erasure holding a ledger would keep each waiting for seconds).
-        left: set[str] = set()
         for session in sessions:
             if session.charge_state is ChargeState.PENDING:
                 charge = charges.get(session.id)
@@ -74,6 +85,8 @@ class DeductCredits:
         return settled
 
     async def __call__(self, session: Session) -> Session:
+        if await self._unfinished_erasures(session.tenant_id, {session.subject_id}):
+            return session  # pending: the reaper's, once the erasure is done
         for _ in range(ATTEMPTS):
             if session.charge_state is not ChargeState.PENDING:
                 return session
@@ -95,3 +108,14 @@ class DeductCredits:
             # Settled by another caller, or corrected again since it was read.
             session = await self._ledger.settled(session.tenant_id, session.id)
         return session
+
+    async def _unfinished_erasures(
+        self, tenant_id: str, subjects: Iterable[str | None]
+    ) -> set[str | None]:
+        """Those of these subjects that are pseudonyms an unfinished erasure gave out: their
+        ledgers may still be under the erased subjects' ids. (Other subjects cost no read.)"""
+        return {
+            subject
+            for subject in subjects
+            if is_pseudonym(subject) and await self._erasures.gave_out(tenant_id, str(subject))
+        }

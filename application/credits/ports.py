@@ -19,6 +19,15 @@ class LedgerHeld(Exception):
     reaper settles it)."""
 
 
+class UnfinishedErasures(Protocol):
+    async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
+        """Whether an erasure that gave out this pseudonym is unfinished (under way, or failed
+        and not retried yet: Erasure.pseudonym_for until Erasure.finished), so that the ledger
+        its sessions are charged from may still be under the subject's id. Once False, False
+        for good: a pseudonym is never given out again."""
+        ...
+
+
 class RateRepository(Protocol):
     async def put(self, tenant_id: str, rate: Rate) -> None:
         """Create or replace the rate of `rate.kind`."""

@@ -98,7 +98,11 @@ class UseCaseContainer(containers.DeclarativeContainer):
     # A singleton so its short-lived memory of rates is shared by every request of the process.
     rate_book = providers.Singleton(RateBook, rates=storage.rates, clock=outside.clock)
     deduct_credits = providers.Factory(
-        DeductCredits, rate_book=rate_book, ledger=storage.ledger, clock=outside.clock
+        DeductCredits,
+        rate_book=rate_book,
+        ledger=storage.ledger,
+        erasures=storage.erasure,
+        clock=outside.clock,
     )
     # Likewise for plans: every start reads them.
     plan_book = providers.Singleton(PlanBook, plans=storage.plans, clock=outside.clock)

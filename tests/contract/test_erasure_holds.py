@@ -223,6 +223,31 @@ async def test_an_erasure_that_fails_midway_and_is_retried_leaves_no_charge_draw
     assert await storage.ledger.alerts(tenant.id, limit=10) == []
 
 
+async def test_a_charge_between_a_failed_erasure_and_its_retry_waits_for_the_retry(
+    storage: Any, tenant: Tenant
+) -> None:
+    """The erasure fails after the session took the pseudonym, before the ledger moved; the
+    client exits before anyone retries it. The exit's charge and the reaper's are left pending
+    (they would be drawn from the pseudonym's empty ledger: -6, a warning, an admin alert);
+    once the erasure is retried, the reaper charges the 100 credits that moved with it."""
+    await ana_has_100_credits_for_counseling(storage, tenant)
+    session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
+    with pytest.raises((ConnectionError, StorageError)):
+        await erase(storage, tenant, erasure=FailsToMove(storage.erasure))
+
+    exited = await wired(storage, CLOCK).use_cases().record_exit()(exit_of(tenant, session))
+    assert exited.session.charge_state is ChargeState.PENDING
+    (reaped,) = await settled_by_the_reaper(storage, tenant, [session])
+    assert reaped.charge_state is ChargeState.PENDING
+
+    await erase(storage, tenant)
+    (reaped,) = await settled_by_the_reaper(storage, tenant, [session])
+    assert reaped.charge == Charge(6, 94, None)
+    assert reaped.subject_id is not None
+    assert (await storage.ledger.balance(tenant.id, reaped.subject_id)).balance == 94
+    assert await storage.ledger.alerts(tenant.id, limit=10) == []
+
+
 @pytest.mark.parametrize("how", ["fails", "is cancelled"])
 async def test_an_erasure_that_fails_or_is_cancelled_midway_gives_its_ledgers_back(
     storage: Any, tenant: Tenant, short_waits: None, how: str

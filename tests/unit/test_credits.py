@@ -329,7 +329,7 @@ async def held(sessions: list[Session], clock: FakeClock) -> tuple[DeductCredits
     for session in sessions:
         await storage.sessions.add(session.copy())
     ledger = HeldLedger(storage.ledger)
-    return DeductCredits(RateBook(storage.rates, clock), ledger, clock), ledger
+    return DeductCredits(RateBook(storage.rates, clock), ledger, storage.erasure, clock), ledger
 
 
 async def test_a_charge_whose_ledger_is_held_is_left_pending_for_the_reaper_at_once(
@@ -355,3 +355,34 @@ async def test_the_reapers_batch_leaves_a_held_subjects_other_sessions_for_its_n
 
     assert [s.charge_state for s in settled] == [ChargeState.PENDING] * 3
     assert ledger.settlements == ["s1"]
+
+
+async def test_sessions_of_an_unfinished_erasures_pseudonym_are_left_for_after_its_retry(
+    clock: FakeClock,
+) -> None:
+    """An erasure of u2 failed midway: its sessions carry the pseudonym, its ledger is still
+    under u2. Neither a settlement nor the reaper's batch charges them meanwhile; u1's are."""
+    storage = MemoryStorage()
+    await storage.rates.put("t", Rate("counseling", 2))
+    await storage.erasure.pseudonym_for("t", "u2", "erased:x")
+    erased = [pending(f"e{n}", 3) for n in (1, 2)]
+    for session in erased:
+        session.subject_id = "erased:x"
+    batch = [pending("s1", 3), erased[0], pending("s2", 4)]
+    for session in [*batch, erased[1]]:
+        await storage.sessions.add(session.copy())
+    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, storage.erasure, clock)
+
+    settled = await deduct.settle_many(batch)
+    alone = await deduct(erased[1])
+
+    assert [s.charge_state for s in settled] == [
+        ChargeState.CHARGED,
+        ChargeState.PENDING,
+        ChargeState.CHARGED,
+    ]
+    assert alone.charge_state is ChargeState.PENDING
+    assert (await storage.ledger.balance("t", "erased:x")).consumed == 0
+
+    await storage.erasure.finished("t", "u2")
+    assert (await deduct(alone)).charge_state is ChargeState.CHARGED

@@ -1,6 +1,7 @@
 """erasures under way: the pseudonym each subject's erasure gives it, kept until the erasure is
 done, so that an erasure that failed midway (sessions under the pseudonym, the ledger not moved)
-finishes under the same pseudonym when it is retried.
+finishes under the same pseudonym when it is retried; until then the pseudonym's sessions are
+not charged (application.credits.ports.UnfinishedErasures), found by the pseudonym's index.
 
 Revision ID: 0028
 Revises: 0027
@@ -25,6 +26,12 @@ def upgrade() -> None:
         sa.Column("subject_id", sa.String(length=200), nullable=False),
         sa.Column("pseudonym", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "subject_id"),
+    )
+    op.create_index(
+        "ux_erasures_under_way_pseudonym",
+        "erasures_under_way",
+        ["tenant_id", "pseudonym"],
+        unique=True,
     )
 
 
