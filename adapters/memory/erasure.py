@@ -99,12 +99,20 @@ class MemoryErasure(Erasure, UnfinishedErasures):
                 del self._store.tracks[key]
         return Removed(sessions, events, kept)
 
-    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
-        return self._store.erasures_under_way.setdefault((tenant_id, subject_id), drawn)
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
+        return self._store.erasures_under_way.setdefault((tenant_id, subject_id), (drawn, at))[0]
+
+    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+        begun = sorted(
+            (at, subject)
+            for (t, subject), (_, at) in self._store.erasures_under_way.items()
+            if t == tenant_id and at < started_before
+        )
+        return [subject for _, subject in begun[:limit]]
 
     async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
         under_way = self._store.erasures_under_way.items()
-        return any(t == tenant_id and p == pseudonym for (t, _), p in under_way)
+        return any(t == tenant_id and p == pseudonym for (t, _), (p, _) in under_way)
 
     async def finished(self, tenant_id: str, subject_id: str) -> None:
         self._store.erasures_under_way.pop((tenant_id, subject_id), None)

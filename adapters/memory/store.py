@@ -31,8 +31,9 @@ class MemoryStore:
     ledger: list[LedgerEntry] = field(default_factory=list)
     # (tenant_id, subject_id) of the ledgers an erasure holds (Erasure.with_ledgers_held)
     held_ledgers: set[tuple[str, str]] = field(default_factory=set)
-    # (tenant_id, subject_id) -> the pseudonym of its erasure under way (Erasure.pseudonym_for)
-    erasures_under_way: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (tenant_id, subject_id) -> the pseudonym of its erasure under way and when it began
+    # (Erasure.pseudonym_for)
+    erasures_under_way: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     plans: dict[tuple[str, str], Plan] = field(default_factory=dict)  # (tenant_id, plan id)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)

@@ -165,18 +165,27 @@ class MongoErasure(Erasure, UnfinishedErasures):
                 events += deleted.deleted_count
         return Removed(sessions, events, frozenset(kept))
 
-    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
         under_way = {"tenant_id": tenant_id, "subject_id": subject_id}
         while True:
             # Of concurrent upserts one inserts; the others (DuplicateKeyError) read its
             # pseudonym, unless that erasure finished in between: then they try again.
             with suppress(DuplicateKeyError):
                 await self._under_way.update_one(
-                    under_way, {"$setOnInsert": {"pseudonym": drawn}}, upsert=True
+                    under_way, {"$setOnInsert": {"pseudonym": drawn, "started_at": at}}, upsert=True
                 )
             kept = await self._under_way.find_one(under_way, {"_id": 0, "pseudonym": 1})
             if kept is not None:
                 return str(kept["pseudonym"])
+
+    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+        found = self._under_way.find(
+            {"tenant_id": tenant_id, "started_at": {"$lt": started_before}},
+            {"_id": 0, "subject_id": 1},
+            sort=[("started_at", 1), ("subject_id", 1)],
+            limit=limit,
+        )
+        return [document["subject_id"] async for document in found]
 
     async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
         found = await self._under_way.find_one({"tenant_id": tenant_id, "pseudonym": pseudonym})

@@ -157,10 +157,15 @@ class SqlErasure(Erasure, UnfinishedErasures):
             )
         return Removed(len(doomed), gone.rowcount, frozenset(kept))
 
-    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
         u = erasures_under_way.c
         under_way = (u.tenant_id == tenant_id, u.subject_id == subject_id)
-        row = {"tenant_id": tenant_id, "subject_id": subject_id, "pseudonym": drawn}
+        row = {
+            "tenant_id": tenant_id,
+            "subject_id": subject_id,
+            "pseudonym": drawn,
+            "started_at": at,
+        }
         while True:
             # The insert waits for a concurrent one of the same subject, then does nothing; the
             # read finds that one's pseudonym unless its erasure finished in between: again.
@@ -171,6 +176,17 @@ class SqlErasure(Erasure, UnfinishedErasures):
                 kept = (await conn.execute(select(u.pseudonym).where(*under_way))).scalar()
             if kept is not None:
                 return str(kept)
+
+    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+        u = erasures_under_way.c
+        query = (
+            select(u.subject_id)
+            .where(u.tenant_id == tenant_id, u.started_at < started_before)
+            .order_by(u.started_at, u.subject_id)
+            .limit(limit)
+        )
+        async with self._single.connect() as conn:
+            return list((await conn.execute(query)).scalars())
 
     async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
         u = erasures_under_way.c

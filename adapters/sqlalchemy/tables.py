@@ -194,6 +194,7 @@ erasures_under_way = Table(
     Column("tenant_id", String(36), primary_key=True),
     Column("subject_id", String(200), primary_key=True),
     Column("pseudonym", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
     Index("ux_erasures_under_way_pseudonym", "tenant_id", "pseudonym", unique=True),
 )
 

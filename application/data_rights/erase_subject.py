@@ -1,11 +1,18 @@
 """Forget a person: erase a subject's personal data from everything of it the books keep."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
+from application.ports import Clock
 from domain.erasure import Forgetting, Pseudonyms
 from domain.tenants import Tenant
+
+# An erasure still unfinished this long after it began is taken as abandoned (it failed, or its
+# process died), and retention finishes it (ApplyRetention). One still at work by then (a
+# subject with very many records) only makes the finisher take turns with it.
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -35,20 +42,23 @@ class EraseSubject:
     what the first left, under the same pseudonym; their counts add up to the whole. An erasure
     that fails midway (sessions under the pseudonym, the ledger not moved yet) leaves its
     pseudonym kept (`Erasure.pseudonym_for`): erasing again finishes the job under it, so the
-    sessions and their ledger end under one pseudonym.
+    sessions and their ledger end under one pseudonym; retention does it on its own once the
+    erasure is ABANDONED_AFTER old.
 
     The subject's ledger and its pseudonym's are held from before the first session gets the
     pseudonym until the ledger has moved (`Erasure.with_ledgers_held`): a charge settled in
     between would decide from the pseudonym's balance, still empty, or land under the subject
     after its ledger moved. Such a charge waits for the erasure, or is settled again after it."""
 
-    def __init__(self, erasure: Erasure) -> None:
+    def __init__(self, erasure: Erasure, clock: Clock) -> None:
         self._erasure = erasure
+        self._clock = clock
 
     async def __call__(self, command: EraseSubjectCommand) -> Erased:
         tenant, subject_id = command.tenant, command.subject_id
         drawn = Pseudonyms().of(subject_id)
-        moved_to = await self._erasure.pseudonym_for(tenant.id, subject_id, drawn)
+        now = self._clock.now()
+        moved_to = await self._erasure.pseudonym_for(tenant.id, subject_id, drawn, now)
         pseudonyms = Pseudonyms({subject_id: moved_to})
         forgetting = Forgetting(pseudonyms, tenant.settings.personal_attributes, subject_id)
 

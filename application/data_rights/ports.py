@@ -122,10 +122,15 @@ class Erasure(Protocol):
         for someone new."""
         ...
 
-    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str) -> str:
+    async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
         """The pseudonym the subject's erasure gives it: the one an erasure of it that did not
         finish gave (it failed or died after some of the subject's records took it), else
-        `drawn`, kept from now until `finished`. Concurrent callers all get the same one."""
+        `drawn`, kept from `at` until `finished`. Concurrent callers all get the same one."""
+        ...
+
+    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+        """Up to `limit` subjects whose erasure, begun before `started_before`, is not finished
+        (it failed, or its process died, before its ledger moved)."""
         ...
 
     async def finished(self, tenant_id: str, subject_id: str) -> None:

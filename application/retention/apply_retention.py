@@ -3,6 +3,11 @@
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from application.data_rights.erase_subject import (
+    ABANDONED_AFTER,
+    EraseSubject,
+    EraseSubjectCommand,
+)
 from application.data_rights.ports import Erasure
 from application.data_rights.sweeps import SESSIONS, delete, in_batches
 from application.ports import Clock
@@ -10,6 +15,7 @@ from application.retention.ports import Retention
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.calendar import Period
+from domain.errors import Conflict
 from domain.livekit import WEBHOOK_MEMORY
 from domain.tenants import Tenant
 
@@ -31,6 +37,7 @@ class Deleted:
     errors: int = 0
     metrics: int = 0
     sessions: int = 0
+    erasures_finished: int = 0  # erasures a failure had left unfinished (ABANDONED_AFTER)
     failures: list[TenantFailure] = field(default_factory=list)  # tenants whose retention failed
 
     def __add__(self, other: "Deleted") -> "Deleted":
@@ -43,6 +50,7 @@ class Deleted:
             self.errors + other.errors,
             self.metrics + other.metrics,
             self.sessions + other.sessions,
+            self.erasures_finished + other.erasures_finished,
             self.failures + other.failures,
         )
 
@@ -55,15 +63,24 @@ class ApplyRetention:
     Ended sessions go with their events once older than `session_retention_days` (unset:
     kept for good), except those a sale or a ledger entry names or whose charge is pending or
     charged: the books keep them. Handled LiveKit webhook ids are forgotten after 30 days
-    (WEBHOOK_MEMORY). Tenants are served one at a time: one whose retention fails is reported in
-    the result and the others are still served."""
+    (WEBHOOK_MEMORY). An erasure of a subject that a failure left unfinished (its sessions under
+    the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if it
+    were asked again (EraseSubject); one still under way by then is left to itself. Tenants are
+    served one at a time: one whose retention fails is reported in the result and the others
+    are still served."""
 
     def __init__(
-        self, tenants: TenantRepository, retention: Retention, erasure: Erasure, clock: Clock
+        self,
+        tenants: TenantRepository,
+        retention: Retention,
+        erasure: Erasure,
+        erase_subject: EraseSubject,
+        clock: Clock,
     ) -> None:
         self._tenants = tenants
         self._retention = retention
         self._erasure = erasure
+        self._erase_subject = erase_subject
         self._clock = clock
 
     async def __call__(self, command: ApplyRetentionCommand) -> Deleted:
@@ -79,6 +96,7 @@ class ApplyRetention:
         return replace(deleted, failures=failures)
 
     async def _apply(self, tenant: Tenant, now: datetime) -> Deleted:
+        finished = await self._finish_erasures(tenant, now)
         settings = tenant.settings
         r, tid = self._retention, tenant.id
 
@@ -112,4 +130,18 @@ class ApplyRetention:
             while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
                 removed = await delete(self._erasure, tid, ids)
                 sessions, events = sessions + removed.sessions, events + removed.events
-        return Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions)
+        return Deleted(
+            snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions, finished
+        )
+
+    async def _finish_erasures(self, tenant: Tenant, now: datetime) -> int:
+        """Finish the tenant's abandoned erasures; how many."""
+        finished = 0
+        subjects = await self._erasure.unfinished(tenant.id, now - ABANDONED_AFTER, SESSIONS)
+        for subject_id in subjects:
+            try:
+                await self._erase_subject(EraseSubjectCommand(tenant, subject_id))
+            except Conflict:
+                continue  # still under way elsewhere, holding its ledgers: it finishes itself
+            finished += 1
+        return finished

@@ -44,6 +44,7 @@ class JobContainer(containers.DeclarativeContainer):
         tenants=storage.tenants,
         retention=storage.retention,
         erasure=storage.erasure,
+        erase_subject=use_cases.erase_subject,
         clock=outside.clock,
     )
     reconcile_livekit = providers.Factory(

@@ -240,7 +240,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     move_settlement = providers.Factory(MoveSettlement, sales=storage.sales)
     list_sales = providers.Factory(ListSales, sales=storage.sales)
     report_sales = providers.Factory(ReportSales, sales=storage.sales)
-    erase_subject = providers.Factory(EraseSubject, erasure=storage.erasure)
+    erase_subject = providers.Factory(EraseSubject, erasure=storage.erasure, clock=outside.clock)
     set_funnel = providers.Factory(SetFunnel, funnels=storage.funnels)
     list_funnels = providers.Factory(ListFunnels, funnels=storage.funnels)
     get_funnel = providers.Factory(GetFunnel, funnels=storage.funnels)

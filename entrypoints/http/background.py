@@ -92,17 +92,20 @@ def retention(apply: ApplyRetention) -> Job:
         deleted = await apply(ApplyRetentionCommand())
         log_failures("retention", deleted.failures)
         counts = {
-            f"{what}_deleted": getattr(deleted, what)
-            for what in (
-                "sessions",
-                "events",
-                "snapshots",
-                "errors",
-                "metrics",
-                "hourly_rollups",
-                "daily_rollups",
-                "webhook_ids",
-            )
+            "erasures_finished": deleted.erasures_finished,
+            **{
+                f"{what}_deleted": getattr(deleted, what)
+                for what in (
+                    "sessions",
+                    "events",
+                    "snapshots",
+                    "errors",
+                    "metrics",
+                    "hourly_rollups",
+                    "daily_rollups",
+                    "webhook_ids",
+                )
+            },
         }
         return JobRun(counts, partial=bool(deleted.failures))
 

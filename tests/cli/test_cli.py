@@ -305,11 +305,11 @@ def test_retention_deletes_what_tenants_no_longer_keep(url: str, tmp_path: Path)
 
     assert (
         applied.output.strip()
-        == "deleted 2 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s)"
+        == "deleted 2 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s); finished 0 erasure(s)"
     )
     assert (
         again.output.strip()
-        == "deleted 0 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s)"
+        == "deleted 0 snapshot(s), 0 event(s), 0 hourly and 0 daily rollup(s), 0 webhook id(s), 0 error(s), 0 performance metric(s), 0 session(s); finished 0 erasure(s)"
     )
 
 

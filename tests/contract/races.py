@@ -169,3 +169,11 @@ class Proxy:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class FailsToMove(Proxy):
+    """The erasure's port: its move of the ledger fails (the process dies, the connection
+    drops, a statement times out) after the sessions got their pseudonym."""
+
+    async def move_subject(self, *args: Any) -> Any:
+        raise ConnectionError("the connection dropped")

@@ -253,26 +253,31 @@ async def test_an_erasure_under_way_keeps_one_pseudonym_for_its_subject_until_it
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
     """Callers asking at once for the pseudonym of one subject's erasure all get the same one
-    (one of those they drew); another subject gets its own. Once an erasure is done nothing
-    keeps it: the next erasure of the subject draws anew."""
+    (one of those they drew), and the erasure keeps the time the first asked; another subject
+    gets its own. The unfinished erasures are listed by when they began. Once an erasure is
+    done nothing keeps its pseudonym: the next erasure of the subject draws anew."""
     e = storage.erasure
 
     def asking(drawn: str) -> Any:
-        return lambda racer: racer.erasure.pseudonym_for(tenant.id, "ana", drawn)
+        return lambda racer: racer.erasure.pseudonym_for(tenant.id, "ana", drawn, at(1))
 
     drawn = [f"erased:{n}" for n in range(4)]
     kept = await race(*(asking(d) for d in drawn))
 
     assert len(set(kept)) == 1 and kept[0] in drawn
-    assert await e.pseudonym_for(tenant.id, "ana", "erased:late") == kept[0]
-    assert await e.pseudonym_for(tenant.id, "bo", "erased:bo") == "erased:bo"
+    assert await e.pseudonym_for(tenant.id, "ana", "erased:late", at(9)) == kept[0]
+    assert await e.pseudonym_for(tenant.id, "bo", "erased:bo", at(5)) == "erased:bo"
+    assert await e.unfinished(tenant.id, at(5), 10) == ["ana"]
+    assert await e.unfinished(tenant.id, at(6), 10) == ["ana", "bo"]
+    assert await e.unfinished(tenant.id, at(6), 1) == ["ana"]
     await e.finished(tenant.id, "ana")
-    assert await e.pseudonym_for(tenant.id, "ana", "erased:next") == "erased:next"
-    assert await e.pseudonym_for(tenant.id, "bo", "erased:again") == "erased:bo"
+    assert await e.unfinished(tenant.id, at(6), 10) == ["bo"]
+    assert await e.pseudonym_for(tenant.id, "ana", "erased:next", at(10)) == "erased:next"
+    assert await e.pseudonym_for(tenant.id, "bo", "erased:again", at(10)) == "erased:bo"
 
     await stored_session(storage, tenant, subject_id="cy")
     assert await erase(storage, tenant, "cy") == Erased(sessions=1)
-    assert await e.pseudonym_for(tenant.id, "cy", "erased:cy") == "erased:cy"
+    assert await e.pseudonym_for(tenant.id, "cy", "erased:cy", at(10)) == "erased:cy"
 
 
 async def test_an_erasure_that_waits_too_long_for_another_of_its_subject_is_refused(

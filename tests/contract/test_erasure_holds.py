@@ -21,6 +21,7 @@ from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from application.credits.ports import LedgerHeld
 from application.data_rights.erase_subject import EraseSubjectCommand
 from application.data_rights.ports import Erased
+from application.retention.apply_retention import ApplyRetentionCommand
 from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
 from domain.credits import Rate
@@ -37,7 +38,7 @@ from tests.contract.builders import (
     stored_session,
     wired,
 )
-from tests.contract.races import Proxy, Race, wait_for
+from tests.contract.races import FailsToMove, Proxy, Race, wait_for
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -65,14 +66,6 @@ class HoldsAfterErasing(Proxy):
             self._holding.set()
             await asyncio.sleep(self._seconds)
         return erased
-
-
-class FailsToMove(Proxy):
-    """The erasure's port: its move of the ledger fails (the process dies, the connection
-    drops, a statement times out) after the sessions got their pseudonym."""
-
-    async def move_subject(self, *args: Any) -> Any:
-        raise ConnectionError("the connection dropped")
 
 
 @pytest.fixture
@@ -246,6 +239,33 @@ async def test_a_charge_between_a_failed_erasure_and_its_retry_waits_for_the_ret
     assert reaped.subject_id is not None
     assert (await storage.ledger.balance(tenant.id, reaped.subject_id)).balance == 94
     assert await storage.ledger.alerts(tenant.id, limit=10) == []
+
+
+async def test_retention_finishes_an_erasure_a_failure_left_unfinished_once_it_is_abandoned(
+    storage: Any, tenant: Tenant
+) -> None:
+    """Nobody retries the failed erasure. Retention leaves it alone while it may still be at
+    work, and finishes it once ABANDONED_AFTER old: the ledger moves to the pseudonym the
+    session took, and the session's pending charge is drawn from the 100 credits."""
+    await ana_has_100_credits_for_counseling(storage, tenant)
+    session = await closed(storage, tenant)
+    with pytest.raises((ConnectionError, StorageError)):
+        await erase(storage, tenant, erasure=FailsToMove(storage.erasure))
+
+    def retention(minutes_later: float) -> Any:
+        clock = FakeClock(CLOCK.now() + timedelta(minutes=minutes_later))
+        return wired(storage, clock).jobs().apply_retention()(ApplyRetentionCommand())
+
+    assert (await retention(9)).erasures_finished == 0
+    assert (await storage.ledger.balance(tenant.id, "ana")).balance == 100
+    assert (await retention(11)).erasures_finished == 1
+    assert (await retention(20)).erasures_finished == 0
+
+    (reaped,) = await settled_by_the_reaper(storage, tenant, [session])
+    assert reaped.subject_id is not None and is_pseudonym(reaped.subject_id)
+    assert reaped.charge == Charge(6, 94, None)
+    assert (await storage.ledger.balance(tenant.id, "ana")).balance == 0
+    assert (await storage.ledger.balance(tenant.id, reaped.subject_id)).balance == 94
 
 
 @pytest.mark.parametrize("how", ["fails", "is cancelled"])

@@ -364,7 +364,7 @@ async def test_sessions_of_an_unfinished_erasures_pseudonym_are_left_for_after_i
     under u2. Neither a settlement nor the reaper's batch charges them meanwhile; u1's are."""
     storage = MemoryStorage()
     await storage.rates.put("t", Rate("counseling", 2))
-    await storage.erasure.pseudonym_for("t", "u2", "erased:x")
+    await storage.erasure.pseudonym_for("t", "u2", "erased:x", NOW)
     erased = [pending(f"e{n}", 3) for n in (1, 2)]
     for session in erased:
         session.subject_id = "erased:x"

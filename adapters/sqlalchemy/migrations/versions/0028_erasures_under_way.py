@@ -1,7 +1,8 @@
 """erasures under way: the pseudonym each subject's erasure gives it, kept until the erasure is
 done, so that an erasure that failed midway (sessions under the pseudonym, the ledger not moved)
 finishes under the same pseudonym when it is retried; until then the pseudonym's sessions are
-not charged (application.credits.ports.UnfinishedErasures), found by the pseudonym's index.
+not charged (application.credits.ports.UnfinishedErasures), found by the pseudonym's index,
+and retention finishes it once it is old enough (ApplyRetention).
 
 Revision ID: 0028
 Revises: 0027
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
         sa.Column("subject_id", sa.String(length=200), nullable=False),
         sa.Column("pseudonym", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "subject_id"),
     )
     op.create_index(
