@@ -5,13 +5,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
+from application.tenants.create_api_key import CreateApiKeyCommand
+from application.tenants.create_tenant import CreateTenantCommand
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.conftest import run_async
 from tests.servers import free_port
 
 SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
@@ -119,3 +124,25 @@ def _children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             children.append(int(stat.parent.name))
     return children
+
+
+def tenant_with_keys(
+    storage_url: str, tenant: str, roles: Sequence[str], others: Sequence[str] = ()
+) -> dict[str, str]:
+    """The tenants `others`, then `tenant` with a key of each role, created on the storage the
+    way an operator would before the server starts; the keys' secrets by role."""
+
+    async def create() -> dict[str, str]:
+        container = build_container(Settings(storage_url=storage_url))
+        try:
+            for name in (*others, tenant):
+                await container.use_cases.create_tenant()(CreateTenantCommand(name))
+            create_api_key = container.use_cases.create_api_key()
+            return {
+                role: (await create_api_key(CreateApiKeyCommand(tenant, role))).secret
+                for role in roles
+            }
+        finally:
+            await container.storage.backend().close()
+
+    return run_async(create)

@@ -14,13 +14,11 @@ from dependency_injector import providers
 
 from application.data_rights.erase_subject import ABANDONED_AFTER, EraseSubjectCommand
 from application.storage import StorageError
-from application.tenants.create_api_key import CreateApiKeyCommand
-from application.tenants.create_tenant import CreateTenantCommand
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.conftest import run_async
 from tests.contract.races import FailsToMove
-from tests.e2e.serving import serving
+from tests.e2e.serving import serving, tenant_with_keys
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.slow
@@ -28,23 +26,6 @@ pytestmark = pytest.mark.slow
 JOBS_EVERY_SECOND = {f"{job}_interval_seconds": "1" for job in ("reaper", "retention")}
 SETTLED_WITHIN_SECONDS = 20
 Json = dict[str, Any]
-
-
-def tenant_and_keys(storage_url: str) -> tuple[str, str]:
-    """The clinic's app and admin keys."""
-
-    async def create() -> tuple[str, str]:
-        container = build_container(Settings(storage_url=storage_url))
-        try:
-            await container.use_cases.create_tenant()(CreateTenantCommand("clinic"))
-            create_api_key = container.use_cases.create_api_key()
-            app = await create_api_key(CreateApiKeyCommand("clinic", "app"))
-            admin = await create_api_key(CreateApiKeyCommand("clinic", "admin"))
-            return app.secret, admin.secret
-        finally:
-            await container.storage.backend().close()
-
-    return run_async(create)
 
 
 def erasure_that_failed_halfway(storage_url: str, began: datetime) -> None:
@@ -77,11 +58,11 @@ def ok(response: httpx.Response, status: int = 200) -> Json:
 def test_an_erasure_nobody_retried_is_finished_by_the_servers_retention(
     storage_url: str, tmp_path: Path
 ) -> None:
-    app_key, admin_key = tenant_and_keys(storage_url)
+    keys = tenant_with_keys(storage_url, "clinic", ("app", "admin"))
     with (
         serving(tmp_path, storage_url=storage_url, **JOBS_EVERY_SECOND) as server,
-        server.client(admin_key) as admin,
-        server.client(app_key) as app,
+        server.client(keys["admin"]) as admin,
+        server.client(keys["app"]) as app,
     ):
         ok(admin.put("/v1/rates/counseling", json={"credits_per_minute": 2}))
         grant = {"amount": 100, "reason": "plan", "idempotency_key": "ana-plan"}
