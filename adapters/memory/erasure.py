@@ -114,8 +114,14 @@ class MemoryErasure(Erasure, UnfinishedErasures):
         under_way = self._store.erasures_under_way.items()
         return any(t == tenant_id and p == pseudonym for (t, _), (p, _) in under_way)
 
-    async def finished(self, tenant_id: str, subject_id: str) -> None:
-        self._store.erasures_under_way.pop((tenant_id, subject_id), None)
+    async def kept(self, tenant_id: str, subject_id: str) -> str | None:
+        kept = self._store.erasures_under_way.get((tenant_id, subject_id))
+        return None if kept is None else kept[0]
+
+    async def finished(self, tenant_id: str, subject_id: str, pseudonym: str) -> None:
+        under_way = self._store.erasures_under_way
+        if (kept := under_way.get((tenant_id, subject_id))) is not None and kept[0] == pseudonym:
+            del under_way[(tenant_id, subject_id)]
 
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]

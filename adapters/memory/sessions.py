@@ -117,12 +117,19 @@ class MemorySessionRepository(SessionRepository):
             session.close(session.time_out(), rated_kinds)
         return [self._read(s) for s in stale]
 
-    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
-        pending = [
-            s
-            for (tenant, _), s in self._store.sessions.items()
-            if tenant == tenant_id and s.charge_state is ChargeState.PENDING
-        ]
+    async def pending_charges(
+        self, tenant_id: str, limit: int, after: str | None = None
+    ) -> list[Session]:
+        pending = sorted(
+            (
+                s
+                for (tenant, _), s in self._store.sessions.items()
+                if tenant == tenant_id
+                and s.charge_state is ChargeState.PENDING
+                and (after is None or s.id > after)
+            ),
+            key=lambda s: s.id,
+        )
         return [self._read(s) for s in pending[:limit]]
 
     def _stored(self, tenant_id: str, session_id: str) -> Session:

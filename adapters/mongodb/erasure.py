@@ -191,8 +191,16 @@ class MongoErasure(Erasure, UnfinishedErasures):
         found = await self._under_way.find_one({"tenant_id": tenant_id, "pseudonym": pseudonym})
         return found is not None
 
-    async def finished(self, tenant_id: str, subject_id: str) -> None:
-        await self._under_way.delete_one({"tenant_id": tenant_id, "subject_id": subject_id})
+    async def kept(self, tenant_id: str, subject_id: str) -> str | None:
+        found = await self._under_way.find_one(
+            {"tenant_id": tenant_id, "subject_id": subject_id}, {"_id": 0, "pseudonym": 1}
+        )
+        return None if found is None else str(found["pseudonym"])
+
+    async def finished(self, tenant_id: str, subject_id: str, pseudonym: str) -> None:
+        await self._under_way.delete_one(
+            {"tenant_id": tenant_id, "subject_id": subject_id, "pseudonym": pseudonym}
+        )
 
     async def with_ledgers_held(
         self, tenant_id: str, subject_ids: Collection[str], work: Callable[[], Awaitable[Done]]

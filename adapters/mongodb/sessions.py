@@ -208,12 +208,17 @@ class MongoSessionRepository(SessionRepository):
                 closed.append(timed_out)
         return closed
 
-    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+    async def pending_charges(
+        self, tenant_id: str, limit: int, after: str | None = None
+    ) -> list[Session]:
         cut_short_claims = {"tenant_id": tenant_id, "due.revision": {"$exists": True}}
         async for cut_short in self._sessions.find(cut_short_claims):
             await finish_due(self._db, cut_short)
+        pending: Document = {"tenant_id": tenant_id, "charge_state": ChargeState.PENDING.value}
+        if after is not None:
+            pending["id"] = {"$gt": after}
         cursor = self._sessions.find(
-            {"tenant_id": tenant_id, "charge_state": ChargeState.PENDING.value},
+            pending,
             sort=[("id", 1)],
             limit=limit,
         )

@@ -194,12 +194,19 @@ class SqlErasure(Erasure, UnfinishedErasures):
         async with self._single.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
-    async def finished(self, tenant_id: str, subject_id: str) -> None:
+    async def kept(self, tenant_id: str, subject_id: str) -> str | None:
+        u = erasures_under_way.c
+        query = select(u.pseudonym).where(u.tenant_id == tenant_id, u.subject_id == subject_id)
+        async with self._single.connect() as conn:
+            kept: str | None = (await conn.execute(query)).scalar()
+        return kept
+
+    async def finished(self, tenant_id: str, subject_id: str, pseudonym: str) -> None:
         u = erasures_under_way.c
         async with self._single.begin() as conn:
             await conn.execute(
                 delete(erasures_under_way).where(
-                    u.tenant_id == tenant_id, u.subject_id == subject_id
+                    u.tenant_id == tenant_id, u.subject_id == subject_id, u.pseudonym == pseudonym
                 )
             )
 

@@ -248,11 +248,15 @@ class SqlSessionRepository(SessionRepository):
             lambda time_out: time_out(tenant_id, staleness, limit, rated_kinds),
         )
 
-    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+    async def pending_charges(
+        self, tenant_id: str, limit: int, after: str | None = None
+    ) -> list[Session]:
         pending = [
             sessions.c.tenant_id == tenant_id,
             sessions.c.charge_state == ChargeState.PENDING,
         ]
+        if after is not None:
+            pending.append(sessions.c.id > after)
         async with self._single.connect() as conn:
             return await self._select(conn, pending, limit=limit)
 

@@ -2,13 +2,19 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
 from application.ports import Clock
 from domain.erasure import Forgetting, Pseudonyms
+from domain.errors import Conflict
 from domain.tenants import Tenant
 
+# An erasure that finds, once it holds the ledgers, that its pseudonym is no longer the one kept
+# (another erasure of the subject finished meanwhile) starts again, this many times at most.
+ATTEMPTS = 3
+AGAIN = "other erasures of this subject keep finishing first: try again when they are done"
 # An erasure still unfinished this long after it began is taken as abandoned (it failed, or its
 # process died), and retention finishes it (ApplyRetention). One still at work by then (a
 # subject with very many records) only makes the finisher take turns with it.
@@ -43,7 +49,9 @@ class EraseSubject:
     that fails midway (sessions under the pseudonym, the ledger not moved yet) leaves its
     pseudonym kept (`Erasure.pseudonym_for`): erasing again finishes the job under it, so the
     sessions and their ledger end under one pseudonym; retention does it on its own once the
-    erasure is ABANDONED_AFTER old.
+    erasure is ABANDONED_AFTER old (`resume`, which begins nothing new). Once it holds the
+    ledgers, an erasure checks that its pseudonym is still the one kept: if another erasure of
+    the subject finished while it waited, it starts again (a newer one's, or a new one).
 
     The subject's ledger and its pseudonym's are held from before the first session gets the
     pseudonym until the ledger has moved (`Erasure.with_ledgers_held`): a charge settled in
@@ -55,30 +63,50 @@ class EraseSubject:
         self._clock = clock
 
     async def __call__(self, command: EraseSubjectCommand) -> Erased:
-        tenant, subject_id = command.tenant, command.subject_id
-        drawn = Pseudonyms().of(subject_id)
-        now = self._clock.now()
-        moved_to = await self._erasure.pseudonym_for(tenant.id, subject_id, drawn, now)
+        erased = await self._erase(command.tenant, command.subject_id, begin=True)
+        assert erased is not None, "an erasure that may begin always ends with its counts"
+        return erased
+
+    async def resume(self, tenant: Tenant, subject_id: str) -> Erased | None:
+        """Finish the subject's unfinished erasure under its kept pseudonym; None when there is
+        none (it finished meanwhile): nothing new is begun."""
+        return await self._erase(tenant, subject_id, begin=False)
+
+    async def _erase(self, tenant: Tenant, subject_id: str, begin: bool) -> Erased | None:
+        for _ in range(ATTEMPTS):
+            if begin:
+                drawn = Pseudonyms().of(subject_id)
+                now = self._clock.now()
+                moved_to = await self._erasure.pseudonym_for(tenant.id, subject_id, drawn, now)
+            elif (kept := await self._erasure.kept(tenant.id, subject_id)) is None:
+                return None
+            else:
+                moved_to = kept
+
+            held = partial(self._erase_held, tenant, subject_id, moved_to)
+            erased = await self._erasure.with_ledgers_held(tenant.id, (subject_id, moved_to), held)
+            if erased is not None:
+                return erased
+        raise Conflict(AGAIN)
+
+    async def _erase_held(self, tenant: Tenant, subject_id: str, moved_to: str) -> Erased | None:
+        """The erasure's work, holding the ledgers of the subject and of `moved_to`; None,
+        doing nothing, if `moved_to` is no longer the subject's kept pseudonym: another erasure
+        finished while this one waited for the ledgers (and maybe a newer one began)."""
+        if await self._erasure.kept(tenant.id, subject_id) != moved_to:
+            return None
         pseudonyms = Pseudonyms({subject_id: moved_to})
         forgetting = Forgetting(pseudonyms, tenant.settings.personal_attributes, subject_id)
-
-        async def erase_and_move() -> Erased:
-            erased = Erased()
-            # Erased sessions no longer match the subject, so each page starts from the first;
-            # a page of which nothing could be erased (a racing erasure took it) ends the sweep.
-            of_subject = SessionsOf(subject_id=subject_id)
-            while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
-                page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
-                erased += page
-                if not page.sessions:
-                    break
-            # After the sessions, so that a charge settled before them is moved too.
-            await in_batches(
-                lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH)
-            )
-            await self._erasure.finished(tenant.id, subject_id)
-            return erased
-
-        return await self._erasure.with_ledgers_held(
-            tenant.id, (subject_id, moved_to), erase_and_move
-        )
+        erased = Erased()
+        # Erased sessions no longer match the subject, so each page starts from the first;
+        # a page of which nothing could be erased (a racing erasure took it) ends the sweep.
+        of_subject = SessionsOf(subject_id=subject_id)
+        while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
+            page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
+            erased += page
+            if not page.sessions:
+                break
+        # After the sessions, so that a charge settled before them is moved too.
+        await in_batches(lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH))
+        await self._erasure.finished(tenant.id, subject_id, moved_to)
+        return erased

@@ -133,9 +133,14 @@ class Erasure(Protocol):
         (it failed, or its process died, before its ledger moved)."""
         ...
 
-    async def finished(self, tenant_id: str, subject_id: str) -> None:
-        """The subject's erasure is done: its pseudonym is no longer kept (nothing stored links
-        the subject to it any more), and a later erasure draws a new one."""
+    async def kept(self, tenant_id: str, subject_id: str) -> str | None:
+        """The pseudonym kept for the subject's unfinished erasure, if there is one."""
+        ...
+
+    async def finished(self, tenant_id: str, subject_id: str, pseudonym: str) -> None:
+        """The subject's erasure under `pseudonym` is done: that pseudonym is no longer kept
+        (nothing stored links the subject to it any more), and a later erasure draws a new one.
+        Another pseudonym kept for the subject (a newer erasure's) stays."""
         ...
 
     async def with_ledgers_held(

@@ -3,17 +3,13 @@
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from application.data_rights.erase_subject import (
-    ABANDONED_AFTER,
-    EraseSubject,
-    EraseSubjectCommand,
-)
+from application.data_rights.erase_subject import ABANDONED_AFTER, EraseSubject
 from application.data_rights.ports import Erasure
 from application.data_rights.sweeps import SESSIONS, delete, in_batches
 from application.ports import Clock
 from application.retention.ports import Retention
 from application.tenants.ports import TenantRepository
-from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
+from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, describe, each_tenant
 from domain.calendar import Period
 from domain.errors import Conflict
 from domain.livekit import WEBHOOK_MEMORY
@@ -63,9 +59,10 @@ class ApplyRetention:
     Ended sessions go with their events once older than `session_retention_days` (unset:
     kept for good), except those a sale or a ledger entry names or whose charge is pending or
     charged: the books keep them. Handled LiveKit webhook ids are forgotten after 30 days
-    (WEBHOOK_MEMORY). An erasure of a subject that a failure left unfinished (its sessions under
-    the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if it
-    were asked again (EraseSubject); one still under way by then is left to itself. Tenants are
+    (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
+    under the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if
+    it were asked again (EraseSubject.resume); one still under way by then is left to itself,
+    one that fails again is reported and the others are still tried. Tenants are
     served one at a time: one whose retention fails is reported in the result and the others
     are still served."""
 
@@ -93,10 +90,9 @@ class ApplyRetention:
             deleted += await self._apply(tenant, now)
 
         failures = await each_tenant(tenants, apply)
-        return replace(deleted, failures=failures)
+        return replace(deleted, failures=deleted.failures + failures)
 
     async def _apply(self, tenant: Tenant, now: datetime) -> Deleted:
-        finished = await self._finish_erasures(tenant, now)
         settings = tenant.settings
         r, tid = self._retention, tenant.id
 
@@ -130,18 +126,27 @@ class ApplyRetention:
             while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
                 removed = await delete(self._erasure, tid, ids)
                 sessions, events = sessions + removed.sessions, events + removed.events
-        return Deleted(
-            snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions, finished
-        )
+        deleted = Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions)
+        return deleted + await self._finish_erasures(tenant, now)
 
-    async def _finish_erasures(self, tenant: Tenant, now: datetime) -> int:
-        """Finish the tenant's abandoned erasures; how many."""
-        finished = 0
+    async def _finish_erasures(self, tenant: Tenant, now: datetime) -> Deleted:
+        """Finish the tenant's abandoned erasures (EraseSubject.resume: one that finished
+        meanwhile is not begun again). One that fails again is reported, without the subject's
+        id (it asked to be forgotten), and the others are still tried."""
+        finished, failures = 0, []
         subjects = await self._erasure.unfinished(tenant.id, now - ABANDONED_AFTER, SESSIONS)
         for subject_id in subjects:
             try:
-                await self._erase_subject(EraseSubjectCommand(tenant, subject_id))
+                resumed = await self._erase_subject.resume(tenant, subject_id)
             except Conflict:
                 continue  # still under way elsewhere, holding its ledgers: it finishes itself
-            finished += 1
-        return finished
+            except Exception as error:  # isolation: the next erasure may well be finished
+                failures.append(
+                    TenantFailure(
+                        tenant.name,
+                        f"an abandoned erasure could not be finished: {describe(error)}",
+                    )
+                )
+                continue
+            finished += resumed is not None
+        return Deleted(erasures_finished=finished, failures=failures)

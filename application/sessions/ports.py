@@ -123,7 +123,10 @@ class SessionRepository(Protocol):
         `window` as the append would have decided them."""
         ...
 
-    async def pending_charges(self, tenant_id: str, limit: int) -> list[Session]:
+    async def pending_charges(
+        self, tenant_id: str, limit: int, after: str | None = None
+    ) -> list[Session]:
         """Closed sessions whose charge (or its latest correction) is not recorded yet: a crash
-        between the two steps, or a correction whose settlement has not run."""
+        between the two steps, or a correction whose settlement has not run. Up to `limit`, in
+        id order, after the id `after` if given."""
         ...

@@ -104,10 +104,14 @@ class ReapStaleSessions:
             if len(batch) < BATCH_SIZE:
                 break
             await asyncio.sleep(self._pause_seconds)
-        while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE):
-            settled = await self._charge(pending, run)
-            if all(s.charge_state is ChargeState.PENDING for s in settled):
-                break  # corrected faster than settled: the next run tries again
+        # Page after page, so that sessions left pending (corrected faster than settled, a held
+        # ledger, an unfinished erasure's) hide none after them: the next run tries them again.
+        after = None
+        while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE, after):
+            await self._charge(pending, run)
+            if len(pending) < BATCH_SIZE:
+                break
+            after = pending[-1].id
             await asyncio.sleep(self._pause_seconds)
 
     async def _charge(self, pending: list[Session], run: "_Run") -> list[Session]:

@@ -177,3 +177,19 @@ class FailsToMove(Proxy):
 
     async def move_subject(self, *args: Any) -> Any:
         raise ConnectionError("the connection dropped")
+
+
+class HoldsAfterErasing(Proxy):
+    """The erasure's port: once the sessions have their pseudonym (the ledger not yet moved),
+    it tells the other racer (`holding`) and keeps the ledgers held `seconds` longer."""
+
+    def __init__(self, inner: Any, holding: threading.Event, seconds: float) -> None:
+        super().__init__(inner)
+        self._holding, self._seconds = holding, seconds
+
+    async def erase_sessions(self, *args: Any) -> Any:
+        erased = await self._inner.erase_sessions(*args)
+        if not self._holding.is_set():
+            self._holding.set()
+            await asyncio.sleep(self._seconds)
+        return erased

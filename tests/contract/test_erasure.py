@@ -270,7 +270,11 @@ async def test_an_erasure_under_way_keeps_one_pseudonym_for_its_subject_until_it
     assert await e.unfinished(tenant.id, at(5), 10) == ["ana"]
     assert await e.unfinished(tenant.id, at(6), 10) == ["ana", "bo"]
     assert await e.unfinished(tenant.id, at(6), 1) == ["ana"]
-    await e.finished(tenant.id, "ana")
+    assert (await e.kept(tenant.id, "ana"), await e.kept(tenant.id, "cy")) == (kept[0], None)
+    await e.finished(tenant.id, "ana", "erased:another")  # not the one kept: it stays
+    assert await e.kept(tenant.id, "ana") == kept[0]
+    await e.finished(tenant.id, "ana", kept[0])
+    assert await e.kept(tenant.id, "ana") is None
     assert await e.unfinished(tenant.id, at(6), 10) == ["bo"]
     assert await e.pseudonym_for(tenant.id, "ana", "erased:next", at(10)) == "erased:next"
     assert await e.pseudonym_for(tenant.id, "bo", "erased:again", at(10)) == "erased:bo"

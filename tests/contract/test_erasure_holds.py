@@ -19,53 +19,37 @@ import adapters.sqlalchemy.credits
 import adapters.sqlalchemy.erasure
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from application.credits.ports import LedgerHeld
-from application.data_rights.erase_subject import EraseSubjectCommand
 from application.data_rights.ports import Erased
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
-from domain.credits import Rate
 from domain.erasure import is_pseudonym
-from domain.session import Charge, ChargeState, Exit, Session
+from domain.session import Charge, ChargeState, Session
 from domain.tenants import Tenant
 from entrypoints.settings import MIN_CONNECTIONS
 from tests.contract.builders import (
-    NOW,
-    SHUT,
     a_grant,
     at,
     claimed_by_a_settlement_that_died,
     stored_session,
     wired,
 )
-from tests.contract.races import FailsToMove, Proxy, Race, wait_for
+from tests.contract.erasure_builders import (
+    CLOCK,
+    COUNSELING,
+    closed,
+    erase,
+    settled_by_the_reaper,
+)
+from tests.contract.races import FailsToMove, HoldsAfterErasing, Proxy, Race, wait_for
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 on_postgresql = pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 
-COUNSELING = Rate("counseling", 2)  # 2 credits a minute: an exit at minute 3 costs 6
-RATED = frozenset({"counseling"})
-CLOCK = FakeClock(at(60))
 # The settlement's wait for a held ledger, shortened so that ATTEMPTS of it stay quick.
 WAIT = 0.5
-
-
-class HoldsAfterErasing(Proxy):
-    """The erasure's port: once the sessions have their pseudonym (the ledger not yet moved),
-    it tells the other racer (`holding`) and keeps the ledgers held `seconds` longer."""
-
-    def __init__(self, inner: Any, holding: threading.Event, seconds: float) -> None:
-        super().__init__(inner)
-        self._holding, self._seconds = holding, seconds
-
-    async def erase_sessions(self, *args: Any) -> Any:
-        erased = await self._inner.erase_sessions(*args)
-        if not self._holding.is_set():
-            self._holding.set()
-            await asyncio.sleep(self._seconds)
-        return erased
 
 
 @pytest.fixture
@@ -80,30 +64,6 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
 async def ana_has_100_credits_for_counseling(storage: Any, tenant: Tenant) -> None:
     await storage.rates.put(tenant.id, COUNSELING)
     await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
-
-
-async def closed(storage: Any, tenant: Tenant, subject: str = "ana") -> Session:
-    """A session of `subject` closed at minute 3, pending its charge of 6 credits."""
-    session = await stored_session(storage, tenant, kind="counseling", subject_id=subject)
-    await storage.sessions.close(tenant.id, session.id, Exit(at(3)), RATED, NOW, SHUT)
-    pending: Session = await storage.sessions.get(tenant.id, session.id)
-    assert pending.charge_state is ChargeState.PENDING
-    return pending
-
-
-async def erase(storage: Any, tenant: Tenant, subject: str = "ana", **ports: Any) -> Erased:
-    use_cases = wired(storage, CLOCK, **ports).use_cases()
-    return await use_cases.erase_subject()(EraseSubjectCommand(tenant, subject))
-
-
-async def settled_by_the_reaper(
-    storage: Any, tenant: Tenant, sessions: list[Session]
-) -> list[Session]:
-    """The sessions as stored once the reaper settled what the race left pending (on SQLite a
-    settlement that finds its ledger held leaves it to the reaper at once)."""
-    deduct = wired(storage, CLOCK).use_cases().deduct_credits()
-    await deduct.settle_many(await storage.sessions.pending_charges(tenant.id, 10))
-    return [await storage.sessions.get(tenant.id, s.id) for s in sessions]
 
 
 def exit_of(tenant: Tenant, session: Session) -> RecordExitCommand:

@@ -384,5 +384,5 @@ async def test_sessions_of_an_unfinished_erasures_pseudonym_are_left_for_after_i
     assert alone.charge_state is ChargeState.PENDING
     assert (await storage.ledger.balance("t", "erased:x")).consumed == 0
 
-    await storage.erasure.finished("t", "u2")
+    await storage.erasure.finished("t", "u2", "erased:x")
     assert (await deduct(alone)).charge_state is ChargeState.CHARGED
