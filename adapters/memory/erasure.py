@@ -102,13 +102,15 @@ class MemoryErasure(Erasure, UnfinishedErasures):
     async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
         return self._store.erasures_under_way.setdefault((tenant_id, subject_id), (drawn, at))[0]
 
-    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+    async def unfinished(
+        self, tenant_id: str, started_before: datetime, limit: int, after: str | None = None
+    ) -> list[str]:
         begun = sorted(
-            (at, subject)
+            subject
             for (t, subject), (_, at) in self._store.erasures_under_way.items()
-            if t == tenant_id and at < started_before
+            if t == tenant_id and at < started_before and (after is None or subject > after)
         )
-        return [subject for _, subject in begun[:limit]]
+        return begun[:limit]
 
     async def gave_out(self, tenant_id: str, pseudonym: str) -> bool:
         under_way = self._store.erasures_under_way.items()

@@ -178,12 +178,14 @@ class MongoErasure(Erasure, UnfinishedErasures):
             if kept is not None:
                 return str(kept["pseudonym"])
 
-    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+    async def unfinished(
+        self, tenant_id: str, started_before: datetime, limit: int, after: str | None = None
+    ) -> list[str]:
+        begun: Document = {"tenant_id": tenant_id, "started_at": {"$lt": started_before}}
+        if after is not None:
+            begun["subject_id"] = {"$gt": after}
         found = self._under_way.find(
-            {"tenant_id": tenant_id, "started_at": {"$lt": started_before}},
-            {"_id": 0, "subject_id": 1},
-            sort=[("started_at", 1), ("subject_id", 1)],
-            limit=limit,
+            begun, {"_id": 0, "subject_id": 1}, sort=[("subject_id", 1)], limit=limit
         )
         return [document["subject_id"] async for document in found]
 

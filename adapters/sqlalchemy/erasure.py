@@ -177,14 +177,18 @@ class SqlErasure(Erasure, UnfinishedErasures):
             if kept is not None:
                 return str(kept)
 
-    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+    async def unfinished(
+        self, tenant_id: str, started_before: datetime, limit: int, after: str | None = None
+    ) -> list[str]:
         u = erasures_under_way.c
         query = (
             select(u.subject_id)
             .where(u.tenant_id == tenant_id, u.started_at < started_before)
-            .order_by(u.started_at, u.subject_id)
+            .order_by(u.subject_id)
             .limit(limit)
         )
+        if after is not None:
+            query = query.where(u.subject_id > after)
         async with self._single.connect() as conn:
             return list((await conn.execute(query)).scalars())
 

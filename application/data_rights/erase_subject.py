@@ -8,13 +8,8 @@ from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
 from application.ports import Clock
 from domain.erasure import Forgetting, Pseudonyms
-from domain.errors import Conflict
 from domain.tenants import Tenant
 
-# An erasure that finds, once it holds the ledgers, that its pseudonym is no longer the one kept
-# (another erasure of the subject finished meanwhile) starts again, this many times at most.
-ATTEMPTS = 3
-AGAIN = "other erasures of this subject keep finishing first: try again when they are done"
 # An erasure still unfinished this long after it began is taken as abandoned (it failed, or its
 # process died), and retention finishes it (ApplyRetention). One still at work by then (a
 # subject with very many records) only makes the finisher take turns with it.
@@ -73,7 +68,9 @@ class EraseSubject:
         return await self._erase(tenant, subject_id, begin=False)
 
     async def _erase(self, tenant: Tenant, subject_id: str, begin: bool) -> Erased | None:
-        for _ in range(ATTEMPTS):
+        # Each turn that ends in None is another erasure of the subject that finished first:
+        # progress, so this one goes on until its own turn (or the ledgers' wait, Conflict).
+        while True:
             if begin:
                 drawn = Pseudonyms().of(subject_id)
                 now = self._clock.now()
@@ -87,7 +84,6 @@ class EraseSubject:
             erased = await self._erasure.with_ledgers_held(tenant.id, (subject_id, moved_to), held)
             if erased is not None:
                 return erased
-        raise Conflict(AGAIN)
 
     async def _erase_held(self, tenant: Tenant, subject_id: str, moved_to: str) -> Erased | None:
         """The erasure's work, holding the ledgers of the subject and of `moved_to`; None,

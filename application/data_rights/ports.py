@@ -128,9 +128,11 @@ class Erasure(Protocol):
         `drawn`, kept from `at` until `finished`. Concurrent callers all get the same one."""
         ...
 
-    async def unfinished(self, tenant_id: str, started_before: datetime, limit: int) -> list[str]:
+    async def unfinished(
+        self, tenant_id: str, started_before: datetime, limit: int, after: str | None = None
+    ) -> list[str]:
         """Up to `limit` subjects whose erasure, begun before `started_before`, is not finished
-        (it failed, or its process died, before its ledger moved)."""
+        (it failed, or its process died, before its ledger moved), in order, after `after`."""
         ...
 
     async def kept(self, tenant_id: str, subject_id: str) -> str | None:

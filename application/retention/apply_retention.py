@@ -62,9 +62,9 @@ class ApplyRetention:
     (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
     under the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if
     it were asked again (EraseSubject.resume); one still under way by then is left to itself,
-    one that fails again is reported and the others are still tried. Tenants are
-    served one at a time: one whose retention fails is reported in the result and the others
-    are still served."""
+    one that fails again is reported and the others are still tried. Tenants are served one at
+    a time: one whose retention fails is reported in the result and the others are still
+    served."""
 
     def __init__(
         self,
@@ -134,19 +134,22 @@ class ApplyRetention:
         meanwhile is not begun again). One that fails again is reported, without the subject's
         id (it asked to be forgotten), and the others are still tried."""
         finished, failures = 0, []
-        subjects = await self._erasure.unfinished(tenant.id, now - ABANDONED_AFTER, SESSIONS)
-        for subject_id in subjects:
-            try:
-                resumed = await self._erase_subject.resume(tenant, subject_id)
-            except Conflict:
-                continue  # still under way elsewhere, holding its ledgers: it finishes itself
-            except Exception as error:  # isolation: the next erasure may well be finished
-                failures.append(
-                    TenantFailure(
-                        tenant.name,
-                        f"an abandoned erasure could not be finished: {describe(error)}",
+        # Page after page, so that erasures failing again (or still at work) hide none after them.
+        abandoned, after = now - ABANDONED_AFTER, None
+        while subjects := await self._erasure.unfinished(tenant.id, abandoned, SESSIONS, after):
+            after = subjects[-1]
+            for subject_id in subjects:
+                try:
+                    resumed = await self._erase_subject.resume(tenant, subject_id)
+                except Conflict:
+                    continue  # still under way elsewhere, holding its ledgers: it finishes itself
+                except Exception as error:  # isolation: the next erasure may well be finished
+                    failures.append(
+                        TenantFailure(
+                            tenant.name,
+                            f"an abandoned erasure could not be finished: {describe(error)}",
+                        )
                     )
-                )
-                continue
-            finished += resumed is not None
+                    continue
+                finished += resumed is not None
         return Deleted(erasures_finished=finished, failures=failures)

@@ -1,19 +1,27 @@
 """What the erasure tests build on: a rated kind, sessions of a subject pending their charge,
 an erasure run through the use case (its ports replaceable), and the reaper's settlement."""
 
+from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from application.data_rights.erase_subject import EraseSubjectCommand
 from application.data_rights.ports import Erased
+from application.retention.apply_retention import ApplyRetentionCommand, Deleted
+from application.storage import StorageError
 from domain.credits import Rate
 from domain.session import ChargeState, Exit, Session
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, SHUT, a_session, at, wired
+from tests.contract.races import FailsToMove
 from tests.fakes import FakeClock
 
 COUNSELING = Rate("counseling", 2)  # 2 credits a minute: an exit at minute 3 costs 6
 RATED = frozenset({"counseling"})
 CLOCK = FakeClock(at(60))
+LONG_AFTER = at(60 * 24 * 365)
 
 
 async def closed(
@@ -45,3 +53,15 @@ async def settled_by_the_reaper(
     deduct = wired(storage, CLOCK).use_cases().deduct_credits()
     await deduct.settle_many(await storage.sessions.pending_charges(tenant.id, 10))
     return [await storage.sessions.get(tenant.id, s.id) for s in sessions]
+
+
+async def erasure_that_fails_midway(storage: Any, tenant: Tenant, subject: str = "ana") -> None:
+    """The subject's sessions take the pseudonym, then the move of its ledger fails."""
+    with pytest.raises((ConnectionError, StorageError)):
+        await erase(storage, tenant, subject, erasure=FailsToMove(storage.erasure))
+
+
+def retention(storage: Any, minutes_later: float, **ports: Any) -> Awaitable[Deleted]:
+    """A retention run `minutes_later` than CLOCK, its ports replaceable."""
+    clock = FakeClock(CLOCK.now() + timedelta(minutes=minutes_later))
+    return wired(storage, clock, **ports).jobs().apply_retention()(ApplyRetentionCommand())

@@ -193,3 +193,17 @@ class HoldsAfterErasing(Proxy):
             self._holding.set()
             await asyncio.sleep(self._seconds)
         return erased
+
+
+class FailsToMoveOne(Proxy):
+    """The erasure's port: the move of one subject's ledger always fails (a statement that
+    always times out on it, a record no write accepts)."""
+
+    def __init__(self, inner: Any, subject_id: str) -> None:
+        super().__init__(inner)
+        self._subject_id = subject_id
+
+    async def move_subject(self, tenant_id: str, subject_id: str, *args: Any) -> Any:
+        if subject_id == self._subject_id:
+            raise ConnectionError("the statement timed out")
+        return await self._inner.move_subject(tenant_id, subject_id, *args)

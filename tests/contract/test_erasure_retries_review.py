@@ -9,7 +9,6 @@ erasure failing the tenant's whole retention."""
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ import adapters.sqlalchemy.erasure
 import application.sessions.reap_stale_sessions
 from application.data_rights.erase_subject import ABANDONED_AFTER
 from application.data_rights.ports import Erased
-from application.retention.apply_retention import ApplyRetentionCommand, Deleted
+from application.retention.apply_retention import Deleted
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.storage import StorageError
 from domain.erasure import is_pseudonym
@@ -31,22 +30,22 @@ from tests.contract.builders import a_grant, at, wired
 from tests.contract.erasure_builders import (
     CLOCK,
     COUNSELING,
+    LONG_AFTER,
     closed,
     erase,
+    erasure_that_fails_midway,
+    retention,
     settled_by_the_reaper,
 )
-from tests.contract.races import FailsToMove, HoldsAfterErasing, Proxy, Race, wait_for
-from tests.fakes import FakeClock
+from tests.contract.races import (
+    FailsToMoveOne,
+    HoldsAfterErasing,
+    Proxy,
+    Race,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
-
-LONG_AFTER = at(60 * 24 * 365)
-
-
-async def erasure_that_fails_midway(storage: Any, tenant: Tenant, subject: str = "ana") -> None:
-    """The subject's sessions take the pseudonym, then the move of its ledger fails."""
-    with pytest.raises((ConnectionError, StorageError)):
-        await erase(storage, tenant, subject, erasure=FailsToMove(storage.erasure))
 
 
 async def ana_pending_and_her_erasure_failed_midway(storage: Any, tenant: Tenant) -> None:
@@ -56,11 +55,6 @@ async def ana_pending_and_her_erasure_failed_midway(storage: Any, tenant: Tenant
     await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
     await closed(storage, tenant, "ana")
     await erasure_that_fails_midway(storage, tenant)
-
-
-def retention(storage: Any, minutes_later: float, **ports: Any) -> Awaitable[Deleted]:
-    clock = FakeClock(CLOCK.now() + timedelta(minutes=minutes_later))
-    return wired(storage, clock, **ports).jobs().apply_retention()(ApplyRetentionCommand())
 
 
 # 1. `finished` drops the row of whichever erasure of the subject is under way
@@ -110,16 +104,19 @@ async def test_an_erasure_that_waited_with_a_stale_pseudonym_leaves_a_newer_eras
 
 
 class FinishedOnceListed(Proxy):
-    """The erasure's port (retention's): once the unfinished erasures are listed, `meanwhile`
-    runs (the operator's retry finishes one of them, ...), before retention gets to them."""
+    """The erasure's port (retention's): once the unfinished erasures are first listed,
+    `meanwhile` runs (the operator's retry finishes one of them, ...), before retention gets
+    to them."""
 
     def __init__(self, inner: Any, meanwhile: Callable[[], Awaitable[None]]) -> None:
         super().__init__(inner)
-        self._meanwhile = meanwhile
+        self._meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
 
     async def unfinished(self, *args: Any) -> list[str]:
         listed: list[str] = await self._inner.unfinished(*args)
-        await self._meanwhile()
+        if self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            await meanwhile()
         return listed
 
 
@@ -167,20 +164,6 @@ async def test_an_unfinished_erasures_sessions_do_not_keep_the_reaper_from_other
 
 
 # 4. One abandoned erasure that cannot be finished stops the tenant's retention
-
-
-class FailsToMoveOne(Proxy):
-    """The erasure's port: the move of one subject's ledger always fails (a statement that
-    always times out on it, a record no write accepts)."""
-
-    def __init__(self, inner: Any, subject_id: str) -> None:
-        super().__init__(inner)
-        self._subject_id = subject_id
-
-    async def move_subject(self, tenant_id: str, subject_id: str, *args: Any) -> Any:
-        if subject_id == self._subject_id:
-            raise ConnectionError("the statement timed out")
-        return await self._inner.move_subject(tenant_id, subject_id, *args)
 
 
 async def test_an_abandoned_erasure_that_fails_again_does_not_stop_the_tenants_retention(
