@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 import adapters.ledger_holds
@@ -426,21 +427,6 @@ async def test_a_grant_during_the_hold_moves_with_the_ledger(
     assert await storage.ledger.entries(tenant.id, "ana", limit=10) == []
 
 
-class HoldsBeforeErasing(Proxy):
-    """The erasure's port: once it holds the ledgers (its first step), it tells the other racer
-    (`holding`) and lets it run 1 s before it goes on."""
-
-    def __init__(self, inner: Any, holding: threading.Event) -> None:
-        super().__init__(inner)
-        self._holding = holding
-
-    async def sessions(self, *args: Any) -> Any:
-        if not self._holding.is_set():
-            self._holding.set()
-            await asyncio.sleep(1.0)
-        return await self._inner.sessions(*args)
-
-
 # PostgreSQL: the hold's connection and its waiters share one pool
 
 
@@ -462,9 +448,36 @@ async def test_an_erasure_on_the_smallest_pool_allowed_is_not_starved_by_its_own
     assert erased.sessions == 1
 
 
+class HoldsUntilClaimsWait(Proxy):
+    """The erasure's port (PostgreSQL): once it holds the ledgers (its first step), it tells
+    the claims (`holding`) and goes on only once `claims` of them wait for the ledger's lock
+    (seen from a connection of the test's own: the pool is theirs)."""
+
+    def __init__(self, inner: Any, holding: threading.Event, url: str, claims: int) -> None:
+        super().__init__(inner)
+        self._holding, self._url, self._claims = holding, url, claims
+
+    async def sessions(self, *args: Any) -> Any:
+        if not self._holding.is_set():
+            self._holding.set()
+            watcher = await asyncpg.connect(self._url)
+            try:
+                waiting = (
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+                for _ in range(200):
+                    if await watcher.fetchval(waiting) >= self._claims:
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                await watcher.close()
+        return await self._inner.sessions(*args)
+
+
 @on_postgresql
 async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connections(
-    storage: Any, tenant: Tenant
+    storage: Any, tenant: Tenant, storage_url: str
 ) -> None:
     """PostgreSQL, the default pool (30 connections: 10 for SQLAlchemy's statements, which the
     ledger and the erasure share): the erasure takes the subject's ledger locks on one
@@ -482,7 +495,7 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
         await wait_for(holding)
         return await storage.ledger.settle(tenant.id, session.id, 0, 6, at(10))
 
-    erasure = HoldsBeforeErasing(storage.erasure, holding)
+    erasure = HoldsUntilClaimsWait(storage.erasure, holding, storage_url, len(pending))
     erased, *claims = await asyncio.wait_for(
         asyncio.gather(
             erase(storage, tenant, erasure=erasure),
