@@ -85,7 +85,9 @@ class DeductCredits:
         return settled
 
     async def __call__(self, session: Session) -> Session:
-        if await self._unfinished_erasures(session.tenant_id, {session.subject_id}):
+        if session.charge_state is ChargeState.PENDING and await self._unfinished_erasures(
+            session.tenant_id, {session.subject_id}
+        ):
             return session  # pending: the reaper's, once the erasure is done
         for _ in range(ATTEMPTS):
             if session.charge_state is not ChargeState.PENDING:

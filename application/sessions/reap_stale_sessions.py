@@ -114,7 +114,7 @@ class ReapStaleSessions:
             after = pending[-1].id
             await asyncio.sleep(self._pause_seconds)
 
-    async def _charge(self, pending: list[Session], run: "_Run") -> list[Session]:
+    async def _charge(self, pending: list[Session], run: "_Run") -> None:
         """Settle a batch of pending sessions (DeductCredits.settle_many: one storage step)."""
         settled = await self._deduct_credits.settle_many(pending)
         run.credits += sum(
@@ -124,7 +124,6 @@ class ReapStaleSessions:
             and s.charge_state is ChargeState.CHARGED
             and s.charge_revision == 0
         )
-        return settled
 
 
 @dataclass

@@ -14,7 +14,7 @@ from application.storage import StorageError
 from domain.credits import Rate
 from domain.session import ChargeState, Exit, Session
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, SHUT, a_session, at, wired
+from tests.contract.builders import NOW, SHUT, a_grant, a_session, at, wired
 from tests.contract.races import FailsToMove
 from tests.fakes import FakeClock
 
@@ -22,6 +22,11 @@ COUNSELING = Rate("counseling", 2)  # 2 credits a minute: an exit at minute 3 co
 RATED = frozenset({"counseling"})
 CLOCK = FakeClock(at(60))
 LONG_AFTER = at(60 * 24 * 365)
+
+
+async def ana_has_100_credits_for_counseling(storage: Any, tenant: Tenant) -> None:
+    await storage.rates.put(tenant.id, COUNSELING)
+    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
 
 
 async def closed(

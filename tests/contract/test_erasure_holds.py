@@ -38,6 +38,7 @@ from tests.contract.builders import (
 from tests.contract.erasure_builders import (
     CLOCK,
     COUNSELING,
+    ana_has_100_credits_for_counseling,
     closed,
     erase,
     settled_by_the_reaper,
@@ -60,11 +61,6 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "SETTLEMENT_WAIT_SECONDS", WAIT)
     for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
         monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
-
-
-async def ana_has_100_credits_for_counseling(storage: Any, tenant: Tenant) -> None:
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
 
 
 def exit_of(tenant: Tenant, session: Session) -> RecordExitCommand:

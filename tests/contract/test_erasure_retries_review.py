@@ -31,6 +31,7 @@ from tests.contract.erasure_builders import (
     CLOCK,
     COUNSELING,
     LONG_AFTER,
+    ana_has_100_credits_for_counseling,
     closed,
     erase,
     erasure_that_fails_midway,
@@ -51,8 +52,7 @@ pytestmark = pytest.mark.anyio
 async def ana_pending_and_her_erasure_failed_midway(storage: Any, tenant: Tenant) -> None:
     """Ana has 100 credits and a session pending its charge of 6; her erasure failed midway
     (the session under the kept pseudonym, her ledger still under her id)."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     await closed(storage, tenant, "ana")
     await erasure_that_fails_midway(storage, tenant)
 
@@ -226,8 +226,7 @@ async def test_an_erasure_that_fails_before_any_session_took_its_pseudonym_is_fi
         async def sessions(self, *args: Any) -> Any:
             raise ConnectionError("the connection dropped")
 
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await closed(storage, tenant, "ana")
     with pytest.raises((ConnectionError, StorageError)):
         await erase(storage, tenant, erasure=FailsToRead(storage.erasure))
@@ -254,8 +253,7 @@ async def test_retention_leaves_an_old_erasure_still_at_work_to_itself(
     nothing; the erasure then ends alone, sessions and ledger under one pseudonym."""
     for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
         monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await closed(storage, tenant, "ana")
     holding = threading.Event()
 

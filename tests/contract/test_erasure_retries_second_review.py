@@ -21,6 +21,7 @@ from tests.contract.erasure_builders import (
     CLOCK,
     COUNSELING,
     LONG_AFTER,
+    ana_has_100_credits_for_counseling,
     closed,
     erase,
     erasure_that_fails_midway,
@@ -55,8 +56,7 @@ class OthersFinishFirst(Proxy):
 async def test_an_erasure_queued_behind_others_of_its_subject_ends_with_its_counts(
     storage: Any, tenant: Tenant
 ) -> None:
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     session = await closed(storage, tenant, "ana")
     others = OthersFinishFirst(storage.erasure, storage, tenant, OTHERS_FIRST)
 
@@ -103,8 +103,7 @@ async def test_an_erasure_restarted_once_ends_under_one_pseudonym_and_counts_onc
     """One restart (another erasure finished while this one waited): the sessions stored after
     the other finished are erased by this one, under a new pseudonym of its own with the
     ledger it moved; the counts add up to the whole, and no row is left behind."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     first = await closed(storage, tenant, "ana")
 
     class ThenAnaComesBack(OthersFinishFirst):
@@ -161,8 +160,7 @@ async def test_resume_of_a_subject_whose_erasure_finished_begins_nothing(
 ) -> None:
     """resume after the kept erasure finished: None, no row, nothing of the subject's new
     session touched."""
-    await storage.rates.put(tenant.id, COUNSELING)
-    await storage.ledger.grant(a_grant(tenant, 100, "g-1", "ana"))
+    await ana_has_100_credits_for_counseling(storage, tenant)
     await closed(storage, tenant, "ana")
     await erasure_that_fails_midway(storage, tenant)
     assert (await erase(storage, tenant)).sessions == 0  # finishes the move
