@@ -22,6 +22,7 @@ from tests.e2e.serving import SESSIONMETER, Server, serving
 from tests.live.scenarios import (
     GRANTS,
     IDLE_TIMEOUT_SECONDS,
+    IDLE_TIMEOUTS,
     RATES,
     SCENARIOS,
     TELEMETRY_RETENTION_DAYS,
@@ -131,6 +132,7 @@ def configure(server: Server, admin_key: str) -> Live:
                 "/v1/settings",
                 json={
                     "idle_timeout_seconds": IDLE_TIMEOUT_SECONDS,
+                    "idle_timeouts": IDLE_TIMEOUTS,
                     # Reports count Seoul's days, and keep stores apart (scenario store_days).
                     "time_zone": "Asia/Seoul",
                     "dimensions": ["store_id"],
