@@ -53,9 +53,11 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/pair_costs.py
 	$(BIN)/python benchmarks/charging.py
 	$(BIN)/python benchmarks/watch_time_report.py
 	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/seed_fleet.py
 	$(BIN)/python benchmarks/rollup.py
 	$(BIN)/python benchmarks/kiosk_day.py
 	$(BIN)/python benchmarks/reaper.py
