@@ -53,7 +53,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/pair_costs.py
+	$(BIN)/python benchmarks/cpu_costs.py
 	$(BIN)/python benchmarks/charging.py
 	$(BIN)/python benchmarks/watch_time_report.py
 	$(BIN)/python benchmarks/webhooks.py

@@ -1,0 +1,264 @@
+"""Where the CPU of a start+exit pair and of a batch of events goes, written directly and
+through HTTP.
+
+    .venv/bin/python benchmarks/cpu_costs.py [--seconds 10] [--clients 32] [--rounds 2]
+                                             [--storage postgresql|sqlite]
+
+The figures of ingest.py are ratios of two rates on 2 shared cores; this one says what each
+unit of work costs each party, so that a ratio can be read as arithmetic. In turns, --rounds
+times each, for --seconds:
+  pairs, --clients clients:
+    direct   ingest.py's baseline: asyncpg, INSERT then UPDATE, each its own transaction
+             (SQLite: the sqlite3 module in 8 threads on the server's file, the same writes);
+    HTTP     POST /v1/sessions then POST /v1/sessions/{id}/exit (harness.lifecycles);
+    floor    two GET /v1/tracker.js: requests through the same client, uvicorn and Litestar with
+             no key, no body and no storage, what a pair costs before the service does anything;
+  batches of 100 events, 8 clients, each on a session of its own:
+    direct   ingest.py's baseline: asyncpg, the rows as arrays (unnest) and the session's UPDATE
+             in one transaction (SQLite: sqlite3's executemany, one thread);
+    HTTP     POST /v1/events/batch (ingest.py's http_events);
+    floor    one GET /v1/tracker.js: a lower bound, since it carries no body.
+For each: units per second; CPU microseconds per unit (user + system) of the client (this
+process), the server (its one worker) and PostgreSQL (the postmaster and its backends; SQLite
+works inside the client or the server), and their total; PostgreSQL transactions per unit
+(pg_stat_database); and the rate that total would give if the machine's cores did nothing else.
+When the cores are full that is close to the measured rate, and the HTTP ratio is then the
+direct total over the HTTP total. Last, the ceiling of that ratio: the direct total over itself
+plus the floor's, were the service's own steps free.
+"""
+
+import argparse
+import asyncio
+import os
+import resource
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+from harness import (
+    Service,
+    analyze,
+    connections,
+    cpu_seconds,
+    lifecycles,
+    run_for,
+    service,
+)
+from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open_sessions
+
+Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
+
+
+@dataclass
+class Costs:
+    units: int = 0  # pairs or batches
+    seconds: float = 0.0
+    client: float = 0.0  # CPU seconds
+    server: float = 0.0
+    database: float = 0.0
+    transactions: int = 0
+
+    def per_unit(self, cpu_seconds: float) -> float:
+        return cpu_seconds / self.units * 1e6
+
+    @property
+    def total(self) -> float:
+        return self.per_unit(self.client + self.server + self.database)
+
+
+def postmaster_pid(url: str) -> int:
+    """The PostgreSQL server listening on the URL's port (tests/servers.py starts it with
+    `-p PORT` on its command line)."""
+    flag = f"-p\0{urlsplit(url).port}\0".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if flag in command and b"postgres" in command.split(b"\0", 1)[0]:
+            return int(proc.name)
+    raise SystemExit(f"no PostgreSQL server found for {url}")
+
+
+def database_cpu_seconds(postmaster: int) -> float:
+    """CPU time of the postmaster and of every backend it has started, ended or not (an ended
+    one's is in the postmaster's children's times, once it has waited for it)."""
+    stat = Path(f"/proc/{postmaster}/stat").read_text()
+    # After the command's closing parenthesis: cutime and cstime are fields 16 and 17.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ended = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(postmaster) + ended
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class PostgresCounters:
+    """PostgreSQL's CPU and committed transactions so far."""
+
+    def __init__(self, url: str, stats: asyncpg.Connection) -> None:
+        self._postmaster = postmaster_pid(url)
+        self._stats = stats
+
+    def cpu_seconds(self) -> float:
+        return database_cpu_seconds(self._postmaster)
+
+    async def transactions(self) -> int:
+        # The statistics collector reports a backend's counts once it is idle, within a second.
+        await asyncio.sleep(1)
+        await self._stats.execute("SELECT pg_stat_clear_snapshot()")
+        committed: int = await self._stats.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return committed - 2  # this connection's own two statements
+
+
+class EmbeddedCounters:
+    """SQLite works inside its caller: nothing of its own to count."""
+
+    def cpu_seconds(self) -> float:
+        return 0.0
+
+    async def transactions(self) -> int:
+        return 0
+
+
+async def measured(
+    costs: Costs,
+    svc: Service,
+    database: PostgresCounters | EmbeddedCounters,
+    rate: Way,
+    seconds: float,
+) -> None:
+    """Run `rate` and add what it did and cost to `costs`."""
+    committed = await database.transactions()
+    before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
+    per_second = await rate(seconds)
+    after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
+    costs.transactions += await database.transactions() - committed
+    costs.units += round(per_second * seconds)
+    costs.seconds += seconds
+    costs.client += after[0] - before[0]
+    costs.server += after[1] - before[1]
+    costs.database += after[2] - before[2]
+
+
+async def trackers(base: str, seconds: float, clients: int, each: int) -> float:
+    """Units of `each` GET /v1/tracker.js per second."""
+    async with connections(base, clients, {}) as http:
+
+        async def unit(i: int) -> int:
+            for _ in range(each):
+                status, body = await http[i].request("GET", "/v1/tracker.js")
+                assert status == 200, body
+            return 1
+
+        return await run_for(seconds, clients, unit)
+
+
+async def per_batch(events: Awaitable[float]) -> float:
+    return await events / BATCH
+
+
+async def ways_of(
+    args: argparse.Namespace, svc: Service, tenant_id: str, key: str
+) -> dict[str, dict[str, Way]]:
+    n = args.clients
+    sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
+    numbers = Numbers(len(sessions), after=0)
+    direct = direct_ways(args, svc, tenant_id, sessions)
+    baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "unnest"
+    (batches,) = (way for way in direct.events if baseline in way.name)
+    return {
+        f"start+exit pairs, {n} clients": {
+            "direct": direct.pairs[-1].rate,  # SQLite: the 8 threads
+            "HTTP": lambda seconds: lifecycles(svc.base, key, seconds, n, "webinar"),
+            "floor (2 x GET /v1/tracker.js)": lambda seconds: trackers(svc.base, seconds, n, 2),
+        },
+        f"batches of {BATCH} events, {len(sessions)} clients": {
+            "direct": lambda seconds: per_batch(batches.rate(seconds)),
+            "HTTP": lambda seconds: per_batch(
+                http_events(svc.base, key, sessions, numbers, seconds)
+            ),
+            "floor (1 x GET /v1/tracker.js)": lambda seconds: trackers(
+                svc.base, seconds, len(sessions), 1
+            ),
+        },
+    }
+
+
+async def measure(
+    args: argparse.Namespace, svc: Service, tenant_id: str, key: str
+) -> dict[str, dict[str, Costs]]:
+    measures = await ways_of(args, svc, tenant_id, key)
+    costs = {unit: {name: Costs() for name in ways} for unit, ways in measures.items()}
+    async with AsyncExitStack() as stack:
+        database: PostgresCounters | EmbeddedCounters = EmbeddedCounters()
+        if args.storage == "postgresql":
+            stats = await asyncpg.connect(svc.storage_url)
+            stack.push_async_callback(stats.close)
+            database = PostgresCounters(svc.storage_url, stats)
+        for unit, ways in measures.items():
+            for rate in ways.values():  # unmeasured: warms every way up
+                await rate(1)
+            await analyze(svc.storage_url)
+            for _ in range(args.rounds):
+                for name, rate in ways.items():
+                    await measured(costs[unit][name], svc, database, rate, args.seconds)
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--storage", choices=("postgresql", "sqlite"), default="postgresql")
+    args = parser.parse_args()
+
+    with service(1, args.storage) as svc:
+        tenant_id = svc.unlimited_tenant("costs")
+        svc.store_deployed_sessions(tenant_id)
+        key = svc.cli("keys", "create", "--tenant", "costs", "--role", "app")
+        costs = asyncio.run(measure(args, svc, tenant_id, key))
+
+    print(
+        f"{args.storage}, one server worker, {args.rounds} x {args.seconds:g} s a figure, in turns;"
+        f" {os.cpu_count()} cores shared by client, server and database"
+    )
+    for unit, measured_costs in costs.items():
+        print_costs(unit, args.storage == "postgresql", measured_costs)
+
+
+def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
+    cores = os.cpu_count() or 1
+    print(
+        f"{unit:33} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
+        f" {'PostgreSQL':>10} {'total':>6}  transactions each  rate at full cores"
+    )
+    for name, c in costs.items():
+        database = f"{c.per_unit(c.database):>10,.0f}" if postgres else f"{'-':>10}"
+        transactions = f"{c.transactions / c.units:>17.2f}" if postgres else f"{'-':>17}"
+        print(
+            f"  {name:31} {c.units / c.seconds:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
+            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {transactions}"
+            f"  {cores * 1e6 / c.total:>18,.0f}"
+        )
+    direct, http, floor = costs.values()
+    print(
+        f"  HTTP / direct: {http.units / http.seconds / (direct.units / direct.seconds):.1%}"
+        f" measured, {direct.total / http.total:.1%} in CPU (direct total / HTTP total);"
+        f" ceiling {direct.total / (direct.total + floor.total):.1%}, were the service's own"
+        " steps free (direct / (direct + floor))"
+    )
+
+
+if __name__ == "__main__":
+    main()
