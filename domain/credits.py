@@ -13,7 +13,7 @@ from enum import StrEnum
 from domain.errors import InvalidInput
 from domain.session import KIND_PATTERN, Session
 from domain.text import check_text
-from domain.usage import MAX_DECIMAL_PLACES, METER_NAME
+from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
 # Bounds that keep every price and balance far inside the signed 64-bit integers the stores hold
 # (README, "Limits"). A session lasts less than 1000 years (domain.clock) and each of its meters
@@ -79,8 +79,7 @@ def _check_meter_rate(where: str, rate: MeterRate) -> None:
     per = rate.per
     if not per.is_finite() or not 0 < per <= MAX_PER:
         raise InvalidInput(f"{where}.per", f"must be more than 0 and at most {MAX_PER}")
-    exponent = per.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+    if decimal_places(per) > MAX_DECIMAL_PLACES:
         raise InvalidInput(f"{where}.per", f"at most {MAX_DECIMAL_PLACES} decimal places")
     if not 0 <= rate.credits <= MAX_METER_CREDITS:
         raise InvalidInput(f"{where}.credits", f"must be 0-{MAX_METER_CREDITS}")

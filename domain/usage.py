@@ -55,17 +55,27 @@ def validate_usage(field: str, usage: Mapping[str, Quantity]) -> Usage:
 def _checked_quantity(where: str, quantity: Quantity) -> Quantity:
     if isinstance(quantity, bool) or not isinstance(quantity, int | Decimal):
         raise InvalidInput(where, "must be an integer or a decimal")
-    if isinstance(quantity, Decimal):
-        if not quantity.is_finite():
-            raise InvalidInput(where, "must be a finite number")
-        exponent = quantity.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
-            raise InvalidInput(where, f"at most {MAX_DECIMAL_PLACES} decimal places")
+    if isinstance(quantity, Decimal) and not quantity.is_finite():
+        raise InvalidInput(where, "must be a finite number")
+    # The range first: normalizing a decimal far above it (1e999999999) overflows.
     if quantity < 0:
         raise InvalidInput(where, "must not be negative")
     if quantity >= MAX_QUANTITY:
         raise InvalidInput(where, f"must be below {MAX_QUANTITY}")
+    if isinstance(quantity, Decimal) and decimal_places(quantity) > MAX_DECIMAL_PLACES:
+        raise InvalidInput(where, f"at most {MAX_DECIMAL_PLACES} decimal places")
     return normalize(quantity)
+
+
+def decimal_places(quantity: Decimal) -> int:
+    """Decimal places of a finite decimal once its trailing zeros go, read from its digits:
+    Decimal.normalize rounds a quantity far below the context's range (1e-999999999) to 0."""
+    _, digits, exponent = quantity.as_tuple()
+    assert isinstance(exponent, int), "a finite decimal"
+    trailing_zeros = len(digits) - len(bytes(digits).rstrip(b"\0"))
+    if trailing_zeros == len(digits):
+        return 0  # zero
+    return max(0, -(exponent + trailing_zeros))
 
 
 def add_usage(usage: Mapping[str, Quantity], more: Mapping[str, Quantity]) -> Usage:
