@@ -4,7 +4,7 @@ Each event carries a sequence number unique within its session: a number seen tw
 retry (stored once), a number never seen is a gap.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -97,6 +97,14 @@ class SortedBatch:
     new: list[tuple[int, Event]] = field(default_factory=list)  # first of each number, to insert
     # Not taken (with the reason): a duplicate if stored already, else refused for that reason.
     refused: list[tuple[int, Event, str]] = field(default_factory=list)
+    # Sessions of which an event was refused as its meter's total would reach the limit.
+    limited: set[str] = field(default_factory=set)
+
+    def to_look_up(self) -> list[Event]:
+        """The new events of the sessions where the limit refused one. Those already stored (a
+        batch sent again) are duplicates that add nothing, and were counted towards the limit
+        here: sort the batch again with them `stored`."""
+        return [e for _, e in self.new if e.session_id in self.limited]
 
     def rejected(self, stored: set[tuple[str, int]]) -> list[EventRejection]:
         """Every rejection, given which of the refused events were `stored` before (those are
@@ -115,12 +123,15 @@ def sort_batch(
     now: datetime,
     window: timedelta,
     admits: Admission | None = None,
+    stored: Collection[tuple[str, int]] = frozenset(),
 ) -> SortedBatch:
     """Sort (position, event) pairs by whether their session takes them (Session.refusal;
     absent: no such session; a meter's total reaching MAX_QUANTITY) and the caller may write
     into it (`admits`; what it refuses is refused even if stored before). Of a number repeated
     within the batch only the first is new; a new event of an erased session comes without its
-    label and data (domain.erasure). The sessions must carry their usage."""
+    label and data (domain.erasure). The sessions must carry their usage. Events known to be
+    `stored` (session id, sequence number) are duplicates, neither new nor refused, and count
+    towards no limit (SortedBatch.to_look_up)."""
     sorted_batch = SortedBatch()
     first_of: dict[tuple[str, int], tuple[int, Event]] = {}
     totals = {session_id: dict(session.usage) for session_id, session in sessions.items()}
@@ -138,12 +149,15 @@ def sort_batch(
         if admits is not None and (forbidden := admits(session, event)) is not None:
             sorted_batch.rejections.append(EventRejection(index, forbidden))
             continue
+        if (event.session_id, event.sequence_no) in stored:
+            continue
         reason = session.refusal(event.at, now, window)
         total = totals[session.id]
         if reason is None and (meter := over_the_limit(total, event.meters)) is not None:
             reason = (
                 f"validation_error: meters.{meter}: the session's total would reach {MAX_QUANTITY}"
             )
+            sorted_batch.limited.add(session.id)
         if reason is not None:
             sorted_batch.refused.append((index, event, reason))
         elif (event.session_id, event.sequence_no) not in first_of:

@@ -1,5 +1,5 @@
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
@@ -32,6 +32,10 @@ class MemoryEventLog(EventLog):
             if (session := self._store.sessions.get((tenant_id, e.session_id))) is not None
         }
         batch = sort_batch(events, sessions, now, window, admits)
+        if looked_up := batch.to_look_up():
+            batch = sort_batch(
+                events, sessions, now, window, admits, self._stored(tenant_id, looked_up)
+            )
         taken: list[Event] = []
         for _, event in batch.new:
             stored = self._store.events.setdefault((tenant_id, event.session_id), {})
@@ -39,14 +43,17 @@ class MemoryEventLog(EventLog):
                 stored[event.sequence_no] = event
                 taken.append(event)
         _, repriced = count_into_sessions(sessions, taken, now)
-        stored_keys = {
-            (e.session_id, e.sequence_no)
-            for _, e, _ in batch.refused
-            if e.sequence_no in self._store.events.get((tenant_id, e.session_id), {})
-        }
-        rejections = batch.rejected(stored_keys)
+        rejections = batch.rejected(self._stored(tenant_id, (e for _, e, _ in batch.refused)))
         duplicates = len(events) - len(taken) - len(rejections)
         return BatchOutcome(len(taken), duplicates, rejections, repriced)
+
+    def _stored(self, tenant_id: str, events: Iterable[Event]) -> set[tuple[str, int]]:
+        """The keys of these events that are stored."""
+        return {
+            (e.session_id, e.sequence_no)
+            for e in events
+            if e.sequence_no in self._store.events.get((tenant_id, e.session_id), {})
+        }
 
     async def find(
         self,

@@ -18,7 +18,8 @@ for duplicates, one `find` of marks a dead append left among their sessions (a r
 such a batch). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
 A server before 8.0, which has no bulkWrite command, takes the long way for every batch. Events
 refused by their sessions (ended, late, the meter limit) cost one `find` more: of those stored
-before, which are duplicates, not errors.
+before, which are duplicates, not errors; one refused by the meter limit, one more before the
+insert: of its session's new events, those stored before, which count towards no limit.
 """
 
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ class MongoEventLog(EventLog):
         found = await self._sessions(tenant_id, {e.session_id for _, e in batch})
         sessions = {i: from_session_document(d) for i, d in found.items()}
         sorted_batch = sort_batch(batch, sessions, now, window, admits)
+        if looked_up := sorted_batch.to_look_up():
+            stored = await self._stored(tenant_id, looked_up)
+            sorted_batch = sort_batch(batch, sessions, now, window, admits, stored)
         inserted, refused, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )

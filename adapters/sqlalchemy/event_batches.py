@@ -45,12 +45,16 @@ async def append_batch(
     window: timedelta,
     admits: Admission | None,
 ) -> BatchOutcome:
-    """EventLog.append's steps: lock the sessions, sort the batch (domain.events.sort_batch),
-    insert what is new and count it, tell duplicates from refusals."""
+    """EventLog.append's steps: lock the sessions, sort the batch (domain.events.sort_batch,
+    again without what was stored before if the meter limit refused an event), insert what is
+    new and count it, tell duplicates from refusals."""
     session_ids = {e.session_id for _, e in batch}
     metered = {e.session_id for _, e in batch if e.meters}
     found = await writer.lock_sessions(session_ids, metered)
     sorted_batch = sort_batch(batch, found, now, window, admits)
+    if looked_up := sorted_batch.to_look_up():
+        before = await writer.stored([(e.session_id, e.sequence_no) for e in looked_up])
+        sorted_batch = sort_batch(batch, found, now, window, admits, before)
     new = [e for _, e in sorted_batch.new]
     inserted, repriced = 0, frozenset[str]()
     if new:
