@@ -153,19 +153,20 @@ class ReceiveLiveKitWebhook:
         added = await self._sessions.add(session)
         if not added:
             await self._seen(tenant_id, session.id, event.created_at, now, window)
-            return False
         # Its room may have finished (its join came late, or while room_finished closed the
         # room's stays). That webhook remembers the room before it looks for open stays, so
         # one of the two sees the other: this look, made after the stay is stored, or that one.
-        if not ends_with_room:
-            return True
-        finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
-        if finished_at is not None:
-            at = max(finished_at, session.started_at)
-            await self._stays.end(
-                tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
-            )
-        return True
+        # A stay stored already looks too: its webhook may be handled again because its first
+        # handling stopped before this look. An end it has is kept (Session.close), but for
+        # the reaper's guess, which the room's end replaces.
+        if ends_with_room:
+            finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
+            if finished_at is not None:
+                at = max(finished_at, session.started_at)
+                await self._stays.end(
+                    tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
+                )
+        return added
 
     async def _seen(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
