@@ -109,6 +109,15 @@ class ChargeState(StrEnum):
     NOT_CHARGED = "not_charged"
 
 
+def settled_again_on_usage(status: SessionStatus, charge_state: ChargeState) -> bool:
+    """Whether usage reaching a session in this state leaves it to be settled again under a new
+    revision (Session.usage_added): it has ended, and is charged or pending."""
+    return status is not SessionStatus.ACTIVE and charge_state in (
+        ChargeState.CHARGED,
+        ChargeState.PENDING,
+    )
+
+
 @dataclass(frozen=True)
 class Charge:
     credits: int
@@ -346,10 +355,10 @@ class Session:
     def usage_added(self) -> bool:
         """Usage reached it other than by an event or an exit (a LiveKit track's seconds): an
         ended session's price may have changed. True when it is left to be settled again."""
-        revision = self.charge_revision
-        if not self.is_active:
-            self._reprice()
-        return self.charge_revision != revision
+        if not settled_again_on_usage(self.status, self.charge_state):
+            return False
+        self._reprice()
+        return True
 
     def record_events(self, events: Sequence["Event"], now: datetime) -> Usage:
         """Count events just stored for this session (each once; `refusal` let them in): their

@@ -80,6 +80,7 @@ class MemoryTrackLog(TrackLog):
         if change.seconds is None:
             return False
         session.add_usage({change.track.meter: change.seconds})
+        session.usage_added()  # in the same step, as the other stores do
         return True
 
     async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:

@@ -75,11 +75,6 @@ class MemorySessionRepository(SessionRepository):
         stored.sign_of_life(at, now, window)
         return self._read(stored)
 
-    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
-        stored = self._stored(tenant_id, session_id)
-        stored.usage_added()
-        return self._read(stored)
-
     async def close(
         self,
         tenant_id: str,

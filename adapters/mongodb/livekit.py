@@ -18,6 +18,7 @@ from domain.livekit import (
     stays_end_required,
     track_events,
 )
+from domain.session import ChargeState, SessionStatus, settled_again_on_usage
 
 # A guarded write lost to a concurrent report is decided again on what that report left.
 ATTEMPTS = 20
@@ -131,7 +132,8 @@ class MongoTrackLog(TrackLog):
         key = {"tenant_id": tenant_id, "id": session_id}
         track = f"tracks.{report.track_sid}"
         for _ in range(ATTEMPTS):
-            found = await self._sessions.find_one(key, {"_id": 0, track: 1, "ended_at": 1})
+            state = {"ended_at": 1, "status": 1, "charge_state": 1, "charge_revision": 1}
+            found = await self._sessions.find_one(key, {"_id": 0, track: 1, **state})
             if found is None:
                 return False  # no session, no tracks: nothing kept
             ended_at = found.get("ended_at")
@@ -154,9 +156,21 @@ class MongoTrackLog(TrackLog):
                 f"{track}.end_from_stay": True if from_stay else {"$ne": True},
                 f"{track}.counted": True if counted else {"$ne": True},
             }
+            update = _update(track, change)
+            # Its seconds leave an ended stay to be settled again in this same write, so that a
+            # crash after it leaves none charged at its old price; guarded on its charge as read.
+            status, charge = SessionStatus(found["status"]), ChargeState(found["charge_state"])
+            if change.seconds is not None and settled_again_on_usage(status, charge):
+                # (A document from before revisions has none: null matches its absence.)
+                guard |= {
+                    "charge_state": charge.value,
+                    "charge_revision": found.get("charge_revision"),
+                }
+                update["$set"]["charge_state"] = ChargeState.PENDING.value
+                update.setdefault("$inc", {})["charge_revision"] = 1
             written = await self._sessions.find_one_and_update(
                 {**key, **guard},
-                _update(track, change),
+                update,
                 {"_id": 0, "max_sequence_no": 1},
                 return_document=ReturnDocument.AFTER,
             )

@@ -124,9 +124,6 @@ class MongoSessionRepository(SessionRepository):
             tenant_id, session_id, lambda session: session.sign_of_life(at, now, window)
         )
 
-    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
-        return await self._change(tenant_id, session_id, Session.usage_added)
-
     async def _change(
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
     ) -> Session:

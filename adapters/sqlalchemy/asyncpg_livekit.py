@@ -5,10 +5,11 @@ from datetime import datetime
 
 from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
 from adapters.sqlalchemy.engine import json_text
-from adapters.sqlalchemy.livekit_steps import LiveKitRows, Stored
+from adapters.sqlalchemy.livekit_steps import LEFT_TO_SETTLE_AGAIN, LiveKitRows, Stored
 from adapters.sqlalchemy.quantities import to_json, to_nanos
 from adapters.sqlalchemy.tables import events
 from domain.livekit import TrackChange, TrackReport, track_events
+from domain.session import ChargeState
 
 SEEN = "SELECT 1 FROM webhook_deliveries WHERE tenant_id = $1 AND id = $2"
 RECORD = (
@@ -35,6 +36,8 @@ _EVENTS = ", ".join(EVENT_COLUMNS)
 # rest follows it); its new ends as events, numbered after the session's highest sequence
 # number ($12 of them, the sequence numbers given counting from 1); its seconds ($19, or NULL)
 # added to its meter. Answers whether the track and the session were found as required.
+# Its seconds counted into an ended session, charged or pending.
+_SETTLE_AGAIN = f"$19::bigint IS NOT NULL AND {LEFT_TO_SETTLE_AGAIN}"
 SAVE_TRACK = (
     "WITH stay AS (SELECT FROM sessions WHERE tenant_id = $1 AND id = $2"
     " AND ($20::timestamptz IS NULL OR ended_at IS NULL OR ended_at = $20) FOR UPDATE),"
@@ -43,8 +46,15 @@ SAVE_TRACK = (
     " AND track_sid = $3 AND published_at IS NOT DISTINCT FROM $8::timestamptz"
     " AND unpublished_at IS NOT DISTINCT FROM $9::timestamptz AND end_from_stay = $10"
     " AND counted = $11 AND EXISTS (SELECT FROM stay) RETURNING meter),"
+    # One UPDATE of the session (PostgreSQL applies only one of two updates of a row in one
+    # statement), made whenever seconds are counted: its new row version tells a writer that
+    # read the session before them (SqlSessionRepository._unless_changed).
     " numbered AS (UPDATE sessions SET max_sequence_no = max_sequence_no + $12::int,"
-    " event_count = event_count + $12::int WHERE tenant_id = $1 AND id = $2 AND $12::int > 0"
+    " event_count = event_count + $12::int,"
+    f" charge_revision = charge_revision + CASE WHEN {_SETTLE_AGAIN} THEN 1 ELSE 0 END,"
+    f" charge_state = CASE WHEN {_SETTLE_AGAIN} THEN '{ChargeState.PENDING}'"
+    " ELSE charge_state END WHERE tenant_id = $1 AND id = $2"
+    " AND ($12::int > 0 OR $19::bigint IS NOT NULL)"
     " AND EXISTS (SELECT FROM track) RETURNING max_sequence_no - $12::int AS highest),"
     f" appended AS (INSERT INTO events (tenant_id, session_id, sequence_no, {_EVENTS})"
     f" SELECT $1, $2, highest + n, {_EVENTS} FROM numbered,"

@@ -7,8 +7,17 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.livekit import TrackChange, TrackReport, report_track, stays_end_required
+from domain.session import ChargeState, SessionStatus
 
 Stored = tuple[TrackReport, bool]  # a track as stored, and whether its seconds are counted
+
+# domain.session.settled_again_on_usage in SQL: a session whose usage a track's seconds change
+# that has ended and is charged or pending is left pending again, under a new revision, in the
+# track's own step (TrackLog.record).
+LEFT_TO_SETTLE_AGAIN = (
+    f"status <> '{SessionStatus.ACTIVE}'"
+    f" AND charge_state IN ('{ChargeState.CHARGED}', '{ChargeState.PENDING}')"
+)
 
 
 class LiveKitRows(Protocol):
@@ -38,8 +47,9 @@ class LiveKitRows(Protocol):
         """Atomically, if the track is still as `stored` and its session has not ended, or ends
         at `required` when given: write the track as `change` leaves it, append its new ends to
         the session's events after its highest sequence number, and add its seconds to the
-        session's usage. Nothing written, and False if the track changed since, None if the
-        session ends otherwise."""
+        session's usage, leaving an ended session to be settled again (LEFT_TO_SETTLE_AGAIN).
+        Nothing written, and False if the track changed since, None if the session ends
+        otherwise."""
         ...
 
     async def tracks_ending_with_stay(

@@ -130,16 +130,6 @@ class SqlSessionRepository(SessionRepository):
             tenant_id, session_id, lambda session: session.sign_of_life(at, now, window)
         )
 
-    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
-        def added(session: Session) -> bool:
-            session.usage_added()
-            # Written even when unchanged: the new row version tells an exit that read the
-            # session before this usage came, and writes it only if unchanged (`close`), to
-            # read it again, even when its statement began before this usage was committed.
-            return True
-
-        return await self._change(tenant_id, session_id, added)
-
     async def _change(
         self, tenant_id: str, session_id: str, change: Callable[[Session], bool]
     ) -> Session:
@@ -207,11 +197,9 @@ class SqlSessionRepository(SessionRepository):
         it in between, or it is not there): then the change is made the locked way. A decision
         to write nothing (a replay) writes nothing.
 
-        Usage added without a write to the session's row (a LiveKit track's seconds) is a change
-        too: the meters' fingerprint in the Version catches it if committed before the write's
-        statement began; if after, the `usage_added` that follows it (which always writes the
-        row) either changes the row before the write locks it, or settles the exit's price
-        again after."""
+        A LiveKit track's seconds reach the meters in a statement that writes the session's row
+        too (TrackLog.record), and the meters' fingerprint in the Version catches usage added
+        to them without one."""
         async with asyncpg_connection(self._driver) as driver:
             read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id)
             if read is None:

@@ -4,7 +4,7 @@
 import sqlite3
 from datetime import datetime
 
-from adapters.sqlalchemy.livekit_steps import LiveKitRows, Stored
+from adapters.sqlalchemy.livekit_steps import LEFT_TO_SETTLE_AGAIN, LiveKitRows, Stored
 from adapters.sqlalchemy.quantities import to_nanos
 from adapters.sqlalchemy.sqlite_events import SqliteBatchWriter
 from adapters.sqlalchemy.sqlite_sessions import ADD_USAGE
@@ -15,6 +15,7 @@ from adapters.sqlalchemy.sqlite_statements import (
     run_unsuspended,
 )
 from domain.livekit import TrackChange, TrackReport, track_events
+from domain.session import ChargeState
 
 SEEN = "SELECT 1 FROM webhook_deliveries WHERE tenant_id = ? AND id = ?"
 RECORD = (
@@ -37,6 +38,11 @@ SAVE_TRACK = (
     " AND published_at IS ? AND unpublished_at IS ? AND end_from_stay = ? AND counted = ?"
 )
 ENDED_AT = "SELECT ended_at FROM sessions WHERE tenant_id = ? AND id = ?"
+SETTLE_AGAIN = (
+    "UPDATE sessions SET charge_revision = charge_revision + 1,"
+    f" charge_state = '{ChargeState.PENDING}'"
+    f" WHERE tenant_id = ? AND id = ? AND {LEFT_TO_SETTLE_AGAIN}"
+)
 NUMBER_EVENTS = (
     "UPDATE sessions SET max_sequence_no = max_sequence_no + ?, event_count = event_count + ?"
     " WHERE tenant_id = ? AND id = ? RETURNING max_sequence_no"
@@ -140,4 +146,5 @@ def _save_track(
     if change.seconds is not None:
         added = (tenant_id, session_id, track.meter, to_nanos(change.seconds), False)
         connection.execute(ADD_USAGE, added)
+        connection.execute(SETTLE_AGAIN, (tenant_id, session_id))
     return True

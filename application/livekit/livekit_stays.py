@@ -31,10 +31,13 @@ class LiveKitStays:
 
     async def record_track(self, tenant_id: str, session_id: str, report: TrackReport) -> None:
         """Merge a track report; seconds that land on a stay that has ended (its `left` came
-        first, or ended it meanwhile) change its price, so it is settled again, and the hours
-        of a stay rolled up already are rolled up again."""
+        first, or ended it meanwhile) change its price, so it is settled again (the track's
+        step left it pending: TrackLog.record), and the hours of a stay rolled up already are
+        rolled up again."""
         if await self._tracks.record(tenant_id, session_id, report):
-            session = await self._sessions.usage_added(tenant_id, session_id)
+            session = await self._sessions.get(tenant_id, session_id)
+            if session is None:
+                return  # erased meanwhile
             await self._rewinds.changed_since(tenant_id, session.started_at)
             await self._deduct_credits(session)
 

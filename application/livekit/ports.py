@@ -76,7 +76,10 @@ class TrackLog(Protocol):
         are known, add the track's seconds to the session's usage under its meter, exactly once
         whoever completes it and whatever the session's status, in the same atomic step that
         marks it counted; a report that moves an end of a counted track adds the difference in
-        that step (below zero when it shortens it). True when this call changed the usage.
+        that step (below zero when it shortens it). True when this call changed the usage; the
+        same step then leaves an ended session to be settled again under a new revision
+        (domain.session.settled_again_on_usage), so that no crash after it leaves the session
+        charged at its old price.
         Each end made known, for the first time or again, is also appended to the session's
         events (domain.livekit.track_events: video_start, video_end, …), numbered after its highest
         sequence number, whatever the session's status. domain.livekit.report_track decides.

@@ -82,12 +82,6 @@ class SessionRepository(Protocol):
         past now), a provisional end later evidence may move. NotFound."""
         ...
 
-    async def usage_added(self, tenant_id: str, session_id: str) -> Session:
-        """Apply Session.usage_added atomically: usage reached the session other than by an
-        event or exit (a track's seconds), so an ended session is left pending a new settlement
-        under a new revision. NotFound."""
-        ...
-
     async def close(
         self,
         tenant_id: str,

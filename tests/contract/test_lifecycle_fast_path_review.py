@@ -519,9 +519,9 @@ async def test_every_webhook_of_a_stay_delivered_twice_at_once_counts_everything
     assert sum(len(r.ended) for r in received) == 1
 
 
-class DiesAtUsageAdded:
+class DiesAfterTheTracksStep:
     """The sessions port of a process that dies right after a track's step stored its seconds,
-    before the stay is told its usage changed (usage_added)."""
+    before the stay's new price is settled (LiveKitStays.record_track reads the stay back)."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -529,29 +529,19 @@ class DiesAtUsageAdded:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def usage_added(self, *args: Any) -> Any:
+    async def get(self, *args: Any) -> Any:
         raise ConnectionError("the process died")
 
 
-# Open: the track's step stores its seconds, and the stay is left pending a new settlement in a
-# step after it (LiveKitStays.record_track), so a crash in between leaves the stay charged at its
-# old price, and the redelivered report finds the track unchanged. The track's step should leave
-# the stay pending itself, as an event batch's step does.
-UNPUBLISH_CRASH = pytest.mark.xfail(
-    strict=True, reason="a crash between a track's seconds and the stay's new price loses it"
-)
-
-
-@pytest.mark.parametrize(
-    "crash", [pytest.param(True, marks=UNPUBLISH_CRASH), False], ids=["crashed", "control"]
-)
+@pytest.mark.parametrize("crash", [True, False], ids=["crashed", "control"])
 async def test_a_late_unpublish_handled_again_after_a_crash_corrects_the_charged_stay(
     storage: Any, tenant: Tenant, crash: bool
 ) -> None:
     """A stay charged for 10 minutes of camera (its left came before the camera's unpublish),
     then the unpublish at 6 arrives: 5 minutes of camera, 21 credits, not 31. Its handling dies
-    after the track's step stored the new seconds and before the stay's price was marked to
-    settle again; LiveKit redelivers it (the id is recorded last, so it is handled again).
+    after the track's step stored the new seconds and before the stay's new price was settled;
+    LiveKit redelivers it (the id is recorded last, so it is handled again) and finds the track
+    as reported: the stay was left to be settled again in the track's own step.
     DESIGN.md: a correction that changes the price writes its adjustment exactly once; crash
     safety: what is left unsettled is visible and settled by the reaper."""
     server = LiveKitServer()
@@ -569,7 +559,7 @@ async def test_a_late_unpublish_handled_again_after_a_crash_corrects_the_charged
 
     late = server.track("track_unpublished", "ana", stamped(0), "TR_1", "CAMERA", stamped(6))
     body, headers = late
-    dying = wired(storage, FakeClock(at(90)), sessions=DiesAtUsageAdded(storage.sessions))
+    dying = wired(storage, FakeClock(at(90)), sessions=DiesAfterTheTracksStep(storage.sessions))
     if crash:
         with pytest.raises(ConnectionError):
             await dying.use_cases().receive_livekit_webhook()(

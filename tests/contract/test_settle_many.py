@@ -14,6 +14,7 @@ from application.data_rights.erase_subject import EraseSubjectCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from domain.charging import Priced
 from domain.credits import EntryKind, LedgerEntry, Rate
+from domain.livekit import TrackReport
 from domain.session import Charge, ChargeState, Exit, Session, SessionStatus
 from domain.staleness import Staleness
 from domain.tenants import Tenant
@@ -232,7 +233,10 @@ async def test_a_batch_settles_a_correction_as_one_adjustment_and_never_alerts_i
     assert await storage.ledger.settle_many(tenant.id, [Priced(session, 10)], at(6)) == {
         session.id: Charge(10, 0, None)
     }
-    repriced = await storage.sessions.usage_added(tenant.id, session.id)
+    # A LiveKit track's seconds reach the charged session: it is to be settled again.
+    track = TrackReport("TR_1", "video.seconds", at(1), at(2))
+    assert await storage.tracks.record(tenant.id, session.id, track)
+    repriced = await storage.sessions.get(tenant.id, session.id)
     assert repriced.charge_state is ChargeState.PENDING and repriced.charge_revision == 1
 
     charges = await storage.ledger.settle_many(tenant.id, [Priced(repriced, 13)], at(7))
