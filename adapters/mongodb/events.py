@@ -58,8 +58,10 @@ class MongoEventLog(EventLog):
         sessions = {i: from_session_document(d) for i, d in found.items()}
         sorted_batch = sort_batch(batch, sessions, now, window, admits)
         if looked_up := sorted_batch.to_look_up():
-            stored = await self._stored(tenant_id, looked_up)
-            sorted_batch = sort_batch(batch, sessions, now, window, admits, stored)
+            # Counted ones only: one an append that died left marked, uncounted, stays new, so
+            # that its insert meets it and finishes that append (the long way, in _store).
+            before = await self._stored(tenant_id, looked_up, counted_only=True)
+            sorted_batch = sort_batch(batch, sessions, now, window, admits, before)
         inserted, refused, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )
@@ -176,16 +178,19 @@ class MongoEventLog(EventLog):
             return stored, {events[i].session_id for i in failed}
         return events, set()
 
-    async def _stored(self, tenant_id: str, events: list[Event]) -> set[tuple[str, int]]:
+    async def _stored(
+        self, tenant_id: str, events: list[Event], counted_only: bool = False
+    ) -> set[tuple[str, int]]:
+        """The keys of these events that are stored (and counted: no append's mark on them)."""
         if not events:
             return set()
-        cursor = self._events.find(
-            {
-                "tenant_id": tenant_id,
-                "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
-            },
-            {"session_id": 1, "sequence_no": 1},
-        )
+        query: Document = {
+            "tenant_id": tenant_id,
+            "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
+        }
+        if counted_only:
+            query["batch"] = {"$exists": False}
+        cursor = self._events.find(query, {"session_id": 1, "sequence_no": 1})
         return {(d["session_id"], d["sequence_no"]) async for d in cursor}
 
 

@@ -152,13 +152,14 @@ class ReceiveLiveKitWebhook:
         # The participant is in the room already: recorded whatever the plan says, once.
         added = await self._sessions.add(session)
         if not added:
-            await self._seen(tenant_id, session.id, event.created_at, now, window)
+            stored = await self._seen(tenant_id, session.id, event.created_at, now, window)
+            if not stored.is_active:
+                return False  # its end stands, as room_finished leaves ended stays alone
         # Its room may have finished (its join came late, or while room_finished closed the
         # room's stays). That webhook remembers the room before it looks for open stays, so
         # one of the two sees the other: this look, made after the stay is stored, or that one.
-        # A stay stored already looks too: its webhook may be handled again because its first
-        # handling stopped before this look. An end it has is kept (Session.close), but for
-        # the reaper's guess, which the room's end replaces.
+        # A stay stored already and still open looks too: its webhook may be handled again
+        # because its first handling stopped before this look.
         if ends_with_room:
             finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
             if finished_at is not None:
@@ -170,12 +171,13 @@ class ReceiveLiveKitWebhook:
 
     async def _seen(
         self, tenant_id: str, session_id: str, at: datetime, now: datetime, window: timedelta
-    ) -> None:
+    ) -> Session:
         """The webhook as the stay's sign of life. It may move a guessed end of the stay (the
-        reaper's, reconciliation's): LiveKitStays.end_moved."""
+        reaper's, reconciliation's): LiveKitStays.end_moved. The stay as it is then."""
         stay = await self._sessions.sign_of_life(tenant_id, session_id, at, now, window)
         if stay.is_provisional and stay.ended_at is not None:
             await self._stays.end_moved(stay)
+        return stay
 
     async def _left(
         self,
