@@ -251,12 +251,12 @@ async def test_an_erasure_that_fails_or_is_cancelled_midway_gives_its_ledgers_ba
         with pytest.raises(asyncio.CancelledError):
             await erasing
 
-    started = time.monotonic()
+    # A ledger still held would answer None (LedgerHeld) after WAIT: a claim is the proof. (Not
+    # a time: SQLite, which does not wait, once took 0.51 s under the suite's load.)
     charge = await asyncio.wait_for(
         storage.ledger.settle(tenant.id, other.id, 0, 6, at(10)), timeout=10
     )
     assert charge is not None, "the settlement found the subject's ledger still held"
-    assert time.monotonic() - started < WAIT
     assert await asyncio.wait_for(erase(storage, tenant, "bob"), timeout=10) == Erased()
 
 
