@@ -58,9 +58,9 @@ class MongoEventLog(EventLog):
         sessions = {i: from_session_document(d) for i, d in found.items()}
         sorted_batch = sort_batch(batch, sessions, now, window, admits)
         if looked_up := sorted_batch.to_look_up():
-            # Counted ones only: one an append that died left marked, uncounted, stays new, so
-            # that its insert meets it and finishes that append (the long way, in _store).
-            before = await self._stored(tenant_id, looked_up, counted_only=True)
+            # Counted ones only: one an append that died left uncounted stays new, so that its
+            # insert meets it and finishes that append (the long way, in _store).
+            before = await self._counted(tenant_id, looked_up, found)
             sorted_batch = sort_batch(batch, sessions, now, window, admits, before)
         inserted, refused, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
@@ -178,20 +178,34 @@ class MongoEventLog(EventLog):
             return stored, {events[i].session_id for i in failed}
         return events, set()
 
-    async def _stored(
-        self, tenant_id: str, events: list[Event], counted_only: bool = False
+    async def _counted(
+        self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
     ) -> set[tuple[str, int]]:
-        """The keys of these events that are stored (and counted: no append's mark on them)."""
+        """The keys of these events that are stored and counted into their `sessions` (as read):
+        without an append's mark, or with the mark of a token the session has counted
+        (event_counting: the marks go after the count)."""
+        found = self._events.find(
+            _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
+        )
+        return {
+            (d["session_id"], d["sequence_no"])
+            async for d in found
+            if "batch" not in d or d["batch"] in sessions[d["session_id"]].get("counting", [])
+        }
+
+    async def _stored(self, tenant_id: str, events: list[Event]) -> set[tuple[str, int]]:
         if not events:
             return set()
-        query: Document = {
-            "tenant_id": tenant_id,
-            "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
-        }
-        if counted_only:
-            query["batch"] = {"$exists": False}
-        cursor = self._events.find(query, {"session_id": 1, "sequence_no": 1})
+        cursor = self._events.find(_keys(tenant_id, events), {"session_id": 1, "sequence_no": 1})
         return {(d["session_id"], d["sequence_no"]) async for d in cursor}
+
+
+def _keys(tenant_id: str, events: list[Event]) -> Document:
+    """The filter of these events' documents."""
+    return {
+        "tenant_id": tenant_id,
+        "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
+    }
 
 
 def _stopped_at(error: ClientBulkWriteException) -> tuple[int, int]:

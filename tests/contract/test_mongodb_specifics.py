@@ -5,10 +5,9 @@ domain decides; indexes are created idempotently; handled webhook ids expire by 
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import InsertOne
 
 import adapters.mongodb.credits
 import adapters.mongodb.sessions
@@ -31,6 +30,7 @@ from tests.contract.builders import (
     claimed_by_a_settlement_that_died,
     stored_session,
 )
+from tests.contract.dying_appends import next_append_dies
 from tests.contract.races import Race
 from tests.servers import MongoServer
 
@@ -53,18 +53,7 @@ def dying_append(monkeypatch: pytest.MonkeyPatch) -> None:
     """The next append dies after its events are stored, before they are counted (its one
     command cut short after the inserts); its marks count as stale at once (instead of after
     STALE_AFTER)."""
-    real = AsyncMongoClient.bulk_write
-    calls = 0
-
-    async def dies_once(client: Any, writes: list[Any], **options: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await real(client, [w for w in writes if isinstance(w, InsertOne)], **options)
-            raise ConnectionError("the process died")
-        return await real(client, writes, **options)
-
-    monkeypatch.setattr(AsyncMongoClient, "bulk_write", dies_once)
+    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
     monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
 
 
