@@ -352,13 +352,11 @@ class Session:
             self._reprice()
         return moved
 
-    def usage_added(self) -> bool:
+    def usage_added(self) -> None:
         """Usage reached it other than by an event or an exit (a LiveKit track's seconds): an
-        ended session's price may have changed. True when it is left to be settled again."""
-        if not settled_again_on_usage(self.status, self.charge_state):
-            return False
-        self._reprice()
-        return True
+        ended session's price may have changed, so it is left to be settled again."""
+        if settled_again_on_usage(self.status, self.charge_state):
+            self._reprice()
 
     def record_events(self, events: Sequence["Event"], now: datetime) -> Usage:
         """Count events just stored for this session (each once; `refusal` let them in): their

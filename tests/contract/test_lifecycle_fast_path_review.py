@@ -26,7 +26,7 @@ from domain.plans import Plan, PlanLimits
 from domain.session import END_CHANGES, LIFE_CHANGES, ChargeState, SessionRequest, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import a_grant, at, stored_session, wired
-from tests.contract.races import Call, Race, after, wait_for
+from tests.contract.races import Call, Proxy, Race, after, wait_for
 from tests.fakes import FakeClock
 from tests.livekit_server import LiveKitServer
 
@@ -519,15 +519,9 @@ async def test_every_webhook_of_a_stay_delivered_twice_at_once_counts_everything
     assert sum(len(r.ended) for r in received) == 1
 
 
-class DiesAfterTheTracksStep:
+class DiesAfterTheTracksStep(Proxy):
     """The sessions port of a process that dies right after a track's step stored its seconds,
     before the stay's new price is settled (LiveKitStays.record_track reads the stay back)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def get(self, *args: Any) -> Any:
         raise ConnectionError("the process died")
@@ -582,15 +576,9 @@ async def test_a_late_unpublish_handled_again_after_a_crash_corrects_the_charged
     assert sum(e.amount for e in entries) == -(11 + 10)
 
 
-class DiesAtFinishedAt:
+class DiesAtFinishedAt(Proxy):
     """The finished rooms port of a process that dies right after a join stored its stay,
     before it looked whether the stay's room had finished."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def finished_at(self, *args: Any) -> Any:
         raise ConnectionError("the process died")
@@ -622,14 +610,8 @@ async def test_a_join_after_its_rooms_end_handled_again_after_a_crash_ends_with_
     assert (stay.status, stay.ended_at) == (SessionStatus.COMPLETED, stamped(20))
 
 
-class DiesAtSettle:
+class DiesAtSettle(Proxy):
     """The ledger of a process that dies after the exit closed the session, before charging."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def settle(self, *args: Any) -> Any:
         raise ConnectionError("the process died")
