@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from math import ceil
 from typing import Any
 
@@ -199,6 +200,20 @@ def delivered_at_once(live: Live, webhooks: list[tuple[str, dict[str, str]]]) ->
         list(senders.map(deliver, webhooks))
 
 
+def delivered(admin: httpx.Client, webhook: tuple[str, dict[str, str]]) -> None:
+    """A signed LiveKit webhook, delivered to the server and answered 200."""
+    raw, headers = webhook
+    ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
+
+
+def only_stay(admin: httpx.Client, room: str) -> Json:
+    """The one stay of the tenant's room."""
+    found = ok(admin.get("/v1/sessions", params={"resource_id": room}))
+    stays: list[Json] = found["items"]
+    assert len(stays) == 1, found
+    return stays[0]
+
+
 def stays_in(live: Live, room: str) -> dict[str, Json]:
     """The room's stays, by participant."""
     with live.admin() as admin:
@@ -300,17 +315,7 @@ def reconciled_stay(live: Live) -> Reconciled:
             "--api-secret", RECONCILING_SECRET, "--url", livekit.url,
         )  # fmt: skip
         with live.server.client(admin_key) as admin:
-
-            def deliver(webhook: tuple[str, dict[str, str]]) -> None:
-                raw, headers = webhook
-                ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
-
-            def stay() -> Json:
-                found = ok(admin.get("/v1/sessions", params={"resource_id": "consult-1"}))
-                stays: list[Json] = found["items"]
-                assert len(stays) == 1, found
-                return stays[0]
-
+            deliver, stay = partial(delivered, admin), partial(only_stay, admin, "consult-1")
             joined_at = now()
             livekit.join("consult-1", "PA_dr-kim", "dr-kim")
             deliver(room.joined("dr-kim", joined_at))
@@ -326,6 +331,60 @@ def reconciled_stay(live: Live) -> Reconciled:
             )
             final = poll(stay, lambda s: s["status"] != "active", RECONCILED_WITHIN_SECONDS)
     return Reconciled(present, unpublished_at, final)
+
+
+# 1b''. A camera's unpublish that LiveKit delivers after its participant's `left`: the stay was
+# charged with the camera on until she left, and the late end shortens it (a tenant of its own,
+# whose stays are rated by camera seconds: a credit a second).
+
+
+STUDIO_KEY = "APIstudio"
+STUDIO_SECRET = "the-studio-secret-of-at-least-thirty-two-chars"
+STUDIO_GRANT = 100
+
+
+@dataclass(frozen=True)
+class LateCamera:
+    at_left: Json  # the stay once charged after its `left`, the camera ended with it
+    final: Json  # the stay once charged again after the camera's own, earlier end
+    ledger: Json  # the participant's
+
+
+def late_camera(live: Live) -> LateCamera:
+    live.server.operator("tenants", "create", "studio")
+    admin_key = live.server.operator("keys", "create", "--tenant", "studio", "--role", "admin")
+    live.server.operator(
+        "livekit", "add", "--tenant", "studio", "--api-key", STUDIO_KEY,
+        "--api-secret", STUDIO_SECRET,
+    )  # fmt: skip
+    room = LiveKitServer(STUDIO_KEY, STUDIO_SECRET, room="studio-1")
+    by_camera = {
+        "credits_per_minute": 0,
+        "meter_rates": {"video.seconds": {"per": 1, "credits": 1}},
+    }
+    grant = {"amount": STUDIO_GRANT, "reason": "live test", "idempotency_key": "host"}
+    with live.server.client(admin_key) as admin:
+        ok(admin.put("/v1/rates/livekit", json=by_camera))
+        ok(admin.post("/v1/accounts/host/credits/grants", json=grant), 201)
+        deliver, stay = partial(delivered, admin), partial(only_stay, admin, "studio-1")
+        joined_at = now()
+        deliver(room.joined("host", joined_at))
+        deliver(room.track("track_published", "host", joined_at, "TR_cam", "CAMERA", joined_at))
+        time.sleep(1)
+        unpublished_at = now()  # the camera goes off; LiveKit's webhook of it comes late
+        time.sleep(3)
+        deliver(room.left("host", joined_at, now()))
+        at_left = poll(stay, charged, CHARGED_WITHIN_SECONDS)
+        deliver(
+            room.track("track_unpublished", "host", joined_at, "TR_cam", "CAMERA", unpublished_at)
+        )
+
+        def repriced(s: Json) -> bool:
+            return charged(s) and s["charge"]["credits"] < at_left["charge"]["credits"]
+
+        final = poll(stay, repriced, CHARGED_WITHIN_SECONDS)
+        ledger = ok(admin.get("/v1/accounts/host/credits/ledger"))
+    return LateCamera(at_left, final, ledger)
 
 
 # 1c. One clinic's counselors end their sessions at the same moment: one subject, each exit
@@ -1079,6 +1138,7 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "closing_room": closing_room,
     "late_join": late_join,
     "reconciled_stay": reconciled_stay,
+    "late_camera": late_camera,
     "clinic_hour": clinic_hour,
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,

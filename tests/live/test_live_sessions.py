@@ -27,6 +27,7 @@ from tests.live.scenarios import (
     RATES,
     RESENT_BATCH,
     STORE_VISITS,
+    STUDIO_GRANT,
     AllHands,
     Clinic,
     Counseling,
@@ -36,6 +37,7 @@ from tests.live.scenarios import (
     Gapped,
     Json,
     KioskDay,
+    LateCamera,
     LateJoin,
     Reconciled,
     Retained,
@@ -129,6 +131,24 @@ def test_a_stay_whose_left_never_came_is_ended_by_reconciliation_when_last_seen(
     assert ended_at == instant(final["last_seen_at"]), final
     assert ended_at >= reconciled.unpublished_at.replace(microsecond=0), final
     assert float(final["usage"]["video.seconds"]) > 0, final
+
+
+def test_a_cameras_end_delivered_after_its_left_charges_the_stay_again_for_the_shorter_camera(
+    live: LiveRun,
+) -> None:
+    """Charged first with the camera on until she left, then, once its own earlier end came,
+    again for the seconds it was really on (a credit a second): one correction, from her grant,
+    the books balanced."""
+    run: LateCamera = live.outcome("late_camera")
+
+    before, after = run.at_left, run.final
+    seconds = after["usage"]["video.seconds"]
+    assert before["usage"]["video.seconds"] > seconds >= 0, (before, after)
+    assert (after["charge_state"], after["charge"]["credits"]) == ("charged", seconds), after
+    assert after["charge"]["balance_after"] == STUDIO_GRANT - seconds, after
+    entries = run.ledger["items"]
+    assert sum(e["amount"] for e in entries) == STUDIO_GRANT - seconds, entries
+    assert [e["kind"] for e in entries if e["kind"] != "grant"] == ["charge", "adjustment"], entries
 
 
 def test_a_subjects_exits_at_once_are_each_charged_from_the_balance_the_others_left(
