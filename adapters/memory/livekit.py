@@ -1,3 +1,4 @@
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 
@@ -102,3 +103,9 @@ class MemoryFinishedRooms(FinishedRooms):
 
     async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
         return self._store.finished_rooms.get((tenant_id, room_sid))
+
+    async def which_finished(
+        self, tenant_id: str, room_sids: Collection[str]
+    ) -> dict[str, datetime]:
+        finished = self._store.finished_rooms
+        return {sid: finished[tenant_id, sid] for sid in room_sids if (tenant_id, sid) in finished}

@@ -1,3 +1,4 @@
+from collections.abc import Collection
 from contextlib import suppress
 from datetime import datetime
 
@@ -114,6 +115,15 @@ class MongoFinishedRooms(FinishedRooms):
             {"tenant_id": tenant_id, "room_sid": room_sid}, {"_id": 0, "finished_at": 1}
         )
         return None if found is None else found["finished_at"]
+
+    async def which_finished(
+        self, tenant_id: str, room_sids: Collection[str]
+    ) -> dict[str, datetime]:
+        found = self._rooms.find(
+            {"tenant_id": tenant_id, "room_sid": {"$in": list(room_sids)}},
+            {"_id": 0, "room_sid": 1, "finished_at": 1},
+        )
+        return {room["room_sid"]: room["finished_at"] async for room in found}
 
 
 @raises_storage_errors

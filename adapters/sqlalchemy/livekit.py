@@ -1,3 +1,4 @@
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -143,3 +144,12 @@ class SqlFinishedRooms(FinishedRooms):
             lambda rows: rows.finished_at(tenant_id, room_sid),
             writes=False,
         )
+
+    async def which_finished(
+        self, tenant_id: str, room_sids: Collection[str]
+    ) -> dict[str, datetime]:
+        query = select(finished_rooms.c.room_sid, finished_rooms.c.finished_at).where(
+            finished_rooms.c.tenant_id == tenant_id, finished_rooms.c.room_sid.in_(room_sids)
+        )
+        async with self._single.connect() as conn:
+            return {row.room_sid: row.finished_at for row in await conn.execute(query)}

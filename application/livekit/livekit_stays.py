@@ -10,7 +10,7 @@ from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
 from application.sessions.record_exit import RecordedExit, RecordExit, RecordExitCommand
 from domain.livekit import TrackReport
-from domain.session import Session, SessionStatus
+from domain.session import ROOM_FINISHED, Session, SessionStatus
 from domain.tenants import TenantSettings
 
 
@@ -73,6 +73,14 @@ class LiveKitStays:
         # ender's own look ends the tracks at the end it left.
         await self.follow_end(tenant_id, session_id, exited.session.ended_at or at)
         return exited
+
+    async def end_with_room(
+        self, stay: Session, finished_at: datetime, settings: TenantSettings
+    ) -> RecordedExit:
+        """The stay's room finished: it ends then, or when it began if it began later (a
+        stay's clock and its room's are LiveKit's whole seconds), reason room_finished."""
+        at = max(finished_at, stay.started_at)
+        return await self.end(stay.tenant_id, stay.id, at, reason=ROOM_FINISHED, settings=settings)
 
     async def end_moved(self, stay: Session) -> None:
         """A sign of life may have moved the ended stay's guessed end: its tracks follow it,

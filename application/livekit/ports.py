@@ -4,6 +4,7 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -52,6 +53,12 @@ class FinishedRooms(Protocol):
 
     async def finished_at(self, tenant_id: str, room_sid: str) -> datetime | None:
         """When the room finished, if that is remembered."""
+        ...
+
+    async def which_finished(
+        self, tenant_id: str, room_sids: Collection[str]
+    ) -> dict[str, datetime]:
+        """Of these rooms, those remembered finished, with when (one storage call)."""
         ...
 
 

@@ -12,7 +12,7 @@ from application.sessions.record_exit import RecordedExit
 from application.tenants.ports import TenantRepository
 from domain.errors import NotFound, Unauthorized
 from domain.livekit import KIND, TRACK_METERS, LiveKitAccount, RoomEvent, RoomEventKind, TrackReport
-from domain.session import ROOM_FINISHED, Session, SessionRequest, SessionStatus
+from domain.session import Session, SessionRequest, SessionStatus
 from domain.tenants import TenantSettings
 
 EXIT_STATUS: dict[str, SessionStatus] = {
@@ -163,10 +163,7 @@ class ReceiveLiveKitWebhook:
         if ends_with_room:
             finished_at = await self._finished_rooms.finished_at(tenant_id, event.room_sid)
             if finished_at is not None:
-                at = max(finished_at, session.started_at)
-                await self._stays.end(
-                    tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
-                )
+                await self._stays.end_with_room(session, finished_at, settings)
         return added
 
     async def _seen(
@@ -224,10 +221,6 @@ class ReceiveLiveKitWebhook:
             page = await self._sessions.find(tenant_id, where, ROOM_PAGE)
             open_here = [s for s in page if s.attributes.get("room_sid") == event.room_sid]
             for session in open_here:
-                at = max(event.created_at, session.started_at)
-                exited = await self._stays.end(
-                    tenant_id, session.id, at, reason=ROOM_FINISHED, settings=settings
-                )
-                ended.append(exited)
+                ended.append(await self._stays.end_with_room(session, event.created_at, settings))
             if len(page) < ROOM_PAGE or not open_here:
                 return ended

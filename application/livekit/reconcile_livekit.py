@@ -3,18 +3,16 @@
 from dataclasses import dataclass, field
 
 from application.livekit.livekit_stays import LiveKitStays
+from application.livekit.open_stays import open_stays, refused
 from application.livekit.ports import LiveKitAccounts, LiveKitUnavailable, RoomService
 from application.ports import Clock
-from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
+from application.sessions.ports import SessionRepository
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.errors import DomainError
-from domain.livekit import KIND, LiveKitAccount
-from domain.session import RECONCILED, Session, SessionStatus
+from domain.livekit import LiveKitAccount
+from domain.session import RECONCILED, Session
 from domain.tenants import Tenant
-
-OPEN_STAYS = SessionFilter(kind=KIND, status=SessionStatus.ACTIVE)
-PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -117,21 +115,13 @@ class ReconcileLiveKit:
             return
         done.tenants += 1
         rooms = _Rooms(self._rooms, servers)
-        after = None
         try:
-            while True:
-                page = await self._sessions.find(tenant.id, OPEN_STAYS, PAGE, after)
+            async for page in open_stays(self._sessions, tenant.id):
                 for stay in page:
                     try:
                         await self._stay(tenant, stay, rooms, done)
                     except DomainError as error:
-                        # A rule refused this stay's end: said, and the tenant's other stays are
-                        # still reconciled.
-                        failure = TenantFailure(tenant.name, f"stay {stay.id}: {error.detail}")
-                        done.failures.append(failure)
-                if len(page) < PAGE:
-                    return
-                after = SessionPosition(page[-1].started_at, page[-1].id)
+                        done.failures.append(refused(tenant, stay, error))
         finally:
             done.unreachable += [Unreachable(tenant.name, u, r) for u, r in rooms.failed.items()]
 

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from application.credits.deduct_credits import DeductCredits
+from application.livekit.end_stays_in_finished_rooms import EndStaysInFinishedRooms
 from application.livekit.ports import LiveKitAccounts
 from application.ports import Clock
 from application.reports.ports import Reports
@@ -46,7 +47,8 @@ class ReapStaleSessions:
     `max_session_seconds` after its start (a day unless set; null: no cap) is closed however
     alive it is. LiveKit stays (kind `livekit`) send no heartbeat, so they never go idle unless
     one of the tenant's LiveKit accounts has a server URL (reconciliation then keeps the stays
-    of participants still present alive) or `idle_timeouts` names the kind. The end the reaper
+    of participants still present alive) or `idle_timeouts` names the kind; but a stay open in
+    a room that finished ends with its room (EndStaysInFinishedRooms). The end the reaper
     chooses is a guess: later evidence (a client's exit, events dated after it) may correct
     it. Tenants are reaped one by one, each in isolation: the result says how many sessions
     were closed (by kind and status), what their charges came to, how many sessions are still
@@ -61,6 +63,7 @@ class ReapStaleSessions:
         tenants: TenantRepository,
         sessions: SessionRepository,
         livekit_accounts: LiveKitAccounts,
+        end_stays_in_finished_rooms: EndStaysInFinishedRooms,
         deduct_credits: DeductCredits,
         reports: Reports,
         clock: Clock,
@@ -71,6 +74,7 @@ class ReapStaleSessions:
         self._tenants = tenants
         self._sessions = sessions
         self._livekit_accounts = livekit_accounts
+        self._end_stays_in_finished_rooms = end_stays_in_finished_rooms
         self._deduct_credits = deduct_credits
         self._clock = clock
 
@@ -83,10 +87,16 @@ class ReapStaleSessions:
 
         failures = await each_tenant(await chosen_tenants(self._tenants, command.tenant_name), reap)
         closed_by = dict(run.closed_by)
+        failures += run.failures
         return Reaped(sum(closed_by.values()), failures, closed_by, run.credits, run.active)
 
     async def _reap(self, tenant: Tenant, run: "_Run") -> None:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
+        if accounts:  # LiveKit's webhooks may have stored stays in rooms that finished
+            swept = await self._end_stays_in_finished_rooms(tenant)
+            run.closed_by.update((e.session.kind, e.session.status.value) for e in swept.ended)
+            run.credits += sum(exited.credits_charged for exited in swept.ended)
+            run.failures += swept.failures
         reconciled = any(account.url for account in accounts)
         now = self._clock.now()
         staleness = Staleness.of(tenant.settings, now, reconciled)
@@ -133,3 +143,4 @@ class _Run:
     closed_by: Counter[tuple[str, str]] = field(default_factory=Counter)
     credits: int = 0
     active: int = 0
+    failures: list[TenantFailure] = field(default_factory=list)  # of single stays

@@ -3,6 +3,7 @@
 from dependency_injector import containers, providers
 
 from application.funnels.roll_up_funnels import RollUpFunnels
+from application.livekit.end_stays_in_finished_rooms import EndStaysInFinishedRooms
 from application.livekit.reconcile_livekit import ReconcileLiveKit
 from application.retention.apply_retention import ApplyRetention
 from application.rollups.roll_up_usage import RollUpUsage
@@ -19,6 +20,12 @@ class JobContainer(containers.DeclarativeContainer):
         tenants=storage.tenants,
         sessions=storage.sessions,
         livekit_accounts=storage.livekit_accounts,
+        end_stays_in_finished_rooms=providers.Factory(
+            EndStaysInFinishedRooms,
+            sessions=storage.sessions,
+            finished_rooms=storage.finished_rooms,
+            stays=use_cases.livekit_stays,
+        ),
         deduct_credits=use_cases.deduct_credits,
         reports=storage.reports,
         clock=outside.clock,

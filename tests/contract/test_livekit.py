@@ -65,6 +65,23 @@ async def test_a_finished_room_is_remembered_per_tenant_with_its_first_finish(
     assert await storage.finished_rooms.finished_at(tenant.id, "RM_2") is None
 
 
+async def test_which_of_several_rooms_finished_is_answered_per_tenant_at_once(
+    storage: Any, tenant: Tenant
+) -> None:
+    other = await add_tenant(storage, "globex")
+    await storage.finished_rooms.finish(tenant.id, "RM_1", T0)
+    await storage.finished_rooms.finish(tenant.id, "RM_3", T0 + timedelta(minutes=3))
+    await storage.finished_rooms.finish(other.id, "RM_2", T0)
+
+    asked = ["RM_1", "RM_2", "RM_3", "RM_4"]
+    assert await storage.finished_rooms.which_finished(tenant.id, asked) == {
+        "RM_1": T0,
+        "RM_3": T0 + timedelta(minutes=3),
+    }
+    assert await storage.finished_rooms.which_finished(other.id, asked) == {"RM_2": T0}
+    assert await storage.finished_rooms.which_finished(tenant.id, []) == {}
+
+
 async def test_a_tenants_accounts_are_its_own_by_key_with_their_server_urls(
     storage: Any, tenant: Tenant
 ) -> None:

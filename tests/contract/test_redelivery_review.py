@@ -68,18 +68,7 @@ async def ended_with_the_room(storage: Any, tenant: Tenant, server: Any) -> Any:
 # --- d42df5d (a): the webhooks that open a stay in a finished room, handled again -------------
 
 
-# Open: a track webhook whose stay is stored finds it by its sign of life and looks at no room
-# (one read more for every track webhook otherwise); handled again after a crash between storing
-# its stay and that look, the stay stays open. A sweep of open stays in finished rooms (the
-# reaper's, say) would close it whatever the crash.
-TRACK_PATH_CRASH = pytest.mark.xfail(
-    strict=True, reason="a stay a track webhook stored in a finished room, then crashed, stays open"
-)
-
-
-@pytest.mark.parametrize(
-    "crash", [pytest.param(True, marks=TRACK_PATH_CRASH), False], ids=["crashed", "control"]
-)
+@pytest.mark.parametrize("crash", [True, False], ids=["crashed", "control"])
 async def test_a_track_webhook_that_stored_its_stay_handled_again_after_a_crash_ends_it_with_room(
     storage: Any, tenant: Tenant, crash: bool
 ) -> None:
@@ -87,9 +76,11 @@ async def test_a_track_webhook_that_stored_its_stay_handled_again_after_a_crash_
     track_published (1) (ReceiveLiveKitWebhook: "a join is recorded by the first webhook of the
     stay to arrive, whichever it is"; a stay opened in a room that finished ends with it). Its
     handling dies after storing the stay, before it looked at the room (as f879498's join did).
-    LiveKit redelivers it (the id is recorded last): "a redelivered webhook is handled again",
-    so the stay must end with its room, as the join handled again does (f879498). A livekit
-    stay without a URL never times out: left open, it is open for good, and never charged."""
+    LiveKit redelivers it (the id is recorded last): the redelivery finds its stay stored and
+    does not look at the room (a read more on every track webhook otherwise), so the reaper's
+    sweep of open stays in finished rooms (EndStaysInFinishedRooms) ends it with its room. A
+    livekit stay without a URL never times out: left open, it would be open until the day's cap
+    closed it at a guess."""
     server = await a_server(storage, tenant)
     await deliver(storage, server.webhook("room_finished", stamped(ROOM_END)))
     published = camera_published(server)
@@ -98,8 +89,33 @@ async def test_a_track_webhook_that_stored_its_stay_handled_again_after_a_crash_
             await deliver(storage, published, **dies_at_the_rooms_look(storage))
 
     await deliver(storage, published)  # (re)delivered
+    await reap(storage)
 
     await ended_with_the_room(storage, tenant, server)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_the_reapers_sweep_and_the_stays_left_at_once_end_it_once_where_she_left(
+    storage: Any, tenant: Tenant, race: Race, attempt: int
+) -> None:
+    """The stay of the crash above, left open in its finished room, is swept by the reaper
+    while her `left` (5) arrives. The room's end is a guess that her `left` replaces, so
+    whichever comes first, the stay ends where she left, her camera with it (4 minutes),
+    charged once at that price: 5 + 2 * 4 credits, the ledger its sum."""
+    server = await a_server(storage, tenant)
+    await deliver(storage, server.webhook("room_finished", stamped(ROOM_END)))
+    published = camera_published(server)
+    with pytest.raises(ConnectionError):
+        await deliver(storage, published, **dies_at_the_rooms_look(storage))
+    await deliver(storage, published)  # redelivered: the camera is recorded, the stay open
+    left = server.left("ana", stamped(0), stamped(5))
+
+    await race(lambda s: reap(s), lambda s: deliver(s, left))
+
+    stay, credits, _ = await books_of(storage, tenant, stay_of(server))
+    assert (stay.status, stay.ended_at) == (SessionStatus.COMPLETED, stamped(5))
+    assert stay.usage == {"video.seconds": 4 * 60}
+    assert credits == 5 + 2 * 4
 
 
 async def test_a_join_handled_again_after_a_crash_and_a_camera_ends_both_with_the_room(

@@ -8,6 +8,7 @@ provider of `container` before it asks for a use case.
 """
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,11 +18,13 @@ from adapters.memory.storage import MemoryStorage
 from application.credits.rate_book import RateBook
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.sessions.get_session import GetSession
+from application.sessions.reap_stale_sessions import ReapStaleSessions
 from application.sessions.record_exit import RecordExit
 from application.sessions.record_heartbeat import RecordHeartbeat
 from application.sessions.start_session import StartSession, StartSessionCommand
 from application.tenants.create_tenant import CreateTenantCommand
-from domain.session import Session, SessionRequest
+from domain.livekit import KIND, LiveKitAccount, session_id_of
+from domain.session import AttributeValue, Session, SessionRequest
 from domain.tenants import Tenant, TenantSettings
 from entrypoints.container import Container, build_container
 from entrypoints.container.jobs import JobContainer
@@ -96,6 +99,11 @@ def make_tenant(storage: MemoryStorage, clock: FakeClock) -> TenantMaker:
 
 
 @pytest.fixture
+def reap(jobs: JobContainer) -> ReapStaleSessions:
+    return jobs.reap_stale_sessions()
+
+
+@pytest.fixture
 def rate_book(use_cases: UseCaseContainer) -> RateBook:
     return use_cases.rate_book()
 
@@ -141,3 +149,49 @@ class Starter:
 @pytest.fixture
 def start(start_session: StartSession, tenant: Tenant) -> Starter:
     return Starter(start_session, tenant)
+
+
+LIVEKIT_URL = "https://lk.example.com"
+
+
+class Stays:
+    """Stays as LiveKit's webhooks open them: a session per participant sid, of the room."""
+
+    def __init__(self, storage: MemoryStorage) -> None:
+        self._storage = storage
+
+    async def open(
+        self,
+        tenant: Tenant,
+        room: str,
+        identity: str,
+        joined: datetime,
+        **attributes: AttributeValue,
+    ) -> Session:
+        sid = f"PA_{identity}"
+        request = SessionRequest(
+            kind=KIND,
+            resource_id=room,
+            subject_id=identity,
+            started_at=joined,
+            attributes=attributes or {"room_sid": f"RM_{room}", "participant_sid": sid},
+        )
+        stay = Session.start(tenant.id, session_id_of(f"RM_{room}", sid), request, joined)
+        await self._storage.sessions.add(stay)
+        return stay
+
+    async def get(self, stay: Session) -> Session:
+        found = await self._storage.sessions.get(stay.tenant_id, stay.id)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def stays(storage: MemoryStorage) -> Stays:
+    return Stays(storage)
+
+
+async def with_server(
+    storage: MemoryStorage, tenant: Tenant, url: str | None = LIVEKIT_URL
+) -> None:
+    await storage.livekit_accounts.add(LiveKitAccount(f"API{tenant.name}", tenant.id, "s", url))

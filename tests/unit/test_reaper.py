@@ -12,7 +12,6 @@ from domain.credits import Rate
 from domain.errors import NotFound
 from domain.session import ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
-from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock
 from tests.unit.conftest import Starter, TenantMaker
 
@@ -20,11 +19,6 @@ pytestmark = pytest.mark.anyio
 
 MINUTE = 60
 WEEK = timedelta(days=7)
-
-
-@pytest.fixture
-def reap(jobs: JobContainer) -> ReapStaleSessions:
-    return jobs.reap_stale_sessions()
 
 
 async def test_a_silent_session_ends_at_its_last_sign_of_life_not_when_reaped(

@@ -2,7 +2,7 @@
 still there was seen now, one who left ends where last seen, and a server that does not answer
 changes nothing."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from dependency_injector import providers
@@ -18,17 +18,17 @@ from application.livekit.reconcile_livekit import (
 from application.tenants.tenant_jobs import TenantFailure
 from domain.credits import Rate
 from domain.errors import NotFound
-from domain.livekit import KIND, LiveKitAccount, TrackReport, session_id_of
-from domain.session import AttributeValue, Session, SessionRequest, SessionStatus
+from domain.livekit import KIND, LiveKitAccount, TrackReport
+from domain.session import SessionStatus
 from domain.tenants import Tenant
 from entrypoints.container import Container
 from entrypoints.container.jobs import JobContainer
 from tests.fakes import FakeClock, FakeRoomService
-from tests.unit.conftest import TenantMaker
+from tests.unit.conftest import LIVEKIT_URL as LK
+from tests.unit.conftest import Stays, TenantMaker, with_server
 
 pytestmark = pytest.mark.anyio
 
-LK = "https://lk.example.com"
 MINUTE = 60
 
 
@@ -41,47 +41,6 @@ def rooms() -> FakeRoomService:
 def reconcile(container: Container, jobs: JobContainer, rooms: FakeRoomService) -> ReconcileLiveKit:
     container.outside.livekit_rooms.override(providers.Object(rooms))
     return jobs.reconcile_livekit()
-
-
-class Stays:
-    """Stays as LiveKit's webhooks open them: a session per participant sid, of the room."""
-
-    def __init__(self, storage: MemoryStorage) -> None:
-        self._storage = storage
-
-    async def open(
-        self,
-        tenant: Tenant,
-        room: str,
-        identity: str,
-        joined: datetime,
-        **attributes: AttributeValue,
-    ) -> Session:
-        sid = f"PA_{identity}"
-        request = SessionRequest(
-            kind=KIND,
-            resource_id=room,
-            subject_id=identity,
-            started_at=joined,
-            attributes=attributes or {"room_sid": f"RM_{room}", "participant_sid": sid},
-        )
-        stay = Session.start(tenant.id, session_id_of(f"RM_{room}", sid), request, joined)
-        await self._storage.sessions.add(stay)
-        return stay
-
-    async def get(self, stay: Session) -> Session:
-        found = await self._storage.sessions.get(stay.tenant_id, stay.id)
-        assert found is not None
-        return found
-
-
-@pytest.fixture
-def stays(storage: MemoryStorage) -> Stays:
-    return Stays(storage)
-
-
-async def with_server(storage: MemoryStorage, tenant: Tenant, url: str | None = LK) -> None:
-    await storage.livekit_accounts.add(LiveKitAccount(f"API{tenant.name}", tenant.id, "s", url))
 
 
 async def test_a_participant_still_in_the_room_was_seen_now(

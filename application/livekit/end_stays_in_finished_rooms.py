@@ -1,0 +1,58 @@
+"""The reaper's sweep: stays still open in rooms that finished end with their room."""
+
+from dataclasses import dataclass, field
+
+from application.livekit.livekit_stays import LiveKitStays
+from application.livekit.open_stays import open_stays, refused
+from application.livekit.ports import FinishedRooms
+from application.sessions.ports import SessionRepository
+from application.sessions.record_exit import RecordedExit
+from application.tenants.tenant_jobs import TenantFailure
+from domain.errors import DomainError
+from domain.tenants import Tenant
+
+
+@dataclass
+class Swept:
+    ended: list[RecordedExit] = field(default_factory=list)  # the stays this sweep closed
+    failures: list[TenantFailure] = field(default_factory=list)  # stays a rule kept open
+
+
+class EndStaysInFinishedRooms:
+    """A stay stored after its room finished ends with the room once its webhook looks at the
+    room (ReceiveLiveKitWebhook). A track webhook that stored the stay and stopped before that
+    look, then redelivered, finds its stay stored and does not look again (a read more on every
+    track webhook otherwise). Without a server URL to reconcile it, the stay never goes idle:
+    it would stay open until the tenant's `max_session_seconds` closed it at a guess. So each
+    of the tenant's open stays whose room (by its sid) is remembered finished ends with the
+    room, charged like any exit, whatever stopped its webhook. One look at the finished rooms
+    per page of open stays."""
+
+    def __init__(
+        self, sessions: SessionRepository, finished_rooms: FinishedRooms, stays: LiveKitStays
+    ) -> None:
+        self._sessions = sessions
+        self._finished_rooms = finished_rooms
+        self._stays = stays
+
+    async def __call__(self, tenant: Tenant) -> Swept:
+        swept = Swept()
+        async for page in open_stays(self._sessions, tenant.id):
+            in_rooms = [
+                (s, room) for s in page if isinstance(room := s.attributes.get("room_sid"), str)
+            ]
+            if not in_rooms:
+                continue
+            rooms = {room for _, room in in_rooms}
+            finished = await self._finished_rooms.which_finished(tenant.id, rooms)
+            for stay, room in in_rooms:
+                if room not in finished:
+                    continue
+                try:
+                    exited = await self._stays.end_with_room(stay, finished[room], tenant.settings)
+                except DomainError as error:
+                    swept.failures.append(refused(tenant, stay, error))
+                    continue
+                if exited.closed:  # else another ender closed it meanwhile
+                    swept.ended.append(exited)
+        return swept
