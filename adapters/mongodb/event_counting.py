@@ -11,12 +11,6 @@ token. A crash between the steps leaves marked events behind; `finish_stale_batc
 them later (a retried batch, a close, the reaper), deciding on that caller's clock and late-data
 window.
 
-Since a stored event may still be refused when it is counted, an append that meets events
-another append stored answers them as stored only once they are counted: it waits for the
-marks of earlier appends before counting its own (`count_earlier_first`), and for those of
-later ones after (`refused_after_met`, `stored_for_good`); the total order of the tokens keeps
-two appends from waiting for each other.
-
 On MongoDB 8.0+ an append sends all of these steps at once, as one ordered client-level bulk
 write (`counting_writes`, used by MongoEventLog.append), counting on the sessions as it read
 them before inserting: the same steps in the same order, so a command cut short anywhere leaves
@@ -24,9 +18,8 @@ what a crash between two of them leaves. `count_batch` takes the long way, a ste
 reading each session again: for what such a command left undone, and for the finishers.
 """
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +29,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.event_documents import from_document as event_from_document
-from adapters.mongodb.event_documents import key, keys_of
 from adapters.mongodb.session_documents import from_document, to_document
 from domain.errors import Conflict
 from domain.events import Event, sort_batch
@@ -44,8 +36,6 @@ from domain.session import DECIDED_BY, LIFE_CHANGES, Session
 
 # Older marks than this belong to an append that died; younger ones may still be in flight.
 STALE_AFTER = timedelta(seconds=30)
-# How long an append waits, doubling, between looks at an earlier append's marks (in flight).
-FIRST_PAUSE, LAST_PAUSE = 0.01, 1.0
 ATTEMPTS = 20
 # Added to an update guarded on a session's `_id` and state as read, with upsert: when the
 # session changed, the insert the upsert then attempts would change the `_id` from the filter,
@@ -246,107 +236,21 @@ def uncounted(tenant_id: str, into: str) -> Document:
 
 
 async def finish_stale_batches(
-    db: AsyncDatabase[Document], tenant_id: str, now: datetime, window: timedelta
+    db: AsyncDatabase[Document],
+    tenant_id: str,
+    now: datetime,
+    window: timedelta,
+    session_ids: Iterable[str] | None = None,
 ) -> bool:
-    """Count what appends that died left uncounted in the tenant's sessions, deciding on the
-    caller's `now` and late-data `window` as the append would have; True when there was any."""
+    """Count what appends that died left uncounted (of these sessions, or of the tenant), deciding
+    on the caller's `now` and late-data `window` as the append would have; True when there was
+    any."""
     query: Document = {"tenant_id": tenant_id, "batch": {"$lt": _stale_before()}}
+    if session_ids is not None:
+        query["session_id"] = {"$in": list(session_ids)}
     return await finish_batches(
         db, tenant_id, await db["events"].find(query).to_list(None), now, window
     )
-
-
-async def count_earlier_first(
-    db: AsyncDatabase[Document],
-    tenant_id: str,
-    token: ObjectId,
-    met: Sequence[Event],
-    now: datetime,
-    window: timedelta,
-) -> list[Document]:
-    """Before an append counts its own events (stored under `token`), have what earlier appends
-    stored in the sessions of the events it `met` stored before counted: it answers those as
-    stored, so none of them may be refused later for a meter limit that its own events
-    reached. Marks older than STALE_AFTER are an append that died: counted here (a retry is how
-    such a batch gets counted). Younger ones, of an append that may be in flight, are waited
-    for until they are counted or stale. Only earlier tokens are waited for: ObjectIds are
-    totally ordered, so two appends never wait for each other. The met events' documents, as
-    last found: one `find` when nothing is marked, as for any retry."""
-    earlier = {"session_id": {"$in": list({e.session_id for e in met})}, "batch": {"$lt": token}}
-    query = {"tenant_id": tenant_id, "$or": [earlier, *keys_of(met)]}
-    found = await _once_counted(db, tenant_id, query, lambda mark: mark < token, now, window)
-    keys = {key(e) for e in met}
-    return [d for d in found if (d["session_id"], d["sequence_no"]) in keys]
-
-
-async def refused_after_met(
-    db: AsyncDatabase[Document],
-    tenant_id: str,
-    token: ObjectId,
-    met: Sequence[Event],
-    found: list[Document],
-    now: datetime,
-    window: timedelta,
-) -> list[Event]:
-    """The events an append `met` stored before (their documents `found` by count_earlier_first)
-    that the append which stored them refused, and deleted, when it counted them."""
-    if any(d.get("batch", token) > token for d in found):  # stored by a later append
-        stored = await stored_for_good(db, tenant_id, met, now, window)
-    else:
-        stored = {(d["session_id"], d["sequence_no"]) for d in found}
-    return [e for e in met if key(e) not in stored]
-
-
-async def stored_for_good(
-    db: AsyncDatabase[Document],
-    tenant_id: str,
-    events: Sequence[Event],
-    now: datetime,
-    window: timedelta,
-) -> set[tuple[str, int]]:
-    """The keys of these events that are stored and counted: an append that stored one and has
-    not counted it is waited for (or finished, if it died), since it may yet refuse and delete
-    it. Only for a caller whose own events are counted: appends after it wait for those, so it
-    may wait for theirs without either waiting for the other. One `find` when none is marked."""
-    query = {"tenant_id": tenant_id, "$or": keys_of(events)}
-    found = await _once_counted(db, tenant_id, query, lambda _: True, now, window)
-    return {(d["session_id"], d["sequence_no"]) for d in found}
-
-
-async def _once_counted(
-    db: AsyncDatabase[Document],
-    tenant_id: str,
-    query: Document,
-    waits_for: Callable[[ObjectId], bool],
-    now: datetime,
-    window: timedelta,
-) -> list[Document]:
-    """The events `query` finds once none of them bears the mark of an append that `waits_for`
-    and that has not counted it: stale marks are an append that died, counted here; younger
-    ones are waited for, the pause doubling."""
-    pause = FIRST_PAUSE
-    while True:
-        found = await db["events"].find(query).to_list(None)
-        marked = [d for d in found if "batch" in d and waits_for(d["batch"])]
-        stale_before = _stale_before()
-        if stale := [d for d in marked if d["batch"] < stale_before]:
-            await finish_batches(db, tenant_id, stale, now, window)
-        elif not marked or await _all_counted(db, tenant_id, marked):
-            return found
-        else:
-            await asyncio.sleep(pause)
-            pause = min(2 * pause, LAST_PAUSE)
-
-
-async def _all_counted(db: AsyncDatabase[Document], tenant_id: str, marked: list[Document]) -> bool:
-    """Whether every one of these marked events has been counted by its session (its token is
-    in the session's `counting`: only its marks are left to remove)."""
-    sessions = db["sessions"].find(
-        {"tenant_id": tenant_id, "id": {"$in": list({m["session_id"] for m in marked})}},
-        {"id": 1, "counting": 1},
-    )
-    counted = {s["id"]: s.get("counting", []) async for s in sessions}
-    return all(m["batch"] in counted.get(m["session_id"], []) for m in marked)
 
 
 async def finish_batches(

@@ -1,7 +1,5 @@
 """Events to documents and back."""
 
-from collections.abc import Iterable
-
 from adapters.mongodb.documents import Document, usage_from_document, usage_to_document
 from domain.events import Event
 
@@ -31,12 +29,3 @@ def from_document(document: Document) -> Event:
         data=document["data"],
         meters=usage_from_document(document["meters"]),
     )
-
-
-def key(event: Event) -> tuple[str, int]:
-    return event.session_id, event.sequence_no
-
-
-def keys_of(events: Iterable[Event]) -> list[Document]:
-    """Filters of these events' documents, one each, for an `$or` (with the tenant's id)."""
-    return [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events]

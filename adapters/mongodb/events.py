@@ -13,20 +13,13 @@ change meanwhile (a client's batch into its active session):
 The command stops at the first event stored before (a retry, a concurrent copy of the batch) or
 at the first session that changed since 1, and the append finishes the long way: the rest of
 the events by an unordered insert_many (which names every duplicate), then count_batch for what
-is not counted yet (3 round trips a session, reading it again, and 2 to remove marks and token).
-For duplicates, one `find` before that count: of the duplicates and of what earlier appends
-left marked among their sessions (event_counting.count_earlier_first: a retry finishes a batch
-whose append died, and waits for one at work). So a batch of duplicates only is 4 round trips,
-one that is half duplicates 9. A server before 8.0, which has no bulkWrite command, takes the
-long way for every batch. Events refused by their sessions (ended, late, the meter limit) cost
-one `find` more: of those stored before, which are duplicates, not errors (once counted by
-whoever stored them: event_counting.stored_for_good); one refused by the meter limit, one more
-before the insert: of its session's new events, those stored before, which count towards no
-limit.
-
-An event answered as stored, inserted or a duplicate, is never deleted after: whoever stored a
-duplicate has counted it (or, if it died, this append has) before the answer, and a duplicate
-that its append refused when counting it is stored again by this one, as new.
+is not counted yet (3 round trips a session, reading it again, and 2 to remove marks and token);
+for duplicates, one `find` of marks a dead append left among their sessions (a retry finishes
+such a batch). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
+A server before 8.0, which has no bulkWrite command, takes the long way for every batch. Events
+refused by their sessions (ended, late, the meter limit) cost one `find` more: of those stored
+before, which are duplicates, not errors; one refused by the meter limit, one more before the
+insert: of its session's new events, those stored before, which count towards no limit.
 """
 
 from collections.abc import Sequence
@@ -39,14 +32,8 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, InvalidOper
 
 from adapters.mongodb.documents import DUPLICATE_KEY, Document, duplicates_in
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.event_counting import (
-    count_batch,
-    count_earlier_first,
-    counting_writes,
-    refused_after_met,
-    stored_for_good,
-)
-from adapters.mongodb.event_documents import from_document, keys_of, to_document
+from adapters.mongodb.event_counting import count_batch, counting_writes, finish_stale_batches
+from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
@@ -85,13 +72,7 @@ class MongoEventLog(EventLog):
             for i, e in sorted_batch.new
             if (e.session_id, e.sequence_no) in reasons
         ]
-        # Those stored before are duplicates, once whoever stored them has counted them.
-        refused_events = [e for _, e, _ in sorted_batch.refused]
-        stored_before = (
-            await stored_for_good(self._db, tenant_id, refused_events, now, window)
-            if refused_events
-            else set()
-        )
+        stored_before = await self._stored(tenant_id, [e for _, e, _ in sorted_batch.refused])
         rejections = sorted_batch.rejected(stored_before)
         counted = inserted - len(refused)
         return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
@@ -145,12 +126,16 @@ class MongoEventLog(EventLog):
         if not events:
             return 0, [], frozenset()
         token = ObjectId()
+        inserts = [
+            InsertOne({**to_document(tenant_id, e), "batch": token}, namespace=self._namespace)
+            for e in events
+        ]
+        counting = counting_writes(self._db, tenant_id, token, events, read, now)
+        done: list[Event] = []  # inserted by the command
+        rest = events  # left for the long way to insert
+        repeated: set[str] = set()  # sessions of events stored before
+        repriced: frozenset[str] = frozenset()
         if self._one_command:
-            inserts = [
-                InsertOne({**to_document(tenant_id, e), "batch": token}, namespace=self._namespace)
-                for e in events
-            ]
-            counting = counting_writes(self._db, tenant_id, token, events, read, now)
             try:
                 await self._db.client.bulk_write([*inserts, *counting.writes], ordered=True)
                 return len(events), [], counting.repriced_before(len(counting.writes))
@@ -161,44 +146,17 @@ class MongoEventLog(EventLog):
                 if stopped < len(events):  # at an event stored before
                     if code != DUPLICATE_KEY:
                         raise
-                    done, met, rest = events[:stopped], events[stopped], events[stopped + 1 :]
-                    return await self._long_way(tenant_id, token, done, [met], rest, now, window)
-                # At a session that changed since it was read: counted up to there.
-                repriced = counting.repriced_before(stopped - len(events))
-                inserted, refused, recounted = await self._long_way(
-                    tenant_id, token, events, [], [], now, window
-                )
-                return inserted, refused, repriced | recounted
-        return await self._long_way(tenant_id, token, [], [], events, now, window)
-
-    async def _long_way(
-        self,
-        tenant_id: str,
-        token: ObjectId,
-        done: list[Event],
-        met: list[Event],
-        rest: list[Event],
-        now: datetime,
-        window: timedelta,
-    ) -> tuple[int, list[tuple[Event, str]], frozenset[str]]:
-        """Insert `rest` marked with `token` (`done` are inserted, `met` were stored before by
-        another append), then count what is not counted yet (count_batch), as `_store` answers.
-        What other appends stored in the sessions of the events met is counted first, and the
-        events met that their append refused when it counted them are stored again, as new, so
-        that none is answered as stored and deleted after (event_counting)."""
-        more, met_too = await self._insert(tenant_id, rest, token)
+                    done, rest = events[:stopped], events[stopped + 1 :]
+                    repeated.add(events[stopped].session_id)
+                else:  # at a session that changed since it was read: counted up to there
+                    done, rest = events, []
+                    repriced = counting.repriced_before(stopped - len(events))
+        more, repeated_too = await self._insert(tenant_id, rest, token)
         inserted = [*done, *more]
-        met = [*met, *met_too]  # maybe a retry of a batch whose append died, or a copy at work
-        db = self._db
-        found = await count_earlier_first(db, tenant_id, token, met, now, window) if met else []
-        refused, repriced = await count_batch(db, tenant_id, token, inserted, now, window)
-        gone = await refused_after_met(db, tenant_id, token, met, found, now, window) if met else []
-        if not gone:
-            return len(inserted), refused, repriced
-        again, refused_again, repriced_again = await self._long_way(
-            tenant_id, ObjectId(), [], [], gone, now, window
-        )
-        return len(inserted) + again, refused + refused_again, repriced | repriced_again
+        refused, recounted = await count_batch(self._db, tenant_id, token, inserted, now, window)
+        if repeated := repeated | repeated_too:  # maybe a retry of a batch whose append died
+            await finish_stale_batches(self._db, tenant_id, now, window, repeated)
+        return len(inserted), refused, repriced | recounted
 
     @property
     def _namespace(self) -> str:
@@ -206,19 +164,19 @@ class MongoEventLog(EventLog):
 
     async def _insert(
         self, tenant_id: str, events: list[Event], token: ObjectId
-    ) -> tuple[list[Event], list[Event]]:
-        """Insert what is new, marked with `token`: the events this call stored, and those that
-        were stored already."""
+    ) -> tuple[list[Event], set[str]]:
+        """Insert what is new, marked with `token`: the events this call stored, and the
+        sessions of those that were stored already."""
         if not events:
-            return [], []
+            return [], set()
         documents = [{**to_document(tenant_id, e), "batch": token} for e in events]
         try:
             await self._events.insert_many(documents, ordered=False)
         except BulkWriteError as error:
             failed = duplicates_in(error)
             stored = [e for i, e in enumerate(events) if i not in failed]
-            return stored, [events[i] for i in sorted(failed)]
-        return events, []
+            return stored, {events[i].session_id for i in failed}
+        return events, set()
 
     async def _counted(
         self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
@@ -227,14 +185,27 @@ class MongoEventLog(EventLog):
         without an append's mark, or with the mark of a token the session has counted
         (event_counting: the marks go after the count)."""
         found = self._events.find(
-            {"tenant_id": tenant_id, "$or": keys_of(events)},
-            {"session_id": 1, "sequence_no": 1, "batch": 1},
+            _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
         )
         return {
             (d["session_id"], d["sequence_no"])
             async for d in found
             if "batch" not in d or d["batch"] in sessions[d["session_id"]].get("counting", [])
         }
+
+    async def _stored(self, tenant_id: str, events: list[Event]) -> set[tuple[str, int]]:
+        if not events:
+            return set()
+        cursor = self._events.find(_keys(tenant_id, events), {"session_id": 1, "sequence_no": 1})
+        return {(d["session_id"], d["sequence_no"]) async for d in cursor}
+
+
+def _keys(tenant_id: str, events: list[Event]) -> Document:
+    """The filter of these events' documents."""
+    return {
+        "tenant_id": tenant_id,
+        "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
+    }
 
 
 def _stopped_at(error: ClientBulkWriteException) -> tuple[int, int]:

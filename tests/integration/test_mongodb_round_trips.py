@@ -178,9 +178,9 @@ async def test_a_retried_batch_is_all_duplicates_in_four_round_trips(
     2. `bulkWrite`: stops at the first event, a duplicate.
     3. `insert events`: the rest, unordered, so that the server names every duplicate (and
        stores what is new, when only part of the batch was stored before).
-    4. `find events`: marks that earlier appends left among the sessions of the duplicates (a
-       retry is how a batch whose append died gets counted, and it waits for one in flight:
-       finish_earlier_batches). There are none here.
+    4. `find events`: marks of a batch whose append died before counting it, older than
+       event_counting.STALE_AFTER, among the sessions of the duplicates: a retry is how such
+       a batch gets counted (finish_stale_batches). There are none here.
 
     A batch with some numbers new and some stored before costs more (the next test).
     """
@@ -206,12 +206,11 @@ async def test_a_batch_half_stored_before_takes_the_long_way(
 
     1-3. `find sessions`, `bulkWrite` (stopped at the first event), `insert events` (the rest:
        the new half is stored, marked, and the server names the duplicates), as for a retry;
-    4. `find events`: the marks earlier appends left among the duplicates' sessions, as for a
-       retry (finish_earlier_batches: counted before this batch's own events); none here;
-    5-9. count_batch, for what the command did not count: `find sessions` (the session as it is
+    4-8. count_batch, for what the command did not count: `find sessions` (the session as it is
        now), `aggregate events` (are the marks still there? else another caller counted them),
        `update sessions` (the guarded count, which records the token), `update events` (remove
-       the marks), `update sessions` (remove the token).
+       the marks), `update sessions` (remove the token);
+    9. `find events`: the marks of a dead append among the duplicates' sessions, as for a retry.
     """
     session_id = await start(container, tenant)
     await ingest(container, tenant, events(session_id, range(1, 1 + BATCH // 2)))
@@ -224,12 +223,12 @@ async def test_a_batch_half_stored_before_takes_the_long_way(
         "find sessions",
         "bulkWrite",
         "insert events",
-        "find events",
         "find sessions",
         "aggregate events",
         "update sessions",
         "update events",
         "update sessions",
+        "find events",
     ]
     stored = await container.use_cases().get_session()(tenant.id, session_id)
     assert stored.usage == {"seconds": BATCH, "cost_usd": Decimal("0.1")}
