@@ -191,12 +191,17 @@ def _count(
 def _cleanup(
     tenant_id: str, token: ObjectId, session_ids: Iterable[str]
 ) -> tuple[tuple[Document, Document], tuple[Document, Document]]:
-    """The last two steps, as (filter, update): remove the marks of the events, then the token
-    from the sessions that counted them."""
+    """The last two steps, as (filter, update): remove the marks of the events in the sessions
+    that counted them, then the token from those sessions. Only theirs: a finisher counts the
+    sessions it was given, and the batch's events in the others are still to be counted."""
+    ids = list(session_ids)
     return (
-        ({"tenant_id": tenant_id, "batch": token}, {"$unset": {"batch": ""}}),
         (
-            {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}, "counting": token},
+            {"tenant_id": tenant_id, "session_id": {"$in": ids}, "batch": token},
+            {"$unset": {"batch": ""}},
+        ),
+        (
+            {"tenant_id": tenant_id, "id": {"$in": ids}, "counting": token},
             {"$pull": {"counting": token}},
         ),
     )

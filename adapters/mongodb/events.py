@@ -65,12 +65,15 @@ class MongoEventLog(EventLog):
         inserted, refused, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )
-        # Events their session no longer took when they were counted were refused then.
+        # Events their session no longer took when they were counted were refused then, and so
+        # were their numbers repeated in the batch.
         reasons = {(e.session_id, e.sequence_no): reason for e, reason in refused}
+        answered = {r.index for r in sorted_batch.rejections}
+        answered |= {i for i, _, _ in sorted_batch.refused}
         sorted_batch.refused += [
             (i, e, reasons[(e.session_id, e.sequence_no)])
-            for i, e in sorted_batch.new
-            if (e.session_id, e.sequence_no) in reasons
+            for i, e in batch
+            if (e.session_id, e.sequence_no) in reasons and i not in answered
         ]
         stored_before = await self._stored(tenant_id, [e for _, e, _ in sorted_batch.refused])
         rejections = sorted_batch.rejected(stored_before)
