@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect, text
 
 from adapters.sqlalchemy import asyncpg_sessions
@@ -462,3 +463,26 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
     assert planned("WITH picked AS") == (0, 2)
     assert planned("SELECT k.subject_id") == (0, 2)  # a settlement's balances
     assert sqlalchemy_plans == "auto"
+
+
+async def test_sqlite_readers_at_once_reuse_the_pools_connections(tmp_path: Path) -> None:
+    """Twenty rounds of fifteen reads at once (a worker under load) open fifteen connections
+    and keep them: none is opened again, as connections over a smaller pool's size were, each
+    an aiosqlite thread started and a connection made (engine.SQLITE_CONNECTIONS)."""
+    storage = SqlAlchemyStorage(f"sqlite:///{tmp_path}/readers.db")
+    opened = 0
+
+    def count(*_: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    try:
+        await storage.migrate()
+        tenant = await add_tenant(storage, "acme")
+        sqlalchemy_event.listen(storage.engine.sync_engine, "connect", count)
+        for _ in range(20):
+            await asyncio.gather(*(storage.tenants.get(tenant.id) for _ in range(15)))
+    finally:
+        await storage.close()
+
+    assert 0 < opened <= 15
