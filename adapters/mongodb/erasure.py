@@ -124,18 +124,8 @@ class MongoErasure(Erasure, UnfinishedErasures):
         erased = []
         query = {"tenant_id": tenant_id, "id": {"$in": list(session_ids)}}
         async for document in self._sessions.find(query):
-            if document.get("due"):
-                # A settlement that died owes the ledger this entry, under the subject: in it
-                # goes before the ledger moves (the erasure holds the subject's turn).
-                await finish_due(self._db, document)
-            session = from_document(document)
-            if not forgetting.erase(session):
-                continue
-            # Guarded on what was read: of racing erasures, one writes.
-            guard = {"_id": document["_id"], **{f: document.get(f) for f in ERASED_FIELDS}}
-            changes = {f: getattr(session, f) for f in ERASED_FIELDS}
-            if (await self._sessions.update_one(guard, {"$set": changes})).modified_count:
-                erased.append(session.id)
+            if await self._erase_session(document, forgetting):
+                erased.append(document["id"])
         cleared = await self._clear_events(tenant_id, erased, None)
 
         def erased_sale(document: Document) -> Document:
@@ -149,6 +139,26 @@ class MongoErasure(Erasure, UnfinishedErasures):
         errors = await self._rewrite("errors", tenant_id, erased, error, ERROR_FIELDS)
         sales = await self._rewrite("sales", tenant_id, erased, erased_sale, SALE_FIELDS)
         return Erased(len(erased), cleared, errors, sales)
+
+    async def _erase_session(self, document: Document | None, forgetting: Forgetting) -> bool:
+        """Erase one session, guarded on what was read: of racing erasures one writes. One that
+        another writer changed meanwhile (an exit giving its reason) is read again and erased,
+        not skipped: skipped, it kept the person's id, and the charge its exit settled went to
+        her ledger after it had moved. Whether this call erased it."""
+        while document is not None:
+            if document.get("due"):
+                # A settlement that died owes the ledger this entry, under the subject: in it
+                # goes before the ledger moves (the erasure holds the subject's turn).
+                await finish_due(self._db, document)
+            session = from_document(document)
+            if not forgetting.erase(session):
+                return False
+            guard = {"_id": document["_id"], **{f: document.get(f) for f in ERASED_FIELDS}}
+            changes = {f: getattr(session, f) for f in ERASED_FIELDS}
+            if (await self._sessions.update_one(guard, {"$set": changes})).modified_count:
+                return True
+            document = await self._sessions.find_one({"_id": document["_id"]})
+        return False
 
     async def delete_sessions(self, tenant_id: str, session_ids: Sequence[str]) -> Removed:
         kept = await self.billed(tenant_id, session_ids)

@@ -5,9 +5,11 @@ domain decides; indexes are created idempotently; handled webhook ids expire by 
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pymongo import InsertOne
+from pymongo.asynchronous.collection import AsyncCollection
 
 import adapters.mongodb.credits
 import adapters.mongodb.sessions
@@ -15,6 +17,8 @@ from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
 from adapters.mongodb.storage import MongoStorage
 from application.credits.ports import LedgerHeld
+from application.sessions.record_exit import RecordExitCommand
+from domain.erasure import Forgetting, Pseudonyms, is_pseudonym
 from domain.events import Event
 from domain.livekit import WEBHOOK_MEMORY
 from domain.session import Exit
@@ -29,9 +33,12 @@ from tests.contract.builders import (
     at,
     claimed_by_a_settlement_that_died,
     stored_session,
+    wired,
 )
 from tests.contract.dying_appends import next_append_dies
 from tests.contract.races import Race
+from tests.contract.scripted import Script
+from tests.fakes import FakeClock
 from tests.servers import MongoServer
 
 pytestmark = pytest.mark.anyio
@@ -274,3 +281,30 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
 
     assert charge is not None and (charge.credits, charge.balance_after) == (6, -6)
     assert await turns.count_documents({}) == 0  # given back
+
+
+@pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
+async def test_a_session_an_exit_changes_while_the_erasure_reads_it_is_erased_all_the_same(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure reads Ana's session, then her exit gives it a reason before the erasure's
+    guarded write (guarded so that of racing erasures one writes): the write misses. The
+    session must be read again and erased, not skipped (it kept her id, and the charge its exit
+    settled went to her ledger after the ledger had moved to her pseudonym)."""
+    session = await stored_session(storage, tenant, subject_id="ana")
+    exit_ = RecordExitCommand(tenant.id, session.id, at=at(5), reason="left")
+    script = Script(monkeypatch)
+
+    async def her_exit() -> None:
+        await wired(storage, FakeClock(at(60))).use_cases().record_exit()(exit_)
+
+    script.around(AsyncCollection, "update_one", "E", before=her_exit)
+    forgetting = Forgetting(Pseudonyms(), subject_id="ana")
+
+    done = await script.run(
+        E=lambda: storage.erasure.erase_sessions(tenant.id, [session.id], forgetting)
+    )
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    assert done["E"].sessions == 1, done
+    assert stored.exit_reason is None and is_pseudonym(stored.subject_id), stored
