@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from application.livekit.account_book import LiveKitAccountBook
 from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.ports import FinishedRooms, WebhookLog, WebhookVerifier
+from application.livekit.stay_tracks import StayTracks
 from application.ports import Clock
 from application.sessions.ports import SessionFilter, SessionRepository
 from application.sessions.record_exit import RecordedExit
@@ -65,6 +66,7 @@ class ReceiveLiveKitWebhook:
         webhooks: WebhookLog,
         sessions: SessionRepository,
         stays: LiveKitStays,
+        stay_tracks: StayTracks,
         finished_rooms: FinishedRooms,
         tenants: TenantRepository,  # remembered briefly (TenantBook): read for settings only
         clock: Clock,
@@ -75,6 +77,7 @@ class ReceiveLiveKitWebhook:
         self._webhooks = webhooks
         self._sessions = sessions
         self._stays = stays
+        self._stay_tracks = stay_tracks
         self._finished_rooms = finished_rooms
         self._clock = clock
 
@@ -173,7 +176,7 @@ class ReceiveLiveKitWebhook:
         reaper's, reconciliation's): LiveKitStays.end_moved. The stay as it is then."""
         stay = await self._sessions.sign_of_life(tenant_id, session_id, at, now, window)
         if stay.is_provisional and stay.ended_at is not None:
-            await self._stays.end_moved(stay)
+            await self._stay_tracks.end_moved(stay)
         return stay
 
     async def _left(
@@ -199,7 +202,7 @@ class ReceiveLiveKitWebhook:
             published_at=event.created_at if published else None,
             unpublished_at=None if published else event.created_at,
         )
-        await self._stays.record_track(tenant_id, event.session_id, report)
+        await self._stay_tracks.record_track(tenant_id, event.session_id, report)
         if published:
             # The stay may have ended already (its `left` overtook this webhook, or ended it
             # while the track was recorded: LiveKitStays.end looks again after its exit): the
@@ -207,7 +210,9 @@ class ReceiveLiveKitWebhook:
             # guessed end of the stay's: the reaper's, reconciliation's, its room's).
             session = await self._sessions.get(tenant_id, event.session_id)
             if session is not None and session.ended_at is not None:
-                await self._stays.end_track(tenant_id, event.session_id, report, session.ended_at)
+                await self._stay_tracks.end_track(
+                    tenant_id, event.session_id, report, session.ended_at
+                )
 
     async def _room_finished(
         self, tenant_id: str, event: RoomEvent, settings: TenantSettings

@@ -124,3 +124,11 @@ class SessionRepository(Protocol):
         between the two steps, or a correction whose settlement has not run. Up to `limit`, in
         id order, after the id `after` if given."""
         ...
+
+
+class EndsWithSession(Protocol):
+    async def follow(self, session: Session) -> bool:
+        """What ends with the session takes the end an exit left it (closed, corrected or
+        replayed): a LiveKit stay's tracks. Whether the session's usage changed (it was then
+        settled again)."""
+        ...

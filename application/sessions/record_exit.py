@@ -7,7 +7,7 @@ from application.credits.deduct_credits import DeductCredits
 from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.billed_kinds import BilledKinds
-from application.sessions.ports import SessionRepository
+from application.sessions.ports import EndsWithSession, SessionRepository
 from application.sessions.session_ids import existing_session_id
 from domain.clock import happened, not_in_future
 from domain.errors import InvalidInput
@@ -70,7 +70,8 @@ class RecordExit:
     Charging follows (DeductCredits, `domain.charging.price`): a closed session is charged
     when its kind has a rate, it has a subject, and it ended completed, abandoned or timed out
     (cancelled and failed cost nothing); a charged session whose price a correction changed
-    gets one adjustment entry."""
+    gets one adjustment entry. Then what ends with the session takes its end (EndsWithSession:
+    a LiveKit stay's tracks still open, or ended with it, whose seconds settle it again)."""
 
     def __init__(
         self,
@@ -78,9 +79,11 @@ class RecordExit:
         deduct_credits: DeductCredits,
         rewinds: RollupRewinds,
         billed_kinds: BilledKinds,
+        ends_with_session: EndsWithSession,
         clock: Clock,
     ) -> None:
         self._billed_kinds = billed_kinds
+        self._ends_with_session = ends_with_session
         self._rewinds = rewinds
         self._sessions = sessions
         self._deduct_credits = deduct_credits
@@ -115,4 +118,7 @@ class RecordExit:
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
-        return RecordedExit(await self._deduct_credits(session), closing)
+        settled = await self._deduct_credits(session)
+        if await self._ends_with_session.follow(settled):  # settled again: read as it is now
+            settled = await self._sessions.get(command.tenant_id, session_id) or settled
+        return RecordedExit(settled, closing)

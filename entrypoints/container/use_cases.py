@@ -30,6 +30,7 @@ from application.livekit.add_livekit_account import AddLiveKitAccount
 from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.livekit.set_livekit_url import SetLiveKitUrl
+from application.livekit.stay_tracks import StayTracks
 from application.reports.report_active import ReportActive
 from application.reports.report_cost_model import ReportCostModel
 from application.reports.report_daily import ReportDaily
@@ -133,12 +134,20 @@ class UseCaseContainer(containers.DeclarativeContainer):
     rollup_rewinds = providers.Factory(
         RollupRewinds, leases=storage.rollup_leases, clock=outside.clock
     )
+    stay_tracks = providers.Factory(
+        StayTracks,
+        tracks=storage.tracks,
+        sessions=storage.sessions,
+        deduct_credits=deduct_credits,
+        rewinds=rollup_rewinds,
+    )
     record_exit = providers.Factory(
         RecordExit,
         sessions=storage.sessions,
         deduct_credits=deduct_credits,
         rewinds=rollup_rewinds,
         billed_kinds=billed_kinds,
+        ends_with_session=stay_tracks,
         clock=outside.clock,
     )
     get_session = providers.Factory(GetSession, sessions=storage.sessions)
@@ -264,12 +273,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         AddLiveKitAccount, tenants=storage.tenants, accounts=livekit_account_book
     )
     livekit_stays = providers.Factory(
-        LiveKitStays,
-        tracks=storage.tracks,
-        sessions=storage.sessions,
-        record_exit=record_exit,
-        deduct_credits=deduct_credits,
-        rewinds=rollup_rewinds,
+        LiveKitStays, tracks=storage.tracks, stay_tracks=stay_tracks, record_exit=record_exit
     )
     receive_livekit_webhook = providers.Factory(
         ReceiveLiveKitWebhook,
@@ -278,6 +282,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         webhooks=storage.webhooks,
         sessions=storage.sessions,
         stays=livekit_stays,
+        stay_tracks=stay_tracks,
         finished_rooms=storage.finished_rooms,
         tenants=tenant_book,
         clock=outside.clock,

@@ -344,9 +344,6 @@ async def test_the_sweep_and_a_clients_exit_at_once_end_the_stay_once_where_the_
     assert ended.exit_reason != ROOM_FINISHED
 
 
-# Open, and older than the sweep: a client's exit (RecordExit) of a LiveKit stay neither ends
-# its open tracks nor moves those that ended with the stay (only LiveKitStays' enders do).
-@pytest.mark.xfail(strict=True, reason="a client's exit of a LiveKit stay leaves its tracks")
 @pytest.mark.parametrize("order", ["sweep-first", "exit-first"])
 async def test_a_clients_exit_and_the_sweep_leave_the_camera_within_the_stay(
     storage: Any, tenant: Tenant, order: str
