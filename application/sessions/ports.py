@@ -127,8 +127,8 @@ class SessionRepository(Protocol):
 
 
 class EndsWithSession(Protocol):
-    async def follow(self, session: Session) -> bool:
+    async def follow(self, session: Session) -> Session | None:
         """What ends with the session takes the end an exit left it (closed, corrected or
-        replayed): a LiveKit stay's tracks. Whether the session's usage changed (it was then
-        settled again)."""
+        replayed): a LiveKit stay's tracks. The session as settled again, if that changed its
+        usage."""
         ...

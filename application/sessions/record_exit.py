@@ -119,6 +119,5 @@ class RecordExit:
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
         settled = await self._deduct_credits(session)
-        if await self._ends_with_session.follow(settled):  # settled again: read as it is now
-            settled = await self._sessions.get(command.tenant_id, session_id) or settled
-        return RecordedExit(settled, closing)
+        followed = await self._ends_with_session.follow(settled)
+        return RecordedExit(followed or settled, closing)
