@@ -350,14 +350,15 @@ class LateCamera:
     ledger: Json  # the participant's
 
 
-def late_camera(live: Live) -> LateCamera:
-    live.server.operator("tenants", "create", "studio")
-    admin_key = live.server.operator("keys", "create", "--tenant", "studio", "--role", "admin")
+def camera_priced(live: Live, tenant: str, api_key: str) -> tuple[str, LiveKitServer]:
+    """A tenant of its own whose LiveKit stays cost a credit a second of camera, its host
+    granted STUDIO_GRANT: its admin key, and its LiveKit server's room `<tenant>-1`."""
+    live.server.operator("tenants", "create", tenant)
+    admin_key = live.server.operator("keys", "create", "--tenant", tenant, "--role", "admin")
     live.server.operator(
-        "livekit", "add", "--tenant", "studio", "--api-key", STUDIO_KEY,
+        "livekit", "add", "--tenant", tenant, "--api-key", api_key,
         "--api-secret", STUDIO_SECRET,
     )  # fmt: skip
-    room = LiveKitServer(STUDIO_KEY, STUDIO_SECRET, room="studio-1")
     by_camera = {
         "credits_per_minute": 0,
         "meter_rates": {"video.seconds": {"per": 1, "credits": 1}},
@@ -366,6 +367,12 @@ def late_camera(live: Live) -> LateCamera:
     with live.server.client(admin_key) as admin:
         ok(admin.put("/v1/rates/livekit", json=by_camera))
         ok(admin.post("/v1/accounts/host/credits/grants", json=grant), 201)
+    return admin_key, LiveKitServer(api_key, STUDIO_SECRET, room=f"{tenant}-1")
+
+
+def late_camera(live: Live) -> LateCamera:
+    admin_key, room = camera_priced(live, "studio", STUDIO_KEY)
+    with live.server.client(admin_key) as admin:
         deliver, stay = partial(delivered, admin), partial(only_stay, admin, "studio-1")
         joined_at = now()
         deliver(room.joined("host", joined_at))
@@ -385,6 +392,35 @@ def late_camera(live: Live) -> LateCamera:
         final = poll(stay, repriced, CHARGED_WITHIN_SECONDS)
         ledger = ok(admin.get("/v1/accounts/host/credits/ledger"))
     return LateCamera(at_left, final, ledger)
+
+
+# 1b-iii. The product's back end, not LiveKit, says the host left: her stay ends where its
+# exit says, and her camera, still on, ends with it (a credit a second of it).
+
+
+DESK_KEY = "APIdesk"
+
+
+@dataclass(frozen=True)
+class AppExit:
+    exited: Json  # the exit's answer
+    final: Json  # the stay once charged
+    ledger: Json  # the host's
+
+
+def app_exit(live: Live) -> AppExit:
+    admin_key, room = camera_priced(live, "desk", DESK_KEY)
+    with live.server.client(admin_key) as admin:
+        deliver, stay = partial(delivered, admin), partial(only_stay, admin, "desk-1")
+        joined_at = now()
+        deliver(room.joined("host", joined_at))
+        deliver(room.track("track_published", "host", joined_at, "TR_cam", "CAMERA", joined_at))
+        time.sleep(3)
+        at = now().replace(microsecond=0).isoformat()
+        exited = ok(admin.post(f"/v1/sessions/{stay()['id']}/exit", json={"at": at}))
+        final = poll(stay, charged, CHARGED_WITHIN_SECONDS)
+        ledger = ok(admin.get("/v1/accounts/host/credits/ledger"))
+    return AppExit(exited, final, ledger)
 
 
 # 1c. One clinic's counselors end their sessions at the same moment: one subject, each exit
@@ -1139,6 +1175,7 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "late_join": late_join,
     "reconciled_stay": reconciled_stay,
     "late_camera": late_camera,
+    "app_exit": app_exit,
     "clinic_hour": clinic_hour,
     "counseling": counseling,
     "kiosk_flush": kiosk_flush,

@@ -29,6 +29,7 @@ from tests.live.scenarios import (
     STORE_VISITS,
     STUDIO_GRANT,
     AllHands,
+    AppExit,
     Clinic,
     Counseling,
     ErasedLeaving,
@@ -149,6 +150,21 @@ def test_a_cameras_end_delivered_after_its_left_charges_the_stay_again_for_the_s
     entries = run.ledger["items"]
     assert sum(e["amount"] for e in entries) == STUDIO_GRANT - seconds, entries
     assert [e["kind"] for e in entries if e["kind"] != "grant"] == ["charge", "adjustment"], entries
+
+
+def test_a_stay_the_product_ends_ends_its_camera_with_it(live: LiveRun) -> None:
+    """The back end's exit, not a `left`, ends the stay: the camera, still on, ends there too,
+    and the stay is charged for its seconds (a credit a second), once, from the host's grant."""
+    run: AppExit = live.outcome("app_exit")
+
+    stay = run.final
+    on = (instant(stay["ended_at"]) - instant(stay["started_at"])).total_seconds()
+    assert (stay["status"], stay["ended_at"]) == ("completed", run.exited["ended_at"]), stay
+    assert on >= 3 and stay["usage"].get("video.seconds") == on, stay
+    assert (stay["charge_state"], stay["charge"]["credits"]) == ("charged", on), stay
+    assert run.exited["usage"] == stay["usage"], run.exited  # the exit answers with the camera
+    entries = run.ledger["items"]
+    assert sum(e["amount"] for e in entries) == STUDIO_GRANT - on, entries
 
 
 def test_a_subjects_exits_at_once_are_each_charged_from_the_balance_the_others_left(
