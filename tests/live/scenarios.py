@@ -370,13 +370,20 @@ def camera_priced(live: Live, tenant: str, api_key: str) -> tuple[str, LiveKitSe
     return admin_key, LiveKitServer(api_key, STUDIO_SECRET, room=f"{tenant}-1")
 
 
+def host_on_camera(admin: httpx.Client, room: LiveKitServer) -> datetime:
+    """The host joins the room and turns her camera on, as LiveKit's webhooks say: when."""
+    joined_at = now()
+    delivered(admin, room.joined("host", joined_at))
+    camera_on = room.track("track_published", "host", joined_at, "TR_cam", "CAMERA", joined_at)
+    delivered(admin, camera_on)
+    return joined_at
+
+
 def late_camera(live: Live) -> LateCamera:
     admin_key, room = camera_priced(live, "studio", STUDIO_KEY)
     with live.server.client(admin_key) as admin:
         deliver, stay = partial(delivered, admin), partial(only_stay, admin, "studio-1")
-        joined_at = now()
-        deliver(room.joined("host", joined_at))
-        deliver(room.track("track_published", "host", joined_at, "TR_cam", "CAMERA", joined_at))
+        joined_at = host_on_camera(admin, room)
         time.sleep(1)
         unpublished_at = now()  # the camera goes off; LiveKit's webhook of it comes late
         time.sleep(3)
@@ -411,10 +418,8 @@ class AppExit:
 def app_exit(live: Live) -> AppExit:
     admin_key, room = camera_priced(live, "desk", DESK_KEY)
     with live.server.client(admin_key) as admin:
-        deliver, stay = partial(delivered, admin), partial(only_stay, admin, "desk-1")
-        joined_at = now()
-        deliver(room.joined("host", joined_at))
-        deliver(room.track("track_published", "host", joined_at, "TR_cam", "CAMERA", joined_at))
+        stay = partial(only_stay, admin, "desk-1")
+        host_on_camera(admin, room)
         time.sleep(3)
         at = now().replace(microsecond=0).isoformat()
         exited = ok(admin.post(f"/v1/sessions/{stay()['id']}/exit", json={"at": at}))
