@@ -32,7 +32,7 @@ class Reaped:
     failures: list[TenantFailure] = field(default_factory=list)
     # The sessions closed, counted by (kind, status), for the server's metrics.
     closed_by: dict[tuple[str, str], int] = field(default_factory=dict)
-    credits_charged: int = 0  # by the first charges this run settled (corrections not counted)
+    credits_charged: int = 0  # by the first charges this run wrote (not corrections, not others')
     active: int = 0  # sessions still active afterwards, in the tenants reaped
 
 
@@ -127,13 +127,7 @@ class ReapStaleSessions:
     async def _charge(self, pending: list[Session], run: "_Run") -> None:
         """Settle a batch of pending sessions (DeductCredits.settle_many: one storage step)."""
         settled = await self._deduct_credits.settle_many(pending)
-        run.credits += sum(
-            s.charge.credits
-            for s in settled
-            if s.charge is not None
-            and s.charge_state is ChargeState.CHARGED
-            and s.charge_revision == 0
-        )
+        run.credits += sum(s.credits_charged for s in settled)
 
 
 @dataclass

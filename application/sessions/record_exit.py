@@ -38,6 +38,7 @@ class RecordExitCommand:
 class RecordedExit:
     session: Session
     closing: Closing
+    charged: bool = False  # its settlement wrote the session's first charge (Settlement)
 
     @property
     def closed(self) -> bool:
@@ -46,10 +47,10 @@ class RecordedExit:
 
     @property
     def credits_charged(self) -> int:
-        """The credits this exit charged when it closed the session (0: it charged nothing, or
-        only corrected a charge)."""
+        """The credits of the session's first charge, if this exit's settlement wrote it (0: it
+        charged nothing, only corrected a charge, or another caller charged it first)."""
         charge = self.session.charge
-        return charge.credits if self.closed and charge is not None else 0
+        return charge.credits if self.charged and charge is not None else 0
 
 
 class RecordExit:
@@ -118,6 +119,6 @@ class RecordExit:
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
-        settled = await self._deduct_credits(session)
-        followed = await self._ends_with_session.follow(settled)
-        return RecordedExit(followed or settled, closing)
+        settled = await self._deduct_credits.settle(session)
+        followed = await self._ends_with_session.follow(settled.session)
+        return RecordedExit(followed or settled.session, closing, settled.charged)

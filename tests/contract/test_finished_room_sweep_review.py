@@ -298,15 +298,12 @@ async def test_three_reapers_at_once_sweep_the_stay_once(
     assert len(written) == 1, written
 
 
-# Open (a metric only; the ledger is right): an exit whose charge another caller settled first
-# still counts it in RecordedExit.credits_charged, so two reapers count one charge twice.
-@pytest.mark.xfail(strict=True, reason="credits_charged counts a charge another reaper settled")
 async def test_two_reapers_count_the_sweeps_charge_once_between_them(
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
     """Forced: reaper A's sweep closes the stay and stops before charging it; reaper B runs
     whole (its pending loop settles the stay, 58, and counts it: revision 0); A's settlement
-    then finds it settled. Reaped.credits_charged is "by the first charges this run settled"
+    then finds it settled. Reaped.credits_charged is "by the first charges this run wrote"
     (the `sessionmeter_credits_charged` metric adds the runs): 58 between the two runs."""
     server = await a_server(storage, tenant)
     await left_open(storage, tenant, server)

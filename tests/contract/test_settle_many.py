@@ -186,9 +186,9 @@ async def test_a_session_whose_subject_was_erased_since_it_was_priced_is_charged
     assert await storage.ledger.settle_many(tenant.id, [Priced(session, 6)], at(20)) == {}
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
 
-    (settled,) = await use_cases.deduct_credits().settle_many([session])
+    (settlement,) = await use_cases.deduct_credits().settle_many([session])
 
-    assert settled.charge == Charge(6, 94, None)
+    assert (settlement.session.charge, settlement.charged) == (Charge(6, 94, None), True)
     assert await session_entries(storage, tenant, "ann") == {}
     assert await session_entries(storage, tenant, pseudonym) == {
         session.id: [(EntryKind.CHARGE, -6, 0)]
@@ -215,7 +215,8 @@ async def test_a_session_corrected_since_it_was_priced_is_left_to_its_new_revisi
 
     # DeductCredits reads it again and settles the revision it finds, at its new price.
     deduct = wired(storage, FakeClock(at(20))).use_cases().deduct_credits()
-    (settled,) = await deduct.settle_many([timed_out])
+    (settlement,) = await deduct.settle_many([timed_out])
+    settled = settlement.session
 
     assert settled.charge_state is ChargeState.CHARGED
     assert settled.charge == Charge(14, -14, "negative_balance")
@@ -272,7 +273,7 @@ async def test_an_exit_settling_its_session_while_the_batch_runs_charges_it_once
     by_batch, by_exits = settled[0], settled[1:]
     for session, from_batch, from_exit in zip(sessions, by_batch, by_exits, strict=True):
         price = 2 * int(session.duration_seconds or 0) // 60
-        assert from_batch.charge.credits == from_exit.charge.credits == price
+        assert from_batch.session.charge.credits == from_exit.charge.credits == price
         stored = await storage.sessions.get(tenant.id, session.id)
         assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == price
     assert await session_entries(storage, tenant, "user-1") == {
