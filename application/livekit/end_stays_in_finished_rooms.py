@@ -1,5 +1,6 @@
 """The reaper's sweep: stays still open in rooms that finished end with their room."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from application.livekit.livekit_stays import LiveKitStays
@@ -9,12 +10,15 @@ from application.sessions.ports import SessionRepository
 from application.sessions.record_exit import RecordedExit
 from application.tenants.tenant_jobs import TenantFailure
 from domain.errors import DomainError
+from domain.livekit import KIND
+from domain.session import Session
 from domain.tenants import Tenant
 
 
 @dataclass
 class Swept:
     ended: list[RecordedExit] = field(default_factory=list)  # the stays this sweep closed
+    credits_charged: int = 0  # by the first charges its exits wrote
     failures: list[TenantFailure] = field(default_factory=list)  # stays a rule kept open
 
 
@@ -26,7 +30,11 @@ class EndStaysInFinishedRooms:
     it would stay open until the tenant's `max_session_seconds` closed it at a guess. So each
     of the tenant's open stays whose room (by its sid) is remembered finished ends with the
     room, charged like any exit, whatever stopped its webhook. One look at the finished rooms
-    per page of open stays."""
+    per page of open stays.
+
+    Where the tenant's stays do go idle, the reaper's timeouts may close such a stay before a
+    sweep finds it (it was stored after the sweep's page): `timed_out` then gives it its room's
+    end instead of the reaper's guess, as the sweep would have."""
 
     def __init__(
         self, sessions: SessionRepository, finished_rooms: FinishedRooms, stays: LiveKitStays
@@ -38,21 +46,33 @@ class EndStaysInFinishedRooms:
     async def __call__(self, tenant: Tenant) -> Swept:
         swept = Swept()
         async for page in open_stays(self._sessions, tenant.id):
-            in_rooms = [
-                (s, room) for s in page if isinstance(room := s.attributes.get("room_sid"), str)
-            ]
-            if not in_rooms:
-                continue
-            rooms = {room for _, room in in_rooms}
-            finished = await self._finished_rooms.which_finished(tenant.id, rooms)
-            for stay, room in in_rooms:
-                if room not in finished:
-                    continue
-                try:
-                    exited = await self._stays.end_with_room(stay, finished[room], tenant.settings)
-                except DomainError as error:
-                    swept.failures.append(refused(tenant, stay, error))
-                    continue
-                if exited.closed:  # else another ender closed it meanwhile
-                    swept.ended.append(exited)
+            await self._end_in_finished_rooms(tenant, page, swept)
         return swept
+
+    async def timed_out(self, tenant: Tenant, sessions: Sequence[Session]) -> Swept:
+        """Sessions the reaper's timeouts have just closed: those that are stays in rooms that
+        had finished end with their room (a guess that replaces the reaper's, once)."""
+        swept = Swept()
+        await self._end_in_finished_rooms(tenant, [s for s in sessions if s.kind == KIND], swept)
+        return swept
+
+    async def _end_in_finished_rooms(
+        self, tenant: Tenant, stays: Sequence[Session], swept: Swept
+    ) -> None:
+        in_rooms = [
+            (s, room) for s in stays if isinstance(room := s.attributes.get("room_sid"), str)
+        ]
+        if not in_rooms:
+            return
+        finished = await self._finished_rooms.which_finished(tenant.id, {r for _, r in in_rooms})
+        for stay, room in in_rooms:
+            if room not in finished:
+                continue
+            try:
+                exited = await self._stays.end_with_room(stay, finished[room], tenant.settings)
+            except DomainError as error:
+                swept.failures.append(refused(tenant, stay, error))
+                continue
+            swept.credits_charged += exited.credits_charged
+            if exited.closed:  # else another ender closed it meanwhile, or it corrected a guess
+                swept.ended.append(exited)

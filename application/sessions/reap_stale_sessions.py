@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from application.credits.deduct_credits import DeductCredits
-from application.livekit.end_stays_in_finished_rooms import EndStaysInFinishedRooms
+from application.livekit.end_stays_in_finished_rooms import EndStaysInFinishedRooms, Swept
 from application.livekit.ports import LiveKitAccounts
 from application.ports import Clock
 from application.reports.ports import Reports
@@ -48,7 +48,8 @@ class ReapStaleSessions:
     alive it is. LiveKit stays (kind `livekit`) send no heartbeat, so they never go idle unless
     one of the tenant's LiveKit accounts has a server URL (reconciliation then keeps the stays
     of participants still present alive) or `idle_timeouts` names the kind; but a stay open in
-    a room that finished ends with its room (EndStaysInFinishedRooms). The end the reaper
+    a room that finished ends with its room (EndStaysInFinishedRooms), and so does one these
+    timeouts have just closed in a room that had finished (stored after the sweep's look). The end the reaper
     chooses is a guess: later evidence (a client's exit, events dated after it) may correct
     it. Tenants are reaped one by one, each in isolation: the result says how many sessions
     were closed (by kind and status), what their charges came to, how many sessions are still
@@ -93,10 +94,7 @@ class ReapStaleSessions:
     async def _reap(self, tenant: Tenant, run: "_Run") -> None:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
         if accounts:  # LiveKit's webhooks may have stored stays in rooms that finished
-            swept = await self._end_stays_in_finished_rooms(tenant)
-            run.closed_by.update((e.session.kind, e.session.status.value) for e in swept.ended)
-            run.credits += sum(exited.credits_charged for exited in swept.ended)
-            run.failures += swept.failures
+            run.swept(await self._end_stays_in_finished_rooms(tenant))
         reconciled = any(account.url for account in accounts)
         now = self._clock.now()
         staleness = Staleness.of(tenant.settings, now, reconciled)
@@ -110,6 +108,8 @@ class ReapStaleSessions:
                 tenant.id, staleness, BATCH_SIZE, rated, now, window
             )
             run.closed_by.update((s.kind, s.status.value) for s in batch)
+            if accounts:  # stays stored since the sweep, in rooms that had finished
+                run.swept(await self._end_stays_in_finished_rooms.timed_out(tenant, batch))
             await self._charge([s for s in batch if s.charge_state is ChargeState.PENDING], run)
             if len(batch) < BATCH_SIZE:
                 break
@@ -138,3 +138,8 @@ class _Run:
     credits: int = 0
     active: int = 0
     failures: list[TenantFailure] = field(default_factory=list)  # of single stays
+
+    def swept(self, swept: Swept) -> None:
+        self.closed_by.update((e.session.kind, e.session.status.value) for e in swept.ended)
+        self.credits += swept.credits_charged
+        self.failures += swept.failures
