@@ -13,7 +13,8 @@ from application.livekit.receive_livekit_webhook import (
     ReceiveLiveKitWebhookCommand,
 )
 from domain.credits import MeterRate, Rate
-from domain.livekit import LiveKitAccount, session_id_of
+from domain.livekit import KIND, LiveKitAccount, session_id_of
+from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
 from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock
@@ -67,3 +68,36 @@ async def test_each_webhook_of_a_stay_redelivered_changes_nothing_and_says_so(
     for n in range(len(webhooks)):  # after the stay ended
         assert (await deliver(n)).redelivered
         assert await state() == ended
+
+
+async def test_a_left_that_corrects_the_reapers_uncharged_guess_says_it_charged_the_stay(
+    receive: ReceiveLiveKitWebhook,
+    use_cases: UseCaseContainer,
+    storage: MemoryStorage,
+    tenant: Tenant,
+    clock: FakeClock,
+) -> None:
+    """The reaper closed Ana's stay at a guess and stopped before charging it. Her `left` then
+    replaces the guess (a correction, not a close) and writes the stay's first charge: the
+    webhook counts it (the `sessionmeter_credits_charged` metric), as no one else will."""
+    server = LiveKitServer()
+    await storage.livekit_accounts.add(LiveKitAccount(server.key, tenant.id, server.secret))
+    await use_cases.rate_book().put(tenant.id, Rate("livekit", 1))
+    t0 = clock.now() - timedelta(hours=1)
+    minute = timedelta(minutes=1)
+
+    async def deliver(webhook: tuple[str, dict[str, str]]) -> ReceivedWebhook:
+        body, headers = webhook
+        return await receive(ReceiveLiveKitWebhookCommand(body, headers["Authorization"]))
+
+    await deliver(server.joined("ana", t0))
+    timed_out = Exit(at=t0 + 2 * minute, status=SessionStatus.TIMED_OUT)
+    window = tenant.settings.late_data_window
+    await storage.sessions.close(tenant.id, STAY, timed_out, frozenset({KIND}), clock.now(), window)
+
+    received = await deliver(server.left("ana", t0, t0 + 10 * minute))
+
+    stay = await storage.sessions.get(tenant.id, STAY)
+    assert stay is not None and stay.charge is not None
+    assert (stay.ended_at, stay.charge.credits) == (t0 + 10 * minute, 10)
+    assert (received.ended, received.credits_charged) == ((), 10)
