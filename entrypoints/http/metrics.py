@@ -86,7 +86,7 @@ class Metrics:
         )
         self._charged = Counter(
             "sessionmeter_credits_charged",
-            "Credits of the charges recorded when sessions closed (corrections not counted)",
+            "Credits of sessions' first charges, each counted once (adjustments not counted)",
             registry=registry,
         )
         self._webhooks = Counter(
