@@ -49,9 +49,9 @@ class ReapStaleSessions:
     one of the tenant's LiveKit accounts has a server URL (reconciliation then keeps the stays
     of participants still present alive) or `idle_timeouts` names the kind; but a stay open in
     a room that finished ends with its room (EndStaysInFinishedRooms), and so does one these
-    timeouts have just closed in a room that had finished (stored after the sweep's look). The end the reaper
-    chooses is a guess: later evidence (a client's exit, events dated after it) may correct
-    it. Tenants are reaped one by one, each in isolation: the result says how many sessions
+    timeouts have just closed in a room that had finished (stored after the sweep's look). The
+    end the reaper chooses is a guess: later evidence (a client's exit, events dated after it)
+    may correct it. Tenants are reaped one by one, each in isolation: the result says how many sessions
     were closed (by kind and status), what their charges came to, how many sessions are still
     active, and which tenants failed.
 

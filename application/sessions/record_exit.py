@@ -38,19 +38,14 @@ class RecordExitCommand:
 class RecordedExit:
     session: Session
     closing: Closing
-    charged: bool = False  # its settlement wrote the session's first charge (Settlement)
+    # The credits of the session's first charge, if this exit's settlement wrote it (0: it
+    # charged nothing, only corrected a charge, or another caller charged it first).
+    credits_charged: int = 0
 
     @property
     def closed(self) -> bool:
         """Whether this exit ended the session (False: a correction or a replay)."""
         return self.closing is Closing.CLOSED
-
-    @property
-    def credits_charged(self) -> int:
-        """The credits of the session's first charge, if this exit's settlement wrote it (0: it
-        charged nothing, only corrected a charge, or another caller charged it first)."""
-        charge = self.session.charge
-        return charge.credits if self.charged and charge is not None else 0
 
 
 class RecordExit:
@@ -121,4 +116,4 @@ class RecordExit:
         # A replay settles too: it finishes a charge that a crash left pending.
         settled = await self._deduct_credits.settle(session)
         followed = await self._ends_with_session.follow(settled.session)
-        return RecordedExit(followed or settled.session, closing, settled.charged)
+        return RecordedExit(followed or settled.session, closing, settled.credits_charged)
