@@ -1,5 +1,6 @@
 """Fakes of the outside world for tests; storage is never faked (the in-memory adapter is real)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from domain.livekit import LiveKitAccount
@@ -16,6 +17,23 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+
+class FakeTally:
+    """The metrics' tally of credits charged: what settlements told it, from any thread (the
+    racers of a contract test each run in one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.told: list[int] = []
+
+    def credits_charged(self, credits: int) -> None:
+        with self._lock:
+            self.told.append(credits)
+
+    @property
+    def total(self) -> int:
+        return sum(self.told)
 
 
 class UnreachableStorage:

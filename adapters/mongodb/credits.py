@@ -198,25 +198,32 @@ class MongoCreditLedger(CreditLedger):
                         "subject_id": d.session.subject_id,
                         "due": None,
                     },
-                    {"$set": {**{f: document[f] for f in SETTLED_FIELDS}, "due": due}},
+                    {
+                        "$set": {
+                            **{f: document[f] for f in SETTLED_FIELDS},
+                            "due": due,
+                            "claimed_by": claim,
+                        }
+                    },
                 )
             )
         await self._sessions.bulk_write(claims, ordered=False)
-        # Claimed here: still noted with this call's claim id. (A concurrent settlement of one of
-        # them may have finished its note already: that session is settled, but not reported
-        # settled here, and its caller reads it again.)
+        # Claimed here: carrying this call's claim id. A concurrent settlement of one of them may
+        # have finished its note already (its entry is in): only the notes still there are
+        # written, but the session is settled here all the same, so its caller knows it charged
+        # it (and tells the metrics so).
         claimed_here = {
-            document["id"]: document["due"]
+            document["id"]: document.get("due")
             async for document in self._sessions.find(
                 {
                     "tenant_id": tenant_id,
                     "id": {"$in": [d.session.id for d in decided]},
-                    "due.claim": claim,
+                    "claimed_by": claim,
                 },
                 {"due": 1, "id": 1},
             )
         }
-        notes = list(claimed_here.values())
+        notes = [due for due in claimed_here.values() if due and due.get("claim") == claim]
         await _insert_once(self._ledger, [n["entry"] for n in notes if n["entry"] is not None])
         await _insert_once(self._alerts, [n["alert"] for n in notes if n["alert"] is not None])
         await self._sessions.update_many(

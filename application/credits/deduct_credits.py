@@ -2,9 +2,8 @@
 changes its price: one ledger entry per change, never two (domain.charging)."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from application.credits.ports import CreditLedger, LedgerHeld, UnfinishedErasures
+from application.credits.ports import ChargeTally, CreditLedger, LedgerHeld, UnfinishedErasures
 from application.credits.rate_book import RateBook
 from application.ports import Clock
 from domain.charging import Priced, price
@@ -14,19 +13,6 @@ from domain.session import Charge, ChargeState, Session
 # A settlement that loses its claim to a correction re-reads and tries the new revision; a
 # session corrected this many times during one settlement is left pending for the reaper.
 ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Settlement:
-    session: Session  # as the settlement left it
-    # Whether this settlement wrote the session's first charge: not another caller's, not a
-    # correction's adjustment (what the `sessionmeter_credits_charged` metric counts, once).
-    charged: bool = False
-
-    @property
-    def credits_charged(self) -> int:
-        charge = self.session.charge
-        return charge.credits if self.charged and charge is not None else 0
 
 
 class DeductCredits:
@@ -53,7 +39,9 @@ class DeductCredits:
         ledger: CreditLedger,
         erasures: UnfinishedErasures,
         clock: Clock,
+        tally: ChargeTally,
     ) -> None:
+        self._tally = tally
         self._rate_book = rate_book
         self._ledger = ledger
         self._erasures = erasures
@@ -63,17 +51,18 @@ class DeductCredits:
         """Kinds whose sessions are left pending a charge when they close."""
         return frozenset(await self._rate_book.rates(tenant_id))
 
-    async def settle_many(self, sessions: Sequence[Session]) -> list[Settlement]:
+    async def settle_many(self, sessions: Sequence[Session]) -> list[Session]:
         """What calling this service on each session would do, for a batch of one tenant's
         sessions (the reaper's, a few hundred at most) in one atomic step of the store
         (`CreditLedger.settle_many`) instead of one per session: the same prices, entries,
         warnings and alerts. A session whose claim is lost to another caller or a correction
         (or whose subject's ledger was held) is read again and settled on its own, as a single
         settlement would be; once one is left pending, the others of its subject are left for
-        the next run. Returns their settlements, in order (a session not pending as it is)."""
+        the next run. Returns the sessions, in order, as settled (or as they are when not
+        pending)."""
         pending = [s for s in sessions if s.charge_state is ChargeState.PENDING]
         if not pending:
-            return [Settlement(s) for s in sessions]
+            return list(sessions)
         tenant_id = pending[0].tenant_id
         assert all(s.tenant_id == tenant_id for s in pending), "one tenant's sessions"
         # Subjects whose sessions are left pending for the next run: those an unfinished erasure
@@ -86,35 +75,25 @@ class DeductCredits:
         charges = await self._ledger.settle_many(tenant_id, priced, self._clock.now())
         settled = []
         for session in sessions:
-            settlement = Settlement(session)
             if session.charge_state is ChargeState.PENDING:
                 charge = charges.get(session.id)
                 if charge is not None:
-                    settlement = _settled(session, charge)
+                    self._settle(session, charge)
                 elif (subject := session.subject_id) not in left:  # claimed, corrected, held
-                    settlement = await self.settle(
-                        await self._ledger.settled(tenant_id, session.id)
-                    )
-                    if (
-                        settlement.session.charge_state is ChargeState.PENDING
-                        and subject is not None
-                    ):
+                    session = await self(await self._ledger.settled(tenant_id, session.id))
+                    if session.charge_state is ChargeState.PENDING and subject is not None:
                         left.add(subject)
-            settled.append(settlement)
+            settled.append(session)
         return settled
 
     async def __call__(self, session: Session) -> Session:
-        return (await self.settle(session)).session
-
-    async def settle(self, session: Session) -> Settlement:
-        """Settle it (the service's call), saying whether this settlement charged it first."""
         if session.charge_state is ChargeState.PENDING and await self._unfinished_erasures(
             session.tenant_id, {session.subject_id}
         ):
-            return Settlement(session)  # pending: the reaper's, once the erasure is done
+            return session  # pending: the reaper's, once the erasure is done
         for _ in range(ATTEMPTS):
             if session.charge_state is not ChargeState.PENDING:
-                return Settlement(session)
+                return session
             rate = (await self._rate_book.rates(session.tenant_id)).get(session.kind)
             try:
                 charge = await self._ledger.settle(
@@ -125,13 +104,21 @@ class DeductCredits:
                     self._clock.now(),
                 )
             except LedgerHeld:
-                return Settlement(session)  # pending: the reaper's
+                return session  # pending: the reaper's
 
             if charge is not None:
-                return _settled(session, charge)
+                self._settle(session, charge)
+                return session
             # Settled by another caller, or corrected again since it was read.
             session = await self._ledger.settled(session.tenant_id, session.id)
-        return Settlement(session)
+        return session
+
+    def _settle(self, session: Session, charge: Charge) -> None:
+        """This caller's settlement wrote `charge`: the session takes it, and the tally hears of
+        it if it is the session's first (so each first charge is told once, whoever races)."""
+        if session.charge is None:
+            self._tally.credits_charged(charge.credits)
+        session.settle(charge)
 
     async def _unfinished_erasures(
         self, tenant_id: str, subjects: Iterable[str | None]
@@ -143,10 +130,3 @@ class DeductCredits:
             for subject in subjects
             if is_pseudonym(subject) and await self._erasures.gave_out(tenant_id, str(subject))
         }
-
-
-def _settled(session: Session, charge: Charge) -> Settlement:
-    """The session settled by this caller with `charge`: its first charge if it had none."""
-    first = session.charge is None
-    session.settle(charge)
-    return Settlement(session, first)

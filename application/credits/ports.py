@@ -28,6 +28,13 @@ class UnfinishedErasures(Protocol):
         ...
 
 
+class ChargeTally(Protocol):
+    def credits_charged(self, credits: int) -> None:
+        """Told once of each session's first charge, by the settlement that wrote it (the
+        server's `sessionmeter_credits_charged` metric); never of an adjustment."""
+        ...
+
+
 class RateRepository(Protocol):
     async def put(self, tenant_id: str, rate: Rate) -> None:
         """Create or replace the rate of `rate.kind`."""

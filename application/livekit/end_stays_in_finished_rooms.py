@@ -18,7 +18,6 @@ from domain.tenants import Tenant
 @dataclass
 class Swept:
     ended: list[RecordedExit] = field(default_factory=list)  # the stays this sweep closed
-    credits_charged: int = 0  # by the first charges its exits wrote
     failures: list[TenantFailure] = field(default_factory=list)  # stays a rule kept open
 
 
@@ -73,6 +72,5 @@ class EndStaysInFinishedRooms:
             except DomainError as error:
                 swept.failures.append(refused(tenant, stay, error))
                 continue
-            swept.credits_charged += exited.credits_charged
             if exited.closed:  # else another ender closed it meanwhile, or it corrected a guess
                 swept.ended.append(exited)

@@ -39,7 +39,6 @@ class ReceivedWebhook:
     redelivered: bool  # handled before (so nothing changed, every step being idempotent)
     started: bool = False  # it opened a stay
     ended: tuple[RecordedExit, ...] = ()  # the stays it closed
-    credits_charged: int = 0  # by the first charges its exits wrote (a correction may write one)
 
 
 class ReceiveLiveKitWebhook:
@@ -103,8 +102,7 @@ class ReceiveLiveKitWebhook:
         # Recorded last: a webhook that failed halfway is handled again when redelivered.
         new = await self._webhooks.record(tenant_id, event.id, self._clock.now())
         closed = tuple(stay for stay in ended if stay.closed)
-        charged = sum(stay.credits_charged for stay in ended)
-        return ReceivedWebhook(tenant_id, event.id, event.kind, not new, started, closed, charged)
+        return ReceivedWebhook(tenant_id, event.id, event.kind, not new, started, closed)
 
     async def _verified(
         self, command: ReceiveLiveKitWebhookCommand

@@ -28,7 +28,6 @@ class Reconciled:
     present: int = 0  # stays whose participant is still in the room: last seen now
     ended: int = 0  # stays ended where they were last seen
     unknown: int = 0  # stays left as they were: a server of their room did not answer
-    credits_charged: int = 0  # by the first charges its exits wrote
     unreachable: list[Unreachable] = field(default_factory=list)
     failures: list[TenantFailure] = field(default_factory=list)
 
@@ -154,7 +153,6 @@ class ReconcileLiveKit:
             )
             if exited.closed:  # else its webhook ended it meanwhile
                 done.ended += 1
-            done.credits_charged += exited.credits_charged
 
 
 def _servers(accounts: list[LiveKitAccount]) -> dict[str, LiveKitAccount]:

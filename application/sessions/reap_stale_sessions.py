@@ -12,7 +12,7 @@ from application.reports.ports import Reports
 from application.sessions.ports import SessionRepository
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
-from domain.session import ChargeState, Session
+from domain.session import ChargeState
 from domain.staleness import Staleness
 from domain.tenants import Tenant
 
@@ -32,7 +32,6 @@ class Reaped:
     failures: list[TenantFailure] = field(default_factory=list)
     # The sessions closed, counted by (kind, status), for the server's metrics.
     closed_by: dict[tuple[str, str], int] = field(default_factory=dict)
-    credits_charged: int = 0  # by the first charges this run wrote (not corrections, not others')
     active: int = 0  # sessions still active afterwards, in the tenants reaped
 
 
@@ -89,7 +88,7 @@ class ReapStaleSessions:
         failures = await each_tenant(await chosen_tenants(self._tenants, command.tenant_name), reap)
         closed_by = dict(run.closed_by)
         failures += run.failures
-        return Reaped(sum(closed_by.values()), failures, closed_by, run.credits, run.active)
+        return Reaped(sum(closed_by.values()), failures, closed_by, run.active)
 
     async def _reap(self, tenant: Tenant, run: "_Run") -> None:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
@@ -110,7 +109,9 @@ class ReapStaleSessions:
             run.closed_by.update((s.kind, s.status.value) for s in batch)
             if accounts:  # stays stored since the sweep, in rooms that had finished
                 run.swept(await self._end_stays_in_finished_rooms.timed_out(tenant, batch))
-            await self._charge([s for s in batch if s.charge_state is ChargeState.PENDING], run)
+            await self._deduct_credits.settle_many(
+                [s for s in batch if s.charge_state is ChargeState.PENDING]
+            )
             if len(batch) < BATCH_SIZE:
                 break
             await asyncio.sleep(self._pause_seconds)
@@ -118,16 +119,11 @@ class ReapStaleSessions:
         # ledger, an unfinished erasure's) hide none after them: the next run tries them again.
         after = None
         while pending := await self._sessions.pending_charges(tenant.id, BATCH_SIZE, after):
-            await self._charge(pending, run)
+            await self._deduct_credits.settle_many(pending)
             if len(pending) < BATCH_SIZE:
                 break
             after = pending[-1].id
             await asyncio.sleep(self._pause_seconds)
-
-    async def _charge(self, pending: list[Session], run: "_Run") -> None:
-        """Settle a batch of pending sessions (DeductCredits.settle_many: one storage step)."""
-        settled = await self._deduct_credits.settle_many(pending)
-        run.credits += sum(s.credits_charged for s in settled)
 
 
 @dataclass
@@ -135,11 +131,9 @@ class _Run:
     """What a run has done so far, over the tenants reaped."""
 
     closed_by: Counter[tuple[str, str]] = field(default_factory=Counter)
-    credits: int = 0
     active: int = 0
     failures: list[TenantFailure] = field(default_factory=list)  # of single stays
 
     def swept(self, swept: Swept) -> None:
         self.closed_by.update((e.session.kind, e.session.status.value) for e in swept.ended)
-        self.credits += swept.credits_charged
         self.failures += swept.failures

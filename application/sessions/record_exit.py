@@ -38,9 +38,6 @@ class RecordExitCommand:
 class RecordedExit:
     session: Session
     closing: Closing
-    # The credits of the session's first charge, if this exit's settlement wrote it (0: it
-    # charged nothing, only corrected a charge, or another caller charged it first).
-    credits_charged: int = 0
 
     @property
     def closed(self) -> bool:
@@ -114,6 +111,6 @@ class RecordExit:
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
-        settled = await self._deduct_credits.settle(session)
-        followed = await self._ends_with_session.follow(settled.session)
-        return RecordedExit(followed or settled.session, closing, settled.credits_charged)
+        settled = await self._deduct_credits(session)
+        followed = await self._ends_with_session.follow(settled)
+        return RecordedExit(followed or settled, closing)

@@ -1,4 +1,5 @@
-"""The world outside storage: the clock, and LiveKit's signatures and servers."""
+"""The world outside storage: the clock, LiveKit's signatures and servers, and the tally of
+credits charged (the HTTP server's metrics: `bind` points it at them)."""
 
 from dependency_injector import containers, providers
 
@@ -7,7 +8,15 @@ from adapters.livekit.webhook_verifier import LiveKitWebhookVerifier
 from adapters.system_clock import SystemClock
 
 
+class Untallied:
+    """Where no metrics are kept (the CLI): the charges are told to no one."""
+
+    def credits_charged(self, credits: int) -> None:
+        pass
+
+
 class OutsideContainer(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
+    charge_tally = providers.Singleton(Untallied)
     webhook_verifier = providers.Singleton(LiveKitWebhookVerifier)
     livekit_rooms = providers.Singleton(LiveKitRoomService)

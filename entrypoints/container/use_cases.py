@@ -104,6 +104,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         ledger=storage.ledger,
         erasures=storage.erasure,
         clock=outside.clock,
+        tally=outside.charge_tally,
     )
     # Likewise for plans: every start reads them.
     plan_book = providers.Singleton(PlanBook, plans=storage.plans, clock=outside.clock)

@@ -70,6 +70,8 @@ def bind(app: Litestar, container: Container, settings: Settings) -> None:
     app.state.settings = settings
     app.state.rate_limits = RateLimits()
     app.state.metrics = Metrics()
+    # Settlements, wherever they run (a request, a background job), count charges in them.
+    container.outside.charge_tally.override(providers.Object(app.state.metrics))
 
 
 @asynccontextmanager

@@ -62,7 +62,6 @@ def reaper(reap: ReapStaleSessions) -> Job:
         reaped = await reap(ReapStaleSessionsCommand())
         for (kind, status), count in reaped.closed_by.items():
             metrics.sessions_closed(kind, status, "reaper", count)
-        metrics.credits_charged(reaped.credits_charged)
         metrics.sessions_active(reaped.active)
         log_failures("reaper", reaped.failures)
         counts = {"sessions_reaped": reaped.closed, "sessions_active": reaped.active}
@@ -125,7 +124,6 @@ def livekit_reconciliation(reconcile: ReconcileLiveKit) -> Job:
             log.warning("LiveKit reconciliation: %s", problem)
         # Reconciliation ends a stay (kind `livekit`) as `completed`: its participant had left.
         metrics.sessions_closed(KIND, SessionStatus.COMPLETED.value, "reconcile", done.ended)
-        metrics.credits_charged(done.credits_charged)
         counts = {
             "tenants": done.tenants,
             "stays_present": done.present,

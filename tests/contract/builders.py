@@ -10,6 +10,7 @@ import pytest
 from dependency_injector import providers
 
 import adapters.mongodb.credits
+from application.credits.ports import ChargeTally
 from application.ports import Clock
 from application.storage import Storage
 from domain.calendar import Bucket, Calendar, Period
@@ -164,14 +165,23 @@ def a_grant(tenant: Tenant, amount: int, key: str, subject: str = "user-1") -> L
     return LedgerEntry.grant(str(uuid.uuid4()), tenant.id, subject, amount, "top-up", key, T0)
 
 
-def wired(storage: Storage, clock: Clock | None = None, **ports: object) -> Container:
+def wired(
+    storage: Storage,
+    clock: Clock | None = None,
+    *,
+    tally: ChargeTally | None = None,
+    **ports: object,
+) -> Container:
     """The container's use cases and jobs on `storage` (the test's, or a racer's own), at
-    `clock` if given, with any of its ports replaced (`ledger=FailsOnce(...)`). A new container
-    each time: the rate book and the authenticator are singletons that keep their first clock."""
+    `clock` if given, telling charges to `tally` if given, with any of its ports replaced
+    (`ledger=FailsOnce(...)`). A new container each time: the rate book and the authenticator
+    are singletons that keep their first clock."""
     container = Container()
     container.storage.backend.override(providers.Object(storage))
     if clock is not None:
         container.outside.clock.override(providers.Object(clock))
+    if tally is not None:
+        container.outside.charge_tally.override(providers.Object(tally))
     for name, port in ports.items():
         getattr(container.storage, name).override(providers.Object(port))
     return container

@@ -19,7 +19,6 @@ import adapters.mongodb.erasure
 import adapters.sqlalchemy.credits
 import adapters.sqlalchemy.erasure
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
-from application.credits.deduct_credits import Settlement
 from application.credits.ports import LedgerHeld
 from application.data_rights.ports import Erased
 from application.retention.apply_retention import ApplyRetentionCommand
@@ -325,7 +324,7 @@ async def test_the_reapers_batch_priced_before_an_erasure_and_settled_during_it_
     pending = [await closed(storage, tenant) for _ in range(2)]
     read, holding, erased, done = (threading.Event() for _ in range(4))
 
-    async def reap(s: Any) -> list[Settlement]:
+    async def reap(s: Any) -> list[Session]:
         ledger = BatchWhenErased(s.ledger, read, erased)
         try:
             return (
@@ -506,8 +505,7 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
     assert all(isinstance(c, LedgerHeld) for c in claims), claims
     deduct = wired(storage, CLOCK).use_cases().deduct_credits()
     settled = await deduct.settle_many(await storage.sessions.pending_charges(tenant.id, 10))
-    charges = [s.session.charge for s in settled]
-    assert sorted(c.balance_after for c in charges if c) == list(range(46, 100, 6))
+    assert sorted(s.charge.balance_after for s in settled if s.charge) == list(range(46, 100, 6))
 
 
 # MongoDB: a claim whose entry a dead settlement still owes the ledger

@@ -55,7 +55,7 @@ async def livekit_server_of(storage: Any, tenant: Tenant) -> LiveKitServer:
     return server
 
 
-async def deliver(storage: Any, webhook: Webhook, **ports: object) -> ReceivedWebhook:
+async def deliver(storage: Any, webhook: Webhook, **ports: Any) -> ReceivedWebhook:
     body, headers = webhook
     receive = wired(storage, FakeClock(NOW), **ports).use_cases().receive_livekit_webhook()
     return await receive(ReceiveLiveKitWebhookCommand(body, headers["Authorization"]))
@@ -65,7 +65,7 @@ def delivers(webhook: Webhook) -> Call:
     return lambda s: deliver(s, webhook)
 
 
-async def reconcile(storage: Any, tenant: Tenant, rooms: Any, **ports: object) -> Reconciled:
+async def reconcile(storage: Any, tenant: Tenant, rooms: Any, **ports: Any) -> Reconciled:
     container = wired(storage, FakeClock(NOW), **ports)
     container.outside.livekit_rooms.override(providers.Object(rooms))
     return await container.jobs().reconcile_livekit()(ReconcileLiveKitCommand(tenant.name))

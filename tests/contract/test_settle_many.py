@@ -30,7 +30,7 @@ from tests.contract.builders import (
     wired,
 )
 from tests.contract.races import Call, Race
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeTally
 
 pytestmark = pytest.mark.anyio
 
@@ -186,9 +186,9 @@ async def test_a_session_whose_subject_was_erased_since_it_was_priced_is_charged
     assert await storage.ledger.settle_many(tenant.id, [Priced(session, 6)], at(20)) == {}
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING
 
-    (settlement,) = await use_cases.deduct_credits().settle_many([session])
+    (settled,) = await use_cases.deduct_credits().settle_many([session])
 
-    assert (settlement.session.charge, settlement.charged) == (Charge(6, 94, None), True)
+    assert settled.charge == Charge(6, 94, None)
     assert await session_entries(storage, tenant, "ann") == {}
     assert await session_entries(storage, tenant, pseudonym) == {
         session.id: [(EntryKind.CHARGE, -6, 0)]
@@ -215,8 +215,7 @@ async def test_a_session_corrected_since_it_was_priced_is_left_to_its_new_revisi
 
     # DeductCredits reads it again and settles the revision it finds, at its new price.
     deduct = wired(storage, FakeClock(at(20))).use_cases().deduct_credits()
-    (settlement,) = await deduct.settle_many([timed_out])
-    settled = settlement.session
+    (settled,) = await deduct.settle_many([timed_out])
 
     assert settled.charge_state is ChargeState.CHARGED
     assert settled.charge == Charge(14, -14, "negative_balance")
@@ -273,7 +272,7 @@ async def test_an_exit_settling_its_session_while_the_batch_runs_charges_it_once
     by_batch, by_exits = settled[0], settled[1:]
     for session, from_batch, from_exit in zip(sessions, by_batch, by_exits, strict=True):
         price = 2 * int(session.duration_seconds or 0) // 60
-        assert from_batch.session.charge.credits == from_exit.charge.credits == price
+        assert from_batch.charge.credits == from_exit.charge.credits == price
         stored = await storage.sessions.get(tenant.id, session.id)
         assert stored.charge_state is ChargeState.CHARGED and stored.charge.credits == price
     assert await session_entries(storage, tenant, "user-1") == {
@@ -300,13 +299,14 @@ async def test_the_reaper_closes_and_charges_a_backlog_batch_by_batch(
         stale.append(session)
     unrated = await stored_session(storage, tenant, kind="webinar")
     left_pending = await closed(storage, tenant, "ann", 3)  # a crash cut its exit's charge short
-    reap = wired(storage, FakeClock(at(60))).jobs().reap_stale_sessions()
+    tally = FakeTally()
+    reap = wired(storage, FakeClock(at(60)), tally=tally).jobs().reap_stale_sessions()
 
     reaped = await reap(ReapStaleSessionsCommand())
 
     assert reaped.closed == 9 and reaped.failures == []
     assert reaped.closed_by == {("counseling", "timed_out"): 8, ("webinar", "timed_out"): 1}
-    assert reaped.credits_charged == 8 * 4 + 6
+    assert tally.total == 8 * 4 + 6
     for s in stale:
         stored = await storage.sessions.get(tenant.id, s.id)
         assert (stored.status, stored.ended_at) == (
@@ -331,7 +331,7 @@ async def test_the_reaper_closes_and_charges_a_backlog_batch_by_batch(
 
     again = await reap(ReapStaleSessionsCommand())
 
-    assert (again.closed, again.credits_charged) == (0, 0)
+    assert (again.closed, tally.total) == (0, 8 * 4 + 6)
     assert {subject: await session_entries(storage, tenant, subject) for subject in subjects} == (
         entries
     )
@@ -363,7 +363,10 @@ async def test_a_batch_closed_but_not_charged_is_charged_by_the_next_run(
     sessions = [await stored_session(storage, tenant, kind="counseling") for _ in range(3)]
     for s in sessions:
         await storage.sessions.heartbeat(tenant.id, s.id, at(4))
-    container = wired(storage, FakeClock(at(60)), ledger=BatchFailsOnce(storage.ledger))
+    tally = FakeTally()
+    container = wired(
+        storage, FakeClock(at(60)), tally=tally, ledger=BatchFailsOnce(storage.ledger)
+    )
     reap = container.jobs().reap_stale_sessions()
 
     first = await reap(ReapStaleSessionsCommand())
@@ -378,7 +381,7 @@ async def test_a_batch_closed_but_not_charged_is_charged_by_the_next_run(
 
     second = await reap(ReapStaleSessionsCommand())
 
-    assert second.failures == [] and second.credits_charged == 3 * 8
+    assert second.failures == [] and tally.told == [8] * 3
     assert await session_entries(storage, tenant, "user-1") == {
         s.id: [(EntryKind.CHARGE, -8, 0)] for s in sessions
     }

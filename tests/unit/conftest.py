@@ -30,7 +30,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.container.jobs import JobContainer
 from entrypoints.container.use_cases import UseCaseContainer
 from entrypoints.settings import Settings
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeTally
 
 
 @pytest.fixture
@@ -44,9 +44,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def container(clock: FakeClock) -> Container:
+def tally() -> FakeTally:
+    return FakeTally()
+
+
+@pytest.fixture
+def container(clock: FakeClock, tally: FakeTally) -> Container:
     container = build_container(Settings(storage_url="memory://"))
     container.outside.clock.override(providers.Object(clock))
+    container.outside.charge_tally.override(providers.Object(tally))
     return container
 
 

@@ -33,7 +33,7 @@ from domain.session import Charge, ChargeState, Exit, Session, SessionRequest
 from domain.tenants import Tenant
 from domain.usage import MAX_QUANTITY
 from entrypoints.container.use_cases import UseCaseContainer
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeTally
 from tests.unit.conftest import Starter, TenantMaker
 
 pytestmark = pytest.mark.anyio
@@ -329,30 +329,34 @@ async def held(sessions: list[Session], clock: FakeClock) -> tuple[DeductCredits
     for session in sessions:
         await storage.sessions.add(session.copy())
     ledger = HeldLedger(storage.ledger)
-    return DeductCredits(RateBook(storage.rates, clock), ledger, storage.erasure, clock), ledger
+    deduct = DeductCredits(
+        RateBook(storage.rates, clock), ledger, storage.erasure, clock, FakeTally()
+    )
+    return deduct, ledger
 
 
-async def test_a_settlement_says_it_charged_only_the_charges_it_wrote(clock: FakeClock) -> None:
-    """The `sessionmeter_credits_charged` metric adds what settlements say they charged: a
-    caller whose copy another caller settled first (an exit and the reaper, two reapers) says
-    nothing, so each charge is counted once."""
+async def test_the_tally_hears_of_each_first_charge_once_from_the_settlement_that_wrote_it(
+    clock: FakeClock,
+) -> None:
+    """The `sessionmeter_credits_charged` metric is the tally: a caller whose copy another caller
+    settled first (an exit and the reaper, two reapers) tells it nothing, so each first charge
+    is counted once."""
     storage = MemoryStorage()
     await storage.rates.put("t", Rate("counseling", 2))
     s1, s2 = pending("s1", 3), pending("s2", 4)
     for session in (s1, s2):
         await storage.sessions.add(session.copy())
-    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, storage.erasure, clock)
+    tally = FakeTally()
+    deduct = DeductCredits(
+        RateBook(storage.rates, clock), storage.ledger, storage.erasure, clock, tally
+    )
 
-    first = await deduct.settle(s1.copy())
-    again = await deduct.settle(s1.copy())  # read before the first settled it
+    first = await deduct(s1.copy())
+    again = await deduct(s1.copy())  # read before the first settled it
     batch = await deduct.settle_many([s1.copy(), s2.copy()])
 
-    assert (first.charged, first.credits_charged) == (True, 6)
-    assert (again.session.charge_state, again.credits_charged) == (ChargeState.CHARGED, 0)
-    assert [(s.session.charge_state, s.credits_charged) for s in batch] == [
-        (ChargeState.CHARGED, 0),
-        (ChargeState.CHARGED, 8),
-    ]
+    assert [s.charge_state for s in (first, again, *batch)] == [ChargeState.CHARGED] * 4
+    assert tally.told == [6, 8]
 
 
 async def test_a_charge_whose_ledger_is_held_is_left_pending_for_the_reaper_at_once(
@@ -376,7 +380,7 @@ async def test_the_reapers_batch_leaves_a_held_subjects_other_sessions_for_its_n
 
     settled = await deduct.settle_many(sessions)
 
-    assert [s.session.charge_state for s in settled] == [ChargeState.PENDING] * 3
+    assert [s.charge_state for s in settled] == [ChargeState.PENDING] * 3
     assert ledger.settlements == ["s1"]
 
 
@@ -394,12 +398,14 @@ async def test_sessions_of_an_unfinished_erasures_pseudonym_are_left_for_after_i
     batch = [pending("s1", 3), erased[0], pending("s2", 4)]
     for session in [*batch, erased[1]]:
         await storage.sessions.add(session.copy())
-    deduct = DeductCredits(RateBook(storage.rates, clock), storage.ledger, storage.erasure, clock)
+    deduct = DeductCredits(
+        RateBook(storage.rates, clock), storage.ledger, storage.erasure, clock, FakeTally()
+    )
 
     settled = await deduct.settle_many(batch)
     alone = await deduct(erased[1])
 
-    assert [s.session.charge_state for s in settled] == [
+    assert [s.charge_state for s in settled] == [
         ChargeState.CHARGED,
         ChargeState.PENDING,
         ChargeState.CHARGED,

@@ -17,7 +17,7 @@ from domain.livekit import KIND, LiveKitAccount, session_id_of
 from domain.session import Exit, SessionStatus
 from domain.tenants import Tenant
 from entrypoints.container.use_cases import UseCaseContainer
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeTally
 from tests.livekit_server import LiveKitServer
 
 pytestmark = pytest.mark.anyio
@@ -70,16 +70,17 @@ async def test_each_webhook_of_a_stay_redelivered_changes_nothing_and_says_so(
         assert await state() == ended
 
 
-async def test_a_left_that_corrects_the_reapers_uncharged_guess_says_it_charged_the_stay(
+async def test_a_left_that_corrects_the_reapers_uncharged_guess_tells_the_tally_its_charge(
     receive: ReceiveLiveKitWebhook,
     use_cases: UseCaseContainer,
     storage: MemoryStorage,
     tenant: Tenant,
     clock: FakeClock,
+    tally: FakeTally,
 ) -> None:
     """The reaper closed Ana's stay at a guess and stopped before charging it. Her `left` then
     replaces the guess (a correction, not a close) and writes the stay's first charge: the
-    webhook counts it (the `sessionmeter_credits_charged` metric), as no one else will."""
+    tally (the `sessionmeter_credits_charged` metric) hears of it, as from no one else."""
     server = LiveKitServer()
     await storage.livekit_accounts.add(LiveKitAccount(server.key, tenant.id, server.secret))
     await use_cases.rate_book().put(tenant.id, Rate("livekit", 1))
@@ -100,4 +101,4 @@ async def test_a_left_that_corrects_the_reapers_uncharged_guess_says_it_charged_
     stay = await storage.sessions.get(tenant.id, STAY)
     assert stay is not None and stay.charge is not None
     assert (stay.ended_at, stay.charge.credits) == (t0 + 10 * minute, 10)
-    assert (received.ended, received.credits_charged) == ((), 10)
+    assert (received.ended, tally.told) == ((), [10])

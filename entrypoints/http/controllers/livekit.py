@@ -90,7 +90,6 @@ async def livekit_webhook(
         metrics.session_started(KIND)
     for stay in received.ended:
         metrics.sessions_closed(KIND, stay.session.status, "webhook")
-    metrics.credits_charged(received.credits_charged)
     return StatusOut("ok")
 
 

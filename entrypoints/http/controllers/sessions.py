@@ -217,7 +217,6 @@ class SessionsController(Controller):
         )
         if recorded.closed:
             metrics.sessions_closed(recorded.session.kind, recorded.session.status, "client")
-            metrics.credits_charged(recorded.credits_charged)
         return SessionOut.of(recorded.session)
 
 
