@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.open_stays import open_stays, refused
@@ -48,16 +49,22 @@ class EndStaysInFinishedRooms:
             await self._end_in_finished_rooms(tenant, page, swept)
         return swept
 
-    async def timed_out(self, tenant: Tenant, sessions: Sequence[Session]) -> Swept:
-        """Sessions the reaper's timeouts have just closed: those that are stays in rooms that
-        had finished end with their room (a guess that replaces the reaper's, once)."""
+    async def timed_out(
+        self, tenant: Tenant, sessions: Sequence[Session], timed_out_at: datetime
+    ) -> Swept:
+        """Sessions the reaper's timeouts closed at `timed_out_at`: those that are stays in rooms
+        that had finished by then end with their room (a guess that replaces the reaper's,
+        once). A room that finished after (its room_finished handled since the timeouts, a
+        moment ago) leaves them the reaper's end, as room_finished leaves ended stays alone."""
         swept = Swept()
-        await self._end_in_finished_rooms(tenant, [s for s in sessions if s.kind == KIND], swept)
+        stays = [s for s in sessions if s.kind == KIND]
+        await self._end_in_finished_rooms(tenant, stays, swept, timed_out_at)
         return swept
 
     async def _end_in_finished_rooms(
-        self, tenant: Tenant, stays: Sequence[Session], swept: Swept
+        self, tenant: Tenant, stays: Sequence[Session], swept: Swept, by: datetime | None = None
     ) -> None:
+        """End those of `stays` whose room finished (by `by`, if given) with their room."""
         in_rooms = [
             (s, room) for s in stays if isinstance(room := s.attributes.get("room_sid"), str)
         ]
@@ -65,7 +72,7 @@ class EndStaysInFinishedRooms:
             return
         finished = await self._finished_rooms.which_finished(tenant.id, {r for _, r in in_rooms})
         for stay, room in in_rooms:
-            if room not in finished:
+            if room not in finished or (by is not None and finished[room] > by):
                 continue
             try:
                 exited = await self._stays.end_with_room(stay, finished[room], tenant.settings)

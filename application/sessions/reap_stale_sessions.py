@@ -108,7 +108,7 @@ class ReapStaleSessions:
             )
             run.closed_by.update((s.kind, s.status.value) for s in batch)
             if accounts:  # stays stored since the sweep, in rooms that had finished
-                run.swept(await self._end_stays_in_finished_rooms.timed_out(tenant, batch))
+                run.swept(await self._end_stays_in_finished_rooms.timed_out(tenant, batch, now))
             await self._deduct_credits.settle_many(
                 [s for s in batch if s.charge_state is ChargeState.PENDING]
             )
