@@ -31,7 +31,8 @@ class DeductCredits:
     is still pending then is settled by the reaper, and so is a session whose subject's ledger
     an erasure holds longer than a settlement waits (LedgerHeld), or whose subject is the
     pseudonym of an erasure that is unfinished (it failed before its ledger moved: the reaper
-    settles it once the erasure is retried). A session not pending is returned as is."""
+    settles it once the erasure is retried). A session not pending is returned as is. Each
+    first charge is told to the ChargeTally (the metrics) by the settlement that wrote it."""
 
     def __init__(
         self,
