@@ -54,7 +54,7 @@ def run_async(make: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
-def _psql(url: str, sql: str) -> str:
+def psql(url: str, sql: str) -> str:
     """What the statement printed, unaligned and without headers."""
     done = subprocess.run(
         ["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
@@ -87,8 +87,8 @@ async def _migrate(url: str) -> None:
 def postgres_url() -> Iterator[str]:
     """The server's maintenance database; a migrated template database sits beside it."""
     with PostgresServer() as server:
-        _psql(server.url, f"DROP DATABASE IF EXISTS {TEMPLATE}")
-        _psql(server.url, f"CREATE DATABASE {TEMPLATE}")
+        psql(server.url, f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        psql(server.url, f"CREATE DATABASE {TEMPLATE}")
         run_async(lambda: _migrate(_database_url(server.url, TEMPLATE)))
         yield server.url
 
@@ -118,7 +118,7 @@ class PostgresDatabases:
         self._background = ThreadPoolExecutor(1, thread_name_prefix="postgresql-databases")
         self._emptied: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()
         self._made: list[str] = []
-        self._empty_all = _psql(
+        self._empty_all = psql(
             _database_url(server, TEMPLATE),
             "SELECT string_agg('DELETE FROM ' || quote_ident(tablename), '; ') FROM pg_tables"
             " WHERE schemaname = 'public' AND tablename <> 'alembic_version'",
@@ -136,16 +136,16 @@ class PostgresDatabases:
     def close(self) -> None:
         self._background.shutdown(wait=True)
         for name in self._made:
-            _psql(self._server, f"DROP DATABASE {name} WITH (FORCE)")
+            psql(self._server, f"DROP DATABASE {name} WITH (FORCE)")
 
     def _clone(self) -> str:
         name = _database_name()
-        _psql(self._server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        psql(self._server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         self._made.append(name)
         return name
 
     def _empty(self, name: str) -> str:
-        _psql(_database_url(self._server, name), self._empty_all)
+        psql(_database_url(self._server, name), self._empty_all)
         return name
 
 

@@ -16,7 +16,7 @@ from application.trials.get_trial_status import GetTrialStatusQuery
 from entrypoints.cli.main import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
-from tests.conftest import _database_url, _psql, open_storage, run_async
+from tests.conftest import _database_url, open_storage, psql, run_async
 from tests.contract.builders import a_tenant_with_everything
 from tests.servers import MongoServer
 
@@ -66,8 +66,8 @@ def test_a_tenant_moves_from_sqlite_to_postgresql_to_mongodb_and_keeps_every_fig
     tmp_path: Path, postgres_url: str, mongodb_server: MongoServer
 ) -> None:
     sqlite = f"sqlite:///{tmp_path}/before.db"
-    _psql(postgres_url, "DROP DATABASE IF EXISTS transfer")
-    _psql(postgres_url, "CREATE DATABASE transfer")
+    psql(postgres_url, "DROP DATABASE IF EXISTS transfer")
+    psql(postgres_url, "CREATE DATABASE transfer")
     stores = [
         sqlite,
         _database_url(postgres_url, "transfer"),

@@ -7,17 +7,20 @@ starts: each command is a process that takes seconds to start), then the API. Th
 stopped before the tests look at what the scenarios saw.
 """
 
+import sqlite3
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pymongo import MongoClient
 
-from tests.conftest import Databases
+from tests.conftest import Databases, psql
 from tests.e2e.serving import SESSIONMETER, Server, serving
 from tests.live.scenarios import (
     GRANTS,
@@ -30,6 +33,7 @@ from tests.live.scenarios import (
     ok,
 )
 from tests.livekit_server import API_KEY, API_SECRET, LiveKitServer
+from tests.metrics_samples import samples_of, value
 
 STORES = ["sqlite", "postgresql", "mongodb"]
 JOBS = {
@@ -48,6 +52,8 @@ class LiveRun:
     outcomes: dict[str, Future[Any]]
     set_up_seconds: float  # the server's start and the tenant's set-up
     scenarios_seconds: float  # every scenario, at once
+    # The credits_charged metric, and the first charges the ledgers hold, read together.
+    charges: tuple[float, int]
 
     def outcome(self, scenario: str) -> Any:
         """What the scenario saw (its failure re-raised, with what was sent and answered)."""
@@ -89,11 +95,56 @@ def live_run(store: str, storage_url: str, folder: Path) -> LiveRun:
             # A scenario still running then fails fast: the server stops.
             wait(outcomes.values(), timeout=SCENARIOS_WITHIN_SECONDS)
             played = time.monotonic()
-    run = LiveRun(store, outcomes, set_up - began, played - set_up)
+            charges = counted_and_written(server, store, storage_url)
+    run = LiveRun(store, outcomes, set_up - began, played - set_up, charges)
     print(
         f"live on {store}: set-up {run.set_up_seconds:.1f} s, scenarios {run.scenarios_seconds:.1f} s"
     )
     return run
+
+
+def counted_and_written(server: Server, store: str, storage_url: str) -> tuple[float, int]:
+    """`sessionmeter_credits_charged_total` and the credits of the sessions' first charges in
+    every ledger of the store, read while the background jobs still run. A charge is written
+    before it is counted, so when two reads of the metric around the ledgers' agree, the
+    ledgers hold exactly what the metric counted."""
+    for _ in range(50):
+        counted = credits_counted(server)
+        written = first_charges_written(store, storage_url)
+        if credits_counted(server) == counted:
+            return counted, written
+    raise AssertionError("credits were charged through every read of the ledgers")
+
+
+def credits_counted(server: Server) -> float:
+    metrics = httpx.get(f"{server.base_url}/metrics", timeout=30)
+    return value(samples_of(metrics.text), "sessionmeter_credits_charged_total")
+
+
+FIRST_CHARGES = "SELECT coalesce(-sum(amount), 0) FROM ledger_entries WHERE kind = 'charge'"
+
+
+def first_charges_written(store: str, storage_url: str) -> int:
+    """The credits of every first charge (entries of kind `charge`) in the store, all tenants,
+    from the database itself."""
+    if store == "sqlite":
+        with closing(sqlite3.connect(storage_url.removeprefix("sqlite:///"))) as db:
+            return int(db.execute(FIRST_CHARGES).fetchone()[0])
+    if store == "postgresql":
+        return int(psql(storage_url, FIRST_CHARGES))
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(storage_url) as client:
+        sums: list[dict[str, Any]] = (
+            client.get_default_database()["ledger"]
+            .aggregate(
+                [
+                    {"$match": {"kind": "charge"}},
+                    {"$group": {"_id": None, "sum": {"$sum": "$amount"}}},
+                ]
+            )
+            .to_list()
+        )
+        return -sum(int(found["sum"]) for found in sums)
 
 
 def operator(storage_url: str, *args: str) -> str:

@@ -446,3 +446,14 @@ def test_free_trials_run_out_and_convert_and_watch_time_splits_by_store_as_it_ru
     # Sora's two visits overlapped: watched once, though they add up to more.
     s1 = stores["quiz-S1"]
     assert 0 < s1["unique_seconds"] < s1["total_seconds"], s1
+
+
+def test_the_credits_charged_metric_counts_every_first_charge_once(live: LiveRun) -> None:
+    """Every scenario's charges, whoever wrote them while they ran (clients' exits, corrections,
+    event batches, LiveKit webhooks, the reaper, reconciliation): the server's
+    `sessionmeter_credits_charged_total` is the sum of the first charges its ledgers hold, none
+    missed and none counted twice (adjustments are not first charges)."""
+    counted, written = live.charges
+
+    assert written > 0
+    assert counted == written, live.charges
