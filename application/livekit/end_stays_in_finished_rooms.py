@@ -1,8 +1,7 @@
 """The reaper's sweep: stays still open in rooms that finished end with their room."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.open_stays import open_stays, refused
@@ -20,6 +19,7 @@ from domain.tenants import Tenant
 class Swept:
     ended: list[RecordedExit] = field(default_factory=list)  # the stays this sweep closed
     failures: list[TenantFailure] = field(default_factory=list)  # stays a rule kept open
+    seen_open: set[str] = field(default_factory=set)  # the ids of the open stays it read
 
 
 class EndStaysInFinishedRooms:
@@ -33,7 +33,7 @@ class EndStaysInFinishedRooms:
     per page of open stays.
 
     Where the tenant's stays do go idle, the reaper's timeouts may close such a stay before a
-    sweep finds it (it was stored after the sweep's page): `timed_out` then gives it its room's
+    sweep reads it (it was stored after the sweep's page): `timed_out` then gives it its room's
     end instead of the reaper's guess, as the sweep would have."""
 
     def __init__(
@@ -46,25 +46,27 @@ class EndStaysInFinishedRooms:
     async def __call__(self, tenant: Tenant) -> Swept:
         swept = Swept()
         async for page in open_stays(self._sessions, tenant.id):
+            swept.seen_open.update(s.id for s in page)
             await self._end_in_finished_rooms(tenant, page, swept)
         return swept
 
     async def timed_out(
-        self, tenant: Tenant, sessions: Sequence[Session], timed_out_at: datetime
+        self, tenant: Tenant, sessions: Sequence[Session], seen_open: Collection[str]
     ) -> Swept:
-        """Sessions the reaper's timeouts closed at `timed_out_at`: those that are stays in rooms
-        that had finished by then end with their room (a guess that replaces the reaper's,
-        once). A room that finished after (its room_finished handled since the timeouts, a
-        moment ago) leaves them the reaper's end, as room_finished leaves ended stays alone."""
+        """Sessions the reaper's timeouts have just closed, after a sweep that read `seen_open`:
+        the stays among them that sweep did not read (stored since) and whose room is
+        remembered finished end with their room (a guess that replaces the reaper's, once), the
+        look their own webhook should have made. A stay the sweep read open, its room not
+        finished then, keeps the reaper's end even if its room finished since, as room_finished
+        leaves ended stays alone."""
         swept = Swept()
-        stays = [s for s in sessions if s.kind == KIND]
-        await self._end_in_finished_rooms(tenant, stays, swept, timed_out_at)
+        stays = [s for s in sessions if s.kind == KIND and s.id not in seen_open]
+        await self._end_in_finished_rooms(tenant, stays, swept)
         return swept
 
     async def _end_in_finished_rooms(
-        self, tenant: Tenant, stays: Sequence[Session], swept: Swept, by: datetime | None = None
+        self, tenant: Tenant, stays: Sequence[Session], swept: Swept
     ) -> None:
-        """End those of `stays` whose room finished (by `by`, if given) with their room."""
         in_rooms = [
             (s, room) for s in stays if isinstance(room := s.attributes.get("room_sid"), str)
         ]
@@ -72,7 +74,7 @@ class EndStaysInFinishedRooms:
             return
         finished = await self._finished_rooms.which_finished(tenant.id, {r for _, r in in_rooms})
         for stay, room in in_rooms:
-            if room not in finished or (by is not None and finished[room] > by):
+            if room not in finished:
                 continue
             try:
                 exited = await self._stays.end_with_room(stay, finished[room], tenant.settings)

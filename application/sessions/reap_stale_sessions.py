@@ -48,7 +48,7 @@ class ReapStaleSessions:
     one of the tenant's LiveKit accounts has a server URL (reconciliation then keeps the stays
     of participants still present alive) or `idle_timeouts` names the kind; but a stay open in
     a room that finished ends with its room (EndStaysInFinishedRooms), and so does one these
-    timeouts have just closed in a room that had finished (stored after the sweep's look). The
+    timeouts have just closed that was stored after the sweep's look, in a finished room. The
     end the reaper chooses is a guess: later evidence (a client's exit, events dated after it)
     may correct it. Tenants are reaped one by one, each in isolation: the result says how many sessions
     were closed (by kind and status), what their charges came to, how many sessions are still
@@ -92,8 +92,11 @@ class ReapStaleSessions:
 
     async def _reap(self, tenant: Tenant, run: "_Run") -> None:
         accounts = await self._livekit_accounts.of_tenant(tenant.id)
+        seen_open: set[str] = set()
         if accounts:  # LiveKit's webhooks may have stored stays in rooms that finished
-            run.swept(await self._end_stays_in_finished_rooms(tenant))
+            swept = await self._end_stays_in_finished_rooms(tenant)
+            run.swept(swept)
+            seen_open = swept.seen_open
         reconciled = any(account.url for account in accounts)
         now = self._clock.now()
         staleness = Staleness.of(tenant.settings, now, reconciled)
@@ -108,7 +111,8 @@ class ReapStaleSessions:
             )
             run.closed_by.update((s.kind, s.status.value) for s in batch)
             if accounts:  # stays stored since the sweep, in rooms that had finished
-                run.swept(await self._end_stays_in_finished_rooms.timed_out(tenant, batch, now))
+                in_rooms = self._end_stays_in_finished_rooms
+                run.swept(await in_rooms.timed_out(tenant, batch, seen_open))
             await self._deduct_credits.settle_many(
                 [s for s in batch if s.charge_state is ChargeState.PENDING]
             )

@@ -13,8 +13,10 @@ import pytest
 
 from adapters.mongodb.storage import MongoStorage
 from domain.tenants import Tenant
+from entrypoints.container.outside import Untallied
 from tests.contract.builders import add_tenant
 from tests.contract.races import Race
+from tests.fakes import FakeTally
 
 
 @pytest.fixture
@@ -39,3 +41,13 @@ async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
 def race(storage_url: str, storage: Any) -> Race:
     """Run callers concurrently, each on its own storage object of the test's database."""
     return Race(storage_url, storage)
+
+
+@pytest.fixture
+def tally(monkeypatch: pytest.MonkeyPatch) -> FakeTally:
+    """What every container of the test (each racer's, each helper's) tells the metrics."""
+    heard = FakeTally()
+    monkeypatch.setattr(
+        Untallied, "credits_charged", lambda _, credits: heard.credits_charged(credits)
+    )
+    return heard

@@ -13,7 +13,7 @@ revision, since wave 2), "the balance always equals the sum of the ledger"; "Bac
 
 Each test states the guarantee it holds the code to. The defects it found (five paths counting
 nothing, MongoDB batch claims finished by another caller, a room that finished after the timeouts)
-were mended in 3af3167 and the commit after; every test stays as a regression test."""
+were mended in 3af3167 and the commits after; every test stays as a regression test."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -28,7 +28,6 @@ from domain.livekit import KIND
 from domain.session import ROOM_FINISHED, Session, SessionStatus
 from domain.staleness import Staleness
 from domain.tenants import Tenant
-from entrypoints.container.outside import Untallied
 from tests.app_client import Api
 from tests.contract.builders import OPEN, a_session, add_tenant, at, wired
 from tests.contract.races import Race, after, wait_for
@@ -50,16 +49,6 @@ from tests.metrics_samples import samples_of, value
 anyio = pytest.mark.anyio
 
 WINDOW = timedelta(days=7)
-
-
-@pytest.fixture
-def tally(monkeypatch: pytest.MonkeyPatch) -> FakeTally:
-    """What every container of the test (each racer's, each helper's) tells the metrics."""
-    heard = FakeTally()
-    monkeypatch.setattr(
-        Untallied, "credits_charged", lambda _, credits: heard.credits_charged(credits)
-    )
-    return heard
 
 
 def first_charge(written: list[Any]) -> int:
@@ -629,12 +618,11 @@ async def test_a_refused_room_end_at_the_reapers_timeouts_crashes_nothing_and_co
 async def test_a_stay_timed_out_before_its_room_finished_by_livekits_clock_keeps_the_reapers_end(
     storage: Any,
 ) -> None:
-    """The same, and then the reaper's clock passes 105. The room finished at 110 by LiveKit's
-    clock, after the run at 95 timed Ana's stay out at 2: a room that finished after the
-    timeouts leaves the stay the reaper's end (EndStaysInFinishedRooms.timed_out), as
-    room_finished leaves ended stays alone; the sweep ends open stays only. So later runs
-    change nothing: 2, timed out, charged 2 once. (Review: the look once refused that end for
-    the skew; it now does not try it.)"""
+    """The same, and then the reaper's clock passes 105. The sweep of the run at 95 read Ana's
+    stay open (its room's end, 110 by LiveKit's clock, refused for the skew), then the timeouts
+    closed it at 2: a stay the sweep read open keeps the reaper's end
+    (EndStaysInFinishedRooms.timed_out), as room_finished leaves ended stays alone; later
+    sweeps read open stays only. So later runs change nothing: 2, timed out, charged 2 once."""
     tenant, _ = await idle_tenant(storage)
     ahead = LiveKitServer(room="ahead")
     await deliver(storage, ahead.joined("ana", stamped(0)))
