@@ -50,9 +50,9 @@ class ReapStaleSessions:
     a room that finished ends with its room (EndStaysInFinishedRooms), and so does one these
     timeouts have just closed that was stored after the sweep's look, in a finished room. The
     end the reaper chooses is a guess: later evidence (a client's exit, events dated after it)
-    may correct it. Tenants are reaped one by one, each in isolation: the result says how many sessions
-    were closed (by kind and status), what their charges came to, how many sessions are still
-    active, and which tenants failed.
+    may correct it. Tenants are reaped one by one, each in isolation: the result says how many
+    sessions were closed (by kind and status), how many are still active, and which tenants
+    failed (the charges are told to the metrics by DeductCredits).
 
     A backlog goes BATCH_SIZE sessions at a time: each batch is closed in one storage step and
     charged in another (DeductCredits.settle_many), and the storage's `batch_pause_seconds`
