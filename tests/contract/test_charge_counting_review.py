@@ -134,9 +134,10 @@ async def first_charges_of(storage: Any, tenant: Tenant, sessions: list[Session]
 async def test_three_reapers_at_once_over_a_backlog_count_each_first_charge_once(
     storage: Any, tenant: Tenant, race: Race, attempt: int, tally: FakeTally
 ) -> None:
-    """DESIGN.md: background jobs are safe to run concurrently on several machines; 843c6cc:
-    the tally hears of each first charge once, from the settlement that wrote it. Three reapers race over 40 idle sessions: the runs close 40 between them, each
-    session has one charge entry, and the runs' counts add up to the ledger's first charges."""
+    """DESIGN.md: background jobs are safe to run concurrently on several machines; the tally
+    hears of each first charge once, from the settlement that wrote it. Three reapers race
+    over 40 idle sessions: the runs close 40 between them, each session has one charge entry,
+    and what the tally heard adds up to the ledger's first charges."""
     sessions = await stale_kiosks(storage, tenant)
 
     runs = await race(*(lambda s: reap_at(s, 95),) * 3)
@@ -341,8 +342,8 @@ async def test_the_back_ends_exit_of_a_stay_with_its_camera_on_counts_the_first_
 ) -> None:
     """The product's back end exits Ana's open stay (RecordExit, at 5) while her camera is on
     (published at 1): README, "a stay that ends ends its open tracks". The exit closes and
-    charges the stay; what the ledger shows as its first charge is what the exit counts
-    (the tally hears the first charge from the settlement that wrote it), an adjustment after it is not."""
+    charges the stay; what the ledger shows as its first charge is what the tally hears (from
+    the settlement that wrote it); an adjustment after it is not heard."""
     server = await a_server(storage, tenant)
     await deliver(storage, server.joined("ana", stamped(0)))
     await deliver(storage, published(server))
