@@ -115,6 +115,9 @@ class _DropsOnce:
 # Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
 # two writes; when the second fails and the process lives on, whoever finishes the claim's note
 # later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
+# Telling it at the claim would mean answering success before the entry is in, so that a balance
+# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
+# settlement's caller retrying (a client's exit) writes it at once instead.
 @pytest.mark.xfail(strict=True, reason="MongoDB: a claim finished by another caller is not told")
 @on_mongodb
 async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once_finished(
@@ -146,6 +149,9 @@ async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once
 # Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
 # two writes; when the second fails and the process lives on, whoever finishes the claim's note
 # later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
+# Telling it at the claim would mean answering success before the entry is in, so that a balance
+# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
+# settlement's caller retrying (a client's exit) writes it at once instead.
 @pytest.mark.xfail(strict=True, reason="MongoDB: a claim finished by another caller is not told")
 @on_mongodb
 async def test_a_reapers_batch_whose_entries_dropped_after_its_claims_is_counted_once_finished(
