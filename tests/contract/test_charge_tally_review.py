@@ -98,6 +98,17 @@ def exit_at(tenant: Tenant, session: Session, minute: float, now: float = 95) ->
 # --- 1. MongoDB: a settlement cut short after its claim, the process alive ---------------------
 
 
+# Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
+# two writes; when the second fails and the process lives on, whoever finishes the claim's note
+# later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
+# Telling it at the claim would mean answering success before the entry is in, so that a balance
+# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
+# settlement's caller retrying (a client's exit) writes it at once instead.
+FINISHED_BY_ANOTHER = pytest.mark.xfail(
+    strict=True, reason="MongoDB: a claim finished by another caller is not told"
+)
+
+
 class _DropsOnce:
     """A module function of adapters.mongodb.credits that fails once (a primary stepping down,
     a connection dropped) and then works."""
@@ -112,13 +123,7 @@ class _DropsOnce:
         return await self._real(*args)
 
 
-# Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
-# two writes; when the second fails and the process lives on, whoever finishes the claim's note
-# later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
-# Telling it at the claim would mean answering success before the entry is in, so that a balance
-# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
-# settlement's caller retrying (a client's exit) writes it at once instead.
-@pytest.mark.xfail(strict=True, reason="MongoDB: a claim finished by another caller is not told")
+@FINISHED_BY_ANOTHER
 @on_mongodb
 async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once_finished(
     storage: Any, tenant: Tenant, tally: FakeTally
@@ -146,13 +151,7 @@ async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once
     assert tally.told == [written]
 
 
-# Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
-# two writes; when the second fails and the process lives on, whoever finishes the claim's note
-# later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
-# Telling it at the claim would mean answering success before the entry is in, so that a balance
-# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
-# settlement's caller retrying (a client's exit) writes it at once instead.
-@pytest.mark.xfail(strict=True, reason="MongoDB: a claim finished by another caller is not told")
+@FINISHED_BY_ANOTHER
 @on_mongodb
 async def test_a_reapers_batch_whose_entries_dropped_after_its_claims_is_counted_once_finished(
     storage: Any, tenant: Tenant, tally: FakeTally
