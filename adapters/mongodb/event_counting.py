@@ -130,44 +130,91 @@ async def _count_session(
     window: timedelta,
 ) -> tuple[list[tuple[Event, str]], bool]:
     key = {"tenant_id": tenant_id, "id": session_id}
-    refused: list[tuple[Event, str]] = []
     for _ in range(ATTEMPTS):
         found = await db["sessions"].find_one(key)
-        if found is not None and token in found.get("counting", []):
-            return refused, False  # another finisher counted them
+        if found is not None and _decided(found, token):
+            # Another finisher decided them: its refusals are recorded with its count, and may
+            # still be in the log (it stopped before deleting them).
+            refused = _recorded_refusals(found, token, events)
+            await _delete(db, tenant_id, session_id, token, refused)
+            return refused, False
         # Checked after reading the session: marks gone means another caller counted them (and
         # moved event_count, which the guarded update below checks), so nothing is counted twice.
         marked = {"tenant_id": tenant_id, "session_id": session_id, "batch": token}
         if not await db["events"].count_documents(marked, limit=1):
-            return refused, False
+            return [], False
         session = None if found is None else from_document(found)
-        taken, refused_now = _decide(session, events, now, window)
-        # Refused first: a crash after the count must not leave them in the log.
-        if refused_now:
-            await db["events"].delete_many(
-                {
-                    **marked,
-                    "sequence_no": {"$in": [e.sequence_no for e, _ in refused_now]},
-                }
-            )
-            refused += refused_now
-            events = taken
-        if found is None or not taken:
+        taken, refused = _decide(session, events, now, window)
+        if found is None:
+            await _delete(db, tenant_id, session_id, token, refused)
             return refused, False
-        guard, update, was_repriced = _count(found, token, taken, now)
+        # The count records what it refused in the same guarded write, before deleting it: so
+        # another finisher of the batch, deciding otherwise, finds the decision made (its own
+        # guarded count fails) and takes it, rather than counting an event deleted meanwhile.
+        guard, update, was_repriced = _count(found, token, taken, now, refused)
         counted = await db["sessions"].update_one(guard, update)
         if counted.modified_count:
+            await _delete(db, tenant_id, session_id, token, refused)
             return refused, was_repriced
         # The session changed since it was read: decide again.
     raise Conflict(f"session {session_id} changed too often to count its events; retry the batch")
 
 
+def _decided(session: Document, token: ObjectId) -> bool:
+    """Whether a count of `token` into `session` is done: the token is recorded until the
+    batch's marks are removed, its refusals (if any) for good."""
+    return token in session.get("counting", []) or str(token) in session.get("refusals", {})
+
+
+def counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
+    """Whether the event `sequence_no`, marked `token`, is counted into `session` (as read)."""
+    in_count = token in session.get("counting", [])
+    return in_count and not refused_when_counted(session, token, sequence_no)
+
+
+def refused_when_counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
+    """Whether the count of `token` into `session` (as read) refused the event `sequence_no`."""
+    return sequence_no in dict(session.get("refusals", {}).get(str(token), []))
+
+
+def _recorded_refusals(
+    found: Document, token: ObjectId, events: list[Event]
+) -> list[tuple[Event, str]]:
+    """Those of `events` that the count of `token` into the session `found` refused."""
+    reasons = dict(found.get("refusals", {}).get(str(token), []))
+    return [(e, reasons[e.sequence_no]) for e in events if e.sequence_no in reasons]
+
+
+async def _delete(
+    db: AsyncDatabase[Document],
+    tenant_id: str,
+    session_id: str,
+    token: ObjectId,
+    refused: list[tuple[Event, str]],
+) -> None:
+    """Delete the refused events of the batch `token` from the log (again: a no-op)."""
+    if refused:
+        await db["events"].delete_many(
+            {
+                "tenant_id": tenant_id,
+                "session_id": session_id,
+                "batch": token,
+                "sequence_no": {"$in": [e.sequence_no for e, _ in refused]},
+            }
+        )
+
+
 def _count(
-    found: Document, token: ObjectId, taken: list[Event], now: datetime
+    found: Document,
+    token: ObjectId,
+    taken: list[Event],
+    now: datetime,
+    refused: Sequence[tuple[Event, str]] = (),
 ) -> tuple[Document, Document, bool]:
     """The update that counts `taken` into the session `found` (which takes them all): its
     filter, guarded on the session as read and on not having counted `token`; the update, which
-    records `token`; and whether the count leaves the session pending a new settlement."""
+    records `token` and the batch's events the session `refused` (`refusals.<token>`: number and
+    reason); and whether the count leaves the session pending a new settlement."""
     session = from_document(found)
     revision = session.charge_revision
     added = session.record_events(taken, now)
@@ -176,6 +223,7 @@ def _count(
         "tenant_id": session.tenant_id,
         "id": session.id,
         "counting": {"$ne": token},
+        f"refusals.{token}": {"$exists": False},
         "event_count": found["event_count"],
         **{f: found.get(f) for f in DECIDED_BY},
     }
@@ -185,6 +233,8 @@ def _count(
         "$set": {f: document[f] for f in LIFE_CHANGES},
         "$push": {"counting": token},
     }
+    if refused:
+        update["$set"][f"refusals.{token}"] = [[e.sequence_no, why] for e, why in refused]
     return guard, update, session.charge_revision != revision
 
 
@@ -246,10 +296,10 @@ async def finish_stale_batches(
     now: datetime,
     window: timedelta,
     session_ids: Iterable[str] | None = None,
-) -> bool:
+) -> list[tuple[Event, str]]:
     """Count what appends that died left uncounted (of these sessions, or of the tenant), deciding
-    on the caller's `now` and late-data `window` as the append would have; True when there was
-    any."""
+    on the caller's `now` and late-data `window` as the append would have; the events refused
+    then (deleted), with the reason, as `finish_batches` says."""
     query: Document = {"tenant_id": tenant_id, "batch": {"$lt": _stale_before()}}
     if session_ids is not None:
         query["session_id"] = {"$in": list(session_ids)}
@@ -264,15 +314,17 @@ async def finish_batches(
     marked: Iterable[Document],
     now: datetime,
     window: timedelta,
-) -> bool:
+) -> list[tuple[Event, str]]:
     """Count the `marked` events (documents, as stored) that appends which died left, as
-    `finish_stale_batches` does; True when there were any."""
+    `finish_stale_batches` does. The events of theirs refused (deleted), with the reason: by
+    this call, or by another finisher that decided first (its refusals are recorded)."""
     by_token: dict[ObjectId, list[Event]] = defaultdict(list)
     for document in marked:
         by_token[document["batch"]].append(event_from_document(document))
+    refused = []
     for token, events in by_token.items():
-        await count_batch(db, tenant_id, token, events, now, window)
-    return bool(by_token)
+        refused += (await count_batch(db, tenant_id, token, events, now, window))[0]
+    return refused
 
 
 def _stale_before() -> ObjectId:

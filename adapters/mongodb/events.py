@@ -32,7 +32,13 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, InvalidOper
 
 from adapters.mongodb.documents import DUPLICATE_KEY, Document, duplicates_in
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.event_counting import count_batch, counting_writes, finish_stale_batches
+from adapters.mongodb.event_counting import (
+    count_batch,
+    counted,
+    counting_writes,
+    finish_stale_batches,
+    refused_when_counted,
+)
 from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
 from application.events.ports import EventLog
@@ -62,12 +68,13 @@ class MongoEventLog(EventLog):
             # insert meets it and finishes that append (the long way, in _store).
             before = await self._counted(tenant_id, looked_up, found)
             sorted_batch = sort_batch(batch, sessions, now, window, admits, before)
-        inserted, refused, repriced = await self._store(
+        inserted, refused, met_refused, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )
         # Events their session no longer took when they were counted were refused then, and so
-        # were their numbers repeated in the batch.
-        reasons = {(e.session_id, e.sequence_no): reason for e, reason in refused}
+        # were their numbers repeated in the batch; and so were those met stored by an append
+        # that died, which its finishing refused.
+        reasons = {(e.session_id, e.sequence_no): why for e, why in [*refused, *met_refused]}
         answered = {r.index for r in sorted_batch.rejections}
         answered |= {i for i, _, _ in sorted_batch.refused}
         sorted_batch.refused += [
@@ -75,7 +82,8 @@ class MongoEventLog(EventLog):
             for i, e in batch
             if (e.session_id, e.sequence_no) in reasons and i not in answered
         ]
-        stored_before = await self._stored(tenant_id, [e for _, e, _ in sorted_batch.refused])
+        refused_now = [e for _, e, _ in sorted_batch.refused]
+        stored_before = await self._stored(tenant_id, refused_now, found)
         rejections = sorted_batch.rejected(stored_before)
         counted = inserted - len(refused)
         return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
@@ -122,12 +130,12 @@ class MongoEventLog(EventLog):
         read: dict[str, Document],
         now: datetime,
         window: timedelta,
-    ) -> tuple[int, list[tuple[Event, str]], frozenset[str]]:
+    ) -> tuple[int, list[tuple[Event, str]], list[tuple[Event, str]], frozenset[str]]:
         """Insert the new `events` and count them into their sessions, `read` before: how many
-        were inserted, those refused when counted (deleted since), and the ended sessions left
-        pending a new settlement."""
+        were inserted, those refused when counted (deleted since), those of a dead append's
+        batch that finishing it refused, and the ended sessions left pending a new settlement."""
         if not events:
-            return 0, [], frozenset()
+            return 0, [], [], frozenset()
         token = ObjectId()
         inserts = [
             InsertOne({**to_document(tenant_id, e), "batch": token}, namespace=self._namespace)
@@ -141,7 +149,7 @@ class MongoEventLog(EventLog):
         if self._one_command:
             try:
                 await self._db.client.bulk_write([*inserts, *counting.writes], ordered=True)
-                return len(events), [], counting.repriced_before(len(counting.writes))
+                return len(events), [], [], counting.repriced_before(len(counting.writes))
             except InvalidOperation:  # not sent: the server is older than MongoDB 8.0
                 self._one_command = False
             except ClientBulkWriteException as error:
@@ -157,9 +165,10 @@ class MongoEventLog(EventLog):
         more, repeated_too = await self._insert(tenant_id, rest, token)
         inserted = [*done, *more]
         refused, recounted = await count_batch(self._db, tenant_id, token, inserted, now, window)
+        met_refused = []
         if repeated := repeated | repeated_too:  # maybe a retry of a batch whose append died
-            await finish_stale_batches(self._db, tenant_id, now, window, repeated)
-        return len(inserted), refused, repriced | recounted
+            met_refused = await finish_stale_batches(self._db, tenant_id, now, window, repeated)
+        return len(inserted), refused, met_refused, repriced | recounted
 
     @property
     def _namespace(self) -> str:
@@ -185,22 +194,36 @@ class MongoEventLog(EventLog):
         self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
     ) -> set[tuple[str, int]]:
         """The keys of these events that are stored and counted into their `sessions` (as read):
-        without an append's mark, or with the mark of a token the session has counted
-        (event_counting: the marks go after the count)."""
+        without an append's mark, or with the mark of a token the session has counted and not
+        refused them under (event_counting: the marks go after the count, refused events after
+        their refusal is recorded)."""
         found = self._events.find(
             _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
         )
         return {
             (d["session_id"], d["sequence_no"])
             async for d in found
-            if "batch" not in d or d["batch"] in sessions[d["session_id"]].get("counting", [])
+            if "batch" not in d or counted(sessions[d["session_id"]], d["batch"], d["sequence_no"])
         }
 
-    async def _stored(self, tenant_id: str, events: list[Event]) -> set[tuple[str, int]]:
+    async def _stored(
+        self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
+    ) -> set[tuple[str, int]]:
+        """The keys of these events that are stored, but for those a count into their
+        `sessions` (as read) refused and has not deleted yet (a finisher that died between)."""
         if not events:
             return set()
-        cursor = self._events.find(_keys(tenant_id, events), {"session_id": 1, "sequence_no": 1})
-        return {(d["session_id"], d["sequence_no"]) async for d in cursor}
+        cursor = self._events.find(
+            _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
+        )
+        return {
+            (d["session_id"], d["sequence_no"])
+            async for d in cursor
+            if "batch" not in d
+            or not refused_when_counted(
+                sessions.get(d["session_id"], {}), d["batch"], d["sequence_no"]
+            )
+        }
 
 
 def _keys(tenant_id: str, events: list[Event]) -> Document:

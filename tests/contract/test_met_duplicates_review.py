@@ -169,9 +169,6 @@ async def test_finishing_a_dead_append_in_one_session_leaves_its_events_in_anoth
 WEEK = timedelta(days=7)  # the tenant's late-data window (the default)
 
 
-# Open: a finisher's refusal is not recorded on the session, so another finisher's guarded count
-# does not see it; deleting after recording it would leave refused events in the log on a crash.
-@pytest.mark.xfail(strict=True, reason="MongoDB: two finishers of one dead append decide apart")
 @on_mongodb
 async def test_two_finishers_of_a_dead_append_deciding_apart_count_what_the_other_deleted(
     storage: Any, tenant: Tenant, script: Script, monkeypatch: pytest.MonkeyPatch
@@ -211,3 +208,40 @@ async def test_two_finishers_of_a_dead_append_deciding_apart_count_what_the_othe
     )
 
     await assert_books_balance(storage, tenant, [session], [(x, answers["X"])])
+
+
+@on_mongodb
+async def test_a_refusal_a_finisher_recorded_and_died_before_deleting_is_deleted_by_the_next(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finisher records what it refuses with its count (`refusals.<token>`), then deletes it:
+    dying in between leaves the refused event in the log, still marked. The session ended at
+    5; D stored d1 (dated 4) and died. The reaper, a minute after the late-data window closed,
+    finishes D's batch (d1 is late), records the refusal and dies before deleting d1. A retry
+    of d1 then finds it refused, not stored (it is still in the log, but refused), and the
+    reaper's next run deletes it: nothing was counted, and the books balance."""
+    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
+    session = await stored_session(storage, tenant)
+    await exit_of(tenant, session, 5)(storage)
+    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
+    d1 = tap(session, 1, 10, minute=4)
+    with pytest.raises(ConnectionError):
+        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
+    deletes = event_counting._delete
+
+    async def dies(*args: Any) -> None:
+        raise ConnectionError("the finisher died before deleting")
+
+    monkeypatch.setattr(event_counting, "_delete", dies)
+    after_the_window = 5 + WEEK.total_seconds() / 60 + 1
+    reaped = await reap(storage, after_the_window)
+    monkeypatch.setattr(event_counting, "_delete", deletes)
+    assert reaped.failures, reaped  # it died after recording the refusal
+    assert [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)] == [1]
+
+    retry = await storage.events.append(tenant.id, batch(d1), at(after_the_window), WEEK)
+    await reap(storage, after_the_window + 1)
+
+    assert [(r.index, r.error) for r in retry.rejections] == [(0, "late")], retry
+    kept = await assert_books_balance(storage, tenant, [session], [(batch(d1), retry)])
+    assert kept == set(), kept
