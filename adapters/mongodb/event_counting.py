@@ -6,7 +6,10 @@ last_seen_at, a provisional end, a new charge revision) in one update guarded on
 it was read and on `counting != token`, which also records the token in the session's `counting`
 list: so the step happens at most once per session, whoever runs it, and a session that changed
 in between is read and decided again. Events the session no longer takes when they are counted
-(it ended, the window passed) are deleted and refused. Then the marks are removed, then the
+(it ended, the window passed, the meter's cap) are refused: recorded in that same update
+(`refusals.<token>`, number and reason, kept for good), then deleted; the guard also requires no
+refusals recorded for the token, so two finishers of one batch cannot both decide, and the one
+that finds the token decided takes the recorded refusals. Then the marks are removed, then the
 token. A crash between the steps leaves marked events behind; `finish_stale_batches` completes
 them later (a retried batch, a close, the reaper), deciding on that caller's clock and late-data
 window.
