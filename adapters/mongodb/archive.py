@@ -18,6 +18,7 @@ from adapters.mongodb.credits import (
 )
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.event_counting import counted
 from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
 from adapters.mongodb.livekit import account_from_document
 from adapters.mongodb.plans import (
@@ -148,13 +149,22 @@ class MongoTenantArchive(TenantArchive):
         tenant = await self._db["tenants"].find_one({"id": tenant_id})
         assert tenant is not None, f"no tenant {tenant_id}"
         yield tenant_from_document(tenant)
+        # Sessions with counts under way (event_counting): their events still marked go only if
+        # counted into them, so that each session's usage is the sum of its exported events.
+        counting: dict[str, Document] = {}
         for record_class, (collection, _, from_document, order) in COLLECTIONS.items():
             cursor = self._db[collection].find(
                 {"tenant_id": tenant_id}, sort=[(key, 1) for key in order]
             )
             async for document in cursor:
                 if record_class is Session:  # with its event gaps
+                    if document.get("counting") or document.get("refusals"):
+                        counting[document["id"]] = document
                     yield await session_documents.load(self._db, document)
+                elif record_class is Event and "batch" in document:
+                    session = counting.get(document["session_id"], {})
+                    if counted(session, document["batch"], document["sequence_no"]):
+                        yield from_document(document)
                 else:
                     yield from_document(document)
 

@@ -145,7 +145,9 @@ async def _count_session(
         # moved event_count, which the guarded update below checks), so nothing is counted twice.
         marked = {"tenant_id": tenant_id, "session_id": session_id, "batch": token}
         if not await db["events"].count_documents(marked, limit=1):
-            return [], False
+            # Counted by another caller, or refused by it (and deleted): read its decision.
+            decided = await db["sessions"].find_one(key)
+            return ([] if decided is None else _recorded_refusals(decided, token, events)), False
         session = None if found is None else from_document(found)
         taken, refused = _decide(session, events, now, window)
         if found is None:
@@ -178,6 +180,19 @@ def counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
 def refused_when_counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
     """Whether the count of `token` into `session` (as read) refused the event `sequence_no`."""
     return sequence_no in dict(session.get("refusals", {}).get(str(token), []))
+
+
+def refusal_of(session: Document, sequence_no: int) -> str | None:
+    """Why a count into `session` (as read) refused the event `sequence_no`, if one did."""
+    for refused in session.get("refusals", {}).values():
+        if (why := dict(refused).get(sequence_no)) is not None:
+            return str(why)
+    return None
+
+
+def is_stale(token: ObjectId) -> bool:
+    """Whether the append that marked events with `token` has died (its marks are that old)."""
+    return token < _stale_before()
 
 
 def _recorded_refusals(

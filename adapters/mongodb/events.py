@@ -14,8 +14,9 @@ The command stops at the first event stored before (a retry, a concurrent copy o
 at the first session that changed since 1, and the append finishes the long way: the rest of
 the events by an unordered insert_many (which names every duplicate), then count_batch for what
 is not counted yet (3 round trips a session, reading it again, and 2 to remove marks and token);
-for duplicates, one `find` of marks a dead append left among their sessions (a retry finishes
-such a batch). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
+for duplicates, one `find` of their marks (_stored_before: one a dead append left is finished
+first, a retry being how such a batch gets counted, and one a count refused is answered as
+refused). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
 A server before 8.0, which has no bulkWrite command, takes the long way for every batch. Events
 refused by their sessions (ended, late, the meter limit) cost one `find` more: of those stored
 before, which are duplicates, not errors; one refused by the meter limit, one more before the
@@ -37,6 +38,8 @@ from adapters.mongodb.event_counting import (
     counted,
     counting_writes,
     finish_stale_batches,
+    is_stale,
+    refusal_of,
     refused_when_counted,
 )
 from adapters.mongodb.event_documents import from_document, to_document
@@ -68,13 +71,18 @@ class MongoEventLog(EventLog):
             # insert meets it and finishes that append (the long way, in _store).
             before = await self._counted(tenant_id, looked_up, found)
             sorted_batch = sort_batch(batch, sessions, now, window, admits, before)
-        inserted, refused, met_refused, repriced = await self._store(
+        inserted, refused, met, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )
+        # What the batch refused, and what its insert met stored by another append, was stored
+        # before only if it is stored and its count did not refuse it; else it was refused then.
+        refused_by_batch = [e for _, e, _ in sorted_batch.refused]
+        stored_before, refused_before = await self._stored_before(
+            tenant_id, refused_by_batch, met, now, window
+        )
         # Events their session no longer took when they were counted were refused then, and so
-        # were their numbers repeated in the batch; and so were those met stored by an append
-        # that died, which its finishing refused.
-        reasons = {(e.session_id, e.sequence_no): why for e, why in [*refused, *met_refused]}
+        # were their numbers repeated in the batch.
+        reasons = {(e.session_id, e.sequence_no): why for e, why in refused} | refused_before
         answered = {r.index for r in sorted_batch.rejections}
         answered |= {i for i, _, _ in sorted_batch.refused}
         sorted_batch.refused += [
@@ -82,8 +90,6 @@ class MongoEventLog(EventLog):
             for i, e in batch
             if (e.session_id, e.sequence_no) in reasons and i not in answered
         ]
-        refused_now = [e for _, e, _ in sorted_batch.refused]
-        stored_before = await self._stored(tenant_id, refused_now, found)
         rejections = sorted_batch.rejected(stored_before)
         counted = inserted - len(refused)
         return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
@@ -130,10 +136,10 @@ class MongoEventLog(EventLog):
         read: dict[str, Document],
         now: datetime,
         window: timedelta,
-    ) -> tuple[int, list[tuple[Event, str]], list[tuple[Event, str]], frozenset[str]]:
+    ) -> tuple[int, list[tuple[Event, str]], list[Event], frozenset[str]]:
         """Insert the new `events` and count them into their sessions, `read` before: how many
-        were inserted, those refused when counted (deleted since), those of a dead append's
-        batch that finishing it refused, and the ended sessions left pending a new settlement."""
+        were inserted, those refused when counted (deleted since), those met stored by another
+        append, and the ended sessions left pending a new settlement."""
         if not events:
             return 0, [], [], frozenset()
         token = ObjectId()
@@ -144,7 +150,7 @@ class MongoEventLog(EventLog):
         counting = counting_writes(self._db, tenant_id, token, events, read, now)
         done: list[Event] = []  # inserted by the command
         rest = events  # left for the long way to insert
-        repeated: set[str] = set()  # sessions of events stored before
+        met: list[Event] = []  # stored before
         repriced: frozenset[str] = frozenset()
         if self._one_command:
             try:
@@ -158,17 +164,15 @@ class MongoEventLog(EventLog):
                     if code != DUPLICATE_KEY:
                         raise
                     done, rest = events[:stopped], events[stopped + 1 :]
-                    repeated.add(events[stopped].session_id)
+                    met.append(events[stopped])
                 else:  # at a session that changed since it was read: counted up to there
                     done, rest = events, []
                     repriced = counting.repriced_before(stopped - len(events))
-        more, repeated_too = await self._insert(tenant_id, rest, token)
-        inserted = [*done, *more]
+        more, met_too = await self._insert(tenant_id, rest, token)
+        inserted, met = [*done, *more], [*met, *met_too]
         refused, recounted = await count_batch(self._db, tenant_id, token, inserted, now, window)
-        met_refused = []
-        if repeated := repeated | repeated_too:  # maybe a retry of a batch whose append died
-            met_refused = await finish_stale_batches(self._db, tenant_id, now, window, repeated)
-        return len(inserted), refused, met_refused, repriced | recounted
+        # What it met (maybe a retry of a batch whose append died) is for _stored_before.
+        return len(inserted), refused, met, repriced | recounted
 
     @property
     def _namespace(self) -> str:
@@ -176,19 +180,19 @@ class MongoEventLog(EventLog):
 
     async def _insert(
         self, tenant_id: str, events: list[Event], token: ObjectId
-    ) -> tuple[list[Event], set[str]]:
-        """Insert what is new, marked with `token`: the events this call stored, and the
-        sessions of those that were stored already."""
+    ) -> tuple[list[Event], list[Event]]:
+        """Insert what is new, marked with `token`: the events this call stored, and those that
+        were stored already."""
         if not events:
-            return [], set()
+            return [], []
         documents = [{**to_document(tenant_id, e), "batch": token} for e in events]
         try:
             await self._events.insert_many(documents, ordered=False)
         except BulkWriteError as error:
             failed = duplicates_in(error)
             stored = [e for i, e in enumerate(events) if i not in failed]
-            return stored, {events[i].session_id for i in failed}
-        return events, set()
+            return stored, [events[i] for i in sorted(failed)]
+        return events, []
 
     async def _counted(
         self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
@@ -206,24 +210,52 @@ class MongoEventLog(EventLog):
             if "batch" not in d or counted(sessions[d["session_id"]], d["batch"], d["sequence_no"])
         }
 
-    async def _stored(
-        self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
-    ) -> set[tuple[str, int]]:
-        """The keys of these events that are stored, but for those a count into their
-        `sessions` (as read) refused and has not deleted yet (a finisher that died between)."""
+    async def _stored_before(
+        self,
+        tenant_id: str,
+        refused: list[Event],
+        met: list[Event],
+        now: datetime,
+        window: timedelta,
+    ) -> tuple[set[tuple[str, int]], dict[tuple[str, int], str]]:
+        """Of these events (`refused` by this batch, `met` stored by another append on insert),
+        the keys of those stored and not refused by their count; and those their count refused,
+        with the reason recorded (deleted since, or about to be: a finisher died between). A
+        dead append's batch among them is finished first, so that its events' fate is known
+        (a retry is how such a batch gets counted). One an append younger than STALE_AFTER
+        stored and has not counted yet is taken for stored (its fate is not known yet: README,
+        the MongoDB gap)."""
+        events = [*refused, *met]
         if not events:
-            return set()
+            return set(), {}
+        marks = await self._marks(tenant_id, events)
+        met_keys = {(e.session_id, e.sequence_no) for e in met}
+        if all(token is None for token in marks.values()) and met_keys <= marks.keys():
+            return set(marks), {}  # the usual: counted long ago, or never stored
+        ids = {e.session_id for e in events}
+        if any(token is not None and is_stale(token) for token in marks.values()):
+            await finish_stale_batches(self._db, tenant_id, now, window, ids)
+            marks = await self._marks(tenant_id, events)
+        sessions = await self._sessions(tenant_id, ids)
+        stored, refused_when = set(), {}
+        for event in events:
+            key, session = (event.session_id, event.sequence_no), sessions.get(event.session_id, {})
+            token = marks.get(key)
+            if key in marks and (token is None or not refused_when_counted(session, token, key[1])):
+                stored.add(key)
+            elif (why := refusal_of(session, key[1])) is not None:
+                refused_when[key] = why
+        return stored, refused_when
+
+    async def _marks(
+        self, tenant_id: str, events: list[Event]
+    ) -> dict[tuple[str, int], ObjectId | None]:
+        """The keys of these events that are stored, with the batch token each is marked with
+        (None: counted, its marks gone)."""
         cursor = self._events.find(
             _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
         )
-        return {
-            (d["session_id"], d["sequence_no"])
-            async for d in cursor
-            if "batch" not in d
-            or not refused_when_counted(
-                sessions.get(d["session_id"], {}), d["batch"], d["sequence_no"]
-            )
-        }
+        return {(d["session_id"], d["sequence_no"]): d.get("batch") async for d in cursor}
 
 
 def _keys(tenant_id: str, events: list[Event]) -> Document:
