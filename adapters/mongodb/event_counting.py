@@ -7,7 +7,7 @@ it was read and on `counting != token`, which also records the token in the sess
 list: so the step happens at most once per session, whoever runs it, and a session that changed
 in between is read and decided again. Events the session no longer takes when they are counted
 (it ended, the window passed, the meter's cap) are refused: recorded in that same update
-(`refusals.<token>`, number and reason, kept a day), then deleted; the guard also requires no
+(`refusals.<token>`, number and reason, kept for good), then deleted; the guard also requires no
 refusals recorded for the token, so two finishers of one batch cannot both decide, and the one
 that finds the token decided takes the recorded refusals. Then the marks are removed, then the
 token. A crash between the steps leaves marked events behind; `finish_stale_batches` completes
@@ -39,9 +39,6 @@ from domain.session import DECIDED_BY, LIFE_CHANGES, Session
 
 # Older marks than this belong to an append that died; younger ones may still be in flight.
 STALE_AFTER = timedelta(seconds=30)
-# A count's recorded refusals serve the finishers of its batch, which are done long before this;
-# older ones go with the next refusals recorded on the session.
-REFUSALS_KEPT = timedelta(days=1)
 ATTEMPTS = 20
 # Added to an update guarded on a session's `_id` and state as read, with upsert: when the
 # session changed, the insert the upsert then attempts would change the `_id` from the filter,
@@ -170,7 +167,7 @@ async def _count_session(
 
 def _decided(session: Document, token: ObjectId) -> bool:
     """Whether a count of `token` into `session` is done: the token is recorded until the
-    batch's marks are removed, its refusals (if any) for a day (REFUSALS_KEPT)."""
+    batch's marks are removed, its refusals (if any) for good."""
     return token in session.get("counting", []) or str(token) in session.get("refusals", {})
 
 
@@ -256,9 +253,6 @@ def _count(
     }
     if refused:
         update["$set"][f"refusals.{token}"] = [[e.sequence_no, why] for e, why in refused]
-        kept_from = ObjectId.from_datetime(datetime.now(UTC) - REFUSALS_KEPT)
-        if old := [t for t in found.get("refusals", {}) if ObjectId(t) < kept_from]:
-            update["$unset"] = {f"refusals.{t}": "" for t in old}
     return guard, update, session.charge_revision != revision
 
 

@@ -17,7 +17,7 @@ every test stays as a regression test.
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from unittest.mock import patch
@@ -459,27 +459,3 @@ async def test_a_usual_batch_into_a_session_with_recorded_refusals_is_two_round_
 
     assert (outcome.inserted, outcome.rejections) == (100, []), outcome
     assert sent == ["find sessions", "bulkWrite"], sent
-
-
-@on_mongodb
-@pytest.mark.usefixtures("stale_at_once")
-async def test_refusals_older_than_a_day_go_with_the_next_recorded_on_the_session(
-    storage: Any, tenant: Tenant, mongodb: MongoStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A session's recorded refusals serve the finishers of their batch only, so they do not
-    pile up on its document (read by every append): one recorded two days ago goes when the
-    next refusal is recorded; one recorded an hour ago stays."""
-    session, _ = await dead_d1_of_an_ended_session(storage, tenant, monkeypatch)
-    old = str(ObjectId.from_datetime(datetime.now(UTC) - timedelta(days=2)))
-    recent = str(ObjectId.from_datetime(datetime.now(UTC) - timedelta(hours=1)))
-    records = {f"refusals.{old}": [[90, "late"]], f"refusals.{recent}": [[91, "late"]]}
-    await mongodb.db["sessions"].update_one({"id": session.id}, {"$set": records})
-
-    await reap(storage, AFTER_THE_WINDOW)  # refuses d1 as late, recording it
-
-    document = await mongodb.db["sessions"].find_one({"id": session.id})
-    assert document is not None
-    kept = document["refusals"]
-    assert old not in kept and recent in kept, kept
-    assert [[1, "late"]] in kept.values(), kept
-    await assert_books_balance(storage, tenant, [session], [])
