@@ -179,7 +179,12 @@ def counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
 
 def refused_when_counted(session: Document, token: ObjectId, sequence_no: int) -> bool:
     """Whether the count of `token` into `session` (as read) refused the event `sequence_no`."""
-    return sequence_no in dict(session.get("refusals", {}).get(str(token), []))
+    return sequence_no in _refusals(session, token)
+
+
+def _refusals(session: Document, token: ObjectId) -> dict[int, str]:
+    """The reasons the count of `token` into `session` (as read) refused events, by number."""
+    return dict(session.get("refusals", {}).get(str(token), []))
 
 
 def refusal_of(session: Document, sequence_no: int) -> str | None:
@@ -199,7 +204,7 @@ def _recorded_refusals(
     found: Document, token: ObjectId, events: list[Event]
 ) -> list[tuple[Event, str]]:
     """Those of `events` that the count of `token` into the session `found` refused."""
-    reasons = dict(found.get("refusals", {}).get(str(token), []))
+    reasons = _refusals(found, token)
     return [(e, reasons[e.sequence_no]) for e in events if e.sequence_no in reasons]
 
 

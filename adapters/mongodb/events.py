@@ -201,13 +201,10 @@ class MongoEventLog(EventLog):
         without an append's mark, or with the mark of a token the session has counted and not
         refused them under (event_counting: the marks go after the count, refused events after
         their refusal is recorded)."""
-        found = self._events.find(
-            _keys(tenant_id, events), {"session_id": 1, "sequence_no": 1, "batch": 1}
-        )
         return {
-            (d["session_id"], d["sequence_no"])
-            async for d in found
-            if "batch" not in d or counted(sessions[d["session_id"]], d["batch"], d["sequence_no"])
+            (session_id, number)
+            for (session_id, number), token in (await self._marks(tenant_id, events)).items()
+            if token is None or counted(sessions[session_id], token, number)
         }
 
     async def _stored_before(

@@ -7,10 +7,12 @@ they all start at once.
 """
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from adapters.mongodb import event_counting
 from adapters.mongodb.storage import MongoStorage
 from domain.tenants import Tenant
 from entrypoints.container.outside import Untallied
@@ -51,3 +53,10 @@ def tally(monkeypatch: pytest.MonkeyPatch) -> FakeTally:
         Untallied, "credits_charged", lambda _, credits: heard.credits_charged(credits)
     )
     return heard
+
+
+@pytest.fixture
+def stale_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MongoDB: marks are stale at once, so every append that died is a batch any finisher may
+    finish (event_counting.STALE_AFTER)."""
+    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))

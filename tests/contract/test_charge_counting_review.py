@@ -117,6 +117,15 @@ async def stale_kiosks(storage: Any, tenant: Tenant, n: int = CROWD) -> list[Ses
     return made
 
 
+async def assert_ended(
+    storage: Any, tenant: Tenant, sessions: list[Session], status: SessionStatus, minute: float
+) -> None:
+    """Each of the sessions is stored ended with `status` at `minute`."""
+    for session in sessions:
+        stored = await storage.sessions.get(tenant.id, session.id)
+        assert (stored.status, stored.ended_at) == (status, at(minute)), stored
+
+
 async def first_charges_of(storage: Any, tenant: Tenant, sessions: list[Session]) -> int:
     total = 0
     for session in sessions:
@@ -170,9 +179,7 @@ async def test_a_reaper_and_every_clients_exit_at_once_count_each_first_charge_o
 
     assert tally.total == counted
     written = await first_charges_of(storage, tenant, sessions)
-    for session in sessions:
-        stored = await storage.sessions.get(tenant.id, session.id)
-        assert (stored.status, stored.ended_at) == (SessionStatus.COMPLETED, at(20)), stored
+    await assert_ended(storage, tenant, sessions, SessionStatus.COMPLETED, 20)
     assert counted == written, tally.told
 
 
@@ -408,6 +415,32 @@ async def test_a_stay_timed_out_in_a_finished_room_ends_with_it_and_its_charge_i
     assert counted == tally.told == [first_charge(written)], kinds(written)
 
 
+async def room_finished_around_the_run(
+    storage: Any, race: Race, finished_at: float, inside: bool
+) -> tuple[Tenant, LiveKitServer]:
+    """Ana (an idle-rooms tenant) joined at 0 and was last seen at 80 (a screen-share audio
+    track, which meters nothing); the reaper's run at 95 times her stay out at 80. Her room's
+    room_finished, stamped `finished_at`, is handled after that run, or `inside` it (between
+    its timeouts and its look at the finished rooms); then the reaper runs at 100."""
+    tenant, server = await idle_tenant(storage)
+    await deliver(storage, server.joined("ana", stamped(0)))
+    await deliver(storage, screen_share_audio(server, 80))
+    finished = server.webhook("room_finished", stamped(finished_at))
+    if inside:
+        reached, go = threading.Event(), threading.Event()
+        await race(
+            lambda s: reaping(
+                s, 95, **paused(s, "sessions", "time_out_idle", reached, go, before=False)
+            ),
+            after(reached, go, lambda s: deliver(s, finished)),
+        )
+    else:
+        await reap_at(storage, 95)
+        await deliver(storage, finished)
+    await reap_at(storage, 100)
+    return tenant, server
+
+
 @anyio
 @pytest.mark.parametrize("order", ["reaper-then-room", "room-inside-the-reapers-run"])
 async def test_a_stay_timed_out_while_its_room_still_ran_keeps_the_reapers_end(
@@ -419,22 +452,9 @@ async def test_a_stay_timed_out_while_its_room_still_ran_keeps_the_reapers_end(
     finishes at 96, after that. Whether its room_finished arrives after the run or while the
     run is between its timeouts and its look at the finished rooms, the stay keeps the
     reaper's end (80, timed_out) and is charged 80, once."""
-    tenant, server = await idle_tenant(storage)
-    await deliver(storage, server.joined("ana", stamped(0)))
-    await deliver(storage, screen_share_audio(server, 80))
-    finished = server.webhook("room_finished", stamped(96))
-    if order == "reaper-then-room":
-        await reap_at(storage, 95)
-        await deliver(storage, finished)
-    else:
-        reached, go = threading.Event(), threading.Event()
-        await race(
-            lambda s: reaping(
-                s, 95, **paused(s, "sessions", "time_out_idle", reached, go, before=False)
-            ),
-            after(reached, go, lambda s: deliver(s, finished)),
-        )
-    await reap_at(storage, 100)
+    tenant, server = await room_finished_around_the_run(
+        storage, race, 96, inside=order == "room-inside-the-reapers-run"
+    )
 
     stay, credits, _ = await books_of(storage, tenant, stay_of(server))
     seen = (stay.status, stay.ended_at, stay.exit_reason, credits)

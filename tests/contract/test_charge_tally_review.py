@@ -43,13 +43,13 @@ from tests.contract.erasure_builders import (
 from tests.contract.races import HoldsAfterErasing, Race, after, wait_for
 from tests.contract.test_charge_counting_review import (
     KIOSK,
-    idle_tenant,
+    assert_ended,
     reap_at,
-    screen_share_audio,
+    room_finished_around_the_run,
     stale_kiosks,
 )
 from tests.contract.test_finished_room_sweep_review import paused, reaping
-from tests.contract.test_todays_fixes_review import books_of, deliver, stamped, stay_of
+from tests.contract.test_todays_fixes_review import books_of, stamped, stay_of
 from tests.fakes import FakeClock, FakeTally
 
 pytestmark = pytest.mark.anyio
@@ -201,9 +201,7 @@ async def test_corrections_between_the_batch_and_its_telling_leave_one_count_per
 
     subjects = [f"k{i}" for i in range(6)]
     written = await first_charges_in_the_books(storage, tenant, subjects, sessions)
-    for session in sessions:
-        stored = await storage.sessions.get(tenant.id, session.id)
-        assert (stored.status, stored.ended_at) == (SessionStatus.COMPLETED, at(20)), stored
+    await assert_ended(storage, tenant, sessions, SessionStatus.COMPLETED, 20)
     assert tally.total == written, (tally.told, written)
 
 
@@ -329,12 +327,8 @@ async def test_reapers_exits_and_event_batches_at_once_tell_each_first_charge_on
 
     subjects = [f"k{i}" for i in range(16)]
     written = await first_charges_in_the_books(storage, tenant, subjects, sessions)
-    for session in exited:
-        stored = await storage.sessions.get(tenant.id, session.id)
-        assert (stored.status, stored.ended_at) == (SessionStatus.COMPLETED, at(20)), stored
-    for session in evented:
-        stored = await storage.sessions.get(tenant.id, session.id)
-        assert (stored.status, stored.ended_at) == (SessionStatus.TIMED_OUT, at(30)), stored
+    await assert_ended(storage, tenant, exited, SessionStatus.COMPLETED, 20)
+    await assert_ended(storage, tenant, evented, SessionStatus.TIMED_OUT, 30)
     assert tally.total == written, (tally.told, written)
 
 
@@ -394,22 +388,9 @@ async def test_a_room_finished_before_the_run_but_handled_inside_it_leaves_the_r
     finished rooms. Either way room_finished found the stay ended: it keeps the reaper's end
     (80, timed_out), charged 80 once, told once. (The stamp is earlier than the run's `now`,
     as LiveKit's stamp of a webhook delivered late always is.)"""
-    tenant, server = await idle_tenant(storage)
-    await deliver(storage, server.joined("ana", stamped(0)))
-    await deliver(storage, screen_share_audio(server, 80))
-    finished = server.webhook("room_finished", stamped(94))
-    if order == "room-after-the-run":
-        await reap_at(storage, 95)
-        await deliver(storage, finished)
-    else:
-        reached, go = threading.Event(), threading.Event()
-        await race(
-            lambda s: reaping(
-                s, 95, **paused(s, "sessions", "time_out_idle", reached, go, before=False)
-            ),
-            after(reached, go, lambda s: deliver(s, finished)),
-        )
-    await reap_at(storage, 100)
+    tenant, server = await room_finished_around_the_run(
+        storage, race, 94, inside=order == "room-inside-the-run"
+    )
 
     stay, credits, written = await books_of(storage, tenant, stay_of(server))
     seen = (stay.status, stay.ended_at, stay.exit_reason, credits)

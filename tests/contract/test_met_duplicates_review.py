@@ -167,6 +167,24 @@ async def test_finishing_a_dead_append_in_one_session_leaves_its_events_in_anoth
 
 
 WEEK = timedelta(days=7)  # the tenant's late-data window (the default)
+ENDED_AT = 5  # the session's client exit, minute 5
+# Minutes: the late-data window of a session ended at 5 closed a minute before.
+AFTER_THE_WINDOW = ENDED_AT + WEEK.total_seconds() / 60 + 1
+WITHIN_THE_WINDOW = at(4) + WEEK  # a clock at which an ended session still takes d1
+
+
+async def dead_d1_of_an_ended_session(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Session, Event]:
+    """The session ended at minute 5; D stored d1 (10M, dated 4) and died before counting it.
+    A finisher on a clock within the window takes d1; one after it refuses d1 as late."""
+    session = await stored_session(storage, tenant)
+    await exit_of(tenant, session, ENDED_AT)(storage)
+    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
+    d1 = tap(session, 1, 10, minute=4)
+    with pytest.raises(ConnectionError):
+        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
+    return session, d1
 
 
 @on_mongodb
@@ -181,12 +199,7 @@ async def test_two_finishers_of_a_dead_append_deciding_apart_count_what_the_othe
     The retry's guarded count still matches the session (the reaper counted nothing) and
     counts d1: 10M of usage, no event, and the retry answers d1 as stored."""
     monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
-    session = await stored_session(storage, tenant)
-    await exit_of(tenant, session, 5)(storage)
-    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
-    d1 = tap(session, 1, 10, minute=4)
-    with pytest.raises(ConnectionError):
-        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
+    session, d1 = await dead_d1_of_an_ended_session(storage, tenant, monkeypatch)
     # The retry's first update_one is its guarded count of D's batch, decided just before.
     script.around(
         AsyncCollection,
@@ -199,12 +212,12 @@ async def test_two_finishers_of_a_dead_append_deciding_apart_count_what_the_othe
     async def the_reaper() -> None:
         await script.until("x decided")
         try:
-            await reap(storage, 5 + WEEK.total_seconds() / 60 + 1)
+            await reap(storage, AFTER_THE_WINDOW)
         finally:
             script.go("reaper done")
 
     answers = await script.run(
-        X=lambda: storage.events.append(tenant.id, x, at(4) + WEEK, WEEK), R=the_reaper
+        X=lambda: storage.events.append(tenant.id, x, WITHIN_THE_WINDOW, WEEK), R=the_reaper
     )
 
     await assert_books_balance(storage, tenant, [session], [(x, answers["X"])])
@@ -221,26 +234,20 @@ async def test_a_refusal_a_finisher_recorded_and_died_before_deleting_is_deleted
     of d1 then finds it refused, not stored (it is still in the log, but refused), and the
     reaper's next run deletes it: nothing was counted, and the books balance."""
     monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
-    session = await stored_session(storage, tenant)
-    await exit_of(tenant, session, 5)(storage)
-    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
-    d1 = tap(session, 1, 10, minute=4)
-    with pytest.raises(ConnectionError):
-        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
+    session, d1 = await dead_d1_of_an_ended_session(storage, tenant, monkeypatch)
     deletes = event_counting._delete
 
     async def dies(*args: Any) -> None:
         raise ConnectionError("the finisher died before deleting")
 
     monkeypatch.setattr(event_counting, "_delete", dies)
-    after_the_window = 5 + WEEK.total_seconds() / 60 + 1
-    reaped = await reap(storage, after_the_window)
+    reaped = await reap(storage, AFTER_THE_WINDOW)
     monkeypatch.setattr(event_counting, "_delete", deletes)
     assert reaped.failures, reaped  # it died after recording the refusal
     assert [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)] == [1]
 
-    retry = await storage.events.append(tenant.id, batch(d1), at(after_the_window), WEEK)
-    await reap(storage, after_the_window + 1)
+    retry = await storage.events.append(tenant.id, batch(d1), at(AFTER_THE_WINDOW), WEEK)
+    await reap(storage, AFTER_THE_WINDOW + 1)
 
     assert [(r.index, r.error) for r in retry.rejections] == [(0, "late")], retry
     kept = await assert_books_balance(storage, tenant, [session], [(batch(d1), retry)])

@@ -17,7 +17,6 @@ every test stays as a regression test.
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from unittest.mock import patch
@@ -41,9 +40,13 @@ from tests.contract.dying_appends import next_append_dies
 from tests.contract.erasure_builders import erase
 from tests.contract.scripted import Script
 from tests.contract.test_met_duplicates_review import (
+    AFTER_THE_WINDOW,
+    ENDED_AT,
     WEEK,
+    WITHIN_THE_WINDOW,
     assert_books_balance,
     batch,
+    dead_d1_of_an_ended_session,
     exit_of,
     kept_of,
     key,
@@ -55,37 +58,11 @@ from tests.integration.test_mongodb_round_trips import Commands
 pytestmark = pytest.mark.anyio
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 
-ENDED_AT = 5  # the session's client exit, minute 5
-# Minutes: the late-data window of a session ended at 5 closed a minute before.
-AFTER_THE_WINDOW = ENDED_AT + WEEK.total_seconds() / 60 + 1
-WITHIN_THE_WINDOW = at(4) + WEEK  # a clock at which an ended session still takes d1
-
 
 @pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+def script(stale_at_once: None, monkeypatch: pytest.MonkeyPatch) -> Script:
     """Forced interleavings (test_met_duplicates_review's fixture), with marks stale at once."""
-    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
     return Script(monkeypatch)
-
-
-@pytest.fixture
-def stale_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Marks are stale at once: every append that died is a batch any finisher may finish."""
-    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
-
-
-async def dead_d1_of_an_ended_session(
-    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Session, Event]:
-    """The session ended at minute 5; D stored d1 (10M, dated 4) and died before counting it.
-    A finisher on a clock within the window takes d1; one after it refuses d1 as late."""
-    session = await stored_session(storage, tenant)
-    await exit_of(tenant, session, ENDED_AT)(storage)
-    next_append_dies(monkeypatch, lambda write: isinstance(write, InsertOne))
-    d1 = tap(session, 1, 10, minute=4)
-    with pytest.raises(ConnectionError):
-        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
-    return session, d1
 
 
 async def dead_over_the_limit_once_finished(

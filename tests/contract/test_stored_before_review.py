@@ -46,7 +46,10 @@ from tests.contract.builders import NOW, OPEN, at, stored_session
 from tests.contract.dying_appends import next_append_dies
 from tests.contract.scripted import WHO, Script
 from tests.contract.test_met_duplicates_review import (
+    AFTER_THE_WINDOW,
+    ENDED_AT,
     WEEK,
+    WITHIN_THE_WINDOW,
     Batch,
     assert_books_balance,
     batch,
@@ -60,16 +63,12 @@ from tests.integration.test_mongodb_round_trips import Commands
 pytestmark = pytest.mark.anyio
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 
-ENDED_AT = 5  # the session's client exit, minute 5
-AFTER_THE_WINDOW = ENDED_AT + WEEK.total_seconds() / 60 + 1  # minutes: its window closed at 5+WEEK
-WITHIN_THE_WINDOW = at(4) + WEEK  # a clock at which the ended session still takes an event of 4
-TWO_DAYS = timedelta(days=2)  # older than event_counting.REFUSALS_KEPT
+TWO_DAYS = timedelta(days=2)  # a token made two days ago
 
 
 @pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+def script(stale_at_once: None, monkeypatch: pytest.MonkeyPatch) -> Script:
     """Forced interleavings, with marks stale at once (any finisher may finish a dead batch)."""
-    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
     return Script(monkeypatch)
 
 
