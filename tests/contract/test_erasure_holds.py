@@ -444,10 +444,15 @@ async def test_an_erasure_on_the_smallest_pool_allowed_is_not_starved_by_its_own
     assert erased.sessions == 1
 
 
+WATCH_ROUNDS = 750  # of 20 ms: 15 s for the claims to reach the lock
+
+
 class HoldsUntilClaimsWait(Proxy):
     """The erasure's port (PostgreSQL): once it holds the ledgers (its first step), it tells
-    the claims (`holding`) and goes on only once `claims` of them wait for the ledger's lock
-    (seen from a connection of the test's own: the pool is theirs)."""
+    the claims (`holding`) and goes on only once `claims` of them have waited for the ledger's
+    lock (seen from a connection of the test's own: the pool is theirs). The waiters are
+    counted by backend, as they are seen: on a busy machine the first may give up (LedgerHeld,
+    after 5 s) before the last begins to wait."""
 
     def __init__(self, inner: Any, holding: threading.Event, url: str, claims: int) -> None:
         super().__init__(inner)
@@ -459,13 +464,17 @@ class HoldsUntilClaimsWait(Proxy):
             watcher = await asyncpg.connect(self._url)
             try:
                 waiting = (
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
-                for _ in range(200):
-                    if await watcher.fetchval(waiting) >= self._claims:
+                waited: set[int] = set()
+                for _ in range(WATCH_ROUNDS):
+                    waited.update(row["pid"] for row in await watcher.fetch(waiting))
+                    if len(waited) >= self._claims:
                         break
                     await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError(f"{len(waited)} of {self._claims} claims waited")
             finally:
                 await watcher.close()
         return await self._inner.sessions(*args)
@@ -498,7 +507,7 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
             *map(settles, pending),
             return_exceptions=True,
         ),
-        timeout=20,
+        timeout=30,
     )
 
     assert isinstance(erased, Erased) and erased.sessions == 9, erased
