@@ -10,6 +10,8 @@ times each, for --seconds:
   pairs, --clients clients:
     direct   ingest.py's baseline: asyncpg, INSERT then UPDATE, each its own transaction
              (SQLite: the sqlite3 module in 8 threads on the server's file, the same writes);
+    direct, the service's statements (PostgreSQL): the three statements the service sends
+             for a pair, sent with asyncpg (ingest.py's pg_service_pairs);
     HTTP     POST /v1/sessions then POST /v1/sessions/{id}/exit (harness.lifecycles);
     floor    two GET /v1/tracker.js: requests through the same client, uvicorn and Litestar with
              no key, no body and no storage, what a pair costs before the service does anything;
@@ -60,6 +62,10 @@ class Costs:
     server: float = 0.0
     database: float = 0.0
     transactions: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.units / self.seconds
 
     def per_unit(self, cpu_seconds: float) -> float:
         return cpu_seconds / self.units * 1e6
@@ -176,9 +182,14 @@ async def ways_of(
     direct = direct_ways(args, svc, tenant_id, sessions)
     baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "unnest"
     (batches,) = (way for way in direct.events if baseline in way.name)
+    pairs = [way for way in direct.pairs if not way.service_statements][-1]  # SQLite: 8 threads
+    same = [
+        ("direct, the service's statements", w.rate) for w in direct.pairs if w.service_statements
+    ]
     return {
         f"start+exit pairs, {n} clients": {
-            "direct": direct.pairs[-1].rate,  # SQLite: the 8 threads
+            "direct": pairs.rate,
+            **dict(same),
             "HTTP": lambda seconds: lifecycles(svc.base, key, seconds, n, "webinar"),
             "floor (2 x GET /v1/tracker.js)": lambda seconds: trackers(svc.base, seconds, n, 2),
         },
@@ -240,24 +251,27 @@ def main() -> None:
 def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
     cores = os.cpu_count() or 1
     print(
-        f"{unit:33} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
+        f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
         f" {'PostgreSQL':>10} {'total':>6}  transactions each  rate at full cores"
     )
     for name, c in costs.items():
         database = f"{c.per_unit(c.database):>10,.0f}" if postgres else f"{'-':>10}"
         transactions = f"{c.transactions / c.units:>17.2f}" if postgres else f"{'-':>17}"
         print(
-            f"  {name:31} {c.units / c.seconds:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
+            f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
             f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {transactions}"
             f"  {cores * 1e6 / c.total:>18,.0f}"
         )
-    direct, http, floor = costs.values()
-    print(
-        f"  HTTP / direct: {http.units / http.seconds / (direct.units / direct.seconds):.1%}"
-        f" measured, {direct.total / http.total:.1%} in CPU (direct total / HTTP total);"
-        f" ceiling {direct.total / (direct.total + floor.total):.1%}, were the service's own"
-        " steps free (direct / (direct + floor))"
-    )
+    http = costs["HTTP"]
+    (floor,) = (c for name, c in costs.items() if name.startswith("floor"))
+    for name, direct in costs.items():
+        if name.startswith("direct"):
+            print(
+                f"  HTTP / {name}: {http.rate / direct.rate:.1%} measured,"
+                f" {direct.total / http.total:.1%} in CPU (direct total / HTTP total);"
+                f" ceiling {direct.total / (direct.total + floor.total):.1%}, were the"
+                " service's own steps free (direct / (direct + floor))"
+            )
 
 
 if __name__ == "__main__":

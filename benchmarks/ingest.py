@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from statistics import mean
 from typing import Any
 
@@ -73,7 +74,11 @@ from msgspec import Raw
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from domain.clock import to_the_millisecond  # harness puts the project on the path
+# harness puts the project on the path
+from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.tables import sessions as sessions_table
+from domain.clock import to_the_millisecond
+from domain.session import END_CHANGES
 
 BATCH = 100
 EVENT_CLIENTS = 8
@@ -148,6 +153,9 @@ class Way:
     # Writes each event once and skips duplicates, as the service does: only such a way is a
     # fair baseline for the service's ratio.
     skips_duplicates: bool = True
+    # Sends the very statements the service sends (the issue's baseline for pairs): the ratio
+    # against it is printed too, next to the one against the fastest way.
+    service_statements: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,30 +226,37 @@ async def http_events(
 
 
 async def in_turns(
-    http: Callable[[float], Awaitable[float]], direct: Way, seconds: float, pid: int
-) -> tuple[float, float, list[float]]:
-    """An HTTP rate and the direct one it is compared with, each the mean of ROUNDS slices
+    http: Callable[[float], Awaitable[float]], directs: list[Way], seconds: float, pid: int
+) -> tuple[float, list[float], list[float]]:
+    """An HTTP rate and the direct ones it is compared with, each the mean of ROUNDS slices
     taken in turn (this VM's speed moves by a fifth or more from one minute to the next: rates
     taken a minute apart made ratios of 34 % and 62 % of the same code); and each server
     worker's share of a core during the HTTP slices."""
-    http_rates, direct_rates, shares = [], [], []
+    http_rates: list[float] = []
+    direct_rates: list[list[float]] = [[] for _ in directs]
+    shares = []
     for _ in range(ROUNDS):
         with workers_cores(pid) as cores:
             http_rates.append(await http(seconds / ROUNDS))
         shares.append(cores)
-        direct_rates.append(await direct.rate(seconds / ROUNDS))
+        for way, rates in zip(directs, direct_rates, strict=True):
+            rates.append(await way.rate(seconds / ROUNDS))
     return (
         mean(http_rates),
-        mean(direct_rates),
+        [mean(rates) for rates in direct_rates],
         [mean(worker) for worker in zip(*shares, strict=True)],
     )
 
 
 async def figures(
-    args: argparse.Namespace, svc: Service, key: str, sessions: list[str], best: dict[str, Way]
+    args: argparse.Namespace,
+    svc: Service,
+    key: str,
+    sessions: list[str],
+    compared: dict[str, list[Way]],
 ) -> dict[str, Any]:
-    """Pairs, then events, per second through HTTP, in turns with the `best` direct way of
-    each, each on tables analysed just before (the pairs add thousands of sessions: unanalysed,
+    """Pairs, then events, per second through HTTP, in turns with the direct ways `compared`
+    with each (baselines), each on tables analysed just before (the pairs add thousands of sessions: unanalysed,
     they cost the events' statements 3-10 times as much in the database)."""
     pid = svc.process.pid
 
@@ -257,7 +272,7 @@ async def figures(
     for kind, http in (("pairs", pairs), ("events", events)):
         await analyze(svc.storage_url)
         found[kind], found[f"{kind} direct"], cores = await in_turns(
-            http, best[kind], args.seconds, pid
+            http, compared[kind], args.seconds, pid
         )
         found[f"{kind} cores"] = cores_text(cores)
     return found
@@ -273,12 +288,20 @@ async def survey(args: argparse.Namespace, ways: Ways) -> dict[str, list[tuple[W
 
 # PostgreSQL, asyncpg
 
+# As the service's connections for the statements it sends to asyncpg are set up
+# (adapters.sqlalchemy.engine.create_driver_engine): without them, a statement with array
+# parameters is planned again at each execution (the direct pairs of the service's statements:
+# 2,007 a second against … with them).
+DRIVER_SETTINGS = {"jit": "off", "plan_cache_mode": "force_generic_plan"}
+
 Write = Callable[[asyncpg.Connection, list[EventRow]], Awaitable[Any]]
 Setup = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 async def pg_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> float:
-    async with asyncpg.create_pool(url, min_size=clients, max_size=clients) as pool:
+    async with asyncpg.create_pool(
+        url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
+    ) as pool:
 
         async def pair(i: int) -> int:
             session_id = str(uuid.uuid4())
@@ -287,6 +310,56 @@ async def pg_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> fl
                     PG_SESSION_INSERT, tenant_id, session_id, f"u{i}", datetime.now(UTC)
                 )
                 await conn.execute(PG_SESSION_CLOSE, tenant_id, session_id, datetime.now(UTC))
+            return 1
+
+        return await run_for(seconds, clients, pair)
+
+
+async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> float:
+    """The statements the service sends for a pair, with the values it binds, sent directly:
+    the start's INSERT … ON CONFLICT DO NOTHING; the exit's read of the session with its meters
+    and row version, then its UPDATE guarded by that version (adapters.sqlalchemy.sessions,
+    `_unless_changed`). No transaction, as the service's."""
+    exit_statement = asyncpg_sessions.update_unless_changed(END_CHANGES)
+    async with asyncpg.create_pool(
+        url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
+    ) as pool:
+
+        async def pair(i: int) -> int:
+            session_id, started = str(uuid.uuid4()), datetime.now(UTC)
+            row = dict.fromkeys(column.key for column in sessions_table.c) | {
+                "tenant_id": tenant_id,
+                "id": session_id,
+                "kind": "webinar",
+                "resource_id": "r1",
+                "subject_id": f"u{i}",
+                "status": "active",
+                "started_at": started,
+                "last_seen_at": started,
+                "attributes": "{}",
+                "event_count": 0,
+                "max_sequence_no": 0,
+                "charge_state": "none",
+                "charge_revision": 0,
+            }
+            async with pool.acquire() as conn:
+                await conn.execute(asyncpg_sessions.INSERT, *row.values())
+                (read,) = await conn.fetch(asyncpg_sessions.READ_ONE, tenant_id, session_id)
+                ended = datetime.now(UTC)
+                end = row | {"status": "completed", "ended_at": ended, "last_seen_at": ended}
+                end["charge_state"] = "not_charged"
+                changes = [[end[c]] for c in END_CHANGES]
+                no_meters: list[list[Any]] = [[], [], [], []]
+                await conn.fetchval(
+                    exit_statement,
+                    tenant_id,
+                    *no_meters,
+                    [session_id],
+                    *changes,
+                    read["row_version"],
+                    0,
+                    Decimal(0),
+                )
             return 1
 
         return await run_for(seconds, clients, pair)
@@ -304,7 +377,9 @@ async def pg_events(
     """Batches written by `write`, each in a transaction with its session's UPDATE. A pool of
     its own, so what `setup` leaves on a connection cannot weigh on another way of writing."""
     size = len(sessions)
-    async with asyncpg.create_pool(url, min_size=size, max_size=size, init=setup) as pool:
+    async with asyncpg.create_pool(
+        url, min_size=size, max_size=size, init=setup, server_settings=DRIVER_SETTINGS
+    ) as pool:
 
         async def batch(i: int) -> int:
             taken = numbers.take(i)
@@ -362,7 +437,12 @@ def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[s
             Way(
                 "asyncpg INSERT, then UPDATE (autocommit)",
                 lambda seconds: pg_pairs(url, tenant_id, seconds, args.clients),
-            )
+            ),
+            Way(
+                "asyncpg, the service's own statements: INSERT; read, guarded UPDATE",
+                lambda seconds: pg_service_pairs(url, tenant_id, seconds, args.clients),
+                service_statements=True,
+            ),
         ],
         events=[
             Way("asyncpg executemany INSERT … ON CONFLICT DO NOTHING", events(executemany)),
@@ -581,10 +661,18 @@ def fastest(surveyed: list[tuple[Way, float]]) -> int:
     return max(kept)[1]
 
 
+def baselines(surveyed: list[tuple[Way, float]]) -> list[int]:
+    """The ways the HTTP figure is compared with: the fastest, then the one sending the
+    service's own statements, if there is one and it is not the fastest."""
+    best = fastest(surveyed)
+    same = [i for i, (way, _) in enumerate(surveyed) if way.service_statements and i != best]
+    return [best, *same]
+
+
 def print_figures(
     title: str, kind: str, surveyed: list[tuple[Way, float]], http: dict[int, dict[str, Any]]
 ) -> None:
-    best = fastest(surveyed)
+    best, compared = fastest(surveyed), baselines(surveyed)
     print(title)
     for i, (way, rate) in enumerate(surveyed):
         note = ""
@@ -594,9 +682,14 @@ def print_figures(
             note = "  (information only: does not skip duplicates, fails on one)"
         print(f"  direct {way.name:<76} {rate:>8,.0f}{note}")
     for workers, found in http.items():
-        rate, direct = found[kind], found[f"{kind} direct"]
-        label = f"HTTP, {workers} server worker(s), in turns with it (direct {direct:,.0f})"
-        print(f"  {label:<83} {rate:>8,.0f}  ratio {rate / direct:.1%}")
+        rate = found[kind]
+        ratios = ", ".join(
+            f"{rate / direct:.1%} of {'the fastest' if i == best else 'the same statements'}"
+            f" ({direct:,.0f})"
+            for i, direct in zip(compared, found[f"{kind} direct"], strict=True)
+        )
+        label = f"HTTP, {workers} server worker(s), in turns with those"
+        print(f"  {label:<83} {rate:>8,.0f}  ratio {ratios}")
 
 
 def main() -> None:
@@ -618,9 +711,12 @@ def main() -> None:
             ways = direct_ways(args, svc, tenant_id, sessions)
             # Once: what the driver does does not depend on the server's workers.
             surveyed = surveyed or asyncio.run(survey(args, ways))
-            best = {kind: getattr(ways, kind)[fastest(surveyed[kind])] for kind in surveyed}
+            compared = {
+                kind: [getattr(ways, kind)[i] for i in baselines(surveyed[kind])]
+                for kind in surveyed
+            }
             http[workers] = asyncio.run(
-                peak_rss_while(svc.process.pid, figures(args, svc, key, sessions, best))
+                peak_rss_while(svc.process.pid, figures(args, svc, key, sessions, compared))
             )
 
     print(

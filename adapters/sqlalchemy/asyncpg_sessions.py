@@ -151,7 +151,7 @@ async def save_unless_changed(
     only if it is still that version, else nothing is (False). The statement's UPDATE waits for
     a writer holding the row and then sees its row as that writer left it."""
     values = save_values([session], columns, {session.id: usage})
-    statement = _save_unless_changed(tuple(columns))
+    statement = update_unless_changed(tuple(columns))
     written = await driver.fetchval(
         statement,
         session.tenant_id,
@@ -209,7 +209,9 @@ def save_if(columns: tuple[str, ...], condition: str) -> str:
 
 
 @cache
-def _save_unless_changed(columns: tuple[str, ...]) -> str:
+def update_unless_changed(columns: tuple[str, ...]) -> str:
+    """`save_unless_changed`'s statement (also sent by benchmarks/ingest.py as the service sends
+    it)."""
     version = after_save_values(columns)
     unchanged = (
         f"s.xmin::text::bigint = ${version}"
