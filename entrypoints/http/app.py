@@ -7,14 +7,14 @@ from importlib.metadata import version
 from typing import Any, cast
 
 from dependency_injector import providers
-from litestar import Litestar
-from litestar.datastructures import State
+from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from entrypoints.container import Container, build_container
 from entrypoints.http.api_reference import RENDER_PLUGINS
 from entrypoints.http.background import every, livekit_reconciliation, reaper, retention, rollups
+from entrypoints.http.built_use_cases import BuiltUseCases
 from entrypoints.http.cross_origin import cors
 from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -61,12 +61,13 @@ def create_app(container: Container, settings: Settings) -> Litestar:
 
 
 def bind(app: Litestar, container: Container, settings: Settings) -> None:
-    """Point the app at a container. The use cases, the auth guard (guards cannot take
-    dependencies) and the background jobs find it in the app's state on each request or start,
-    so a test's override applies at once and one app can serve test after test, each on a
+    """Point the app at a container. The use cases (BuiltUseCases), the auth guard (guards
+    cannot take dependencies) and the background jobs find it in the app's state on each
+    request or start, so a test's override applies at once and one app can serve test after test, each on a
     container of its own. Rate limits and metrics count afresh; they live as long as the binding
     (in production, the process)."""
     app.state.container = container
+    app.state.use_cases = BuiltUseCases(use_case_providers(container))
     app.state.settings = settings
     app.state.rate_limits = RateLimits()
     app.state.metrics = Metrics()
@@ -126,23 +127,28 @@ def app_from_env() -> Litestar:
     return create_app(build_container(settings), settings)
 
 
-def use_case_dependencies(container: Container) -> dict[str, Provide]:
-    """Every use case of the container, as a dependency named like its provider: a handler asks
-    for `start_session` by parameter name. dependency-injector's own wiring does not work on
-    Litestar handlers, so each is bridged with a Provide that asks the bound container (`bind`)
-    on each request."""
+def use_case_providers(container: Container) -> dict[str, providers.Provider[Any]]:
+    """Every use case of the container, by name."""
     # dependency-injector's stubs read any attribute of a Container provider as one of its
     # providers, `providers` too; at run time it is the nested container's dict of them.
     use_cases = cast(dict[str, providers.Provider[Any]], container.use_cases.providers)
     return {
-        name: _bridge(name)
+        name: provider
         for name, provider in use_cases.items()
         if not isinstance(provider, providers.DependenciesContainer)
     }
 
 
-def _metrics(state: State) -> Metrics:
-    metrics: Metrics = state.metrics
+def use_case_dependencies(container: Container) -> dict[str, Provide]:
+    """Every use case of the container, as a dependency named like its provider: a handler asks
+    for `start_session` by parameter name. dependency-injector's own wiring does not work on
+    Litestar handlers, so each is bridged with a Provide that asks the bound container's use
+    cases (`bind`) on each request."""
+    return {name: _bridge(name) for name in use_case_providers(container)}
+
+
+def _metrics(request: Request[Any, Any, Any]) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
     return metrics
 
 
@@ -151,7 +157,9 @@ current_metrics = Provide(_metrics, sync_to_thread=False)
 
 
 def _bridge(name: str) -> Provide:
-    def use_case(state: State) -> Any:
-        return getattr(state.container.use_cases, name)()
+    # The request, not the app's `state`: Litestar makes a State object for each parameter so
+    # named, on every request.
+    def use_case(request: Request[Any, Any, Any]) -> Any:
+        return request.app.state.use_cases.get(name)
 
     return Provide(use_case, sync_to_thread=False)

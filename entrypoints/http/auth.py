@@ -30,6 +30,8 @@ ROLE = "role"
 # the exit, which pages send with navigator.sendBeacon as they go, and a beacon cannot set
 # headers. Elsewhere a key in the URL is ignored: URLs end up in logs and browser histories.
 KEY_IN_QUERY = "key_in_query"
+# Where the guard leaves the caller's Principal in the connection's state.
+PRINCIPAL = "principal"
 
 
 def needs(role: Role) -> dict[str, Role]:
@@ -54,9 +56,9 @@ async def authenticated(
 ) -> None:
     """Authenticate the caller, check that its key has the role the route needs, and count the
     request against the key's rate limit."""
-    authenticate: Authenticate = connection.app.state.container.use_cases.authenticate()
+    authenticate: Authenticate = connection.app.state.use_cases.get("authenticate")
     principal = await authenticate(presented_key(connection))
-    connection.state.principal = principal.require(route_handler.opt[ROLE])
+    _state(connection)[PRINCIPAL] = principal.require(route_handler.opt[ROLE])
     rate_limits: RateLimits = connection.app.state.rate_limits
     await rate_limits.count(principal)
 
@@ -71,8 +73,15 @@ async def admitted(
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal
+    principal: Principal = _state(request)[PRINCIPAL]
     return principal
+
+
+def _state(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+    """The connection's state as Litestar keeps it, in its scope (`connection.state` wraps it in
+    a new State object at each access)."""
+    state: dict[str, Any] = connection.scope.setdefault("state", {})
+    return state
 
 
 # The `caller` parameter of handlers behind the guard: the principal the guard resolved.
