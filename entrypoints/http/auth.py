@@ -40,12 +40,20 @@ def needs(role: Role) -> dict[str, Role]:
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    key = connection.headers.get("x-api-key")
+    """X-API-Key, else a bearer token (each header's first), else the query's `key` where the
+    route takes one. Read from the scope's raw headers: `connection.headers` decodes every
+    header into a new Headers object at each access."""
+    key = authorization = None
+    for name, value in connection.scope["headers"]:
+        if name == b"x-api-key" and key is None:
+            key = value
+        elif name == b"authorization" and authorization is None:
+            authorization = value
     if key:
-        return key
-    authorization = connection.headers.get("authorization", "")
-    if authorization.lower().startswith(BEARER):
-        return authorization[len(BEARER) :].strip()
+        return key.decode("latin-1")
+    bearer = (authorization or b"").decode("latin-1")
+    if bearer.lower().startswith(BEARER):
+        return bearer[len(BEARER) :].strip()
     if connection.route_handler.opt.get(KEY_IN_QUERY):
         return connection.query_params.get("key")
     return None

@@ -47,6 +47,8 @@ class Metrics:
         else:
             registry = self.registry
         self._kinds: set[str] = set()
+        # (method, route, status) → the request counter's and duration histogram's series.
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._requests = Counter(
             "sessionmeter_http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -123,8 +125,17 @@ class Metrics:
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else OTHER
-        self._requests.labels(method, route, str(status)).inc()
-        self._request_seconds.labels(route).observe(seconds)
+        counted = self._request_series.get((method, route, status))
+        if counted is None:
+            # Prometheus' labels() locks and builds its key on every call: a request's two
+            # series are looked up once per (method, route, status), as few as those labels.
+            counted = self._request_series[(method, route, status)] = (
+                self._requests.labels(method, route, str(status)),
+                self._request_seconds.labels(route),
+            )
+        count, duration = counted
+        count.inc()
+        duration.observe(seconds)
 
     def session_started(self, kind: str) -> None:
         self._started.labels(self._kind(kind)).inc()
