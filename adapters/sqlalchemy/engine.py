@@ -1,14 +1,16 @@
 """Engines for the two SQL families, and the dialect-specific INSERT they need."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -39,7 +41,14 @@ async def pooled_connection(engine: AsyncEngine) -> AsyncIterator[PoolProxiedCon
     (asyncpg_statements, sqlite_statements): without the Connection SQLAlchemy wraps around it in
     `engine.connect()`, a checkout and return cost a third of the CPU."""
     pool = engine.sync_engine.pool
-    connection = await engine.raw_connection()
+    try:
+        # A connection idle in the pool is taken without an await, so without the greenlet
+        # SQLAlchemy starts for one (two thirds of a checkout's CPU). A checkout that must await
+        # (for a new connection, or for one to come back) fails before anything has changed, and
+        # is made the usual way.
+        connection = engine.sync_engine.raw_connection()
+    except MissingGreenlet:
+        connection = await engine.raw_connection()
     try:
         yield connection
     finally:
@@ -98,14 +107,29 @@ def create_engine(url: str, pool_size: int, generic_plans: bool = False) -> Asyn
     settings = {"jit": "off"}
     if generic_plans:
         settings["plan_cache_mode"] = "force_generic_plan"
+    dsn = full.set(drivername="postgresql").render_as_string(hide_password=False)
     return create_async_engine(
         full,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
-        connect_args={"server_settings": settings},
+        async_creator=lambda: _Connecting(dsn, settings),
         **common,
     )
+
+
+class _Connecting:
+    """A new asyncpg connection, begun only when awaited. SQLAlchemy makes the awaitable of a new
+    connection before it finds that it cannot await it (a checkout outside its greenlet:
+    pooled_connection); a coroutine made and never awaited is a RuntimeWarning."""
+
+    def __init__(self, dsn: str, settings: dict[str, str]) -> None:
+        self._dsn, self._settings = dsn, settings
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        connecting = asyncpg.connect(self._dsn, server_settings=self._settings)
+        steps: Generator[Any, None, Any] = connecting.__await__()
+        return steps
 
 
 def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int) -> AsyncEngine:
