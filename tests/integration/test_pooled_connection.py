@@ -7,9 +7,11 @@ import asyncio
 import gc
 import warnings
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from adapters.sqlalchemy.engine import create_engine, pooled_connection
@@ -31,7 +33,8 @@ async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 async def answer(engine: AsyncEngine, value: int, hold_seconds: float = 0) -> int:
     async with pooled_connection(engine) as connection:
         await asyncio.sleep(hold_seconds)
-        found: int = await connection.driver_connection.fetchval("SELECT $1::int", value)
+        driver: Any = connection.driver_connection
+        found: int = await driver.fetchval("SELECT $1::int", value)
         return found
 
 
@@ -49,4 +52,5 @@ async def test_every_way_a_checkout_goes_gives_a_working_connection(engine: Asyn
         gc.collect()
 
     assert [str(w.message) for w in caught] == []
-    assert engine.sync_engine.pool.checkedout() == 0
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool) and pool.checkedout() == 0
