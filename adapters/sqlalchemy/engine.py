@@ -107,28 +107,27 @@ def create_engine(url: str, pool_size: int, generic_plans: bool = False) -> Asyn
     settings = {"jit": "off"}
     if generic_plans:
         settings["plan_cache_mode"] = "force_generic_plan"
-    dsn = full.set(drivername="postgresql").render_as_string(hide_password=False)
     return create_async_engine(
         full,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
-        async_creator=lambda: _Connecting(dsn, settings),
+        # The dialect calls `async_creator_fn` with the arguments it made of the URL and these.
+        connect_args={"server_settings": settings, "async_creator_fn": _Connecting},
         **common,
     )
 
 
 class _Connecting:
-    """A new asyncpg connection, begun only when awaited. SQLAlchemy makes the awaitable of a new
-    connection before it finds that it cannot await it (a checkout outside its greenlet:
-    pooled_connection); a coroutine made and never awaited is a RuntimeWarning."""
+    """asyncpg.connect(*args, **kwargs), begun only when awaited. SQLAlchemy makes the awaitable
+    of a new connection before it finds that it cannot await it (a checkout outside its
+    greenlet: pooled_connection), and a coroutine made and never awaited is a RuntimeWarning."""
 
-    def __init__(self, dsn: str, settings: dict[str, str]) -> None:
-        self._dsn, self._settings = dsn, settings
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args, self._kwargs = args, kwargs
 
     def __await__(self) -> Generator[Any, None, Any]:
-        connecting = asyncpg.connect(self._dsn, server_settings=self._settings)
-        steps: Generator[Any, None, Any] = connecting.__await__()
+        steps: Generator[Any, None, Any] = asyncpg.connect(*self._args, **self._kwargs).__await__()
         return steps
 
 

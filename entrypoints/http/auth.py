@@ -42,9 +42,11 @@ def needs(role: Role) -> dict[str, Role]:
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """X-API-Key, else a bearer token (each header's first), else the query's `key` where the
     route takes one. Read from the scope's raw headers: `connection.headers` decodes every
-    header into a new Headers object at each access."""
+    header into a new Headers object at each access. (ASGI servers lowercase header names, but
+    need not.)"""
     key = authorization = None
-    for name, value in connection.scope["headers"]:
+    for raw_name, value in connection.scope["headers"]:
+        name = raw_name.lower()
         if name == b"x-api-key" and key is None:
             key = value
         elif name == b"authorization" and authorization is None:

@@ -5,8 +5,9 @@ comparing the graph's overrides with those it was built with costs about 1. Use 
 nothing of a request (their state is the ports and caches they are given), so one object serves
 them all. One is built again when a provider of its graph was overridden, or its override reset,
 since it was built (`bind` does it, and tests do it between requests): an override applies at
-the next request, as when each request built its own. (Singletons and configuration are read
-when it is built, as before.)
+the next request, as when each request built its own. Not seen: a singleton reset
+(`reset_singletons`) or configuration changed after the use case was built; nothing in the
+service does either once the app is bound, and binding the app again builds every use case anew.
 """
 
 from operator import attrgetter
