@@ -11,7 +11,11 @@ Measures, each for --seconds:
       the same rows written directly, batch by batch, each batch in one transaction with the
       UPDATE that counts it into its session.
 Direct writes, by storage:
-  postgresql  asyncpg. Pairs: as many tasks as clients. Events, every way the driver has: an
+  postgresql  asyncpg, on connections set up as the service's driver connections (no JIT,
+              generic plans). Pairs: as many tasks as clients, and also the very statements
+              the service sends for a pair, with the values it binds (pg_service_pairs: the
+              issue's baseline for pairs; its ratio is printed next to the fastest's). Events,
+              every way the driver has: an
               executemany of INSERT … ON CONFLICT DO NOTHING; one INSERT … SELECT FROM unnest(…)
               ON CONFLICT DO NOTHING; the same from json_to_recordset(…), the rows as one JSON
               document (the service's way); COPY into a temporary table, then INSERT … SELECT …
