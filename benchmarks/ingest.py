@@ -15,9 +15,8 @@ Direct writes, by storage:
               generic plans). Pairs: as many tasks as clients, and also the very statements
               the service sends for a pair, with the values it binds (pg_service_pairs: the
               issue's baseline for pairs; its ratio is printed next to the fastest's). Events,
-              every way the driver has: an
-              executemany of INSERT … ON CONFLICT DO NOTHING; one INSERT … SELECT FROM unnest(…)
-              ON CONFLICT DO NOTHING; the same from json_to_recordset(…), the rows as one JSON
+              every way the driver has: an executemany of INSERT … ON CONFLICT DO NOTHING; one
+              INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; the same from json_to_recordset(…), the rows as one JSON
               document (the service's way); COPY into a temporary table, then INSERT … SELECT …
               ON CONFLICT DO NOTHING; and plain COPY into events, which does not skip duplicates (a
               duplicate fails the batch), so it is printed for information only.
