@@ -323,7 +323,7 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
     the start's INSERT … ON CONFLICT DO NOTHING; the exit's read of the session with its meters
     and row version, then its UPDATE guarded by that version (adapters.sqlalchemy.sessions,
     `_unless_changed`). No transaction, as the service's."""
-    exit_statement = asyncpg_sessions.update_unless_changed(END_CHANGES)
+    exit_statement = asyncpg_sessions.update_unless_changed(END_CHANGES, usage=False)
     async with asyncpg.create_pool(
         url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
     ) as pool:
@@ -351,13 +351,11 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
                 ended = datetime.now(UTC)
                 end = row | {"status": "completed", "ended_at": ended, "last_seen_at": ended}
                 end["charge_state"] = "not_charged"
-                changes = [[end[c]] for c in END_CHANGES]
-                no_meters: list[list[Any]] = [[], [], [], []]
+                changes = [end[c] for c in END_CHANGES]
                 await conn.fetchval(
                     exit_statement,
                     tenant_id,
-                    *no_meters,
-                    [session_id],
+                    session_id,
                     *changes,
                     read["row_version"],
                     0,

@@ -46,12 +46,12 @@ GAPS = (
 )
 
 
-def _add_usage(condition: str = "TRUE") -> str:
+def _add_usage(condition: str = "TRUE", first: int = 2) -> str:
     """Usage added as `save` writes: quantities added to the sessions' meters (concurrent adds
-    both count), the rows given as arrays from $2; only if `condition` holds."""
+    both count), the rows given as arrays from $`first`; only if `condition` holds."""
     return (
         f"INSERT INTO session_meters (tenant_id, {', '.join(METER_COLUMNS)})"
-        f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, 2)} WHERE {condition}"
+        f" SELECT $1, * FROM {unnest(session_meters, METER_COLUMNS, first)} WHERE {condition}"
         " ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
         " quantity_nanos = session_meters.quantity_nanos + excluded.quantity_nanos,"
         " is_decimal = session_meters.is_decimal OR excluded.is_decimal"
@@ -149,16 +149,21 @@ async def save_unless_changed(
 ) -> bool:
     """As `save`, without a lock and in one statement, for a session read at `version`: written
     only if it is still that version, else nothing is (False). The statement's UPDATE waits for
-    a writer holding the row and then sees its row as that writer left it."""
-    values = save_values([session], columns, {session.id: usage})
-    statement = update_unless_changed(tuple(columns))
+    a writer holding the row and then sees its row as that writer left it. One session's values
+    go as plain parameters, not arrays: asyncpg checks each element of an array parameter
+    against three abstract base classes, about 50 checks for an exit's arrays."""
+    row = to_row(session)
+    values = [json_text(row[c]) if c in JSON_COLUMNS else row[c] for c in columns]
+    statement = update_unless_changed(tuple(columns), usage=bool(usage))
     written = await driver.fetchval(
         statement,
         session.tenant_id,
+        session.id,
         *values,
         version.row,
         version.meters,
         Decimal(version.nanos),
+        *(_meter_values({session.id: usage}) if usage else ()),
     )
     return bool(written)
 
@@ -168,18 +173,22 @@ def save_values(
 ) -> list[list[Any]]:
     """The arrays `save` binds from $2: the meters' four columns, then the sessions' id and
     `columns` (up to `after_save_values`)."""
-    meters = [
-        (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
-        for session_id, added in usage.items()
-        for meter, quantity in added.items()
-    ]
     rows = [to_row(session) for session in changed]
     values = [
         [json_text(row[c]) if c in JSON_COLUMNS else row[c] for row in rows]
         for c in ("id", *columns)
     ]
-    meter_values = [list(column) for column in zip(*meters, strict=True)] or [[]] * 4
-    return [*meter_values, *values]
+    return [*_meter_values(usage), *values]
+
+
+def _meter_values(usage: Mapping[str, Usage]) -> list[list[Any]]:
+    """The arrays of session_meters' four columns (METER_COLUMNS) holding `usage`."""
+    meters = [
+        (session_id, meter, to_nanos(quantity), isinstance(quantity, Decimal))
+        for session_id, added in usage.items()
+        for meter, quantity in added.items()
+    ]
+    return [list(column) for column in zip(*meters, strict=True)] or [[]] * 4
 
 
 def _update(columns: tuple[str, ...], condition: str = "TRUE") -> str:
@@ -209,18 +218,21 @@ def save_if(columns: tuple[str, ...], condition: str) -> str:
 
 
 @cache
-def update_unless_changed(columns: tuple[str, ...]) -> str:
+def update_unless_changed(columns: tuple[str, ...], usage: bool) -> str:
     """`save_unless_changed`'s statement (also sent by benchmarks/ingest.py as the service sends
-    it)."""
-    version = after_save_values(columns)
+    it): the tenant $1, the session's id $2, `columns` from $3, the Version's three parts, then,
+    with `usage`, the meters' arrays."""
+    version = 3 + len(columns)
+    changes = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, start=3))
     unchanged = (
         f"s.xmin::text::bigint = ${version}"
         " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
         f" WHERE m.tenant_id = $1 AND m.session_id = s.id) = (${version + 1}::bigint,"
         f" ${version + 2}::numeric)"
     )
+    added = f", added AS ({_add_usage('EXISTS (SELECT FROM updated)', version + 3)})"
     return (
-        f"WITH updated AS ({_update(columns, unchanged)} RETURNING s.id),"
-        f" added AS ({_add_usage('EXISTS (SELECT FROM updated)')})"
-        " SELECT count(*) FROM updated"
+        f"WITH updated AS (UPDATE sessions AS s SET {changes}"
+        f" WHERE s.tenant_id = $1 AND s.id = $2 AND {unchanged} RETURNING s.id)"
+        f"{added if usage else ''} SELECT count(*) FROM updated"
     )
