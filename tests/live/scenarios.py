@@ -837,6 +837,7 @@ class Retained:
     charged: Json
     unbilled_gone_after: float | None  # seconds until GET answered 404 (None: it never did)
     charged_after: Json
+    retention_runs: list[str]  # the retention job's metric lines, read at the end
 
 
 def session_retention(live: Live) -> Retained:
@@ -866,7 +867,9 @@ def session_retention(live: Live) -> Retained:
                 break
             time.sleep(POLL_SECONDS)
         charged_after = ok(admin.get(f"/v1/sessions/{charged['id']}"))
-    return Retained(unbilled, charged, gone_after, charged_after)
+    metrics = httpx.get(f"{live.server.base_url}/metrics", timeout=30).text.splitlines()
+    runs = [line for line in metrics if 'job="retention"' in line and not line.startswith("#")]
+    return Retained(unbilled, charged, gone_after, charged_after, runs)
 
 
 @dataclass(frozen=True)

@@ -340,7 +340,10 @@ def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live:
 
     assert kept.unbilled["charge_state"] == "not_charged", kept.unbilled
     assert kept.charged["charge_state"] == "charged", kept.charged
-    assert kept.unbilled_gone_after is not None, "retention never deleted the unbilled session"
+    assert kept.unbilled_gone_after is not None, (
+        "retention never deleted the unbilled session; its runs:",
+        kept.retention_runs,
+    )
     assert kept.charged_after["charge"] == kept.charged["charge"], kept.charged_after
 
 
