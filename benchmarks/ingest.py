@@ -324,33 +324,40 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
     and row version, then its UPDATE guarded by that version (adapters.sqlalchemy.sessions,
     `_unless_changed`). No transaction, as the service's."""
     exit_statement = asyncpg_sessions.update_unless_changed(END_CHANGES, usage=False)
+    # A new session's row, in the INSERT's column order, but for its id, subject and instants.
+    new_row = dict.fromkeys(column.key for column in sessions_table.c) | {
+        "tenant_id": tenant_id,
+        "kind": "webinar",
+        "resource_id": "r1",
+        "status": "active",
+        "attributes": "{}",
+        "event_count": 0,
+        "max_sequence_no": 0,
+        "charge_state": "none",
+        "charge_revision": 0,
+    }
     async with asyncpg.create_pool(
         url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
     ) as pool:
 
         async def pair(i: int) -> int:
             session_id, started = str(uuid.uuid4()), datetime.now(UTC)
-            row = dict.fromkeys(column.key for column in sessions_table.c) | {
-                "tenant_id": tenant_id,
+            row = new_row | {
                 "id": session_id,
-                "kind": "webinar",
-                "resource_id": "r1",
                 "subject_id": f"u{i}",
-                "status": "active",
                 "started_at": started,
                 "last_seen_at": started,
-                "attributes": "{}",
-                "event_count": 0,
-                "max_sequence_no": 0,
-                "charge_state": "none",
-                "charge_revision": 0,
             }
             async with pool.acquire() as conn:
                 await conn.execute(asyncpg_sessions.INSERT, *row.values())
                 (read,) = await conn.fetch(asyncpg_sessions.READ_ONE, tenant_id, session_id)
                 ended = datetime.now(UTC)
-                end = row | {"status": "completed", "ended_at": ended, "last_seen_at": ended}
-                end["charge_state"] = "not_charged"
+                end = row | {
+                    "status": "completed",
+                    "ended_at": ended,
+                    "last_seen_at": ended,
+                    "charge_state": "not_charged",
+                }
                 changes = [end[c] for c in END_CHANGES]
                 await conn.fetchval(
                     exit_statement,

@@ -19,17 +19,15 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import InsertOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from adapters.mongodb import event_counting
 from adapters.mongodb import events as mongo_events
 from adapters.mongodb.documents import Document
-from adapters.mongodb.storage import MongoStorage
 from domain.events import Event
 from domain.session import Session
 from domain.tenants import Tenant
@@ -53,7 +51,7 @@ from tests.contract.test_met_duplicates_review import (
     tap,
 )
 from tests.contract.test_todays_fixes_review import reap
-from tests.integration.test_mongodb_round_trips import Commands
+from tests.integration.test_mongodb_round_trips import Commands, watched_storage
 
 pytestmark = pytest.mark.anyio
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
@@ -419,12 +417,7 @@ async def test_a_usual_batch_into_a_session_with_recorded_refusals_is_two_round_
     assert found["refusals"], found
 
     commands = Commands()
-
-    def listened(url: str) -> AsyncMongoClient[Document]:
-        return AsyncMongoClient(url, tz_aware=True, connect=False, event_listeners=[commands])
-
-    with patch("adapters.mongodb.storage.connect", listened):
-        watched = MongoStorage(storage_url)
+    watched = watched_storage(storage_url, commands)
     try:
         await watched.events.append(tenant.id, batch(tap(session, 4)), NOW, OPEN)  # warm-up
         commands.take()

@@ -27,17 +27,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient, InsertOne, UpdateMany, UpdateOne
+from pymongo import InsertOne, UpdateMany, UpdateOne
 
 from adapters.mongodb import event_counting
 from adapters.mongodb import events as mongo_events
-from adapters.mongodb.documents import Document
 from adapters.mongodb.events import MongoEventLog
-from adapters.mongodb.storage import MongoStorage
 from domain.events import BatchOutcome, Event
 from domain.session import Session
 from domain.tenants import Tenant
@@ -58,7 +55,7 @@ from tests.contract.test_met_duplicates_review import (
     tap,
 )
 from tests.contract.test_todays_fixes_review import reap
-from tests.integration.test_mongodb_round_trips import Commands
+from tests.integration.test_mongodb_round_trips import Commands, watched_storage
 
 pytestmark = pytest.mark.anyio
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
@@ -288,12 +285,7 @@ async def test_a_retried_batch_of_duplicates_into_a_session_with_recorded_refusa
     assert found["refusals"], found
 
     commands = Commands()
-
-    def listened(url: str) -> AsyncMongoClient[Document]:
-        return AsyncMongoClient(url, tz_aware=True, connect=False, event_listeners=[commands])
-
-    with patch("adapters.mongodb.storage.connect", listened):
-        watched = MongoStorage(storage_url)
+    watched = watched_storage(storage_url, commands)
     try:
         usual = batch(*(tap(session, n) for n in range(4, 54)))
         first = await watched.events.append(tenant.id, usual, NOW, OPEN)

@@ -79,13 +79,19 @@ def database(mongodb_databases: MongoDatabases) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-async def mongodb(database: str, commands: Commands) -> AsyncIterator[MongoStorage]:
+def watched_storage(url: str, commands: Commands) -> MongoStorage:
+    """A MongoStorage on `url` whose client tells `commands` of every command it sends."""
+
     def listened(url: str) -> AsyncMongoClient[Document]:
         return AsyncMongoClient(url, tz_aware=True, connect=False, event_listeners=[commands])
 
     with patch("adapters.mongodb.storage.connect", listened):
-        storage = MongoStorage(database)
+        return MongoStorage(url)
+
+
+@pytest.fixture
+async def mongodb(database: str, commands: Commands) -> AsyncIterator[MongoStorage]:
+    storage = watched_storage(database, commands)
     yield storage
     await storage.close()
 
