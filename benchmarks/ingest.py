@@ -45,8 +45,8 @@ import itertools
 import os
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -301,18 +301,32 @@ Write = Callable[[asyncpg.Connection, list[EventRow]], Awaitable[Any]]
 Setup = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
+@asynccontextmanager
+async def pg_connections(
+    url: str, count: int, setup: Setup | None = None
+) -> AsyncIterator[list[asyncpg.Connection]]:
+    """One connection a client, each set up as the service's driver connections are. Not a
+    pool: asyncpg's pool resets a connection as it goes back (RESET ALL, CLOSE ALL, … in one
+    more round trip a unit, which the service's pool does not send), and a client that keeps
+    its own connection does no bookkeeping at all: the fastest way a client can write."""
+    opened = await asyncio.gather(
+        *(asyncpg.connect(url, server_settings=DRIVER_SETTINGS) for _ in range(count))
+    )
+    try:
+        if setup is not None:
+            await asyncio.gather(*(setup(conn) for conn in opened))
+        yield list(opened)
+    finally:
+        await asyncio.gather(*(conn.close() for conn in opened))
+
+
 async def pg_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> float:
-    async with asyncpg.create_pool(
-        url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
-    ) as pool:
+    async with pg_connections(url, clients) as connections:
 
         async def pair(i: int) -> int:
-            session_id = str(uuid.uuid4())
-            async with pool.acquire() as conn:
-                await conn.execute(
-                    PG_SESSION_INSERT, tenant_id, session_id, f"u{i}", datetime.now(UTC)
-                )
-                await conn.execute(PG_SESSION_CLOSE, tenant_id, session_id, datetime.now(UTC))
+            conn, session_id = connections[i], str(uuid.uuid4())
+            await conn.execute(PG_SESSION_INSERT, tenant_id, session_id, f"u{i}", datetime.now(UTC))
+            await conn.execute(PG_SESSION_CLOSE, tenant_id, session_id, datetime.now(UTC))
             return 1
 
         return await run_for(seconds, clients, pair)
@@ -336,38 +350,35 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
         "charge_state": "none",
         "charge_revision": 0,
     }
-    async with asyncpg.create_pool(
-        url, min_size=clients, max_size=clients, server_settings=DRIVER_SETTINGS
-    ) as pool:
+    async with pg_connections(url, clients) as connections:
 
         async def pair(i: int) -> int:
-            session_id, started = str(uuid.uuid4()), datetime.now(UTC)
+            conn, session_id, started = connections[i], str(uuid.uuid4()), datetime.now(UTC)
             row = new_row | {
                 "id": session_id,
                 "subject_id": f"u{i}",
                 "started_at": started,
                 "last_seen_at": started,
             }
-            async with pool.acquire() as conn:
-                await conn.execute(asyncpg_sessions.INSERT, *row.values())
-                (read,) = await conn.fetch(asyncpg_sessions.READ_ONE, tenant_id, session_id)
-                ended = datetime.now(UTC)
-                end = row | {
-                    "status": "completed",
-                    "ended_at": ended,
-                    "last_seen_at": ended,
-                    "charge_state": "not_charged",
-                }
-                changes = [end[c] for c in END_CHANGES]
-                await conn.fetchval(
-                    exit_statement,
-                    tenant_id,
-                    session_id,
-                    *changes,
-                    read["row_version"],
-                    0,
-                    Decimal(0),
-                )
+            await conn.execute(asyncpg_sessions.INSERT, *row.values())
+            (read,) = await conn.fetch(asyncpg_sessions.READ_ONE, tenant_id, session_id)
+            ended = datetime.now(UTC)
+            end = row | {
+                "status": "completed",
+                "ended_at": ended,
+                "last_seen_at": ended,
+                "charge_state": "not_charged",
+            }
+            changes = [end[c] for c in END_CHANGES]
+            await conn.fetchval(
+                exit_statement,
+                tenant_id,
+                session_id,
+                *changes,
+                read["row_version"],
+                0,
+                Decimal(0),
+            )
             return 1
 
         return await run_for(seconds, clients, pair)
@@ -382,17 +393,15 @@ async def pg_events(
     write: Write,
     setup: Setup | None = None,
 ) -> float:
-    """Batches written by `write`, each in a transaction with its session's UPDATE. A pool of
-    its own, so what `setup` leaves on a connection cannot weigh on another way of writing."""
+    """Batches written by `write`, each in a transaction with its session's UPDATE. Connections
+    of their own, so what `setup` leaves on one cannot weigh on another way of writing."""
     size = len(sessions)
-    async with asyncpg.create_pool(
-        url, min_size=size, max_size=size, init=setup, server_settings=DRIVER_SETTINGS
-    ) as pool:
+    async with pg_connections(url, size, setup) as connections:
 
         async def batch(i: int) -> int:
-            taken = numbers.take(i)
+            conn, taken = connections[i], numbers.take(i)
             rows = event_rows(tenant_id, sessions[i], taken, datetime.now(UTC))
-            async with pool.acquire() as conn, conn.transaction():
+            async with conn.transaction():
                 await write(conn, rows)
                 await conn.execute(PG_SESSION_COUNT, tenant_id, sessions[i], BATCH, taken[-1])
             return BATCH
