@@ -183,18 +183,23 @@ async def ways_of(
     baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "unnest"
     (batches,) = (way for way in direct.events if baseline in way.name)
     pairs = [way for way in direct.pairs if not way.service_statements][-1]  # SQLite: 8 threads
-    same = [
-        ("direct, the service's statements", w.rate) for w in direct.pairs if w.service_statements
+    same = "direct, the service's statements"
+    same_pairs = [(same, w.rate) for w in direct.pairs if w.service_statements]
+    same_batches = [
+        (same, lambda seconds, rate=w.rate: per_batch(rate(seconds)))
+        for w in direct.events
+        if w.service_statements
     ]
     return {
         f"start+exit pairs, {n} clients": {
             "direct": pairs.rate,
-            **dict(same),
+            **dict(same_pairs),
             "HTTP": lambda seconds: lifecycles(svc.base, key, seconds, n, "webinar"),
             "floor (2 x GET /v1/tracker.js)": lambda seconds: trackers(svc.base, seconds, n, 2),
         },
         f"batches of {BATCH} events, {len(sessions)} clients": {
             "direct": lambda seconds: per_batch(batches.rate(seconds)),
+            **dict(same_batches),
             "HTTP": lambda seconds: per_batch(
                 http_events(svc.base, key, sessions, numbers, seconds)
             ),

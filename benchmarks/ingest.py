@@ -79,9 +79,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 # harness puts the project on the path
 from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
+from adapters.sqlalchemy.event_batches import append_batch
 from adapters.sqlalchemy.tables import sessions as sessions_table
 from domain.clock import to_the_millisecond
+from domain.events import Event
 from domain.session import END_CHANGES
+from domain.tenants import TenantSettings
 
 BATCH = 100
 EVENT_CLIENTS = 8
@@ -409,6 +413,42 @@ async def pg_events(
         return await run_for(seconds, size, batch)
 
 
+async def json_codecs(conn: asyncpg.Connection) -> None:
+    """JSON read as the service's connections read it (SQLAlchemy's dialect, with msgspec)."""
+    await conn.set_type_codec(
+        "json",
+        encoder=str.encode,
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def pg_service_batches(
+    url: str, tenant_id: str, sessions: list[str], numbers: Numbers, seconds: float
+) -> float:
+    """The statements the service sends for a batch, with the values it binds, sent directly:
+    in a transaction, the lock that reads the batch's sessions with their usage, then the
+    insert that counts the events into them (adapters.sqlalchemy.event_batches.append_batch on
+    the service's own asyncpg writer; its domain steps make the values, on this side)."""
+    window = TenantSettings().late_data_window
+    async with pg_connections(url, len(sessions), json_codecs) as connections:
+
+        async def batch(i: int) -> int:
+            conn, taken, at = connections[i], numbers.take(i), datetime.now(UTC)
+            events = [
+                (index, Event(sessions[i], n, "tap", at, label="green", meters={"taps": 1}))
+                for index, n in enumerate(taken)
+            ]
+            async with conn.transaction():
+                writer = AsyncpgBatchWriter(conn, tenant_id)
+                outcome = await append_batch(writer, events, datetime.now(UTC), window, None)
+            assert outcome.inserted == BATCH, outcome
+            return BATCH
+
+        return await run_for(seconds, len(sessions), batch)
+
+
 async def executemany(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     await conn.executemany(PG_EVENTS_VALUES, rows)
 
@@ -473,6 +513,11 @@ def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[s
                 events(copy_then_insert, create_events_in),
             ),
             Way("asyncpg COPY into events", events(copy), skips_duplicates=False),
+            Way(
+                "asyncpg, the service's own statements: lock the sessions; insert and count",
+                lambda seconds: pg_service_batches(url, tenant_id, sessions, numbers, seconds),
+                service_statements=True,
+            ),
         ],
     )
 
