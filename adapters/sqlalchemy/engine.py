@@ -47,7 +47,11 @@ async def pooled_connection(engine: AsyncEngine) -> AsyncIterator[PoolProxiedCon
         # (for a new connection, or for one to come back) fails before anything has changed, and
         # is made the usual way.
         connection = engine.sync_engine.raw_connection()
-    except MissingGreenlet:
+    except MissingGreenlet as error:
+        # Its traceback holds SQLAlchemy's frames, in a cycle with the error, and those hold the
+        # thread's greenlet: left to the collector, they were collected on another thread once
+        # this one had ended (a test client's), and greenlet crashed the process (a segfault).
+        error.__traceback__ = None
         connection = await engine.raw_connection()
     try:
         yield connection

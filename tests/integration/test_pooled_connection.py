@@ -5,10 +5,12 @@ coroutine unawaited."""
 
 import asyncio
 import gc
+import types
 import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
+import greenlet  # type: ignore[import-untyped]  # (ships no type hints)
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
@@ -54,3 +56,28 @@ async def test_every_way_a_checkout_goes_gives_a_working_connection(engine: Asyn
     assert [str(w.message) for w in caught] == []
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool) and pool.checkedout() == 0
+
+
+async def test_a_checkout_that_must_connect_leaves_no_greenlet_to_the_collector(
+    engine: AsyncEngine,
+) -> None:
+    """The sync attempt's MissingGreenlet carries SQLAlchemy's frames, which hold the thread's
+    greenlet, in a cycle with the error. Left to the collector, they were collected on the
+    test runner's thread once a test client's thread had ended, and greenlet crashed the
+    process (a segfault in CI). No frame of a garbage cycle may hold a greenlet."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable stays in gc.garbage
+    try:
+        assert await answer(engine, 1) == 1  # the pool is empty: the sync attempt fails
+        gc.collect()
+        holding = [
+            frame
+            for frame in gc.garbage
+            if isinstance(frame, types.FrameType)
+            and any(isinstance(value, greenlet.greenlet) for value in frame.f_locals.values())
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+    assert holding == []
