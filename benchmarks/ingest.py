@@ -263,8 +263,9 @@ async def figures(
     compared: dict[str, list[Way]],
 ) -> dict[str, Any]:
     """Pairs, then events, per second through HTTP, in turns with the direct ways `compared`
-    with each (baselines), each on tables analysed just before (the pairs add thousands of sessions: unanalysed,
-    they cost the events' statements 3-10 times as much in the database)."""
+    with each (baselines), each on tables analysed just before (the pairs add thousands of
+    sessions: unanalysed, they cost the events' statements 3-10 times as much in the
+    database)."""
     pid = svc.process.pid
 
     def pairs(seconds: float) -> Awaitable[float]:

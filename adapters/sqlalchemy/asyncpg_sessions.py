@@ -121,10 +121,15 @@ async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dic
     return found
 
 
+def _bound(row: Mapping[str, Any], column: str) -> Any:
+    """A session row's value of `column` as the driver takes it (a JSON column as its text)."""
+    return json_text(row[column]) if column in JSON_COLUMNS else row[column]
+
+
 async def insert(driver: Driver, session: Session) -> bool:
     """Store a new session; False (nothing stored) if its id is taken."""
     row = to_row(session)
-    values = [json_text(row[c]) if c in JSON_COLUMNS else row[c] for c in _COLUMNS]
+    values = [_bound(row, c) for c in _COLUMNS]
     return bool(await driver.execute(INSERT, *values) == "INSERT 0 1")
 
 
@@ -153,7 +158,7 @@ async def save_unless_changed(
     go as plain parameters, not arrays: asyncpg checks each element of an array parameter
     against three abstract base classes, about 50 checks for an exit's arrays."""
     row = to_row(session)
-    values = [json_text(row[c]) if c in JSON_COLUMNS else row[c] for c in columns]
+    values = [_bound(row, c) for c in columns]
     statement = update_unless_changed(tuple(columns), usage=bool(usage))
     written = await driver.fetchval(
         statement,
@@ -174,10 +179,7 @@ def save_values(
     """The arrays `save` binds from $2: the meters' four columns, then the sessions' id and
     `columns` (up to `after_save_values`)."""
     rows = [to_row(session) for session in changed]
-    values = [
-        [json_text(row[c]) if c in JSON_COLUMNS else row[c] for row in rows]
-        for c in ("id", *columns)
-    ]
+    values = [[_bound(row, c) for row in rows] for c in ("id", *columns)]
     return [*_meter_values(usage), *values]
 
 

@@ -63,9 +63,9 @@ def create_app(container: Container, settings: Settings) -> Litestar:
 def bind(app: Litestar, container: Container, settings: Settings) -> None:
     """Point the app at a container. The use cases (BuiltUseCases), the auth guard (guards
     cannot take dependencies) and the background jobs find it in the app's state on each
-    request or start, so a test's override applies at once and one app can serve test after test, each on a
-    container of its own. Rate limits and metrics count afresh; they live as long as the binding
-    (in production, the process)."""
+    request or start, so a test's override applies at once and one app can serve test after
+    test, each on a container of its own. Rate limits and metrics count afresh; they live as
+    long as the binding (in production, the process)."""
     app.state.container = container
     app.state.use_cases = BuiltUseCases(use_case_providers(container))
     app.state.settings = settings
