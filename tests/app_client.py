@@ -46,8 +46,9 @@ async def _keys(container: Container) -> tuple[str, str, str, str]:
         # limits set one. (Stored directly: the authenticator is not built before a test
         # overrides its clock.)
         tenant = await create_tenant(CreateTenantCommand(name))
-        unlimited = replace(tenant.settings, rate_limit_per_second=None)
-        await container.storage.tenants().update_settings(tenant.id, unlimited)
+        await container.storage.tenants().change_settings(
+            tenant.id, lambda s: replace(s, rate_limit_per_second=None)
+        )
     app = await create_api_key(CreateApiKeyCommand("acme", "app"))
     ingest = await create_api_key(CreateApiKeyCommand("acme", "ingest"))
     admin = await create_api_key(CreateApiKeyCommand("acme", "admin"))

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -25,13 +26,15 @@ class MemoryTenantRepository(TenantRepository):
     async def all(self) -> list[Tenant]:
         return sorted(self._store.tenants.values(), key=lambda t: t.name)
 
-    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
+    async def change_settings(
+        self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
+    ) -> tuple[TenantSettings, Tenant]:
         stored = self._store.tenants.get(tenant_id)
         if stored is None:
             raise NotFound(f"no tenant {tenant_id}")
-        tenant = replace(stored, settings=settings)
+        tenant = replace(stored, settings=change(stored.settings))
         self._store.tenants[tenant_id] = tenant
-        return tenant
+        return stored.settings, tenant
 
 
 class MemoryApiKeyRepository(ApiKeyRepository):

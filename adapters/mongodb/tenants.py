@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
@@ -37,15 +38,23 @@ class MongoTenantRepository(TenantRepository):
     async def all(self) -> list[Tenant]:
         return [tenant_from_document(d) async for d in self._tenants.find(sort=[("name", 1)])]
 
-    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
-        updated = await self._tenants.find_one_and_update(
-            {"id": tenant_id},
-            {"$set": {"settings": asdict(settings)}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if updated is None:
-            raise NotFound(f"no tenant {tenant_id}")
-        return tenant_from_document(updated)
+    async def change_settings(
+        self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
+    ) -> tuple[TenantSettings, Tenant]:
+        """The write is made only to the settings as read (no multi-document transaction is
+        needed for one document); when another change came between, read and try again."""
+        while True:
+            found = await self._tenants.find_one({"id": tenant_id})
+            if found is None:
+                raise NotFound(f"no tenant {tenant_id}")
+            before = tenant_from_document(found)
+            updated = await self._tenants.find_one_and_update(
+                {"id": tenant_id, "settings": found["settings"]},
+                {"$set": {"settings": asdict(change(before.settings))}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                return before.settings, tenant_from_document(updated)
 
 
 @raises_storage_errors

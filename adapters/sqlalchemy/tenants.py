@@ -1,4 +1,5 @@
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 class SqlTenantRepository(TenantRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = single_statement(engine)
+        self._transactions = engine
 
     async def add(self, tenant: Tenant) -> None:
         try:
@@ -37,15 +39,21 @@ class SqlTenantRepository(TenantRepository):
             rows = await conn.execute(select(tenants).order_by(tenants.c.name))
         return [tenant_from_row(row) for row in rows]
 
-    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
-        async with self._engine.begin() as conn:
+    async def change_settings(
+        self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
+    ) -> tuple[TenantSettings, Tenant]:
+        """The row is locked as it is read (SQLite: the transaction holds the write lock)."""
+        async with self._transactions.begin() as conn:
+            locked = select(tenants).where(tenants.c.id == tenant_id).with_for_update()
+            row = (await conn.execute(locked)).first()
+            if row is None:
+                raise NotFound(f"no tenant {tenant_id}")
+            before = tenant_from_row(row)
+            settings = change(before.settings)
             await conn.execute(
                 update(tenants).where(tenants.c.id == tenant_id).values(settings=asdict(settings))
             )
-        tenant = await self.get(tenant_id)
-        if tenant is None:
-            raise NotFound(f"no tenant {tenant_id}")
-        return tenant
+        return before.settings, replace(before, settings=settings)
 
     async def _one(self, condition: Any) -> Tenant | None:
         async with self._engine.connect() as conn:

@@ -4,6 +4,7 @@ Whatever must be race-free is one method here; its docstring is the contract tha
 contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -21,7 +22,15 @@ class TenantRepository(Protocol):
 
     async def all(self) -> list[Tenant]: ...
 
-    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant: ...
+    async def change_settings(
+        self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
+    ) -> tuple[TenantSettings, Tenant]:
+        """Store what `change` makes of the tenant's settings as stored now, in one step with
+        that read: changes made at once to different fields all stay, none is made to settings
+        another has replaced meanwhile. `change` only computes, and may be called again (a
+        retry); what it raises leaves the settings as they were. The settings before and the
+        tenant after; NotFound if there is no such tenant."""
+        ...
 
 
 class ApiKeyRepository(Protocol):

@@ -1,5 +1,7 @@
 """The tenants, remembered briefly by id: every LiveKit webhook reads its tenant's settings."""
 
+from collections.abc import Callable
+
 from application.ports import Clock
 from application.remembered import Remembered
 from application.tenants.ports import TenantRepository
@@ -30,9 +32,11 @@ class TenantBook(TenantRepository):
     async def all(self) -> list[Tenant]:
         return await self._tenants.all()
 
-    async def update_settings(self, tenant_id: str, settings: TenantSettings) -> Tenant:
+    async def change_settings(
+        self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
+    ) -> tuple[TenantSettings, Tenant]:
         # Forgotten even when the write failed: one that timed out may still have happened.
         try:
-            return await self._tenants.update_settings(tenant_id, settings)
+            return await self._tenants.change_settings(tenant_id, change)
         finally:
             self._known.forget(tenant_id)

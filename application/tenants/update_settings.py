@@ -34,9 +34,14 @@ class UpdateSettings:
 
     async def __call__(self, command: UpdateSettingsCommand) -> Tenant:
         tenant = command.tenant
-        settings = TenantSettings(**{**asdict(tenant.settings), **command.changes})
-        updated = await self._tenants.update_settings(tenant.id, settings)
-        before = tenant.settings
+
+        # Made to the settings as stored, not as the caller's key remembered them (for a few
+        # seconds): a change made meanwhile, elsewhere, to another field stays.
+        def changed(current: TenantSettings) -> TenantSettings:
+            return TenantSettings(**{**asdict(current), **command.changes})
+
+        before, updated = await self._tenants.change_settings(tenant.id, changed)
+        settings = updated.settings
         if (settings.time_zone, settings.dimensions) != (before.time_zone, before.dimensions):
             await self._rewinds.changed_since(tenant.id, tenant.created_at)
         # Others apply it within the key cache's lifetime (authenticate.CACHE_TTL).

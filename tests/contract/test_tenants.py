@@ -1,5 +1,7 @@
 """TenantRepository and ApiKeyRepository contract."""
 
+import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -10,7 +12,7 @@ import pytest
 from domain.errors import Conflict, NotFound
 from domain.tenants import ApiKey, Role, Tenant, TenantSettings
 from tests.contract.builders import T0, add_tenant
-from tests.contract.races import Call, Race
+from tests.contract.races import Call, Race, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -45,9 +47,55 @@ async def test_settings_of_an_unknown_tenant_are_not_found_and_create_nothing(
     storage: Any,
 ) -> None:
     with pytest.raises(NotFound):
-        await storage.tenants.update_settings(str(uuid.uuid4()), TenantSettings())
+        await storage.tenants.change_settings(str(uuid.uuid4()), lambda s: s)
 
     assert await storage.tenants.all() == []
+
+
+async def test_settings_changed_at_once_keep_every_change(storage: Any, race: Race) -> None:
+    """Six callers, as six server processes, each set the idle timeout of a kind of its own
+    from the settings as they find them: none undoes another's."""
+    tenant = await add_tenant(storage, "acme")
+    kinds = [f"kind-{n}" for n in range(6)]
+
+    def timed_out_after_a_minute(kind: str) -> Call:
+        def change(current: TenantSettings) -> TenantSettings:
+            return replace(current, idle_timeouts={**current.idle_timeouts, kind: 60})
+
+        return lambda s: s.tenants.change_settings(tenant.id, change)
+
+    await race(*(timed_out_after_a_minute(kind) for kind in kinds))
+
+    stored = await storage.tenants.get(tenant.id)
+    assert stored.settings.idle_timeouts == dict.fromkeys(kinds, 60)
+
+
+async def test_a_settings_change_made_while_another_is_computed_stays(
+    storage: Any, race: Race
+) -> None:
+    """One change is computed slowly; another, to another field, is made meanwhile (it waits
+    for the first, or the first is computed again from what it left): both stay."""
+    tenant = await add_tenant(storage, "acme")
+    computing = threading.Event()
+
+    def slowly_keep_sessions_a_day(current: TenantSettings) -> TenantSettings:
+        computing.set()
+        time.sleep(0.5)
+        return replace(current, session_retention_days=1)
+
+    async def slow(s: Any) -> Any:
+        return await s.tenants.change_settings(tenant.id, slowly_keep_sessions_a_day)
+
+    async def meanwhile(s: Any) -> Any:
+        await wait_for(computing)
+        return await s.tenants.change_settings(
+            tenant.id, lambda current: replace(current, personal_attributes=("email",))
+        )
+
+    await race(slow, meanwhile)
+
+    stored = (await storage.tenants.get(tenant.id)).settings
+    assert (stored.session_retention_days, stored.personal_attributes) == (1, ("email",))
 
 
 async def test_api_keys_are_found_by_the_hash_of_their_secret(storage: Any) -> None:

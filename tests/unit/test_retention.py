@@ -35,8 +35,8 @@ async def test_old_hourly_rollups_go_and_daily_ones_stay_until_a_window_is_set(
     apply = jobs.apply_retention()
 
     by_default = await apply(ApplyRetentionCommand("acme"))
-    await storage.tenants.update_settings(
-        tenant.id, TenantSettings(daily_rollup_retention_days=365)
+    await storage.tenants.change_settings(
+        tenant.id, lambda _: TenantSettings(daily_rollup_retention_days=365)
     )
     with_a_window = await apply(ApplyRetentionCommand("acme"))
 

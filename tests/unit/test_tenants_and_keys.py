@@ -149,6 +149,27 @@ async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name
     assert (await authenticate(secret)).tenant.settings.idle_timeout_seconds == 60
 
 
+async def test_a_settings_change_keeps_a_change_made_since_the_callers_key_was_remembered(
+    create_key: CreateApiKey,
+    authenticate: Authenticate,
+    use_cases: UseCaseContainer,
+    tenant: Tenant,
+) -> None:
+    """Another server process changed one field after this one remembered the tenant with its
+    key: a change of another field through this one keeps it."""
+    secret = (await create_key(CreateApiKeyCommand("acme", Role.ADMIN))).secret
+    remembered = (await authenticate(secret)).tenant
+    elsewhere = UpdateSettingsCommand(remembered, {"session_retention_days": 1})
+    await use_cases.update_settings()(elsewhere)
+
+    updated = await use_cases.update_settings()(
+        UpdateSettingsCommand(remembered, {"personal_attributes": ["email"]})
+    )
+
+    assert updated.settings.personal_attributes == ("email",)
+    assert updated.settings.session_retention_days == 1
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
