@@ -19,7 +19,9 @@ interleaving: a racer stopped at one port call while another racer runs from sta
 """
 
 import asyncio
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -60,9 +62,10 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
     barrier = threading.Barrier(len(calls), timeout=TIMEOUT_SECONDS)
     outcomes: list[Any] = [_NotStarted()] * len(calls)
     setup_errors: list[BaseException] = []
+    loops = [asyncio.new_event_loop() for _ in calls]
 
     def caller(index: int, call: Call) -> None:
-        loop = asyncio.new_event_loop()
+        loop = loops[index]
         storage = None
         try:
             try:
@@ -91,13 +94,41 @@ def _in_threads(url: str, calls: Sequence[Call]) -> list[Any]:
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
+    for thread, loop in zip(threads, loops, strict=True):
         thread.join(TIMEOUT_SECONDS * 2)
         if thread.is_alive():
-            raise TimeoutError(f"{thread.name} still running after {TIMEOUT_SECONDS * 2:.0f} s")
+            raise TimeoutError(
+                f"{thread.name} still running after {TIMEOUT_SECONDS * 2:.0f} s, here:\n"
+                + _where(thread, loop)
+            )
     if setup_errors:
         raise setup_errors[0]
     return outcomes
+
+
+def _where(thread: threading.Thread, loop: asyncio.AbstractEventLoop) -> str:
+    """Where a stuck racer is: its thread's stack, then each task of its event loop with the
+    chain of awaits it is suspended in (read from this thread while that one runs: a best
+    effort, which is all a stuck racer needs)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    lines = traceback.format_stack(frame) if frame is not None else []
+    for task in asyncio.all_tasks(loop):
+        lines.append(f"{task!r:.200}\n")
+        awaited: Any = task.get_coro()
+        while (frame := _frame_of(awaited)) is not None:
+            code = frame.f_code
+            lines.append(f"  {code.co_qualname} ({code.co_filename}:{frame.f_lineno})\n")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+            if type(awaited).__name__ == "async_generator_asend":  # in an asynccontextmanager
+                awaited = getattr(frame.f_locals.get("self"), "gen", awaited)
+        if awaited is not None:
+            lines.append(f"  awaits {awaited!r:.200}\n")
+    return "".join(lines)
+
+
+def _frame_of(awaited: Any) -> Any:
+    """The frame of a coroutine or an async generator; None for anything else awaited."""
+    return getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
 
 
 # A racer waiting for another longer than this is stuck.
