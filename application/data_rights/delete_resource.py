@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, delete, erase, in_batches
+from application.tenants.as_stored import as_stored
+from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
 from domain.tenants import Tenant
 
@@ -40,13 +42,15 @@ class DeleteResource:
     deleted by it) or refused as for an unknown session after it. A sale recorded for a session
     after its events were deleted keeps the session, without those events."""
 
-    def __init__(self, erasure: Erasure) -> None:
+    def __init__(self, erasure: Erasure, tenants: TenantRepository) -> None:
         self._erasure = erasure
+        self._tenants = tenants
 
     async def __call__(self, command: DeleteResourceCommand) -> DeletedResource:
         tenant, resource_id = command.tenant, command.resource_id
         e = self._erasure
-        personal = tenant.settings.personal_attributes
+        # As stored: an attribute named personal just before must go too.
+        personal = (await as_stored(self._tenants, tenant)).settings.personal_attributes
         forgetting = Forgetting(Pseudonyms(), personal, keeps_subjects=True)
         sessions = events = 0
         erased = Erased()

@@ -7,6 +7,8 @@ from functools import partial
 from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
 from application.ports import Clock
+from application.tenants.as_stored import as_stored
+from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
 from domain.tenants import Tenant
 
@@ -53,8 +55,9 @@ class EraseSubject:
     between would decide from the pseudonym's balance, still empty, or land under the subject
     after its ledger moved. Such a charge waits for the erasure, or is settled again after it."""
 
-    def __init__(self, erasure: Erasure, clock: Clock) -> None:
+    def __init__(self, erasure: Erasure, tenants: TenantRepository, clock: Clock) -> None:
         self._erasure = erasure
+        self._tenants = tenants
         self._clock = clock
 
     async def __call__(self, command: EraseSubjectCommand) -> Erased:
@@ -92,7 +95,10 @@ class EraseSubject:
         if await self._erasure.kept(tenant.id, subject_id) != moved_to:
             return None
         pseudonyms = Pseudonyms({subject_id: moved_to})
-        forgetting = Forgetting(pseudonyms, tenant.settings.personal_attributes, subject_id)
+        # As stored: an attribute named personal just before must go too (there is no erasing
+        # it later: the sessions no longer name the subject).
+        personal = (await as_stored(self._tenants, tenant)).settings.personal_attributes
+        forgetting = Forgetting(pseudonyms, personal, subject_id)
         erased = Erased()
         # Erased sessions no longer match the subject, so each page starts from the first;
         # a page of which nothing could be erased (a racing erasure took it) ends the sweep.

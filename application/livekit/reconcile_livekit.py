@@ -104,7 +104,7 @@ class ReconcileLiveKit:
     async def __call__(self, command: ReconcileLiveKitCommand) -> Reconciled:
         done = Reconciled()
         chosen = await chosen_tenants(self._tenants, command.tenant_name)
-        failed = await each_tenant(chosen, lambda tenant: self._tenant(tenant, done))
+        failed = await each_tenant(self._tenants, chosen, lambda tenant: self._tenant(tenant, done))
         done.failures.extend(failed)
         return done
 

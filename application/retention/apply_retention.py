@@ -89,7 +89,7 @@ class ApplyRetention:
             nonlocal deleted
             deleted += await self._apply(tenant, now)
 
-        failures = await each_tenant(tenants, apply)
+        failures = await each_tenant(self._tenants, tenants, apply)
         return replace(deleted, failures=deleted.failures + failures)
 
     async def _apply(self, tenant: Tenant, now: datetime) -> Deleted:

@@ -11,6 +11,7 @@ from application.funnels.roll_up_funnels import RollUpFunnels
 from application.ports import Clock, Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from application.snapshots.ports import SnapshotLog
+from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.calendar import HOUR, Bucket, Period, hour_of
@@ -114,7 +115,7 @@ class RollUpUsage:
             run += await self._leased(tenant, since, counter)
 
         chosen = await chosen_tenants(self._tenants, command.tenant_name)
-        failures = await each_tenant(chosen, roll_up)
+        failures = await each_tenant(self._tenants, chosen, roll_up)
         return replace(run, failures=failures)
 
     async def _leased(
@@ -128,6 +129,11 @@ class RollUpUsage:
         # Given back whatever happens; a run that failed leaves the resume point where it was.
         resume_from = lease.resume_from or tenant.created_at
         try:
+            # Read again once the lease is held: taking it took any rewind, and a change of time
+            # zone or dimensions is stored before it asks for one, so this run cuts the rewound
+            # days by the new settings (read before, it would cut them by the old and use the
+            # rewind up).
+            tenant = await as_stored(self._tenants, tenant)
             run = await self._roll_up(tenant, lease, since, now, counter)
             resume_from = run.resume_from
         finally:

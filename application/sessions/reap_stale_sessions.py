@@ -85,7 +85,8 @@ class ReapStaleSessions:
             await self._reap(tenant, run)
             run.active += await self._reports.active(tenant.id, None)
 
-        failures = await each_tenant(await chosen_tenants(self._tenants, command.tenant_name), reap)
+        chosen = await chosen_tenants(self._tenants, command.tenant_name)
+        failures = await each_tenant(self._tenants, chosen, reap)
         closed_by = dict(run.closed_by)
         failures += run.failures
         return Reaped(sum(closed_by.values()), failures, closed_by, run.active)

@@ -5,6 +5,7 @@ points log and count it), and the run goes on with the next tenant."""
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from domain.errors import DomainError, NotFound
 from domain.tenants import Tenant
@@ -27,15 +28,17 @@ async def chosen_tenants(tenants: TenantRepository, tenant_name: str | None) -> 
 
 
 async def each_tenant(
-    tenants: list[Tenant], work: Callable[[Tenant], Awaitable[None]]
+    tenants: TenantRepository, chosen: list[Tenant], work: Callable[[Tenant], Awaitable[None]]
 ) -> list[TenantFailure]:
-    """Run `work` for every tenant in turn; the failures, one per tenant that failed."""
+    """Run `work` for every chosen tenant in turn, each as stored when its turn comes (a run
+    over many tenants takes a while: a window shortened or lengthened meanwhile applies); the
+    failures, one per tenant that failed."""
     failures = []
-    for tenant in tenants:
+    for listed in chosen:
         try:
-            await work(tenant)
+            await work(await as_stored(tenants, listed))
         except Exception as error:  # isolation is the point: whatever broke, go on
-            failures.append(TenantFailure(tenant.name, describe(error)))
+            failures.append(TenantFailure(listed.name, describe(error)))
     return failures
 
 

@@ -17,8 +17,10 @@ class UpdateSettingsCommand:
 
 class UpdateSettings:
     """Change a tenant's settings; fields not given keep their values. A value out of its bounds
-    is InvalidInput naming the field, and nothing changes. The server that took the change
-    applies it at once, others within a few seconds (they remember keys briefly).
+    is InvalidInput naming the field, and nothing changes. Changes made at once to different
+    fields all stay. The server that took the change applies it at once; others within a few
+    seconds (they remember keys briefly), but for reads of the settings, erasures and the
+    background jobs, which take the settings as stored.
 
     A new time zone cuts days elsewhere, and new dimensions split rollups otherwise: the next
     rollup run recomputes every hour and day whose raw data is still kept. Days older than that

@@ -61,6 +61,7 @@ from application.tenants.authenticate import Authenticate
 from application.tenants.create_api_key import CreateApiKey
 from application.tenants.create_tenant import CreateTenant
 from application.tenants.list_api_keys import ListApiKeys
+from application.tenants.read_settings import ReadSettings
 from application.tenants.revoke_api_key import RevokeApiKey
 from application.tenants.tenant_book import TenantBook
 from application.tenants.update_settings import UpdateSettings
@@ -180,6 +181,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     update_settings = providers.Factory(
         UpdateSettings, tenants=tenant_book, authenticate=authenticate, rewinds=rollup_rewinds
     )
+    read_settings = providers.Factory(ReadSettings, tenants=storage.tenants)
     set_plan = providers.Factory(SetPlan, plans=plan_book)
     subscribe = providers.Factory(
         Subscribe,
@@ -250,7 +252,9 @@ class UseCaseContainer(containers.DeclarativeContainer):
     move_settlement = providers.Factory(MoveSettlement, sales=storage.sales)
     list_sales = providers.Factory(ListSales, sales=storage.sales)
     report_sales = providers.Factory(ReportSales, sales=storage.sales)
-    erase_subject = providers.Factory(EraseSubject, erasure=storage.erasure, clock=outside.clock)
+    erase_subject = providers.Factory(
+        EraseSubject, erasure=storage.erasure, tenants=storage.tenants, clock=outside.clock
+    )
     set_funnel = providers.Factory(SetFunnel, funnels=storage.funnels)
     list_funnels = providers.Factory(ListFunnels, funnels=storage.funnels)
     get_funnel = providers.Factory(GetFunnel, funnels=storage.funnels)
@@ -264,7 +268,9 @@ class UseCaseContainer(containers.DeclarativeContainer):
         days=storage.funnel_days,
         clock=outside.clock,
     )
-    delete_resource = providers.Factory(DeleteResource, erasure=storage.erasure)
+    delete_resource = providers.Factory(
+        DeleteResource, erasure=storage.erasure, tenants=storage.tenants
+    )
     # Every webhook asks for its signer's account: remembered like plans, and changed through
     # the same book so that this process forgets at once.
     livekit_account_book = providers.Singleton(

@@ -4,6 +4,7 @@ those days, sales grouped by local day, monthly quotas counted in local months, 
 apart by the declared dimensions that reports group and filter by."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,7 +25,9 @@ from domain.funnels import Funnel, Stage, StageMatch
 from domain.plans import MonthlyQuota, QuotaExceeded
 from domain.sales import SalesGrouping, SaleStatus
 from domain.session import Exit, SessionStatus
+from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, stored_session, wired
+from tests.contract.races import Proxy
 from tests.contract.telemetry_builders import a_refund, a_sale, amounts, an_error
 from tests.fakes import FakeClock
 
@@ -127,6 +130,42 @@ async def test_a_new_time_zone_recuts_the_days_and_the_old_cut_is_not_reported(
 
     assert [d.bucket.label for d in in_utc if d.activity.sessions_started] == ["2026-11-24"]
     assert all(d.bucket.start.hour == 15 for d in in_seoul)
+    started = [(d.bucket.label, d.activity.sessions_started) for d in in_seoul]
+    assert [s for s in started if s[1]] == [("2026-11-24", 2)]
+
+
+class MovesAsTheLeaseIsTaken(Proxy):
+    """The rollup leases' port: `move` runs just before the lease is taken, when the run has
+    read its tenant already."""
+
+    def __init__(self, inner: Any, move: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(inner)
+        self._move = move
+
+    async def acquire(self, *args: Any) -> Any:
+        await self._move()
+        return await self._inner.acquire(*args)
+
+
+async def test_a_time_zone_changed_as_a_run_takes_its_lease_recuts_the_days(storage: Any) -> None:
+    """The change stores the zone and asks for a rewind between the run's read of the tenant and
+    its lease, which takes the rewind: the run recuts the days by the new zone."""
+    tenant = await add_tenant(storage, "moving")
+    await visits(storage, tenant, (-30, -10), (10, 50))
+    await roll_up(storage, tenant)
+    clock = FakeClock(utc(24 * 60))
+    moved: list[Tenant] = []
+
+    async def to_seoul() -> None:
+        if not moved:
+            change = UpdateSettingsCommand(tenant, {"time_zone": "Asia/Seoul"})
+            moved.append(await wired(storage, clock).use_cases().update_settings()(change))
+
+    leases = MovesAsTheLeaseIsTaken(storage.rollup_leases, to_seoul)
+    run = wired(storage, clock, rollup_leases=leases).jobs().roll_up_usage()
+    await run(RollUpUsageCommand(tenant.name))
+
+    in_seoul = await report(storage, moved[0], "day")
     started = [(d.bucket.label, d.activity.sessions_started) for d in in_seoul]
     assert [s for s in started if s[1]] == [("2026-11-24", 2)]
 

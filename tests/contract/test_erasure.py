@@ -1,7 +1,7 @@
 """Subject erasure, resource deletion and session retention, on every store: what is personal
 goes, what the books need stays, and racing callers neither crash nor count twice."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -378,6 +378,28 @@ async def test_a_deleted_resource_loses_its_unbilled_sessions_and_erases_the_bil
 
     assert await delete_resource(storage, tenant, "webinar-9") == DeletedResource()
     assert await delete_resource(storage, tenant, "never-seen") == DeletedResource()
+
+
+async def test_an_attribute_named_personal_since_the_callers_key_was_remembered_is_erased(
+    storage: Any, tenant: Tenant
+) -> None:
+    """`tenant` is as a server process remembers it after another took the change (`seat`
+    made personal): its erasure and its deletion of a resource take `seat` out too."""
+    await grant(storage, tenant, "ana", 100)
+    await grant(storage, tenant, "bo", 100)
+    ana = await charged(storage, tenant, "ana", 30, attributes={"seat": "4B", "plan": "pro"})
+    bos = await charged(
+        storage, tenant, "bo", 30, resource_id="webinar-9", attributes={"seat": "9A"}
+    )
+    await storage.tenants.change_settings(
+        tenant.id, lambda s: replace(s, personal_attributes=("email", "seat"))
+    )
+
+    await wired(storage).use_cases().erase_subject()(EraseSubjectCommand(tenant, "ana"))
+    await wired(storage).use_cases().delete_resource()(DeleteResourceCommand(tenant, "webinar-9"))
+
+    assert (await storage.sessions.get(tenant.id, ana.id)).attributes == {"plan": "pro"}
+    assert (await storage.sessions.get(tenant.id, bos.id)).attributes == {}
 
 
 async def test_two_deletions_of_one_resource_at_once_delete_each_session_once(

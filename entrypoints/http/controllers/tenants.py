@@ -5,6 +5,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from application.tenants.authenticate import Principal
+from application.tenants.read_settings import ReadSettings, ReadSettingsQuery
 from application.tenants.update_settings import UpdateSettings, UpdateSettingsCommand
 from domain.tenants import Role
 from entrypoints.http.auth import needs
@@ -17,10 +18,16 @@ class SettingsController(Controller):
     tags = ["settings"]
     opt = needs(Role.ADMIN)
 
-    # Calls no use case: the guard has already read the caller's tenant, settings included.
-    @get("/", summary="The tenant's settings", operation_id="readSettings")
-    async def read(self, caller: NamedDependency[Principal]) -> SettingsOut:
-        return SettingsOut.of(caller.tenant.settings)
+    @get(
+        "/",
+        summary="The tenant's settings",
+        operation_id="readSettings",
+        description=rules_of(ReadSettings),
+    )
+    async def read(
+        self, caller: NamedDependency[Principal], read_settings: NamedDependency[ReadSettings]
+    ) -> SettingsOut:
+        return SettingsOut.of(await read_settings(ReadSettingsQuery(caller.tenant)))
 
     @put(
         "/",
