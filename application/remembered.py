@@ -18,6 +18,9 @@ class Remembered(Generic[Value]):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._known: dict[str, tuple[datetime, Value]] = {}
+        # Counts what was forgotten: a load under way meanwhile may have read what was there
+        # before the change, so it is not remembered.
+        self._forgettings = 0
 
     async def of(
         self, key: str, load: Callable[[], Awaitable[Value]], remember_none: bool = True
@@ -28,10 +31,12 @@ class Remembered(Generic[Value]):
         known = self._known.get(key)
         if known is not None and known[0] > now:
             return known[1]
+        forgettings = self._forgettings
         value = await load()
-        if value is not None or remember_none:
+        if forgettings == self._forgettings and (value is not None or remember_none):
             self._known[key] = (now + TTL, value)
         return value
 
     def forget(self, key: str) -> None:
+        self._forgettings += 1
         self._known.pop(key, None)

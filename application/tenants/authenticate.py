@@ -36,6 +36,9 @@ class Authenticate:
         self._tenants = tenants
         self._clock = clock
         self._cache: dict[str, tuple[datetime, Principal]] = {}
+        # Counts what was forgotten: a lookup under way meanwhile may have read the key or its
+        # tenant before the change, so it is not remembered (a revoked key would pass here).
+        self._forgettings = 0
 
     async def __call__(self, secret: str | None) -> Principal:
         if not secret:
@@ -45,7 +48,10 @@ class Authenticate:
         cached = self._cache.get(secret_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
+        forgettings = self._forgettings
         principal = await self._lookup(secret_hash, now)
+        if forgettings != self._forgettings:
+            return principal
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[secret_hash] = (now + CACHE_TTL, principal)
@@ -53,12 +59,14 @@ class Authenticate:
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Drop what is remembered of a tenant's keys, e.g. after its settings changed."""
+        self._forgettings += 1
         for secret_hash, (_, principal) in list(self._cache.items()):
             if principal.tenant.id == tenant_id:
                 del self._cache[secret_hash]
 
     def forget_key(self, secret_hash: str) -> None:
         """Drop what is remembered of one key, e.g. after it was revoked."""
+        self._forgettings += 1
         self._cache.pop(secret_hash, None)
 
     async def _lookup(self, secret_hash: str, now: datetime) -> Principal:

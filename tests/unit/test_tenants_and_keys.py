@@ -1,6 +1,7 @@
 """CreateTenant, CreateApiKey, Authenticate, UpdateSettings and CheckHealth: who may act for
 which tenant, with which settings, and whether the service can serve at all."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ from application.health.check_health import CheckHealthQuery
 from application.tenants.authenticate import CACHE_TTL, Authenticate
 from application.tenants.create_api_key import CreateApiKey, CreateApiKeyCommand
 from application.tenants.create_tenant import CreateTenantCommand
+from application.tenants.ports import ApiKeyRepository
 from application.tenants.update_settings import UpdateSettingsCommand
 from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from domain.tenants import KEY_PREFIX, Role, Tenant, hash_secret
+from domain.tenants import KEY_PREFIX, ApiKey, Role, Tenant, hash_secret
 from entrypoints.container import Container
 from entrypoints.container.use_cases import UseCaseContainer
 from tests.fakes import FakeClock, UnreachableStorage
@@ -129,6 +131,43 @@ async def test_a_key_is_remembered_until_the_cache_expires(
     clock.advance(1)
     with pytest.raises(Unauthorized):
         await authenticate(secret)
+
+
+class LooksUpSlowly:
+    """Key lookups that, once they have read the key, wait for `go`: what happens meanwhile
+    comes after what they read."""
+
+    def __init__(self, keys: ApiKeyRepository, read: asyncio.Event, go: asyncio.Event) -> None:
+        self._keys, self._read, self._go = keys, read, go
+
+    async def get_by_hash(self, secret_hash: str) -> ApiKey | None:
+        key = await self._keys.get_by_hash(secret_hash)
+        self._read.set()
+        await self._go.wait()
+        return key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._keys, name)
+
+
+async def test_a_key_revoked_while_a_request_looks_it_up_is_refused_to_the_next(
+    create_key: CreateApiKey, storage: MemoryStorage, clock: FakeClock, tenant: Tenant
+) -> None:
+    """The request under way was let in by what it read; the lookup it made is not remembered
+    past the revocation (the server that revoked a key refuses it at once)."""
+    created = await create_key(CreateApiKeyCommand("acme", Role.INGEST))
+    read, go = asyncio.Event(), asyncio.Event()
+    authenticate = Authenticate(LooksUpSlowly(storage.api_keys, read, go), storage.tenants, clock)
+    under_way = asyncio.create_task(authenticate(created.secret))
+    await read.wait()
+
+    await storage.api_keys.revoke(tenant.id, created.key.id, clock.now())  # as RevokeApiKey
+    authenticate.forget_key(created.key.secret_hash)
+    go.set()
+
+    assert (await under_way).key_id == created.key.id
+    with pytest.raises(Unauthorized):
+        await authenticate(created.secret)
 
 
 async def test_a_settings_change_applies_at_once_and_keeps_what_it_does_not_name(
