@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass, field
 
-from application.data_rights.ports import Erased, Erasure, SessionsOf
+from application.data_rights.ports import Erased, Erasure, SessionPlace, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, delete, erase, in_batches
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
@@ -40,11 +41,16 @@ class DeleteResource:
     Work goes in bounded steps (100 sessions, 1000 events or rows at a time). An event that
     arrives for a session while it is deleted is stored before the session's deletion step (and
     deleted by it) or refused as for an unknown session after it. A sale recorded for a session
-    after its events were deleted keeps the session, without those events."""
+    after its events were deleted keeps the session, without those events. The next rollup run
+    recomputes the hours whose sources are kept from the resource's first session on, so that a
+    run under way meanwhile, which may have read them before, leaves none of the deleted
+    sessions in them (the kept, billed ones count there again, as in reports read from the
+    sessions)."""
 
-    def __init__(self, erasure: Erasure, tenants: TenantRepository) -> None:
+    def __init__(self, erasure: Erasure, tenants: TenantRepository, rewinds: RollupRewinds) -> None:
         self._erasure = erasure
         self._tenants = tenants
+        self._rewinds = rewinds
 
     async def __call__(self, command: DeleteResourceCommand) -> DeletedResource:
         tenant, resource_id = command.tenant, command.resource_id
@@ -55,12 +61,18 @@ class DeleteResource:
         sessions = events = 0
         erased = Erased()
         of_resource = SessionsOf(resource_id=resource_id)
-        after = None
+        after: SessionPlace | None = None
+        first: SessionPlace | None = None
         while found := await e.sessions(tenant.id, of_resource, SESSIONS, after):
+            first = first or found[0]
             after, ids = found[-1], [s.id for s in found]
             billed = await e.billed(tenant.id, ids)
             removed = await delete(e, tenant.id, [i for i in ids if i not in billed])
             sessions, events = sessions + removed.sessions, events + removed.events
             erased += await erase(e, tenant.id, sorted(billed | removed.kept), forgetting)
         rollups = await in_batches(lambda: e.delete_rollups(tenant.id, resource_id, BATCH))
+        if first is not None:
+            # A rollup run under way may have read the resource's hours before its sessions went,
+            # and write them back after: the next run recomputes them.
+            await self._rewinds.changed_since(tenant.id, first.started_at)
         return DeletedResource(sessions, events, rollups, erased)

@@ -269,7 +269,10 @@ class UseCaseContainer(containers.DeclarativeContainer):
         clock=outside.clock,
     )
     delete_resource = providers.Factory(
-        DeleteResource, erasure=storage.erasure, tenants=storage.tenants
+        DeleteResource,
+        erasure=storage.erasure,
+        tenants=storage.tenants,
+        rewinds=rollup_rewinds,
     )
     # Every webhook asks for its signer's account: remembered like plans, and changed through
     # the same book so that this process forgets at once.

@@ -1,6 +1,7 @@
 """Subject erasure, resource deletion and session retention, on every store: what is personal
 goes, what the books need stays, and racing callers neither crash nor count twice."""
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from application.data_rights.erase_subject import EraseSubjectCommand
 from application.data_rights.ports import Erased, SessionsOf
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.sessions.ports import SessionFilter
 from domain.calendar import Period
 from domain.credits import LedgerEntry
@@ -39,7 +41,7 @@ from tests.contract.builders import (
     stored_session,
     wired,
 )
-from tests.contract.races import Race
+from tests.contract.races import Proxy, Race
 from tests.contract.telemetry_builders import a_full_error, a_sale
 from tests.fakes import FakeClock
 
@@ -400,6 +402,44 @@ async def test_an_attribute_named_personal_since_the_callers_key_was_remembered_
 
     assert (await storage.sessions.get(tenant.id, ana.id)).attributes == {"plan": "pro"}
     assert (await storage.sessions.get(tenant.id, bos.id)).attributes == {}
+
+
+class WritesAnHourWhenTold(Proxy):
+    """The rollups' port: the run's first hour, read already, is written once `go` is set."""
+
+    def __init__(self, inner: Any, reached: asyncio.Event, go: asyncio.Event) -> None:
+        super().__init__(inner)
+        self._reached, self._go = reached, go
+
+    async def replace(self, tenant_id: str, rollup: Rollup) -> Any:
+        if rollup.period is Period.HOUR and not self._reached.is_set():
+            self._reached.set()
+            await self._go.wait()
+        return await self._inner.replace(tenant_id, rollup)
+
+
+async def test_a_resource_deleted_while_a_rollup_run_writes_its_hour_is_gone_after_the_next_run(
+    storage: Any, tenant: Tenant
+) -> None:
+    for resource_id in ("webinar-9", "webinar-1"):
+        session = await stored_session(storage, tenant, resource_id=resource_id)
+        await storage.sessions.close(tenant.id, session.id, Exit(at(5)), frozenset(), NOW, SHUT)
+    clock = FakeClock(T0 + timedelta(days=1))
+    reached, go = asyncio.Event(), asyncio.Event()
+    rollups = WritesAnHourWhenTold(storage.rollups, reached, go)
+    under_way = asyncio.create_task(
+        wired(storage, clock, rollups=rollups).jobs().roll_up_usage()(RollUpUsageCommand())
+    )
+    await reached.wait()
+
+    await delete_resource(storage, tenant, "webinar-9")
+    go.set()
+    await under_way
+    await wired(storage, clock).jobs().roll_up_usage()(RollUpUsageCommand())
+
+    for period in (Period.HOUR, Period.DAY):
+        rolled = await storage.rollups.find(tenant.id, period, Window())
+        assert {a.resource_id for r in rolled for a in r.activity} == {"webinar-1"}, period
 
 
 async def test_two_deletions_of_one_resource_at_once_delete_each_session_once(
