@@ -1,6 +1,7 @@
 """What rarely changes and many requests read (a tenant's rates, plans and settings, a LiveKit
 account), remembered briefly per process."""
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -18,9 +19,12 @@ class Remembered(Generic[Value]):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._known: dict[str, tuple[datetime, Value]] = {}
-        # Counts what was forgotten: a load under way meanwhile may have read what was there
-        # before the change, so it is not remembered.
-        self._forgettings = 0
+        # Per key with a load under way: its loads, and how often it was forgotten meanwhile (a
+        # load that began before may have read what was there before the change: it is not
+        # remembered). Per key, since anyone may make a key be forgotten (a webhook whose
+        # signature fails), and that must not keep the others' loads from being remembered.
+        self._loads: Counter[str] = Counter()
+        self._forgettings: Counter[str] = Counter()
 
     async def of(
         self, key: str, load: Callable[[], Awaitable[Value]], remember_none: bool = True
@@ -31,12 +35,21 @@ class Remembered(Generic[Value]):
         known = self._known.get(key)
         if known is not None and known[0] > now:
             return known[1]
-        forgettings = self._forgettings
-        value = await load()
-        if forgettings == self._forgettings and (value is not None or remember_none):
+        forgettings = self._forgettings[key]
+        self._loads[key] += 1
+        try:
+            value = await load()
+        finally:
+            forgotten = self._forgettings[key] != forgettings
+            self._loads[key] -= 1
+            if not self._loads[key]:
+                del self._loads[key]
+                self._forgettings.pop(key, None)
+        if not forgotten and (value is not None or remember_none):
             self._known[key] = (now + TTL, value)
         return value
 
     def forget(self, key: str) -> None:
-        self._forgettings += 1
+        if key in self._loads:
+            self._forgettings[key] += 1
         self._known.pop(key, None)

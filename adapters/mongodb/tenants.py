@@ -3,7 +3,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReadPreference, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -42,9 +42,11 @@ class MongoTenantRepository(TenantRepository):
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
     ) -> tuple[TenantSettings, Tenant]:
         """The write is made only to the settings as read (no multi-document transaction is
-        needed for one document); when another change came between, read and try again."""
+        needed for one document); when another change came between, read and try again. Read
+        from the primary: a secondary behind it would miss the write again and again."""
+        primary = self._tenants.with_options(read_preference=ReadPreference.PRIMARY)
         while True:
-            found = await self._tenants.find_one({"id": tenant_id})
+            found = await primary.find_one({"id": tenant_id})
             if found is None:
                 raise NotFound(f"no tenant {tenant_id}")
             before = tenant_from_document(found)

@@ -20,5 +20,8 @@ class RateBook:
         return await self._known.of(tenant_id, load)
 
     async def put(self, tenant_id: str, rate: Rate) -> None:
-        await self._rates.put(tenant_id, rate)
-        self._known.forget(tenant_id)
+        # Forgotten even when the write failed: one that timed out may still have happened.
+        try:
+            await self._rates.put(tenant_id, rate)
+        finally:
+            self._known.forget(tenant_id)

@@ -63,16 +63,19 @@ class DeleteResource:
         of_resource = SessionsOf(resource_id=resource_id)
         after: SessionPlace | None = None
         first: SessionPlace | None = None
-        while found := await e.sessions(tenant.id, of_resource, SESSIONS, after):
-            first = first or found[0]
-            after, ids = found[-1], [s.id for s in found]
-            billed = await e.billed(tenant.id, ids)
-            removed = await delete(e, tenant.id, [i for i in ids if i not in billed])
-            sessions, events = sessions + removed.sessions, events + removed.events
-            erased += await erase(e, tenant.id, sorted(billed | removed.kept), forgetting)
-        rollups = await in_batches(lambda: e.delete_rollups(tenant.id, resource_id, BATCH))
-        if first is not None:
-            # A rollup run under way may have read the resource's hours before its sessions went,
-            # and write them back after: the next run recomputes them.
-            await self._rewinds.changed_since(tenant.id, first.started_at)
+        try:
+            while found := await e.sessions(tenant.id, of_resource, SESSIONS, after):
+                first = first or found[0]
+                after, ids = found[-1], [s.id for s in found]
+                billed = await e.billed(tenant.id, ids)
+                removed = await delete(e, tenant.id, [i for i in ids if i not in billed])
+                sessions, events = sessions + removed.sessions, events + removed.events
+                erased += await erase(e, tenant.id, sorted(billed | removed.kept), forgetting)
+            rollups = await in_batches(lambda: e.delete_rollups(tenant.id, resource_id, BATCH))
+        finally:
+            if first is not None:
+                # A rollup run under way may have read the resource's hours before its sessions
+                # went, and write them back after: the next run recomputes them. Asked when the
+                # deletion failed midway too: a retry finds none of the sessions it deleted.
+                await self._rewinds.changed_since(tenant.id, first.started_at)
         return DeletedResource(sessions, events, rollups, erased)

@@ -42,10 +42,13 @@ class UpdateSettings:
         def changed(current: TenantSettings) -> TenantSettings:
             return TenantSettings(**{**asdict(current), **command.changes})
 
-        before, updated = await self._tenants.change_settings(tenant.id, changed)
-        settings = updated.settings
-        if (settings.time_zone, settings.dimensions) != (before.time_zone, before.dimensions):
-            await self._rewinds.changed_since(tenant.id, tenant.created_at)
-        # Others apply it within the key cache's lifetime (authenticate.CACHE_TTL).
-        self._authenticate.forget_tenant(tenant.id)
+        try:
+            before, updated = await self._tenants.change_settings(tenant.id, changed)
+            settings = updated.settings
+            if (settings.time_zone, settings.dimensions) != (before.time_zone, before.dimensions):
+                await self._rewinds.changed_since(tenant.id, tenant.created_at)
+        finally:
+            # Even when it failed: a write that timed out may still have happened. Others
+            # apply it within the key cache's lifetime (authenticate.CACHE_TTL).
+            self._authenticate.forget_tenant(tenant.id)
         return updated

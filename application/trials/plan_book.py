@@ -15,8 +15,11 @@ class PlanBook(PlanRepository):
         self._known: Remembered[list[Plan]] = Remembered(clock)
 
     async def put(self, tenant_id: str, plan: Plan) -> None:
-        await self._plans.put(tenant_id, plan)
-        self._known.forget(tenant_id)
+        # Forgotten even when the write failed: one that timed out may still have happened.
+        try:
+            await self._plans.put(tenant_id, plan)
+        finally:
+            self._known.forget(tenant_id)
 
     async def all(self, tenant_id: str) -> list[Plan]:
         return await self._known.of(tenant_id, lambda: self._plans.all(tenant_id))

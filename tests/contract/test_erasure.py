@@ -430,7 +430,7 @@ async def test_a_resource_deleted_while_a_rollup_run_writes_its_hour_is_gone_aft
     under_way = asyncio.create_task(
         wired(storage, clock, rollups=rollups).jobs().roll_up_usage()(RollUpUsageCommand())
     )
-    await reached.wait()
+    await asyncio.wait_for(reached.wait(), 30)  # a run that never gets there fails the test
 
     await delete_resource(storage, tenant, "webinar-9")
     go.set()

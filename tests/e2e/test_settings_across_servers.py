@@ -25,7 +25,8 @@ def test_settings_changed_through_two_servers_all_stay_and_read_back_at_once(
         one.operator("tenants", "create", "acme")
         admin = one.operator("keys", "create", "--tenant", "acme", "--role", "admin")
         with one.client(admin) as on_one, two.client(admin) as on_two:
-            assert on_two.get("/v1/settings").json()["personal_attributes"] == []  # remembered
+            # Process two now remembers the tenant its key resolves, settings included.
+            assert on_two.get("/v1/settings").json()["personal_attributes"] == []
             made_personal = on_one.put("/v1/settings", json={"personal_attributes": ["email"]})
             assert made_personal.status_code == 200, made_personal.text
             read_on_two = on_two.get("/v1/settings").json()

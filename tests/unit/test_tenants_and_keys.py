@@ -159,7 +159,7 @@ async def test_a_key_revoked_while_a_request_looks_it_up_is_refused_to_the_next(
     read, go = asyncio.Event(), asyncio.Event()
     authenticate = Authenticate(LooksUpSlowly(storage.api_keys, read, go), storage.tenants, clock)
     under_way = asyncio.create_task(authenticate(created.secret))
-    await read.wait()
+    await asyncio.wait_for(read.wait(), 30)  # a lookup that never gets there fails the test
 
     await storage.api_keys.revoke(tenant.id, created.key.id, clock.now())  # as RevokeApiKey
     authenticate.forget_key(created.key.secret_hash)
