@@ -204,6 +204,12 @@ class TenantSettings:
     def calendar(self) -> Calendar:
         return Calendar(self.time_zone)
 
+    @property
+    def rollup_cut(self) -> str:
+        """What cuts usage into rollups, as one text: days by the time zone, groups by the
+        dimensions. Rollups made under another cut are made again."""
+        return " ".join((self.time_zone, *self.dimensions))
+
     def idle_timeout(self, kind: str, reconciled: bool = False) -> timedelta | None:
         """How long a session of `kind` may go without a sign of life (None: for ever).
         `reconciled`: the tenant's LiveKit stays are kept alive by reconciliation."""

@@ -26,7 +26,9 @@ def overflowing_rollups(storage_url: str, tenant_name: str) -> None:
                 await storage.rollups.replace(tenant.id, Rollup(Period.HOUR, start, activity))
             leases = storage.rollup_leases
             assert await leases.acquire(tenant.id, "poisoner", now, now + timedelta(seconds=1))
-            await leases.release(tenant.id, "poisoner", yesterday + timedelta(hours=12))
+            await leases.release(
+                tenant.id, "poisoner", yesterday + timedelta(hours=12), tenant.settings.rollup_cut
+            )
         finally:
             await storage.close()
 

@@ -142,27 +142,31 @@ class MemoryRollupLeases(RollupLeases):
     async def acquire(
         self, tenant_id: str, holder: str, now: datetime, until: datetime
     ) -> RollupLease | None:
-        held_by, held_until, resume_from = self._store.rollup_leases.get(
-            tenant_id, (None, None, None)
+        held_by, held_until, resume_from, cut = self._store.rollup_leases.get(
+            tenant_id, (None, None, None, None)
         )
         if held_by is not None and held_until is not None and held_until > now:
             return None
         rewound = self._store.rollup_rewinds.pop(tenant_id, None)
         if resume_from is not None and rewound is not None:
             resume_from = min(resume_from, rewound)
-        self._store.rollup_leases[tenant_id] = (holder, until, resume_from)
-        return RollupLease(holder, resume_from)
+        self._store.rollup_leases[tenant_id] = (holder, until, resume_from, cut)
+        return RollupLease(holder, resume_from, cut)
 
     async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
-        held_by, _, resume_from = self._store.rollup_leases.get(tenant_id, (None, None, None))
+        held_by, _, resume_from, cut = self._store.rollup_leases.get(
+            tenant_id, (None, None, None, None)
+        )
         if held_by != holder:
             return False
-        self._store.rollup_leases[tenant_id] = (holder, until, resume_from)
+        self._store.rollup_leases[tenant_id] = (holder, until, resume_from, cut)
         return True
 
-    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+    async def release(
+        self, tenant_id: str, holder: str, resume_from: datetime, cut: str | None
+    ) -> None:
         if self._store.rollup_leases.get(tenant_id, (None,))[0] == holder:
-            self._store.rollup_leases[tenant_id] = (None, None, resume_from)
+            self._store.rollup_leases[tenant_id] = (None, None, resume_from, cut)
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:
         if tenant_id in self._store.rollup_leases:

@@ -51,9 +51,9 @@ class MemoryStore:
     finished_rooms: dict[tuple[str, str], datetime] = field(default_factory=dict)
     snapshots: dict[tuple[str, str, datetime], Snapshot] = field(default_factory=dict)
     rollups: dict[tuple[str, Period, datetime], Rollup] = field(default_factory=dict)
-    # tenant_id -> (lease holder, held until, where the next run resumes)
-    rollup_leases: dict[str, tuple[str | None, datetime | None, datetime | None]] = field(
-        default_factory=dict
+    # tenant_id -> (lease holder, held until, where the next run resumes, the rollups' cut)
+    rollup_leases: dict[str, tuple[str | None, datetime | None, datetime | None, str | None]] = (
+        field(default_factory=dict)
     )
     # tenant_id -> where late data asks the next rollup run to resume at the latest
     rollup_rewinds: dict[str, datetime] = field(default_factory=dict)

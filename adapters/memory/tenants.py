@@ -28,13 +28,13 @@ class MemoryTenantRepository(TenantRepository):
 
     async def change_settings(
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
-    ) -> tuple[TenantSettings, Tenant]:
+    ) -> Tenant:
         stored = self._store.tenants.get(tenant_id)
         if stored is None:
             raise NotFound(f"no tenant {tenant_id}")
         tenant = replace(stored, settings=change(stored.settings))
         self._store.tenants[tenant_id] = tenant
-        return stored.settings, tenant
+        return tenant
 
 
 class MemoryApiKeyRepository(ApiKeyRepository):

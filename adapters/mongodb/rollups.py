@@ -362,7 +362,7 @@ class MongoRollupLeases(RollupLeases):
                 {"tenant_id": tenant_id, "holder": holder, "rewind_to": rewound},
                 {"$set": {"rewind_to": None, "resume_from": resume_from}},
             )
-        return RollupLease(holder, resume_from)
+        return RollupLease(holder, resume_from, taken.get("cut"))
 
     async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
         renewed = await self._leases.update_one(
@@ -370,10 +370,12 @@ class MongoRollupLeases(RollupLeases):
         )
         return renewed.matched_count == 1
 
-    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
+    async def release(
+        self, tenant_id: str, holder: str, resume_from: datetime, cut: str | None
+    ) -> None:
         await self._leases.update_one(
             {"tenant_id": tenant_id, "holder": holder},
-            {"$set": {"holder": None, "held_until": None, "resume_from": resume_from}},
+            {"$set": {"holder": None, "held_until": None, "resume_from": resume_from, "cut": cut}},
         )
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:

@@ -40,7 +40,7 @@ class MongoTenantRepository(TenantRepository):
 
     async def change_settings(
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
-    ) -> tuple[TenantSettings, Tenant]:
+    ) -> Tenant:
         """The write is made only to the settings as read (no multi-document transaction is
         needed for one document); when another change came between, read and try again. Read
         from the primary: a secondary behind it would miss the write again and again."""
@@ -56,7 +56,7 @@ class MongoTenantRepository(TenantRepository):
                 return_document=ReturnDocument.AFTER,
             )
             if updated is not None:
-                return before.settings, tenant_from_document(updated)
+                return tenant_from_document(updated)
 
 
 @raises_storage_errors

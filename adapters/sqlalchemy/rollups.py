@@ -327,19 +327,23 @@ class SqlRollupLeases(RollupLeases):
                 ),
                 rewind_to=None,
             )
-            .returning(rollup_leases.c.resume_from)
+            .returning(rollup_leases.c.resume_from, rollup_leases.c.cut)
         )
         async with self._engine.begin() as conn:
             if (await conn.execute(first)).rowcount == 1:
                 return RollupLease(holder, None)
             taken = (await conn.execute(take)).first()
-        return None if taken is None else RollupLease(holder, taken.resume_from)
+        return None if taken is None else RollupLease(holder, taken.resume_from, taken.cut)
 
     async def renew(self, tenant_id: str, holder: str, until: datetime) -> bool:
         return await self._update(tenant_id, holder, held_until=until)
 
-    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
-        await self._update(tenant_id, holder, holder=None, held_until=None, resume_from=resume_from)
+    async def release(
+        self, tenant_id: str, holder: str, resume_from: datetime, cut: str | None
+    ) -> None:
+        await self._update(
+            tenant_id, holder, holder=None, held_until=None, resume_from=resume_from, cut=cut
+        )
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:
         stmt = (

@@ -451,6 +451,7 @@ rollup_leases = Table(
     Column("held_until", UTCDateTime),
     Column("resume_from", UTCDateTime),
     Column("rewind_to", UTCDateTime),  # late data asks the next run to resume here at the latest
+    Column("cut", Text),  # TenantSettings.rollup_cut of the rollups made (null: not recorded)
 )
 
 

@@ -41,7 +41,7 @@ class SqlTenantRepository(TenantRepository):
 
     async def change_settings(
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
-    ) -> tuple[TenantSettings, Tenant]:
+    ) -> Tenant:
         """The row is locked as it is read (SQLite: the transaction holds the write lock)."""
         async with self._transactions.begin() as conn:
             locked = select(tenants).where(tenants.c.id == tenant_id).with_for_update()
@@ -53,7 +53,7 @@ class SqlTenantRepository(TenantRepository):
             await conn.execute(
                 update(tenants).where(tenants.c.id == tenant_id).values(settings=asdict(settings))
             )
-        return before.settings, replace(before, settings=settings)
+        return replace(before, settings=settings)
 
     async def _one(self, condition: Any) -> Tenant | None:
         async with self._engine.connect() as conn:

@@ -73,6 +73,9 @@ class RollupLease:
 
     holder: str
     resume_from: datetime | None
+    # The tenant's rollup cut (TenantSettings.rollup_cut) the previous run made them by; None:
+    # not recorded (never rolled up, or last rolled up by a version that did not record it).
+    cut: str | None = None
 
 
 class RollupLeases(Protocol):
@@ -87,8 +90,11 @@ class RollupLeases(Protocol):
         """Extend the holder's lease; False when it has lost it."""
         ...
 
-    async def release(self, tenant_id: str, holder: str, resume_from: datetime) -> None:
-        """End the holder's lease and remember where the next run starts."""
+    async def release(
+        self, tenant_id: str, holder: str, resume_from: datetime, cut: str | None
+    ) -> None:
+        """End the holder's lease and remember where the next run starts and the cut the
+        tenant's rollups are made by."""
         ...
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:

@@ -82,9 +82,13 @@ class RollUpUsage:
     since the tenant's creation (or `since`, when older) whose events are all kept that they
     lack, final when the day ends before the next run's resume point.
 
+    The lease keeps the cut (time zone and dimensions, TenantSettings.rollup_cut) the rollups
+    were made by: a run that finds the tenant's changed, or not recorded, makes every hour and
+    day whose sources are kept again, from the tenant's creation (or `since`, when older).
+
     Tenants are served one at a time, and one whose run fails is reported in the result: its
-    lease is given back without moving its resume point, and the run goes on with the next
-    tenant.
+    lease is given back without moving its resume point or its cut, and the run goes on with
+    the next tenant.
     """
 
     def __init__(
@@ -126,18 +130,20 @@ class RollUpUsage:
         lease = await self._leases.acquire(tenant.id, holder, now, now + LEASE)
         if lease is None:
             return RollupRun(skipped=1)
-        # Given back whatever happens; a run that failed leaves the resume point where it was.
-        resume_from = lease.resume_from or tenant.created_at
+        # Given back whatever happens; a run that failed leaves the resume point and the cut
+        # where they were, so the next run makes again what this one was to.
+        resume_from, cut = lease.resume_from or tenant.created_at, lease.cut
         try:
-            # Read again once the lease is held: taking it took any rewind, and a change of time
-            # zone or dimensions is stored before it asks for one, so this run cuts the rewound
-            # days by the new settings (read before, it would cut them by the old and use the
-            # rewind up).
+            # Read once the lease is held: settings changed since the run began apply now.
             tenant = await as_stored(self._tenants, tenant)
+            if lease.resume_from is not None and lease.cut != tenant.settings.rollup_cut:
+                # Made by another time zone or other dimensions (or not recorded): all again.
+                lease = replace(lease, resume_from=None)
+                since = None if since is None else min(since, tenant.created_at)
             run = await self._roll_up(tenant, lease, since, now, counter)
-            resume_from = run.resume_from
+            resume_from, cut = run.resume_from, tenant.settings.rollup_cut
         finally:
-            await self._leases.release(tenant.id, holder, resume_from)
+            await self._leases.release(tenant.id, holder, resume_from, cut)
         return RollupRun(tenants=1, hours=run.hours, days=run.days, funnel_days=run.funnel_days)
 
     async def _roll_up(

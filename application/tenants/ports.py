@@ -24,12 +24,12 @@ class TenantRepository(Protocol):
 
     async def change_settings(
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
-    ) -> tuple[TenantSettings, Tenant]:
+    ) -> Tenant:
         """Store what `change` makes of the tenant's settings as stored now, in one step with
         that read: changes made at once to different fields all stay, none is made to settings
         another has replaced meanwhile. `change` only computes, and may be called again (a
-        retry); what it raises leaves the settings as they were. The settings before and the
-        tenant after; NotFound if there is no such tenant."""
+        retry); what it raises leaves the settings as they were. The tenant after; NotFound
+        if there is no such tenant."""
         ...
 
 

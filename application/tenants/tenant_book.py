@@ -34,7 +34,7 @@ class TenantBook(TenantRepository):
 
     async def change_settings(
         self, tenant_id: str, change: Callable[[TenantSettings], TenantSettings]
-    ) -> tuple[TenantSettings, Tenant]:
+    ) -> Tenant:
         # Forgotten even when the write failed: one that timed out may still have happened.
         try:
             return await self._tenants.change_settings(tenant_id, change)

@@ -3,7 +3,6 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.authenticate import Authenticate
 from application.tenants.ports import TenantRepository
 from domain.tenants import Tenant, TenantSettings
@@ -27,12 +26,9 @@ class UpdateSettings:
     keep the old zone's cut (the day, week and month reports leave them out) and the old
     dimensions (a dimension added later reads as absent there)."""
 
-    def __init__(
-        self, tenants: TenantRepository, authenticate: Authenticate, rewinds: RollupRewinds
-    ) -> None:
+    def __init__(self, tenants: TenantRepository, authenticate: Authenticate) -> None:
         self._tenants = tenants
         self._authenticate = authenticate
-        self._rewinds = rewinds
 
     async def __call__(self, command: UpdateSettingsCommand) -> Tenant:
         tenant = command.tenant
@@ -43,10 +39,7 @@ class UpdateSettings:
             return TenantSettings(**{**asdict(current), **command.changes})
 
         try:
-            before, updated = await self._tenants.change_settings(tenant.id, changed)
-            settings = updated.settings
-            if (settings.time_zone, settings.dimensions) != (before.time_zone, before.dimensions):
-                await self._rewinds.changed_since(tenant.id, tenant.created_at)
+            updated = await self._tenants.change_settings(tenant.id, changed)
         finally:
             # Even when it failed: a write that timed out may still have happened. Others
             # apply it within the key cache's lifetime (authenticate.CACHE_TTL).

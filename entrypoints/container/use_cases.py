@@ -179,7 +179,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     # this process applies them at once.
     tenant_book = providers.Singleton(TenantBook, tenants=storage.tenants, clock=outside.clock)
     update_settings = providers.Factory(
-        UpdateSettings, tenants=tenant_book, authenticate=authenticate, rewinds=rollup_rewinds
+        UpdateSettings, tenants=tenant_book, authenticate=authenticate
     )
     read_settings = providers.Factory(ReadSettings, tenants=storage.tenants)
     set_plan = providers.Factory(SetPlan, plans=plan_book)

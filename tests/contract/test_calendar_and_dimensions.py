@@ -134,40 +134,82 @@ async def test_a_new_time_zone_recuts_the_days_and_the_old_cut_is_not_reported(
     assert [s for s in started if s[1]] == [("2026-11-24", 2)]
 
 
-class MovesAsTheLeaseIsTaken(Proxy):
-    """The rollup leases' port: `move` runs just before the lease is taken, when the run has
-    read its tenant already."""
+class MovesFirst(Proxy):
+    """A port whose first call of `method` runs `move` before it (a change of settings landing
+    at that point of a run)."""
 
-    def __init__(self, inner: Any, move: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, inner: Any, method: str, move: Callable[[], Awaitable[None]]) -> None:
         super().__init__(inner)
-        self._move = move
+        self._method, self._move, self._moved = method, move, False
 
-    async def acquire(self, *args: Any) -> Any:
-        await self._move()
-        return await self._inner.acquire(*args)
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        if name != self._method:
+            return found
+
+        async def after_the_move(*args: Any) -> Any:
+            if not self._moved:
+                self._moved = True
+                await self._move()
+            return await found(*args)
+
+        return after_the_move
 
 
-async def test_a_time_zone_changed_as_a_run_takes_its_lease_recuts_the_days(storage: Any) -> None:
-    """The change stores the zone and asks for a rewind between the run's read of the tenant and
-    its lease, which takes the rewind: the run recuts the days by the new zone."""
+async def moved_to_seoul_during_a_run(storage: Any, port: str, method: str) -> Tenant:
+    """The tenant rolled up in UTC; then a run during which, at the port's method, its time
+    zone becomes Seoul; then one run more. The tenant as moved."""
     tenant = await add_tenant(storage, "moving")
     await visits(storage, tenant, (-30, -10), (10, 50))
     await roll_up(storage, tenant)
     clock = FakeClock(utc(24 * 60))
-    moved: list[Tenant] = []
+    to_seoul = UpdateSettingsCommand(tenant, {"time_zone": "Asia/Seoul"})
 
-    async def to_seoul() -> None:
-        if not moved:
-            change = UpdateSettingsCommand(tenant, {"time_zone": "Asia/Seoul"})
-            moved.append(await wired(storage, clock).use_cases().update_settings()(change))
+    async def move() -> None:
+        await wired(storage, clock).use_cases().update_settings()(to_seoul)
 
-    leases = MovesAsTheLeaseIsTaken(storage.rollup_leases, to_seoul)
-    run = wired(storage, clock, rollup_leases=leases).jobs().roll_up_usage()
-    await run(RollUpUsageCommand(tenant.name))
+    moving = MovesFirst(getattr(storage, port), method, move)
+    await wired(storage, clock, **{port: moving}).jobs().roll_up_usage()(RollUpUsageCommand())
+    await roll_up(storage, tenant)
+    moved: Tenant = await storage.tenants.get(tenant.id)
+    assert moved.settings.time_zone == "Asia/Seoul"
+    return moved
 
-    in_seoul = await report(storage, moved[0], "day")
+
+@pytest.mark.parametrize(
+    ("port", "method"),
+    [("rollup_leases", "acquire"), ("rollups", "replace"), ("rollup_leases", "release")],
+    ids=["before its lease", "while it makes them", "as it ends"],
+)
+async def test_a_time_zone_changed_during_a_rollup_run_recuts_the_days(
+    storage: Any, port: str, method: str
+) -> None:
+    """Wherever the change lands in a run, the run or the next one cuts the days by the new
+    zone: each run records on the lease the zone it made the rollups by."""
+    moved = await moved_to_seoul_during_a_run(storage, port, method)
+
+    in_seoul = await report(storage, moved, "day")
     started = [(d.bucket.label, d.activity.sessions_started) for d in in_seoul]
     assert [s for s in started if s[1]] == [("2026-11-24", 2)]
+    assert all(d.bucket.start.hour == 15 for d in in_seoul)
+
+
+async def test_rollups_made_by_an_unrecorded_cut_are_made_again(storage: Any) -> None:
+    """A lease from before runs recorded their cut: its next run makes everything again once,
+    even hours past its resume point (here, a session stored there without a rewind)."""
+    tenant = await add_tenant(storage, "upgraded")
+    await visits(storage, tenant, (10, 50))
+    await roll_up(storage, tenant)
+    leases = storage.rollup_leases
+    now = utc(24 * 60)
+    assert await leases.acquire(tenant.id, "older version", now, now) is not None
+    await leases.release(tenant.id, "older version", now, None)
+    await visits(storage, tenant, (60, 70))
+
+    await roll_up(storage, tenant)
+
+    days = await report(storage, tenant, "day")
+    assert sum(d.activity.sessions_started for d in days) == 2
 
 
 async def test_sales_are_grouped_by_the_day_of_the_tenants_zone(storage: Any) -> None:

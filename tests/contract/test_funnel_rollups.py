@@ -85,7 +85,7 @@ async def roll_up(storage: Any, tenant: Tenant, minutes_after_t0: float) -> int:
 
 async def rolled_up_for_good(storage: Any, tenant: Tenant) -> tuple[Tenant, dict[str, str]]:
     """The customers, every one gone, and the funnel rolled up two days later: final days."""
-    _, tenant = await storage.tenants.change_settings(tenant.id, lambda _: SETTINGS)
+    tenant = await storage.tenants.change_settings(tenant.id, lambda _: SETTINGS)
     ids = await kiosk_customers(storage, tenant)
     await close(storage, tenant, ids["eve"], at(53), SessionStatus.ABANDONED)
     await storage.funnels.put(tenant.id, PHOTO)
@@ -105,7 +105,7 @@ def asked_ways() -> list[dict[str, Any]]:
 async def test_a_day_rolled_up_for_good_gives_what_its_events_give(
     storage: Any, tenant: Tenant
 ) -> None:
-    _, tenant = await storage.tenants.change_settings(tenant.id, lambda _: SETTINGS)
+    tenant = await storage.tenants.change_settings(tenant.id, lambda _: SETTINGS)
     ids = await kiosk_customers(storage, tenant)
     await storage.funnels.put(tenant.id, PHOTO)
     from_events = [await report(storage, tenant, **asked) for asked in asked_ways()]
@@ -195,7 +195,7 @@ async def test_retention_takes_a_funnels_days_with_the_daily_rollups(
     storage: Any, tenant: Tenant
 ) -> None:
     settings = replace(SETTINGS, daily_rollup_retention_days=30)
-    _, tenant = await storage.tenants.change_settings(tenant.id, lambda _: settings)
+    tenant = await storage.tenants.change_settings(tenant.id, lambda _: settings)
     other = await add_tenant(storage, "globex", dimensions=("store_id", "country"))
     for owner in (tenant, other):
         await kiosk_customers(storage, owner)

@@ -343,14 +343,14 @@ async def test_late_data_rewinds_the_next_rollup_run_even_past_a_run_holding_the
 ) -> None:
     leases = storage.rollup_leases
     assert await leases.acquire(tenant.id, "first", at(0), at(10)) is not None
-    await leases.release(tenant.id, "first", at(600))
+    await leases.release(tenant.id, "first", at(600), tenant.settings.rollup_cut)
     assert await leases.acquire(tenant.id, "running", at(601), at(610)) is not None
 
     # Late data arrives while a run holds the lease; the earliest rewind wins.
     await race(*(lambda s, m=m: s.rollup_leases.rewind(tenant.id, at(m)) for m in (300, 120, 240)))
-    await leases.release(tenant.id, "running", at(660))
+    await leases.release(tenant.id, "running", at(660), tenant.settings.rollup_cut)
     after = await leases.acquire(tenant.id, "next", at(661), at(670))
-    await leases.release(tenant.id, "next", at(720))
+    await leases.release(tenant.id, "next", at(720), tenant.settings.rollup_cut)
     then = await leases.acquire(tenant.id, "then", at(721), at(730))
 
     assert after is not None and after.resume_from == at(120)

@@ -379,7 +379,7 @@ async def test_a_camera_end_arriving_after_its_hours_were_rolled_up_sends_the_ro
     later = at(5 * 60)
     leases = storage.rollup_leases
     assert await leases.acquire(tenant.id, "run", later, later) is not None
-    await leases.release(tenant.id, "run", later)
+    await leases.release(tenant.id, "run", later, tenant.settings.rollup_cut)
 
     receive = wired(storage, FakeClock(later)).use_cases().receive_livekit_webhook()
     body, headers = unpublished(server, "ana", at(5))

@@ -157,9 +157,9 @@ async def test_one_runner_holds_a_tenant_until_it_releases_or_its_lease_runs_out
     assert not await leases.renew(tenant.id, "someone-else", at(20))
     assert await leases.renew(tenant.id, holder, at(20))
     assert await leases.acquire(tenant.id, "late", at(15), at(25)) is None
-    await leases.release(tenant.id, holder, at(5))
+    await leases.release(tenant.id, holder, at(5), "Asia/Seoul store_id")
     again = await leases.acquire(tenant.id, "next", at(16), at(26))
-    assert again is not None and again.resume_from == at(5)
+    assert again is not None and (again.resume_from, again.cut) == (at(5), "Asia/Seoul store_id")
     # A runner that died: its lease runs out and another takes over.
     taken = await leases.acquire(tenant.id, "after-crash", at(27), at(37))
     assert taken is not None and taken.resume_from == at(5)

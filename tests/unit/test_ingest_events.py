@@ -310,7 +310,7 @@ async def test_late_events_send_the_next_rollup_run_back_to_their_hour(
     clock.advance(3 * 3600)
     leases = storage.rollup_leases
     assert await leases.acquire(tenant.id, "run", clock.now(), clock.now()) is not None
-    await leases.release(tenant.id, "run", clock.now())
+    await leases.release(tenant.id, "run", clock.now(), tenant.settings.rollup_cut)
 
     await ingest(event(1, at=started))  # a buffer flushed three hours after the exit
     await ingest(event(2))  # now: the next run covers it anyway
