@@ -95,8 +95,8 @@ class EraseSubject:
         if await self._erasure.kept(tenant.id, subject_id) != moved_to:
             return None
         pseudonyms = Pseudonyms({subject_id: moved_to})
-        # As stored: an attribute named personal just before must go too (there is no erasing
-        # it later: the sessions no longer name the subject).
+        # As stored: an attribute named personal just before must go too (erasing the subject
+        # again would not reach it: the sessions name the pseudonym from here on).
         personal = (await as_stored(self._tenants, tenant)).settings.personal_attributes
         forgetting = Forgetting(pseudonyms, personal, subject_id)
         erased = Erased()
