@@ -11,7 +11,6 @@ from application.funnels.roll_up_funnels import RollUpFunnels
 from application.ports import Clock, Window
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
 from application.snapshots.ports import SnapshotLog
-from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, each_tenant
 from domain.calendar import HOUR, Bucket, Period, hour_of
@@ -133,13 +132,12 @@ class RollUpUsage:
         # Given back whatever happens; a run that failed leaves the resume point and the cut
         # where they were, so the next run makes again what this one was to.
         resume_from, cut = lease.resume_from or tenant.created_at, lease.cut
+        if lease.resume_from is not None and lease.cut != tenant.settings.rollup_cut:
+            # Made by another time zone or other dimensions (or not recorded): all again. The
+            # tenant was read just before the lease; a change made since, the next run finds.
+            lease = replace(lease, resume_from=None)
+            since = None if since is None else min(since, tenant.created_at)
         try:
-            # Read once the lease is held: settings changed since the run began apply now.
-            tenant = await as_stored(self._tenants, tenant)
-            if lease.resume_from is not None and lease.cut != tenant.settings.rollup_cut:
-                # Made by another time zone or other dimensions (or not recorded): all again.
-                lease = replace(lease, resume_from=None)
-                since = None if since is None else min(since, tenant.created_at)
             run = await self._roll_up(tenant, lease, since, now, counter)
             resume_from, cut = run.resume_from, tenant.settings.rollup_cut
         finally:

@@ -100,6 +100,22 @@ def serving(
     assert "Traceback" not in server_log, server_log
 
 
+@contextmanager
+def two_servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+    """Two `sessionmeter serve` processes on one SQLite database, each remembering for itself
+    what it read (keys, tenants) for a few seconds."""
+    database = tmp_path / "shared.db"
+    database.touch()
+    url = f"sqlite:///{database}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        serving(tmp_path / "a", storage_url=url) as one,
+        serving(tmp_path / "b", storage_url=url) as two,
+    ):
+        yield one, two
+
+
 def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
     deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
     while True:

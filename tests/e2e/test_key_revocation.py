@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serving import serving
+from tests.e2e.serving import two_servers
 
 pytestmark = pytest.mark.slow
 
@@ -14,15 +14,7 @@ WITHIN_SECONDS = 5
 
 
 def test_a_key_revoked_on_one_server_is_refused_by_another_within_5_seconds(tmp_path: Path) -> None:
-    database = tmp_path / "shared.db"
-    database.touch()
-    url = f"sqlite:///{database}"
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with (
-        serving(tmp_path / "a", storage_url=url) as one,
-        serving(tmp_path / "b", storage_url=url) as two,
-    ):
+    with two_servers(tmp_path) as (one, two):
         one.operator("tenants", "create", "acme")
         admin = one.operator("keys", "create", "--tenant", "acme", "--role", "admin")
         leaked = one.operator(

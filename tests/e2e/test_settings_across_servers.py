@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serving import serving
+from tests.e2e.serving import two_servers
 
 pytestmark = pytest.mark.slow
 
@@ -13,15 +13,7 @@ pytestmark = pytest.mark.slow
 def test_settings_changed_through_two_servers_all_stay_and_read_back_at_once(
     tmp_path: Path,
 ) -> None:
-    database = tmp_path / "shared.db"
-    database.touch()
-    url = f"sqlite:///{database}"
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with (
-        serving(tmp_path / "a", storage_url=url) as one,
-        serving(tmp_path / "b", storage_url=url) as two,
-    ):
+    with two_servers(tmp_path) as (one, two):
         one.operator("tenants", "create", "acme")
         admin = one.operator("keys", "create", "--tenant", "acme", "--role", "admin")
         with one.client(admin) as on_one, two.client(admin) as on_two:
