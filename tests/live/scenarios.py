@@ -1064,6 +1064,48 @@ def store_days(live: Live) -> StoreDays:
     )
 
 
+# A recording's viewers, counted by the running rollup job, then the recording deleted: the job's
+# later runs do not count it again.
+RECORDING = "recording-42"
+
+
+@dataclass(frozen=True)
+class DeletedRecording:
+    rolled_up: Json  # the recording's hours, once the rollup job counted its viewers
+    deleted: Json  # DELETE /v1/resources/recording-42's answer
+    after: Json  # its hours again, two rollup runs after the deletion
+    runs_after: float  # rollup runs between the deletion and `after`
+
+
+def deleted_recording(live: Live) -> DeletedRecording:
+    with live.ingest() as http:
+        for viewer in ("viewer-1", "viewer-2"):
+            body = {"kind": "lecture", "resource_id": RECORDING, "client_key": viewer}
+            session = ok(http.post("/v1/sessions", json=body), 201)
+            ok(http.post(f"/v1/sessions/{session['id']}/exit", json={}))
+
+    def hours() -> Json:
+        params = {"bucket": "hour", "resource_id": RECORDING}
+        with live.admin() as admin:
+            return ok(admin.get("/v1/reports/usage", params=params))
+
+    rolled_up = poll(hours, lambda r: started_in(r) == 2, ROLLED_UP_WITHIN_SECONDS)
+    with live.admin() as admin:
+        deleted = ok(admin.delete(f"/v1/resources/{RECORDING}"))
+    runs_then = sum(rollup_runs(live).values())
+    runs = poll(
+        lambda: rollup_runs(live),
+        lambda runs: sum(runs.values()) >= runs_then + 2,
+        ROLLED_UP_WITHIN_SECONDS,
+    )
+    return DeletedRecording(rolled_up, deleted, hours(), sum(runs.values()) - runs_then)
+
+
+def started_in(report: Json) -> int:
+    """The sessions a usage report's buckets count as started."""
+    return sum(int(bucket["sessions_started"]) for bucket in report["items"])
+
+
 def rollup_runs(live: Live) -> dict[str, float]:
     """The server's rollup job runs so far, by outcome (ok, partial, failed), from /metrics."""
     with live.admin() as admin:
@@ -1195,4 +1237,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "store_days": store_days,
     "trial_week": trial_week,
     "lost_batch": lost_batch,
+    "deleted_recording": deleted_recording,
 }

@@ -32,6 +32,7 @@ from tests.live.scenarios import (
     AppExit,
     Clinic,
     Counseling,
+    DeletedRecording,
     ErasedLeaving,
     Flush,
     Forgotten,
@@ -49,6 +50,7 @@ from tests.live.scenarios import (
     instant,
     per_store,
     price,
+    started_in,
 )
 
 pytestmark = pytest.mark.slow
@@ -460,3 +462,14 @@ def test_the_credits_charged_metric_counts_every_first_charge_once(live: LiveRun
 
     assert written > 0
     assert counted == written, live.charges
+
+
+def test_a_recording_deleted_while_the_rollup_job_runs_stays_out_of_its_rollups(
+    live: LiveRun,
+) -> None:
+    recording: DeletedRecording = live.outcome("deleted_recording")
+
+    assert started_in(recording.rolled_up) == 2, recording.rolled_up
+    assert recording.deleted["sessions"] == 2 and recording.deleted["rollups"] >= 1, recording
+    assert recording.runs_after >= 2, recording
+    assert started_in(recording.after) == 0, recording.after
