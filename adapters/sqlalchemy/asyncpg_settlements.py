@@ -1,14 +1,21 @@
-"""A batch of settlements written through asyncpg (adapters.sqlalchemy.asyncpg_statements): the
-steps of adapters.sqlalchemy.settlement_batches, a statement each whatever the batch's size, and
-each looking sessions and subjects up one by one by their keys (LATERAL): the same plan with or
-without fresh statistics (a tenant's sessions loaded in bulk a moment ago have none, and
-`id = ANY(…)` then scans all of them)."""
+"""Settlements written through asyncpg (adapters.sqlalchemy.asyncpg_statements).
+
+A batch: the steps of adapters.sqlalchemy.settlement_batches, a statement each whatever the
+batch's size, and each looking sessions and subjects up one by one by their keys (LATERAL): the
+same plan with or without fresh statistics (a tenant's sessions loaded in bulk a moment ago have
+none, and `id = ANY(…)` then scans all of them).
+
+One session's (adapters.sqlalchemy.settlement_claims): on every charged exit, so its two
+statements go to the driver as the exit's own do, each autocommitted.
+"""
 
 from collections.abc import Mapping, Sequence
+from functools import cache
+from types import SimpleNamespace
 
-from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
+from adapters.sqlalchemy.asyncpg_statements import Driver, parameters, unnest
 from adapters.sqlalchemy.engine import SEPARATOR
-from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, from_row, to_row
 from adapters.sqlalchemy.settlement_batches import (
     Row,
     SettlementWriter,
@@ -16,6 +23,7 @@ from adapters.sqlalchemy.settlement_batches import (
     ledger_lock,
     settled_values,
 )
+from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
 from adapters.sqlalchemy.tables import alerts, ledger_entries, sessions
 from domain.session import Charge, ChargeState
 
@@ -32,8 +40,8 @@ LOCK = (
     " WHERE tenant_id = $1 AND id = k.id FOR UPDATE) AS s"
 )
 BALANCES = (
-    "SELECT k.subject_id, (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e"
-    " WHERE e.tenant_id = $1 AND e.subject_id = k.subject_id)"
+    "SELECT k.subject_id, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
+    " WHERE b.tenant_id = $1 AND b.subject_id = k.subject_id), 0)"
     " FROM unnest($2::varchar[]) AS k(subject_id)"
 )
 SETTLE = (
@@ -91,3 +99,65 @@ class AsyncpgSettlementWriter(SettlementWriter):
                 await self._driver.execute(
                     statement, self._tenant_id, *([row[c] for row in rows] for c in columns)
                 )
+
+
+# The session with its subject's balance (migration 0030 keeps it).
+READ_WITH_BALANCE = (
+    "SELECT s.*, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
+    " WHERE b.tenant_id = s.tenant_id AND b.subject_id = s.subject_id), 0) AS balance"
+    " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+)
+RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
+
+
+@cache
+def claim_with_records(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """The claim and the inserts of records of this shape (Claim.shape), as data-modifying
+    CTEs: the records are inserted only from a claim made. Parameters: the tenant, the session,
+    the revision, the subject, the balance read, SETTLED_COLUMNS, then each record's columns.
+    Migration 0030's ledger_balance_locked takes the subject's lock and reads its balance."""
+    settled = ", ".join(f"{c} = ${n}" for n, c in enumerate(SETTLED_COLUMNS, start=6))
+    claim = (
+        f"UPDATE sessions SET {settled} WHERE tenant_id = $1 AND id = $2"
+        f" AND charge_state = '{ChargeState.PENDING.value}' AND charge_revision = $3"
+        " AND subject_id IS NOT DISTINCT FROM $4::varchar AND (subject_id IS NULL"
+        " OR ledger_balance_locked(tenant_id, subject_id) = $5::numeric) RETURNING id"
+    )
+    first = 6 + len(SETTLED_COLUMNS)
+    inserts = []
+    for name, columns in shape:
+        values = parameters(RECORD_TABLES[name], columns, first)
+        inserts.append(
+            f", record_{name} AS (INSERT INTO {name} ({', '.join(columns)})"
+            f" SELECT {values} FROM claimed)"
+        )
+        first += len(columns)
+    return f"WITH claimed AS ({claim}){''.join(inserts)} SELECT count(*) FROM claimed"
+
+
+class AsyncpgSettlement(SettlementStatements):
+    """On a connection outside a transaction."""
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+
+    async def read(self, tenant_id: str, session_id: str) -> Found | None:
+        row = await self._driver.fetchrow(READ_WITH_BALANCE, tenant_id, session_id)
+        if row is None:
+            return None
+        return Found(from_row(SimpleNamespace(**row)), int(row["balance"]), held=False)
+
+    async def claim(self, claim: Claim) -> bool:
+        session = claim.settled
+        settled = to_row(session)
+        claimed = await self._driver.fetchval(
+            claim_with_records(claim.shape),
+            session.tenant_id,
+            session.id,
+            claim.revision,
+            session.subject_id,
+            claim.balance,
+            *(settled[c] for c in SETTLED_COLUMNS),
+            *(value for _, row in claim.records for value in row.values()),
+        )
+        return bool(claimed)

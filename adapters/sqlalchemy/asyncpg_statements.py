@@ -55,6 +55,14 @@ def json_rows(table: Table, columns: Sequence[str], n: int) -> str:
     return f"json_to_recordset(${n}::json) AS r({typed})"
 
 
+def parameters(table: Table, columns: Sequence[str], first: int) -> str:
+    """`$first::type, …`: one row's values of these columns, each cast to the column's type
+    (where PostgreSQL cannot tell it, as in `INSERT … SELECT $1, $2`)."""
+    return ", ".join(
+        f"${n}::{_type_of(table, column)}" for n, column in enumerate(columns, start=first)
+    )
+
+
 def unnest(table: Table, columns: Sequence[str], first: int) -> str:
     """`unnest($first::type[], …)`: rows passed as one array parameter per column, each array
     of the column's own type."""

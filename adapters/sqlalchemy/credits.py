@@ -1,4 +1,3 @@
-import functools
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -6,23 +5,19 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Numeric,
-    Select,
     String,
-    Table,
     and_,
     bindparam,
-    case,
     exists,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlementWriter
+from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlement, AsyncpgSettlementWriter
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
@@ -34,10 +29,12 @@ from adapters.sqlalchemy.session_rows import (
     new_values,
 )
 from adapters.sqlalchemy.settlement_batches import SettlementWriter
+from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
 from adapters.sqlalchemy.sqlite_settlements import SqliteSettlementWriter
 from adapters.sqlalchemy.tables import (
     UTCDateTime,
     alerts,
+    ledger_balances,
     ledger_entries,
     ledger_holds,
     rates,
@@ -49,50 +46,30 @@ from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Ra
 from domain.errors import NotFound
 from domain.session import Charge, ChargeState, Session
 
-# The balance of a session's subject (the sum of its ledger), read with the session's row.
-SUBJECT_BALANCE = (
-    select(func.coalesce(func.sum(ledger_entries.c.amount), 0))
-    .where(
-        ledger_entries.c.tenant_id == sessions.c.tenant_id,
-        ledger_entries.c.subject_id == sessions.c.subject_id,
-    )
-    .scalar_subquery()
-    .label("balance")
-)
-
-# Settling is on the hot path of every charged exit: its statements are built once, with bind
-# parameters (building and cache-keying them on each call cost more than the database did).
-SESSION_WITH_BALANCE = select(sessions, SUBJECT_BALANCE).where(
-    sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session")
-)
-# Two settlements of one subject that both read its balance before either charged would decide
-# their balance_after, warnings and alerts from a balance without the other's charge. So on
-# PostgreSQL a claim takes the subject's ledger lock (held until it commits; the reaper's batch
-# takes the same) and holds only if the balance is still the one read; else it claims nothing
-# and DeductCredits reads again. Migration 0023's function sums the ledger after the lock.
-BALANCE_UNCHANGED = or_(
-    sessions.c.subject_id.is_(None),
-    func.ledger_balance_locked(sessions.c.tenant_id, sessions.c.subject_id)
-    == bindparam("balance", type_=Numeric()),
-)
-# On SQLite, whether an erasure holds the subject's ledger (tables.ledger_holds), read with it.
-HELD_BY_ERASURE = (
+# One session's settlement on SQLite (SqliteSettlement; PostgreSQL's statements are
+# asyncpg_settlements'): built once, with bind parameters (building and cache-keying them on each
+# call cost more than the database did). The session is read with its subject's balance (which
+# the database keeps in ledger_balances) and whether an erasure holds the subject's ledger
+# (tables.ledger_holds).
+SESSION_WITH_BALANCE = select(
+    sessions,
+    func.coalesce(
+        select(ledger_balances.c.granted - ledger_balances.c.consumed)
+        .where(
+            ledger_balances.c.tenant_id == sessions.c.tenant_id,
+            ledger_balances.c.subject_id == sessions.c.subject_id,
+        )
+        .scalar_subquery(),
+        0,
+    ).label("balance"),
     exists()
     .where(
         ledger_holds.c.tenant_id == sessions.c.tenant_id,
         ledger_holds.c.subject_id == sessions.c.subject_id,
         ledger_holds.c.held_until > bindparam("now", type_=UTCDateTime()),
     )
-    .label("held")
-)
-SQLITE_SESSION_WITH_BALANCE = SESSION_WITH_BALANCE.add_columns(HELD_BY_ERASURE)
-
-
-class Held:
-    """What a settlement on SQLite finds when an erasure holds its subject's ledger."""
-
-
-HELD = Held()
+    .label("held"),
+).where(sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session"))
 # Guarded on the pending revision and the subject the decision read: of concurrent settlers, or
 # a settler racing a correction, only one claims it, and only its records are written; one that
 # an erasure overtook (Priced.claimable) claims nothing.
@@ -108,8 +85,13 @@ CLAIM = (
     .values(assignments(SETTLED_COLUMNS))
 )
 RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
-# What a settlement writes besides the claim: (table name, its columns) per record.
-Shape = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+class Held:
+    """What a settlement on SQLite finds when an erasure holds its subject's ledger."""
+
+
+HELD = Held()
 
 
 @raises_storage_errors
@@ -139,9 +121,6 @@ class SqlCreditLedger(CreditLedger):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._single = single_statement(engine)
-        self._session_with_balance = (
-            SQLITE_SESSION_WITH_BALANCE if engine.dialect.name == "sqlite" else SESSION_WITH_BALANCE
-        )
 
     async def grant(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
         stmt = (
@@ -177,43 +156,18 @@ class SqlCreditLedger(CreditLedger):
     async def _settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | Held | None:
-        key = {"tenant": tenant_id, "session": session_id}
-        # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
-        # COMMIT on the hot path of every charged exit), the claim holding only while the
-        # subject's balance is the one read (BALANCE_UNCHANGED); SQLite runs them in one
-        # transaction, which takes its write lock.
+        # On PostgreSQL the read and the claim are two autocommitted statements sent to the
+        # driver (no BEGIN and COMMIT on the hot path of every charged exit); SQLite runs them
+        # in one transaction, which takes its write lock.
+        if self._engine.dialect.name == "postgresql":
+            async with asyncpg_connection(self._engine) as driver:
+                return await _settled(
+                    AsyncpgSettlement(driver), tenant_id, session_id, revision, credits, at
+                )
         async with self._single.begin() as conn:
-            now = datetime.now(UTC)
-            row = (await conn.execute(self._session_with_balance, {**key, "now": now})).first()
-            if row is None:
-                raise NotFound(f"no session {session_id}")
-            session = from_row(row)
-            if not session.awaits_settlement(revision):
-                return None
-            if row._mapping.get("held"):
-                return HELD
-            settled = settle(session, credits, int(row.balance))  # PostgreSQL sums to a Decimal
-            records: list[tuple[Table, dict[str, Any]]] = []
-            if (entry := settled.ledger_entry(session, at)) is not None:
-                records.append((ledger_entries, entry_to_row(entry)))
-            if (alert := settled.alert_record(session, at)) is not None:
-                records.append((alerts, asdict(alert)))
-            claim = {
-                **key,
-                "revision": revision,
-                "subject": session.subject_id,
-                "balance": row.balance,
-            }
-            session.settle(settled.charge)
-            claim.update(new_values(session, SETTLED_COLUMNS))
-            try:
-                if not await _claim_and_record(conn, claim, records):
-                    return None
-            except DBAPIError as error:
-                if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
-                    raise LedgerHeld(session_id) from error
-                raise
-        return settled.charge
+            return await _settled(
+                SqliteSettlement(conn), tenant_id, session_id, revision, credits, at
+            )
 
     async def settle_many(
         self, tenant_id: str, priced: Sequence[Priced], at: datetime
@@ -313,47 +267,77 @@ async def _settle_batch(
     return charges
 
 
-async def _claim_and_record(
-    conn: AsyncConnection, claim: dict[str, Any], records: list[tuple[Table, dict[str, Any]]]
-) -> bool:
-    """Run the claim (CLAIM with these parameters) and, when it claims, insert the records with
-    it, atomically. Whether it claimed."""
-    if conn.dialect.name == "postgresql":
-        shape = tuple((table.name, tuple(row)) for table, row in records)
-        values = {f"{table.name}_{c}": v for table, row in records for c, v in row.items()}
-        found = await conn.execute(_claim_with_records(shape), {**claim, **values})
-        return found.first() is not None
-    if (await conn.execute(CLAIM, claim)).rowcount != 1:
-        return False
-    for table, row in records:
-        await conn.execute(table.insert(), row)
-    return True
+async def _settled(
+    statements: SettlementStatements,
+    tenant_id: str,
+    session_id: str,
+    revision: int,
+    credits: int,
+    at: datetime,
+) -> Charge | Held | None:
+    """Read the session with its subject's balance, let domain.charging.settle decide, claim
+    the revision read with what the decision records (adapters.sqlalchemy.settlement_claims)."""
+    found = await statements.read(tenant_id, session_id)
+    if found is None:
+        raise NotFound(f"no session {session_id}")
+    session = found.session
+    if not session.awaits_settlement(revision):
+        return None
+    if found.held:
+        return HELD
+    settled = settle(session, credits, found.balance)
+    records: list[tuple[str, dict[str, Any]]] = []
+    if (entry := settled.ledger_entry(session, at)) is not None:
+        records.append((ledger_entries.name, entry_to_row(entry)))
+    if (alert := settled.alert_record(session, at)) is not None:
+        records.append((alerts.name, asdict(alert)))
+    session.settle(settled.charge)
+    claim = Claim(session, revision, found.balance, records)
+    try:
+        return settled.charge if await statements.claim(claim) else None
+    except Exception as error:  # the driver's, or SQLAlchemy's around it
+        if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
+            raise LedgerHeld(session_id) from error
+        raise
 
 
-@functools.cache
-def _claim_with_records(shape: Shape) -> Select[Any]:
-    """CLAIM and the inserts of records of this shape as one PostgreSQL statement of
-    data-modifying CTEs: the records are inserted only from a claim made. Built once per shape."""
-    claimed = CLAIM.where(BALANCE_UNCHANGED).returning(sessions.c.id).cte("claimed")
-    inserts = []
-    for name, columns in shape:
-        table = RECORD_TABLES[name]
-        values = select(*(bindparam(f"{name}_{c}", type_=table.c[c].type) for c in columns))
-        insert_record = table.insert().from_select(list(columns), values.select_from(claimed))
-        inserts.append(insert_record.cte(f"record_{name}"))
-    return select(claimed.c.id).add_cte(*inserts)
+class SqliteSettlement(SettlementStatements):
+    """On a connection in a transaction that took SQLite's write lock: the claim holds while
+    the session is pending at the revision read, and nothing else writes meanwhile."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def read(self, tenant_id: str, session_id: str) -> Found | None:
+        key = {"tenant": tenant_id, "session": session_id, "now": datetime.now(UTC)}
+        row = (await self._conn.execute(SESSION_WITH_BALANCE, key)).first()
+        if row is None:
+            return None
+        return Found(from_row(row), int(row.balance), bool(row.held))
+
+    async def claim(self, claim: Claim) -> bool:
+        session = claim.settled
+        values = {
+            "tenant": session.tenant_id,
+            "session": session.id,
+            "revision": claim.revision,
+            "subject": session.subject_id,
+            **new_values(session, SETTLED_COLUMNS),
+        }
+        if (await self._conn.execute(CLAIM, values)).rowcount != 1:
+            return False
+        for table, row in claim.records:
+            await self._conn.execute(RECORD_TABLES[table].insert(), row)
+        return True
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
-    """Granted and consumed (charges net of their adjustments), summed by the database over the
-    subject's ledger."""
-    amount = ledger_entries.c.amount
-    is_grant = ledger_entries.c.kind == EntryKind.GRANT.value
-    query = select(
-        func.coalesce(func.sum(case((is_grant, amount), else_=0)), 0),
-        func.coalesce(func.sum(case((is_grant, 0), else_=-amount)), 0),
-    ).where(ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.subject_id == subject_id)
-    granted, consumed = (await conn.execute(query)).one()
+    """Granted and consumed (charges net of their adjustments): the sums of the subject's
+    ledger, as the database keeps them."""
+    query = select(ledger_balances.c.granted, ledger_balances.c.consumed).where(
+        ledger_balances.c.tenant_id == tenant_id, ledger_balances.c.subject_id == subject_id
+    )
+    granted, consumed = (await conn.execute(query)).one_or_none() or (0, 0)
     return Balance(subject_id, int(granted), int(consumed))
 
 

@@ -12,7 +12,7 @@ should be).
 
 import sqlite3
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.driver_errors import translating
 
@@ -30,6 +30,8 @@ except ImportError:  # asyncpg is the `postgres` extra
 raises_storage_errors = translating(SQLAlchemyError, OSError, sqlite3.Error, *ASYNCPG_ERRORS)
 
 
-def lock_timed_out(error: DBAPIError) -> bool:
-    """Whether PostgreSQL gave up waiting for a lock (its lock_timeout ran out)."""
-    return getattr(error.orig, "sqlstate", None) == "55P03"
+def lock_timed_out(error: Exception) -> bool:
+    """Whether PostgreSQL gave up waiting for a lock (its lock_timeout ran out): asyncpg's
+    error, or SQLAlchemy's around it."""
+    driver_error = getattr(error, "orig", error)
+    return getattr(driver_error, "sqlstate", None) == "55P03"

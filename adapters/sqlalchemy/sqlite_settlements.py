@@ -58,9 +58,8 @@ class SqliteSettlementWriter(SettlementWriter):
 
     async def balances(self, subject_ids: list[str]) -> dict[str, int]:
         sums = self._connection.execute(
-            "SELECT subject_id, sum(amount) FROM ledger_entries"
-            f" WHERE tenant_id = ? AND subject_id IN ({', '.join('?' * len(subject_ids))})"
-            " GROUP BY subject_id",
+            "SELECT subject_id, granted - consumed FROM ledger_balances"
+            f" WHERE tenant_id = ? AND subject_id IN ({', '.join('?' * len(subject_ids))})",
             [self._tenant_id, *subject_ids],
         )
         return {subject: int(total) for subject, total in sums}

@@ -173,6 +173,19 @@ ledger_entries = Table(
     Index("ux_ledger_session_revision", "tenant_id", "session_id", "session_revision", unique=True),
 )
 
+# Each subject's sums of its ledger, kept by the database's own triggers on ledger_entries
+# (migration 0030) in the transaction of whatever writes an entry: settlements read a row, not a
+# whole ledger. A subject's row goes with its last entry.
+ledger_balances = Table(
+    "ledger_balances",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("subject_id", String(200), primary_key=True),
+    Column("granted", BigInteger, nullable=False),
+    Column("consumed", BigInteger, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+)
+
 # The subjects' ledgers an erasure holds, on SQLite (Erasure.with_ledgers_held): a settlement
 # claims nothing while its subject's is held. PostgreSQL holds them with the advisory locks its
 # settlements take (settlement_batches.ledger_lock), and leaves this table empty.

@@ -16,8 +16,8 @@ import adapters.ledger_holds
 import adapters.memory.credits
 import adapters.mongodb.credits
 import adapters.mongodb.erasure
-import adapters.sqlalchemy.credits
 import adapters.sqlalchemy.erasure
+from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlement
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from application.credits.ports import LedgerHeld
 from application.data_rights.ports import Erased
@@ -369,7 +369,7 @@ async def test_a_claim_read_before_the_hold_and_made_during_it_waits_and_is_sett
     await ana_has_100_credits_for_counseling(storage, tenant)
     session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
     read, holding, erased, done = (threading.Event() for _ in range(4))
-    claim = adapters.sqlalchemy.credits._claim_and_record
+    claim = AsyncpgSettlement.claim
 
     async def claims_later(*args: Any) -> Any:
         if not read.is_set():
@@ -377,7 +377,7 @@ async def test_a_claim_read_before_the_hold_and_made_during_it_waits_and_is_sett
             await wait_for(holding if claims_once == "held" else erased)
         return await claim(*args)
 
-    monkeypatch.setattr(adapters.sqlalchemy.credits, "_claim_and_record", claims_later)
+    monkeypatch.setattr(AsyncpgSettlement, "claim", claims_later)
 
     async def leave(s: Any) -> Any:
         try:
