@@ -10,12 +10,16 @@ with the ledger entry). The tenant already holds a deployment's sessions, on ana
 (harness.deployed_sessions), and the two figures are taken in turns, --seconds each in all in
 3 slices, since this VM's speed moves from one minute to the next. Prints both rates and the
 cost multiplier of charging (target: at most 1.5x).
+
+--history N (PostgreSQL) gives each client's subject N earlier ledger entries before anything is
+timed: a charge's cost should not grow with its subject's ledger (a settlement once summed it).
 """
 
 import argparse
 import asyncio
 from statistics import mean
 
+import asyncpg
 from harness import STORAGES, analyze, http_client, lifecycles, service
 
 ROUNDS = 3
@@ -26,7 +30,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--storage", choices=STORAGES, default="postgresql")
+    parser.add_argument("--history", type=int, default=0, help="earlier entries per subject")
     args = parser.parse_args()
+    if args.history and args.storage != "postgresql":
+        parser.error("--history is for PostgreSQL")
 
     with service(storage=args.storage) as svc:
         tenant_id = svc.unlimited_tenant("bench")
@@ -35,6 +42,8 @@ def main() -> None:
         for i in range(args.clients):
             svc.cli("credits", "grant", f"u{i}", "1000000", "--tenant", "bench")
         asyncio.run(set_rate(svc.base, admin))
+        if args.history:
+            asyncio.run(add_history(svc.storage_url, tenant_id, args.clients, args.history))
         asyncio.run(analyze(svc.storage_url))
         rates: dict[str, list[float]] = {"webinar": [], "counseling": []}
         for _ in range(ROUNDS):
@@ -45,10 +54,30 @@ def main() -> None:
                 )
     plain, charged = mean(rates["webinar"]), mean(rates["counseling"])
 
-    print(f"start+exit pairs/s, {args.clients} clients, {args.storage}, in {ROUNDS} turns:")
+    history = f", {args.history:,} earlier entries a subject" if args.history else ""
+    print(
+        f"start+exit pairs/s, {args.clients} clients, {args.storage}{history}, in {ROUNDS} turns:"
+    )
     print(f"  (b) no rate (plain lifecycle): {plain:.0f} ({slices(rates['webinar'])})")
     print(f"  (a) charged at every exit:     {charged:.0f} ({slices(rates['counseling'])})")
     print(f"  charging costs {plain / charged:.2f}x the plain lifecycle (target <= 1.5x)")
+
+
+async def add_history(url: str, tenant_id: str, subjects: int, entries: int) -> None:
+    """`entries` grants of 1 credit to each subject u0, u1, …, dated a month ago."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "INSERT INTO ledger_entries"
+            " (id, tenant_id, subject_id, amount, kind, reason, idempotency_key, created_at)"
+            " SELECT gen_random_uuid()::text, $1, 'u' || (g % $2), 1, 'grant', 'history',"
+            " 'history-' || g, now() - interval '30 days' FROM generate_series(1, $3) g",
+            tenant_id,
+            subjects,
+            subjects * entries,
+        )
+    finally:
+        await connection.close()
 
 
 def slices(rates: list[float]) -> str:
