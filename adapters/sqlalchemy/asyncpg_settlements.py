@@ -115,13 +115,14 @@ def claim_with_records(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
     """The claim and the inserts of records of this shape (Claim.shape), as data-modifying
     CTEs: the records are inserted only from a claim made. Parameters: the tenant, the session,
     the revision, the subject, the balance read, SETTLED_COLUMNS, then each record's columns.
-    Migration 0030's ledger_balance_locked takes the subject's lock and reads its balance."""
+    Migration 0030's ledger_balance_locked takes the subject's lock and reads its balance. (A
+    session without a subject is never settled: Session.awaits_settlement.)"""
     settled = ", ".join(f"{c} = ${n}" for n, c in enumerate(SETTLED_COLUMNS, start=6))
     claim = (
         f"UPDATE sessions SET {settled} WHERE tenant_id = $1 AND id = $2"
         f" AND charge_state = '{ChargeState.PENDING.value}' AND charge_revision = $3"
-        " AND subject_id IS NOT DISTINCT FROM $4::varchar AND (subject_id IS NULL"
-        " OR ledger_balance_locked(tenant_id, subject_id) = $5::numeric) RETURNING id"
+        " AND subject_id = $4 AND ledger_balance_locked(tenant_id, subject_id) = $5::numeric"
+        " RETURNING id"
     )
     first = 6 + len(SETTLED_COLUMNS)
     inserts = []
