@@ -16,35 +16,15 @@ from domain.credits import LedgerEntry
 from domain.session import Exit
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, SHUT, T0, at, stored_session, wired
+from tests.contract.ledger_sums import kept_and_summed
 from tests.contract.races import Race
 
 pytestmark = pytest.mark.anyio
-
-KEPT = text(
-    "SELECT subject_id, granted, consumed, entries FROM ledger_balances WHERE tenant_id = :t"
-    " ORDER BY subject_id"
-)
-SUMMED = text(
-    "SELECT subject_id,"
-    " sum(CASE WHEN kind = 'grant' THEN amount ELSE 0 END),"
-    " sum(CASE WHEN kind = 'grant' THEN 0 ELSE -amount END), count(*)"
-    " FROM ledger_entries WHERE tenant_id = :t GROUP BY subject_id ORDER BY subject_id"
-)
 
 
 def on_sql(storage_url: str) -> None:
     if not storage_url.startswith(("postgresql", "sqlite")):
         pytest.skip("the SQL stores' kept balances")
-
-
-async def kept_and_summed(storage: Any, tenant: Tenant) -> tuple[list[Any], list[Any]]:
-    async with storage.engine.connect() as conn:
-        kept = [tuple(r) for r in await conn.execute(KEPT, {"t": tenant.id})]
-        summed = [
-            tuple(int(v) if i else v for i, v in enumerate(r))
-            for r in await conn.execute(SUMMED, {"t": tenant.id})
-        ]
-    return kept, summed
 
 
 async def granted(storage: Any, tenant: Tenant, subject: str, amount: int, key: str) -> None:
@@ -88,7 +68,7 @@ async def test_the_kept_sums_follow_grants_charges_and_racing_settlements(
     grants = [lambda s, n=n: granted(s, tenant, "ana", 5, f"top-up-{n}") for n in range(4)]
     await race(*[settler(s.id, 7) for s in sessions], *grants)
 
-    kept, summed = await kept_and_summed(storage, tenant)
+    kept, summed = await kept_and_summed(storage, tenant.id)
     assert kept == summed
     assert kept == [("ana", 120, 44, 8), ("bo", 40, 14, 3), ("cy", 0, 7, 1)]
     assert (await storage.ledger.balance(tenant.id, "ana")).balance == 76
@@ -105,7 +85,7 @@ async def test_an_erased_subject_leaves_its_sums_to_its_pseudonym_and_no_row_of_
     await wired(storage).use_cases().erase_subject()(EraseSubjectCommand(tenant, "ana"))
 
     pseudonym = (await storage.sessions.get(tenant.id, session_id)).subject_id
-    kept, summed = await kept_and_summed(storage, tenant)
+    kept, summed = await kept_and_summed(storage, tenant.id)
     assert kept == summed
     assert kept == sorted([("bo", 10, 0, 1), (pseudonym, 100, 30, 2)])
     assert (await storage.ledger.balance(tenant.id, pseudonym)).balance == 70
@@ -129,11 +109,11 @@ async def test_entries_deleted_or_changed_by_hand_move_the_sums_with_them(
             text("DELETE FROM ledger_entries WHERE tenant_id = :t AND amount = 100"), key
         )
 
-    kept, summed = await kept_and_summed(storage, tenant)
+    kept, summed = await kept_and_summed(storage, tenant.id)
     assert kept == summed == [("ana", 60, 30, 2)]
     async with storage.engine.begin() as conn:
         await conn.execute(text("DELETE FROM ledger_entries WHERE tenant_id = :t"), key)
-    assert await kept_and_summed(storage, tenant) == ([], [])
+    assert await kept_and_summed(storage, tenant.id) == ([], [])
 
 
 BULK = text(
@@ -165,7 +145,7 @@ async def test_statements_writing_thousands_of_entries_keep_the_sums_exact(
             text("DELETE FROM ledger_entries WHERE tenant_id = :t AND subject_id = 's2'"), key
         )
 
-    kept, summed = await kept_and_summed(storage, tenant)
+    kept, summed = await kept_and_summed(storage, tenant.id)
     assert kept == summed
     assert [subject for subject, *_ in kept] == ["moved", "s0"]
     assert kept[0][3] == 1001  # s1's 1,000 and its grant
@@ -185,7 +165,7 @@ async def test_upgrading_a_database_with_ledgers_sums_them_once(
     finally:  # the database goes to the next test (tests/conftest.py PostgresDatabases)
         await storage.migrate()
 
-    kept, summed = await kept_and_summed(storage, tenant)
+    kept, summed = await kept_and_summed(storage, tenant.id)
     assert kept == summed == [("ana", 100, 30, 2), ("bo", 15, 0, 2)]
     await charged(storage, tenant, "bo", 4)  # and the trigger is back
     assert (await storage.ledger.balance(tenant.id, "bo")).balance == 11

@@ -27,6 +27,7 @@ from domain.session import Charge, ChargeState, Exit
 from domain.tenants import Tenant
 from tests.conftest import psql
 from tests.contract.builders import NOW, OPEN, SHUT, T0, at, stored_session, wired
+from tests.contract.ledger_sums import kept_and_summed
 from tests.contract.races import Race
 
 pytestmark = pytest.mark.anyio
@@ -34,29 +35,6 @@ on_sql = pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indire
 on_postgresql = pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
 
 RATED = frozenset({"practice"})
-KEPT = text(
-    "SELECT subject_id, granted, consumed, entries FROM ledger_balances WHERE tenant_id = :t"
-    " ORDER BY subject_id"
-)
-SUMMED = text(
-    "SELECT subject_id,"
-    " sum(CASE WHEN kind = 'grant' THEN amount ELSE 0 END),"
-    " sum(CASE WHEN kind = 'grant' THEN 0 ELSE -amount END), count(*)"
-    " FROM ledger_entries WHERE tenant_id = :t GROUP BY subject_id ORDER BY subject_id"
-)
-
-
-async def kept_and_summed(storage: Any, tenant_id: str) -> tuple[list[Any], list[Any]]:
-    async with storage.engine.connect() as conn:
-        kept = [
-            tuple(int(v) if i else v for i, v in enumerate(r))
-            for r in await conn.execute(KEPT, {"t": tenant_id})
-        ]
-        summed = [
-            tuple(int(v) if i else v for i, v in enumerate(r))
-            for r in await conn.execute(SUMMED, {"t": tenant_id})
-        ]
-    return kept, summed
 
 
 async def grant(storage: Any, tenant: Tenant, subject: str, amount: int, key: str) -> None:

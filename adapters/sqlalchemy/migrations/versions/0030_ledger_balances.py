@@ -46,6 +46,20 @@ def sums_of(entries: str) -> str:
     )
 
 
+# Migration 0027's function, with the subject's balance read as `balance` says.
+LOCKED = """
+CREATE OR REPLACE FUNCTION ledger_balance_locked(p_tenant_id varchar, p_subject_id varchar)
+RETURNS numeric
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM set_config('lock_timeout', '5s', true);
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended(concat_ws(chr(31), 'ledger', p_tenant_id, p_subject_id), 0));
+    RETURN {balance};
+END
+$$
+"""
+
 # PostgreSQL: once per statement, over its transition tables. A trigger for each row would
 # update a subject's row once for each of its entries, and PostgreSQL follows every version a
 # transaction made of a row to find its newest: a statement writing 20,000 entries of a subject
@@ -97,19 +111,10 @@ $$
     "CREATE TRIGGER ledger_balances_on_truncate AFTER TRUNCATE ON ledger_entries"
     " FOR EACH STATEMENT EXECUTE FUNCTION ledger_balances_emptied()",
     # As 0027's, reading the subject's row instead of summing its ledger.
-    """
-CREATE OR REPLACE FUNCTION ledger_balance_locked(p_tenant_id varchar, p_subject_id varchar)
-RETURNS numeric
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    PERFORM set_config('lock_timeout', '5s', true);
-    PERFORM pg_advisory_xact_lock(
-        hashtextextended(concat_ws(chr(31), 'ledger', p_tenant_id, p_subject_id), 0));
-    RETURN coalesce((SELECT b.granted - b.consumed FROM ledger_balances b
-                     WHERE b.tenant_id = p_tenant_id AND b.subject_id = p_subject_id), 0);
-END
-$$
-""",
+    LOCKED.format(
+        balance="coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
+        " WHERE b.tenant_id = p_tenant_id AND b.subject_id = p_subject_id), 0)"
+    ),
 ]
 POSTGRESQL_DOWN = [
     *(
@@ -118,19 +123,10 @@ POSTGRESQL_DOWN = [
     ),
     "DROP FUNCTION ledger_balances_follow()",
     "DROP FUNCTION ledger_balances_emptied()",
-    """
-CREATE OR REPLACE FUNCTION ledger_balance_locked(p_tenant_id varchar, p_subject_id varchar)
-RETURNS numeric
-LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    PERFORM set_config('lock_timeout', '5s', true);
-    PERFORM pg_advisory_xact_lock(
-        hashtextextended(concat_ws(chr(31), 'ledger', p_tenant_id, p_subject_id), 0));
-    RETURN (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e
-            WHERE e.tenant_id = p_tenant_id AND e.subject_id = p_subject_id);
-END
-$$
-""",
+    LOCKED.format(
+        balance="(SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e"
+        " WHERE e.tenant_id = p_tenant_id AND e.subject_id = p_subject_id)"
+    ),
 ]
 # SQLite: for each row (it has no other kind), and keeps no versions of a row to follow.
 ADD = SUMS.format(
