@@ -1,94 +1,31 @@
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    String,
-    and_,
-    bindparam,
-    exists,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlement, AsyncpgSettlementWriter
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
-from adapters.sqlalchemy.driver_steps import Writers, in_transaction
+from adapters.sqlalchemy.driver_steps import Writers, in_transaction, on_connection
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
-from adapters.sqlalchemy.session_rows import (
-    SETTLED_COLUMNS,
-    assignments,
-    from_row,
-    load,
-    new_values,
-)
+from adapters.sqlalchemy.session_rows import load
 from adapters.sqlalchemy.settlement_batches import SettlementWriter
-from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
-from adapters.sqlalchemy.sqlite_settlements import SqliteSettlementWriter
-from adapters.sqlalchemy.tables import (
-    UTCDateTime,
-    alerts,
-    ledger_balances,
-    ledger_entries,
-    ledger_holds,
-    rates,
-    sessions,
-)
+from adapters.sqlalchemy.settlement_claims import Claim, SettlementStatements
+from adapters.sqlalchemy.sqlite_settlements import SqliteSettlement, SqliteSettlementWriter
+from adapters.sqlalchemy.tables import alerts, ledger_balances, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
-from domain.session import Charge, ChargeState, Session
-
-# One session's settlement on SQLite (SqliteSettlement; PostgreSQL's statements are
-# asyncpg_settlements'): built once, with bind parameters (building and cache-keying them on each
-# call cost more than the database did). The session is read with its subject's balance (which
-# the database keeps in ledger_balances) and whether an erasure holds the subject's ledger
-# (tables.ledger_holds).
-SESSION_WITH_BALANCE = select(
-    sessions,
-    func.coalesce(
-        select(ledger_balances.c.granted - ledger_balances.c.consumed)
-        .where(
-            ledger_balances.c.tenant_id == sessions.c.tenant_id,
-            ledger_balances.c.subject_id == sessions.c.subject_id,
-        )
-        .scalar_subquery(),
-        0,
-    ).label("balance"),
-    exists()
-    .where(
-        ledger_holds.c.tenant_id == sessions.c.tenant_id,
-        ledger_holds.c.subject_id == sessions.c.subject_id,
-        ledger_holds.c.held_until > bindparam("now", type_=UTCDateTime()),
-    )
-    .label("held"),
-).where(sessions.c.tenant_id == bindparam("tenant"), sessions.c.id == bindparam("session"))
-# Guarded on the pending revision and the subject the decision read: of concurrent settlers, or
-# a settler racing a correction, only one claims it, and only its records are written; one that
-# an erasure overtook (Priced.claimable) claims nothing.
-CLAIM = (
-    update(sessions)
-    .where(
-        sessions.c.tenant_id == bindparam("tenant"),
-        sessions.c.id == bindparam("session"),
-        sessions.c.charge_state == ChargeState.PENDING.value,
-        sessions.c.charge_revision == bindparam("revision"),
-        sessions.c.subject_id.is_not_distinct_from(bindparam("subject", type_=String())),
-    )
-    .values(assignments(SETTLED_COLUMNS))
-)
-RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
+from domain.session import Charge, Session
 
 
 class Held:
-    """What a settlement on SQLite finds when an erasure holds its subject's ledger."""
+    """What a settlement on SQLite finds when an erasure holds its subject's ledger (it does not
+    wait: every look takes SQLite's one write lock, which the erasure's steps wait for)."""
 
 
 HELD = Held()
@@ -156,18 +93,17 @@ class SqlCreditLedger(CreditLedger):
     async def _settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | Held | None:
-        # On PostgreSQL the read and the claim are two autocommitted statements sent to the
-        # driver (no BEGIN and COMMIT on the hot path of every charged exit); SQLite runs them
-        # in one transaction, which takes its write lock.
+        writers: Writers[SettlementStatements] = Writers(AsyncpgSettlement, SqliteSettlement)
+
+        async def step(statements: SettlementStatements) -> Charge | Held | None:
+            return await _settled(statements, tenant_id, session_id, revision, credits, at)
+
+        # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
+        # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction,
+        # which takes its write lock.
         if self._engine.dialect.name == "postgresql":
-            async with asyncpg_connection(self._engine) as driver:
-                return await _settled(
-                    AsyncpgSettlement(driver), tenant_id, session_id, revision, credits, at
-                )
-        async with self._single.begin() as conn:
-            return await _settled(
-                SqliteSettlement(conn), tenant_id, session_id, revision, credits, at
-            )
+            return await on_connection(self._engine, writers, step, writes=True)
+        return await in_transaction(self._engine, writers, step)
 
     async def settle_many(
         self, tenant_id: str, priced: Sequence[Priced], at: datetime
@@ -299,36 +235,6 @@ async def _settled(
         if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
             raise LedgerHeld(session_id) from error
         raise
-
-
-class SqliteSettlement(SettlementStatements):
-    """On a connection in a transaction that took SQLite's write lock: the claim holds while
-    the session is pending at the revision read, and nothing else writes meanwhile."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def read(self, tenant_id: str, session_id: str) -> Found | None:
-        key = {"tenant": tenant_id, "session": session_id, "now": datetime.now(UTC)}
-        row = (await self._conn.execute(SESSION_WITH_BALANCE, key)).first()
-        if row is None:
-            return None
-        return Found(from_row(row), int(row.balance), bool(row.held))
-
-    async def claim(self, claim: Claim) -> bool:
-        session = claim.settled
-        values = {
-            "tenant": session.tenant_id,
-            "session": session.id,
-            "revision": claim.revision,
-            "subject": session.subject_id,
-            **new_values(session, SETTLED_COLUMNS),
-        }
-        if (await self._conn.execute(CLAIM, values)).rowcount != 1:
-            return False
-        for table, row in claim.records:
-            await self._conn.execute(RECORD_TABLES[table].insert(), row)
-        return True
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:

@@ -48,21 +48,31 @@ def read(
         f"SELECT * FROM sessions WHERE tenant_id = ? AND id IN ({', '.join('?' * len(ids))})",
         [tenant_id, *ids],
     )
-    names = [column[0] for column in cursor.description]
     found = {}
-    for values in cursor.fetchall():
-        row = SimpleNamespace(**dict(zip(names, values, strict=True)))
-        for name in INSTANT_COLUMNS:
-            setattr(row, name, instant_of(getattr(row, name)))
-        for name in JSON_COLUMNS:
-            setattr(row, name, json_of(getattr(row, name)))
-        session = found[row.id] = from_row(row)
+    for row in rows_of(cursor):
+        session = found[row.id] = session_of(row)
         meters = connection.execute(METERS, (tenant_id, row.id))
         session.usage = {m: from_nanos(nanos, bool(decimal)) for m, nanos, decimal in meters}
         if gaps and row.event_count < row.max_sequence_no:
             found_gaps = connection.execute(GAPS, (tenant_id, row.id))
             session.event_gaps = [(first, last) for first, last in found_gaps]
     return found
+
+
+def rows_of(cursor: sqlite3.Cursor) -> list[SimpleNamespace]:
+    """The cursor's rows, each with its columns as attributes."""
+    names = [column[0] for column in cursor.description]
+    return [SimpleNamespace(**dict(zip(names, values, strict=True))) for values in cursor]
+
+
+def session_of(row: SimpleNamespace) -> Session:
+    """The session a row of sessions holds (as from_row, its instants and JSON decoded first),
+    without usage or gaps."""
+    for name in INSTANT_COLUMNS:
+        setattr(row, name, instant_of(getattr(row, name)))
+    for name in JSON_COLUMNS:
+        setattr(row, name, json_of(getattr(row, name)))
+    return from_row(row)
 
 
 def read_one(connection: sqlite3.Connection, tenant_id: str, session_id: str) -> Session | None:

@@ -1,13 +1,16 @@
-"""A batch of settlements written with sqlite3 on SQLite's thread
-(adapters.sqlalchemy.sqlite_statements): the steps of adapters.sqlalchemy.settlement_batches in
-one hop, their rows passed to sqlite3's executemany as SQLAlchemy would store them."""
+"""Settlements written with sqlite3 on SQLite's thread (adapters.sqlalchemy.sqlite_statements),
+their rows passed to sqlite3 as SQLAlchemy would store them: a batch, the steps of
+adapters.sqlalchemy.settlement_batches in one hop; one session's, the steps of
+adapters.sqlalchemy.settlement_claims in one hop."""
 
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, to_row
 from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, Stored, settled_values
+from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
+from adapters.sqlalchemy.sqlite_sessions import rows_of, session_of
 from adapters.sqlalchemy.sqlite_statements import instant
 from adapters.sqlalchemy.tables import alerts, ledger_entries
 from domain.session import Charge, ChargeState
@@ -27,6 +30,22 @@ def _insert(table: str, columns: Sequence[str]) -> str:
 
 INSERT_ENTRY = _insert("ledger_entries", ENTRY_COLUMNS)
 INSERT_ALERT = _insert("alerts", ALERT_COLUMNS)
+RECORDS = {"ledger_entries": (INSERT_ENTRY, ENTRY_COLUMNS), "alerts": (INSERT_ALERT, ALERT_COLUMNS)}
+# One session's settlement: the session with its subject's balance (migration 0030 keeps it) and
+# whether an erasure holds the subject's ledger (tables.ledger_holds); the claim, guarded on the
+# pending revision and the subject the decision read.
+READ_WITH_BALANCE = (
+    "SELECT s.*, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
+    " WHERE b.tenant_id = s.tenant_id AND b.subject_id = s.subject_id), 0) AS balance,"
+    " EXISTS (SELECT 1 FROM ledger_holds h WHERE h.tenant_id = s.tenant_id"
+    " AND h.subject_id = s.subject_id AND h.held_until > ?) AS held"
+    " FROM sessions s WHERE s.tenant_id = ? AND s.id = ?"
+)
+CLAIM = (
+    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in SETTLED_COLUMNS)}"
+    f" WHERE tenant_id = ? AND id = ? AND charge_state = '{ChargeState.PENDING.value}'"
+    " AND charge_revision = ? AND subject_id = ?"
+)
 
 
 class SqliteSettlementWriter(SettlementWriter):
@@ -80,3 +99,40 @@ class SqliteSettlementWriter(SettlementWriter):
 
 def _values(row: Row, columns: Sequence[str]) -> list[object]:
     return [instant(row[c]) if c in INSTANT_COLUMNS else row[c] for c in columns]
+
+
+class SqliteSettlement(SettlementStatements):
+    """On a connection in a transaction that took the write lock (sqlite_statements
+    .in_transaction): the claim holds while the session is pending at the revision read, and
+    nothing else writes meanwhile. Its awaits return at once."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def read(self, tenant_id: str, session_id: str) -> Found | None:
+        now = instant(datetime.now(UTC))
+        found = rows_of(self._connection.execute(READ_WITH_BALANCE, [now, tenant_id, session_id]))
+        if not found:
+            return None
+        row = found[0]
+        return Found(session_of(row), row.balance, bool(row.held))
+
+    async def claim(self, claim: Claim) -> bool:
+        session = claim.settled
+        settled = to_row(session)
+        claimed = self._connection.execute(
+            CLAIM,
+            [
+                *(settled[c] for c in SETTLED_COLUMNS),
+                session.tenant_id,
+                session.id,
+                claim.revision,
+                session.subject_id,
+            ],
+        )
+        if claimed.rowcount != 1:
+            return False
+        for table, row in claim.records:
+            statement, columns = RECORDS[table]
+            self._connection.execute(statement, _values(row, columns))
+        return True
