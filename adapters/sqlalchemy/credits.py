@@ -231,7 +231,7 @@ async def _settled(
     claim = Claim(session, revision, found.balance, records)
     try:
         return settled.charge if await statements.claim(claim) else None
-    except Exception as error:  # the driver's, or SQLAlchemy's around it
+    except Exception as error:  # the driver's (asyncpg is an optional dependency)
         if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
             raise LedgerHeld(session_id) from error
         raise

@@ -1,11 +1,13 @@
-"""One session's settlement (CreditLedger.settle): what it asks of the engine it runs on
-(asyncpg_settlements.AsyncpgSettlement on PostgreSQL, credits.SqliteSettlement on SQLite).
+"""One session's settlement (CreditLedger.settle, its steps credits._settled): what it asks of
+the engine it runs on (asyncpg_settlements.AsyncpgSettlement on PostgreSQL, two autocommitted
+statements; sqlite_settlements.SqliteSettlement on SQLite, one transaction on SQLite's thread).
 
 It reads the session with its subject's balance, lets domain.charging.settle decide, then
-claims the revision it read while writing what the decision records, in one statement. The
-claim holds only if the session is still pending at that revision and, on PostgreSQL, its
-subject's balance is still the one read once the claim holds the subject's ledger lock: so
-settlements of one subject take turns, each deciding from the charges before it.
+claims the revision it read while writing what the decision records, atomically. The claim
+holds only if the session is still pending at that revision and, on PostgreSQL, its subject's
+balance is still the one read once the claim holds the subject's ledger lock (SQLite's
+transaction holds its one write lock throughout): so settlements of one subject take turns,
+each deciding from the charges before it.
 """
 
 from collections.abc import Mapping, Sequence
