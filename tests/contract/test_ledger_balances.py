@@ -19,12 +19,11 @@ from tests.contract.builders import NOW, SHUT, T0, at, stored_session, wired
 from tests.contract.ledger_sums import kept_and_summed
 from tests.contract.races import Race
 
-pytestmark = pytest.mark.anyio
-
-
-def on_sql(storage_url: str) -> None:
-    if not storage_url.startswith(("postgresql", "sqlite")):
-        pytest.skip("the SQL stores' kept balances")
+# The SQL stores only (the others keep no balances to check).
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indirect=True),
+]
 
 
 async def granted(storage: Any, tenant: Tenant, subject: str, amount: int, key: str) -> None:
@@ -41,9 +40,8 @@ async def charged(storage: Any, tenant: Tenant, subject: str, credits: int) -> s
 
 
 async def test_the_kept_sums_follow_grants_charges_and_racing_settlements(
-    storage: Any, storage_url: str, tenant: Tenant, race: Race
+    storage: Any, tenant: Tenant, race: Race
 ) -> None:
-    on_sql(storage_url)
     await granted(storage, tenant, "ana", 100, "welcome-ana")
     await granted(storage, tenant, "ana", 100, "welcome-ana")  # the same key: recorded once
     await granted(storage, tenant, "bo", 40, "welcome-bo")
@@ -75,9 +73,8 @@ async def test_the_kept_sums_follow_grants_charges_and_racing_settlements(
 
 
 async def test_an_erased_subject_leaves_its_sums_to_its_pseudonym_and_no_row_of_its_own(
-    storage: Any, storage_url: str, tenant: Tenant
+    storage: Any, tenant: Tenant
 ) -> None:
-    on_sql(storage_url)
     await granted(storage, tenant, "ana", 100, "welcome-ana")
     session_id = await charged(storage, tenant, "ana", 30)
     await granted(storage, tenant, "bo", 10, "welcome-bo")
@@ -93,10 +90,9 @@ async def test_an_erased_subject_leaves_its_sums_to_its_pseudonym_and_no_row_of_
 
 
 async def test_entries_deleted_or_changed_by_hand_move_the_sums_with_them(
-    storage: Any, storage_url: str, tenant: Tenant
+    storage: Any, tenant: Tenant
 ) -> None:
     """Nothing in the service deletes or rewrites an entry's amount; an operator may."""
-    on_sql(storage_url)
     await granted(storage, tenant, "ana", 100, "welcome-ana")
     await granted(storage, tenant, "ana", 50, "bonus-ana")
     await charged(storage, tenant, "ana", 30)
@@ -125,11 +121,10 @@ BULK = text(
 
 
 async def test_statements_writing_thousands_of_entries_keep_the_sums_exact(
-    storage: Any, storage_url: str, tenant: Tenant
+    storage: Any, tenant: Tenant
 ) -> None:
     """What an operator's bulk SQL, an import or an erasure's moves do: many entries of a few
     subjects in one statement (PostgreSQL sums them once a statement)."""
-    on_sql(storage_url)
     await granted(storage, tenant, "s1", 7, "welcome-s1")
     key = {"t": tenant.id}
     async with storage.engine.begin() as conn:
@@ -152,9 +147,8 @@ async def test_statements_writing_thousands_of_entries_keep_the_sums_exact(
 
 
 async def test_upgrading_a_database_with_ledgers_sums_them_once(
-    storage: Any, storage_url: str, tenant: Tenant
+    storage: Any, tenant: Tenant
 ) -> None:
-    on_sql(storage_url)
     await granted(storage, tenant, "ana", 100, "welcome-ana")
     await charged(storage, tenant, "ana", 30)
     await granted(storage, tenant, "bo", 10, "welcome-bo")
