@@ -10,7 +10,7 @@ with the ledger entry). The tenant already holds a deployment's sessions, on ana
 (harness.deployed_sessions), and the two figures are taken in turns, --seconds each in all in
 3 slices, since this VM's speed moves from one minute to the next. Prints both rates and the
 cost multiplier of charging (target: at most 1.5x), and the CPU each pair cost the server and,
-on PostgreSQL, the database (cpu_costs.py's counters).
+on PostgreSQL, the database (cpu_costs.measured).
 
 --history N (PostgreSQL) gives each client's subject N earlier ledger entries before anything is
 timed: a charge's cost should not grow with its subject's ledger (a settlement once summed it).
@@ -18,12 +18,12 @@ timed: a charge's cost should not grow with its subject's ledger (a settlement o
 
 import argparse
 import asyncio
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
 from statistics import mean
 
 import asyncpg
-from cpu_costs import database_cpu_seconds, postmaster_pid
-from harness import STORAGES, analyze, cpu_seconds, http_client, lifecycles, service
+from cpu_costs import Costs, EmbeddedCounters, PostgresCounters, measured
+from harness import STORAGES, Service, analyze, http_client, lifecycles, service
 
 ROUNDS = 3
 
@@ -48,16 +48,8 @@ def main() -> None:
         if args.history:
             asyncio.run(add_history(svc.storage_url, tenant_id, args.clients, args.history))
         asyncio.run(analyze(svc.storage_url))
-        database = postmaster_pid(svc.storage_url) if args.storage == "postgresql" else None
         rates: dict[str, list[float]] = {"webinar": [], "counseling": []}
-        cpu = {kind: Cpu() for kind in rates}
-        for _ in range(ROUNDS):
-            for kind, taken in rates.items():
-                slice_seconds = args.seconds / ROUNDS
-                before = Cpu.now(svc.process.pid, database)
-                rate = asyncio.run(lifecycles(svc.base, admin, slice_seconds, args.clients, kind))
-                cpu[kind].add(Cpu.now(svc.process.pid, database) - before, rate * slice_seconds)
-                taken.append(rate)
+        cpu = asyncio.run(taken_in_turns(svc, admin, args, rates))
     plain, charged = mean(rates["webinar"]), mean(rates["counseling"])
 
     history = f", {args.history:,} earlier entries a subject" if args.history else ""
@@ -69,33 +61,33 @@ def main() -> None:
     print(f"  charging costs {plain / charged:.2f}x the plain lifecycle (target <= 1.5x)")
     print("CPU microseconds a pair, server / database:")
     for label, kind in (("plain", "webinar"), ("charged", "counseling")):
-        print(f"  {label + ':':9s}{cpu[kind].per_pair()}")
+        spent = cpu[kind]
+        server, database = spent.per_unit(spent.server), spent.per_unit(spent.database)
+        print(f"  {label + ':':9s}{server:,.0f} / {database:,.0f}")
 
 
-@dataclass
-class Cpu:
-    """CPU seconds of the server (all its processes) and of PostgreSQL, and the pairs they
-    served."""
+async def taken_in_turns(
+    svc: Service, admin: str, args: argparse.Namespace, rates: dict[str, list[float]]
+) -> dict[str, Costs]:
+    """Each kind's pairs in ROUNDS turns (their rates added to `rates`), and what they cost
+    (cpu_costs.measured)."""
+    costs = {kind: Costs() for kind in rates}
+    async with AsyncExitStack() as stack:
+        database: PostgresCounters | EmbeddedCounters = EmbeddedCounters()
+        if args.storage == "postgresql":
+            stats = await asyncpg.connect(svc.storage_url)
+            stack.push_async_callback(stats.close)
+            database = PostgresCounters(svc.storage_url, stats)
+        for _ in range(ROUNDS):
+            for kind in rates:
 
-    server: float = 0.0
-    database: float = 0.0
-    pairs: float = 0.0
+                async def pairs(seconds: float, kind: str = kind) -> float:
+                    rate = await lifecycles(svc.base, admin, seconds, args.clients, kind)
+                    rates[kind].append(rate)
+                    return rate
 
-    @classmethod
-    def now(cls, server: int, postmaster: int | None) -> "Cpu":
-        spent = database_cpu_seconds(postmaster) if postmaster else 0.0
-        return cls(cpu_seconds(server), spent)
-
-    def __sub__(self, other: "Cpu") -> "Cpu":
-        return Cpu(self.server - other.server, self.database - other.database)
-
-    def add(self, spent: "Cpu", pairs: float) -> None:
-        self.server += spent.server
-        self.database += spent.database
-        self.pairs += pairs
-
-    def per_pair(self) -> str:
-        return f"{self.server / self.pairs * 1e6:,.0f} / {self.database / self.pairs * 1e6:,.0f}"
+                await measured(costs[kind], svc, database, pairs, args.seconds / ROUNDS)
+    return costs
 
 
 async def add_history(url: str, tenant_id: str, subjects: int, entries: int) -> None:

@@ -20,6 +20,7 @@ from adapters.sqlalchemy.settlement_batches import (
     Row,
     SettlementWriter,
     Stored,
+    kept_balance,
     ledger_lock,
     settled_values,
 )
@@ -40,8 +41,7 @@ LOCK = (
     " WHERE tenant_id = $1 AND id = k.id FOR UPDATE) AS s"
 )
 BALANCES = (
-    "SELECT k.subject_id, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
-    " WHERE b.tenant_id = $1 AND b.subject_id = k.subject_id), 0)"
+    f"SELECT k.subject_id, {kept_balance('$1', 'k.subject_id')}"
     " FROM unnest($2::varchar[]) AS k(subject_id)"
 )
 SETTLE = (
@@ -103,8 +103,7 @@ class AsyncpgSettlementWriter(SettlementWriter):
 
 # The session with its subject's balance (migration 0030 keeps it).
 READ_WITH_BALANCE = (
-    "SELECT s.*, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
-    " WHERE b.tenant_id = s.tenant_id AND b.subject_id = s.subject_id), 0) AS balance"
+    f"SELECT s.*, {kept_balance('s.tenant_id', 's.subject_id')} AS balance"
     " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
 )
 RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}

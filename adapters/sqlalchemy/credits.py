@@ -29,6 +29,8 @@ class Held:
 
 
 HELD = Held()
+# One session's settlement on each engine (adapters.sqlalchemy.settlement_claims).
+SETTLEMENTS: Writers[SettlementStatements] = Writers(AsyncpgSettlement, SqliteSettlement)
 
 
 @raises_storage_errors
@@ -93,8 +95,6 @@ class SqlCreditLedger(CreditLedger):
     async def _settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
     ) -> Charge | Held | None:
-        writers: Writers[SettlementStatements] = Writers(AsyncpgSettlement, SqliteSettlement)
-
         async def step(statements: SettlementStatements) -> Charge | Held | None:
             return await _settled(statements, tenant_id, session_id, revision, credits, at)
 
@@ -102,8 +102,8 @@ class SqlCreditLedger(CreditLedger):
         # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction,
         # which takes its write lock.
         if self._engine.dialect.name == "postgresql":
-            return await on_connection(self._engine, writers, step, writes=True)
-        return await in_transaction(self._engine, writers, step)
+            return await on_connection(self._engine, SETTLEMENTS, step, writes=True)
+        return await in_transaction(self._engine, SETTLEMENTS, step)
 
     async def settle_many(
         self, tenant_id: str, priced: Sequence[Priced], at: datetime

@@ -21,6 +21,16 @@ Row = Mapping[str, Any]
 Stored = tuple[ChargeState, int, str | None]
 
 
+def kept_balance(tenant_id: str, subject_id: str) -> str:
+    """The SQL expression of a subject's balance as the database keeps it (ledger_balances,
+    migration 0030), 0 for a subject without entries; its arguments are SQL expressions too.
+    Batches and single settlements read it on both engines."""
+    return (
+        "coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
+        f" WHERE b.tenant_id = {tenant_id} AND b.subject_id = {subject_id}), 0)"
+    )
+
+
 def ledger_lock(tenant_id: str, subject_id: str) -> tuple[str, ...]:
     """The key of the lock a settlement takes on its subject's ledger (engine.serialise), so
     that settlements of one subject read its balance one after the other."""

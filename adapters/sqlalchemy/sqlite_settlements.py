@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, to_row
-from adapters.sqlalchemy.settlement_batches import Row, SettlementWriter, Stored, settled_values
+from adapters.sqlalchemy.settlement_batches import (
+    Row,
+    SettlementWriter,
+    Stored,
+    kept_balance,
+    settled_values,
+)
 from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
 from adapters.sqlalchemy.sqlite_sessions import rows_of, session_of
 from adapters.sqlalchemy.sqlite_statements import instant
@@ -35,16 +41,14 @@ RECORDS = {"ledger_entries": (INSERT_ENTRY, ENTRY_COLUMNS), "alerts": (INSERT_AL
 # whether an erasure holds the subject's ledger (tables.ledger_holds); the claim, guarded on the
 # pending revision and the subject the decision read.
 READ_WITH_BALANCE = (
-    "SELECT s.*, coalesce((SELECT b.granted - b.consumed FROM ledger_balances b"
-    " WHERE b.tenant_id = s.tenant_id AND b.subject_id = s.subject_id), 0) AS balance,"
+    f"SELECT s.*, {kept_balance('s.tenant_id', 's.subject_id')} AS balance,"
     " EXISTS (SELECT 1 FROM ledger_holds h WHERE h.tenant_id = s.tenant_id"
     " AND h.subject_id = s.subject_id AND h.held_until > ?) AS held"
     " FROM sessions s WHERE s.tenant_id = ? AND s.id = ?"
 )
 CLAIM = (
-    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in SETTLED_COLUMNS)}"
-    f" WHERE tenant_id = ? AND id = ? AND charge_state = '{ChargeState.PENDING.value}'"
-    " AND charge_revision = ? AND subject_id = ?"
+    f"{SETTLE} AND charge_state = '{ChargeState.PENDING.value}' AND charge_revision = ?"
+    " AND subject_id = ?"
 )
 
 
