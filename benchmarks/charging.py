@@ -18,11 +18,10 @@ timed: a charge's cost should not grow with its subject's ledger (a settlement o
 
 import argparse
 import asyncio
-from contextlib import AsyncExitStack
 from statistics import mean
 
 import asyncpg
-from cpu_costs import Costs, EmbeddedCounters, PostgresCounters, measured
+from cpu_costs import Costs, counters, measured
 from harness import STORAGES, Service, analyze, http_client, lifecycles, service
 
 ROUNDS = 3
@@ -72,12 +71,7 @@ async def taken_in_turns(
     """Each kind's pairs in ROUNDS turns (their rates added to `rates`), and what they cost
     (cpu_costs.measured)."""
     costs = {kind: Costs() for kind in rates}
-    async with AsyncExitStack() as stack:
-        database: PostgresCounters | EmbeddedCounters = EmbeddedCounters()
-        if args.storage == "postgresql":
-            stats = await asyncpg.connect(svc.storage_url)
-            stack.push_async_callback(stats.close)
-            database = PostgresCounters(svc.storage_url, stats)
+    async with counters(svc) as database:
         for _ in range(ROUNDS):
             for kind in rates:
 

@@ -33,8 +33,8 @@ import argparse
 import asyncio
 import os
 import resource
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -136,6 +136,19 @@ class EmbeddedCounters:
         return 0
 
 
+@asynccontextmanager
+async def counters(svc: Service) -> AsyncIterator[PostgresCounters | EmbeddedCounters]:
+    """What `measured` reads of the service's database."""
+    if not svc.storage_url.startswith("postgresql"):
+        yield EmbeddedCounters()
+        return
+    stats = await asyncpg.connect(svc.storage_url)
+    try:
+        yield PostgresCounters(svc.storage_url, stats)
+    finally:
+        await stats.close()
+
+
 async def measured(
     costs: Costs,
     svc: Service,
@@ -215,12 +228,7 @@ async def measure(
 ) -> dict[str, dict[str, Costs]]:
     measures = await ways_of(args, svc, tenant_id, key)
     costs = {unit: {name: Costs() for name in ways} for unit, ways in measures.items()}
-    async with AsyncExitStack() as stack:
-        database: PostgresCounters | EmbeddedCounters = EmbeddedCounters()
-        if args.storage == "postgresql":
-            stats = await asyncpg.connect(svc.storage_url)
-            stack.push_async_callback(stats.close)
-            database = PostgresCounters(svc.storage_url, stats)
+    async with counters(svc) as database:
         for unit, ways in measures.items():
             for rate in ways.values():  # unmeasured: warms every way up
                 await rate(1)
