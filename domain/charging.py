@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain.credits import Alert, EntryKind, LedgerEntry, Rate
+from domain.erasure import is_pseudonym
 from domain.session import CHARGED_STATUSES, Charge, ChargeState, Session
 
 NEGATIVE_BALANCE = "negative_balance"
@@ -101,6 +102,36 @@ def settle(session: Session, credits: int, balance_before: int) -> Settlement:
         Charge(credits, balance_after, warning),
         alert,
     )
+
+
+@dataclass(frozen=True)
+class ChargeOnClose:
+    """The tenant's rates, for a store that can settle a session's first charge in the very
+    write that closes it (SessionRepository.close), dated `at`: the exit and its charge in one
+    atomic step, where DeductCredits would take a second."""
+
+    rates: Mapping[str, Rate]
+    at: datetime
+
+    @property
+    def rated_kinds(self) -> frozenset[str]:
+        """Kinds whose sessions are left pending a charge when they close."""
+        return frozenset(self.rates)
+
+    def settlement(self, session: Session, balance_before: int) -> Settlement | None:
+        """What a close that changed `session` (as the close leaves it; a replay writes nothing
+        and settles nothing here) records with it, its subject's balance being `balance_before`:
+        `settle` at its price, when it is pending its first charge. None leaves it to
+        DeductCredits: an adjustment, and the session of a pseudonym (an erasure that gave it
+        out may still be moving its ledger)."""
+        if (
+            session.charge_state is not ChargeState.PENDING
+            or session.charge is not None
+            or session.subject_id is None
+            or is_pseudonym(session.subject_id)
+        ):
+            return None
+        return settle(session, price(session, self.rates.get(session.kind)), balance_before)
 
 
 @dataclass(frozen=True)

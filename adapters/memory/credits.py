@@ -50,13 +50,8 @@ class MemoryCreditLedger(CreditLedger):
             if not await polled(free, SETTLEMENT_WAIT_SECONDS):
                 raise LedgerHeld(session.subject_id)
             return None
-        balance = (await self.balance(tenant_id, session.subject_id)).balance
-        settled = settle(session, credits, balance)
-        if (entry := settled.ledger_entry(session, at)) is not None:
-            self._store.ledger.append(entry)
-        if (alert := settled.alert_record(session, at)) is not None:
-            self._store.alerts.append(alert)
-        session.settle(settled.charge)
+        settled = settle(session, credits, self._store.balance_of(tenant_id, session.subject_id))
+        self._store.record(session, settled, at)
         return settled.charge
 
     async def settle_many(

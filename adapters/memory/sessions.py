@@ -3,6 +3,7 @@ from datetime import datetime, timedelta
 
 from adapters.memory.store import MemoryStore
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
+from domain.charging import ChargeOnClose
 from domain.errors import NotFound
 from domain.events import find_gaps
 from domain.plans import SessionLimit
@@ -84,12 +85,18 @@ class MemorySessionRepository(SessionRepository):
         now: datetime,
         window: timedelta,
         check: WriteCheck | None = None,
+        charge: ChargeOnClose | None = None,
     ) -> tuple[Session, Closing]:
         # No await between reading and writing: one event loop runs this step whole.
         stored = self._stored(tenant_id, session_id)
         if check is not None:
             check(stored)
         closing = stored.close(exit, rated_kinds, now, window)
+        subject = (tenant_id, stored.subject_id or "")
+        if charge is not None and closing.changed and subject not in self._store.held_ledgers:
+            balance = self._store.balance_of(*subject)
+            if (settled := charge.settlement(stored, balance)) is not None:
+                self._store.record(stored, settled, charge.at)
         return self._read(stored), closing
 
     async def time_out_idle(

@@ -3,6 +3,7 @@ from datetime import datetime
 
 from application.funnels.ports import FunnelDay
 from domain.calendar import Period
+from domain.charging import Settlement
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
@@ -63,3 +64,16 @@ class MemoryStore:
     sales: dict[tuple[str, str], Sale] = field(default_factory=dict)
     # (tenant_id, refusal) -> how many times it happened that day
     refused_starts: dict[tuple[str, RefusedStart], int] = field(default_factory=dict)
+
+    def balance_of(self, tenant_id: str, subject_id: str) -> int:
+        return sum(
+            e.amount for e in self.ledger if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
+        )
+
+    def record(self, session: Session, settlement: Settlement, at: datetime) -> None:
+        """Write what `settlement` records for `session` (as read) and settle it."""
+        if (entry := settlement.ledger_entry(session, at)) is not None:
+            self.ledger.append(entry)
+        if (alert := settlement.alert_record(session, at)) is not None:
+            self.alerts.append(alert)
+        session.settle(settlement.charge)

@@ -26,6 +26,7 @@ from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import finish_batches, finish_stale_batches, uncounted
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
+from domain.charging import ChargeOnClose
 from domain.errors import Conflict, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import (
@@ -150,6 +151,8 @@ class MongoSessionRepository(SessionRepository):
         now: datetime,
         window: timedelta,
         check: WriteCheck | None = None,
+        charge: ChargeOnClose | None = None,  # left to DeductCredits: a session's close and a
+        # ledger entry are two documents, and the settlement's claim notes keep them exact
     ) -> tuple[Session, Closing]:
         for _ in range(ATTEMPTS):
             # With the events of any batch whose counting was cut short by a crash: their

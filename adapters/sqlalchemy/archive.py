@@ -8,17 +8,12 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.credits import (
-    alert_from_row,
-    entry_from_row,
-    entry_to_row,
-    rate_from_row,
-    rate_to_row,
-)
+from adapters.sqlalchemy.credits import rate_from_row, rate_to_row
 from adapters.sqlalchemy.engine import insert
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
 from adapters.sqlalchemy.funnels import funnel_from_row, funnel_to_row
+from adapters.sqlalchemy.ledger_rows import alert_from_row, entry_from_row, entry_to_row
 from adapters.sqlalchemy.livekit import account_from_row
 from adapters.sqlalchemy.meters import add_usage
 from adapters.sqlalchemy.plans import (

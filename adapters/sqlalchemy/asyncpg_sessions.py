@@ -8,10 +8,14 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
+from adapters.sqlalchemy.asyncpg_settlements import records_inserted
 from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
 from adapters.sqlalchemy.engine import json_text
+from adapters.sqlalchemy.ledger_rows import Record
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.session_rows import from_row, to_row
+from adapters.sqlalchemy.settlement_batches import kept_balance
+from adapters.sqlalchemy.settlement_claims import Shape, shape_of
 from adapters.sqlalchemy.tables import session_meters, sessions
 from domain.session import Session
 from domain.usage import Usage
@@ -21,11 +25,16 @@ METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
 
 # A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]],
 # and the version of its row (PostgreSQL's xmin: a new one with every UPDATE).
-READ_ONE = (
+_READ_ONE = (
     "SELECT s.*, s.xmin::text::bigint AS row_version,"
     " (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
-    " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+    "{balance} FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+)
+# Also with its subject's balance: for a close that may settle its charge in its write.
+READ_ONE = _READ_ONE.format(balance="")
+READ_WITH_BALANCE = _READ_ONE.format(
+    balance=f", {kept_balance('s.tenant_id', 's.subject_id')} AS balance"
 )
 # Locked in id order, so that writers locking several sessions never deadlock; with the meters
 # of those among $3. A statement that waited for the lock sees the locked rows as the writer
@@ -95,17 +104,24 @@ class Version:
     row: int
     meters: int
     nanos: int
+    balance: int | None = None  # of its subject, when read with it
 
 
 async def read_versioned(
-    driver: Driver, tenant_id: str, session_id: str
+    driver: Driver, tenant_id: str, session_id: str, with_balance: bool = False
 ) -> tuple[Session, Version] | None:
-    """The session of this id, with usage and gaps, and its Version; or None."""
-    rows = await driver.fetch(READ_ONE, tenant_id, session_id)
+    """The session of this id, with usage and gaps, and its Version (`with_balance`: with its
+    subject's balance); or None."""
+    rows = await driver.fetch(
+        READ_WITH_BALANCE if with_balance else READ_ONE, tenant_id, session_id
+    )
     if not rows:
         return None
     meters = rows[0]["meters"] or ()
-    version = Version(rows[0]["row_version"], len(meters), sum(nanos for _, nanos, _ in meters))
+    balance = int(rows[0]["balance"]) if with_balance else None  # numeric: a Decimal
+    version = Version(
+        rows[0]["row_version"], len(meters), sum(nanos for _, nanos, _ in meters), balance
+    )
     return (await _loaded(driver, rows))[session_id], version
 
 
@@ -151,15 +167,21 @@ async def save_unless_changed(
     version: Version,
     columns: Sequence[str],
     usage: Usage,
+    records: Sequence[Record] = (),
 ) -> bool:
     """As `save`, without a lock and in one statement, for a session read at `version`: written
     only if it is still that version, else nothing is (False). The statement's UPDATE waits for
     a writer holding the row and then sees its row as that writer left it. One session's values
     go as plain parameters, not arrays: asyncpg checks each element of an array parameter
-    against three abstract base classes, about 50 checks for an exit's arrays."""
+    against three abstract base classes, about 50 checks for an exit's arrays.
+
+    With a settlement's `records` (`session` settled by it, its subject's balance read with it
+    as `version.balance`): written, records included, only if also its subject's ledger lock is
+    free and its balance is still that one once it is held (migration 0031)."""
     row = to_row(session)
     values = [_bound(row, c) for c in columns]
-    statement = update_unless_changed(tuple(columns), usage=bool(usage))
+    shape = shape_of(records) if records else None
+    statement = update_unless_changed(tuple(columns), usage=bool(usage), settled=shape)
     written = await driver.fetchval(
         statement,
         session.tenant_id,
@@ -169,6 +191,8 @@ async def save_unless_changed(
         version.meters,
         Decimal(version.nanos),
         *(_meter_values({session.id: usage}) if usage else ()),
+        *((version.balance,) if records else ()),
+        *(value for _, record in records for value in record.values()),
     )
     return bool(written)
 
@@ -220,10 +244,13 @@ def save_if(columns: tuple[str, ...], condition: str) -> str:
 
 
 @cache
-def update_unless_changed(columns: tuple[str, ...], usage: bool) -> str:
+def update_unless_changed(
+    columns: tuple[str, ...], usage: bool, settled: Shape | None = None
+) -> str:
     """`save_unless_changed`'s statement (also sent by benchmarks/ingest.py as the service sends
     it): the tenant $1, the session's id $2, `columns` from $3, the Version's three parts, then,
-    with `usage`, the meters' arrays."""
+    with `usage`, the meters' arrays; with `settled` (the shape of a settlement's records), the
+    balance read, then the records' columns."""
     version = 3 + len(columns)
     changes = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, start=3))
     unchanged = (
@@ -232,9 +259,17 @@ def update_unless_changed(columns: tuple[str, ...], usage: bool) -> str:
         f" WHERE m.tenant_id = $1 AND m.session_id = s.id) = (${version + 1}::bigint,"
         f" ${version + 2}::numeric)"
     )
-    added = f", added AS ({_add_usage('EXISTS (SELECT FROM updated)', version + 3)})"
+    after = version + 3
+    added = ""
+    if usage:
+        added = f", added AS ({_add_usage('EXISTS (SELECT FROM updated)', after)})"
+        after += len(METER_COLUMNS)
+    records = ""
+    if settled is not None:
+        unchanged += f" AND ledger_balance_if_free($1, s.subject_id) = ${after}::numeric"
+        records = records_inserted(settled, after + 1, "updated")
     return (
         f"WITH updated AS (UPDATE sessions AS s SET {changes}"
         f" WHERE s.tenant_id = $1 AND s.id = $2 AND {unchanged} RETURNING s.id)"
-        f"{added if usage else ''} SELECT count(*) FROM updated"
+        f"{added}{records} SELECT count(*) FROM updated"
     )

@@ -24,7 +24,7 @@ from adapters.sqlalchemy.settlement_batches import (
     ledger_lock,
     settled_values,
 )
-from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements
+from adapters.sqlalchemy.settlement_claims import Claim, Found, SettlementStatements, Shape
 from adapters.sqlalchemy.tables import alerts, ledger_entries, sessions
 from domain.session import Charge, ChargeState
 
@@ -101,16 +101,21 @@ class AsyncpgSettlementWriter(SettlementWriter):
                 )
 
 
-# The session with its subject's balance (migration 0030 keeps it).
+# The session with its subject's balance (migration 0030 keeps it); in a transaction, the
+# balance read once the subject's ledger lock is held, which the transaction keeps (0027, 0030).
 READ_WITH_BALANCE = (
-    f"SELECT s.*, {kept_balance('s.tenant_id', 's.subject_id')} AS balance"
-    " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+    "SELECT s.*, {balance} AS balance FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+)
+READ_UNLOCKED = READ_WITH_BALANCE.format(balance=kept_balance("s.tenant_id", "s.subject_id"))
+READ_LOCKED = READ_WITH_BALANCE.format(
+    balance="CASE WHEN s.subject_id IS NULL THEN 0"
+    " ELSE ledger_balance_locked(s.tenant_id, s.subject_id) END"
 )
 RECORD_TABLES = {table.name: table for table in (ledger_entries, alerts)}
 
 
 @cache
-def claim_with_records(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+def claim_with_records(shape: Shape) -> str:
     """The claim and the inserts of records of this shape (Claim.shape), as data-modifying
     CTEs: the records are inserted only from a claim made. Parameters: the tenant, the session,
     the revision, the subject, the balance read, SETTLED_COLUMNS, then each record's columns.
@@ -123,26 +128,34 @@ def claim_with_records(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
         " AND subject_id = $4 AND ledger_balance_locked(tenant_id, subject_id) = $5::numeric"
         " RETURNING id"
     )
-    first = 6 + len(SETTLED_COLUMNS)
+    inserts = records_inserted(shape, 6 + len(SETTLED_COLUMNS), "claimed")
+    return f"WITH claimed AS ({claim}){inserts} SELECT count(*) FROM claimed"
+
+
+def records_inserted(shape: Shape, first: int, source: str) -> str:
+    """CTEs inserting records of this shape (Claim.shape), their columns bound from $`first`,
+    once for each row of the CTE `source` (none when it has none)."""
     inserts = []
     for name, columns in shape:
         values = parameters(RECORD_TABLES[name], columns, first)
         inserts.append(
             f", record_{name} AS (INSERT INTO {name} ({', '.join(columns)})"
-            f" SELECT {values} FROM claimed)"
+            f" SELECT {values} FROM {source})"
         )
         first += len(columns)
-    return f"WITH claimed AS ({claim}){''.join(inserts)} SELECT count(*) FROM claimed"
+    return "".join(inserts)
 
 
 class AsyncpgSettlement(SettlementStatements):
-    """On a connection outside a transaction."""
+    """On a connection outside a transaction; `taking_turns`, in one, holding the subject's
+    ledger lock from the read on."""
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, taking_turns: bool = False) -> None:
         self._driver = driver
+        self._read = READ_LOCKED if taking_turns else READ_UNLOCKED
 
     async def read(self, tenant_id: str, session_id: str) -> Found | None:
-        row = await self._driver.fetchrow(READ_WITH_BALANCE, tenant_id, session_id)
+        row = await self._driver.fetchrow(self._read, tenant_id, session_id)
         if row is None:
             return None
         return Found(from_row(SimpleNamespace(**row)), int(row["balance"]), held=False)

@@ -11,6 +11,12 @@ from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlement, AsyncpgSe
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction, on_connection
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
+from adapters.sqlalchemy.ledger_rows import (
+    alert_from_row,
+    entry_from_row,
+    entry_to_row,
+    settlement_records,
+)
 from adapters.sqlalchemy.session_rows import load
 from adapters.sqlalchemy.settlement_batches import SettlementWriter
 from adapters.sqlalchemy.settlement_claims import Claim, SettlementStatements
@@ -18,7 +24,7 @@ from adapters.sqlalchemy.sqlite_settlements import SqliteSettlement, SqliteSettl
 from adapters.sqlalchemy.tables import alerts, ledger_balances, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
-from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
+from domain.credits import Alert, Balance, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
 from domain.session import Charge, Session
 
@@ -28,9 +34,18 @@ class Held:
     wait: every look takes SQLite's one write lock, which the erasure's steps wait for)."""
 
 
-HELD = Held()
+class Lost:
+    """What a settlement finds when its claim lost to another settlement of the session or its
+    subject, made between its read and its claim."""
+
+
+HELD, LOST = Held(), Lost()
 # One session's settlement on each engine (adapters.sqlalchemy.settlement_claims).
 SETTLEMENTS: Writers[SettlementStatements] = Writers(AsyncpgSettlement, SqliteSettlement)
+# PostgreSQL's, taking the subject's turn before it reads the balance.
+TURN_TAKING: Writers[SettlementStatements] = Writers(
+    lambda driver: AsyncpgSettlement(driver, taking_turns=True), SqliteSettlement
+)
 
 
 @raises_storage_errors
@@ -87,23 +102,34 @@ class SqlCreditLedger(CreditLedger):
         the claim waited 5 s for the ledger's lock (migration 0027's lock_timeout); on SQLite
         at once, since every look takes SQLite's one write lock, which the erasure's steps and
         every other writer are waiting for (polled, it kept heartbeats out for seconds)."""
-        outcome = await self._settle(tenant_id, session_id, revision, credits, at)
+        try:
+            outcome = await self._settle(tenant_id, session_id, revision, credits, at)
+        except Exception as error:  # the driver's (asyncpg is an optional dependency)
+            if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
+                raise LedgerHeld(session_id) from error
+            raise
         if isinstance(outcome, Held):
             raise LedgerHeld(session_id)
-        return outcome
+        return None if isinstance(outcome, Lost) else outcome
 
     async def _settle(
         self, tenant_id: str, session_id: str, revision: int, credits: int, at: datetime
-    ) -> Charge | Held | None:
-        async def step(statements: SettlementStatements) -> Charge | Held | None:
+    ) -> Charge | Held | Lost | None:
+        async def step(statements: SettlementStatements) -> Charge | Held | Lost | None:
             return await _settled(statements, tenant_id, session_id, revision, credits, at)
 
         # On PostgreSQL the read and the claim are two autocommitted statements (no BEGIN and
         # COMMIT on the hot path of every charged exit); SQLite runs them in one transaction,
         # which takes its write lock.
-        if self._engine.dialect.name == "postgresql":
-            return await on_connection(self._engine, SETTLEMENTS, step, writes=True)
-        return await in_transaction(self._engine, SETTLEMENTS, step)
+        if self._engine.dialect.name != "postgresql":
+            return await in_transaction(self._engine, SETTLEMENTS, step)
+        outcome = await on_connection(self._engine, SETTLEMENTS, step, writes=True)
+        if isinstance(outcome, Lost):
+            # Again, in a transaction holding the subject's turn from the read on: many exits of
+            # one subject at once would each lose to the others again, and those that lost
+            # every attempt of DeductCredits' would be left to the reaper.
+            outcome = await in_transaction(self._engine, TURN_TAKING, step)
+        return outcome
 
     async def settle_many(
         self, tenant_id: str, priced: Sequence[Priced], at: datetime
@@ -211,9 +237,10 @@ async def _settled(
     revision: int,
     credits: int,
     at: datetime,
-) -> Charge | Held | None:
+) -> Charge | Held | Lost | None:
     """Read the session with its subject's balance, let domain.charging.settle decide, claim
-    the revision read with what the decision records (adapters.sqlalchemy.settlement_claims)."""
+    the revision read with what the decision records (adapters.sqlalchemy.settlement_claims).
+    None when the session read does not await this settlement."""
     found = await statements.read(tenant_id, session_id)
     if found is None:
         raise NotFound(f"no session {session_id}")
@@ -223,19 +250,10 @@ async def _settled(
     if found.held:
         return HELD
     settled = settle(session, credits, found.balance)
-    records: list[tuple[str, dict[str, Any]]] = []
-    if (entry := settled.ledger_entry(session, at)) is not None:
-        records.append((ledger_entries.name, entry_to_row(entry)))
-    if (alert := settled.alert_record(session, at)) is not None:
-        records.append((alerts.name, asdict(alert)))
+    records = settlement_records(settled, session, at)
     session.settle(settled.charge)
     claim = Claim(session, revision, found.balance, records)
-    try:
-        return settled.charge if await statements.claim(claim) else None
-    except Exception as error:  # the driver's (asyncpg is an optional dependency)
-        if lock_timed_out(error):  # an erasure holds the ledger (PostgreSQL)
-            raise LedgerHeld(session_id) from error
-        raise
+    return settled.charge if await statements.claim(claim) else LOST
 
 
 async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balance:
@@ -246,38 +264,6 @@ async def _sums(conn: AsyncConnection, tenant_id: str, subject_id: str) -> Balan
     )
     granted, consumed = (await conn.execute(query)).one_or_none() or (0, 0)
     return Balance(subject_id, int(granted), int(consumed))
-
-
-def entry_to_row(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "tenant_id": entry.tenant_id,
-        "subject_id": entry.subject_id,
-        "amount": entry.amount,
-        "kind": entry.kind.value,
-        "reason": entry.reason,
-        "session_id": entry.session_id,
-        "idempotency_key": entry.idempotency_key,
-        "expires_at": entry.expires_at,
-        "created_at": entry.created_at,
-        "session_revision": entry.session_revision,
-    }
-
-
-def entry_from_row(row: Any) -> LedgerEntry:
-    return LedgerEntry(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        subject_id=row.subject_id,
-        amount=row.amount,
-        kind=EntryKind(row.kind),
-        created_at=row.created_at,
-        reason=row.reason,
-        session_id=row.session_id,
-        idempotency_key=row.idempotency_key,
-        expires_at=row.expires_at,
-        session_revision=row.session_revision,
-    )
 
 
 def rate_to_row(tenant_id: str, rate: Rate) -> dict[str, Any]:
@@ -298,10 +284,4 @@ def rate_from_row(row: Any) -> Rate:
         row.credits_per_minute,
         Rounding(row.rounding),
         {m: MeterRate(Decimal(v["per"]), v["credits"]) for m, v in row.meter_rates.items()},
-    )
-
-
-def alert_from_row(row: Any) -> Alert:
-    return Alert(
-        row.id, row.tenant_id, row.kind, row.subject_id, row.session_id, row.detail, row.created_at
     )

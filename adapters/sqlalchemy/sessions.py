@@ -13,11 +13,13 @@ from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.session_rows import load, to_row
+from adapters.sqlalchemy.ledger_rows import settlement_records
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
 from adapters.sqlalchemy.tables import sessions
 from adapters.sqlalchemy.time_outs import TimeOut
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
+from domain.charging import ChargeOnClose
 from domain.errors import NotFound
 from domain.plans import SessionLimit
 from domain.session import (
@@ -160,6 +162,7 @@ class SqlSessionRepository(SessionRepository):
         now: datetime,
         window: timedelta,
         check: WriteCheck | None = None,
+        charge: ChargeOnClose | None = None,
     ) -> tuple[Session, Closing]:
         def decided(session: Session) -> tuple[tuple[Session, Closing], bool]:
             if check is not None:
@@ -176,7 +179,7 @@ class SqlSessionRepository(SessionRepository):
 
         if not self._sqlite:
             written = await self._unless_changed(
-                tenant_id, session_id, decided, END_CHANGES, exit.usage
+                tenant_id, session_id, decided, END_CHANGES, exit.usage, charge
             )
             if written is not None:
                 return written
@@ -189,6 +192,7 @@ class SqlSessionRepository(SessionRepository):
         decided: Callable[[Session], tuple[Outcome, bool]],
         columns: Sequence[str],
         usage: Usage,
+        charge: ChargeOnClose | None = None,
     ) -> Outcome | None:
         """PostgreSQL: a change of one session (an exit, a sign of life) in two statements and
         no transaction, where the locked way takes five (BEGIN, lock, meters, save, COMMIT):
@@ -197,16 +201,36 @@ class SqlSessionRepository(SessionRepository):
         it in between, or it is not there): then the change is made the locked way. A decision
         to write nothing (a replay) writes nothing.
 
+        With a close's `charge`, the session is read with its subject's balance, and a close
+        that leaves it pending its first charge settles it in the same statement
+        (ChargeOnClose.settlement, written as CreditLedger.settle writes it) if its subject's
+        ledger lock is free and the balance is still the one read; else it is written pending,
+        for DeductCredits to settle taking its turn.
+
         A LiveKit track's seconds reach the meters in a statement that writes the session's row
         too (TrackLog.record), and the meters' fingerprint in the Version catches usage added
         to them without one."""
         async with asyncpg_connection(self._driver) as driver:
-            read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id)
+            rated = charge is not None and bool(charge.rates)
+            read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id, rated)
             if read is None:
                 return None
             session, version = read
             outcome, write = decided(session)
-            if write and not await asyncpg_sessions.save_unless_changed(
+            if not write:
+                return outcome
+            if charge is not None and version.balance is not None:
+                settlement = charge.settlement(session, version.balance)
+                if settlement is not None:
+                    settled = session.copy()
+                    settled.settle(settlement.charge)
+                    records = settlement_records(settlement, session, charge.at)
+                    if await asyncpg_sessions.save_unless_changed(
+                        driver, settled, version, _with_charge(columns), usage, records
+                    ):
+                        session.settle(settlement.charge)
+                        return outcome
+            if not await asyncpg_sessions.save_unless_changed(
                 driver, session, version, columns, usage
             ):
                 return None
@@ -260,6 +284,11 @@ class SqlSessionRepository(SessionRepository):
         if lock:  # SQLite has no row locks: its transactions are already serialised
             query = query.with_for_update(skip_locked=skip_locked)
         return await load(conn, (await conn.execute(query)).all())
+
+
+def _with_charge(columns: Sequence[str]) -> tuple[str, ...]:
+    """`columns` and those a settlement writes (some of them are among the first)."""
+    return tuple(dict.fromkeys((*columns, *SETTLED_COLUMNS)))
 
 
 def _the_one(found: dict[str, Session], session_id: str) -> Session:

@@ -24,6 +24,10 @@ class Found:
     held: bool  # whether an erasure holds its subject's ledger (SQLite; PostgreSQL's claim waits)
 
 
+# The tables and columns of a settlement's records: what the statement writing them depends on.
+Shape = tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)
 class Claim:
     """The claim of `settled` (the session with its new charge) at `revision`, whose subject's
@@ -36,9 +40,12 @@ class Claim:
     records: Sequence[tuple[str, Mapping[str, Any]]]
 
     @property
-    def shape(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """The tables and columns of the records: what the claim's statement depends on."""
-        return tuple((table, tuple(row)) for table, row in self.records)
+    def shape(self) -> Shape:
+        return shape_of(self.records)
+
+
+def shape_of(records: Sequence[tuple[str, Mapping[str, Any]]]) -> Shape:
+    return tuple((table, tuple(row)) for table, row in records)
 
 
 class SettlementStatements(Protocol):

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from application.credits.ports import ChargeTally, CreditLedger, LedgerHeld, UnfinishedErasures
 from application.credits.rate_book import RateBook
 from application.ports import Clock
-from domain.charging import Priced, price
+from domain.charging import ChargeOnClose, Priced, price
 from domain.erasure import is_pseudonym
-from domain.session import Charge, ChargeState, Session
+from domain.session import Charge, ChargeState, Closing, Session
 
 # A settlement that loses its claim to a correction re-reads and tries the new revision; a
 # session corrected this many times during one settlement is left pending for the reaper.
@@ -51,6 +51,21 @@ class DeductCredits:
     async def rated_kinds(self, tenant_id: str) -> frozenset[str]:
         """Kinds whose sessions are left pending a charge when they close."""
         return frozenset(await self._rate_book.rates(tenant_id))
+
+    async def charge_on_close(self, tenant_id: str) -> ChargeOnClose:
+        """The tenant's rates, for a store that settles a first charge in the close's own write
+        (SessionRepository.close): then `after_close`, not this service, takes the session."""
+        return ChargeOnClose(await self._rate_book.rates(tenant_id), self._clock.now())
+
+    async def after_close(self, session: Session, closing: Closing) -> Session:
+        """This service on a session just closed (or replayed) with `charge_on_close`'s rates: a
+        close that changed the session and left it charged settled its first charge itself (a
+        change leaves a session pending or not charged otherwise), and the tally hears of it."""
+        if closing.changed and session.charge_state is ChargeState.CHARGED:
+            assert session.charge is not None
+            self._tally.credits_charged(session.charge.credits)
+            return session
+        return await self(session)
 
     async def settle_many(self, sessions: Sequence[Session]) -> list[Session]:
         """What calling this service on each session would do, for a batch of one tenant's

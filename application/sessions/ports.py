@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from domain.charging import ChargeOnClose
 from domain.plans import SessionLimit
 from domain.session import Closing, Exit, Session, SessionStatus, WriteCheck
 from domain.staleness import Staleness
@@ -91,12 +92,19 @@ class SessionRepository(Protocol):
         now: datetime,
         window: timedelta,
         check: WriteCheck | None = None,
+        charge: ChargeOnClose | None = None,
     ) -> tuple[Session, Closing]:
         """End a session with `exit` (Session.close), atomically: of any number of concurrent
         callers exactly one closes an active session (or corrects a provisional end); the others
         get the stored session and REPLAY. The exit's usage is added only by the caller that
         changed the session. NotFound; InvalidInput if the exit is before the start; what
-        `check` raises, judging the stored session, before anything changes."""
+        `check` raises, judging the stored session, before anything changes.
+
+        With `charge`, a store may settle the first charge of the session it closes (or
+        corrects) in the same atomic step, as CreditLedger.settle would and taking turns with
+        the subject's other settlements (`ChargeOnClose.settlement`, from the balance read under
+        the subject's turn): the session then comes back charged. A store that does not, or
+        whose subject's turn is taken at that moment, leaves it pending for DeductCredits."""
         ...
 
     async def time_out_idle(

@@ -60,7 +60,8 @@ class RecordExit:
     ingest key may not exit a session of a billed or limited kind, nor a scoped key a session of
     another resource (`forbidden`; see BilledKinds).
 
-    Charging follows (DeductCredits, `domain.charging.price`): a closed session is charged
+    Charging follows (DeductCredits, `domain.charging.price`; a store may settle the first
+    charge in the close's own write, `ChargeOnClose`): a closed session is charged
     when its kind has a rate, it has a subject, and it ended completed, abandoned or timed out
     (cancelled and failed cost nothing); a charged session whose price a correction changed
     gets one adjustment entry. Then what ends with the session takes its end (EndsWithSession:
@@ -104,13 +105,20 @@ class RecordExit:
         )
         session_id = existing_session_id(command.session_id)
         check = await self._billed_kinds.write_check(command.tenant_id, command.access)
-        rated = await self._deduct_credits.rated_kinds(command.tenant_id)
+        charge = await self._deduct_credits.charge_on_close(command.tenant_id)
         session, closing = await self._sessions.close(
-            command.tenant_id, session_id, exit, rated, now, window, check
+            command.tenant_id,
+            session_id,
+            exit,
+            charge.rated_kinds,
+            now,
+            window,
+            check,
+            charge=charge,
         )
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
-        settled = await self._deduct_credits(session)
+        settled = await self._deduct_credits.after_close(session, closing)
         followed = await self._ends_with_session.follow(settled)
         return RecordedExit(followed or settled, closing)

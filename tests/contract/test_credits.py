@@ -12,7 +12,16 @@ from domain.credits import EntryKind, MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.session import Charge, ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, a_grant, at, stored_session, wired
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    SHUT,
+    ChargesApart,
+    a_grant,
+    at,
+    stored_session,
+    wired,
+)
 from tests.contract.races import Call, Race
 from tests.fakes import FakeClock
 
@@ -303,7 +312,7 @@ async def test_a_charge_lost_to_a_crash_is_settled_by_the_reaper(
     session = await stored_session(storage, tenant, kind="counseling")
     flaky = FailsOnce(storage.ledger)
     clock = FakeClock(at(60))
-    container = wired(storage, clock, ledger=flaky)
+    container = wired(storage, clock, ledger=flaky, sessions=ChargesApart(storage.sessions))
     record_exit = container.use_cases().record_exit()
 
     with pytest.raises(ConnectionError):

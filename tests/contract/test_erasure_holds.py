@@ -29,6 +29,7 @@ from domain.session import Charge, ChargeState, Session
 from domain.tenants import Tenant
 from entrypoints.settings import MIN_CONNECTIONS
 from tests.contract.builders import (
+    ChargesApart,
     a_grant,
     at,
     claimed_by_a_settlement_that_died,
@@ -381,7 +382,8 @@ async def test_a_claim_read_before_the_hold_and_made_during_it_waits_and_is_sett
 
     async def leave(s: Any) -> Any:
         try:
-            return await wired(s, CLOCK).use_cases().record_exit()(exit_of(tenant, session))
+            use_cases = wired(s, CLOCK, sessions=ChargesApart(s.sessions)).use_cases()
+            return await use_cases.record_exit()(exit_of(tenant, session))
         finally:
             done.set()
 
@@ -494,9 +496,10 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
     then charged from her whole balance. (Had the claims waited for the lock, nothing would
     have moved until the pool's 30 s timeout failed the erasure.) When the claims reach the
     lock seconds `apart` (as on a busy machine), the erasure goes on as soon as the first gives
-    up, and those still waiting then find her ledger moved and claim nothing (None). Either
-    way no claim charges her old ledger, and at least one gave up, or the erasure could not
-    have gone on."""
+    up, and those still waiting then find her ledger moved: they claim nothing (None), or,
+    made again taking the subject's turn from the read on, charge her whole balance under the
+    pseudonym. Either way no claim charges her old ledger, every charge is one step from her
+    100 credits, and at least one claim gave up, or the erasure could not have gone on."""
     await ana_has_100_credits_for_counseling(storage, tenant)
     pending = [await closed(storage, tenant) for _ in range(9)]
     holding = threading.Event()
@@ -517,11 +520,13 @@ async def test_settlements_waiting_for_an_erasure_do_not_starve_it_of_connection
     )
 
     assert isinstance(erased, Erased) and erased.sessions == 9, erased
-    assert all(isinstance(c, LedgerHeld) or c is None for c in claims), claims
+    assert all(isinstance(c, LedgerHeld | Charge) or c is None for c in claims), claims
     assert any(isinstance(c, LedgerHeld) for c in claims), claims
     deduct = wired(storage, CLOCK).use_cases().deduct_credits()
     settled = await deduct.settle_many(await storage.sessions.pending_charges(tenant.id, 10))
-    assert sorted(s.charge.balance_after for s in settled if s.charge) == list(range(46, 100, 6))
+    charges = [c for c in claims if isinstance(c, Charge)] + [s.charge for s in settled if s.charge]
+    assert sorted(c.balance_after for c in charges) == list(range(46, 100, 6))
+    assert await storage.ledger.entries(tenant.id, "ana", limit=10) == []
 
 
 # MongoDB: a claim whose entry a dead settlement still owes the ledger

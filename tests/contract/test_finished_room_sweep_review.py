@@ -20,7 +20,7 @@ from domain.livekit import KIND, LiveKitAccount
 from domain.session import RECONCILED, ROOM_FINISHED, Session, SessionStatus
 from domain.staleness import Staleness
 from domain.tenants import Tenant
-from tests.contract.builders import a_session, add_tenant, at, wired
+from tests.contract.builders import ChargesApart, a_session, add_tenant, at, wired
 from tests.contract.erasure_builders import erase
 from tests.contract.races import HoldsAfterErasing, Pause, Race, after, wait_for
 from tests.contract.test_livekit_stay_ends import PauseNth
@@ -99,6 +99,12 @@ def paused(
     return {port: Pause(getattr(storage, port), method, reached, go, **how)}
 
 
+def charged_apart(storage: Any, paused_port: str = "ledger") -> dict[str, Any]:
+    """For a pause in the ledger's settlement: the racer's sessions, which leave the sweep's
+    charge to that settlement instead of settling it in the close (ChargesApart)."""
+    return {"sessions": ChargesApart(storage.sessions)} if paused_port == "ledger" else {}
+
+
 async def ended_where_she_left(
     storage: Any, tenant: Tenant, server: LiveKitServer, minute: int, price: int
 ) -> None:
@@ -140,7 +146,9 @@ async def test_her_left_before_the_rooms_end_overtaking_the_sweep_anywhere_ends_
     left = server.left("ana", stamped(0), stamped(LEFT_EARLY))
 
     await race(
-        lambda s: reaping(s, **paused(s, port, method, reached, go, **how)),
+        lambda s: reaping(
+            s, **charged_apart(s, port), **paused(s, port, method, reached, go, **how)
+        ),
         after(reached, go, lambda s: deliver(s, left)),
     )
 
@@ -315,7 +323,9 @@ async def test_two_reapers_count_the_sweeps_charge_once_between_them(
     tally = FakeTally()
 
     await race(
-        lambda s: reaping(s, tally=tally, **paused(s, "ledger", "settle", reached, go)),
+        lambda s: reaping(
+            s, tally=tally, **charged_apart(s), **paused(s, "ledger", "settle", reached, go)
+        ),
         after(reached, go, lambda s: reaping(s, tally=tally)),
     )
 

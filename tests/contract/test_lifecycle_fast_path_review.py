@@ -12,6 +12,7 @@ import pytest
 
 import adapters.sqlalchemy.asyncpg_sessions
 from adapters.mongodb.sessions import MongoSessionRepository
+from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS
 from application.events.ingest_events import IngestEventsCommand
 from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhookCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
@@ -25,7 +26,7 @@ from domain.livekit import LiveKitAccount, session_id_of
 from domain.plans import Plan, PlanLimits
 from domain.session import END_CHANGES, LIFE_CHANGES, ChargeState, SessionRequest, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import a_grant, at, stored_session, wired
+from tests.contract.builders import ChargesApart, a_grant, at, stored_session, wired
 from tests.contract.races import Call, Proxy, Race, after, wait_for
 from tests.fakes import FakeClock
 from tests.livekit_server import LiveKitServer
@@ -330,12 +331,13 @@ async def test_a_heartbeat_racing_an_exit_never_moves_or_reopens_its_end(
 
 
 class PausedWrite:
-    """Stops the first optimistic write of `columns` (PostgreSQL: save_unless_changed; MongoDB:
-    the guarded _save) after its session was read, until another racer is done."""
+    """Stops the first optimistic write of `columns` (PostgreSQL: save_unless_changed, also with
+    the columns of a charge settled in the write; MongoDB: the guarded _save) after its session
+    was read, until another racer is done."""
 
     def __init__(self, storage_url: str, columns: tuple[str, ...]) -> None:
         self.reached, self.go = threading.Event(), threading.Event()
-        self._columns = columns
+        self._columns = {columns, tuple(dict.fromkeys((*columns, *SETTLED_COLUMNS)))}
         if storage_url.startswith("postgresql"):
             target = adapters.sqlalchemy.asyncpg_sessions
             self._patch = patch.object(
@@ -350,7 +352,7 @@ class PausedWrite:
 
     def _wrap(self, original: Any, columns_at: int) -> Any:
         async def paused(*args: Any, **kwargs: Any) -> Any:
-            if tuple(args[columns_at]) == self._columns and not self.reached.is_set():
+            if tuple(args[columns_at]) in self._columns and not self.reached.is_set():
                 self.reached.set()
                 await wait_for(self.go)
             return await original(*args, **kwargs)
@@ -624,7 +626,8 @@ async def test_exits_retried_at_once_after_a_crash_before_the_charge_charge_it_o
     finishes it, with the first exit's end, and nothing is charged twice."""
     session = await rated_session_of_ana(storage, tenant)
     command = RecordExitCommand(tenant.id, session.id, at=at(3), usage={"analysis": 1})
-    dying = wired(storage, CLOCK, ledger=DiesAtSettle(storage.ledger)).use_cases().record_exit()
+    dies = {"ledger": DiesAtSettle(storage.ledger), "sessions": ChargesApart(storage.sessions)}
+    dying = wired(storage, CLOCK, **dies).use_cases().record_exit()
     with pytest.raises(ConnectionError):
         await dying(command)
     assert (await storage.sessions.get(tenant.id, session.id)).charge_state is ChargeState.PENDING

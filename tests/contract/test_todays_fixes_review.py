@@ -17,7 +17,7 @@ from domain.events import Event
 from domain.livekit import LiveKitAccount, session_id_of
 from domain.session import END_CHANGES, ChargeState, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, add_tenant, at, stored_session, wired
+from tests.contract.builders import NOW, OPEN, ChargesApart, add_tenant, at, stored_session, wired
 from tests.contract.races import Pause, Race, after
 from tests.contract.test_lifecycle_fast_path_review import DiesAtSettle, PausedWrite
 from tests.contract.test_mongodb_specifics import dying_append  # noqa: F401 (a fixture)
@@ -136,6 +136,7 @@ async def test_a_late_unpublish_and_the_reapers_settlement_at_once_charge_the_ne
             storage,
             server.left("ana", stamped(0), stamped(11)),
             ledger=DiesAtSettle(storage.ledger),
+            sessions=ChargesApart(storage.sessions),
         )
     pending = await storage.sessions.get(tenant.id, stay_of(server))
     assert pending.charge_state is ChargeState.PENDING
@@ -165,7 +166,12 @@ async def test_an_exits_settlement_held_while_a_late_unpublish_corrects_the_stay
     late = unpublish(server, "TR_1", 6)
 
     await race(
-        lambda s: deliver(s, left, ledger=Pause(s.ledger, "settle", reached, go)),
+        lambda s: deliver(
+            s,
+            left,
+            ledger=Pause(s.ledger, "settle", reached, go),
+            sessions=ChargesApart(s.sessions),
+        ),
         after(reached, go, lambda s: deliver(s, late)),
     )
     await reap(storage)

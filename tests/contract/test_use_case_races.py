@@ -21,7 +21,7 @@ from domain.plans import Plan, PlanLimits, TrialExhausted
 from domain.session import ChargeState, Exit, SessionRequest, SessionStatus
 from domain.tenants import Tenant
 from domain.usage import Usage
-from tests.contract.builders import a_grant, at, stored_session, wired
+from tests.contract.builders import ChargesApart, a_grant, at, stored_session, wired
 from tests.contract.races import Call, Proxy, Race, wait_for
 from tests.fakes import FakeClock
 
@@ -95,7 +95,8 @@ async def test_a_charge_settled_while_its_subject_is_erased_sees_the_subjects_ba
 
     async def leave(s: Any) -> Any:
         ledger = SettlesWhenErased(s.ledger, at_settle, erased, settled)
-        record_exit = wired(s, clock, ledger=ledger).use_cases().record_exit()
+        apart = ChargesApart(s.sessions)
+        record_exit = wired(s, clock, ledger=ledger, sessions=apart).use_cases().record_exit()
         return await record_exit(RecordExitCommand(tenant.id, session.id, at=at(3)))
 
     async def forget(s: Any) -> Any:
