@@ -167,7 +167,7 @@ async def save_unless_changed(
     version: Version,
     columns: Sequence[str],
     usage: Usage,
-    records: Sequence[Record] = (),
+    records: Sequence[Record] | None = None,
 ) -> bool:
     """As `save`, without a lock and in one statement, for a session read at `version`: written
     only if it is still that version, else nothing is (False). The statement's UPDATE waits for
@@ -176,11 +176,12 @@ async def save_unless_changed(
     against three abstract base classes, about 50 checks for an exit's arrays.
 
     With a settlement's `records` (`session` settled by it, its subject's balance read with it
-    as `version.balance`): written, records included, only if also its subject's ledger lock is
-    free and its balance is still that one once it is held (migration 0031)."""
+    as `version.balance`; a charge of nothing may have none): written, records included, only if
+    also its subject's ledger lock is free and its balance is still that one once it is held
+    (migration 0031)."""
     row = to_row(session)
     values = [_bound(row, c) for c in columns]
-    shape = shape_of(records) if records else None
+    shape = None if records is None else shape_of(records)
     statement = update_unless_changed(tuple(columns), usage=bool(usage), settled=shape)
     written = await driver.fetchval(
         statement,
@@ -191,8 +192,8 @@ async def save_unless_changed(
         version.meters,
         Decimal(version.nanos),
         *(_meter_values({session.id: usage}) if usage else ()),
-        *((version.balance,) if records else ()),
-        *(value for _, record in records for value in record.values()),
+        *(() if records is None else (version.balance,)),
+        *(value for _, record in records or () for value in record.values()),
     )
     return bool(written)
 

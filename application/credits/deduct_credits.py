@@ -54,18 +54,18 @@ class DeductCredits:
 
     async def charge_on_close(self, tenant_id: str) -> ChargeOnClose:
         """The tenant's rates, for a store that settles a first charge in the close's own write
-        (SessionRepository.close): then `after_close`, not this service, takes the session."""
+        (SessionRepository.close): then `charged_in_close` hears of the session first."""
         return ChargeOnClose(await self._rate_book.rates(tenant_id), self._clock.now())
 
-    async def after_close(self, session: Session, closing: Closing) -> Session:
-        """This service on a session just closed (or replayed) with `charge_on_close`'s rates: a
-        close that changed the session and left it charged settled its first charge itself (a
-        change leaves a session pending or not charged otherwise), and the tally hears of it."""
+    def charged_in_close(self, session: Session, closing: Closing) -> None:
+        """Told of a session just closed (or replayed) with `charge_on_close`'s rates, at once,
+        before anything after the close can fail: a close that changed the session and left it
+        charged settled its first charge itself (a change leaves a session pending or not
+        charged otherwise), and the tally hears of it. (A retried exit is a replay, which
+        would find it charged and tell nothing.)"""
         if closing.changed and session.charge_state is ChargeState.CHARGED:
             assert session.charge is not None
             self._tally.credits_charged(session.charge.credits)
-            return session
-        return await self(session)
 
     async def settle_many(self, sessions: Sequence[Session]) -> list[Session]:
         """What calling this service on each session would do, for a batch of one tenant's

@@ -116,9 +116,10 @@ class RecordExit:
             check,
             charge=charge,
         )
+        self._deduct_credits.charged_in_close(session, closing)
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
-        settled = await self._deduct_credits.after_close(session, closing)
+        settled = await self._deduct_credits(session)
         followed = await self._ends_with_session.follow(settled)
         return RecordedExit(followed or settled, closing)

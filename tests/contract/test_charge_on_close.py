@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from adapters.sqlalchemy import asyncpg_sessions
+from application.credits.deduct_credits import DeductCredits
 from application.sessions.record_exit import RecordExitCommand
 from domain.charging import ChargeOnClose
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
@@ -44,6 +45,12 @@ async def close(storage: Any, tenant: Tenant, session_id: str, charge: ChargeOnC
     )
 
 
+async def after_close(deduct_credits: DeductCredits, session: Any, closing: Closing) -> Any:
+    """What RecordExit does with the session its close returns."""
+    deduct_credits.charged_in_close(session, closing)
+    return await deduct_credits(session)
+
+
 async def test_a_close_settles_the_first_charge_in_its_write_where_the_store_can(
     storage: Any, tenant: Tenant, storage_url: str
 ) -> None:
@@ -65,7 +72,7 @@ async def test_a_close_settles_the_first_charge_in_its_write_where_the_store_can
         assert (closed.charge_state, closed.charge, charges) == (ChargeState.PENDING, None, [])
 
     deduct_credits = wired(storage, FakeClock(at(60)), tally=tally).use_cases().deduct_credits()
-    settled = await deduct_credits.after_close(closed, closing)
+    settled = await after_close(deduct_credits, closed, closing)
 
     assert settled.charge == Charge(PRICE, 100 - PRICE, None)
     assert (await storage.ledger.balance(tenant.id, "user-1")).balance == 100 - PRICE
@@ -129,12 +136,8 @@ async def test_a_close_whose_subjects_balance_moved_since_its_read_leaves_the_ch
     closed, closing = await close(storage, tenant, session.id, charge)
 
     assert (closed.charge_state, closed.charge) == (ChargeState.PENDING, None)
-    settled = (
-        await wired(storage, FakeClock(at(60)))
-        .use_cases()
-        .deduct_credits()
-        .after_close(closed, closing)
-    )
+    deduct_credits = wired(storage, FakeClock(at(60))).use_cases().deduct_credits()
+    settled = await after_close(deduct_credits, closed, closing)
     assert settled.charge == Charge(PRICE, 150 - PRICE, None)
     assert (await storage.ledger.balance(tenant.id, "user-1")).balance == 150 - PRICE
 

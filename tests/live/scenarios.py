@@ -439,6 +439,7 @@ CLINIC_SESSIONS = 8
 class Clinic:
     granted: int
     sessions: list[Json]  # as stored once charged
+    answers: list[Json]  # the exits' own answers
 
 
 def clinic_hour(live: Live) -> Clinic:
@@ -448,22 +449,22 @@ def clinic_hour(live: Live) -> Clinic:
     time.sleep(2)
     ready = threading.Barrier(CLINIC_SESSIONS, timeout=TOGETHER_WITHIN_SECONDS)
 
-    def leave(session_id: str) -> None:
+    def leave(session_id: str) -> Json:
         with live.app() as http:
             # Connected before the barrier, so that the exits leave together.
             ok(http.post(f"/v1/sessions/{session_id}/heartbeat"))
             ready.wait()
-            ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+            return ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
 
     with ThreadPoolExecutor(CLINIC_SESSIONS) as counselors:
-        list(counselors.map(leave, ids))
+        answers = list(counselors.map(leave, ids))
     with live.admin() as admin:
 
         def read(session_id: str) -> Callable[[], Json]:
             return lambda: ok(admin.get(f"/v1/sessions/{session_id}"))
 
         stored = [poll(read(i), charged, CHARGED_WITHIN_SECONDS) for i in ids]
-    return Clinic(GRANTS["clinic-3"], stored)
+    return Clinic(GRANTS["clinic-3"], stored, answers)
 
 
 # 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
