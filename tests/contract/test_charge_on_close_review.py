@@ -26,17 +26,13 @@ from tests.contract.ledger_sums import kept_and_summed
 from tests.contract.races import Proxy, Race
 from tests.contract.test_charge_on_close import after_close
 from tests.contract.test_finished_room_sweep_review import (
-    LEFT_EARLY,
-    LEFT_EARLY_PRICE,
     left_open,
     reaping,
 )
 from tests.contract.test_redelivery_review import ROOM_END, WITH_THE_ROOM, ended_with_the_room
 from tests.contract.test_todays_fixes_review import (
     a_server,
-    books_of,
     deliver,
-    reap,
     stamped,
 )
 from tests.fakes import FakeClock, FakeTally
@@ -631,32 +627,6 @@ async def test_the_sweep_and_room_finished_redelivered_at_once_tell_the_charge_o
     written = await ended_with_the_room(storage, tenant, server)
     assert len(written) == 1
     assert tally.told == [WITH_THE_ROOM]
-
-
-@pytest.mark.parametrize("attempt", range(2))
-async def test_the_sweep_and_a_clients_exit_at_once_tell_the_first_charge_once(
-    storage: Any, tenant: Tenant, race: Race, tally: FakeTally, attempt: int
-) -> None:
-    """Risk checked (holds): the client's exit (at 5) and the sweep at once: whichever closes
-    first charges in its close; the client's exit after the sweep corrects it (an adjustment).
-    The ledger ends at the client's price and the tally hears of one first charge."""
-    server = await a_server(storage, tenant)
-    stay = await left_open(storage, tenant, server)
-    command = RecordExitCommand(tenant.id, stay.id, at=stamped(LEFT_EARLY))
-
-    async def exits(s: Any) -> Any:
-        return await wired(s, FakeClock(at(90))).use_cases().record_exit()(command)
-
-    await race(lambda s: reaping(s), exits)
-    await reap(storage, 100)
-
-    ended, _, _ = await books_of(storage, tenant, stay.id)
-    assert ended.charge is not None and ended.charge.credits == LEFT_EARLY_PRICE
-    # One first charge, whatever its price: the sweep's (58); the exit's before its tracks'
-    # seconds reach the stay (StayTracks.follow, after the close: 5, the stay alone); or, seen
-    # on MongoDB (which settles apart from the close, so not this change's), the exit's stay of
-    # 5 with the camera the sweep ended with the room (5 + 2 * 19 = 43). Adjusted to 13 after.
-    assert len(tally.told) == 1, tally.told
 
 
 # 8. A step after the close fails: the client retries the exit
