@@ -105,36 +105,6 @@ def settle(session: Session, credits: int, balance_before: int) -> Settlement:
 
 
 @dataclass(frozen=True)
-class ChargeOnClose:
-    """The tenant's rates, for a store that can settle a session's first charge in the very
-    write that closes it (SessionRepository.close), dated `at`: the exit and its charge in one
-    atomic step, where DeductCredits would take a second."""
-
-    rates: Mapping[str, Rate]
-    at: datetime
-
-    @property
-    def rated_kinds(self) -> frozenset[str]:
-        """Kinds whose sessions are left pending a charge when they close."""
-        return frozenset(self.rates)
-
-    def settlement(self, session: Session, balance_before: int) -> Settlement | None:
-        """What a close that changed `session` (as the close leaves it; a replay writes nothing
-        and settles nothing here) records with it, its subject's balance being `balance_before`:
-        `settle` at its price, when it is pending its first charge. None leaves it to
-        DeductCredits: an adjustment, and the session of a pseudonym (an erasure that gave it
-        out may still be moving its ledger)."""
-        if (
-            session.charge_state is not ChargeState.PENDING
-            or session.charge is not None
-            or session.subject_id is None
-            or is_pseudonym(session.subject_id)
-        ):
-            return None
-        return settle(session, price(session, self.rates.get(session.kind)), balance_before)
-
-
-@dataclass(frozen=True)
 class Priced:
     """A settlement asked for: `session` as read, pending at its charge_revision, priced at
     `credits` (`price`)."""
@@ -166,8 +136,8 @@ class Priced:
 
 @dataclass(frozen=True)
 class Settled:
-    """One session's settlement within a batch: what settling it (as read, so at the revision
-    claimed) records."""
+    """One session's settlement (within a batch, or in its close): what settling it (as read,
+    so at the revision claimed) records."""
 
     session: Session
     settlement: Settlement
@@ -187,6 +157,37 @@ class Settled:
         settled = self.session.copy()
         settled.settle(self.charge)
         return settled
+
+
+@dataclass(frozen=True)
+class ChargeOnClose:
+    """The tenant's rates, for a store that can settle a session's first charge in the very
+    write that closes it (SessionRepository.close), dated `at`: the exit and its charge in one
+    atomic step, where DeductCredits would take a second."""
+
+    rates: Mapping[str, Rate]
+    at: datetime
+
+    @property
+    def rated_kinds(self) -> frozenset[str]:
+        """Kinds whose sessions are left pending a charge when they close."""
+        return frozenset(self.rates)
+
+    def settlement(self, session: Session, balance_before: int) -> Settled | None:
+        """What a close that changed `session` (as the close leaves it; a replay writes nothing
+        and settles nothing here) records with it, its subject's balance being `balance_before`:
+        `settle` at its price, when it is pending its first charge. None leaves it to
+        DeductCredits: an adjustment, and the session of a pseudonym (an erasure that gave it
+        out may still be moving its ledger)."""
+        if (
+            session.charge_state is not ChargeState.PENDING
+            or session.charge is not None
+            or session.subject_id is None
+            or is_pseudonym(session.subject_id)
+        ):
+            return None
+        credits = price(session, self.rates.get(session.kind))
+        return Settled(session, settle(session, credits, balance_before))
 
 
 def settle_batch(claimed: Iterable[Priced], balances: Mapping[str, int]) -> list[Settled]:

@@ -92,11 +92,16 @@ class MemorySessionRepository(SessionRepository):
         if check is not None:
             check(stored)
         closing = stored.close(exit, rated_kinds, now, window)
-        subject = (tenant_id, stored.subject_id or "")
-        if charge is not None and closing.changed and subject not in self._store.held_ledgers:
-            balance = self._store.balance_of(*subject)
+        subject = stored.subject_id
+        if (
+            charge is not None
+            and closing.changed
+            and subject is not None
+            and (tenant_id, subject) not in self._store.held_ledgers
+        ):
+            balance = self._store.balance_of(tenant_id, subject)
             if (settled := charge.settlement(stored, balance)) is not None:
-                self._store.record(stored, settled, charge.at)
+                self._store.record(stored, settled.settlement, charge.at)
         return self._read(stored), closing
 
     async def time_out_idle(

@@ -7,7 +7,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy import asyncpg_sessions, asyncpg_time_outs, sqlite_time_outs
-from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
+from adapters.sqlalchemy.asyncpg_statements import Driver, asyncpg_connection
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
@@ -219,17 +219,10 @@ class SqlSessionRepository(SessionRepository):
             outcome, write = decided(session)
             if not write:
                 return outcome
-            if charge is not None and version.balance is not None:
-                settlement = charge.settlement(session, version.balance)
-                if settlement is not None:
-                    settled = session.copy()
-                    settled.settle(settlement.charge)
-                    records = settlement_records(settlement, session, charge.at)
-                    if await asyncpg_sessions.save_unless_changed(
-                        driver, settled, version, _with_charge(columns), usage, records
-                    ):
-                        session.settle(settlement.charge)
-                        return outcome
+            if charge is not None and await _written_with_charge(
+                driver, session, version, columns, usage, charge
+            ):
+                return outcome
             if not await asyncpg_sessions.save_unless_changed(
                 driver, session, version, columns, usage
             ):
@@ -286,7 +279,32 @@ class SqlSessionRepository(SessionRepository):
         return await load(conn, (await conn.execute(query)).all())
 
 
-def _with_charge(columns: Sequence[str]) -> tuple[str, ...]:
+async def _written_with_charge(
+    driver: Driver,
+    session: Session,
+    version: asyncpg_sessions.Version,
+    columns: Sequence[str],
+    usage: Usage,
+    charge: ChargeOnClose,
+) -> bool:
+    """Whether the close of `session` (as decided; read at `version`, with its subject's
+    balance) was written with its first charge settled (ChargeOnClose.settlement); the session
+    then takes the charge. False when it has none to settle here, or the write's guards did not
+    hold (asyncpg_sessions.save_unless_changed): nothing was written."""
+    settled = None if version.balance is None else charge.settlement(session, version.balance)
+    if settled is None:
+        return False
+    records = settlement_records(settled.settlement, session, charge.at)
+    if not await asyncpg_sessions.save_unless_changed(
+        driver, settled.settled_session(), version, _with_charge(tuple(columns)), usage, records
+    ):
+        return False
+    session.settle(settled.charge)
+    return True
+
+
+@functools.cache
+def _with_charge(columns: tuple[str, ...]) -> tuple[str, ...]:
     """`columns` and those a settlement writes (some of them are among the first)."""
     return tuple(dict.fromkeys((*columns, *SETTLED_COLUMNS)))
 
