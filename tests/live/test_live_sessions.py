@@ -474,6 +474,9 @@ def test_a_recording_deleted_while_the_rollup_job_runs_stays_out_of_its_rollups(
     recording: DeletedRecording = live.outcome("deleted_recording")
 
     assert started_in(recording.rolled_up) == 2, recording.rolled_up
-    assert recording.deleted["sessions"] == 2 and recording.deleted["rollups"] >= 1, recording
+    # Not its count of rollup rows: a run of the job between the deletion of the sessions and
+    # that of the rows rolls the hour up again without them, leaving the deletion none to
+    # remove (seen on SQLite). The count itself is tested in tests/contract/test_erasure.py.
+    assert recording.deleted["sessions"] == 2, recording
     assert recording.runs_after >= 2, recording
     assert started_in(recording.after) == 0, recording.after
