@@ -18,6 +18,7 @@ from entrypoints.http.built_use_cases import BuiltUseCases
 from entrypoints.http.cross_origin import cors
 from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.garbage_collector import tune_for_serving
 from entrypoints.http.guards_on_the_handler import guards_on_the_handler
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import COMPONENTS, RawItemSchemas
@@ -124,7 +125,9 @@ async def background_jobs(app: Litestar) -> AsyncIterator[None]:
 def app_from_env() -> Litestar:
     """For `uvicorn --factory`: each worker builds its own container from the environment."""
     settings = Settings.from_env()
-    return create_app(build_container(settings), settings)
+    app = create_app(build_container(settings), settings)
+    tune_for_serving()
+    return app
 
 
 def use_case_providers(container: Container) -> dict[str, providers.Provider[Any]]:
