@@ -7,10 +7,11 @@ Servers (each with the environment and the settings `sessionmeter serve` gives u
 from its own option defaults, at the same log level, access log off):
   serve: uvicorn httptools+uvloop   `sessionmeter serve` itself, what production runs: httptools
                                     with the request-read deadline of
-                                    entrypoints/cli/request_deadline.py, uvloop
+                                    entrypoints/cli/request_deadline.py and the whole responses
+                                    of entrypoints/cli/whole_responses.py, uvloop
   uvicorn.run, the same             the same uvicorn.run in a bare process (not the CLI's, which
                                     migrated the storage first and imported all the commands)
-  uvicorn.run, no deadline          plain httptools and uvloop: what the deadline costs
+  uvicorn.run, plain httptools      plain httptools and uvloop: what serve's protocol changes
   uvicorn.run, h11+asyncio          uvicorn without its speed-ups: what they are worth
   granian uvloop http1              granian's ASGI interface, `--loop uvloop --http 1`
   granian asyncio auto              granian with asyncio's loop and its default HTTP detection
@@ -110,7 +111,7 @@ uvicorn.run(
     access_log=False,
 )
 """
-DEADLINE = "entrypoints.cli.request_deadline:RequestDeadline"
+PROTOCOL = "entrypoints.cli.serve:ServerProtocol"
 
 
 def uvicorn_run(http: str, loop: str) -> Callable[[int, Path], list[str]]:
@@ -145,8 +146,8 @@ def granian_cli(granian: list[str], loop: str, http: str) -> Callable[[int, Path
 def candidates(granian: list[str] | None) -> list[Candidate]:
     chosen = [
         Candidate("serve: uvicorn httptools+uvloop"),
-        Candidate("uvicorn.run, the same", uvicorn_run(DEADLINE, "auto")),
-        Candidate("uvicorn.run, no deadline", uvicorn_run("httptools", "uvloop")),
+        Candidate("uvicorn.run, the same", uvicorn_run(PROTOCOL, "auto")),
+        Candidate("uvicorn.run, plain httptools", uvicorn_run("httptools", "uvloop")),
         Candidate("uvicorn.run, h11+asyncio", uvicorn_run("h11", "asyncio")),
     ]
     if granian:

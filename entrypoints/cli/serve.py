@@ -10,8 +10,9 @@ import click
 from uvicorn.config import LOG_LEVELS
 
 from entrypoints.cli.options import Decorated
-from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV
+from entrypoints.cli.request_deadline import DEFAULT_TIMEOUT_SECONDS, TIMEOUT_ENV, RequestDeadline
 from entrypoints.cli.running import run, settings_of
+from entrypoints.cli.whole_responses import WholeResponses
 from entrypoints.cli.worker_sockets import run_server
 from entrypoints.logs import FORMATS, LogFormat, default_format, logging_config
 from entrypoints.settings import CONNECTIONS_ENV, MIN_CONNECTIONS, SettingsError, origins
@@ -24,6 +25,11 @@ CORS_ENV = "SESSIONMETER_CORS_ORIGINS"
 # uvicorn's levels but `trace`, at which uvicorn logs every request's ASGI scope, query string
 # included: the exit's beacon carries its key there (`?key=`), and no key is ever logged.
 SAFE_LOG_LEVELS = [level for level in LOG_LEVELS if level != "trace"]
+
+
+class ServerProtocol(RequestDeadline, WholeResponses):
+    """uvicorn's httptools protocol, with a deadline on reading each request and each response
+    written whole."""
 
 
 def interval_option(flag: str, envvar: str, text: str) -> Callable[[Decorated], Decorated]:
@@ -218,7 +224,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            http="entrypoints.cli.request_deadline:RequestDeadline",
+            http="entrypoints.cli.serve:ServerProtocol",
             timeout_keep_alive=keep_alive,
             timeout_graceful_shutdown=graceful_shutdown,
             # A worker that does not answer uvicorn's ping in time is killed and replaced. Its
