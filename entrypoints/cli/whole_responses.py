@@ -5,7 +5,8 @@ body when the app sends that: two sends to the socket, two TCP segments, and two
 client that reads the head and must wait for the rest. Every answer of this API is whole before
 it starts (Litestar sends the start and then the body at once), so the head is held here and
 written with the first part of the body, in one send. A streamed body's later parts, and a
-`100 Continue` written before the response begins, go out as they come.
+`100 Continue` written before the response begins, go out as they come; the head of an answer to
+HEAD, which has no body, goes out at once.
 """
 
 import asyncio
@@ -46,7 +47,9 @@ class HeadHeld:
 
 class WholeResponses(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        # The cycle refers to its transport, never the other way round: no reference cycle to
-        # leave for the collector.
-        cycle.transport = HeadHeld(cycle.transport)  # type: ignore[assignment]
+        # An answer to HEAD has no body for the head to go with: uvicorn writes nothing more.
+        if cycle.scope["method"] != "HEAD":
+            # The cycle refers to its transport, never the other way round: no reference cycle
+            # to leave for the collector.
+            cycle.transport = HeadHeld(cycle.transport)  # type: ignore[assignment]
         super()._start_asgi_task(cycle, app)

@@ -12,6 +12,7 @@ from uvicorn.server import ServerState
 from entrypoints.cli.serve import ServerProtocol
 
 GET = b"GET /%s HTTP/1.1\r\nHost: sessionmeter\r\n\r\n"
+HEAD = b"HEAD /whole HTTP/1.1\r\nHost: sessionmeter\r\n\r\n"
 EXPECTING = (
     b"POST /whole HTTP/1.1\r\nHost: sessionmeter\r\nExpect: 100-continue\r\n"
     b"Content-Length: 2\r\n\r\n"
@@ -105,6 +106,14 @@ def test_a_whole_answer_goes_out_in_one_write() -> None:
     for written in connection.writes:
         head, body = written.split(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b'{"ok":true}'
+
+
+def test_the_head_of_an_answer_to_head_goes_out_alone_and_the_connection_goes_on() -> None:
+    writes = served(HEAD, GET % b"whole").writes
+
+    assert len(writes) == 2, writes
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\n")
+    assert writes[1].endswith(b'\r\n\r\n{"ok":true}'), writes
 
 
 def test_a_continue_goes_out_before_the_answer_and_the_answer_whole() -> None:
