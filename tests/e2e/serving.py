@@ -100,6 +100,17 @@ def serving(
     assert "Traceback" not in server_log, server_log
 
 
+def deadlines(keep_alive: float, request_timeout: float) -> tuple[str, ...]:
+    """`serve`'s options for how long a connection may idle and a request take to arrive."""
+    return ("--keep-alive", str(keep_alive), "--request-timeout", str(request_timeout))
+
+
+def acme_app_key(server: Server) -> str:
+    """The tenant `acme` created and an app key of it, as an operator does; the key's secret."""
+    server.operator("tenants", "create", "acme")
+    return server.operator("keys", "create", "--tenant", "acme", "--role", "app")
+
+
 @contextmanager
 def two_servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
     """Two `sessionmeter serve` processes on one SQLite database, each remembering for itself

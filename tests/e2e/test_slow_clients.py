@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serving import Server, serving
+from tests.e2e.serving import Server, acme_app_key, deadlines, serving
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,14 @@ BODY_LENGTH = 1024  # announced, never all sent
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    options = (
-        *("--keep-alive", str(KEEP_ALIVE_SECONDS)),
-        *("--request-timeout", str(REQUEST_TIMEOUT_SECONDS)),
-    )
+    options = deadlines(KEEP_ALIVE_SECONDS, REQUEST_TIMEOUT_SECONDS)
     with serving(tmp_path_factory.mktemp("slow-clients"), *options) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def app_key(server: Server) -> str:
-    server.operator("tenants", "create", "acme")
-    return server.operator("keys", "create", "--tenant", "acme", "--role", "app")
+    return acme_app_key(server)
 
 
 def connected(server: Server) -> socket.socket:
@@ -114,8 +110,7 @@ def test_a_client_trickling_a_body_holds_a_stop_for_the_graceful_shutdown_at_mos
         pytest.raises(AssertionError, match="timeout graceful shutdown exceeded"),
         serving(tmp_path, *options) as server,
     ):
-        server.operator("tenants", "create", "acme")
-        key = server.operator("keys", "create", "--tenant", "acme", "--role", "app")
+        key = acme_app_key(server)
         sock = connected(server)
         sock.sendall(HEAD_OF_A_BATCH.format(key=key, length=BODY_LENGTH).encode())
         held_for(sock, 0.5, b" ")  # the application is reading the body now

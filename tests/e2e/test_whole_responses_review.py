@@ -19,7 +19,7 @@ import pytest
 
 from entrypoints.cli.request_deadline import TIMED_OUT
 from entrypoints.http.shipped import REDOC_JS, STATIC, VENDORED
-from tests.e2e.serving import Server, serving
+from tests.e2e.serving import Server, acme_app_key, deadlines, serving
 from tests.e2e.test_slow_clients import (
     BODY_LENGTH,
     HEAD_OF_A_BATCH,
@@ -144,18 +144,14 @@ class Reader:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    options = (
-        *("--keep-alive", str(KEEP_ALIVE_SECONDS)),
-        *("--request-timeout", str(REQUEST_TIMEOUT_SECONDS)),
-    )
+    options = deadlines(KEEP_ALIVE_SECONDS, REQUEST_TIMEOUT_SECONDS)
     with serving(tmp_path_factory.mktemp("whole-responses"), *options) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def app_key(server: Server) -> str:
-    server.operator("tenants", "create", "acme")
-    return server.operator("keys", "create", "--tenant", "acme", "--role", "app")
+    return acme_app_key(server)
 
 
 @pytest.fixture
