@@ -123,7 +123,8 @@ async def background_jobs(app: Litestar) -> AsyncIterator[None]:
 
 
 def app_from_env() -> Litestar:
-    """For `uvicorn --factory`: each worker builds its own container from the environment."""
+    """For `uvicorn --factory`: each worker builds its own container from the environment, then
+    tunes its collector for the heap it will serve with."""
     settings = Settings.from_env()
     app = create_app(build_container(settings), settings)
     tune_for_serving()
