@@ -103,11 +103,9 @@ class AsyncpgSettlementWriter(SettlementWriter):
 
 # The session with its subject's balance (migration 0030 keeps it); in a transaction, the
 # balance read once the subject's ledger lock is held, which the transaction keeps (0027, 0030).
-READ_WITH_BALANCE = (
-    "SELECT s.*, {balance} AS balance FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
-)
-READ_UNLOCKED = READ_WITH_BALANCE.format(balance=kept_balance("s.tenant_id", "s.subject_id"))
-READ_LOCKED = READ_WITH_BALANCE.format(
+_READ_WITH = "SELECT s.*, {balance} AS balance FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+READ_UNLOCKED = _READ_WITH.format(balance=kept_balance("s.tenant_id", "s.subject_id"))
+READ_LOCKED = _READ_WITH.format(
     balance="CASE WHEN s.subject_id IS NULL THEN 0"
     " ELSE ledger_balance_locked(s.tenant_id, s.subject_id) END"
 )
