@@ -15,6 +15,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.api_reference import RENDER_PLUGINS
 from entrypoints.http.background import every, livekit_reconciliation, reaper, retention, rollups
 from entrypoints.http.built_use_cases import BuiltUseCases
+from entrypoints.http.called_directly import check as check_called_directly
 from entrypoints.http.cross_origin import cors
 from entrypoints.http.dependencies_in_order import resolve_dependencies_in_order
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -57,6 +58,7 @@ def create_app(container: Container, settings: Settings) -> Litestar:
     # Outermost, around Litestar's exception handling: every answer, a 404 too, is counted,
     # logged and carries its X-Request-ID (entrypoints/http/traffic.py).
     app.asgi_handler = observed(app.asgi_handler)
+    check_called_directly(app)
     bind(app, container, settings)
     return app
 

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.exceptions import ClientException
 from litestar.handlers import BaseRouteHandler
-from litestar.types import Empty
+from litestar.types import Empty, Scope
 
 from domain.errors import InvalidInput
 
@@ -24,6 +25,17 @@ BODY_PARAMETER = "data"
 
 
 class StrictJSONRequest(Request[Any, Any, Any]):
+    @property
+    def content_length(self) -> int | None:
+        # As Litestar's, from the one header rather than from `headers` (see `header`).
+        if self._content_length is Empty:
+            value = header(self.scope, b"content-length")
+            try:
+                self._content_length = None if value is None else int(value)
+            except ValueError:
+                raise ClientException(f"Invalid content-length: {value!r}") from None
+        return self._content_length
+
     async def json(self) -> Any:
         if self._json is Empty:
             body = await self.body()
@@ -40,6 +52,16 @@ class StrictJSONRequest(Request[Any, Any, Any]):
         return self._json
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header, `name` in lower case. Read from the scope's raw
+    headers: a connection's `headers` decodes every header into a Headers object first. (ASGI
+    servers lowercase header names, but need not.)"""
+    for raw_name, value in scope["headers"]:
+        if raw_name.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def text_in_the_url(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
@@ -47,7 +69,9 @@ async def text_in_the_url(
     (PostgreSQL refuses it in any text it is asked to compare), so such a value names nothing,
     and every store refuses it alike. (Async though it awaits nothing: Litestar runs a sync
     guard in a worker thread, which cost more than the check.)"""
-    sent = [*connection.path_params.items(), *connection.query_params.multi_items()]
+    sent = [*connection.path_params.items()]
+    if connection.scope["query_string"]:  # parsed only if there is one
+        sent += connection.query_params.multi_items()
     for name, value in sent:
         if isinstance(value, str) and "\x00" in value:
             raise InvalidInput(name, "must not contain NUL characters")

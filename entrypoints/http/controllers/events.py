@@ -17,6 +17,7 @@ from domain.events import Event, EventRejection
 from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.batches import read_items
+from entrypoints.http.called_directly import CalledDirectly
 from entrypoints.http.errors import documented
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import rules_of
@@ -39,6 +40,7 @@ class EventsController(Controller):
         operation_id="ingestEvents",
         description=rules_of(IngestEvents),
         status_code=200,
+        middleware=[CalledDirectly],
     )
     async def ingest(
         self,

@@ -18,9 +18,11 @@ from domain.errors import InvalidInput
 from domain.session import AttributeValue, SessionRequest, SessionStatus
 from domain.tenants import Role
 from entrypoints.http.auth import AUTH, KEY_IN_QUERY, OUT_OF_SCOPE, needs
+from entrypoints.http.called_directly import CalledDirectly
 from entrypoints.http.errors import documented
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import KEY_IN_QUERY_TOO, rules_of
+from entrypoints.http.request import header
 from entrypoints.http.schemas.common import From, Page, To, attribute_filters
 from entrypoints.http.schemas.sessions import (
     ExitBody,
@@ -53,6 +55,7 @@ class SessionsController(Controller):
         operation_id="startSession",
         description=rules_of(StartSession),
         status_code=201,
+        middleware=[CalledDirectly],
         responses=documented(
             {
                 401: AUTH,
@@ -182,6 +185,7 @@ class SessionsController(Controller):
         operation_id="recordExit",
         description=f"{rules_of(RecordExit)}\n\n{BEACON}",
         status_code=200,
+        middleware=[CalledDirectly],
         opt={KEY_IN_QUERY: True},
         security=KEY_IN_QUERY_TOO,
         responses=documented(
@@ -222,8 +226,8 @@ class SessionsController(Controller):
 
 def _request_context(request: Request[Any, Any, Any]) -> dict[str, AttributeValue]:
     context: dict[str, AttributeValue] = {}
-    for attribute, header in (("user_agent", "user-agent"), ("referrer", "referer")):
-        if value := request.headers.get(header):
+    for attribute, name in (("user_agent", b"user-agent"), ("referrer", b"referer")):
+        if value := header(request.scope, name):
             context[attribute] = value
     if request.client is not None:
         context["ip"] = request.client.host
