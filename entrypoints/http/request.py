@@ -70,7 +70,7 @@ async def text_in_the_url(
     and every store refuses it alike. (Async though it awaits nothing: Litestar runs a sync
     guard in a worker thread, which cost more than the check.)"""
     sent = [*connection.path_params.items()]
-    if connection.scope["query_string"]:  # parsed only if there is one
+    if connection.scope.get("query_string"):  # parsed only if there is one
         sent += connection.query_params.multi_items()
     for name, value in sent:
         if isinstance(value, str) and "\x00" in value:
