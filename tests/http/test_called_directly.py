@@ -4,7 +4,7 @@ Each handler of a small app is served twice, at /direct/... with CalledDirectly 
 /litestar/... without it, with the app's own request class, exception handlers and a guard; every
 request of a matrix goes to both, and the answers must match (status, headers, body). Then: what
 CalledDirectly cannot call as Litestar would is refused when the app is built, and the session's
-start, exit and the event batches of the real app are the handlers it calls.
+start, heartbeat and exit and the event batches of the real app are the handlers it calls.
 """
 
 from collections.abc import Callable, Iterator
@@ -211,7 +211,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
 
 @on_memory
-def test_the_start_the_exit_and_event_batches_are_called_directly(
+def test_the_start_heartbeats_event_batches_and_the_exit_are_called_directly(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Litestar's kwargs model, which builds the arguments of every other route, builds none of
@@ -227,6 +227,8 @@ def test_the_start_the_exit_and_event_batches_are_called_directly(
     session = api.start()
     batch = {"events": [{"session_id": session["id"], "type": "view", "sequence_no": 1}]}
     assert api.client.post("/v1/events/batch", json=batch, headers=api.ingest).status_code == 200
+    beat = api.client.post(f"/v1/sessions/{session['id']}/heartbeat", headers=api.ingest)
+    assert beat.status_code == 200, beat.text
     exit_ = api.client.post(f"/v1/sessions/{session['id']}/exit", headers=api.app)
     assert exit_.status_code == 200, exit_.text
     assert built == []

@@ -1,4 +1,4 @@
-"""The real start, exit and event batch answer exactly as Litestar's own route did before
+"""The real start, heartbeat, exit and event batch answer exactly as Litestar's own route did before
 CalledDirectly (entrypoints/http/called_directly.py): a review's parity matrix.
 
 The real app is built twice: as it is, and with CalledDirectly left out of the handlers'
@@ -414,6 +414,29 @@ def test_exits_answer_as_litestar_did(pair: Pair) -> None:
     pair.same("POST", _exit(S1) + "/")
     for session in (S1, S2, S3):
         pair.same("GET", f"{SESSIONS}/{session}")
+    pair.same_leftovers()
+
+
+def test_heartbeats_answer_as_litestar_did(pair: Pair) -> None:
+    for session in (S1, S2):
+        assert pair.same("POST", SESSIONS, START % session.encode())[0] == 201
+    beat = f"{SESSIONS}/{S1}/heartbeat"
+    for body, key in [
+        (b"", "ingest"),
+        (b"null", "app"),
+        (b"{}", "app"),
+        (b'{"at": "2026-11-24T12:00:30Z"}', "app"),
+        (b'{"at": "2020-01-01T00:00:00Z"}', "app"),  # late
+        (b'{"at": 5}', "app"),
+        (b'{"at": "2026-11-24T12:00:30Z", "unknown": 1}', "app"),
+        (b"{", "app"),
+        (b"", None),
+        (b"", "other"),
+    ]:
+        pair.same("POST", beat, body, key)
+    pair.same("POST", f"{SESSIONS}/nope/heartbeat", b"", "app")
+    assert pair.same("POST", _exit(S2), b"", "app")[0] == 200
+    pair.same("POST", f"{SESSIONS}/{S2}/heartbeat", b"", "app")  # ended: 409
     pair.same_leftovers()
 
 

@@ -1,7 +1,7 @@
 """A handler's dependencies are resolved one after the other, never in a task group
 (entrypoints/http/dependencies_in_order.py): each group cost a fifth of a start's and an exit's
-CPU (which are now called directly, entrypoints/http/called_directly.py). A heartbeat needs two
-(the caller, its use case), of one level."""
+CPU (which are now called directly, entrypoints/http/called_directly.py). A session's read needs
+two (the caller, its use case), of one level."""
 
 from typing import Any, NoReturn
 
@@ -14,7 +14,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
 
 @on_memory
-def test_a_heartbeat_is_answered_without_a_task_group_for_its_dependencies(
+def test_a_session_is_read_without_a_task_group_for_its_dependencies(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_task_group(*_: Any) -> NoReturn:
@@ -22,6 +22,6 @@ def test_a_heartbeat_is_answered_without_a_task_group_for_its_dependencies(
 
     session = api.start()
     monkeypatch.setattr(kwargs_model, "create_task_group", no_task_group)
-    beat = api.client.post(f"/v1/sessions/{session['id']}/heartbeat", headers=api.app)
-    assert beat.status_code == 200, beat.text
-    assert beat.json()["status"] == "active"
+    read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app)
+    assert read.status_code == 200, read.text
+    assert read.json()["status"] == "active"

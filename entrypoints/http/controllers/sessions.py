@@ -156,6 +156,7 @@ class SessionsController(Controller):
         operation_id="recordHeartbeat",
         description=rules_of(RecordHeartbeat),
         status_code=200,
+        middleware=[CalledDirectly],
         responses=documented(
             {
                 401: AUTH,
