@@ -71,15 +71,20 @@ def _app(container: Container, settings: Settings) -> Litestar:
     return app
 
 
-def serve_app(storage_url: str) -> Iterator[Api]:
-    # No scheduled jobs: tests run them when their story says so.
-    settings = Settings(
+def without_jobs(storage_url: str, **settings: Any) -> Settings:
+    """Settings with no scheduled job: tests run them when their story says so."""
+    return Settings(
         storage_url=storage_url,
         reaper_interval_seconds=0,
         retention_interval_seconds=0,
         rollup_interval_seconds=0,
         livekit_reconcile_interval_seconds=0,
+        **settings,
     )
+
+
+def serve_app(storage_url: str) -> Iterator[Api]:
+    settings = without_jobs(storage_url)
     container = build_container(settings)
     with TestClient(_app(container, settings)) as client:
         app, ingest, admin, other = client.blocking_portal.call(_keys, container)
@@ -97,13 +102,6 @@ def serve_app(storage_url: str) -> Iterator[Api]:
 def app_of_its_own(**settings: Any) -> Iterator[TestClient[Litestar]]:
     """An app built for settings the shared one cannot take (CORS, a metrics token: read when
     the app is built), on memory and without background jobs."""
-    config = Settings(
-        storage_url="memory://",
-        reaper_interval_seconds=0,
-        retention_interval_seconds=0,
-        rollup_interval_seconds=0,
-        livekit_reconcile_interval_seconds=0,
-        **settings,
-    )
+    config = without_jobs("memory://", **settings)
     with TestClient(create_app(build_container(config), config)) as client:
         yield client

@@ -21,8 +21,6 @@ import anyio
 import pytest
 from dependency_injector import providers
 from litestar import Litestar
-from litestar._kwargs.kwargs_model import KwargsModel
-from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.testing import TestClient
 from litestar.types import Message, Middleware
@@ -33,18 +31,10 @@ from application.sessions.start_session import StartSession
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import bind, create_app
 from entrypoints.http.called_directly import CalledDirectly
-from entrypoints.settings import Settings
-from tests.app_client import _keys
+from tests.app_client import _keys, without_jobs
 from tests.fakes import FakeClock
 
-SETTINGS = Settings(
-    storage_url="memory://",
-    reaper_interval_seconds=0,
-    retention_interval_seconds=0,
-    rollup_interval_seconds=0,
-    livekit_reconcile_interval_seconds=0,
-    cors_origins=("https://shop.example",),
-)
+SETTINGS = without_jobs("memory://", cors_origins=("https://shop.example",))
 ROLES = ("app", "ingest", "admin", "other")
 S1 = "11111111-1111-4111-8111-111111111111"
 S2 = "22222222-2222-4222-8222-222222222222"
@@ -278,20 +268,12 @@ def pair(apps: tuple[Litestar, Litestar], caplog: pytest.LogCaptureFixture) -> I
 
 
 def test_the_app_without_called_directly_answers_through_litestars_kwargs_model(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
+    pair: Pair, kwargs_built: list[str]
 ) -> None:
     """The comparison is worth something: the second app does go through Litestar's route."""
-    built: list[str] = []
-    original = KwargsModel.to_kwargs
-
-    async def counted(self: KwargsModel, connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
-        built.append(connection.scope["path"])
-        return await original(self, connection)
-
-    monkeypatch.setattr(KwargsModel, "to_kwargs", counted)
     for side in pair.sides:
         assert side.call("POST", SESSIONS, START % S1.encode(), [(b"x-api-key", b"$app")])[0] == 201
-    assert built == [SESSIONS]
+    assert kwargs_built == [SESSIONS]
 
 
 STARTS: list[tuple[bytes, str | None, Headers]] = [
