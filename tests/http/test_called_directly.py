@@ -7,7 +7,7 @@ CalledDirectly cannot call as Litestar would is refused when the app is built, a
 start, heartbeat and exit and the event batches of the real app are the handlers it calls.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -179,6 +179,10 @@ def _post(path: str, **options: Any) -> Callable[[Callable[..., Any]], HTTPRoute
     return post(path, middleware=[CalledDirectly], **options)
 
 
+async def _yielded(request: Request[Any, Any, Any]) -> AsyncIterator[str]:
+    yield "thing"
+
+
 async def _by_query(q: FromQuery[str]) -> None: ...
 async def _typed_path(item: FromPath[int]) -> None: ...
 async def _by_name(thing: NamedDependency[str]) -> None: ...
@@ -188,6 +192,7 @@ REFUSED: list[tuple[str, HTTPRouteHandler, dict[str, Any]]] = [
     ("the parameter 'q'", _post("/q")(_by_query), {}),
     ("the parameter 'item'", _post("/{item:str}")(_typed_path), {}),
     ("the parameter 'thing'", _post("/d", dependencies={"thing": Provide(_two)})(_by_name), {}),
+    ("the parameter 'thing'", _post("/g", dependencies={"thing": Provide(_yielded)})(_by_name), {}),
     ("a before_request hook", _post("/b", before_request=lambda _: None)(created), {}),
     ("an after_response hook", _post("/a", after_response=lambda _: None)(created), {}),
     ("a response cache", _post("/c", cache=True)(required), {}),
