@@ -5,21 +5,24 @@ kind of parameter, each dependency resolved through its `Provide` (with a signat
 own, validating the request it is given), then every argument validated again against the
 handler's signature model; and it makes the answer a `Response`, then an `ASGIResponse`. For a
 session's start and exit, whose dependencies are plain functions of the request, that was a
-fifth of the server's CPU a pair (on PostgreSQL 444 µs against 356, README "Benchmarks").
+fifth of the worker's CPU a pair (on PostgreSQL 444 µs against 356, README "Benchmarks").
 
-`CalledDirectly` is the middleware of such a handler (Litestar's public `middleware=`). Litestar
-still routes the request, checks its host, answers CORS and turns every error into its answer,
-as for any route. The middleware does what the route would (`HTTPRoute.handle`): a request of
+`CalledDirectly` is the innermost middleware of such a handler (Litestar's public `middleware=`,
+listed last). Litestar still routes the request, checks that its Host header is valid, answers
+CORS and turns every error into its answer, as for any route. The middleware does what the route would (`HTTPRoute.handle`): a request of
 the app's request class, the guards, the handler. Only the arguments are taken directly:
 - `request`: that request;
 - `data`: the body as the request class decodes it (`StrictJSONRequest.json`). An empty body goes
   through the handler's signature model, as in Litestar: the parameter's default, or its error;
 - a path parameter: as the router parsed it;
 - a dependency whose provider is a plain function of the request (`Provide(f,
-  sync_to_thread=False)`, as every dependency of this app): called with the request.
+  sync_to_thread=False)`, as every dependency of this app): called with the request. Its value
+  is passed as the provider returns it, which the type checker holds to the parameter's type
+  (the signature model would convert a value of another type: a "5" for an int).
 A handler with anything else (another parameter, a hook, a DTO, a response cache, a synchronous
-function) is refused when the app is built (`check`), so it is never answered otherwise than
-Litestar would answer it. An answer that is JSON and nothing else is written at once; any other
+function, a middleware inside this one, or an app whose allowed hosts, compression or CSRF
+Litestar would put inside it) is refused when the app is built (`check`), so it is never
+answered otherwise than Litestar would answer it. An answer that is JSON and nothing else is written at once; any other
 (headers or cookies of its own, a background task) goes through the handler's `to_response`.
 
 It never calls the route's own ASGI app.
@@ -36,6 +39,7 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg
+from litestar.response.base import ASGIResponse
 from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json, get_serializer
 from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
@@ -47,6 +51,7 @@ from entrypoints.http.request import BODY_PARAMETER, StrictJSONRequest
 Argument = Callable[[Request[Any, Any, Any]], Any]
 REQUEST_PARAMETER = "request"
 _NO_BODY = (HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED)
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 # What a parameter's kwarg definition may constrain (litestar.params.KwargDefinition).
 _CONSTRAINTS = (
     *("const", "gt", "ge", "lt", "le", "multiple_of", "min_items", "max_items"),
@@ -81,14 +86,13 @@ class CalledDirectly:
         request = handler.resolve_request_class()(scope=scope, receive=receive, send=send)
         if handler.resolve_guards():
             await handler.authorize_connection(connection=request)
+        # The body first, as Litestar: a malformed one is answered before any dependency runs.
+        body = await request.json() if call.takes_body and await request.body() else Empty
         kwargs = {name: argument(request) for name, argument in call.arguments.items()}
-        if call.takes_body:
-            if await request.body():
-                kwargs[BODY_PARAMETER] = await request.json()
-            else:  # the parameter's default, or Litestar's own error for a missing body
-                kwargs = handler.signature_model.parse_values_from_connection_kwargs(
-                    request, kwargs
-                )
+        if body is not Empty:
+            kwargs[BODY_PARAMETER] = body
+        elif call.takes_body:  # the parameter's default, or Litestar's own error for no body
+            kwargs = handler.signature_model.parse_values_from_connection_kwargs(request, kwargs)
         data = await handler.fn(**kwargs)
         if (answer := _json_answer(handler, call, data)) is not None:
             status, body = answer
@@ -108,9 +112,18 @@ def planned(handler: HTTPRouteHandler, path_parameters: dict[str, type]) -> _Cal
     """How to call the handler, or ImproperlyConfiguredException if it cannot be called as
     Litestar would call it. `path_parameters`: the route's, with the type its router parses each
     to (a path parameter is passed as parsed, so the handler must take it as that type)."""
+    app = handler.app
     refused = [
         what
         for what, present in (
+            (
+                "a middleware inside CalledDirectly",
+                handler.resolve_middleware()[0] is not CalledDirectly,
+            ),
+            (
+                "allowed hosts, compression or CSRF",
+                app.allowed_hosts or app.compression_config or app.csrf_config,
+            ),
             ("a before_request hook", handler.resolve_before_request()),
             ("an after_response hook", handler.resolve_after_response()),
             ("a DTO", handler.resolve_data_dto() or handler.resolve_return_dto()),
@@ -133,7 +146,7 @@ def planned(handler: HTTPRouteHandler, path_parameters: dict[str, type]) -> _Cal
         elif path_parameters.get(name, object) is parameter.annotation:
             arguments[name] = _path_parameter(name)
         elif name in dependencies and _of_the_request(dependencies[name]):
-            arguments[name] = dependencies[name].dependency
+            arguments[name] = _dependency(dependencies[name].dependency)
         else:
             refused.append(f"the parameter {name!r}")
     if refused:
@@ -154,7 +167,10 @@ def check(app: Litestar) -> None:
         if isinstance(route, HTTPRoute):
             for handler in route.route_handlers:
                 if CalledDirectly in handler.resolve_middleware():
-                    parsed = {p.name: p.type for p in route.path_parameters.values()}
+                    # The router parses a parameter with a parser; it leaves the others text.
+                    parsed = {
+                        p.name: p.type if p.parser else str for p in route.path_parameters.values()
+                    }
                     planned(handler, parsed)
 
 
@@ -163,6 +179,8 @@ def _json_answer(handler: HTTPRouteHandler, call: _Call, data: Any) -> tuple[int
     None for any other."""
     if not call.plain_json:
         return None
+    if isinstance(data, ASGIResponse) or (not isinstance(data, Response) and callable(data)):
+        return None  # an ASGI app of its own
     status, content = handler.status_code, data
     if isinstance(data, Response):
         if type(data) is not Response or not _nothing_but_json(data):
@@ -213,14 +231,22 @@ def _decoded_by_the_request(handler: HTTPRouteHandler, parameter: FieldDefinitio
 
 
 def _of_the_request(provide: Provide) -> bool:
-    parameters = list(inspect.signature(provide.dependency).parameters)
+    parameters = list(inspect.signature(provide.dependency).parameters.values())
     return (
         provide.has_sync_callable
         and not provide.use_cache
         and not provide.has_sync_generator_dependency
         and not provide.has_async_generator_dependency
-        and parameters == [REQUEST_PARAMETER]
+        and [p.name for p in parameters] == [REQUEST_PARAMETER]
+        and parameters[0].kind in _BY_NAME
     )
+
+
+def _dependency(provider: Callable[..., Any]) -> Argument:
+    def dependency(request: Request[Any, Any, Any]) -> Any:
+        return provider(request=request)
+
+    return dependency
 
 
 def _the_request(request: Request[Any, Any, Any]) -> Request[Any, Any, Any]:

@@ -8,7 +8,7 @@ start, heartbeat and exit and the event batches of the real app are the handlers
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -17,8 +17,10 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.response.base import ASGIResponse
 from litestar.testing import TestClient
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from domain.errors import Conflict, Unauthorized
 from entrypoints.http.called_directly import CalledDirectly, check
@@ -40,7 +42,10 @@ class Out(msgspec.Struct):
 
 
 def _caller(request: Request[Any, Any, Any]) -> str:
-    return request.headers.get("x-caller", "nobody")
+    caller = request.headers.get("x-caller", "nobody")
+    if caller == "refused":  # a dependency that raises: after the body is decoded, as Litestar
+        raise Unauthorized("refused")
+    return caller
 
 
 async def _refuse_without_key(connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
@@ -74,11 +79,23 @@ async def with_a_header(request: Request[Any, Any, Any]) -> Response[dict[str, s
     return Response({"method": request.method}, headers={"X-Extra": "1"}, status_code=202)
 
 
+async def a_file(path: FromPath[str]) -> Out:
+    """A `path` parameter, which the router leaves text."""
+    return Out(path, 0)
+
+
+async def asgi_answer() -> ASGIResponse:
+    """An ASGI app of its own: through to_response too."""
+    return ASGIResponse(body=b'{"asgi": true}', status_code=200)
+
+
 HANDLERS: list[tuple[str, Callable[..., Any]]] = [
     ("/created", created),
     ("/items/{item:str}/exit", exited),
     ("/required", required),
     ("/header", with_a_header),
+    ("/asgi", asgi_answer),
+    ("/files/{path:path}", a_file),
 ]
 
 
@@ -119,6 +136,8 @@ REQUESTS: list[tuple[str, bytes, dict[str, str]]] = [
     ("/created", b"[" * 2000 + b"]" * 2000, KEY),
     ("/created", b'{"name": "' + b"x" * 6000 + b'"}', KEY),
     ("/created", b'{"name": "a"}', {}),
+    ("/created", b'{"name": "a"', {"x-key": "k", "x-caller": "refused"}),
+    ("/created", b'{"name": "a"}', {"x-key": "k", "x-caller": "refused"}),
     ("/created", b'{"name": "a"}', {"x-key": "k"}),
     ("/items/i-1/exit", b"", KEY),
     ("/items/i-1/exit", b"null", KEY),
@@ -129,6 +148,8 @@ REQUESTS: list[tuple[str, bytes, dict[str, str]]] = [
     ("/required", b"", KEY),
     ("/required", b"{}", KEY),
     ("/header", b"", KEY),
+    ("/asgi", b"", KEY),
+    ("/files/a/b%20c", b"", KEY),
 ]
 
 
@@ -171,8 +192,22 @@ def _app_with(handler: HTTPRouteHandler, **layers: Any) -> Litestar:
     return Litestar(route_handlers=[handler], **{"request_class": StrictJSONRequest, **layers})
 
 
-async def _two(request: Request[Any, Any, Any], other: FromQuery[int]) -> str:
+def _two(request: Request[Any, Any, Any], other: FromQuery[int]) -> str:
     return "two"
+
+
+def _positional(request: Request[Any, Any, Any], /) -> str:
+    return "positional"
+
+
+class _Inside:
+    """A middleware that would run inside CalledDirectly, were it called."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _post(path: str, **options: Any) -> Callable[[Callable[..., Any]], HTTPRouteHandler]:
@@ -186,13 +221,24 @@ async def _yielded(request: Request[Any, Any, Any]) -> AsyncIterator[str]:
 async def _by_query(q: FromQuery[str]) -> None: ...
 async def _typed_path(item: FromPath[int]) -> None: ...
 async def _by_name(thing: NamedDependency[str]) -> None: ...
+async def _short(item: Annotated[str, Parameter(min_length=3)]) -> None: ...
+def _sync(data: JSONBody[Body]) -> None: ...
+
+
+def _provided(provider: Callable[..., Any]) -> dict[str, Provide]:
+    return {"thing": Provide(provider, sync_to_thread=False)}
 
 
 REFUSED: list[tuple[str, HTTPRouteHandler, dict[str, Any]]] = [
     ("the parameter 'q'", _post("/q")(_by_query), {}),
     ("the parameter 'item'", _post("/{item:str}")(_typed_path), {}),
-    ("the parameter 'thing'", _post("/d", dependencies={"thing": Provide(_two)})(_by_name), {}),
+    ("the parameter 'thing'", _post("/d", dependencies=_provided(_two))(_by_name), {}),
+    ("the parameter 'thing'", _post("/p", dependencies=_provided(_positional))(_by_name), {}),
     ("the parameter 'thing'", _post("/g", dependencies={"thing": Provide(_yielded)})(_by_name), {}),
+    ("constraints on 'item'", _post("/{item:str}")(_short), {}),
+    ("a synchronous function", _post("/s", sync_to_thread=False)(_sync), {}),
+    ("a middleware inside", post("/i", middleware=[CalledDirectly, _Inside])(required), {}),
+    ("allowed hosts", _post("/h")(required), {"allowed_hosts": ["shop.example"]}),
     ("a before_request hook", _post("/b", before_request=lambda _: None)(created), {}),
     ("an after_response hook", _post("/a", after_response=lambda _: None)(created), {}),
     ("a response cache", _post("/c", cache=True)(required), {}),

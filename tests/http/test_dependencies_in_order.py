@@ -15,7 +15,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
 @on_memory
 def test_a_session_is_read_without_a_task_group_for_its_dependencies(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, kwargs_built: list[str]
 ) -> None:
     def no_task_group(*_: Any) -> NoReturn:
         raise AssertionError("dependencies resolved in a task group")
@@ -25,3 +25,4 @@ def test_a_session_is_read_without_a_task_group_for_its_dependencies(
     read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app)
     assert read.status_code == 200, read.text
     assert read.json()["status"] == "active"
+    assert kwargs_built == [f"/v1/sessions/{session['id']}"]  # through Litestar's resolution
