@@ -16,7 +16,7 @@ from litestar.handlers import BaseRouteHandler
 from application.tenants.authenticate import Authenticate, Principal
 from domain.tenants import Role
 from entrypoints.http.rate_limits import RateLimits
-from entrypoints.http.request import text_in_the_url
+from entrypoints.http.request import header, text_in_the_url
 
 BEARER = "bearer "
 # How routes document a refused key (their 401 and 403 responses in the OpenAPI schema).
@@ -41,19 +41,10 @@ def needs(role: Role) -> dict[str, Role]:
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """X-API-Key, else a bearer token (each header's first), else the query's `key` where the
-    route takes one. Read from the scope's raw headers: `connection.headers` decodes every
-    header into a new Headers object at each access. (ASGI servers lowercase header names, but
-    need not.)"""
-    key = authorization = None
-    for raw_name, value in connection.scope["headers"]:
-        name = raw_name.lower()
-        if name == b"x-api-key" and key is None:
-            key = value
-        elif name == b"authorization" and authorization is None:
-            authorization = value
-    if key:
-        return key.decode("latin-1")
-    bearer = (authorization or b"").decode("latin-1")
+    route takes one. Read from the scope's raw headers (`request.header`)."""
+    if key := header(connection.scope, b"x-api-key"):
+        return key
+    bearer = header(connection.scope, b"authorization") or ""
     if bearer.lower().startswith(BEARER):
         return bearer[len(BEARER) :].strip()
     if connection.route_handler.opt.get(KEY_IN_QUERY):

@@ -95,10 +95,10 @@ class CalledDirectly:
             kwargs = handler.signature_model.parse_values_from_connection_kwargs(request, kwargs)
         data = await handler.fn(**kwargs)
         if (answer := _json_answer(handler, call, data)) is not None:
-            status, body = answer
-            headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+            status, encoded = answer
+            headers = [*_JSON, (b"content-length", str(len(encoded)).encode())]
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await send({"type": "http.response.body", "body": encoded, "more_body": False})
             return
         response = await handler.to_response(app=scope["litestar_app"], data=data, request=request)
         await response(scope, receive, send)
