@@ -23,7 +23,9 @@ times each, for --seconds:
 For each: units per second; CPU microseconds per unit (user + system) of the client (this
 process), the server (its one worker) and PostgreSQL (the postmaster and its backends; SQLite
 works inside the client or the server), and their total; PostgreSQL transactions per unit
-(pg_stat_database); and the rate that total would give if the machine's cores did nothing else.
+(pg_stat_database); the statements PostgreSQL is running at once, on average (pg_stat_activity,
+sampled every 10 ms: what a server coalescing concurrent requests' statements into one could
+group); and the rate that total would give if the machine's cores did nothing else.
 When the cores are full that is close to the measured rate, and the HTTP ratio is then the
 direct total over the HTTP total. Last, the ceiling of that ratio: the direct total over itself
 plus the floor's, were the service's own steps free.
@@ -33,9 +35,11 @@ import argparse
 import asyncio
 import os
 import resource
+import statistics
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +57,12 @@ from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open
 
 Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
 
+SAMPLE_EVERY = 0.01  # seconds
+IN_FLIGHT = (
+    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
 
 @dataclass
 class Costs:
@@ -62,6 +72,7 @@ class Costs:
     server: float = 0.0
     database: float = 0.0
     transactions: int = 0
+    in_flight: list[int] = field(default_factory=list)  # statements running, sampled
 
     @property
     def rate(self) -> float:
@@ -125,6 +136,13 @@ class PostgresCounters:
         )
         return committed - 2  # this connection's own two statements
 
+    async def in_flight(self, seconds: float, samples: list[int]) -> None:
+        """Sample, for `seconds`, how many statements other connections are running."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            samples.append(await self._stats.fetchval(IN_FLIGHT))
+            await asyncio.sleep(SAMPLE_EVERY)
+
 
 class EmbeddedCounters:
     """SQLite works inside its caller: nothing of its own to count."""
@@ -134,6 +152,9 @@ class EmbeddedCounters:
 
     async def transactions(self) -> int:
         return 0
+
+    async def in_flight(self, seconds: float, samples: list[int]) -> None:
+        return None
 
 
 @asynccontextmanager
@@ -159,7 +180,9 @@ async def measured(
     """Run `rate` and add what it did and cost to `costs`."""
     committed = await database.transactions()
     before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
-    per_second = await rate(seconds)
+    per_second, _ = await asyncio.gather(
+        rate(seconds), database.in_flight(seconds, costs.in_flight)
+    )
     after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
     costs.transactions += await database.transactions() - committed
     costs.units += round(per_second * seconds)
@@ -265,14 +288,16 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
     cores = os.cpu_count() or 1
     print(
         f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
-        f" {'PostgreSQL':>10} {'total':>6}  transactions each  rate at full cores"
+        f" {'PostgreSQL':>10} {'total':>6}  transactions each  in flight"
+        "  rate at full cores"
     )
     for name, c in costs.items():
         database = f"{c.per_unit(c.database):>10,.0f}" if postgres else f"{'-':>10}"
         transactions = f"{c.transactions / c.units:>17.2f}" if postgres else f"{'-':>17}"
+        in_flight = f"{statistics.mean(c.in_flight):>9.2f}" if c.in_flight else f"{'-':>9}"
         print(
             f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
-            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {transactions}"
+            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {transactions}  {in_flight}"
             f"  {cores * 1e6 / c.total:>18,.0f}"
         )
     http = costs["HTTP"]
