@@ -58,6 +58,7 @@ from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open
 Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
 
 SAMPLE_EVERY = 0.01  # seconds
+STATS_SETTLE = 11  # seconds
 IN_FLIGHT = (
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -120,16 +121,20 @@ def own_cpu_seconds() -> float:
 class PostgresCounters:
     """PostgreSQL's CPU and committed transactions so far."""
 
-    def __init__(self, url: str, stats: asyncpg.Connection) -> None:
+    def __init__(self, url: str, stats: asyncpg.Connection, sampler: asyncpg.Connection) -> None:
         self._postmaster = postmaster_pid(url)
         self._stats = stats
+        self._sampler = sampler
 
     def cpu_seconds(self) -> float:
         return database_cpu_seconds(self._postmaster)
 
     async def transactions(self) -> int:
-        # The statistics collector reports a backend's counts once it is idle, within a second.
-        await asyncio.sleep(1)
+        # PostgreSQL 15 reports a backend's counts as it goes idle, at most once a second; what
+        # a backend still holds when it stops (the server's pooled connections, at the end of
+        # a load) it reports 10 s later. Read sooner, HTTP's count came out a tenth low and the
+        # next way's (the floor's, which sends no statement) high.
+        await asyncio.sleep(STATS_SETTLE)
         await self._stats.execute("SELECT pg_stat_clear_snapshot()")
         committed: int = await self._stats.fetchval(
             "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
@@ -140,7 +145,7 @@ class PostgresCounters:
         """Sample, for `seconds`, how many statements other connections are running."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            samples.append(await self._stats.fetchval(IN_FLIGHT))
+            samples.append(await self._sampler.fetchval(IN_FLIGHT))
             await asyncio.sleep(SAMPLE_EVERY)
 
 
@@ -163,11 +168,12 @@ async def counters(svc: Service) -> AsyncIterator[PostgresCounters | EmbeddedCou
     if not svc.storage_url.startswith("postgresql"):
         yield EmbeddedCounters()
         return
-    stats = await asyncpg.connect(svc.storage_url)
+    stats, sampler = await asyncpg.connect(svc.storage_url), await asyncpg.connect(svc.storage_url)
     try:
-        yield PostgresCounters(svc.storage_url, stats)
+        yield PostgresCounters(svc.storage_url, stats, sampler)
     finally:
         await stats.close()
+        await sampler.close()
 
 
 async def measured(
@@ -176,20 +182,25 @@ async def measured(
     database: PostgresCounters | EmbeddedCounters,
     rate: Way,
     seconds: float,
-) -> None:
-    """Run `rate` and add what it did and cost to `costs`."""
-    committed = await database.transactions()
+    committed: int,
+) -> int:
+    """Run `rate` and add what it did and cost to `costs`; the transactions committed so far
+    go in and come out (each count waits for PostgreSQL's statistics to settle)."""
+    sampled = len(costs.in_flight)
     before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
     per_second, _ = await asyncio.gather(
         rate(seconds), database.in_flight(seconds, costs.in_flight)
     )
     after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
-    costs.transactions += await database.transactions() - committed
+    now_committed = await database.transactions()
+    # Less the sampler's own statements, one a sample.
+    costs.transactions += now_committed - committed - (len(costs.in_flight) - sampled)
     costs.units += round(per_second * seconds)
     costs.seconds += seconds
     costs.client += after[0] - before[0]
     costs.server += after[1] - before[1]
     costs.database += after[2] - before[2]
+    return now_committed
 
 
 async def trackers(base: str, seconds: float, clients: int, each: int) -> float:
@@ -256,9 +267,12 @@ async def measure(
             for rate in ways.values():  # unmeasured: warms every way up
                 await rate(1)
             await analyze(svc.storage_url)
+            committed = await database.transactions()
             for _ in range(args.rounds):
                 for name, rate in ways.items():
-                    await measured(costs[unit][name], svc, database, rate, args.seconds)
+                    committed = await measured(
+                        costs[unit][name], svc, database, rate, args.seconds, committed
+                    )
     return costs
 
 
