@@ -22,10 +22,11 @@ times each, for --seconds:
     floor    one GET /v1/tracker.js: a lower bound, since it carries no body.
 For each: units per second; CPU microseconds per unit (user + system) of the client (this
 process), the server (its one worker) and PostgreSQL (the postmaster and its backends; SQLite
-works inside the client or the server), and their total; PostgreSQL transactions per unit
-(pg_stat_database); the statements PostgreSQL is running at once, on average (pg_stat_activity,
-sampled every 10 ms: what a server coalescing concurrent requests' statements into one could
-group); and the rate that total would give if the machine's cores did nothing else.
+works inside the client or the server), and their total; PostgreSQL's write transactions per
+unit (transaction ids handed out: a statement that only reads takes none); the statements
+PostgreSQL is running at once, on average (pg_stat_activity, sampled every 10 ms: what a server
+coalescing concurrent requests' statements into one could group); and the rate that total would
+give if the machine's cores did nothing else.
 When the cores are full that is close to the measured rate, and the HTTP ratio is then the
 direct total over the HTTP total. Last, the ceiling of that ratio: the direct total over itself
 plus the floor's, were the service's own steps free.
@@ -58,7 +59,7 @@ from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open
 Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
 
 SAMPLE_EVERY = 0.01  # seconds
-STATS_SETTLE = 11  # seconds
+NEXT_TRANSACTION_ID = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 IN_FLIGHT = (
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -72,7 +73,7 @@ class Costs:
     client: float = 0.0  # CPU seconds
     server: float = 0.0
     database: float = 0.0
-    transactions: int = 0
+    writes: int = 0  # PostgreSQL's write transactions
     in_flight: list[int] = field(default_factory=list)  # statements running, sampled
 
     @property
@@ -119,33 +120,28 @@ def own_cpu_seconds() -> float:
 
 
 class PostgresCounters:
-    """PostgreSQL's CPU and committed transactions so far."""
+    """PostgreSQL's CPU and write transactions so far."""
 
-    def __init__(self, url: str, stats: asyncpg.Connection, sampler: asyncpg.Connection) -> None:
+    def __init__(self, url: str, stats: asyncpg.Connection) -> None:
         self._postmaster = postmaster_pid(url)
         self._stats = stats
-        self._sampler = sampler
 
     def cpu_seconds(self) -> float:
         return database_cpu_seconds(self._postmaster)
 
-    async def transactions(self) -> int:
-        # PostgreSQL 15 reports a backend's counts as it goes idle, at most once a second; what
-        # a backend still holds when it stops (the server's pooled connections, at the end of
-        # a load) it reports 10 s later. Read sooner, HTTP's count came out a tenth low and the
-        # next way's (the floor's, which sends no statement) high.
-        await asyncio.sleep(STATS_SETTLE)
-        await self._stats.execute("SELECT pg_stat_clear_snapshot()")
-        committed: int = await self._stats.fetchval(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        )
-        return committed - 2  # this connection's own two statements
+    async def writes(self) -> int:
+        # The next transaction id: one is handed out to each transaction that writes, as it
+        # writes, and to none that only reads (this one, the sampler's). pg_stat_database's
+        # counts of transactions were no measure: a backend that goes idle keeps its last
+        # second's counts until its next statement, so the server's pooled connections' last
+        # second of a load was counted in whatever used them next.
+        return int(await self._stats.fetchval(NEXT_TRANSACTION_ID))
 
     async def in_flight(self, seconds: float, samples: list[int]) -> None:
         """Sample, for `seconds`, how many statements other connections are running."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            samples.append(await self._sampler.fetchval(IN_FLIGHT))
+            samples.append(await self._stats.fetchval(IN_FLIGHT))
             await asyncio.sleep(SAMPLE_EVERY)
 
 
@@ -155,7 +151,7 @@ class EmbeddedCounters:
     def cpu_seconds(self) -> float:
         return 0.0
 
-    async def transactions(self) -> int:
+    async def writes(self) -> int:
         return 0
 
     async def in_flight(self, seconds: float, samples: list[int]) -> None:
@@ -168,12 +164,11 @@ async def counters(svc: Service) -> AsyncIterator[PostgresCounters | EmbeddedCou
     if not svc.storage_url.startswith("postgresql"):
         yield EmbeddedCounters()
         return
-    stats, sampler = await asyncpg.connect(svc.storage_url), await asyncpg.connect(svc.storage_url)
+    stats = await asyncpg.connect(svc.storage_url)
     try:
-        yield PostgresCounters(svc.storage_url, stats, sampler)
+        yield PostgresCounters(svc.storage_url, stats)
     finally:
         await stats.close()
-        await sampler.close()
 
 
 async def measured(
@@ -182,25 +177,20 @@ async def measured(
     database: PostgresCounters | EmbeddedCounters,
     rate: Way,
     seconds: float,
-    committed: int,
-) -> int:
-    """Run `rate` and add what it did and cost to `costs`; the transactions committed so far
-    go in and come out (each count waits for PostgreSQL's statistics to settle)."""
-    sampled = len(costs.in_flight)
+) -> None:
+    """Run `rate` and add what it did and cost to `costs`."""
+    writes = await database.writes()
     before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
     per_second, _ = await asyncio.gather(
         rate(seconds), database.in_flight(seconds, costs.in_flight)
     )
     after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
-    now_committed = await database.transactions()
-    # Less the sampler's own statements, one a sample.
-    costs.transactions += now_committed - committed - (len(costs.in_flight) - sampled)
+    costs.writes += await database.writes() - writes
     costs.units += round(per_second * seconds)
     costs.seconds += seconds
     costs.client += after[0] - before[0]
     costs.server += after[1] - before[1]
     costs.database += after[2] - before[2]
-    return now_committed
 
 
 async def trackers(base: str, seconds: float, clients: int, each: int) -> float:
@@ -267,12 +257,9 @@ async def measure(
             for rate in ways.values():  # unmeasured: warms every way up
                 await rate(1)
             await analyze(svc.storage_url)
-            committed = await database.transactions()
             for _ in range(args.rounds):
                 for name, rate in ways.items():
-                    committed = await measured(
-                        costs[unit][name], svc, database, rate, args.seconds, committed
-                    )
+                    await measured(costs[unit][name], svc, database, rate, args.seconds)
     return costs
 
 
@@ -302,16 +289,16 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
     cores = os.cpu_count() or 1
     print(
         f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
-        f" {'PostgreSQL':>10} {'total':>6}  transactions each  in flight"
+        f" {'PostgreSQL':>10} {'total':>6}  writes each  in flight"
         "  rate at full cores"
     )
     for name, c in costs.items():
         database = f"{c.per_unit(c.database):>10,.0f}" if postgres else f"{'-':>10}"
-        transactions = f"{c.transactions / c.units:>17.2f}" if postgres else f"{'-':>17}"
+        writes = f"{c.writes / c.units:>11.2f}" if postgres else f"{'-':>11}"
         in_flight = f"{statistics.mean(c.in_flight):>9.2f}" if c.in_flight else f"{'-':>9}"
         print(
             f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
-            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {transactions}  {in_flight}"
+            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {writes}  {in_flight}"
             f"  {cores * 1e6 / c.total:>18,.0f}"
         )
     http = costs["HTTP"]
