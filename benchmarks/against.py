@@ -1,0 +1,176 @@
+"""This tree's server against another commit's, in turns on one database: what a change did to
+the server's CPU a unit of work.
+
+    .venv/bin/python benchmarks/against.py COMMIT [--storage postgresql|sqlite]
+                                           [--load pairs|events] [--seconds 8] [--rounds 4]
+
+Two `sessionmeter serve` processes, one worker each, on one throwaway database: this tree's, and
+COMMIT's, checked out in a temporary `git worktree` put first on its server's PYTHONPATH (both
+run on this tree's venv, so a commit pinned to other versions is measured on these). The same
+load goes through each in turn, --rounds times, the order mirrored each round (this, that; that,
+this; ...), so that the drift of this VM, whose rates move by a fifth from one minute to the
+next, and the growing tables weigh on both alike. The loads are ingest.py's: start+exit pairs
+from 32 clients, or batches of 100 events from 8. Each turn prints units per second and the CPU
+a unit of the server's worker and (PostgreSQL) of the database; then, for each round, this
+tree's worker CPU a unit over COMMIT's, and the median of those: the figure to read.
+
+Refuses a COMMIT whose migrations differ from this tree's: both servers share one schema.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cpu_costs import Costs, Way, counters, measured, per_batch
+from harness import ROOT, Service, analyze, cli, database, lifecycles, server
+from ingest import EVENT_CLIENTS, Numbers, http_events, open_sessions
+
+THIS = "this tree"
+MIGRATIONS = "adapters/sqlalchemy/migrations"
+WARM_UP_SECONDS = 2.0
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@contextmanager
+def checkout(commit: str) -> Iterator[Path]:
+    """The commit's files in a temporary worktree, removed afterwards."""
+    if subprocess.run(["git", "diff", "--quiet", commit, "--", MIGRATIONS], cwd=ROOT).returncode:
+        raise SystemExit(
+            f"{commit}'s migrations differ from this tree's: one schema cannot serve both"
+        )
+    with tempfile.TemporaryDirectory(prefix="sessionmeter-against-") as directory:
+        tree = Path(directory) / "tree"
+        git("worktree", "add", "--detach", "--quiet", str(tree), commit)
+        try:
+            yield tree
+        finally:
+            git("worktree", "remove", "--force", str(tree))
+
+
+def imported_from(env: dict[str, str], cwd: Path) -> Path:
+    """Where a process with `env`, started in `cwd`, imports the service's code from (a server
+    process starts from the venv's bin, which holds none of it)."""
+    code = "import entrypoints; print(entrypoints.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+    return Path(out.stdout.decode().strip()).resolve().parent.parent
+
+
+async def compare(
+    args: argparse.Namespace, servers: dict[str, Service], key: str
+) -> dict[str, list[Costs]]:
+    """Each server's turns, in order."""
+    this = servers[THIS]
+    if args.load == "pairs":
+
+        def load(svc: Service) -> Way:
+            return lambda seconds: lifecycles(svc.base, key, seconds, 32, "webinar")
+
+    else:
+        sessions = await open_sessions(this.base, key, EVENT_CLIENTS)
+        numbers = Numbers(len(sessions), after=0)
+
+        def load(svc: Service) -> Way:
+            return lambda seconds: per_batch(http_events(svc.base, key, sessions, numbers, seconds))
+
+    for svc in servers.values():
+        await load(svc)(WARM_UP_SECONDS)
+    await analyze(this.storage_url)
+    turns: dict[str, list[Costs]] = {name: [] for name in servers}
+    async with counters(this) as database_counters:
+        for round_ in range(args.rounds):
+            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+            for name in order:
+                costs = Costs()
+                await measured(
+                    costs, servers[name], database_counters, load(servers[name]), args.seconds
+                )
+                turns[name].append(costs)
+                print(f"  round {round_ + 1}, {name:>12}: {line(costs, args)}", flush=True)
+    return turns
+
+
+def line(costs: Costs, args: argparse.Namespace) -> str:
+    unit, units = ("pair", "pairs") if args.load == "pairs" else ("batch", "batches")
+    database = (
+        f", database {costs.per_unit(costs.database):,.0f} µs"
+        if args.storage == "postgresql"
+        else ""
+    )
+    return (
+        f"{costs.rate:,.0f} {units}/s, worker {costs.per_unit(costs.server):,.0f} µs a {unit}"
+        f"{database}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("commit")
+    parser.add_argument("--storage", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--load", choices=("pairs", "events"), default="pairs")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds and --seconds must be positive")
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--short", f"{args.commit}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode:
+        raise SystemExit(f"no commit {args.commit} in {ROOT}")
+    commit = found.stdout.strip()
+
+    print(
+        f"{args.storage}, {args.load}, {args.rounds} rounds of {args.seconds:g} s in turns, one"
+        f" worker each: this tree ({git('rev-parse', '--short', 'HEAD')}"
+        f"{', with uncommitted changes' if git('status', '--porcelain', '--untracked-files=no') else ''})"
+        f" against {commit}",
+        flush=True,
+    )
+    with checkout(commit) as tree, database(args.storage) as url:
+        older = {"PYTHONPATH": str(tree)}
+        if imported_from(older, cwd=tree.parent) != tree.resolve():
+            raise SystemExit(f"a server with PYTHONPATH={tree} would not run {commit}'s code")
+        cli({**os.environ, "SESSIONMETER_STORAGE_URL": url}, "db", "upgrade")
+        with server(url) as this, server(url, env=older) as that:
+            this.store_deployed_sessions(this.unlimited_tenant("against"))
+            key = this.cli("keys", "create", "--tenant", "against", "--role", "app")
+            turns = asyncio.run(compare(args, {THIS: this, commit: that}, key))
+
+    ratios = [
+        mine.per_unit(mine.server) / theirs.per_unit(theirs.server)
+        for mine, theirs in zip(turns[THIS], turns[commit], strict=True)
+    ]
+    for name, costs in turns.items():
+        worker = statistics.median(c.per_unit(c.server) for c in costs)
+        rate = statistics.median(c.rate for c in costs)
+        print(f"median, {name:>12}: {rate:,.0f} a second, worker {worker:,.0f} µs a unit")
+    print(
+        f"this tree's worker CPU a unit, over {commit}'s, round by round: "
+        + ", ".join(f"{r:.1%}" for r in ratios)
+        + f"; median {statistics.median(ratios):.1%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
