@@ -14,7 +14,8 @@ from 32 clients, or batches of 100 events from 8. Each turn prints units per sec
 a unit of the server's worker and (PostgreSQL) of the database; then, for each round, this
 tree's worker CPU a unit over COMMIT's, and the median of those: the figure to read.
 
-Refuses a COMMIT whose migrations differ from this tree's: both servers share one schema.
+Refuses a COMMIT whose migrations differ from this tree's: both servers share one schema. The
+servers' background jobs are off: a reaper's run in one server's turn would count in its figure.
 """
 
 import argparse
@@ -35,6 +36,11 @@ from ingest import EVENT_CLIENTS, Numbers, http_events, open_sessions
 THIS = "this tree"
 MIGRATIONS = "adapters/sqlalchemy/migrations"
 WARM_UP_SECONDS = 2.0
+UNITS = {"pairs": ("pair", "pairs"), "events": ("batch", "batches")}  # by --load
+NO_JOBS = {
+    f"SESSIONMETER_{job}_INTERVAL_SECONDS": "0"
+    for job in ("REAPER", "RETENTION", "ROLLUP", "LIVEKIT_RECONCILE")
+}
 
 
 def git(*args: str) -> str:
@@ -46,7 +52,8 @@ def git(*args: str) -> str:
 @contextmanager
 def checkout(commit: str) -> Iterator[Path]:
     """The commit's files in a temporary worktree, removed afterwards."""
-    if subprocess.run(["git", "diff", "--quiet", commit, "--", MIGRATIONS], cwd=ROOT).returncode:
+    changed = subprocess.run(["git", "diff", "--quiet", commit, "--", MIGRATIONS], cwd=ROOT)
+    if changed.returncode or git("ls-files", "--others", "--exclude-standard", "--", MIGRATIONS):
         raise SystemExit(
             f"{commit}'s migrations differ from this tree's: one schema cannot serve both"
         )
@@ -56,17 +63,18 @@ def checkout(commit: str) -> Iterator[Path]:
         try:
             yield tree
         finally:
-            git("worktree", "remove", "--force", str(tree))
+            # Not `git`: a failure here must not hide the one that ended the run.
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT)
 
 
-def imported_from(env: dict[str, str], cwd: Path) -> Path:
-    """Where a process with `env`, started in `cwd`, imports the service's code from (a server
-    process starts from the venv's bin, which holds none of it)."""
+def imported_from(env: dict[str, str]) -> Path:
+    """Where a process with `env` imports the service's code from. `-P` leaves the working
+    folder off its path, as a server's (a console script puts the venv's bin first): the
+    editable install finds the code after PYTHONPATH, the working folder before it."""
     code = "import entrypoints; print(entrypoints.__file__)"
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-P", "-c", code],
         env={**os.environ, **env},
-        cwd=cwd,
         check=True,
         capture_output=True,
     )
@@ -108,7 +116,7 @@ async def compare(
 
 
 def line(costs: Costs, args: argparse.Namespace) -> str:
-    unit, units = ("pair", "pairs") if args.load == "pairs" else ("batch", "batches")
+    unit, units = UNITS[args.load]
     database = (
         f", database {costs.per_unit(costs.database):,.0f} µs"
         if args.storage == "postgresql"
@@ -128,8 +136,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    if args.rounds < 1 or args.seconds <= 0:
-        parser.error("--rounds and --seconds must be positive")
+    if args.rounds < 2 or args.rounds % 2 or args.seconds <= 0:
+        parser.error("--rounds must be even (each order as often) and --seconds positive")
     found = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", "--short", f"{args.commit}^{{commit}}"],
         cwd=ROOT,
@@ -143,16 +151,19 @@ def main() -> None:
     print(
         f"{args.storage}, {args.load}, {args.rounds} rounds of {args.seconds:g} s in turns, one"
         f" worker each: this tree ({git('rev-parse', '--short', 'HEAD')}"
-        f"{', with uncommitted changes' if git('status', '--porcelain', '--untracked-files=no') else ''})"
+        f"{', with uncommitted changes' if git('status', '--porcelain') else ''})"
         f" against {commit}",
         flush=True,
     )
     with checkout(commit) as tree, database(args.storage) as url:
         older = {"PYTHONPATH": str(tree)}
-        if imported_from(older, cwd=tree.parent) != tree.resolve():
-            raise SystemExit(f"a server with PYTHONPATH={tree} would not run {commit}'s code")
+        if imported_from({}) != ROOT or imported_from(older) != tree.resolve():
+            raise SystemExit(f"the servers would not run this tree's code and {commit}'s")
         cli({**os.environ, "SESSIONMETER_STORAGE_URL": url}, "db", "upgrade")
-        with server(url) as this, server(url, env=older) as that:
+        with (
+            server(url, extra_env=NO_JOBS) as this,
+            server(url, extra_env={**NO_JOBS, **older}) as that,
+        ):
             this.store_deployed_sessions(this.unlimited_tenant("against"))
             key = this.cli("keys", "create", "--tenant", "against", "--role", "app")
             turns = asyncio.run(compare(args, {THIS: this, commit: that}, key))
@@ -161,12 +172,13 @@ def main() -> None:
         mine.per_unit(mine.server) / theirs.per_unit(theirs.server)
         for mine, theirs in zip(turns[THIS], turns[commit], strict=True)
     ]
+    unit, units = UNITS[args.load]
     for name, costs in turns.items():
         worker = statistics.median(c.per_unit(c.server) for c in costs)
         rate = statistics.median(c.rate for c in costs)
-        print(f"median, {name:>12}: {rate:,.0f} a second, worker {worker:,.0f} µs a unit")
+        print(f"median, {name:>12}: {rate:,.0f} {units}/s, worker {worker:,.0f} µs a {unit}")
     print(
-        f"this tree's worker CPU a unit, over {commit}'s, round by round: "
+        f"this tree's worker CPU a {unit}, over {commit}'s, round by round: "
         + ", ".join(f"{r:.1%}" for r in ratios)
         + f"; median {statistics.median(ratios):.1%}"
     )

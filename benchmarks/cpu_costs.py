@@ -59,7 +59,9 @@ from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open
 Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
 
 SAMPLE_EVERY = 0.01  # seconds
-NEXT_TRANSACTION_ID = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+# One past the last transaction id handed out and finished: between two loads, when nothing that
+# writes is under way, the transactions that wrote (the server's jobs' and autovacuum's too).
+TRANSACTION_IDS = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 IN_FLIGHT = (
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -130,12 +132,10 @@ class PostgresCounters:
         return database_cpu_seconds(self._postmaster)
 
     async def writes(self) -> int:
-        # The next transaction id: one is handed out to each transaction that writes, as it
-        # writes, and to none that only reads (this one, the sampler's). pg_stat_database's
-        # counts of transactions were no measure: a backend that goes idle keeps its last
-        # second's counts until its next statement, so the server's pooled connections' last
-        # second of a load was counted in whatever used them next.
-        return int(await self._stats.fetchval(NEXT_TRANSACTION_ID))
+        # Counted by transaction ids (a transaction that only reads takes none, this one and
+        # the sampler's included), not by pg_stat_database: an idle backend reports its last
+        # counts only with its next statement.
+        return int(await self._stats.fetchval(TRANSACTION_IDS))
 
     async def in_flight(self, seconds: float, samples: list[int]) -> None:
         """Sample, for `seconds`, how many statements other connections are running."""
@@ -177,13 +177,14 @@ async def measured(
     database: PostgresCounters | EmbeddedCounters,
     rate: Way,
     seconds: float,
+    in_flight: bool = False,
 ) -> None:
-    """Run `rate` and add what it did and cost to `costs`."""
+    """Run `rate` and add what it did and cost to `costs`; with `in_flight`, sample how many
+    statements PostgreSQL runs at once meanwhile (a query every 10 ms, its cost counted too)."""
     writes = await database.writes()
     before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
-    per_second, _ = await asyncio.gather(
-        rate(seconds), database.in_flight(seconds, costs.in_flight)
-    )
+    sampled = database.in_flight(seconds, costs.in_flight) if in_flight else asyncio.sleep(0)
+    per_second, _ = await asyncio.gather(rate(seconds), sampled)
     after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
     costs.writes += await database.writes() - writes
     costs.units += round(per_second * seconds)
@@ -259,7 +260,9 @@ async def measure(
             await analyze(svc.storage_url)
             for _ in range(args.rounds):
                 for name, rate in ways.items():
-                    await measured(costs[unit][name], svc, database, rate, args.seconds)
+                    await measured(
+                        costs[unit][name], svc, database, rate, args.seconds, in_flight=True
+                    )
     return costs
 
 

@@ -486,12 +486,12 @@ def server(
     log_level: str | None = None,
     log_format: str | None = None,
     log_file: Path | None = None,
-    env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Service]:
     """`sessionmeter serve` on the (upgraded) database at `url`, healthy, and gone afterwards.
-    Its log lines go to `log_file` if given, else to this process's standard error; `env` is
-    added to this process's environment."""
-    env = {**os.environ, **(env or {}), "SESSIONMETER_STORAGE_URL": url}
+    Its log lines go to `log_file` if given, else to this process's standard error; `extra_env`
+    is added to this process's environment."""
+    env = {**os.environ, **(extra_env or {}), "SESSIONMETER_STORAGE_URL": url}
     port = free_port()
     # Quiet unless asked: SESSIONMETER_LOG_LEVEL=info measures a line per request.
     level = log_level or os.environ.get("SESSIONMETER_LOG_LEVEL", "warning")
