@@ -29,13 +29,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cpu_costs import Costs, Way, counters, measured, per_batch
-from harness import ROOT, Service, analyze, cli, database, lifecycles, server
-from ingest import EVENT_CLIENTS, Numbers, http_events, open_sessions
+from cpu_costs import Costs, counters, http_batches, http_pairs, measured
+from harness import ROOT, Service, analyze, cli, database, mirrored, server
+from ingest import EVENT_CLIENTS, Numbers, open_sessions
 
 THIS = "this tree"
 MIGRATIONS = "adapters/sqlalchemy/migrations"
 WARM_UP_SECONDS = 2.0
+PAIR_CLIENTS = 32  # as ingest.py's pairs
 UNITS = {"pairs": ("pair", "pairs"), "events": ("batch", "batches")}  # by --load
 NO_JOBS = {
     f"SESSIONMETER_{job}_INTERVAL_SECONDS": "0"
@@ -87,31 +88,21 @@ async def compare(
     """Each server's turns, in order."""
     this = servers[THIS]
     if args.load == "pairs":
-
-        def load(svc: Service) -> Way:
-            return lambda seconds: lifecycles(svc.base, key, seconds, 32, "webinar")
-
+        loads = {name: http_pairs(svc, key, PAIR_CLIENTS) for name, svc in servers.items()}
     else:
         sessions = await open_sessions(this.base, key, EVENT_CLIENTS)
         numbers = Numbers(len(sessions), after=0)
-
-        def load(svc: Service) -> Way:
-            return lambda seconds: per_batch(http_events(svc.base, key, sessions, numbers, seconds))
-
-    for svc in servers.values():
-        await load(svc)(WARM_UP_SECONDS)
+        loads = {name: http_batches(svc, key, sessions, numbers) for name, svc in servers.items()}
+    for load in loads.values():
+        await load(WARM_UP_SECONDS)
     await analyze(this.storage_url)
     turns: dict[str, list[Costs]] = {name: [] for name in servers}
     async with counters(this) as database_counters:
-        for round_ in range(args.rounds):
-            order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
-            for name in order:
-                costs = Costs()
-                await measured(
-                    costs, servers[name], database_counters, load(servers[name]), args.seconds
-                )
-                turns[name].append(costs)
-                print(f"  round {round_ + 1}, {name:>12}: {line(costs, args)}", flush=True)
+        for r, name in mirrored(list(servers), args.rounds):
+            costs = Costs()
+            await measured(costs, servers[name], database_counters, loads[name], args.seconds)
+            turns[name].append(costs)
+            print(f"  round {r + 1}, {name:>12}: {line(costs, args)}", flush=True)
     return turns
 
 

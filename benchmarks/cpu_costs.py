@@ -211,6 +211,16 @@ async def per_batch(events: Awaitable[float]) -> float:
     return await events / BATCH
 
 
+def http_pairs(svc: Service, key: str, clients: int) -> Way:
+    """Start+exit pairs a second through the server, from `clients` clients."""
+    return lambda seconds: lifecycles(svc.base, key, seconds, clients, "webinar")
+
+
+def http_batches(svc: Service, key: str, sessions: list[str], numbers: Numbers) -> Way:
+    """Batches of events a second through the server, a client on each of the `sessions`."""
+    return lambda seconds: per_batch(http_events(svc.base, key, sessions, numbers, seconds))
+
+
 async def ways_of(
     args: argparse.Namespace, svc: Service, tenant_id: str, key: str
 ) -> dict[str, dict[str, Way]]:
@@ -232,15 +242,13 @@ async def ways_of(
         f"start+exit pairs, {n} clients": {
             "direct": pairs.rate,
             **dict(same_pairs),
-            "HTTP": lambda seconds: lifecycles(svc.base, key, seconds, n, "webinar"),
+            "HTTP": http_pairs(svc, key, n),
             "floor (2 x GET /v1/tracker.js)": lambda seconds: trackers(svc.base, seconds, n, 2),
         },
         f"batches of {BATCH} events, {len(sessions)} clients": {
             "direct": lambda seconds: per_batch(batches.rate(seconds)),
             **dict(same_batches),
-            "HTTP": lambda seconds: per_batch(
-                http_events(svc.base, key, sessions, numbers, seconds)
-            ),
+            "HTTP": http_batches(svc, key, sessions, numbers),
             "floor (1 x GET /v1/tracker.js)": lambda seconds: trackers(
                 svc.base, seconds, len(sessions), 1
             ),

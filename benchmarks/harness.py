@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,6 +139,16 @@ async def run_for(seconds: float, clients: int, one: Callable[[int], Awaitable[i
     started = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
     return sum(done) / (time.perf_counter() - started)
+
+
+def mirrored(names: Sequence[str], rounds: int) -> list[tuple[int, str]]:
+    """(round, name) for each turn, each round in the order of the one before reversed (a, b;
+    b, a; ...): a steady drift of this VM's speed favours none of them."""
+    return [
+        (r, name)
+        for r in range(rounds)
+        for name in (names if r % 2 == 0 else list(reversed(names)))
+    ]
 
 
 def run_threads(seconds: float, threads: int, one: Callable[[int], int]) -> float:

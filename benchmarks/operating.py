@@ -37,7 +37,7 @@ from types import SimpleNamespace
 from typing import cast
 
 import aiohttp
-from harness import Service, cpu_seconds, database, server
+from harness import Service, cpu_seconds, database, mirrored, server
 from ingest import BATCH, EVENT_CLIENTS, Numbers, http_events, open_sessions
 from litestar.types import (
     ASGIApp,
@@ -110,24 +110,16 @@ async def turn(configuration: str, svc: Service, key: str, seconds: float) -> Tu
     return Turn(configuration, rate, cpu / requests * 1e6, scrapes)
 
 
-def order(rounds: int) -> list[str]:
-    """quiet, observed, observed, quiet, quiet, observed, ...: a steady drift favours neither."""
-    turns: list[str] = []
-    for r in range(rounds):
-        turns += CONFIGURATIONS if r % 2 == 0 else reversed(CONFIGURATIONS)
-    return turns
-
-
 async def alternate(
     servers: dict[str, Service], key: str, seconds: float, rounds: int
 ) -> list[Turn]:
     for configuration, svc in servers.items():  # warm-up, not counted
         await turn(configuration, svc, key, min(WARM_UP_SECONDS, seconds))
     turns = []
-    for i, configuration in enumerate(order(rounds)):
+    for r, configuration in mirrored(CONFIGURATIONS, rounds):
         done = await turn(configuration, servers[configuration], key, seconds)
         print(
-            f"  round {i // 2 + 1}  {configuration:<8}  {done.events_per_second:7,.0f} events/s"
+            f"  round {r + 1}  {configuration:<8}  {done.events_per_second:7,.0f} events/s"
             f"  server CPU {done.cpu_us_per_request:6,.0f} us/request"
             + (f"  ({done.scrapes} scrapes)" if done.scrapes else ""),
             flush=True,

@@ -9,8 +9,9 @@ fifth of the worker's CPU a pair (on PostgreSQL 444 µs against 356, README "Ben
 
 `CalledDirectly` is the innermost middleware of such a handler (Litestar's public `middleware=`,
 listed last). Litestar still routes the request, checks that its Host header is valid, answers
-CORS and turns every error into its answer, as for any route. The middleware does what the route would (`HTTPRoute.handle`): a request of
-the app's request class, the guards, the handler. Only the arguments are taken directly:
+CORS and turns every error into its answer, as for any route. The middleware does what the route
+would (`HTTPRoute.handle`): a request of the app's request class, the guards, the handler. Only
+the arguments are taken directly:
 - `request`: that request;
 - `data`: the body as the request class decodes it (`StrictJSONRequest.json`). An empty body goes
   through the handler's signature model, as in Litestar: the parameter's default, or its error;
@@ -22,8 +23,9 @@ the app's request class, the guards, the handler. Only the arguments are taken d
 A handler with anything else (another parameter, a hook, a DTO, a response cache, a synchronous
 function, a middleware inside this one, or an app whose allowed hosts, compression or CSRF
 Litestar would put inside it) is refused when the app is built (`check`), so it is never
-answered otherwise than Litestar would answer it. An answer that is JSON and nothing else is written at once; any other
-(headers or cookies of its own, a background task) goes through the handler's `to_response`.
+answered otherwise than Litestar would answer it. An answer that is JSON and nothing else is
+written at once; any other (headers or cookies of its own, a background task) goes through the
+handler's `to_response`.
 
 It never calls the route's own ASGI app.
 """
