@@ -64,29 +64,45 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reports.py
 	$(BIN)/python benchmarks/operating.py
 
-# The adapters' atomic port methods, as mutmut names their mutants (module.xǁClassǁmethod__mutmut_N
-# or module.x_function__mutmut_N; `?` stands for the ǁ): the steps that must be race-free, with
-# the helpers that hold their lock or guard.
+# The adapters' atomic steps, as mutmut names their mutants (module.xǁClassǁmethod__mutmut_N or
+# module.x_function__mutmut_N; `?` stands for the ǁ): the port methods that must be race-free, and
+# the modules their SQL steps moved to (the statements of the lifecycle, of a batch and of a
+# settlement, on asyncpg and on sqlite3), with the helpers that hold their lock or guard.
 ATOMIC := \
-	$(foreach m,add heartbeat sign_of_life usage_added close time_out_idle _change _select _save _insert,\
+	$(foreach m,add heartbeat sign_of_life _change close _unless_changed time_out_idle \
+		pending_charges _select _save _insert,\
 		'adapters.*.sessions.x?*SessionRepository?$(m)__mutmut_*') \
-	$(foreach m,append _lock_sessions _sessions _insert _count,\
+	'adapters.sqlalchemy.sessions.x__written_with_charge__mutmut_*' \
+	'adapters.sqlalchemy.asyncpg_sessions.x*' \
+	'adapters.sqlalchemy.sqlite_sessions.x*' \
+	'adapters.sqlalchemy.session_steps.x*' \
+	$(foreach m,append _store _insert _counted _stored_before _marks,\
 		'adapters.*.events.x?*EventLog?$(m)__mutmut_*') \
-	'adapters.*.credits.x?*CreditLedger?settle__mutmut_*' \
-	'adapters.sqlalchemy.credits.x__claim_and_record__mutmut_*' \
-	'adapters.mongodb.credits.x_finish_due__mutmut_*' \
+	'adapters.sqlalchemy.event_batches.x*' \
+	'adapters.sqlalchemy.asyncpg_events.x*' \
+	'adapters.sqlalchemy.sqlite_events.x*' \
+	'adapters.mongodb.event_counting.x*' \
+	$(foreach m,settle _settle settle_many _settle_many,\
+		'adapters.*.credits.x?*CreditLedger?$(m)__mutmut_*') \
+	$(foreach f,_settle_batch _settled finish_due _insert_once,\
+		'adapters.*.credits.x_$(f)__mutmut_*') \
+	'adapters.sqlalchemy.asyncpg_settlements.x*' \
+	'adapters.sqlalchemy.sqlite_settlements.x*' \
+	'adapters.mongodb.ledger_turns.x*' \
 	'adapters.*.plans.x?*ResourceRegistry?register__mutmut_*' \
 	'adapters.*.refused_starts.x?*RefusedStarts?record__mutmut_*' \
 	$(foreach m,acquire renew _update,'adapters.*.rollups.x?*RollupLeases?$(m)__mutmut_*') \
-	'adapters.mongodb.event_counting.x_*' \
+	'adapters.sqlalchemy.sqlite_statements.x*' \
 	'adapters.sqlalchemy.engine.x_serialise__mutmut_*'
+# `make mutants MUTANTS='adapters.sqlalchemy.event_batches.x*'`: some of them only.
+MUTANTS ?= $(ATOMIC)
 
 # Mutation testing of those methods against the contract suite ([tool.mutmut] in pyproject.toml):
 # every mutant should fail a test. Not part of `make test`: it takes an hour or more. One pytest at
 # a time, all on one PostgreSQL and one MongoDB server; the survivors are listed at the end.
 mutants: $(STAMP)
 	rm -rf mutants
-	$(BIN)/python -m tests.with_servers $(BIN)/mutmut run --max-children 1 $(ATOMIC)
+	$(BIN)/python -m tests.with_servers $(BIN)/mutmut run --max-children 1 $(MUTANTS)
 	$(BIN)/mutmut results
 
 clean:

@@ -18,6 +18,7 @@ AdapterClass = TypeVar("AdapterClass", bound=type)
 P = ParamSpec("P")
 R = TypeVar("R")
 DriverErrors = tuple[type[Exception], ...]
+MUTMUT_COPY = "__mutmut_"
 
 
 def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], AdapterClass]:
@@ -26,7 +27,10 @@ def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], Ada
 
     def translate(cls: AdapterClass) -> AdapterClass:
         for name, member in list(vars(cls).items()):
-            if name.startswith("_"):
+            # Private, or mutmut's copy of a method (`make mutants`: `xǁClassǁ_name__mutmut_1`),
+            # which a method of the class calls: translated there, a driver error would reach
+            # the public method already as StorageError.
+            if name.startswith("_") or MUTMUT_COPY in name:
                 continue
             if inspect.iscoroutinefunction(member):
                 setattr(cls, name, _coroutine(member, driver_errors))
