@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
-from domain.events import Event, EventRejection
+from domain.events import Admission, Event, EventRejection
 from domain.session import Exit, Session
 from domain.tenants import Tenant
 from tests.contract.builders import (
@@ -187,6 +187,76 @@ async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_sto
         EventRejection(4, "session_not_found"),
     ]
     assert await storage.events.find(other.id, foreign.id, limit=10) == []
+
+
+def only_in(resource_id: str) -> Admission:
+    """What a key scoped to one resource may write (domain.events.admission_of): judged on the
+    session as stored."""
+
+    def admits(session: Session, event: Event) -> str | None:
+        return None if session.resource_id == resource_id else "forbidden: out of scope"
+
+    return admits
+
+
+async def test_events_the_caller_may_not_write_are_refused_even_if_stored_before(
+    storage: Any, tenant: Tenant
+) -> None:
+    """EventLog.append judges each event with `admits`: what it refuses is neither stored nor
+    counted, and a copy of an event stored before is refused too, not a duplicate."""
+    mine = await stored_session(storage, tenant, resource_id="booth-1")
+    theirs = await stored_session(storage, tenant, resource_id="booth-2")
+    await storage.events.append(tenant.id, batch(event(theirs, 1, meters={"taps": 1})), NOW, OPEN)
+
+    outcome = await storage.events.append(
+        tenant.id,
+        batch(
+            event(mine, 1, meters={"taps": 1}),
+            event(theirs, 1, meters={"taps": 1}),  # stored before
+            event(theirs, 2, meters={"taps": 1}),
+        ),
+        NOW,
+        OPEN,
+        only_in("booth-1"),
+    )
+
+    refused = "forbidden: out of scope"
+    assert (outcome.inserted, outcome.duplicates) == (1, 0)
+    assert outcome.rejections == [EventRejection(1, refused), EventRejection(2, refused)]
+    stored = await storage.sessions.get(tenant.id, theirs.id)
+    assert (stored.usage, stored.event_count) == ({"taps": 1}, 1)
+    assert [e.sequence_no for e in await storage.events.find(tenant.id, theirs.id, 10)] == [1]
+
+
+async def test_a_batch_sorted_again_for_the_meter_limit_still_refuses_what_the_caller_may_not_write(
+    storage: Any, tenant: Tenant
+) -> None:
+    """An event over the meter limit makes the store look up which of the batch were stored
+    before and sort it again (domain.events.SortedBatch.to_look_up): that sort judges the
+    caller's writes as the first did."""
+    mine = await stored_session(storage, tenant, resource_id="booth-1")
+    theirs = await stored_session(storage, tenant, resource_id="booth-2")
+    await storage.events.append(
+        tenant.id, batch(event(mine, 1, meters={"bytes": 900_000_000})), NOW, OPEN
+    )
+
+    outcome = await storage.events.append(
+        tenant.id,
+        batch(
+            event(mine, 2, meters={"bytes": 50_000_000}),
+            event(mine, 3, meters={"bytes": 100_000_000}),  # with 2: past the limit
+            event(theirs, 1),
+        ),
+        NOW,
+        OPEN,
+        only_in("booth-1"),
+    )
+
+    assert (outcome.inserted, outcome.duplicates) == (1, 0)
+    assert [r.index for r in outcome.rejections] == [1, 2]
+    assert outcome.rejections[1].error == "forbidden: out of scope"
+    assert await storage.events.find(tenant.id, theirs.id, 10) == []
+    assert (await storage.sessions.get(tenant.id, mine.id)).usage == {"bytes": 950_000_000}
 
 
 COUNSELING = Rate("counseling", 2, Rounding.CEIL, {"analysis": MeterRate(Decimal("1"), 3)})
