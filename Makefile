@@ -98,7 +98,7 @@ ATOMIC := \
 MUTANTS ?= $(ATOMIC)
 
 # Mutation testing of those methods against the contract suite ([tool.mutmut] in pyproject.toml):
-# every mutant should fail a test. Not part of `make test`: it takes an hour or more. One pytest at
+# every mutant should fail a test. Not part of `make test`: it takes hours. One pytest at
 # a time, all on one PostgreSQL and one MongoDB server; the survivors are listed at the end.
 mutants: $(STAMP)
 	rm -rf mutants

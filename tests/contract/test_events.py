@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from domain.credits import EntryKind, MeterRate, Rate, Rounding
-from domain.events import Admission, Event, EventRejection
+from domain.events import Event, EventRejection, admission_of
 from domain.session import Exit, Session
-from domain.tenants import Tenant
+from domain.tenants import Access, Role, Tenant
 from tests.contract.builders import (
     NOW,
     OPEN,
@@ -189,14 +189,9 @@ async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_sto
     assert await storage.events.find(other.id, foreign.id, limit=10) == []
 
 
-def only_in(resource_id: str) -> Admission:
-    """What a key scoped to one resource may write (domain.events.admission_of): judged on the
-    session as stored."""
-
-    def admits(session: Session, event: Event) -> str | None:
-        return None if session.resource_id == resource_id else "forbidden: out of scope"
-
-    return admits
+# A device's key scoped to booth-1 (domain.events.admission_of, as IngestEvents builds it).
+BOOTH_1_ONLY = admission_of(Access(Role.INGEST, frozenset({"booth-1"})), frozenset())
+OUT_OF_SCOPE = "forbidden: this key is scoped to other resources than booth-2"
 
 
 async def test_events_the_caller_may_not_write_are_refused_even_if_stored_before(
@@ -217,12 +212,11 @@ async def test_events_the_caller_may_not_write_are_refused_even_if_stored_before
         ),
         NOW,
         OPEN,
-        only_in("booth-1"),
+        BOOTH_1_ONLY,
     )
 
-    refused = "forbidden: out of scope"
     assert (outcome.inserted, outcome.duplicates) == (1, 0)
-    assert outcome.rejections == [EventRejection(1, refused), EventRejection(2, refused)]
+    assert outcome.rejections == [EventRejection(1, OUT_OF_SCOPE), EventRejection(2, OUT_OF_SCOPE)]
     stored = await storage.sessions.get(tenant.id, theirs.id)
     assert (stored.usage, stored.event_count) == ({"taps": 1}, 1)
     assert [e.sequence_no for e in await storage.events.find(tenant.id, theirs.id, 10)] == [1]
@@ -249,12 +243,12 @@ async def test_a_batch_sorted_again_for_the_meter_limit_still_refuses_what_the_c
         ),
         NOW,
         OPEN,
-        only_in("booth-1"),
+        BOOTH_1_ONLY,
     )
 
     assert (outcome.inserted, outcome.duplicates) == (1, 0)
     assert [r.index for r in outcome.rejections] == [1, 2]
-    assert outcome.rejections[1].error == "forbidden: out of scope"
+    assert outcome.rejections[1].error == OUT_OF_SCOPE
     assert await storage.events.find(tenant.id, theirs.id, 10) == []
     assert (await storage.sessions.get(tenant.id, mine.id)).usage == {"bytes": 950_000_000}
 
