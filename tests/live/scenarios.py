@@ -770,6 +770,9 @@ def kiosk_day(live: Live) -> KioskDay:
 
     # The hour offline: another booth's buffer, flushed after its session ended.
     with device_key("booth-8") as http:
+        # Its key names booth-7's session in an event: refused, nothing stored there.
+        foreign = {"session_id": sid, "sequence_no": 1, "type": "tap", "at": now().isoformat()}
+        sent["foreign_event"] = ok(http.post("/v1/events/batch", json={"events": [foreign]}))
         offline = ok(
             http.post(
                 "/v1/sessions",

@@ -339,6 +339,9 @@ def test_a_kiosks_telemetry_is_kept_reported_and_pruned_by_retention_as_it_runs(
     assert booth["by_state"] == {"settled": "15000"}, booth
     assert day.settled["settlement"]["batch_id"] == "card-batch-1"
     assert day.final_session["id"] == day.session["id"]  # a sold session stays
+    out_of_scope = "forbidden: this key is scoped to other resources than booth-7"
+    assert day.sent["foreign_event"]["errors"] == [{"index": 0, "error": out_of_scope}]
+    assert day.final_session["event_count"] == 0, day.final_session
 
 
 def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live: LiveRun) -> None:
