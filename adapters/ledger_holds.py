@@ -1,15 +1,15 @@
 """How long settlements and erasures wait for a subject's ledger that another caller holds
 (Erasure.with_ledgers_held; MongoDB's settlements also take turns, adapters.mongodb.ledger_turns),
-and how they wait: short pauses, doubling, until it is free or their time is up."""
+and how they wait: looking again (adapters.polling) until it is free or their time is up."""
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
+from adapters.polling import polled
 from domain.errors import Conflict
 
 # A settlement waits this long for its subject's ledger, then claims nothing and leaves the session
@@ -23,23 +23,8 @@ ERASURE_LEASE = timedelta(minutes=10)
 # 30 s, so a dead settlement's turn is taken over), then fails: the service is busy, try again.
 ERASURE_WAIT_SECONDS = 40.0
 BUSY = "another erasure of this subject is under way: try again when it is done"
-FIRST_PAUSE_SECONDS = 0.002
-LONGEST_PAUSE_SECONDS = 0.05
 Done = TypeVar("Done")
 log = logging.getLogger(__name__)
-
-
-async def polled(attempt: Callable[[], Awaitable[bool]], seconds: float) -> bool:
-    """Call `attempt` until it succeeds, pausing between calls, for up to `seconds`; whether it
-    succeeded."""
-    deadline = time.monotonic() + seconds
-    pause = FIRST_PAUSE_SECONDS
-    while not await attempt():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(pause)
-        pause = min(2 * pause, LONGEST_PAUSE_SECONDS)
-    return True
 
 
 async def holding(

@@ -1,8 +1,9 @@
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS, polled
+from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from adapters.memory.store import MemoryStore
+from adapters.polling import polled
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate

@@ -135,7 +135,7 @@ async def _count_session(
     key = {"tenant_id": tenant_id, "id": session_id}
     for _ in range(ATTEMPTS):
         found = await db["sessions"].find_one(key)
-        if found is not None and _decided(found, token):
+        if found is not None and decided(found, token):
             # Another finisher decided them: its refusals are recorded with its count, and may
             # still be in the log (it stopped before deleting them).
             refused = _recorded_refusals(found, token, events)
@@ -146,8 +146,8 @@ async def _count_session(
         marked = {"tenant_id": tenant_id, "session_id": session_id, "batch": token}
         if not await db["events"].count_documents(marked, limit=1):
             # Counted by another caller, or refused by it (and deleted): read its decision.
-            decided = await db["sessions"].find_one(key)
-            return ([] if decided is None else _recorded_refusals(decided, token, events)), False
+            again = await db["sessions"].find_one(key)
+            return ([] if again is None else _recorded_refusals(again, token, events)), False
         session = None if found is None else from_document(found)
         taken, refused = _decide(session, events, now, window)
         if found is None:
@@ -165,7 +165,7 @@ async def _count_session(
     raise Conflict(f"session {session_id} changed too often to count its events; retry the batch")
 
 
-def _decided(session: Document, token: ObjectId) -> bool:
+def decided(session: Document, token: ObjectId) -> bool:
     """Whether a count of `token` into `session` is done: the token is recorded until the
     batch's marks are removed, its refusals (if any) for good."""
     return token in session.get("counting", []) or str(token) in session.get("refusals", {})

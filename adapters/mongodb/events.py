@@ -15,8 +15,9 @@ at the first session that changed since 1, and the append finishes the long way:
 the events by an unordered insert_many (which names every duplicate), then count_batch for what
 is not counted yet (3 round trips a session, reading it again, and 2 to remove marks and token);
 for duplicates, one `find` of their marks (_stored_before: one a dead append left is finished
-first, a retry being how such a batch gets counted, and one a count refused is answered as
-refused). So a batch of duplicates only is 4 round trips, one that is half duplicates 9.
+first, a retry being how such a batch gets counted; one a count refused is answered as refused;
+one another append has not counted yet is waited for, its count may refuse it). So a batch of
+duplicates only is 4 round trips, one that is half duplicates 9.
 A server before 8.0, which has no bulkWrite command, takes the long way for every batch. Events
 refused by their sessions (ended, late, the meter limit) cost one `find` more: of those stored
 before, which are duplicates, not errors; one refused by the meter limit, one more before the
@@ -37,6 +38,7 @@ from adapters.mongodb.event_counting import (
     count_batch,
     counted,
     counting_writes,
+    decided,
     finish_stale_batches,
     is_stale,
     refusal_of,
@@ -44,8 +46,15 @@ from adapters.mongodb.event_counting import (
 )
 from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
+from adapters.polling import polled
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
+
+# How long an append waits for another append's count of the events it met stored (a copy of
+# the batch in flight finishes in milliseconds), and how it answers those whose count is still
+# not decided then (the other append died less than STALE_AFTER ago, or is that slow).
+IN_FLIGHT_WAIT_SECONDS = 5.0
+IN_FLIGHT = "in_flight: another request is still storing this event; send it again"
 
 
 @raises_storage_errors
@@ -219,9 +228,10 @@ class MongoEventLog(EventLog):
         the keys of those stored and not refused by their count; and those their count refused,
         with the reason recorded (deleted since, or about to be: a finisher died between). A
         dead append's batch among them is finished first, so that its events' fate is known
-        (a retry is how such a batch gets counted). One an append younger than STALE_AFTER
-        stored and has not counted yet is taken for stored (its fate is not known yet: README,
-        the MongoDB gap)."""
+        (a retry is how such a batch gets counted). One stored by an append younger than
+        STALE_AFTER and not counted yet is waited for, up to IN_FLIGHT_WAIT_SECONDS: its count
+        may still refuse it (the meter's cap, judged then), so it is answered only once its fate
+        is known, and else as IN_FLIGHT, to be sent again."""
         events = [*refused, *met]
         if not events:
             return set(), {}
@@ -230,15 +240,33 @@ class MongoEventLog(EventLog):
         if all(token is None for token in marks.values()) and met_keys <= marks.keys():
             return set(marks), {}  # the usual: counted long ago, or never stored
         ids = {e.session_id for e in events}
-        if any(token is not None and is_stale(token) for token in marks.values()):
-            await finish_stale_batches(self._db, tenant_id, now, window, ids)
-            marks = await self._marks(tenant_id, events)
-        sessions = await self._sessions(tenant_id, ids)
+        sessions: dict[str, Document] = {}
+        looks = 0
+
+        async def known() -> bool:
+            """Whether every count of these events is decided, read again (marks first: they
+            go after the count, so a mark gone means a session read after it counted)."""
+            nonlocal marks, sessions, looks
+            if looks:
+                marks = await self._marks(tenant_id, events)
+            looks += 1
+            if any(token is not None and is_stale(token) for token in marks.values()):
+                await finish_stale_batches(self._db, tenant_id, now, window, ids)
+                marks = await self._marks(tenant_id, events)
+            sessions = await self._sessions(tenant_id, ids)
+            return not _in_flight(marks, sessions)
+
+        await polled(known, IN_FLIGHT_WAIT_SECONDS)
+        in_flight = _in_flight(marks, sessions)
         stored, refused_when = set(), {}
         for event in events:
             key, session = (event.session_id, event.sequence_no), sessions.get(event.session_id, {})
             token = marks.get(key)
-            if key in marks and (token is None or not refused_when_counted(session, token, key[1])):
+            if key in in_flight:
+                refused_when[key] = IN_FLIGHT
+            elif key in marks and (
+                token is None or not refused_when_counted(session, token, key[1])
+            ):
                 stored.add(key)
             elif (why := refusal_of(session, key[1])) is not None:
                 refused_when[key] = why
@@ -260,6 +288,18 @@ def _keys(tenant_id: str, events: list[Event]) -> Document:
     return {
         "tenant_id": tenant_id,
         "$or": [{"session_id": e.session_id, "sequence_no": e.sequence_no} for e in events],
+    }
+
+
+def _in_flight(
+    marks: dict[tuple[str, int], ObjectId | None], sessions: dict[str, Document]
+) -> set[tuple[str, int]]:
+    """The keys of events marked by an append whose count into their session (as read) is not
+    decided yet: it is under way, or died less than STALE_AFTER ago."""
+    return {
+        key
+        for key, token in marks.items()
+        if token is not None and not decided(sessions.get(key[0], {}), token)
     }
 
 

@@ -20,8 +20,9 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.ledger_holds import polled, renewed
+from adapters.ledger_holds import renewed
 from adapters.mongodb.documents import Document, duplicates_in
+from adapters.polling import polled
 
 LEASE = timedelta(seconds=30)
 

@@ -22,6 +22,7 @@ from tests.contract.builders import (
     wired,
 )
 from tests.contract.races import Call, Race
+from tests.contract.test_met_duplicates_review import assert_books_balance
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -151,6 +152,31 @@ async def test_eight_concurrent_copies_of_a_batch_insert_each_event_once(
         assert stored.usage == {"seconds": 40, "cost_usd": Decimal("0.2")}
         assert stored.event_count == 20
         assert stored.event_gaps == []
+
+
+async def test_overlapping_batches_sent_at_once_near_the_meter_cap_keep_all_they_answer_stored(
+    storage: Any, tenant: Tenant, race: Race
+) -> None:
+    """Six batches of one session sent at once, each five numbers of 1-10 that overlap the
+    next's, each event 150M bytes: the cap (a session's total below 10^9) takes six of the ten.
+    API.md: a duplicate is an event already stored; DESIGN.md: a success answer means the write
+    is durable. So every event an answer calls inserted or a duplicate is kept, and the usage
+    is the sum of those kept (MongoDB judges the cap when it counts, after the insert: an
+    append that meets another's events not counted yet waits for that count)."""
+    session = await stored_session(storage, tenant)
+    batches = [
+        batch(*(event(session, n, meters={"bytes": 150_000_000}) for n in range(k, k + 5)))
+        for k in range(1, 7)
+    ]
+
+    outcomes = await race(
+        *[lambda s, b=b: s.events.append(tenant.id, b, NOW, OPEN) for b in batches]
+    )
+
+    kept = await assert_books_balance(
+        storage, tenant, [session], list(zip(batches, outcomes, strict=True))
+    )
+    assert len(kept) == 6, (kept, outcomes)
 
 
 async def test_events_of_unknown_or_ended_sessions_are_rejected_and_the_rest_stored(

@@ -3,6 +3,7 @@ open; MongoDB judges the meter limit without counted events only) and 4605364 (a
 leave an ended stay to be settled again in the track's own step). Each test states the guarantee
 of API.md / DESIGN.md it holds the stores to."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,9 @@ import pytest
 from pymongo import InsertOne, UpdateMany
 
 from adapters.mongodb import event_counting
+from adapters.mongodb import events as mongo_events
 from application.sessions.record_exit import RecordExitCommand
+from domain.events import EventRejection
 from domain.session import RECONCILED, ROOM_FINISHED, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, at, stored_session, wired
@@ -357,39 +360,92 @@ async def test_a_retry_of_two_sessions_after_a_dead_append_refuses_only_the_exce
     assert (stored_b.usage, stored_b.event_count) == ({"bytes": 700_000_000}, 2), seen
 
 
-# Open, and older than today's changes: a retry within STALE_AFTER (30 s) of an append that died
-# answers its stored, uncounted events as duplicates without counting them (the marks may still
-# be in flight); a finisher counts them later, after the retry's new events, and may refuse them
-# for the limit those reached.
-@pytest.mark.xfail(strict=True, reason="MongoDB: a duplicate answered early may be refused later")
+# A retry within STALE_AFTER (30 s) of an append that stored events and has not counted them
+# yet cannot know their fate: their count judges the meter's cap again, and may refuse them. So
+# it waits for that count (IN_FLIGHT_WAIT_SECONDS), and answers them by its outcome, or as in
+# flight if it has not come (the append died): never as stored while they may still be refused.
+CAP = 1_000_000_000
+FIRST = 600_000_000
+
+
 @pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 @pytest.mark.usefixtures("dies_before_counting")
-async def test_an_event_answered_as_a_duplicate_by_a_quick_retry_is_never_deleted_later(
+async def test_an_event_a_quick_retry_meets_uncounted_is_not_answered_stored_while_its_append_died(
     storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MongoDB: event 1 (600M bytes) is stored by an append that died before counting it. The
-    client retries at once (within STALE_AFTER) with event 2 (300M): the answer says event 1 is
-    a duplicate (API.md: "already stored") and event 2 inserted. Then event 3 (200M) comes, and
-    later a finisher (the exit, once the marks are stale) counts the dead append. DESIGN.md: a
-    success answer means the write is durable, so event 1 stays stored; the total never
-    reaches the 10^9 limit, so one of the events after it (event 3) cannot be kept with it."""
+    client retries at once (within STALE_AFTER) with event 2 (300M): nothing counts event 1
+    within the wait, so the answer is that it is in flight (failed, to be sent again), not a
+    duplicate; event 2 is inserted. Then event 3 (200M) comes, and later a finisher (the exit,
+    once the marks are stale) counts the dead append: 600M no longer fit under the cap, and
+    event 1 is refused. DESIGN.md: a success answer means the write is durable, so every event
+    answered as stored (2 and 3) is kept, and the usage is their sum."""
+    monkeypatch.setattr(mongo_events, "IN_FLIGHT_WAIT_SECONDS", 0.2)
     session = await stored_session(storage, tenant)
-    first = metered(session, 1, {"bytes": 600_000_000})
+    first = metered(session, 1, {"bytes": FIRST})
     with pytest.raises(ConnectionError):
         await storage.events.append(tenant.id, [(0, first)], NOW, OPEN)
     second = metered(session, 2, {"bytes": 300_000_000})
     retried = await storage.events.append(tenant.id, [(0, first), (1, second)], NOW, OPEN)
-    assert (retried.inserted, retried.duplicates, retried.rejections) == (1, 1, [])
+    assert (retried.inserted, retried.duplicates) == (1, 0), retried
+    assert retried.rejections == [EventRejection(0, mongo_events.IN_FLIGHT)], retried
 
     third = metered(session, 3, {"bytes": 200_000_000})
     later = await storage.events.append(tenant.id, [(0, third)], NOW, OPEN)
+    assert (later.inserted, later.rejections) == (1, []), later
     monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))  # 30 s later
     exit_ = RecordExitCommand(tenant.id, session.id, at=at(5))
     await wired(storage, FakeClock(at(60))).use_cases().record_exit()(exit_)
 
     stored = await storage.sessions.get(tenant.id, session.id)
     kept = [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)]
-    seen = (later, stored.usage, kept)
-    assert 1 in kept, seen
-    assert kept == [1, 2], seen
-    assert stored.usage == {"bytes": 900_000_000}, seen
+    seen = (stored.usage, kept)
+    assert kept == [2, 3], seen
+    assert stored.usage == {"bytes": 500_000_000}, seen
+
+
+@pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
+@pytest.mark.parametrize(
+    ("second_bytes", "answer"),
+    [(100_000_000, "duplicate"), (500_000_000, "refused")],
+    ids=["fits", "over-the-cap"],
+)
+@pytest.mark.usefixtures("dies_before_counting")
+async def test_an_event_a_retry_meets_in_flight_is_answered_as_its_count_decides(
+    storage: Any, tenant: Tenant, second_bytes: int, answer: str
+) -> None:
+    """MongoDB: an append A stored event 1 (600M bytes) and is still on its way to counting it
+    (here: it stopped there, and its count comes 0.3 s later, as A's would). Another batch
+    stores event 2. A copy B of A's batch meets event 1 stored and uncounted: B waits for A's
+    count and answers event 1 as it decided. With event 2 at 100M both fit: a duplicate. With
+    500M, A's count refuses event 1 for the cap: B answers it refused (API.md: a duplicate is
+    an event already stored, and this one is not kept)."""
+    session = await stored_session(storage, tenant)
+    first = metered(session, 1, {"bytes": FIRST})
+    with pytest.raises(ConnectionError):
+        await storage.events.append(tenant.id, [(0, first)], NOW, OPEN)
+    db = storage.events._db
+    (marked,) = await db["events"].find({"session_id": session.id}).to_list(None)
+    second = metered(session, 2, {"bytes": second_bytes})
+    assert (await storage.events.append(tenant.id, [(0, second)], NOW, OPEN)).inserted == 1
+
+    async def a_counts_later() -> None:
+        await asyncio.sleep(0.3)
+        await event_counting.finish_batches(db, tenant.id, [marked], NOW, OPEN)
+
+    b, _ = await asyncio.gather(
+        storage.events.append(tenant.id, [(0, first)], NOW, OPEN), a_counts_later()
+    )
+
+    stored = await storage.sessions.get(tenant.id, session.id)
+    kept = [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)]
+    seen = (b, stored.usage, kept)
+    assert b.inserted == 0, seen
+    if answer == "duplicate":
+        assert (b.duplicates, b.rejections) == (1, []), seen
+        assert (kept, stored.usage) == ([1, 2], {"bytes": FIRST + second_bytes}), seen
+    else:
+        assert b.duplicates == 0, seen
+        (rejection,) = b.rejections
+        assert rejection.index == 0 and "would reach" in rejection.error, seen
+        assert (kept, stored.usage) == ([2], {"bytes": second_bytes}), seen

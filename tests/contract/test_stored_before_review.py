@@ -9,8 +9,8 @@ an append answered as stored (inserted, or a duplicate: not among its rejections
 after the reaper has finished everything; each session's usage is the sum of its stored events'
 meters and its event_count their number; an export carries each session with a usage equal to
 the sum of its exported events; a retried batch of duplicates is four round trips. Defect 9 (a
-duplicate of an append younger than STALE_AFTER, not counted yet, taken for stored) is not
-tested here.
+duplicate of an append younger than STALE_AFTER, not counted yet, taken for stored) is tested in
+test_redelivery_review.py, where it is fixed.
 
 REFUSALS_KEPT was measured on the batch token, an ObjectId stamped by the clock of the append that
 made it, not on when the refusal was recorded: a batch whose append died more than a day before
@@ -258,7 +258,9 @@ async def test_the_reaper_finishing_between_a_retrys_marks_and_its_session_read(
     )
     await reap(storage, AFTER_THE_WINDOW + 1)
 
-    assert reads == 2, reads
+    # Taken: the session as read after the reaper's count and clean-up shows no sign of the
+    # token, so X looks again (and finds the mark gone: counted).
+    assert reads == (2 if reaper_decides == "late" else 3), reads
     expected = [(0, "late")] if reaper_decides == "late" else []
     assert [(r.index, r.error) for r in answers["X"].rejections] == expected, answers
     kept = await assert_books_balance(storage, tenant, [session], [(x, answers["X"])])

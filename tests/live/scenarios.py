@@ -187,17 +187,29 @@ def all_hands(live: Live) -> AllHands:
 
 def delivered_at_once(live: Live, webhooks: list[tuple[str, dict[str, str]]]) -> None:
     """Each webhook sent on a connection of its own, all at the same moment."""
-    ready = threading.Barrier(len(webhooks), timeout=TOGETHER_WITHIN_SECONDS)
 
-    def deliver(webhook: tuple[str, dict[str, str]]) -> None:
-        raw, headers = webhook
-        with httpx.Client(base_url=live.server.base_url, timeout=30) as hooks:
-            ok(hooks.get("/health"))  # connected before the barrier
+    def deliver(raw: str, headers: dict[str, str]) -> Callable[[httpx.Client], Json]:
+        return lambda hooks: ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
+
+    connect = partial(httpx.Client, base_url=live.server.base_url, timeout=30)
+    at_once(connect, [deliver(*webhook) for webhook in webhooks])
+
+
+def at_once(
+    connect: Callable[[], httpx.Client], sends: list[Callable[[httpx.Client], Json]]
+) -> list[Json]:
+    """Each send made on a connection of its own (`connect`), all at the same moment; their
+    answers, in order."""
+    ready = threading.Barrier(len(sends), timeout=TOGETHER_WITHIN_SECONDS)
+
+    def send(one: Callable[[httpx.Client], Json]) -> Json:
+        with connect() as http:
+            ok(http.get("/health"))  # connected before the barrier
             ready.wait()
-            ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
+            return one(http)
 
-    with ThreadPoolExecutor(len(webhooks)) as senders:
-        list(senders.map(deliver, webhooks))
+    with ThreadPoolExecutor(len(sends)) as senders:
+        return list(senders.map(send, sends))
 
 
 def delivered(admin: httpx.Client, webhook: tuple[str, dict[str, str]]) -> None:
@@ -1222,6 +1234,43 @@ def lost_batch(live: Live) -> Gapped:
     return Gapped(batches, exit)
 
 
+# An uploader near its recording's meter cap, its connection flapping: it sends its chunks again
+# in overlapping batches, each a retry of the one before with the next chunk, all at once.
+
+UPLOAD_BATCHES = 6  # chunks k to k + 4 each: 10 chunks in all
+UPLOAD_BATCH_CHUNKS = 5
+CHUNK_BYTES = 150_000_000  # the cap (a session's total below 10^9) takes 6 chunks of the 10
+
+
+@dataclass(frozen=True)
+class Uploads:
+    batches: list[Json]  # as sent
+    answers: list[Json]
+    final: Json
+    stored: list[Json]  # the session's events as listed afterwards
+
+
+def overlapping_uploads(live: Live) -> Uploads:
+    with live.ingest() as http:
+        body = {"kind": "upload", "resource_id": "recording-12", "client_key": "uploader-12"}
+        session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+    stamps = [now()] * UPLOAD_BATCH_CHUNKS
+    batches = [
+        events(session_id, k, stamps, type="chunk", meters={"bytes": CHUNK_BYTES})
+        for k in range(1, UPLOAD_BATCHES + 1)
+    ]
+
+    def upload(batch: Json) -> Callable[[httpx.Client], Json]:
+        return lambda http: ok(http.post("/v1/events/batch", json=batch))
+
+    answers = at_once(live.ingest, [upload(batch) for batch in batches])
+    with live.ingest() as http:
+        final = ok(http.get(f"/v1/sessions/{session_id}"))
+    with live.admin() as admin:
+        listed = ok(admin.get(f"/v1/sessions/{session_id}/events", params={"limit": 500}))
+    return Uploads(batches, answers, final, listed["items"])
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
@@ -1242,4 +1291,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "trial_week": trial_week,
     "lost_batch": lost_batch,
     "deleted_recording": deleted_recording,
+    "overlapping_uploads": overlapping_uploads,
 }

@@ -14,6 +14,7 @@ import pytest
 from tests.live.conftest import LiveRun
 from tests.live.scenarios import (
     CAPTURES,
+    CHUNK_BYTES,
     COUNSELING_SECONDS,
     ERASED_LEAVING_SESSIONS,
     FLUSHED_EVENTS,
@@ -47,6 +48,7 @@ from tests.live.scenarios import (
     Stay,
     StoreDays,
     TrialWeek,
+    Uploads,
     instant,
     per_store,
     price,
@@ -262,6 +264,31 @@ def test_a_kiosk_that_lost_a_batch_counts_every_later_one_and_its_exit_names_the
     assert exit["duration_seconds"] > IDLE_TIMEOUT_SECONDS, exit
     assert exit["event_count"] == arrived * GAPPED_BATCH_EVENTS == exit["usage"]["taps"], exit
     assert exit["event_gaps"] == [[lost_from, lost_from + GAPPED_BATCH_EVENTS - 1]], exit
+
+
+def test_chunks_sent_again_in_overlapping_batches_at_once_are_kept_as_answered_up_to_the_cap(
+    live: LiveRun,
+) -> None:
+    """An uploader near its recording's meter cap sends its chunks in overlapping batches, all
+    at once. API.md: a duplicate is an event already stored; DESIGN.md: a success answer means
+    the write is durable. So every chunk an answer calls inserted or a duplicate is kept, each
+    kept chunk was inserted by one answer, the cap takes six of the ten, and the usage is the
+    sum of the chunks kept."""
+    run: Uploads = live.outcome("overlapping_uploads")
+    failed = {(n, e["index"]) for n, answer in enumerate(run.answers) for e in answer["errors"]}
+    answered_stored = {
+        chunk["sequence_no"]
+        for n, batch in enumerate(run.batches)
+        for i, chunk in enumerate(batch["events"])
+        if (n, i) not in failed
+    }
+    kept = [e["sequence_no"] for e in run.stored]
+    seen = (run.answers, kept, run.final)
+
+    assert answered_stored <= set(kept), seen
+    assert len(kept) == 6 == sum(answer["inserted"] for answer in run.answers), seen
+    assert run.final["usage"] == {"bytes": CHUNK_BYTES * len(kept)}, seen
+    assert run.final["event_count"] == len(kept), seen
 
 
 def test_a_reaped_kiosk_that_comes_back_ends_at_its_exit_and_is_charged_once_more(
