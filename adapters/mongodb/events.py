@@ -50,6 +50,8 @@ from adapters.polling import polled
 from application.events.ports import EventLog
 from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
 
+Key = tuple[str, int]  # an event's (session_id, sequence_no)
+
 # How long an append waits for another append's count of the events it met stored (a copy of
 # the batch in flight finishes in milliseconds), and how it answers those whose count is still
 # not decided then (the other append died less than STALE_AFTER ago, or is that slow).
@@ -76,22 +78,28 @@ class MongoEventLog(EventLog):
         sessions = {i: from_session_document(d) for i, d in found.items()}
         sorted_batch = sort_batch(batch, sessions, now, window, admits)
         if looked_up := sorted_batch.to_look_up():
-            # Counted ones only: one an append that died left uncounted stays new, so that its
-            # insert meets it and finishes that append (the long way, in _store).
+            # Counted ones only: one another append left uncounted stays new, so that its insert
+            # meets it and _stored_before learns its fate (finishing that append if it died).
             before = await self._counted(tenant_id, looked_up, found)
             sorted_batch = sort_batch(batch, sessions, now, window, admits, before)
         inserted, refused, met, repriced = await self._store(
             tenant_id, [e for _, e in sorted_batch.new], found, now, window
         )
         # What the batch refused, and what its insert met stored by another append, was stored
-        # before only if it is stored and its count did not refuse it; else it was refused then.
+        # before only if it is stored and its count did not refuse it; else it was refused then,
+        # or that count is still to come (in flight), whatever this batch made of it.
         refused_by_batch = [e for _, e, _ in sorted_batch.refused]
-        stored_before, refused_before = await self._stored_before(
+        stored_before, refused_before, in_flight = await self._stored_before(
             tenant_id, refused_by_batch, met, now, window
         )
+        sorted_batch.refused = [
+            (i, e, IN_FLIGHT if (e.session_id, e.sequence_no) in in_flight else why)
+            for i, e, why in sorted_batch.refused
+        ]
         # Events their session no longer took when they were counted were refused then, and so
         # were their numbers repeated in the batch.
         reasons = {(e.session_id, e.sequence_no): why for e, why in refused} | refused_before
+        reasons |= dict.fromkeys(in_flight, IN_FLIGHT)
         answered = {r.index for r in sorted_batch.rejections}
         answered |= {i for i, _, _ in sorted_batch.refused}
         sorted_batch.refused += [
@@ -205,7 +213,7 @@ class MongoEventLog(EventLog):
 
     async def _counted(
         self, tenant_id: str, events: list[Event], sessions: dict[str, Document]
-    ) -> set[tuple[str, int]]:
+    ) -> set[Key]:
         """The keys of these events that are stored and counted into their `sessions` (as read):
         without an append's mark, or with the mark of a token the session has counted and not
         refused them under (event_counting: the marks go after the count, refused events after
@@ -223,58 +231,52 @@ class MongoEventLog(EventLog):
         met: list[Event],
         now: datetime,
         window: timedelta,
-    ) -> tuple[set[tuple[str, int]], dict[tuple[str, int], str]]:
+    ) -> tuple[set[Key], dict[Key, str], set[Key]]:
         """Of these events (`refused` by this batch, `met` stored by another append on insert),
-        the keys of those stored and not refused by their count; and those their count refused,
-        with the reason recorded (deleted since, or about to be: a finisher died between). A
-        dead append's batch among them is finished first, so that its events' fate is known
-        (a retry is how such a batch gets counted). One stored by an append younger than
-        STALE_AFTER and not counted yet is waited for, up to IN_FLIGHT_WAIT_SECONDS: its count
-        may still refuse it (the meter's cap, judged then), so it is answered only once its fate
-        is known, and else as IN_FLIGHT, to be sent again."""
+        the keys of those stored and not refused by their count; those their count refused,
+        with the reason recorded (deleted since, or about to be: a finisher died between); and
+        those in flight. A dead append's batch among them is finished first, so that its
+        events' fate is known (a retry is how such a batch gets counted). One stored by an
+        append younger than STALE_AFTER and not counted yet is waited for, up to
+        IN_FLIGHT_WAIT_SECONDS, a look (two `find`s) at a time: its count may still refuse it
+        (the meter's cap, judged then), so it is answered once its fate is known; one still
+        not counted then is in flight, to be sent again."""
         events = [*refused, *met]
         if not events:
-            return set(), {}
+            return set(), {}, set()
         marks = await self._marks(tenant_id, events)
         met_keys = {(e.session_id, e.sequence_no) for e in met}
         if all(token is None for token in marks.values()) and met_keys <= marks.keys():
-            return set(marks), {}  # the usual: counted long ago, or never stored
+            return set(marks), {}, set()  # the usual: counted long ago, or never stored
         ids = {e.session_id for e in events}
-        sessions: dict[str, Document] = {}
-        looks = 0
+        looks: list[tuple[dict[Key, ObjectId | None], dict[str, Document], set[Key]]] = []
 
         async def known() -> bool:
             """Whether every count of these events is decided, read again (marks first: they
             go after the count, so a mark gone means a session read after it counted)."""
-            nonlocal marks, sessions, looks
-            if looks:
-                marks = await self._marks(tenant_id, events)
-            looks += 1
-            if any(token is not None and is_stale(token) for token in marks.values()):
+            seen = await self._marks(tenant_id, events) if looks else marks
+            if any(token is not None and is_stale(token) for token in seen.values()):
                 await finish_stale_batches(self._db, tenant_id, now, window, ids)
-                marks = await self._marks(tenant_id, events)
+                seen = await self._marks(tenant_id, events)
             sessions = await self._sessions(tenant_id, ids)
-            return not _in_flight(marks, sessions)
+            looks.append((seen, sessions, _in_flight(seen, sessions)))
+            return not looks[-1][2]
 
         await polled(known, IN_FLIGHT_WAIT_SECONDS)
-        in_flight = _in_flight(marks, sessions)
+        marks, sessions, in_flight = looks[-1]
         stored, refused_when = set(), {}
         for event in events:
             key, session = (event.session_id, event.sequence_no), sessions.get(event.session_id, {})
             token = marks.get(key)
             if key in in_flight:
-                refused_when[key] = IN_FLIGHT
-            elif key in marks and (
-                token is None or not refused_when_counted(session, token, key[1])
-            ):
+                continue
+            if key in marks and (token is None or not refused_when_counted(session, token, key[1])):
                 stored.add(key)
             elif (why := refusal_of(session, key[1])) is not None:
                 refused_when[key] = why
-        return stored, refused_when
+        return stored, refused_when, in_flight
 
-    async def _marks(
-        self, tenant_id: str, events: list[Event]
-    ) -> dict[tuple[str, int], ObjectId | None]:
+    async def _marks(self, tenant_id: str, events: list[Event]) -> dict[Key, ObjectId | None]:
         """The keys of these events that are stored, with the batch token each is marked with
         (None: counted, its marks gone)."""
         cursor = self._events.find(
@@ -291,9 +293,7 @@ def _keys(tenant_id: str, events: list[Event]) -> Document:
     }
 
 
-def _in_flight(
-    marks: dict[tuple[str, int], ObjectId | None], sessions: dict[str, Document]
-) -> set[tuple[str, int]]:
+def _in_flight(marks: dict[Key, ObjectId | None], sessions: dict[str, Document]) -> set[Key]:
     """The keys of events marked by an append whose count into their session (as read) is not
     decided yet: it is under way, or died less than STALE_AFTER ago."""
     return {

@@ -416,10 +416,12 @@ async def test_an_event_a_retry_meets_in_flight_is_answered_as_its_count_decides
 ) -> None:
     """MongoDB: an append A stored event 1 (600M bytes) and is still on its way to counting it
     (here: it stopped there, and its count comes 0.3 s later, as A's would). Another batch
-    stores event 2. A copy B of A's batch meets event 1 stored and uncounted: B waits for A's
-    count and answers event 1 as it decided. With event 2 at 100M both fit: a duplicate. With
-    500M, A's count refuses event 1 for the cap: B answers it refused (API.md: a duplicate is
-    an event already stored, and this one is not kept)."""
+    stores event 2. A copy B of A's batch finds event 1 stored and uncounted (met at its insert;
+    with event 2 at 500M, B judges the cap itself and refuses it, but a stored event is a
+    duplicate, not an error, if its count keeps it): B waits for A's count and answers event 1
+    as it decided. With event 2 at 100M both fit: a duplicate. With 500M, A's count refuses
+    event 1 for the cap: B answers it refused (API.md: a duplicate is an event already stored,
+    and this one is not kept)."""
     session = await stored_session(storage, tenant)
     first = metered(session, 1, {"bytes": FIRST})
     with pytest.raises(ConnectionError):
