@@ -14,6 +14,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -241,3 +242,18 @@ async def storage(storage_url: str) -> AsyncIterator[Any]:
 def api(storage_url: str) -> Iterator[Api]:
     """The real app on a clean database of each backend."""
     yield from serve_app(storage_url)
+
+
+@pytest.fixture(
+    autouse=True, scope="function" if os.environ.get("MUTANT_UNDER_TEST") else "session"
+)
+def statements_built_in_each_test_under_mutmut() -> None:
+    """Under mutmut (`make mutants`), each test starts with the adapters' cached statements
+    built again: a mutant's process forks from one that ran the tests already, whose cached
+    statements would hide the mutant; and in its stats phase only the first test to build a
+    statement would be tied to its builder (tests/mutation_scope.py)."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        for module in [m for name, m in sys.modules.items() if name.startswith("adapters.")]:
+            for value in vars(module).values():
+                if getattr(value, "__module__", None) == module.__name__:
+                    getattr(value, "cache_clear", lambda: None)()

@@ -1,11 +1,12 @@
 """`make mutants` mutates the steps the Makefile names (tests/mutation_scope.py)."""
 
 import asyncio
+import fnmatch
 
 import pytest
 
 from adapters.driver_errors import translating
-from tests.mutation_scope import atomic_patterns, mutated_files, unmatched
+from tests.mutation_scope import atomic_patterns, mutated_files, run_at_import, unmatched
 
 
 def test_every_step_the_makefile_names_is_one_mutmut_mutates() -> None:
@@ -22,6 +23,17 @@ def test_a_step_renamed_or_in_a_file_left_out_is_caught() -> None:
     ]
     globs = ["adapters/*/events.py"]  # refused_starts.py left out
     assert unmatched(patterns, globs) == patterns[1:]
+
+
+def test_no_step_the_makefile_names_runs_at_import() -> None:
+    """Its mutants would all survive: mutmut forks each mutant's process from one that has
+    imported the code already (tests/mutation_scope.py)."""
+    ran = run_at_import(mutated_files())
+    assert "adapters.sqlalchemy.asyncpg_statements.x_unnest" in ran, ran  # the probe sees calls
+    named = [
+        f for f in ran if any(fnmatch.fnmatchcase(f"{f}__mutmut_1", p) for p in atomic_patterns())
+    ]
+    assert named == []
 
 
 class _DriverError(Exception):

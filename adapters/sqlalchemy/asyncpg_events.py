@@ -1,6 +1,7 @@
 """A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
 
 from dataclasses import fields
+from functools import cache
 
 import msgspec
 
@@ -16,20 +17,26 @@ from domain.usage import Usage
 # a string, as quantities.to_json writes it): each field is the column of its name.
 EVENT_COLUMNS = tuple(field.name for field in fields(Event))
 
-# The events as one JSON document, then how many there are. Their usage is counted, as
-# asyncpg_sessions.save does it, only if all of them were stored; when they were not, the keys of
-# those that were.
-_DOCUMENT = asyncpg_sessions.after_save_values(EVENT_CHANGES)
-_HOW_MANY = f"${_DOCUMENT + 1}"
-_ALL_STORED = f"(SELECT count(*) FROM stored) = {_HOW_MANY}"
-INSERT_COUNTED = (
-    f"WITH stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
-    f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, _DOCUMENT)}"
-    " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no),"
-    f" {asyncpg_sessions.save_if(EVENT_CHANGES, _ALL_STORED)}"
-    " SELECT array_agg(session_id), array_agg(sequence_no) FROM stored"
-    f" HAVING count(*) <> {_HOW_MANY}"
-)
+
+@cache
+def insert_counted() -> str:
+    """The events as one JSON document, then how many there are. Their usage is counted, as
+    asyncpg_sessions.save does it, only if all of them were stored; when they were not, the keys
+    of those that were. (Built on first use, not at import: so that a mutation run, whose
+    processes fork from one that imported the code, sees its builders' mutants.)"""
+    document = asyncpg_sessions.after_save_values(EVENT_CHANGES)
+    how_many = f"${document + 1}"
+    all_stored = f"(SELECT count(*) FROM stored) = {how_many}"
+    return (
+        f"WITH stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
+        f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, document)}"
+        " ON CONFLICT DO NOTHING RETURNING session_id, sequence_no),"
+        f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_stored)}"
+        " SELECT array_agg(session_id), array_agg(sequence_no) FROM stored"
+        f" HAVING count(*) <> {how_many}"
+    )
+
+
 STORED_EVENTS = (
     "SELECT session_id, sequence_no FROM events WHERE tenant_id = $1"
     f" AND (session_id, sequence_no) IN (SELECT * FROM {unnest(events, EVENT_COLUMNS[:2], 2)})"
@@ -51,7 +58,7 @@ class AsyncpgBatchWriter(BatchWriter):
         counted = asyncpg_sessions.save_values(changed, EVENT_CHANGES, usage)
         document = msgspec.json.encode(batch).decode()
         stored = await self._driver.fetchrow(
-            INSERT_COUNTED, self._tenant_id, *counted, document, len(batch)
+            insert_counted(), self._tenant_id, *counted, document, len(batch)
         )
         return None if stored is None else list(zip(stored[0] or (), stored[1] or (), strict=True))
 

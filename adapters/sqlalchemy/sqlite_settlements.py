@@ -6,6 +6,7 @@ adapters.sqlalchemy.settlement_claims in one hop."""
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, to_row
 from adapters.sqlalchemy.settlement_batches import (
@@ -30,13 +31,19 @@ ALERT_COLUMNS = tuple(c.key for c in alerts.c)
 INSTANT_COLUMNS = ("expires_at", "created_at")
 
 
-def _insert(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+RECORD_COLUMNS = {"ledger_entries": ENTRY_COLUMNS, "alerts": ALERT_COLUMNS}
 
 
-INSERT_ENTRY = _insert("ledger_entries", ENTRY_COLUMNS)
-INSERT_ALERT = _insert("alerts", ALERT_COLUMNS)
-RECORDS = {"ledger_entries": (INSERT_ENTRY, ENTRY_COLUMNS), "alerts": (INSERT_ALERT, ALERT_COLUMNS)}
+@cache
+def insert_into(table: str) -> tuple[str, Sequence[str]]:
+    """The INSERT of a row of ledger_entries or alerts, and its columns. (Built on first use, not
+    at import: so that a mutation run, whose processes fork from one that imported the code,
+    sees its mutants.)"""
+    columns = RECORD_COLUMNS[table]
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", columns
+
+
 # One session's settlement: the session with its subject's balance (migration 0030 keeps it) and
 # whether an erasure holds the subject's ledger (tables.ledger_holds); the claim, guarded on the
 # pending revision and the subject the decision read.
@@ -97,8 +104,9 @@ class SqliteSettlementWriter(SettlementWriter):
                 for session_id, charge in charges.items()
             ],
         )
-        self._connection.executemany(INSERT_ENTRY, [_values(e, ENTRY_COLUMNS) for e in entries])
-        self._connection.executemany(INSERT_ALERT, [_values(a, ALERT_COLUMNS) for a in raised])
+        for table, rows in (("ledger_entries", entries), ("alerts", raised)):
+            statement, columns = insert_into(table)
+            self._connection.executemany(statement, [_values(row, columns) for row in rows])
 
 
 def _values(row: Row, columns: Sequence[str]) -> list[object]:
@@ -137,6 +145,6 @@ class SqliteSettlement(SettlementStatements):
         if claimed.rowcount != 1:
             return False
         for table, row in claim.records:
-            statement, columns = RECORDS[table]
+            statement, columns = insert_into(table)
             self._connection.execute(statement, _values(row, columns))
         return True
