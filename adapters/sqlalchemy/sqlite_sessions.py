@@ -76,9 +76,8 @@ def session_of(row: SimpleNamespace) -> Session:
 
 
 def read_one(connection: sqlite3.Connection, tenant_id: str, session_id: str) -> Session | None:
-    """The session of this id, or None; its row, usage and gaps from one snapshot."""
-    if connection.in_transaction:
-        return read(connection, tenant_id, [session_id]).get(session_id)
+    """The session of this id, or None; its row, usage and gaps from one snapshot (a
+    transaction of its own: a read outside the lifecycle's steps)."""
     connection.execute("BEGIN")  # deferred: a snapshot, no write lock
     try:
         return read(connection, tenant_id, [session_id]).get(session_id)
