@@ -78,6 +78,7 @@ ATOMIC := \
 	'adapters.sqlalchemy.session_steps.x*' \
 	$(foreach m,append _store _insert _counted _stored_before _marks,\
 		'adapters.*.events.x?*EventLog?$(m)__mutmut_*') \
+	'adapters.mongodb.events.x__in_flight__mutmut_*' \
 	'adapters.sqlalchemy.event_batches.x*' \
 	'adapters.sqlalchemy.asyncpg_events.x*' \
 	'adapters.sqlalchemy.sqlite_events.x*' \

@@ -24,6 +24,7 @@ from application.data_rights.ports import Erased
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
+from domain.charging import Priced
 from domain.erasure import is_pseudonym
 from domain.session import Charge, ChargeState, Session
 from domain.tenants import Tenant
@@ -353,6 +354,32 @@ async def test_the_reapers_batch_priced_before_an_erasure_and_settled_during_it_
     assert (await storage.ledger.balance(tenant.id, pseudonym)).balance == 88
     assert len(await storage.ledger.entries(tenant.id, pseudonym, limit=10)) == 3
     assert await storage.ledger.alerts(tenant.id, limit=10) == []
+
+
+async def test_a_batch_leaves_out_the_sessions_of_a_subject_whose_ledger_an_erasure_holds(
+    storage: Any, tenant: Tenant
+) -> None:
+    """CreditLedger.settle_many waits for no ledger: the sessions of a subject whose ledger an
+    erasure holds (Erasure.with_ledgers_held) are left out, neither claimed nor charged, and
+    the others settled; once the hold is given back, the batch settles them. (DeductCredits
+    also leaves out the subjects of an unfinished erasure, so no use-case test saw SQLite's
+    batch read its holds as never held: found by mutation testing.)"""
+    await ana_has_100_credits_for_counseling(storage, tenant)
+    await storage.ledger.grant(a_grant(tenant, 100, "g-2", "bob"))
+    anas, bobs = await closed(storage, tenant, "ana"), await closed(storage, tenant, "bob")
+
+    async def batch() -> dict[str, Charge]:
+        priced = [Priced(anas, 6), Priced(bobs, 6)]
+        charges: dict[str, Charge] = await storage.ledger.settle_many(tenant.id, priced, at(10))
+        return charges
+
+    during = await storage.erasure.with_ledgers_held(tenant.id, ["ana"], batch)
+    assert list(during) == [bobs.id], during
+    assert (await storage.sessions.get(tenant.id, anas.id)).charge_state is ChargeState.PENDING
+    assert (await storage.ledger.balance(tenant.id, "ana")).balance == 100
+
+    after = await storage.ledger.settle_many(tenant.id, [Priced(anas, 6)], at(10))
+    assert after == {anas.id: Charge(6, 94, None)}, after
 
 
 @on_postgresql
