@@ -27,11 +27,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import InsertOne, UpdateOne
+from bson import ObjectId
+from pymongo import InsertOne, UpdateMany, UpdateOne
 
 from adapters.mongodb import event_counting
 from adapters.mongodb import events as mongo_events
 from adapters.mongodb.documents import Document
+from adapters.mongodb.event_documents import to_document
 from domain.events import BatchOutcome
 from domain.session import Session
 from domain.tenants import Tenant
@@ -303,3 +305,56 @@ async def test_overlapping_batches_over_two_sessions_near_the_cap_keep_all_they_
     kept = await assert_books_balance(storage, tenant, [a, b], answers)
     assert len(kept) == 12, (kept, outcomes)
     assert not [r for o in outcomes for r in o.rejections if r.error == IN_FLIGHT], outcomes
+
+
+# --- Found by mutation testing: each event's fate, whatever comes before it ---------------
+
+
+@on_mongodb
+async def test_an_event_the_batch_refuses_that_a_young_append_counted_before_dying_is_a_duplicate(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session ended at 5. B, within the late-data window, stored d1 (dated 4) and counted
+    it, and died before removing its mark (younger than STALE_AFTER). X sends d1 after the
+    window: X's batch refuses it as late, but it is stored and counted, so it is a duplicate
+    (API.md: already stored), not waited for (its count is decided) and not refused."""
+    session = await stored_session(storage, tenant)
+    await exit_of(tenant, session, ENDED_AT)(storage)
+    d1 = tap(session, 1, 10, minute=4)
+    next_append_dies(monkeypatch, lambda write: not isinstance(write, UpdateMany))
+    with pytest.raises(ConnectionError):
+        await storage.events.append(tenant.id, batch(d1), at(6), WEEK)
+    x = batch(d1)
+
+    answer = await storage.events.append(tenant.id, x, at(AFTER_THE_WINDOW), WEEK)
+
+    assert answers_of(answer) == (0, 1, []), answer
+    kept = await assert_books_balance(storage, tenant, [session], [(x, answer)])
+    assert kept == {key(d1)}, kept
+
+
+@on_mongodb
+async def test_an_event_refused_when_counted_is_answered_so_after_one_in_flight(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B stored d1 and died before counting it (younger than STALE_AFTER). Another append
+    stored d2, and its count refused d2 (recorded on the session) before it died, d2 not
+    deleted yet. X sends d1 then d2: d1 is in flight, and d2 is answered refused with the
+    recorded reason, not a duplicate: each event met is judged, whatever is in flight before
+    it."""
+    monkeypatch.setattr(mongo_events, "IN_FLIGHT_WAIT_SECONDS", 0.2)
+    session = await stored_session(storage, tenant)
+    d1, d2 = tap(session, 1, 10), tap(session, 2, 10)
+    await dies(storage, tenant, monkeypatch, batch(d1), NOW, OPEN)
+    token, db = ObjectId(), storage.events._db
+    await db["events"].insert_one({**to_document(tenant.id, d2), "batch": token})
+    refused = {"$set": {f"refusals.{token}": [[2, "late"]]}}
+    await db["sessions"].update_one({"id": session.id}, refused)
+    x = batch(d1, d2)
+
+    answer = await append(storage, tenant, x)
+
+    assert answers_of(answer) == (0, 0, [(0, IN_FLIGHT), (1, "late")]), answer
+    await finish_the_dead(storage, tenant, monkeypatch)
+    kept = await assert_books_balance(storage, tenant, [session], [(x, answer)])
+    assert kept == {key(d1)}, kept
