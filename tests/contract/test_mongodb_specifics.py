@@ -3,6 +3,7 @@ storing its events and counting them loses nothing and counts nothing twice, and
 decided on the clock and window of whoever finishes it; the reaper's query only narrows what the
 domain decides; indexes are created idempotently; handled webhook ids expire by a TTL index."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ import adapters.mongodb.credits
 import adapters.mongodb.sessions
 from adapters.mongodb import event_counting
 from adapters.mongodb.indexes import INDEXES
+from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.storage import MongoStorage
 from application.credits.ports import LedgerHeld
 from application.sessions.record_exit import RecordExitCommand
@@ -281,6 +283,34 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
 
     assert charge is not None and (charge.credits, charge.balance_after) == (6, -6)
     assert await turns.count_documents({}) == 0  # given back
+
+
+@on_mongodb
+async def test_a_turn_the_service_took_and_never_gave_back_is_taken_once_its_lease_ends(
+    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, the dead holder's turn taken by the service itself (LedgerTurns, its lease
+    # short here): the turn it wrote must carry when its lease ends (mutation testing found
+    # that nothing held the service to writing it).
+    monkeypatch.setattr(adapters.mongodb.credits, "SETTLEMENT_WAIT_SECONDS", 0.05)
+    session = await stored_session(mongodb, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the process died")
+
+    lease = timedelta(seconds=1)
+    with monkeypatch.context() as dying, pytest.raises(ConnectionError):
+        dying.setattr(AsyncCollection, "delete_many", dies)  # its turn is never given back
+        async with LedgerTurns(mongodb.db).held(tenant.id, {"user-1"}, lease=lease) as held:
+            assert held == {"user-1"}
+    with pytest.raises(LedgerHeld):
+        await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(10))
+    await asyncio.sleep(lease.total_seconds())
+    charge = await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11))
+
+    assert charge is not None and (charge.credits, charge.balance_after) == (6, -6)
 
 
 @pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
