@@ -313,6 +313,21 @@ async def test_a_turn_the_service_took_and_never_gave_back_is_taken_once_its_lea
     assert charge is not None and (charge.credits, charge.balance_after) == (6, -6)
 
 
+@on_mongodb
+async def test_a_batch_takes_every_free_turn_past_one_another_holds_and_holds_them(
+    mongodb: MongoStorage, tenant: Tenant
+) -> None:
+    # A batch (waiting for none) takes the turns free now, whatever their order: "ann" is held
+    # by another, so it holds "bob" only, and holds it: no one else takes it meanwhile.
+    turns = LedgerTurns(mongodb.db)
+    async with turns.held(tenant.id, {"ann"}, wait_seconds=1) as another:
+        assert another == {"ann"}
+        async with turns.held(tenant.id, {"ann", "bob"}) as batch:
+            assert batch == {"bob"}
+            async with turns.held(tenant.id, {"bob"}) as meanwhile:
+                assert meanwhile == set()
+
+
 @pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 async def test_a_session_an_exit_changes_while_the_erasure_reads_it_is_erased_all_the_same(
     storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
