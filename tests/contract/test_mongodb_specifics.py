@@ -23,7 +23,7 @@ from application.sessions.record_exit import RecordExitCommand
 from domain.erasure import Forgetting, Pseudonyms, is_pseudonym
 from domain.events import Event
 from domain.livekit import WEBHOOK_MEMORY
-from domain.session import Exit
+from domain.session import Exit, Session
 from domain.staleness import Staleness
 from domain.tenants import Tenant
 from domain.usage import Usage
@@ -244,15 +244,21 @@ def test_a_database_of_its_own_keeps_the_servers_options() -> None:
     )
 
 
+async def pending_its_charge(mongodb: MongoStorage, tenant: Tenant) -> Session:
+    """user-1's counseling session, closed at minute 3 and pending its charge."""
+    session = await stored_session(mongodb, tenant, kind="counseling")
+    rated = frozenset({"counseling"})
+    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    return session
+
+
 @on_mongodb
 async def test_a_settlement_that_died_after_its_claim_is_finished_by_the_next_one(
     mongodb: MongoStorage, tenant: Tenant
 ) -> None:
     # The claim marks the session charged and notes the entry it owes the ledger; the process
     # dies before writing it. The next settlement of the session writes it, once.
-    session = await stored_session(mongodb, tenant, kind="counseling")
-    rated = frozenset({"counseling"})
-    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    session = await pending_its_charge(mongodb, tenant)
     await claimed_by_a_settlement_that_died(mongodb, tenant.id, session.id)
 
     assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11)) is None
@@ -269,9 +275,7 @@ async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_
     # one that died left it. Until its lease ends, a settlement of the subject waits for it,
     # then claims nothing (LedgerHeld: the reaper's); after, it takes the turn.
     monkeypatch.setattr(adapters.mongodb.credits, "SETTLEMENT_WAIT_SECONDS", 0.2)
-    session = await stored_session(mongodb, tenant, kind="counseling")
-    rated = frozenset({"counseling"})
-    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    session = await pending_its_charge(mongodb, tenant)
     turns = mongodb.db["ledger_turns"]
     died = {"tenant_id": tenant.id, "subject_id": "user-1", "holder": "a process that died"}
     await turns.insert_one({**died, "held_until": datetime.now(UTC) + timedelta(minutes=1)})
@@ -293,9 +297,7 @@ async def test_a_turn_the_service_took_and_never_gave_back_is_taken_once_its_lea
     # short here): the turn it wrote must carry when its lease ends (mutation testing found
     # that nothing held the service to writing it).
     monkeypatch.setattr(adapters.mongodb.credits, "SETTLEMENT_WAIT_SECONDS", 0.05)
-    session = await stored_session(mongodb, tenant, kind="counseling")
-    rated = frozenset({"counseling"})
-    await mongodb.sessions.close(tenant.id, session.id, Exit(at(3)), rated, NOW, SHUT)
+    session = await pending_its_charge(mongodb, tenant)
 
     async def dies(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the process died")
