@@ -244,9 +244,7 @@ def api(storage_url: str) -> Iterator[Api]:
     yield from serve_app(storage_url)
 
 
-@pytest.fixture(
-    autouse=True, scope="function" if os.environ.get("MUTANT_UNDER_TEST") else "session"
-)
+@pytest.fixture(autouse=True)
 def statements_built_in_each_test_under_mutmut() -> None:
     """Under mutmut (`make mutants`), each test starts with the adapters' cached statements
     built again: a mutant's process forks from one that ran the tests already, whose cached

@@ -98,8 +98,8 @@ class MongoEventLog(EventLog):
         ]
         # Events their session no longer took when they were counted were refused then, and so
         # were their numbers repeated in the batch.
-        reasons = {(e.session_id, e.sequence_no): why for e, why in refused} | refused_before
-        reasons |= dict.fromkeys(in_flight, IN_FLIGHT)
+        reasons = {(e.session_id, e.sequence_no): why for e, why in refused}
+        reasons |= refused_before | dict.fromkeys(in_flight, IN_FLIGHT)
         answered = {r.index for r in sorted_batch.rejections}
         answered |= {i for i, _, _ in sorted_batch.refused}
         sorted_batch.refused += [

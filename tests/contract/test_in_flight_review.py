@@ -23,7 +23,7 @@ on the dead append's own clock: the append was slow, not dead) or never (it died
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,13 +32,11 @@ from pymongo import InsertOne, UpdateMany, UpdateOne
 
 from adapters.mongodb import event_counting
 from adapters.mongodb import events as mongo_events
-from adapters.mongodb.documents import Document
 from adapters.mongodb.event_documents import to_document
 from domain.events import BatchOutcome
-from domain.session import Session
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, at, stored_session
-from tests.contract.dying_appends import next_append_dies
+from tests.contract.dying_appends import counts_later, marked, next_append_dies
 from tests.contract.races import Race
 from tests.contract.test_met_duplicates_review import (
     AFTER_THE_WINDOW,
@@ -60,26 +58,6 @@ on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 IN_FLIGHT = mongo_events.IN_FLIGHT
 WOULD_REACH = "would reach"  # in the reason of a refusal for the meter's cap
 MARGIN_SECONDS = 2.0  # a busy machine's slack on top of a wait
-
-
-async def marked(storage: Any, session: Session) -> list[Document]:
-    """The session's events still marked by an append that has not counted them."""
-    query = {"session_id": session.id, "batch": {"$exists": True}}
-    found: list[Document] = await storage.events._db["events"].find(query).to_list(None)
-    return found
-
-
-async def counts_later(
-    storage: Any,
-    tenant: Tenant,
-    documents: list[Document],
-    seconds: float,
-    now: datetime = NOW,
-    window: timedelta = OPEN,
-) -> None:
-    """The append that stored `documents` counts them `seconds` from now, on its own clock."""
-    await asyncio.sleep(seconds)
-    await event_counting.finish_batches(storage.events._db, tenant.id, documents, now, window)
 
 
 async def finish_the_dead(storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:

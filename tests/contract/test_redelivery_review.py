@@ -17,7 +17,7 @@ from domain.events import EventRejection
 from domain.session import RECONCILED, ROOM_FINISHED, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, at, stored_session, wired
-from tests.contract.dying_appends import next_append_dies
+from tests.contract.dying_appends import counts_later, marked, next_append_dies
 from tests.contract.races import Race
 from tests.contract.test_lifecycle_fast_path_review import DiesAtFinishedAt
 from tests.contract.test_livekit_stays import gone, livekit_server_of, reconcile, settled_stay
@@ -426,17 +426,13 @@ async def test_an_event_a_retry_meets_in_flight_is_answered_as_its_count_decides
     first = metered(session, 1, {"bytes": FIRST})
     with pytest.raises(ConnectionError):
         await storage.events.append(tenant.id, [(0, first)], NOW, OPEN)
-    db = storage.events._db
-    (marked,) = await db["events"].find({"session_id": session.id}).to_list(None)
+    (of_a,) = await marked(storage, session)
     second = metered(session, 2, {"bytes": second_bytes})
     assert (await storage.events.append(tenant.id, [(0, second)], NOW, OPEN)).inserted == 1
 
-    async def a_counts_later() -> None:
-        await asyncio.sleep(0.3)
-        await event_counting.finish_batches(db, tenant.id, [marked], NOW, OPEN)
-
     b, _ = await asyncio.gather(
-        storage.events.append(tenant.id, [(0, first)], NOW, OPEN), a_counts_later()
+        storage.events.append(tenant.id, [(0, first)], NOW, OPEN),
+        counts_later(storage, tenant, [of_a], 0.3),
     )
 
     stored = await storage.sessions.get(tenant.id, session.id)
