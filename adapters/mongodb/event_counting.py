@@ -319,16 +319,13 @@ async def finish_stale_batches(
     now: datetime,
     window: timedelta,
     session_ids: Iterable[str] | None = None,
-) -> list[tuple[Event, str]]:
+) -> None:
     """Count what appends that died left uncounted (of these sessions, or of the tenant), deciding
-    on the caller's `now` and late-data `window` as the append would have; the events refused
-    then (deleted), with the reason, as `finish_batches` says."""
+    on the caller's `now` and late-data `window` as the append would have."""
     query: Document = {"tenant_id": tenant_id, "batch": {"$lt": _stale_before()}}
     if session_ids is not None:
         query["session_id"] = {"$in": list(session_ids)}
-    return await finish_batches(
-        db, tenant_id, await db["events"].find(query).to_list(None), now, window
-    )
+    await finish_batches(db, tenant_id, await db["events"].find(query).to_list(None), now, window)
 
 
 async def finish_batches(
@@ -337,17 +334,15 @@ async def finish_batches(
     marked: Iterable[Document],
     now: datetime,
     window: timedelta,
-) -> list[tuple[Event, str]]:
+) -> None:
     """Count the `marked` events (documents, as stored) that appends which died left, as
-    `finish_stale_batches` does. The events of theirs refused (deleted), with the reason: by
-    this call, or by another finisher that decided first (its refusals are recorded)."""
+    `finish_stale_batches` does. (What they refuse is recorded on the sessions, for the
+    appends that meet those events again: nobody is waiting for this call's answer.)"""
     by_token: dict[ObjectId, list[Event]] = defaultdict(list)
     for document in marked:
         by_token[document["batch"]].append(event_from_document(document))
-    refused = []
     for token, events in by_token.items():
-        refused += (await count_batch(db, tenant_id, token, events, now, window))[0]
-    return refused
+        await count_batch(db, tenant_id, token, events, now, window)
 
 
 def _stale_before() -> ObjectId:

@@ -336,3 +336,29 @@ async def test_an_event_refused_when_counted_is_answered_so_after_one_in_flight(
     await finish_the_dead(storage, tenant, monkeypatch)
     kept = await assert_books_balance(storage, tenant, [session], [(x, answer)])
     assert kept == {key(d1)}, kept
+
+
+@on_mongodb
+async def test_a_copy_of_an_event_refused_when_counted_is_not_taken_for_stored_near_the_cap(
+    storage: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """d3 (850M) is counted. Another append stored d2 (100M), and its count refused d2
+    (recorded on the session with its token) before it died, d2 not deleted yet and still
+    marked. X sends d2 and d4 (100M): d4 would reach the meter's cap, so d2 is looked up
+    among the events stored and counted (a copy of one of those adds nothing to the total).
+    It is not one of them: it is answered refused with the recorded reason, not a duplicate
+    of an event about to be deleted."""
+    session = await stored_session(storage, tenant)
+    d2, d3, d4 = tap(session, 2, 100), tap(session, 3, 850), tap(session, 4, 100)
+    await append(storage, tenant, batch(d3))
+    token, db = ObjectId(), storage.events._db
+    await db["events"].insert_one({**to_document(tenant.id, d2), "batch": token})
+    counted_refusing = {"$set": {f"refusals.{token}": [[2, "late"]]}, "$push": {"counting": token}}
+    await db["sessions"].update_one({"id": session.id}, counted_refusing)
+    x = batch(d2, d4)
+
+    answer = await append(storage, tenant, x)
+
+    assert answers_of(answer)[2][:1] == [(0, "late")], answer
+    await finish_the_dead(storage, tenant, monkeypatch)
+    await assert_books_balance(storage, tenant, [session], [(x, answer)])

@@ -252,3 +252,42 @@ async def test_a_refusal_a_finisher_recorded_and_died_before_deleting_is_deleted
     assert [(r.index, r.error) for r in retry.rejections] == [(0, "late")], retry
     kept = await assert_books_balance(storage, tenant, [session], [(batch(d1), retry)])
     assert kept == set(), kept
+
+
+@on_mongodb
+async def test_an_append_whose_batch_a_finisher_refused_meanwhile_answers_the_refusal(
+    storage: Any, tenant: Tenant, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append that stalls long enough (STALE_AFTER) has its batch finished by someone else.
+    The session ended at minute 5; X sends d1 (dated 4) within the late-data window and takes
+    the long way, a step per command. After X reads the session to count d1, the reaper (a
+    minute after the window closed) finishes X's batch whole: d1 is late, refused, deleted,
+    and its marks are gone. X finds its batch counted by another and answers d1 as that count
+    decided, refused as late: not stored, since it is not."""
+    monkeypatch.setattr(event_counting, "STALE_AFTER", timedelta(seconds=-1))
+    storage.events._one_command = False
+    session = await stored_session(storage, tenant)
+    await exit_of(tenant, session, ENDED_AT)(storage)
+    # X's first count_documents looks for its marks, after it read the session to count them.
+    script.around(
+        AsyncCollection,
+        "count_documents",
+        "X",
+        before=lambda: script.hand_over("x read", "reaper done"),
+    )
+    x = batch(tap(session, 1, 10, minute=4))
+
+    async def the_reaper() -> None:
+        await script.until("x read")
+        try:
+            await reap(storage, AFTER_THE_WINDOW)
+        finally:
+            script.go("reaper done")
+
+    answers = await script.run(
+        X=lambda: storage.events.append(tenant.id, x, at(6), WEEK), R=the_reaper
+    )
+
+    assert [(r.index, r.error) for r in answers["X"].rejections] == [(0, "late")], answers
+    kept = await assert_books_balance(storage, tenant, [session], [(x, answers["X"])])
+    assert kept == set(), kept
