@@ -19,18 +19,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 DriverErrors = tuple[type[Exception], ...]
 MUTMUT_COPY = "__mutmut_"
+TRANSLATED = "_translates_driver_errors"  # set on the methods this module wraps
 
 
 def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], AdapterClass]:
     """A class decorator: where one of `driver_errors` escapes a public async method (or async
-    generator) of the class, StorageError is raised from it instead."""
+    generator) of the class, its own or inherited from a base that is not decorated, StorageError
+    is raised from it instead."""
 
     def translate(cls: AdapterClass) -> AdapterClass:
-        for name, member in list(vars(cls).items()):
+        for name in dir(cls):
             # Private, or mutmut's copy of a method (`make mutants`: `xǁClassǁ_name__mutmut_1`),
             # which a method of the class calls: translated there, a driver error would reach
             # the public method already as StorageError.
             if name.startswith("_") or MUTMUT_COPY in name:
+                continue
+            member = inspect.getattr_static(cls, name)
+            if getattr(member, TRANSLATED, False):  # a decorated base's
                 continue
             if inspect.iscoroutinefunction(member):
                 setattr(cls, name, _coroutine(member, driver_errors))
@@ -57,6 +62,7 @@ def _coroutine(
         except driver_errors as error:
             raise storage_error(error) from error
 
+    setattr(translated, TRANSLATED, True)
     return translated
 
 
@@ -74,4 +80,5 @@ def _generator(
         except driver_errors as error:
             raise storage_error(error) from error
 
+    setattr(translated, TRANSLATED, True)
     return translated

@@ -13,6 +13,7 @@ from adapters.mongodb.storage import MongoStorage
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from application.storage import Storage, StorageError
+from tests.contract.telemetry_builders import a_metric, a_sale, an_error
 from tests.servers import free_port
 
 pytestmark = pytest.mark.anyio
@@ -34,6 +35,22 @@ async def _ping(storage: Storage) -> None:
 
 async def _migrate(storage: Storage) -> None:
     await storage.migrate()
+
+
+def _added(log: str, record: object) -> PortCall:
+    """Adding to one of the telemetry logs (SQL's three inherit `add` from a shared base)."""
+
+    async def add(storage: Storage) -> object:
+        return await getattr(storage, log).add("a-tenant", [record])
+
+    return add
+
+
+TELEMETRY_ADDS = [
+    _added("errors", an_error("e")),
+    _added("metrics", a_metric("m", 1.0)),
+    _added("sales", a_sale("s", "a-session")),
+]
 
 
 def _family(storage_url: str) -> str:
@@ -101,7 +118,8 @@ async def test_a_storage_that_cannot_be_reached_or_opened_raises_storage_error(
     storage_url: str, tmp_path: Path
 ) -> None:
     await _assert_each_raises_storage_error(
-        _unusable(storage_url, tmp_path), [_all_tenants, _ping, _exported, _migrate]
+        _unusable(storage_url, tmp_path),
+        [_all_tenants, _ping, _exported, _migrate, *TELEMETRY_ADDS],
     )
 
 
@@ -109,4 +127,4 @@ async def test_a_storage_whose_schema_is_not_migrated_raises_storage_error(
     storage_url: str, tmp_path: Path
 ) -> None:
     async with _unmigrated(storage_url, tmp_path) as url:
-        await _assert_each_raises_storage_error(url, [_all_tenants, _exported])
+        await _assert_each_raises_storage_error(url, [_all_tenants, _exported, *TELEMETRY_ADDS])
