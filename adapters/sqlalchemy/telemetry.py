@@ -138,8 +138,11 @@ class _SqlRecordLog(Generic[Record]):
         firsts = {r.id: r for r in reversed(records)}  # the first of each id in the batch
         table = self._table
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
+        # In id order, as every writer of these rows: two batches sharing ids in other orders
+        # would otherwise each wait for a row the other inserted (PostgreSQL: a deadlock).
+        rows = [self._to_row(tenant_id, firsts[i]) for i in sorted(firsts)]
         async with self._engine.begin() as conn:
-            result = await conn.execute(stmt, [self._to_row(tenant_id, r) for r in firsts.values()])
+            result = await conn.execute(stmt, rows)
             stored = set(result.scalars())
             others = [i for i in firsts if i not in stored]
             before = {r.id: r for r in await self._get(conn, tenant_id, others)}
