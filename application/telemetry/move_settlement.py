@@ -3,7 +3,7 @@
 from dataclasses import dataclass, replace
 
 from application.telemetry.ports import SaleBook
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.sales import Sale, Settlement
 
 # A move loses its race only to another move of the same sale; after a few, the state it finds
@@ -24,7 +24,8 @@ class MoveSettlement:
     back to pending. Any other move is a `conflict` that says the current state; asking again
     for the state the sale is in, with nothing new, is a replay that changes nothing. Two moves
     at once: one wins, the other is judged against the state the winner left. Where it is
-    decided: domain.sales.Settlement.move_to."""
+    decided: domain.sales.Settlement.move_to. A move that loses every race is a `conflict` too,
+    to be sent again: it did not happen."""
 
     def __init__(self, sales: SaleBook) -> None:
         self._sales = sales
@@ -38,7 +39,9 @@ class MoveSettlement:
             current = sale.settlement.state
             if await self._sales.move_settlement(command.tenant_id, sale.id, current, moved):
                 return replace(sale, settlement=moved)
-        return await self._sale(command)
+        raise Conflict(
+            f"sale {command.sale_id}'s settlement changed too often to move it; send the move again"
+        )
 
     async def _sale(self, command: MoveSettlementCommand) -> Sale:
         found = await self._sales.get_many(command.tenant_id, [command.sale_id])
