@@ -140,7 +140,7 @@ def _check_bytes(field_name: str, value: str, limit: int) -> None:
 # What differs between two occurrences of one fault: ids, addresses, line numbers, counts.
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _ADDRESS = re.compile(r"\b0x[0-9a-f]+\b", re.IGNORECASE)
-_HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.IGNORECASE)
+_HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{7,}\b", re.IGNORECASE)  # a short git hash: 7
 _NUMBER = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
 

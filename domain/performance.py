@@ -75,7 +75,7 @@ def _duration(field_name: str, ms: float) -> float:
         raise InvalidInput(field_name, "must be a number of milliseconds")
     if not 0 <= ms <= MAX_DURATION_MS:
         raise InvalidInput(field_name, f"must be 0-{MAX_DURATION_MS} ms")
-    return float(ms)
+    return float(ms) + 0.0  # -0.0 is a duration of 0, not one to echo and rank as -0.0
 
 
 def rank(count: int, percentile: int) -> int:

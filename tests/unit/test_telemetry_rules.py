@@ -29,6 +29,8 @@ JAVA = "at com.kiosk.Printer.feed(Printer.java:{line})\nat com.kiosk.Job.run(Job
         ("object 7f3a9c01d2e4 leaked", "object a9b8c7d6e5f40 leaked"),
         ("tray 2 empty after 15 prints", "tray 3 empty after 200 prints"),
         ('File "/opt/kiosk/1.4.2/app.py", line 7', 'File "/opt/kiosk/1.5.0/app.py", line 70'),
+        # builds named by their short git hashes (7 characters)
+        ('File "/opt/kiosk/3f2a9c1/app.py", line 7', 'File "/opt/kiosk/b7e4d08/app.py", line 7'),
     ],
 )
 def test_what_varies_between_occurrences_of_one_fault_does_not_split_it(
