@@ -18,7 +18,7 @@ from domain.error_reports import (
     ErrorReport,
     in_report_order,
 )
-from domain.money import sum_by_currency
+from domain.money import EXACT, sum_by_currency
 from domain.performance import GroupBy, Metric, PerformanceRow, percentile_rows
 from domain.sales import (
     PaymentMethod,
@@ -193,7 +193,7 @@ class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
             a = s.amounts
             total = sums.setdefault(key, [Decimal(0)] * 5)
             for i, value in enumerate((Decimal(1), a.gross, a.discount, a.tax, a.net)):
-                total[i] += value
+                total[i] = EXACT.add(total[i], value)
         return [SaleFigures(*key, int(figures[0]), *figures[1:]) for key, figures in sums.items()]
 
 

@@ -38,7 +38,7 @@ from adapters.sqlalchemy.tables import (
     sessions,
     track_intervals,
 )
-from adapters.sqlalchemy.telemetry_rows import amount_of, amount_sums
+from adapters.sqlalchemy.telemetry_rows import amount_sums, summed
 from application.ports import Window
 from application.rollups.figures_from_found import figures_from_found
 from application.rollups.ports import RollupLease, RollupLeases, RollupRepository, UsageSource
@@ -169,8 +169,8 @@ class SqlUsageSource(UsageSource):
                 found = figures[key(row)]
                 found["errors"], found["fatal_errors"] = (int(n) for n in row[width:])
             for row in await conn.execute(selling.group_by(*by, sold.currency, sold.status)):
-                currency, status, count, units, nanos = row[width:]
-                figures.sold(key(row), currency, status, count, amount_of(units, nanos))
+                currency, status, count, *sums = row[width:]
+                figures.sold(key(row), currency, status, count, *summed(sums))
         return figures.rows()
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:

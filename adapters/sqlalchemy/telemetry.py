@@ -30,7 +30,6 @@ from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import errors, performance_metrics, performance_steps, sales
 from adapters.sqlalchemy.telemetry_rows import (
     AMOUNTS,
-    amount_of,
     amount_sums,
     error_of,
     error_row,
@@ -40,6 +39,7 @@ from adapters.sqlalchemy.telemetry_rows import (
     sale_row,
     settlement_columns,
     step_rows,
+    summed,
 )
 from application.ports import Window
 from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
@@ -262,8 +262,8 @@ class SqlErrorLog(_SqlRecordLog[ErrorReport], ErrorLog):
             found = (await conn.execute(groups)).all()
             for day, fingerprint, version, n in await conn.execute(versions):
                 app_versions[(day, fingerprint)][version] = n
-            for day, fingerprint, currency, units, nanos in await conn.execute(losses):
-                estimated_loss[(day, fingerprint)][currency] = amount_of(units, nanos)
+            for day, fingerprint, currency, *sums in await conn.execute(losses):
+                (estimated_loss[(day, fingerprint)][currency],) = summed(sums)
         return in_report_order(
             ErrorGroup(
                 fingerprint=g.fingerprint,
@@ -438,7 +438,7 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
                 PaymentMethod(method),
                 SettlementState(state),
                 count,
-                *(amount_of(sums[i], sums[i + 1]) for i in range(0, len(sums), 2)),
+                *summed(sums),
             )
             for group, currency, status, method, state, count, *sums in found
         ]

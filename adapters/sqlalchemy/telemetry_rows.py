@@ -1,6 +1,7 @@
 """Errors, metrics and sales to rows and back, each exactly as it was sent: amounts as whole and
 nano-units, instants inside JSON documents as ISO text, unit prices as decimal strings."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -40,8 +41,18 @@ def amount_of(units: int | Decimal, nanos: int | Decimal) -> Decimal:
 
 
 def amount_sums(rows: Any, name: str) -> list[ColumnElement[Any]]:
-    """The sums of an amount's two columns, for `amount_of`."""
-    return [func.sum(rows[f"{name}_units"]), func.sum(rows[f"{name}_nanos"])]
+    """The sums of an amount's columns, for `summed`: its whole units split at 10^9, as a sum of
+    the column itself may pass SQLite's 64-bit integers (10^4 amounts near the limit do)."""
+    units = rows[f"{name}_units"]
+    return [func.sum(units // NANOS), func.sum(units % NANOS), func.sum(rows[f"{name}_nanos"])]
+
+
+def summed(sums: Sequence[int | Decimal]) -> list[Decimal]:
+    """The sums of amounts, from the columns of `amount_sums` of each, in order."""
+    return [
+        amount_of(int(sums[i]) * NANOS + int(sums[i + 1]), sums[i + 2])
+        for i in range(0, len(sums), 3)
+    ]
 
 
 def error_row(tenant_id: str, error: ErrorReport) -> dict[str, Any]:
