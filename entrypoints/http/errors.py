@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_402_PAYMENT_REQUIRED,
@@ -226,8 +227,12 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
     code = HTTP_CODES.get(error.status_code, "error")
     if error.status_code == HTTP_429_TOO_MANY_REQUESTS:
         _refused(request, code)
+    detail = error.detail
+    if isinstance(error, RequestEntityTooLarge):  # Litestar's words name no size and no remedy
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = f"the body is larger than the {limit} bytes it may be; send it in smaller parts"
     # Litestar's headers say how to recover (Allow on a 405), so they go out too.
-    return error_response(error.status_code, code, error.detail, headers=error.headers)
+    return error_response(error.status_code, code, detail, headers=error.headers)
 
 
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
