@@ -41,21 +41,27 @@ class RecordSales:
         await self._record.check_batch(command.tenant_id, command.sales, "sales", command.access)
         sales = [s for s in command.sales if isinstance(s, Sale)]
         refunded = {s.refund_of for s in sales if s.refund_of}
-        known = await self._sales.get_many(command.tenant_id, sorted(refunded)) if refunded else {}
-        for original in known.values():  # a device's key refunds only its own sales
+        stored = await self._sales.get_many(command.tenant_id, sorted(refunded)) if refunded else {}
+        for original in stored.values():  # a device's key refunds only its own sales
             command.access.check_scope(original.device_id)
-        known.update({s.id: s for s in sales if s.id in refunded and s.id not in known})
+        taken: dict[str, Sale] = {}  # the sales of the batch taken so far, the first of each id
 
         def refund_checked(sale: Sale) -> InvalidInput | None:
-            if sale.refund_of is None:
-                return None
-            if (original := known.get(sale.refund_of)) is None:
-                return InvalidInput("refund_of", "no such sale in this tenant")
-            try:
-                sale.check_refunds(original)
-            except InvalidInput as error:
-                return error
-            return None
+            """Judged in batch order, after the shared rules: the sale a refund names was stored
+            before, or is one the batch takes before it (not one the rules refused)."""
+            refusal = None
+            if sale.refund_of is not None:
+                original = stored.get(sale.refund_of) or taken.get(sale.refund_of)
+                if original is None:
+                    refusal = InvalidInput("refund_of", "no such sale in this tenant")
+                else:
+                    try:
+                        sale.check_refunds(original)
+                    except InvalidInput as error:
+                        refusal = error
+            if refusal is None:
+                taken.setdefault(sale.id, sale)
+            return refusal
 
         return await self._record(command.tenant_id, command.sales, refund_checked)
 

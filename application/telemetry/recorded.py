@@ -115,7 +115,8 @@ class RecordOnce(Generic[R]):
         records: Sequence[R | InvalidInput],
         check: Callable[[R], InvalidInput | None] = lambda _: None,
     ) -> Recorded[R]:
-        """`check`: a further rule of the caller's, judged after the shared ones."""
+        """`check`: a further rule of the caller's, judged after the shared ones, on each record
+        they take, in batch order."""
         now = self._clock.now()
         outcomes: dict[int, ItemOutcome[R]] = {}
         candidates: list[tuple[int, R]] = []

@@ -1,9 +1,7 @@
-"""A hostile review of kiosk telemetry through the real app: every documented limit at its edge
-is taken and one past it is refused by name (never a 500), a batch within every limit is taken,
-and one tenant can neither move, refund nor list another's sales.
-
-A test marked xfail(strict=True) is a finding: it fails on the current code for the reason it
-names."""
+"""A hostile review of kiosk telemetry through the real app (a helper's, 2026-12-05): every
+documented limit at its edge is taken and one past it is refused by name (never a 500), a batch
+past the body cap is refused whole and says so, and one tenant can neither move, refund nor list
+another's sales."""
 
 import math
 from typing import Any

@@ -1,17 +1,18 @@
-"""The telemetry use cases on the in-memory store: a settlement move that loses its race, a
+"""The telemetry use cases on the in-memory store: a settlement move that loses its races, a
 refund of a sale sent in the same batch, and what a batch of records says of each."""
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 from dependency_injector import providers
 
 from adapters.memory.storage import MemoryStorage
-from application.telemetry.move_settlement import MoveSettlementCommand
+from application.telemetry.move_settlement import ATTEMPTS, MoveSettlementCommand
 from application.telemetry.ports import SaleBook
 from application.telemetry.record_metrics import RecordMetricsCommand
 from application.telemetry.record_sales import RecordSalesCommand
-from domain.errors import InvalidInput
+from domain.errors import Conflict, InvalidInput
 from domain.sales import Sale, Settlement, SettlementMoveRefused, SettlementState
 from domain.session import Session, SessionRequest
 from domain.tenants import Tenant
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.anyio
 
 
 class OvertakenSaleBook:
-    """The store's sale book, where another request moves the sale first, once, between the use
-    case's read and its move."""
+    """The store's sale book, where another request moves the sale first (to each of
+    `overtaking` in turn, a move each) between the use case's read and its move."""
 
-    def __init__(self, sales: SaleBook, overtaking: Settlement) -> None:
+    def __init__(self, sales: SaleBook, *overtaking: Settlement) -> None:
         self._sales = sales
-        self._overtaking: Settlement | None = overtaking
+        self._overtaking = list(overtaking)
         self.attempts = 0
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
@@ -39,8 +40,8 @@ class OvertakenSaleBook:
         self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
     ) -> bool:
         self.attempts += 1
-        if (first := self._overtaking) is not None:
-            self._overtaking = None
+        if self._overtaking:
+            first = self._overtaking.pop(0)
             await self._sales.move_settlement(tenant_id, sale_id, expected, first)
         return await self._sales.move_settlement(tenant_id, sale_id, expected, settlement)
 
@@ -84,6 +85,21 @@ async def test_a_move_that_loses_its_race_is_judged_against_the_winners_state(
         assert book.attempts == 2
 
 
+async def test_a_move_that_loses_every_race_is_a_conflict_to_send_again(
+    container: Container, storage: MemoryStorage, tenant: Tenant, sale_session: Session
+) -> None:
+    """Found by a hostile review: after its last lost race, the move answered the sale as it
+    found it, as if done (HTTP: 200, still disputed, to a request for settled)."""
+    flips = [Settlement(SettlementState.DISPUTED), Settlement(SettlementState.PENDING)] * 3
+    book = OvertakenSaleBook(storage.sales, *flips)
+    container.storage.sales.override(providers.Object(book))
+    move = container.use_cases().move_settlement()
+
+    with pytest.raises(Conflict, match="send the move again"):
+        await move(MoveSettlementCommand(tenant.id, "s1", Settlement(SettlementState.SETTLED)))
+    assert book.attempts == ATTEMPTS
+
+
 async def test_a_refund_may_name_a_sale_sent_earlier_in_its_batch(
     use_cases: UseCaseContainer, tenant: Tenant, sale_session: Session, clock: FakeClock
 ) -> None:
@@ -97,6 +113,42 @@ async def test_a_refund_may_name_a_sale_sent_earlier_in_its_batch(
     assert [i.created for i in recorded.items] == [True, True, False]
     assert [r.error for r in recorded.rejections] == [
         "validation_error: refund_of: names a refunded sale; only completed ones are refunded"
+    ]
+
+
+async def test_a_refund_of_a_sale_its_batch_refused_is_refused_too(
+    use_cases: UseCaseContainer, tenant: Tenant, sale_session: Session, clock: FakeClock
+) -> None:
+    """Found by a hostile review: the sale, dated beyond the clock's 5 minutes, was refused,
+    and its refund stored, naming a sale nobody has."""
+    ahead = a_sale("s2", sale_session.id, occurred_at=clock.now() + timedelta(minutes=30))
+    refund = a_refund("r2", ahead, "5000", minutes=0)
+
+    recorded = await use_cases.record_sales()(RecordSalesCommand(tenant.id, [ahead, refund]))
+
+    assert [r.error.split(":")[:2] for r in recorded.rejections] == [
+        ["validation_error", " occurred_at"],
+        ["validation_error", " refund_of"],
+    ]
+
+
+async def test_a_refund_is_judged_against_the_first_copy_of_its_sale_in_the_batch(
+    use_cases: UseCaseContainer, tenant: Tenant, sale_session: Session, clock: FakeClock
+) -> None:
+    """Found by a hostile review: of two copies of one sale id in a batch (the second a
+    conflict), the refund was judged against the last, the one not stored: a USD refund of
+    a KRW sale was taken."""
+    won = a_sale("s2", sale_session.id, occurred_at=clock.now(), currency="KRW")
+    dollars = a_sale("s2", sale_session.id, occurred_at=clock.now(), currency="USD")
+
+    recorded = await use_cases.record_sales()(
+        RecordSalesCommand(tenant.id, [won, dollars, a_refund("r2", dollars, "15", minutes=0)])
+    )
+
+    assert [i.created for i in recorded.items] == [True, False, False]
+    assert [r.error for r in recorded.rejections] == [
+        "conflict: the id is taken by a record with other content",
+        "validation_error: currency: must be KRW, the refunded sale's",
     ]
 
 
