@@ -10,6 +10,7 @@ import pytest
 from dependency_injector import providers
 
 import adapters.mongodb.credits
+from adapters.mongodb.documents import Document
 from application.credits.ports import ChargeTally
 from application.ports import Clock
 from application.storage import Storage
@@ -197,11 +198,19 @@ class ChargesApart(Proxy):
         return await self._inner.close(*args, **kwargs)
 
 
-async def claimed_by_a_settlement_that_died(storage: Any, tenant_id: str, session_id: str) -> None:
+async def claimed_by_a_settlement_that_died(
+    storage: Any, tenant_id: str, session_id: str, written: bool = False
+) -> None:
     """MongoDB: a settlement of the session (revision 0 at 6 credits, at minute 10) claims it,
-    noting on it the entry it owes the ledger, and its process dies before writing the entry."""
+    noting on it the entry (and alert) it owes the ledger, and its process dies before writing
+    them; or, `written`, after writing them and before clearing its note."""
+    finish_due = adapters.mongodb.credits.finish_due
 
-    async def dies(*args: Any) -> None:
+    async def dies(db: Any, session: Document) -> None:
+        if written:
+            await finish_due(db, session)
+            key = {"tenant_id": tenant_id, "id": session_id}
+            await db["sessions"].update_one(key, {"$set": {"due": session["due"]}})
         raise ConnectionError("the process died")
 
     with patch.object(adapters.mongodb.credits, "finish_due", dies), pytest.raises(ConnectionError):

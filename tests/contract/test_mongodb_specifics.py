@@ -268,6 +268,24 @@ async def test_a_settlement_that_died_after_its_claim_is_finished_by_the_next_on
 
 
 @on_mongodb
+async def test_a_settlement_that_died_before_clearing_its_note_is_finished_without_copies(
+    mongodb: MongoStorage, tenant: Tenant
+) -> None:
+    # The process wrote the entry and the alert (the charge takes user-1 below 0), then died
+    # before clearing the note. The next settlement finds them written: nothing twice, and
+    # the note no longer stands in the way.
+    session = await pending_its_charge(mongodb, tenant)
+    await claimed_by_a_settlement_that_died(mongodb, tenant.id, session.id, written=True)
+
+    assert await mongodb.ledger.settle(tenant.id, session.id, 0, 6, at(11)) is None
+    entries = await mongodb.ledger.entries(tenant.id, "user-1", limit=10)
+    assert [(e.amount, e.created_at) for e in entries] == [(-6, at(10))]
+    assert [a.kind for a in await mongodb.ledger.alerts(tenant.id, 10)] == ["negative_balance"]
+    stored = await mongodb.sessions._db["sessions"].find_one({"id": session.id})
+    assert stored["due"] is None, stored
+
+
+@on_mongodb
 async def test_a_subjects_turn_held_by_a_settlement_that_died_is_taken_once_its_lease_ends(
     mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
