@@ -54,6 +54,7 @@ class RegisterResource:
         self._clock = clock
 
     async def __call__(self, command: RegisterResourceCommand) -> RegisteredResource:
+        check_text("subject_id", command.subject_id, 200)
         check_text("resource_id", command.resource_id, 200)
         if not KIND_PATTERN.match(command.kind):
             raise InvalidInput("kind", "1-64 characters of a-z 0-9 _ . -")
