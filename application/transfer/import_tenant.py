@@ -2,14 +2,18 @@
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from application.transfer.ports import Record, TenantArchive
 from application.transfer.tenant_export_format import TYPE_OF, from_line
+from domain.credits import Alert, LedgerEntry
 from domain.errors import InvalidInput
-from domain.tenants import Tenant
+from domain.livekit import LiveKitAccount
+from domain.session import Session
+from domain.tenants import ApiKey, Tenant
 
 BATCH = 500  # records held at once, whatever the size of the tenant
+NAMING_THEIR_TENANT = (ApiKey, Session, LedgerEntry, Alert, LiveKitAccount)
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,8 @@ class ImportCounts:
 class ImportTenant:
     """An operator imports a tenant's state exported from any store; importing again adds
     nothing. Records are stored exactly as exported (a session keeps its status, usage and
-    charge), in batches of at most 500 whatever the size of the tenant. InvalidInput names the
+    charge), in batches of at most 500 whatever the size of the tenant, each as a record of the
+    tenant before it in the file (whichever tenant it names itself). InvalidInput names the
     first line that is not a record of the export format, or a record before its tenant;
     Conflict if another tenant holds the tenant's name."""
 
@@ -50,6 +55,10 @@ class ImportTenant:
                 tenant_id = record.id
             elif tenant_id is None:
                 raise InvalidInput(f"line {number}", "a record before its tenant")
+            elif isinstance(record, NAMING_THEIR_TENANT) and record.tenant_id != tenant_id:
+                # Every record is the imported tenant's, whatever the file says (a tenant
+                # imported under another id; a file edited to reach into another tenant).
+                record = replace(record, tenant_id=tenant_id)
             batch.append(record)
             if len(batch) >= BATCH:
                 await self._flush(tenant_id, batch, counts)

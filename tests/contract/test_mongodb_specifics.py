@@ -282,7 +282,7 @@ async def test_a_settlement_that_died_before_clearing_its_note_is_finished_witho
     assert [(e.amount, e.created_at) for e in entries] == [(-6, at(10))]
     assert [a.kind for a in await mongodb.ledger.alerts(tenant.id, 10)] == ["negative_balance"]
     stored = await mongodb.sessions._db["sessions"].find_one({"id": session.id})
-    assert stored["due"] is None, stored
+    assert stored is not None and stored["due"] is None, stored
 
 
 @on_mongodb

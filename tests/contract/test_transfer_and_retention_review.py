@@ -200,15 +200,11 @@ async def test_a_broken_line_late_in_a_large_export_leaves_no_half_imported_tena
     assert await storage.tenants.get_by_name("exam-prep") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore writes records under the tenant id each one carries, not the imported "
-    "tenant's: a file can write into another tenant of the store (sessions on SQL and "
-    "MongoDB; an admin key for it on every store)",
-)
 async def test_an_import_writes_into_its_own_tenant_only(storage: Any, memory: Any) -> None:
     """API.md: a tenant's data is invisible to every other tenant. An import file names one
-    tenant; records in it that carry another tenant's id must not land in that tenant."""
+    tenant; records in it that carry another tenant's id must not land in that tenant. Found
+    by the review: each store wrote a record under the tenant it named (sessions on SQL and
+    MongoDB; an admin key on every store)."""
     victim = await add_tenant(storage, "victim")
     intruder = await add_tenant(memory, "intruder")
     key, secret = ApiKey.issue("k-1", intruder.id, Role.ADMIN, T0)
