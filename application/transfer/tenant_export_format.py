@@ -10,6 +10,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -66,6 +67,8 @@ def from_line(line: str, number: int) -> Record | None:
     """The record on line `number`; None for the header. InvalidInput names the line."""
     try:
         data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         kind = data.pop("record")
         if kind == FORMAT:
             if data.get("version") != VERSION:
@@ -75,7 +78,7 @@ def from_line(line: str, number: int) -> Record | None:
         return record
     except InvalidInput as error:
         raise InvalidInput(f"line {number}", error.detail) from None
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, ArithmeticError) as error:  # Decimal("lots") too
         raise InvalidInput(f"line {number}", f"not a record of this format ({error})") from None
 
 
@@ -133,7 +136,10 @@ def _value(hint: Any, raw: Any) -> Any:
     arguments = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         structured = [a for a in arguments if dataclasses.is_dataclass(a) or _is_enum(a)]
-        return _value(structured[0], raw) if structured else raw
+        if structured:
+            return _value(structured[0], raw)
+        named = [a for a in arguments if a is not type(None)]
+        return _value(named[0], raw) if len(named) == 1 else raw
     if dataclasses.is_dataclass(hint):
         return _decode(typing.cast(type, hint), raw)
     if _is_enum(hint):
@@ -146,7 +152,23 @@ def _value(hint: Any, raw: Any) -> Any:
         return tuple(_value(arguments[0], v) for v in raw)
     if origin is frozenset:
         return frozenset(raw)
+    if hint in SCALARS and not SCALARS[hint](raw):
+        raise ValueError(f"{raw!r} is not a {hint.__name__} that every store holds")
     return raw
+
+
+def _integer(raw: Any) -> bool:
+    return isinstance(raw, int) and not isinstance(raw, bool) and -(2**63) <= raw < 2**63
+
+
+# What a field of each plain type may hold: what the record's own code would have produced
+# (an integer of every store: signed 64-bit).
+SCALARS: dict[Any, Callable[[Any], bool]] = {
+    bool: lambda raw: isinstance(raw, bool),
+    int: _integer,
+    float: lambda raw: isinstance(raw, int | float) and not isinstance(raw, bool),
+    str: lambda raw: isinstance(raw, str),
+}
 
 
 def _is_enum(hint: Any) -> bool:
