@@ -59,7 +59,8 @@ class MongoSessionRepository(SessionRepository):
         if limit is None:
             return await self._insert(document)
         group = ",".join(sorted(limit.kinds))
-        while True:
+        floor = 0  # no slot below it is free, as far as this start has seen
+        for _ in range(ATTEMPTS):
             used = await self.count_started(
                 session.tenant_id, limit.subject_id, limit.resource_id, limit.kinds
             )
@@ -69,13 +70,31 @@ class MongoSessionRepository(SessionRepository):
                 if await self._exists(session.tenant_id, session.id):
                     return False  # a start of a session stored already is not refused
                 raise
-            if await self._insert({**document, "slot": {"group": group, "n": used}}):
+            slot = {"group": group, "n": max(used, floor)}
+            if await self._insert({**document, "slot": slot}):
                 return True
-            # The id is taken (its unique index refused the insert), or a concurrent start took
-            # slot `used` first: counting again then sees its session, so every retry follows
-            # someone else's success.
+            # The id is taken (its unique index refused the insert), or the slot is: a
+            # concurrent start took it first (counting again sees its session, so every retry
+            # follows someone else's success), or a session holds it whose older ones
+            # retention deleted (the count fell below the slots held): the next is above them.
             if await self._exists(session.tenant_id, session.id):
                 return False
+            floor = await self._next_slot(session.tenant_id, limit, group)
+        raise Conflict("too many starts at once under this subject's limit; retry the start")
+
+    async def _next_slot(self, tenant_id: str, limit: SessionLimit, group: str) -> int:
+        """One above the highest slot held in the limit's group."""
+        highest = await self._sessions.find_one(
+            {
+                "tenant_id": tenant_id,
+                "slot.group": group,
+                "subject_id": limit.subject_id,
+                "resource_id": limit.resource_id,
+            },
+            {"slot.n": 1},
+            sort=[("slot.n", -1)],
+        )
+        return 0 if highest is None else int(highest["slot"]["n"]) + 1
 
     async def count_started(
         self, tenant_id: str, subject_id: str, resource_id: str, kinds: frozenset[str]
