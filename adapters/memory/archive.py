@@ -1,6 +1,7 @@
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from adapters.memory.sessions import as_read
 from adapters.memory.store import MemoryStore
 from application.transfer.ports import Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
@@ -22,6 +23,11 @@ class MemoryTenantArchive(TenantArchive):
         self._store = store
 
     async def export(self, tenant_id: str) -> AsyncIterator[Record]:
+        # Read whole before the first is given: one snapshot, as the SQL stores' one transaction.
+        for record in list(self._records(tenant_id)):
+            yield record
+
+    def _records(self, tenant_id: str) -> Iterator[Record]:
         store = self._store
         yield store.tenants[tenant_id]
         for key in store.api_keys.values():
@@ -43,7 +49,7 @@ class MemoryTenantArchive(TenantArchive):
                         yield record
         for (tenant, _), session in sorted(store.sessions.items()):
             if tenant == tenant_id:
-                yield session.copy()
+                yield as_read(store, session)
         for (tenant, _), events in sorted(store.events.items()):
             if tenant == tenant_id:
                 for number in sorted(events):

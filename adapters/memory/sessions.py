@@ -146,10 +146,14 @@ class MemorySessionRepository(SessionRepository):
         return stored
 
     def _read(self, stored: Session) -> Session:
-        session = stored.copy()
-        events = self._store.events.get((stored.tenant_id, stored.id), {})
-        session.event_gaps = find_gaps(sorted(events))
-        return session
+        return as_read(self._store, stored)
+
+
+def as_read(store: MemoryStore, stored: Session) -> Session:
+    """A stored session as the store answers it: a copy, with its event gaps."""
+    session = stored.copy()
+    session.event_gaps = find_gaps(sorted(store.events.get((stored.tenant_id, stored.id), {})))
+    return session
 
 
 def _matches(session: Session, where: SessionFilter) -> bool:

@@ -6,10 +6,10 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.credits import rate_from_row, rate_to_row
-from adapters.sqlalchemy.engine import insert
+from adapters.sqlalchemy.engine import insert, reading
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
 from adapters.sqlalchemy.funnels import funnel_from_row, funnel_to_row
@@ -141,19 +141,22 @@ AFTER_SESSIONS: dict[type, TableOf] = {
 class SqlTenantArchive(TenantArchive):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reading = reading(engine)
 
     async def export(self, tenant_id: str) -> AsyncIterator[Record]:
-        async with self._engine.connect() as conn:
+        # One transaction, one snapshot: an event stored meanwhile is in the export with the
+        # usage it added to its session, or not at all.
+        async with self._reading.connect() as conn:
             found = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).one()
-        yield tenant_from_row(found)
-        for table, _, from_row, order in BEFORE_SESSIONS.values():
-            async for row in self._rows(table, tenant_id, order):
-                yield from_row(row)
-        async for session in self._sessions(tenant_id):
-            yield session
-        for table, _, from_row, order in AFTER_SESSIONS.values():
-            async for row in self._rows(table, tenant_id, order):
-                yield from_row(row)
+            yield tenant_from_row(found)
+            for table, _, from_row, order in BEFORE_SESSIONS.values():
+                async for row in _rows(conn, table, tenant_id, order):
+                    yield from_row(row)
+            async for session in _sessions(conn, tenant_id):
+                yield session
+            for table, _, from_row, order in AFTER_SESSIONS.values():
+                async for row in _rows(conn, table, tenant_id, order):
+                    yield from_row(row)
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         new = 0
@@ -182,32 +185,30 @@ class SqlTenantArchive(TenantArchive):
         if other is not None and other != tenant.id:
             raise Conflict(f"a tenant named {tenant.name} exists")
 
-    async def _rows(
-        self, table: Table, tenant_id: str, order: tuple[str, ...]
-    ) -> AsyncIterator[Any]:
-        query = (
-            select(table)
-            .where(table.c.tenant_id == tenant_id)
-            .order_by(*(table.c[c] for c in order))
-        )
-        async with self._engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=CHUNK))
-            async for row in result:
-                yield row
 
-    async def _sessions(self, tenant_id: str) -> AsyncIterator[Session]:
-        """Sessions a chunk at a time, each chunk with its usage and gaps read alongside."""
-        query = (
-            select(sessions)
-            .where(sessions.c.tenant_id == tenant_id)
-            .order_by(sessions.c.id)
-            .execution_options(yield_per=CHUNK)
-        )
-        async with self._engine.connect() as conn:
-            result = await conn.stream(query)
-            async for chunk in result.partitions(CHUNK):
-                for session in await load(conn, chunk):
-                    yield session
+async def _rows(
+    conn: AsyncConnection, table: Table, tenant_id: str, order: tuple[str, ...]
+) -> AsyncIterator[Any]:
+    query = (
+        select(table).where(table.c.tenant_id == tenant_id).order_by(*(table.c[c] for c in order))
+    )
+    result = await conn.stream(query.execution_options(yield_per=CHUNK))
+    async for row in result:
+        yield row
+
+
+async def _sessions(conn: AsyncConnection, tenant_id: str) -> AsyncIterator[Session]:
+    """Sessions a chunk at a time, each chunk with its usage and gaps read alongside."""
+    query = (
+        select(sessions)
+        .where(sessions.c.tenant_id == tenant_id)
+        .order_by(sessions.c.id)
+        .execution_options(yield_per=CHUNK)
+    )
+    result = await conn.stream(query)
+    async for chunk in result.partitions(CHUNK):
+        for session in await load(conn, chunk):
+            yield session
 
 
 def _in_lock_order(records: Sequence[Record]) -> Sequence[Record]:

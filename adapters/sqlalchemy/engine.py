@@ -179,7 +179,8 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READING)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def _local_date(at: str | None, time_zone: str) -> str | None:
@@ -201,6 +202,20 @@ def batch_pause_seconds(engine: AsyncEngine) -> float:
     retries on its own schedule; PostgreSQL's lock rows, which batch jobs and requests do not
     share."""
     return SQLITE_BATCH_PAUSE_SECONDS if engine.dialect.name == "sqlite" else 0.0
+
+
+# An execution option: the transactions of this engine only read (SQLite: see `reading`).
+READING = "sessionmeter_reading"
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """For long reads of many statements (a tenant's export), each transaction one snapshot
+    that holds back no writer: on PostgreSQL REPEATABLE READ; on SQLite a deferred BEGIN,
+    which under WAL reads a snapshot and holds no lock a writer waits for (BEGIN IMMEDIATE
+    would keep every writer out until the reading is done)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{READING: True})
+    return engine.execution_options(isolation_level="REPEATABLE READ")
 
 
 def single_statement(engine: AsyncEngine) -> AsyncEngine:
