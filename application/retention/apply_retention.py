@@ -102,8 +102,14 @@ class ApplyRetention:
         snapshots = await in_batches(
             lambda: r.delete_snapshots(tid, before(settings.snapshot_retention_days), BATCH)
         )
+        # What clients may still send (dated within the late-data window) stays, whatever the
+        # retention: a copy of a deleted event would be stored and counted again, a late event
+        # of a deleted session refused as unknown.
+        still_sent = now - settings.late_data_window
         events = await in_batches(
-            lambda: r.delete_events(tid, before(settings.event_retention_days), BATCH)
+            lambda: r.delete_events(
+                tid, min(before(settings.event_retention_days), still_sent), BATCH
+            )
         )
         hourly = await in_batches(
             lambda: r.delete_rollups(
@@ -122,7 +128,7 @@ class ApplyRetention:
         )
         sessions = 0
         if (kept_days := settings.session_retention_days) is not None:
-            cutoff = before(kept_days)
+            cutoff = min(before(kept_days), still_sent)
             while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
                 removed = await delete(self._erasure, tid, ids)
                 sessions, events = sessions + removed.sessions, events + removed.events

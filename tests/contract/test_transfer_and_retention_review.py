@@ -377,45 +377,40 @@ async def test_a_moved_tenant_keeps_its_usage_report_of_days_retention_has_thinn
 
 # --- Retention ------------------------------------------------------------------------------
 
+PAST_THE_WINDOW = 9 * 24 * 60  # minutes: 9 days, past the default 7-day late-data window
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retention deletes event rows that late-data rules still accept: an event re-sent "
-    "after its row went (a kiosk replaying its buffer) is stored again and counted twice",
-)
+
 async def test_an_event_sent_again_after_retention_deleted_it_is_a_duplicate(
     storage: Any,
 ) -> None:
     """API.md: a (session_id, sequence_no) already stored is a duplicate and adds nothing;
     README: each is stored once, however often it is sent. Settings allow event_retention_days
     1 with the default 7-day late-data window: a kiosk that exits and replays its buffer on
-    day 2 sends events retention deleted on day 2."""
+    day 2 sends events retention deleted on day 2. Found by the review: they were stored and
+    counted again; retention now leaves what clients may still send."""
     tenant = await add_tenant(storage, "acme", event_retention_days=1)
     session = await stored_session(storage, tenant)
     ticks = [event(session, n, meters={"ticks": 1}) for n in (1, 2, 3)]
     assert (await ingest(storage, tenant, 4, *ticks)).inserted == 3
     await storage.sessions.close(tenant.id, session.id, Exit(at(5)), frozenset(), NOW, SHUT)
-    assert (await retention_at(storage, 2 * 24 * 60, tenant)).events == 3
+    assert (await retention_at(storage, 2 * 24 * 60, tenant)).events == 0
 
     again = await ingest(storage, tenant, 2 * 24 * 60 + 1, *ticks)
 
     kept = await storage.sessions.get(tenant.id, session.id)
     assert (again.inserted, again.duplicates) == (0, 3), again
     assert (kept.usage, kept.event_count) == ({"ticks": 3}, 3)
+    assert (await retention_at(storage, PAST_THE_WINDOW, tenant)).events == 3  # none resent now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session retention deletes ended sessions still inside their late-data window: "
-    "their late events (which API.md says are accepted for 7 days) are refused as unknown",
-)
 async def test_session_retention_keeps_a_session_while_its_late_data_is_still_accepted(
     storage: Any,
 ) -> None:
     """API.md (Wave 2, Late events): events of an ended session dated at or before its end are
     accepted within late_data_window_seconds (default 7 days) after the end; settings accept
     session_retention_days 1. A kiosk that exits and flushes its buffer the next day must
-    not lose it to retention."""
+    not lose it to retention. Found by the review: the session was deleted, its late events
+    refused as unknown."""
     tenant = await add_tenant(storage, "acme", session_retention_days=1)
     session = await stored_session(storage, tenant)
     await storage.sessions.close(tenant.id, session.id, Exit(at(5)), frozenset(), NOW, SHUT)
@@ -459,8 +454,9 @@ async def test_a_sale_recorded_while_retention_runs_never_loses_its_session(
     storage: Any, race: Race
 ) -> None:
     """API.md: sales are kept for good, and a session a sale refers to is never deleted by
-    retention. Forced: the sale's use case has found its session (ended 2 days ago, past
-    session_retention_days 1) and is about to store the sale when retention runs whole."""
+    retention. Forced: the sale's use case has found its session (ended 9 days ago, past
+    session_retention_days 1 and the late-data window) and is about to store the sale when
+    retention runs whole."""
     tenant = await add_tenant(storage, "acme", session_retention_days=1)
     session = await stored_session(storage, tenant, kind="kiosk")
     await storage.sessions.close(tenant.id, session.id, Exit(at(5)), frozenset(), NOW, SHUT)
@@ -469,11 +465,11 @@ async def test_a_sale_recorded_while_retention_runs_never_loses_its_session(
 
     async def sells(s: Any) -> Any:
         paused = Pause(s.sales, "add", reached, go)
-        use_case = wired(s, FakeClock(at(2 * 24 * 60)), sales=paused).use_cases().record_sales()
+        use_case = wired(s, FakeClock(at(PAST_THE_WINDOW)), sales=paused).use_cases().record_sales()
         return await use_case(RecordSalesCommand(tenant.id, [sale]))
 
     recorded, _ = await race(
-        sells, after(reached, go, lambda s: retention_at(s, 2 * 24 * 60, tenant))
+        sells, after(reached, go, lambda s: retention_at(s, PAST_THE_WINDOW, tenant))
     )
 
     stored = await storage.sales.get_many(tenant.id, ["sale-1"])
