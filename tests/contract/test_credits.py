@@ -8,7 +8,7 @@ import pytest
 
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
-from domain.credits import EntryKind, MeterRate, Rate, Rounding
+from domain.credits import Balance, EntryKind, MeterRate, Rate, Rounding
 from domain.events import Event
 from domain.session import Charge, ChargeState, Exit, SessionStatus
 from domain.tenants import Tenant
@@ -179,6 +179,9 @@ async def test_a_charge_and_its_correction_say_what_they_are_in_the_ledger(
         (EntryKind.ADJUSTMENT, -3, "counseling session corrected", revision),
     ]
     assert await storage.ledger.alerts(tenant.id, limit=10) == []
+    # Granted is what grants gave; consumed, the charges net of their adjustments.
+    assert await storage.ledger.balance(tenant.id, "user-1") == Balance("user-1", 10, 13)
+    assert await storage.ledger.balance(tenant.id, "nobody") == Balance("nobody", 0, 0)
 
 
 async def test_a_settlement_of_nothing_writes_no_entry_and_marks_the_session_charged(
