@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from application.tenants.ports import TenantRepository
 from application.transfer.ports import TenantArchive
-from application.transfer.tenant_export_format import header, to_line
+from application.transfer.tenant_export_format import end, header, to_line
 from domain.errors import NotFound
 
 
@@ -24,7 +24,8 @@ class ExportTenant:
     """An operator exports a tenant's whole state, to move it to another store: a header line,
     then the tenant, its keys, rates, plans, subscriptions, registrations, sessions, events,
     ledger entries, alerts, LiveKit keys (with their secrets) and snapshots, one per line,
-    streamed as the store reads them. NotFound if there is no tenant of that name."""
+    streamed as the store reads them, then a line that counts them. NotFound if there is no
+    tenant of that name."""
 
     def __init__(self, tenants: TenantRepository, archive: TenantArchive) -> None:
         self._tenants = tenants
@@ -38,5 +39,8 @@ class ExportTenant:
 
     async def _lines(self, name: str, tenant_id: str) -> AsyncIterator[str]:
         yield header(name)
+        records = 0
         async for record in self._archive.export(tenant_id):
             yield to_line(record)
+            records += 1
+        yield end(records)

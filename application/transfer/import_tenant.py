@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from application.transfer.ports import Record, TenantArchive
-from application.transfer.tenant_export_format import TYPE_OF, from_line
+from application.transfer.tenant_export_format import TYPE_OF, End, Header, from_line
 from domain.credits import Alert, LedgerEntry
 from domain.errors import InvalidInput
 from domain.livekit import LiveKitAccount
@@ -34,8 +34,10 @@ class ImportTenant:
     nothing. Records are stored exactly as exported (a session keeps its status, usage and
     charge), in batches of at most 500 whatever the size of the tenant, each as a record of the
     tenant before it in the file (whichever tenant it names itself). InvalidInput names the
-    first line that is not a record of the export format, or a record before its tenant;
-    Conflict if another tenant holds the tenant's name."""
+    first line that is not a record of the export format, a record before its tenant, an end
+    line that counts otherwise, or a file that stops before its end line (cut short: version 1
+    files have none); the batches stored before it stay, and importing the whole file again
+    adds the rest. Conflict if another tenant holds the tenant's name."""
 
     def __init__(self, archive: TenantArchive) -> None:
         self._archive = archive
@@ -44,12 +46,24 @@ class ImportTenant:
         counts = ImportCounts()
         tenant_id: str | None = None
         batch: list[Record] = []
+        version, records, ended, number = None, 0, False, 0
         for number, line in enumerate(command.lines, start=1):
             if not line.strip():
                 continue
-            record = from_line(line, number)
-            if record is None:
+            if ended:
+                raise InvalidInput(f"line {number}", "a line after the export's end")
+            read = from_line(line, number)
+            if isinstance(read, Header):
+                version = read.version
                 continue
+            if isinstance(read, End):
+                if read.records != records:
+                    raise InvalidInput(
+                        f"line {number}", f"the export counts {read.records} records, not {records}"
+                    )
+                ended = True
+                continue
+            record, records = read, records + 1
             if isinstance(record, Tenant):
                 await self._flush(tenant_id, batch, counts)
                 tenant_id = record.id
@@ -62,6 +76,10 @@ class ImportTenant:
             batch.append(record)
             if len(batch) >= BATCH:
                 await self._flush(tenant_id, batch, counts)
+        if version != 1 and not ended:  # the end line came with version 2
+            raise InvalidInput(
+                f"line {number + 1}", "the export ends before its end line: cut short"
+            )
         await self._flush(tenant_id, batch, counts)
         return counts
 

@@ -1,4 +1,5 @@
-"""A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`.
+"""A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`,
+then (since version 2) an end line that counts them, so that a file cut short is refused.
 
 Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
 `{"$decimal": "0.1"}` (integers
@@ -32,7 +33,9 @@ from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 FORMAT = "sessionmeter-export"
-VERSION = 1
+VERSION = 2
+READ = (1, 2)  # the versions an import reads; version 1 has no end line
+END = "end"
 RECORD_TYPES: dict[str, type[Record]] = {
     "tenant": Tenant,
     "api_key": ApiKey,
@@ -55,25 +58,41 @@ RECORD_TYPES: dict[str, type[Record]] = {
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class Header:
+    version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class End:
+    records: int  # the lines between the header and this one
+
+
 def header(tenant_name: str) -> str:
     return json.dumps({"record": FORMAT, "version": VERSION, "tenant": tenant_name})
+
+
+def end(records: int) -> str:
+    return json.dumps({"record": END, "records": records})
 
 
 def to_line(record: Record) -> str:
     return json.dumps({"record": TYPE_OF[type(record)], **_encode(record)}, separators=(",", ":"))
 
 
-def from_line(line: str, number: int) -> Record | None:
-    """The record on line `number`; None for the header. InvalidInput names the line."""
+def from_line(line: str, number: int) -> Record | Header | End:
+    """What line `number` holds. InvalidInput names the line."""
     try:
         data = json.loads(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         kind = data.pop("record")
         if kind == FORMAT:
-            if data.get("version") != VERSION:
-                raise ValueError(f"format version {data.get('version')} is not {VERSION}")
-            return None
+            if data.get("version") not in READ:
+                raise ValueError(f"format version {data.get('version')} is not one of {READ}")
+            return Header(data["version"])
+        if kind == END:
+            return End(_value(int, data["records"]))
         record: Record = _decode(RECORD_TYPES[kind], data)
         return record
     except InvalidInput as error:

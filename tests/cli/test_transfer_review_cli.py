@@ -15,7 +15,7 @@ from entrypoints.cli.main import cli
 from tests.conftest import open_storage, run_async
 from tests.contract.builders import add_tenant, stored_session
 
-HEADER = json.dumps({"record": "sessionmeter-export", "version": 1, "tenant": "acme"})
+HEADER = json.dumps({"record": "sessionmeter-export", "version": 1, "tenant": "acme"})  # no end
 
 
 def sessionmeter(url: str, *args: str) -> Result:
@@ -66,16 +66,16 @@ def test_a_decimal_that_is_not_a_number_is_one_line_of_error(store: str, tmp_pat
 def test_an_export_of_another_format_version_is_refused_before_anything_is_stored(
     store: str, tmp_path: Path
 ) -> None:
-    """tenant_export_format: the header's version must be this one's; a file of a later format
+    """tenant_export_format: the header's version must be one it reads; a file of a later format
     may mean its records differently, so none of it is taken."""
     tenant = a_tenant_line(store)
-    later = json.dumps({"record": "sessionmeter-export", "version": 2, "tenant": "moved"})
+    later = json.dumps({"record": "sessionmeter-export", "version": 3, "tenant": "moved"})
 
     result = importing(store, tmp_path, later, tenant)
 
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: line 1: "), result.stderr
-    assert "format version 2" in result.stderr
+    assert "format version 3" in result.stderr
     assert sessionmeter(store, "export", "--tenant", "moved").exit_code == 1  # none stored
 
 
