@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from application.credits.ports import CreditLedger, RateRepository
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import canonical_session_id, new_session_id
@@ -78,9 +79,11 @@ class StartSession:
         plan_of_subject: PlanOfSubject,
         billed_kinds: BilledKinds,
         refused_starts: RefusedStarts,
+        rewinds: RollupRewinds,
         clock: Clock,
     ) -> None:
         self._billed_kinds = billed_kinds
+        self._rewinds = rewinds
         self._refused_starts = refused_starts
         self._sessions = sessions
         self._rates = rates
@@ -111,6 +114,9 @@ class StartSession:
             status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
             raise TrialExhausted(status, command.settings.upgrade_url) from None
         if added:
+            # A start dated back (a kiosk back online) changes the hours it started in, which a
+            # rollup may have counted for good.
+            await self._rewinds.changed_since(command.tenant_id, session.started_at)
             return StartedSession(session, created=True)
         # Another caller stored this id between our look-up and our insert.
         replay = await self._replay(command, session_id)

@@ -113,6 +113,9 @@ class UseCaseContainer(containers.DeclarativeContainer):
         PlanOfSubject, plans=plan_book, subscriptions=storage.subscriptions
     )
     billed_kinds = providers.Factory(BilledKinds, rate_book=rate_book, plans=plan_book)
+    rollup_rewinds = providers.Factory(
+        RollupRewinds, leases=storage.rollup_leases, clock=outside.clock
+    )
     start_session = providers.Factory(
         StartSession,
         sessions=storage.sessions,
@@ -121,6 +124,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         plan_of_subject=plan_of_subject,
         billed_kinds=billed_kinds,
         refused_starts=storage.refused_starts,
+        rewinds=rollup_rewinds,
         clock=outside.clock,
     )
     running_cost = providers.Factory(
@@ -132,9 +136,6 @@ class UseCaseContainer(containers.DeclarativeContainer):
         running_cost=running_cost,
         billed_kinds=billed_kinds,
         clock=outside.clock,
-    )
-    rollup_rewinds = providers.Factory(
-        RollupRewinds, leases=storage.rollup_leases, clock=outside.clock
     )
     stay_tracks = providers.Factory(
         StayTracks,
