@@ -83,6 +83,9 @@ class BatchOutcome:
     rejections: list[EventRejection] = field(default_factory=list)
     # Ended sessions the batch left pending a settlement (late meters, a moved end).
     repriced: frozenset[str] = frozenset()
+    # The earliest start of the ended sessions the batch offered events to (ended_since): the
+    # days their funnels and usage were rolled up in may change.
+    ended_since: datetime | None = None
 
     @property
     def failed(self) -> int:
@@ -187,6 +190,18 @@ def count_into_sessions(
         if session.charge_revision != revision:
             repriced.add(session_id)
     return usage, frozenset(repriced)
+
+
+def ended_since(sessions: Mapping[str, Session], events: Iterable[Event]) -> datetime | None:
+    """The earliest start of the ended sessions (as read before the batch) that `events` go
+    to. An active session's hours are rolled up again until it ends; an ended one's may be
+    final already."""
+    starts = [
+        session.started_at
+        for session_id in {e.session_id for e in events}
+        if (session := sessions.get(session_id)) is not None and not session.is_active
+    ]
+    return min(starts, default=None)
 
 
 @dataclass(frozen=True)

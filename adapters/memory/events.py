@@ -10,6 +10,7 @@ from domain.events import (
     Distribution,
     Event,
     count_into_sessions,
+    ended_since,
     sort_batch,
 )
 
@@ -36,6 +37,7 @@ class MemoryEventLog(EventLog):
             batch = sort_batch(
                 events, sessions, now, window, admits, self._stored(tenant_id, looked_up)
             )
+        since = ended_since(sessions, [e for _, e in batch.new])
         taken: list[Event] = []
         for _, event in batch.new:
             stored = self._store.events.setdefault((tenant_id, event.session_id), {})
@@ -45,7 +47,7 @@ class MemoryEventLog(EventLog):
         _, repriced = count_into_sessions(sessions, taken, now)
         rejections = batch.rejected(self._stored(tenant_id, (e for _, e, _ in batch.refused)))
         duplicates = len(events) - len(taken) - len(rejections)
-        return BatchOutcome(len(taken), duplicates, rejections, repriced)
+        return BatchOutcome(len(taken), duplicates, rejections, repriced, since if taken else None)
 
     def _stored(self, tenant_id: str, events: Iterable[Event]) -> set[tuple[str, int]]:
         """The keys of these events that are stored."""

@@ -48,7 +48,7 @@ from adapters.mongodb.event_documents import from_document, to_document
 from adapters.mongodb.session_documents import from_document as from_session_document
 from adapters.polling import polled
 from application.events.ports import EventLog
-from domain.events import Admission, BatchOutcome, Distribution, Event, sort_batch
+from domain.events import Admission, BatchOutcome, Distribution, Event, ended_since, sort_batch
 
 Key = tuple[str, int]  # an event's (session_id, sequence_no)
 
@@ -109,7 +109,9 @@ class MongoEventLog(EventLog):
         ]
         rejections = sorted_batch.rejected(stored_before)
         counted = inserted - len(refused)
-        return BatchOutcome(counted, len(batch) - counted - len(rejections), rejections, repriced)
+        since = ended_since(sessions, [e for _, e in sorted_batch.new]) if counted else None
+        duplicates = len(batch) - counted - len(rejections)
+        return BatchOutcome(counted, duplicates, rejections, repriced, since)
 
     async def find(
         self,

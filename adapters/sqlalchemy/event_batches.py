@@ -5,7 +5,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from domain.events import Admission, BatchOutcome, Event, count_into_sessions, sort_batch
+from domain.events import (
+    Admission,
+    BatchOutcome,
+    Event,
+    count_into_sessions,
+    ended_since,
+    sort_batch,
+)
 from domain.session import Session
 from domain.usage import Usage
 
@@ -56,7 +63,7 @@ async def append_batch(
         before = await writer.stored([(e.session_id, e.sequence_no) for e in looked_up])
         sorted_batch = sort_batch(batch, found, now, window, admits, before)
     new = [e for _, e in sorted_batch.new]
-    inserted, repriced = 0, frozenset[str]()
+    inserted, repriced, since = 0, frozenset[str](), ended_since(found, new)
     if new:
         # Counted as if every new event were stored, in the insert's own step: the usual case.
         usage, repriced = count_into_sessions(found, new, now)
@@ -67,7 +74,7 @@ async def append_batch(
     refused = [(e.session_id, e.sequence_no) for _, e, _ in sorted_batch.refused]
     rejections = sorted_batch.rejected(await writer.stored(refused) if refused else set())
     duplicates = len(batch) - inserted - len(rejections)
-    return BatchOutcome(inserted, duplicates, rejections, repriced)
+    return BatchOutcome(inserted, duplicates, rejections, repriced, since if inserted else None)
 
 
 async def _count_stored(

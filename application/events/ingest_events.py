@@ -1,7 +1,7 @@
 """Ingest a batch of events."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from application.credits.deduct_credits import DeductCredits
 from application.events.ports import EventLog
@@ -100,15 +100,16 @@ class IngestEvents:
             else BatchOutcome()
         )
         changed_since = [e.at for _, e in valid] if stored.inserted else []
+        if stored.ended_since is not None:  # late events: their sessions' start days change
+            changed_since.append(stored.ended_since)
         for session_id in sorted(stored.repriced):
             session = await self._sessions.get(tenant_id, session_id)
             if session is not None:
                 await self._deduct_credits(session)
-                changed_since.append(session.started_at)  # its end may have moved
         if changed_since:
             await self._rewinds.changed_since(tenant_id, min(changed_since))
         rejections = sorted([*refused, *stored.rejections], key=lambda r: r.index)
-        return BatchOutcome(stored.inserted, stored.duplicates, rejections, stored.repriced)
+        return replace(stored, rejections=rejections)
 
     async def _admission(
         self, tenant_id: str, command: IngestEventsCommand, events: list[tuple[int, Event]]
