@@ -88,8 +88,7 @@ async def test_a_limited_start_answers_after_retention_deleted_an_older_trial_se
 @pytest.mark.xfail(
     strict=True,
     reason="retention deletes ended trial sessions and the limit counts only stored ones, so "
-    "enabling session_retention_days hands every free subject its trial sessions again "
-    "(on MongoDB the start hangs instead: the test above)",
+    "enabling session_retention_days hands every free subject its trial sessions again",
 )
 async def test_retention_of_ended_sessions_does_not_give_a_trial_back(
     storage: Any, tenant: Tenant
