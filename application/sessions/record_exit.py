@@ -117,7 +117,7 @@ class RecordExit:
             charge=charge,
         )
         self._deduct_credits.charged_in_close(session, closing)
-        if closing.changed:  # hours since it started may have been rolled up for good
+        if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
         # A replay settles too: it finishes a charge that a crash left pending.
         settled = await self._deduct_credits(session)
