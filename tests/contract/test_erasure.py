@@ -461,7 +461,10 @@ async def test_two_deletions_of_one_resource_at_once_delete_each_session_once(
 async def test_retention_deletes_old_ended_sessions_but_keeps_billed_and_recent_ones(
     storage: Any,
 ) -> None:
-    tenant = await add_tenant(storage, "globex", session_retention_days=1)
+    # An hour of late data: a session ended a day ago takes no more events, so it may go.
+    tenant = await add_tenant(
+        storage, "globex", session_retention_days=1, late_data_window_seconds=3600
+    )
     old = await stored_session(storage, tenant, subject_id="bo")
     await with_events(storage, tenant, old)
     await storage.sessions.close(tenant.id, old.id, Exit(at(5)), frozenset(), NOW, SHUT)

@@ -875,7 +875,9 @@ def session_retention(live: Live) -> Retained:
         unbilled = ended_two_days_ago(http, "lecture", "archivist-1")
         charged = ended_two_days_ago(http, "counseling", "archivist-2")
     with live.admin() as admin:
-        ok(admin.put("/v1/settings", json={"session_retention_days": 1}))
+        # Past the late-data window too: retention keeps a session while late events may come.
+        day = {"session_retention_days": 1, "late_data_window_seconds": 24 * 3600}
+        ok(admin.put("/v1/settings", json=day))
         began, gone_after = time.monotonic(), None
         while time.monotonic() - began < KEPT_WITHIN_SECONDS:
             if admin.get(f"/v1/sessions/{unbilled['id']}").status_code == 404:
@@ -978,7 +980,12 @@ def erased_while_leaving(live: Live) -> ErasedLeaving:
             return lambda: ok(admin.get(f"/v1/sessions/{session_id}"))
 
         stored = [poll(read(i), charged, CHARGED_WITHIN_SECONDS) for i in ids]
-        ledger = ok(admin.get(f"/v1/accounts/{stored[0]['subject_id']}/credits/ledger"))
+        # On MongoDB a batch settlement marks its sessions charged, then writes their entries.
+        ledger = poll(
+            lambda: ok(admin.get(f"/v1/accounts/{stored[0]['subject_id']}/credits/ledger")),
+            lambda found: len([e for e in found["items"] if e["kind"] == "charge"]) >= len(ids),
+            CHARGED_WITHIN_SECONDS,
+        )
         left_behind = ok(admin.get("/v1/accounts/noor/credits/ledger"))
     return ErasedLeaving(GRANTS["noor"], erased, stored, ledger, left_behind)
 
