@@ -1,7 +1,7 @@
 """Import a tenant's state exported from any store."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from application.transfer.ports import Record, TenantArchive
@@ -18,7 +18,8 @@ NAMING_THEIR_TENANT = (ApiKey, Session, LedgerEntry, Alert, LiveKitAccount)
 
 @dataclass(frozen=True)
 class ImportTenantCommand:
-    lines: Iterable[str]  # an export's lines, read as they are needed
+    # An export's lines, read as they are needed, twice (a list, or a file read afresh each time).
+    lines: Iterable[str]
 
 
 @dataclass
@@ -31,55 +32,32 @@ class ImportCounts:
 
 class ImportTenant:
     """An operator imports a tenant's state exported from any store; importing again adds
-    nothing. Records are stored exactly as exported (a session keeps its status, usage and
-    charge), in batches of at most 500 whatever the size of the tenant, each as a record of the
-    tenant before it in the file (whichever tenant it names itself). InvalidInput names the
-    first line that is not a record of the export format, a record before its tenant, an end
-    line that counts otherwise, or a file that stops before its end line (cut short: version 1
-    files have none); the batches stored before it stay, and importing the whole file again
-    adds the rest. Conflict if another tenant holds the tenant's name."""
+    nothing. The file is read twice: checked whole first, so that a file cut short or with a
+    broken line stores nothing, then stored. Records are stored exactly as exported (a session
+    keeps its status, usage and charge), in batches of at most 500 whatever the size of the
+    tenant, each as a record of the tenant before it in the file (whichever tenant it names
+    itself). InvalidInput names the first line that is not a record of the export format, a
+    record before its tenant, an end line that counts otherwise, or a file that stops before
+    its end line (cut short: version 1 files have none). Conflict if another tenant holds the
+    tenant's name; a store failing partway leaves the batches stored before, and importing the
+    file again adds the rest."""
 
     def __init__(self, archive: TenantArchive) -> None:
         self._archive = archive
 
     async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
+        for _ in _records(command.lines):
+            pass  # each line checked before anything is stored
         counts = ImportCounts()
         tenant_id: str | None = None
         batch: list[Record] = []
-        version, records, ended, number = None, 0, False, 0
-        for number, line in enumerate(command.lines, start=1):
-            if not line.strip():
-                continue
-            if ended:
-                raise InvalidInput(f"line {number}", "a line after the export's end")
-            read = from_line(line, number)
-            if isinstance(read, Header):
-                version = read.version
-                continue
-            if isinstance(read, End):
-                if read.records != records:
-                    raise InvalidInput(
-                        f"line {number}", f"the export counts {read.records} records, not {records}"
-                    )
-                ended = True
-                continue
-            record, records = read, records + 1
+        for record in _records(command.lines):
             if isinstance(record, Tenant):
                 await self._flush(tenant_id, batch, counts)
                 tenant_id = record.id
-            elif tenant_id is None:
-                raise InvalidInput(f"line {number}", "a record before its tenant")
-            elif isinstance(record, NAMING_THEIR_TENANT) and record.tenant_id != tenant_id:
-                # Every record is the imported tenant's, whatever the file says (a tenant
-                # imported under another id; a file edited to reach into another tenant).
-                record = replace(record, tenant_id=tenant_id)
             batch.append(record)
             if len(batch) >= BATCH:
                 await self._flush(tenant_id, batch, counts)
-        if version != 1 and not ended:  # the end line came with version 2
-            raise InvalidInput(
-                f"line {number + 1}", "the export ends before its end line: cut short"
-            )
         await self._flush(tenant_id, batch, counts)
         return counts
 
@@ -97,3 +75,38 @@ class ImportTenant:
             counts.new[kind] += new
             counts.present[kind] += len(records) - new
         batch.clear()
+
+
+def _records(lines: Iterable[str]) -> Iterator[Record]:
+    """The records of an export's lines, each as the imported tenant's; InvalidInput names the
+    first line that breaks the format (ImportTenant)."""
+    tenant_id: str | None = None
+    version, records, ended, number = None, 0, False, 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if ended:
+            raise InvalidInput(f"line {number}", "a line after the export's end")
+        read = from_line(line, number)
+        if isinstance(read, Header):
+            version = read.version
+            continue
+        if isinstance(read, End):
+            if read.records != records:
+                raise InvalidInput(
+                    f"line {number}", f"the export counts {read.records} records, not {records}"
+                )
+            ended = True
+            continue
+        record, records = read, records + 1
+        if isinstance(record, Tenant):
+            tenant_id = record.id
+        elif tenant_id is None:
+            raise InvalidInput(f"line {number}", "a record before its tenant")
+        elif isinstance(record, NAMING_THEIR_TENANT) and record.tenant_id != tenant_id:
+            # Every record is the imported tenant's, whatever the file says (a tenant imported
+            # under another id; a file edited to reach into another tenant).
+            record = replace(record, tenant_id=tenant_id)
+        yield record
+    if version != 1 and not ended:  # the end line came with version 2
+        raise InvalidInput(f"line {number + 1}", "the export ends before its end line: cut short")
