@@ -47,7 +47,7 @@ class MemoryEventLog(EventLog):
         _, repriced = count_into_sessions(sessions, taken, now)
         rejections = batch.rejected(self._stored(tenant_id, (e for _, e, _ in batch.refused)))
         duplicates = len(events) - len(taken) - len(rejections)
-        return BatchOutcome(len(taken), duplicates, rejections, repriced, since if taken else None)
+        return BatchOutcome(len(taken), duplicates, rejections, repriced, since)
 
     def _stored(self, tenant_id: str, events: Iterable[Event]) -> set[tuple[str, int]]:
         """The keys of these events that are stored."""

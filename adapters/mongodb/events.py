@@ -109,7 +109,7 @@ class MongoEventLog(EventLog):
         ]
         rejections = sorted_batch.rejected(stored_before)
         counted = inserted - len(refused)
-        since = ended_since(sessions, [e for _, e in sorted_batch.new]) if counted else None
+        since = ended_since(sessions, [e for _, e in sorted_batch.new])
         duplicates = len(batch) - counted - len(rejections)
         return BatchOutcome(counted, duplicates, rejections, repriced, since)
 

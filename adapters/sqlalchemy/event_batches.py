@@ -74,7 +74,7 @@ async def append_batch(
     refused = [(e.session_id, e.sequence_no) for _, e, _ in sorted_batch.refused]
     rejections = sorted_batch.rejected(await writer.stored(refused) if refused else set())
     duplicates = len(batch) - inserted - len(rejections)
-    return BatchOutcome(inserted, duplicates, rejections, repriced, since if inserted else None)
+    return BatchOutcome(inserted, duplicates, rejections, repriced, since)
 
 
 async def _count_stored(

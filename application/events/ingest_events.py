@@ -100,7 +100,7 @@ class IngestEvents:
             else BatchOutcome()
         )
         changed_since = [e.at for _, e in valid] if stored.inserted else []
-        if stored.ended_since is not None:  # late events: their sessions' start days change
+        if stored.inserted and stored.ended_since is not None:  # late events: start days change
             changed_since.append(stored.ended_since)
         for session_id in sorted(stored.repriced):
             session = await self._sessions.get(tenant_id, session_id)
