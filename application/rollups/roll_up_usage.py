@@ -160,7 +160,8 @@ class RollUpUsage:
             events_kept_from,
             min(snapshots_kept_from, _kept_from(now, settings.hourly_rollup_retention_days)),
         )
-        start = max(since or lease.resume_from or tenant.created_at, oldest)
+        asked = since or lease.resume_from or tenant.created_at
+        start = max(asked, oldest)
         hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
         counter.plan(len(hours))
         active_since = await self._source.earliest_active_start(tenant.id)
@@ -178,8 +179,9 @@ class RollUpUsage:
             whole = hours[0] - HOUR < day
             days += await self._roll_up_day(tenant, day, rolled, whole, events_kept_from)
             recomputed.append(day)
-        # From the tenant's creation, or from `since` when older (data imported or loaded).
-        first = min(tenant.created_at, since or tenant.created_at)
+        # From the tenant's creation, or from where the run was asked to start when older: data
+        # imported or loaded (`since`), a session sent late into a day before it (a rewind).
+        first = min(tenant.created_at, asked)
         kept = calendar.buckets(Period.DAY, max(events_kept_from, first), now)
         # A day is tallied from its events: only while all of them are kept.
         whole_days = [d for d in kept if d.start >= events_kept_from]

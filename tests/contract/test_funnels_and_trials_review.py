@@ -15,7 +15,7 @@ from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.sessions.record_exit import RecordExitCommand
 from application.sessions.start_session import StartedSession, StartSessionCommand
-from domain.calendar import Calendar, Period
+from domain.calendar import HOUR, Calendar, Period
 from domain.events import Event
 from domain.funnels import Funnel, FunnelFigures, Stage, StageMatch
 from domain.plans import Plan, PlanLimits, TrialExhausted
@@ -210,6 +210,31 @@ async def test_a_session_started_late_into_a_day_rolled_up_for_good_counts_in_it
         storage, tenant, DAY.start, DAY.end + timedelta(days=2), back_online + timedelta(hours=1)
     )
     assert reached(figures) == (1, [0, 0], {"abandoned": 1})
+
+
+async def test_a_session_sent_late_into_a_day_before_the_tenant_was_created_counts_in_its_funnel(
+    storage: Any, tenant: Tenant
+) -> None:
+    """The same, for a day before the tenant was created (T0), which an operator rolled up with
+    `rollup --since` (data loaded from elsewhere). Found by the live run: the server's runs
+    rolled funnels up only from the tenant's creation, not from where the session rewound
+    them, so the day stayed as the operator's run left it."""
+    await storage.funnels.put(tenant.id, TWO_STAGES)
+    day_before = DAY.start - timedelta(days=1)
+    await roll_up(storage, tenant, TWO_DAYS_LATER + timedelta(hours=2), day_before)
+    back_online = TWO_DAYS_LATER + timedelta(hours=3)
+    use_cases = wired(storage, FakeClock(back_online)).use_cases()
+    request = SessionRequest(
+        kind="kiosk", resource_id="booth-1", client_key="k-1", started_at=DAY.start - HOUR
+    )
+    started = await use_cases.start_session()(StartSessionCommand(tenant.id, request))
+    await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
+    await roll_up(storage, tenant, back_online + timedelta(hours=1), None)
+
+    figures = await funnel_report(
+        storage, tenant, day_before, DAY.start, back_online + timedelta(hours=1)
+    )
+    assert reached(figures) == (1, [0, 0], {"completed": 1})
 
 
 # --- funnels: a day of 25 hours in the tenant's zone ---------------------------------------------
