@@ -176,7 +176,7 @@ def configure(server: Server, admin_key: str) -> Live:
             ok(admin.post("/v1/keys", json={"role": role}), 201)["secret"]
             for role in ("ingest", "app")
         )
-    live = Live(server, admin_key, ingest_key, app_key, LiveKitServer(API_KEY, API_SECRET))
+    live = Live(server, TENANT, admin_key, ingest_key, app_key, LiveKitServer(API_KEY, API_SECRET))
     with live.admin() as admin:
         settings = ok(
             admin.put(

@@ -3,19 +3,25 @@ talks to the server over its socket, sleeps for real, and returns what it sent a
 (the tests judge it). The scenarios run at the same time against one server (tests/live/conftest.py).
 """
 
+import json
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from functools import partial
 from math import ceil
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.e2e.serving import Server
+from tests.e2e.serving import SESSIONMETER, Server
 from tests.fake_livekit import fake_livekit
 from tests.livekit_server import LiveKitServer
 
@@ -26,7 +32,10 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 RATES = {"counseling": 60, "consultation": 60, "kiosk": 4}
 # Consultations (clinic_hour, erased_while_leaving) race their exits, not the reaper: a long idle
 # timeout keeps a server stalled by the suite's load from ending them before their clients act.
-IDLE_TIMEOUTS = {"consultation": 600}
+# A counseling recording outlives its own idle timeout on analyses 3 s apart; the timeout leaves
+# room for a client or server stalled that long by the load (10 s did not, once in CI).
+COUNSELING_IDLE_SECONDS = 20
+IDLE_TIMEOUTS = {"consultation": 600, "counseling": COUNSELING_IDLE_SECONDS}
 GRANTS = {"counselee-9": 1000, "visitor-4": 100, "clinic-3": 1000, "noor": 1000}
 POLL_SECONDS = 0.25
 # Bounds, not waits (each poll returns as soon as it sees what it waits for): generous, since
@@ -45,6 +54,7 @@ class Live:
     """One tenant on a running server: its keys and the LiveKit server whose webhooks it takes."""
 
     server: Server
+    tenant: str
     admin_key: str
     ingest_key: str  # a device's: unrated kinds and telemetry
     app_key: str  # the product's back end: the rated kinds (counseling, kiosk)
@@ -62,7 +72,10 @@ class Live:
 
 def now() -> datetime:
     """Now, to the millisecond (what every store keeps), so that sent and stored instants compare."""
-    at = datetime.now(UTC)
+    return to_the_millisecond(datetime.now(UTC))
+
+
+def to_the_millisecond(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
@@ -482,7 +495,7 @@ def clinic_hour(live: Live) -> Clinic:
 # 2. A counseling recording: an `analysis` event every 3 s, no heartbeat, then its exit.
 
 
-COUNSELING_SECONDS = 25
+COUNSELING_SECONDS = 31
 ANALYSIS_EVERY_SECONDS = 3
 
 
@@ -521,7 +534,7 @@ def counseling(live: Live) -> Counseling:
         session_id = started["id"]
         began = time.monotonic()
         batches, readings = [], []
-        for n in range(COUNSELING_SECONDS // ANALYSIS_EVERY_SECONDS + 1):  # at 0, 3, …, 24 s
+        for n in range(COUNSELING_SECONDS // ANALYSIS_EVERY_SECONDS + 1):  # at 0, 3, …, 30 s
             sleep_until(began + n * ANALYSIS_EVERY_SECONDS)
             analysis = events(session_id, n + 1, [now()], type="analysis", label="green")
             batches.append(ok(http.post("/v1/events/batch", json=analysis)))
@@ -606,6 +619,16 @@ class Return:
     balance: Json
 
 
+def within_the_same_price(started_at: datetime, moved_end: datetime) -> datetime:
+    """The kiosk's exit: a second after its moved end, or halfway to the next price when that
+    is nearer. Where the reap and the moved end fall depends on how fast the server answers, so
+    a fixed second could cross into the next quarter minute (it did, once in CI)."""
+    price_seconds = 60 / RATES["kiosk"]
+    elapsed = (moved_end - started_at).total_seconds()
+    next_price = ceil(elapsed / price_seconds) * price_seconds
+    return to_the_millisecond(moved_end + timedelta(seconds=min(1.0, (next_price - elapsed) / 2)))
+
+
 def silent_kiosk(live: Live) -> Return:
     subject_id = "visitor-4"
     with live.app() as http:
@@ -646,8 +669,8 @@ def silent_kiosk(live: Live) -> Return:
             )
         )
         after_events = ok(http.get(f"/v1/sessions/{session_id}"))
-        time.sleep(1)
-        exit_at = now()
+        exit_at = within_the_same_price(instant(started["started_at"]), max(late_stamps))
+        time.sleep(max(0.0, (exit_at - now()).total_seconds()))
         exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={"at": exit_at.isoformat()}))
         final = ok(http.get(f"/v1/sessions/{session_id}"))
     with live.admin() as admin:
@@ -847,6 +870,11 @@ def kiosk_day(live: Live) -> KioskDay:
 # charged one, both ended 2 days ago, then the window set: retention deletes the first only.
 
 
+# The window session_retention sets: shorter than its sessions' age (2 days), longer than what
+# returning_booth sends late (27 hours at most).
+LATE_DATA_WINDOW_SECONDS = 36 * 3600
+
+
 @dataclass(frozen=True)
 class Retained:
     unbilled: Json  # its exit's answer
@@ -876,7 +904,7 @@ def session_retention(live: Live) -> Retained:
         charged = ended_two_days_ago(http, "counseling", "archivist-2")
     with live.admin() as admin:
         # Past the late-data window too: retention keeps a session while late events may come.
-        day = {"session_retention_days": 1, "late_data_window_seconds": 24 * 3600}
+        day = {"session_retention_days": 1, "late_data_window_seconds": LATE_DATA_WINDOW_SECONDS}
         ok(admin.put("/v1/settings", json=day))
         began, gone_after = time.monotonic(), None
         while time.monotonic() - began < KEPT_WITHIN_SECONDS:
@@ -1278,6 +1306,163 @@ def overlapping_uploads(live: Live) -> Uploads:
     return Uploads(batches, answers, final, listed["items"])
 
 
+# A booth offline for hours comes back: it sends a session from 23:50 to 00:20 in Seoul, after an
+# operator rolled that night's days up (`sessionmeter rollup --since`); then the capture it had
+# buffered (00:10). The server's rollup job counts the session in its start day.
+
+SEOUL = ZoneInfo("Asia/Seoul")  # the tenant's zone (tests/live/conftest.py)
+RETAKE_FUNNEL = [
+    {"name": "frame", "match": {"type": "screen_enter", "label": "frame"}},
+    {"name": "capture", "match": {"type": "capture"}},
+]
+# The server's rollup run holds the tenant's lease a few seconds in every 2: the operator's
+# command, skipped while it does, is run again.
+ROLLUP_ATTEMPTS = 10
+# A day is final once it ends an hour before the start of the oldest session still active
+# (kiosk_day's went offline an hour ago); and the session is within the late-data window.
+DAY_FINAL_AFTER = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class ReturningBooth:
+    rolled_up: str  # what the operator's `sessionmeter rollup --since` printed
+    before: Json  # the day's funnel, rolled up before the booth came back
+    counted: Json  # the day's funnel once the rollup job counted the session
+    usage: Json  # the day's usage of the kind
+    with_capture: Json  # the day's funnel once the job counted the buffered capture too
+    with_walk_away: Json  # and once it counted a session without events, sent last
+
+
+def returning_booth(live: Live) -> ReturningBooth:
+    # The latest midnight whose day is final.
+    midnight = datetime.combine(
+        (datetime.now(SEOUL) - DAY_FINAL_AFTER).date(), time_of_day(), SEOUL
+    )
+    day_start = midnight - timedelta(days=1)  # Seoul keeps no summer time
+    window = {"from": day_start.isoformat(), "to": midnight.isoformat()}
+    with live.admin() as admin:
+        ok(admin.put("/v1/funnels/retake", json={"kind": "retake", "stages": RETAKE_FUNNEL}))
+    rolled_up = rolled_up_since(live, day_start)
+    with live.admin() as admin:
+        before = ok(admin.get("/v1/reports/funnel/retake", params=window))
+    with live.ingest() as http:
+        body = {
+            "kind": "retake",
+            "resource_id": "booth-9",
+            "client_key": "booth-9",
+            "started_at": (midnight - timedelta(minutes=10)).isoformat(),
+        }
+        session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+        framed = [midnight - timedelta(minutes=9)]
+        ok(
+            http.post(
+                "/v1/events/batch",
+                json=events(session_id, 1, framed, type="screen_enter", label="frame"),
+            )
+        )
+        left = {"at": (midnight + timedelta(minutes=20)).isoformat()}
+        ok(http.post(f"/v1/sessions/{session_id}/exit", json=left))
+    with live.admin() as admin:
+
+        def funnel() -> Json:
+            return ok(admin.get("/v1/reports/funnel/retake", params=window))
+
+        counted = poll(funnel, lambda f: f["sessions"] == 1, ROLLED_UP_WITHIN_SECONDS)
+        usage = ok(
+            admin.get("/v1/reports/usage", params={"bucket": "day", "kind": "retake", **window})
+        )
+        with live.ingest() as http:
+            captured = [midnight + timedelta(minutes=10)]
+            ok(http.post("/v1/events/batch", json=events(session_id, 2, captured, type="capture")))
+        with_capture = poll(
+            funnel, lambda f: f["stages"][-1]["reached"] == 1, ROLLED_UP_WITHIN_SECONDS
+        )
+        # Then the session of a customer who walked away at the first screen: no event at all.
+        with live.ingest() as http:
+            body["started_at"] = (midnight - timedelta(minutes=30)).isoformat()
+            walked_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+            walked = {"at": (midnight - timedelta(minutes=29)).isoformat(), "status": "abandoned"}
+            ok(http.post(f"/v1/sessions/{walked_id}/exit", json=walked))
+        with_walk_away = poll(funnel, lambda f: f["sessions"] == 2, ROLLED_UP_WITHIN_SECONDS)
+    return ReturningBooth(rolled_up, before, counted, usage, with_capture, with_walk_away)
+
+
+def rolled_up_since(live: Live, since: datetime) -> str:
+    """The operator's `sessionmeter rollup --since` of the tenant: what it printed."""
+    command = ("rollup", "--tenant", live.tenant, "--since", since.isoformat())
+    for _ in range(ROLLUP_ATTEMPTS):
+        printed = live.server.operator(*command)
+        if "skipped" not in printed:
+            break
+    return printed
+
+
+# A tenant moved while it serves: `sessionmeter export` runs while a tap wall sends batches, and
+# the file goes into a new embedded store with `sessionmeter import`.
+
+TAPS_PER_BATCH = 20
+
+
+@dataclass(frozen=True)
+class Moved:
+    session_id: str  # the tap wall's, sending while the export ran
+    answers: list[Json]  # every batch it sent, from before the export began until after it ended
+    exported: list[Json]  # the export's lines
+    imported: str  # what `sessionmeter import` printed on the new store
+
+
+def moved_while_serving(live: Live) -> Moved:
+    with live.ingest() as http:
+        body = {"kind": "tapwall", "resource_id": "wall-1", "client_key": "wall-1"}
+        session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+    exporting = threading.Event()
+    exported = threading.Event()
+
+    def tap() -> list[Json]:
+        answers: list[Json] = []
+        with live.ingest() as http:
+            while not exported.is_set():
+                stamps = [now()] * TAPS_PER_BATCH
+                batch = events(session_id, 1 + TAPS_PER_BATCH * len(answers), stamps, type="tap")
+                for event in batch["events"]:
+                    event["meters"] = {"taps": 1}
+                answers.append(ok(http.post("/v1/events/batch", json=batch)))
+                exporting.set()
+            ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+        return answers
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="tapwall") as wall,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        taps = wall.submit(tap)
+        exporting.wait(TOGETHER_WITHIN_SECONDS)
+        export = Path(folder) / "live.jsonl"
+        with export.open("w") as out:
+            done = subprocess.run(
+                [SESSIONMETER, "export", "--tenant", live.tenant],
+                env=live.server.env,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+            )
+        exported.set()
+        answers = taps.result()
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        new_store = {
+            "SESSIONMETER_STORAGE_URL": f"sqlite:///{folder}/new.db",
+            "PATH": "/usr/bin:/bin",
+        }
+        for command in (["db", "upgrade"], ["import", str(export)]):
+            done = subprocess.run(
+                [SESSIONMETER, *command], env=new_store, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in export.read_text().splitlines()]
+    return Moved(session_id, answers, lines, done.stdout.strip())
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
@@ -1299,4 +1484,6 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "lost_batch": lost_batch,
     "deleted_recording": deleted_recording,
     "overlapping_uploads": overlapping_uploads,
+    "returning_booth": returning_booth,
+    "moved_while_serving": moved_while_serving,
 }
