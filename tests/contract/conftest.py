@@ -12,6 +12,11 @@ from typing import Any
 
 import pytest
 
+import adapters.ledger_holds
+import adapters.memory.credits
+import adapters.mongodb.credits
+import adapters.mongodb.erasure
+import adapters.sqlalchemy.erasure
 from adapters.mongodb import event_counting
 from adapters.mongodb.storage import MongoStorage
 from domain.tenants import Tenant
@@ -53,6 +58,21 @@ def tally(monkeypatch: pytest.MonkeyPatch) -> FakeTally:
         Untallied, "credits_charged", lambda _, credits: heard.credits_charged(credits)
     )
     return heard
+
+
+# A settlement's wait for a held ledger, with `short_waits`: ATTEMPTS of it stay quick.
+WAIT = 0.5
+
+
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A settlement waits WAIT for a held ledger (not 5 s), an erasure 0.5 s (not 40 s).
+    PostgreSQL's settlement wait is migration 0027's lock_timeout, which stays 5 s; SQLite's
+    settlements do not wait at all."""
+    for module in (adapters.memory.credits, adapters.mongodb.credits):
+        monkeypatch.setattr(module, "SETTLEMENT_WAIT_SECONDS", WAIT)
+    for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
+        monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from application.livekit import open_stays
 from application.sessions.reap_stale_sessions import Reaped, ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
 from domain.credits import EntryKind
@@ -551,17 +552,23 @@ async def test_sessions_without_a_room_sid_or_of_another_kind_are_left_alone(
 # --- 3. More open stays than a page ------------------------------------------------------------
 
 ROOMS = 10  # stays go round rooms r0..r9
-STAYS = 1050  # more than two pages of 500, many starting at the same instant
+PAGE = 50  # the sweep's pages (500 in service), so that a few stays make several pages
+STAYS = 2 * PAGE + 5  # more than two pages, many starting at the same instant
 FINISHED = {"r0": 30, "r3": 40}  # rooms remembered finished, and when (minutes)
 
 
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(open_stays, "PAGE", PAGE)
+
+
 def crowd(tenant: Tenant) -> list[Session]:
-    """STAYS open livekit stays, 100 starting each minute, round the rooms: the finished
+    """STAYS open livekit stays, 10 starting each minute, round the rooms: the finished
     rooms' stays are spread over every page (pages go newest first, by start then id)."""
     return [
         a_session(
             tenant,
-            n // 100,
+            n // 10,
             kind=KIND,
             resource_id=f"r{n % ROOMS}",
             subject_id=f"p{n}",
@@ -581,6 +588,7 @@ async def stored_crowd(storage: Any, tenant: Tenant) -> list[Session]:
     return stays
 
 
+@pytest.mark.usefixtures("small_pages")
 async def test_every_page_of_open_stays_is_swept_and_only_the_finished_rooms_stays_end(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -599,6 +607,7 @@ async def test_every_page_of_open_stays_is_swept_and_only_the_finished_rooms_sta
             assert (stored.ended_at, stored.exit_reason) == (stamped(minute), ROOM_FINISHED)
 
 
+@pytest.mark.usefixtures("small_pages")
 async def test_stays_ending_while_the_sweep_pages_hide_none_of_the_finished_rooms_stays(
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
@@ -608,7 +617,7 @@ async def test_stays_ending_while_the_sweep_pages_hide_none_of_the_finished_room
     stopped: every stay of r0 and r3 still ends with its room, each stay once."""
     stays = await stored_crowd(storage, tenant)
     r5 = LiveKitServer(room="r5")
-    r1_early = [s for s in stays if s.resource_id == "r1"][-60:]  # the newest: first pages
+    r1_early = [s for s in stays if s.resource_id == "r1"][-6:]  # the newest: first pages
     reached, go = threading.Event(), threading.Event()
 
     async def meanwhile(s: Any) -> None:

@@ -357,6 +357,9 @@ async def test_a_truncated_ledger_leaves_no_balance_behind(storage: Any, tenant:
 # 7. A transaction that writes entries of several subjects, statement by statement
 
 
+LOOKS_FOR_A_WAITER = 40
+
+
 class ImportPacedByTheBatch:
     """An archive's records (SqlTenantArchive.restore), in the export's order (created_at, id):
     an entry of bo, then one of ana. The second is handed over only once another transaction
@@ -372,7 +375,9 @@ class ImportPacedByTheBatch:
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
-        for _ in range(200):
+        # Where the batch comes to wait, it does within a second; where it does not, this bounds
+        # the wait (each look is a psql process).
+        for _ in range(LOOKS_FOR_A_WAITER):
             if psql(self._url, waiting) != "0":
                 break
             time.sleep(0.05)
