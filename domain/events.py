@@ -214,14 +214,3 @@ class Distribution:
         if not self.total:
             return {}
         return {value: round(100 * n / self.total, 2) for value, n in self.counts.items()}
-
-
-def find_gaps(sequence_numbers: Iterable[int]) -> list[tuple[int, int]]:
-    """Ranges of missing sequence numbers, from 1 to the highest seen (input sorted ascending)."""
-    gaps: list[tuple[int, int]] = []
-    expected = 1
-    for number in sequence_numbers:
-        if number > expected:
-            gaps.append((expected, number - 1))
-        expected = max(expected, number + 1)
-    return gaps

@@ -10,7 +10,7 @@ own exit replaces it once (`close`). So are the ends the server guesses for a Li
 """
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.clock import as_utc, not_in_future
 from domain.errors import Conflict, InvalidInput
+from domain.event_gaps import deleted_too
 from domain.text import check_json, check_text
 from domain.usage import (
     MAX_QUANTITY,
@@ -188,6 +189,8 @@ class Session:
     event_count: int = 0
     max_sequence_no: int = 0
     event_gaps: list[tuple[int, int]] = field(default_factory=list)
+    # The numbers of the events retention deleted, as ranges: they arrived, so are no gap.
+    deleted_events: list[tuple[int, int]] = field(default_factory=list)
     summary: JSONObject | None = None
     exit_reason: str | None = None
     charge: Charge | None = None
@@ -424,12 +427,17 @@ class Session:
     def add_usage(self, more: dict[str, Quantity]) -> None:
         self.usage = add_usage(self.usage, more)
 
+    def events_deleted(self, numbers: Iterable[int]) -> None:
+        """Retention deleted these of its events: they arrived, so they are no gap."""
+        self.deleted_events = deleted_too(self.deleted_events, numbers)
+
     def copy(self) -> "Session":
         return replace(
             self,
             attributes=dict(self.attributes),
             usage=dict(self.usage),
             event_gaps=list(self.event_gaps),
+            deleted_events=list(self.deleted_events),
         )
 
 

@@ -1,5 +1,7 @@
 from collections.abc import Callable
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import TypeVar
 
 from adapters.memory.store import MemoryStore
@@ -25,14 +27,18 @@ class MemoryRetention(Retention):
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         old = [
-            (session, number)
-            for (tenant, session), numbered in self._store.events.items()
+            (session_id, number)
+            for (tenant, session_id), numbered in self._store.events.items()
             if tenant == tenant_id
             for number, event in numbered.items()
             if event.at < before
         ][:limit]
-        for session, number in old:
-            del self._store.events[(tenant_id, session)][number]
+        for session_id, number in old:
+            del self._store.events[(tenant_id, session_id)][number]
+        for session_id, numbers in groupby(sorted(old), key=itemgetter(0)):
+            session = self._store.sessions.get((tenant_id, session_id))
+            if session is not None:
+                session.events_deleted(number for _, number in numbers)
         return len(old)
 
     async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:

@@ -5,7 +5,7 @@ from adapters.memory.store import MemoryStore
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.charging import ChargeOnClose
 from domain.errors import NotFound
-from domain.events import find_gaps
+from domain.event_gaps import find_gaps, gaps_beside_deleted
 from domain.plans import SessionLimit
 from domain.rollups import dimensions_of
 from domain.session import ChargeState, Closing, Exit, Session, WriteCheck
@@ -152,7 +152,10 @@ class MemorySessionRepository(SessionRepository):
 def as_read(store: MemoryStore, stored: Session) -> Session:
     """A stored session as the store answers it: a copy, with its event gaps."""
     session = stored.copy()
-    session.event_gaps = find_gaps(sorted(store.events.get((stored.tenant_id, stored.id), {})))
+    numbers = sorted(store.events.get((stored.tenant_id, stored.id), {}))
+    session.event_gaps = gaps_beside_deleted(
+        find_gaps(numbers), max(numbers, default=0), stored.max_sequence_no, stored.deleted_events
+    )
     return session
 
 

@@ -3,7 +3,7 @@
 from pymongo.asynchronous.database import AsyncDatabase
 
 from adapters.mongodb.documents import Document, usage_from_document, usage_to_document
-from domain.events import find_gaps
+from domain.event_gaps import find_gaps, gaps_beside_deleted, merged
 from domain.session import Charge, ChargeState, Session, SessionStatus
 
 
@@ -28,6 +28,7 @@ def to_document(session: Session) -> Document:
         "max_sequence_no": session.max_sequence_no,
         "charge_state": session.charge_state.value,
         "charge_revision": session.charge_revision,
+        "deleted_events": [list(numbers) for numbers in session.deleted_events],
         "charge": None
         if charge is None
         else {
@@ -63,6 +64,8 @@ def from_document(document: Document) -> Session:
         else Charge(charge["credits"], charge["balance_after"], charge["warning"]),
         charge_state=ChargeState(document["charge_state"]),
         charge_revision=document.get("charge_revision", 0),
+        # Retention pushes ranges as it deletes (retention.py): joined here.
+        deleted_events=merged((first, last) for first, last in document.get("deleted_events", ())),
     )
 
 
@@ -75,5 +78,11 @@ async def load(db: AsyncDatabase[Document], document: Document) -> Session:
             {"_id": 0, "sequence_no": 1},
             sort=[("sequence_no", 1)],
         )
-        session.event_gaps = find_gaps([e["sequence_no"] async for e in cursor])
+        numbers = [e["sequence_no"] async for e in cursor]
+        session.event_gaps = gaps_beside_deleted(
+            find_gaps(numbers),
+            numbers[-1] if numbers else 0,
+            session.max_sequence_no,
+            session.deleted_events,
+        )
     return session

@@ -13,14 +13,14 @@ from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
 from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.ledger_rows import Record
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
-from adapters.sqlalchemy.session_rows import from_row, to_row
+from adapters.sqlalchemy.session_rows import from_row, gaps_bound, gaps_sql, to_row, with_gaps
 from adapters.sqlalchemy.settlement_batches import kept_balance
 from adapters.sqlalchemy.settlement_claims import Shape, shape_of
 from adapters.sqlalchemy.tables import session_meters, sessions
 from domain.session import Session
 from domain.usage import Usage
 
-JSON_COLUMNS = ("attributes", "summary")
+JSON_COLUMNS = ("attributes", "summary", "deleted_events")
 METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
 
 # A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]],
@@ -47,12 +47,7 @@ LOCK = (
     " SELECT l.*, u.meters FROM locked l LEFT JOIN session_usage_now($1,"
     " ARRAY(SELECT id FROM locked WHERE id = ANY($3::varchar[]))) u ON u.id = l.id"
 )
-GAPS = (
-    "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
-    " coalesce(lag(sequence_no) OVER (ORDER BY sequence_no), 0) AS previous"
-    " FROM events WHERE tenant_id = $1 AND session_id = $2) numbered"
-    " WHERE n > previous + 1 ORDER BY n"
-)
+GAPS = gaps_sql(("$1", "$2", "$3::bigint"))
 
 
 def _add_usage(condition: str = "TRUE", first: int = 2) -> str:
@@ -132,8 +127,8 @@ async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dic
         meters = row.get("meters") or ()
         session.usage = {meter: from_nanos(nanos, decimal) for meter, nanos, decimal in meters}
         if gaps and row["event_count"] < row["max_sequence_no"]:
-            found_gaps = await driver.fetch(GAPS, row["tenant_id"], row["id"])
-            session.event_gaps = [(first, last) for first, last in found_gaps]
+            bound = gaps_bound(session)
+            with_gaps(session, await driver.fetch(GAPS, row["tenant_id"], row["id"], bound))
     return found
 
 

@@ -1,13 +1,24 @@
 """Sessions to rows and back, with their usage and event gaps."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Row,
+    bindparam,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy.meters import usage_of
 from adapters.sqlalchemy.tables import events, sessions
+from domain.event_gaps import gaps_beside_deleted
 from domain.session import Charge, ChargeState, Session, SessionStatus
 
 # What settling a session's charge changes in its row (Session.settle).
@@ -37,6 +48,7 @@ def to_row(session: Session) -> dict[str, Any]:
         "charge_balance_after": None if charge is None else charge.balance_after,
         "charge_warning": None if charge is None else charge.warning,
         "charge_revision": session.charge_revision,
+        "deleted_events": [list(numbers) for numbers in session.deleted_events],
     }
 
 
@@ -51,7 +63,7 @@ async def load(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Session]
         session = from_row(row)
         session.usage = usage[row.id]
         if row.event_count < row.max_sequence_no:
-            session.event_gaps = await _gaps(conn, tenant_id, row.id)
+            with_gaps(session, await _gaps(conn, session))
         loaded.append(session)
     return loaded
 
@@ -81,22 +93,49 @@ def from_row(row: Any) -> Session:
         charge=charge,
         charge_state=ChargeState(row.charge_state),
         charge_revision=row.charge_revision,
+        deleted_events=[(first, last) for first, last in row.deleted_events],
     )
 
 
-async def _gaps(conn: AsyncConnection, tenant_id: str, session_id: str) -> list[tuple[int, int]]:
-    """Missing sequence numbers, found by the database: each number after a jump, with the one
-    before it (the first number is compared with 0)."""
-    numbered = (
-        select(
-            events.c.sequence_no.label("n"),
-            func.coalesce(
-                func.lag(events.c.sequence_no).over(order_by=events.c.sequence_no), 0
-            ).label("previous"),
-        )
-        .where(events.c.tenant_id == tenant_id, events.c.session_id == session_id)
-        .subquery()
+def gaps_sql(placeholders: tuple[str, str, str]) -> str:
+    """The gap query of the drivers' own paths, with their placeholders for the tenant, the
+    session and the bound (gaps_bound): each number after a jump, with the one before it (the
+    first number is compared with 0)."""
+    tenant, session, bound = placeholders
+    return (
+        "SELECT previous + 1, n - 1 FROM (SELECT n, coalesce(lag(n) OVER (ORDER BY n), 0)"
+        f" AS previous FROM (SELECT sequence_no AS n FROM events WHERE tenant_id = {tenant}"
+        f" AND session_id = {session} UNION ALL SELECT {bound}) numbers) numbered"
+        " WHERE n > previous + 1 ORDER BY n"
     )
+
+
+def gaps_bound(session: Session) -> int:
+    """A number the gap query takes as stored: past the highest ever stored when retention has
+    deleted some (the numbers above those still stored may be missing), else 0, which changes
+    nothing."""
+    return session.max_sequence_no + 1 if session.deleted_events else 0
+
+
+def with_gaps(session: Session, found: Iterable[tuple[int, int]]) -> None:
+    """The session's gaps: those the gap query `found` (up to gaps_bound), less the numbers
+    retention deleted."""
+    highest = session.max_sequence_no
+    session.event_gaps = gaps_beside_deleted(found, highest, highest, session.deleted_events)
+
+
+async def _gaps(conn: AsyncConnection, session: Session) -> list[tuple[int, int]]:
+    """Missing sequence numbers, found by the database (as gaps_sql)."""
+    numbers = union_all(
+        select(events.c.sequence_no.label("n")).where(
+            events.c.tenant_id == session.tenant_id, events.c.session_id == session.id
+        ),
+        select(literal(gaps_bound(session), BigInteger).label("n")),
+    ).subquery()
+    numbered = select(
+        numbers.c.n,
+        func.coalesce(func.lag(numbers.c.n).over(order_by=numbers.c.n), 0).label("previous"),
+    ).subquery()
     jumps = await conn.execute(
         select(numbered.c.previous, numbered.c.n)
         .where(numbered.c.n > numbered.c.previous + 1)

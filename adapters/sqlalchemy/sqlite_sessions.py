@@ -9,14 +9,14 @@ from typing import Any
 
 from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
-from adapters.sqlalchemy.session_rows import from_row, to_row
+from adapters.sqlalchemy.session_rows import from_row, gaps_bound, gaps_sql, to_row, with_gaps
 from adapters.sqlalchemy.sqlite_statements import instant, instant_of, json_of
 from adapters.sqlalchemy.tables import sessions
 from domain.session import Session
 from domain.usage import Usage
 
 INSTANT_COLUMNS = ("started_at", "last_seen_at", "ended_at")
-JSON_COLUMNS = ("attributes", "summary")
+JSON_COLUMNS = ("attributes", "summary", "deleted_events")
 _COLUMNS = tuple(sessions.c.keys())
 
 INSERT = (
@@ -24,11 +24,7 @@ INSERT = (
     " ON CONFLICT DO NOTHING"
 )
 METERS = "SELECT meter, quantity_nanos, is_decimal FROM session_meters WHERE tenant_id = ? AND session_id = ?"
-GAPS = (
-    "SELECT previous + 1, n - 1 FROM (SELECT sequence_no AS n,"
-    " coalesce(lag(sequence_no) OVER (ORDER BY sequence_no), 0) AS previous"
-    " FROM events WHERE tenant_id = ? AND session_id = ?) WHERE n > previous + 1 ORDER BY n"
-)
+GAPS = gaps_sql(("?", "?", "?"))
 ADD_USAGE = (
     "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos, is_decimal)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, session_id, meter) DO UPDATE SET"
@@ -54,8 +50,7 @@ def read(
         meters = connection.execute(METERS, (tenant_id, row.id))
         session.usage = {m: from_nanos(nanos, bool(decimal)) for m, nanos, decimal in meters}
         if gaps and row.event_count < row.max_sequence_no:
-            found_gaps = connection.execute(GAPS, (tenant_id, row.id))
-            session.event_gaps = [(first, last) for first, last in found_gaps]
+            with_gaps(session, connection.execute(GAPS, (tenant_id, row.id, gaps_bound(session))))
     return found
 
 

@@ -92,6 +92,8 @@ sessions = Table(
     Column("charge_warning", String(64)),
     # How many corrections the charge has had: each writes one ledger entry of this revision.
     Column("charge_revision", Integer, nullable=False, server_default="0"),
+    # The numbers of the events retention deleted, as ranges [[first, last], …] (no gaps).
+    Column("deleted_events", JSON, nullable=False, server_default="[]"),
     Index("ix_sessions_started", "tenant_id", "started_at", "id"),
     Index("ix_sessions_idle", "tenant_id", "status", "last_seen_at"),
     Index("ix_sessions_resource", "tenant_id", "resource_id", "started_at"),

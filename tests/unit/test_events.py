@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from domain.errors import InvalidInput
-from domain.events import MAX_SEQUENCE_NO, Distribution, Event, find_gaps
+from domain.event_gaps import as_ranges, find_gaps, gaps_beside_deleted, merged
+from domain.events import MAX_SEQUENCE_NO, Distribution, Event
 
 AT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -26,6 +27,34 @@ def test_gaps_are_the_missing_numbers_up_to_the_highest(
     numbers: list[int], gaps: list[tuple[int, int]]
 ) -> None:
     assert find_gaps(numbers) == gaps
+
+
+def test_numbers_are_kept_as_the_fewest_ranges() -> None:
+    assert as_ranges([7, 1, 2, 3, 5, 2]) == [(1, 3), (5, 5), (7, 7)]
+    assert merged([(5, 6), (1, 2), (3, 3), (8, 9), (9, 12)]) == [(1, 3), (5, 6), (8, 12)]
+
+
+@pytest.mark.parametrize(
+    ("arrived", "deleted"),
+    [
+        ([1, 2, 4], [1, 2]),  # the defect: 1 and 2 were reported missing
+        ([1, 2, 4], [1, 2, 4]),  # nothing stored: 3 is still missing
+        ([2, 3, 7, 9], [9]),  # the highest deleted: 8 is still missing
+        ([1, 3, 5, 7, 9], [1, 5, 9]),
+        ([1, 2, 3], [2]),
+        ([4, 5], []),
+    ],
+)
+def test_numbers_retention_deleted_are_no_gaps_and_the_gaps_between_them_stay(
+    arrived: list[int], deleted: list[int]
+) -> None:
+    stored = [n for n in arrived if n not in deleted]
+
+    gaps = gaps_beside_deleted(
+        find_gaps(stored), max(stored, default=0), max(arrived), as_ranges(deleted)
+    )
+
+    assert gaps == find_gaps(arrived)
 
 
 @pytest.mark.parametrize(

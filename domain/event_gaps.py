@@ -1,0 +1,73 @@
+"""Which of a session's sequence numbers are missing: the gaps a client's lost batches leave,
+found from the numbers stored, less those retention deleted (they arrived)."""
+
+from collections.abc import Iterable
+
+
+def find_gaps(sequence_numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """Ranges of missing sequence numbers, from 1 to the highest seen (input sorted ascending)."""
+    gaps: list[tuple[int, int]] = []
+    expected = 1
+    for number in sequence_numbers:
+        if number > expected:
+            gaps.append((expected, number - 1))
+        expected = max(expected, number + 1)
+    return gaps
+
+
+def as_ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """Numbers as the fewest ranges (first, last) that hold exactly them, in order."""
+    ranges: list[tuple[int, int]] = []
+    for number in sorted(set(numbers)):
+        if ranges and ranges[-1][1] == number - 1:
+            ranges[-1] = (ranges[-1][0], number)
+        else:
+            ranges.append((number, number))
+    return ranges
+
+
+def merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges joined where they overlap or touch, in order."""
+    joined: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if joined and first <= joined[-1][1] + 1:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], last))
+        else:
+            joined.append((first, last))
+    return joined
+
+
+def deleted_too(
+    deleted: Iterable[tuple[int, int]], numbers: Iterable[int]
+) -> list[tuple[int, int]]:
+    """The ranges of numbers `deleted`, with these numbers deleted too."""
+    return merged([*deleted, *as_ranges(numbers)])
+
+
+def gaps_beside_deleted(
+    found: Iterable[tuple[int, int]],
+    highest_stored: int,
+    highest: int,
+    deleted: Iterable[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """A session's missing numbers when retention has deleted some of its events: those `found`
+    missing among the events stored (up to `highest_stored`) and every number above them up to
+    the `highest` ever stored, less the numbers `deleted`, which did arrive. With none deleted,
+    those `found`."""
+    if not deleted:
+        return list(found)
+    missing = [*found, *([(highest_stored + 1, highest)] if highest > highest_stored else [])]
+    gone = merged(deleted)
+    gaps: list[tuple[int, int]] = []
+    for first, last in missing:
+        for gone_first, gone_last in gone:
+            if gone_last < first or gone_first > last:
+                continue
+            if gone_first > first:
+                gaps.append((first, gone_first - 1))
+            first = gone_last + 1
+            if first > last:
+                break
+        if first <= last:
+            gaps.append((first, last))
+    return gaps
