@@ -1,7 +1,7 @@
 """Which of a session's sequence numbers are missing: the gaps a client's lost batches leave,
 found from the numbers stored, less those retention deleted (they arrived)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def find_gaps(sequence_numbers: Iterable[int]) -> list[tuple[int, int]]:
@@ -45,29 +45,32 @@ def deleted_too(
 
 
 def gaps_beside_deleted(
-    found: Iterable[tuple[int, int]],
+    found: Iterable[Sequence[int]],
     highest_stored: int,
     highest: int,
-    deleted: Iterable[tuple[int, int]],
+    deleted: Sequence[tuple[int, int]],
 ) -> list[tuple[int, int]]:
     """A session's missing numbers when retention has deleted some of its events: those `found`
-    missing among the events stored (up to `highest_stored`) and every number above them up to
-    the `highest` ever stored, less the numbers `deleted`, which did arrive. With none deleted,
-    those `found`."""
+    missing among the events stored (up to `highest_stored`; ranges in order) and every number
+    above them up to the `highest` ever stored, less the numbers `deleted` (ranges in order),
+    which did arrive. With none deleted, those `found`. One walk through both."""
+    missing = [(first, last) for first, last in found]
     if not deleted:
-        return list(found)
-    missing = [*found, *([(highest_stored + 1, highest)] if highest > highest_stored else [])]
-    gone = merged(deleted)
+        return missing
+    if highest > highest_stored:
+        missing.append((highest_stored + 1, highest))
     gaps: list[tuple[int, int]] = []
+    gone = 0  # the first deleted range that may still meet a missing one
     for first, last in missing:
-        for gone_first, gone_last in gone:
-            if gone_last < first or gone_first > last:
-                continue
+        while gone < len(deleted) and deleted[gone][1] < first:
+            gone += 1
+        meeting = gone
+        while first <= last and meeting < len(deleted) and deleted[meeting][0] <= last:
+            gone_first, gone_last = deleted[meeting]
             if gone_first > first:
                 gaps.append((first, gone_first - 1))
-            first = gone_last + 1
-            if first > last:
-                break
+            first = max(first, gone_last + 1)
+            meeting += 1
         if first <= last:
             gaps.append((first, last))
     return gaps

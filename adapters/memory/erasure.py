@@ -56,9 +56,13 @@ class MemoryErasure(Erasure, UnfinishedErasures):
         deleted = 0
         for session_id in session_ids:
             numbered = self._store.events.get((tenant_id, session_id), {})
-            for number in sorted(numbered)[: limit - deleted]:
+            gone = sorted(numbered)[: limit - deleted]
+            for number in gone:
                 del numbered[number]
-                deleted += 1
+            session = self._store.sessions.get((tenant_id, session_id))
+            if session is not None:  # a session kept (billed) keeps its gaps
+                session.events_deleted(gone)
+            deleted += len(gone)
         return deleted
 
     async def erase_sessions(

@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS
 from adapters.mongodb.credits import finish_due
+from adapters.mongodb.deleted_events import delete_remembering
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
@@ -113,10 +114,10 @@ class MongoErasure(Erasure, UnfinishedErasures):
         return await self._clear_events(tenant_id, session_ids, limit)
 
     async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
-        ids = await _ids(self._events, _of_sessions(tenant_id, session_ids), limit)
-        if not ids:
-            return 0
-        return (await self._events.delete_many({"_id": {"$in": ids}})).deleted_count
+        """Each session remembers the numbers of its events deleted (deleted_events): a
+        session kept (billed) keeps its gaps."""
+        of_sessions = _of_sessions(tenant_id, session_ids)
+        return await delete_remembering(self._db, tenant_id, of_sessions, limit)
 
     async def erase_sessions(
         self, tenant_id: str, session_ids: Sequence[str], forgetting: Forgetting

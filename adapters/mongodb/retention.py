@@ -6,14 +6,13 @@ is turned off."""
 
 from datetime import datetime
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from adapters.mongodb.deleted_events import delete_remembering
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.retention.ports import Retention
 from domain.calendar import Period
-from domain.event_gaps import as_ranges
 
 
 @raises_storage_errors
@@ -25,28 +24,9 @@ class MongoRetention(Retention):
         return await self._delete("snapshots", tenant_id, taken_before, limit)
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
-        """Each session first remembers the numbers of its events about to go
-        (Session.deleted_events), then they go: a run that dies between the two leaves numbers
-        remembered that are still stored, which are no gap either."""
+        """Each session remembers the numbers of its events deleted (deleted_events)."""
         old = {"tenant_id": tenant_id, "at": {"$lt": before}}
-        picked = {"_id": 1, "session_id": 1, "sequence_no": 1}
-        oldest = self._db["events"].find(old, picked, sort=[("at", 1)], limit=limit)
-        found = [document async for document in oldest]
-        if not found:
-            return 0
-        numbers: dict[str, list[int]] = {}
-        for event in found:
-            numbers.setdefault(event["session_id"], []).append(event["sequence_no"])
-        remembered = [
-            UpdateOne(
-                {"tenant_id": tenant_id, "id": session_id},
-                {"$push": {"deleted_events": {"$each": [list(r) for r in as_ranges(numbers_of)]}}},
-            )
-            for session_id, numbers_of in numbers.items()
-        ]
-        await self._db["sessions"].bulk_write(remembered, ordered=False)
-        deleted = await self._db["events"].delete_many({"_id": {"$in": [e["_id"] for e in found]}})
-        return deleted.deleted_count
+        return await delete_remembering(self._db, tenant_id, old, limit, sort=[("at", 1)])
 
     async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete("errors", tenant_id, before, limit)

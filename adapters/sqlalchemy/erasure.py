@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding, renewed
+from adapters.sqlalchemy.deleted_events import delete_remembering
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.session_rows import from_row, save
@@ -122,12 +123,12 @@ class SqlErasure(Erasure, UnfinishedErasures):
             return await _clear_events(conn, tenant_id, session_ids, limit)
 
     async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
-        key = tuple_(events.c.session_id, events.c.sequence_no)
+        """Each session remembers the numbers of its events deleted (deleted_events): a
+        session kept (billed) keeps its gaps."""
         some = _of_sessions(events, tenant_id, session_ids)
         picked = select(events.c.session_id, events.c.sequence_no).where(*some).limit(limit)
         async with self._engine.begin() as conn:
-            deleted = await conn.execute(delete(events).where(*some, key.in_(picked)))
-            return deleted.rowcount
+            return await delete_remembering(conn, tenant_id, picked)
 
     async def erase_sessions(
         self, tenant_id: str, session_ids: Sequence[str], forgetting: Forgetting

@@ -3,9 +3,10 @@ that no statement locks a whole table or runs long."""
 
 from datetime import datetime
 
-from sqlalchemy import Column, Delete, Table, bindparam, delete, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Column, Delete, Table, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.sqlalchemy.deleted_events import delete_remembering
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.funnel_days import TABLES as FUNNEL_DAY_TABLES
 from adapters.sqlalchemy.tables import (
@@ -17,13 +18,11 @@ from adapters.sqlalchemy.tables import (
     rollup_activity,
     rollup_groups,
     rollup_load,
-    sessions,
     snapshots,
     webhook_deliveries,
 )
 from application.retention.ports import Retention
 from domain.calendar import Period
-from domain.event_gaps import deleted_too
 
 
 @raises_storage_errors
@@ -35,47 +34,15 @@ class SqlRetention(Retention):
         return await self._delete(snapshots, snapshots.c.at, tenant_id, taken_before, limit)
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
-        """And, in the same transaction, each session remembers the numbers of its events
-        deleted (Session.deleted_events): they are no gaps. The sessions are locked first, in id
-        order, as a client's batch locks them before it writes their events."""
-        picked = (
+        """Each session remembers the numbers of its events deleted (deleted_events)."""
+        oldest = (
             select(events.c.session_id, events.c.sequence_no)
             .where(events.c.tenant_id == tenant_id, events.c.at < before)
             .order_by(events.c.at)
             .limit(limit)
         )
         async with self._engine.begin() as conn:
-            keys = [tuple(key) for key in await conn.execute(picked)]
-            if not keys:
-                return 0
-            deleted = await _deleted_of(conn, tenant_id, {session_id for session_id, _ in keys})
-            gone = await conn.execute(
-                delete(events)
-                .where(
-                    events.c.tenant_id == tenant_id,
-                    events.c.at < before,
-                    tuple_(events.c.session_id, events.c.sequence_no).in_(keys),
-                )
-                .returning(events.c.session_id, events.c.sequence_no)
-            )
-            numbers: dict[str, list[int]] = {}
-            for session_id, number in gone:
-                numbers.setdefault(session_id, []).append(number)
-            changed = [
-                {"session_id": session_id, "deleted": deleted_too(deleted[session_id], numbers_of)}
-                for session_id, numbers_of in numbers.items()
-                if session_id in deleted
-            ]
-            if changed:
-                await conn.execute(
-                    update(sessions)
-                    .where(
-                        sessions.c.tenant_id == tenant_id, sessions.c.id == bindparam("session_id")
-                    )
-                    .values(deleted_events=bindparam("deleted")),
-                    changed,
-                )
-        return sum(map(len, numbers.values()))
+            return await delete_remembering(conn, tenant_id, oldest, events.c.at < before)
 
     async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete(errors, errors.c.at, tenant_id, before, limit)
@@ -138,19 +105,6 @@ class SqlRetention(Retention):
     ) -> int:
         async with self._engine.begin() as conn:
             return (await conn.execute(_oldest(table, at, tenant_id, before, limit))).rowcount
-
-
-async def _deleted_of(
-    conn: AsyncConnection, tenant_id: str, session_ids: set[str]
-) -> dict[str, list[tuple[int, int]]]:
-    """The sessions' deleted_events, their rows locked in id order."""
-    found = await conn.execute(
-        select(sessions.c.id, sessions.c.deleted_events)
-        .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(sorted(session_ids)))
-        .order_by(sessions.c.id)
-        .with_for_update()
-    )
-    return {session_id: [(a, b) for a, b in deleted] for session_id, deleted in found}
 
 
 def _oldest(

@@ -100,24 +100,25 @@ def from_row(row: Any) -> Session:
 def gaps_sql(placeholders: tuple[str, str, str]) -> str:
     """The gap query of the drivers' own paths, with their placeholders for the tenant, the
     session and the bound (gaps_bound): each number after a jump, with the one before it (the
-    first number is compared with 0)."""
+    first number is compared with 0). A jump is `n - previous > 1`: `previous + 1` would be out
+    of bigint's range after the bound MAX_SEQUENCE_NO, which is also stored."""
     tenant, session, bound = placeholders
     return (
         "SELECT previous + 1, n - 1 FROM (SELECT n, coalesce(lag(n) OVER (ORDER BY n), 0)"
         f" AS previous FROM (SELECT sequence_no AS n FROM events WHERE tenant_id = {tenant}"
         f" AND session_id = {session} UNION ALL SELECT {bound}) numbers) numbered"
-        " WHERE n > previous + 1 ORDER BY n"
+        " WHERE n - previous > 1 ORDER BY n"
     )
 
 
 def gaps_bound(session: Session) -> int:
-    """A number the gap query takes as stored: past the highest ever stored when retention has
-    deleted some (the numbers above those still stored may be missing), else 0, which changes
-    nothing."""
-    return session.max_sequence_no + 1 if session.deleted_events else 0
+    """A number the gap query takes as stored: the highest ever stored, when retention has
+    deleted some (the numbers above those still stored may be missing; the highest arrived),
+    else 0, which changes nothing."""
+    return session.max_sequence_no if session.deleted_events else 0
 
 
-def with_gaps(session: Session, found: Iterable[tuple[int, int]]) -> None:
+def with_gaps(session: Session, found: Iterable[Sequence[int]]) -> None:
     """The session's gaps: those the gap query `found` (up to gaps_bound), less the numbers
     retention deleted."""
     highest = session.max_sequence_no
@@ -138,7 +139,7 @@ async def _gaps(conn: AsyncConnection, session: Session) -> list[tuple[int, int]
     ).subquery()
     jumps = await conn.execute(
         select(numbered.c.previous, numbered.c.n)
-        .where(numbered.c.n > numbered.c.previous + 1)
+        .where(numbered.c.n - numbered.c.previous > 1)
         .order_by(numbered.c.n)
     )
     return [(previous + 1, n - 1) for previous, n in jumps]

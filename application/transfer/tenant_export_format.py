@@ -167,8 +167,12 @@ def _value(hint: Any, raw: Any) -> Any:
         return {k: _value(arguments[1], v) for k, v in raw.items()}
     if origin is list:
         return [_value(arguments[0], v) for v in raw]
-    if origin is tuple:  # tuple[X, ...]
+    if origin is tuple and arguments[-1] is Ellipsis:  # tuple[X, ...]
         return tuple(_value(arguments[0], v) for v in raw)
+    if origin is tuple:  # tuple[X, Y]: exactly as many
+        if not isinstance(raw, list) or len(raw) != len(arguments):
+            raise ValueError(f"{raw!r} is not a list of {len(arguments)} values")
+        return tuple(_value(a, v) for a, v in zip(arguments, raw, strict=True))
     if origin is frozenset:
         return frozenset(raw)
     if hint in SCALARS and not SCALARS[hint](raw):
