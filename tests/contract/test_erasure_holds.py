@@ -46,7 +46,15 @@ from tests.contract.erasure_builders import (
     erase,
     settled_by_the_reaper,
 )
-from tests.contract.races import FailsToMove, HoldsAfterErasing, Proxy, Race, wait_for
+from tests.contract.races import (
+    WAIT_SECONDS,
+    FailsToMove,
+    HoldsAfterErasing,
+    Proxy,
+    Race,
+    wait_for,
+)
+from tests.contract.test_use_case_races import MovesLedgerAfterSettle
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -607,25 +615,6 @@ class SettlesLate(Proxy):
             self._done.set()
 
 
-class MovesOnceSettled(Proxy):
-    """The erasure's port: once the sessions have their pseudonym it tells the exit (`erased`);
-    it moves the ledger, still holding it, only once the exit's settlement is done (`done`)."""
-
-    def __init__(self, inner: Any, erased: threading.Event, done: threading.Event) -> None:
-        super().__init__(inner)
-        self._erased, self._done = erased, done
-
-    async def erase_sessions(self, *args: Any) -> Any:
-        try:
-            return await self._inner.erase_sessions(*args)
-        finally:
-            self._erased.set()
-
-    async def move_subject(self, *args: Any) -> Any:
-        await wait_for(self._done)
-        return await self._inner.move_subject(*args)
-
-
 @pytest.mark.parametrize("storage_url", ["sqlite", "mongodb"], indirect=True)
 async def test_an_erasure_longer_than_its_lease_still_holds_the_ledger(
     storage: Any, tenant: Tenant, race: Race, monkeypatch: pytest.MonkeyPatch, short_waits: None
@@ -660,7 +649,9 @@ async def test_an_erasure_longer_than_its_lease_still_holds_the_ledger(
 
     async def forget(s: Any) -> Any:
         await wait_for(settling)
-        return await erase(s, tenant, erasure=MovesOnceSettled(s.erasure, erased, done))
+        # It moves the ledger, still holding it, only once the exit's charge is done.
+        erasure = MovesLedgerAfterSettle(s.erasure, erased, done, within=WAIT_SECONDS)
+        return await erase(s, tenant, erasure=erasure)
 
     exited, forgotten = await race(leave, forget)
 

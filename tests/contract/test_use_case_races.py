@@ -62,12 +62,17 @@ class SettlesWhenErased(Proxy):
 
 class MovesLedgerAfterSettle(Proxy):
     """The erasure's port: once the sessions are erased, its move of the ledger waits for the
-    exit's settlement, BETWEEN_STEPS_SECONDS at most (one that waits for the erasure never
-    comes)."""
+    exit's settlement, `within` seconds at most (one that waits for the erasure never comes)."""
 
-    def __init__(self, inner: Any, erased: threading.Event, settled: threading.Event) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        erased: threading.Event,
+        settled: threading.Event,
+        within: float = BETWEEN_STEPS_SECONDS,
+    ) -> None:
         super().__init__(inner)
-        self._erased, self._settled = erased, settled
+        self._erased, self._settled, self._within = erased, settled, within
 
     async def erase_sessions(self, *args: Any) -> Any:
         try:
@@ -76,7 +81,7 @@ class MovesLedgerAfterSettle(Proxy):
             self._erased.set()
 
     async def move_subject(self, *args: Any) -> Any:
-        await asyncio.to_thread(self._settled.wait, BETWEEN_STEPS_SECONDS)
+        await asyncio.to_thread(self._settled.wait, self._within)
         return await self._inner.move_subject(*args)
 
 
