@@ -1,5 +1,5 @@
 """Which of a session's sequence numbers are missing: the gaps a client's lost batches leave,
-found from the numbers stored, less those retention deleted (they arrived)."""
+found from the numbers stored, less those deleted since (they arrived)."""
 
 from collections.abc import Iterable, Sequence
 
@@ -50,7 +50,7 @@ def gaps_beside_deleted(
     highest: int,
     deleted: Sequence[tuple[int, int]],
 ) -> list[tuple[int, int]]:
-    """A session's missing numbers when retention has deleted some of its events: those `found`
+    """A session's missing numbers when some of its events were deleted: those `found`
     missing among the events stored (up to `highest_stored`; ranges in order) and every number
     above them up to the `highest` ever stored, less the numbers `deleted` (ranges in order),
     which did arrive. With none deleted, those `found`. One walk through both."""

@@ -189,7 +189,8 @@ class Session:
     event_count: int = 0
     max_sequence_no: int = 0
     event_gaps: list[tuple[int, int]] = field(default_factory=list)
-    # The numbers of the events retention deleted, as ranges: they arrived, so are no gap.
+    # The numbers of its events deleted (by retention, or with their resource), as ranges: they
+    # arrived, so they are no gap.
     deleted_events: list[tuple[int, int]] = field(default_factory=list)
     summary: JSONObject | None = None
     exit_reason: str | None = None
@@ -428,7 +429,7 @@ class Session:
         self.usage = add_usage(self.usage, more)
 
     def events_deleted(self, numbers: Iterable[int]) -> None:
-        """Retention deleted these of its events: they arrived, so they are no gap."""
+        """These of its events were deleted: they arrived, so they are no gap."""
         self.deleted_events = deleted_too(self.deleted_events, numbers)
 
     def copy(self) -> "Session":
