@@ -354,6 +354,7 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
         "max_sequence_no": 0,
         "charge_state": "none",
         "charge_revision": 0,
+        "deleted_events": "[]",
     }
     async with pg_connections(url, clients) as connections:
 
