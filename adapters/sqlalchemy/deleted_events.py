@@ -3,34 +3,24 @@ sessions (Session.deleted_events): they arrived, so they are no gaps."""
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, select, tuple_, update
+from sqlalchemy import Select, bindparam, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.sqlalchemy.tables import events, sessions
 from domain.event_gaps import deleted_too
 
 
-async def delete_remembering(
-    conn: AsyncConnection,
-    tenant_id: str,
-    picked: Select[Any],
-    *still: ColumnElement[bool],
-) -> int:
-    """Delete the tenant's events `picked` (their session_id and sequence_no; those that still
-    hold `still` when deleted) and add their numbers to their sessions' deleted_events. The
-    sessions are locked first, in id order, as a client's batch locks them before it writes
-    their events. How many went."""
+async def delete_remembering(conn: AsyncConnection, tenant_id: str, picked: Select[Any]) -> int:
+    """Delete the tenant's events `picked` (their primary keys) and add their numbers to their
+    sessions' deleted_events. The sessions are locked first, in id order, as a client's batch
+    locks them before it writes their events. How many went."""
     keys = [tuple(key) for key in await conn.execute(picked)]
     if not keys:
         return 0
-    deleted = await _deleted_of(conn, tenant_id, {session_id for session_id, _ in keys})
+    deleted = await _deleted_of(conn, tenant_id, {session_id for _, session_id, _ in keys})
     gone = await conn.execute(
         delete(events)
-        .where(
-            events.c.tenant_id == tenant_id,
-            *still,
-            tuple_(events.c.session_id, events.c.sequence_no).in_(keys),
-        )
+        .where(tuple_(*events.primary_key.columns).in_(keys))
         .returning(events.c.session_id, events.c.sequence_no)
     )
     numbers: dict[str, list[int]] = {}

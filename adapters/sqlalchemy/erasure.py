@@ -126,7 +126,7 @@ class SqlErasure(Erasure, UnfinishedErasures):
         """Each session remembers the numbers of its events deleted (deleted_events): a
         session kept (billed) keeps its gaps."""
         some = _of_sessions(events, tenant_id, session_ids)
-        picked = select(events.c.session_id, events.c.sequence_no).where(*some).limit(limit)
+        picked = select(*events.primary_key.columns).where(*some).limit(limit)
         async with self._engine.begin() as conn:
             return await delete_remembering(conn, tenant_id, picked)
 

@@ -2,8 +2,9 @@
 that no statement locks a whole table or runs long."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, Delete, Table, delete, select, tuple_
+from sqlalchemy import Column, Delete, Select, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.deleted_events import delete_remembering
@@ -35,14 +36,9 @@ class SqlRetention(Retention):
 
     async def delete_events(self, tenant_id: str, before: datetime, limit: int) -> int:
         """Each session remembers the numbers of its events deleted (deleted_events)."""
-        oldest = (
-            select(events.c.session_id, events.c.sequence_no)
-            .where(events.c.tenant_id == tenant_id, events.c.at < before)
-            .order_by(events.c.at)
-            .limit(limit)
-        )
+        oldest = _oldest_keys(events, events.c.at, tenant_id, before, limit)
         async with self._engine.begin() as conn:
-            return await delete_remembering(conn, tenant_id, oldest, events.c.at < before)
+            return await delete_remembering(conn, tenant_id, oldest)
 
     async def delete_errors(self, tenant_id: str, before: datetime, limit: int) -> int:
         return await self._delete(errors, errors.c.at, tenant_id, before, limit)
@@ -112,10 +108,16 @@ def _oldest(
 ) -> Delete:
     """Deletes the tenant's `limit` oldest rows (by `at`) from before the cutoff."""
     key = tuple_(*table.primary_key.columns)
-    oldest = (
+    return delete(table).where(key.in_(_oldest_keys(table, at, tenant_id, before, limit)))
+
+
+def _oldest_keys(
+    table: Table, at: Column[datetime], tenant_id: str, before: datetime, limit: int
+) -> Select[Any]:
+    """The primary keys of the tenant's `limit` oldest rows (by `at`) from before the cutoff."""
+    return (
         select(*table.primary_key.columns)
         .where(table.c.tenant_id == tenant_id, at < before)
         .order_by(at)
         .limit(limit)
     )
-    return delete(table).where(key.in_(oldest))

@@ -34,12 +34,7 @@ class Server:
 
     def operator(self, *args: str) -> str:
         """Run a CLI command on the server's storage; its last line of standard output."""
-        done = subprocess.run(
-            [SESSIONMETER, *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stderr == "", done.stderr
-        return done.stdout.splitlines()[-1]
+        return operator(self.env, *args)
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
@@ -57,6 +52,21 @@ class Server:
             alive += _children_of(pid)
         for pid in frozen:
             os.kill(pid, signal.SIGKILL)
+
+
+def operator(env: dict[str, str], *args: str) -> str:
+    """Run a CLI command with this environment (its storage URL); its last line of standard
+    output."""
+    done = subprocess.run(
+        [SESSIONMETER, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
+    return done.stdout.splitlines()[-1]
+
+
+def on_storage(storage_url: str) -> dict[str, str]:
+    """The environment of a CLI command on this storage, without a server."""
+    return {"SESSIONMETER_STORAGE_URL": storage_url, "PATH": "/usr/bin:/bin"}
 
 
 @contextmanager

@@ -8,7 +8,6 @@ stopped before the tests look at what the scenarios saw.
 """
 
 import sqlite3
-import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
@@ -21,7 +20,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.conftest import Databases, psql
-from tests.e2e.serving import SESSIONMETER, Server, serving
+from tests.e2e.serving import Server, on_storage, operator, serving
 from tests.live.scenarios import (
     GRANTS,
     IDLE_TIMEOUT_SECONDS,
@@ -147,24 +146,14 @@ def first_charges_written(store: str, storage_url: str) -> int:
         return -sum(int(found["sum"]) for found in sums)
 
 
-def operator(storage_url: str, *args: str) -> str:
-    """A CLI command on the storage (as tests.e2e.serving.Server.operator, without a server)."""
-    env = {"SESSIONMETER_STORAGE_URL": storage_url, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [SESSIONMETER, *args], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
-    return done.stdout.splitlines()[-1]
-
-
 def operator_set_up(storage_url: str) -> str:
     """The tenant, then at once its admin key and its LiveKit account: the CLI's part (each
     command is a process that takes seconds of CPU to start, and three stores start at once)."""
-    operator(storage_url, "tenants", "create", TENANT)
+    operator(on_storage(storage_url), "tenants", "create", TENANT)
     livekit = ["livekit", "add", "--tenant", TENANT, "--api-key", API_KEY, "--api-secret"]
     commands = [["keys", "create", "--tenant", TENANT, "--role", "admin"], [*livekit, API_SECRET]]
     with ThreadPoolExecutor(len(commands), thread_name_prefix="operator") as pool:
-        admin, _ = pool.map(lambda args: operator(storage_url, *args), commands)
+        admin, _ = pool.map(lambda args: operator(on_storage(storage_url), *args), commands)
     return admin
 
 

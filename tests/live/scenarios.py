@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.e2e.serving import SESSIONMETER, Server
+from tests.e2e.serving import SESSIONMETER, Server, on_storage, operator
 from tests.fake_livekit import fake_livekit
 from tests.livekit_server import LiveKitServer
 
@@ -1458,17 +1458,11 @@ def moved_while_serving(live: Live) -> Moved:
         exported.set()
         answers = taps.result()
         assert done.returncode == 0 and done.stderr == "", done.stderr
-        new_store = {
-            "SESSIONMETER_STORAGE_URL": f"sqlite:///{folder}/new.db",
-            "PATH": "/usr/bin:/bin",
-        }
-        for command in (["db", "upgrade"], ["import", str(export)]):
-            done = subprocess.run(
-                [SESSIONMETER, *command], env=new_store, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == 0, done.stderr
+        new_store = on_storage(f"sqlite:///{folder}/new.db")
+        operator(new_store, "db", "upgrade")
+        imported = operator(new_store, "import", str(export))
         lines = [json.loads(line) for line in export.read_text().splitlines()]
-    return Moved(session_id, answers, lines, done.stdout.strip())
+    return Moved(session_id, answers, lines, imported)
 
 
 SCENARIOS: dict[str, Callable[[Live], object]] = {
