@@ -1465,6 +1465,45 @@ def moved_while_serving(live: Live) -> Moved:
     return Moved(session_id, answers, lines, imported)
 
 
+# A lossy kiosk's session of two days ago (events 1, 2 and 4 arrived, 3 was lost) in a tenant of
+# its own; then the tenant keeps events a day, and late data 36 hours: the server's retention
+# deletes the events, and the session still says only 3 is missing.
+
+
+@dataclass(frozen=True)
+class Archived:
+    before: Json  # the session once its events were stored
+    events_left: Json  # its events listed once retention deleted them
+    after: Json  # the session then
+
+
+def archived_gaps(live: Live) -> Archived:
+    live.server.operator("tenants", "create", "archive")
+    admin_key = live.server.operator("keys", "create", "--tenant", "archive", "--role", "admin")
+    two_days_ago = now() - timedelta(days=2)
+    with live.server.client(admin_key) as admin:
+        body = {"kind": "kiosk", "resource_id": "booth-5", "client_key": "booth-5"}
+        session = ok(
+            admin.post("/v1/sessions", json={**body, "started_at": two_days_ago.isoformat()}), 201
+        )
+        stamps = [two_days_ago + timedelta(seconds=n) for n in (1, 2, 4)]
+        batch = events(session["id"], 1, stamps, type="tap")
+        batch["events"][2]["sequence_no"] = 4
+        ok(admin.post("/v1/events/batch", json=batch))
+        end = {"at": (two_days_ago + timedelta(seconds=5)).isoformat()}
+        ok(admin.post(f"/v1/sessions/{session['id']}/exit", json=end))
+        before = ok(admin.get(f"/v1/sessions/{session['id']}"))
+        shorter = {"event_retention_days": 1, "late_data_window_seconds": LATE_DATA_WINDOW_SECONDS}
+        ok(admin.put("/v1/settings", json=shorter))
+        listed = poll(
+            lambda: ok(admin.get(f"/v1/sessions/{session['id']}/events")),
+            lambda found: not found["items"],
+            KEPT_WITHIN_SECONDS,
+        )
+        after = ok(admin.get(f"/v1/sessions/{session['id']}"))
+    return Archived(before, listed, after)
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
@@ -1488,4 +1527,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "overlapping_uploads": overlapping_uploads,
     "returning_booth": returning_booth,
     "moved_while_serving": moved_while_serving,
+    "archived_gaps": archived_gaps,
 }

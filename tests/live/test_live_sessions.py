@@ -33,6 +33,7 @@ from tests.live.scenarios import (
     TAPS_PER_BATCH,
     AllHands,
     AppExit,
+    Archived,
     Clinic,
     Counseling,
     DeletedRecording,
@@ -564,3 +565,13 @@ def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
     )
     imported = {kind: int(n) for n, kind in (item.split(" ") for item in new.split(", "))}
     assert (imported, present) == (counts, "0"), run.imported
+
+
+def test_retention_deletes_a_lossy_sessions_old_events_and_its_gaps_stay_those_lost(
+    live: LiveRun,
+) -> None:
+    run: Archived = live.outcome("archived_gaps")
+
+    assert (run.before["event_count"], run.before["event_gaps"]) == (3, [[3, 3]]), run.before
+    assert run.events_left["items"] == [], run.events_left
+    assert (run.after["event_count"], run.after["event_gaps"]) == (3, [[3, 3]]), run.after
