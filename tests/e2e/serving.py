@@ -32,9 +32,9 @@ class Server:
     log: Path  # what the server wrote so far
     pid: int = 0  # the `sessionmeter serve` process's
 
-    def operator(self, *args: str) -> str:
+    def operator(self, *args: str, timeout: float = 60) -> str:
         """Run a CLI command on the server's storage; its last line of standard output."""
-        return operator(self.env, *args)
+        return operator(self.env, *args, timeout=timeout)
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
@@ -54,11 +54,11 @@ class Server:
             os.kill(pid, signal.SIGKILL)
 
 
-def operator(env: dict[str, str], *args: str) -> str:
+def operator(env: dict[str, str], *args: str, timeout: float = 60) -> str:
     """Run a CLI command with this environment (its storage URL); its last line of standard
     output."""
     done = subprocess.run(
-        [SESSIONMETER, *args], env=env, capture_output=True, text=True, timeout=60
+        [SESSIONMETER, *args], env=env, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
     return done.stdout.splitlines()[-1]

@@ -1399,7 +1399,8 @@ def rolled_up_since(live: Live, since: datetime) -> str:
     """The operator's `sessionmeter rollup --since` of the tenant: what it printed."""
     command = ("rollup", "--tenant", live.tenant, "--since", since.isoformat())
     for _ in range(ROLLUP_ATTEMPTS):
-        printed = live.server.operator(*command)
+        # A day and more of hours: on MongoDB, beside the suite's load, past 60 s once in CI.
+        printed = live.server.operator(*command, timeout=150)
         if "skipped" not in printed:
             break
     return printed
