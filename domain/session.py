@@ -163,6 +163,13 @@ class Exit:
         """Whether it is the server's guess (the reaper's, or of GUESSED_END_REASONS)."""
         return self.by_reaper or self.reason in GUESSED_END_REASONS
 
+    @property
+    def when_last_seen(self) -> bool:
+        """Whether it ends the session when it was last seen (the reaper's, reconciliation's):
+        as the session is when it closes, so a sign of life that came after the guesser read
+        it is not left after its end."""
+        return self.by_reaper or self.reason == RECONCILED
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", as_utc("at", self.at))
         object.__setattr__(self, "usage", validate_usage("usage", self.usage))
@@ -327,7 +334,7 @@ class Session:
         charged."""
         if self.is_active:
             self._check_usage(exit)
-            self._end_at(exit.at)
+            self._end_at(self._end_of(exit))
             self._take(exit)
             chargeable = self._chargeable(rated_kinds)
             self.charge_state = ChargeState.PENDING if chargeable else ChargeState.NOT_CHARGED
@@ -339,7 +346,7 @@ class Session:
             return Closing.REPLAY  # a guess does not replace another guess
         self._check_usage(exit)
         if not exit.at_is_default:
-            self._end_at(exit.at)
+            self._end_at(self._end_of(exit))
         self._take(exit)
         self._reprice()
         if self.charge is None and not self._chargeable(rated_kinds):
@@ -386,6 +393,9 @@ class Session:
         if self.charge_state in (ChargeState.CHARGED, ChargeState.PENDING):
             self.charge_revision += 1
             self.charge_state = ChargeState.PENDING
+
+    def _end_of(self, exit: Exit) -> datetime:
+        return max(exit.at, self.last_seen_at) if exit.when_last_seen else exit.at
 
     def _end_at(self, at: datetime) -> None:
         if at < self.started_at:

@@ -190,6 +190,28 @@ async def test_a_left_first_in_a_finished_room_keeps_the_rooms_end_past_the_wind
     assert stay.charge is not None and stay.charge.credits == 11
 
 
+async def test_reconciliation_ending_a_stay_seen_while_it_asked_ends_it_when_last_seen(
+    storage: Any, tenant: Tenant, server: LiveKitServer, race: Race
+) -> None:
+    """Reconciliation reads ana's stay (last seen at 1, her camera's start) to end it there;
+    before it ends it, her camera's own track_unpublished (at 20) arrives, a sign of life of the
+    open stay. Found live (`reconciled_stay`, under load). Wrong: the stay ends at 1, last seen
+    at 20, after its end. Right: a guessed end is the last sign of life as stored when the stay
+    closes (20), as the reaper's is: 19 minutes of camera."""
+    await joined_with_camera(storage, server)
+    reached, go = threading.Event(), threading.Event()
+
+    async def reconciles(s: Any) -> Any:
+        read = Pause(s.sessions, "get", reached, go, before=False)
+        return await reconcile(s, tenant, gone(server), sessions=read)
+
+    await race(reconciles, after(reached, go, delivers(unpublished(server, "ana", at(20)))))
+
+    stay = await settled_stay(storage, tenant, server, "ana")
+    assert (stay.ended_at, stay.last_seen_at) == (stamped(20), stamped(20))
+    assert (stay.exit_reason, stay.usage.get("video.seconds")) == ("reconciled", 19 * 60)
+
+
 # --- Attacks that held ---------------------------------------------------------------------------
 
 
