@@ -11,7 +11,15 @@ from application.sessions.ports import EndsWithSession, SessionRepository
 from application.sessions.session_ids import existing_session_id
 from domain.clock import happened, not_in_future
 from domain.errors import InvalidInput
-from domain.session import CLIENT_EXIT_STATUSES, Closing, Exit, JSONObject, Session, SessionStatus
+from domain.session import (
+    CLIENT_EXIT_STATUSES,
+    GUESSED_END_REASONS,
+    Closing,
+    Exit,
+    JSONObject,
+    Session,
+    SessionStatus,
+)
 from domain.tenants import Access, TenantSettings
 from domain.usage import Usage
 
@@ -87,6 +95,9 @@ class RecordExit:
         if command.status not in CLIENT_EXIT_STATUSES:
             allowed = ", ".join(sorted(CLIENT_EXIT_STATUSES))
             raise InvalidInput("status", f"must be one of {allowed}")
+        if command.reason in GUESSED_END_REASONS and not command.from_server:
+            # They mark the end as the server's guess, which a later exit would replace.
+            raise InvalidInput("reason", f"`{command.reason}` is the server's own reason")
         now = self._clock.now()
         window = command.settings.late_data_window
         if command.at is None:

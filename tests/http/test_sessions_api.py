@@ -131,6 +131,9 @@ def test_exits_and_heartbeats_that_cannot_be_are_refused(api: Api) -> None:
     assert invalid_fields(
         api.client.post(f"{path}/exit", json={"status": "timed_out"}, headers=api.app)
     ) == ["status"]
+    assert invalid_fields(
+        api.client.post(f"{path}/exit", json={"reason": "room_finished"}, headers=api.app)
+    ) == ["reason"]
     api.client.post(f"{path}/exit", json={}, headers=api.app)
     assert_error(api.client.post(f"{path}/heartbeat", headers=api.app), 409, "conflict")
 

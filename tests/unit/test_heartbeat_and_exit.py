@@ -212,6 +212,19 @@ async def test_a_client_may_say_only_how_it_left(
     assert refused.value.field == "status"
 
 
+@pytest.mark.parametrize("reason", ["reconciled", "room_finished"])
+async def test_a_client_may_not_give_the_reason_of_a_servers_guess(
+    start: Starter, record_exit: RecordExit, get_session: GetSession, tenant: Tenant, reason: str
+) -> None:
+    """Those reasons make an end a guess that a later exit replaces: a client's retry would
+    move its own end."""
+    session = await start()
+    with pytest.raises(InvalidInput) as refused:
+        await record_exit(RecordExitCommand(tenant.id, session.id, reason=reason))
+    assert refused.value.field == "reason"
+    assert (await get_session(tenant.id, session.id)).is_active
+
+
 async def test_an_anonymous_visit_ends_uncharged(
     start: Starter, record_exit: RecordExit, tenant: Tenant
 ) -> None:
