@@ -84,6 +84,9 @@ def serving(
     env = {
         "SESSIONMETER_STORAGE_URL": storage_url,
         "PATH": "/usr/bin:/bin",
+        # Its temporary files (the workers' metrics) with the test's: a server the test kills
+        # cannot remove them.
+        "TMPDIR": str(tmp_path),
         **{f"SESSIONMETER_{name.upper()}": value for name, value in settings.items()},
     }
     server = Server(f"http://127.0.0.1:{(port := free_port())}", env, tmp_path / "server.log")
