@@ -7,7 +7,15 @@ from typing import Generic
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
-from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from application.telemetry.ports import (
+    SESSION_GONE,
+    ErrorLog,
+    MetricLog,
+    Position,
+    Record,
+    SaleBook,
+    SessionGone,
+)
 from domain.calendar import Calendar
 from domain.error_reports import (
     PER_FINGERPRINT,
@@ -32,20 +40,38 @@ from domain.sales import (
     SettlementState,
     attribute_text,
 )
+from domain.session import Session
 
 
 class _MemoryRecordLog(Generic[Record]):
-    def __init__(self, records: dict[tuple[str, str], Record]) -> None:
+    def __init__(
+        self,
+        records: dict[tuple[str, str], Record],
+        sessions: dict[tuple[str, str], Session] | None = None,
+    ) -> None:
         self._records: dict[tuple[str, str], Record] = records
+        self._sessions = sessions  # given: a record's session must exist as it is stored
 
-    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
-        outcome: list[Record | None] = []
+    async def add(
+        self, tenant_id: str, records: Sequence[Record]
+    ) -> list[Record | SessionGone | None]:
+        outcome: list[Record | SessionGone | None] = []
         for record in records:
             stored = self._records.get((tenant_id, record.id))
+            if stored is None and self._gone(tenant_id, record.session_id):
+                outcome.append(SESSION_GONE)
+                continue
             if stored is None:
                 self._records[(tenant_id, record.id)] = record
             outcome.append(stored)
         return outcome
+
+    def _gone(self, tenant_id: str, session_id: str | None) -> bool:
+        return (
+            self._sessions is not None
+            and session_id is not None
+            and (tenant_id, session_id) not in self._sessions
+        )
 
     def _of(self, tenant_id: str) -> list[Record]:
         return [r for (tenant, _), r in self._records.items() if tenant == tenant_id]
@@ -141,7 +167,7 @@ class MemoryMetricLog(_MemoryRecordLog[Metric], MetricLog):
 
 class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
     def __init__(self, store: MemoryStore) -> None:
-        super().__init__(store.sales)
+        super().__init__(store.sales, store.sessions)
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return {i: s for i in sale_ids if (s := self._records.get((tenant_id, i)))}

@@ -19,7 +19,7 @@ from adapters.mongodb.deleted_events import delete_remembering
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
-from adapters.mongodb.session_documents import from_document
+from adapters.mongodb.session_documents import KEPT_FOR_SALES, from_document
 from adapters.mongodb.telemetry_documents import (
     error_from_document,
     error_to_document,
@@ -73,7 +73,11 @@ class MongoErasure(Erasure, UnfinishedErasures):
     async def billed(self, tenant_id: str, session_ids: Sequence[str]) -> set[str]:
         ids = list(session_ids)
         charged = self._sessions.find(
-            {"tenant_id": tenant_id, "id": {"$in": ids}, "charge_state": {"$in": BILLED_STATES}},
+            {
+                "tenant_id": tenant_id,
+                "id": {"$in": ids},
+                "$or": [{"charge_state": {"$in": BILLED_STATES}}, {KEPT_FOR_SALES: True}],
+            },
             {"_id": 0, "id": 1},
         )
         billed = {d["id"] async for d in charged}
@@ -168,7 +172,12 @@ class MongoErasure(Erasure, UnfinishedErasures):
             if session_id in kept:
                 continue
             gone = await self._sessions.delete_one(
-                {"tenant_id": tenant_id, "id": session_id, "charge_state": {"$nin": BILLED_STATES}}
+                {
+                    "tenant_id": tenant_id,
+                    "id": session_id,
+                    "charge_state": {"$nin": BILLED_STATES},
+                    KEPT_FOR_SALES: {"$ne": True},  # a sale may be being stored: MongoSaleBook
+                }
             )
             if gone.deleted_count:
                 sessions += 1

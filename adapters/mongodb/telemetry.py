@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError
 
 from adapters.mongodb.documents import Document, duplicates_in, within
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.session_documents import KEPT_FOR_SALES
 from adapters.mongodb.telemetry_documents import (
     amount_of,
     error_from_document,
@@ -27,7 +28,15 @@ from adapters.mongodb.telemetry_documents import (
     settlement_to_document,
 )
 from application.ports import Window
-from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from application.telemetry.ports import (
+    SESSION_GONE,
+    ErrorLog,
+    MetricLog,
+    Position,
+    Record,
+    SaleBook,
+    SessionGone,
+)
 from domain.error_reports import (
     PER_FINGERPRINT,
     ErrorFilter,
@@ -75,20 +84,30 @@ class _MongoRecordLog(Generic[Record]):
         self._to_document = to_document
         self._from_document = from_document
 
-    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+    async def add(
+        self, tenant_id: str, records: Sequence[Record]
+    ) -> list[Record | SessionGone | None]:
         firsts: dict[str, Record] = {}
         for record in records:
             firsts.setdefault(record.id, record)
-        before = await self._store(tenant_id, list(firsts.values()))
-        outcome: list[Record | None] = []
+        gone = await self._sessions_gone(tenant_id, list(firsts.values()))
+        taken = [r for r in firsts.values() if r.session_id not in gone]
+        before = await self._store(tenant_id, taken)
+        outcome: list[Record | SessionGone | None] = []
         seen: set[str] = set()
         for record in records:
-            stored = before.get(record.id)
-            if stored is None and record.id in seen:
+            stored: Record | SessionGone | None = before.get(record.id)
+            if record.session_id in gone:
+                stored = SESSION_GONE
+            elif stored is None and record.id in seen:
                 stored = firsts[record.id]  # stored by this call, earlier in the batch
             seen.add(record.id)
             outcome.append(stored)
         return outcome
+
+    async def _sessions_gone(self, tenant_id: str, records: list[Record]) -> set[str]:
+        """The sessions the records name that must exist as they are stored, and do not."""
+        return set()
 
     async def _store(self, tenant_id: str, records: list[Record]) -> dict[str, Record]:
         """Insert the records; those stored before under their ids, by id. One insert, and one
@@ -366,6 +385,22 @@ def _group_of_sale(grouping: SalesGrouping) -> str | Document:
 class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db["sales"], sale_to_document, sale_from_document)
+        self._sessions = db["sessions"]
+
+    async def _sessions_gone(self, tenant_id: str, records: list[Sale]) -> set[str]:
+        # Each session is marked before its sales are stored, and session retention deletes
+        # only unmarked ones (MongoErasure.delete_sessions): of the mark and the delete,
+        # one comes first. A session marked whose sales a crash kept from being stored is kept
+        # too.
+        named = sorted({r.session_id for r in records if r.session_id})
+        if not named:
+            return set()
+        of_them: Document = {"tenant_id": tenant_id, "id": {"$in": named}}
+        marked = await self._sessions.update_many(of_them, {"$set": {KEPT_FOR_SALES: True}})
+        if marked.matched_count == len(named):
+            return set()
+        present = await self._sessions.distinct("id", {**of_them, KEPT_FOR_SALES: True})
+        return set(named) - set(present)
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return await self._get(tenant_id, sale_ids)

@@ -27,7 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.tables import errors, performance_metrics, performance_steps, sales
+from adapters.sqlalchemy.tables import (
+    errors,
+    performance_metrics,
+    performance_steps,
+    sales,
+    sessions,
+)
 from adapters.sqlalchemy.telemetry_rows import (
     AMOUNTS,
     amount_sums,
@@ -42,7 +48,15 @@ from adapters.sqlalchemy.telemetry_rows import (
     summed,
 )
 from application.ports import Window
-from application.telemetry.ports import ErrorLog, MetricLog, Position, Record, SaleBook
+from application.telemetry.ports import (
+    SESSION_GONE,
+    ErrorLog,
+    MetricLog,
+    Position,
+    Record,
+    SaleBook,
+    SessionGone,
+)
 from domain.error_reports import (
     PER_FINGERPRINT,
     ErrorFilter,
@@ -132,28 +146,40 @@ class _SqlRecordLog(Generic[Record]):
         self._to_row = to_row
         self._from_row = from_row
 
-    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+    async def add(
+        self, tenant_id: str, records: Sequence[Record]
+    ) -> list[Record | SessionGone | None]:
         if not records:
             return []
         firsts = {r.id: r for r in reversed(records)}  # the first of each id in the batch
         table = self._table
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
-        # In id order, as every writer of these rows: two batches sharing ids in other orders
-        # would otherwise each wait for a row the other inserted (PostgreSQL: a deadlock).
-        rows = [self._to_row(tenant_id, firsts[i]) for i in sorted(firsts)]
         async with self._engine.begin() as conn:
-            result = await conn.execute(stmt, rows)
-            stored = set(result.scalars())
-            others = [i for i in firsts if i not in stored]
+            gone = await self._sessions_gone(conn, tenant_id, list(firsts.values()))
+            # In id order, as every writer of these rows: two batches sharing ids in other
+            # orders would otherwise each wait for a row the other inserted (PostgreSQL: a
+            # deadlock).
+            taken = sorted(i for i, r in firsts.items() if r.session_id not in gone)
+            rows = [self._to_row(tenant_id, firsts[i]) for i in taken]
+            stored = set((await conn.execute(stmt, rows)).scalars()) if rows else set()
+            others = [i for i in taken if i not in stored]
             before = {r.id: r for r in await self._get(conn, tenant_id, others)}
             await self._add_parts(conn, tenant_id, [firsts[i] for i in stored])
-        outcome: list[Record | None] = []
+        outcome: list[Record | SessionGone | None] = []
         for record in records:
-            if record.id in stored:
+            if record.session_id in gone:
+                outcome.append(SESSION_GONE)
+            elif record.id in stored:
                 outcome.append(None if record is firsts[record.id] else firsts[record.id])
             else:
                 outcome.append(before.get(record.id))  # None only if retention deleted it since
         return outcome
+
+    async def _sessions_gone(
+        self, conn: AsyncConnection, tenant_id: str, records: list[Record]
+    ) -> set[str]:
+        """The sessions the records name that must exist as they are stored, and do not."""
+        return set()
 
     async def _add_parts(self, conn: AsyncConnection, tenant_id: str, stored: list[Record]) -> None:
         """Rows of the records this add stored that live in other tables."""
@@ -370,6 +396,24 @@ class SqlMetricLog(_SqlRecordLog[Metric], MetricLog):
 class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, sales, sale_row, sale_of)
+
+    async def _sessions_gone(
+        self, conn: AsyncConnection, tenant_id: str, records: list[Sale]
+    ) -> set[str]:
+        # Share-locked in id order until the sales are stored (PostgreSQL; SQLite's write lock
+        # is the whole transaction's): a session retention is deleting is waited for, and is
+        # gone; retention deleting one of them waits, then finds its sale (SqlErasure).
+        named = sorted({r.session_id for r in records if r.session_id})
+        if not named:
+            return set()
+        query = (
+            select(sessions.c.id)
+            .where(sessions.c.tenant_id == tenant_id, sessions.c.id.in_(named))
+            .order_by(sessions.c.id)
+            .with_for_update(read=True, key_share=True)
+        )
+        present = set((await conn.execute(query)).scalars())
+        return {i for i in named if i not in present}
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         async with self._single.connect() as conn:

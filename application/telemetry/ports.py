@@ -7,7 +7,7 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, final
 
 from application.ports import Window
 from domain.error_reports import (
@@ -23,6 +23,15 @@ from domain.sales import Sale, SaleFigures, SalesFilter, SalesGrouping, Settleme
 Record = TypeVar("Record", bound=ErrorReport | Metric | Sale)
 
 
+@final
+class SessionGone:
+    """In an add's outcome: the record names a session that no longer exists, and was not
+    stored (SaleBook checks a sale's session as it stores it)."""
+
+
+SESSION_GONE = SessionGone()
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a newest-first listing stopped: the instant and id of the last record returned."""
@@ -32,12 +41,14 @@ class Position:
 
 
 class RecordLog(Protocol[Record]):
-    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Record | None]:
+    async def add(
+        self, tenant_id: str, records: Sequence[Record]
+    ) -> list[Record | SessionGone | None]:
         """Store every record whose id is new in the tenant, in one bounded number of round
         trips. For each record, in order: None if this call stored it, else the record already
         stored under its id (earlier, by a concurrent call, or earlier in this batch) — the
         caller decides whether that is a replay or a conflict. Of concurrent adds of one id
-        exactly one stores it."""
+        exactly one stores it. (SESSION_GONE: see SaleBook.)"""
         ...
 
 
@@ -80,6 +91,11 @@ class MetricLog(RecordLog[Metric], Protocol):
 
 
 class SaleBook(RecordLog[Sale], Protocol):
+    """`add` stores a sale that names a session only if the session exists as it is stored
+    (else SESSION_GONE in its place), and session retention never deletes a session a stored
+    sale names: of a sale and retention of its session racing, either the sale is not stored
+    or the session stays (API.md: sales are kept for good, and so are their sessions)."""
+
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         """The tenant's sales of these ids that exist, by id."""
         ...

@@ -9,7 +9,7 @@ from typing import Generic
 from application.ports import Clock
 from application.sessions.ports import SessionRepository
 from application.telemetry.ports import Record as R
-from application.telemetry.ports import RecordLog
+from application.telemetry.ports import RecordLog, SessionGone
 from domain.clock import not_in_future
 from domain.errors import Conflict, DomainError, InvalidInput, PayloadTooLarge
 from domain.tenants import Access
@@ -146,7 +146,9 @@ class RecordOnce(Generic[R]):
             outcomes[i] = self._judged(record, before)
         return Recorded([outcomes[i] for i in range(len(records))])
 
-    def _judged(self, record: R, before: R | None) -> ItemOutcome[R]:
+    def _judged(self, record: R, before: R | SessionGone | None) -> ItemOutcome[R]:
+        if isinstance(before, SessionGone):  # deleted since it was checked above
+            return ItemOutcome(None, refused=InvalidInput("session_id", NO_SESSION))
         if before is None:
             return ItemOutcome(record, created=True)
         if self._same(before, record):

@@ -28,6 +28,7 @@ from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import metadata
 from application.storage import StorageError
+from application.telemetry.ports import SESSION_GONE
 from domain.charging import Priced
 from domain.errors import Conflict
 from domain.session import Exit, Session, SessionStatus
@@ -35,6 +36,7 @@ from domain.staleness import Staleness
 from domain.tenants import Tenant
 from domain.usage import MAX_QUANTITY
 from tests.contract.builders import NOW, OPEN, add_tenant, at, batch, event, stored_session
+from tests.contract.telemetry_builders import a_sale
 
 pytestmark = pytest.mark.anyio
 
@@ -165,6 +167,28 @@ async def test_a_batch_that_waited_for_the_lock_judges_its_meters_by_what_the_ho
     assert (await storage.sessions.get(tenant.id, session.id)).usage == {
         "minutes": MAX_QUANTITY - 1
     }
+
+
+async def test_a_sale_waits_for_retention_deleting_its_session_and_is_refused(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """Retention's delete of an unbilled session holds the row (SqlErasure.delete_sessions):
+    a sale of that session stored meanwhile must wait for it and find the session gone, not
+    read the row that is being deleted and be stored without it."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    key = {"t": tenant.id, "i": session.id}
+    async with storage.engine.connect() as retention:
+        held = "SELECT id FROM sessions WHERE tenant_id = :t AND id = :i FOR UPDATE"
+        await retention.execute(text(held), key)
+        task = asyncio.create_task(storage.sales.add(tenant.id, [a_sale("sale-1", session.id)]))
+        await asyncio.sleep(0.5)
+        assert not task.done()  # it waits for the lock
+        await retention.execute(text("DELETE FROM sessions WHERE tenant_id = :t AND id = :i"), key)
+        await retention.commit()
+
+    assert await task == [SESSION_GONE]
+    assert await storage.sales.get_many(tenant.id, ["sale-1"]) == {}
 
 
 async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
