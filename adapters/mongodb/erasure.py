@@ -19,7 +19,7 @@ from adapters.mongodb.deleted_events import delete_remembering
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
-from adapters.mongodb.session_documents import KEPT_FOR_SALES, from_document
+from adapters.mongodb.session_documents import HAS_SALES, NO_SALES, from_document
 from adapters.mongodb.telemetry_documents import (
     error_from_document,
     error_to_document,
@@ -76,7 +76,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
             {
                 "tenant_id": tenant_id,
                 "id": {"$in": ids},
-                "$or": [{"charge_state": {"$in": BILLED_STATES}}, {KEPT_FOR_SALES: True}],
+                "$or": [{"charge_state": {"$in": BILLED_STATES}}, HAS_SALES],
             },
             {"_id": 0, "id": 1},
         )
@@ -168,6 +168,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
     async def delete_sessions(self, tenant_id: str, session_ids: Sequence[str]) -> Removed:
         kept = await self.billed(tenant_id, session_ids)
         sessions = events = 0
+        missed: list[str] = []
         for session_id in session_ids:
             if session_id in kept:
                 continue
@@ -176,13 +177,18 @@ class MongoErasure(Erasure, UnfinishedErasures):
                     "tenant_id": tenant_id,
                     "id": session_id,
                     "charge_state": {"$nin": BILLED_STATES},
-                    KEPT_FOR_SALES: {"$ne": True},  # a sale may be being stored: MongoSaleBook
+                    **NO_SALES,  # a sale may be being stored: MongoSaleBook
                 }
             )
             if gone.deleted_count:
                 sessions += 1
                 deleted = await self._events.delete_many(_of_sessions(tenant_id, [session_id]))
                 events += deleted.deleted_count
+            else:
+                missed.append(session_id)
+        if missed:  # billed since it was read (a sale marked it), or deleted meanwhile
+            of_missed = {"tenant_id": tenant_id, "id": {"$in": missed}}
+            kept.update(await self._sessions.distinct("id", of_missed))
         return Removed(sessions, events, frozenset(kept))
 
     async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:

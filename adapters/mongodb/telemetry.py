@@ -10,13 +10,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from adapters.mongodb.documents import Document, duplicates_in, within
 from adapters.mongodb.errors import raises_storage_errors
-from adapters.mongodb.session_documents import KEPT_FOR_SALES
+from adapters.mongodb.session_documents import HAS_SALES, KEPT_FOR_SALES
 from adapters.mongodb.telemetry_documents import (
     amount_of,
     error_from_document,
@@ -87,19 +88,21 @@ class _MongoRecordLog(Generic[Record]):
     async def add(
         self, tenant_id: str, records: Sequence[Record]
     ) -> list[Record | SessionGone | None]:
-        firsts: dict[str, Record] = {}
+        gone = await self._sessions_gone(tenant_id, list(records))
+        firsts: dict[str, Record] = {}  # the first of each id, of those whose session is there
         for record in records:
-            firsts.setdefault(record.id, record)
-        gone = await self._sessions_gone(tenant_id, list(firsts.values()))
-        taken = [r for r in firsts.values() if r.session_id not in gone]
-        before = await self._store(tenant_id, taken)
+            if record.session_id not in gone:
+                firsts.setdefault(record.id, record)
+        before = await self._store(tenant_id, list(firsts.values()))
+        await self._not_stored(tenant_id, [r for r in firsts.values() if r.id in before], before)
         outcome: list[Record | SessionGone | None] = []
         seen: set[str] = set()
         for record in records:
-            stored: Record | SessionGone | None = before.get(record.id)
             if record.session_id in gone:
-                stored = SESSION_GONE
-            elif stored is None and record.id in seen:
+                outcome.append(SESSION_GONE)
+                continue
+            stored = before.get(record.id)
+            if stored is None and record.id in seen:
                 stored = firsts[record.id]  # stored by this call, earlier in the batch
             seen.add(record.id)
             outcome.append(stored)
@@ -108,6 +111,11 @@ class _MongoRecordLog(Generic[Record]):
     async def _sessions_gone(self, tenant_id: str, records: list[Record]) -> set[str]:
         """The sessions the records name that must exist as they are stored, and do not."""
         return set()
+
+    async def _not_stored(
+        self, tenant_id: str, records: list[Record], stored: dict[str, Record]
+    ) -> None:
+        """These records were not stored: `stored` holds the records under their ids."""
 
     async def _store(self, tenant_id: str, records: list[Record]) -> dict[str, Record]:
         """Insert the records; those stored before under their ids, by id. One insert, and one
@@ -388,19 +396,45 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
         self._sessions = db["sessions"]
 
     async def _sessions_gone(self, tenant_id: str, records: list[Sale]) -> set[str]:
-        # Each session is marked before its sales are stored, and session retention deletes
-        # only unmarked ones (MongoErasure.delete_sessions): of the mark and the delete,
-        # one comes first. A session marked whose sales a crash kept from being stored is kept
-        # too.
-        named = sorted({r.session_id for r in records if r.session_id})
-        if not named:
+        # Each session gets the ids of its sales before they are stored, and session retention
+        # deletes only sessions with none (MongoErasure.delete_sessions): of the mark and the
+        # delete, one comes first. A sale refused for its id keeps no mark (_not_stored); one
+        # a crash kept from being stored keeps its session.
+        by_session: dict[str, set[str]] = {}
+        for sale in records:
+            if sale.session_id:
+                by_session.setdefault(sale.session_id, set()).add(sale.id)
+        if not by_session:
             return set()
-        of_them: Document = {"tenant_id": tenant_id, "id": {"$in": named}}
-        marked = await self._sessions.update_many(of_them, {"$set": {KEPT_FOR_SALES: True}})
-        if marked.matched_count == len(named):
+        marks = [
+            UpdateOne(
+                {"tenant_id": tenant_id, "id": session_id},
+                {"$addToSet": {KEPT_FOR_SALES: {"$each": sorted(ids)}}},
+            )
+            for session_id, ids in by_session.items()
+        ]
+        marked = await self._sessions.bulk_write(marks, ordered=False)
+        if marked.matched_count == len(by_session):
             return set()
-        present = await self._sessions.distinct("id", {**of_them, KEPT_FOR_SALES: True})
-        return set(named) - set(present)
+        present = await self._sessions.distinct(
+            "id", {"tenant_id": tenant_id, "id": {"$in": list(by_session)}, **HAS_SALES}
+        )
+        return set(by_session) - set(present)
+
+    async def _not_stored(
+        self, tenant_id: str, records: list[Sale], stored: dict[str, Sale]
+    ) -> None:
+        # A sale whose id another session's sale holds (a conflict) gives back its mark.
+        unmarks = [
+            UpdateOne(
+                {"tenant_id": tenant_id, "id": sale.session_id},
+                {"$pull": {KEPT_FOR_SALES: sale.id}},
+            )
+            for sale in records
+            if sale.session_id and stored[sale.id].session_id != sale.session_id
+        ]
+        if unmarks:
+            await self._sessions.bulk_write(unmarks, ordered=False)
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return await self._get(tenant_id, sale_ids)

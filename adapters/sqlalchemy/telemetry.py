@@ -151,15 +151,16 @@ class _SqlRecordLog(Generic[Record]):
     ) -> list[Record | SessionGone | None]:
         if not records:
             return []
-        firsts = {r.id: r for r in reversed(records)}  # the first of each id in the batch
         table = self._table
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
         async with self._engine.begin() as conn:
-            gone = await self._sessions_gone(conn, tenant_id, list(firsts.values()))
+            gone = await self._sessions_gone(conn, tenant_id, list(records))
+            # The first of each id in the batch, of those whose session is there.
+            firsts = {r.id: r for r in reversed(records) if r.session_id not in gone}
             # In id order, as every writer of these rows: two batches sharing ids in other
             # orders would otherwise each wait for a row the other inserted (PostgreSQL: a
             # deadlock).
-            taken = sorted(i for i, r in firsts.items() if r.session_id not in gone)
+            taken = sorted(firsts)
             rows = [self._to_row(tenant_id, firsts[i]) for i in taken]
             stored = set((await conn.execute(stmt, rows)).scalars()) if rows else set()
             others = [i for i in taken if i not in stored]

@@ -63,7 +63,11 @@ class RecordSales:
                 taken.setdefault(sale.id, sale)
             return refusal
 
-        return await self._record(command.tenant_id, command.sales, refund_checked)
+        return await self._record(command.tenant_id, command.sales, refund_checked, _refunded)
+
+
+def _refunded(sale: Sale) -> tuple[str, str] | None:
+    return None if sale.refund_of is None else ("refund_of", sale.refund_of)
 
 
 def _instant(sale: Sale) -> tuple[str, datetime]:

@@ -72,6 +72,7 @@ def _reason(error: DomainError) -> str:
 
 ID_TAKEN = "the id is taken by a record with other content"
 NO_SESSION = "no such session in this tenant"
+NOT_STORED = "names a record of the batch that was not stored"
 
 
 class RecordOnce(Generic[R]):
@@ -114,9 +115,12 @@ class RecordOnce(Generic[R]):
         tenant_id: str,
         records: Sequence[R | InvalidInput],
         check: Callable[[R], InvalidInput | None] = lambda _: None,
+        names: Callable[[R], tuple[str, str] | None] = lambda _: None,
     ) -> Recorded[R]:
         """`check`: a further rule of the caller's, judged after the shared ones, on each record
-        they take, in batch order."""
+        they take, in batch order. `names`: the field and id of another record a record names
+        (a refund its sale); when that is a record of the batch, it is stored first, and the
+        record only if that one is stored (the add may still refuse it: SESSION_GONE)."""
         now = self._clock.now()
         outcomes: dict[int, ItemOutcome[R]] = {}
         candidates: list[tuple[int, R]] = []
@@ -141,10 +145,25 @@ class RecordOnce(Generic[R]):
                 to_store.append((i, record))
             else:
                 outcomes[i] = ItemOutcome(None, refused=refusal)
+        # A record naming another of the batch is stored after it, and only if that one was:
+        # the add may still refuse it (SESSION_GONE).
+        in_batch = {r.id for _, r in to_store}
+        waiting = {i: n for i, r in to_store if (n := names(r)) is not None and n[1] in in_batch}
+        await self._store(tenant_id, [p for p in to_store if p[0] not in waiting], outcomes)
+        kept = {r.id for i, r in to_store if i not in waiting and outcomes[i].refused is None}
+        for i, (field_name, named_id) in waiting.items():
+            if named_id not in kept:
+                outcomes[i] = ItemOutcome(None, refused=InvalidInput(field_name, NOT_STORED))
+        then = [p for p in to_store if p[0] in waiting and p[0] not in outcomes]
+        await self._store(tenant_id, then, outcomes)
+        return Recorded([outcomes[i] for i in range(len(records))])
+
+    async def _store(
+        self, tenant_id: str, to_store: list[tuple[int, R]], outcomes: dict[int, ItemOutcome[R]]
+    ) -> None:
         stored = await self._log.add(tenant_id, [r for _, r in to_store]) if to_store else []
         for (i, record), before in zip(to_store, stored, strict=True):
             outcomes[i] = self._judged(record, before)
-        return Recorded([outcomes[i] for i in range(len(records))])
 
     def _judged(self, record: R, before: R | SessionGone | None) -> ItemOutcome[R]:
         if isinstance(before, SessionGone):  # deleted since it was checked above

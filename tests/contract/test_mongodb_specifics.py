@@ -40,7 +40,6 @@ from tests.contract.builders import (
 from tests.contract.dying_appends import next_append_dies
 from tests.contract.races import Race
 from tests.contract.scripted import Script
-from tests.contract.telemetry_builders import a_sale
 from tests.fakes import FakeClock
 from tests.servers import MongoServer
 
@@ -374,27 +373,3 @@ async def test_a_session_an_exit_changes_while_the_erasure_reads_it_is_erased_al
     stored = await storage.sessions.get(tenant.id, session.id)
     assert done["E"].sessions == 1, done
     assert stored.exit_reason is None and is_pseudonym(stored.subject_id), stored
-
-
-@on_mongodb
-async def test_a_sale_stored_after_retention_read_what_is_billed_keeps_its_session(
-    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without transactions, retention reads which sessions are billed, then deletes the others
-    one by one. A sale of one of them stored whole in between must keep it: the sale marks the
-    session before it is stored, and retention deletes only unmarked sessions."""
-    session = await stored_session(mongodb, tenant)
-    erasure = mongodb.erasure
-    read_billed = erasure.billed
-
-    async def billed_then_sold(tenant_id: str, session_ids: Any) -> set[str]:
-        billed = await read_billed(tenant_id, session_ids)
-        assert await mongodb.sales.add(tenant.id, [a_sale("sale-1", session.id)]) == [None]
-        return billed
-
-    monkeypatch.setattr(erasure, "billed", billed_then_sold)
-    removed = await erasure.delete_sessions(tenant.id, [session.id])
-
-    assert (removed.sessions, removed.kept) == (0, frozenset())  # kept, though unseen as billed
-    assert await mongodb.sessions.get(tenant.id, session.id) is not None
-    assert await read_billed(tenant.id, [session.id]) == {session.id}
