@@ -57,10 +57,10 @@ class _MemoryRecordLog(Generic[Record]):
     ) -> list[Record | SessionGone | None]:
         outcome: list[Record | SessionGone | None] = []
         for record in records:
-            stored = self._records.get((tenant_id, record.id))
-            if stored is None and self._gone(tenant_id, record.session_id):
+            if self._gone(tenant_id, record.session_id):
                 outcome.append(SESSION_GONE)
                 continue
+            stored = self._records.get((tenant_id, record.id))
             if stored is None:
                 self._records[(tenant_id, record.id)] = record
             outcome.append(stored)
