@@ -882,6 +882,11 @@ class Retained:
     unbilled_gone_after: float | None  # seconds until GET answered 404 (None: it never did)
     charged_after: Json
     retention_runs: list[str]  # the retention job's metric lines, read at the end
+    # A third session, unbilled, whose kiosk sends a sale as retention starts deleting: the
+    # sale's answer (status, body), then whether the session is still there, and its sales.
+    sale: tuple[int, Json]
+    sold_status: int
+    sold_sales: Json
 
 
 def session_retention(live: Live) -> Retained:
@@ -902,10 +907,21 @@ def session_retention(live: Live) -> Retained:
     with live.app() as http:
         unbilled = ended_two_days_ago(http, "lecture", "archivist-1")
         charged = ended_two_days_ago(http, "counseling", "archivist-2")
+        sold = ended_two_days_ago(http, "lecture", "archivist-3")
     with live.admin() as admin:
         # Past the late-data window too: retention keeps a session while late events may come.
         day = {"session_retention_days": 1, "late_data_window_seconds": LATE_DATA_WINDOW_SECONDS}
         ok(admin.put("/v1/settings", json=day))
+        sale = {
+            "id": "archive-sale-1",
+            "session_id": sold["id"],
+            "device_id": "archive-1",
+            "occurred_at": (two_days_ago + timedelta(seconds=10)).isoformat(),
+            "currency": "KRW",
+            "amounts": {"gross": "5000", "discount": "0", "tax": "0", "net": "5000"},
+            "payment_method": "cash",
+        }
+        sold_answer = admin.post("/v1/sales", json=sale)
         began, gone_after = time.monotonic(), None
         while time.monotonic() - began < KEPT_WITHIN_SECONDS:
             if admin.get(f"/v1/sessions/{unbilled['id']}").status_code == 404:
@@ -913,9 +929,20 @@ def session_retention(live: Live) -> Retained:
                 break
             time.sleep(POLL_SECONDS)
         charged_after = ok(admin.get(f"/v1/sessions/{charged['id']}"))
+        sold_status = admin.get(f"/v1/sessions/{sold['id']}").status_code
+        sold_sales = ok(admin.get("/v1/sales", params={"session_id": sold["id"]}))
     metrics = httpx.get(f"{live.server.base_url}/metrics", timeout=30).text.splitlines()
     runs = [line for line in metrics if 'job="retention"' in line and not line.startswith("#")]
-    return Retained(unbilled, charged, gone_after, charged_after, runs)
+    return Retained(
+        unbilled,
+        charged,
+        gone_after,
+        charged_after,
+        runs,
+        (sold_answer.status_code, sold_answer.json()),
+        sold_status,
+        sold_sales,
+    )
 
 
 @dataclass(frozen=True)

@@ -388,6 +388,24 @@ def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live:
     assert kept.charged_after["charge"] == kept.charged["charge"], kept.charged_after
 
 
+def test_a_sale_sent_as_retention_deletes_its_session_keeps_it_or_is_refused(
+    live: LiveRun,
+) -> None:
+    """Sales are kept for good, and so are their sessions: a kiosk's sale of an old session,
+    sent as retention starts deleting such sessions, is stored and keeps the session, or is
+    refused on session_id and the session is gone; never a sale without its session."""
+    kept: Retained = live.outcome("session_retention")
+
+    status, answer = kept.sale
+    stored = [sale["id"] for sale in kept.sold_sales["items"]]
+    if status == 201:
+        assert (kept.sold_status, stored) == (200, ["archive-sale-1"]), kept
+    else:
+        assert (status, answer["error"]) == (422, "validation_error"), answer
+        assert [f["field"] for f in answer["fields"]] == ["session_id"], answer
+        assert (kept.sold_status, stored) == (404, []), kept
+
+
 def test_a_client_forgotten_while_the_jobs_run_keeps_her_charge_and_nothing_else(
     live: LiveRun,
 ) -> None:
