@@ -49,7 +49,7 @@ class MemoryCreditLedger(CreditLedger):
             # An erasure is moving the subject's ledger: wait for it, then read the session again.
             free = self._ledger_free(tenant_id, session.subject_id)
             if not await polled(free, SETTLEMENT_WAIT_SECONDS):
-                raise LedgerHeld(session.subject_id)
+                raise LedgerHeld(session.id)
             return None
         settled = settle(session, credits, self._store.balance_of(tenant_id, session.subject_id))
         self._store.record(session, settled, at)

@@ -87,7 +87,7 @@ class MongoCreditLedger(CreditLedger):
         subject = {session.subject_id}
         async with self._turns.held(tenant_id, subject, SETTLEMENT_WAIT_SECONDS) as held:
             if held != subject:  # an erasure holds it, or its other settlements took long
-                raise LedgerHeld(session.subject_id)
+                raise LedgerHeld(session.id)
             return await self._settle(session, revision, credits, at)
 
     async def _settle(

@@ -16,7 +16,7 @@ from domain.session import Charge, Session
 class LedgerHeld(Exception):
     """A settlement found its subject's ledger held (by an erasure moving it) for longer than a
     settlement waits, a few seconds: it claimed nothing, and the session stays pending (the
-    reaper settles it)."""
+    reaper settles it). Raised with the session's id."""
 
 
 class UnfinishedErasures(Protocol):
