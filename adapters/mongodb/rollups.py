@@ -184,17 +184,19 @@ class MongoUsageSource(UsageSource):
         )
         ids = {row["_id"]["session_id"] for rows in (events, errors, sales) for row in rows}
         keys = await self._keys_of(tenant_id, ids, dimensions)
+        # Rows of a session no longer stored (a resource's deletion keeps its device errors) have
+        # no kind or resource to count under, as the SQL stores' join leaves them out.
         for row in events:
-            figures.add(keys[row["_id"]["session_id"]], "events", row["n"])
+            if key := keys.get(row["_id"]["session_id"]):
+                figures.add(key, "events", row["n"])
         for row in errors:
-            key = keys[row["_id"]["session_id"]]
-            figures.add(key, "errors", row["n"])
-            figures.add(key, "fatal_errors", row["fatal"])
+            if key := keys.get(row["_id"]["session_id"]):
+                figures.add(key, "errors", row["n"])
+                figures.add(key, "fatal_errors", row["fatal"])
         for row in sales:
             group, net = row["_id"], Decimal(str(from_bson(row["net"])))
-            figures.sold(
-                keys[group["session_id"]], group["currency"], group["status"], row["n"], net
-            )
+            if key := keys.get(group["session_id"]):
+                figures.sold(key, group["currency"], group["status"], row["n"], net)
 
     @staticmethod
     async def _per_session(

@@ -17,7 +17,7 @@ from domain.calendar import HOUR, Bucket, Period, hour_of
 from domain.clock import as_utc
 from domain.errors import Conflict
 from domain.rollups import Rollup, ServerLoad, sum_of
-from domain.tenants import Tenant
+from domain.tenants import Tenant, TenantSettings
 
 LEASE = timedelta(minutes=10)  # renewed after every hour; outlives a runner that died
 LATE_DATA = timedelta(hours=1)
@@ -155,12 +155,13 @@ class RollUpUsage:
         settings = tenant.settings
         calendar = settings.calendar
         snapshots_kept_from = _kept_from(now, settings.snapshot_retention_days)
-        events_kept_from = _kept_from(now, settings.event_retention_days)
+        events_kept_from = _events_kept_from(now, settings)
         oldest = max(
             events_kept_from,
             min(snapshots_kept_from, _kept_from(now, settings.hourly_rollup_retention_days)),
         )
-        asked = since or lease.resume_from or tenant.created_at
+        # A rewind pending before `since` is recomputed too: the lease gave it to this run.
+        asked = min((t for t in (since, lease.resume_from) if t), default=tenant.created_at)
         start = max(asked, oldest)
         hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
         counter.plan(len(hours))
@@ -263,6 +264,15 @@ class _TenantRun:
     days: int
     funnel_days: int
     resume_from: datetime  # where the tenant's next run starts
+
+
+def _events_kept_from(now: datetime, settings: TenantSettings) -> datetime:
+    """The first hour none of whose events retention can have deleted: by their own retention,
+    or with their sessions (session_retention_days)."""
+    kept_from = _kept_from(now, settings.event_retention_days)
+    if settings.session_retention_days is None:
+        return kept_from
+    return max(kept_from, _kept_from(now, settings.session_retention_days))
 
 
 def _kept_from(now: datetime, retention_days: int) -> datetime:

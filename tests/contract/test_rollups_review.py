@@ -2,7 +2,8 @@
 the usage report) on every store: late data racing a run, leases lost mid-run, rewinds racing
 releases, retention and deletions under recomputed hours, clock changes in the tenant's zone.
 
-A test that passes documents an attack that held; an xfail(strict) one, a defect found."""
+A test that passes documents an attack that held, or a defect found and fixed since (its
+docstring says "Found"); an xfail(strict) one, a defect still open."""
 
 import asyncio
 from dataclasses import replace
@@ -214,19 +215,15 @@ async def test_a_rewind_racing_an_acquisition_is_seen_by_that_run_or_the_next(
 # 3. Hours recomputed after retention or a deletion took some of their sources
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="session_retention_days is no bound of what a run recomputes: an hour whose "
-    "sessions retention deleted (their events with them) is rebuilt without them",
-)
 async def test_hours_whose_sessions_retention_deleted_keep_what_they_had(storage: Any) -> None:
     """README: "however far back --since reaches, a bucket is recomputed only while retention
     has deleted none of what it is made of". The run's oldest hour comes from the event,
     snapshot and hourly retentions only; session retention deletes ended sessions with their
     events (here after 1 day, late data accepted for an hour). 2 days on, a run reaching back
     (`--since`, or any change of time zone or dimensions, which recuts from the tenant's
-    creation) rebuilds 12:00 and the day from what is left: the session counted there is gone
-    from the rollups and the reports."""
+    creation) rebuilt 12:00 and the day from what is left: the session counted there was gone
+    from the rollups and the reports. Found on every store; now session retention bounds the
+    hours a run recomputes, as event retention does."""
     tenant = await add_tenant(
         storage, "kept-1", session_retention_days=1, late_data_window_seconds=3600
     )
@@ -253,16 +250,8 @@ async def test_a_deleted_resource_whose_session_reported_a_device_error_rolls_up
     """DELETE /v1/resources/{id} removes the resource's sessions and events, keeps device
     errors (error retention is their own), and rewinds the tenant's rollups to its first
     session. The next run recomputes those hours: the error of a session that is gone must
-    simply not count (memory and SQL skip it, by their join)."""
-    if storage_url.startswith("mongodb"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="MongoDB: an hour with a device error whose session was deleted fails "
-                "its rollup (KeyError in _count_events: no key for the session): after a "
-                "resource is deleted the tenant's rollups fail on every run",
-            )
-        )
+    simply not count (memory and SQL skip it, by their join). Found on MongoDB: a KeyError
+    failed every later run of the tenant."""
     doomed = await closed_session(storage, tenant, 10, 20, resource_id="w-9")
     await closed_session(storage, tenant, 30, 40, resource_id="w-1", subject_id="u2")
     await storage.errors.add(tenant.id, [an_error("crash-1", 15, session_id=doomed.id)])
@@ -451,19 +440,15 @@ async def test_errors_and_sales_a_kiosk_flushes_late_are_counted_in_their_hours(
     assert (activity.errors, activity.sales) == (1, {"KRW": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run asked to start at `since` later than the lease's resume point consumes the "
-    "pending rewind (and skips the hours between) yet releases at its own later resume point",
-)
 async def test_a_rollup_since_a_later_hour_keeps_the_rewind_pending_before_it(
     storage: Any, tenant: Tenant
 ) -> None:
     """A late event of 12:15 rewinds the tenant to 12:00. Before the server's next run, an
     operator runs `sessionmeter rollup --since 15:00` (to take in snapshots imported for that
     hour). Its acquisition consumes the rewind (resume_from = 12:00), but the run starts at
-    `since` (asked = since or resume_from) and releases at 16:00: no run ever goes back to
-    12:00, whose hour and day miss the event."""
+    `since` (asked = since or resume_from) and released at 16:00: no run ever went back to
+    12:00, whose hour and day missed the event. Found on every store; a run now starts at the
+    earlier of `since` and its resume point."""
     session = await closed_session(storage, tenant, 10, 20)
     await run_at(storage, 200)(RollUpUsageCommand(tenant.name))
     await late_event(storage, tenant, session, 15, now=290)
