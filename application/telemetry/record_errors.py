@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
 from application.telemetry.ports import ErrorLog
 from application.telemetry.recorded import Recorded, RecordOnce
@@ -40,8 +41,14 @@ class RecordErrors:
     addresses, hex ids, uuids and numbers — so the same fault groups together across devices and
     builds."""
 
-    def __init__(self, errors: ErrorLog, sessions: SessionRepository, clock: Clock) -> None:
-        self._record = RecordOnce(errors, sessions, clock, _instant, ErrorReport.__eq__)
+    def __init__(
+        self,
+        errors: ErrorLog,
+        sessions: SessionRepository,
+        clock: Clock,
+        rewinds: RollupRewinds,
+    ) -> None:
+        self._record = RecordOnce(errors, sessions, clock, _instant, ErrorReport.__eq__, rewinds)
 
     async def __call__(self, command: RecordErrorsCommand) -> Recorded[ErrorReport]:
         await self._record.check_batch(command.tenant_id, command.errors, "errors", command.access)

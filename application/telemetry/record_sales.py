@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
 from application.telemetry.ports import SaleBook
 from application.telemetry.recorded import Recorded, RecordOnce
@@ -33,9 +34,11 @@ class RecordSales:
     `conflict` (the id with other content) or a `validation_error` (naming the field; its
     session must exist in the tenant)."""
 
-    def __init__(self, sales: SaleBook, sessions: SessionRepository, clock: Clock) -> None:
+    def __init__(
+        self, sales: SaleBook, sessions: SessionRepository, clock: Clock, rewinds: RollupRewinds
+    ) -> None:
         self._sales = sales
-        self._record = RecordOnce(sales, sessions, clock, _instant, Sale.same_as)
+        self._record = RecordOnce(sales, sessions, clock, _instant, Sale.same_as, rewinds)
 
     async def __call__(self, command: RecordSalesCommand) -> Recorded[Sale]:
         await self._record.check_batch(command.tenant_id, command.sales, "sales", command.access)

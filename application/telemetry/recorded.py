@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Generic
 
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
 from application.telemetry.ports import Record as R
 from application.telemetry.ports import RecordLog, SessionGone
@@ -85,12 +86,14 @@ class RecordOnce(Generic[R]):
         clock: Clock,
         instant: Callable[[R], tuple[str, datetime]],
         same: Callable[[R, R], bool],
+        rewinds: RollupRewinds | None = None,
     ) -> None:
         self._log = log
         self._sessions = sessions
         self._clock = clock
         self._instant = instant
         self._same = same
+        self._rewinds = rewinds  # given: the records of a session count in its hours' rollups
 
     async def check_batch(
         self, tenant_id: str, records: Sequence[R | InvalidInput], name: str, access: Access
@@ -156,7 +159,20 @@ class RecordOnce(Generic[R]):
                 outcomes[i] = ItemOutcome(None, refused=InvalidInput(field_name, NOT_STORED))
         then = [p for p in to_store if p[0] in waiting and p[0] not in outcomes]
         await self._store(tenant_id, then, outcomes)
-        return Recorded([outcomes[i] for i in range(len(records))])
+        recorded = Recorded([outcomes[i] for i in range(len(records))])
+        await self._rewind(tenant_id, recorded)
+        return recorded
+
+    async def _rewind(self, tenant_id: str, recorded: Recorded[R]) -> None:
+        """Hours rolled up already that a new record of a session counts in (a kiosk flushing
+        its buffer) are rolled up again."""
+        dated = [
+            self._instant(item.record)[1]
+            for item in recorded.items
+            if item.created and item.record is not None and item.record.session_id
+        ]
+        if self._rewinds is not None and dated:
+            await self._rewinds.changed_since(tenant_id, min(dated))
 
     async def _store(
         self, tenant_id: str, to_store: list[tuple[int, R]], outcomes: dict[int, ItemOutcome[R]]

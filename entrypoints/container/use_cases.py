@@ -239,7 +239,11 @@ class UseCaseContainer(containers.DeclarativeContainer):
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
     list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)
     record_errors = providers.Factory(
-        RecordErrors, errors=storage.errors, sessions=storage.sessions, clock=outside.clock
+        RecordErrors,
+        errors=storage.errors,
+        sessions=storage.sessions,
+        clock=outside.clock,
+        rewinds=rollup_rewinds,
     )
     list_errors = providers.Factory(ListErrors, errors=storage.errors)
     report_errors = providers.Factory(ReportErrors, errors=storage.errors)
@@ -248,7 +252,11 @@ class UseCaseContainer(containers.DeclarativeContainer):
     )
     report_performance = providers.Factory(ReportPerformance, metrics=storage.metrics)
     record_sales = providers.Factory(
-        RecordSales, sales=storage.sales, sessions=storage.sessions, clock=outside.clock
+        RecordSales,
+        sales=storage.sales,
+        sessions=storage.sessions,
+        clock=outside.clock,
+        rewinds=rollup_rewinds,
     )
     move_settlement = providers.Factory(MoveSettlement, sales=storage.sales)
     list_sales = providers.Factory(ListSales, sales=storage.sales)
