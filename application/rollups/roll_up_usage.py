@@ -164,6 +164,7 @@ class RollUpUsage:
         asked = min((t for t in (since, lease.resume_from) if t), default=tenant.created_at)
         start = max(asked, oldest)
         hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
+        written_from = hour_of(start)
         counter.plan(len(hours))
         active_since = await self._source.earliest_active_start(tenant.id)
         # Never before the oldest hour a run may recompute (an active session's start may be far
@@ -174,7 +175,7 @@ class RollUpUsage:
             rolled = []
             for hour in hours_of_day:
                 rolled.append(await self._roll_up_hour(tenant, hour, snapshots_kept_from))
-                await self._renew(tenant, lease)
+                await self._renew(tenant, lease, written_from)
                 counter.advance()
             # Whole: no hour of the day starts before this run's first.
             whole = hours[0] - HOUR < day
@@ -187,8 +188,9 @@ class RollUpUsage:
         # A day is tallied from its events: only while all of them are kept.
         whole_days = [d for d in kept if d.start >= events_kept_from]
         funnel_days = await self._roll_up_funnels(
-            tenant, lease, whole_days, recomputed, resume_from
+            tenant, lease, whole_days, recomputed, resume_from, written_from
         )
+        await self._renew(tenant, lease, written_from)  # the days written since the last hour's
         return _TenantRun(len(hours), days, funnel_days, resume_from)
 
     async def _roll_up_funnels(
@@ -198,16 +200,21 @@ class RollUpUsage:
         days: list[Bucket],
         recomputed: list[datetime],
         resume_from: datetime,
+        written_from: datetime,
     ) -> int:
         """The funnels' days due among `days`, final when they end before `resume_from`."""
         due = await self._funnels.due(tenant, days, recomputed)
         for funnel, day in due:
             await self._funnels.roll_up(tenant, funnel, day, final=day.end <= resume_from)
-            await self._renew(tenant, lease)
+            await self._renew(tenant, lease, written_from)
         return len(due)
 
-    async def _renew(self, tenant: Tenant, lease: RollupLease) -> None:
+    async def _renew(self, tenant: Tenant, lease: RollupLease, written_from: datetime) -> None:
+        """Keep the lease; a runner that lost it (it stalled past it) may have written buckets
+        over the new holder's, made from older data: the next run recomputes from the first
+        hour this one wrote."""
         if not await self._leases.renew(tenant.id, lease.holder, self._clock.now() + LEASE):
+            await self._leases.rewind(tenant.id, written_from)
             raise Conflict(f"tenant {tenant.name}: another runner took over its rollups")
 
     async def _roll_up_hour(

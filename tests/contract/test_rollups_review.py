@@ -119,11 +119,6 @@ async def test_a_late_event_stored_while_a_run_computes_its_hour_is_rolled_up_ne
     assert sum(a.events for a in day.activity) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a runner whose lease ran out mid-hour still writes the hour it read (replace is "
-    "not fenced by the lease) after the new holder consumed the rewind: the hour stays stale",
-)
 async def test_a_runner_that_lost_its_lease_mid_hour_does_not_overwrite_the_new_holders_hour(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -131,9 +126,10 @@ async def test_a_runner_that_lost_its_lease_mid_hour_does_not_overwrite_the_new_
     slow statement) past its lease. A late event of 12:00 arrives and rewinds the tenant; runner
     B takes the expired lease at 311, consumes the rewind, recomputes 12:00 with the event and
     releases at 16:00. Then A wakes, writes its stale 12:00 over B's, and only then finds, on
-    renewing, that it lost the lease. Nothing rewinds 12:00 again: the hour misses the event
-    for good, and the next run (resuming at 16:00) rebuilds the day from the stored hours, so
-    the day and the report lose it too."""
+    renewing, that it lost the lease. Nothing rewound 12:00 again: the hour missed the event
+    for good, and the next run (resuming at 16:00) rebuilt the day from the stored hours, so
+    the day and the report lost it too. Found on every store; a runner that finds it lost its
+    lease now rewinds to the first hour it wrote."""
     session = await closed_session(storage, tenant, 10, 20)
     await run_at(storage, 200)(RollUpUsageCommand(tenant.name))
     source = PausedAfterFirstActivity(storage.usage_source)
