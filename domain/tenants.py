@@ -230,6 +230,15 @@ class TenantSettings:
     def late_data_window(self) -> timedelta:
         return timedelta(seconds=self.late_data_window_seconds)
 
+    @property
+    def hourly_rollups_kept(self) -> timedelta:
+        """How long hourly rollups stay: their retention, and at least the late-data window and
+        a day, so that a day late data changes is rebuilt from its stored hours."""
+        return max(
+            timedelta(days=self.hourly_rollup_retention_days),
+            self.late_data_window + timedelta(days=1),
+        )
+
 
 @dataclass(frozen=True)
 class Tenant:

@@ -112,9 +112,7 @@ class ApplyRetention:
             )
         )
         hourly = await in_batches(
-            lambda: r.delete_rollups(
-                tid, Period.HOUR, before(settings.hourly_rollup_retention_days), BATCH
-            )
+            lambda: r.delete_rollups(tid, Period.HOUR, now - settings.hourly_rollups_kept, BATCH)
         )
         daily = 0
         if (days := settings.daily_rollup_retention_days) is not None:

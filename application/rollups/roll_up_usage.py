@@ -154,11 +154,11 @@ class RollUpUsage:
     ) -> "_TenantRun":
         settings = tenant.settings
         calendar = settings.calendar
-        snapshots_kept_from = _kept_from(now, settings.snapshot_retention_days)
+        snapshots_kept_from = _kept_from(now, timedelta(days=settings.snapshot_retention_days))
         events_kept_from = _events_kept_from(now, settings)
         oldest = max(
             events_kept_from,
-            min(snapshots_kept_from, _kept_from(now, settings.hourly_rollup_retention_days)),
+            min(snapshots_kept_from, _kept_from(now, settings.hourly_rollups_kept)),
         )
         # A rewind pending before `since` is recomputed too: the lease gave it to this run.
         asked = min((t for t in (since, lease.resume_from) if t), default=tenant.created_at)
@@ -251,7 +251,7 @@ class RollUpUsage:
         calendar = tenant.settings.calendar
         end = calendar.shift(Period.DAY, day, 1)
         if not whole:
-            kept_from = _kept_from(self._clock.now(), tenant.settings.hourly_rollup_retention_days)
+            kept_from = _kept_from(self._clock.now(), tenant.settings.hourly_rollups_kept)
             if day < kept_from:
                 return False
             rolled = await self._rollups.find(tenant.id, Period.HOUR, Window(day, end))
@@ -276,15 +276,15 @@ class _TenantRun:
 def _events_kept_from(now: datetime, settings: TenantSettings) -> datetime:
     """The first hour none of whose events retention can have deleted: by their own retention,
     or with their sessions (session_retention_days)."""
-    kept_from = _kept_from(now, settings.event_retention_days)
+    kept_from = _kept_from(now, timedelta(days=settings.event_retention_days))
     if settings.session_retention_days is None:
         return kept_from
-    return max(kept_from, _kept_from(now, settings.session_retention_days))
+    return max(kept_from, _kept_from(now, timedelta(days=settings.session_retention_days)))
 
 
-def _kept_from(now: datetime, retention_days: int) -> datetime:
-    """The first hour none of whose data kept for `retention_days` can have been deleted."""
-    kept_from = now - timedelta(days=retention_days) + RETENTION_MARGIN
+def _kept_from(now: datetime, kept: timedelta) -> datetime:
+    """The first hour none of whose data kept for `kept` can have been deleted."""
+    kept_from = now - kept + RETENTION_MARGIN
     start = hour_of(kept_from)
     return start if start == kept_from else start + HOUR
 

@@ -265,17 +265,13 @@ async def test_a_deleted_resource_whose_session_reported_a_device_error_rolls_up
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a late event older than the hourly rollup retention (within the late-data window) "
-    "rewinds only its hour: the day, not whole and its stored hours deleted, keeps the old sum",
-)
 async def test_a_late_event_older_than_hourly_retention_reaches_its_day(storage: Any) -> None:
     """Hourly rollups kept 1 day, events accepted 7 days late (the defaults of the late-data
     window). 26 hours on, a late event of 12:15 arrives: its rewind makes the next run
     recompute 12:00 onwards from the raw data (all kept), but that run starts mid-day, and the
-    day's earlier hours are gone from the hourly rollups, so the day "keeps what it had". The
-    hour counts the event; the day (and the day, week and month reports) never will."""
+    day's earlier hours were gone from the hourly rollups, so the day "kept what it had". The
+    hour counted the event; the day (and the day, week and month reports) never did. Found on
+    every store; hourly rollups now stay at least a day past the late-data window."""
     tenant = await add_tenant(storage, "short-hours", hourly_rollup_retention_days=1)
     session = await closed_session(storage, tenant, 10, 20)
     await run_at(storage, 200)(RollUpUsageCommand(tenant.name))
