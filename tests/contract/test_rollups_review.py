@@ -58,6 +58,19 @@ def run_at(storage: Any, minutes: float, **ports: Any) -> Any:
     return wired(storage, FakeClock(at(minutes)), **ports).jobs().roll_up_usage()
 
 
+async def a_run_paused_in_hour_0(
+    storage: Any, tenant: Tenant
+) -> tuple["asyncio.Task[RollupRun]", PausedAfterFirstActivity]:
+    """A run at minute 300 reaching back to the tenant's start, paused once it has read 12:00
+    (its lease runs until 310): the run, and its source to let it go on."""
+    source = PausedAfterFirstActivity(storage.usage_source)
+    running = asyncio.create_task(
+        run_at(storage, 300, usage_source=source)(RollUpUsageCommand(tenant.name, since=T0))
+    )
+    await asyncio.wait_for(source.reached.wait(), 30)
+    return running, source
+
+
 async def closed_session(
     storage: Any, tenant: Tenant, start: float, end: float, **fields: Any
 ) -> Session:
@@ -101,12 +114,7 @@ async def test_a_late_event_stored_while_a_run_computes_its_hour_is_rolled_up_ne
     the resume point, so the next run goes back to 12:00 and counts the event."""
     session = await closed_session(storage, tenant, 10, 20)
     await run_at(storage, 200)(RollUpUsageCommand(tenant.name))
-    source = PausedAfterFirstActivity(storage.usage_source)
-
-    running = asyncio.create_task(
-        run_at(storage, 300, usage_source=source)(RollUpUsageCommand(tenant.name, since=T0))
-    )
-    await asyncio.wait_for(source.reached.wait(), 30)
+    running, source = await a_run_paused_in_hour_0(storage, tenant)
     await late_event(storage, tenant, session, 15, now=301)
     source.go.set()
     first: RollupRun = await running
@@ -132,12 +140,7 @@ async def test_a_runner_that_lost_its_lease_mid_hour_does_not_overwrite_the_new_
     lease now rewinds to the first hour it wrote."""
     session = await closed_session(storage, tenant, 10, 20)
     await run_at(storage, 200)(RollUpUsageCommand(tenant.name))
-    source = PausedAfterFirstActivity(storage.usage_source)
-
-    a = asyncio.create_task(
-        run_at(storage, 300, usage_source=source)(RollUpUsageCommand(tenant.name, since=T0))
-    )
-    await asyncio.wait_for(source.reached.wait(), 30)
+    a, source = await a_run_paused_in_hour_0(storage, tenant)
     await late_event(storage, tenant, session, 15, now=305)
     b = await run_at(storage, 311)(RollUpUsageCommand(tenant.name))
     source.go.set()
