@@ -6,12 +6,12 @@ from adapters.mongodb.documents import Document, usage_from_document, usage_to_d
 from domain.event_gaps import find_gaps, gaps_beside_deleted, merged
 from domain.session import Charge, ChargeState, Session, SessionStatus
 
-# The ids of the sales of a session, each added before the sale is stored: session retention
-# leaves a session with any alone (MongoSaleBook). Not a field of Session: no other reader
-# needs it.
+# How many sales of a session are stored or being stored, counted before they are: session
+# retention leaves a session that counts any alone (MongoSaleBook). Not a field of Session: no
+# other reader needs it.
 KEPT_FOR_SALES = "kept_for_sales"
-HAS_SALES = {f"{KEPT_FOR_SALES}.0": {"$exists": True}}
-NO_SALES = {f"{KEPT_FOR_SALES}.0": {"$exists": False}}
+HAS_SALES = {KEPT_FOR_SALES: {"$gt": 0}}
+NO_SALES = {KEPT_FOR_SALES: {"$not": {"$gt": 0}}}
 
 
 def to_document(session: Session) -> Document:

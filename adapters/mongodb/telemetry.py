@@ -94,7 +94,8 @@ class _MongoRecordLog(Generic[Record]):
             if record.session_id not in gone:
                 firsts.setdefault(record.id, record)
         before = await self._store(tenant_id, list(firsts.values()))
-        await self._not_stored(tenant_id, [r for r in firsts.values() if r.id in before], before)
+        inserted = [r for r in firsts.values() if r.id not in before]
+        await self._stored(tenant_id, records, inserted, gone)
         outcome: list[Record | SessionGone | None] = []
         seen: set[str] = set()
         for record in records:
@@ -112,10 +113,14 @@ class _MongoRecordLog(Generic[Record]):
         """The sessions the records name that must exist as they are stored, and do not."""
         return set()
 
-    async def _not_stored(
-        self, tenant_id: str, records: list[Record], stored: dict[str, Record]
+    async def _stored(
+        self,
+        tenant_id: str,
+        records: Sequence[Record],
+        inserted: list[Record],
+        gone: set[str],
     ) -> None:
-        """These records were not stored: `stored` holds the records under their ids."""
+        """Of `records` (naming no session in `gone`), this call inserted `inserted`."""
 
     async def _store(self, tenant_id: str, records: list[Record]) -> dict[str, Record]:
         """Insert the records; those stored before under their ids, by id. One insert, and one
@@ -396,42 +401,38 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
         self._sessions = db["sessions"]
 
     async def _sessions_gone(self, tenant_id: str, records: list[Sale]) -> set[str]:
-        # Each session gets the ids of its sales before they are stored, and session retention
-        # deletes only sessions with none (MongoErasure.delete_sessions): of the mark and the
-        # delete, one comes first. A sale refused for its id keeps no mark (_not_stored); one
-        # a crash kept from being stored keeps its session.
-        by_session: dict[str, set[str]] = {}
-        for sale in records:
-            if sale.session_id:
-                by_session.setdefault(sale.session_id, set()).add(sale.id)
-        if not by_session:
+        # Each session counts its sales, stored or being stored: the count goes up before they
+        # are stored, and session retention deletes only sessions that count none
+        # (MongoErasure.delete_sessions): of the count and the delete, one comes first. What a
+        # call counted and did not store goes back (_stored); a crash in between keeps the
+        # session.
+        counted = _per_session(records)
+        if not counted:
             return set()
         marks = [
-            UpdateOne(
-                {"tenant_id": tenant_id, "id": session_id},
-                {"$addToSet": {KEPT_FOR_SALES: {"$each": sorted(ids)}}},
-            )
-            for session_id, ids in by_session.items()
+            UpdateOne({"tenant_id": tenant_id, "id": session_id}, {"$inc": {KEPT_FOR_SALES: n}})
+            for session_id, n in counted.items()
         ]
         marked = await self._sessions.bulk_write(marks, ordered=False)
-        if marked.matched_count == len(by_session):
+        if marked.matched_count == len(counted):
             return set()
         present = await self._sessions.distinct(
-            "id", {"tenant_id": tenant_id, "id": {"$in": list(by_session)}, **HAS_SALES}
+            "id", {"tenant_id": tenant_id, "id": {"$in": list(counted)}, **HAS_SALES}
         )
-        return set(by_session) - set(present)
+        return set(counted) - set(present)
 
-    async def _not_stored(
-        self, tenant_id: str, records: list[Sale], stored: dict[str, Sale]
+    async def _stored(
+        self, tenant_id: str, records: Sequence[Sale], inserted: list[Sale], gone: set[str]
     ) -> None:
-        # A sale whose id another session's sale holds (a conflict) gives back its mark.
+        # Replays, conflicts and copies within the batch were counted and not stored.
+        stored = _per_session(inserted)
         unmarks = [
             UpdateOne(
-                {"tenant_id": tenant_id, "id": sale.session_id},
-                {"$pull": {KEPT_FOR_SALES: sale.id}},
+                {"tenant_id": tenant_id, "id": session_id},
+                {"$inc": {KEPT_FOR_SALES: stored.get(session_id, 0) - n}},
             )
-            for sale in records
-            if sale.session_id and stored[sale.id].session_id != sale.session_id
+            for session_id, n in _per_session(records).items()
+            if session_id not in gone and n > stored.get(session_id, 0)
         ]
         if unmarks:
             await self._sessions.bulk_write(unmarks, ordered=False)
@@ -503,3 +504,12 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
             )
             for row in await self._aggregate(pipeline)
         ]
+
+
+def _per_session(sales: Sequence[Sale]) -> dict[str, int]:
+    """How many sales (distinct ids) name each session."""
+    ids: dict[str, set[str]] = {}
+    for sale in sales:
+        if sale.session_id:
+            ids.setdefault(sale.session_id, set()).add(sale.id)
+    return {session_id: len(named) for session_id, named in ids.items()}
