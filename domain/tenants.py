@@ -231,6 +231,14 @@ class TenantSettings:
         return timedelta(seconds=self.late_data_window_seconds)
 
     @property
+    def sessions_kept(self) -> timedelta | None:
+        """How long ended sessions stay (None: for good): their retention, and at least the
+        late-data window, while a late event of theirs may still come."""
+        if self.session_retention_days is None:
+            return None
+        return max(timedelta(days=self.session_retention_days), self.late_data_window)
+
+    @property
     def hourly_rollups_kept(self) -> timedelta:
         """How long hourly rollups stay: their retention, and at least the late-data window and
         a day, so that a day late data changes is rebuilt from its stored hours."""

@@ -125,8 +125,8 @@ class ApplyRetention:
             lambda: r.delete_metrics(tid, before(settings.performance_retention_days), BATCH)
         )
         sessions = 0
-        if (kept_days := settings.session_retention_days) is not None:
-            cutoff = min(before(kept_days), still_sent)
+        if (sessions_kept := settings.sessions_kept) is not None:
+            cutoff = now - sessions_kept
             while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
                 removed = await delete(self._erasure, tid, ids)
                 sessions, events = sessions + removed.sessions, events + removed.events

@@ -287,13 +287,11 @@ class _TenantRun:
 
 def _events_kept_from(now: datetime, settings: TenantSettings) -> datetime:
     """The first hour none of whose events retention can have deleted: by their own retention,
-    or with their sessions (session_retention_days; a session ended within the late-data
-    window stays)."""
+    or with their sessions."""
     kept_from = _kept_from(now, timedelta(days=settings.event_retention_days))
-    if settings.session_retention_days is None:
+    if settings.sessions_kept is None:
         return kept_from
-    sessions_kept = max(timedelta(days=settings.session_retention_days), settings.late_data_window)
-    return max(kept_from, _kept_from(now, sessions_kept))
+    return max(kept_from, _kept_from(now, settings.sessions_kept))
 
 
 def _kept_from(now: datetime, kept: timedelta) -> datetime:
