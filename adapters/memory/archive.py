@@ -3,7 +3,7 @@ from typing import Any, TypeVar
 
 from adapters.memory.sessions import as_read
 from adapters.memory.store import MemoryStore
-from application.transfer.ports import Record, TenantArchive
+from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -12,6 +12,7 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -73,6 +74,12 @@ class MemoryTenantArchive(TenantArchive):
             for (tenant, _), record in sorted(records.items(), key=lambda item: item[0]):
                 if tenant == tenant_id:
                     yield record
+        for (tenant, *_), rollup in sorted(store.rollups.items(), key=lambda item: item[0]):
+            if tenant == tenant_id:
+                yield rollup
+        for (tenant, funnel, _), day in sorted(store.funnel_days.items(), key=lambda i: i[0]):
+            if tenant == tenant_id:
+                yield ArchivedFunnelDay(funnel, day)
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         return sum([self._restore(tenant_id, record) for record in records])
@@ -124,6 +131,11 @@ class MemoryTenantArchive(TenantArchive):
                 return _put_new(store.metrics, (tenant_id, record.id), record)
             case Sale():
                 return _put_new(store.sales, (tenant_id, record.id), record)
+            case Rollup():
+                return _put_new(store.rollups, (tenant_id, record.period, record.start), record)
+            case ArchivedFunnelDay():
+                day = (tenant_id, record.funnel, record.day.start)
+                return _put_new(store.funnel_days, day, record.day)
 
 
 K = TypeVar("K", bound=Hashable)

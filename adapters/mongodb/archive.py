@@ -19,6 +19,7 @@ from adapters.mongodb.credits import (
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import counted
+from adapters.mongodb.funnel_days import day_from_document, day_to_document
 from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
 from adapters.mongodb.livekit import account_from_document
 from adapters.mongodb.plans import (
@@ -29,6 +30,7 @@ from adapters.mongodb.plans import (
     subscription_set_to_document,
     subscription_to_document,
 )
+from adapters.mongodb.rollups import rollup_from_document, rollup_to_document
 from adapters.mongodb.telemetry_documents import (
     error_from_document,
     error_to_document,
@@ -43,7 +45,7 @@ from adapters.mongodb.tenants import (
     tenant_from_document,
     tenant_to_document,
 )
-from application.transfer.ports import Record, TenantArchive
+from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -52,6 +54,7 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
@@ -137,6 +140,18 @@ COLLECTIONS: dict[type, CollectionOf] = {
         ["id"],
     ),
     Sale: ("sales", lambda r, t: sale_to_document(t, r), sale_from_document, ["id"]),
+    Rollup: (
+        "rollups",
+        lambda r, t: rollup_to_document(t, r),
+        rollup_from_document,
+        ["period", "start"],
+    ),
+    ArchivedFunnelDay: (
+        "funnel_days",
+        lambda r, t: day_to_document(t, r.funnel, r.day),
+        lambda d: ArchivedFunnelDay(d["funnel"], day_from_document(d)),
+        ["funnel", "day_start"],
+    ),
 }
 
 

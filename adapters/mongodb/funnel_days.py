@@ -21,22 +21,7 @@ class MongoFunnelDays(FunnelDays):
 
     async def replace(self, tenant_id: str, funnel: str, day: FunnelDay) -> None:
         key = {"tenant_id": tenant_id, "funnel": funnel, "day_start": day.start}
-        rows = [
-            {
-                "resource_id": row.resource_id,
-                "dimensions": [list(pair) for pair in row.dimensions],
-                "tally": row.tally.document(),
-            }
-            for row in day.rows
-        ]
-        document = {
-            **key,
-            "fingerprint": day.fingerprint,
-            "final": day.final,
-            "tally": day.whole.document(),
-            "rows": rows,
-        }
-        await self._days.replace_one(key, document, upsert=True)
+        await self._days.replace_one(key, day_to_document(tenant_id, funnel, day), upsert=True)
 
     async def stored(
         self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
@@ -69,20 +54,56 @@ class MongoFunnelDays(FunnelDays):
         self, tenant_id: str, funnel: str, starts: Sequence[datetime]
     ) -> list[list[FunnelRow]]:
         found = self._days.find(_of_days(tenant_id, funnel, starts), {"_id": 0, "rows": 1})
-        return [
-            [
-                FunnelRow(
-                    row["resource_id"],
-                    tuple((k, v) for k, v in row["dimensions"]),
-                    FunnelTally.from_document(row["tally"]),
-                )
-                for row in d["rows"]
-            ]
-            async for d in found
-        ]
+        return [_rows(d) async for d in found]
 
     async def forget(self, tenant_id: str, funnel: str) -> None:
         await self._days.delete_many({"tenant_id": tenant_id, "funnel": funnel})
+
+
+def day_to_document(tenant_id: str, funnel: str, day: FunnelDay) -> Document:
+    rows = [
+        {
+            "resource_id": row.resource_id,
+            "dimensions": [list(pair) for pair in row.dimensions],
+            "tally": row.tally.document(),
+        }
+        for row in day.rows
+    ]
+    return {
+        "tenant_id": tenant_id,
+        "funnel": funnel,
+        "day_start": day.start,
+        "fingerprint": day.fingerprint,
+        "final": day.final,
+        "tally": day.whole.document(),
+        "rows": rows,
+        "dimensions": list(day.dimensions),
+    }
+
+
+def day_from_document(document: Document) -> FunnelDay:
+    rows = _rows(document)
+    # Days stored before their dimensions were: the keys their rows have.
+    keys = {k for row in rows for k, _ in row.dimensions}
+    return FunnelDay(
+        document["day_start"],
+        document["fingerprint"],
+        document["final"],
+        FunnelTally.from_document(document["tally"]),
+        rows,
+        tuple(document.get("dimensions", sorted(keys))),
+    )
+
+
+def _rows(document: Document) -> list[FunnelRow]:
+    return [
+        FunnelRow(
+            row["resource_id"],
+            tuple((k, v) for k, v in row["dimensions"]),
+            FunnelTally.from_document(row["tally"]),
+        )
+        for row in document["rows"]
+    ]
 
 
 def _of_days(tenant_id: str, funnel: str, starts: Sequence[datetime]) -> Document:

@@ -2,7 +2,7 @@
 bucket is one document, so replacing it is one atomic write; a lease document per tenant."""
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -250,11 +250,7 @@ class MongoRollupRepository(RollupRepository):
 
     async def replace(self, tenant_id: str, rollup: Rollup) -> None:
         key = {"tenant_id": tenant_id, "period": rollup.period.value, "start": rollup.start}
-        document = {
-            **key,
-            "load": asdict(rollup.load),
-            "activity": [_activity_document(a) for a in rollup.activity],
-        }
+        document = rollup_to_document(tenant_id, rollup)
         try:
             await self._rollups.replace_one(key, document, upsert=True)
         except DuplicateKeyError:  # a concurrent first write of the bucket: replace it now
@@ -271,14 +267,13 @@ class MongoRollupRepository(RollupRepository):
         query = {"tenant_id": tenant_id, "period": period.value, **within("start", window)}
         found = []
         async for document in self._rollups.find(query, sort=[("start", 1)]):
+            rollup = rollup_from_document(document)
             activity = [
-                _activity(a)
-                for a in document["activity"]
-                if kind in (None, a["kind"]) and resource_id in (None, a["resource_id"])
+                a
+                for a in rollup.activity
+                if kind in (None, a.kind) and resource_id in (None, a.resource_id)
             ]
-            found.append(
-                Rollup(period, document["start"], activity, ServerLoad(**document["load"]))
-            )
+            found.append(replace(rollup, activity=activity))
         return found
 
     async def figures(
@@ -290,6 +285,25 @@ class MongoRollupRepository(RollupRepository):
         chosen: UsageFilter,
     ) -> list[UsageFigures]:
         return await figures_from_found(self, tenant_id, size, window, calendar, chosen)
+
+
+def rollup_to_document(tenant_id: str, rollup: Rollup) -> Document:
+    return {
+        "tenant_id": tenant_id,
+        "period": rollup.period.value,
+        "start": rollup.start,
+        "load": asdict(rollup.load),
+        "activity": [_activity_document(a) for a in rollup.activity],
+    }
+
+
+def rollup_from_document(document: Document) -> Rollup:
+    return Rollup(
+        Period(document["period"]),
+        document["start"],
+        [_activity(a) for a in document["activity"]],
+        ServerLoad(**document["load"]),
+    )
 
 
 def _activity_document(a: Activity) -> Document:

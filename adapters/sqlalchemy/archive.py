@@ -3,15 +3,18 @@ cursors, and in with INSERT … ON CONFLICT DO NOTHING, so an import run twice a
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, fields
+from datetime import timedelta
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.credits import rate_from_row, rate_to_row
-from adapters.sqlalchemy.engine import insert, reading
+from adapters.sqlalchemy.engine import insert, reading, serialise
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.events import event_from_row, event_to_row
+from adapters.sqlalchemy.funnel_days import days_found, write_day
 from adapters.sqlalchemy.funnels import funnel_from_row, funnel_to_row
 from adapters.sqlalchemy.ledger_rows import alert_from_row, entry_from_row, entry_to_row
 from adapters.sqlalchemy.livekit import account_from_row
@@ -22,12 +25,14 @@ from adapters.sqlalchemy.plans import (
     subscription_set_from_row,
     subscription_set_to_row,
 )
+from adapters.sqlalchemy.rollups import rollups_found, write_bucket
 from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import (
     alerts,
     api_keys,
     errors,
     events,
+    funnel_days,
     funnels,
     ledger_entries,
     livekit_accounts,
@@ -35,6 +40,7 @@ from adapters.sqlalchemy.tables import (
     performance_steps,
     plans,
     rates,
+    rollup_load,
     sales,
     sessions,
     snapshots,
@@ -58,7 +64,9 @@ from adapters.sqlalchemy.tenants import (
     tenant_from_row,
     tenant_to_row,
 )
-from application.transfer.ports import Record, TenantArchive
+from application.ports import Window
+from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
+from domain.calendar import Period
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -67,12 +75,16 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 CHUNK = 500  # rows read at a time
+# Rollup buckets and funnel days read at a time: each comes with its rows (a row per resource
+# and dimension values).
+BUCKETS = 24
 
 
 def _owned(record: Any, tenant_id: str) -> dict[str, Any]:
@@ -157,27 +169,40 @@ class SqlTenantArchive(TenantArchive):
             for table, _, from_row, order in AFTER_SESSIONS.values():
                 async for row in _rows(conn, table, tenant_id, order):
                     yield from_row(row)
+            async for rollup in _rollups(conn, tenant_id):
+                yield rollup
+            async for day in _funnel_days(conn, tenant_id):
+                yield day
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         new = 0
         async with self._engine.begin() as conn:
             for record in _in_lock_order(records):
-                match record:
-                    case Tenant():
-                        await self._check_name(conn, record)
-                        stmt = insert(self._engine, tenants).values(tenant_to_row(record))
-                    case Session():
-                        stmt = insert(self._engine, sessions).values(to_row(record))
-                    case _:
-                        table, to_row_of, _, _ = {**BEFORE_SESSIONS, **AFTER_SESSIONS}[type(record)]
-                        stmt = insert(self._engine, table).values(to_row_of(record, tenant_id))
-                stored = (await conn.execute(stmt.on_conflict_do_nothing())).rowcount == 1
-                if stored and isinstance(record, Session):
-                    await add_usage(conn, self._engine, tenant_id, {record.id: record.usage})
-                if stored and isinstance(record, Metric) and record.breakdown:
-                    await conn.execute(performance_steps.insert(), step_rows(tenant_id, record))
-                new += stored
+                new += await self._restore(conn, tenant_id, record)
         return new
+
+    async def _restore(self, conn: AsyncConnection, tenant_id: str, record: Record) -> bool:
+        match record:
+            case Tenant():
+                await self._check_name(conn, record)
+                stmt = insert(self._engine, tenants).values(tenant_to_row(record))
+            case Session():
+                stmt = insert(self._engine, sessions).values(to_row(record))
+            case Rollup():
+                period, start = record.period, record.start.isoformat()
+                await serialise(conn, "rollup", tenant_id, period, start)  # as a rollup run
+                return await write_bucket(conn, tenant_id, record)
+            case ArchivedFunnelDay():
+                return await write_day(conn, tenant_id, record.funnel, record.day)
+            case _:
+                table, to_row_of, _, _ = {**BEFORE_SESSIONS, **AFTER_SESSIONS}[type(record)]
+                stmt = insert(self._engine, table).values(to_row_of(record, tenant_id))
+        stored = (await conn.execute(stmt.on_conflict_do_nothing())).rowcount == 1
+        if stored and isinstance(record, Session):
+            await add_usage(conn, self._engine, tenant_id, {record.id: record.usage})
+        if stored and isinstance(record, Metric) and record.breakdown:
+            await conn.execute(performance_steps.insert(), step_rows(tenant_id, record))
+        return stored
 
     async def _check_name(self, conn: Any, tenant: Tenant) -> None:
         holder = await conn.execute(select(tenants.c.id).where(tenants.c.name == tenant.name))
@@ -209,6 +234,38 @@ async def _sessions(conn: AsyncConnection, tenant_id: str) -> AsyncIterator[Sess
     async for chunk in result.partitions(CHUNK):
         for session in await load(conn, chunk):
             yield session
+
+
+async def _rollups(conn: AsyncConnection, tenant_id: str) -> AsyncIterator[Rollup]:
+    """The tenant's buckets, BUCKETS at a time, each with its activity read alongside."""
+    query = (
+        select(rollup_load.c.period, rollup_load.c.bucket_start)
+        .where(rollup_load.c.tenant_id == tenant_id)
+        .order_by(rollup_load.c.period, rollup_load.c.bucket_start)
+        .execution_options(yield_per=BUCKETS)
+    )
+    result = await conn.stream(query)
+    async for chunk in result.partitions(BUCKETS):
+        for period, starts in groupby(chunk, lambda row: row.period):
+            first, *rest = [row.bucket_start for row in starts]
+            last = rest[-1] if rest else first
+            window = Window(first, last + timedelta(microseconds=1))
+            for rollup in await rollups_found(conn, tenant_id, Period(period), window):
+                yield rollup
+
+
+async def _funnel_days(conn: AsyncConnection, tenant_id: str) -> AsyncIterator[ArchivedFunnelDay]:
+    """The tenant's funnels' days, BUCKETS at a time, each with its rows read alongside."""
+    query = (
+        select(funnel_days)
+        .where(funnel_days.c.tenant_id == tenant_id)
+        .order_by(funnel_days.c.funnel, funnel_days.c.day_start)
+        .execution_options(yield_per=BUCKETS)
+    )
+    result = await conn.stream(query)
+    async for chunk in result.partitions(BUCKETS):
+        for day in await days_found(conn, tenant_id, chunk):
+            yield day
 
 
 def _in_lock_order(records: Sequence[Record]) -> Sequence[Record]:

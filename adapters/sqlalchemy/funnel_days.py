@@ -1,20 +1,23 @@
 """Funnels' days in SQL: a row per funnel and day, its rows per resource and dimension values,
 and those rows added up per group of each grouping, replaced together in one transaction."""
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.dimensions import dimensions_of_text, dimensions_text, having_values
-from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import funnel_day_groups, funnel_day_rows, funnel_days
 from application.funnels.group_tallies import group_tallies, groupings
 from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from application.transfer.ports import ArchivedFunnelDay
 from domain.funnels import FunnelTally
+from domain.rollups import ATTRIBUTES, BY_RESOURCE
 
 # A funnel's days, all in these tables.
 TABLES = (funnel_days, funnel_day_rows, funnel_day_groups)
@@ -27,36 +30,12 @@ class SqlFunnelDays(FunnelDays):
         self._single = single_statement(engine)
 
     async def replace(self, tenant_id: str, funnel: str, day: FunnelDay) -> None:
-        key = {"tenant_id": tenant_id, "funnel": funnel, "day_start": day.start}
-        rows = [
-            {
-                **key,
-                "resource_id": row.resource_id,
-                "dimensions": dimensions_text(row.dimensions),
-                "tally": row.tally.document(),
-            }
-            for row in day.rows
-        ]
-        groups = [
-            {**key, "grouping": grouping, "grp": group, "tally": tally.document()}
-            for grouping in groupings(day.dimensions)
-            for group, tally in group_tallies(day.rows, grouping).items()
-        ]
-        stored = {
-            **key,
-            "fingerprint": day.fingerprint,
-            "final": day.final,
-            "tally": day.whole.document(),
-        }
         async with self._engine.begin() as conn:
             for table in TABLES:
                 await conn.execute(
                     delete(table).where(*_of_days(table, tenant_id, funnel, [day.start]))
                 )
-            await conn.execute(funnel_days.insert().values(stored))
-            for table, values in ((funnel_day_rows, rows), (funnel_day_groups, groups)):
-                if values:
-                    await conn.execute(table.insert(), values)
+            await write_day(conn, tenant_id, funnel, day)
 
     async def stored(
         self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
@@ -109,6 +88,78 @@ class SqlFunnelDays(FunnelDays):
         async with self._engine.begin() as conn:
             for table in TABLES:
                 await conn.execute(delete(table).where(*_of_days(table, tenant_id, funnel)))
+
+
+async def write_day(conn: AsyncConnection, tenant_id: str, funnel: str, day: FunnelDay) -> bool:
+    """Store the funnel's day unless it is stored already (then False): its row, its rows per
+    resource and dimension values, and those added up per group of each grouping."""
+    key = {"tenant_id": tenant_id, "funnel": funnel, "day_start": day.start}
+    stored = {
+        **key,
+        "fingerprint": day.fingerprint,
+        "final": day.final,
+        "tally": day.whole.document(),
+    }
+    first = insert(conn.engine, funnel_days).values(stored).on_conflict_do_nothing()
+    if (await conn.execute(first)).rowcount != 1:
+        return False
+    rows = [
+        {
+            **key,
+            "resource_id": row.resource_id,
+            "dimensions": dimensions_text(row.dimensions),
+            "tally": row.tally.document(),
+        }
+        for row in day.rows
+    ]
+    groups = [
+        {**key, "grouping": grouping, "grp": group, "tally": tally.document()}
+        for grouping in groupings(day.dimensions)
+        for group, tally in group_tallies(day.rows, grouping).items()
+    ]
+    for table, values in ((funnel_day_rows, rows), (funnel_day_groups, groups)):
+        if values:
+            await conn.execute(table.insert(), values)
+    return True
+
+
+async def days_found(
+    conn: AsyncConnection, tenant_id: str, found: Sequence[Any]
+) -> list[ArchivedFunnelDay]:
+    """The days of `found` (rows of funnel_days) whole, read on a connection (an export's
+    snapshot): with their rows, and the dimensions their groups are kept for."""
+    days = {(d.funnel, d.day_start) for d in found}
+    r, g = funnel_day_rows.c, funnel_day_groups.c
+
+    def of(c: Any) -> list[Any]:  # a superset of the days, cut to them below
+        funnels, starts = {f for f, _ in days}, {s for _, s in days}
+        return [c.tenant_id == tenant_id, c.funnel.in_(funnels), c.day_start.in_(starts)]
+
+    rows: defaultdict[tuple[str, datetime], list[FunnelRow]] = defaultdict(list)
+    read = select(r.funnel, r.day_start, r.resource_id, r.dimensions, r.tally).where(*of(r))
+    for row in await conn.execute(read.order_by(r.resource_id, r.dimensions)):
+        tally = FunnelTally.from_document(row.tally)
+        dimensions = dimensions_of_text(row.dimensions)
+        rows[(row.funnel, row.day_start)].append(FunnelRow(row.resource_id, dimensions, tally))
+    keys: defaultdict[tuple[str, datetime], set[str]] = defaultdict(set)
+    split = select(g.funnel, g.day_start, g.grouping).distinct().where(*of(g))
+    for funnel, start, grouping in await conn.execute(split):
+        if grouping != BY_RESOURCE:
+            keys[(funnel, start)].add(grouping.removeprefix(ATTRIBUTES))
+    return [
+        ArchivedFunnelDay(
+            d.funnel,
+            FunnelDay(
+                d.day_start,
+                d.fingerprint,
+                d.final,
+                FunnelTally.from_document(d.tally),
+                rows[(d.funnel, d.day_start)],
+                tuple(sorted(keys[(d.funnel, d.day_start)])),
+            ),
+        )
+        for d in found
+    ]
 
 
 def _of_days(

@@ -17,7 +17,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.dimensions import dimension, dimensions_of_text, dimensions_text
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
@@ -190,36 +190,12 @@ class SqlRollupRepository(RollupRepository):
         self._sqlite = engine.dialect.name == "sqlite"
 
     async def replace(self, tenant_id: str, rollup: Rollup) -> None:
-        bucket = {"tenant_id": tenant_id, "period": rollup.period, "bucket_start": rollup.start}
-        activity = [
-            {
-                **bucket,
-                "kind": a.kind,
-                "resource_id": a.resource_id,
-                "dimensions": dimensions_text(a.dimensions),
-                **_figures(a),
-            }
-            for a in rollup.activity
-        ]
-        # Only PostgreSQL adds the usage report up in SQL (rollup_sums); elsewhere unread.
-        groups = (
-            []
-            if self._sqlite
-            else [
-                {**bucket, "grouping": g.grouping, "kind": g.activity.kind, "grp": group_text(g)}
-                | _figures(g.activity)
-                for g in group_sums(rollup.activity)
-            ]
-        )
-        load = {**bucket, **{f: getattr(rollup.load, f) for f in LOAD_FIELDS}}
+        bucket = _bucket_key(tenant_id, rollup)
         async with self._engine.begin() as conn:
             await serialise(conn, "rollup", tenant_id, rollup.period, rollup.start.isoformat())
             for table in (rollup_activity, rollup_groups, rollup_load):
                 await conn.execute(delete(table).where(*_bucket(table, bucket)))
-            await conn.execute(rollup_load.insert().values(load))
-            for table, rows in ((rollup_activity, activity), (rollup_groups, groups)):
-                if rows:
-                    await conn.execute(table.insert(), rows)
+            await write_bucket(conn, tenant_id, rollup)
 
     async def find(
         self,
@@ -229,54 +205,8 @@ class SqlRollupRepository(RollupRepository):
         kind: str | None = None,
         resource_id: str | None = None,
     ) -> list[Rollup]:
-        loads = select(rollup_load).where(*in_window(rollup_load, tenant_id, period, window))
-        chosen = in_window(rollup_activity, tenant_id, period, window)
-        if kind is not None:
-            chosen.append(rollup_activity.c.kind == kind)
-        if resource_id is not None:
-            chosen.append(rollup_activity.c.resource_id == resource_id)
-        activity = select(rollup_activity).where(*chosen)
         async with self._single.connect() as conn:
-            load_rows = (await conn.execute(loads.order_by(rollup_load.c.bucket_start))).all()
-            activity_rows = await conn.execute(
-                activity.order_by(
-                    rollup_activity.c.bucket_start,
-                    rollup_activity.c.kind,
-                    rollup_activity.c.resource_id,
-                    rollup_activity.c.dimensions,
-                )
-            )
-            by_bucket: dict[datetime, list[Activity]] = defaultdict(list)
-            for r in activity_rows:
-                by_bucket[r.bucket_start].append(
-                    Activity(
-                        r.kind,
-                        r.resource_id,
-                        r.sessions_started,
-                        r.sessions_ended,
-                        r.active_seconds,
-                        r.events,
-                        from_json(r.meters),
-                        r.track_seconds,
-                        dimensions_of_text(r.dimensions),
-                        r.ended_statuses,
-                        r.ended_seconds,
-                        r.errors,
-                        r.fatal_errors,
-                        r.sales,
-                        {c: Decimal(net) for c, net in r.sales_net.items()},
-                    )
-                )
-        return [
-            Rollup(
-                period,
-                r.bucket_start,
-                # In the order the domain sorts them (JSON text may sort otherwise).
-                sorted(by_bucket[r.bucket_start], key=_activity_order),
-                ServerLoad(**{f: getattr(r, f) for f in LOAD_FIELDS}),
-            )
-            for r in load_rows
-        ]
+            return await rollups_found(conn, tenant_id, period, window, kind, resource_id)
 
     async def figures(
         self,
@@ -365,6 +295,105 @@ class SqlRollupLeases(RollupLeases):
         )
         async with self._single.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount)
+
+
+async def write_bucket(conn: AsyncConnection, tenant_id: str, rollup: Rollup) -> bool:
+    """Store the bucket's rows unless it is stored already (then False): its load row first,
+    which marks the bucket rolled up, then a row per activity and, on PostgreSQL, per group."""
+    bucket = _bucket_key(tenant_id, rollup)
+    load = {**bucket, **{f: getattr(rollup.load, f) for f in LOAD_FIELDS}}
+    stored = await conn.execute(
+        insert(conn.engine, rollup_load).values(load).on_conflict_do_nothing()
+    )
+    if stored.rowcount != 1:
+        return False
+    activity = [
+        {
+            **bucket,
+            "kind": a.kind,
+            "resource_id": a.resource_id,
+            "dimensions": dimensions_text(a.dimensions),
+            **_figures(a),
+        }
+        for a in rollup.activity
+    ]
+    # Only PostgreSQL adds the usage report up in SQL (rollup_sums); elsewhere unread.
+    groups = (
+        []
+        if conn.dialect.name == "sqlite"
+        else [
+            {**bucket, "grouping": g.grouping, "kind": g.activity.kind, "grp": group_text(g)}
+            | _figures(g.activity)
+            for g in group_sums(rollup.activity)
+        ]
+    )
+    for table, rows in ((rollup_activity, activity), (rollup_groups, groups)):
+        if rows:
+            await conn.execute(table.insert(), rows)
+    return True
+
+
+async def rollups_found(
+    conn: AsyncConnection,
+    tenant_id: str,
+    period: Period,
+    window: Window,
+    kind: str | None = None,
+    resource_id: str | None = None,
+) -> list[Rollup]:
+    """The buckets in the window, oldest first, with the activity of that kind and resource
+    only (when given): RollupRepository.find, on a connection (an export's snapshot)."""
+    loads = select(rollup_load).where(*in_window(rollup_load, tenant_id, period, window))
+    chosen = in_window(rollup_activity, tenant_id, period, window)
+    if kind is not None:
+        chosen.append(rollup_activity.c.kind == kind)
+    if resource_id is not None:
+        chosen.append(rollup_activity.c.resource_id == resource_id)
+    activity = select(rollup_activity).where(*chosen)
+    load_rows = (await conn.execute(loads.order_by(rollup_load.c.bucket_start))).all()
+    activity_rows = await conn.execute(
+        activity.order_by(
+            rollup_activity.c.bucket_start,
+            rollup_activity.c.kind,
+            rollup_activity.c.resource_id,
+            rollup_activity.c.dimensions,
+        )
+    )
+    by_bucket: dict[datetime, list[Activity]] = defaultdict(list)
+    for r in activity_rows:
+        by_bucket[r.bucket_start].append(
+            Activity(
+                r.kind,
+                r.resource_id,
+                r.sessions_started,
+                r.sessions_ended,
+                r.active_seconds,
+                r.events,
+                from_json(r.meters),
+                r.track_seconds,
+                dimensions_of_text(r.dimensions),
+                r.ended_statuses,
+                r.ended_seconds,
+                r.errors,
+                r.fatal_errors,
+                r.sales,
+                {c: Decimal(net) for c, net in r.sales_net.items()},
+            )
+        )
+    return [
+        Rollup(
+            period,
+            r.bucket_start,
+            # In the order the domain sorts them (JSON text may sort otherwise).
+            sorted(by_bucket[r.bucket_start], key=_activity_order),
+            ServerLoad(**{f: getattr(r, f) for f in LOAD_FIELDS}),
+        )
+        for r in load_rows
+    ]
+
+
+def _bucket_key(tenant_id: str, rollup: Rollup) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "period": rollup.period, "bucket_start": rollup.start}
 
 
 def _figures(a: Activity) -> dict[str, Any]:

@@ -22,9 +22,10 @@ class TenantExport:
 
 class ExportTenant:
     """An operator exports a tenant's whole state, to move it to another store: a header line,
-    then the tenant, its keys, rates, plans, subscriptions, registrations, sessions, events,
-    ledger entries, alerts, LiveKit keys (with their secrets) and snapshots, one per line,
-    streamed as the store reads them, then a line that counts them. NotFound if there is no
+    then the tenant, its keys, rates, plans, subscriptions, registrations, funnels, sessions,
+    events, ledger entries, alerts, LiveKit keys (with their secrets), snapshots, telemetry,
+    rollups and funnels' days, one per line, streamed as the store reads them, then a line that
+    counts them. NotFound if there is no
     tenant of that name."""
 
     def __init__(self, tenants: TenantRepository, archive: TenantArchive) -> None:

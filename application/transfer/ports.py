@@ -5,8 +5,10 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from application.funnels.ports import FunnelDay
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
@@ -14,10 +16,20 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
+
+
+@dataclass(frozen=True)
+class ArchivedFunnelDay:
+    """A funnel's day as an export carries it: under its funnel's name, as FunnelDays keeps it."""
+
+    funnel: str
+    day: FunnelDay
+
 
 # Everything that makes up a tenant's state, as an export carries it.
 Record = (
@@ -38,6 +50,8 @@ Record = (
     | ErrorReport
     | Metric
     | Sale
+    | Rollup
+    | ArchivedFunnelDay
 )
 
 
@@ -46,11 +60,14 @@ class TenantArchive(Protocol):
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
         registrations, funnels, sessions, events, ledger entries, alerts, LiveKit keys, snapshots,
-        errors, metrics, sales (with their settlement)."""
+        errors, metrics, sales (with their settlement), then the hourly and daily rollups and the
+        funnels' days (what reports read of days whose raw data retention has deleted)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         """Store the records that are not there yet, by their natural keys, exactly as given:
-        a session keeps its status, usage and charge; an event adds nothing to its session.
+        a session keeps its status, usage and charge; an event adds nothing to its session; a
+        rollup's bucket or a funnel's day already stored stays as it is (this store's own rollup
+        runs made it from the data it holds).
         Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
         ...

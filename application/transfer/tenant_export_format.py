@@ -1,40 +1,43 @@
 """A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`,
 then (since version 2) an end line that counts them, so that a file cut short is refused.
+Version 3 added the rollups and the funnels' days.
 
 Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
 `{"$decimal": "0.1"}` (integers
 stay JSON integers), so quantities and money come back as the types they were. Each record's
-fields are those of its domain class, read back by the class's own type hints.
+fields are those of its domain class, read back by the class's own type hints; a funnel's tally
+is the document it is stored as (FunnelTally.document).
 """
 
 import dataclasses
 import json
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from application.transfer.ports import Record
+from application.transfer.ports import ArchivedFunnelDay, Record
 from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import InvalidInput
 from domain.events import Event
-from domain.funnels import Funnel
+from domain.funnels import Funnel, FunnelTally
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 FORMAT = "sessionmeter-export"
-VERSION = 2
-READ = (1, 2)  # the versions an import reads; version 1 has no end line
+VERSION = 3
+READ = (1, 2, 3)  # the versions an import reads; version 1 has no end line
 END = "end"
 RECORD_TYPES: dict[str, type[Record]] = {
     "tenant": Tenant,
@@ -54,6 +57,8 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "error": ErrorReport,
     "metric": Metric,
     "sale": Sale,
+    "rollup": Rollup,
+    "funnel_day": ArchivedFunnelDay,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 
@@ -102,6 +107,8 @@ def from_line(line: str, number: int) -> Record | Header | End:
 
 
 def _encode(value: Any) -> Any:
+    if isinstance(value, FunnelTally):
+        return value.document()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
@@ -145,6 +152,8 @@ def _value(hint: Any, raw: Any) -> Any:
     so a client's own "$time" key is never mistaken for an instant."""
     if hint is Any or raw is None:
         return raw
+    if hint is FunnelTally:
+        return _tally(raw)
     if isinstance(raw, dict) and "$time" in raw:
         return as_utc("$time", datetime.fromisoformat(raw["$time"]))
     if isinstance(raw, dict) and "$date" in raw:
@@ -163,7 +172,7 @@ def _value(hint: Any, raw: Any) -> Any:
         return _decode(typing.cast(type, hint), raw)
     if _is_enum(hint):
         return hint(raw)
-    if origin is dict:
+    if origin in (dict, Mapping):
         return {k: _value(arguments[1], v) for k, v in raw.items()}
     if origin is list:
         return [_value(arguments[0], v) for v in raw]
@@ -178,6 +187,20 @@ def _value(hint: Any, raw: Any) -> Any:
     if hint in SCALARS and not SCALARS[hint](raw):
         raise ValueError(f"{raw!r} is not a {hint.__name__} that every store holds")
     return raw
+
+
+def _tally(raw: Any) -> FunnelTally:
+    """A funnel's tally from its document, each part of the types and lengths it is made with."""
+    document = {
+        "reached": _value(list[int], raw["reached"]),
+        "dropped": _value(list[int], raw["dropped"]),
+        "durations": _value(list[dict[str, int]], raw["durations"]),
+        "statuses": _value(dict[str, int], raw["statuses"]),
+    }
+    stages = len(document["reached"])
+    if len(document["dropped"]) != stages or len(document["durations"]) != max(stages - 1, 0):
+        raise ValueError("a funnel tally's stages do not agree")
+    return FunnelTally.from_document(document)
 
 
 def _integer(raw: Any) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from application.transfer.tenant_export_format import VERSION
 from entrypoints.cli.main import cli
 from tests.conftest import open_storage, run_async
 from tests.contract.builders import add_tenant, stored_session
@@ -69,13 +70,13 @@ def test_an_export_of_another_format_version_is_refused_before_anything_is_store
     """tenant_export_format: the header's version must be one it reads; a file of a later format
     may mean its records differently, so none of it is taken."""
     tenant = a_tenant_line(store)
-    later = json.dumps({"record": "sessionmeter-export", "version": 3, "tenant": "moved"})
+    later = json.dumps({"record": "sessionmeter-export", "version": VERSION + 1, "tenant": "moved"})
 
     result = importing(store, tmp_path, later, tenant)
 
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: line 1: "), result.stderr
-    assert "format version 3" in result.stderr
+    assert f"format version {VERSION + 1}" in result.stderr
     assert sessionmeter(store, "export", "--tenant", "moved").exit_code == 1  # none stored
 
 

@@ -1,15 +1,23 @@
 """A tenant's whole state exported, and imported into a store that has it already or not."""
 
 import json
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from application.funnels.ports import FunnelDay, FunnelRow
+from application.ports import Window
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
+from domain.calendar import Period
 from domain.errors import Conflict
-from domain.funnels import Funnel, Stage, StageMatch
+from domain.funnels import Funnel, FunnelTally, Stage, StageMatch
 from domain.plans import Subscription
+from domain.rollups import Activity, Rollup, ServerLoad
 from domain.tenants import Tenant
 from tests.contract.builders import T0, a_tenant_with_everything, at, wired
 
@@ -28,10 +36,71 @@ PHOTO = Funnel(
 )
 
 
+HOUR = Rollup(
+    Period.HOUR,
+    at(0).replace(minute=0, second=0, microsecond=0),
+    [
+        Activity(
+            "practice",
+            "pdf-1",
+            sessions_started=2,
+            sessions_ended=1,
+            active_seconds=1234.567,
+            events=6,
+            meters={"answers": 8, "pages.read": Decimal("3.25")},
+            track_seconds={"video.seconds": 12.5},
+            dimensions=(("region", "kr"), ("store", "gangnam")),
+            ended_statuses={"completed": 1},
+            ended_seconds=300.0,
+            errors=2,
+            fatal_errors=1,
+            sales={"KRW": 1},
+            sales_net={"KRW": Decimal("15000"), "USD": Decimal("-0.1")},
+        ),
+        Activity("webinar", "webinar-1", sessions_started=1),
+    ],
+    ServerLoad(2, 5000, 61.0, 30.5, 24, 12),
+)
+DAY = Rollup(Period.DAY, HOUR.start - timedelta(hours=12), HOUR.activity, HOUR.load)
+
+
+def a_tally(reached: int) -> FunnelTally:
+    return FunnelTally(
+        2, [reached, 1], [reached - 1, 0], [Counter({1500: 1})], Counter({"completed": reached})
+    )
+
+
+PHOTO_DAY = FunnelDay(
+    DAY.start,
+    PHOTO.fingerprint(("store",)),
+    True,
+    a_tally(3),
+    [
+        FunnelRow("booth-1", (("store", "gangnam"),), a_tally(2)),
+        FunnelRow("booth-2", (), a_tally(1)),
+    ],
+    ("store",),
+)
+
+
 async def everything_and_a_funnel(storage: Any) -> Tenant:
+    """With a funnel, and rollups and a funnel day whose raw data is gone (by retention)."""
     tenant = await a_tenant_with_everything(storage)
     await storage.funnels.put(tenant.id, PHOTO)
+    for rollup in (HOUR, DAY):
+        await storage.rollups.replace(tenant.id, rollup)
+    await storage.funnel_days.replace(tenant.id, PHOTO.name, PHOTO_DAY)
     return tenant
+
+
+async def imported_as(storage: Any, lines: list[str], tenant_id: str) -> None:
+    """Import the export under another tenant id and name (as into another store)."""
+    moved = lines[1].replace(tenant_id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
+    await (
+        wired(storage)
+        .use_cases()
+        .import_tenant()(ImportTenantCommand([lines[0], moved, *lines[2:]]))
+    )
 
 
 async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
@@ -60,9 +129,12 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "error",
         "metric",
         "sale",
+        "rollup",
+        "funnel_day",
     }
     assert kinds.count("session") == 4 and kinds.count("event") == 6
     assert kinds.count("sale") == 2  # the sale and its refund
+    assert kinds.count("rollup") == 2 and kinds.count("funnel_day") == 1
 
 
 async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -> None:
@@ -78,14 +150,8 @@ async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -
 
 async def test_an_imported_subscription_history_goes_on_where_it_stopped(storage: Any) -> None:
     tenant = await a_tenant_with_everything(storage)
-    lines = await export(storage, "exam-prep")
-    moved = lines[1].replace(tenant.id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
 
-    await (
-        wired(storage)
-        .use_cases()
-        .import_tenant()(ImportTenantCommand([lines[0], moved, *lines[2:]]))
-    )
+    await imported_as(storage, await export(storage, "exam-prep"), tenant.id)
     await storage.subscriptions.put("moved-id", Subscription("jun", "free", at(60)), at(5))
 
     history = await storage.subscriptions.history("moved-id", "jun")
@@ -95,16 +161,32 @@ async def test_an_imported_subscription_history_goes_on_where_it_stopped(storage
 
 async def test_an_imported_funnel_is_the_funnel_exported(storage: Any) -> None:
     tenant = await everything_and_a_funnel(storage)
-    lines = await export(storage, "exam-prep")
-    moved = lines[1].replace(tenant.id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
 
-    await (
-        wired(storage)
-        .use_cases()
-        .import_tenant()(ImportTenantCommand([lines[0], moved, *lines[2:]]))
-    )
+    await imported_as(storage, await export(storage, "exam-prep"), tenant.id)
 
     assert await storage.funnels.all("moved-id") == [PHOTO]
+
+
+async def test_imported_rollups_and_funnel_days_are_those_exported(storage: Any) -> None:
+    """Reports read rollups of days whose events and snapshots retention has deleted: a move
+    carries them figure for figure (exact decimals, dimensions, tallies), and the funnel day's
+    groups as the store keeps them."""
+    tenant = await everything_and_a_funnel(storage)
+
+    await imported_as(storage, await export(storage, "exam-prep"), tenant.id)
+
+    for rollup in (HOUR, DAY):
+        window = Window(rollup.start, rollup.start + timedelta(seconds=1))
+        assert await storage.rollups.find("moved-id", rollup.period, window) == [rollup]
+    days = storage.funnel_days
+    assert await days.wholes("moved-id", "photo", [DAY.start]) == [PHOTO_DAY.whole]
+    rows = await days.rows("moved-id", "photo", [DAY.start], {})
+    assert sorted(rows, key=lambda r: r.resource_id) == PHOTO_DAY.rows
+    by_store = await days.groups("moved-id", "photo", [DAY.start], "attributes.store")
+    assert sorted(by_store, key=str) == [("gangnam", a_tally(2)), (None, a_tally(1))]
+    assert await days.stored("moved-id", "photo", PHOTO_DAY.fingerprint, [DAY.start]) == {
+        DAY.start: True
+    }
 
 
 async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> None:
@@ -115,3 +197,28 @@ async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> Non
 
     with pytest.raises(Conflict):
         await wired(storage).use_cases().import_tenant()(ImportTenantCommand(renamed))
+
+
+async def test_rollups_of_more_buckets_than_an_export_reads_at_once_move_whole(
+    storage: Any,
+) -> None:
+    """The SQL stores read buckets and funnel days a few at a time (archive.BUCKETS), hours and
+    days in one go: none is left out or read twice at the edges."""
+    tenant = await everything_and_a_funnel(storage)
+    hours = [replace(HOUR, start=HOUR.start + timedelta(hours=n)) for n in range(1, 60)]
+    for rollup in hours:
+        await storage.rollups.replace(tenant.id, rollup)
+    for n in range(1, 30):
+        day = replace(PHOTO_DAY, start=PHOTO_DAY.start + timedelta(days=n))
+        await storage.funnel_days.replace(tenant.id, PHOTO.name, day)
+
+    lines = await export(storage, "exam-prep")
+    await imported_as(storage, lines, tenant.id)
+
+    kinds = Counter(json.loads(line)["record"] for line in lines)
+    assert (kinds["rollup"], kinds["funnel_day"]) == (61, 30)
+    everything = Window(None, None)
+    assert await storage.rollups.find("moved-id", Period.HOUR, everything) == [HOUR, *hours]
+    assert await storage.rollups.find("moved-id", Period.DAY, everything) == [DAY]
+    starts = [PHOTO_DAY.start + timedelta(days=n) for n in range(30)]
+    assert len(await storage.funnel_days.wholes("moved-id", "photo", starts)) == 30

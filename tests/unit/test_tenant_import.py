@@ -1,9 +1,15 @@
 """What an import makes of the records it reads, before any store sees them."""
 
 import dataclasses
+import json
+from typing import Any
+
+import pytest
 
 from application.transfer.import_tenant import NAMING_THEIR_TENANT
-from application.transfer.tenant_export_format import RECORD_TYPES
+from application.transfer.ports import ArchivedFunnelDay
+from application.transfer.tenant_export_format import RECORD_TYPES, from_line
+from domain.errors import InvalidInput
 
 
 def test_every_record_that_names_its_tenant_is_made_the_imported_tenants() -> None:
@@ -16,3 +22,29 @@ def test_every_record_that_names_its_tenant_is_made_the_imported_tenants() -> No
     }
 
     assert naming == set(NAMING_THEIR_TENANT)
+
+
+def test_a_funnel_days_tally_whose_stages_disagree_is_refused_naming_its_line() -> None:
+    """A tally is read back from its document (FunnelTally.document): one whose stages do not
+    agree would fail every report that adds it up, long after the import."""
+    tally = {"reached": [3, 1], "dropped": [2, 0], "durations": [{"1500": 1}], "statuses": {}}
+    day = {
+        "start": {"$time": "2026-11-24T00:00:00+00:00"},
+        "fingerprint": "f",
+        "final": True,
+        "whole": tally,
+        "rows": [],
+    }
+    line = {"record": "funnel_day", "funnel": "photo", "day": day}
+    read = from_line(json.dumps(line), 7)
+    assert isinstance(read, ArchivedFunnelDay) and read.day.whole.reached == [3, 1]
+
+    broken_parts: list[dict[str, Any]] = [
+        {"dropped": [2]},
+        {"durations": []},
+        {"reached": ["3", 1]},
+    ]
+    for broken in broken_parts:
+        line["day"] = {**day, "whole": {**tally, **broken}}
+        with pytest.raises(InvalidInput, match="line 7"):
+            from_line(json.dumps(line), 7)
