@@ -2,7 +2,7 @@
 cursors, and in by inserts that the unique indexes turn into no-ops for what is already there."""
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -161,9 +161,10 @@ class MongoTenantArchive(TenantArchive):
         self._db = db
 
     async def export(self, tenant_id: str) -> AsyncIterator[Record]:
-        tenant = await self._db["tenants"].find_one({"id": tenant_id})
-        assert tenant is not None, f"no tenant {tenant_id}"
-        yield tenant_from_document(tenant)
+        found = await self._db["tenants"].find_one({"id": tenant_id})
+        assert found is not None, f"no tenant {tenant_id}"
+        tenant = tenant_from_document(found)
+        yield tenant
         # Sessions with counts under way (event_counting): their events still marked go only if
         # counted into them, so that each session's usage is the sum of its exported events.
         counting: dict[str, Document] = {}
@@ -180,6 +181,12 @@ class MongoTenantArchive(TenantArchive):
                     session = counting.get(document["session_id"], {})
                     if counted(session, document["batch"], document["sequence_no"]):
                         yield from_document(document)
+                elif record_class is ArchivedFunnelDay and "dimensions" not in document:
+                    # Stored before its dimensions were kept: a dimension the tenant declares
+                    # that none of its rows has splits it too (the rows are "without" it).
+                    archived = from_document(document)
+                    keys = sorted({*archived.day.dimensions, *tenant.settings.dimensions})
+                    yield replace(archived, day=replace(archived.day, dimensions=tuple(keys)))
                 else:
                     yield from_document(document)
 

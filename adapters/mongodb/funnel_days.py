@@ -83,7 +83,7 @@ def day_to_document(tenant_id: str, funnel: str, day: FunnelDay) -> Document:
 
 def day_from_document(document: Document) -> FunnelDay:
     rows = _rows(document)
-    # Days stored before their dimensions were: the keys their rows have.
+    # Days stored before their dimensions were kept: the keys their rows have at least.
     keys = {k for row in rows for k, _ in row.dimensions}
     return FunnelDay(
         document["day_start"],

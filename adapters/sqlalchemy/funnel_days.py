@@ -99,6 +99,7 @@ async def write_day(conn: AsyncConnection, tenant_id: str, funnel: str, day: Fun
         "fingerprint": day.fingerprint,
         "final": day.final,
         "tally": day.whole.document(),
+        "dimensions": list(day.dimensions),
     }
     first = insert(conn.engine, funnel_days).values(stored).on_conflict_do_nothing()
     if (await conn.execute(first)).rowcount != 1:
@@ -127,7 +128,8 @@ async def days_found(
     conn: AsyncConnection, tenant_id: str, found: Sequence[Any]
 ) -> list[ArchivedFunnelDay]:
     """The days of `found` (rows of funnel_days) whole, read on a connection (an export's
-    snapshot): with their rows, and the dimensions their groups are kept for."""
+    snapshot): with their rows, and their dimensions (of a day stored before they were kept,
+    those its groups are kept for)."""
     days = {(d.funnel, d.day_start) for d in found}
     r, g = funnel_day_rows.c, funnel_day_groups.c
 
@@ -155,7 +157,11 @@ async def days_found(
                 d.final,
                 FunnelTally.from_document(d.tally),
                 rows[(d.funnel, d.day_start)],
-                tuple(sorted(keys[(d.funnel, d.day_start)])),
+                tuple(
+                    d.dimensions
+                    if d.dimensions is not None
+                    else sorted(keys[(d.funnel, d.day_start)])
+                ),
             ),
         )
         for d in found

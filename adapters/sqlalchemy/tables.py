@@ -304,6 +304,8 @@ funnel_days = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("final", Boolean, nullable=False),
     Column("tally", JSON, nullable=False),  # domain.funnels.FunnelTally.document()
+    # The keys its rows are split by (NULL: stored before 0033; its groupings tell them).
+    Column("dimensions", JSON, nullable=True),
 )
 
 funnel_day_rows = Table(

@@ -3,13 +3,16 @@
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.transfer.ports import Record, TenantArchive
 from application.transfer.tenant_export_format import TYPE_OF, End, Header, from_line
 from domain.credits import Alert, LedgerEntry
 from domain.errors import InvalidInput
 from domain.livekit import LiveKitAccount
 from domain.session import Session
+from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 BATCH = 500  # records held at once, whatever the size of the tenant
@@ -40,18 +43,36 @@ class ImportTenant:
     record before its tenant, an end line that counts otherwise, or a file that stops before
     its end line (cut short: version 1 files have none). Conflict if another tenant holds the
     tenant's name; a store failing partway leaves the batches stored before, and importing the
-    file again adds the rest."""
+    file again adds the rest. Rollups and funnels' days already in the store stay as they are,
+    and the tenant's rollups are rewound to where its data begins: the store's next rollup run
+    makes again every bucket whose sources retention has kept (one that ran into the import
+    made some from part of it)."""
 
-    def __init__(self, archive: TenantArchive) -> None:
+    def __init__(self, archive: TenantArchive, rewinds: RollupRewinds) -> None:
         self._archive = archive
+        self._rewinds = rewinds
 
     async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
-        for _ in _records(command.lines):
-            pass  # each line checked before anything is stored
+        # Each line checked before anything is stored, and where each tenant's data begins.
+        earliest: dict[str, datetime] = {}
+        tenant_id = ""  # a record before its tenant is refused
+        for record in _records(command.lines):
+            if isinstance(record, Tenant):
+                tenant_id = record.id
+            if (at := _rolled_up_from(record)) is not None:
+                earliest[tenant_id] = min(at, earliest.get(tenant_id, at))
+        counts = await self._store(command.lines)
+        # A rollup run of this store may have run into the import, rolling up sessions whose
+        # events were not in yet; and the file's buckets it made are kept as "already there".
+        for tenant_id, since in earliest.items():
+            await self._rewinds.changed_since(tenant_id, since)
+        return counts
+
+    async def _store(self, lines: Iterable[str]) -> ImportCounts:
         counts = ImportCounts()
         tenant_id: str | None = None
         batch: list[Record] = []
-        for record in _records(command.lines):
+        for record in _records(lines):
             if isinstance(record, Tenant):
                 await self._flush(tenant_id, batch, counts)
                 tenant_id = record.id
@@ -75,6 +96,18 @@ class ImportTenant:
             counts.new[kind] += new
             counts.present[kind] += len(records) - new
         batch.clear()
+
+
+def _rolled_up_from(record: Record) -> datetime | None:
+    """The first instant whose rollups a record counts in (None: a record rollups do not read)."""
+    match record:
+        case Tenant():
+            return record.created_at
+        case Session():
+            return record.started_at
+        case Snapshot():
+            return record.at
+    return None
 
 
 def _records(lines: Iterable[str]) -> Iterator[Record]:

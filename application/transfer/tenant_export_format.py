@@ -11,6 +11,7 @@ is the document it is stored as (FunnelTally.document).
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 from application.transfer.ports import ArchivedFunnelDay, Record
+from application.transfer.rollup_records import check_funnel_day, check_rollup
 from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
@@ -61,6 +63,11 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "funnel_day": ArchivedFunnelDay,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
+# What a record must be beyond its fields' types (none: what its types say).
+CHECKS: dict[type, Callable[[Any], None]] = {
+    Rollup: check_rollup,
+    ArchivedFunnelDay: check_funnel_day,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +106,8 @@ def from_line(line: str, number: int) -> Record | Header | End:
         if kind == END:
             return End(_value(int, data["records"]))
         record: Record = _decode(RECORD_TYPES[kind], data)
+        if (check := CHECKS.get(type(record))) is not None:
+            check(record)
         return record
     except InvalidInput as error:
         raise InvalidInput(f"line {number}", error.detail) from None
@@ -159,24 +168,26 @@ def _value(hint: Any, raw: Any) -> Any:
     if isinstance(raw, dict) and "$date" in raw:
         return date.fromisoformat(raw["$date"])
     if isinstance(raw, dict) and "$decimal" in raw:
-        return Decimal(raw["$decimal"])
+        return _decimal(raw["$decimal"])
     origin = typing.get_origin(hint)
     arguments = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         structured = [a for a in arguments if dataclasses.is_dataclass(a) or _is_enum(a)]
         if structured:
             return _value(structured[0], raw)
-        named = [a for a in arguments if a is not type(None)]
-        return _value(named[0], raw) if len(named) == 1 else raw
+        return _one_of([a for a in arguments if a is not type(None)], raw)
     if dataclasses.is_dataclass(hint):
         return _decode(typing.cast(type, hint), raw)
     if _is_enum(hint):
         return hint(raw)
     if origin in (dict, Mapping):
+        _expect(dict, raw)
         return {k: _value(arguments[1], v) for k, v in raw.items()}
     if origin is list:
+        _expect(list, raw)
         return [_value(arguments[0], v) for v in raw]
     if origin is tuple and arguments[-1] is Ellipsis:  # tuple[X, ...]
+        _expect(list, raw)
         return tuple(_value(arguments[0], v) for v in raw)
     if origin is tuple:  # tuple[X, Y]: exactly as many
         if not isinstance(raw, list) or len(raw) != len(arguments):
@@ -184,9 +195,40 @@ def _value(hint: Any, raw: Any) -> Any:
         return tuple(_value(a, v) for a, v in zip(arguments, raw, strict=True))
     if origin is frozenset:
         return frozenset(raw)
+    if hint is Decimal:  # a decimal is always written {"$decimal": …}
+        raise ValueError(f"{raw!r} is not a decimal")
     if hint in SCALARS and not SCALARS[hint](raw):
         raise ValueError(f"{raw!r} is not a {hint.__name__} that every store holds")
     return raw
+
+
+def _one_of(hints: list[Any], raw: Any) -> Any:
+    """`raw` as the first of `hints` it is (a quantity: an integer or a decimal)."""
+    for hint in hints:
+        try:
+            return _value(hint, raw)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"{raw!r} is none of {', '.join(getattr(h, '__name__', str(h)) for h in hints)}"
+    )
+
+
+def _expect(kind: type, raw: Any) -> None:
+    if not isinstance(raw, kind):
+        raise ValueError(f"{raw!r} is not a JSON {JSON_NAMES[kind]}")
+
+
+JSON_NAMES: dict[type, str] = {dict: "object", list: "array", str: "string"}
+
+
+def _decimal(text: Any) -> Decimal:
+    """A decimal every store holds: finite, of at most 34 digits (MongoDB's Decimal128)."""
+    _expect(str, text)
+    value = Decimal(text)
+    if not value.is_finite() or len(value.as_tuple().digits) > 34:
+        raise ValueError(f"{text!r} is not a decimal that every store holds")
+    return value
 
 
 def _tally(raw: Any) -> FunnelTally:
@@ -212,7 +254,9 @@ def _integer(raw: Any) -> bool:
 SCALARS: dict[Any, Callable[[Any], bool]] = {
     bool: lambda raw: isinstance(raw, bool),
     int: _integer,
-    float: lambda raw: isinstance(raw, int | float) and not isinstance(raw, bool),
+    float: lambda raw: (
+        isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+    ),
     str: lambda raw: isinstance(raw, str),
 }
 

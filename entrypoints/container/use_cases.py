@@ -235,7 +235,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
     export_tenant = providers.Factory(
         ExportTenant, tenants=storage.tenants, archive=storage.archive
     )
-    import_tenant = providers.Factory(ImportTenant, archive=storage.archive)
+    import_tenant = providers.Factory(ImportTenant, archive=storage.archive, rewinds=rollup_rewinds)
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
     list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)
     record_errors = providers.Factory(

@@ -1,0 +1,131 @@
+"""What an import checks of a rollup or a funnel's day beyond the types of its fields: what a
+rollup run could have made. Every store would take a negative count, a week's bucket or two rows
+of one key, and a report would then add up what no run makes (or a store fail partway through
+the import); so a line that holds one is refused as it is read. A check fails with ValueError,
+which the format names the line with."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+from application.transfer.ports import ArchivedFunnelDay
+from domain.calendar import Period
+from domain.funnels import FunnelTally
+from domain.money import MAX_PLACES, check_currency
+from domain.rollups import Activity, Dimensions, Rollup
+from domain.session import KIND_PATTERN, MAX_ID_LENGTH, SessionStatus
+from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT
+from domain.usage import MAX_DECIMAL_PLACES, METER_NAME
+
+NAME_LENGTH = 64  # a funnel's name and a definition's fingerprint, as the stores keep them
+STATUSES = frozenset(s.value for s in SessionStatus)
+
+
+def check_rollup(rollup: Rollup) -> None:
+    if rollup.period not in (Period.HOUR, Period.DAY):
+        raise ValueError(f"a rollup is of an hour or a day, not a {rollup.period}")
+    start = rollup.start
+    if start.second or start.microsecond or (rollup.period is Period.HOUR and start.minute):
+        raise ValueError(f"no {rollup.period} starts at {start.isoformat()}")
+    _unique("activity row", [(a.kind, a.resource_id, a.dimensions) for a in rollup.activity])
+    for activity in rollup.activity:
+        _check_activity(activity)
+    _not_negative("load", asdict(rollup.load))
+
+
+def check_funnel_day(archived: ArchivedFunnelDay) -> None:
+    day = archived.day
+    _text("funnel", archived.funnel, NAME_LENGTH)
+    _text("fingerprint", day.fingerprint, NAME_LENGTH)
+    if day.start.second or day.start.microsecond:
+        raise ValueError(f"no day starts at {day.start.isoformat()}")
+    for key in day.dimensions:
+        _text("dimension", key, MAX_ATTRIBUTE_KEY)
+    _unique("funnel row", [(row.resource_id, row.dimensions) for row in day.rows])
+    for tally in (day.whole, *(row.tally for row in day.rows)):
+        _check_tally(tally, day.whole.stages)
+    for row in day.rows:
+        _text("resource_id", row.resource_id, MAX_ID_LENGTH)
+        _check_dimensions(row.dimensions)
+
+
+def _check_activity(a: Activity) -> None:
+    if not KIND_PATTERN.match(a.kind):
+        raise ValueError(f"{a.kind!r} is not a session kind")
+    _text("resource_id", a.resource_id, MAX_ID_LENGTH)
+    _check_dimensions(a.dimensions)
+    counts = {
+        "sessions_started": a.sessions_started,
+        "sessions_ended": a.sessions_ended,
+        "active_seconds": a.active_seconds,
+        "events": a.events,
+        "ended_seconds": a.ended_seconds,
+        "errors": a.errors,
+        "fatal_errors": a.fatal_errors,
+    }
+    _not_negative("activity", counts)
+    _not_negative("track_seconds", a.track_seconds)
+    _not_negative("ended_statuses", a.ended_statuses)
+    _known("ended_statuses", a.ended_statuses, STATUSES)
+    _not_negative("sales", a.sales)
+    for meter, quantity in a.meters.items():
+        if not METER_NAME.match(meter):
+            raise ValueError(f"{meter!r} is not a meter name")
+        _not_negative("meters", {meter: quantity})
+        if isinstance(quantity, Decimal):
+            _places("meters", quantity, MAX_DECIMAL_PLACES)
+    for currency in (*a.sales, *a.sales_net):
+        check_currency("currency", currency)
+    for net in a.sales_net.values():
+        _places("sales_net", net, MAX_PLACES)
+
+
+def _check_tally(tally: FunnelTally, stages: int) -> None:
+    if tally.stages != stages or not stages:
+        raise ValueError(f"a tally of {tally.stages} stages in a funnel of {stages}")
+    _not_negative("reached", dict(enumerate(tally.reached)))
+    _not_negative("dropped", dict(enumerate(tally.dropped)))
+    _not_negative("statuses", tally.statuses)
+    _known("statuses", tally.statuses, STATUSES)
+    for durations in tally.durations:
+        _not_negative("durations", durations)
+        _not_negative("durations", {ms: ms for ms in durations})
+
+
+def _check_dimensions(dimensions: Dimensions) -> None:
+    for key, value in dimensions:
+        _text("dimension", key, MAX_ATTRIBUTE_KEY)
+        _text(f"dimension {key}", value, MAX_ATTRIBUTE_TEXT)
+    _unique("dimension", [key for key, _ in dimensions])
+
+
+def _not_negative(what: str, figures: Mapping[Any, Any]) -> None:
+    for key, figure in figures.items():
+        if figure < 0:
+            raise ValueError(f"{what} {key} is negative: {figure}")
+
+
+def _known(what: str, figures: Mapping[str, Any], known: frozenset[str]) -> None:
+    for key in figures:
+        if key not in known:
+            raise ValueError(f"{what} names {key!r}, none of {', '.join(sorted(known))}")
+
+
+def _places(what: str, amount: Decimal, places: int) -> None:
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise ValueError(f"{what} {amount} has more than {places} decimal places")
+
+
+def _text(what: str, value: str, longest: int) -> None:
+    if not 0 < len(value) <= longest:
+        raise ValueError(f"{what} {value!r} is not 1 to {longest} characters")
+
+
+def _unique(what: str, keys: Iterable[Any]) -> None:
+    seen = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"two of one {what}: {key!r}")
+        seen.add(key)
