@@ -3,7 +3,7 @@ from typing import Any, TypeVar
 
 from adapters.memory.sessions import as_read
 from adapters.memory.store import MemoryStore
-from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -80,6 +80,11 @@ class MemoryTenantArchive(TenantArchive):
         for (tenant, funnel, _), day in sorted(store.funnel_days.items(), key=lambda i: i[0]):
             if tenant == tenant_id:
                 yield ArchivedFunnelDay(funnel, day)
+        for (tenant, session_id, _), (track, counted) in sorted(
+            store.tracks.items(), key=lambda item: item[0]
+        ):
+            if tenant == tenant_id:
+                yield ArchivedTrack(session_id, track, counted)
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         return sum([self._restore(tenant_id, record) for record in records])
@@ -136,6 +141,11 @@ class MemoryTenantArchive(TenantArchive):
             case ArchivedFunnelDay():
                 day = (tenant_id, record.funnel, record.day.start)
                 return _put_new(store.funnel_days, day, record.day)
+            case ArchivedTrack():
+                if (tenant_id, record.session_id) not in store.sessions:
+                    return False  # no session, no tracks (TrackLog.record)
+                track = (tenant_id, record.session_id, record.report.track_sid)
+                return _put_new(store.tracks, track, (record.report, record.counted))
 
 
 K = TypeVar("K", bound=Hashable)

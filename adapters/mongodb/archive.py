@@ -21,7 +21,7 @@ from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import counted
 from adapters.mongodb.funnel_days import day_from_document, day_to_document
 from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
-from adapters.mongodb.livekit import account_from_document
+from adapters.mongodb.livekit import account_from_document, track_report, track_span
 from adapters.mongodb.plans import (
     plan_from_document,
     plan_to_document,
@@ -45,7 +45,7 @@ from adapters.mongodb.tenants import (
     tenant_from_document,
     tenant_to_document,
 )
-from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -189,10 +189,27 @@ class MongoTenantArchive(TenantArchive):
                     yield replace(archived, day=replace(archived.day, dimensions=tuple(keys)))
                 else:
                     yield from_document(document)
+        async for track in self._tracks(tenant_id):
+            yield track
+
+    async def _tracks(self, tenant_id: str) -> AsyncIterator[ArchivedTrack]:
+        """The tracks kept in the sessions' documents (MongoTrackLog), by session and sid."""
+        cursor = self._db["sessions"].find(
+            {"tenant_id": tenant_id, "tracks": {"$exists": True}},
+            {"_id": 0, "id": 1, "tracks": 1},
+            sort=[("id", 1)],
+        )
+        async for document in cursor:
+            for sid, known in sorted((document["tracks"] or {}).items()):
+                report = track_report(sid, known)
+                yield ArchivedTrack(document["id"], report, bool(known.get("counted")))
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         new = 0
         for record in records:
+            if isinstance(record, ArchivedTrack):
+                new += await self._restore_track(tenant_id, record)
+                continue
             if isinstance(record, Tenant):
                 await self._check_name(record)
                 collection, document = "tenants", tenant_to_document(record)
@@ -207,6 +224,22 @@ class MongoTenantArchive(TenantArchive):
             if isinstance(record, SubscriptionSet):
                 await self._count_puts(tenant_id, record)
         return new
+
+    async def _restore_track(self, tenant_id: str, archived: ArchivedTrack) -> bool:
+        """Into its session's document, unless the session is not there or has the track."""
+        t, field = archived.report, f"tracks.{archived.report.track_sid}"
+        known = {
+            "meter": t.meter,
+            "published_at": t.published_at,
+            "unpublished_at": t.unpublished_at,
+            "end_from_stay": t.end_from_stay,
+            "counted": archived.counted,
+        }
+        stored = await self._db["sessions"].update_one(
+            {"tenant_id": tenant_id, "id": archived.session_id, field: {"$exists": False}},
+            {"$set": {field: known}, **track_span(t)},
+        )
+        return stored.modified_count == 1
 
     async def _count_puts(self, tenant_id: str, entry: SubscriptionSet) -> None:
         """The subject's next put is numbered after every restored entry (the subscription

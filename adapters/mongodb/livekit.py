@@ -151,7 +151,7 @@ class MongoTrackLog(TrackLog):
             if required is not None and ended_at not in (None, required):
                 return False  # a stale ender's
             stored = (found.get("tracks") or {}).get(report.track_sid)
-            known = None if stored is None else _report(report.track_sid, stored)
+            known = None if stored is None else track_report(report.track_sid, stored)
             counted = bool(stored and stored.get("counted"))
             change = report_track(known, counted, report)
             if not change.changed:
@@ -203,7 +203,7 @@ class MongoTrackLog(TrackLog):
             {"tenant_id": tenant_id, "id": session_id}, {"_id": 0, "tracks": 1}
         )
         tracks = (found or {}).get("tracks") or {}
-        reports = [_report(sid, known) for sid, known in sorted(tracks.items())]
+        reports = [track_report(sid, known) for sid, known in sorted(tracks.items())]
         return [
             r
             for r in reports
@@ -230,14 +230,20 @@ def _update(track: str, change: TrackChange) -> Document:
         increments_.update(increments("usage", {t.meter: change.seconds}))
     if increments_:
         update["$inc"] = increments_
+    return update | track_span(t)
+
+
+def track_span(t: TrackReport) -> Document:
+    """The updates that keep the session's `tracks_from` and `tracks_until` around the track."""
+    span: Document = {}
     if t.published_at is not None:
-        update["$min"] = {"tracks_from": t.published_at}
+        span["$min"] = {"tracks_from": t.published_at}
     if t.unpublished_at is not None:
-        update["$max"] = {"tracks_until": t.unpublished_at}
-    return update
+        span["$max"] = {"tracks_until": t.unpublished_at}
+    return span
 
 
-def _report(track_sid: str, known: Document) -> TrackReport:
+def track_report(track_sid: str, known: Document) -> TrackReport:
     return TrackReport(
         track_sid,
         known["meter"],

@@ -7,7 +7,7 @@ from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.credits import rate_from_row, rate_to_row
@@ -48,6 +48,7 @@ from adapters.sqlalchemy.tables import (
     subscription_history,
     subscriptions,
     tenants,
+    track_intervals,
 )
 from adapters.sqlalchemy.telemetry_rows import (
     error_of,
@@ -65,14 +66,14 @@ from adapters.sqlalchemy.tenants import (
     tenant_to_row,
 )
 from application.ports import Window
-from application.transfer.ports import ArchivedFunnelDay, Record, TenantArchive
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
 from domain.calendar import Period
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
 from domain.events import Event
 from domain.funnels import Funnel
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.rollups import Rollup
@@ -173,6 +174,8 @@ class SqlTenantArchive(TenantArchive):
                 yield rollup
             async for day in _funnel_days(conn, tenant_id):
                 yield day
+            async for row in _rows(conn, track_intervals, tenant_id, ("session_id", "track_sid")):
+                yield _track(row)
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         new = 0
@@ -194,6 +197,8 @@ class SqlTenantArchive(TenantArchive):
                 return await write_bucket(conn, tenant_id, record)
             case ArchivedFunnelDay():
                 return await write_day(conn, tenant_id, record.funnel, record.day)
+            case ArchivedTrack():
+                stmt = _track_of_a_stored_session(self._engine, tenant_id, record)
             case _:
                 table, to_row_of, _, _ = {**BEFORE_SESSIONS, **AFTER_SESSIONS}[type(record)]
                 stmt = insert(self._engine, table).values(to_row_of(record, tenant_id))
@@ -266,6 +271,35 @@ async def _funnel_days(conn: AsyncConnection, tenant_id: str) -> AsyncIterator[A
     async for chunk in result.partitions(BUCKETS):
         for day in await days_found(conn, tenant_id, chunk):
             yield day
+
+
+def _track(row: Any) -> ArchivedTrack:
+    report = TrackReport(
+        row.track_sid, row.meter, row.published_at, row.unpublished_at, row.end_from_stay
+    )
+    return ArchivedTrack(row.session_id, report, row.counted)
+
+
+def _track_of_a_stored_session(engine: AsyncEngine, tenant_id: str, track: ArchivedTrack) -> Any:
+    """The track's row, inserted only if its session is there (TrackLog.record: no session, no
+    tracks)."""
+    report = track.report
+    values = {
+        "tenant_id": tenant_id,
+        "session_id": track.session_id,
+        "track_sid": report.track_sid,
+        "meter": report.meter,
+        "published_at": report.published_at,
+        "unpublished_at": report.unpublished_at,
+        "end_from_stay": report.end_from_stay,
+        "counted": track.counted,
+    }
+    columns = [track_intervals.c[name] for name in values]
+    row = select(*(literal(values[c.name], c.type).label(c.name) for c in columns))
+    session = select(sessions.c.id).where(
+        sessions.c.tenant_id == tenant_id, sessions.c.id == track.session_id
+    )
+    return insert(engine, track_intervals).from_select(columns, row.where(session.exists()))
 
 
 def _in_lock_order(records: Sequence[Record]) -> Sequence[Record]:

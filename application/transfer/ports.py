@@ -13,7 +13,7 @@ from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.events import Event
 from domain.funnels import Funnel
-from domain.livekit import LiveKitAccount
+from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
 from domain.rollups import Rollup
@@ -29,6 +29,16 @@ class ArchivedFunnelDay:
 
     funnel: str
     day: FunnelDay
+
+
+@dataclass(frozen=True)
+class ArchivedTrack:
+    """A LiveKit track of a stay as an export carries it: what webhooks said of it, and whether
+    its time is in its session's usage already (TrackLog)."""
+
+    session_id: str
+    report: TrackReport
+    counted: bool
 
 
 # Everything that makes up a tenant's state, as an export carries it.
@@ -52,6 +62,7 @@ Record = (
     | Sale
     | Rollup
     | ArchivedFunnelDay
+    | ArchivedTrack
 )
 
 
@@ -61,13 +72,14 @@ class TenantArchive(Protocol):
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
         registrations, funnels, sessions, events, ledger entries, alerts, LiveKit keys, snapshots,
         errors, metrics, sales (with their settlement), then the hourly and daily rollups and the
-        funnels' days (what reports read of days whose raw data retention has deleted)."""
+        funnels' days (what reports read of days whose raw data retention has deleted), and the
+        LiveKit tracks of the sessions."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         """Store the records that are not there yet, by their natural keys, exactly as given:
-        a session keeps its status, usage and charge; an event adds nothing to its session; a
-        rollup's bucket or a funnel's day already stored stays as it is (this store's own rollup
-        runs made it from the data it holds).
-        Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
+        a session keeps its status, usage and charge; an event or a track adds nothing to its
+        session (a track of a session that is not there is not kept); a rollup's bucket or a
+        funnel's day already stored stays as it is (this store's own rollup runs made it from
+        the data it holds). Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
         ...

@@ -1,6 +1,6 @@
 """A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`,
 then (since version 2) an end line that counts them, so that a file cut short is refused.
-Version 3 added the rollups and the funnels' days.
+Version 3 added the rollups, the funnels' days and LiveKit's tracks.
 
 Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
 `{"$decimal": "0.1"}` (integers
@@ -20,8 +20,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from application.transfer.ports import ArchivedFunnelDay, Record
-from application.transfer.rollup_records import check_funnel_day, check_rollup
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record
+from application.transfer.record_checks import check_funnel_day, check_rollup, check_track
 from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
@@ -61,12 +61,14 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "sale": Sale,
     "rollup": Rollup,
     "funnel_day": ArchivedFunnelDay,
+    "track": ArchivedTrack,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 # What a record must be beyond its fields' types (none: what its types say).
 CHECKS: dict[type, Callable[[Any], None]] = {
     Rollup: check_rollup,
     ArchivedFunnelDay: check_funnel_day,
+    ArchivedTrack: check_track,
 }
 
 

@@ -11,15 +11,18 @@ import pytest
 
 from application.funnels.ports import FunnelDay, FunnelRow
 from application.ports import Window
+from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from domain.calendar import Period
 from domain.errors import Conflict
 from domain.funnels import Funnel, FunnelTally, Stage, StageMatch
+from domain.livekit import TrackReport
 from domain.plans import Subscription
 from domain.rollups import Activity, Rollup, ServerLoad
 from domain.tenants import Tenant
-from tests.contract.builders import T0, a_tenant_with_everything, at, wired
+from tests.contract.builders import T0, a_tenant_with_everything, at, stored_session, wired
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -83,13 +86,21 @@ PHOTO_DAY = FunnelDay(
 )
 
 
+CAMERA = TrackReport("TR_cam", "video.seconds", published_at=at(31), unpublished_at=at(33))
+SCREEN = TrackReport("TR_screen", "screen_share.seconds", published_at=at(32))
+
+
 async def everything_and_a_funnel(storage: Any) -> Tenant:
-    """With a funnel, and rollups and a funnel day whose raw data is gone (by retention)."""
+    """With a funnel, rollups and a funnel day whose raw data is gone (by retention), and a
+    stay with a camera closed (counted) and a screen share still open."""
     tenant = await a_tenant_with_everything(storage)
     await storage.funnels.put(tenant.id, PHOTO)
     for rollup in (HOUR, DAY):
         await storage.rollups.replace(tenant.id, rollup)
     await storage.funnel_days.replace(tenant.id, PHOTO.name, PHOTO_DAY)
+    stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
+    for track in (CAMERA, SCREEN):
+        await storage.tracks.record(tenant.id, stay.id, track)
     return tenant
 
 
@@ -131,10 +142,12 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
         "sale",
         "rollup",
         "funnel_day",
+        "track",
     }
-    assert kinds.count("session") == 4 and kinds.count("event") == 6
+    assert kinds.count("session") == 5 and kinds.count("event") == 9  # and 3 of the tracks
     assert kinds.count("sale") == 2  # the sale and its refund
     assert kinds.count("rollup") == 2 and kinds.count("funnel_day") == 1
+    assert kinds.count("track") == 2
 
 
 async def test_importing_what_a_store_holds_already_adds_nothing(storage: Any) -> None:
@@ -222,3 +235,78 @@ async def test_rollups_of_more_buckets_than_an_export_reads_at_once_move_whole(
     assert await storage.rollups.find("moved-id", Period.DAY, everything) == [DAY]
     starts = [PHOTO_DAY.start + timedelta(days=n) for n in range(30)]
     assert len(await storage.funnel_days.wholes("moved-id", "photo", starts)) == 30
+
+
+async def test_a_moved_stays_tracks_add_nothing_there_and_its_open_one_counts_when_it_ends(
+    storage: Any,
+) -> None:
+    """A stay moved while its screen share is open: the camera's 120 s are in its usage once
+    (the import adds nothing for a track counted already), and the screen share's end, reported
+    by a webhook on the new store, adds its seconds then (TrackLog.record)."""
+    tenant = await everything_and_a_funnel(storage)
+    lines = await export(storage, "exam-prep")
+    (stay,) = [r for r in map(json.loads, lines) if r.get("kind") == "livekit"]
+
+    await imported_as(storage, lines, tenant.id)
+    moved = await storage.sessions.get("moved-id", stay["id"])
+    assert moved.usage == {"video.seconds": 120}
+    assert await storage.tracks.tracks_ending_with_stay("moved-id", stay["id"]) == [SCREEN]
+    ended = TrackReport(SCREEN.track_sid, SCREEN.meter, unpublished_at=at(35))
+    assert await storage.tracks.record("moved-id", stay["id"], ended)
+
+    moved = await storage.sessions.get("moved-id", stay["id"])
+    assert moved.usage == {"video.seconds": 120, "screen_share.seconds": 180}
+    again = await export(storage, "moved")
+    tracks = [r for r in map(json.loads, again) if r["record"] == "track"]
+    assert [(t["report"]["track_sid"], t["counted"]) for t in tracks] == [
+        ("TR_cam", True),
+        ("TR_screen", True),
+    ]
+
+
+async def test_a_track_whose_session_is_not_there_is_not_kept(storage: Any) -> None:
+    """TrackLog.record: no session, no tracks; an import keeps to it (a file edited by hand)."""
+    tenant = await everything_and_a_funnel(storage)
+    lines = await export(storage, "exam-prep")
+    tracks = [n for n, line in enumerate(lines) if json.loads(line)["record"] == "track"]
+    orphan = json.loads(lines[tracks[0]])
+    orphan["session_id"] = "no-such-session"
+    lines[tracks[0]] = json.dumps(orphan)
+
+    counts = (
+        await wired(storage)
+        .use_cases()
+        .import_tenant()(
+            ImportTenantCommand(
+                [
+                    lines[0],
+                    lines[1]
+                    .replace(tenant.id, "moved-id")
+                    .replace('"name":"exam-prep"', '"name":"moved"'),
+                    *lines[2:],
+                ]
+            )
+        )
+    )
+
+    assert (counts.new["track"], counts.present["track"]) == (1, 1)
+    assert not await storage.tracks.tracks_ending_with_stay("moved-id", "no-such-session")
+
+
+async def test_a_moved_tenants_hours_rolled_up_again_keep_their_track_time(storage: Any) -> None:
+    """The new store's rollup job makes again the hours whose sources retention has kept: their
+    track time comes from the tracks moved with the sessions."""
+    tenant = await everything_and_a_funnel(storage)
+    clock = FakeClock(at(180))
+    await wired(storage, clock).jobs().roll_up_usage()(RollUpUsageCommand("exam-prep"))
+    lines = await export(storage, "exam-prep")
+
+    await imported_as(storage, lines, tenant.id)
+    await wired(storage, clock).jobs().roll_up_usage()(RollUpUsageCommand("moved"))
+
+    start = at(31).replace(minute=0, second=0, microsecond=0)
+    hour = Window(start, start + timedelta(seconds=1))
+    (there,) = await storage.rollups.find("moved-id", Period.HOUR, hour, kind="livekit")
+    (here,) = await storage.rollups.find(tenant.id, Period.HOUR, hour, kind="livekit")
+    assert [a.track_seconds for a in there.activity] == [{"video.seconds": 120.0}]
+    assert there.activity == here.activity

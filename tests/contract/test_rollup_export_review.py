@@ -11,7 +11,7 @@ Found, and fixed since (each test failed before its fix):
   primary key mid-import), a kind longer than the SQL column, a funnel tally with negative
   counts or rows of another stage count than the day's whole, a day's dimensions given as one
   string (read as a tuple of its letters). Now refused naming the line
-  (application.transfer.rollup_records; the format's decimals, unions and containers).
+  (application.transfer.record_checks; the format's decimals, unions and containers).
 - A MongoDB funnel day stored before this change (no "dimensions" field) for a dimension none of
   its rows has was exported without that dimension: moved to SQLite or PostgreSQL, the day kept
   no groups for it, and the funnel report grouped by it lost the day's sessions. Such a day is

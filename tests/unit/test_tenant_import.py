@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from application.transfer.import_tenant import NAMING_THEIR_TENANT
-from application.transfer.ports import ArchivedFunnelDay
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack
 from application.transfer.tenant_export_format import RECORD_TYPES, from_line
 from domain.errors import InvalidInput
 
@@ -48,3 +48,28 @@ def test_a_funnel_days_tally_whose_stages_disagree_is_refused_naming_its_line() 
         line["day"] = {**day, "whole": {**tally, **broken}}
         with pytest.raises(InvalidInput, match="line 7"):
             from_line(json.dumps(line), 7)
+
+
+def test_a_track_no_webhook_could_have_reported_is_refused_naming_its_line() -> None:
+    """MongoDB keeps a stay's tracks under their sids (a dot or a dollar would break its
+    document), and a track is counted into its session only once both its ends are known."""
+    report = {
+        "track_sid": "TR_cam",
+        "meter": "video.seconds",
+        "published_at": {"$time": "2026-11-24T12:31:00+00:00"},
+        "unpublished_at": None,
+        "end_from_stay": False,
+    }
+    line = {"record": "track", "session_id": "s-1", "report": report, "counted": False}
+    read = from_line(json.dumps(line), 9)
+    assert isinstance(read, ArchivedTrack) and read.report.track_sid == "TR_cam"
+
+    broken_parts: list[dict[str, Any]] = [
+        {"report": {**report, "track_sid": "TR.cam"}},
+        {"report": {**report, "track_sid": "$cam"}},
+        {"report": {**report, "meter": "Video Seconds"}},
+        {"counted": True},
+    ]
+    for broken in broken_parts:
+        with pytest.raises(InvalidInput, match="line 9"):
+            from_line(json.dumps({**line, **broken}), 9)

@@ -1,15 +1,16 @@
-"""What an import checks of a rollup or a funnel's day beyond the types of its fields: what a
-rollup run could have made. Every store would take a negative count, a week's bucket or two rows
-of one key, and a report would then add up what no run makes (or a store fail partway through
-the import); so a line that holds one is refused as it is read. A check fails with ValueError,
-which the format names the line with."""
+"""What an import checks of a record beyond the types of its fields, for the records that this
+service makes itself: a rollup or a funnel's day is what a rollup run could have made, a track
+what webhooks could have said. Every store would take a negative count, a week's bucket or two
+rows of one key, and a report would then add up what no run makes (or a store fail partway
+through the import); so a line that holds one is refused as it is read. A check fails with
+ValueError, which the format names the line with."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from application.transfer.ports import ArchivedFunnelDay
+from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack
 from domain.calendar import Period
 from domain.funnels import FunnelTally
 from domain.money import MAX_PLACES, check_currency
@@ -48,6 +49,18 @@ def check_funnel_day(archived: ArchivedFunnelDay) -> None:
     for row in day.rows:
         _text("resource_id", row.resource_id, MAX_ID_LENGTH)
         _check_dimensions(row.dimensions)
+
+
+def check_track(archived: ArchivedTrack) -> None:
+    track = archived.report
+    _text("session_id", archived.session_id, MAX_ID_LENGTH)
+    _text("track_sid", track.track_sid, MAX_ID_LENGTH)
+    if any(c in track.track_sid for c in ".$\x00"):  # MongoDB keeps a track under its sid
+        raise ValueError(f"{track.track_sid!r} is not a track sid")
+    if not METER_NAME.match(track.meter):
+        raise ValueError(f"{track.meter!r} is not a meter name")
+    if archived.counted and track.seconds is None:
+        raise ValueError(f"track {track.track_sid} is counted before both its ends are known")
 
 
 def _check_activity(a: Activity) -> None:
