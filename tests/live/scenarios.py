@@ -1438,6 +1438,132 @@ def rolled_up_since(live: Live, since: datetime) -> str:
     return printed
 
 
+# A booth three hours offline comes back: it sends its session of then, and once the server's
+# rollup job has rolled that hour up, the device errors and sales it buffered of that session.
+# Each sends the job back to its hour. A tenant of its own: in the live tenant, the other
+# scenarios' active sessions and late data would have the job recompute that hour anyway.
+
+# Every run recomputes from an hour before now (RollUpUsage's LATE_DATA): a flush of an hour ago
+# would be counted without a rewind. Three hours back is older than that for the whole scenario.
+OFFLINE_HOURS = 3
+FLUSHED_ERRORS = [(12, "warning", "PaperLow"), (15, "fatal", "PrinterError"), (20, "error", "Io")]
+# The sales it made then: (minute, id, currency, net, the sale a refund refunds).
+FLUSHED_SALES = [
+    (14, "arcade-sale-1", "KRW", "15000", None),
+    (16, "arcade-sale-2", "KRW", "5000", None),
+    (18, "arcade-sale-3", "USD", "4.50", None),
+    (22, "arcade-refund-2", "KRW", "5000", "arcade-sale-2"),
+]
+# What the daily summary counts of them: the errors (and the fatal ones), the completed sales per
+# currency with their net less the refund's.
+FLUSH_COUNTED: Json = {
+    "errors": {"count": 3, "fatal": 1},
+    "sales": {"KRW": {"count": 2, "net": "15000"}, "USD": {"count": 1, "net": "4.5"}},
+}
+FLUSH_RUNS = 3  # whole rollup runs after the flush: the first counts it
+
+
+@dataclass(frozen=True)
+class LateTelemetry:
+    hour: datetime  # the UTC hour the booth's offline session, errors and sales happened in
+    hour_rolled_up: Json  # that hour's usage, a whole rollup run after the session's exit
+    before: Json  # the daily summary of its day (the tenant's: UTC), then
+    flushed: list[Json]  # what the errors' batch, then each sale, answered
+    after: Json  # the daily summary once the job counted the flushed errors and sales
+    runs_after: float  # the rollup runs that ended after the flush when `after` was read
+
+
+def late_telemetry(live: Live) -> LateTelemetry:
+    live.server.operator("tenants", "create", "arcade")
+    created = sum(rollup_runs(live).values())
+    admin_key = live.server.operator("keys", "create", "--tenant", "arcade", "--role", "admin")
+    booth = {"kind": "photo", "resource_id": "arcade-1", "client_key": "arcade-1"}
+    hour = now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=OFFLINE_HOURS)
+
+    def at(minute: int) -> datetime:
+        return hour + timedelta(minutes=minute)
+
+    def runs_since(runs_then: float) -> None:
+        """Until the rollup job began and ended a whole run since `runs_then` was read."""
+        poll(
+            lambda: rollup_runs(live),
+            lambda runs: sum(runs.values()) >= runs_then + 2,
+            ROLLED_UP_WITHIN_SECONDS,
+        )
+
+    # Before the tenant's first rollup run, data older than the tenant sends the job back nowhere
+    # (that run starts at the tenant's creation): one began and ended before the booth sends.
+    runs_since(created)
+    with live.server.client(admin_key) as admin:
+        scoped = {"role": "ingest", "name": "arcade-1", "resources": ["arcade-1"]}
+        kiosk = live.server.client(ok(admin.post("/v1/keys", json=scoped), 201)["secret"])
+
+        def summary() -> Json:
+            return ok(admin.get("/v1/reports/daily", params={"date": hour.date().isoformat()}))
+
+        with kiosk as http:
+            started = {**booth, "started_at": at(10).isoformat()}
+            sid = ok(http.post("/v1/sessions", json=started), 201)["id"]
+            ok(http.post(f"/v1/sessions/{sid}/exit", json={"at": at(25).isoformat()}))
+            # A whole run after its exit: the session is counted in its hour, the rewinds of its
+            # start and exit are taken, and only the flush can send the job back to that hour.
+            runs_since(sum(rollup_runs(live).values()))
+            then = {"bucket": "hour", "from": hour.isoformat(), "to": at(60).isoformat()}
+            hour_rolled_up = poll(
+                lambda: ok(admin.get("/v1/reports/usage", params=then)),
+                lambda u: started_in(u) == 1,
+                ROLLED_UP_WITHIN_SECONDS,
+            )
+            before = summary()
+            errors = [
+                {
+                    "id": f"arcade-error-{minute}",
+                    "at": at(minute).isoformat(),
+                    "device_id": "arcade-1",
+                    "session_id": sid,
+                    "app_version": "3.1.0",
+                    "severity": severity,
+                    "type": type,
+                    "message": f"{type} at the booth",
+                }
+                for minute, severity, type in FLUSHED_ERRORS
+            ]
+            flushed = [ok(http.post("/v1/errors/batch", json={"errors": errors}))]
+            for minute, id, currency, net, refund_of in FLUSHED_SALES:
+                sale = {
+                    "id": id,
+                    "session_id": sid,
+                    "device_id": "arcade-1",
+                    "occurred_at": at(minute).isoformat(),
+                    "currency": currency,
+                    "amounts": {"gross": net, "discount": "0", "tax": "0", "net": net},
+                    "payment_method": "card",
+                }
+                if refund_of is not None:
+                    sale |= {"status": "refunded", "refund_of": refund_of}
+                flushed.append(ok(http.post("/v1/sales", json=sale), 201))
+        runs_then = sum(rollup_runs(live).values())
+
+        def counted() -> Json:
+            # The runs read first: a whole run among them ended before the summary was read.
+            runs = sum(rollup_runs(live).values()) - runs_then
+            return {"runs": runs, "summary": summary()}
+
+        # The next whole run counts them; a few more do not, without the rewinds.
+        reading = poll(
+            counted,
+            lambda r: telemetry_of(r["summary"]) == FLUSH_COUNTED or r["runs"] > FLUSH_RUNS,
+            ROLLED_UP_WITHIN_SECONDS,
+        )
+    return LateTelemetry(hour, hour_rolled_up, before, flushed, reading["summary"], reading["runs"])
+
+
+def telemetry_of(summary: Json) -> Json:
+    """The booth's errors and sales in a daily summary (nothing when it has no figures)."""
+    found = [g for g in summary["items"] if g["group"] == "arcade-1"]
+    return {k: found[0][k] for k in ("errors", "sales")} if found else {}
+
+
 # A tenant moved while it serves: `sessionmeter export` runs while a tap wall sends batches, and
 # the file goes into a new embedded store with `sessionmeter import`.
 
@@ -1559,6 +1685,7 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "deleted_recording": deleted_recording,
     "overlapping_uploads": overlapping_uploads,
     "returning_booth": returning_booth,
+    "late_telemetry": late_telemetry,
     "moved_while_serving": moved_while_serving,
     "archived_gaps": archived_gaps,
 }

@@ -45,6 +45,7 @@ from tests.live.scenarios import (
     KioskDay,
     LateCamera,
     LateJoin,
+    LateTelemetry,
     Moved,
     Reconciled,
     Retained,
@@ -58,6 +59,7 @@ from tests.live.scenarios import (
     per_store,
     price,
     started_in,
+    telemetry_of,
 )
 
 pytestmark = pytest.mark.slow
@@ -556,6 +558,28 @@ def test_a_booth_back_online_counts_in_the_day_its_session_began(live: LiveRun) 
     assert [stage["reached"] for stage in walk_away["stages"]] == [1, 1], walk_away
     statuses = {k: n for k, n in walk_away["exit_statuses"].items() if n}
     assert statuses == {"completed": 1, "abandoned": 1}, walk_away
+
+
+def test_errors_and_sales_a_kiosk_flushes_into_an_hour_rolled_up_count_in_their_day(
+    live: LiveRun,
+) -> None:
+    """Its session of three hours ago was counted in its hour, and a whole rollup run went by,
+    before the booth flushed that session's errors and sales: each rewinds the rollup job to its
+    hour (older than every run recomputes), so the day counts them, the fatal ones and each
+    currency's completed sales apart, net of the refund."""
+    run: LateTelemetry = live.outcome("late_telemetry")
+
+    assert [instant(b["start"]) for b in run.hour_rolled_up["items"]] == [run.hour]
+    assert started_in(run.hour_rolled_up) == 1, run.hour_rolled_up
+    nothing = {"errors": {"count": 0, "fatal": 0}, "sales": {}}
+    assert telemetry_of(run.before) == nothing, run.before
+    errors, *sales = run.flushed
+    assert errors == {"inserted": 3, "duplicates": 0, "failed": 0, "errors": []}, errors
+    assert [s["settlement"]["state"] for s in sales] == ["pending"] * 4, sales
+    assert telemetry_of(run.after) == {
+        "errors": {"count": 3, "fatal": 1},
+        "sales": {"KRW": {"count": 2, "net": "15000"}, "USD": {"count": 1, "net": "4.5"}},
+    }, (f"{run.runs_after} rollup runs ended after the flush", run.after)
 
 
 def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
