@@ -148,8 +148,8 @@ class MemoryRollupLeases(RollupLeases):
         if held_by is not None and held_until is not None and held_until > now:
             return None
         rewound = self._store.rollup_rewinds.pop(tenant_id, None)
-        if resume_from is not None and rewound is not None:
-            resume_from = min(resume_from, rewound)
+        if rewound is not None:
+            resume_from = rewound if resume_from is None else min(resume_from, rewound)
         self._store.rollup_leases[tenant_id] = (holder, until, resume_from, cut)
         return RollupLease(holder, resume_from, cut)
 
@@ -169,6 +169,5 @@ class MemoryRollupLeases(RollupLeases):
             self._store.rollup_leases[tenant_id] = (None, None, resume_from, cut)
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:
-        if tenant_id in self._store.rollup_leases:
-            known = self._store.rollup_rewinds.get(tenant_id, to)
-            self._store.rollup_rewinds[tenant_id] = min(known, to)
+        known = self._store.rollup_rewinds.get(tenant_id, to)
+        self._store.rollup_rewinds[tenant_id] = min(known, to)

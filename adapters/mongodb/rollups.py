@@ -2,6 +2,7 @@
 bucket is one document, so replacing it is one atomic write; a lease document per tenant."""
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, replace
 from datetime import datetime
 from decimal import Decimal
@@ -371,8 +372,7 @@ class MongoRollupLeases(RollupLeases):
         assert taken is not None  # an upsert that returns the document AFTER always has one
         resume_from, rewound = taken.get("resume_from"), taken.get("rewind_to")
         if rewound is not None:
-            if resume_from is not None:
-                resume_from = min(resume_from, rewound)
+            resume_from = rewound if resume_from is None else min(resume_from, rewound)
             # Only this rewind is consumed: one that lands meanwhile is left for the next run.
             await self._leases.update_one(
                 {"tenant_id": tenant_id, "holder": holder, "rewind_to": rewound},
@@ -395,10 +395,13 @@ class MongoRollupLeases(RollupLeases):
         )
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:
-        await self._leases.update_one(
-            {
-                "tenant_id": tenant_id,
-                "$or": [{"rewind_to": None}, {"rewind_to": {"$gt": to}}],
-            },
-            {"$set": {"rewind_to": to}},
-        )
+        # A tenant without a lease yet gets one, rewound: its first run starts there.
+        with suppress(DuplicateKeyError):  # there, with an earlier rewind: it stays
+            await self._leases.update_one(
+                {
+                    "tenant_id": tenant_id,
+                    "$or": [{"rewind_to": None}, {"rewind_to": {"$gt": to}}],
+                },
+                {"$set": {"rewind_to": to}},
+                upsert=True,
+            )

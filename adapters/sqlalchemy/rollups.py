@@ -249,6 +249,7 @@ class SqlRollupLeases(RollupLeases):
                 held_until=until,
                 # Late data rewound it: resume there (right-hand sides read the old row).
                 resume_from=case(
+                    (rollup_leases.c.resume_from.is_(None), rollup_leases.c.rewind_to),
                     (
                         rollup_leases.c.rewind_to < rollup_leases.c.resume_from,
                         rollup_leases.c.rewind_to,
@@ -276,13 +277,15 @@ class SqlRollupLeases(RollupLeases):
         )
 
     async def rewind(self, tenant_id: str, to: datetime) -> None:
+        # A tenant without a lease yet gets one, rewound: its first run starts there.
         stmt = (
-            update(rollup_leases)
-            .where(
-                rollup_leases.c.tenant_id == tenant_id,
-                or_(rollup_leases.c.rewind_to.is_(None), rollup_leases.c.rewind_to > to),
+            insert(self._engine, rollup_leases)
+            .values(tenant_id=tenant_id, rewind_to=to)
+            .on_conflict_do_update(
+                index_elements=[rollup_leases.c.tenant_id],
+                set_={"rewind_to": to},
+                where=or_(rollup_leases.c.rewind_to.is_(None), rollup_leases.c.rewind_to > to),
             )
-            .values(rewind_to=to)
         )
         async with self._single.begin() as conn:
             await conn.execute(stmt)

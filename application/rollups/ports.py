@@ -69,7 +69,7 @@ class RollupRepository(Protocol):
 @dataclass(frozen=True)
 class RollupLease:
     """A runner's exclusive hold on a tenant's rollups, and where the previous run said the
-    next one must start (None: never rolled up)."""
+    next one must start, or a rewind since when earlier (None: never rolled up nor rewound)."""
 
     holder: str
     resume_from: datetime | None
@@ -100,6 +100,7 @@ class RollupLeases(Protocol):
     async def rewind(self, tenant_id: str, to: datetime) -> None:
         """Late data changed the tenant's hours from `to` on: the next run that acquires the
         lease resumes no later than `to`, even when a run holding it now releases it with a
-        later resume point. Concurrent rewinds keep the earliest. A tenant never rolled up has
-        nothing to rewind."""
+        later resume point. Concurrent rewinds keep the earliest. A tenant never rolled up is
+        rewound too: its first run is given the rewind as where to resume (data older than the
+        tenant, sent before its first run)."""
         ...

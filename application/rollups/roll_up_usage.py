@@ -135,10 +135,12 @@ class RollUpUsage:
         # where they were, so the next run makes again what this one was to.
         resume_from, cut = lease.resume_from or tenant.created_at, lease.cut
         if lease.resume_from is not None and lease.cut != tenant.settings.rollup_cut:
-            # Made by another time zone or other dimensions (or not recorded): all again. The
-            # tenant was read just before the lease; a change made since, the next run finds.
+            # Made by another time zone or other dimensions (or not recorded, or never made and
+            # rewound by data older than the tenant): all again, from the tenant's creation or
+            # a rewind before it. The tenant was read just before the lease; a change made
+            # since, the next run finds.
+            since = min(t for t in (since, lease.resume_from, tenant.created_at) if t is not None)
             lease = replace(lease, resume_from=None)
-            since = None if since is None else min(since, tenant.created_at)
         try:
             run = await self._roll_up(tenant, lease, since, now, counter)
             resume_from, cut = run.resume_from, tenant.settings.rollup_cut

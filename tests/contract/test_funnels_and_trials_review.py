@@ -11,6 +11,7 @@ import pytest
 
 from application.events.ingest_events import IngestEventsCommand
 from application.funnels.report_funnel import ReportFunnelQuery
+from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.sessions.record_exit import RecordExitCommand
@@ -231,6 +232,33 @@ async def test_a_session_sent_late_into_a_day_before_the_tenant_was_created_coun
     await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
     await roll_up(storage, tenant, back_online + timedelta(hours=1), None)
 
+    figures = await funnel_report(
+        storage, tenant, day_before, DAY.start, back_online + timedelta(hours=1)
+    )
+    assert reached(figures) == (1, [0, 0], {"completed": 1})
+
+
+async def test_a_session_older_than_the_tenant_sent_before_its_first_rollup_run_is_counted(
+    storage: Any, tenant: Tenant
+) -> None:
+    """The same before any run: data loaded from elsewhere, older than the tenant, reaches the
+    server before its rollup job first runs. Found by the live run: a rewind of a tenant never
+    rolled up did nothing, and the first run started at the tenant's creation, so the session
+    was never counted, in its hour or its funnel day."""
+    await storage.funnels.put(tenant.id, TWO_STAGES)
+    back_online = TWO_DAYS_LATER + timedelta(hours=3)
+    use_cases = wired(storage, FakeClock(back_online)).use_cases()
+    request = SessionRequest(
+        kind="kiosk", resource_id="booth-1", client_key="k-1", started_at=DAY.start - HOUR
+    )
+    started = await use_cases.start_session()(StartSessionCommand(tenant.id, request))
+    await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
+    await roll_up(storage, tenant, back_online + timedelta(hours=1), None)
+
+    hour = Window(DAY.start - HOUR, DAY.start)
+    (rolled,) = await storage.rollups.find(tenant.id, Period.HOUR, hour, kind="kiosk")
+    assert [a.sessions_started for a in rolled.activity] == [1]
+    day_before = DAY.start - timedelta(days=1)
     figures = await funnel_report(
         storage, tenant, day_before, DAY.start, back_online + timedelta(hours=1)
     )

@@ -357,9 +357,24 @@ async def test_late_data_rewinds_the_next_rollup_run_even_past_a_run_holding_the
     assert then is not None and then.resume_from == at(720)  # a rewind is taken once
 
 
-async def test_a_tenant_never_rolled_up_has_nothing_to_rewind(storage: Any, tenant: Tenant) -> None:
+async def test_a_tenant_never_rolled_up_is_rewound_to_its_earliest_rewind(
+    storage: Any, tenant: Tenant
+) -> None:
+    """Data older than the tenant, sent before its first run: that run is told where it is."""
     await storage.rollup_leases.rewind(tenant.id, at(5))
+    await storage.rollup_leases.rewind(tenant.id, at(3))
+    await storage.rollup_leases.rewind(tenant.id, at(4))
 
+    lease = await storage.rollup_leases.acquire(tenant.id, "first", at(10), at(20))
+    assert lease is not None and lease.resume_from == at(3)
+    await storage.rollup_leases.release(tenant.id, "first", at(60), "UTC")
+    again = await storage.rollup_leases.acquire(tenant.id, "second", at(70), at(80))
+    assert again is not None and again.resume_from == at(60)  # the rewind was taken
+
+
+async def test_a_tenant_never_rolled_up_nor_rewound_has_no_resume_point(
+    storage: Any, tenant: Tenant
+) -> None:
     lease = await storage.rollup_leases.acquire(tenant.id, "first", at(10), at(20))
 
     assert lease is not None and lease.resume_from is None
