@@ -21,6 +21,7 @@ from adapters.mongodb import event_counting
 from adapters.mongodb.storage import MongoStorage
 from domain.tenants import Tenant
 from entrypoints.container.outside import Untallied
+from tests.conftest import open_storage
 from tests.contract.builders import add_tenant
 from tests.contract.races import Race
 from tests.fakes import FakeTally
@@ -42,6 +43,12 @@ async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
     storage = MongoStorage(storage_url)
     yield storage
     await storage.close()
+
+
+@pytest.fixture
+def memory() -> Any:
+    """A second, empty store: the other end of a tenant's move."""
+    return open_storage("memory://")
 
 
 @pytest.fixture

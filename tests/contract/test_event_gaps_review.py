@@ -22,7 +22,6 @@ from domain.events import MAX_SEQUENCE_NO, BatchOutcome, Event
 from domain.session import Exit
 from domain.staleness import Staleness
 from domain.tenants import Tenant
-from tests.conftest import open_storage
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, event, stored_session, wired
 from tests.contract.races import Race
 from tests.contract.telemetry_builders import a_sale
@@ -34,12 +33,6 @@ pytestmark = pytest.mark.anyio
 
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 PAST_THE_WINDOW = 9 * 24 * 60  # minutes: past the default 7-day late-data window
-
-
-@pytest.fixture
-def memory() -> Any:
-    """A second, empty store: the other end of a move."""
-    return open_storage("memory://")
 
 
 def numbered(session: Any, *numbers: int, **fields: Any) -> list[tuple[int, Event]]:

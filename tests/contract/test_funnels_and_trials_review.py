@@ -213,6 +213,19 @@ async def test_a_session_started_late_into_a_day_rolled_up_for_good_counts_in_it
     assert reached(figures) == (1, [0, 0], {"abandoned": 1})
 
 
+async def a_session_of_the_day_before_sent_late(storage: Any, tenant: Tenant) -> datetime:
+    """A kiosk back online two days late sends its session of the last hour before T0's day (the
+    tenant was created on T0), which ended as that day began; returns when it came."""
+    back_online = TWO_DAYS_LATER + timedelta(hours=3)
+    use_cases = wired(storage, FakeClock(back_online)).use_cases()
+    request = SessionRequest(
+        kind="kiosk", resource_id="booth-1", client_key="k-1", started_at=DAY.start - HOUR
+    )
+    started = await use_cases.start_session()(StartSessionCommand(tenant.id, request))
+    await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
+    return back_online
+
+
 async def test_a_session_sent_late_into_a_day_before_the_tenant_was_created_counts_in_its_funnel(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -223,13 +236,7 @@ async def test_a_session_sent_late_into_a_day_before_the_tenant_was_created_coun
     await storage.funnels.put(tenant.id, TWO_STAGES)
     day_before = DAY.start - timedelta(days=1)
     await roll_up(storage, tenant, TWO_DAYS_LATER + timedelta(hours=2), day_before)
-    back_online = TWO_DAYS_LATER + timedelta(hours=3)
-    use_cases = wired(storage, FakeClock(back_online)).use_cases()
-    request = SessionRequest(
-        kind="kiosk", resource_id="booth-1", client_key="k-1", started_at=DAY.start - HOUR
-    )
-    started = await use_cases.start_session()(StartSessionCommand(tenant.id, request))
-    await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
+    back_online = await a_session_of_the_day_before_sent_late(storage, tenant)
     await roll_up(storage, tenant, back_online + timedelta(hours=1), None)
 
     figures = await funnel_report(
@@ -246,13 +253,7 @@ async def test_a_session_older_than_the_tenant_sent_before_its_first_rollup_run_
     rolled up did nothing, and the first run started at the tenant's creation, so the session
     was never counted, in its hour or its funnel day."""
     await storage.funnels.put(tenant.id, TWO_STAGES)
-    back_online = TWO_DAYS_LATER + timedelta(hours=3)
-    use_cases = wired(storage, FakeClock(back_online)).use_cases()
-    request = SessionRequest(
-        kind="kiosk", resource_id="booth-1", client_key="k-1", started_at=DAY.start - HOUR
-    )
-    started = await use_cases.start_session()(StartSessionCommand(tenant.id, request))
-    await use_cases.record_exit()(RecordExitCommand(tenant.id, started.session.id, DAY.start))
+    back_online = await a_session_of_the_day_before_sent_late(storage, tenant)
     await roll_up(storage, tenant, back_online + timedelta(hours=1), None)
 
     hour = Window(DAY.start - HOUR, DAY.start)

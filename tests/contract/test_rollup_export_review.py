@@ -51,7 +51,7 @@ from application.reports.report_usage import ReportUsageQuery
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
 from application.transfer.export_tenant import ExportTenantQuery
-from application.transfer.import_tenant import ImportCounts, ImportTenantCommand
+from application.transfer.import_tenant import ImportTenantCommand
 from domain.errors import InvalidInput
 from domain.events import Event
 from domain.funnels import FunnelFigures
@@ -65,6 +65,7 @@ from tests.contract.races import Proxy, Race, after, wait_for
 from tests.contract.test_archive import HOUR, PHOTO_DAY, export
 from tests.contract.test_funnel_rollups import DAY, SETTINGS, close, kiosk_customers
 from tests.contract.test_funnels import PHOTO
+from tests.contract.test_transfer_and_retention_review import import_into, records
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -84,12 +85,6 @@ SOURCE_OF = {
 
 def family(url: str) -> str:
     return next(f for f in SOURCE_OF if url.startswith(f))
-
-
-@pytest.fixture
-async def memory() -> AsyncIterator[Any]:
-    """An empty memory store: the other end of a move."""
-    yield open_storage("memory://")
 
 
 async def _fresh(databases: Databases, store: str) -> AsyncIterator[Any]:
@@ -114,17 +109,6 @@ async def mongo_source(databases: Databases) -> AsyncIterator[Any]:
     """A MongoDB store to move from, whatever the test's store."""
     async for opened in _fresh(databases, "mongodb"):
         yield opened
-
-
-async def import_into(storage: Any, lines: Sequence[str]) -> ImportCounts:
-    counts: ImportCounts = (
-        await wired(storage).use_cases().import_tenant()(ImportTenantCommand(lines))
-    )
-    return counts
-
-
-def records(lines: Sequence[str], kind: str) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, lines[1:]) if r["record"] == kind]
 
 
 async def roll_up(storage: Any, name: str, when: Any, since: Any = None) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta, timezone
 from decimal import Decimal
@@ -52,12 +52,6 @@ pytestmark = pytest.mark.anyio
 
 MAX_INT64 = 2**63 - 1
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def memory() -> AsyncIterator[Any]:
-    """A second, empty store: the other end of a move."""
-    yield open_storage("memory://")
 
 
 async def import_into(storage: Any, lines: Sequence[str]) -> ImportCounts:
