@@ -32,7 +32,8 @@ async def load(dsn: str, days: int, per_day: int, now: datetime) -> str:
         tenant_id = str(await conn.fetchval("SELECT id FROM tenants WHERE name = 'bench'"))
         random.seed(7)
         first_day = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0)
-        sessions, events = [], []
+        sessions: list[tuple[object, ...]] = []
+        events = []
         for n in range(days * per_day):
             sid = str(uuid.uuid4())
             started = first_day + timedelta(days=n // per_day, seconds=random.randrange(86_000))
