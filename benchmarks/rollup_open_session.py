@@ -3,16 +3,20 @@
     .venv/bin/python benchmarks/rollup_open_session.py [--days 28] [--per-day 200]
 
 A fresh PostgreSQL database gets --days days of closed sessions (--per-day a day, 10 events
-each), loaded straight into the tables (COPY), and one session started --days days ago that is
-still active, last seen now (heartbeats keep it alive). `sessionmeter rollup --since` rolls the
+each: an `open`, then `answer`s), loaded straight into the tables (COPY), a funnel over them
+(open, then answer), and one session started --days days ago that is still active, last seen
+now (heartbeats keep it alive). `sessionmeter rollup --since` rolls the
 days up once, as an operator would after loading them. Then the runs the server makes every
-5 minutes: each resumes where the previous one said, which is at the start of the oldest active
-session (its hours change while it goes on). We time two such runs with the session open, then
-close it and time two more. Prints each run's seconds and the hours it recomputed.
+5 minutes: each resumes where the previous one said, the last sign of life of the active session
+seen least recently (until 2026-12-06, the start of the oldest one), and rolls the funnel up
+again for every day from the oldest active session's start (a session counts in its start day's
+funnel, which is not final until it ends). We time two such runs with the session open, then
+close it and time three more. Prints each run's seconds, hours, days and funnel days.
 """
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import time
@@ -47,7 +51,8 @@ async def load(dsn: str, days: int, per_day: int, now: datetime) -> str:
             )
             for seq in range(1, EVENTS_PER_SESSION + 1):
                 at = started + (ended - started) * seq / (EVENTS_PER_SESSION + 1)
-                events.append((tenant_id, sid, seq, "answer", at, None, None, None, None))
+                kind = "open" if seq == 1 else "answer"
+                events.append((tenant_id, sid, seq, kind, at, None, None, None, None))
         open_id = str(uuid.uuid4())
         sessions.append(
             (
@@ -59,6 +64,17 @@ async def load(dsn: str, days: int, per_day: int, now: datetime) -> str:
         columns = ["tenant_id", "session_id", "sequence_no", "type", "at"]
         columns += ["category", "label", "data", "meters"]
         await conn.copy_records_to_table("events", records=events, columns=columns)
+        stages = [
+            {"name": name, "match": {"type": kind, "label": None, "category": None}}
+            for name, kind in (("opened", "open"), ("answered", "answer"))
+        ]
+        await conn.execute(
+            "INSERT INTO funnels (tenant_id, name, kind, stages) VALUES ($1, $2, $3, $4::json)",
+            *(tenant_id, "practice", "practice", json.dumps(stages)),
+        )
+        # The tenant was there before its data, as in production (a run rolls funnels up from
+        # its creation).
+        await conn.execute("UPDATE tenants SET created_at = $1", first_day - timedelta(days=1))
         await conn.execute("VACUUM ANALYZE")
         return open_id
     finally:

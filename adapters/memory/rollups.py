@@ -85,14 +85,14 @@ class MemoryUsageSource(UsageSource):
         return [by_key[k] for k in sorted(by_key)]
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
-        return min(
-            (
-                s.started_at
-                for (tenant, _), s in self._store.sessions.items()
-                if tenant == tenant_id and s.is_active
-            ),
-            default=None,
-        )
+        return min((s.started_at for s in self._active(tenant_id)), default=None)
+
+    async def earliest_active_seen(self, tenant_id: str) -> datetime | None:
+        return min((s.last_seen_at for s in self._active(tenant_id)), default=None)
+
+    def _active(self, tenant_id: str) -> list[Session]:
+        sessions = self._store.sessions.items()
+        return [s for (tenant, _), s in sessions if tenant == tenant_id and s.is_active]
 
 
 class MemoryRollupRepository(RollupRepository):

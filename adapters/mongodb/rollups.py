@@ -224,12 +224,18 @@ class MongoUsageSource(UsageSource):
         }
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
+        return await self._earliest_active(tenant_id, "started_at")
+
+    async def earliest_active_seen(self, tenant_id: str) -> datetime | None:
+        return await self._earliest_active(tenant_id, "last_seen_at")
+
+    async def _earliest_active(self, tenant_id: str, instant: str) -> datetime | None:
         oldest = await self._sessions.find_one(
             {"tenant_id": tenant_id, "status": SessionStatus.ACTIVE.value},
-            {"_id": 0, "started_at": 1},
-            sort=[("started_at", 1)],
+            {"_id": 0, instant: 1},
+            sort=[(instant, 1)],
         )
-        return None if oldest is None else oldest["started_at"]
+        return None if oldest is None else oldest[instant]
 
     async def _run(self, pipeline: Pipeline) -> list[Document]:
         return await (await self._sessions.aggregate(pipeline)).to_list(None)

@@ -174,7 +174,13 @@ class SqlUsageSource(UsageSource):
         return figures.rows()
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
-        query = select(func.min(sessions.c.started_at)).where(
+        return await self._earliest_active(tenant_id, sessions.c.started_at)
+
+    async def earliest_active_seen(self, tenant_id: str) -> datetime | None:
+        return await self._earliest_active(tenant_id, sessions.c.last_seen_at)
+
+    async def _earliest_active(self, tenant_id: str, instant: Any) -> datetime | None:
+        query = select(func.min(instant)).where(
             sessions.c.tenant_id == tenant_id, sessions.c.status == SessionStatus.ACTIVE
         )
         async with self._engine.connect() as conn:

@@ -29,7 +29,13 @@ class UsageSource(Protocol):
         ...
 
     async def earliest_active_start(self, tenant_id: str) -> datetime | None:
-        """When the oldest session still active started (its buckets are not final yet)."""
+        """When the oldest session still active started (its start day's funnels are not final
+        yet)."""
+        ...
+
+    async def earliest_active_seen(self, tenant_id: str) -> datetime | None:
+        """When the session still active that was seen least recently was last seen: the hours
+        from then on change while it goes on (it is active until its last sign of life)."""
         ...
 
 

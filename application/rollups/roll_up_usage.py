@@ -66,11 +66,14 @@ class RollUpUsage:
 
     A run recomputes every hour from where the previous run said to resume (or from `since`,
     when given) up to the current hour, then the days (of the tenant's time zone) those hours
-    belong to; recomputing replaces, so a run repeated changes nothing. The next run resumes at the earliest of this
-    run's current hour and the start of the oldest session still active (its hours change while
-    it goes on and when it ends), less LATE_DATA for webhooks and snapshots that arrive late. A
-    lease keeps two runners off one tenant at once: the second skips it, and the first's next
-    run catches up whatever it missed.
+    belong to; recomputing replaces, so a run repeated changes nothing. The next run resumes at
+    the earliest of this run's current hour and the last sign of life of the active session
+    seen least recently (an active session counts until then, so the hours after it change
+    while it goes on), less LATE_DATA for webhooks and snapshots that arrive late. An hour
+    before that changes when an end is given before the session's last sign of life, and that
+    end rewinds to its hour (RecordExit): so a session open for weeks costs each run its last
+    hours, not its weeks. A lease keeps two runners off one tenant at once: the second skips
+    it, and the first's next run catches up whatever it missed.
 
     Retention deletes what buckets are made of (events, snapshots, hourly buckets), so a bucket
     is recomputed only while all of its sources are kept: an hour none of whose events are gone,
@@ -81,7 +84,9 @@ class RollUpUsage:
 
     Then the tenant's funnels (RollUpFunnels) for the days it recomputed and any other day
     since the tenant's creation (or `since`, when older) whose events are all kept that they
-    lack, final when the day ends before the next run's resume point.
+    lack, final when the day ends before the start of the oldest session still active (less
+    LATE_DATA): a session's funnel day is that of its start, and counts its events and how it
+    ends.
 
     The lease keeps the cut (time zone and dimensions, TenantSettings.rollup_cut) the rollups
     were made by: a run that finds the tenant's changed, or not recorded, makes every hour and
@@ -170,10 +175,8 @@ class RollUpUsage:
         hours = [b.start for b in calendar.buckets(Period.HOUR, start, now)]
         written_from = hour_of(start)
         counter.plan(len(hours))
-        active_since = await self._source.earliest_active_start(tenant.id)
-        # Never before the oldest hour a run may recompute (an active session's start may be far
-        # older, even older than date arithmetic allows).
-        resume_from = hour_of(min(now, max(active_since or now, oldest)) - LATE_DATA)
+        resume_from = _resume(now, await self._source.earliest_active_seen(tenant.id), oldest)
+        final_before = _resume(now, await self._source.earliest_active_start(tenant.id), oldest)
         days, recomputed = 0, []
         for day, hours_of_day in groupby(hours, partial(calendar.start_of, Period.DAY)):
             rolled = []
@@ -192,7 +195,7 @@ class RollUpUsage:
         # A day is tallied from its events: only while all of them are kept.
         whole_days = [d for d in kept if d.start >= events_kept_from]
         funnel_days = await self._roll_up_funnels(
-            tenant, lease, whole_days, recomputed, resume_from, written_from
+            tenant, lease, whole_days, recomputed, final_before, written_from
         )
         await self._renew(tenant, lease, written_from)  # the days written since the last hour's
         return _TenantRun(len(hours), days, funnel_days, resume_from)
@@ -203,13 +206,13 @@ class RollUpUsage:
         lease: RollupLease,
         days: list[Bucket],
         recomputed: list[datetime],
-        resume_from: datetime,
+        final_before: datetime,
         written_from: datetime,
     ) -> int:
-        """The funnels' days due among `days`, final when they end before `resume_from`."""
+        """The funnels' days due among `days`, final when they end before `final_before`."""
         due = await self._funnels.due(tenant, days, recomputed)
         for funnel, day in due:
-            await self._funnels.roll_up(tenant, funnel, day, final=day.end <= resume_from)
+            await self._funnels.roll_up(tenant, funnel, day, final=day.end <= final_before)
             await self._renew(tenant, lease, written_from)
         return len(due)
 
@@ -285,6 +288,13 @@ class _TenantRun:
     days: int
     funnel_days: int
     resume_from: datetime  # where the tenant's next run starts
+
+
+def _resume(now: datetime, active: datetime | None, oldest: datetime) -> datetime:
+    """Where a run resumes, for sessions still active since `active` (None: none): never after
+    now, nor before the oldest hour a run may recompute (an active session may be far older,
+    even older than date arithmetic allows), less LATE_DATA."""
+    return hour_of(min(now, max(active or now, oldest)) - LATE_DATA)
 
 
 def _events_kept_from(now: datetime, settings: TenantSettings) -> datetime:
