@@ -55,6 +55,12 @@ class MemoryTenantArchive(TenantArchive):
             if tenant == tenant_id:
                 for number in sorted(events):
                     yield events[number]
+        # Before the LiveKit keys, as on every store (sqlalchemy.archive.AFTER_SESSIONS).
+        for (tenant, session_id, _), (track, counted) in sorted(
+            store.tracks.items(), key=lambda item: item[0]
+        ):
+            if tenant == tenant_id:
+                yield ArchivedTrack(session_id, track, counted)
         for entries in (store.ledger, store.alerts):
             for entry in entries:
                 if entry.tenant_id == tenant_id:
@@ -80,11 +86,6 @@ class MemoryTenantArchive(TenantArchive):
         for (tenant, funnel, _), day in sorted(store.funnel_days.items(), key=lambda i: i[0]):
             if tenant == tenant_id:
                 yield ArchivedFunnelDay(funnel, day)
-        for (tenant, session_id, _), (track, counted) in sorted(
-            store.tracks.items(), key=lambda item: item[0]
-        ):
-            if tenant == tenant_id:
-                yield ArchivedTrack(session_id, track, counted)
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         return sum([self._restore(tenant_id, record) for record in records])

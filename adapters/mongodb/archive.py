@@ -189,8 +189,9 @@ class MongoTenantArchive(TenantArchive):
                     yield replace(archived, day=replace(archived.day, dimensions=tuple(keys)))
                 else:
                     yield from_document(document)
-        async for track in self._tracks(tenant_id):
-            yield track
+            if record_class is Event:  # before the LiveKit keys (sqlalchemy.archive.AFTER_SESSIONS)
+                async for track in self._tracks(tenant_id):
+                    yield track
 
     async def _tracks(self, tenant_id: str) -> AsyncIterator[ArchivedTrack]:
         """The tracks kept in the sessions' documents (MongoTrackLog), by session and sid."""

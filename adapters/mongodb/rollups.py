@@ -375,7 +375,12 @@ class MongoRollupLeases(RollupLeases):
             )
         except DuplicateKeyError:
             return None
-        assert taken is not None  # an upsert that returns the document AFTER always has one
+        if taken is None:
+            # An upsert racing a rewind's first write of the document may be answered without
+            # it, though it took the lease (seen on the test server): read what it holds.
+            taken = await self._leases.find_one({"tenant_id": tenant_id, "holder": holder})
+            if taken is None:
+                return None
         resume_from, rewound = taken.get("resume_from"), taken.get("rewind_to")
         if rewound is not None:
             resume_from = rewound if resume_from is None else min(resume_from, rewound)

@@ -70,10 +70,11 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
-        registrations, funnels, sessions, events, ledger entries, alerts, LiveKit keys, snapshots,
-        errors, metrics, sales (with their settlement), then the hourly and daily rollups and the
-        funnels' days (what reports read of days whose raw data retention has deleted), and the
-        LiveKit tracks of the sessions."""
+        registrations, funnels, sessions, events, the sessions' LiveKit tracks, ledger entries,
+        alerts, LiveKit keys (after the tracks: the store takes none of the tenant's webhooks
+        until its tracks are in), snapshots, errors, metrics, sales (with their settlement),
+        then the hourly and daily rollups and the funnels' days (what reports read of days
+        whose raw data retention has deleted)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:

@@ -199,6 +199,8 @@ def _value(hint: Any, raw: Any) -> Any:
         return frozenset(raw)
     if hint is Decimal:  # a decimal is always written {"$decimal": …}
         raise ValueError(f"{raw!r} is not a decimal")
+    if hint in (datetime, date):  # an instant {"$time": …}, a day {"$date": …}
+        raise ValueError(f"{raw!r} is not {'an instant' if hint is datetime else 'a day'}")
     if hint in SCALARS and not SCALARS[hint](raw):
         raise ValueError(f"{raw!r} is not a {hint.__name__} that every store holds")
     return raw

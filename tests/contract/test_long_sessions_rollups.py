@@ -14,6 +14,7 @@ from application.sessions.record_exit import RecordExitCommand
 from domain.calendar import Period
 from domain.events import Event
 from domain.funnels import Funnel, Stage, StageMatch
+from domain.rollups import Rollup
 from domain.session import Session
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, T0, at, stored_session, wired
@@ -58,7 +59,7 @@ async def a_kiosk_open_three_days(storage: Any, tenant: Tenant) -> Session:
 
 
 async def active_seconds(storage: Any, tenant: Tenant) -> float:
-    hours = await storage.rollups.find(tenant.id, Period.HOUR, Window())
+    hours: list[Rollup] = await storage.rollups.find(tenant.id, Period.HOUR, Window())
     return sum(a.active_seconds for h in hours for a in h.activity)
 
 
