@@ -202,6 +202,25 @@ class Proxy:
         return getattr(self._inner, name)
 
 
+class PausesBeforeRestoring(Proxy):
+    """An importer's archive: before it restores the first batch of `kind` (an import restores
+    a record type at a time, in the file's order) it lets the other racer go (`reached`) and
+    waits until it is done (`go`)."""
+
+    def __init__(
+        self, inner: Any, kind: type, reached: threading.Event, go: threading.Event
+    ) -> None:
+        super().__init__(inner)
+        self._kind, self._reached, self._go = kind, reached, go
+
+    async def restore(self, tenant_id: str, batch: Sequence[Any]) -> int:
+        if isinstance(batch[0], self._kind) and not self._reached.is_set():
+            self._reached.set()
+            await wait_for(self._go)
+        restored: int = await self._inner.restore(tenant_id, batch)
+        return restored
+
+
 class FailsToMove(Proxy):
     """The erasure's port: its move of the ledger fails (the process dies, the connection
     drops, a statement times out) after the sessions got their pseudonym."""

@@ -38,7 +38,7 @@ is text, a dimension pair of one value, a tally without statuses) are refused na
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -61,7 +61,7 @@ from domain.snapshots import Snapshot
 from domain.tenants import Tenant
 from tests.conftest import Databases, open_storage
 from tests.contract.builders import NOW, OPEN, SHUT, add_tenant, at, stored_session, wired
-from tests.contract.races import Proxy, Race, after, wait_for
+from tests.contract.races import PausesBeforeRestoring, Race, after
 from tests.contract.test_archive import HOUR, PHOTO_DAY, export
 from tests.contract.test_funnel_rollups import DAY, SETTINGS, close, kiosk_customers
 from tests.contract.test_funnels import PHOTO
@@ -284,22 +284,6 @@ async def test_a_funnel_day_without_rows_moves_as_it_was(storage: Any, memory: A
 # --- The target's rollup job and the import -----------------------------------------------
 
 
-class PausesBeforeEvents(Proxy):
-    """The importer's archive: before it restores the first events (the tenant and its sessions
-    stored) it lets the other racer go and waits until it is done."""
-
-    def __init__(self, inner: Any, reached: threading.Event, go: threading.Event) -> None:
-        super().__init__(inner)
-        self._reached, self._go = reached, go
-
-    async def restore(self, tenant_id: str, batch: Sequence[Any]) -> int:
-        if isinstance(batch[0], Event) and not self._reached.is_set():
-            self._reached.set()
-            await wait_for(self._go)
-        restored: int = await self._inner.restore(tenant_id, batch)
-        return restored
-
-
 async def test_an_import_the_targets_rollup_job_runs_into_ends_with_the_files_figures(
     storage: Any, memory: Any, race: Race
 ) -> None:
@@ -314,7 +298,7 @@ async def test_an_import_the_targets_rollup_job_runs_into_ends_with_the_files_fi
     reached, go = threading.Event(), threading.Event()
 
     async def imports(s: Any) -> Any:
-        paused = PausesBeforeEvents(s.archive, reached, go)
+        paused = PausesBeforeRestoring(s.archive, Event, reached, go)
         return (
             await wired(s, archive=paused).use_cases().import_tenant()(ImportTenantCommand(lines))
         )
