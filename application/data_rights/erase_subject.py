@@ -1,12 +1,13 @@
 """Forget a person: erase a subject's personal data from everything of it the books keep."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from application.data_rights.ports import Erased, Erasure, SessionsOf
 from application.data_rights.sweeps import BATCH, SESSIONS, erase, in_batches
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
@@ -55,9 +56,16 @@ class EraseSubject:
     between would decide from the pseudonym's balance, still empty, or land under the subject
     after its ledger moved. Such a charge waits for the erasure, or is settled again after it."""
 
-    def __init__(self, erasure: Erasure, tenants: TenantRepository, clock: Clock) -> None:
+    def __init__(
+        self,
+        erasure: Erasure,
+        tenants: TenantRepository,
+        rewinds: RollupRewinds,
+        clock: Clock,
+    ) -> None:
         self._erasure = erasure
         self._tenants = tenants
+        self._rewinds = rewinds
         self._clock = clock
 
     async def __call__(self, command: EraseSubjectCommand) -> Erased:
@@ -97,17 +105,22 @@ class EraseSubject:
         pseudonyms = Pseudonyms({subject_id: moved_to})
         # As stored: an attribute named personal just before must go too (erasing the subject
         # again would not reach it: the sessions name the pseudonym from here on).
-        personal = (await as_stored(self._tenants, tenant)).settings.personal_attributes
-        forgetting = Forgetting(pseudonyms, personal, subject_id)
+        settings = (await as_stored(self._tenants, tenant)).settings
+        forgetting = Forgetting(pseudonyms, settings.personal_attributes, subject_id)
         erased = Erased()
         # Erased sessions no longer match the subject, so each page starts from the first;
         # a page of which nothing could be erased (a racing erasure took it) ends the sweep.
         of_subject = SessionsOf(subject_id=subject_id)
+        first: datetime | None = None
         while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
+            first = first or found[0].started_at  # in start order
             page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
             erased += page
             if not page.sessions:
                 break
+        if first is not None and forgetting.personal & set(settings.dimensions):
+            # The rollups keep the sessions under their values of the dimensions: no longer.
+            await self._rewinds.changed_since(tenant.id, first)
         # After the sessions, so that a charge settled before them is moved too.
         await in_batches(lambda: self._erasure.move_subject(tenant.id, subject_id, moved_to, BATCH))
         await self._erasure.finished(tenant.id, subject_id, moved_to)

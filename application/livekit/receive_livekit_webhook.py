@@ -8,6 +8,7 @@ from application.livekit.livekit_stays import LiveKitStays
 from application.livekit.ports import FinishedRooms, WebhookLog, WebhookVerifier
 from application.livekit.stay_tracks import StayTracks
 from application.ports import Clock
+from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionFilter, SessionRepository
 from application.sessions.record_exit import RecordedExit
 from application.tenants.ports import TenantRepository
@@ -69,8 +70,10 @@ class ReceiveLiveKitWebhook:
         stay_tracks: StayTracks,
         finished_rooms: FinishedRooms,
         tenants: TenantRepository,  # remembered briefly (TenantBook): read for settings only
+        rewinds: RollupRewinds,
         clock: Clock,
     ) -> None:
+        self._rewinds = rewinds
         self._tenants = tenants
         self._verifier = verifier
         self._accounts = accounts
@@ -154,7 +157,9 @@ class ReceiveLiveKitWebhook:
         session.sign_of_life(event.created_at, now, window)
         # The participant is in the room already: recorded whatever the plan says, once.
         added = await self._sessions.add(session)
-        if not added:
+        if added:  # its join may be long past (the join's webhook lost or late): StartSession
+            await self._rewinds.changed_since(tenant_id, session.started_at)
+        else:
             stored = await self._seen(tenant_id, session.id, event.created_at, now, window)
             if not stored.is_active:
                 return False  # its end stands, as room_finished leaves ended stays alone

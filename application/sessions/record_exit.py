@@ -130,9 +130,10 @@ class RecordExit:
         self._deduct_credits.charged_in_close(session, closing)
         if closing is Closing.CORRECTED:  # hours since it started may have been rolled up
             await self._rewinds.changed_since(command.tenant_id, session.started_at)
-        elif closing is Closing.CLOSED and session.ended_at is not None:
+        elif session.ended_at is not None:
             # An end before the last sign of life takes back hours rolled up as active (runs
             # recompute from the last signs of life of the sessions still active: RollUpUsage).
+            # A replay too: the close it repeats may have failed before its rewind.
             await self._rewinds.changed_since(command.tenant_id, session.ended_at)
         # A replay settles too: it finishes a charge that a crash left pending.
         settled = await self._deduct_credits(session)

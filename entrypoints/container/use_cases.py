@@ -262,7 +262,11 @@ class UseCaseContainer(containers.DeclarativeContainer):
     list_sales = providers.Factory(ListSales, sales=storage.sales)
     report_sales = providers.Factory(ReportSales, sales=storage.sales)
     erase_subject = providers.Factory(
-        EraseSubject, erasure=storage.erasure, tenants=storage.tenants, clock=outside.clock
+        EraseSubject,
+        erasure=storage.erasure,
+        tenants=storage.tenants,
+        rewinds=rollup_rewinds,
+        clock=outside.clock,
     )
     set_funnel = providers.Factory(SetFunnel, funnels=storage.funnels)
     list_funnels = providers.Factory(ListFunnels, funnels=storage.funnels)
@@ -304,6 +308,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         stay_tracks=stay_tracks,
         finished_rooms=storage.finished_rooms,
         tenants=tenant_book,
+        rewinds=rollup_rewinds,
         clock=outside.clock,
     )
     set_livekit_url = providers.Factory(SetLiveKitUrl, accounts=livekit_account_book)
