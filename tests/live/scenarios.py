@@ -30,12 +30,14 @@ IDLE_TIMEOUT_SECONDS = 10  # the tenant's, set by the fixture (the smallest the 
 # minutes, so that a reaper's end (6 s after the start), the end later events move it to (16-30 s)
 # and the client's exit a second later fall into prices that differ once, then not again.
 RATES = {"counseling": 60, "consultation": 60, "kiosk": 4}
-# Consultations (clinic_hour, erased_while_leaving) race their exits, not the reaper: a long idle
-# timeout keeps a server stalled by the suite's load from ending them before their clients act.
+# Consultations (clinic_hour, erased_while_leaving) race their exits, not the reaper, and quizzes
+# (trial_week) measure visits their exits end: a long idle timeout keeps a server stalled by the
+# suite's load from ending them before their clients act (a quiz visit reaped at its start kept
+# that end, its exit saying no time: once in CI, under a mutation run's load).
 # A counseling recording outlives its own idle timeout on analyses 3 s apart; the timeout leaves
 # room for a client or server stalled that long by the load (10 s did not, once in CI).
 COUNSELING_IDLE_SECONDS = 20
-IDLE_TIMEOUTS = {"consultation": 600, "counseling": COUNSELING_IDLE_SECONDS}
+IDLE_TIMEOUTS = {"consultation": 600, "quiz": 600, "counseling": COUNSELING_IDLE_SECONDS}
 GRANTS = {"counselee-9": 1000, "visitor-4": 100, "clinic-3": 1000, "noor": 1000}
 POLL_SECONDS = 0.25
 # Bounds, not waits (each poll returns as soon as it sees what it waits for): generous, since
