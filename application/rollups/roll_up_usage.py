@@ -69,11 +69,13 @@ class RollUpUsage:
     belong to; recomputing replaces, so a run repeated changes nothing. The next run resumes at
     the earliest of this run's current hour and the last sign of life of the active session
     seen least recently (an active session counts until then, so the hours after it change
-    while it goes on), less LATE_DATA for webhooks and snapshots that arrive late. An hour
-    before that changes when an end is given before the session's last sign of life, and that
-    end rewinds to its hour (RecordExit): so a session open for weeks costs each run its last
-    hours, not its weeks. A lease keeps two runners off one tenant at once: the second skips
-    it, and the first's next run catches up whatever it missed.
+    while it goes on), less LATE_DATA for webhooks and snapshots that arrive late. What changes
+    an hour before that rewinds to it (RollupRewinds): an end given before the session's last
+    sign of life (RecordExit), a session stored with an old start (StartSession, a LiveKit stay
+    whose join was lost), late events, errors, sales and tracks, an erasure that takes a
+    dimension's value out. So a session open for weeks costs each run its last hours, not its
+    weeks. A lease keeps two runners off one tenant at once: the second skips it, and the
+    first's next run catches up whatever it missed.
 
     Retention deletes what buckets are made of (events, snapshots, hourly buckets), so a bucket
     is recomputed only while all of its sources are kept: an hour none of whose events are gone,
