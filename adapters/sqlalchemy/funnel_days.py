@@ -144,10 +144,11 @@ async def days_found(
         dimensions = dimensions_of_text(row.dimensions)
         rows[(row.funnel, row.day_start)].append(FunnelRow(row.resource_id, dimensions, tally))
     keys: defaultdict[tuple[str, datetime], set[str]] = defaultdict(set)
-    split = select(g.funnel, g.day_start, g.grouping).distinct().where(*of(g))
-    for funnel, start, grouping in await conn.execute(split):
-        if grouping != BY_RESOURCE:
-            keys[(funnel, start)].add(grouping.removeprefix(ATTRIBUTES))
+    if any(d.dimensions is None for d in found):  # read only for days stored before 0033
+        split = select(g.funnel, g.day_start, g.grouping).distinct().where(*of(g))
+        for funnel, start, grouping in await conn.execute(split):
+            if grouping != BY_RESOURCE:
+                keys[(funnel, start)].add(grouping.removeprefix(ATTRIBUTES))
     return [
         ArchivedFunnelDay(
             d.funnel,

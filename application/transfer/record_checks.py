@@ -3,7 +3,7 @@ service makes itself: a rollup or a funnel's day is what a rollup run could have
 what webhooks could have said. Every store would take a negative count, a week's bucket or two
 rows of one key, and a report would then add up what no run makes (or a store fail partway
 through the import); so a line that holds one is refused as it is read. A check fails with
-ValueError, which the format names the line with."""
+ValueError or InvalidInput, which the format names the line with."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
@@ -16,8 +16,8 @@ from domain.funnels import FunnelTally
 from domain.money import MAX_PLACES, check_currency
 from domain.rollups import Activity, Dimensions, Rollup
 from domain.session import KIND_PATTERN, MAX_ID_LENGTH, SessionStatus
-from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT
-from domain.usage import MAX_DECIMAL_PLACES, METER_NAME
+from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT, check_text
+from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
 NAME_LENGTH = 64  # a funnel's name and a definition's fingerprint, as the stores keep them
 STATUSES = frozenset(s.value for s in SessionStatus)
@@ -37,25 +37,25 @@ def check_rollup(rollup: Rollup) -> None:
 
 def check_funnel_day(archived: ArchivedFunnelDay) -> None:
     day = archived.day
-    _text("funnel", archived.funnel, NAME_LENGTH)
-    _text("fingerprint", day.fingerprint, NAME_LENGTH)
+    check_text("funnel", archived.funnel, NAME_LENGTH)
+    check_text("fingerprint", day.fingerprint, NAME_LENGTH)
     if day.start.second or day.start.microsecond:
         raise ValueError(f"no day starts at {day.start.isoformat()}")
     for key in day.dimensions:
-        _text("dimension", key, MAX_ATTRIBUTE_KEY)
+        check_text("dimension", key, MAX_ATTRIBUTE_KEY)
     _unique("funnel row", [(row.resource_id, row.dimensions) for row in day.rows])
     for tally in (day.whole, *(row.tally for row in day.rows)):
         _check_tally(tally, day.whole.stages)
     for row in day.rows:
-        _text("resource_id", row.resource_id, MAX_ID_LENGTH)
+        check_text("resource_id", row.resource_id, MAX_ID_LENGTH)
         _check_dimensions(row.dimensions)
 
 
 def check_track(archived: ArchivedTrack) -> None:
     track = archived.report
-    _text("session_id", archived.session_id, MAX_ID_LENGTH)
-    _text("track_sid", track.track_sid, MAX_ID_LENGTH)
-    if any(c in track.track_sid for c in ".$\x00"):  # MongoDB keeps a track under its sid
+    check_text("session_id", archived.session_id, MAX_ID_LENGTH)
+    check_text("track_sid", track.track_sid, MAX_ID_LENGTH)
+    if any(c in track.track_sid for c in ".$"):  # MongoDB keeps a track under its sid
         raise ValueError(f"{track.track_sid!r} is not a track sid")
     if not METER_NAME.match(track.meter):
         raise ValueError(f"{track.meter!r} is not a meter name")
@@ -66,7 +66,7 @@ def check_track(archived: ArchivedTrack) -> None:
 def _check_activity(a: Activity) -> None:
     if not KIND_PATTERN.match(a.kind):
         raise ValueError(f"{a.kind!r} is not a session kind")
-    _text("resource_id", a.resource_id, MAX_ID_LENGTH)
+    check_text("resource_id", a.resource_id, MAX_ID_LENGTH)
     _check_dimensions(a.dimensions)
     counts = {
         "sessions_started": a.sessions_started,
@@ -108,8 +108,8 @@ def _check_tally(tally: FunnelTally, stages: int) -> None:
 
 def _check_dimensions(dimensions: Dimensions) -> None:
     for key, value in dimensions:
-        _text("dimension", key, MAX_ATTRIBUTE_KEY)
-        _text(f"dimension {key}", value, MAX_ATTRIBUTE_TEXT)
+        check_text("dimension", key, MAX_ATTRIBUTE_KEY)
+        check_text(f"dimension {key}", value, MAX_ATTRIBUTE_TEXT)
     _unique("dimension", [key for key, _ in dimensions])
 
 
@@ -126,14 +126,8 @@ def _known(what: str, figures: Mapping[str, Any], known: frozenset[str]) -> None
 
 
 def _places(what: str, amount: Decimal, places: int) -> None:
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > places:
+    if decimal_places(amount) > places:
         raise ValueError(f"{what} {amount} has more than {places} decimal places")
-
-
-def _text(what: str, value: str, longest: int) -> None:
-    if not 0 < len(value) <= longest:
-        raise ValueError(f"{what} {value!r} is not 1 to {longest} characters")
 
 
 def _unique(what: str, keys: Iterable[Any]) -> None:
