@@ -598,10 +598,11 @@ def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
     assert taps, "the export ran after the tap wall's first batch"
     if live.store != "mongodb":  # its export has no snapshot (a strict xfail in the contract tests)
         assert session["usage"] == {"taps": len(taps)}, (session, len(taps))
-    # The new store took every record.
+    # The new store took every record: the server's rollups and the stays' tracks among them.
     counts: dict[str, int] = {}
     for record in records:
         counts[record["record"]] = counts.get(record["record"], 0) + 1
+    assert {"rollup", "track"} <= counts.keys(), counts
     new, present = (
         run.imported.removeprefix("imported: ").removesuffix(" already present)").split(" (")
     )
