@@ -155,6 +155,12 @@ COLLECTIONS: dict[type, CollectionOf] = {
 }
 
 
+# Sessions read at once, and their events held at once (unless one session has more).
+SESSIONS_AT_ONCE = 100
+EVENTS_AT_ONCE = 10_000
+READS = 20  # of a session that keeps changing, before the export gives up
+
+
 @raises_storage_errors
 class MongoTenantArchive(TenantArchive):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -165,23 +171,18 @@ class MongoTenantArchive(TenantArchive):
         assert found is not None, f"no tenant {tenant_id}"
         tenant = tenant_from_document(found)
         yield tenant
-        # Sessions with counts under way (event_counting): their events still marked go only if
-        # counted into them, so that each session's usage is the sum of its exported events.
-        counting: dict[str, Document] = {}
         for record_class, (collection, _, from_document, order) in COLLECTIONS.items():
+            if record_class is Event:
+                continue  # read with their sessions
+            if record_class is Session:
+                async for record in self._sessions_with_events(tenant_id):
+                    yield record
+                continue
             cursor = self._db[collection].find(
                 {"tenant_id": tenant_id}, sort=[(key, 1) for key in order]
             )
             async for document in cursor:
-                if record_class is Session:  # with its event gaps
-                    if document.get("counting") or document.get("refusals"):
-                        counting[document["id"]] = document
-                    yield await session_documents.load(self._db, document)
-                elif record_class is Event and "batch" in document:
-                    session = counting.get(document["session_id"], {})
-                    if counted(session, document["batch"], document["sequence_no"]):
-                        yield from_document(document)
-                elif record_class is ArchivedFunnelDay and "dimensions" not in document:
+                if record_class is ArchivedFunnelDay and "dimensions" not in document:
                     # Stored before its dimensions were kept: a dimension the tenant declares
                     # that none of its rows has splits it too (the rows are "without" it).
                     archived = from_document(document)
@@ -189,21 +190,101 @@ class MongoTenantArchive(TenantArchive):
                     yield replace(archived, day=replace(archived.day, dimensions=tuple(keys)))
                 else:
                     yield from_document(document)
-            if record_class is Event:  # before the LiveKit keys (sqlalchemy.archive.AFTER_SESSIONS)
-                async for track in self._tracks(tenant_id):
-                    yield track
 
-    async def _tracks(self, tenant_id: str) -> AsyncIterator[ArchivedTrack]:
-        """The tracks kept in the sessions' documents (MongoTrackLog), by session and sid."""
-        cursor = self._db["sessions"].find(
-            {"tenant_id": tenant_id, "tracks": {"$exists": True}},
-            {"_id": 0, "id": 1, "tracks": 1},
-            sort=[("id", 1)],
-        )
-        async for document in cursor:
-            for sid, known in sorted((document["tracks"] or {}).items()):
+    async def _sessions_with_events(self, tenant_id: str) -> AsyncIterator[Record]:
+        """The sessions by id, a few at a time, each followed by its events and then its
+        LiveKit tracks (before the LiveKit keys: sqlalchemy.archive.AFTER_SESSIONS)."""
+        after = ""
+        while True:
+            page = (
+                await self._db["sessions"]
+                .find(
+                    {"tenant_id": tenant_id, "id": {"$gt": after}},
+                    sort=[("id", 1)],
+                    limit=SESSIONS_AT_ONCE,
+                )
+                .to_list()
+            )
+            if not page:
+                return
+            taken: list[Document] = []
+            events = 0
+            for document in page:  # at least one, however many events it has
+                if taken and events + document["event_count"] > EVENTS_AT_ONCE:
+                    break
+                taken.append(document)
+                events += document["event_count"]
+            after = taken[-1]["id"]
+            async for record in self._as_they_were(tenant_id, taken):
+                yield record
+
+    async def _as_they_were(
+        self, tenant_id: str, documents: list[Document]
+    ) -> AsyncIterator[Record]:
+        """These sessions, each with its events and tracks as of one moment, though without a
+        transaction: a session's events (and the numbers of its gaps) are read between two
+        reads of the session that find it the same. Whatever changes the events a session
+        holds changes its document first (a batch is counted into it before its events lose
+        their marks; retention and erasure record the numbers they delete before deleting),
+        so its usage is the sum of the events exported with it and its gaps are those it had.
+        A session changed in between is read again."""
+        read = {document["id"]: document for document in documents}
+        as_they_were: dict[str, tuple[Session, list[Event], Document]] = {}
+        for _ in range(READS):
+            events = await self._events_of(tenant_id, read)
+            loaded = {i: await session_documents.load(self._db, d) for i, d in read.items()}
+            again = (
+                await self._db["sessions"]
+                .find({"tenant_id": tenant_id, "id": {"$in": list(read)}})
+                .to_list()
+            )
+            for document in again:
+                if document == read[document["id"]]:
+                    session_id = document["id"]
+                    as_they_were[session_id] = (
+                        loaded[session_id],
+                        events.get(session_id, []),
+                        document,
+                    )
+            # A session deleted meanwhile is not exported.
+            read = {d["id"]: d for d in again if d["id"] not in as_they_were}
+            if not read:
+                break
+        else:
+            raise Conflict(
+                f"sessions {sorted(read)} changed at each of {READS} reads: export again"
+            )
+        ordered = [as_they_were[session_id] for session_id in sorted(as_they_were)]
+        for session, _, _ in ordered:
+            yield session
+        for _, events_of_session, _ in ordered:
+            for event in events_of_session:
+                yield event
+        for _, _, document in ordered:
+            for sid, known in sorted((document.get("tracks") or {}).items()):
                 report = track_report(sid, known)
                 yield ArchivedTrack(document["id"], report, bool(known.get("counted")))
+
+    async def _events_of(
+        self, tenant_id: str, sessions: dict[str, Document]
+    ) -> dict[str, list[Event]]:
+        """The events of these sessions (as read) by session, in order: those of a count under
+        way (event_counting) only if counted into it."""
+        events: dict[str, list[Event]] = {}
+        cursor = self._db["events"].find(
+            {"tenant_id": tenant_id, "session_id": {"$in": list(sessions)}},
+            sort=[("session_id", 1), ("sequence_no", 1)],
+        )
+        async for document in cursor:
+            session = sessions[document["session_id"]]
+            if "batch" in document and not counted(
+                session, document["batch"], document["sequence_no"]
+            ):
+                continue
+            events.setdefault(document["session_id"], []).append(
+                event_documents.from_document(document)
+            )
+        return events
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         new = 0

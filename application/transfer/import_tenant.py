@@ -7,7 +7,13 @@ from datetime import datetime
 
 from application.rollups.rollup_rewinds import RollupRewinds
 from application.transfer.ports import Record, TenantArchive
-from application.transfer.tenant_export_format import TYPE_OF, End, Header, from_line
+from application.transfer.tenant_export_format import (
+    RECORD_TYPES,
+    TYPE_OF,
+    End,
+    Header,
+    from_line,
+)
 from domain.credits import Alert, LedgerEntry
 from domain.errors import InvalidInput
 from domain.livekit import LiveKitAccount
@@ -85,13 +91,18 @@ class ImportTenant:
     async def _flush(
         self, tenant_id: str | None, batch: list[Record], counts: ImportCounts
     ) -> None:
-        """Restore the batch a type at a time, so that counts say what was new of each."""
+        """Restore the batch a type at a time, so that counts say what was new of each, in the
+        format's order: an export may give a few sessions, their events and tracks, then the
+        next ones (MongoDB), and a batch holding the end of one group and the start of the
+        next stores those sessions before their events."""
         if tenant_id is None or not batch:
             return
-        by_type: dict[str, list[Record]] = {}
+        by_type: dict[str, list[Record]] = {kind: [] for kind in RECORD_TYPES}
         for record in batch:
-            by_type.setdefault(TYPE_OF[type(record)], []).append(record)
+            by_type[TYPE_OF[type(record)]].append(record)
         for kind, records in by_type.items():
+            if not records:
+                continue
             new = await self._archive.restore(tenant_id, records)
             counts.new[kind] += new
             counts.present[kind] += len(records) - new

@@ -70,7 +70,8 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
-        registrations, funnels, sessions, events, the sessions' LiveKit tracks, ledger entries,
+        registrations, funnels, sessions, events, the sessions' LiveKit tracks (or, from
+        MongoDB, a few sessions, their events and tracks, then the next few), ledger entries,
         alerts, LiveKit keys (after the tracks: the store takes none of the tenant's webhooks
         until its tracks are in), snapshots, errors, metrics, sales (with their settlement),
         then the hourly and daily rollups and the funnels' days (what reports read of days

@@ -41,6 +41,7 @@ FORMAT = "sessionmeter-export"
 VERSION = 3
 READ = (1, 2, 3)  # the versions an import reads; version 1 has no end line
 END = "end"
+# In the order an export gives them and an import stores them (ImportTenant._flush).
 RECORD_TYPES: dict[str, type[Record]] = {
     "tenant": Tenant,
     "api_key": ApiKey,
@@ -52,6 +53,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "funnel": Funnel,
     "session": Session,
     "event": Event,
+    "track": ArchivedTrack,
     "ledger_entry": LedgerEntry,
     "alert": Alert,
     "livekit_account": LiveKitAccount,  # with its secret: keep exports as safe as secrets
@@ -61,7 +63,6 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "sale": Sale,
     "rollup": Rollup,
     "funnel_day": ArchivedFunnelDay,
-    "track": ArchivedTrack,
 }
 TYPE_OF = {cls: name for name, cls in RECORD_TYPES.items()}
 # What a record must be beyond its fields' types (none: what its types say).

@@ -596,8 +596,7 @@ def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
     [session] = [r for r in records if r["record"] == "session" and r["id"] == run.session_id]
     taps = [r for r in records if r["record"] == "event" and r["session_id"] == run.session_id]
     assert taps, "the export ran after the tap wall's first batch"
-    if live.store != "mongodb":  # its export has no snapshot (a strict xfail in the contract tests)
-        assert session["usage"] == {"taps": len(taps)}, (session, len(taps))
+    assert session["usage"] == {"taps": len(taps)}, (session, len(taps))
     # The new store took every record: the server's rollups and the stays' tracks among them.
     counts: dict[str, int] = {}
     for record in records:
