@@ -1,9 +1,18 @@
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 from adapters.memory.sessions import as_read
 from adapters.memory.store import MemoryStore
-from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
+from application.transfer.ports import (
+    ArchivedFinishedRoom,
+    ArchivedFunnelDay,
+    ArchivedRefusals,
+    ArchivedTrack,
+    ArchivedWebhook,
+    Record,
+    TenantArchive,
+)
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -12,6 +21,7 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.refusals import RefusedStart
 from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
@@ -61,6 +71,12 @@ class MemoryTenantArchive(TenantArchive):
         ):
             if tenant == tenant_id:
                 yield ArchivedTrack(session_id, track, counted)
+        for (tenant, room_sid), finished_at in sorted(store.finished_rooms.items()):
+            if tenant == tenant_id:
+                yield ArchivedFinishedRoom(room_sid, finished_at)
+        for (tenant, webhook_id), received_at in sorted(store.webhooks.items()):
+            if tenant == tenant_id:
+                yield ArchivedWebhook(webhook_id, received_at)
         for entries in (store.ledger, store.alerts):
             for entry in entries:
                 if entry.tenant_id == tenant_id:
@@ -80,6 +96,10 @@ class MemoryTenantArchive(TenantArchive):
             for (tenant, _), record in sorted(records.items(), key=lambda item: item[0]):
                 if tenant == tenant_id:
                     yield record
+        refused = store.refused_starts.items()
+        for (tenant, start), count in sorted(refused, key=lambda item: _refusal_order(item[0][1])):
+            if tenant == tenant_id:
+                yield ArchivedRefusals(start, count)
         for (tenant, *_), rollup in sorted(store.rollups.items(), key=lambda item: item[0]):
             if tenant == tenant_id:
                 yield rollup
@@ -147,6 +167,18 @@ class MemoryTenantArchive(TenantArchive):
                     return False  # no session, no tracks (TrackLog.record)
                 track = (tenant_id, record.session_id, record.report.track_sid)
                 return _put_new(store.tracks, track, (record.report, record.counted))
+            case ArchivedFinishedRoom():
+                room = (tenant_id, record.room_sid)
+                return _put_new(store.finished_rooms, room, record.finished_at)
+            case ArchivedWebhook():
+                return _put_new(store.webhooks, (tenant_id, record.id), record.received_at)
+            case ArchivedRefusals():
+                return _put_new(store.refused_starts, (tenant_id, record.refused), record.count)
+
+
+def _refusal_order(refused: RefusedStart) -> tuple[date, str, str, str]:
+    """As the SQL stores' export orders them."""
+    return refused.day, refused.subject_id, refused.kind, refused.reason.value
 
 
 K = TypeVar("K", bound=Hashable)

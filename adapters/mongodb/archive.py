@@ -3,6 +3,7 @@ cursors, and in by inserts that the unique indexes turn into no-ops for what is 
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, fields, replace
+from datetime import date
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -45,7 +46,15 @@ from adapters.mongodb.tenants import (
     tenant_from_document,
     tenant_to_document,
 )
-from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
+from application.transfer.ports import (
+    ArchivedFinishedRoom,
+    ArchivedFunnelDay,
+    ArchivedRefusals,
+    ArchivedTrack,
+    ArchivedWebhook,
+    Record,
+    TenantArchive,
+)
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
 from domain.errors import Conflict
@@ -54,6 +63,7 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
@@ -68,6 +78,28 @@ def _registration(document: Document) -> Registration:
         document["kind"],
         document["registered_at"],
     )
+
+
+def _refusals_document(refusals: ArchivedRefusals, tenant_id: str) -> Document:
+    refused = refusals.refused
+    return {
+        "tenant_id": tenant_id,
+        "day": refused.day.isoformat(),  # as MongoRefusedStarts keeps it
+        "subject_id": refused.subject_id,
+        "kind": refused.kind,
+        "reason": refused.reason.value,
+        "count": refusals.count,
+    }
+
+
+def _refusals(document: Document) -> ArchivedRefusals:
+    refused = RefusedStart(
+        document["subject_id"],
+        document["kind"],
+        Refusal(document["reason"]),
+        date.fromisoformat(document["day"]),
+    )
+    return ArchivedRefusals(refused, document["count"])
 
 
 # Per record class, in the order an import applies them: its collection, the document of a
@@ -113,6 +145,19 @@ COLLECTIONS: dict[type, CollectionOf] = {
         event_documents.from_document,
         ["session_id", "sequence_no"],
     ),
+    # Before the LiveKit keys (sqlalchemy.archive.AFTER_SESSIONS), after the sessions' tracks.
+    ArchivedFinishedRoom: (
+        "finished_rooms",
+        lambda r, t: {"tenant_id": t, **asdict(r)},
+        lambda d: ArchivedFinishedRoom(d["room_sid"], d["finished_at"]),
+        ["room_sid"],
+    ),
+    ArchivedWebhook: (
+        "webhooks",
+        lambda r, t: {"tenant_id": t, **asdict(r)},
+        lambda d: ArchivedWebhook(d["id"], d["received_at"]),
+        ["id"],
+    ),
     LedgerEntry: (
         "ledger",
         lambda r, _: entry_to_document(r),
@@ -140,6 +185,12 @@ COLLECTIONS: dict[type, CollectionOf] = {
         ["id"],
     ),
     Sale: ("sales", lambda r, t: sale_to_document(t, r), sale_from_document, ["id"]),
+    ArchivedRefusals: (
+        "refused_starts",
+        _refusals_document,
+        _refusals,
+        ["day", "subject_id", "kind", "reason"],
+    ),
     Rollup: (
         "rollups",
         lambda r, t: rollup_to_document(t, r),

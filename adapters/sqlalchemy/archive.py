@@ -32,6 +32,7 @@ from adapters.sqlalchemy.tables import (
     api_keys,
     errors,
     events,
+    finished_rooms,
     funnel_days,
     funnels,
     ledger_entries,
@@ -40,6 +41,7 @@ from adapters.sqlalchemy.tables import (
     performance_steps,
     plans,
     rates,
+    refused_starts,
     rollup_load,
     sales,
     sessions,
@@ -49,6 +51,7 @@ from adapters.sqlalchemy.tables import (
     subscriptions,
     tenants,
     track_intervals,
+    webhook_deliveries,
 )
 from adapters.sqlalchemy.telemetry_rows import (
     error_of,
@@ -66,7 +69,15 @@ from adapters.sqlalchemy.tenants import (
     tenant_to_row,
 )
 from application.ports import Window
-from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record, TenantArchive
+from application.transfer.ports import (
+    ArchivedFinishedRoom,
+    ArchivedFunnelDay,
+    ArchivedRefusals,
+    ArchivedTrack,
+    ArchivedWebhook,
+    Record,
+    TenantArchive,
+)
 from domain.calendar import Period
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
@@ -76,6 +87,7 @@ from domain.funnels import Funnel
 from domain.livekit import LiveKitAccount, TrackReport
 from domain.performance import Metric
 from domain.plans import Plan, Registration, Subscription, SubscriptionSet
+from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Rollup
 from domain.sales import Sale
 from domain.session import Session
@@ -122,6 +134,20 @@ def _track_row(track: ArchivedTrack, tenant_id: str) -> dict[str, Any]:
     }
 
 
+def _refusals_row(refusals: ArchivedRefusals, tenant_id: str) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        **asdict(refusals.refused),
+        "reason": refusals.refused.reason.value,
+        "count": refusals.count,
+    }
+
+
+def _refusals(row: Any) -> ArchivedRefusals:
+    refused = RefusedStart(row.subject_id, row.kind, Refusal(row.reason), row.day)
+    return ArchivedRefusals(refused, row.count)
+
+
 # Per table, in the order an import applies them: its record class, the row of a record, the
 # record of a row, and the columns that order the export. Sessions are read and written apart.
 TableOf = tuple[Table, Callable[[Any, str], dict[str, Any]], Callable[[Any], Any], tuple[str, ...]]
@@ -147,12 +173,25 @@ AFTER_SESSIONS: dict[type, TableOf] = {
         ("session_id", "sequence_no"),
     ),
     # Before the LiveKit keys: the new store takes no webhook of the tenant until its tracks
-    # are in (a webhook's report of a track the import has yet to store would keep it out).
+    # (a webhook's report of a track the import has yet to store would keep it out), finished
+    # rooms and handled webhook ids are in.
     ArchivedTrack: (
         track_intervals,
         _track_row,
         _track,
         ("session_id", "track_sid"),
+    ),
+    ArchivedFinishedRoom: (
+        finished_rooms,
+        _owned,
+        lambda row: ArchivedFinishedRoom(row.room_sid, row.finished_at),
+        ("room_sid",),
+    ),
+    ArchivedWebhook: (
+        webhook_deliveries,
+        _owned,
+        lambda row: ArchivedWebhook(row.id, row.received_at),
+        ("id",),
     ),
     LedgerEntry: (
         ledger_entries,
@@ -176,6 +215,12 @@ AFTER_SESSIONS: dict[type, TableOf] = {
     ErrorReport: (errors, lambda r, t: error_row(t, r), error_of, ("id",)),
     Metric: (performance_metrics, lambda r, t: metric_row(t, r), metric_of, ("id",)),
     Sale: (sales, lambda r, t: sale_row(t, r), sale_of, ("id",)),
+    ArchivedRefusals: (
+        refused_starts,
+        _refusals_row,
+        _refusals,
+        ("day", "subject_id", "kind", "reason"),
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """What an import checks of a record beyond the types of its fields, for the records that this
 service makes itself: a rollup or a funnel's day is what a rollup run could have made, a track
-what webhooks could have said. Every store would take a negative count, a week's bucket or two
+what webhooks could have said, a room, a webhook id or a day's refused starts what the service
+records of them. Every store would take a negative count, a week's bucket or two
 rows of one key, and a report would then add up what no run makes (or a store fail partway
 through the import); so a line that holds one is refused as it is read. A check fails with
 ValueError or InvalidInput, which the format names the line with."""
@@ -10,13 +11,19 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack
+from application.transfer.ports import (
+    ArchivedFinishedRoom,
+    ArchivedFunnelDay,
+    ArchivedRefusals,
+    ArchivedTrack,
+    ArchivedWebhook,
+)
 from domain.calendar import Period
 from domain.funnels import FunnelTally
 from domain.money import MAX_PLACES, check_currency
 from domain.rollups import Activity, Dimensions, Rollup
 from domain.session import KIND_PATTERN, MAX_ID_LENGTH, SessionStatus
-from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT, check_text
+from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT, MAX_INT64, check_text
 from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
 NAME_LENGTH = 64  # a funnel's name and a definition's fingerprint, as the stores keep them
@@ -61,6 +68,22 @@ def check_track(archived: ArchivedTrack) -> None:
         raise ValueError(f"{track.meter!r} is not a meter name")
     if archived.counted and track.seconds is None:
         raise ValueError(f"track {track.track_sid} is counted before both its ends are known")
+
+
+def check_finished_room(room: ArchivedFinishedRoom) -> None:
+    check_text("room_sid", room.room_sid, MAX_ID_LENGTH)
+
+
+def check_webhook(webhook: ArchivedWebhook) -> None:
+    check_text("id", webhook.id, MAX_ID_LENGTH)
+
+
+def check_refusals(refusals: ArchivedRefusals) -> None:
+    check_text("subject_id", refusals.refused.subject_id, MAX_ID_LENGTH)
+    if not KIND_PATTERN.match(refusals.refused.kind):
+        raise ValueError(f"{refusals.refused.kind!r} is not a session kind")
+    if not 1 <= refusals.count <= MAX_INT64:
+        raise ValueError(f"{refusals.count} refused starts is not a count of them")
 
 
 def _check_activity(a: Activity) -> None:

@@ -1,6 +1,7 @@
 """A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`,
 then (since version 2) an end line that counts them, so that a file cut short is refused.
-Version 3 added the rollups, the funnels' days and LiveKit's tracks.
+Version 3 added the rollups, the funnels' days and LiveKit's tracks; version 4 the rooms LiveKit
+said finished, the handled webhook ids and the refused starts.
 
 Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
 `{"$decimal": "0.1"}` (integers
@@ -20,8 +21,22 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from application.transfer.ports import ArchivedFunnelDay, ArchivedTrack, Record
-from application.transfer.record_checks import check_funnel_day, check_rollup, check_track
+from application.transfer.ports import (
+    ArchivedFinishedRoom,
+    ArchivedFunnelDay,
+    ArchivedRefusals,
+    ArchivedTrack,
+    ArchivedWebhook,
+    Record,
+)
+from application.transfer.record_checks import (
+    check_finished_room,
+    check_funnel_day,
+    check_refusals,
+    check_rollup,
+    check_track,
+    check_webhook,
+)
 from domain.clock import as_utc
 from domain.credits import Alert, LedgerEntry, Rate
 from domain.error_reports import ErrorReport
@@ -38,8 +53,8 @@ from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
 FORMAT = "sessionmeter-export"
-VERSION = 3
-READ = (1, 2, 3)  # the versions an import reads; version 1 has no end line
+VERSION = 4
+READ = (1, 2, 3, 4)  # the versions an import reads; version 1 has no end line
 END = "end"
 # In the order an export gives them and an import stores them (ImportTenant._flush).
 RECORD_TYPES: dict[str, type[Record]] = {
@@ -54,6 +69,8 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "session": Session,
     "event": Event,
     "track": ArchivedTrack,
+    "finished_room": ArchivedFinishedRoom,
+    "webhook": ArchivedWebhook,
     "ledger_entry": LedgerEntry,
     "alert": Alert,
     "livekit_account": LiveKitAccount,  # with its secret: keep exports as safe as secrets
@@ -61,6 +78,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "error": ErrorReport,
     "metric": Metric,
     "sale": Sale,
+    "refused_start": ArchivedRefusals,
     "rollup": Rollup,
     "funnel_day": ArchivedFunnelDay,
 }
@@ -70,6 +88,9 @@ CHECKS: dict[type, Callable[[Any], None]] = {
     Rollup: check_rollup,
     ArchivedFunnelDay: check_funnel_day,
     ArchivedTrack: check_track,
+    ArchivedFinishedRoom: check_finished_room,
+    ArchivedWebhook: check_webhook,
+    ArchivedRefusals: check_refusals,
 }
 
 

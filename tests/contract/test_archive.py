@@ -17,10 +17,11 @@ from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from application.transfer.tenant_export_format import RECORD_TYPES
 from domain.calendar import Period
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidInput
 from domain.funnels import Funnel, FunnelTally, Stage, StageMatch
 from domain.livekit import TrackReport
 from domain.plans import Subscription
+from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Activity, Rollup, ServerLoad
 from domain.tenants import Tenant
 from tests.contract.builders import T0, a_tenant_with_everything, at, stored_session, wired
@@ -93,8 +94,9 @@ SCREEN = TrackReport("TR_screen", "screen_share.seconds", published_at=at(32))
 
 
 async def everything_and_a_funnel(storage: Any) -> Tenant:
-    """With a funnel, rollups and a funnel day whose raw data is gone (by retention), and a
-    stay with a camera closed (counted) and a screen share still open."""
+    """With a funnel, rollups and a funnel day whose raw data is gone (by retention), a stay
+    with a camera closed (counted) and a screen share still open, a room LiveKit said finished,
+    a handled webhook, and three refused starts (two of one subject)."""
     tenant = await a_tenant_with_everything(storage)
     await storage.funnels.put(tenant.id, PHOTO)
     for rollup in (HOUR, DAY):
@@ -103,14 +105,17 @@ async def everything_and_a_funnel(storage: Any) -> Tenant:
     stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
     for track in (CAMERA, SCREEN):
         await storage.tracks.record(tenant.id, stay.id, track)
+    await storage.finished_rooms.finish(tenant.id, "RM_done", at(40))
+    assert await storage.webhooks.record(tenant.id, "EV_handled", at(41))
+    for subject in ("ana", "ana", "bo"):
+        refused = RefusedStart(subject, "counseling", Refusal.TRIAL_EXHAUSTED, at(42).date())
+        await storage.refused_starts.record(tenant.id, refused)
     return tenant
 
 
-async def imported_as(storage: Any, lines: list[str], tenant_id: str, name: str = "moved") -> None:
+async def imported_as(storage: Any, lines: list[str], tenant_id: str) -> None:
     """Import the export under another tenant id and name (as into another store)."""
-    moved = (
-        lines[1].replace(tenant_id, f"{name}-id").replace('"name":"exam-prep"', f'"name":"{name}"')
-    )
+    moved = lines[1].replace(tenant_id, "moved-id").replace('"name":"exam-prep"', '"name":"moved"')
     await (
         wired(storage)
         .use_cases()
@@ -131,6 +136,32 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
     assert kinds.count("sale") == 2  # the sale and its refund
     assert kinds.count("rollup") == 2 and kinds.count("funnel_day") == 1
     assert kinds.count("track") == 2
+    assert kinds.count("finished_room") == kinds.count("webhook") == 1
+    assert kinds.count("refused_start") == 2
+
+
+async def test_a_moved_tenant_keeps_its_finished_rooms_handled_webhooks_and_refused_starts(
+    storage: Any, memory: Any
+) -> None:
+    """A redelivery of a webhook handled before the move is recorded once, a late join into a
+    room that finished before it ends with the room, and the trial report counts the refused
+    starts of before: moved from memory into this store, then exported from it the same."""
+    tenant = await everything_and_a_funnel(memory)
+    lines = await export(memory, "exam-prep")
+
+    await wired(storage).use_cases().import_tenant()(ImportTenantCommand(lines))
+
+    assert not await storage.webhooks.record(tenant.id, "EV_handled", at(50))
+    assert await storage.finished_rooms.finished_at(tenant.id, "RM_done") == at(40)
+    day = at(42).date()
+    assert await storage.refused_starts.tally(tenant.id, day, day) == (
+        await memory.refused_starts.tally(tenant.id, day, day)
+    )
+    moved = {"finished_room", "webhook", "refused_start"}
+    again = [
+        line for line in await export(storage, "exam-prep") if json.loads(line)["record"] in moved
+    ]
+    assert again == [line for line in lines if json.loads(line)["record"] in moved]
 
 
 async def test_sessions_given_each_with_its_events_import_whole_in_any_batches(
@@ -347,3 +378,59 @@ async def test_a_moved_tenants_hours_rolled_up_again_keep_their_track_time(stora
     (here,) = await storage.rollups.find(tenant.id, Period.HOUR, hour, kind="livekit")
     assert [a.track_seconds for a in there.activity] == [{"video.seconds": 120.0}]
     assert there.activity == here.activity
+
+
+def _with(record: str, path: tuple[str, ...], value: Any) -> tuple[str, Any]:
+    """A line of `record` whose field at `path` is `value` (what the import must refuse)."""
+
+    def edit(line: dict[str, Any]) -> None:
+        target = line
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return record, edit
+
+
+A_TIME = {"$time": "1999-12-31T23:59:59+00:00"}
+MALFORMED = {
+    "a room without a sid": _with("finished_room", ("room_sid",), ""),
+    "a room sid longer than the columns": _with("finished_room", ("room_sid",), "R" * 201),
+    "a finish given as text": _with("finished_room", ("finished_at",), "2026-11-24T12:40:00Z"),
+    "a finish before 2000": _with("finished_room", ("finished_at",), A_TIME),
+    "a webhook without an id": _with("webhook", ("id",), ""),
+    "a webhook id longer than the columns": _with("webhook", ("id",), "E" * 201),
+    "a webhook received as a number": _with("webhook", ("received_at",), 1764000000),
+    "no refused start": _with("refused_start", ("count",), 0),
+    "a negative count": _with("refused_start", ("count",), -1),
+    "a count past 64 bits": _with("refused_start", ("count",), 2**63),
+    "a count given as text": _with("refused_start", ("count",), "2"),
+    "a kind that is no kind": _with("refused_start", ("refused", "kind"), "Not A Kind"),
+    "a reason the service never gives": _with("refused_start", ("refused", "reason"), "bored"),
+    "a day given as text": _with("refused_start", ("refused", "day"), "2026-11-24"),
+    "a subject longer than the columns": _with(
+        "refused_start", ("refused", "subject_id"), "s" * 201
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+async def test_a_malformed_room_webhook_or_refusal_line_is_refused_naming_it(
+    storage: Any, memory: Any, case: str
+) -> None:
+    """README: a line the service could not have made is refused, naming the line, before
+    anything is stored (not a crash in the target's storage layer, nor a report that adds up
+    what never happened)."""
+    tenant = await everything_and_a_funnel(memory)
+    lines = await export(memory, "exam-prep")
+    kind, edit = MALFORMED[case]
+    number = next(n for n, line in enumerate(lines) if json.loads(line)["record"] == kind)
+    record = json.loads(lines[number])
+    edit(record)
+    lines[number] = json.dumps(record)
+
+    with pytest.raises(InvalidInput) as refused:
+        await wired(storage).use_cases().import_tenant()(ImportTenantCommand(lines))
+
+    assert f"line {number + 1}" in str(refused.value)
+    assert await storage.tenants.get(tenant.id) is None
