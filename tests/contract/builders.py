@@ -1,6 +1,7 @@
 """Builders of tenants and sessions for the contract suite, at fixed instants around T0."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -215,3 +216,16 @@ async def claimed_by_a_settlement_that_died(
 
     with patch.object(adapters.mongodb.credits, "finish_due", dies), pytest.raises(ConnectionError):
         await storage.ledger.settle(tenant_id, session_id, 0, 6, at(10))
+
+
+def set_at(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """An edit of an export's record: the field at `path` (keys into nested objects) set to
+    `value` (a line an import must refuse)."""
+
+    def edit(record: dict[str, Any]) -> None:
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit

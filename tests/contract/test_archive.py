@@ -24,7 +24,14 @@ from domain.plans import Subscription
 from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Activity, Rollup, ServerLoad
 from domain.tenants import Tenant
-from tests.contract.builders import T0, a_tenant_with_everything, at, stored_session, wired
+from tests.contract.builders import (
+    T0,
+    a_tenant_with_everything,
+    at,
+    set_at,
+    stored_session,
+    wired,
+)
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -381,15 +388,7 @@ async def test_a_moved_tenants_hours_rolled_up_again_keep_their_track_time(stora
 
 
 def _with(record: str, path: tuple[str, ...], value: Any) -> tuple[str, Any]:
-    """A line of `record` whose field at `path` is `value` (what the import must refuse)."""
-
-    def edit(line: dict[str, Any]) -> None:
-        target = line
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return record, edit
+    return record, set_at(path, value)
 
 
 A_TIME = {"$time": "1999-12-31T23:59:59+00:00"}

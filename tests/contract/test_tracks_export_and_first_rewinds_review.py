@@ -59,7 +59,7 @@ from domain.calendar import Period, hour_of
 from domain.errors import InvalidInput, Unauthorized
 from domain.tenants import Tenant
 from tests.conftest import Databases, open_storage
-from tests.contract.builders import T0, add_tenant, at, stored_session, wired
+from tests.contract.builders import T0, add_tenant, at, set_at, stored_session, wired
 from tests.contract.races import PausesBeforeRestoring, Race, after
 from tests.contract.test_archive import export
 from tests.contract.test_livekit_stays import (
@@ -297,27 +297,19 @@ async def test_an_unpublish_sent_while_the_import_stores_the_sessions_counts_the
     assert await states(storage, tenant, server) == await states(source, tenant, server)
 
 
-def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def edit(record: dict[str, Any]) -> None:
-        target = record
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return edit
-
-
 MALFORMED: dict[str, Callable[[dict[str, Any]], None]] = {
-    "a publish given as text": _set(("report", "published_at"), "2026-11-24T12:06:00+00:00"),
-    "an end given as text": _set(("report", "unpublished_at"), "2026-11-24T12:06:00+00:00"),
-    "a time before 2000": _set(("report", "published_at"), {"$time": "0001-01-01T00:00:00+00:00"}),
-    "a sid MongoDB cannot key": _set(("report", "track_sid"), "TR.cam"),
-    "a sid of a dollar": _set(("report", "track_sid"), "$TR"),
-    "a sid longer than the columns": _set(("report", "track_sid"), "T" * 201),
-    "counted without its end": _set(("counted",), True),
-    "a meter that is no meter name": _set(("report", "meter"), "Video Seconds"),
-    "an empty session id": _set(("session_id",), ""),
-    "counted as text": _set(("counted",), "yes"),
+    "a publish given as text": set_at(("report", "published_at"), "2026-11-24T12:06:00+00:00"),
+    "an end given as text": set_at(("report", "unpublished_at"), "2026-11-24T12:06:00+00:00"),
+    "a time before 2000": set_at(
+        ("report", "published_at"), {"$time": "0001-01-01T00:00:00+00:00"}
+    ),
+    "a sid MongoDB cannot key": set_at(("report", "track_sid"), "TR.cam"),
+    "a sid of a dollar": set_at(("report", "track_sid"), "$TR"),
+    "a sid longer than the columns": set_at(("report", "track_sid"), "T" * 201),
+    "counted without its end": set_at(("counted",), True),
+    "a meter that is no meter name": set_at(("report", "meter"), "Video Seconds"),
+    "an empty session id": set_at(("session_id",), ""),
+    "counted as text": set_at(("counted",), "yes"),
 }
 
 
