@@ -1,6 +1,7 @@
 """A tenant's whole state out of and into MongoDB: streamed out collection by collection through
 cursors, and in by inserts that the unique indexes turn into no-ops for what is already there."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, fields, replace
 from datetime import date
@@ -22,7 +23,12 @@ from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import counted
 from adapters.mongodb.funnel_days import day_from_document, day_to_document
 from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
-from adapters.mongodb.livekit import account_from_document, track_report, track_span
+from adapters.mongodb.livekit import (
+    ENDS_IN_FLIGHT,
+    account_from_document,
+    track_report,
+    track_span,
+)
 from adapters.mongodb.plans import (
     plan_from_document,
     plan_to_document,
@@ -210,6 +216,23 @@ COLLECTIONS: dict[type, CollectionOf] = {
 SESSIONS_AT_ONCE = 100
 EVENTS_AT_ONCE = 10_000
 READS = 20  # of a session that keeps changing, before the export gives up
+# Times the reads before, while a track's ends are in flight: 1.7 s in all before the last.
+REREAD_AFTER_SECONDS = 0.01
+# What a session's document says of its events (a heartbeat's last_seen_at is not read again).
+EVENT_FIELDS = (
+    "usage",
+    "event_count",
+    "max_sequence_no",
+    "deleted_events",
+    "counting",
+    "refusals",
+    "tracks",
+    ENDS_IN_FLIGHT,
+)
+
+
+def _same_events(document: Document, before: Document) -> bool:
+    return all(document.get(f) == before.get(f) for f in EVENT_FIELDS)
 
 
 @raises_storage_errors
@@ -274,14 +297,17 @@ class MongoTenantArchive(TenantArchive):
     ) -> AsyncIterator[Record]:
         """These sessions, each with its events and tracks as of one moment, though without a
         transaction: a session's events (and the numbers of its gaps) are read between two
-        reads of the session that find it the same. Whatever changes the events a session
-        holds changes its document first (a batch is counted into it before its events lose
-        their marks; retention and erasure record the numbers they delete before deleting),
-        so its usage is the sum of the events exported with it and its gaps are those it had.
-        A session changed in between is read again."""
+        reads of the session that find the same events counted in it. Whatever changes the
+        events a session holds changes its document first (a batch is counted into it before
+        its events lose their marks; retention and erasure record the numbers they delete
+        before deleting), or counts them once they are stored (a track's ends, in flight
+        meanwhile), so its usage is the sum of the events exported with it and its gaps are
+        those it had. A session changed in between, or with track ends in flight, is read again
+        a little later (ends still in flight at the last read are those of a write that died:
+        a gap, which the session's gaps show)."""
         read = {document["id"]: document for document in documents}
         as_they_were: dict[str, tuple[Session, list[Event], Document]] = {}
-        for _ in range(READS):
+        for attempt in range(READS):
             events = await self._events_of(tenant_id, read)
             loaded = {i: await session_documents.load(self._db, d) for i, d in read.items()}
             again = (
@@ -289,8 +315,11 @@ class MongoTenantArchive(TenantArchive):
                 .find({"tenant_id": tenant_id, "id": {"$in": list(read)}})
                 .to_list()
             )
+            in_flight = set()
             for document in again:
-                if document == read[document["id"]]:
+                if document.get(ENDS_IN_FLIGHT) and attempt < READS - 1:
+                    in_flight.add(document["id"])
+                elif _same_events(document, read[document["id"]]):
                     session_id = document["id"]
                     as_they_were[session_id] = (
                         loaded[session_id],
@@ -301,6 +330,8 @@ class MongoTenantArchive(TenantArchive):
             read = {d["id"]: d for d in again if d["id"] not in as_they_were}
             if not read:
                 break
+            if in_flight:  # a changed session is read again at once: the sooner, the likelier
+                await asyncio.sleep(REREAD_AFTER_SECONDS * attempt)
         else:
             raise Conflict(
                 f"sessions {sorted(read)} changed at each of {READS} reads: export again"

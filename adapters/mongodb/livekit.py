@@ -126,6 +126,13 @@ class MongoFinishedRooms(FinishedRooms):
         return {room["room_sid"]: room["finished_at"] async for room in found}
 
 
+# Track ends numbered in their session's document (max_sequence_no) and not yet stored in the
+# events: a track's end is numbered and its seconds counted in one guarded update, its events
+# inserted after, and only then counted (event_count). So a reader never finds an end counted
+# that is not stored (an export: MongoTenantArchive._as_they_were waits for none in flight).
+ENDS_IN_FLIGHT = "ends_in_flight"
+
+
 @raises_storage_errors
 class MongoTrackLog(TrackLog):
     """A stay's tracks live in its session's document (`tracks.<sid>`), so that recording an
@@ -187,14 +194,17 @@ class MongoTrackLog(TrackLog):
             if written is None:
                 continue
             if change.ends:
-                # A crash before this insert leaves a gap in the session's events, which its
-                # event_gaps show; the track itself is recorded exactly.
+                # Numbered above and counted once stored (ENDS_IN_FLIGHT): a crash before the
+                # insert leaves a gap in the session's events, which its event_gaps show; the
+                # track itself is recorded exactly.
                 first = written["max_sequence_no"] - len(change.ends) + 1
                 t = change.track
                 recorded = track_events(session_id, first, t.meter, t.track_sid, change.ends)
                 await self._events.insert_many(
                     [event_documents.to_document(tenant_id, e) for e in recorded]
                 )
+                stored_ends = {"event_count": len(change.ends), ENDS_IN_FLIGHT: -len(change.ends)}
+                await self._sessions.update_one(key, {"$inc": stored_ends})
             return change.seconds is not None
         raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
 
@@ -225,7 +235,7 @@ def _update(track: str, change: TrackChange) -> Document:
     }
     increments_: Document = {}
     if change.ends:
-        increments_.update({"max_sequence_no": len(change.ends), "event_count": len(change.ends)})
+        increments_.update({"max_sequence_no": len(change.ends), ENDS_IN_FLIGHT: len(change.ends)})
     if change.seconds is not None:
         increments_.update(increments("usage", {t.meter: change.seconds}))
     if increments_:
