@@ -5,6 +5,7 @@ from typing import Any, TypeVar
 from adapters.memory.sessions import as_read
 from adapters.memory.store import MemoryStore
 from application.transfer.ports import (
+    ArchivedErasure,
     ArchivedFinishedRoom,
     ArchivedFunnelDay,
     ArchivedRefusals,
@@ -58,6 +59,9 @@ class MemoryTenantArchive(TenantArchive):
                 if tenant == tenant_id:
                     for record in value if isinstance(value, list) else [value]:
                         yield record
+        for (tenant, subject_id), (pseudonym, at) in sorted(store.erasures_under_way.items()):
+            if tenant == tenant_id:
+                yield ArchivedErasure(subject_id, pseudonym, at)
         for (tenant, _), session in sorted(store.sessions.items()):
             if tenant == tenant_id:
                 yield as_read(store, session)
@@ -167,6 +171,9 @@ class MemoryTenantArchive(TenantArchive):
                     return False  # no session, no tracks (TrackLog.record)
                 track = (tenant_id, record.session_id, record.report.track_sid)
                 return _put_new(store.tracks, track, (record.report, record.counted))
+            case ArchivedErasure():
+                under_way = (record.pseudonym, record.started_at)
+                return _put_new(store.erasures_under_way, (tenant_id, record.subject_id), under_way)
             case ArchivedFinishedRoom():
                 room = (tenant_id, record.room_sid)
                 return _put_new(store.finished_rooms, room, record.finished_at)

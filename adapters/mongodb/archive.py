@@ -53,6 +53,7 @@ from adapters.mongodb.tenants import (
     tenant_to_document,
 )
 from application.transfer.ports import (
+    ArchivedErasure,
     ArchivedFinishedRoom,
     ArchivedFunnelDay,
     ArchivedRefusals,
@@ -138,6 +139,12 @@ COLLECTIONS: dict[type, CollectionOf] = {
         lambda r, t: funnel_to_document(t, r),
         funnel_from_document,
         ["name"],
+    ),
+    ArchivedErasure: (
+        "erasures_under_way",
+        lambda r, t: {"tenant_id": t, **asdict(r)},
+        lambda d: ArchivedErasure(d["subject_id"], d["pseudonym"], d["started_at"]),
+        ["subject_id"],
     ),
     Session: (
         "sessions",

@@ -30,6 +30,7 @@ from adapters.sqlalchemy.session_rows import load, to_row
 from adapters.sqlalchemy.tables import (
     alerts,
     api_keys,
+    erasures_under_way,
     errors,
     events,
     finished_rooms,
@@ -70,6 +71,7 @@ from adapters.sqlalchemy.tenants import (
 )
 from application.ports import Window
 from application.transfer.ports import (
+    ArchivedErasure,
     ArchivedFinishedRoom,
     ArchivedFunnelDay,
     ArchivedRefusals,
@@ -164,6 +166,12 @@ BEFORE_SESSIONS: dict[type, TableOf] = {
     ),
     Registration: (subject_resources, _owned, _registration, ("subject_id", "resource_id")),
     Funnel: (funnels, lambda r, t: funnel_to_row(t, r), funnel_from_row, ("name",)),
+    ArchivedErasure: (
+        erasures_under_way,
+        _owned,
+        lambda row: ArchivedErasure(row.subject_id, row.pseudonym, row.started_at),
+        ("subject_id",),
+    ),
 }
 AFTER_SESSIONS: dict[type, TableOf] = {
     Event: (

@@ -44,6 +44,17 @@ class ArchivedTrack:
 
 
 @dataclass(frozen=True)
+class ArchivedErasure:
+    """A subject's erasure under way (Erasure.pseudonym_for): the store the tenant moves to
+    finishes it (ApplyRetention), under the same pseudonym, over what the file holds of the
+    subject still."""
+
+    subject_id: str
+    pseudonym: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class ArchivedFinishedRoom:
     """A LiveKit room whose `room_finished` was handled (FinishedRooms): a stay of it stored
     later ends with it."""
@@ -90,6 +101,7 @@ Record = (
     | Rollup
     | ArchivedFunnelDay
     | ArchivedTrack
+    | ArchivedErasure
     | ArchivedFinishedRoom
     | ArchivedWebhook
     | ArchivedRefusals
@@ -100,7 +112,8 @@ class TenantArchive(Protocol):
     def export(self, tenant_id: str) -> AsyncIterator[Record]:
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
-        registrations, funnels, sessions, events, the sessions' LiveKit tracks (or, from
+        registrations, funnels, the erasures under way (before the sessions: no session under
+        such a pseudonym is charged until its erasure is done), sessions, events, the sessions' LiveKit tracks (or, from
         MongoDB, a few sessions, their events and tracks, then the next few), the rooms LiveKit
         said finished, the handled webhook ids, ledger entries, alerts, LiveKit keys (after the
         tracks, rooms and webhook ids: the store takes none of the tenant's webhooks until

@@ -1,7 +1,7 @@
 """A tenant's state as JSON Lines: a header line, then one record per line, `{"record": …, …}`,
 then (since version 2) an end line that counts them, so that a file cut short is refused.
 Version 3 added the rollups, the funnels' days and LiveKit's tracks; version 4 the rooms LiveKit
-said finished, the handled webhook ids and the refused starts.
+said finished, the handled webhook ids, the refused starts and the erasures under way.
 
 Exact both ways: instants are `{"$time": ISO 8601}`, days `{"$date": "2026-12-02"}`, decimals
 `{"$decimal": "0.1"}` (integers
@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 from application.transfer.ports import (
+    ArchivedErasure,
     ArchivedFinishedRoom,
     ArchivedFunnelDay,
     ArchivedRefusals,
@@ -30,6 +31,7 @@ from application.transfer.ports import (
     Record,
 )
 from application.transfer.record_checks import (
+    check_erasure,
     check_finished_room,
     check_funnel_day,
     check_refusals,
@@ -66,6 +68,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "subscription_set": SubscriptionSet,
     "registration": Registration,
     "funnel": Funnel,
+    "erasure": ArchivedErasure,
     "session": Session,
     "event": Event,
     "track": ArchivedTrack,
@@ -88,6 +91,7 @@ CHECKS: dict[type, Callable[[Any], None]] = {
     Rollup: check_rollup,
     ArchivedFunnelDay: check_funnel_day,
     ArchivedTrack: check_track,
+    ArchivedErasure: check_erasure,
     ArchivedFinishedRoom: check_finished_room,
     ArchivedWebhook: check_webhook,
     ArchivedRefusals: check_refusals,

@@ -9,14 +9,18 @@ from typing import Any
 
 import pytest
 
+from application.data_rights.erase_subject import ABANDONED_AFTER
 from application.funnels.ports import FunnelDay, FunnelRow
 from application.ports import Window
+from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
+from application.sessions.ports import SessionFilter
 from application.transfer import import_tenant
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from application.transfer.tenant_export_format import RECORD_TYPES
 from domain.calendar import Period
+from domain.erasure import Pseudonyms
 from domain.errors import Conflict, InvalidInput
 from domain.funnels import Funnel, FunnelTally, Stage, StageMatch
 from domain.livekit import TrackReport
@@ -103,7 +107,8 @@ SCREEN = TrackReport("TR_screen", "screen_share.seconds", published_at=at(32))
 async def everything_and_a_funnel(storage: Any) -> Tenant:
     """With a funnel, rollups and a funnel day whose raw data is gone (by retention), a stay
     with a camera closed (counted) and a screen share still open, a room LiveKit said finished,
-    a handled webhook, and three refused starts (two of one subject)."""
+    a handled webhook, three refused starts (two of one subject), and an erasure of dana under
+    way (it died before it erased her session)."""
     tenant = await a_tenant_with_everything(storage)
     await storage.funnels.put(tenant.id, PHOTO)
     for rollup in (HOUR, DAY):
@@ -117,6 +122,9 @@ async def everything_and_a_funnel(storage: Any) -> Tenant:
     for subject in ("ana", "ana", "bo"):
         refused = RefusedStart(subject, "counseling", Refusal.TRIAL_EXHAUSTED, at(42).date())
         await storage.refused_starts.record(tenant.id, refused)
+    # An erasure of dana that died before it erased anything of her session.
+    await stored_session(storage, tenant, 43, subject_id="dana", attributes={"ip": "10.0.0.9"})
+    await storage.erasure.pseudonym_for(tenant.id, "dana", Pseudonyms().of("dana"), at(44))
     return tenant
 
 
@@ -139,12 +147,40 @@ async def test_an_export_carries_every_kind_of_state(storage: Any) -> None:
     assert json.loads(lines[-1]) == {"record": "end", "records": len(kinds)}
     assert kinds == sorted(kinds, key=kinds.index)  # grouped (its sessions fit one page)
     assert list(dict.fromkeys(kinds)) == list(RECORD_TYPES)  # in the order an import stores
-    assert kinds.count("session") == 5 and kinds.count("event") == 9  # and 3 of the tracks
+    assert kinds.count("session") == 6 and kinds.count("event") == 9  # and 3 of the tracks
     assert kinds.count("sale") == 2  # the sale and its refund
     assert kinds.count("rollup") == 2 and kinds.count("funnel_day") == 1
     assert kinds.count("track") == 2
     assert kinds.count("finished_room") == kinds.count("webhook") == 1
-    assert kinds.count("refused_start") == 2
+    assert kinds.count("refused_start") == 2 and kinds.count("erasure") == 1
+
+
+async def test_an_erasure_under_way_when_its_tenant_moved_is_finished_where_it_moved(
+    storage: Any, memory: Any
+) -> None:
+    """EraseSubject: an erasure that died midway is finished by retention once it is
+    ABANDONED_AFTER old, under the pseudonym it gave. Moved before it was finished, the
+    subject's personal data would have stayed on the new store for good, unerased and with
+    no trace of the erasure; now the new store's retention finishes it."""
+    tenant = await everything_and_a_funnel(memory)
+    await (
+        wired(storage)
+        .use_cases()
+        .import_tenant()(ImportTenantCommand(await export(memory, "exam-prep")))
+    )
+    pseudonym = await storage.erasure.kept(tenant.id, "dana")
+    assert pseudonym == await memory.erasure.kept(tenant.id, "dana")
+
+    abandoned = FakeClock(at(44) + ABANDONED_AFTER + timedelta(minutes=1))
+    await wired(storage, abandoned).jobs().apply_retention()(ApplyRetentionCommand("exam-prep"))
+
+    (dana,) = [
+        s
+        for s in await storage.sessions.find(tenant.id, SessionFilter(), limit=100)
+        if s.started_at == at(43)
+    ]
+    assert (dana.subject_id, dana.attributes) == (pseudonym, {})
+    assert await storage.erasure.kept(tenant.id, "dana") is None
 
 
 async def test_a_moved_tenant_keeps_its_finished_rooms_handled_webhooks_and_refused_starts(
@@ -393,6 +429,10 @@ def _with(record: str, path: tuple[str, ...], value: Any) -> tuple[str, Any]:
 
 A_TIME = {"$time": "1999-12-31T23:59:59+00:00"}
 MALFORMED = {
+    "an erasure without its subject": _with("erasure", ("subject_id",), ""),
+    "a pseudonym no erasure gives": _with("erasure", ("pseudonym",), "dana-2"),
+    "a pseudonym longer than the columns": _with("erasure", ("pseudonym",), "erased:" + "a" * 58),
+    "an erasure begun as text": _with("erasure", ("started_at",), "2026-11-24T12:44:00Z"),
     "a room without a sid": _with("finished_room", ("room_sid",), ""),
     "a room sid longer than the columns": _with("finished_room", ("room_sid",), "R" * 201),
     "a finish given as text": _with("finished_room", ("finished_at",), "2026-11-24T12:40:00Z"),
@@ -414,7 +454,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
-async def test_a_malformed_room_webhook_or_refusal_line_is_refused_naming_it(
+async def test_a_malformed_erasure_room_webhook_or_refusal_line_is_refused_naming_it(
     storage: Any, memory: Any, case: str
 ) -> None:
     """README: a line the service could not have made is refused, naming the line, before
