@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from application.rollups.rollup_rewinds import RollupRewinds
-from application.transfer.ports import Record, TenantArchive
+from application.transfer.ports import ArchivedErasure, Record, TenantArchive
 from application.transfer.tenant_export_format import (
     RECORD_TYPES,
     TYPE_OF,
@@ -52,7 +52,9 @@ class ImportTenant:
     file again adds the rest. Rollups and funnels' days already in the store stay as they are,
     and the tenant's rollups are rewound to where its data begins: the store's next rollup run
     makes again every bucket whose sources retention has kept (one that ran into the import
-    made some from part of it)."""
+    made some from part of it). The erasures under way are stored again once the rest is in:
+    the store's retention finishes them over all of it (a run into the import finished some
+    over part of it)."""
 
     def __init__(self, archive: TenantArchive, rewinds: RollupRewinds) -> None:
         self._archive = archive
@@ -61,17 +63,24 @@ class ImportTenant:
     async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
         # Each line checked before anything is stored, and where each tenant's data begins.
         earliest: dict[str, datetime] = {}
+        erasures: dict[str, list[Record]] = {}
         tenant_id = ""  # a record before its tenant is refused
         for record in _records(command.lines):
             if isinstance(record, Tenant):
                 tenant_id = record.id
             if (at := _rolled_up_from(record)) is not None:
                 earliest[tenant_id] = min(at, earliest.get(tenant_id, at))
+            if isinstance(record, ArchivedErasure):
+                erasures.setdefault(tenant_id, []).append(record)
         counts = await self._store(command.lines)
         # A rollup run of this store may have run into the import, rolling up sessions whose
         # events were not in yet; and the file's buckets it made are kept as "already there".
         for tenant_id, since in earliest.items():
             await self._rewinds.changed_since(tenant_id, since)
+        # So may a retention run, finishing an erasure under way (begun long ago on the other
+        # store) before the subject's records were in: kept again, it erases them at its next.
+        for tenant_id, under_way in erasures.items():
+            await self._archive.restore(tenant_id, under_way)
         return counts
 
     async def _store(self, lines: Iterable[str]) -> ImportCounts:

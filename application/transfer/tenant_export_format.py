@@ -187,8 +187,12 @@ def _has_default(field: dataclasses.Field[Any]) -> bool:
 def _value(hint: Any, raw: Any) -> Any:
     """`raw` as the type `hint` names. Values typed Any (clients' JSON) are taken as they are,
     so a client's own "$time" key is never mistaken for an instant."""
-    if hint is Any or raw is None:
+    if hint is Any:
         return raw
+    if raw is None:
+        if type(None) in typing.get_args(hint):
+            return None
+        raise ValueError("null where a value is needed")
     if hint is FunnelTally:
         return _tally(raw)
     if isinstance(raw, dict) and "$time" in raw:
