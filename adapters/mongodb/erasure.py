@@ -40,6 +40,10 @@ HOLDING = {"$or": [{"data": {"$ne": None}}, {"label": {"$ne": None}}]}
 Done = TypeVar("Done")
 
 
+# On the tenant's document: how many erasures its subjects have had begun.
+ERASURES_BEGUN = "erasures_begun"
+
+
 @raises_storage_errors
 class MongoErasure(Erasure, UnfinishedErasures):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -193,6 +197,9 @@ class MongoErasure(Erasure, UnfinishedErasures):
 
     async def pseudonym_for(self, tenant_id: str, subject_id: str, drawn: str, at: datetime) -> str:
         under_way = {"tenant_id": tenant_id, "subject_id": subject_id}
+        # Before anything of the subject changes: an export under way learns of it at its end
+        # (MongoTenantArchive.export), having no snapshot to read it all from before.
+        await self._db["tenants"].update_one({"id": tenant_id}, {"$inc": {ERASURES_BEGUN: 1}})
         while True:
             # Of concurrent upserts one inserts; the others (DuplicateKeyError) read its
             # pseudonym, unless that erasure finished in between: then they try again.
