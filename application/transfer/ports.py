@@ -113,19 +113,20 @@ class TenantArchive(Protocol):
         """The tenant's whole state, streamed (never loaded whole), in an order an import can
         apply as it reads: the tenant, keys, rates, plans, subscriptions and their history,
         registrations, funnels, the erasures under way (before the sessions: no session under
-        such a pseudonym is charged until its erasure is done), sessions, events, the sessions' LiveKit tracks (or, from
-        MongoDB, a few sessions, their events and tracks, then the next few), the rooms LiveKit
-        said finished, the handled webhook ids, ledger entries, alerts, LiveKit keys (after the
-        tracks, rooms and webhook ids: the store takes none of the tenant's webhooks until
-        those are in), snapshots, errors, metrics, sales (with their settlement), the refused
-        starts, then the hourly and daily rollups and the funnels' days (what reports read of
-        days whose raw data retention has deleted)."""
+        such a pseudonym is charged until its erasure is done), sessions, events, the
+        sessions' LiveKit tracks (or, from MongoDB, a few sessions, their events and tracks,
+        then the next few), the rooms LiveKit said finished, the handled webhook ids, ledger
+        entries, alerts, LiveKit keys (after the tracks, rooms and webhook ids: the store takes
+        none of the tenant's webhooks until those are in), snapshots, errors, metrics, sales
+        (with their settlement), the refused starts, then the hourly and daily rollups and the
+        funnels' days (what reports read of days whose raw data retention has deleted)."""
         ...
 
     async def restore(self, tenant_id: str, records: Sequence[Record]) -> int:
         """Store the records that are not there yet, by their natural keys, exactly as given:
         a session keeps its status, usage and charge; an event or a track adds nothing to its
-        session, a day's refused starts already there keep their count (a track of a session that is not there is not kept); a rollup's bucket or a
-        funnel's day already stored stays as it is (this store's own rollup runs made it from
-        the data it holds). Returns how many were new. A tenant whose name another tenant holds is a Conflict."""
+        session (a track of a session that is not there is not kept); a day's refused starts
+        already there keep their count; a rollup's bucket or a funnel's day already stored
+        stays as it is (this store's own rollup runs made it from the data it holds). Returns
+        how many were new. A tenant whose name another tenant holds is a Conflict."""
         ...

@@ -1,7 +1,7 @@
 """What an import checks of a record beyond the types of its fields, for the records that this
 service makes itself: a rollup or a funnel's day is what a rollup run could have made, a track
-what webhooks could have said, a room, a webhook id or a day's refused starts what the service
-records of them. Every store would take a negative count, a week's bucket or two
+what webhooks could have said, an erasure, a room, a webhook id or a day's refused starts what
+the service records of them. Every store would take a negative count, a week's bucket or two
 rows of one key, and a report would then add up what no run makes (or a store fail partway
 through the import); so a line that holds one is refused as it is read. A check fails with
 ValueError or InvalidInput, which the format names the line with."""
