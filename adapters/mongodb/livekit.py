@@ -4,10 +4,10 @@ from datetime import datetime
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongodb import event_documents
-from adapters.mongodb.documents import Document, increments
+from adapters.mongodb.documents import Document, duplicates_in, increments
 from adapters.mongodb.errors import raises_storage_errors
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
@@ -200,10 +200,15 @@ class MongoTrackLog(TrackLog):
                 first = written["max_sequence_no"] - len(change.ends) + 1
                 t = change.track
                 recorded = track_events(session_id, first, t.meter, t.track_sid, change.ends)
-                await self._events.insert_many(
-                    [event_documents.to_document(tenant_id, e) for e in recorded]
-                )
-                stored_ends = {"event_count": len(change.ends), ENDS_IN_FLIGHT: -len(change.ends)}
+                stored = len(recorded)
+                try:
+                    await self._events.insert_many(
+                        [event_documents.to_document(tenant_id, e) for e in recorded],
+                        ordered=False,
+                    )
+                except BulkWriteError as error:  # a client's event took a number meanwhile
+                    stored -= len(duplicates_in(error))
+                stored_ends = {"event_count": stored, ENDS_IN_FLIGHT: -len(change.ends)}
                 await self._sessions.update_one(key, {"$inc": stored_ends})
             return change.seconds is not None
         raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")

@@ -181,6 +181,30 @@ async def test_a_track_whose_ends_were_never_stored_shows_them_as_a_gap(
     assert exported.event_gaps == [(1, 2)]
 
 
+@on_mongodb
+async def test_a_track_end_whose_number_a_client_took_meanwhile_leaves_none_in_flight(
+    storage: MongoStorage,
+) -> None:
+    """Noticed by the second review: a client's event that took the number of a track's end
+    between its numbering and its insert failed the whole insert, left ends_in_flight set for
+    good (every export waited on the stay) and event_count short. The end whose number was
+    taken is lost; the other is stored and counted, and nothing is left in flight."""
+    tenant = await add_tenant(storage, "acme")
+    stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
+
+    async def a_client_takes_1() -> None:
+        assert (await storage.events.append(tenant.id, [(0, event(stay, 1))], NOW, OPEN)).inserted
+
+    hooked = Before(storage.db, "events", "insert_many", a_client_takes_1)
+    assert await MongoTrackLog(hooked).record(tenant.id, stay.id, CAMERA)  # type: ignore[arg-type]
+
+    document = await storage.db["sessions"].find_one({"tenant_id": tenant.id, "id": stay.id})
+    assert document is not None
+    stored = await storage.db["events"].count_documents({"session_id": stay.id})
+    assert (document["ends_in_flight"], document["event_count"], stored) == (0, 2, 2)
+    assert document["max_sequence_no"] == 2
+
+
 def usage_and_events(records: list[Any]) -> dict[str, tuple[int, int]]:
     """Per exported session: its usage of `ticks`, and how many of its events were exported."""
     sessions = [r for r in records if isinstance(r, Session)]
