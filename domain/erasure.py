@@ -8,6 +8,7 @@ tenant names in `personal_attributes`. Its events lose their `data` and `label`;
 status and settlement stay, so the money still adds up).
 """
 
+import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,8 @@ from domain.error_reports import ErrorReport
 from domain.session import AttributeValue, Session
 
 PSEUDONYM_PREFIX = "erased:"
+PSEUDONYM_DIGITS = 32  # random hex digits after the prefix
+DRAWN_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + f"[0-9a-f]{{{PSEUDONYM_DIGITS}}}")
 # What erasing a session may change: its people, its attributes, and what its exit said in the
 # client's own words (a summary and a reason are free-form, so they may name anyone).
 ERASED_FIELDS = ("subject_id", "client_key", "attributes", "summary", "exit_reason")
@@ -36,7 +39,8 @@ class Pseudonyms:
     given: dict[str, str] = field(default_factory=dict)
 
     def of(self, identifier: str) -> str:
-        return self.given.setdefault(identifier, PSEUDONYM_PREFIX + secrets.token_hex(16))
+        drawn = PSEUDONYM_PREFIX + secrets.token_hex(PSEUDONYM_DIGITS // 2)
+        return self.given.setdefault(identifier, drawn)
 
 
 @dataclass(frozen=True)

@@ -239,6 +239,14 @@ EVENT_FIELDS = (
 )
 
 
+def _with_gaps(document: Document, events: list[Event]) -> Session:
+    """The session, its gaps found among the events read with it (not read again)."""
+    session = session_documents.from_document(document)
+    if session_documents.has_gaps(session):
+        session_documents.with_gaps(session, [e.sequence_no for e in events])
+    return session
+
+
 def _same_events(document: Document, before: Document) -> bool:
     return all(document.get(f) == before.get(f) for f in EVENT_FIELDS)
 
@@ -323,7 +331,7 @@ class MongoTenantArchive(TenantArchive):
         as_they_were: dict[str, tuple[Session, list[Event], Document]] = {}
         for attempt in range(READS):
             events = await self._events_of(tenant_id, read)
-            loaded = {i: await session_documents.load(self._db, d) for i, d in read.items()}
+            loaded = {i: _with_gaps(d, events.get(i, [])) for i, d in read.items()}
             again = (
                 await self._db["sessions"]
                 .find({"tenant_id": tenant_id, "id": {"$in": list(read)}})

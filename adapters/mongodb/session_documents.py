@@ -79,17 +79,27 @@ def from_document(document: Document) -> Session:
 async def load(db: AsyncDatabase[Document], document: Document) -> Session:
     """The session with its event gaps, read only for sessions that have some."""
     session = from_document(document)
-    if session.event_count < session.max_sequence_no:
+    if has_gaps(session):
         cursor = db["events"].find(
             {"tenant_id": session.tenant_id, "session_id": session.id},
             {"_id": 0, "sequence_no": 1},
             sort=[("sequence_no", 1)],
         )
-        numbers = [e["sequence_no"] async for e in cursor]
-        session.event_gaps = gaps_beside_deleted(
-            find_gaps(numbers),
-            numbers[-1] if numbers else 0,
-            session.max_sequence_no,
-            session.deleted_events,
-        )
+        with_gaps(session, [e["sequence_no"] async for e in cursor])
+    return session
+
+
+def has_gaps(session: Session) -> bool:
+    """Whether some of the numbers up to the session's highest are not among its events."""
+    return session.event_count < session.max_sequence_no
+
+
+def with_gaps(session: Session, numbers: list[int]) -> Session:
+    """The session, its event gaps found among the `numbers` of its stored events (in order)."""
+    session.event_gaps = gaps_beside_deleted(
+        find_gaps(numbers),
+        numbers[-1] if numbers else 0,
+        session.max_sequence_no,
+        session.deleted_events,
+    )
     return session

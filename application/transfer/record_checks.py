@@ -6,7 +6,6 @@ rows of one key, and a report would then add up what no run makes (or a store fa
 through the import); so a line that holds one is refused as it is read. A check fails with
 ValueError or InvalidInput, which the format names the line with."""
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from decimal import Decimal
@@ -21,7 +20,7 @@ from application.transfer.ports import (
     ArchivedWebhook,
 )
 from domain.calendar import Period
-from domain.erasure import PSEUDONYM_PREFIX
+from domain.erasure import DRAWN_PSEUDONYM
 from domain.funnels import FunnelTally
 from domain.money import MAX_PLACES, check_currency
 from domain.rollups import Activity, Dimensions, Rollup
@@ -31,7 +30,6 @@ from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
 NAME_LENGTH = 64  # a funnel's name and a definition's fingerprint, as the stores keep them
 STATUSES = frozenset(s.value for s in SessionStatus)
-GIVEN_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + "[0-9a-f]{32}")  # domain.Pseudonyms
 
 
 def check_rollup(rollup: Rollup) -> None:
@@ -76,7 +74,7 @@ def check_track(archived: ArchivedTrack) -> None:
 
 def check_erasure(erasure: ArchivedErasure) -> None:
     check_text("subject_id", erasure.subject_id, MAX_ID_LENGTH)
-    if not GIVEN_PSEUDONYM.fullmatch(erasure.pseudonym):
+    if not DRAWN_PSEUDONYM.fullmatch(erasure.pseudonym):
         raise ValueError(f"{erasure.pseudonym!r} is not a pseudonym an erasure gives")
 
 
