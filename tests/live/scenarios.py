@@ -1582,6 +1582,12 @@ def moved_while_serving(live: Live) -> Moved:
     with live.ingest() as http:
         body = {"kind": "tapwall", "resource_id": "wall-1", "client_key": "wall-1"}
         session_id = ok(http.post("/v1/sessions", json=body), 201)["id"]
+    # A room LiveKit said finished before the move (the file carries it, and its webhook's id).
+    raw, headers = LiveKitServer(live.livekit.key, live.livekit.secret, room="moving-day").webhook(
+        "room_finished", now()
+    )
+    with live.admin() as admin:
+        ok(admin.post("/v1/webhooks/livekit", content=raw, headers=headers))
     exporting = threading.Event()
     exported = threading.Event()
 

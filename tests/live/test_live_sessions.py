@@ -597,12 +597,12 @@ def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
     taps = [r for r in records if r["record"] == "event" and r["session_id"] == run.session_id]
     assert taps, "the export ran after the tap wall's first batch"
     assert session["usage"] == {"taps": len(taps)}, (session, len(taps))
-    # The new store took every record: the server's rollups, the stays' tracks and the
-    # webhook ids handled (those of the tracks at least) among them.
+    # The new store took every record: the server's rollups, the stays' tracks, the webhook
+    # ids handled and the rooms finished (the scenario's own at least) among them.
     counts: dict[str, int] = {}
     for record in records:
         counts[record["record"]] = counts.get(record["record"], 0) + 1
-    assert {"rollup", "track", "webhook"} <= counts.keys(), counts
+    assert {"rollup", "track", "webhook", "finished_room"} <= counts.keys(), counts
     new, present = (
         run.imported.removeprefix("imported: ").removesuffix(" already present)").split(" (")
     )
