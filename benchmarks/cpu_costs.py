@@ -16,8 +16,8 @@ times each, for --seconds:
     floor    two GET /v1/tracker.js: requests through the same client, uvicorn and Litestar with
              no key, no body and no storage, what a pair costs before the service does anything;
   batches of 100 events, 8 clients, each on a session of its own:
-    direct   ingest.py's baseline: asyncpg, the rows as arrays (unnest) and the session's UPDATE
-             in one transaction (SQLite: sqlite3's executemany, one thread);
+    direct   ingest.py's baseline: asyncpg, the rows as arrays (unnest) and the session's count
+             in one statement (SQLite: sqlite3's executemany, one thread);
     HTTP     POST /v1/events/batch (ingest.py's http_events);
     floor    one GET /v1/tracker.js: a lower bound, since it carries no body.
 For each: units per second; CPU microseconds per unit (user + system) of the client (this
@@ -228,7 +228,7 @@ async def ways_of(
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
     numbers = Numbers(len(sessions), after=0)
     direct = direct_ways(args, svc, tenant_id, sessions)
-    baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "unnest"
+    baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "one statement"
     (batches,) = (way for way in direct.events if baseline in way.name)
     pairs = [way for way in direct.pairs if not way.service_statements][-1]  # SQLite: 8 threads
     same = "direct, the service's statements"

@@ -8,18 +8,20 @@ Measures, each for --seconds:
   (a) session start+exit pairs per second from --clients concurrent HTTP clients, next to the same
       two writes (INSERT the session, UPDATE it closed; a transaction each) done directly;
   (b) events per second through POST /v1/events/batch in batches of 100 from 8 clients, next to
-      the same rows written directly, batch by batch, each batch in one transaction with the
-      UPDATE that counts it into its session.
+      the same rows written directly, batch by batch, each batch counted into its session in
+      the same transaction (or the same statement).
 Direct writes, by storage:
   postgresql  asyncpg, on connections set up as the service's driver connections (no JIT,
               generic plans). Pairs: as many tasks as clients, and also the very statements
               the service sends for a pair, with the values it binds (pg_service_pairs: the
               issue's baseline for pairs; its ratio is printed next to the fastest's). Events,
               every way the driver has: an executemany of INSERT … ON CONFLICT DO NOTHING; one
-              INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; the same from json_to_recordset(…), the rows as one JSON
-              document (the service's way); COPY into a temporary table, then INSERT … SELECT …
-              ON CONFLICT DO NOTHING; and plain COPY into events, which does not skip duplicates (a
-              duplicate fails the batch), so it is printed for information only.
+              INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; the same from
+              json_to_recordset(…), the rows as one JSON document (the service's way); the
+              unnest INSERT and the session's count in one statement outside a transaction (one
+              round trip a batch: the fastest); COPY into a temporary table, then INSERT …
+              SELECT … ON CONFLICT DO NOTHING; and plain COPY into events, which does not skip
+              duplicates (a duplicate fails the batch), so it is printed for information only.
   sqlite      the sqlite3 module on the server's own file, with the server's PRAGMAs (WAL,
               synchronous=NORMAL, BEGIN IMMEDIATE): one thread writing sequentially (SQLite has
               one writer), and 8 threads each with its connection. Events: executemany of INSERT
@@ -117,6 +119,17 @@ PG_EVENTS_UNNEST = (
     "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
     " SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::timestamptz[], $6::text[],"
     " $7::json[]) ON CONFLICT DO NOTHING"
+)
+# The rows and their count into the session in one statement, outside a transaction (a
+# statement is atomic on its own): one round trip a batch where BEGIN, INSERT, UPDATE and COMMIT
+# take four, and only the rows stored are counted.
+PG_EVENTS_UNNEST_COUNTED = (
+    "WITH stored AS (INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label,"
+    " meters) SELECT $1, $2, * FROM unnest($3::bigint[], $4::text[], $5::timestamptz[],"
+    " $6::text[], $7::json[]) ON CONFLICT DO NOTHING RETURNING sequence_no)"
+    " UPDATE sessions SET event_count = event_count + (SELECT count(*) FROM stored),"
+    " max_sequence_no = greatest(max_sequence_no, (SELECT max(sequence_no) FROM stored))"
+    " WHERE tenant_id = $1 AND id = $2"
 )
 PG_EVENTS_JSON = (
     "INSERT INTO events (tenant_id, session_id, sequence_no, type, at, label, meters)"
@@ -398,15 +411,20 @@ async def pg_events(
     seconds: float,
     write: Write,
     setup: Setup | None = None,
+    counts: bool = False,
 ) -> float:
-    """Batches written by `write`, each in a transaction with its session's UPDATE. Connections
-    of their own, so what `setup` leaves on one cannot weigh on another way of writing."""
+    """Batches written by `write`, each in a transaction with its session's UPDATE, unless
+    `write` counts them itself. Connections of their own, so what `setup` leaves on one cannot
+    weigh on another way of writing."""
     size = len(sessions)
     async with pg_connections(url, size, setup) as connections:
 
         async def batch(i: int) -> int:
             conn, taken = connections[i], numbers.take(i)
             rows = event_rows(tenant_id, sessions[i], taken, datetime.now(UTC))
+            if counts:
+                await write(conn, rows)
+                return BATCH
             async with conn.transaction():
                 await write(conn, rows)
                 await conn.execute(PG_SESSION_COUNT, tenant_id, sessions[i], BATCH, taken[-1])
@@ -461,6 +479,11 @@ async def unnest(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     await conn.execute(PG_EVENTS_UNNEST, tenant_ids[0], session_ids[0], *columns)
 
 
+async def unnest_counted(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
+    tenant_ids, session_ids, *columns = zip(*rows, strict=True)
+    await conn.execute(PG_EVENTS_UNNEST_COUNTED, tenant_ids[0], session_ids[0], *columns)
+
+
 async def json_recordset(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     # One statement, one parameter: the batch as one JSON document, encoded at once.
     document = [
@@ -488,8 +511,12 @@ async def copy(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
 def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
     numbers = Numbers(len(sessions))
 
-    def events(write: Write, setup: Setup | None = None) -> Callable[[float], Awaitable[float]]:
-        return lambda seconds: pg_events(url, tenant_id, sessions, numbers, seconds, write, setup)
+    def events(
+        write: Write, setup: Setup | None = None, counts: bool = False
+    ) -> Callable[[float], Awaitable[float]]:
+        return lambda seconds: pg_events(
+            url, tenant_id, sessions, numbers, seconds, write, setup, counts
+        )
 
     return Ways(
         pairs=[
@@ -506,6 +533,10 @@ def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[s
         events=[
             Way("asyncpg executemany INSERT … ON CONFLICT DO NOTHING", events(executemany)),
             Way("asyncpg INSERT … SELECT FROM unnest(…) ON CONFLICT …", events(unnest)),
+            Way(
+                "asyncpg, one statement: INSERT … unnest(…) … RETURNING, counted (autocommit)",
+                events(unnest_counted, counts=True),
+            ),
             Way(
                 "asyncpg INSERT … SELECT FROM json_to_recordset(…) ON CONFLICT …",
                 events(json_recordset),
