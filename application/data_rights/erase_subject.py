@@ -11,6 +11,7 @@ from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
+from domain.errors import Conflict
 from domain.tenants import Tenant
 
 # An erasure still unfinished this long after it began is taken as abandoned (it failed, or its
@@ -108,16 +109,21 @@ class EraseSubject:
         settings = (await as_stored(self._tenants, tenant)).settings
         forgetting = Forgetting(pseudonyms, settings.personal_attributes, subject_id)
         erased = Erased()
-        # Erased sessions no longer match the subject, so each page starts from the first;
-        # a page of which nothing could be erased (a racing erasure took it) ends the sweep.
+        # Erased sessions no longer match the subject, so each page starts from the first. A
+        # page may erase none of its sessions (retention deleted them meanwhile): the next one
+        # lists those left. Only a page listed again after erasing none would mean this sweep
+        # cannot go on; it stops unfinished, and retention finishes the erasure later.
         of_subject = SessionsOf(subject_id=subject_id)
         first: datetime | None = None
+        stuck: list[str] = []  # the last page, if it erased none of its sessions
         while found := await self._erasure.sessions(tenant.id, of_subject, SESSIONS):
             first = first or found[0].started_at  # in start order
-            page = await erase(self._erasure, tenant.id, [s.id for s in found], forgetting)
+            ids = [s.id for s in found]
+            if ids == stuck:
+                raise Conflict(f"the erasure of {subject_id} could not go on; retry")
+            page = await erase(self._erasure, tenant.id, ids, forgetting)
             erased += page
-            if not page.sessions:
-                break
+            stuck = [] if page.sessions else ids
         if first is not None and forgetting.personal & set(settings.dimensions):
             # The rollups keep the sessions under their values of the dimensions: no longer.
             await self._rewinds.changed_since(tenant.id, first)
