@@ -4,6 +4,7 @@ decided on the clock and window of whoever finishes it; the reaper's query only 
 domain decides; indexes are created idempotently; handled webhook ids expire by a TTL index."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,8 +16,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 import adapters.mongodb.credits
 import adapters.mongodb.sessions
 from adapters.mongodb import event_counting
+from adapters.mongodb.deleted_events import JOINED_PAST
+from adapters.mongodb.documents import Document
 from adapters.mongodb.indexes import INDEXES
 from adapters.mongodb.ledger_turns import LedgerTurns
+from adapters.mongodb.retention import MongoRetention
 from adapters.mongodb.storage import MongoStorage
 from application.credits.ports import LedgerHeld
 from application.sessions.record_exit import RecordExitCommand
@@ -38,7 +42,7 @@ from tests.contract.builders import (
     wired,
 )
 from tests.contract.dying_appends import next_append_dies
-from tests.contract.races import Race
+from tests.contract.races import Proxy, Race
 from tests.contract.scripted import Script
 from tests.fakes import FakeClock
 from tests.servers import MongoServer
@@ -373,3 +377,114 @@ async def test_a_session_an_exit_changes_while_the_erasure_reads_it_is_erased_al
     stored = await storage.sessions.get(tenant.id, session.id)
     assert done["E"].sessions == 1, done
     assert stored.exit_reason is None and is_pseudonym(stored.subject_id), stored
+
+
+async def _a_long_session(mongodb: MongoStorage, tenant: Tenant, events: int) -> Session:
+    """A session with `events` events, a second apart (retention takes the oldest first)."""
+    session = await stored_session(mongodb, tenant)
+    batch = [(i, Event(session.id, i + 1, "tick", at(1 + i / 60))) for i in range(events)]
+    await mongodb.events.append(tenant.id, batch, NOW, OPEN)
+    return session
+
+
+async def _ranges_held(mongodb: MongoStorage, tenant: Tenant, session_id: str) -> int:
+    document = await mongodb.db["sessions"].find_one({"tenant_id": tenant.id, "id": session_id})
+    assert document is not None
+    return len(document["deleted_events"])
+
+
+@on_mongodb
+async def test_a_long_sessions_deleted_events_stay_a_few_ranges_in_its_document(
+    mongodb: MongoStorage, tenant: Tenant
+) -> None:
+    """Retention deletes a long session's events a batch at a time, and each batch remembers
+    its own range: they are joined as they come, so the document does not grow with the
+    session's life."""
+    session = await _a_long_session(mongodb, tenant, 100)
+
+    held = []
+    while await mongodb.retention.delete_events(tenant.id, at(1 + 99.5 / 60), 5):
+        held.append(await _ranges_held(mongodb, tenant, session.id))
+
+    assert len(held) == 20 and max(held) <= JOINED_PAST + 1, held
+    stored = await mongodb.sessions.get(tenant.id, session.id)
+    assert stored is not None
+    assert (stored.deleted_events, stored.event_gaps) == ([(1, 100)], [])
+
+
+@on_mongodb
+async def test_deletions_racing_on_one_session_join_their_ranges_and_lose_none(
+    mongodb: MongoStorage, tenant: Tenant, race: Race
+) -> None:
+    """Retention and the deletion of the session's resource delete its events at once, a few
+    at a time, each on its own client: a join guarded on the ranges it read never drops a
+    range the other pushed meanwhile (a lost range would read as a gap)."""
+    session = await _a_long_session(mongodb, tenant, 200)
+
+    async def retention(s: Any) -> None:
+        while await s.retention.delete_events(tenant.id, NOW, 3):
+            pass
+
+    async def resource_deletion(s: Any) -> None:
+        while await s.erasure.delete_events(tenant.id, [session.id], 4):
+            pass
+
+    await race(retention, resource_deletion, retention, resource_deletion)
+
+    stored = await mongodb.sessions.get(tenant.id, session.id)
+    assert stored is not None
+    assert (stored.deleted_events, stored.event_gaps) == ([(1, 200)], [])
+
+
+class PushedWhileJoining:
+    """A database whose sessions collection, once a join has read the ranges (a find of the
+    sessions holding many), lets `meanwhile` run before the join's rewrite: a deletion that
+    pushes a range after the join read them."""
+
+    def __init__(self, db: Any, meanwhile: Callable[[], Awaitable[Any]]) -> None:
+        self._db, self._meanwhile = db, meanwhile
+        self._joining = False  # the last find of the sessions was a join's
+        self.ran = False
+
+    def __getitem__(self, name: str) -> Any:
+        collection = self._db[name]
+        if name != "sessions":
+            self._joining = False  # a deletion's next call begins with its events
+            return collection
+        outer = self
+
+        class Sessions(Proxy):
+            def find(self, query: Document, *args: Any, **kwargs: Any) -> Any:
+                outer._joining = any(key.startswith("deleted_events.") for key in query)
+                return collection.find(query, *args, **kwargs)
+
+            async def bulk_write(self, writes: list[Any], **options: Any) -> Any:
+                if outer._joining and not outer.ran:
+                    outer.ran = True
+                    await outer._meanwhile()
+                return await collection.bulk_write(writes, **options)
+
+        return Sessions(collection)
+
+
+@on_mongodb
+async def test_a_range_pushed_while_a_join_rewrites_the_ranges_is_kept(
+    mongodb: MongoStorage, tenant: Tenant
+) -> None:
+    """Forced: retention deletes a session's events one at a time; as its ninth call joins the
+    nine ranges, the deletion of the session's resource deletes the next three and pushes their
+    range. The join was read before that push, so it writes nothing, and the range stays."""
+    session = await _a_long_session(mongodb, tenant, 20)
+
+    async def resource_deletion() -> None:
+        assert await mongodb.erasure.delete_events(tenant.id, [session.id], 3) == 3
+
+    db = PushedWhileJoining(mongodb.db, resource_deletion)
+    retention = MongoRetention(db)  # type: ignore[arg-type]
+    while await retention.delete_events(tenant.id, NOW, 1):
+        pass
+
+    assert db.ran
+    stored = await mongodb.sessions.get(tenant.id, session.id)
+    assert stored is not None
+    assert (stored.deleted_events, stored.event_gaps) == ([(1, 20)], [])
