@@ -3,7 +3,8 @@ from datetime import datetime
 
 from adapters.memory.store import MemoryStore
 from application.funnels.group_tallies import group_tallies
-from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow, kept_for
+from domain.calendar import Bucket
 from domain.funnels import FunnelTally
 
 
@@ -15,10 +16,16 @@ class MemoryFunnelDays(FunnelDays):
         self._store.funnel_days[(tenant_id, funnel, day.start)] = day
 
     async def stored(
-        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+        self, tenant_id: str, funnel: str, fingerprint: str, days: Sequence[Bucket]
     ) -> dict[datetime, bool]:
-        found = (self._store.funnel_days.get((tenant_id, funnel, s)) for s in starts)
-        return {d.start: d.final for d in found if d is not None and d.fingerprint == fingerprint}
+        found = ((day, self._store.funnel_days.get((tenant_id, funnel, day.start))) for day in days)
+        return {
+            day.start: stored.final
+            for day, stored in found
+            if stored is not None
+            and stored.fingerprint == fingerprint
+            and kept_for(day, stored.end)
+        }
 
     async def wholes(
         self, tenant_id: str, funnel: str, starts: Sequence[datetime]

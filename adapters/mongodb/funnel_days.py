@@ -10,7 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.funnels.group_tallies import group_tallies
-from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow, kept_for
+from domain.calendar import Bucket
 from domain.funnels import FunnelTally
 
 
@@ -24,13 +25,18 @@ class MongoFunnelDays(FunnelDays):
         await self._days.replace_one(key, day_to_document(tenant_id, funnel, day), upsert=True)
 
     async def stored(
-        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+        self, tenant_id: str, funnel: str, fingerprint: str, days: Sequence[Bucket]
     ) -> dict[datetime, bool]:
+        by_start = {day.start: day for day in days}
         found = self._days.find(
-            {**_of_days(tenant_id, funnel, starts), "fingerprint": fingerprint},
-            {"_id": 0, "day_start": 1, "final": 1},
+            {**_of_days(tenant_id, funnel, list(by_start)), "fingerprint": fingerprint},
+            {"_id": 0, "day_start": 1, "final": 1, "day_end": 1},
         )
-        return {d["day_start"]: d["final"] async for d in found}
+        return {
+            d["day_start"]: d["final"]
+            async for d in found
+            if kept_for(by_start[d["day_start"]], d.get("day_end"))
+        }
 
     async def wholes(
         self, tenant_id: str, funnel: str, starts: Sequence[datetime]
@@ -78,6 +84,7 @@ def day_to_document(tenant_id: str, funnel: str, day: FunnelDay) -> Document:
         "tally": day.whole.document(),
         "rows": rows,
         "dimensions": list(day.dimensions),
+        "day_end": day.end,
     }
 
 
@@ -92,6 +99,7 @@ def day_from_document(document: Document) -> FunnelDay:
         FunnelTally.from_document(document["tally"]),
         rows,
         tuple(document.get("dimensions", sorted(keys))),
+        document.get("day_end"),
     )
 
 

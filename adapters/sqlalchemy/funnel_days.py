@@ -14,8 +14,9 @@ from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import funnel_day_groups, funnel_day_rows, funnel_days
 from application.funnels.group_tallies import group_tallies, groupings
-from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow
+from application.funnels.ports import FunnelDay, FunnelDays, FunnelRow, kept_for
 from application.transfer.ports import ArchivedFunnelDay
+from domain.calendar import Bucket
 from domain.funnels import FunnelTally
 from domain.rollups import ATTRIBUTES, BY_RESOURCE
 
@@ -38,14 +39,16 @@ class SqlFunnelDays(FunnelDays):
             await write_day(conn, tenant_id, funnel, day)
 
     async def stored(
-        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+        self, tenant_id: str, funnel: str, fingerprint: str, days: Sequence[Bucket]
     ) -> dict[datetime, bool]:
-        query = select(funnel_days.c.day_start, funnel_days.c.final).where(
-            *_of_days(funnel_days, tenant_id, funnel, starts),
-            funnel_days.c.fingerprint == fingerprint,
+        d = funnel_days.c
+        by_start = {day.start: day for day in days}
+        query = select(d.day_start, d.final, d.day_end).where(
+            *_of_days(funnel_days, tenant_id, funnel, list(by_start)), d.fingerprint == fingerprint
         )
         async with self._single.connect() as conn:
-            return {start: final for start, final in await conn.execute(query)}
+            found = await conn.execute(query)
+            return {s: final for s, final, end in found if kept_for(by_start[s], end)}
 
     async def wholes(
         self, tenant_id: str, funnel: str, starts: Sequence[datetime]
@@ -100,6 +103,7 @@ async def write_day(conn: AsyncConnection, tenant_id: str, funnel: str, day: Fun
         "final": day.final,
         "tally": day.whole.document(),
         "dimensions": list(day.dimensions),
+        "day_end": day.end,
     }
     first = insert(conn.engine, funnel_days).values(stored).on_conflict_do_nothing()
     if (await conn.execute(first)).rowcount != 1:
@@ -163,6 +167,7 @@ async def days_found(
                     if d.dimensions is not None
                     else sorted(keys[(d.funnel, d.day_start)])
                 ),
+                d.day_end,
             ),
         )
         for d in found

@@ -306,6 +306,8 @@ funnel_days = Table(
     Column("tally", JSON, nullable=False),  # domain.funnels.FunnelTally.document()
     # The keys its rows are split by (NULL: stored before 0033; its groupings tell them).
     Column("dimensions", JSON, nullable=True),
+    # Where the day ends in the zone it was rolled up in (NULL: stored before 0034).
+    Column("day_end", UTCDateTime, nullable=True),
 )
 
 funnel_day_rows = Table(

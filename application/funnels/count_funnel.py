@@ -53,13 +53,13 @@ async def count_funnel(
     assert window.start is not None and window.end is not None
     calendar, count = settings.calendar, FunnelCount.of(funnel)
     inside = [
-        d.start
+        d
         for d in calendar.buckets(Period.DAY, window.start, window.end)
         if window.start <= d.start and d.end <= window.end
     ]
     fingerprint = funnel.fingerprint(settings.dimensions)
     stored = await days.stored(tenant_id, funnel.name, fingerprint, inside)
-    rolled_up = [start for start in inside if stored.get(start)]
+    rolled_up = [d.start for d in inside if stored.get(d.start)]
     if rolled_up:
         await _add_rolled_up(count, days, tenant_id, rolled_up, scope)
     for part in _rest(window, rolled_up, calendar):

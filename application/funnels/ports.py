@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from application.ports import Window
+from domain.calendar import Bucket
 from domain.funnels import Funnel, FunnelTally, Trail
 from domain.rollups import Dimensions, grouping_of
 from domain.session import SessionStatus
@@ -132,7 +133,9 @@ class FunnelDay:
     """A funnel rolled up over the sessions started in one day of the tenant's calendar: as a
     whole and per row. `final` when no session started that day was still open (or within
     LATE_DATA of its end) when it was rolled up, so reports may read it instead of the events;
-    `fingerprint` names the funnel's definition it counted."""
+    `fingerprint` names the funnel's definition it counted. Its `end` tells a day of another
+    time zone that starts at the same instant (29 March in London and in UTC): after a change
+    of zone such a day is not the tenant's day."""
 
     start: datetime
     fingerprint: str
@@ -140,6 +143,13 @@ class FunnelDay:
     whole: FunnelTally
     rows: list[FunnelRow]
     dimensions: tuple[str, ...] = ()  # the keys its rows are split by
+    end: datetime | None = None  # None: rolled up before days kept their end
+
+
+def kept_for(day: Bucket, end: datetime | None) -> bool:
+    """Whether a funnel day stored from `day`'s start up to `end` was rolled up over `day` (one
+    kept without its end is taken for it)."""
+    return end in (None, day.end)
 
 
 class FunnelDays(Protocol):
@@ -151,10 +161,10 @@ class FunnelDays(Protocol):
         ...
 
     async def stored(
-        self, tenant_id: str, funnel: str, fingerprint: str, starts: Sequence[datetime]
+        self, tenant_id: str, funnel: str, fingerprint: str, days: Sequence[Bucket]
     ) -> dict[datetime, bool]:
-        """Of the days starting at `starts`, those stored with this fingerprint, and whether
-        each is final."""
+        """Of these days, those stored with this fingerprint over them (`kept_for`), by their
+        start, and whether each is final."""
         ...
 
     async def wholes(

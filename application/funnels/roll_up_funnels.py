@@ -40,10 +40,10 @@ class RollUpFunnels:
         """Of `days`, those to roll up for each funnel: the `recomputed` ones, and those not
         stored final with the funnel's current fingerprint."""
         due = []
-        dimensions, starts = tenant.settings.dimensions, [d.start for d in days]
+        dimensions = tenant.settings.dimensions
         for funnel in await self._funnels.all(tenant.id):
             fingerprint = funnel.fingerprint(dimensions)
-            stored = await self._days.stored(tenant.id, funnel.name, fingerprint, starts)
+            stored = await self._days.stored(tenant.id, funnel.name, fingerprint, days)
             due += [(funnel, d) for d in days if d.start in recomputed or not stored.get(d.start)]
         return due
 
@@ -58,5 +58,7 @@ class RollUpFunnels:
             resource_id, values = row_of_group(group)
             rows.append(FunnelRow(resource_id, values, tally))
         fingerprint = funnel.fingerprint(dimensions)
-        stored = FunnelDay(day.start, fingerprint, final, count.whole, rows, tuple(dimensions))
+        stored = FunnelDay(
+            day.start, fingerprint, final, count.whole, rows, tuple(dimensions), day.end
+        )
         await self._days.replace(tenant.id, funnel.name, stored)

@@ -8,6 +8,7 @@ ValueError or InvalidInput, which the format names the line with."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,9 @@ from domain.text import MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_TEXT, MAX_INT64, check_
 from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
 NAME_LENGTH = 64  # a funnel's name and a definition's fingerprint, as the stores keep them
+# A calendar day's length: 23 or 25 hours around a change of clocks in most zones, 26 in some
+# zones' history, up to two days where a zone moved back across the date line.
+LONGEST_DAY = timedelta(days=2)
 STATUSES = frozenset(s.value for s in SessionStatus)
 
 
@@ -50,6 +54,8 @@ def check_funnel_day(archived: ArchivedFunnelDay) -> None:
     check_text("fingerprint", day.fingerprint, NAME_LENGTH)
     if day.start.second or day.start.microsecond:
         raise ValueError(f"no day starts at {day.start.isoformat()}")
+    if day.end is not None and not timedelta(0) < day.end - day.start <= LONGEST_DAY:
+        raise ValueError(f"no day runs from {day.start.isoformat()} to {day.end.isoformat()}")
     for key in day.dimensions:
         check_text("dimension", key, MAX_ATTRIBUTE_KEY)
     _unique("funnel row", [(row.resource_id, row.dimensions) for row in day.rows])

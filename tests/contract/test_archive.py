@@ -19,7 +19,7 @@ from application.transfer import import_tenant
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
 from application.transfer.tenant_export_format import RECORD_TYPES
-from domain.calendar import Period
+from domain.calendar import Calendar, Period
 from domain.erasure import Pseudonyms
 from domain.errors import Conflict, InvalidInput
 from domain.funnels import Funnel, FunnelTally, Stage, StageMatch
@@ -97,6 +97,7 @@ PHOTO_DAY = FunnelDay(
         FunnelRow("booth-2", (), a_tally(1)),
     ],
     ("store",),
+    DAY.start + timedelta(days=1),
 )
 
 
@@ -302,15 +303,16 @@ async def test_imported_rollups_and_funnel_days_are_those_exported(storage: Any)
     for rollup in (HOUR, DAY):
         window = Window(rollup.start, rollup.start + timedelta(seconds=1))
         assert await storage.rollups.find("moved-id", rollup.period, window) == [rollup]
-    days = storage.funnel_days
+    days, day = storage.funnel_days, Calendar().bucket(Period.DAY, DAY.start)
     assert await days.wholes("moved-id", "photo", [DAY.start]) == [PHOTO_DAY.whole]
     rows = await days.rows("moved-id", "photo", [DAY.start], {})
     assert sorted(rows, key=lambda r: r.resource_id) == PHOTO_DAY.rows
     by_store = await days.groups("moved-id", "photo", [DAY.start], "attributes.store")
     assert sorted(by_store, key=str) == [("gangnam", a_tally(2)), (None, a_tally(1))]
-    assert await days.stored("moved-id", "photo", PHOTO_DAY.fingerprint, [DAY.start]) == {
-        DAY.start: True
-    }
+    assert await days.stored("moved-id", "photo", PHOTO_DAY.fingerprint, [day]) == {DAY.start: True}
+    # Its end came with it: the 23-hour day that starts then elsewhere is another.
+    short = replace(day, end=day.end - timedelta(hours=1))
+    assert await days.stored("moved-id", "photo", PHOTO_DAY.fingerprint, [short]) == {}
 
 
 async def test_a_tenant_whose_name_is_taken_here_is_refused(storage: Any) -> None:
@@ -333,7 +335,9 @@ async def test_rollups_of_more_buckets_than_an_export_reads_at_once_move_whole(
     for rollup in hours:
         await storage.rollups.replace(tenant.id, rollup)
     for n in range(1, 30):
-        day = replace(PHOTO_DAY, start=PHOTO_DAY.start + timedelta(days=n))
+        later = timedelta(days=n)
+        start = PHOTO_DAY.start + later
+        day = replace(PHOTO_DAY, start=start, end=start + timedelta(days=1))
         await storage.funnel_days.replace(tenant.id, PHOTO.name, day)
 
     lines = await export(storage, "exam-prep")

@@ -113,12 +113,12 @@ async def test_a_day_rolled_up_for_good_gives_what_its_events_give(
     # Eve is still at the kiosk: the day is rolled up, not for good, and still read from events.
     assert await roll_up(storage, tenant, 24 * 60 + 30) == 2  # T0's day and the next
     fingerprint = PHOTO.fingerprint(SETTINGS.dimensions)
-    stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [DAY.start])
+    stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [DAY])
     assert stored == {DAY.start: False}
     await close(storage, tenant, ids["eve"], at(53), SessionStatus.ABANDONED)
     from_events = [await report(storage, tenant, **asked) for asked in asked_ways()]
     assert await roll_up(storage, tenant, 2 * 24 * 60 + 120) == 3  # and the day after
-    stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [DAY.start])
+    stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [DAY])
     assert stored == {DAY.start: True}
 
     from_rollups = [await report(storage, tenant, **asked) for asked in asked_ways()]
@@ -177,7 +177,7 @@ async def test_a_deleted_resource_leaves_the_days_and_deleted_funnels_take_their
 ) -> None:
     tenant, _ = await rolled_up_for_good(storage, tenant)
     fingerprint = PHOTO.fingerprint(SETTINGS.dimensions)
-    days = [DAY.start, DAY.end]
+    days = [DAY, Calendar().bucket(Period.DAY, NEXT_DAY)]
 
     use_cases = wired(storage, FakeClock(at(2 * 24 * 60 + 120))).use_cases()
     await use_cases.delete_resource()(DeleteResourceCommand(tenant, "kiosk-S2"))
@@ -202,7 +202,7 @@ async def test_retention_takes_a_funnels_days_with_the_daily_rollups(
         await storage.funnels.put(owner.id, PHOTO)
         await roll_up(storage, owner, 2 * 24 * 60 + 120)
     fingerprint = PHOTO.fingerprint(SETTINGS.dimensions)
-    days = [DAY.start, DAY.end]
+    days = [DAY, Calendar().bucket(Period.DAY, NEXT_DAY)]
 
     clock = FakeClock(DAY.end + timedelta(days=30, hours=-1))  # T0's day is 30 days old
     await wired(storage, clock).jobs().apply_retention()(ApplyRetentionCommand(tenant.name))

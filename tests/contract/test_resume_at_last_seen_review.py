@@ -111,7 +111,8 @@ async def funnel_days(storage: Any, tenant: Tenant, funnel: Funnel, days: int) -
     first = calendar.start_of(Period.DAY, T0)
     starts = [calendar.shift(Period.DAY, first, n) for n in range(days)]
     fingerprint = funnel.fingerprint(tenant.settings.dimensions)
-    final = await storage.funnel_days.stored(tenant.id, funnel.name, fingerprint, starts)
+    buckets = [calendar.bucket(Period.DAY, start) for start in starts]
+    final = await storage.funnel_days.stored(tenant.id, funnel.name, fingerprint, buckets)
     wholes = await storage.funnel_days.wholes(tenant.id, funnel.name, starts)
     rows = await storage.funnel_days.rows(tenant.id, funnel.name, starts, {})
     return FunnelDays(dict(final), wholes, sorted(rows, key=repr))
@@ -555,10 +556,10 @@ async def test_funnel_days_stay_open_from_the_oldest_active_start_and_close_as_b
     await runs(storage, tenant, 120, day, day + 60)
     await heartbeat(storage, tenant, kiosk, 2 * day)
     await runs(storage, tenant, 2 * day + 1)
-    first_day = tenant.settings.calendar.start_of(Period.DAY, T0)
+    first_day = tenant.settings.calendar.bucket(Period.DAY, T0)
     fingerprint = PHOTO.fingerprint(())
     stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [first_day])
-    assert stored == {first_day: False}  # the kiosk started on it is still open
+    assert stored == {first_day.start: False}  # the kiosk started on it is still open
 
     # A capture dated the first day, sent on the third, before its last sign of life.
     await ingest(storage, tenant, 2 * day + 5, Event(kiosk.id, 2, "capture", at(200)))
@@ -568,7 +569,7 @@ async def test_funnel_days_stay_open_from_the_oldest_active_start_and_close_as_b
     await exit_at(storage, tenant, kiosk, 2 * day + 20, day + 30, status="abandoned")
     await runs(storage, tenant, 2 * day + 25, 2 * day + 90)
     stored = await storage.funnel_days.stored(tenant.id, "photo", fingerprint, [first_day])
-    assert stored == {first_day: True}
+    assert stored == {first_day.start: True}
 
     await assert_as_recomputed(storage, tenant, 2 * day + 90, PHOTO, 3)
 

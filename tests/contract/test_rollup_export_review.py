@@ -456,6 +456,15 @@ MALFORMED = [
         "funnel_day",
         _day(lambda d: d["whole"].pop("statuses")),
     ),
+    refused(
+        "a day ending before it starts",
+        "funnel_day",
+        _day(_set(end={"$time": "2000-01-01T00:00:00+00:00"})),
+    ),
+    refused("a day of no time", "funnel_day", _day(lambda d: d.update(end=d["start"]))),
+    refused(
+        "a day of a century", "funnel_day", _day(_set(end={"$time": "2126-01-01T00:00:00+00:00"}))
+    ),
 ]
 
 
