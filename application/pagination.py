@@ -10,10 +10,14 @@ from typing import Any, Generic, TypeVar
 
 from domain.clock import as_utc
 from domain.errors import InvalidInput
+from domain.session import MAX_ID_LENGTH
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-MAX_CURSOR = 1000  # characters; the longest real one holds an instant and a 200-character id
+# Characters: the longest real one holds an instant and an id of MAX_ID_LENGTH characters, each
+# of which JSON may write as 12 (a character past the Basic Multilingual Plane: two \uXXXX), in
+# base64 (4 characters for 3 bytes).
+MAX_CURSOR = (12 * MAX_ID_LENGTH + 100) * 4 // 3
 
 T = TypeVar("T")
 
