@@ -23,6 +23,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a listing in the order of an instant stopped: the instant and id of the last item
+    returned."""
+
+    at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
@@ -66,7 +75,7 @@ def _held(value: Any) -> bool:
 
 
 def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (instant, id) a newest-first listing stopped at."""
+    """The (instant, id) a listing in the order of an instant stopped at."""
     at, id = decode_cursor(cursor, 2)
     try:
         if not isinstance(id, str):

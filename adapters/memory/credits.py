@@ -5,6 +5,7 @@ from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from adapters.memory.store import MemoryStore
 from adapters.polling import polled
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
+from application.pagination import Position
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, Rate
 from domain.errors import NotFound
@@ -100,19 +101,17 @@ class MemoryCreditLedger(CreditLedger):
         return Balance(subject_id, granted, granted - sum(e.amount for e in entries))
 
     async def entries(
-        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+        self, tenant_id: str, subject_id: str, limit: int, after: Position | None = None
     ) -> list[LedgerEntry]:
         found = sorted(
             (
                 e
                 for e in self._store.ledger
                 if (e.tenant_id, e.subject_id) == (tenant_id, subject_id)
+                and (after is None or (e.created_at, e.id) > (after.at, after.id))
             ),
             key=lambda e: (e.created_at, e.id),
         )
-        if after is not None:
-            position = next((i for i, e in enumerate(found) if e.id == after), len(found))
-            found = found[position + 1 :]
         return found[:limit]
 
     async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:

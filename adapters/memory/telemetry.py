@@ -6,12 +6,12 @@ from decimal import Decimal
 from typing import Generic
 
 from adapters.memory.store import MemoryStore
+from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
     ErrorLog,
     MetricLog,
-    Position,
     Record,
     SaleBook,
     SessionGone,

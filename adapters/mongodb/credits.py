@@ -25,6 +25,7 @@ from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
+from application.pagination import Position
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
@@ -269,16 +270,14 @@ class MongoCreditLedger(CreditLedger):
         return Balance(subject_id, int(sums[0]["granted"]), int(sums[0]["consumed"]))
 
     async def entries(
-        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+        self, tenant_id: str, subject_id: str, limit: int, after: Position | None = None
     ) -> list[LedgerEntry]:
         query: Document = {"tenant_id": tenant_id, "subject_id": subject_id}
         if after is not None:
-            anchor = await self._ledger.find_one({**query, "id": after}, {"created_at": 1})
-            if anchor is not None:
-                query["$or"] = [
-                    {"created_at": {"$gt": anchor["created_at"]}},
-                    {"created_at": anchor["created_at"], "id": {"$gt": after}},
-                ]
+            query["$or"] = [
+                {"created_at": {"$gt": after.at}},
+                {"created_at": after.at, "id": {"$gt": after.id}},
+            ]
         cursor = self._ledger.find(query, sort=[("created_at", 1), ("id", 1)], limit=limit)
         return [entry_from_document(d) async for d in cursor]
 

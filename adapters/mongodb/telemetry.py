@@ -28,12 +28,12 @@ from adapters.mongodb.telemetry_documents import (
     sale_to_document,
     settlement_to_document,
 )
+from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
     ErrorLog,
     MetricLog,
-    Position,
     Record,
     SaleBook,
     SessionGone,

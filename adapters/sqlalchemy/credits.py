@@ -23,6 +23,7 @@ from adapters.sqlalchemy.settlement_claims import Claim, SettlementStatements
 from adapters.sqlalchemy.sqlite_settlements import SqliteSettlement, SqliteSettlementWriter
 from adapters.sqlalchemy.tables import alerts, ledger_balances, ledger_entries, rates, sessions
 from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
+from application.pagination import Position
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
@@ -165,25 +166,13 @@ class SqlCreditLedger(CreditLedger):
             return await _sums(conn, tenant_id, subject_id)
 
     async def entries(
-        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+        self, tenant_id: str, subject_id: str, limit: int, after: Position | None = None
     ) -> list[LedgerEntry]:
-        mine = [ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.subject_id == subject_id]
-        conditions = list(mine)
+        e = ledger_entries.c
+        conditions = [e.tenant_id == tenant_id, e.subject_id == subject_id]
         if after is not None:
-            anchor = (
-                select(ledger_entries.c.created_at, ledger_entries.c.id)
-                .where(*mine, ledger_entries.c.id == after)
-                .subquery()
-            )
             conditions.append(
-                or_(
-                    ledger_entries.c.created_at > select(anchor.c.created_at).scalar_subquery(),
-                    and_(
-                        ledger_entries.c.created_at
-                        == select(anchor.c.created_at).scalar_subquery(),
-                        ledger_entries.c.id > after,
-                    ),
-                )
+                or_(e.created_at > after.at, and_(e.created_at == after.at, e.id > after.id))
             )
         query = (
             select(ledger_entries)

@@ -47,12 +47,12 @@ from adapters.sqlalchemy.telemetry_rows import (
     step_rows,
     summed,
 )
+from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
     ErrorLog,
     MetricLog,
-    Position,
     Record,
     SaleBook,
     SessionGone,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from application.pagination import Position
 from domain.charging import Priced
 from domain.credits import Alert, Balance, LedgerEntry, Rate
 from domain.session import Charge, Session
@@ -91,9 +92,9 @@ class CreditLedger(Protocol):
         ...
 
     async def entries(
-        self, tenant_id: str, subject_id: str, limit: int, after: str | None = None
+        self, tenant_id: str, subject_id: str, limit: int, after: Position | None = None
     ) -> list[LedgerEntry]:
-        """Up to `limit` entries, oldest first (by created_at, then id), after entry `after`."""
+        """Up to `limit` entries, oldest first (by created_at, then id), after `after`."""
         ...
 
     async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from application.pagination import Page, check_limit, decode_instant_cursor, page_of
-from application.telemetry.ports import Position, SaleBook
+from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
+from application.telemetry.ports import SaleBook
 from application.telemetry.window import report_window
 from domain.sales import Sale, SalesFilter
 

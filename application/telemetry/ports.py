@@ -5,10 +5,9 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, TypeVar, final
 
+from application.pagination import Position
 from application.ports import Window
 from domain.error_reports import (
     PER_FINGERPRINT,
@@ -30,14 +29,6 @@ class SessionGone:
 
 
 SESSION_GONE = SessionGone()
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a newest-first listing stopped: the instant and id of the last record returned."""
-
-    at: datetime
-    id: str
 
 
 class RecordLog(Protocol[Record]):

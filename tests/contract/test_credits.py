@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from application.pagination import Position
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
 from application.sessions.record_exit import RecordExitCommand
 from domain.credits import Balance, EntryKind, MeterRate, Rate, Rounding
@@ -282,7 +283,8 @@ async def test_the_ledger_reads_oldest_first_a_page_at_a_time(storage: Any, tena
     expected = [g.id for g in sorted(grants, key=lambda g: (g.created_at, g.id))]
 
     first = await storage.ledger.entries(tenant.id, "user-1", limit=2)
-    rest = await storage.ledger.entries(tenant.id, "user-1", limit=10, after=first[-1].id)
+    after = Position(first[-1].created_at, first[-1].id)
+    rest = await storage.ledger.entries(tenant.id, "user-1", limit=10, after=after)
 
     assert [e.id for e in first + rest] == expected
     assert await storage.ledger.entries(tenant.id, "someone-else", limit=10) == []

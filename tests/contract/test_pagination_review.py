@@ -86,14 +86,5 @@ def test_a_sessions_cursor_from_other_filters_pages_what_they_match_on_mongodb(
     review.test_a_sessions_cursor_from_other_filters_pages_only_what_the_filters_match(api)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /v1/accounts/{subject}/credits/ledger on MongoDB: a cursor naming no entry of the "
-    "subject is not refused; the adapter finds no anchor and drops the condition, so it answers "
-    "200 with the FIRST page again (memory/SQL answer an empty last page): a client that "
-    "follows it walks the ledger again from the start",
-)
-def test_a_ledger_cursor_naming_no_entry_of_the_subject_is_422_naming_cursor_on_mongodb(
-    api: Api,
-) -> None:
-    review.test_a_ledger_cursor_naming_no_entry_of_the_subject_is_422_naming_cursor(api)
+def test_a_ledger_cursor_is_where_the_last_entry_stands_on_mongodb(api: Api) -> None:
+    review.test_a_ledger_cursor_is_where_the_last_entry_stands_and_names_no_other_subject(api)

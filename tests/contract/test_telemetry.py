@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from application.pagination import Position
 from application.ports import Window
-from application.telemetry.ports import Position
 from domain.error_reports import ErrorFilter, ErrorGroup, ErrorGrouping, ErrorReport, Severity
 from domain.performance import GroupBy, StepTimes, nearest_rank
 from domain.sales import (

@@ -587,31 +587,35 @@ def test_a_sessions_cursor_from_other_filters_pages_only_what_the_filters_match(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GET /v1/accounts/{subject}/credits/ledger, every store: a cursor naming no entry of "
-    "the subject (one character changed, an events cursor [3], another subject's or tenant's "
-    "entry) answers 200 with an empty page and next_cursor null, so the walk silently ends "
-    "(ListLedger resolves the id to no anchor; MongoDB then lists from the start); every other "
-    "listing refuses a cursor it did not return with 422 naming `cursor`",
-)
-def test_a_ledger_cursor_naming_no_entry_of_the_subject_is_422_naming_cursor(api: Api) -> None:
-    """The ledger's cursor is an entry id: one that is not the subject's cannot be a position
-    this listing returned."""
+def test_a_ledger_cursor_is_where_the_last_entry_stands_and_names_no_other_subject(
+    api: Api,
+) -> None:
+    """Found by the review: the ledger's cursor was an entry's id, and one naming no entry of
+    the subject ended the walk (memory, SQL) or began it again (MongoDB). It is now where the
+    last entry stands (its instant and id), as the other listings' cursors are: a cursor of
+    another shape is refused, another subject's is a place in this subject's ledger, and one
+    past the last entry gives an empty last page."""
     for subject in ("jun", "mina"):
         for n in range(3):
             grant(api, subject, n + 1)
     path = "/v1/accounts/jun/credits/ledger"
-    real = api.client.get(path, params={"limit": 1}, headers=api.app).json()["next_cursor"]
-    (entry,) = json.loads(base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)))
-    changed = entry[:-1] + ("0" if entry[-1] != "0" else "1")
+    juns = walk(api, path, api.app, 1)
     minas = api.client.get(
         "/v1/accounts/mina/credits/ledger", params={"limit": 1}, headers=api.app
-    ).json()["next_cursor"]
+    ).json()
+    after_mina = instant(minas["items"][0]["created_at"])
 
-    for forged in (cursor_of([changed]), cursor_of([3]), minas):
+    for forged in (cursor_of([juns[0]["id"]]), cursor_of([3])):
         got = api.client.get(path, params={"cursor": forged}, headers=api.app)
         assert invalid_fields(got) == ["cursor"], got.text
+    got = api.client.get(path, params={"cursor": minas["next_cursor"]}, headers=api.app)
+    assert got.status_code == 200, got.text
+    listed = got.json()["items"]
+    assert {e["id"] for e in listed} <= {e["id"] for e in juns}, listed
+    assert all(instant(e["created_at"]) >= after_mina for e in listed), (after_mina, listed)
+    past = cursor_of(["2999-01-01T00:00:00+00:00", ""])
+    got = api.client.get(path, params={"cursor": past}, headers=api.app)
+    assert got.json() == {"items": [], "next_cursor": None}, got.text
 
 
 def test_a_walk_past_an_error_or_sale_with_a_long_id_outside_ascii_goes_on(api: Api) -> None:
