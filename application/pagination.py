@@ -91,3 +91,28 @@ def page_of(rows: list[T], limit: int, position: Callable[[T], list[Any]]) -> Pa
         return Page(rows, None)
     items = rows[:limit]
     return Page(items, encode_cursor(position(items[-1])))
+
+
+def page_of_whole(
+    items: list[T],
+    limit: int | None,
+    cursor: str | None,
+    position: Callable[[T], list[Any]],
+    arity: int = 1,
+    descending: bool = False,
+) -> Page[T]:
+    """A page of a short list read whole (a tenant's plans, funnels and keys; a subject's
+    subscriptions): up to `limit` items after the place `cursor` holds, in the order of their
+    places (descending if told). `position` is an item's place: `arity` texts and integers
+    unique to it. An item removed meanwhile leaves its place behind, so a walk skips nothing."""
+    size = check_limit(limit)
+    items = sorted(items, key=position, reverse=descending)
+    if cursor is not None:
+        after = decode_cursor(cursor, arity)
+        try:
+            items = [
+                i for i in items if (position(i) < after if descending else position(i) > after)
+            ]
+        except TypeError:  # a place of other types: not one this listing gave
+            raise InvalidInput("cursor", "is not a cursor this service returned") from None
+    return page_of(items[: size + 1], size, position)

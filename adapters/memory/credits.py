@@ -114,6 +114,13 @@ class MemoryCreditLedger(CreditLedger):
         )
         return found[:limit]
 
-    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
-        found = [a for a in self._store.alerts if a.tenant_id == tenant_id]
+    async def alerts(
+        self, tenant_id: str, limit: int, before: Position | None = None
+    ) -> list[Alert]:
+        found = [
+            a
+            for a in self._store.alerts
+            if a.tenant_id == tenant_id
+            and (before is None or (a.created_at, a.id) < (before.at, before.id))
+        ]
         return sorted(found, key=lambda a: (a.created_at, a.id), reverse=True)[:limit]

@@ -2,7 +2,7 @@ from collections.abc import Sequence
 
 from adapters.memory.store import MemoryStore
 from application.ports import Window
-from application.snapshots.ports import SnapshotLog
+from application.snapshots.ports import SnapshotLog, SnapshotPlace
 from domain.snapshots import MeasuredSnapshot, Snapshot, traffic_delta
 
 
@@ -20,7 +20,12 @@ class MemorySnapshotLog(SnapshotLog):
         return new
 
     async def find(
-        self, tenant_id: str, source: str | None, window: Window, limit: int
+        self,
+        tenant_id: str,
+        source: str | None,
+        window: Window,
+        limit: int,
+        after: SnapshotPlace | None = None,
     ) -> list[MeasuredSnapshot]:
         found: list[MeasuredSnapshot] = []
         previous: dict[str, int] = {}
@@ -29,8 +34,10 @@ class MemorySnapshotLog(SnapshotLog):
                 continue
             delta = traffic_delta(previous.get(snapshot.source), snapshot.traffic_bytes_total)
             previous[snapshot.source] = snapshot.traffic_bytes_total
-            inside = (window.start is None or window.start <= snapshot.at) and (
-                window.end is None or snapshot.at < window.end
+            inside = (
+                (window.start is None or window.start <= snapshot.at)
+                and (window.end is None or snapshot.at < window.end)
+                and (after is None or (snapshot.source, snapshot.at) > (after.source, after.at))
             )
             if inside:
                 found.append(MeasuredSnapshot(snapshot, delta))

@@ -281,10 +281,16 @@ class MongoCreditLedger(CreditLedger):
         cursor = self._ledger.find(query, sort=[("created_at", 1), ("id", 1)], limit=limit)
         return [entry_from_document(d) async for d in cursor]
 
-    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
-        cursor = self._alerts.find(
-            {"tenant_id": tenant_id}, sort=[("created_at", -1), ("id", -1)], limit=limit
-        )
+    async def alerts(
+        self, tenant_id: str, limit: int, before: Position | None = None
+    ) -> list[Alert]:
+        query: Document = {"tenant_id": tenant_id}
+        if before is not None:
+            query["$or"] = [
+                {"created_at": {"$lt": before.at}},
+                {"created_at": before.at, "id": {"$lt": before.id}},
+            ]
+        cursor = self._alerts.find(query, sort=[("created_at", -1), ("id", -1)], limit=limit)
         return [alert_from_document(d) async for d in cursor]
 
 

@@ -10,7 +10,7 @@ from pymongo.errors import BulkWriteError
 from adapters.mongodb.documents import Document, duplicates_in
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
-from application.snapshots.ports import SnapshotLog
+from application.snapshots.ports import SnapshotLog, SnapshotPlace
 from domain.snapshots import MeasuredSnapshot, Snapshot
 
 FIELDS = [f.name for f in fields(Snapshot)]
@@ -33,7 +33,12 @@ class MongoSnapshotLog(SnapshotLog):
         return len(stored.inserted_ids)
 
     async def find(
-        self, tenant_id: str, source: str | None, window: Window, limit: int
+        self,
+        tenant_id: str,
+        source: str | None,
+        window: Window,
+        limit: int,
+        after: SnapshotPlace | None = None,
     ) -> list[MeasuredSnapshot]:
         mine: Document = {"tenant_id": tenant_id}
         if source is not None:
@@ -41,6 +46,13 @@ class MongoSnapshotLog(SnapshotLog):
         if window.end is not None:
             mine["at"] = {"$lt": window.end}
         total, previous = "$traffic_bytes_total", "$previous"
+        # The delta needs the snapshot before the window's first: kept until after the shift.
+        shown: Document = {} if window.start is None else {"at": {"$gte": window.start}}
+        if after is not None:
+            shown["$or"] = [
+                {"source": {"$gt": after.source}},
+                {"source": after.source, "at": {"$gt": after.at}},
+            ]
         pipeline: list[Document] = [
             {"$match": mine},
             {
@@ -50,8 +62,7 @@ class MongoSnapshotLog(SnapshotLog):
                     "output": {"previous": {"$shift": {"output": total, "by": -1}}},
                 }
             },
-            # The delta needs the snapshot before the window's first: filter after the shift.
-            {"$match": {} if window.start is None else {"at": {"$gte": window.start}}},
+            {"$match": shown},
             {"$sort": {"source": 1, "at": 1}},
             {"$limit": limit},
             {

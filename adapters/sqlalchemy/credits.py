@@ -183,11 +183,19 @@ class SqlCreditLedger(CreditLedger):
         async with self._single.connect() as conn:
             return [entry_from_row(r) for r in await conn.execute(query)]
 
-    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
+    async def alerts(
+        self, tenant_id: str, limit: int, before: Position | None = None
+    ) -> list[Alert]:
+        a = alerts.c
+        conditions = [a.tenant_id == tenant_id]
+        if before is not None:
+            conditions.append(
+                or_(a.created_at < before.at, and_(a.created_at == before.at, a.id < before.id))
+            )
         query = (
             select(alerts)
-            .where(alerts.c.tenant_id == tenant_id)
-            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+            .where(*conditions)
+            .order_by(a.created_at.desc(), a.id.desc())
             .limit(limit)
         )
         async with self._single.connect() as conn:

@@ -5,14 +5,14 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.tables import snapshots
 from application.ports import Window
-from application.snapshots.ports import SnapshotLog
+from application.snapshots.ports import SnapshotLog, SnapshotPlace
 from domain.snapshots import MeasuredSnapshot, Snapshot
 
 FIELDS = [c.name for c in snapshots.columns if c.name != "tenant_id"]
@@ -37,7 +37,12 @@ class SqlSnapshotLog(SnapshotLog):
             return len(stored.all())
 
     async def find(
-        self, tenant_id: str, source: str | None, window: Window, limit: int
+        self,
+        tenant_id: str,
+        source: str | None,
+        window: Window,
+        limit: int,
+        after: SnapshotPlace | None = None,
     ) -> list[MeasuredSnapshot]:
         total = snapshots.c.traffic_bytes_total
         previous = func.lag(total).over(partition_by=snapshots.c.source, order_by=snapshots.c.at)
@@ -62,6 +67,11 @@ class SqlSnapshotLog(SnapshotLog):
         query = select(measured).order_by(measured.c.source, measured.c.at).limit(limit)
         if window.start is not None:
             query = query.where(measured.c.at >= window.start)
+        if after is not None:
+            m = measured.c
+            query = query.where(
+                or_(m.source > after.source, and_(m.source == after.source, m.at > after.at))
+            )
         async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [

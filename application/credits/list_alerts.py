@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
-from application.pagination import check_limit
+from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
 from domain.credits import Alert
 
 
@@ -11,14 +11,19 @@ from domain.credits import Alert
 class ListAlertsQuery:
     tenant_id: str
     limit: int | None = None
+    cursor: str | None = None
 
 
 class ListAlerts:
     """Alerts for a tenant's admins (e.g. a charge that took a balance below zero), newest
-    first: up to `limit` of them (default 50, at most 500)."""
+    first, one page at a time: up to `limit` of them (default 50, at most 500), and a cursor for
+    the next page while there are more."""
 
     def __init__(self, ledger: CreditLedger) -> None:
         self._ledger = ledger
 
-    async def __call__(self, query: ListAlertsQuery) -> list[Alert]:
-        return await self._ledger.alerts(query.tenant_id, check_limit(query.limit))
+    async def __call__(self, query: ListAlertsQuery) -> Page[Alert]:
+        size = check_limit(query.limit)
+        before = Position(*decode_instant_cursor(query.cursor)) if query.cursor else None
+        rows = await self._ledger.alerts(query.tenant_id, size + 1, before)
+        return page_of(rows, size, lambda a: [a.created_at.isoformat(), a.id])

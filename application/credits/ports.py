@@ -97,6 +97,8 @@ class CreditLedger(Protocol):
         """Up to `limit` entries, oldest first (by created_at, then id), after `after`."""
         ...
 
-    async def alerts(self, tenant_id: str, limit: int) -> list[Alert]:
-        """The newest alerts first."""
+    async def alerts(
+        self, tenant_id: str, limit: int, before: Position | None = None
+    ) -> list[Alert]:
+        """Up to `limit` alerts, newest first (by created_at, then id), before `before`."""
         ...

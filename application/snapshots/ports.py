@@ -5,10 +5,20 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from application.ports import Window
 from domain.snapshots import MeasuredSnapshot, Snapshot
+
+
+@dataclass(frozen=True)
+class SnapshotPlace:
+    """Where a listing of snapshots stopped: the last one's source and time."""
+
+    source: str
+    at: datetime
 
 
 class SnapshotLog(Protocol):
@@ -18,10 +28,16 @@ class SnapshotLog(Protocol):
         ...
 
     async def find(
-        self, tenant_id: str, source: str | None, window: Window, limit: int
+        self,
+        tenant_id: str,
+        source: str | None,
+        window: Window,
+        limit: int,
+        after: SnapshotPlace | None = None,
     ) -> list[MeasuredSnapshot]:
-        """Snapshots taken in the window (by source, then time), each with the traffic since the
-        previous snapshot of its source, computed where they are stored (see
+        """Up to `limit` snapshots taken in the window (by source, then time), after `after`,
+        each with the traffic since the previous snapshot of its source (that one may come
+        before the window or `after`), computed where they are stored (see
         domain.snapshots.traffic_delta) — so a snapshot that arrives late or out of order changes
         the deltas around it as it should."""
         ...

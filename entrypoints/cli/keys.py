@@ -4,8 +4,9 @@ from datetime import datetime
 
 import click
 
+from application.pagination import MAX_LIMIT
 from application.tenants.create_api_key import CreateApiKeyCommand
-from application.tenants.list_api_keys import ApiKeys, ListApiKeys, ListApiKeysQuery
+from application.tenants.list_api_keys import ListApiKeys, ListApiKeysQuery
 from application.tenants.revoke_api_key import RevokeApiKey, RevokeApiKeyCommand
 from domain.tenants import ApiKey, Role
 from entrypoints.cli.options import INSTANT, tenant_option
@@ -65,12 +66,18 @@ KEY_COLUMNS = (
 def list_keys(ctx: click.Context, tenant_name: str, output: str) -> None:
     """The tenant's keys, revoked ones too (never their secrets)."""
 
-    async def job(c: Container) -> ApiKeys:
+    async def job(c: Container) -> list[ApiKey]:
         tenant = await tenant_named(c, tenant_name)
         list_api_keys: ListApiKeys = c.use_cases.list_api_keys()
-        return await list_api_keys(ListApiKeysQuery(tenant.id))
+        found: list[ApiKey] = []
+        cursor: str | None = None
+        while True:  # every page
+            page = await list_api_keys(ListApiKeysQuery(tenant.id, MAX_LIMIT, cursor))
+            found += page.items
+            if (cursor := page.next_cursor) is None:
+                return found
 
-    rows = [[getattr(k, column) for column in KEY_COLUMNS] for k in run(ctx, job).items]
+    rows = [[getattr(k, column) for column in KEY_COLUMNS] for k in run(ctx, job)]
     echo_rows(output, KEY_COLUMNS, rows)
 
 

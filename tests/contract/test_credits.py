@@ -132,6 +132,30 @@ async def test_a_charge_below_zero_warns_and_alerts(storage: Any, tenant: Tenant
     )
 
 
+async def test_alerts_read_a_page_at_a_time_newest_first_and_ties_once_each(
+    storage: Any, tenant: Tenant
+) -> None:
+    """Four charges below zero, two of them at one instant: pages of two, each from before the
+    last alert read, list every alert once, newest first."""
+    for settled_at in (at(10), at(20), at(20), at(30)):
+        session = await stored_session(storage, tenant, kind="counseling")
+        closed = Exit(at=at(3))
+        await storage.sessions.close(
+            tenant.id, session.id, closed, frozenset({"counseling"}), NOW, SHUT
+        )
+        await storage.ledger.settle(tenant.id, session.id, 0, 6, settled_at)
+    whole = await storage.ledger.alerts(tenant.id, limit=10)
+
+    pages, before = [], None
+    while page := await storage.ledger.alerts(tenant.id, 2, before):
+        pages.append(page)
+        before = Position(page[-1].created_at, page[-1].id)
+
+    assert [len(p) for p in pages] == [2, 2]
+    assert [a for p in pages for a in p] == whole
+    assert [a.created_at for a in whole] == [at(30), at(20), at(20), at(10)]
+
+
 @pytest.mark.parametrize(
     ("granted", "charge", "alert"),
     [

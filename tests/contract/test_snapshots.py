@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from application.ports import Window
+from application.snapshots.ports import SnapshotPlace
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
 from tests.contract.builders import at
@@ -68,3 +69,25 @@ async def test_sources_are_measured_apart_and_a_window_still_sees_the_snapshot_b
 
     assert in_window == [("lk-1", 10, 600), ("lk-2", 10, 40)]
     assert one_source == [("lk-2", 0, 0), ("lk-2", 10, 40)]
+
+
+async def test_pages_of_snapshots_keep_the_traffic_since_a_snapshot_on_the_page_before(
+    storage: Any, tenant: Tenant
+) -> None:
+    """Read two at a time from after the last one read: each page's first snapshot still
+    measures its traffic from its source's previous one, listed on the page before."""
+    await storage.snapshots.add(
+        tenant.id,
+        [snapshot(0, 100), snapshot(5, 300), snapshot(10, 600)]
+        + [snapshot(m, t, source="lk-2") for m, t in ((0, 10), (5, 40))],
+    )
+    whole = await storage.snapshots.find(tenant.id, None, Window(), 100)
+
+    pages, after = [], None
+    while page := await storage.snapshots.find(tenant.id, None, Window(), 2, after):
+        pages.append(page)
+        after = SnapshotPlace(page[-1].snapshot.source, page[-1].snapshot.at)
+
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [m for p in pages for m in p] == whole
+    assert [m.traffic_bytes for m in whole] == [0, 200, 300, 0, 30]

@@ -200,7 +200,7 @@ def test_the_subscription_history_is_newest_first_with_when_each_was_set(api: Ap
     ]
     assert all(i["subject_id"] == "mina" and i["set_at"].endswith("Z") for i in items)
     assert items[0]["set_at"] >= items[1]["set_at"]
-    assert nobody.json() == {"items": []}
+    assert nobody.json() == {"items": [], "next_cursor": None}
 
 
 def test_plans_and_subscriptions_are_read_back_with_an_admin_key_only(api: Api) -> None:

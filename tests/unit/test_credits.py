@@ -255,7 +255,7 @@ async def test_a_soft_overdraft_charges_below_zero_with_a_warning_and_an_alert(
         "negative_balance",
     )
     alerts = await use_cases.list_alerts()(ListAlertsQuery(tenant.id))
-    assert [(a.kind, a.subject_id, a.session_id) for a in alerts] == [
+    assert [(a.kind, a.subject_id, a.session_id) for a in alerts.items] == [
         ("negative_balance", "u1", session.id)
     ]
 

@@ -15,7 +15,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import Listing, Page
+from entrypoints.http.schemas.common import Page
 from entrypoints.http.schemas.credits import (
     AlertOut,
     CreditsOut,
@@ -120,6 +120,7 @@ class CreditsController(Controller):
         caller: NamedDependency[Principal],
         list_alerts: NamedDependency[ListAlerts],
         limit: FromQuery[int | None] = None,
-    ) -> Listing[AlertOut]:
-        alerts = await list_alerts(ListAlertsQuery(caller.tenant.id, limit))
-        return Listing([AlertOut.of(a) for a in alerts])
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[AlertOut]:
+        alerts = await list_alerts(ListAlertsQuery(caller.tenant.id, limit, cursor))
+        return Page.of(alerts, AlertOut.of)

@@ -2,7 +2,7 @@
 
 from litestar import Controller, delete, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.funnels.delete_funnel import DeleteFunnel, DeleteFunnelCommand
 from application.funnels.get_funnel import GetFunnel, GetFunnelQuery
@@ -13,7 +13,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import Listing
+from entrypoints.http.schemas.common import Page
 from entrypoints.http.schemas.funnels import FunnelBody, FunnelOut
 
 NO_FUNNEL = "no such funnel in this tenant"
@@ -48,10 +48,14 @@ class FunnelsController(Controller):
         responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
     )
     async def list_funnels(
-        self, caller: NamedDependency[Principal], list_funnels: NamedDependency[ListFunnels]
-    ) -> Listing[FunnelOut]:
-        funnels = await list_funnels(ListFunnelsQuery(caller.tenant.id))
-        return Listing([FunnelOut.of(f) for f in funnels])
+        self,
+        caller: NamedDependency[Principal],
+        list_funnels: NamedDependency[ListFunnels],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[FunnelOut]:
+        funnels = await list_funnels(ListFunnelsQuery(caller.tenant.id, limit, cursor))
+        return Page.of(funnels, FunnelOut.of)
 
     @get(
         "/{name:str}",

@@ -2,7 +2,7 @@
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.tenants.authenticate import Principal
 from application.tenants.create_api_key import CreateApiKey, CreateApiKeyCommand
@@ -12,7 +12,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import Listing
+from entrypoints.http.schemas.common import Page
 from entrypoints.http.schemas.keys import IssuedKeyOut, KeyBody, KeyOut
 
 
@@ -49,10 +49,14 @@ class KeysController(Controller):
         responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
     )
     async def list(
-        self, caller: NamedDependency[Principal], list_api_keys: NamedDependency[ListApiKeys]
-    ) -> Listing[KeyOut]:
-        keys = await list_api_keys(ListApiKeysQuery(caller.tenant.id))
-        return Listing([KeyOut.of(k) for k in keys.items])
+        self,
+        caller: NamedDependency[Principal],
+        list_api_keys: NamedDependency[ListApiKeys],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[KeyOut]:
+        keys = await list_api_keys(ListApiKeysQuery(caller.tenant.id, limit, cursor))
+        return Page.of(keys, KeyOut.of)
 
     @delete(
         "/{key_id:str}",

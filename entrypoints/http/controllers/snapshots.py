@@ -11,7 +11,7 @@ from domain.snapshots import Snapshot
 from domain.tenants import Role
 from entrypoints.http.auth import needs
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import From, Listing, To
+from entrypoints.http.schemas.common import From, Page, To
 from entrypoints.http.schemas.snapshots import (
     SnapshotBatchBody,
     SnapshotBody,
@@ -68,12 +68,11 @@ class SnapshotsController(Controller):
         source: FromQuery[str | None] = None,
         start: From = None,
         end: To = None,
-        limit: FromQuery[int] = 100,
-    ) -> Listing[SnapshotOut]:
-        found = await list_snapshots(
-            ListSnapshotsQuery(caller.tenant.id, source, start, end, limit)
-        )
-        return Listing([SnapshotOut.of(m) for m in found])
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[SnapshotOut]:
+        query = ListSnapshotsQuery(caller.tenant.id, source, start, end, limit, cursor)
+        return Page.of(await list_snapshots(query), SnapshotOut.of)
 
 
 async def _record(

@@ -2,7 +2,7 @@
 
 from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.tenants.authenticate import Principal
 from application.trials.get_limits import GetLimits, GetLimitsQuery
@@ -18,7 +18,7 @@ from domain.tenants import Role
 from entrypoints.http.auth import AUTH, NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.openapi import rules_of
-from entrypoints.http.schemas.common import Listing
+from entrypoints.http.schemas.common import Page
 from entrypoints.http.schemas.trials import (
     LimitsOut,
     PlanBody,
@@ -66,10 +66,14 @@ class TrialsController(Controller):
         responses=documented({401: AUTH, 403: NEEDS_ADMIN}),
     )
     async def list_plans(
-        self, caller: NamedDependency[Principal], list_plans: NamedDependency[ListPlans]
-    ) -> Listing[PlanOut]:
-        plans = await list_plans(ListPlansQuery(caller.tenant.id))
-        return Listing([PlanOut.of(p) for p in plans])
+        self,
+        caller: NamedDependency[Principal],
+        list_plans: NamedDependency[ListPlans],
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[PlanOut]:
+        plans = await list_plans(ListPlansQuery(caller.tenant.id, limit, cursor))
+        return Page.of(plans, PlanOut.of)
 
     @get(
         "/plans/{plan_id:str}",
@@ -98,9 +102,11 @@ class TrialsController(Controller):
         subject_id: FromPath[str],
         caller: NamedDependency[Principal],
         list_subscriptions: NamedDependency[ListSubscriptions],
-    ) -> Listing[SubscriptionSetOut]:
-        history = await list_subscriptions(ListSubscriptionsQuery(caller.tenant.id, subject_id))
-        return Listing([SubscriptionSetOut.of_entry(e) for e in history])
+        limit: FromQuery[int | None] = None,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page[SubscriptionSetOut]:
+        query = ListSubscriptionsQuery(caller.tenant.id, subject_id, limit, cursor)
+        return Page.of(await list_subscriptions(query), SubscriptionSetOut.of_entry)
 
     @put(
         "/accounts/{subject_id:str}/subscription",
