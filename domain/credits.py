@@ -11,7 +11,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from domain.errors import InvalidInput
-from domain.session import KIND_PATTERN, Session
+from domain.session import KIND_PATTERN, MAX_ID_LENGTH, Session
 from domain.text import check_text
 from domain.usage import MAX_DECIMAL_PLACES, METER_NAME, decimal_places
 
@@ -125,7 +125,7 @@ class LedgerEntry:
     ) -> "LedgerEntry":
         if not 0 < amount <= MAX_GRANT:
             raise InvalidInput("amount", f"must be 1-{MAX_GRANT}")
-        check_text("subject_id", subject_id, 200)
+        check_text("subject_id", subject_id, MAX_ID_LENGTH)
         check_text("reason", reason, 1000)
         check_text("idempotency_key", idempotency_key, 200)
         return cls(

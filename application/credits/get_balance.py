@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
 from domain.credits import Balance
+from domain.session import MAX_ID_LENGTH
+from domain.text import check_text
 
 
 @dataclass(frozen=True)
@@ -20,4 +22,5 @@ class GetBalance:
         self._ledger = ledger
 
     async def __call__(self, query: GetBalanceQuery) -> Balance:
+        check_text("subject_id", query.subject_id, MAX_ID_LENGTH)  # as a grant's
         return await self._ledger.balance(query.tenant_id, query.subject_id)

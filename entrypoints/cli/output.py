@@ -5,7 +5,9 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,7 +37,8 @@ def echo_rows(output: str, columns: Sequence[str], rows: Sequence[Sequence[objec
     rows = [[_cell(v) for v in row] for row in rows]
     if output == "csv":
         text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([columns, *rows])
+        # Lines end as RFC 4180 says: a cell holding a carriage return is then quoted too.
+        csv.writer(text, lineterminator="\r\n").writerows([columns, *rows])
         click.echo(text.getvalue(), nl=False)
     else:
         widths = [max(len(str(v)) for v in column) for column in zip(columns, *rows, strict=True)]
@@ -104,6 +107,42 @@ def lines_read(source: IO[str], label: str) -> Iterator[Iterator[str]]:
         yield lines()
 
 
+class Passes:
+    """A seekable file's lines, from its start each time they are iterated: an import reads
+    them twice (checking every line, then storing), each pass with its bar of the bytes read."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self._labels = iter(("checking", "importing"))
+
+    def __iter__(self) -> Iterator[str]:
+        self._file.seek(0)
+        with lines_read(self._file, next(self._labels, "importing")) as lines:
+            yield from lines
+
+
+@contextmanager
+def seekable(source: IO[str]) -> Iterator[IO[str]]:
+    """The source, or (standard input from a pipe) a temporary copy of it that can be read
+    again."""
+    if source.seekable():
+        yield source
+        return
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as copy:
+        try:
+            shutil.copyfileobj(source, copy)
+        except UnicodeDecodeError as error:
+            raise not_text(error) from None
+        yield copy
+
+
+def not_text(error: UnicodeDecodeError) -> click.ClickException:
+    """A file given as text that is not (a compressed export, a spreadsheet), in one line."""
+    return click.ClickException(
+        f"not UTF-8 text (byte {error.start}: {error.reason}); give the file as exported"
+    )
+
+
 def _plain(value: object) -> object:
     """What JSON has no type for: exact decimals as strings of digits, instants in RFC 3339,
     sets as sorted lists."""
@@ -117,14 +156,12 @@ def _plain(value: object) -> object:
 
 
 def _cell(value: object) -> object:
-    """A table or CSV cell: nothing as an empty cell, maps as JSON, sets as their sorted items,
-    decimals and instants as `_plain` says."""
+    """A table or CSV cell: nothing as an empty cell, maps and sets (sorted) as JSON, so that
+    items holding spaces or commas stay apart; decimals and instants as `_plain` says."""
     if value is None:
         return ""
-    if isinstance(value, dict):
+    if isinstance(value, dict | frozenset):
         return json.dumps(value, default=_plain)
-    if isinstance(value, frozenset):
-        return " ".join(sorted(value))
     if isinstance(value, Decimal | datetime):
         return _plain(value)
     return value

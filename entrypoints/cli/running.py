@@ -2,15 +2,22 @@
 and the exit status of a job that could not serve every tenant."""
 
 import asyncio
+import os
+import select
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+from pymongo import uri_parser
+from pymongo.errors import PyMongoError
+from sqlalchemy.engine import make_url
 
 from application.storage import StorageError
 from application.tenants.tenant_jobs import TenantFailure
 from domain.errors import DomainError, NotFound
 from domain.tenants import Tenant
+from entrypoints.cli.output import not_text
 from entrypoints.container import Container, build_container
 from entrypoints.lifespan import storage_opened
 from entrypoints.settings import Settings
@@ -23,10 +30,24 @@ def settings_of(ctx: click.Context) -> Settings:
     them, so that --help works whatever the environment holds; a bad value is one line."""
     try:
         settings = Settings.from_env(**ctx.obj)
-        settings.storage_family  # noqa: B018 - an unknown URL scheme raises here, not mid-command
+        _check_storage_url(settings)
     except ValueError as error:
         raise click.ClickException(f"configuration: {error}") from None
     return settings
+
+
+def _check_storage_url(settings: Settings) -> None:
+    """An unknown scheme, a port that is no number or a MongoDB URL without a host raise here,
+    as one line, not from the driver mid-command. (A DNS seed list, mongodb+srv://, is read
+    when the client connects.)"""
+    url, family = settings.storage_url, settings.storage_family
+    try:
+        if family == "sqlalchemy":
+            make_url(url).port  # noqa: B018 - reading the port checks it
+        elif family == "mongodb" and not url.lower().startswith("mongodb+srv:"):
+            uri_parser.parse_uri(url)
+    except (ValueError, PyMongoError) as error:
+        raise ValueError(f"SESSIONMETER_STORAGE_URL: {error}") from None
 
 
 def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
@@ -42,20 +63,50 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except DomainError as error:
-        raise click.ClickException(error.detail) from None
-    # Failures of the storage itself that an operator causes and fixes: a server that is down, a
-    # file that cannot be opened, a schema not migrated yet.
+        raise click.ClickException(one_line(error.detail)) from None
+    except UnicodeDecodeError as error:  # a file the job reads (an import)
+        raise not_text(error) from None
+    except BrokenPipeError as error:
+        if _reader_gone():  # what reads the job's output went away (`| head`): stop quietly
+            ctx.exit(1)
+        raise _storage_failed(error) from None
     except (OSError, StorageError) as error:
-        # The first line is the one for an operator; the rest (SQL, parameters) is for developers.
-        cause = (str(error).strip() or type(error).__name__).splitlines()[0]
-        raise click.ClickException(
-            f"storage error: {cause} (check --storage-url; a new database needs "
-            "`sessionmeter db upgrade`)"
-        ) from None
+        raise _storage_failed(error) from None
+
+
+def one_line(text: str) -> str:
+    """What an error says, on one line whatever the operator typed: characters that do not print
+    (a newline, a NUL) written as Python writes them in a string."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _storage_failed(error: Exception) -> click.ClickException:
+    """Failures of the storage itself that an operator causes and fixes: a server that is down,
+    a file that cannot be opened, a schema not migrated yet."""
+    # The first line is the one for an operator; the rest (SQL, parameters) is for developers.
+    cause = (str(error).strip() or type(error).__name__).splitlines()[0]
+    return click.ClickException(
+        f"storage error: {one_line(cause)} (check --storage-url; a new database needs "
+        "`sessionmeter db upgrade`)"
+    )
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader went away (and not, say, the storage's
+    socket); if so, standard output points nowhere from here, so that flushing it at exit
+    raises nothing."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poller.poll(0)):
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return True
 
 
 async def tenant_named(container: Container, name: str) -> Tenant:
-    tenant: Tenant | None = await container.storage.tenants().get_by_name(name)
+    # No tenant's name holds a NUL (creating one refuses it), which PostgreSQL cannot compare.
+    tenants = container.storage.tenants()
+    tenant: Tenant | None = None if "\x00" in name else await tenants.get_by_name(name)
     if tenant is None:
         raise NotFound(f"no tenant named {name}")
     return tenant

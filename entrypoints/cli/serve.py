@@ -49,6 +49,13 @@ def checked_origins(_ctx: click.Context, _param: click.Parameter, listed: str | 
         raise click.BadParameter(str(error)) from None
 
 
+def a_host(host: str) -> str:
+    """uvicorn takes an empty host for every interface: an address must be given as one."""
+    if not host.strip():
+        raise click.BadParameter("give an address (0.0.0.0 for every interface)")
+    return host
+
+
 def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """The proxy list as uvicorn takes it, every entry checked: uvicorn itself would take a
     malformed address for a literal that matches nothing, and trust no proxy without a word."""
@@ -67,7 +74,12 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
 
 @click.command()
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="SESSIONMETER_HOST", show_envvar=True
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="SESSIONMETER_HOST",
+    show_envvar=True,
+    callback=lambda _ctx, _param, host: a_host(host),
 )
 @click.option(
     "--port",

@@ -2,8 +2,9 @@
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from typing import IO, Any
 
 import click
@@ -12,6 +13,7 @@ from application.snapshots.record_snapshots import RecordSnapshots, RecordSnapsh
 from domain.errors import InvalidInput
 from domain.snapshots import Snapshot
 from entrypoints.cli.options import tenant_option
+from entrypoints.cli.output import Passes, seekable
 from entrypoints.cli.running import run, tenant_named
 from entrypoints.container import Container
 
@@ -30,15 +32,16 @@ def snapshots() -> None:
 def import_snapshots(ctx: click.Context, source: IO[str], tenant_name: str) -> None:
     """Load a CSV (with a header row) or JSON Lines export of snapshots: source, at,
     cpu_percent, memory_percent, memory_mb, traffic_bytes_total, concurrent_users,
-    active_rooms. Loading it again adds nothing."""
+    active_rooms. Every line is checked before any is stored; loading it again adds nothing."""
 
     async def job(c: Container) -> tuple[int, int]:
         tenant = await tenant_named(c, tenant_name)
         record: RecordSnapshots = c.use_cases.record_snapshots()
-        read, new, batch = 0, 0, []
-        for snapshot in _snapshot_rows(source):
+        passes = Passes(file)
+        read = sum(1 for _ in _snapshot_rows(passes))  # the checking pass
+        new, batch = 0, []
+        for snapshot in _snapshot_rows(passes):
             batch.append(snapshot)
-            read += 1
             if len(batch) == SNAPSHOT_BATCH:
                 new += (await record(RecordSnapshotsCommand(tenant.id, batch))).new
                 batch = []
@@ -46,20 +49,26 @@ def import_snapshots(ctx: click.Context, source: IO[str], tenant_name: str) -> N
             new += (await record(RecordSnapshotsCommand(tenant.id, batch))).new
         return read, new
 
-    read, new = run(ctx, job)
+    with seekable(source) as file:
+        read, new = run(ctx, job)
     click.echo(f"{read} snapshot(s) read, {new} new, {read - new} already stored")
 
 
-def _snapshot_rows(source: IO[str]) -> Iterator[Snapshot]:
-    lines = iter(source)
+def _snapshot_rows(lines: Iterable[str]) -> Iterator[Snapshot]:
+    """The snapshots of a CSV or JSON Lines file; a line that holds none is InvalidInput
+    naming it."""
+    lines = iter(lines)
     first = next(lines, "")
-    rows: Iterator[tuple[int, dict[str, Any]]]
+    rows: Iterator[tuple[int, Any]]
+    parse: Callable[[Any], Any]
     if first.lstrip().startswith("{"):
-        rows = ((n, json.loads(line)) for n, line in enumerate([first, *lines], 1) if line.strip())
+        every = enumerate(chain([first], lines), 1)
+        rows, parse = ((n, line) for n, line in every if line.strip()), json.loads
     else:
-        rows = enumerate(csv.DictReader([first, *lines]), 2)
-    for number, row in rows:
+        rows, parse = enumerate(csv.DictReader(chain([first], lines)), 2), dict
+    for number, raw in rows:
         try:
+            row = parse(raw)
             yield Snapshot(
                 str(row["source"]),
                 datetime.fromisoformat(str(row["at"])),

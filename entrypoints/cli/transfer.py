@@ -1,10 +1,6 @@
 """`sessionmeter export` and `import`: a tenant moved between stores."""
 
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO
 
 import click
@@ -12,7 +8,7 @@ import click
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportCounts, ImportTenantCommand
 from entrypoints.cli.options import tenant_option
-from entrypoints.cli.output import Progress, lines_read
+from entrypoints.cli.output import Passes, Progress, seekable
 from entrypoints.cli.running import run
 from entrypoints.container import Container
 
@@ -40,34 +36,8 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
 def import_tenant(ctx: click.Context, source: IO[str]) -> None:
     """Import a tenant exported from any store (a file, or standard input); repeating it adds
     nothing."""
-    with _seekable(source) as file:
-        command = ImportTenantCommand(_Passes(file))
+    with seekable(source) as file:
+        command = ImportTenantCommand(Passes(file))
         counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(command))
     new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
     click.echo(f"imported: {new} ({sum(counts.present.values())} already present)")
-
-
-class _Passes:
-    """A seekable file's lines, from its start each time they are iterated: ImportTenant reads
-    them twice (checking, then importing), each pass with its bar of the bytes read."""
-
-    def __init__(self, file: IO[str]) -> None:
-        self._file = file
-        self._labels = iter(("checking", "importing"))
-
-    def __iter__(self) -> Iterator[str]:
-        self._file.seek(0)
-        with lines_read(self._file, next(self._labels, "importing")) as lines:
-            yield from lines
-
-
-@contextmanager
-def _seekable(source: IO[str]) -> Iterator[IO[str]]:
-    """The source, or (standard input from a pipe) a temporary copy of it that can be read
-    again."""
-    if source.seekable():
-        yield source
-        return
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as copy:
-        shutil.copyfileobj(source, copy)
-        yield copy
