@@ -6,6 +6,7 @@ import os
 import select
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
@@ -54,6 +55,7 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
     """Run one job against the configured storage, closing it afterwards; domain and storage
     errors become a one-line message and exit code 1, never a traceback."""
     settings = settings_of(ctx)
+    _check_sqlite_file(ctx, settings)
     container = build_container(settings)
 
     async def main() -> T:
@@ -80,7 +82,29 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _storage_failed(error: Exception) -> click.ClickException:
+# The commands that make a new SQLite database where none is: the others only open one.
+CREATING = ("db upgrade", "serve")
+
+
+def _check_sqlite_file(ctx: click.Context, settings: Settings) -> None:
+    """A SQLite file URL names a database there is, or one the command makes in a directory
+    there is: not a directory, and not a mistyped name (SQLite would make an empty database
+    there, which a later `db upgrade` with the same typo would fill)."""
+    url = make_url(settings.storage_url)
+    name = url.database or ""
+    if url.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
+        return
+    path = Path(name)
+    if path.is_dir():
+        raise _storage_failed(f"{path} is a directory, not a SQLite database")
+    if not path.exists():
+        if not path.parent.is_dir():
+            raise _storage_failed(f"no directory {path.parent} for the SQLite database {path}")
+        if ctx.command_path.split(" ", 1)[-1] not in CREATING:
+            raise _storage_failed(f"no SQLite database at {path}")
+
+
+def _storage_failed(error: Exception | str) -> click.ClickException:
     """Failures of the storage itself that an operator causes and fixes: a server that is down,
     a file that cannot be opened, a schema not migrated yet."""
     # The first line is the one for an operator; the rest (SQL, parameters) is for developers.

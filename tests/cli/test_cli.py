@@ -103,10 +103,22 @@ def test_postgres_connections_are_a_whole_number_of_at_least_three(
 
 
 def test_a_database_not_migrated_yet_is_a_storage_error_with_a_hint(url: str) -> None:
+    sqlite3.connect(url.removeprefix("sqlite:///")).close()  # a database, with no tables
     refused = sessionmeter(url, "tenants", "create", "acme")
     assert refused.exit_code == 1
     assert refused.stderr.startswith("Error: storage error: (sqlite3.OperationalError) no such")
     assert "sessionmeter db upgrade" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_a_sqlite_database_that_is_not_there_is_a_storage_error_and_stays_not_there(
+    url: str,
+) -> None:
+    """Only `db upgrade` (and `serve`) make a new database: a mistyped path is no new one."""
+    refused = sessionmeter(url, "tenants", "create", "acme")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: storage error: no SQLite database at ")
+    assert "sessionmeter db upgrade" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert not Path(url.removeprefix("sqlite:///")).exists()
 
 
 def test_an_unreachable_database_is_a_storage_error() -> None:
