@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from application.sessions.record_exit import RecordExitCommand
 from application.sessions.start_session import StartSessionCommand
 from domain.session import SessionRequest
 from entrypoints.cli.main import cli
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
+from tests.cli.watched_launch import viewers_of_launch
 from tests.conftest import run_async
 from tests.poisons import overflowing_rollups
 from tests.servers import free_port
@@ -202,24 +202,7 @@ def test_credits_are_granted_once_per_key_and_their_balance_shown(url: str) -> N
 def test_the_watch_time_report_prints_as_a_table_json_or_csv(url: str) -> None:
     sessionmeter(url, "db", "upgrade")
     sessionmeter(url, "tenants", "create", "acme")
-    container = build_container(Settings(storage_url=url))
-    start = datetime.now(UTC) - timedelta(hours=1)
-
-    async def two_visits() -> None:
-        tenant = await container.storage.tenants().get_by_name("acme")
-        for subject, minutes in (("ana", 10), ("ben", 4)):
-            request = SessionRequest("webinar", "launch", subject, started_at=start)
-            started = await container.use_cases.start_session()(
-                StartSessionCommand(tenant.id, request)
-            )
-            await container.use_cases.record_exit()(
-                RecordExitCommand(
-                    tenant.id, started.session.id, at=start + timedelta(minutes=minutes)
-                )
-            )
-        await container.storage.backend().close()
-
-    run_async(two_visits)
+    viewers_of_launch(url, {"ana": 10, "ben": 4})
     args = ("report", "watch-time", "--tenant", "acme", "--resource", "launch")
 
     table = sessionmeter(url, *args)

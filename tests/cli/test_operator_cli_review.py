@@ -23,14 +23,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from application.sessions.record_exit import RecordExitCommand
-from application.sessions.start_session import StartSessionCommand
-from domain.session import SessionRequest
 from entrypoints.cli import serve
 from entrypoints.cli.main import cli
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
-from tests.conftest import PostgresDatabases, run_async
+from tests.cli.watched_launch import viewers_of_launch
+from tests.conftest import PostgresDatabases
 from tests.servers import free_port
 
 SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
@@ -102,28 +98,6 @@ def with_stdout_closed(url: str, *args: str) -> subprocess.CompletedProcess[str]
         )
     finally:
         os.close(write_end)
-
-
-def viewers_of_launch(url: str, subjects: list[str]) -> None:
-    """Each subject watched the webinar `launch` of acme for a minute more than the one before."""
-    container = build_container(Settings(storage_url=url))
-    start = datetime.now(UTC) - timedelta(hours=1)
-
-    async def visits() -> None:
-        tenant = await container.storage.tenants().get_by_name("acme")
-        for minutes, subject in enumerate(subjects, 1):
-            request = SessionRequest("webinar", "launch", subject, started_at=start)
-            started = await container.use_cases.start_session()(
-                StartSessionCommand(tenant.id, request)
-            )
-            await container.use_cases.record_exit()(
-                RecordExitCommand(
-                    tenant.id, started.session.id, at=start + timedelta(minutes=minutes)
-                )
-            )
-        await container.storage.backend().close()
-
-    run_async(visits)
 
 
 def sqlite_threads_ended() -> None:
@@ -722,7 +696,7 @@ AWKWARD = ["a,b", 'say "hi"', "two\nlines", "ünïcødé ✓ 日本", "tab\there
 def test_report_csv_and_json_keep_commas_quotes_newlines_and_unicode(store: str) -> None:
     """Subject ids come from clients: whatever they hold, Python's csv module and json.loads
     read back exactly the ids stored."""
-    viewers_of_launch(store, AWKWARD)
+    viewers_of_launch(store, {subject: n for n, subject in enumerate(AWKWARD, 1)})
     args = ("report", "watch-time", "--tenant", "acme", "--resource", "launch")
 
     as_csv = sessionmeter(store, *args, "--format", "csv")
@@ -749,7 +723,7 @@ def test_key_names_in_csv_and_json_read_back_exactly(store: str) -> None:
 
 
 def test_report_csv_quotes_a_carriage_return(store: str) -> None:
-    viewers_of_launch(store, ["kiosk\r7", "ana"])
+    viewers_of_launch(store, {"kiosk\r7": 1, "ana": 2})
     args = ("report", "watch-time", "--tenant", "acme", "--resource", "launch", "--format", "csv")
     out = sessionmeter(store, *args).stdout
     assert sorted(row[0] for row in list(csv.reader(io.StringIO(out, newline="")))[1:]) == [

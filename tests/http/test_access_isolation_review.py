@@ -15,6 +15,7 @@ from application.tenants.create_api_key import CreateApiKeyCommand
 from domain.tenants import ApiKey, Role
 from tests.app_client import Api
 from tests.http.envelope import assert_error
+from tests.http.raw_requests import raw_get
 from tests.http.test_scoped_keys_api import KIOSK, scoped_key
 from tests.http.test_telemetry_api import a_metric, a_sale, an_error
 
@@ -590,38 +591,6 @@ def test_a_wrong_key_in_the_header_is_not_replaced_by_one_in_the_url_or_bearer(a
     assert api.client.get(path, headers=api.app).json()["status"] == "active"
 
 
-async def _raw_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-    """One request straight to the ASGI app: the test client would merge repeated headers into
-    one comma-joined value, which a real server does not."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver.local"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver.local", 80),
-        "state": {},
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, body
-
-
 def test_two_key_headers_never_act_with_the_stronger_of_them(api: Api) -> None:
     """Two X-API-Key headers (a proxy adding one, a client sending another) must not lift an
     ingest key to admin, nor mix two tenants: one key decides, never the admin's answer to an
@@ -635,7 +604,7 @@ def test_two_key_headers_never_act_with_the_stronger_of_them(api: Api) -> None:
         (globex_admin, admin, 200),
     ):
         headers = [(b"x-api-key", first.encode()), (b"x-api-key", second.encode())]
-        status, body = api.run(_raw_get, api.client.app, "/v1/keys", headers)
+        status, body = api.run(raw_get, api.client.app, "/v1/keys", headers)
         assert status == expected, body
         parsed = json.loads(body)
         if status == 200:  # globex's admin: globex's keys, none of acme's

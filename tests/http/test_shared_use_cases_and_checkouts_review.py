@@ -45,6 +45,7 @@ from entrypoints.settings import Settings
 from tests.app_client import Api
 from tests.conftest import psql
 from tests.fakes import FakeClock
+from tests.http.raw_requests import raw_get
 from tests.http.test_dependencies_in_order import on_memory
 
 # ---------------------------------------------------------------------------------------------
@@ -270,53 +271,24 @@ def test_a_header_name_not_lowercased_by_the_server_is_ignored(
     assert presented_key(_connection(headers)) == "secret"
 
 
-async def _asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-        "state": {},
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    status: int = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status
-
-
 @on_memory
 def test_the_app_refuses_a_key_sent_under_a_mixed_case_header_name(api: Api) -> None:
     key = api.app["X-API-Key"].encode()
     app = api.client.app
-    assert api.run(_asgi_get, app, "/v1/sessions", [(b"x-api-key", key)]) == 200
-    assert api.run(_asgi_get, app, "/v1/sessions", [(b"X-API-Key", key)]) == 200
+    assert api.run(raw_get, app, "/v1/sessions", [(b"x-api-key", key)])[0] == 200
+    assert api.run(raw_get, app, "/v1/sessions", [(b"X-API-Key", key)])[0] == 200
 
 
 @on_memory
 def test_odd_key_bytes_never_answer_500(api: Api) -> None:
     app = api.client.app
     for value in (b"\xff\xfe\x00", b"\xc3\x28", b"", b" ", "é".encode("latin-1")):
-        assert api.run(_asgi_get, app, "/v1/sessions", [(b"x-api-key", value)]) == 401
+        assert api.run(raw_get, app, "/v1/sessions", [(b"x-api-key", value)])[0] == 401
         auth = b"Bearer " + value
-        assert api.run(_asgi_get, app, "/v1/sessions", [(b"authorization", auth)]) == 401
+        assert api.run(raw_get, app, "/v1/sessions", [(b"authorization", auth)])[0] == 401
     key = api.app["X-API-Key"].encode()
     both = [(b"x-api-key", b""), (b"authorization", b"bEaReR   " + key + b"  ")]
-    assert api.run(_asgi_get, app, "/v1/sessions", both) == 200
+    assert api.run(raw_get, app, "/v1/sessions", both)[0] == 200
 
 
 @on_memory
