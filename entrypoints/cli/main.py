@@ -6,6 +6,7 @@ Each command group is a module of this package; this one gathers them under the 
 """
 
 from importlib.metadata import version
+from typing import Any
 
 import click
 
@@ -13,6 +14,7 @@ from entrypoints.cli.credits import credits
 from entrypoints.cli.db import db
 from entrypoints.cli.keys import keys
 from entrypoints.cli.livekit import livekit
+from entrypoints.cli.output import output_failed
 from entrypoints.cli.reports import report
 from entrypoints.cli.retention import retention
 from entrypoints.cli.rollups import rollup
@@ -24,7 +26,20 @@ from entrypoints.cli.transfer import export_tenant, import_tenant
 from entrypoints.settings import DEFAULT_STORAGE_URL
 
 
+class Commands(click.Group):
+    """The root group: a command's answer that cannot be written to standard output (its
+    reader went away, its disk is full) stops it quietly or in one line, not in a traceback.
+    Errors of the storage never get here: `running.run` turns them into one line itself."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as error:
+            output_failed(ctx, error)
+
+
 @click.group(
+    cls=Commands,
     commands=[
         serve,
         db,
@@ -39,7 +54,7 @@ from entrypoints.settings import DEFAULT_STORAGE_URL
         snapshots,
         rollup,
         retention,
-    ]
+    ],
 )
 @click.version_option(version("sessionmeter"), prog_name="sessionmeter")
 @click.option(

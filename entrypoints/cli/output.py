@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import IO
+from typing import IO, NoReturn
 
 import click
 
@@ -122,18 +122,41 @@ class Passes:
 
 
 @contextmanager
-def seekable(source: IO[str]) -> Iterator[IO[str]]:
-    """The source, or (standard input from a pipe) a temporary copy of it that can be read
-    again."""
-    if source.seekable():
-        yield source
-        return
+def steady_copy(source: IO[str]) -> Iterator[IO[str]]:
+    """A temporary copy of the source, to be read twice: the file itself (standard input, or a
+    file a collector still writes) may be gone or longer by the second pass, which would then
+    store lines the first never checked."""
     with tempfile.TemporaryFile("w+", encoding="utf-8") as copy:
         try:
             shutil.copyfileobj(source, copy)
         except UnicodeDecodeError as error:
             raise not_text(error) from None
+        except OSError as error:  # a full temporary directory: not the output's failure
+            raise click.ClickException(f"cannot copy the input: {error}") from None
         yield copy
+
+
+class OutputFailed(Exception):
+    """Standard output could not be written: its reader went away (`| head`), or its disk is
+    full. Not the storage's failure."""
+
+
+def write_out(text: str) -> None:
+    """Write to standard output inside a job, where an OSError would read as the storage's."""
+    try:
+        sys.stdout.write(text)
+    except OSError as error:
+        raise OutputFailed() from error
+
+
+def output_failed(ctx: click.Context, error: OSError) -> NoReturn:
+    """Standard output points nowhere from here (so that flushing it at exit raises nothing);
+    a reader gone stops the command quietly, a write that failed otherwise is one line; either
+    way the exit status is 1."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(error, BrokenPipeError):
+        ctx.exit(1)
+    raise click.ClickException(f"cannot write the output: {error.strerror or error}")
 
 
 def not_text(error: UnicodeDecodeError) -> click.ClickException:

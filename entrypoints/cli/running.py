@@ -2,12 +2,10 @@
 and the exit status of a job that could not serve every tenant."""
 
 import asyncio
-import os
-import select
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pymongo import uri_parser
@@ -18,7 +16,7 @@ from application.storage import StorageError
 from application.tenants.tenant_jobs import TenantFailure
 from domain.errors import DomainError, NotFound
 from domain.tenants import Tenant
-from entrypoints.cli.output import not_text
+from entrypoints.cli.output import OutputFailed, not_text, output_failed
 from entrypoints.container import Container, build_container
 from entrypoints.lifespan import storage_opened
 from entrypoints.settings import Settings
@@ -68,10 +66,9 @@ def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
         raise click.ClickException(one_line(error.detail)) from None
     except UnicodeDecodeError as error:  # a file the job reads (an import)
         raise not_text(error) from None
-    except BrokenPipeError as error:
-        if _reader_gone():  # what reads the job's output went away (`| head`): stop quietly
-            ctx.exit(1)
-        raise _storage_failed(error) from None
+    except OutputFailed as failed:  # a job's own writes (an export)
+        assert isinstance(failed.__cause__, OSError)
+        output_failed(ctx, failed.__cause__)
     except (OSError, StorageError) as error:
         raise _storage_failed(error) from None
 
@@ -92,39 +89,32 @@ def _check_sqlite_file(ctx: click.Context, settings: Settings) -> None:
     there, which a later `db upgrade` with the same typo would fill)."""
     url = make_url(settings.storage_url)
     name = url.database or ""
-    if url.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
+    if url.get_backend_name() != "sqlite" or url.query.get("mode") == "memory":
+        return
+    if name.startswith("file:"):  # a URI filename (uri=true): its path
+        name = urlsplit(name).path
+    if name in ("", ":memory:"):
         return
     path = Path(name)
+    shown = one_line(str(path))
     if path.is_dir():
-        raise _storage_failed(f"{path} is a directory, not a SQLite database")
+        raise _storage_failed(f"{shown} is a directory, not a SQLite database")
     if not path.exists():
         if not path.parent.is_dir():
-            raise _storage_failed(f"no directory {path.parent} for the SQLite database {path}")
+            missing = one_line(str(path.parent))
+            raise _storage_failed(f"no directory {missing} for the SQLite database", hint=False)
         if ctx.command_path.split(" ", 1)[-1] not in CREATING:
-            raise _storage_failed(f"no SQLite database at {path}")
+            raise _storage_failed(f"no SQLite database at {shown}")
 
 
-def _storage_failed(error: Exception | str) -> click.ClickException:
+def _storage_failed(error: Exception | str, hint: bool = True) -> click.ClickException:
     """Failures of the storage itself that an operator causes and fixes: a server that is down,
-    a file that cannot be opened, a schema not migrated yet."""
+    a file that cannot be opened, a schema not migrated yet (`hint`: say how a new database is
+    made)."""
     # The first line is the one for an operator; the rest (SQL, parameters) is for developers.
     cause = (str(error).strip() or type(error).__name__).splitlines()[0]
-    return click.ClickException(
-        f"storage error: {one_line(cause)} (check --storage-url; a new database needs "
-        "`sessionmeter db upgrade`)"
-    )
-
-
-def _reader_gone() -> bool:
-    """Whether standard output is a pipe whose reader went away (and not, say, the storage's
-    socket); if so, standard output points nowhere from here, so that flushing it at exit
-    raises nothing."""
-    poller = select.poll()
-    poller.register(sys.stdout.fileno(), select.POLLOUT)
-    if not any(events & select.POLLERR for _, events in poller.poll(0)):
-        return False
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return True
+    how = "; a new database needs `sessionmeter db upgrade`" if hint else ""
+    return click.ClickException(f"storage error: {one_line(cause)} (check --storage-url{how})")
 
 
 async def tenant_named(container: Container, name: str) -> Tenant:

@@ -13,7 +13,7 @@ from application.snapshots.record_snapshots import RecordSnapshots, RecordSnapsh
 from domain.errors import InvalidInput
 from domain.snapshots import Snapshot
 from entrypoints.cli.options import tenant_option
-from entrypoints.cli.output import Passes, seekable
+from entrypoints.cli.output import Passes, steady_copy
 from entrypoints.cli.running import run, tenant_named
 from entrypoints.container import Container
 
@@ -49,7 +49,7 @@ def import_snapshots(ctx: click.Context, source: IO[str], tenant_name: str) -> N
             new += (await record(RecordSnapshotsCommand(tenant.id, batch))).new
         return read, new
 
-    with seekable(source) as file:
+    with steady_copy(source) as file:
         read, new = run(ctx, job)
     click.echo(f"{read} snapshot(s) read, {new} new, {read - new} already stored")
 

@@ -1,6 +1,5 @@
 """`sessionmeter export` and `import`: a tenant moved between stores."""
 
-import sys
 from typing import IO
 
 import click
@@ -8,7 +7,7 @@ import click
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportCounts, ImportTenantCommand
 from entrypoints.cli.options import tenant_option
-from entrypoints.cli.output import Passes, Progress, seekable
+from entrypoints.cli.output import Passes, Progress, steady_copy, write_out
 from entrypoints.cli.running import run
 from entrypoints.container import Container
 
@@ -23,7 +22,7 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
     async def job(c: Container) -> None:
         export = await c.use_cases.export_tenant()(ExportTenantQuery(tenant_name))
         async for line in export.lines:
-            sys.stdout.write(line + "\n")
+            write_out(line + "\n")
             progress.one()
 
     run(ctx, job)
@@ -36,7 +35,7 @@ def export_tenant(ctx: click.Context, tenant_name: str) -> None:
 def import_tenant(ctx: click.Context, source: IO[str]) -> None:
     """Import a tenant exported from any store (a file, or standard input); repeating it adds
     nothing."""
-    with seekable(source) as file:
+    with steady_copy(source) as file:
         command = ImportTenantCommand(Passes(file))
         counts: ImportCounts = run(ctx, lambda c: c.use_cases.import_tenant()(command))
     new = ", ".join(f"{n} {kind}" for kind, n in counts.new.items() if n) or "nothing"
