@@ -107,7 +107,7 @@ def page_of_whole(
     unique to it. An item removed meanwhile leaves its place behind, so a walk skips nothing."""
     size = check_limit(limit)
     items = sorted(items, key=position, reverse=descending)
-    if cursor is not None:
+    if cursor:  # an empty one (`?cursor=`) asks for the first page, as on every list
         after = decode_cursor(cursor, arity)
         try:
             items = [

@@ -33,7 +33,7 @@ class ListSnapshots:
 
     async def __call__(self, query: ListSnapshotsQuery) -> Page[MeasuredSnapshot]:
         size = check_limit(query.limit)
-        after = None if query.cursor is None else _place(query.cursor)
+        after = _place(query.cursor) if query.cursor else None
         window = Window.between(query.start, query.end)
         rows = await self._snapshots.find(query.tenant_id, query.source, window, size + 1, after)
         return page_of(rows, size, lambda m: [m.snapshot.source, m.snapshot.at.isoformat()])
