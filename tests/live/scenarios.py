@@ -1669,6 +1669,69 @@ def archived_gaps(live: Live) -> Archived:
     return Archived(before, listed, after)
 
 
+# An operator reads the tenant's lists a page at a time while every other scenario writes and
+# the server's jobs run: each walk lists each item once and ends; a source's snapshots, read two
+# at a time, measure their traffic as one page of them does.
+
+WALK_PAGE = 2
+WALKED = {  # a list, and the field that names its items
+    "/v1/sessions": "id",
+    "/v1/errors": "id",
+    "/v1/alerts": "id",
+    "/v1/keys": "id",
+    "/v1/plans": "plan_id",
+}
+WALK_SOURCE = "walk-media-1"
+WALK_SNAPSHOTS = 7
+
+
+@dataclass(frozen=True)
+class Walked:
+    names: dict[str, list[str]]  # each list's items, as a walk of small pages named them
+    snapshots: list[Json]  # WALK_SOURCE's, walked
+    whole: list[Json]  # the same, in one page
+
+
+def walked_while_serving(live: Live) -> Walked:
+    first = now() - timedelta(minutes=WALK_SNAPSHOTS)
+    taken = [
+        {
+            "source": WALK_SOURCE,
+            "at": (first + timedelta(minutes=m)).isoformat(),
+            "cpu_percent": 10.0,
+            "memory_percent": 20.0,
+            "memory_mb": 512.0,
+            "traffic_bytes_total": 1000 * m * m,
+            "concurrent_users": 3,
+            "active_rooms": 1,
+        }
+        for m in range(WALK_SNAPSHOTS)
+    ]
+    with live.admin() as admin:
+        ok(admin.post("/v1/snapshots/batch", json={"snapshots": taken}))
+        time.sleep(1)  # the other scenarios write meanwhile
+        names = {
+            path: [item[field] for item in walked(admin, path)] for path, field in WALKED.items()
+        }
+        mine = {"source": WALK_SOURCE}
+        snapshots = walked(admin, "/v1/snapshots", mine)
+        whole = ok(admin.get("/v1/snapshots", params={**mine, "limit": 500}))["items"]
+    return Walked(names, snapshots, whole)
+
+
+def walked(client: httpx.Client, path: str, params: Json | None = None) -> list[Json]:
+    """Every item of a list, a page of WALK_PAGE at a time, following next_cursor."""
+    items: list[Json] = []
+    cursor: str | None = None
+    for _ in range(5_000):
+        asked = {**(params or {}), "limit": WALK_PAGE} | ({"cursor": cursor} if cursor else {})
+        page = ok(client.get(path, params=asked))
+        items += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            return items
+    raise AssertionError(f"a walk of {path} did not end")
+
+
 SCENARIOS: dict[str, Callable[[Live], object]] = {
     "livekit_stay": livekit_stay,
     "all_hands": all_hands,
@@ -1694,4 +1757,5 @@ SCENARIOS: dict[str, Callable[[Live], object]] = {
     "late_telemetry": late_telemetry,
     "moved_while_serving": moved_while_serving,
     "archived_gaps": archived_gaps,
+    "walked_while_serving": walked_while_serving,
 }

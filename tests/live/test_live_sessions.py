@@ -31,6 +31,7 @@ from tests.live.scenarios import (
     STORE_VISITS,
     STUDIO_GRANT,
     TAPS_PER_BATCH,
+    WALK_SNAPSHOTS,
     AllHands,
     AppExit,
     Archived,
@@ -55,6 +56,7 @@ from tests.live.scenarios import (
     StoreDays,
     TrialWeek,
     Uploads,
+    Walked,
     instant,
     per_store,
     price,
@@ -618,3 +620,21 @@ def test_retention_deletes_a_lossy_sessions_old_events_and_its_gaps_stay_those_l
     assert (run.before["event_count"], run.before["event_gaps"]) == (3, [[3, 3]]), run.before
     assert run.events_left["items"] == [], run.events_left
     assert (run.after["event_count"], run.after["event_gaps"]) == (3, [[3, 3]]), run.after
+
+
+def test_an_operator_walking_every_list_while_it_serves_sees_each_item_once(
+    live: LiveRun,
+) -> None:
+    """Sessions, errors, alerts, keys and plans, read two at a time while the other scenarios
+    write and the jobs run: no item twice, and each walk ends. A source's snapshots read two at
+    a time measure each one's traffic from the one before it, on the page before or not."""
+    run: Walked = live.outcome("walked_while_serving")
+
+    for path, names in run.names.items():
+        assert len(names) == len(set(names)), (path, names)
+    assert run.names["/v1/sessions"] and run.names["/v1/keys"], run.names
+    assert len(run.snapshots) == WALK_SNAPSHOTS, run.snapshots
+    assert run.snapshots == run.whole
+    assert [s["traffic_bytes"] for s in run.snapshots] == [
+        1000 * (m * m - (m - 1) * (m - 1)) if m else 0 for m in range(WALK_SNAPSHOTS)
+    ]
