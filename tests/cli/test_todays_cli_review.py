@@ -14,28 +14,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 import entrypoints.cli.serve
 import entrypoints.cli.snapshots
-from entrypoints.cli.main import cli
 from entrypoints.cli.output import Passes
-
-SESSIONMETER = str(Path(sys.executable).parent / "sessionmeter")
-HEADER = (
-    "source,at,cpu_percent,memory_percent,memory_mb,traffic_bytes_total,concurrent_users,"
-    "active_rooms\n"
-)
-
-
-def sessionmeter(url: str, *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(cli, ["--storage-url", url, *args], input=stdin)
+from tests.cli.test_operator_cli_review import SESSIONMETER, sessionmeter
+from tests.cli.test_operator_cli_review import SNAPSHOT_HEADER as HEADER
 
 
 def process(
