@@ -248,12 +248,12 @@ async def test_thousands_of_ranges_written_before_the_join_are_joined_by_the_nex
 async def test_an_export_racing_retention_that_joins_its_ranges_completes(
     mongodb: MongoStorage, mongo_tenant: Tenant, race: Race
 ) -> None:
-    """A session with 9 ranges already (every later deletion then joins), 300 events left:
+    """A session with 9 ranges already (every later deletion then joins), 100 events left:
     retention deletes them one a call (push, then join: two changes of deleted_events a call)
     while the tenant is exported. The export compares deleted_events between its reads; it
     must not give up (20 re-reads) and what it writes of the session must have no gap."""
     tenant = mongo_tenant
-    session = await with_events(mongodb, tenant, range(1, 320))
+    session = await with_events(mongodb, tenant, range(1, 120))
     await mongodb.db["events"].delete_many(
         {"tenant_id": tenant.id, "session_id": session.id, "sequence_no": {"$lte": 18}}
     )
@@ -273,6 +273,6 @@ async def test_an_export_racing_retention_that_joins_its_ranges_completes(
 
     deleted, records = await race(retention, export)
 
-    assert deleted == 319 - 18
+    assert deleted == 119 - 18
     exported = [r for r in records if isinstance(r, Session) and r.id == session.id]
     assert len(exported) == 1 and exported[0].event_gaps == [], exported
