@@ -85,6 +85,12 @@ def decode_instant_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("cursor", "is not a cursor this service returned") from None
 
 
+def position_of(cursor: str | None) -> Position | None:
+    """Where a listing in the order of an instant resumes (None: from its start; an empty
+    cursor, `?cursor=`, too)."""
+    return Position(*decode_instant_cursor(cursor)) if cursor else None
+
+
 def page_of(rows: list[T], limit: int, position: Callable[[T], list[Any]]) -> Page[T]:
     """`rows` were fetched with limit + 1; the extra row only says that there is more."""
     if len(rows) <= limit:

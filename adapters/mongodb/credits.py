@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
-from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name
+from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name, past
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
@@ -274,10 +274,7 @@ class MongoCreditLedger(CreditLedger):
     ) -> list[LedgerEntry]:
         query: Document = {"tenant_id": tenant_id, "subject_id": subject_id}
         if after is not None:
-            query["$or"] = [
-                {"created_at": {"$gt": after.at}},
-                {"created_at": after.at, "id": {"$gt": after.id}},
-            ]
+            query |= past("created_at", "id", (after.at, after.id))
         cursor = self._ledger.find(query, sort=[("created_at", 1), ("id", 1)], limit=limit)
         return [entry_from_document(d) async for d in cursor]
 
@@ -286,10 +283,7 @@ class MongoCreditLedger(CreditLedger):
     ) -> list[Alert]:
         query: Document = {"tenant_id": tenant_id}
         if before is not None:
-            query["$or"] = [
-                {"created_at": {"$lt": before.at}},
-                {"created_at": before.at, "id": {"$lt": before.id}},
-            ]
+            query |= past("created_at", "id", (before.at, before.id), descending=True)
         cursor = self._alerts.find(query, sort=[("created_at", -1), ("id", -1)], limit=limit)
         return [alert_from_document(d) async for d in cursor]
 

@@ -69,3 +69,11 @@ def duplicates_in(error: BulkWriteError) -> set[int]:
     if any(e["code"] != DUPLICATE_KEY for e in errors):
         raise error
     return {e["index"] for e in errors}
+
+
+def past(first: str, second: str, place: tuple[Any, Any], descending: bool = False) -> Document:
+    """The documents after `place` (before it, if `descending`) in the order of the fields
+    (first, second): where a listing in that order resumes."""
+    beyond = "$lt" if descending else "$gt"
+    at_first, at_second = place
+    return {"$or": [{first: {beyond: at_first}}, {first: at_first, second: {beyond: at_second}}]}

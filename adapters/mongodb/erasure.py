@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS
 from adapters.mongodb.credits import finish_due
 from adapters.mongodb.deleted_events import delete_remembering
-from adapters.mongodb.documents import Document
+from adapters.mongodb.documents import Document, past
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import HAS_SALES, NO_SALES, from_document
@@ -62,10 +62,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
         if of.resource_id is not None:
             query["resource_id"] = of.resource_id
         if after is not None:
-            query["$or"] = [
-                {"started_at": {"$gt": after.started_at}},
-                {"started_at": after.started_at, "id": {"$gt": after.id}},
-            ]
+            query |= past("started_at", "id", (after.started_at, after.id))
         found = self._sessions.find(
             query,
             {"_id": 0, "started_at": 1, "id": 1},

@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.credits import finish_due
 from adapters.mongodb.dimensions import having
-from adapters.mongodb.documents import Document, increments
+from adapters.mongodb.documents import Document, increments, past
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import finish_batches, finish_stale_batches, uncounted
 from adapters.mongodb.session_documents import from_document, load, to_document
@@ -127,10 +127,7 @@ class MongoSessionRepository(SessionRepository):
     ) -> list[Session]:
         query = {"tenant_id": tenant_id, **_filter(where)}
         if after is not None:
-            query["$or"] = [
-                {"started_at": {"$lt": after.started_at}},
-                {"started_at": after.started_at, "id": {"$lt": after.id}},
-            ]
+            query |= past("started_at", "id", (after.started_at, after.id), descending=True)
         cursor = self._sessions.find(query, sort=[("started_at", -1), ("id", -1)], limit=limit)
         return [await load(self._db, document) async for document in cursor]
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.mongodb.documents import Document, duplicates_in
+from adapters.mongodb.documents import Document, duplicates_in, past
 from adapters.mongodb.errors import raises_storage_errors
 from application.ports import Window
 from application.snapshots.ports import SnapshotLog, SnapshotPlace
@@ -49,10 +49,7 @@ class MongoSnapshotLog(SnapshotLog):
         # The delta needs the snapshot before the window's first: kept until after the shift.
         shown: Document = {} if window.start is None else {"at": {"$gte": window.start}}
         if after is not None:
-            shown["$or"] = [
-                {"source": {"$gt": after.source}},
-                {"source": after.source, "at": {"$gt": after.at}},
-            ]
+            shown |= past("source", "at", (after.source, after.at))
         pipeline: list[Document] = [
             {"$match": mine},
             {

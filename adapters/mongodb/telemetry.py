@@ -15,7 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.mongodb.documents import Document, duplicates_in, within
+from adapters.mongodb.documents import Document, duplicates_in, past, within
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.session_documents import HAS_SALES, KEPT_FOR_SALES
 from adapters.mongodb.telemetry_documents import (
@@ -153,7 +153,7 @@ class _MongoRecordLog(Generic[Record]):
     ) -> list[Record]:
         query = {**query, **within(at, window)}
         if after is not None:
-            query["$or"] = [{at: {"$lt": after.at}}, {at: after.at, "id": {"$lt": after.id}}]
+            query |= past(at, "id", (after.at, after.id), descending=True)
         cursor = self._collection.find(query, sort=[(at, -1), ("id", -1)], limit=limit)
         return [self._from_document(d) async for d in cursor]
 

@@ -4,13 +4,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_settlements import AsyncpgSettlement, AsyncpgSettlementWriter
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction, on_connection
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
+from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.ledger_rows import (
     alert_from_row,
     entry_from_row,
@@ -171,9 +172,7 @@ class SqlCreditLedger(CreditLedger):
         e = ledger_entries.c
         conditions = [e.tenant_id == tenant_id, e.subject_id == subject_id]
         if after is not None:
-            conditions.append(
-                or_(e.created_at > after.at, and_(e.created_at == after.at, e.id > after.id))
-            )
+            conditions.append(past(e.created_at, e.id, (after.at, after.id)))
         query = (
             select(ledger_entries)
             .where(*conditions)
@@ -189,9 +188,7 @@ class SqlCreditLedger(CreditLedger):
         a = alerts.c
         conditions = [a.tenant_id == tenant_id]
         if before is not None:
-            conditions.append(
-                or_(a.created_at < before.at, and_(a.created_at == before.at, a.id < before.id))
-            )
+            conditions.append(past(a.created_at, a.id, (before.at, before.id), descending=True))
         query = (
             select(alerts)
             .where(*conditions)

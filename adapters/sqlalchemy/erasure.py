@@ -33,6 +33,7 @@ from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, hol
 from adapters.sqlalchemy.deleted_events import delete_remembering
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
+from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.session_rows import from_row, save
 from adapters.sqlalchemy.settlement_batches import ledger_lock
 from adapters.sqlalchemy.tables import (
@@ -86,12 +87,7 @@ class SqlErasure(Erasure, UnfinishedErasures):
         if of.resource_id is not None:
             conditions.append(s.resource_id == of.resource_id)
         if after is not None:
-            conditions.append(
-                or_(
-                    s.started_at > after.started_at,
-                    and_(s.started_at == after.started_at, s.id > after.id),
-                )
-            )
+            conditions.append(past(s.started_at, s.id, (after.started_at, after.id)))
         query = (
             select(s.started_at, s.id).where(*conditions).order_by(s.started_at, s.id).limit(limit)
         )

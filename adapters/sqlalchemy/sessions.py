@@ -3,7 +3,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy import asyncpg_sessions, asyncpg_time_outs, sqlite_time_outs
@@ -13,6 +13,7 @@ from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.ledger_rows import settlement_records
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
@@ -107,12 +108,8 @@ class SqlSessionRepository(SessionRepository):
     ) -> list[Session]:
         conditions = [sessions.c.tenant_id == tenant_id, *_filter(where, self._sqlite)]
         if after is not None:
-            conditions.append(
-                or_(
-                    sessions.c.started_at < after.started_at,
-                    and_(sessions.c.started_at == after.started_at, sessions.c.id < after.id),
-                )
-            )
+            place = (after.started_at, after.id)
+            conditions.append(past(sessions.c.started_at, sessions.c.id, place, descending=True))
         query = (
             select(sessions)
             .where(*conditions)

@@ -5,11 +5,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.tables import snapshots
 from application.ports import Window
 from application.snapshots.ports import SnapshotLog, SnapshotPlace
@@ -68,10 +69,7 @@ class SqlSnapshotLog(SnapshotLog):
         if window.start is not None:
             query = query.where(measured.c.at >= window.start)
         if after is not None:
-            m = measured.c
-            query = query.where(
-                or_(m.source > after.source, and_(m.source == after.source, m.at > after.at))
-            )
+            query = query.where(past(measured.c.source, measured.c.at, (after.source, after.at)))
         async with self._single.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [

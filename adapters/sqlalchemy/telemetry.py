@@ -19,7 +19,6 @@ from sqlalchemy import (
     cast,
     func,
     null,
-    or_,
     select,
     update,
 )
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.tables import (
     errors,
     performance_metrics,
@@ -204,9 +204,7 @@ class _SqlRecordLog(Generic[Record]):
         table = self._table
         conditions = [*conditions, *_within(at, window)]
         if after is not None:
-            conditions.append(
-                or_(at < after.at, and_(at == after.at, table.c.id < after.id)),
-            )
+            conditions.append(past(at, table.c.id, (after.at, after.id), descending=True))
         query = select(table).where(*conditions).order_by(at.desc(), table.c.id.desc()).limit(limit)
         async with self._single.connect() as conn:
             return [self._from_row(row) for row in await conn.execute(query)]

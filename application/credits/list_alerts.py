@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
-from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
+from application.pagination import Page, check_limit, page_of, position_of
 from domain.credits import Alert
 
 
@@ -24,6 +24,6 @@ class ListAlerts:
 
     async def __call__(self, query: ListAlertsQuery) -> Page[Alert]:
         size = check_limit(query.limit)
-        before = Position(*decode_instant_cursor(query.cursor)) if query.cursor else None
+        before = position_of(query.cursor)
         rows = await self._ledger.alerts(query.tenant_id, size + 1, before)
         return page_of(rows, size, lambda a: [a.created_at.isoformat(), a.id])

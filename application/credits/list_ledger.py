@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from application.credits.ports import CreditLedger
-from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
+from application.pagination import Page, check_limit, page_of, position_of
 from domain.credits import LedgerEntry
 
 
@@ -25,6 +25,6 @@ class ListLedger:
 
     async def __call__(self, query: ListLedgerQuery) -> Page[LedgerEntry]:
         size = check_limit(query.limit)
-        after = Position(*decode_instant_cursor(query.cursor)) if query.cursor else None
+        after = position_of(query.cursor)
         rows = await self._ledger.entries(query.tenant_id, query.subject_id, size + 1, after)
         return page_of(rows, size, lambda e: [e.created_at.isoformat(), e.id])

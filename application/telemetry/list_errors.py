@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
+from application.pagination import Page, check_limit, page_of, position_of
 from application.telemetry.ports import ErrorLog
 from application.telemetry.window import report_window
 from domain.error_reports import ErrorFilter, ErrorReport
@@ -29,7 +29,7 @@ class ListErrors:
 
     async def __call__(self, query: ListErrorsQuery) -> Page[ErrorReport]:
         size = check_limit(query.limit)
-        after = Position(*decode_instant_cursor(query.cursor)) if query.cursor else None
+        after = position_of(query.cursor)
         window = report_window(query.start, query.end)
         rows = await self._errors.find(query.tenant_id, query.where, window, size + 1, after)
         return page_of(rows, size, lambda e: [e.at.isoformat(), e.id])

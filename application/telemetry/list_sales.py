@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from application.pagination import Page, Position, check_limit, decode_instant_cursor, page_of
+from application.pagination import Page, check_limit, page_of, position_of
 from application.telemetry.ports import SaleBook
 from application.telemetry.window import report_window
 from domain.sales import Sale, SalesFilter
@@ -29,7 +29,7 @@ class ListSales:
 
     async def __call__(self, query: ListSalesQuery) -> Page[Sale]:
         size = check_limit(query.limit)
-        after = Position(*decode_instant_cursor(query.cursor)) if query.cursor else None
+        after = position_of(query.cursor)
         window = report_window(query.start, query.end)
         rows = await self._sales.find(query.tenant_id, query.where, window, size + 1, after)
         return page_of(rows, size, lambda s: [s.occurred_at.isoformat(), s.id])

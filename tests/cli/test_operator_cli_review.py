@@ -64,15 +64,6 @@ def usage_error(result: Result) -> None:
     assert any(line.startswith("Error: ") for line in result.stderr.splitlines()), result.stderr
 
 
-@pytest.fixture
-def store(tmp_path: Path, sqlite_template: Path) -> str:
-    """A migrated SQLite store with the tenant acme."""
-    shutil.copyfile(sqlite_template, tmp_path / "store.db")
-    url = f"sqlite:///{tmp_path}/store.db"
-    assert sessionmeter(url, "tenants", "create", "acme").exit_code == 0
-    return url
-
-
 def in_a_real_process(
     url: str, *args: str, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,15 +43,6 @@ def one_error_line(stderr: str) -> str:
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
     return lines[0]
-
-
-@pytest.fixture
-def store(tmp_path: Path, sqlite_template: Path) -> str:
-    """A migrated SQLite store with the tenant acme."""
-    shutil.copyfile(sqlite_template, tmp_path / "store.db")
-    url = f"sqlite:///{tmp_path}/store.db"
-    assert sessionmeter(url, "tenants", "create", "acme").exit_code == 0
-    return url
 
 
 def snapshot_line(n: int) -> str:
