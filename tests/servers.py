@@ -5,7 +5,7 @@ as root, so as root the server runs as the `postgres` user. Set SESSIONMETER_TES
 use a server of your own instead.
 
 MongoDB: no mongod installs on these machines, so the tests run SecantusDB's Python server (the
-MongoDB wire protocol over TCP, WiredTiger storage, in memory). Set SESSIONMETER_TEST_MONGODB_URI
+MongoDB wire protocol over TCP, WiredTiger storage, in memory; see tests/secantus_server.py). Set SESSIONMETER_TEST_MONGODB_URI
 to run the same tests against a real MongoDB 6+ instead.
 """
 
@@ -136,8 +136,7 @@ class MongoServer:
         self._process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "secantus",
+                str(Path(__file__).with_name("secantus_server.py")),
                 "--host",
                 "127.0.0.1",
                 "--port",
