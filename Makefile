@@ -30,10 +30,11 @@ $(CHROMIUM):
 	  { apt-get update -qq >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Two workers, each taking whole test files (a module's servers start once): the tests of real
-# server processes, which mostly wait, run beside the in-process ones. (`--dist loadgroup` would
+# Three workers on the machine's two cores, each taking whole test files (a module's servers start
+# once): the tests of real server processes mostly wait, so a third worker fills the cores
+# (2026-12-06, the whole suite: 14:10 with three, 16:34 with two). (`--dist loadgroup` would
 # keep chosen tests together, but pytest-xdist 3.8 cannot mark them on pytest 9.)
-PYTEST := $(BIN)/pytest -n 2 --dist loadfile
+PYTEST := $(BIN)/pytest -n 3 --dist loadfile
 
 test: lint $(CHROMIUM)
 	$(PYTEST)

@@ -39,6 +39,16 @@ T = TypeVar("T")
 _databases = itertools.count()
 
 
+# tests/live runs first: it is the longest file (its scenarios play out in real time, about two
+# minutes), and xdist hands out whole files in the order collected, so collected where it falls
+# it was left running alone at the end while the other workers had finished.
+RUNS_FIRST = "tests/live/"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(RUNS_FIRST))
+
+
 def _database_name() -> str:
     """A database name no other test process uses on a shared server (`make mutants` forks one
     process per mutant from the same counter, and a killed one leaves its database behind)."""
