@@ -78,8 +78,13 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     settlements do not wait at all."""
     for module in (adapters.memory.credits, adapters.mongodb.credits):
         monkeypatch.setattr(module, "SETTLEMENT_WAIT_SECONDS", WAIT)
+    erasures_wait(monkeypatch, 0.5)
+
+
+def erasures_wait(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """An erasure waits `seconds` for the ledgers it holds, then is refused (not 40 s)."""
     for module in (adapters.ledger_holds, adapters.sqlalchemy.erasure, adapters.mongodb.erasure):
-        monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", 0.5)
+        monkeypatch.setattr(module, "ERASURE_WAIT_SECONDS", seconds)
 
 
 @pytest.fixture
