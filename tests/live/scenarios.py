@@ -1700,6 +1700,7 @@ WALKED = {  # a list, and the field that names its items
 }
 WALK_SOURCE = "walk-media-1"
 WALK_SNAPSHOTS = 7
+SESSIONS_WITHIN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -1726,7 +1727,14 @@ def walked_while_serving(live: Live) -> Walked:
     ]
     with live.admin() as admin:
         ok(admin.post("/v1/snapshots/batch", json={"snapshots": taken}))
-        time.sleep(1)  # the other scenarios write meanwhile
+        # The walks start once the other scenarios have begun writing: sessions enough for
+        # several pages (a second's wait was not always enough on a loaded machine).
+        some = {"limit": 3 * WALK_PAGE}
+        poll(
+            lambda: ok(admin.get("/v1/sessions", params=some)),
+            lambda page: len(page["items"]) == some["limit"],
+            SESSIONS_WITHIN_SECONDS,
+        )
         names = {
             path: [item[field] for item in walked(admin, path)] for path, field in WALKED.items()
         }
