@@ -22,10 +22,18 @@ MUTMUT_COPY = "__mutmut_"
 TRANSLATED = "_translates_driver_errors"  # set on the methods this module wraps
 
 
-def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], AdapterClass]:
+def first_line(error: Exception) -> str:
+    # The driver's first line says what failed; the SQL and parameters after it are for
+    # developers, who find them on the chained cause.
+    return (str(error).strip() or type(error).__name__).splitlines()[0]
+
+
+def translating(
+    *driver_errors: type[Exception], describe: Callable[[Exception], str] = first_line
+) -> Callable[[AdapterClass], AdapterClass]:
     """A class decorator: where one of `driver_errors` escapes a public async method (or async
     generator) of the class, its own or inherited from a base that is not decorated, StorageError
-    is raised from it instead."""
+    is raised from it instead, saying what `describe` makes of the driver's error."""
 
     def translate(cls: AdapterClass) -> AdapterClass:
         for name in dir(cls):
@@ -38,36 +46,34 @@ def translating(*driver_errors: type[Exception]) -> Callable[[AdapterClass], Ada
             if getattr(member, TRANSLATED, False):  # a decorated base's
                 continue
             if inspect.iscoroutinefunction(member):
-                setattr(cls, name, _coroutine(member, driver_errors))
+                setattr(cls, name, _coroutine(member, driver_errors, describe))
             elif inspect.isasyncgenfunction(member):
-                setattr(cls, name, _generator(member, driver_errors))
+                setattr(cls, name, _generator(member, driver_errors, describe))
         return cls
 
     return translate
 
 
-def storage_error(error: Exception) -> StorageError:
-    # The driver's first line says what failed; the SQL and parameters after it are for
-    # developers, who find them on the chained cause.
-    return StorageError((str(error).strip() or type(error).__name__).splitlines()[0])
-
-
 def _coroutine(
-    method: Callable[P, Coroutine[Any, Any, R]], driver_errors: DriverErrors
+    method: Callable[P, Coroutine[Any, Any, R]],
+    driver_errors: DriverErrors,
+    describe: Callable[[Exception], str],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(method)
     async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
         except driver_errors as error:
-            raise storage_error(error) from error
+            raise StorageError(describe(error)) from error
 
     setattr(translated, TRANSLATED, True)
     return translated
 
 
 def _generator(
-    method: Callable[P, AsyncGenerator[R, None]], driver_errors: DriverErrors
+    method: Callable[P, AsyncGenerator[R, None]],
+    driver_errors: DriverErrors,
+    describe: Callable[[Exception], str],
 ) -> Callable[P, AsyncGenerator[R, None]]:
     @functools.wraps(method)
     async def translated(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[R, None]:
@@ -78,7 +84,7 @@ def _generator(
                 async for item in items:
                     yield item
         except driver_errors as error:
-            raise storage_error(error) from error
+            raise StorageError(describe(error)) from error
 
     setattr(translated, TRANSLATED, True)
     return translated

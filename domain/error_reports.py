@@ -13,7 +13,7 @@ from domain.clock import as_utc
 from domain.errors import InvalidInput
 from domain.money import check_amount, check_currency
 from domain.session import JSONObject
-from domain.text import check_json, check_text
+from domain.text import check_json, check_no_nul, check_text
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 200
@@ -133,8 +133,7 @@ class ErrorReport:
 def _check_bytes(field_name: str, value: str, limit: int) -> None:
     if not value or len(value.encode()) > limit:
         raise InvalidInput(field_name, f"must be 1 byte to {limit // 1024} KB")
-    if "\x00" in value:
-        raise InvalidInput(field_name, "must not contain NUL characters")
+    check_no_nul(field_name, value)
 
 
 # What differs between two occurrences of one fault: ids, addresses, line numbers, counts.
@@ -169,6 +168,12 @@ class ErrorFilter:
     device_id: str | None = None
     app_version: str | None = None
     severity: Severity | None = None
+
+    def __post_init__(self) -> None:
+        # No stored error holds a NUL, and PostgreSQL fails on one in a comparison.
+        for name in ("fingerprint", "device_id", "app_version"):
+            if (value := getattr(self, name)) is not None:
+                check_no_nul(name, value)
 
 
 class ErrorGroupBy(StrEnum):

@@ -14,6 +14,10 @@ MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
 def check_text(field: str, value: str, max_length: int) -> str:
     if not 1 <= len(value) <= max_length:
         raise InvalidInput(field, f"must be 1-{max_length} characters")
+    return check_no_nul(field, value)
+
+
+def check_no_nul(field: str, value: str) -> str:
     if "\x00" in value:
         raise InvalidInput(field, "must not contain NUL characters")
     return value

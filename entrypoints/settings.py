@@ -74,6 +74,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # PostgreSQL connections a process keeps at most; None: the storage's default (30).
     postgres_connections: int | None = None
+    # Seconds a database that does not answer is waited for (PostgreSQL's connect, MongoDB's
+    # choice of a server). None: the drivers' own, 60 s and 30 s, long enough for a server to
+    # ride out a replica set's election; an operator's command sets a few seconds.
+    storage_wait_seconds: float | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

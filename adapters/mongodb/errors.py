@@ -6,8 +6,25 @@ failing (unreachable, refusing the credentials or the command). pymongo wraps so
 its own (AutoReconnect).
 """
 
-from pymongo.errors import PyMongoError
+import re
 
-from adapters.driver_errors import translating
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-raises_storage_errors = translating(PyMongoError)
+from adapters.driver_errors import first_line, translating
+
+# What pymongo appends to each server's error: its own timeouts, then the whole topology.
+_TIMEOUTS = re.compile(r" \(configured timeouts: [^)]*\)")
+_TOPOLOGY = ", Topology Description: "
+
+
+def described(error: Exception) -> str:
+    """The driver's first line; when no server answered, which ones failed and how, without the
+    topology pymongo describes after them (some 700 characters for one server)."""
+    if isinstance(error, ServerSelectionTimeoutError):
+        servers, _, timeout = str(error).partition(_TOPOLOGY)[0].rpartition(", Timeout: ")
+        if servers:
+            return f"no MongoDB server answered within {timeout}: {_TIMEOUTS.sub('', servers)}"
+    return first_line(error)
+
+
+raises_storage_errors = translating(PyMongoError, describe=described)

@@ -1,5 +1,8 @@
 """The `mongodb://` storage family: every repository over one pymongo async client."""
 
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -38,17 +41,26 @@ from application.storage import Storage
 DEFAULT_DATABASE = "sessionmeter"
 
 
-def connect(url: str) -> AsyncMongoClient[Document]:
+SERVER_SELECTION = "serverselectiontimeoutms"
+
+
+def connect(url: str, wait_seconds: float | None = None) -> AsyncMongoClient[Document]:
+    """A client of the URL's servers that waits `wait_seconds` for one to answer before an
+    operation fails (None: pymongo's 30 s), unless the URL sets serverSelectionTimeoutMS."""
     # tz_aware: datetimes come back in UTC with their offset, as the domain requires.
-    return AsyncMongoClient(url, tz_aware=True, connect=False)
+    options: dict[str, Any] = {"tz_aware": True, "connect": False}
+    query = {name.lower() for name in parse_qs(urlsplit(url).query)}
+    if wait_seconds is not None and SERVER_SELECTION not in query:
+        options["serverSelectionTimeoutMS"] = round(wait_seconds * 1000)
+    return AsyncMongoClient(url, **options)
 
 
 @raises_storage_errors
 class MongoStorage(Storage):
     """The database named in the URL (default `sessionmeter`). Constructing does no I/O."""
 
-    def __init__(self, url: str) -> None:
-        self.client = connect(url)
+    def __init__(self, url: str, wait_seconds: float | None = None) -> None:
+        self.client = connect(url, wait_seconds)
         db: AsyncDatabase[Document] = self.client.get_default_database(DEFAULT_DATABASE)
         self.db = db
         self.sessions = MongoSessionRepository(db)

@@ -82,10 +82,13 @@ def pool_sizes(connections: int) -> tuple[int, int]:
     return driver, connections - driver
 
 
-def create_engine(url: str, pool_size: int, generic_plans: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, pool_size: int, generic_plans: bool = False, wait_seconds: float | None = None
+) -> AsyncEngine:
     """Its errors name the statement that failed, never the values bound to it: those come from
     requests (subject ids, attributes), and the errors of a request are logged. On PostgreSQL
-    it keeps up to `pool_size` connections."""
+    it keeps up to `pool_size` connections, each given up after `wait_seconds` without an
+    answer to its connect (None: asyncpg's 60 s)."""
     full = make_url(async_url(url))
     # JSON columns decoded by msgspec: the same values as json.loads, in a third of the time
     # (reports read thousands of small JSON objects).
@@ -111,13 +114,16 @@ def create_engine(url: str, pool_size: int, generic_plans: bool = False) -> Asyn
     settings = {"jit": "off"}
     if generic_plans:
         settings["plan_cache_mode"] = "force_generic_plan"
+    # The dialect calls `async_creator_fn` with the arguments it made of the URL and these.
+    connecting: dict[str, Any] = {"server_settings": settings, "async_creator_fn": _Connecting}
+    if wait_seconds is not None:
+        connecting["timeout"] = wait_seconds
     return create_async_engine(
         full,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
-        # The dialect calls `async_creator_fn` with the arguments it made of the URL and these.
-        connect_args={"server_settings": settings, "async_creator_fn": _Connecting},
+        connect_args=connecting,
         **common,
     )
 
@@ -135,7 +141,9 @@ class _Connecting:
         return steps
 
 
-def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int) -> AsyncEngine:
+def create_driver_engine(
+    url: str, engine: AsyncEngine, pool_size: int, wait_seconds: float | None = None
+) -> AsyncEngine:
     """The engine whose connections the hot paths' statements go to the driver on
     (asyncpg_statements); on SQLite `engine` itself, whose writers take turns on one connection
     (sqlite_statements).
@@ -153,7 +161,7 @@ def create_driver_engine(url: str, engine: AsyncEngine, pool_size: int) -> Async
     which run on `engine` for it: the reaper's time-out and a settlement."""
     if engine.dialect.name == "sqlite":
         return engine
-    return create_engine(url, pool_size, generic_plans=True)
+    return create_engine(url, pool_size, generic_plans=True, wait_seconds=wait_seconds)
 
 
 def _in_memory(url: URL) -> bool:

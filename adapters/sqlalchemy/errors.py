@@ -14,7 +14,7 @@ import sqlite3
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.driver_errors import translating
+from adapters.driver_errors import first_line, translating
 
 try:
     from asyncpg import InterfaceError, InternalClientError, PostgresError
@@ -27,7 +27,17 @@ try:
 except ImportError:  # asyncpg is the `postgres` extra
     ASYNCPG_ERRORS = ()
 
-raises_storage_errors = translating(SQLAlchemyError, OSError, sqlite3.Error, *ASYNCPG_ERRORS)
+
+def described(error: Exception) -> str:
+    # asyncpg's connect gives up with a TimeoutError that says nothing.
+    if isinstance(error, TimeoutError) and not str(error).strip():
+        return "the database did not answer in time (TimeoutError)"
+    return first_line(error)
+
+
+raises_storage_errors = translating(
+    SQLAlchemyError, OSError, sqlite3.Error, *ASYNCPG_ERRORS, describe=described
+)
 
 
 def lock_timed_out(error: Exception) -> bool:

@@ -49,14 +49,17 @@ MIGRATION_LOCK = 7_415_962_301
 class SqlAlchemyStorage(Storage):
     """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
 
-    def __init__(self, url: str, connections: int | None = None) -> None:
+    def __init__(
+        self, url: str, connections: int | None = None, wait_seconds: float | None = None
+    ) -> None:
         """`connections`: how many PostgreSQL connections this process may keep (None:
-        engine.DEFAULT_CONNECTIONS)."""
+        engine.DEFAULT_CONNECTIONS); `wait_seconds`: how long a PostgreSQL server that does not
+        answer a connect is waited for (None: the driver's 60 s)."""
         driver_pool, pool = pool_sizes(connections or DEFAULT_CONNECTIONS)
-        self.engine = create_engine(url, pool)
+        self.engine = create_engine(url, pool, wait_seconds=wait_seconds)
         # The hot paths' statements sent to the driver go through connections of their own
         # (engine.create_driver_engine says why).
-        self.driver_engine = create_driver_engine(url, self.engine, driver_pool)
+        self.driver_engine = create_driver_engine(url, self.engine, driver_pool, wait_seconds)
         self.sessions = SqlSessionRepository(self.engine, self.driver_engine)
         self.events = SqlEventLog(self.engine, self.driver_engine)
         self.tenants = SqlTenantRepository(self.engine)

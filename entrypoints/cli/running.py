@@ -3,6 +3,7 @@ and the exit status of a job that could not serve every tenant."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -49,10 +50,20 @@ def _check_storage_url(settings: Settings) -> None:
         raise ValueError(f"SESSIONMETER_STORAGE_URL: {error}") from None
 
 
-def run(ctx: click.Context, job: Callable[[Container], Awaitable[T]]) -> T:
+# Seconds a command waits for a database that does not answer (a wrong port, a server down)
+# before it says so: an operator at a prompt wants the error, not the drivers' 30 or 60 s.
+COMMAND_WAIT_SECONDS = 5.0
+
+
+def run(
+    ctx: click.Context,
+    job: Callable[[Container], Awaitable[T]],
+    wait_seconds: float | None = COMMAND_WAIT_SECONDS,
+) -> T:
     """Run one job against the configured storage, closing it afterwards; domain and storage
-    errors become a one-line message and exit code 1, never a traceback."""
-    settings = settings_of(ctx)
+    errors become a one-line message and exit code 1, never a traceback. `wait_seconds`: how
+    long a database that does not answer is waited for (None: the drivers' own)."""
+    settings = replace(settings_of(ctx), storage_wait_seconds=wait_seconds)
     _check_sqlite_file(ctx, settings)
     container = build_container(settings)
 

@@ -215,7 +215,9 @@ def serve(
     settings = settings_of(ctx)
     if settings.storage_family == "memory" and workers > 1:
         raise click.ClickException("memory:// keeps data per process: serve it with one worker")
-    run(ctx, lambda c: c.storage.backend().migrate())
+    # Waited for as long as the workers will wait: a server started beside its database (one
+    # compose file) may come up first, or during an election.
+    run(ctx, lambda c: c.storage.backend().migrate(), wait_seconds=None)
     # Workers build their own app from the environment, so configuration travels there.
     os.environ["SESSIONMETER_STORAGE_URL"] = settings.storage_url
     given = {

@@ -33,6 +33,7 @@ def build_container(settings: Settings) -> Container:
                 "family": settings.storage_family,
                 "url": settings.storage_url,
                 "postgres_connections": settings.postgres_connections,
+                "wait_seconds": settings.storage_wait_seconds,
             }
         }
     )

@@ -14,9 +14,12 @@ class StorageContainer(containers.DeclarativeContainer):
         config.family,
         memory=providers.Singleton(MemoryStorage),
         sqlalchemy=providers.Singleton(
-            SqlAlchemyStorage, url=config.url, connections=config.postgres_connections
+            SqlAlchemyStorage,
+            url=config.url,
+            connections=config.postgres_connections,
+            wait_seconds=config.wait_seconds,
         ),
-        mongodb=providers.Singleton(MongoStorage, url=config.url),
+        mongodb=providers.Singleton(MongoStorage, url=config.url, wait_seconds=config.wait_seconds),
     )
     sessions = backend.provided.sessions
     events = backend.provided.events

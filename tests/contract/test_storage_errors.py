@@ -2,6 +2,7 @@
 opened, a schema not migrated) reaches the caller of a port as the application's StorageError,
 never as its driver's error. Memory never fails that way."""
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,8 +60,14 @@ def _family(storage_url: str) -> str:
     return storage_url.split(":", 1)[0]
 
 
-def _open(url: str) -> Storage:
-    return MongoStorage(url) if url.startswith("mongodb") else SqlAlchemyStorage(url)
+# How long a server that does not answer is waited for (an operator's command waits 5 s).
+WAIT_SECONDS = 0.2
+
+
+def _open(url: str, wait_seconds: float = WAIT_SECONDS) -> Storage:
+    if url.startswith("mongodb"):
+        return MongoStorage(url, wait_seconds=wait_seconds)
+    return SqlAlchemyStorage(url, wait_seconds=wait_seconds)
 
 
 def _unusable(storage_url: str, tmp_path: Path) -> str:
@@ -73,7 +80,7 @@ def _unusable(storage_url: str, tmp_path: Path) -> str:
         not_a_database.write_text("these are not the pages of a database\n" * 200)
         return f"sqlite:///{not_a_database}"
     if family == "mongodb":
-        return f"mongodb://127.0.0.1:{free_port()}/unreachable?serverSelectionTimeoutMS=200"
+        return f"mongodb://127.0.0.1:{free_port()}/unreachable"
     return f"postgresql://postgres@127.0.0.1:{free_port()}/unreachable"
 
 
@@ -128,3 +135,21 @@ async def test_a_storage_whose_schema_is_not_migrated_raises_storage_error(
 ) -> None:
     async with _unmigrated(storage_url, tmp_path) as url:
         await _assert_each_raises_storage_error(url, [_all_tenants, _exported, *TELEMETRY_ADDS])
+
+
+async def test_a_mongodb_url_that_sets_its_own_wait_keeps_it() -> None:
+    """An operator's serverSelectionTimeoutMS in the URL wins over the wait the storage is
+    given (a server's default, a command's 5 s); the error names the wait and the server, not
+    pymongo's description of the whole topology."""
+    url = f"mongodb://127.0.0.1:{free_port()}/unreachable?serverSelectionTimeoutMS=300"
+    storage = _open(url, wait_seconds=30)
+    began = time.monotonic()
+    try:
+        with pytest.raises(StorageError) as raised:
+            await storage.tenants.all()
+    finally:
+        await storage.close()
+    assert time.monotonic() - began < 10
+    message = str(raised.value)
+    assert message.startswith("no MongoDB server answered within 0.3s: 127.0.0.1:"), message
+    assert "Topology" not in message and "configured timeouts" not in message, message
