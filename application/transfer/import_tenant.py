@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from application.rollups.rollup_rewinds import RollupRewinds
+from application.sessions.ports import SessionRepository
 from application.transfer.ports import ArchivedErasure, Record, TenantArchive
 from application.transfer.tenant_export_format import (
     RECORD_TYPES,
@@ -15,9 +16,9 @@ from application.transfer.tenant_export_format import (
     from_line,
 )
 from domain.credits import Alert, LedgerEntry
-from domain.errors import InvalidInput
+from domain.errors import Conflict, InvalidInput
 from domain.livekit import LiveKitAccount
-from domain.session import Session
+from domain.session import ChargeState, Session
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
@@ -48,30 +49,43 @@ class ImportTenant:
     itself). InvalidInput names the first line that is not a record of the export format, a
     record before its tenant, an end line that counts otherwise, or a file that stops before
     its end line (cut short: version 1 files have none). Conflict if another tenant holds the
-    tenant's name; a store failing partway leaves the batches stored before, and importing the
-    file again adds the rest. Rollups and funnels' days already in the store stay as they are,
+    tenant's name, or if the store holds a session of the file as it was before (an older
+    import: its ledger entries would come in beside a session they do not match), both before
+    anything is stored; a session the store holds further along (its reaper timed out one the
+    file has open) is kept as it is there. A store failing partway leaves the batches stored
+    before, and importing the file again adds the rest. Rollups and funnels' days already in the store stay as they are,
     and the tenant's rollups are rewound to where its data begins: the store's next rollup run
     makes again every bucket whose sources retention has kept (one that ran into the import
     made some from part of it). The erasures under way are stored again once the rest is in:
     the store's retention finishes them over all of it (a run into the import finished some
     over part of it)."""
 
-    def __init__(self, archive: TenantArchive, rewinds: RollupRewinds) -> None:
+    def __init__(
+        self, archive: TenantArchive, rewinds: RollupRewinds, sessions: SessionRepository
+    ) -> None:
         self._archive = archive
         self._rewinds = rewinds
+        self._sessions = sessions
 
     async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
         # Each line checked before anything is stored, and where each tenant's data begins.
         earliest: dict[str, datetime] = {}
         erasures: dict[str, list[Record]] = {}
         tenant_id = ""  # a record before its tenant is refused
+        sessions: list[Session] = []
         for record in _records(command.lines):
             if isinstance(record, Tenant):
+                await self._check_not_behind(tenant_id, sessions)
                 tenant_id = record.id
             if (at := _rolled_up_from(record)) is not None:
                 earliest[tenant_id] = min(at, earliest.get(tenant_id, at))
             if isinstance(record, ArchivedErasure):
                 erasures.setdefault(tenant_id, []).append(record)
+            if isinstance(record, Session):
+                sessions.append(record)
+                if len(sessions) >= BATCH:
+                    await self._check_not_behind(tenant_id, sessions)
+        await self._check_not_behind(tenant_id, sessions)
         counts = await self._store(command.lines)
         # A rollup run of this store may have run into the import, rolling up sessions whose
         # events were not in yet; and the file's buckets it made are kept as "already there".
@@ -82,6 +96,24 @@ class ImportTenant:
         for tenant_id, under_way in erasures.items():
             await self._archive.restore(tenant_id, under_way)
         return counts
+
+    async def _check_not_behind(self, tenant_id: str, sessions: list[Session]) -> None:
+        """Conflict if the store holds one of the sessions as it was before the file's copy."""
+        if not sessions:
+            return
+        present = await self._sessions.existing(tenant_id, [s.id for s in sessions])
+        for exported in sessions:
+            if exported.id not in present:
+                continue
+            stored = await self._sessions.get(tenant_id, exported.id)
+            if stored is not None and _further_along(exported, stored):
+                raise Conflict(
+                    f"session {exported.id} is here as it was before this export "
+                    f"({stored.status.value}, charge {stored.charge_state.value}; the file has "
+                    f"it {exported.status.value}, charge {exported.charge_state.value}): the "
+                    "store holds an older import of the tenant; import into one that holds none"
+                )
+        sessions.clear()
 
     async def _store(self, lines: Iterable[str]) -> ImportCounts:
         counts = ImportCounts()
@@ -116,6 +148,22 @@ class ImportTenant:
             counts.new[kind] += new
             counts.present[kind] += len(records) - new
         batch.clear()
+
+
+def _further_along(exported: Session, stored: Session) -> bool:
+    """Whether the file's copy of a session has come further than the stored one: ended where
+    that is open, more events numbered, charged again, or charged where that is not yet.
+    (Times are not compared: MongoDB keeps them to the millisecond.)"""
+    return (
+        (exported.ended_at is not None and stored.ended_at is None)
+        or exported.max_sequence_no > stored.max_sequence_no
+        or exported.charge_revision > stored.charge_revision
+        or (
+            exported.charge_revision == stored.charge_revision
+            and exported.charge_state is ChargeState.CHARGED
+            and stored.charge_state is not ChargeState.CHARGED
+        )
+    )
 
 
 def _rolled_up_from(record: Record) -> datetime | None:

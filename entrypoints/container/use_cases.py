@@ -235,7 +235,12 @@ class UseCaseContainer(containers.DeclarativeContainer):
     export_tenant = providers.Factory(
         ExportTenant, tenants=storage.tenants, archive=storage.archive
     )
-    import_tenant = providers.Factory(ImportTenant, archive=storage.archive, rewinds=rollup_rewinds)
+    import_tenant = providers.Factory(
+        ImportTenant,
+        archive=storage.archive,
+        rewinds=rollup_rewinds,
+        sessions=storage.sessions,
+    )
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
     list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)
     record_errors = providers.Factory(

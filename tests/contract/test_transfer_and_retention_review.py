@@ -229,39 +229,68 @@ async def test_an_import_writes_into_its_own_tenant_only(storage: Any, memory: A
     assert stored_key is None or stored_key.tenant_id != victim.id, secret
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="importing a newer export over an older one keeps the older sessions (by id: "
-    "'already present') but adds the newer ledger: an active session beside its own charge",
-)
-async def test_importing_a_newer_export_over_an_older_one_leaves_no_session_beside_its_charge(
+async def closed_and_charged(storage: Any, tenant: Tenant, session: Session) -> None:
+    """The session completed at minute 5 and charged 10 credits (its rate: 2 a minute)."""
+    await storage.sessions.close(
+        tenant.id, session.id, Exit(at(5)), frozenset({"practice"}), NOW, SHUT
+    )
+    await storage.ledger.settle(tenant.id, session.id, 0, 10, at(5))
+
+
+# Found: the older sessions were kept ("already present") and the newer ledger added, an active
+# session beside its own charge. Now refused before anything is stored.
+async def test_importing_a_newer_export_over_an_older_one_is_refused_before_anything_is_stored(
     storage: Any, memory: Any
 ) -> None:
     """README: import is idempotent. A move is often done twice (a first copy, then a catch-up
     once clients point at the new store): the second import must either bring each record to
     its newer state or refuse (DESIGN: the same key with different content is a conflict);
-    never a session still active in the new store whose charge its ledger already holds."""
+    never a session still active in the new store whose charge its ledger already holds. It
+    refuses, naming the session, and stores none of the newer file."""
     tenant = await add_tenant(memory, "acme")
     await memory.rates.put(tenant.id, Rate("practice", 2))
     session = await stored_session(memory, tenant, 0, kind="practice")
     await import_into(storage, await export(memory, "acme"))
-    await memory.sessions.close(
-        tenant.id, session.id, Exit(at(5)), frozenset({"practice"}), NOW, SHUT
-    )
-    await memory.ledger.settle(tenant.id, session.id, 0, 10, at(5))
+    await closed_and_charged(memory, tenant, session)
+    later = await stored_session(memory, tenant, 6, kind="practice")  # the first file lacks it
     newer = await export(memory, "acme")
 
-    try:
+    with pytest.raises(Conflict, match=f"session {session.id} is here as it was before"):
         await import_into(storage, newer)
-    except Conflict:
-        return  # refused, and said so: nothing inconsistent was written
 
     moved = await storage.sessions.get(tenant.id, session.id)
     balance = await storage.ledger.balance(tenant.id, "user-1")
-    assert (moved.status, moved.charge_state, balance.consumed) in {
-        (SessionStatus.COMPLETED, ChargeState.CHARGED, 10),
-        (SessionStatus.ACTIVE, ChargeState.NONE, 0),
-    }, (moved.status, moved.charge_state, balance)
+    assert (moved.status, moved.charge_state, balance.consumed) == (
+        SessionStatus.ACTIVE,
+        ChargeState.NONE,
+        0,
+    )
+    assert await storage.sessions.existing(tenant.id, [session.id, later.id]) == {session.id}
+
+
+async def test_importing_a_file_again_keeps_a_session_the_store_has_taken_further(
+    storage: Any, memory: Any
+) -> None:
+    """A file imported again (its first import failed partway) into a store that has moved on
+    since, its server ending and charging a session the file has open: the import adds what
+    is missing and keeps that session as the store has it."""
+    tenant = await add_tenant(memory, "acme")
+    await memory.rates.put(tenant.id, Rate("practice", 2))
+    session = await stored_session(memory, tenant, 0, kind="practice")
+    older = await export(memory, "acme")
+    await import_into(storage, older)
+    await closed_and_charged(storage, tenant, session)
+
+    counts = await import_into(storage, older)
+
+    assert counts.new["session"] == 0 and counts.present["session"] == 1, counts
+    moved = await storage.sessions.get(tenant.id, session.id)
+    balance = await storage.ledger.balance(tenant.id, "user-1")
+    assert (moved.status, moved.charge_state, balance.consumed) == (
+        SessionStatus.COMPLETED,
+        ChargeState.CHARGED,
+        10,
+    )
 
 
 async def a_session_with_three_ticks(storage: Any) -> tuple[Tenant, Session]:
