@@ -31,6 +31,7 @@ is ascending: MongoDB walks an index backwards for newest-first reads, and the t
 
 from pymongo import ASCENDING, IndexModel
 
+from adapters.mongodb.livekit import ENDS_IN_FLIGHT, ENDS_IN_FLIGHT_SINCE
 from domain.livekit import WEBHOOK_MEMORY
 
 # Replaced by another index: dropped by `db upgrade` where an older version created them.
@@ -113,6 +114,13 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("tracks_until", ASCENDING)],
             name="ix_sessions_tracks_until",
             **_exists("tracks_until"),
+        ),
+        # Track ends in flight (livekit.py): few, and those a write that died left are found fast
+        # (finish_dead_track_ends).
+        IndexModel(
+            [("tenant_id", ASCENDING), (ENDS_IN_FLIGHT_SINCE, ASCENDING)],
+            name="ix_sessions_ends_in_flight",
+            partialFilterExpression={ENDS_IN_FLIGHT: {"$gt": 0}},
         ),
     ],
     "events": [

@@ -1,6 +1,7 @@
+from bisect import bisect_right
 from collections.abc import Collection
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -9,8 +10,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from adapters.mongodb import event_documents
 from adapters.mongodb.documents import Document, duplicates_in, increments
 from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.event_counting import counted
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
 from domain.errors import Conflict, NotFound
+from domain.event_gaps import merged
 from domain.livekit import (
     LiveKitAccount,
     TrackChange,
@@ -131,6 +134,16 @@ class MongoFinishedRooms(FinishedRooms):
 # inserted after, and only then counted (event_count). So a reader never finds an end counted
 # that is not stored (an export: MongoTenantArchive._as_they_were waits for none in flight).
 ENDS_IN_FLIGHT = "ends_in_flight"
+# When the last write that put ends in flight numbered them (on its wall clock), set by that
+# numbering and removed by the count that leaves none in flight; absent when none are.
+ENDS_IN_FLIGHT_SINCE = "ends_in_flight_since"
+# Ends in flight this long after the last numbering are a dead write's (its process died, or its
+# connection for good): finish_dead_track_ends counts what it stored. Twice an append's
+# STALE_AFTER and a settlement turn's LEASE (30 s, event_counting, ledger_turns): after its
+# numbering a write makes two more round trips, each given up by the driver after a server
+# selection of 30 s. (One that outlives it finds its count done: its own count then changes
+# nothing, see MongoTrackLog.record.)
+ENDS_DEAD_AFTER = timedelta(seconds=60)
 
 
 @raises_storage_errors
@@ -208,8 +221,12 @@ class MongoTrackLog(TrackLog):
                     )
                 except BulkWriteError as error:  # a client's event took a number meanwhile
                     stored -= len(duplicates_in(error))
-                stored_ends = {"event_count": stored, ENDS_IN_FLIGHT: -len(change.ends)}
-                await self._sessions.update_one(key, {"$inc": stored_ends})
+                # Guarded on its ends still in flight: a write that outlived ENDS_DEAD_AFTER
+                # finds them counted by finish_dead_track_ends, and counts nothing twice.
+                ends = len(change.ends)
+                await self._sessions.update_one(
+                    {**key, ENDS_IN_FLIGHT: {"$gte": ends}}, _ends_counted(stored, ends)
+                )
             return change.seconds is not None
         raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
 
@@ -241,11 +258,129 @@ def _update(track: str, change: TrackChange) -> Document:
     increments_: Document = {}
     if change.ends:
         increments_.update({"max_sequence_no": len(change.ends), ENDS_IN_FLIGHT: len(change.ends)})
+        update["$set"][ENDS_IN_FLIGHT_SINCE] = wall_clock()
     if change.seconds is not None:
         increments_.update(increments("usage", {t.meter: change.seconds}))
     if increments_:
         update["$inc"] = increments_
     return update | track_span(t)
+
+
+def _ends_counted(stored: int, ends: int) -> list[Document]:
+    """The update (a pipeline) that counts the `stored` of a write's `ends` in flight, and
+    removes ENDS_IN_FLIGHT_SINCE if that leaves none in flight (another write's are still)."""
+    in_flight = f"${ENDS_IN_FLIGHT}"
+    return [
+        {
+            "$set": {
+                "event_count": {"$add": ["$event_count", stored]},
+                ENDS_IN_FLIGHT: {"$subtract": [in_flight, ends]},
+            }
+        },
+        {
+            "$set": {
+                ENDS_IN_FLIGHT_SINCE: {
+                    "$cond": [{"$gt": [in_flight, 0]}, f"${ENDS_IN_FLIGHT_SINCE}", "$$REMOVE"]
+                }
+            }
+        },
+    ]
+
+
+def wall_clock() -> datetime:
+    """Now, on this machine's clock: writes in flight are stamped and aged on it (as
+    event_counting's marks), not on a caller's clock."""
+    return datetime.now(UTC)
+
+
+# What finish_dead_track_ends reads of a session: what it counts, and what its guard compares.
+_IN_FLIGHT_FIELDS = {
+    "_id": 0,
+    "tenant_id": 1,
+    "id": 1,
+    "event_count": 1,
+    "deleted_events": 1,
+    "counting": 1,
+    "refusals": 1,
+    ENDS_IN_FLIGHT: 1,
+    ENDS_IN_FLIGHT_SINCE: 1,
+}
+
+
+async def finish_dead_track_ends(db: AsyncDatabase[Document], tenant_id: str) -> None:
+    """Finish what track writes that died left of the tenant's sessions (the reaper's pass runs
+    it): ends in flight ENDS_DEAD_AFTER after the last numbering are counted as stored (those
+    never inserted are gaps), and none is left in flight. Sessions with ends in flight are few,
+    found by their index (indexes.py). Safe to run anywhere at once: each session is counted in
+    one update guarded on what the count was made from."""
+    dead_before = wall_clock() - ENDS_DEAD_AFTER
+    in_flight = {"tenant_id": tenant_id, ENDS_IN_FLIGHT: {"$gt": 0}}
+    async for found in db["sessions"].find(in_flight, _IN_FLIGHT_FIELDS):
+        await _finish_ends(db, found, dead_before)
+
+
+async def _finish_ends(db: AsyncDatabase[Document], found: Document, dead_before: datetime) -> None:
+    """Count into the session `found` (as read) the events it holds, once its ends in flight
+    are a dead write's. The count is what is counted of the events stored (a batch under way
+    counts only once counted into it: event_counting.counted) and what retention deleted; the
+    update is guarded on every field that changes when that does (a batch's count moves
+    event_count, retention and erasure push deleted_events before they delete) and on the ends
+    in flight as read (a write numbering more, or a concurrent finisher): so a change between
+    the reads and the write makes it read again, and nothing is counted twice or lost. After
+    ATTEMPTS changes it gives up: the next pass tries again."""
+    key = {"tenant_id": found["tenant_id"], "id": found["id"]}
+    for _ in range(ATTEMPTS):
+        since = found.get(ENDS_IN_FLIGHT_SINCE)
+        if not found.get(ENDS_IN_FLIGHT, 0) > 0:
+            return
+        if since is None:  # numbered before the stamps were written: aged from now on
+            stamp = {**key, ENDS_IN_FLIGHT: {"$gt": 0}, ENDS_IN_FLIGHT_SINCE: None}
+            await db["sessions"].update_one(stamp, {"$set": {ENDS_IN_FLIGHT_SINCE: wall_clock()}})
+            return
+        if since >= dead_before:
+            return  # a write that may still be alive
+        events = db["events"].find(
+            {"tenant_id": found["tenant_id"], "session_id": found["id"]},
+            {"_id": 0, "sequence_no": 1, "batch": 1},
+        )
+        numbers = [
+            e["sequence_no"]
+            async for e in events
+            if "batch" not in e or counted(found, e["batch"], e["sequence_no"])
+        ]
+        guard = {
+            **key,
+            **{f: found.get(f) for f in ("event_count", "deleted_events", ENDS_IN_FLIGHT)},
+            ENDS_IN_FLIGHT_SINCE: since,
+        }
+        finished = await db["sessions"].update_one(
+            guard,
+            {
+                "$set": {"event_count": _counted(numbers, found), ENDS_IN_FLIGHT: 0},
+                "$unset": {ENDS_IN_FLIGHT_SINCE: ""},
+            },
+        )
+        if finished.modified_count:
+            return
+        again = await db["sessions"].find_one(key, _IN_FLIGHT_FIELDS)
+        if again is None:
+            return  # erased meanwhile
+        found = again
+
+
+def _counted(numbers: list[int], session: Document) -> int:
+    """How many events are counted into the session (as read) whose counted events stored have
+    these `numbers`: those, and those deleted (Session.deleted_events, remembered before they
+    went: some may still be stored)."""
+    deleted = merged((first, last) for first, last in session.get("deleted_events") or ())
+    firsts = [first for first, _ in deleted]
+
+    def gone(number: int) -> bool:
+        at = bisect_right(firsts, number) - 1
+        return at >= 0 and number <= deleted[at][1]
+
+    kept = sum(not gone(n) for n in set(numbers))
+    return kept + sum(last - first + 1 for first, last in deleted)
 
 
 def track_span(t: TrackReport) -> Document:

@@ -24,6 +24,7 @@ from adapters.mongodb.dimensions import having
 from adapters.mongodb.documents import Document, increments, past
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import finish_batches, finish_stale_batches, uncounted
+from adapters.mongodb.livekit import finish_dead_track_ends
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.charging import ChargeOnClose
@@ -207,6 +208,8 @@ class MongoSessionRepository(SessionRepository):
         window: timedelta,
     ) -> list[Session]:
         await finish_stale_batches(self._db, tenant_id, now, window)
+        # And the track ends that writes which died left in flight (one `find` by index).
+        await finish_dead_track_ends(self._db, tenant_id)
         stale = self._sessions.find(
             {"tenant_id": tenant_id, "status": ACTIVE, **_stale(staleness)},
             sort=[("id", 1)],

@@ -82,7 +82,7 @@ def database(mongodb_databases: MongoDatabases) -> Iterator[str]:
 def watched_storage(url: str, commands: Commands) -> MongoStorage:
     """A MongoStorage on `url` whose client tells `commands` of every command it sends."""
 
-    def listened(url: str) -> AsyncMongoClient[Document]:
+    def listened(url: str, wait_seconds: float | None = None) -> AsyncMongoClient[Document]:
         return AsyncMongoClient(url, tz_aware=True, connect=False, event_listeners=[commands])
 
     with patch("adapters.mongodb.storage.connect", listened):
