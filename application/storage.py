@@ -24,12 +24,25 @@ from application.trials.ports import (
     SubscriptionRepository,
     TrialSessions,
 )
+from domain.session import Charge
 
 
 class StorageError(Exception):
     """The storage itself failed in a way an operator causes and fixes: a server that is down, a
     file that cannot be opened, a schema not migrated yet. Adapters raise it in place of their
     driver's errors; its message is the driver's first line, without SQL or parameters."""
+
+
+class SettlementCutShort(StorageError):
+    """The store failed after it claimed these sessions' settlements (`charges`, by session id)
+    and before it had written all they owe the ledger. The claims stand: whoever settles one of
+    them next (the client's retry, the reaper's pending_charges) writes what it owes, so its
+    caller tells the first charges as if it had finished. (MongoDB's settlement is two writes;
+    the SQL stores settle in one transaction and never raise it.)"""
+
+    def __init__(self, message: str, charges: dict[str, Charge]) -> None:
+        super().__init__(message)
+        self.charges = charges
 
 
 class Storage(Protocol):

@@ -8,8 +8,8 @@ finishing twice writes nothing twice. The balance is always the server's sum of 
 """
 
 import uuid
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -21,11 +21,16 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from adapters.mongodb.documents import Document, duplicates_in, meter_field, meter_name, past
-from adapters.mongodb.errors import raises_storage_errors
+from adapters.mongodb.errors import described, raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
-from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
+from application.credits.ports import (
+    CreditLedger,
+    LedgerHeld,
+    RateRepository,
+)
 from application.pagination import Position
+from application.storage import SettlementCutShort
 from domain.charging import Priced, settle, settle_batch, subjects_of
 from domain.credits import Alert, Balance, EntryKind, LedgerEntry, MeterRate, Rate, Rounding
 from domain.errors import NotFound
@@ -123,7 +128,8 @@ class MongoCreditLedger(CreditLedger):
         )
         if claimed is None:
             return None
-        await finish_due(self._db, claimed)
+        async with _cut_short({session.id: settled.charge}):
+            await finish_due(self._db, claimed)
         return settled.charge
 
     async def settle_many(
@@ -225,13 +231,15 @@ class MongoCreditLedger(CreditLedger):
             )
         }
         notes = [due for due in claimed_here.values() if due and due.get("claim") == claim]
-        await _insert_once(self._ledger, [n["entry"] for n in notes if n["entry"] is not None])
-        await _insert_once(self._alerts, [n["alert"] for n in notes if n["alert"] is not None])
-        await self._sessions.update_many(
-            {"tenant_id": tenant_id, "id": {"$in": list(claimed_here)}, "due.claim": claim},
-            {"$set": {"due": None}},
-        )
-        return {d.session.id: d.charge for d in decided if d.session.id in claimed_here}
+        charges = {d.session.id: d.charge for d in decided if d.session.id in claimed_here}
+        async with _cut_short(charges):
+            await _insert_once(self._ledger, [n["entry"] for n in notes if n["entry"] is not None])
+            await _insert_once(self._alerts, [n["alert"] for n in notes if n["alert"] is not None])
+            await self._sessions.update_many(
+                {"tenant_id": tenant_id, "id": {"$in": list(claimed_here)}, "due.claim": claim},
+                {"$set": {"due": None}},
+            )
+        return charges
 
     async def _balances(self, tenant_id: str, subjects: set[str]) -> dict[str, int]:
         """The subjects' balances (sums of their ledgers), in one aggregation."""
@@ -286,6 +294,16 @@ class MongoCreditLedger(CreditLedger):
             query |= past("created_at", "id", (before.at, before.id), descending=True)
         cursor = self._alerts.find(query, sort=[("created_at", -1), ("id", -1)], limit=limit)
         return [alert_from_document(d) async for d in cursor]
+
+
+@asynccontextmanager
+async def _cut_short(charges: dict[str, Charge]) -> AsyncIterator[None]:
+    """Writing what claims made owe the ledger: a failure there is SettlementCutShort, so that
+    the caller tells the charges it claimed (whoever finishes the notes later tells nothing)."""
+    try:
+        yield
+    except Exception as error:  # the claims stand whatever failed: a driver's error or another
+        raise SettlementCutShort(described(error), charges) from error
 
 
 async def finish_due(db: AsyncDatabase[Document], session: Document) -> None:

@@ -3,9 +3,15 @@ changes its price: one ledger entry per change, never two (domain.charging)."""
 
 from collections.abc import Iterable, Sequence
 
-from application.credits.ports import ChargeTally, CreditLedger, LedgerHeld, UnfinishedErasures
+from application.credits.ports import (
+    ChargeTally,
+    CreditLedger,
+    LedgerHeld,
+    UnfinishedErasures,
+)
 from application.credits.rate_book import RateBook
 from application.ports import Clock
+from application.storage import SettlementCutShort
 from domain.charging import ChargeOnClose, Priced, price
 from domain.erasure import is_pseudonym
 from domain.session import Charge, ChargeState, Closing, Session
@@ -88,7 +94,12 @@ class DeductCredits:
         pending = [s for s in pending if s.subject_id not in left]
         rates = await self._rate_book.rates(tenant_id)
         priced = [Priced(s, price(s, rates.get(s.kind))) for s in pending]
-        charges = await self._ledger.settle_many(tenant_id, priced, self._clock.now())
+        try:
+            charges = await self._ledger.settle_many(tenant_id, priced, self._clock.now())
+        except SettlementCutShort as cut:
+            for session in pending:
+                self._tell_first(session, cut.charges.get(session.id))
+            raise
         settled = []
         for session in sessions:
             if session.charge_state is ChargeState.PENDING:
@@ -121,6 +132,9 @@ class DeductCredits:
                 )
             except LedgerHeld:
                 return session  # pending: the reaper's
+            except SettlementCutShort as cut:
+                self._tell_first(session, cut.charges.get(session.id))
+                raise
 
             if charge is not None:
                 self._settle(session, charge)
@@ -131,10 +145,16 @@ class DeductCredits:
 
     def _settle(self, session: Session, charge: Charge) -> None:
         """This caller's settlement wrote `charge`: the session takes it, and the tally hears of
-        it if it is the session's first (so each first charge is told once, whoever races)."""
-        if session.charge is None:
-            self._tally.credits_charged(charge.credits)
+        it if it is the session's first."""
+        self._tell_first(session, charge)
         session.settle(charge)
+
+    def _tell_first(self, session: Session, charge: Charge | None) -> None:
+        """The tally hears of a charge this caller claimed if it is the session's first (so
+        each first charge is told once, whoever races, even when the store failed after the
+        claim: SettlementCutShort)."""
+        if charge is not None and session.charge is None:
+            self._tally.credits_charged(charge.credits)
 
     async def _unfinished_erasures(
         self, tenant_id: str, subjects: Iterable[str | None]

@@ -14,7 +14,7 @@ import adapters.mongodb.credits
 from adapters.mongodb.documents import Document
 from application.credits.ports import ChargeTally
 from application.ports import Clock
-from application.storage import Storage
+from application.storage import SettlementCutShort, Storage
 from domain.calendar import Bucket, Calendar, Period
 from domain.credits import LedgerEntry, MeterRate, Rate
 from domain.events import Event
@@ -214,7 +214,10 @@ async def claimed_by_a_settlement_that_died(
             await db["sessions"].update_one(key, {"$set": {"due": session["due"]}})
         raise ConnectionError("the process died")
 
-    with patch.object(adapters.mongodb.credits, "finish_due", dies), pytest.raises(ConnectionError):
+    with (
+        patch.object(adapters.mongodb.credits, "finish_due", dies),
+        pytest.raises(SettlementCutShort),
+    ):
         await storage.ledger.settle(tenant_id, session_id, 0, 6, at(10))
 
 

@@ -14,8 +14,8 @@ of each session's first charge, by the settlement that wrote it; never of an adj
 
 `tally` hears every container of a test (each racer's, each helper's). The review found the look
 of 8ce1fcb wrong for a room_finished stamped before the run and handled inside it (mended next:
-the look takes only stays the sweep did not read open) and the MongoDB gap kept below as strict
-xfails."""
+the look takes only stays the sweep did not read open) and a MongoDB gap (section 1, mended
+since: SettlementCutShort)."""
 
 import threading
 from collections.abc import Sequence
@@ -99,15 +99,10 @@ def exit_at(tenant: Tenant, session: Session, minute: float, now: float = 95) ->
 # --- 1. MongoDB: a settlement cut short after its claim, the process alive ---------------------
 
 
-# Open (the metric only; the ledger is right): on MongoDB a settlement's claim and its entry are
-# two writes; when the second fails and the process lives on, whoever finishes the claim's note
-# later (the next settlement, pending_charges, an erasure) writes the entry but tells no tally.
-# Telling it at the claim would mean answering success before the entry is in, so that a balance
-# read (a start's credit check) misses the charge until the reaper finishes the note; the failed
-# settlement's caller retrying (a client's exit) writes it at once instead.
-FINISHED_BY_ANOTHER = pytest.mark.xfail(
-    strict=True, reason="MongoDB: a claim finished by another caller is not told"
-)
+# Found (the metric only; the ledger was right): on MongoDB a settlement's claim and its entry
+# are two writes; when the second failed and the process lived on, whoever finished the claim's
+# note later wrote the entry but told no tally. The caller whose write failed now tells it
+# (SettlementCutShort), before the error reaches its client.
 
 
 class _DropsOnce:
@@ -124,7 +119,6 @@ class _DropsOnce:
         return await self._real(*args)
 
 
-@FINISHED_BY_ANOTHER
 @on_mongodb
 async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once_finished(
     storage: Any, tenant: Tenant, tally: FakeTally
@@ -152,7 +146,6 @@ async def test_an_exit_whose_entry_write_dropped_after_its_claim_is_counted_once
     assert tally.told == [written]
 
 
-@FINISHED_BY_ANOTHER
 @on_mongodb
 async def test_a_reapers_batch_whose_entries_dropped_after_its_claims_is_counted_once_finished(
     storage: Any, tenant: Tenant, tally: FakeTally

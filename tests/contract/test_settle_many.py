@@ -12,6 +12,7 @@ import pytest
 import application.sessions.reap_stale_sessions as reaper
 from application.data_rights.erase_subject import EraseSubjectCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessionsCommand
+from application.storage import SettlementCutShort
 from domain.charging import Priced
 from domain.credits import EntryKind, LedgerEntry, Rate
 from domain.livekit import TrackReport
@@ -405,8 +406,9 @@ async def test_a_mongodb_batch_that_died_after_its_claims_is_finished_once(
 
     with monkeypatch.context() as patched:
         patched.setattr(adapters.mongodb.credits, "_insert_once", dies)
-        with pytest.raises(ConnectionError):
+        with pytest.raises(SettlementCutShort) as cut:
             await storage.ledger.settle_many(tenant.id, priced, at(10))
+    assert set(cut.value.charges) == {s.id for s in sessions}
     assert await session_entries(storage, tenant, "user-1") == {}
 
     assert await storage.sessions.pending_charges(tenant.id, 10) == []
