@@ -148,7 +148,12 @@ class MemoryTenantArchive(TenantArchive):
                 events = store.events.setdefault((tenant_id, record.session_id), {})
                 return _put_new(events, record.sequence_no, record)
             case LedgerEntry():
-                return _append_new(store.ledger, record)
+                # Unique as the other stores' indexes make it: by id, idempotency key, and
+                # (session, revision): one entry per settlement of a session.
+                if any(_same_entry(e, record) for e in store.ledger):
+                    return False
+                store.ledger.append(record)
+                return True
             case Alert():
                 return _append_new(store.alerts, record)
             case LiveKitAccount():
@@ -198,6 +203,19 @@ def _put_new(where: dict[K, V], key: K, value: V) -> bool:
         return False
     where[key] = value
     return True
+
+
+def _same_entry(stored: LedgerEntry, entry: LedgerEntry) -> bool:
+    if stored.id == entry.id:
+        return True
+    if stored.tenant_id != entry.tenant_id:
+        return False
+    if entry.idempotency_key is not None and stored.idempotency_key == entry.idempotency_key:
+        return True
+    return entry.session_id is not None and (stored.session_id, stored.session_revision) == (
+        entry.session_id,
+        entry.session_revision,
+    )
 
 
 def _append_new(entries: list[E], entry: E) -> bool:

@@ -18,12 +18,13 @@ _TOPOLOGY = ", Topology Description: "
 
 
 def described(error: Exception) -> str:
-    """The driver's first line; when no server answered, which ones failed and how, without the
-    topology pymongo describes after them (some 700 characters for one server)."""
+    """The driver's first line; when no server could be used (none answered, or none that did
+    fits: another replica set's, a secondary where a primary is wanted), why, without the
+    topology pymongo describes after it (some 700 characters for one server)."""
     if isinstance(error, ServerSelectionTimeoutError):
         servers, _, timeout = str(error).partition(_TOPOLOGY)[0].rpartition(", Timeout: ")
         if servers:
-            return f"no MongoDB server answered within {timeout}: {_TIMEOUTS.sub('', servers)}"
+            return f"no MongoDB server to use within {timeout}: {_TIMEOUTS.sub('', servers)}"
     return first_line(error)
 
 

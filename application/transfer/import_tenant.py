@@ -16,9 +16,10 @@ from application.transfer.tenant_export_format import (
     from_line,
 )
 from domain.credits import Alert, LedgerEntry
+from domain.erasure import is_pseudonym
 from domain.errors import Conflict, InvalidInput
 from domain.livekit import LiveKitAccount
-from domain.session import ChargeState, Session
+from domain.session import ChargeState, Session, SessionStatus
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
 
@@ -152,10 +153,17 @@ class ImportTenant:
 
 def _further_along(exported: Session, stored: Session) -> bool:
     """Whether the file's copy of a session has come further than the stored one: ended where
-    that is open, more events numbered, charged again, or charged where that is not yet.
+    that is open, or by its client where the stored one has only the reaper's guess; more
+    events numbered; charged again, or charged where that is not yet; erased where that is not.
     (Times are not compared: MongoDB keeps them to the millisecond.)"""
     return (
         (exported.ended_at is not None and stored.ended_at is None)
+        or (
+            stored.status is SessionStatus.TIMED_OUT
+            and exported.ended_at is not None
+            and exported.status is not SessionStatus.TIMED_OUT
+        )
+        or (is_pseudonym(exported.subject_id) and not is_pseudonym(stored.subject_id))
         or exported.max_sequence_no > stored.max_sequence_no
         or exported.charge_revision > stored.charge_revision
         or (

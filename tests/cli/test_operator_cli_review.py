@@ -500,7 +500,7 @@ def test_a_mongodb_port_where_nothing_listens_is_an_error_within_seconds() -> No
         f"mongodb://127.0.0.1:{free_port()}/x", "tenants", "create", "acme", timeout=WITHIN_SECONDS
     )
     assert done.returncode == 1 and done.stderr.startswith(
-        "Error: storage error: no MongoDB server answered within 5.0s: 127.0.0.1:"
+        "Error: storage error: no MongoDB server to use within 5.0s: 127.0.0.1:"
     )
     assert len(done.stderr) < 300 and "Topology" not in done.stderr, done.stderr
 

@@ -151,5 +151,5 @@ async def test_a_mongodb_url_that_sets_its_own_wait_keeps_it() -> None:
         await storage.close()
     assert time.monotonic() - began < 10
     message = str(raised.value)
-    assert message.startswith("no MongoDB server answered within 0.3s: 127.0.0.1:"), message
+    assert message.startswith("no MongoDB server to use within 0.3s: 127.0.0.1:"), message
     assert "Topology" not in message and "configured timeouts" not in message, message
