@@ -84,7 +84,9 @@ ATOMIC := \
 	'adapters.sqlalchemy.asyncpg_events.x*' \
 	'adapters.sqlalchemy.sqlite_events.x*' \
 	'adapters.mongodb.event_counting.x*' \
-	$(foreach f,finish_dead_track_ends _finish_ends,'adapters.mongodb.livekit.x_$(f)__mutmut_*') \
+	$(foreach f,finish_dead_track_ends _finish_ends _counted_numbers _written_by _counted _numbering,\
+		'adapters.mongodb.livekit.x_$(f)__mutmut_*') \
+	'adapters.mongodb.livekit.x?MongoTrackLog?_count__mutmut_*' \
 	$(foreach m,settle _settle settle_many _settle_many,\
 		'adapters.*.credits.x?*CreditLedger?$(m)__mutmut_*') \
 	$(foreach f,_settle_batch _settled finish_due _insert_once,\

@@ -31,7 +31,7 @@ is ascending: MongoDB walks an index backwards for newest-first reads, and the t
 
 from pymongo import ASCENDING, IndexModel
 
-from adapters.mongodb.livekit import ENDS_IN_FLIGHT, ENDS_IN_FLIGHT_SINCE
+from adapters.mongodb.livekit import ENDS_IN_FLIGHT
 from domain.livekit import WEBHOOK_MEMORY
 
 # Replaced by another index: dropped by `db upgrade` where an older version created them.
@@ -116,9 +116,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             **_exists("tracks_until"),
         ),
         # Track ends in flight (livekit.py): few, and those a write that died left are found fast
-        # (finish_dead_track_ends).
+        # (finish_dead_track_ends). (Not keyed on tenant_id alone: ix_sessions_due is, and a key
+        # pattern is one index but on the servers that tell partial ones apart, MongoDB 7.0 on.)
         IndexModel(
-            [("tenant_id", ASCENDING), (ENDS_IN_FLIGHT_SINCE, ASCENDING)],
+            [("tenant_id", ASCENDING), (ENDS_IN_FLIGHT, ASCENDING)],
             name="ix_sessions_ends_in_flight",
             partialFilterExpression={ENDS_IN_FLIGHT: {"$gt": 0}},
         ),

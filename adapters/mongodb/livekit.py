@@ -3,6 +3,7 @@ from collections.abc import Collection
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -134,15 +135,20 @@ class MongoFinishedRooms(FinishedRooms):
 # inserted after, and only then counted (event_count). So a reader never finds an end counted
 # that is not stored (an export: MongoTenantArchive._as_they_were waits for none in flight).
 ENDS_IN_FLIGHT = "ends_in_flight"
-# When the last write that put ends in flight numbered them (on its wall clock), set by that
-# numbering and removed by the count that leaves none in flight; absent when none are.
+# Whose the ends in flight are: an entry per write that has some, pushed by its numbering and
+# pulled by its count, {token, track, first, last, ends, since}: the write's own token, its
+# track, the numbers it took (first..last, `ends` of them) and when (on its wall clock).
+# ENDS_IN_FLIGHT is the sum of their ends, but for ends a version before the entries put in
+# flight (no entry: _finish_ends gives them one, first and last None, when it first sees them).
+ENDS_WRITES = "ends_writes"
+# When ends were last put in flight, by the version before ENDS_WRITES: removed with them.
 ENDS_IN_FLIGHT_SINCE = "ends_in_flight_since"
-# Ends in flight this long after the last numbering are a dead write's (its process died, or its
-# connection for good): finish_dead_track_ends counts what it stored. Twice an append's
+# A write whose entry is this old is dead (its process died, or its connection for good):
+# finish_dead_track_ends counts what it stored and takes its entry. Twice an append's
 # STALE_AFTER and a settlement turn's LEASE (30 s, event_counting, ledger_turns): after its
 # numbering a write makes two more round trips, each given up by the driver after a server
-# selection of 30 s. (One that outlives it finds its count done: its own count then changes
-# nothing, see MongoTrackLog.record.)
+# selection of 30 s. One that outlives it finds its entry taken when it counts: it then counts
+# the stay again from what it holds (see MongoTrackLog._count).
 ENDS_DEAD_AFTER = timedelta(seconds=60)
 
 
@@ -155,6 +161,7 @@ class MongoTrackLog(TrackLog):
     find the sessions with track time in an hour by index (see rollups.py)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
         self._sessions = db["sessions"]
         self._events = db["events"]
 
@@ -198,9 +205,11 @@ class MongoTrackLog(TrackLog):
                 }
                 update["$set"]["charge_state"] = ChargeState.PENDING.value
                 update.setdefault("$inc", {})["charge_revision"] = 1
+            token = ObjectId()
+            ends = len(change.ends)
             written = await self._sessions.find_one_and_update(
                 {**key, **guard},
-                update,
+                _numbering(update, token, report.track_sid, ends) if ends else update,
                 {"_id": 0, "max_sequence_no": 1},
                 return_document=ReturnDocument.AFTER,
             )
@@ -210,7 +219,7 @@ class MongoTrackLog(TrackLog):
                 # Numbered above and counted once stored (ENDS_IN_FLIGHT): a crash before the
                 # insert leaves a gap in the session's events, which its event_gaps show; the
                 # track itself is recorded exactly.
-                first = written["max_sequence_no"] - len(change.ends) + 1
+                first = written["max_sequence_no"] - ends + 1
                 t = change.track
                 recorded = track_events(session_id, first, t.meter, t.track_sid, change.ends)
                 stored = len(recorded)
@@ -221,14 +230,27 @@ class MongoTrackLog(TrackLog):
                     )
                 except BulkWriteError as error:  # a client's event took a number meanwhile
                     stored -= len(duplicates_in(error))
-                # Guarded on its ends still in flight: a write that outlived ENDS_DEAD_AFTER
-                # finds them counted by finish_dead_track_ends, and counts nothing twice.
-                ends = len(change.ends)
-                await self._sessions.update_one(
-                    {**key, ENDS_IN_FLIGHT: {"$gte": ends}}, _ends_counted(stored, ends)
-                )
+                await self._count(key, token, stored, ends)
             return change.seconds is not None
         raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
+
+    async def _count(self, key: Document, token: ObjectId, stored: int, ends: int) -> None:
+        """Count the `stored` of the write `token`'s `ends` into the session `key`, guarded on
+        its entry still there (ENDS_WRITES). A pass took it if the write outlived
+        ENDS_DEAD_AFTER, and counted the stay without it (before its insert, or after): the
+        stay is then counted again from what it holds (_finish_ends), never added to."""
+        done = await self._sessions.update_one(
+            {**key, f"{ENDS_WRITES}.token": token},
+            {
+                "$inc": {"event_count": stored, ENDS_IN_FLIGHT: -ends},
+                "$pull": {ENDS_WRITES: {"token": token}},
+            },
+        )
+        if done.matched_count:
+            return
+        found = await self._sessions.find_one(key, _IN_FLIGHT_FIELDS)
+        if found is not None:  # (not erased meanwhile)
+            await _finish_ends(self._db, found, None)
 
     async def tracks_ending_with_stay(self, tenant_id: str, session_id: str) -> list[TrackReport]:
         found = await self._sessions.find_one(
@@ -258,7 +280,6 @@ def _update(track: str, change: TrackChange) -> Document:
     increments_: Document = {}
     if change.ends:
         increments_.update({"max_sequence_no": len(change.ends), ENDS_IN_FLIGHT: len(change.ends)})
-        update["$set"][ENDS_IN_FLIGHT_SINCE] = wall_clock()
     if change.seconds is not None:
         increments_.update(increments("usage", {t.meter: change.seconds}))
     if increments_:
@@ -266,25 +287,37 @@ def _update(track: str, change: TrackChange) -> Document:
     return update | track_span(t)
 
 
-def _ends_counted(stored: int, ends: int) -> list[Document]:
-    """The update (a pipeline) that counts the `stored` of a write's `ends` in flight, and
-    removes ENDS_IN_FLIGHT_SINCE if that leaves none in flight (another write's are still)."""
-    in_flight = f"${ENDS_IN_FLIGHT}"
-    return [
-        {
-            "$set": {
-                "event_count": {"$add": ["$event_count", stored]},
-                ENDS_IN_FLIGHT: {"$subtract": [in_flight, ends]},
-            }
-        },
-        {
-            "$set": {
-                ENDS_IN_FLIGHT_SINCE: {
-                    "$cond": [{"$gt": [in_flight, 0]}, f"${ENDS_IN_FLIGHT_SINCE}", "$$REMOVE"]
-                }
-            }
-        },
-    ]
+def _numbering(update: Document, token: ObjectId, track_sid: str, ends: int) -> list[Document]:
+    """`update` (of $set, $inc, $min and $max), as a pipeline that then pushes the entry of the
+    write `token` (ENDS_WRITES): its numbers are the last `ends` of max_sequence_no as updated,
+    which only the update itself knows."""
+    stage: Document = {}
+    for operator, fields in update.items():
+        for field, value in fields.items():
+            stage[field] = _as_expression(operator, f"${field}", value)
+    last = "$max_sequence_no"
+    entry = {
+        "token": token,
+        "track": {"$literal": track_sid},
+        "first": {"$subtract": [last, ends - 1]},
+        "last": last,
+        "ends": ends,
+        "since": wall_clock(),
+    }
+    pushed = {"$concatArrays": [{"$ifNull": [f"${ENDS_WRITES}", []]}, [entry]]}
+    return [{"$set": stage}, {"$set": {ENDS_WRITES: pushed}}]
+
+
+def _as_expression(operator: str, current: str, value: object) -> Document:
+    """The value an update's `operator` gives the field at `current` ("$<path>"), as an
+    expression of a pipeline's $set."""
+    if operator == "$set":
+        return {"$literal": value}
+    if operator == "$inc":  # (a missing field counts from 0, as $inc does)
+        return {"$add": [{"$ifNull": [current, 0]}, {"$literal": value}]}
+    if operator in ("$min", "$max"):  # (a missing field takes the value, as they do)
+        return {operator: [current, {"$literal": value}]}
+    raise ValueError(f"{operator} has no pipeline form here")
 
 
 def wall_clock() -> datetime:
@@ -293,7 +326,7 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-# What finish_dead_track_ends reads of a session: what it counts, and what its guard compares.
+# What _finish_ends reads of a session: what it counts, and what its guard compares.
 _IN_FLIGHT_FIELDS = {
     "_id": 0,
     "tenant_id": 1,
@@ -303,75 +336,118 @@ _IN_FLIGHT_FIELDS = {
     "counting": 1,
     "refusals": 1,
     ENDS_IN_FLIGHT: 1,
-    ENDS_IN_FLIGHT_SINCE: 1,
+    ENDS_WRITES: 1,
 }
 
 
 async def finish_dead_track_ends(db: AsyncDatabase[Document], tenant_id: str) -> None:
     """Finish what track writes that died left of the tenant's sessions (the reaper's pass runs
-    it): ends in flight ENDS_DEAD_AFTER after the last numbering are counted as stored (those
-    never inserted are gaps), and none is left in flight. Sessions with ends in flight are few,
-    found by their index (indexes.py). Safe to run anywhere at once: each session is counted in
-    one update guarded on what the count was made from."""
+    it): the ends of a write whose entry is ENDS_DEAD_AFTER old are counted as stored (those
+    never inserted are gaps), and its entry taken. Sessions with ends in flight are few, found
+    by their index (indexes.py). Safe to run anywhere at once: each session is counted in one
+    update guarded on what the count was made from."""
     dead_before = wall_clock() - ENDS_DEAD_AFTER
     in_flight = {"tenant_id": tenant_id, ENDS_IN_FLIGHT: {"$gt": 0}}
     async for found in db["sessions"].find(in_flight, _IN_FLIGHT_FIELDS):
         await _finish_ends(db, found, dead_before)
 
 
-async def _finish_ends(db: AsyncDatabase[Document], found: Document, dead_before: datetime) -> None:
-    """Count into the session `found` (as read) the events it holds, once its ends in flight
-    are a dead write's. The count is what is counted of the events stored (a batch under way
-    counts only once counted into it: event_counting.counted) and what retention deleted; the
-    update is guarded on every field that changes when that does (a batch's count moves
-    event_count, retention and erasure push deleted_events before they delete) and on the ends
-    in flight as read (a write numbering more, or a concurrent finisher): so a change between
+async def _finish_ends(
+    db: AsyncDatabase[Document], found: Document, dead_before: datetime | None
+) -> None:
+    """Count into the session `found` (as read) the events it holds, once a write with ends in
+    flight is dead (its entry older than `dead_before`); with `dead_before` None (a write
+    whose entry a pass took), whatever the writes in flight.
+
+    The count is what is counted of the events stored (a batch under way counts only once
+    counted into it: event_counting.counted) and what retention deleted, but for the ends of
+    the writes left in flight (the numbers of their entries, stored or deleted: each counts
+    its own); they stay in flight, the dead ones' entries go. The update is guarded on every
+    field that changes when that does (a batch's count moves event_count, retention and erasure
+    push deleted_events before they delete) and on the ends in flight and their entries as read
+    (a write numbering more or counting its own, or a concurrent finisher): so a change between
     the reads and the write makes it read again, and nothing is counted twice or lost. After
-    ATTEMPTS changes it gives up: the next pass tries again."""
+    ATTEMPTS changes it gives up: the next pass tries again (a late writer's does not)."""
     key = {"tenant_id": found["tenant_id"], "id": found["id"]}
     for _ in range(ATTEMPTS):
-        since = found.get(ENDS_IN_FLIGHT_SINCE)
-        if not found.get(ENDS_IN_FLIGHT, 0) > 0:
-            return
-        if since is None:  # numbered before the stamps were written: aged from now on
-            stamp = {**key, ENDS_IN_FLIGHT: {"$gt": 0}, ENDS_IN_FLIGHT_SINCE: None}
-            await db["sessions"].update_one(stamp, {"$set": {ENDS_IN_FLIGHT_SINCE: wall_clock()}})
-            return
-        if since >= dead_before:
-            return  # a write that may still be alive
-        events = db["events"].find(
-            {"tenant_id": found["tenant_id"], "session_id": found["id"]},
-            {"_id": 0, "sequence_no": 1, "batch": 1},
-        )
-        numbers = [
-            e["sequence_no"]
-            async for e in events
-            if "batch" not in e or counted(found, e["batch"], e["sequence_no"])
-        ]
+        writes: list[Document] = found.get(ENDS_WRITES) or []
+        in_flight = found.get(ENDS_IN_FLIGHT) or 0
+        unowned = in_flight - sum(w["ends"] for w in writes)
         guard = {
             **key,
-            **{f: found.get(f) for f in ("event_count", "deleted_events", ENDS_IN_FLIGHT)},
-            ENDS_IN_FLIGHT_SINCE: since,
-        }
-        finished = await db["sessions"].update_one(
-            guard,
-            {
-                "$set": {"event_count": _counted(numbers, found), ENDS_IN_FLIGHT: 0},
-                "$unset": {ENDS_IN_FLIGHT_SINCE: ""},
+            **{
+                f: found.get(f)
+                for f in ("event_count", "deleted_events", ENDS_IN_FLIGHT, ENDS_WRITES)
             },
-        )
-        if finished.modified_count:
-            return
+        }
+        dead: list[Document] = []
+        if dead_before is not None:
+            if unowned > 0:  # a version before the entries': one write's, aged from now on
+                unknown = {"token": ObjectId(), "track": None, "first": None, "last": None}
+                entry = {**unknown, "ends": unowned, "since": wall_clock()}
+                await db["sessions"].update_one(
+                    guard,
+                    {"$push": {ENDS_WRITES: entry}, "$unset": {ENDS_IN_FLIGHT_SINCE: ""}},
+                )
+            else:
+                dead = [w for w in writes if w["since"] < dead_before]
+                if not dead:
+                    return  # writes that may still be alive, or none
+        if dead or dead_before is None:
+            live = [w for w in writes if w not in dead]
+            numbers = await _counted_numbers(db, found, live)
+            finished = await db["sessions"].update_one(
+                guard,
+                {
+                    "$set": {
+                        "event_count": _counted(numbers, found, live),
+                        ENDS_IN_FLIGHT: sum(w["ends"] for w in live) + max(unowned, 0),
+                        ENDS_WRITES: live,
+                    }
+                },
+            )
+            if finished.matched_count:
+                return
         again = await db["sessions"].find_one(key, _IN_FLIGHT_FIELDS)
         if again is None:
             return  # erased meanwhile
         found = again
 
 
-def _counted(numbers: list[int], session: Document) -> int:
+async def _counted_numbers(
+    db: AsyncDatabase[Document], session: Document, live: list[Document]
+) -> list[int]:
+    """The numbers of the session's stored events that are counted into it (as read), but for
+    the ends the `live` writes stored (theirs in their numbers, of their track: a client's
+    event that took one of their numbers is counted as any)."""
+    events = db["events"].find(
+        {"tenant_id": session["tenant_id"], "session_id": session["id"]},
+        {"_id": 0, "sequence_no": 1, "batch": 1, "category": 1, "data.track_sid": 1},
+    )
+    return [
+        e["sequence_no"]
+        async for e in events
+        if ("batch" not in e or counted(session, e["batch"], e["sequence_no"]))
+        and not any(_written_by(w, e) for w in live)
+    ]
+
+
+def _written_by(write: Document, event: Document) -> bool:
+    """Whether the stored `event` is one of the ends of `write` (an entry of ENDS_WRITES)."""
+    first, last, n = write["first"], write["last"], event["sequence_no"]
+    return (
+        first is not None
+        and first <= n <= last
+        and event.get("category") == "track"
+        and (event.get("data") or {}).get("track_sid") == write["track"]
+    )
+
+
+def _counted(numbers: list[int], session: Document, live: list[Document]) -> int:
     """How many events are counted into the session (as read) whose counted events stored have
     these `numbers`: those, and those deleted (Session.deleted_events, remembered before they
-    went: some may still be stored)."""
+    went: some may still be stored), but for the numbers of the `live` writes (their ends,
+    each counts its own)."""
     deleted = merged((first, last) for first, last in session.get("deleted_events") or ())
     firsts = [first for first, _ in deleted]
 
@@ -379,8 +455,17 @@ def _counted(numbers: list[int], session: Document) -> int:
         at = bisect_right(firsts, number) - 1
         return at >= 0 and number <= deleted[at][1]
 
+    theirs: list[tuple[int, int]] = [
+        (w["first"], w["last"]) for w in live if w["first"] is not None
+    ]
     kept = sum(not gone(n) for n in set(numbers))
-    return kept + sum(last - first + 1 for first, last in deleted)
+    deleted_ = sum(last - first + 1 for first, last in deleted)
+    deleted_theirs = sum(
+        max(0, min(last, to) - max(first, from_) + 1)
+        for first, last in deleted
+        for from_, to in theirs
+    )
+    return kept + deleted_ - deleted_theirs
 
 
 def track_span(t: TrackReport) -> Document:

@@ -23,6 +23,7 @@ from adapters.mongodb.livekit import ENDS_IN_FLIGHT, MongoTrackLog
 from adapters.mongodb.sessions import MongoSessionRepository
 from adapters.mongodb.storage import MongoStorage
 from application.sessions.reap_stale_sessions import BATCH_SIZE, ReapStaleSessionsCommand
+from domain.livekit import TrackReport
 from domain.session import Session
 from domain.staleness import Staleness
 from domain.tenants import Tenant
@@ -44,7 +45,10 @@ pytestmark = pytest.mark.anyio
 # before counting them (its only `update_one` of sessions).
 BEFORE_THE_INSERT = ("events", "insert_many")
 BEFORE_THE_COUNT = ("sessions", "update_one")
-# Not named in livekit.py (a field the fix adds): its absence is what the tests see without it.
+# Not named from livekit.py (fields the fix adds): their absence is what the tests see without
+# it. A write's entry while its ends are in flight (its token, track, numbers, ends and since);
+# and the stamp of the version before the entries (a document it left has it, and no entry).
+WRITES = "ends_writes"
 SINCE = "ends_in_flight_since"
 BOUND = timedelta(seconds=60)  # livekit.ENDS_DEAD_AFTER, as the tests rely on it
 
@@ -98,7 +102,7 @@ class Left:
     event_count: int
     stored: int  # events documents of the session
     gaps: list[tuple[int, int]]
-    stamped: bool = False  # ends_in_flight_since set
+    stamped: bool = False  # a write's entry (ends_writes) kept with the ends in flight
 
 
 async def left(storage: MongoStorage, tenant: Tenant, stay: Session) -> Left:
@@ -114,7 +118,7 @@ async def left(storage: MongoStorage, tenant: Tenant, stay: Session) -> Left:
         document["event_count"],
         stored,
         read.event_gaps,
-        SINCE in document,
+        bool(document.get(WRITES)),
     )
 
 
@@ -185,9 +189,9 @@ async def test_ends_in_flight_within_the_bound_are_left_alone_until_it_passes(
 
 @on_mongodb
 async def test_a_live_track_write_is_left_to_finish_on_its_own(storage: MongoStorage) -> None:
-    """The pass runs while a write is between its insert and its count (its stamp is fresh):
+    """The pass runs while a write is between its insert and its count (its entry is fresh):
     it changes nothing, and the write counts its ends once, leaving none in flight nor its
-    stamp."""
+    entry."""
     tenant = await add_tenant(storage, "acme")
     stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
 
@@ -197,13 +201,44 @@ async def test_a_live_track_write_is_left_to_finish_on_its_own(storage: MongoSto
         document = await storage.db["sessions"].find_one({"id": stay.id})
         assert document is not None
         assert (document[ENDS_IN_FLIGHT], document["event_count"]) == (2, 0)
-        assert before - timedelta(seconds=5) < document[SINCE] <= before
+        [entry] = document[WRITES]
+        assert before - timedelta(seconds=5) < entry["since"] <= before
 
     hooked = Before(storage.db, *BEFORE_THE_COUNT, the_pass_meanwhile)
     assert await MongoTrackLog(hooked).record(tenant.id, stay.id, CAMERA)  # type: ignore[arg-type]
 
     assert hooked.ran
     assert await left(storage, tenant, stay) == Left(0, 2, 2, [])
+
+
+@on_mongodb
+@pytest.mark.parametrize("then", ["kept", "deleted by retention"])
+async def test_a_live_writes_stored_ends_are_left_to_it_by_a_pass_that_finishes_a_dead_one(
+    storage: MongoStorage, later: Callable[[timedelta], None], then: str
+) -> None:
+    """A write dies before counting its ends (1, 2); past the bound, a second track's write
+    numbers its own (3, 4) and stores them, and the pass runs before it counts them (retention
+    may have deleted them meanwhile, and the dead write's): the pass counts the dead write's
+    ends, leaves the live one's in flight, uncounted (its entry is fresh), and the live write
+    then counts them, once."""
+    tenant = await add_tenant(storage, "acme")
+    stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
+    await a_write_that_dies(storage, tenant, stay, BEFORE_THE_COUNT)  # ends at minutes 31, 33
+    later(PAST_THE_BOUND)
+    second = TrackReport("TR_cam_2", "video.seconds", at(34), at(36))
+    stored = 4 if then == "kept" else 0
+
+    async def retention_then_the_pass() -> None:
+        if then == "deleted by retention":
+            assert await storage.retention.delete_events(tenant.id, at(37), 100) == 4
+        await pass_on(storage.db, tenant)
+        assert await left(storage, tenant, stay) == Left(2, 2, stored, [], stamped=True)
+
+    hooked = Before(storage.db, *BEFORE_THE_COUNT, retention_then_the_pass)
+    assert await MongoTrackLog(hooked).record(tenant.id, stay.id, second)  # type: ignore[arg-type]
+
+    assert hooked.ran
+    assert await left(storage, tenant, stay) == Left(0, 4, stored, [])
 
 
 @on_mongodb
@@ -352,13 +387,14 @@ async def test_passes_of_several_servers_at_once_finish_each_session_once(
 async def test_ends_left_in_flight_before_the_stamps_are_finished_a_bound_later(
     storage: MongoStorage, later: Callable[[timedelta], None]
 ) -> None:
-    """A session left with ends in flight by a version that did not stamp them: the first pass
-    stamps it (its writer may be alive), a pass past the bound after it finishes it."""
+    """A session left with ends in flight by a version that did not stamp them (no entry of
+    their write, nor the stamp of daf504e): the first pass stamps them (gives them an entry: its
+    writer may be alive), a pass past the bound after it finishes it."""
     tenant = await add_tenant(storage, "acme")
     stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
     await a_write_that_dies(storage, tenant, stay, BEFORE_THE_COUNT)
     key = {"tenant_id": tenant.id, "id": stay.id}
-    await storage.db["sessions"].update_one(key, {"$unset": {SINCE: ""}})
+    await storage.db["sessions"].update_one(key, {"$unset": {WRITES: "", SINCE: ""}})
 
     later(PAST_THE_BOUND)
     await reap(storage)
