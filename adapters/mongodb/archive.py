@@ -27,7 +27,8 @@ from adapters.mongodb.funnels import funnel_from_document, funnel_to_document
 from adapters.mongodb.livekit import (
     ENDS_IN_FLIGHT,
     account_from_document,
-    track_report,
+    kept_tracks,
+    track_field,
     track_span,
 )
 from adapters.mongodb.plans import (
@@ -365,8 +366,7 @@ class MongoTenantArchive(TenantArchive):
             for event in events_of_session:
                 yield event
         for _, _, document in ordered:
-            for sid, known in sorted((document.get("tracks") or {}).items()):
-                report = track_report(sid, known)
+            for report, known in kept_tracks(document):
                 yield ArchivedTrack(document["id"], report, bool(known.get("counted")))
 
     async def _events_of(
@@ -413,7 +413,7 @@ class MongoTenantArchive(TenantArchive):
 
     async def _restore_track(self, tenant_id: str, archived: ArchivedTrack) -> bool:
         """Into its session's document, unless the session is not there or has the track."""
-        t, field = archived.report, f"tracks.{archived.report.track_sid}"
+        t, field = archived.report, f"tracks.{track_field(archived.report.track_sid)}"
         known = {
             "meter": t.meter,
             "published_at": t.published_at,

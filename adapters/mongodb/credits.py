@@ -219,17 +219,21 @@ class MongoCreditLedger(CreditLedger):
         # have finished its note already (its entry is in): only the notes still there are
         # written, but the session is settled here all the same, so its caller knows it charged
         # it (and tells the metrics so).
-        claimed_here = {
-            document["id"]: document.get("due")
-            async for document in self._sessions.find(
-                {
-                    "tenant_id": tenant_id,
-                    "id": {"$in": [d.session.id for d in decided]},
-                    "claimed_by": claim,
-                },
-                {"due": 1, "id": 1},
-            )
-        }
+        # (Should this read fail, which claims were made is unknown: each decided one is told,
+        # so as not to leave a first charge untold; one whose claim a correction took then is
+        # told twice.)
+        async with _cut_short({d.session.id: d.charge for d in decided}):
+            claimed_here = {
+                document["id"]: document.get("due")
+                async for document in self._sessions.find(
+                    {
+                        "tenant_id": tenant_id,
+                        "id": {"$in": [d.session.id for d in decided]},
+                        "claimed_by": claim,
+                    },
+                    {"due": 1, "id": 1},
+                )
+            }
         notes = [due for due in claimed_here.values() if due and due.get("claim") == claim]
         charges = {d.session.id: d.charge for d in decided if d.session.id in claimed_here}
         async with _cut_short(charges):

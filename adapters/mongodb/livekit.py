@@ -2,6 +2,7 @@ from bisect import bisect_right
 from collections.abc import Collection
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -167,7 +168,7 @@ class MongoTrackLog(TrackLog):
 
     async def record(self, tenant_id: str, session_id: str, report: TrackReport) -> bool:
         key = {"tenant_id": tenant_id, "id": session_id}
-        track = f"tracks.{report.track_sid}"
+        track = f"tracks.{track_field(report.track_sid)}"
         for _ in range(ATTEMPTS):
             state = {"ended_at": 1, "status": 1, "charge_state": 1, "charge_revision": 1}
             found = await self._sessions.find_one(key, {"_id": 0, track: 1, **state})
@@ -177,7 +178,7 @@ class MongoTrackLog(TrackLog):
             required = stays_end_required(report)
             if required is not None and ended_at not in (None, required):
                 return False  # a stale ender's
-            stored = (found.get("tracks") or {}).get(report.track_sid)
+            stored = (found.get("tracks") or {}).get(track_field(report.track_sid))
             known = None if stored is None else track_report(report.track_sid, stored)
             counted = bool(stored and stored.get("counted"))
             change = report_track(known, counted, report)
@@ -256,8 +257,7 @@ class MongoTrackLog(TrackLog):
         found = await self._sessions.find_one(
             {"tenant_id": tenant_id, "id": session_id}, {"_id": 0, "tracks": 1}
         )
-        tracks = (found or {}).get("tracks") or {}
-        reports = [track_report(sid, known) for sid, known in sorted(tracks.items())]
+        reports = [report for report, _ in kept_tracks(found or {})]
         return [
             r
             for r in reports
@@ -476,6 +476,23 @@ def track_span(t: TrackReport) -> Document:
     if t.unpublished_at is not None:
         span["$max"] = {"tracks_until": t.unpublished_at}
     return span
+
+
+# A track's sid names its field in its stay's `tracks`: the characters MongoDB reads as a path
+# ('.') or an operator ('$') are written %2E and %24 there, and '%' itself %25, so that any sid
+# a webhook brings is a field of its own (`TR_cam.meter` is not TR_cam's meter).
+_FIELD_ESCAPES = {"%": "%25", ".": "%2E", "$": "%24"}
+
+
+def track_field(track_sid: str) -> str:
+    return "".join(_FIELD_ESCAPES.get(c, c) for c in track_sid)
+
+
+def kept_tracks(session: Document) -> list[tuple[TrackReport, Document]]:
+    """The tracks kept in a session's document, by sid, each with what is kept of it."""
+    tracks = session.get("tracks") or {}
+    kept = [(track_report(unquote(field), known), known) for field, known in tracks.items()]
+    return sorted(kept, key=lambda track: track[0].track_sid)
 
 
 def track_report(track_sid: str, known: Document) -> TrackReport:

@@ -100,16 +100,21 @@ class DeductCredits:
             for session in pending:
                 self._tell_first(session, cut.charges.get(session.id))
             raise
+        # The batch's own charges first: settling one of the others may fail, and what the batch
+        # wrote must be told all the same.
+        for session in pending:
+            if (charge := charges.get(session.id)) is not None:
+                self._settle(session, charge)
         settled = []
         for session in sessions:
-            if session.charge_state is ChargeState.PENDING:
-                charge = charges.get(session.id)
-                if charge is not None:
-                    self._settle(session, charge)
-                elif (subject := session.subject_id) not in left:  # claimed, corrected, held
-                    session = await self(await self._ledger.settled(tenant_id, session.id))
-                    if session.charge_state is ChargeState.PENDING and subject is not None:
-                        left.add(subject)
+            if (
+                session.charge_state is ChargeState.PENDING
+                and session.id not in charges  # claimed, corrected or held: on its own
+                and (subject := session.subject_id) not in left
+            ):
+                session = await self(await self._ledger.settled(tenant_id, session.id))
+                if session.charge_state is ChargeState.PENDING and subject is not None:
+                    left.add(subject)
             settled.append(session)
         return settled
 
