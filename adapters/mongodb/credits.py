@@ -24,11 +24,7 @@ from adapters.mongodb.documents import Document, duplicates_in, meter_field, met
 from adapters.mongodb.errors import described, raises_storage_errors
 from adapters.mongodb.ledger_turns import LedgerTurns
 from adapters.mongodb.session_documents import from_document, load, to_document
-from application.credits.ports import (
-    CreditLedger,
-    LedgerHeld,
-    RateRepository,
-)
+from application.credits.ports import CreditLedger, LedgerHeld, RateRepository
 from application.pagination import Position
 from application.storage import SettlementCutShort
 from domain.charging import Priced, settle, settle_batch, subjects_of
@@ -302,8 +298,9 @@ class MongoCreditLedger(CreditLedger):
 
 @asynccontextmanager
 async def _cut_short(charges: dict[str, Charge]) -> AsyncIterator[None]:
-    """Writing what claims made owe the ledger: a failure there is SettlementCutShort, so that
-    the caller tells the charges it claimed (whoever finishes the notes later tells nothing)."""
+    """What follows claims (reading them back, writing what they owe the ledger): a failure
+    there is SettlementCutShort, so that the caller tells the charges it claimed (whoever
+    finishes the notes later tells nothing)."""
     try:
         yield
     except Exception as error:  # the claims stand whatever failed: a driver's error or another

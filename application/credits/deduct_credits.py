@@ -3,12 +3,7 @@ changes its price: one ledger entry per change, never two (domain.charging)."""
 
 from collections.abc import Iterable, Sequence
 
-from application.credits.ports import (
-    ChargeTally,
-    CreditLedger,
-    LedgerHeld,
-    UnfinishedErasures,
-)
+from application.credits.ports import ChargeTally, CreditLedger, LedgerHeld, UnfinishedErasures
 from application.credits.rate_book import RateBook
 from application.ports import Clock
 from application.storage import SettlementCutShort

@@ -54,12 +54,12 @@ class ImportTenant:
     import: its ledger entries would come in beside a session they do not match), both before
     anything is stored; a session the store holds further along (its reaper timed out one the
     file has open) is kept as it is there. A store failing partway leaves the batches stored
-    before, and importing the file again adds the rest. Rollups and funnels' days already in the store stay as they are,
-    and the tenant's rollups are rewound to where its data begins: the store's next rollup run
-    makes again every bucket whose sources retention has kept (one that ran into the import
-    made some from part of it). The erasures under way are stored again once the rest is in:
-    the store's retention finishes them over all of it (a run into the import finished some
-    over part of it)."""
+    before, and importing the file again adds the rest. Rollups and funnels' days already in
+    the store stay as they are, and the tenant's rollups are rewound to where its data begins:
+    the store's next rollup run makes again every bucket whose sources retention has kept (one
+    that ran into the import made some from part of it). The erasures under way are stored
+    again once the rest is in: the store's retention finishes them over all of it (a run into
+    the import finished some over part of it)."""
 
     def __init__(
         self, archive: TenantArchive, rewinds: RollupRewinds, sessions: SessionRepository
