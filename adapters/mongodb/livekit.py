@@ -142,8 +142,6 @@ ENDS_IN_FLIGHT = "ends_in_flight"
 # ENDS_IN_FLIGHT is the sum of their ends, but for ends a version before the entries put in
 # flight (no entry: _finish_ends gives them one, first and last None, when it first sees them).
 ENDS_WRITES = "ends_writes"
-# When ends were last put in flight, by the version before ENDS_WRITES: removed with them.
-ENDS_IN_FLIGHT_SINCE = "ends_in_flight_since"
 # A write whose entry is this old is dead (its process died, or its connection for good):
 # finish_dead_track_ends counts what it stored and takes its entry. Twice an append's
 # STALE_AFTER and a settlement turn's LEASE (30 s, event_counting, ledger_turns): after its
@@ -387,7 +385,7 @@ async def _finish_ends(
                 entry = {**unknown, "ends": unowned, "since": wall_clock()}
                 await db["sessions"].update_one(
                     guard,
-                    {"$push": {ENDS_WRITES: entry}, "$unset": {ENDS_IN_FLIGHT_SINCE: ""}},
+                    {"$push": {ENDS_WRITES: entry}},
                 )
             else:
                 dead = [w for w in writes if w["since"] < dead_before]

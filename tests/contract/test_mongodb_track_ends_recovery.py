@@ -45,11 +45,9 @@ pytestmark = pytest.mark.anyio
 # before counting them (its only `update_one` of sessions).
 BEFORE_THE_INSERT = ("events", "insert_many")
 BEFORE_THE_COUNT = ("sessions", "update_one")
-# Not named from livekit.py (fields the fix adds): their absence is what the tests see without
-# it. A write's entry while its ends are in flight (its token, track, numbers, ends and since);
-# and the stamp of the version before the entries (a document it left has it, and no entry).
+# Not named from livekit.py (a field the fix adds): its absence is what the tests see without
+# it. A write's entry while its ends are in flight (its token, track, numbers, ends and since).
 WRITES = "ends_writes"
-SINCE = "ends_in_flight_since"
 BOUND = timedelta(seconds=60)  # livekit.ENDS_DEAD_AFTER, as the tests rely on it
 
 
@@ -388,13 +386,13 @@ async def test_ends_left_in_flight_before_the_stamps_are_finished_a_bound_later(
     storage: MongoStorage, later: Callable[[timedelta], None]
 ) -> None:
     """A session left with ends in flight by a version that did not stamp them (no entry of
-    their write, nor the stamp of daf504e): the first pass stamps them (gives them an entry: its
-    writer may be alive), a pass past the bound after it finishes it."""
+    their write): the first pass stamps them (gives them an entry: its writer may be alive), a
+    pass past the bound after it finishes it."""
     tenant = await add_tenant(storage, "acme")
     stay = await stored_session(storage, tenant, 30, kind="livekit", resource_id="room-1")
     await a_write_that_dies(storage, tenant, stay, BEFORE_THE_COUNT)
     key = {"tenant_id": tenant.id, "id": stay.id}
-    await storage.db["sessions"].update_one(key, {"$unset": {WRITES: "", SINCE: ""}})
+    await storage.db["sessions"].update_one(key, {"$unset": {WRITES: ""}})
 
     later(PAST_THE_BOUND)
     await reap(storage)
