@@ -383,29 +383,25 @@ async def _finish_ends(
             if unowned > 0:  # a version before the entries': one write's, aged from now on
                 unknown = {"token": ObjectId(), "track": None, "first": None, "last": None}
                 entry = {**unknown, "ends": unowned, "since": wall_clock()}
-                await db["sessions"].update_one(
-                    guard,
-                    {"$push": {ENDS_WRITES: entry}},
-                )
-            else:
-                dead = [w for w in writes if w["since"] < dead_before]
-                if not dead:
-                    return  # writes that may still be alive, or none
-        if dead or dead_before is None:
-            live = [w for w in writes if w not in dead]
-            numbers = await _counted_numbers(db, found, live)
-            finished = await db["sessions"].update_one(
-                guard,
-                {
-                    "$set": {
-                        "event_count": _counted(numbers, found, live),
-                        ENDS_IN_FLIGHT: sum(w["ends"] for w in live) + max(unowned, 0),
-                        ENDS_WRITES: live,
-                    }
-                },
-            )
-            if finished.matched_count:
-                return
+                await db["sessions"].update_one(guard, {"$push": {ENDS_WRITES: entry}})
+                return  # a later pass finishes it
+            dead = [w for w in writes if w["since"] < dead_before]
+            if not dead:
+                return  # writes that may still be alive, or none
+        live = [w for w in writes if w not in dead]
+        numbers = await _counted_numbers(db, found, live)
+        finished = await db["sessions"].update_one(
+            guard,
+            {
+                "$set": {
+                    "event_count": _counted(numbers, found, live),
+                    ENDS_IN_FLIGHT: sum(w["ends"] for w in live) + max(unowned, 0),
+                    ENDS_WRITES: live,
+                }
+            },
+        )
+        if finished.matched_count:
+            return
         again = await db["sessions"].find_one(key, _IN_FLIGHT_FIELDS)
         if again is None:
             return  # erased meanwhile
