@@ -1640,6 +1640,10 @@ class Moved:
     answers: list[Json]  # every batch it sent, from before the export began until after it ended
     exported: list[Json]  # the export's lines
     imported: str  # what `sessionmeter import` printed on the new store
+    # A catch-up once the wall had left: a second export imported over the first (its exit
+    # status and standard error), then the first file imported again (what it printed).
+    catch_up: tuple[int, str]
+    again: str
 
 
 def moved_while_serving(live: Live) -> Moved:
@@ -1674,24 +1678,39 @@ def moved_while_serving(live: Live) -> Moved:
     ):
         taps = wall.submit(tap)
         exporting.wait(TOGETHER_WITHIN_SECONDS)
-        export = Path(folder) / "live.jsonl"
-        with export.open("w") as out:
-            done = subprocess.run(
-                [SESSIONMETER, "export", "--tenant", live.tenant],
-                env=live.server.env,
-                stdout=out,
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=120,
-            )
+        export = exported_to(live, Path(folder) / "live.jsonl")
         exported.set()
         answers = taps.result()
-        assert done.returncode == 0 and done.stderr == "", done.stderr
         new_store = on_storage(f"sqlite:///{folder}/new.db")
         operator(new_store, "db", "upgrade")
         imported = operator(new_store, "import", str(export))
         lines = [json.loads(line) for line in export.read_text().splitlines()]
-    return Moved(session_id, answers, lines, imported)
+        # The wall has left since, with more taps: the new store holds its session as it was.
+        newer = exported_to(live, Path(folder) / "newer.jsonl")
+        refused = subprocess.run(
+            [SESSIONMETER, "import", str(newer)],
+            env=new_store,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        again = operator(new_store, "import", str(export))
+    return Moved(session_id, answers, lines, imported, (refused.returncode, refused.stderr), again)
+
+
+def exported_to(live: Live, file: Path) -> Path:
+    """The live tenant exported from the serving store into `file`."""
+    with file.open("w") as out:
+        done = subprocess.run(
+            [SESSIONMETER, "export", "--tenant", live.tenant],
+            env=live.server.env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return file
 
 
 # A lossy kiosk's session of two days ago (events 1, 2 and 4 arrived, 3 was lost) in a tenant of

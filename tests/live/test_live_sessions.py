@@ -610,6 +610,11 @@ def test_a_tenant_exported_while_it_serves_moves_whole_and_keeps_every_write(
     )
     imported = {kind: int(n) for n, kind in (item.split(" ") for item in new.split(", "))}
     assert (imported, present) == (counts, "0"), run.imported
+    # A catch-up export over that copy, once the wall had left (its session ended, with more
+    # taps), is refused whole; the first file imported again finds every record there.
+    status, refused = run.catch_up
+    assert status == 1 and "is here as it was before this export" in refused, refused
+    assert run.again == f"imported: nothing ({len(records)} already present)", run.again
 
 
 def test_retention_deletes_a_lossy_sessions_old_events_and_its_gaps_stay_those_lost(
