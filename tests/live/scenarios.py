@@ -369,7 +369,10 @@ def reconciled_stay(live: Live) -> Reconciled:
             joined_at = now()
             livekit.join("consult-1", "PA_dr-kim", "dr-kim")
             deliver(room.joined("dr-kim", joined_at))
-            deliver(room.track("track_published", "dr-kim", joined_at, "TR_cam", "CAMERA", now()))
+            published_at = now()
+            deliver(
+                room.track("track_published", "dr-kim", joined_at, "TR_cam", "CAMERA", published_at)
+            )
             # Reconciliation found her in the room and saw her now: waited for as it happens,
             # not for a fixed time (a stalled server may not have reconciled in that time).
             seen = instant(stay()["last_seen_at"])
@@ -380,7 +383,9 @@ def reconciled_stay(live: Live) -> Reconciled:
                 "reconciliation saw her in the room",
             )
             livekit.leave("consult-1", "PA_dr-kim")
-            unpublished_at = now()
+            # LiveKit dates its webhooks in whole seconds: a camera on within one second (a
+            # reconciliation run may come right after its publish) was on for none of them.
+            unpublished_at = a_later_second_than(published_at)
             deliver(
                 room.track(
                     "track_unpublished", "dr-kim", joined_at, "TR_cam", "CAMERA", unpublished_at
@@ -584,7 +589,9 @@ def counseling(live: Live) -> Counseling:
     )
 
 
-# 3. A kiosk that exits, then flushes the events it buffered before its exit.
+# 3. A kiosk that exits, then flushes the events it buffered before its exit. It dates its exit
+# as it dates its events: an exit without a time that a stalled server handles past the idle
+# timeout would keep the reaper's end, before the events (it did, once in CI).
 
 
 FLUSHED_EVENTS = 20
@@ -593,6 +600,7 @@ FLUSHED_EVENTS = 20
 @dataclass(frozen=True)
 class Flush:
     stamps: list[datetime]
+    exited_at: datetime
     exit: Json
     flush: Json
     final: Json
@@ -613,7 +621,8 @@ def kiosk_flush(live: Live) -> Flush:
         for _ in range(FLUSHED_EVENTS):  # buffered on the device, not sent
             stamps.append(now())
             time.sleep(0.1)
-        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={}))
+        exited_at = now()
+        exit = ok(http.post(f"/v1/sessions/{session_id}/exit", json={"at": exited_at.isoformat()}))
         flush = ok(
             http.post(
                 "/v1/events/batch",
@@ -623,7 +632,7 @@ def kiosk_flush(live: Live) -> Flush:
         final = ok(http.get(f"/v1/sessions/{session_id}"))
     with live.admin() as admin:
         listed = ok(admin.get(f"/v1/sessions/{session_id}/events", params={"limit": 500}))
-    return Flush(stamps, exit, flush, final, listed["items"])
+    return Flush(stamps, exited_at, exit, flush, final, listed["items"])
 
 
 # 4. A kiosk of a rated kind silent past the idle timeout (reaped, charged), then back: it sends
@@ -1282,6 +1291,12 @@ def poll(
     while not until(reading := read()) and time.monotonic() < deadline:
         time.sleep(every)
     return reading
+
+
+def a_later_second_than(at: datetime) -> datetime:
+    """Now, once its whole second is past `at`'s (waited for if need be)."""
+    time.sleep(max(0.0, (at.replace(microsecond=0) + timedelta(seconds=1) - now()).total_seconds()))
+    return now()
 
 
 def observed(
