@@ -5,6 +5,7 @@ tenant without plans limits nothing. A session counts toward a limit when it sta
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,6 +59,12 @@ class Plan:
 
     def resource_limit(self) -> int | None:
         return None if self.unlimited else self.limits.resources_per_month
+
+
+def counted_kinds(plans: Iterable[Plan]) -> frozenset[str]:
+    """The kinds some plan names: a subject's sessions of them count toward its limits (under
+    whichever plan it is on, now or later)."""
+    return frozenset().union(*(plan.limits.session_kinds for plan in plans))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,16 @@ Feature: A free trial stops at its limit and points to the upgrade
     When "mina" watches webinar "exam-tips" 3 times
     Then all 3 sessions started
 
+  Scenario: Sessions kept only 30 days still count toward the free trial
+    Given the app keeps sessions 30 days
+    And free user "mina" practised "biology-1" twice
+    And "mina" watched webinar "exam-tips"
+    When 31 days pass and retention runs
+    Then her webinar is gone and her practice sessions are kept
+    And the trial of "mina" on "biology-1" has 0 sessions remaining
+    When "mina" starts a practice session on "biology-1"
+    Then the start is refused because the free trial is used up, pointing to the upgrade page
+
   Scenario: An admin reads back the plans and a subject's subscription history
     Given user "jun" bought the certification pass until an exam 30 days from now
     And user "jun" bought the certification pass until an exam 60 days from now

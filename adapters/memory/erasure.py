@@ -37,7 +37,7 @@ class MemoryErasure(Erasure, UnfinishedErasures):
         return {i for i in session_ids if self._billed(tenant_id, i)}
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int
+        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
     ) -> list[str]:
         ended = sorted(
             (s.ended_at, s.id)
@@ -46,6 +46,7 @@ class MemoryErasure(Erasure, UnfinishedErasures):
             and s.ended_at is not None
             and s.ended_at < ended_before
             and not self._billed(tenant_id, s.id)
+            and not (s.subject_id is not None and s.kind in counted)
         )
         return [session_id for _, session_id in ended[:limit]]
 

@@ -90,7 +90,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
         return billed
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int
+        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
     ) -> list[str]:
         # Sessions with sales but no charge match too: walk on past them to `limit` others.
         ended = self._sessions.find(
@@ -98,6 +98,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
                 "tenant_id": tenant_id,
                 "ended_at": {"$lt": ended_before},
                 "charge_state": {"$nin": BILLED_STATES},
+                "$nor": [{"subject_id": {"$ne": None}, "kind": {"$in": sorted(counted)}}],
             },
             {"_id": 0, "id": 1},
             sort=[("ended_at", 1)],

@@ -99,14 +99,16 @@ class SqlErasure(Erasure, UnfinishedErasures):
             return await _billed(conn, tenant_id, session_ids)
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int
+        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
     ) -> list[str]:
+        s = sessions.c
         query = (
-            select(sessions.c.id)
+            select(s.id)
             .where(
-                sessions.c.tenant_id == tenant_id,
-                sessions.c.ended_at < ended_before,
+                s.tenant_id == tenant_id,
+                s.ended_at < ended_before,
                 not_(_is_billed(tenant_id)),
+                or_(s.subject_id.is_(None), s.kind.not_in(sorted(counted))),
             )
             .order_by(sessions.c.ended_at)
             .limit(limit)

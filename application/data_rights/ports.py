@@ -80,10 +80,11 @@ class Erasure(Protocol):
         ...
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int
+        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
     ) -> list[str]:
-        """Up to `limit` ids of the tenant's sessions that ended before the cutoff and are not
-        billed (see `billed`), oldest end first."""
+        """Up to `limit` ids of the tenant's sessions that ended before the cutoff, are not
+        billed (see `billed`) and are not a subject's session of a kind in `counted` (a limit
+        counts it), oldest end first."""
         ...
 
     async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:

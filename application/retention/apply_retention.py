@@ -10,9 +10,11 @@ from application.ports import Clock
 from application.retention.ports import Retention
 from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, describe, each_tenant
+from application.trials.ports import PlanRepository
 from domain.calendar import Period
 from domain.errors import Conflict
 from domain.livekit import WEBHOOK_MEMORY
+from domain.plans import counted_kinds
 from domain.tenants import Tenant
 
 BATCH = 1000
@@ -58,8 +60,9 @@ class ApplyRetention:
     kept for good unless a tenant sets a window for them; sales and the ledger are never deleted.
     Ended sessions go with their events once older than `session_retention_days` (unset:
     kept for good), except those a sale or a ledger entry names or whose charge is pending or
-    charged: the books keep them. Handled LiveKit webhook ids are forgotten after 30 days
-    (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
+    charged: the books keep them; and a subject's sessions of a kind some plan names
+    (`domain.plans.counted_kinds`): its limits count them, so deleting them would hand it its
+    trial again. Handled LiveKit webhook ids are forgotten after 30 days (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
     under the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if
     it were asked again (EraseSubject.resume); one still under way by then is left to itself,
     one that fails again is reported and the others are still tried. Tenants are served one at
@@ -72,9 +75,11 @@ class ApplyRetention:
         retention: Retention,
         erasure: Erasure,
         erase_subject: EraseSubject,
+        plans: PlanRepository,
         clock: Clock,
     ) -> None:
         self._tenants = tenants
+        self._plans = plans
         self._retention = retention
         self._erasure = erasure
         self._erase_subject = erase_subject
@@ -126,8 +131,8 @@ class ApplyRetention:
         )
         sessions = 0
         if (sessions_kept := settings.sessions_kept) is not None:
-            cutoff = now - sessions_kept
-            while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS):
+            cutoff, counted = now - sessions_kept, counted_kinds(await self._plans.all(tid))
+            while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS, counted):
                 removed = await delete(self._erasure, tid, ids)
                 sessions, events = sessions + removed.sessions, events + removed.events
         deleted = Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions)

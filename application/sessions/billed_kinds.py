@@ -7,6 +7,7 @@ from application.credits.rate_book import RateBook
 from application.sessions.ports import SessionRepository
 from application.trials.ports import PlanRepository
 from domain.errors import NotFound
+from domain.plans import counted_kinds
 from domain.session import Session, WriteCheck
 from domain.tenants import Access, Role
 
@@ -38,10 +39,8 @@ class BilledKinds:
         return check
 
     async def of(self, tenant_id: str) -> frozenset[str]:
-        billed = set(await self._rate_book.rates(tenant_id))
-        for plan in await self._plans.all(tenant_id):
-            billed |= plan.limits.session_kinds
-        return frozenset(billed)
+        rated = frozenset(await self._rate_book.rates(tenant_id))
+        return rated | counted_kinds(await self._plans.all(tenant_id))
 
 
 class WriteCommand(Protocol):

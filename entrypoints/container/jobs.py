@@ -52,6 +52,7 @@ class JobContainer(containers.DeclarativeContainer):
         retention=storage.retention,
         erasure=storage.erasure,
         erase_subject=use_cases.erase_subject,
+        plans=storage.plans,
         clock=outside.clock,
     )
     reconcile_livekit = providers.Factory(

@@ -11,6 +11,7 @@ from dependency_injector import providers
 from pytest_bdd import given, parsers, then, when
 
 from application.livekit.add_livekit_account import AddLiveKitAccountCommand
+from application.retention.apply_retention import ApplyRetentionCommand
 from tests.app_client import Api
 from tests.conftest import api_storage_url  # noqa: F401 (this suite's storage_url fixture)
 from tests.fakes import FakeClock
@@ -52,6 +53,20 @@ TIME_PASSES = parsers.re(r"(?P<amount>\d+) (?P<unit>seconds|minutes) pass")
 @when(TIME_PASSES)
 def time_passes(clock: FakeClock, amount: str, unit: str) -> None:
     clock.advance(int(amount) * (60 if unit == "minutes" else 1))
+
+
+@given(parsers.re(r"the (?:platform|app) keeps sessions (?P<days>\d+) days"))
+def session_retention(api: Api, days: str) -> None:
+    body = {"session_retention_days": int(days)}
+    assert api.client.put("/v1/settings", json=body, headers=api.admin).status_code == 200
+
+
+@when(parsers.parse("{days:d} days pass and retention runs"))
+def retention_runs(api: Api, clock: FakeClock, days: int) -> None:
+    clock.advance(days * 86_400)
+    apply_retention = api.container.jobs.apply_retention()
+    deleted = api.run(lambda: apply_retention(ApplyRetentionCommand()))
+    assert deleted.failures == []
 
 
 # Who pays: a counselor, a store. Their credits are granted and read by an admin.

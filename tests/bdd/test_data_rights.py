@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from application.retention.apply_retention import ApplyRetentionCommand
 from tests.app_client import Api
 from tests.fakes import FakeClock
 
@@ -59,12 +58,6 @@ def replay_rate(api: Api, credits: int) -> None:
 @given(parsers.parse('the platform treats the attribute "{name}" as personal'))
 def personal_attribute(api: Api, name: str) -> None:
     body = {"personal_attributes": [name]}
-    assert api.client.put("/v1/settings", json=body, headers=api.admin).status_code == 200
-
-
-@given(parsers.parse("the platform keeps sessions {days:d} days"))
-def session_retention(api: Api, days: int) -> None:
-    body = {"session_retention_days": days}
     assert api.client.put("/v1/settings", json=body, headers=api.admin).status_code == 200
 
 
@@ -219,14 +212,6 @@ def stays_erased(api: Api, story: Story, name: str, credits: int) -> None:
 @then(parsers.parse('the session on "{resource}" is still there'))
 def still_there(api: Api, story: Story, resource: str) -> None:
     assert story.session(api, f"the viewer of {resource}").status_code == 200
-
-
-@when(parsers.parse("{days:d} days pass and retention runs"))
-def retention_runs(api: Api, clock: FakeClock, days: int) -> None:
-    clock.advance(days * 86_400)
-    apply_retention = api.container.jobs.apply_retention()
-    deleted = api.run(lambda: apply_retention(ApplyRetentionCommand()))
-    assert deleted.failures == []
 
 
 @then("the live viewer's session is gone")

@@ -69,6 +69,40 @@ def start(api: Api, name: str, kind: str, resource: str) -> Any:
     )
 
 
+@pytest.fixture
+def ended() -> dict[str, list[str]]:
+    """The ids of the sessions the story started and ended, by kind."""
+    return {}
+
+
+def start_and_end(
+    api: Api, clock: FakeClock, ended: dict[str, list[str]], name: str, kind: str, resource: str
+) -> None:
+    """A session of ten minutes."""
+    answer = start(api, name, kind, resource)
+    assert answer.status_code == 201, answer.text
+    session_id = answer.json()["id"]
+    clock.advance(600)
+    exit = api.client.post(f"/v1/sessions/{session_id}/exit", json={}, headers=api.app)
+    assert exit.status_code == 200, exit.text
+    ended.setdefault(kind, []).append(session_id)
+
+
+@given(parsers.parse('free user "{name}" practised "{pdf}" twice'))
+def practised_twice(
+    api: Api, clock: FakeClock, ended: dict[str, list[str]], name: str, pdf: str
+) -> None:
+    for _ in range(2):
+        start_and_end(api, clock, ended, name, "practice", pdf)
+
+
+@given(parsers.parse('"{name}" watched webinar "{webinar}"'))
+def watched_webinar(
+    api: Api, clock: FakeClock, ended: dict[str, list[str]], name: str, webinar: str
+) -> None:
+    start_and_end(api, clock, ended, name, "webinar", webinar)
+
+
 @given(parsers.parse('free user "{name}" uploaded PDF "{pdf}"'))
 def uploaded(api: Api, name: str, pdf: str) -> None:
     assert upload(api, name, pdf).status_code == 201
@@ -120,6 +154,15 @@ def uploads(api: Api, name: str, pdf: str) -> Any:
 def exam_passed(api: Api) -> None:
     later = FakeClock(datetime.now(UTC) + timedelta(days=31))
     api.container.outside.clock.override(providers.Object(later))
+
+
+@then("her webinar is gone and her practice sessions are kept")
+def webinar_gone(api: Api, ended: dict[str, list[str]]) -> None:
+    def found(session_id: str) -> int:
+        return api.client.get(f"/v1/sessions/{session_id}", headers=api.app).status_code
+
+    assert [found(i) for i in ended["webinar"]] == [404]
+    assert [found(i) for i in ended["practice"]] == [200, 200]
 
 
 @then(parsers.parse('the trial of "{name}" on "{pdf}" has {remaining:d} sessions remaining'))

@@ -24,7 +24,7 @@ from domain.erasure import is_pseudonym
 from domain.error_reports import ErrorFilter
 from domain.errors import Conflict
 from domain.events import Event
-from domain.plans import Subscription
+from domain.plans import Plan, PlanLimits, Subscription
 from domain.refusals import Refusal, RefusedStart
 from domain.rollups import Activity, Rollup
 from domain.sales import SalesFilter
@@ -458,16 +458,26 @@ async def test_two_deletions_of_one_resource_at_once_delete_each_session_once(
     assert await storage.erasure.sessions(tenant.id, SessionsOf(resource_id="webinar-9"), 10) == []
 
 
-async def test_retention_deletes_old_ended_sessions_but_keeps_billed_and_recent_ones(
+async def test_retention_deletes_old_ended_sessions_but_keeps_billed_counted_and_recent_ones(
     storage: Any,
 ) -> None:
+    """Kept: what the books name, a subject's session a plan's limit counts (its trial is not
+    handed back), what is still running or recent."""
     # An hour of late data: a session ended a day ago takes no more events, so it may go.
     tenant = await add_tenant(
         storage, "globex", session_retention_days=1, late_data_window_seconds=3600
     )
+    limits = PlanLimits(sessions_per_resource=5, session_kinds=frozenset({"practice"}))
+    await storage.plans.put(tenant.id, Plan("free", default=True, limits=limits))
     old = await stored_session(storage, tenant, subject_id="bo")
     await with_events(storage, tenant, old)
-    await storage.sessions.close(tenant.id, old.id, Exit(at(5)), frozenset(), NOW, SHUT)
+    # No subject: no limit counts it.
+    anonymous = await stored_session(
+        storage, tenant, kind="practice", subject_id=None, client_key="guest-1"
+    )
+    counted = await stored_session(storage, tenant, kind="practice", subject_id="fay")
+    for ended in (old, anonymous, counted):
+        await storage.sessions.close(tenant.id, ended.id, Exit(at(5)), frozenset(), NOW, SHUT)
     await grant(storage, tenant, "ana", 100)
     billed = await charged(storage, tenant, "ana", 10)
     sold = await stored_session(storage, tenant, subject_id="cy")
@@ -482,8 +492,9 @@ async def test_retention_deletes_old_ended_sessions_but_keeps_billed_and_recent_
 
     deleted = await apply(ApplyRetentionCommand("globex"))
 
-    assert (deleted.sessions, deleted.events) == (1, 3)
-    assert await storage.sessions.get(tenant.id, old.id) is None
-    for kept in (billed, sold, running, recent):
+    assert (deleted.sessions, deleted.events) == (2, 3)
+    for gone in (old, anonymous):
+        assert await storage.sessions.get(tenant.id, gone.id) is None
+    for kept in (billed, sold, counted, running, recent):
         assert await storage.sessions.get(tenant.id, kept.id) is not None
     assert (await apply(ApplyRetentionCommand("globex"))).sessions == 0

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
+from application.data_rights.sweeps import delete
 from application.events.ingest_events import IngestEventsCommand
 from application.funnels.report_funnel import ReportFunnelQuery
 from application.ports import Window
@@ -20,7 +21,7 @@ from domain.calendar import HOUR, Calendar, Period
 from domain.events import Event
 from domain.funnels import Funnel, FunnelFigures, Stage, StageMatch
 from domain.plans import Plan, PlanLimits, TrialExhausted
-from domain.session import Exit, SessionRequest, SessionStatus
+from domain.session import Exit, Session, SessionRequest, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, SHUT, T0, stored_session, wired
 from tests.contract.races import Race
@@ -52,51 +53,49 @@ async def start(
         return await wired(storage, FakeClock(now)).use_cases().start_session()(command)
 
 
-async def retention_took_the_first_of_two(storage: Any, tenant: Tenant) -> datetime:
-    """Ana started two practice sessions on pdf-1 and ended the first; 40 days later retention
-    (30 days of sessions) deletes the first, the second still open. The time it is then."""
+async def the_first_of_two_ended(storage: Any, tenant: Tenant) -> Session:
+    """Ana started two practice sessions on pdf-1 and ended the first, the second still open:
+    the first."""
     first = await start(storage, tenant, T0)
     await start(storage, tenant, T0 + timedelta(minutes=10))
     await storage.sessions.close(
         tenant.id, first.session.id, Exit(T0 + timedelta(minutes=5)), frozenset(), NOW, SHUT
     )
-    later = T0 + timedelta(days=40)
-    retention = wired(storage, FakeClock(later)).jobs().apply_retention()
-    deleted = await retention(ApplyRetentionCommand(tenant.name))
-    assert deleted.sessions == 1 and not deleted.failures
-    return later
+    return first.session
 
 
 # --- limits --------------------------------------------------------------------------------------
 
 
-async def test_a_limited_start_answers_after_retention_deleted_an_older_trial_session(
+async def test_a_limited_start_answers_after_an_older_trial_session_was_deleted(
     storage: Any, tenant: Tenant
 ) -> None:
-    """Of a limit of 3, two sessions were started; retention deletes the ended one. A third
-    start is admitted whether the store counts what it still holds (1) or every start (2).
-    Found by the review: on MongoDB the start looped for good, retrying the slot (n=1) the
-    surviving session holds."""
-    tenant = await with_plan(storage, tenant, 3, session_retention_days=30)
-    later = await retention_took_the_first_of_two(storage, tenant)
+    """Of a limit of 3, two sessions were started; the ended one is deleted (retention did so,
+    before it kept what a limit counts). A third start is admitted whether the store counts what
+    it still holds (1) or every start (2). Found by the review: on MongoDB the start looped for
+    good, retrying the slot (n=1) the surviving session holds."""
+    tenant = await with_plan(storage, tenant, 3)
+    first = await the_first_of_two_ended(storage, tenant)
+    assert (await delete(storage.erasure, tenant.id, [first.id])).sessions == 1
 
-    third = await start(storage, tenant, later)
+    third = await start(storage, tenant, T0 + timedelta(days=40))
 
     assert third.created
     assert await storage.sessions.get(tenant.id, third.session.id) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retention deletes ended trial sessions and the limit counts only stored ones, so "
-    "enabling session_retention_days hands every free subject its trial sessions again",
-)
 async def test_retention_of_ended_sessions_does_not_give_a_trial_back(
     storage: Any, tenant: Tenant
 ) -> None:
+    """Retention (30 days of sessions), 40 days later, keeps the ended one: the limit counts it."""
     tenant = await with_plan(storage, tenant, 2, session_retention_days=30)
-    later = await retention_took_the_first_of_two(storage, tenant)
+    await the_first_of_two_ended(storage, tenant)
+    later = T0 + timedelta(days=40)
+    retention = wired(storage, FakeClock(later)).jobs().apply_retention()
 
+    deleted = await retention(ApplyRetentionCommand(tenant.name))
+
+    assert deleted.sessions == 0 and not deleted.failures
     with pytest.raises(TrialExhausted):
         await start(storage, tenant, later)
 
