@@ -948,6 +948,10 @@ class Retained:
     sale: tuple[int, Json]
     sold_status: int
     sold_sales: Json
+    # A subject's practice session, which its free plan's limit (one per resource) counts:
+    # whether it is still there once the unbilled one is gone, and the answer to a second start.
+    practised_status: int
+    second_practice: tuple[int, Json]
 
 
 def session_retention(live: Live) -> Retained:
@@ -972,9 +976,12 @@ def session_retention(live: Live) -> Retained:
     with live.server.client(admin_key) as admin:
         rate = {"credits_per_minute": RATES["counseling"]}
         ok(admin.put("/v1/rates/counseling", json=rate))
+        free = {"sessions_per_resource": 1, "session_kinds": ["practice"]}
+        ok(admin.put("/v1/plans/free", json={"default": True, "limits": free}))
         unbilled = ended_two_days_ago(admin, "lecture", "archivist-1")
         charged = ended_two_days_ago(admin, "counseling", "archivist-2")
         sold = ended_two_days_ago(admin, "lecture", "archivist-3")
+        practised = ended_two_days_ago(admin, "practice", "archivist-4")
         # Past the late-data window too: retention keeps a session while late events may come.
         day = {"session_retention_days": 1, "late_data_window_seconds": LATE_DATA_WINDOW_SECONDS}
         ok(admin.put("/v1/settings", json=day))
@@ -997,6 +1004,9 @@ def session_retention(live: Live) -> Retained:
         charged_after = ok(admin.get(f"/v1/sessions/{charged['id']}"))
         sold_status = admin.get(f"/v1/sessions/{sold['id']}").status_code
         sold_sales = ok(admin.get("/v1/sales", params={"session_id": sold["id"]}))
+        practised_status = admin.get(f"/v1/sessions/{practised['id']}").status_code
+        again = {"kind": "practice", "resource_id": "archive-1", "subject_id": "archivist-4"}
+        second_practice = admin.post("/v1/sessions", json=again)
     metrics = httpx.get(f"{live.server.base_url}/metrics", timeout=30).text.splitlines()
     runs = [line for line in metrics if 'job="retention"' in line and not line.startswith("#")]
     return Retained(
@@ -1008,6 +1018,8 @@ def session_retention(live: Live) -> Retained:
         (sold_answer.status_code, sold_answer.json()),
         sold_status,
         sold_sales,
+        practised_status,
+        (second_practice.status_code, second_practice.json()),
     )
 
 

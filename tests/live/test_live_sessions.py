@@ -392,6 +392,18 @@ def test_retention_deletes_an_old_unbilled_session_and_keeps_a_charged_one(live:
     assert kept.charged_after["charge"] == kept.charged["charge"], kept.charged_after
 
 
+def test_retention_keeps_a_free_subjects_counted_session_so_its_trial_stays_used(
+    live: LiveRun,
+) -> None:
+    """Retention has deleted the unbilled lecture of the same age meanwhile."""
+    kept: Retained = live.outcome("session_retention")
+
+    assert kept.unbilled_gone_after is not None, kept.retention_runs
+    assert kept.practised_status == 200, kept
+    status, answer = kept.second_practice
+    assert (status, answer["error"]) == (402, "trial_exhausted"), answer
+
+
 def test_a_sale_sent_as_retention_deletes_its_session_keeps_it_or_is_refused(
     live: LiveRun,
 ) -> None:
