@@ -6,14 +6,16 @@ pending → settled or disputed; disputed → settled or back to pending; settle
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import reduce
 
 from domain.clock import EARLIEST, LATEST, as_utc
 from domain.errors import Conflict, InvalidInput
-from domain.money import EXACT, check_amount, check_currency
+from domain.money import EXACT, amount_text, check_amount, check_currency
 from domain.reports import group_order
 from domain.session import AttributeValue
 from domain.text import check_attributes, check_text
@@ -173,6 +175,27 @@ class Sale:
             )
         if refunded.currency != self.currency:
             raise InvalidInput("currency", f"must be {refunded.currency}, the refunded sale's")
+
+
+def over_refunds(
+    sale: Sale, given_back: Iterable[Decimal], refunds: Iterable[Sale]
+) -> dict[str, InvalidInput]:
+    """A sale's refunds give back at most its net. Of new refunds of `sale`, in the order they
+    are taken, those that would give back more than is left of it (its net less `given_back`,
+    the nets of its refunds stored), each with why, by id: a refund taken leaves less for the
+    next. (Checked as they are stored, one sale's refunds at a time: SaleBook.add.)"""
+    left = EXACT.subtract(sale.amounts.net, reduce(EXACT.add, given_back, Decimal(0)))
+    refused: dict[str, InvalidInput] = {}
+    for refund in refunds:
+        if refund.amounts.net > left:
+            refused[refund.id] = InvalidInput(
+                "amounts.net",
+                f"is more than the {amount_text(left)} {sale.currency} left to refund of sale "
+                f"{sale.id}",
+            )
+        else:
+            left = EXACT.subtract(left, refund.amounts.net)
+    return refused
 
 
 class SalesGroupBy(StrEnum):

@@ -109,14 +109,16 @@ Feature: A day of a small fleet of photo kiosks, read back from what the kiosks 
       | booth-3 | KRW      | 1     | 18000 | 18000   | 0       |
     And sale "S-1001" cannot go back to pending: it says it is settled
 
-  Scenario: A refund is a sale of its own, reported apart, and currencies never mix
+  Scenario: A refund is a sale of its own, gives back at most what is left, and currencies never mix
     Given the day's sales:
       | sale   | kiosk   | paid      | by   |
       | S-1001 | booth-1 | 18000 KRW | card |
       | S-1002 | booth-1 | 15.5 USD  | card |
       | S-2001 | booth-2 | 12000 KRW | cash |
     When later that day, refund "R-1001" gives back 6000 KRW of sale "S-1001", as one of its three prints came out blank
-    Then the sales of the session of sale "S-1001" are, newest first:
+    And refund "R-1002" would give back 13000 KRW of sale "S-1001"
+    Then it is refused: only 12000 KRW of sale "S-1001" is left to give back
+    And the sales of the session of sale "S-1001" are, newest first:
       | sale   | status    | refund of | net   |
       | R-1001 | refunded  | S-1001    | 6000  |
       | S-1001 | completed |           | 18000 |

@@ -10,11 +10,11 @@ from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
+    Added,
     ErrorLog,
     MetricLog,
     Record,
     SaleBook,
-    SessionGone,
 )
 from domain.calendar import Calendar
 from domain.error_reports import (
@@ -26,6 +26,7 @@ from domain.error_reports import (
     ErrorReport,
     in_report_order,
 )
+from domain.errors import InvalidInput
 from domain.money import EXACT, sum_by_currency
 from domain.performance import GroupBy, Metric, PerformanceRow, percentile_rows
 from domain.sales import (
@@ -39,6 +40,7 @@ from domain.sales import (
     Settlement,
     SettlementState,
     attribute_text,
+    over_refunds,
 )
 from domain.session import Session
 
@@ -52,19 +54,24 @@ class _MemoryRecordLog(Generic[Record]):
         self._records: dict[tuple[str, str], Record] = records
         self._sessions = sessions  # given: a record's session must exist as it is stored
 
-    async def add(
-        self, tenant_id: str, records: Sequence[Record]
-    ) -> list[Record | SessionGone | None]:
-        outcome: list[Record | SessionGone | None] = []
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
+        outcome: list[Added[Record]] = []
         for record in records:
             if self._gone(tenant_id, record.session_id):
                 outcome.append(SESSION_GONE)
                 continue
             stored = self._records.get((tenant_id, record.id))
+            if stored is None and (refusal := self._refused(tenant_id, record)) is not None:
+                outcome.append(refusal)
+                continue
             if stored is None:
                 self._records[(tenant_id, record.id)] = record
             outcome.append(stored)
         return outcome
+
+    def _refused(self, tenant_id: str, record: Record) -> InvalidInput | None:
+        """Why the new record may not be stored, if it may not."""
+        return None
 
     def _gone(self, tenant_id: str, session_id: str | None) -> bool:
         return (
@@ -168,6 +175,13 @@ class MemoryMetricLog(_MemoryRecordLog[Metric], MetricLog):
 class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
     def __init__(self, store: MemoryStore) -> None:
         super().__init__(store.sales, store.sessions)
+
+    def _refused(self, tenant_id: str, record: Sale) -> InvalidInput | None:
+        refunded = record.refund_of and self._records.get((tenant_id, record.refund_of))
+        if not refunded:
+            return None
+        given_back = [s.amounts.net for s in self._of(tenant_id) if s.refund_of == refunded.id]
+        return over_refunds(refunded, given_back, [record]).get(record.id)
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return {i: s for i in sale_ids if (s := self._records.get((tenant_id, i)))}

@@ -7,6 +7,7 @@ that receives a decimal becomes a decimal, as in the domain.
 """
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,3 +78,9 @@ def past(first: str, second: str, place: tuple[Any, Any], descending: bool = Fal
     beyond = "$lt" if descending else "$gt"
     at_first, at_second = place
     return {"$or": [{first: {beyond: at_first}}, {first: at_first, second: {beyond: at_second}}]}
+
+
+def wall_clock() -> datetime:
+    """Now, on this machine's clock: writes in flight are stamped and aged on it (as
+    event_counting's marks), not on a caller's clock."""
+    return datetime.now(UTC)

@@ -347,5 +347,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             ],
             name="ix_sales_session",
         ),
+        # What a sale's refunds gave back (MongoSaleBook._hold).
+        IndexModel([("tenant_id", ASCENDING), ("refund_of", ASCENDING)], name="ix_sales_refund_of"),
     ],
 }

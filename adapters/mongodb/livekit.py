@@ -1,7 +1,7 @@
 from bisect import bisect_right
 from collections.abc import Collection
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 from bson import ObjectId
@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from adapters.mongodb import event_documents
-from adapters.mongodb.documents import Document, duplicates_in, increments
+from adapters.mongodb.documents import Document, duplicates_in, increments, wall_clock
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import counted
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
@@ -316,12 +316,6 @@ def _as_expression(operator: str, current: str, value: object) -> Document:
     if operator in ("$min", "$max"):  # (a missing field takes the value, as they do)
         return {operator: [current, {"$literal": value}]}
     raise ValueError(f"{operator} has no pipeline form here")
-
-
-def wall_clock() -> datetime:
-    """Now, on this machine's clock: writes in flight are stamped and aged on it (as
-    event_counting's marks), not on a caller's clock."""
-    return datetime.now(UTC)
 
 
 # What _finish_ends reads of a session: what it counts, and what its guard compares.

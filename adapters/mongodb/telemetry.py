@@ -8,6 +8,7 @@ values at the ranks asked for leave it.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Generic
 
 from pymongo import UpdateOne
@@ -15,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from adapters.mongodb.documents import Document, duplicates_in, past, within
+from adapters.mongodb.documents import Document, duplicates_in, past, wall_clock, within
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.session_documents import HAS_SALES, KEPT_FOR_SALES
 from adapters.mongodb.telemetry_documents import (
@@ -24,6 +25,7 @@ from adapters.mongodb.telemetry_documents import (
     error_to_document,
     metric_from_document,
     metric_to_document,
+    money,
     sale_from_document,
     sale_to_document,
     settlement_to_document,
@@ -32,11 +34,11 @@ from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
+    Added,
     ErrorLog,
     MetricLog,
     Record,
     SaleBook,
-    SessionGone,
 )
 from domain.error_reports import (
     PER_FINGERPRINT,
@@ -48,6 +50,7 @@ from domain.error_reports import (
     Severity,
     in_report_order,
 )
+from domain.errors import Conflict, InvalidInput
 from domain.money import sum_by_currency
 from domain.performance import (
     PERCENTILES,
@@ -68,6 +71,7 @@ from domain.sales import (
     SaleStatus,
     Settlement,
     SettlementState,
+    over_refunds,
 )
 
 Pipeline = list[Document]
@@ -85,22 +89,25 @@ class _MongoRecordLog(Generic[Record]):
         self._to_document = to_document
         self._from_document = from_document
 
-    async def add(
-        self, tenant_id: str, records: Sequence[Record]
-    ) -> list[Record | SessionGone | None]:
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
         gone = await self._sessions_gone(tenant_id, list(records))
         firsts: dict[str, Record] = {}  # the first of each id, of those whose session is there
         for record in records:
             if record.session_id not in gone:
                 firsts.setdefault(record.id, record)
-        before = await self._store(tenant_id, list(firsts.values()))
-        inserted = [r for r in firsts.values() if r.id not in before]
+        refused = await self._refused(tenant_id, list(firsts.values()))
+        taken = [r for r in firsts.values() if r.id not in refused]
+        before = await self._store(tenant_id, taken)
+        inserted = [r for r in taken if r.id not in before]
         await self._stored(tenant_id, records, inserted, gone)
-        outcome: list[Record | SessionGone | None] = []
+        outcome: list[Added[Record]] = []
         seen: set[str] = set()
         for record in records:
             if record.session_id in gone:
                 outcome.append(SESSION_GONE)
+                continue
+            if record.id in refused:
+                outcome.append(refused[record.id])
                 continue
             stored = before.get(record.id)
             if stored is None and record.id in seen:
@@ -112,6 +119,11 @@ class _MongoRecordLog(Generic[Record]):
     async def _sessions_gone(self, tenant_id: str, records: list[Record]) -> set[str]:
         """The sessions the records name that must exist as they are stored, and do not."""
         return set()
+
+    async def _refused(self, tenant_id: str, records: list[Record]) -> dict[str, InvalidInput]:
+        """Of the records (in the batch's order), those new ones that may not be stored, with
+        why, by id."""
+        return {}
 
     async def _stored(
         self,
@@ -394,6 +406,13 @@ def _group_of_sale(grouping: SalesGrouping) -> str | Document:
     return {"$getField": {"field": {"$literal": grouping.attribute}, "input": "$attribute_texts"}}
 
 
+# On a sale, what its new refunds give back while they are stored ({id, net, since} each),
+# and the turn that every change of those holds moves on (MongoSaleBook._hold).
+REFUND_HOLDS, REFUND_TURN = "refund_holds", "refund_turn"
+HOLD_DEAD_AFTER = timedelta(seconds=60)
+ATTEMPTS = 20  # changes of one sale's holds lost to concurrent ones, tried again
+
+
 @raises_storage_errors
 class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -436,6 +455,60 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
         ]
         if unmarks:
             await self._sessions.bulk_write(unmarks, ordered=False)
+
+    async def _refused(self, tenant_id: str, records: list[Sale]) -> dict[str, InvalidInput]:
+        refunds = [r for r in records if r.refund_of is not None]
+        refused: dict[str, InvalidInput] = {}
+        for sale_id in sorted({r.refund_of for r in refunds if r.refund_of is not None}):
+            of_sale = [r for r in refunds if r.refund_of == sale_id]
+            refused |= await self._hold(tenant_id, sale_id, of_sale)
+        return refused
+
+    async def _hold(
+        self, tenant_id: str, sale_id: str, refunds: list[Sale]
+    ) -> dict[str, InvalidInput]:
+        """Before new refunds of a sale are stored, what they give back is held on the sale
+        (REFUND_HOLDS), in a write guarded on the sale's turn that every such write moves on:
+        of two adds of refunds of one sale, the second counts the first's holds, whether its
+        refunds are stored yet or not. A hold counts until its refund is stored (then the
+        refund counts), or for HOLD_DEAD_AFTER: one left by an add that died before storing
+        its refund is then dropped. The refusals, by id."""
+        for _ in range(ATTEMPTS):
+            document = await self._collection.find_one({"tenant_id": tenant_id, "id": sale_id})
+            if document is None:
+                return {}  # sales are never deleted: the use case found it; nothing to hold
+            ids = [r.id for r in refunds]
+            # The sale's refunds stored, and the batch's ids stored (replays, or conflicts).
+            found = self._collection.find(
+                {"tenant_id": tenant_id, "$or": [{"refund_of": sale_id}, {"id": {"$in": ids}}]},
+                {"_id": 0, "id": 1, "refund_of": 1, "amounts.net": 1},
+            )
+            given_back, taken = {}, set()
+            async for stored in found:
+                taken.add(stored["id"])
+                if stored["refund_of"] == sale_id:
+                    given_back[stored["id"]] = amount_of(stored["amounts"]["net"])
+            now = wall_clock()
+            holds = [h for h in document.get(REFUND_HOLDS, []) if h["id"] not in given_back]
+            live = [h for h in holds if h["id"] in ids or h["since"] > now - HOLD_DEAD_AFTER]
+            held = {h["id"] for h in live}
+            new = [r for r in refunds if r.id not in taken and r.id not in held]
+            counted = [*given_back.values(), *(amount_of(h["net"]) for h in live)]
+            refused = over_refunds(sale_from_document(document), counted, new)
+            holding = [
+                {"id": r.id, "net": money(r.amounts.net), "since": now}
+                for r in new
+                if r.id not in refused
+            ]
+            if not holding and len(live) == len(document.get(REFUND_HOLDS, [])):
+                return refused
+            turn = {"tenant_id": tenant_id, "id": sale_id, REFUND_TURN: document.get(REFUND_TURN)}
+            moved = await self._collection.update_one(
+                turn, {"$set": {REFUND_HOLDS: live + holding}, "$inc": {REFUND_TURN: 1}}
+            )
+            if moved.matched_count:
+                return refused
+        raise Conflict(f"the refunds of sale {sale_id} changed too often to be checked; retry")
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return await self._get(tenant_id, sale_ids)

@@ -559,4 +559,5 @@ sales = Table(
     Column("batch_id", String(200)),
     Index("ix_sales_occurred", "tenant_id", "occurred_at", "id"),
     Index("ix_sales_session", "tenant_id", "session_id"),
+    Index("ix_sales_refund_of", "tenant_id", "refund_of"),  # what a sale's refunds gave back
 )

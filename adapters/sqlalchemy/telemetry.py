@@ -19,6 +19,7 @@ from sqlalchemy import (
     cast,
     func,
     null,
+    or_,
     select,
     update,
 )
@@ -36,6 +37,7 @@ from adapters.sqlalchemy.tables import (
 )
 from adapters.sqlalchemy.telemetry_rows import (
     AMOUNTS,
+    amount_of,
     amount_sums,
     error_of,
     error_row,
@@ -51,11 +53,11 @@ from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
     SESSION_GONE,
+    Added,
     ErrorLog,
     MetricLog,
     Record,
     SaleBook,
-    SessionGone,
 )
 from domain.error_reports import (
     PER_FINGERPRINT,
@@ -67,6 +69,7 @@ from domain.error_reports import (
     Severity,
     in_report_order,
 )
+from domain.errors import InvalidInput
 from domain.performance import (
     PERCENTILES,
     STEP_PERCENTILES,
@@ -85,6 +88,7 @@ from domain.sales import (
     SaleStatus,
     Settlement,
     SettlementState,
+    over_refunds,
 )
 
 SEVERITY_RANK = {s.value: s.rank for s in Severity}
@@ -146,30 +150,32 @@ class _SqlRecordLog(Generic[Record]):
         self._to_row = to_row
         self._from_row = from_row
 
-    async def add(
-        self, tenant_id: str, records: Sequence[Record]
-    ) -> list[Record | SessionGone | None]:
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
         if not records:
             return []
         table = self._table
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
         async with self._engine.begin() as conn:
             gone = await self._sessions_gone(conn, tenant_id, list(records))
-            # The first of each id in the batch, of those whose session is there.
+            # The first of each id in the batch, of those whose session is there, in its order.
             firsts = {r.id: r for r in reversed(records) if r.session_id not in gone}
+            in_order = [firsts[i] for i in dict.fromkeys(r.id for r in records) if i in firsts]
+            refused = await self._refused(conn, tenant_id, in_order)
             # In id order, as every writer of these rows: two batches sharing ids in other
             # orders would otherwise each wait for a row the other inserted (PostgreSQL: a
             # deadlock).
-            taken = sorted(firsts)
+            taken = sorted(i for i in firsts if i not in refused)
             rows = [self._to_row(tenant_id, firsts[i]) for i in taken]
             stored = set((await conn.execute(stmt, rows)).scalars()) if rows else set()
             others = [i for i in taken if i not in stored]
             before = {r.id: r for r in await self._get(conn, tenant_id, others)}
             await self._add_parts(conn, tenant_id, [firsts[i] for i in stored])
-        outcome: list[Record | SessionGone | None] = []
+        outcome: list[Added[Record]] = []
         for record in records:
             if record.session_id in gone:
                 outcome.append(SESSION_GONE)
+            elif record.id in refused:
+                outcome.append(refused[record.id])
             elif record.id in stored:
                 outcome.append(None if record is firsts[record.id] else firsts[record.id])
             else:
@@ -181,6 +187,13 @@ class _SqlRecordLog(Generic[Record]):
     ) -> set[str]:
         """The sessions the records name that must exist as they are stored, and do not."""
         return set()
+
+    async def _refused(
+        self, conn: AsyncConnection, tenant_id: str, records: list[Record]
+    ) -> dict[str, InvalidInput]:
+        """Of the records (in the batch's order), those new ones that may not be stored, with
+        why, by id."""
+        return {}
 
     async def _add_parts(self, conn: AsyncConnection, tenant_id: str, stored: list[Record]) -> None:
         """Rows of the records this add stored that live in other tables."""
@@ -413,6 +426,39 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
         )
         present = set((await conn.execute(query)).scalars())
         return {i for i in named if i not in present}
+
+    async def _refused(
+        self, conn: AsyncConnection, tenant_id: str, records: list[Sale]
+    ) -> dict[str, InvalidInput]:
+        refunds = [r for r in records if r.refund_of is not None]
+        if not refunds:
+            return {}
+        s = sales.c
+        # Locked in id order: refunds of one sale take turns from here to their commit
+        # (PostgreSQL; SQLite's write lock is the whole transaction's).
+        locked = (
+            select(sales)
+            .where(s.tenant_id == tenant_id, s.id.in_(sorted({r.refund_of for r in refunds})))
+            .order_by(s.id)
+            .with_for_update()
+        )
+        refunded = {sale.id: sale for sale in map(sale_of, await conn.execute(locked))}
+        # What they gave back already, and which of the batch's refunds are stored (replays).
+        ids = [r.id for r in refunds]
+        stored = select(s.id, s.refund_of, s.net_units, s.net_nanos).where(
+            s.tenant_id == tenant_id, or_(s.refund_of.in_(list(refunded)), s.id.in_(ids))
+        )
+        given_back: dict[str, list[Decimal]] = defaultdict(list)
+        taken: set[str] = set()
+        for row in await conn.execute(stored):
+            taken.add(row.id)
+            if row.refund_of in refunded:
+                given_back[row.refund_of].append(amount_of(row.net_units, row.net_nanos))
+        refused: dict[str, InvalidInput] = {}
+        for sale_id, sale in refunded.items():
+            new = [r for r in refunds if r.refund_of == sale_id and r.id not in taken]
+            refused |= over_refunds(sale, given_back[sale_id], new)
+        return refused
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         async with self._single.connect() as conn:

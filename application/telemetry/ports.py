@@ -5,7 +5,7 @@ contract suite (tests/contract) proves on every adapter with concurrent callers.
 """
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar, final
+from typing import Protocol, TypeAlias, TypeVar, final
 
 from application.pagination import Position
 from application.ports import Window
@@ -16,6 +16,7 @@ from domain.error_reports import (
     ErrorGrouping,
     ErrorReport,
 )
+from domain.errors import InvalidInput
 from domain.performance import GroupBy, Metric, PerformanceRow
 from domain.sales import Sale, SaleFigures, SalesFilter, SalesGrouping, Settlement, SettlementState
 
@@ -31,15 +32,18 @@ class SessionGone:
 SESSION_GONE = SessionGone()
 
 
+# What an add gives for each record: None (stored now), the record stored under its id before,
+# or why it was not stored (SESSION_GONE, or a refusal: see SaleBook).
+Added: TypeAlias = Record | SessionGone | InvalidInput | None
+
+
 class RecordLog(Protocol[Record]):
-    async def add(
-        self, tenant_id: str, records: Sequence[Record]
-    ) -> list[Record | SessionGone | None]:
+    async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
         """Store every record whose id is new in the tenant, in one bounded number of round
         trips. For each record, in order: None if this call stored it, else the record already
         stored under its id (earlier, by a concurrent call, or earlier in this batch) — the
         caller decides whether that is a replay or a conflict. Of concurrent adds of one id
-        exactly one stores it. (SESSION_GONE: see SaleBook.)"""
+        exactly one stores it. (SESSION_GONE and refusals: see SaleBook.)"""
         ...
 
 
@@ -85,7 +89,12 @@ class SaleBook(RecordLog[Sale], Protocol):
     """`add` stores a sale that names a session only if the session exists as it is stored
     (else SESSION_GONE in its place), and session retention never deletes a session a stored
     sale names: of a sale and retention of its session racing, either the sale is not stored
-    or the session stays (API.md: sales are kept for good, and so are their sessions)."""
+    or the session stays (API.md: sales are kept for good, and so are their sessions).
+
+    `add` stores a new refund only within what is left of its sale (domain.sales.over_refunds,
+    the batch's refunds of one sale taken in order): one that would give back more is not
+    stored, the refusal in its place. Of concurrent adds of refunds of one sale, those stored
+    never give back more than its net. A refund sent again is a replay whatever is left."""
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         """The tenant's sales of these ids that exist, by id."""

@@ -9,8 +9,8 @@ from typing import Generic
 from application.ports import Clock
 from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
+from application.telemetry.ports import Added, RecordLog, SessionGone
 from application.telemetry.ports import Record as R
-from application.telemetry.ports import RecordLog, SessionGone
 from domain.clock import not_in_future
 from domain.errors import Conflict, DomainError, InvalidInput, PayloadTooLarge
 from domain.tenants import Access
@@ -181,9 +181,11 @@ class RecordOnce(Generic[R]):
         for (i, record), before in zip(to_store, stored, strict=True):
             outcomes[i] = self._judged(record, before)
 
-    def _judged(self, record: R, before: R | SessionGone | None) -> ItemOutcome[R]:
+    def _judged(self, record: R, before: Added[R]) -> ItemOutcome[R]:
         if isinstance(before, SessionGone):  # deleted since it was checked above
             return ItemOutcome(None, refused=InvalidInput("session_id", NO_SESSION))
+        if isinstance(before, InvalidInput):  # refused as it was stored (a refund too large)
+            return ItemOutcome(None, refused=before)
         if before is None:
             return ItemOutcome(record, created=True)
         if self._same(before, record):

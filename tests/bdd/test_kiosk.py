@@ -6,6 +6,7 @@ reads lists and reports with the admin key; the feature's tables are compared wi
 by column, each cell read as what it stands for (a count, an amount, a text).
 """
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -556,19 +557,46 @@ def refund(
     clock: FakeClock, fleet: Fleet, day: dict[str, Body], refund: str, paid: str, sale: str
 ) -> None:
     clock.advance(2 * 3600)
+    kiosk, body = refund_of(fleet, day, refund, paid, sale)
+    kiosk.send("sales", body)
+
+
+def refund_of(
+    fleet: Fleet, day: dict[str, Body], refund: str, paid: str, sale: str
+) -> tuple["Kiosk", Body]:
+    """The kiosk that made the sale, and its refund's body."""
     original = day[sale]
     kiosk = fleet[original["device_id"]]
-    kiosk.send(
-        "sales",
-        kiosk.sale(
-            paid,
-            original["payment_method"],
-            refund,
-            session_id=original["session_id"],
-            status="refunded",
-            refund_of=sale,
-        ),
+    body = kiosk.sale(
+        paid,
+        original["payment_method"],
+        refund,
+        session_id=original["session_id"],
+        status="refunded",
+        refund_of=sale,
     )
+    return kiosk, body
+
+
+@when(
+    parsers.parse('refund "{refund}" would give back {paid} of sale "{sale}"'),
+    target_fixture="refund_answer",
+)
+def refund_too_large(
+    fleet: Fleet, day: dict[str, Body], refund: str, paid: str, sale: str
+) -> Outcome:
+    kiosk, body = refund_of(fleet, day, refund, paid, sale)
+    return kiosk.post("sales", [body])
+
+
+@then(parsers.parse('it is refused: only {left} of sale "{sale}" is left to give back'))
+def refund_refused(refund_answer: Outcome, left: str, sale: str) -> None:
+    assert (refund_answer.inserted, refund_answer.failed) == (0, 1), refund_answer
+    (why,) = refund_answer.why
+    answer = json.loads(why)
+    assert answer["error"] == "validation_error", answer
+    message = f"is more than the {left} left to refund of sale {sale}"
+    assert answer["fields"] == [{"field": "amounts.net", "message": message}], answer
 
 
 @then(parsers.parse('the sales of the session of sale "{sale}" are, newest first:'))

@@ -4,8 +4,8 @@ machine, exact sums near the amount limit, nearest-rank percentiles at their bou
 
 What it found and was fixed is held by the tests whose docstrings say so, here and where they
 belong better (the use cases' unit tests, the failing-store contract tests, the fingerprint's
-unit tests). The strict xfails under "refunds" are the finding left open: a sale's refunds may
-add up to more than it, a rule the contract does not state (a question for steering)."""
+unit tests). Its finding that a sale's refunds could add up to more than it (a rule the contract
+does not state) was decided on 2026-12-06: they are refused, as they are stored."""
 
 from decimal import Decimal
 from typing import Any
@@ -127,9 +127,6 @@ async def test_a_partly_failed_error_batch_retried_by_three_senders_counts_each_
 # --- refunds ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a refund's amount is never compared with the sale it refunds"
-)
 async def test_a_refund_may_not_give_back_more_than_its_sale(storage: Any, tenant: Tenant) -> None:
     session = await stored_session(storage, tenant)
     sale = a_sale("s1", session.id, amounts=amounts("20000"))
@@ -140,9 +137,6 @@ async def test_a_refund_may_not_give_back_more_than_its_sale(storage: Any, tenan
     assert refused_on(recorded) != [None]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="refunds of one sale are never summed against it: 2 x 15000 of 20000"
-)
 async def test_refunds_of_one_sale_may_not_add_up_to_more_than_it(
     storage: Any, tenant: Tenant
 ) -> None:
@@ -162,9 +156,6 @@ async def test_refunds_of_one_sale_may_not_add_up_to_more_than_it(
     assert total.refunded <= total.net
 
 
-@pytest.mark.xfail(
-    strict=True, reason="concurrent refunds of one sale are not checked (atomically) against it"
-)
 async def test_of_concurrent_refunds_that_together_exceed_their_sale_at_most_one_is_taken(
     storage: Any, tenant: Tenant, race: Race
 ) -> None:
@@ -176,6 +167,48 @@ async def test_of_concurrent_refunds_that_together_exceed_their_sale_at_most_one
     outcomes = await race(*((lambda s, r=r: record_sales(s, tenant, r)) for r in refunds))
 
     assert sum(o.inserted for o in outcomes) == 1
+
+
+async def test_refunds_of_one_sale_in_one_batch_are_taken_in_order_until_it_is_given_back(
+    storage: Any, tenant: Tenant
+) -> None:
+    """With its sale earlier in the same batch: each taken refund leaves less for the next, a
+    refused one leaves what it found, and the refusal says what was left."""
+    session = await stored_session(storage, tenant)
+    sale = a_sale("s1", session.id, amounts=amounts("20000"))
+    refunds = [
+        a_refund(f"r{n}", sale, net, minutes=10 + n)
+        for n, net in enumerate(("8000", "15000", "12000", "0.000000001"))
+    ]
+
+    recorded = await record_sales(storage, tenant, sale, *refunds)
+
+    assert refused_on(recorded) == [None, None, "amounts.net", None, "amounts.net"]
+    refusal = recorded.items[2].refused
+    assert refusal is not None and "12000 KRW left to refund of sale s1" in str(refusal), refusal
+    figures = await storage.sales.report(
+        tenant.id, Window(), SalesGrouping.parse("device_id"), None
+    )
+    (total,) = sales_totals(figures)
+    assert (total.net, total.refunded) == (Decimal("20000"), Decimal("20000"))
+
+
+async def test_a_refund_sent_again_once_its_sale_is_all_given_back_is_a_replay(
+    storage: Any, tenant: Tenant
+) -> None:
+    """A retry is answered as it was, whatever is left: it does not count twice, nor is it
+    refused for what it gave back itself."""
+    session = await stored_session(storage, tenant)
+    sale = a_sale("s1", session.id, amounts=amounts("20000"))
+    await record_sales(storage, tenant, sale)
+    whole = a_refund("r1", sale, "20000")
+    await record_sales(storage, tenant, whole)
+
+    again = await record_sales(storage, tenant, whole)
+    more = await record_sales(storage, tenant, a_refund("r2", sale, "1"))
+
+    assert (again.duplicates, refused_on(again)) == (1, [None])
+    assert refused_on(more) == ["amounts.net"]
 
 
 # --- the settlement state machine --------------------------------------------------------
