@@ -861,6 +861,10 @@ def kiosk_day(live: Live) -> KioskDay:
             "occurred_at": now().isoformat(),
         }
         sent["refund"] = ok(http.post("/v1/sales", json=refund), 201)
+        # The sale is all given back: a refund of a won more is refused.
+        won = {"gross": "1", "discount": "0", "tax": "0", "net": "1"}
+        one_more = {**refund, "id": "refund-2", "amounts": won}
+        sent["over_refund"] = ok(http.post("/v1/sales", json=one_more), 422)
         ok(http.post(f"/v1/sessions/{sid}/exit", json={}))
         ok(http.post("/v1/errors", json=error("not-mine", now(), device_id="booth-8")), 403)
 

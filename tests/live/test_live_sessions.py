@@ -372,6 +372,8 @@ def test_a_kiosks_telemetry_is_kept_reported_and_pruned_by_retention_as_it_runs(
     assert rows[("print", "2.0.0")]["max_ms"] == 4000.0
     (booth,) = [t for t in day.sales["items"] if t["group"] == "booth-7"]
     assert (booth["count"], booth["net"], booth["refunded"]) == (1, "15000", "15000"), booth
+    left = "is more than the 0 KRW left to refund of sale sale-1"
+    assert day.sent["over_refund"]["fields"] == [{"field": "amounts.net", "message": left}]
     assert booth["by_state"] == {"settled": "15000"}, booth
     assert day.settled["settlement"]["batch_id"] == "card-batch-1"
     assert day.final_session["id"] == day.session["id"]  # a sold session stays
