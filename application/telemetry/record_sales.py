@@ -29,7 +29,10 @@ class RecordSales:
     negative, net no larger than gross + tax) in an ISO 4217 currency, the payment method and
     status; it starts pending settlement. A refund is a sale of its own, status `refunded`,
     naming the sale it refunds in `refund_of`: that sale must exist (sent before, or earlier in
-    the same batch), be no refund itself, and be in the same currency. As errors are, each sale
+    the same batch), be no refund itself, and be in the same currency; and the nets of a sale's
+    refunds add up to at most its net: one that would give back more than is left is refused on
+    `amounts.net` (checked as it is stored, so refunds sent at once never pass it; a refund sent
+    again is a replay whatever is left: SaleBook.add). As errors are, each sale
     is new, a replay (the same id and content, whatever its settlement has become since), a
     `conflict` (the id with other content) or a `validation_error` (naming the field; its
     session must exist in the tenant)."""
