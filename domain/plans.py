@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.calendar import Bucket
+from domain.erasure import is_pseudonym
 from domain.errors import DomainError, InvalidInput
-from domain.session import KIND_PATTERN
+from domain.session import KIND_PATTERN, Session
 from domain.text import check_text
 
 PLAN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")  # with .match; \Z, since $ takes a final \n
@@ -61,10 +62,22 @@ class Plan:
         return None if self.unlimited else self.limits.resources_per_month
 
 
-def counted_kinds(plans: Iterable[Plan]) -> frozenset[str]:
-    """The kinds some plan names: a subject's sessions of them count toward its limits (under
-    whichever plan it is on, now or later)."""
+def named_kinds(plans: Iterable[Plan]) -> frozenset[str]:
+    """The kinds some plan names."""
     return frozenset().union(*(plan.limits.session_kinds for plan in plans))
+
+
+def counted_kinds(plans: Iterable[Plan]) -> frozenset[str]:
+    """The kinds some plan's limit counts: a subject's sessions of them count toward it (under
+    whichever of these plans it is on, now or later)."""
+    return named_kinds(plan for plan in plans if plan.sessions_limit() is not None)
+
+
+def counted_by_a_limit(session: Session, counted: frozenset[str]) -> bool:
+    """Whether a limit may count the session: a subject's, of a kind in `counted` (see
+    counted_kinds). Not an erased subject's: no start is counted against a pseudonym."""
+    subject = session.subject_id
+    return session.kind in counted and subject is not None and not is_pseudonym(subject)
 
 
 @dataclass(frozen=True)

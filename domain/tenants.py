@@ -114,7 +114,7 @@ class TenantSettings:
     error_retention_days: int = 365
     performance_retention_days: int = 90
     # Ended sessions older than this go with their events, unless a sale or a charge names them
-    # (the books keep them); None: for good.
+    # (the books keep them) or a plan's limit counts them; None: for good.
     session_retention_days: int | None = None
     # Attributes that name or trace a person besides ip, user_agent and referrer (domain.erasure):
     # erasing a subject removes them from its sessions and sales.

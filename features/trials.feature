@@ -4,7 +4,8 @@ Feature: A free trial stops at its limit and points to the upgrade
   practice or mock-exam sessions; a session counts when it starts. The third start is refused
   with the trial's status and the upgrade link. Users who bought the certification pass
   practise without limit until their exam date, then are back on the free plan. Sessions of
-  kinds the plan does not name are never limited.
+  kinds the plan does not name are never limited. The sessions a trial counts are kept, however
+  long the app keeps the others.
 
   Background:
     Given the exam-prep app's free plan allows 1 PDF a month and 2 practice sessions per PDF
@@ -35,7 +36,7 @@ Feature: A free trial stops at its limit and points to the upgrade
     When "mina" watches webinar "exam-tips" 3 times
     Then all 3 sessions started
 
-  Scenario: Sessions kept only 30 days still count toward the free trial
+  Scenario: Deleting old sessions does not give a free user her trial back
     Given the app keeps sessions 30 days
     And free user "mina" practised "biology-1" twice
     And "mina" watched webinar "exam-tips"

@@ -10,6 +10,7 @@ from adapters.memory.store import MemoryStore
 from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import Forgetting, erased_error
+from domain.plans import counted_by_a_limit
 from domain.session import ChargeState
 
 BILLED_STATES = (ChargeState.PENDING, ChargeState.CHARGED)
@@ -46,7 +47,7 @@ class MemoryErasure(Erasure, UnfinishedErasures):
             and s.ended_at is not None
             and s.ended_at < ended_before
             and not self._billed(tenant_id, s.id)
-            and not (s.subject_id is not None and s.kind in counted)
+            and not counted_by_a_limit(s, counted)
         )
         return [session_id for _, session_id in ended[:limit]]
 

@@ -3,6 +3,7 @@ documents at a time (ids found, then one update or delete by id), and each sessi
 deleted by one write guarded on what was read, so of concurrent callers one does it and counts
 it. Its events, errors and sales follow that write."""
 
+import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -28,7 +29,7 @@ from adapters.mongodb.telemetry_documents import (
 )
 from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
-from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
+from domain.erasure import ERASED_FIELDS, PSEUDONYM_PREFIX, Forgetting, erased_error
 from domain.errors import Conflict
 from domain.session import ChargeState
 
@@ -37,6 +38,8 @@ BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
 ERROR_FIELDS = ("context", "breadcrumbs")
 SALE_FIELDS = ("attributes", "attribute_texts")
 HOLDING = {"$or": [{"data": {"$ne": None}}, {"label": {"$ne": None}}]}
+# A subject's, not an erased one's (domain.erasure.is_pseudonym).
+A_SUBJECTS = {"$ne": None, "$not": {"$regex": f"^{re.escape(PSEUDONYM_PREFIX)}"}}
 Done = TypeVar("Done")
 
 
@@ -98,7 +101,8 @@ class MongoErasure(Erasure, UnfinishedErasures):
                 "tenant_id": tenant_id,
                 "ended_at": {"$lt": ended_before},
                 "charge_state": {"$nin": BILLED_STATES},
-                "$nor": [{"subject_id": {"$ne": None}, "kind": {"$in": sorted(counted)}}],
+                # Not what a limit counts (domain.plans.counted_by_a_limit).
+                "$nor": [{"kind": {"$in": sorted(counted)}, "subject_id": A_SUBJECTS}],
             },
             {"_id": 0, "id": 1},
             sort=[("ended_at", 1)],

@@ -60,7 +60,7 @@ from adapters.sqlalchemy.tables import (
 from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sale_row
 from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
-from domain.erasure import ERASED_FIELDS, Forgetting, erased_error
+from domain.erasure import ERASED_FIELDS, PSEUDONYM_PREFIX, Forgetting, erased_error
 from domain.errors import Conflict
 from domain.rollups import BY_RESOURCE
 from domain.session import ChargeState
@@ -108,9 +108,14 @@ class SqlErasure(Erasure, UnfinishedErasures):
                 s.tenant_id == tenant_id,
                 s.ended_at < ended_before,
                 not_(_is_billed(tenant_id)),
-                or_(s.subject_id.is_(None), s.kind.not_in(sorted(counted))),
+                # Not what a limit counts (domain.plans.counted_by_a_limit).
+                or_(
+                    s.kind.not_in(sorted(counted)),
+                    s.subject_id.is_(None),
+                    s.subject_id.startswith(PSEUDONYM_PREFIX, autoescape=True),
+                ),
             )
-            .order_by(sessions.c.ended_at)
+            .order_by(s.ended_at)
             .limit(limit)
         )
         async with self._single.connect() as conn:

@@ -60,9 +60,10 @@ class ApplyRetention:
     kept for good unless a tenant sets a window for them; sales and the ledger are never deleted.
     Ended sessions go with their events once older than `session_retention_days` (unset:
     kept for good), except those a sale or a ledger entry names or whose charge is pending or
-    charged: the books keep them; and a subject's sessions of a kind some plan names
-    (`domain.plans.counted_kinds`): its limits count them, so deleting them would hand it its
-    trial again. Handled LiveKit webhook ids are forgotten after 30 days (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
+    charged (the books keep them), and those a plan's limit counts (a subject's, of a kind a
+    limiting plan names: `domain.plans.counted_by_a_limit`), which deleting would hand their
+    subject its trial again. Handled LiveKit webhook ids are forgotten after 30 days
+    (WEBHOOK_MEMORY). Then an erasure of a subject that a failure left unfinished (its sessions
     under the pseudonym, its ledger not moved yet) is finished once ABANDONED_AFTER old, as if
     it were asked again (EraseSubject.resume); one still under way by then is left to itself,
     one that fails again is reported and the others are still tried. Tenants are served one at

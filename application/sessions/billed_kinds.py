@@ -7,7 +7,7 @@ from application.credits.rate_book import RateBook
 from application.sessions.ports import SessionRepository
 from application.trials.ports import PlanRepository
 from domain.errors import NotFound
-from domain.plans import counted_kinds
+from domain.plans import named_kinds
 from domain.session import Session, WriteCheck
 from domain.tenants import Access, Role
 
@@ -40,7 +40,7 @@ class BilledKinds:
 
     async def of(self, tenant_id: str) -> frozenset[str]:
         rated = frozenset(await self._rate_book.rates(tenant_id))
-        return rated | counted_kinds(await self._plans.all(tenant_id))
+        return rated | named_kinds(await self._plans.all(tenant_id))
 
 
 class WriteCommand(Protocol):

@@ -18,8 +18,9 @@ def retention() -> None:
 @click.pass_context
 def apply_retention(ctx: click.Context, tenant_name: str | None) -> None:
     """Delete snapshots, events, rollups, device errors, performance metrics and ended sessions
-    (session_retention_days; never one with a sale or a charge) older than each tenant keeps
-    them, in bounded batches; finish erasures a failure left unfinished 10 minutes ago or more."""
+    (session_retention_days; never one with a sale or a charge, nor one a plan's limit counts)
+    older than each tenant keeps them, in bounded batches; finish erasures a failure left
+    unfinished 10 minutes ago or more."""
     command = ApplyRetentionCommand(tenant_name)
     deleted = run(ctx, lambda c: c.jobs.apply_retention()(command))
     click.echo(

@@ -83,8 +83,8 @@ def start_and_end(
     assert answer.status_code == 201, answer.text
     session_id = answer.json()["id"]
     clock.advance(600)
-    exit = api.client.post(f"/v1/sessions/{session_id}/exit", json={}, headers=api.app)
-    assert exit.status_code == 200, exit.text
+    ended_answer = api.client.post(f"/v1/sessions/{session_id}/exit", json={}, headers=api.app)
+    assert ended_answer.status_code == 200, ended_answer.text
     ended.setdefault(kind, []).append(session_id)
 
 
