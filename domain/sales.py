@@ -6,7 +6,7 @@ pending → settled or disputed; disputed → settled or back to pending; settle
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -178,24 +178,32 @@ class Sale:
 
 
 def over_refunds(
-    sale: Sale, given_back: Iterable[Decimal], refunds: Iterable[Sale]
-) -> dict[str, InvalidInput]:
-    """A sale's refunds give back at most its net. Of new refunds of `sale`, in the order they
-    are taken, those that would give back more than is left of it (its net less `given_back`,
-    the nets of its refunds stored), each with why, by id: a refund taken leaves less for the
-    next. (Checked as they are stored, one sale's refunds at a time: SaleBook.add.)"""
+    sale: Sale, given_back: Iterable[Decimal], refunds: Sequence[Sale]
+) -> list[InvalidInput | None]:
+    """A sale's refunds give back at most its net. Of new refunds of `sale` (copies of one id
+    included), in the order they are taken: why each may not be stored (None: it may), when it
+    would give back more than is left of the sale (its net less `given_back`, the nets of its
+    refunds stored). A refund taken leaves less for the next; a refused one leaves what it
+    found, and a later copy of its id is judged on its own; a copy of an id taken before is not
+    counted again (the store keeps one of them). (Checked as they are stored: SaleBook.add.)"""
     left = EXACT.subtract(sale.amounts.net, reduce(EXACT.add, given_back, Decimal(0)))
-    refused: dict[str, InvalidInput] = {}
+    taken: set[str] = set()
+    refusals: list[InvalidInput | None] = []
     for refund in refunds:
-        if refund.amounts.net > left:
-            refused[refund.id] = InvalidInput(
-                "amounts.net",
-                f"is more than the {amount_text(left)} {sale.currency} left to refund of sale "
-                f"{sale.id}",
+        if refund.id not in taken and refund.amounts.net > left:
+            shown = amount_text(max(left, Decimal(0)))  # an older store may have given back more
+            refusals.append(
+                InvalidInput(
+                    "amounts.net",
+                    f"is more than the {shown} {sale.currency} left to refund of sale {sale.id}",
+                )
             )
         else:
-            left = EXACT.subtract(left, refund.amounts.net)
-    return refused
+            if refund.id not in taken:
+                left = EXACT.subtract(left, refund.amounts.net)
+            taken.add(refund.id)
+            refusals.append(None)
+    return refusals
 
 
 class SalesGroupBy(StrEnum):

@@ -181,7 +181,7 @@ class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
         if not refunded:
             return None
         given_back = [s.amounts.net for s in self._of(tenant_id) if s.refund_of == refunded.id]
-        return over_refunds(refunded, given_back, [record]).get(record.id)
+        return over_refunds(refunded, given_back, [record])[0]
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return {i: s for i in sale_ids if (s := self._records.get((tenant_id, i)))}

@@ -9,6 +9,7 @@ values at the ranks asked for leave it.
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Generic
 
 from pymongo import UpdateOne
@@ -91,39 +92,39 @@ class _MongoRecordLog(Generic[Record]):
 
     async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
         gone = await self._sessions_gone(tenant_id, list(records))
-        firsts: dict[str, Record] = {}  # the first of each id, of those whose session is there
-        for record in records:
-            if record.session_id not in gone:
-                firsts.setdefault(record.id, record)
-        refused = await self._refused(tenant_id, list(firsts.values()))
-        taken = [r for r in firsts.values() if r.id not in refused]
+        there = [(n, r) for n, r in enumerate(records) if r.session_id not in gone]
+        judged = await self._refused(tenant_id, [r for _, r in there])
+        refused = {n: why for (n, _), why in zip(there, judged, strict=True) if why}
+        # The first of each id in the batch that may be stored: its place, by id.
+        firsts: dict[str, int] = {}
+        for n, record in there:
+            if n not in refused:
+                firsts.setdefault(record.id, n)
+        taken = [records[n] for n in firsts.values()]
         before = await self._store(tenant_id, taken)
         inserted = [r for r in taken if r.id not in before]
         await self._stored(tenant_id, records, inserted, gone)
         outcome: list[Added[Record]] = []
-        seen: set[str] = set()
-        for record in records:
+        for n, record in enumerate(records):
             if record.session_id in gone:
                 outcome.append(SESSION_GONE)
-                continue
-            if record.id in refused:
-                outcome.append(refused[record.id])
-                continue
-            stored = before.get(record.id)
-            if stored is None and record.id in seen:
-                stored = firsts[record.id]  # stored by this call, earlier in the batch
-            seen.add(record.id)
-            outcome.append(stored)
+            elif n in refused:
+                outcome.append(refused[n])
+            elif record.id in before:
+                outcome.append(before[record.id])
+            else:  # stored by this call, here or earlier in the batch
+                first = firsts[record.id]
+                outcome.append(None if n == first else records[first])
         return outcome
 
     async def _sessions_gone(self, tenant_id: str, records: list[Record]) -> set[str]:
         """The sessions the records name that must exist as they are stored, and do not."""
         return set()
 
-    async def _refused(self, tenant_id: str, records: list[Record]) -> dict[str, InvalidInput]:
-        """Of the records (in the batch's order), those new ones that may not be stored, with
-        why, by id."""
-        return {}
+    async def _refused(self, tenant_id: str, records: list[Record]) -> list[InvalidInput | None]:
+        """Why each of the records (in the batch's order) may not be stored, if it is new and
+        may not (None: it may)."""
+        return [None] * len(records)
 
     async def _stored(
         self,
@@ -456,58 +457,78 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
         if unmarks:
             await self._sessions.bulk_write(unmarks, ordered=False)
 
-    async def _refused(self, tenant_id: str, records: list[Sale]) -> dict[str, InvalidInput]:
-        refunds = [r for r in records if r.refund_of is not None]
-        refused: dict[str, InvalidInput] = {}
-        for sale_id in sorted({r.refund_of for r in refunds if r.refund_of is not None}):
-            of_sale = [r for r in refunds if r.refund_of == sale_id]
-            refused |= await self._hold(tenant_id, sale_id, of_sale)
-        return refused
+    async def _refused(self, tenant_id: str, records: list[Sale]) -> list[InvalidInput | None]:
+        judged: list[InvalidInput | None] = [None] * len(records)
+        for sale_id in sorted({r.refund_of for r in records if r.refund_of is not None}):
+            of_sale = [(n, r) for n, r in enumerate(records) if r.refund_of == sale_id]
+            refusals = await self._hold(tenant_id, sale_id, [r for _, r in of_sale])
+            for (n, _), why in zip(of_sale, refusals, strict=True):
+                judged[n] = why
+        return judged
 
     async def _hold(
         self, tenant_id: str, sale_id: str, refunds: list[Sale]
-    ) -> dict[str, InvalidInput]:
+    ) -> list[InvalidInput | None]:
         """Before new refunds of a sale are stored, what they give back is held on the sale
         (REFUND_HOLDS), in a write guarded on the sale's turn that every such write moves on:
         of two adds of refunds of one sale, the second counts the first's holds, whether its
-        refunds are stored yet or not. A hold counts until its refund is stored (then the
-        refund counts), or for HOLD_DEAD_AFTER: one left by an add that died before storing
-        its refund is then dropped. The refusals, by id."""
+        refunds are stored yet or not. A hold counts until its id is stored (as a refund of the
+        sale, which then counts itself, or as another record: it never will be), or for
+        HOLD_DEAD_AFTER: one left by an add that died before storing its refund is then
+        dropped; meanwhile that refund sent again (the same id and net) is taken on its hold.
+        Why each refund may not be stored, in order (over_refunds)."""
         for _ in range(ATTEMPTS):
             document = await self._collection.find_one({"tenant_id": tenant_id, "id": sale_id})
             if document is None:
-                return {}  # sales are never deleted: the use case found it; nothing to hold
-            ids = [r.id for r in refunds]
-            # The sale's refunds stored, and the batch's ids stored (replays, or conflicts).
+                return [None] * len(refunds)  # sales are never deleted: the use case found it
+            holds = document.get(REFUND_HOLDS, [])
+            # The sale's refunds stored, and which of the batch's and the holds' ids are stored.
+            ids = sorted({r.id for r in refunds} | {h["id"] for h in holds})
             found = self._collection.find(
                 {"tenant_id": tenant_id, "$or": [{"refund_of": sale_id}, {"id": {"$in": ids}}]},
                 {"_id": 0, "id": 1, "refund_of": 1, "amounts.net": 1},
             )
-            given_back, taken = {}, set()
-            async for stored in found:
-                taken.add(stored["id"])
-                if stored["refund_of"] == sale_id:
-                    given_back[stored["id"]] = amount_of(stored["amounts"]["net"])
+            given_back: dict[str, Decimal] = {}
+            stored: set[str] = set()
+            async for record in found:
+                stored.add(record["id"])
+                if record["refund_of"] == sale_id:
+                    given_back[record["id"]] = amount_of(record["amounts"]["net"])
             now = wall_clock()
-            holds = [h for h in document.get(REFUND_HOLDS, []) if h["id"] not in given_back]
-            live = [h for h in holds if h["id"] in ids or h["since"] > now - HOLD_DEAD_AFTER]
-            held = {h["id"] for h in live}
-            new = [r for r in refunds if r.id not in taken and r.id not in held]
-            counted = [*given_back.values(), *(amount_of(h["net"]) for h in live)]
-            refused = over_refunds(sale_from_document(document), counted, new)
-            holding = [
-                {"id": r.id, "net": money(r.amounts.net), "since": now}
-                for r in new
-                if r.id not in refused
+            sent = {(r.id, r.amounts.net) for r in refunds}
+            live = [
+                h
+                for h in holds
+                if h["id"] not in stored
+                and ((h["id"], amount_of(h["net"])) in sent or h["since"] > now - HOLD_DEAD_AFTER)
             ]
-            if not holding and len(live) == len(document.get(REFUND_HOLDS, [])):
-                return refused
+            held = {(h["id"], amount_of(h["net"])) for h in live}
+            new = [
+                n
+                for n, r in enumerate(refunds)
+                if r.id not in stored and (r.id, r.amounts.net) not in held
+            ]
+            counted = [*given_back.values(), *(amount_of(h["net"]) for h in live)]
+            sale = sale_from_document(document)
+            judged: list[InvalidInput | None] = [None] * len(refunds)
+            refusals = over_refunds(sale, counted, [refunds[n] for n in new])
+            for n, why in zip(new, refusals, strict=True):
+                judged[n] = why
+            holding: dict[str, Document] = {}
+            for n in new:
+                refund = refunds[n]
+                if judged[n] is None:
+                    hold = {"id": refund.id, "net": money(refund.amounts.net), "since": now}
+                    holding.setdefault(refund.id, hold)
+            if not holding and len(live) == len(holds):
+                return judged
             turn = {"tenant_id": tenant_id, "id": sale_id, REFUND_TURN: document.get(REFUND_TURN)}
             moved = await self._collection.update_one(
-                turn, {"$set": {REFUND_HOLDS: live + holding}, "$inc": {REFUND_TURN: 1}}
+                turn,
+                {"$set": {REFUND_HOLDS: live + list(holding.values())}, "$inc": {REFUND_TURN: 1}},
             )
             if moved.matched_count:
-                return refused
+                return judged
         raise Conflict(f"the refunds of sale {sale_id} changed too often to be checked; retry")
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:

@@ -157,27 +157,32 @@ class _SqlRecordLog(Generic[Record]):
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
         async with self._engine.begin() as conn:
             gone = await self._sessions_gone(conn, tenant_id, list(records))
-            # The first of each id in the batch, of those whose session is there, in its order.
-            firsts = {r.id: r for r in reversed(records) if r.session_id not in gone}
-            in_order = [firsts[i] for i in dict.fromkeys(r.id for r in records) if i in firsts]
-            refused = await self._refused(conn, tenant_id, in_order)
+            there = [(n, r) for n, r in enumerate(records) if r.session_id not in gone]
+            judged = await self._refused(conn, tenant_id, [r for _, r in there])
+            refused = {n: why for (n, _), why in zip(there, judged, strict=True) if why}
+            # The first of each id in the batch that may be stored: its place, by id.
+            firsts: dict[str, int] = {}
+            for n, record in there:
+                if n not in refused:
+                    firsts.setdefault(record.id, n)
             # In id order, as every writer of these rows: two batches sharing ids in other
             # orders would otherwise each wait for a row the other inserted (PostgreSQL: a
             # deadlock).
-            taken = sorted(i for i in firsts if i not in refused)
-            rows = [self._to_row(tenant_id, firsts[i]) for i in taken]
+            taken = sorted(firsts)
+            rows = [self._to_row(tenant_id, records[firsts[i]]) for i in taken]
             stored = set((await conn.execute(stmt, rows)).scalars()) if rows else set()
             others = [i for i in taken if i not in stored]
             before = {r.id: r for r in await self._get(conn, tenant_id, others)}
-            await self._add_parts(conn, tenant_id, [firsts[i] for i in stored])
+            await self._add_parts(conn, tenant_id, [records[firsts[i]] for i in stored])
         outcome: list[Added[Record]] = []
-        for record in records:
+        for n, record in enumerate(records):
             if record.session_id in gone:
                 outcome.append(SESSION_GONE)
-            elif record.id in refused:
-                outcome.append(refused[record.id])
+            elif n in refused:
+                outcome.append(refused[n])
             elif record.id in stored:
-                outcome.append(None if record is firsts[record.id] else firsts[record.id])
+                first = firsts[record.id]
+                outcome.append(None if n == first else records[first])
             else:
                 outcome.append(before.get(record.id))  # None only if retention deleted it since
         return outcome
@@ -190,10 +195,10 @@ class _SqlRecordLog(Generic[Record]):
 
     async def _refused(
         self, conn: AsyncConnection, tenant_id: str, records: list[Record]
-    ) -> dict[str, InvalidInput]:
-        """Of the records (in the batch's order), those new ones that may not be stored, with
-        why, by id."""
-        return {}
+    ) -> list[InvalidInput | None]:
+        """Why each of the records (in the batch's order) may not be stored, if it is new and
+        may not (None: it may)."""
+        return [None] * len(records)
 
     async def _add_parts(self, conn: AsyncConnection, tenant_id: str, stored: list[Record]) -> None:
         """Rows of the records this add stored that live in other tables."""
@@ -429,10 +434,11 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
 
     async def _refused(
         self, conn: AsyncConnection, tenant_id: str, records: list[Sale]
-    ) -> dict[str, InvalidInput]:
+    ) -> list[InvalidInput | None]:
+        judged: list[InvalidInput | None] = [None] * len(records)
         refunds = [r for r in records if r.refund_of is not None]
         if not refunds:
-            return {}
+            return judged
         s = sales.c
         # Locked in id order: refunds of one sale take turns from here to their commit
         # (PostgreSQL; SQLite's write lock is the whole transaction's).
@@ -454,11 +460,16 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
             taken.add(row.id)
             if row.refund_of in refunded:
                 given_back[row.refund_of].append(amount_of(row.net_units, row.net_nanos))
-        refused: dict[str, InvalidInput] = {}
         for sale_id, sale in refunded.items():
-            new = [r for r in refunds if r.refund_of == sale_id and r.id not in taken]
-            refused |= over_refunds(sale, given_back[sale_id], new)
-        return refused
+            new = [
+                (n, r)
+                for n, r in enumerate(records)
+                if r.refund_of == sale_id and r.id not in taken
+            ]
+            refusals = over_refunds(sale, given_back[sale_id], [r for _, r in new])
+            for (n, _), why in zip(new, refusals, strict=True):
+                judged[n] = why
+        return judged
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         async with self._single.connect() as conn:

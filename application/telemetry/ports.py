@@ -91,8 +91,9 @@ class SaleBook(RecordLog[Sale], Protocol):
     sale names: of a sale and retention of its session racing, either the sale is not stored
     or the session stays (API.md: sales are kept for good, and so are their sessions).
 
-    `add` stores a new refund only within what is left of its sale (domain.sales.over_refunds,
-    the batch's refunds of one sale taken in order): one that would give back more is not
+    `add` stores a new refund only within what is left of its sale, stored before this add
+    (domain.sales.over_refunds: the batch's refunds of one sale taken in order, a later copy of
+    an id refused for its amount judged on its own): one that would give back more is not
     stored, the refusal in its place. Of concurrent adds of refunds of one sale, those stored
     never give back more than its net. A refund sent again is a replay whatever is left."""
 
