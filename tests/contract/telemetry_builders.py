@@ -3,10 +3,18 @@
 from decimal import Decimal
 from typing import Any
 
+from application.telemetry.record_sales import RecordSalesCommand
+from application.telemetry.recorded import Recorded
 from domain.error_reports import Breadcrumb, ErrorReport, Impact, Loss, Severity
+from domain.errors import InvalidInput
 from domain.performance import Metric
 from domain.sales import Amounts, PaymentMethod, Sale, SaleItem, SaleStatus
-from tests.contract.builders import at
+from domain.tenants import Tenant
+from tests.contract.builders import at, wired
+from tests.fakes import FakeClock
+
+# A day after T0: every record of the telemetry tests happened before it.
+CLOCK = FakeClock(at(60 * 24))
 
 
 def an_error(id: str, minutes: float = 0, **fields: Any) -> ErrorReport:
@@ -95,3 +103,21 @@ def a_refund(id: str, of: Sale, net: str, minutes: float = 10) -> Sale:
 
 def an_item(sku: str, quantity: int, unit_price: str) -> SaleItem:
     return SaleItem(sku, quantity, Decimal(unit_price))
+
+
+async def record_sales(storage: Any, tenant: Tenant, *sales: Sale) -> Recorded[Sale]:
+    """The sales recorded in one batch, through the use case, at CLOCK's time."""
+    use_case = wired(storage, CLOCK).use_cases().record_sales()
+    return await use_case(RecordSalesCommand(tenant.id, list(sales)))
+
+
+def refused_on(recorded: Recorded[Sale]) -> list[str | None]:
+    """Per item: the field an InvalidInput names, "conflict", or None when it was taken."""
+    return [
+        None
+        if item.refused is None
+        else item.refused.field
+        if isinstance(item.refused, InvalidInput)
+        else "conflict"
+        for item in recorded.items
+    ]

@@ -14,11 +14,10 @@ import pytest
 
 from adapters.mongodb import telemetry
 from adapters.mongodb.storage import MongoStorage
-from application.telemetry.record_sales import RecordSalesCommand
 from domain.sales import Sale
 from domain.tenants import Tenant
-from tests.contract.builders import add_tenant, at, stored_session, wired
-from tests.contract.telemetry_builders import a_refund, a_sale, amounts
+from tests.contract.builders import add_tenant, at, stored_session
+from tests.contract.telemetry_builders import a_refund, a_sale, amounts, record_sales, refused_on
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -47,18 +46,31 @@ async def sale(mongodb: MongoStorage, tenant: Tenant) -> Sale:
 
 async def refunds_of(storage: MongoStorage, tenant: Tenant, *sales: Sale) -> list[str | None]:
     """Record the sales in one batch: per item, the field a refusal names or None if taken."""
-    use_case = wired(storage, CLOCK).use_cases().record_sales()
-    recorded = await use_case(RecordSalesCommand(tenant.id, list(sales)))
-    return [
-        None if i.refused is None else getattr(i.refused, "field", "conflict")
-        for i in recorded.items
-    ]
+    return refused_on(await record_sales(storage, tenant, *sales))
+
+
+def stopped_before_its_insert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The next add of sales stops once its refunds are judged (and held), before it stores
+    them: set `judged` then, and goes on when `go` is set."""
+    judged, go = asyncio.Event(), asyncio.Event()
+    insert = telemetry.MongoSaleBook._insert
+
+    async def stops_once(self: Any, tenant_id: str, records: list[Sale]) -> list[Sale]:
+        if not judged.is_set():
+            judged.set()
+            await go.wait()
+        return await insert(self, tenant_id, records)
+
+    monkeypatch.setattr(telemetry.MongoSaleBook, "_insert", stops_once)
+    return judged, go
 
 
 async def held_by_an_add_that_died(
     storage: MongoStorage, tenant: Tenant, refund: Sale, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The add of `refund` held what it gives back, then died before storing it."""
+    """The add of `refund` held what it gives back on its sale, then died before storing it."""
 
     async def dies(self: Any, tenant_id: str, records: list[Sale]) -> list[Sale]:
         raise Died
@@ -110,16 +122,7 @@ async def test_a_refund_judged_while_another_is_being_stored_counts_the_other(
 ) -> None:
     """The first add is stopped after its refund was judged, before it is stored: the second
     add finds its hold, not its refund."""
-    judged, stored = asyncio.Event(), asyncio.Event()
-    insert = telemetry.MongoSaleBook._insert
-
-    async def stops_once(self: Any, tenant_id: str, records: list[Sale]) -> list[Sale]:
-        if not judged.is_set():
-            judged.set()
-            await stored.wait()
-        return await insert(self, tenant_id, records)
-
-    monkeypatch.setattr(telemetry.MongoSaleBook, "_insert", stops_once)
+    judged, stored = stopped_before_its_insert(monkeypatch)
     first = asyncio.create_task(refunds_of(mongodb, tenant, a_refund("r1", sale, "15000")))
     await judged.wait()
 

@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 
-from adapters.mongodb import telemetry
 from application.data_rights.erase_subject import EraseSubjectCommand
 from application.ports import Window
-from application.telemetry.record_sales import RecordSalesCommand
 from application.telemetry.recorded import Recorded
 from application.transfer.export_tenant import ExportTenantQuery
 from application.transfer.import_tenant import ImportTenantCommand
@@ -27,34 +25,26 @@ from domain.errors import Conflict, InvalidInput
 from domain.sales import Sale, SalesFilter, SalesGrouping, SalesTotal, sales_totals
 from domain.tenants import Tenant
 from tests.app_client import Api
-from tests.contract.builders import at, stored_session, wired
+from tests.contract.builders import stored_session, wired
 from tests.contract.races import Proxy, Race
-from tests.contract.telemetry_builders import a_refund, a_sale, amounts
-from tests.fakes import FakeClock
+from tests.contract.telemetry_builders import (
+    CLOCK,
+    a_refund,
+    a_sale,
+    amounts,
+    record_sales,
+    refused_on,
+)
+from tests.contract.test_mongodb_refund_holds import (
+    held_by_an_add_that_died,
+    stopped_before_its_insert,
+)
 from tests.http.envelope import assert_error
 
 pytestmark = pytest.mark.anyio
 
-CLOCK = FakeClock(at(60 * 24))  # a day after T0: every sale here happened before it
 on_mongodb = pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
 MAX = "999999999999999.999999999"  # the largest amount there is (below 10^15, 9 places)
-
-
-async def record_sales(storage: Any, tenant: Tenant, *sales: Sale) -> Recorded[Sale]:
-    use_case = wired(storage, CLOCK).use_cases().record_sales()
-    return await use_case(RecordSalesCommand(tenant.id, list(sales)))
-
-
-def refused_on(recorded: Recorded[Sale]) -> list[str | None]:
-    """Per item: the field an InvalidInput names, "conflict", or None when it was taken."""
-    return [
-        None
-        if item.refused is None
-        else item.refused.field
-        if isinstance(item.refused, InvalidInput)
-        else "conflict"
-        for item in recorded.items
-    ]
 
 
 def why(recorded: Recorded[Sale], index: int) -> str:
@@ -344,24 +334,6 @@ async def test_concurrent_batches_each_with_the_sale_and_a_refund_give_back_at_m
 # --- MongoDB's holds ----------------------------------------------------------------------
 
 
-class Died(Exception):
-    """The process stopped here."""
-
-
-async def held_by_an_add_that_died(
-    storage: Any, tenant: Tenant, refund: Sale, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The add of `refund` held what it gives back on its sale, then died before storing it."""
-
-    async def dies(self: Any, tenant_id: str, records: list[Sale]) -> list[Sale]:
-        raise Died
-
-    with monkeypatch.context() as patched:
-        patched.setattr(telemetry.MongoSaleBook, "_insert", dies)
-        with pytest.raises(Died):
-            await record_sales(storage, tenant, refund)
-
-
 async def sale_document(storage: Any, tenant: Tenant, sale_id: str = "s1") -> dict[str, Any]:
     document: dict[str, Any] | None = await storage.db["sales"].find_one(
         {"tenant_id": tenant.id, "id": sale_id}
@@ -431,16 +403,7 @@ async def test_mongodb_a_refund_that_lost_its_id_to_another_sale_holds_nothing_b
     a conflict, nothing of s1 is given back, and a refund of 10000 of it is taken."""
     sale = await a_stored_sale(storage, tenant)
     other = await a_stored_sale(storage, tenant, "s2")
-    judged, go = asyncio.Event(), asyncio.Event()
-    insert = telemetry.MongoSaleBook._insert
-
-    async def stops_once(self: Any, tenant_id: str, records: list[Sale]) -> list[Sale]:
-        if not judged.is_set():
-            judged.set()
-            await go.wait()
-        return await insert(self, tenant_id, records)
-
-    monkeypatch.setattr(telemetry.MongoSaleBook, "_insert", stops_once)
+    judged, go = stopped_before_its_insert(monkeypatch)
     held = asyncio.create_task(record_sales(storage, tenant, a_refund("r1", sale, "15000")))
     await judged.wait()
     taken = await record_sales(storage, tenant, a_refund("r1", other, "1000"))

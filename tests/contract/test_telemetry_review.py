@@ -15,10 +15,9 @@ import pytest
 from application.ports import Window
 from application.telemetry.move_settlement import MoveSettlementCommand
 from application.telemetry.record_errors import RecordErrorsCommand
-from application.telemetry.record_sales import RecordSalesCommand
 from application.telemetry.recorded import Recorded
 from application.telemetry.report_errors import ReportErrorsQuery
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict
 from domain.performance import GroupBy
 from domain.sales import (
     Sale,
@@ -31,30 +30,18 @@ from domain.sales import (
 from domain.tenants import Tenant
 from tests.contract.builders import at, stored_session, wired
 from tests.contract.races import Call, Race
-from tests.contract.telemetry_builders import a_metric, a_refund, a_sale, amounts, an_error
-from tests.fakes import FakeClock
+from tests.contract.telemetry_builders import (
+    CLOCK,
+    a_metric,
+    a_refund,
+    a_sale,
+    amounts,
+    an_error,
+    record_sales,
+    refused_on,
+)
 
 pytestmark = pytest.mark.anyio
-
-# A day after T0: every record of these tests happened before it.
-CLOCK = FakeClock(at(60 * 24))
-
-
-async def record_sales(storage: Any, tenant: Tenant, *sales: Sale) -> Recorded[Sale]:
-    use_case = wired(storage, CLOCK).use_cases().record_sales()
-    return await use_case(RecordSalesCommand(tenant.id, list(sales)))
-
-
-def refused_on(recorded: Recorded[Sale]) -> list[str | None]:
-    """Per item: the field an InvalidInput names, "conflict", or None when it was taken."""
-    return [
-        None
-        if item.refused is None
-        else item.refused.field
-        if isinstance(item.refused, InvalidInput)
-        else "conflict"
-        for item in recorded.items
-    ]
 
 
 # --- idempotency under concurrent senders and retries ------------------------------------
