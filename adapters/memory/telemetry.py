@@ -186,6 +186,10 @@ class MemorySaleBook(_MemoryRecordLog[Sale], SaleBook):
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return {i: s for i in sale_ids if (s := self._records.get((tenant_id, i)))}
 
+    async def refunds_of(self, tenant_id: str, sale_ids: Sequence[str]) -> list[Sale]:
+        refunded = set(sale_ids)
+        return [s for s in self._of(tenant_id) if s.refund_of in refunded]
+
     async def move_settlement(
         self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
     ) -> bool:

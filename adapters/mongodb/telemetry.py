@@ -534,6 +534,12 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return await self._get(tenant_id, sale_ids)
 
+    async def refunds_of(self, tenant_id: str, sale_ids: Sequence[str]) -> list[Sale]:
+        found = self._collection.find(
+            {"tenant_id": tenant_id, "refund_of": {"$in": list(sale_ids)}}
+        )
+        return [sale_from_document(d) async for d in found]
+
     async def move_settlement(
         self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
     ) -> bool:

@@ -475,6 +475,13 @@ class SqlSaleBook(_SqlRecordLog[Sale], SaleBook):
         async with self._single.connect() as conn:
             return {s.id: s for s in await self._get(conn, tenant_id, list(sale_ids))}
 
+    async def refunds_of(self, tenant_id: str, sale_ids: Sequence[str]) -> list[Sale]:
+        query = select(sales).where(
+            sales.c.tenant_id == tenant_id, sales.c.refund_of.in_(list(sale_ids))
+        )
+        async with self._single.connect() as conn:
+            return [sale_of(row) for row in await conn.execute(query)]
+
     async def move_settlement(
         self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
     ) -> bool:

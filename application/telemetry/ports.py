@@ -101,6 +101,10 @@ class SaleBook(RecordLog[Sale], Protocol):
         """The tenant's sales of these ids that exist, by id."""
         ...
 
+    async def refunds_of(self, tenant_id: str, sale_ids: Sequence[str]) -> list[Sale]:
+        """The tenant's refunds of these sales."""
+        ...
+
     async def move_settlement(
         self, tenant_id: str, sale_id: str, expected: SettlementState, settlement: Settlement
     ) -> bool:

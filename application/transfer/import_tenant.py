@@ -7,6 +7,7 @@ from datetime import datetime
 
 from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.ports import SessionRepository
+from application.telemetry.ports import SaleBook
 from application.transfer.ports import ArchivedErasure, Record, TenantArchive
 from application.transfer.tenant_export_format import (
     RECORD_TYPES,
@@ -19,6 +20,7 @@ from domain.credits import Alert, LedgerEntry
 from domain.erasure import is_pseudonym
 from domain.errors import Conflict, InvalidInput
 from domain.livekit import LiveKitAccount
+from domain.sales import Sale, over_refunds
 from domain.session import ChargeState, Session, SessionStatus
 from domain.snapshots import Snapshot
 from domain.tenants import ApiKey, Tenant
@@ -51,8 +53,9 @@ class ImportTenant:
     record before its tenant, an end line that counts otherwise, or a file that stops before
     its end line (cut short: version 1 files have none). Conflict if another tenant holds the
     tenant's name, or if the store holds a session of the file as it was before (an older
-    import: its ledger entries would come in beside a session they do not match), both before
-    anything is stored; a session the store holds further along (its reaper timed out one the
+    import: its ledger entries would come in beside a session they do not match), or if the
+    file's refunds of a sale, with those the store took since, would give back more than it,
+    all before anything is stored; a session the store holds further along (its reaper timed out one the
     file has open) is kept as it is there. A store failing partway leaves the batches stored
     before, and importing the file again adds the rest. Rollups and funnels' days already in
     the store stay as they are, and the tenant's rollups are rewound to where its data begins:
@@ -62,11 +65,16 @@ class ImportTenant:
     the import finished some over part of it)."""
 
     def __init__(
-        self, archive: TenantArchive, rewinds: RollupRewinds, sessions: SessionRepository
+        self,
+        archive: TenantArchive,
+        rewinds: RollupRewinds,
+        sessions: SessionRepository,
+        sales: SaleBook,
     ) -> None:
         self._archive = archive
         self._rewinds = rewinds
         self._sessions = sessions
+        self._sales = sales
 
     async def __call__(self, command: ImportTenantCommand) -> ImportCounts:
         # Each line checked before anything is stored, and where each tenant's data begins.
@@ -74,6 +82,7 @@ class ImportTenant:
         erasures: dict[str, list[Record]] = {}
         tenant_id = ""  # a record before its tenant is refused
         sessions: list[Session] = []
+        refunds: dict[str, dict[str, list[Sale]]] = {}  # the file's, by tenant and sale
         for record in _records(command.lines):
             if isinstance(record, Tenant):
                 await self._check_not_behind(tenant_id, sessions)
@@ -82,11 +91,16 @@ class ImportTenant:
                 earliest[tenant_id] = min(at, earliest.get(tenant_id, at))
             if isinstance(record, ArchivedErasure):
                 erasures.setdefault(tenant_id, []).append(record)
+            if isinstance(record, Sale) and record.refund_of is not None:
+                of_tenant = refunds.setdefault(tenant_id, {})
+                of_tenant.setdefault(record.refund_of, []).append(record)
             if isinstance(record, Session):
                 sessions.append(record)
                 if len(sessions) >= BATCH:
                     await self._check_not_behind(tenant_id, sessions)
         await self._check_not_behind(tenant_id, sessions)
+        for tenant_id, by_sale in refunds.items():
+            await self._check_refunds(tenant_id, by_sale)
         counts = await self._store(command.lines)
         # A rollup run of this store may have run into the import, rolling up sessions whose
         # events were not in yet; and the file's buckets it made are kept as "already there".
@@ -115,6 +129,27 @@ class ImportTenant:
                     "store holds an older import of the tenant; import into one that holds none"
                 )
         sessions.clear()
+
+    async def _check_refunds(self, tenant_id: str, by_sale: dict[str, list[Sale]]) -> None:
+        """Conflict if the file's refunds of a sale the store holds, with the refunds of it the
+        store took (since an earlier import that failed partway), would give back more than
+        it: the cap RecordSales keeps (domain.sales.over_refunds)."""
+        sale_ids = sorted(by_sale)
+        for start in range(0, len(sale_ids), BATCH):
+            refunded = await self._sales.get_many(tenant_id, sale_ids[start : start + BATCH])
+            if not refunded:
+                continue  # none here yet: the file's own refunds kept the cap where it was made
+            stored = await self._sales.refunds_of(tenant_id, sorted(refunded))
+            for sale in refunded.values():
+                here = {r.id: r.amounts.net for r in stored if r.refund_of == sale.id}
+                coming = [r for r in by_sale[sale.id] if r.id not in here]
+                over = [why for why in over_refunds(sale, here.values(), coming) if why]
+                if over:
+                    raise Conflict(
+                        f"the refunds of sale {sale.id} in this file and those the store took "
+                        f"since would give back more than it ({over[0].message}): the store "
+                        "holds an older import of the tenant that served meanwhile"
+                    )
 
     async def _store(self, lines: Iterable[str]) -> ImportCounts:
         counts = ImportCounts()

@@ -240,6 +240,7 @@ class UseCaseContainer(containers.DeclarativeContainer):
         archive=storage.archive,
         rewinds=rollup_rewinds,
         sessions=storage.sessions,
+        sales=storage.sales,
     )
     record_snapshots = providers.Factory(RecordSnapshots, snapshots=storage.snapshots)
     list_snapshots = providers.Factory(ListSnapshots, snapshots=storage.snapshots)

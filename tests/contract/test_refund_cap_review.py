@@ -9,7 +9,6 @@ holds present), a resumed import, and the HTTP answer."""
 
 import asyncio
 import json
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -502,11 +501,6 @@ async def test_mongodb_an_export_with_holds_present_carries_none_and_imports_as_
 # --- a resumed import ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an import restores refunds as they are (TenantArchive.restore), past the cap: a "
-    "resumed import adds a refund the moved tenant's live ones left no room for",
-)
 async def test_a_resumed_import_gives_back_at_most_a_sale(storage: Any, tenant: Tenant) -> None:
     """An import died before it stored refund r1; the moved tenant took a refund of the sale
     meanwhile; the import, run again, may not give back more than the sale between them."""
@@ -519,7 +513,7 @@ async def test_a_resumed_import_gives_back_at_most_a_sale(storage: Any, tenant: 
     live = await record_sales(storage, moved, a_refund("r2", sale, "15000", minutes=11))
     assert refused_on(live) == [None]
 
-    with suppress(InvalidInput, Conflict):  # refused: as good as not giving back more
+    with pytest.raises(Conflict, match="refunds of sale s1 in this file and those the store"):
         await importing(ImportTenantCommand(as_moved(lines, tenant)))
 
     total = await report_total(storage, moved)
