@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     cast,
     delete,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -110,7 +112,7 @@ class SqlErasure(Erasure, UnfinishedErasures):
                 not_(_is_billed(tenant_id)),
                 # Not what a limit counts (domain.plans.counted_by_a_limit).
                 or_(
-                    s.kind.not_in(sorted(counted)),
+                    _none_of(self._engine, s.kind, counted),
                     s.subject_id.is_(None),
                     s.subject_id.startswith(PSEUDONYM_PREFIX, autoescape=True),
                 ),
@@ -443,3 +445,14 @@ async def _rewrite(
         .values({c: bindparam(f"new_{c}") for c in columns}),
         [{f"key_{k}": row[k] for k in key} | {f"new_{c}": row[c] for c in columns} for row in rows],
     )
+
+
+def _none_of(
+    engine: AsyncEngine, column: ColumnElement[str], values: Collection[str]
+) -> ColumnElement[bool]:
+    """`column NOT IN values`; on PostgreSQL as one array parameter, since asyncpg binds at
+    most 32,767 (the kinds all a tenant's plans limit may pass that)."""
+    if engine.dialect.name == "postgresql":
+        kinds = bindparam(None, sorted(values), type_=postgresql.ARRAY(Text))
+        return not_(column == any_(kinds))
+    return column.not_in(sorted(values))
