@@ -55,8 +55,9 @@ class ImportTenant:
     tenant's name, or if the store holds a session of the file as it was before (an older
     import: its ledger entries would come in beside a session they do not match), or if the
     file's refunds of a sale, with those the store took since, would give back more than it,
-    all before anything is stored; a session the store holds further along (its reaper timed out one the
-    file has open) is kept as it is there. A store failing partway leaves the batches stored
+    all before anything is stored; a session the store holds further along (its reaper timed
+    out one the file has open) is kept as it is there. The first pass holds the file's refunds
+    (not its other records) for that check. A store failing partway leaves the batches stored
     before, and importing the file again adds the rest. Rollups and funnels' days already in
     the store stay as they are, and the tenant's rollups are rewound to where its data begins:
     the store's next rollup run makes again every bucket whose sources retention has kept (one
