@@ -31,10 +31,10 @@ from adapters.mongodb.telemetry_documents import (
     sale_to_document,
     settlement_to_document,
 )
+from adapters.record_batches import RecordBatch
 from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
-    SESSION_GONE,
     Added,
     ErrorLog,
     MetricLog,
@@ -92,30 +92,12 @@ class _MongoRecordLog(Generic[Record]):
 
     async def add(self, tenant_id: str, records: Sequence[Record]) -> list[Added[Record]]:
         gone = await self._sessions_gone(tenant_id, list(records))
-        there = [(n, r) for n, r in enumerate(records) if r.session_id not in gone]
-        judged = await self._refused(tenant_id, [r for _, r in there])
-        refused = {n: why for (n, _), why in zip(there, judged, strict=True) if why}
-        # The first of each id in the batch that may be stored: its place, by id.
-        firsts: dict[str, int] = {}
-        for n, record in there:
-            if n not in refused:
-                firsts.setdefault(record.id, n)
-        taken = [records[n] for n in firsts.values()]
+        batch = RecordBatch(records, gone)
+        taken = batch.judged(await self._refused(tenant_id, batch.there))
         before = await self._store(tenant_id, taken)
         inserted = [r for r in taken if r.id not in before]
         await self._stored(tenant_id, records, inserted, gone)
-        outcome: list[Added[Record]] = []
-        for n, record in enumerate(records):
-            if record.session_id in gone:
-                outcome.append(SESSION_GONE)
-            elif n in refused:
-                outcome.append(refused[n])
-            elif record.id in before:
-                outcome.append(before[record.id])
-            else:  # stored by this call, here or earlier in the batch
-                first = firsts[record.id]
-                outcome.append(None if n == first else records[first])
-        return outcome
+        return batch.outcome({r.id for r in inserted}, before)
 
     async def _sessions_gone(self, tenant_id: str, records: list[Record]) -> set[str]:
         """The sessions the records name that must exist as they are stored, and do not."""

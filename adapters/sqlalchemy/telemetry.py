@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.record_batches import RecordBatch
 from adapters.sqlalchemy.engine import insert, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.keyset import past
@@ -52,7 +53,6 @@ from adapters.sqlalchemy.telemetry_rows import (
 from application.pagination import Position
 from application.ports import Window
 from application.telemetry.ports import (
-    SESSION_GONE,
     Added,
     ErrorLog,
     MetricLog,
@@ -156,36 +156,18 @@ class _SqlRecordLog(Generic[Record]):
         table = self._table
         stmt = insert(self._engine, table).on_conflict_do_nothing().returning(table.c.id)
         async with self._engine.begin() as conn:
-            gone = await self._sessions_gone(conn, tenant_id, list(records))
-            there = [(n, r) for n, r in enumerate(records) if r.session_id not in gone]
-            judged = await self._refused(conn, tenant_id, [r for _, r in there])
-            refused = {n: why for (n, _), why in zip(there, judged, strict=True) if why}
-            # The first of each id in the batch that may be stored: its place, by id.
-            firsts: dict[str, int] = {}
-            for n, record in there:
-                if n not in refused:
-                    firsts.setdefault(record.id, n)
+            batch = RecordBatch(records, await self._sessions_gone(conn, tenant_id, list(records)))
+            refusals = await self._refused(conn, tenant_id, batch.there)
             # In id order, as every writer of these rows: two batches sharing ids in other
             # orders would otherwise each wait for a row the other inserted (PostgreSQL: a
             # deadlock).
-            taken = sorted(firsts)
-            rows = [self._to_row(tenant_id, records[firsts[i]]) for i in taken]
+            taken = sorted(batch.judged(refusals), key=lambda r: r.id)
+            rows = [self._to_row(tenant_id, r) for r in taken]
             stored = set((await conn.execute(stmt, rows)).scalars()) if rows else set()
-            others = [i for i in taken if i not in stored]
+            others = [r.id for r in taken if r.id not in stored]
             before = {r.id: r for r in await self._get(conn, tenant_id, others)}
-            await self._add_parts(conn, tenant_id, [records[firsts[i]] for i in stored])
-        outcome: list[Added[Record]] = []
-        for n, record in enumerate(records):
-            if record.session_id in gone:
-                outcome.append(SESSION_GONE)
-            elif n in refused:
-                outcome.append(refused[n])
-            elif record.id in stored:
-                first = firsts[record.id]
-                outcome.append(None if n == first else records[first])
-            else:
-                outcome.append(before.get(record.id))  # None only if retention deleted it since
-        return outcome
+            await self._add_parts(conn, tenant_id, [r for r in taken if r.id in stored])
+        return batch.outcome(stored, before)
 
     async def _sessions_gone(
         self, conn: AsyncConnection, tenant_id: str, records: list[Record]
