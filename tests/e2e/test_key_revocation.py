@@ -25,10 +25,14 @@ def test_a_key_revoked_on_one_server_is_refused_by_another_within_5_seconds(tmp_
             (key,) = [k for k in on_one.get("/v1/keys").json()["items"] if k["name"] == "leaked"]
             assert on_one.delete(f"/v1/keys/{key['id']}").status_code == 200
             revoked_at = time.monotonic()
-            while (status := on_two.get("/v1/sessions").status_code) == 200:
-                assert time.monotonic() - revoked_at < WITHIN_SECONDS + 1, "still accepted"
+            # Bounded by when each request was sent, not when it was answered: on a loaded
+            # machine an answer may take most of a second, and the promise is about the server.
+            while True:
+                sent_after = time.monotonic() - revoked_at
+                status = on_two.get("/v1/sessions").status_code
+                if status != 200:
+                    break
+                assert sent_after < WITHIN_SECONDS, f"accepted {sent_after:.2f} s after"
                 time.sleep(0.1)
-            refused_after = time.monotonic() - revoked_at
 
     assert status == 401
-    assert refused_after <= WITHIN_SECONDS + 0.5
