@@ -30,6 +30,11 @@ class Conflict(DomainError):
     pass
 
 
+class Contended(Conflict):
+    """Others changed the same thing so often meanwhile that this change gave up: nothing of it
+    was written, and the same request again is expected to pass (a busy moment, not a clash)."""
+
+
 class PayloadTooLarge(DomainError):
     pass
 

@@ -45,25 +45,26 @@ def _bindir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
-        self.url = os.environ.get("SESSIONMETER_TEST_POSTGRES_URL", "")
+    def __init__(self, of_its_own: bool = False) -> None:
+        """`of_its_own`: start one even where SESSIONMETER_TEST_POSTGRES_URL names a server (a
+        test that stops its database must not stop everyone's)."""
+        self.url = "" if of_its_own else os.environ.get("SESSIONMETER_TEST_POSTGRES_URL", "")
         self._dir: Path | None = None
+        self._options = ""
 
     def start(self) -> "PostgresServer":
         if self.url:
             return self
         self._dir = Path(tempfile.mkdtemp(prefix="sessionmeter-pg-"))
-        data = self._dir / "data"
         as_root = os.geteuid() == 0
         if as_root:
             shutil.chown(self._dir, "postgres", "postgres")
         port = free_port()
-        bindir = _bindir()
         self._run(
             [
-                str(bindir / "initdb"),
+                str(_bindir() / "initdb"),
                 "-D",
-                str(data),
+                str(self._dir / "data"),
                 "-U",
                 "postgres",
                 "-A",
@@ -73,35 +74,33 @@ class PostgresServer:
                 "--no-sync",
             ],
         )
-        options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
-        options += f" -p {port} -k {self._dir}"
-        self._run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(self._dir / "log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )
+        self._options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
+        self._options += f" -p {port} -k {self._dir}"
+        self.resume()
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         return self
+
+    def halt(self) -> None:
+        """Shut the server down as an operator does (its clients' connections are closed),
+        keeping its data for `resume`."""
+        assert self._dir is not None, "a server of one's own: PostgresServer(of_its_own=True)"
+        self._pg_ctl("-m", "fast", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again) on its data and port."""
+        assert self._dir is not None
+        self._pg_ctl("-o", self._options, "-l", str(self._dir / "log"), "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         if self._dir is None:
             return
-        self._run(
-            [str(_bindir() / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "immediate", "stop"],
-            check=False,
-        )
+        self._pg_ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        assert self._dir is not None
+        self._run([str(_bindir() / "pg_ctl"), "-D", str(self._dir / "data"), *args], check)
 
     def _run(self, args: list[str], check: bool = True) -> None:
         if os.geteuid() == 0:

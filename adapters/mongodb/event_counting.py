@@ -33,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from adapters.mongodb.documents import Document, increments
 from adapters.mongodb.event_documents import from_document as event_from_document
 from adapters.mongodb.session_documents import from_document, to_document
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.events import Event, sort_batch
 from domain.session import DECIDED_BY, LIFE_CHANGES, Session
 
@@ -162,7 +162,7 @@ async def _count_session(
             await _delete(db, tenant_id, session_id, token, refused)
             return refused, was_repriced
         # The session changed since it was read: decide again.
-    raise Conflict(f"session {session_id} changed too often to count its events; retry the batch")
+    raise Contended(f"session {session_id} changed too often to count its events; retry the batch")
 
 
 def decided(session: Document, token: ObjectId) -> bool:

@@ -14,7 +14,7 @@ from adapters.mongodb.documents import Document, duplicates_in, increments, wall
 from adapters.mongodb.errors import raises_storage_errors
 from adapters.mongodb.event_counting import counted
 from application.livekit.ports import FinishedRooms, LiveKitAccounts, TrackLog, WebhookLog
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, Contended, NotFound
 from domain.event_gaps import merged
 from domain.livekit import (
     LiveKitAccount,
@@ -231,7 +231,7 @@ class MongoTrackLog(TrackLog):
                     stored -= len(duplicates_in(error))
                 await self._count(key, token, stored, ends)
             return change.seconds is not None
-        raise Conflict(f"track {report.track_sid} changed too often to be recorded; retry")
+        raise Contended(f"track {report.track_sid} changed too often to be recorded; retry")
 
     async def _count(self, key: Document, token: ObjectId, stored: int, ends: int) -> None:
         """Count the `stored` of the write `token`'s `ends` into the session `key`, guarded on

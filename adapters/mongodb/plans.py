@@ -16,7 +16,7 @@ from adapters.mongodb.documents import Document
 from adapters.mongodb.errors import raises_storage_errors
 from application.trials.ports import PlanRepository, ResourceRegistry, SubscriptionRepository
 from domain.calendar import Bucket
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.plans import (
     MonthlyQuota,
     Plan,
@@ -53,7 +53,7 @@ class MongoPlanRepository(PlanRepository):
                         {"tenant_id": tenant_id, "id": {"$ne": plan.id}, "default": True},
                         {"$set": {"default": False}},
                     )
-        raise Conflict(f"plan {plan.id} was changed too often to be stored; retry")
+        raise Contended(f"plan {plan.id} was changed too often to be stored; retry")
 
     async def all(self, tenant_id: str) -> list[Plan]:
         cursor = self._plans.find({"tenant_id": tenant_id}, sort=[("id", 1)])
@@ -88,7 +88,7 @@ class MongoSubscriptionRepository(SubscriptionRepository):
             except DuplicateKeyError:  # a concurrent first put inserted it: update it now
                 continue
         else:
-            raise Conflict(f"the subscription of {subscription.subject_id} changed too often")
+            raise Contended(f"the subscription of {subscription.subject_id} changed too often")
         assert counted is not None  # upserted and returned after the change
         entry = SubscriptionSet(subscription, set_at, counted["puts"])
         await self._history.insert_one(subscription_set_to_document(tenant_id, entry))

@@ -28,7 +28,7 @@ from adapters.mongodb.livekit import finish_dead_track_ends
 from adapters.mongodb.session_documents import from_document, load, to_document
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.charging import ChargeOnClose
-from domain.errors import Conflict, NotFound
+from domain.errors import Contended, NotFound
 from domain.plans import SessionLimit, SessionLimitReached
 from domain.session import (
     DECIDED_BY,
@@ -81,7 +81,7 @@ class MongoSessionRepository(SessionRepository):
             if await self._exists(session.tenant_id, session.id):
                 return False
             floor = await self._next_slot(session.tenant_id, limit, group)
-        raise Conflict("too many starts at once under this subject's limit; retry the start")
+        raise Contended("too many starts at once under this subject's limit; retry the start")
 
     async def _next_slot(self, tenant_id: str, limit: SessionLimit, group: str) -> int:
         """One above the highest slot held in the limit's group."""
@@ -157,7 +157,7 @@ class MongoSessionRepository(SessionRepository):
             changed = await self._save(found, session, LIFE_CHANGES)
             if changed is not None:
                 return changed
-        raise Conflict(f"session {session_id} changed too often to be updated; retry")
+        raise Contended(f"session {session_id} changed too often to be updated; retry")
 
     async def close(
         self,
@@ -196,7 +196,7 @@ class MongoSessionRepository(SessionRepository):
             changed = await self._save(found, session, END_CHANGES, exit.usage)
             if changed is not None:
                 return changed, closing
-        raise Conflict(f"session {session_id} changed too often to be closed; retry the exit")
+        raise Contended(f"session {session_id} changed too often to be closed; retry the exit")
 
     async def time_out_idle(
         self,

@@ -51,7 +51,7 @@ from domain.error_reports import (
     Severity,
     in_report_order,
 )
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Contended, InvalidInput
 from domain.money import sum_by_currency
 from domain.performance import (
     PERCENTILES,
@@ -511,7 +511,7 @@ class MongoSaleBook(_MongoRecordLog[Sale], SaleBook):
             )
             if moved.matched_count:
                 return judged
-        raise Conflict(f"the refunds of sale {sale_id} changed too often to be checked; retry")
+        raise Contended(f"the refunds of sale {sale_id} changed too often to be checked; retry")
 
     async def get_many(self, tenant_id: str, sale_ids: Sequence[str]) -> dict[str, Sale]:
         return await self._get(tenant_id, sale_ids)

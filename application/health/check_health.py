@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass
 
 from application.health.ports import StorageHealth
+from application.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ class CheckHealth:
     async def __call__(self, query: CheckHealthQuery) -> Health:
         try:
             await self._storage.ping()
+        except StorageError as error:  # what an operator fixes: a line that says why
+            log.warning("storage does not answer: %s", error)
+            return Health(storage_answers=False)
         except Exception:
             log.warning("storage does not answer", exc_info=True)
             return Health(storage_answers=False)

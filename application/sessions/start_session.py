@@ -12,7 +12,7 @@ from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.ports import RefusedStarts
 from domain.calendar import Calendar
 from domain.clock import happened
-from domain.errors import Conflict, InsufficientCredits
+from domain.errors import Conflict, Contended, InsufficientCredits
 from domain.plans import (
     Plan,
     SessionLimit,
@@ -121,7 +121,7 @@ class StartSession:
         # Another caller stored this id between our look-up and our insert.
         replay = await self._replay(command, session_id)
         if replay is None:
-            raise Conflict(f"session {session_id} could not be stored; retry the request")
+            raise Contended(f"session {session_id} could not be stored; retry the request")
         return replay
 
     async def _admit(self, command: StartSessionCommand, session: Session) -> None:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, replace
 
 from application.telemetry.ports import SaleBook
-from domain.errors import Conflict, NotFound
+from domain.errors import Contended, NotFound
 from domain.sales import Sale, Settlement
 
 # A move loses its race only to another move of the same sale; after a few, the state it finds
@@ -39,7 +39,7 @@ class MoveSettlement:
             current = sale.settlement.state
             if await self._sales.move_settlement(command.tenant_id, sale.id, current, moved):
                 return replace(sale, settlement=moved)
-        raise Conflict(
+        raise Contended(
             f"sale {command.sale_id}'s settlement changed too often to move it; send the move again"
         )
 

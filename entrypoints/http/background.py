@@ -13,6 +13,7 @@ from application.livekit.reconcile_livekit import ReconcileLiveKit, ReconcileLiv
 from application.retention.apply_retention import ApplyRetention, ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsage, RollUpUsageCommand
 from application.sessions.reap_stale_sessions import ReapStaleSessions, ReapStaleSessionsCommand
+from application.storage import StorageError
 from application.tenants.tenant_jobs import TenantFailure
 from domain.livekit import KIND
 from domain.session import SessionStatus
@@ -39,14 +40,19 @@ async def every(seconds: float, name: str, job: Job, metrics: Metrics) -> None:
         started = time.perf_counter()
         try:
             run = await job(metrics)
-        except Exception:
+        except Exception as error:
             took = time.perf_counter() - started
             metrics.job_run(name, "failed", took)
             fields = {"job": name, "outcome": "failed", "ms": round(took * 1000, 1)}
-            log.exception(
-                "scheduled job %s failed; trying again in %s s",
+            # The storage failing (down for a minute, each job each run) is a line that says
+            # why; anything else is ours to fix, with its traceback.
+            told = isinstance(error, StorageError)
+            log.error(
+                "scheduled job %s failed%s; trying again in %s s",
                 name,
+                f": the storage failed: {error}" if told else "",
                 seconds,
+                exc_info=None if told else error,
                 extra={"fields": fields},
             )
             continue

@@ -13,11 +13,14 @@ from litestar.status_codes import (
     HTTP_402_PAYMENT_REQUIRED,
     HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
+from application.storage import StorageError
 from domain.errors import (
     Conflict,
+    Contended,
     DomainError,
     Forbidden,
     InsufficientCredits,
@@ -36,7 +39,9 @@ from entrypoints.http.schemas.trials import TrialStatusOut
 
 log = logging.getLogger(__name__)
 
+# In order: the first class an error is an instance of gives its answer.
 DOMAIN_ERRORS: dict[type[DomainError], tuple[int, str]] = {
+    Contended: (503, "unavailable"),
     InvalidInput: (422, "validation_error"),
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
@@ -68,6 +73,10 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
 _BOUND = re.compile(r"^Expected `(?:int|float)` (?P<op>[<>]=?) (?P<limit>\S+)$")
 _LENGTH = re.compile(r"^Expected `array` of length (?P<op>[<>]=?) (?P<limit>\d+)$")
 _BOUND_WORDS = {"<=": "at most", ">=": "at least", "<": "below", ">": "above"}
+# Seconds a client waits before it sends again what a 503 refused: a contended write passes
+# at once, a database being restarted or failed over takes a few seconds.
+RETRY_CONTENDED_AFTER = 1
+RETRY_STORAGE_AFTER = 5
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(?P<name>[^']+)'")
 
 
@@ -161,7 +170,28 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     status, code = next(v for k, v in DOMAIN_ERRORS.items() if isinstance(error, k))
     if status == HTTP_402_PAYMENT_REQUIRED:
         _refused(request, code)
-    return error_response(status, code, error.detail, **_particulars(error))
+    contended = status == HTTP_503_SERVICE_UNAVAILABLE
+    headers = _retry_after(RETRY_CONTENDED_AFTER) if contended else None
+    return error_response(status, code, error.detail, headers, **_particulars(error))
+
+
+def on_storage_error(request: Request[Any, Any, Any], error: StorageError) -> Response[Any]:
+    """The store failed (down, unreachable, not migrated): the operator reads why in the log,
+    and the client is told when to send the same request again (a write that was stored after
+    all is answered as stored, by its id). A line, not a traceback: an outage fails every
+    request, and the driver's first line says what an operator fixes."""
+    log.error("%s %s: the storage failed: %s", request.method, request.url.path, error)
+    return error_response(
+        HTTP_503_SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the service's storage failed to answer; send the same request again after Retry-After "
+        "seconds",
+        _retry_after(RETRY_STORAGE_AFTER),
+    )
+
+
+def _retry_after(seconds: int) -> dict[str, str]:
+    return {"Retry-After": str(seconds)}
 
 
 def _refused(request: Request[Any, Any, Any], reason: str) -> None:
@@ -248,5 +278,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     msgspec.ValidationError: on_invalid_body,
     ValidationException: on_invalid_parameters,
     HTTPException: on_http_error,
+    StorageError: on_storage_error,
     Exception: on_unexpected,
 }

@@ -58,6 +58,11 @@ RATE_LIMITED = (
     "the key made more requests than its tenant's `rate_limit_per_second` allows: "
     "retry after `Retry-After` seconds"
 )
+UNAVAILABLE = (
+    "the storage failed to answer, or others changed what this request changes so often "
+    "meanwhile that it gave up: send the same request again after `Retry-After` seconds (what "
+    "was stored already is answered as stored)"
+)
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
     required=True,
@@ -81,22 +86,23 @@ def rules_of(use_case: type) -> str:
 
 @dataclass
 class EnvelopedOperation(Operation):
-    """An operation without Litestar's own error response, and with `Retry-After` on its 429."""
+    """An operation without Litestar's own error response, and with `Retry-After` on its 429
+    and its 503."""
 
     def __post_init__(self) -> None:
         responses = self.responses or {}
         for status, response in list(responses.items()):
             if _litestars_error(response):
                 del responses[status]
-        limited = responses.get("429")
-        if isinstance(limited, OpenAPIResponse):
-            limited.headers = {"Retry-After": RETRY_AFTER}
+        for status in ("429", "503"):
+            if isinstance(told_when := responses.get(status), OpenAPIResponse):
+                told_when.headers = {"Retry-After": RETRY_AFTER}
 
 
 def declare_responses(routes: Iterable[Router | HTTPRouteHandler]) -> None:
     """Give every route the errors that its guards, body and parameters can answer, besides
-    those it declares itself (whose descriptions, more particular, win): 401, 403 and 429 behind
-    the API-key guard, 400, 413 and 422 where a body is read or parameters are validated; and
+    those it declares itself (whose descriptions, more particular, win): 401, 403, 429 and 503
+    behind the API-key guard, 400, 413 and 422 where a body is read or parameters are validated; and
     the 200 of a replay where a route stores."""
     for handler in _handlers(routes):
         declared = {
@@ -139,6 +145,7 @@ def _answered(handler: HTTPRouteHandler) -> dict[int, str]:
         if role in NEEDS:
             errors[403] = NEEDS[role]
         errors[429] = RATE_LIMITED
+        errors[503] = UNAVAILABLE  # the key is looked up in the storage
     signature = handler.parsed_fn_signature.parameters
     if handler.http_methods & BODY_METHODS:
         errors[413] = "the body is larger than the server takes (`max_body_bytes`)"

@@ -6,7 +6,8 @@ Found: a track sid holding a dot is a path on MongoDB (`tracks.<sid>`), so a sid
 ended and one naming another track's field (`TR_cam.meter`) is never kept (section 1); a first
 charge written whole by the reaper's batch is never told when a later session of the same batch
 is cut short, or when the batch's read of what it claimed fails (section 3); a settlement cut
-short answers 500 `internal_error`, not the 503 the commit promises its client (section 4)."""
+short answered 500 `internal_error`, not the 503 the commit promised its client (section 4; it
+answers 503 since storage failures do)."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -416,10 +417,10 @@ async def test_racing_exits_of_a_session_cut_short_tell_its_first_charge_once(
 # --- 4. The client's answer ---------------------------------------------------------------------
 
 
-# Found: 4ed6163's message said "the client still gets its 503"; HTTP answers every
-# StorageError 500 internal_error (DEVELOPERS.md), and so this one: its message was wrong.
+# Found: 4ed6163's message said "the client still gets its 503"; HTTP then answered every
+# StorageError 500 internal_error. It answers them 503 now, and so this one.
 def test_an_exit_whose_settlement_was_cut_short_answers_as_any_storage_error() -> None:
-    """DEVELOPERS.md: HTTP answers a StorageError 500 `internal_error`, without the driver's
+    """HTTP answers a StorageError 503 `unavailable` with Retry-After, without the driver's
     message; SettlementCutShort is one, and is answered so (the client retries its exit)."""
     charge = Charge(60, 0)
 
@@ -430,6 +431,7 @@ def test_an_exit_whose_settlement_was_cut_short_answers_as_any_storage_error() -
     app = Litestar([cut_short], exception_handlers=EXCEPTION_HANDLERS)
     with TestClient(app) as client:
         answer = client.get("/exit")
-    assert answer.status_code == 500, answer.text
-    assert answer.json()["error"] == "internal_error", answer.text
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "unavailable", answer.text
+    assert int(answer.headers["Retry-After"]) >= 1
     assert "connection dropped" not in answer.text

@@ -6,7 +6,8 @@ from typing import Any
 from dependency_injector import providers
 
 from application.sessions.get_session import GetSession
-from domain.errors import Unauthorized
+from application.storage import StorageError
+from domain.errors import Contended, Unauthorized
 from tests.app_client import Api
 from tests.http.envelope import assert_error, invalid_fields
 
@@ -89,6 +90,30 @@ def test_an_unexpected_failure_is_a_500_without_a_trace(api: Api) -> None:
 
     body = assert_error(response, 500, "internal_error")
     assert "secret internals" not in response.text and "fields" not in body
+
+
+def test_a_storage_failure_or_a_contended_change_is_a_503_to_send_again(api: Api) -> None:
+    """Both are passing: the client is told when to send the same request again, and nothing of
+    the store's own words (a host, a table) reaches it."""
+    session_id = api.start()["id"]
+    for failure, wait in (
+        (StorageError("could not connect to db.internal:5432"), "5"),
+        (Contended(f"session {session_id} changed too often to be updated; retry"), "1"),
+    ):
+        with api.container.use_cases.get_session.override(providers.Object(failing(failure))):
+            response = api.client.get(f"/v1/sessions/{session_id}", headers=api.app)
+
+        assert_error(response, 503, "unavailable")
+        assert response.headers["Retry-After"] == wait
+        assert "db.internal" not in response.text
+
+
+def failing(failure: Exception) -> GetSession:
+    class Failing(GetSession):
+        async def __call__(self, *_: Any) -> Any:
+            raise failure
+
+    return Failing(sessions=None)  # type: ignore[arg-type]
 
 
 def test_the_openapi_schema_documents_the_contract(api: Api) -> None:

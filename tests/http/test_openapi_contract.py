@@ -1,5 +1,6 @@
 """The served OpenAPI schema tells the truth about errors: every one in the envelope the service
-answers, every status a route's guard, body and parameters can answer, 429 with Retry-After."""
+answers, every status a route's guard, body and parameters can answer, 429 and 503 with
+Retry-After."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -81,7 +82,7 @@ def test_every_error_response_is_the_envelope(
                     assert envelope["properties"]["error"]["const"] in PAYMENT_CODES, where
 
 
-def test_every_keyed_operation_declares_401_and_429_with_retry_after(
+def test_every_keyed_operation_declares_401_429_and_503_with_retry_after(
     operations: Operations,
 ) -> None:
     keyed = [(m, p, op) for m, p, op in operations if p.startswith("/v1/") and p not in KEYLESS]
@@ -93,9 +94,10 @@ def test_every_keyed_operation_declares_401_and_429_with_retry_after(
         )
         expected = [{"apiKey": []}, {"bearer": []}, *key_in_query]
         assert operation["security"] == expected, (method, path)
-        assert {401, 429} <= set(errors), (method, path)
-        retry_after = errors[429]["headers"]["Retry-After"]
-        assert retry_after["required"] and retry_after["schema"]["type"] == "integer"
+        assert {401, 429, 503} <= set(errors), (method, path)
+        for told_when in (429, 503):
+            retry_after = errors[told_when]["headers"]["Retry-After"]
+            assert retry_after["required"] and retry_after["schema"]["type"] == "integer"
 
 
 def test_bodies_and_parameters_declare_what_reading_them_answers(operations: Operations) -> None:
@@ -131,6 +133,7 @@ def test_a_start_declares_its_402_with_the_particulars(operations: Operations) -
 def test_what_only_some_routes_answer_is_declared_on_them(operations: Operations) -> None:
     declared = {(method, path): set(_errors(op)) for method, path, op in operations}
     assert 503 in declared["GET", "/health"]
+    assert 503 in declared["POST", "/v1/webhooks/livekit"]  # its signer's account is read
     assert 402 in declared["POST", "/v1/accounts/{subject_id}/resources"]
 
 

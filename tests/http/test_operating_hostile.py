@@ -37,7 +37,8 @@ def test_a_failed_statement_logs_no_value_of_the_request(
     with caplog.at_level(logging.INFO):
         failed = api.client.post("/v1/sessions", json=body, headers=api.app)
 
-    assert_error(failed, 500, "internal_error")
+    assert_error(failed, 503, "unavailable")
+    assert failed.headers["Retry-After"] == "5"
     logged = "\n".join(
         logging.Formatter().format(record) for record in caplog.records
     )  # tracebacks included

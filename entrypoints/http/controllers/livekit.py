@@ -13,13 +13,13 @@ from application.livekit.receive_livekit_webhook import (
 )
 from application.livekit.set_livekit_url import SetLiveKitUrl, SetLiveKitUrlCommand
 from application.tenants.authenticate import Principal
-from domain.errors import DomainError, Unauthorized
+from domain.errors import Contended, DomainError, Unauthorized
 from domain.livekit import KIND
 from domain.tenants import Role
 from entrypoints.http.auth import NEEDS_ADMIN, needs
 from entrypoints.http.errors import documented
 from entrypoints.http.metrics import Metrics
-from entrypoints.http.openapi import rules_of
+from entrypoints.http.openapi import UNAVAILABLE, rules_of
 from entrypoints.http.schemas.common import StatusOut
 from entrypoints.http.schemas.livekit import LiveKitAccountOut, LiveKitUrlBody
 
@@ -68,7 +68,8 @@ class LiveKitController(Controller):
     responses=documented(
         {
             401: "the signature (Authorization) is missing, not of a registered LiveKit API key, "
-            "or does not match the body"
+            "or does not match the body",
+            503: UNAVAILABLE,
         }
     ),
 )
@@ -79,8 +80,9 @@ async def livekit_webhook(
 ) -> StatusOut:
     try:
         received = await _receive(request, receive_livekit_webhook)
-    except DomainError:
-        metrics.webhook("refused")
+    except DomainError as error:
+        # A contended write is ours to fail, not the webhook's: LiveKit sends it again.
+        metrics.webhook("failed" if isinstance(error, Contended) else "refused")
         raise
     except Exception:
         metrics.webhook("failed")
