@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from adapters.polling import polled
-from domain.errors import Conflict
+from domain.errors import Contended
 
 # A settlement waits this long for its subject's ledger, then claims nothing and leaves the session
 # to the reaper (memory, MongoDB, and PostgreSQL's lock_timeout in migration 0027; SQLite does not
@@ -33,10 +33,10 @@ async def holding(
     work: Callable[[], Awaitable[Done]],
 ) -> Done:
     """An erasure's hold of ledgers where a hold is a record (memory, SQLite): `hold` (whether
-    it took them all) is tried for ERASURE_WAIT_SECONDS, then Conflict; `work` runs holding
+    it took them all) is tried for ERASURE_WAIT_SECONDS, then Contended; `work` runs holding
     them, and `give_back` after it, whatever happens."""
     if not await polled(hold, ERASURE_WAIT_SECONDS):
-        raise Conflict(BUSY)
+        raise Contended(BUSY)
     try:
         return await work()
     finally:

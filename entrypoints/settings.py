@@ -44,6 +44,27 @@ CONNECTIONS_ENV = "SESSIONMETER_POSTGRES_CONNECTIONS"
 MIN_CONNECTIONS = 3
 
 
+WAIT_ENV = "SESSIONMETER_STORAGE_WAIT_SECONDS"
+# A server's requests get an answer (a 503 when the database does not answer) within this; a
+# replica set's election that takes longer is ridden out by the clients' retries.
+DEFAULT_WAIT_SECONDS = 10.0
+
+
+def wait_seconds(given: str | None) -> float:
+    """The seconds a database that does not answer is waited for, as the environment says."""
+    if given is None or not given.strip():
+        return DEFAULT_WAIT_SECONDS
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds <= 3600:
+        raise SettingsError(
+            f"{WAIT_ENV}: {given!r} is not a number of seconds above 0, at most 3600"
+        )
+    return seconds
+
+
 def connections(given: str | None) -> int | None:
     """The PostgreSQL connections a process may keep, as the environment says (None: unset)."""
     if given is None or not given.strip():
@@ -75,9 +96,10 @@ class Settings:
     # PostgreSQL connections a process keeps at most; None: the storage's default (30).
     postgres_connections: int | None = None
     # Seconds a database that does not answer is waited for (PostgreSQL's connect, MongoDB's
-    # choice of a server). None: the drivers' own, 60 s and 30 s, long enough for a server to
-    # ride out a replica set's election; an operator's command sets a few seconds.
-    storage_wait_seconds: float | None = None
+    # choice of a server) before a request is answered 503 with Retry-After. None: the drivers'
+    # own, 60 s and 30 s (a server's migration at its start), which outlast what clients and
+    # load balancers wait for an answer.
+    storage_wait_seconds: float | None = DEFAULT_WAIT_SECONDS
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -100,6 +122,7 @@ class Settings:
             "metrics_token": os.environ.get("SESSIONMETER_METRICS_TOKEN", "").strip() or None,
             "cors_origins": origins(os.environ.get("SESSIONMETER_CORS_ORIGINS", "")),
             "postgres_connections": connections(os.environ.get(CONNECTIONS_ENV)),
+            "storage_wait_seconds": wait_seconds(os.environ.get(WAIT_ENV)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

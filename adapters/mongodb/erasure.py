@@ -30,7 +30,7 @@ from adapters.mongodb.telemetry_documents import (
 from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, PSEUDONYM_PREFIX, Forgetting, erased_error
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.session import ChargeState
 
 BILLED_STATES = [ChargeState.PENDING.value, ChargeState.CHARGED.value]
@@ -249,7 +249,7 @@ class MongoErasure(Erasure, UnfinishedErasures):
             tenant_id, wanted, ERASURE_WAIT_SECONDS, ERASURE_LEASE, renew=True
         ) as held:
             if held != wanted:
-                raise Conflict(BUSY)
+                raise Contended(BUSY)
             return await work()
 
     async def move_subject(

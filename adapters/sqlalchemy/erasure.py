@@ -63,7 +63,7 @@ from adapters.sqlalchemy.telemetry_rows import error_of, error_row, sale_of, sal
 from application.credits.ports import UnfinishedErasures
 from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
 from domain.erasure import ERASED_FIELDS, PSEUDONYM_PREFIX, Forgetting, erased_error
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.rollups import BY_RESOURCE
 from domain.session import ChargeState
 
@@ -228,7 +228,7 @@ class SqlErasure(Erasure, UnfinishedErasures):
         transaction of their own while `work` runs on other connections; whatever ends that
         transaction gives them back. SQLite: rows of ledger_holds, which a settlement reads,
         on a lease renewed while `work` runs.
-        Conflict when another holder keeps one for ERASURE_WAIT_SECONDS."""
+        Contended when another holder keeps one for ERASURE_WAIT_SECONDS."""
         subjects = sorted(set(subject_ids))
         if self._engine.dialect.name == "postgresql":
             async with self._engine.begin() as conn:
@@ -241,7 +241,7 @@ class SqlErasure(Erasure, UnfinishedErasures):
                         await serialise(conn, *ledger_lock(tenant_id, subject))
                 except DBAPIError as error:
                     if lock_timed_out(error):
-                        raise Conflict(BUSY) from error
+                        raise Contended(BUSY) from error
                     raise
                 return await work()
         holder = str(uuid.uuid4())

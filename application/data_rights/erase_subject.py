@@ -11,7 +11,7 @@ from application.rollups.rollup_rewinds import RollupRewinds
 from application.tenants.as_stored import as_stored
 from application.tenants.ports import TenantRepository
 from domain.erasure import Forgetting, Pseudonyms
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.tenants import Tenant
 
 # An erasure still unfinished this long after it began is taken as abandoned (it failed, or its
@@ -81,7 +81,7 @@ class EraseSubject:
 
     async def _erase(self, tenant: Tenant, subject_id: str, begin: bool) -> Erased | None:
         # Each turn that ends in None is another erasure of the subject that finished first:
-        # progress, so this one goes on until its own turn (or the ledgers' wait, Conflict).
+        # progress, so this one goes on until its own turn (or the ledgers' wait, Contended).
         while True:
             if begin:
                 drawn = Pseudonyms().of(subject_id)
@@ -120,7 +120,7 @@ class EraseSubject:
             first = first or found[0].started_at  # in start order
             ids = [s.id for s in found]
             if ids == stuck:
-                raise Conflict(f"the erasure of {subject_id} could not go on; retry")
+                raise Contended(f"the erasure of {subject_id} could not go on; retry")
             page = await erase(self._erasure, tenant.id, ids, forgetting)
             erased += page
             stuck = [] if page.sessions else ids

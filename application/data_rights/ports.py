@@ -153,7 +153,7 @@ class Erasure(Protocol):
         settlement of a session of theirs (CreditLedger.settle, settle_many) decides from their
         balances: it waits for `work` to end, a few seconds at most, then claims nothing
         (CreditLedger.settle raises LedgerHeld; the reaper settles it later). Two holders
-        of one subject take turns; one that waited 40 s for another raises Conflict. A holder
+        of one subject take turns; one that waited 40 s for another raises Contended. A holder
         that dies gives its ledgers back (PostgreSQL: with its connection; SQLite and MongoDB:
         when its lease runs out, 10 minutes after it last renewed it while working)."""
         ...

@@ -99,8 +99,10 @@ class IngestEvents:
             if valid
             else BatchOutcome()
         )
-        changed_since = [e.at for _, e in valid] if stored.inserted else []
-        if stored.inserted and stored.ended_since is not None:  # late events: start days change
+        # Duplicates rewind too: the batch they repeat may have failed after its insert (a 503).
+        offered = stored.inserted or stored.duplicates
+        changed_since = [e.at for _, e in valid] if offered else []
+        if offered and stored.ended_since is not None:  # late events: start days change
             changed_since.append(stored.ended_since)
         for session_id in sorted(stored.repriced):
             session = await self._sessions.get(tenant_id, session_id)

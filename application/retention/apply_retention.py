@@ -12,7 +12,7 @@ from application.tenants.ports import TenantRepository
 from application.tenants.tenant_jobs import TenantFailure, chosen_tenants, describe, each_tenant
 from application.trials.ports import PlanRepository
 from domain.calendar import Period
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.livekit import WEBHOOK_MEMORY
 from domain.plans import counted_kinds
 from domain.tenants import Tenant
@@ -151,7 +151,7 @@ class ApplyRetention:
             for subject_id in subjects:
                 try:
                     resumed = await self._erase_subject.resume(tenant, subject_id)
-                except Conflict:
+                except Contended:
                     continue  # still under way elsewhere, holding its ledgers: it finishes itself
                 except Exception as error:  # isolation: the next erasure may well be finished
                     failures.append(

@@ -1,5 +1,6 @@
 """Start a session."""
 
+import logging
 from dataclasses import dataclass, field
 
 from application.credits.ports import CreditLedger, RateRepository
@@ -8,6 +9,7 @@ from application.rollups.rollup_rewinds import RollupRewinds
 from application.sessions.billed_kinds import BilledKinds
 from application.sessions.ports import SessionRepository
 from application.sessions.session_ids import canonical_session_id, new_session_id
+from application.storage import StorageError
 from application.trials.plan_of_subject import PlanOfSubject
 from application.trials.ports import RefusedStarts
 from domain.calendar import Calendar
@@ -24,6 +26,8 @@ from domain.plans import (
 from domain.refusals import Refusal, RefusedStart
 from domain.session import Session, SessionRequest
 from domain.tenants import Access, Overdraft, TenantSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,15 +118,31 @@ class StartSession:
             status = trial_status(session.resource_id, plan, subscription is not None, reached.used)
             raise TrialExhausted(status, command.settings.upgrade_url) from None
         if added:
-            # A start dated back (a kiosk back online) changes the hours it started in, which a
-            # rollup may have counted for good.
-            await self._rewinds.changed_since(command.tenant_id, session.started_at)
+            await self._rewind(command, session)
             return StartedSession(session, created=True)
         # Another caller stored this id between our look-up and our insert.
         replay = await self._replay(command, session_id)
         if replay is None:
             raise Contended(f"session {session_id} could not be stored; retry the request")
         return replay
+
+    async def _rewind(self, command: StartSessionCommand, session: Session) -> None:
+        """A start dated back (a kiosk back online) changes the hours it started in, which a
+        rollup may have counted for good. If that fails, a start with the client's id fails
+        (its resend, a replay, rewinds); one without is answered as stored all the same, since
+        its resend would start a second session."""
+        try:
+            await self._rewinds.changed_since(command.tenant_id, session.started_at)
+        except StorageError as error:
+            if command.session_id is not None:
+                raise
+            log.warning(
+                "session %s is stored, but the rollups could not be told of its start (%s): "
+                "run `sessionmeter rollup --since %s`",
+                session.id,
+                error,
+                session.started_at.isoformat(),
+            )
 
     async def _admit(self, command: StartSessionCommand, session: Session) -> None:
         """Under the hard overdraft policy, a rated session needs the minimum balance to start."""
@@ -155,6 +175,8 @@ class StartSession:
             return None
         if not stored.matches(command.request):
             raise Conflict(f"session {session_id} already exists with different content")
+        # A replay rewinds too: the start it repeats may have failed after its insert (a 503).
+        await self._rewinds.changed_since(command.tenant_id, stored.started_at)
         return StartedSession(stored, created=False)
 
 

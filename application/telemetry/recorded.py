@@ -165,11 +165,12 @@ class RecordOnce(Generic[R]):
 
     async def _rewind(self, tenant_id: str, recorded: Recorded[R]) -> None:
         """Hours rolled up already that a new record of a session counts in (a kiosk flushing
-        its buffer) are rolled up again."""
+        its buffer) are rolled up again; a replay's too, as its first send may have failed
+        after its insert (a 503)."""
         dated = [
             self._instant(item.record)[1]
             for item in recorded.items
-            if item.created and item.record is not None and item.record.session_id
+            if item.refused is None and item.record is not None and item.record.session_id
         ]
         if self._rewinds is not None and dated:
             await self._rewinds.changed_since(tenant_id, min(dated))

@@ -15,7 +15,14 @@ from entrypoints.cli.running import run, settings_of
 from entrypoints.cli.whole_responses import WholeResponses
 from entrypoints.cli.worker_sockets import run_server
 from entrypoints.logs import FORMATS, LogFormat, default_format, logging_config
-from entrypoints.settings import CONNECTIONS_ENV, MIN_CONNECTIONS, SettingsError, origins
+from entrypoints.settings import (
+    CONNECTIONS_ENV,
+    DEFAULT_WAIT_SECONDS,
+    MIN_CONNECTIONS,
+    WAIT_ENV,
+    SettingsError,
+    origins,
+)
 
 # prometheus_client's: where each worker process writes its metrics for /metrics to sum.
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -178,6 +185,14 @@ def trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "[default: 30]",
 )
 @click.option(
+    "--storage-wait",
+    type=click.FloatRange(min=0, max=3600, min_open=True),
+    envvar=WAIT_ENV,
+    show_envvar=True,
+    help="Seconds a database that does not answer is waited for before a request is answered "
+    f"503 with Retry-After. [default: {DEFAULT_WAIT_SECONDS:g}]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(SAFE_LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -208,6 +223,7 @@ def serve(
     proxies: str,
     cors_origins: str | None,
     postgres_connections: int | None,
+    storage_wait: float | None,
     log_level: str,
     log_format: LogFormat | None,
 ) -> None:
@@ -227,6 +243,7 @@ def serve(
         "SESSIONMETER_LIVEKIT_RECONCILE_INTERVAL_SECONDS": livekit_reconcile_interval,
         CORS_ENV: cors_origins,
         CONNECTIONS_ENV: postgres_connections,
+        WAIT_ENV: storage_wait,
     }
     for name, value in given.items():
         if value is not None:

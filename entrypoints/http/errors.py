@@ -32,7 +32,7 @@ from domain.errors import (
 )
 from domain.plans import QuotaExceeded, TrialExhausted
 from domain.sales import SettlementMoveRefused
-from entrypoints.http.metrics import Metrics
+from entrypoints.http.metrics import UNMATCHED, Metrics
 from entrypoints.http.request import BODY_PARAMETER
 from entrypoints.http.schemas.common import ErrorOut, ValidationErrorOut
 from entrypoints.http.schemas.trials import TrialStatusOut
@@ -180,7 +180,7 @@ def on_storage_error(request: Request[Any, Any, Any], error: StorageError) -> Re
     and the client is told when to send the same request again (a write that was stored after
     all is answered as stored, by its id). A line, not a traceback: an outage fails every
     request, and the driver's first line says what an operator fixes."""
-    log.error("%s %s: the storage failed: %s", request.method, request.url.path, error)
+    log.error("%s %s: the storage failed: %s", request.method, _route(request), error)
     return error_response(
         HTTP_503_SERVICE_UNAVAILABLE,
         "unavailable",
@@ -188,6 +188,11 @@ def on_storage_error(request: Request[Any, Any, Any], error: StorageError) -> Re
         "seconds",
         _retry_after(RETRY_STORAGE_AFTER),
     )
+
+
+def _route(request: Request[Any, Any, Any]) -> str:
+    """The route's template, as the request line logs it: a path may hold a subject's id."""
+    return str(request.scope.get("path_template") or UNMATCHED)
 
 
 def _retry_after(seconds: int) -> dict[str, str]:
@@ -249,7 +254,7 @@ def _parameter_error(request: Request[Any, Any, Any], key: str, message: str) ->
 
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     if error.detail == CLIENT_GONE:
-        log.info("%s %s: %s", request.method, request.url.path, CLIENT_GONE)
+        log.info("%s %s: %s", request.method, _route(request), CLIENT_GONE)
         return error_response(400, "bad_request", "the body did not arrive whole")
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         # Litestar wraps unexpected exceptions in a 500 HTTPException before they get here.
@@ -266,7 +271,7 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
 
 
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    log.exception("unhandled error on %s %s", request.method, _route(request), exc_info=error)
     return error_response(
         HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side"
     )

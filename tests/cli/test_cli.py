@@ -89,17 +89,26 @@ def test_a_malformed_number_in_the_environment_is_one_line(
     assert len(refused.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("given", ["many", "2", "-4", "2.5"])
-def test_postgres_connections_are_a_whole_number_of_at_least_three(
-    url: str, monkeypatch: pytest.MonkeyPatch, given: str
+BOUNDED = [
+    *[
+        ("SESSIONMETER_POSTGRES_CONNECTIONS", n, "a whole number of at least 3")
+        for n in ("many", "2", "-4", "2.5")
+    ],
+    *[
+        ("SESSIONMETER_STORAGE_WAIT_SECONDS", n, "a number of seconds above 0, at most 3600")
+        for n in ("soon", "0", "-1", "3601")
+    ],
+]
+
+
+@pytest.mark.parametrize(("variable", "given", "bounds"), BOUNDED)
+def test_a_setting_outside_its_bounds_is_refused_in_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch, variable: str, given: str, bounds: str
 ) -> None:
-    monkeypatch.setenv("SESSIONMETER_POSTGRES_CONNECTIONS", given)
+    monkeypatch.setenv(variable, given)
     refused = sessionmeter(url, "db", "upgrade")
     assert refused.exit_code == 1
-    assert refused.stderr == (
-        f"Error: configuration: SESSIONMETER_POSTGRES_CONNECTIONS: {given!r} is not a whole "
-        "number of at least 3\n"
-    )
+    assert refused.stderr == f"Error: configuration: {variable}: {given!r} is not {bounds}\n"
 
 
 def test_a_database_not_migrated_yet_is_a_storage_error_with_a_hint(url: str) -> None:

@@ -22,7 +22,7 @@ from domain.calendar import Period
 from domain.credits import LedgerEntry
 from domain.erasure import is_pseudonym
 from domain.error_reports import ErrorFilter
-from domain.errors import Conflict
+from domain.errors import Contended
 from domain.events import Event
 from domain.plans import Plan, PlanLimits, Subscription
 from domain.refusals import Refusal, RefusedStart
@@ -294,7 +294,7 @@ async def test_an_erasure_that_waits_too_long_for_another_of_its_subject_is_refu
     session = await stored_session(storage, tenant, subject_id="ana")
 
     async def erasing_meanwhile() -> None:
-        with pytest.raises(Conflict, match="another erasure of this subject"):
+        with pytest.raises(Contended, match="another erasure of this subject"):
             await erase(storage, tenant, "ana")
 
     await storage.erasure.with_ledgers_held(tenant.id, ["ana", "erased:1"], erasing_meanwhile)

@@ -29,7 +29,8 @@ class DataRightsController(Controller):
             {
                 401: AUTH,
                 403: NEEDS_ADMIN,
-                409: "another erasure of the subject has held its ledger for 40 s: try again",
+                503: "another erasure of the subject held its ledger for 40 s, or the storage "
+                "failed: send it again after `Retry-After` seconds",
             }
         ),
     )
