@@ -115,6 +115,25 @@ async def test_a_batch_retried_after_its_session_ended_is_all_duplicates_even_wh
     assert (await storage.sessions.get(tenant.id, session.id)).usage == {"taps": 2}
 
 
+async def test_late_events_name_the_start_of_their_ended_session_when_sent_again_too(
+    storage: Any, tenant: Tenant
+) -> None:
+    """The rollups go back to that start (the session's days may be final already); a resend
+    is told it too, as its first send may have failed after its insert, before they were."""
+    session = await stored_session(storage, tenant)
+    await storage.sessions.close(tenant.id, session.id, Exit(at=at(5)), frozenset(), NOW, SHUT)
+    late = batch(event(session, 1))
+    elsewhere = batch(event(a_session(tenant), 1))  # a session never stored: rejected
+
+    first = await storage.events.append(tenant.id, late, NOW, OPEN)
+    again = await storage.events.append(tenant.id, late, NOW, OPEN)
+    refused = await storage.events.append(tenant.id, elsewhere, NOW, OPEN)
+
+    assert (first.inserted, first.ended_since) == (1, session.started_at)
+    assert (again.duplicates, again.ended_since) == (1, session.started_at)
+    assert (refused.failed, refused.ended_since) == (1, None)
+
+
 async def test_a_number_repeated_within_one_batch_is_a_duplicate(
     storage: Any, tenant: Tenant
 ) -> None:
