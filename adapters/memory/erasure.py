@@ -8,7 +8,14 @@ from typing import TypeVar
 from adapters.ledger_holds import holding
 from adapters.memory.store import MemoryStore
 from application.credits.ports import UnfinishedErasures
-from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
+from application.data_rights.ports import (
+    EndPlace,
+    Erased,
+    Erasure,
+    Removed,
+    SessionPlace,
+    SessionsOf,
+)
 from domain.erasure import Forgetting, erased_error
 from domain.plans import counted_by_a_limit
 from domain.session import ChargeState
@@ -38,18 +45,24 @@ class MemoryErasure(Erasure, UnfinishedErasures):
         return {i for i in session_ids if self._billed(tenant_id, i)}
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
-    ) -> list[str]:
+        self,
+        tenant_id: str,
+        ended_before: datetime,
+        limit: int,
+        counted: frozenset[str],
+        after: EndPlace | None = None,
+    ) -> list[EndPlace]:
         ended = sorted(
             (s.ended_at, s.id)
             for (tenant, _), s in self._store.sessions.items()
             if tenant == tenant_id
             and s.ended_at is not None
             and s.ended_at < ended_before
+            and (after is None or (s.ended_at, s.id) > (after.ended_at, after.id))
             and not self._billed(tenant_id, s.id)
             and not counted_by_a_limit(s, counted)
         )
-        return [session_id for _, session_id in ended[:limit]]
+        return [EndPlace(*place) for place in ended[:limit]]
 
     async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
         return self._clear_events(tenant_id, session_ids, limit)

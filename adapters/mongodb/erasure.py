@@ -28,7 +28,14 @@ from adapters.mongodb.telemetry_documents import (
     sale_to_document,
 )
 from application.credits.ports import UnfinishedErasures
-from application.data_rights.ports import Erased, Erasure, Removed, SessionPlace, SessionsOf
+from application.data_rights.ports import (
+    EndPlace,
+    Erased,
+    Erasure,
+    Removed,
+    SessionPlace,
+    SessionsOf,
+)
 from domain.erasure import ERASED_FIELDS, PSEUDONYM_PREFIX, Forgetting, erased_error
 from domain.errors import Contended
 from domain.session import ChargeState
@@ -93,25 +100,34 @@ class MongoErasure(Erasure, UnfinishedErasures):
         return billed
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
-    ) -> list[str]:
+        self,
+        tenant_id: str,
+        ended_before: datetime,
+        limit: int,
+        counted: frozenset[str],
+        after: EndPlace | None = None,
+    ) -> list[EndPlace]:
+        query: Document = {
+            "tenant_id": tenant_id,
+            "ended_at": {"$lt": ended_before},
+            "charge_state": {"$nin": BILLED_STATES},
+            # Not what a limit counts (domain.plans.counted_by_a_limit).
+            "$nor": [{"kind": {"$in": sorted(counted)}, "subject_id": A_SUBJECTS}],
+        }
+        if after is not None:
+            query["ended_at"]["$gte"] = after.ended_at  # the index's range; `past` within it
+            query |= past("ended_at", "id", (after.ended_at, after.id))
         # Sessions with sales but no charge match too: walk on past them to `limit` others.
         ended = self._sessions.find(
-            {
-                "tenant_id": tenant_id,
-                "ended_at": {"$lt": ended_before},
-                "charge_state": {"$nin": BILLED_STATES},
-                # Not what a limit counts (domain.plans.counted_by_a_limit).
-                "$nor": [{"kind": {"$in": sorted(counted)}, "subject_id": A_SUBJECTS}],
-            },
-            {"_id": 0, "id": 1},
-            sort=[("ended_at", 1)],
+            query,
+            {"_id": 0, "ended_at": 1, "id": 1},
+            sort=[("ended_at", 1), ("id", 1)],  # ix_sessions_ended_id's order
             batch_size=limit,
         )
-        expired: list[str] = []
-        page: list[str] = []
+        expired: list[EndPlace] = []
+        page: list[EndPlace] = []
         async for document in ended:
-            page.append(document["id"])
+            page.append(EndPlace(document["ended_at"], document["id"]))
             if len(page) == limit:
                 expired += await self._unbilled(tenant_id, page)
                 page = []
@@ -294,9 +310,10 @@ class MongoErasure(Erasure, UnfinishedErasures):
         )
         return removed
 
-    async def _unbilled(self, tenant_id: str, session_ids: list[str]) -> list[str]:
-        billed = await self.billed(tenant_id, session_ids) if session_ids else set()
-        return [i for i in session_ids if i not in billed]
+    async def _unbilled(self, tenant_id: str, places: list[EndPlace]) -> list[EndPlace]:
+        ids = [p.id for p in places]
+        billed = await self.billed(tenant_id, ids) if ids else set()
+        return [p for p in places if p.id not in billed]
 
     async def _clear_events(
         self, tenant_id: str, session_ids: Sequence[str], limit: int | None

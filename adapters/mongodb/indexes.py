@@ -35,7 +35,7 @@ from adapters.mongodb.livekit import ENDS_IN_FLIGHT
 from domain.livekit import WEBHOOK_MEMORY
 
 # Replaced by another index: dropped by `db upgrade` where an older version created them.
-RETIRED = {"ledger": ["ux_ledger_session"]}
+RETIRED = {"ledger": ["ux_ledger_session"], "sessions": ["ix_sessions_ended"]}
 
 
 def _exists(field: str) -> dict[str, dict[str, dict[str, bool]]]:
@@ -107,8 +107,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("tenant_id", ASCENDING), ("charge_state", ASCENDING)],
             name="ix_sessions_charge_state",
         ),
-        # Rollups find the sessions that were still running in an hour by their end.
-        IndexModel([("tenant_id", ASCENDING), ("ended_at", ASCENDING)], name="ix_sessions_ended"),
+        # Rollups find the sessions that were still running in an hour by their end; retention
+        # walks the expired ones in this order, resuming where a step stopped.
+        IndexModel(
+            [("tenant_id", ASCENDING), ("ended_at", ASCENDING), ("id", ASCENDING)],
+            name="ix_sessions_ended_id",
+        ),
         # … and those with track time in an hour by when their last track ended.
         IndexModel(
             [("tenant_id", ASCENDING), ("tracks_until", ASCENDING)],

@@ -32,6 +32,15 @@ class SessionPlace:
 
 
 @dataclass(frozen=True)
+class EndPlace:
+    """A session's place in end order: where a walk through expired sessions stopped (those
+    before it are not listed again, deleted or kept)."""
+
+    ended_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
 class Erased:
     """What one erasure step took personal data out of."""
 
@@ -80,11 +89,16 @@ class Erasure(Protocol):
         ...
 
     async def expired_sessions(
-        self, tenant_id: str, ended_before: datetime, limit: int, counted: frozenset[str]
-    ) -> list[str]:
-        """Up to `limit` ids of the tenant's sessions that ended before the cutoff, are not
-        billed (see `billed`) and are not a subject's session of a kind in `counted` (a limit
-        counts it), oldest end first."""
+        self,
+        tenant_id: str,
+        ended_before: datetime,
+        limit: int,
+        counted: frozenset[str],
+        after: EndPlace | None = None,
+    ) -> list[EndPlace]:
+        """Up to `limit` of the tenant's sessions that ended before the cutoff (and after
+        `after`), are not billed (see `billed`) and are not a subject's session of a kind in
+        `counted` (a limit counts it), oldest end first."""
         ...
 
     async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:

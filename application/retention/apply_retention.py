@@ -133,9 +133,15 @@ class ApplyRetention:
         sessions = 0
         if (sessions_kept := settings.sessions_kept) is not None:
             cutoff, counted = now - sessions_kept, counted_kinds(await self._plans.all(tid))
-            while ids := await self._erasure.expired_sessions(tid, cutoff, SESSIONS, counted):
-                removed = await delete(self._erasure, tid, ids)
+            # Each step resumes past the last, so the kept sessions among the expired ones are
+            # walked once a run, not once a step.
+            after = None
+            while found := await self._erasure.expired_sessions(
+                tid, cutoff, SESSIONS, counted, after
+            ):
+                removed = await delete(self._erasure, tid, [place.id for place in found])
                 sessions, events = sessions + removed.sessions, events + removed.events
+                after = found[-1]
         deleted = Deleted(snapshots, events, hourly, daily, webhook_ids, errors, metrics, sessions)
         return deleted + await self._finish_erasures(tenant, now)
 

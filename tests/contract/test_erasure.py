@@ -458,6 +458,34 @@ async def test_two_deletions_of_one_resource_at_once_delete_each_session_once(
     assert await storage.erasure.sessions(tenant.id, SessionsOf(resource_id="webinar-9"), 10) == []
 
 
+async def test_expired_sessions_resume_past_a_place_in_end_then_id_order(storage: Any) -> None:
+    """Retention's steps walk the expired sessions once a run, each past the last place the
+    step before listed: none listed twice or skipped, sessions that ended together included,
+    those the books keep never listed."""
+    tenant = await add_tenant(storage, "initech")
+    ended = []
+    for n, minute in enumerate((5, 5, 5, 5, 9)):  # a page of 2 ends among those at 5
+        session = await stored_session(storage, tenant, subject_id=f"s{n}")
+        await storage.sessions.close(
+            tenant.id, session.id, Exit(at(minute)), frozenset(), NOW, SHUT
+        )
+        ended.append(session)
+    await storage.sales.add(tenant.id, [a_sale("sale-1", ended[1].id)])  # the books keep it
+    expired = storage.erasure.expired_sessions
+
+    whole = await expired(tenant.id, at(60), 10, frozenset())
+    walked, after = [], None
+    for _ in range(len(ended)):  # a walk that never ends fails below, not forever
+        if not (page := await expired(tenant.id, at(60), 2, frozenset(), after)):
+            break
+        walked, after = walked + page, page[-1]
+
+    assert walked == whole
+    assert sorted(p.id for p in whole) == sorted(s.id for s in ended if s is not ended[1])
+    assert [(p.ended_at, p.id) for p in whole] == sorted((p.ended_at, p.id) for p in whole)
+    assert [p.ended_at for p in whole] == [at(5), at(5), at(5), at(9)]
+
+
 async def test_retention_deletes_old_ended_sessions_but_keeps_billed_counted_and_recent_ones(
     storage: Any,
 ) -> None:
