@@ -41,17 +41,25 @@ from application.storage import Storage
 DEFAULT_DATABASE = "sessionmeter"
 
 
-SERVER_SELECTION = "serverselectiontimeoutms"
+# What `wait_seconds` bounds, each unless the URL sets it: the wait for a server to use (one
+# that is down); the connect, and a server's check, which pymongo times with the connect's
+# timeout (one that stopped answering: its pool is cleared, and the operations waiting on it
+# fail); and how often a server is checked.
+WAITS = ("serverSelectionTimeoutMS", "connectTimeoutMS", "heartbeatFrequencyMS")
 
 
 def connect(url: str, wait_seconds: float | None = None) -> AsyncMongoClient[Document]:
-    """A client of the URL's servers that waits `wait_seconds` for one to answer before an
-    operation fails (None: pymongo's 30 s), unless the URL sets serverSelectionTimeoutMS."""
+    """A client of the URL's servers on which an operation fails when no server answered for
+    about `wait_seconds` (a server down: within it; one that stopped answering: within three
+    times it, its next check, that check's timeout and a retry's wait for a server), or at
+    pymongo's own times (None: 30 s for a server down, up to a minute for one that stopped)."""
     # tz_aware: datetimes come back in UTC with their offset, as the domain requires.
     options: dict[str, Any] = {"tz_aware": True, "connect": False}
     query = {name.lower() for name in parse_qs(urlsplit(url).query)}
-    if wait_seconds is not None and SERVER_SELECTION not in query:
-        options["serverSelectionTimeoutMS"] = round(wait_seconds * 1000)
+    if wait_seconds is not None:
+        waits = dict.fromkeys(WAITS, round(wait_seconds * 1000))
+        waits["heartbeatFrequencyMS"] = max(500, waits["heartbeatFrequencyMS"])  # its least
+        options |= {name: ms for name, ms in waits.items() if name.lower() not in query}
     return AsyncMongoClient(url, **options)
 
 

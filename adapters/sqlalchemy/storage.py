@@ -10,6 +10,7 @@ from adapters.sqlalchemy.engine import (
     create_driver_engine,
     create_engine,
     pool_sizes,
+    reading,
 )
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
@@ -70,7 +71,7 @@ class SqlAlchemyStorage(Storage):
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)
         self.reports = SqlReports(self.engine)
-        self.health = SqlHealth(self.engine)
+        self.health = SqlHealth(reading(self.engine))  # SQLite: no write lock to wait for
         self.archive = SqlTenantArchive(self.engine)
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.driver_engine)

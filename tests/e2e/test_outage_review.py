@@ -1,0 +1,596 @@
+"""A hostile review of the outage story on the stores and paths test_database_outage.py does not
+cover: MongoDB stopped (and restarted on its port with its data) or frozen under a real server;
+SQLite locked by another writer or taken away under it; CLI commands on a database that is down;
+and a kiosk's writes in flight while PostgreSQL goes away."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from application.tenants.authenticate import CACHE_TTL
+from tests.e2e.serving import (
+    SESSIONMETER,
+    _children_of,
+    on_storage,
+    operator,
+    serving,
+    tenant_with_keys,
+)
+from tests.e2e.test_killed_under_load import KIND, SUBJECTS, rated_tenant
+from tests.servers import PostgresServer, free_port
+
+pytestmark = pytest.mark.slow
+
+JOBS = {
+    "reaper_interval_seconds": "1",
+    "rollup_interval_seconds": "1",
+    "retention_interval_seconds": "1",
+}
+WAIT = 3.0  # SESSIONMETER_STORAGE_WAIT_SECONDS of the servers below: their 503s come within it
+SLACK = 4.0  # what a 503 may take beyond WAIT on a loaded machine
+BACK_WITHIN_SECONDS = 40
+Json = dict[str, Any]
+
+
+class Secantus:
+    """The MongoDB test server (tests/secantus_server.py) on a data directory of its own, so
+    that it can be stopped and started again on the same port with the same data, or frozen."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/outage_review"
+
+    def start(self) -> None:
+        script = Path(__file__).parents[1] / "secantus_server.py"
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, str(script), "--host", "127.0.0.1", "--port", str(self.port)),
+                *("--storage-path", str(self.data), "--log-level", "WARNING"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, "the MongoDB test server exited"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "the MongoDB test server did not listen"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+
+@contextmanager
+def secantus(tmp_path: Path) -> Iterator[Secantus]:
+    server = Secantus(tmp_path / "mongo-data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def start(app: httpx.Client, session_id: str, subject: str = "ana") -> httpx.Response:
+    body = {"id": session_id, "kind": "webinar", "resource_id": "hall", "subject_id": subject}
+    return app.post("/v1/sessions", json=body)
+
+
+def event(session_id: str, sequence_no: int) -> Json:
+    return {
+        "session_id": session_id,
+        "sequence_no": sequence_no,
+        "type": "poll_answer",
+        "at": datetime.now(UTC).isoformat(),
+    }
+
+
+def sent_again(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """What a client does with a 503: wait Retry-After seconds and send the same again."""
+    deadline = time.monotonic() + BACK_WITHIN_SECONDS
+    while (answer := send()).status_code == 503:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(int(answer.headers["Retry-After"]))
+    return answer
+
+
+def timed(send: Callable[[], httpx.Response]) -> tuple[float, httpx.Response | str]:
+    """How long a request took, and its answer (or why none came)."""
+    began = time.monotonic()
+    try:
+        answer: httpx.Response | str = send()
+    except httpx.TransportError as error:
+        answer = f"no answer: {type(error).__name__}"
+    return time.monotonic() - began, answer
+
+
+def refused_in_time(taken: float, answer: httpx.Response | str, within: float) -> None:
+    assert isinstance(answer, httpx.Response), f"{answer} after {taken:.1f} s"
+    assert answer.status_code == 503, f"{answer.status_code} after {taken:.1f} s: {answer.text}"
+    assert answer.json()["error"] == "unavailable", answer.text
+    assert "Retry-After" in answer.headers, answer.headers
+    assert taken < within, f"503 after {taken:.1f} s, not within {within} s"
+
+
+# 1. MongoDB -----------------------------------------------------------------------------------
+
+
+def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> None:
+    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+    with secantus(tmp_path) as mongo:
+        operator(on_storage(mongo.url), "db", "upgrade")
+        key = tenant_with_keys(mongo.url, "acme", ["app"])["app"]
+        with (
+            serving(
+                tmp_path, storage_url=mongo.url, storage_wait_seconds=str(WAIT), **JOBS
+            ) as server,
+            server.client(key) as app,
+        ):
+            assert start(app, s1).status_code == 201
+            events = {"events": [event(s1, n) for n in (1, 2, 3)]}
+            the_exit = {"at": datetime.now(UTC).isoformat()}
+
+            mongo.stop()
+            sends: list[Callable[[], httpx.Response]] = [
+                lambda: start(app, s2),
+                lambda: app.post("/v1/events/batch", json=events),
+                lambda: app.post(f"/v1/sessions/{s1}/exit", json=the_exit),
+            ]
+            with ThreadPoolExecutor(len(sends)) as pool:
+                refused = list(pool.map(timed, sends))
+            time.sleep(CACHE_TTL.total_seconds() + 0.5)
+            refused.append(timed(lambda: app.get(f"/v1/sessions/{s1}")))
+            health = timed(lambda: httpx.get(f"{server.base_url}/health", timeout=30))
+            time.sleep(2)  # the jobs fail meanwhile
+            mongo.start()  # the same port, the same data
+
+            for taken, answer in [*refused, health]:
+                refused_in_time(taken, answer, WAIT + SLACK)
+
+            second = sent_again(lambda: start(app, s2))
+            batch = sent_again(lambda: app.post("/v1/events/batch", json=events))
+            ended = sent_again(lambda: app.post(f"/v1/sessions/{s1}/exit", json=the_exit))
+            assert second.status_code == 201, second.text
+            assert batch.json()["inserted"] == 3, batch.text
+            assert ended.status_code == 200, ended.text
+
+            assert start(app, s2).status_code == 200
+            assert app.post("/v1/events/batch", json=events).json()["duplicates"] == 3
+            assert app.post(f"/v1/sessions/{s1}/exit", json=the_exit).json() == ended.json()
+            one = app.get(f"/v1/sessions/{s1}").json()
+            assert (one["status"], one["event_count"]) == ("completed", 3), one
+            listed = app.get("/v1/sessions", params={"limit": 10}).json()["items"]
+            assert sorted(s["id"] for s in listed) == sorted([s1, s2])
+            assert httpx.get(f"{server.base_url}/health").status_code == 200
+
+
+def test_mongodb_that_stops_answering_is_503_within_three_storage_waits(tmp_path: Path) -> None:
+    """A server that hangs (frozen, a network partition): the connections the server holds to it
+    get no answer; each request is answered 503 once pymongo's next check of it times out and
+    a retry finds no server (adapters/mongodb/storage.connect), not after pymongo's own ~33 s."""
+    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+    with secantus(tmp_path) as mongo:
+        operator(on_storage(mongo.url), "db", "upgrade")
+        key = tenant_with_keys(mongo.url, "acme", ["app"])["app"]
+        with (
+            serving(
+                tmp_path, storage_url=mongo.url, storage_wait_seconds=str(WAIT), **JOBS
+            ) as server,
+            server.client(key) as app,
+        ):
+            app.timeout = httpx.Timeout(WAIT + 12)
+            assert start(app, s1).status_code == 201
+            events = {"events": [event(s1, n) for n in (1, 2, 3)]}
+            mongo.freeze()
+            try:
+                sends: list[Callable[[], httpx.Response]] = [
+                    lambda: start(app, s2),
+                    lambda: app.post("/v1/events/batch", json=events),
+                    lambda: app.get(f"/v1/sessions/{s1}"),
+                    lambda: httpx.get(f"{server.base_url}/health", timeout=WAIT + 12),
+                ]
+                with ThreadPoolExecutor(len(sends)) as pool:
+                    answers = list(pool.map(timed, sends))
+            finally:
+                mongo.thaw()
+            print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
+            for taken, answer in answers:
+                refused_in_time(taken, answer, 3 * WAIT + SLACK)
+            assert sent_again(lambda: start(app, s2)).status_code == 201
+            assert (
+                sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"]
+                == 3
+            )
+
+
+# 2. SQLite ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_served(tmp_path: Path) -> Iterator[tuple[Path, httpx.Client, str]]:
+    """A server on a migrated SQLite file with the tenant acme: the file, an app client, and the
+    server's base URL."""
+    database = tmp_path / "outage.db"
+    url = f"sqlite:///{database}"
+    operator(on_storage(url), "db", "upgrade")
+    key = tenant_with_keys(url, "acme", ["app"])["app"]
+    with (
+        serving(tmp_path, storage_url=url, storage_wait_seconds=str(WAIT), **JOBS) as server,
+        server.client(key) as app,
+    ):
+        assert start(app, str(uuid.uuid4())).status_code == 201
+        yield database, app, server.base_url
+
+
+def listed_ids(app: httpx.Client) -> list[str]:
+    listed = app.get("/v1/sessions", params={"limit": 500})
+    assert listed.status_code == 200, listed.text
+    return [s["id"] for s in listed.json()["items"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a SQLite database locked by another writer holds each write 30 s (busy_timeout=30000 "
+    "in adapters/sqlalchemy/engine.py), whatever the storage wait; the writes queued behind it "
+    "on the writers' connection 30 s more each",
+)
+def test_sqlite_locked_by_another_writer_is_503_within_the_storage_wait(tmp_path: Path) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    with sqlite_served(tmp_path) as (database, app, _):
+        app.timeout = httpx.Timeout(WAIT + SLACK + 5)
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer (a script, a backup) holds the lock
+        try:
+            with ThreadPoolExecutor(len(ids)) as pool:
+                answers = list(pool.map(timed, [partial(start, app, i) for i in ids]))
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
+        for taken, answer in answers:
+            refused_in_time(taken, answer, WAIT + SLACK)
+        for session_id in ids:
+            assert sent_again(partial(start, app, session_id)).status_code in (200, 201)
+        listed = listed_ids(app)
+        assert all(listed.count(i) == 1 for i in ids), listed
+
+
+def test_sqlite_made_read_only_is_503_at_once_and_served_once_when_writable_again(
+    tmp_path: Path,
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    with sqlite_served(tmp_path) as (database, app, base_url):
+        earlier = str(uuid.uuid4())
+        assert start(app, earlier).status_code == 201
+        files = [str(database), f"{database}-wal"]
+        if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
+            pytest.skip("no chattr +i here (not root, or a file system without it)")
+        try:
+            answers = [timed(partial(start, app, i)) for i in ids]
+            answers.append(timed(lambda: app.post(f"/v1/sessions/{earlier}/exit", json={})))
+        finally:
+            subprocess.run(["chattr", "-i", *files], check=True)
+        for taken, answer in answers:
+            refused_in_time(taken, answer, SLACK)
+        for session_id in ids:
+            assert sent_again(partial(start, app, session_id)).status_code == 201
+            assert start(app, session_id).status_code == 200
+        ended = sent_again(lambda: app.post(f"/v1/sessions/{earlier}/exit", json={}))
+        assert ended.json()["status"] == "completed", ended.text
+        listed = listed_ids(app)
+        assert all(listed.count(i) == 1 for i in [*ids, earlier]), listed
+        assert httpx.get(f"{base_url}/health").status_code == 200
+
+
+def moved_away(database: Path) -> Path:
+    """The database and its -wal, -shm (and writers' lock) files moved aside, as an operator
+    restoring a backup or a clean-up script would; where they are now."""
+    aside = database.parent / "aside"
+    aside.mkdir()
+    for file in database.parent.glob(f"{database.name}*"):
+        file.rename(aside / file.name)
+    return aside
+
+
+def moved_back(aside: Path, database: Path) -> None:
+    for file in aside.iterdir():
+        os.replace(file, database.parent / file.name)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with its SQLite file gone, the server makes an empty database in its place and every "
+    "request is 503 (no such table), yet /health answers 200: it only runs SELECT 1",
+)
+def test_health_is_503_while_the_sqlite_database_is_gone(tmp_path: Path) -> None:
+    with sqlite_served(tmp_path) as (database, app, base_url):
+        moved_away(database)
+        refused = timed(lambda: start(app, str(uuid.uuid4())))
+        health = timed(lambda: httpx.get(f"{base_url}/health", timeout=30))
+        refused_in_time(*refused, SLACK)  # every request is a 503 ...
+        refused_in_time(*health, SLACK)  # ... and so should be /health
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the pooled SQLite connections opened while the file was away keep the empty database "
+    "SQLite made in its place: once the file is back, requests still answer 503 (no such table), "
+    "for good; nothing drops those connections",
+)
+def test_sqlite_database_moved_away_and_back_is_served_again(tmp_path: Path) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    with sqlite_served(tmp_path) as (database, app, _):
+        aside = moved_away(database)
+        for session_id in ids * 3:  # a kiosk's writes and reads meanwhile, each refused
+            refused_in_time(*timed(partial(start, app, session_id)), SLACK)
+            refused_in_time(*timed(lambda: app.get("/v1/sessions")), SLACK)
+        time.sleep(3)  # the background jobs run meanwhile (every second)
+        moved_back(aside, database)
+        deadline = time.monotonic() + 20
+        for session_id in ids:
+            while (answer := start(app, session_id)).status_code == 503:
+                assert time.monotonic() < deadline, f"still 503 20 s after: {answer.text}"
+                time.sleep(0.5)
+            assert answer.status_code == 201, answer.text
+        listed = listed_ids(app)
+        assert all(listed.count(i) == 1 for i in ids), listed
+
+
+# 3. The CLI -----------------------------------------------------------------------------------
+
+COMMAND_WAIT = 5.0  # entrypoints.cli.running.COMMAND_WAIT_SECONDS
+COMMAND_SLACK = 7.0  # a command's own start (imports) on a loaded machine
+
+
+def command_on(url: str, *args: str) -> tuple[float, subprocess.CompletedProcess[str] | str]:
+    began = time.monotonic()
+    try:
+        done: subprocess.CompletedProcess[str] | str = subprocess.run(
+            [SESSIONMETER, *args],
+            env=on_storage(url),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_WAIT + COMMAND_SLACK + 10,
+        )
+    except subprocess.TimeoutExpired:
+        done = "still running"
+    return time.monotonic() - began, done
+
+
+def failed_in_one_line(taken: float, done: subprocess.CompletedProcess[str] | str) -> None:
+    assert not isinstance(done, str), f"{done} after {taken:.1f} s"
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert done.stderr.startswith("Error: storage error: "), done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert taken < COMMAND_WAIT + COMMAND_SLACK, f"{taken:.1f} s: {done.stderr}"
+
+
+def test_a_command_on_a_mongodb_that_is_not_there_is_one_line_within_its_wait() -> None:
+    failed_in_one_line(*command_on(f"mongodb://127.0.0.1:{free_port()}/x", "db", "upgrade"))
+
+
+def test_a_command_on_a_frozen_mongodb_is_one_line_within_its_wait(tmp_path: Path) -> None:
+    with secantus(tmp_path) as mongo:
+        operator(on_storage(mongo.url), "db", "upgrade")
+        mongo.freeze()
+        try:
+            outcome = command_on(mongo.url, "tenants", "create", "acme")
+        finally:
+            mongo.thaw()
+        failed_in_one_line(*outcome)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a command on a SQLite database another writer holds waits busy_timeout (30 s), not "
+    "its 5 s, before its one line",
+)
+def test_a_command_on_a_locked_sqlite_database_is_one_line_within_its_wait(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "locked.db"
+    url = f"sqlite:///{database}"
+    operator(on_storage(url), "db", "upgrade")
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        outcome = command_on(url, "tenants", "create", "acme")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    failed_in_one_line(*outcome)
+
+
+@contextmanager
+def frozen(postgres: PostgresServer) -> Iterator[None]:
+    """Every process of the test's own PostgreSQL stopped (SIGSTOP): a server that hangs, or a
+    network that drops its packets; its connections stay open and get no answer."""
+    assert postgres._dir is not None
+    postmaster = int((postgres._dir / "data" / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster, *_children_of(postmaster)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_command_on_a_frozen_postgresql_is_one_line_within_its_wait() -> None:
+    with PostgresServer(of_its_own=True) as postgres:
+        operator(on_storage(postgres.url), "db", "upgrade")
+        with frozen(postgres):
+            outcome = command_on(postgres.url, "tenants", "create", "acme")
+        failed_in_one_line(*outcome)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a PostgreSQL that stops answering: a request on a pooled connection (a read, "
+    "/health) hangs with no bound (asyncpg has no command_timeout; the storage wait bounds "
+    "only a connect); only a request that needed a new connection got its 503 in time",
+)
+def test_postgresql_that_stops_answering_is_503_within_the_storage_wait(tmp_path: Path) -> None:
+    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+    with PostgresServer(of_its_own=True) as postgres:
+        operator(on_storage(postgres.url), "db", "upgrade")
+        key = tenant_with_keys(postgres.url, "acme", ["app"])["app"]
+        with (
+            serving(
+                tmp_path, storage_url=postgres.url, storage_wait_seconds=str(WAIT), **JOBS
+            ) as server,
+            server.client(key) as app,
+        ):
+            app.timeout = httpx.Timeout(WAIT + SLACK + 5)
+            assert start(app, s1).status_code == 201
+            with frozen(postgres):
+                sends: list[Callable[[], httpx.Response]] = [
+                    lambda: start(app, s2),
+                    lambda: app.get(f"/v1/sessions/{s1}"),
+                    lambda: httpx.get(f"{server.base_url}/health", timeout=WAIT + SLACK + 5),
+                ]
+                with ThreadPoolExecutor(len(sends)) as pool:
+                    answers = list(pool.map(timed, sends))
+            print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
+            for taken, answer in answers:
+                refused_in_time(taken, answer, WAIT + SLACK)
+            assert sent_again(lambda: start(app, s2)).status_code in (200, 201)
+
+
+# 4. A kiosk's writes in flight while PostgreSQL goes away --------------------------------------
+
+KIOSKS = 4
+VISITS = 4  # per kiosk: a start, a batch of events and an exit each
+SUBJECT_GRANT = 1000
+
+
+def kiosk(app: httpx.Client, number: int, going: threading.Event) -> list[str]:
+    """A kiosk's visits, each write sent again after each 503 until served, with its ids: the
+    sessions it started."""
+    sessions = []
+    for visit in range(VISITS):
+        if visit == 1:
+            going.wait(10)  # the later visits while the database goes away and comes back
+        session_id = str(uuid.uuid4())
+        body = {
+            "id": session_id,
+            "kind": KIND,
+            "resource_id": f"kiosk-{number}",
+            "subject_id": SUBJECTS[(number + visit) % len(SUBJECTS)],
+            "started_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        }
+        started = sent_again(partial(app.post, "/v1/sessions", json=body))
+        assert started.status_code in (200, 201), started.text
+        events = {"events": [event(session_id, n) for n in (1, 2, 3)]}
+        batch = sent_again(partial(app.post, "/v1/events/batch", json=events))
+        assert batch.status_code == 200 and batch.json()["failed"] == 0, batch.text
+        the_exit = {"at": datetime.now(UTC).isoformat()}
+        ended = sent_again(partial(app.post, f"/v1/sessions/{session_id}/exit", json=the_exit))
+        assert ended.status_code == 200, ended.text
+        sessions.append(session_id)
+    return sessions
+
+
+def test_a_kiosks_writes_in_flight_while_postgresql_goes_away_are_stored_and_charged_once(
+    tmp_path: Path,
+) -> None:
+    with PostgresServer(of_its_own=True) as postgres:
+        operator(on_storage(postgres.url), "db", "upgrade")
+        keys = rated_tenant(postgres.url)
+        with serving(tmp_path, storage_url=postgres.url, **JOBS) as server:
+            with server.client(keys["admin"]) as admin:
+                for subject in SUBJECTS:
+                    grant = {"amount": SUBJECT_GRANT, "reason": "r", "idempotency_key": subject}
+                    granted = admin.post(f"/v1/accounts/{subject}/credits/grants", json=grant)
+                    assert granted.status_code == 201, granted.text
+            going = threading.Event()
+            clients = [server.client(keys["app"]) for _ in range(KIOSKS)]
+            try:
+                with ThreadPoolExecutor(KIOSKS) as pool:
+                    loads = [
+                        pool.submit(kiosk, client, n, going) for n, client in enumerate(clients)
+                    ]
+                    time.sleep(0.5)
+                    going.set()
+                    time.sleep(0.05)
+                    postgres.halt()
+                    time.sleep(3)
+                    postgres.resume()
+                    started = [s for load in loads for s in load.result()]
+            finally:
+                for client in clients:
+                    client.close()
+
+            with server.client(keys["admin"]) as admin:
+                sessions = admin.get("/v1/sessions", params={"limit": 500}).json()["items"]
+                assert sorted(s["id"] for s in sessions) == sorted(started)
+                for session in sessions:
+                    assert session["status"] == "completed", session
+                    assert session["event_count"] == 3, session
+                settled_by = time.monotonic() + 15  # a charge left pending is the reaper's
+                while any(
+                    s["charge_state"] == "pending"
+                    for s in admin.get("/v1/sessions", params={"limit": 500}).json()["items"]
+                ):
+                    assert time.monotonic() < settled_by, "charges still pending"
+                    time.sleep(0.5)
+                sessions = admin.get("/v1/sessions", params={"limit": 500}).json()["items"]
+                entries = []
+                for subject in SUBJECTS:
+                    ledger = admin.get(
+                        f"/v1/accounts/{subject}/credits/ledger", params={"limit": 500}
+                    ).json()["items"]
+                    balance = admin.get(f"/v1/accounts/{subject}/credits").json()["balance"]
+                    assert balance == sum(e["amount"] for e in ledger), (subject, ledger)
+                    entries += ledger
+                charges = [e["session_id"] for e in entries if e["kind"] == "charge"]
+                assert sorted(charges) == sorted(started), entries  # each exit charged once
+                for session in sessions:
+                    assert session["charge_state"] == "charged", session
+                    paid = [e["amount"] for e in entries if e["session_id"] == session["id"]]
+                    assert -sum(paid) == session["charge"]["credits"], (session, paid)
+            # The outage met writes in flight: some were answered 503 and sent again.
+            assert server.log.read_text().count(": the storage failed: ") >= 1
