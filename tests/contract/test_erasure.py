@@ -13,7 +13,7 @@ import adapters.mongodb.erasure
 import adapters.sqlalchemy.erasure
 from application.data_rights.delete_resource import DeletedResource, DeleteResourceCommand
 from application.data_rights.erase_subject import EraseSubjectCommand
-from application.data_rights.ports import Erased, SessionsOf
+from application.data_rights.ports import EndPlace, Erased, SessionsOf
 from application.ports import Window
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.rollups.roll_up_usage import RollUpUsageCommand
@@ -474,7 +474,8 @@ async def test_expired_sessions_resume_past_a_place_in_end_then_id_order(storage
     expired = storage.erasure.expired_sessions
 
     whole = await expired(tenant.id, at(60), 10, frozenset())
-    walked, after = [], None
+    walked: list[EndPlace] = []
+    after = None
     for _ in range(len(ended)):  # a walk that never ends fails below, not forever
         if not (page := await expired(tenant.id, at(60), 2, frozenset(), after)):
             break

@@ -5,15 +5,14 @@ each request is served, and each write counts once."""
 
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from application.tenants.authenticate import CACHE_TTL
+from tests.e2e.outages import event, served_once_when_sent_again, start
 from tests.e2e.serving import on_storage, operator, serving, tenant_with_keys
 from tests.servers import PostgresServer
 
@@ -25,7 +24,6 @@ JOBS = {
     "rollup_interval_seconds": "1",
     "retention_interval_seconds": "1",
 }
-BACK_WITHIN_SECONDS = 60
 S1, S2 = (str(uuid.uuid4()) for _ in range(2))
 
 
@@ -61,43 +59,6 @@ def test_requests_while_the_database_is_down_are_503s_served_once_when_sent_agai
                     assert answer.headers["Retry-After"] == "5"
                     assert "5432" not in answer.text and "postgres" not in answer.text.lower()
 
-                second = sent_again(lambda: start(app, S2))
-                batch = sent_again(lambda: app.post("/v1/events/batch", json=events))
-                ended = sent_again(lambda: app.post(f"/v1/sessions/{S1}/exit", json=the_exit))
-                assert second.status_code == 201, second.text
-                assert batch.json()["inserted"] == 3, batch.text
-                assert ended.status_code == 200, ended.text
-
-                # Sent once more (the client never saw the answers): each counts once.
-                assert start(app, S2).status_code == 200
-                assert app.post("/v1/events/batch", json=events).json()["duplicates"] == 3
-                assert app.post(f"/v1/sessions/{S1}/exit", json=the_exit).json() == ended.json()
-                s1 = app.get(f"/v1/sessions/{S1}").json()
-                assert (s1["status"], s1["event_count"]) == ("completed", 3), s1
-                listed = app.get("/v1/sessions", params={"limit": 10}).json()["items"]
-                assert sorted(s["id"] for s in listed) == sorted([S1, S2])
+                served_once_when_sent_again(app, S1, S2, events, the_exit)
 
             assert server.log.read_text().count(": the storage failed: ") >= len(refused)
-
-
-def start(app: httpx.Client, session_id: str) -> httpx.Response:
-    body = {"id": session_id, "kind": "webinar", "resource_id": "hall", "subject_id": "ana"}
-    return app.post("/v1/sessions", json=body)
-
-
-def event(session_id: str, sequence_no: int) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "sequence_no": sequence_no,
-        "type": "poll_answer",
-        "at": datetime.now(UTC).isoformat(),
-    }
-
-
-def sent_again(send: Callable[[], httpx.Response]) -> httpx.Response:
-    """What a client does with a 503: wait Retry-After seconds and send the same again."""
-    deadline = time.monotonic() + BACK_WITHIN_SECONDS
-    while (answer := send()).status_code == 503:
-        assert time.monotonic() < deadline, answer.text
-        time.sleep(int(answer.headers["Retry-After"]))
-    return answer

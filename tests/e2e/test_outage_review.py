@@ -1,12 +1,16 @@
 """A hostile review of the outage story on the stores and paths test_database_outage.py does not
-cover: MongoDB stopped (and restarted on its port with its data) or frozen under a real server;
-SQLite locked by another writer or taken away under it; CLI commands on a database that is down;
-and a kiosk's writes in flight while PostgreSQL goes away."""
+cover: MongoDB stopped (and started again on its port with its data) or frozen under a real
+server; a SQLite file made read-only under it; CLI commands on a database that is not there or
+frozen; and kiosks' writes in flight while PostgreSQL goes away.
+
+Found and not fixed yet (their strict xfails are in 8fc8af6's version of this file): a frozen
+PostgreSQL holds requests on pooled connections without bound; SQLite locked by another process
+holds each write (and a command) busy_timeout's 30 s whatever the storage wait; a SQLite file
+moved away and back leaves the server on the empty database it made meanwhile."""
 
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,8 +28,10 @@ import httpx
 import pytest
 
 from application.tenants.authenticate import CACHE_TTL
+from tests.e2e.outages import event, sent_again, served_once_when_sent_again, start
 from tests.e2e.serving import (
     SESSIONMETER,
+    Server,
     _children_of,
     on_storage,
     operator,
@@ -44,7 +50,6 @@ JOBS = {
 }
 WAIT = 3.0  # SESSIONMETER_STORAGE_WAIT_SECONDS of the servers below: their 503s come within it
 SLACK = 4.0  # what a 503 may take beyond WAIT on a loaded machine
-BACK_WITHIN_SECONDS = 40
 Json = dict[str, Any]
 
 
@@ -113,29 +118,6 @@ def secantus(tmp_path: Path) -> Iterator[Secantus]:
         server.stop()
 
 
-def start(app: httpx.Client, session_id: str, subject: str = "ana") -> httpx.Response:
-    body = {"id": session_id, "kind": "webinar", "resource_id": "hall", "subject_id": subject}
-    return app.post("/v1/sessions", json=body)
-
-
-def event(session_id: str, sequence_no: int) -> Json:
-    return {
-        "session_id": session_id,
-        "sequence_no": sequence_no,
-        "type": "poll_answer",
-        "at": datetime.now(UTC).isoformat(),
-    }
-
-
-def sent_again(send: Callable[[], httpx.Response]) -> httpx.Response:
-    """What a client does with a 503: wait Retry-After seconds and send the same again."""
-    deadline = time.monotonic() + BACK_WITHIN_SECONDS
-    while (answer := send()).status_code == 503:
-        assert time.monotonic() < deadline, answer.text
-        time.sleep(int(answer.headers["Retry-After"]))
-    return answer
-
-
 def timed(send: Callable[[], httpx.Response]) -> tuple[float, httpx.Response | str]:
     """How long a request took, and its answer (or why none came)."""
     began = time.monotonic()
@@ -157,8 +139,10 @@ def refused_in_time(taken: float, answer: httpx.Response | str, within: float) -
 # 1. MongoDB -----------------------------------------------------------------------------------
 
 
-def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> None:
-    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+@contextmanager
+def served_on_mongodb(tmp_path: Path) -> Iterator[tuple[Secantus, Server, httpx.Client]]:
+    """A server with its jobs on, on a migrated MongoDB of its own holding the tenant acme: the
+    MongoDB, the server, and an app client."""
     with secantus(tmp_path) as mongo:
         operator(on_storage(mongo.url), "db", "upgrade")
         key = tenant_with_keys(mongo.url, "acme", ["app"])["app"]
@@ -168,42 +152,35 @@ def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> 
             ) as server,
             server.client(key) as app,
         ):
-            assert start(app, s1).status_code == 201
-            events = {"events": [event(s1, n) for n in (1, 2, 3)]}
-            the_exit = {"at": datetime.now(UTC).isoformat()}
+            yield mongo, server, app
 
-            mongo.stop()
-            sends: list[Callable[[], httpx.Response]] = [
-                lambda: start(app, s2),
-                lambda: app.post("/v1/events/batch", json=events),
-                lambda: app.post(f"/v1/sessions/{s1}/exit", json=the_exit),
-            ]
-            with ThreadPoolExecutor(len(sends)) as pool:
-                refused = list(pool.map(timed, sends))
-            time.sleep(CACHE_TTL.total_seconds() + 0.5)
-            refused.append(timed(lambda: app.get(f"/v1/sessions/{s1}")))
-            health = timed(lambda: httpx.get(f"{server.base_url}/health", timeout=30))
-            time.sleep(2)  # the jobs fail meanwhile
-            mongo.start()  # the same port, the same data
 
-            for taken, answer in [*refused, health]:
-                refused_in_time(taken, answer, WAIT + SLACK)
+def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> None:
+    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+    with served_on_mongodb(tmp_path) as (mongo, server, app):
+        assert start(app, s1).status_code == 201
+        events = {"events": [event(s1, n) for n in (1, 2, 3)]}
+        the_exit = {"at": datetime.now(UTC).isoformat()}
 
-            second = sent_again(lambda: start(app, s2))
-            batch = sent_again(lambda: app.post("/v1/events/batch", json=events))
-            ended = sent_again(lambda: app.post(f"/v1/sessions/{s1}/exit", json=the_exit))
-            assert second.status_code == 201, second.text
-            assert batch.json()["inserted"] == 3, batch.text
-            assert ended.status_code == 200, ended.text
+        mongo.stop()
+        sends: list[Callable[[], httpx.Response]] = [
+            lambda: start(app, s2),
+            lambda: app.post("/v1/events/batch", json=events),
+            lambda: app.post(f"/v1/sessions/{s1}/exit", json=the_exit),
+        ]
+        with ThreadPoolExecutor(len(sends)) as pool:
+            refused = list(pool.map(timed, sends))
+        time.sleep(CACHE_TTL.total_seconds() + 0.5)
+        refused.append(timed(lambda: app.get(f"/v1/sessions/{s1}")))
+        health = timed(lambda: httpx.get(f"{server.base_url}/health", timeout=30))
+        time.sleep(2)  # the jobs fail meanwhile
+        mongo.start()  # the same port, the same data
 
-            assert start(app, s2).status_code == 200
-            assert app.post("/v1/events/batch", json=events).json()["duplicates"] == 3
-            assert app.post(f"/v1/sessions/{s1}/exit", json=the_exit).json() == ended.json()
-            one = app.get(f"/v1/sessions/{s1}").json()
-            assert (one["status"], one["event_count"]) == ("completed", 3), one
-            listed = app.get("/v1/sessions", params={"limit": 10}).json()["items"]
-            assert sorted(s["id"] for s in listed) == sorted([s1, s2])
-            assert httpx.get(f"{server.base_url}/health").status_code == 200
+        for taken, answer in [*refused, health]:
+            refused_in_time(taken, answer, WAIT + SLACK)
+
+        served_once_when_sent_again(app, s1, s2, events, the_exit)
+        assert httpx.get(f"{server.base_url}/health").status_code == 200
 
 
 def test_mongodb_that_stops_answering_is_503_within_three_storage_waits(tmp_path: Path) -> None:
@@ -211,38 +188,27 @@ def test_mongodb_that_stops_answering_is_503_within_three_storage_waits(tmp_path
     get no answer; each request is answered 503 once pymongo's next check of it times out and
     a retry finds no server (adapters/mongodb/storage.connect), not after pymongo's own ~33 s."""
     s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
-    with secantus(tmp_path) as mongo:
-        operator(on_storage(mongo.url), "db", "upgrade")
-        key = tenant_with_keys(mongo.url, "acme", ["app"])["app"]
-        with (
-            serving(
-                tmp_path, storage_url=mongo.url, storage_wait_seconds=str(WAIT), **JOBS
-            ) as server,
-            server.client(key) as app,
-        ):
-            app.timeout = httpx.Timeout(WAIT + 12)
-            assert start(app, s1).status_code == 201
-            events = {"events": [event(s1, n) for n in (1, 2, 3)]}
-            mongo.freeze()
-            try:
-                sends: list[Callable[[], httpx.Response]] = [
-                    lambda: start(app, s2),
-                    lambda: app.post("/v1/events/batch", json=events),
-                    lambda: app.get(f"/v1/sessions/{s1}"),
-                    lambda: httpx.get(f"{server.base_url}/health", timeout=WAIT + 12),
-                ]
-                with ThreadPoolExecutor(len(sends)) as pool:
-                    answers = list(pool.map(timed, sends))
-            finally:
-                mongo.thaw()
-            print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
-            for taken, answer in answers:
-                refused_in_time(taken, answer, 3 * WAIT + SLACK)
-            assert sent_again(lambda: start(app, s2)).status_code == 201
-            assert (
-                sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"]
-                == 3
-            )
+    with served_on_mongodb(tmp_path) as (mongo, server, app):
+        within = 3 * WAIT + 2 * SLACK  # pymongo's own times gave ~33 s
+        app.timeout = httpx.Timeout(within + 5)
+        assert start(app, s1).status_code == 201
+        events = {"events": [event(s1, n) for n in (1, 2, 3)]}
+        mongo.freeze()
+        try:
+            sends: list[Callable[[], httpx.Response]] = [
+                lambda: start(app, s2),
+                lambda: app.post("/v1/events/batch", json=events),
+                lambda: app.get(f"/v1/sessions/{s1}"),
+                lambda: httpx.get(f"{server.base_url}/health", timeout=within + 5),
+            ]
+            with ThreadPoolExecutor(len(sends)) as pool:
+                answers = list(pool.map(timed, sends))
+        finally:
+            mongo.thaw()
+        for taken, answer in answers:
+            refused_in_time(taken, answer, within)
+        assert sent_again(lambda: start(app, s2)).status_code == 201
+        assert sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"] == 3
 
 
 # 2. SQLite ------------------------------------------------------------------------------------
@@ -270,33 +236,6 @@ def listed_ids(app: httpx.Client) -> list[str]:
     return [s["id"] for s in listed.json()["items"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SQLite database locked by another writer holds each write 30 s (busy_timeout=30000 "
-    "in adapters/sqlalchemy/engine.py), whatever the storage wait; the writes queued behind it "
-    "on the writers' connection 30 s more each",
-)
-def test_sqlite_locked_by_another_writer_is_503_within_the_storage_wait(tmp_path: Path) -> None:
-    ids = [str(uuid.uuid4()) for _ in range(2)]
-    with sqlite_served(tmp_path) as (database, app, _):
-        app.timeout = httpx.Timeout(WAIT + SLACK + 5)
-        other = sqlite3.connect(database, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another writer (a script, a backup) holds the lock
-        try:
-            with ThreadPoolExecutor(len(ids)) as pool:
-                answers = list(pool.map(timed, [partial(start, app, i) for i in ids]))
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
-        print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
-        for taken, answer in answers:
-            refused_in_time(taken, answer, WAIT + SLACK)
-        for session_id in ids:
-            assert sent_again(partial(start, app, session_id)).status_code in (200, 201)
-        listed = listed_ids(app)
-        assert all(listed.count(i) == 1 for i in ids), listed
-
-
 def test_sqlite_made_read_only_is_503_at_once_and_served_once_when_writable_again(
     tmp_path: Path,
 ) -> None:
@@ -322,60 +261,6 @@ def test_sqlite_made_read_only_is_503_at_once_and_served_once_when_writable_agai
         listed = listed_ids(app)
         assert all(listed.count(i) == 1 for i in [*ids, earlier]), listed
         assert httpx.get(f"{base_url}/health").status_code == 200
-
-
-def moved_away(database: Path) -> Path:
-    """The database and its -wal, -shm (and writers' lock) files moved aside, as an operator
-    restoring a backup or a clean-up script would; where they are now."""
-    aside = database.parent / "aside"
-    aside.mkdir()
-    for file in database.parent.glob(f"{database.name}*"):
-        file.rename(aside / file.name)
-    return aside
-
-
-def moved_back(aside: Path, database: Path) -> None:
-    for file in aside.iterdir():
-        os.replace(file, database.parent / file.name)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="with its SQLite file gone, the server makes an empty database in its place and every "
-    "request is 503 (no such table), yet /health answers 200: it only runs SELECT 1",
-)
-def test_health_is_503_while_the_sqlite_database_is_gone(tmp_path: Path) -> None:
-    with sqlite_served(tmp_path) as (database, app, base_url):
-        moved_away(database)
-        refused = timed(lambda: start(app, str(uuid.uuid4())))
-        health = timed(lambda: httpx.get(f"{base_url}/health", timeout=30))
-        refused_in_time(*refused, SLACK)  # every request is a 503 ...
-        refused_in_time(*health, SLACK)  # ... and so should be /health
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the pooled SQLite connections opened while the file was away keep the empty database "
-    "SQLite made in its place: once the file is back, requests still answer 503 (no such table), "
-    "for good; nothing drops those connections",
-)
-def test_sqlite_database_moved_away_and_back_is_served_again(tmp_path: Path) -> None:
-    ids = [str(uuid.uuid4()) for _ in range(3)]
-    with sqlite_served(tmp_path) as (database, app, _):
-        aside = moved_away(database)
-        for session_id in ids * 3:  # a kiosk's writes and reads meanwhile, each refused
-            refused_in_time(*timed(partial(start, app, session_id)), SLACK)
-            refused_in_time(*timed(lambda: app.get("/v1/sessions")), SLACK)
-        time.sleep(3)  # the background jobs run meanwhile (every second)
-        moved_back(aside, database)
-        deadline = time.monotonic() + 20
-        for session_id in ids:
-            while (answer := start(app, session_id)).status_code == 503:
-                assert time.monotonic() < deadline, f"still 503 20 s after: {answer.text}"
-                time.sleep(0.5)
-            assert answer.status_code == 201, answer.text
-        listed = listed_ids(app)
-        assert all(listed.count(i) == 1 for i in ids), listed
 
 
 # 3. The CLI -----------------------------------------------------------------------------------
@@ -411,38 +296,6 @@ def test_a_command_on_a_mongodb_that_is_not_there_is_one_line_within_its_wait() 
     failed_in_one_line(*command_on(f"mongodb://127.0.0.1:{free_port()}/x", "db", "upgrade"))
 
 
-def test_a_command_on_a_frozen_mongodb_is_one_line_within_its_wait(tmp_path: Path) -> None:
-    with secantus(tmp_path) as mongo:
-        operator(on_storage(mongo.url), "db", "upgrade")
-        mongo.freeze()
-        try:
-            outcome = command_on(mongo.url, "tenants", "create", "acme")
-        finally:
-            mongo.thaw()
-        failed_in_one_line(*outcome)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a command on a SQLite database another writer holds waits busy_timeout (30 s), not "
-    "its 5 s, before its one line",
-)
-def test_a_command_on_a_locked_sqlite_database_is_one_line_within_its_wait(
-    tmp_path: Path,
-) -> None:
-    database = tmp_path / "locked.db"
-    url = f"sqlite:///{database}"
-    operator(on_storage(url), "db", "upgrade")
-    other = sqlite3.connect(database, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        outcome = command_on(url, "tenants", "create", "acme")
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
-    failed_in_one_line(*outcome)
-
-
 @contextmanager
 def frozen(postgres: PostgresServer) -> Iterator[None]:
     """Every process of the test's own PostgreSQL stopped (SIGSTOP): a server that hangs, or a
@@ -465,39 +318,6 @@ def test_a_command_on_a_frozen_postgresql_is_one_line_within_its_wait() -> None:
         with frozen(postgres):
             outcome = command_on(postgres.url, "tenants", "create", "acme")
         failed_in_one_line(*outcome)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a PostgreSQL that stops answering: a request on a pooled connection (a read, "
-    "/health) hangs with no bound (asyncpg has no command_timeout; the storage wait bounds "
-    "only a connect); only a request that needed a new connection got its 503 in time",
-)
-def test_postgresql_that_stops_answering_is_503_within_the_storage_wait(tmp_path: Path) -> None:
-    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
-    with PostgresServer(of_its_own=True) as postgres:
-        operator(on_storage(postgres.url), "db", "upgrade")
-        key = tenant_with_keys(postgres.url, "acme", ["app"])["app"]
-        with (
-            serving(
-                tmp_path, storage_url=postgres.url, storage_wait_seconds=str(WAIT), **JOBS
-            ) as server,
-            server.client(key) as app,
-        ):
-            app.timeout = httpx.Timeout(WAIT + SLACK + 5)
-            assert start(app, s1).status_code == 201
-            with frozen(postgres):
-                sends: list[Callable[[], httpx.Response]] = [
-                    lambda: start(app, s2),
-                    lambda: app.get(f"/v1/sessions/{s1}"),
-                    lambda: httpx.get(f"{server.base_url}/health", timeout=WAIT + SLACK + 5),
-                ]
-                with ThreadPoolExecutor(len(sends)) as pool:
-                    answers = list(pool.map(timed, sends))
-            print([(round(taken, 1), getattr(a, "status_code", a)) for taken, a in answers])
-            for taken, answer in answers:
-                refused_in_time(taken, answer, WAIT + SLACK)
-            assert sent_again(lambda: start(app, s2)).status_code in (200, 201)
 
 
 # 4. A kiosk's writes in flight while PostgreSQL goes away --------------------------------------
