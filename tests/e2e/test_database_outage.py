@@ -12,18 +12,12 @@ import httpx
 import pytest
 
 from application.tenants.authenticate import CACHE_TTL
-from tests.e2e.outages import event, served_once_when_sent_again, start
+from tests.e2e.outages import JOBS, event, served_once_when_sent_again, start
 from tests.e2e.serving import on_storage, operator, serving, tenant_with_keys
 from tests.servers import PostgresServer
 
 pytestmark = pytest.mark.slow
 
-# The background jobs on, as in production but often: each runs during the outage.
-JOBS = {
-    "reaper_interval_seconds": "1",
-    "rollup_interval_seconds": "1",
-    "retention_interval_seconds": "1",
-}
 S1, S2 = (str(uuid.uuid4()) for _ in range(2))
 
 

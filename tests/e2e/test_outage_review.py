@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from application.tenants.authenticate import CACHE_TTL
-from tests.e2e.outages import event, sent_again, served_once_when_sent_again, start
+from tests.e2e.outages import JOBS, event, sent_again, served_once_when_sent_again, start
 from tests.e2e.serving import (
     SESSIONMETER,
     Server,
@@ -43,11 +43,6 @@ from tests.servers import PostgresServer, free_port
 
 pytestmark = pytest.mark.slow
 
-JOBS = {
-    "reaper_interval_seconds": "1",
-    "rollup_interval_seconds": "1",
-    "retention_interval_seconds": "1",
-}
 WAIT = 3.0  # SESSIONMETER_STORAGE_WAIT_SECONDS of the servers below: their 503s come within it
 SLACK = 4.0  # what a 503 may take beyond WAIT on a loaded machine
 Json = dict[str, Any]
