@@ -17,11 +17,10 @@ Prints the sessions deleted and kept, and the run's seconds.
 import argparse
 import asyncio
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from harness import cli, database, store_sessions
+from harness import cli, database, deployed_sessions, store_sessions
 
 from application.retention.apply_retention import ApplyRetentionCommand
 from application.tenants.create_tenant import CreateTenantCommand
@@ -33,30 +32,13 @@ RETENTION_DAYS = 30
 
 
 def ended_sessions(tenant_id: str, kept: int, expired: int) -> list[dict[str, Any]]:
-    """Sessions that ended 60 days ago, one uncharged (expired) among every kept/expired
-    charged ones, in end order."""
-    ended = datetime.now(UTC) - timedelta(days=60)
-    every = max(1, (kept + expired) // max(expired, 1))
-    rows = []
-    for i in range(kept + expired):
-        charged = i % every != 0 or i // every >= expired
-        rows.append(
-            {
-                "tenant_id": tenant_id,
-                "id": str(uuid.uuid4()),
-                "kind": "webinar",
-                "resource_id": f"w{i % 100}",
-                "subject_id": f"viewer-{i}",
-                "status": "completed",
-                "started_at": ended + timedelta(seconds=i) - timedelta(minutes=10),
-                "last_seen_at": ended + timedelta(seconds=i),
-                "ended_at": ended + timedelta(seconds=i),
-                "attributes": {},
-                "event_count": 0,
-                "max_sequence_no": 0,
-                "charge_state": "charged" if charged else "none",
-            }
-        )
+    """Sessions that ended about 60 days ago, in end order: one uncharged (expired) among every
+    kept/expired, the others charged (kept)."""
+    rows = deployed_sessions(tenant_id, kept + expired, ago=timedelta(days=60))
+    every = max(1, len(rows) // max(expired, 1))
+    for i, row in enumerate(rows):
+        if i % every != 0 or i // every >= expired:
+            row["charge_state"] = "charged"
     return rows
 
 

@@ -11,6 +11,7 @@ to run the same tests against a real MongoDB 6+ instead.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -124,14 +125,29 @@ class PostgresServer:
 
 
 class MongoServer:
-    def __init__(self) -> None:
-        self.url = os.environ.get("SESSIONMETER_TEST_MONGODB_URI", "")
+    def __init__(self, data: Path | None = None) -> None:
+        """`data`: a folder to keep its data in, for a server of the test's own that it may
+        halt and resume (SESSIONMETER_TEST_MONGODB_URI is then not used); else in memory."""
+        self.url = "" if data else os.environ.get("SESSIONMETER_TEST_MONGODB_URI", "")
+        self._data = data
+        self._port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "MongoServer":
         if self.url:
             return self
-        port = free_port()
+        self._port = free_port()
+        self.resume()
+        self.url = f"mongodb://127.0.0.1:{self._port}"
+        return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data for `resume`."""
+        assert self._data is not None, "a server with a folder of its own: MongoServer(data)"
+        self._terminate()
+
+    def resume(self) -> None:
+        """Start the server (again) on its port, on its data if it keeps them."""
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -139,9 +155,9 @@ class MongoServer:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                str(self._port),
                 "--storage-path",
-                ":memory:",
+                str(self._data) if self._data else ":memory:",
                 "--log-level",
                 "WARNING",
             ],
@@ -154,19 +170,30 @@ class MongoServer:
                 error = self._process.stderr.read().decode() if self._process.stderr else ""
                 raise RuntimeError(f"the MongoDB test server exited: {error[-2000:]}")
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                socket.create_connection(("127.0.0.1", self._port), timeout=1).close()
+                return
             except OSError:
                 time.sleep(0.1)
-        else:
-            self.stop()
-            raise RuntimeError("the MongoDB test server did not listen within 60 s")
-        self.url = f"mongodb://127.0.0.1:{port}"
-        return self
+        self.stop()
+        raise RuntimeError("the MongoDB test server did not listen within 60 s")
+
+    def freeze(self) -> None:
+        """The server stops answering (SIGSTOP), as a hung one or a network partition."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
+        self._terminate()
+
+    def _terminate(self) -> None:
         if self._process is None:
             return
+        if self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGCONT)  # a frozen one would not hear SIGTERM
         self._process.terminate()
         try:
             self._process.wait(timeout=10)

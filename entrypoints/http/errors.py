@@ -171,7 +171,7 @@ def on_domain_error(request: Request[Any, Any, Any], error: DomainError) -> Resp
     if status == HTTP_402_PAYMENT_REQUIRED:
         _refused(request, code)
     contended = status == HTTP_503_SERVICE_UNAVAILABLE
-    headers = _retry_after(RETRY_CONTENDED_AFTER) if contended else None
+    headers = retry_after(RETRY_CONTENDED_AFTER) if contended else None
     return error_response(status, code, error.detail, headers, **_particulars(error))
 
 
@@ -186,7 +186,7 @@ def on_storage_error(request: Request[Any, Any, Any], error: StorageError) -> Re
         "unavailable",
         "the service's storage failed to answer; send the same request again after Retry-After "
         "seconds",
-        _retry_after(RETRY_STORAGE_AFTER),
+        retry_after(RETRY_STORAGE_AFTER),
     )
 
 
@@ -195,7 +195,8 @@ def _route(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("path_template") or UNMATCHED)
 
 
-def _retry_after(seconds: int) -> dict[str, str]:
+def retry_after(seconds: int) -> dict[str, str]:
+    """The header of a 503: when to send the same request again."""
     return {"Retry-After": str(seconds)}
 
 

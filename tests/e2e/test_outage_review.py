@@ -10,9 +10,7 @@ moved away and back leaves the server on the empty database it made meanwhile.""
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -39,78 +37,13 @@ from tests.e2e.serving import (
     tenant_with_keys,
 )
 from tests.e2e.test_killed_under_load import KIND, SUBJECTS, rated_tenant
-from tests.servers import PostgresServer, free_port
+from tests.servers import MongoServer, PostgresServer, free_port
 
 pytestmark = pytest.mark.slow
 
 WAIT = 3.0  # SESSIONMETER_STORAGE_WAIT_SECONDS of the servers below: their 503s come within it
 SLACK = 4.0  # what a 503 may take beyond WAIT on a loaded machine
 Json = dict[str, Any]
-
-
-class Secantus:
-    """The MongoDB test server (tests/secantus_server.py) on a data directory of its own, so
-    that it can be stopped and started again on the same port with the same data, or frozen."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/outage_review"
-
-    def start(self) -> None:
-        script = Path(__file__).parents[1] / "secantus_server.py"
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, str(script), "--host", "127.0.0.1", "--port", str(self.port)),
-                *("--storage-path", str(self.data), "--log-level", "WARNING"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, "the MongoDB test server exited"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "the MongoDB test server did not listen"
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-
-@contextmanager
-def secantus(tmp_path: Path) -> Iterator[Secantus]:
-    server = Secantus(tmp_path / "mongo-data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def timed(send: Callable[[], httpx.Response]) -> tuple[float, httpx.Response | str]:
@@ -135,16 +68,15 @@ def refused_in_time(taken: float, answer: httpx.Response | str, within: float) -
 
 
 @contextmanager
-def served_on_mongodb(tmp_path: Path) -> Iterator[tuple[Secantus, Server, httpx.Client]]:
+def served_on_mongodb(tmp_path: Path) -> Iterator[tuple[MongoServer, Server, httpx.Client]]:
     """A server with its jobs on, on a migrated MongoDB of its own holding the tenant acme: the
     MongoDB, the server, and an app client."""
-    with secantus(tmp_path) as mongo:
-        operator(on_storage(mongo.url), "db", "upgrade")
-        key = tenant_with_keys(mongo.url, "acme", ["app"])["app"]
+    with MongoServer(tmp_path / "mongo-data") as mongo:
+        url = mongo.database_url("outage_review")
+        operator(on_storage(url), "db", "upgrade")
+        key = tenant_with_keys(url, "acme", ["app"])["app"]
         with (
-            serving(
-                tmp_path, storage_url=mongo.url, storage_wait_seconds=str(WAIT), **JOBS
-            ) as server,
+            serving(tmp_path, storage_url=url, storage_wait_seconds=str(WAIT), **JOBS) as server,
             server.client(key) as app,
         ):
             yield mongo, server, app
@@ -157,7 +89,7 @@ def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> 
         events = {"events": [event(s1, n) for n in (1, 2, 3)]}
         the_exit = {"at": datetime.now(UTC).isoformat()}
 
-        mongo.stop()
+        mongo.halt()
         sends: list[Callable[[], httpx.Response]] = [
             lambda: start(app, s2),
             lambda: app.post("/v1/events/batch", json=events),
@@ -169,7 +101,7 @@ def test_mongodb_stopped_then_back_on_its_port_with_its_data(tmp_path: Path) -> 
         refused.append(timed(lambda: app.get(f"/v1/sessions/{s1}")))
         health = timed(lambda: httpx.get(f"{server.base_url}/health", timeout=30))
         time.sleep(2)  # the jobs fail meanwhile
-        mongo.start()  # the same port, the same data
+        mongo.resume()  # the same port, the same data
 
         for taken, answer in [*refused, health]:
             refused_in_time(taken, answer, WAIT + SLACK)

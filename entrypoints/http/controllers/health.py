@@ -6,7 +6,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 
 from application.health.check_health import CheckHealth, CheckHealthQuery
-from entrypoints.http.errors import RETRY_STORAGE_AFTER, documented, error_response
+from entrypoints.http.errors import RETRY_STORAGE_AFTER, documented, error_response, retry_after
 from entrypoints.http.openapi import rules_of
 from entrypoints.http.schemas.common import StatusOut
 
@@ -22,9 +22,5 @@ from entrypoints.http.schemas.common import StatusOut
 async def health(check_health: NamedDependency[CheckHealth]) -> Response[Any]:
     if (await check_health(CheckHealthQuery())).storage_answers:
         return Response(StatusOut("ok"))
-    return error_response(
-        503,
-        "unavailable",
-        "the storage does not answer",
-        {"Retry-After": str(RETRY_STORAGE_AFTER)},
-    )
+    unavailable = "the storage does not answer"
+    return error_response(503, "unavailable", unavailable, retry_after(RETRY_STORAGE_AFTER))
