@@ -100,6 +100,10 @@ class Settings:
     # own, 60 s and 30 s (a server's migration at its start), which outlast what clients and
     # load balancers wait for an answer.
     storage_wait_seconds: float | None = DEFAULT_WAIT_SECONDS
+    # A server's storage (serve's workers), whose database is there and migrated before they
+    # start: each PostgreSQL statement is given up after the storage wait too, and SQLite opens
+    # only the file that is there (adapters/sqlalchemy/engine.create_engine says why).
+    serving: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -3,7 +3,9 @@
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg
 import msgspec
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
+from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from domain.calendar import Calendar
 
 # PostgreSQL connections a process keeps at most (PostgreSQL allows 100 by default), unless told.
@@ -83,12 +86,25 @@ def pool_sizes(connections: int) -> tuple[int, int]:
 
 
 def create_engine(
-    url: str, pool_size: int, generic_plans: bool = False, wait_seconds: float | None = None
+    url: str,
+    pool_size: int,
+    generic_plans: bool = False,
+    wait_seconds: float | None = None,
+    serving: bool = False,
 ) -> AsyncEngine:
     """Its errors name the statement that failed, never the values bound to it: those come from
     requests (subject ids, attributes), and the errors of a request are logged. On PostgreSQL
     it keeps up to `pool_size` connections, each given up after `wait_seconds` without an
-    answer to its connect (None: asyncpg's 60 s)."""
+    answer to its connect (None: asyncpg's 60 s).
+
+    `serving`: the engine of a server, whose database is there and migrated before it starts.
+    SQLite then opens only the file it finds: one moved away (a backup restored, a clean-up
+    script) is an error until it is back, where SQLite would make an empty database in its place
+    and keep its connections on that one for good. PostgreSQL gives up a statement left without
+    an answer for `wait_seconds` (LONGEST_LOCK_WAIT_SECONDS at least): a server that froze (or
+    a network that drops its packets) keeps its connections open, and a request on one would
+    wait for ever. A command's statements keep no bound: a migration or a backfill may take
+    minutes."""
     full = make_url(async_url(url))
     # JSON columns decoded by msgspec: the same values as json.loads, in a third of the time
     # (reports read thousands of small JSON objects).
@@ -104,6 +120,8 @@ def create_engine(
         # 12 kept, runs interleaved).
         if not _in_memory(full):
             common.update(pool_size=SQLITE_CONNECTIONS, max_overflow=0)
+            if serving:
+                full = _existing_file_only(full)
         engine = create_async_engine(full, pool_reset_on_return=None, **common)
         _serialise_sqlite_writers(engine)
         return engine
@@ -118,6 +136,9 @@ def create_engine(
     connecting: dict[str, Any] = {"server_settings": settings, "async_creator_fn": _Connecting}
     if wait_seconds is not None:
         connecting["timeout"] = wait_seconds
+        if serving:
+            # asyncpg's TimeoutError is an OSError: a StorageError, so a 503 to a request.
+            connecting["command_timeout"] = max(wait_seconds, LONGEST_LOCK_WAIT_SECONDS)
     return create_async_engine(
         full,
         pool_size=pool_size,
@@ -126,6 +147,13 @@ def create_engine(
         connect_args=connecting,
         **common,
     )
+
+
+# A server's statements are given up after the storage wait, but not before PostgreSQL has given
+# up a settlement's wait for a ledger an erasure holds (migration 0027's lock_timeout), so that
+# the settlement still leaves the session to the reaper (the exit is answered) whatever the
+# wait. An erasure's own wait for a ledger, longer, is timed on its own (SqlErasure).
+LONGEST_LOCK_WAIT_SECONDS = SETTLEMENT_WAIT_SECONDS + 1.0
 
 
 class _Connecting:
@@ -142,7 +170,11 @@ class _Connecting:
 
 
 def create_driver_engine(
-    url: str, engine: AsyncEngine, pool_size: int, wait_seconds: float | None = None
+    url: str,
+    engine: AsyncEngine,
+    pool_size: int,
+    wait_seconds: float | None = None,
+    serving: bool = False,
 ) -> AsyncEngine:
     """The engine whose connections the hot paths' statements go to the driver on
     (asyncpg_statements); on SQLite `engine` itself, whose writers take turns on one connection
@@ -161,7 +193,7 @@ def create_driver_engine(
     which run on `engine` for it: the reaper's time-out and a settlement."""
     if engine.dialect.name == "sqlite":
         return engine
-    return create_engine(url, pool_size, generic_plans=True, wait_seconds=wait_seconds)
+    return create_engine(url, pool_size, True, wait_seconds, serving)
 
 
 def _in_memory(url: URL) -> bool:
@@ -170,10 +202,33 @@ def _in_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database's URL; None for another database, or one in memory."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite" or _in_memory(url):
+        return None
+    name = url.database or ""
+    if name.startswith("file:"):  # a URI filename (uri=true): its path
+        name = unquote(urlsplit(name).path)
+    return None if name in ("", ":memory:") else Path(name)
+
+
+def _existing_file_only(url: URL) -> URL:
+    """A SQLite file's URL that opens it only if it is there (a URI filename, mode=rw)."""
+    if (url.database or "").startswith("file:"):
+        return url if "mode" in url.query else url.update_query_dict({"mode": "rw"})
+    path = str(Path(url.database or "").absolute())
+    return url.set(database=f"file:{quote(path)}", query={"uri": "true", "mode": "rw"})
+
+
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     """SQLite allows one writer. Every transaction takes the write lock when it begins
     (BEGIN IMMEDIATE), so concurrent writers queue for up to busy_timeout instead of failing
-    with "database is locked" halfway through; WAL lets readers of other processes carry on."""
+    with "database is locked" halfway through; WAL lets readers of other processes carry on.
+    The storage wait does not shorten busy_timeout: a writer waiting for the lock waits for a
+    database that is busy, not one that stopped answering: with 10 s, under load (the live
+    scenarios beside the rest of the suite, or beside three busy cores), writers were refused
+    ("database is locked") where 30 s served them."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _: Any) -> None:
@@ -243,13 +298,12 @@ def insert(engine: AsyncEngine, table: Table) -> Any:
 
 # Between the parts of a lock's key.
 SEPARATOR = "\x1f"
+# The lock `serialise` takes, its key (the parts joined by SEPARATOR) a parameter named in `key`.
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))"
 
 
 async def serialise(conn: AsyncConnection, *key: str) -> None:
     """Make transactions that name the same key run one after the other (a PostgreSQL
     transaction-level advisory lock). SQLite transactions are serialised already."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": SEPARATOR.join(key)},
-        )
+        await conn.execute(text(ADVISORY_LOCK.format(key=":key")), {"key": SEPARATOR.join(key)})

@@ -28,12 +28,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger_holds import BUSY, ERASURE_LEASE, ERASURE_WAIT_SECONDS, holding, renewed
+from adapters.sqlalchemy.asyncpg_statements import Driver
 from adapters.sqlalchemy.deleted_events import delete_remembering
-from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.engine import ADVISORY_LOCK, SEPARATOR, insert, single_statement
 from adapters.sqlalchemy.errors import lock_timed_out, raises_storage_errors
 from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.session_rows import from_row, save
@@ -78,6 +78,12 @@ BILLED_STATES = (ChargeState.PENDING.value, ChargeState.CHARGED.value)
 # What a session's id names besides its row; events are counted apart.
 SESSION_PARTS = (session_meters, track_intervals)
 Done = TypeVar("Done")
+
+
+# An erasure's wait for a subject's ledger lock on PostgreSQL (as engine.serialise takes it), sent
+# to the driver with a timeout of its own: a server's engine gives up a statement sooner
+# (engine.LONGEST_LOCK_WAIT_SECONDS), and lock_timeout, ERASURE_WAIT_SECONDS, is to come first.
+HOLD_LEDGER = ADVISORY_LOCK.format(key="$1")
 
 
 @raises_storage_errors
@@ -258,13 +264,16 @@ class SqlErasure(Erasure, UnfinishedErasures):
         if self._engine.dialect.name == "postgresql":
             async with self._engine.begin() as conn:
                 wait = f"{int(ERASURE_WAIT_SECONDS * 1000)}ms"
+                # Begins the transaction the locks are taken in, on the connection's driver.
                 await conn.execute(
                     text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait}
                 )
+                driver: Driver = (await conn.get_raw_connection()).driver_connection
                 try:
                     for subject in subjects:
-                        await serialise(conn, *ledger_lock(tenant_id, subject))
-                except DBAPIError as error:
+                        key = SEPARATOR.join(ledger_lock(tenant_id, subject))
+                        await driver.fetchval(HOLD_LEDGER, key, timeout=ERASURE_WAIT_SECONDS + 10)
+                except Exception as error:  # the driver's (asyncpg is an optional dependency)
                     if lock_timed_out(error):
                         raise Contended(BUSY) from error
                     raise

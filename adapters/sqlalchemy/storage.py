@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import ModuleType
 
 from sqlalchemy import Connection, text
 
@@ -11,6 +12,7 @@ from adapters.sqlalchemy.engine import (
     create_engine,
     pool_sizes,
     reading,
+    sqlite_file,
 )
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
@@ -51,16 +53,23 @@ class SqlAlchemyStorage(Storage):
     """Every SQL repository over one engine: the `sqlite://` and `postgresql://` storage family."""
 
     def __init__(
-        self, url: str, connections: int | None = None, wait_seconds: float | None = None
+        self,
+        url: str,
+        connections: int | None = None,
+        wait_seconds: float | None = None,
+        serving: bool = False,
     ) -> None:
         """`connections`: how many PostgreSQL connections this process may keep (None:
         engine.DEFAULT_CONNECTIONS); `wait_seconds`: how long a PostgreSQL server that does not
-        answer a connect is waited for (None: the driver's 60 s)."""
+        answer a connect is waited for (None: the driver's 60 s);
+        `serving`: a server's storage (engine.create_engine says what changes)."""
         driver_pool, pool = pool_sizes(connections or DEFAULT_CONNECTIONS)
-        self.engine = create_engine(url, pool, wait_seconds=wait_seconds)
+        self.engine = create_engine(url, pool, wait_seconds=wait_seconds, serving=serving)
         # The hot paths' statements sent to the driver go through connections of their own
         # (engine.create_driver_engine says why).
-        self.driver_engine = create_driver_engine(url, self.engine, driver_pool, wait_seconds)
+        self.driver_engine = create_driver_engine(
+            url, self.engine, driver_pool, wait_seconds, serving
+        )
         self.sessions = SqlSessionRepository(self.engine, self.driver_engine)
         self.events = SqlEventLog(self.engine, self.driver_engine)
         self.tenants = SqlTenantRepository(self.engine)
@@ -71,7 +80,8 @@ class SqlAlchemyStorage(Storage):
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)
         self.reports = SqlReports(self.engine)
-        self.health = SqlHealth(reading(self.engine))  # SQLite: no write lock to wait for
+        # SQLite: no write lock to wait for
+        self.health = SqlHealth(reading(self.engine), sqlite_file(url))
         self.archive = SqlTenantArchive(self.engine)
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.driver_engine)
@@ -95,8 +105,13 @@ class SqlAlchemyStorage(Storage):
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to run again and from several processes."""
+        # Imported here: alembic is half a second of every process's start (each CLI command,
+        # each server worker) that only a migration needs. Imported before the transaction
+        # begins: on SQLite that takes the write lock, which every other writer waits for.
+        from alembic import command
+
         async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, command)
 
     async def close(self) -> None:
         await release_writers_connection(self.engine)
@@ -105,10 +120,7 @@ class SqlAlchemyStorage(Storage):
             await self.driver_engine.dispose()
 
 
-def _upgrade(connection: Connection) -> None:
-    # Imported here: alembic is half a second of every process's start (each CLI command, each
-    # server worker) that only a migration needs.
-    from alembic import command
+def _upgrade(connection: Connection, command: ModuleType) -> None:
     from alembic.config import Config
 
     if connection.dialect.name == "postgresql":

@@ -4,15 +4,14 @@ and the exit status of a job that could not serve every tenant."""
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import click
 from pymongo import uri_parser
 from pymongo.errors import PyMongoError
 from sqlalchemy.engine import make_url
 
+from adapters.sqlalchemy.engine import sqlite_file
 from application.storage import StorageError
 from application.tenants.tenant_jobs import TenantFailure
 from domain.errors import DomainError, NotFound
@@ -98,15 +97,9 @@ def _check_sqlite_file(ctx: click.Context, settings: Settings) -> None:
     """A SQLite file URL names a database there is, or one the command makes in a directory
     there is: not a directory, and not a mistyped name (SQLite would make an empty database
     there, which a later `db upgrade` with the same typo would fill)."""
-    url = make_url(settings.storage_url)
-    name = url.database or ""
-    if url.get_backend_name() != "sqlite" or url.query.get("mode") == "memory":
+    path = sqlite_file(settings.storage_url)
+    if path is None:
         return
-    if name.startswith("file:"):  # a URI filename (uri=true): its path
-        name = urlsplit(name).path
-    if name in ("", ":memory:"):
-        return
-    path = Path(name)
     shown = one_line(str(path))
     if path.is_dir():
         raise _storage_failed(f"{shown} is a directory, not a SQLite database")

@@ -34,6 +34,7 @@ def build_container(settings: Settings) -> Container:
                 "url": settings.storage_url,
                 "postgres_connections": settings.postgres_connections,
                 "wait_seconds": settings.storage_wait_seconds,
+                "serving": settings.serving,
             }
         }
     )

@@ -18,6 +18,7 @@ class StorageContainer(containers.DeclarativeContainer):
             url=config.url,
             connections=config.postgres_connections,
             wait_seconds=config.wait_seconds,
+            serving=config.serving,
         ),
         mongodb=providers.Singleton(MongoStorage, url=config.url, wait_seconds=config.wait_seconds),
     )

@@ -127,7 +127,7 @@ async def background_jobs(app: Litestar) -> AsyncIterator[None]:
 def app_from_env() -> Litestar:
     """For `uvicorn --factory`: each worker builds its own container from the environment, then
     tunes its collector for the heap it will serve with."""
-    settings = Settings.from_env()
+    settings = Settings.from_env(serving=True)
     app = create_app(build_container(settings), settings)
     tune_for_serving()
     return app

@@ -26,6 +26,7 @@ from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
 from domain.charging import Priced
 from domain.erasure import is_pseudonym
+from domain.errors import Contended
 from domain.session import Charge, ChargeState, Session
 from domain.tenants import Tenant
 from entrypoints.settings import MIN_CONNECTIONS
@@ -667,3 +668,38 @@ async def test_an_erasure_longer_than_its_lease_still_holds_the_ledger(
     assert settled.charge == Charge(6, 94, None)
     assert (await storage.ledger.balance(tenant.id, settled.subject_id)).balance == 94
     assert await storage.ledger.alerts(tenant.id, limit=10) == []
+
+
+@on_postgresql
+async def test_a_servers_bound_on_statements_leaves_postgresqls_own_lock_waits_their_time(
+    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server gives up each statement after its storage wait (1 s here: engine.create_engine),
+    yet while an erasure holds a ledger, a settlement still waits its 5 s (migration 0027's
+    lock_timeout) and leaves the session to the reaper, and another erasure its own wait (7 s
+    here) and is refused as busy: neither is a storage failure."""
+    erasures_wait(monkeypatch, 7.0)
+    await ana_has_100_credits_for_counseling(storage, tenant)
+    session = await stored_session(storage, tenant, kind="counseling", subject_id="ana")
+    served = SqlAlchemyStorage(storage_url, wait_seconds=1, serving=True)
+    held, done = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        held.set()
+        await done.wait()
+
+    holder = asyncio.create_task(storage.erasure.with_ledgers_held(tenant.id, ["ana"], hold))
+    try:
+        await held.wait()
+        exited, refused = await asyncio.gather(
+            wired(served, CLOCK).use_cases().record_exit()(exit_of(tenant, session)),
+            served.erasure.with_ledgers_held(tenant.id, ["ana"], lambda: asyncio.sleep(0)),
+            return_exceptions=True,
+        )
+    finally:
+        done.set()
+        await holder
+        await served.close()
+    assert not isinstance(exited, BaseException), exited
+    assert exited.session.charge_state is ChargeState.PENDING
+    assert isinstance(refused, Contended), refused

@@ -510,3 +510,37 @@ async def test_sqlite_readers_at_once_reuse_the_pools_connections(tmp_path: Path
         await storage.close()
 
     assert 0 < opened <= 15
+
+
+async def test_a_servers_sqlite_storage_opens_only_the_file_that_is_there(tmp_path: Path) -> None:
+    """A server's storage (serving): its file moved away (a backup restored, a clean-up script)
+    is a StorageError, for its health too, and no empty database made in its place; back, it is
+    served again."""
+    database = tmp_path / "served db%.db"  # a name a URI filename must escape
+    url = f"sqlite:///{database}"
+    migrated = SqlAlchemyStorage(url)
+    await migrated.migrate()
+    await migrated.close()
+    served, started_meanwhile = (SqlAlchemyStorage(url, serving=True) for _ in range(2))
+    try:
+        await served.health.ping()  # a connection kept in the pool, on the file
+        _move_files_of(database, tmp_path, tmp_path / "aside")
+        with pytest.raises(StorageError):
+            await served.health.ping()  # SELECT 1 on the kept connection reads no file
+        with pytest.raises(StorageError):
+            await started_meanwhile.tenants.get_by_name("acme")  # its first connection
+        assert not database.exists()
+        _move_files_of(database, tmp_path / "aside", tmp_path)
+        for storage in (served, started_meanwhile):
+            await storage.health.ping()
+            assert await storage.tenants.get_by_name("acme") is None
+    finally:
+        await served.close()
+        await started_meanwhile.close()
+
+
+def _move_files_of(database: Path, where: Path, to: Path) -> None:
+    """The database's file, -wal and -shm moved from `where` to `to`."""
+    to.mkdir(exist_ok=True)
+    for file in where.glob(f"{database.name}*"):
+        file.rename(to / file.name)

@@ -1,12 +1,11 @@
 """A hostile review of the outage story on the stores and paths test_database_outage.py does not
 cover: MongoDB stopped (and started again on its port with its data) or frozen under a real
-server; a SQLite file made read-only under it; CLI commands on a database that is not there or
-frozen; and kiosks' writes in flight while PostgreSQL goes away.
+server; PostgreSQL frozen under it; a SQLite file made read-only or moved away under it; CLI
+commands on a database that is not there or frozen; and kiosks' writes in flight while
+PostgreSQL goes away.
 
-Found and not fixed yet (their strict xfails are in 8fc8af6's version of this file): a frozen
-PostgreSQL holds requests on pooled connections without bound; SQLite locked by another process
-holds each write (and a command) busy_timeout's 30 s whatever the storage wait; a SQLite file
-moved away and back leaves the server on the empty database it made meanwhile."""
+A SQLite database locked by another process holds each write up to busy_timeout's 30 s, whatever
+the storage wait: that is by choice (adapters/sqlalchemy/engine._serialise_sqlite_writers)."""
 
 import os
 import signal
@@ -16,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.sqlalchemy.engine import LONGEST_LOCK_WAIT_SECONDS
 from application.tenants.authenticate import CACHE_TTL
 from tests.e2e.outages import JOBS, event, sent_again, served_once_when_sent_again, start
 from tests.e2e.serving import (
@@ -62,6 +62,42 @@ def refused_in_time(taken: float, answer: httpx.Response | str, within: float) -
     assert answer.json()["error"] == "unavailable", answer.text
     assert "Retry-After" in answer.headers, answer.headers
     assert taken < within, f"503 after {taken:.1f} s, not within {within} s"
+
+
+def refused_while_hung(
+    app: httpx.Client, base_url: str, hung: AbstractContextManager[None], within: float
+) -> None:
+    """A start, a batch, a read and /health sent at once while the store hangs (`hung`: its
+    connections stay open and get no answer), each answered 503 within `within`; once it
+    answers again, the start and the batch sent again are each served once."""
+    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+    app.timeout = httpx.Timeout(within + 5)
+    assert start(app, s1).status_code == 201
+    events = {"events": [event(s1, n) for n in (1, 2, 3)]}
+    with hung:
+        sends: list[Callable[[], httpx.Response]] = [
+            lambda: start(app, s2),
+            lambda: app.post("/v1/events/batch", json=events),
+            lambda: app.get(f"/v1/sessions/{s1}"),
+            lambda: httpx.get(f"{base_url}/health", timeout=within + 5),
+        ]
+        with ThreadPoolExecutor(len(sends)) as pool:
+            answers = list(pool.map(timed, sends))
+        time.sleep(2)  # the background jobs meet the hung store meanwhile
+    for taken, answer in answers:
+        refused_in_time(taken, answer, within)
+    assert sent_again(lambda: start(app, s2)).status_code == 201
+    assert sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"] == 3
+    assert httpx.get(f"{base_url}/health").status_code == 200
+
+
+@contextmanager
+def frozen_mongodb(mongo: MongoServer) -> Iterator[None]:
+    mongo.freeze()
+    try:
+        yield
+    finally:
+        mongo.thaw()
 
 
 # 1. MongoDB -----------------------------------------------------------------------------------
@@ -114,28 +150,9 @@ def test_mongodb_that_stops_answering_is_503_within_three_storage_waits(tmp_path
     """A server that hangs (frozen, a network partition): the connections the server holds to it
     get no answer; each request is answered 503 once pymongo's next check of it times out and
     a retry finds no server (adapters/mongodb/storage.connect), not after pymongo's own ~33 s."""
-    s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
     with served_on_mongodb(tmp_path) as (mongo, server, app):
         within = 3 * WAIT + 2 * SLACK  # pymongo's own times gave ~33 s
-        app.timeout = httpx.Timeout(within + 5)
-        assert start(app, s1).status_code == 201
-        events = {"events": [event(s1, n) for n in (1, 2, 3)]}
-        mongo.freeze()
-        try:
-            sends: list[Callable[[], httpx.Response]] = [
-                lambda: start(app, s2),
-                lambda: app.post("/v1/events/batch", json=events),
-                lambda: app.get(f"/v1/sessions/{s1}"),
-                lambda: httpx.get(f"{server.base_url}/health", timeout=within + 5),
-            ]
-            with ThreadPoolExecutor(len(sends)) as pool:
-                answers = list(pool.map(timed, sends))
-        finally:
-            mongo.thaw()
-        for taken, answer in answers:
-            refused_in_time(taken, answer, within)
-        assert sent_again(lambda: start(app, s2)).status_code == 201
-        assert sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"] == 3
+        refused_while_hung(app, server.base_url, frozen_mongodb(mongo), within)
 
 
 # 2. SQLite ------------------------------------------------------------------------------------
@@ -187,6 +204,41 @@ def test_sqlite_made_read_only_is_503_at_once_and_served_once_when_writable_agai
         assert ended.json()["status"] == "completed", ended.text
         listed = listed_ids(app)
         assert all(listed.count(i) == 1 for i in [*ids, earlier]), listed
+        assert httpx.get(f"{base_url}/health").status_code == 200
+
+
+def moved_away(database: Path) -> Path:
+    """The database and its -wal and -shm files moved aside, as an operator restoring a backup
+    or a clean-up script would; where they are now."""
+    aside = database.parent / "aside"
+    aside.mkdir()
+    for file in database.parent.glob(f"{database.name}*"):
+        file.rename(aside / file.name)
+    return aside
+
+
+def moved_back(aside: Path, database: Path) -> None:
+    for file in aside.iterdir():
+        os.replace(file, database.parent / file.name)
+
+
+def test_sqlite_database_moved_away_is_503_and_served_again_once_back(tmp_path: Path) -> None:
+    """Found by the review: the server made an empty database where the file had been, kept
+    its connections on it for good (every request 503, `no such table`, once the file was back)
+    and answered /health 200 throughout."""
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    with sqlite_served(tmp_path) as (database, app, base_url):
+        aside = moved_away(database)
+        for session_id in ids * 3:  # a kiosk's writes and reads meanwhile, each refused
+            refused_in_time(*timed(partial(start, app, session_id)), SLACK)
+        refused_in_time(*timed(lambda: httpx.get(f"{base_url}/health", timeout=30)), SLACK)
+        time.sleep(3)  # the background jobs run meanwhile (every second)
+        assert not database.exists(), "the server made a database where the file had been"
+        moved_back(aside, database)
+        for session_id in ids:
+            assert sent_again(partial(start, app, session_id)).status_code == 201
+        listed = listed_ids(app)
+        assert all(listed.count(i) == 1 for i in ids), listed
         assert httpx.get(f"{base_url}/health").status_code == 200
 
 
@@ -245,6 +297,23 @@ def test_a_command_on_a_frozen_postgresql_is_one_line_within_its_wait() -> None:
         with frozen(postgres):
             outcome = command_on(postgres.url, "tenants", "create", "acme")
         failed_in_one_line(*outcome)
+
+
+def test_postgresql_that_stops_answering_is_503_within_the_storage_wait(tmp_path: Path) -> None:
+    """Found by the review: a request on a pooled connection (a read, /health) waited for ever;
+    the storage wait bounded only a connect."""
+    with PostgresServer(of_its_own=True) as postgres:
+        operator(on_storage(postgres.url), "db", "upgrade")
+        key = tenant_with_keys(postgres.url, "acme", ["app"])["app"]
+        with (
+            serving(
+                tmp_path, storage_url=postgres.url, storage_wait_seconds=str(WAIT), **JOBS
+            ) as server,
+            server.client(key) as app,
+        ):
+            # Its statement, then its transaction's rollback, each given up after the bound.
+            within = 2 * max(WAIT, LONGEST_LOCK_WAIT_SECONDS) + SLACK
+            refused_while_hung(app, server.base_url, frozen(postgres), within)
 
 
 # 4. A kiosk's writes in flight while PostgreSQL goes away --------------------------------------
