@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from adapters.sqlalchemy.engine import pooled_connection
+from adapters.sqlalchemy.engine import given_up, pooled_connection
 
 Driver = Any  # an asyncpg.Connection (asyncpg ships no type hints)
 
@@ -23,13 +23,14 @@ Driver = Any  # an asyncpg.Connection (asyncpg ships no type hints)
 @asynccontextmanager
 async def asyncpg_connection(engine: AsyncEngine) -> AsyncIterator[Driver]:
     """A pooled connection's asyncpg connection (each statement its own transaction). One that
-    broke on the way is dropped from the pool rather than handed to the next request."""
+    broke on the way, or whose statement was given up (engine.given_up), is dropped from the
+    pool rather than handed to the next request."""
     async with pooled_connection(engine) as pooled:
         driver: Driver = pooled.driver_connection
         try:
             yield driver
-        except BaseException:
-            if driver.is_closed():
+        except BaseException as error:
+            if driver.is_closed() or given_up(error):
                 await greenlet_spawn(pooled.invalidate)
             raise
 

@@ -12,10 +12,10 @@ import msgspec
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import MissingGreenlet
+from sqlalchemy.exc import DisconnectionError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import asbool, greenlet_spawn
 
 from adapters.ledger_holds import SETTLEMENT_WAIT_SECONDS
 from domain.calendar import Calendar
@@ -124,6 +124,8 @@ def create_engine(
                 full = _existing_file_only(full)
         engine = create_async_engine(full, pool_reset_on_return=None, **common)
         _serialise_sqlite_writers(engine)
+        if serving and (path := sqlite_file(url)) is not None:
+            _dropped_when_its_file_is_replaced(engine, path)
         return engine
     # A fixed pool: under load requests queue for a connection instead of opening and closing
     # overflow connections, each of which would cost a full PostgreSQL connect. No JIT: it
@@ -136,10 +138,10 @@ def create_engine(
     connecting: dict[str, Any] = {"server_settings": settings, "async_creator_fn": _Connecting}
     if wait_seconds is not None:
         connecting["timeout"] = wait_seconds
-        if serving:
+        if serving and "command_timeout" not in full.query:  # the URL's, if it says
             # asyncpg's TimeoutError is an OSError: a StorageError, so a 503 to a request.
             connecting["command_timeout"] = max(wait_seconds, LONGEST_LOCK_WAIT_SECONDS)
-    return create_async_engine(
+    engine = create_async_engine(
         full,
         pool_size=pool_size,
         max_overflow=0,
@@ -147,6 +149,24 @@ def create_engine(
         connect_args=connecting,
         **common,
     )
+    event.listen(engine.sync_engine, "handle_error", _dropped_when_given_up)
+    return engine
+
+
+def given_up(error: BaseException) -> bool:
+    """Whether asyncpg gave up a statement (its command_timeout): it then cancels it in the
+    background, and terminates the connection when the server does not answer that either (one
+    that froze), by when the connection may be back in the pool: the next request on it would
+    fail, "connection is closed", once the server is back. So such a connection is dropped."""
+    return isinstance(error, TimeoutError)
+
+
+def _dropped_when_given_up(context: Any) -> None:
+    """SQLAlchemy's paths: a connection whose statement was given up is dropped (given_up), as
+    a disconnected one is, and without the rollback that would wait for the server again."""
+    if given_up(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False  # the others may well be fine
 
 
 # A server's statements are given up after the storage wait, but not before PostgreSQL has given
@@ -208,17 +228,53 @@ def sqlite_file(url: str | URL) -> Path | None:
     if url.get_backend_name() != "sqlite" or _in_memory(url):
         return None
     name = url.database or ""
-    if name.startswith("file:"):  # a URI filename (uri=true): its path
+    if asbool(url.query.get("uri", False)) and name.startswith("file:"):  # a URI filename
         name = unquote(urlsplit(name).path)
     return None if name in ("", ":memory:") else Path(name)
 
 
 def _existing_file_only(url: URL) -> URL:
     """A SQLite file's URL that opens it only if it is there (a URI filename, mode=rw)."""
-    if (url.database or "").startswith("file:"):
+    if asbool(url.query.get("uri", False)):
         return url if "mode" in url.query else url.update_query_dict({"mode": "rw"})
     path = str(Path(url.database or "").absolute())
     return url.set(database=f"file:{quote(path)}", query={"uri": "true", "mode": "rw"})
+
+
+# Where a server's SQLite connection keeps the file it opened: its path and what stood there.
+_OPENED = "sessionmeter_opened_file"
+
+
+def _file_at(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def replaced(info: dict[Any, Any]) -> bool:
+    """Whether the file a server's SQLite connection (its pool record's `info`) opened is no
+    longer the one at its path: moved away, or another put in its place (a backup restored). In
+    WAL mode SQLite goes on reading and writing the file it opened, so its writes would be
+    answered and land where nobody reads them (a deleted file: lost)."""
+    opened = info.get(_OPENED)
+    return opened is not None and _file_at(opened[0]) != opened[1]
+
+
+def _dropped_when_its_file_is_replaced(engine: AsyncEngine, path: Path) -> None:
+    """A connection whose file was replaced is dropped when it is taken from the pool, and
+    another opened on the file there is now (none there: a StorageError, a 503). A stat per
+    checkout; the writers' connection, kept, is checked per step (sqlite_statements)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def opened(_: Any, record: Any) -> None:
+        record.info[_OPENED] = (path, _file_at(path))
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def checked_out(_: Any, record: Any, __: Any) -> None:
+        if replaced(record.info):
+            raise DisconnectionError("the SQLite database file was moved or replaced")
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from adapters.sqlalchemy.engine import pooled_connection
+from adapters.sqlalchemy.engine import pooled_connection, replaced
 
 if sys.platform != "win32":
     import fcntl
@@ -52,6 +52,9 @@ async def on_sqlite_thread(
         async with pooled_connection(engine) as pooled:
             return await _on_thread(pooled, work)
     writers = await _writers(engine)
+    if replaced(writers.connection.info):  # its file moved away, or a backup put in its place
+        await release_writers_connection(engine, invalidate=True)
+        writers = await _writers(engine)
     return await _on_thread(writers.connection, lambda c: writers.lock_file.held(c, work))
 
 
@@ -125,12 +128,13 @@ async def _writers(engine: AsyncEngine) -> _Writers:
     return kept
 
 
-async def release_writers_connection(engine: AsyncEngine) -> None:
+async def release_writers_connection(engine: AsyncEngine, invalidate: bool = False) -> None:
     """Give the writers' connection back to the pool, so that disposing of the engine closes
-    it (and its thread)."""
+    it (and its thread); or drop it (`invalidate`)."""
     kept = _WRITERS.pop(engine.sync_engine, None)
     if kept is not None:
-        await greenlet_spawn(kept.connection.close)
+        connection = kept.connection
+        await greenlet_spawn(connection.invalidate if invalidate else connection.close)
 
 
 async def _on_thread(

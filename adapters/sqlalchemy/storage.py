@@ -12,7 +12,6 @@ from adapters.sqlalchemy.engine import (
     create_engine,
     pool_sizes,
     reading,
-    sqlite_file,
 )
 from adapters.sqlalchemy.erasure import SqlErasure
 from adapters.sqlalchemy.errors import raises_storage_errors
@@ -80,8 +79,7 @@ class SqlAlchemyStorage(Storage):
         self.subscriptions = SqlSubscriptionRepository(self.engine)
         self.resources = SqlResourceRegistry(self.engine)
         self.reports = SqlReports(self.engine)
-        # SQLite: no write lock to wait for
-        self.health = SqlHealth(reading(self.engine), sqlite_file(url))
+        self.health = SqlHealth(reading(self.engine))  # SQLite: no write lock to wait for
         self.archive = SqlTenantArchive(self.engine)
         self.livekit_accounts = SqlLiveKitAccounts(self.engine)
         self.webhooks = SqlWebhookLog(self.driver_engine)

@@ -1,12 +1,18 @@
 """What a client of a real server does through a database outage, and what it must find once
 the database is back: shared by the outage tests."""
 
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from tests.e2e.serving import _children_of
+from tests.servers import PostgresServer
 
 BACK_WITHIN_SECONDS = 60
 # The server's background jobs on, as in production but often: each runs during an outage.
@@ -60,3 +66,19 @@ def served_once_when_sent_again(
     assert (session["status"], session["event_count"]) == ("completed", 3), session
     listed = app.get("/v1/sessions", params={"limit": 10}).json()["items"]
     assert sorted(s["id"] for s in listed) == sorted([first, second])
+
+
+@contextmanager
+def frozen(postgres: PostgresServer) -> Iterator[None]:
+    """Every process of the test's own PostgreSQL stopped (SIGSTOP): a server that hangs, or a
+    network that drops its packets; its connections stay open and get no answer."""
+    assert postgres._dir is not None
+    postmaster = int((postgres._dir / "data" / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster, *_children_of(postmaster)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)

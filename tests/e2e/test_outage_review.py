@@ -8,7 +8,6 @@ A SQLite database locked by another process holds each write up to busy_timeout'
 the storage wait: that is by choice (adapters/sqlalchemy/engine._serialise_sqlite_writers)."""
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -26,11 +25,10 @@ import pytest
 
 from adapters.sqlalchemy.engine import LONGEST_LOCK_WAIT_SECONDS
 from application.tenants.authenticate import CACHE_TTL
-from tests.e2e.outages import JOBS, event, sent_again, served_once_when_sent_again, start
+from tests.e2e.outages import JOBS, event, frozen, sent_again, served_once_when_sent_again, start
 from tests.e2e.serving import (
     SESSIONMETER,
     Server,
-    _children_of,
     on_storage,
     operator,
     serving,
@@ -225,18 +223,21 @@ def moved_back(aside: Path, database: Path) -> None:
 def test_sqlite_database_moved_away_is_503_and_served_again_once_back(tmp_path: Path) -> None:
     """Found by the review: the server made an empty database where the file had been, kept
     its connections on it for good (every request 503, `no such table`, once the file was back)
-    and answered /health 200 throughout."""
+    and answered /health 200 throughout. A connection opened before the move may still serve a
+    request from the file where it went (SQLite's WAL), which comes back with it."""
     ids = [str(uuid.uuid4()) for _ in range(3)]
     with sqlite_served(tmp_path) as (database, app, base_url):
         aside = moved_away(database)
-        for session_id in ids * 3:  # a kiosk's writes and reads meanwhile, each refused
-            refused_in_time(*timed(partial(start, app, session_id)), SLACK)
+        for session_id in ids * 3:  # a kiosk's writes meanwhile
+            taken, answer = timed(partial(start, app, session_id))
+            if getattr(answer, "status_code", None) not in (200, 201):
+                refused_in_time(taken, answer, SLACK)
         refused_in_time(*timed(lambda: httpx.get(f"{base_url}/health", timeout=30)), SLACK)
         time.sleep(3)  # the background jobs run meanwhile (every second)
         assert not database.exists(), "the server made a database where the file had been"
         moved_back(aside, database)
         for session_id in ids:
-            assert sent_again(partial(start, app, session_id)).status_code == 201
+            assert sent_again(partial(start, app, session_id)).status_code in (200, 201)
         listed = listed_ids(app)
         assert all(listed.count(i) == 1 for i in ids), listed
         assert httpx.get(f"{base_url}/health").status_code == 200
@@ -273,22 +274,6 @@ def failed_in_one_line(taken: float, done: subprocess.CompletedProcess[str] | st
 
 def test_a_command_on_a_mongodb_that_is_not_there_is_one_line_within_its_wait() -> None:
     failed_in_one_line(*command_on(f"mongodb://127.0.0.1:{free_port()}/x", "db", "upgrade"))
-
-
-@contextmanager
-def frozen(postgres: PostgresServer) -> Iterator[None]:
-    """Every process of the test's own PostgreSQL stopped (SIGSTOP): a server that hangs, or a
-    network that drops its packets; its connections stay open and get no answer."""
-    assert postgres._dir is not None
-    postmaster = int((postgres._dir / "data" / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster, *_children_of(postmaster)]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
 
 
 def test_a_command_on_a_frozen_postgresql_is_one_line_within_its_wait() -> None:
