@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.sqlalchemy.engine import LONGEST_LOCK_WAIT_SECONDS
 from application.tenants.authenticate import CACHE_TTL
 from tests.e2e.outages import JOBS, event, frozen, sent_again, served_once_when_sent_again, start
 from tests.e2e.serving import (
@@ -282,23 +281,6 @@ def test_a_command_on_a_frozen_postgresql_is_one_line_within_its_wait() -> None:
         with frozen(postgres):
             outcome = command_on(postgres.url, "tenants", "create", "acme")
         failed_in_one_line(*outcome)
-
-
-def test_postgresql_that_stops_answering_is_503_within_the_storage_wait(tmp_path: Path) -> None:
-    """Found by the review: a request on a pooled connection (a read, /health) waited for ever;
-    the storage wait bounded only a connect."""
-    with PostgresServer(of_its_own=True) as postgres:
-        operator(on_storage(postgres.url), "db", "upgrade")
-        key = tenant_with_keys(postgres.url, "acme", ["app"])["app"]
-        with (
-            serving(
-                tmp_path, storage_url=postgres.url, storage_wait_seconds=str(WAIT), **JOBS
-            ) as server,
-            server.client(key) as app,
-        ):
-            # Its statement, then its transaction's rollback, each given up after the bound.
-            within = 2 * max(WAIT, LONGEST_LOCK_WAIT_SECONDS) + SLACK
-            refused_while_hung(app, server.base_url, frozen(postgres), within)
 
 
 # 4. A kiosk's writes in flight while PostgreSQL goes away --------------------------------------
