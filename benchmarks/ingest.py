@@ -13,8 +13,10 @@ Measures, each for --seconds:
 Direct writes, by storage:
   postgresql  asyncpg, on connections set up as the service's driver connections (no JIT,
               generic plans). Pairs: as many tasks as clients, and also the very statements
-              the service sends for a pair, with the values it binds (pg_service_pairs: the
-              issue's baseline for pairs; its ratio is printed next to the fastest's). Events,
+              the service sends for a pair, with the values it binds, a pair at a time
+              (pg_service_pairs: the issue's baseline for pairs; its ratio is printed next to
+              the fastest's), and as the service sends them under load, each grouped with the
+              other clients' of its kind (pg_grouped_pairs: the fastest way found). Events,
               every way the driver has: an executemany of INSERT … ON CONFLICT DO NOTHING; one
               INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING; the same from
               json_to_recordset(…), the rows as one JSON document (the service's way); the
@@ -50,7 +52,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from statistics import mean
 from typing import Any
@@ -82,11 +84,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 # harness puts the project on the path
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
+from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.event_batches import append_batch
+from adapters.sqlalchemy.grouped_sessions import GroupedSessions
 from adapters.sqlalchemy.tables import sessions as sessions_table
 from domain.clock import to_the_millisecond
 from domain.events import Event
-from domain.session import END_CHANGES
+from domain.session import END_CHANGES, Exit, Session, SessionRequest
 from domain.tenants import TenantSettings
 
 BATCH = 100
@@ -94,6 +98,7 @@ EVENT_CLIENTS = 8
 SQLITE_THREADS = EVENT_CLIENTS  # the "several threads" next to the one: one per events client
 FIRST_DIRECT_NO = 10_000_000  # far above the numbers the HTTP clients send
 ROUNDS = 3  # slices of an HTTP figure and of its direct baseline, taken in turn
+OPEN = timedelta(days=1)  # how far ahead an exit may be: any, here
 
 EVENT_COLUMNS = ["tenant_id", "session_id", "sequence_no", "type", "at", "label", "meters"]
 EventRow = tuple[str, str, int, str, Any, str, str]
@@ -174,8 +179,9 @@ class Way:
     # fair baseline for the service's ratio.
     skips_duplicates: bool = True
     # Sends the very statements the service sends (the issue's baseline for pairs): the ratio
-    # against it is printed too, next to the one against the fastest way.
+    # against it is printed too, next to the one against the fastest way, as "of `compared_as`".
     service_statements: bool = False
+    compared_as: str = "the same statements"
 
 
 @dataclass(frozen=True)
@@ -403,6 +409,33 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
         return await run_for(seconds, clients, pair)
 
 
+async def pg_grouped_pairs(url: str, tenant_id: str, seconds: float, clients: int) -> float:
+    """The statements the service sends for pairs under load: each grouped with the other
+    clients' of its kind (adapters.sqlalchemy.grouped_sessions, on an engine set up as the
+    service's driver engine), from as many tasks as clients, the exit decided by the domain as
+    the service decides it. No transaction, as the service's."""
+    engine = create_engine(url, pool_size=clients, generic_plans=True)
+    grouped = GroupedSessions(engine)
+    save = grouped.save(END_CHANGES)
+
+    async def pair(i: int) -> int:
+        started = datetime.now(UTC)
+        request = SessionRequest("webinar", "r1", f"u{i}", started_at=started)
+        session = Session.start(tenant_id, str(uuid.uuid4()), request, started)
+        assert await grouped.insert(session)
+        read = await grouped.read((tenant_id, session.id))
+        assert read is not None
+        ended = datetime.now(UTC)
+        assert read[0].close(Exit(at=ended), frozenset(), ended, OPEN).changed
+        assert await save(read)
+        return 1
+
+    try:
+        return await run_for(seconds, clients, pair)
+    finally:
+        await engine.dispose()
+
+
 async def pg_events(
     url: str,
     tenant_id: str,
@@ -525,9 +558,14 @@ def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[s
                 lambda seconds: pg_pairs(url, tenant_id, seconds, args.clients),
             ),
             Way(
-                "asyncpg, the service's own statements: INSERT; read, guarded UPDATE",
+                "asyncpg, the service's statements a pair at a time: INSERT; read, guarded UPDATE",
                 lambda seconds: pg_service_pairs(url, tenant_id, seconds, args.clients),
                 service_statements=True,
+                compared_as="the same statements a pair at a time",
+            ),
+            Way(
+                "asyncpg, the service's statements grouped across clients (its grouped_sessions)",
+                lambda seconds: pg_grouped_pairs(url, tenant_id, seconds, args.clients),
             ),
         ],
         events=[
@@ -779,7 +817,7 @@ def print_figures(
     for workers, found in http.items():
         rate = found[kind]
         ratios = ", ".join(
-            f"{rate / direct:.1%} of {'the fastest' if i == best else 'the same statements'}"
+            f"{rate / direct:.1%} of {'the fastest' if i == best else surveyed[i][0].compared_as}"
             f" ({direct:,.0f})"
             for i, direct in zip(compared, found[f"{kind} direct"], strict=True)
         )

@@ -25,16 +25,22 @@ METER_COLUMNS = ("session_id", "meter", "quantity_nanos", "is_decimal")
 
 # A session with its meters, in one statement (so from one snapshot): [[meter, nanos, decimal]],
 # and the version of its row (PostgreSQL's xmin: a new one with every UPDATE).
-_READ_ONE = (
+_READ = (
     "SELECT s.*, s.xmin::text::bigint AS row_version,"
     " (SELECT json_agg(json_build_array(m.meter, m.quantity_nanos, m.is_decimal))"
     " FROM session_meters m WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) AS meters"
-    "{balance} FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2"
+    "{balance} FROM sessions s WHERE {which}"
 )
+_ONE = "s.tenant_id = $1 AND s.id = $2"
+READ_ONE = _READ.format(balance="", which=_ONE)
 # Also with its subject's balance: for a close that may settle its charge in its write.
-READ_ONE = _READ_ONE.format(balance="")
-READ_WITH_BALANCE = _READ_ONE.format(
-    balance=f", {kept_balance('s.tenant_id', 's.subject_id')} AS balance"
+READ_WITH_BALANCE = _READ.format(
+    balance=f", {kept_balance('s.tenant_id', 's.subject_id')} AS balance", which=_ONE
+)
+# Several sessions of any tenants: their tenant ids $1, their ids $2 (statement_groups).
+READ_MANY = _READ.format(
+    balance="",
+    which="(s.tenant_id, s.id) IN (SELECT * FROM unnest($1::varchar[], $2::varchar[]))",
 )
 # Locked in id order, so that writers locking several sessions never deadlock; with the meters
 # of those among $3. A statement that waited for the lock sees the locked rows as the writer
@@ -66,6 +72,14 @@ _COLUMNS = tuple(sessions.c.keys())
 INSERT = (
     f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
     f" VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
+)
+# Several new sessions of any tenants, as arrays (statement_groups); those stored returned. In
+# one order, the key's, whatever the group: two groups storing one id never wait on each other
+# in a cycle.
+INSERT_MANY = (
+    f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
+    f" SELECT * FROM {unnest(sessions, _COLUMNS, 1)} AS r({', '.join(_COLUMNS)})"
+    " ORDER BY r.tenant_id, r.id ON CONFLICT DO NOTHING RETURNING tenant_id, id"
 )
 
 
@@ -110,14 +124,30 @@ async def read_versioned(
     rows = await driver.fetch(
         READ_WITH_BALANCE if with_balance else READ_ONE, tenant_id, session_id
     )
-    if not rows:
-        return None
-    meters = rows[0]["meters"] or ()
-    balance = int(rows[0]["balance"]) if with_balance else None  # numeric: a Decimal
+    return await _versioned(driver, rows[0], with_balance) if rows else None
+
+
+async def read_many(
+    driver: Driver, keys: Sequence[tuple[str, str]]
+) -> list[tuple[Session, Version] | None]:
+    """`read_versioned` of several sessions, each by its (tenant id, id), in one statement."""
+    tenant_ids, ids = zip(*keys, strict=True)
+    rows = await driver.fetch(READ_MANY, list(tenant_ids), list(ids))
+    found = {(row["tenant_id"], row["id"]): row for row in rows}
+    return [
+        None if (row := found.get(key)) is None else await _versioned(driver, row) for key in keys
+    ]
+
+
+async def _versioned(
+    driver: Driver, row: Any, with_balance: bool = False
+) -> tuple[Session, Version]:
+    meters = row["meters"] or ()
+    balance = int(row["balance"]) if with_balance else None  # numeric: a Decimal
     version = Version(
-        rows[0]["row_version"], len(meters), sum(nanos for _, nanos, _ in meters), balance
+        row["row_version"], len(meters), sum(nanos for _, nanos, _ in meters), balance
     )
-    return (await _loaded(driver, rows))[session_id], version
+    return (await _loaded(driver, [row]))[row["id"]], version
 
 
 async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dict[str, Session]:
@@ -142,6 +172,14 @@ async def insert(driver: Driver, session: Session) -> bool:
     row = to_row(session)
     values = [_bound(row, c) for c in _COLUMNS]
     return bool(await driver.execute(INSERT, *values) == "INSERT 0 1")
+
+
+async def insert_many(driver: Driver, new: Sequence[Session]) -> list[bool]:
+    """`insert` of several sessions, in one statement: whether each was stored."""
+    rows = [to_row(session) for session in new]
+    values = [[_bound(row, c) for row in rows] for c in _COLUMNS]
+    stored = {(row["tenant_id"], row["id"]) for row in await driver.fetch(INSERT_MANY, *values)}
+    return [(session.tenant_id, session.id) in stored for session in new]
 
 
 async def save(
@@ -191,6 +229,48 @@ async def save_unless_changed(
         *(value for _, record in records or () for value in record.values()),
     )
     return bool(written)
+
+
+async def save_many_unless_changed(
+    driver: Driver, read: Sequence[tuple[Session, Version]], columns: Sequence[str]
+) -> list[bool]:
+    """`save_unless_changed` of several sessions (of any tenants) with no usage and no
+    settlement, in one statement: whether each was written. A session another writer holds
+    locked is not (its member is then written alone): waiting for it would hold up the group."""
+    rows = [to_row(session) for session, _ in read]
+    values = [[_bound(row, c) for row in rows] for c in ("tenant_id", "id", *columns)]
+    versions = [[v.row for _, v in read], [v.meters for _, v in read]]
+    nanos = [Decimal(v.nanos) for _, v in read]
+    written = await driver.fetch(
+        update_many_unless_changed(tuple(columns)), *values, *versions, nanos
+    )
+    saved = {(row["tenant_id"], row["id"]) for row in written}
+    return [(session.tenant_id, session.id) in saved for session, _ in read]
+
+
+@cache
+def update_many_unless_changed(columns: tuple[str, ...]) -> str:
+    """`save_many_unless_changed`'s statement: the sessions' tenant ids $1, ids $2, `columns`
+    from $3, then their Versions' row and meters as arrays."""
+    given = ("tenant_id", "id", *columns)
+    version = len(given) + 1
+    typed = (f"${version}::bigint[]", f"${version + 1}::bigint[]", f"${version + 2}::numeric[]")
+    arrays = unnest(sessions, given, 1, typed)
+    unchanged = (
+        "s.xmin::text::bigint = v.row_version"
+        " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
+        " WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) = (v.meters, v.nanos)"
+    )
+    return (
+        f"WITH v AS (SELECT * FROM {arrays} AS v({', '.join(given)}, row_version, meters, nanos)),"
+        " free AS MATERIALIZED (SELECT s.tenant_id, s.id FROM sessions s JOIN v USING (tenant_id, id)"
+        " WHERE s.xmin::text::bigint = v.row_version ORDER BY s.tenant_id, s.id"
+        " FOR UPDATE OF s SKIP LOCKED)"
+        f" UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
+        " FROM v JOIN free USING (tenant_id, id)"
+        f" WHERE s.tenant_id = v.tenant_id AND s.id = v.id AND {unchanged}"
+        " RETURNING s.tenant_id, s.id"
+    )
 
 
 def save_values(

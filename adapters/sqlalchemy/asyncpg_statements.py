@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import String, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -43,8 +43,13 @@ async def asyncpg_transaction(engine: AsyncEngine) -> AsyncIterator[Driver]:
 
 
 def _type_of(table: Table, column: str) -> str:
+    """The column's type as a cast names it, a string's without its length: a cast to
+    varchar(200) cuts a longer value to 200 characters, where the column refuses it."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    return str(table.c[column].type.compile(dialect=dialect))
+    kind = table.c[column].type
+    if isinstance(kind, String):
+        kind = String()
+    return str(kind.compile(dialect=dialect))
 
 
 def json_rows(table: Table, columns: Sequence[str], n: int) -> str:
@@ -64,8 +69,8 @@ def parameters(table: Table, columns: Sequence[str], first: int) -> str:
     )
 
 
-def unnest(table: Table, columns: Sequence[str], first: int) -> str:
+def unnest(table: Table, columns: Sequence[str], first: int, more: Sequence[str] = ()) -> str:
     """`unnest($first::type[], …)`: rows passed as one array parameter per column, each array
-    of the column's own type."""
+    of the column's own type; then the `more` arrays, as written (`$9::bigint[]`)."""
     arrays = (f"${n}::{_type_of(table, column)}[]" for n, column in enumerate(columns, start=first))
-    return f"unnest({', '.join(arrays)})"
+    return f"unnest({', '.join((*arrays, *more))})"

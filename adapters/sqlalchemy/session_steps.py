@@ -23,10 +23,6 @@ class SessionRows(Protocol):
 
     async def read(self, tenant_id: str, session_id: str) -> Session | None: ...
 
-    async def insert(self, session: Session) -> bool:
-        """Store a new session; False (nothing stored) if its id is taken."""
-        ...
-
     async def save(
         self, changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]
     ) -> None:
@@ -59,9 +55,6 @@ class _AsyncpgRows(SessionRows):
     async def read(self, tenant_id: str, session_id: str) -> Session | None:
         return await asyncpg_sessions.read(self._driver, tenant_id, session_id)
 
-    async def insert(self, session: Session) -> bool:
-        return await asyncpg_sessions.insert(self._driver, session)
-
     async def save(
         self, changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]
     ) -> None:
@@ -78,9 +71,6 @@ class _SqliteRows(SessionRows):
 
     async def read(self, tenant_id: str, session_id: str) -> Session | None:
         return sqlite_sessions.read_one(self._connection, tenant_id, session_id)
-
-    async def insert(self, session: Session) -> bool:
-        return sqlite_sessions.insert(self._connection, session)
 
     async def save(
         self, changed: Sequence[Session], columns: Sequence[str], usage: Mapping[str, Usage]

@@ -6,17 +6,24 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sqlalchemy import asyncpg_sessions, asyncpg_time_outs, sqlite_time_outs
+from adapters.sqlalchemy import (
+    asyncpg_sessions,
+    asyncpg_time_outs,
+    sqlite_sessions,
+    sqlite_time_outs,
+)
 from adapters.sqlalchemy.asyncpg_statements import Driver, asyncpg_connection
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
+from adapters.sqlalchemy.grouped_sessions import GroupedSessions
 from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.ledger_rows import settlement_records
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
+from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread
 from adapters.sqlalchemy.tables import sessions
 from adapters.sqlalchemy.time_outs import TimeOut
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
@@ -45,10 +52,15 @@ class SqlSessionRepository(SessionRepository):
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
         self._sqlite = engine.dialect.name == "sqlite"
+        self._grouped = None if self._sqlite else GroupedSessions(driver_engine)
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         if limit is None:  # the lifecycle's hot path
-            return await on_connection(self._driver, lambda rows: rows.insert(session), writes=True)
+            if self._grouped is not None:
+                return await self._grouped.insert(session)
+            return await on_sqlite_thread(
+                self._driver, lambda c: sqlite_sessions.insert(c, session), writes=True
+            )
         stmt = insert(self._engine, sessions).values(to_row(session)).on_conflict_do_nothing()
         async with self._engine.begin() as conn:
             await serialise(conn, session.tenant_id, limit.subject_id, limit.resource_id)
@@ -144,8 +156,10 @@ class SqlSessionRepository(SessionRepository):
                 await rows.save([session], LIFE_CHANGES, {})
             return session
 
-        if not self._sqlite:
-            written = await self._unless_changed(tenant_id, session_id, decided, LIFE_CHANGES, {})
+        if self._grouped is not None:
+            written = await self._unless_changed(
+                self._grouped, tenant_id, session_id, decided, LIFE_CHANGES, {}
+            )
             if written is not None:
                 return written
         return await in_transaction(self._driver, changed)
@@ -174,9 +188,9 @@ class SqlSessionRepository(SessionRepository):
                 await rows.save([session], END_CHANGES, {session_id: exit.usage})
             return outcome
 
-        if not self._sqlite:
+        if self._grouped is not None:
             written = await self._unless_changed(
-                tenant_id, session_id, decided, END_CHANGES, exit.usage, charge
+                self._grouped, tenant_id, session_id, decided, END_CHANGES, exit.usage, charge
             )
             if written is not None:
                 return written
@@ -184,6 +198,7 @@ class SqlSessionRepository(SessionRepository):
 
     async def _unless_changed(
         self,
+        grouped: GroupedSessions,
         tenant_id: str,
         session_id: str,
         decided: Callable[[Session], tuple[Outcome, bool]],
@@ -206,9 +221,20 @@ class SqlSessionRepository(SessionRepository):
 
         A LiveKit track's seconds reach the meters in a statement that writes the session's row
         too (TrackLog.record), and the meters' fingerprint in the Version catches usage added
-        to them without one."""
+        to them without one.
+
+        A change that adds no usage and settles no charge (most of them) is read and written in
+        statements grouped with concurrent requests' (grouped_sessions)."""
+        rated = charge is not None and bool(charge.rates)
+        if not rated and not usage:
+            read = await grouped.read((tenant_id, session_id))
+            if read is None:
+                return None
+            outcome, write = decided(read[0])
+            if write and not await grouped.save(columns)(read):
+                return None
+            return outcome
         async with asyncpg_connection(self._driver) as driver:
-            rated = charge is not None and bool(charge.rates)
             read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id, rated)
             if read is None:
                 return None

@@ -271,8 +271,10 @@ async def test_the_hot_paths_recover_from_connections_the_database_dropped(
     before) with a storage error, and is opened again by the next that takes it. Whether a
     SQLAlchemy statement found its own pool's dropped first or not, the service comes back."""
     on_postgresql(storage_url)
-    # Several idle connections in the pool, each of which the database will have dropped.
+    # Several idle connections in the pool, each of which the database will have dropped (reads
+    # at once: concurrent starts share one statement, so one connection).
     sessions = await asyncio.gather(*(stored_session(storage, tenant) for _ in range(5)))
+    await asyncio.gather(*(storage.sessions.get(tenant.id, s.id) for s in sessions))
     pool = storage.driver_engine.sync_engine.pool
     assert pool.checkedin() >= 2
     await _connections_dropped_by_the_database(storage_url)

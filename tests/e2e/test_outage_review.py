@@ -83,8 +83,12 @@ def refused_while_hung(
         time.sleep(2)  # the background jobs meet the hung store meanwhile
     for taken, answer in answers:
         refused_in_time(taken, answer, within)
-    assert sent_again(lambda: start(app, s2)).status_code == 201
-    assert sent_again(lambda: app.post("/v1/events/batch", json=events)).json()["inserted"] == 3
+    # A write given up on may still be done once the store answers (it was on its way): sent
+    # again, it is then answered as the one stored. Either way it is stored once.
+    assert sent_again(lambda: start(app, s2)).status_code in (200, 201)
+    batch = sent_again(lambda: app.post("/v1/events/batch", json=events)).json()
+    assert (batch["inserted"] + batch["duplicates"], batch["failed"]) == (3, 0)
+    assert app.get(f"/v1/sessions/{s1}").json()["event_count"] == 3
     assert httpx.get(f"{base_url}/health").status_code == 200
 
 

@@ -1,0 +1,180 @@
+"""Concurrent starts and exits: each answered as if it had been alone. On PostgreSQL the
+lifecycle's statements of concurrent requests go to the database grouped
+(adapters.sqlalchemy.statement_groups); these hold the group to its promises: one statement for
+many members, a member never answered for another of its key, a member the database refuses
+refused alone, a member locked by another writer holding up none of the others, a member whose
+request is cancelled leaving the others answered."""
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+
+from application.storage import StorageError
+from domain.session import Exit, Session, SessionStatus
+from domain.tenants import Tenant
+from tests.contract.builders import NOW, OPEN, a_session, add_tenant, at, stored_session
+from tests.contract.test_sqlalchemy_specifics import (
+    _connections_dropped_by_the_database,
+    on_postgresql,
+)
+
+pytestmark = pytest.mark.anyio
+STARTS = 40
+
+
+def exit_at(minutes: float) -> Exit:
+    return Exit(at=at(minutes))
+
+
+async def close(storage: Any, session: Session, minutes: float = 1) -> Any:
+    return await storage.sessions.close(
+        session.tenant_id, session.id, exit_at(minutes), frozenset(), NOW, OPEN
+    )
+
+
+async def versions_of(storage_url: str, sessions: list[Session]) -> set[int]:
+    """The transactions that last wrote these sessions' rows (PostgreSQL's xmin)."""
+    connection = await asyncpg.connect(storage_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT xmin::text::bigint AS x FROM sessions WHERE id = ANY($1::varchar[])",
+            [s.id for s in sessions],
+        )
+    finally:
+        await connection.close()
+    assert len(rows) == len(sessions)
+    return {row["x"] for row in rows}
+
+
+async def test_starts_and_exits_at_once_each_answered_as_if_alone(
+    storage: Any, tenant: Tenant, storage_url: str
+) -> None:
+    """Forty starts at once, each of five ids started twice: every id stored once, one of its
+    two starts answered "stored" and the other "taken". Then every session ended twice at once:
+    each ended once, the other exit a replay of it."""
+    sessions = [a_session(tenant) for _ in range(STARTS - 5)]
+    starts = [*sessions, *sessions[:5]]
+    stored = await asyncio.gather(*(storage.sessions.add(s) for s in starts))
+
+    for n, session in enumerate(sessions):
+        answers = [a for s, a in zip(starts, stored, strict=True) if s.id == session.id]
+        assert sorted(answers) == ([False, True] if n < 5 else [True])
+
+    exits = await asyncio.gather(*(close(storage, s) for s in [*sessions, *sessions]))
+    for session in sessions:
+        closings = [c for s, c in exits if s.id == session.id]
+        assert sorted(c.changed for c in closings) == [False, True]
+    for session in sessions:
+        found = await storage.sessions.get(tenant.id, session.id)
+        assert (found.status, found.ended_at) == (SessionStatus.COMPLETED, at(1))
+
+    if storage_url.startswith("postgresql"):  # grouped: fewer transactions than requests
+        assert len(await versions_of(storage_url, sessions)) < len(sessions)
+
+
+async def test_starts_of_several_tenants_at_once_are_each_their_tenants(
+    storage: Any, tenant: Tenant
+) -> None:
+    """One id started at once by two tenants: two sessions, one each, both stored."""
+    other = await add_tenant(storage, "other")
+    mine, theirs = a_session(tenant), a_session(other)
+    theirs.id = mine.id
+    stored = await asyncio.gather(storage.sessions.add(mine), storage.sessions.add(theirs))
+    assert list(stored) == [True, True]
+    (_, closed), (_, too) = await asyncio.gather(close(storage, mine, 2), close(storage, theirs, 3))
+    assert closed.changed and too.changed
+    assert (await storage.sessions.get(tenant.id, mine.id)).ended_at == at(2)
+    assert (await storage.sessions.get(other.id, mine.id)).ended_at == at(3)
+
+
+async def test_a_start_the_database_refuses_fails_alone(
+    storage: Any, tenant: Tenant, storage_url: str
+) -> None:
+    """A row PostgreSQL refuses (a resource id longer than its column) among starts sent at
+    once: that start fails with a storage error, every other is stored."""
+    on_postgresql(storage_url)
+    sessions = [a_session(tenant) for _ in range(10)]
+    sessions[4].resource_id = "r" * 300
+    answers = await asyncio.gather(
+        *(storage.sessions.add(s) for s in sessions), return_exceptions=True
+    )
+    assert isinstance(answers[4], StorageError)
+    assert answers[:4] + answers[5:] == [True] * 9
+    assert await storage.sessions.get(tenant.id, sessions[4].id) is None
+
+
+async def test_a_session_another_writer_holds_holds_up_no_other_exit(
+    storage: Any, tenant: Tenant, storage_url: str
+) -> None:
+    """Five sessions ended at once while another transaction holds one of them locked: the four
+    others are answered while the lock is held; the fifth once it is released, ended."""
+    on_postgresql(storage_url)
+    sessions = [await stored_session(storage, tenant) for _ in range(5)]
+    holder = await asyncpg.connect(storage_url)
+    try:
+        locked = holder.transaction()
+        await locked.start()
+        await holder.execute(
+            "SELECT 1 FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            tenant.id,
+            sessions[0].id,
+        )
+        exits = [asyncio.ensure_future(close(storage, s)) for s in sessions]
+        others = await asyncio.wait_for(asyncio.gather(*exits[1:]), timeout=30)
+        assert all(closing.changed for _, closing in others)
+        assert not exits[0].done()
+        await locked.commit()
+        _, closing = await asyncio.wait_for(exits[0], timeout=30)
+    finally:
+        await holder.close()
+    assert closing.changed
+    assert (await storage.sessions.get(tenant.id, sessions[0].id)).ended_at == at(1)
+
+
+async def test_starts_whose_requests_are_cancelled_leave_the_others_answered(
+    storage: Any, tenant: Tenant
+) -> None:
+    """Starts at once, two of whose requests go away (their tasks cancelled): one while it
+    waits to be sent, one while its statement is on its way. Every other start is stored and
+    answered."""
+    sessions = [a_session(tenant) for _ in range(12)]
+    starts = [asyncio.ensure_future(storage.sessions.add(s)) for s in sessions]
+    await asyncio.sleep(0)
+    starts[7].cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    starts[3].cancel()
+    answers = await asyncio.gather(*starts, return_exceptions=True)
+    for cancelled in (3, 7):
+        assert answers[cancelled] is True or isinstance(answers[cancelled], asyncio.CancelledError)
+    others = [n for n in range(12) if n not in (3, 7)]
+    assert [answers[n] for n in others] == [True] * 10
+    for n in others:
+        assert await storage.sessions.get(tenant.id, sessions[n].id) is not None
+
+
+async def test_starts_on_connections_the_database_dropped_fail_and_are_stored_when_retried(
+    storage: Any, tenant: Tenant, storage_url: str
+) -> None:
+    """The database drops every connection (a restart); starts sent at once then fail with a
+    storage error (none hangs), or are stored; each failed one, sent again, is stored."""
+    on_postgresql(storage_url)
+    warm = [await stored_session(storage, tenant) for _ in range(3)]
+    await asyncio.gather(*(storage.sessions.get(tenant.id, s.id) for s in warm))
+    await _connections_dropped_by_the_database(storage_url)
+
+    sessions = [a_session(tenant) for _ in range(10)]
+    left = sessions
+    for _ in range(storage.driver_engine.sync_engine.pool.size() + 1):
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(storage.sessions.add(s) for s in left), return_exceptions=True), 30
+        )
+        assert all(a is True or isinstance(a, StorageError) for a in answers), answers
+        left = [s for s, a in zip(left, answers, strict=True) if a is not True]
+        if not left:
+            break
+    assert not left
+    for session in sessions:
+        assert await storage.sessions.get(tenant.id, session.id) is not None
