@@ -32,16 +32,14 @@ _READ = (
     "{balance} FROM sessions s WHERE {which}"
 )
 _ONE = "s.tenant_id = $1 AND s.id = $2"
+_BALANCE = f", {kept_balance('s.tenant_id', 's.subject_id')} AS balance"
 READ_ONE = _READ.format(balance="", which=_ONE)
 # Also with its subject's balance: for a close that may settle its charge in its write.
-READ_WITH_BALANCE = _READ.format(
-    balance=f", {kept_balance('s.tenant_id', 's.subject_id')} AS balance", which=_ONE
-)
+READ_WITH_BALANCE = _READ.format(balance=_BALANCE, which=_ONE)
 # Several sessions of any tenants: their tenant ids $1, their ids $2 (statement_groups).
-READ_MANY = _READ.format(
-    balance="",
-    which="(s.tenant_id, s.id) IN (SELECT * FROM unnest($1::varchar[], $2::varchar[]))",
-)
+_MANY = "(s.tenant_id, s.id) IN (SELECT * FROM unnest($1::varchar[], $2::varchar[]))"
+READ_MANY = _READ.format(balance="", which=_MANY)
+READ_MANY_WITH_BALANCE = _READ.format(balance=_BALANCE, which=_MANY)
 # Locked in id order, so that writers locking several sessions never deadlock; with the meters
 # of those among $3. A statement that waited for the lock sees the locked rows as the writer
 # before it left them, but other tables as of its own start (READ COMMITTED re-reads only the rows
@@ -117,37 +115,44 @@ class Version:
 
 
 async def read_versioned(
-    driver: Driver, tenant_id: str, session_id: str, with_balance: bool = False
+    driver: Driver,
+    tenant_id: str,
+    session_id: str,
+    with_balance: bool = False,
+    gaps: bool = True,
 ) -> tuple[Session, Version] | None:
-    """The session of this id, with usage and gaps, and its Version (`with_balance`: with its
-    subject's balance); or None."""
+    """The session of this id, with usage and gaps (unless told not to: `add_gaps`), and its
+    Version (`with_balance`: with its subject's balance); or None."""
     rows = await driver.fetch(
         READ_WITH_BALANCE if with_balance else READ_ONE, tenant_id, session_id
     )
-    return await _versioned(driver, rows[0], with_balance) if rows else None
+    return await _versioned(driver, rows[0], with_balance, gaps) if rows else None
 
 
 async def read_many(
-    driver: Driver, keys: Sequence[tuple[str, str]]
+    driver: Driver, keys: Sequence[tuple[str, str]], with_balance: bool = False
 ) -> list[tuple[Session, Version] | None]:
-    """`read_versioned` of several sessions, each by its (tenant id, id), in one statement."""
+    """`read_versioned` of several sessions, each by its (tenant id, id), in one statement,
+    without their gaps: finding them is each session's own statement (`add_gaps`)."""
     tenant_ids, ids = zip(*keys, strict=True)
-    rows = await driver.fetch(READ_MANY, list(tenant_ids), list(ids))
+    statement = READ_MANY_WITH_BALANCE if with_balance else READ_MANY
+    rows = await driver.fetch(statement, list(tenant_ids), list(ids))
     found = {(row["tenant_id"], row["id"]): row for row in rows}
     return [
-        None if (row := found.get(key)) is None else await _versioned(driver, row) for key in keys
+        None if (row := found.get(key)) is None else await _versioned(driver, row, with_balance)
+        for key in keys
     ]
 
 
 async def _versioned(
-    driver: Driver, row: Any, with_balance: bool = False
+    driver: Driver, row: Any, with_balance: bool = False, gaps: bool = False
 ) -> tuple[Session, Version]:
     meters = row["meters"] or ()
     balance = int(row["balance"]) if with_balance else None  # numeric: a Decimal
     version = Version(
         row["row_version"], len(meters), sum(nanos for _, nanos, _ in meters), balance
     )
-    return (await _loaded(driver, [row]))[row["id"]], version
+    return (await _loaded(driver, [row], gaps))[row["id"]], version
 
 
 async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dict[str, Session]:
@@ -156,10 +161,16 @@ async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dic
         session = found[row["id"]] = from_row(SimpleNamespace(**row))
         meters = row.get("meters") or ()
         session.usage = {meter: from_nanos(nanos, decimal) for meter, nanos, decimal in meters}
-        if gaps and row["event_count"] < row["max_sequence_no"]:
-            bound = gaps_bound(session)
-            with_gaps(session, await driver.fetch(GAPS, row["tenant_id"], row["id"], bound))
+        if gaps:
+            await add_gaps(driver, session)
     return found
+
+
+async def add_gaps(driver: Driver, session: Session) -> None:
+    """Give the session its gaps, if it has any (finding them reads its events)."""
+    if session.event_count < session.max_sequence_no:
+        bound = gaps_bound(session)
+        with_gaps(session, await driver.fetch(GAPS, session.tenant_id, session.id, bound))
 
 
 def _bound(row: Mapping[str, Any], column: str) -> Any:

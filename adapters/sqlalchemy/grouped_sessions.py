@@ -1,15 +1,16 @@
 """The session lifecycle's hottest statements on PostgreSQL, each sent grouped with concurrent
 requests' of its kind (statement_groups): a start's INSERT, an exit's or a sign of life's read
-and its write guarded by what was read."""
+(with its subject's balance, for an exit that may settle a charge), and its write guarded by
+what was read when it adds no usage and settles no charge."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_sessions import Version
-from adapters.sqlalchemy.asyncpg_statements import Driver
+from adapters.sqlalchemy.asyncpg_statements import Driver, asyncpg_connection
 from adapters.sqlalchemy.statement_groups import StatementGroup
 from domain.session import Session
 
@@ -23,29 +24,51 @@ class GroupedSessions:
         self.insert = StatementGroup(
             engine, asyncpg_sessions.insert, asyncpg_sessions.insert_many, _session_key
         )
-        self.read = StatementGroup(engine, _read_one, asyncpg_sessions.read_many, _itself)
+        self._reads = {
+            with_balance: StatementGroup(
+                engine,
+                partial(_read_one, with_balance=with_balance),
+                partial(asyncpg_sessions.read_many, with_balance=with_balance),
+                _itself,
+            )
+            for with_balance in (False, True)
+        }
         self._saves: dict[tuple[str, ...], StatementGroup[Read, bool]] = {}
 
+    async def read(self, key: Key, with_balance: bool = False) -> Read | None:
+        """The session with usage and gaps, and its Version (`with_balance`: with its subject's
+        balance). Its gaps are found apart, on a connection of its own: that statement is the
+        session's alone, and whatever becomes of it must not become the group's."""
+        read = await self._reads[with_balance](key)
+        if read is not None and read[0].event_count < read[0].max_sequence_no:
+            async with asyncpg_connection(self._engine) as driver:
+                await asyncpg_sessions.add_gaps(driver, read[0])
+        return read
+
     def save(self, columns: Sequence[str]) -> StatementGroup[Read, bool]:
-        """The writes of these columns (and no usage) guarded by what was read."""
+        """The writes of these columns (and no usage) guarded by what was read. Even alone,
+        each is written as a group's are: one another writer holds locked is not written but
+        left to the caller, not waited for while others wait behind it."""
         key = tuple(columns)
         if key not in self._saves:
+            many = partial(asyncpg_sessions.save_many_unless_changed, columns=key)
             self._saves[key] = StatementGroup(
-                self._engine,
-                partial(_save_one, columns=key),
-                partial(asyncpg_sessions.save_many_unless_changed, columns=key),
-                _read_key,
+                self._engine, partial(_alone, many=many), many, _read_key
             )
         return self._saves[key]
 
 
-async def _read_one(driver: Driver, key: Key) -> Read | None:
-    return await asyncpg_sessions.read_versioned(driver, *key)
+async def _read_one(driver: Driver, key: Key, with_balance: bool) -> Read | None:
+    return await asyncpg_sessions.read_versioned(driver, *key, with_balance, gaps=False)
 
 
-async def _save_one(driver: Driver, read: Read, columns: tuple[str, ...]) -> bool:
-    session, version = read
-    return await asyncpg_sessions.save_unless_changed(driver, session, version, columns, {})
+async def _alone(
+    driver: Driver,
+    read: Read,
+    many: Callable[[Driver, Sequence[Read]], Awaitable[Sequence[bool]]],
+) -> bool:
+    (written,) = await many(driver, [read])
+    return written
 
 
 def _session_key(session: Session) -> Key:

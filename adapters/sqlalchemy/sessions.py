@@ -27,7 +27,7 @@ from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread
 from adapters.sqlalchemy.tables import sessions
 from adapters.sqlalchemy.time_outs import TimeOut
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
-from domain.charging import ChargeOnClose
+from domain.charging import ChargeOnClose, Settled
 from domain.errors import NotFound
 from domain.plans import SessionLimit
 from domain.session import (
@@ -223,27 +223,22 @@ class SqlSessionRepository(SessionRepository):
         too (TrackLog.record), and the meters' fingerprint in the Version catches usage added
         to them without one.
 
-        A change that adds no usage and settles no charge (most of them) is read and written in
+        The read, and a write that adds no usage and settles no charge (most of them), go in
         statements grouped with concurrent requests' (grouped_sessions)."""
         rated = charge is not None and bool(charge.rates)
-        if not rated and not usage:
-            read = await grouped.read((tenant_id, session_id))
-            if read is None:
-                return None
-            outcome, write = decided(read[0])
-            if write and not await grouped.save(columns)(read):
-                return None
+        read = await grouped.read((tenant_id, session_id), with_balance=rated)
+        if read is None:
+            return None
+        session, version = read
+        outcome, write = decided(session)
+        if not write:
             return outcome
+        settled = _settled(session, version, charge)
+        if settled is None and not usage:
+            return outcome if await grouped.save(columns)(read) else None
         async with asyncpg_connection(self._driver) as driver:
-            read = await asyncpg_sessions.read_versioned(driver, tenant_id, session_id, rated)
-            if read is None:
-                return None
-            session, version = read
-            outcome, write = decided(session)
-            if not write:
-                return outcome
-            if charge is not None and await _written_with_charge(
-                driver, session, version, columns, usage, charge
+            if settled is not None and await _written_with_charge(
+                driver, session, version, columns, usage, settled
             ):
                 return outcome
             if not await asyncpg_sessions.save_unless_changed(
@@ -302,27 +297,36 @@ class SqlSessionRepository(SessionRepository):
         return await load(conn, (await conn.execute(query)).all())
 
 
+def _settled(
+    session: Session, version: asyncpg_sessions.Version, charge: ChargeOnClose | None
+) -> tuple[Settled, datetime] | None:
+    """What the close of `session` (as decided; read at `version`, with its subject's balance)
+    settles in its write (ChargeOnClose.settlement), and when; None when it has none to settle
+    here."""
+    if charge is None or version.balance is None:
+        return None
+    settled = charge.settlement(session, version.balance)
+    return None if settled is None else (settled, charge.at)
+
+
 async def _written_with_charge(
     driver: Driver,
     session: Session,
     version: asyncpg_sessions.Version,
     columns: Sequence[str],
     usage: Usage,
-    charge: ChargeOnClose,
+    settled: tuple[Settled, datetime],
 ) -> bool:
-    """Whether the close of `session` (as decided; read at `version`, with its subject's
-    balance) was written with its first charge settled (ChargeOnClose.settlement); the session
-    then takes the charge. False when it has none to settle here, or the write's guards did not
-    hold (asyncpg_sessions.save_unless_changed): nothing was written."""
-    settled = None if version.balance is None else charge.settlement(session, version.balance)
-    if settled is None:
-        return False
-    records = settlement_records(settled.settlement, session, charge.at)
+    """Whether the close of `session` was written with its first charge `settled`; the session
+    then takes the charge. False when the write's guards did not hold
+    (asyncpg_sessions.save_unless_changed): nothing was written."""
+    settlement, at = settled
+    records = settlement_records(settlement.settlement, session, at)
     if not await asyncpg_sessions.save_unless_changed(
-        driver, settled.settled_session(), version, _with_charge(tuple(columns)), usage, records
+        driver, settlement.settled_session(), version, _with_charge(tuple(columns)), usage, records
     ):
         return False
-    session.settle(settled.charge)
+    session.settle(settlement.charge)
     return True
 
 

@@ -11,10 +11,13 @@ No request waits for a group to fill. A request's statement goes at once if fewe
 takes them all. A lone request is sent alone, as its plain statement.
 
 Each statement is atomic on its own, and so is a group's: every member's row is written or
-none is. A group that fails for a reason of the database's (one member's row refused) is sent
-again member by member, so that each gets its own answer; one that fails for want of an answer
-(the statement given up, the connection broken) fails each of its members, as their own
-statements would have. Two members of one key (two requests for one session) never share a
+none is. A group refused with its connection still usable (one member's row refused by the
+database, or one of its values that cannot be sent) is sent again member by member, so that
+each gets its own answer; one that fails for want of an answer (the statement given up, the
+connection broken) fails each of its members, as their own statements would have. A group's
+statement is all it sends: what is a member's alone (finding a session's gaps) goes apart, and a
+statement that would wait for a row another writer holds skips it instead (its member is then
+written the locked way), so that no member holds up the others. Two members of one key (two requests for one session) never share a
 group: one statement would answer both as if each alone had written.
 """
 
@@ -23,10 +26,10 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.asyncpg_statements import Driver, asyncpg_connection
+from adapters.sqlalchemy.engine import given_up
 
 Member = TypeVar("Member")
 Answer = TypeVar("Answer")
@@ -111,7 +114,7 @@ class StatementGroup(Generic[Member, Answer]):
             self._settle(group[0], await _answered(self.one(driver, group[0].member), driver))
             return
         outcome = await _answered(self.many(driver, [w.member for w in group]), driver)
-        if isinstance(outcome, asyncpg.PostgresError):  # each its own answer, its own error
+        if isinstance(outcome, Exception):  # each its own answer, its own error
             for waiting in group:
                 self._settle(waiting, await _answered(self.one(driver, waiting.member), driver))
         else:
@@ -134,14 +137,13 @@ class StatementGroup(Generic[Member, Answer]):
                 waiting.answer.set_exception(error)
 
 
-async def _answered(
-    statement: Awaitable[Outcome], driver: Driver
-) -> Outcome | asyncpg.PostgresError:
-    """The statement's outcome, or the database's error refusing it; any other error (no
-    answer: the statement given up, the connection broken) is raised."""
+async def _answered(statement: Awaitable[Outcome], driver: Driver) -> Outcome | Exception:
+    """The statement's outcome, or the error that refused it with the connection still usable
+    (the database's, or one of a member's values that cannot be sent); an error that leaves no
+    usable connection (the statement given up, the connection broken) is raised."""
     try:
         return await statement
-    except asyncpg.PostgresError as error:
-        if driver.is_closed():
+    except Exception as error:
+        if driver.is_closed() or given_up(error):
             raise
         return error
