@@ -1,0 +1,114 @@
+"""The lifecycle's grouped statements (adapters/sqlalchemy/statement_groups.py) as they run: a
+real server on PostgreSQL, its background jobs on, many clients at once starting, beating and
+ending sessions of now, each start and each exit sent twice at once (a retry racing its
+original, a beacon racing a fetch), and all leaving together as a webinar ends. Every session is
+stored once, beats until its end, ends once; every second send is answered as the first; and
+the database was sent fewer writes than the clients made (the grouping is on)."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import Databases, run_async
+from tests.e2e.outages import JOBS
+from tests.e2e.serving import serving, tenant_with_keys
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 24
+BEATS = 3
+
+
+@pytest.fixture
+def postgres_storage_url(databases: Databases) -> Iterator[str]:
+    with databases.fresh("postgresql") as url:
+        yield url
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def sent_at_once(base_url: str, key: str, posts: list[tuple[str, Any]]) -> list[Any]:
+    """Each POST on a connection of its own, all written before any answer is read (an HTTP
+    client library spends longer on a request than the server's statement takes, and the
+    requests would arrive one by one): the status and JSON body of each."""
+    host, port = base_url.removeprefix("http://").split(":")
+    opened = [await asyncio.open_connection(host, int(port)) for _ in posts]
+    for (path, body), (_, writer) in zip(posts, opened, strict=True):
+        content = json.dumps(body).encode()
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(content)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + content
+        )
+    answers = []
+    for reader, writer in opened:
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        writer.close()
+        answers.append((int(head.split()[1]), json.loads(body)))
+    return answers
+
+
+async def the_webinar(base_url: str, key: str) -> dict[str, Any]:
+    """CLIENTS sessions each started twice at once, all at once; each beaten BEATS times; all
+    ended at once, each twice (a beacon and a fetch): the answers of each step."""
+    ids = [str(uuid.uuid4()) for _ in range(CLIENTS)]
+    starts = [
+        ("/v1/sessions", {"id": i, "kind": "webinar", "resource_id": "hall", "subject_id": i})
+        for i in ids
+    ]
+    answers = {"starts": await sent_at_once(base_url, key, starts + starts)}
+    beats: list[tuple[str, Any]] = [(f"/v1/sessions/{i}/heartbeat", {}) for i in ids]
+    answers["beats"] = [await sent_at_once(base_url, key, beats) for _ in range(BEATS)]
+    exits = [(f"/v1/sessions/{i}/exit", {"at": now()}) for i in ids]
+    answers["exits"] = await sent_at_once(base_url, key, exits + exits)
+    answers["ids"] = ids
+    return answers
+
+
+async def writers_of(storage_url: str, ids: list[str]) -> set[int]:
+    """The transactions that wrote these sessions' rows last (PostgreSQL's xmin)."""
+    connection = await asyncpg.connect(storage_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT xmin::text::bigint AS x FROM sessions WHERE id = ANY($1::varchar[])", ids
+        )
+    finally:
+        await connection.close()
+    return {row["x"] for row in rows}
+
+
+def test_many_clients_at_once_each_start_beat_and_end_once(
+    tmp_path: Path, postgres_storage_url: str
+) -> None:
+    key = tenant_with_keys(postgres_storage_url, "acme", ["app"])["app"]
+    with serving(tmp_path, storage_url=postgres_storage_url, **JOBS) as server:
+        webinar = asyncio.run(the_webinar(server.base_url, key))
+        with httpx.Client(base_url=server.base_url, headers={"X-API-Key": key}) as app:
+            stored = [app.get(f"/v1/sessions/{i}").json() for i in webinar["ids"]]
+
+    for n, session in enumerate(stored):
+        first, again = webinar["starts"][n], webinar["starts"][n + CLIENTS]
+        assert sorted((first[0], again[0])) == [200, 201], (first, again)
+        assert first[1] == again[1]
+        beats = [each[n] for each in webinar["beats"]]
+        assert [status for status, _ in beats] == [200] * BEATS, beats
+        ended, replayed = webinar["exits"][n], webinar["exits"][n + CLIENTS]
+        assert (ended[0], replayed[0]) == (200, 200), (ended, replayed)
+        assert ended[1] == replayed[1]
+        assert session["status"] == "completed", session
+        assert session["ended_at"] == ended[1]["ended_at"]
+        assert session["last_seen_at"] >= beats[-1][1]["last_seen_at"]
+
+    writers = run_async(lambda: writers_of(postgres_storage_url, webinar["ids"]))
+    assert len(writers) < CLIENTS
