@@ -8,7 +8,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from adapters.sqlalchemy.asyncpg_settlements import records_inserted
+from adapters.sqlalchemy.asyncpg_settlements import records_inserted, records_of_members
 from adapters.sqlalchemy.asyncpg_statements import Driver, unnest
 from adapters.sqlalchemy.engine import json_text
 from adapters.sqlalchemy.ledger_rows import Record
@@ -243,44 +243,70 @@ async def save_unless_changed(
 
 
 async def save_many_unless_changed(
-    driver: Driver, read: Sequence[tuple[Session, Version]], columns: Sequence[str]
+    driver: Driver,
+    read: Sequence[tuple[Session, Version]],
+    columns: Sequence[str],
+    records: Sequence[Sequence[Record]] | None = None,
 ) -> list[bool]:
-    """`save_unless_changed` of several sessions (of any tenants) with no usage and no
-    settlement, in one statement: whether each was written. A session another writer holds
-    locked is not (its member is then written alone): waiting for it would hold up the group."""
+    """`save_unless_changed` of several sessions (of any tenants, and of as many subjects) with
+    no usage, in one statement: whether each was written. A session another writer holds
+    locked is not (its member is then written alone): waiting for it would hold up the group.
+
+    With each session's settlement `records` (all of one shape; its subject's balance read with
+    it): written, its records included, only if also its subject's ledger lock is free and its
+    balance still the one read (as save_unless_changed)."""
     rows = [to_row(session) for session, _ in read]
     values = [[_bound(row, c) for row in rows] for c in ("tenant_id", "id", *columns)]
-    versions = [[v.row for _, v in read], [v.meters for _, v in read]]
-    nanos = [Decimal(v.nanos) for _, v in read]
-    written = await driver.fetch(
-        update_many_unless_changed(tuple(columns)), *values, *versions, nanos
-    )
-    saved = {(row["tenant_id"], row["id"]) for row in written}
+    versions: list[list[Any]] = [[v.row for _, v in read], [v.meters for _, v in read]]
+    versions.append([Decimal(v.nanos) for _, v in read])
+    shape = None
+    if records is not None:
+        shape = shape_of(records[0])
+        versions.append([v.balance for _, v in read])
+        for slot, (_, slot_columns) in enumerate(shape):
+            for column in slot_columns:
+                values_of = [member[slot][1][column] for member in records]
+                versions.append(values_of)
+    statement = update_many_unless_changed(tuple(columns), shape)
+    saved = {
+        (row["tenant_id"], row["id"]) for row in await driver.fetch(statement, *values, *versions)
+    }
     return [(session.tenant_id, session.id) in saved for session, _ in read]
 
 
 @cache
-def update_many_unless_changed(columns: tuple[str, ...]) -> str:
+def update_many_unless_changed(columns: tuple[str, ...], settled: Shape | None = None) -> str:
     """`save_many_unless_changed`'s statement: the sessions' tenant ids $1, ids $2, `columns`
-    from $3, then their Versions' row and meters as arrays."""
+    from $3, then their Versions' row and meters as arrays; with `settled` (the shape of each
+    member's settlement records), their balances read, then each record's columns, member by
+    member."""
     given = ("tenant_id", "id", *columns)
-    version = len(given) + 1
-    typed = (f"${version}::bigint[]", f"${version + 1}::bigint[]", f"${version + 2}::numeric[]")
-    arrays = unnest(sessions, given, 1, typed)
+    n = len(given) + 1
+    typed = [f"${n}::bigint[]", f"${n + 1}::bigint[]", f"${n + 2}::numeric[]"]
+    names = ["row_version", "meters", "nanos"]
     unchanged = (
         "s.xmin::text::bigint = v.row_version"
         " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
         " WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) = (v.meters, v.nanos)"
     )
+    records = ""
+    if settled is not None:
+        typed.append(f"${n + 3}::numeric[]")
+        names.append("balance")
+        unchanged += " AND ledger_balance_if_free(s.tenant_id, s.subject_id) = v.balance"
+        records = records_of_members(settled, n + 4, "updated")
+    arrays = unnest(sessions, given, 1, typed)
     return (
-        f"WITH v AS (SELECT * FROM {arrays} AS v({', '.join(given)}, row_version, meters, nanos)),"
+        f"WITH v AS (SELECT * FROM {arrays} WITH ORDINALITY"
+        f" AS v({', '.join((*given, *names))}, member)),"
         " free AS MATERIALIZED (SELECT s.tenant_id, s.id FROM sessions s JOIN v USING (tenant_id, id)"
         " WHERE s.xmin::text::bigint = v.row_version ORDER BY s.tenant_id, s.id"
-        " FOR UPDATE OF s SKIP LOCKED)"
-        f" UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
+        " FOR UPDATE OF s SKIP LOCKED),"
+        f" updated AS (UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
         " FROM v JOIN free USING (tenant_id, id)"
         f" WHERE s.tenant_id = v.tenant_id AND s.id = v.id AND {unchanged}"
-        " RETURNING s.tenant_id, s.id"
+        f" RETURNING s.tenant_id, s.id, v.member){records}"
+        " SELECT tenant_id, id FROM updated"
     )
 
 

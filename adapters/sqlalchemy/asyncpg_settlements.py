@@ -9,9 +9,11 @@ One session's (adapters.sqlalchemy.settlement_claims): on every charged exit, so
 statements go to the driver as the exit's own do, each autocommitted.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from types import SimpleNamespace
+
+from sqlalchemy import Table
 
 from adapters.sqlalchemy.asyncpg_statements import Driver, parameters, unnest
 from adapters.sqlalchemy.engine import SEPARATOR
@@ -133,12 +135,36 @@ def claim_with_records(shape: Shape) -> str:
 def records_inserted(shape: Shape, first: int, source: str) -> str:
     """CTEs inserting records of this shape (Claim.shape), their columns bound from $`first`,
     once for each row of the CTE `source` (none when it has none)."""
+    return _records(
+        shape, first, lambda table, columns, n: f"{parameters(table, columns, n)} FROM {source}"
+    )
+
+
+def records_of_members(shape: Shape, first: int, source: str) -> str:
+    """As records_inserted, for several members each with records of this shape: each record's
+    columns bound as arrays from $`first`, an element a member, in the members' order; a
+    member's records inserted only if the CTE `source` returns its `member` (its place, from 1)."""
+
+    def selected(table: Table, columns: tuple[str, ...], n: int) -> str:
+        named = ", ".join(columns)
+        return (
+            f"{', '.join(f'r.{c}' for c in columns)} FROM {unnest(table, columns, n)}"
+            f" WITH ORDINALITY AS r({named}, member) JOIN {source} USING (member)"
+        )
+
+    return _records(shape, first, selected)
+
+
+def _records(
+    shape: Shape, first: int, selected: Callable[[Table, tuple[str, ...], int], str]
+) -> str:
+    """A CTE for each table of the shape inserting what `selected` (a SELECT's list and FROM,
+    given the table, the columns and the number of their first parameter) selects."""
     inserts = []
     for name, columns in shape:
-        values = parameters(RECORD_TABLES[name], columns, first)
         inserts.append(
             f", record_{name} AS (INSERT INTO {name} ({', '.join(columns)})"
-            f" SELECT {values} FROM {source})"
+            f" SELECT {selected(RECORD_TABLES[name], columns, first)})"
         )
         first += len(columns)
     return "".join(inserts)

@@ -1,5 +1,5 @@
 import functools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -12,7 +12,7 @@ from adapters.sqlalchemy import (
     sqlite_sessions,
     sqlite_time_outs,
 )
-from adapters.sqlalchemy.asyncpg_statements import Driver, asyncpg_connection
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.dimensions import dimension
 from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
@@ -20,9 +20,10 @@ from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.grouped_sessions import GroupedSessions
 from adapters.sqlalchemy.keyset import past
-from adapters.sqlalchemy.ledger_rows import settlement_records
+from adapters.sqlalchemy.ledger_rows import Record, settlement_records
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
+from adapters.sqlalchemy.settlement_claims import shape_of
 from adapters.sqlalchemy.sqlite_statements import on_sqlite_thread
 from adapters.sqlalchemy.tables import sessions
 from adapters.sqlalchemy.time_outs import TimeOut
@@ -223,8 +224,8 @@ class SqlSessionRepository(SessionRepository):
         too (TrackLog.record), and the meters' fingerprint in the Version catches usage added
         to them without one.
 
-        The read, and a write that adds no usage and settles no charge (most of them), go in
-        statements grouped with concurrent requests' (grouped_sessions)."""
+        The read, and a write that adds no usage (most of them, settling a charge or not), go
+        in statements grouped with concurrent requests' (grouped_sessions)."""
         rated = charge is not None and bool(charge.rates)
         read = await grouped.read((tenant_id, session_id), with_balance=rated)
         if read is None:
@@ -234,11 +235,25 @@ class SqlSessionRepository(SessionRepository):
         if not write:
             return outcome
         settled = _settled(session, version, charge)
-        if settled is None and not usage:
+        if not usage:
+            if settled is not None and await _written_with_charge(
+                lambda settled_session, with_charge, records: grouped.settle(
+                    with_charge, shape_of(records)
+                )((settled_session, version, records)),
+                session,
+                columns,
+                settled,
+            ):
+                return outcome
             return outcome if await grouped.save(columns)(read) else None
         async with asyncpg_connection(self._driver) as driver:
             if settled is not None and await _written_with_charge(
-                driver, session, version, columns, usage, settled
+                lambda settled_session, with_charge, records: asyncpg_sessions.save_unless_changed(
+                    driver, settled_session, version, with_charge, usage, records
+                ),
+                session,
+                columns,
+                settled,
             ):
                 return outcome
             if not await asyncpg_sessions.save_unless_changed(
@@ -310,21 +325,18 @@ def _settled(
 
 
 async def _written_with_charge(
-    driver: Driver,
+    write: Callable[[Session, tuple[str, ...], Sequence[Record]], Awaitable[bool]],
     session: Session,
-    version: asyncpg_sessions.Version,
     columns: Sequence[str],
-    usage: Usage,
     settled: tuple[Settled, datetime],
 ) -> bool:
-    """Whether the close of `session` was written with its first charge `settled`; the session
-    then takes the charge. False when the write's guards did not hold
-    (asyncpg_sessions.save_unless_changed): nothing was written."""
+    """Whether the close of `session` was written with its first charge `settled` by `write`
+    (the session as settled, the columns and the records to write); the session then takes the
+    charge. False when the write's guards did not hold (asyncpg_sessions.save_unless_changed):
+    nothing was written."""
     settlement, at = settled
     records = settlement_records(settlement.settlement, session, at)
-    if not await asyncpg_sessions.save_unless_changed(
-        driver, settlement.settled_session(), version, _with_charge(tuple(columns)), usage, records
-    ):
+    if not await write(settlement.settled_session(), _with_charge(tuple(columns)), records):
         return False
     session.settle(settlement.charge)
     return True

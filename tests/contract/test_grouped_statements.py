@@ -11,14 +11,28 @@ from typing import Any
 import asyncpg
 import pytest
 
+from adapters.sqlalchemy import asyncpg_sessions
+from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
-from domain.session import Exit, Session, SessionStatus
+from domain.charging import ChargeOnClose
+from domain.credits import EntryKind, Rate, Rounding
+from domain.session import Charge, ChargeState, Exit, Session, SessionStatus
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, a_session, add_tenant, at, stored_session
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    a_grant,
+    a_session,
+    add_tenant,
+    at,
+    stored_session,
+    wired,
+)
 from tests.contract.test_sqlalchemy_specifics import (
     _connections_dropped_by_the_database,
     on_postgresql,
 )
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 STARTS = 40
@@ -178,3 +192,73 @@ async def test_starts_on_connections_the_database_dropped_fail_and_are_stored_wh
     assert not left
     for session in sessions:
         assert await storage.sessions.get(tenant.id, session.id) is not None
+
+
+# Charged exits: their reads with the subject's balance and their writes settling the first
+# charge are grouped too, two of one subject never in one group.
+COUNSELING = Rate("counseling", 2, Rounding.CEIL)
+PRICE = 5  # 2.5 minutes at 2 a minute
+SUBJECTS = [f"learner-{n}" for n in range(4)]
+
+
+async def rated_sessions(storage: Any, tenant: Tenant, each: int) -> list[Session]:
+    await storage.rates.put(tenant.id, COUNSELING)
+    for subject in SUBJECTS:
+        await storage.ledger.grant(a_grant(tenant, 100, f"welcome-{subject}", subject))
+    return [
+        await stored_session(storage, tenant, kind="counseling", subject_id=subject)
+        for subject in SUBJECTS
+        for _ in range(each)
+    ]
+
+
+async def test_charged_exits_of_several_subjects_at_once_each_charge_from_the_balance_left(
+    storage: Any, tenant: Tenant, storage_url: str
+) -> None:
+    """Four sessions of each of four learners ended at once, no usage: every session charged
+    once, each from the balance its subject's charges before it left (95, 90, 85, 80)."""
+    sessions = await rated_sessions(storage, tenant, each=4)
+    record_exit = wired(storage, FakeClock(at(60))).use_cases().record_exit()
+    exited = await asyncio.gather(
+        *(record_exit(RecordExitCommand(tenant.id, s.id, at=at(2.5))) for s in sessions)
+    )
+
+    for subject in SUBJECTS:
+        charges = [e.session.charge for e in exited if e.session.subject_id == subject]
+        after = sorted((c.balance_after for c in charges if c is not None), reverse=True)
+        assert after == [95, 90, 85, 80]
+        assert (await storage.ledger.balance(tenant.id, subject)).balance == 100 - 4 * PRICE
+        entries = await storage.ledger.entries(tenant.id, subject, limit=50)
+        charged = sorted(e.session_id for e in entries if e.kind is EntryKind.CHARGE)
+        assert charged == sorted(s.id for s in sessions if s.subject_id == subject)
+    for session in sessions:
+        stored = await storage.sessions.get(tenant.id, session.id)
+        assert (stored.charge_state, stored.charge.credits) == (ChargeState.CHARGED, PRICE)
+
+
+async def test_a_charged_exit_whose_balance_moved_since_its_read_leaves_the_charge_pending(
+    storage: Any, tenant: Tenant, storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant lands between an exit's read (with its subject's balance) and its grouped
+    write: the charge is not settled from the balance read; the session is left pending, and
+    its settlement then charges it from the balance with the grant."""
+    on_postgresql(storage_url)
+    session = (await rated_sessions(storage, tenant, each=1))[0]
+    save_many = asyncpg_sessions.save_many_unless_changed
+
+    async def granted_first(*args: Any) -> Any:
+        if len(args) > 3:  # the writes settling charges
+            await storage.ledger.grant(a_grant(tenant, 50, "in between", SUBJECTS[0]))
+        return await save_many(*args)
+
+    monkeypatch.setattr(asyncpg_sessions, "save_many_unless_changed", granted_first)
+    charge = ChargeOnClose({COUNSELING.kind: COUNSELING}, at(60))
+    closed, closing = await storage.sessions.close(
+        tenant.id, session.id, exit_at(2.5), charge.rated_kinds, NOW, OPEN, charge=charge
+    )
+    assert (closed.charge_state, closed.charge) == (ChargeState.PENDING, None)
+
+    deduct_credits = wired(storage, FakeClock(at(60))).use_cases().deduct_credits()
+    deduct_credits.charged_in_close(closed, closing)
+    settled = await deduct_credits(closed)
+    assert settled.charge == Charge(PRICE, 150 - PRICE, None)

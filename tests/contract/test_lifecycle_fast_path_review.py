@@ -331,22 +331,29 @@ async def test_a_heartbeat_racing_an_exit_never_moves_or_reopens_its_end(
 
 
 class PausedWrite:
-    """Stops the first optimistic write of `columns` (PostgreSQL: save_unless_changed, also with
-    the columns of a charge settled in the write; MongoDB: the guarded _save) after its session
-    was read, until another racer is done."""
+    """Stops the first optimistic write of `columns` (PostgreSQL: save_unless_changed, or
+    save_many_unless_changed for a write grouped with others, also with the columns of a charge
+    settled in the write; MongoDB: the guarded _save) after its session was read, until another
+    racer is done."""
 
     def __init__(self, storage_url: str, columns: tuple[str, ...]) -> None:
         self.reached, self.go = threading.Event(), threading.Event()
         self._columns = {columns, tuple(dict.fromkeys((*columns, *SETTLED_COLUMNS)))}
         if storage_url.startswith("postgresql"):
             target = adapters.sqlalchemy.asyncpg_sessions
-            self._patch = patch.object(
-                target, "save_unless_changed", self._wrap(target.save_unless_changed, 3)
-            )
+            self._patches = [
+                patch.object(target, name, self._wrap(getattr(target, name), columns_at))
+                for name, columns_at in (
+                    ("save_unless_changed", 3),
+                    ("save_many_unless_changed", 2),
+                )
+            ]
         elif storage_url.startswith("mongodb"):
-            self._patch = patch.object(
-                MongoSessionRepository, "_save", self._wrap(MongoSessionRepository._save, 3)
-            )
+            self._patches = [
+                patch.object(
+                    MongoSessionRepository, "_save", self._wrap(MongoSessionRepository._save, 3)
+                )
+            ]
         else:
             pytest.skip("no optimistic write on this store: its steps hold a lock")
 
@@ -360,11 +367,13 @@ class PausedWrite:
         return paused
 
     def __enter__(self) -> "PausedWrite":
-        self._patch.__enter__()
+        for each in self._patches:
+            each.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._patch.__exit__(*exc)
+        for each in reversed(self._patches):
+            each.__exit__(*exc)
 
 
 async def test_an_exit_whose_write_lost_to_a_metered_batch_prices_the_batchs_meters(
