@@ -79,14 +79,14 @@ class StatementGroup(Generic[Member, Answer]):
         group = self._next_group()
         try:
             while group:
+                # A connection a group, given back between groups: the pool's other users (the
+                # other kinds, the batches) take their turns, even when its size is one.
                 try:
                     async with asyncpg_connection(self.engine) as driver:
-                        while group:
-                            await self._answer(driver, group)
-                            group = self._next_group()
+                        await self._answer(driver, group)
                 except Exception as error:  # no answer on that connection, as alone
                     self._fail(group, error)
-                    group = self._next_group()
+                group = self._next_group()
         except BaseException:  # cancelled (the server stops): so are those waiting
             for waiting in (*group, *self._waiting):
                 waiting.answer.cancel()
