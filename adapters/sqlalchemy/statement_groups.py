@@ -3,22 +3,22 @@
 Under load a server has many requests waiting on the same statement at once (32 clients each
 starting and ending sessions). Sent one by one, each statement is a round trip: a send and a
 wake-up of a backend for the server, a parse, plan, execution and answer for PostgreSQL, which
-cost more than the row itself. Sent as one statement over arrays (`unnest`), they cost about a
-fifth (README, "Benchmarks").
+cost more than the row itself. Sent as one statement over arrays (`unnest`), they cost
+PostgreSQL about a third, and the server about half (README, "Benchmarks").
 
 No request waits for a group to fill. A request's statement goes at once if fewer than
 `SENDERS` of its kind are on their way; otherwise it joins those waiting, and the next sender
-takes them all. A lone request is sent alone, as its plain statement.
+takes them all. A lone request is sent alone (`one`).
 
 Each statement is atomic on its own, and so is a group's: every member's row is written or
 none is. A group refused with its connection still usable (one member's row refused by the
 database, or one of its values that cannot be sent) is sent again member by member, so that
 each gets its own answer; one that fails for want of an answer (the statement given up, the
-connection broken) fails each of its members, as their own statements would have. A group's
-statement is all it sends: what is a member's alone (finding a session's gaps) goes apart, and a
-statement that would wait for a row another writer holds skips it instead (its member is then
-written the locked way), so that no member holds up the others. Two members of one key (two requests for one session) never share a
-group: one statement would answer both as if each alone had written.
+connection broken) fails each of its members, as their own statements would have. Two members
+of one key (two requests for one session) never share a group: one statement would answer both
+as if each alone had written. And no member may hold up the others: a group's statement is all
+it sends (what is a member's alone, finding a session's gaps, goes apart), and one that would
+wait for a row another writer holds skips it instead (grouped_sessions).
 """
 
 import asyncio
