@@ -250,27 +250,28 @@ async def save_many_unless_changed(
 ) -> list[bool]:
     """`save_unless_changed` of several sessions (of any tenants, and of as many subjects) with
     no usage, in one statement: whether each was written. A session another writer holds
-    locked is not (its member is then written alone): waiting for it would hold up the group.
+    locked is not written (its caller then writes it the locked way): waiting for it would hold
+    up the group.
 
     With each session's settlement `records` (all of one shape; its subject's balance read with
     it): written, its records included, only if also its subject's ledger lock is free and its
     balance still the one read (as save_unless_changed)."""
     rows = [to_row(session) for session, _ in read]
-    values = [[_bound(row, c) for row in rows] for c in ("tenant_id", "id", *columns)]
-    versions: list[list[Any]] = [[v.row for _, v in read], [v.meters for _, v in read]]
-    versions.append([Decimal(v.nanos) for _, v in read])
+    # One array a parameter, an element a member: the sessions' columns, their Versions, then
+    # with records their balances and each record's columns.
+    arrays: list[list[Any]] = [
+        [_bound(row, c) for row in rows] for c in ("tenant_id", "id", *columns)
+    ]
+    arrays += [[v.row for _, v in read], [v.meters for _, v in read]]
+    arrays.append([Decimal(v.nanos) for _, v in read])
     shape = None
     if records is not None:
         shape = shape_of(records[0])
-        versions.append([v.balance for _, v in read])
+        arrays.append([v.balance for _, v in read])
         for slot, (_, slot_columns) in enumerate(shape):
-            for column in slot_columns:
-                values_of = [member[slot][1][column] for member in records]
-                versions.append(values_of)
+            arrays += [[member[slot][1][column] for member in records] for column in slot_columns]
     statement = update_many_unless_changed(tuple(columns), shape)
-    saved = {
-        (row["tenant_id"], row["id"]) for row in await driver.fetch(statement, *values, *versions)
-    }
+    saved = {(row["tenant_id"], row["id"]) for row in await driver.fetch(statement, *arrays)}
     return [(session.tenant_id, session.id) in saved for session, _ in read]
 
 
