@@ -166,9 +166,14 @@ async def _loaded(driver: Driver, rows: Sequence[Any], gaps: bool = True) -> dic
     return found
 
 
+def may_have_gaps(session: Session) -> bool:
+    """Whether some of the session's numbers up to its highest were never received."""
+    return session.event_count < session.max_sequence_no
+
+
 async def add_gaps(driver: Driver, session: Session) -> None:
     """Give the session its gaps, if it has any (finding them reads its events)."""
-    if session.event_count < session.max_sequence_no:
+    if may_have_gaps(session):
         bound = gaps_bound(session)
         with_gaps(session, await driver.fetch(GAPS, session.tenant_id, session.id, bound))
 

@@ -47,7 +47,7 @@ class GroupedSessions:
         balance). Its gaps are found apart, on a connection of its own: that statement is the
         session's alone, and whatever becomes of it must not become the group's."""
         read = await self._reads[with_balance](key)
-        if read is not None and read[0].event_count < read[0].max_sequence_no:
+        if read is not None and asyncpg_sessions.may_have_gaps(read[0]):
             async with asyncpg_connection(self._engine) as driver:
                 await asyncpg_sessions.add_gaps(driver, read[0])
         return read

@@ -85,7 +85,8 @@ class StatementGroup(Generic[Member, Answer]):
                     async with asyncpg_connection(self.engine) as driver:
                         await self._answer(driver, group)
                 except Exception as error:  # no answer on that connection, as alone
-                    self._fail(group, error)
+                    for waiting in group:
+                        self._settle(waiting, error)
                 group = self._next_group()
         except BaseException:  # cancelled (the server stops): so are those waiting
             for waiting in (*group, *self._waiting):
@@ -110,16 +111,14 @@ class StatementGroup(Generic[Member, Answer]):
     async def _answer(self, driver: Driver, group: list[_Waiting[Member, Answer]]) -> None:
         """Answer the group on `driver`; raises (its members unanswered) when the connection
         gave no answer."""
-        if len(group) == 1:
-            self._settle(group[0], await _answered(self.one(driver, group[0].member), driver))
-            return
-        outcome = await _answered(self.many(driver, [w.member for w in group]), driver)
-        if isinstance(outcome, Exception):  # each its own answer, its own error
-            for waiting in group:
-                self._settle(waiting, await _answered(self.one(driver, waiting.member), driver))
-        else:
-            for waiting, answer in zip(group, outcome, strict=True):
-                self._settle(waiting, answer)
+        if len(group) > 1:
+            outcome = await _answered(self.many(driver, [w.member for w in group]), driver)
+            if not isinstance(outcome, Exception):
+                for waiting, answer in zip(group, outcome, strict=True):
+                    self._settle(waiting, answer)
+                return
+        for waiting in group:  # alone, or refused together: each its own answer, its own error
+            self._settle(waiting, await _answered(self.one(driver, waiting.member), driver))
 
     @staticmethod
     def _settle(waiting: _Waiting[Member, Answer], outcome: Answer | Exception) -> None:
@@ -129,12 +128,6 @@ class StatementGroup(Generic[Member, Answer]):
             waiting.answer.set_exception(outcome)
         else:
             waiting.answer.set_result(outcome)
-
-    @staticmethod
-    def _fail(group: Sequence[_Waiting[Member, Answer]], error: Exception) -> None:
-        for waiting in group:
-            if not waiting.answer.done():
-                waiting.answer.set_exception(error)
 
 
 async def _answered(statement: Awaitable[Outcome], driver: Driver) -> Outcome | Exception:

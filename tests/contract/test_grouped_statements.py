@@ -6,6 +6,8 @@ refused alone, a member locked by another writer holding up none of the others, 
 request is cancelled leaving the others answered."""
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -46,6 +48,27 @@ async def close(storage: Any, session: Session, minutes: float = 1) -> Any:
     return await storage.sessions.close(
         session.tenant_id, session.id, exit_at(minutes), frozenset(), NOW, OPEN
     )
+
+
+@asynccontextmanager
+async def held(
+    storage_url: str, sessions: list[Session]
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """These sessions' rows locked by another transaction, as a writer holds them, until the
+    release it gives is awaited or the block ends."""
+    holder = await asyncpg.connect(storage_url)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute(
+            "SELECT 1 FROM sessions WHERE (tenant_id, id) IN"
+            " (SELECT * FROM unnest($1::varchar[], $2::varchar[])) FOR UPDATE",
+            [s.tenant_id for s in sessions],
+            [s.id for s in sessions],
+        )
+        yield transaction.rollback
+    finally:
+        await holder.close()
 
 
 async def versions_of(storage_url: str, sessions: list[Session]) -> set[int]:
@@ -126,23 +149,13 @@ async def test_a_session_another_writer_holds_holds_up_no_other_exit(
     others are answered while the lock is held; the fifth once it is released, ended."""
     on_postgresql(storage_url)
     sessions = [await stored_session(storage, tenant) for _ in range(5)]
-    holder = await asyncpg.connect(storage_url)
-    try:
-        locked = holder.transaction()
-        await locked.start()
-        await holder.execute(
-            "SELECT 1 FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-            tenant.id,
-            sessions[0].id,
-        )
+    async with held(storage_url, sessions[:1]) as release:
         exits = [asyncio.ensure_future(close(storage, s)) for s in sessions]
         others = await asyncio.wait_for(asyncio.gather(*exits[1:]), timeout=30)
         assert all(closing.changed for _, closing in others)
         assert not exits[0].done()
-        await locked.commit()
+        await release()
         _, closing = await asyncio.wait_for(exits[0], timeout=30)
-    finally:
-        await holder.close()
     assert closing.changed
     assert (await storage.sessions.get(tenant.id, sessions[0].id)).ended_at == at(1)
 

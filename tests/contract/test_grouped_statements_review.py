@@ -25,6 +25,7 @@ from domain.errors import Conflict
 from domain.session import LIFE_CHANGES, Exit, Session, SessionStatus
 from domain.tenants import Tenant
 from tests.contract.builders import NOW, OPEN, a_session, add_tenant, at, event, stored_session
+from tests.contract.test_grouped_statements import held
 from tests.contract.test_sqlalchemy_specifics import on_postgresql
 
 pytestmark = pytest.mark.anyio
@@ -78,29 +79,21 @@ async def test_lone_writes_waiting_for_held_sessions_hold_up_no_other_heartbeat(
     held row is answered False and written the locked way in its own request)."""
     on_postgresql(storage_url)
     held_a, held_b, free = [await stored_session(storage, tenant) for _ in range(3)]
-    holder = await asyncpg.connect(storage_url)
     beats: list[asyncio.Future[Any]] = []
     try:
-        held = holder.transaction()
-        await held.start()
-        await holder.execute(
-            "SELECT 1 FROM sessions WHERE tenant_id = $1 AND id = ANY($2::varchar[]) FOR UPDATE",
-            tenant.id,
-            [held_a.id, held_b.id],
-        )
-        beats.append(asyncio.ensure_future(heartbeat(storage, held_a)))
-        await lock_waiters(storage_url, 1)
-        beats.append(asyncio.ensure_future(heartbeat(storage, held_b)))
-        await lock_waiters(storage_url, 2)
-        beats.append(asyncio.ensure_future(heartbeat(storage, free)))
-        done, _ = await asyncio.wait({beats[2]}, timeout=ANSWERED_WITHIN)
-        answered_while_held = beats[2] in done
-        await held.rollback()
-        answers = await asyncio.wait_for(asyncio.gather(*beats), timeout=60)
+        async with held(storage_url, [held_a, held_b]) as release:
+            beats.append(asyncio.ensure_future(heartbeat(storage, held_a)))
+            await lock_waiters(storage_url, 1)
+            beats.append(asyncio.ensure_future(heartbeat(storage, held_b)))
+            await lock_waiters(storage_url, 2)
+            beats.append(asyncio.ensure_future(heartbeat(storage, free)))
+            done, _ = await asyncio.wait({beats[2]}, timeout=ANSWERED_WITHIN)
+            answered_while_held = beats[2] in done
+            await release()
+            answers = await asyncio.wait_for(asyncio.gather(*beats), timeout=60)
     finally:
         for beat in beats:
             beat.cancel()
-        await holder.close()
     assert [s.last_seen_at for s in answers] == [at(10)] * 3
     assert answered_while_held, "a heartbeat of a session nobody holds waited for the lock"
 
