@@ -350,25 +350,17 @@ GRANT_IN_FLIGHT = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: the grouped charged write waits, all members with it, on the ledger_balances"
-    " row of one member's subject that another writer (a grant in flight) holds: the trigger's"
-    " INSERT ... ON CONFLICT DO UPDATE under record_ledger_entries waits for that transaction",
-)
 async def test_a_grant_in_flight_for_one_member_holds_up_no_other_member(
     storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A grant to one subject is being written (its transaction, which keeps the subject's
     ledger_balances row, not yet committed) while charged exits of many subjects are grouped:
-    the other subjects' closes must be answered without waiting for that transaction (no
-    member may hold up the others: a group skips what another writer holds, statement_groups);
-    the granted subject's member should be skipped as a held ledger is (its close written
-    pending, its charge left to its settlement), or at most wait alone.
+    no close waits for that transaction (no member may hold up the others: a group skips what
+    another writer holds, statement_groups). The granted subject's member is skipped as a held
+    ledger is (migration 0036): its close written pending, its charge left to its settlement.
 
-    Now all twelve closes, sent as one group, wait until the grant's transaction ends: each
-    holds its session row and its subject's ledger lock meanwhile, and with the engine's
-    command_timeout the whole group would fail together, not be re-sent member by member."""
+    Before 0036 all twelve closes, sent as one group, waited until the grant's transaction
+    ended, in the balances trigger of the group's ledger entries."""
     on_postgresql(storage_url)
     groups = Groups(monkeypatch)
     sessions = await subjects_with(storage, tenant, {f"learner-{n}": RICH for n in range(12)})
@@ -378,10 +370,12 @@ async def test_a_grant_in_flight_for_one_member_holds_up_no_other_member(
         closes = [asyncio.ensure_future(charged_close(storage, s)) for s in sessions]
         await asyncio.wait(closes, timeout=3)
         waiting = [s.subject_id for s, c in zip(sessions, closes, strict=True) if not c.done()]
-    await asyncio.wait_for(asyncio.gather(*closes), 30)
+    written = [w for w, _ in await asyncio.wait_for(asyncio.gather(*closes), 30)]
 
     assert groups.largest > 1, groups.sent
-    assert set(waiting) <= {granted.subject_id}, waiting
+    assert waiting == []
+    pending = [w.subject_id for w in written if w.charge_state is ChargeState.PENDING]
+    assert pending == [granted.subject_id]
 
 
 async def test_a_charge_written_while_a_grant_commits_is_serialised_before_or_after_it(
