@@ -1,14 +1,17 @@
 """A batch of events written through asyncpg (adapters.sqlalchemy.asyncpg_statements)."""
 
+from collections.abc import Sequence
 from dataclasses import fields
 from functools import cache
+from typing import cast
 
+import asyncpg
 import msgspec
 
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_statements import Driver, json_rows, unnest
-from adapters.sqlalchemy.event_batches import BatchWriter, Key
-from adapters.sqlalchemy.tables import events
+from adapters.sqlalchemy.event_batches import BatchWriter, Key, UnlockedBatchWriter
+from adapters.sqlalchemy.tables import events, sessions
 from domain.events import Event
 from domain.session import EVENT_CHANGES, Session
 from domain.usage import Usage
@@ -34,6 +37,33 @@ def insert_counted() -> str:
         f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_stored)}"
         " SELECT array_agg(session_id), array_agg(sequence_no) FROM stored"
         f" HAVING count(*) <> {how_many}"
+    )
+
+
+@cache
+def insert_counted_unless_changed() -> str:
+    """`insert_counted`'s writes, only if every session of the batch is free and as read (their
+    ids and Versions' parts as arrays after the document, then how many there are): no other
+    writer holds them, so none can be storing their events either. The events are inserted
+    without ON CONFLICT: one stored before fails the whole statement, counts and all."""
+    document = asyncpg_sessions.after_save_values(EVENT_CHANGES)
+    first = document + 1
+    all_free = f"(SELECT count(*) FROM free) = ${first + 4}"
+    read = unnest(
+        sessions,
+        ("id",),
+        first,
+        [f"${first + 1}::bigint[]", f"${first + 2}::bigint[]", f"${first + 3}::numeric[]"],
+    )
+    return (
+        f"WITH v AS (SELECT $1::varchar AS tenant_id, * FROM {read}"
+        " AS v(id, row_version, meters, nanos)),"
+        " free AS MATERIALIZED (SELECT s.id FROM sessions s JOIN v USING (tenant_id, id)"
+        f" WHERE {asyncpg_sessions.UNCHANGED} ORDER BY s.id FOR UPDATE OF s SKIP LOCKED),"
+        f" stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
+        f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, document)} WHERE {all_free}),"
+        f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_free)}"
+        f" SELECT {all_free}"
     )
 
 
@@ -69,3 +99,39 @@ class AsyncpgBatchWriter(BatchWriter):
 
     async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
         await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES, usage)
+
+
+class AsyncpgUnlockedBatchWriter(UnlockedBatchWriter):
+    def __init__(self, driver: Driver, tenant_id: str) -> None:
+        self._driver = driver
+        self._tenant_id = tenant_id
+
+    async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
+        keys = [(self._tenant_id, session_id) for session_id in session_ids]
+        read = await asyncpg_sessions.read_many(self._driver, keys) if keys else []
+        return {found[0].id: found for found in read if found is not None}
+
+    async def insert_counted_unless_changed(
+        self,
+        batch: list[Event],
+        usage: dict[str, Usage],
+        changed: list[Session],
+        read: dict[str, tuple[Session, object]],
+    ) -> bool:
+        counted = asyncpg_sessions.save_values(changed, EVENT_CHANGES, usage)
+        document = msgspec.json.encode(batch).decode()
+        versioned = cast(list[tuple[Session, asyncpg_sessions.Version]], list(read.values()))
+        try:
+            return bool(
+                await self._driver.fetchval(
+                    insert_counted_unless_changed(),
+                    self._tenant_id,
+                    *counted,
+                    document,
+                    [session.id for session, _ in versioned],
+                    *asyncpg_sessions.versions(versioned),
+                    len(versioned),
+                )
+            )
+        except asyncpg.UniqueViolationError:  # an event stored before: the locked way tells
+            return False

@@ -267,8 +267,7 @@ async def save_many_unless_changed(
     arrays: list[list[Any]] = [
         [_bound(row, c) for row in rows] for c in ("tenant_id", "id", *columns)
     ]
-    arrays += [[v.row for _, v in read], [v.meters for _, v in read]]
-    arrays.append([Decimal(v.nanos) for _, v in read])
+    arrays += versions(read)
     shape = None
     if records is not None:
         shape = shape_of(records[0])
@@ -278,6 +277,23 @@ async def save_many_unless_changed(
     statement = update_many_unless_changed(tuple(columns), shape)
     saved = {(row["tenant_id"], row["id"]) for row in await driver.fetch(statement, *arrays)}
     return [(session.tenant_id, session.id) in saved for session, _ in read]
+
+
+# A session `s` still as read at the Version `v` holds (as `row_version`, `meters`, `nanos`).
+UNCHANGED = (
+    "s.xmin::text::bigint = v.row_version"
+    " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
+    " WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) = (v.meters, v.nanos)"
+)
+
+
+def versions(read: Sequence[tuple[Session, Version]]) -> list[list[Any]]:
+    """The arrays of the Versions' three parts, as `UNCHANGED` compares them."""
+    return [
+        [v.row for _, v in read],
+        [v.meters for _, v in read],
+        [Decimal(v.nanos) for _, v in read],
+    ]
 
 
 @cache
@@ -290,11 +306,7 @@ def update_many_unless_changed(columns: tuple[str, ...], settled: Shape | None =
     n = len(given) + 1
     typed = [f"${n}::bigint[]", f"${n + 1}::bigint[]", f"${n + 2}::numeric[]"]
     names = ["row_version", "meters", "nanos"]
-    unchanged = (
-        "s.xmin::text::bigint = v.row_version"
-        " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
-        " WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) = (v.meters, v.nanos)"
-    )
+    unchanged = UNCHANGED
     records = ""
     if settled is not None:
         typed.append(f"${n + 3}::numeric[]")

@@ -45,6 +45,58 @@ class BatchWriter(Protocol):
         ...
 
 
+class UnlockedBatchWriter(Protocol):
+    async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
+        """The batch's sessions as they are, unlocked, with usage and without gaps (as
+        `lock_sessions`), each with what tells whether it changed since."""
+        ...
+
+    async def insert_counted_unless_changed(
+        self,
+        batch: list[Event],
+        usage: dict[str, Usage],
+        changed: list[Session],
+        read: dict[str, tuple[Session, object]],
+    ) -> bool:
+        """Insert the events and count `usage` into `changed` (as `insert_counted`), in one
+        atomic step, only if every session `read` is still as it was read and no other writer
+        holds it, and none of the events was stored before; else nothing (False)."""
+        ...
+
+
+async def append_unless_changed(
+    writer: UnlockedBatchWriter,
+    batch: Sequence[tuple[int, Event]],
+    now: datetime,
+    window: timedelta,
+    admits: Admission | None,
+) -> BatchOutcome | None:
+    """`append_batch` without a transaction, in two statements instead of a transaction's four,
+    for the usual batch: only numbers above its sessions' highest, none refused. Its sessions
+    are read unlocked, the batch sorted and counted on them as `append_batch` does on locked
+    ones, and written only if none of them changed meanwhile. None when the batch is not such
+    a batch or a session changed: nothing is written, and the caller appends it the locked
+    way."""
+    read = await writer.read_sessions(sorted({e.session_id for _, e in batch}))
+    found = {session_id: session for session_id, (session, _) in read.items()}
+    sorted_batch = sort_batch(batch, found, now, window, admits)
+    new = [e for _, e in sorted_batch.new]
+    # Refused events may be duplicates (only a lookup tells), and so may numbers up to the
+    # highest a session has.
+    if sorted_batch.refused or any(
+        e.sequence_no <= found[e.session_id].max_sequence_no for e in new
+    ):
+        return None
+    since = ended_since(found, new)  # as read, before the counting below changes them
+    usage, repriced = count_into_sessions(found, new, now)
+    changed = [found[session_id] for session_id in usage]
+    if new and not await writer.insert_counted_unless_changed(new, usage, changed, read):
+        return None
+    rejections = sorted_batch.rejected(set())
+    duplicates = len(batch) - len(new) - len(rejections)
+    return BatchOutcome(len(new), duplicates, rejections, repriced, since)
+
+
 async def append_batch(
     writer: BatchWriter,
     batch: Sequence[tuple[int, Event]],

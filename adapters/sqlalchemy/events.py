@@ -5,11 +5,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter, AsyncpgUnlockedBatchWriter
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.event_batches import BatchWriter, append_batch
+from adapters.sqlalchemy.event_batches import BatchWriter, append_batch, append_unless_changed
 from adapters.sqlalchemy.quantities import from_json, to_json
 from adapters.sqlalchemy.sqlite_events import SqliteBatchWriter
 from adapters.sqlalchemy.tables import events
@@ -41,6 +42,12 @@ class SqlEventLog(EventLog):
         window: timedelta,
         admits: Admission | None = None,
     ) -> BatchOutcome:
+        if self._driver.dialect.name == "postgresql":
+            async with asyncpg_connection(self._driver) as driver:
+                writer = AsyncpgUnlockedBatchWriter(driver, tenant_id)
+                outcome = await append_unless_changed(writer, batch, now, window, admits)
+            if outcome is not None:
+                return outcome
         return await in_transaction(
             self._driver,
             batch_writers(tenant_id),

@@ -483,8 +483,10 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
         assert found, start
         return sum(p["generic_plans"] for p in found), sum(p["custom_plans"] for p in found)
 
-    # The exit's write as a group's (statement_groups), even alone.
-    batch_insert, exit_save = planned("WITH stored AS"), planned("WITH v AS")
+    # A batch written unless its sessions changed (event_batches.append_unless_changed); the
+    # exit's write as a group's (statement_groups), even alone.
+    batch_insert = planned("WITH v AS (SELECT $1::varchar AS tenant_id")
+    exit_save = planned("WITH v AS (SELECT * FROM")
     assert batch_insert[0] >= 1 and exit_save[0] >= 1
     assert batch_insert[1] == exit_save[1] == 0
     assert planned("WITH picked AS") == (0, 2)

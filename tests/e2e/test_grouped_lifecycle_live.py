@@ -1,9 +1,11 @@
-"""The lifecycle's grouped statements (adapters/sqlalchemy/statement_groups.py) as they run: a
-real server on PostgreSQL, its background jobs on, many clients at once starting, beating and
-ending sessions of now, each start and each exit sent twice at once (a retry racing its
-original, a beacon racing a fetch), and all leaving together as a webinar ends. Every session is
-stored once, beats until its end, ends once; every second send is answered as the first; and
-the database was sent fewer writes than the clients made (the grouping is on)."""
+"""The lifecycle's grouped statements (adapters/sqlalchemy/statement_groups.py) and the batches
+written unlocked (adapters/sqlalchemy/event_batches.append_unless_changed) as they run: a real
+server on PostgreSQL, its background jobs on, many clients at once starting, beating, sending
+events and ending sessions of now, each start, each batch and each exit sent twice at once (a
+retry racing its original, a beacon racing a fetch), and all leaving together as a webinar ends.
+Every session is stored once, beats until its end, counts each event once, ends once; every
+second send is answered as the first; and the database was sent fewer writes than the clients
+made (the grouping is on)."""
 
 import asyncio
 import json
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 CLIENTS = 24
 BEATS = 3
+EVENTS = 5  # a session's, in each of two batches
 
 
 @pytest.fixture
@@ -70,10 +73,30 @@ async def the_webinar(base_url: str, key: str) -> dict[str, Any]:
     answers = {"starts": await sent_at_once(base_url, key, starts + starts)}
     beats: list[tuple[str, Any]] = [(f"/v1/sessions/{i}/heartbeat", {}) for i in ids]
     answers["beats"] = [await sent_at_once(base_url, key, beats) for _ in range(BEATS)]
+    answers["batches"] = []
+    for first in (1, 1 + EVENTS):
+        await asyncio.sleep(1)  # within the key's rate: 200 requests a second
+        batches = [("/v1/events/batch", {"events": events(i, first)}) for i in ids]
+        answers["batches"].append(await sent_at_once(base_url, key, batches + batches))
+    await asyncio.sleep(1)
     exits = [(f"/v1/sessions/{i}/exit", {"at": now()}) for i in ids]
     answers["exits"] = await sent_at_once(base_url, key, exits + exits)
     answers["ids"] = ids
     return answers
+
+
+def events(session_id: str, first: int) -> list[dict[str, Any]]:
+    """EVENTS events of now, numbered from `first`, each a second of a meter."""
+    return [
+        {
+            "session_id": session_id,
+            "sequence_no": n,
+            "type": "tap",
+            "at": now(),
+            "meters": {"seconds": 1},
+        }
+        for n in range(first, first + EVENTS)
+    ]
 
 
 async def writers_of(storage_url: str, ids: list[str]) -> set[int]:
@@ -109,6 +132,15 @@ def test_many_clients_at_once_each_start_beat_and_end_once(
         assert session["status"] == "completed", session
         assert session["ended_at"] == ended[1]["ended_at"]
         assert session["last_seen_at"] >= beats[-1][1]["last_seen_at"]
+        for sent in webinar["batches"]:
+            answers = [sent[n], sent[n + CLIENTS]]
+            assert [status for status, _ in answers] == [200, 200], answers
+            assert sorted(body["inserted"] for _, body in answers) == [0, EVENTS], answers
+            assert [body["failed"] for _, body in answers] == [0, 0], answers
+        assert (session["event_count"], session["usage"]) == (
+            2 * EVENTS,
+            {"seconds": 2 * EVENTS},
+        ), session
 
     writers = run_async(lambda: writers_of(postgres_storage_url, webinar["ids"]))
     assert len(writers) < CLIENTS
