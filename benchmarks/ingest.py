@@ -83,9 +83,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 # harness puts the project on the path
 from adapters.sqlalchemy import asyncpg_sessions
-from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
+from adapters.sqlalchemy.asyncpg_events import AsyncpgUnlockedBatchWriter
 from adapters.sqlalchemy.engine import create_engine
-from adapters.sqlalchemy.event_batches import append_batch
+from adapters.sqlalchemy.event_batches import append_unless_changed
 from adapters.sqlalchemy.grouped_sessions import GroupedSessions
 from adapters.sqlalchemy.tables import sessions as sessions_table
 from domain.clock import to_the_millisecond
@@ -481,8 +481,8 @@ async def pg_service_batches(
     url: str, tenant_id: str, sessions: list[str], numbers: Numbers, seconds: float
 ) -> float:
     """The statements the service sends for a batch, with the values it binds, sent directly:
-    in a transaction, the lock that reads the batch's sessions with their usage, then the
-    insert that counts the events into them (adapters.sqlalchemy.event_batches.append_batch on
+    the read of the batch's sessions with their usage, then the insert that counts the events
+    into them unless they changed (adapters.sqlalchemy.event_batches.append_unless_changed on
     the service's own asyncpg writer; its domain steps make the values, on this side)."""
     window = TenantSettings().late_data_window
     async with pg_connections(url, len(sessions), json_codecs) as connections:
@@ -493,10 +493,9 @@ async def pg_service_batches(
                 (index, Event(sessions[i], n, "tap", at, label="green", meters={"taps": 1}))
                 for index, n in enumerate(taken)
             ]
-            async with conn.transaction():
-                writer = AsyncpgBatchWriter(conn, tenant_id)
-                outcome = await append_batch(writer, events, datetime.now(UTC), window, None)
-            assert outcome.inserted == BATCH, outcome
+            writer = AsyncpgUnlockedBatchWriter(conn, tenant_id)
+            outcome = await append_unless_changed(writer, events, datetime.now(UTC), window, None)
+            assert outcome is not None and outcome.inserted == BATCH, outcome
             return BATCH
 
         return await run_for(seconds, len(sessions), batch)
@@ -585,7 +584,8 @@ def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[s
             ),
             Way("asyncpg COPY into events", events(copy), skips_duplicates=False),
             Way(
-                "asyncpg, the service's own statements: lock the sessions; insert and count",
+                "asyncpg, the service's own statements: read the sessions; insert and count"
+                " unless they changed",
                 lambda seconds: pg_service_batches(url, tenant_id, sessions, numbers, seconds),
                 service_statements=True,
             ),
