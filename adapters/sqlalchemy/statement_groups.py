@@ -22,6 +22,7 @@ wait for a row another writer holds skips it instead (grouped_sessions).
 """
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -69,8 +70,10 @@ class StatementGroup(Generic[Member, Answer]):
         waiting = _Waiting(member, answer)
         self._waiting.append(waiting)
         if len(self._senders) < SENDERS:
-            # A task of its own, kept here: the loop keeps only a weak reference to a task.
-            sender = asyncio.create_task(self._send())
+            # A task of its own, kept here: the loop keeps only a weak reference to a task. In
+            # a context of its own: it answers many requests, so it must not carry this one's
+            # (the request id its log lines would name).
+            sender = asyncio.create_task(self._send(), context=contextvars.Context())
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
         return await answer

@@ -20,6 +20,7 @@ from domain.charging import ChargeOnClose
 from domain.credits import EntryKind, Rate, Rounding
 from domain.session import Charge, ChargeState, Exit, Session, SessionStatus
 from domain.tenants import Tenant
+from entrypoints.logs import request_id
 from tests.contract.builders import (
     NOW,
     OPEN,
@@ -180,6 +181,29 @@ async def test_starts_whose_requests_are_cancelled_leave_the_others_answered(
     assert [answers[n] for n in others] == [True] * 10
     for n in others:
         assert await storage.sessions.get(tenant.id, sessions[n].id) is not None
+
+
+async def test_a_group_is_sent_outside_any_of_its_members_requests(
+    storage: Any, tenant: Tenant, storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group answers many requests, so what it logs names none of them: its sender runs in a
+    context of its own, not that of the request that started it (entrypoints.logs.request_id)."""
+    on_postgresql(storage_url)
+    seen: list[str | None] = []
+    to_row = asyncpg_sessions.to_row
+
+    def noted(session: Session) -> Any:  # as a start's row is made for its INSERT
+        seen.append(request_id.get())
+        return to_row(session)
+
+    monkeypatch.setattr(asyncpg_sessions, "to_row", noted)
+
+    async def start(n: int) -> bool:
+        request_id.set(f"request-{n}")
+        return bool(await storage.sessions.add(a_session(tenant)))
+
+    assert await asyncio.gather(*(start(n) for n in range(6))) == [True] * 6
+    assert seen and set(seen) == {None}, seen
 
 
 async def test_starts_on_connections_the_database_dropped_fail_and_are_stored_when_retried(
