@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.session_rows import to_row
 from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
 from domain.charging import ChargeOnClose
@@ -190,7 +191,6 @@ async def test_a_group_is_sent_outside_any_of_its_members_requests(
     context of its own, not that of the request that started it (entrypoints.logs.request_id)."""
     on_postgresql(storage_url)
     seen: list[str | None] = []
-    to_row = asyncpg_sessions.to_row
 
     def noted(session: Session) -> Any:  # as a start's row is made for its INSERT
         seen.append(request_id.get())
