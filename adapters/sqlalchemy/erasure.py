@@ -162,7 +162,11 @@ class SqlErasure(Erasure, UnfinishedErasures):
             return [EndPlace(*row) for row in await conn.execute(query)]
 
     async def clear_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:
+        """The sessions are locked first, in id order, as every other writer of their events
+        locks them: an UPDATE of events in whatever order its plan reads them deadlocked with
+        retention deleting some of the same (deleted_events.delete_remembering)."""
         async with self._engine.begin() as conn:
+            await _lock(conn, tenant_id, session_ids)
             return await _clear_events(conn, tenant_id, session_ids, limit)
 
     async def delete_events(self, tenant_id: str, session_ids: Sequence[str], limit: int) -> int:

@@ -14,6 +14,7 @@ The first test is a free race, repeated over rounds of fresh data; the second fo
 interleaving (tests/contract/races.py `Pause`/`after`) that the free race reaches only in a
 narrow window (a defect the review found, fixed)."""
 
+import asyncio
 import dataclasses
 import threading
 import uuid
@@ -37,7 +38,16 @@ from domain.refusals import Refusal, RefusedStart
 from domain.session import ChargeState, Exit, Session, SessionRequest
 from domain.snapshots import Snapshot
 from domain.tenants import Tenant
-from tests.contract.builders import NOW, OPEN, SHUT, T0, a_grant, add_tenant, wired
+from tests.contract.builders import (
+    NOW,
+    OPEN,
+    SHUT,
+    T0,
+    a_grant,
+    add_tenant,
+    stored_session,
+    wired,
+)
 from tests.contract.erasure_builders import (
     COUNSELING,
     LONG_AFTER,
@@ -48,6 +58,8 @@ from tests.contract.erasure_builders import (
 )
 from tests.contract.ledger_sums import kept_and_summed
 from tests.contract.races import Pause, Proxy, Race, after
+from tests.contract.test_grouped_statements import held
+from tests.contract.test_sqlalchemy_specifics import on_postgresql
 from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -405,3 +417,25 @@ async def test_an_erasure_that_cannot_erase_a_page_stops_unfinished_for_retentio
     left = await storage.sessions.get(tenant.id, recent.id)
     assert left.subject_id == pseudonym
     assert await left_under(storage, tenant, "ana") == []
+
+
+async def test_an_erasure_clearing_events_takes_their_sessions_first_as_retention_does(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """Retention deletes events after locking their sessions in id order; an erasure clearing a
+    page of the same sessions' events updated them in whatever order its plan read them, without
+    the sessions' locks, and the two deadlocked (seen once in the free race above, under a
+    loaded CI run). The erasure now locks the sessions first: while another writer holds one,
+    it clears nothing and waits its turn."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    labelled = [Event(session.id, n, "tap", T0, label="red") for n in (1, 2)]
+    await storage.events.append(tenant.id, list(enumerate(labelled)), NOW, OPEN)
+
+    async with held(storage_url, [session]) as release:
+        clearing = asyncio.ensure_future(storage.erasure.clear_events(tenant.id, [session.id], 10))
+        await asyncio.wait({clearing}, timeout=1)
+        assert not clearing.done()
+        await release()
+        assert await asyncio.wait_for(clearing, 10) == 2
+    assert [e.label for e in await storage.events.find(tenant.id, session.id, 10)] == [None] * 2
