@@ -83,7 +83,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 # harness puts the project on the path
 from adapters.sqlalchemy import asyncpg_sessions
-from adapters.sqlalchemy.asyncpg_events import AsyncpgUnlockedBatchWriter
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
 from adapters.sqlalchemy.engine import create_engine
 from adapters.sqlalchemy.event_batches import append_unless_changed
 from adapters.sqlalchemy.grouped_sessions import GroupedSessions
@@ -493,7 +493,7 @@ async def pg_service_batches(
                 (index, Event(sessions[i], n, "tap", at, label="green", meters={"taps": 1}))
                 for index, n in enumerate(taken)
             ]
-            writer = AsyncpgUnlockedBatchWriter(conn, tenant_id)
+            writer = AsyncpgBatchWriter(conn, tenant_id)
             outcome = await append_unless_changed(writer, events, datetime.now(UTC), window, None)
             assert outcome is not None and outcome.inserted == BATCH, outcome
             return BATCH

@@ -58,8 +58,7 @@ def insert_counted_unless_changed() -> str:
     return (
         f"WITH v AS (SELECT $1::varchar AS tenant_id, * FROM {read}"
         " AS v(id, row_version, meters, nanos)),"
-        " free AS MATERIALIZED (SELECT s.id FROM sessions s JOIN v USING (tenant_id, id)"
-        f" WHERE {asyncpg_sessions.UNCHANGED} ORDER BY s.id FOR UPDATE OF s SKIP LOCKED),"
+        f" {asyncpg_sessions.free_as_read(asyncpg_sessions.UNCHANGED)},"
         f" stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
         f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, document)} WHERE {all_free}),"
         f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_free)}"
@@ -73,7 +72,9 @@ STORED_EVENTS = (
 )
 
 
-class AsyncpgBatchWriter(BatchWriter):
+class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
+    """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter)."""
+
     def __init__(self, driver: Driver, tenant_id: str) -> None:
         self._driver = driver
         self._tenant_id = tenant_id
@@ -99,12 +100,6 @@ class AsyncpgBatchWriter(BatchWriter):
 
     async def count(self, usage: dict[str, Usage], changed: list[Session]) -> None:
         await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES, usage)
-
-
-class AsyncpgUnlockedBatchWriter(UnlockedBatchWriter):
-    def __init__(self, driver: Driver, tenant_id: str) -> None:
-        self._driver = driver
-        self._tenant_id = tenant_id
 
     async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
         keys = [(self._tenant_id, session_id) for session_id in session_ids]

@@ -279,12 +279,24 @@ async def save_many_unless_changed(
     return [(session.tenant_id, session.id) in saved for session, _ in read]
 
 
-# A session `s` still as read at the Version `v` holds (as `row_version`, `meters`, `nanos`).
+# A session `s` whose row is still the version `v` holds as `row_version`; and, UNCHANGED, whose
+# meters are still as read too (`meters`, `nanos`).
+SAME_ROW = "s.xmin::text::bigint = v.row_version"
 UNCHANGED = (
-    "s.xmin::text::bigint = v.row_version"
-    " AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
+    f"{SAME_ROW} AND (SELECT (count(*), coalesce(sum(m.quantity_nanos), 0)) FROM session_meters m"
     " WHERE m.tenant_id = s.tenant_id AND m.session_id = s.id) = (v.meters, v.nanos)"
 )
+
+
+def free_as_read(condition: str) -> str:
+    """The CTE `free`: the sessions of the CTE `v` (their tenant_id, id and Versions' parts)
+    for which `condition` holds, locked in key order (so that two such statements never wait
+    on each other in a cycle), skipping those another writer holds: a write guarded by its read
+    waits for no one."""
+    return (
+        "free AS MATERIALIZED (SELECT s.tenant_id, s.id FROM sessions s JOIN v USING (tenant_id, id)"
+        f" WHERE {condition} ORDER BY s.tenant_id, s.id FOR UPDATE OF s SKIP LOCKED)"
+    )
 
 
 def versions(read: Sequence[tuple[Session, Version]]) -> list[list[Any]]:
@@ -316,10 +328,7 @@ def update_many_unless_changed(columns: tuple[str, ...], settled: Shape | None =
     arrays = unnest(sessions, given, 1, typed)
     return (
         f"WITH v AS (SELECT * FROM {arrays} WITH ORDINALITY"
-        f" AS v({', '.join((*given, *names))}, member)),"
-        " free AS MATERIALIZED (SELECT s.tenant_id, s.id FROM sessions s JOIN v USING (tenant_id, id)"
-        " WHERE s.xmin::text::bigint = v.row_version ORDER BY s.tenant_id, s.id"
-        " FOR UPDATE OF s SKIP LOCKED),"
+        f" AS v({', '.join((*given, *names))}, member)), {free_as_read(SAME_ROW)},"
         f" updated AS (UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
         " FROM v JOIN free USING (tenant_id, id)"
         f" WHERE s.tenant_id = v.tenant_id AND s.id = v.id AND {unchanged}"

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter, AsyncpgUnlockedBatchWriter
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
 from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.driver_steps import Writers, in_transaction
 from adapters.sqlalchemy.engine import single_statement
@@ -44,7 +44,7 @@ class SqlEventLog(EventLog):
     ) -> BatchOutcome:
         if self._driver.dialect.name == "postgresql":
             async with asyncpg_connection(self._driver) as driver:
-                writer = AsyncpgUnlockedBatchWriter(driver, tenant_id)
+                writer = AsyncpgBatchWriter(driver, tenant_id)
                 outcome = await append_unless_changed(writer, batch, now, window, admits)
             if outcome is not None:
                 return outcome

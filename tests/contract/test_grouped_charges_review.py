@@ -344,10 +344,17 @@ async def test_many_exits_of_few_subjects_at_once_each_charged_once_from_the_bal
         assert sorted(a.session_id for a in alerts if a.subject_id == subject) == negative
 
 
-GRANT_IN_FLIGHT = (
-    "INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason,"
-    " idempotency_key, created_at) VALUES ($1, $2, $3, 50, 'grant', 'top-up', $1, now())"
-)
+def entry_by_hand(amount: int, kind: str, reason: str) -> str:
+    """A ledger entry written by hand: $1 its id and idempotency key, $2 its tenant, $3 its
+    subject."""
+    return (
+        "INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason,"
+        f" idempotency_key, created_at) VALUES ($1, $2, $3, {amount}, '{kind}', '{reason}', $1,"
+        " now())"
+    )
+
+
+GRANT_IN_FLIGHT = entry_by_hand(50, "grant", "top-up")
 
 
 async def test_a_grant_in_flight_for_one_member_holds_up_no_other_member(
@@ -408,10 +415,7 @@ async def test_a_charge_written_while_a_grant_commits_is_serialised_before_or_af
 
 FREE = Rate("counseling", 0, Rounding.CEIL, {})
 FREE_CHARGE = ChargeOnClose({FREE.kind: FREE}, at(60))
-SPENT = (
-    "INSERT INTO ledger_entries (id, tenant_id, subject_id, amount, kind, reason,"
-    " idempotency_key, created_at) VALUES ($1, $2, $3, -15, 'adjustment', 'spent', $1, now())"
-)
+SPENT = entry_by_hand(-15, "adjustment", "spent")
 
 
 async def test_free_closes_grouped_one_subject_gone_negative_since_its_read_alerts_alone(

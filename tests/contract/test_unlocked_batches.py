@@ -20,7 +20,7 @@ from tests.contract.test_grouped_statements import held
 from tests.contract.test_sqlalchemy_specifics import on_postgresql
 
 pytestmark = pytest.mark.anyio
-Writer = asyncpg_events.AsyncpgUnlockedBatchWriter
+Writer = asyncpg_events.AsyncpgBatchWriter
 
 
 def metered(session: Session, n: int, seconds: int = 2) -> Event:

@@ -1,5 +1,5 @@
 """Hostile review of the unlocked event batch on PostgreSQL (commit 66412e7:
-event_batches.append_unless_changed with asyncpg_events.AsyncpgUnlockedBatchWriter): its sessions
+event_batches.append_unless_changed with asyncpg_events.AsyncpgBatchWriter): its sessions
 read unlocked, then one guarded statement that writes only if every session is free and as read.
 
 Each test puts something between the unlocked read and the guarded write (or beside it), then
@@ -29,7 +29,7 @@ from tests.contract.test_grouped_statements import held
 from tests.contract.test_sqlalchemy_specifics import on_postgresql
 
 pytestmark = pytest.mark.anyio
-Writer = asyncpg_events.AsyncpgUnlockedBatchWriter
+Writer = asyncpg_events.AsyncpgBatchWriter
 RATED = frozenset({"counseling"})
 COUNSELING = Rate("counseling", 2)  # 2 credits a minute
 Action = Callable[[], Awaitable[Any]]
