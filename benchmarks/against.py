@@ -91,7 +91,7 @@ async def compare(
         loads = {name: http_pairs(svc, key, PAIR_CLIENTS) for name, svc in servers.items()}
     else:
         sessions = await open_sessions(this.base, key, EVENT_CLIENTS)
-        numbers = Numbers(len(sessions), after=0)
+        numbers = Numbers(len(sessions))
         loads = {name: http_batches(svc, key, sessions, numbers) for name, svc in servers.items()}
     for load in loads.values():
         await load(WARM_UP_SECONDS)

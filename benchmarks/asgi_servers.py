@@ -215,7 +215,7 @@ async def pairs(svc: Service, key: str, seconds: float) -> float:
 
 async def events(svc: Service, key: str, seconds: float) -> float:
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-    return await http_events(svc.base, key, sessions, Numbers(len(sessions), after=0), seconds)
+    return await http_events(svc.base, key, sessions, Numbers(len(sessions)), seconds)
 
 
 async def health(svc: Service, key: str, seconds: float) -> float:

@@ -226,8 +226,8 @@ async def ways_of(
 ) -> dict[str, dict[str, Way]]:
     n = args.clients
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-    numbers = Numbers(len(sessions), after=0)
-    direct = direct_ways(args, svc, tenant_id, sessions)
+    numbers = Numbers(len(sessions))
+    direct = direct_ways(args, svc, tenant_id, sessions, numbers)
     baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "one statement"
     (batches,) = (way for way in direct.events if baseline in way.name)
     pairs = [way for way in direct.pairs if not way.service_statements][-1]  # SQLite: 8 threads

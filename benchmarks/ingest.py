@@ -96,7 +96,6 @@ from domain.tenants import TenantSettings
 BATCH = 100
 EVENT_CLIENTS = 8
 SQLITE_THREADS = EVENT_CLIENTS  # the "several threads" next to the one: one per events client
-FIRST_DIRECT_NO = 10_000_000  # far above the numbers the HTTP clients send
 ROUNDS = 3  # slices of an HTTP figure and of its direct baseline, taken in turn
 OPEN = timedelta(days=1)  # how far ahead an exit may be: any, here
 
@@ -191,12 +190,17 @@ class Ways:
 
 
 class Numbers:
-    """The next sequence numbers of each session's batches, after `after`. Never reused from one
-    slice or way of writing to the next: plain COPY fails on a duplicate, and the others would
-    skip it."""
+    """The next sequence numbers of each session's batches. One for every way of writing into
+    the same sessions, HTTP and direct: each batch's numbers are above every earlier batch's of
+    its session, as a client's are. Never reused: plain COPY fails on a duplicate, and the
+    others would skip it. And never below what a session holds: the service takes such a batch
+    as a late one, whose events may be stored already, and writes it in a transaction that
+    locks the session (event_batches.append_batch), the usual batch's two statements costing
+    it four. (Until 2026-12-07 the direct ways numbered from 10,000,001 and HTTP from 1 on the
+    same sessions, so every HTTP batch after the first direct one was written that way.)"""
 
-    def __init__(self, sessions: int, after: int = FIRST_DIRECT_NO) -> None:
-        self._last = [after] * sessions
+    def __init__(self, sessions: int) -> None:
+        self._last = [0] * sessions
 
     def take(self, i: int) -> range:
         first = self._last[i] + 1
@@ -279,6 +283,7 @@ async def figures(
     svc: Service,
     key: str,
     sessions: list[str],
+    numbers: Numbers,
     compared: dict[str, list[Way]],
 ) -> dict[str, Any]:
     """Pairs, then events, per second through HTTP, in turns with the direct ways `compared`
@@ -289,8 +294,6 @@ async def figures(
 
     def pairs(seconds: float) -> Awaitable[float]:
         return lifecycles(svc.base, key, seconds, args.clients, "webinar")
-
-    numbers = Numbers(len(sessions), after=0)
 
     def events(seconds: float) -> Awaitable[float]:
         return http_events(svc.base, key, sessions, numbers, seconds)
@@ -540,8 +543,9 @@ async def copy(conn: asyncpg.Connection, rows: list[EventRow]) -> None:
     await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
-def pg_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
-    numbers = Numbers(len(sessions))
+def pg_ways(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str], numbers: Numbers
+) -> Ways:
 
     def events(
         write: Write, setup: Setup | None = None, counts: bool = False
@@ -668,9 +672,10 @@ def sqlite_events(
         return run_threads(seconds, threads, batch)
 
 
-def sqlite_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
+def sqlite_ways(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str], numbers: Numbers
+) -> Ways:
     path = url.removeprefix("sqlite:///")
-    numbers = Numbers(len(sessions))
     pairs, events = [], []
     for threads in (1, SQLITE_THREADS):
         name = f"sqlite3, {threads} thread(s)"
@@ -747,9 +752,9 @@ async def mongo_events(
     return await run_for(seconds, len(sessions), batch)
 
 
-def mongo_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str]) -> Ways:
-    numbers = Numbers(len(sessions))
-
+def mongo_ways(
+    args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str], numbers: Numbers
+) -> Ways:
     def timed(
         measure: Callable[[AsyncDatabase[dict[str, Any]], float], Awaitable[float]],
     ) -> Callable[[float], Awaitable[float]]:
@@ -779,10 +784,12 @@ def mongo_ways(args: argparse.Namespace, url: str, tenant_id: str, sessions: lis
 
 
 def direct_ways(
-    args: argparse.Namespace, svc: Service, tenant_id: str, sessions: list[str]
+    args: argparse.Namespace, svc: Service, tenant_id: str, sessions: list[str], numbers: Numbers
 ) -> Ways:
+    """The storage's direct ways of writing into `sessions`, numbering their batches by
+    `numbers`, as HTTP's batches on them must."""
     ways = {"sqlite": sqlite_ways, "mongodb": mongo_ways}.get(args.storage, pg_ways)
-    return ways(args, svc.storage_url, tenant_id, sessions)
+    return ways(args, svc.storage_url, tenant_id, sessions, numbers)
 
 
 # The figures
@@ -841,7 +848,8 @@ def main() -> None:
             svc.store_deployed_sessions(tenant_id)
             key = svc.cli("keys", "create", "--tenant", "bench", "--role", "ingest")
             sessions = asyncio.run(open_sessions(svc.base, key, EVENT_CLIENTS))
-            ways = direct_ways(args, svc, tenant_id, sessions)
+            numbers = Numbers(len(sessions))
+            ways = direct_ways(args, svc, tenant_id, sessions, numbers)
             # Once: what the driver does does not depend on the server's workers.
             surveyed = surveyed or asyncio.run(survey(args, ways))
             compared = {
@@ -849,7 +857,9 @@ def main() -> None:
                 for kind in surveyed
             }
             http[workers] = asyncio.run(
-                peak_rss_while(svc.process.pid, figures(args, svc, key, sessions, compared))
+                peak_rss_while(
+                    svc.process.pid, figures(args, svc, key, sessions, numbers, compared)
+                )
             )
 
     print(

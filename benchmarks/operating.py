@@ -99,7 +99,7 @@ async def scraped(base: str, load: Awaitable[float]) -> tuple[float, int]:
 async def turn(configuration: str, svc: Service, key: str, seconds: float) -> Turn:
     """The events load on one server for `seconds`, with the server's CPU time per request."""
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
-    load = http_events(svc.base, key, sessions, Numbers(len(sessions), after=0), seconds)
+    load = http_events(svc.base, key, sessions, Numbers(len(sessions)), seconds)
     cpu, started = cpu_seconds(svc.process.pid), time.perf_counter()
     if configuration == "observed":
         rate, scrapes = await scraped(svc.base, load)
