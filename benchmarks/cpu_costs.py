@@ -25,10 +25,15 @@ process), the server (its one worker) and PostgreSQL (the postmaster and its bac
 works inside the client or the server), and their total; PostgreSQL's write transactions per
 unit (transaction ids handed out: a statement that only reads takes none); the statements
 PostgreSQL is running at once, on average (pg_stat_activity, sampled every 10 ms: what a server
-coalescing concurrent requests' statements into one could group); and the rate that total would
-give if the machine's cores did nothing else.
+coalescing concurrent requests' statements into one could group); the rate that total would
+give if the machine's cores did nothing else; how much of a core the machine left idle meanwhile
+(/proc/stat), and the share of the time the server was ready to run but had no core (its run
+queue wait, /proc/PID/schedstat).
 When the cores are full that is close to the measured rate, and the HTTP ratio is then the
-direct total over the HTTP total. Last, the ceiling of that ratio: the direct total over itself
+direct total over the HTTP total. When they are not, yet the server waited for one, the
+machine's scheduler left a core idle while the server was ready to run (on this VM, 2026-12-07,
+under the HTTP batches: the one worker waited about a quarter of the time while the cores were
+idle a fifth; the one statement's 8 connections left them idle 4 %). Last, the ceiling of that ratio: the direct total over itself
 plus the floor's, were the service's own steps free.
 """
 
@@ -50,8 +55,10 @@ from harness import (
     analyze,
     connections,
     cpu_seconds,
+    idle_core_seconds,
     lifecycles,
     run_for,
+    run_queue_seconds,
     service,
 )
 from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open_sessions
@@ -76,6 +83,8 @@ class Costs:
     server: float = 0.0
     database: float = 0.0
     writes: int = 0  # PostgreSQL's write transactions
+    idle: float = 0.0  # core seconds the machine had nothing to run
+    server_waited: float = 0.0  # seconds the server was ready to run but had no core
     in_flight: list[int] = field(default_factory=list)  # statements running, sampled
 
     @property
@@ -182,16 +191,23 @@ async def measured(
     """Run `rate` and add what it did and cost to `costs`; with `in_flight`, sample how many
     statements PostgreSQL runs at once meanwhile (a query every 10 ms, its cost counted too)."""
     writes = await database.writes()
-    before = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
+    pid = svc.process.pid
+    before = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_idle(pid))
     sampled = database.in_flight(seconds, costs.in_flight) if in_flight else asyncio.sleep(0)
     per_second, _ = await asyncio.gather(rate(seconds), sampled)
-    after = (own_cpu_seconds(), cpu_seconds(svc.process.pid), database.cpu_seconds())
+    after = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_idle(pid))
     costs.writes += await database.writes() - writes
     costs.units += round(per_second * seconds)
     costs.seconds += seconds
     costs.client += after[0] - before[0]
     costs.server += after[1] - before[1]
     costs.database += after[2] - before[2]
+    costs.idle += after[3] - before[3]
+    costs.server_waited += after[4] - before[4]
+
+
+def _idle(pid: int) -> tuple[float, float]:
+    return idle_core_seconds(), run_queue_seconds(pid)
 
 
 async def trackers(base: str, seconds: float, clients: int, each: int) -> float:
@@ -301,7 +317,7 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
     print(
         f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
         f" {'PostgreSQL':>10} {'total':>6}  writes each  in flight"
-        "  rate at full cores"
+        "  rate at full cores  cores idle  server waited"
     )
     for name, c in costs.items():
         database = f"{c.per_unit(c.database):>10,.0f}" if postgres else f"{'-':>10}"
@@ -310,7 +326,8 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
         print(
             f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
             f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {writes}  {in_flight}"
-            f"  {cores * 1e6 / c.total:>18,.0f}"
+            f"  {cores * 1e6 / c.total:>18,.0f}  {c.idle / c.seconds:>10.2f}"
+            f"  {c.server_waited / c.seconds:>13.0%}"
         )
     http = costs["HTTP"]
     (floor,) = (c for name, c in costs.items() if name.startswith("floor"))

@@ -110,6 +110,27 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_core_seconds() -> float:
+    """Time the machine's cores have spent with nothing to run so far, added over the cores
+    (idle and waiting for the disk, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Time a process and its live children have spent ready to run but waiting for a core
+    (the scheduler's second figure in /proc/PID/task/TID/schedstat, for each thread)."""
+    waited = 0
+    for process in family(pid):
+        for task in Path(f"/proc/{process}/task").glob("*"):
+            try:
+                waited += int((task / "schedstat").read_text().split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # gone meanwhile
+    return waited / 1e9
+
+
 @contextmanager
 def workers_cores(pid: int) -> Iterator[list[float]]:
     """Each of the server's workers' share of a core while the block runs (filled in as it
