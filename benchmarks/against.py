@@ -14,6 +14,9 @@ from 32 clients, or batches of 100 events from 8. Each turn prints units per sec
 a unit of the server's worker and (PostgreSQL) of the database; then, for each round, this
 tree's worker CPU a unit over COMMIT's, and the median of those: the figure to read.
 
+Both servers are driven with one app key (ingest.py's uses an ingest key, whose checks cost the
+server about 4 % more a unit): a change's figure, not the ingest path's absolute cost.
+
 Refuses a COMMIT whose migrations differ from this tree's: both servers share one schema. The
 servers' background jobs are off: a reaper's run in one server's turn would count in its figure.
 """

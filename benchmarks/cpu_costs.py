@@ -8,24 +8,29 @@ The figures of ingest.py are ratios of two rates on 2 shared cores; this one say
 unit of work costs each party, so that a ratio can be read as arithmetic. In turns, --rounds
 times each, for --seconds:
   pairs, --clients clients:
-    direct   ingest.py's baseline: asyncpg, INSERT then UPDATE, each its own transaction
-             (SQLite: the sqlite3 module in 8 threads on the server's file, the same writes);
+    direct   asyncpg, INSERT then UPDATE, each its own transaction (SQLite: the sqlite3
+             module in 8 threads on the server's file, the same writes);
+    direct, grouped (PostgreSQL): the service's statements as it sends them under load, each
+             grouped with the other clients' of its kind (ingest.py's pg_grouped_pairs);
     direct, the service's statements (PostgreSQL): the three statements the service sends
-             for a pair, sent with asyncpg (ingest.py's pg_service_pairs);
+             for a pair that nothing joins, sent with asyncpg (ingest.py's pg_service_pairs);
     HTTP     POST /v1/sessions then POST /v1/sessions/{id}/exit (harness.lifecycles);
     floor    two GET /v1/tracker.js: requests through the same client, uvicorn and Litestar with
              no key, no body and no storage, what a pair costs before the service does anything;
   batches of 100 events, 8 clients, each on a session of its own:
-    direct   ingest.py's baseline: asyncpg, the rows as arrays (unnest) and the session's count
-             in one statement (SQLite: sqlite3's executemany, one thread);
-    HTTP     POST /v1/events/batch (ingest.py's http_events);
+    direct   asyncpg, the rows as arrays (unnest) and the session's count in one statement
+             (SQLite: sqlite3's executemany, one thread);
+    direct, the service's statements (PostgreSQL): its read of the sessions and its insert
+             and count unless they changed (ingest.py's pg_service_batches);
+    HTTP     POST /v1/events/batch (ingest.py's http_events); an ingest key, as ingest.py's;
     floor    one GET /v1/tracker.js: a lower bound, since it carries no body.
 For each: units per second; CPU microseconds per unit (user + system) of the client (this
 process), the server (its one worker) and PostgreSQL (the postmaster and its backends; SQLite
 works inside the client or the server), and their total; PostgreSQL's write transactions per
 unit (transaction ids handed out: a statement that only reads takes none); the statements
-PostgreSQL is running at once, on average (pg_stat_activity, sampled every 10 ms: what a server
-coalescing concurrent requests' statements into one could group); the rate that total would
+PostgreSQL is running at once, on average (what a server coalescing concurrent requests'
+statements into one could group: pg_stat_activity, sampled every 100 ms, each sample about
+0.7 ms of the client's CPU and as much of PostgreSQL's, counted in theirs); the rate that total would
 give if the machine's cores did nothing else; how much of a core the machine left idle meanwhile
 (/proc/stat), and the share of the time the server was ready to run but had no core (its run
 queue wait, /proc/PID/schedstat).
@@ -65,7 +70,7 @@ from ingest import BATCH, EVENT_CLIENTS, Numbers, direct_ways, http_events, open
 
 Way = Callable[[float], Awaitable[float]]  # seconds -> units per second
 
-SAMPLE_EVERY = 0.01  # seconds
+SAMPLE_EVERY = 0.1  # seconds: each sample costs both sides about 0.7 ms of CPU
 # One past the last transaction id handed out and finished: between two loads, when nothing that
 # writes is under way, the transactions that wrote (the server's jobs' and autovacuum's too).
 TRANSACTION_IDS = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
@@ -244,9 +249,13 @@ async def ways_of(
     sessions = await open_sessions(svc.base, key, EVENT_CLIENTS)
     numbers = Numbers(len(sessions))
     direct = direct_ways(args, svc, tenant_id, sessions, numbers)
-    baseline = "sqlite3, 1 thread" if args.storage == "sqlite" else "one statement"
+    sqlite = args.storage == "sqlite"
+    baseline = "sqlite3, 1 thread" if sqlite else "one statement"
     (batches,) = (way for way in direct.events if baseline in way.name)
-    pairs = [way for way in direct.pairs if not way.service_statements][-1]  # SQLite: 8 threads
+    (pairs,) = (
+        way for way in direct.pairs if ("8 thread" if sqlite else "then UPDATE") in way.name
+    )
+    grouped = [("direct, grouped", way.rate) for way in direct.pairs if "grouped" in way.name]
     same = "direct, the service's statements"
     same_pairs = [(same, w.rate) for w in direct.pairs if w.service_statements]
     same_batches = [
@@ -257,6 +266,7 @@ async def ways_of(
     return {
         f"start+exit pairs, {n} clients": {
             "direct": pairs.rate,
+            **dict(grouped),
             **dict(same_pairs),
             "HTTP": http_pairs(svc, key, n),
             "floor (2 x GET /v1/tracker.js)": lambda seconds: trackers(svc.base, seconds, n, 2),
@@ -299,9 +309,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with service(1, args.storage) as svc:
-        tenant_id = svc.unlimited_tenant("costs")
+        tenant_id = svc.unlimited_tenant("costs", idle_timeouts={"kiosk": None})  # as ingest.py
         svc.store_deployed_sessions(tenant_id)
-        key = svc.cli("keys", "create", "--tenant", "costs", "--role", "app")
+        key = svc.cli("keys", "create", "--tenant", "costs", "--role", "ingest")
         costs = asyncio.run(measure(args, svc, tenant_id, key))
 
     print(

@@ -464,12 +464,12 @@ class Service:
     def cli(self, *args: str) -> str:
         return cli(self.env, *args)
 
-    def unlimited_tenant(self, name: str) -> str:
+    def unlimited_tenant(self, name: str, **settings: Any) -> str:
         """Create a tenant whose keys have no rate limit (a benchmark measures the service, not
-        its limiter); its id."""
+        its limiter), with these other `settings`; its id."""
         tenant_id = self.create_tenant(name)
         admin = self.cli("keys", "create", "--tenant", name, "--role", "admin")
-        unlimited = {"rate_limit_per_second": None}
+        unlimited = {"rate_limit_per_second": None, **settings}
         httpx.put(
             f"{self.base}/v1/settings", json=unlimited, headers={"X-API-Key": admin}
         ).raise_for_status()
