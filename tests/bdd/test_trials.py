@@ -245,7 +245,7 @@ def subscription_history(api: Api, name: str, later: int, earlier: int) -> None:
     days = [round((datetime.fromisoformat(i["ends_at"]) - now) / timedelta(days=1)) for i in items]
     assert [i["plan_id"] for i in items] == ["certification", "certification"]
     assert days == [later, earlier]
-    assert items[0]["set_at"] >= items[1]["set_at"]
+    assert datetime.fromisoformat(items[0]["set_at"]) >= datetime.fromisoformat(items[1]["set_at"])
 
 
 @when("an admin reads the trial report of the last 30 days", target_fixture="trial_report")

@@ -131,7 +131,8 @@ def test_many_clients_at_once_each_start_beat_and_end_once(
         assert ended[1] == replayed[1]
         assert session["status"] == "completed", session
         assert session["ended_at"] == ended[1]["ended_at"]
-        assert session["last_seen_at"] >= beats[-1][1]["last_seen_at"]
+        seen = datetime.fromisoformat(session["last_seen_at"])
+        assert seen >= datetime.fromisoformat(beats[-1][1]["last_seen_at"])
         for sent in webinar["batches"]:
             answers = [sent[n], sent[n + CLIENTS]]
             assert [status for status, _ in answers] == [200, 200], answers
