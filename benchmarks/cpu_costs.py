@@ -30,16 +30,16 @@ works inside the client or the server), and their total; PostgreSQL's write tran
 unit (transaction ids handed out: a statement that only reads takes none); the statements
 PostgreSQL is running at once, on average (what a server coalescing concurrent requests'
 statements into one could group: pg_stat_activity, sampled every 100 ms, each sample about
-0.7 ms of the client's CPU and as much of PostgreSQL's, counted in theirs); the rate that total would
-give if the machine's cores did nothing else; how much of a core the machine left idle meanwhile
-(/proc/stat), and the share of the time the server was ready to run but had no core (its run
-queue wait, /proc/PID/schedstat).
+0.7 ms of the client's CPU and as much of PostgreSQL's, counted in theirs); the rate that total
+would give if the machine's cores did nothing else; how much of a core the machine left idle
+meanwhile (/proc/stat), and the share of the time the server was ready to run but had no core
+(its run queue wait, /proc/PID/schedstat).
 When the cores are full that is close to the measured rate, and the HTTP ratio is then the
 direct total over the HTTP total. When they are not, yet the server waited for one, the
 machine's scheduler left a core idle while the server was ready to run (on this VM, 2026-12-07,
 under the HTTP batches: the one worker waited about a quarter of the time while the cores were
-idle a fifth; the one statement's 8 connections left them idle 4 %). Last, the ceiling of that ratio: the direct total over itself
-plus the floor's, were the service's own steps free.
+idle a fifth; the one statement's 8 connections left them idle 4 %). Last, the ceiling of that
+ratio: the direct total over itself plus the floor's, were the service's own steps free.
 """
 
 import argparse
@@ -194,13 +194,14 @@ async def measured(
     in_flight: bool = False,
 ) -> None:
     """Run `rate` and add what it did and cost to `costs`; with `in_flight`, sample how many
-    statements PostgreSQL runs at once meanwhile (a query every 10 ms, its cost counted too)."""
+    statements PostgreSQL runs at once meanwhile (a query every SAMPLE_EVERY, its cost counted
+    too)."""
     writes = await database.writes()
     pid = svc.process.pid
-    before = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_idle(pid))
+    before = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_waits(pid))
     sampled = database.in_flight(seconds, costs.in_flight) if in_flight else asyncio.sleep(0)
     per_second, _ = await asyncio.gather(rate(seconds), sampled)
-    after = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_idle(pid))
+    after = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_waits(pid))
     costs.writes += await database.writes() - writes
     costs.units += round(per_second * seconds)
     costs.seconds += seconds
@@ -211,7 +212,8 @@ async def measured(
     costs.server_waited += after[4] - before[4]
 
 
-def _idle(pid: int) -> tuple[float, float]:
+def _waits(pid: int) -> tuple[float, float]:
+    """The cores' idle time so far, and the time the process `pid` waited for one."""
     return idle_core_seconds(), run_queue_seconds(pid)
 
 
