@@ -39,24 +39,29 @@ class OwnSocket:
     host: str
     port: int
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
-        return (reusable_socket, (self.host, self.port))
+    def __reduce__(self) -> tuple[Any, tuple[str, int, bool]]:
+        return (bound_socket, (self.host, self.port, True))  # shared
 
 
-def reusable_socket(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int, shared: bool) -> socket.socket:
+    """A socket bound there, reusing the addresses of connections still closing; `shared`, it
+    joins the port's SO_REUSEPORT group."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     bound = socket.socket(family)
     bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     bound.bind((host, port))
     return bound
 
 
 def _run_workers(config: uvicorn.Config) -> None:
     # The parent holds the port (a taken one fails here, before any worker starts), and never
-    # listens on it: only listening sockets are given connections.
+    # listens on it: only listening sockets are given connections. It holds it outside the
+    # SO_REUSEPORT group: a server listening there already, another sessionmeter's workers
+    # included, refuses it, where joining their group would silently split the traffic.
     try:
-        held = reusable_socket(config.host, config.port)
+        held = bound_socket(config.host, config.port, shared=False)
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {config.host}:{config.port}: {error.strerror}"

@@ -207,13 +207,20 @@ def test_a_metrics_directory_the_environment_names_but_lacks_is_made(
     assert seen == [True]
 
 
+@pytest.mark.parametrize(
+    "shared", [False, True], ids=["by a server", "by another sessionmeter's workers"]
+)
 def test_several_workers_on_a_port_taken_stop_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each worker binds a socket of its own (entrypoints/cli/worker_sockets.py); the port is
-    checked before any starts."""
+    checked before any starts. Workers listening there already with SO_REUSEPORT, as another
+    sessionmeter's do, would let ours join their group and split the traffic: refused too."""
     monkeypatch.setenv("SESSIONMETER_STORAGE_URL", "memory://")
     with socket.socket() as taken:
+        if shared:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
