@@ -9,7 +9,10 @@ MongoDB wire protocol over TCP, WiredTiger storage, in memory; see tests/secantu
 to run the same tests against a real MongoDB 6+ instead.
 """
 
+import functools
+import itertools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -31,10 +35,37 @@ SETTINGS = {
 }
 
 
+# Each process chooses ports from a block of its own (a pytest-xdist worker's by its number), below
+# the kernel's range for outgoing connections. A port is bound seconds after it is chosen (initdb
+# runs first, a server starts), and one the kernel chose for us (a bind to port 0) could meanwhile
+# be chosen for another worker's server: two servers on one port. Nothing else takes ports here.
+LOWEST_PORT = 10000
+PORTS_A_PROCESS = 2000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 nobody holds, for a server to listen on; not given out twice by this
+    process until it has given out the rest of its block."""
+    for port in itertools.islice(_ports_of_this_process(), PORTS_A_PROCESS):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # listened on, or its connections are still closing
+            return port
+    raise RuntimeError(f"no free port in the block of {PORTS_A_PROCESS} of this process")
+
+
+@functools.cache
+def _ports_of_this_process() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, …; none outside pytest-xdist
+    block = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    first = LOWEST_PORT + block * PORTS_A_PROCESS
+    outgoing = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
+    assert first + PORTS_A_PROCESS <= int(outgoing), f"no block of ports for {worker}"
+    # Runs at once (a benchmark beside the tests) start at different places in their block.
+    start = random.randrange(PORTS_A_PROCESS)
+    return (first + (start + n) % PORTS_A_PROCESS for n in itertools.count())
 
 
 def _bindir() -> Path:
