@@ -5,6 +5,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
@@ -26,7 +27,7 @@ from adapters.sqlalchemy.events import batch_writers
 from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
-from adapters.sqlalchemy.tables import metadata
+from adapters.sqlalchemy.tables import events, metadata
 from application.storage import StorageError
 from application.telemetry.ports import SESSION_GONE
 from domain.charging import Priced
@@ -420,6 +421,28 @@ async def test_a_batch_locks_its_sessions_without_reading_their_gaps(
 
     assert await in_transaction(storage.engine, batch_writers(tenant.id), lock) == []
     assert (await storage.sessions.get(tenant.id, session.id)).event_gaps == [(2, 2)]
+
+
+async def test_a_batchs_instants_are_stored_as_sqlalchemy_binds_them(
+    storage: Any, storage_url: str, tenant: Tenant
+) -> None:
+    """The batch writers make their rows themselves (on SQLite, of one JSON document), and
+    SQLite keeps instants as text: one written otherwise than SQLAlchemy binds it (another
+    precision, a `T`) would be missed by every statement that compares it, retention's cutoff
+    and the reports' ranges among them."""
+    if not storage_url.startswith(("sqlite", "postgresql")):
+        pytest.skip("the SQL family's batch writers")
+    session = await stored_session(storage, tenant)
+    instants = [at(1), at(2) + timedelta(milliseconds=7), at(3) + timedelta(milliseconds=120)]
+    written = [replace(event(session, n), at=instant) for n, instant in enumerate(instants, 1)]
+    await storage.events.append(tenant.id, batch(*written), NOW, OPEN)
+
+    async with storage.engine.connect() as connection:
+        for e in written:
+            found = select(events.c.sequence_no).where(
+                events.c.tenant_id == tenant.id, events.c.at == e.at
+            )
+            assert (await connection.execute(found)).scalars().all() == [e.sequence_no]
 
 
 async def test_postgresql_analyses_the_sessions_after_a_small_share_of_them_changed(
