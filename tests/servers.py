@@ -52,7 +52,7 @@ def free_port() -> int:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue  # listened on, or its connections are still closing
-            return port
+            return int(s.getsockname()[1])  # port 0's: the one the kernel chose
     raise RuntimeError(f"no free port in the block of {PORTS_A_PROCESS} of this process")
 
 
@@ -61,8 +61,12 @@ def _ports_of_this_process() -> Iterator[int]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, …; none outside pytest-xdist
     block = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
     first = LOWEST_PORT + block * PORTS_A_PROCESS
-    outgoing = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
-    assert first + PORTS_A_PROCESS <= int(outgoing), f"no block of ports for {worker}"
+    try:
+        outgoing = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except OSError:  # not Linux
+        outgoing = 0
+    if first + PORTS_A_PROCESS > outgoing:  # no room below that range: the kernel chooses
+        return itertools.repeat(0)
     # Runs at once (a benchmark beside the tests) start at different places in their block.
     start = random.randrange(PORTS_A_PROCESS)
     return (first + (start + n) % PORTS_A_PROCESS for n in itertools.count())
