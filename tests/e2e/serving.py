@@ -36,8 +36,10 @@ class Server:
         """Run a CLI command on the server's storage; its last line of standard output."""
         return operator(self.env, *args, timeout=timeout)
 
-    def client(self, key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers={"X-API-Key": key}, timeout=30)
+    def client(self, key: str | None = None, timeout: float = 30) -> httpx.Client:
+        """A client of the server, with the key (if any) on every request."""
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL the server and every process it started (uvicorn's workers): it dies mid-write,
