@@ -11,10 +11,11 @@ import os
 import sqlite3
 import sys
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import msgspec
@@ -55,7 +56,7 @@ async def on_sqlite_thread(
     if replaced(writers.connection.info):  # its file moved away, or a backup put in its place
         await release_writers_connection(engine, invalidate=True)
         writers = await _writers(engine)
-    return await _on_thread(writers.connection, lambda c: writers.lock_file.held(c, work))
+    return await writers.turn(work)
 
 
 class WritersLockFile:
@@ -109,10 +110,103 @@ def _opened_beside(path: str) -> int | None:
         return None
 
 
+@dataclass
+class _Step(Generic[Result]):
+    """A writer's work, and what came of it once its group has committed."""
+
+    work: Callable[[sqlite3.Connection], Result]
+    result: Result | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+    def run(self, connection: sqlite3.Connection) -> None:
+        try:
+            self.result = self.work(connection)
+        except Exception as error:
+            self.error = error
+
+    def failed(self, error: BaseException) -> None:
+        self.result, self.error = None, error
+
+    def outcome(self) -> Result:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # set by run, unless it failed
+
+
 @dataclass(frozen=True)
 class _Writers:
+    """This process's writers: the connection they share and their lock file.
+
+    Writers that queue while the thread is busy commit together (group commit): the first of
+    them whose turn comes runs every step waiting then, in one transaction, and the others'
+    turns only hand back what came of theirs. A commit is most of a small step's cost on
+    SQLite (writing its pages to the log), so a group of k costs far less than k transactions
+    (README, "Benchmarks"). Each step's outcome is its own: its transaction, if it takes one
+    (in_transaction), is a savepoint of the group's, undone alone when it fails; no answer is
+    given before the group has committed, and a group that cannot commit fails every member."""
+
     connection: PoolProxiedConnection
     lock_file: WritersLockFile = field(default_factory=WritersLockFile)
+    # Filled on the event loop's thread, emptied on the connection's (deque's ends are atomic).
+    waiting: "deque[_Step[Any]]" = field(default_factory=deque)
+
+    async def turn(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
+        step = _Step(work)
+        aiosqlite = self.connection.driver_connection
+        assert aiosqlite is not None
+        if not aiosqlite._running:  # closing: refused here as aiosqlite would, before it waits
+            raise ValueError("Connection closed")
+        self.waiting.append(step)
+        return await _on_thread(self.connection, lambda c: self._taken(c, step))
+
+    def _taken(self, connection: sqlite3.Connection, step: "_Step[Result]") -> Result:
+        """On the connection's thread: the steps waiting run, unless an earlier turn ran them."""
+        if not step.done:
+            self.lock_file.held(connection, self._run_waiting)
+        return step.outcome()
+
+    def _run_waiting(self, connection: sqlite3.Connection) -> None:
+        group: list[_Step[Any]] = []
+        while self.waiting:
+            group.append(self.waiting.popleft())
+        try:
+            if len(group) == 1:
+                group[0].run(connection)
+            else:
+                _committed_together(connection, group)
+        except BaseException as error:  # the BEGIN refused (locked for too long), or worse
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            for step in group:
+                step.failed(error)
+            raise
+        finally:
+            for step in group:
+                step.done = True
+
+
+def _committed_together(connection: sqlite3.Connection, group: list[_Step[Any]]) -> None:
+    """The steps in one transaction, in order. A step whose failure ended the transaction (the
+    database full, its file gone) takes the steps before it down with it; those after it run
+    alone, each as it would have."""
+    connection.execute("BEGIN IMMEDIATE")
+    for n, step in enumerate(group):
+        step.run(connection)
+        if not connection.in_transaction:
+            lost = step.error or sqlite3.OperationalError("the group's transaction ended")
+            for before in group[:n]:
+                before.failed(lost)
+            for after in group[n + 1 :]:
+                after.run(connection)
+            return
+    try:
+        connection.execute("COMMIT")
+    except Exception as error:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        for step in group:
+            step.failed(error)
 
 
 async def _writers(engine: AsyncEngine) -> _Writers:
@@ -152,7 +246,10 @@ def in_transaction(
     connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result]
 ) -> Result:
     """`work` in a transaction that takes the write lock first, as the engine's do
-    (adapters.sqlalchemy.engine): concurrent writers queue instead of failing halfway."""
+    (adapters.sqlalchemy.engine): concurrent writers queue instead of failing halfway. Within
+    a group's transaction (_Writers), a savepoint of it."""
+    if connection.in_transaction:
+        return _in_savepoint(connection, work)
     connection.execute("BEGIN IMMEDIATE")
     try:
         result = work(connection)
@@ -160,6 +257,21 @@ def in_transaction(
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
+    return result
+
+
+def _in_savepoint(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    connection.execute("SAVEPOINT step")
+    try:
+        result = work(connection)
+    except BaseException:
+        if connection.in_transaction:  # not ended by the failure itself
+            connection.execute("ROLLBACK TO step")
+            connection.execute("RELEASE step")
+        raise
+    connection.execute("RELEASE step")
     return result
 
 
