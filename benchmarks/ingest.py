@@ -26,8 +26,9 @@ Direct writes, by storage:
               duplicates (a duplicate fails the batch), so it is printed for information only.
   sqlite      the sqlite3 module on the server's own file, with the server's PRAGMAs (WAL,
               synchronous=NORMAL, BEGIN IMMEDIATE): one thread writing sequentially (SQLite has
-              one writer), and 8 threads each with its connection. Events: executemany of INSERT
-              OR IGNORE.
+              one writer), 8 threads each with its connection, and one thread committing every
+              client's writes of a kind together, as the service's writers do under load (its
+              group commit) at best. Events: executemany of INSERT OR IGNORE.
   mongodb     pymongo (insert_one + update_one; insert_many + update_one) against the MongoDB
               test server (SecantusDB, in Python): its figures show relative cost only.
 Every direct way is timed once, on the first service. Each HTTP figure's ratio is then against the
@@ -685,11 +686,68 @@ def sqlite_events(
         return run_threads(seconds, threads, batch)
 
 
+def sqlite_grouped_pairs(path: str, tenant_id: str, seconds: float, clients: int) -> float:
+    """The pairs of `clients` clients as the service's writers commit them under load (its
+    sqlite_statements group commit), at best: every client's start in one transaction, then
+    every client's exit in one; one thread, SQLite having one writer."""
+    with sqlite_connections(path, 1) as (conn,):
+
+        def pairs(_: int) -> int:
+            ids = [str(uuid.uuid4()) for _ in range(clients)]
+            with immediate(conn):
+                started = sqlite_instant(datetime.now(UTC))
+                conn.executemany(
+                    SQLITE_SESSION_INSERT, [(tenant_id, i, f"u{i}", started) for i in ids]
+                )
+            with immediate(conn):
+                ended = sqlite_instant(datetime.now(UTC))
+                conn.executemany(SQLITE_SESSION_CLOSE, [(tenant_id, i, ended) for i in ids])
+            return clients
+
+        return run_threads(seconds, 1, pairs)
+
+
+def sqlite_grouped_events(
+    path: str, tenant_id: str, sessions: list[str], numbers: Numbers, seconds: float, clients: int
+) -> float:
+    """The batches of `clients` clients committed together, as the service's writers commit
+    them under load, at best: one transaction for a batch of each client's; one thread."""
+    turns = itertools.cycle(range(len(sessions)))
+    with sqlite_connections(path, 1) as (conn,):
+
+        def batches(_: int) -> int:
+            at = sqlite_instant(datetime.now(UTC))
+            with immediate(conn):
+                for _ in range(clients):
+                    i = next(turns)
+                    taken = numbers.take(i)
+                    conn.executemany(SQLITE_EVENTS, event_rows(tenant_id, sessions[i], taken, at))
+                    conn.execute(SQLITE_SESSION_COUNT, (tenant_id, sessions[i], BATCH, taken[-1]))
+            return BATCH * clients
+
+        return run_threads(seconds, 1, batches)
+
+
 def sqlite_ways(
     args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str], numbers: Numbers
 ) -> Ways:
     path = url.removeprefix("sqlite:///")
-    pairs, events = [], []
+    pairs = [
+        Way(
+            f"sqlite3, 1 thread, the {args.clients} clients' starts in one transaction, then their exits",
+            lambda seconds: asyncio.to_thread(
+                sqlite_grouped_pairs, path, tenant_id, seconds, args.clients
+            ),
+        )
+    ]
+    events = [
+        Way(
+            f"sqlite3, 1 thread, a batch of each of {EVENT_CLIENTS} clients in one transaction",
+            lambda seconds: asyncio.to_thread(
+                sqlite_grouped_events, path, tenant_id, sessions, numbers, seconds, EVENT_CLIENTS
+            ),
+        )
+    ]
     for threads in (1, SQLITE_THREADS):
         name = f"sqlite3, {threads} thread(s)"
 
@@ -701,8 +759,8 @@ def sqlite_ways(
                 sqlite_events, path, tenant_id, sessions, numbers, seconds, threads
             )
 
-        pairs.append(Way(name, paired))
-        events.append(Way(f"{name}, executemany INSERT OR IGNORE", batched))
+        pairs.insert(-1, Way(name, paired))
+        events.insert(-1, Way(f"{name}, executemany INSERT OR IGNORE", batched))
     return Ways(pairs, events)
 
 
