@@ -10,11 +10,13 @@ which runs its whole transaction with sqlite3. Values are kept as SQLAlchemy kee
 import os
 import sqlite3
 import sys
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -117,20 +119,23 @@ class _Step(Generic[Result]):
     work: Callable[[sqlite3.Connection], Result]
     result: Result | None = None
     error: BaseException | None = None
+    _traceback: TracebackType | None = None
     done: bool = False
 
     def run(self, connection: sqlite3.Connection) -> None:
         try:
             self.result = self.work(connection)
         except Exception as error:
-            self.error = error
+            self.failed(error)
 
     def failed(self, error: BaseException) -> None:
-        self.result, self.error = None, error
+        # Its traceback as it was: each member of a group that failed raises the same error,
+        # and every raise would add the raiser's frames to it.
+        self.result, self.error, self._traceback = None, error, error.__traceback__
 
     def outcome(self) -> Result:
         if self.error is not None:
-            raise self.error
+            raise self.error.with_traceback(self._traceback)
         return self.result  # type: ignore[return-value]  # set by run, unless it failed
 
 
@@ -161,52 +166,57 @@ class _Writers:
         return await _on_thread(self.connection, lambda c: self._taken(c, step))
 
     def _taken(self, connection: sqlite3.Connection, step: "_Step[Result]") -> Result:
-        """On the connection's thread: the steps waiting run, unless an earlier turn ran them."""
+        """On the connection's thread: the steps waiting run, unless an earlier turn ran them.
+        They leave the queue first: a step whose turn fails (the lock file refused) fails, and
+        is never run by a later turn."""
         if not step.done:
-            self.lock_file.held(connection, self._run_waiting)
+            group = [self.waiting.popleft() for _ in range(len(self.waiting))]
+            try:
+                self.lock_file.held(connection, lambda c: _run(c, group))
+            except BaseException as error:
+                for failed in group:
+                    failed.failed(error)
+                raise
+            finally:
+                for ended in group:
+                    ended.done = True
         return step.outcome()
 
-    def _run_waiting(self, connection: sqlite3.Connection) -> None:
-        group: list[_Step[Any]] = []
-        while self.waiting:
-            group.append(self.waiting.popleft())
-        try:
-            if len(group) == 1:
-                group[0].run(connection)
-            else:
-                _committed_together(connection, group)
-        except BaseException as error:  # the BEGIN refused (locked for too long), or worse
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            for step in group:
-                step.failed(error)
-            raise
-        finally:
-            for step in group:
-                step.done = True
+
+# Set on the writers' thread while it runs a group's steps: their transactions are savepoints.
+_grouping = threading.local()
 
 
-def _committed_together(connection: sqlite3.Connection, group: list[_Step[Any]]) -> None:
+def _run(connection: sqlite3.Connection, group: list[_Step[Any]]) -> None:
     """The steps in one transaction, in order. A step whose failure ended the transaction (the
     database full, its file gone) takes the steps before it down with it; those after it run
-    alone, each as it would have."""
+    alone, each as it would have. Alone too: a single step, and steps on a connection in a
+    transaction already (an in-memory database's one connection, shared with SQLAlchemy)."""
+    if len(group) == 1 or connection.in_transaction:
+        for step in group:
+            step.run(connection)
+        return
     connection.execute("BEGIN IMMEDIATE")
-    for n, step in enumerate(group):
-        step.run(connection)
-        if not connection.in_transaction:
-            lost = step.error or sqlite3.OperationalError("the group's transaction ended")
-            for before in group[:n]:
-                before.failed(lost)
-            for after in group[n + 1 :]:
-                after.run(connection)
-            return
     try:
+        _grouping.on = True
+        for n, step in enumerate(group):
+            step.run(connection)
+            if not connection.in_transaction:
+                lost = step.error or sqlite3.OperationalError("the group's transaction ended")
+                for before in group[:n]:
+                    before.failed(lost)
+                _grouping.on = False
+                for after in group[n + 1 :]:
+                    after.run(connection)
+                return
+        _grouping.on = False
         connection.execute("COMMIT")
-    except Exception as error:
+    except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
-        for step in group:
-            step.failed(error)
+        raise
+    finally:
+        _grouping.on = False
 
 
 async def _writers(engine: AsyncEngine) -> _Writers:
@@ -248,7 +258,7 @@ def in_transaction(
     """`work` in a transaction that takes the write lock first, as the engine's do
     (adapters.sqlalchemy.engine): concurrent writers queue instead of failing halfway. Within
     a group's transaction (_Writers), a savepoint of it."""
-    if connection.in_transaction:
+    if getattr(_grouping, "on", False):
         return _in_savepoint(connection, work)
     connection.execute("BEGIN IMMEDIATE")
     try:
