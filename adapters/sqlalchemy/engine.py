@@ -345,6 +345,16 @@ def single_statement(engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
+def reads_only(engine: AsyncEngine) -> AsyncEngine:
+    """For adapters that only read (reports, the rollups' reads): sent as `single_statement`
+    sends them on PostgreSQL; on SQLite in a deferred transaction (`reading`), so that a report
+    or a rollup run's reads neither wait for the one write lock nor hold it, and every writer
+    with it, while they compute."""
+    if engine.dialect.name == "sqlite":
+        return reading(engine)
+    return single_statement(engine)
+
+
 def insert(engine: AsyncEngine, table: Table) -> Any:
     """An INSERT that knows ON CONFLICT: both dialects have it, under their own class."""
     if engine.dialect.name == "postgresql":

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.sqlalchemy.dimensions import dimension
-from adapters.sqlalchemy.engine import single_statement
+from adapters.sqlalchemy.engine import reads_only
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_nanos
@@ -33,7 +33,7 @@ from domain.session import SessionStatus
 @raises_storage_errors
 class SqlReports(Reports):
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = single_statement(engine)
+        self._engine = reads_only(engine)
         self._spans = Spans(engine)
         self._sqlite = engine.dialect.name == "sqlite"
 

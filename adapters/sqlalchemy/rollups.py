@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.sqlalchemy.dimensions import dimension, dimensions_of_text, dimensions_text
-from adapters.sqlalchemy.engine import insert, serialise, single_statement
+from adapters.sqlalchemy.engine import insert, reads_only, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.meters import meter_sums
 from adapters.sqlalchemy.quantities import from_json, from_nanos, to_json
@@ -62,7 +62,7 @@ from domain.session import SessionStatus
 @raises_storage_errors
 class SqlUsageSource(UsageSource):
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = single_statement(engine)
+        self._engine = reads_only(engine)
         self._spans = Spans(engine)
         self._sqlite = engine.dialect.name == "sqlite"
 
@@ -192,7 +192,7 @@ class SqlUsageSource(UsageSource):
 class SqlRollupRepository(RollupRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._single = single_statement(engine)
+        self._reads = reads_only(engine)
         self._sqlite = engine.dialect.name == "sqlite"
 
     async def replace(self, tenant_id: str, rollup: Rollup) -> None:
@@ -211,7 +211,7 @@ class SqlRollupRepository(RollupRepository):
         kind: str | None = None,
         resource_id: str | None = None,
     ) -> list[Rollup]:
-        async with self._single.connect() as conn:
+        async with self._reads.connect() as conn:
             return await rollups_found(conn, tenant_id, period, window, kind, resource_id)
 
     async def figures(
@@ -224,7 +224,7 @@ class SqlRollupRepository(RollupRepository):
     ) -> list[UsageFigures]:
         if self._sqlite:  # the embedded store: little data, and no exact decimal sums in SQL
             return await figures_from_found(self, tenant_id, size, window, calendar, chosen)
-        async with self._single.connect() as conn:
+        async with self._reads.connect() as conn:
             return await summed_figures(conn, tenant_id, size, window, calendar, chosen)
 
 

@@ -1,7 +1,9 @@
 """What only the SQL family has to prove: its migrations, URLs and the SQLite default."""
 
 import asyncio
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
@@ -28,8 +30,10 @@ from adapters.sqlalchemy.quantities import from_nanos, to_nanos
 from adapters.sqlalchemy.sqlite_statements import release_writers_connection
 from adapters.sqlalchemy.storage import SqlAlchemyStorage
 from adapters.sqlalchemy.tables import events, metadata
+from application.ports import Window
 from application.storage import StorageError
 from application.telemetry.ports import SESSION_GONE
+from domain.calendar import Period
 from domain.charging import Priced
 from domain.errors import Conflict
 from domain.session import Exit, Session, SessionStatus
@@ -515,6 +519,46 @@ async def test_the_hot_paths_keep_one_plan_a_statement_and_the_rest_plan_for_the
     assert planned("WITH picked AS") == (0, 2)
     assert planned("SELECT k.subject_id") == (0, 2)  # a settlement's balances
     assert sqlalchemy_plans == "auto"
+
+
+async def test_sqlite_reports_and_rollup_reads_wait_for_no_writer(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock (a long transaction): a report and a rollup
+    run's reads answer at once. In transactions that took the write lock they waited for it
+    (busy_timeout, 30 s), and held it while they computed, every writer waiting for them."""
+    storage = SqlAlchemyStorage(f"sqlite:///{tmp_path}/reads.db")
+    try:
+        await storage.migrate()
+        tenant = await add_tenant(storage)
+        await stored_session(storage, tenant)
+        writer = sqlite3.connect(
+            tmp_path / "reads.db", isolation_level=None, check_same_thread=False
+        )
+        writer.execute("BEGIN IMMEDIATE")
+        # Let go after HELD_SECONDS whatever happens, so that readers that wait end too.
+        letting_go = threading.Timer(HELD_SECONDS, writer.execute, ["ROLLBACK"])
+        letting_go.start()
+        try:
+            window = Window(at(-60), at(60))
+            asked = time.monotonic()
+            answered = await asyncio.gather(
+                storage.reports.watch_time(tenant.id, "room-1", window),
+                storage.reports.active(tenant.id, None),
+                storage.usage_source.activity(tenant.id, at(-60), at(60)),
+                storage.usage_source.earliest_active_start(tenant.id),
+                storage.rollups.find(tenant.id, Period.HOUR, window),
+            )
+            waited = time.monotonic() - asked
+        finally:
+            letting_go.join()
+            writer.close()
+    finally:
+        await storage.close()
+
+    assert waited < HELD_SECONDS / 2, waited
+    assert answered[1] == 1  # the stored session, active
+
+
+HELD_SECONDS = 4
 
 
 async def test_sqlite_readers_at_once_reuse_the_pools_connections(tmp_path: Path) -> None:
