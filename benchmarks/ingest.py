@@ -732,22 +732,7 @@ def sqlite_ways(
     args: argparse.Namespace, url: str, tenant_id: str, sessions: list[str], numbers: Numbers
 ) -> Ways:
     path = url.removeprefix("sqlite:///")
-    pairs = [
-        Way(
-            f"sqlite3, 1 thread, the {args.clients} clients' starts in one transaction, then their exits",
-            lambda seconds: asyncio.to_thread(
-                sqlite_grouped_pairs, path, tenant_id, seconds, args.clients
-            ),
-        )
-    ]
-    events = [
-        Way(
-            f"sqlite3, 1 thread, a batch of each of {EVENT_CLIENTS} clients in one transaction",
-            lambda seconds: asyncio.to_thread(
-                sqlite_grouped_events, path, tenant_id, sessions, numbers, seconds, EVENT_CLIENTS
-            ),
-        )
-    ]
+    pairs, events = [], []
     for threads in (1, SQLITE_THREADS):
         name = f"sqlite3, {threads} thread(s)"
 
@@ -759,8 +744,24 @@ def sqlite_ways(
                 sqlite_events, path, tenant_id, sessions, numbers, seconds, threads
             )
 
-        pairs.insert(-1, Way(name, paired))
-        events.insert(-1, Way(f"{name}, executemany INSERT OR IGNORE", batched))
+        pairs.append(Way(name, paired))
+        events.append(Way(f"{name}, executemany INSERT OR IGNORE", batched))
+    pairs.append(
+        Way(
+            f"sqlite3, 1 thread, the {args.clients} clients' starts in one transaction, then their exits",
+            lambda seconds: asyncio.to_thread(
+                sqlite_grouped_pairs, path, tenant_id, seconds, args.clients
+            ),
+        )
+    )
+    events.append(
+        Way(
+            f"sqlite3, 1 thread, a batch of each of {EVENT_CLIENTS} clients in one transaction",
+            lambda seconds: asyncio.to_thread(
+                sqlite_grouped_events, path, tenant_id, sessions, numbers, seconds, EVENT_CLIENTS
+            ),
+        )
+    )
     return Ways(pairs, events)
 
 

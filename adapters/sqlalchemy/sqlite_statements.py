@@ -209,7 +209,6 @@ def _run(connection: sqlite3.Connection, group: list[_Step[Any]]) -> None:
                 for after in group[n + 1 :]:
                     after.run(connection)
                 return
-        _grouping.on = False
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:

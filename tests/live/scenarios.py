@@ -244,8 +244,7 @@ def delivered_at_once(live: Live, webhooks: list[tuple[str, dict[str, str]]]) ->
     def deliver(raw: str, headers: dict[str, str]) -> Callable[[httpx.Client], Json]:
         return lambda hooks: ok(hooks.post("/v1/webhooks/livekit", content=raw, headers=headers))
 
-    connect = live.client
-    at_once(connect, [deliver(*webhook) for webhook in webhooks])
+    at_once(live.client, [deliver(*webhook) for webhook in webhooks])
 
 
 def at_once(
