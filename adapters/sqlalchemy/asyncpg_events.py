@@ -11,6 +11,7 @@ import msgspec
 from adapters.sqlalchemy import asyncpg_sessions
 from adapters.sqlalchemy.asyncpg_statements import Driver, json_rows, unnest
 from adapters.sqlalchemy.event_batches import BatchWriter, Key, UnlockedBatchWriter
+from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from adapters.sqlalchemy.tables import events, sessions
 from domain.events import Event
 from domain.session import EVENT_CHANGES, Session
@@ -45,7 +46,8 @@ def insert_counted_unless_changed() -> str:
     """`insert_counted`'s writes, only if every session of the batch is free and as read (their
     ids and Versions' parts as arrays after the document, then how many there are): no other
     writer holds them, so none can be storing their events either. The events are inserted
-    without ON CONFLICT: one stored before fails the whole statement, counts and all."""
+    without ON CONFLICT: one stored before fails the whole statement, counts and all. Answers
+    whether it wrote, and the ids of the sessions written with their rows' new versions."""
     document = asyncpg_sessions.after_save_values(EVENT_CHANGES)
     first = document + 1
     all_free = f"(SELECT count(*) FROM free) = ${first + 4}"
@@ -61,8 +63,8 @@ def insert_counted_unless_changed() -> str:
         f" {asyncpg_sessions.free_as_read(asyncpg_sessions.UNCHANGED)},"
         f" stored AS (INSERT INTO events (tenant_id, {', '.join(EVENT_COLUMNS)})"
         f" SELECT $1, r.* FROM {json_rows(events, EVENT_COLUMNS, document)} WHERE {all_free}),"
-        f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_free)}"
-        f" SELECT {all_free}"
+        f" {asyncpg_sessions.save_if(EVENT_CHANGES, all_free, asyncpg_sessions.NEW_VERSIONS)}"
+        f" SELECT {all_free}, ARRAY(SELECT id FROM updated), ARRAY(SELECT row_version FROM updated)"
     )
 
 
@@ -73,11 +75,20 @@ STORED_EVENTS = (
 
 
 class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
-    """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter)."""
+    """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter). Given
+    `remembered`, the unlocked way starts from the sessions as this process last wrote them,
+    when it remembers every one of the batch's, and remembers those it writes; `stale` then
+    tells that they had changed since (the write was refused), and the batch may be tried again
+    on them read afresh."""
 
-    def __init__(self, driver: Driver, tenant_id: str) -> None:
+    def __init__(
+        self, driver: Driver, tenant_id: str, remembered: RememberedSessions | None = None
+    ) -> None:
         self._driver = driver
         self._tenant_id = tenant_id
+        self._remembered = remembered
+        self._recalled = False
+        self.stale = False
 
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
         ids = sorted(session_ids)
@@ -102,6 +113,11 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
         await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES, usage)
 
     async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
+        if self._remembered is not None:
+            recalled = self._remembered.recall(self._tenant_id, session_ids)
+            if recalled is not None:
+                self._recalled = True
+                return recalled
         keys = [(self._tenant_id, session_id) for session_id in session_ids]
         read = await asyncpg_sessions.read_many(self._driver, keys) if keys else []
         return {found[0].id: found for found in read if found is not None}
@@ -117,16 +133,30 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
         document = msgspec.json.encode(batch).decode()
         versioned = cast(list[tuple[Session, asyncpg_sessions.Version]], list(read.values()))
         try:
-            return bool(
-                await self._driver.fetchval(
-                    insert_counted_unless_changed(),
-                    self._tenant_id,
-                    *counted,
-                    document,
-                    [session.id for session, _ in versioned],
-                    *asyncpg_sessions.versions(versioned),
-                    len(versioned),
-                )
+            wrote, ids, rows = await self._driver.fetchrow(
+                insert_counted_unless_changed(),
+                self._tenant_id,
+                *counted,
+                document,
+                [session.id for session, _ in versioned],
+                *asyncpg_sessions.versions(versioned),
+                len(versioned),
             )
         except asyncpg.UniqueViolationError:  # an event stored before: the locked way tells
-            return False
+            wrote = False
+        if self._remembered is not None:
+            if wrote:
+                # The sessions as this write left them (counted into, in place, since read).
+                new_rows = dict(zip(ids, rows, strict=True))
+                self._remembered.keep(
+                    self._tenant_id,
+                    (
+                        (s, asyncpg_sessions.after_save(v, s, usage.get(s.id, {}), new_rows[s.id]))
+                        for s, v in versioned
+                        if s.id in new_rows
+                    ),
+                )
+            else:
+                self._remembered.forget(self._tenant_id, read)
+                self.stale = self._recalled
+        return bool(wrote)

@@ -114,6 +114,14 @@ class Version:
     balance: int | None = None  # of its subject, when read with it
 
 
+def after_save(read: Version, session: Session, added: Usage, row: int) -> Version:
+    """The Version of a session read at `read` once `save` wrote it, its row's new version
+    `row`, counted into it `added` (as `session` holds it now): a meter for each it has, their
+    sum grown by what `save` added (the nano-units `_meter_values` binds)."""
+    nanos = read.nanos + sum(to_nanos(quantity) for quantity in added.values())
+    return Version(row, len(session.usage), nanos)
+
+
 async def read_versioned(
     driver: Driver,
     tenant_id: str,
@@ -357,12 +365,12 @@ def _meter_values(usage: Mapping[str, Usage]) -> list[list[Any]]:
     return [list(column) for column in zip(*meters, strict=True)] or [[]] * 4
 
 
-def _update(columns: tuple[str, ...], condition: str = "TRUE") -> str:
+def _update(columns: tuple[str, ...], condition: str = "TRUE", returning: str = "") -> str:
     first = 2 + len(METER_COLUMNS)
     return (
         f"UPDATE sessions AS s SET {', '.join(f'{c} = v.{c}' for c in columns)}"
         f" FROM {unnest(sessions, ('id', *columns), first)} AS v(id, {', '.join(columns)})"
-        f" WHERE s.tenant_id = $1 AND s.id = v.id AND {condition}"
+        f" WHERE s.tenant_id = $1 AND s.id = v.id AND {condition}{returning}"
     )
 
 
@@ -376,11 +384,16 @@ def _save(columns: tuple[str, ...]) -> str:
     return f"WITH added AS ({_add_usage()}) {_update(columns)}"
 
 
+# What `save_if`'s `updated` returns when told to: each session's id and its row's new version.
+NEW_VERSIONS = " RETURNING s.id, s.xmin::text::bigint AS row_version"
+
+
 @cache
-def save_if(columns: tuple[str, ...], condition: str) -> str:
+def save_if(columns: tuple[str, ...], condition: str, returning: str = "") -> str:
     """`save` as two CTEs of a larger statement (`added`, `updated`), each writing only if
     `condition` holds; bound as `save` is, the larger statement's own parameters after them."""
-    return f"added AS ({_add_usage(condition)}), updated AS ({_update(columns, condition)})"
+    updated = _update(columns, condition, returning)
+    return f"added AS ({_add_usage(condition)}), updated AS ({updated})"
 
 
 @cache

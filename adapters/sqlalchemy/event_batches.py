@@ -2,7 +2,9 @@
 BatchWriter sends each step's statement the engine's fastest way. On PostgreSQL the usual batch
 is first tried without a transaction (`append_unless_changed`, an UnlockedBatchWriter): two
 round trips instead of four, where a transaction's BEGIN and COMMIT are round trips of their
-own. SQLite runs a whole transaction in one hop to its thread, so it has nothing to save."""
+own; one when the process remembers the batch's sessions as its last batch of them left them
+(asyncpg_events, remembered_sessions). SQLite runs a whole transaction in one hop to its thread,
+so it has nothing to save."""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta

@@ -12,6 +12,7 @@ from adapters.sqlalchemy.engine import single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
 from adapters.sqlalchemy.event_batches import BatchWriter, append_batch, append_unless_changed
 from adapters.sqlalchemy.quantities import from_json, to_json
+from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from adapters.sqlalchemy.sqlite_events import SqliteBatchWriter
 from adapters.sqlalchemy.tables import events
 from application.events.ports import EventLog
@@ -33,6 +34,7 @@ class SqlEventLog(EventLog):
         self._engine = engine
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
+        self.remembered = RememberedSessions()  # the sessions its batches wrote last (PostgreSQL)
 
     async def append(
         self,
@@ -44,8 +46,11 @@ class SqlEventLog(EventLog):
     ) -> BatchOutcome:
         if self._driver.dialect.name == "postgresql":
             async with asyncpg_connection(self._driver) as driver:
-                writer = AsyncpgBatchWriter(driver, tenant_id)
+                writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered)
                 outcome = await append_unless_changed(writer, batch, now, window, admits)
+                if outcome is None and writer.stale:  # changed since: read them afresh
+                    writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered)
+                    outcome = await append_unless_changed(writer, batch, now, window, admits)
             if outcome is not None:
                 return outcome
         return await in_transaction(

@@ -9,14 +9,16 @@ duplicates add nothing, refusals as the session says at the moment of counting).
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
-from adapters.sqlalchemy import asyncpg_events, event_batches, events
+from adapters.sqlalchemy import asyncpg_events, asyncpg_sessions, event_batches, events
+from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from domain.credits import Rate
 from domain.erasure import Forgetting, Pseudonyms, is_pseudonym
 from domain.events import MAX_SEQUENCE_NO, Event
@@ -43,9 +45,12 @@ def metered(session: Session, n: int, minutes: float | None = None, **meters: An
 
 class Ways:
     """Switches between the unlocked way (with an action run between its read and its write)
-    and the locked way alone, and counts what each did."""
+    and the locked way alone, and counts what each did. `remembered`: the unlocked way starts
+    from the sessions as this process remembers them (asyncpg_events, RememberedSessions), and
+    the action runs between their read and the batch (the batch after a batch)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, remembered: bool = False) -> None:
+        self.remembered = remembered
         self.unlocked = True
         self.between: Action | None = None
         self.locked_batches = 0
@@ -76,6 +81,11 @@ class Ways:
         monkeypatch.setattr(events, "append_batch", counted)
         monkeypatch.setattr(Writer, "read_sessions", interposed)
         monkeypatch.setattr(Writer, "insert_counted_unless_changed", answered)
+
+    def path(self, after_its_read: Any, as_remembered: Any) -> Any:
+        """The unlocked run's path (`seen`) expected in this mode: as remembered, a refused
+        batch is read afresh and may then be written unlocked."""
+        return as_remembered if self.remembered else after_its_read
 
     def reset(self) -> None:
         self.between, self.locked_batches, self.answers = None, 0, []
@@ -136,8 +146,10 @@ async def both_ways(
         ways.unlocked = unlocked
         sessions = await build()
         ways.reset()
+        if unlocked and ways.remembered:
+            await remember(storage, tenant, sessions)
         if between is not None:
-            if unlocked:
+            if unlocked and not ways.remembered:
                 ways.between = between(sessions)
             else:
                 await between(sessions)()
@@ -147,9 +159,20 @@ async def both_ways(
         assert ways.between is None, "the unlocked read never ran"
         if unlocked:
             ways.seen = (ways.answers, ways.locked_batches)
+            if ways.remembered and between is not None:
+                # Written as remembered, the batch would undo what `between` did.
+                assert ways.answers[:1] == [False], "the batch was not refused as remembered"
         results.append((outcome_of(outcome, sessions), await state_of(storage, tenant, sessions)))
     ways.unlocked = True
     return results[0], results[1]
+
+
+async def remember(storage: Any, tenant: Tenant, sessions: list[Session]) -> None:
+    """Have the storage remember the sessions as they are, as it does those it wrote a batch
+    into: the next batch starts from them without reading them."""
+    async with asyncpg_connection(storage.driver_engine) as driver:
+        read = await asyncpg_sessions.read_many(driver, [(tenant.id, s.id) for s in sessions])
+    storage.events.remembered.keep(tenant.id, [found for found in read if found is not None])
 
 
 async def one(storage: Any, tenant: Tenant, **fields: Any) -> list[Session]:
@@ -164,6 +187,25 @@ async def raw(storage_url: str, statement: str, *args: Any) -> None:
         await connection.close()
 
 
+@asynccontextmanager
+async def meter_rows_held(storage_url: str, session: Session) -> AsyncIterator[None]:
+    """The session's meter rows locked, unchanged, by another transaction until the block ends:
+    a batch's write into the session waits for them."""
+    holder = await asyncpg.connect(storage_url)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute(
+            "UPDATE session_meters SET quantity_nanos = quantity_nanos"
+            " WHERE tenant_id = $1 AND session_id = $2",
+            session.tenant_id,
+            session.id,
+        )
+        yield
+        await holder.execute("ROLLBACK")
+    finally:
+        await holder.close()
+
+
 ADD_METER = (
     "INSERT INTO session_meters (tenant_id, session_id, meter, quantity_nanos, is_decimal)"
     " VALUES ($1, $2, $3, $4, false) ON CONFLICT (tenant_id, session_id, meter)"
@@ -172,14 +214,20 @@ ADD_METER = (
 
 
 @pytest.fixture
-def ways(storage_url: str, monkeypatch: pytest.MonkeyPatch) -> Ways:
+def ways(storage_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Ways:
     on_postgresql(storage_url)
-    return Ways(monkeypatch)
+    return Ways(monkeypatch, getattr(request, "param", "after its read") == "as remembered")
+
+
+# Each action between the batch's read and its write, and between the read that left the
+# sessions remembered (a batch before) and the batch.
+either_way = pytest.mark.parametrize("ways", ["after its read", "as remembered"], indirect=True)
 
 
 # Something changes the session between the unlocked read and the guarded write.
 
 
+@either_way
 async def test_an_exit_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -204,6 +252,7 @@ async def test_an_exit_between_the_read_and_the_write(
     assert unlocked[0][2][0].error == "session_ended" and unlocked[0][3] == [0]
 
 
+@either_way
 async def test_a_charged_exit_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -233,6 +282,7 @@ async def test_a_charged_exit_between_the_read_and_the_write(
     assert (unlocked[0][:2], charge_state, revision) == ((2, 0), ChargeState.PENDING, 1)
 
 
+@either_way
 async def test_the_reaper_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -257,10 +307,12 @@ async def test_the_reaper_between_the_read_and_the_write(
         reap,
         lambda s: [metered(s[0], 1), metered(s[0], 2)],
     )
-    assert ways.seen == ([False], 1) and unlocked == locked
+    assert ways.seen == ways.path(([False], 1), as_remembered=([False, True], 0))
+    assert unlocked == locked
     assert unlocked[1][0][6] == at(2)  # the provisional end moved to the latest event
 
 
+@either_way
 async def test_an_erasure_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -283,6 +335,7 @@ async def test_an_erasure_between_the_read_and_the_write(
     assert [(e[2], e[3]) for e in unlocked[1][0][-1]] == [(None, None)] * 2
 
 
+@either_way
 async def test_a_heartbeat_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -303,6 +356,7 @@ async def test_a_heartbeat_between_the_read_and_the_write(
     assert unlocked == locked and unlocked[1][0][7] == at(10)
 
 
+@either_way
 async def test_meters_added_without_the_row_between_the_read_and_the_write(
     storage: Any, storage_url: str, tenant: Tenant, ways: Ways
 ) -> None:
@@ -335,6 +389,7 @@ async def test_meters_added_without_the_row_between_the_read_and_the_write(
     assert unlocked[1][0][0] == {"bytes": 900_000_000}
 
 
+@either_way
 async def test_a_track_counted_between_the_read_and_the_write(
     storage: Any, storage_url: str, tenant: Tenant, ways: Ways
 ) -> None:
@@ -379,6 +434,7 @@ async def test_a_track_counted_between_the_read_and_the_write(
     assert unlocked[0][:2] == (1, 1) and unlocked[1][0][:3] == ({"video": 60, "taps": 1}, 2, 2)
 
 
+@either_way
 async def test_retention_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -405,6 +461,7 @@ async def test_retention_between_the_read_and_the_write(
     assert unlocked[1][0][1:5] == (3, 3, [], [(1, 1)])
 
 
+@either_way
 async def test_a_session_deleted_between_the_read_and_the_write(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -423,9 +480,11 @@ async def test_a_session_deleted_between_the_read_and_the_write(
         lambda s: [metered(s[0], 1)],
     )
     assert unlocked == locked and unlocked[0][2][0].error == "session_not_found"
-    assert ways.seen == ([False], 1) and unlocked[1] == [None]
+    assert ways.seen == ways.path(([False], 1), as_remembered=([False], 0))
+    assert unlocked[1] == [None]
 
 
+@either_way
 async def test_one_session_of_many_changed_leaves_every_session_unwritten(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -453,6 +512,7 @@ async def test_one_session_of_many_changed_leaves_every_session_unwritten(
 # Batches the unlocked way takes on its own: the same outcome as the locked way's.
 
 
+@either_way
 async def test_unknown_and_known_sessions_in_one_batch(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -471,6 +531,7 @@ async def test_unknown_and_known_sessions_in_one_batch(
     assert [r.index for r in unlocked[0][2]] == [0, 2] and unlocked[0][:2] == (2, 0)
 
 
+@either_way
 async def test_a_batch_of_one_event_repeated(storage: Any, tenant: Tenant, ways: Ways) -> None:
     """Risk: a batch that repeats one number (differently each time) is counted more than once
     or stored as a later copy. Holds: the first copy stored, the others duplicates."""
@@ -485,6 +546,7 @@ async def test_a_batch_of_one_event_repeated(storage: Any, tenant: Tenant, ways:
     assert unlocked[1][0][0] == {"taps": 1}
 
 
+@either_way
 async def test_a_key_that_may_not_write_into_one_session(
     storage: Any, tenant: Tenant, ways: Ways
 ) -> None:
@@ -513,6 +575,7 @@ async def test_a_key_that_may_not_write_into_one_session(
     assert unlocked[0][2][0].error == "forbidden: not yours"
 
 
+@either_way
 async def test_late_meters_into_a_charged_session(storage: Any, tenant: Tenant, ways: Ways) -> None:
     """Risk: the unlocked way's repriced sessions and ended_since, worked out on the session as
     read, differ from the locked way's. Holds."""
@@ -534,6 +597,7 @@ async def test_late_meters_into_a_charged_session(storage: Any, tenant: Tenant, 
     assert unlocked[0][3:] == ([0], at(0.5))
 
 
+@either_way
 async def test_numbers_and_totals_at_their_bounds(storage: Any, tenant: Tenant, ways: Ways) -> None:
     """Risk: the highest sequence number and meters whose nano-units together pass 2**63 (the
     Version's sum, compared as numeric) break the unlocked way or make it fall back. Holds: it
@@ -634,16 +698,7 @@ async def test_a_request_cancelled_while_its_write_waits_is_all_or_nothing(
     (on every pooled connection) counts each event once."""
     session = await stored_session(storage, tenant)
     await storage.events.append(tenant.id, batch(metered(session, 1)), NOW, OPEN)
-    holder = await asyncpg.connect(storage_url)
-    try:
-        transaction = holder.transaction()
-        await transaction.start()
-        await holder.execute(
-            "UPDATE session_meters SET quantity_nanos = quantity_nanos"
-            " WHERE tenant_id = $1 AND session_id = $2",
-            tenant.id,
-            session.id,
-        )
+    async with meter_rows_held(storage_url, session):
         appending = asyncio.ensure_future(
             storage.events.append(tenant.id, batch(metered(session, 2)), NOW, OPEN)
         )
@@ -652,9 +707,6 @@ async def test_a_request_cancelled_while_its_write_waits_is_all_or_nothing(
         appending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await appending
-        await transaction.rollback()
-    finally:
-        await holder.close()
     stored = await storage.sessions.get(tenant.id, session.id)
     numbers = [e.sequence_no for e in await storage.events.find(tenant.id, session.id, 10)]
     assert (stored.usage, stored.event_count, numbers) in (
