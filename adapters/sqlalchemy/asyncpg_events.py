@@ -157,6 +157,6 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
                     ),
                 )
             else:
-                self._remembered.forget(self._tenant_id, read)
+                self._remembered.forget(self._tenant_id, {s.id: v for s, v in versioned})
                 self.stale = self._recalled
         return bool(wrote)

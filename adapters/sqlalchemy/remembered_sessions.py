@@ -9,7 +9,7 @@ short while and a bounded number of sessions: what a client sends now, not what 
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from domain.session import Session
 
@@ -53,6 +53,11 @@ class RememberedSessions:
         while len(self._kept) > self._capacity:
             self._kept.popitem(last=False)
 
-    def forget(self, tenant_id: str, session_ids: Iterable[str]) -> None:
-        for session_id in session_ids:
-            self._kept.pop((tenant_id, session_id), None)
+    def forget(self, tenant_id: str, versions: Mapping[str, object]) -> None:
+        """The sessions of these ids, if remembered at these Versions (a write made on them was
+        refused); one remembered since at another (a concurrent request wrote it) stays."""
+        for session_id, version in versions.items():
+            key = (tenant_id, session_id)
+            kept = self._kept.get(key)
+            if kept is not None and kept[2] == version:
+                del self._kept[key]

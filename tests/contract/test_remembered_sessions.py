@@ -87,7 +87,10 @@ def test_sessions_are_recalled_all_or_none_fresh_and_as_copies() -> None:
     remembered.keep(tenant.id, [(third, 3)])  # over capacity: the least recently kept goes
     assert remembered.recall(tenant.id, [first.id]) is None
     assert remembered.recall(tenant.id, [second.id, third.id]) is not None
-    remembered.forget(tenant.id, [second.id])
+    remembered.forget(tenant.id, {second.id: 1, third.id: 1})  # kept at others: they stay
+    assert remembered.recall(tenant.id, [second.id]) is not None
+    assert remembered.recall(tenant.id, [third.id]) is not None
+    remembered.forget(tenant.id, {second.id: 2})
     assert remembered.recall(tenant.id, [second.id]) is None
 
     clock[0] = 60.5
@@ -118,6 +121,24 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
     recalled = storage.events.remembered.recall(tenant.id, [session.id])
     assert recalled is not None
     assert recalled[session.id] == await as_stored(storage, tenant, session.id)
+
+
+async def test_a_copy_refused_leaves_the_session_remembered_as_its_original_wrote_it(
+    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch and its copy at once (a retry racing its original): the copy, refused, forgets
+    the session only as it recalled it, not as the original left it; it then finds its events
+    stored (the original's numbers are the session's highest), and neither it nor the next
+    batch reads the session."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    await storage.events.append(tenant.id, batch(tap(session, 1)), NOW, OPEN)
+    reads = Reads(monkeypatch)
+    twice = [storage.events.append(tenant.id, batch(tap(session, 2)), NOW, OPEN) for _ in "ab"]
+    assert sorted(o.inserted for o in await asyncio.gather(*twice)) == [0, 1]
+    await storage.events.append(tenant.id, batch(tap(session, 3)), NOW, OPEN)
+    assert reads.count == 0
+    await counted_once(storage, tenant, session)
 
 
 async def test_batches_through_two_processes_in_turn_are_counted_once_each(
