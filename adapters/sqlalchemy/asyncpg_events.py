@@ -78,8 +78,8 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
     """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter). Given
     `remembered`, the unlocked way starts from the sessions as this process last wrote them,
     when it remembers every one of the batch's, and remembers those it writes; `stale` then
-    tells that they had changed since (the write was refused), and the batch may be tried again
-    on them read afresh."""
+    tells that they had changed since (the write was refused: they are contested), and the
+    batch may be tried again on them read afresh."""
 
     def __init__(
         self, driver: Driver, tenant_id: str, remembered: RememberedSessions | None = None
@@ -156,7 +156,7 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
                         if s.id in new_rows
                     ),
                 )
-            else:
-                self._remembered.forget(self._tenant_id, {s.id: v for s, v in versioned})
-                self.stale = self._recalled
+            elif self._recalled:
+                self._remembered.contested(self._tenant_id, read)
+                self.stale = True
         return bool(wrote)

@@ -3,13 +3,17 @@ the Version it left them at: the next batch of a session starts from there, with
 
 Only a hint: the batch's write is guarded by that Version (asyncpg_events), so a session another
 writer changed since (an exit, a heartbeat, another worker's batch, the reaper, an erasure) is
-not written as remembered; the batch is then read afresh and written as before. Kept for a
-short while and a bounded number of sessions: what a client sends now, not what it sent once."""
+not written as remembered; the batch is then read afresh and written as before. Such a session
+is contested: for a while it is neither recalled nor remembered, so that a client whose batches
+reach several workers in turn, or alternate with its heartbeats, pays a refused write once a
+while, not on every batch. Kept for a short while and a bounded number of sessions: what a
+client sends now, not what it sent once."""
 
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from domain.session import Session
 
@@ -27,6 +31,7 @@ class RememberedSessions:
         self._seconds = seconds
         self._clock = clock
         self._kept: OrderedDict[SessionKey, tuple[float, Session, object]] = OrderedDict()
+        self._contested: OrderedDict[SessionKey, float] = OrderedDict()  # since when
 
     def recall(
         self, tenant_id: str, session_ids: Sequence[str]
@@ -44,20 +49,31 @@ class RememberedSessions:
         return found
 
     def keep(self, tenant_id: str, written: Iterable[tuple[Session, object]]) -> None:
-        """These sessions as just written, each at the Version the write left it."""
+        """These sessions as just written, each at the Version the write left it; not those
+        contested lately."""
         now = self._clock()
         for session, version in written:
             key = (tenant_id, session.id)
+            since = self._contested.get(key)
+            if since is not None and now - since <= self._seconds:
+                continue
             self._kept[key] = (now, session, version)
             self._kept.move_to_end(key)
-        while len(self._kept) > self._capacity:
-            self._kept.popitem(last=False)
+        _bounded(self._kept, self._capacity)
 
-    def forget(self, tenant_id: str, versions: Mapping[str, object]) -> None:
-        """The sessions of these ids, if remembered at these Versions (a write made on them was
-        refused); one remembered since at another (a concurrent request wrote it) stays."""
-        for session_id, version in versions.items():
+    def contested(self, tenant_id: str, session_ids: Iterable[str]) -> None:
+        """A write made on these sessions as remembered was refused: another writer changes
+        them too. Forgotten, and not remembered again for a while."""
+        now = self._clock()
+        for session_id in session_ids:
             key = (tenant_id, session_id)
-            kept = self._kept.get(key)
-            if kept is not None and kept[2] == version:
-                del self._kept[key]
+            self._kept.pop(key, None)
+            self._contested[key] = now
+            self._contested.move_to_end(key)
+        _bounded(self._contested, self._capacity)
+
+
+def _bounded(entries: OrderedDict[SessionKey, Any], capacity: int) -> None:
+    """The least recently set entries dropped, down to `capacity`."""
+    while len(entries) > capacity:
+        entries.popitem(last=False)

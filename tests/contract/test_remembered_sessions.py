@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy.asyncpg_events import AsyncpgBatchWriter
 from adapters.sqlalchemy.asyncpg_statements import asyncpg_connection
 from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from domain.events import Event
@@ -30,18 +31,28 @@ def tap(session: Session, n: int, **meters: Any) -> Event:
     return Event(session.id, n, "tap", at(n), meters=meters or {"taps": 1})
 
 
-class Reads:
-    """Counts the statements that read a batch's sessions unlocked."""
+class Calls:
+    """What each call of `owner.name` made meanwhile answered."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        read_many = asyncpg_sessions.read_many
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+        self.answers: list[Any] = []
+        original = getattr(owner, name)
 
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return await read_many(*args, **kwargs)
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            self.answers.append(await original(*args, **kwargs))
+            return self.answers[-1]
 
-        monkeypatch.setattr(asyncpg_sessions, "read_many", counted)
+        monkeypatch.setattr(owner, name, recorded)
+
+
+def reads(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """The statements that read a batch's sessions unlocked."""
+    return Calls(monkeypatch, asyncpg_sessions, "read_many")
+
+
+def guarded_writes(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """The unlocked way's writes: whether each wrote."""
+    return Calls(monkeypatch, AsyncpgBatchWriter, "insert_counted_unless_changed")
 
 
 @pytest.fixture
@@ -69,7 +80,7 @@ async def counted_once(storage: Any, tenant: Tenant, session: Session, exit_taps
     assert stored.usage == {"taps": exit_taps + sum(e.meters["taps"] for e in found)}
 
 
-def test_sessions_are_recalled_all_or_none_fresh_and_as_copies() -> None:
+def test_sessions_are_recalled_whole_fresh_as_copies_and_not_while_contested() -> None:
     tenant = Tenant("t-1", "t", NOW)
     clock = [0.0]
     remembered = RememberedSessions(capacity=2, seconds=60, clock=lambda: clock[0])
@@ -87,14 +98,19 @@ def test_sessions_are_recalled_all_or_none_fresh_and_as_copies() -> None:
     remembered.keep(tenant.id, [(third, 3)])  # over capacity: the least recently kept goes
     assert remembered.recall(tenant.id, [first.id]) is None
     assert remembered.recall(tenant.id, [second.id, third.id]) is not None
-    remembered.forget(tenant.id, {second.id: 1, third.id: 1})  # kept at others: they stay
-    assert remembered.recall(tenant.id, [second.id]) is not None
-    assert remembered.recall(tenant.id, [third.id]) is not None
-    remembered.forget(tenant.id, {second.id: 2})
+    remembered.contested(tenant.id, [second.id])  # a write made on it as remembered: refused
     assert remembered.recall(tenant.id, [second.id]) is None
-
+    remembered.keep(tenant.id, [(second, 4)])
+    assert remembered.recall(tenant.id, [second.id]) is None  # not remembered for a while
+    clock[0] = 30.0
+    remembered.keep(tenant.id, [(second, 5)])
+    assert remembered.recall(tenant.id, [second.id]) is None
     clock[0] = 60.5
-    assert remembered.recall(tenant.id, [third.id]) is None
+    remembered.keep(tenant.id, [(second, 6)])
+    found = remembered.recall(tenant.id, [second.id])
+    assert found is not None and found[second.id][1] == 6
+
+    assert remembered.recall(tenant.id, [third.id]) is None  # kept at 0 s: too old
 
 
 async def test_a_sessions_next_batches_are_written_without_reading_it(
@@ -103,7 +119,7 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
     """The remembered Version is the one the write left: the next batches (a new meter, a
     decimal one) go through its guard, and the session remembered is the session stored."""
     on_postgresql(storage_url)
-    reads = Reads(monkeypatch)
+    read = reads(monkeypatch)
     session = await stored_session(storage, tenant)
     batches = [
         [tap(session, 1), tap(session, 2, bytes=10)],
@@ -113,7 +129,7 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
     for events in batches:
         outcome = await storage.events.append(tenant.id, batch(*events), NOW, OPEN)
         assert (outcome.inserted, outcome.duplicates, outcome.rejections) == (len(events), 0, [])
-    assert reads.count == 1
+    assert len(read.answers) == 1
 
     stored = await storage.sessions.get(tenant.id, session.id)
     assert (stored.event_count, stored.max_sequence_no) == (5, 5)
@@ -123,37 +139,22 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
     assert recalled[session.id] == await as_stored(storage, tenant, session.id)
 
 
-async def test_a_copy_refused_leaves_the_session_remembered_as_its_original_wrote_it(
-    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A batch and its copy at once (a retry racing its original): the copy, refused, forgets
-    the session only as it recalled it, not as the original left it; it then finds its events
-    stored (the original's numbers are the session's highest), and neither it nor the next
-    batch reads the session."""
-    on_postgresql(storage_url)
-    session = await stored_session(storage, tenant)
-    await storage.events.append(tenant.id, batch(tap(session, 1)), NOW, OPEN)
-    reads = Reads(monkeypatch)
-    twice = [storage.events.append(tenant.id, batch(tap(session, 2)), NOW, OPEN) for _ in "ab"]
-    assert sorted(o.inserted for o in await asyncio.gather(*twice)) == [0, 1]
-    await storage.events.append(tenant.id, batch(tap(session, 3)), NOW, OPEN)
-    assert reads.count == 0
-    await counted_once(storage, tenant, session)
-
-
 async def test_batches_through_two_processes_in_turn_are_counted_once_each(
     storage: Any, other: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two server processes take a session's batches in turn (a client whose connections land
     on both workers): each remembers the session as it wrote it, which the other's batch
-    changed since. Each batch is refused as remembered, read afresh and counted once."""
-    reads = Reads(monkeypatch)
+    changed since. Each process's first batch from memory is refused, read afresh and written;
+    the session is contested then, and each later batch is read first, as without memory, not
+    refused first. Each is counted once."""
+    read, written = reads(monkeypatch), guarded_writes(monkeypatch)
     session = await stored_session(storage, tenant)
     for n in range(1, 9):
         process = (storage, other)[n % 2]
         outcome = await process.events.append(tenant.id, batch(tap(session, n)), NOW, OPEN)
         assert (outcome.inserted, outcome.duplicates) == (1, 0)
-    assert reads.count == 8  # each batch's session was read: the other had changed it
+    assert len(read.answers) == 8
+    assert written.answers == [True, True, False, True, False, True, True, True, True, True]
     await counted_once(storage, tenant, session)
 
 
@@ -191,9 +192,9 @@ async def test_a_request_that_counted_on_a_remembered_session_and_gave_up_leaves
 ) -> None:
     """A batch's write waits (another transaction holds one of the session's meter rows); a
     second batch of the session, counted on the same remembered session, is refused (the first
-    holds it), goes the locked way, waits there, and its client gives up. The first batch's
-    write then remembers the session as it left it: not with the second's counts, which a third
-    batch would otherwise store for events never stored."""
+    holds it), goes the locked way, waits there, and its client gives up. A third batch is then
+    counted on the session as stored: not on one holding the second's counts, for events never
+    stored."""
     on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
     await storage.events.append(tenant.id, batch(tap(session, 1)), NOW, OPEN)
