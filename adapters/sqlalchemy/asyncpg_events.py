@@ -76,19 +76,22 @@ STORED_EVENTS = (
 
 class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
     """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter). Given
-    `remembered`, the unlocked way starts from the sessions as this process last wrote them,
-    when it remembers every one of the batch's, and remembers those it writes; `stale` then
-    tells that they had changed since (the write was refused: they are contested), and the
-    batch may be tried again on them read afresh."""
+    `remembered`, the unlocked way remembers the sessions it writes and, with `recall`, starts
+    from the sessions as this process last wrote them when it remembers every one of the
+    batch's (`recalled`); a write refused on them leaves them contested."""
 
     def __init__(
-        self, driver: Driver, tenant_id: str, remembered: RememberedSessions | None = None
+        self,
+        driver: Driver,
+        tenant_id: str,
+        remembered: RememberedSessions | None = None,
+        recall: bool = True,
     ) -> None:
         self._driver = driver
         self._tenant_id = tenant_id
         self._remembered = remembered
-        self._recalled = False
-        self.stale = False
+        self._recall = recall
+        self.recalled = False
 
     async def lock_sessions(self, session_ids: set[str], metered: set[str]) -> dict[str, Session]:
         ids = sorted(session_ids)
@@ -113,10 +116,10 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
         await asyncpg_sessions.save(self._driver, changed, EVENT_CHANGES, usage)
 
     async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
-        if self._remembered is not None:
+        if self._remembered is not None and self._recall:
             recalled = self._remembered.recall(self._tenant_id, session_ids)
             if recalled is not None:
-                self._recalled = True
+                self.recalled = True
                 return recalled
         keys = [(self._tenant_id, session_id) for session_id in session_ids]
         read = await asyncpg_sessions.read_many(self._driver, keys) if keys else []
@@ -156,7 +159,6 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
                         if s.id in new_rows
                     ),
                 )
-            elif self._recalled:
+            elif self.recalled:
                 self._remembered.contested(self._tenant_id, read)
-                self.stale = True
         return bool(wrote)

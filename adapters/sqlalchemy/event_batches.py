@@ -51,6 +51,10 @@ class BatchWriter(Protocol):
 
 
 class UnlockedBatchWriter(Protocol):
+    # Whether `read_sessions` gave the sessions as this process remembers them, not as read now:
+    # they may have changed since, which only a guarded write tells.
+    recalled: bool
+
     async def read_sessions(self, session_ids: Sequence[str]) -> dict[str, tuple[Session, object]]:
         """The batch's sessions as they are, unlocked, with usage and without gaps (as
         `lock_sessions`), each with what tells whether it changed since."""
@@ -80,8 +84,9 @@ async def append_unless_changed(
     for the usual batch: only numbers above its sessions' highest, none refused. Its sessions
     are read unlocked, the batch sorted and counted on them as `append_batch` does on locked
     ones, and written only if none of them changed meanwhile. None when the batch is not such
-    a batch or a session changed: nothing is written, and the caller appends it the locked
-    way."""
+    a batch or a session changed, or when the sessions were recalled and the batch would write
+    nothing: nothing is written, and the caller appends it the locked way (or, if recalled, tries
+    again on them read afresh)."""
     read = await writer.read_sessions(sorted({e.session_id for _, e in batch}))
     found = {session_id: session for session_id, (session, _) in read.items()}
     sorted_batch = sort_batch(batch, found, now, window, admits)
@@ -91,6 +96,8 @@ async def append_unless_changed(
     if sorted_batch.refused or any(
         e.sequence_no <= found[e.session_id].max_sequence_no for e in new
     ):
+        return None
+    if not new and writer.recalled:  # nothing to write, so no guard to tell they are current
         return None
     since = ended_since(found, new)  # as read, before the counting below changes them
     usage, repriced = count_into_sessions(found, new, now)

@@ -48,8 +48,8 @@ class SqlEventLog(EventLog):
             async with asyncpg_connection(self._driver) as driver:
                 writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered)
                 outcome = await append_unless_changed(writer, batch, now, window, admits)
-                if outcome is None and writer.stale:  # changed since: read them afresh
-                    writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered)
+                if outcome is None and writer.recalled:  # not taken as remembered: read afresh
+                    writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered, recall=False)
                     outcome = await append_unless_changed(writer, batch, now, window, admits)
             if outcome is not None:
                 return outcome

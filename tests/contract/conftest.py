@@ -38,6 +38,14 @@ async def tenant(storage: Any) -> Tenant:
 
 
 @pytest.fixture
+async def other_process(storage_url: str) -> AsyncIterator[Any]:
+    """The same database as another server process sees it: a storage of its own."""
+    opened = open_storage(storage_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
 async def mongodb(storage_url: str) -> AsyncIterator[MongoStorage]:
     """The test's MongoDB storage as itself (for the tests of what only MongoDB has to prove)."""
     storage = MongoStorage(storage_url)

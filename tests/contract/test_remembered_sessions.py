@@ -6,7 +6,6 @@ whatever another process or request did to the session since. (Each kind of chan
 batches: test_unlocked_batches_review.py, its tests' "as remembered" runs.)"""
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +18,6 @@ from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from domain.events import Event
 from domain.session import Session
 from domain.tenants import Tenant
-from tests.conftest import open_storage
 from tests.contract.builders import NOW, OPEN, a_session, at, batch, stored_session
 from tests.contract.test_sqlalchemy_specifics import on_postgresql
 from tests.contract.test_unlocked_batches_review import meter_rows_held
@@ -53,15 +51,6 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Calls:
 def guarded_writes(monkeypatch: pytest.MonkeyPatch) -> Calls:
     """The unlocked way's writes: whether each wrote."""
     return Calls(monkeypatch, AsyncpgBatchWriter, "insert_counted_unless_changed")
-
-
-@pytest.fixture
-async def other(storage_url: str) -> AsyncIterator[Any]:
-    """The same database as another server process sees it: a storage of its own."""
-    on_postgresql(storage_url)
-    opened = open_storage(storage_url)
-    yield opened
-    await opened.close()
 
 
 async def as_stored(storage: Any, tenant: Tenant, session_id: str) -> tuple[Session, Any]:
@@ -140,17 +129,22 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
 
 
 async def test_batches_through_two_processes_in_turn_are_counted_once_each(
-    storage: Any, other: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+    storage: Any,
+    storage_url: str,
+    other_process: Any,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two server processes take a session's batches in turn (a client whose connections land
     on both workers): each remembers the session as it wrote it, which the other's batch
     changed since. Each process's first batch from memory is refused, read afresh and written;
     the session is contested then, and each later batch is read first, as without memory, not
     refused first. Each is counted once."""
+    on_postgresql(storage_url)
     read, written = reads(monkeypatch), guarded_writes(monkeypatch)
     session = await stored_session(storage, tenant)
     for n in range(1, 9):
-        process = (storage, other)[n % 2]
+        process = (storage, other_process)[n % 2]
         outcome = await process.events.append(tenant.id, batch(tap(session, n)), NOW, OPEN)
         assert (outcome.inserted, outcome.duplicates) == (1, 0)
     assert len(read.answers) == 8
@@ -159,29 +153,30 @@ async def test_batches_through_two_processes_in_turn_are_counted_once_each(
 
 
 async def test_concurrent_batches_from_two_processes_count_each_event_once(
-    storage: Any, other: Any, tenant: Tenant
+    storage: Any, storage_url: str, other_process: Any, tenant: Tenant
 ) -> None:
     """Batches of the same sessions at once, from two processes and several requests in each
     (copies of some among them), on sessions each process remembers, then one at a time on
     what each remembers after the crowd. Every session's counts stay exactly those of its
     stored events."""
+    on_postgresql(storage_url)
     sessions = [await stored_session(storage, tenant) for _ in range(3)]
 
     def numbered(n: int) -> list[tuple[int, Event]]:
         return batch(*(tap(s, n, taps=n) for s in sessions))
 
-    for process in (storage, other):  # each remembers them
+    for process in (storage, other_process):  # each remembers them
         await process.events.append(tenant.id, numbered(1), NOW, OPEN)
     outcomes = await asyncio.gather(
         *(
             process.events.append(tenant.id, numbered(n), NOW, OPEN)
             for n in range(2, 40)
-            for process in ((storage,) if n % 3 else (storage, other))
+            for process in ((storage,) if n % 3 else (storage, other_process))
         )
     )
     for n in range(40, 44):
         outcomes.append(await storage.events.append(tenant.id, numbered(n), NOW, OPEN))
-        outcomes.append(await other.events.append(tenant.id, numbered(n + 10), NOW, OPEN))
+        outcomes.append(await other_process.events.append(tenant.id, numbered(n + 10), NOW, OPEN))
     assert sum(o.inserted for o in outcomes) == 3 * (38 + 8)
     for session in sessions:
         await counted_once(storage, tenant, session)

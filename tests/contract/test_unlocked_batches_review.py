@@ -175,6 +175,17 @@ async def remember(storage: Any, tenant: Tenant, sessions: list[Session]) -> Non
     storage.events.remembered.keep(tenant.id, [found for found in read if found is not None])
 
 
+async def sessions_of_one_id(storage: Any, tenant: Tenant) -> tuple[Tenant, Session, Session]:
+    """Another tenant, and a session of each tenant, both of one id."""
+    other = Tenant("other-" + tenant.id[:20], "other", tenant.created_at, tenant.settings)
+    await storage.tenants.add(other)
+    mine = await stored_session(storage, tenant)
+    theirs = a_session(other)
+    theirs.id = mine.id
+    assert await storage.sessions.add(theirs)
+    return other, mine, theirs
+
+
 async def one(storage: Any, tenant: Tenant, **fields: Any) -> list[Session]:
     return [await stored_session(storage, tenant, **fields)]
 
@@ -642,12 +653,7 @@ async def test_another_tenants_session_of_the_same_id_is_neither_waited_for_nor_
 ) -> None:
     """Risk: two tenants' sessions share an id: the guard or the counts join on the id alone,
     so the other tenant's held row makes the batch fall back, or its row is written. Holds."""
-    other = Tenant("other-" + tenant.id[:20], "other", tenant.created_at, tenant.settings)
-    await storage.tenants.add(other)
-    mine = await stored_session(storage, tenant)
-    theirs = a_session(other)
-    theirs.id = mine.id
-    assert await storage.sessions.add(theirs)
+    other, mine, theirs = await sessions_of_one_id(storage, tenant)
     async with held(storage_url, [theirs]):
         outcome = await asyncio.wait_for(
             storage.events.append(tenant.id, batch(metered(mine, 1), metered(mine, 2)), NOW, OPEN),
