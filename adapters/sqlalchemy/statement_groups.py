@@ -72,13 +72,15 @@ class StatementGroup(Generic[Member, Answer]):
         if len(self._senders) < SENDERS:
             # A task of its own, kept here: the loop keeps only a weak reference to a task. In
             # a context of its own: it answers many requests, so it must not carry this one's
-            # (the request id its log lines would name).
+            # (the request id its log lines would name). It leaves `_senders` itself (`_send`),
+            # or when done if cancelled before it ran.
             sender = asyncio.create_task(self._send(), context=contextvars.Context())
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
         return await answer
 
     async def _send(self) -> None:
+        senders = self._senders
         group = self._next_group()
         try:
             while group:
@@ -96,6 +98,11 @@ class StatementGroup(Generic[Member, Answer]):
                 waiting.answer.cancel()
             self._waiting = []
             raise
+        finally:
+            # In the step that found no one waiting, not in a done callback: a callback runs a
+            # step later, and a request arriving meanwhile would count this sender as on its
+            # way and wait for it forever.
+            senders.discard(asyncio.current_task())
 
     def _next_group(self) -> list[_Waiting[Member, Answer]]:
         """Those waiting, but a second member of a key: it waits for the next group."""

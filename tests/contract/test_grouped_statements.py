@@ -6,14 +6,16 @@ refused alone, a member locked by another writer holding up none of the others, 
 request is cancelled leaving the others answered."""
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sqlalchemy import asyncpg_sessions
+from adapters.sqlalchemy import asyncpg_sessions, statement_groups
 from adapters.sqlalchemy.session_rows import to_row
 from application.sessions.record_exit import RecordExitCommand
 from application.storage import StorageError
@@ -204,6 +206,54 @@ async def test_a_group_is_sent_outside_any_of_its_members_requests(
 
     assert await asyncio.gather(*(start(n) for n in range(6))) == [True] * 6
     assert seen and set(seen) == {None}, seen
+
+
+async def test_a_request_arriving_as_the_last_sender_ends_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender that finds no one waiting ends; until 2026-12-07 it left the group's senders in
+    a done callback, a step later, and a request arriving in between counted it as on its way:
+    nobody sent it, and it waited until another request of its kind came (a benchmark's 32
+    clients, each waiting on its exit, waited forever). A few clients that each send again as
+    soon as answered, on a connection and a database that take their turns in varied orders
+    (seeded, so a run is repeatable): every request is answered."""
+
+    async def run(seed: int) -> bool:
+        turns = random.Random(seed)
+
+        async def a_turn() -> None:
+            for _ in range(turns.choice([0, 0, 1, 2, 3])):
+                await asyncio.sleep(0)
+
+        @asynccontextmanager
+        async def connection(engine: Any) -> AsyncIterator[Any]:
+            await a_turn()
+            yield object()
+            await a_turn()
+
+        async def one(driver: Any, member: tuple[int, int]) -> tuple[int, int]:
+            await a_turn()
+            return member
+
+        async def many(driver: Any, members: Any) -> list[tuple[int, int]]:
+            await a_turn()
+            return list(members)
+
+        monkeypatch.setattr(statement_groups, "asyncpg_connection", connection)
+        group = statement_groups.StatementGroup(cast(AsyncEngine, None), one, many, lambda m: m)
+
+        async def client(i: int) -> None:
+            for n in range(1000):
+                await a_turn()
+                assert await group((i, n)) == (i, n)
+
+        running = [asyncio.ensure_future(client(i)) for i in range(3)]
+        done, stuck = await asyncio.wait(running, timeout=2)
+        for task in stuck:
+            task.cancel()
+        return not stuck and all(task.result() is None for task in done)
+
+    assert [seed for seed in range(10) if not await run(seed)] == []
 
 
 async def test_starts_on_connections_the_database_dropped_fail_and_are_stored_when_retried(
