@@ -78,7 +78,7 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
     """Both ways: in a transaction (BatchWriter), and without one (UnlockedBatchWriter). Given
     `remembered`, the unlocked way remembers the sessions it writes and, with `recall`, starts
     from the sessions as this process last wrote them when it remembers every one of the
-    batch's (`recalled`); a write refused on them leaves them contested."""
+    batch's (`recalled`), and tells it of a write refused on them."""
 
     def __init__(
         self,
@@ -158,7 +158,8 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
                         for s, v in versioned
                         if s.id in new_rows
                     ),
+                    self.recalled,
                 )
             elif self.recalled:
-                self._remembered.contested(self._tenant_id, read)
+                self._remembered.refused(self._tenant_id, read)
         return bool(wrote)

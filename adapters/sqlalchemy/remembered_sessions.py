@@ -3,11 +3,12 @@ the Version it left them at: the next batch of a session starts from there, with
 
 Only a hint: the batch's write is guarded by that Version (asyncpg_events), so a session another
 writer changed since (an exit, a heartbeat, another worker's batch, the reaper, an erasure) is
-not written as remembered; the batch is then read afresh and written as before. Such a session
-is contested: for a while it is neither recalled nor remembered, so that a client whose batches
-reach several workers in turn, or alternate with its heartbeats, pays a refused write once a
-while, not on every batch. Kept for a short while and a bounded number of sessions: what a
-client sends now, not what it sent once."""
+not written as remembered; the batch is then read afresh and written as before. A session
+refused twice in a row as remembered is contested: for a while it is neither recalled nor
+remembered, so that a client whose batches reach several workers in turn, or alternate with
+its heartbeats, pays two refused writes a while, not one a batch; one refused now and then (a
+heartbeat every half minute between a batch a second) keeps being remembered. Kept for a short
+while and a bounded number of sessions: what a client sends now, not what it sent once."""
 
 import copy
 import time
@@ -31,6 +32,7 @@ class RememberedSessions:
         self._seconds = seconds
         self._clock = clock
         self._kept: OrderedDict[SessionKey, tuple[float, Session, object]] = OrderedDict()
+        self._refused: OrderedDict[SessionKey, float] = OrderedDict()  # last refused, when
         self._contested: OrderedDict[SessionKey, float] = OrderedDict()  # since when
 
     def recall(
@@ -48,29 +50,43 @@ class RememberedSessions:
             found[session_id] = (copy.deepcopy(kept[1]), kept[2])
         return found
 
-    def keep(self, tenant_id: str, written: Iterable[tuple[Session, object]]) -> None:
-        """These sessions as just written, each at the Version the write left it; not those
-        contested lately."""
+    def keep(
+        self, tenant_id: str, written: Iterable[tuple[Session, object]], recalled: bool
+    ) -> None:
+        """These sessions as just written, each at the Version the write left it (`recalled`:
+        by a write made on them as remembered); not those contested lately."""
         now = self._clock()
         for session, version in written:
             key = (tenant_id, session.id)
-            since = self._contested.get(key)
-            if since is not None and now - since <= self._seconds:
+            if _lately(self._contested, key, now, self._seconds):
                 continue
+            if recalled:
+                self._refused.pop(key, None)
             self._kept[key] = (now, session, version)
             self._kept.move_to_end(key)
         _bounded(self._kept, self._capacity)
 
-    def contested(self, tenant_id: str, session_ids: Iterable[str]) -> None:
-        """A write made on these sessions as remembered was refused: another writer changes
-        them too. Forgotten, and not remembered again for a while."""
+    def refused(self, tenant_id: str, session_ids: Iterable[str]) -> None:
+        """A write made on these sessions as remembered was refused: they changed since.
+        Forgotten; contested if their last such write was refused too."""
         now = self._clock()
         for session_id in session_ids:
             key = (tenant_id, session_id)
             self._kept.pop(key, None)
-            self._contested[key] = now
-            self._contested.move_to_end(key)
+            if _lately(self._refused, key, now, self._seconds):
+                self._contested[key] = now
+                self._contested.move_to_end(key)
+            self._refused[key] = now
+            self._refused.move_to_end(key)
+        _bounded(self._refused, self._capacity)
         _bounded(self._contested, self._capacity)
+
+
+def _lately(
+    entries: OrderedDict[SessionKey, float], key: SessionKey, now: float, seconds: float
+) -> bool:
+    since = entries.get(key)
+    return since is not None and now - since <= seconds
 
 
 def _bounded(entries: OrderedDict[SessionKey, Any], capacity: int) -> None:

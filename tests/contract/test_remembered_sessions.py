@@ -74,7 +74,7 @@ def test_sessions_are_recalled_whole_fresh_as_copies_and_not_while_contested() -
     clock = [0.0]
     remembered = RememberedSessions(capacity=2, seconds=60, clock=lambda: clock[0])
     first, second, third = (a_session(tenant) for _ in range(3))
-    remembered.keep(tenant.id, [(first, 1), (second, 2)])
+    remembered.keep(tenant.id, [(first, 1), (second, 2)], recalled=False)
 
     recalled = remembered.recall(tenant.id, [first.id, second.id])
     assert recalled is not None and [v for _, v in recalled.values()] == [1, 2]
@@ -84,20 +84,28 @@ def test_sessions_are_recalled_whole_fresh_as_copies_and_not_while_contested() -
     assert remembered.recall(tenant.id, [first.id, third.id]) is None
     assert remembered.recall("another tenant", [first.id]) is None
 
-    remembered.keep(tenant.id, [(third, 3)])  # over capacity: the least recently kept goes
+    remembered.keep(tenant.id, [(third, 3)], recalled=False)  # over capacity: the oldest goes
     assert remembered.recall(tenant.id, [first.id]) is None
     assert remembered.recall(tenant.id, [second.id, third.id]) is not None
-    remembered.contested(tenant.id, [second.id])  # a write made on it as remembered: refused
-    assert remembered.recall(tenant.id, [second.id]) is None
-    remembered.keep(tenant.id, [(second, 4)])
-    assert remembered.recall(tenant.id, [second.id]) is None  # not remembered for a while
+
+    def refused_then_kept(version: int, recalled: bool = False) -> bool:
+        """A write on `second` as remembered refused, then one read afresh kept: remembered?"""
+        remembered.refused(tenant.id, [second.id])
+        assert remembered.recall(tenant.id, [second.id]) is None
+        remembered.keep(tenant.id, [(second, version)], recalled)
+        return remembered.recall(tenant.id, [second.id]) is not None
+
+    assert refused_then_kept(4)  # refused once: remembered again
+    remembered.keep(tenant.id, [(second, 5)], recalled=True)  # written as remembered
+    assert refused_then_kept(6)  # so refused once again, not twice in a row
+    assert not refused_then_kept(7)  # twice in a row: contested
     clock[0] = 30.0
-    remembered.keep(tenant.id, [(second, 5)])
+    remembered.keep(tenant.id, [(second, 8)], recalled=False)
     assert remembered.recall(tenant.id, [second.id]) is None
     clock[0] = 60.5
-    remembered.keep(tenant.id, [(second, 6)])
+    remembered.keep(tenant.id, [(second, 9)], recalled=False)
     found = remembered.recall(tenant.id, [second.id])
-    assert found is not None and found[second.id][1] == 6
+    assert found is not None and found[second.id][1] == 9
 
     assert remembered.recall(tenant.id, [third.id]) is None  # kept at 0 s: too old
 
@@ -137,9 +145,9 @@ async def test_batches_through_two_processes_in_turn_are_counted_once_each(
 ) -> None:
     """Two server processes take a session's batches in turn (a client whose connections land
     on both workers): each remembers the session as it wrote it, which the other's batch
-    changed since. Each process's first batch from memory is refused, read afresh and written;
-    the session is contested then, and each later batch is read first, as without memory, not
-    refused first. Each is counted once."""
+    changed since. Each process's first two batches from memory are refused, read afresh and
+    written; refused twice in a row, the session is contested, and each later batch is read
+    first, as without memory, not refused first. Each is counted once."""
     on_postgresql(storage_url)
     read, written = reads(monkeypatch), guarded_writes(monkeypatch)
     session = await stored_session(storage, tenant)
@@ -148,7 +156,7 @@ async def test_batches_through_two_processes_in_turn_are_counted_once_each(
         outcome = await process.events.append(tenant.id, batch(tap(session, n)), NOW, OPEN)
         assert (outcome.inserted, outcome.duplicates) == (1, 0)
     assert len(read.answers) == 8
-    assert written.answers == [True, True, False, True, False, True, True, True, True, True]
+    assert written.answers == [True, True] + [False, True] * 4 + [True, True]
     await counted_once(storage, tenant, session)
 
 

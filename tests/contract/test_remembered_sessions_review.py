@@ -256,9 +256,9 @@ async def test_capacity_and_expiry_of_the_memory_on_a_fake_clock(
 ) -> None:
     """Risk: a session evicted (capacity) or remembered too long ago (expiry) is still
     recalled, a contested one remembered again within its minute, or not after it; or any of
-    these counts an event twice. Holds: evicted and expired sessions are read, a session
-    another process wrote is refused once, then read for the minute and remembered after it,
-    and every event is counted once."""
+    these counts an event twice. Holds: evicted and expired sessions are read; a session
+    another process wrote is refused once and remembered again; refused twice in a row, it is
+    read for the minute and remembered after it; every event is counted once."""
     on_postgresql(storage_url)
     clock = [0.0]
     storage.events.remembered = RememberedSessions(capacity=2, seconds=60, clock=lambda: clock[0])
@@ -274,12 +274,14 @@ async def test_capacity_and_expiry_of_the_memory_on_a_fake_clock(
         (62, storage, a, 4, (1, [True])),  # remembered at 1: expired
         (62, storage, a, 5, (0, [True])),
         (62, other_process, a, 6, (1, [True])),
-        (63, storage, a, 7, (1, [False, True])),  # refused as remembered: contested at 63
-        (64, storage, a, 8, (1, [True])),
-        (123, storage, a, 9, (1, [True])),  # 60 s since: still contested, not remembered
-        (123.5, storage, a, 10, (1, [True])),  # remembered now
-        (124, storage, a, 11, (0, [True])),
-        (124, storage, c, 2, (1, [True])),  # c kept at 0: expired
+        (63, storage, a, 7, (1, [False, True])),  # refused as remembered once: still remembered
+        (63, other_process, a, 8, (1, [False, True])),
+        (64, storage, a, 9, (1, [False, True])),  # refused twice in a row: contested at 64
+        (65, storage, a, 10, (1, [True])),  # read, and not remembered
+        (124, storage, a, 11, (1, [True])),  # 60 s since: still contested
+        (124.5, storage, a, 12, (1, [True])),  # remembered now
+        (125, storage, a, 13, (0, [True])),
+        (125, storage, c, 2, (1, [True])),  # c kept at 0: expired
     ]
     for now, process, s, n, expected in steps:
         clock[0] = now

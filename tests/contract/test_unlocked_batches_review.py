@@ -172,7 +172,8 @@ async def remember(storage: Any, tenant: Tenant, sessions: list[Session]) -> Non
     into: the next batch starts from them without reading them."""
     async with asyncpg_connection(storage.driver_engine) as driver:
         read = await asyncpg_sessions.read_many(driver, [(tenant.id, s.id) for s in sessions])
-    storage.events.remembered.keep(tenant.id, [found for found in read if found is not None])
+    written = [found for found in read if found is not None]
+    storage.events.remembered.keep(tenant.id, written, recalled=False)
 
 
 async def sessions_of_one_id(storage: Any, tenant: Tenant) -> tuple[Tenant, Session, Session]:
