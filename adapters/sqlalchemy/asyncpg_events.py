@@ -161,5 +161,5 @@ class AsyncpgBatchWriter(BatchWriter, UnlockedBatchWriter):
                     self.recalled,
                 )
             elif self.recalled:
-                self._remembered.refused(self._tenant_id, read)
+                self._remembered.refused(self._tenant_id, {s.id: v for s, v in versioned})
         return bool(wrote)

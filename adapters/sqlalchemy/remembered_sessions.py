@@ -13,7 +13,7 @@ while and a bounded number of sessions: what a client sends now, not what it sen
 import copy
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from domain.session import Session
@@ -66,12 +66,17 @@ class RememberedSessions:
             self._kept.move_to_end(key)
         _bounded(self._kept, self._capacity)
 
-    def refused(self, tenant_id: str, session_ids: Iterable[str]) -> None:
-        """A write made on these sessions as remembered was refused: they changed since.
-        Forgotten; contested if their last such write was refused too."""
+    def refused(self, tenant_id: str, recalled: Mapping[str, object]) -> None:
+        """A write made on these sessions as remembered at these Versions was refused: they
+        changed since. Forgotten; contested if their last such write was refused too. One
+        remembered since at another Version (a concurrent request of this process wrote it)
+        stays as it is: this process is what changed it."""
         now = self._clock()
-        for session_id in session_ids:
+        for session_id, version in recalled.items():
             key = (tenant_id, session_id)
+            kept = self._kept.get(key)
+            if kept is not None and kept[2] != version:
+                continue
             self._kept.pop(key, None)
             if _lately(self._refused, key, now, self._seconds):
                 self._contested[key] = now

@@ -90,11 +90,17 @@ def test_sessions_are_recalled_whole_fresh_as_copies_and_not_while_contested() -
 
     def refused_then_kept(version: int, recalled: bool = False) -> bool:
         """A write on `second` as remembered refused, then one read afresh kept: remembered?"""
-        remembered.refused(tenant.id, [second.id])
+        found = remembered.recall(tenant.id, [second.id])
+        assert found is not None
+        remembered.refused(tenant.id, {second.id: found[second.id][1]})
         assert remembered.recall(tenant.id, [second.id]) is None
         remembered.keep(tenant.id, [(second, version)], recalled)
         return remembered.recall(tenant.id, [second.id]) is not None
 
+    # Refused at a Version this process has written past since (a concurrent request): kept.
+    remembered.refused(tenant.id, {second.id: 1})
+    found = remembered.recall(tenant.id, [second.id])
+    assert found is not None and found[second.id][1] == 2
     assert refused_then_kept(4)  # refused once: remembered again
     remembered.keep(tenant.id, [(second, 5)], recalled=True)  # written as remembered
     assert refused_then_kept(6)  # so refused once again, not twice in a row
