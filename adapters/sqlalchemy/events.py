@@ -53,11 +53,14 @@ class SqlEventLog(EventLog):
                     outcome = await append_unless_changed(writer, batch, now, window, admits)
             if outcome is not None:
                 return outcome
-        return await in_transaction(
+        outcome = await in_transaction(
             self._driver,
             batch_writers(tenant_id),
             lambda writer: append_batch(writer, batch, now, window, admits),
         )
+        if outcome.inserted:  # counted into its sessions: as remembered, they are past
+            self.remembered.forget(tenant_id, {e.session_id for _, e in batch})
+        return outcome
 
     async def find(
         self,

@@ -66,6 +66,11 @@ class RememberedSessions:
             self._kept.move_to_end(key)
         _bounded(self._kept, self._capacity)
 
+    def forget(self, tenant_id: str, session_ids: Iterable[str]) -> None:
+        """These sessions were written otherwise (the locked way): what is kept of them is past."""
+        for session_id in session_ids:
+            self._kept.pop((tenant_id, session_id), None)
+
     def refused(self, tenant_id: str, recalled: Mapping[str, object]) -> None:
         """A write made on these sessions as remembered at these Versions was refused: they
         changed since. Forgotten; contested if their last such write was refused too. One

@@ -142,6 +142,27 @@ async def test_a_sessions_next_batches_are_written_without_reading_it(
     assert recalled[session.id] == await as_stored(storage, tenant, session.id)
 
 
+async def test_a_batch_written_the_locked_way_leaves_its_sessions_to_be_read(
+    storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late number (below the session's highest) goes the locked way, which counts it into
+    the session: the next batch reads the session rather than have a write refused first. A
+    batch sent again (duplicates, nothing counted) leaves the memory as it is."""
+    on_postgresql(storage_url)
+    session = await stored_session(storage, tenant)
+    await storage.events.append(tenant.id, batch(tap(session, 1), tap(session, 3)), NOW, OPEN)
+    await storage.events.append(tenant.id, batch(tap(session, 3)), NOW, OPEN)  # sent again
+    read, written = reads(monkeypatch), guarded_writes(monkeypatch)
+    await storage.events.append(tenant.id, batch(tap(session, 4)), NOW, OPEN)
+    assert (len(read.answers), written.answers) == (0, [True])
+    assert (await storage.events.append(tenant.id, batch(tap(session, 2)), NOW, OPEN)).inserted
+    read.answers.clear()
+    written.answers.clear()
+    await storage.events.append(tenant.id, batch(tap(session, 5)), NOW, OPEN)
+    assert (len(read.answers), written.answers) == (1, [True])
+    await counted_once(storage, tenant, session)
+
+
 async def test_batches_through_two_processes_in_turn_are_counted_once_each(
     storage: Any,
     storage_url: str,
