@@ -34,6 +34,7 @@ class SqlEventLog(EventLog):
         self._engine = engine
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
+        self._unlocked = driver_engine.dialect.name == "postgresql"  # append_unless_changed
         self.remembered = RememberedSessions()  # the sessions its batches wrote last (PostgreSQL)
 
     async def append(
@@ -44,7 +45,7 @@ class SqlEventLog(EventLog):
         window: timedelta,
         admits: Admission | None = None,
     ) -> BatchOutcome:
-        if self._driver.dialect.name == "postgresql":
+        if self._unlocked:
             async with asyncpg_connection(self._driver) as driver:
                 writer = AsyncpgBatchWriter(driver, tenant_id, self.remembered)
                 outcome = await append_unless_changed(writer, batch, now, window, admits)
@@ -58,7 +59,7 @@ class SqlEventLog(EventLog):
             batch_writers(tenant_id),
             lambda writer: append_batch(writer, batch, now, window, admits),
         )
-        if outcome.inserted:  # counted into its sessions: as remembered, they are past
+        if self._unlocked and outcome.inserted:  # counted into its sessions: as remembered, past
             self.remembered.forget(tenant_id, {e.session_id for _, e in batch})
         return outcome
 
