@@ -67,17 +67,20 @@ def _add_usage(condition: str = "TRUE", first: int = 2) -> str:
 
 
 _COLUMNS = tuple(sessions.c.keys())
+# A new session; its row's version returned if stored (remembered_sessions).
 INSERT = (
     f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
     f" VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
+    " RETURNING xmin::text::bigint"
 )
-# Several new sessions of any tenants, as arrays (statement_groups); those stored returned. In
-# one order, the key's, whatever the group: two groups storing one id never wait on each other
-# in a cycle.
+# Several new sessions of any tenants, as arrays (statement_groups); those stored returned with
+# their rows' versions. In one order, the key's, whatever the group: two groups storing one id
+# never wait on each other in a cycle.
 INSERT_MANY = (
     f"INSERT INTO sessions ({', '.join(_COLUMNS)})"
     f" SELECT * FROM {unnest(sessions, _COLUMNS, 1)} AS r({', '.join(_COLUMNS)})"
-    " ORDER BY r.tenant_id, r.id ON CONFLICT DO NOTHING RETURNING tenant_id, id"
+    " ORDER BY r.tenant_id, r.id ON CONFLICT DO NOTHING"
+    " RETURNING tenant_id, id, xmin::text::bigint AS row_version"
 )
 
 
@@ -191,19 +194,23 @@ def _bound(row: Mapping[str, Any], column: str) -> Any:
     return json_text(row[column]) if column in JSON_COLUMNS else row[column]
 
 
-async def insert(driver: Driver, session: Session) -> bool:
-    """Store a new session; False (nothing stored) if its id is taken."""
+async def insert(driver: Driver, session: Session) -> Version | None:
+    """Store a new session: its Version; None (nothing stored) if its id is taken."""
     row = to_row(session)
     values = [_bound(row, c) for c in _COLUMNS]
-    return bool(await driver.execute(INSERT, *values) == "INSERT 0 1")
+    stored = await driver.fetch(INSERT, *values)
+    return Version(stored[0][0], 0, 0) if stored else None
 
 
-async def insert_many(driver: Driver, new: Sequence[Session]) -> list[bool]:
-    """`insert` of several sessions, in one statement: whether each was stored."""
+async def insert_many(driver: Driver, new: Sequence[Session]) -> list[Version | None]:
+    """`insert` of several sessions, in one statement: each one's Version, if it was stored."""
     rows = [to_row(session) for session in new]
     values = [[_bound(row, c) for row in rows] for c in _COLUMNS]
-    stored = {(row["tenant_id"], row["id"]) for row in await driver.fetch(INSERT_MANY, *values)}
-    return [(session.tenant_id, session.id) in stored for session in new]
+    stored = {
+        (row["tenant_id"], row["id"]): Version(row["row_version"], 0, 0)
+        for row in await driver.fetch(INSERT_MANY, *values)
+    }
+    return [stored.get((session.tenant_id, session.id)) for session in new]
 
 
 async def save(

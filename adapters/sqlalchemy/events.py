@@ -30,12 +30,19 @@ def batch_writers(tenant_id: str) -> Writers[BatchWriter]:
 
 @raises_storage_errors
 class SqlEventLog(EventLog):
-    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        driver_engine: AsyncEngine,
+        remembered: RememberedSessions | None = None,
+    ) -> None:
+        """`remembered`: the sessions this process last wrote (PostgreSQL), shared with the
+        session repository; one of its own if not given."""
         self._engine = engine
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
         self._unlocked = driver_engine.dialect.name == "postgresql"  # append_unless_changed
-        self.remembered = RememberedSessions()  # the sessions its batches wrote last (PostgreSQL)
+        self.remembered = RememberedSessions() if remembered is None else remembered
 
     async def append(
         self,

@@ -27,7 +27,7 @@ Member = TypeVar("Member")
 class GroupedSessions:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self.insert = StatementGroup(
+        self.insert: StatementGroup[Session, Version | None] = StatementGroup(
             engine, asyncpg_sessions.insert, asyncpg_sessions.insert_many, _session_key
         )
         self._reads = {
@@ -47,10 +47,15 @@ class GroupedSessions:
         balance). Its gaps are found apart, on a connection of its own: that statement is the
         session's alone, and whatever becomes of it must not become the group's."""
         read = await self._reads[with_balance](key)
-        if read is not None and asyncpg_sessions.may_have_gaps(read[0]):
-            async with asyncpg_connection(self._engine) as driver:
-                await asyncpg_sessions.add_gaps(driver, read[0])
+        if read is not None:
+            await self.add_gaps(read[0])
         return read
+
+    async def add_gaps(self, session: Session) -> None:
+        """Give the session its gaps, if it has any, found on a connection of its own."""
+        if asyncpg_sessions.may_have_gaps(session):
+            async with asyncpg_connection(self._engine) as driver:
+                await asyncpg_sessions.add_gaps(driver, session)
 
     def save(self, columns: Sequence[str]) -> StatementGroup[Read, bool]:
         """The writes of these columns (and no usage) guarded by what was read. Even alone,

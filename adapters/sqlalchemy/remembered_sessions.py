@@ -10,7 +10,6 @@ its heartbeats, pays two refused writes a while, not one a batch; one refused no
 heartbeat every half minute between a batch a second) keeps being remembered. Kept for a short
 while and a bounded number of sessions: what a client sends now, not what it sent once."""
 
-import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,7 +46,7 @@ class RememberedSessions:
             if kept is None or now - kept[0] > self._seconds:
                 return None
             # A copy: the batch counts its events into the sessions it was given.
-            found[session_id] = (copy.deepcopy(kept[1]), kept[2])
+            found[session_id] = (kept[1].copy(), kept[2])
         return found
 
     def keep(

@@ -1,7 +1,8 @@
 import functools
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -18,9 +19,10 @@ from adapters.sqlalchemy.driver_steps import Writers
 from adapters.sqlalchemy.driver_steps import in_transaction as driver_transaction
 from adapters.sqlalchemy.engine import insert, serialise, single_statement
 from adapters.sqlalchemy.errors import raises_storage_errors
-from adapters.sqlalchemy.grouped_sessions import GroupedSessions
+from adapters.sqlalchemy.grouped_sessions import GroupedSessions, Read
 from adapters.sqlalchemy.keyset import past
 from adapters.sqlalchemy.ledger_rows import Record, settlement_records
+from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from adapters.sqlalchemy.session_rows import SETTLED_COLUMNS, load, to_row
 from adapters.sqlalchemy.session_steps import SessionRows, in_transaction, on_connection
 from adapters.sqlalchemy.settlement_claims import shape_of
@@ -48,17 +50,30 @@ Outcome = TypeVar("Outcome")
 
 @raises_storage_errors
 class SqlSessionRepository(SessionRepository):
-    def __init__(self, engine: AsyncEngine, driver_engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        driver_engine: AsyncEngine,
+        remembered: RememberedSessions | None = None,
+    ) -> None:
+        """`remembered`: the sessions this process last wrote, shared with the event log
+        (PostgreSQL): a start remembers its session, an exit or a sign of life starts from it."""
         self._engine = engine
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
         self._sqlite = engine.dialect.name == "sqlite"
         self._grouped = None if self._sqlite else GroupedSessions(driver_engine)
+        self.remembered = None if self._sqlite else remembered
 
     async def add(self, session: Session, limit: SessionLimit | None = None) -> bool:
         if limit is None:  # the lifecycle's hot path
             if self._grouped is not None:
-                return await self._grouped.insert(session)
+                version = await self._grouped.insert(session)
+                if version is not None and self.remembered is not None:
+                    # A copy: the session is the caller's, to answer with or change.
+                    kept = session.copy()
+                    self.remembered.keep(session.tenant_id, [(kept, version)], recalled=False)
+                return version is not None
             return await on_sqlite_thread(
                 self._driver, lambda c: sqlite_sessions.insert(c, session), writes=True
             )
@@ -157,13 +172,14 @@ class SqlSessionRepository(SessionRepository):
                 await rows.save([session], LIFE_CHANGES, {})
             return session
 
-        if self._grouped is not None:
-            written = await self._unless_changed(
-                self._grouped, tenant_id, session_id, decided, LIFE_CHANGES, {}
-            )
-            if written is not None:
-                return written
-        return await in_transaction(self._driver, changed)
+        with self._forgotten(tenant_id, session_id):
+            if self._grouped is not None:
+                written = await self._unless_changed(
+                    self._grouped, tenant_id, session_id, decided, LIFE_CHANGES, {}
+                )
+                if written is not None:
+                    return written
+            return await in_transaction(self._driver, changed)
 
     async def close(
         self,
@@ -189,13 +205,26 @@ class SqlSessionRepository(SessionRepository):
                 await rows.save([session], END_CHANGES, {session_id: exit.usage})
             return outcome
 
-        if self._grouped is not None:
-            written = await self._unless_changed(
-                self._grouped, tenant_id, session_id, decided, END_CHANGES, exit.usage, charge
-            )
-            if written is not None:
-                return written
-        return await in_transaction(self._driver, closed)
+        with self._forgotten(tenant_id, session_id):
+            if self._grouped is not None:
+                written = await self._unless_changed(
+                    self._grouped, tenant_id, session_id, decided, END_CHANGES, exit.usage, charge
+                )
+                if written is not None:
+                    return written
+            return await in_transaction(self._driver, closed)
+
+    @contextmanager
+    def _forgotten(self, tenant_id: str, session_id: str) -> Iterator[None]:
+        """A change of the session leaves what this process remembers of it past: forgotten
+        once made (or failed), so that its next batch reads it rather than be refused first.
+        Only starts and batches of events remember (a session rarely has a batch after its
+        exit, and a batch a second has a sign of life a half minute)."""
+        try:
+            yield
+        finally:
+            if self.remembered is not None:
+                self.remembered.forget(tenant_id, [session_id])
 
     async def _unless_changed(
         self,
@@ -225,11 +254,43 @@ class SqlSessionRepository(SessionRepository):
         to them without one.
 
         The read, and a write that adds no usage (most of them, settling a charge or not), go
-        in statements grouped with concurrent requests' (grouped_sessions)."""
+        in statements grouped with concurrent requests' (grouped_sessions).
+
+        A session this process remembers (as its start or its last batch of events wrote it;
+        not with its subject's balance) is not read: the write is guarded by the Version
+        remembered, and if that is past, the session is read and written afresh."""
         rated = charge is not None and bool(charge.rates)
+        recalled = None if rated else self._recalled(tenant_id, session_id)
+        if recalled is not None:
+            await grouped.add_gaps(recalled[0])
+            written = await self._written(grouped, recalled, decided, columns, usage, charge)
+            if written is not None:
+                return written
+            if self.remembered is not None:
+                self.remembered.refused(tenant_id, {session_id: recalled[1]})
         read = await grouped.read((tenant_id, session_id), with_balance=rated)
         if read is None:
             return None
+        return await self._written(grouped, read, decided, columns, usage, charge)
+
+    def _recalled(self, tenant_id: str, session_id: str) -> Read | None:
+        """A copy of the session as this process remembers it, with its Version; or None."""
+        if self.remembered is None:
+            return None
+        found = self.remembered.recall(tenant_id, [session_id])
+        return None if found is None else cast(Read, found[session_id])
+
+    async def _written(
+        self,
+        grouped: GroupedSessions,
+        read: Read,
+        decided: Callable[[Session], tuple[Outcome, bool]],
+        columns: Sequence[str],
+        usage: Usage,
+        charge: ChargeOnClose | None,
+    ) -> Outcome | None:
+        """`_unless_changed`'s decision on the session `read` and its write: the outcome, or
+        None if the session was no longer as read."""
         session, version = read
         outcome, write = decided(session)
         if not write:

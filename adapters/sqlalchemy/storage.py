@@ -31,6 +31,7 @@ from adapters.sqlalchemy.plans import (
     SqlSubscriptionRepository,
 )
 from adapters.sqlalchemy.refused_starts import SqlRefusedStarts
+from adapters.sqlalchemy.remembered_sessions import RememberedSessions
 from adapters.sqlalchemy.reports import SqlReports
 from adapters.sqlalchemy.retention import SqlRetention
 from adapters.sqlalchemy.rollups import SqlRollupLeases, SqlRollupRepository, SqlUsageSource
@@ -69,8 +70,11 @@ class SqlAlchemyStorage(Storage):
         self.driver_engine = create_driver_engine(
             url, self.engine, driver_pool, wait_seconds, serving
         )
-        self.sessions = SqlSessionRepository(self.engine, self.driver_engine)
-        self.events = SqlEventLog(self.engine, self.driver_engine)
+        # The sessions this process last wrote (PostgreSQL): a start's or a batch's, for the
+        # next batch, exit or sign of life of the session to start from (remembered_sessions).
+        remembered = RememberedSessions()
+        self.sessions = SqlSessionRepository(self.engine, self.driver_engine, remembered)
+        self.events = SqlEventLog(self.engine, self.driver_engine, remembered)
         self.tenants = SqlTenantRepository(self.engine)
         self.api_keys = SqlApiKeyRepository(self.engine)
         self.rates = SqlRateRepository(self.engine)

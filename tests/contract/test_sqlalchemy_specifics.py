@@ -196,6 +196,12 @@ async def test_a_sale_waits_for_retention_deleting_its_session_and_is_refused(
     assert await storage.sales.get_many(tenant.id, ["sale-1"]) == {}
 
 
+def forgotten(storage: Any, tenant: Tenant, session: Session) -> None:
+    """The process no longer remembers the session as its start wrote it: its next change
+    reads it (test_remembered_lifecycle.py: the changes made as remembered)."""
+    storage.sessions.remembered.forget(tenant.id, [session.id])
+
+
 async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
     storage: Any, storage_url: str, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,6 +210,7 @@ async def test_an_exit_reads_usage_added_between_its_read_and_its_write(
     is then taken under the lock, with the usage."""
     on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
+    forgotten(storage, tenant, session)
     read_versioned = asyncpg_sessions.read_versioned
 
     async def read_then_usage_added(*args: Any, **kwargs: Any) -> Any:
@@ -230,6 +237,7 @@ async def test_a_heartbeat_never_undoes_an_exit_written_between_its_read_and_its
     between is a change, and the heartbeat, taken again under the lock, finds it ended."""
     on_postgresql(storage_url)
     session = await stored_session(storage, tenant)
+    forgotten(storage, tenant, session)
     read_versioned = asyncpg_sessions.read_versioned
     exited: list[bool] = []
 

@@ -148,11 +148,13 @@ async def both_ways(
         ways.reset()
         if unlocked and ways.remembered:
             await remember(storage, tenant, sessions)
+        elif unlocked:  # remembered since their start: have the batch read them
+            storage.events.remembered.forget(tenant.id, [s.id for s in sessions])
         if between is not None:
             if unlocked and not ways.remembered:
                 ways.between = between(sessions)
             else:
-                await between(sessions)()
+                await as_another_process(storage, tenant, sessions, between(sessions))
         outcome = await storage.events.append(
             tenant.id, batch(*events_of(sessions)), NOW, OPEN, admits
         )
@@ -174,6 +176,17 @@ async def remember(storage: Any, tenant: Tenant, sessions: list[Session]) -> Non
         read = await asyncpg_sessions.read_many(driver, [(tenant.id, s.id) for s in sessions])
     written = [found for found in read if found is not None]
     storage.events.remembered.keep(tenant.id, written, recalled=False)
+
+
+async def as_another_process(
+    storage: Any, tenant: Tenant, sessions: list[Session], action: Action
+) -> None:
+    """`action` run as if by another process: what this one remembers of the sessions is as
+    before it (a change this process makes forgets them: test_remembered_sessions.py)."""
+    ids = [s.id for s in sessions]
+    remembered = storage.events.remembered.recall(tenant.id, ids) or {}
+    await action()
+    storage.events.remembered.keep(tenant.id, remembered.values(), recalled=False)
 
 
 async def sessions_of_one_id(storage: Any, tenant: Tenant) -> tuple[Tenant, Session, Session]:

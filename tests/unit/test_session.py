@@ -1,5 +1,6 @@
 """The Session entity: what a valid start is, what a replay is, how it closes exactly once."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -177,3 +178,22 @@ def test_an_exit_time_without_an_offset_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         Exit(at=datetime(2026, 11, 24, 12, 0))
     assert refused.value.field == "at"
+
+
+def test_a_copy_shares_nothing_either_may_change() -> None:
+    """What a process remembers of a session is a copy, and so is what it hands out of it
+    (adapters.sqlalchemy.remembered_sessions): a change to one never reaches the other."""
+    session = start(attributes={"room": "a"})
+    session.usage = {"taps": 1, "cost": Decimal("0.5")}
+    session.event_gaps, session.deleted_events = [(2, 3)], [(5, 5)]
+    session.summary = {"score": {"total": 3, "parts": [1, 2]}}
+    copied = session.copy()
+    assert copied == session
+    for field in dataclasses.fields(Session):
+        value = getattr(session, field.name)
+        if isinstance(value, list | dict):
+            assert getattr(copied, field.name) is not value, field.name
+    copied.summary["score"]["parts"].append(3)  # type: ignore[index]
+    copied.attributes["room"] = "b"
+    assert session.summary == {"score": {"total": 3, "parts": [1, 2]}}
+    assert session.attributes == {"room": "a"}
