@@ -31,7 +31,7 @@ from adapters.sqlalchemy.tables import sessions
 from adapters.sqlalchemy.time_outs import TimeOut
 from application.sessions.ports import SessionFilter, SessionPosition, SessionRepository
 from domain.charging import ChargeOnClose, Settled
-from domain.errors import NotFound
+from domain.errors import DomainError, NotFound
 from domain.plans import SessionLimit
 from domain.session import (
     END_CHANGES,
@@ -258,20 +258,27 @@ class SqlSessionRepository(SessionRepository):
 
         A session this process remembers (as its start or its last batch of events wrote it;
         not with its subject's balance) is not read: the write is guarded by the Version
-        remembered, and if that is past, the session is read and written afresh."""
+        remembered, and if that is past, the session is read and written afresh. Only the
+        write's guard tells that the copy was still the session: a decision on it to write
+        nothing (a replay, a sign of life dated before the last), or one that fails, is made
+        again on the session read."""
         rated = charge is not None and bool(charge.rates)
         recalled = None if rated else self._recalled(tenant_id, session_id)
         if recalled is not None:
             await grouped.add_gaps(recalled[0])
-            written = await self._written(grouped, recalled, decided, columns, usage, charge)
-            if written is not None:
-                return written
-            if self.remembered is not None:
-                self.remembered.refused(tenant_id, {session_id: recalled[1]})
+            outcome = _decided_to_write(decided, recalled[0])
+            if outcome is not None:
+                if await self._written(grouped, recalled, columns, usage, charge):
+                    return outcome
+                if self.remembered is not None:
+                    self.remembered.refused(tenant_id, {session_id: recalled[1]})
         read = await grouped.read((tenant_id, session_id), with_balance=rated)
         if read is None:
             return None
-        return await self._written(grouped, read, decided, columns, usage, charge)
+        outcome, write = decided(read[0])
+        if not write or await self._written(grouped, read, columns, usage, charge):
+            return outcome
+        return None
 
     def _recalled(self, tenant_id: str, session_id: str) -> Read | None:
         """A copy of the session as this process remembers it, with its Version; or None."""
@@ -284,17 +291,13 @@ class SqlSessionRepository(SessionRepository):
         self,
         grouped: GroupedSessions,
         read: Read,
-        decided: Callable[[Session], tuple[Outcome, bool]],
         columns: Sequence[str],
         usage: Usage,
         charge: ChargeOnClose | None,
-    ) -> Outcome | None:
-        """`_unless_changed`'s decision on the session `read` and its write: the outcome, or
-        None if the session was no longer as read."""
+    ) -> bool:
+        """`_unless_changed`'s write of the session `read`, as decided: False if the session
+        was no longer as read."""
         session, version = read
-        outcome, write = decided(session)
-        if not write:
-            return outcome
         settled = _settled(session, version, charge)
         if not usage:
             if settled is not None and await _written_with_charge(
@@ -305,8 +308,8 @@ class SqlSessionRepository(SessionRepository):
                 columns,
                 settled,
             ):
-                return outcome
-            return outcome if await grouped.save(columns)(read) else None
+                return True
+            return await grouped.save(columns)(read)
         async with asyncpg_connection(self._driver) as driver:
             if settled is not None and await _written_with_charge(
                 lambda settled_session, with_charge, records: asyncpg_sessions.save_unless_changed(
@@ -316,12 +319,10 @@ class SqlSessionRepository(SessionRepository):
                 columns,
                 settled,
             ):
-                return outcome
-            if not await asyncpg_sessions.save_unless_changed(
+                return True
+            return await asyncpg_sessions.save_unless_changed(
                 driver, session, version, columns, usage
-            ):
-                return None
-            return outcome
+            )
 
     async def time_out_idle(
         self,
@@ -371,6 +372,18 @@ class SqlSessionRepository(SessionRepository):
         if lock:  # SQLite has no row locks: its transactions are already serialised
             query = query.with_for_update(skip_locked=skip_locked)
         return await load(conn, (await conn.execute(query)).all())
+
+
+def _decided_to_write(
+    decided: Callable[[Session], tuple[Outcome, bool]], session: Session
+) -> Outcome | None:
+    """The outcome of a change decided on a remembered copy of the session, if it writes; else
+    None: with no write to guard it, nothing tells that the copy was still the session."""
+    try:
+        outcome, write = decided(session)
+    except DomainError:  # decided again on the session read, which may decide otherwise
+        return None
+    return outcome if write else None
 
 
 def _settled(
