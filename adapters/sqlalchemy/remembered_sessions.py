@@ -1,14 +1,15 @@
-"""The sessions as this process last wrote them with a batch of events (PostgreSQL), each with
-the Version it left them at: the next batch of a session starts from there, without reading it.
+"""The sessions as this process last wrote them by a start or a batch of events (PostgreSQL),
+each with the Version it left them at: the session's next batch, exit or sign of life starts
+from there, without reading it (asyncpg_events, sessions.SqlSessionRepository). An exit or a
+sign of life forgets the session: the next batch reads it rather than be refused first.
 
-Only a hint: the batch's write is guarded by that Version (asyncpg_events), so a session another
-writer changed since (an exit, a heartbeat, another worker's batch, the reaper, an erasure) is
-not written as remembered; the batch is then read afresh and written as before. A session
-refused twice in a row as remembered is contested: for a while it is neither recalled nor
-remembered, so that a client whose batches reach several workers in turn, or alternate with
-its heartbeats, pays two refused writes a while, not one a batch; one refused now and then (a
-heartbeat every half minute between a batch a second) keeps being remembered. Kept for a short
-while and a bounded number of sessions: what a client sends now, not what it sent once."""
+Only a hint: each write is guarded by that Version, so a session another writer changed since
+(another worker, the reaper, an erasure) is not written as remembered; it is then read afresh
+and written as before. A session refused twice in a row as remembered is contested: for a while
+it is neither recalled nor remembered, so that a client whose requests reach several workers in
+turn pays two refused writes a while, not one a request; one refused now and then keeps being
+remembered. Kept for a short while and a bounded number of sessions: what a client sends now,
+not what it sent once."""
 
 import time
 from collections import OrderedDict
