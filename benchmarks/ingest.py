@@ -373,12 +373,12 @@ async def pg_service_pairs(url: str, tenant_id: str, seconds: float, clients: in
     the start's INSERT … ON CONFLICT DO NOTHING … RETURNING the row's version, then the exit's
     UPDATE guarded by that version (adapters.sqlalchemy.sessions, `_unless_changed`: the exit
     starts from the session as the start remembered it; until 2026-12-07 17:30 it read the
-    session first, and so did this baseline). No transaction, as the service's. The UPDATE is the one-row statement of
-    that guard, which the service no longer sends: alone, an exit's write goes as a group of one
-    (grouped_sessions `_alone`), a statement over arrays that ran slower sent a pair at a time
-    (2026-12-07, one run: 1,096 pairs a second in the survey and 464 in turns with HTTP, where
-    this one ran at 1,142-1,452 and 1,027-1,549 in the three runs before), so this baseline is
-    the stricter one."""
+    session first, and so did this baseline). No transaction, as the service's. The UPDATE is
+    the one-row statement of that guard, which the service no longer sends: alone, an exit's
+    write goes as a group of one (grouped_sessions `_alone`), a statement over arrays that ran
+    slower sent a pair at a time (2026-12-07, one run: 1,096 pairs a second in the survey and
+    464 in turns with HTTP, where this one ran at 1,142-1,452 and 1,027-1,549 in the three runs
+    before), so this baseline is the stricter one."""
     exit_statement = asyncpg_sessions.update_unless_changed(END_CHANGES, usage=False)
     # A new session's row, in the INSERT's column order, but for its id, subject and instants.
     new_row = dict.fromkeys(column.key for column in sessions_table.c) | {

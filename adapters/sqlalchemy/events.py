@@ -34,15 +34,15 @@ class SqlEventLog(EventLog):
         self,
         engine: AsyncEngine,
         driver_engine: AsyncEngine,
-        remembered: RememberedSessions | None = None,
+        remembered: RememberedSessions,
     ) -> None:
         """`remembered`: the sessions this process last wrote (PostgreSQL), shared with the
-        session repository; one of its own if not given."""
+        session repository."""
         self._engine = engine
         self._single = single_statement(engine)
         self._driver = driver_engine  # for the statements sent to the driver (driver_steps)
         self._unlocked = driver_engine.dialect.name == "postgresql"  # append_unless_changed
-        self.remembered = RememberedSessions() if remembered is None else remembered
+        self.remembered = remembered
 
     async def append(
         self,

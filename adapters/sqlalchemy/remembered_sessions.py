@@ -67,7 +67,8 @@ class RememberedSessions:
         _bounded(self._kept, self._capacity)
 
     def forget(self, tenant_id: str, session_ids: Iterable[str]) -> None:
-        """These sessions were written otherwise (the locked way): what is kept of them is past."""
+        """These sessions were written otherwise (a batch the locked way, an exit, a sign of
+        life): what is kept of them is past."""
         for session_id in session_ids:
             self._kept.pop((tenant_id, session_id), None)
 

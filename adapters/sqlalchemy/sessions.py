@@ -54,7 +54,7 @@ class SqlSessionRepository(SessionRepository):
         self,
         engine: AsyncEngine,
         driver_engine: AsyncEngine,
-        remembered: RememberedSessions | None = None,
+        remembered: RememberedSessions,
     ) -> None:
         """`remembered`: the sessions this process last wrote, shared with the event log
         (PostgreSQL): a start remembers its session, an exit or a sign of life starts from it."""
@@ -265,10 +265,10 @@ class SqlSessionRepository(SessionRepository):
         rated = charge is not None and bool(charge.rates)
         recalled = None if rated else self._recalled(tenant_id, session_id)
         if recalled is not None:
-            await grouped.add_gaps(recalled[0])
             outcome = _decided_to_write(decided, recalled[0])
             if outcome is not None:
                 if await self._written(grouped, recalled, columns, usage, charge):
+                    await grouped.add_gaps(recalled[0])  # for the answer: no decision reads them
                     return outcome
                 if self.remembered is not None:
                     self.remembered.refused(tenant_id, {session_id: recalled[1]})
