@@ -27,15 +27,16 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings) -> Container:
     container = Container()
-    container.config.from_dict(
-        {
-            "storage": {
-                "family": settings.storage_family,
-                "url": settings.storage_url,
-                "postgres_connections": settings.postgres_connections,
-                "wait_seconds": settings.storage_wait_seconds,
-                "serving": settings.serving,
-            }
-        }
-    )
+    container.config.from_dict({"storage": storage_config(settings)})
     return container
+
+
+def storage_config(settings: Settings) -> dict[str, object]:
+    """What the storage container (StorageContainer.config) is configured with."""
+    return {
+        "family": settings.storage_family,
+        "url": settings.storage_url,
+        "postgres_connections": settings.postgres_connections,
+        "wait_seconds": settings.storage_wait_seconds,
+        "serving": settings.serving,
+    }

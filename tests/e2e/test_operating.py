@@ -82,9 +82,8 @@ def test_metrics_sum_every_workers_counts(tmp_path: Path) -> None:
         def start(n: int) -> None:
             # A connection each, so that either worker may take it.
             body = {"kind": "webinar", "resource_id": "w-1", "subject_id": f"viewer-{n}"}
-            answer = httpx.post(
-                f"{server.base_url}/v1/sessions", json=body, headers={"X-API-Key": keys["app"]}
-            )
+            with server.client(keys["app"]) as app:
+                answer = app.post("/v1/sessions", json=body)
             assert answer.status_code == 201, answer.text
 
         sent = 0

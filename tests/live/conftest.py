@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pymongo import MongoClient
 
@@ -169,7 +168,8 @@ def credits_counted(server: Server) -> float:
 
 
 def metrics_of(server: Server) -> Samples:
-    return samples_of(httpx.get(f"{server.base_url}/metrics", timeout=30).text)
+    with server.client() as http:
+        return samples_of(http.get("/metrics").text)
 
 
 FIRST_CHARGES = "SELECT coalesce(-sum(amount), 0) FROM ledger_entries WHERE kind = 'charge'"
