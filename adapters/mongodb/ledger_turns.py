@@ -63,18 +63,21 @@ class LedgerTurns:
                 {"tenant_id": tenant_id, "holder": holder}, {"$set": {"held_until": until}}
             )
 
-        await polled(take_the_rest, wait_seconds)
+        taken = False
         try:
+            await polled(take_the_rest, wait_seconds)
+            taken = True
             if renew:
                 async with renewed(keep, lease):
                     yield held
             else:
                 yield held
         finally:
-            if held:
-                await self._turns.delete_many(
-                    {"tenant_id": tenant_id, "subject_id": {"$in": sorted(held)}, "holder": holder}
-                )
+            # By holder, and after a take that raised too: its write may have been made without
+            # its reply (a timeout, a dropped connection), and a turn it took unknowingly would
+            # stay held until its lease ran out, each settlement of the subject waiting meanwhile.
+            if held or not taken:
+                await self._turns.delete_many({"tenant_id": tenant_id, "holder": holder})
 
     async def _take(
         self, tenant_id: str, subjects: set[str], holder: str, lease: timedelta, in_order: bool

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pymongo import InsertOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import NetworkTimeout
 
 import adapters.mongodb.credits
 import adapters.mongodb.sessions
@@ -350,6 +351,30 @@ async def test_a_batch_takes_every_free_turn_past_one_another_holds_and_holds_th
             assert batch == {"bob"}
             async with turns.held(tenant.id, {"bob"}) as meanwhile:
                 assert meanwhile == set()
+
+
+@on_mongodb
+async def test_a_take_whose_reply_was_lost_leaves_no_turn_held(
+    mongodb: MongoStorage, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take whose write was made and whose reply never came (a timeout, a dropped connection)
+    raises. The turn it took must not stay held until its lease runs out: the subject's
+    settlements would wait for it and be refused for 30 s."""
+    turns = LedgerTurns(mongodb.db)
+    write = AsyncCollection.bulk_write
+
+    async def made_then_lost(self: AsyncCollection[Document], *args: Any, **kwargs: Any) -> Any:
+        await write(self, *args, **kwargs)
+        raise NetworkTimeout("the reply never came")
+
+    monkeypatch.setattr(AsyncCollection, "bulk_write", made_then_lost)
+    with pytest.raises(NetworkTimeout):
+        async with turns.held(tenant.id, {"ann"}, wait_seconds=1):
+            pass
+    monkeypatch.undo()
+
+    async with turns.held(tenant.id, {"ann"}) as next_settlement:
+        assert next_settlement == {"ann"}
 
 
 @pytest.mark.parametrize("storage_url", ["mongodb"], indirect=True)
