@@ -252,7 +252,7 @@ async def ways_of(
     numbers = Numbers(len(sessions))
     direct = direct_ways(args, svc, tenant_id, sessions, numbers)
     sqlite = args.storage == "sqlite"
-    baseline = "sqlite3, 1 thread" if sqlite else "one statement"
+    baseline = "sqlite3, 1 thread(s)" if sqlite else "one statement"
     (batches,) = (way for way in direct.events if baseline in way.name)
     (pairs,) = (
         way for way in direct.pairs if ("8 thread" if sqlite else "then UPDATE") in way.name
