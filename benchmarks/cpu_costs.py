@@ -25,7 +25,8 @@ times each, for --seconds:
     HTTP     POST /v1/events/batch (ingest.py's http_events); an ingest key, as ingest.py's;
     floor    one GET /v1/tracker.js: a lower bound, since it carries no body.
 For each: units per second; CPU microseconds per unit (user + system) of the client (this
-process), the server (its one worker) and PostgreSQL (the postmaster and its backends; SQLite
+process), the server (its one worker; then, in brackets, of it its event loop's thread, the
+rest being SQLite's connection threads) and PostgreSQL (the postmaster and its backends; SQLite
 works inside the client or the server), and their total; PostgreSQL's write transactions per
 unit (transaction ids handed out: a statement that only reads takes none); the statements
 PostgreSQL is running at once, on average (what a server coalescing concurrent requests'
@@ -62,6 +63,7 @@ from harness import (
     cpu_seconds,
     idle_core_seconds,
     lifecycles,
+    main_thread_cpu_seconds,
     run_for,
     run_queue_seconds,
     service,
@@ -86,6 +88,7 @@ class Costs:
     seconds: float = 0.0
     client: float = 0.0  # CPU seconds
     server: float = 0.0
+    server_loop: float = 0.0  # of it, the event loop's thread (the rest: SQLite's threads)
     database: float = 0.0
     writes: int = 0  # PostgreSQL's write transactions
     idle: float = 0.0  # core seconds the machine had nothing to run
@@ -199,9 +202,11 @@ async def measured(
     writes = await database.writes()
     pid = svc.process.pid
     before = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_waits(pid))
+    loop = main_thread_cpu_seconds(pid)
     sampled = database.in_flight(seconds, costs.in_flight) if in_flight else asyncio.sleep(0)
     per_second, _ = await asyncio.gather(rate(seconds), sampled)
     after = (own_cpu_seconds(), cpu_seconds(pid), database.cpu_seconds(), *_waits(pid))
+    costs.server_loop += main_thread_cpu_seconds(pid) - loop
     costs.writes += await database.writes() - writes
     costs.units += round(per_second * seconds)
     costs.seconds += seconds
@@ -327,7 +332,7 @@ def main() -> None:
 def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
     cores = os.cpu_count() or 1
     print(
-        f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6}"
+        f"{unit:36} {'per s':>7}  CPU µs each: {'client':>6} {'server':>6} {'(loop)':>6}"
         f" {'PostgreSQL':>10} {'total':>6}  writes each  in flight"
         "  rate at full cores  cores idle  server waited"
     )
@@ -337,7 +342,7 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
         in_flight = f"{statistics.mean(c.in_flight):>9.2f}" if c.in_flight else f"{'-':>9}"
         print(
             f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
-            f" {c.per_unit(c.server):>6,.0f} {database} {c.total:>6,.0f}  {writes}  {in_flight}"
+            f" {c.per_unit(c.server):>6,.0f} {c.per_unit(c.server_loop):>6,.0f} {database} {c.total:>6,.0f}  {writes}  {in_flight}"
             f"  {cores * 1e6 / c.total:>18,.0f}  {c.idle / c.seconds:>10.2f}"
             f"  {c.server_waited / c.seconds:>13.0%}"
         )

@@ -101,8 +101,18 @@ def cpu_seconds(pid: int) -> float:
 
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) one process has used so far (0 once it is gone)."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU time the main threads of a process and its live children have used so far: a
+    server's event loops, without the threads that run SQLite's statements."""
+    return sum(_stat_cpu_seconds(Path(f"/proc/{p}/task/{p}/stat")) for p in family(pid))
+
+
+def _stat_cpu_seconds(path: Path) -> float:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = path.read_text()
     except FileNotFoundError:
         return 0.0
     # After the command's closing parenthesis: state is field 3, utime 14, stime 15.
