@@ -2,7 +2,8 @@
 the server's CPU a unit of work.
 
     .venv/bin/python benchmarks/against.py COMMIT [--storage postgresql|sqlite]
-                                           [--load pairs|events] [--seconds 8] [--rounds 4]
+                                           [--load pairs|events|webhooks] [--seconds 8]
+                                           [--rounds 4]
 
 Two `sessionmeter serve` processes, one worker each, on one throwaway database: this tree's, and
 COMMIT's, checked out in a temporary `git worktree` put first on its server's PYTHONPATH (both
@@ -10,7 +11,8 @@ run on this tree's venv, so a commit pinned to other versions is measured on the
 load goes through each in turn, --rounds times, the order mirrored each round (this, that; that,
 this; ...), so that the drift of this VM, whose rates move by a fifth from one minute to the
 next, and the growing tables weigh on both alike. The loads are ingest.py's: start+exit pairs
-from 32 clients, or batches of 100 events from 8. Each turn prints units per second and the CPU
+from 32 clients, or batches of 100 events from 8; or webhooks.py's: signed LiveKit webhooks from
+16 clients, each server's stays of participants of its own. Each turn prints units per second and the CPU
 a unit of the server's worker and (PostgreSQL) of the database; then, for each round, this
 tree's worker CPU a unit over COMMIT's, and the median of those: the figure to read.
 
@@ -32,15 +34,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cpu_costs import Costs, counters, http_batches, http_pairs, measured
+from cpu_costs import Costs, Way, counters, http_batches, http_pairs, measured
 from harness import ROOT, Service, analyze, cli, database, mirrored, server
 from ingest import EVENT_CLIENTS, Numbers, open_sessions
+from webhooks import presigned, webhooks_sent
+
+from tests.livekit_server import LiveKitServer  # harness puts the project on the path
 
 THIS = "this tree"
 MIGRATIONS = "adapters/sqlalchemy/migrations"
 WARM_UP_SECONDS = 2.0
 PAIR_CLIENTS = 32  # as ingest.py's pairs
-UNITS = {"pairs": ("pair", "pairs"), "events": ("batch", "batches")}  # by --load
+WEBHOOK_CLIENTS = 16  # as webhooks.py's
+UNITS = {  # by --load
+    "pairs": ("pair", "pairs"),
+    "events": ("batch", "batches"),
+    "webhooks": ("webhook", "webhooks"),
+}
 NO_JOBS = {
     f"SESSIONMETER_{job}_INTERVAL_SECONDS": "0"
     for job in ("REAPER", "RETENTION", "ROLLUP", "LIVEKIT_RECONCILE")
@@ -92,6 +102,13 @@ async def compare(
     this = servers[THIS]
     if args.load == "pairs":
         loads = {name: http_pairs(svc, key, PAIR_CLIENTS) for name, svc in servers.items()}
+    elif args.load == "webhooks":
+        # Each server's own participants, so that neither's webhooks are the other's replays.
+        seconds = WARM_UP_SECONDS + args.seconds * args.rounds
+        loads = {
+            name: webhooks_of(svc, presigned(seconds, prefix=f"s{n}p"))
+            for n, (name, svc) in enumerate(servers.items())
+        }
     else:
         sessions = await open_sessions(this.base, key, EVENT_CLIENTS)
         numbers = Numbers(len(sessions))
@@ -107,6 +124,10 @@ async def compare(
             turns[name].append(costs)
             print(f"  round {r + 1}, {name:>12}: {line(costs, args)}", flush=True)
     return turns
+
+
+def webhooks_of(svc: Service, stays: Iterator[list[tuple[bytes, bytes]]]) -> Way:
+    return lambda seconds: webhooks_sent(svc.base, stays, seconds, WEBHOOK_CLIENTS)
 
 
 def line(costs: Costs, args: argparse.Namespace) -> str:
@@ -126,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("commit")
     parser.add_argument("--storage", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument("--load", choices=("pairs", "events"), default="pairs")
+    parser.add_argument("--load", choices=tuple(UNITS), default="pairs")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
@@ -160,6 +181,9 @@ def main() -> None:
         ):
             this.store_deployed_sessions(this.unlimited_tenant("against"))
             key = this.cli("keys", "create", "--tenant", "against", "--role", "app")
+            livekit = LiveKitServer()
+            this.cli("livekit", "add", "--tenant", "against", "--api-key", livekit.key,
+                     "--api-secret", livekit.secret)  # fmt: skip
             turns = asyncio.run(compare(args, {THIS: this, commit: that}, key))
 
     ratios = [

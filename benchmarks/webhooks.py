@@ -45,11 +45,12 @@ from tests.livekit_server import LiveKitServer  # harness puts the project on th
 PRESIGNED_STAYS_PER_SECOND = 300
 
 
-def signed_stays(server: LiveKitServer) -> Iterator[list[tuple[bytes, bytes]]]:
-    """Participant after participant, their four webhooks (body, header lines), signed."""
+def signed_stays(server: LiveKitServer, prefix: str = "p") -> Iterator[list[tuple[bytes, bytes]]]:
+    """Participant after participant (`prefix` and a number), their four webhooks (body,
+    header lines), signed."""
     start = datetime.now(UTC) - timedelta(minutes=1)
     for n in itertools.count():
-        who, sid = f"p{n}", f"TR_{n}"
+        who, sid = f"{prefix}{n}", f"TR_{prefix}{n}"
         webhooks = [
             server.joined(who, start),
             server.track("track_published", who, start, sid, "CAMERA", start),
@@ -59,13 +60,21 @@ def signed_stays(server: LiveKitServer) -> Iterator[list[tuple[bytes, bytes]]]:
         yield [(raw.encode(), header_lines(headers)) for raw, headers in webhooks]
 
 
-async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
-    # Signing costs the client 0.2 ms a webhook, on the cores the server and the database use:
-    # LiveKit signs on its own machines, so the stays are signed first (and more as needed).
-    signed = signed_stays(LiveKitServer())
-    presigned = int(PRESIGNED_STAYS_PER_SECOND * (seconds + 1))
-    stays = itertools.chain(list(itertools.islice(signed, presigned)), signed)
-    async with connections(svc.base, clients, {}) as http:
+def presigned(seconds: float, prefix: str = "p") -> Iterator[list[tuple[bytes, bytes]]]:
+    """Stays (of participants named `prefix` and a number) enough for `seconds` of load signed
+    now, then more as they are needed. Signing costs the client 0.2 ms a webhook, on the cores
+    the server and the database use: LiveKit signs on its own machines."""
+    signed = signed_stays(LiveKitServer(), prefix)
+    return itertools.chain(
+        list(itertools.islice(signed, int(PRESIGNED_STAYS_PER_SECOND * seconds))), signed
+    )
+
+
+async def webhooks_sent(
+    base: str, stays: Iterator[list[tuple[bytes, bytes]]], seconds: float, clients: int
+) -> float:
+    """Webhooks a second, `clients` LiveKit nodes sending `stays` for `seconds`."""
+    async with connections(base, clients, {}) as http:
 
         async def stay(i: int) -> int:
             webhooks = next(stays)
@@ -74,12 +83,17 @@ async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
                 assert status == 200, body
             return len(webhooks)
 
-        # A second of stays first, so that the tables have rows to analyse.
-        await run_for(1, clients, stay)
-        await analyze(svc.storage_url)
-        with workers_cores(svc.process.pid) as cores:
-            webhooks = await run_for(seconds, clients, stay)
-        return {"webhooks": webhooks, "cores": cores_text(cores)}
+        return await run_for(seconds, clients, stay)
+
+
+async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
+    stays = presigned(seconds + 1)
+    # A second of stays first, so that the tables have rows to analyse.
+    await webhooks_sent(svc.base, stays, 1, clients)
+    await analyze(svc.storage_url)
+    with workers_cores(svc.process.pid) as cores:
+        webhooks = await webhooks_sent(svc.base, stays, seconds, clients)
+    return {"webhooks": webhooks, "cores": cores_text(cores)}
 
 
 def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, Any]:
