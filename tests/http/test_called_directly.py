@@ -4,10 +4,12 @@ Each handler of a small app is served twice, at /direct/... with CalledDirectly 
 /litestar/... without it, with the app's own request class, exception handlers and a guard; every
 request of a matrix goes to both, and the answers must match (status, headers, body). Then: what
 CalledDirectly cannot call as Litestar would is refused when the app is built, and the session's
-start, heartbeat and exit and the event batches of the real app are the handlers it calls.
+start, heartbeat and exit, the event batches and LiveKit's webhooks of the real app are the
+handlers it calls.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -22,11 +24,13 @@ from litestar.response.base import ASGIResponse
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
 from domain.errors import Conflict, Unauthorized
 from entrypoints.http.called_directly import CalledDirectly, check
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.request import StrictJSONRequest
 from tests.app_client import Api
+from tests.livekit_server import LiveKitServer
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -261,7 +265,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
 
 @on_memory
-def test_the_start_heartbeats_event_batches_and_the_exit_are_called_directly(
+def test_the_start_heartbeats_event_batches_the_exit_and_livekits_webhooks_are_called_directly(
     api: Api, kwargs_built: list[str]
 ) -> None:
     """Litestar's kwargs model, which builds the arguments of every other route, builds none of
@@ -273,6 +277,12 @@ def test_the_start_heartbeats_event_batches_and_the_exit_are_called_directly(
     assert beat.status_code == 200, beat.text
     exit_ = api.client.post(f"/v1/sessions/{session['id']}/exit", headers=api.app)
     assert exit_.status_code == 200, exit_.text
+    livekit = LiveKitServer()
+    command = AddLiveKitAccountCommand("acme", livekit.key, livekit.secret)
+    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
+    raw, headers = livekit.joined("ana", datetime.now(UTC))
+    webhook = api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
+    assert webhook.status_code == 200, webhook.text
     assert kwargs_built == []
     read = api.client.get(f"/v1/sessions/{session['id']}", headers=api.app)
     assert read.status_code == 200

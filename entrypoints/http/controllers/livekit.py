@@ -17,6 +17,7 @@ from domain.errors import Contended, DomainError, Unauthorized
 from domain.livekit import KIND
 from domain.tenants import Role
 from entrypoints.http.auth import NEEDS_ADMIN, needs
+from entrypoints.http.called_directly import CalledDirectly
 from entrypoints.http.errors import documented
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.openapi import UNAVAILABLE, rules_of
@@ -72,6 +73,7 @@ class LiveKitController(Controller):
             503: UNAVAILABLE,
         }
     ),
+    middleware=[CalledDirectly],
 )
 async def livekit_webhook(
     request: Request[Any, Any, Any],
