@@ -342,7 +342,8 @@ def print_costs(unit: str, postgres: bool, costs: dict[str, Costs]) -> None:
         in_flight = f"{statistics.mean(c.in_flight):>9.2f}" if c.in_flight else f"{'-':>9}"
         print(
             f"  {name:34} {c.rate:>7,.0f}  {'':12} {c.per_unit(c.client):>6,.0f}"
-            f" {c.per_unit(c.server):>6,.0f} {c.per_unit(c.server_loop):>6,.0f} {database} {c.total:>6,.0f}  {writes}  {in_flight}"
+            f" {c.per_unit(c.server):>6,.0f} {c.per_unit(c.server_loop):>6,.0f} {database}"
+            f" {c.total:>6,.0f}  {writes}  {in_flight}"
             f"  {cores * 1e6 / c.total:>18,.0f}  {c.idle / c.seconds:>10.2f}"
             f"  {c.server_waited / c.seconds:>13.0%}"
         )
