@@ -1,5 +1,5 @@
-"""The real start, heartbeat, exit and event batch answer exactly as Litestar's own route did before
-CalledDirectly (entrypoints/http/called_directly.py): a review's parity matrix.
+"""The real start, heartbeat, exit, event batch and LiveKit webhook answer exactly as Litestar's own
+route did before CalledDirectly (entrypoints/http/called_directly.py): a review's parity matrix.
 
 The real app is built twice: as it is, and with CalledDirectly left out of the handlers'
 middleware when the app is built, so that Litestar's own route (kwargs model, dependency
@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -27,6 +28,8 @@ from litestar.testing import TestClient
 from litestar.types import Message, Middleware
 
 from application.events.ingest_events import IngestEvents
+from application.livekit.add_livekit_account import AddLiveKitAccountCommand
+from application.livekit.receive_livekit_webhook import ReceiveLiveKitWebhook
 from application.sessions.record_exit import RecordExit
 from application.sessions.start_session import StartSession
 from entrypoints.container import Container, build_container
@@ -34,6 +37,7 @@ from entrypoints.http.app import bind, create_app
 from entrypoints.http.called_directly import CalledDirectly
 from tests.app_client import _keys, without_jobs
 from tests.fakes import FakeClock
+from tests.livekit_server import LiveKitServer
 
 SETTINGS = without_jobs("memory://", cors_origins=("https://shop.example",))
 ROLES = ("app", "ingest", "admin", "other")
@@ -43,6 +47,8 @@ S3 = "33333333-3333-4333-8333-333333333333"
 START = b'{"kind": "webinar", "resource_id": "w-1", "subject_id": "ana", "id": "%s"}'
 SESSIONS = "/v1/sessions"
 BATCH = "/v1/events/batch"
+WEBHOOKS = "/v1/webhooks/livekit"
+AN_HOUR_AGO = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)  # the clock's (tests.fakes.FakeClock)
 TRAFFIC = "entrypoints.http.traffic"
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]
@@ -564,15 +570,56 @@ def test_an_unexpected_error_is_the_same_500_envelope_and_log(
     async def broken(*_: Any) -> Any:
         raise RuntimeError("the store is gone")
 
-    for use_case in (StartSession, RecordExit, IngestEvents):
+    for use_case in (StartSession, RecordExit, IngestEvents, ReceiveLiveKitWebhook):
         monkeypatch.setattr(use_case, "__call__", broken)
-    for path, body in (
-        (SESSIONS, START % S1.encode()),
-        (_exit(S1), b""),
-        (BATCH, b'{"events": []}'),
+    webhook, headers = LiveKitServer().joined("ana", AN_HOUR_AGO)
+    for path, body, key, sent in (
+        (SESSIONS, START % S1.encode(), "app", []),
+        (_exit(S1), b"", "app", []),
+        (BATCH, b'{"events": []}', "app", []),
+        (WEBHOOKS, webhook.encode(), None, _listed(headers)),
     ):
-        status, _, answer = pair.same("POST", path, body)
+        status, _, answer = pair.same("POST", path, body, key, sent)
         assert (status, answer[:25]) == (500, b'{"error":"internal_error"'), answer
+    pair.same_leftovers()
+
+
+def _listed(headers: dict[str, str]) -> Headers:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+def test_livekit_webhooks_answer_as_litestar_did(pair: Pair) -> None:
+    """Stored, sent again, unsigned, signed otherwise than the body, expired, of a key not
+    registered, bodies LiveKit never sends, too large, by another method."""
+    livekit = LiveKitServer()
+    command = AddLiveKitAccountCommand("acme", livekit.key, livekit.secret)
+    for side in pair.sides:
+        side.client.blocking_portal.call(side.container.use_cases.add_livekit_account(), command)
+    joined, headers = livekit.joined("ana", AN_HOUR_AGO)
+    left = livekit.left("ana", AN_HOUR_AGO, AN_HOUR_AGO + timedelta(minutes=5))
+    track = livekit.track("track_published", "ben", AN_HOUR_AGO, "TR_1", "CAMERA", AN_HOUR_AGO)
+    wrong_secret = LiveKitServer(secret="another-secret-of-thirty-two-characters")
+    cases: list[tuple[bytes, Headers]] = [
+        (joined.encode(), _listed(headers)),
+        (joined.encode(), _listed(headers)),  # a redelivery
+        (left[0].encode(), _listed(left[1])),
+        (track[0].encode(), _listed(track[1])),
+        (joined.encode(), []),
+        (joined.encode(), [(b"authorization", b"Bearer " + headers["Authorization"].encode())]),
+        (joined.encode(), [(b"authorization", b"a.%%%.c")]),
+        (joined.encode(), _listed(wrong_secret.headers(joined))),
+        (joined.encode(), _listed(LiveKitServer(key="APIunknown").headers(joined))),
+        (joined.encode(), _listed(livekit.headers(joined, ttl=timedelta(minutes=-10)))),
+        (joined.encode() + b" ", _listed(headers)),  # not the body signed
+        (b'{"event": "\xff"}', _listed(headers)),  # not UTF-8
+        (b"x" * ((1 << 20) + 1), _listed(headers)),  # too large
+    ]
+    for odd in ("", "not json", "[]", "{}", "null", '{"event": 5}', '{"event": "egress_started"}'):
+        cases.append((odd.encode(), _listed(livekit.headers(odd))))
+    statuses = [pair.same("POST", WEBHOOKS, body, None, sent)[0] for body, sent in cases]
+    assert statuses[:5] == [200, 200, 200, 200, 401] and statuses[12] == 413, statuses
+    for method in ("GET", "PUT"):
+        assert pair.same(method, WEBHOOKS, joined.encode(), None, _listed(headers))[0] == 405
     pair.same_leftovers()
 
 
