@@ -24,7 +24,6 @@ from litestar.response.base import ASGIResponse
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from application.livekit.add_livekit_account import AddLiveKitAccountCommand
 from domain.errors import Conflict, Unauthorized
 from entrypoints.http.called_directly import CalledDirectly, check
 from entrypoints.http.errors import EXCEPTION_HANDLERS
@@ -266,7 +265,7 @@ on_memory = pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
 
 @on_memory
 def test_the_start_heartbeats_event_batches_the_exit_and_livekits_webhooks_are_called_directly(
-    api: Api, kwargs_built: list[str]
+    api: Api, kwargs_built: list[str], livekit: LiveKitServer
 ) -> None:
     """Litestar's kwargs model, which builds the arguments of every other route, builds none of
     theirs."""
@@ -277,9 +276,6 @@ def test_the_start_heartbeats_event_batches_the_exit_and_livekits_webhooks_are_c
     assert beat.status_code == 200, beat.text
     exit_ = api.client.post(f"/v1/sessions/{session['id']}/exit", headers=api.app)
     assert exit_.status_code == 200, exit_.text
-    livekit = LiveKitServer()
-    command = AddLiveKitAccountCommand("acme", livekit.key, livekit.secret)
-    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
     raw, headers = livekit.joined("ana", datetime.now(UTC))
     webhook = api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
     assert webhook.status_code == 200, webhook.text

@@ -16,14 +16,6 @@ from tests.livekit_server import LiveKitServer
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
-@pytest.fixture
-def livekit(api: Api) -> LiveKitServer:
-    server = LiveKitServer()
-    command = AddLiveKitAccountCommand("acme", server.key, server.secret)
-    api.run(lambda: api.container.use_cases.add_livekit_account()(command))
-    return server
-
-
 def deliver(api: Api, webhook: tuple[str, dict[str, str]]) -> Any:
     raw, headers = webhook
     return api.client.post("/v1/webhooks/livekit", content=raw, headers=headers)
