@@ -147,9 +147,10 @@ class _Writers:
     them whose turn comes runs every step waiting then, in one transaction, and the others'
     turns only hand back what came of theirs. A commit is most of a small step's cost on
     SQLite (writing its pages to the log), so a group of k costs far less than k transactions
-    (README, "Benchmarks"). Each step's outcome is its own: its transaction, if it takes one
-    (in_transaction), is a savepoint of the group's, undone alone when it fails; no answer is
-    given before the group has committed, and a group that cannot commit fails every member."""
+    (benchmarks/HISTORY.md, 2026-12-07 12:25). Each step's outcome is its own: its
+    transaction, if it takes one (in_transaction), is a savepoint of the group's, undone alone
+    when it fails; no answer is given before the group has committed, and a group that cannot
+    commit fails every member."""
 
     connection: PoolProxiedConnection
     lock_file: WritersLockFile = field(default_factory=WritersLockFile)

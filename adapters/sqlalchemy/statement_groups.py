@@ -4,7 +4,7 @@ Under load a server has many requests waiting on the same statement at once (32 
 starting and ending sessions). Sent one by one, each statement is a round trip: a send and a
 wake-up of a backend for the server, a parse, plan, execution and answer for PostgreSQL, which
 cost more than the row itself. Sent as one statement over arrays (`unnest`), they cost
-PostgreSQL about a third, and the server about half (README, "Benchmarks").
+PostgreSQL about a third, and the server about half (benchmarks/HISTORY.md).
 
 No request waits for a group to fill. A request's statement goes at once if fewer than
 `SENDERS` of its kind are on their way; otherwise it joins those waiting, and the next sender

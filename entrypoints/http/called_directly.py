@@ -5,7 +5,7 @@ kind of parameter, each dependency resolved through its `Provide` (with a signat
 own, validating the request it is given), then every argument validated again against the
 handler's signature model; and it makes the answer a `Response`, then an `ASGIResponse`. For a
 session's start and exit, whose dependencies are plain functions of the request, that was a
-fifth of the worker's CPU a pair (on PostgreSQL 444 µs against 356, README "Benchmarks").
+fifth of the worker's CPU a pair (on PostgreSQL 444 µs against 356, benchmarks/HISTORY.md).
 
 `CalledDirectly` is the innermost middleware of such a handler (Litestar's public `middleware=`,
 listed last). Litestar still routes the request, checks that its Host header is valid, answers

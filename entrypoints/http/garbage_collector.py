@@ -4,7 +4,7 @@ A worker holds a large heap that lives as long as it does (the app with its rout
 OpenAPI document, SQLAlchemy's tables, the drivers) and makes many small objects a request that
 die with it. Left at Python's defaults, the cyclic collector runs every 700 allocations and keeps
 walking that long-lived heap again: under the pairs benchmark it took a fifth of the worker's
-CPU (664 µs of it a start+exit pair on PostgreSQL, 535 µs tuned; README, "Benchmarks"). Reference
+CPU (664 µs of it a start+exit pair on PostgreSQL, 535 µs tuned; benchmarks/HISTORY.md). Reference
 counting still frees nearly everything a request makes at once; only cycles wait for the
 collector, and the worker's memory did not move (124 MB either way).
 """
