@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-every-store fuzz lint unit bench mutants clean
+.PHONY: run test test-every-store fuzz lint unit bench bench-targets mutants clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reaper.py
 	$(BIN)/python benchmarks/reports.py
 	$(BIN)/python benchmarks/operating.py
+
+# Issue 15's targets, one benchmark after the other (about 12 minutes): the round whose figures
+# README's "Where issue 15's targets stand" gives. Nothing else should run meanwhile.
+bench-targets: $(STAMP)
+	for storage in sqlite postgresql; do \
+		$(BIN)/python benchmarks/ingest.py --storage $$storage --compare-workers --seconds 6 && \
+		$(BIN)/python benchmarks/webhooks.py --storage $$storage --compare-workers --seconds 8 && \
+		$(BIN)/python benchmarks/cpu_costs.py --storage $$storage --seconds 6 && \
+		$(BIN)/python benchmarks/reaper.py --storage $$storage || exit 1; \
+	done
+	$(BIN)/python benchmarks/seed_fleet.py
 
 # The adapters' atomic steps, as mutmut names their mutants (module.xǁClassǁmethod__mutmut_N or
 # module.x_function__mutmut_N; `?` stands for the ǁ): the port methods that must be race-free, and
