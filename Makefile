@@ -65,7 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reports.py
 	$(BIN)/python benchmarks/operating.py
 
-# Issue 15's targets, one benchmark after the other (about 12 minutes): the round whose figures
+# Issue 15's targets, one benchmark after the other (about 10 minutes): the round whose figures
 # README's "Where issue 15's targets stand" gives. Nothing else should run meanwhile.
 bench-targets: $(STAMP)
 	for storage in sqlite postgresql; do \

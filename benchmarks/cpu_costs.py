@@ -12,7 +12,7 @@ times each, for --seconds:
              module in 8 threads on the server's file, the same writes);
     direct, grouped (PostgreSQL): the service's statements as it sends them under load, each
              grouped with the other clients' of its kind (ingest.py's pg_grouped_pairs);
-    direct, the service's statements (PostgreSQL): the three statements the service sends
+    direct, the service's statements (PostgreSQL): the two statements the service sends
              for a pair that nothing joins, sent with asyncpg (ingest.py's pg_service_pairs);
     HTTP     POST /v1/sessions then POST /v1/sessions/{id}/exit (harness.lifecycles);
     floor    two GET /v1/tracker.js: requests through the same client, uvicorn and Litestar with
