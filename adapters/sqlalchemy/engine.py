@@ -1,5 +1,6 @@
 """Engines for the two SQL families, and the dialect-specific INSERT they need."""
 
+import asyncio
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import aiosqlite
 import asyncpg
 import msgspec
 from sqlalchemy import Table, event, text
@@ -122,7 +124,12 @@ def create_engine(
             common.update(pool_size=SQLITE_CONNECTIONS, max_overflow=0)
             if serving:
                 full = _existing_file_only(full)
-        engine = create_async_engine(full, pool_reset_on_return=None, **common)
+        engine = create_async_engine(
+            full,
+            pool_reset_on_return=None,
+            connect_args={"async_creator_fn": _SqliteConnecting},
+            **common,
+        )
         _serialise_sqlite_writers(engine)
         if serving and (path := sqlite_file(url)) is not None:
             _dropped_when_its_file_is_replaced(engine, path)
@@ -187,6 +194,29 @@ class _Connecting:
     def __await__(self) -> Generator[Any, None, Any]:
         steps: Generator[Any, None, Any] = asyncpg.connect(*self._args, **self._kwargs).__await__()
         return steps
+
+
+class _SqliteConnecting:
+    """aiosqlite.connect(*args, **kwargs), its thread a daemon as SQLAlchemy's dialect makes it
+    (a process ends without closing its pool), save that a connect that fails raises only once
+    that thread has ended. aiosqlite (0.22, pinned) then queues the thread's stop without
+    waiting for it, and the thread's answer could find the caller's event loop closed (a
+    command's asyncio.run, ended by the error): an "Event loop is closed" traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connection = aiosqlite.connect(*args, **kwargs)
+        self._connection._thread.daemon = True
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
+        return self._connected().__await__()
+
+    async def _connected(self) -> aiosqlite.Connection:
+        try:
+            return await self._connection
+        except Exception:
+            # Joined off the loop, which takes the thread's answer to the stop meanwhile.
+            await asyncio.to_thread(self._connection._thread.join)
+            raise
 
 
 def create_driver_engine(

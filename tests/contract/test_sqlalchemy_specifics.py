@@ -624,3 +624,25 @@ def _move_files_of(database: Path, where: Path, to: Path) -> None:
     to.mkdir(exist_ok=True)
     for file in where.glob(f"{database.name}*"):
         file.rename(to / file.name)
+
+
+async def test_a_sqlite_connect_that_failed_returns_once_its_thread_has_ended(
+    tmp_path: Path,
+) -> None:
+    """aiosqlite stops the thread of a connect that failed without waiting for it. Had the
+    caller's event loop ended meanwhile (a command's asyncio.run, a test's), the thread's answer
+    found it closed: an "Event loop is closed" traceback on stderr. The failure reaches the
+    caller once that thread has ended."""
+    before = set(threading.enumerate())
+    absent = SqlAlchemyStorage(f"sqlite:///{tmp_path}/absent.db", serving=True)
+    try:
+        with pytest.raises(StorageError):
+            await absent.health.ping()
+        left = [
+            thread.name
+            for thread in set(threading.enumerate()) - before
+            if "_connection_worker_thread" in thread.name  # aiosqlite's
+        ]
+    finally:
+        await absent.close()
+    assert left == []
