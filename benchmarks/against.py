@@ -37,9 +37,7 @@ from pathlib import Path
 from cpu_costs import Costs, Way, counters, http_batches, http_pairs, measured
 from harness import ROOT, Service, analyze, cli, database, mirrored, server
 from ingest import EVENT_CLIENTS, Numbers, open_sessions
-from webhooks import presigned, webhooks_sent
-
-from tests.livekit_server import LiveKitServer  # harness puts the project on the path
+from webhooks import presigned, registered_livekit, webhooks_sent
 
 THIS = "this tree"
 MIGRATIONS = "adapters/sqlalchemy/migrations"
@@ -181,9 +179,8 @@ def main() -> None:
         ):
             this.store_deployed_sessions(this.unlimited_tenant("against"))
             key = this.cli("keys", "create", "--tenant", "against", "--role", "app")
-            livekit = LiveKitServer()
-            this.cli("livekit", "add", "--tenant", "against", "--api-key", livekit.key,
-                     "--api-secret", livekit.secret)  # fmt: skip
+            if args.load == "webhooks":
+                registered_livekit(this, "against")
             turns = asyncio.run(compare(args, {THIS: this, commit: that}, key))
 
     ratios = [

@@ -96,13 +96,18 @@ async def send(svc: Service, seconds: float, clients: int) -> dict[str, Any]:
     return {"webhooks": webhooks, "cores": cores_text(cores)}
 
 
+def registered_livekit(svc: Service, tenant: str) -> None:
+    """The tenant accepts the webhooks `presigned` signs (tests.livekit_server's key)."""
+    server = LiveKitServer()
+    svc.cli("livekit", "add", "--tenant", tenant, "--api-key", server.key,
+            "--api-secret", server.secret)  # fmt: skip
+
+
 def measure(workers: int, storage: str, seconds: float, clients: int) -> dict[str, Any]:
     with service(workers, storage) as svc:
         tenant_id = svc.create_tenant("bootcamp")
         svc.store_deployed_sessions(tenant_id)
-        server = LiveKitServer()
-        svc.cli("livekit", "add", "--tenant", "bootcamp", "--api-key", server.key,
-                "--api-secret", server.secret)  # fmt: skip
+        registered_livekit(svc, "bootcamp")
         return asyncio.run(peak_rss_while(svc.process.pid, send(svc, seconds, clients)))
 
 
